@@ -1,0 +1,338 @@
+"""The ``tapcheck`` command.
+
+Every command imports what it needs when it runs, so ``tapcheck judge`` does not pay for
+matplotlib or scikit-learn. Errors a user can cause are :class:`~tapcheck.errors.TapcheckError`
+and become one line and exit status 2 in :func:`main`, the one place that handles them
+(``--debug`` shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import TapcheckError, TapcheckWarning
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _echo_err(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, TapcheckWarning):
+        _echo_err(f"tapcheck: warning: {message}")
+    elif os.environ.get("TAPCHECK_DEBUG"):
+        _echo_err(warnings.formatwarning(message, category, filename, lineno, line).rstrip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the command line, turn input errors into one clean line."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args or bool(os.environ.get("TAPCHECK_DEBUG"))
+    if debug:
+        os.environ["TAPCHECK_DEBUG"] = "1"
+    warnings.showwarning = _show_warning
+    try:
+        code = cli.main(args=args, prog_name="tapcheck", standalone_mode=False)
+    except TapcheckError as e:
+        if debug:
+            raise
+        _echo_err(f"tapcheck: error: {e}")
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return 2
+    except (click.Abort, KeyboardInterrupt):
+        _echo_err("tapcheck: interrupted")
+        return 130
+    return code if isinstance(code, int) else 0
+
+
+def _parse_config(path: str | None):
+    from .config import load_config
+
+    return load_config(path)
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(_fmt(r.get(c)).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="tapcheck")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+def cli(debug: bool) -> None:
+    """Acoustic tap-testing of wooden boards: record taps, learn healthy boards, judge new taps.
+
+    Start with `tapcheck demo`: it synthesises the study's boards, trains the study's best model
+    (ArcFace on ResNet18) and judges the held-out boards.
+    """
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--dataset", default="demo", show_default=True, help="Dataset name or folder.")
+@click.option("--takes", default=30, show_default=True, help="Takes per board and side.")
+@click.option("--test-takes", type=int, default=None,
+              help="Held-out test takes of each normal training board (default: a fifth).")
+@click.option("--seed", default=0, show_default=True, help="Same seed, same dataset.")
+def synth(dataset: str, takes: int, test_takes: int | None, seed: int) -> None:
+    """Synthesise the study's boards (physics-based) into a new dataset."""
+    from .synth import make_study_dataset
+
+    ds = make_study_dataset(dataset, takes=takes, test_takes=test_takes, seed=seed,
+                            progress=sys.stderr.isatty())
+    click.echo(f"wrote {len(ds)} takes of {len(ds.summary())} board sides to {ds.root}")
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--dataset", required=True, help="Dataset name or folder (created if needed).")
+@click.option("--board", required=True, type=click.IntRange(min=0), help="Board number.")
+@click.option("--side", required=True, help="Side or end struck, e.g. left.")
+@click.option("--label", required=True, type=click.Choice(["normal", "defect"]))
+@click.option("--group", default="", help="Free text, e.g. similar-material.")
+@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "test"]))
+def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label: str, group: str,
+            split: str) -> int:
+    """Bring existing audio files (WAV/FLAC/OGG, any rate, mono or stereo) into a dataset.
+
+    Each file is converted to mono 44.1 kHz and stored as the next take of the board side; a
+    file that cannot be read, or holds no strike, is listed at the end and not imported.
+    """
+    from .audio import load
+    from .config import AudioConfig, FeatureConfig
+    from .datasets import Dataset, check_slug
+    from .features import strike_crops
+
+    check_slug(side, "side")
+    if group:
+        check_slug(group, "group")
+    ds = Dataset.create(dataset)
+    sr = AudioConfig().sr
+    bad = []
+    for path in files:
+        try:
+            y = load(path, sr=sr)
+            strike_crops(y, features=FeatureConfig(), path=path)  # refuse clips without a tap
+        except TapcheckError as e:
+            bad.append(str(e))
+            continue
+        take = ds.add_take(y, sr=sr, board=board, side=side, label=label, group=group,
+                           split=split, source="import")
+        click.echo(f"{path} -> {ds.root / take.path}")
+    for message in bad:
+        _echo_err(f"tapcheck: error: {message}")
+    click.echo(f"imported {len(files) - len(bad)} of {len(files)} file(s) into {ds.root}")
+    return 2 if bad else 0
+
+
+@cli.command()
+def datasets() -> None:
+    """List the datasets under ./recordings (or $TAPCHECK_RECORDINGS)."""
+    from .datasets import Dataset, list_datasets, recordings_home
+
+    rows = []
+    for name in list_datasets():
+        ds = Dataset.open(recordings_home() / name)
+        rows.append({"dataset": name, "takes": len(ds), "boards": len({t.board for t in ds.takes}),
+                     "normal": len(ds.select(label="normal")),
+                     "defect": len(ds.select(label="defect")),
+                     "train": len(ds.select(split="train")), "test": len(ds.select(split="test"))})
+    if not rows:
+        click.echo(f"no datasets in {recordings_home()}/ — try `tapcheck synth --dataset demo`")
+        return
+    click.echo(_table(rows, ["dataset", "takes", "boards", "normal", "defect", "train", "test"]))
+
+
+@cli.command()
+@click.argument("name")
+def info(name: str) -> None:
+    """Boards, sides, labels and takes of one dataset."""
+    from .datasets import Dataset
+
+    ds = Dataset.open(name)
+    click.echo(f"{ds.root}: {len(ds)} takes")
+    click.echo(_table(ds.summary(), ["board", "side", "label", "group", "train", "test"]))
+    missing = ds.missing_files()
+    if missing:
+        _echo_err(f"tapcheck: warning: {len(missing)} take(s) in the manifest have no file, "
+                  f"e.g. {missing[0].path}")
+
+
+# -- models -------------------------------------------------------------------------------------
+
+@cli.command()
+def models() -> None:
+    """The models `tapcheck train --model` knows, one line each."""
+    from .models import MODELS
+
+    rows = [{"model": s.name, "scorer": s.defaults.get("scorer"),
+             "optimiser": f"{s.defaults.get('optimizer')} lr {s.defaults.get('lr')}",
+             "epochs": s.defaults.get("epochs"), "about": s.summary} for s in MODELS.values()]
+    click.echo(_table(rows, ["model", "scorer", "optimiser", "epochs", "about"]))
+
+
+def _train_options(f):
+    options = [
+        click.option("--dataset", default="demo", show_default=True, help="Dataset to train on."),
+        click.option("--config", "config_path", type=click.Path(path_type=Path),
+                     help="TOML config (see configs/default.toml); options override it."),
+        click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the model's)."),
+        click.option("--seed", type=int, help="Random seed."),
+        click.option("--scorer", type=click.Choice(["knn", "prob", "recon"]),
+                     help="Anomaly scorer (default: the model's)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@cli.command()
+@click.option("--model", "model_name", default="arcface-resnet18", show_default=True,
+              help="Model to train; `tapcheck models` lists them.")
+@_train_options
+@click.option("--out", type=click.Path(path_type=Path), help="Model file [models/<model>.pt].")
+def train(model_name: str, dataset: str, config_path: Path | None, epochs: int | None,
+          seed: int | None, scorer: str | None, out: Path | None) -> None:
+    """Train a model on a dataset's training split and save it as one self-describing file."""
+    from .datasets import Dataset
+    from .modelfile import save_checkpoint
+    from .models import get_spec
+
+    get_spec(model_name)  # an unknown name fails before any work
+    config = _parse_config(config_path).replace("train", model=model_name, epochs=epochs,
+                                                seed=seed, scorer=scorer)
+    ds = Dataset.open(dataset)
+    out = out or Path(os.environ.get("TAPCHECK_MODELS", "models")) / f"{model_name}.pt"
+    checkpoint = _train(ds, config)
+    save_checkpoint(out, checkpoint)
+    det = checkpoint["detector"]
+    click.echo(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, threshold "
+               f"{-det['offset']:.4g} at {checkpoint['config']['train']['far']:.0%} false alarms)")
+
+
+def _train(ds, config) -> dict:
+    from .training import train_model
+
+    interactive = sys.stderr.isatty()
+    log = None if interactive else (lambda line: _echo_err(line))
+    return train_model(ds, config=config, progress=interactive, log=log)
+
+
+@cli.command()
+@click.argument("clips", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", "model_path", type=click.Path(path_type=Path),
+              help="Model file [models/arcface-resnet18.pt].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per clip.")
+def judge(clips: tuple[Path, ...], model_path: Path | None, as_json: bool) -> int:
+    """Judge clips: NORMAL or ANOMALOUS, with the score and the threshold.
+
+    Exit status: 0 all normal, 1 any anomalous, 2 if any clip could not be judged (the others are
+    judged all the same and the bad ones listed at the end).
+    """
+    from .judge import Judge, default_model_path
+
+    judge_ = Judge(model_path or default_model_path())
+    verdicts = judge_.judge_files(list(clips))
+    bad = [v for v in verdicts if v.error]
+    for v in verdicts:
+        if as_json:
+            click.echo(json.dumps(v.to_dict()))
+        elif not v.error:
+            for w in v.warnings:
+                _echo_err(f"tapcheck: warning: {w}")
+            click.echo(f"{v.verdict:<9}  score {v.score:.4f}  threshold {v.threshold:.4f}  "
+                       f"{v.model}  {v.path}")
+    for v in bad:
+        _echo_err(f"tapcheck: error: {v.error}")
+    if bad:
+        if len(bad) > 1 or len(verdicts) > 1:
+            _echo_err(f"tapcheck: {len(bad)} of {len(verdicts)} clip(s) could not be judged")
+        return 2
+    return 1 if any(v.anomalous for v in verdicts) else 0
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--dataset", default="demo", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the model's).")
+@click.option("--seed", default=0, show_default=True)
+def demo(dataset: str, epochs: int | None, seed: int) -> None:
+    """Synthesise the study's boards (if missing), train arcface-resnet18, judge the test split."""
+    import time
+
+    import numpy as np
+
+    from .config import Config
+    from .datasets import Dataset, dataset_path
+    from .judge import Judge, default_model_path
+    from .metrics import auc, pauc
+    from .modelfile import load_model, save_checkpoint
+    from .synth import make_study_dataset
+
+    started = time.perf_counter()
+    if not (dataset_path(dataset) / "manifest.csv").exists():
+        click.echo(f"1/3 synthesising the study's boards into {dataset_path(dataset)} ...")
+        make_study_dataset(dataset, seed=seed, progress=sys.stderr.isatty())
+    else:
+        click.echo(f"1/3 using the existing dataset {dataset_path(dataset)}")
+    ds = Dataset.open(dataset)
+    config = Config().replace("train", model="arcface-resnet18", epochs=epochs, seed=seed)
+    click.echo("2/3 training arcface-resnet18 (the study's best model) ...")
+    out = default_model_path()
+    save_checkpoint(out, _train(ds, config))
+    click.echo(f"    saved {out}")
+    click.echo("3/3 judging the test split ...")
+    test = ds.select(split="test")
+    verdicts = Judge(load_model(out)).judge_files([ds.path_of(t) for t in test])
+    ok = [(t, v) for t, v in zip(test, verdicts) if not v.error]
+    scores = np.array([v.score for _, v in ok])
+    labels = np.array([t.label == "defect" for t, _ in ok])
+    threshold = verdicts[0].threshold if verdicts else float("nan")
+    rows = []
+    for board in sorted({t.board for t, _ in ok}):
+        mine = np.array([t.board == board for t, _ in ok])
+        first = next(t for t, _ in ok if t.board == board)
+        rows.append({"board": board, "label": first.label, "group": first.group,
+                     "clips": int(mine.sum()), "mean score": float(scores[mine].mean()),
+                     "flagged": f"{int((scores[mine] > threshold).sum())}/{int(mine.sum())}"})
+    click.echo(_table(rows, ["board", "label", "group", "clips", "mean score", "flagged"]))
+    click.echo(f"threshold {threshold:.4f}   AUC {auc(labels, scores):.3f}   "
+               f"pAUC(FPR<=0.1) {pauc(labels, scores):.3f}   "
+               f"({time.perf_counter() - started:.0f} s in all)")
+    means = {r["board"]: r["mean score"] for r in rows}
+    if 7 in means and 8 in means:
+        relation = "higher" if means[8] > means[7] else "NOT higher"
+        click.echo(f"board 8 (struck on the cut side) scores {relation} than board 7 "
+                   f"({means[8]:.4f} vs {means[7]:.4f}), as in the study")
+    for v in verdicts:
+        if v.error:
+            _echo_err(f"tapcheck: error: {v.error}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Settings: one source of truth.
+
+Dataclasses hold every default. ``configs/*.toml`` files have one table per dataclass (``[audio]``,
+``[features]``, ``[train]``) whose keys are exactly the fields; an unknown table or key is an error,
+so a typo never passes silently. Command-line options override the file. The resolved
+configuration is stored inside every model file (see :mod:`tapcheck.modelfile`).
+
+Fields whose default is ``None`` are filled from the chosen model's own defaults
+(``tapcheck models`` lists them), because the study tuned optimiser settings per model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """How clips are read and recorded."""
+
+    sr: int = 44100  # study: librosa.load(sr=44100)
+    duration_s: float = 3.0  # study: 3 s per recording
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """The strike-region crops of the study: power spectrogram in dB, 100 bins x 120 frames, twice."""
+
+    n_fft: int = 1024  # study
+    hop_length: int = 128  # study
+    top_db: float = 80.0  # librosa.power_to_db's default, as the study used it
+    n_bins: int = 100  # study: crop 100 frequency bins (0-4.3 kHz at 44.1 kHz)
+    fmin_bin: int = 0  # first bin of the crop; the study kept the lowest bins
+    n_frames: int = 120  # study: crop 120 frames (0.35 s)
+    pre_frames: int = 4  # frames kept before the strike's onset: the attack itself
+    shift_frames: int = 6  # the second crop starts this many frames later (study: "slightly shifted")
+    n_crops: int = 2  # study: each WAV gives 2 samples
+    min_strike_db: float = 15.0  # the strike must stand this far above the clip's noise floor
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained, scored and calibrated. ``None`` means the model's own default."""
+
+    model: str = "arcface-resnet18"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None  # "sgd" or "adam"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    embedding_dim: int | None = None
+    seed: int = 0
+    scorer: str | None = None  # "knn", "prob" or "recon"; see tapcheck.detectors
+    knn_k: int = 5  # AdaCos source: k-th nearest neighbour, k = 5
+    knn_metric: str = "cosine"  # "cosine" or "euclidean"
+    knn_exp: bool = False  # AdaCos source: score exp(1 - cos) instead of 1 - cos
+    far: float = 0.05  # false-alarm rate the threshold is set for, on normal clips only
+    calib_fraction: float = 0.15  # normal training takes held out to calibrate the threshold
+    arcface_scale: float | None = None  # None: from the number of classes, see models/heads.py
+    arcface_margin: float = 0.2
+    freq_stretch: float = 0.06  # augmentation: stretch each crop's frequency axis by up to ±6 %
+    bf16: bool = True  # bfloat16 autocast on CPUs that support it
+    patience: int = 0  # early stopping on the normal-only validation score; 0 = off
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that decides what tapcheck computes."""
+
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain nested dict (TOML- and torch.load(weights_only=True)-safe)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> "Config":
+        """Build from nested tables; unknown tables or keys raise :class:`ConfigError`."""
+        return _build(cls, data, source, "")
+
+    def replace(self, section: str, **changes: Any) -> "Config":
+        """A copy with some fields of one section changed; ``None`` values are ignored."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        current = getattr(self, section)
+        data = {**dataclasses.asdict(current), **changes}
+        new = _build(type(current), data, "option", f"{section}.")
+        return dataclasses.replace(self, **{section: new})
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read a TOML config over the defaults.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A TOML file with ``[audio]``, ``[features]`` and/or ``[train]`` tables. ``None`` gives the
+        defaults.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, not TOML, or has a table, key or value tapcheck does not know.
+    """
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError("config file not found", path=path,
+                          fix="check the path, or start from configs/default.toml") from None
+    except IsADirectoryError:
+        raise ConfigError("is a folder, not a config file", path=path,
+                          fix="pass a .toml file such as configs/default.toml") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"not valid TOML ({e})", path=path,
+                          fix="fix the syntax; configs/default.toml shows every key") from None
+    return Config.from_dict(data, source=str(path))
+
+
+def _build(cls: type, data: Any, source: str, prefix: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{prefix.rstrip('.')}' must be a table", path=source)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key '{prefix}{unknown[0]}'", path=source,
+            fix=f"valid keys here: {', '.join(prefix + name for name in fields)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, value in data.items():
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            values[name] = _build(kind, value, source, f"{prefix}{name}.")
+        else:
+            values[name] = _coerce(value, kind, source, f"{prefix}{name}")
+    return cls(**values)
+
+
+def _coerce(value: Any, kind: Any, source: str, key: str) -> Any:
+    options = typing.get_args(kind) if isinstance(kind, types.UnionType) else (kind,)
+    if value is None and type(None) in options:
+        return None
+    for option in options:
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is str and isinstance(value, str):
+            return value
+    wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options if o is not type(None))
+    raise ConfigError(f"'{key}' must be {wanted}, not {value!r}", path=source)

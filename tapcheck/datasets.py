@@ -1,0 +1,294 @@
+"""Datasets on disk: ``recordings/<name>/board<NN>/<side>/take<NNN>.wav`` plus ``manifest.csv``.
+
+The manifest has one row per take (see :data:`MANIFEST_FIELDS`) and is the truth about labels and
+splits; the folder layout only keeps files findable by hand. Adding a take locks the dataset,
+numbers the take after the last one on disk or in the manifest (so nothing is ever overwritten),
+writes the WAV atomically and then rewrites the manifest atomically: a crash at any moment leaves
+every earlier take and a manifest that parses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import fcntl
+import io
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Collection, Iterator
+
+import numpy as np
+
+from .audio import peak_dbfs, write_wav
+from .errors import DatasetError, ParameterError
+from .files import atomic_write
+
+MANIFEST = "manifest.csv"
+MANIFEST_FIELDS = ("path", "board", "side", "label", "group", "split", "take", "recorded_at",
+                   "sample_rate", "duration_s", "source", "peak_dbfs")
+LABELS = ("normal", "defect")
+SPLITS = ("train", "test")
+_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class Take:
+    """One row of a manifest."""
+
+    path: str  # relative to the dataset folder
+    board: int
+    side: str
+    label: str
+    group: str
+    split: str
+    take: int
+    recorded_at: str
+    sample_rate: int
+    duration_s: float
+    source: str
+    peak_dbfs: float
+
+    @property
+    def class_name(self) -> str:
+        """The identity metric-learning models separate: ``board03/left``."""
+        return f"board{self.board:02d}/{self.side}"
+
+
+def recordings_home() -> Path:
+    """Folder that holds the datasets: ``$TAPCHECK_RECORDINGS`` or ``./recordings``."""
+    return Path(os.environ.get("TAPCHECK_RECORDINGS", "recordings"))
+
+
+def dataset_path(name: str | os.PathLike) -> Path:
+    """``NAME`` → ``recordings/NAME``; a path with a slash (or an existing folder) is used as is."""
+    text = os.fspath(name)
+    if os.sep in text or "/" in text or (Path(text).is_dir() and (Path(text) / MANIFEST).exists()):
+        return Path(text)
+    if not _SLUG.match(text):
+        raise ParameterError(f"'{text}' is not a usable dataset name",
+                             fix="use letters, digits, '-' and '_', e.g. --dataset bench-1")
+    return recordings_home() / text
+
+
+def check_slug(value: str, what: str) -> str:
+    """A side or group name must be safe as a folder name."""
+    if not _SLUG.match(value):
+        raise ParameterError(f"{what} '{value}' must be letters, digits, '-' or '_'",
+                             fix=f"e.g. --{what} left")
+    return value
+
+
+class Dataset:
+    """A dataset folder and its manifest.
+
+    Parameters
+    ----------
+    root : str or Path
+        The dataset folder (holding ``manifest.csv``).
+
+    Examples
+    --------
+    >>> ds = Dataset.open("demo")                                  # doctest: +SKIP
+    >>> ds.select(split="train", label="normal")[:2]               # doctest: +SKIP
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.name = self.root.name
+        self.takes: list[Take] = _read_manifest(self.root / MANIFEST) if (
+            self.root / MANIFEST).exists() else []
+
+    @classmethod
+    def open(cls, name: str | os.PathLike) -> "Dataset":
+        """Open an existing dataset by name or path."""
+        root = dataset_path(name)
+        if not (root / MANIFEST).exists():
+            known = ", ".join(sorted(list_datasets())) or "none yet"
+            raise DatasetError(
+                "no such dataset (no manifest.csv)", path=root,
+                fix=f"datasets here: {known}; make one with `tapcheck synth`, `record` or `import`")
+        return cls(root)
+
+    @classmethod
+    def create(cls, name: str | os.PathLike) -> "Dataset":
+        """Open a dataset, creating its folder if needed."""
+        root = dataset_path(name)
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root)
+
+    def __len__(self) -> int:
+        return len(self.takes)
+
+    def __repr__(self) -> str:
+        return f"Dataset({str(self.root)!r}, takes={len(self.takes)})"
+
+    def select(self, *, split: str | Collection[str] | None = None,
+               label: str | Collection[str] | None = None,
+               board: int | Collection[int] | None = None,
+               side: str | Collection[str] | None = None,
+               group: str | Collection[str] | None = None) -> list[Take]:
+        """Takes matching every given filter; each accepts one value or a collection."""
+        def ok(value, wanted) -> bool:
+            if wanted is None:
+                return True
+            if isinstance(wanted, (str, int)):
+                return value == wanted
+            return value in wanted
+
+        return [t for t in self.takes if ok(t.split, split) and ok(t.label, label)
+                and ok(t.board, board) and ok(t.side, side) and ok(t.group, group)]
+
+    def path_of(self, take: Take) -> Path:
+        """Absolute-ish path of a take's audio file."""
+        return self.root / take.path
+
+    def missing_files(self) -> list[Take]:
+        """Takes whose audio file is not on disk."""
+        return [t for t in self.takes if not self.path_of(t).is_file()]
+
+    def next_take(self, board: int, side: str) -> int:
+        """Number for a new take: after the highest in the manifest **or** on disk."""
+        numbers = [t.take for t in self.takes if t.board == board and t.side == side]
+        folder = self.root / f"board{board:02d}" / side
+        if folder.is_dir():
+            for f in folder.glob("take*.wav"):
+                m = re.fullmatch(r"take(\d+)\.wav", f.name)
+                if m:
+                    numbers.append(int(m.group(1)))
+        return max(numbers, default=0) + 1
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator["Dataset"]:
+        """Hold the dataset's lock (another recorder or importer waits) and re-read the manifest."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if (self.root / MANIFEST).exists():
+                    self.takes = _read_manifest(self.root / MANIFEST)
+                yield self
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def add_take(self, y: np.ndarray, *, sr: int, board: int, side: str, label: str,
+                 group: str = "", split: str = "train", source: str = "",
+                 recorded_at: str | None = None) -> Take:
+        """Store a new take: WAV first, then the manifest row, both atomically.
+
+        Parameters
+        ----------
+        y : np.ndarray, shape (n_samples,)
+        sr : int
+        board, side, label, group, split, source
+            As in the manifest.
+        recorded_at : str, optional
+            ISO 8601 time; default now (UTC).
+
+        Returns
+        -------
+        Take
+            The row written.
+        """
+        _check_row_values(board=board, side=side, label=label, split=split, group=group)
+        with self.locked():
+            number = self.next_take(board, side)
+            rel = f"board{board:02d}/{side}/take{number:03d}.wav"
+            write_wav(self.root / rel, y, sr=sr)
+            take = Take(
+                path=rel, board=board, side=side, label=label, group=group, split=split,
+                take=number,
+                recorded_at=recorded_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                sample_rate=sr, duration_s=round(len(y) / sr, 4), source=source,
+                peak_dbfs=round(peak_dbfs(y), 2))
+            self.takes.append(take)
+            self.write_manifest()
+            return take
+
+    def write_manifest(self) -> None:
+        """Rewrite ``manifest.csv`` atomically from :attr:`takes`."""
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for t in self.takes:
+            writer.writerow(dataclasses.asdict(t))
+        with atomic_write(self.root / MANIFEST, "w", encoding="utf-8", newline="") as f:
+            f.write(buffer.getvalue())
+
+    def summary(self) -> list[dict]:
+        """One row per (board, side): label, group, split counts."""
+        rows: dict[tuple[int, str], dict] = {}
+        for t in self.takes:
+            row = rows.setdefault((t.board, t.side), {
+                "board": t.board, "side": t.side, "label": t.label, "group": t.group,
+                "train": 0, "test": 0})
+            row[t.split] += 1
+        return [rows[k] for k in sorted(rows)]
+
+
+def list_datasets() -> list[str]:
+    """Names of the datasets under :func:`recordings_home`."""
+    home = recordings_home()
+    if not home.is_dir():
+        return []
+    return sorted(p.name for p in home.iterdir() if (p / MANIFEST).is_file())
+
+
+def _check_row_values(*, board: int, side: str, label: str, split: str, group: str) -> None:
+    if not isinstance(board, int) or board < 0:
+        raise ParameterError(f"board must be a whole number >= 0, not {board!r}")
+    check_slug(side, "side")
+    if group:
+        check_slug(group, "group")
+    if label not in LABELS:
+        raise ParameterError(f"label must be one of {', '.join(LABELS)}, not '{label}'")
+    if split not in SPLITS:
+        raise ParameterError(f"split must be one of {', '.join(SPLITS)}, not '{split}'")
+
+
+def _read_manifest(path: Path) -> list[Take]:
+    """Parse and validate a manifest; any bad row is a :class:`DatasetError` naming its line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"cannot be read ({e})", path=path,
+                           fix="restore it from a backup or rebuild it") from None
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [f for f in MANIFEST_FIELDS if f not in (reader.fieldnames or [])]
+    if missing:
+        raise DatasetError(f"is not a tapcheck manifest (no column {', '.join(missing)})",
+                           path=path, fix=f"the header must be: {','.join(MANIFEST_FIELDS)}")
+    takes, seen = [], {}
+    for line, row in enumerate(reader, start=2):
+        where = f"{path}:{line}"
+        try:
+            take = Take(
+                path=row["path"], board=int(row["board"]), side=row["side"], label=row["label"],
+                group=row["group"] or "", split=row["split"], take=int(row["take"]),
+                recorded_at=row["recorded_at"] or "", sample_rate=int(row["sample_rate"]),
+                duration_s=float(row["duration_s"]), source=row["source"] or "",
+                peak_dbfs=float(row["peak_dbfs"]))
+        except (TypeError, ValueError) as e:
+            raise DatasetError(f"malformed row ({e})", path=where,
+                               fix="fix or delete the row") from None
+        if take.label not in LABELS:
+            raise DatasetError(f"unknown label '{take.label}'", path=where,
+                               fix=f"use one of: {', '.join(LABELS)}")
+        if take.split not in SPLITS:
+            raise DatasetError(f"unknown split '{take.split}'", path=where,
+                               fix=f"use one of: {', '.join(SPLITS)}")
+        if take.path in seen:
+            raise DatasetError(f"duplicate row for {take.path} (first on line {seen[take.path]})",
+                               path=where, fix="delete one of the two rows")
+        seen[take.path] = line
+        takes.append(take)
+    return takes
+
+
+def class_counts(takes: list[Take]) -> Counter:
+    """Takes per (board, side) class name."""
+    return Counter(t.class_name for t in takes)

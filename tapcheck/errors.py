@@ -1,0 +1,69 @@
+"""Errors a user can cause, and how they read.
+
+Every problem tapcheck can blame on its input derives from :class:`TapcheckError`. The CLI turns
+them into one line, ``tapcheck: error: <file>: <problem> — <fix>``, and exit status 2, in one place
+(:func:`tapcheck.cli.main`). Programming errors stay ordinary exceptions with tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class TapcheckError(Exception):
+    """Base of every error caused by input: a file, a setting, a device, a dataset.
+
+    Parameters
+    ----------
+    problem : str
+        What is wrong, in a few words.
+    path : str or os.PathLike, optional
+        The file or folder the problem is in; named first in the message.
+    fix : str, optional
+        What the user can do about it.
+    """
+
+    exit_code = 2
+
+    def __init__(self, problem: str, *, path: str | os.PathLike | None = None,
+                 fix: str | None = None):
+        self.problem = problem
+        self.path = None if path is None else os.fspath(path)
+        self.fix = fix
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        text = self.problem if self.path is None else f"{self.path}: {self.problem}"
+        return text if not self.fix else f"{text} — {self.fix}"
+
+
+class ParameterError(TapcheckError, ValueError):
+    """A setting or argument has a value tapcheck cannot use."""
+
+
+class ConfigError(ParameterError):
+    """A configuration file is malformed or has keys tapcheck does not know."""
+
+
+class AudioError(TapcheckError):
+    """An audio file cannot be read, or holds something that is not a usable tap."""
+
+
+class NoStrikeError(AudioError):
+    """No strike stands out of the noise floor in the clip."""
+
+
+class DatasetError(TapcheckError):
+    """A dataset folder or its manifest is missing, inconsistent or unusable."""
+
+
+class ModelFileError(TapcheckError):
+    """A model file is missing, not a tapcheck model, or made for other settings."""
+
+
+class DeviceError(TapcheckError):
+    """No audio I/O: PortAudio missing, no input device, or the device failed."""
+
+
+class TapcheckWarning(UserWarning):
+    """Something was fixed up on the way in (stereo downmixed, resampled); worth telling the user."""

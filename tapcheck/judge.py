@@ -1,0 +1,124 @@
+"""Judging clips with a trained model: verdict, anomaly score, threshold.
+
+:class:`Judge` loads a model file once and then judges arrays or files: crops computed with the
+**model's own** feature settings, one batched forward pass, the detector's threshold. A file that
+cannot be judged yields a :class:`Verdict` carrying its error; the others are still judged.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .config import Config
+from .errors import ModelFileError, TapcheckError
+from .features import FeatureCache, strike_crops
+from .modelfile import LoadedModel, load_model
+from .models.base import represent_clips
+
+NORMAL, ANOMALOUS = "NORMAL", "ANOMALOUS"
+
+
+@dataclass
+class Verdict:
+    """The judgment of one clip (``error`` set, the rest None, when it could not be judged)."""
+
+    path: str
+    verdict: str | None
+    score: float | None
+    threshold: float | None
+    model: str
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def anomalous(self) -> bool:
+        return self.verdict == ANOMALOUS
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["warnings"] = list(self.warnings)
+        return d
+
+
+class Judge:
+    """A loaded model, ready to judge clips.
+
+    Parameters
+    ----------
+    model : str, PathLike or LoadedModel
+        A model file written by ``tapcheck train``.
+    config : Config, optional
+        Settings the caller intends to judge with; if its features differ from the model's, that
+        is an error (the model would see other inputs than it was trained on).
+    cache : FeatureCache or None
+        Cache for :meth:`judge_files`; default none (judging new clips gains nothing from it).
+    """
+
+    def __init__(self, model, *, config: Config | None = None, cache: FeatureCache | None = None):
+        self.model: LoadedModel = model if isinstance(model, LoadedModel) else load_model(model)
+        self.config = self.model.config
+        if config is not None and (config.features != self.config.features
+                                   or config.audio.sr != self.config.audio.sr):
+            raise ModelFileError(
+                "was trained with other feature settings than the given config", path=self.model.path,
+                fix="judge without --config (the model carries its settings) or retrain with it")
+        self.cache = cache
+        self.name = self.model.name
+        self.threshold = self.model.detector.threshold_
+
+    def scores(self, clips: np.ndarray) -> np.ndarray:
+        """Anomaly scores of crops (n_clips, n_crops, bins, frames), shape (n_clips,)."""
+        if len(clips) == 0:
+            return np.zeros(0)
+        rep = represent_clips(self.model.module, clips, self.model.scorer)
+        return self.model.detector.anomaly_score(rep.numpy())
+
+    def judge_array(self, y: np.ndarray, *, path: str = "<array>") -> Verdict:
+        """Judge one mono clip at the model's sample rate."""
+        crops = strike_crops(y, features=self.config.features, path=path)
+        return self._verdicts([path], self.scores(crops[None]))[0]
+
+    def judge_files(self, paths: Sequence[str | os.PathLike], *, batch_size: int = 32
+                    ) -> list[Verdict]:
+        """Judge files; each bad file becomes a Verdict with ``error`` set."""
+        from .audio import load
+
+        results: list[Verdict | None] = [None] * len(paths)
+        good: list[tuple[int, np.ndarray, tuple[str, ...]]] = []
+        for i, p in enumerate(paths):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    if self.cache is not None:
+                        crops = self.cache.get(p)
+                    else:
+                        crops = strike_crops(load(p, sr=self.config.audio.sr),
+                                             features=self.config.features, path=p)
+                except TapcheckError as e:
+                    results[i] = Verdict(os.fspath(p), None, None, None, self.name, error=str(e))
+                    continue
+            good.append((i, crops, tuple(str(w.message) for w in caught)))
+        for start in range(0, len(good), batch_size):
+            chunk = good[start:start + batch_size]
+            scores = self.scores(np.stack([c for _, c, _ in chunk]))
+            verdicts = self._verdicts([os.fspath(paths[i]) for i, _, _ in chunk], scores)
+            for (i, _, warned), v in zip(chunk, verdicts):
+                v.warnings = warned
+                results[i] = v
+        return results  # type: ignore[return-value]
+
+    def _verdicts(self, paths: Sequence[str], scores: np.ndarray) -> list[Verdict]:
+        return [Verdict(str(p), ANOMALOUS if s > self.threshold else NORMAL, float(s),
+                        float(self.threshold), self.name) for p, s in zip(paths, scores)]
+
+
+def default_model_path() -> Path:
+    """``models/arcface-resnet18.pt``, the study's best model, where ``tapcheck demo`` puts it."""
+    return Path(os.environ.get("TAPCHECK_MODELS", "models")) / "arcface-resnet18.pt"
+

@@ -1,0 +1,76 @@
+"""How well scores separate defective from normal clips.
+
+Labels are 1 for defective (positive) and 0 for normal clips; scores are anomaly scores (higher =
+more anomalous).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve; NaN when only one class is present."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.asarray(labels).astype(int)
+    if labels.min(initial=0) == labels.max(initial=0):
+        return float("nan")
+    return float(roc_auc_score(labels, scores))
+
+
+def pauc(labels: np.ndarray, scores: np.ndarray, *, max_fpr: float = 0.1) -> float:
+    """Partial AUC for FPR <= ``max_fpr``, McClish-standardised, as the DCASE challenge computes it
+    (``sklearn.metrics.roc_auc_score(..., max_fpr=0.1)``)."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.asarray(labels).astype(int)
+    if labels.min(initial=0) == labels.max(initial=0):
+        return float("nan")
+    return float(roc_auc_score(labels, scores, max_fpr=max_fpr))
+
+
+def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, *, fpr: float = 0.05) -> float:
+    """Share of defective clips caught when the threshold lets ``fpr`` of normal clips through."""
+    labels, scores = np.asarray(labels).astype(bool), np.asarray(scores, dtype=float)
+    if labels.all() or not labels.any():
+        return float("nan")
+    threshold = np.quantile(scores[~labels], 1.0 - fpr, method="higher")
+    return float((scores[labels] > threshold).mean())
+
+
+def f1_at(labels: np.ndarray, scores: np.ndarray, *, threshold: float) -> float:
+    """F1 of "defect" when clips scoring above ``threshold`` are flagged."""
+    labels = np.asarray(labels).astype(bool)
+    flagged = np.asarray(scores) > threshold
+    tp = float((flagged & labels).sum())
+    denom = flagged.sum() + labels.sum()
+    return 2.0 * tp / denom if denom else float("nan")
+
+
+def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """The threshold (between two sorted scores) with the highest F1, and that F1."""
+    scores = np.asarray(scores, dtype=float)
+    candidates = np.unique(scores)
+    if len(candidates) < 2:
+        return float(candidates[0]) if len(candidates) else float("nan"), float("nan")
+    cuts = (candidates[:-1] + candidates[1:]) / 2.0
+    f1s = np.array([f1_at(labels, scores, threshold=c) for c in cuts])
+    best = int(np.nanargmax(f1s))
+    return float(cuts[best]), float(f1s[best])
+
+
+def bootstrap_ci(labels: np.ndarray, scores: np.ndarray, *, metric=auc, n_boot: int = 1000,
+                 level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of ``metric`` over clips, stratified by label."""
+    labels, scores = np.asarray(labels).astype(bool), np.asarray(scores, dtype=float)
+    pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+        values.append(metric(labels[idx], scores[idx]))
+    lo, hi = np.nanquantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)

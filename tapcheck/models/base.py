@@ -1,0 +1,94 @@
+"""What every tapcheck model is: a backbone, an objective, and what it hands to a scorer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from .backbones import BACKBONES
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class TapModel(nn.Module):
+    """A backbone network plus a training objective.
+
+    Subclasses implement :meth:`loss` and may add scorers to :attr:`scorers`. Everything needed
+    to rebuild the module is in :attr:`model_args` (stored in the model file).
+
+    Parameters
+    ----------
+    backbone : {"resnet18", "shallow"}
+    embedding_dim : int
+    n_classes : int
+        Number of training identities, (board, side) pairs.
+    input_shape : (int, int)
+        Crop size (bins, frames).
+    """
+
+    #: scorers this model can feed, first is the default (see tapcheck.detectors.SCORERS)
+    scorers: tuple[str, ...] = ("knn",)
+
+    def __init__(self, *, backbone: str = "resnet18", embedding_dim: int = 512,
+                 n_classes: int = 2, input_shape: tuple[int, int] = (100, 120)):
+        super().__init__()
+        self.model_args: dict[str, Any] = dict(
+            backbone=backbone, embedding_dim=embedding_dim, n_classes=n_classes,
+            input_shape=tuple(input_shape))
+        self.backbone = BACKBONES[backbone](embedding_dim=embedding_dim,
+                                            input_shape=tuple(input_shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Embeddings, shape (N, embedding_dim), of crops shaped (N, 1, bins, frames)."""
+        return self.backbone(x)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Training loss of a batch: crops (N, 1, bins, frames), class indices (N,)."""
+        raise NotImplementedError
+
+    def represent(self, x: torch.Tensor, scorer: str) -> torch.Tensor:
+        """What ``scorer`` works on, per crop.
+
+        ``knn``: embeddings (N, D); ``prob``: class probabilities (N, C); ``recon``:
+        reconstruction error (N, 1).
+        """
+        if scorer == "knn":
+            return self(x).float()
+        raise ValueError(f"{type(self).__name__} cannot feed the '{scorer}' scorer")
+
+    def train_logs(self) -> dict[str, float]:
+        """Extra numbers to log per epoch (e.g. AdaCos's adaptive scale)."""
+        return {}
+
+
+@torch.inference_mode()
+def represent_clips(model: TapModel, clips: "torch.Tensor | np.ndarray", scorer: str, *,
+                    batch_size: int = 64) -> torch.Tensor:
+    """Per-clip representation for a scorer: the mean over each clip's crops.
+
+    Parameters
+    ----------
+    model : TapModel, in eval mode
+    clips : array or tensor, shape (n_clips, n_crops, bins, frames)
+    scorer : str
+    batch_size : int
+        Crops per forward pass.
+
+    Returns
+    -------
+    torch.Tensor, shape (n_clips, D), float32
+        For ``knn`` each crop's embedding is L2-normalised before averaging, so both crops weigh
+        the same on the cosine sphere.
+    """
+    clips = torch.as_tensor(clips, dtype=torch.float32)
+    n_clips, n_crops = clips.shape[:2]
+    crops = clips.reshape(n_clips * n_crops, 1, *clips.shape[2:])
+    parts = [model.represent(crops[i:i + batch_size], scorer)
+             for i in range(0, len(crops), batch_size)]
+    rep = torch.cat(parts) if parts else torch.zeros(0, 1)
+    if scorer == "knn":
+        rep = torch.nn.functional.normalize(rep, dim=1)
+    return rep.reshape(n_clips, n_crops, -1).mean(dim=1)

@@ -1,0 +1,506 @@
+"""A physics-based synthetic tap-test rig: the study's boards, without a microphone.
+
+The board is a free rectangular plate of orthotropic wood. Its modes come from a Rayleigh-Ritz
+solution of Kirchhoff plate bending,
+
+    U = 1/2 ∫∫ s(x, y) [D1 w_xx² + 2 D12 w_xx w_yy + D2 w_yy² + 4 D66 w_xy²] dA,
+    T = 1/2 ρ h ∫∫ ẇ² dA,
+
+on a basis of products of free-free beam functions (Warburton's choice), evaluated on a grid. A
+crack or saw cut is a narrow band where the stiffness field ``s`` drops: the eigenproblem itself
+then shifts and re-shapes the modes near it. Friction between the crack faces adds damping to each
+mode in proportion to the share of its strain energy stored at the crack, and the faces clap
+("clatter") when the board is struck close to them.
+
+A take is the modal impulse response at the strike point, driven by a half-sine contact force of
+0.5-2 ms, radiated by the Rayleigh integral of the plate lying on a bench (a baffle) to a cheap
+microphone at a random spot in a small room with background noise and mains hum. Everything random is drawn from a
+generator seeded by (seed, board, side, take): a dataset is the same for the same seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.signal
+
+SPEED_OF_SOUND = 343.0  # m/s, air at 20 °C
+
+# Free-free beam eigenvalues λ_k (cos λ cosh λ = 1); beyond these, (k + 1/2) π is exact to 1e-7.
+_BEAM_LAMBDAS = (4.730040745, 7.853204624, 10.995607838, 14.137165491, 17.278759657)
+
+
+@dataclass(frozen=True)
+class Wood:
+    """Elastic and damping constants of a wood (SI units). Defaults: a light softwood."""
+
+    density: float = 480.0  # kg/m³
+    e_long: float = 10.0e9  # Pa, along the grain (the board's length)
+    e_cross: float = 0.80e9  # Pa, across the grain
+    g_shear: float = 0.65e9  # Pa, in-plane shear
+    poisson: float = 0.37  # ν along → across
+    loss_factor: float = 0.011  # η: modal decay rate σ = π f η
+
+
+@dataclass(frozen=True)
+class Defect:
+    """A crack or saw cut running across the grain from one long edge.
+
+    Positions are fractions of the board: ``x`` along the length (0 = left end, 1 = right end),
+    ``y_from``-``y_to`` across the width.
+    """
+
+    x: float
+    y_from: float
+    y_to: float
+    stiffness_loss: float = 0.85  # fraction of bending stiffness lost inside the cut
+    width_m: float = 0.004  # width of the weakened band
+    friction: float = 6.0  # extra loss factor, per unit share of strain energy at the crack
+    clatter: float = 1.0  # loudness of crack-face clatter, relative
+
+
+@dataclass(frozen=True)
+class Board:
+    """One physical specimen."""
+
+    length_m: float
+    width_m: float
+    thickness_m: float
+    wood: Wood
+    defect: Defect | None = None
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    """A board number of the study: a specimen, the end it is struck at, its label and role."""
+
+    number: int
+    board: Board
+    sides: tuple[str, ...]
+    label: str  # "normal" or "defect"
+    group: str  # free text: "reference", "defect", "similar-material"
+    split: str  # "train" or "test"; normal training boards hold out some takes for testing
+
+
+@dataclass(frozen=True)
+class Modes:
+    """Modal model of a board, from :func:`plate_modes`."""
+
+    freqs_hz: np.ndarray  # (n_modes,)
+    coeffs: np.ndarray  # (n_basis, n_modes) mass-normalised eigenvectors in the beam basis
+    loss_factors: np.ndarray  # (n_modes,) material + crack friction
+    crack_share: np.ndarray  # (n_modes,) share of strain energy in the cracked band
+    surface_xy: np.ndarray  # (n_points, 2) a coarse grid on the plate for the radiation integral, m
+    surface_shapes: np.ndarray  # (n_points, n_modes) mode shapes on that grid
+    surface_da: float  # area of one grid cell, m²
+    n_x: int  # basis size along the length
+    n_y: int  # basis size across the width
+    coincidence_hz: float  # where bending waves along the grain travel at the speed of sound
+
+    def pressure_at(self, mic_xyz: np.ndarray) -> np.ndarray:
+        """Complex sound pressure per unit modal acceleration at a point above the plate.
+
+        Rayleigh's integral for a plate in a rigid baffle (the bench it lies on),
+        p = ρ0 / 2π ∫ ẅ e^{-ikR} / R dA, with ρ0 dropped (levels are normalised later).
+
+        Parameters
+        ----------
+        mic_xyz : np.ndarray, shape (3,)
+            Microphone position in m; the plate spans [0, length] x [0, width] at z = 0.
+
+        Returns
+        -------
+        np.ndarray, shape (n_modes,), complex
+        """
+        r = np.sqrt(((self.surface_xy - mic_xyz[:2]) ** 2).sum(axis=1) + mic_xyz[2] ** 2)
+        k = 2.0 * np.pi * self.freqs_hz / SPEED_OF_SOUND
+        kernel = np.exp(-1j * np.outer(r, k)) / r[:, None]  # (n_points, n_modes)
+        return (kernel * self.surface_shapes).sum(axis=0) * self.surface_da / (2.0 * np.pi)
+    length_m: float
+    width_m: float
+
+    def shapes_at(self, x_m: float, y_m: float) -> np.ndarray:
+        """Mode shapes at a point, shape (n_modes,)."""
+        bx = _beam_basis(np.array([x_m / self.length_m]), self.n_x)[0][:, 0]
+        by = _beam_basis(np.array([y_m / self.width_m]), self.n_y)[0][:, 0]
+        return np.kron(bx, by) @ self.coeffs
+
+
+# -- the plate ------------------------------------------------------------------------------------
+
+def _beam_basis(xi: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Free-free beam functions on [0, 1]: values, 1st and 2nd derivatives, each (n, len(xi)).
+
+    Function 0 is translation, 1 is rotation, the rest the elastic beam modes, written in a form
+    that stays exact for large λ (cosh z - σ sinh z = e^-z + (1 - σ) sinh z).
+    """
+    phi, d1, d2 = np.zeros((n, xi.size)), np.zeros((n, xi.size)), np.zeros((n, xi.size))
+    phi[0] = 1.0
+    if n > 1:
+        phi[1], d1[1] = np.sqrt(3.0) * (2.0 * xi - 1.0), 2.0 * np.sqrt(3.0)
+    for i in range(2, n):
+        k = i - 2
+        lam = _BEAM_LAMBDAS[k] if k < len(_BEAM_LAMBDAS) else (k + 1.5) * np.pi
+        one_minus_sigma = (np.cos(lam) - np.sin(lam) - np.exp(-lam)) / (np.sinh(lam) - np.sin(lam))
+        sigma = 1.0 - one_minus_sigma
+        z = lam * xi
+        ch = np.exp(-z) + one_minus_sigma * np.sinh(z)  # cosh z - σ sinh z
+        sh = -np.exp(-z) + one_minus_sigma * np.cosh(z)  # sinh z - σ cosh z
+        phi[i] = ch + np.cos(z) - sigma * np.sin(z)
+        d1[i] = lam * (sh - np.sin(z) - sigma * np.cos(z))
+        d2[i] = lam ** 2 * (ch - np.cos(z) + sigma * np.sin(z))
+    return phi, d1, d2
+
+
+@functools.lru_cache(maxsize=64)
+def plate_modes(board: Board, *, n_x: int = 10, n_y: int = 8, grid: tuple[int, int] = (120, 80),
+                fmax_hz: float = 12000.0) -> Modes:
+    """Solve the Rayleigh-Ritz eigenproblem of a free orthotropic plate.
+
+    Parameters
+    ----------
+    board : Board
+    n_x, n_y : int
+        Beam functions along the length and across the width (the basis has n_x * n_y functions).
+    grid : (int, int)
+        Quadrature points along the length and the width (midpoint rule).
+    fmax_hz : float
+        Modes above this are dropped.
+
+    Returns
+    -------
+    Modes
+        The elastic modes (rigid-body modes removed), lowest first.
+    """
+    a, b, h, w = board.length_m, board.width_m, board.thickness_m, board.wood
+    nu_cross = w.poisson * w.e_cross / w.e_long  # reciprocity: ν_21 = ν_12 E_2 / E_1
+    denom = 12.0 * (1.0 - w.poisson * nu_cross)
+    d1, d2 = w.e_long * h ** 3 / denom, w.e_cross * h ** 3 / denom
+    d12, d66 = nu_cross * d1, w.g_shear * h ** 3 / 12.0
+
+    xi = (np.arange(grid[0]) + 0.5) / grid[0]
+    eta = (np.arange(grid[1]) + 0.5) / grid[1]
+    px, px1, px2 = _beam_basis(xi, n_x)
+    py, py1, py2 = _beam_basis(eta, n_y)
+    # Basis functions on the grid: rows = grid points (x-major), columns = basis (x-major).
+    def outer(fx, fy):
+        return np.einsum("ip,jq->pqij", fx, fy).reshape(grid[0] * grid[1], n_x * n_y)
+    val = outer(px, py)
+    wxx, wyy, wxy = outer(px2, py) / a ** 2, outer(px, py2) / b ** 2, outer(px1, py1) / (a * b)
+    dA = a * b / (grid[0] * grid[1])
+
+    crack = _crack_field(board, xi, eta)  # 0 outside the cut, up to 1 inside (x-major, flat)
+    s = 1.0 - (board.defect.stiffness_loss * crack if board.defect else 0.0)
+
+    def energy(weight):
+        return (d1 * wxx.T @ (weight[:, None] * wxx) + d2 * wyy.T @ (weight[:, None] * wyy)
+                + d12 * (wxx.T @ (weight[:, None] * wyy) + wyy.T @ (weight[:, None] * wxx))
+                + 4.0 * d66 * wxy.T @ (weight[:, None] * wxy)) * dA
+
+    stiffness = energy(s * np.ones(val.shape[0]))
+    mass = w.density * h * (val.T @ val) * dA
+    eigvals, vecs = scipy.linalg.eigh(stiffness, mass)
+    freqs = np.sqrt(np.maximum(eigvals, 0.0)) / (2.0 * np.pi)
+    keep = (freqs > 20.0) & (freqs < fmax_hz)  # drops the three rigid-body modes
+    freqs, vecs = freqs[keep], vecs[:, keep]
+
+    if board.defect is not None:
+        at_crack = np.einsum("ik,ij,jk->k", vecs, energy(s * crack), vecs)
+        total = np.einsum("ik,ij,jk->k", vecs, stiffness, vecs)
+        share = at_crack / total
+    else:
+        share = np.zeros_like(freqs)
+    friction = board.defect.friction if board.defect else 0.0
+    loss = w.loss_factor * (1.0 + 0.15 * np.log2(np.maximum(freqs, 100.0) / 1000.0)) + friction * share
+
+    # A coarser grid is enough for the radiation integral: 5 mm cells, a quarter wavelength at 17 kHz.
+    cx, cy = np.arange(40) + 0.5, np.arange(26) + 0.5
+    surface = np.kron(_beam_basis(cx / 40, n_x)[0].T, _beam_basis(cy / 26, n_y)[0].T) @ vecs
+    surface_xy = np.stack(np.meshgrid(cx / 40 * a, cy / 26 * b, indexing="ij"), -1).reshape(-1, 2)
+    return Modes(freqs_hz=freqs, coeffs=vecs, loss_factors=loss, crack_share=share,
+                 surface_xy=surface_xy, surface_shapes=surface, surface_da=a * b / surface.shape[0],
+                 n_x=n_x, n_y=n_y, length_m=a, width_m=b,
+                 coincidence_hz=SPEED_OF_SOUND ** 2 / (2.0 * np.pi) * np.sqrt(w.density * h / d1))
+
+
+def _crack_field(board: Board, xi: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    d = board.defect
+    if d is None:
+        return np.zeros(xi.size * eta.size)
+    along = np.exp(-0.5 * ((xi - d.x) * board.length_m / (d.width_m / 2.0)) ** 2)
+    lo, hi = min(d.y_from, d.y_to), max(d.y_from, d.y_to)
+    edge = 0.01  # soft ends of the cut, as a fraction of the width
+    across = 1.0 / ((1.0 + np.exp(-(eta - lo) / edge)) * (1.0 + np.exp((eta - hi) / edge)))
+    return np.outer(along, across).ravel()
+
+
+# -- one take -------------------------------------------------------------------------------------
+
+def synthesize_tap(board: Board, side: str, *, rng: np.random.Generator, sr: int = 44100,
+                   duration_s: float = 3.0, support_damping: float = 15.0) -> np.ndarray:
+    """One recorded tap of a board struck near its ``side`` end ("left" or "right").
+
+    Parameters
+    ----------
+    board : Board
+    side : {"left", "right"}
+    rng : np.random.Generator
+        Source of every random choice: strike point, force, contact time, strike time, microphone
+        distance and orientation, noise.
+    sr : int
+    duration_s : float
+    support_damping : float
+        Decay rate added to every mode by whatever holds the board (a hand, a felt pad), 1/s.
+
+    Returns
+    -------
+    y : np.ndarray, shape (round(sr * duration_s),), float32
+        Peak level between about -20 and -3 dBFS, like a take at a bench.
+    """
+    if side not in ("left", "right"):
+        raise ValueError(f"side must be 'left' or 'right', not {side!r}")
+    modes = plate_modes(board)
+    n = int(round(sr * duration_s))
+    a, b = board.length_m, board.width_m
+
+    # The stick strikes near one end, somewhere across the width.
+    end = rng.uniform(0.03, 0.12)
+    x_s = a * (end if side == "left" else 1.0 - end)
+    y_s = b * rng.uniform(0.15, 0.85)
+    # Contact time, log-uniform 0.25-1 ms: the hard end of a stick's ~0.5-2 ms, as the study's
+    # stick is a hard-tipped inspection stick (a softer strike only darkens the sound further).
+    contact_s = np.exp(rng.uniform(np.log(0.25e-3), np.log(1.0e-3)))
+    force = rng.lognormal(0.0, 0.35)
+
+    # Modal impulse responses at the microphone. Mass-normalised modes respond to a unit impulse at
+    # the strike point with acceleration φ_k(x_s) ω_k e^{-σt} sin(ω_k t); each radiates to the
+    # microphone through the Rayleigh integral, which carries its own amplitude and phase.
+    omega = 2.0 * np.pi * modes.freqs_hz
+    mic = np.array([a * rng.uniform(0.2, 0.8), b * rng.uniform(-1.0, 2.0), rng.uniform(0.15, 0.4)])
+    transfer = modes.pressure_at(mic)
+    gains = modes.shapes_at(x_s, y_s) * omega * np.abs(transfer)
+    phases = np.angle(transfer)
+    # Decay: material and crack losses (σ = π f η) plus the hand or felt the board rests on.
+    sigma = np.pi * modes.freqs_hz * modes.loss_factors + support_damping
+    pulse_t = np.arange(max(2, int(round(contact_s * sr)))) / sr
+    contact = np.sin(np.pi * pulse_t / contact_s)  # half-sine contact force
+    tap = _modal_response(contact, omega, sigma, gains, phases, sr=sr,
+                          n_samples=int(min(duration_s, 1.5) * sr))
+    # The stick's own click: the force pulse's derivative, heard directly, broadband.
+    click = np.gradient(contact) * rng.uniform(0.05, 0.15) * np.abs(tap).max() / np.abs(
+        np.gradient(contact)).max()
+    tap[: len(click)] += click
+
+    if board.defect is not None:
+        tap += _clatter(board, x_s, y_s, tap, rng=rng, sr=sr, force=force)
+
+    tap *= force
+    y = np.zeros(n)
+    onset = int(rng.uniform(0.15, max(0.2, duration_s - 0.6)) * sr)  # strike time in the clip
+    m = min(len(tap), n - onset)
+    y[onset:onset + m] = tap[:m]
+    return _microphone(y, rng=rng, sr=sr, force=force, distance=float(np.linalg.norm(
+        mic - [x_s, y_s, 0.0])))
+
+
+def _modal_response(force: np.ndarray, omega: np.ndarray, sigma: np.ndarray, gains: np.ndarray,
+                    phases: np.ndarray, *, sr: int, n_samples: int) -> np.ndarray:
+    """Σ_k g_k (force * e^{-σ_k t} sin(ω_k t + φ_k)), each mode an exact 2-pole resonator.
+
+    Impulse invariance: h[n] = Im(e^{iφ} p^n) with p = e^{(-σ + iω)/sr} has the transfer function
+    (sin φ - r sin(φ - ω/sr) z⁻¹) / (1 - 2 r cos(ω/sr) z⁻¹ + r² z⁻²), r = |p|; filtering the force
+    with it is the convolution, at O(n) per mode.
+    """
+    drive = np.zeros(n_samples)
+    drive[: len(force)] = force[:n_samples]
+    out = np.zeros(n_samples)
+    r = np.exp(-sigma / sr)
+    for g, w, rk, phi in zip(gains, omega / sr, r, phases):
+        out += g * scipy.signal.lfilter([np.sin(phi), -rk * np.sin(phi - w)],
+                                        [1.0, -2.0 * rk * np.cos(w), rk * rk], drive)
+    return out
+
+
+def _clatter(board: Board, x_s: float, y_s: float, tap: np.ndarray, *, rng: np.random.Generator,
+             sr: int, force: float) -> np.ndarray:
+    """Crack faces clapping after the strike: short broadband bursts, louder near the crack."""
+    d = board.defect
+    cx = d.x * board.length_m
+    cy = 0.5 * (d.y_from + d.y_to) * board.width_m
+    distance = np.hypot(x_s - cx, y_s - cy)
+    proximity = np.exp(-distance / 0.05)  # within ~5 cm the clatter is strong
+    out = np.zeros_like(tap)
+    n_bursts = rng.poisson(1.0 + 6.0 * proximity * min(force, 2.0))
+    level = d.clatter * (0.04 + 0.25 * proximity) * np.abs(tap).max()
+    sos = scipy.signal.butter(2, [800.0, 6000.0], btype="bandpass", fs=sr, output="sos")
+    for _ in range(n_bursts):
+        start = int(rng.uniform(0.3e-3, 25e-3) * sr)
+        length = int(rng.uniform(0.3e-3, 1.5e-3) * sr)
+        burst = scipy.signal.sosfilt(sos, rng.standard_normal(length)) * np.exp(
+            -np.arange(length) / (0.3 * length))
+        burst *= level * rng.uniform(0.3, 1.0) / (np.abs(burst).max() + 1e-12)
+        out[start:start + length] += burst[: len(out) - start]
+    return out
+
+
+def _microphone(y: np.ndarray, *, rng: np.random.Generator, sr: int, force: float,
+                distance: float) -> np.ndarray:
+    """A cheap USB microphone ``distance`` m from the strike in a small room: level, room, band
+    limit, noise, hum."""
+    # Room: the direct sound, a table reflection, and a short diffuse tail (RT60 0.15-0.35 s).
+    rt60 = rng.uniform(0.15, 0.35)
+    ir_len = int(0.12 * sr)
+    tail_t = np.arange(ir_len) / sr
+    ir = rng.standard_normal(ir_len) * np.exp(-6.9 * tail_t / rt60) * 0.004
+    ir[0] = 1.0
+    ir[int(rng.uniform(1e-3, 3e-3) * sr)] += rng.uniform(0.3, 0.6)
+    y = scipy.signal.fftconvolve(y, ir)[: len(y)]
+    # Cheap capsule: high-pass at ~80 Hz, low-pass at ~12 kHz.
+    sos = scipy.signal.butter(2, [80.0, 12000.0], btype="bandpass", fs=sr, output="sos")
+    y = scipy.signal.sosfilt(sos, y)
+    # Level: -9 dBFS at 25 cm for an average strike, falling 6 dB per doubling of distance.
+    peak_db = -9.0 + 20.0 * np.log10(force) - 20.0 * np.log10(distance / 0.25)
+    y *= 10.0 ** (min(peak_db, -2.0) / 20.0) / (np.abs(y).max() + 1e-12)
+    n = len(y)
+    t = np.arange(n) / sr
+    noise_dbfs = rng.uniform(-66.0, -58.0)
+    noise = _pink_noise(n, rng) * 10.0 ** (noise_dbfs / 20.0)
+    mains = 50.0 if rng.random() < 0.5 else 60.0
+    hum_amp = 10.0 ** (rng.uniform(-70.0, -60.0) / 20.0)
+    hum = hum_amp * (np.sin(2 * np.pi * mains * t + rng.uniform(0, 2 * np.pi))
+                     + 0.5 * np.sin(2 * np.pi * 3 * mains * t + rng.uniform(0, 2 * np.pi)))
+    return (y + noise + hum).astype(np.float32)
+
+
+def _pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-RMS 1/f noise, shaped in the frequency domain."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(len(spectrum), dtype=float)
+    spectrum /= np.sqrt(np.maximum(f, 1.0))
+    pink = np.fft.irfft(spectrum, n)
+    return pink / (pink.std() + 1e-12)
+
+
+# -- the study's boards ---------------------------------------------------------------------------
+
+def study_boards(*, seed: int = 0) -> list[BoardSpec]:
+    """The boards of the study (``../shared/domain.md``), with per-board material scatter.
+
+    - 1-4: normal, training (1: 13 x 20 cm, 3: 13 x 21.5 cm as in the study; 2: 19 cm and 4:
+      20.5 cm, so that no size is peculiar to the defective boards);
+      the last takes of each are held out for the test split.
+    - 5, 6: one cracked board (13 x 19 cm) struck at its left (5) and right (6) end; training.
+    - 7, 8: one board (13 x 20 cm) with a saw cut near its right end, struck at the left (7) and
+      right (8) end; held out.
+    - 11-13: normal boards of a similar but slightly different wood (13 x 19 / 19 / 20 cm);
+      held out.
+    """
+    rng = np.random.default_rng([seed, 7919])
+    lot = Wood()
+    similar = dataclasses.replace(  # same species, another lot: a little denser and stiffer
+        lot, density=lot.density * 1.06, e_long=lot.e_long * 1.05, e_cross=lot.e_cross * 1.08)
+
+    def specimen(length_cm: float, wood: Wood, defect: Defect | None = None) -> Board:
+        scatter = lambda: rng.lognormal(0.0, 0.03)  # noqa: E731 - board-to-board scatter, ~3 %
+        return Board(
+            length_m=length_cm / 100.0, width_m=0.13, thickness_m=0.006 * rng.lognormal(0, 0.02),
+            wood=dataclasses.replace(
+                wood, density=wood.density * scatter(), e_long=wood.e_long * scatter(),
+                e_cross=wood.e_cross * scatter(), g_shear=wood.g_shear * scatter(),
+                loss_factor=wood.loss_factor * scatter()),
+            defect=defect)
+
+    both = ("left", "right")
+    cracked = specimen(19.0, lot, Defect(x=0.42, y_from=0.0, y_to=0.55, stiffness_loss=0.9,
+                                         friction=12.0, clatter=1.0))
+    sawn = specimen(20.0, lot, Defect(x=0.84, y_from=1.0, y_to=0.5, stiffness_loss=0.95,
+                                      friction=12.0, clatter=1.0))
+    return [
+        BoardSpec(1, specimen(20.0, lot), both, "normal", "reference", "train"),
+        BoardSpec(2, specimen(19.0, lot), both, "normal", "reference", "train"),
+        BoardSpec(3, specimen(21.5, lot), both, "normal", "reference", "train"),
+        BoardSpec(4, specimen(20.5, lot), both, "normal", "reference", "train"),
+        BoardSpec(5, cracked, ("left",), "defect", "defect", "train"),
+        BoardSpec(6, cracked, ("right",), "defect", "defect", "train"),
+        BoardSpec(7, sawn, ("left",), "defect", "defect-held-out", "test"),
+        BoardSpec(8, sawn, ("right",), "defect", "defect-held-out", "test"),
+        BoardSpec(11, specimen(19.0, similar), both, "normal", "similar-material", "test"),
+        BoardSpec(12, specimen(19.0, similar), both, "normal", "similar-material", "test"),
+        BoardSpec(13, specimen(20.0, similar), both, "normal", "similar-material", "test"),
+    ]
+
+
+def take_rng(seed: int, board: int, side: str, take: int) -> np.random.Generator:
+    """The generator of one take: independent of every other take, same for the same seed."""
+    return np.random.default_rng([seed, board, 0 if side == "left" else 1, take])
+
+
+def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: int | None = None,
+                       seed: int = 0, sr: int = 44100, duration_s: float = 3.0,
+                       progress: bool = False) -> "Dataset":
+    """Write the study's boards as a dataset (see :func:`study_boards`).
+
+    Parameters
+    ----------
+    name : str or PathLike
+        Dataset name (``recordings/<name>``) or folder. It must not hold takes yet: synthesis never
+        adds to or overwrites recordings.
+    takes : int
+        Takes per board and side (study: one set = 30).
+    test_takes : int, optional
+        Of each normal training board's takes, how many (the last ones) go to the test split.
+        Default: a fifth.
+    seed : int
+        Same seed, same dataset, bit for bit.
+
+    Returns
+    -------
+    Dataset
+    """
+    from .datasets import Dataset
+    from .errors import DatasetError, ParameterError
+
+    if takes < 1:
+        raise ParameterError(f"--takes must be at least 1, not {takes}")
+    test_takes = takes // 5 if test_takes is None else test_takes
+    ds = Dataset.create(name)
+    if ds.takes or any(ds.root.glob("board*/*/take*.wav")):
+        raise DatasetError(
+            f"already holds {len(ds.takes)} takes", path=ds.root,
+            fix="choose another --dataset name; synth never adds to or overwrites recordings")
+    jobs = [(spec, side, k) for spec in study_boards(seed=seed) for side in spec.sides
+            for k in range(1, takes + 1)]
+    if progress:
+        from tqdm.auto import tqdm
+
+        jobs = tqdm(jobs, desc=f"synth {ds.name}", unit="take")
+    with ds.locked():
+        for spec, side, k in jobs:
+            y = synthesize_tap(spec.board, side, rng=take_rng(seed, spec.number, side, k), sr=sr,
+                               duration_s=duration_s)
+            split = spec.split
+            if spec.split == "train" and spec.label == "normal" and k > takes - test_takes:
+                split = "test"
+            y16 = np.round(np.clip(y, -1, 1) * 32767) / 32767  # what the WAV will hold
+            take = _synth_take(ds, y16, spec, side, k, split, sr)
+            ds.takes.append(take)
+            if k == takes:  # a board-side is done: keep the manifest current
+                ds.write_manifest()
+        ds.write_manifest()
+    return ds
+
+
+def _synth_take(ds, y, spec: BoardSpec, side: str, k: int, split: str, sr: int):
+    from .audio import peak_dbfs, write_wav
+    from .datasets import Take
+
+    rel = f"board{spec.number:02d}/{side}/take{k:03d}.wav"
+    write_wav(ds.root / rel, y, sr=sr)
+    return Take(path=rel, board=spec.number, side=side, label=spec.label, group=spec.group,
+                split=split, take=k, recorded_at="", sample_rate=sr,
+                duration_s=round(len(y) / sr, 4), source="synth", peak_dbfs=round(peak_dbfs(y), 2))

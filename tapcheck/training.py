@@ -1,0 +1,260 @@
+"""Training: from a dataset's training split to a self-describing model file.
+
+1. The training split's takes become crops (from the feature cache) held in memory as one tensor.
+   Classes are the (board, side) identities of the training split.
+2. A share of each normal class's takes is held out for **calibration**: they are neither trained
+   on nor used as reference, so their scores are honest scores of unseen normal clips.
+3. The model trains with its objective under a warm-up + cosine learning-rate schedule
+   (OneCycle), bfloat16 autocast where the CPU supports it.
+4. The detector is fitted: reference = the normal training clips, threshold = a gamma fit of the
+   calibration clips' scores at the configured false-alarm rate. Defect labels never set it.
+5. Everything goes into one checkpoint, written atomically only at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import Config
+from .datasets import Dataset, Take
+from .detectors import SCORERS, ThresholdDetector
+from .errors import DatasetError
+from .features import FeatureCache
+from .modelfile import new_checkpoint
+from .models import get_spec
+from .models.base import TapModel, represent_clips
+from .runtime import autocast_dtype, configure_threads, pick_device
+
+
+@dataclass
+class TrainingData:
+    """Crops of a dataset's training split, ready for a model."""
+
+    fit_clips: np.ndarray  # (n_fit, n_crops, bins, frames)
+    fit_labels: np.ndarray  # (n_fit,) class index per clip
+    fit_normal: np.ndarray  # (n_fit,) bool: clip of a normal class
+    calib_clips: np.ndarray  # (n_calib, n_crops, bins, frames), normal only
+    classes: list[str]  # class names, "board03/left"
+    class_labels: list[str]  # "normal" or "defect" per class
+    fit_takes: list[Take]
+    calib_takes: list[Take]
+
+    def samples(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every crop as a training sample: (n_fit * n_crops, 1, bins, frames) and labels."""
+        n, c = self.fit_clips.shape[:2]
+        X = torch.from_numpy(self.fit_clips).reshape(n * c, 1, *self.fit_clips.shape[2:])
+        y = torch.from_numpy(np.repeat(self.fit_labels, c)).long()
+        return X, y
+
+
+def split_calibration(takes: list[Take], *, fraction: float, seed: int
+                      ) -> tuple[list[Take], list[Take]]:
+    """Hold out ``fraction`` of each normal class's takes (at least one when it has 4 or more)."""
+    rng = np.random.default_rng([seed, 1009])
+    fit, calib = [], []
+    by_class: dict[str, list[Take]] = {}
+    for t in takes:
+        by_class.setdefault(t.class_name, []).append(t)
+    for name in sorted(by_class):
+        group = by_class[name]
+        n_out = 0
+        if group[0].label == "normal" and len(group) >= 4 and fraction > 0:
+            n_out = max(1, int(round(fraction * len(group))))
+        held = set(rng.choice(len(group), size=n_out, replace=False).tolist()) if n_out else set()
+        for i, t in enumerate(group):
+            (calib if i in held else fit).append(t)
+    return fit, calib
+
+
+def prepare_data(dataset: Dataset, *, config: Config, cache: FeatureCache | None = None,
+                 progress: bool = False) -> TrainingData:
+    """Load the training split's crops and split off the calibration takes."""
+    takes = dataset.select(split="train")
+    if not takes:
+        raise DatasetError("has no takes in the training split", path=dataset.root / "manifest.csv",
+                           fix="mark some takes split=train (tapcheck import/record --split train)")
+    if not any(t.label == "normal" for t in takes):
+        raise DatasetError(
+            "has no normal takes in the training split; the threshold is learned from normal "
+            "boards only", path=dataset.root / "manifest.csv",
+            fix="record or import normal boards with --split train")
+    missing = [t for t in takes if not dataset.path_of(t).is_file()]
+    if missing:
+        raise DatasetError(
+            f"lists {len(missing)} training take(s) whose file is missing, e.g. {missing[0].path}",
+            path=dataset.root / "manifest.csv",
+            fix="restore the files or delete their rows (tapcheck doctor lists them)")
+    cache = cache or FeatureCache(audio=config.audio, features=config.features)
+    fit, calib = split_calibration(takes, fraction=config.train.calib_fraction,
+                                   seed=config.train.seed)
+    classes = sorted({t.class_name for t in takes})
+    label_of = {t.class_name: t.label for t in takes}
+    index = {name: i for i, name in enumerate(classes)}
+    fit_clips = cache.get_many([dataset.path_of(t) for t in fit], progress=progress)
+    calib_clips = cache.get_many([dataset.path_of(t) for t in calib], progress=progress)
+    return TrainingData(
+        fit_clips=fit_clips, fit_labels=np.array([index[t.class_name] for t in fit]),
+        fit_normal=np.array([t.label == "normal" for t in fit]), calib_clips=calib_clips,
+        classes=classes, class_labels=[label_of[c] for c in classes], fit_takes=fit,
+        calib_takes=calib)
+
+
+def stretch_frequencies(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Stretch each crop's frequency axis: ``out[f] = x[f / factor]``, linearly interpolated.
+
+    Modal frequencies of boards scale with size, density and stiffness, which vary from board
+    to board and say nothing about cracks; training on stretched crops teaches the model to look
+    past that scatter, at decay and clatter instead. Bins beyond the crop repeat its top bin.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (N, 1, bins, frames)
+    factors : torch.Tensor, shape (N,)
+    """
+    n_bins = x.shape[2]
+    source = torch.arange(n_bins, dtype=x.dtype)[None, :] / factors[:, None]  # (N, bins)
+    source = source.clamp(0, n_bins - 1)
+    low = source.floor().long().clamp(max=n_bins - 2)
+    frac = (source - low)[:, None, :, None]
+    gather = lambda idx: torch.gather(x, 2, idx[:, None, :, None].expand(-1, 1, -1, x.shape[3]))  # noqa: E731
+    return gather(low) * (1 - frac) + gather(low + 1) * frac
+
+
+def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Config,
+              progress: bool | None = None, log: Callable[[str], None] | None = None
+              ) -> list[dict]:
+    """Train ``model`` on crops ``X`` (N, 1, bins, frames) with labels ``y`` (N,).
+
+    Returns the history: one dict per epoch (loss, learning rate, seconds, model extras).
+    """
+    from tqdm.auto import tqdm
+
+    train = config.train
+    configure_threads()
+    device = pick_device()
+    amp = autocast_dtype(device, bf16=train.bf16)
+    torch.manual_seed(train.seed)
+    model.to(device).train()
+    if device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if train.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=train.lr, momentum=train.momentum,
+                                    weight_decay=train.weight_decay)
+    else:
+        optimizer = torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay)
+    batch = min(train.batch_size, len(X))
+    steps = max(1, len(X) // batch)  # drop the ragged last batch: BatchNorm needs > 1 sample
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=train.lr, total_steps=steps * train.epochs, pct_start=0.15)
+    generator = torch.Generator().manual_seed(train.seed)
+    show = sys.stderr.isatty() if progress is None else progress
+    history = []
+    for epoch in range(1, train.epochs + 1):
+        start = time.perf_counter()
+        order = torch.randperm(len(X), generator=generator)
+        total, count = 0.0, 0
+        bar = tqdm(range(steps), desc=f"epoch {epoch}/{train.epochs}", unit="batch",
+                   leave=False, disable=not show)
+        for step in bar:
+            idx = order[step * batch:(step + 1) * batch]
+            xb = X[idx]
+            if train.freq_stretch > 0:
+                factors = 1 + (torch.rand(len(idx), generator=generator) * 2 - 1) * train.freq_stretch
+                xb = stretch_frequencies(xb, factors)
+            xb = xb.to(device, non_blocking=True)
+            if device.type == "cpu":
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            yb = y[idx].to(device)
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                loss = model.loss(xb, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        entry = {"epoch": epoch, "loss": total / max(count, 1),
+                 "lr": optimizer.param_groups[0]["lr"],
+                 "seconds": time.perf_counter() - start, **model.train_logs()}
+        history.append(entry)
+        if log:
+            log(f"epoch {epoch}/{train.epochs}  loss {entry['loss']:.4f}  "
+                f"{entry['seconds']:.1f} s")
+    model.to("cpu").eval()
+    model.to(memory_format=torch.contiguous_format)
+    return history
+
+
+def make_detector(config: Config, data: TrainingData) -> ThresholdDetector:
+    """The configured scorer, not yet fitted."""
+    train = config.train
+    if train.scorer == "knn":
+        return SCORERS["knn"](k=train.knn_k, metric=train.knn_metric, exp=train.knn_exp,
+                              far=train.far)
+    if train.scorer == "prob":
+        normal = [i for i, label in enumerate(data.class_labels) if label == "normal"]
+        return SCORERS["prob"](normal_classes=normal, far=train.far)
+    return SCORERS[train.scorer](far=train.far)
+
+
+def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None = None,
+                progress: bool | None = None, log: Callable[[str], None] | None = None
+                ) -> dict:
+    """Train the configured model on ``dataset`` and return its checkpoint (not yet saved).
+
+    Parameters
+    ----------
+    dataset : Dataset
+    config : Config
+        ``config.train.model`` names the model; ``None`` fields take the model's defaults.
+    cache : FeatureCache, optional
+    progress : bool, optional
+        Progress bars; default: when stderr is a terminal.
+    log : callable, optional
+        Receives one line per epoch.
+
+    Returns
+    -------
+    dict
+        The checkpoint, see :mod:`tapcheck.modelfile`.
+    """
+    spec = get_spec(config.train.model)
+    config = dataclasses.replace(config, train=spec.resolve(config.train))
+    started = time.perf_counter()
+    show = sys.stderr.isatty() if progress is None else progress
+    data = prepare_data(dataset, config=config, cache=cache, progress=show)
+    f = config.features
+    torch.manual_seed(config.train.seed)
+    model = spec.build(n_classes=len(data.classes), train=config.train,
+                       input_shape=(f.n_bins, f.n_frames))
+    X, y = data.samples()
+    history = fit_model(model, X, y, config=config, progress=progress, log=log)
+
+    detector = make_detector(config, data)
+    scorer = config.train.scorer
+    reference = represent_clips(model, data.fit_clips[data.fit_normal], scorer).numpy()
+    calib = represent_clips(model, data.calib_clips, scorer).numpy() if len(
+        data.calib_clips) else None
+    boards = np.array([t.board for t, n in zip(data.fit_takes, data.fit_normal) if n])
+    detector.fit(reference, X_calib=calib, groups=boards)
+    seconds = time.perf_counter() - started
+    return new_checkpoint(
+        name=spec.name, model_args=model.model_args, config=config.to_dict(),
+        classes=data.classes, class_labels=data.class_labels,
+        state_dict=model.state_dict(), detector=detector.get_state(), history=history,
+        dataset={"name": dataset.name, "path": str(dataset.root),
+                 "fit_clips": len(data.fit_takes), "calibration_clips": len(data.calib_takes),
+                 "takes": [t.path for t in data.fit_takes],
+                 "calibration_takes": [t.path for t in data.calib_takes]},
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        train_seconds=seconds)

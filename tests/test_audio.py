@@ -1,0 +1,78 @@
+"""Reading and writing clips: any rate and channel count in, mono 44.1 kHz out, clear errors."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tapcheck.audio import load, peak_dbfs, write_wav
+from tapcheck.errors import AudioError, TapcheckWarning
+
+from .conftest import write_tone
+
+
+def test_stereo_48k_is_downmixed_and_resampled_with_warnings(tmp_path):
+    path = write_tone(tmp_path / "s.wav", sr=48000, channels=2, duration_s=1.0)
+    with pytest.warns(TapcheckWarning) as warned:
+        y = load(path, sr=44100)
+    messages = " ".join(str(w.message) for w in warned)
+    assert "averaged to mono" in messages and "resampled from 48000 Hz" in messages
+    assert y.ndim == 1 and y.dtype == np.float32 and abs(len(y) - 44100) <= 1
+
+
+@pytest.mark.parametrize("fmt, subtype", [("FLAC", "PCM_16"), ("OGG", "VORBIS")])
+def test_other_formats(tmp_path, fmt, subtype):
+    path = tmp_path / f"k.{fmt.lower()}"
+    sf.write(path, np.sin(np.arange(44100) / 10) * 0.5, 44100, format=fmt, subtype=subtype)
+    assert len(load(path)) == 44100
+
+
+def test_write_wav_is_atomic_and_round_trips(tmp_path):
+    y = (np.sin(np.arange(1000) / 7) * 0.5).astype(np.float32)
+    path = write_wav(tmp_path / "x" / "t.wav", y, sr=44100)
+    np.testing.assert_allclose(load(path), y, atol=1 / 32767)
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_write_wav_failure_keeps_the_old_file(tmp_path):
+    path = write_wav(tmp_path / "t.wav", np.zeros(100), sr=44100)
+    before = path.read_bytes()
+    with pytest.raises(Exception):
+        write_wav(path, np.zeros(100), sr=-1)  # invalid rate: soundfile refuses mid-write
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda p: None, "file not found"),
+    (lambda p: p.mkdir(), "is a folder"),
+    (lambda p: p.write_bytes(b""), "is empty"),
+    (lambda p: p.write_bytes(np.random.default_rng(0).bytes(4000)), "not a readable audio file"),
+])
+def test_unreadable_files(tmp_path, make, match):
+    path = tmp_path / "bad.wav"
+    make(path)
+    with pytest.raises(AudioError, match=match) as e:
+        load(path)
+    assert str(path) in str(e.value) and "—" in str(e.value)  # names the file and a fix
+
+
+def test_truncated_wav(tmp_path):
+    path = write_tone(tmp_path / "t.wav", duration_s=1.0)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError, match="truncated"):
+        load(path)
+
+
+def test_nan_samples(tmp_path):
+    path = tmp_path / "nan.wav"
+    y = np.zeros(1000, dtype=np.float32)
+    y[10] = np.nan
+    sf.write(path, y, 44100, subtype="FLOAT")
+    with pytest.raises(AudioError, match="NaN"):
+        load(path)
+
+
+def test_peak_dbfs():
+    assert peak_dbfs(np.array([0.5, -0.25])) == pytest.approx(-6.02, abs=0.01)
+    assert peak_dbfs(np.zeros(3)) == float("-inf")

@@ -1,0 +1,46 @@
+"""Settings: dataclass defaults, TOML files with exactly their keys, overrides."""
+
+import pytest
+
+from tapcheck.config import Config, load_config
+from tapcheck.errors import ConfigError
+
+from .conftest import ROOT
+
+
+def test_default_toml_is_exactly_the_defaults():
+    assert load_config(ROOT / "configs" / "default.toml") == Config()
+
+
+def test_toml_overrides_and_types(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[features]\nshift_frames = 3\n[train]\nepochs = 2\nlr = 1\n")
+    config = load_config(path)
+    assert config.features.shift_frames == 3
+    assert config.train.epochs == 2 and config.train.lr == 1.0 and isinstance(config.train.lr, float)
+    assert config.features.n_fft == 1024  # untouched keys keep their defaults
+
+
+@pytest.mark.parametrize("text, match", [
+    ("[features]\nshift_frame = 3\n", "unknown key 'features.shift_frame'"),
+    ("[feature]\nshift_frames = 3\n", "unknown key 'feature'"),
+    ("[train]\nepochs = 'ten'\n", "'train.epochs' must be int"),
+    ("[train\n", "not valid TOML"),
+])
+def test_bad_config_files(tmp_path, text, match):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match) as e:
+        load_config(path)
+    assert str(path) in str(e.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_replace_ignores_none_and_round_trips():
+    config = Config().replace("train", epochs=3, lr=None)
+    assert config.train.epochs == 3 and config.train.lr is None
+    assert Config.from_dict(config.to_dict()) == config

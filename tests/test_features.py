@@ -1,0 +1,120 @@
+"""The study's features: STFT equal to librosa's, strike found, crops shaped and standardised."""
+
+import numpy as np
+import pytest
+
+from tapcheck.audio import load
+from tapcheck.config import FeatureConfig
+from tapcheck.errors import NoStrikeError
+from tapcheck.features import (FeatureCache, crop_strike, find_strike, power_spectrogram,
+                               power_to_db, strike_crops)
+
+from .conftest import knock_files, write_tone
+
+
+def test_power_spectrogram_equals_librosa():
+    import librosa
+
+    y = np.random.default_rng(0).standard_normal(44100).astype(np.float32)
+    ours = power_spectrogram(y, n_fft=1024, hop_length=128)
+    ref = np.abs(librosa.stft(y, n_fft=1024, hop_length=128)) ** 2
+    assert ours.shape == ref.shape == (513, 345)
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4 * ref.max())
+    np.testing.assert_allclose(power_to_db(ours), librosa.power_to_db(ref), atol=1e-2)
+
+
+@pytest.mark.parametrize("path", knock_files(), ids=lambda p: f"{p.parent.name}-{p.name}")
+def test_strike_found_in_every_real_knock(path):
+    y = load(path)
+    crops, onset = strike_crops(y, return_onset=True)
+    assert crops.shape == (2, 100, 120)
+    assert np.isfinite(crops).all()
+    # the onset leads the clip's loudest frame by at most one STFT window (8 frames)
+    S = power_spectrogram(y)
+    level = 10 * np.log10(S.sum(axis=0) + 1e-10)
+    assert 0 <= int(np.argmax(level)) - onset <= 8
+
+
+def test_strongest_of_several_knocks_is_used(tmp_path):
+    sr = 44100
+    y = np.random.default_rng(1).standard_normal(2 * sr) * 1e-3
+    for at, amp in ((0.3, 0.1), (1.2, 0.8), (1.6, 0.2)):
+        i = int(at * sr)
+        t = np.arange(sr // 4) / sr
+        y[i:i + len(t)] += amp * np.sin(2 * np.pi * 900 * t) * np.exp(-30 * t)
+    _, onset = strike_crops(y.astype(np.float32), return_onset=True)
+    assert abs(onset * 128 / sr - 1.2) < 0.02
+
+
+def test_crops_are_standardised_and_shifted():
+    y = load(write_tone_tmp())
+    f = FeatureConfig()
+    crops, onset = strike_crops(y, features=f, return_onset=True)
+    assert crops.shape == (f.n_crops, f.n_bins, f.n_frames) == (2, 100, 120)
+    np.testing.assert_allclose(crops.mean(axis=(1, 2)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(crops.std(axis=(1, 2)), 1.0, atol=1e-3)
+    # the second crop is the first one moved shift_frames later (before standardisation)
+    S_db = power_to_db(power_spectrogram(y))
+    band = S_db[:100]
+    first = band[:, onset - f.pre_frames:onset - f.pre_frames + 120]
+    second = band[:, onset - f.pre_frames + f.shift_frames:onset - f.pre_frames + f.shift_frames + 120]
+    np.testing.assert_allclose(crops[0], (first - first.mean()) / first.std(), atol=1e-3)
+    np.testing.assert_allclose(crops[1], (second - second.mean()) / second.std(), atol=1e-3)
+
+
+def write_tone_tmp():
+    import tempfile
+    from pathlib import Path
+
+    return write_tone(Path(tempfile.mkdtemp()) / "tap.wav", duration_s=3.0, tap_at_s=1.0)
+
+
+def test_strike_at_the_very_end_is_padded():
+    sr = 44100
+    y = np.random.default_rng(2).standard_normal(sr).astype(np.float32) * 1e-3
+    y[-2000:] += np.sin(np.arange(2000) / 5) * np.exp(-np.arange(2000) / 500)
+    crops = strike_crops(y)
+    assert crops.shape == (2, 100, 120) and np.isfinite(crops).all()
+
+
+@pytest.mark.parametrize("kind", ["zeros", "noise", "dc", "hum"])
+def test_no_strike_is_a_clear_error(kind):
+    sr, n = 44100, 3 * 44100
+    rng = np.random.default_rng(0)
+    t = np.arange(n) / sr
+    y = {"zeros": np.zeros(n), "noise": rng.standard_normal(n) * 0.1,
+         "dc": np.full(n, 0.3), "hum": 0.2 * np.sin(2 * np.pi * 50 * t)}[kind]
+    with pytest.raises(NoStrikeError, match="no strike found"):
+        strike_crops(y.astype(np.float32), path="clip.wav")
+
+
+def test_find_strike_rejects_a_weak_bump():
+    S = np.ones((513, 100), dtype=np.float32)
+    S[:, 50] = 10.0  # 10 dB: below the 15 dB a strike needs
+    with pytest.raises(NoStrikeError):
+        find_strike(S, min_strike_db=15.0)
+    assert find_strike(S, min_strike_db=5.0) == 50
+
+
+def test_crop_rejects_too_many_bins():
+    from tapcheck.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="n_bins"):
+        crop_strike(np.zeros((513, 200)), 10, n_bins=600)
+
+
+def test_cache_hits_and_keys_on_content_and_settings(tmp_path):
+    clip = write_tone(tmp_path / "a.wav")
+    cache = FeatureCache(tmp_path / "cache")
+    first = cache.get(clip)
+    entries = list((tmp_path / "cache").rglob("*.npy"))
+    assert len(entries) == 1
+    # a cache hit returns the stored array, not a recomputation: prove it by planting a marker
+    np.save(entries[0], np.full_like(first, 7.0))
+    assert (cache.get(clip) == 7.0).all()
+    # other settings, other key
+    other = FeatureCache(tmp_path / "cache", features=FeatureConfig(shift_frames=3))
+    assert not (other.get(clip) == 7.0).all()
+    # other content, other key
+    write_tone(clip, seed=5, amplitude=0.4)
+    assert not (cache.get(clip) == 7.0).all()
