@@ -100,7 +100,8 @@ def _open_info(path: Path):
         raise AudioError("cannot be read (permission denied)", path=path,
                          fix="check the file's permissions (chmod u+r)") from None
     except OSError as e:
-        raise AudioError(f"cannot be read ({e.strerror})", path=path, fix="check the file") from None
+        raise AudioError(f"cannot be read ({e.strerror})", path=path,
+                         fix="check the file") from None
     if size == 0:
         raise AudioError("is empty (0 bytes)", path=path,
                          fix="the recording or copy failed; record or copy it again")

@@ -32,7 +32,7 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """The strike-region crops of the study: power spectrogram in dB, 100 bins x 120 frames, twice."""
+    """The study's strike-region crops: power spectrogram in dB, 100 bins x 120 frames, twice."""
 
     n_fft: int = 1024  # study
     hop_length: int = 128  # study
@@ -41,7 +41,7 @@ class FeatureConfig:
     fmin_bin: int = 0  # first bin of the crop; the study kept the lowest bins
     n_frames: int = 120  # study: crop 120 frames (0.35 s)
     pre_frames: int = 4  # frames kept before the strike's onset: the attack itself
-    shift_frames: int = 6  # the second crop starts this many frames later (study: "slightly shifted")
+    shift_frames: int = 6  # the second crop starts this many frames later (study: "slightly")
     n_crops: int = 2  # study: each WAV gives 2 samples
     min_strike_db: float = 15.0  # the strike must stand this far above the clip's noise floor
 

@@ -66,4 +66,4 @@ class DeviceError(TapcheckError):
 
 
 class TapcheckWarning(UserWarning):
-    """Something was fixed up on the way in (stereo downmixed, resampled); worth telling the user."""
+    """Something was fixed on the way in (stereo downmixed, resampled); worth telling the user."""

@@ -5,9 +5,9 @@ strike, cuts ``n_crops`` windows of 100 frequency bins x 120 frames starting a f
 it (each next one shifted later in time), and standardises each crop to mean 0 / std 1. A clip
 with several knocks gives the crops of the **strongest** one.
 
-The STFT is computed here with NumPy/SciPy, equal to ``librosa.stft`` (centred, zero-padded, periodic Hann
-window; a test checks it) because librosa's first call costs seconds of JIT start-up that
-``tapcheck judge`` should not pay.
+The STFT is computed here with NumPy/SciPy, equal to ``librosa.stft`` (centred, zero-padded,
+periodic Hann window; a test checks it) because librosa's first call costs seconds of JIT
+start-up that ``tapcheck judge`` should not pay.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ def power_spectrogram(y: np.ndarray, *, n_fft: int = 1024, hop_length: int = 128
         raise ParameterError(f"power_spectrogram needs a mono signal, got shape {y.shape}")
     padded = np.pad(y, n_fft // 2)  # librosa: center=True, pad_mode="constant"
     n_frames = 1 + (len(padded) - n_fft) // hop_length
+    step = padded.strides[0]
     frames = np.lib.stride_tricks.as_strided(
-        padded, shape=(n_frames, n_fft), strides=(padded.strides[0] * hop_length, padded.strides[0]),
-        writeable=False)
+        padded, shape=(n_frames, n_fft), strides=(step * hop_length, step), writeable=False)
     # scipy's FFT keeps float32 (complex64): 4x faster than numpy's complex128 path here
     spectrum = scipy.fft.rfft(frames * _hann(n_fft), axis=1)
     return (spectrum.real ** 2 + spectrum.imag ** 2).T.astype(np.float32)

@@ -66,7 +66,8 @@ class Judge:
         if config is not None and (config.features != self.config.features
                                    or config.audio.sr != self.config.audio.sr):
             raise ModelFileError(
-                "was trained with other feature settings than the given config", path=self.model.path,
+                "was trained with other feature settings than the given config",
+                path=self.model.path,
                 fix="judge without --config (the model carries its settings) or retrain with it")
         self.cache = cache
         self.name = self.model.name
@@ -108,14 +109,15 @@ class Judge:
             chunk = good[start:start + batch_size]
             scores = self.scores(np.stack([c for _, c, _ in chunk]))
             verdicts = self._verdicts([os.fspath(paths[i]) for i, _, _ in chunk], scores)
-            for (i, _, warned), v in zip(chunk, verdicts):
+            for (i, _, warned), v in zip(chunk, verdicts, strict=True):
                 v.warnings = warned
                 results[i] = v
         return results  # type: ignore[return-value]
 
     def _verdicts(self, paths: Sequence[str], scores: np.ndarray) -> list[Verdict]:
         return [Verdict(str(p), ANOMALOUS if s > self.threshold else NORMAL, float(s),
-                        float(self.threshold), self.name) for p, s in zip(paths, scores)]
+                        float(self.threshold), self.name)
+                for p, s in zip(paths, scores, strict=True)]
 
 
 def default_model_path() -> Path:

@@ -97,7 +97,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     except PermissionError:
         raise ModelFileError("cannot be read (permission denied)", path=path,
                              fix="check the file's permissions") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as e:
+    except Exception as e:  # noqa: BLE001 - the unpickler raises anything on a garbage file
         raise ModelFileError(f"is not a tapcheck model file ({type(e).__name__})", path=path,
                              fix="use a model file written by `tapcheck train`") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:

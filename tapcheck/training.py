@@ -168,7 +168,8 @@ def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Conf
             idx = order[step * batch:(step + 1) * batch]
             xb = X[idx]
             if train.freq_stretch > 0:
-                factors = 1 + (torch.rand(len(idx), generator=generator) * 2 - 1) * train.freq_stretch
+                spread = torch.rand(len(idx), generator=generator) * 2 - 1
+                factors = 1 + spread * train.freq_stretch
                 xb = stretch_frequencies(xb, factors)
             xb = xb.to(device, non_blocking=True)
             if device.type == "cpu":
@@ -245,7 +246,7 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     reference = represent_clips(model, data.fit_clips[data.fit_normal], scorer).numpy()
     calib = represent_clips(model, data.calib_clips, scorer).numpy() if len(
         data.calib_clips) else None
-    boards = np.array([t.board for t, n in zip(data.fit_takes, data.fit_normal) if n])
+    boards = np.array([t.board for t, n in zip(data.fit_takes, data.fit_normal, strict=True) if n])
     detector.fit(reference, X_calib=calib, groups=boards)
     seconds = time.perf_counter() - started
     return new_checkpoint(

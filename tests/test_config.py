@@ -17,7 +17,8 @@ def test_toml_overrides_and_types(tmp_path):
     path.write_text("[features]\nshift_frames = 3\n[train]\nepochs = 2\nlr = 1\n")
     config = load_config(path)
     assert config.features.shift_frames == 3
-    assert config.train.epochs == 2 and config.train.lr == 1.0 and isinstance(config.train.lr, float)
+    assert config.train.epochs == 2
+    assert config.train.lr == 1.0 and isinstance(config.train.lr, float)
     assert config.features.n_fft == 1024  # untouched keys keep their defaults
 
 

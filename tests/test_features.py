@@ -56,8 +56,9 @@ def test_crops_are_standardised_and_shifted():
     # the second crop is the first one moved shift_frames later (before standardisation)
     S_db = power_to_db(power_spectrogram(y))
     band = S_db[:100]
-    first = band[:, onset - f.pre_frames:onset - f.pre_frames + 120]
-    second = band[:, onset - f.pre_frames + f.shift_frames:onset - f.pre_frames + f.shift_frames + 120]
+    start = onset - f.pre_frames
+    first = band[:, start:start + 120]
+    second = band[:, start + f.shift_frames:start + f.shift_frames + 120]
     np.testing.assert_allclose(crops[0], (first - first.mean()) / first.std(), atol=1e-3)
     np.testing.assert_allclose(crops[1], (second - second.mean()) / second.std(), atol=1e-3)
 

@@ -36,7 +36,8 @@ CONFIDENCE = 0.999  # target probability at θ = π/4 that fixes the automatic s
 
 def auto_scale(n_classes: int) -> float:
     """Scale of a cosine softmax over ``n_classes`` classes (see the module docstring)."""
-    return math.sqrt(2.0) * (math.log(max(n_classes - 1, 1)) + math.log(CONFIDENCE / (1 - CONFIDENCE)))
+    headroom = math.log(CONFIDENCE / (1.0 - CONFIDENCE))
+    return math.sqrt(2.0) * (math.log(max(n_classes - 1, 1)) + headroom)
 
 
 HEADS = {

@@ -1,0 +1,89 @@
+"""The command line as a user meets it: import, datasets, info, models, train, errors."""
+
+import csv
+
+import pytest
+
+from .conftest import knock_files, write_tone
+
+
+def test_import_converts_and_reports_bad_files(tmp_path, run_cli):
+    stereo = write_tone(tmp_path / "in" / "stereo.wav", sr=48000, channels=2)
+    knock = knock_files("wood")[0]
+    silent = write_tone(tmp_path / "in" / "silent.wav", tap_at_s=None)
+    code, out, err = run_cli("import", stereo, knock, silent, "--dataset", "bench", "--board", "3",
+                             "--side", "left", "--label", "normal", "--group", "oak")
+    assert code == 2  # one file refused
+    assert "imported 2 of 3" in out
+    assert f"{silent}: no strike found" in err and "averaged to mono" in err
+    from tapcheck.datasets import Dataset
+
+    ds = Dataset.open("bench")
+    assert [t.path for t in ds.takes] == ["board03/left/take001.wav", "board03/left/take002.wav"]
+    assert all(t.source == "import" and t.sample_rate == 44100 and t.group == "oak"
+               for t in ds.takes)
+    # a second import appends; the first takes are untouched
+    before = (ds.root / "board03/left/take001.wav").read_bytes()
+    code, _, _ = run_cli("import", knock, "--dataset", "bench", "--board", "3", "--side", "left",
+                         "--label", "normal")
+    assert code == 0
+    assert (ds.root / "board03/left/take001.wav").read_bytes() == before
+    rows = list(csv.DictReader(open(ds.root / "manifest.csv")))
+    assert [r["take"] for r in rows] == ["1", "2", "3"]
+
+
+def test_datasets_and_info(tiny_dataset, run_cli, monkeypatch):
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(tiny_dataset.root.parent))
+    code, out, _ = run_cli("datasets")
+    assert code == 0 and "tiny" in out and "90" in out
+    code, out, _ = run_cli("info", "tiny")
+    assert code == 0
+    assert "board08" not in out  # boards are numbers in the table
+    lines = out.splitlines()
+    assert lines[0].endswith("90 takes")
+    assert any(ln.split()[:4] == ["8", "right", "defect", "defect-held-out"] for ln in lines)
+
+
+def test_models_lists_the_registry(run_cli):
+    from tapcheck.models import MODELS
+
+    code, out, _ = run_cli("models")
+    assert code == 0
+    for name in MODELS:
+        assert name in out
+
+
+def test_unknown_model_lists_valid_ones(run_cli):
+    code, _, err = run_cli("train", "--model", "arcface-resnet50")
+    assert code == 2
+    assert err.startswith("tapcheck: error: unknown model 'arcface-resnet50' — choose one of:")
+    assert "arcface-resnet18" in err and len(err.strip().splitlines()) == 1
+
+
+def test_unknown_dataset(run_cli):
+    code, _, err = run_cli("train", "--dataset", "nope")
+    assert code == 2 and "no such dataset" in err
+
+
+def test_debug_shows_the_traceback(run_cli):
+    from tapcheck.errors import DatasetError
+
+    with pytest.raises(DatasetError):
+        run_cli("--debug", "info", "nope")
+
+
+def test_train_from_the_cli_writes_one_model_file(tiny_dataset, run_cli, tmp_path):
+    out = tmp_path / "m" / "model.pt"
+    code, stdout, err = run_cli("train", "--dataset", str(tiny_dataset.root), "--epochs", "1",
+                                "--out", out, "--seed", "1")
+    assert code == 0, err
+    assert out.is_file() and f"saved {out}" in stdout
+    assert "epoch 1/1" in err  # one line per epoch when not on a terminal
+    assert not list(out.parent.glob("*.tmp"))
+
+
+def test_synth_refuses_to_overwrite(run_cli, tmp_path):
+    code, out, _ = run_cli("synth", "--dataset", "s", "--takes", "1")
+    assert code == 0 and "wrote 18 takes" in out
+    code, _, err = run_cli("synth", "--dataset", "s", "--takes", "1")
+    assert code == 2 and "already holds 18 takes" in err

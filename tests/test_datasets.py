@@ -1,0 +1,94 @@
+"""Datasets on disk: layout, manifest, filters, never overwriting a take."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from tapcheck.datasets import MANIFEST_FIELDS, Dataset, list_datasets
+from tapcheck.errors import DatasetError, ParameterError
+
+
+def _tap(n=4410):
+    return (np.sin(np.arange(n) / 9) * 0.3).astype(np.float32)
+
+
+def test_add_take_layout_and_manifest(tmp_path):
+    ds = Dataset.create(tmp_path / "bench")
+    t1 = ds.add_take(_tap(), sr=44100, board=3, side="left", label="normal", source="mic")
+    t2 = ds.add_take(_tap(), sr=44100, board=3, side="left", label="normal", source="mic")
+    assert (t1.path, t2.path) == ("board03/left/take001.wav", "board03/left/take002.wav")
+    rows = list(csv.DictReader(open(tmp_path / "bench" / "manifest.csv")))
+    assert list(rows[0]) == list(MANIFEST_FIELDS)
+    assert rows[1]["take"] == "2" and rows[1]["sample_rate"] == "44100"
+    assert float(rows[0]["duration_s"]) == pytest.approx(0.1)
+    assert float(rows[0]["peak_dbfs"]) == pytest.approx(-10.46, abs=0.05)
+    reopened = Dataset.open(tmp_path / "bench")
+    assert [t.take for t in reopened.takes] == [1, 2]
+
+
+def test_takes_are_numbered_after_files_on_disk(tmp_path):
+    """A WAV without a manifest row (e.g. after a crash) is never overwritten."""
+    ds = Dataset.create(tmp_path / "bench")
+    ds.add_take(_tap(), sr=44100, board=1, side="right", label="normal")
+    orphan = tmp_path / "bench" / "board01" / "right" / "take007.wav"
+    orphan.write_bytes(b"precious")
+    take = ds.add_take(_tap(), sr=44100, board=1, side="right", label="normal")
+    assert take.take == 8 and orphan.read_bytes() == b"precious"
+
+
+def test_select_filters(tiny_dataset):
+    ds = tiny_dataset
+    assert {t.board for t in ds.select(split="train", label="defect")} == {5, 6}
+    assert {t.side for t in ds.select(board=7)} == {"left"}
+    assert len(ds.select(board=[11, 12], side="left")) == 2 * 5
+    assert all(t.group == "similar-material" for t in ds.select(group="similar-material"))
+    assert ds.select(board=99) == []
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda rows: rows[1].__setitem__("label", "cracked"), "unknown label 'cracked'"),
+    (lambda rows: rows.append(dict(rows[1])), "duplicate row"),
+    (lambda rows: rows[1].__setitem__("board", "three"), "malformed row"),
+    (lambda rows: rows[1].__setitem__("split", "validation"), "unknown split"),
+])
+def test_bad_manifests_name_the_line(tmp_path, edit, match):
+    ds = Dataset.create(tmp_path / "bench")
+    for _ in range(2):
+        ds.add_take(_tap(), sr=44100, board=1, side="left", label="normal")
+    path = tmp_path / "bench" / "manifest.csv"
+    rows = list(csv.DictReader(open(path)))
+    edit(rows)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(DatasetError, match=match) as e:
+        Dataset.open(tmp_path / "bench")
+    assert "manifest.csv:" in str(e.value)
+
+
+def test_not_a_manifest(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "manifest.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DatasetError, match="not a tapcheck manifest"):
+        Dataset.open(tmp_path / "x")
+
+
+def test_unknown_dataset_lists_known_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(tmp_path))
+    Dataset.create("alpha").add_take(_tap(), sr=44100, board=1, side="left", label="normal")
+    assert list_datasets() == ["alpha"]
+    with pytest.raises(DatasetError, match="datasets here: alpha"):
+        Dataset.open("beta")
+
+
+@pytest.mark.parametrize("kwargs", [dict(side="../x"), dict(label="good"), dict(split="dev"),
+                                    dict(board=-1), dict(group="a b")])
+def test_bad_take_values(tmp_path, kwargs):
+    ds = Dataset.create(tmp_path / "bench")
+    args = dict(board=1, side="left", label="normal", split="train", group="")
+    args.update(kwargs)
+    with pytest.raises(ParameterError):
+        ds.add_take(_tap(), sr=44100, **args)
+    assert ds.takes == []

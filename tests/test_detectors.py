@@ -1,0 +1,74 @@
+"""Detectors follow scikit-learn's outlier contract; thresholds come from normal clips only."""
+
+import numpy as np
+import pytest
+
+from tapcheck.detectors import (KNNDetector, ProbDetector, ScoreDetector, detector_from_state,
+                                gamma_threshold)
+
+
+def _clusters(seed=0):
+    rng = np.random.default_rng(seed)
+    centre = rng.standard_normal(16)
+    normal = centre + 0.1 * rng.standard_normal((60, 16))
+    calib = centre + 0.1 * rng.standard_normal((20, 16))
+    odd = -centre + 0.1 * rng.standard_normal((10, 16))
+    return normal, calib, odd
+
+
+def test_knn_contract():
+    normal, calib, odd = _clusters()
+    det = KNNDetector(k=5, far=0.05)
+    assert det.fit(normal, X_calib=calib) is det
+    scores = det.score_samples(np.vstack([calib, odd]))
+    np.testing.assert_allclose(det.decision_function(np.vstack([calib, odd])), scores - det.offset_)
+    assert det.threshold_ == -det.offset_
+    pred = det.predict(np.vstack([calib, odd]))
+    assert (pred[-10:] == -1).all() and (pred[:20] == 1).mean() >= 0.85
+    assert np.all(det.anomaly_score(odd) > det.threshold_)
+
+
+def test_knn_is_the_kth_cosine_distance():
+    ref = np.eye(4, dtype=np.float32)
+    det = KNNDetector(k=2, far=0.5).fit(ref, X_calib=ref)
+    q = np.array([[1.0, 1.0, 0.0, 0.0]], dtype=np.float32)
+    assert det.anomaly_score(q)[0] == pytest.approx(1 - 1 / np.sqrt(2), abs=1e-6)
+    exp = KNNDetector(k=2, exp=True, far=0.5).fit(ref, X_calib=ref)
+    assert exp.anomaly_score(q)[0] == pytest.approx(np.exp(1 - 1 / np.sqrt(2)), abs=1e-6)
+    euc = KNNDetector(k=1, metric="euclidean", far=0.5).fit(ref, X_calib=ref)
+    assert euc.anomaly_score(q)[0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_threshold_uses_normal_clips_only_and_far():
+    normal, calib, _ = _clusters()
+    loose = KNNDetector(far=0.2).fit(normal, X_calib=calib).threshold_
+    strict = KNNDetector(far=0.01).fit(normal, X_calib=calib).threshold_
+    assert strict > loose
+    # without a calibration set, leave-one-group-out scores of the reference set the threshold
+    groups = np.repeat(np.arange(6), 10)
+    det = KNNDetector(far=0.05).fit(normal, groups=groups)
+    assert np.isfinite(det.threshold_) and len(det.calibration_scores_) == 60
+
+
+def test_gamma_threshold():
+    scores = np.random.default_rng(0).gamma(3.0, 0.1, size=4000)
+    assert gamma_threshold(scores, far=0.05) == pytest.approx(np.quantile(scores, 0.95), rel=0.05)
+    assert gamma_threshold(np.full(5, 0.3), far=0.05) == 0.3
+
+
+def test_prob_and_score_detectors():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    det = ProbDetector(normal_classes=[0, 1], far=0.1).fit(probs[:1], X_calib=probs[:1])
+    np.testing.assert_allclose(det.anomaly_score(probs), [0.1, 0.8])
+    rec = ScoreDetector(far=0.1).fit(np.array([[1.0], [1.2], [0.9]]))
+    assert rec.predict(np.array([[5.0]]))[0] == -1
+
+
+@pytest.mark.parametrize("det", [KNNDetector(k=3, metric="euclidean", exp=False, far=0.02),
+                                 ProbDetector(normal_classes=[0], far=0.1), ScoreDetector(far=0.1)])
+def test_state_round_trip(det):
+    X = np.random.default_rng(1).random((12, 3)).astype(np.float32)
+    det.fit(X, X_calib=X[:6])
+    again = detector_from_state(det.get_state())
+    np.testing.assert_array_equal(again.anomaly_score(X), det.anomaly_score(X))
+    assert again.threshold_ == det.threshold_ and again.get_params() == det.get_params()

@@ -1,0 +1,84 @@
+"""Judging: verdicts, exit statuses, bad files reported while the others are judged."""
+
+import json
+import subprocess
+import sys
+
+import torch
+
+from tapcheck.judge import Judge
+from tapcheck.modelfile import save_checkpoint
+
+from .conftest import knock_files, write_tone
+
+
+def _with_threshold(tiny_model, tmp_path, threshold):
+    ck = torch.load(tiny_model, weights_only=True)
+    ck["detector"]["offset"] = -threshold
+    return save_checkpoint(tmp_path / f"t{threshold}.pt", ck)
+
+
+def test_exit_status_0_when_all_normal(tiny_model, tiny_dataset, tmp_path, run_cli):
+    model = _with_threshold(tiny_model, tmp_path, 1e9)
+    clips = [tiny_dataset.path_of(t) for t in tiny_dataset.takes[:2]]
+    code, out, err = run_cli("judge", *clips, "--model", model)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and all(ln.startswith("NORMAL") for ln in lines)
+    assert "threshold 1000000000.0000" in lines[0] and "arcface-resnet18" in lines[0]
+
+
+def test_exit_status_1_when_any_anomalous(tiny_model, tiny_dataset, tmp_path, run_cli):
+    model = _with_threshold(tiny_model, tmp_path, -1.0)
+    code, out, _ = run_cli("judge", tiny_dataset.path_of(tiny_dataset.takes[0]), "--model", model)
+    assert code == 1 and out.startswith("ANOMALOUS")
+
+
+def test_exit_status_2_and_the_good_clips_still_judged(tiny_model, tiny_dataset, tmp_path, run_cli):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....nonsense")
+    good = tiny_dataset.path_of(tiny_dataset.takes[0])
+    code, out, err = run_cli("judge", bad, good, "--model", tiny_model)
+    assert code == 2
+    assert str(good) in out and len(out.strip().splitlines()) == 1
+    assert f"{bad}: is not a readable audio file" in err and "1 of 2" in err
+
+
+def test_json_lines(tiny_model, tiny_dataset, run_cli, tmp_path):
+    silent = write_tone(tmp_path / "silent.wav", tap_at_s=None)
+    good = tiny_dataset.path_of(tiny_dataset.takes[0])
+    code, out, _ = run_cli("judge", good, silent, "--model", tiny_model, "--json")
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert code == 2 and len(rows) == 2
+    assert rows[0]["verdict"] in ("NORMAL", "ANOMALOUS") and rows[0]["score"] >= 0
+    assert rows[0]["threshold"] > 0 and rows[0]["model"] == "arcface-resnet18"
+    assert rows[1]["verdict"] is None and "no strike found" in rows[1]["error"]
+
+
+def test_stereo_48k_and_a_1s_knock_are_judged(tiny_model, tmp_path):
+    stereo = write_tone(tmp_path / "stereo48k.wav", sr=48000, channels=2, duration_s=3.0,
+                        tap_at_s=1.0)
+    short = knock_files("wood")[0]  # a real 1 s knock
+    verdicts = Judge(tiny_model).judge_files([stereo, short])
+    assert all(v.error is None and v.verdict in ("NORMAL", "ANOMALOUS") for v in verdicts)
+    assert any("averaged to mono" in w for w in verdicts[0].warnings)
+    assert any("resampled from 48000" in w for w in verdicts[0].warnings)
+
+
+def test_judge_array_matches_judge_files(tiny_model, tiny_dataset):
+    from tapcheck.audio import load
+
+    path = tiny_dataset.path_of(tiny_dataset.takes[3])
+    judge = Judge(tiny_model)
+    assert judge.judge_array(load(path)).score == judge.judge_files([path])[0].score
+
+
+def test_judge_from_the_shell_fails_cleanly(tiny_model, tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    result = subprocess.run([sys.executable, "-m", "tapcheck", "judge", str(empty), "--model",
+                             str(tiny_model)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"tapcheck: error: {empty}: is empty (0 bytes) — the "
+                                     "recording or copy failed; record or copy it again")
+    assert "Traceback" not in result.stderr
