@@ -275,6 +275,52 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, as_json: bool) -> in
     return 1 if any(v.anomalous for v in verdicts) else 0
 
 
+@cli.command()
+@click.option("--models", "selection", default="study", show_default=True,
+              help="all, study (the study's eight), or names: arcface-resnet18,triplet-shallow")
+@_train_options
+@click.option("--out", type=click.Path(path_type=Path), help="Report folder [reports/<dataset>].")
+def compare(selection: str, dataset: str, config_path: Path | None, epochs: int | None,
+            seed: int | None, scorer: str | None, out: Path | None) -> None:
+    """Train several models on one dataset and compare them: metrics, t-SNE maps, score charts.
+
+    Writes <out>/index.html (opens offline), metrics.csv, metrics.json and the trained models
+    under <out>/models/. Same seed, same numbers.
+    """
+    from .compare import compare_models, default_out, resolve_models
+    from .datasets import Dataset
+    from .report import summary_table
+
+    names = resolve_models(selection)
+    if scorer is not None:
+        raise click.UsageError("--scorer is per model; compare uses each model's default")
+    config = _parse_config(config_path).replace("train", epochs=epochs, seed=seed)
+    ds = Dataset.open(dataset)
+    out = out or default_out(ds)
+    rows = compare_models(ds, names, config=config, out=out, log=_echo_err,
+                          progress=sys.stderr.isatty())
+    click.echo(summary_table(rows))
+    click.echo(f"report: {out / 'index.html'}")
+
+
+@cli.command()
+@click.option("--model", "model_path", type=click.Path(path_type=Path),
+              help="Model to judge with [a 1-epoch arcface-resnet18 trained here].")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports/bench.json"),
+              show_default=True, help="Where to write the figures as JSON.")
+def bench(model_path: Path | None, out: Path) -> None:
+    """Measure speed: features, training (vs a naive loop), judging, memory — in one run."""
+    from .bench import format_results, run_bench
+
+    if model_path is not None and not model_path.is_file():
+        from .errors import ModelFileError
+
+        raise ModelFileError("model file not found", path=model_path, fix="pass a .pt file")
+    results = run_bench(model=model_path, out=out, log=_echo_err)
+    click.echo(format_results(results))
+    click.echo(f"written to {out}")
+
+
 # -- demo ---------------------------------------------------------------------------------------
 
 @cli.command()

@@ -65,11 +65,15 @@ class TrainConfig:
     knn_exp: bool = False  # AdaCos source: score exp(1 - cos) instead of 1 - cos
     far: float = 0.05  # false-alarm rate the threshold is set for, on normal clips only
     calib_fraction: float = 0.15  # normal training takes held out to calibrate the threshold
-    arcface_scale: float | None = None  # None: from the number of classes, see models/heads.py
-    arcface_margin: float = 0.2
+    arcface_scale: float | None = None  # None: from the number of classes, see models/cosine.py
+    arcface_margin: float = 0.2  # radians (ArcFace) or cosine (CosFace)
+    focal_gamma: float = 0.0  # CNN: 0 = cross-entropy, > 0 = focal loss (study: no difference)
+    triplet_mining: str = "batch-all"  # "batch-all" (fast-triplet source) or "batch-hard"
+    triplet_margin: float = 0.2  # fast-triplet source
+    triplet_k: int = 4  # crops per class in a triplet batch; batch_size // triplet_k classes
     freq_stretch: float = 0.06  # augmentation: stretch each crop's frequency axis by up to ±6 %
     bf16: bool = True  # bfloat16 autocast on CPUs that support it
-    patience: int = 0  # early stopping on the normal-only validation score; 0 = off
+    patience: int = 0  # stop when the normal-only validation loss stalls this many epochs; 0 = off
 
 
 @dataclass(frozen=True)

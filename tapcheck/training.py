@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import sys
 import time
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from .config import Config
+from .augment import PSEUDO_ANOMALIES, stretch_frequencies
 from .datasets import Dataset, Take
 from .detectors import SCORERS, ThresholdDetector
 from .errors import DatasetError
@@ -32,6 +34,7 @@ from .modelfile import new_checkpoint
 from .models import get_spec
 from .models.base import TapModel, represent_clips
 from .runtime import autocast_dtype, configure_threads, pick_device
+from .samplers import BalancedBatchSampler
 
 
 @dataclass
@@ -46,6 +49,14 @@ class TrainingData:
     class_labels: list[str]  # "normal" or "defect" per class
     fit_takes: list[Take]
     calib_takes: list[Take]
+
+    def validation_samples(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The calibration crops (normal only) with their class indices, for validation loss."""
+        index = {name: i for i, name in enumerate(self.classes)}
+        n, c = self.calib_clips.shape[:2]
+        X = torch.from_numpy(self.calib_clips).reshape(n * c, 1, *self.calib_clips.shape[2:])
+        y = torch.tensor([index[t.class_name] for t in self.calib_takes]).repeat_interleave(c)
+        return X, y.long()
 
     def samples(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every crop as a training sample: (n_fit * n_crops, 1, bins, frames) and labels."""
@@ -107,31 +118,31 @@ def prepare_data(dataset: Dataset, *, config: Config, cache: FeatureCache | None
         calib_takes=calib)
 
 
-def stretch_frequencies(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """Stretch each crop's frequency axis: ``out[f] = x[f / factor]``, linearly interpolated.
-
-    Modal frequencies of boards scale with size, density and stiffness, which vary from board
-    to board and say nothing about cracks; training on stretched crops teaches the model to look
-    past that scatter, at decay and clatter instead. Bins beyond the crop repeat its top bin.
-
-    Parameters
-    ----------
-    x : torch.Tensor, shape (N, 1, bins, frames)
-    factors : torch.Tensor, shape (N,)
-    """
-    n_bins = x.shape[2]
-    source = torch.arange(n_bins, dtype=x.dtype)[None, :] / factors[:, None]  # (N, bins)
-    source = source.clamp(0, n_bins - 1)
-    low = source.floor().long().clamp(max=n_bins - 2)
-    frac = (source - low)[:, None, :, None]
-    gather = lambda idx: torch.gather(x, 2, idx[:, None, :, None].expand(-1, 1, -1, x.shape[3]))  # noqa: E731
-    return gather(low) * (1 - frac) + gather(low + 1) * frac
+def validation_loss(model: TapModel, X: torch.Tensor, y: torch.Tensor, *,
+                    batch_size: int = 64) -> float:
+    """The training objective on held-out crops, in eval mode, without gradients."""
+    model.eval()
+    total = 0.0
+    with torch.inference_mode():
+        for i in range(0, len(X), batch_size):
+            loss, _ = model.loss(X[i:i + batch_size], y[i:i + batch_size])
+            total += float(loss) * len(X[i:i + batch_size])
+    model.train()
+    return total / max(len(X), 1)
 
 
 def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Config,
+              validation: tuple[torch.Tensor, torch.Tensor] | None = None,
               progress: bool | None = None, log: Callable[[str], None] | None = None
               ) -> list[dict]:
     """Train ``model`` on crops ``X`` (N, 1, bins, frames) with labels ``y`` (N,).
+
+    Parameters
+    ----------
+    validation : (X_val, y_val), optional
+        Held-out **normal** crops and their classes. Their loss is logged each epoch; with
+        ``config.train.patience > 0`` training stops when it has not improved for that many
+        epochs, and the best epoch's weights are kept. Defect labels never enter it.
 
     Returns the history: one dict per epoch (loss, learning rate, seconds, model extras).
     """
@@ -153,19 +164,29 @@ def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Conf
         optimizer = torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay)
     batch = min(train.batch_size, len(X))
     steps = max(1, len(X) // batch)  # drop the ragged last batch: BatchNorm needs > 1 sample
+    sampler = None
+    if model.balanced_batches:  # triplet mining: P classes x K crops in every batch
+        k = max(2, min(train.triplet_k, batch))
+        sampler = BalancedBatchSampler(y.numpy(), p=max(2, batch // k), k=k, seed=train.seed)
+        steps = len(sampler)
+    # Warm-up then cosine decay: converges in tens of epochs where the study ran a hundred.
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=train.lr, total_steps=steps * train.epochs, pct_start=0.15)
     generator = torch.Generator().manual_seed(train.seed)
     show = sys.stderr.isatty() if progress is None else progress
     history = []
+    best = None  # (validation loss, epoch, weights)
     for epoch in range(1, train.epochs + 1):
         start = time.perf_counter()
-        order = torch.randperm(len(X), generator=generator)
-        total, count = 0.0, 0
-        bar = tqdm(range(steps), desc=f"epoch {epoch}/{train.epochs}", unit="batch",
+        if sampler is not None:
+            plan = [torch.from_numpy(b) for b in sampler.batches(epoch)]
+        else:
+            order = torch.randperm(len(X), generator=generator)
+            plan = [order[i * batch:(i + 1) * batch] for i in range(steps)]
+        total, count, correct = 0.0, 0, None
+        bar = tqdm(plan, desc=f"epoch {epoch}/{train.epochs}", unit="batch",
                    leave=False, disable=not show)
-        for step in bar:
-            idx = order[step * batch:(step + 1) * batch]
+        for idx in bar:
             xb = X[idx]
             if train.freq_stretch > 0:
                 spread = torch.rand(len(idx), generator=generator) * 2 - 1
@@ -176,24 +197,66 @@ def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Conf
                 xb = xb.contiguous(memory_format=torch.channels_last)
             yb = y[idx].to(device)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                loss = model.loss(xb, yb)
+                loss, n_correct = model.loss(xb, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             total += float(loss.detach()) * len(idx)
             count += len(idx)
+            if n_correct is not None:
+                correct = (correct or 0) + n_correct
             bar.set_postfix(loss=f"{total / count:.4f}")
         entry = {"epoch": epoch, "loss": total / max(count, 1),
                  "lr": optimizer.param_groups[0]["lr"],
                  "seconds": time.perf_counter() - start, **model.train_logs()}
+        if correct is not None:
+            entry["accuracy"] = correct / max(count, 1)
+        if validation is not None and len(validation[0]):
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                entry["val_loss"] = validation_loss(model, *(v.to(device) for v in validation))
+            if best is None or entry["val_loss"] < best[0]:
+                best = (entry["val_loss"], epoch, copy.deepcopy(model.state_dict()))
         history.append(entry)
         if log:
-            log(f"epoch {epoch}/{train.epochs}  loss {entry['loss']:.4f}  "
+            extra = f"  accuracy {entry['accuracy']:.3f}" if "accuracy" in entry else ""
+            if "val_loss" in entry:
+                extra += f"  val {entry['val_loss']:.4f}"
+            log(f"epoch {epoch}/{train.epochs}  loss {entry['loss']:.4f}{extra}  "
                 f"{entry['seconds']:.1f} s")
+        if train.patience > 0 and best is not None and epoch - best[1] >= train.patience:
+            if log:
+                log(f"early stop: validation loss best at epoch {best[1]}")
+            break
+    if train.patience > 0 and best is not None:
+        model.load_state_dict(best[2])
     model.to("cpu").eval()
     model.to(memory_format=torch.contiguous_format)
     return history
+
+
+def add_pseudo_anomalies(data: TrainingData) -> TrainingData:
+    """One normal class only: add self-made defect classes made from its crops.
+
+    Metric-learning and classification objectives need at least two classes. With a single
+    normal (board, side) there is nothing to tell apart, so, as the survey source did with
+    synthetic defects, each transform of :data:`tapcheck.augment.PSEUDO_ANOMALIES` (modes moved
+    up or down, a silenced band, a faster decay) turns the normal clips into one pseudo-anomaly
+    class. Pseudo clips are trained on but never become references or calibration clips.
+    """
+    normal = data.fit_clips[data.fit_normal]
+    clips, labels = [data.fit_clips], [data.fit_labels]
+    names = list(data.classes)
+    for name, transform in PSEUDO_ANOMALIES.items():
+        clips.append(transform(normal))
+        labels.append(np.full(len(normal), len(names)))
+        names.append(name)
+    n_extra = len(names) - len(data.classes)
+    return dataclasses.replace(
+        data, fit_clips=np.concatenate(clips), fit_labels=np.concatenate(labels),
+        fit_normal=np.concatenate([data.fit_normal, np.zeros(n_extra * len(normal), bool)]),
+        classes=names, class_labels=data.class_labels + ["pseudo"] * n_extra,
+        fit_takes=data.fit_takes)
 
 
 def make_detector(config: Config, data: TrainingData) -> ThresholdDetector:
@@ -234,19 +297,23 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     started = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
     data = prepare_data(dataset, config=config, cache=cache, progress=show)
+    if spec.family.needs_classes and len(data.classes) == 1:
+        data = add_pseudo_anomalies(data)
     f = config.features
     torch.manual_seed(config.train.seed)
     model = spec.build(n_classes=len(data.classes), train=config.train,
                        input_shape=(f.n_bins, f.n_frames))
     X, y = data.samples()
-    history = fit_model(model, X, y, config=config, progress=progress, log=log)
+    history = fit_model(model, X, y, config=config, validation=data.validation_samples(),
+                        progress=progress, log=log)
 
     detector = make_detector(config, data)
     scorer = config.train.scorer
     reference = represent_clips(model, data.fit_clips[data.fit_normal], scorer).numpy()
     calib = represent_clips(model, data.calib_clips, scorer).numpy() if len(
         data.calib_clips) else None
-    boards = np.array([t.board for t, n in zip(data.fit_takes, data.fit_normal, strict=True) if n])
+    # fit_takes are the real takes; pseudo-anomaly clips, appended after them, are never normal
+    boards = np.array([t.board for t in data.fit_takes if t.label == "normal"])
     detector.fit(reference, X_calib=calib, groups=boards)
     seconds = time.perf_counter() - started
     return new_checkpoint(

@@ -1,7 +1,13 @@
 """The model registry: every model ``tapcheck train --model NAME`` knows, with its defaults.
 
-A model is a family (one file each in this package) on a backbone, plus the training defaults the
-study reported for it, adapted for a CPU where noted. ``tapcheck models`` prints this table.
+A model is a family (one file each in this package) on a backbone, plus the optimiser settings
+the study reported for it (``../shared/domain.md``). Epochs are fewer than the study's 100 where
+a warm-up + cosine schedule reaches the same training loss on a CPU. ``tapcheck models`` prints
+this table.
+
+Embedding size: 512 on ResNet18 (the study's fc5), 32 on the shallow net (the width of its last
+hidden layer: wider adds nothing, and the study's 2-D bottleneck "did not improve accuracy" —
+t-SNE does the plotting instead), 32 for the autoencoders' code (Keras blog).
 """
 
 from __future__ import annotations
@@ -12,8 +18,11 @@ from typing import Any
 
 from ..config import TrainConfig
 from ..errors import ParameterError
+from .autoencoder import AutoencoderModel, VAEModel
 from .base import TapModel
+from .classifier import ClassifierModel
 from .cosine import CosineModel
+from .triplet import TripletModel
 
 
 @dataclass(frozen=True)
@@ -34,30 +43,63 @@ class ModelSpec:
             raise ParameterError(
                 f"model {self.name} cannot use the '{resolved.scorer}' scorer",
                 fix=f"use one of: {', '.join(self.family.scorers)}")
+        if resolved.optimizer not in ("sgd", "adam"):
+            raise ParameterError(f"optimizer must be 'sgd' or 'adam', not '{resolved.optimizer}'")
         return resolved
 
     def build(self, *, n_classes: int, train: TrainConfig,
               input_shape: tuple[int, int]) -> TapModel:
         """A fresh, randomly initialised model for a resolved training config."""
-        args = dict(self.args)
-        if "head" in args:  # cosine heads take the scale and margin from the config
-            args.update(scale=train.arcface_scale, margin=train.arcface_margin)
         return self.family(n_classes=n_classes, embedding_dim=train.embedding_dim,
-                           input_shape=input_shape, **args)
+                           input_shape=input_shape, **self.args,
+                           **self.family.config_args(train))
 
 
-# study (domain.md, table of the eight methods): ArcFace-ResNet18 SGD lr 0.01, 100 epochs; tapcheck
-# trains fewer epochs with a warm-up + cosine schedule, which reaches the same loss on a CPU.
-_SGD = dict(optimizer="sgd", lr=0.01, epochs=15, batch_size=32)
+def _defaults(optimizer: str, lr: float, epochs: int, embedding_dim: int, scorer: str,
+              batch_size: int = 32) -> dict[str, Any]:
+    return dict(optimizer=optimizer, lr=lr, epochs=epochs, embedding_dim=embedding_dim,
+                scorer=scorer, batch_size=batch_size)
+
+
+_HEADS = {
+    "arcface": "ArcFace (additive angular margin)",
+    "adacos": "AdaCos (adaptive scale, no margin; AdaCos source)",
+    "cosface": "CosFace (additive cosine margin)",
+    "l2softmax": "L2-constrained softmax (normalised, scaled; L2-softmax source)",
+}
 
 _SPECS = [
-    ModelSpec("arcface-resnet18", CosineModel,
-              "ArcFace head on the study's ResNet18 — the study's best model",
-              dict(backbone="resnet18", head="arcface"),
-              dict(_SGD, embedding_dim=512, scorer="knn")),
+    # study 1: dense AE, lr 1e-5, 50 epochs; 2: VAE, lr 1e-5, 100 epochs (Adam, Keras blog)
+    ModelSpec("ae", AutoencoderModel, "dense autoencoder, reconstruction error (study #1)",
+              {}, _defaults("adam", 1e-5, 50, 32, "recon")),
+    ModelSpec("vae", VAEModel, "variational autoencoder, negative ELBO (study #2)",
+              {}, _defaults("adam", 1e-5, 100, 32, "recon")),
+    # study 3: shallow CNN, Adam lr 0.01, ~100 epochs; 4: ResNet18 CNN, SGD lr 0.01, 100 epochs
+    ModelSpec("cnn-shallow", ClassifierModel, "shallow CNN, cross-entropy (study #3)",
+              dict(backbone="shallow"), _defaults("adam", 0.01, 60, 32, "knn")),
+    ModelSpec("cnn-resnet18", ClassifierModel, "ResNet18 CNN, cross-entropy (study #4)",
+              dict(backbone="resnet18"), _defaults("sgd", 0.01, 15, 512, "knn")),
+    # study 5: triplet shallow, Adam 0.01 / 0.001, 100 epochs; 6: ResNet18, Adam 5e-4..3e-3, 15-20
+    ModelSpec("triplet-shallow", TripletModel, "shallow net, online triplet loss (study #5)",
+              dict(backbone="shallow"), _defaults("adam", 1e-3, 60, 32, "knn")),
+    ModelSpec("triplet-resnet18", TripletModel, "ResNet18, online triplet loss (study #6)",
+              dict(backbone="resnet18"), _defaults("adam", 1e-3, 15, 512, "knn")),
 ]
+for _backbone, _study in (("shallow", 7), ("resnet18", 8)):
+    for _head, _about in _HEADS.items():
+        _note = f" (study #{_study})" if _head == "arcface" else ""
+        # study 7: ArcFace shallow, SGD lr 1e-3, 100-200 epochs; 8: ResNet18, SGD lr 0.01, 100
+        _opt = (_defaults("sgd", 1e-3, 60, 32, "knn") if _backbone == "shallow"
+                else _defaults("sgd", 0.01, 15, 512, "knn"))
+        _SPECS.append(ModelSpec(f"{_head}-{_backbone}", CosineModel,
+                                f"{_about} on the {_backbone} net{_note}",
+                                dict(backbone=_backbone, head=_head), _opt))
 
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
+
+#: the study's eight methods, in its order
+STUDY_MODELS = ("ae", "vae", "cnn-shallow", "cnn-resnet18", "triplet-shallow", "triplet-resnet18",
+                "arcface-shallow", "arcface-resnet18")
 
 
 def get_spec(name: str) -> ModelSpec:

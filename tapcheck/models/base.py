@@ -31,6 +31,15 @@ class TapModel(nn.Module):
 
     #: scorers this model can feed, first is the default (see tapcheck.detectors.SCORERS)
     scorers: tuple[str, ...] = ("knn",)
+    #: whether training batches must hold P classes x K samples (triplet mining needs positives)
+    balanced_batches: bool = False
+    #: whether the objective needs two or more classes (reconstruction models do not)
+    needs_classes: bool = True
+
+    @classmethod
+    def config_args(cls, train) -> dict[str, Any]:
+        """Family arguments taken from a resolved :class:`~tapcheck.config.TrainConfig`."""
+        return {}
 
     def __init__(self, *, backbone: str = "resnet18", embedding_dim: int = 512,
                  n_classes: int = 2, input_shape: tuple[int, int] = (100, 120)):
@@ -45,8 +54,12 @@ class TapModel(nn.Module):
         """Embeddings, shape (N, embedding_dim), of crops shaped (N, 1, bins, frames)."""
         return self.backbone(x)
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Training loss of a batch: crops (N, 1, bins, frames), class indices (N,)."""
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, int | None]:
+        """Training loss of a batch of crops (N, 1, bins, frames) with class indices (N,).
+
+        Returns the loss and, for models that classify, how many crops of the batch were put in
+        their own class (``None`` otherwise) — for the training curves.
+        """
         raise NotImplementedError
 
     def represent(self, x: torch.Tensor, scorer: str) -> torch.Tensor:

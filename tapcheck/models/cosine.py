@@ -65,6 +65,10 @@ class CosineModel(TapModel):
 
     scorers = ("knn", "prob")
 
+    @classmethod
+    def config_args(cls, train):
+        return {"scale": train.arcface_scale, "margin": train.arcface_margin}
+
     def __init__(self, *, head: str = "arcface", scale: float | None = None, margin: float = 0.2,
                  **kwargs):
         super().__init__(**kwargs)
@@ -73,12 +77,16 @@ class CosineModel(TapModel):
         self.model_args.update(head=head, scale=scale, margin=float(margin))
         self.head = HEADS[head](n_classes, dim, scale, float(margin))
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, y: torch.Tensor):
         embeddings = self(x)
         # The head runs in float32 outside autocast: pytorch-metric-learning casts its class
         # centres to the embeddings' dtype, which would leave them in bfloat16.
         with torch.autocast(x.device.type, enabled=False):
-            return self.head(embeddings.float(), y)
+            embeddings = embeddings.float()
+            loss = self.head(embeddings, y)
+            with torch.no_grad():
+                correct = int((self.head.get_logits(embeddings).argmax(1) == y).sum())
+        return loss, correct
 
     def represent(self, x: torch.Tensor, scorer: str) -> torch.Tensor:
         if scorer == "prob":

@@ -1,0 +1,57 @@
+"""Triplet-loss metric learning (the study's methods 5 and 6; the fast-triplet source).
+
+Triplets are mined online inside each batch, which a class-balanced sampler fills with P classes x
+K crops (:class:`tapcheck.samplers.BalancedBatchSampler`):
+
+- ``batch-all`` (fast-triplet source): every valid (anchor, positive, negative) of the batch,
+  squared Euclidean distance between unit embeddings, margin 0.2, mean over all triplets;
+- ``batch-hard`` (Hermans et al. 2017): per anchor its farthest positive and nearest negative.
+
+Both come from pytorch-metric-learning (``TripletMarginLoss``, ``BatchHardMiner``).
+"""
+
+from __future__ import annotations
+
+import torch
+from pytorch_metric_learning import distances, losses, miners, reducers
+
+from .base import TapModel
+
+MARGIN = 0.2  # fast-triplet source: margin 0.2 on squared Euclidean distance
+MINING = ("batch-all", "batch-hard")
+
+
+class TripletModel(TapModel):
+    """A backbone trained with an online-mined triplet loss.
+
+    Parameters
+    ----------
+    mining : {"batch-all", "batch-hard"}
+    margin : float
+    **kwargs
+        Backbone arguments, see :class:`~tapcheck.models.base.TapModel`.
+    """
+
+    balanced_batches = True  # the training loop draws P classes x K crops per batch
+
+    @classmethod
+    def config_args(cls, train):
+        return {"mining": train.triplet_mining, "margin": train.triplet_margin}
+
+    def __init__(self, *, mining: str = "batch-all", margin: float = MARGIN, **kwargs):
+        super().__init__(**kwargs)
+        if mining not in MINING:
+            raise ValueError(f"mining must be one of {MINING}, not {mining!r}")
+        self.model_args.update(mining=mining, margin=float(margin))
+        # squared Euclidean distance between L2-normalised embeddings, as in the source
+        distance = distances.LpDistance(normalize_embeddings=True, p=2, power=2)
+        self.criterion = losses.TripletMarginLoss(margin=margin, distance=distance,
+                                                  reducer=reducers.MeanReducer())
+        self.miner = miners.BatchHardMiner(distance=distance) if mining == "batch-hard" else None
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor):
+        embeddings = self(x)
+        with torch.autocast(x.device.type, enabled=False):
+            embeddings = embeddings.float()
+            triplets = self.miner(embeddings, y) if self.miner is not None else None
+            return self.criterion(embeddings, y, triplets), None

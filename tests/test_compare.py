@@ -1,0 +1,115 @@
+"""tapcheck compare: metrics, figures, an offline report whose images all load in Chromium."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from tapcheck.compare import resolve_models, tsne_map
+from tapcheck.errors import ParameterError
+from tapcheck.metrics import auc, best_f1_threshold, bootstrap_ci, f1_at, pauc, tpr_at_fpr
+from tapcheck.models import MODELS, STUDY_MODELS
+
+
+@pytest.fixture(scope="module")
+def report(tiny_dataset, tmp_path_factory):
+    """A real comparison of three families, one epoch each, on the tiny dataset."""
+    from tapcheck.cli import main
+
+    out = tmp_path_factory.mktemp("report")
+    code = main(["compare", "--dataset", str(tiny_dataset.root), "--models",
+                 "ae,triplet-shallow,arcface-shallow", "--epochs", "1", "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def test_report_files_and_metrics(report):
+    rows = json.loads((report / "metrics.json").read_text())["models"]
+    assert [r["model"] for r in rows] == ["ae", "triplet-shallow", "arcface-shallow"]
+    for r in rows:
+        assert 0 <= r["auc"] <= 1 and 0 <= r["pauc"] <= 1
+        assert r["auc_ci_low"] <= r["auc"] <= r["auc_ci_high"]
+        assert r["train_seconds"] > 0 and r["judge_ms"] > 0
+        assert set(r["board_means"]) == {"1", "2", "3", "4", "7", "8", "11", "12", "13"}
+        assert (report / r["model_file"]).is_file()
+    csv_lines = (report / "metrics.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("model,auc,") and len(csv_lines) == 4
+    for name in ("roc.png", "training.png", "tsne-ae.png", "scores-arcface-shallow.png"):
+        assert (report / name).stat().st_size > 5000
+
+
+def test_same_seed_same_numbers(report, tiny_dataset, tmp_path):
+    from tapcheck.cli import main
+
+    assert main(["compare", "--dataset", str(tiny_dataset.root), "--models", "triplet-shallow",
+                 "--epochs", "1", "--out", str(tmp_path)]) == 0
+    again = json.loads((tmp_path / "metrics.json").read_text())["models"][0]
+    first = json.loads((report / "metrics.json").read_text())["models"][1]
+    for key in ("auc", "pauc", "tpr_at_5fpr", "f1", "threshold", "board_means"):
+        assert again[key] == first[key], key
+
+
+def test_report_opens_offline_in_chromium(report, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is needed (bash .ci/run installs it)"
+    result = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=5000", "--dump-dom", (report / "index.html").as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    n_images = (report / "index.html").read_text().count("<img ")
+    assert n_images == 2 + 2 * 3  # ROC, training, and t-SNE + scores per model
+    assert f'data-images-loaded="{n_images}/{n_images}"' in result.stdout
+
+
+def test_a_missing_image_is_caught(report, tmp_path):
+    """The Chromium check above can fail: a report with a broken image reports fewer loaded."""
+    broken = tmp_path / "broken"
+    shutil.copytree(report, broken)
+    (broken / "roc.png").unlink()
+    chromium = shutil.which("chromium")
+    result = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", f"--user-data-dir={tmp_path / 'p'}",
+         "--virtual-time-budget=5000", "--dump-dom", (broken / "index.html").as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert 'data-images-loaded="7/8"' in result.stdout
+
+
+def test_resolve_models():
+    assert resolve_models("all") == list(MODELS)
+    assert resolve_models("study") == list(STUDY_MODELS) and len(STUDY_MODELS) == 8
+    assert resolve_models("vae, ae,vae") == ["vae", "ae"]
+    with pytest.raises(ParameterError, match="unknown model 'resnet'"):
+        resolve_models("ae,resnet")
+
+
+def test_tsne_places_test_points_into_the_training_map():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 0.05, (40, 8)) + 1, rng.normal(0, 0.05, (40, 8)) - 1
+    train = np.vstack([a, b])
+    test = np.vstack([rng.normal(0, 0.05, (5, 8)) + 1, rng.normal(0, 0.05, (5, 8)) - 1])
+    xy_train, xy_test = tsne_map(train, test, seed=0)
+    assert xy_train.shape == (80, 2) and xy_test.shape == (10, 2)
+    centre_a, centre_b = xy_train[:40].mean(0), xy_train[40:].mean(0)
+    # each test point lands on the cluster it came from
+    assert all(np.linalg.norm(p - centre_a) < np.linalg.norm(p - centre_b) for p in xy_test[:5])
+    assert all(np.linalg.norm(p - centre_b) < np.linalg.norm(p - centre_a) for p in xy_test[5:])
+
+
+def test_metrics_on_known_cases():
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.35, 0.9])
+    assert auc(labels, scores) == pytest.approx(7 / 8)
+    assert pauc(labels, scores, max_fpr=1.0) == pytest.approx(7 / 8)
+    assert tpr_at_fpr(labels, scores, fpr=0.25) == 0.5  # threshold at the 0.4 normal
+    assert f1_at(labels, scores, threshold=0.32) == pytest.approx(2 * 2 / (3 + 2))
+    threshold, best = best_f1_threshold(labels, scores)  # flag 0.35, 0.4, 0.9: F1 = 4/5
+    assert threshold == pytest.approx(0.325) and best == pytest.approx(0.8)
+    lo, hi = bootstrap_ci(labels, scores, n_boot=200)
+    assert 0 <= lo <= 7 / 8 <= hi <= 1
+    assert np.isnan(auc(np.zeros(3), np.arange(3)))
