@@ -20,6 +20,7 @@ from .errors import ModelFileError, TapcheckError
 from .features import FeatureCache, strike_crops
 from .modelfile import LoadedModel, load_model
 from .models.base import represent_clips
+from .runtime import inference_autocast
 
 NORMAL, ANOMALOUS = "NORMAL", "ANOMALOUS"
 
@@ -77,7 +78,8 @@ class Judge:
         """Anomaly scores of crops (n_clips, n_crops, bins, frames), shape (n_clips,)."""
         if len(clips) == 0:
             return np.zeros(0)
-        rep = represent_clips(self.model.module, clips, self.model.scorer)
+        with inference_autocast(bf16=self.config.train.bf16):
+            rep = represent_clips(self.model.module, clips, self.model.scorer)
         return self.model.detector.anomaly_score(rep.numpy())
 
     def judge_array(self, y: np.ndarray, *, path: str = "<array>") -> Verdict:

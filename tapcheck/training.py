@@ -33,7 +33,7 @@ from .features import FeatureCache
 from .modelfile import new_checkpoint
 from .models import get_spec
 from .models.base import TapModel, represent_clips
-from .runtime import autocast_dtype, configure_threads, pick_device
+from .runtime import autocast_dtype, configure_threads, inference_autocast, pick_device
 from .samplers import BalancedBatchSampler
 
 
@@ -309,9 +309,10 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
 
     detector = make_detector(config, data)
     scorer = config.train.scorer
-    reference = represent_clips(model, data.fit_clips[data.fit_normal], scorer).numpy()
-    calib = represent_clips(model, data.calib_clips, scorer).numpy() if len(
-        data.calib_clips) else None
+    with inference_autocast(bf16=config.train.bf16):  # as judge computes them
+        reference = represent_clips(model, data.fit_clips[data.fit_normal], scorer).numpy()
+        calib = represent_clips(model, data.calib_clips, scorer).numpy() if len(
+            data.calib_clips) else None
     # fit_takes are the real takes; pseudo-anomaly clips, appended after them, are never normal
     boards = np.array([t.board for t in data.fit_takes if t.label == "normal"])
     detector.fit(reference, X_calib=calib, groups=boards)
