@@ -303,6 +303,33 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
     return 1 if any(v.anomalous for v in verdicts) else 0
 
 
+# -- health: doctor -----------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--dataset", help="Also check this dataset (name or folder): every take is loaded.")
+def doctor(dataset: str | None) -> int:
+    """Check the installation (and a dataset) and say what to fix.
+
+    Exit status 0 when nothing needs fixing, 1 when something does (the lines marked PROBLEM).
+    """
+    from .doctor import PROBLEM, check_dataset, check_installation
+
+    sections = [("installation", check_installation)]
+    if dataset:
+        sections.append((None, lambda: check_dataset(dataset, progress=sys.stderr.isatty())))
+    problems = 0
+    for title, check in sections:
+        found = check()
+        if title is None:
+            title, found = found
+        click.echo(title)
+        for finding in found:
+            click.echo(f"  {finding}")
+        problems += sum(f.level == PROBLEM for f in found)
+    click.echo(f"{problems} problem(s) to fix" if problems else "nothing to fix")
+    return 1 if problems else 0
+
+
 # -- demo ---------------------------------------------------------------------------------------
 
 @cli.command()
