@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from tapcheck.audio import load
 from tapcheck.config import FeatureConfig
@@ -121,3 +123,71 @@ def test_cache_hits_and_keys_on_content_and_settings(tmp_path):
     # other content, other key
     write_tone(clip, seed=5, amplitude=0.4)
     assert not (cache.get(clip) == 7.0).all()
+
+
+# -- property: crops of any signal are right, or the answer is a TapcheckError -------------------
+
+def _signal(n: int, content: str, amplitude: float, tap_at: float) -> np.ndarray:
+    rng = np.random.default_rng(n)
+    tap = np.zeros(n)
+    start = int(tap_at * n)
+    t = np.arange(n - start)
+    tap[start:] = np.sin(t * 0.13) * np.exp(-t / 3000.0) + 1e-3 * rng.standard_normal(n - start)
+    return {"tap": tap, "taps": tap + np.roll(tap, n // 7), "noise": rng.standard_normal(n),
+            "silence": np.zeros(n), "dc": np.ones(n), "dc+tap": tap + 0.2,
+            "nan": np.where(np.arange(n) == n // 2, np.nan, tap),
+            "inf": np.where(np.arange(n) == n // 3, np.inf, tap)}[content] * amplitude
+
+
+def _check_crops(y: np.ndarray, features: FeatureConfig) -> None:
+    """strike_crops(y) is right in shape, type, finiteness and standardisation, or refuses."""
+    import warnings
+
+    from tapcheck.errors import TapcheckError, TapcheckWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            crops = strike_crops(y.astype(np.float32), features=features, path="clip.wav")
+        except TapcheckError as e:
+            event(f"refused: {e.problem.split(' (')[0]}")
+            return
+    event("crops")
+    assert all(issubclass(w.category, TapcheckWarning) for w in caught), [
+        str(w.message) for w in caught]
+    f = features
+    assert crops.shape == (f.n_crops, f.n_bins, f.n_frames) and crops.dtype == np.float32
+    assert np.isfinite(crops).all()
+    # each crop standardised: mean 0 and std 1, or all zeros when the crop is constant
+    np.testing.assert_allclose(crops.mean(axis=(1, 2)), 0.0, atol=1e-3)
+    std = crops.std(axis=(1, 2))
+    assert np.all((np.abs(std - 1.0) < 1e-2) | (std == 0.0)), std
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.sampled_from(["short", "long", "long", "long"]).flatmap(  # mostly long enough
+    lambda kind: st.integers(0, 16127) if kind == "short" else st.integers(16128, 3 * 44100)),
+       amplitude=st.sampled_from([0.0, 1e-30, 1e-6, 0.5, 1.0, 1e3, 1e6]) | st.floats(1e-4, 4),
+       content=st.sampled_from(["tap", "taps", "noise", "silence", "dc", "dc+tap", "nan", "inf"]),
+       tap_at=st.floats(0, 1))
+def test_strike_crops_of_any_signal(n, amplitude, content, tap_at):
+    """The study's settings, any length, level and content."""
+    _check_crops(_signal(n, content, amplitude, tap_at), FeatureConfig())
+
+
+@st.composite
+def _feature_configs(draw) -> FeatureConfig:
+    n_fft = draw(st.sampled_from([256, 512, 1024, 2048]))
+    return FeatureConfig(
+        n_fft=n_fft, hop_length=draw(st.sampled_from([32, 64, 128, 256])),
+        n_bins=draw(st.integers(1, n_fft // 2 + 1) | st.integers(1, 1100)),  # too many: refused
+        fmin_bin=draw(st.integers(0, 20)), n_frames=draw(st.integers(1, 200)),
+        pre_frames=draw(st.integers(0, 10)), shift_frames=draw(st.integers(0, 12)),
+        n_crops=draw(st.integers(1, 3)), top_db=draw(st.sampled_from([40.0, 80.0, 120.0])))
+
+
+@settings(max_examples=60, deadline=None)
+@given(features=_feature_configs(), tap_at=st.floats(0, 1))
+def test_strike_crops_with_any_settings(features, tap_at):
+    """A 2 s tap under any feature settings."""
+    _check_crops(_signal(2 * 44100, "tap", 0.5, tap_at), features)
