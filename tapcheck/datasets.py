@@ -118,7 +118,10 @@ class Dataset:
     def create(cls, name: str | os.PathLike) -> "Dataset":
         """Open a dataset, creating its folder if needed."""
         root = dataset_path(name)
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise storage_error(e, root) from None
         return cls(root)
 
     def __len__(self) -> int:

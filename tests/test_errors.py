@@ -16,6 +16,7 @@ command's success status and the warning line.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import re
@@ -47,9 +48,14 @@ class Case:
     make: Callable[[Path], Path]
     error: str | None  # fragment of the one-line error; None: accepted
     warning: str | None = None  # fragment of the warning an accepted input gets
+    # commands that answer otherwise: command -> (error, warning)
+    otherwise: dict[str, tuple[str | None, str | None]] = dataclasses.field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.name
+
+    def expected(self, command: str) -> tuple[str | None, str | None]:
+        return self.otherwise.get(command, (self.error, self.warning))
 
 
 # -- clips ---------------------------------------------------------------------------------------
@@ -231,13 +237,14 @@ def test_bad_clip(command, case, ctx, run_cli):
     bad = case.make(ctx.folder / "inputs")
     args, named = CLIP_COMMANDS[command](bad, ctx)
     code, out, err = run_cli(*args)
-    if case.error:
-        _assert_one_clear_line(code, out, err, named=named, fragment=case.error)
+    error, warning = case.expected(command)
+    if error:
+        _assert_one_clear_line(code, out, err, named=named, fragment=error)
         assert not (ctx.folder / "out" / "model.pt").exists()
         if command == "import":
             assert "imported 0 of 1" in out and not Dataset.create("bench").takes
     else:
-        _assert_accepted(command, code, out, err, warning=case.warning)
+        _assert_accepted(command, code, out, err, warning=warning)
         if command == "judge":
             assert f"{bad}" in out.splitlines()[0]
         if command == "import":
@@ -448,15 +455,20 @@ def _replace_manifest(data: bytes | None):
     return make
 
 
+# `info` only describes a dataset: what stops training is news to it, not an error
+DESCRIBED = {"info": (None, None)}
+
 DATASETS = [
-    Case("a take's file missing", _delete_take, "file not found"),
+    Case("a take's file missing", _delete_take, "file not found",
+         otherwise={"info": (None, "1 take(s) in the manifest have no file")}),
     Case("duplicate rows", _rows(lambda rows: rows.append(dict(rows[0]))), "duplicate row"),
     Case("unknown label", _rows(_set("label", "cracked", row=3)), "unknown label 'cracked'"),
     Case("unknown split", _rows(_set("split", "validation", row=3)), "unknown split"),
     Case("malformed row", _rows(_set("board", "three", row=3)), "malformed row"),
     Case("no normal takes in the training split", _rows(_set("label", "defect")),
-         "has no normal takes in the training split"),
-    Case("no training split", _rows(_set("split", "test")), "has no takes in the training split"),
+         "has no normal takes in the training split", otherwise=DESCRIBED),
+    Case("no training split", _rows(_set("split", "test")), "has no takes in the training split",
+         otherwise=DESCRIBED),
     Case("no manifest", _replace_manifest(None), "no such dataset"),
     Case("empty manifest", _replace_manifest(b""), "is not a tapcheck manifest"),
     Case("not a manifest", _replace_manifest(b"name,size\nx,1\n"), "is not a tapcheck manifest"),
@@ -467,6 +479,7 @@ DATASETS = [
 DATASET_COMMANDS = {
     "train": lambda root, ctx: ["train", "--dataset", root, "--epochs", "1", "--config",
                                 ctx.fast_config, "--out", ctx.folder / "out" / "model.pt"],
+    "info": lambda root, ctx: ["info", root],
 }
 
 
@@ -476,11 +489,12 @@ def test_bad_dataset(command, case, ctx, run_cli):
     root = shutil.copytree(ctx.train_set, ctx.folder / "dataset")
     named = case.make(root)
     code, out, err = run_cli(*DATASET_COMMANDS[command](root, ctx))
-    if case.error:
-        _assert_one_clear_line(code, out, err, named=named, fragment=case.error)
+    error, warning = case.expected(command)
+    if error:
+        _assert_one_clear_line(code, out, err, named=named, fragment=error)
         assert not (ctx.folder / "out" / "model.pt").exists()
     else:
-        _assert_accepted(command, code, out, err, warning=None)
+        _assert_accepted(command, code, out, err, warning=warning)
 
 
 # -- batches: every good file is handled, the bad ones listed at the end ---------------------------
@@ -552,6 +566,16 @@ def test_import_into_a_read_only_dataset_changes_nothing(ctx):
     _assert_one_clear_line(code, out, err, named=root,
                            fragment="cannot be written (Permission denied)")
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_synth_into_a_read_only_folder(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    code, out, err = _run(["synth", "--dataset", folder / "demo", "--takes", "1"],
+                          prefix=obeying_file_modes())
+    _assert_one_clear_line(code, out, err, named=folder / "demo",
+                           fragment="cannot be written (Permission denied)")
 
 
 def test_train_into_a_read_only_folder_fails_before_training(ctx):
