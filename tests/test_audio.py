@@ -122,3 +122,40 @@ def test_load_any_file(n, sr, channels, amplitude, content, subtype):
     assert abs(len(out) - n * 44100 / sr) <= 1
     assert (channels > 1) == any("averaged to mono" in str(w.message) for w in caught)
     assert (sr != 44100) == any("resampled from" in str(w.message) for w in caught)
+
+
+def test_clipped_samples_counts_flat_tops_only():
+    from tapcheck.audio import clipped_samples
+
+    y = np.sin(np.arange(4410) * 0.05) * 0.95  # a clean peak near full scale: no flat top
+    assert clipped_samples(y) == 0
+    clipped = np.clip(y * 1.2, -0.99, 0.99)  # flat runs at +-0.99
+    expected = int(np.sum(np.abs(clipped) == 0.99))
+    assert clipped_samples(clipped) == expected > 0
+    assert clipped_samples(np.clip(y * 1.2, -0.5, 0.5)) == 0  # flat, but far below full scale
+    assert clipped_samples(np.zeros(100)) == 0  # digital silence is not clipping
+    stereo = np.stack([y, clipped], axis=1)
+    assert clipped_samples(stereo) == expected  # the worst channel counts
+
+
+def test_rates_too_low_for_the_crop_are_refused(tmp_path):
+    from tapcheck.config import FeatureConfig
+    from tapcheck.features import required_sample_rate
+
+    need = required_sample_rate(FeatureConfig(), sr=44100)
+    assert need == pytest.approx(2 * 100 * 44100 / 1024)  # the crop's top bin, 4307 Hz, x 2
+    low = write_tone(tmp_path / "8k.wav", sr=8000)
+    with pytest.raises(AudioError, match="is sampled at 8000 Hz"):
+        load(low, min_sr=need)
+    with pytest.warns(TapcheckWarning, match="resampled from 16000 Hz"):
+        assert len(load(write_tone(tmp_path / "16k.wav", sr=16000), min_sr=need)) == 44100
+
+
+def test_heavy_clipping_is_refused_and_a_clipped_peak_warned(tmp_path):
+    y = np.sin(np.arange(3 * 44100) * 0.02) * np.exp(-np.arange(3 * 44100) / 4000)
+    sf.write(tmp_path / "heavy.wav", np.clip(y * 3, -1, 1), 44100)
+    with pytest.raises(AudioError, match="is heavily clipped"):
+        load(tmp_path / "heavy.wav")
+    sf.write(tmp_path / "peak.wav", np.clip(y * 1.05, -1, 1), 44100)
+    with pytest.warns(TapcheckWarning, match=r"clipped for 0\.\d ms"):
+        load(tmp_path / "peak.wav")

@@ -455,21 +455,24 @@ def _replace_manifest(data: bytes | None):
     return make
 
 
-# `info` only describes a dataset: what stops training is news to it, not an error
-DESCRIBED = {"info": (None, None)}
+# `info` only describes a dataset and `import` adds to it: what stops training is not their
+# business (a missing take is news to info, though)
+FINE = {"info": (None, None), "import": (None, None)}
 
 DATASETS = [
     Case("a take's file missing", _delete_take, "file not found",
-         otherwise={"info": (None, "1 take(s) in the manifest have no file")}),
+         otherwise={**FINE, "info": (None, "1 take(s) in the manifest have no file")}),
     Case("duplicate rows", _rows(lambda rows: rows.append(dict(rows[0]))), "duplicate row"),
     Case("unknown label", _rows(_set("label", "cracked", row=3)), "unknown label 'cracked'"),
     Case("unknown split", _rows(_set("split", "validation", row=3)), "unknown split"),
     Case("malformed row", _rows(_set("board", "three", row=3)), "malformed row"),
     Case("no normal takes in the training split", _rows(_set("label", "defect")),
-         "has no normal takes in the training split", otherwise=DESCRIBED),
+         "has no normal takes in the training split", otherwise=FINE),
     Case("no training split", _rows(_set("split", "test")), "has no takes in the training split",
-         otherwise=DESCRIBED),
-    Case("no manifest", _replace_manifest(None), "no such dataset"),
+         otherwise=FINE),
+    # import starts a manifest; the takes already on disk are kept and numbered around
+    Case("no manifest", _replace_manifest(None), "no such dataset",
+         otherwise={"import": (None, None)}),
     Case("empty manifest", _replace_manifest(b""), "is not a tapcheck manifest"),
     Case("not a manifest", _replace_manifest(b"name,size\nx,1\n"), "is not a tapcheck manifest"),
     Case("saved by Excel (byte-order mark)", _excel_bom, None),
@@ -480,6 +483,8 @@ DATASET_COMMANDS = {
     "train": lambda root, ctx: ["train", "--dataset", root, "--epochs", "1", "--config",
                                 ctx.fast_config, "--out", ctx.folder / "out" / "model.pt"],
     "info": lambda root, ctx: ["info", root],
+    "import": lambda root, ctx: ["import", ctx.clip, "--dataset", root, "--board", "1", "--side",
+                                 "left", "--label", "normal"],
 }
 
 
@@ -488,6 +493,7 @@ DATASET_COMMANDS = {
 def test_bad_dataset(command, case, ctx, run_cli):
     root = shutil.copytree(ctx.train_set, ctx.folder / "dataset")
     named = case.make(root)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     code, out, err = run_cli(*DATASET_COMMANDS[command](root, ctx))
     error, warning = case.expected(command)
     if error:
@@ -495,6 +501,10 @@ def test_bad_dataset(command, case, ctx, run_cli):
         assert not (ctx.folder / "out" / "model.pt").exists()
     else:
         _assert_accepted(command, code, out, err, warning=warning)
+    # whatever the answer, nothing that was there is lost or changed (but an import's manifest)
+    after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    changed = {p for p in before if after.get(p) != before[p]}
+    assert changed <= ({root / "manifest.csv"} if command == "import" and not error else set())
 
 
 # -- batches: every good file is handled, the bad ones listed at the end ---------------------------

@@ -191,3 +191,65 @@ def _feature_configs(draw) -> FeatureConfig:
 def test_strike_crops_with_any_settings(features, tap_at):
     """A 2 s tap under any feature settings."""
     _check_crops(_signal(2 * 44100, "tap", 0.5, tap_at), features)
+
+
+def _knocks(*knocks, n=3 * 44100, sr=44100):
+    y = np.random.default_rng(4).standard_normal(n) * 1e-3
+    for at_s, amplitude in knocks:
+        i = int(at_s * sr)
+        t = np.arange(min(sr // 2, n - i)) / sr
+        y[i:i + len(t)] += amplitude * np.sin(2 * np.pi * 900 * t) * np.exp(-30 * t)
+    return y.astype(np.float32)
+
+
+def test_find_strikes_finds_every_knock():
+    from tapcheck.features import find_strikes
+
+    onsets = find_strikes(power_spectrogram(_knocks((0.5, 0.3), (1.2, 0.8), (2.0, 0.2))))
+    np.testing.assert_allclose(onsets * 128 / 44100, [0.5, 1.2, 2.0], atol=0.01)
+    # a knock 30 dB below the strongest does not count
+    assert len(find_strikes(power_spectrogram(_knocks((0.5, 0.8), (2.0, 0.02))))) == 1
+    # the real knocks: marble/19.wav holds several
+    (marble19,) = [p for p in knock_files("marble") if p.name == "19.wav"]
+    assert len(find_strikes(power_spectrogram(load(marble19)))) >= 3
+
+
+def test_another_knock_inside_the_crops_is_warned_and_elsewhere_not(recwarn):
+    from tapcheck.errors import TapcheckWarning
+
+    with pytest.warns(TapcheckWarning, match="1 more knock"):
+        _, onset = strike_crops(_knocks((1.0, 0.8), (1.1, 0.5)), return_onset=True)
+    assert abs(onset * 128 / 44100 - 1.0) < 0.02  # the strongest is still the one judged
+    strike_crops(_knocks((0.3, 0.5), (2.0, 0.8)))  # 1.7 s apart: the crops see one knock
+    assert not [w for w in recwarn if issubclass(w.category, TapcheckWarning)]
+
+
+def test_synthetic_boards_raise_no_warnings(tiny_dataset):
+    """The checks must not cry wolf: each synthetic take is one clean knock."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for take in tiny_dataset.takes:
+            strike_crops(load(tiny_dataset.path_of(take)), path=take.path)
+
+
+def test_a_dc_offset_is_removed_with_a_warning():
+    from tapcheck.errors import TapcheckWarning
+
+    clean = _knocks((1.0, 0.5))
+    _, onset = strike_crops(clean, return_onset=True)
+    with pytest.warns(TapcheckWarning, match=r"DC offset of \+0.050 removed"):
+        crops, shifted = strike_crops(clean + np.float32(0.05), return_onset=True)
+    assert shifted == onset and np.isfinite(crops).all()
+    assert strike_crops(clean + np.float32(5e-4)) is not None  # below -60 dBFS: left alone
+
+
+def test_too_short_for_the_crops():
+    from tapcheck.errors import AudioError
+
+    f = FeatureConfig()
+    with pytest.raises(AudioError, match=r"is too short \(16127 samples\); the crops after the "
+                                         r"strike need 16128"):
+        strike_crops(_knocks((0.05, 0.5), n=16127), features=f, path="short.wav")
+    assert strike_crops(_knocks((0.05, 0.5), n=16128), features=f).shape == (2, 100, 120)
