@@ -21,10 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
-
-import warnings
 
 import numpy as np
 import scipy.fft
