@@ -8,6 +8,7 @@ whatever else libsndfile reads). It returns mono float32 at the requested rate o
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 import warnings
@@ -21,24 +22,35 @@ from .files import atomic_write
 
 FORMATS_HINT = "use a WAV, FLAC or OGG recording"
 MAX_DURATION_S = 120.0  # longer than any tap clip; guards against importing a whole session
+# Clipping: a flat top of >= 3 equal samples above 90 % of full scale; a clean strike peaks for one
+# or two (checked on the real knocks). 5 ms of flat tops is a tenth of a strike's first 50 ms,
+# where most of its energy is: beyond that the spectrum is the clipper's, not the board's.
+CLIP_CEILING = 0.9
+CLIP_MIN_RUN = 3
+HEAVY_CLIPPING_MS = 5.0
 
 
 def load(path: str | os.PathLike, *, sr: int = 44100,
-         max_duration_s: float = MAX_DURATION_S) -> np.ndarray:
+         max_duration_s: float = MAX_DURATION_S, min_sr: float = 0) -> np.ndarray:
     """Read an audio file as mono float32 at ``sr``.
 
     Stereo (or more channels) is averaged to mono and another sample rate is resampled (soxr), each
-    with a :class:`~tapcheck.errors.TapcheckWarning`, as these are recoverable.
+    with a :class:`~tapcheck.errors.TapcheckWarning`, as these are recoverable. So is a clip whose
+    strike clipped briefly; a heavily clipped one is an error (see :func:`clipped_samples`).
 
     Parameters
     ----------
     path : str or PathLike
-        The file.
+        The file; any name the file system allows, also bytes that are not UTF-8.
     sr : int
         Sample rate of the result, Hz.
     max_duration_s : float
         Longer files are refused: a tap clip is seconds long, and reading an hour-long file into
         memory by mistake helps nobody.
+    min_sr : float
+        Lowest sample rate accepted, Hz: a file recorded at a lower rate holds no sound in the
+        upper part of the band the features look at (see
+        :func:`tapcheck.features.required_sample_rate`), and resampling cannot invent it.
 
     Returns
     -------
@@ -47,7 +59,8 @@ def load(path: str | os.PathLike, *, sr: int = 44100,
     Raises
     ------
     AudioError
-        Missing, a folder, empty, unreadable, truncated, too long, not finite.
+        Missing, a folder, empty, unreadable, truncated, too long, too low a sample rate, not
+        finite, heavily clipped.
     """
     path = Path(path)
     info = _open_info(path)
@@ -57,8 +70,13 @@ def load(path: str | os.PathLike, *, sr: int = 44100,
         raise AudioError(
             f"is {info.frames / info.samplerate:.0f} s long; a tap clip is a few seconds",
             path=path, fix="cut the clip around the strike (e.g. with sox trim) and try again")
+    if info.samplerate < min_sr:
+        raise AudioError(
+            f"is sampled at {info.samplerate} Hz, so it holds sound up to "
+            f"{info.samplerate / 2:.0f} Hz only; tapcheck listens up to {min_sr / 2:.0f} Hz",
+            path=path, fix=f"record at 44100 Hz (at least {math.ceil(min_sr)} Hz)")
     try:
-        y, file_sr = sf.read(path, dtype="float32", always_2d=True)
+        y, file_sr = sf.read(os.fsencode(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
         raise AudioError(f"cannot be decoded ({e})", path=path, fix=FORMATS_HINT) from None
     if y.shape[0] == 0:
@@ -66,6 +84,7 @@ def load(path: str | os.PathLike, *, sr: int = 44100,
     if not np.isfinite(y).all():
         raise AudioError("contains NaN or infinite samples", path=path,
                          fix="the file is corrupt; re-record or re-export it")
+    _check_clipping(y, sr=file_sr, path=path)
     if y.shape[1] > 1:
         warnings.warn(f"{path}: {y.shape[1]} channels averaged to mono (the study records mono)",
                       TapcheckWarning, stacklevel=2)
@@ -75,6 +94,57 @@ def load(path: str | os.PathLike, *, sr: int = 44100,
                       stacklevel=2)
         y = resample(y, orig_sr=file_sr, target_sr=sr)
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def clipped_samples(y: np.ndarray, *, ceiling: float = CLIP_CEILING,
+                    min_run: int = CLIP_MIN_RUN) -> int:
+    """Samples lost to clipping: those in flat runs of ``min_run`` or more equal values at the top.
+
+    A converter driven past full scale holds the largest value it has for several samples; a
+    clean waveform reaches its peak for one or two. Runs below ``ceiling`` (a steady quiet hum,
+    digital silence) are not clipping.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,) or (n_samples, n_channels)
+    ceiling : float
+        Magnitude (full scale = 1) from which a flat run counts.
+    min_run : int
+
+    Returns
+    -------
+    int
+        The most clipped samples in any channel.
+    """
+    y = np.asarray(y)
+    if y.ndim == 1:
+        y = y[:, None]
+    worst = 0
+    for channel in y.T:
+        high = np.abs(channel) >= ceiling
+        if not high.any():
+            continue
+        # a run is a stretch of equal, high samples; find the stretches' edges
+        same = np.concatenate([[False], (channel[1:] == channel[:-1]) & high[1:] & high[:-1],
+                               [False]])
+        edges = np.flatnonzero(np.diff(same.astype(np.int8)))
+        lengths = edges[1::2] - edges[::2] + 1  # pairs of equal neighbours -> samples
+        worst = max(worst, int(lengths[lengths >= min_run].sum()))
+    return worst
+
+
+def _check_clipping(y: np.ndarray, *, sr: int, path: Path) -> None:
+    clipped = clipped_samples(y)
+    if not clipped:
+        return
+    ms = 1000.0 * clipped / sr
+    if ms >= HEAVY_CLIPPING_MS:
+        raise AudioError(
+            f"is heavily clipped: {ms:.0f} ms of it sits at full scale, which bends the spectrum "
+            "the verdict rests on", path=path,
+            fix="lower the input gain (or strike softer) and record again")
+    warnings.warn(f"{path}: clipped for {ms:.1f} ms ({clipped} samples at full scale); the "
+                  "verdict may be off — lower the input gain", TapcheckWarning, stacklevel=3)
 
 
 def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -106,7 +176,7 @@ def _open_info(path: Path):
         raise AudioError("is empty (0 bytes)", path=path,
                          fix="the recording or copy failed; record or copy it again")
     try:
-        info = sf.info(path)
+        info = sf.info(os.fsencode(path))  # bytes: soundfile cannot encode non-UTF-8 file names
     except (sf.LibsndfileError, RuntimeError) as e:
         detail = str(e).split(":", 1)[-1].strip() or "unknown format"
         raise AudioError(f"is not a readable audio file ({detail})", path=path,

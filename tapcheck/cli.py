@@ -20,6 +20,9 @@ from . import __version__
 from .errors import TapcheckError, TapcheckWarning
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+# click would refuse an unreadable file before the command runs, in its own words and for the
+# whole batch; tapcheck names each bad file in one line and carries on with the good ones
+FILE = click.Path(path_type=Path, readable=False)
 
 
 def _echo_err(text: str) -> None:
@@ -40,11 +43,18 @@ def main(argv: list[str] | None = None) -> int:
     if debug:
         os.environ["TAPCHECK_DEBUG"] = "1"
     warnings.showwarning = _show_warning
+    for stream in (sys.stdout, sys.stderr):
+        # a file name that is not UTF-8 (copied from an old Windows share) prints as its bytes
+        # instead of ending the command with a UnicodeEncodeError
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     try:
         code = cli.main(args=args, prog_name="tapcheck", standalone_mode=False)
     except TapcheckError as e:
         if debug:
             raise
+        for line in e.details:
+            _echo_err(f"tapcheck: error: {line}")
         _echo_err(f"tapcheck: error: {e}")
         return e.exit_code
     except click.exceptions.Exit as e:
@@ -108,7 +118,7 @@ def synth(dataset: str, takes: int, test_takes: int | None, seed: int) -> None:
 
 
 @cli.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=FILE)
 @click.option("--dataset", required=True, help="Dataset name or folder (created if needed).")
 @click.option("--board", required=True, type=click.IntRange(min=0), help="Board number.")
 @click.option("--side", required=True, help="Side or end struck, e.g. left.")
@@ -122,10 +132,9 @@ def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label:
     Each file is converted to mono 44.1 kHz and stored as the next take of the board side; a
     file that cannot be read, or holds no strike, is listed at the end and not imported.
     """
-    from .audio import load
     from .config import AudioConfig, FeatureConfig
     from .datasets import Dataset, check_slug
-    from .features import strike_crops
+    from .features import load_clip, strike_crops
 
     check_slug(side, "side")
     if group:
@@ -135,7 +144,7 @@ def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label:
     bad = []
     for path in files:
         try:
-            y = load(path, sr=sr)
+            y = load_clip(path)
             strike_crops(y, features=FeatureConfig(), path=path)  # refuse clips without a tap
         except TapcheckError as e:
             bad.append(str(e))
@@ -198,7 +207,7 @@ def models() -> None:
 def _train_options(f):
     options = [
         click.option("--dataset", default="demo", show_default=True, help="Dataset to train on."),
-        click.option("--config", "config_path", type=click.Path(path_type=Path),
+        click.option("--config", "config_path", type=FILE,
                      help="TOML config (see configs/default.toml); options override it."),
         click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the model's)."),
         click.option("--seed", type=int, help="Random seed."),
@@ -214,12 +223,21 @@ def _train_options(f):
 @click.option("--model", "model_name", default="arcface-resnet18", show_default=True,
               help="Model to train; `tapcheck models` lists them.")
 @_train_options
-@click.option("--out", type=click.Path(path_type=Path), help="Model file [models/<model>.pt].")
+@click.option("--out", type=FILE, help="Model file [models/<model>.pt].")
+@click.option("--resume", is_flag=True,
+              help="Continue the run that was interrupted (same options): its progress is in "
+                   "<out>.partial, saved after every epoch.")
 def train(model_name: str, dataset: str, config_path: Path | None, epochs: int | None,
-          seed: int | None, scorer: str | None, out: Path | None) -> None:
-    """Train a model on a dataset's training split and save it as one self-describing file."""
+          seed: int | None, scorer: str | None, out: Path | None, resume: bool) -> None:
+    """Train a model on a dataset's training split and save it as one self-describing file.
+
+    The model file is written only when training is done; until then progress is saved beside it
+    (<out>.partial) after every epoch, so an interrupted run keeps the previous model and can be
+    continued with --resume.
+    """
     from .datasets import Dataset
-    from .modelfile import save_checkpoint
+    from .files import check_writable
+    from .modelfile import check_partial, partial_path, save_checkpoint
     from .models import get_spec
 
     get_spec(model_name)  # an unknown name fails before any work
@@ -227,35 +245,45 @@ def train(model_name: str, dataset: str, config_path: Path | None, epochs: int |
                                                 seed=seed, scorer=scorer)
     ds = Dataset.open(dataset)
     out = out or Path(os.environ.get("TAPCHECK_MODELS", "models")) / f"{model_name}.pt"
-    checkpoint = _train(ds, config)
+    partial = partial_path(out)
+    check_partial(partial, resume=resume)
+    check_writable(out.parent)  # now, not after an hour of training
+    checkpoint = _train(ds, config, partial=partial, resume=resume)
     save_checkpoint(out, checkpoint)
+    partial.unlink(missing_ok=True)  # only now: the finished model is safely on disk
     det = checkpoint["detector"]
     click.echo(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, threshold "
                f"{-det['offset']:.4g} at {checkpoint['config']['train']['far']:.0%} false alarms)")
 
 
-def _train(ds, config) -> dict:
+def _train(ds, config, **kwargs) -> dict:
     from .training import train_model
 
     interactive = sys.stderr.isatty()
     log = None if interactive else (lambda line: _echo_err(line))
-    return train_model(ds, config=config, progress=interactive, log=log)
+    return train_model(ds, config=config, progress=interactive, log=log, **kwargs)
 
 
 @cli.command()
-@click.argument("clips", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", "model_path", type=click.Path(path_type=Path),
+@click.argument("clips", nargs=-1, required=True, type=FILE)
+@click.option("--model", "model_path", type=FILE,
               help="Model file [models/arcface-resnet18.pt].")
+@click.option("--config", "config_path", type=FILE,
+              help="TOML config whose feature settings the model must have been trained with.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per clip.")
-def judge(clips: tuple[Path, ...], model_path: Path | None, as_json: bool) -> int:
+def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | None,
+          as_json: bool) -> int:
     """Judge clips: NORMAL or ANOMALOUS, with the score and the threshold.
 
-    Exit status: 0 all normal, 1 any anomalous, 2 if any clip could not be judged (the others are
-    judged all the same and the bad ones listed at the end).
+    The model computes crops with the feature settings it was trained with; a --config with
+    other ones is an error, never a verdict on other crops. Exit status: 0 all normal, 1 any
+    anomalous, 2 if any clip could not be judged (the others are judged all the same and the bad
+    ones listed at the end).
     """
     from .judge import Judge, default_model_path
 
-    judge_ = Judge(model_path or default_model_path())
+    config = _parse_config(config_path) if config_path else None
+    judge_ = Judge(model_path or default_model_path(), config=config)
     verdicts = judge_.judge_files(list(clips))
     bad = [v for v in verdicts if v.error]
     for v in verdicts:
@@ -274,6 +302,8 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, as_json: bool) -> in
         return 2
     return 1 if any(v.anomalous for v in verdicts) else 0
 
+
+# -- comparing and measuring --------------------------------------------------------------------
 
 @cli.command()
 @click.option("--models", "selection", default="study", show_default=True,
@@ -319,6 +349,33 @@ def bench(model_path: Path | None, out: Path) -> None:
     results = run_bench(model=model_path, out=out, log=_echo_err)
     click.echo(format_results(results))
     click.echo(f"written to {out}")
+
+
+# -- health: doctor -----------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--dataset", help="Also check this dataset (name or folder): every take is loaded.")
+def doctor(dataset: str | None) -> int:
+    """Check the installation (and a dataset) and say what to fix.
+
+    Exit status 0 when nothing needs fixing, 1 when something does (the lines marked PROBLEM).
+    """
+    from .doctor import PROBLEM, check_dataset, check_installation
+
+    sections = [("installation", check_installation)]
+    if dataset:
+        sections.append((None, lambda: check_dataset(dataset, progress=sys.stderr.isatty())))
+    problems = 0
+    for title, check in sections:
+        found = check()
+        if title is None:
+            title, found = found
+        click.echo(title)
+        for finding in found:
+            click.echo(f"  {finding}")
+        problems += sum(f.level == PROBLEM for f in found)
+    click.echo(f"{problems} problem(s) to fix" if problems else "nothing to fix")
+    return 1 if problems else 0
 
 
 # -- demo ---------------------------------------------------------------------------------------

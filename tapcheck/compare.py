@@ -30,7 +30,7 @@ from .modelfile import load_model, save_checkpoint
 from .models import MODELS, STUDY_MODELS, get_spec
 from .models.base import represent_clips
 from .runtime import cpu_has_bf16
-from .training import train_model
+from .training import dataset_crops, train_model
 
 
 def resolve_models(selection: str) -> list[str]:
@@ -68,8 +68,9 @@ def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: s
     if labels.all() or not labels.any():
         log("tapcheck: warning: the test split holds only one label; AUC is undefined")
     cache = FeatureCache(audio=config.audio, features=config.features)
-    train_clips = cache.get_many([dataset.path_of(t) for t in train_takes], progress=progress)
-    test_clips = cache.get_many([dataset.path_of(t) for t in test_takes], progress=progress)
+    train_clips = dataset_crops(dataset, train_takes, cache=cache, progress=bool(progress))
+    test_clips = dataset_crops(dataset, test_takes, cache=cache, progress=bool(progress),
+                               split="test")
 
     rows, runs = [], {}
     for i, name in enumerate(names, start=1):

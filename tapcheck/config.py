@@ -130,6 +130,9 @@ def load_config(path: str | Path | None = None) -> Config:
     except IsADirectoryError:
         raise ConfigError("is a folder, not a config file", path=path,
                           fix="pass a .toml file such as configs/default.toml") from None
+    except PermissionError:
+        raise ConfigError("cannot be read (permission denied)", path=path,
+                          fix="check the file's permissions (chmod u+r)") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"not valid TOML ({e})", path=path,
                           fix="fix the syntax; configs/default.toml shows every key") from None

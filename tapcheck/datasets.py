@@ -26,7 +26,7 @@ import numpy as np
 
 from .audio import peak_dbfs, write_wav
 from .errors import DatasetError, ParameterError
-from .files import atomic_write
+from .files import atomic_write, storage_error
 
 MANIFEST = "manifest.csv"
 MANIFEST_FIELDS = ("path", "board", "side", "label", "group", "split", "take", "recorded_at",
@@ -118,7 +118,10 @@ class Dataset:
     def create(cls, name: str | os.PathLike) -> "Dataset":
         """Open a dataset, creating its folder if needed."""
         root = dataset_path(name)
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise storage_error(e, root) from None
         return cls(root)
 
     def __len__(self) -> int:
@@ -165,8 +168,12 @@ class Dataset:
     @contextlib.contextmanager
     def locked(self) -> Iterator["Dataset"]:
         """Hold the dataset's lock (another recorder or importer waits) and re-read the manifest."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a") as lock:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            lock = open(self.root / ".lock", "a")
+        except OSError as e:
+            raise storage_error(e, self.root) from None
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 if (self.root / MANIFEST).exists():
@@ -253,7 +260,7 @@ def _check_row_values(*, board: int, side: str, label: str, split: str, group: s
 def _read_manifest(path: Path) -> list[Take]:
     """Parse and validate a manifest; any bad row is a :class:`DatasetError` naming its line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a manifest saved by a spreadsheet
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"cannot be read ({e})", path=path,
                            fix="restore it from a backup or rebuild it") from None

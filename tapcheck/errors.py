@@ -2,12 +2,15 @@
 
 Every problem tapcheck can blame on its input derives from :class:`TapcheckError`. The CLI turns
 them into one line, ``tapcheck: error: <file>: <problem> — <fix>``, and exit status 2, in one place
-(:func:`tapcheck.cli.main`). Programming errors stay ordinary exceptions with tracebacks.
+(:func:`tapcheck.cli.main`). An error about many files at once (a training split with three broken
+takes) carries one such line per file in :attr:`TapcheckError.details`, printed before its own.
+Programming errors stay ordinary exceptions with tracebacks.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 
 class TapcheckError(Exception):
@@ -21,15 +24,18 @@ class TapcheckError(Exception):
         The file or folder the problem is in; named first in the message.
     fix : str, optional
         What the user can do about it.
+    details : sequence of str, optional
+        One line per file when the error sums up several (each naming its file, problem, fix).
     """
 
     exit_code = 2
 
     def __init__(self, problem: str, *, path: str | os.PathLike | None = None,
-                 fix: str | None = None):
+                 fix: str | None = None, details: Sequence[str] = ()):
         self.problem = problem
         self.path = None if path is None else os.fspath(path)
         self.fix = fix
+        self.details = tuple(details)
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -63,6 +69,10 @@ class ModelFileError(TapcheckError):
 
 class DeviceError(TapcheckError):
     """No audio I/O: PortAudio missing, no input device, or the device failed."""
+
+
+class StorageError(TapcheckError):
+    """A file cannot be written: no permission, a read-only or full disk."""
 
 
 class TapcheckWarning(UserWarning):

@@ -3,35 +3,129 @@
 Every file tapcheck writes that a user would miss — takes, manifests, model files, reports — goes
 through :func:`atomic_write`: the bytes go to a temporary file in the same folder (so the final
 rename never crosses a file system), are flushed to disk, and the temporary file is renamed over
-the target. A crash or SIGKILL at any moment leaves the previous file intact and at worst a stray
-``.*.tmp`` file, which readers ignore.
+the target; then the folder itself is flushed, so the rename survives a power cut too. A crash or
+SIGKILL at any moment leaves the previous file intact and at worst a stray ``.*.tmp`` file, which
+readers ignore.
+
+A folder tapcheck may not write to, or a full disk, is a :class:`~tapcheck.errors.StorageError`
+(one line, exit status 2), not a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
+from .errors import StorageError
+
+# errno values that mean "this place cannot take the file", which the user can fix
+_FIXES = {
+    errno.EACCES: "choose a folder you may write to, or fix its permissions",
+    errno.EPERM: "choose a folder you may write to, or fix its permissions",
+    errno.EROFS: "the disk is read-only; choose a folder on another disk",
+    errno.ENOSPC: "the disk is full; free some space and try again",
+    errno.EDQUOT: "your disk quota is used up; free some space and try again",
+    errno.EFBIG: "the file is too large for this file system; choose another disk",
+    errno.ENOTDIR: "a file stands where a folder should be; choose another path",
+    errno.EEXIST: "a file stands where a folder should be; choose another path",
+}
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", *,
-                 encoding: str | None = None, newline: str | None = None) -> Iterator[IO]:
+                 encoding: str | None = None, newline: str | None = None,
+                 errors: str | None = None) -> Iterator[IO]:
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
 
-    If the block raises, the temporary file is removed and ``path`` is untouched.
+    If the block raises, the temporary file is removed and ``path`` is untouched. The new file
+    gets the old file's permissions, or the usual ones (0666 minus the umask) if it is new.
+
+    Raises
+    ------
+    StorageError
+        The folder cannot be created or written to, or the disk is full or read-only.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as f:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise storage_error(e, path.parent) from None
+    try:
+        # mkstemp makes the file private (0600); a take or model should read like any other file
+        os.fchmod(fd, _mode_for(path))
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline, errors=errors) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in _FIXES:
+            raise storage_error(e, path) from None
         raise
+    _fsync_folder(path.parent)
+
+
+def check_writable(folder: str | os.PathLike, *, create: bool = True) -> Path:
+    """Make sure a new file can be written in ``folder``, before long work rather than after.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+    create : bool
+        Create the folder if needed; otherwise a missing folder is checked by trying its nearest
+        existing parent (where it would be created), and nothing is left behind.
+
+    Raises
+    ------
+    StorageError
+        It cannot: no permission, read-only or full disk.
+    """
+    folder = Path(folder)
+    target = folder
+    try:
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            while not target.exists() and target != target.parent:
+                target = target.parent
+        # a real file, not os.access: root passes os.access on a read-only file system too
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as e:
+        raise storage_error(e, target) from None
+    return folder
+
+
+def storage_error(e: OSError, path: Path) -> StorageError | OSError:
+    """The one-line error for an OSError met while writing ``path`` (other errors unchanged)."""
+    if e.errno not in _FIXES:
+        return e
+    return StorageError(f"cannot be written ({e.strerror})", path=path, fix=_FIXES[e.errno])
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a folder; the rename itself is still atomic
+    finally:
+        os.close(fd)

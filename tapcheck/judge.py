@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import Config
 from .errors import ModelFileError, TapcheckError
-from .features import FeatureCache, strike_crops
+from .features import FeatureCache, clip_features, strike_crops
 from .modelfile import LoadedModel, load_model
 from .models.base import represent_clips
 from .runtime import inference_autocast
@@ -64,12 +64,8 @@ class Judge:
     def __init__(self, model, *, config: Config | None = None, cache: FeatureCache | None = None):
         self.model: LoadedModel = model if isinstance(model, LoadedModel) else load_model(model)
         self.config = self.model.config
-        if config is not None and (config.features != self.config.features
-                                   or config.audio.sr != self.config.audio.sr):
-            raise ModelFileError(
-                "was trained with other feature settings than the given config",
-                path=self.model.path,
-                fix="judge without --config (the model carries its settings) or retrain with it")
+        if config is not None:
+            check_same_features(self.model, config)
         self.cache = cache
         self.name = self.model.name
         self.threshold = self.model.detector.threshold_
@@ -90,8 +86,6 @@ class Judge:
     def judge_files(self, paths: Sequence[str | os.PathLike], *, batch_size: int = 32
                     ) -> list[Verdict]:
         """Judge files; each bad file becomes a Verdict with ``error`` set."""
-        from .audio import load
-
         results: list[Verdict | None] = [None] * len(paths)
         good: list[tuple[int, np.ndarray, tuple[str, ...]]] = []
         for i, p in enumerate(paths):
@@ -101,8 +95,8 @@ class Judge:
                     if self.cache is not None:
                         crops = self.cache.get(p)
                     else:
-                        crops = strike_crops(load(p, sr=self.config.audio.sr),
-                                             features=self.config.features, path=p)
+                        crops = clip_features(p, audio=self.config.audio,
+                                              features=self.config.features)
                 except TapcheckError as e:
                     results[i] = Verdict(os.fspath(p), None, None, None, self.name, error=str(e))
                     continue
@@ -120,6 +114,27 @@ class Judge:
         return [Verdict(str(p), ANOMALOUS if s > self.threshold else NORMAL, float(s),
                         float(self.threshold), self.name)
                 for p, s in zip(paths, scores, strict=True)]
+
+
+def check_same_features(model: LoadedModel, config: Config) -> None:
+    """A model judges only crops computed as in its training; other settings are an error.
+
+    Raises
+    ------
+    ModelFileError
+        ``config`` computes other crops (feature settings or sample rate) than ``model`` was
+        trained on; the message names each difference.
+    """
+    ours = {"audio.sr": config.audio.sr,
+            **{f"features.{k}": v for k, v in vars(config.features).items()}}
+    theirs = {"audio.sr": model.config.audio.sr,
+              **{f"features.{k}": v for k, v in vars(model.config.features).items()}}
+    changed = [f"{k} {theirs[k]!r} (config: {ours[k]!r})" for k in ours if ours[k] != theirs[k]]
+    if changed:
+        raise ModelFileError(
+            f"was trained with other feature settings than the config gives: {', '.join(changed)}",
+            path=model.path,
+            fix="judge without --config (the model carries its settings), or retrain with it")
 
 
 def default_model_path() -> Path:

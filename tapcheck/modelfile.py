@@ -5,6 +5,9 @@ came about: registry name, model arguments, the resolved configuration (features
 class names, weights, the fitted detector (reference embeddings and threshold), training history,
 tapcheck and format versions. It contains only tensors and plain data, so it loads with
 ``torch.load(weights_only=True)``: a model file can never run code.
+
+While a run trains, its progress lives beside the model file in ``<model>.pt.partial`` (same
+rules: atomic, tensors and plain data only); see :mod:`tapcheck.training`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from .files import atomic_write
 
 FORMAT = "tapcheck-model"
 FORMAT_VERSION = 1
+PARTIAL_FORMAT = "tapcheck-partial"
 RETRAIN = "retrain it with `tapcheck train`"
 
 
@@ -72,16 +76,27 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         module = rebuild(checkpoint["name"], checkpoint["model_args"])
         module.load_state_dict(checkpoint["state_dict"])
         detector = detector_from_state(checkpoint["detector"])
+        crop = (config.features.n_bins, config.features.n_frames)
+        network = tuple(checkpoint["model_args"]["input_shape"])
     except (KeyError, TypeError, RuntimeError, ValueError, ConfigError, ParameterError) as e:
         raise ModelFileError(f"is damaged or inconsistent ({type(e).__name__}: {e})", path=path,
                              fix=RETRAIN) from None
+    if crop != network:
+        # judge computes crops from the stored feature settings; they must be what the network
+        # was built for, or every verdict would be of the wrong picture
+        raise ModelFileError(
+            f"stores feature settings for {crop[0]}x{crop[1]} crops but its network takes "
+            f"{network[0]}x{network[1]}", path=path, fix=RETRAIN)
     module.eval()
     return LoadedModel(path=path, name=checkpoint["name"], module=module, detector=detector,
                        config=config, classes=list(checkpoint["classes"]), checkpoint=checkpoint)
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """The raw checkpoint dict, after the checks that need no model code."""
+def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
+    """The raw checkpoint dict, after the checks that need no model code.
+
+    ``expect`` is the format header to insist on: a model file, or a run's partial progress.
+    """
     if not path.exists():
         raise ModelFileError("model file not found", path=path,
                              fix="train one with `tapcheck train` or pass --model PATH")
@@ -100,8 +115,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 - the unpickler raises anything on a garbage file
         raise ModelFileError(f"is not a tapcheck model file ({type(e).__name__})", path=path,
                              fix="use a model file written by `tapcheck train`") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
-        raise ModelFileError("is not a tapcheck model file", path=path,
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != expect:
+        what = "model file" if expect == FORMAT else "training checkpoint"
+        raise ModelFileError(f"is not a tapcheck {what}", path=path,
                              fix="use a model file written by `tapcheck train`")
     made_by = checkpoint.get("tapcheck_version", "an unknown version")
     if checkpoint.get("format_version") != FORMAT_VERSION:
@@ -121,3 +137,37 @@ def new_checkpoint(**fields: Any) -> dict[str, Any]:
     """A checkpoint dict with the format header filled in."""
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "tapcheck_version": __version__,
             "features_version": FEATURES_VERSION, **fields}
+
+
+def partial_path(model_path: str | os.PathLike) -> Path:
+    """Where a run training ``model_path`` keeps its progress: ``<model_path>.partial``."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.name + ".partial")
+
+
+def save_partial(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write a training run's progress atomically (a kill mid-write keeps the previous one)."""
+    return save_checkpoint(path, {"format": PARTIAL_FORMAT, "format_version": FORMAT_VERSION,
+                                  "tapcheck_version": __version__,
+                                  "features_version": FEATURES_VERSION, **state})
+
+
+def read_partial(path: str | os.PathLike) -> dict[str, Any]:
+    """A training run's progress, checked like a model file (data only, same versions)."""
+    return read_checkpoint(Path(path), expect=PARTIAL_FORMAT)
+
+
+def check_partial(partial: Path | None, *, resume: bool) -> None:
+    """Before any work: resuming needs a partial checkpoint; a fresh run must not discard one."""
+    if partial is None:
+        if resume:
+            raise ParameterError("resuming needs the path of the model file being trained")
+        return
+    if resume and not partial.exists():
+        raise ModelFileError("no interrupted training run to resume (no such file)",
+                             path=partial, fix="train without --resume")
+    if not resume and partial.exists():
+        raise ModelFileError(
+            "an interrupted training run left its progress here", path=partial,
+            fix="continue it with `tapcheck train --resume` and the same options, or delete the "
+                "file to start over")

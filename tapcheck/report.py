@@ -131,6 +131,7 @@ window.addEventListener("load", function () {{
 </script>
 </body></html>
 """
-    with atomic_write(out / "index.html", "w", encoding="utf-8") as f:
+    # a path with bytes no encoding decodes (an old Windows share) shows as \xe4, not a crash
+    with atomic_write(out / "index.html", "w", encoding="utf-8", errors="backslashreplace") as f:
         f.write(page)
     return out / "index.html"

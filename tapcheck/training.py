@@ -9,6 +9,10 @@
 4. The detector is fitted: reference = the normal training clips, threshold = a gamma fit of the
    calibration clips' scores at the configured false-alarm rate. Defect labels never set it.
 5. Everything goes into one checkpoint, written atomically only at the end.
+
+A run saves its progress after every epoch to a partial checkpoint beside the model file
+(``models/<name>.pt.partial``: weights, optimiser, schedule, random state, history), so a killed
+run loses at most one epoch and ``tapcheck train --resume`` continues it to the same result.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -28,9 +33,9 @@ from .config import Config
 from .augment import PSEUDO_ANOMALIES, stretch_frequencies
 from .datasets import Dataset, Take
 from .detectors import SCORERS, ThresholdDetector
-from .errors import DatasetError
+from .errors import AudioError, DatasetError, ModelFileError
 from .features import FeatureCache
-from .modelfile import new_checkpoint
+from .modelfile import check_partial, new_checkpoint, read_partial, save_partial
 from .models import get_spec
 from .models.base import TapModel, represent_clips
 from .runtime import autocast_dtype, configure_threads, inference_autocast, pick_device
@@ -97,25 +102,44 @@ def prepare_data(dataset: Dataset, *, config: Config, cache: FeatureCache | None
             "has no normal takes in the training split; the threshold is learned from normal "
             "boards only", path=dataset.root / "manifest.csv",
             fix="record or import normal boards with --split train")
-    missing = [t for t in takes if not dataset.path_of(t).is_file()]
-    if missing:
-        raise DatasetError(
-            f"lists {len(missing)} training take(s) whose file is missing, e.g. {missing[0].path}",
-            path=dataset.root / "manifest.csv",
-            fix="restore the files or delete their rows (tapcheck doctor lists them)")
     cache = cache or FeatureCache(audio=config.audio, features=config.features)
     fit, calib = split_calibration(takes, fraction=config.train.calib_fraction,
                                    seed=config.train.seed)
     classes = sorted({t.class_name for t in takes})
     label_of = {t.class_name: t.label for t in takes}
     index = {name: i for i, name in enumerate(classes)}
-    fit_clips = cache.get_many([dataset.path_of(t) for t in fit], progress=progress)
-    calib_clips = cache.get_many([dataset.path_of(t) for t in calib], progress=progress)
+    clips = dataset_crops(dataset, fit + calib, cache=cache, progress=progress)
+    fit_clips, calib_clips = clips[:len(fit)], clips[len(fit):]
     return TrainingData(
         fit_clips=fit_clips, fit_labels=np.array([index[t.class_name] for t in fit]),
         fit_normal=np.array([t.label == "normal" for t in fit]), calib_clips=calib_clips,
         classes=classes, class_labels=[label_of[c] for c in classes], fit_takes=fit,
         calib_takes=calib)
+
+
+def dataset_crops(dataset: Dataset, takes: list[Take], *, cache: FeatureCache,
+                  progress: bool = False, split: str = "training") -> np.ndarray:
+    """Crops of every take, shape (n_takes, n_crops, bins, frames).
+
+    Every missing or unusable take is listed at once (one line each), so a user fixes them all
+    in one go; then nothing is trained.
+    """
+    missing = [t for t in takes if not dataset.path_of(t).exists()]
+    if missing:
+        raise DatasetError(
+            f"lists {len(missing)} {split} take(s) whose file is missing, e.g. {missing[0].path}",
+            path=dataset.root / "manifest.csv",
+            fix="restore the files or delete their rows (tapcheck doctor lists them)",
+            details=[f"{dataset.path_of(t)}: file not found — restore it or delete its row"
+                     for t in missing])
+    try:
+        return cache.get_many([dataset.path_of(t) for t in takes], progress=progress)
+    except AudioError as e:
+        raise DatasetError(
+            f"{len(e.details)} of {len(takes)} {split} takes cannot be used (listed above); "
+            "nothing was trained", path=dataset.root / "manifest.csv",
+            fix="re-record or replace those files, or delete their rows", details=e.details
+        ) from None
 
 
 def validation_loss(model: TapModel, X: torch.Tensor, y: torch.Tensor, *,
@@ -133,8 +157,9 @@ def validation_loss(model: TapModel, X: torch.Tensor, y: torch.Tensor, *,
 
 def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Config,
               validation: tuple[torch.Tensor, torch.Tensor] | None = None,
-              progress: bool | None = None, log: Callable[[str], None] | None = None
-              ) -> list[dict]:
+              progress: bool | None = None, log: Callable[[str], None] | None = None,
+              resume: dict[str, Any] | None = None,
+              on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict]:
     """Train ``model`` on crops ``X`` (N, 1, bins, frames) with labels ``y`` (N,).
 
     Parameters
@@ -143,6 +168,10 @@ def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Conf
         Held-out **normal** crops and their classes. Their loss is logged each epoch; with
         ``config.train.patience > 0`` training stops when it has not improved for that many
         epochs, and the best epoch's weights are kept. Defect labels never enter it.
+    resume : dict, optional
+        A state ``on_epoch`` was handed by an earlier run: continue that run where it stopped.
+    on_epoch : callable, optional
+        Receives the state after each epoch (see :func:`training_state`).
 
     Returns the history: one dict per epoch (loss, learning rate, seconds, model extras).
     """
@@ -176,7 +205,11 @@ def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Conf
     show = sys.stderr.isatty() if progress is None else progress
     history = []
     best = None  # (validation loss, epoch, weights)
-    for epoch in range(1, train.epochs + 1):
+    if resume is not None:
+        history = restore_training_state(resume, model=model, optimizer=optimizer,
+                                         scheduler=scheduler, generator=generator)
+        best = resume.get("best")
+    for epoch in range(len(history) + 1, train.epochs + 1):
         start = time.perf_counter()
         if sampler is not None:
             plan = [torch.from_numpy(b) for b in sampler.batches(epoch)]
@@ -224,6 +257,10 @@ def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Conf
                 extra += f"  val {entry['val_loss']:.4f}"
             log(f"epoch {epoch}/{train.epochs}  loss {entry['loss']:.4f}{extra}  "
                 f"{entry['seconds']:.1f} s")
+        if on_epoch is not None:
+            on_epoch(training_state(model=model, optimizer=optimizer, scheduler=scheduler,
+                                    generator=generator, history=history,
+                                    best=best if train.patience > 0 else None))
         if train.patience > 0 and best is not None and epoch - best[1] >= train.patience:
             if log:
                 log(f"early stop: validation loss best at epoch {best[1]}")
@@ -259,6 +296,72 @@ def add_pseudo_anomalies(data: TrainingData) -> TrainingData:
         fit_takes=data.fit_takes)
 
 
+def training_state(*, model: TapModel, optimizer: torch.optim.Optimizer,
+                   scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator,
+                   history: list[dict], best: tuple | None = None) -> dict[str, Any]:
+    """Everything a run needs to continue after its last finished epoch (tensors and plain data).
+
+    Weights are copied to the CPU in the contiguous layout, so the state does not depend on
+    where or how the run computes.
+    """
+    return {
+        "epoch": len(history),
+        "state_dict": {k: v.detach().to("cpu", memory_format=torch.contiguous_format).clone()
+                       for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+        "history": [dict(h) for h in history],
+        # early stopping's best epoch so far (validation loss, epoch, weights), if it is on
+        "best": None if best is None else (best[0], best[1], {
+            k: v.detach().to("cpu", memory_format=torch.contiguous_format).clone()
+            for k, v in best[2].items()})}
+
+
+def restore_training_state(state: dict[str, Any], *, model: TapModel,
+                           optimizer: torch.optim.Optimizer,
+                           scheduler: torch.optim.lr_scheduler.LRScheduler,
+                           generator: torch.Generator) -> list[dict]:
+    """Put a run back where :func:`training_state` saw it; returns the history so far."""
+    model.load_state_dict(state["state_dict"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    return [dict(h) for h in state["history"]]
+
+
+def _progress(partial: Path | None, *, resume: bool, config: Config, data: TrainingData,
+              dataset: Dataset) -> tuple[dict | None, Callable | None]:
+    """The state to resume from (or None) and the per-epoch saver for ``partial``.
+
+    A run resumes only with the settings and takes it started with: anything else would give a
+    model no single run could have given.
+    """
+    if partial is None:
+        return None, None
+    run = {"config": config.to_dict(), "classes": data.classes,
+           "takes": [t.path for t in data.fit_takes],
+           "calibration_takes": [t.path for t in data.calib_takes]}
+    state = None
+    if resume:
+        state = read_partial(partial)
+        if state.get("config") != run["config"]:
+            was = state.get("config") or {}
+            changed = [f"{section}.{key} {was.get(section, {}).get(key)!r} -> {value!r}"
+                       for section, values in run["config"].items()
+                       for key, value in values.items()
+                       if was.get(section, {}).get(key) != value]
+            raise ModelFileError(
+                f"was saved by a run with other settings ({', '.join(changed) or 'format'})",
+                path=partial, fix="resume with the options of the interrupted run, or delete "
+                                  "the file to start over")
+        if any(state.get(k) != run[k] for k in ("classes", "takes", "calibration_takes")):
+            raise ModelFileError(
+                f"was saved by a run on other takes than {dataset.root} holds now", path=partial,
+                fix="resume on the same dataset, or delete the file to start over")
+    return state, lambda progress: save_partial(partial, {**run, **progress})
+
+
 def make_detector(config: Config, data: TrainingData) -> ThresholdDetector:
     """The configured scorer, not yet fitted."""
     train = config.train
@@ -272,8 +375,8 @@ def make_detector(config: Config, data: TrainingData) -> ThresholdDetector:
 
 
 def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None = None,
-                progress: bool | None = None, log: Callable[[str], None] | None = None
-                ) -> dict:
+                progress: bool | None = None, log: Callable[[str], None] | None = None,
+                partial: str | Path | None = None, resume: bool = False) -> dict:
     """Train the configured model on ``dataset`` and return its checkpoint (not yet saved).
 
     Parameters
@@ -286,6 +389,12 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
         Progress bars; default: when stderr is a terminal.
     log : callable, optional
         Receives one line per epoch.
+    partial : str or Path, optional
+        Save progress here after every epoch (see :func:`tapcheck.modelfile.partial_path`); the
+        caller removes it once the model file is written.
+    resume : bool
+        Continue the interrupted run saved in ``partial`` (same dataset and settings), giving
+        the model an uninterrupted run would have given.
 
     Returns
     -------
@@ -294,6 +403,8 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     """
     spec = get_spec(config.train.model)
     config = dataclasses.replace(config, train=spec.resolve(config.train))
+    partial = None if partial is None else Path(partial)
+    check_partial(partial, resume=resume)
     started = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
     data = prepare_data(dataset, config=config, cache=cache, progress=show)
@@ -304,8 +415,9 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     model = spec.build(n_classes=len(data.classes), train=config.train,
                        input_shape=(f.n_bins, f.n_frames))
     X, y = data.samples()
+    state, on_epoch = _progress(partial, resume=resume, config=config, data=data, dataset=dataset)
     history = fit_model(model, X, y, config=config, validation=data.validation_samples(),
-                        progress=progress, log=log)
+                        progress=progress, log=log, resume=state, on_epoch=on_epoch)
 
     detector = make_detector(config, data)
     scorer = config.train.scorer
@@ -316,7 +428,8 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     # fit_takes are the real takes; pseudo-anomaly clips, appended after them, are never normal
     boards = np.array([t.board for t in data.fit_takes if t.label == "normal"])
     detector.fit(reference, X_calib=calib, groups=boards)
-    seconds = time.perf_counter() - started
+    resumed = state["history"] if state else []  # epochs an interrupted run had done
+    seconds = time.perf_counter() - started + sum(h["seconds"] for h in resumed)
     return new_checkpoint(
         name=spec.name, model_args=model.model_args, config=config.to_dict(),
         classes=data.classes, class_labels=data.class_labels,

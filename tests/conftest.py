@@ -8,6 +8,7 @@ through the same code paths a user runs.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,63 @@ def tiny_model(tmp_path_factory, tiny_dataset):
     return save_checkpoint(tmp_path_factory.mktemp("models") / "arcface-resnet18.pt", checkpoint)
 
 
+@pytest.fixture(scope="session")
+def small_train_set(tiny_dataset, tmp_path_factory) -> Path:
+    """Boards 1 and 2 of the tiny dataset, both sides, training takes only (16 takes)."""
+    from tapcheck.datasets import Dataset
+
+    root = tmp_path_factory.mktemp("small") / "small"
+    ds = Dataset.create(root)
+    for take in tiny_dataset.select(board=[1, 2], split="train"):
+        target = root / take.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tiny_dataset.path_of(take), target)
+        ds.takes.append(take)
+    ds.write_manifest()
+    return root
+
+
+@pytest.fixture(scope="session")
+def small_compare_set(tiny_dataset, small_train_set, tmp_path_factory) -> Path:
+    """The small training set plus a test split: held-out takes of boards 1 and 2 (normal) and
+    board 8 (defective) — what `compare` needs to score."""
+    from tapcheck.datasets import Dataset
+
+    root = shutil.copytree(small_train_set, tmp_path_factory.mktemp("compare") / "small")
+    ds = Dataset.open(root)
+    for take in tiny_dataset.select(board=[1, 2, 8], split="test"):
+        target = root / take.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tiny_dataset.path_of(take), target)
+        ds.takes.append(take)
+    ds.write_manifest()
+    return root
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """Train on one thread: on a machine shared by other jobs, two OpenMP threads spin-waiting
+    for each other make a tiny epoch ten times slower (measured: 15 s against 1.5 s)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # subprocesses; configure_threads respects it
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+FAST_CONFIG = """\
+# narrower crops and a small network: tests of the pipeline's plumbing, not of the model
+[features]
+n_frames = 32
+
+[train]
+batch_size = 8
+embedding_dim = 32
+"""
+
+
 def write_tone(path: Path, *, sr: int = 44100, duration_s: float = 1.0, channels: int = 1,
                tap_at_s: float | None = 0.3, amplitude: float = 0.5, seed: int = 0,
                subtype: str = "PCM_16") -> Path:
@@ -85,6 +143,20 @@ def write_tone(path: Path, *, sr: int = 44100, duration_s: float = 1.0, channels
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, data, sr, subtype=subtype)
     return path
+
+
+def obeying_file_modes() -> list[str]:
+    """Command prefix under which file permissions apply, to root too.
+
+    Root reads and writes any file whatever its mode (capabilities CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH); ``setpriv`` (util-linux, in every Debian) drops them from the child, so
+    the kernel enforces a file's mode as it does for any user. Ordinary users need nothing.
+    """
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to test file permissions as root"
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
 
 
 @pytest.fixture

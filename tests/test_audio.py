@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from tapcheck.audio import load, peak_dbfs, write_wav
 from tapcheck.errors import AudioError, TapcheckWarning
@@ -76,3 +78,84 @@ def test_nan_samples(tmp_path):
 def test_peak_dbfs():
     assert peak_dbfs(np.array([0.5, -0.25])) == pytest.approx(-6.02, abs=0.01)
     assert peak_dbfs(np.zeros(3)) == float("-inf")
+
+
+# -- property: any file load() accepts comes out right; anything else is a TapcheckError ----------
+
+RATES = st.sampled_from([8000, 11025, 16000, 22050, 44100, 48000, 96000]) | st.integers(
+    min_value=1000, max_value=200_000)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(min_value=0, max_value=2 * 48000), sr=RATES,
+       channels=st.integers(min_value=1, max_value=4),
+       amplitude=st.sampled_from([0.0, 1e-6, 0.01, 0.5, 1.0]) | st.floats(0, 8),
+       content=st.sampled_from(["tap", "noise", "silence", "dc", "nan", "inf"]),
+       subtype=st.sampled_from(["PCM_16", "PCM_24", "FLOAT"]))
+def test_load_any_file(n, sr, channels, amplitude, content, subtype):
+    import tempfile
+    import warnings
+    from pathlib import Path
+
+    from tapcheck.errors import TapcheckError
+
+    rng = np.random.default_rng(n)
+    y = {"tap": np.sin(np.arange(n) * 0.07) * np.exp(-np.arange(n) / max(1, n / 8)),
+         "noise": rng.standard_normal(n), "silence": np.zeros(n), "dc": np.ones(n),
+         "nan": np.full(n, np.nan), "inf": np.full(n, np.inf)}[content] * amplitude
+    data = np.repeat(y[:, None], channels, axis=1)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "clip.wav"
+        sf.write(path, data, sr, subtype=subtype)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                out = load(path, sr=44100)
+            except TapcheckError as e:
+                assert str(path) in str(e)
+                event(f"refused: {type(e).__name__}")
+                return
+    assert all(issubclass(w.category, TapcheckWarning) for w in caught), [
+        str(w.message) for w in caught]
+    assert out.dtype == np.float32 and out.ndim == 1
+    assert np.isfinite(out).all()
+    assert abs(len(out) - n * 44100 / sr) <= 1
+    assert (channels > 1) == any("averaged to mono" in str(w.message) for w in caught)
+    assert (sr != 44100) == any("resampled from" in str(w.message) for w in caught)
+
+
+def test_clipped_samples_counts_flat_tops_only():
+    from tapcheck.audio import clipped_samples
+
+    y = np.sin(np.arange(4410) * 0.05) * 0.95  # a clean peak near full scale: no flat top
+    assert clipped_samples(y) == 0
+    clipped = np.clip(y * 1.2, -0.99, 0.99)  # flat runs at +-0.99
+    expected = int(np.sum(np.abs(clipped) == 0.99))
+    assert clipped_samples(clipped) == expected > 0
+    assert clipped_samples(np.clip(y * 1.2, -0.5, 0.5)) == 0  # flat, but far below full scale
+    assert clipped_samples(np.zeros(100)) == 0  # digital silence is not clipping
+    stereo = np.stack([y, clipped], axis=1)
+    assert clipped_samples(stereo) == expected  # the worst channel counts
+
+
+def test_rates_too_low_for_the_crop_are_refused(tmp_path):
+    from tapcheck.config import FeatureConfig
+    from tapcheck.features import required_sample_rate
+
+    need = required_sample_rate(FeatureConfig(), sr=44100)
+    assert need == pytest.approx(2 * 100 * 44100 / 1024)  # the crop's top bin, 4307 Hz, x 2
+    low = write_tone(tmp_path / "8k.wav", sr=8000)
+    with pytest.raises(AudioError, match="is sampled at 8000 Hz"):
+        load(low, min_sr=need)
+    with pytest.warns(TapcheckWarning, match="resampled from 16000 Hz"):
+        assert len(load(write_tone(tmp_path / "16k.wav", sr=16000), min_sr=need)) == 44100
+
+
+def test_heavy_clipping_is_refused_and_a_clipped_peak_warned(tmp_path):
+    y = np.sin(np.arange(3 * 44100) * 0.02) * np.exp(-np.arange(3 * 44100) / 4000)
+    sf.write(tmp_path / "heavy.wav", np.clip(y * 3, -1, 1), 44100)
+    with pytest.raises(AudioError, match="is heavily clipped"):
+        load(tmp_path / "heavy.wav")
+    sf.write(tmp_path / "peak.wav", np.clip(y * 1.05, -1, 1), 44100)
+    with pytest.warns(TapcheckWarning, match=r"clipped for 0\.\d ms"):
+        load(tmp_path / "peak.wav")

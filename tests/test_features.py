@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from tapcheck.audio import load
 from tapcheck.config import FeatureConfig
@@ -24,6 +26,7 @@ def test_power_spectrogram_equals_librosa():
 
 
 @pytest.mark.parametrize("path", knock_files(), ids=lambda p: f"{p.parent.name}-{p.name}")
+@pytest.mark.filterwarnings("ignore:.*more knock:tapcheck.errors.TapcheckWarning")  # some hold 2-6
 def test_strike_found_in_every_real_knock(path):
     y = load(path)
     crops, onset = strike_crops(y, return_onset=True)
@@ -78,14 +81,16 @@ def test_strike_at_the_very_end_is_padded():
     assert crops.shape == (2, 100, 120) and np.isfinite(crops).all()
 
 
-@pytest.mark.parametrize("kind", ["zeros", "noise", "dc", "hum"])
-def test_no_strike_is_a_clear_error(kind):
+@pytest.mark.parametrize("kind, match", [
+    ("zeros", r"is silent \(every sample is 0\)"), ("noise", "no strike found"),
+    ("dc", r"holds only a constant offset \(\+0.300"), ("hum", "no strike found")])
+def test_no_strike_is_a_clear_error(kind, match):
     sr, n = 44100, 3 * 44100
     rng = np.random.default_rng(0)
     t = np.arange(n) / sr
     y = {"zeros": np.zeros(n), "noise": rng.standard_normal(n) * 0.1,
          "dc": np.full(n, 0.3), "hum": 0.2 * np.sin(2 * np.pi * 50 * t)}[kind]
-    with pytest.raises(NoStrikeError, match="no strike found"):
+    with pytest.raises(NoStrikeError, match=match):
         strike_crops(y.astype(np.float32), path="clip.wav")
 
 
@@ -119,3 +124,150 @@ def test_cache_hits_and_keys_on_content_and_settings(tmp_path):
     # other content, other key
     write_tone(clip, seed=5, amplitude=0.4)
     assert not (cache.get(clip) == 7.0).all()
+
+
+# -- property: crops of any signal are right, or the answer is a TapcheckError -------------------
+
+def _signal(n: int, content: str, amplitude: float, tap_at: float) -> np.ndarray:
+    rng = np.random.default_rng(n)
+    tap = np.zeros(n)
+    start = int(tap_at * n)
+    t = np.arange(n - start)
+    tap[start:] = np.sin(t * 0.13) * np.exp(-t / 3000.0) + 1e-3 * rng.standard_normal(n - start)
+    return {"tap": tap, "taps": tap + np.roll(tap, n // 7), "noise": rng.standard_normal(n),
+            "silence": np.zeros(n), "dc": np.ones(n), "dc+tap": tap + 0.2,
+            "nan": np.where(np.arange(n) == n // 2, np.nan, tap),
+            "inf": np.where(np.arange(n) == n // 3, np.inf, tap)}[content] * amplitude
+
+
+def _check_crops(y: np.ndarray, features: FeatureConfig) -> None:
+    """strike_crops(y) is right in shape, type, finiteness and standardisation, or refuses."""
+    import warnings
+
+    from tapcheck.errors import TapcheckError, TapcheckWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            crops = strike_crops(y.astype(np.float32), features=features, path="clip.wav")
+        except TapcheckError as e:
+            event(f"refused: {e.problem.split(' (')[0]}")
+            return
+    event("crops")
+    assert all(issubclass(w.category, TapcheckWarning) for w in caught), [
+        str(w.message) for w in caught]
+    f = features
+    assert crops.shape == (f.n_crops, f.n_bins, f.n_frames) and crops.dtype == np.float32
+    assert np.isfinite(crops).all()
+    # each crop standardised: mean 0 and std 1, or all zeros when the crop is constant
+    np.testing.assert_allclose(crops.mean(axis=(1, 2)), 0.0, atol=1e-3)
+    std = crops.std(axis=(1, 2))
+    assert np.all((np.abs(std - 1.0) < 1e-2) | (std == 0.0)), std
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.sampled_from(["short", "long", "long", "long"]).flatmap(  # mostly long enough
+    lambda kind: st.integers(0, 16127) if kind == "short" else st.integers(16128, 3 * 44100)),
+       amplitude=st.sampled_from([0.0, 1e-30, 1e-6, 0.5, 1.0, 1e3, 1e6]) | st.floats(1e-4, 4),
+       content=st.sampled_from(["tap", "taps", "noise", "silence", "dc", "dc+tap", "nan", "inf"]),
+       tap_at=st.floats(0, 1))
+def test_strike_crops_of_any_signal(n, amplitude, content, tap_at):
+    """The study's settings, any length, level and content."""
+    _check_crops(_signal(n, content, amplitude, tap_at), FeatureConfig())
+
+
+@st.composite
+def _feature_configs(draw) -> FeatureConfig:
+    n_fft = draw(st.sampled_from([256, 512, 1024, 2048]))
+    return FeatureConfig(
+        n_fft=n_fft, hop_length=draw(st.sampled_from([32, 64, 128, 256])),
+        n_bins=draw(st.integers(1, n_fft // 2 + 1) | st.integers(1, 1100)),  # too many: refused
+        fmin_bin=draw(st.integers(0, 20)), n_frames=draw(st.integers(1, 200)),
+        pre_frames=draw(st.integers(0, 10)), shift_frames=draw(st.integers(0, 12)),
+        n_crops=draw(st.integers(1, 3)), top_db=draw(st.sampled_from([40.0, 80.0, 120.0])))
+
+
+@settings(max_examples=60, deadline=None)
+@given(features=_feature_configs(), tap_at=st.floats(0, 1))
+def test_strike_crops_with_any_settings(features, tap_at):
+    """A 2 s tap under any feature settings."""
+    _check_crops(_signal(2 * 44100, "tap", 0.5, tap_at), features)
+
+
+def _knocks(*knocks, n=3 * 44100, sr=44100):
+    y = np.random.default_rng(4).standard_normal(n) * 1e-3
+    for at_s, amplitude in knocks:
+        i = int(at_s * sr)
+        t = np.arange(min(sr // 2, n - i)) / sr
+        y[i:i + len(t)] += amplitude * np.sin(2 * np.pi * 900 * t) * np.exp(-30 * t)
+    return y.astype(np.float32)
+
+
+def test_find_strikes_finds_every_knock():
+    from tapcheck.features import find_strikes
+
+    onsets = find_strikes(power_spectrogram(_knocks((0.5, 0.3), (1.2, 0.8), (2.0, 0.2))))
+    np.testing.assert_allclose(onsets * 128 / 44100, [0.5, 1.2, 2.0], atol=0.01)
+    # a knock 30 dB below the strongest does not count
+    assert len(find_strikes(power_spectrogram(_knocks((0.5, 0.8), (2.0, 0.02))))) == 1
+    # the real knocks: marble/19.wav holds several
+    (marble19,) = [p for p in knock_files("marble") if p.name == "19.wav"]
+    assert len(find_strikes(power_spectrogram(load(marble19)))) >= 3
+
+
+def test_another_knock_inside_the_crops_is_warned_and_elsewhere_not(recwarn):
+    from tapcheck.errors import TapcheckWarning
+
+    with pytest.warns(TapcheckWarning, match="1 more knock"):
+        _, onset = strike_crops(_knocks((1.0, 0.8), (1.1, 0.5)), return_onset=True)
+    assert abs(onset * 128 / 44100 - 1.0) < 0.02  # the strongest is still the one judged
+    strike_crops(_knocks((0.3, 0.5), (2.0, 0.8)))  # 1.7 s apart: the crops see one knock
+    assert not [w for w in recwarn if issubclass(w.category, TapcheckWarning)]
+
+
+def test_synthetic_boards_raise_no_warnings(tiny_dataset):
+    """The checks must not cry wolf: each synthetic take is one clean knock."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for take in tiny_dataset.takes:
+            strike_crops(load(tiny_dataset.path_of(take)), path=take.path)
+
+
+def test_a_dc_offset_is_removed_with_a_warning():
+    from tapcheck.errors import TapcheckWarning
+
+    clean = _knocks((1.0, 0.5))
+    _, onset = strike_crops(clean, return_onset=True)
+    with pytest.warns(TapcheckWarning, match=r"DC offset of \+0.050 removed"):
+        crops, shifted = strike_crops(clean + np.float32(0.05), return_onset=True)
+    assert shifted == onset and np.isfinite(crops).all()
+    assert strike_crops(clean + np.float32(5e-4)) is not None  # below -60 dBFS: left alone
+
+
+def test_too_short_for_the_crops():
+    from tapcheck.errors import AudioError
+
+    f = FeatureConfig()
+    with pytest.raises(AudioError, match=r"is too short \(16127 samples\); the crops after the "
+                                         r"strike need 16128"):
+        strike_crops(_knocks((0.05, 0.5), n=16127), features=f, path="short.wav")
+    assert strike_crops(_knocks((0.05, 0.5), n=16128), features=f).shape == (2, 100, 120)
+
+
+def test_cache_replays_warnings_for_the_file_it_is_asked_about(tmp_path):
+    """A cached file says what it said when first computed — naming the path asked for."""
+    from tapcheck.errors import TapcheckWarning
+
+    first = write_tone(tmp_path / "a.wav", channels=2)
+    cache = FeatureCache(tmp_path / "cache")
+    with pytest.warns(TapcheckWarning, match=f"{first}: 2 channels averaged"):
+        cache.get(first)
+    copy = tmp_path / "copy.wav"
+    copy.write_bytes(first.read_bytes())
+    with pytest.warns(TapcheckWarning) as again:
+        crops = cache.get(copy)  # same content: a cache hit
+    assert [str(w.message) for w in again] == [f"{copy}: 2 channels averaged to mono (the study "
+                                               "records mono)"]
+    np.testing.assert_array_equal(crops, cache.get(first))

@@ -1,0 +1,318 @@
+"""``tapcheck doctor``: is this machine ready, and is a dataset fit to train on?
+
+Each check returns :class:`Finding` s — ``ok``, a ``note`` worth knowing, or a ``problem`` that
+needs fixing — each one line with the fix. The checks are registries (:data:`INSTALLATION_CHECKS`,
+:data:`DATASET_CHECKS`): a new check is one function added to a list.
+
+Installation: versions; PortAudio (``sounddevice`` imported here, lazily, so a machine without it
+still runs every other command) and input devices; torch's threads and device; bfloat16 support;
+whether the recordings, models and cache folders can be written. Dataset: the manifest against
+the files on disk; every take loaded as training would (sample rate, duration, strike found,
+clipping, other knocks); boards per split, labels, class balance, calibration takes.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import warnings
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .config import Config
+from .errors import TapcheckError
+
+OK, NOTE, PROBLEM = "ok", "note", "problem"
+MAX_LISTED = 20  # per kind of finding about single takes; the rest are counted
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the doctor's report."""
+
+    level: str  # OK, NOTE or PROBLEM
+    message: str
+    fix: str | None = None
+
+    def __str__(self) -> str:
+        tag = self.level.upper() if self.level == PROBLEM else self.level
+        text = f"{tag:<8} {self.message}"
+        return f"{text} — {self.fix}" if self.fix else text
+
+
+# -- installation --------------------------------------------------------------------------------
+
+def check_versions() -> list[Finding]:
+    import soundfile
+    import torch
+
+    from . import __version__
+
+    return [Finding(OK, f"tapcheck {__version__}, Python {platform.python_version()}, torch "
+                        f"{torch.__version__}, libsndfile {soundfile.__libsndfile_version__}")]
+
+
+def check_audio_devices() -> list[Finding]:
+    """PortAudio present, and at least one input device (``record`` needs both)."""
+    try:
+        import sounddevice as sd
+    except OSError as e:  # sounddevice raises OSError when the PortAudio library is missing
+        return [Finding(PROBLEM, f"PortAudio not found ({e}); `tapcheck record` needs it",
+                        fix="install it: sudo apt-get install libportaudio2 (Debian, Ubuntu)")]
+    except ImportError:
+        return [Finding(PROBLEM, "the sounddevice package is missing; `tapcheck record` needs it",
+                        fix="pip install sounddevice")]
+    findings = [Finding(OK, f"PortAudio: {sd.get_portaudio_version()[1]}")]
+    try:
+        devices = list(sd.query_devices())
+    except sd.PortAudioError as e:
+        return findings + [Finding(PROBLEM, f"PortAudio cannot list the audio devices ({e})",
+                                   fix="check the sound system (`arecord -l`), then retry")]
+    inputs = [d for d in devices if d["max_input_channels"] > 0]
+    if not inputs:
+        findings.append(Finding(
+            PROBLEM, "no input device (microphone) found; `tapcheck record` needs one",
+            fix="plug in the USB microphone; `arecord -l` lists the devices Linux sees"))
+    else:
+        names = ", ".join(d["name"] for d in inputs[:4]) + (" ..." if len(inputs) > 4 else "")
+        findings.append(Finding(OK, f"{len(inputs)} input device(s): {names}"))
+    return findings
+
+
+def check_compute() -> list[Finding]:
+    """Threads, device and bfloat16: what training will run on."""
+    from .runtime import configure_threads, cpu_has_bf16, pick_device
+
+    threads = configure_threads()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    device = pick_device()
+    findings = [Finding(OK, f"torch computes on {device.type} with {threads} thread(s); "
+                            f"{cpus} CPU(s) available")]
+    if threads < (cpus or 1):
+        # e.g. OMP_NUM_THREADS=1 left in the environment by another tool
+        findings[0] = Finding(
+            NOTE, f"torch uses {threads} of {cpus} CPUs, so training is slower than it could be "
+                  f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')})",
+            fix="unset OMP_NUM_THREADS to train on every core")
+    if device.type == "cpu":
+        if cpu_has_bf16():
+            findings.append(Finding(OK, "bfloat16: native on this CPU (AVX-512 BF16 or AMX); "
+                                        "training uses bfloat16 autocast"))
+        else:
+            findings.append(Finding(NOTE, "bfloat16: not native on this CPU, so training runs "
+                                          "in float32 (slower, same results)"))
+    return findings
+
+
+def check_folders() -> list[Finding]:
+    """Recordings, models and the feature cache must take new files."""
+    from .datasets import recordings_home
+    from .files import check_writable
+    from .judge import default_model_path
+
+    cache = os.environ.get("TAPCHECK_CACHE") or Path.home() / ".cache" / "tapcheck"
+    folders = {"recordings": recordings_home(), "models": default_model_path().parent,
+               "feature cache": Path(cache)}
+    findings, fine = [], []
+    for what, folder in folders.items():
+        try:
+            check_writable(folder, create=False)
+            fine.append(f"{what} {folder}")
+        except TapcheckError as e:
+            findings.append(Finding(PROBLEM, f"{what} folder {e.path}: {e.problem}", fix=e.fix))
+    if fine:
+        findings.insert(0, Finding(OK, f"writable: {', '.join(fine)}"))
+    return findings
+
+
+INSTALLATION_CHECKS: list[Callable[[], list[Finding]]] = [
+    check_versions, check_audio_devices, check_compute, check_folders]
+
+
+def check_installation() -> list[Finding]:
+    """Every installation check, in order."""
+    return [f for check in INSTALLATION_CHECKS for f in check()]
+
+
+# -- dataset -------------------------------------------------------------------------------------
+
+@dataclass
+class TakeReport:
+    """What loading one take as training would load it says."""
+
+    path: str  # relative to the dataset
+    file: Path
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    sample_rate: int | None = None  # of the file
+    duration_s: float | None = None  # of the file
+
+
+def inspect_takes(dataset, *, config: Config = Config(), progress: bool = False
+                  ) -> list[TakeReport]:
+    """Load every take of a dataset and compute its crops, collecting errors and warnings.
+
+    No feature cache: a cached take would hide its warnings.
+    """
+    import soundfile as sf
+
+    from .features import clip_features
+
+    takes = dataset.takes
+    if progress:
+        from tqdm.auto import tqdm
+
+        takes = tqdm(takes, desc="doctor", unit="take", leave=False)
+    reports = []
+    for take in takes:
+        report = TakeReport(take.path, dataset.path_of(take))
+        try:
+            info = sf.info(os.fsencode(report.file))
+            report.sample_rate, report.duration_s = info.samplerate, info.duration
+        except Exception:  # noqa: BLE001 - clip_features below names the precise problem
+            pass
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                clip_features(report.file, audio=config.audio, features=config.features)
+            except TapcheckError as e:
+                report.error = str(e)
+        report.warnings = [str(w.message) for w in caught]
+        reports.append(report)
+    return reports
+
+
+def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Finding]:
+    """The manifest against the files: missing takes, WAVs no row speaks of."""
+    from .datasets import MANIFEST
+
+    missing = [r for r in reports if not r.file.exists()]
+    listed = {Path(r.path) for r in reports}
+    orphans = sorted(p.relative_to(dataset.root) for p in dataset.root.glob("board*/*/take*.wav")
+                     if p.relative_to(dataset.root) not in listed)
+    findings = []
+    if missing:
+        findings.append(Finding(
+            PROBLEM, f"{dataset.root / MANIFEST}: {len(missing)} take(s) have no file, e.g. "
+                     f"{missing[0].path}",
+            fix="restore them from a backup, or delete their rows"))
+    if orphans:
+        findings.append(Finding(
+            NOTE, f"{len(orphans)} WAV file(s) in {dataset.root} are not in the manifest (a run "
+                  f"killed between writing a take and its row?), e.g. {orphans[0]}",
+            fix="bring them in with `tapcheck import`, or delete them"))
+    if not findings:
+        findings.append(Finding(OK, f"manifest: {len(reports)} takes, every file present"))
+    return findings
+
+
+def check_takes(dataset, reports: list[TakeReport], config: Config) -> list[Finding]:
+    """Each take as training loads it: unusable ones, and warnings (clipping, knocks, rates)."""
+    present = [r for r in reports if r.file.exists()]
+    bad = [r for r in present if r.error]
+    warned = [(r, w) for r in present if not r.error for w in r.warnings]
+    findings = [Finding(PROBLEM, r.error) for r in bad[:MAX_LISTED]]
+    if len(bad) > MAX_LISTED:
+        findings.append(Finding(PROBLEM, f"... and {len(bad) - MAX_LISTED} more unusable takes"))
+    findings += [Finding(NOTE, w) for _, w in warned[:MAX_LISTED]]
+    if len(warned) > MAX_LISTED:
+        findings.append(Finding(NOTE, f"... and {len(warned) - MAX_LISTED} more warnings"))
+    rates = Counter(r.sample_rate for r in present if r.sample_rate)
+    durations = [r.duration_s for r in present if r.duration_s]
+    if durations:
+        summary = (f"{len(present) - len(bad)} of {len(present)} takes usable: strike found; "
+                   f"rates {', '.join(f'{sr} Hz x{n}' for sr, n in sorted(rates.items()))}; "
+                   f"{min(durations):.2f}-{max(durations):.2f} s")
+        findings.insert(0, Finding(OK if not bad else NOTE, summary))
+    by_path = {t.path: t for t in dataset.takes}
+    stale = [r for r in present if r.sample_rate and (
+        r.sample_rate != by_path[r.path].sample_rate
+        or abs(r.duration_s - by_path[r.path].duration_s) > 0.01)]
+    if stale:
+        r = stale[0]
+        t = by_path[r.path]
+        findings.append(Finding(
+            NOTE, f"{len(stale)} take(s) differ from their manifest row, e.g. {r.path}: file "
+                  f"{r.sample_rate} Hz {r.duration_s:.2f} s, manifest {t.sample_rate} Hz "
+                  f"{t.duration_s:.2f} s", fix="were the files replaced? re-import them"))
+    return findings
+
+
+def check_splits(dataset, reports: list[TakeReport], config: Config) -> list[Finding]:
+    """Boards per split, labels, class balance, takes left to calibrate the threshold."""
+    from .datasets import MANIFEST
+
+    manifest = dataset.root / MANIFEST
+    findings = []
+    for split in ("train", "test"):
+        takes = dataset.select(split=split)
+        parts = []
+        for label in ("normal", "defect"):
+            mine = [t for t in takes if t.label == label]
+            if mine:
+                parts.append(f"{len({t.board for t in mine})} {label} board(s) "
+                             f"({len({t.class_name for t in mine})} sides, {len(mine)} takes)")
+        findings.append(Finding(OK, f"{split}: {', '.join(parts) or 'no takes'}"))
+    labels = defaultdict(set)
+    for t in dataset.takes:
+        labels[t.class_name].add(t.label)
+    for name, both in sorted(labels.items()):
+        if len(both) > 1:
+            findings.append(Finding(PROBLEM, f"{manifest}: {name} is labelled both normal and "
+                                             "defect", fix="one board side has one label; fix "
+                                                           "the rows"))
+    train = dataset.select(split="train")
+    per_class = Counter(t.class_name for t in train)
+    normal = Counter(t.class_name for t in train if t.label == "normal")
+    if not train:
+        findings.append(Finding(PROBLEM, f"{manifest}: no takes in the training split",
+                                fix="record or import takes with --split train"))
+    elif not normal:
+        findings.append(Finding(
+            PROBLEM, f"{manifest}: no normal takes in the training split; the threshold is "
+                     "learned from normal boards only",
+            fix="record or import normal boards with --split train"))
+    elif len(per_class) < 2:
+        findings.append(Finding(
+            PROBLEM, f"{manifest}: the training split has one board side ({next(iter(per_class))})"
+                     "; the model learns by telling board sides apart",
+            fix="record at least two board sides (both ends of a board will do)"))
+    if per_class and max(per_class.values()) > 3 * min(per_class.values()):
+        small, large = min(per_class, key=per_class.get), max(per_class, key=per_class.get)
+        findings.append(Finding(
+            NOTE, f"training classes are unbalanced: {large} has {per_class[large]} takes, "
+                  f"{small} {per_class[small]}", fix=f"record more takes of {small}"))
+    thin = sorted(name for name, n in normal.items() if n < 4)
+    if normal and len(thin) == len(normal):
+        findings.append(Finding(
+            NOTE, "no normal board side has 4 training takes, so none are held out to calibrate "
+                  "the threshold (it is estimated leaving one board out instead)",
+            fix="record at least 4 takes per normal board side"))
+    test = dataset.select(split="test")
+    if train and not any(t.label == "defect" for t in test):
+        findings.append(Finding(NOTE, "the test split has no defect takes, so how well defects "
+                                      "are found cannot be measured",
+                                fix="add takes of a cracked board with --split test"))
+    return findings
+
+
+DATASET_CHECKS: list[Callable[..., list[Finding]]] = [check_files, check_takes, check_splits]
+
+
+def check_dataset(name: str | os.PathLike, *, config: Config = Config(),
+                  progress: bool = False) -> tuple[str, list[Finding]]:
+    """Every dataset check; returns a title for the section and the findings.
+
+    A dataset that cannot be opened (no manifest, a malformed one) is one problem finding.
+    """
+    from .datasets import Dataset
+
+    try:
+        dataset = Dataset.open(name)
+    except TapcheckError as e:
+        return f"dataset {name}", [Finding(PROBLEM, str(e))]
+    reports = inspect_takes(dataset, config=config, progress=progress)
+    title = f"dataset {dataset.root} ({len(dataset)} takes)"
+    return title, [f for check in DATASET_CHECKS for f in check(dataset, reports, config)]

@@ -1,0 +1,231 @@
+"""tapcheck doctor: it finds what is really wrong with the machine and the dataset, and says so.
+
+The machine's conditions are made real, not imitated: PortAudio is hidden in a private mount
+namespace (a bind mount of /dev/null over the library, visible to that process only), input
+devices come from a real PulseAudio server with a null sink, and folder permissions are enforced
+by the kernel (see ``obeying_file_modes``).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tapcheck.datasets import Dataset
+from tapcheck.runtime import cpu_has_bf16
+
+from .conftest import obeying_file_modes, write_tone
+
+
+def _doctor(*args: str, prefix: list[str] = (), env: dict | None = None):
+    result = subprocess.run([*prefix, sys.executable, "-m", "tapcheck", "doctor", *args],
+                            capture_output=True, text=True, env={**os.environ, **(env or {})})
+    return result.returncode, result.stdout, result.stderr
+
+
+def _lines(out: str, level: str) -> list[str]:
+    return [ln.strip() for ln in out.splitlines() if ln.strip().startswith(level)]
+
+
+def _private_mounts(*mounts: tuple[str, str]) -> list[str]:
+    """Command prefix running in a mount namespace of its own with ``(source, target)`` bind
+    mounts; nothing outside that process sees them."""
+    unshare = shutil.which("unshare")
+    assert unshare, "unshare (util-linux) is needed to hide a library from one process"
+    setup = "; ".join(f"mount --bind {src} {dst}" for src, dst in mounts)
+    root = [] if os.geteuid() == 0 else ["--map-root-user"]
+    return [unshare, "--mount", "--propagation", "private", *root, "sh", "-ec",
+            f'{setup}; exec "$@"', "sh"]
+
+
+def _portaudio_library() -> str:
+    found = sorted(glob.glob("/usr/lib/*/libportaudio.so.2")) + glob.glob(
+        "/usr/lib/libportaudio.so.2")
+    assert found, "libportaudio2 is not installed (.ci/run installs it)"
+    return os.path.realpath(found[0])
+
+
+def test_missing_portaudio_is_a_problem_with_its_fix():
+    hidden = _private_mounts(("/dev/null", _portaudio_library()))
+    code, out, err = _doctor(prefix=hidden)
+    assert code == 1, err
+    (line,) = [ln for ln in _lines(out, "PROBLEM") if "PortAudio" in ln]
+    assert line.startswith("PROBLEM  PortAudio not found (")
+    assert line.endswith("— install it: sudo apt-get install libportaudio2 (Debian, Ubuntu)")
+    assert "Traceback" not in err
+    # and every command that needs no microphone still works without it
+    result = subprocess.run([*hidden, sys.executable, "-m", "tapcheck", "models"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "arcface-resnet18" in result.stdout
+
+
+@pytest.fixture
+def pulse_server(tmp_path):
+    """A real PulseAudio server with a null sink: its monitor is an input device."""
+    pulseaudio = shutil.which("pulseaudio")
+    assert pulseaudio, "pulseaudio is not installed (.ci/run installs it)"
+    runtime = tmp_path / "pulse-home"
+    runtime.mkdir()
+    env = {"HOME": str(runtime), "XDG_RUNTIME_DIR": str(runtime)}
+    server = subprocess.Popen(
+        [pulseaudio, "--daemonize=no", "--exit-idle-time=-1", "-n", "--disallow-exit",
+         "--load=module-null-sink sink_name=tapcheck_null",
+         "--load=module-native-protocol-unix", "--log-target=stderr"],
+        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while not (runtime / "pulse" / "native").exists():
+        assert server.poll() is None, server.stderr.read().decode()
+        assert time.monotonic() < deadline, "PulseAudio did not start"
+        time.sleep(0.05)
+    yield env
+    server.terminate()
+    server.wait(timeout=20)
+
+
+def test_input_device_of_a_running_sound_server_is_found(pulse_server, small_train_set):
+    code, out, err = _doctor("--dataset", str(small_train_set), env=pulse_server)
+    (line,) = [ln for ln in _lines(out, "ok") if "input device" in ln]
+    assert "pulse" in line
+    assert code == 0 and out.rstrip().endswith("nothing to fix"), out + err
+
+
+def test_no_input_device_is_a_problem(tmp_path):
+    # no sound server to talk to, and no sound cards: /dev/snd (if any) hidden behind an
+    # empty folder
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    mounts = [(str(empty), "/dev/snd")] if os.path.isdir("/dev/snd") else []
+    prefix = _private_mounts(*mounts) if mounts else []
+    code, out, _ = _doctor(prefix=prefix, env={"PULSE_SERVER": f"unix:{tmp_path}/none",
+                                               "XDG_RUNTIME_DIR": str(tmp_path)})
+    assert code == 1
+    assert ("PROBLEM  no input device (microphone) found; `tapcheck record` needs one — plug in "
+            "the USB microphone; `arecord -l` lists the devices Linux sees") in _lines(
+        out, "PROBLEM")
+
+
+def test_threads_and_bfloat16_are_reported_truthfully():
+    code, out, _ = _doctor(env={"OMP_NUM_THREADS": "1"})
+    cpus = len(os.sched_getaffinity(0))
+    (threads,) = [ln.strip() for ln in out.splitlines() if "torch " in ln and "CPU" in ln]
+    if cpus > 1:
+        assert threads == (f"note     torch uses 1 of {cpus} CPUs, so training is slower than it "
+                           "could be (OMP_NUM_THREADS=1) — unset OMP_NUM_THREADS to train on "
+                           "every core")
+    else:
+        assert threads == "ok       torch computes on cpu with 1 thread(s); 1 CPU(s) available"
+    (bf16,) = [ln.strip() for ln in out.splitlines() if "bfloat16" in ln]
+    assert bf16.startswith("ok       bfloat16: native" if cpu_has_bf16() else
+                           "note     bfloat16: not native")
+
+
+def test_unwritable_recordings_folder_is_a_problem(tmp_path):
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    recordings.chmod(0o555)
+    code, out, _ = _doctor(prefix=obeying_file_modes(),
+                           env={"TAPCHECK_RECORDINGS": str(recordings)})
+    assert code == 1
+    assert (f"PROBLEM  recordings folder {recordings}: cannot be written (Permission denied) — "
+            "choose a folder you may write to, or fix its permissions") in _lines(out, "PROBLEM")
+
+
+# -- datasets ------------------------------------------------------------------------------------
+
+def _section(out: str, title: str) -> list[str]:
+    lines = out.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(title))
+    rest = [ln.strip() for ln in lines[start + 1:]]
+    return rest[:next((i for i, ln in enumerate(rest) if not ln or not lines[start + 1 + i]
+                       .startswith("  ")), len(rest))]
+
+
+def test_healthy_dataset(tiny_dataset, run_cli):
+    _, out, _ = run_cli("doctor", "--dataset", tiny_dataset.root)
+    section = _section(out, f"dataset {tiny_dataset.root} (90 takes)")
+    assert section == [
+        "ok       manifest: 90 takes, every file present",
+        "ok       90 of 90 takes usable: strike found; rates 44100 Hz x90; 3.00-3.00 s",
+        "ok       train: 4 normal board(s) (8 sides, 32 takes), 2 defect board(s) (2 sides, "
+        "10 takes)",
+        "ok       test: 7 normal board(s) (14 sides, 38 takes), 2 defect board(s) (2 sides, "
+        "10 takes)"]
+
+
+def test_dataset_problems_are_each_named_with_their_fix(small_train_set, tmp_path, run_cli):
+    root = shutil.copytree(small_train_set, tmp_path / "bench")
+    ds = Dataset.open(root)
+    takes = {t.path: root / t.path for t in ds.takes}
+    paths = sorted(takes)
+    takes[paths[0]].unlink()  # missing
+    write_tone(takes[paths[1]], duration_s=3.0, tap_at_s=None)  # no strike
+    write_tone(takes[paths[2]], sr=8000, duration_s=3.0, tap_at_s=1.0)  # too low a rate
+    y, sr = sf.read(takes[paths[3]])
+    sf.write(takes[paths[3]], np.clip(y * 40, -1, 1), sr)  # heavily clipped
+    write_tone(takes[paths[4]], channels=2, duration_s=3.0, tap_at_s=1.0)  # stereo
+    orphan = root / "board01" / "left" / "take099.wav"
+    shutil.copyfile(takes[paths[5]], orphan)
+    ds.takes[6] = ds.takes[6].__class__(**{**ds.takes[6].__dict__, "label": "defect"})
+    ds.write_manifest()
+
+    code, out, _ = run_cli("doctor", "--dataset", root)
+    assert code == 1
+    section = _section(out, f"dataset {root} (16 takes)")
+    problems = [ln for ln in section if ln.startswith("PROBLEM")]
+    assert problems[0] == (f"PROBLEM  {root / 'manifest.csv'}: 1 take(s) have no file, e.g. "
+                           f"{paths[0]} — restore them from a backup, or delete their rows")
+    assert problems[1].startswith(f"PROBLEM  {takes[paths[1]]}: no strike found")
+    assert problems[2].startswith(f"PROBLEM  {takes[paths[2]]}: is sampled at 8000 Hz")
+    assert problems[3].startswith(f"PROBLEM  {takes[paths[3]]}: is heavily clipped")
+    assert problems[4] == (f"PROBLEM  {root / 'manifest.csv'}: {ds.takes[6].class_name} is "
+                           "labelled both normal and defect — one board side has one label; fix "
+                           "the rows")
+    assert len(problems) == 5
+    notes = [ln for ln in section if ln.startswith("note")]
+    assert any(ln.startswith("note     1 WAV file(s)") and "board01/left/take099.wav" in ln
+               for ln in notes)
+    assert any(f"{takes[paths[4]]}: 2 channels averaged to mono" in ln for ln in notes)
+    assert any("12 of 15 takes usable" in ln and "8000 Hz x1" in ln for ln in notes)
+    assert out.rstrip().endswith("problem(s) to fix")
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda rows: rows + rows[:1], "duplicate row for"),
+    (lambda rows: [r.replace(",normal,", ",cracked,") for r in rows], "unknown label 'cracked'"),
+    (lambda rows: [r for r in rows if "board01/left" in r],
+     "the training split has one board side (board01/left)"),
+    (lambda rows: [r.replace(",normal,", ",defect,") for r in rows],
+     "no normal takes in the training split"),
+])
+def test_manifest_problems(small_train_set, tmp_path, run_cli, edit, problem):
+    root = shutil.copytree(small_train_set, tmp_path / "bench")
+    manifest = root / "manifest.csv"
+    header, *rows = manifest.read_text().splitlines()
+    manifest.write_text("\n".join([header, *edit(rows)]) + "\n")
+    code, out, _ = run_cli("doctor", "--dataset", root)
+    assert code == 1
+    assert any(problem in ln for ln in _lines(out, "PROBLEM")), out
+
+
+def test_unknown_dataset(run_cli):
+    code, out, _ = run_cli("doctor", "--dataset", "nope")
+    assert code == 1
+    assert any("no such dataset" in ln for ln in _lines(out, "PROBLEM"))
+
+
+def test_doctor_loads_without_the_feature_cache(small_train_set, tmp_path, run_cli):
+    """A cached take would hide its warnings, so the doctor never trusts the cache."""
+    root = shutil.copytree(small_train_set, tmp_path / "bench")
+    take = sorted(root.glob("board*/*/take*.wav"))[0]
+    write_tone(take, channels=2, duration_s=3.0, tap_at_s=1.0)
+    for _ in range(2):
+        _, out, _ = run_cli("doctor", "--dataset", root)
+        assert any(f"{take}: 2 channels averaged" in ln for ln in _lines(out, "note"))

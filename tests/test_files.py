@@ -1,0 +1,77 @@
+"""Atomic writes: old file or new file, never half of one; the usual permissions; clear errors."""
+
+import os
+import stat
+
+import pytest
+
+from tapcheck.errors import StorageError
+from tapcheck.files import atomic_write, check_writable
+
+from .conftest import obeying_file_modes
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "manifest.csv"
+    path.write_text("precious\n")
+    with pytest.raises(RuntimeError):
+        with atomic_write(path, "w") as f:
+            f.write("half")
+            raise RuntimeError("killed mid-write")
+    assert path.read_text() == "precious\n"
+    assert os.listdir(tmp_path) == ["manifest.csv"]
+
+
+def test_new_files_get_the_usual_mode_and_replaced_ones_keep_theirs(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "take.wav") as f:
+            f.write(b"x")
+        assert _mode(tmp_path / "take.wav") == 0o644  # not mkstemp's private 0600
+        (tmp_path / "take.wav").chmod(0o640)
+        with atomic_write(tmp_path / "take.wav") as f:
+            f.write(b"y")
+        assert _mode(tmp_path / "take.wav") == 0o640
+    finally:
+        os.umask(umask)
+
+
+def test_check_writable_does_not_create_what_it_only_checks(tmp_path):
+    target = tmp_path / "a" / "b"
+    assert check_writable(target, create=False) == target
+    assert not (tmp_path / "a").exists()
+    assert check_writable(target).is_dir()
+    assert os.listdir(target) == []  # the probe leaves nothing behind
+
+
+def test_a_file_where_a_folder_should_be(tmp_path):
+    (tmp_path / "models").write_text("not a folder")
+    with pytest.raises(StorageError, match="a file stands where a folder should be"):
+        with atomic_write(tmp_path / "models" / "m.pt") as f:
+            f.write(b"x")
+
+
+def test_read_only_folder_is_a_storage_error(tmp_path):
+    """As a subprocess in which the kernel enforces the folder's mode, also for root."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    code = ("from tapcheck.files import atomic_write\n"
+            "from tapcheck.errors import StorageError\n"
+            "try:\n"
+            f"    with atomic_write({str(folder / 'm.pt')!r}) as f:\n"
+            "        f.write(b'x')\n"
+            "except StorageError as e:\n"
+            "    print(e)\n")
+    result = subprocess.run([*obeying_file_modes(), sys.executable, "-c", code],
+                            capture_output=True, text=True)
+    assert result.stdout.strip() == (f"{folder}: cannot be written (Permission denied) — choose "
+                                     "a folder you may write to, or fix its permissions")
+    assert os.listdir(folder) == []

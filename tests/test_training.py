@@ -1,0 +1,134 @@
+"""Training keeps its progress: a killed run loses nothing, and --resume finishes it exactly."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tapcheck.config import load_config
+from tapcheck.datasets import Dataset
+from tapcheck.errors import ModelFileError
+from tapcheck.modelfile import load_model, partial_path, read_partial
+from tapcheck.training import train_model
+
+from .conftest import FAST_CONFIG
+
+EPOCHS = 6
+
+
+@pytest.fixture
+def fast(tmp_path, one_thread):
+    path = tmp_path / "fast.toml"
+    path.write_text(FAST_CONFIG)
+    return path
+
+
+def _same_model(a: dict, b: dict) -> None:
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    assert a["detector"]["offset"] == b["detector"]["offset"]
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+    assert [h["epoch"] for h in b["history"]] == list(range(1, EPOCHS + 1))
+
+
+@pytest.fixture
+def uninterrupted(small_train_set, fast) -> dict:
+    config = load_config(fast).replace("train", epochs=EPOCHS)
+    return train_model(Dataset.open(small_train_set), config=config, progress=False)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resume_gives_the_model_an_uninterrupted_run_gives(small_train_set, fast, tmp_path,
+                                                           uninterrupted, monkeypatch):
+    import tapcheck.training as training
+
+    config = load_config(fast).replace("train", epochs=EPOCHS)
+    partial = tmp_path / "m.pt.partial"
+    save = training.save_partial
+
+    def save_then_stop(path, state):  # the run ends right after epoch 2 is saved
+        save(path, state)
+        if state["epoch"] == 2:
+            raise _Stop
+
+    monkeypatch.setattr(training, "save_partial", save_then_stop)
+    with pytest.raises(_Stop):
+        train_model(Dataset.open(small_train_set), config=config, progress=False,
+                    partial=partial)
+    monkeypatch.setattr(training, "save_partial", save)
+    assert read_partial(partial)["epoch"] == 2
+    with pytest.raises(ModelFileError, match="interrupted training run left its progress"):
+        train_model(Dataset.open(small_train_set), config=config, partial=partial)
+    other = config.replace("train", epochs=EPOCHS + 1)
+    with pytest.raises(ModelFileError, match=r"other settings \(train.epochs 6 -> 7\)"):
+        train_model(Dataset.open(small_train_set), config=other, partial=partial, resume=True)
+    resumed = train_model(Dataset.open(small_train_set), config=config, progress=False,
+                          partial=partial, resume=True)
+    _same_model(uninterrupted, resumed)
+
+
+def test_resume_without_a_partial_is_an_error(small_train_set, fast, tmp_path, run_cli):
+    code, _, err = run_cli("train", "--dataset", small_train_set, "--config", fast, "--out",
+                           tmp_path / "m.pt", "--resume")
+    assert code == 2
+    assert err.strip() == (f"tapcheck: error: {tmp_path / 'm.pt.partial'}: no interrupted "
+                           "training run to resume (no such file) — train without --resume")
+
+
+def _digests(*roots: Path) -> dict[Path, str]:
+    files = [p for root in roots for p in ([root] if root.is_file() else root.rglob("*"))
+             if p.is_file()]
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def test_sigkill_mid_training_loses_nothing_and_resume_finishes(
+        small_train_set, fast, tmp_path, tiny_model, uninterrupted):
+    root = shutil.copytree(small_train_set, tmp_path / "dataset")
+    out = tmp_path / "models" / "arcface-resnet18.pt"
+    out.parent.mkdir()
+    shutil.copyfile(tiny_model, out)  # yesterday's model, which a killed run must not touch
+    before = _digests(root, out)
+    args = [sys.executable, "-m", "tapcheck", "train", "--dataset", str(root), "--config",
+            str(fast), "--epochs", str(EPOCHS), "--out", str(out)]
+    partial = partial_path(out)
+
+    run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not partial.exists():  # the first epoch is saved: training is under way
+        assert run.poll() is None, run.communicate()
+        assert time.monotonic() < deadline, "no epoch finished in 5 minutes"
+        time.sleep(0.005)
+    os.kill(run.pid, signal.SIGKILL)
+    run.communicate()
+    assert run.returncode == -signal.SIGKILL
+
+    # every earlier file is intact, the manifest parses, the old model still loads
+    assert _digests(root, out) == before
+    assert len(Dataset.open(root)) == 16
+    assert load_model(out).checkpoint["history"] == torch.load(tiny_model)["history"]
+    done = read_partial(partial)["epoch"]
+    assert 1 <= done < EPOCHS  # killed mid-training, with its progress saved
+
+    result = subprocess.run(args + ["--resume"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"saved {out}" in result.stdout
+    # the epochs still to do, and only those, were trained
+    assert [ln.split()[1] for ln in result.stderr.splitlines() if ln.startswith("epoch")] == [
+        f"{e}/{EPOCHS}" for e in range(done + 1, EPOCHS + 1)]
+    assert not partial.exists()
+    assert not list(out.parent.glob(".*.tmp"))
+    _same_model(uninterrupted, torch.load(out, weights_only=True))
+    assert _digests(root) == {p: d for p, d in before.items() if p != out}
