@@ -8,6 +8,7 @@ through the same code paths a user runs.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ def _isolated(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TAPCHECK_RECORDINGS", str(base / "recordings"))
     monkeypatch.setenv("TAPCHECK_MODELS", str(base / "models"))
     monkeypatch.setenv("TAPCHECK_CACHE", str(_session_cache(tmp_path_factory)))
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", str(base / "inspections"))
     monkeypatch.delenv("TAPCHECK_DEBUG", raising=False)
 
 
@@ -85,6 +87,33 @@ def write_tone(path: Path, *, sr: int = 44100, duration_s: float = 1.0, channels
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, data, sr, subtype=subtype)
     return path
+
+
+@pytest.fixture(scope="session")
+def pulse():
+    """A real PulseAudio server with a null sink and room noise (tests/pulse.py).
+
+    Tests that record through it fail, never skip, when it cannot start.
+    """
+    from .pulse import PulseServer
+
+    try:
+        server = PulseServer().start()
+    except RuntimeError as e:
+        pytest.fail(f"the audio tests need a PulseAudio server: {e}")
+    saved = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)
+    if "sounddevice" in sys.modules:  # PortAudio listed the devices before the server existed
+        sd = sys.modules["sounddevice"]
+        sd._terminate()
+        sd._initialize()
+    yield server
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture
