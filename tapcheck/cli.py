@@ -425,6 +425,82 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
     return 0
 
 
+@cli.command()
+@click.option("--model", "model_path", type=click.Path(path_type=Path),
+              help="Model file [models/arcface-resnet18.pt].")
+@click.option("--device", help="Input device: index or part of its name (`tapcheck devices`).")
+@click.option("--board", type=click.IntRange(min=0), help="Board under test, for the log.")
+@click.option("--taps", type=click.IntRange(min=1),
+              help="Stop after judging this many taps (default: until Ctrl-C).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="TOML config (see configs/default.toml): [stream] strike detection.")
+def listen(model_path: Path | None, device: str | None, board: int | None, taps: int | None,
+           config_path: Path | None) -> None:
+    """Judge every tap as it happens: verdict, score and threshold, one line per tap.
+
+    Each judgment and its clip go to the inspection log (inspections/, or
+    $TAPCHECK_INSPECTIONS); `tapcheck log` shows it. Stop with Ctrl-C.
+    """
+    from .devices import Microphone
+    from .inspections import InspectionLog
+    from .interrupts import terminate_as_interrupt
+    from .judge import Judge, default_model_path
+    from .listen import Listener
+
+    config = _parse_config(config_path)
+    judge_ = Judge(model_path or default_model_path())
+    device_, rate = _open_input(device, judge_.config)
+    config = config.replace("audio", sr=judge_.config.audio.sr)
+    with InspectionLog(create=True) as log, terminate_as_interrupt():
+        try:
+            with Microphone(device_, sr=rate, block_s=config.stream.block_s) as mic:
+                listener = Listener(judge_, mic=mic, log=log, stream=config.stream, board=board,
+                                    show=click.echo,
+                                    warn=lambda text: _echo_err(f"tapcheck: warning: {text}"))
+                listener.warm_up()
+                mic.wait_ready()
+                _echo_err(f"listening on '{device_.name}' at {rate} Hz (input latency "
+                          f"{mic.latency_s * 1000:.0f} ms) with {judge_.name} "
+                          f"({judge_.model.path}, threshold {judge_.threshold:.4f}); log "
+                          f"{log.path}; Ctrl-C to stop")
+                listener.run(max_taps=taps)
+        except KeyboardInterrupt:
+            pass
+    if "listener" in locals():
+        _echo_err(f"tapcheck: {listener.summary()}")
+        if mic.overflows:
+            _echo_err(f"tapcheck: warning: {mic.overflows} audio block(s) were lost (the "
+                      "computer fell behind)")
+
+
+@cli.command("log")
+@click.option("--since", help="From when: 30m, 8h, 2d, today, 2025-05-01 or '2025-05-01 06:00'.")
+@click.option("--board", type=click.IntRange(min=0), help="One board only.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per judgment.")
+def log_(since: str | None, board: int | None, as_json: bool) -> None:
+    """The inspection log `tapcheck listen` keeps: time, board, verdict, score, model, clip."""
+    from .inspections import InspectionLog, parse_since
+
+    start = parse_since(since) if since else None
+    with InspectionLog() as log:
+        rows = log.query(since=start, board=board)
+        if as_json:
+            for r in rows:
+                click.echo(json.dumps(r.to_dict()))
+            return
+        if not rows:
+            click.echo(f"no inspections in {log.path}" + (" for that selection" if (
+                since or board is not None) and log.path.exists() else ""))
+            return
+        table = [{"time": r.local_time, "board": r.board, "verdict": r.verdict,
+                  "score": f"{r.score:.4f}", "threshold": f"{r.threshold:.4f}", "model": r.model,
+                  "clip": (log.root / r.clip).as_posix()} for r in rows]
+        click.echo(_table(table, ["time", "board", "verdict", "score", "threshold", "model",
+                                  "clip"]))
+        bad = sum(r.verdict == "ANOMALOUS" for r in rows)
+        click.echo(f"{len(rows)} inspection(s), {bad} anomalous")
+
+
 # -- demo ---------------------------------------------------------------------------------------
 
 @cli.command()

@@ -65,5 +65,9 @@ class DeviceError(TapcheckError):
     """No audio I/O: PortAudio missing, no input device, or the device failed."""
 
 
+class InspectionLogError(TapcheckError):
+    """The inspection log (SQLite) cannot be opened, read or written."""
+
+
 class TapcheckWarning(UserWarning):
     """Something was fixed on the way in (stereo downmixed, resampled); worth telling the user."""
