@@ -448,6 +448,12 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
     from .listen import Listener
 
     config = _parse_config(config_path)
+    if config.stream.judge_threads > 0:
+        import torch
+
+        # One small batch per tap: more threads barely speed it up, and on a busy machine a
+        # descheduled worker thread stalls the whole forward pass (slow 95th percentile).
+        torch.set_num_threads(config.stream.judge_threads)
     judge_ = Judge(model_path or default_model_path())
     device_, rate = _open_input(device, judge_.config)
     config = config.replace("audio", sr=judge_.config.audio.sr)

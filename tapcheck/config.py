@@ -106,6 +106,7 @@ class StreamConfig:
     warmup_s: float = 0.3  # input that sets the noise floor before strikes count
     min_level_dbfs: float = -70.0  # nothing quieter is a strike, whatever the floor (silence)
     pre_roll_s: float = 0.5  # audio kept before a strike's onset in a take or clip
+    judge_threads: int = 1  # torch threads for listen's verdicts; 0: torch's default (all cores)
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,10 @@ class Listener:
 
     @property
     def post_s(self) -> float:
-        """Audio waited for after each onset before judging, s."""
-        return crop_span_s(self.features, sr=self.sr)
+        """Audio waited for after each onset before judging, s: the crops' span, plus a detector
+        frame and an STFT hop, as the features' onset can fall that much after the detector's."""
+        return (crop_span_s(self.features, sr=self.sr) + self.stream.frame_s
+                + self.features.hop_length / self.sr)
 
     def warm_up(self) -> None:
         """Run the whole path once on a synthetic click, so the first tap is not slowed by
@@ -88,6 +90,7 @@ class Listener:
     def run(self, *, max_taps: int | None = None) -> list[Judgment]:
         """Judge taps until ``max_taps`` have been judged (or forever; stop with Ctrl-C)."""
         clipper = StrikeClipper(sr=self.mic.sr, config=self.stream, post_s=self.post_s)
+        extended: dict[int, bool] = {}  # onsets waiting for a longer clip
         self.mic.drain()
         for block in self.mic.blocks():
             for strike in clipper.feed(block.samples, arrived=block.arrived):
@@ -102,11 +105,18 @@ class Listener:
                     self.warn(f"{label}: a sound rose {strike.rise_db:.0f} dB above the noise "
                               f"floor, but {e.problem} — not judged")
                     continue
+                # the device samples the crops need: the features may place the onset a little
+                # later than the detector did (the loudest moment comes after the first rise)
+                end = int(np.ceil(crop_end(onset, self.features) * self.mic.sr / self.sr))
+                if end > len(strike.clip) and not extended.get(strike.onset):
+                    extended[strike.onset] = True
+                    more = min(end - (strike.onset - strike.start), clipper.post + self.mic.sr)
+                    clipper.extend(strike, more / self.mic.sr)
+                    continue  # judged when that audio is in: crops never run off the clip
+                extended.pop(strike.onset, None)
                 verdict = self.judge.judge_crops(crops, path=label)
-                # the last device sample the crops used, and when its block came in
-                end = crop_end(onset, self.features) * self.mic.sr / self.sr
-                last = strike.start + min(len(strike.clip), int(np.ceil(end))) - 1
-                window_done = clipper.arrival_of(last)
+                last = strike.start + min(len(strike.clip), end) - 1
+                window_done = clipper.arrival_of(last)  # when the crop window's end came in
                 self.show(self._line(verdict, label, strike.others))
                 latency_ms = (time.monotonic() - window_done) * 1000.0
                 inspection = None

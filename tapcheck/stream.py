@@ -27,11 +27,6 @@ import scipy.signal
 from .config import FeatureConfig, StreamConfig
 from .errors import ParameterError
 
-# The loudest moment of a tap, where the model's crops are anchored, can come after the level
-# first crosses the trigger: a crack's faces clap up to ~25 ms after the strike (see synth.py).
-PEAK_SLACK_S = 0.05
-
-
 class StrikeDetector:
     """Onsets of strikes in audio fed block by block.
 
@@ -206,7 +201,7 @@ class StrikeClipper:
         self._capacity = self.pre + self.post + 2 * self.sr  # room for pending strikes and slack
         self._ring = np.zeros(self._capacity, np.float32)
         self._end = 0  # stream index after the last sample fed
-        self._pending: list[tuple[int, float]] = []  # (onset, rise_db) waiting for audio
+        self._pending: list[tuple[int, int, float]] = []  # (onset, post, rise_db) awaiting audio
         self._onsets: deque[int] = deque()  # recent onsets, to count strikes inside a clip
         self._arrivals: deque[tuple[int, float]] = deque()  # (block end index, arrival time)
 
@@ -216,12 +211,12 @@ class StrikeClipper:
         self._write(samples)
         self._arrivals.append((self._end, arrived))
         for onset in self.detector.process(samples):
-            self._pending.append((onset, self.detector.onset_rise_db))
+            self._pending.append((onset, self.post, self.detector.onset_rise_db))
             self._onsets.append(onset)
         done = []
-        while self._pending and self._pending[0][0] + self.post <= self._end:
-            onset, rise = self._pending.pop(0)
-            start, stop = onset - self.pre, onset + self.post
+        for onset, post, rise in sorted(p for p in self._pending if p[0] + p[1] <= self._end):
+            self._pending.remove((onset, post, rise))
+            start, stop = onset - self.pre, onset + post
             others = sum(1 for o in self._onsets if start <= o < stop and o != onset)
             done.append(Strike(onset=onset, start=start, clip=self._read(start, stop), sr=self.sr,
                                arrived=self.arrival_of(stop - 1), others=others, rise_db=rise))
@@ -231,6 +226,16 @@ class StrikeClipper:
         while len(self._arrivals) > 1 and self._arrivals[0][0] <= oldest:
             self._arrivals.popleft()
         return done
+
+    def extend(self, strike: Strike, post_s: float) -> None:
+        """Hand ``strike`` out again once ``post_s`` after its onset has arrived (a longer clip).
+
+        ``post_s`` may be at most a second beyond the clipper's own ``post_s``.
+        """
+        post = int(round(post_s * self.sr))
+        if not self.post < post <= self.post + self.sr:
+            raise ParameterError(f"a clip can be extended by up to 1 s, not to {post_s:g} s")
+        self._pending.append((strike.onset, post, strike.rise_db))
 
     def arrival_of(self, index: int) -> float:
         """When the block holding stream sample ``index`` arrived (``time.monotonic()``)."""
@@ -261,12 +266,11 @@ def crop_span_s(features: FeatureConfig = FeatureConfig(), *, sr: int = 44100) -
 
     The crops start ``pre_frames`` before the onset frame and the last one ends
     ``(n_crops - 1) * shift_frames + n_frames`` frames after that; a centred STFT frame reaches
-    ``n_fft / 2`` samples past its centre. :data:`PEAK_SLACK_S` covers a loudest moment that comes
-    after the first rise.
+    ``n_fft / 2`` samples past its centre. This holds when the features find the onset where the
+    detector did; when the loudest moment comes later (a crack's faces clap up to ~25 ms after the
+    strike), :func:`crop_end` tells how much more is needed (see :meth:`StrikeClipper.extend`).
     """
-    f = features
-    last_frame = (f.n_crops - 1) * f.shift_frames + f.n_frames - f.pre_frames - 1
-    return (last_frame * f.hop_length + f.n_fft // 2) / sr + PEAK_SLACK_S
+    return crop_end(0, features) / sr
 
 
 def crop_end(onset_frame: int, features: FeatureConfig = FeatureConfig()) -> int:

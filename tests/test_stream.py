@@ -135,21 +135,47 @@ def test_clipper_cuts_pre_roll_and_post_around_each_strike(takes):
 
 
 def test_live_clip_gives_the_crops_of_the_whole_take(takes):
-    """The short clip listen judges holds everything the crops need: the crops equal those of
-    the whole 3 s take (cut on the same STFT frame grid)."""
+    """The short clip listen judges holds everything the crops need: cut at crop_span_s after the
+    detector's onset (and a little), and extended once when the features place the onset later
+    (as listen does), its crops equal those of the whole 3 s take (cut on the same STFT frame
+    grid)."""
     f = FeatureConfig()
-    clipper_post = crop_span_s(f, sr=SR)
+    # what listen waits for: the crops' span plus a detector frame and an STFT hop
+    span = int(round((crop_span_s(f, sr=SR) + StreamConfig().frame_s) * SR)) + f.hop_length
+    extended = 0
     for y, _ in takes:
         crops, onset = strike_crops(y, features=f, return_onset=True)
         det_onset = _feed(StrikeDetector(sr=SR, config=dataclasses.replace(
             StreamConfig(), warmup_s=0.1)), y)[0]
-        start = (det_onset - int(0.5 * SR)) // 128 * 128  # on the take's frame grid
-        start = max(0, start)
-        clip = y[start:det_onset + int(round(clipper_post * SR))]
+        start = max(0, (det_onset - int(0.5 * SR)) // 128 * 128)  # on the take's frame grid
+        clip = y[start:det_onset + span]
         live, live_onset = strike_crops(clip, features=f, return_onset=True)
+        if crop_end(live_onset, f) > len(clip):
+            extended += 1
+            clip = y[start:start + crop_end(live_onset, f)]
+            live, live_onset = strike_crops(clip, features=f, return_onset=True)
         assert crop_end(live_onset, f) <= len(clip)
         assert live_onset == onset - start // 128
         np.testing.assert_allclose(live, crops, atol=1e-4)
+    assert extended <= len(takes) // 5  # mostly the detector's onset is where the crops start
+
+
+def test_a_clip_can_be_extended_once_cut():
+    y = _noise(4, -60)
+    ring = _ring(seconds=0.4, decay=25.0)
+    y[SR:SR + len(ring)] += ring
+    clipper = StrikeClipper(sr=SR, post_s=0.3)
+    first, second = [], []
+    for i in range(0, len(y), 441):
+        for strike in clipper.feed(y[i:i + 441], arrived=float(i)):
+            (second if first else first).append(strike)
+            if len(first) == 1 and not second:
+                clipper.extend(strike, 0.5)
+    assert len(first) == len(second) == 1
+    assert len(first[0].clip) == int(0.8 * SR) and len(second[0].clip) == int(1.0 * SR)
+    assert np.array_equal(second[0].clip[:len(first[0].clip)], first[0].clip)
+    with pytest.raises(ParameterError, match="extended by up to 1 s"):
+        clipper.extend(first[0], 2.0)
 
 
 def test_bad_settings_are_refused():
