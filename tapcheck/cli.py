@@ -393,32 +393,33 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
     console = _BenchConsole()
     sr = config.audio.sr
     converted = "" if rate == sr else f", resampled to {sr} Hz"
-    with terminate_as_interrupt():
-        try:
-            with Microphone(device_, sr=rate, block_s=config.stream.block_s) as mic:
-                recorder = Recorder(
-                    ds, TakeLabels(board, side, label, group, split), mic=mic, config=config,
-                    say=console.say, ask=None if (yes or trigger) else console.ask,
-                    meter=console.meter, keep_bad=keep_bad)
-                click.echo(f"recording board {board} {side} ({label}, {split}) into {ds.root} "
-                           f"from '{device_.name}' at {rate} Hz{converted}")
-                if trigger:
-                    recorder.record_triggered(takes, duration_s=duration)
-                else:
-                    recorder.record(takes, duration_s=duration)
-                interrupted = False
-        except KeyboardInterrupt:
-            interrupted = True
-    console.clear()
-    session = recorder.session if "recorder" in locals() else None
-    saved = session.saved if session else []
-    numbers = f" (take {saved[0].take}-{saved[-1].take})" if saved else ""
-    bad = f"; {session.bad} bad take(s) not kept" if session and session.bad - session.kept_bad \
-        else ""
-    click.echo(f"saved {len(saved)} take(s) of board {board} {side} in {ds.root}{numbers}{bad}")
-    if "mic" in locals() and mic.overflows:
-        _echo_err(f"tapcheck: warning: {mic.overflows} audio block(s) were lost (the computer "
-                  "fell behind); check those takes or close other programs")
+    mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
+    recorder = Recorder(ds, TakeLabels(board, side, label, group, split), mic=mic, config=config,
+                        say=console.say, ask=None if (yes or trigger) else console.ask,
+                        meter=console.meter, keep_bad=keep_bad, source=device_.name)
+    interrupted = False
+    try:
+        with terminate_as_interrupt(), mic:
+            click.echo(f"recording board {board} {side} ({label}, {split}) into {ds.root} "
+                       f"from '{device_.name}' at {rate} Hz{converted}")
+            if trigger:
+                recorder.record_triggered(takes, duration_s=duration)
+            else:
+                recorder.record(takes, duration_s=duration)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:  # also when the device fails: say what was saved before the error
+        console.clear()
+        session = recorder.session
+        saved = session.saved
+        numbers = f" (take {saved[0].take}-{saved[-1].take})" if saved else ""
+        refused = session.bad - session.kept_bad
+        bad = f"; {refused} bad take(s) not kept" if refused else ""
+        click.echo(f"saved {len(saved)} take(s) of board {board} {side} in {ds.root}"
+                   f"{numbers}{bad}")
+        if mic.overflows:
+            _echo_err(f"tapcheck: warning: {mic.overflows} audio block(s) were lost (the "
+                      "computer fell behind); check those takes or close other programs")
     if interrupted:
         _echo_err("tapcheck: stopped; every finished take is saved, the take in progress is not")
         return 130
@@ -455,28 +456,28 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
         # descheduled worker thread stalls the whole forward pass (slow 95th percentile).
         torch.set_num_threads(config.stream.judge_threads)
     judge_ = Judge(model_path or default_model_path())
-    device_, rate = _open_input(device, judge_.config)
-    config = config.replace("audio", sr=judge_.config.audio.sr)
-    with InspectionLog(create=True) as log, terminate_as_interrupt():
+    config = config.replace("audio", sr=judge_.config.audio.sr)  # record at the model's rate
+    device_, rate = _open_input(device, config)
+    mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
+    with InspectionLog(create=True) as log:
+        listener = Listener(judge_, mic=mic, log=log, stream=config.stream, board=board,
+                            show=click.echo,
+                            warn=lambda text: _echo_err(f"tapcheck: warning: {text}"))
         try:
-            with Microphone(device_, sr=rate, block_s=config.stream.block_s) as mic:
-                listener = Listener(judge_, mic=mic, log=log, stream=config.stream, board=board,
-                                    show=click.echo,
-                                    warn=lambda text: _echo_err(f"tapcheck: warning: {text}"))
+            with terminate_as_interrupt(), mic:
                 listener.warm_up()
                 mic.wait_ready()
-                _echo_err(f"listening on '{device_.name}' at {rate} Hz (input latency "
-                          f"{mic.latency_s * 1000:.0f} ms) with {judge_.name} "
-                          f"({judge_.model.path}, threshold {judge_.threshold:.4f}); log "
-                          f"{log.path}; Ctrl-C to stop")
-                listener.run(max_taps=taps)
+                listener.run(max_taps=taps, on_ready=lambda: _echo_err(
+                    f"listening on '{device_.name}' at {rate} Hz (input latency "
+                    f"{mic.latency_s * 1000:.0f} ms) with {judge_.name} ({judge_.model.path}, "
+                    f"threshold {judge_.threshold:.4f}); log {log.path}; Ctrl-C to stop"))
         except KeyboardInterrupt:
-            pass
-    if "listener" in locals():
-        _echo_err(f"tapcheck: {listener.summary()}")
-        if mic.overflows:
-            _echo_err(f"tapcheck: warning: {mic.overflows} audio block(s) were lost (the "
-                      "computer fell behind)")
+            pass  # Ctrl-C is how a shift ends
+        finally:  # also when the device fails: every judgment so far is in the log
+            _echo_err(f"tapcheck: {listener.summary()}")
+            if mic.overflows:
+                _echo_err(f"tapcheck: warning: {mic.overflows} audio block(s) were lost (the "
+                          "computer fell behind)")
 
 
 @cli.command("log")

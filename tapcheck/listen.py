@@ -87,13 +87,21 @@ class Listener:
         y = resample(click, orig_sr=self.mic.sr, target_sr=self.sr)
         self.judge.judge_crops(strike_crops(y, features=self.features))
 
-    def run(self, *, max_taps: int | None = None) -> list[Judgment]:
-        """Judge taps until ``max_taps`` have been judged (or forever; stop with Ctrl-C)."""
+    def run(self, *, max_taps: int | None = None,
+            on_ready: Callable[[], None] | None = None) -> list[Judgment]:
+        """Judge taps until ``max_taps`` have been judged (or forever; stop with Ctrl-C).
+
+        ``on_ready`` is called once the noise floor is set and taps are heard.
+        """
         clipper = StrikeClipper(sr=self.mic.sr, config=self.stream, post_s=self.post_s)
         extended: dict[int, bool] = {}  # onsets waiting for a longer clip
         self.mic.drain()
         for block in self.mic.blocks():
-            for strike in clipper.feed(block.samples, arrived=block.arrived):
+            strikes = clipper.feed(block.samples, arrived=block.arrived)
+            if on_ready is not None and clipper.ready:
+                on_ready()
+                on_ready = None
+            for strike in strikes:
                 when = datetime.now(timezone.utc) - timedelta(
                     seconds=time.monotonic() - clipper.arrival_of(strike.onset))
                 y = resample(strike.clip, orig_sr=self.mic.sr, target_sr=self.sr)

@@ -225,12 +225,16 @@ class Recorder:
         self.mic.drain()
         clipper = StrikeClipper(sr=self.mic.sr, config=self.config.stream,
                                 post_s=duration_s - pre)
-        self.say(f"tap board {self.labels.board} {self.labels.side} {n_takes} times, "
-                 f"{duration_s:g} s apart — take 1/{n_takes}, tap now")
+        prompted = False
         for block in self.mic.blocks():
             if self.meter is not None:
                 self.meter(block.samples)
-            for strike in clipper.feed(block.samples, arrived=block.arrived):
+            strikes = clipper.feed(block.samples, arrived=block.arrived)
+            if not prompted and clipper.ready:  # the noise floor is set: taps count from now
+                self.say(f"tap board {self.labels.board} {self.labels.side} {n_takes} times, "
+                         f"{duration_s:g} s apart — take 1/{n_takes}, tap now")
+                prompted = True
+            for strike in strikes:
                 k = len(session.saved) + 1
                 y = self._to_take(strike.clip, duration_s)
                 check = check_take(y, sr=self.sr, features=self.config.features,

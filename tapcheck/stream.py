@@ -84,6 +84,11 @@ class StrikeDetector:
         self.active = False
 
     @property
+    def ready(self) -> bool:
+        """The warm-up is over: strikes from now on are reported."""
+        return self._frames > self._warmup_frames
+
+    @property
     def trigger_db(self) -> float:
         """The level a frame must reach to start a strike, dBFS."""
         return max(self.floor_db + self.config.margin_db, self.config.min_level_dbfs)
@@ -226,6 +231,11 @@ class StrikeClipper:
         while len(self._arrivals) > 1 and self._arrivals[0][0] <= oldest:
             self._arrivals.popleft()
         return done
+
+    @property
+    def ready(self) -> bool:
+        """The noise floor is set (after ``max(warmup_s, pre_roll_s)``): strikes now count."""
+        return self.detector.ready
 
     def extend(self, strike: Strike, post_s: float) -> None:
         """Hand ``strike`` out again once ``post_s`` after its onset has arrived (a longer clip).

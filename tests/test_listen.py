@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from tapcheck.inspections import InspectionLog
 
@@ -134,11 +135,18 @@ def test_listen_judges_every_tap_and_logs_it(pulse, bench_model, tmp_path, run_c
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_listen_stops_cleanly(pulse, bench_model, tmp_path, stop):
-    model, _ = bench_model
+    """Ctrl-C and kill end a shift with a summary; with SIGTERM the device runs at 48 kHz, so
+    the clip is resampled to the model's 44.1 kHz before it is judged."""
+    model, offline = bench_model
     track = tmp_path / "one.wav"
     tap_track(track, [DEFECT_TAPS[0]], lead_s=0.5, tail_s=1.0, seed=SEED)
-    live = LiveCommand("listen", "--model", model, "--device", "pulse")
-    live.expect("^listening on 'pulse'", stream="err", timeout=60)
+    args = ["listen", "--model", model, "--device", "pulse"]
+    if stop == signal.SIGTERM:
+        (tmp_path / "48k.toml").write_text("[stream]\ndevice_sr = 48000\n")
+        args += ["--config", tmp_path / "48k.toml"]
+    live = LiveCommand(*args)
+    rate = 48000 if stop == signal.SIGTERM else 44100
+    live.expect(f"^listening on 'pulse' at {rate} Hz", stream="err", timeout=60)
     pulse.play(track)
     assert live.expect("ANOMALOUS", timeout=30)
     time.sleep(0.3)
@@ -148,3 +156,6 @@ def test_listen_stops_cleanly(pulse, bench_model, tmp_path, stop):
     assert "Traceback" not in "\n".join(live.err)
     rows = _rows()
     assert len(rows) == 1 and (Path(InspectionLog().root) / rows[0].clip).is_file()
+    assert rows[0].score == pytest.approx(offline[DEFECT_TAPS[0]], rel=0.3)
+    clip = sf.info(Path(InspectionLog().root) / rows[0].clip)
+    assert clip.samplerate == 44100

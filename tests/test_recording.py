@@ -284,3 +284,20 @@ def test_killing_record_mid_take_leaves_the_dataset_consistent(pulse, tmp_path, 
     assert rec.out[-1].startswith("saved 1 take(s) of board 4 right")
     assert "(take 3-3)" in rec.out[-1]
     assert [r["take"] for r in _rows(root)] == ["1", "2", "3"]
+
+
+def test_a_take_file_without_its_row_is_reported_kept_and_numbered_after(pulse, recordings):
+    # what a SIGKILL between the WAV and the manifest row leaves behind
+    folder = recordings / "orphans" / "board06" / "right"
+    folder.mkdir(parents=True)
+    sf.write(folder / "take005.wav", np.zeros(SR, np.float32), SR)
+    before = (folder / "take005.wav").read_bytes()
+    rec = _record("--board", "6", "--side", "right", "--takes", "1", "--duration", "1",
+                  "--dataset", "orphans", "--yes", "--keep-bad")
+    assert rec.wait() == 0, rec.err
+    assert rec.err[0] == (
+        f"tapcheck: warning: {recordings / 'orphans'}: 1 take file(s) are not in the manifest, "
+        "e.g. board06/right/take005.wav (a session was stopped while saving); they are kept, and "
+        "new takes are numbered after them")
+    assert [r["path"] for r in _rows(recordings / "orphans")] == ["board06/right/take006.wav"]
+    assert (folder / "take005.wav").read_bytes() == before

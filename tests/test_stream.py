@@ -193,3 +193,11 @@ def test_digital_silence_at_the_start_of_a_stream_is_not_the_floor():
     y[SR:SR + len(ring)] += ring
     onsets = _feed(StrikeDetector(sr=SR), y)
     assert len(onsets) == 1 and abs(onsets[0] - SR) < 0.006 * SR
+
+
+def test_ready_after_the_warm_up_and_the_pre_roll():
+    clipper = StrikeClipper(sr=SR, post_s=1.0)  # pre-roll 0.5 s > warm-up 0.3 s
+    clipper.feed(_noise(0.45, -60))
+    assert not clipper.ready
+    clipper.feed(_noise(0.1, -60))
+    assert clipper.ready
