@@ -378,6 +378,239 @@ def doctor(dataset: str | None) -> int:
     return 1 if problems else 0
 
 
+# -- bench: devices, record, listen, log --------------------------------------------------------
+
+class _BenchConsole:
+    """The person at the bench: lines, questions on stdin, and a level meter on a terminal."""
+
+    METER_DB = 60.0  # the meter spans -60..0 dBFS
+    METER_EVERY_S = 0.05
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self._shown = False
+        self._peak = 0.0
+        self._last = 0.0
+
+    def say(self, line: str) -> None:
+        self.clear()
+        click.echo(line)
+
+    def ask(self, prompt: str) -> str | None:
+        self.clear()
+        click.echo(f"{prompt} ", nl=False)
+        line = sys.stdin.readline()
+        if not sys.stdin.isatty():
+            click.echo("")  # a terminal echoes the Enter; a pipe does not
+        return None if line == "" else line  # "" is end of input
+
+    def meter(self, samples) -> None:
+        import time
+
+        import numpy as np
+
+        if not self.tty:
+            return
+        self._peak = max(self._peak, float(np.max(np.abs(samples))) if len(samples) else 0.0)
+        now = time.monotonic()
+        if now - self._last < self.METER_EVERY_S:
+            return
+        db = 20.0 * np.log10(self._peak) if self._peak > 0 else -np.inf
+        filled = int(round(30 * min(1.0, max(0.0, (db + self.METER_DB) / self.METER_DB))))
+        level = f"{db:6.1f}" if np.isfinite(db) else "  -inf"
+        click.echo(f"\r  [{'#' * filled}{'.' * (30 - filled)}] {level} dBFS", nl=False)
+        self._shown, self._peak, self._last = True, 0.0, now
+
+    def clear(self) -> None:
+        if self._shown:
+            click.echo("\r\033[K", nl=False)
+            self._shown = False
+
+
+def _open_input(device: str | None, config):
+    """The chosen input device and the rate to record it at."""
+    from .devices import choose_samplerate, find_input_device
+
+    device_ = find_input_device(device)
+    rate = choose_samplerate(device_, sr=config.audio.sr, device_sr=config.stream.device_sr)
+    return device_, rate
+
+
+@cli.command()
+def devices() -> None:
+    """Audio inputs PortAudio sees: index, name, channels, default rate; * marks the default.
+
+    `--device` of record and listen takes the index or part of the name.
+    """
+    from .devices import NO_INPUT_FIX, input_devices
+    from .errors import DeviceError
+
+    rows = [{"": "*" if d.is_default else "", "index": d.index, "name": d.name,
+             "channels": d.channels, "default rate": f"{d.default_sr:.0f} Hz",
+             "host API": d.hostapi} for d in input_devices()]
+    if not rows:
+        raise DeviceError("no audio input device found", fix=NO_INPUT_FIX)
+    click.echo(_table(rows, ["", "index", "name", "channels", "default rate", "host API"]))
+
+
+@cli.command()
+@click.option("--board", required=True, type=click.IntRange(min=0), help="Board number.")
+@click.option("--side", required=True, help="Side or end struck, e.g. left.")
+@click.option("--label", default="normal", show_default=True,
+              type=click.Choice(["normal", "defect"]))
+@click.option("--group", default="", help="Free text, e.g. similar-material.")
+@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "test"]))
+@click.option("--takes", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Good takes to record.")
+@click.option("--duration", type=float, help="Seconds per take [audio.duration_s: 3].")
+@click.option("--dataset", default="bench", show_default=True, help="Dataset name or folder.")
+@click.option("--device", help="Input device: index or part of its name (`tapcheck devices`).")
+@click.option("--trigger", is_flag=True,
+              help="Listen continuously and save one take per strike heard (hands-free).")
+@click.option("--keep-bad", is_flag=True,
+              help="Save takes that fail a check (no strike, clipped, too quiet) too.")
+@click.option("--yes", "-y", is_flag=True,
+              help="Ask nothing: take after take, bad takes retaken at once (for scripts).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="TOML config (see configs/default.toml): [record] checks, [stream] input.")
+def record(board: int, side: str, label: str, group: str, split: str, takes: int,
+           duration: float | None, dataset: str, device: str | None, trigger: bool,
+           keep_bad: bool, yes: bool, config_path: Path | None) -> int:
+    """Record takes of one board side from a microphone into a dataset.
+
+    Each take is checked at once — no strike heard, clipped, too quiet, strike cut off — and a
+    bad take is retaken (or kept with --keep-bad). Takes are numbered after the last one on disk
+    or in the manifest and never overwritten; Ctrl-C keeps every finished take.
+    """
+    from .datasets import Dataset, check_slug
+    from .devices import Microphone
+    from .interrupts import terminate_as_interrupt
+    from .recording import Recorder, TakeLabels
+
+    check_slug(side, "side")
+    if group:
+        check_slug(group, "group")
+    config = _parse_config(config_path)
+    device_, rate = _open_input(device, config)  # no microphone: fail before touching the data
+    ds = Dataset.create(dataset)
+    console = _BenchConsole()
+    sr = config.audio.sr
+    converted = "" if rate == sr else f", resampled to {sr} Hz"
+    mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
+    recorder = Recorder(ds, TakeLabels(board, side, label, group, split), mic=mic, config=config,
+                        say=console.say, ask=None if (yes or trigger) else console.ask,
+                        meter=console.meter, keep_bad=keep_bad, source=device_.name)
+    interrupted = False
+    try:
+        with terminate_as_interrupt(), mic:
+            click.echo(f"recording board {board} {side} ({label}, {split}) into {ds.root} "
+                       f"from '{device_.name}' at {rate} Hz{converted}")
+            if trigger:
+                recorder.record_triggered(takes, duration_s=duration)
+            else:
+                recorder.record(takes, duration_s=duration)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:  # also when the device fails: say what was saved before the error
+        console.clear()
+        session = recorder.session
+        saved = session.saved
+        numbers = f" (take {saved[0].take}-{saved[-1].take})" if saved else ""
+        refused = session.bad - session.kept_bad
+        bad = f"; {refused} bad take(s) not kept" if refused else ""
+        click.echo(f"saved {len(saved)} take(s) of board {board} {side} in {ds.root}"
+                   f"{numbers}{bad}")
+        if mic.overflows:
+            _echo_err(f"tapcheck: warning: {mic.overflows} audio block(s) were lost (the "
+                      "computer fell behind); check those takes or close other programs")
+    if interrupted:
+        _echo_err("tapcheck: stopped; every finished take is saved, the take in progress is not")
+        return 130
+    return 0
+
+
+@cli.command()
+@click.option("--model", "model_path", type=click.Path(path_type=Path),
+              help="Model file [models/arcface-resnet18.pt].")
+@click.option("--device", help="Input device: index or part of its name (`tapcheck devices`).")
+@click.option("--board", type=click.IntRange(min=0), help="Board under test, for the log.")
+@click.option("--taps", type=click.IntRange(min=1),
+              help="Stop after judging this many taps (default: until Ctrl-C).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="TOML config (see configs/default.toml): [stream] strike detection.")
+def listen(model_path: Path | None, device: str | None, board: int | None, taps: int | None,
+           config_path: Path | None) -> None:
+    """Judge every tap as it happens: verdict, score and threshold, one line per tap.
+
+    Each judgment and its clip go to the inspection log (inspections/, or
+    $TAPCHECK_INSPECTIONS); `tapcheck log` shows it. Stop with Ctrl-C.
+    """
+    from .devices import Microphone
+    from .inspections import InspectionLog
+    from .interrupts import terminate_as_interrupt
+    from .judge import Judge, default_model_path
+    from .listen import Listener
+
+    config = _parse_config(config_path)
+    if config.stream.judge_threads > 0:
+        import torch
+
+        # One small batch per tap: more threads barely speed it up, and on a busy machine a
+        # descheduled worker thread stalls the whole forward pass (slow 95th percentile).
+        torch.set_num_threads(config.stream.judge_threads)
+    judge_ = Judge(model_path or default_model_path())
+    config = config.replace("audio", sr=judge_.config.audio.sr)  # record at the model's rate
+    device_, rate = _open_input(device, config)
+    mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
+    with InspectionLog(create=True) as log:
+        listener = Listener(judge_, mic=mic, log=log, stream=config.stream, board=board,
+                            show=click.echo,
+                            warn=lambda text: _echo_err(f"tapcheck: warning: {text}"))
+        try:
+            with terminate_as_interrupt(), mic:
+                listener.warm_up()
+                mic.wait_ready()
+                listener.run(max_taps=taps, on_ready=lambda: _echo_err(
+                    f"listening on '{device_.name}' at {rate} Hz (input latency "
+                    f"{mic.latency_s * 1000:.0f} ms) with {judge_.name} ({judge_.model.path}, "
+                    f"threshold {judge_.threshold:.4f}); log {log.path}; Ctrl-C to stop"))
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how a shift ends
+        finally:  # also when the device fails: every judgment so far is in the log
+            _echo_err(f"tapcheck: {listener.summary()}")
+            if mic.overflows:
+                _echo_err(f"tapcheck: warning: {mic.overflows} audio block(s) were lost (the "
+                          "computer fell behind)")
+
+
+@cli.command("log")
+@click.option("--since", help="From when: 30m, 8h, 2d, today, 2025-05-01 or '2025-05-01 06:00'.")
+@click.option("--board", type=click.IntRange(min=0), help="One board only.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per judgment.")
+def log_(since: str | None, board: int | None, as_json: bool) -> None:
+    """The inspection log `tapcheck listen` keeps: time, board, verdict, score, model, clip."""
+    from .inspections import InspectionLog, parse_since
+
+    start = parse_since(since) if since else None
+    with InspectionLog() as log:
+        rows = log.query(since=start, board=board)
+        if as_json:
+            for r in rows:
+                click.echo(json.dumps(r.to_dict()))
+            return
+        if not rows:
+            click.echo(f"no inspections in {log.path}" + (" for that selection" if (
+                since or board is not None) and log.path.exists() else ""))
+            return
+        table = [{"time": r.local_time, "board": r.board, "verdict": r.verdict,
+                  "score": f"{r.score:.4f}", "threshold": f"{r.threshold:.4f}", "model": r.model,
+                  "clip": (log.root / r.clip).as_posix()} for r in rows]
+        click.echo(_table(table, ["time", "board", "verdict", "score", "threshold", "model",
+                                  "clip"]))
+        bad = sum(r.verdict == "ANOMALOUS" for r in rows)
+        click.echo(f"{len(rows)} inspection(s), {bad} anomalous")
+
+
 # -- demo ---------------------------------------------------------------------------------------
 
 @cli.command()

@@ -1,9 +1,10 @@
 """Settings: one source of truth.
 
 Dataclasses hold every default. ``configs/*.toml`` files have one table per dataclass (``[audio]``,
-``[features]``, ``[train]``) whose keys are exactly the fields; an unknown table or key is an error,
-so a typo never passes silently. Command-line options override the file. The resolved
-configuration is stored inside every model file (see :mod:`tapcheck.modelfile`).
+``[features]``, ``[train]``, ``[record]``, ``[stream]``) whose keys are exactly the fields; an
+unknown table or key is an error, so a typo never passes silently. Command-line options override
+the file. The resolved configuration is stored inside every model file (see
+:mod:`tapcheck.modelfile`).
 
 Fields whose default is ``None`` are filled from the chosen model's own defaults
 (``tapcheck models`` lists them), because the study tuned optimiser settings per model.
@@ -77,12 +78,50 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class RecordConfig:
+    """The checks ``tapcheck record`` makes of every take while the board is still in hand."""
+
+    clip_dbfs: float = -0.1  # samples this close to full scale count as clipped
+    clip_samples: int = 3  # a take with this many clipped samples is refused as clipped
+    min_peak_dbfs: float = -40.0  # a take whose peak stays below this is too quiet
+    max_retakes: int = 5  # with --yes: give up after this many bad takes in a row
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Live input and strike detection in a stream, for ``record --trigger`` and ``listen``.
+
+    A strike starts when a frame's level rises ``margin_db`` above the adaptive noise floor; it
+    lasts until the level falls ``hysteresis_db`` below that trigger level again, and no new strike
+    starts within ``refractory_s`` of its onset, so a board's ring-down or a double bounce of the
+    stick is never a second strike.
+    """
+
+    device_sr: int = 0  # Hz; 0: 44.1 kHz if the device has it, else the device's own rate
+    block_s: float = 0.01  # audio arrives in blocks this long
+    frame_s: float = 0.005  # the detector measures the level of frames this long
+    highpass_hz: float = 150.0  # hum and rumble below this are not a strike
+    margin_db: float = 20.0  # a strike rises this far above the noise floor
+    hysteresis_db: float = 10.0  # ...and ends this far below its trigger level
+    refractory_s: float = 0.25  # no second strike this soon after an onset (bounces)
+    max_strike_s: float = 2.0  # a "strike" louder for longer is a new noise floor
+    floor_rise_s: float = 2.0  # time constant of the noise floor following louder noise
+    floor_fall_s: float = 0.1  # ...and following quieter noise
+    warmup_s: float = 0.3  # input that sets the noise floor before strikes count
+    min_level_dbfs: float = -70.0  # nothing quieter is a strike, whatever the floor (silence)
+    pre_roll_s: float = 0.5  # audio kept before a strike's onset in a take or clip
+    judge_threads: int = 1  # torch threads for listen's verdicts; 0: torch's default (all cores)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything that decides what tapcheck computes."""
 
     audio: AudioConfig = field(default_factory=AudioConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain nested dict (TOML- and torch.load(weights_only=True)-safe)."""
@@ -110,8 +149,8 @@ def load_config(path: str | Path | None = None) -> Config:
     Parameters
     ----------
     path : str or Path, optional
-        A TOML file with ``[audio]``, ``[features]`` and/or ``[train]`` tables. ``None`` gives the
-        defaults.
+        A TOML file with any of the ``[audio]``, ``[features]``, ``[train]``, ``[record]`` and
+        ``[stream]`` tables. ``None`` gives the defaults.
 
     Raises
     ------

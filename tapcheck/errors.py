@@ -75,5 +75,9 @@ class StorageError(TapcheckError):
     """A file cannot be written: no permission, a read-only or full disk."""
 
 
+class InspectionLogError(TapcheckError):
+    """The inspection log (SQLite) cannot be opened, read or written."""
+
+
 class TapcheckWarning(UserWarning):
     """Something was fixed on the way in (stereo downmixed, resampled); worth telling the user."""

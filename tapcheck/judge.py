@@ -81,6 +81,11 @@ class Judge:
     def judge_array(self, y: np.ndarray, *, path: str = "<array>") -> Verdict:
         """Judge one mono clip at the model's sample rate."""
         crops = strike_crops(y, features=self.config.features, path=path)
+        return self.judge_crops(crops, path=path)
+
+    def judge_crops(self, crops: np.ndarray, *, path: str = "<array>") -> Verdict:
+        """Judge one clip's crops, shape (n_crops, bins, frames), computed with the model's
+        features (``strike_crops(y, features=judge.config.features)``)."""
         return self._verdicts([path], self.scores(crops[None]))[0]
 
     def judge_files(self, paths: Sequence[str | os.PathLike], *, batch_size: int = 32

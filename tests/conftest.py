@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ def _isolated(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TAPCHECK_RECORDINGS", str(base / "recordings"))
     monkeypatch.setenv("TAPCHECK_MODELS", str(base / "models"))
     monkeypatch.setenv("TAPCHECK_CACHE", str(_session_cache(tmp_path_factory)))
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", str(base / "inspections"))
     monkeypatch.delenv("TAPCHECK_DEBUG", raising=False)
 
 
@@ -157,6 +159,33 @@ def obeying_file_modes() -> list[str]:
     setpriv = shutil.which("setpriv")
     assert setpriv, "setpriv (util-linux) is needed to test file permissions as root"
     return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+@pytest.fixture(scope="session")
+def pulse():
+    """A real PulseAudio server with a null sink and room noise (tests/pulse.py).
+
+    Tests that record through it fail, never skip, when it cannot start.
+    """
+    from .pulse import PulseServer
+
+    try:
+        server = PulseServer().start()
+    except RuntimeError as e:
+        pytest.fail(f"the audio tests need a PulseAudio server: {e}")
+    saved = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)
+    if "sounddevice" in sys.modules:  # PortAudio listed the devices before the server existed
+        sd = sys.modules["sounddevice"]
+        sd._terminate()
+        sd._initialize()
+    yield server
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture

@@ -1,0 +1,204 @@
+"""The inspection log: every judgment ``tapcheck listen`` makes, in SQLite, with its clip.
+
+``inspections/inspections.sqlite`` (``$TAPCHECK_INSPECTIONS`` moves the folder) has one row per
+judged tap: time (UTC, ISO 8601), board, model, score, threshold, verdict, the clip's path
+(relative to the folder) and how long the verdict took. The clip the model judged is saved beside
+it (``clips/<date>/<time>[-boardNN].wav``, 32-bit float), so ``tapcheck judge`` on it gives the
+logged score again, and a shift's results can be audited later.
+
+Each row is committed on its own (write-ahead log, fsync'd), after its clip has been written
+atomically: a killed ``listen`` loses at most the tap it was saving, and a row never points at a
+missing clip.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .audio import write_wav
+from .errors import InspectionLogError, ParameterError
+
+LOG_FILE = "inspections.sqlite"
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inspections (
+    id INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,             -- UTC, ISO 8601 with milliseconds
+    board INTEGER,                  -- NULL when listen ran without --board
+    model TEXT NOT NULL,            -- the model's registry name
+    model_path TEXT NOT NULL,
+    score REAL NOT NULL,
+    threshold REAL NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('NORMAL', 'ANOMALOUS')),
+    clip TEXT NOT NULL,             -- the judged audio, relative to the log's folder
+    latency_ms REAL,                -- end of the crop window to the printed verdict
+    device TEXT
+);
+CREATE INDEX IF NOT EXISTS inspections_time ON inspections (time);
+CREATE INDEX IF NOT EXISTS inspections_board ON inspections (board, time);
+"""
+
+
+def inspections_home() -> Path:
+    """Folder of the inspection log and clips: ``$TAPCHECK_INSPECTIONS`` or ``./inspections``."""
+    return Path(os.environ.get("TAPCHECK_INSPECTIONS", "inspections"))
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """One row of the log."""
+
+    id: int
+    time: str
+    board: int | None
+    model: str
+    model_path: str
+    score: float
+    threshold: float
+    verdict: str
+    clip: str
+    latency_ms: float | None
+    device: str | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def local_time(self) -> str:
+        """The time in the machine's time zone, to the second."""
+        return datetime.fromisoformat(self.time).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+class InspectionLog:
+    """The SQLite log of one folder.
+
+    Parameters
+    ----------
+    root : str or Path, optional
+        The folder; default :func:`inspections_home`.
+    create : bool
+        Create the folder and database if missing (``listen``); otherwise a missing log reads as
+        empty (``log``).
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, *, create: bool = False):
+        self.root = Path(root) if root is not None else inspections_home()
+        self.path = self.root / LOG_FILE
+        self._db: sqlite3.Connection | None = None
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+        if create or self.path.exists():
+            self._db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            db.execute("PRAGMA journal_mode=WAL")  # readers never block the listener
+            db.execute("PRAGMA synchronous=FULL")  # a committed row survives a power cut
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise InspectionLogError(
+                    f"was written by a newer tapcheck (log format {version})", path=self.path,
+                    fix="upgrade tapcheck, or start a new log with $TAPCHECK_INSPECTIONS")
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as e:
+            raise InspectionLogError(
+                f"is not a usable inspection log ({e})", path=self.path,
+                fix="move it aside; `tapcheck listen` then starts a new one") from None
+        return db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> "InspectionLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def clip_path(self, when: datetime, board: int | None) -> Path:
+        """A new, unused clip path for a tap at ``when``, relative to the log folder."""
+        local = when.astimezone()
+        stem = local.strftime("%H%M%S.") + f"{local.microsecond // 1000:03d}"
+        stem += "" if board is None else f"-board{board:02d}"
+        rel = Path("clips") / local.strftime("%Y-%m-%d") / f"{stem}.wav"
+        n = 1
+        while (self.root / rel).exists():  # two taps within a millisecond: never overwrite
+            n += 1
+            rel = rel.with_name(f"{stem}-{n}.wav")
+        return rel
+
+    def append(self, clip: np.ndarray, *, sr: int, when: datetime, board: int | None, model: str,
+               model_path: str, score: float, threshold: float, verdict: str,
+               latency_ms: float | None = None, device: str | None = None) -> Inspection:
+        """Save a judged clip (atomically, float WAV) and then its row (one transaction)."""
+        if self._db is None:
+            self._db = self._connect()
+        rel = self.clip_path(when, board)
+        write_wav(self.root / rel, clip, sr=sr, subtype="FLOAT")
+        row = dict(time=when.astimezone(timezone.utc).isoformat(timespec="milliseconds"),
+                   board=board, model=model, model_path=model_path, score=float(score),
+                   threshold=float(threshold), verdict=verdict, clip=rel.as_posix(),
+                   latency_ms=None if latency_ms is None else float(latency_ms), device=device)
+        cursor = self._db.execute(
+            f"INSERT INTO inspections ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            list(row.values()))
+        return Inspection(id=cursor.lastrowid, **row)
+
+    def query(self, *, since: datetime | None = None, board: int | None = None
+              ) -> list[Inspection]:
+        """Rows in time order, optionally from ``since`` on and of one board."""
+        if self._db is None:
+            return []
+        where, args = [], []
+        if since is not None:
+            where.append("time >= ?")
+            args.append(since.astimezone(timezone.utc).isoformat(timespec="milliseconds"))
+        if board is not None:
+            where.append("board = ?")
+            args.append(board)
+        sql = "SELECT * FROM inspections" + (" WHERE " + " AND ".join(where) if where else "")
+        try:
+            rows = self._db.execute(sql + " ORDER BY time, id", args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise InspectionLogError(f"cannot be read ({e})", path=self.path,
+                                     fix="move it aside and start a new log") from None
+        return [Inspection(*row) for row in rows]
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
+_UNITS = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days",
+          "w": "weeks"}
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """``--since``: a time ago (``30m``, ``8h``, ``2d``), ``today``, or a local date/time.
+
+    Examples
+    --------
+    >>> parse_since("2025-05-01 06:00").isoformat()[:16]
+    '2025-05-01T06:00'
+    """
+    now = now or datetime.now().astimezone()
+    m = _DURATION.match(text)
+    if m:
+        return now - timedelta(**{_UNITS[m.group(2).lower()]: float(m.group(1))})
+    if text.strip().lower() == "today":
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ParameterError(f"--since '{text}' is not a time",
+                             fix="use e.g. 30m, 8h, 2d, today, 2025-05-01 or "
+                                 "'2025-05-01 06:00'") from None
+    return when if when.tzinfo else when.astimezone()  # naive: the machine's local time

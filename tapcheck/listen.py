@@ -1,0 +1,158 @@
+"""Live inspection: judge every tap as it happens.
+
+:class:`Listener` reads a microphone, finds strikes with :class:`tapcheck.stream.StrikeClipper`,
+and as soon as the audio the model's crops need has arrived (``pre_roll_s`` before the onset to
+:func:`tapcheck.stream.crop_span_s` after it), computes the same crops as training
+(:func:`tapcheck.features.strike_crops` with the model's own feature settings), judges them, and
+shows the verdict. Only then does it save the judged clip and append the judgment to the
+inspection log (:mod:`tapcheck.inspections`), so the disk never delays a verdict.
+
+Latency is measured per tap from the arrival of the audio block holding the last sample of the
+crop window to the verdict line having been written, and logged with the judgment.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+import numpy as np
+
+from .audio import resample
+from .config import StreamConfig
+from .errors import NoStrikeError
+from .features import strike_crops
+from .inspections import Inspection, InspectionLog
+from .interrupts import deferred
+from .judge import Judge, Verdict
+from .stream import StrikeClipper, crop_end, crop_span_s
+
+
+@dataclass
+class Judgment:
+    """One judged tap."""
+
+    verdict: Verdict
+    when: datetime  # wall-clock time of the strike
+    latency_ms: float  # end of the crop window to the shown verdict
+    inspection: Inspection | None  # the log row
+    others: int  # further strikes inside the judged clip
+
+
+class Listener:
+    """Judges the taps heard by an open microphone.
+
+    Parameters
+    ----------
+    judge : Judge
+        The loaded model; its feature settings and sample rate are used.
+    mic : tapcheck.devices.Microphone
+        Open.
+    log : InspectionLog, optional
+        Where judgments and clips go; None judges without keeping anything.
+    stream : StreamConfig
+        The strike detector's settings.
+    board : int, optional
+        The board under test, written into the log.
+    show : callable
+        Shows a verdict line (and must have flushed it when it returns).
+    warn : callable
+        Shows a problem with one tap (not judged).
+    """
+
+    def __init__(self, judge: Judge, *, mic, log: InspectionLog | None = None,
+                 stream: StreamConfig = StreamConfig(), board: int | None = None,
+                 show: Callable[[str], None] = print, warn: Callable[[str], None] = print):
+        self.judge, self.mic, self.log, self.stream = judge, mic, log, stream
+        self.board, self.show, self.warn = board, show, warn
+        self.features = judge.config.features
+        self.sr = judge.config.audio.sr
+        self.judgments: list[Judgment] = []
+
+    @property
+    def post_s(self) -> float:
+        """Audio waited for after each onset before judging, s: the crops' span, plus a detector
+        frame and an STFT hop, as the features' onset can fall that much after the detector's."""
+        return (crop_span_s(self.features, sr=self.sr) + self.stream.frame_s
+                + self.features.hop_length / self.sr)
+
+    def warm_up(self) -> None:
+        """Run the whole path once on a synthetic click, so the first tap is not slowed by
+        first-call costs (memory allocation, FFT plans, resampler set-up)."""
+        n_pre = int(self.stream.pre_roll_s * self.mic.sr)
+        click = np.zeros(n_pre + int(self.post_s * self.mic.sr) + 1, np.float32)
+        click[n_pre:n_pre + 32] = 0.5
+        y = resample(click, orig_sr=self.mic.sr, target_sr=self.sr)
+        self.judge.judge_crops(strike_crops(y, features=self.features))
+
+    def run(self, *, max_taps: int | None = None,
+            on_ready: Callable[[], None] | None = None) -> list[Judgment]:
+        """Judge taps until ``max_taps`` have been judged (or forever; stop with Ctrl-C).
+
+        ``on_ready`` is called once the noise floor is set and taps are heard.
+        """
+        clipper = StrikeClipper(sr=self.mic.sr, config=self.stream, post_s=self.post_s)
+        extended: dict[int, bool] = {}  # onsets waiting for a longer clip
+        self.mic.drain()
+        for block in self.mic.blocks():
+            strikes = clipper.feed(block.samples, arrived=block.arrived)
+            if on_ready is not None and clipper.ready:
+                on_ready()
+                on_ready = None
+            for strike in strikes:
+                when = datetime.now(timezone.utc) - timedelta(
+                    seconds=time.monotonic() - clipper.arrival_of(strike.onset))
+                y = resample(strike.clip, orig_sr=self.mic.sr, target_sr=self.sr)
+                label = when.astimezone().strftime("%H:%M:%S")
+                try:
+                    crops, onset = strike_crops(y, features=self.features, return_onset=True,
+                                                path=f"tap at {label}")
+                except NoStrikeError as e:
+                    self.warn(f"{label}: a sound rose {strike.rise_db:.0f} dB above the noise "
+                              f"floor, but {e.problem} — not judged")
+                    continue
+                # the device samples the crops need: the features may place the onset a little
+                # later than the detector did (the loudest moment comes after the first rise)
+                end = int(np.ceil(crop_end(onset, self.features) * self.mic.sr / self.sr))
+                if end > len(strike.clip) and not extended.get(strike.onset):
+                    extended[strike.onset] = True
+                    more = min(end - (strike.onset - strike.start), clipper.post + self.mic.sr)
+                    clipper.extend(strike, more / self.mic.sr)
+                    continue  # judged when that audio is in: crops never run off the clip
+                extended.pop(strike.onset, None)
+                verdict = self.judge.judge_crops(crops, path=label)
+                last = strike.start + min(len(strike.clip), end) - 1
+                window_done = clipper.arrival_of(last)  # when the crop window's end came in
+                self.show(self._line(verdict, label, strike.others))
+                latency_ms = (time.monotonic() - window_done) * 1000.0
+                inspection = None
+                if self.log is not None:
+                    with deferred():  # Ctrl-C waits until the clip and its row are both saved
+                        inspection = self.log.append(
+                            y, sr=self.sr, when=when, board=self.board, model=self.judge.name,
+                            model_path=str(self.judge.model.path), score=verdict.score,
+                            threshold=verdict.threshold, verdict=verdict.verdict,
+                            latency_ms=latency_ms, device=self.mic.device.name)
+                self.judgments.append(Judgment(verdict, when, latency_ms, inspection,
+                                               strike.others))
+                if max_taps is not None and len(self.judgments) >= max_taps:
+                    return self.judgments
+        return self.judgments  # pragma: no cover - blocks() only ends by an exception
+
+    def _line(self, v: Verdict, label: str, others: int) -> str:
+        board = "" if self.board is None else f"  board {self.board}"
+        extra = f"  ({others + 1} strikes in the clip; judged the loudest)" if others else ""
+        return (f"{label}  {v.verdict:<9}  score {v.score:.4f}  threshold {v.threshold:.4f}"
+                f"{board}{extra}")
+
+    def summary(self) -> str:
+        """One line: taps judged, anomalous, latency median and 95th percentile."""
+        n = len(self.judgments)
+        if not n:
+            return "no taps judged"
+        bad = sum(j.verdict.anomalous for j in self.judgments)
+        lat = np.array([j.latency_ms for j in self.judgments])
+        return (f"judged {n} tap(s), {bad} anomalous; verdict {np.median(lat):.0f} ms (median), "
+                f"{np.percentile(lat, 95):.0f} ms (95th percentile) after the crop window")

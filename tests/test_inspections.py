@@ -1,0 +1,111 @@
+"""The inspection log: real SQLite, real clips, `tapcheck log`."""
+
+import json
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tapcheck.errors import InspectionLogError, ParameterError
+from tapcheck.inspections import InspectionLog, inspections_home, parse_since
+
+T0 = datetime(2025, 5, 1, 6, 0, 0, 250000, tzinfo=timezone.utc)
+
+
+def _fill(log):
+    clip = np.linspace(-0.5, 0.5, 4410, dtype=np.float32)
+    rows = []
+    for i, (board, verdict, score) in enumerate([(3, "NORMAL", 0.01), (3, "ANOMALOUS", 0.31),
+                                                (4, "NORMAL", 0.02), (None, "NORMAL", 0.03)]):
+        rows.append(log.append(clip * (i + 1) / 4, sr=44100, when=T0 + timedelta(hours=i),
+                               board=board, model="arcface-resnet18", model_path="m.pt",
+                               score=score, threshold=0.07, verdict=verdict, latency_ms=40.0 + i,
+                               device="pulse"))
+    return clip, rows
+
+
+def test_append_writes_the_clip_then_the_row(tmp_path):
+    with InspectionLog(tmp_path / "log", create=True) as log:
+        clip, rows = _fill(log)
+    assert [r.id for r in rows] == [1, 2, 3, 4]
+    assert rows[0].time == "2025-05-01T06:00:00.250+00:00"
+    local = T0.astimezone()
+    assert rows[0].clip == (f"clips/{local:%Y-%m-%d}/{local:%H%M%S}.250-board03.wav")
+    assert not rows[3].clip.endswith("board.wav") and "board" not in rows[3].clip
+    # the clip is exactly what was judged: 32-bit float, the same samples
+    y, sr = sf.read(tmp_path / "log" / rows[1].clip, dtype="float32")
+    assert sr == 44100 and sf.info(tmp_path / "log" / rows[1].clip).subtype == "FLOAT"
+    np.testing.assert_array_equal(y, clip * 2 / 4)
+    # readable by plain SQLite, as an auditor would
+    db = sqlite3.connect(tmp_path / "log" / "inspections.sqlite")
+    assert db.execute("SELECT board, verdict, score, threshold, model, clip FROM inspections "
+                      "WHERE id = 2").fetchone() == (3, "ANOMALOUS", 0.31, 0.07,
+                                                     "arcface-resnet18", rows[1].clip)
+
+
+def test_query_since_and_board(tmp_path):
+    with InspectionLog(tmp_path, create=True) as log:
+        _fill(log)
+    log = InspectionLog(tmp_path)
+    assert len(log.query()) == 4
+    assert [r.score for r in log.query(board=3)] == [0.01, 0.31]
+    assert [r.score for r in log.query(since=T0 + timedelta(minutes=90))] == [0.02, 0.03]
+    assert [r.score for r in log.query(since=T0 + timedelta(hours=1), board=3)] == [0.31]
+
+
+def test_two_taps_in_the_same_millisecond_never_share_a_clip(tmp_path):
+    with InspectionLog(tmp_path, create=True) as log:
+        a = log.append(np.zeros(10, np.float32), sr=44100, when=T0, board=1, model="m",
+                       model_path="m.pt", score=0, threshold=1, verdict="NORMAL")
+        b = log.append(np.ones(10, np.float32) / 2, sr=44100, when=T0, board=1, model="m",
+                       model_path="m.pt", score=0, threshold=1, verdict="NORMAL")
+    assert a.clip != b.clip and b.clip.endswith("-board01-2.wav")
+    assert sf.read(tmp_path / a.clip)[0].max() == 0.0
+
+
+def test_a_damaged_log_is_one_clear_error(tmp_path):
+    (tmp_path / "inspections.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(InspectionLogError, match="is not a usable inspection log") as e:
+        InspectionLog(tmp_path)
+    assert str(tmp_path / "inspections.sqlite") in str(e.value) and "move it aside" in str(e.value)
+
+
+def test_parse_since():
+    now = datetime(2025, 5, 1, 12, 0, tzinfo=timezone.utc)
+    assert parse_since("30m", now=now) == now - timedelta(minutes=30)
+    assert parse_since("8h", now=now) == now - timedelta(hours=8)
+    assert parse_since("2d", now=now) == now - timedelta(days=2)
+    assert parse_since("today", now=now) == datetime(2025, 5, 1, tzinfo=timezone.utc)
+    assert parse_since("2025-05-01T06:00+00:00") == datetime(2025, 5, 1, 6, tzinfo=timezone.utc)
+    naive = parse_since("2025-05-01 06:00")
+    assert naive == datetime(2025, 5, 1, 6).astimezone()  # the machine's local time
+    with pytest.raises(ParameterError, match="--since 'yesterdayish' is not a time"):
+        parse_since("yesterdayish")
+
+
+def test_log_command(run_cli):
+    code, out, _ = run_cli("log")
+    assert code == 0 and out.strip() == f"no inspections in {inspections_home()}/inspections.sqlite"
+    with InspectionLog(create=True) as log:
+        _, rows = _fill(log)
+    code, out, _ = run_cli("log")
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[0].split() == ["time", "board", "verdict", "score", "threshold",
+                                             "model", "clip"]
+    assert len(lines) == 1 + 4 + 1 and lines[-1] == "4 inspection(s), 1 anomalous"
+    first = lines[1].split()
+    local = T0.astimezone()
+    assert first[:7] == [f"{local:%Y-%m-%d}", f"{local:%H:%M:%S}", "3", "NORMAL", "0.0100",
+                         "0.0700", "arcface-resnet18"]
+    assert first[7] == str(inspections_home() / rows[0].clip)
+    code, out, _ = run_cli("log", "--board", "3", "--since", "2025-05-01T06:30+00:00")
+    assert [ln.split()[3] for ln in out.strip().splitlines()[1:-1]] == ["ANOMALOUS"]
+    code, out, _ = run_cli("log", "--json", "--board", "4")
+    row = json.loads(out)
+    assert row["board"] == 4 and row["score"] == 0.02 and row["latency_ms"] == 42.0
+    code, out, _ = run_cli("log", "--board", "7")
+    assert "no inspections" in out and "for that selection" in out
+    code, _, err = run_cli("log", "--since", "soon")
+    assert code == 2 and err.startswith("tapcheck: error: --since 'soon' is not a time")

@@ -1,0 +1,305 @@
+"""Recording takes: the checks on arrays, and whole sessions through a real PulseAudio server.
+
+The session tests run ``tapcheck record`` as a subprocess recording from the null sink's monitor
+(ALSA device ``pulse``) and play synthetic taps into the sink with ``paplay`` when it says
+"tap now" — the way a person at the bench taps after the prompt.
+"""
+
+import csv
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tapcheck.audio import load
+from tapcheck.config import FeatureConfig, RecordConfig
+from tapcheck.errors import TapcheckWarning
+from tapcheck.features import find_strike, power_spectrogram
+from tapcheck.recording import check_take
+from tapcheck.synth import study_boards, synthesize_tap, take_rng
+
+from .pulse import LiveCommand, tap_track
+
+SR = 44100
+
+
+# -- the checks, on arrays ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tap():
+    board = study_boards(seed=2)[0]
+    return synthesize_tap(board.board, "left", rng=take_rng(2, 1, "left", 0))
+
+
+def test_a_good_take_passes(tap):
+    check = check_take(tap, sr=SR)
+    assert check.ok, check.problems
+    onset = find_strike(power_spectrogram(tap)) * 128 / SR
+    assert check.onset_s == pytest.approx(onset) and -25 < check.peak_dbfs < 0
+
+
+def test_silence_is_no_strike_and_too_quiet():
+    noise = (np.random.default_rng(0).standard_normal(3 * SR) * 1e-3).astype(np.float32)
+    check = check_take(noise, sr=SR)
+    assert not check.ok
+    assert check.problems[0].startswith("no strike heard (loudest moment only")
+    assert check.onset_s is None
+    assert any(p.startswith("too quiet (peak -") for p in check.problems)
+
+
+def test_clipping_is_judged_on_the_device_samples(tap):
+    loud = np.clip(tap * 20, -1, 1)  # the device clipped
+    with pytest.warns(TapcheckWarning, match="DC offset"):  # lopsided flat tops hold DC
+        check = check_take(loud, sr=SR)
+    assert [p for p in check.problems if p.startswith("clipped (")], check.problems
+    assert "tap softer or turn the input gain down" in check.problems[-1]
+    # a couple of samples at full scale are not yet clipping (record.clip_samples = 3)
+    two = tap.copy()
+    two[[100, 200]] = 1.0
+    assert check_take(two, sr=SR).ok
+    assert not check_take(two, sr=SR, record=RecordConfig(clip_samples=2)).ok
+
+
+def test_a_strike_cut_off_by_the_end_of_the_take(tap):
+    onset = find_strike(power_spectrogram(tap)) * 128
+    late = tap[: onset + int(0.2 * SR)]  # 0.2 s of ring-down, the crops need 0.35 s
+    check = check_take(late, sr=SR)
+    assert check.problems == ["strike too close to the end of the take, its ring-down is cut "
+                              "off — tap sooner after the prompt"]
+
+
+def test_a_quiet_tap_is_too_quiet(tap):
+    quiet = tap * 10 ** ((-45 - 20 * np.log10(np.abs(tap).max())) / 20)  # peak -45 dBFS
+    check = check_take(quiet, sr=SR, features=FeatureConfig())
+    assert check.problems == ["too quiet (peak -45.0 dBFS, needs -40) — move the microphone "
+                              "closer or turn the input gain up"]
+
+
+# -- sessions through the audio server ------------------------------------------------------------
+
+@pytest.fixture
+def recordings():
+    """The test's recordings folder ($TAPCHECK_RECORDINGS, set by conftest)."""
+    return Path(os.environ["TAPCHECK_RECORDINGS"])
+
+
+def _rows(root):
+    with open(root / "manifest.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _onset_s(path):
+    y = load(path)
+    return find_strike(power_spectrogram(y)) * 128 / SR
+
+
+def _record(*args, env=None, stdin=False):
+    return LiveCommand("record", "--device", "pulse", *args, env=env, stdin=stdin)
+
+
+def test_record_saves_each_tap_in_its_take(pulse, tmp_path, recordings):
+    track = tmp_path / "tap.wav"
+    tap_at = tap_track(track, [(1, "left", 0)], lead_s=0.8, tail_s=1.5)[0]
+    source = sf.read(track, dtype="float32")[0]
+    rec = _record("--board", "3", "--side", "left", "--label", "normal", "--group", "oak",
+                  "--takes", "2", "--dataset", "bench", "--yes")
+    assert "from 'pulse' at 44100 Hz" in rec.expect("^recording board 3 left")
+    for k in (1, 2):
+        rec.expect(f"^take {k}/2 — tap now$")
+        pulse.play(track)
+        line = rec.expect(f"^take {k}/2: ")
+        assert line.endswith(f"saved board03/left/take00{k}.wav"), line
+    assert rec.wait() == 0, rec.err
+    assert rec.out[-1].startswith("saved 2 take(s) of board 3 left in ")
+
+    root = recordings / "bench"
+    rows = _rows(root)
+    assert [(r["path"], r["take"]) for r in rows] == [("board03/left/take001.wav", "1"),
+                                                     ("board03/left/take002.wav", "2")]
+    for r in rows:
+        assert (r["board"], r["side"], r["label"], r["group"], r["split"]) == (
+            "3", "left", "normal", "oak", "train")
+        assert (r["sample_rate"], r["duration_s"], r["source"]) == ("44100", "3.0", "pulse")
+        info = sf.info(root / r["path"])
+        assert (info.samplerate, info.channels, info.frames) == (44100, 1, 3 * SR)
+        # the tap is in the take where it was played: ~0.8 s after the prompt ...
+        y = load(root / r["path"])
+        onset = _onset_s(root / r["path"])
+        assert abs(onset - tap_at) < 0.25, onset
+        # ... and it is the played tap, sample for sample (16-bit, through the server)
+        a = int(onset * SR) - int(0.05 * SR)
+        seg = y[a:a + SR // 2]
+        corr = np.correlate(source, seg, mode="valid")
+        best = int(np.argmax(corr))
+        ref = source[best:best + len(seg)]
+        assert np.corrcoef(ref, seg)[0, 1] > 0.99
+        assert float(r["peak_dbfs"]) == pytest.approx(20 * np.log10(np.abs(y).max()), abs=0.05)
+
+    # a second session, at the device rate of 48 kHz: numbering goes on, nothing is touched
+    before = {r["path"]: (root / r["path"]).read_bytes() for r in rows}
+    config = tmp_path / "48k.toml"
+    config.write_text("[stream]\ndevice_sr = 48000\n")
+    rec = _record("--board", "3", "--side", "left", "--takes", "1", "--dataset", "bench", "--yes",
+                  "--config", config)
+    assert "at 48000 Hz, resampled to 44100 Hz" in rec.expect("^recording board 3 left")
+    rec.expect("^take 1/1 — tap now$")
+    pulse.play(track)
+    assert rec.expect("^take 1/1: ").endswith("saved board03/left/take003.wav")
+    assert rec.wait() == 0, rec.err
+    rows = _rows(root)
+    assert [r["take"] for r in rows] == ["1", "2", "3"] and rows[2]["sample_rate"] == "44100"
+    assert sf.info(root / rows[2]["path"]).frames == 3 * SR
+    assert abs(_onset_s(root / rows[2]["path"]) - tap_at) < 0.25
+    assert all((root / p).read_bytes() == b for p, b in before.items())
+
+
+def test_bad_takes_are_said_and_retaken(pulse, tmp_path, recordings):
+    good, loud = tmp_path / "tap.wav", tmp_path / "loud.wav"
+    tap_track(good, [(2, "right", 1)], lead_s=0.6, tail_s=1.2)
+    tap_track(loud, [(2, "right", 1)], lead_s=0.6, tail_s=1.2, gain=8.0)  # past full scale
+    rec = _record("--board", "2", "--side", "right", "--takes", "1", "--duration", "2",
+                  "--dataset", "retakes", "--yes")
+    rec.expect("^take 1/1 — tap now$")  # nobody taps
+    assert "no strike heard (loudest moment only" in rec.expect("^take 1/1: .* — not saved$")
+    rec.expect("^take 1/1 — tap now$")
+    pulse.play(loud)
+    line = rec.expect("^take 1/1: .* — not saved$")
+    assert "clipped (" in line and "no strike" not in line
+    rec.expect("^take 1/1 — tap now$")
+    pulse.play(good)
+    assert rec.expect("^take 1/1: ").endswith("saved board02/right/take001.wav")
+    assert rec.wait() == 0
+    assert rec.out[-1].endswith("(take 1-1); 2 bad take(s) not kept")
+    assert [r["path"] for r in _rows(recordings / "retakes")] == ["board02/right/take001.wav"]
+
+
+def test_keep_bad_keeps_and_says_why(pulse, recordings):
+    rec = _record("--board", "4", "--side", "left", "--takes", "1", "--duration", "1.5",
+                  "--dataset", "kept", "--yes", "--keep-bad")
+    line = rec.expect("^take 1/1: ")
+    assert line.endswith("(kept although: no strike heard (loudest moment only "
+                         + line.split("loudest moment only ")[1])
+    assert "saved board04/left/take001.wav" in line
+    assert rec.wait() == 0
+    assert len(_rows(recordings / "kept")) == 1
+
+
+def test_yes_gives_up_after_too_many_bad_takes(pulse, tmp_path, recordings):
+    config = tmp_path / "c.toml"
+    config.write_text("[record]\nmax_retakes = 1\n")
+    rec = _record("--board", "4", "--side", "left", "--takes", "3", "--duration", "1",
+                  "--dataset", "nobody", "--yes", "--config", config)
+    assert rec.wait() == 2
+    assert len(rec.err) == 1 and rec.err[0].startswith(
+        "tapcheck: error: 2 bad takes in a row from 'pulse' (last: no strike heard")
+    assert not (recordings / "nobody" / "manifest.csv").exists()
+
+
+def test_interactive_session_on_stdin(pulse, tmp_path, recordings):
+    track = tmp_path / "tap.wav"
+    tap_track(track, [(3, "left", 2)], lead_s=0.6, tail_s=1.2)
+    rec = _record("--board", "3", "--side", "left", "--takes", "3", "--duration", "2",
+                  "--dataset", "asked", stdin=True)
+    time.sleep(0.5)
+    rec.send("\n")  # Enter: record take 1
+    rec.expect("^take 1/3 — tap now$")
+    pulse.play(track)
+    assert rec.expect("^take 1/3: ").endswith("saved board03/left/take001.wav")
+    rec.send("q\n")  # stop after one
+    assert rec.wait() == 0
+    assert rec.out[-1].startswith("saved 1 take(s) of board 3 left")
+    assert rec.out[-2] == "take 2/3: press Enter to record, q Enter to stop "
+    assert len(_rows(recordings / "asked")) == 1
+
+
+def test_trigger_saves_one_take_per_tap_and_none_for_silence(pulse, tmp_path, recordings):
+    track = tmp_path / "three.wav"
+    taps = [(1, "left", 3), (2, "left", 4), (5, "left", 5)]
+    tap_track(track, taps, lead_s=1.0, spacing_s=3.5, tail_s=2.8)
+    rec = _record("--board", "9", "--side", "left", "--takes", "3", "--dataset", "trig",
+                  "--trigger")
+    rec.expect("^tap board 9 left 3 times")
+    time.sleep(1.5)  # silence (room noise) first: no take
+    assert not [line for line in rec.out if "saved" in line]
+    pulse.play(track)
+    for k in (1, 2, 3):
+        assert rec.expect(f"^take {k}/3: ", timeout=30).endswith(
+            f"saved board09/left/take00{k}.wav")
+    assert rec.wait() == 0
+    rows = _rows(recordings / "trig")
+    assert len(rows) == 3
+    for r in rows:
+        # the strike 0.5 s into the take (stream.pre_roll_s), to within a detector frame or two
+        assert abs(_onset_s(recordings / "trig" / r["path"]) - 0.5) < 0.012
+        assert sf.info(recordings / "trig" / r["path"]).frames == 3 * SR
+
+    # nobody taps: no take, and Ctrl-C stops cleanly
+    rec = _record("--board", "9", "--side", "right", "--takes", "1", "--dataset", "trig",
+                  "--trigger")
+    rec.expect("^tap board 9 right 1 times")
+    time.sleep(4.0)
+    rec.proc.send_signal(signal.SIGINT)
+    assert rec.wait() == 130
+    assert not [line for line in rec.out if "— saved" in line or "not saved" in line]
+    assert rec.out[-1].startswith("saved 0 take(s) of board 9 right")
+    assert rec.err[-1] == ("tapcheck: stopped; every finished take is saved, the take in "
+                           "progress is not")
+    assert len(_rows(recordings / "trig")) == 3
+
+
+def test_killing_record_mid_take_leaves_the_dataset_consistent(pulse, tmp_path, recordings):
+    track = tmp_path / "tap.wav"
+    tap_track(track, [(4, "right", 0)], lead_s=0.5, tail_s=1.2)
+    rec = _record("--board", "4", "--side", "right", "--takes", "5", "--duration", "2",
+                  "--dataset", "killed", "--yes")
+    for k in (1, 2):
+        rec.expect(f"^take {k}/5 — tap now$")
+        pulse.play(track)
+        rec.expect(f"^take {k}/5: .*saved")
+    rec.expect("^take 3/5 — tap now$")
+    pulse.play(track)
+    time.sleep(1.0)  # mid-take
+    rec.proc.send_signal(signal.SIGKILL)
+    rec.wait()
+    root = recordings / "killed"
+    rows = _rows(root)
+    assert [r["path"] for r in rows] == ["board04/right/take001.wav", "board04/right/take002.wav"]
+    for r in rows:
+        assert sf.info(root / r["path"]).frames == 2 * SR
+        load(root / r["path"])  # complete and readable
+    assert sorted(p.name for p in (root / "board04" / "right").iterdir()) == [
+        "take001.wav", "take002.wav"]
+    # a new session goes on from take 3; Ctrl-C in the middle of its second take keeps the first
+    rec = _record("--board", "4", "--side", "right", "--takes", "5", "--duration", "2",
+                  "--dataset", "killed", "--yes")
+    rec.expect("^take 1/5 — tap now$")
+    pulse.play(track)
+    assert rec.expect("^take 1/5: ").endswith("saved board04/right/take003.wav")
+    rec.expect("^take 2/5 — tap now$")
+    time.sleep(0.7)
+    rec.proc.send_signal(signal.SIGINT)
+    assert rec.wait() == 130
+    assert rec.out[-1].startswith("saved 1 take(s) of board 4 right")
+    assert "(take 3-3)" in rec.out[-1]
+    assert [r["take"] for r in _rows(root)] == ["1", "2", "3"]
+
+
+def test_a_take_file_without_its_row_is_reported_kept_and_numbered_after(pulse, recordings):
+    # what a SIGKILL between the WAV and the manifest row leaves behind
+    folder = recordings / "orphans" / "board06" / "right"
+    folder.mkdir(parents=True)
+    sf.write(folder / "take005.wav", np.zeros(SR, np.float32), SR)
+    before = (folder / "take005.wav").read_bytes()
+    rec = _record("--board", "6", "--side", "right", "--takes", "1", "--duration", "1",
+                  "--dataset", "orphans", "--yes", "--keep-bad")
+    assert rec.wait() == 0, rec.err
+    assert rec.err[0] == (
+        f"tapcheck: warning: {recordings / 'orphans'}: 1 take file(s) are not in the manifest, "
+        "e.g. board06/right/take005.wav (a session was stopped while saving); they are kept, and "
+        "new takes are numbered after them")
+    assert [r["path"] for r in _rows(recordings / "orphans")] == ["board06/right/take006.wav"]
+    assert (folder / "take005.wav").read_bytes() == before

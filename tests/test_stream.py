@@ -1,0 +1,203 @@
+"""Strike detection in a stream, on arrays: one strike per tap, none for noise, ring-downs or
+bounces; clips cut around each strike hold what the model's crops need."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from tapcheck.config import FeatureConfig, StreamConfig
+from tapcheck.errors import ParameterError
+from tapcheck.features import find_strike, power_spectrogram, strike_crops
+from tapcheck.stream import StrikeClipper, StrikeDetector, crop_end, crop_span_s
+from tapcheck.synth import study_boards, synthesize_tap, take_rng
+
+SR = 44100
+
+
+def _noise(seconds, dbfs, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(int(seconds * SR)) * 10 ** (dbfs / 20)).astype(np.float32)
+
+
+def _feed(detector_or_clipper, y, block=441):
+    out = []
+    for i in range(0, len(y), block):
+        part = y[i:i + block]
+        if isinstance(detector_or_clipper, StrikeDetector):
+            out += detector_or_clipper.process(part)
+        else:
+            out += detector_or_clipper.feed(part, arrived=float(i + len(part)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def takes():
+    """Synthetic takes of normal and defective boards, each with its strike onset (samples)."""
+    boards = {b.number: b for b in study_boards(seed=5)}
+    out = []
+    for number, side in ((1, "left"), (3, "right"), (5, "left"), (7, "left"), (8, "right")):
+        for k in range(2):
+            y = synthesize_tap(boards[number].board, side, rng=take_rng(5, number, side, k))
+            out.append((y, find_strike(power_spectrogram(y)) * 128))
+    return out
+
+
+def _ring(seconds=0.6, amplitude=0.3, decay=12.0, seed=0):
+    """A struck board's ring-down: a click and decaying partials."""
+    t = np.arange(int(seconds * SR)) / SR
+    y = sum(np.sin(2 * np.pi * f * t) * np.exp(-t * decay * (1 + i / 2))
+            for i, f in enumerate((410, 980, 1730, 2900)))
+    return (amplitude * y / np.abs(y).max()).astype(np.float32)
+
+
+def test_one_strike_per_tap_at_its_onset(takes):
+    # the takes back to back: 10 taps, each in its own 3 s of noise, at random times
+    stream = np.concatenate([y for y, _ in takes])
+    truth = [i * len(takes[0][0]) + onset for i, (_, onset) in enumerate(takes)]
+    onsets = _feed(StrikeDetector(sr=SR), stream)
+    assert len(onsets) == len(truth)
+    # within a few ms of where the features place the strike (the detector frames are 5 ms)
+    assert np.abs(np.array(onsets) - truth).max() < 0.008 * SR
+
+
+def test_block_size_does_not_change_the_onsets(takes):
+    stream = np.concatenate([y for y, _ in takes[:4]])
+    reference = _feed(StrikeDetector(sr=SR), stream, block=441)
+    for block in (64, 1000, 4096, len(stream)):
+        assert _feed(StrikeDetector(sr=SR), stream, block=block) == reference
+
+
+@pytest.mark.parametrize("what", ["digital silence", "steady noise", "hum", "noise step"])
+def test_no_strike_in_noise(what):
+    y = {"digital silence": np.zeros(5 * SR, np.float32),
+         "steady noise": _noise(5, -55),
+         # mains hum loud enough to matter, below the 150 Hz high-pass
+         "hum": (0.05 * np.sin(2 * np.pi * 50 * np.arange(5 * SR) / SR)).astype(np.float32)
+         + _noise(5, -65),
+         # the room gets 15 dB noisier (a fan starts): the floor follows, no strike
+         "noise step": np.concatenate([_noise(2, -65), _noise(3, -50, seed=1)])}[what]
+    assert _feed(StrikeDetector(sr=SR), y) == []
+
+
+def test_a_ring_down_and_a_double_bounce_are_one_strike():
+    y = _noise(3, -60)
+    ring = _ring(seconds=1.0, decay=6.0)  # a long ring, loud for ~0.5 s
+    y[SR:SR + len(ring)] += ring
+    bounce = 0.5 * _ring(seconds=0.3)  # the stick bounces 30 ms later, at half the force
+    at = SR + int(0.03 * SR)
+    y[at:at + len(bounce)] += bounce
+    onsets = _feed(StrikeDetector(sr=SR), y)
+    assert len(onsets) == 1 and abs(onsets[0] - SR) < 0.006 * SR
+
+
+def test_two_taps_half_a_second_apart_are_two_strikes():
+    y = _noise(3, -60)
+    for at in (SR, int(1.5 * SR)):
+        ring = _ring(seconds=0.4, decay=25.0)
+        y[at:at + len(ring)] += ring
+    assert len(_feed(StrikeDetector(sr=SR), y)) == 2
+
+
+def test_a_lasting_loud_noise_becomes_the_floor():
+    # a machine starts 30 dB above the room: at most one false strike at its start, and a tap
+    # louder than the machine is still heard after the floor has caught up
+    y = np.concatenate([_noise(1, -65), _noise(5, -35, seed=2)])
+    ring = _ring(seconds=0.4, amplitude=0.5, decay=25.0)
+    y[5 * SR:5 * SR + len(ring)] += ring
+    onsets = _feed(StrikeDetector(sr=SR), y)
+    assert len(onsets) <= 2 and abs(onsets[-1] - 5 * SR) < 0.006 * SR
+
+
+def test_nothing_counts_during_warmup_and_quiet_taps_below_the_gate():
+    y = _noise(2, -90)
+    y[int(0.1 * SR):int(0.1 * SR) + int(0.4 * SR)] += _ring(seconds=0.4)  # inside the warm-up
+    quiet = _ring(seconds=0.4, amplitude=10 ** (-75 / 20))  # 50 dB above -90, below -70 dBFS
+    y[SR:SR + len(quiet)] += quiet
+    assert _feed(StrikeDetector(sr=SR), y) == []
+
+
+def test_clipper_cuts_pre_roll_and_post_around_each_strike(takes):
+    stream = np.concatenate([y for y, _ in takes[:3]])
+    clipper = StrikeClipper(sr=SR, post_s=2.5)
+    strikes = _feed(clipper, stream)
+    truth = [i * len(takes[0][0]) + onset for i, (_, onset) in enumerate(takes[:3])]
+    complete = [t for t in truth if t + int(2.5 * SR) <= len(stream)]
+    assert len(strikes) == len(complete)
+    for s in strikes:
+        assert len(s.clip) == 3 * SR and s.onset - s.start == SR // 2
+        assert np.array_equal(s.clip, stream[s.start:s.start + 3 * SR])
+        assert s.onset_in_clip_s == 0.5 and s.rise_db > 20
+        # arrival: the block that held the clip's last sample (arrived = its end index here)
+        assert s.start + 3 * SR <= s.arrived < s.start + 3 * SR + 441
+        others = sum(1 for t in truth if s.start <= t < s.start + 3 * SR) - 1
+        assert s.others == others
+
+
+def test_live_clip_gives_the_crops_of_the_whole_take(takes):
+    """The short clip listen judges holds everything the crops need: cut at crop_span_s after the
+    detector's onset (and a little), and extended once when the features place the onset later
+    (as listen does), its crops equal those of the whole 3 s take (cut on the same STFT frame
+    grid)."""
+    f = FeatureConfig()
+    # what listen waits for: the crops' span plus a detector frame and an STFT hop
+    span = int(round((crop_span_s(f, sr=SR) + StreamConfig().frame_s) * SR)) + f.hop_length
+    extended = 0
+    for y, _ in takes:
+        crops, onset = strike_crops(y, features=f, return_onset=True)
+        det_onset = _feed(StrikeDetector(sr=SR, config=dataclasses.replace(
+            StreamConfig(), warmup_s=0.1)), y)[0]
+        start = max(0, (det_onset - int(0.5 * SR)) // 128 * 128)  # on the take's frame grid
+        clip = y[start:det_onset + span]
+        live, live_onset = strike_crops(clip, features=f, return_onset=True)
+        if crop_end(live_onset, f) > len(clip):
+            extended += 1
+            clip = y[start:start + crop_end(live_onset, f)]
+            live, live_onset = strike_crops(clip, features=f, return_onset=True)
+        assert crop_end(live_onset, f) <= len(clip)
+        assert live_onset == onset - start // 128
+        np.testing.assert_allclose(live, crops, atol=1e-4)
+    assert extended <= len(takes) // 5  # mostly the detector's onset is where the crops start
+
+
+def test_a_clip_can_be_extended_once_cut():
+    y = _noise(4, -60)
+    ring = _ring(seconds=0.4, decay=25.0)
+    y[SR:SR + len(ring)] += ring
+    clipper = StrikeClipper(sr=SR, post_s=0.3)
+    first, second = [], []
+    for i in range(0, len(y), 441):
+        for strike in clipper.feed(y[i:i + 441], arrived=float(i)):
+            (second if first else first).append(strike)
+            if len(first) == 1 and not second:
+                clipper.extend(strike, 0.5)
+    assert len(first) == len(second) == 1
+    assert len(first[0].clip) == int(0.8 * SR) and len(second[0].clip) == int(1.0 * SR)
+    assert np.array_equal(second[0].clip[:len(first[0].clip)], first[0].clip)
+    with pytest.raises(ParameterError, match="extended by up to 1 s"):
+        clipper.extend(first[0], 2.0)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ParameterError, match="margin_db"):
+        StrikeDetector(sr=SR, config=StreamConfig(margin_db=10, hysteresis_db=12))
+    with pytest.raises(ParameterError, match="post_s"):
+        StrikeClipper(sr=SR, post_s=0)
+
+
+def test_digital_silence_at_the_start_of_a_stream_is_not_the_floor():
+    # some devices deliver a few ms of zeros before the microphone's noise; a tap 1 s later
+    # must be heard, and the noise appearing out of silence is not a strike
+    y = np.concatenate([np.zeros(int(0.02 * SR), np.float32), _noise(3, -60)])
+    ring = _ring(seconds=0.4, decay=25.0)
+    y[SR:SR + len(ring)] += ring
+    onsets = _feed(StrikeDetector(sr=SR), y)
+    assert len(onsets) == 1 and abs(onsets[0] - SR) < 0.006 * SR
+
+
+def test_ready_after_the_warm_up_and_the_pre_roll():
+    clipper = StrikeClipper(sr=SR, post_s=1.0)  # pre-roll 0.5 s > warm-up 0.3 s
+    clipper.feed(_noise(0.45, -60))
+    assert not clipper.ready
+    clipper.feed(_noise(0.1, -60))
+    assert clipper.ready
