@@ -8,11 +8,13 @@ whatever else libsndfile reads). It returns mono float32 at the requested rate o
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import struct
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -63,7 +65,12 @@ def load(path: str | os.PathLike, *, sr: int = 44100,
         finite, heavily clipped.
     """
     path = Path(path)
-    info = _open_info(path)
+    with _open(path) as info:  # one open file for the checks and the samples
+        return _read(info, path=path, sr=sr, max_duration_s=max_duration_s, min_sr=min_sr)
+
+
+def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
+          min_sr: float) -> np.ndarray:
     if info.frames == 0:
         raise AudioError("holds no samples", path=path, fix="re-record or re-export the clip")
     if info.frames / info.samplerate > max_duration_s:
@@ -76,7 +83,7 @@ def load(path: str | os.PathLike, *, sr: int = 44100,
             f"{info.samplerate / 2:.0f} Hz only; tapcheck listens up to {min_sr / 2:.0f} Hz",
             path=path, fix=f"record at 44100 Hz (at least {math.ceil(min_sr)} Hz)")
     try:
-        y, file_sr = sf.read(os.fsencode(path), dtype="float32", always_2d=True)
+        y, file_sr = info.read(dtype="float32", always_2d=True), info.samplerate
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
         raise AudioError(f"cannot be decoded ({e})", path=path, fix=FORMATS_HINT) from None
     if y.shape[0] == 0:
@@ -87,11 +94,11 @@ def load(path: str | os.PathLike, *, sr: int = 44100,
     _check_clipping(y, sr=file_sr, path=path)
     if y.shape[1] > 1:
         warnings.warn(f"{path}: {y.shape[1]} channels averaged to mono (the study records mono)",
-                      TapcheckWarning, stacklevel=2)
+                      TapcheckWarning, stacklevel=3)
     y = y.mean(axis=1)
     if file_sr != sr:
         warnings.warn(f"{path}: resampled from {file_sr} Hz to {sr} Hz", TapcheckWarning,
-                      stacklevel=2)
+                      stacklevel=3)
         y = resample(y, orig_sr=file_sr, target_sr=sr)
     return np.ascontiguousarray(y, dtype=np.float32)
 
@@ -156,7 +163,9 @@ def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(y, orig_sr, target_sr, quality="HQ").astype(np.float32)
 
 
-def _open_info(path: Path):
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[sf.SoundFile]:
+    """The file opened for reading, after the checks that need no decoding."""
     if not path.exists():
         raise AudioError("file not found", path=path, fix="check the path")
     if path.is_dir():
@@ -164,26 +173,30 @@ def _open_info(path: Path):
                          fix="pass the audio files inside it, e.g. folder/*.wav")
     try:
         size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(4096)
+        f = open(path, "rb")  # noqa: SIM115 - closed below, after the samples are read
+        head = f.read(4096)
+        f.seek(0)
     except PermissionError:
         raise AudioError("cannot be read (permission denied)", path=path,
                          fix="check the file's permissions (chmod u+r)") from None
     except OSError as e:
         raise AudioError(f"cannot be read ({e.strerror})", path=path,
                          fix="check the file") from None
-    if size == 0:
-        raise AudioError("is empty (0 bytes)", path=path,
-                         fix="the recording or copy failed; record or copy it again")
-    try:
-        info = sf.info(os.fsencode(path))  # bytes: soundfile cannot encode non-UTF-8 file names
-    except (sf.LibsndfileError, RuntimeError) as e:
-        detail = str(e).split(":", 1)[-1].strip() or "unknown format"
-        raise AudioError(f"is not a readable audio file ({detail})", path=path,
-                         fix=FORMATS_HINT) from None
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        _check_wav_complete(path, head, size)
-    return info
+    with f:
+        if size == 0:
+            raise AudioError("is empty (0 bytes)", path=path,
+                             fix="the recording or copy failed; record or copy it again")
+        try:
+            # a file object: soundfile cannot encode file names that are not UTF-8
+            info = sf.SoundFile(f)
+        except (sf.LibsndfileError, RuntimeError) as e:
+            detail = str(e).split(":", 1)[-1].strip() or "unknown format"
+            raise AudioError(f"is not a readable audio file ({detail})", path=path,
+                             fix=FORMATS_HINT) from None
+        with info:
+            if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+                _check_wav_complete(path, head, size)
+            yield info
 
 
 def _check_wav_complete(path: Path, head: bytes, size: int) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -111,8 +110,22 @@ def _tapcheck_loop(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, *, 
     return done / (time.perf_counter() - t0)
 
 
+def step_flops(model: torch.nn.Module, *, batch: int = 8) -> float:
+    """Floating-point operations of one training step (forward + backward) per sample."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(batch, 1, 100, 120)
+    y = torch.randint(0, 2, (batch,))
+    with FlopCounterMode(display=False) as counter:
+        loss, _ = model.loss(x, y)
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch
+
+
 def training_speed(*, steps: int = 6, batch: int = 32) -> list[dict]:
-    """Samples/s of the naive loop and tapcheck's loop for each backbone family."""
+    """Samples/s of the naive loop and tapcheck's loop for each backbone family, with the
+    arithmetic rate each reaches (to set against the matrix-product peaks)."""
     from .config import TrainConfig
     from .models import get_spec
 
@@ -126,10 +139,12 @@ def training_speed(*, steps: int = 6, batch: int = 32) -> list[dict]:
         naive = _naive_loop(spec.build(n_classes=10, train=train, input_shape=(100, 120)), X, y,
                             steps=steps, batch=batch)
         torch.manual_seed(0)
-        ours = _tapcheck_loop(spec.build(n_classes=10, train=train, input_shape=(100, 120)), X,
-                              y, steps=steps, batch=batch)
+        model = spec.build(n_classes=10, train=train, input_shape=(100, 120))
+        flops = step_flops(model)
+        ours = _tapcheck_loop(model, X, y, steps=steps, batch=batch)
         rows.append({"model": name, "naive_samples_per_s": naive, "tapcheck_samples_per_s": ours,
-                     "speedup": ours / naive})
+                     "speedup": ours / naive, "gflop_per_sample": flops / 1e9,
+                     "naive_gflops": naive * flops / 1e9, "tapcheck_gflops": ours * flops / 1e9})
     return rows
 
 
@@ -137,8 +152,18 @@ def judge_speed(model_path: Path, clips: list[Path]) -> dict[str, float]:
     """Warm latency of one clip, batch throughput, and the cold `tapcheck judge` from the shell."""
     from .judge import Judge
 
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .models.base import represent_clips
+
     judge = Judge(model_path)
+    crops = np.zeros((1, judge.config.features.n_crops, judge.config.features.n_bins,
+                      judge.config.features.n_frames), np.float32)
+    with FlopCounterMode(display=False) as counter:
+        represent_clips(judge.net, crops, judge.model.scorer)
     one = _timed(lambda: judge.judge_files(clips[:1]), repeats=30, warmup=3)
+    network = min(_timed(lambda: represent_clips(judge.net, crops, judge.model.scorer),
+                         repeats=30, warmup=3))
     batch = min(_timed(lambda: judge.judge_files(clips), repeats=3, warmup=1))
     cold = _timed(lambda: subprocess.run(
         [sys.executable, "-m", "tapcheck", "judge", str(clips[0]), "--model", str(model_path)],
@@ -147,15 +172,22 @@ def judge_speed(model_path: Path, clips: list[Path]) -> dict[str, float]:
             "warm_ms_p95": 1000 * float(np.percentile(one, 95)),
             "batch_clips_per_s": len(clips) / batch, "batch_size": len(clips),
             "cold_cli_s_median": float(np.median(cold)),
+            "network_gflop_per_clip": counter.get_total_flops() / 1e9,
+            "network_ms_best": 1000 * network,
             "real_time_factor": 3.0 / float(np.median(one))}
 
 
 def peak_memory_mb(code: str) -> float:
-    """Max resident memory of a fresh Python process running ``code``, MB."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(after, before) / 1024.0  # ru_maxrss is in KB on Linux
+    """Max resident memory of a fresh Python process running ``code``, MB.
+
+    The process reports its own high-water mark, ``VmHWM`` (``ru_maxrss`` would not do: Linux
+    carries it over fork and exec from this process, which is big after training).
+    """
+    report = ("\nprint([l.split()[1] for l in open('/proc/self/status') "
+              "if l.startswith('VmHWM')][0])")
+    result = subprocess.run([sys.executable, "-c", code + report], check=True,
+                            capture_output=True, text=True)
+    return int(result.stdout.split()[-1]) / 1024.0  # kB
 
 
 def run_bench(*, model: Path | None = None, out: Path | None = None,
@@ -226,9 +258,18 @@ def format_results(r: dict) -> str:
     for t in r["training"]:
         lines.append(f"| training {t['model']}, samples/s | {t['tapcheck_samples_per_s']:.1f} | "
                      f"{t['naive_samples_per_s']:.1f} (naive fp32 NCHW) | {t['speedup']:.2f}x |")
+    for t in r["training"]:
+        lines.append(
+            f"| training {t['model']}, GFLOP/s ({t['gflop_per_sample']:.2f} GFLOP a sample) | "
+            f"{t['tapcheck_gflops']:.0f} = {t['tapcheck_gflops'] / m['bfloat16']:.0%} of the bf16 "
+            f"peak | {t['naive_gflops']:.0f} = {t['naive_gflops'] / m['float32']:.0%} of the fp32 "
+            "peak | |")
     lines += [
         f"| judge one 3 s clip, warm (median / p95) | {j['warm_ms_median']:.1f} / "
         f"{j['warm_ms_p95']:.1f} ms | 3000 ms (real time) | {j['real_time_factor']:.0f}x |",
+        f"| judge: the network alone ({j['network_gflop_per_clip']:.1f} GFLOP a clip), best | "
+        f"{j['network_ms_best']:.1f} ms | {1000 * j['network_gflop_per_clip'] / m['bfloat16']:.1f}"
+        f" ms at the bf16 peak | |",
         f"| judge a batch of {j['batch_size']} clips, clips/s | {j['batch_clips_per_s']:.0f} | | |",
         f"| `tapcheck judge clip.wav` from the shell (cold) | {j['cold_cli_s_median']:.2f} s | | |",
         f"| peak memory: training / judging | {r['memory_mb']['train']:.0f} / "

@@ -89,8 +89,8 @@ def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: s
                    model_file=str(path.relative_to(out)))
         rows.append(row)
         runs[name] = dict(scores=scores, history=checkpoint["history"],
-                          train_emb=represent_clips(loaded.module, train_clips, "knn").numpy(),
-                          test_emb=represent_clips(loaded.module, test_clips, "knn").numpy(),
+                          train_emb=represent_clips(judge.net, train_clips, "knn").numpy(),
+                          test_emb=represent_clips(judge.net, test_clips, "knn").numpy(),
                           threshold=judge.threshold)
         log(f"      AUC {row['auc']:.3f}  pAUC {row['pauc']:.3f}  "
             f"({row['train_seconds']:.0f} s)")

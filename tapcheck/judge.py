@@ -20,7 +20,7 @@ from .errors import ModelFileError, TapcheckError
 from .features import FeatureCache, clip_features, strike_crops
 from .modelfile import LoadedModel, load_model
 from .models.base import represent_clips
-from .runtime import inference_autocast
+from .runtime import bf16_inference
 
 NORMAL, ANOMALOUS = "NORMAL", "ANOMALOUS"
 
@@ -62,20 +62,23 @@ class Judge:
     """
 
     def __init__(self, model, *, config: Config | None = None, cache: FeatureCache | None = None):
-        self.model: LoadedModel = model if isinstance(model, LoadedModel) else load_model(model)
+        owned = not isinstance(model, LoadedModel)  # loaded here: nobody else uses the module
+        self.model: LoadedModel = load_model(model) if owned else model
         self.config = self.model.config
         if config is not None:
             check_same_features(self.model, config)
         self.cache = cache
         self.name = self.model.name
         self.threshold = self.model.detector.threshold_
+        # the fast copy the scores are computed with (and training computed its references with)
+        self.net = self.model.module.for_inference(
+            bf16=bf16_inference(bf16=self.config.train.bf16), copy=not owned)
 
     def scores(self, clips: np.ndarray) -> np.ndarray:
         """Anomaly scores of crops (n_clips, n_crops, bins, frames), shape (n_clips,)."""
         if len(clips) == 0:
             return np.zeros(0)
-        with inference_autocast(bf16=self.config.train.bf16):
-            rep = represent_clips(self.model.module, clips, self.model.scorer)
+        rep = represent_clips(self.net, clips, self.model.scorer)
         return self.model.detector.anomaly_score(rep.numpy())
 
     def judge_array(self, y: np.ndarray, *, path: str = "<array>") -> Verdict:

@@ -22,6 +22,11 @@ from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 ADACOS_MIN_SCALE = math.sqrt(2.0) * math.log(9.0)
 
 
+def adacos_initial_scale(num_classes: int) -> float:
+    """AdaCos's fixed scale √2 · log(C − 1), never below :data:`ADACOS_MIN_SCALE`."""
+    return max(math.sqrt(2.0) * math.log(max(num_classes - 1, 1)), ADACOS_MIN_SCALE)
+
+
 class AdaCosLoss(BaseMetricLossFunction):
     """AdaCos: cosine softmax with an automatically adapted scale and no margin.
 
@@ -42,9 +47,8 @@ class AdaCosLoss(BaseMetricLossFunction):
         self.num_classes = num_classes
         self.W = torch.nn.Parameter(torch.empty(embedding_size, num_classes))
         torch.nn.init.xavier_uniform_(self.W)
-        initial = math.sqrt(2.0) * math.log(max(num_classes - 1, 1))
         # a buffer, so the learned scale is saved and restored with the weights
-        self.register_buffer("scale", torch.tensor(max(initial, ADACOS_MIN_SCALE)))
+        self.register_buffer("scale", torch.tensor(adacos_initial_scale(num_classes)))
         self.add_to_recordable_attributes(list_of_names=["num_classes"], is_stat=False)
 
     def get_default_distance(self):

@@ -38,7 +38,7 @@ from .features import FeatureCache
 from .modelfile import check_partial, new_checkpoint, read_partial, save_partial
 from .models import get_spec
 from .models.base import TapModel, represent_clips
-from .runtime import autocast_dtype, configure_threads, inference_autocast, pick_device
+from .runtime import autocast_dtype, configure_threads, bf16_inference, pick_device
 from .samplers import BalancedBatchSampler
 
 
@@ -421,10 +421,10 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
 
     detector = make_detector(config, data)
     scorer = config.train.scorer
-    with inference_autocast(bf16=config.train.bf16):  # as judge computes them
-        reference = represent_clips(model, data.fit_clips[data.fit_normal], scorer).numpy()
-        calib = represent_clips(model, data.calib_clips, scorer).numpy() if len(
-            data.calib_clips) else None
+    net = model.for_inference(bf16=bf16_inference(bf16=config.train.bf16))  # as judge does
+    reference = represent_clips(net, data.fit_clips[data.fit_normal], scorer).numpy()
+    calib = represent_clips(net, data.calib_clips, scorer).numpy() if len(
+        data.calib_clips) else None
     # fit_takes are the real takes; pseudo-anomaly clips, appended after them, are never normal
     boards = np.array([t.board for t in data.fit_takes if t.label == "normal"])
     detector.fit(reference, X_calib=calib, groups=boards)

@@ -272,3 +272,17 @@ def test_cache_replays_warnings_for_the_file_it_is_asked_about(tmp_path):
                                                "records mono)"]
     with pytest.warns(TapcheckWarning):
         np.testing.assert_array_equal(crops, cache.get(first))
+
+
+def test_crops_equal_those_of_the_full_db_spectrogram():
+    """Converting only the band to dB changes nothing: same as cropping power_to_db(S)."""
+    rng = np.random.default_rng(4)
+    S = rng.gamma(0.5, 1.0, (513, 300)).astype(np.float32) * 1e-6
+    S[:, 150:160] *= 1e6  # a strike: top_db clamps the quiet bins
+    for onset in (5, 150, 290):  # padding on the left, none, on the right
+        ours = crop_strike(S, onset, n_bins=100, fmin_bin=3)
+        S_db = power_to_db(S, top_db=80.0)[3:103]
+        start = onset - 4
+        full = np.pad(S_db, ((0, 0), (max(0, -start), 200)), constant_values=power_to_db(S).min())
+        ref = full[:, max(0, start):max(0, start) + 120]
+        np.testing.assert_allclose(ours[0], (ref - ref.mean()) / ref.std(), atol=1e-4)

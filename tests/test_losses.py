@@ -133,6 +133,7 @@ def test_triplet_objective_matches_the_reference_loop(mining, reference):
     model = TripletModel(backbone="shallow", embedding_dim=4, mining=mining)
     emb = torch.randn(12, 4, dtype=torch.float64).float()
     labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
-    triplets = model.miner(emb, labels) if model.miner is not None else None
-    ours = float(model.criterion(emb, labels, triplets))
+    criterion, miner = model.objective()
+    triplets = miner(emb, labels) if miner is not None else None
+    ours = float(criterion(emb, labels, triplets))
     assert ours == pytest.approx(reference(emb.numpy(), labels.numpy(), 0.2), rel=1e-4)

@@ -31,10 +31,8 @@ def test_every_model_trains_scores_round_trips_and_judges(name, tiny_dataset, tm
     # the detector's sklearn contract on the model's own representation
     loaded = load_model(path)
     from tapcheck.models.base import represent_clips
-    from tapcheck.runtime import inference_autocast
 
-    with inference_autocast(bf16=loaded.config.train.bf16):  # as judge represents clips
-        rep = represent_clips(loaded.module, clips, loaded.scorer).numpy()
+    rep = represent_clips(judge.net, clips, loaded.scorer).numpy()  # as judge represents clips
     pred = loaded.detector.predict(rep)
     assert set(np.unique(pred)) <= {-1, 1}
     np.testing.assert_array_equal(pred == -1, scores > judge.threshold)

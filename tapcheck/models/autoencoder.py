@@ -92,7 +92,7 @@ class VAEModel(AutoencoderModel):
         h = self.encoder(torch.flatten(x, 1))
         mu, logvar = self.mu(h).float(), self.logvar(h).float().clamp(-20, 20)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        recon = self.decoder(z).float()
+        recon = self.decoder(z.to(h.dtype)).float()  # bfloat16 in a for_inference copy
         rec = 0.5 * ((recon - torch.flatten(x, 1).float()) ** 2).sum(dim=1)
         kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(dim=1)
         return rec, kl

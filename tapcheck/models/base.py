@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -76,6 +77,26 @@ class TapModel(nn.Module):
         """Extra numbers to log per epoch (e.g. AdaCos's adaptive scale)."""
         return {}
 
+    def for_inference(self, *, bf16: bool, copy: bool = True) -> "TapModel":
+        """A copy for computing scores fast, in eval mode; ``self`` is left as it is.
+
+        ``copy=False`` converts ``self`` instead (for a caller that owns the module).
+
+        With ``bf16`` (pass :func:`tapcheck.runtime.cpu_has_bf16` and the config's ``bf16``):
+        batch norms folded into the convolutions before them, weights in bfloat16, channels-last
+        layout — measured on the 2-core machine, 41 → 24 ms for the two crops of a clip through
+        ResNet18. Training computes its reference embeddings through the same copy, so a clip's
+        score and the threshold it meets are computed alike.
+        """
+        net = (deepcopy(self) if copy else self).eval()
+        if not bf16:
+            return net
+        if any(isinstance(m, nn.BatchNorm2d) for m in net.modules()):
+            from torch.fx.experimental.optimization import fuse
+
+            net.backbone = fuse(net.backbone)  # conv + BN -> one conv (eval statistics)
+        return net.to(torch.bfloat16).to(memory_format=torch.channels_last)
+
 
 @torch.inference_mode()
 def represent_clips(model: TapModel, clips: "torch.Tensor | np.ndarray", scorer: str, *,
@@ -98,8 +119,11 @@ def represent_clips(model: TapModel, clips: "torch.Tensor | np.ndarray", scorer:
     """
     clips = torch.as_tensor(clips, dtype=torch.float32)
     n_clips, n_crops = clips.shape[:2]
-    crops = clips.reshape(n_clips * n_crops, 1, *clips.shape[2:])
-    parts = [model.represent(crops[i:i + batch_size], scorer)
+    dtype = next(model.parameters()).dtype  # bfloat16 for a for_inference(bf16=True) copy
+    crops = clips.reshape(n_clips * n_crops, 1, *clips.shape[2:]).to(dtype)
+    if dtype != torch.float32:
+        crops = crops.contiguous(memory_format=torch.channels_last)
+    parts = [model.represent(crops[i:i + batch_size], scorer).float()
              for i in range(0, len(crops), batch_size)]
     rep = torch.cat(parts) if parts else torch.zeros(0, 1)
     if scorer == "knn":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..losses import FocalLoss
 from .base import TapModel
 
 
@@ -37,7 +36,12 @@ class ClassifierModel(TapModel):
         self.model_args["focal_gamma"] = float(focal_gamma)
         self.nonlinear = nn.PReLU()
         self.fc = nn.Linear(self.model_args["embedding_dim"], self.model_args["n_classes"])
-        self.criterion = FocalLoss(focal_gamma) if focal_gamma > 0 else nn.CrossEntropyLoss()
+        if focal_gamma > 0:
+            from ..losses import FocalLoss  # imports pytorch-metric-learning: only when asked
+
+            self.criterion = FocalLoss(focal_gamma)
+        else:
+            self.criterion = nn.CrossEntropyLoss()
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.nonlinear(self(x)))

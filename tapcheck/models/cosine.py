@@ -26,9 +26,6 @@ from __future__ import annotations
 import math
 
 import torch
-from pytorch_metric_learning import losses as pml
-
-from ..losses import AdaCosLoss
 from .base import TapModel
 
 CONFIDENCE = 0.999  # target probability at θ = π/4 that fixes the automatic scale
@@ -40,17 +37,34 @@ def auto_scale(n_classes: int) -> float:
     return math.sqrt(2.0) * (math.log(max(n_classes - 1, 1)) + headroom)
 
 
-HEADS = {
-    # margin in radians everywhere in tapcheck; pytorch-metric-learning's ArcFace takes degrees
-    "arcface": lambda c, d, s, m: pml.ArcFaceLoss(c, d, margin=math.degrees(m), scale=s),
-    "cosface": lambda c, d, s, m: pml.CosFaceLoss(c, d, margin=m, scale=s),
-    "l2softmax": lambda c, d, s, m: pml.NormalizedSoftmaxLoss(c, d, temperature=1.0 / s),
-    "adacos": lambda c, d, s, m: AdaCosLoss(c, d),
-}
+HEADS = ("arcface", "cosface", "l2softmax", "adacos")
+
+
+def make_criterion(head: str, n_classes: int, dim: int, scale: float, margin: float):
+    """The training loss of a head (pytorch-metric-learning's, or :class:`AdaCosLoss`).
+
+    Imported here, when training starts: judging a saved model never needs the library (its
+    import costs half a second of ``tapcheck judge``'s start-up).
+    """
+    if head == "adacos":
+        from ..losses import AdaCosLoss
+
+        return AdaCosLoss(n_classes, dim)
+    from pytorch_metric_learning import losses as pml
+
+    if head == "arcface":  # margin in radians everywhere in tapcheck; the library takes degrees
+        return pml.ArcFaceLoss(n_classes, dim, margin=math.degrees(margin), scale=scale)
+    if head == "cosface":
+        return pml.CosFaceLoss(n_classes, dim, margin=margin, scale=scale)
+    return pml.NormalizedSoftmaxLoss(n_classes, dim, temperature=1.0 / scale)
 
 
 class CosineModel(TapModel):
     """A backbone trained with a cosine-softmax head over (board, side) classes.
+
+    The class centres ``W`` (embedding_dim x n_classes) and the scale are the model's own
+    parameter and buffer; the loss object shares them and is built only for training. All four
+    heads give the same logits at inference, ``scale · cos(embedding, centre)``.
 
     Parameters
     ----------
@@ -72,10 +86,36 @@ class CosineModel(TapModel):
     def __init__(self, *, head: str = "arcface", scale: float | None = None, margin: float = 0.2,
                  **kwargs):
         super().__init__(**kwargs)
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, not {head!r}")
         n_classes, dim = self.model_args["n_classes"], self.model_args["embedding_dim"]
         scale = auto_scale(n_classes) if scale is None else float(scale)
         self.model_args.update(head=head, scale=scale, margin=float(margin))
-        self.head = HEADS[head](n_classes, dim, scale, float(margin))
+        self.W = torch.nn.Parameter(torch.empty(dim, n_classes))
+        torch.nn.init.normal_(self.W)  # pytorch-metric-learning's default for its heads
+        if head == "adacos":
+            from ..losses import adacos_initial_scale
+
+            scale = adacos_initial_scale(n_classes)
+        self.register_buffer("scale", torch.tensor(float(scale)))
+        self._training = {}  # the loss object, built on first use; not part of the state
+
+    def _criterion(self):
+        if "loss" not in self._training:
+            a = self.model_args
+            criterion = make_criterion(a["head"], a["n_classes"], a["embedding_dim"],
+                                       a["scale"], a["margin"])
+            criterion.W = self.W  # one set of class centres: the model's
+            if a["head"] == "adacos":
+                criterion.scale = self.scale  # AdaCos updates the model's scale in place
+            self._training["loss"] = criterion
+        return self._training["loss"]
+
+    def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """``scale · cos(embedding, class centre)``, shape (N, C)."""
+        cosine = torch.nn.functional.normalize(embeddings, dim=1) @ torch.nn.functional.normalize(
+            self.W, dim=0)
+        return cosine * self.scale
 
     def loss(self, x: torch.Tensor, y: torch.Tensor):
         embeddings = self(x)
@@ -83,16 +123,15 @@ class CosineModel(TapModel):
         # centres to the embeddings' dtype, which would leave them in bfloat16.
         with torch.autocast(x.device.type, enabled=False):
             embeddings = embeddings.float()
-            loss = self.head(embeddings, y)
+            loss = self._criterion()(embeddings, y)
             with torch.no_grad():
-                correct = int((self.head.get_logits(embeddings).argmax(1) == y).sum())
+                correct = int((self.logits(embeddings).argmax(1) == y).sum())
         return loss, correct
 
     def represent(self, x: torch.Tensor, scorer: str) -> torch.Tensor:
         if scorer == "prob":
-            return torch.softmax(self.head.get_logits(self(x).float()), dim=1)
+            return torch.softmax(self.logits(self(x)).float(), dim=1)
         return super().represent(x, scorer)
 
     def train_logs(self) -> dict[str, float]:
-        scale = getattr(self.head, "scale", None)
-        return {"scale": float(scale)} if scale is not None else {}
+        return {"scale": float(self.scale)}

@@ -13,7 +13,6 @@ Both come from pytorch-metric-learning (``TripletMarginLoss``, ``BatchHardMiner`
 from __future__ import annotations
 
 import torch
-from pytorch_metric_learning import distances, losses, miners, reducers
 
 from .base import TapModel
 
@@ -43,15 +42,26 @@ class TripletModel(TapModel):
         if mining not in MINING:
             raise ValueError(f"mining must be one of {MINING}, not {mining!r}")
         self.model_args.update(mining=mining, margin=float(margin))
-        # squared Euclidean distance between L2-normalised embeddings, as in the source
-        distance = distances.LpDistance(normalize_embeddings=True, p=2, power=2)
-        self.criterion = losses.TripletMarginLoss(margin=margin, distance=distance,
-                                                  reducer=reducers.MeanReducer())
-        self.miner = miners.BatchHardMiner(distance=distance) if mining == "batch-hard" else None
+        self._training = {}  # loss and miner, built on first use
+
+    def objective(self):
+        """(loss, miner or None), built when training starts: judging never needs the library."""
+        if not self._training:
+            from pytorch_metric_learning import distances, losses, miners, reducers
+
+            # squared Euclidean distance between L2-normalised embeddings, as in the source
+            distance = distances.LpDistance(normalize_embeddings=True, p=2, power=2)
+            self._training["loss"] = losses.TripletMarginLoss(
+                margin=self.model_args["margin"], distance=distance,
+                reducer=reducers.MeanReducer())
+            self._training["miner"] = (miners.BatchHardMiner(distance=distance)
+                                       if self.model_args["mining"] == "batch-hard" else None)
+        return self._training["loss"], self._training["miner"]
 
     def loss(self, x: torch.Tensor, y: torch.Tensor):
         embeddings = self(x)
+        criterion, miner = self.objective()
         with torch.autocast(x.device.type, enabled=False):
             embeddings = embeddings.float()
-            triplets = self.miner(embeddings, y) if self.miner is not None else None
-            return self.criterion(embeddings, y, triplets), None
+            triplets = miner(embeddings, y) if miner is not None else None
+            return criterion(embeddings, y, triplets), None
