@@ -55,28 +55,28 @@ def check_versions() -> list[Finding]:
 
 
 def check_audio_devices() -> list[Finding]:
-    """PortAudio present, and at least one input device (``record`` needs both)."""
+    """PortAudio present, and at least one input device (``record`` needs both).
+
+    Asks :mod:`tapcheck.devices`, as record and listen do, so doctor's advice is theirs.
+    """
+    from .devices import NO_INPUT_FIX, input_devices, sounddevice
+    from .errors import DeviceError
+
     try:
-        import sounddevice as sd
-    except OSError as e:  # sounddevice raises OSError when the PortAudio library is missing
-        return [Finding(PROBLEM, f"PortAudio not found ({e}); `tapcheck record` needs it",
-                        fix="install it: sudo apt-get install libportaudio2 (Debian, Ubuntu)")]
-    except ImportError:
-        return [Finding(PROBLEM, "the sounddevice package is missing; `tapcheck record` needs it",
-                        fix="pip install sounddevice")]
+        sd = sounddevice()
+    except DeviceError as e:
+        return [Finding(PROBLEM, f"{e.problem}; `tapcheck record` needs it", fix=e.fix)]
     findings = [Finding(OK, f"PortAudio: {sd.get_portaudio_version()[1]}")]
     try:
-        devices = list(sd.query_devices())
-    except sd.PortAudioError as e:
-        return findings + [Finding(PROBLEM, f"PortAudio cannot list the audio devices ({e})",
-                                   fix="check the sound system (`arecord -l`), then retry")]
-    inputs = [d for d in devices if d["max_input_channels"] > 0]
+        inputs = input_devices()
+    except DeviceError as e:
+        return findings + [Finding(PROBLEM, e.problem, fix=e.fix)]
     if not inputs:
         findings.append(Finding(
             PROBLEM, "no input device (microphone) found; `tapcheck record` needs one",
-            fix="plug in the USB microphone; `arecord -l` lists the devices Linux sees"))
+            fix=NO_INPUT_FIX))
     else:
-        names = ", ".join(d["name"] for d in inputs[:4]) + (" ..." if len(inputs) > 4 else "")
+        names = ", ".join(d.name for d in inputs[:4]) + (" ..." if len(inputs) > 4 else "")
         findings.append(Finding(OK, f"{len(inputs)} input device(s): {names}"))
     return findings
 

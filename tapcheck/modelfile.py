@@ -28,7 +28,7 @@ from .features import FEATURES_VERSION
 from .files import atomic_write
 
 FORMAT = "tapcheck-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: cosine heads keep their class centres as the model's W
 PARTIAL_FORMAT = "tapcheck-partial"
 RETRAIN = "retrain it with `tapcheck train`"
 

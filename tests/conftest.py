@@ -77,14 +77,19 @@ def small_train_set(tiny_dataset, tmp_path_factory) -> Path:
     from tapcheck.datasets import Dataset
 
     root = tmp_path_factory.mktemp("small") / "small"
-    ds = Dataset.create(root)
-    for take in tiny_dataset.select(board=[1, 2], split="train"):
-        target = root / take.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tiny_dataset.path_of(take), target)
-        ds.takes.append(take)
-    ds.write_manifest()
+    _copy_takes(tiny_dataset, tiny_dataset.select(board=[1, 2], split="train"),
+                Dataset.create(root))
     return root
+
+
+def _copy_takes(source, takes, target) -> None:
+    """Copy takes (files and manifest rows) from one dataset into another."""
+    for take in takes:
+        path = target.root / take.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source.path_of(take), path)
+        target.takes.append(take)
+    target.write_manifest()
 
 
 @pytest.fixture(scope="session")
@@ -94,13 +99,8 @@ def small_compare_set(tiny_dataset, small_train_set, tmp_path_factory) -> Path:
     from tapcheck.datasets import Dataset
 
     root = shutil.copytree(small_train_set, tmp_path_factory.mktemp("compare") / "small")
-    ds = Dataset.open(root)
-    for take in tiny_dataset.select(board=[1, 2, 8], split="test"):
-        target = root / take.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tiny_dataset.path_of(take), target)
-        ds.takes.append(take)
-    ds.write_manifest()
+    _copy_takes(tiny_dataset, tiny_dataset.select(board=[1, 2, 8], split="test"),
+                Dataset.open(root))
     return root
 
 

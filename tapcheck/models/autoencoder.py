@@ -43,12 +43,16 @@ class AutoencoderModel(TapModel):
 
     def __init__(self, *, embedding_dim: int = 32, n_classes: int = 1,
                  input_shape: tuple[int, int] = (100, 120), backbone: str = "dense"):
+        size = self._start(embedding_dim, n_classes, input_shape)
+        self.encoder = _dense([size, 128, 64, embedding_dim])
+        self.decoder = _dense([embedding_dim, 64, 128, size])
+
+    def _start(self, embedding_dim: int, n_classes: int, input_shape) -> int:
+        """Module set-up without a backbone; returns the flattened crop size."""
         nn.Module.__init__(self)
         self.model_args = dict(backbone="dense", embedding_dim=embedding_dim, n_classes=n_classes,
                                input_shape=tuple(input_shape))
-        size = math.prod(input_shape)
-        self.encoder = _dense([size, 128, 64, embedding_dim])
-        self.decoder = _dense([embedding_dim, 64, 128, size])
+        return math.prod(input_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(torch.flatten(x, 1))
@@ -76,10 +80,7 @@ class VAEModel(AutoencoderModel):
 
     def __init__(self, *, embedding_dim: int = 32, n_classes: int = 1,
                  input_shape: tuple[int, int] = (100, 120), backbone: str = "dense"):
-        nn.Module.__init__(self)
-        self.model_args = dict(backbone="dense", embedding_dim=embedding_dim, n_classes=n_classes,
-                               input_shape=tuple(input_shape))
-        size = math.prod(input_shape)
+        size = self._start(embedding_dim, n_classes, input_shape)
         self.encoder = nn.Sequential(nn.Linear(size, 512), nn.ReLU(inplace=True))
         self.mu = nn.Linear(512, embedding_dim)
         self.logvar = nn.Linear(512, embedding_dim)
