@@ -21,6 +21,7 @@ import copy
 import dataclasses
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +34,7 @@ from .config import Config
 from .augment import PSEUDO_ANOMALIES, stretch_frequencies
 from .datasets import Dataset, Take
 from .detectors import SCORERS, ThresholdDetector
-from .errors import AudioError, DatasetError, ModelFileError
+from .errors import AudioError, DatasetError, ModelFileError, TapcheckWarning
 from .features import FeatureCache
 from .modelfile import check_partial, new_checkpoint, read_partial, save_partial
 from .models import get_spec
@@ -374,6 +375,18 @@ def make_detector(config: Config, data: TrainingData) -> ThresholdDetector:
     return SCORERS[train.scorer](far=train.far)
 
 
+def _warn_if_collapsed(reference: np.ndarray, *, name: str) -> None:
+    """Warn when every normal clip got the same representation: the scores would be constant.
+
+    A metric-learning loss can sit at its trivial point (all embeddings equal, loss = margin);
+    such a model calls every clip normal or every clip anomalous and must not pass silently.
+    """
+    if len(reference) > 1 and float(np.ptp(reference, axis=0).max()) < 1e-6:
+        warnings.warn(f"{name}: training collapsed — every clip maps to the same embedding, so "
+                      "its scores cannot tell boards apart; retrain with another --seed, a lower "
+                      "train.lr, or another model", TapcheckWarning, stacklevel=3)
+
+
 def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None = None,
                 progress: bool | None = None, log: Callable[[str], None] | None = None,
                 partial: str | Path | None = None, resume: bool = False) -> dict:
@@ -427,6 +440,7 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
         data.calib_clips) else None
     # fit_takes are the real takes; pseudo-anomaly clips, appended after them, are never normal
     boards = np.array([t.board for t in data.fit_takes if t.label == "normal"])
+    _warn_if_collapsed(reference, name=spec.name)
     detector.fit(reference, X_calib=calib, groups=boards)
     resumed = state["history"] if state else []  # epochs an interrupted run had done
     seconds = time.perf_counter() - started + sum(h["seconds"] for h in resumed)

@@ -9,16 +9,18 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from tapcheck.config import load_config
 from tapcheck.datasets import Dataset
-from tapcheck.errors import ModelFileError
+from tapcheck.errors import ModelFileError, TapcheckWarning
 from tapcheck.modelfile import load_model, partial_path, read_partial
-from tapcheck.training import train_model
+from tapcheck.training import _warn_if_collapsed, train_model
 
 from .conftest import FAST_CONFIG
 
@@ -132,3 +134,14 @@ def test_sigkill_mid_training_loses_nothing_and_resume_finishes(
     assert not list(out.parent.glob(".*.tmp"))
     _same_model(uninterrupted, torch.load(out, weights_only=True))
     assert _digests(root) == {p: d for p, d in before.items() if p != out}
+
+
+def test_a_collapsed_model_is_reported_not_passed_silently():
+    """All normal clips at one embedding (triplet-shallow's trivial point) must warn; spread not."""
+    collapsed = np.tile(np.random.default_rng(0).normal(size=(1, 32)), (40, 1))
+    with pytest.warns(TapcheckWarning, match="triplet-shallow: training collapsed"):
+        _warn_if_collapsed(collapsed, name="triplet-shallow")
+    healthy = collapsed + 1e-3 * np.random.default_rng(1).normal(size=collapsed.shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_if_collapsed(healthy, name="triplet-shallow")
