@@ -423,6 +423,12 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     data = prepare_data(dataset, config=config, cache=cache, progress=show)
     if spec.family.needs_classes and len(data.classes) == 1:
         data = add_pseudo_anomalies(data)
+        # not a problem, but the user should know what the model was taught
+        warnings.warn(f"{dataset.root}: the training split holds one class ({data.classes[0]}); "
+                      f"{spec.name} learns it against {len(data.classes) - 1} pseudo-anomaly "
+                      "classes made from its crops (modes shifted, a notch, extra damping) — "
+                      "record more boards or sides for a stronger model", TapcheckWarning,
+                      stacklevel=2)
     f = config.features
     torch.manual_seed(config.train.seed)
     model = spec.build(n_classes=len(data.classes), train=config.train,

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from tapcheck.config import Config
+from tapcheck.errors import TapcheckWarning
 from tapcheck.features import FeatureCache
 from tapcheck.judge import Judge
 from tapcheck.modelfile import load_model, save_checkpoint
@@ -77,8 +78,9 @@ def test_one_class_gets_pseudo_anomalies(tiny_dataset, tmp_path):
         (one.root / t.path).write_bytes(tiny_dataset.path_of(t).read_bytes())
     one.write_manifest()
     config = Config().replace("train", model="arcface-shallow", epochs=1, batch_size=8)
-    checkpoint = train_model(Dataset.open(one.root), config=config, cache=FeatureCache(),
-                             progress=False)
+    with pytest.warns(TapcheckWarning, match="one class .* 4 pseudo-anomaly classes"):
+        checkpoint = train_model(Dataset.open(one.root), config=config, cache=FeatureCache(),
+                                 progress=False)
     assert checkpoint["classes"][0] == "board01/left"
     assert [c for c in checkpoint["classes"] if c.startswith("pseudo")] == [
         "pseudo-shift-up", "pseudo-shift-down", "pseudo-notch", "pseudo-damped"]
