@@ -53,7 +53,7 @@ def bf16_inference(*, bf16: bool) -> bool:
 
 
 def configure_threads() -> int:
-    """Use one intra-op thread per physical core unless the user set OMP_NUM_THREADS."""
+    """Use one intra-op thread per CPU the OS reports, unless the user set OMP_NUM_THREADS."""
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
     return torch.get_num_threads()
