@@ -12,6 +12,11 @@ def test_default_toml_is_exactly_the_defaults():
     assert load_config(ROOT / "configs" / "default.toml") == Config()
 
 
+def test_fp32_toml_changes_only_bf16():
+    """configs/fp32.toml, which the README points to, turns bfloat16 off and nothing else."""
+    assert load_config(ROOT / "configs" / "fp32.toml") == Config().replace("train", bf16=False)
+
+
 def test_toml_overrides_and_types(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("[features]\nshift_frames = 3\n[train]\nepochs = 2\nlr = 1\n")
