@@ -134,10 +134,12 @@ def _signal(n: int, content: str, amplitude: float, tap_at: float) -> np.ndarray
     start = int(tap_at * n)
     t = np.arange(n - start)
     tap[start:] = np.sin(t * 0.13) * np.exp(-t / 3000.0) + 1e-3 * rng.standard_normal(n - start)
-    return {"tap": tap, "taps": tap + np.roll(tap, n // 7), "noise": rng.standard_normal(n),
-            "silence": np.zeros(n), "dc": np.ones(n), "dc+tap": tap + 0.2,
-            "nan": np.where(np.arange(n) == n // 2, np.nan, tap),
-            "inf": np.where(np.arange(n) == n // 3, np.inf, tap)}[content] * amplitude
+    y = {"tap": tap, "taps": tap + np.roll(tap, n // 7), "noise": rng.standard_normal(n),
+         "silence": np.zeros(n), "dc": np.ones(n), "dc+tap": tap + 0.2,
+         "nan": np.where(np.arange(n) == n // 2, np.nan, tap),
+         "inf": np.where(np.arange(n) == n // 3, np.inf, tap)}[content]
+    with np.errstate(invalid="ignore"):  # inf x amplitude 0 is NaN: also a case to handle
+        return y * amplitude
 
 
 def _check_crops(y: np.ndarray, features: FeatureConfig) -> None:
