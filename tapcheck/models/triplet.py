@@ -10,9 +10,9 @@ K crops (:class:`tapcheck.samplers.BalancedBatchSampler`):
 The distance is the Euclidean distance between unit embeddings, **not squared** as in the
 fast-triplet source. The shallow net starts with nearly identical embeddings for every crop (loss
 = margin), and the gradient of a squared distance vanishes there: on the demo dataset
-triplet-shallow never left that point (AUC 0.500, constant scores) and batch-hard stayed at
-exactly the margin. The plain distance's gradient has unit size however close the points are
-(Hermans et al. made the same choice for the same reason); it trained to AUC 0.898.
+triplet-shallow never left that point (AUC 0.500, constant scores). The plain distance's
+gradient has unit size however close the points are (Hermans et al. made the same choice for the
+same reason); it trained to AUC 0.898.
 Batch-hard still collapsed there with the shallow net (its loss rests at the margin once the
 network's output stops depending on the input), hence batch-all is the default; training warns
 when a model has collapsed.
