@@ -59,30 +59,6 @@ def test_resnet18_is_the_studys_variant():
     assert net(torch.zeros(2, 1, 100, 120)).shape == (2, 512)
 
 
-def test_resnet18_fc5_runs_in_float32_under_bf16_autocast():
-    """The embedding layer keeps float32 while the convolutions run in bfloat16 (why: backbones)."""
-    torch.manual_seed(0)
-    net = ResNet18(embedding_dim=16).eval()
-    x = torch.randn(3, 1, 100, 120)
-    captured = {}
-    net.layer4.register_forward_hook(lambda m, i, out: captured.update(features=out))
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        out = net(x)
-    features = captured["features"]
-    assert features.dtype == torch.bfloat16  # the convolutions did run in bfloat16
-    assert out.dtype == torch.float32
-    expected = torch.flatten(features, 1).float() @ net.fc5.weight.T + net.fc5.bias
-    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
-    # for_inference's conv-BN fusion traces the network; fc5 must survive it, in bfloat16.
-    from torch.fx.experimental.optimization import fuse
-
-    fused = fuse(net).to(torch.bfloat16)
-    with torch.inference_mode():
-        fast, reference = fused(x.to(torch.bfloat16)), net(x)
-    assert fast.dtype == torch.bfloat16
-    torch.testing.assert_close(fast.float(), reference, rtol=0.05, atol=0.05)
-
-
 def test_shallow_net_is_the_studys():
     net = ShallowNet(embedding_dim=2)
     convs = [m for m in net.convnet if isinstance(m, torch.nn.Conv2d)]
