@@ -150,10 +150,9 @@ def training_speed(*, steps: int = 6, batch: int = 32) -> list[dict]:
 
 def judge_speed(model_path: Path, clips: list[Path]) -> dict[str, float]:
     """Warm latency of one clip, batch throughput, and the cold `tapcheck judge` from the shell."""
-    from .judge import Judge
-
     from torch.utils.flop_counter import FlopCounterMode
 
+    from .judge import Judge
     from .models.base import represent_clips
 
     judge = Judge(model_path)
@@ -165,9 +164,7 @@ def judge_speed(model_path: Path, clips: list[Path]) -> dict[str, float]:
     network = min(_timed(lambda: represent_clips(judge.net, crops, judge.model.scorer),
                          repeats=30, warmup=3))
     batch = min(_timed(lambda: judge.judge_files(clips), repeats=3, warmup=1))
-    cold = _timed(lambda: subprocess.run(
-        [sys.executable, "-m", "tapcheck", "judge", str(clips[0]), "--model", str(model_path)],
-        capture_output=True, check=False), repeats=3, warmup=1)
+    cold = _timed(lambda: _judge_from_shell(model_path, clips[0]), repeats=3, warmup=1)
     return {"warm_ms_median": 1000 * float(np.median(one)),
             "warm_ms_p95": 1000 * float(np.percentile(one, 95)),
             "batch_clips_per_s": len(clips) / batch, "batch_size": len(clips),
@@ -175,6 +172,15 @@ def judge_speed(model_path: Path, clips: list[Path]) -> dict[str, float]:
             "network_gflop_per_clip": counter.get_total_flops() / 1e9,
             "network_ms_best": 1000 * network,
             "real_time_factor": 3.0 / float(np.median(one))}
+
+
+def _judge_from_shell(model_path: Path, clip: Path) -> None:
+    """``tapcheck judge clip --model m`` in a new process; a failed run is no timing."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tapcheck", "judge", str(clip), "--model", str(model_path)],
+        capture_output=True, text=True, check=False)
+    if done.returncode not in (0, 1):  # 0 normal, 1 anomalous; anything else failed
+        raise RuntimeError(f"tapcheck judge failed ({done.returncode}): {done.stderr.strip()}")
 
 
 def peak_memory_mb(code: str) -> float:
