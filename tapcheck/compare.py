@@ -23,9 +23,9 @@ from . import __version__
 from .config import Config
 from .datasets import Dataset, Take
 from .errors import DatasetError, ParameterError
+from .evaluation import evaluate_scores
 from .features import FeatureCache
 from .judge import Judge
-from .metrics import auc, best_f1_threshold, bootstrap_ci, f1_at, pauc, tpr_at_fpr
 from .modelfile import load_model, save_checkpoint
 from .models import MODELS, STUDY_MODELS, get_spec
 from .models.base import represent_clips
@@ -81,7 +81,7 @@ def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: s
         loaded = load_model(path)
         judge = Judge(loaded)
         scores = judge.scores(test_clips)
-        row = _metrics(name, labels, scores, judge.threshold, test_takes)
+        row = {"model": name, **evaluate_scores(test_takes, scores, threshold=judge.threshold)}
         row.update(summary=get_spec(name).summary, scorer=loaded.scorer,
                    epochs=loaded.config.train.epochs,
                    train_seconds=round(float(checkpoint["train_seconds"]), 1),
@@ -108,25 +108,6 @@ def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: s
     write_metrics(out, rows, meta)
     write_index(out, rows=rows, meta=meta, figures=figures)
     return rows
-
-
-def _metrics(name: str, labels: np.ndarray, scores: np.ndarray, threshold: float,
-             takes: list[Take]) -> dict:
-    lo, hi = bootstrap_ci(labels, scores, n_boot=1000, seed=0)
-    best_threshold, best_f1 = best_f1_threshold(labels, scores)
-    boards = sorted({t.board for t in takes})
-    board_of = np.array([t.board for t in takes])
-    means = {str(b): float(scores[board_of == b].mean()) for b in boards}
-    normal = ~labels
-    return {
-        "model": name, "auc": auc(labels, scores), "auc_ci_low": lo, "auc_ci_high": hi,
-        "pauc": pauc(labels, scores), "tpr_at_5fpr": tpr_at_fpr(labels, scores, fpr=0.05),
-        "threshold": float(threshold), "f1": f1_at(labels, scores, threshold=threshold),
-        "false_alarms": float((scores[normal] > threshold).mean()) if normal.any() else None,
-        "best_f1": best_f1, "best_f1_threshold": best_threshold,
-        "board8_over_board7": (means["8"] > means["7"]) if {"7", "8"} <= set(means) else None,
-        "board_means": means,
-    }
 
 
 def _judge_latency_ms(judge: Judge, path: Path, *, repeats: int = 15) -> float:

@@ -27,6 +27,7 @@ import numpy as np
 from .audio import peak_dbfs, write_wav
 from .errors import DatasetError, ParameterError
 from .files import atomic_write, storage_error
+from .paths import recordings_home
 
 MANIFEST = "manifest.csv"
 MANIFEST_FIELDS = ("path", "board", "side", "label", "group", "split", "take", "recorded_at",
@@ -57,11 +58,6 @@ class Take:
     def class_name(self) -> str:
         """The identity metric-learning models separate: ``board03/left``."""
         return f"board{self.board:02d}/{self.side}"
-
-
-def recordings_home() -> Path:
-    """Folder that holds the datasets: ``$TAPCHECK_RECORDINGS`` or ``./recordings``."""
-    return Path(os.environ.get("TAPCHECK_RECORDINGS", "recordings"))
 
 
 def dataset_path(name: str | os.PathLike) -> Path:
@@ -225,6 +221,14 @@ class Dataset:
             writer.writerow(dataclasses.asdict(t))
         with atomic_write(self.root / MANIFEST, "w", encoding="utf-8", newline="") as f:
             f.write(buffer.getvalue())
+
+    def stats(self) -> dict:
+        """Counts for ``tapcheck datasets``: takes, boards, normal, defect, train, test."""
+        return {"dataset": self.name, "takes": len(self),
+                "boards": len({t.board for t in self.takes}),
+                "normal": len(self.select(label="normal")),
+                "defect": len(self.select(label="defect")),
+                "train": len(self.select(split="train")), "test": len(self.select(split="test"))}
 
     def summary(self) -> list[dict]:
         """One row per (board, side): label, group, split counts."""

@@ -108,13 +108,11 @@ def check_compute() -> list[Finding]:
 
 def check_folders() -> list[Finding]:
     """Recordings, models and the feature cache must take new files."""
-    from .datasets import recordings_home
     from .files import check_writable
-    from .judge import default_model_path
+    from .paths import cache_home, models_home, recordings_home
 
-    cache = os.environ.get("TAPCHECK_CACHE") or Path.home() / ".cache" / "tapcheck"
-    folders = {"recordings": recordings_home(), "models": default_model_path().parent,
-               "feature cache": Path(cache)}
+    folders = {"recordings": recordings_home(), "models": models_home(),
+               "feature cache": cache_home()}
     findings, fine = [], []
     for what, folder in folders.items():
         try:

@@ -364,7 +364,9 @@ class FeatureCache:
 
     def __init__(self, root: str | os.PathLike | None = None, *,
                  audio: AudioConfig = AudioConfig(), features: FeatureConfig = FeatureConfig()):
-        root = root or os.environ.get("TAPCHECK_CACHE") or Path.home() / ".cache" / "tapcheck"
+        from .paths import cache_home
+
+        root = root or cache_home()
         self.audio, self.features = audio, features
         self.dir = Path(root) / "features" / feature_key(audio, features)
 

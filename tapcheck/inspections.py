@@ -24,6 +24,7 @@ import numpy as np
 
 from .audio import write_wav
 from .errors import InspectionLogError, ParameterError
+from .paths import inspections_home
 
 LOG_FILE = "inspections.sqlite"
 SCHEMA_VERSION = 1
@@ -44,11 +45,6 @@ CREATE TABLE IF NOT EXISTS inspections (
 CREATE INDEX IF NOT EXISTS inspections_time ON inspections (time);
 CREATE INDEX IF NOT EXISTS inspections_board ON inspections (board, time);
 """
-
-
-def inspections_home() -> Path:
-    """Folder of the inspection log and clips: ``$TAPCHECK_INSPECTIONS`` or ``./inspections``."""
-    return Path(os.environ.get("TAPCHECK_INSPECTIONS", "inspections"))
 
 
 @dataclass(frozen=True)

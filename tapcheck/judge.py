@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -143,9 +142,3 @@ def check_same_features(model: LoadedModel, config: Config) -> None:
             f"was trained with other feature settings than the config gives: {', '.join(changed)}",
             path=model.path,
             fix="judge without --config (the model carries its settings), or retrain with it")
-
-
-def default_model_path() -> Path:
-    """``models/arcface-resnet18.pt``, the study's best model, where ``tapcheck demo`` puts it."""
-    return Path(os.environ.get("TAPCHECK_MODELS", "models")) / "arcface-resnet18.pt"
-

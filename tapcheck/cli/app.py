@@ -1,0 +1,121 @@
+"""The ``tapcheck`` command group, its entry point and what every command shares.
+
+Every command imports what it needs when it runs, so ``tapcheck judge`` does not pay for
+matplotlib or scikit-learn. Errors a user can cause are :class:`~tapcheck.errors.TapcheckError`
+and become one line and exit status 2 in :func:`main`, the one place that handles them
+(``--debug`` shows the traceback instead).
+
+Options that are settings default to ``None``, so the order is always: the option, then the
+``--config`` file, then the dataclass default (:mod:`tapcheck.config`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from .. import __version__
+from ..errors import TapcheckError, TapcheckWarning
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+# click would refuse an unreadable file before the command runs, in its own words and for the
+# whole batch; tapcheck names each bad file in one line and carries on with the good ones
+FILE = click.Path(path_type=Path, readable=False)
+
+
+def echo_err(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def warn(text: str) -> None:
+    echo_err(f"tapcheck: warning: {text}")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, TapcheckWarning):
+        warn(str(message))
+    elif os.environ.get("TAPCHECK_DEBUG"):
+        echo_err(warnings.formatwarning(message, category, filename, lineno, line).rstrip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the command line, turn input errors into one clean line."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args or bool(os.environ.get("TAPCHECK_DEBUG"))
+    if debug:
+        os.environ["TAPCHECK_DEBUG"] = "1"
+    warnings.showwarning = _show_warning
+    for stream in (sys.stdout, sys.stderr):
+        # a file name that is not UTF-8 (copied from an old Windows share) prints as its bytes
+        # instead of ending the command with a UnicodeEncodeError
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
+    try:
+        code = cli.main(args=args, prog_name="tapcheck", standalone_mode=False)
+    except TapcheckError as e:
+        if debug:
+            raise
+        for line in e.details:
+            echo_err(f"tapcheck: error: {line}")
+        echo_err(f"tapcheck: error: {e}")
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return 2
+    except (click.Abort, KeyboardInterrupt):
+        echo_err("tapcheck: interrupted")
+        return 130
+    return code if isinstance(code, int) else 0
+
+
+def parse_config(path: str | os.PathLike | None):
+    """The settings of a ``--config`` file over the defaults (the defaults without one)."""
+    from ..config import load_config
+
+    return load_config(path)
+
+
+def config_option(help_text: str = "TOML config (see configs/default.toml); options override it."):
+    return click.option("--config", "config_path", type=FILE, help=help_text)
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    """Rows as aligned text columns, ``(none)`` for no rows."""
+    if not rows:
+        return "(none)"
+    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(_fmt(r.get(c)).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def train_with_progress(ds, config, **kwargs) -> dict:
+    """:func:`tapcheck.training.train_model` with a progress bar on a terminal, log lines else."""
+    from ..training import train_model
+
+    interactive = sys.stderr.isatty()
+    log = None if interactive else echo_err
+    return train_model(ds, config=config, progress=interactive, log=log, **kwargs)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="tapcheck")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+def cli(debug: bool) -> None:
+    """Acoustic tap-testing of wooden boards: record taps, learn healthy boards, judge new taps.
+
+    Start with `tapcheck demo`: it synthesises the study's boards, trains the study's best model
+    (ArcFace on ResNet18) and judges the held-out boards.
+    """

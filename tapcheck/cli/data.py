@@ -1,0 +1,111 @@
+"""Commands about data: ``synth``, ``import``, ``datasets``, ``info``, ``doctor``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .app import FILE, cli, config_option, echo_err, parse_config, table, warn
+
+
+@cli.command()
+@click.option("--dataset", default="demo", show_default=True, help="Dataset name or folder.")
+@click.option("--takes", default=30, show_default=True, help="Takes per board and side.")
+@click.option("--test-takes", type=int, default=None,
+              help="Held-out test takes of each normal training board (default: a fifth).")
+@click.option("--seed", default=0, show_default=True, help="Same seed, same dataset.")
+def synth(dataset: str, takes: int, test_takes: int | None, seed: int) -> None:
+    """Synthesise the study's boards (physics-based) into a new dataset."""
+    from ..synth import make_study_dataset
+
+    ds = make_study_dataset(dataset, takes=takes, test_takes=test_takes, seed=seed,
+                            progress=sys.stderr.isatty())
+    click.echo(f"wrote {len(ds)} takes of {len(ds.summary())} board sides to {ds.root}")
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True, type=FILE)
+@click.option("--dataset", required=True, help="Dataset name or folder (created if needed).")
+@click.option("--board", required=True, type=click.IntRange(min=0), help="Board number.")
+@click.option("--side", required=True, help="Side or end struck, e.g. left.")
+@click.option("--label", required=True, type=click.Choice(["normal", "defect"]))
+@click.option("--group", default="", help="Free text, e.g. similar-material.")
+@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "test"]))
+@config_option("TOML config whose [audio] and [features] the clips must suit (e.g. short crops).")
+def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label: str, group: str,
+            split: str, config_path: Path | None) -> int:
+    """Bring existing audio files (WAV/FLAC/OGG, any rate, mono or stereo) into a dataset.
+
+    Each file is converted to mono at the config's rate (44.1 kHz) and stored as the next take of
+    the board side; a file that cannot be read, or holds no strike, is listed at the end and not
+    imported.
+    """
+    from ..datasets import Dataset, check_slug
+    from ..importing import import_clips
+
+    config = parse_config(config_path)
+    check_slug(side, "side")  # before the dataset folder is created
+    if group:
+        check_slug(group, "group")
+    ds = Dataset.create(dataset)
+    result = import_clips(files, ds, board=board, side=side, label=label, group=group,
+                          split=split, config=config,
+                          on_take=lambda path, take: click.echo(f"{path} -> {ds.root / take.path}"))
+    for message in result.errors:
+        echo_err(f"tapcheck: error: {message}")
+    click.echo(f"imported {len(result.imported)} of {len(files)} file(s) into {ds.root}")
+    return 2 if result.errors else 0
+
+
+@cli.command()
+def datasets() -> None:
+    """List the datasets under ./recordings (or $TAPCHECK_RECORDINGS)."""
+    from ..datasets import Dataset, list_datasets
+    from ..paths import recordings_home
+
+    rows = [Dataset.open(recordings_home() / name).stats() for name in list_datasets()]
+    if not rows:
+        click.echo(f"no datasets in {recordings_home()}/ — try `tapcheck synth --dataset demo`")
+        return
+    click.echo(table(rows, ["dataset", "takes", "boards", "normal", "defect", "train", "test"]))
+
+
+@cli.command()
+@click.argument("name")
+def info(name: str) -> None:
+    """Boards, sides, labels and takes of one dataset."""
+    from ..datasets import Dataset
+
+    ds = Dataset.open(name)
+    click.echo(f"{ds.root}: {len(ds)} takes")
+    click.echo(table(ds.summary(), ["board", "side", "label", "group", "train", "test"]))
+    missing = ds.missing_files()
+    if missing:
+        warn(f"{len(missing)} take(s) in the manifest have no file, e.g. {missing[0].path}")
+
+
+@cli.command()
+@click.option("--dataset", help="Also check this dataset (name or folder): every take is loaded.")
+def doctor(dataset: str | None) -> int:
+    """Check the installation (and a dataset) and say what to fix.
+
+    Exit status 0 when nothing needs fixing, 1 when something does (the lines marked PROBLEM).
+    """
+    from ..doctor import PROBLEM, check_dataset, check_installation
+
+    sections = [("installation", check_installation)]
+    if dataset:
+        sections.append((None, lambda: check_dataset(dataset, progress=sys.stderr.isatty())))
+    problems = 0
+    for title, check in sections:
+        found = check()
+        if title is None:
+            title, found = found
+        click.echo(title)
+        for finding in found:
+            click.echo(f"  {finding}")
+        problems += sum(f.level == PROBLEM for f in found)
+    click.echo(f"{problems} problem(s) to fix" if problems else "nothing to fix")
+    return 1 if problems else 0

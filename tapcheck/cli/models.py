@@ -1,0 +1,161 @@
+"""Commands about models: ``models``, ``train``, ``judge``, ``compare``, ``bench``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .app import (FILE, cli, config_option, echo_err, parse_config, table, train_with_progress,
+                  warn)
+
+
+@cli.command()
+def models() -> None:
+    """The models `tapcheck train --model` knows, one line each."""
+    from ..models import MODELS
+
+    rows = [{"model": s.name, "scorer": s.defaults.get("scorer"),
+             "optimiser": f"{s.defaults.get('optimizer')} lr {s.defaults.get('lr')}",
+             "epochs": s.defaults.get("epochs"), "about": s.summary} for s in MODELS.values()]
+    click.echo(table(rows, ["model", "scorer", "optimiser", "epochs", "about"]))
+
+
+def _train_options(f):
+    options = [
+        click.option("--dataset", default="demo", show_default=True, help="Dataset to train on."),
+        config_option(),
+        click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the model's)."),
+        click.option("--seed", type=int, help="Random seed."),
+        click.option("--scorer", type=click.Choice(["knn", "prob", "recon"]),
+                     help="Anomaly scorer (default: the model's)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@cli.command()
+@click.option("--model", "model_name",
+              help="Model to train [the config's train.model: arcface-resnet18]; `tapcheck "
+                   "models` lists them.")
+@_train_options
+@click.option("--out", type=FILE, help="Model file [models/<model>.pt].")
+@click.option("--resume", is_flag=True,
+              help="Continue the run that was interrupted (same options): its progress is in "
+                   "<out>.partial, saved after every epoch.")
+def train(model_name: str | None, dataset: str, config_path: Path | None, epochs: int | None,
+          seed: int | None, scorer: str | None, out: Path | None, resume: bool) -> None:
+    """Train a model on a dataset's training split and save it as one self-describing file.
+
+    The model file is written only when training is done; until then progress is saved beside it
+    (<out>.partial) after every epoch, so an interrupted run keeps the previous model and can be
+    continued with --resume.
+    """
+    from ..datasets import Dataset
+    from ..files import check_writable
+    from ..modelfile import check_partial, partial_path, save_checkpoint
+    from ..models import get_spec
+    from ..paths import model_path
+
+    config = parse_config(config_path).replace("train", model=model_name, epochs=epochs,
+                                                seed=seed, scorer=scorer)
+    get_spec(config.train.model)  # an unknown name fails before any work
+    ds = Dataset.open(dataset)
+    out = out or model_path(config.train.model)
+    partial = partial_path(out)
+    check_partial(partial, resume=resume)
+    check_writable(out.parent)  # now, not after an hour of training
+    checkpoint = train_with_progress(ds, config, partial=partial, resume=resume)
+    save_checkpoint(out, checkpoint)
+    partial.unlink(missing_ok=True)  # only now: the finished model is safely on disk
+    det = checkpoint["detector"]
+    click.echo(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, threshold "
+               f"{-det['offset']:.4g} at {checkpoint['config']['train']['far']:.0%} false alarms)")
+
+
+@cli.command()
+@click.argument("clips", nargs=-1, required=True, type=FILE)
+@click.option("--model", "model_path", type=FILE,
+              help="Model file [models/arcface-resnet18.pt].")
+@config_option("TOML config whose feature settings the model must have been trained with.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per clip.")
+def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | None,
+          as_json: bool) -> int:
+    """Judge clips: NORMAL or ANOMALOUS, with the score and the threshold.
+
+    The model computes crops with the feature settings it was trained with; a --config with
+    other ones is an error, never a verdict on other crops. Exit status: 0 all normal, 1 any
+    anomalous, 2 if any clip could not be judged (the others are judged all the same and the bad
+    ones listed at the end).
+    """
+    from .. import paths
+    from ..judge import Judge
+
+    config = parse_config(config_path) if config_path else None
+    judge_ = Judge(model_path or paths.model_path(), config=config)
+    verdicts = judge_.judge_files(list(clips))
+    bad = [v for v in verdicts if v.error]
+    for v in verdicts:
+        if as_json:
+            click.echo(json.dumps(v.to_dict()))
+        elif not v.error:
+            for w in v.warnings:
+                warn(w)
+            click.echo(f"{v.verdict:<9}  score {v.score:.4f}  threshold {v.threshold:.4f}  "
+                       f"{v.model}  {v.path}")
+    for v in bad:
+        echo_err(f"tapcheck: error: {v.error}")
+    if bad:
+        if len(bad) > 1 or len(verdicts) > 1:
+            echo_err(f"tapcheck: {len(bad)} of {len(verdicts)} clip(s) could not be judged")
+        return 2
+    return 1 if any(v.anomalous for v in verdicts) else 0
+
+
+@cli.command()
+@click.option("--models", "selection", default="study", show_default=True,
+              help="all, study (the study's eight), or names: arcface-resnet18,triplet-shallow")
+@_train_options
+@click.option("--out", type=click.Path(path_type=Path), help="Report folder [reports/<dataset>].")
+def compare(selection: str, dataset: str, config_path: Path | None, epochs: int | None,
+            seed: int | None, scorer: str | None, out: Path | None) -> None:
+    """Train several models on one dataset and compare them: metrics, t-SNE maps, score charts.
+
+    Writes <out>/index.html (opens offline), metrics.csv, metrics.json and the trained models
+    under <out>/models/. Same seed, same numbers.
+    """
+    from ..compare import compare_models, default_out, resolve_models
+    from ..datasets import Dataset
+    from ..report import summary_table
+
+    names = resolve_models(selection)
+    if scorer is not None:
+        raise click.UsageError("--scorer is per model; compare uses each model's default")
+    config = parse_config(config_path).replace("train", epochs=epochs, seed=seed)
+    ds = Dataset.open(dataset)
+    out = out or default_out(ds)
+    rows = compare_models(ds, names, config=config, out=out, log=echo_err,
+                          progress=sys.stderr.isatty())
+    click.echo(summary_table(rows))
+    click.echo(f"report: {out / 'index.html'}")
+
+
+@cli.command()
+@click.option("--model", "model_path", type=click.Path(path_type=Path),
+              help="Model to judge with [a 1-epoch arcface-resnet18 trained here].")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports/bench.json"),
+              show_default=True, help="Where to write the figures as JSON.")
+def bench(model_path: Path | None, out: Path) -> None:
+    """Measure speed: features, training (vs a naive loop), judging, memory — in one run."""
+    from ..bench import format_results, run_bench
+
+    if model_path is not None and not model_path.is_file():
+        from ..errors import ModelFileError
+
+        raise ModelFileError("model file not found", path=model_path, fix="pass a .pt file")
+    results = run_bench(model=model_path, out=out, log=echo_err)
+    click.echo(format_results(results))
+    click.echo(f"written to {out}")

@@ -1,0 +1,189 @@
+"""Commands at the bench: ``devices``, ``record``, ``listen``, ``log``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .app import cli, config_option, echo_err, parse_config, table, warn
+
+
+def _open_input(device: str | None, config):
+    """The chosen input device and the rate to record it at."""
+    from ..devices import choose_samplerate, find_input_device
+
+    device_ = find_input_device(device)
+    rate = choose_samplerate(device_, sr=config.audio.sr, device_sr=config.stream.device_sr)
+    return device_, rate
+
+
+@cli.command()
+def devices() -> None:
+    """Audio inputs PortAudio sees: index, name, channels, default rate; * marks the default.
+
+    `--device` of record and listen takes the index or part of the name.
+    """
+    from ..devices import NO_INPUT_FIX, input_devices
+    from ..errors import DeviceError
+
+    rows = [{"": "*" if d.is_default else "", "index": d.index, "name": d.name,
+             "channels": d.channels, "default rate": f"{d.default_sr:.0f} Hz",
+             "host API": d.hostapi} for d in input_devices()]
+    if not rows:
+        raise DeviceError("no audio input device found", fix=NO_INPUT_FIX)
+    click.echo(table(rows, ["", "index", "name", "channels", "default rate", "host API"]))
+
+
+@cli.command()
+@click.option("--board", required=True, type=click.IntRange(min=0), help="Board number.")
+@click.option("--side", required=True, help="Side or end struck, e.g. left.")
+@click.option("--label", default="normal", show_default=True,
+              type=click.Choice(["normal", "defect"]))
+@click.option("--group", default="", help="Free text, e.g. similar-material.")
+@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "test"]))
+@click.option("--takes", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Good takes to record.")
+@click.option("--duration", type=float, help="Seconds per take [audio.duration_s: 3].")
+@click.option("--dataset", default="bench", show_default=True, help="Dataset name or folder.")
+@click.option("--device", help="Input device: index or part of its name (`tapcheck devices`).")
+@click.option("--trigger", is_flag=True,
+              help="Listen continuously and save one take per strike heard (hands-free).")
+@click.option("--keep-bad", is_flag=True,
+              help="Save takes that fail a check (no strike, clipped, too quiet) too.")
+@click.option("--yes", "-y", is_flag=True,
+              help="Ask nothing: take after take, bad takes retaken at once (for scripts).")
+@config_option("TOML config (see configs/default.toml): [record] checks, [stream] input.")
+def record(board: int, side: str, label: str, group: str, split: str, takes: int,
+           duration: float | None, dataset: str, device: str | None, trigger: bool,
+           keep_bad: bool, yes: bool, config_path: Path | None) -> int:
+    """Record takes of one board side from a microphone into a dataset.
+
+    Each take is checked at once — no strike heard, clipped, too quiet, strike cut off — and a
+    bad take is retaken (or kept with --keep-bad). Takes are numbered after the last one on disk
+    or in the manifest and never overwritten; Ctrl-C keeps every finished take.
+    """
+    from ..console import BenchConsole
+    from ..datasets import Dataset, check_slug
+    from ..devices import Microphone
+    from ..interrupts import terminate_as_interrupt
+    from ..recording import Recorder, TakeLabels
+
+    check_slug(side, "side")
+    if group:
+        check_slug(group, "group")
+    config = parse_config(config_path)
+    device_, rate = _open_input(device, config)  # no microphone: fail before touching the data
+    ds = Dataset.create(dataset)
+    console = BenchConsole()
+    sr = config.audio.sr
+    converted = "" if rate == sr else f", resampled to {sr} Hz"
+    mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
+    recorder = Recorder(ds, TakeLabels(board, side, label, group, split), mic=mic, config=config,
+                        say=console.say, ask=None if (yes or trigger) else console.ask,
+                        meter=console.meter, keep_bad=keep_bad, source=device_.name)
+    interrupted = False
+    try:
+        with terminate_as_interrupt(), mic:
+            click.echo(f"recording board {board} {side} ({label}, {split}) into {ds.root} "
+                       f"from '{device_.name}' at {rate} Hz{converted}")
+            if trigger:
+                recorder.record_triggered(takes, duration_s=duration)
+            else:
+                recorder.record(takes, duration_s=duration)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:  # also when the device fails: say what was saved before the error
+        console.clear()
+        session = recorder.session
+        saved = session.saved
+        numbers = f" (take {saved[0].take}-{saved[-1].take})" if saved else ""
+        refused = session.bad - session.kept_bad
+        bad = f"; {refused} bad take(s) not kept" if refused else ""
+        click.echo(f"saved {len(saved)} take(s) of board {board} {side} in {ds.root}"
+                   f"{numbers}{bad}")
+        if mic.overflows:
+            warn(f"{mic.overflows} audio block(s) were lost (the computer fell behind); "
+                 "check those takes or close other programs")
+    if interrupted:
+        echo_err("tapcheck: stopped; every finished take is saved, the take in progress is not")
+        return 130
+    return 0
+
+
+@cli.command()
+@click.option("--model", "model_path", type=click.Path(path_type=Path),
+              help="Model file [models/arcface-resnet18.pt].")
+@click.option("--device", help="Input device: index or part of its name (`tapcheck devices`).")
+@click.option("--board", type=click.IntRange(min=0), help="Board under test, for the log.")
+@click.option("--taps", type=click.IntRange(min=1),
+              help="Stop after judging this many taps (default: until Ctrl-C).")
+@config_option("TOML config (see configs/default.toml): [stream] strike detection.")
+def listen(model_path: Path | None, device: str | None, board: int | None, taps: int | None,
+           config_path: Path | None) -> None:
+    """Judge every tap as it happens: verdict, score and threshold, one line per tap.
+
+    Each judgment and its clip go to the inspection log (inspections/, or
+    $TAPCHECK_INSPECTIONS); `tapcheck log` shows it. Stop with Ctrl-C.
+    """
+    from ..devices import Microphone
+    from .. import paths
+    from ..inspections import InspectionLog
+    from ..interrupts import terminate_as_interrupt
+    from ..judge import Judge
+    from ..listen import Listener
+    from ..runtime import set_judge_threads
+
+    config = parse_config(config_path)
+    set_judge_threads(config.stream.judge_threads)
+    judge_ = Judge(model_path or paths.model_path())
+    config = config.replace("audio", sr=judge_.config.audio.sr)  # record at the model's rate
+    device_, rate = _open_input(device, config)
+    mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
+    with InspectionLog(create=True) as log:
+        listener = Listener(judge_, mic=mic, log=log, stream=config.stream, board=board,
+                            show=click.echo,
+                            warn=warn)
+        try:
+            with terminate_as_interrupt(), mic:
+                listener.warm_up()
+                mic.wait_ready()
+                listener.run(max_taps=taps, on_ready=lambda: echo_err(
+                    f"listening on '{device_.name}' at {rate} Hz (input latency "
+                    f"{mic.latency_s * 1000:.0f} ms) with {judge_.name} ({judge_.model.path}, "
+                    f"threshold {judge_.threshold:.4f}); log {log.path}; Ctrl-C to stop"))
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how a shift ends
+        finally:  # also when the device fails: every judgment so far is in the log
+            echo_err(f"tapcheck: {listener.summary()}")
+            if mic.overflows:
+                warn(f"{mic.overflows} audio block(s) were lost (the computer fell behind)")
+
+
+@cli.command("log")
+@click.option("--since", help="From when: 30m, 8h, 2d, today, 2025-05-01 or '2025-05-01 06:00'.")
+@click.option("--board", type=click.IntRange(min=0), help="One board only.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per judgment.")
+def log_(since: str | None, board: int | None, as_json: bool) -> None:
+    """The inspection log `tapcheck listen` keeps: time, board, verdict, score, model, clip."""
+    from ..inspections import InspectionLog, parse_since
+
+    start = parse_since(since) if since else None
+    with InspectionLog() as log:
+        rows = log.query(since=start, board=board)
+        if as_json:
+            for r in rows:
+                click.echo(json.dumps(r.to_dict()))
+            return
+        if not rows:
+            click.echo(f"no inspections in {log.path}" + (" for that selection" if (
+                since or board is not None) and log.path.exists() else ""))
+            return
+        table = [{"time": r.local_time, "board": r.board, "verdict": r.verdict,
+                  "score": f"{r.score:.4f}", "threshold": f"{r.threshold:.4f}", "model": r.model,
+                  "clip": (log.root / r.clip).as_posix()} for r in rows]
+        click.echo(table(table, ["time", "board", "verdict", "score", "threshold", "model",
+                                  "clip"]))
+        bad = sum(r.verdict == "ANOMALOUS" for r in rows)
+        click.echo(f"{len(rows)} inspection(s), {bad} anomalous")

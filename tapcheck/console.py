@@ -1,0 +1,52 @@
+"""The person at the bench, in a terminal: lines, questions on stdin, a level meter."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+import numpy as np
+
+
+class BenchConsole:
+    """The person at the bench: lines, questions on stdin, and a level meter on a terminal."""
+
+    METER_DB = 60.0  # the meter spans -60..0 dBFS
+    METER_EVERY_S = 0.05
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self._shown = False
+        self._peak = 0.0
+        self._last = 0.0
+
+    def say(self, line: str) -> None:
+        self.clear()
+        click.echo(line)
+
+    def ask(self, prompt: str) -> str | None:
+        self.clear()
+        click.echo(f"{prompt} ", nl=False)
+        line = sys.stdin.readline()
+        if not sys.stdin.isatty():
+            click.echo("")  # a terminal echoes the Enter; a pipe does not
+        return None if line == "" else line  # "" is end of input
+
+    def meter(self, samples) -> None:
+        if not self.tty:
+            return
+        self._peak = max(self._peak, float(np.max(np.abs(samples))) if len(samples) else 0.0)
+        now = time.monotonic()
+        if now - self._last < self.METER_EVERY_S:
+            return
+        db = 20.0 * np.log10(self._peak) if self._peak > 0 else -np.inf
+        filled = int(round(30 * min(1.0, max(0.0, (db + self.METER_DB) / self.METER_DB))))
+        level = f"{db:6.1f}" if np.isfinite(db) else "  -inf"
+        click.echo(f"\r  [{'#' * filled}{'.' * (30 - filled)}] {level} dBFS", nl=False)
+        self._shown, self._peak, self._last = True, 0.0, now
+
+    def clear(self) -> None:
+        if self._shown:
+            click.echo("\r\033[K", nl=False)
+            self._shown = False

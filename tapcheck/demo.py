@@ -1,0 +1,67 @@
+"""``tapcheck demo``: the study end to end on synthesised boards, in one call."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+
+from .config import Config
+from .datasets import Dataset, dataset_path
+from .evaluation import evaluate_scores
+from .judge import Judge, Verdict
+from .paths import DEFAULT_MODEL, model_path
+
+
+def run_demo(dataset: str = "demo", *, epochs: int | None = None, seed: int = 0,
+             say: Callable[[str], None] = print,
+             train: Callable[..., dict] | None = None) -> tuple[dict, list[Verdict], float]:
+    """Synthesise the study's boards (if missing), train the study's best model, judge the test
+    split.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name or folder; synthesised with ``seed`` when it has no manifest yet.
+    epochs, seed : training settings (``None`` epochs: the model's own).
+    say : callable
+        Receives the progress lines.
+    train : callable, optional
+        ``train(dataset, config) -> checkpoint``; default :func:`tapcheck.training.train_model`.
+
+    Returns
+    -------
+    evaluation : dict
+        :func:`tapcheck.evaluation.evaluate_scores` of the judged test takes.
+    verdicts : list of Verdict
+        One per test take, in manifest order (those that could not be judged carry ``error``).
+    seconds : float
+        Wall time of the whole run.
+    """
+    from .modelfile import load_model, save_checkpoint
+    from .synth import make_study_dataset
+
+    started = time.perf_counter()
+    if not (dataset_path(dataset) / "manifest.csv").exists():
+        say(f"1/3 synthesising the study's boards into {dataset_path(dataset)} ...")
+        make_study_dataset(dataset, seed=seed, progress=sys.stderr.isatty())
+    else:
+        say(f"1/3 using the existing dataset {dataset_path(dataset)}")
+    ds = Dataset.open(dataset)
+    config = Config().replace("train", model=DEFAULT_MODEL, epochs=epochs, seed=seed)
+    say(f"2/3 training {DEFAULT_MODEL} (the study's best model) ...")
+    if train is None:
+        from .training import train_model as train
+    out = model_path(DEFAULT_MODEL)
+    save_checkpoint(out, train(ds, config))
+    say(f"    saved {out}")
+    say("3/3 judging the test split ...")
+    test = ds.select(split="test")
+    verdicts = Judge(load_model(out)).judge_files([ds.path_of(t) for t in test])
+    ok = [(t, v) for t, v in zip(test, verdicts, strict=True) if not v.error]
+    threshold = next((v.threshold for _, v in ok), float("nan"))
+    evaluation = evaluate_scores([t for t, _ in ok], np.array([v.score for _, v in ok]),
+                                 threshold=threshold)
+    return evaluation, verdicts, time.perf_counter() - started

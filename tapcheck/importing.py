@@ -1,0 +1,61 @@
+"""Bringing existing audio files into a dataset (``tapcheck import``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .config import Config
+from .datasets import Dataset, Take, check_slug
+from .errors import TapcheckError
+
+
+@dataclass
+class ImportResult:
+    """What :func:`import_clips` did: the takes it added and one error line per refused file."""
+
+    imported: list[tuple[Path, Take]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def import_clips(files: Sequence[str | os.PathLike], dataset: Dataset, *, board: int, side: str,
+                 label: str, group: str = "", split: str = "train", config: Config | None = None,
+                 on_take: Callable[[Path, Take], None] | None = None) -> ImportResult:
+    """Convert each file to mono at ``config.audio.sr`` and add it as the next take of a board.
+
+    A file that cannot be read, or whose crops (``config.features``) cannot be cut because it
+    holds no strike or is too short, is refused with one line naming it; the others are imported.
+
+    Parameters
+    ----------
+    files : sequence of path
+    dataset : Dataset
+        Opened or created by the caller.
+    board, side, label, group, split : the manifest columns of every imported take.
+    config : Config, optional
+        The audio and feature settings the takes must suit (default: the defaults).
+    on_take : callable, optional
+        Called with (source file, new take) after each take is written.
+    """
+    from .features import load_clip, strike_crops
+
+    config = config or Config()
+    check_slug(side, "side")
+    if group:
+        check_slug(group, "group")
+    result = ImportResult()
+    for path in map(Path, files):
+        try:
+            y = load_clip(path, audio=config.audio, features=config.features)
+            strike_crops(y, features=config.features, path=path)  # refuse clips without a tap
+        except TapcheckError as e:
+            result.errors.append(str(e))
+            continue
+        take = dataset.add_take(y, sr=config.audio.sr, board=board, side=side, label=label,
+                                group=group, split=split, source="import")
+        result.imported.append((path, take))
+        if on_take is not None:
+            on_take(path, take)
+    return result

@@ -1,0 +1,48 @@
+"""Where tapcheck keeps things: the one place the ``TAPCHECK_*`` folders are resolved.
+
+Each folder is relative to the working directory unless its environment variable says otherwise:
+
+============================  ==========================  ========================================
+folder                        default                     environment variable
+============================  ==========================  ========================================
+datasets                      ``./recordings``            ``TAPCHECK_RECORDINGS``
+model files                   ``./models``                ``TAPCHECK_MODELS``
+inspection log and its clips  ``./inspections``           ``TAPCHECK_INSPECTIONS``
+feature cache                 ``~/.cache/tapcheck``       ``TAPCHECK_CACHE``
+============================  ==========================  ========================================
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .config import TrainConfig
+
+#: the model ``train``, ``judge`` and ``listen`` use when none is named (the study's best)
+DEFAULT_MODEL = TrainConfig().model
+
+
+def recordings_home() -> Path:
+    """Folder that holds the datasets: ``$TAPCHECK_RECORDINGS`` or ``./recordings``."""
+    return Path(os.environ.get("TAPCHECK_RECORDINGS") or "recordings")
+
+
+def models_home() -> Path:
+    """Folder of model files: ``$TAPCHECK_MODELS`` or ``./models``."""
+    return Path(os.environ.get("TAPCHECK_MODELS") or "models")
+
+
+def inspections_home() -> Path:
+    """Folder of the inspection log and clips: ``$TAPCHECK_INSPECTIONS`` or ``./inspections``."""
+    return Path(os.environ.get("TAPCHECK_INSPECTIONS") or "inspections")
+
+
+def cache_home() -> Path:
+    """Feature cache: ``$TAPCHECK_CACHE`` or ``~/.cache/tapcheck``."""
+    return Path(os.environ.get("TAPCHECK_CACHE") or Path.home() / ".cache" / "tapcheck")
+
+
+def model_path(name: str = DEFAULT_MODEL) -> Path:
+    """Where ``tapcheck train --model NAME`` saves by default: ``models/NAME.pt``."""
+    return models_home() / f"{name}.pt"
