@@ -88,7 +88,7 @@ def _naive_loop(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, *, ste
 
 def _tapcheck_loop(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, *, steps: int,
                    batch: int) -> float:
-    """tapcheck's training step (see training.fit_model): channels-last, bf16 autocast."""
+    """tapcheck's training step (see fitting.fit_model): channels-last, bf16 autocast."""
     from .runtime import autocast_dtype
 
     amp = autocast_dtype(torch.device("cpu"), bf16=True)

@@ -10,14 +10,14 @@
    calibration clips' scores at the configured false-alarm rate. Defect labels never set it.
 5. Everything goes into one checkpoint, written atomically only at the end.
 
-A run saves its progress after every epoch to a partial checkpoint beside the model file
-(``models/<name>.pt.partial``: weights, optimiser, schedule, random state, history), so a killed
-run loses at most one epoch and ``tapcheck train --resume`` continues it to the same result.
+The training loop itself is :mod:`tapcheck.fitting`. A run saves its progress after every epoch
+to a partial checkpoint beside the model file (``models/<name>.pt.partial``, see
+:mod:`tapcheck.resume`), so a killed run loses at most one epoch and ``tapcheck train --resume``
+continues it to the same result.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import sys
 import time
@@ -25,22 +25,23 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 
 from .config import Config
-from .augment import PSEUDO_ANOMALIES, stretch_frequencies
+from .augment import PSEUDO_ANOMALIES
 from .datasets import Dataset, Take
 from .detectors import SCORERS, ThresholdDetector
-from .errors import AudioError, DatasetError, ModelFileError, TapcheckWarning
+from .errors import AudioError, DatasetError, TapcheckWarning
 from .features import FeatureCache
-from .modelfile import check_partial, new_checkpoint, read_partial, save_partial
+from .fitting import fit_model
+from .modelfile import check_partial, new_checkpoint
 from .models import get_spec
-from .models.base import TapModel, represent_clips
-from .runtime import autocast_dtype, configure_threads, bf16_inference, pick_device
-from .samplers import BalancedBatchSampler
+from .models.base import represent_clips
+from .resume import progress_saver
+from .runtime import bf16_inference
 
 
 @dataclass
@@ -143,136 +144,6 @@ def dataset_crops(dataset: Dataset, takes: list[Take], *, cache: FeatureCache,
         ) from None
 
 
-def validation_loss(model: TapModel, X: torch.Tensor, y: torch.Tensor, *,
-                    batch_size: int = 64) -> float:
-    """The training objective on held-out crops, in eval mode, without gradients."""
-    model.eval()
-    total = 0.0
-    with torch.inference_mode():
-        for i in range(0, len(X), batch_size):
-            loss, _ = model.loss(X[i:i + batch_size], y[i:i + batch_size])
-            total += float(loss) * len(X[i:i + batch_size])
-    model.train()
-    return total / max(len(X), 1)
-
-
-def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Config,
-              validation: tuple[torch.Tensor, torch.Tensor] | None = None,
-              progress: bool | None = None, log: Callable[[str], None] | None = None,
-              resume: dict[str, Any] | None = None,
-              on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict]:
-    """Train ``model`` on crops ``X`` (N, 1, bins, frames) with labels ``y`` (N,).
-
-    Parameters
-    ----------
-    validation : (X_val, y_val), optional
-        Held-out **normal** crops and their classes. Their loss is logged each epoch; with
-        ``config.train.patience > 0`` training stops when it has not improved for that many
-        epochs, and the best epoch's weights are kept. Defect labels never enter it.
-    resume : dict, optional
-        A state ``on_epoch`` was handed by an earlier run: continue that run where it stopped.
-    on_epoch : callable, optional
-        Receives the state after each epoch (see :func:`training_state`).
-
-    Returns the history: one dict per epoch (loss, learning rate, seconds, model extras).
-    """
-    from tqdm.auto import tqdm
-
-    train = config.train
-    configure_threads()
-    device = pick_device()
-    amp = autocast_dtype(device, bf16=train.bf16)
-    torch.manual_seed(train.seed)
-    model.to(device).train()
-    if device.type == "cpu":
-        model.to(memory_format=torch.channels_last)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if train.optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=train.lr, momentum=train.momentum,
-                                    weight_decay=train.weight_decay)
-    else:
-        optimizer = torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay)
-    batch = min(train.batch_size, len(X))
-    steps = max(1, len(X) // batch)  # drop the ragged last batch: BatchNorm needs > 1 sample
-    sampler = None
-    if model.balanced_batches:  # triplet mining: P classes x K crops in every batch
-        k = max(2, min(train.triplet_k, batch))
-        sampler = BalancedBatchSampler(y.numpy(), p=max(2, batch // k), k=k, seed=train.seed)
-        steps = len(sampler)
-    # Warm-up then cosine decay: converges in tens of epochs where the study ran a hundred.
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=train.lr, total_steps=steps * train.epochs, pct_start=0.15)
-    generator = torch.Generator().manual_seed(train.seed)
-    show = sys.stderr.isatty() if progress is None else progress
-    history = []
-    best = None  # (validation loss, epoch, weights)
-    if resume is not None:
-        history = restore_training_state(resume, model=model, optimizer=optimizer,
-                                         scheduler=scheduler, generator=generator)
-        best = resume.get("best")
-    for epoch in range(len(history) + 1, train.epochs + 1):
-        start = time.perf_counter()
-        if sampler is not None:
-            plan = [torch.from_numpy(b) for b in sampler.batches(epoch)]
-        else:
-            order = torch.randperm(len(X), generator=generator)
-            plan = [order[i * batch:(i + 1) * batch] for i in range(steps)]
-        total, count, correct = 0.0, 0, None
-        bar = tqdm(plan, desc=f"epoch {epoch}/{train.epochs}", unit="batch",
-                   leave=False, disable=not show)
-        for idx in bar:
-            xb = X[idx]
-            if train.freq_stretch > 0:
-                spread = torch.rand(len(idx), generator=generator) * 2 - 1
-                factors = 1 + spread * train.freq_stretch
-                xb = stretch_frequencies(xb, factors)
-            xb = xb.to(device, non_blocking=True)
-            if device.type == "cpu":
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            yb = y[idx].to(device)
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                loss, n_correct = model.loss(xb, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-            if n_correct is not None:
-                correct = (correct or 0) + n_correct
-            bar.set_postfix(loss=f"{total / count:.4f}")
-        entry = {"epoch": epoch, "loss": total / max(count, 1),
-                 "lr": optimizer.param_groups[0]["lr"],
-                 "seconds": time.perf_counter() - start, **model.train_logs()}
-        if correct is not None:
-            entry["accuracy"] = correct / max(count, 1)
-        if validation is not None and len(validation[0]):
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                entry["val_loss"] = validation_loss(model, *(v.to(device) for v in validation))
-            if best is None or entry["val_loss"] < best[0]:
-                best = (entry["val_loss"], epoch, copy.deepcopy(model.state_dict()))
-        history.append(entry)
-        if log:
-            extra = f"  accuracy {entry['accuracy']:.3f}" if "accuracy" in entry else ""
-            if "val_loss" in entry:
-                extra += f"  val {entry['val_loss']:.4f}"
-            log(f"epoch {epoch}/{train.epochs}  loss {entry['loss']:.4f}{extra}  "
-                f"{entry['seconds']:.1f} s")
-        if on_epoch is not None:
-            on_epoch(training_state(model=model, optimizer=optimizer, scheduler=scheduler,
-                                    generator=generator, history=history,
-                                    best=best if train.patience > 0 else None))
-        if train.patience > 0 and best is not None and epoch - best[1] >= train.patience:
-            if log:
-                log(f"early stop: validation loss best at epoch {best[1]}")
-            break
-    if train.patience > 0 and best is not None:
-        model.load_state_dict(best[2])
-    model.to("cpu").eval()
-    model.to(memory_format=torch.contiguous_format)
-    return history
-
-
 def add_pseudo_anomalies(data: TrainingData) -> TrainingData:
     """One normal class only: add self-made defect classes made from its crops.
 
@@ -295,72 +166,6 @@ def add_pseudo_anomalies(data: TrainingData) -> TrainingData:
         fit_normal=np.concatenate([data.fit_normal, np.zeros(n_extra * len(normal), bool)]),
         classes=names, class_labels=data.class_labels + ["pseudo"] * n_extra,
         fit_takes=data.fit_takes)
-
-
-def training_state(*, model: TapModel, optimizer: torch.optim.Optimizer,
-                   scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator,
-                   history: list[dict], best: tuple | None = None) -> dict[str, Any]:
-    """Everything a run needs to continue after its last finished epoch (tensors and plain data).
-
-    Weights are copied to the CPU in the contiguous layout, so the state does not depend on
-    where or how the run computes.
-    """
-    return {
-        "epoch": len(history),
-        "state_dict": {k: v.detach().to("cpu", memory_format=torch.contiguous_format).clone()
-                       for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-        "history": [dict(h) for h in history],
-        # early stopping's best epoch so far (validation loss, epoch, weights), if it is on
-        "best": None if best is None else (best[0], best[1], {
-            k: v.detach().to("cpu", memory_format=torch.contiguous_format).clone()
-            for k, v in best[2].items()})}
-
-
-def restore_training_state(state: dict[str, Any], *, model: TapModel,
-                           optimizer: torch.optim.Optimizer,
-                           scheduler: torch.optim.lr_scheduler.LRScheduler,
-                           generator: torch.Generator) -> list[dict]:
-    """Put a run back where :func:`training_state` saw it; returns the history so far."""
-    model.load_state_dict(state["state_dict"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    generator.set_state(state["generator"])
-    torch.set_rng_state(state["torch_rng"])
-    return [dict(h) for h in state["history"]]
-
-
-def _progress(partial: Path | None, *, resume: bool, config: Config, data: TrainingData,
-              dataset: Dataset) -> tuple[dict | None, Callable | None]:
-    """The state to resume from (or None) and the per-epoch saver for ``partial``.
-
-    A run resumes only with the settings and takes it started with: anything else would give a
-    model no single run could have given.
-    """
-    if partial is None:
-        return None, None
-    run = {"config": config.to_dict(), "classes": data.classes,
-           "takes": [t.path for t in data.fit_takes],
-           "calibration_takes": [t.path for t in data.calib_takes]}
-    state = None
-    if resume:
-        state = read_partial(partial)
-        if state.get("config") != run["config"]:
-            was = state.get("config") or {}
-            changed = [f"{section}.{key} {was.get(section, {}).get(key)!r} -> {value!r}"
-                       for section, values in run["config"].items()
-                       for key, value in values.items()
-                       if was.get(section, {}).get(key) != value]
-            raise ModelFileError(
-                f"was saved by a run with other settings ({', '.join(changed) or 'format'})",
-                path=partial, fix="resume with the options of the interrupted run, or delete "
-                                  "the file to start over")
-        if any(state.get(k) != run[k] for k in ("classes", "takes", "calibration_takes")):
-            raise ModelFileError(
-                f"was saved by a run on other takes than {dataset.root} holds now", path=partial,
-                fix="resume on the same dataset, or delete the file to start over")
-    return state, lambda progress: save_partial(partial, {**run, **progress})
 
 
 def make_detector(config: Config, data: TrainingData) -> ThresholdDetector:
@@ -434,7 +239,8 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     model = spec.build(n_classes=len(data.classes), train=config.train,
                        input_shape=(f.n_bins, f.n_frames))
     X, y = data.samples()
-    state, on_epoch = _progress(partial, resume=resume, config=config, data=data, dataset=dataset)
+    state, on_epoch = progress_saver(partial, resume=resume, config=config, data=data,
+                                     dataset=dataset)
     history = fit_model(model, X, y, config=config, validation=data.validation_samples(),
                         progress=progress, log=log, resume=state, on_epoch=on_epoch)
 

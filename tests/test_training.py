@@ -55,22 +55,22 @@ class _Stop(Exception):
 
 def test_resume_gives_the_model_an_uninterrupted_run_gives(small_train_set, fast, tmp_path,
                                                            uninterrupted, monkeypatch):
-    import tapcheck.training as training
+    import tapcheck.resume as resume
 
     config = load_config(fast).replace("train", epochs=EPOCHS)
     partial = tmp_path / "m.pt.partial"
-    save = training.save_partial
+    save = resume.save_partial
 
     def save_then_stop(path, state):  # the run ends right after epoch 2 is saved
         save(path, state)
         if state["epoch"] == 2:
             raise _Stop
 
-    monkeypatch.setattr(training, "save_partial", save_then_stop)
+    monkeypatch.setattr(resume, "save_partial", save_then_stop)
     with pytest.raises(_Stop):
         train_model(Dataset.open(small_train_set), config=config, progress=False,
                     partial=partial)
-    monkeypatch.setattr(training, "save_partial", save)
+    monkeypatch.setattr(resume, "save_partial", save)
     assert read_partial(partial)["epoch"] == 2
     with pytest.raises(ModelFileError, match="interrupted training run left its progress"):
         train_model(Dataset.open(small_train_set), config=config, partial=partial)
