@@ -1,0 +1,298 @@
+"""The measured figures of the docs: result files in docs/results/, rendered into the Markdown.
+
+Every figure the README and docs/ quote from a measurement lives in a JSON file under
+``docs/results/`` and reaches the Markdown only through this script, between markers::
+
+    <!-- result: NAME -->
+    (rendered from docs/results/NAME.json; do not edit by hand)
+    <!-- /result -->
+
+    python3 scripts/results.py render           # rewrite every block from its result file
+    python3 scripts/results.py render --check   # exit 1 if a block differs (the tests run this)
+    python3 scripts/results.py run NAME         # measure again: rewrite docs/results/NAME.json
+    python3 scripts/results.py list             # the result files and how each is measured
+
+``run`` does the measurement the file records (``demo``: ``tapcheck demo`` in a fresh folder;
+``compare-demo``: the 14 models on the demo; ``seeds-bf16-fp32``: arcface-resnet18 over seeds in
+bfloat16 and float32; ``bench``: ``tapcheck bench``; ``listen-latency``: a new row from
+``tests/listen_latency.py``) and then renders. They take minutes to hours on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+BLOCK = re.compile(r"(<!-- result: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /result -->)",
+                   re.S)
+
+
+# -- rendering ----------------------------------------------------------------------------------
+
+def render_demo(r: dict) -> str:
+    from tapcheck.cli.app import table
+    from tapcheck.evaluation import study_board_check
+
+    e = r["evaluation"]
+    boards = e["boards"]
+    _, sentence = study_board_check({b["board"]: b["mean score"] for b in boards})
+    lines = [table(boards, ["board", "label", "group", "clips", "mean score", "flagged"]),
+             f"threshold {e['threshold']:.4f}   AUC {e['auc']:.3f}   "
+             f"pAUC(FPR<=0.1) {e['pauc']:.3f}   ({r['seconds_in_all']:.0f} s in all)"]
+    if sentence:
+        lines.append(sentence)
+    return "```\n" + "\n".join(lines) + "\n```\n"
+
+
+def render_compare(r: dict) -> str:
+    rows = r["models"]
+    best = {k: max(m[k] for m in rows) for k in ("auc", "pauc", "tpr_at_5fpr")}
+
+    def num(m, k):  # the best of each column in bold
+        text = f"{m[k]:.3f}"
+        return f"**{text}**" if m[k] == best[k] else text
+
+    lines = ["| model | AUC (95 % CI) | pAUC | TPR @ 5 % FPR | false alarms @ threshold | "
+             "board 8 > 7 | training |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for m in rows:
+        lines.append(f"| {m['model']} | {num(m, 'auc')} ({m['auc_ci_low']:.3f}–"
+                     f"{m['auc_ci_high']:.3f}) | {num(m, 'pauc')} | {num(m, 'tpr_at_5fpr')} | "
+                     f"{m['false_alarms']:.3f} | {'yes' if m['board8_over_board7'] else 'no'} | "
+                     f"{m['train_seconds']:.0f} s |")
+    return "\n".join(lines) + "\n"
+
+
+def render_seeds(r: dict) -> str:
+    def auc(v):
+        return "—" if v is None else f"{v[0]:.3f} ({v[1]:.3f}–{v[2]:.3f})"
+
+    def yes(v):
+        return "—" if v is None else ("yes" if v else "no")
+
+    def secs(t):
+        bf, fp = t["bf16"], t["fp32"]
+        return f"{bf:.0f} / {fp:.0f} s" if fp is not None else f"{bf:.0f} s / —"
+
+    lines = ["| seed | bfloat16 AUC (95 % CI) | float32 AUC (95 % CI) | board 8 > 7 (bf16 / fp32) "
+             "| training (bf16 / fp32) |", "| --- | --- | --- | --- | --- |"]
+    for s in r["seeds"]:
+        label = f"{s['seed']} (the demo)" if s["seed"] == 0 else str(s["seed"])
+        lines.append(f"| {label} | {auc(s['bf16'])} | {auc(s['fp32'])} | "
+                     f"{yes(s['board8_over_7']['bf16'])} / {yes(s['board8_over_7']['fp32'])} | "
+                     f"{secs(s['train_s'])} |")
+    stats = []
+    for kind in ("bf16", "fp32"):
+        values = [s[kind][0] for s in r["seeds"] if s[kind] is not None]
+        stats.append(f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f} "
+                     f"({len(values)} seeds)")
+    lines.append(f"| mean ± sd | {stats[0]} | {stats[1]} | | |")
+    return "\n".join(lines) + "\n"
+
+
+def render_bench(r: dict) -> str:
+    from tapcheck.bench import format_results
+
+    return format_results(r) + "\n"
+
+
+def render_latency(r: dict) -> str:
+    lines = ["| run | median | 95th percentile | slowest |", "| --- | --- | --- | --- |"]
+    for run in r["runs"]:
+        note = f" ({run['note']})" if run.get("note") else ""
+        lines.append(f"| {run['run']}{note} | {run['median_ms']} ms | {run['p95_ms']} ms | "
+                     f"{run['max_ms']} ms |")
+    return "\n".join(lines) + "\n"
+
+
+def render_targets(_: dict) -> str:
+    """The speed targets against bench.json, demo.json and compare-demo.json."""
+    def load(name):
+        return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
+
+    bench, demo, comp = load("bench"), load("demo"), load("compare-demo")
+    resnet = next(t for t in bench["training"] if t["model"] == "arcface-resnet18")
+    j, f = bench["judge"], bench["features"]
+    rows = [
+        ("ResNet18 training ≥ 2.5x the naive fp32 loop", f"{resnet['speedup']:.2f}x",
+         resnet["speedup"] >= 2.5),
+        ("`arcface-resnet18` on the demo trained to its AUC ≤ 5 min",
+         f"{_mmss(demo['train_s'])} (features included); the whole `tapcheck demo` "
+         f"{_mmss(demo['wall_s'])}", demo["train_s"] <= 300),
+        ("the study's eight via `compare` ≤ 25 min", _mmss(comp["wall_s_study"]),
+         comp["wall_s_study"] <= 1500),
+        ("warm judge of a 3 s clip ≤ 25 ms", f"{j['warm_ms_median']:.1f} ms median, "
+         f"{j['warm_ms_p95']:.1f} ms p95", j["warm_ms_median"] <= 25),
+        ("cold `tapcheck judge clip.wav` ≤ 3 s", f"{j['cold_cli_s_median']:.2f} s",
+         j["cold_cli_s_median"] <= 3),
+        ("features from cache ≥ 2000 clips/s", f"{f['cached_clips_per_s']:.0f} clips/s",
+         f["cached_clips_per_s"] >= 2000)]
+    lines = ["| target (2-core machine) | measured | |", "| --- | --- | --- |"]
+    lines += [f"| {t} | {m} | {'met' if ok else 'missed — bound below'} |" for t, m, ok in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _mmss(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {int(round(seconds % 60))} s"
+
+
+RENDERERS = {"demo": render_demo, "compare-demo": render_compare,
+             "seeds-bf16-fp32": render_seeds, "bench": render_bench,
+             "listen-latency": render_latency, "speed-targets": render_targets}
+
+
+def markdown_files() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def render(*, check: bool = False) -> list[Path]:
+    """Rewrite every result block; the files that changed (or would change, with ``check``)."""
+    changed = []
+    for path in markdown_files():
+        text = path.read_text(encoding="utf-8")
+
+        def fill(m: re.Match, path: Path = path) -> str:
+            name = m["name"]
+            if name not in RENDERERS:
+                raise SystemExit(f"{path}: unknown result block '{name}' "
+                                 f"(known: {', '.join(RENDERERS)})")
+            file = RESULTS / f"{name}.json"
+            data = json.loads(file.read_text(encoding="utf-8")) if file.exists() else {}
+            return m.group(1) + RENDERERS[name](data) + m.group(4)
+
+        new = BLOCK.sub(fill, text)
+        if new != text:
+            changed.append(path)
+            if not check:
+                path.write_text(new, encoding="utf-8")
+    return changed
+
+
+# -- measuring ----------------------------------------------------------------------------------
+
+def _save(name: str, data: dict) -> None:
+    old = json.loads((RESULTS / f"{name}.json").read_text()) if (
+        RESULTS / f"{name}.json").exists() else {}
+    data = {"command": old.get("command", f"python3 scripts/results.py run {name}"),
+            "measured": f"{date.today().isoformat()}, {os.cpu_count()} CPUs", **data}
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+
+
+def _fresh_folders(work: Path) -> None:
+    for var, sub in (("TAPCHECK_RECORDINGS", "recordings"), ("TAPCHECK_MODELS", "models"),
+                     ("TAPCHECK_CACHE", "cache"), ("TAPCHECK_INSPECTIONS", "inspections")):
+        os.environ[var] = str(work / sub)
+
+
+def run_demo() -> None:
+    from tapcheck.demo import run_demo as demo
+
+    _fresh_folders(Path(tempfile.mkdtemp(prefix="tapcheck-results-")))
+    started = time.perf_counter()
+    evaluation, _, seconds = demo("demo", seed=0, say=print)
+    import torch
+
+    from tapcheck.paths import model_path
+
+    trained = torch.load(model_path(), weights_only=True)["train_seconds"]
+    _save("demo", {"wall_s": round(time.perf_counter() - started), "seconds_in_all": seconds,
+                   "train_s": round(trained),
+                   "evaluation": {k: evaluation[k] for k in ("threshold", "auc", "pauc",
+                                                             "boards")}})
+
+
+def _compare(names: list[str], *, seed: int, config_path: str | None = None) -> list[dict]:
+    from tapcheck.compare import compare_models
+    from tapcheck.config import load_config
+    from tapcheck.datasets import Dataset
+    from tapcheck.synth import make_study_dataset
+
+    work = Path(tempfile.mkdtemp(prefix="tapcheck-results-"))
+    _fresh_folders(work)
+    make_study_dataset("demo", seed=0)
+    config = load_config(config_path).replace("train", seed=seed)
+    return compare_models(Dataset.open("demo"), names, config=config, out=work / "report")
+
+
+def run_compare_demo() -> None:
+    from tapcheck.models import MODELS
+
+    started = time.perf_counter()
+    rows = _compare(list(MODELS), seed=0)
+    keys = ("model", "auc", "auc_ci_low", "auc_ci_high", "pauc", "tpr_at_5fpr", "false_alarms",
+            "board8_over_board7", "train_seconds")
+    _save("compare-demo", {"wall_s_all": round(time.perf_counter() - started),
+                           "models": [{k: r[k] for k in keys} for r in rows]})
+
+
+def run_seeds(seeds=range(8)) -> None:
+    out = []
+    for seed in seeds:
+        entry = {"seed": seed, "board8_over_7": {}, "train_s": {}}
+        for kind, config in (("bf16", None), ("fp32", str(ROOT / "configs" / "fp32.toml"))):
+            row = _compare(["arcface-resnet18"], seed=seed, config_path=config)[0]
+            entry[kind] = [row["auc"], row["auc_ci_low"], row["auc_ci_high"]]
+            entry["board8_over_7"][kind] = row["board8_over_board7"]
+            entry["train_s"][kind] = row["train_seconds"]
+        out.append(entry)
+    _save("seeds-bf16-fp32", {"seeds": out})
+
+
+def run_bench() -> None:
+    from tapcheck.bench import run_bench as bench
+
+    _save("bench", bench(model=None, out=Path(tempfile.mkdtemp()) / "bench.json", log=print))
+
+
+def run_latency() -> None:
+    model = ROOT / "models" / "arcface-resnet18.pt"
+    text = subprocess.run([sys.executable, "-m", "tests.listen_latency", "--model", str(model),
+                           "--taps", "60"], cwd=ROOT, check=True, capture_output=True,
+                          text=True).stdout
+    m = re.search(r"median (\d+) ms, 95th percentile (\d+) ms, max (\d+) ms", text)
+    data = json.loads((RESULTS / "listen-latency.json").read_text())
+    data["runs"].append({"run": len(data["runs"]) + 1, "note": date.today().isoformat(),
+                         "median_ms": int(m[1]), "p95_ms": int(m[2]), "max_ms": int(m[3])})
+    (RESULTS / "listen-latency.json").write_text(json.dumps(data, indent=1) + "\n")
+
+
+RUNNERS = {"demo": run_demo, "compare-demo": run_compare_demo, "seeds-bf16-fp32": run_seeds,
+           "bench": run_bench, "listen-latency": run_latency}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("render", help="rewrite the result blocks of README.md and docs/")
+    r.add_argument("--check", action="store_true", help="only say whether a block is stale")
+    sub.add_parser("run", help="measure again").add_argument("name", choices=RUNNERS)
+    sub.add_parser("list", help="the result files and their commands")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    if args.command == "list":
+        for name in RUNNERS:
+            data = json.loads((RESULTS / f"{name}.json").read_text())
+            print(f"{name}: {data.get('command')}  [{data.get('measured')}]")
+        return 0
+    if args.command == "run":
+        RUNNERS[args.name]()
+    changed = render(check=getattr(args, "check", False))
+    for path in changed:
+        print(f"{path.relative_to(ROOT)}: " + ("stale result block(s); run `python3 "
+              "scripts/results.py render`" if args.command == "render" and args.check
+              else "rendered"))
+    return 1 if changed and getattr(args, "check", False) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
