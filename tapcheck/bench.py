@@ -53,7 +53,8 @@ def matmul_peak(*, n: int = 2048, repeats: int = 5) -> dict[str, float]:
 
 def feature_speed(paths: list[Path], cache_dir: Path) -> dict[str, float]:
     """Clips per second: computed from audio, and read back from a warm cache."""
-    from .features import FeatureCache, clip_features
+    from .featurecache import FeatureCache
+    from .features import clip_features
 
     t0 = time.perf_counter()
     for p in paths:

@@ -24,7 +24,7 @@ from .config import Config
 from .datasets import Dataset, Take
 from .errors import DatasetError, ParameterError
 from .evaluation import evaluate_scores
-from .features import FeatureCache
+from .featurecache import FeatureCache
 from .judge import Judge
 from .modelfile import load_model, save_checkpoint
 from .models import MODELS, STUDY_MODELS, get_spec

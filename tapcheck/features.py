@@ -18,18 +18,14 @@ start-up that ``tapcheck judge`` should not pay.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import warnings
-from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from .audio import load
 from .config import AudioConfig, FeatureConfig
-from .errors import AudioError, NoStrikeError, ParameterError, TapcheckError, TapcheckWarning
+from .errors import AudioError, NoStrikeError, ParameterError, TapcheckWarning
 
 # Bump when the computation changes, so cached features of the old code are never reused and
 # models trained on them are refused.
@@ -340,108 +336,6 @@ def load_clip(path: str | os.PathLike, *, audio: AudioConfig = AudioConfig(),
               features: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """:func:`tapcheck.audio.load` at ``audio.sr``, refusing rates too low for ``features``."""
     return load(path, sr=audio.sr, min_sr=required_sample_rate(features, sr=audio.sr))
-
-
-def feature_key(audio: AudioConfig, features: FeatureConfig) -> str:
-    """A short hash of everything that changes the crops of a given file."""
-    settings = {"version": FEATURES_VERSION, "checks": CHECKS_VERSION, "sr": audio.sr,
-                **features.__dict__}
-    return hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=8).hexdigest()
-
-
-class FeatureCache:
-    """Crops on disk, keyed by the file's content and the feature settings.
-
-    Retraining, comparing or re-judging never recomputes an STFT of a file it has seen with the
-    same settings; editing a file or a setting misses the cache, as it should.
-
-    Parameters
-    ----------
-    root : str or Path, optional
-        Cache folder. Default: ``$TAPCHECK_CACHE`` or ``~/.cache/tapcheck``.
-    audio, features : the settings the crops are computed with.
-    """
-
-    def __init__(self, root: str | os.PathLike | None = None, *,
-                 audio: AudioConfig = AudioConfig(), features: FeatureConfig = FeatureConfig()):
-        from .paths import cache_home
-
-        root = root or cache_home()
-        self.audio, self.features = audio, features
-        self.dir = Path(root) / "features" / feature_key(audio, features)
-
-    def _entry(self, path: Path) -> Path:
-        # SHA-1 is a content key here, not a seal: twice as fast as BLAKE2 on a 3 s take
-        digest = hashlib.sha1(path.read_bytes()).hexdigest()
-        return self.dir / digest[:2] / f"{digest}.npy"
-
-    def get(self, path: str | os.PathLike) -> np.ndarray:
-        """Crops of one file, shape (n_crops, n_bins, n_frames), from the cache or computed."""
-        path = Path(path)
-        try:
-            entry = self._entry(path)
-        except OSError:
-            entry = None  # unreadable: let load() raise its precise AudioError
-        if entry is not None and entry.exists():
-            try:
-                crops = np.load(entry)
-            except (OSError, ValueError):
-                pass  # a damaged entry is recomputed
-            else:
-                self._replay_warnings(entry, path)
-                return crops
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            crops = clip_features(path, audio=self.audio, features=self.features)
-        ours = [w for w in caught if issubclass(w.category, TapcheckWarning)]
-        for w in caught:  # pass everything on, as if nobody had listened
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        if entry is not None:
-            from .files import atomic_write
-
-            if ours:  # the same file must say the same thing from the cache
-                prefix = f"{path}: "
-                lines = [str(w.message).removeprefix(prefix) for w in ours]
-                with atomic_write(entry.with_suffix(".warn"), "w", encoding="utf-8",
-                                  errors="surrogateescape") as f:
-                    f.write("\n".join(lines))
-            with atomic_write(entry) as f:
-                np.save(f, crops)
-        return crops
-
-    @staticmethod
-    def _replay_warnings(entry: Path, path: Path) -> None:
-        note = entry.with_suffix(".warn")
-        if note.exists():
-            for line in note.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
-                warnings.warn(f"{path}: {line}", TapcheckWarning, stacklevel=3)
-
-    def get_many(self, paths: Sequence[str | os.PathLike], *, progress: bool = False
-                 ) -> np.ndarray:
-        """Crops of many files, shape (n_files, n_crops, n_bins, n_frames).
-
-        Raises
-        ------
-        AudioError
-            One or more files cannot be used; every one of them is in its ``details``, one line
-            each, so a user fixes them all in one go rather than one per run.
-        """
-        items: Iterable = paths
-        if progress:
-            from tqdm.auto import tqdm
-
-            items = tqdm(paths, desc="features", unit="clip", leave=False)
-        crops, bad = [], []
-        for p in items:
-            try:
-                crops.append(self.get(p))
-            except TapcheckError as e:
-                bad.append(str(e))
-        if bad:
-            raise AudioError(f"{len(bad)} of {len(paths)} clips cannot be used",
-                             fix="fix or replace them", details=bad)
-        return np.stack(crops) if crops else np.zeros(
-            (0, self.features.n_crops, self.features.n_bins, self.features.n_frames), np.float32)
 
 
 _HANN: dict = {}

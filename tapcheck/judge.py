@@ -16,7 +16,8 @@ import numpy as np
 
 from .config import Config
 from .errors import ModelFileError, TapcheckError
-from .features import FeatureCache, clip_features, strike_crops
+from .featurecache import FeatureCache
+from .features import clip_features, strike_crops
 from .modelfile import LoadedModel, load_model
 from .models.base import represent_clips
 from .runtime import bf16_inference

@@ -35,7 +35,7 @@ from .augment import PSEUDO_ANOMALIES
 from .datasets import Dataset, Take
 from .detectors import SCORERS, ThresholdDetector
 from .errors import AudioError, DatasetError, TapcheckWarning
-from .features import FeatureCache
+from .featurecache import FeatureCache
 from .fitting import fit_model
 from .modelfile import check_partial, new_checkpoint
 from .models import get_spec

@@ -64,7 +64,7 @@ def tiny_dataset(tmp_path_factory):
 def tiny_model(tmp_path_factory, tiny_dataset):
     """arcface-resnet18 trained for one epoch on the tiny dataset, saved as a model file."""
     from tapcheck.config import Config
-    from tapcheck.features import FeatureCache
+    from tapcheck.featurecache import FeatureCache
     from tapcheck.modelfile import save_checkpoint
     from tapcheck.training import train_model
 

@@ -33,7 +33,8 @@ def test_bench_measures_everything_and_formats_the_table(tiny_dataset, tiny_mode
     }
     assert all(v > 0 for v in results["matmul_gflops"].values())
     assert results["features"]["cached_clips_per_s"] > 0 < results["features"]["cold_clips_per_s"]
-    assert [t["model"] for t in results["training"]] == ["arcface-resnet18", "arcface-shallow", "ae"]
+    models = [t["model"] for t in results["training"]]
+    assert models == ["arcface-resnet18", "arcface-shallow", "ae"]
     for t in results["training"]:
         assert t["speedup"] == pytest.approx(t["tapcheck_samples_per_s"] / t["naive_samples_per_s"])
     judge = results["judge"]

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from tapcheck.audio import load
 from tapcheck.config import FeatureConfig
 from tapcheck.errors import NoStrikeError
-from tapcheck.features import (FeatureCache, crop_strike, find_strike, power_spectrogram,
+from tapcheck.featurecache import FeatureCache
+from tapcheck.features import (crop_strike, find_strike, power_spectrogram,
                                power_to_db, strike_crops)
 
 from .conftest import knock_files, write_tone

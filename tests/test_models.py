@@ -6,7 +6,7 @@ import torch
 
 from tapcheck.config import Config
 from tapcheck.errors import TapcheckWarning
-from tapcheck.features import FeatureCache
+from tapcheck.featurecache import FeatureCache
 from tapcheck.judge import Judge
 from tapcheck.modelfile import load_model, save_checkpoint
 from tapcheck.models import MODELS, STUDY_MODELS, get_spec
