@@ -88,16 +88,19 @@ def info(name: str) -> None:
 
 @cli.command()
 @click.option("--dataset", help="Also check this dataset (name or folder): every take is loaded.")
-def doctor(dataset: str | None) -> int:
+@config_option("TOML config whose [audio] and [features] the dataset's takes must suit.")
+def doctor(dataset: str | None, config_path: Path | None) -> int:
     """Check the installation (and a dataset) and say what to fix.
 
     Exit status 0 when nothing needs fixing, 1 when something does (the lines marked PROBLEM).
     """
     from ..doctor import PROBLEM, check_dataset, check_installation
 
+    config = parse_config(config_path)
     sections = [("installation", check_installation)]
     if dataset:
-        sections.append((None, lambda: check_dataset(dataset, progress=sys.stderr.isatty())))
+        sections.append((None, lambda: check_dataset(dataset, config=config,
+                                                     progress=sys.stderr.isatty())))
     problems = 0
     for title, check in sections:
         found = check()

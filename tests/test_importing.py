@@ -1,0 +1,46 @@
+"""import with the settings the clips will be trained with (tapcheck/importing.py)."""
+
+import numpy as np
+import soundfile as sf
+
+from tapcheck.datasets import Dataset
+
+SHORT = """[features]
+n_frames = 8
+pre_frames = 2
+shift_frames = 2
+"""
+
+
+def short_clip(path, *, n=2048, sr=44100):
+    """2048 samples (46 ms) holding a sharp knock 10 ms in, after quiet noise."""
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(n) * 1e-4
+    t = np.arange(n - 441) / sr
+    y[441:] += 0.5 * np.sin(2 * np.pi * 900 * t) * np.exp(-t * 150)
+    sf.write(path, y, sr)
+    return path
+
+
+def test_short_clips_import_with_a_config_whose_crops_fit(tmp_path, run_cli):
+    clip = short_clip(tmp_path / "short.wav")
+    args = ("import", clip, "--dataset", "short", "--board", "1", "--side", "left",
+            "--label", "normal")
+    code, out, err = run_cli(*args)
+    assert code == 2 and "is too short (2048 samples)" in err and "imported 0 of 1" in out
+    config = tmp_path / "short.toml"
+    config.write_text(SHORT)
+    code, out, err = run_cli(*args, "--config", config)
+    assert code == 0 and "imported 1 of 1" in out, err
+    assert [t.path for t in Dataset.open("short").takes] == ["board01/left/take001.wav"]
+
+
+def test_doctor_checks_a_dataset_with_the_config_given(tmp_path, run_cli):
+    config = tmp_path / "short.toml"
+    config.write_text(SHORT)
+    clip = short_clip(tmp_path / "short.wav")
+    run_cli("import", clip, "--dataset", "short", "--board", "1", "--side", "left",
+            "--label", "normal", "--config", config)
+    _, with_config, _ = run_cli("doctor", "--dataset", "short", "--config", config)
+    _, without, _ = run_cli("doctor", "--dataset", "short")
+    assert "too short" in without and "too short" not in with_config
