@@ -87,3 +87,21 @@ def test_synth_refuses_to_overwrite(run_cli, tmp_path):
     assert code == 0 and "wrote 18 takes" in out
     code, _, err = run_cli("synth", "--dataset", "s", "--takes", "1")
     assert code == 2 and "already holds 18 takes" in err
+
+
+def test_settings_come_from_the_option_then_the_config_then_the_default(small_train_set, run_cli,
+                                                                        tmp_path, one_thread):
+    """train --model has no default of its own: a config's [train] model is not overridden."""
+    import torch
+
+    config = tmp_path / "ae.toml"
+    config.write_text('[train]\nmodel = "ae"\nepochs = 1\n')
+    code, out, err = run_cli("train", "--dataset", small_train_set, "--config", config)
+    assert code == 0, err
+    from tapcheck.paths import model_path
+
+    saved = torch.load(model_path("ae"), weights_only=True)
+    assert saved["name"] == "ae" and f"saved {model_path('ae')}" in out
+    code, out, err = run_cli("train", "--dataset", small_train_set, "--config", config,
+                             "--model", "arcface-shallow")  # the option wins over the file
+    assert code == 0 and "arcface-shallow.pt" in out, err
