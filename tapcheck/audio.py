@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import AudioError, TapcheckWarning
-from .files import atomic_write
+from .files import atomic_write, refuse_special
 
 FORMATS_HINT = "use a WAV, FLAC or OGG recording"
 MAX_DURATION_S = 120.0  # longer than any tap clip; guards against importing a whole session
@@ -171,6 +171,7 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
     if path.is_dir():
         raise AudioError("is a folder, not an audio file", path=path,
                          fix="pass the audio files inside it, e.g. folder/*.wav")
+    refuse_special(path, AudioError, fix=FORMATS_HINT)
     try:
         size = path.stat().st_size
         f = open(path, "rb")  # noqa: SIM115 - closed below, after the samples are read

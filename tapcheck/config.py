@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .files import refuse_special
 from .validate import check_section
 
 
@@ -176,6 +177,7 @@ def load_config(path: str | Path | None = None) -> Config:
     if path is None:
         return Config()
     path = Path(path)
+    refuse_special(path, ConfigError, fix="pass a .toml file such as configs/default.toml")
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)

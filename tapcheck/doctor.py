@@ -23,6 +23,7 @@ from typing import Callable
 
 from .config import Config
 from .errors import TapcheckError
+from .files import special_kind
 
 OK, NOTE, PROBLEM = "ok", "note", "problem"
 MAX_LISTED = 20  # per kind of finding about single takes; the rest are counted
@@ -167,6 +168,8 @@ def inspect_takes(dataset, *, config: Config = Config(), progress: bool = False
     for take in takes:
         report = TakeReport(take.path, dataset.path_of(take))
         try:
+            if special_kind(report.file):  # sf.info would block on a fifo; load() refuses it
+                raise OSError("not a regular file")
             info = sf.info(os.fsencode(report.file))
             report.sample_rate, report.duration_s = info.samplerate, info.duration
         except Exception:  # noqa: BLE001 - clip_features below names the precise problem

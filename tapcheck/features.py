@@ -378,6 +378,10 @@ class FeatureCache:
     def get(self, path: str | os.PathLike) -> np.ndarray:
         """Crops of one file, shape (n_crops, n_bins, n_frames), from the cache or computed."""
         path = Path(path)
+        from .audio import FORMATS_HINT
+        from .files import refuse_special
+
+        refuse_special(path, AudioError, fix=FORMATS_HINT)  # hashing a fifo would block forever
         try:
             entry = self._entry(path)
         except OSError:

@@ -25,7 +25,7 @@ from .config import Config
 from .detectors import ThresholdDetector, detector_from_state
 from .errors import ConfigError, ModelFileError, ParameterError
 from .features import FEATURES_VERSION
-from .files import atomic_write
+from .files import atomic_write, refuse_special
 
 FORMAT = "tapcheck-model"
 FORMAT_VERSION = 2  # 2: cosine heads keep their class centres as the model's W
@@ -103,6 +103,7 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     if path.is_dir():
         raise ModelFileError("is a folder, not a model file", path=path,
                              fix="pass the .pt file, e.g. models/arcface-resnet18.pt")
+    refuse_special(path, ModelFileError, fix="pass a model file written by `tapcheck train`")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
