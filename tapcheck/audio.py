@@ -9,6 +9,7 @@ whatever else libsndfile reads). It returns mono float32 at the requested rate o
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import struct
@@ -220,8 +221,12 @@ def write_wav(path: str | os.PathLike, y: np.ndarray, *, sr: int,
               subtype: str = "PCM_16") -> Path:
     """Write ``y`` (shape (n_samples,)) as a WAV file atomically (see :mod:`tapcheck.files`)."""
     path = Path(path)
+    # encode in memory, then write the bytes: libsndfile writing to a file object does so from a
+    # cffi callback, where a full disk's OSError is printed as "Exception ignored" and lost
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(y, -1.0, 1.0), sr, format="WAV", subtype=subtype)
     with atomic_write(path) as f:
-        sf.write(f, np.clip(y, -1.0, 1.0), sr, format="WAV", subtype=subtype)
+        f.write(buffer.getbuffer())
     return path
 
 

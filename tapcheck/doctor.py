@@ -204,6 +204,12 @@ def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Find
             NOTE, f"{len(orphans)} WAV file(s) in {dataset.root} are not in the manifest (a run "
                   f"killed between writing a take and its row?), e.g. {orphans[0]}",
             fix="bring them in with `tapcheck import`, or delete them"))
+    # atomic_write's temporary files: left only by a run killed (or a disk filled) mid-write
+    strays = sorted(p.relative_to(dataset.root) for p in dataset.root.rglob(".*.tmp"))
+    if strays:
+        findings.append(Finding(
+            NOTE, f"{len(strays)} unfinished temporary file(s) in {dataset.root} (a run killed "
+                  f"while writing), e.g. {strays[0]}", fix="delete them; no take is in them"))
     if not findings:
         findings.append(Finding(OK, f"manifest: {len(reports)} takes, every file present"))
     return findings

@@ -55,7 +55,9 @@ def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label:
                           on_take=lambda path, take: click.echo(f"{path} -> {ds.root / take.path}"))
     for message in result.errors:
         echo_err(f"tapcheck: error: {message}")
-    click.echo(f"imported {len(result.imported)} of {len(files)} file(s) into {ds.root}")
+    not_tried = f"; {result.stopped} not tried" if result.stopped else ""
+    click.echo(f"imported {len(result.imported)} of {len(files)} file(s) into {ds.root}"
+               f"{not_tried}")
     return 2 if result.errors else 0
 
 

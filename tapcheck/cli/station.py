@@ -85,7 +85,8 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
                         meter=console.meter, keep_bad=keep_bad, source=device_.name)
     interrupted = False
     try:
-        with terminate_as_interrupt(), mic:
+        # the dataset's writer lock for the whole session: a second recorder is told at once
+        with ds.locked(), terminate_as_interrupt(), mic:
             click.echo(f"recording board {board} {side} ({label}, {split}) into {ds.root} "
                        f"from '{device_.name}' at {rate} Hz{converted}")
             if trigger:
