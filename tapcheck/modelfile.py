@@ -26,6 +26,7 @@ from .detectors import ThresholdDetector, detector_from_state
 from .errors import ConfigError, ModelFileError, ParameterError
 from .features import FEATURES_VERSION
 from .files import atomic_write, refuse_special
+from .modelcheck import check_contents
 
 FORMAT = "tapcheck-model"
 FORMAT_VERSION = 2  # 2: cosine heads keep their class centres as the model's W
@@ -71,22 +72,27 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
 
     path = Path(path)
     checkpoint = read_checkpoint(path)
+    check_contents(checkpoint, path)  # keys, types, sizes, finite weights and threshold
     try:
         config = Config.from_dict(checkpoint["config"], source=str(path))
-        module = rebuild(checkpoint["name"], checkpoint["model_args"])
-        module.load_state_dict(checkpoint["state_dict"])
-        detector = detector_from_state(checkpoint["detector"])
-        crop = (config.features.n_bins, config.features.n_frames)
-        network = tuple(checkpoint["model_args"]["input_shape"])
-    except (KeyError, TypeError, RuntimeError, ValueError, ConfigError, ParameterError) as e:
-        raise ModelFileError(f"is damaged or inconsistent ({type(e).__name__}: {e})", path=path,
+    except ConfigError as e:
+        raise ModelFileError(f"is damaged: its settings are invalid ({e.problem})", path=path,
                              fix=RETRAIN) from None
+    crop = (config.features.n_bins, config.features.n_frames)
+    network = tuple(checkpoint["model_args"]["input_shape"])
     if crop != network:
         # judge computes crops from the stored feature settings; they must be what the network
         # was built for, or every verdict would be of the wrong picture
         raise ModelFileError(
             f"stores feature settings for {crop[0]}x{crop[1]} crops but its network takes "
             f"{network[0]}x{network[1]}", path=path, fix=RETRAIN)
+    try:
+        module = rebuild(checkpoint["name"], checkpoint["model_args"])
+        module.load_state_dict(checkpoint["state_dict"])
+        detector = detector_from_state(checkpoint["detector"])
+    except (KeyError, TypeError, RuntimeError, ValueError, ParameterError) as e:
+        raise ModelFileError(f"is damaged or inconsistent ({type(e).__name__}: {e})", path=path,
+                             fix=RETRAIN) from None
     module.eval()
     return LoadedModel(path=path, name=checkpoint["name"], module=module, detector=detector,
                        config=config, classes=list(checkpoint["classes"]), checkpoint=checkpoint)

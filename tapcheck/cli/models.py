@@ -100,7 +100,7 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
     bad = [v for v in verdicts if v.error]
     for v in verdicts:
         if as_json:
-            click.echo(json.dumps(v.to_dict()))
+            click.echo(json.dumps(v.to_dict(), allow_nan=False))
         elif not v.error:
             for w in v.warnings:
                 warn(w)
