@@ -26,6 +26,12 @@ from .files import storage_error
 _HELD: dict[str, list] = {}  # lock path -> [fd, depth]: re-entrance within this process
 
 
+def lock_path(path: str | os.PathLike) -> Path:
+    """The lock file of a file tapcheck writes: ``<path>.lock`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
 def holder(lock_path: str | os.PathLike) -> int | None:
     """The PID written in a lock file, if any (the holder, when the lock is held)."""
     try:

@@ -141,3 +141,47 @@ def check_contents(checkpoint: dict[str, Any], path: str | os.PathLike | None) -
     if scorer != checkpoint["detector"]["kind"]:
         raise _fail(f"its detector is a {checkpoint['detector']['kind']} scorer but its "
                     f"settings name {scorer!r}", path)
+
+
+def check_model_target(out: str | os.PathLike) -> None:
+    """Before training: ``--out`` may only replace a tapcheck model file (or nothing).
+
+    ``train --out`` once overwrote whatever it was given — a take, a manifest, a device node —
+    and an existing folder failed only after the whole run.
+
+    Raises
+    ------
+    ModelFileError
+        ``out`` is a folder, a fifo/device/socket, or a file tapcheck did not write as a model.
+    """
+    from .files import refuse_special
+    from .modelfile import FORMAT
+
+    path = os.fspath(out)
+    fix = "choose another --out, e.g. models/<name>.pt"
+    if os.path.isdir(path):
+        raise ModelFileError("is a folder; --out names the model file to write", path=path,
+                             fix="e.g. --out " + os.path.join(path, "model.pt"))
+    refuse_special(path, ModelFileError, fix=fix)
+    if not os.path.lexists(path):
+        return
+    if os.path.islink(path):
+        raise ModelFileError("is a symbolic link; tapcheck does not write through links",
+                             path=path, fix=fix)
+    try:
+        head = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - anything unreadable as a checkpoint is not ours
+        head = None
+    if not isinstance(head, dict) or head.get("format") != FORMAT:
+        raise ModelFileError("exists and is not a tapcheck model file; tapcheck overwrites only "
+                             "its own model files", path=path, fix=fix)
+
+
+def check_trained(checkpoint: dict[str, Any], out: str | os.PathLike) -> None:
+    """A finished run's checkpoint, checked as a load would before it is written."""
+    try:
+        check_contents(checkpoint, out)
+    except ModelFileError as e:
+        raise ModelFileError(
+            f"not written: the trained model cannot judge ({e.problem.removeprefix('is damaged: ')}"
+            ")", path=out, fix="training diverged; lower train.lr or try another --seed") from None

@@ -12,6 +12,7 @@ rules: atomic, tensors and plain data only); see :mod:`tapcheck.training`.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 from dataclasses import dataclass
@@ -54,8 +55,13 @@ class LoadedModel:
 def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Path:
     """Write a checkpoint atomically: a crash leaves the previous model file intact."""
     path = Path(path)
+    # serialise in memory, then write the bytes: torch.save straight to the file turns a full
+    # disk into "RuntimeError: [enforce fail at inline_container.cc]"; a plain write gives the
+    # OSError that atomic_write turns into a one-line StorageError (the old file kept)
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
     with atomic_write(path) as f:
-        torch.save(checkpoint, f)
+        f.write(buffer.getbuffer())
     return path
 
 

@@ -56,6 +56,9 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     """
     from ..datasets import Dataset
     from ..files import check_writable
+    from ..errors import ModelFileError
+    from ..locks import exclusive, lock_path
+    from ..modelcheck import check_model_target, check_trained
     from ..modelfile import check_partial, partial_path, save_checkpoint
     from ..models import get_spec
     from ..paths import model_path
@@ -65,12 +68,16 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     get_spec(config.train.model)  # an unknown name fails before any work
     ds = Dataset.open(dataset)
     out = out or model_path(config.train.model)
-    partial = partial_path(out)
-    check_partial(partial, resume=resume)
+    check_model_target(out)  # never overwrite what tapcheck did not make
     check_writable(out.parent)  # now, not after an hour of training
-    checkpoint = train_with_progress(ds, config, partial=partial, resume=resume)
-    save_checkpoint(out, checkpoint)
-    partial.unlink(missing_ok=True)  # only now: the finished model is safely on disk
+    partial = partial_path(out)
+    # one run per model file: a second one is told "in use by PID N", not "interrupted"
+    with exclusive(lock_path(out), what=out, error=ModelFileError, remove=True):
+        check_partial(partial, resume=resume)
+        checkpoint = train_with_progress(ds, config, partial=partial, resume=resume)
+        check_trained(checkpoint, out)
+        save_checkpoint(out, checkpoint)
+        partial.unlink(missing_ok=True)  # only now: the finished model is safely on disk
     det = checkpoint["detector"]
     click.echo(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, threshold "
                f"{-det['offset']:.4g} at {checkpoint['config']['train']['far']:.0%} false alarms)")
