@@ -29,7 +29,8 @@ import numpy as np
 
 from .audio import load
 from .config import AudioConfig, FeatureConfig
-from .errors import AudioError, NoStrikeError, ParameterError, TapcheckError, TapcheckWarning
+from .errors import (AudioError, NoStrikeError, ParameterError, StorageError, TapcheckError,
+                     TapcheckWarning)
 
 # Bump when the computation changes, so cached features of the old code are never reused and
 # models trained on them are refused.
@@ -369,6 +370,7 @@ class FeatureCache:
         root = root or cache_home()
         self.audio, self.features = audio, features
         self.dir = Path(root) / "features" / feature_key(audio, features)
+        self.unwritable = False  # set after the first failed write: the rest go uncached
 
     def _entry(self, path: Path) -> Path:
         # SHA-1 is a content key here, not a seal: twice as fast as BLAKE2 on a 3 s take
@@ -400,18 +402,29 @@ class FeatureCache:
         ours = [w for w in caught if issubclass(w.category, TapcheckWarning)]
         for w in caught:  # pass everything on, as if nobody had listened
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        if entry is not None:
-            from .files import atomic_write
-
-            if ours:  # the same file must say the same thing from the cache
-                prefix = f"{path}: "
-                lines = [str(w.message).removeprefix(prefix) for w in ours]
-                with atomic_write(entry.with_suffix(".warn"), "w", encoding="utf-8",
-                                  errors="surrogateescape") as f:
-                    f.write("\n".join(lines))
-            with atomic_write(entry) as f:
-                np.save(f, crops)
+        if entry is not None and not self.unwritable:
+            try:
+                self._store(entry, path, crops, ours)
+            except StorageError as e:
+                # the cache only saves time: say once what is wrong with it (not with the takes,
+                # as a failed write once did) and go on computing
+                self.unwritable = True
+                warnings.warn(f"feature cache not used: {e}; set TAPCHECK_CACHE to a folder "
+                              "you may write to", TapcheckWarning, stacklevel=2)
         return crops
+
+    @staticmethod
+    def _store(entry: Path, path: Path, crops: np.ndarray, ours: list) -> None:
+        from .files import atomic_write
+
+        if ours:  # the same file must say the same thing from the cache
+            prefix = f"{path}: "
+            lines = [str(w.message).removeprefix(prefix) for w in ours]
+            with atomic_write(entry.with_suffix(".warn"), "w", encoding="utf-8",
+                              errors="surrogateescape") as f:
+                f.write("\n".join(lines))
+        with atomic_write(entry) as f:
+            np.save(f, crops)
 
     @staticmethod
     def _replay_warnings(entry: Path, path: Path) -> None:
