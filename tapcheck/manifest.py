@@ -18,7 +18,7 @@ import io
 import math
 import os
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable
 
 from .errors import DatasetError
@@ -39,10 +39,10 @@ def check_take_path(text: str) -> str | None:
         return "has an empty path"
     if "\0" in text or "\\" in text:
         return f"has a path with a NUL or backslash: {text!r}"
-    p = PurePosixPath(text)
-    if p.is_absolute():
+    # string tests, not PurePosixPath: this runs for every row of a 10^5-row manifest
+    if text.startswith("/"):
         return f"has an absolute path {text!r}; takes must lie inside the dataset folder"
-    if ".." in p.parts:
+    if ".." in text.split("/"):
         return f"has a path {text!r} that leaves the dataset folder ('..')"
     return None
 
