@@ -65,9 +65,14 @@ def connect_reader(path: Path) -> sqlite3.Connection | None:
     refuse_special(path, InspectionLogError, fix=f"move it aside; {NEW_LOG}")
     uri = "file:" + urllib.parse.quote(str(path.absolute()))
     last: sqlite3.DatabaseError | None = None
-    # mode=ro first: it sees rows a running listen has committed to the write-ahead log;
-    # immutable=1 when SQLite cannot create the shared-memory file (a read-only mount)
-    for query in ("?mode=ro", "?mode=ro&immutable=1"):
+    # With no write-ahead log beside it, everything is in the file itself: immutable=1 reads
+    # it without creating the -shm/-wal files a plain read-only connection leaves behind (and
+    # cannot create on a read-only mount). With one (a listen is running), mode=ro sees the rows
+    # it has committed there; immutable=1 is the fallback when that fails
+    # (a -journal file: a writer in rollback mode is mid-transaction, so honour its locks)
+    busy = any(path.with_name(path.name + end).exists() for end in ("-wal", "-journal"))
+    queries = ("?mode=ro", "?mode=ro&immutable=1") if busy else ("?mode=ro&immutable=1",)
+    for query in queries:
         db = None
         try:
             db = sqlite3.connect(uri + query, uri=True, timeout=WAIT_S, isolation_level=None)
