@@ -231,7 +231,8 @@ class Dataset:
                 recorded_at=recorded_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 sample_rate=sr, duration_s=round(len(y) / sr, 4), source=source,
                 peak_dbfs=round(peak_dbfs(y), 2))
-            if self._appendable and self._stamp() == self._seen:
+            if (self._appendable and self._stamp() == self._seen
+                    and not (self.root / MANIFEST).is_symlink()):  # else replaced, not followed
                 manifest.append_row(self.root / MANIFEST, dataclasses.asdict(take))
                 self.takes.append(take)
                 self._seen = self._stamp()
@@ -273,8 +274,9 @@ def list_datasets() -> list[str]:
 
 
 def _check_row_values(*, board: int, side: str, label: str, split: str, group: str) -> None:
-    if not isinstance(board, int) or board < 0:
-        raise ParameterError(f"board must be a whole number >= 0, not {board!r}")
+    if not isinstance(board, int) or not 0 <= board <= manifest.MAX_BOARD:
+        raise ParameterError(f"board must be a whole number from 0 to {manifest.MAX_BOARD}, "
+                             f"not {board!r}")
     check_slug(side, "side")
     if group:
         check_slug(group, "group")

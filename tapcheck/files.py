@@ -158,3 +158,22 @@ def refuse_special(path: str | os.PathLike, error: type[TapcheckError], *, fix: 
     kind = special_kind(path)
     if kind:
         raise error(f"is {kind}, not a file", path=path, fix=fix)
+
+
+def check_replaceable(path: str | os.PathLike, *, ours, what: str) -> None:
+    """Before long work: ``path`` is nothing yet, or a file tapcheck wrote (``ours(path)``).
+
+    A folder, a link, a fifo or device, or a file of anything else is refused with a
+    :class:`StorageError`: an ``--out`` option never writes over what tapcheck did not make.
+    """
+    path = os.fspath(path)
+    fix = "choose another --out"
+    if os.path.isdir(path):
+        raise StorageError(f"is a folder; --out names the {what} to write", path=path, fix=fix)
+    refuse_special(path, StorageError, fix=fix)
+    if os.path.islink(path):
+        raise StorageError("is a symbolic link; tapcheck does not write through links",
+                           path=path, fix=fix)
+    if os.path.lexists(path) and not ours(path):
+        raise StorageError(f"exists and is not a {what} tapcheck wrote; tapcheck overwrites only "
+                           "its own files", path=path, fix=fix)

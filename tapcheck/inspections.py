@@ -205,7 +205,11 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     now = now or datetime.now().astimezone()
     m = _DURATION.match(text)
     if m:
-        return now - timedelta(**{_UNITS[m.group(2).lower()]: float(m.group(1))})
+        try:
+            return now - timedelta(**{_UNITS[m.group(2).lower()]: float(m.group(1))})
+        except OverflowError:  # "99999999999d": before the first year there is
+            raise ParameterError(f"--since '{text}' reaches back before year 1",
+                                 fix="use e.g. 30m, 8h, 2d or today") from None
     if text.strip().lower() == "today":
         return now.replace(hour=0, minute=0, second=0, microsecond=0)
     try:

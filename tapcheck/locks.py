@@ -17,6 +17,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 from typing import Iterator
 
@@ -83,9 +84,20 @@ def _acquire(path: Path, *, what: Path | str, error: type[TapcheckError]) -> int
     while True:
         try:
             # O_NOFOLLOW: a symlink planted as the lock file must not make us truncate its target
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                         | os.O_NONBLOCK, 0o644)  # O_NONBLOCK: a fifo planted here cannot hang us
         except OSError as e:
-            raise storage_error(e, path) from None
+            found = storage_error(e, path)
+            if isinstance(found, TapcheckError):
+                raise found from None
+            # a folder, a link or a fifo where the lock file goes: nothing to take a lock on
+            raise error(f"cannot be locked: {path.name} beside it is not a lock file "
+                        f"({e.strerror})", path=what,
+                        fix=f"remove {path} (tapcheck makes it anew)") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise error(f"cannot be locked: {path.name} beside it is not a lock file", path=what,
+                        fix=f"remove {path} (tapcheck makes it anew)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:

@@ -31,6 +31,9 @@ HEADER = ",".join(MANIFEST_FIELDS)
 LABELS = ("normal", "defect")
 SPLITS = ("train", "test")
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+# board numbers are painted on boards, not counted in billions; a bound keeps them storable as
+# SQLite integers in the inspection log and short in file names
+MAX_BOARD = 999_999
 
 
 def check_take_path(text: str) -> str | None:
@@ -47,10 +50,10 @@ def check_take_path(text: str) -> str | None:
     return None
 
 
-def _whole(text: str, lo: int, what: str) -> int:
+def _whole(text: str, lo: int, what: str, hi: int = 2**31 - 1) -> int:
     value = int(text)
-    if value < lo:
-        raise ValueError(f"{what} must be >= {lo}, not {value}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{what} must be between {lo} and {hi}, not {value}")
     return value
 
 
@@ -67,7 +70,7 @@ def parse_row(row: dict[str, Any], make: Callable[..., Any], where: str) -> Any:
     """One checked row as ``make(**fields)``; anything wrong is a DatasetError naming ``where``."""
     try:
         values = dict(
-            path=row["path"] or "", board=_whole(row["board"], 0, "board"),
+            path=row["path"] or "", board=_whole(row["board"], 0, "board", MAX_BOARD),
             side=row["side"] or "", label=row["label"] or "", group=row["group"] or "",
             split=row["split"] or "", take=_whole(row["take"], 0, "take"),
             recorded_at=row["recorded_at"] or "",
@@ -151,7 +154,8 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
     """
     data = format_rows([row], header=False).encode("utf-8")
     try:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        # O_NOFOLLOW: a manifest that is a link to a file elsewhere is never written through
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as e:
         raise storage_error(e, path) from None
     try:

@@ -158,7 +158,9 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
 def bench(model_path: Path | None, out: Path) -> None:
     """Measure speed: features, training (vs a naive loop), judging, memory — in one run."""
     from ..bench import format_results, run_bench
+    from ..files import check_replaceable
 
+    check_replaceable(out, ours=_is_bench_json, what="benchmark report")  # before the runs
     if model_path is not None and not model_path.is_file():
         from ..errors import ModelFileError
 
@@ -166,3 +168,11 @@ def bench(model_path: Path | None, out: Path) -> None:
     results = run_bench(model=model_path, out=out, log=echo_err)
     click.echo(format_results(results))
     click.echo(f"written to {out}")
+
+
+def _is_bench_json(path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return "matmul_gflops" in json.load(f)
+    except (OSError, ValueError, TypeError):
+        return False
