@@ -496,3 +496,38 @@ time.sleep(60)
     assert result.returncode == 2
     _one_line_error(result.stderr, f"{db}: is locked by another process")
     assert "move it aside" not in result.stderr
+
+
+# -- more of the same kinds ---------------------------------------------------------------------
+
+def test_a_lock_file_that_is_not_a_file_is_one_line(dataset_copy, tmp_path, run_cli):
+    (dataset_copy / ".lock").unlink(missing_ok=True)
+    (dataset_copy / ".lock").mkdir()
+    code, _, err = run_cli("import", write_tone(tmp_path / "c.wav"), "--dataset", dataset_copy,
+                           "--board", "1", "--side", "left", "--label", "normal")
+    assert code == 2
+    _one_line_error(err, f"{dataset_copy}: cannot be locked: .lock beside it is not a lock file")
+
+
+def test_a_manifest_linked_elsewhere_is_never_written_through(dataset_copy, tmp_path, run_cli):
+    elsewhere = tmp_path / "elsewhere.csv"
+    shutil.move(dataset_copy / "manifest.csv", elsewhere)
+    (dataset_copy / "manifest.csv").symlink_to(elsewhere)
+    before = elsewhere.read_bytes()
+    code, _, err = run_cli("import", write_tone(tmp_path / "c.wav"), "--dataset", dataset_copy,
+                           "--board", "1", "--side", "left", "--label", "normal")
+    assert code == 0, err
+    assert elsewhere.read_bytes() == before  # the link was replaced by a file, not followed
+    assert not (dataset_copy / "manifest.csv").is_symlink()
+
+
+def test_out_of_range_options_are_one_line(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", str(tmp_path))
+    code, _, err = run_cli("log", "--since", "99999999999d")
+    assert code == 2 and "reaches back before year 1" in err
+    code, _, err = run_cli("train", "--seed", "-1")
+    assert code == 2 and "'train.seed'" in err
+    (tmp_path / "notes.txt").write_text("mine")
+    code, _, err = run_cli("bench", "--out", tmp_path / "notes.txt")
+    assert code == 2 and "is not a benchmark report tapcheck wrote" in err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
