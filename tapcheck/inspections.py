@@ -164,9 +164,12 @@ class InspectionLog:
                    board=board, model=model, model_path=model_path, score=float(score),
                    threshold=float(threshold), verdict=verdict, clip=rel.as_posix(),
                    latency_ms=None if latency_ms is None else float(latency_ms), device=device)
-        cursor = self._db.execute(
-            f"INSERT INTO inspections ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-            list(row.values()))
+        try:
+            cursor = self._db.execute(
+                f"INSERT INTO inspections ({', '.join(row)}) VALUES "
+                f"({', '.join('?' * len(row))})", list(row.values()))
+        except sqlite3.DatabaseError as e:  # a full disk, a log locked by another program
+            raise log_error(e, self.path) from None
         return Inspection(id=cursor.lastrowid, **row)
 
     def query(self, *, since: datetime | None = None, board: int | None = None

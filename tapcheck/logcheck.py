@@ -99,6 +99,9 @@ def log_error(e: sqlite3.DatabaseError | None, path: Path) -> InspectionLogError
         return InspectionLogError(
             f"is locked by another process ({text}) for more than {WAIT_S:g} s", path=path,
             fix="wait until the program holding it (a `tapcheck listen`?) is done, then retry")
+    if "full" in text:
+        return InspectionLogError(f"cannot be written ({text})", path=path,
+                                  fix="the disk is full; free some space and try again")
     if "readonly" in text or "unable to open" in text:
         return InspectionLogError(f"cannot be opened ({text})", path=path,
                                   fix="check the folder's permissions, or that the disk is "

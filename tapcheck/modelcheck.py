@@ -185,3 +185,34 @@ def check_trained(checkpoint: dict[str, Any], out: str | os.PathLike) -> None:
         raise ModelFileError(
             f"not written: the trained model cannot judge ({e.problem.removeprefix('is damaged: ')}"
             ")", path=out, fix="training diverged; lower train.lr or try another --seed") from None
+
+
+def check_progress(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """A training run's saved progress (``.partial``): what ``--resume`` restores, checked first.
+
+    Raises
+    ------
+    ModelFileError
+        A key is missing or of the wrong type, or the weights are not finite.
+    """
+    def damaged(problem: str) -> ModelFileError:
+        return ModelFileError(f"is damaged: {problem}", path=path,
+                              fix="delete it to start the run over")
+
+    for key, kind in (("state_dict", dict), ("optimizer", dict), ("scheduler", dict),
+                      ("history", list), ("generator", torch.Tensor),
+                      ("torch_rng", torch.Tensor)):
+        if not isinstance(state.get(key), kind):
+            raise damaged(f"'{key}' is missing or not a {kind.__name__}")
+    for key, value in state["state_dict"].items():
+        if not isinstance(value, torch.Tensor) or (
+                value.is_floating_point() and not bool(torch.isfinite(value).all())):
+            raise damaged(f"weight {key!r} is not a finite tensor")
+    for entry in state["history"]:
+        if not isinstance(entry, dict) or not _is_real(entry.get("seconds")):
+            raise damaged("its history is not a list of epochs")
+    best = state.get("best")
+    if best is not None and not (isinstance(best, (tuple, list)) and len(best) == 3
+                                 and _is_real(best[0]) and _is_int(best[1])
+                                 and isinstance(best[2], dict)):
+        raise damaged("its best epoch is not (loss, epoch, weights)")
