@@ -295,3 +295,13 @@ def test_damaged_progress_is_one_line_on_resume(small_train_set, tmp_path, run_c
                            "1", "--config", tmp_path / "fast.toml", "--resume", "--out", out)
     assert code == 2 and not out.exists()
     _one_line_error(err, "delete", ".partial")
+
+
+def test_compare_refuses_to_overwrite_a_file_it_did_not_make(dataset_copy, tmp_path, run_cli):
+    mine = tmp_path / "report" / "models" / "ae.pt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my notes")
+    code, _, err = run_cli("compare", "--models", "ae", "--dataset", dataset_copy, "--epochs", "1",
+                           "--out", tmp_path / "report")
+    assert code == 2 and mine.read_text() == "my notes"
+    _one_line_error(err, f"{mine}: exists and is not a tapcheck model file")
