@@ -37,6 +37,11 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _one_of(value: Any, allowed) -> bool:
+    """``value in allowed`` for names only: a tensor compared with a name has no truth value."""
+    return isinstance(value, str) and value in allowed
+
+
 def _finite_tensor(value: Any, what: str, path, *, ndim: int | None = None) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise _fail(f"{what} is not a tensor", path)
@@ -81,7 +86,7 @@ def _check_model_args(args: dict[str, Any], *, n_classes: int, path) -> None:
             raise _fail(f"model_args.{key} = {value} is out of range", path)
         if isinstance(value, float) and not math.isfinite(value):
             raise _fail(f"model_args.{key} is not a finite number", path)
-    if "n_classes" in args and args["n_classes"] != n_classes:
+    if "n_classes" in args and (not _is_int(args["n_classes"]) or args["n_classes"] != n_classes):
         raise _fail(f"model_args.n_classes is {args['n_classes']} but {n_classes} classes "
                     "are named", path)
 
@@ -90,7 +95,7 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
     """The fitted detector: kind, parameters, a finite threshold of the right sign, tensors."""
     from .detectors import SCORERS
 
-    if state.get("kind") not in SCORERS:
+    if not _one_of(state.get("kind"), SCORERS):
         raise _fail(f"detector kind {state.get('kind')!r} is not one of {', '.join(SCORERS)}",
                     path)
     params = state.get("params")
@@ -115,7 +120,7 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
             raise _fail(f"knn reference embeddings have {reference.shape[1]} dimensions, the "
                         f"network gives {embedding_dim}", path)
         k = params.get("k")
-        if not _is_int(k) or k < 1 or params.get("metric") not in ("cosine", "euclidean") \
+        if not _is_int(k) or k < 1 or not _one_of(params.get("metric"), ("cosine", "euclidean")) \
                 or not isinstance(params.get("exp", False), bool):
             raise _fail(f"knn parameters {params!r} are not valid", path)
     if kind == "prob":
@@ -138,7 +143,7 @@ def check_contents(checkpoint: dict[str, Any], path: str | os.PathLike | None) -
                    embedding_dim=checkpoint["model_args"].get("embedding_dim"))
     scorer = checkpoint["config"].get("train", {})
     scorer = scorer.get("scorer") if isinstance(scorer, dict) else None
-    if scorer != checkpoint["detector"]["kind"]:
+    if not isinstance(scorer, str) or scorer != checkpoint["detector"]["kind"]:
         raise _fail(f"its detector is a {checkpoint['detector']['kind']} scorer but its "
                     f"settings name {scorer!r}", path)
 

@@ -128,22 +128,27 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 - the unpickler raises anything on a garbage file
         raise ModelFileError(f"is not a tapcheck model file ({type(e).__name__})", path=path,
                              fix="use a model file written by `tapcheck train`") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != expect:
+    if not isinstance(checkpoint, dict) or not _same(checkpoint.get("format"), expect):
         what = "model file" if expect == FORMAT else "training checkpoint"
         raise ModelFileError(f"is not a tapcheck {what}", path=path,
                              fix="use a model file written by `tapcheck train`")
     made_by = checkpoint.get("tapcheck_version", "an unknown version")
-    if checkpoint.get("format_version") != FORMAT_VERSION:
+    if not _same(checkpoint.get("format_version"), FORMAT_VERSION):
         raise ModelFileError(
             f"was written by tapcheck {made_by} in model format {checkpoint.get('format_version')}"
             f"; this tapcheck ({__version__}) reads format {FORMAT_VERSION}", path=path,
             fix=RETRAIN)
-    if checkpoint.get("features_version") != FEATURES_VERSION:
+    if not _same(checkpoint.get("features_version"), FEATURES_VERSION):
         raise ModelFileError(
             f"was trained on features of version {checkpoint.get('features_version')} (tapcheck "
             f"{made_by}); this tapcheck computes version {FEATURES_VERSION}", path=path,
             fix=RETRAIN)
     return checkpoint
+
+
+def _same(value: Any, wanted: Any) -> bool:
+    """``value == wanted`` of the same type: a tensor in a header has no truth value."""
+    return type(value) is type(wanted) and value == wanted
 
 
 def new_checkpoint(**fields: Any) -> dict[str, Any]:
