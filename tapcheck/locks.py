@@ -87,7 +87,7 @@ def _acquire(path: Path, *, what: Path | str, error: type[TapcheckError]) -> int
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
                          | os.O_NONBLOCK, 0o644)  # O_NONBLOCK: a fifo planted here cannot hang us
         except OSError as e:
-            found = storage_error(e, path)
+            found = storage_error(e, Path(what))  # the folder or file the user named
             if isinstance(found, TapcheckError):
                 raise found from None
             # a folder, a link or a fifo where the lock file goes: nothing to take a lock on
