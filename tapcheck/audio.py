@@ -9,6 +9,7 @@ whatever else libsndfile reads). It returns mono float32 at the requested rate o
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import struct
@@ -20,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import AudioError, TapcheckWarning
-from .files import atomic_write
+from .files import atomic_write, refuse_special
 
 FORMATS_HINT = "use a WAV, FLAC or OGG recording"
 MAX_DURATION_S = 120.0  # longer than any tap clip; guards against importing a whole session
@@ -171,6 +172,7 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
     if path.is_dir():
         raise AudioError("is a folder, not an audio file", path=path,
                          fix="pass the audio files inside it, e.g. folder/*.wav")
+    refuse_special(path, AudioError, fix=FORMATS_HINT)
     try:
         size = path.stat().st_size
         f = open(path, "rb")  # noqa: SIM115 - closed below, after the samples are read
@@ -219,8 +221,12 @@ def write_wav(path: str | os.PathLike, y: np.ndarray, *, sr: int,
               subtype: str = "PCM_16") -> Path:
     """Write ``y`` (shape (n_samples,)) as a WAV file atomically (see :mod:`tapcheck.files`)."""
     path = Path(path)
+    # encode in memory, then write the bytes: libsndfile writing to a file object does so from a
+    # cffi callback, where a full disk's OSError is printed as "Exception ignored" and lost
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(y, -1.0, 1.0), sr, format="WAV", subtype=subtype)
     with atomic_write(path) as f:
-        sf.write(f, np.clip(y, -1.0, 1.0), sr, format="WAV", subtype=subtype)
+        f.write(buffer.getbuffer())
     return path
 
 

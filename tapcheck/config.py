@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .files import refuse_special
+from .validate import check_section
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,9 @@ class AudioConfig:
 
     sr: int = 44100  # study: librosa.load(sr=44100)
     duration_s: float = 3.0  # study: 3 s per recording
+
+    def __post_init__(self) -> None:
+        check_section("audio", self)  # refused when built, before any work
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ class FeatureConfig:
     shift_frames: int = 6  # the second crop starts this many frames later (study: "slightly")
     n_crops: int = 2  # study: each WAV gives 2 samples
     min_strike_db: float = 15.0  # the strike must stand this far above the clip's noise floor
+
+    def __post_init__(self) -> None:
+        check_section("features", self)  # refused when built, before any work
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,9 @@ class TrainConfig:
     bf16: bool = True  # bfloat16 autocast on CPUs that support it
     patience: int = 0  # stop when the normal-only validation loss stalls this many epochs; 0 = off
 
+    def __post_init__(self) -> None:
+        check_section("train", self)  # refused when built, before any work
+
 
 @dataclass(frozen=True)
 class RecordConfig:
@@ -85,6 +96,9 @@ class RecordConfig:
     clip_samples: int = 3  # a take with this many clipped samples is refused as clipped
     min_peak_dbfs: float = -40.0  # a take whose peak stays below this is too quiet
     max_retakes: int = 5  # with --yes: give up after this many bad takes in a row
+
+    def __post_init__(self) -> None:
+        check_section("record", self)  # refused when built, before any work
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,9 @@ class StreamConfig:
     min_level_dbfs: float = -70.0  # nothing quieter is a strike, whatever the floor (silence)
     pre_roll_s: float = 0.5  # audio kept before a strike's onset in a take or clip
     judge_threads: int = 1  # torch threads for listen's verdicts; 0: torch's default (all cores)
+
+    def __post_init__(self) -> None:
+        check_section("stream", self)  # refused when built, before any work
 
 
 @dataclass(frozen=True)
@@ -160,6 +177,7 @@ def load_config(path: str | Path | None = None) -> Config:
     if path is None:
         return Config()
     path = Path(path)
+    refuse_special(path, ConfigError, fix="pass a .toml file such as configs/default.toml")
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
@@ -195,7 +213,10 @@ def _build(cls: type, data: Any, source: str, prefix: str):
             values[name] = _build(kind, value, source, f"{prefix}{name}.")
         else:
             values[name] = _coerce(value, kind, source, f"{prefix}{name}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError as e:  # a value out of range: name the file (or option) it came from
+        raise ConfigError(e.problem, path=source, fix=e.fix) from None
 
 
 def _coerce(value: Any, kind: Any, source: str, key: str) -> Any:

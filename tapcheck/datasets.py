@@ -10,10 +10,7 @@ every earlier take and a manifest that parses.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import fcntl
-import io
 import os
 import re
 from collections import Counter
@@ -25,16 +22,14 @@ from typing import Collection, Iterator
 import numpy as np
 
 from .audio import peak_dbfs, write_wav
+from . import manifest
 from .errors import DatasetError, ParameterError
-from .files import atomic_write, storage_error
+from .files import storage_error
+from .locks import exclusive
+from .manifest import LABELS, MANIFEST, MANIFEST_FIELDS, SPLITS  # noqa: F401 - re-exported
 from .paths import recordings_home
 
-MANIFEST = "manifest.csv"
-MANIFEST_FIELDS = ("path", "board", "side", "label", "group", "split", "take", "recorded_at",
-                   "sample_rate", "duration_s", "source", "peak_dbfs")
-LABELS = ("normal", "defect")
-SPLITS = ("train", "test")
-_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_SLUG = manifest.SLUG
 
 
 @dataclass(frozen=True)
@@ -96,8 +91,29 @@ class Dataset:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         self.name = self.root.name
-        self.takes: list[Take] = _read_manifest(self.root / MANIFEST) if (
-            self.root / MANIFEST).exists() else []
+        self.takes: list[Take] = []
+        self._seen: tuple | None = None  # the manifest's identity when last read or written
+        self._appendable = False  # our header exactly: a new row can be appended
+        self._reload()
+
+    def _stamp(self) -> tuple | None:
+        try:
+            st = (self.root / MANIFEST).stat()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise DatasetError(f"cannot be read ({e.strerror})", path=self.root / MANIFEST,
+                               fix="check the folder's permissions") from None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _reload(self) -> None:
+        """Re-read the manifest unless it is as we last saw it (no re-parse per take)."""
+        stamp = self._stamp()
+        if stamp is not None and stamp == self._seen:
+            return
+        self.takes, self._appendable = (manifest.read_manifest(self.root / MANIFEST, Take)
+                                        if stamp is not None else ([], False))
+        self._seen = stamp
 
     @classmethod
     def open(cls, name: str | os.PathLike) -> "Dataset":
@@ -143,8 +159,17 @@ class Dataset:
                 and ok(t.board, board) and ok(t.side, side) and ok(t.group, group)]
 
     def path_of(self, take: Take) -> Path:
-        """Absolute-ish path of a take's audio file."""
-        return self.root / take.path
+        """Path of a take's audio file, which must lie inside the dataset folder.
+
+        The manifest's rows are checked when read (no absolute or ``..`` paths); this also
+        refuses a take reached through a symlink that leads out of the folder.
+        """
+        path = self.root / take.path
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise DatasetError(f"take {take.path} is a link to a file outside the dataset",
+                               path=self.root / MANIFEST,
+                               fix="copy the file into the dataset folder, or delete the row")
+        return path
 
     def missing_files(self) -> list[Take]:
         """Takes whose audio file is not on disk."""
@@ -163,20 +188,18 @@ class Dataset:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator["Dataset"]:
-        """Hold the dataset's lock (another recorder or importer waits) and re-read the manifest."""
+        """Hold the dataset's writer lock and see the manifest as it is now.
+
+        A writing session (import, record, synth) holds it throughout; another one gets a
+        :class:`DatasetError` "in use by PID N" at once (see :mod:`tapcheck.locks`).
+        """
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            lock = open(self.root / ".lock", "a")
         except OSError as e:
             raise storage_error(e, self.root) from None
-        with lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                if (self.root / MANIFEST).exists():
-                    self.takes = _read_manifest(self.root / MANIFEST)
-                yield self
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with exclusive(self.root / ".lock", what=self.root, error=DatasetError):
+            self._reload()
+            yield self
 
     def add_take(self, y: np.ndarray, *, sr: int, board: int, side: str, label: str,
                  group: str = "", split: str = "train", source: str = "",
@@ -208,19 +231,20 @@ class Dataset:
                 recorded_at=recorded_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 sample_rate=sr, duration_s=round(len(y) / sr, 4), source=source,
                 peak_dbfs=round(peak_dbfs(y), 2))
-            self.takes.append(take)
-            self.write_manifest()
+            if (self._appendable and self._stamp() == self._seen
+                    and not (self.root / MANIFEST).is_symlink()):  # else replaced, not followed
+                manifest.append_row(self.root / MANIFEST, dataclasses.asdict(take))
+                self.takes.append(take)
+                self._seen = self._stamp()
+            else:
+                self.takes.append(take)
+                self.write_manifest()
             return take
 
     def write_manifest(self) -> None:
         """Rewrite ``manifest.csv`` atomically from :attr:`takes`."""
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for t in self.takes:
-            writer.writerow(dataclasses.asdict(t))
-        with atomic_write(self.root / MANIFEST, "w", encoding="utf-8", newline="") as f:
-            f.write(buffer.getvalue())
+        manifest.write_manifest(self.root / MANIFEST, [dataclasses.asdict(t) for t in self.takes])
+        self._seen, self._appendable = self._stamp(), True
 
     def stats(self) -> dict:
         """Counts for ``tapcheck datasets``: takes, boards, normal, defect, train, test."""
@@ -250,8 +274,9 @@ def list_datasets() -> list[str]:
 
 
 def _check_row_values(*, board: int, side: str, label: str, split: str, group: str) -> None:
-    if not isinstance(board, int) or board < 0:
-        raise ParameterError(f"board must be a whole number >= 0, not {board!r}")
+    if not isinstance(board, int) or not 0 <= board <= manifest.MAX_BOARD:
+        raise ParameterError(f"board must be a whole number from 0 to {manifest.MAX_BOARD}, "
+                             f"not {board!r}")
     check_slug(side, "side")
     if group:
         check_slug(group, "group")
@@ -259,45 +284,6 @@ def _check_row_values(*, board: int, side: str, label: str, split: str, group: s
         raise ParameterError(f"label must be one of {', '.join(LABELS)}, not '{label}'")
     if split not in SPLITS:
         raise ParameterError(f"split must be one of {', '.join(SPLITS)}, not '{split}'")
-
-
-def _read_manifest(path: Path) -> list[Take]:
-    """Parse and validate a manifest; any bad row is a :class:`DatasetError` naming its line."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: a manifest saved by a spreadsheet
-    except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"cannot be read ({e})", path=path,
-                           fix="restore it from a backup or rebuild it") from None
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [f for f in MANIFEST_FIELDS if f not in (reader.fieldnames or [])]
-    if missing:
-        raise DatasetError(f"is not a tapcheck manifest (no column {', '.join(missing)})",
-                           path=path, fix=f"the header must be: {','.join(MANIFEST_FIELDS)}")
-    takes, seen = [], {}
-    for line, row in enumerate(reader, start=2):
-        where = f"{path}:{line}"
-        try:
-            take = Take(
-                path=row["path"], board=int(row["board"]), side=row["side"], label=row["label"],
-                group=row["group"] or "", split=row["split"], take=int(row["take"]),
-                recorded_at=row["recorded_at"] or "", sample_rate=int(row["sample_rate"]),
-                duration_s=float(row["duration_s"]), source=row["source"] or "",
-                peak_dbfs=float(row["peak_dbfs"]))
-        except (TypeError, ValueError) as e:
-            raise DatasetError(f"malformed row ({e})", path=where,
-                               fix="fix or delete the row") from None
-        if take.label not in LABELS:
-            raise DatasetError(f"unknown label '{take.label}'", path=where,
-                               fix=f"use one of: {', '.join(LABELS)}")
-        if take.split not in SPLITS:
-            raise DatasetError(f"unknown split '{take.split}'", path=where,
-                               fix=f"use one of: {', '.join(SPLITS)}")
-        if take.path in seen:
-            raise DatasetError(f"duplicate row for {take.path} (first on line {seen[take.path]})",
-                               path=where, fix="delete one of the two rows")
-        seen[take.path] = line
-        takes.append(take)
-    return takes
 
 
 def class_counts(takes: list[Take]) -> Counter:

@@ -23,6 +23,7 @@ from typing import Callable
 
 from .config import Config
 from .errors import TapcheckError
+from .files import special_kind
 
 OK, NOTE, PROBLEM = "ok", "note", "problem"
 MAX_LISTED = 20  # per kind of finding about single takes; the rest are counted
@@ -167,6 +168,8 @@ def inspect_takes(dataset, *, config: Config = Config(), progress: bool = False
     for take in takes:
         report = TakeReport(take.path, dataset.path_of(take))
         try:
+            if special_kind(report.file):  # sf.info would block on a fifo; load() refuses it
+                raise OSError("not a regular file")
             info = sf.info(os.fsencode(report.file))
             report.sample_rate, report.duration_s = info.samplerate, info.duration
         except Exception:  # noqa: BLE001 - clip_features below names the precise problem
@@ -201,6 +204,12 @@ def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Find
             NOTE, f"{len(orphans)} WAV file(s) in {dataset.root} are not in the manifest (a run "
                   f"killed between writing a take and its row?), e.g. {orphans[0]}",
             fix="bring them in with `tapcheck import`, or delete them"))
+    # atomic_write's temporary files: left only by a run killed (or a disk filled) mid-write
+    strays = sorted(p.relative_to(dataset.root) for p in dataset.root.rglob(".*.tmp"))
+    if strays:
+        findings.append(Finding(
+            NOTE, f"{len(strays)} unfinished temporary file(s) in {dataset.root} (a run killed "
+                  f"while writing), e.g. {strays[0]}", fix="delete them; no take is in them"))
     if not findings:
         findings.append(Finding(OK, f"manifest: {len(reports)} takes, every file present"))
     return findings

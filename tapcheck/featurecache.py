@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .config import AudioConfig, FeatureConfig
-from .errors import AudioError, TapcheckError, TapcheckWarning
+from .errors import AudioError, StorageError, TapcheckError, TapcheckWarning
 from .features import CHECKS_VERSION, FEATURES_VERSION, clip_features
 
 
@@ -47,6 +47,7 @@ class FeatureCache:
         root = root or cache_home()
         self.audio, self.features = audio, features
         self.dir = Path(root) / "features" / feature_key(audio, features)
+        self.unwritable = False  # set after the first failed write: the rest go uncached
 
     def _entry(self, path: Path) -> Path:
         # SHA-1 is a content key here, not a seal: twice as fast as BLAKE2 on a 3 s take
@@ -56,6 +57,10 @@ class FeatureCache:
     def get(self, path: str | os.PathLike) -> np.ndarray:
         """Crops of one file, shape (n_crops, n_bins, n_frames), from the cache or computed."""
         path = Path(path)
+        from .audio import FORMATS_HINT
+        from .files import refuse_special
+
+        refuse_special(path, AudioError, fix=FORMATS_HINT)  # hashing a fifo would block forever
         try:
             entry = self._entry(path)
         except OSError:
@@ -74,18 +79,29 @@ class FeatureCache:
         ours = [w for w in caught if issubclass(w.category, TapcheckWarning)]
         for w in caught:  # pass everything on, as if nobody had listened
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        if entry is not None:
-            from .files import atomic_write
-
-            if ours:  # the same file must say the same thing from the cache
-                prefix = f"{path}: "
-                lines = [str(w.message).removeprefix(prefix) for w in ours]
-                with atomic_write(entry.with_suffix(".warn"), "w", encoding="utf-8",
-                                  errors="surrogateescape") as f:
-                    f.write("\n".join(lines))
-            with atomic_write(entry) as f:
-                np.save(f, crops)
+        if entry is not None and not self.unwritable:
+            try:
+                self._store(entry, path, crops, ours)
+            except StorageError as e:
+                # the cache only saves time: say once what is wrong with it (not with the takes,
+                # as a failed write once did) and go on computing
+                self.unwritable = True
+                warnings.warn(f"feature cache not used: {e}; set TAPCHECK_CACHE to a folder "
+                              "you may write to", TapcheckWarning, stacklevel=2)
         return crops
+
+    @staticmethod
+    def _store(entry: Path, path: Path, crops: np.ndarray, ours: list) -> None:
+        from .files import atomic_write
+
+        if ours:  # the same file must say the same thing from the cache
+            prefix = f"{path}: "
+            lines = [str(w.message).removeprefix(prefix) for w in ours]
+            with atomic_write(entry.with_suffix(".warn"), "w", encoding="utf-8",
+                              errors="surrogateescape") as f:
+                f.write("\n".join(lines))
+        with atomic_write(entry) as f:
+            np.save(f, crops)
 
     @staticmethod
     def _replay_warnings(entry: Path, path: Path) -> None:

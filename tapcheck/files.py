@@ -16,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
-from .errors import StorageError
+from .errors import StorageError, TapcheckError
 
 # errno values that mean "this place cannot take the file", which the user can fix
 _FIXES = {
@@ -129,3 +130,50 @@ def _fsync_folder(folder: Path) -> None:
         pass  # some file systems cannot sync a folder; the rename itself is still atomic
     finally:
         os.close(fd)
+
+
+def special_kind(path: str | os.PathLike) -> str | None:
+    """What a path is if it exists and is neither a regular file nor a folder, else None.
+
+    Opening a named pipe for reading blocks until someone writes to it, and a device node reads
+    forever: tapcheck looks before it opens (``mkfifo x.wav`` used to hang ``judge``).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (fifo)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device node"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def refuse_special(path: str | os.PathLike, error: type[TapcheckError], *, fix: str) -> None:
+    """Raise ``error`` naming the path if it is a fifo, device or socket (see special_kind)."""
+    kind = special_kind(path)
+    if kind:
+        raise error(f"is {kind}, not a file", path=path, fix=fix)
+
+
+def check_replaceable(path: str | os.PathLike, *, ours, what: str) -> None:
+    """Before long work: ``path`` is nothing yet, or a file tapcheck wrote (``ours(path)``).
+
+    A folder, a link, a fifo or device, or a file of anything else is refused with a
+    :class:`StorageError`: an ``--out`` option never writes over what tapcheck did not make.
+    """
+    path = os.fspath(path)
+    fix = "choose another --out"
+    if os.path.isdir(path):
+        raise StorageError(f"is a folder; --out names the {what} to write", path=path, fix=fix)
+    refuse_special(path, StorageError, fix=fix)
+    if os.path.islink(path):
+        raise StorageError("is a symbolic link; tapcheck does not write through links",
+                           path=path, fix=fix)
+    if os.path.lexists(path) and not ours(path):
+        raise StorageError(f"exists and is not a {what} tapcheck wrote; tapcheck overwrites only "
+                           "its own files", path=path, fix=fix)

@@ -9,7 +9,8 @@ from typing import Callable, Sequence
 
 from .config import Config
 from .datasets import Dataset, Take, check_slug
-from .errors import TapcheckError
+from .errors import StorageError, TapcheckError
+from .interrupts import deferred
 
 
 @dataclass
@@ -18,6 +19,7 @@ class ImportResult:
 
     imported: list[tuple[Path, Take]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    stopped: int = 0  # files not tried after a storage error
 
 
 def import_clips(files: Sequence[str | os.PathLike], dataset: Dataset, *, board: int, side: str,
@@ -46,16 +48,25 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: Dataset, *, board:
     if group:
         check_slug(group, "group")
     result = ImportResult()
-    for path in map(Path, files):
-        try:
-            y = load_clip(path, audio=config.audio, features=config.features)
-            strike_crops(y, features=config.features, path=path)  # refuse clips without a tap
-        except TapcheckError as e:
-            result.errors.append(str(e))
-            continue
-        take = dataset.add_take(y, sr=config.audio.sr, board=board, side=side, label=label,
-                                group=group, split=split, source="import")
-        result.imported.append((path, take))
-        if on_take is not None:
-            on_take(path, take)
+    with dataset.locked():  # one importer (or recorder) at a time; a second is told who
+        for path in map(Path, files):
+            try:
+                y = load_clip(path, audio=config.audio, features=config.features)
+                strike_crops(y, features=config.features, path=path)  # refuse clips without a tap
+            except TapcheckError as e:
+                result.errors.append(str(e))
+                continue
+            try:
+                # Ctrl-C or kill wait until the WAV and its manifest row are both written
+                with deferred():
+                    take = dataset.add_take(y, sr=config.audio.sr, board=board, side=side,
+                                            label=label, group=group, split=split,
+                                            source="import")
+            except StorageError as e:  # a full or read-only disk: the next file fares no better
+                result.errors.append(str(e))
+                result.stopped = len(files) - len(result.imported) - len(result.errors)
+                break
+            result.imported.append((path, take))
+            if on_take is not None:
+                on_take(path, take)
     return result

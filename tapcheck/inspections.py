@@ -13,6 +13,7 @@ missing clip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
@@ -24,6 +25,9 @@ import numpy as np
 
 from .audio import write_wav
 from .errors import InspectionLogError, ParameterError
+from .files import refuse_special, storage_error
+from .locks import exclusive, lock_path
+from .logcheck import NEW_LOG, check_schema, checked_row, connect_reader, log_error
 from .paths import inspections_home
 
 LOG_FILE = "inspections.sqlite"
@@ -88,33 +92,44 @@ class InspectionLog:
         self.root = Path(root) if root is not None else inspections_home()
         self.path = self.root / LOG_FILE
         self._db: sqlite3.Connection | None = None
+        self._lock = contextlib.ExitStack()
+        self.writer = create
         if create:
-            self.root.mkdir(parents=True, exist_ok=True)
-        if create or self.path.exists():
-            self._db = self._connect()
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise storage_error(e, self.root) from None
+            # one writer per log (a second listen is told who); readers never take it
+            self._lock.enter_context(exclusive(lock_path(self.path), what=self.path,
+                                               error=InspectionLogError, remove=True))
+        try:
+            if create:
+                self._db = self._connect()
+            elif self.path.exists():
+                self._db = connect_reader(self.path)
+        except BaseException:
+            self._lock.close()
+            raise
 
     def _connect(self) -> sqlite3.Connection:
+        """The writer's connection: the schema checked first, created only in a new log."""
+        refuse_special(self.path, InspectionLogError, fix=f"move it aside; {NEW_LOG}")
         try:
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=2.0)
+            check_schema(db, self.path)  # before anything is written: another schema is refused
             db.execute("PRAGMA journal_mode=WAL")  # readers never block the listener
             db.execute("PRAGMA synchronous=FULL")  # a committed row survives a power cut
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise InspectionLogError(
-                    f"was written by a newer tapcheck (log format {version})", path=self.path,
-                    fix="upgrade tapcheck, or start a new log with $TAPCHECK_INSPECTIONS")
             db.executescript(_SCHEMA)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as e:
-            raise InspectionLogError(
-                f"is not a usable inspection log ({e})", path=self.path,
-                fix="move it aside; `tapcheck listen` then starts a new one") from None
+            raise log_error(e, self.path) from None
         return db
 
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+        self._lock.close()
 
     def __enter__(self) -> "InspectionLog":
         return self
@@ -138,6 +153,9 @@ class InspectionLog:
                model_path: str, score: float, threshold: float, verdict: str,
                latency_ms: float | None = None, device: str | None = None) -> Inspection:
         """Save a judged clip (atomically, float WAV) and then its row (one transaction)."""
+        if not self.writer:
+            raise InspectionLogError("was opened for reading", path=self.path,
+                                     fix="open it with create=True to append")
         if self._db is None:
             self._db = self._connect()
         rel = self.clip_path(when, board)
@@ -146,9 +164,12 @@ class InspectionLog:
                    board=board, model=model, model_path=model_path, score=float(score),
                    threshold=float(threshold), verdict=verdict, clip=rel.as_posix(),
                    latency_ms=None if latency_ms is None else float(latency_ms), device=device)
-        cursor = self._db.execute(
-            f"INSERT INTO inspections ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-            list(row.values()))
+        try:
+            cursor = self._db.execute(
+                f"INSERT INTO inspections ({', '.join(row)}) VALUES "
+                f"({', '.join('?' * len(row))})", list(row.values()))
+        except sqlite3.DatabaseError as e:  # a full disk, a log locked by another program
+            raise log_error(e, self.path) from None
         return Inspection(id=cursor.lastrowid, **row)
 
     def query(self, *, since: datetime | None = None, board: int | None = None
@@ -167,9 +188,8 @@ class InspectionLog:
         try:
             rows = self._db.execute(sql + " ORDER BY time, id", args).fetchall()
         except sqlite3.DatabaseError as e:
-            raise InspectionLogError(f"cannot be read ({e})", path=self.path,
-                                     fix="move it aside and start a new log") from None
-        return [Inspection(*row) for row in rows]
+            raise log_error(e, self.path) from None
+        return [checked_row(row, self.path) for row in rows]
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
@@ -188,7 +208,11 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     now = now or datetime.now().astimezone()
     m = _DURATION.match(text)
     if m:
-        return now - timedelta(**{_UNITS[m.group(2).lower()]: float(m.group(1))})
+        try:
+            return now - timedelta(**{_UNITS[m.group(2).lower()]: float(m.group(1))})
+        except OverflowError:  # "99999999999d": before the first year there is
+            raise ParameterError(f"--since '{text}' reaches back before year 1",
+                                 fix="use e.g. 30m, 8h, 2d or today") from None
     if text.strip().lower() == "today":
         return now.replace(hour=0, minute=0, second=0, microsecond=0)
     try:

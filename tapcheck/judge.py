@@ -44,6 +44,9 @@ class Verdict:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["warnings"] = list(self.warnings)
+        for key in ("score", "threshold"):  # JSON has no NaN: a bare NaN breaks every parser
+            if d[key] is not None and not np.isfinite(d[key]):
+                d[key] = None
         return d
 
 
@@ -120,7 +123,11 @@ class Judge:
 
     def _verdicts(self, paths: Sequence[str], scores: np.ndarray) -> list[Verdict]:
         return [Verdict(str(p), ANOMALOUS if s > self.threshold else NORMAL, float(s),
-                        float(self.threshold), self.name)
+                        float(self.threshold), self.name) if np.isfinite(s) else
+                # NaN > threshold is False: without this a NaN score would read NORMAL
+                Verdict(str(p), None, None, None, self.name, error=(
+                    f"{p}: the model gives no usable score for it (NaN) — check the clip; if "
+                    "every clip gets this, retrain the model"))
                 for p, s in zip(paths, scores, strict=True)]
 
 

@@ -123,6 +123,9 @@ class Listener:
                     continue  # judged when that audio is in: crops never run off the clip
                 extended.pop(strike.onset, None)
                 verdict = self.judge.judge_crops(crops, path=label)
+                if verdict.error:  # no score (NaN): never logged, never a NORMAL verdict
+                    self.show(f"{label}  error: {verdict.error}")
+                    continue
                 last = strike.start + min(len(strike.clip), end) - 1
                 window_done = clipper.arrival_of(last)  # when the crop window's end came in
                 self.show(self._line(verdict, label, strike.others))

@@ -12,6 +12,7 @@ rules: atomic, tensors and plain data only); see :mod:`tapcheck.training`.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ from .config import Config
 from .detectors import ThresholdDetector, detector_from_state
 from .errors import ConfigError, ModelFileError, ParameterError
 from .features import FEATURES_VERSION
-from .files import atomic_write
+from .files import atomic_write, refuse_special
+from .modelcheck import check_contents
 
 FORMAT = "tapcheck-model"
 FORMAT_VERSION = 2  # 2: cosine heads keep their class centres as the model's W
@@ -53,8 +55,13 @@ class LoadedModel:
 def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Path:
     """Write a checkpoint atomically: a crash leaves the previous model file intact."""
     path = Path(path)
+    # serialise in memory, then write the bytes: torch.save straight to the file turns a full
+    # disk into "RuntimeError: [enforce fail at inline_container.cc]"; a plain write gives the
+    # OSError that atomic_write turns into a one-line StorageError (the old file kept)
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
     with atomic_write(path) as f:
-        torch.save(checkpoint, f)
+        f.write(buffer.getbuffer())
     return path
 
 
@@ -71,22 +78,27 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
 
     path = Path(path)
     checkpoint = read_checkpoint(path)
+    check_contents(checkpoint, path)  # keys, types, sizes, finite weights and threshold
     try:
         config = Config.from_dict(checkpoint["config"], source=str(path))
-        module = rebuild(checkpoint["name"], checkpoint["model_args"])
-        module.load_state_dict(checkpoint["state_dict"])
-        detector = detector_from_state(checkpoint["detector"])
-        crop = (config.features.n_bins, config.features.n_frames)
-        network = tuple(checkpoint["model_args"]["input_shape"])
-    except (KeyError, TypeError, RuntimeError, ValueError, ConfigError, ParameterError) as e:
-        raise ModelFileError(f"is damaged or inconsistent ({type(e).__name__}: {e})", path=path,
+    except ConfigError as e:
+        raise ModelFileError(f"is damaged: its settings are invalid ({e.problem})", path=path,
                              fix=RETRAIN) from None
+    crop = (config.features.n_bins, config.features.n_frames)
+    network = tuple(checkpoint["model_args"]["input_shape"])
     if crop != network:
         # judge computes crops from the stored feature settings; they must be what the network
         # was built for, or every verdict would be of the wrong picture
         raise ModelFileError(
             f"stores feature settings for {crop[0]}x{crop[1]} crops but its network takes "
             f"{network[0]}x{network[1]}", path=path, fix=RETRAIN)
+    try:
+        module = rebuild(checkpoint["name"], checkpoint["model_args"])
+        module.load_state_dict(checkpoint["state_dict"])
+        detector = detector_from_state(checkpoint["detector"])
+    except (KeyError, TypeError, RuntimeError, ValueError, ParameterError) as e:
+        raise ModelFileError(f"is damaged or inconsistent ({type(e).__name__}: {e})", path=path,
+                             fix=RETRAIN) from None
     module.eval()
     return LoadedModel(path=path, name=checkpoint["name"], module=module, detector=detector,
                        config=config, classes=list(checkpoint["classes"]), checkpoint=checkpoint)
@@ -103,6 +115,7 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     if path.is_dir():
         raise ModelFileError("is a folder, not a model file", path=path,
                              fix="pass the .pt file, e.g. models/arcface-resnet18.pt")
+    refuse_special(path, ModelFileError, fix="pass a model file written by `tapcheck train`")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -115,22 +128,27 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 - the unpickler raises anything on a garbage file
         raise ModelFileError(f"is not a tapcheck model file ({type(e).__name__})", path=path,
                              fix="use a model file written by `tapcheck train`") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != expect:
+    if not isinstance(checkpoint, dict) or not _same(checkpoint.get("format"), expect):
         what = "model file" if expect == FORMAT else "training checkpoint"
         raise ModelFileError(f"is not a tapcheck {what}", path=path,
                              fix="use a model file written by `tapcheck train`")
     made_by = checkpoint.get("tapcheck_version", "an unknown version")
-    if checkpoint.get("format_version") != FORMAT_VERSION:
+    if not _same(checkpoint.get("format_version"), FORMAT_VERSION):
         raise ModelFileError(
             f"was written by tapcheck {made_by} in model format {checkpoint.get('format_version')}"
             f"; this tapcheck ({__version__}) reads format {FORMAT_VERSION}", path=path,
             fix=RETRAIN)
-    if checkpoint.get("features_version") != FEATURES_VERSION:
+    if not _same(checkpoint.get("features_version"), FEATURES_VERSION):
         raise ModelFileError(
             f"was trained on features of version {checkpoint.get('features_version')} (tapcheck "
             f"{made_by}); this tapcheck computes version {FEATURES_VERSION}", path=path,
             fix=RETRAIN)
     return checkpoint
+
+
+def _same(value: Any, wanted: Any) -> bool:
+    """``value == wanted`` of the same type: a tensor in a header has no truth value."""
+    return type(value) is type(wanted) and value == wanted
 
 
 def new_checkpoint(**fields: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import torch
 
 from .config import Config
 from .errors import ModelFileError
+from .modelcheck import check_progress
 from .modelfile import read_partial, save_partial
 
 if TYPE_CHECKING:
@@ -48,12 +49,24 @@ def restore_training_state(state: dict[str, Any], *, model: TapModel,
                            optimizer: torch.optim.Optimizer,
                            scheduler: torch.optim.lr_scheduler.LRScheduler,
                            generator: torch.Generator) -> list[dict]:
-    """Put a run back where :func:`training_state` saw it; returns the history so far."""
-    model.load_state_dict(state["state_dict"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    generator.set_state(state["generator"])
-    torch.set_rng_state(state["torch_rng"])
+    """Put a run back where :func:`training_state` saw it; returns the history so far.
+
+    Raises
+    ------
+    ModelFileError
+        The saved progress does not fit this run's model (its types were checked on reading).
+    """
+    try:
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+        raise ModelFileError(
+            f"the interrupted run's progress (.partial) does not fit this model "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:120]})",
+            fix="delete the .partial file beside the model to start over") from None
     return [dict(h) for h in state["history"]]
 
 
@@ -72,6 +85,7 @@ def progress_saver(partial: Path | None, *, resume: bool, config: Config, data: 
     state = None
     if resume:
         state = read_partial(partial)
+        check_progress(state, partial)  # before any of it is restored
         if state.get("config") != run["config"]:
             was = state.get("config") or {}
             changed = [f"{section}.{key} {was.get(section, {}).get(key)!r} -> {value!r}"

@@ -25,6 +25,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 # click would refuse an unreadable file before the command runs, in its own words and for the
 # whole batch; tapcheck names each bad file in one line and carries on with the good ones
 FILE = click.Path(path_type=Path, readable=False)
+BOARD = click.IntRange(min=0, max=999_999)  # tapcheck.manifest.MAX_BOARD, as in a manifest
 
 
 def echo_err(text: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .app import FILE, cli, config_option, echo_err, parse_config, table, warn
+from .app import BOARD, FILE, cli, config_option, echo_err, parse_config, table, warn
 
 
 @cli.command()
@@ -28,7 +28,7 @@ def synth(dataset: str, takes: int, test_takes: int | None, seed: int) -> None:
 @cli.command("import")
 @click.argument("files", nargs=-1, required=True, type=FILE)
 @click.option("--dataset", required=True, help="Dataset name or folder (created if needed).")
-@click.option("--board", required=True, type=click.IntRange(min=0), help="Board number.")
+@click.option("--board", required=True, type=BOARD, help="Board number.")
 @click.option("--side", required=True, help="Side or end struck, e.g. left.")
 @click.option("--label", required=True, type=click.Choice(["normal", "defect"]))
 @click.option("--group", default="", help="Free text, e.g. similar-material.")
@@ -55,7 +55,9 @@ def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label:
                           on_take=lambda path, take: click.echo(f"{path} -> {ds.root / take.path}"))
     for message in result.errors:
         echo_err(f"tapcheck: error: {message}")
-    click.echo(f"imported {len(result.imported)} of {len(files)} file(s) into {ds.root}")
+    not_tried = f"; {result.stopped} not tried" if result.stopped else ""
+    click.echo(f"imported {len(result.imported)} of {len(files)} file(s) into {ds.root}"
+               f"{not_tried}")
     return 2 if result.errors else 0
 
 

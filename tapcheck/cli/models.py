@@ -56,6 +56,9 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     """
     from ..datasets import Dataset
     from ..files import check_writable
+    from ..errors import ModelFileError
+    from ..locks import exclusive, lock_path
+    from ..modelcheck import check_model_target, check_trained
     from ..modelfile import check_partial, partial_path, save_checkpoint
     from ..models import get_spec
     from ..paths import model_path
@@ -65,12 +68,16 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     get_spec(config.train.model)  # an unknown name fails before any work
     ds = Dataset.open(dataset)
     out = out or model_path(config.train.model)
-    partial = partial_path(out)
-    check_partial(partial, resume=resume)
+    check_model_target(out)  # never overwrite what tapcheck did not make
     check_writable(out.parent)  # now, not after an hour of training
-    checkpoint = train_with_progress(ds, config, partial=partial, resume=resume)
-    save_checkpoint(out, checkpoint)
-    partial.unlink(missing_ok=True)  # only now: the finished model is safely on disk
+    partial = partial_path(out)
+    # one run per model file: a second one is told "in use by PID N", not "interrupted"
+    with exclusive(lock_path(out), what=out, error=ModelFileError, remove=True):
+        check_partial(partial, resume=resume)
+        checkpoint = train_with_progress(ds, config, partial=partial, resume=resume)
+        check_trained(checkpoint, out)
+        save_checkpoint(out, checkpoint)
+        partial.unlink(missing_ok=True)  # only now: the finished model is safely on disk
     det = checkpoint["detector"]
     click.echo(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, threshold "
                f"{-det['offset']:.4g} at {checkpoint['config']['train']['far']:.0%} false alarms)")
@@ -100,7 +107,7 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
     bad = [v for v in verdicts if v.error]
     for v in verdicts:
         if as_json:
-            click.echo(json.dumps(v.to_dict()))
+            click.echo(json.dumps(v.to_dict(), allow_nan=False))
         elif not v.error:
             for w in v.warnings:
                 warn(w)
@@ -129,6 +136,10 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     """
     from ..compare import compare_models, default_out, resolve_models
     from ..datasets import Dataset
+    from ..errors import StorageError
+    from ..files import check_writable
+    from ..locks import exclusive
+    from ..modelcheck import check_model_target
     from ..report import summary_table
 
     names = resolve_models(selection)
@@ -137,8 +148,12 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     config = parse_config(config_path).replace("train", epochs=epochs, seed=seed)
     ds = Dataset.open(dataset)
     out = out or default_out(ds)
-    rows = compare_models(ds, names, config=config, out=out, log=echo_err,
-                          progress=sys.stderr.isatty())
+    for name in names:  # the model files it will write: only over tapcheck's own, and now
+        check_model_target(out / "models" / f"{name}.pt")
+    check_writable(out)
+    with exclusive(out / ".lock", what=out, error=StorageError, remove=True):  # one compare
+        rows = compare_models(ds, names, config=config, out=out, log=echo_err,
+                              progress=sys.stderr.isatty())
     click.echo(summary_table(rows))
     click.echo(f"report: {out / 'index.html'}")
 
@@ -151,7 +166,9 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
 def bench(model_path: Path | None, out: Path) -> None:
     """Measure speed: features, training (vs a naive loop), judging, memory — in one run."""
     from ..bench import format_results, run_bench
+    from ..files import check_replaceable
 
+    check_replaceable(out, ours=_is_bench_json, what="benchmark report")  # before the runs
     if model_path is not None and not model_path.is_file():
         from ..errors import ModelFileError
 
@@ -159,3 +176,11 @@ def bench(model_path: Path | None, out: Path) -> None:
     results = run_bench(model=model_path, out=out, log=echo_err)
     click.echo(format_results(results))
     click.echo(f"written to {out}")
+
+
+def _is_bench_json(path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return "matmul_gflops" in json.load(f)
+    except (OSError, ValueError, TypeError):
+        return False

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .app import cli, config_option, echo_err, parse_config, table, warn
+from .app import BOARD, cli, config_option, echo_err, parse_config, table, warn
 
 
 def _open_input(device: str | None, config):
@@ -37,7 +37,7 @@ def devices() -> None:
 
 
 @cli.command()
-@click.option("--board", required=True, type=click.IntRange(min=0), help="Board number.")
+@click.option("--board", required=True, type=BOARD, help="Board number.")
 @click.option("--side", required=True, help="Side or end struck, e.g. left.")
 @click.option("--label", default="normal", show_default=True,
               type=click.Choice(["normal", "defect"]))
@@ -85,7 +85,8 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
                         meter=console.meter, keep_bad=keep_bad, source=device_.name)
     interrupted = False
     try:
-        with terminate_as_interrupt(), mic:
+        # the dataset's writer lock for the whole session: a second recorder is told at once
+        with ds.locked(), terminate_as_interrupt(), mic:
             click.echo(f"recording board {board} {side} ({label}, {split}) into {ds.root} "
                        f"from '{device_.name}' at {rate} Hz{converted}")
             if trigger:
@@ -116,7 +117,7 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
 @click.option("--model", "model_path", type=click.Path(path_type=Path),
               help="Model file [models/arcface-resnet18.pt].")
 @click.option("--device", help="Input device: index or part of its name (`tapcheck devices`).")
-@click.option("--board", type=click.IntRange(min=0), help="Board under test, for the log.")
+@click.option("--board", type=BOARD, help="Board under test, for the log.")
 @click.option("--taps", type=click.IntRange(min=1),
               help="Stop after judging this many taps (default: until Ctrl-C).")
 @config_option("TOML config (see configs/default.toml): [stream] strike detection.")
@@ -163,7 +164,7 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
 
 @cli.command("log")
 @click.option("--since", help="From when: 30m, 8h, 2d, today, 2025-05-01 or '2025-05-01 06:00'.")
-@click.option("--board", type=click.IntRange(min=0), help="One board only.")
+@click.option("--board", type=BOARD, help="One board only.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per judgment.")
 def log_(since: str | None, board: int | None, as_json: bool) -> None:
     """The inspection log `tapcheck listen` keeps: time, board, verdict, score, model, clip."""
@@ -180,10 +181,10 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
             click.echo(f"no inspections in {log.path}" + (" for that selection" if (
                 since or board is not None) and log.path.exists() else ""))
             return
-        table = [{"time": r.local_time, "board": r.board, "verdict": r.verdict,
+        lines = [{"time": r.local_time, "board": r.board, "verdict": r.verdict,
                   "score": f"{r.score:.4f}", "threshold": f"{r.threshold:.4f}", "model": r.model,
                   "clip": (log.root / r.clip).as_posix()} for r in rows]
-        click.echo(table(table, ["time", "board", "verdict", "score", "threshold", "model",
+        click.echo(table(lines, ["time", "board", "verdict", "score", "threshold", "model",
                                   "clip"]))
         bad = sum(r.verdict == "ANOMALOUS" for r in rows)
         click.echo(f"{len(rows)} inspection(s), {bad} anomalous")

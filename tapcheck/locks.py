@@ -1,0 +1,121 @@
+"""Writers' locks: one writer per dataset, model file or inspection log, the others told who.
+
+A writer holds an exclusive ``fcntl.flock`` on a small lock file for as long as it writes (a whole
+``import``, ``record`` or ``synth`` session, a whole ``train`` run, a whole ``listen``) and writes
+its PID into it. A second writer does not wait and does not guess: it gets a one-line error
+"in use by PID N", so two runs never interleave takes or overwrite each other's progress, and a
+run that is merely busy is never mistaken for one that was interrupted.
+
+The kernel drops a flock when its process dies (even by SIGKILL), so a stale lock file never
+blocks anyone: the PID in it is only read to name the holder. Within one process the lock is
+re-entrant (a session holding a dataset's lock adds takes that take it again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+from pathlib import Path
+from typing import Iterator
+
+from .errors import TapcheckError
+from .files import storage_error
+
+_HELD: dict[str, list] = {}  # lock path -> [fd, depth]: re-entrance within this process
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """The lock file of a file tapcheck writes: ``<path>.lock`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+def holder(lock_path: str | os.PathLike) -> int | None:
+    """The PID written in a lock file, if any (the holder, when the lock is held)."""
+    try:
+        text = Path(lock_path).read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: str | os.PathLike, *, what: Path | str, error: type[TapcheckError],
+              remove: bool = False) -> Iterator[None]:
+    """Hold the exclusive lock ``lock_path`` for the block, or raise ``error`` at once.
+
+    Parameters
+    ----------
+    lock_path : path
+        The lock file (created if missing).
+    what : path or str
+        Named in the error: the dataset, model file or log being written.
+    error : TapcheckError subclass
+        Raised when another process holds the lock: "in use by PID N".
+    remove : bool
+        Delete the lock file afterwards (beside a model file, so models/ stays tidy).
+    """
+    key = os.path.abspath(lock_path)
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield
+        finally:
+            _HELD[key][1] -= 1
+        return
+    fd = _acquire(Path(key), what=what, error=error)
+    _HELD[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        del _HELD[key]
+        if remove:
+            # unlink while still holding it: whoever opens the path next makes a new file, and
+            # _acquire's inode check sends anyone who opened the old one round again
+            with contextlib.suppress(OSError):
+                os.unlink(key)
+        os.close(fd)  # releases the flock
+
+
+def _acquire(path: Path, *, what: Path | str, error: type[TapcheckError]) -> int:
+    while True:
+        try:
+            # O_NOFOLLOW: a symlink planted as the lock file must not make us truncate its target
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                         | os.O_NONBLOCK, 0o644)  # O_NONBLOCK: a fifo planted here cannot hang us
+        except OSError as e:
+            found = storage_error(e, Path(what))  # the folder or file the user named
+            if isinstance(found, TapcheckError):
+                raise found from None
+            # a folder, a link or a fifo where the lock file goes: nothing to take a lock on
+            raise error(f"cannot be locked: {path.name} beside it is not a lock file "
+                        f"({e.strerror})", path=what,
+                        fix=f"remove {path} (tapcheck makes it anew)") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise error(f"cannot be locked: {path.name} beside it is not a lock file", path=what,
+                        fix=f"remove {path} (tapcheck makes it anew)")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise storage_error(e, path) from None
+            pid = holder(path)
+            by = f"PID {pid}" if pid else "another process"
+            raise error(f"in use by {by} (another tapcheck is writing it)", path=what,
+                        fix="wait for it to finish, or stop it, then try again") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # the holder removed the file after we opened it: lock the new one
+            os.close(fd)
+            continue
+        with contextlib.suppress(OSError):  # only names the holder; a full disk must not stop us
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        return fd

@@ -1,0 +1,146 @@
+"""Opening the inspection log safely, and checking what comes out of it.
+
+Reading must never change the log: ``tapcheck log`` opens it read-only (an SQLite ``mode=ro``
+URI; on a read-only mount, where SQLite cannot make its shared-memory file, ``immutable=1``) and
+runs no PRAGMA that writes. Before anything is written, the schema is checked: a database of
+another program or version is refused as it is (no index added, ``user_version`` untouched). A
+log locked by another process is one clear line after a short wait, not "move it aside".
+
+Rows are outside input too (anything can write an SQLite file): each one is checked for the types
+the log's readers rely on, and a bad one is an :class:`InspectionLogError` naming it.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import urllib.parse
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import InspectionLogError
+from .files import refuse_special
+
+COLUMNS = ("id", "time", "board", "model", "model_path", "score", "threshold", "verdict", "clip",
+           "latency_ms", "device")
+NEW_LOG = "`tapcheck listen` then starts a new one (or set $TAPCHECK_INSPECTIONS)"
+WAIT_S = 2.0  # how long a locked log is waited for before saying so
+
+
+def _schema_version() -> int:
+    from .inspections import SCHEMA_VERSION
+
+    return SCHEMA_VERSION
+
+
+def check_schema(db: sqlite3.Connection, path: Path) -> bool:
+    """Whether the log holds our table (False: a new, empty database); refuse anything else.
+
+    Raises
+    ------
+    InspectionLogError
+        Another program's database, a newer or older log format, or other columns.
+    """
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if version == 0 and not tables:
+        return False
+    ours = _schema_version()
+    if version > ours:
+        raise InspectionLogError(
+            f"was written by a newer tapcheck (log format {version})", path=path,
+            fix="upgrade tapcheck, or start a new log with $TAPCHECK_INSPECTIONS")
+    columns = tuple(r[1] for r in db.execute("PRAGMA table_info(inspections)"))
+    if version != ours or columns != COLUMNS:
+        raise InspectionLogError(
+            f"is not a tapcheck inspection log of format {ours} (format {version}, tables "
+            f"{', '.join(sorted(tables)) or 'none'})", path=path,
+            fix=f"point $TAPCHECK_INSPECTIONS at a tapcheck log folder; {NEW_LOG}")
+    return True
+
+
+def connect_reader(path: Path) -> sqlite3.Connection | None:
+    """A read-only connection to an existing log (None: an empty database, nothing to read)."""
+    refuse_special(path, InspectionLogError, fix=f"move it aside; {NEW_LOG}")
+    uri = "file:" + urllib.parse.quote(str(path.absolute()))
+    last: sqlite3.DatabaseError | None = None
+    # With no write-ahead log beside it, everything is in the file itself: immutable=1 reads
+    # it without creating the -shm/-wal files a plain read-only connection leaves behind (and
+    # cannot create on a read-only mount). With one (a listen is running), mode=ro sees the rows
+    # it has committed there; immutable=1 is the fallback when that fails
+    # (a -journal file: a writer in rollback mode is mid-transaction, so honour its locks)
+    busy = any(path.with_name(path.name + end).exists() for end in ("-wal", "-journal"))
+    queries = ("?mode=ro", "?mode=ro&immutable=1") if busy else ("?mode=ro&immutable=1",)
+    for query in queries:
+        db = None
+        try:
+            db = sqlite3.connect(uri + query, uri=True, timeout=WAIT_S, isolation_level=None)
+            if not check_schema(db, path):
+                db.close()
+                return None
+            return db
+        except InspectionLogError:
+            db.close()
+            raise
+        except sqlite3.DatabaseError as e:
+            if db is not None:
+                db.close()
+            last = e
+            if "locked" in str(e) or "not a database" in str(e) or "malformed" in str(e):
+                break
+    raise log_error(last, path)
+
+
+def log_error(e: sqlite3.DatabaseError | None, path: Path) -> InspectionLogError:
+    """The one line for an SQLite error on the log."""
+    text = str(e)
+    if "locked" in text or "busy" in text:
+        return InspectionLogError(
+            f"is locked by another process ({text}) for more than {WAIT_S:g} s", path=path,
+            fix="wait until the program holding it (a `tapcheck listen`?) is done, then retry")
+    if "full" in text:
+        return InspectionLogError(f"cannot be written ({text})", path=path,
+                                  fix="the disk is full; free some space and try again")
+    if "readonly" in text or "unable to open" in text:
+        return InspectionLogError(f"cannot be opened ({text})", path=path,
+                                  fix="check the folder's permissions, or that the disk is "
+                                      "mounted")
+    return InspectionLogError(f"is not a usable inspection log ({text})", path=path,
+                              fix=f"move it aside; {NEW_LOG}")
+
+
+def _bad(row: Any, what: str, path: Path) -> InspectionLogError:
+    return InspectionLogError(f"row {row[0]!r}: {what}", path=path,
+                              fix="delete or fix the row (sqlite3), or move the log aside")
+
+
+def checked_row(row: tuple, path: Path):
+    """An :class:`~tapcheck.inspections.Inspection` from a row, its types checked."""
+    from .inspections import Inspection
+
+    if len(row) != len(COLUMNS):
+        raise _bad(row, f"has {len(row)} columns, not {len(COLUMNS)}", path)
+    values = dict(zip(COLUMNS, row, strict=True))
+    try:
+        datetime.fromisoformat(values["time"])
+    except (TypeError, ValueError):
+        raise _bad(row, f"time {values['time']!r} is not an ISO 8601 time", path) from None
+    if values["board"] is not None and (not isinstance(values["board"], int)
+                                        or values["board"] < 0):
+        raise _bad(row, f"board {values['board']!r} is not a board number", path)
+    for key in ("score", "threshold", "latency_ms"):
+        value = values[key]
+        if value is None and key == "latency_ms":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+                value):
+            raise _bad(row, f"{key} {value!r} is not a finite number", path)
+    if values["verdict"] not in ("NORMAL", "ANOMALOUS"):
+        raise _bad(row, f"verdict {values['verdict']!r} is not NORMAL or ANOMALOUS", path)
+    for key in ("model", "model_path", "clip"):
+        if not isinstance(values[key], str):
+            raise _bad(row, f"{key} {values[key]!r} is not text", path)
+    if values["device"] is not None and not isinstance(values["device"], str):
+        raise _bad(row, f"device {values['device']!r} is not text", path)
+    return Inspection(**values)

@@ -1,0 +1,223 @@
+"""The one place a model file's contents are checked, before any of them is used.
+
+``torch.load(weights_only=True)`` guarantees a model file runs no code, not that what it holds
+makes sense: a damaged or hand-edited file could miss its ``classes``, hold ``classes = 5``, NaN
+weights, a NaN or negative threshold, or ask for a network of a billion units. Each of those
+used to end in a traceback, an out-of-memory kill, or — worse — a verdict with exit status 0
+(a NaN threshold judges every clip NORMAL). :func:`check_contents` refuses them all with one
+:class:`~tapcheck.errors.ModelFileError` naming what is wrong; ``train`` runs the same check on
+a checkpoint before writing it, so a diverged run never saves a model that cannot judge.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import torch
+
+from .errors import ModelFileError
+
+RETRAIN = "retrain it with `tapcheck train`"
+MAX_UNITS = 65536  # no stored size (classes, embedding width, crop side) may exceed this
+# anomaly scores are never negative (1 - cos, a distance, 1 - P, an error); a little rounding
+SCORE_FLOOR = -1e-3
+
+
+def _fail(problem: str, path: str | os.PathLike | None) -> ModelFileError:
+    return ModelFileError(f"is damaged: {problem}", path=path, fix=RETRAIN)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _one_of(value: Any, allowed) -> bool:
+    """``value in allowed`` for names only: a tensor compared with a name has no truth value."""
+    return isinstance(value, str) and value in allowed
+
+
+def _finite_tensor(value: Any, what: str, path, *, ndim: int | None = None) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise _fail(f"{what} is not a tensor", path)
+    if ndim is not None and value.ndim != ndim:
+        raise _fail(f"{what} has {value.ndim} dimensions, not {ndim}", path)
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise _fail(f"{what} holds NaN or infinite values", path)
+    return value
+
+
+def check_header(checkpoint: dict[str, Any], path) -> None:
+    """Keys and plain types: name, classes, class_labels, model_args, config, weights."""
+    for key, kind in (("name", str), ("classes", list), ("model_args", dict), ("config", dict),
+                      ("state_dict", dict), ("detector", dict)):
+        if key not in checkpoint:
+            raise _fail(f"no '{key}'", path)
+        if not isinstance(checkpoint[key], kind):
+            raise _fail(f"'{key}' is a {type(checkpoint[key]).__name__}, not a {kind.__name__}",
+                        path)
+    classes = checkpoint["classes"]
+    if not classes or len(classes) > MAX_UNITS or not all(isinstance(c, str) for c in classes):
+        raise _fail("'classes' is not a list of class names", path)
+    labels = checkpoint.get("class_labels", ["normal"] * len(classes))
+    if (not isinstance(labels, list) or len(labels) != len(classes)
+            or not all(isinstance(c, str) for c in labels)):
+        raise _fail("'class_labels' does not name a label per class", path)
+    for key, value in checkpoint["state_dict"].items():
+        _finite_tensor(value, f"weight {key!r}", path)
+    _check_model_args(checkpoint["model_args"], n_classes=len(classes), path=path)
+
+
+def _check_model_args(args: dict[str, Any], *, n_classes: int, path) -> None:
+    """Sizes bounded before a module is built from them (an absurd one would exhaust memory)."""
+    shape = args.get("input_shape")
+    if (not isinstance(shape, (list, tuple)) or len(shape) != 2
+            or not all(_is_int(s) and 1 <= s <= MAX_UNITS for s in shape)):
+        raise _fail(f"model_args.input_shape {shape!r} is not two crop sizes", path)
+    for key, value in args.items():
+        if not isinstance(key, str):
+            raise _fail("model_args has a key that is not a name", path)
+        if _is_int(value) and not 0 <= value <= MAX_UNITS:
+            raise _fail(f"model_args.{key} = {value} is out of range", path)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _fail(f"model_args.{key} is not a finite number", path)
+    if "n_classes" in args and (not _is_int(args["n_classes"]) or args["n_classes"] != n_classes):
+        raise _fail(f"model_args.n_classes is {args['n_classes']} but {n_classes} classes "
+                    "are named", path)
+
+
+def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = None) -> None:
+    """The fitted detector: kind, parameters, a finite threshold of the right sign, tensors."""
+    from .detectors import SCORERS
+
+    if not _one_of(state.get("kind"), SCORERS):
+        raise _fail(f"detector kind {state.get('kind')!r} is not one of {', '.join(SCORERS)}",
+                    path)
+    params = state.get("params")
+    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+        raise _fail("detector params are missing", path)
+    far = params.get("far")
+    if not _is_real(far) or not 0.0 < far < 1.0:
+        raise _fail(f"detector false-alarm rate {far!r} is not in (0, 1)", path)
+    offset = state.get("offset")
+    if not _is_real(offset) or not math.isfinite(offset):
+        raise _fail(f"threshold {offset!r} is not a finite number", path)
+    if -offset < SCORE_FLOOR:
+        # scores are >= 0, so a negative threshold would call every clip ANOMALOUS
+        raise _fail(f"threshold {-offset:.4g} is negative; anomaly scores never are", path)
+    _finite_tensor(state.get("calibration_scores"), "calibration scores", path, ndim=1)
+    kind = state["kind"]
+    if kind == "knn":
+        reference = _finite_tensor(state.get("reference"), "knn reference", path, ndim=2)
+        if len(reference) == 0:
+            raise _fail("knn reference holds no embeddings", path)
+        if _is_int(embedding_dim) and reference.shape[1] != embedding_dim:
+            raise _fail(f"knn reference embeddings have {reference.shape[1]} dimensions, the "
+                        f"network gives {embedding_dim}", path)
+        k = params.get("k")
+        if not _is_int(k) or k < 1 or not _one_of(params.get("metric"), ("cosine", "euclidean")) \
+                or not isinstance(params.get("exp", False), bool):
+            raise _fail(f"knn parameters {params!r} are not valid", path)
+    if kind == "prob":
+        normal = params.get("normal_classes")
+        if (not isinstance(normal, list) or not normal
+                or not all(_is_int(i) and 0 <= i < n_classes for i in normal)):
+            raise _fail("prob detector's normal classes are not class indices", path)
+
+
+def check_contents(checkpoint: dict[str, Any], path: str | os.PathLike | None) -> None:
+    """Everything :func:`tapcheck.modelfile.load_model` relies on, checked in one go.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the first thing that is missing, of the wrong type or size, or not finite.
+    """
+    check_header(checkpoint, path)
+    check_detector(checkpoint["detector"], n_classes=len(checkpoint["classes"]), path=path,
+                   embedding_dim=checkpoint["model_args"].get("embedding_dim"))
+    scorer = checkpoint["config"].get("train", {})
+    scorer = scorer.get("scorer") if isinstance(scorer, dict) else None
+    if not isinstance(scorer, str) or scorer != checkpoint["detector"]["kind"]:
+        raise _fail(f"its detector is a {checkpoint['detector']['kind']} scorer but its "
+                    f"settings name {scorer!r}", path)
+
+
+def check_model_target(out: str | os.PathLike) -> None:
+    """Before training: ``--out`` may only replace a tapcheck model file (or nothing).
+
+    ``train --out`` once overwrote whatever it was given — a take, a manifest, a device node —
+    and an existing folder failed only after the whole run.
+
+    Raises
+    ------
+    ModelFileError
+        ``out`` is a folder, a fifo/device/socket, or a file tapcheck did not write as a model.
+    """
+    from .files import refuse_special
+    from .modelfile import FORMAT
+
+    path = os.fspath(out)
+    fix = "choose another --out, e.g. models/<name>.pt"
+    if os.path.isdir(path):
+        raise ModelFileError("is a folder; --out names the model file to write", path=path,
+                             fix="e.g. --out " + os.path.join(path, "model.pt"))
+    refuse_special(path, ModelFileError, fix=fix)
+    if not os.path.lexists(path):
+        return
+    if os.path.islink(path):
+        raise ModelFileError("is a symbolic link; tapcheck does not write through links",
+                             path=path, fix=fix)
+    try:
+        head = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - anything unreadable as a checkpoint is not ours
+        head = None
+    if not isinstance(head, dict) or head.get("format") != FORMAT:
+        raise ModelFileError("exists and is not a tapcheck model file; tapcheck overwrites only "
+                             "its own model files", path=path, fix=fix)
+
+
+def check_trained(checkpoint: dict[str, Any], out: str | os.PathLike) -> None:
+    """A finished run's checkpoint, checked as a load would before it is written."""
+    try:
+        check_contents(checkpoint, out)
+    except ModelFileError as e:
+        raise ModelFileError(
+            f"not written: the trained model cannot judge ({e.problem.removeprefix('is damaged: ')}"
+            ")", path=out, fix="training diverged; lower train.lr or try another --seed") from None
+
+
+def check_progress(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """A training run's saved progress (``.partial``): what ``--resume`` restores, checked first.
+
+    Raises
+    ------
+    ModelFileError
+        A key is missing or of the wrong type, or the weights are not finite.
+    """
+    def damaged(problem: str) -> ModelFileError:
+        return ModelFileError(f"is damaged: {problem}", path=path,
+                              fix="delete it to start the run over")
+
+    for key, kind in (("state_dict", dict), ("optimizer", dict), ("scheduler", dict),
+                      ("history", list), ("generator", torch.Tensor),
+                      ("torch_rng", torch.Tensor)):
+        if not isinstance(state.get(key), kind):
+            raise damaged(f"'{key}' is missing or not a {kind.__name__}")
+    for key, value in state["state_dict"].items():
+        if not isinstance(value, torch.Tensor) or (
+                value.is_floating_point() and not bool(torch.isfinite(value).all())):
+            raise damaged(f"weight {key!r} is not a finite tensor")
+    for entry in state["history"]:
+        if not isinstance(entry, dict) or not _is_real(entry.get("seconds")):
+            raise damaged("its history is not a list of epochs")
+    best = state.get("best")
+    if best is not None and not (isinstance(best, (tuple, list)) and len(best) == 3
+                                 and _is_real(best[0]) and _is_int(best[1])
+                                 and isinstance(best[2], dict)):
+        raise damaged("its best epoch is not (loss, epoch, weights)")

@@ -1,0 +1,190 @@
+"""The one place settings are range-checked: a table of rules, one per dataclass field.
+
+Every field of the settings dataclasses in :mod:`tapcheck.config` has a rule here (a test checks
+that none is missing). Each dataclass runs its rules in ``__post_init__``, so a value is refused
+when the config is built — from a TOML file, a command-line option (``Config.replace``), a model
+file's stored settings or library code — before any work, with a :class:`ConfigError` naming the
+key, the value and what is allowed. Without this, ``hop_length = 0`` or ``lr = nan`` surfaced as a
+traceback deep inside training, and ``far = 0.0`` only after the whole run.
+
+The bounds are generous: they refuse what cannot work or would exhaust the machine (an FFT of a
+billion points), not what is merely unusual.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+from .errors import ConfigError
+
+Rule = Callable[[Any], str | None]  # value -> what is wrong, or None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def whole(lo: int, hi: int) -> Rule:
+    """A whole number in [lo, hi]."""
+    def rule(value: Any) -> str | None:
+        if not _is_int(value):
+            return "must be a whole number"
+        if not lo <= value <= hi:
+            return f"must be between {lo} and {hi}"
+        return None
+    return rule
+
+
+def number(lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = False,
+           hi_open: bool = False) -> Rule:
+    """A finite number in the interval; ``*_open`` excludes that end."""
+    def rule(value: Any) -> str | None:
+        if not _is_number(value):
+            return "must be a number"
+        if not math.isfinite(value):
+            return "must be a finite number"
+        if value < lo or value > hi or (lo_open and value == lo) or (hi_open and value == hi):
+            left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+            return f"must be in {left}{lo:g}, {hi:g}{right}"
+        return None
+    return rule
+
+
+def one_of(*allowed: str) -> Rule:
+    def rule(value: Any) -> str | None:
+        if value not in allowed:
+            return f"must be one of: {', '.join(repr(a) for a in allowed)}"
+        return None
+    return rule
+
+
+def optional(inner: Rule) -> Rule:
+    """``None`` (the model's own default) or what ``inner`` allows."""
+    return lambda value: None if value is None else inner(value)
+
+
+def flag(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def name(value: Any) -> str | None:
+    return None if isinstance(value, str) and value.strip() else "must be a non-empty name"
+
+
+BIG = 10**6
+DB = number(-400.0, 400.0)  # any level a float32 clip can have, in dB
+
+RULES: dict[str, dict[str, Rule]] = {
+    "audio": {
+        "sr": whole(1000, 768_000),
+        "duration_s": number(0.0, 120.0, lo_open=True),  # audio.MAX_DURATION_S
+    },
+    "features": {
+        "n_fft": whole(16, 65536),
+        "hop_length": whole(1, 65536),
+        "top_db": number(0.0, 400.0, lo_open=True),
+        "n_bins": whole(1, 32769),
+        "fmin_bin": whole(0, 32768),
+        "n_frames": whole(1, 10_000),
+        "pre_frames": whole(0, 10_000),
+        "shift_frames": whole(0, 10_000),
+        "n_crops": whole(1, 64),
+        "min_strike_db": number(0.0, 400.0),
+    },
+    "train": {
+        "model": name,
+        "epochs": optional(whole(1, BIG)),
+        # BatchNorm needs two samples per batch; a batch of one fails mid-training
+        "batch_size": optional(whole(2, BIG)),
+        "lr": optional(number(0.0, 10.0, lo_open=True)),
+        "optimizer": optional(one_of("sgd", "adam")),
+        "momentum": number(0.0, 1.0, hi_open=True),
+        "weight_decay": number(0.0, 1.0),
+        "embedding_dim": optional(whole(1, 65536)),
+        "seed": whole(0, 2**32 - 1),  # numpy's default_rng refuses negative seeds
+        "scorer": optional(one_of("knn", "prob", "recon")),
+        "knn_k": whole(1, BIG),
+        "knn_metric": one_of("cosine", "euclidean"),
+        "knn_exp": flag,
+        "far": number(0.0, 1.0, lo_open=True, hi_open=True),
+        "calib_fraction": number(0.0, 1.0, hi_open=True),
+        "arcface_scale": optional(number(0.0, 1000.0, lo_open=True)),
+        "arcface_margin": number(0.0, math.pi, hi_open=True),
+        "focal_gamma": number(0.0, 100.0),
+        "triplet_mining": one_of("batch-all", "batch-hard"),
+        "triplet_margin": number(0.0, 100.0),
+        "triplet_k": whole(2, BIG),
+        "freq_stretch": number(0.0, 1.0, hi_open=True),
+        "bf16": flag,
+        "patience": whole(0, BIG),
+    },
+    "record": {
+        "clip_dbfs": number(-400.0, 0.0),
+        "clip_samples": whole(1, BIG),
+        "min_peak_dbfs": number(-400.0, 0.0),
+        "max_retakes": whole(0, BIG),
+    },
+    "stream": {
+        "device_sr": whole(0, 768_000),
+        "block_s": number(0.0, 10.0, lo_open=True),
+        "frame_s": number(0.0, 10.0, lo_open=True),
+        "highpass_hz": number(0.0, 100_000.0),
+        "margin_db": number(0.0, 400.0, lo_open=True),
+        "hysteresis_db": number(0.0, 400.0),
+        "refractory_s": number(0.0, 3600.0),
+        "max_strike_s": number(0.0, 3600.0, lo_open=True),
+        "floor_rise_s": number(0.0, 3600.0, lo_open=True),
+        "floor_fall_s": number(0.0, 3600.0, lo_open=True),
+        "warmup_s": number(0.0, 3600.0),
+        "min_level_dbfs": number(-400.0, 0.0),
+        "pre_roll_s": number(0.0, 3600.0),
+        "judge_threads": whole(0, 4096),
+    },
+}
+
+
+def _features_together(f: Any) -> tuple[str, str] | None:
+    """Rules that tie several feature settings together: (key, problem) or None."""
+    bins = f.n_fft // 2 + 1
+    if f.fmin_bin + f.n_bins > bins:
+        return ("n_bins", f"fmin_bin + n_bins = {f.fmin_bin + f.n_bins} is more than the "
+                          f"{bins} frequency bins an n_fft of {f.n_fft} gives (n_fft // 2 + 1)")
+    if f.hop_length > f.n_fft:
+        return ("hop_length", f"{f.hop_length} is more than n_fft ({f.n_fft}): frames would "
+                              "skip audio")
+    return None
+
+
+TOGETHER: dict[str, Callable[[Any], tuple[str, str] | None]] = {
+    "features": _features_together,
+}
+
+
+def check_section(section: str, settings: Any) -> None:
+    """Run every rule of ``section`` on a settings dataclass; the first failure raises.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``section.key``, the value, and the allowed values.
+    """
+    rules = RULES[section]
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        problem = rules[f.name](value)
+        if problem:
+            raise ConfigError(f"'{section}.{f.name}' {problem}, not {value!r}",
+                              fix="fix it in the config file or option (configs/default.toml "
+                                  "shows the defaults)")
+    together = TOGETHER.get(section)
+    found = together(settings) if together else None
+    if found:
+        key, problem = found
+        raise ConfigError(f"'{section}.{key}': {problem}",
+                          fix="fix it in the config file or option")

@@ -1,0 +1,307 @@
+"""Hostile input (issue 13): one test per defect found, through the real CLI.
+
+Each test makes the hostile thing for real (a fifo, a device node, a manifest row pointing outside
+its dataset, a model file with NaN in it, a full tmpfs in a private mount namespace) and asserts
+the one-line error, the exit status, and that nothing earlier was lost or changed. Concurrent use
+(locks, signals, the log) is in test_hostile_concurrency.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tapcheck.config import Config, load_config
+from tapcheck.errors import ConfigError
+from tapcheck.validate import RULES
+
+from .conftest import FAST_CONFIG, write_tone
+from .hostile_helpers import (_append_row, _one_line_error, _private_mounts, _snapshot,
+                              _tapcheck, copy_dataset, train_ae)
+
+dataset_copy = pytest.fixture(copy_dataset, name="dataset_copy")
+ae_model = pytest.fixture(train_ae, scope="module", name="ae_model")
+
+
+def test_every_setting_has_a_rule():
+    config = Config()
+    for section in dataclasses.fields(config):
+        names = {f.name for f in dataclasses.fields(getattr(config, section.name))}
+        assert names == set(RULES[section.name]), section.name
+
+
+@pytest.mark.parametrize("section,key,value", [
+    ("features", "hop_length", 0), ("features", "n_fft", 0), ("audio", "sr", 0),
+    ("train", "epochs", 0), ("train", "batch_size", 0), ("train", "calib_fraction", 2.0),
+    ("features", "n_crops", 0), ("train", "lr", math.nan), ("train", "far", 0.0),
+    ("train", "knn_metric", "cosin"), ("train", "triplet_mining", "batch_hard"),
+    ("features", "top_db", math.nan), ("features", "n_bins", 5000), ("train", "lr", math.inf),
+    ("train", "optimizer", "adamw"), ("train", "scorer", "kNN"), ("train", "seed", -1),
+])
+def test_settings_refused_when_loaded(tmp_path, section, key, value):
+    text = "nan" if isinstance(value, float) and math.isnan(value) else (
+        "inf" if value == math.inf else repr(value).replace("'", '"'))
+    path = tmp_path / "bad.toml"
+    path.write_text(f"[{section}]\n{key} = {text}\n")
+    with pytest.raises(ConfigError, match=rf"bad\.toml: '{section}\.{key}'"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=rf"^option: '{section}\.{key}'"):
+        Config().replace(section, **{key: value})
+
+
+def test_bad_setting_fails_before_any_work(run_cli, tiny_dataset, tmp_path):
+    """`train` with far = 0 stops at once: no model file, no .partial left to block a rerun."""
+    config = tmp_path / "far.toml"
+    config.write_text("[train]\nfar = 0.0\n")
+    out = tmp_path / "m" / "ae.pt"
+    code, _, err = run_cli("train", "--model", "ae", "--dataset", tiny_dataset.root, "--config",
+                           config, "--epochs", "1", "--out", out)
+    assert code == 2 and "'train.far' must be in (0, 1)" in err and "Traceback" not in err
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+# -- 1 and 11: manifest rows --------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [
+    {"path": "../../../../etc/passwd"}, {"path": "/etc/passwd"},
+    {"path": "board01/../../../secret.wav"}, {"board": -3}, {"take": -1},
+    {"sample_rate": 0}, {"duration_s": "nan"}, {"side": "../x"},
+])
+def test_bad_manifest_rows_are_refused_naming_the_line(dataset_copy, run_cli, tmp_path, bad):
+    line = _append_row(dataset_copy, **bad)
+    before = _snapshot(dataset_copy)
+    for args in (["info", dataset_copy], ["doctor", "--dataset", dataset_copy],
+                 ["train", "--model", "ae", "--dataset", dataset_copy, "--epochs", "1", "--out",
+                  tmp_path / "m.pt"]):
+        code, out, err = run_cli(*args)
+        text = out + err
+        assert code in (1, 2) and f"manifest.csv:{line}:" in text, (args, text)
+        assert "Traceback" not in text
+    assert not (tmp_path / "m.pt").exists() and _snapshot(dataset_copy) == before
+
+
+def test_a_take_linked_out_of_the_dataset_is_refused(dataset_copy, tmp_path, run_cli):
+    secret = tmp_path / "secret.wav"
+    shutil.copyfile(next(dataset_copy.rglob("take*.wav")), secret)
+    first = dataset_copy / "board01" / "left" / "take001.wav"
+    first.unlink()
+    first.symlink_to(secret)
+    code, _, err = run_cli("train", "--model", "ae", "--dataset", dataset_copy, "--epochs", "1",
+                           "--out", tmp_path / "m.pt")
+    assert code == 2
+    _one_line_error(err, "board01/left/take001.wav is a link to a file outside the dataset")
+
+
+def test_importing_appends_one_row_instead_of_rewriting(dataset_copy, run_cli, tmp_path):
+    """A huge manifest is not rewritten per take: same file (inode), old bytes a prefix."""
+    manifest = dataset_copy / "manifest.csv"
+    before = manifest.read_bytes()
+    inode = manifest.stat().st_ino
+    clips = [write_tone(tmp_path / f"c{i}.wav", seed=i) for i in range(2)]
+    code, out, err = run_cli("import", *clips, "--dataset", dataset_copy, "--board", "7",
+                             "--side", "left", "--label", "normal")
+    assert code == 0, err
+    after = manifest.read_bytes()
+    assert manifest.stat().st_ino == inode and after.startswith(before)
+    assert after.count(b"\n") == before.count(b"\n") + 2
+
+
+# -- 2: train --out -----------------------------------------------------------------------------
+
+def _out_cases(root: Path, dataset: Path) -> dict[str, Path]:
+    folder = root / "folder"
+    folder.mkdir()
+    fifo = root / "fifo.pt"
+    os.mkfifo(fifo)
+    device = root / "null.pt"
+    os.mknod(device, 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers
+    return {"take": dataset / "board01" / "left" / "take001.wav",
+            "manifest": dataset / "manifest.csv", "folder": folder, "fifo": fifo,
+            "device": device}
+
+
+def test_train_out_refuses_what_tapcheck_did_not_make(dataset_copy, tmp_path, run_cli):
+    before = _snapshot(dataset_copy)
+    for name, out in _out_cases(tmp_path, dataset_copy).items():
+        code, _, err = run_cli("train", "--model", "ae", "--dataset", dataset_copy, "--epochs",
+                               "1", "--out", out)
+        assert code == 2, name
+        _one_line_error(err, f"{out}: ")
+        assert "epoch" not in err  # refused before training
+        assert not Path(f"{out}.partial").exists()
+    assert _snapshot(dataset_copy) == before
+    assert (tmp_path / "fifo.pt").is_fifo() and (tmp_path / "null.pt").is_char_device()
+
+
+def test_full_disk_while_training_is_one_storage_line(small_train_set, tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    (tmp_path / "fast.toml").write_text(FAST_CONFIG)
+    result = _tapcheck("train", "--model", "ae", "--dataset", small_train_set, "--epochs", "1",
+                       "--config", tmp_path / "fast.toml", "--out", disk / "ae.pt",
+                       prefix=_private_mounts(f"mount -t tmpfs -o size=24k tmpfs {disk}"))
+    assert result.returncode == 2
+    _one_line_error(result.stderr, "cannot be written (No space left on device)",
+                    "the disk is full")
+
+
+# -- 3 and 4: model-file contents ---------------------------------------------------------------
+
+def _set(path: tuple, value):
+    def mutate(checkpoint):
+        target = checkpoint
+        for key in path[:-1]:
+            target = target[key]
+        if value is _DELETE:
+            del target[path[-1]]
+        else:
+            target[path[-1]] = value(target[path[-1]]) if callable(value) else value
+    return mutate
+
+
+_DELETE = object()
+MUTATIONS = {
+    "threshold NaN": _set(("detector", "offset"), math.nan),
+    "threshold inf": _set(("detector", "offset"), -math.inf),
+    "threshold of the wrong sign": _set(("detector", "offset"), 3.0),
+    "NaN weights": lambda c: [v.fill_(math.nan) for v in c["state_dict"].values()
+                              if v.is_floating_point()],
+    "no classes": _set(("classes",), _DELETE),
+    "classes = 5": _set(("classes",), 5),
+    "classes of numbers": _set(("classes",), lambda cs: list(range(len(cs)))),
+    "no detector kind": _set(("detector", "kind"), _DELETE),
+    "an absurd network": _set(("model_args", "embedding_dim"), 10**9),
+    "far = 0": _set(("detector", "params", "far"), 0.0),
+    "NaN calibration scores": _set(("detector", "calibration_scores"),
+                                   lambda t: t.clone().fill_(math.nan)),
+    "settings out of range": _set(("config", "features", "hop_length"), 0),
+}
+
+
+@pytest.mark.parametrize("name", list(MUTATIONS))
+def test_damaged_model_contents_are_one_model_file_line(ae_model, tmp_path, run_cli, name):
+    checkpoint = torch.load(ae_model, weights_only=True)
+    MUTATIONS[name](checkpoint)
+    bad = tmp_path / "bad.pt"
+    torch.save(checkpoint, bad)
+    clip = write_tone(tmp_path / "clip.wav", duration_s=1.0)
+    code, out, err = run_cli("judge", clip, "--model", bad, "--json")
+    assert code == 2 and out == ""  # no verdict at all, certainly not NORMAL
+    _one_line_error(err, f"{bad}: is damaged")
+
+
+def test_a_nan_score_is_never_normal_and_json_stays_json(ae_model, tmp_path):
+    from tapcheck.judge import Judge
+
+    judge = Judge(ae_model)
+    (verdict,) = judge._verdicts(["clip.wav"], np.array([math.nan]))
+    assert verdict.verdict is None and verdict.error and "NaN" in verdict.error
+    json.loads(json.dumps(verdict.to_dict(), allow_nan=False))
+
+
+# -- 6: named pipes and special files -----------------------------------------------------------
+
+def test_named_pipes_are_refused_at_once(ae_model, dataset_copy, tmp_path):
+    fifo = tmp_path / "x.wav"
+    os.mkfifo(fifo)
+    take = dataset_copy / "board02" / "left" / "take001.wav"
+    take.unlink()
+    os.mkfifo(take)
+    cases = {
+        "judge": ["judge", fifo, "--model", ae_model],
+        "import": ["import", fifo, "--dataset", tmp_path / "new", "--board", "1", "--side",
+                   "left", "--label", "normal"],
+        "--model": ["judge", write_tone(tmp_path / "c.wav"), "--model", fifo],
+        "--config": ["import", fifo, "--dataset", tmp_path / "new", "--board", "1", "--side",
+                     "left", "--label", "normal", "--config", fifo],
+        "manifest take": ["train", "--model", "ae", "--dataset", dataset_copy, "--epochs", "1",
+                          "--out", tmp_path / "m.pt"],
+        "doctor": ["doctor", "--dataset", dataset_copy],
+    }
+    for name, args in cases.items():
+        result = _tapcheck(*args, timeout=60)  # a hang fails here, not forever
+        assert result.returncode in (1, 2), (name, result.stderr)
+        assert "is a named pipe (fifo), not a file" in result.stdout + result.stderr, name
+        assert "Traceback" not in result.stderr
+
+
+# -- more of the same kinds ---------------------------------------------------------------------
+
+def test_a_lock_file_that_is_not_a_file_is_one_line(dataset_copy, tmp_path, run_cli):
+    (dataset_copy / ".lock").unlink(missing_ok=True)
+    (dataset_copy / ".lock").mkdir()
+    code, _, err = run_cli("import", write_tone(tmp_path / "c.wav"), "--dataset", dataset_copy,
+                           "--board", "1", "--side", "left", "--label", "normal")
+    assert code == 2
+    _one_line_error(err, f"{dataset_copy}: cannot be locked: .lock beside it is not a lock file")
+
+
+def test_a_manifest_linked_elsewhere_is_never_written_through(dataset_copy, tmp_path, run_cli):
+    elsewhere = tmp_path / "elsewhere.csv"
+    shutil.move(dataset_copy / "manifest.csv", elsewhere)
+    (dataset_copy / "manifest.csv").symlink_to(elsewhere)
+    before = elsewhere.read_bytes()
+    code, _, err = run_cli("import", write_tone(tmp_path / "c.wav"), "--dataset", dataset_copy,
+                           "--board", "1", "--side", "left", "--label", "normal")
+    assert code == 0, err
+    assert elsewhere.read_bytes() == before  # the link was replaced by a file, not followed
+    assert not (dataset_copy / "manifest.csv").is_symlink()
+
+
+def test_out_of_range_options_are_one_line(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", str(tmp_path))
+    code, _, err = run_cli("log", "--since", "99999999999d")
+    assert code == 2 and "reaches back before year 1" in err
+    code, _, err = run_cli("train", "--seed", "-1")
+    assert code == 2 and "'train.seed'" in err
+    (tmp_path / "notes.txt").write_text("mine")
+    code, _, err = run_cli("bench", "--out", tmp_path / "notes.txt")
+    assert code == 2 and "is not a benchmark report tapcheck wrote" in err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+
+@pytest.mark.parametrize("damage", ["no optimizer", "NaN weights", "weights of another shape"])
+def test_damaged_progress_is_one_line_on_resume(small_train_set, tmp_path, run_cli, damage):
+    from tapcheck.datasets import Dataset
+    from tapcheck.modelfile import partial_path, read_partial, save_partial
+    from tapcheck.training import train_model
+
+    (tmp_path / "fast.toml").write_text(FAST_CONFIG)
+    out = tmp_path / "ae.pt"
+    config = load_config(tmp_path / "fast.toml").replace("train", model="ae", epochs=1)
+    train_model(Dataset.open(small_train_set), config=config, partial=partial_path(out))
+    state = read_partial(partial_path(out))
+    key = next(iter(state["state_dict"]))
+    if damage == "no optimizer":
+        del state["optimizer"]
+    elif damage == "NaN weights":
+        state["state_dict"][key] = state["state_dict"][key].float().fill_(math.nan)
+    else:
+        state["state_dict"][key] = torch.zeros(3, 3)
+    for name in ("format", "format_version", "tapcheck_version", "features_version"):
+        state.pop(name)
+    save_partial(partial_path(out), state)
+    code, _, err = run_cli("train", "--model", "ae", "--dataset", small_train_set, "--epochs",
+                           "1", "--config", tmp_path / "fast.toml", "--resume", "--out", out)
+    assert code == 2 and not out.exists()
+    _one_line_error(err, "delete", ".partial")
+
+
+def test_compare_refuses_to_overwrite_a_file_it_did_not_make(dataset_copy, tmp_path, run_cli):
+    mine = tmp_path / "report" / "models" / "ae.pt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my notes")
+    code, _, err = run_cli("compare", "--models", "ae", "--dataset", dataset_copy, "--epochs", "1",
+                           "--out", tmp_path / "report")
+    assert code == 2 and mine.read_text() == "my notes"
+    _one_line_error(err, f"{mine}: exists and is not a tapcheck model file")
