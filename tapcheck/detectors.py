@@ -287,7 +287,7 @@ def _legacy_calibration(detector: ThresholdDetector) -> dict[str, Any]:
     """What a model file from before calibration statements can say about its threshold."""
     t = detector.threshold_
     return {"threshold": t, "threshold_ci": [t, t], "board_threshold": t,
-            "board_taps": 1, "board_far": detector.far, "far": detector.far,
+            "board_taps": 3, "board_far": detector.far, "far": detector.far,
             "method": "hold-out", "clips": int(len(detector.calibration_scores_)), "boards": 0,
             "odd_clips": 0, "holds_for": "boards in the training split (held-out takes of known "
             "boards; a model from an older tapcheck: retrain or enrol to calibrate for new "

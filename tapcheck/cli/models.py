@@ -159,3 +159,20 @@ def bench(model_path: Path | None, out: Path) -> None:
     results = run_bench(model=model_path, out=out, log=echo_err)
     click.echo(format_results(results))
     click.echo(f"written to {out}")
+
+
+@cli.command()
+@click.option("--model", "model_path", type=FILE, help="Model file [models/arcface-resnet18.pt].")
+@click.option("--dataset", default="demo", show_default=True, help="Dataset whose test split "
+              "to judge.")
+@click.option("--json", "as_json", is_flag=True, help="Everything as one JSON object.")
+def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
+    """Judge a dataset's test split with a model file: false alarms on known and unseen boards
+    against the rate the model states, recall per defect board, AUC/pAUC, board verdicts."""
+    from .. import paths
+    from ..datasets import Dataset
+    from ..evaluation import evaluate_model, format_evaluation
+
+    result = evaluate_model(model_path or paths.model_path(), Dataset.open(dataset),
+                            progress=sys.stderr.isatty())
+    click.echo(json.dumps(result) if as_json else format_evaluation(result))
