@@ -176,3 +176,42 @@ def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
     result = evaluate_model(model_path or paths.model_path(), Dataset.open(dataset),
                             progress=sys.stderr.isatty())
     click.echo(json.dumps(result) if as_json else format_evaluation(result))
+
+
+@cli.command()
+@click.argument("clips", nargs=-1, type=FILE)
+@click.option("--model", "model_path", type=FILE, help="Model file [models/arcface-resnet18.pt].")
+@click.option("--board", type=click.IntRange(min=0), help="Board number of the clips (default: "
+              "a new board).")
+@click.option("--force", is_flag=True, help="Enrol clips the model scores as clearly defective.")
+@click.option("--undo", is_flag=True, help="Remove the last enrolment instead.")
+@config_option("TOML config whose feature settings the model must have been trained with.")
+def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, force: bool,
+           undo: bool, config_path: Path | None) -> None:
+    """Add known-good taps (a new wood batch, a board that raised a false alarm) to the model's
+    normal references and recalibrate, without retraining; --undo removes the last enrolment.
+
+    The model file is rewritten atomically and lists what was enrolled; on any error it is left
+    unchanged.
+    """
+    from .. import paths
+    from ..calibration import describe
+    from ..enroll import enroll as enroll_clips
+    from ..enroll import undo_enrollment
+
+    model_path = model_path or paths.model_path()
+    if undo:
+        if clips:
+            raise click.UsageError("--undo takes no clips")
+        done = undo_enrollment(model_path)
+        click.echo(f"removed the enrolment of {len(done['clips'])} clip(s) from {model_path}: "
+                   f"{done['references']} references, threshold {done['threshold']:.4g}")
+        return
+    config = parse_config(config_path) if config_path else None
+    done = enroll_clips(model_path, list(clips), board=board, force=force, config=config)
+    if done["calibration"].get("warning"):
+        warn(done["calibration"]["warning"])
+    click.echo(f"enrolled {done['clips']} clip(s) into {model_path} in {done['seconds']:.1f} s: "
+               f"{done['references']} references, threshold {done['threshold_before']:.4g} -> "
+               f"{done['threshold']:.4g}")
+    click.echo(describe(done["calibration"]))
