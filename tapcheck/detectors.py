@@ -303,3 +303,9 @@ def detector_from_state(state: dict[str, Any]) -> ThresholdDetector:
     detector = SCORERS[state["kind"]](**state["params"])
     detector._set_state(state)
     return detector
+
+
+# scorers.py builds on the classes above; imported last so both modules load in either order
+from .scorers import DensityKNNDetector, MahalanobisDetector  # noqa: E402
+
+SCORERS.update({"mahalanobis": MahalanobisDetector, "knn-ldn": DensityKNNDetector})
