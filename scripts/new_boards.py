@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from tapcheck.datasets import Dataset
-from tapcheck.detectors import KNNDetector, gamma_threshold
+from tapcheck.detectors import SCORERS, KNNDetector, gamma_threshold
 from tapcheck.evaluation import evaluate_scores, known_boards_of
 from tapcheck.features import FeatureCache
 from tapcheck.judge import Judge
@@ -114,6 +114,22 @@ def reference_sizes(train, groups, test, takes, *, sizes=(20, 50, 100, 200)) -> 
     return rows
 
 
+def equal_recall(emb, groups, takes, known, *, recalls=(0.8, 0.9, 0.95)) -> list[dict]:
+    """Each scorer's false alarms on unseen boards when its threshold finds a given share of the
+    defective test takes (defect labels set the threshold here: analysis, not calibration)."""
+    defect = np.array([t.label == "defect" for t in takes])
+    unseen = np.array([t.label == "normal" and t.board not in known for t in takes])
+    rows = []
+    for kind in ("knn", "mahalanobis", "knn-ldn"):
+        det = SCORERS[kind](far=0.05).fit(emb["train"], groups=groups)
+        s = det.anomaly_score(emb["test"])
+        for r in recalls:
+            t = np.quantile(s[defect], 1 - r)
+            rows.append({"scorer": kind, "recall": r, "far_unseen": float((s[unseen] > t).mean()),
+                         "far_unseen_at_calibrated": float((s[unseen] > det.threshold_).mean())})
+    return rows
+
+
 def timed_enroll_cli(model: Path, clips: list[Path]) -> float:
     """Wall time of the library enrolment (embed 5 files, recalibrate, rewrite) on a copy."""
     from tapcheck.enroll import enroll
@@ -146,11 +162,17 @@ def run(models: list[Path], ds: Dataset) -> dict:
         rows["after (leave-one-board-out, robust)"] = figures(
             test_takes, scores, threshold=new.threshold_,
             board_threshold=new.calibration_["board_threshold"], known=known)
+        for kind in ("mahalanobis", "knn-ldn"):
+            det = SCORERS[kind](far=old.far).fit(emb["train"], groups=groups)
+            rows[f"scorer {kind} (leave-one-board-out, robust)"] = figures(
+                test_takes, det.anomaly_score(emb["test"]), threshold=det.threshold_,
+                board_threshold=det.calibration_["board_threshold"], known=known)
         unseen = [ds.path_of(t) for t in test_takes if t.board == 11][:5]
         out[model.name] = {
             "calibration": new.calibration_, "rows": rows,
             "enrol": enrol_experiment(new, emb["train"], groups, emb["test"], test_takes),
             "enroll_file_seconds": timed_enroll_cli(model, unseen),
+            "equal_recall": equal_recall(emb, groups, test_takes, known),
             "reference_sizes": reference_sizes(emb["train"], groups, emb["test"], test_takes)}
         print(f"{model}: done", file=sys.stderr)
     return out
@@ -200,6 +222,13 @@ def markdown(results: dict, command: str) -> str:
                          f"| {e['auc_after']:.3f} | {e['recalibrate_s']:.2f} |")
         lines.append(f"| {name} | `enroll()` of 5 files, end to end | | | | | | | "
                      f"{res['enroll_file_seconds']:.1f} |")
+    lines += ["", "## Scorers at equal recall (unseen-board false alarms when the threshold finds "
+              "this share of defective test takes)", "",
+              "| model | scorer | recall | FA unseen at that recall |", "| --- | --- | --- | --- |"]
+    for name, res in results.items():
+        for r in res["equal_recall"]:
+            lines.append(f"| {name} | {r['scorer']} | {_p(r['recall'])} | "
+                         f"{_p(r['far_unseen'])} |")
     lines += ["", "## Reference-set size (leave-one-board-out calibration on a random subset)", "",
               "| model | references | AUC | FA unseen | kNN scoring ms/clip |",
               "| --- | --- | --- | --- | --- |"]
