@@ -104,7 +104,7 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
     info = judge_.model.detector.calibration_
     verdicts = judge_.judge_files(list(clips))
     bad = [v for v in verdicts if v.error]
-    if not as_json:
+    if not as_json and len(bad) < len(verdicts):  # the statement goes with verdicts only
         echo_err(f"tapcheck: {describe(info)}")
     for v in verdicts:
         if as_json:
