@@ -23,7 +23,7 @@ from . import __version__
 from .config import Config
 from .datasets import Dataset, Take
 from .errors import DatasetError, ParameterError
-from .evaluation import evaluate_scores
+from .evaluation import evaluate_scores, known_boards_of
 from .featurecache import FeatureCache
 from .judge import Judge
 from .modelfile import load_model, save_checkpoint
@@ -81,7 +81,11 @@ def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: s
         loaded = load_model(path)
         judge = Judge(loaded)
         scores = judge.scores(test_clips)
-        row = {"model": name, **evaluate_scores(test_takes, scores, threshold=judge.threshold)}
+        info = loaded.detector.calibration_
+        row = {"model": name, **evaluate_scores(
+            test_takes, scores, threshold=judge.threshold, stated_far=info["far"],
+            known_boards=known_boards_of(checkpoint), board_threshold=info["board_threshold"],
+            board_taps=info["board_taps"])}
         row.update(summary=get_spec(name).summary, scorer=loaded.scorer,
                    epochs=loaded.config.train.epochs,
                    train_seconds=round(float(checkpoint["train_seconds"]), 1),

@@ -10,7 +10,7 @@ import numpy as np
 
 from .config import Config
 from .datasets import Dataset, dataset_path
-from .evaluation import evaluate_scores
+from .evaluation import evaluate_scores, known_boards_of
 from .judge import Judge, Verdict
 from .paths import DEFAULT_MODEL, model_path
 
@@ -59,9 +59,14 @@ def run_demo(dataset: str = "demo", *, epochs: int | None = None, seed: int = 0,
     say(f"    saved {out}")
     say("3/3 judging the test split ...")
     test = ds.select(split="test")
-    verdicts = Judge(load_model(out)).judge_files([ds.path_of(t) for t in test])
+    loaded = load_model(out)
+    verdicts = Judge(loaded).judge_files([ds.path_of(t) for t in test])
     ok = [(t, v) for t, v in zip(test, verdicts, strict=True) if not v.error]
     threshold = next((v.threshold for _, v in ok), float("nan"))
+    info = loaded.detector.calibration_
     evaluation = evaluate_scores([t for t, _ in ok], np.array([v.score for _, v in ok]),
-                                 threshold=threshold)
+                                 threshold=threshold, known_boards=known_boards_of(
+                                     loaded.checkpoint), stated_far=info["far"],
+                                 board_threshold=info["board_threshold"],
+                                 board_taps=info["board_taps"])
     return evaluation, verdicts, time.perf_counter() - started

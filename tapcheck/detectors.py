@@ -11,10 +11,10 @@ reconstruction errors) and follows ``sklearn.ensemble.IsolationForest``'s conven
 tapcheck reports the *anomaly score* (``-score_samples``, higher = more anomalous) and the
 threshold ``threshold_ = -offset_``, as the DCASE baselines do.
 
-The threshold is learned from **normal clips only**: a gamma distribution is fitted to anomaly
-scores of normal clips the reference has not seen (``X_calib``; without it, leave-one-group-out
-scores of the reference itself), and the threshold is its ``1 - far`` quantile, where ``far`` is
-the false-alarm rate the user accepts.
+The threshold is learned from **normal clips only**: from scores of normal clips the reference
+has not seen (``X_calib``; without it, leave-one-group-out scores of the reference itself, which
+imitate new boards), by a gamma fit odd clips cannot drag, at the false-alarm rate ``far`` the
+user accepts; see :mod:`tapcheck.calibration` (also for the board-verdict threshold).
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ class ThresholdDetector:
 
     kind = "base"
 
-    def __init__(self, *, far: float = 0.05):
-        self.far = far
+    def __init__(self, *, far: float = 0.05, board_taps: int = 3, board_far: float = 0.02):
+        self.far, self.board_taps, self.board_far = far, board_taps, board_far
 
     # -- subclass hooks --------------------------------------------------------------------------
     def _fit_reference(self, X: np.ndarray) -> None:
@@ -84,7 +84,8 @@ class ThresholdDetector:
 
     # -- scikit-learn's outlier contract ---------------------------------------------------------
     def fit(self, X: np.ndarray, y: Any = None, *, X_calib: np.ndarray | None = None,
-            groups: np.ndarray | None = None) -> "ThresholdDetector":
+            groups: np.ndarray | None = None, calib_groups: np.ndarray | None = None
+            ) -> "ThresholdDetector":
         """Learn the reference from normal clips ``X`` and the threshold from normal clips only.
 
         Parameters
@@ -95,17 +96,42 @@ class ThresholdDetector:
         X_calib : np.ndarray, optional
             Normal clips not in ``X``; their scores set the threshold.
         groups : np.ndarray, shape (n,), optional
-            Without ``X_calib``: rows of one group (e.g. one board) are left out when scoring
-            each other.
+            Board of each row of ``X``. Without ``X_calib``: rows of one group are left out when
+            scoring each other (leave-one-board-out, the rate then holds for unseen boards).
+        calib_groups : np.ndarray, shape (n_calib,), optional
+            Board of each row of ``X_calib`` (for the board-verdict threshold).
         """
         X = np.asarray(X, dtype=np.float32)
         if len(X) == 0:
             raise ParameterError("a detector needs at least one normal reference clip")
+        if groups is not None and len(np.unique(groups)) < 2:
+            groups = None  # one board: nothing to leave out but the clip itself
         self._fit_reference(X)
-        normal_scores = (self.anomaly_score(np.asarray(X_calib, dtype=np.float32))
-                         if X_calib is not None and len(X_calib) else self._self_scores(X, groups))
+        self.reference_groups_ = None if groups is None else np.asarray(groups)
+        if X_calib is not None and len(X_calib):
+            normal_scores = self.anomaly_score(np.asarray(X_calib, dtype=np.float32))
+            method, calib_groups = "hold-out", calib_groups
+        else:
+            normal_scores, calib_groups = self._self_scores(X, groups), groups
+            method = self._self_method(groups)
         self.calibration_scores_ = np.asarray(normal_scores, dtype=np.float64)
-        self.offset_ = -gamma_threshold(self.calibration_scores_, far=self.far)
+        self.calibration_groups_ = None if calib_groups is None else np.asarray(calib_groups)
+        self.recalibrate(method=method)
+        return self
+
+    def _self_method(self, groups: np.ndarray | None) -> str:
+        return "in-sample"
+
+    def recalibrate(self, *, method: str, source: str = "") -> "ThresholdDetector":
+        """Set the threshold (and its interval, board threshold, statement) from
+        ``calibration_scores_``; see :func:`tapcheck.calibration.calibrate`."""
+        from .calibration import calibrate
+
+        self.calibration_ = calibrate(self.calibration_scores_, far=self.far,
+                                      groups=self.calibration_groups_, method=method,
+                                      board_taps=self.board_taps, board_far=self.board_far,
+                                      source=source)
+        self.offset_ = -self.calibration_["threshold"]
         return self
 
     @property
@@ -129,14 +155,19 @@ class ThresholdDetector:
     def get_state(self) -> dict[str, Any]:
         """Plain data for the model file (tensors and numbers only: weights_only-safe)."""
         return {"kind": self.kind, "params": self.get_params(), "offset": float(self.offset_),
-                "calibration_scores": torch.from_numpy(self.calibration_scores_.copy())}
+                "calibration_scores": torch.from_numpy(self.calibration_scores_.copy()),
+                "calibration_groups": _as_tensor(self.calibration_groups_),
+                "calibration": dict(self.calibration_)}
 
     def get_params(self) -> dict[str, Any]:
-        return {"far": self.far}
+        return {"far": self.far, "board_taps": self.board_taps, "board_far": self.board_far}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.offset_ = float(state["offset"])
         self.calibration_scores_ = state["calibration_scores"].numpy().astype(np.float64)
+        groups = state.get("calibration_groups")  # absent in files from before leave-one-out
+        self.calibration_groups_ = None if groups is None else groups.numpy()
+        self.calibration_ = dict(state.get("calibration") or _legacy_calibration(self))
 
 
 class KNNDetector(ThresholdDetector):
@@ -155,8 +186,9 @@ class KNNDetector(ThresholdDetector):
 
     kind = "knn"
 
-    def __init__(self, *, k: int = 5, metric: str = "cosine", exp: bool = False, far: float = 0.05):
-        super().__init__(far=far)
+    def __init__(self, *, k: int = 5, metric: str = "cosine", exp: bool = False, far: float = 0.05,
+                 **board: Any):
+        super().__init__(far=far, **board)
         if metric not in ("cosine", "euclidean"):
             raise ParameterError(f"knn metric must be 'cosine' or 'euclidean', not '{metric}'")
         if k < 1:
@@ -164,7 +196,7 @@ class KNNDetector(ThresholdDetector):
         self.k, self.metric, self.exp = k, metric, exp
 
     def get_params(self) -> dict[str, Any]:
-        return {"k": self.k, "metric": self.metric, "exp": self.exp, "far": self.far}
+        return {"k": self.k, "metric": self.metric, "exp": self.exp, **super().get_params()}
 
     def _prepare(self, X: np.ndarray) -> torch.Tensor:
         t = torch.as_tensor(np.asarray(X, dtype=np.float32))
@@ -200,12 +232,18 @@ class KNNDetector(ThresholdDetector):
                 raise ParameterError("leave-one-group-out scoring needs at least two groups")
             return self._kth(D)
 
+    def _self_method(self, groups: np.ndarray | None) -> str:
+        return "leave-one-clip-out" if groups is None else "leave-one-board-out"
+
     def get_state(self) -> dict[str, Any]:
-        return {**super().get_state(), "reference": self.reference_.clone()}
+        return {**super().get_state(), "reference": self.reference_.clone(),
+                "reference_groups": _as_tensor(self.reference_groups_)}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         super()._set_state(state)
         self.reference_ = state["reference"].float()
+        groups = state.get("reference_groups")
+        self.reference_groups_ = None if groups is None else groups.numpy()
 
 
 class ProbDetector(ThresholdDetector):
@@ -220,12 +258,12 @@ class ProbDetector(ThresholdDetector):
 
     kind = "prob"
 
-    def __init__(self, *, normal_classes=(), far: float = 0.05):
-        super().__init__(far=far)
+    def __init__(self, *, normal_classes=(), far: float = 0.05, **board: Any):
+        super().__init__(far=far, **board)
         self.normal_classes = [int(i) for i in normal_classes]
 
     def get_params(self) -> dict[str, Any]:
-        return {"normal_classes": self.normal_classes, "far": self.far}
+        return {"normal_classes": self.normal_classes, **super().get_params()}
 
     def anomaly_score(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -241,6 +279,21 @@ class ScoreDetector(ThresholdDetector):
         return np.asarray(X, dtype=np.float64).reshape(len(X), -1).mean(axis=1)
 
 
+def _as_tensor(groups: np.ndarray | None) -> torch.Tensor | None:
+    return None if groups is None else torch.as_tensor(np.asarray(groups, dtype=np.int64))
+
+
+def _legacy_calibration(detector: ThresholdDetector) -> dict[str, Any]:
+    """What a model file from before calibration statements can say about its threshold."""
+    t = detector.threshold_
+    return {"threshold": t, "threshold_ci": [t, t], "board_threshold": t,
+            "board_taps": 3, "board_far": detector.far, "far": detector.far,
+            "method": "hold-out", "clips": int(len(detector.calibration_scores_)), "boards": 0,
+            "odd_clips": 0, "holds_for": "boards in the training split (held-out takes of known "
+            "boards; a model from an older tapcheck: retrain or enrol to calibrate for new "
+            "boards)", "warning": ""}
+
+
 SCORERS: dict[str, type[ThresholdDetector]] = {
     "knn": KNNDetector, "prob": ProbDetector, "recon": ScoreDetector}
 
@@ -250,3 +303,9 @@ def detector_from_state(state: dict[str, Any]) -> ThresholdDetector:
     detector = SCORERS[state["kind"]](**state["params"])
     detector._set_state(state)
     return detector
+
+
+# scorers.py builds on the classes above; imported last so both modules load in either order
+from .scorers import DensityKNNDetector, MahalanobisDetector  # noqa: E402
+
+SCORERS.update({"mahalanobis": MahalanobisDetector, "knn-ldn": DensityKNNDetector})

@@ -40,6 +40,68 @@ def board_rows(takes: Sequence[Take], scores: np.ndarray, *, threshold: float) -
     return rows
 
 
+def _ratio(flagged: str) -> float:
+    k, n = flagged.split("/")
+    return int(k) / int(n)
+
+
+def false_alarm_rates(takes: Sequence[Take], scores: np.ndarray, *, threshold: float,
+                      known_boards: Sequence[int] = ()) -> dict[str, Any]:
+    """Share of normal takes flagged, on boards the model knows and on boards it has never heard.
+
+    Returns
+    -------
+    dict
+        ``false_alarms_known``, ``false_alarms_unseen`` (None where there are no such takes) and
+        ``normal_known``, ``normal_unseen`` (how many takes each rate rests on).
+    """
+    scores = np.asarray(scores, dtype=float)
+    normal = np.array([t.label == "normal" for t in takes], dtype=bool)
+    known = np.isin([t.board for t in takes], list(known_boards))
+    out: dict[str, Any] = {}
+    for name, mask in (("known", normal & known), ("unseen", normal & ~known)):
+        flagged = scores[mask] > threshold
+        out[f"false_alarms_{name}"] = float(flagged.mean()) if mask.any() else None
+        out[f"normal_{name}"] = int(mask.sum())
+    return out
+
+
+def board_verdicts(takes: Sequence[Take], scores: np.ndarray, *, taps: int, threshold: float,
+                   board_threshold: float) -> dict[str, Any]:
+    """Verdicts of ``taps`` taps at a time: consecutive takes of one board side, combined.
+
+    Two rules, both reported: ``median`` (median score over ``board_threshold``, the threshold
+    calibrated for medians of ``taps`` normal taps) and ``vote`` (a majority of the taps over the
+    per-tap ``threshold``; for 3 taps that is the median over the per-tap threshold).
+
+    Returns
+    -------
+    dict
+        ``taps``, ``healthy`` and ``defective`` (how many verdicts), and per rule
+        ``{rule}_healthy_flagged`` and ``{rule}_defective_found`` (shares, None without such
+        boards).
+    """
+    scores = np.asarray(scores, dtype=float)
+    medians, votes, defect = [], [], []
+    by_side: dict[str, list[int]] = {}
+    for i, t in enumerate(takes):
+        by_side.setdefault(t.class_name, []).append(i)
+    for name in sorted(by_side):
+        idx = sorted(by_side[name], key=lambda i: takes[i].take)
+        for start in range(0, len(idx) - taps + 1, taps):
+            s = scores[idx[start:start + taps]]
+            medians.append(np.median(s) > board_threshold)
+            votes.append((s > threshold).sum() * 2 > taps)
+            defect.append(takes[idx[start]].label == "defect")
+    medians, votes, defect = (np.array(a, dtype=bool) for a in (medians, votes, defect))
+    out: dict[str, Any] = {"taps": taps, "healthy": int((~defect).sum()),
+                           "defective": int(defect.sum())}
+    for rule, flagged in (("median", medians), ("vote", votes)):
+        out[f"{rule}_healthy_flagged"] = float(flagged[~defect].mean()) if (~defect).any() else None
+        out[f"{rule}_defective_found"] = float(flagged[defect].mean()) if defect.any() else None
+    return out
+
+
 def study_board_check(board_means: dict[int, float]) -> tuple[bool | None, str | None]:
     """The study's check on its demo boards: board 8, struck on the saw cut's side, scores
     higher than board 7, the same board struck at its far end.
@@ -57,7 +119,9 @@ def study_board_check(board_means: dict[int, float]) -> tuple[bool | None, str |
 
 
 def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: float,
-                    n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+                    n_boot: int = 1000, seed: int = 0, known_boards: Sequence[int] = (),
+                    stated_far: float | None = None, board_threshold: float | None = None,
+                    board_taps: int = 3) -> dict[str, Any]:
     """Every figure tapcheck reports for scored test takes.
 
     Parameters
@@ -67,7 +131,16 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
     scores : np.ndarray, shape (n,)
     threshold : float
         The model's threshold (learned from normal clips only).
-    n_boot, seed : bootstrap of the AUC's 95 % interval over clips.
+    n_boot, seed : bootstrap of the AUC's and pAUC's 95 % intervals over clips.
+    known_boards : sequence of int
+        Boards in the model's training split: their normal takes count as *known*, other normal
+        boards as *unseen*.
+    stated_far : float, optional
+        The false-alarm rate per tap the model states, reported beside the observed ones.
+    board_threshold : float, optional
+        The model's threshold for the median of ``board_taps`` taps (default: ``threshold``).
+    board_taps : int
+        Taps per board verdict (:func:`board_verdicts`).
 
     Returns
     -------
@@ -75,14 +148,19 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
         ``auc``, ``auc_ci_low``, ``auc_ci_high``, ``pauc``, ``tpr_at_5fpr``, ``threshold``,
         ``f1``, ``false_alarms`` (share of normal takes flagged), ``best_f1``,
         ``best_f1_threshold``, ``board8_over_board7``, ``board_means`` ({"board": mean}) and
-        ``boards`` (:func:`board_rows`).
+        ``boards`` (:func:`board_rows`); and the rates of :func:`false_alarm_rates`,
+        ``recall_per_board`` and ``board_verdicts`` (:func:`board_verdicts`).
     """
     scores = np.asarray(scores, dtype=float)
     labels = np.array([t.label == "defect" for t in takes], dtype=bool)
     lo, hi = bootstrap_ci(labels, scores, n_boot=n_boot, seed=seed)
+    plo, phi = bootstrap_ci(labels, scores, metric=pauc, n_boot=n_boot, seed=seed)
     best_threshold, best_f1 = best_f1_threshold(labels, scores)
     rows = board_rows(takes, scores, threshold=threshold)
     means = {r["board"]: r["mean score"] for r in rows}
+    for r in rows:
+        r["board is"] = ("defect" if r["label"] == "defect" else
+                         "known" if r["board"] in set(known_boards) else "unseen")
     normal = ~labels
     return {
         "auc": auc(labels, scores), "auc_ci_low": lo, "auc_ci_high": hi,
@@ -92,5 +170,92 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
         "best_f1": best_f1, "best_f1_threshold": best_threshold,
         "board8_over_board7": study_board_check(means)[0],
         "board_means": {str(b): m for b, m in means.items()},
-        "boards": rows,
+        "boards": rows, "pauc_ci_low": plo, "pauc_ci_high": phi, "stated_far": stated_far,
+        **false_alarm_rates(takes, scores, threshold=threshold, known_boards=known_boards),
+        "recall_per_board": {str(r["board"]): _ratio(r["flagged"]) for r in rows
+                             if r["label"] == "defect"},
+        "board_verdicts": board_verdicts(
+            takes, scores, taps=board_taps, threshold=threshold,
+            board_threshold=threshold if board_threshold is None else board_threshold),
     }
+
+
+def known_boards_of(checkpoint: dict[str, Any]) -> list[int]:
+    """Boards of a model's training classes ("board03/left" -> 3); pseudo classes are none."""
+    import re
+
+    found = (re.match(r"board(\d+)/", c) for c in checkpoint.get("classes", []))
+    return sorted({int(m.group(1)) for m in found if m})
+
+
+def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
+                   progress: bool = False) -> dict[str, Any]:
+    """Judge a dataset's test split with an existing model file: :func:`evaluate_scores` and
+    what the model states about its threshold.
+
+    Parameters
+    ----------
+    model : str, PathLike or LoadedModel
+    dataset : Dataset
+    cache : FeatureCache, optional
+        Default: one with the model's own feature settings.
+    n_boot : int
+        Bootstrap resamples for the AUC/pAUC intervals.
+
+    Returns
+    -------
+    dict
+        :func:`evaluate_scores` plus ``model``, ``dataset``, ``calibration`` (the model's
+        statement, see :mod:`tapcheck.calibration`) and ``scores`` (per test take, manifest order).
+    """
+    from .errors import DatasetError
+    from .features import FeatureCache
+    from .judge import Judge
+    from .training import dataset_crops
+
+    judge = Judge(model)
+    test = dataset.select(split="test")
+    if not test:
+        raise DatasetError("has no takes in the test split: nothing to evaluate",
+                           path=dataset.root / "manifest.csv",
+                           fix="mark held-out takes split=test (tapcheck import --split test)")
+    config = judge.model.config
+    cache = cache or FeatureCache(audio=config.audio, features=config.features)
+    scores = judge.scores(dataset_crops(dataset, test, cache=cache, progress=progress,
+                                        split="test"))
+    info = judge.model.detector.calibration_
+    result = evaluate_scores(test, scores, threshold=judge.threshold, n_boot=n_boot,
+                             known_boards=known_boards_of(judge.model.checkpoint),
+                             stated_far=info["far"], board_threshold=info["board_threshold"],
+                             board_taps=max(int(info["board_taps"]), 1))
+    return {"model": str(judge.model.path), "dataset": str(dataset.root), "calibration": info,
+            **result, "scores": [float(x) for x in scores]}
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def format_evaluation(result: dict[str, Any]) -> str:
+    """The text ``tapcheck evaluate`` prints: a row per board, then the rates and AUCs."""
+    from .calibration import describe
+    from .cli.app import table
+
+    lines = [table(result["boards"], ["board", "label", "board is", "group", "clips",
+                                      "mean score", "flagged"]), ""]
+    lines.append(f"model states: {describe(result['calibration'])}")
+    lines.append(f"false alarms per tap: known boards {_pct(result['false_alarms_known'])} of "
+                 f"{result['normal_known']}, unseen boards {_pct(result['false_alarms_unseen'])} "
+                 f"of {result['normal_unseen']} (stated {_pct(result['stated_far'])})")
+    recall = ", ".join(f"board {b} {r:.0%}" for b, r in result["recall_per_board"].items())
+    lines.append(f"recall per defect board: {recall or '-'}")
+    lines.append(f"AUC {result['auc']:.3f} [{result['auc_ci_low']:.3f}, "
+                 f"{result['auc_ci_high']:.3f}]   pAUC(FPR<=0.1) {result['pauc']:.3f} "
+                 f"[{result['pauc_ci_low']:.3f}, {result['pauc_ci_high']:.3f}]")
+    b = result["board_verdicts"]
+    for rule, what in (("median", "median over the board threshold"),
+                       ("vote", "majority of taps over the tap threshold")):
+        lines.append(f"board verdicts of {b['taps']} taps ({what}): healthy flagged "
+                     f"{_pct(b[rule + '_healthy_flagged'])} of {b['healthy']}, defective found "
+                     f"{_pct(b[rule + '_defective_found'])} of {b['defective']}")
+    return "\n".join(lines)

@@ -456,7 +456,7 @@ def take_rng(seed: int, board: int, side: str, take: int) -> np.random.Generator
 
 def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: int | None = None,
                        seed: int = 0, sr: int = 44100, duration_s: float = 3.0,
-                       progress: bool = False):
+                       progress: bool = False, preset: str = "study"):
     """Write the study's boards as a dataset (see :func:`study_boards`).
 
     Parameters
@@ -471,6 +471,9 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
         Default: a fifth.
     seed : int
         Same seed, same dataset, bit for bit.
+    preset : {"study", "plant"}
+        The study's boards (:func:`study_boards`), or the plant-like set with many unseen
+        boards and graded defects (:func:`tapcheck.plant.plant_boards`).
 
     Returns
     -------
@@ -481,13 +484,19 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
 
     if takes < 1:
         raise ParameterError(f"--takes must be at least 1, not {takes}")
+    if preset not in ("study", "plant"):
+        raise ParameterError(f"--preset must be 'study' or 'plant', not '{preset}'")
     test_takes = takes // 5 if test_takes is None else test_takes
     ds = Dataset.create(name)
     if ds.takes or any(ds.root.glob("board*/*/take*.wav")):
         raise DatasetError(
             f"already holds {len(ds.takes)} takes", path=ds.root,
             fix="choose another --dataset name; synth never adds to or overwrites recordings")
-    jobs = [(spec, side, k) for spec in study_boards(seed=seed) for side in spec.sides
+    if preset == "plant":
+        from .plant import plant_boards as boards
+    else:
+        boards = study_boards
+    jobs = [(spec, side, k) for spec in boards(seed=seed) for side in spec.sides
             for k in range(1, takes + 1)]
     if progress:
         from tqdm.auto import tqdm

@@ -6,8 +6,10 @@
    on nor used as reference, so their scores are honest scores of unseen normal clips.
 3. The model trains with its objective under a warm-up + cosine learning-rate schedule
    (OneCycle), bfloat16 autocast where the CPU supports it.
-4. The detector is fitted: reference = the normal training clips, threshold = a gamma fit of the
-   calibration clips' scores at the configured false-alarm rate. Defect labels never set it.
+4. The detector is fitted: reference = every normal training take (held-out ones too), threshold
+   from each take's score against the reference *without its board* (leave-one-board-out, so the
+   stated false-alarm rate holds for new boards; :mod:`tapcheck.calibration`). Scorers that cannot
+   leave a board out (prob, recon) use the held-out takes. Defect labels never set it.
 5. Everything goes into one checkpoint, written atomically only at the end.
 
 The training loop itself is :mod:`tapcheck.fitting`. A run saves its progress after every epoch
@@ -32,6 +34,7 @@ import torch
 
 from .config import Config
 from .augment import PSEUDO_ANOMALIES
+from .calibration import warn_if_thin
 from .datasets import Dataset, Take
 from .detectors import SCORERS, ThresholdDetector
 from .errors import AudioError, DatasetError, TapcheckWarning
@@ -39,7 +42,7 @@ from .featurecache import FeatureCache
 from .fitting import fit_model
 from .modelfile import check_partial, new_checkpoint
 from .models import get_spec
-from .models.base import represent_clips
+from .models.base import TapModel, represent_clips
 from .resume import progress_saver
 from .runtime import bf16_inference
 
@@ -171,13 +174,34 @@ def add_pseudo_anomalies(data: TrainingData) -> TrainingData:
 def make_detector(config: Config, data: TrainingData) -> ThresholdDetector:
     """The configured scorer, not yet fitted."""
     train = config.train
+    board = {"far": train.far, "board_taps": train.board_taps, "board_far": train.board_far}
     if train.scorer == "knn":
-        return SCORERS["knn"](k=train.knn_k, metric=train.knn_metric, exp=train.knn_exp,
-                              far=train.far)
+        return SCORERS["knn"](k=train.knn_k, metric=train.knn_metric, exp=train.knn_exp, **board)
     if train.scorer == "prob":
         normal = [i for i, label in enumerate(data.class_labels) if label == "normal"]
-        return SCORERS["prob"](normal_classes=normal, far=train.far)
-    return SCORERS[train.scorer](far=train.far)
+        return SCORERS["prob"](normal_classes=normal, **board)
+    return SCORERS[train.scorer](**board)
+
+
+def _fit_detector(detector: ThresholdDetector, net: TapModel, data: TrainingData, *,
+                  config: Config, name: str) -> None:
+    """Reference and threshold from the normal training takes (see step 4 above)."""
+    scorer = config.train.scorer
+    # fit_takes are the real takes; pseudo-anomaly clips, appended after them, are never normal
+    normal_fit = [t for t in data.fit_takes if t.label == "normal"]
+    reference = represent_clips(net, data.fit_clips[data.fit_normal], scorer).numpy()
+    calib = represent_clips(net, data.calib_clips, scorer).numpy() if len(
+        data.calib_clips) else np.zeros((0, *reference.shape[1:]), dtype=np.float32)
+    boards = np.array([t.board for t in normal_fit])
+    calib_boards = np.array([t.board for t in data.calib_takes])
+    _warn_if_collapsed(reference, name=name)
+    if scorer == "knn" and config.train.calibration == "leave-one-board-out":
+        detector.fit(np.concatenate([reference, calib]),
+                     groups=np.concatenate([boards, calib_boards]))
+    else:
+        detector.fit(reference, X_calib=calib if len(calib) else None, groups=boards,
+                     calib_groups=calib_boards)
+    warn_if_thin(detector.calibration_)
 
 
 def _warn_if_collapsed(reference: np.ndarray, *, name: str) -> None:
@@ -245,15 +269,8 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
                         progress=progress, log=log, resume=state, on_epoch=on_epoch)
 
     detector = make_detector(config, data)
-    scorer = config.train.scorer
     net = model.for_inference(bf16=bf16_inference(bf16=config.train.bf16))  # as judge does
-    reference = represent_clips(net, data.fit_clips[data.fit_normal], scorer).numpy()
-    calib = represent_clips(net, data.calib_clips, scorer).numpy() if len(
-        data.calib_clips) else None
-    # fit_takes are the real takes; pseudo-anomaly clips, appended after them, are never normal
-    boards = np.array([t.board for t in data.fit_takes if t.label == "normal"])
-    _warn_if_collapsed(reference, name=spec.name)
-    detector.fit(reference, X_calib=calib, groups=boards)
+    _fit_detector(detector, net, data, config=config, name=spec.name)
     resumed = state["history"] if state else []  # epochs an interrupted run had done
     seconds = time.perf_counter() - started + sum(h["seconds"] for h in resumed)
     return new_checkpoint(

@@ -72,3 +72,67 @@ def test_state_round_trip(det):
     again = detector_from_state(det.get_state())
     np.testing.assert_array_equal(again.anomaly_score(X), det.anomaly_score(X))
     assert again.threshold_ == det.threshold_ and again.get_params() == det.get_params()
+
+
+# -- scorers that travel: each against a brute-force reference on small arrays -------------------
+
+def _small(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(24, 5)).astype(np.float32) + 2.0
+    return X, rng.normal(size=(6, 5)).astype(np.float32) + 2.0, np.repeat(np.arange(4), 6)
+
+
+def test_mahalanobis_matches_brute_force():
+    from scipy.spatial.distance import mahalanobis
+
+    from tapcheck.detectors import SCORERS
+
+    X, Q, _ = _small()
+    det = SCORERS["mahalanobis"](shrinkage=0.2).fit(X)
+    X64 = X.astype(np.float64)
+    cov = np.cov(X64, rowvar=False)
+    cov = 0.8 * cov + 0.2 * np.trace(cov) / 5 * np.eye(5)
+    want = [mahalanobis(q, X64.mean(axis=0), np.linalg.inv(cov)) for q in Q.astype(np.float64)]
+    np.testing.assert_allclose(det.anomaly_score(Q), want, rtol=1e-6)
+    assert (det.predict(Q) == np.where(det.anomaly_score(Q) > det.threshold_, -1, 1)).all()
+
+
+def test_density_knn_matches_brute_force():
+    from tapcheck.detectors import SCORERS
+
+    X, Q, _ = _small(1)
+    k = 3
+    det = SCORERS["knn-ldn"](k=k).fit(X)
+    unit = lambda A: A / np.linalg.norm(A, axis=1, keepdims=True)  # noqa: E731
+    R, U = unit(X.astype(np.float64)), unit(Q.astype(np.float64))
+    rho = [sorted(1 - R[i] @ R[j] for j in range(len(R)) if j != i)[k - 1] for i in range(len(R))]
+    want = []
+    for u in U:
+        d = 1 - R @ u
+        nearest = np.argsort(d)[:k]
+        want.append(d[nearest[-1]] / np.mean([rho[j] for j in nearest]))
+    np.testing.assert_allclose(det.anomaly_score(Q), want, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["mahalanobis", "knn-ldn"])
+def test_embedding_scorers_leave_boards_out_and_survive_the_model_file(kind):
+    import io
+
+    import torch
+
+    from tapcheck.detectors import SCORERS, detector_from_state
+
+    X, Q, groups = _small(2)
+    det = SCORERS[kind]().fit(X, groups=groups)
+    assert det.calibration_["method"] == "leave-one-board-out"
+    # the self-score of board 0 is its score against a reference fitted without board 0
+    alone = SCORERS[kind]().fit(X[groups != 0])
+    np.testing.assert_allclose(det.calibration_scores_[groups == 0],
+                               alone.anomaly_score(X[groups == 0]), rtol=1e-5)
+    np.testing.assert_allclose(det.anomaly_score(Q), SCORERS[kind]().fit(X).anomaly_score(Q),
+                               rtol=1e-6)  # the full reference is restored after the refits
+    buffer = io.BytesIO()
+    torch.save(det.get_state(), buffer)
+    buffer.seek(0)
+    back = detector_from_state(torch.load(buffer, weights_only=True))
+    np.testing.assert_allclose(back.anomaly_score(Q), det.anomaly_score(Q), rtol=1e-6)

@@ -16,12 +16,15 @@ from .app import BOARD, FILE, cli, config_option, echo_err, parse_config, table,
 @click.option("--test-takes", type=int, default=None,
               help="Held-out test takes of each normal training board (default: a fifth).")
 @click.option("--seed", default=0, show_default=True, help="Same seed, same dataset.")
-def synth(dataset: str, takes: int, test_takes: int | None, seed: int) -> None:
-    """Synthesise the study's boards (physics-based) into a new dataset."""
+@click.option("--preset", type=click.Choice(["study", "plant"]), default="study",
+              show_default=True, help="study: the study's boards; plant: 8 training boards of "
+              "two woods, 12 unseen healthy boards of three, graded defects.")
+def synth(dataset: str, takes: int, test_takes: int | None, seed: int, preset: str) -> None:
+    """Synthesise boards (physics-based) into a new dataset: the study's, or a plant-like set."""
     from ..synth import make_study_dataset
 
     ds = make_study_dataset(dataset, takes=takes, test_takes=test_takes, seed=seed,
-                            progress=sys.stderr.isatty())
+                            progress=sys.stderr.isatty(), preset=preset)
     click.echo(f"wrote {len(ds)} takes of {len(ds.summary())} board sides to {ds.root}")
 
 

@@ -89,37 +89,69 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
               help="Model file [models/arcface-resnet18.pt].")
 @config_option("TOML config whose feature settings the model must have been trained with.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per clip.")
+@click.option("--per-board", is_flag=True,
+              help="Also one verdict per board: the median of its taps against the model's "
+                   "board threshold (boards from the clips' boardNN/ folders, or --board).")
+@click.option("--board", help="All clips are taps of this one board (implies --per-board).")
 def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | None,
-          as_json: bool) -> int:
+          as_json: bool, per_board: bool, board: str | None) -> int:
     """Judge clips: NORMAL or ANOMALOUS, with the score and the threshold.
 
     The model computes crops with the feature settings it was trained with; a --config with
     other ones is an error, never a verdict on other crops. Exit status: 0 all normal, 1 any
-    anomalous, 2 if any clip could not be judged (the others are judged all the same and the bad
-    ones listed at the end).
+    anomalous (with --per-board: any board), 2 if any clip could not be judged (the others are
+    judged all the same and the bad ones listed at the end).
     """
     from .. import paths
+    from ..calibration import describe
     from ..judge import Judge
 
     config = parse_config(config_path) if config_path else None
     judge_ = Judge(model_path or paths.model_path(), config=config)
+    info = judge_.model.detector.calibration_
     verdicts = judge_.judge_files(list(clips))
     bad = [v for v in verdicts if v.error]
+    if not as_json and len(bad) < len(verdicts):  # the statement goes with verdicts only
+        echo_err(f"tapcheck: {describe(info)}")
     for v in verdicts:
         if as_json:
-            click.echo(json.dumps(v.to_dict(), allow_nan=False))
+            click.echo(json.dumps({**v.to_dict(), "threshold_ci": info["threshold_ci"],
+                                   "rate_holds_for": info["holds_for"]}, allow_nan=False))
         elif not v.error:
             for w in v.warnings:
                 warn(w)
             click.echo(f"{v.verdict:<9}  score {v.score:.4f}  threshold {v.threshold:.4f}  "
                        f"{v.model}  {v.path}")
+    anomalous = any(v.anomalous for v in verdicts)
+    if per_board or board is not None:
+        anomalous = _judge_boards([v for v in verdicts if not v.error], info, board=board,
+                                  as_json=as_json)
     for v in bad:
         echo_err(f"tapcheck: error: {v.error}")
     if bad:
         if len(bad) > 1 or len(verdicts) > 1:
             echo_err(f"tapcheck: {len(bad)} of {len(verdicts)} clip(s) could not be judged")
         return 2
-    return 1 if any(v.anomalous for v in verdicts) else 0
+    return 1 if anomalous else 0
+
+
+def _judge_boards(verdicts, info: dict, *, board: str | None, as_json: bool) -> bool:
+    """Print one verdict per board; True if any board is anomalous."""
+    from ..boards import board_verdicts
+
+    boards = board_verdicts([v.path for v in verdicts], [v.score for v in verdicts],
+                            threshold=info["board_threshold"], expected_taps=info["board_taps"],
+                            board=board)
+    for b in boards:
+        if as_json:
+            click.echo(json.dumps({"board_verdict": b.to_dict()}))
+        else:
+            click.echo(f"BOARD {b.board}: {b.verdict}  median {b.median:.4f} of {b.taps} taps  "
+                       f"board threshold {b.threshold:.4f} (for {b.expected_taps} taps)")
+        if b.taps != b.expected_taps:
+            warn(f"board {b.board}: {b.taps} taps; the board threshold is calibrated for "
+                 f"{b.expected_taps}, so its stated rate holds only approximately")
+    return any(b.verdict == "ANOMALOUS" for b in boards)
 
 
 @cli.command()
@@ -184,3 +216,59 @@ def _is_bench_json(path) -> bool:
             return "matmul_gflops" in json.load(f)
     except (OSError, ValueError, TypeError):
         return False
+
+
+@cli.command()
+@click.option("--model", "model_path", type=FILE, help="Model file [models/arcface-resnet18.pt].")
+@click.option("--dataset", default="demo", show_default=True, help="Dataset whose test split "
+              "to judge.")
+@click.option("--json", "as_json", is_flag=True, help="Everything as one JSON object.")
+def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
+    """Judge a dataset's test split with a model file: false alarms on known and unseen boards
+    against the rate the model states, recall per defect board, AUC/pAUC, board verdicts."""
+    from .. import paths
+    from ..datasets import Dataset
+    from ..evaluation import evaluate_model, format_evaluation
+
+    result = evaluate_model(model_path or paths.model_path(), Dataset.open(dataset),
+                            progress=sys.stderr.isatty())
+    click.echo(json.dumps(result) if as_json else format_evaluation(result))
+
+
+@cli.command()
+@click.argument("clips", nargs=-1, type=FILE)
+@click.option("--model", "model_path", type=FILE, help="Model file [models/arcface-resnet18.pt].")
+@click.option("--board", type=click.IntRange(min=0), help="Board number of the clips (default: "
+              "a new board).")
+@click.option("--force", is_flag=True, help="Enrol clips the model scores as clearly defective.")
+@click.option("--undo", is_flag=True, help="Remove the last enrolment instead.")
+@config_option("TOML config whose feature settings the model must have been trained with.")
+def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, force: bool,
+           undo: bool, config_path: Path | None) -> None:
+    """Add known-good taps (a new wood batch, a board that raised a false alarm) to the model's
+    normal references and recalibrate, without retraining; --undo removes the last enrolment.
+
+    The model file is rewritten atomically and lists what was enrolled; on any error it is left
+    unchanged.
+    """
+    from .. import paths
+    from ..calibration import describe
+    from ..enroll import enroll as enroll_clips
+    from ..enroll import undo_enrollment
+
+    model_path = model_path or paths.model_path()
+    if undo:
+        if clips:
+            raise click.UsageError("--undo takes no clips")
+        done = undo_enrollment(model_path)
+        click.echo(f"removed the enrolment of {len(done['clips'])} clip(s) from {model_path}: "
+                   f"{done['references']} references, threshold {done['threshold']:.4g}")
+        return
+    config = parse_config(config_path) if config_path else None
+    done = enroll_clips(model_path, list(clips), board=board, force=force, config=config)
+    if done["calibration"].get("warning"):
+        warn(done["calibration"]["warning"])
+    click.echo(f"enrolled {done['clips']} clip(s) into {model_path} in {done['seconds']:.1f} s: "
+               f"{done['references']} references, threshold {done['threshold_before']:.4g} -> "
+               f"{done['threshold']:.4g}")
+    click.echo(describe(done["calibration"]))

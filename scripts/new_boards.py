@@ -1,0 +1,258 @@
+"""Regenerate docs/results/new-boards.md: stated vs observed false alarms on known and unseen
+boards, before and after leave-one-board-out calibration, board verdicts, enrolment, reference
+size — all from saved model files (no retraining).
+
+Usage (from the checkout, after `tapcheck synth --dataset demo` and training seeds with
+`tapcheck train --dataset demo --seed S --out models/sS.pt`):
+
+    PYTHONPATH=$PWD python3 scripts/new_boards.py --dataset demo models/s0.pt models/s1.pt ...
+
+Each model's embeddings of the demo's takes are cached beside it (``<model>.emb.npz``), so a
+rerun only recomputes the figures. "before" is the threshold the model file was trained with
+(older tapcheck: a gamma fit of the 15 % held-out takes of the training boards); "after" is
+:mod:`tapcheck.calibration` on the same network: every normal training take scored against the
+reference without its board.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tapcheck.datasets import Dataset
+from tapcheck.detectors import SCORERS, KNNDetector, gamma_threshold
+from tapcheck.evaluation import evaluate_scores, known_boards_of
+from tapcheck.features import FeatureCache
+from tapcheck.judge import Judge
+from tapcheck.models.base import represent_clips
+from tapcheck.training import dataset_crops
+
+
+def embeddings(model: Path, ds: Dataset) -> dict[str, np.ndarray]:
+    cached = model.with_name(model.name + ".emb.npz")
+    if cached.exists():
+        return dict(np.load(cached))
+    judge = Judge(model)
+    cfg = judge.model.config
+    cache = FeatureCache(audio=cfg.audio, features=cfg.features)
+    train = [t for t in ds.select(split="train") if t.label == "normal"]
+    test = ds.select(split="test")
+    out = {name: represent_clips(judge.net, dataset_crops(ds, takes, cache=cache), "knn").numpy()
+           for name, takes in (("train", train), ("test", test))}
+    np.savez(cached, **out)
+    return out
+
+
+def figures(takes, scores, *, threshold, board_threshold, known) -> dict:
+    r = evaluate_scores(takes, scores, threshold=threshold, board_threshold=board_threshold,
+                        known_boards=known, n_boot=200)
+    b = r["board_verdicts"]
+    return {"far_known": r["false_alarms_known"], "far_unseen": r["false_alarms_unseen"],
+            "recall": float(np.mean(list(r["recall_per_board"].values()))),
+            "auc": r["auc"], "threshold": threshold,
+            "board_median_healthy": b["median_healthy_flagged"],
+            "board_median_defect": b["median_defective_found"],
+            "board_vote_healthy": b["vote_healthy_flagged"],
+            "board_vote_defect": b["vote_defective_found"],
+            "unseen_by_board": {row["board"]: row["flagged"] for row in r["boards"]
+                                if row["board is"] == "unseen"}}
+
+
+def enrol_experiment(det: KNNDetector, train: np.ndarray, groups: np.ndarray, test: np.ndarray,
+                     takes, *, n: int = 5) -> list[dict]:
+    """Enrol n taps of each unseen board (both sides); that board's other taps' false alarms."""
+    rows = []
+    labels = np.array([t.label == "defect" for t in takes])
+    for board in sorted({t.board for t in takes if t.group == "similar-material"}):
+        idx = [i for i, t in enumerate(takes) if t.board == board]
+        per_side = {}
+        for i in idx:
+            per_side.setdefault(takes[i].side, []).append(i)
+        enrol = [i for side in sorted(per_side) for i in per_side[side][:n]]
+        rest = [i for i in idx if i not in enrol]
+        new = KNNDetector(k=det.k, far=det.far)
+        started = time.perf_counter()
+        new.fit(np.concatenate([train, test[enrol]]),
+                groups=np.concatenate([groups, np.full(len(enrol), board)]))
+        seconds = time.perf_counter() - started
+        before, after = det.anomaly_score(test[rest]), new.anomaly_score(test[rest])
+        keep = np.setdiff1d(np.arange(len(takes)), enrol)
+        from tapcheck.metrics import auc
+
+        rows.append({"board": board, "enrolled": len(enrol), "other_taps": len(rest),
+                     "far_before": float((before > det.threshold_).mean()),
+                     "far_after": float((after > new.threshold_).mean()),
+                     "auc_before": auc(labels[keep], det.anomaly_score(test[keep])),
+                     "auc_after": auc(labels[keep], new.anomaly_score(test[keep])),
+                     "recalibrate_s": seconds})
+    return rows
+
+
+def reference_sizes(train, groups, test, takes, *, sizes=(20, 50, 100, 200)) -> list[dict]:
+    from tapcheck.metrics import auc
+
+    labels = np.array([t.label == "defect" for t in takes])
+    rng = np.random.default_rng(0)
+    rows = []
+    for size in [s for s in sizes if s < len(train)] + [len(train)]:
+        pick = np.sort(rng.choice(len(train), size, replace=False))
+        det = KNNDetector(k=5).fit(train[pick], groups=groups[pick])
+        started = time.perf_counter()
+        scores = det.anomaly_score(test)
+        ms = (time.perf_counter() - started) / len(test) * 1e3
+        rows.append({"references": size, "auc": auc(labels, scores), "score_ms_per_clip": ms,
+                     "far_unseen": figures(takes, scores, threshold=det.threshold_,
+                                           board_threshold=det.calibration_["board_threshold"],
+                                           known=sorted(set(groups.tolist())))["far_unseen"]})
+    return rows
+
+
+def equal_recall(emb, groups, takes, known, *, recalls=(0.8, 0.9, 0.95)) -> list[dict]:
+    """Each scorer's false alarms on unseen boards when its threshold finds a given share of the
+    defective test takes (defect labels set the threshold here: analysis, not calibration)."""
+    defect = np.array([t.label == "defect" for t in takes])
+    unseen = np.array([t.label == "normal" and t.board not in known for t in takes])
+    rows = []
+    for kind in ("knn", "mahalanobis", "knn-ldn"):
+        det = SCORERS[kind](far=0.05).fit(emb["train"], groups=groups)
+        s = det.anomaly_score(emb["test"])
+        for r in recalls:
+            t = np.quantile(s[defect], 1 - r)
+            rows.append({"scorer": kind, "recall": r, "far_unseen": float((s[unseen] > t).mean()),
+                         "far_unseen_at_calibrated": float((s[unseen] > det.threshold_).mean())})
+    return rows
+
+
+def timed_enroll_cli(model: Path, clips: list[Path]) -> float:
+    """Wall time of the library enrolment (embed 5 files, recalibrate, rewrite) on a copy."""
+    from tapcheck.enroll import enroll
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(shutil.copyfile(model, Path(tmp) / model.name))
+        started = time.perf_counter()
+        enroll(copy, clips, force=True)
+        return time.perf_counter() - started
+
+
+def run(models: list[Path], ds: Dataset) -> dict:
+    test_takes = ds.select(split="test")
+    train_takes = [t for t in ds.select(split="train") if t.label == "normal"]
+    groups = np.array([t.board for t in train_takes])
+    out = {}
+    for model in models:
+        judge = Judge(model)
+        emb = embeddings(model, ds)
+        known = known_boards_of(judge.model.checkpoint)
+        old = judge.model.detector
+        rows = {"before (hold-out, gamma)": figures(
+            test_takes, old.anomaly_score(emb["test"]), threshold=old.threshold_,
+            board_threshold=old.threshold_, known=known)}
+        new = KNNDetector(k=old.k, far=old.far).fit(emb["train"], groups=groups)
+        scores = new.anomaly_score(emb["test"])
+        raw = gamma_threshold(new.calibration_scores_, far=new.far)
+        rows["leave-one-board-out, raw gamma"] = figures(
+            test_takes, scores, threshold=raw, board_threshold=raw, known=known)
+        rows["after (leave-one-board-out, robust)"] = figures(
+            test_takes, scores, threshold=new.threshold_,
+            board_threshold=new.calibration_["board_threshold"], known=known)
+        for kind in ("mahalanobis", "knn-ldn"):
+            det = SCORERS[kind](far=old.far).fit(emb["train"], groups=groups)
+            rows[f"scorer {kind} (leave-one-board-out, robust)"] = figures(
+                test_takes, det.anomaly_score(emb["test"]), threshold=det.threshold_,
+                board_threshold=det.calibration_["board_threshold"], known=known)
+        unseen = [ds.path_of(t) for t in test_takes if t.board == 11][:5]
+        out[model.name] = {
+            "calibration": new.calibration_, "rows": rows,
+            "enrol": enrol_experiment(new, emb["train"], groups, emb["test"], test_takes),
+            "enroll_file_seconds": timed_enroll_cli(model, unseen),
+            "equal_recall": equal_recall(emb, groups, test_takes, known),
+            "reference_sizes": reference_sizes(emb["train"], groups, emb["test"], test_takes)}
+        print(f"{model}: done", file=sys.stderr)
+    return out
+
+
+def _p(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+def markdown(results: dict, command: str) -> str:
+    lines = ["# New boards: measured", "", f"Regenerate: `{command}`", "",
+             "Stated rate: 5 % false alarms per tap; board verdicts: 3 consecutive taps of one "
+             "board side, stated 2 % per healthy board for the median rule.", ""]
+    head = ("| model | calibration | threshold | FA known | FA unseen | unseen per board | "
+            "recall (mean 7,8) | AUC | board median: healthy flagged / defect found | "
+            "board vote 2-of-3 |")
+    lines += ["## Stated vs observed false alarms", "", head, "|" + " --- |" * 10]
+    for name, res in results.items():
+        for calib, r in res["rows"].items():
+            per = ", ".join(f"{b}: {f}" for b, f in r["unseen_by_board"].items())
+            lines.append(
+                f"| {name} | {calib} | {r['threshold']:.4f} | {_p(r['far_known'])} | "
+                f"{_p(r['far_unseen'])} | {per} | {_p(r['recall'])} | {r['auc']:.3f} | "
+                f"{_p(r['board_median_healthy'])} / {_p(r['board_median_defect'])} | "
+                f"{_p(r['board_vote_healthy'])} / {_p(r['board_vote_defect'])} |")
+    summary = {}
+    for res in results.values():
+        for calib, r in res["rows"].items():
+            summary.setdefault(calib, []).append(r)
+    lines += ["", "Mean ± sd over the models above:", "",
+              "| calibration | FA known | FA unseen | recall | AUC |",
+              "| --- | --- | --- | --- | --- |"]
+    for calib, rs in summary.items():
+        cells = []
+        for key in ("far_known", "far_unseen", "recall"):
+            v = np.array([r[key] for r in rs], dtype=float)
+            cells.append(f"{100 * v.mean():.1f} ± {100 * v.std():.1f} %")
+        auc = np.array([r["auc"] for r in rs])
+        lines.append(f"| {calib} | {' | '.join(cells)} | {auc.mean():.3f} ± {auc.std():.3f} |")
+    lines += ["", "## Enrolment of 5 taps per side of an unseen board", "",
+              "| model | board | enrolled | other taps | FA before | FA after | AUC before | "
+              "AUC after | recalibrate (s) |", "|" + " --- |" * 9]
+    for name, res in results.items():
+        for e in res["enrol"]:
+            lines.append(f"| {name} | {e['board']} | {e['enrolled']} | {e['other_taps']} | "
+                         f"{_p(e['far_before'])} | {_p(e['far_after'])} | {e['auc_before']:.3f} "
+                         f"| {e['auc_after']:.3f} | {e['recalibrate_s']:.2f} |")
+        lines.append(f"| {name} | `enroll()` of 5 files, end to end | | | | | | | "
+                     f"{res['enroll_file_seconds']:.1f} |")
+    lines += ["", "## Scorers at equal recall (unseen-board false alarms when the threshold finds "
+              "this share of defective test takes)", "",
+              "| model | scorer | recall | FA unseen at that recall |", "| --- | --- | --- | --- |"]
+    for name, res in results.items():
+        for r in res["equal_recall"]:
+            lines.append(f"| {name} | {r['scorer']} | {_p(r['recall'])} | "
+                         f"{_p(r['far_unseen'])} |")
+    lines += ["", "## Reference-set size (leave-one-board-out calibration on a random subset)", "",
+              "| model | references | AUC | FA unseen | kNN scoring ms/clip |",
+              "| --- | --- | --- | --- | --- |"]
+    for name, res in results.items():
+        for r in res["reference_sizes"]:
+            lines.append(f"| {name} | {r['references']} | {r['auc']:.3f} | "
+                         f"{_p(r['far_unseen'])} | {r['score_ms_per_clip']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", type=Path)
+    parser.add_argument("--dataset", default="demo")
+    parser.add_argument("--out", type=Path, default=Path("docs/results/new-boards.md"))
+    args = parser.parse_args()
+    results = run(args.models, Dataset.open(args.dataset))
+    command = ("PYTHONPATH=$PWD python3 scripts/new_boards.py --dataset " + args.dataset + " "
+               + " ".join(str(m) for m in args.models))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(markdown(results, command))
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
+    print(f"written {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Thresholds that keep their promise on boards the model has never heard.
+
+A detector's threshold is a tail quantile of the anomaly scores of normal clips. Which normal
+clips decides which boards the stated false-alarm rate holds for:
+
+- scores of clips of a board whose *own* takes are in the reference are small (the nearest
+  neighbours are its siblings), so a threshold set on them is too low for a new board;
+- **leave-one-board-out** scores (each normal training take scored against the reference without
+  its board) imitate a new board; that is what a plant sees, so it is the default.
+
+The fit must survive a few odd clips (a mis-strike scoring 100x the others would otherwise drag a
+gamma fit's tail far out): scores beyond a fence on the log scale are set aside, the gamma fit is
+made on the rest, and its quantile is taken at the rate left once the set-aside clips are counted
+as false alarms. A bootstrap over clips gives the threshold's 95 % interval, and a warning says
+when too few clips support the stated rate. Defect labels never enter any of it.
+
+Board verdicts combine ``taps`` taps of one board by their median; the median of normal taps has
+its own (narrower) distribution, so it gets its own threshold, fitted on medians of ``taps``
+calibration scores drawn within each board.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .errors import ParameterError, TapcheckWarning
+
+#: clips per stated rate below which the calibration says it is thin: with 3 / far clips about
+#: three of them are expected above the threshold, the least a tail fit can be checked against
+CLIPS_PER_RATE = 3.0
+FENCE_IQR = 3.0  # Tukey's "far out" fence, on log scores
+
+
+def _shift(scores: np.ndarray) -> float:
+    return min(0.0, float(scores.min())) - 1e-9  # gamma and log live on (0, inf)
+
+
+def outlier_mask(scores: np.ndarray) -> np.ndarray:
+    """True for scores beyond Q3 + 3 IQR of the log scores (far-out odd clips), shape (n,)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size < 8:  # too few to tell an odd clip from the tail
+        return np.zeros(scores.shape, dtype=bool)
+    logs = np.log(scores - _shift(scores))
+    q1, q3 = np.quantile(logs, [0.25, 0.75])
+    return logs > q3 + FENCE_IQR * max(q3 - q1, 1e-12)
+
+
+def _gamma_quantile(scores: np.ndarray, q: float) -> float:
+    import scipy.stats  # only calibration needs it; keep `judge` start-up light
+
+    if scores.size < 2 or np.ptp(scores) < 1e-12:
+        return float(scores.max()) if scores.size else 0.0
+    shift = _shift(scores)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a, loc, scale = scipy.stats.gamma.fit(scores - shift, floc=0.0)
+        threshold = float(scipy.stats.gamma.ppf(q, a, loc=loc, scale=scale)) + shift
+    except (ValueError, RuntimeError, FloatingPointError):
+        threshold = float("nan")
+    return threshold if np.isfinite(threshold) else float(np.quantile(scores, q))
+
+
+def robust_threshold(scores: np.ndarray, *, far: float) -> float:
+    """The score normal clips exceed with probability ``far``, from a fit odd clips cannot drag.
+
+    Parameters
+    ----------
+    scores : np.ndarray, shape (n,)
+        Anomaly scores of normal clips (higher = more anomalous).
+    far : float
+        Accepted false-alarm rate, in (0, 1).
+
+    Returns
+    -------
+    float
+        Gamma ``1 - far'`` quantile of the scores inside the log-scale fence, where ``far'`` is
+        what is left of ``far`` after the clips outside the fence (alarms at any threshold).
+    """
+    if not 0.0 < far < 1.0:
+        raise ParameterError(f"far (false-alarm rate) must be between 0 and 1, not {far}")
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size == 0:
+        return 0.0
+    odd = outlier_mask(scores)
+    kept, share = scores[~odd], float(odd.mean())
+    if share >= far:  # the odd clips alone use up the rate: the fence is the threshold
+        return float(kept.max())
+    return _gamma_quantile(kept, 1.0 - (far - share) / (1.0 - share))
+
+
+def bootstrap_interval(scores: np.ndarray, *, far: float, n_boot: int = 100, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of :func:`robust_threshold` over clips."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size < 2:
+        t = robust_threshold(scores, far=far)
+        return t, t
+    rng = np.random.default_rng(seed)
+    values = [robust_threshold(rng.choice(scores, scores.size), far=far) for _ in range(n_boot)]
+    lo, hi = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def tap_medians(scores: np.ndarray, groups: np.ndarray | None, *, taps: int, draws: int = 200,
+                seed: int = 0) -> np.ndarray:
+    """Medians of ``taps`` scores drawn without replacement within each group, shape (m,).
+
+    The medians a board verdict of ``taps`` taps sees on normal boards. Groups with fewer than
+    ``taps`` clips are skipped; without groups all clips are one group.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    groups = np.zeros(len(scores), dtype=int) if groups is None else np.asarray(groups)
+    rng = np.random.default_rng(seed)
+    out = []
+    for g in np.unique(groups):
+        mine = scores[groups == g]
+        if len(mine) < taps:
+            continue
+        picks = np.argsort(rng.random((draws, len(mine))), axis=1)[:, :taps]
+        out.append(np.median(mine[picks], axis=1))
+    return np.concatenate(out) if out else scores.copy()
+
+
+def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = None,
+              method: str, board_taps: int = 3, board_far: float = 0.02,
+              source: str = "") -> dict[str, Any]:
+    """Threshold, its interval, the board threshold and a statement of what they hold for.
+
+    Parameters
+    ----------
+    scores : np.ndarray, shape (n,)
+        Anomaly scores of normal clips, computed as ``method`` says.
+    far : float
+        Stated false-alarm rate per tap.
+    groups : np.ndarray, shape (n,), optional
+        Board of each score (for the board threshold and the statement).
+    method : {"leave-one-board-out", "hold-out", "in-sample", "leave-one-clip-out"}
+    board_taps, board_far : taps per board verdict and its stated false-alarm rate per board.
+    source : str
+        Name for the warning (the model or dataset).
+
+    Returns
+    -------
+    dict
+        ``threshold``, ``threshold_ci`` ([low, high]), ``board_threshold``, ``board_taps``,
+        ``board_far``, ``far``, ``method``, ``clips``, ``boards``, ``odd_clips``, ``holds_for``
+        (a sentence) and ``warning`` (a sentence or "").
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    n_groups = len(np.unique(groups)) if groups is not None and len(groups) else 0
+    lo, hi = bootstrap_interval(scores, far=far)
+    medians = tap_medians(scores, groups, taps=board_taps)
+    holds = {"leave-one-board-out": f"unseen boards (each of {n_groups} training boards scored "
+                                    "against the reference without it)",
+             "hold-out": "boards in the training split (held-out takes of known boards)",
+             "in-sample": "boards in the training split (scored by a model trained on them)",
+             "leave-one-clip-out": "boards in the training split (each clip against the others)"}
+    needed = math.ceil(CLIPS_PER_RATE / far)
+    warning = ""
+    if len(scores) < needed:
+        warning = (f"{source + ': ' if source else ''}the threshold rests on {len(scores)} normal "
+                   f"clips; a {far:.0%} false-alarm rate needs at least {needed} to be checked — "
+                   "the stated rate is a guess; record or enrol more normal takes")
+    return {"threshold": robust_threshold(scores, far=far), "threshold_ci": [lo, hi],
+            "board_threshold": robust_threshold(medians, far=board_far),
+            "board_taps": int(board_taps), "board_far": float(board_far), "far": float(far),
+            "method": method, "clips": int(len(scores)), "boards": int(n_groups),
+            "odd_clips": int(outlier_mask(scores).sum()),
+            "holds_for": holds.get(method, method), "warning": warning}
+
+
+def describe(info: dict[str, Any]) -> str:
+    """One line for ``judge``: the threshold, its interval and which boards its rate holds for."""
+    lo, hi = info["threshold_ci"]
+    return (f"threshold {info['threshold']:.4g} (95 % interval {lo:.4g}-{hi:.4g}) for "
+            f"{info['far']:.0%} false alarms per tap on {info['holds_for']}, from "
+            f"{info['clips']} clips ({info['method']}); board verdict of {info['board_taps']} "
+            f"taps: median over {info['board_threshold']:.4g} for {info['board_far']:.0%} per "
+            "board")
+
+
+def warn_if_thin(info: dict[str, Any]) -> None:
+    """Emit the calibration's warning, if it has one, as a TapcheckWarning."""
+    if info.get("warning"):
+        warnings.warn(info["warning"], TapcheckWarning, stacklevel=3)

@@ -1,0 +1,162 @@
+"""Enrolment: known-good taps join a model's normal references, without retraining.
+
+Metric learning's promise is that a new class needs only reference embeddings. ``enroll`` embeds
+the given clips with the model's own network and feature settings, appends them to the kNN
+reference as one board (group), and recalibrates the threshold leave-one-board-out, which takes
+seconds. The model file is rewritten atomically and keeps a list of enrolments, each with the
+threshold state before it, so ``--undo`` gives back exactly the previous model. Every check is
+made before anything is written: on any error the model file is unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .config import Config
+from .errors import ModelFileError, ParameterError
+from .features import clip_features
+from .judge import Judge, check_same_features
+from .modelfile import load_model, save_checkpoint
+
+#: a clip beyond the threshold by this many times the gap between the typical normal clip and
+#: the threshold is clearly not a normal board: refused unless forced. A false alarm on a new
+#: wood batch lands near the threshold, another material or a crack far beyond it; the gap, not
+#: the threshold itself, is the unit because cosine distances of normal clips sit on an offset
+REFUSE_GAPS = 2.0
+
+
+def refuse_limit(detector) -> float:
+    """Score above which :func:`enroll` refuses a clip without ``force``."""
+    threshold = detector.threshold_
+    typical = float(np.median(detector.calibration_scores_))
+    return threshold + REFUSE_GAPS * max(threshold - typical, 0.0)
+
+
+def _embed(judge: Judge, clips: Sequence[str | os.PathLike]) -> np.ndarray:
+    from .models.base import represent_clips
+
+    crops = [clip_features(p, audio=judge.config.audio, features=judge.config.features)
+             for p in clips]
+    return represent_clips(judge.net, np.stack(crops), judge.model.scorer).numpy()
+
+
+def _reference_groups(detector) -> np.ndarray:
+    groups = detector.reference_groups_
+    if groups is None:  # a file from before board groups: each clip its own group
+        return -np.arange(1, len(detector.reference_) + 1)
+    return np.asarray(groups)
+
+
+def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
+           board: int | None = None, force: bool = False, config: Config | None = None
+           ) -> dict[str, Any]:
+    """Add known-good clips to a kNN model's references and recalibrate; rewrite the file.
+
+    Parameters
+    ----------
+    model : str or PathLike
+        A model file with a ``knn`` scorer.
+    clips : sequence of paths, length n >= 1
+        Audio files of normal taps, all of one board (or batch).
+    board : int, optional
+        Their board number (a group of its own for leave-one-board-out); default: a new group.
+    force : bool
+        Enrol clips even if the model scores them as clearly defective.
+    config : Config, optional
+        Settings the caller intends; other feature settings than the model's are an error.
+
+    Returns
+    -------
+    dict
+        ``clips``, ``board``, ``scores`` (before enrolment), ``threshold_before``,
+        ``threshold`` (after), ``references`` (after), ``seconds``.
+
+    Raises
+    ------
+    ModelFileError, AudioError, ParameterError
+        Missing or foreign model file, a scorer without references, clips that cannot be
+        read or computed with the model's settings, an empty list, clearly defective clips.
+    """
+    started = time.perf_counter()
+    path = Path(model)
+    if not clips:
+        raise ParameterError("no clips to enrol; name the WAV files of known-good taps, e.g. "
+                             "`tapcheck enroll --model M board21/*.wav`")
+    loaded = load_model(path)
+    if config is not None:
+        check_same_features(loaded, config)
+    detector = loaded.detector
+    if loaded.scorer != "knn":
+        raise ModelFileError(f"scores with '{loaded.scorer}', which has no reference clips to "
+                             "enrol into", path=path, fix="train a model with --scorer knn")
+    judge = Judge(loaded)
+    emb = _embed(judge, clips)
+    scores = detector.anomaly_score(emb)
+    before = detector.threshold_
+    worst, limit = int(np.argmax(scores)), refuse_limit(detector)
+    if not force and scores[worst] > limit:
+        raise ParameterError(
+            f"scores {scores[worst]:.4g}, far above the threshold {before:.4g} (limit "
+            f"{limit:.4g}): it sounds defective, not like a new normal board; nothing enrolled",
+            path=clips[worst], fix="check the board, or pass --force to enrol it all the same")
+    groups = _reference_groups(detector)
+    group = int(board) if board is not None else int(max(groups.max(), 0)) + 1000
+    previous = {k: v for k, v in detector.get_state().items() if k != "reference"}
+    first_row = len(detector.reference_)
+    reference = np.concatenate([detector.reference_.numpy(), emb])
+    detector.fit(reference, groups=np.concatenate([groups, np.full(len(emb), group)]))
+    checkpoint = dict(loaded.checkpoint)
+    checkpoint["detector"] = detector.get_state()
+    checkpoint["enrolled"] = list(checkpoint.get("enrolled", [])) + [{
+        "clips": [os.fspath(c) for c in clips], "board": -1 if board is None else int(board),
+        "group": group, "first_row": first_row, "rows": len(emb), "forced": bool(force),
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "previous_detector": previous}]
+    save_checkpoint(path, checkpoint)
+    return {"clips": len(emb), "board": board, "scores": [float(s) for s in scores],
+            "threshold_before": before, "threshold": detector.threshold_,
+            "references": len(reference), "calibration": detector.calibration_,
+            "seconds": time.perf_counter() - started}
+
+
+def undo_enrollment(model: str | os.PathLike) -> dict[str, Any]:
+    """Remove the last enrolment: references and threshold as they were before it.
+
+    Returns
+    -------
+    dict
+        The removed enrolment's ``clips`` (paths), ``threshold`` (restored), ``references``.
+    """
+    from .modelfile import read_checkpoint
+
+    path = Path(model)
+    load_model(path)  # the same checks as any use of the file
+    checkpoint = dict(read_checkpoint(path))
+    enrolled = list(checkpoint.get("enrolled", []))
+    if not enrolled:
+        raise ModelFileError("has no enrolment to undo", path=path,
+                             fix="enrol clips first with `tapcheck enroll --model M CLIPS`")
+    last = enrolled.pop()
+    state = dict(last["previous_detector"])
+    try:
+        state["reference"] = checkpoint["detector"]["reference"][:last["first_row"]].clone()
+    except (KeyError, TypeError) as e:
+        raise ModelFileError(f"has a damaged enrolment list ({e})", path=path,
+                             fix="retrain it with `tapcheck train`") from None
+    checkpoint["detector"], checkpoint["enrolled"] = state, enrolled
+    save_checkpoint(path, checkpoint)
+    return {"clips": list(last["clips"]), "threshold": -float(state["offset"]),
+            "references": int(state["reference"].shape[0])}
+
+
+def enrolled_summary(checkpoint: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model's enrolments, oldest first, without the stored previous states."""
+    return [{k: v for k, v in e.items() if k != "previous_detector"}
+            for e in checkpoint.get("enrolled", [])]
+

@@ -1,0 +1,96 @@
+"""`tapcheck enroll`: known-good taps join the references; atomic, undoable, refuses defects."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import pytest
+import torch
+
+from tapcheck.enroll import enroll, refuse_limit
+from tapcheck.errors import ParameterError
+from tapcheck.modelfile import load_model
+
+from .conftest import KNOCKS
+
+
+def md5(path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def model(tiny_model, tmp_path):
+    return shutil.copyfile(tiny_model, tmp_path / "m.pt")
+
+
+def unseen_clips(dataset, board: int = 13, n: int = 3) -> list:
+    return [dataset.path_of(t) for t in dataset.select(board=[board], split="test")[:n]]
+
+
+def test_enrol_round_trip_appends_references_and_undo_restores(model, tiny_dataset, run_cli):
+    before = load_model(model)
+    n_before, threshold_before = len(before.detector.reference_), before.detector.threshold_
+    clips = unseen_clips(tiny_dataset)
+    code, out, err = run_cli("enroll", "--model", model, "--board", 13, *clips)
+    assert code == 0, err
+    after = load_model(model)  # still a valid model file, loadable with weights_only
+    assert len(after.detector.reference_) == n_before + 3
+    assert list(after.detector.reference_groups_[-3:]) == [13, 13, 13]
+    assert after.detector.calibration_["method"] == "leave-one-board-out"
+    assert after.detector.calibration_["boards"] == before.detector.calibration_["boards"] + 1
+    [entry] = after.checkpoint["enrolled"]
+    assert entry["clips"] == [str(c) for c in clips] and entry["board"] == 13
+    # the enrolled clips are neighbours of each other now: their own scores drop
+    enrolled = after.detector.reference_[-3:].numpy()
+    now, then = after.detector.anomaly_score(enrolled), before.detector.anomaly_score(enrolled)
+    assert (now <= then).all() and (now < then).any()
+    code, out, err = run_cli("enroll", "--model", model, "--undo")
+    assert code == 0 and "removed the enrolment of 3" in out, err
+    undone = load_model(model)
+    assert undone.checkpoint["enrolled"] == []
+    # (the kept rows went through one more unit-normalisation: equal to float precision)
+    assert torch.allclose(undone.detector.reference_, before.detector.reference_, atol=1e-6)
+    assert undone.detector.threshold_ == threshold_before
+    assert undone.detector.calibration_ == before.detector.calibration_
+    code, _, err = run_cli("enroll", "--model", model, "--undo")  # nothing left to undo
+    assert code == 2 and "no enrolment to undo" in err
+
+
+def test_clearly_defective_clips_are_refused_unless_forced(model):
+    ceramic = [KNOCKS / "ceramic" / "10.wav", KNOCKS / "ceramic" / "15.wav"]
+    digest, detector = md5(model), load_model(model).detector
+    with pytest.raises(ParameterError, match="10.wav.*sounds defective.*--force"):
+        enroll(model, ceramic)
+    assert md5(model) == digest
+    done = enroll(model, ceramic, force=True)
+    assert max(done["scores"]) > refuse_limit(detector)
+    assert load_model(model).checkpoint["enrolled"][0]["forced"] is True
+
+
+@pytest.mark.parametrize("case", ["missing", "foreign", "empty", "not-audio", "features"])
+def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny_dataset,
+                                                               run_cli, tmp_path):
+    clips = [str(c) for c in unseen_clips(tiny_dataset)]
+    target = model
+    extra = []
+    if case == "missing":
+        target = tmp_path / "none.pt"
+    elif case == "foreign":
+        target = tmp_path / "foreign.pt"
+        torch.save({"weights": torch.zeros(3)}, target)
+    elif case == "empty":
+        clips = []
+    elif case == "not-audio":
+        (tmp_path / "notes.wav").write_text("not a recording")
+        clips = clips + [str(tmp_path / "notes.wav")]
+    else:
+        (tmp_path / "other.toml").write_text("[features]\nn_bins = 64\n")
+        extra = ["--config", str(tmp_path / "other.toml")]
+    digest = md5(target) if target.exists() else None
+    code, out, err = run_cli("enroll", "--model", target, *extra, *clips)
+    lines = [line for line in err.splitlines() if line.startswith("tapcheck: error:")]
+    assert code == 2 and len(lines) == 1, err
+    assert {"missing": "none.pt", "foreign": "foreign.pt", "empty": "no clips",
+            "not-audio": "notes.wav", "features": "feature settings"}[case] in lines[0]
+    assert (md5(target) if target.exists() else None) == digest

@@ -1,0 +1,72 @@
+"""evaluate_scores' rates on known/unseen boards and board verdicts; `tapcheck evaluate`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tapcheck.datasets import Take
+from tapcheck.evaluation import board_verdicts, evaluate_scores, false_alarm_rates
+
+
+def take(board: int, k: int, label: str = "normal", side: str = "left") -> Take:
+    return Take(path=f"board{board:02d}/{side}/take{k:03d}.wav", board=board, side=side,
+                label=label, group="", split="test", take=k, recorded_at="", sample_rate=44100,
+                duration_s=3.0, source="synth", peak_dbfs=-6.0)
+
+
+def test_false_alarms_are_split_into_known_and_unseen_boards():
+    takes = [take(1, k) for k in range(4)] + [take(11, k) for k in range(4)]
+    scores = np.array([0.1, 0.1, 0.1, 0.9, 0.9, 0.9, 0.1, 0.1])
+    rates = false_alarm_rates(takes, scores, threshold=0.5, known_boards=[1])
+    assert rates == {"false_alarms_known": 0.25, "normal_known": 4,
+                     "false_alarms_unseen": 0.5, "normal_unseen": 4}
+
+
+def test_board_verdicts_group_consecutive_taps_of_one_board_side():
+    # board 11: taps 0-2 one high (healthy by median and vote), taps 3-5 two high (flagged);
+    # taps 6-7 are fewer than 3 and make no verdict; defect board 7: one verdict, found
+    takes = [take(11, k) for k in range(8)] + [take(7, k, "defect") for k in range(3)]
+    scores = np.array([0.9, 0.1, 0.1, 0.9, 0.9, 0.1, 0.9, 0.9, 0.2, 0.8, 0.8])
+    got = board_verdicts(takes, scores, taps=3, threshold=0.5, board_threshold=0.5)
+    assert (got["healthy"], got["defective"]) == (2, 1)
+    assert got["vote_healthy_flagged"] == got["median_healthy_flagged"] == 0.5
+    assert got["median_defective_found"] == 1.0
+    # the median rule answers to its own threshold, the vote to the per-tap one
+    strict = board_verdicts(takes, scores, taps=3, threshold=0.5, board_threshold=0.95)
+    assert strict["median_healthy_flagged"] == 0.0 and strict["vote_healthy_flagged"] == 0.5
+
+
+def test_evaluate_scores_reports_recall_per_defect_board_and_pauc_interval():
+    takes = ([take(1, k) for k in range(10)] + [take(7, k, "defect") for k in range(10)]
+             + [take(8, k, "defect", "right") for k in range(10)])
+    scores = np.r_[np.linspace(0, 0.4, 10), np.linspace(0.3, 0.8, 10), np.linspace(0.6, 1, 10)]
+    result = evaluate_scores(takes, scores, threshold=0.5, known_boards=[1], stated_far=0.05,
+                             n_boot=50)
+    assert result["recall_per_board"] == {"7": 0.6, "8": 1.0}
+    assert result["false_alarms_known"] == 0.0 and result["false_alarms_unseen"] is None
+    assert result["pauc_ci_low"] <= result["pauc"] <= result["pauc_ci_high"]
+    assert [r["board is"] for r in result["boards"]] == ["known", "defect", "defect"]
+
+
+def test_evaluate_command_judges_the_test_split(tiny_model, tiny_dataset, run_cli):
+    code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", tiny_dataset.root,
+                             "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    # tiny: boards 1-4 both sides keep 1 test take each; unseen 11-13 have 5 per side
+    assert (result["normal_known"], result["normal_unseen"]) == (8, 30)
+    assert result["stated_far"] == pytest.approx(0.05)
+    assert result["calibration"]["method"] == "leave-one-board-out"
+    assert set(result["recall_per_board"]) == {"7", "8"}
+    assert len(result["scores"]) == len(tiny_dataset.select(split="test"))
+    code, out, _ = run_cli("evaluate", "--model", tiny_model, "--dataset", tiny_dataset.root)
+    assert code == 0 and "unseen boards" in out and "board verdicts of 3 taps" in out
+
+
+def test_evaluate_names_a_missing_model_file(tiny_dataset, run_cli, tmp_path):
+    code, _, err = run_cli("evaluate", "--model", tmp_path / "none.pt", "--dataset",
+                           tiny_dataset.root)
+    assert code == 2 and "none.pt" in err and "not found" in err
