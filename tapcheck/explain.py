@@ -60,11 +60,12 @@ class Explanation:
     reference: np.ndarray = field(repr=False)
     band_edges_hz: np.ndarray = field(repr=False)  # (n_bands + 1,)
     window_edges_ms: np.ndarray = field(repr=False)  # (n_windows + 1,)
+    picture: str | None = None  # the PNG, once saved
 
     def to_dict(self) -> dict:
         return {"sentence": self.sentence, "band_hz": list(self.band_hz),
                 "time_ms": list(self.time_ms), "kind": self.kind, "ratio": self.ratio,
-                "relief": self.relief}
+                "relief": self.relief, "picture": self.picture}
 
 
 class Explainer:
@@ -276,3 +277,66 @@ def dataset_references(name: str | os.PathLike, judge: Judge) -> np.ndarray:
                            path=ds.root, fix="choose a dataset with normal boards")
     cache = FeatureCache(audio=judge.config.audio, features=judge.config.features)
     return cache.get_many([ds.path_of(t) for t in takes])
+
+
+def explain_verdicts(judge: Judge, verdicts, *, references: str | os.PathLike | None = None,
+                     picture_dir: str | os.PathLike | None = None) -> dict[int, Explanation]:
+    """Explanations of the anomalous verdicts of :meth:`Judge.judge_files`, by index.
+
+    With ``picture_dir``, also a PNG per explained clip (:func:`save_picture`), named after it.
+    """
+    wanted = [i for i, v in enumerate(verdicts) if v.anomalous]
+    if not wanted:
+        return {}
+    clips = None if references is None else dataset_references(references, judge)
+    explainer = Explainer(judge, reference_clips=clips)
+    found = explainer.explain_files([verdicts[i].path for i in wanted])
+    out = {i: e for i, e in zip(wanted, found, strict=True) if e is not None}
+    if picture_dir is not None:
+        from .files import check_writable
+
+        folder = check_writable(picture_dir)  # before any work, with a clear error
+        used: set[str] = set()
+        for e in out.values():
+            stem = Path(e.path).stem or "clip"
+            name, n = f"{stem}.png", 1
+            while name in used:  # two clips of the same name from different folders
+                n += 1
+                name = f"{stem}-{n}.png"
+            used.add(name)
+            e.picture = str(save_picture(e, folder / name))
+    return out
+
+
+def save_picture(e: Explanation, path: str | os.PathLike) -> Path:
+    """A PNG: the clip's crop, its nearest normal crops (mean), and the deviation map, with
+    the explained region framed; axes in ms after the strike and Hz."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from .files import atomic_write
+
+    t0, t1 = e.window_edges_ms[0], e.window_edges_ms[-1]
+    f0, f1 = e.band_edges_hz[0], e.band_edges_hz[-1]
+    extent = (t0, t1, f0, f1)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True, constrained_layout=True)
+    panels = ((e.crop, "this clip", "magma"), (e.reference, "nearest healthy boards", "magma"),
+              (e.deviation, "deviation (score drop when made healthy)", "viridis"))
+    for ax, (image, title, cmap) in zip(axes, panels, strict=True):
+        shown = ax.imshow(image, origin="lower", aspect="auto", extent=extent, cmap=cmap,
+                          interpolation="nearest")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("ms after the strike")
+        ax.add_patch(Rectangle((e.time_ms[0], e.band_hz[0]), e.time_ms[1] - e.time_ms[0],
+                               e.band_hz[1] - e.band_hz[0], fill=False, edgecolor="cyan", lw=1.5))
+    fig.colorbar(shown, ax=axes[2], shrink=0.8)
+    axes[0].set_ylabel("Hz")
+    fig.suptitle(e.sentence, fontsize=10)
+    path = Path(path)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=80)
+    plt.close(fig)
+    return path

@@ -82,8 +82,15 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
               help="Model file [models/arcface-resnet18.pt].")
 @config_option("TOML config whose feature settings the model must have been trained with.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per clip.")
+@click.option("--explain", is_flag=True,
+              help="Say where each anomalous clip differs from healthy boards (band, time).")
+@click.option("--explain-dir", type=FILE,
+              help="Also write a PNG per anomalous clip here (implies --explain).")
+@click.option("--references",
+              help="Dataset whose normal takes explanations compare with [the model's own].")
 def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | None,
-          as_json: bool) -> int:
+          as_json: bool, explain: bool, explain_dir: Path | None, references: str | None
+          ) -> int:
     """Judge clips: NORMAL or ANOMALOUS, with the score and the threshold.
 
     The model computes crops with the feature settings it was trained with; a --config with
@@ -97,15 +104,25 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
     config = parse_config(config_path) if config_path else None
     judge_ = Judge(model_path or paths.model_path(), config=config)
     verdicts = judge_.judge_files(list(clips))
+    why = {}
+    if explain or explain_dir or references:
+        from ..explain import explain_verdicts
+
+        why = explain_verdicts(judge_, verdicts, references=references, picture_dir=explain_dir)
     bad = [v for v in verdicts if v.error]
-    for v in verdicts:
+    for i, v in enumerate(verdicts):
         if as_json:
-            click.echo(json.dumps(v.to_dict()))
+            row = v.to_dict()
+            if i in why:
+                row["explanation"] = why[i].to_dict()
+            click.echo(json.dumps(row))
         elif not v.error:
             for w in v.warnings:
                 warn(w)
             click.echo(f"{v.verdict:<9}  score {v.score:.4f}  threshold {v.threshold:.4f}  "
                        f"{v.model}  {v.path}")
+            if i in why:
+                click.echo(f"           why: {why[i].sentence}")
     for v in bad:
         echo_err(f"tapcheck: error: {v.error}")
     if bad:
