@@ -251,8 +251,8 @@ def training_references(judge: Judge) -> np.ndarray:
     root = info.get("path")
     fix = "pass --references DATASET (a dataset with normal takes of the same boards)"
     if not root or not (Path(root) / "manifest.csv").exists():
-        raise DatasetError(f"the training dataset of {judge.model.path} is not at "
-                           f"{root or '(unknown)'}: explanations compare with its normal takes",
+        raise DatasetError(f"its training dataset is not at {root or '(unknown)'}; "
+                           "explanations compare with its normal takes",
                            path=judge.model.path, fix=fix)
     ds = Dataset.open(root)
     label = {t.path: t.label for t in ds.takes}
