@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import DeviceError, ParameterError, StorageError, TapcheckError
+from .interrupts import terminate_as_interrupt
 
 HISTORY = 50  # taps shown in the score chart
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -34,6 +35,7 @@ class Events:
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.queues: set[asyncio.Queue] = set()
+        self.closed = False
 
     def subscribe(self) -> asyncio.Queue:
         self.loop = asyncio.get_running_loop()
@@ -55,7 +57,17 @@ class Events:
         except RuntimeError:  # the server has stopped: nobody is left to tell
             pass
 
-    def _put(self, message: str) -> None:
+    def close(self) -> None:
+        """End every page's stream (a None in its queue), so a stopping server has no open
+        response to cancel. Safe from a signal handler."""
+        self.closed = True
+        if self.loop is not None:
+            try:
+                self.loop.call_soon_threadsafe(self._put, None)
+            except RuntimeError:
+                pass
+
+    def _put(self, message: str | None) -> None:
         for q in list(self.queues):
             try:
                 q.put_nowait(message)
@@ -232,11 +244,17 @@ def serve(station: Station, *, sock: socket.socket, token: str | None, mic, list
                 listener.run()
         except TapcheckError as e:  # the device failed: stop the server, report it
             errors.append(e)
+            station.events.close()
             server.should_exit = True
 
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            station.events.close()  # SSE streams end by themselves, not by cancellation
+            super().handle_exit(sig, frame)
+
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
+                            timeout_graceful_shutdown=2)
+    server = Server(config)
     thread = threading.Thread(target=listen, name="listener", daemon=True)
     listener.warm_up()
     mic.wait_ready()
@@ -244,7 +262,10 @@ def serve(station: Station, *, sock: socket.socket, token: str | None, mic, list
     if on_ready is not None:
         on_ready()
     try:
-        server.run(sockets=[sock])
+        # uvicorn re-raises the signal that stopped it: SIGTERM then ends like Ctrl-C, through
+        # the finally below, instead of killing the process before the last tap is saved
+        with terminate_as_interrupt():
+            server.run(sockets=[sock])
     finally:
         listener.mic.stop.set()
         thread.join(timeout=10)  # the tap being saved is finished first

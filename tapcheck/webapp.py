@@ -55,11 +55,15 @@ def make_app(station, marks, *, token: str | None) -> Starlette:
         async def stream():
             try:
                 yield "retry: 1000\n\n"
-                while True:
+                while not station.events.closed:
                     try:
-                        yield await asyncio.wait_for(queue.get(), timeout=15.0)
+                        message = await asyncio.wait_for(queue.get(), timeout=15.0)
                     except asyncio.TimeoutError:
                         yield ": keep-alive\n\n"  # proxies and browsers keep the stream open
+                        continue
+                    if message is None:  # the server is stopping
+                        return
+                    yield message
             finally:
                 station.events.unsubscribe(queue)
 

@@ -211,6 +211,7 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     from ..inspections import InspectionLog
     from ..judge import Judge
     from ..listen import Listener
+    from ..marks import MarkBook
     from ..runtime import set_judge_threads
     from ..station import Station, StoppableMic, bind, check_host, default_token, serve
 
@@ -222,13 +223,11 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     set_judge_threads(config.stream.judge_threads)
     judge_ = Judge(model_path or paths.model_path())
     config = config.replace("audio", sr=judge_.config.audio.sr)
-    device_, rate = _open_input(device, config)
-    mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
-    from ..marks import MarkBook
-
     with InspectionLog(create=True) as log:  # made and checked here: a bad log fails now
         root, log_path = log.root, log.path
     MarkBook(root).close()  # a log of another schema: one clear line, before any tap
+    device_, rate = _open_input(device, config)
+    mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
     station_ = Station(judge_, root, board=board,
                        explain=config.station.explain and not no_explain)
     if station_.explain_note:

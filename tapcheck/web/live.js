@@ -1,6 +1,7 @@
 // The live page: state once from /api/state, then every change pushed by /events (SSE).
 "use strict";
 const $ = (id) => document.getElementById(id);
+window.verdictTimes = [];
 let state = { history: [], counts: { taps: 0, NORMAL: 0, ANOMALOUS: 0 }, threshold: null };
 
 function showVerdict(item) {
@@ -69,7 +70,8 @@ async function start() {
     showVerdict(item);
     showCounts();
     drawChart();
-    window.lastVerdictAt = performance.timeOrigin + performance.now();  // for latency scripts
+    // when the new verdict was painted, for tests/station_latency.py (same clock as the server)
+    requestAnimationFrame(() => window.verdictTimes.push({ sent: item.sent, shown: Date.now() / 1000 }));
   });
   events.addEventListener("explained", (ev) => showExplained(JSON.parse(ev.data)));
   events.addEventListener("note", (ev) => { $("status").textContent = JSON.parse(ev.data).text; });
