@@ -40,6 +40,7 @@ def main() -> int:
     parser.add_argument("--taps", type=int, default=60)
     parser.add_argument("--pages", type=int, default=3)
     parser.add_argument("--spacing", type=float, default=1.5, help="seconds between taps")
+    parser.add_argument("--no-explain", action="store_true", help="station --no-explain")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -53,7 +54,8 @@ def main() -> int:
     server = PulseServer(work / "pulse").start()
     env = {**server.env, "TAPCHECK_INSPECTIONS": str(work / "inspections")}
     live = LiveCommand("station", "--model", args.model.resolve(), "--device", "pulse",
-                       "--port", str(port), env=env)
+                       "--port", str(port), *(["--no-explain"] if args.no_explain else []),
+                       env=env)
     try:
         url = live.expect("^station at ", stream="err", timeout=120).split()[2]
         with sync_playwright() as p:
