@@ -33,29 +33,50 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def make_app(station, marks, *, token: str | None) -> Starlette:
     """The app for one station and its log's marks."""
+    h = Handlers(station, marks)
+    routes = [
+        Route("/", h.live), Route("/log", h.log_page), Route("/static/{name}", h.asset),
+        Route("/api/state", h.state), Route("/events", h.events),
+        Route("/api/inspections", h.inspections),
+        Route("/api/inspections/{id:int}/mark", h.mark, methods=["POST"]),
+        Route("/api/export.csv", h.export), Route("/clips/{id:int}.wav", h.clip),
+        Route("/explanations/{id:int}.png", h.picture),
+    ]
+    app = Starlette(routes=routes)
+    if token:
+        app.add_middleware(TokenGate, token=token)
+    return app
 
-    async def live(request: Request) -> Response:
+
+class Handlers:
+    """The endpoints; every answer to bad input is a 4xx with a message."""
+
+    def __init__(self, station, marks):
+        self.station, self.marks = station, marks
+
+    async def live(self, request: Request) -> Response:
         return FileResponse(WEB / "live.html", media_type="text/html")
 
-    async def log_page(request: Request) -> Response:
+    async def log_page(self, request: Request) -> Response:
         return FileResponse(WEB / "log.html", media_type="text/html")
 
-    async def asset(request: Request) -> Response:
+    async def asset(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in ASSETS:
             return _error(404, f"no asset {name!r}")
         return FileResponse(WEB / name, media_type=ASSETS[name])
 
-    async def state(request: Request) -> Response:
-        return JSONResponse(station.snapshot())
+    async def state(self, request: Request) -> Response:
+        return JSONResponse(self.station.snapshot())
 
-    async def events(request: Request) -> Response:
-        queue = station.events.subscribe()
+    async def events(self, request: Request) -> Response:
+        events = self.station.events
+        queue = events.subscribe()
 
         async def stream():
             try:
                 yield "retry: 1000\n\n"
-                while not station.events.closed:
+                while not events.closed:
                     try:
                         message = await asyncio.wait_for(queue.get(), timeout=15.0)
                     except asyncio.TimeoutError:
@@ -65,67 +86,55 @@ def make_app(station, marks, *, token: str | None) -> Starlette:
                         return
                     yield message
             finally:
-                station.events.unsubscribe(queue)
+                events.unsubscribe(queue)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
-    async def inspections(request: Request) -> Response:
+    async def inspections(self, request: Request) -> Response:
         try:
-            flt = _filter(request.query_params)
-            rows = marks.rows(flt)
+            rows = self.marks.rows(_filter(request.query_params))
         except (TapcheckError, ValueError) as e:
             return _error(400, str(e))
         for r in rows:
-            r["picture"] = (f"/explanations/{r['id']}.png" if station.picture(r["id"]) else None)
+            r["picture"] = (f"/explanations/{r['id']}.png" if self.station.picture(r["id"])
+                            else None)
         return JSONResponse(rows)
 
-    async def mark(request: Request) -> Response:
+    async def mark(self, request: Request) -> Response:
+        usage = "the body must be JSON like {\"mark\": \"false alarm\"}"
         try:
             body = await request.json()
         except ValueError:
-            return _error(400, "the body must be JSON like {\"mark\": \"false alarm\"}")
+            return _error(400, usage)
         if not isinstance(body, dict) or not isinstance(body.get("mark"), str):
-            return _error(400, "the body must be JSON like {\"mark\": \"false alarm\"}")
+            return _error(400, usage)
         try:
-            row = marks.mark(request.path_params["id"], body["mark"])
+            row = self.marks.mark(request.path_params["id"], body["mark"])
         except TapcheckError as e:
             return _error(404 if "no inspection" in str(e) else 400, str(e))
-        station.events.publish("marked", {"id": row["id"], "mark": row["mark"]})
+        self.station.events.publish("marked", {"id": row["id"], "mark": row["mark"]})
         return JSONResponse(row)
 
-    async def clip(request: Request) -> Response:
-        path = marks.clip_file(request.path_params["id"])
+    async def clip(self, request: Request) -> Response:
+        path = self.marks.clip_file(request.path_params["id"])
         if path is None:
             return _error(404, f"no clip for inspection {request.path_params['id']}")
         return FileResponse(path, media_type="audio/wav")
 
-    async def picture(request: Request) -> Response:
-        path = station.picture(request.path_params["id"])
+    async def picture(self, request: Request) -> Response:
+        path = self.station.picture(request.path_params["id"])
         if path is None:
             return _error(404, f"no explanation for inspection {request.path_params['id']}")
         return FileResponse(path, media_type="image/png")
 
-    async def export(request: Request) -> Response:
+    async def export(self, request: Request) -> Response:
         try:
-            flt = _filter(request.query_params, limit=1_000_000)
+            text = self.marks.export_csv(_filter(request.query_params, limit=1_000_000))
         except (TapcheckError, ValueError) as e:
             return _error(400, str(e))
-        return PlainTextResponse(marks.export_csv(flt), media_type="text/csv", headers={
+        return PlainTextResponse(text, media_type="text/csv", headers={
             "Content-Disposition": 'attachment; filename="marked-clips.csv"'})
-
-    routes = [
-        Route("/", live), Route("/log", log_page), Route("/static/{name}", asset),
-        Route("/api/state", state), Route("/events", events),
-        Route("/api/inspections", inspections),
-        Route("/api/inspections/{id:int}/mark", mark, methods=["POST"]),
-        Route("/api/export.csv", export), Route("/clips/{id:int}.wav", clip),
-        Route("/explanations/{id:int}.png", picture),
-    ]
-    app = Starlette(routes=routes)
-    if token:
-        app.add_middleware(TokenGate, token=token)
-    return app
 
 
 def _filter(query, *, limit: int = 500) -> Filter:

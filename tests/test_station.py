@@ -104,6 +104,7 @@ def test_live_page_log_page_and_marks(pulse, separating_model, browser, tmp_path
     assert api.post(url + "api/inspections/999/mark", data={"mark": "false alarm"}).status == 404
     assert api.get(url + "api/inspections?board=seven").status == 400
     assert api.get(url + "api/inspections?since=yesterday").status == 400
+    assert api.get(url + "api/export.csv?until=soon").status == 400
     assert api.get(url + "clips/999.wav").status == 404
     assert api.get(url + "static/..%2Flive.html").status == 404
     assert api.get(url + "clips/..%2F..%2Finspections.sqlite").status == 404
