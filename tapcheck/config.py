@@ -1,10 +1,10 @@
 """Settings: one source of truth.
 
 Dataclasses hold every default. ``configs/*.toml`` files have one table per dataclass (``[audio]``,
-``[features]``, ``[train]``, ``[record]``, ``[stream]``) whose keys are exactly the fields; an
-unknown table or key is an error, so a typo never passes silently. Command-line options override
-the file. The resolved configuration is stored inside every model file (see
-:mod:`tapcheck.modelfile`).
+``[features]``, ``[train]``, ``[record]``, ``[stream]``, ``[station]``) whose keys are exactly the
+fields; an unknown table or key is an error, so a typo never passes silently. Command-line options
+override the file. The resolved configuration is stored inside every model file (see
+:mod:`tapcheck.modelfile`), the station's token excepted.
 
 Fields whose default is ``None`` are filled from the chosen model's own defaults
 (``tapcheck models`` lists them), because the study tuned optimiser settings per model.
@@ -134,6 +134,16 @@ class StreamConfig:
 
 
 @dataclass(frozen=True)
+class StationConfig:
+    """The station's web page (``tapcheck station``)."""
+
+    host: str = "127.0.0.1"  # loopback: only this machine; another address needs the token
+    port: int = 8321
+    token: str = ""  # required on every request when set; "" on another host: a new one per start
+    explain: bool = True  # explain anomalous taps (needs the model's training dataset)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything that decides what tapcheck computes."""
 
@@ -142,10 +152,17 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
+    station: StationConfig = field(default_factory=StationConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        """Plain nested dict (TOML- and torch.load(weights_only=True)-safe)."""
-        return dataclasses.asdict(self)
+        """Plain nested dict (TOML- and torch.load(weights_only=True)-safe).
+
+        The station's token is left out: this dict is stored in every model file, which is
+        shared far more widely than a config.
+        """
+        d = dataclasses.asdict(self)
+        d["station"]["token"] = ""
+        return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> "Config":

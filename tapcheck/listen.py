@@ -60,13 +60,21 @@ class Listener:
         Shows a verdict line (and must have flushed it when it returns).
     warn : callable
         Shows a problem with one tap (not judged).
+    on_verdict : callable, optional
+        Called with each Verdict right after ``show`` and before the disk (a page's push),
+        outside the measured latency.
+    on_judgment : callable, optional
+        Called with each Judgment once it is logged.
     """
 
     def __init__(self, judge: Judge, *, mic, log: InspectionLog | None = None,
                  stream: StreamConfig = StreamConfig(), board: int | None = None,
-                 show: Callable[[str], None] = print, warn: Callable[[str], None] = print):
+                 show: Callable[[str], None] = print, warn: Callable[[str], None] = print,
+                 on_verdict: Callable[[Verdict], None] | None = None,
+                 on_judgment: Callable[["Judgment"], None] | None = None):
         self.judge, self.mic, self.log, self.stream = judge, mic, log, stream
         self.board, self.show, self.warn = board, show, warn
+        self.on_verdict, self.on_judgment = on_verdict, on_judgment
         self.features = judge.config.features
         self.sr = judge.config.audio.sr
         self.judgments: list[Judgment] = []
@@ -130,6 +138,8 @@ class Listener:
                 window_done = clipper.arrival_of(last)  # when the crop window's end came in
                 self.show(self._line(verdict, label, strike.others))
                 latency_ms = (time.monotonic() - window_done) * 1000.0
+                if self.on_verdict is not None:
+                    self.on_verdict(verdict)
                 inspection = None
                 if self.log is not None:
                     with deferred():  # Ctrl-C waits until the clip and its row are both saved
@@ -140,6 +150,8 @@ class Listener:
                             latency_ms=latency_ms, device=self.mic.device.name)
                 self.judgments.append(Judgment(verdict, when, latency_ms, inspection,
                                                strike.others))
+                if self.on_judgment is not None:
+                    self.on_judgment(self.judgments[-1])
                 if max_taps is not None and len(self.judgments) >= max_taps:
                     return self.judgments
         return self.judgments  # pragma: no cover - blocks() only ends by an exception

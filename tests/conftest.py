@@ -205,3 +205,52 @@ def run_cli(capsys):
 
 
 os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@pytest.fixture(scope="session")
+def separating_model(tmp_path_factory):
+    """A model that tells normal from cracked synthetic boards (the recipe of test_listen's
+    bench_model): arcface-resnet18, 6 epochs on 8 takes each of boards 1, 2 (normal) and 5, 6
+    (cracked), seed 11, its kNN threshold refitted on 24 further normal takes at 1 % false
+    alarms. Its training dataset stays in place, so explanations find their references.
+
+    Returns the model file's path.
+    """
+    from tapcheck.config import Config
+    from tapcheck.datasets import Dataset
+    from tapcheck.detectors import KNNDetector
+    from tapcheck.features import FeatureCache, strike_crops
+    from tapcheck.modelfile import load_model, save_checkpoint
+    from tapcheck.models.base import represent_clips
+    from tapcheck.synth import study_boards, synthesize_tap, take_rng
+    from tapcheck.training import train_model
+
+    seed = 11
+    root = tmp_path_factory.mktemp("separating-model")
+    boards = {b.number: b for b in study_boards(seed=seed)}
+
+    def tap(number, side, take):
+        return synthesize_tap(boards[number].board, side, rng=take_rng(seed, number, side, take))
+
+    ds = Dataset.create(root / "dataset")
+    for number, side in ((1, "left"), (2, "left"), (5, "left"), (6, "right")):
+        for k in range(8):
+            ds.add_take(tap(number, side, k), sr=44100, board=number, side=side,
+                        label=boards[number].label, source="synth")
+    config = Config().replace("train", epochs=6, batch_size=16)
+    checkpoint = train_model(ds, config=config, cache=FeatureCache(root / "cache"),
+                             progress=False)
+    path = save_checkpoint(root / "separating.pt", checkpoint)
+    model = load_model(path)
+
+    def represent(taps):
+        crops = np.stack([strike_crops(tap(*t)) for t in taps])
+        return represent_clips(model.module, crops, "knn").numpy()
+
+    # the detector's reference rows stay those of training (explanations map them to takes);
+    # only the threshold is refitted on more normal takes
+    calibration = [(n, s, k) for n, s in ((1, "left"), (2, "left")) for k in range(20, 32)]
+    reference = model.detector.reference_.numpy()
+    detector = KNNDetector(k=5, far=0.01).fit(reference, X_calib=represent(calibration))
+    checkpoint["detector"] = detector.get_state()
+    return save_checkpoint(path, checkpoint)

@@ -93,8 +93,15 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
               help="Also one verdict per board: the median of its taps against the model's "
                    "board threshold (boards from the clips' boardNN/ folders, or --board).")
 @click.option("--board", help="All clips are taps of this one board (implies --per-board).")
+@click.option("--explain", is_flag=True,
+              help="Say where each anomalous clip differs from healthy boards (band, time).")
+@click.option("--explain-dir", type=FILE,
+              help="Also write a PNG per anomalous clip here (implies --explain).")
+@click.option("--references",
+              help="Dataset whose normal takes explanations compare with [the model's own].")
 def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | None,
-          as_json: bool, per_board: bool, board: str | None) -> int:
+          as_json: bool, per_board: bool, board: str | None, explain: bool,
+          explain_dir: Path | None, references: str | None) -> int:
     """Judge clips: NORMAL or ANOMALOUS, with the score and the threshold.
 
     The model computes crops with the feature settings it was trained with; a --config with
@@ -110,18 +117,28 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
     judge_ = Judge(model_path or paths.model_path(), config=config)
     info = judge_.model.detector.calibration_
     verdicts = judge_.judge_files(list(clips))
+    why = {}
+    if explain or explain_dir or references:
+        from ..explain import explain_verdicts
+
+        why = explain_verdicts(judge_, verdicts, references=references, picture_dir=explain_dir)
     bad = [v for v in verdicts if v.error]
     if not as_json and len(bad) < len(verdicts):  # the statement goes with verdicts only
         echo_err(f"tapcheck: {describe(info)}")
-    for v in verdicts:
+    for i, v in enumerate(verdicts):
         if as_json:
-            click.echo(json.dumps({**v.to_dict(), "threshold_ci": info["threshold_ci"],
-                                   "rate_holds_for": info["holds_for"]}, allow_nan=False))
+            row = {**v.to_dict(), "threshold_ci": info["threshold_ci"],
+                   "rate_holds_for": info["holds_for"]}
+            if i in why:
+                row["explanation"] = why[i].to_dict()
+            click.echo(json.dumps(row, allow_nan=False))
         elif not v.error:
             for w in v.warnings:
                 warn(w)
             click.echo(f"{v.verdict:<9}  score {v.score:.4f}  threshold {v.threshold:.4f}  "
                        f"{v.model}  {v.path}")
+            if i in why:
+                click.echo(f"           why: {why[i].sentence}")
     anomalous = any(v.anomalous for v in verdicts)
     if per_board or board is not None:
         anomalous = _judge_boards([v for v in verdicts if not v.error], info, board=board,

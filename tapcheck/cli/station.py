@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -188,3 +189,62 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
                                   "clip"]))
         bad = sum(r.verdict == "ANOMALOUS" for r in rows)
         click.echo(f"{len(rows)} inspection(s), {bad} anomalous")
+
+
+@cli.command()
+@click.option("--model", "model_path", type=click.Path(path_type=Path),
+              help="Model file [models/arcface-resnet18.pt].")
+@click.option("--device", help="Input device: index or part of its name (`tapcheck devices`).")
+@click.option("--board", type=click.IntRange(min=0), help="Board under test, for the log.")
+@click.option("--host", help="Address to serve on [station.host: 127.0.0.1]; another than "
+                             "loopback requires a token on every request.")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port [station.port: 8321].")
+@click.option("--no-explain", is_flag=True, help="Do not explain anomalous taps.")
+@config_option("TOML config (see configs/default.toml): [station] and [stream].")
+def station(model_path: Path | None, device: str | None, board: int | None, host: str | None,
+            port: int | None, no_explain: bool, config_path: Path | None) -> None:
+    """`listen` with a web page: the last verdict in large, the last 50 scores, counters and
+    why the last anomalous tap was anomalous, pushed live; and the inspection log to browse,
+    play and mark ("false alarm", "confirmed defect"). Stop with Ctrl-C.
+    """
+    from .. import paths
+    from ..devices import Microphone
+    from ..inspections import InspectionLog
+    from ..judge import Judge
+    from ..listen import Listener
+    from ..marks import MarkBook
+    from ..runtime import set_judge_threads
+    from ..station import Station, StoppableMic, bind, check_host, default_token, serve
+
+    config = parse_config(config_path)
+    host = host or config.station.host
+    port = config.station.port if port is None else port
+    token = check_host(host, default_token(config.station.token))
+    sock = bind(host, port)  # a port in use fails before the model loads
+    set_judge_threads(config.stream.judge_threads)
+    judge_ = Judge(model_path or paths.model_path())
+    config = config.replace("audio", sr=judge_.config.audio.sr)
+    with InspectionLog(create=True) as log:  # made and checked here: a bad log fails now
+        root, log_path = log.root, log.path
+    MarkBook(root).close()  # a log of another schema: one clear line, before any tap
+    device_, rate = _open_input(device, config)
+    mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
+    station_ = Station(judge_, root, board=board,
+                       explain=config.station.explain and not no_explain)
+    if station_.explain_note:
+        warn(station_.explain_note)
+    shown = host if ":" not in host else f"[{host}]"
+    address = f"http://{shown}:{sock.getsockname()[1]}/" + (f"?token={token}" if token else "")
+    listener = Listener(judge_, mic=StoppableMic(mic), stream=config.stream, board=board,
+                        show=click.echo, warn=warn, on_verdict=station_.on_verdict,
+                        on_judgment=station_.on_judgment)
+    try:
+        with mic, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a shift ends
+            serve(station_, sock=sock, token=token, mic=mic, listener=listener,
+                  on_ready=lambda: echo_err(
+                      f"station at {address} — listening on '{device_.name}' at {rate} Hz "
+                      f"with {judge_.name} (threshold {judge_.threshold:.4f}); log "
+                      f"{log_path}; Ctrl-C to stop"))
+    finally:
+        sock.close()
+        echo_err(f"tapcheck: {listener.summary()}")

@@ -1,0 +1,174 @@
+"""The operator's marks on logged judgments: "false alarm" or "confirmed defect".
+
+A mark is stored beside the judgment, in its own table ``marks`` of the inspection log's SQLite
+file; the ``inspections`` row is never changed. Marks are only ever appended (the latest one of
+an inspection is its mark; "cleared" withdraws it), so who thought what and when stays on record.
+The marked clips can be exported as a list (CSV) for re-use, e.g. as training or test takes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from .errors import InspectionLogError, ParameterError
+from .inspections import LOG_FILE, SCHEMA_VERSION
+
+FALSE_ALARM, CONFIRMED, CLEARED = "false alarm", "confirmed defect", "cleared"
+MARKS = (FALSE_ALARM, CONFIRMED, CLEARED)
+VERDICTS = ("NORMAL", "ANOMALOUS")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS marks (
+    id INTEGER PRIMARY KEY,
+    inspection INTEGER NOT NULL REFERENCES inspections (id),
+    mark TEXT NOT NULL CHECK (mark IN ('false alarm', 'confirmed defect', 'cleared')),
+    time TEXT NOT NULL              -- UTC, ISO 8601, when the operator marked it
+);
+CREATE INDEX IF NOT EXISTS marks_inspection ON marks (inspection, id);
+"""
+#: the columns of the inspection log this code reads; a log without them has another schema
+COLUMNS = ("id", "time", "board", "model", "model_path", "score", "threshold", "verdict", "clip",
+           "latency_ms", "device")
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What the log page shows: a board, a date range (local dates, inclusive), a verdict."""
+
+    board: int | None = None
+    since: str | None = None  # YYYY-MM-DD
+    until: str | None = None  # YYYY-MM-DD
+    verdict: str | None = None
+    limit: int = 500
+
+    def where(self) -> tuple[str, list]:
+        sql, args = [], []
+        if self.board is not None:
+            sql.append("i.board = ?")
+            args.append(self.board)
+        if self.verdict is not None:
+            sql.append("i.verdict = ?")
+            args.append(self.verdict)
+        for bound, op, day in (("since", ">=", self.since), ("until", "<", self.until)):
+            if day is not None:
+                start = _local_day(day, bound)
+                if bound == "until":  # inclusive: up to the start of the next day
+                    start = (start + timedelta(days=1)).replace(hour=0)
+                sql.append(f"i.time {op} ?")
+                args.append(start.astimezone(timezone.utc).isoformat(timespec="milliseconds"))
+        return (" WHERE " + " AND ".join(sql)) if sql else "", args
+
+
+def _local_day(text: str, what: str) -> datetime:
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        raise ParameterError(f"{what} '{text}' is not a date", fix="use YYYY-MM-DD") from None
+    return day.astimezone()  # midnight, the station's local time
+
+
+class MarkBook:
+    """Marks of one inspection log (a connection of its own, thread-bound to its creator).
+
+    Raises
+    ------
+    InspectionLogError
+        The file is not an SQLite database, or its ``inspections`` table is of another schema.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.path = self.root / LOG_FILE
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0,
+                                      check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")  # a mark survives a power cut
+            check_schema(self.db, self.path)
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise InspectionLogError(f"is not a usable inspection log ({e})", path=self.path,
+                                     fix="move it aside; the station then starts a new one"
+                                     ) from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def mark(self, inspection: int, mark: str) -> dict:
+        """Record a mark; returns the inspection with its mark.
+
+        Raises
+        ------
+        ParameterError
+            An unknown mark or inspection id.
+        """
+        if mark not in MARKS:
+            raise ParameterError(f"unknown mark {mark!r}", fix=f"use one of {', '.join(MARKS)}")
+        if not self.db.execute("SELECT 1 FROM inspections WHERE id = ?", (inspection,)
+                               ).fetchone():
+            raise ParameterError(f"no inspection with id {inspection}")
+        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        self.db.execute("INSERT INTO marks (inspection, mark, time) VALUES (?, ?, ?)",
+                        (inspection, mark, now))
+        return self.rows(ids=[inspection])[0]
+
+    def rows(self, flt: Filter = Filter(), *, ids: list[int] | None = None) -> list[dict]:
+        """Inspections, newest first, each with its current ``mark`` (None if never or
+        cleared) and ``marked_at``."""
+        where, args = flt.where()
+        if ids is not None:
+            where = " WHERE i.id IN (%s)" % ",".join("?" * len(ids))
+            args = list(ids)
+        sql = (f"SELECT {', '.join('i.' + c for c in COLUMNS)}, m.mark, m.time FROM inspections i "
+               "LEFT JOIN marks m ON m.id = (SELECT max(id) FROM marks WHERE inspection = i.id)"
+               f"{where} ORDER BY i.time DESC, i.id DESC LIMIT ?")
+        out = []
+        for row in self.db.execute(sql, [*args, flt.limit]).fetchall():
+            d = dict(zip((*COLUMNS, "mark", "marked_at"), row, strict=True))
+            if d["mark"] == CLEARED:
+                d["mark"] = d["marked_at"] = None
+            out.append(d)
+        return out
+
+    def clip_file(self, inspection: int) -> Path | None:
+        """The logged clip of an inspection, if it is a file inside the log's folder."""
+        row = self.db.execute("SELECT clip FROM inspections WHERE id = ?", (inspection,)
+                              ).fetchone()
+        if row is None:
+            return None
+        root = self.root.resolve()
+        path = (root / row[0]).resolve()
+        # a row pointing elsewhere (edited by hand, ../ or absolute) is never served
+        return path if path.is_relative_to(root) and path.is_file() else None
+
+    def export_csv(self, flt: Filter = Filter(limit=1_000_000)) -> str:
+        """Marked inspections as CSV: clip (absolute), time, board, verdict, score, mark."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["clip", "time", "board", "verdict", "score", "threshold", "model",
+                         "mark", "marked_at"])
+        for r in reversed(self.rows(flt)):
+            if r["mark"]:
+                writer.writerow([(self.root / r["clip"]).as_posix(), r["time"], r["board"],
+                                 r["verdict"], r["score"], r["threshold"], r["model"],
+                                 r["mark"], r["marked_at"]])
+        return out.getvalue()
+
+
+def check_schema(db: sqlite3.Connection, path: Path) -> None:
+    """Refuse a log whose ``inspections`` table lacks the columns this tapcheck reads."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise InspectionLogError(f"was written by a newer tapcheck (log format {version})",
+                                 path=path, fix="upgrade tapcheck, or start a new log with "
+                                                "$TAPCHECK_INSPECTIONS")
+    have = {r[1] for r in db.execute("PRAGMA table_info(inspections)")}
+    missing = [c for c in COLUMNS if c not in have]
+    if have and missing:
+        raise InspectionLogError(
+            f"has an inspections table of another schema (no column {missing[0]})", path=path,
+            fix="move it aside, or point $TAPCHECK_INSPECTIONS at another folder")

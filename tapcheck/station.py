@@ -1,0 +1,293 @@
+"""The inspection station: ``listen`` with a web page for the person tapping.
+
+:class:`Station` runs a :class:`~tapcheck.listen.Listener` in a thread and keeps what the live
+page shows: the last verdict, the score against the threshold for the last 50 taps, counters since
+start, and the explanation picture of the last anomalous tap (computed in a second thread after
+the tap is logged, so it never delays the next verdict). Every change is pushed to the open pages
+as a server-sent event. :func:`serve` binds the socket first (a port in use is one clear error),
+then runs the Starlette app of :mod:`tapcheck.webapp` under uvicorn in the main thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import DeviceError, ParameterError, StorageError, TapcheckError
+from .interrupts import terminate_as_interrupt
+
+HISTORY = 50  # taps shown in the score chart
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class Events:
+    """Fan-out of JSON events to every open page (one asyncio queue per subscriber)."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.queues: set[asyncio.Queue] = set()
+        self.closed = False
+
+    def subscribe(self) -> asyncio.Queue:
+        self.loop = asyncio.get_running_loop()
+        q: asyncio.Queue = asyncio.Queue(maxsize=200)
+        self.queues.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue) -> None:
+        self.queues.discard(q)
+
+    def publish(self, kind: str, data: dict) -> None:
+        """Thread-safe: queue an event for every page (a page too slow to read loses none
+        until 200 are waiting; then it is dropped and reconnects for the full state)."""
+        if self.loop is None:
+            return
+        message = f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+        try:
+            self.loop.call_soon_threadsafe(self._put, message)
+        except RuntimeError:  # the server has stopped: nobody is left to tell
+            pass
+
+    def close(self) -> None:
+        """End every page's stream (a None in its queue), so a stopping server has no open
+        response to cancel. Safe from a signal handler."""
+        self.closed = True
+        if self.loop is not None:
+            try:
+                self.loop.call_soon_threadsafe(self._put, None)
+            except RuntimeError:
+                pass
+
+    def _put(self, message: str | None) -> None:
+        for q in list(self.queues):
+            try:
+                q.put_nowait(message)
+            except asyncio.QueueFull:
+                self.queues.discard(q)
+
+
+class Station:
+    """The live state of one station, fed by a listener thread.
+
+    Parameters
+    ----------
+    judge : Judge
+    root : Path
+        The inspection log's folder (the listener thread opens the log there: an SQLite
+        connection belongs to the thread that made it).
+    board : int, optional
+        The board under test.
+    explain : bool
+        Explain anomalous taps (needs the model's training dataset in place).
+    """
+
+    def __init__(self, judge, root: str | os.PathLike, *, board: int | None = None,
+                 explain: bool = True):
+        self.judge, self.root, self.board = judge, Path(root), board
+        self.events = Events()
+        self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.history: deque[dict] = deque(maxlen=HISTORY)
+        self.counts = {"taps": 0, "NORMAL": 0, "ANOMALOUS": 0}
+        self.last_explained: dict | None = None
+        self.explain_note: str | None = None
+        self.explainer = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain",
+                                        initializer=_lower_priority)
+        self._lock = threading.Lock()
+        if explain:
+            from .explain import Explainer
+
+            try:
+                self.explainer = Explainer(judge)
+            except TapcheckError as e:  # the station still judges; the page says why not
+                self.explain_note = f"no explanations: {e}"
+            else:  # matplotlib's first import takes seconds: not at the first anomalous tap
+                self._pool.submit(_import_pyplot)
+        self.pictures = self.root / "explanations"
+
+    # -- called from the listener thread -----------------------------------------------------
+    def on_verdict(self, verdict) -> None:
+        item = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                "verdict": verdict.verdict, "score": verdict.score,
+                "threshold": verdict.threshold, "board": self.board, "id": None,
+                "sent": time.time()}
+        with self._lock:
+            self.history.append(item)
+            self.counts["taps"] += 1
+            self.counts[verdict.verdict] += 1
+        self.events.publish("verdict", {**item, "counts": dict(self.counts)})
+
+    def on_judgment(self, judgment) -> None:
+        row = judgment.inspection
+        if row is None:
+            return
+        with self._lock:
+            if self.history:
+                self.history[-1]["id"] = row.id
+        self.events.publish("logged", {"id": row.id, "latency_ms": judgment.latency_ms})
+        if judgment.verdict.anomalous and self.explainer is not None:
+            self._pool.submit(self._explain, row)
+
+    def _explain(self, row) -> None:
+        from .explain import save_picture
+
+        try:
+            (e,) = self.explainer.explain_files([self.root / row.clip])
+            if e is None:
+                return
+            self.pictures.mkdir(parents=True, exist_ok=True)
+            save_picture(e, self.pictures / f"{row.id}.png")
+        except Exception as err:  # noqa: BLE001 - the verdict stands; say the picture is lost
+            self.explain_note = f"tap {row.id} not explained: {err}"
+            self.events.publish("note", {"text": self.explain_note})
+            return
+        self.last_explained = {"id": row.id, "sentence": e.sentence,
+                               "picture": f"/explanations/{row.id}.png"}
+        self.events.publish("explained", self.last_explained)
+
+    # -- read by the web app -----------------------------------------------------------------
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"started": self.started, "board": self.board, "model": self.judge.name,
+                    "threshold": self.judge.threshold, "history": list(self.history),
+                    "counts": dict(self.counts), "explained": self.last_explained,
+                    "note": self.explain_note}
+
+    def picture(self, inspection: int) -> Path | None:
+        path = self.pictures / f"{int(inspection)}.png"
+        return path if path.is_file() else None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+
+def _lower_priority() -> None:
+    """Explanations yield the CPU to the verdicts: on a 2-core bench PC an explanation running
+    beside the next tap's judgment would otherwise delay that verdict."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # Linux: per thread
+    except (AttributeError, OSError):
+        pass
+
+
+def _import_pyplot() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+
+
+class StoppableMic:
+    """A microphone whose :meth:`blocks` ends when :attr:`stop` is set, so the listener thread
+    finishes the tap it is saving and returns instead of being killed."""
+
+    def __init__(self, mic) -> None:
+        self.mic, self.stop = mic, threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.mic, name)
+
+    def blocks(self):
+        for block in self.mic.blocks():
+            if self.stop.is_set():
+                return
+            yield block
+
+
+def check_host(host: str, token: str | None) -> str | None:
+    """The token every request must carry: None on loopback without one; a new random one when
+    another address is served and none is configured."""
+    if host in LOOPBACK:
+        return token or None
+    return token or secrets.token_urlsafe(18)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or one clear error (port in use, address not on this machine)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        if e.errno == 98:  # EADDRINUSE
+            raise StorageError(f"port {port} on {host} is in use (another station?)",
+                               fix="stop the other program or pass --port N") from None
+        raise ParameterError(f"cannot listen on {host}:{port} ({e.strerror})",
+                             fix="pass --host with an address of this machine") from None
+    sock.listen(64)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(station: Station, *, sock: socket.socket, token: str | None, mic, listener,
+          on_ready=None) -> None:
+    """Run the page server in this thread and the listener in another, until Ctrl-C/SIGTERM.
+
+    ``mic`` must be open; ``listener`` is a Listener reading ``StoppableMic(mic)``; its log is
+    opened in its own thread, in ``station.root``.
+    """
+    import uvicorn
+
+    from .inspections import InspectionLog
+    from .marks import MarkBook
+    from .webapp import make_app
+
+    marks = MarkBook(station.root)
+    app = make_app(station, marks, token=token)
+    errors: list[BaseException] = []
+
+    def listen() -> None:
+        try:
+            with InspectionLog(station.root, create=True) as log:
+                listener.log = log
+                listener.run()
+        except TapcheckError as e:  # the device failed: stop the server, report it
+            errors.append(e)
+            station.events.close()
+            server.should_exit = True
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            station.events.close()  # SSE streams end by themselves, not by cancellation
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=2)
+    server = Server(config)
+    thread = threading.Thread(target=listen, name="listener", daemon=True)
+    listener.warm_up()
+    mic.wait_ready()
+    thread.start()
+    if on_ready is not None:
+        on_ready()
+    try:
+        # uvicorn re-raises the signal that stopped it: SIGTERM then ends like Ctrl-C, through
+        # the finally below, instead of killing the process before the last tap is saved
+        with terminate_as_interrupt():
+            server.run(sockets=[sock])
+    finally:
+        listener.mic.stop.set()
+        thread.join(timeout=10)  # the tap being saved is finished first
+        station.close()
+        marks.close()
+    if errors:
+        raise errors[0]
+    if thread.is_alive():
+        raise DeviceError("the listener did not stop within 10 s",
+                          fix="check the audio device")
+
+
+def default_token(config_token: str) -> str | None:
+    """The token from the config or $TAPCHECK_STATION_TOKEN (empty: none)."""
+    return os.environ.get("TAPCHECK_STATION_TOKEN") or config_token or None

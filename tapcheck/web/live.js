@@ -1,0 +1,79 @@
+// The live page: state once from /api/state, then every change pushed by /events (SSE).
+"use strict";
+const $ = (id) => document.getElementById(id);
+window.verdictTimes = [];
+let state = { history: [], counts: { taps: 0, NORMAL: 0, ANOMALOUS: 0 }, threshold: null };
+
+function showVerdict(item) {
+  const v = $("verdict");
+  v.textContent = item.verdict;
+  v.className = item.verdict;
+  v.dataset.count = state.counts.taps;
+  const when = new Date(item.time).toLocaleTimeString();
+  $("detail").textContent =
+    `${when} · score ${item.score.toFixed(4)} · threshold ${item.threshold.toFixed(4)}`;
+}
+
+function showCounts() {
+  const c = state.counts;
+  $("counts").innerHTML =
+    `<b id="n-taps">${c.taps}</b> taps · <b id="n-normal">${c.NORMAL}</b> normal · ` +
+    `<b id="n-anomalous">${c.ANOMALOUS}</b> anomalous`;
+  if (state.board !== null && state.board !== undefined) {
+    const verdict = c.ANOMALOUS ? "ANOMALOUS" : (c.taps ? "NORMAL" : "not tapped yet");
+    $("board").textContent = `board ${state.board}: ${verdict} (${c.taps} taps)`;
+  }
+}
+
+function drawChart() {
+  const svg = $("chart"), h = state.history, W = 600, H = 200, pad = 30;
+  const top = Math.max(state.threshold * 2, ...h.map((x) => x.score)) || 1;
+  const y = (s) => H - pad + (pad - H + 10) * Math.min(s, top) / top;
+  const x = (i) => pad + i * (W - pad - 10) / 49;
+  let out = `<line x1="${pad}" x2="${W - 10}" y1="${y(state.threshold)}" ` +
+    `y2="${y(state.threshold)}" stroke="#c62828" stroke-dasharray="5 4"/>` +
+    `<text x="${pad + 2}" y="${y(state.threshold) - 4}">threshold</text>` +
+    `<line x1="${pad}" x2="${pad}" y1="10" y2="${H - pad}" stroke="#999"/>` +
+    `<text x="2" y="14">${top.toPrecision(2)}</text><text x="12" y="${H - pad}">0</text>`;
+  out += h.map((p, i) => `<circle cx="${x(i)}" cy="${y(p.score)}" r="4" ` +
+    `fill="${p.verdict === "ANOMALOUS" ? "#c62828" : "#2e9d4f"}"/>`).join("");
+  svg.innerHTML = out;
+}
+
+function showExplained(e) {
+  if (!e) return;
+  $("sentence").textContent = `tap ${e.id}: ${e.sentence}`;
+  const img = $("picture");
+  img.src = e.picture;
+  img.alt = e.sentence;
+  img.hidden = false;
+}
+
+async function start() {
+  const r = await fetch("/api/state");
+  state = await r.json();
+  $("model").textContent = `${state.model} · threshold ${state.threshold.toFixed(4)}`;
+  if (state.note) $("sentence").textContent = state.note;
+  const last = state.history[state.history.length - 1];
+  if (last) showVerdict(last);
+  showCounts();
+  drawChart();
+  showExplained(state.explained);
+  const events = new EventSource("/events");
+  events.onopen = () => { $("status").textContent = "live"; };
+  events.onerror = () => { $("status").textContent = "reconnecting…"; };
+  events.addEventListener("verdict", (ev) => {
+    const item = JSON.parse(ev.data);
+    state.counts = item.counts;
+    state.history.push(item);
+    if (state.history.length > 50) state.history.shift();
+    showVerdict(item);
+    showCounts();
+    drawChart();
+    // when the new verdict was painted, for tests/station_latency.py (same clock as the server)
+    requestAnimationFrame(() => window.verdictTimes.push({ sent: item.sent, shown: Date.now() / 1000 }));
+  });
+  events.addEventListener("explained", (ev) => showExplained(JSON.parse(ev.data)));
+  events.addEventListener("note", (ev) => { $("status").textContent = JSON.parse(ev.data).text; });
+}
+start();

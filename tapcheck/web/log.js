@@ -1,0 +1,71 @@
+// The log page: rows from /api/inspections, marks posted to /api/inspections/ID/mark.
+"use strict";
+const MARKS = ["false alarm", "confirmed defect"];
+const rows = document.getElementById("rows");
+
+function query() {
+  const params = new URLSearchParams();
+  for (const [k, v] of new FormData(document.getElementById("filter"))) if (v) params.set(k, v);
+  return params.toString();
+}
+
+function cell(text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  return td;
+}
+
+function markCell(r) {
+  const td = document.createElement("td");
+  for (const m of [...MARKS, "cleared"]) {
+    const b = document.createElement("button");
+    b.textContent = m === "cleared" ? "clear" : m;
+    b.dataset.mark = m;
+    if (r.mark === m) b.classList.add("active");
+    b.onclick = async () => {
+      const resp = await fetch(`/api/inspections/${r.id}/mark`, {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ mark: m }) });
+      const body = await resp.json();
+      document.getElementById("status").textContent =
+        resp.ok ? `tap ${r.id}: ${body.mark || "no mark"}` : body.error;
+      if (resp.ok) load();
+    };
+    td.append(b, " ");
+  }
+  return td;
+}
+
+async function load() {
+  const q = query();
+  document.getElementById("export").href = "/api/export.csv" + (q ? "?" + q : "");
+  const resp = await fetch("/api/inspections" + (q ? "?" + q : ""));
+  const body = await resp.json();
+  if (!resp.ok) { document.getElementById("status").textContent = body.error; return; }
+  rows.replaceChildren(...body.map((r) => {
+    const tr = document.createElement("tr");
+    tr.dataset.id = r.id;
+    tr.dataset.mark = r.mark || "";
+    const audio = document.createElement("audio");
+    audio.controls = true;
+    audio.preload = "none";
+    audio.src = `/clips/${r.id}.wav`;
+    const clip = document.createElement("td");
+    clip.append(audio);
+    const why = document.createElement("td");
+    if (r.picture) {
+      const a = document.createElement("a");
+      a.href = r.picture;
+      a.textContent = "picture";
+      why.append(a);
+    }
+    tr.append(cell(new Date(r.time).toLocaleString()), cell(r.board ?? ""),
+      cell(r.verdict, r.verdict), cell(r.score.toFixed(4)), clip, why, markCell(r));
+    return tr;
+  }));
+  document.getElementById("status").textContent = `${body.length} inspection(s)`;
+}
+
+document.getElementById("filter").onsubmit = (ev) => { ev.preventDefault(); load(); };
+load();

@@ -1,0 +1,75 @@
+"""Operator marks beside the inspection log: filters, append-only marks, export, safe clip paths."""
+
+import sqlite3
+from datetime import datetime
+
+import numpy as np
+import pytest
+
+from tapcheck.errors import InspectionLogError, ParameterError
+from tapcheck.inspections import InspectionLog
+from tapcheck.marks import Filter, MarkBook
+
+
+@pytest.fixture
+def book(tmp_path):
+    """A real log with three judgments: board 3 on 1 and 2 May, board 4 on 2 May."""
+    clip = np.zeros(4410, np.float32)
+    with InspectionLog(tmp_path, create=True) as log:
+        for day, board, verdict in ((1, 3, "NORMAL"), (2, 3, "ANOMALOUS"), (2, 4, "NORMAL")):
+            log.append(clip, sr=44100, when=datetime(2025, 5, day, 10, 0).astimezone(),
+                       board=board, model="m", model_path="m.pt", score=0.1, threshold=0.2,
+                       verdict=verdict)
+    b = MarkBook(tmp_path)
+    yield b
+    b.close()
+
+
+def test_filters(book):
+    assert [r["id"] for r in book.rows()] == [3, 2, 1]  # newest first
+    assert [r["id"] for r in book.rows(Filter(board=3))] == [2, 1]
+    assert [r["id"] for r in book.rows(Filter(verdict="ANOMALOUS"))] == [2]
+    assert [r["id"] for r in book.rows(Filter(since="2025-05-02"))] == [3, 2]
+    assert [r["id"] for r in book.rows(Filter(until="2025-05-01"))] == [1]
+    assert [r["id"] for r in book.rows(Filter(since="2025-05-02", board=4))] == [3]
+    with pytest.raises(ParameterError, match="is not a date"):
+        book.rows(Filter(since="May 2"))
+
+
+def test_marks_are_appended_and_the_judgment_never_changes(book, tmp_path):
+    assert book.mark(2, "false alarm")["mark"] == "false alarm"
+    assert book.mark(2, "confirmed defect")["mark"] == "confirmed defect"
+    assert book.mark(1, "false alarm")["mark"] == "false alarm"
+    assert book.mark(1, "cleared")["mark"] is None
+    with pytest.raises(ParameterError, match="unknown mark"):
+        book.mark(2, "fine")
+    with pytest.raises(ParameterError, match="no inspection with id 9"):
+        book.mark(9, "false alarm")
+    db = sqlite3.connect(tmp_path / "inspections.sqlite")
+    assert db.execute("SELECT inspection, mark FROM marks ORDER BY id").fetchall() == [
+        (2, "false alarm"), (2, "confirmed defect"), (1, "false alarm"), (1, "cleared")]
+    assert db.execute("SELECT verdict FROM inspections WHERE id = 2").fetchone() == (
+        "ANOMALOUS",)
+    lines = book.export_csv().splitlines()
+    assert len(lines) == 2 and lines[1].startswith(str(tmp_path / "clips" / "2025-05-02"))
+    assert ",ANOMALOUS,0.1,0.2,m,confirmed defect," in lines[1]
+
+
+def test_clips_only_from_inside_the_folder(book, tmp_path):
+    assert book.clip_file(1).is_file() and book.clip_file(1).is_relative_to(tmp_path)
+    (tmp_path.parent / "secret.wav").write_bytes(b"x")
+    book.db.execute("UPDATE inspections SET clip = '../secret.wav' WHERE id = 2")
+    book.db.execute("UPDATE inspections SET clip = '/etc/passwd' WHERE id = 3")
+    assert book.clip_file(2) is None and book.clip_file(3) is None and book.clip_file(7) is None
+
+
+def test_log_of_another_schema_is_refused(tmp_path):
+    db = sqlite3.connect(tmp_path / "inspections.sqlite")
+    db.execute("CREATE TABLE inspections (id INTEGER PRIMARY KEY, time TEXT, result TEXT)")
+    db.commit()
+    with pytest.raises(InspectionLogError, match="another schema .no column board"):
+        MarkBook(tmp_path)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "inspections.sqlite").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(InspectionLogError, match="is not a usable inspection log"):
+        MarkBook(tmp_path / "junk")

@@ -1,0 +1,189 @@
+"""`tapcheck station` end to end: taps played into PulseAudio, the real page in headless Chromium.
+
+The station runs as a real command (``python -m tapcheck station``) on 127.0.0.1; Playwright
+drives Debian's chromium; synthetic taps of a normal and a cracked board are played into the
+null sink. Screenshots of both pages go to docs/img/ for docs/station.md.
+"""
+
+import socket
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tapcheck.inspections import InspectionLog
+
+from .pulse import LiveCommand, tap_track
+
+SEED = 11  # the separating_model's boards
+NORMAL, DEFECT = (1, "left", 40), (5, "left", 40)
+DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic", "--disable-dev-shm-usage"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def start_station(model, port, *extra, host=None):
+    args = ["station", "--model", model, "--device", "pulse", "--board", "7", "--port", port]
+    if host:
+        args += ["--host", host]
+    live = LiveCommand(*args, *extra)
+    line = live.expect(r"^station at http://", stream="err", timeout=90)
+    return live, line.split()[2]
+
+
+def stop(live) -> None:
+    live.proc.send_signal(2)  # Ctrl-C
+    assert live.wait(timeout=30) == 0, live.err
+    assert "Traceback" not in "\n".join(live.err)
+
+
+def test_live_page_log_page_and_marks(pulse, separating_model, browser, tmp_path):
+    port = free_port()
+    live, url = start_station(separating_model, port)
+    assert url == f"http://127.0.0.1:{port}/"
+    pages = [browser.new_page(viewport={"width": 1200, "height": 900}) for _ in range(3)]
+    for page in pages:  # three operators' screens, all pushed to
+        page.goto(url)
+        page.wait_for_function("document.getElementById('status').textContent === 'live'")
+    track = tmp_path / "taps.wav"
+    tap_track(track, [NORMAL, DEFECT], lead_s=1.0, spacing_s=2.0, tail_s=1.5, seed=SEED)
+    pulse.play(track)
+    for page in pages:
+        page.wait_for_function(
+            "document.getElementById('verdict').dataset.count === '2'", timeout=30000)
+        assert page.inner_text("#verdict") == "ANOMALOUS"
+        assert page.inner_text("#n-taps") == "2" and page.inner_text("#n-anomalous") == "1"
+        assert page.locator("#chart circle").count() == 2
+    live_page = pages[0]
+    live_page.wait_for_selector("#picture:not([hidden])", timeout=60000)
+    assert live_page.inner_text("#sentence").endswith("ms after the strike")
+    assert live_page.evaluate("document.getElementById('picture').naturalWidth") > 500
+    assert live_page.inner_text("#board") == "board 7: ANOMALOUS (2 taps)"
+    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    live_page.screenshot(path=str(DOCS_IMG / "station-live.png"), full_page=True)
+
+    log_page = pages[1]
+    log_page.goto(url + "log")
+    log_page.wait_for_selector("tbody tr:nth-child(2)")
+    rows = log_page.locator("tbody tr")
+    assert rows.count() == 2
+    anomalous = log_page.locator("tbody tr", has=log_page.locator("td.ANOMALOUS"))
+    row_id = anomalous.get_attribute("data-id")
+    # the logged clip plays in the browser: Chromium reads its length from the served WAV
+    duration = anomalous.locator("audio").evaluate(
+        "a => new Promise(r => { a.onloadedmetadata = () => r(a.duration); "
+        "a.onerror = () => r(-1); a.preload = 'metadata'; a.load(); })")
+    assert duration > 0.5
+    anomalous.locator("button[data-mark='false alarm']").click()
+    log_page.wait_for_selector(f"tr[data-id='{row_id}'][data-mark='false alarm']")
+    log_page.screenshot(path=str(DOCS_IMG / "station-log.png"), full_page=True)
+
+    # junk from a browser: a clear 4xx, nothing logged lost
+    api = log_page.request
+    bad = api.post(url + f"api/inspections/{row_id}/mark", data="not json")
+    assert bad.status == 400 and "JSON" in bad.json()["error"]
+    bad = api.post(url + f"api/inspections/{row_id}/mark", data={"mark": "looks fine"})
+    assert bad.status == 400 and "unknown mark" in bad.json()["error"]
+    assert api.post(url + "api/inspections/999/mark", data={"mark": "false alarm"}).status == 404
+    assert api.get(url + "api/inspections?board=seven").status == 400
+    assert api.get(url + "api/inspections?since=yesterday").status == 400
+    assert api.get(url + "api/export.csv?until=soon").status == 400
+    assert api.get(url + "clips/999.wav").status == 404
+    assert api.get(url + "static/..%2Flive.html").status == 404
+    assert api.get(url + "clips/..%2F..%2Finspections.sqlite").status == 404
+    stop(live)
+
+    live, url = start_station(separating_model, port)  # the same log, a new server
+    page = pages[2]
+    page.goto(url + "log?")
+    page.wait_for_selector(f"tr[data-id='{row_id}'][data-mark='false alarm']")
+    marked = page.request.get(url + "api/inspections?verdict=ANOMALOUS").json()
+    assert [(r["id"], r["mark"]) for r in marked] == [(int(row_id), "false alarm")]
+    csv = page.request.get(url + "api/export.csv").text().splitlines()
+    assert len(csv) == 2 and csv[0].startswith("clip,time,board,verdict")
+    home = InspectionLog().root
+    assert csv[1].startswith(str(home / "clips")) and csv[1].endswith("false alarm," +
+                                                                      marked[0]["marked_at"])
+    stop(live)
+    db = sqlite3.connect(home / "inspections.sqlite")  # the judgment itself never changed
+    assert db.execute("SELECT verdict FROM inspections WHERE id = ?", (row_id,)
+                      ).fetchone() == ("ANOMALOUS",)
+    assert db.execute("SELECT mark FROM marks").fetchall() == [("false alarm",)]
+
+
+def test_token_required_off_loopback(pulse, separating_model, browser):
+    import urllib.error
+    import urllib.request
+
+    port = free_port()
+    live, url = start_station(separating_model, port, host="0.0.0.0")
+    assert "?token=" in url
+    token = url.split("?token=")[1]
+    assert len(token) >= 20
+    base = f"http://127.0.0.1:{port}/"
+    for path in ("", "log", "api/state", "events", "api/inspections", "static/live.js"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(base + path, timeout=10)
+        assert refused.value.code == 401
+        assert "needs its token" in refused.value.read().decode()
+    with pytest.raises(urllib.error.HTTPError) as wrong:
+        urllib.request.urlopen(base + "api/state?token=" + token[:-1] + "x", timeout=10)
+    assert wrong.value.code == 401
+    request = urllib.request.Request(base + "api/state",
+                                     headers={"Authorization": f"Bearer {token}"})
+    assert urllib.request.urlopen(request, timeout=10).status == 200
+    page = browser.new_page()
+    page.goto(base + "?token=" + token)  # sets the cookie the page's own requests carry
+    page.wait_for_function("document.getElementById('status').textContent === 'live'")
+    assert page.request.get(base + "api/state").status == 200
+    stop(live)
+
+
+def test_bad_input_is_one_line(separating_model, tmp_path, run_cli, monkeypatch):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code, out, err = run_cli("station", "--model", separating_model, "--port", port)
+    assert code == 2 and err == (f"tapcheck: error: port {port} on 127.0.0.1 is in use "
+                                 "(another station?) — stop the other program or pass --port N\n")
+
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    code, _, err = run_cli("station", "--model", junk, "--port", free_port())
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith(
+        f"tapcheck: error: {junk}: ")
+
+    other = tmp_path / "other-log"
+    other.mkdir()
+    db = sqlite3.connect(other / "inspections.sqlite")
+    db.execute("CREATE TABLE inspections (id INTEGER PRIMARY KEY, time TEXT, board INTEGER, "
+               "result TEXT)")
+    db.commit()
+    db.close()
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", str(other))
+    code, _, err = run_cli("station", "--model", separating_model, "--port", free_port())
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"tapcheck: error: {other / 'inspections.sqlite'}: ")
+    assert "schema" in err or "no such column" in err
+
+    code, _, err = run_cli("station", "--model", separating_model, "--host", "192.0.2.1",
+                           "--port", free_port())
+    assert code == 2 and err.startswith("tapcheck: error: cannot listen on 192.0.2.1:")
