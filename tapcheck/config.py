@@ -142,6 +142,9 @@ class StationConfig:
     token: str = ""  # required on every request when set; "" on another host: a new one per start
     explain: bool = True  # explain anomalous taps (needs the model's training dataset)
 
+    def __post_init__(self) -> None:
+        check_section("station", self)  # refused when built, before any work
+
 
 @dataclass(frozen=True)
 class Config:

@@ -77,6 +77,14 @@ def name(value: Any) -> str | None:
     return None if isinstance(value, str) and value.strip() else "must be a non-empty name"
 
 
+def registered_scorer(value: Any) -> str | None:
+    """One of :data:`tapcheck.detectors.SCORERS` (imported only when a scorer is named: it
+    brings torch, which ``tapcheck log`` and the config's defaults need not load)."""
+    from .detectors import SCORERS
+
+    return None if value in SCORERS else f"must be one of: {', '.join(map(repr, SCORERS))}"
+
+
 BIG = 10**6
 DB = number(-400.0, 400.0)  # any level a float32 clip can have, in dB
 
@@ -108,7 +116,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "weight_decay": number(0.0, 1.0),
         "embedding_dim": optional(whole(1, 65536)),
         "seed": whole(0, 2**32 - 1),  # numpy's default_rng refuses negative seeds
-        "scorer": optional(one_of("knn", "prob", "recon")),
+        "scorer": optional(registered_scorer),
         "knn_k": whole(1, BIG),
         "knn_metric": one_of("cosine", "euclidean"),
         "knn_exp": flag,
@@ -123,6 +131,9 @@ RULES: dict[str, dict[str, Rule]] = {
         "freq_stretch": number(0.0, 1.0, hi_open=True),
         "bf16": flag,
         "patience": whole(0, BIG),
+        "calibration": one_of("leave-one-board-out", "hold-out"),
+        "board_taps": whole(1, 1000),
+        "board_far": number(0.0, 1.0, lo_open=True, hi_open=True),
     },
     "record": {
         "clip_dbfs": number(-400.0, 0.0),
@@ -145,6 +156,12 @@ RULES: dict[str, dict[str, Rule]] = {
         "min_level_dbfs": number(-400.0, 0.0),
         "pre_roll_s": number(0.0, 3600.0),
         "judge_threads": whole(0, 4096),
+    },
+    "station": {
+        "host": name,
+        "port": whole(0, 65535),  # 0: any free port
+        "token": lambda value: None if isinstance(value, str) else "must be text",
+        "explain": flag,
     },
 }
 
