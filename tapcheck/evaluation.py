@@ -209,7 +209,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         statement, see :mod:`tapcheck.calibration`) and ``scores`` (per test take, manifest order).
     """
     from .errors import DatasetError
-    from .features import FeatureCache
+    from .featurecache import FeatureCache
     from .judge import Judge
     from .training import dataset_crops
 

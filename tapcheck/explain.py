@@ -245,7 +245,7 @@ def training_references(judge: Judge) -> np.ndarray:
         The training dataset is no longer where the model file says, or has changed.
     """
     from .datasets import Dataset
-    from .features import FeatureCache
+    from .featurecache import FeatureCache
 
     info = judge.model.checkpoint.get("dataset") or {}
     root = info.get("path")
@@ -268,7 +268,7 @@ def training_references(judge: Judge) -> np.ndarray:
 def dataset_references(name: str | os.PathLike, judge: Judge) -> np.ndarray:
     """Crops of a dataset's normal training-split takes (``--references``)."""
     from .datasets import Dataset
-    from .features import FeatureCache
+    from .featurecache import FeatureCache
 
     ds = Dataset.open(name)
     takes = [t for t in ds.select(split="train") if t.label == "normal"]

@@ -219,7 +219,8 @@ def separating_model(tmp_path_factory):
     from tapcheck.config import Config
     from tapcheck.datasets import Dataset
     from tapcheck.detectors import KNNDetector
-    from tapcheck.features import FeatureCache, strike_crops
+    from tapcheck.featurecache import FeatureCache
+    from tapcheck.features import strike_crops
     from tapcheck.modelfile import load_model, save_checkpoint
     from tapcheck.models.base import represent_clips
     from tapcheck.synth import study_boards, synthesize_tap, take_rng
