@@ -181,10 +181,10 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
             click.echo(f"no inspections in {log.path}" + (" for that selection" if (
                 since or board is not None) and log.path.exists() else ""))
             return
-        table = [{"time": r.local_time, "board": r.board, "verdict": r.verdict,
+        lines = [{"time": r.local_time, "board": r.board, "verdict": r.verdict,
                   "score": f"{r.score:.4f}", "threshold": f"{r.threshold:.4f}", "model": r.model,
                   "clip": (log.root / r.clip).as_posix()} for r in rows]
-        click.echo(table(table, ["time", "board", "verdict", "score", "threshold", "model",
+        click.echo(table(lines, ["time", "board", "verdict", "score", "threshold", "model",
                                   "clip"]))
         bad = sum(r.verdict == "ANOMALOUS" for r in rows)
         click.echo(f"{len(rows)} inspection(s), {bad} anomalous")
