@@ -1,4 +1,4 @@
-"""Commands at the bench: ``devices``, ``record``, ``listen``, ``log``."""
+"""Commands at the bench: ``devices``, ``record``, ``listen``, ``station``, ``log``."""
 
 from __future__ import annotations
 
