@@ -219,6 +219,15 @@ def run(models: list[Path], ds: Dataset) -> dict:
         rows["leave-one-board-out, robust"] = figures(
             test_takes, scores, threshold=new.threshold_,
             board_threshold=new.calibration_["board_threshold"], known=known)
+        held = set(judge.model.checkpoint["dataset"]["calibration_takes"])
+        calib = np.array([t.path in held for t in train_takes])
+        for kind in ("mahalanobis", "knn-ldn"):
+            det = SCORERS[kind](far=old.far).fit(
+                emb["train"][~calib], X_calib=emb["train"][calib], groups=groups[~calib],
+                calib_groups=groups[calib])
+            rows[f"scorer {kind} (hold-out, robust)"] = figures(
+                test_takes, det.anomaly_score(emb["test"]), threshold=det.threshold_,
+                board_threshold=det.calibration_["board_threshold"], known=known)
         for kind in ("mahalanobis", "knn-ldn"):
             det = SCORERS[kind](far=old.far).fit(emb["train"], groups=groups)
             rows[f"scorer {kind} (leave-one-board-out, robust)"] = figures(
