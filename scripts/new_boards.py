@@ -17,6 +17,7 @@ reference without its board.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import shutil
 import sys
@@ -35,6 +36,43 @@ from tapcheck.models.base import represent_clips
 from tapcheck.training import dataset_crops
 
 
+def snapshot(partial: Path, ds: Dataset) -> Path:
+    """A model file from a training run's partial checkpoint (the epochs done so far), with the
+    current calibration, for measuring while a run still trains: ``<model>.pt.partial`` ->
+    ``<model>-eN.pt``."""
+    from tapcheck.config import Config
+    from tapcheck.modelfile import new_checkpoint, read_partial, save_checkpoint
+    from tapcheck.models import get_spec
+    from tapcheck.training import make_detector
+
+    state = read_partial(partial)
+    config = Config.from_dict(state["config"])
+    spec = get_spec(config.train.model)
+    f = config.features
+    model = spec.build(n_classes=len(state["classes"]), train=config.train,
+                       input_shape=(f.n_bins, f.n_frames))
+    model.load_state_dict(state["state_dict"])
+    out = partial.with_name(partial.name.replace(".pt.partial", f"-e{state['epoch']}.pt"))
+    takes = {t.path: t for t in ds.takes}
+    normal = [takes[p] for p in state["takes"] + state["calibration_takes"]
+              if takes[p].label == "normal"]
+    cache = FeatureCache(audio=config.audio, features=config.features)
+    net = model.for_inference(bf16=config.train.bf16)
+    emb = represent_clips(net, dataset_crops(ds, normal, cache=cache), "knn").numpy()
+    detector = make_detector(config, None)
+    detector.fit(emb, groups=np.array([t.board for t in normal]))
+    save_checkpoint(out, new_checkpoint(
+        name=spec.name, model_args=model.model_args, config=config.to_dict(),
+        classes=state["classes"], class_labels=[
+            "defect" if any(takes[p].label == "defect" and takes[p].class_name == c
+                            for p in state["takes"]) else "normal" for c in state["classes"]],
+        state_dict=model.state_dict(), detector=detector.get_state(), history=state["history"],
+        dataset={"name": ds.name, "path": str(ds.root), "takes": state["takes"],
+                 "calibration_takes": state["calibration_takes"]},
+        created_at="", train_seconds=sum(h["seconds"] for h in state["history"])))
+    return out
+
+
 def embeddings(model: Path, ds: Dataset) -> dict[str, np.ndarray]:
     cached = model.with_name(model.name + ".emb.npz")
     if cached.exists():
@@ -48,6 +86,22 @@ def embeddings(model: Path, ds: Dataset) -> dict[str, np.ndarray]:
            for name, takes in (("train", train), ("test", test))}
     np.savez(cached, **out)
     return out
+
+
+def holdout_detectors(checkpoint: dict, emb: dict, train_takes) -> tuple[KNNDetector, ...]:
+    """Reference = the normal training takes not held out, threshold from the 15 % held-out
+    takes' scores: as tapcheck set it before this work (raw gamma fit) and now (robust fit,
+    interval, board threshold)."""
+    held = set(checkpoint["dataset"]["calibration_takes"])
+    calib = np.array([t.path in held for t in train_takes])
+    boards = np.array([t.board for t in train_takes])
+    train = checkpoint["config"]["train"]
+    det = KNNDetector(k=train["knn_k"], far=train["far"]).fit(
+        emb["train"][~calib], X_calib=emb["train"][calib], groups=boards[~calib],
+        calib_groups=boards[calib])
+    raw = copy.deepcopy(det)
+    raw.offset_ = -gamma_threshold(det.calibration_scores_, far=det.far)
+    return raw, det
 
 
 def figures(takes, scores, *, threshold, board_threshold, known) -> dict:
@@ -65,9 +119,12 @@ def figures(takes, scores, *, threshold, board_threshold, known) -> dict:
                                 if row["board is"] == "unseen"}}
 
 
-def enrol_experiment(det: KNNDetector, train: np.ndarray, groups: np.ndarray, test: np.ndarray,
-                     takes, *, n: int = 5) -> list[dict]:
-    """Enrol n taps of each unseen board (both sides); that board's other taps' false alarms."""
+def enrol_experiment(det: KNNDetector, test: np.ndarray, takes, *, n: int = 5) -> list[dict]:
+    """Enrol the first n taps of each side of each unseen board (tapcheck.enroll's own
+    recalibration); that board's false alarms on its other taps, AUC of the rest."""
+    from tapcheck.enroll import add_references
+    from tapcheck.metrics import auc
+
     rows = []
     labels = np.array([t.label == "defect" for t in takes])
     for board in sorted({t.board for t in takes if t.group == "similar-material"}):
@@ -77,15 +134,12 @@ def enrol_experiment(det: KNNDetector, train: np.ndarray, groups: np.ndarray, te
             per_side.setdefault(takes[i].side, []).append(i)
         enrol = [i for side in sorted(per_side) for i in per_side[side][:n]]
         rest = [i for i in idx if i not in enrol]
-        new = KNNDetector(k=det.k, far=det.far)
+        new = copy.deepcopy(det)
         started = time.perf_counter()
-        new.fit(np.concatenate([train, test[enrol]]),
-                groups=np.concatenate([groups, np.full(len(enrol), board)]))
+        add_references(new, test[enrol], group=board)
         seconds = time.perf_counter() - started
         before, after = det.anomaly_score(test[rest]), new.anomaly_score(test[rest])
         keep = np.setdiff1d(np.arange(len(takes)), enrol)
-        from tapcheck.metrics import auc
-
         rows.append({"board": board, "enrolled": len(enrol), "other_taps": len(rest),
                      "far_before": float((before > det.threshold_).mean()),
                      "far_after": float((after > new.threshold_).mean()),
@@ -150,18 +204,30 @@ def run(models: list[Path], ds: Dataset) -> dict:
         judge = Judge(model)
         emb = embeddings(model, ds)
         known = known_boards_of(judge.model.checkpoint)
-        old = judge.model.detector
+        old, holdout = holdout_detectors(judge.model.checkpoint, emb, train_takes)
         rows = {"before (hold-out, gamma)": figures(
             test_takes, old.anomaly_score(emb["test"]), threshold=old.threshold_,
-            board_threshold=old.threshold_, known=known)}
+            board_threshold=old.threshold_, known=known),
+            "hold-out, robust (default now)": figures(
+            test_takes, holdout.anomaly_score(emb["test"]), threshold=holdout.threshold_,
+            board_threshold=holdout.calibration_["board_threshold"], known=known)}
         new = KNNDetector(k=old.k, far=old.far).fit(emb["train"], groups=groups)
         scores = new.anomaly_score(emb["test"])
         raw = gamma_threshold(new.calibration_scores_, far=new.far)
         rows["leave-one-board-out, raw gamma"] = figures(
             test_takes, scores, threshold=raw, board_threshold=raw, known=known)
-        rows["after (leave-one-board-out, robust)"] = figures(
+        rows["leave-one-board-out, robust"] = figures(
             test_takes, scores, threshold=new.threshold_,
             board_threshold=new.calibration_["board_threshold"], known=known)
+        held = set(judge.model.checkpoint["dataset"]["calibration_takes"])
+        calib = np.array([t.path in held for t in train_takes])
+        for kind in ("mahalanobis", "knn-ldn"):
+            det = SCORERS[kind](far=old.far).fit(
+                emb["train"][~calib], X_calib=emb["train"][calib], groups=groups[~calib],
+                calib_groups=groups[calib])
+            rows[f"scorer {kind} (hold-out, robust)"] = figures(
+                test_takes, det.anomaly_score(emb["test"]), threshold=det.threshold_,
+                board_threshold=det.calibration_["board_threshold"], known=known)
         for kind in ("mahalanobis", "knn-ldn"):
             det = SCORERS[kind](far=old.far).fit(emb["train"], groups=groups)
             rows[f"scorer {kind} (leave-one-board-out, robust)"] = figures(
@@ -170,7 +236,7 @@ def run(models: list[Path], ds: Dataset) -> dict:
         unseen = [ds.path_of(t) for t in test_takes if t.board == 11][:5]
         out[model.name] = {
             "calibration": new.calibration_, "rows": rows,
-            "enrol": enrol_experiment(new, emb["train"], groups, emb["test"], test_takes),
+            "enrol": enrol_experiment(holdout, emb["test"], test_takes),
             "enroll_file_seconds": timed_enroll_cli(model, unseen),
             "equal_recall": equal_recall(emb, groups, test_takes, known),
             "reference_sizes": reference_sizes(emb["train"], groups, emb["test"], test_takes)}
@@ -229,7 +295,8 @@ def markdown(results: dict, command: str) -> str:
         for r in res["equal_recall"]:
             lines.append(f"| {name} | {r['scorer']} | {_p(r['recall'])} | "
                          f"{_p(r['far_unseen'])} |")
-    lines += ["", "## Reference-set size (leave-one-board-out calibration on a random subset)", "",
+    lines += ["", "## Reference-set size (random subsets of the normal training takes; false "
+              "alarms at the leave-one-board-out threshold)", "",
               "| model | references | AUC | FA unseen | kNN scoring ms/clip |",
               "| --- | --- | --- | --- | --- |"]
     for name, res in results.items():
@@ -241,11 +308,14 @@ def markdown(results: dict, command: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", type=Path)
+    parser.add_argument("models", nargs="+", type=Path,
+                        help="model files, or a run's <model>.pt.partial (measured as it is)")
     parser.add_argument("--dataset", default="demo")
     parser.add_argument("--out", type=Path, default=Path("docs/results/new-boards.md"))
     args = parser.parse_args()
-    results = run(args.models, Dataset.open(args.dataset))
+    ds = Dataset.open(args.dataset)
+    models = [snapshot(m, ds) if m.name.endswith(".partial") else m for m in args.models]
+    results = run(models, ds)
     command = ("PYTHONPATH=$PWD python3 scripts/new_boards.py --dataset " + args.dataset + " "
                + " ".join(str(m) for m in args.models))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -74,7 +74,7 @@ class TrainConfig:
     knn_exp: bool = False  # AdaCos source: score exp(1 - cos) instead of 1 - cos
     far: float = 0.05  # false-alarm rate the threshold is set for, on normal clips only
     calib_fraction: float = 0.15  # normal takes held out: validation, prob/recon threshold
-    calibration: str = "leave-one-board-out"  # knn threshold from: or "hold-out" (older tapcheck)
+    calibration: str = "hold-out"  # knn threshold: held-out takes, or "leave-one-board-out"
     board_taps: int = 3  # taps an inspector makes per board: the board verdict is their median
     board_far: float = 0.02  # false-alarm rate per healthy board the board threshold is set for
     arcface_scale: float | None = None  # None: from the number of classes, see models/cosine.py

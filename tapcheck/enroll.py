@@ -53,6 +53,32 @@ def _reference_groups(detector) -> np.ndarray:
     return np.asarray(groups)
 
 
+def add_references(detector, emb: np.ndarray, *, group: int) -> None:
+    """Append embeddings (n, D) of one board to a fitted kNN detector and recalibrate it the
+    way it was calibrated.
+
+    Leave-one-board-out: every reference is rescored without its board. Hold-out: the stored
+    scores of the held-out takes are kept (the larger reference can only lower them, so they
+    err on the safe side) and each new clip adds its score against the reference without
+    itself, as a held-out take of a known board would score.
+    """
+    groups = np.concatenate([_reference_groups(detector), np.full(len(emb), group)])
+    first_row = len(detector.reference_)
+    reference = np.concatenate([detector.reference_.numpy(), np.asarray(emb, np.float32)])
+    method = detector.calibration_["method"]
+    if method == "leave-one-board-out":
+        detector.fit(reference, groups=groups)
+        return
+    detector._fit_reference(reference)
+    detector.reference_groups_ = groups
+    new_scores = detector._self_scores(reference, None)[first_row:]
+    detector.calibration_scores_ = np.concatenate([detector.calibration_scores_, new_scores])
+    if detector.calibration_groups_ is not None:
+        detector.calibration_groups_ = np.concatenate(
+            [detector.calibration_groups_, np.full(len(emb), group)])
+    detector.recalibrate(method=method)
+
+
 def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
            board: int | None = None, force: bool = False, config: Config | None = None
            ) -> dict[str, Any]:
@@ -109,8 +135,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     group = int(board) if board is not None else int(max(groups.max(), 0)) + 1000
     previous = {k: v for k, v in detector.get_state().items() if k != "reference"}
     first_row = len(detector.reference_)
-    reference = np.concatenate([detector.reference_.numpy(), emb])
-    detector.fit(reference, groups=np.concatenate([groups, np.full(len(emb), group)]))
+    add_references(detector, emb, group=group)
     checkpoint = dict(loaded.checkpoint)
     checkpoint["detector"] = detector.get_state()
     checkpoint["enrolled"] = list(checkpoint.get("enrolled", [])) + [{
@@ -121,7 +146,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     save_checkpoint(path, checkpoint)
     return {"clips": len(emb), "board": board, "scores": [float(s) for s in scores],
             "threshold_before": before, "threshold": detector.threshold_,
-            "references": len(reference), "calibration": detector.calibration_,
+            "references": len(detector.reference_), "calibration": detector.calibration_,
             "seconds": time.perf_counter() - started}
 
 

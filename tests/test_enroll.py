@@ -37,7 +37,7 @@ def test_enrol_round_trip_appends_references_and_undo_restores(model, tiny_datas
     after = load_model(model)  # still a valid model file, loadable with weights_only
     assert len(after.detector.reference_) == n_before + 3
     assert list(after.detector.reference_groups_[-3:]) == [13, 13, 13]
-    assert after.detector.calibration_["method"] == "leave-one-board-out"
+    assert after.detector.calibration_["method"] == "hold-out"
     assert after.detector.calibration_["boards"] == before.detector.calibration_["boards"] + 1
     [entry] = after.checkpoint["enrolled"]
     assert entry["clips"] == [str(c) for c in clips] and entry["board"] == 13

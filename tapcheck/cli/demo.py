@@ -22,6 +22,12 @@ def demo(dataset: str, epochs: int | None, seed: int) -> None:
                                         "flagged"]))
     click.echo(f"threshold {result['threshold']:.4f}   AUC {result['auc']:.3f}   "
                f"pAUC(FPR<=0.1) {result['pauc']:.3f}   ({seconds:.0f} s in all)")
+    if result.get("stated_far") is not None:
+        known, unseen = result["false_alarms_known"], result["false_alarms_unseen"]
+        click.echo(f"false alarms per tap: known boards "
+                   f"{'-' if known is None else f'{known:.1%}'}, unseen boards "
+                   f"{'-' if unseen is None else f'{unseen:.1%}'} (the model states "
+                   f"{result['stated_far']:.0%}; see `tapcheck evaluate`)")
     _, sentence = study_board_check({r["board"]: r["mean score"] for r in result["boards"]})
     if sentence:
         click.echo(sentence)
