@@ -30,7 +30,7 @@ import numpy as np
 from tapcheck.datasets import Dataset
 from tapcheck.detectors import SCORERS, KNNDetector, gamma_threshold
 from tapcheck.evaluation import evaluate_scores, known_boards_of
-from tapcheck.features import FeatureCache
+from tapcheck.featurecache import FeatureCache
 from tapcheck.judge import Judge
 from tapcheck.models.base import represent_clips
 from tapcheck.training import dataset_crops

@@ -41,18 +41,9 @@ BLOCK = re.compile(r"(<!-- result: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /re
 # -- rendering ----------------------------------------------------------------------------------
 
 def render_demo(r: dict) -> str:
-    from tapcheck.cli.app import table
-    from tapcheck.evaluation import study_board_check
+    from tapcheck.demo import demo_lines
 
-    e = r["evaluation"]
-    boards = e["boards"]
-    _, sentence = study_board_check({b["board"]: b["mean score"] for b in boards})
-    lines = [table(boards, ["board", "label", "group", "clips", "mean score", "flagged"]),
-             f"threshold {e['threshold']:.4f}   AUC {e['auc']:.3f}   "
-             f"pAUC(FPR<=0.1) {e['pauc']:.3f}   ({r['seconds_in_all']:.0f} s in all)"]
-    if sentence:
-        lines.append(sentence)
-    return "```\n" + "\n".join(lines) + "\n```\n"
+    return "```\n" + "\n".join(demo_lines(r["evaluation"], seconds=r["seconds_in_all"])) + "\n```\n"
 
 
 def render_compare(r: dict) -> str:
@@ -207,8 +198,9 @@ def run_demo() -> None:
     trained = torch.load(model_path(), weights_only=True)["train_seconds"]
     _save("demo", {"wall_s": round(time.perf_counter() - started), "seconds_in_all": seconds,
                    "train_s": round(trained),
-                   "evaluation": {k: evaluation[k] for k in ("threshold", "auc", "pauc",
-                                                             "boards")}})
+                   "evaluation": {k: evaluation.get(k) for k in (
+                       "threshold", "auc", "pauc", "boards", "stated_far", "false_alarms_known",
+                       "false_alarms_unseen")}})
 
 
 def _compare(names: list[str], *, seed: int, config_path: str | None = None) -> list[dict]:

@@ -1,4 +1,5 @@
-"""The person at the bench, in a terminal: lines, questions on stdin, a level meter."""
+"""Text for a terminal: aligned tables, and the person at the bench (lines, questions on stdin,
+a level meter)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,19 @@ class BenchConsole:
         if self._shown:
             click.echo("\r\033[K", nl=False)
             self._shown = False
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    """Rows as aligned text columns, ``(none)`` for no rows."""
+    if not rows:
+        return "(none)"
+    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(_fmt(r.get(c)).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)

@@ -70,3 +70,24 @@ def run_demo(dataset: str = "demo", *, epochs: int | None = None, seed: int = 0,
                                  board_threshold=info["board_threshold"],
                                  board_taps=info["board_taps"])
     return evaluation, verdicts, time.perf_counter() - started
+
+
+def demo_lines(evaluation: dict, *, seconds: float) -> list[str]:
+    """What ``tapcheck demo`` prints of its evaluation (the README shows the same lines)."""
+    from .console import table
+    from .evaluation import study_board_check
+
+    boards = evaluation["boards"]
+    lines = [table(boards, ["board", "label", "group", "clips", "mean score", "flagged"]),
+             f"threshold {evaluation['threshold']:.4f}   AUC {evaluation['auc']:.3f}   "
+             f"pAUC(FPR<=0.1) {evaluation['pauc']:.3f}   ({seconds:.0f} s in all)"]
+    if evaluation.get("stated_far") is not None:
+        known, unseen = evaluation["false_alarms_known"], evaluation["false_alarms_unseen"]
+        lines.append(f"false alarms per tap: known boards "
+                     f"{'-' if known is None else f'{known:.1%}'}, unseen boards "
+                     f"{'-' if unseen is None else f'{unseen:.1%}'} (the model states "
+                     f"{evaluation['stated_far']:.0%}; see `tapcheck evaluate`)")
+    _, sentence = study_board_check({r["board"]: r["mean score"] for r in boards})
+    if sentence:
+        lines.append(sentence)
+    return lines

@@ -7,9 +7,10 @@ cannot be judged yields a :class:`Verdict` carrying its error; the others are st
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -150,3 +151,104 @@ def check_same_features(model: LoadedModel, config: Config) -> None:
             f"was trained with other feature settings than the config gives: {', '.join(changed)}",
             path=model.path,
             fix="judge without --config (the model carries its settings), or retrain with it")
+
+
+@dataclass
+class Judgment:
+    """What ``tapcheck judge`` found: a verdict per clip, explanations, board verdicts.
+
+    ``explanations`` maps the index of an anomalous verdict to its
+    :class:`tapcheck.explain.Explanation`; ``boards`` holds
+    :class:`tapcheck.boards.BoardVerdict` rows when board verdicts were asked for.
+    """
+
+    verdicts: list[Verdict]
+    calibration: dict
+    explanations: dict = field(default_factory=dict)
+    boards: list | None = None
+
+    @property
+    def errors(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.error]
+
+    @property
+    def exit_code(self) -> int:
+        """0 all normal, 1 any anomalous (any board, with board verdicts), 2 any clip unjudged."""
+        if self.errors:
+            return 2
+        if self.boards is not None:
+            return 1 if any(b.verdict == ANOMALOUS for b in self.boards) else 0
+        return 1 if any(v.anomalous for v in self.verdicts) else 0
+
+    def lines(self, *, as_json: bool = False) -> tuple[list[str], list[str]]:
+        """What the command prints: (standard output lines, standard error lines)."""
+        from .calibration import describe
+
+        info, out, err = self.calibration, [], []
+        if not as_json and len(self.errors) < len(self.verdicts):  # the statement goes with
+            err.append(f"tapcheck: {describe(info)}")                # verdicts only
+        for i, v in enumerate(self.verdicts):
+            why = self.explanations.get(i)
+            if as_json:
+                row = {**v.to_dict(), "threshold_ci": info["threshold_ci"],
+                       "rate_holds_for": info["holds_for"]}
+                if why is not None:
+                    row["explanation"] = why.to_dict()
+                out.append(json.dumps(row, allow_nan=False))
+            elif not v.error:
+                err += [f"tapcheck: warning: {w}" for w in v.warnings]
+                out.append(f"{v.verdict:<9}  score {v.score:.4f}  threshold {v.threshold:.4f}  "
+                           f"{v.model}  {v.path}")
+                if why is not None:
+                    out.append(f"           why: {why.sentence}")
+        for b in self.boards or []:
+            out.append(json.dumps({"board_verdict": b.to_dict()}) if as_json else
+                       f"BOARD {b.board}: {b.verdict}  median {b.median:.4f} of {b.taps} taps  "
+                       f"board threshold {b.threshold:.4f} (for {b.expected_taps} taps)")
+            if b.taps != b.expected_taps:
+                err.append(f"tapcheck: warning: board {b.board}: {b.taps} taps; the board "
+                           f"threshold is calibrated for {b.expected_taps}, so its stated rate "
+                           "holds only approximately")
+        err += [f"tapcheck: error: {v.error}" for v in self.errors]
+        if self.errors and len(self.verdicts) > 1:
+            err.append(f"tapcheck: {len(self.errors)} of {len(self.verdicts)} clip(s) could not "
+                       "be judged")
+        return out, err
+
+
+def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | None = None,
+                explain: bool = False, picture_dir: str | os.PathLike | None = None,
+                references: str | os.PathLike | None = None, per_board: bool = False,
+                board: str | None = None) -> Judgment:
+    """Everything ``tapcheck judge`` does: judge clips, explain the anomalous ones, and combine
+    a board's taps into one verdict.
+
+    Parameters
+    ----------
+    paths : sequence of path
+    model : path or LoadedModel
+    config : Config, optional
+        Settings whose features must be the model's (see :func:`check_same_features`).
+    explain, picture_dir, references
+        Explain anomalous clips (:func:`tapcheck.explain.explain_verdicts`); a ``picture_dir``
+        or ``references`` implies ``explain``.
+    per_board, board
+        Board verdicts: clips grouped by their ``boardNN/`` folder, or all of them ``board``.
+    """
+    judge = Judge(model, config=config)
+    info = judge.model.detector.calibration_
+    verdicts = judge.judge_files(list(paths))
+    result = Judgment(verdicts, info)
+    if explain or picture_dir or references:
+        from .explain import explain_verdicts
+
+        result.explanations = explain_verdicts(judge, verdicts, references=references,
+                                               picture_dir=picture_dir)
+    if per_board or board is not None:
+        from .boards import board_verdicts
+
+        good = [v for v in verdicts if not v.error]
+        result.boards = board_verdicts(
+            [v.path for v in good], [v.score for v in good], threshold=info["board_threshold"],
+            expected_taps=info["board_taps"], board=board)
+    return result

@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from .. import __version__
+from ..console import table  # noqa: F401 - the commands' table printer
 from ..errors import TapcheckError, TapcheckWarning
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -84,22 +85,6 @@ def parse_config(path: str | os.PathLike | None):
 
 def config_option(help_text: str = "TOML config (see configs/default.toml); options override it."):
     return click.option("--config", "config_path", type=FILE, help=help_text)
-
-
-def table(rows: list[dict], columns: list[str]) -> str:
-    """Rows as aligned text columns, ``(none)`` for no rows."""
-    if not rows:
-        return "(none)"
-    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
-    lines += ["  ".join(_fmt(r.get(c)).ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
 
 
 def train_with_progress(ds, config, **kwargs) -> dict:

@@ -110,65 +110,18 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
     judged all the same and the bad ones listed at the end).
     """
     from .. import paths
-    from ..calibration import describe
-    from ..judge import Judge
+    from ..judge import judge_clips
 
     config = parse_config(config_path) if config_path else None
-    judge_ = Judge(model_path or paths.model_path(), config=config)
-    info = judge_.model.detector.calibration_
-    verdicts = judge_.judge_files(list(clips))
-    why = {}
-    if explain or explain_dir or references:
-        from ..explain import explain_verdicts
-
-        why = explain_verdicts(judge_, verdicts, references=references, picture_dir=explain_dir)
-    bad = [v for v in verdicts if v.error]
-    if not as_json and len(bad) < len(verdicts):  # the statement goes with verdicts only
-        echo_err(f"tapcheck: {describe(info)}")
-    for i, v in enumerate(verdicts):
-        if as_json:
-            row = {**v.to_dict(), "threshold_ci": info["threshold_ci"],
-                   "rate_holds_for": info["holds_for"]}
-            if i in why:
-                row["explanation"] = why[i].to_dict()
-            click.echo(json.dumps(row, allow_nan=False))
-        elif not v.error:
-            for w in v.warnings:
-                warn(w)
-            click.echo(f"{v.verdict:<9}  score {v.score:.4f}  threshold {v.threshold:.4f}  "
-                       f"{v.model}  {v.path}")
-            if i in why:
-                click.echo(f"           why: {why[i].sentence}")
-    anomalous = any(v.anomalous for v in verdicts)
-    if per_board or board is not None:
-        anomalous = _judge_boards([v for v in verdicts if not v.error], info, board=board,
-                                  as_json=as_json)
-    for v in bad:
-        echo_err(f"tapcheck: error: {v.error}")
-    if bad:
-        if len(bad) > 1 or len(verdicts) > 1:
-            echo_err(f"tapcheck: {len(bad)} of {len(verdicts)} clip(s) could not be judged")
-        return 2
-    return 1 if anomalous else 0
-
-
-def _judge_boards(verdicts, info: dict, *, board: str | None, as_json: bool) -> bool:
-    """Print one verdict per board; True if any board is anomalous."""
-    from ..boards import board_verdicts
-
-    boards = board_verdicts([v.path for v in verdicts], [v.score for v in verdicts],
-                            threshold=info["board_threshold"], expected_taps=info["board_taps"],
-                            board=board)
-    for b in boards:
-        if as_json:
-            click.echo(json.dumps({"board_verdict": b.to_dict()}))
-        else:
-            click.echo(f"BOARD {b.board}: {b.verdict}  median {b.median:.4f} of {b.taps} taps  "
-                       f"board threshold {b.threshold:.4f} (for {b.expected_taps} taps)")
-        if b.taps != b.expected_taps:
-            warn(f"board {b.board}: {b.taps} taps; the board threshold is calibrated for "
-                 f"{b.expected_taps}, so its stated rate holds only approximately")
-    return any(b.verdict == "ANOMALOUS" for b in boards)
+    result = judge_clips(clips, model=model_path or paths.model_path(), config=config,
+                         explain=explain, picture_dir=explain_dir, references=references,
+                         per_board=per_board, board=board)
+    out, err = result.lines(as_json=as_json)
+    for line in out:
+        click.echo(line)
+    for line in err:
+        echo_err(line)
+    return result.exit_code
 
 
 @cli.command()
