@@ -221,3 +221,30 @@ def check_progress(state: dict[str, Any], path: str | os.PathLike) -> None:
                                  and _is_real(best[0]) and _is_int(best[1])
                                  and isinstance(best[2], dict)):
         raise damaged("its best epoch is not (loss, epoch, weights)")
+
+
+def check_buildable(config: Any) -> None:
+    """Before any work: the configured network can take crops of the configured size.
+
+    The shallow CNN halves each side five times, ResNet18 four; a crop of ``n_bins = 8`` or
+    ``n_frames = 1`` used to fail only after the features were computed, with a traceback.
+
+    Raises
+    ------
+    ConfigError
+        Naming the crop settings and what the model needs.
+    """
+    from .errors import ConfigError
+    from .models import _skip_init, get_spec
+
+    spec = get_spec(config.train.model)
+    train = spec.resolve(config.train)
+    f = config.features
+    try:
+        with _skip_init(), torch.device("meta"):  # shapes only: no memory, no time
+            spec.build(n_classes=2, train=train, input_shape=(f.n_bins, f.n_frames))
+    except (ValueError, RuntimeError) as e:
+        raise ConfigError(
+            f"'features.n_bins' x 'features.n_frames' = {f.n_bins} x {f.n_frames} crops do not "
+            f"fit model {spec.name} ({str(e).splitlines()[0][:120]})",
+            fix="use larger crops (the study's are 100 x 120) or another model") from None

@@ -89,7 +89,8 @@ def split_calibration(takes: list[Take], *, fraction: float, seed: int
         group = by_class[name]
         n_out = 0
         if group[0].label == "normal" and len(group) >= 4 and fraction > 0:
-            n_out = max(1, int(round(fraction * len(group))))
+            # never all of them: the class's reference would be empty (calib_fraction 0.99)
+            n_out = min(len(group) - 1, max(1, int(round(fraction * len(group)))))
         held = set(rng.choice(len(group), size=n_out, replace=False).tolist()) if n_out else set()
         for i, t in enumerate(group):
             (calib if i in held else fit).append(t)

@@ -97,7 +97,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "n_fft": whole(16, 65536),
         "hop_length": whole(1, 65536),
         "top_db": number(0.0, 400.0, lo_open=True),
-        "n_bins": whole(1, 32769),
+        "n_bins": whole(2, 32769),  # the frequency-stretch augmentation needs two bins
         "fmin_bin": whole(0, 32768),
         "n_frames": whole(1, 10_000),
         "pre_frames": whole(0, 10_000),

@@ -305,3 +305,24 @@ def test_compare_refuses_to_overwrite_a_file_it_did_not_make(dataset_copy, tmp_p
                            "--out", tmp_path / "report")
     assert code == 2 and mine.read_text() == "my notes"
     _one_line_error(err, f"{mine}: exists and is not a tapcheck model file")
+
+
+@pytest.mark.parametrize("model,crops", [("arcface-shallow", "n_frames = 16"),
+                                         ("triplet-shallow", "n_bins = 8")])
+def test_crops_a_network_cannot_take_are_refused_before_any_work(dataset_copy, tmp_path,
+                                                                 run_cli, model, crops):
+    (tmp_path / "small.toml").write_text(f"[features]\n{crops}\n")
+    code, _, err = run_cli("train", "--model", model, "--dataset", dataset_copy, "--epochs", "1",
+                           "--config", tmp_path / "small.toml", "--out", tmp_path / "m.pt")
+    assert code == 2 and "epoch" not in err
+    _one_line_error(err, "crops do not fit model", model)
+
+
+def test_calibration_never_takes_every_normal_take():
+    from tapcheck.datasets import Take
+    from tapcheck.training import split_calibration
+
+    takes = [Take(f"board01/left/take{k:03d}.wav", 1, "left", "normal", "", "train", k, "", 44100,
+                  3.0, "", -6.0) for k in range(1, 6)]
+    fit, calib = split_calibration(takes, fraction=0.99, seed=0)
+    assert len(fit) == 1 and len(calib) == 4

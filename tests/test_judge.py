@@ -29,7 +29,9 @@ def test_exit_status_0_when_all_normal(tiny_model, tiny_dataset, tmp_path, run_c
 
 
 def test_exit_status_1_when_any_anomalous(tiny_model, tiny_dataset, tmp_path, run_cli):
-    model = _with_threshold(tiny_model, tmp_path, -1.0)
+    # threshold 0: every clip with a score above nothing is anomalous (a negative threshold is
+    # refused as a damaged model file: anomaly scores are never negative)
+    model = _with_threshold(tiny_model, tmp_path, 0.0)
     code, out, _ = run_cli("judge", tiny_dataset.path_of(tiny_dataset.takes[0]), "--model", model)
     assert code == 1 and out.startswith("ANOMALOUS")
 

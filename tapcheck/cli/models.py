@@ -58,14 +58,13 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     from ..files import check_writable
     from ..errors import ModelFileError
     from ..locks import exclusive, lock_path
-    from ..modelcheck import check_model_target, check_trained
+    from ..modelcheck import check_buildable, check_model_target, check_trained
     from ..modelfile import check_partial, partial_path, save_checkpoint
-    from ..models import get_spec
     from ..paths import model_path
 
     config = parse_config(config_path).replace("train", model=model_name, epochs=epochs,
                                                 seed=seed, scorer=scorer)
-    get_spec(config.train.model)  # an unknown name fails before any work
+    check_buildable(config)  # an unknown name, or crops the network cannot take: before any work
     ds = Dataset.open(dataset)
     out = out or model_path(config.train.model)
     check_model_target(out)  # never overwrite what tapcheck did not make
@@ -138,10 +137,8 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     """
     from ..compare import compare_models, default_out, resolve_models
     from ..datasets import Dataset
-    from ..errors import StorageError
     from ..files import check_writable
-    from ..locks import exclusive
-    from ..modelcheck import check_model_target
+    from ..modelcheck import check_buildable, check_model_target
     from ..report import summary_table
 
     names = resolve_models(selection)
@@ -151,11 +148,11 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     ds = Dataset.open(dataset)
     out = out or default_out(ds)
     for name in names:  # the model files it will write: only over tapcheck's own, and now
+        check_buildable(config.replace("train", model=name))
         check_model_target(out / "models" / f"{name}.pt")
-    check_writable(out)
-    with exclusive(out / ".lock", what=out, error=StorageError, remove=True):  # one compare
-        rows = compare_models(ds, names, config=config, out=out, log=echo_err,
-                              progress=sys.stderr.isatty())
+    check_writable(out, create=False)  # the folder itself appears only with the results
+    rows = compare_models(ds, names, config=config, out=out, log=echo_err,
+                          progress=sys.stderr.isatty())
     click.echo(summary_table(rows))
     click.echo(f"report: {out / 'index.html'}")
 
