@@ -93,9 +93,11 @@ class Explainer:
             raise ParameterError(f"n_bands must be in 1..{f.n_bins} and n_windows in "
                                  f"1..{f.n_frames}, not {n_bands} and {n_windows}")
         self.judge, self.detector, self.features = judge, judge.model.detector, f
-        if reference_clips is None:
+        own = reference_clips is None
+        if own:
             reference_clips = training_references(judge)
-            emb = self.detector.reference_
+        if own and len(reference_clips) == len(self.detector.reference_):
+            emb = self.detector.reference_  # the model's own references, in their order
         else:
             emb = represent_clips(judge.net, reference_clips, "knn")
         self.reference_emb = torch.nn.functional.normalize(emb.float(), dim=1)
@@ -258,8 +260,12 @@ def training_references(judge: Judge) -> np.ndarray:
     label = {t.path: t.label for t in ds.takes}
     normal = [p for p in info.get("takes", []) if label.get(p) == "normal"]
     n_ref = len(judge.model.detector.reference_)
-    if len(normal) != n_ref or any(not (ds.root / p).exists() for p in normal):
-        raise DatasetError(f"no longer holds the {n_ref} normal takes {judge.model.path} was "
+    if len(normal) != n_ref:
+        # leave-one-board-out calibration keeps the held-out takes as references too (and
+        # `tapcheck enroll` appends clips; then the crops are embedded anew, see Explainer)
+        normal += [p for p in info.get("calibration_takes", []) if label.get(p) == "normal"]
+    if not normal or any(not (ds.root / p).exists() for p in normal):
+        raise DatasetError(f"no longer holds the normal takes {judge.model.path} was "
                            "trained on", path=ds.root, fix=fix)
     cache = FeatureCache(audio=judge.config.audio, features=judge.config.features)
     return cache.get_many([ds.root / p for p in normal])
