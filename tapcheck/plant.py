@@ -19,10 +19,11 @@ same seed gives the same set.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
-from .synth import Board, BoardSpec, Defect, Wood
+from .plate import BoardSpec, Defect, Wood, draw_specimen
 
 #: (board, crack depth across the width, stiffness loss, friction, group name) of the graded
 #: unseen defects; the crack sits near the right end, where ``right`` strikes are near it
@@ -46,15 +47,7 @@ def plant_boards(*, seed: int = 0) -> list[BoardSpec]:
         return dataclasses.replace(wood, density=wood.density * rng.lognormal(0, 0.03),
                                    e_long=wood.e_long * rng.lognormal(0, 0.03))
 
-    def specimen(length_cm: float, wood: Wood, defect: Defect | None = None) -> Board:
-        scatter = lambda: rng.lognormal(0.0, 0.03)  # noqa: E731 - board-to-board scatter, ~3 %
-        return Board(
-            length_m=length_cm / 100.0, width_m=0.13, thickness_m=0.006 * rng.lognormal(0, 0.02),
-            wood=dataclasses.replace(
-                wood, density=wood.density * scatter(), e_long=wood.e_long * scatter(),
-                e_cross=wood.e_cross * scatter(), g_shear=wood.g_shear * scatter(),
-                loss_factor=wood.loss_factor * scatter()),
-            defect=defect)
+    specimen = functools.partial(draw_specimen, rng)
 
     both = ("left", "right")
     sizes = (19.0, 20.0, 20.5, 21.5)

@@ -12,6 +12,7 @@ then shifts and re-shapes the modes near it. :mod:`tapcheck.synth` turns the mod
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -228,3 +229,17 @@ def _crack_field(board: Board, xi: np.ndarray, eta: np.ndarray) -> np.ndarray:
     edge = 0.01  # soft ends of the cut, as a fraction of the width
     across = 1.0 / ((1.0 + np.exp(-(eta - lo) / edge)) * (1.0 + np.exp((eta - hi) / edge)))
     return np.outer(along, across).ravel()
+
+
+def draw_specimen(rng: np.random.Generator, length_cm: float, wood: Wood,
+                  defect: Defect | None = None) -> Board:
+    """One board cut from ``wood``: 13 cm wide, ~6 mm thick, each property scattered by ~3 %
+    from board to board (thickness ~2 %), as boards of one delivery differ."""
+    scatter = lambda: rng.lognormal(0.0, 0.03)  # noqa: E731 - board-to-board scatter, ~3 %
+    return Board(
+        length_m=length_cm / 100.0, width_m=0.13, thickness_m=0.006 * rng.lognormal(0, 0.02),
+        wood=dataclasses.replace(
+            wood, density=wood.density * scatter(), e_long=wood.e_long * scatter(),
+            e_cross=wood.e_cross * scatter(), g_shear=wood.g_shear * scatter(),
+            loss_factor=wood.loss_factor * scatter()),
+        defect=defect)

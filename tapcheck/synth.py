@@ -22,12 +22,13 @@ board, side, take): a dataset is the same for the same seed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 import numpy as np
 import scipy.signal
 
-from .plate import Board, BoardSpec, Defect, Modes, Wood, plate_modes
+from .plate import Board, BoardSpec, Defect, Modes, Wood, draw_specimen, plate_modes
 
 __all__ = ["Board", "BoardSpec", "Defect", "Modes", "Wood", "plate_modes", "synthesize_tap",
            "study_boards", "take_rng", "make_study_dataset"]
@@ -209,15 +210,7 @@ def study_boards(*, seed: int = 0) -> list[BoardSpec]:
     similar = dataclasses.replace(  # same species, another lot: a little denser and stiffer
         lot, density=lot.density * 1.05, e_long=lot.e_long * 1.04, e_cross=lot.e_cross * 1.04)
 
-    def specimen(length_cm: float, wood: Wood, defect: Defect | None = None) -> Board:
-        scatter = lambda: rng.lognormal(0.0, 0.03)  # noqa: E731 - board-to-board scatter, ~3 %
-        return Board(
-            length_m=length_cm / 100.0, width_m=0.13, thickness_m=0.006 * rng.lognormal(0, 0.02),
-            wood=dataclasses.replace(
-                wood, density=wood.density * scatter(), e_long=wood.e_long * scatter(),
-                e_cross=wood.e_cross * scatter(), g_shear=wood.g_shear * scatter(),
-                loss_factor=wood.loss_factor * scatter()),
-            defect=defect)
+    specimen = functools.partial(draw_specimen, rng)
 
     both = ("left", "right")
     cracked = specimen(19.0, lot, Defect(x=0.42, y_from=0.0, y_to=0.55, stiffness_loss=0.9,

@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from tapcheck.inspections import InspectionLog
+from tapcheck.synth import study_boards, synthesize_tap, take_rng
 
 from .pulse import LiveCommand, tap_track
 
@@ -24,53 +25,22 @@ DEFECT_TAPS = [(5, "left", 40), (5, "left", 41)]
 
 
 @pytest.fixture(scope="module")
-def bench_model(tmp_path_factory):
-    """A model that tells these boards apart, and the offline scores of the taps played.
+def bench_model(separating_model):
+    """A model that tells these boards apart (conftest's ``separating_model``: arcface-resnet18,
+    6 epochs on boards 1, 2 normal and 5, 6 cracked, its threshold at a 1 % false-alarm rate),
+    and the offline scores of the taps played.
 
-    The session's tiny model (one epoch) does not separate boards yet, so this trains
-    arcface-resnet18 for 6 epochs on 8 synthetic takes each of two normal board sides (1, 2) and
-    two cracked ones (5, 6) — about a minute on two cores — and refits its kNN threshold on 24
-    further normal takes at a 1 % false-alarm rate, as training would with more takes. Before any
-    audio runs, the offline verdicts of the taps the tests play are checked with a margin, so a
-    live failure is the live path's fault.
+    The session's tiny model (one epoch) does not separate boards yet. Before any audio runs, the
+    offline verdicts of the taps the tests play are checked with a margin, so a live failure is
+    the live path's fault.
     """
-    from tapcheck.config import Config
-    from tapcheck.datasets import Dataset
-    from tapcheck.detectors import KNNDetector
-    from tapcheck.featurecache import FeatureCache
-    from tapcheck.features import strike_crops
     from tapcheck.judge import Judge
-    from tapcheck.modelfile import load_model, save_checkpoint
-    from tapcheck.models.base import represent_clips
-    from tapcheck.synth import study_boards, synthesize_tap, take_rng
-    from tapcheck.training import train_model
 
-    root = tmp_path_factory.mktemp("bench-model")
+    path = separating_model
     boards = {b.number: b for b in study_boards(seed=SEED)}
 
     def tap(number, side, take):
         return synthesize_tap(boards[number].board, side, rng=take_rng(SEED, number, side, take))
-
-    ds = Dataset.create(root / "dataset")
-    for number, side in ((1, "left"), (2, "left"), (5, "left"), (6, "right")):
-        for k in range(8):
-            ds.add_take(tap(number, side, k), sr=44100, board=number, side=side,
-                        label=boards[number].label, source="synth")
-    config = Config().replace("train", epochs=6, batch_size=16)
-    checkpoint = train_model(ds, config=config, cache=FeatureCache(root / "cache"),
-                             progress=False)
-    path = save_checkpoint(root / "bench.pt", checkpoint)
-    model = load_model(path)
-
-    def represent(taps):
-        crops = np.stack([strike_crops(tap(*t)) for t in taps])
-        return represent_clips(model.module, crops, "knn").numpy()
-
-    normal = [(n, s, k) for n, s in ((1, "left"), (2, "left")) for k in range(8)]
-    calibration = [(n, s, k) for n, s in ((1, "left"), (2, "left")) for k in range(20, 32)]
-    detector = KNNDetector(k=5, far=0.01).fit(represent(normal), X_calib=represent(calibration))
-    checkpoint["detector"] = detector.get_state()
-    path = save_checkpoint(path, checkpoint)
 
     judge = Judge(path)
     offline = {t: judge.judge_array(tap(*t)).score for t in NORMAL_TAPS + DEFECT_TAPS}
