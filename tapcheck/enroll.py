@@ -22,6 +22,7 @@ from .config import Config
 from .errors import ModelFileError, ParameterError
 from .features import clip_features
 from .judge import Judge, check_same_features
+from .locks import exclusive, lock_path
 from .modelfile import load_model, save_checkpoint
 
 #: a clip beyond the threshold by this many times the gap between the typical normal clip and
@@ -114,40 +115,54 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     if not clips:
         raise ParameterError("no clips to enrol; name the WAV files of known-good taps, e.g. "
                              "`tapcheck enroll --model M board21/*.wav`")
-    loaded = load_model(path)
-    if config is not None:
-        check_same_features(loaded, config)
-    detector = loaded.detector
-    if loaded.scorer != "knn":
-        raise ModelFileError(f"scores with '{loaded.scorer}', which has no reference clips to "
-                             "enrol into", path=path, fix="train a model with --scorer knn")
-    judge = Judge(loaded)
-    emb = _embed(judge, clips)
-    scores = detector.anomaly_score(emb)
-    before = detector.threshold_
-    worst, limit = int(np.argmax(scores)), refuse_limit(detector)
-    if not force and scores[worst] > limit:
-        raise ParameterError(
-            f"scores {scores[worst]:.4g}, far above the threshold {before:.4g} (limit "
-            f"{limit:.4g}): it sounds defective, not like a new normal board; nothing enrolled",
-            path=clips[worst], fix="check the board, or pass --force to enrol it all the same")
-    groups = _reference_groups(detector)
-    group = int(board) if board is not None else int(max(groups.max(), 0)) + 1000
-    previous = {k: v for k, v in detector.get_state().items() if k != "reference"}
-    first_row = len(detector.reference_)
-    add_references(detector, emb, group=group)
-    checkpoint = dict(loaded.checkpoint)
-    checkpoint["detector"] = detector.get_state()
-    checkpoint["enrolled"] = list(checkpoint.get("enrolled", [])) + [{
-        "clips": [os.fspath(c) for c in clips], "board": -1 if board is None else int(board),
-        "group": group, "first_row": first_row, "rows": len(emb), "forced": bool(force),
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "previous_detector": previous}]
-    save_checkpoint(path, checkpoint)
+    # one writer of a model file at a time: a second enroll (or a train to the same file) would
+    # otherwise rewrite it from the same old copy and lose the first one's clips
+    with exclusive(lock_path(path), what=path, error=ModelFileError, remove=True):
+        loaded = _load_knn(path, config=config)
+        detector = loaded.detector
+        emb = _embed(Judge(loaded), clips)
+        scores = detector.anomaly_score(emb)
+        before = detector.threshold_
+        _refuse_defective(detector, scores, clips, force=force)
+        groups = _reference_groups(detector)
+        group = int(board) if board is not None else int(max(groups.max(), 0)) + 1000
+        previous = {k: v for k, v in detector.get_state().items() if k != "reference"}
+        first_row = len(detector.reference_)
+        add_references(detector, emb, group=group)
+        checkpoint = dict(loaded.checkpoint)
+        checkpoint["detector"] = detector.get_state()
+        checkpoint["enrolled"] = list(checkpoint.get("enrolled", [])) + [{
+            "clips": [os.fspath(c) for c in clips], "board": -1 if board is None else int(board),
+            "group": group, "first_row": first_row, "rows": len(emb), "forced": bool(force),
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "previous_detector": previous}]
+        save_checkpoint(path, checkpoint)
     return {"clips": len(emb), "board": board, "scores": [float(s) for s in scores],
             "threshold_before": before, "threshold": detector.threshold_,
             "references": len(detector.reference_), "calibration": detector.calibration_,
             "seconds": time.perf_counter() - started}
+
+
+def _load_knn(path: Path, *, config: Config | None):
+    """The model file, refused unless it scores by references (kNN) and matches ``config``."""
+    loaded = load_model(path)
+    if config is not None:
+        check_same_features(loaded, config)
+    if loaded.scorer != "knn":
+        raise ModelFileError(f"scores with '{loaded.scorer}', which has no reference clips to "
+                             "enrol into", path=path, fix="train a model with --scorer knn")
+    return loaded
+
+
+def _refuse_defective(detector, scores: np.ndarray, clips, *, force: bool) -> None:
+    """A clip scoring far above the threshold is a defect, not a new normal board."""
+    worst, limit = int(np.argmax(scores)), refuse_limit(detector)
+    if not force and scores[worst] > limit:
+        raise ParameterError(
+            f"scores {scores[worst]:.4g}, far above the threshold {detector.threshold_:.4g} "
+            f"(limit {limit:.4g}): it sounds defective, not like a new normal board; nothing "
+            "enrolled", path=clips[worst],
+            fix="check the board, or pass --force to enrol it all the same")
 
 
 def undo_enrollment(model: str | os.PathLike) -> dict[str, Any]:
@@ -158,9 +173,14 @@ def undo_enrollment(model: str | os.PathLike) -> dict[str, Any]:
     dict
         The removed enrolment's ``clips`` (paths), ``threshold`` (restored), ``references``.
     """
+    path = Path(model)
+    with exclusive(lock_path(path), what=path, error=ModelFileError, remove=True):
+        return _undo_last(path)
+
+
+def _undo_last(path: Path) -> dict[str, Any]:
     from .modelfile import read_checkpoint
 
-    path = Path(model)
     load_model(path)  # the same checks as any use of the file
     checkpoint = dict(read_checkpoint(path))
     enrolled = list(checkpoint.get("enrolled", []))

@@ -168,10 +168,7 @@ def plate_modes(board: Board, *, n_x: int = 10, n_y: int = 8, grid: tuple[int, i
         The elastic modes (rigid-body modes removed), lowest first.
     """
     a, b, h, w = board.length_m, board.width_m, board.thickness_m, board.wood
-    nu_cross = w.poisson * w.e_cross / w.e_long  # reciprocity: ν_21 = ν_12 E_2 / E_1
-    denom = 12.0 * (1.0 - w.poisson * nu_cross)
-    d1, d2 = w.e_long * h ** 3 / denom, w.e_cross * h ** 3 / denom
-    d12, d66 = nu_cross * d1, w.g_shear * h ** 3 / 12.0
+    d1, d2, d12, d66 = _rigidities(w, h)
 
     xi = (np.arange(grid[0]) + 0.5) / grid[0]
     eta = (np.arange(grid[1]) + 0.5) / grid[1]
@@ -205,10 +202,7 @@ def plate_modes(board: Board, *, n_x: int = 10, n_y: int = 8, grid: tuple[int, i
         share = at_crack / total
     else:
         share = np.zeros_like(freqs)
-    friction = board.defect.friction if board.defect else 0.0
-    # wood's loss factor grows slowly with frequency; crack friction by the strain-energy share
-    material = w.loss_factor * (1.0 + 0.15 * np.log2(np.maximum(freqs, 100.0) / 1000.0))
-    loss = material + friction * share
+    loss = _loss_factors(board, freqs, share)
 
     # A coarser grid is enough for the radiation integral: 5 mm cells, λ/4 at 17 kHz.
     cx, cy = np.arange(40) + 0.5, np.arange(26) + 0.5
@@ -218,6 +212,22 @@ def plate_modes(board: Board, *, n_x: int = 10, n_y: int = 8, grid: tuple[int, i
                  surface_xy=surface_xy, surface_shapes=surface, surface_da=a * b / surface.shape[0],
                  n_x=n_x, n_y=n_y, length_m=a, width_m=b,
                  coincidence_hz=SPEED_OF_SOUND ** 2 / (2.0 * np.pi) * np.sqrt(w.density * h / d1))
+
+
+def _rigidities(w: Wood, h: float) -> tuple[float, float, float, float]:
+    """Bending rigidities D1, D2, D12, D66 (N m) of an orthotropic plate ``h`` m thick."""
+    nu_cross = w.poisson * w.e_cross / w.e_long  # reciprocity: ν_21 = ν_12 E_2 / E_1
+    denom = 12.0 * (1.0 - w.poisson * nu_cross)
+    d1, d2 = w.e_long * h ** 3 / denom, w.e_cross * h ** 3 / denom
+    return d1, d2, nu_cross * d1, w.g_shear * h ** 3 / 12.0
+
+
+def _loss_factors(board: Board, freqs: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """Each mode's loss factor: the wood's, growing slowly with frequency, plus the crack's
+    friction in proportion to the mode's share of strain energy at the crack."""
+    friction = board.defect.friction if board.defect else 0.0
+    material = board.wood.loss_factor * (1.0 + 0.15 * np.log2(np.maximum(freqs, 100.0) / 1000.0))
+    return material + friction * share
 
 
 def _crack_field(board: Board, xi: np.ndarray, eta: np.ndarray) -> np.ndarray:

@@ -62,19 +62,7 @@ def synthesize_tap(board: Board, side: str, *, rng: np.random.Generator, sr: int
     n = int(round(sr * duration_s))
     a, b = board.length_m, board.width_m
 
-    # The stick strikes near one end, somewhere across the width.
-    end = rng.uniform(0.03, 0.12)
-    x_s = a * (end if side == "left" else 1.0 - end)
-    y_s = b * rng.uniform(0.15, 0.85)
-    # Contact time, log-uniform 0.25-1 ms: the hard end of a stick's ~0.5-2 ms, as the study's
-    # stick is a hard-tipped inspection stick (a softer strike only darkens the sound further).
-    contact_s = np.exp(rng.uniform(np.log(0.25e-3), np.log(1.0e-3)))
-    # Coin-tap mechanics (Cawley & Adams 1988): near a crack the board is locally softer, so the
-    # stick stays in contact longer and the strike carries fewer high frequencies: a dull tap.
-    proximity = _crack_proximity(board, x_s, y_s)
-    if board.defect is not None:
-        contact_s *= 1.0 + 2.5 * board.defect.stiffness_loss * proximity
-    force = rng.lognormal(0.0, 0.35)
+    x_s, y_s, contact_s, proximity, force = _strike(board, side, rng=rng)
 
     # Modal impulse responses at the microphone. Mass-normalised modes respond to a unit impulse at
     # the strike point with acceleration φ_k(x_s) ω_k e^{-σt} sin(ω_k t); each radiates to the
@@ -105,6 +93,26 @@ def synthesize_tap(board: Board, side: str, *, rng: np.random.Generator, sr: int
     y[onset:onset + m] = tap[:m]
     return _microphone(y, rng=rng, sr=sr, force=force, distance=float(np.linalg.norm(
         mic - [x_s, y_s, 0.0])))
+
+
+def _strike(board: Board, side: str, *, rng: np.random.Generator
+            ) -> tuple[float, float, float, float, float]:
+    """Where the stick strikes (x, y in m), its contact time (s), how close that is to the crack
+    (0-1), and the strike's force (relative)."""
+    a, b = board.length_m, board.width_m
+    # The stick strikes near one end, somewhere across the width.
+    end = rng.uniform(0.03, 0.12)
+    x_s = a * (end if side == "left" else 1.0 - end)
+    y_s = b * rng.uniform(0.15, 0.85)
+    # Contact time, log-uniform 0.25-1 ms: the hard end of a stick's ~0.5-2 ms, as the study's
+    # stick is a hard-tipped inspection stick (a softer strike only darkens the sound further).
+    contact_s = np.exp(rng.uniform(np.log(0.25e-3), np.log(1.0e-3)))
+    # Coin-tap mechanics (Cawley & Adams 1988): near a crack the board is locally softer, so the
+    # stick stays in contact longer and the strike carries fewer high frequencies: a dull tap.
+    proximity = _crack_proximity(board, x_s, y_s)
+    if board.defect is not None:
+        contact_s *= 1.0 + 2.5 * board.defect.stiffness_loss * proximity
+    return x_s, y_s, contact_s, proximity, rng.lognormal(0.0, 0.35)
 
 
 def _modal_response(force: np.ndarray, omega: np.ndarray, sigma: np.ndarray, gains: np.ndarray,

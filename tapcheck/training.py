@@ -251,15 +251,8 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     check_partial(partial, resume=resume)
     started = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
-    data = prepare_data(dataset, config=config, cache=cache, progress=show)
-    if spec.family.needs_classes and len(data.classes) == 1:
-        data = add_pseudo_anomalies(data)
-        # not a problem, but the user should know what the model was taught
-        warnings.warn(f"{dataset.root}: the training split holds one class ({data.classes[0]}); "
-                      f"{spec.name} learns it against {len(data.classes) - 1} pseudo-anomaly "
-                      "classes made from its crops (modes shifted, a notch, extra damping) — "
-                      "record more boards or sides for a stronger model", TapcheckWarning,
-                      stacklevel=2)
+    data = _with_classes(prepare_data(dataset, config=config, cache=cache, progress=show),
+                         spec=spec, root=dataset.root)
     f = config.features
     torch.manual_seed(config.train.seed)
     model = spec.build(n_classes=len(data.classes), train=config.train,
@@ -279,9 +272,28 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
         name=spec.name, model_args=model.model_args, config=config.to_dict(),
         classes=data.classes, class_labels=data.class_labels,
         state_dict=model.state_dict(), detector=detector.get_state(), history=history,
-        dataset={"name": dataset.name, "path": str(dataset.root),
-                 "fit_clips": len(data.fit_takes), "calibration_clips": len(data.calib_takes),
-                 "takes": [t.path for t in data.fit_takes],
-                 "calibration_takes": [t.path for t in data.calib_takes]},
+        dataset=_provenance(dataset, data),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         train_seconds=seconds)
+
+
+def _with_classes(data: TrainingData, *, spec, root: Path) -> TrainingData:
+    """One class only, for a model that needs several: add pseudo-anomaly classes, and say so."""
+    if not (spec.family.needs_classes and len(data.classes) == 1):
+        return data
+    data = add_pseudo_anomalies(data)
+    # not a problem, but the user should know what the model was taught
+    warnings.warn(f"{root}: the training split holds one class ({data.classes[0]}); "
+                  f"{spec.name} learns it against {len(data.classes) - 1} pseudo-anomaly "
+                  "classes made from its crops (modes shifted, a notch, extra damping) — "
+                  "record more boards or sides for a stronger model", TapcheckWarning,
+                  stacklevel=3)
+    return data
+
+
+def _provenance(dataset: Dataset, data: TrainingData) -> dict:
+    """Where the model's takes came from, for the model file (explanations find them again)."""
+    return {"name": dataset.name, "path": str(dataset.root),
+            "fit_clips": len(data.fit_takes), "calibration_clips": len(data.calib_takes),
+            "takes": [t.path for t in data.fit_takes],
+            "calibration_takes": [t.path for t in data.calib_takes]}
