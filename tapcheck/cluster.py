@@ -16,11 +16,14 @@ more cells on a machine than it has cores and no cell's threads fight another's.
 from __future__ import annotations
 
 import os
+import socket
 from typing import Callable, Iterator
 
 from .errors import ClusterError
 
 FIX = 'install the cluster extra: pip install -e ".[cluster]"'
+START = ("start it with `ray start --head` and pass the address it prints, or leave the address "
+         "out for a local Ray instance")
 
 
 def require_ray():
@@ -38,8 +41,22 @@ def _worker_env() -> dict[str, str]:
     return {k: os.environ[k] for k in ("PYTHONPATH", "TAPCHECK_DEBUG") if k in os.environ}
 
 
+def _check_reachable(address: str) -> None:
+    """Fail in seconds when nothing listens at ``host:port``: ray.init would retry for minutes."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a ray:// address: Ray itself says what is wrong
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as e:
+        raise ClusterError(f"cannot reach the Ray cluster at {address} ({e.strerror or e})",
+                           fix=START) from None
+
+
 def _connect(ray, address: str | None, *, object_bytes: int) -> None:
     env = {"env_vars": _worker_env()}
+    if address:
+        _check_reachable(address)
     try:
         if address:
             ray.init(address=address, runtime_env=env, log_to_driver=False,
@@ -51,8 +68,7 @@ def _connect(ray, address: str | None, *, object_bytes: int) -> None:
                      object_store_memory=max(100 * 2**20, 3 * object_bytes))
     except ConnectionError as e:
         raise ClusterError(f"cannot reach the Ray cluster at {address} ({e})",
-                           fix="start it with `ray start --head` and pass the address it prints, "
-                               "or leave the address out for a local Ray instance") from None
+                           fix=START) from None
 
 
 def ray_runner(*, address: str | None, cpus_per_cell: int = 1) -> Callable[..., Iterator]:
