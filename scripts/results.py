@@ -15,7 +15,7 @@ Every figure the README and docs/ quote from a measurement lives in a JSON file 
 ``run`` does the measurement the file records (``demo``: ``tapcheck demo`` in a fresh folder;
 ``compare-demo``: the 14 models on the demo; ``seeds-bf16-fp32``: arcface-resnet18 over seeds in
 bfloat16 and float32; ``bench``: ``tapcheck bench``; ``listen-latency``: a new row from
-``tests/listen_latency.py``) and then renders. They take minutes to hours on a 2-core machine.
+``tests/listen_latency.py``; ``compare-grid-demo``: a seed grid serially and on a local Ray) and then renders. They take minutes to hours on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -100,6 +100,37 @@ def render_seeds(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_grid(r: dict) -> str:
+    """compare over seeds, serially and with --ray: times, memory, load; the models' summary."""
+    if not r:
+        return "(not measured yet: `python3 scripts/results.py run compare-grid-demo`)\n"
+    lines = [f"`{r['grid']}` on the demo ({r['cells']} cells), {r['measured']}:", "",
+             "| run | wall time | driver peak memory | load average (1 min) before → after |",
+             "| --- | --- | --- | --- |"]
+    for kind, run in r["runs"].items():
+        lines.append(f"| {kind} ({run['how']}) | {_mmss(run['wall_s'])} | "
+                     f"{run['driver_peak_mb']} MB | {run['load_before']:.1f} → "
+                     f"{run['load_after']:.1f} |")
+    lines += ["", "| model | cells | AUC mean ± sd (95 % t-interval) | pAUC mean ± sd | "
+              "false alarms mean ± sd |", "| --- | --- | --- | --- | --- |"]
+
+    def ms(s):
+        return f"{s['mean']:.3f} ± {s['sd']:.3f}"
+
+    for m in r["models"]:
+        a = m["auc"]
+        lines.append(f"| {m['model']} | {m['cells']} | {ms(a)} ({a['ci_low']:.3f}–"
+                     f"{a['ci_high']:.3f}) | {ms(m['pauc'])} | {ms(m['false_alarms'])} |")
+    for p in r["pairs"]:
+        lines.append(f"\n{p['a']} − {p['b']}: mean ΔAUC {p['auc']['mean_diff']:+.3f}, ahead in "
+                     f"{p['auc']['a_better']} of {p['cells']} cells, Wilcoxon signed-rank "
+                     f"p = {p['auc']['p']:.3g} (smallest possible with {p['cells']} cells: "
+                     f"{p['auc']['min_p']:.3g}).")
+    lines.append(f"\nSerial and Ray cells identical: {'yes' if r['cells_equal'] else 'no'} "
+                 f"({r['cells_note']}).")
+    return "\n".join(lines) + "\n"
+
+
 def render_bench(r: dict) -> str:
     from tapcheck.bench import format_results
 
@@ -148,7 +179,8 @@ def _mmss(seconds: float) -> str:
 
 RENDERERS = {"demo": render_demo, "compare-demo": render_compare,
              "seeds-bf16-fp32": render_seeds, "bench": render_bench,
-             "listen-latency": render_latency, "speed-targets": render_targets}
+             "listen-latency": render_latency, "speed-targets": render_targets,
+             "compare-grid-demo": render_grid}
 
 
 def markdown_files() -> list[Path]:
@@ -248,6 +280,44 @@ def run_seeds(seeds=range(8)) -> None:
     _save("seeds-bf16-fp32", {"seeds": out})
 
 
+GRID = ["--models", "arcface-shallow,ae", "--seeds", "0-2"]
+
+
+def run_compare_grid() -> None:
+    """The grid on the demo, serially then with a local --ray, the features cached beforehand."""
+    from tapcheck.compare import _all_crops
+    from tapcheck.config import Config
+    from tapcheck.datasets import Dataset
+    from tapcheck.synth import make_study_dataset
+
+    work = Path(tempfile.mkdtemp(prefix="tapcheck-results-"))
+    _fresh_folders(work)
+    make_study_dataset("demo", seed=0)
+    _all_crops(Dataset.open("demo"), config=Config(), progress=False, log=print)  # warm cache
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs, cells = {}, {}
+    for kind, extra, how in (("serial", [], "one cell at a time, torch on every core"),
+                             ("ray", ["--ray"], "local Ray, 1 CPU and 1 thread per cell")):
+        before = os.getloadavg()[0]
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "tapcheck", "compare", "--dataset", "demo", *GRID,
+                        "--out", str(work / kind), *extra], check=True, env=env)
+        doc = json.loads((work / kind / "metrics.json").read_text())
+        runs[kind] = {"how": how, "wall_s": round(time.perf_counter() - started),
+                      "driver_peak_mb": doc["meta"]["driver peak memory (MB)"],
+                      "load_before": before, "load_after": os.getloadavg()[0]}
+        cells[kind] = {(c["model"], c["seed"]): (c["auc"], c["pauc"], c["threshold"])
+                       for c in doc["cells"]}
+        if kind == "serial":
+            models, pairs = doc["models"], doc["pairs"]
+    _save("compare-grid-demo", {
+        "grid": "tapcheck compare --dataset demo " + " ".join(GRID), "cells": len(cells["ray"]),
+        "runs": runs, "models": models, "pairs": pairs,
+        "cells_equal": cells["serial"] == cells["ray"],
+        "cells_note": "AUC, pAUC and threshold of every cell; serial on 2 torch threads, "
+                      "Ray on 1"})
+
+
 def run_bench() -> None:
     from tapcheck.bench import run_bench as bench
 
@@ -267,7 +337,8 @@ def run_latency() -> None:
 
 
 RUNNERS = {"demo": run_demo, "compare-demo": run_compare_demo, "seeds-bf16-fp32": run_seeds,
-           "bench": run_bench, "listen-latency": run_latency}
+           "bench": run_bench, "listen-latency": run_latency,
+           "compare-grid-demo": run_compare_grid}
 
 
 def main() -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import time
 from collections import OrderedDict
 from datetime import datetime, timezone
@@ -161,6 +162,9 @@ def _write_grid(out: Path, names: list[str], cells: dict, meta: dict, figures: d
 
     rows, pairs = model_summaries(names, cells), paired_tests(names, cells)
     meta["wall time (s)"] = round(time.perf_counter() - started, 1)
+    # what the driver itself needed: with --ray the cells' memory is the workers'
+    meta["driver peak memory (MB)"] = round(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     write_grid_metrics(out, rows=rows, pairs=pairs, cells=cells, meta=meta)
     shown_text = f"seed {shown.seed}" + ("" if shown.fold is None else f", fold {shown.fold}")
     write_grid_index(out, rows=rows, pairs=pairs, meta=meta, figures=figures, shown=shown_text,
