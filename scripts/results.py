@@ -15,7 +15,8 @@ Every figure the README and docs/ quote from a measurement lives in a JSON file 
 ``run`` does the measurement the file records (``demo``: ``tapcheck demo`` in a fresh folder;
 ``compare-demo``: the 14 models on the demo; ``seeds-bf16-fp32``: arcface-resnet18 over seeds in
 bfloat16 and float32; ``bench``: ``tapcheck bench``; ``listen-latency``: a new row from
-``tests/listen_latency.py``; ``compare-grid-demo``: a seed grid serially and on a local Ray) and then renders. They take minutes to hours on a 2-core machine.
+``tests/listen_latency.py``; ``compare-grid-demo``: a seed grid serially and on a local Ray)
+and then renders. They take minutes to hours on a 2-core machine.
 """
 
 from __future__ import annotations

@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT
+from . import test_grid
 from .test_grid import GRID, cell_metrics, single_thread_env
+
+serial_grid = test_grid.serial_grid  # the fixture: the serial run the Ray run must match
 
 
 def free_port() -> int:
