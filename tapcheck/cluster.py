@@ -90,8 +90,8 @@ def ray_runner(*, address: str | None, cpus_per_cell: int = 1) -> Callable[..., 
             shared = ray.put(crops)  # once: every task reads the same object-store copy
             pending = {cell.remote(task, shared, threads=cpus_per_cell): task for task in tasks}
             cpus = int(ray.cluster_resources().get("CPU", 0))
-            log(f"{len(tasks)} cells submitted to Ray ({address or 'local'}, {cpus} CPUs, "
-                f"{cpus_per_cell} per cell)")
+            log(f"{len(tasks)} cell{'s' * (len(tasks) != 1)} submitted to Ray "
+                f"({address or 'local'}, {cpus} CPUs, {cpus_per_cell} per cell)")
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 task = pending.pop(done[0])

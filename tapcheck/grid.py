@@ -169,8 +169,10 @@ class ShippedCrops:
 
 def task_dataset(task: CellTask) -> Dataset:
     """The cell's view of the dataset: its root (files need not exist) and its takes."""
-    dataset = Dataset(task.dataset_root)
-    dataset.takes = list(task.takes)
+    # not Dataset(root): that reads the manifest, and a worker may have no such folder
+    dataset = Dataset.__new__(Dataset)
+    dataset.root, dataset.takes = Path(task.dataset_root), list(task.takes)
+    dataset.name = dataset.root.name
     return dataset
 
 

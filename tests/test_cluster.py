@@ -126,3 +126,23 @@ def test_ray_missing_is_one_line_with_the_fix(tiny_dataset, tmp_path):
     assert result.stderr.strip() == ('tapcheck: error: --ray needs Ray, which is not installed — '
                                      'install the cluster extra: pip install -e ".[cluster]"')
     assert not (tmp_path / "cells").exists()
+
+
+def test_a_local_ray_instance_gives_the_serial_numbers(small_compare_set, tmp_path):
+    """`--ray` with no address starts Ray for the run, and a plain one-seed comparison run there
+    is the one run here: same numbers, its model file where it always was."""
+    def compare(out, *extra):
+        result = subprocess.run([sys.executable, "-m", "tapcheck", "compare", *extra,
+                                 "--dataset", str(small_compare_set), "--models", "ae",
+                                 "--epochs", "1", "--out", str(out)],
+                                env=single_thread_env(), capture_output=True, text=True,
+                                timeout=900)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads((out / "metrics.json").read_text())["models"][0], result.stderr
+
+    serial, _ = compare(tmp_path / "serial")
+    on_ray, err = compare(tmp_path / "ray", "--ray")
+    assert "1 cell submitted to Ray (local" in err
+    for key in ("auc", "pauc", "f1", "false_alarms", "threshold", "board_means"):
+        assert on_ray[key] == serial[key], key
+    assert on_ray["model_file"] == "models/ae.pt" and (tmp_path / "ray/models/ae.pt").is_file()

@@ -225,3 +225,24 @@ def test_auc_is_sklearns_roc_auc():
             assert np.isnan(auc(labels, scores))
             continue
         assert auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+
+
+def test_a_cell_reads_no_dataset_file(tiny_dataset, tmp_path, one_thread):
+    """What a Ray worker on another machine does: the dataset folder is not there, the crops
+    come with the task, and the numbers are those of a cell run beside the files."""
+    import dataclasses
+
+    from tapcheck.compare import _all_crops
+    from tapcheck.config import Config, GridConfig
+    from tapcheck.grid import plan_cells, run_cell
+
+    config = Config().replace("train", epochs=1)
+    crops = _all_crops(tiny_dataset, config=config, progress=False, log=print)
+    (task,), _, _ = plan_cells(tiny_dataset, ["ae"], config, GridConfig(seeds=(0,)))
+    here = run_cell(task, crops)
+    elsewhere = run_cell(dataclasses.replace(task, dataset_root=str(tmp_path / "not-here")),
+                         crops)
+    assert not (tmp_path / "not-here").exists()
+    for key in SAME:
+        assert elsewhere["row"][key] == here["row"][key], key
+    assert here["model_bytes"] and elsewhere["scores"] == here["scores"]
