@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -281,19 +282,27 @@ def run_seeds(seeds=range(8)) -> None:
     _save("seeds-bf16-fp32", {"seeds": out})
 
 
-GRID = ["--models", "arcface-shallow,ae", "--seeds", "0-2"]
+# two epochs, not the models' 15: on the shared 2-core machine (load 12-18) one 15-epoch
+# arcface-shallow cell took over 10 minutes serially
+GRID = ["--models", "arcface-shallow,ae", "--seeds", "0-2", "--epochs", "2"]
 
 
-def run_compare_grid() -> None:
-    """The grid on the demo, serially then with a local --ray, the features cached beforehand."""
+def run_compare_grid(work: Path | None = None) -> None:
+    """The grid on the demo, serially then with a local --ray, the features cached beforehand.
+
+    ``work``: a folder of an earlier run holding the demo and its feature cache (synthesis and
+    features take 10 minutes on a loaded machine); default a new one.
+    """
     from tapcheck.compare import _all_crops
     from tapcheck.config import Config
     from tapcheck.datasets import Dataset
     from tapcheck.synth import make_study_dataset
 
-    work = Path(tempfile.mkdtemp(prefix="tapcheck-results-"))
+    fresh = work is None
+    work = Path(tempfile.mkdtemp(prefix="tapcheck-results-")) if fresh else Path(work)
     _fresh_folders(work)
-    make_study_dataset("demo", seed=0)
+    if fresh:
+        make_study_dataset("demo", seed=0)
     _all_crops(Dataset.open("demo"), config=Config(), progress=False, log=print)  # warm cache
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     runs, cells = {}, {}
@@ -301,6 +310,7 @@ def run_compare_grid() -> None:
                              ("ray", ["--ray"], "local Ray, 1 CPU and 1 thread per cell")):
         before = os.getloadavg()[0]
         started = time.perf_counter()
+        shutil.rmtree(work / kind, ignore_errors=True)  # no cell of an earlier run is reused
         subprocess.run([sys.executable, "-m", "tapcheck", "compare", "--dataset", "demo", *GRID,
                         "--out", str(work / kind), *extra], check=True, env=env)
         doc = json.loads((work / kind / "metrics.json").read_text())
