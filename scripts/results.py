@@ -128,8 +128,12 @@ def render_grid(r: dict) -> str:
                      f"{p['auc']['a_better']} of {p['cells']} cells, Wilcoxon signed-rank "
                      f"p = {p['auc']['p']:.3g} (smallest possible with {p['cells']} cells: "
                      f"{p['auc']['min_p']:.3g}).")
+    d = r["max_abs_diff"]
     lines.append(f"\nSerial and Ray cells identical: {'yes' if r['cells_equal'] else 'no'} "
-                 f"({r['cells_note']}).")
+                 f"({r['cells_note']}): identical in {len(r['identical_cells'])} of "
+                 f"{r['cells']} cells ({', '.join(r['identical_cells']) or 'none'}); largest "
+                 f"difference AUC {d['auc']:.2g}, pAUC {d['pauc']:.2g}, threshold "
+                 f"{d['threshold']:.2g}.")
     return "\n".join(lines) + "\n"
 
 
@@ -305,7 +309,7 @@ def run_compare_grid(work: Path | None = None) -> None:
         make_study_dataset("demo", seed=0)
     _all_crops(Dataset.open("demo"), config=Config(), progress=False, log=print)  # warm cache
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    runs, cells = {}, {}
+    runs = {}
     for kind, extra, how in (("serial", [], "one cell at a time, torch on every core"),
                              ("ray", ["--ray"], "local Ray, 1 CPU and 1 thread per cell")):
         before = os.getloadavg()[0]
@@ -317,16 +321,27 @@ def run_compare_grid(work: Path | None = None) -> None:
         runs[kind] = {"how": how, "wall_s": round(time.perf_counter() - started),
                       "driver_peak_mb": doc["meta"]["driver peak memory (MB)"],
                       "load_before": before, "load_after": os.getloadavg()[0]}
-        cells[kind] = {(c["model"], c["seed"]): (c["auc"], c["pauc"], c["threshold"])
-                       for c in doc["cells"]}
         if kind == "serial":
             models, pairs = doc["models"], doc["pairs"]
     _save("compare-grid-demo", {
-        "grid": "tapcheck compare --dataset demo " + " ".join(GRID), "cells": len(cells["ray"]),
-        "runs": runs, "models": models, "pairs": pairs,
-        "cells_equal": cells["serial"] == cells["ray"],
-        "cells_note": "AUC, pAUC and threshold of every cell; serial on 2 torch threads, "
-                      "Ray on 1"})
+        "grid": "tapcheck compare --dataset demo " + " ".join(GRID), "cells": len(models) * 3,
+        "runs": runs, "models": models, "pairs": pairs, **grid_differences(work)})
+
+
+def grid_differences(work: Path) -> dict:
+    """How far the Ray run's cells are from the serial run's (other torch thread counts)."""
+    def cells(kind):
+        doc = json.loads((work / kind / "metrics.json").read_text())
+        return {(c["model"], c["seed"]): c for c in doc["cells"]}
+
+    serial, ray = cells("serial"), cells("ray")
+    keys = ("auc", "pauc", "threshold")
+    diffs = {k: max(abs(serial[c][k] - ray[c][k]) for c in serial) for k in keys}
+    same = [f"{m} seed {s}" for (m, s) in serial if all(serial[m, s][k] == ray[m, s][k]
+                                                        for k in keys)]
+    return {"cells_equal": not any(diffs.values()), "max_abs_diff": diffs,
+            "identical_cells": same,
+            "cells_note": "serial on 2 torch threads, Ray on 1 thread per cell"}
 
 
 def run_bench() -> None:
