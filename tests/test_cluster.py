@@ -33,7 +33,8 @@ def _processes_under(folder: str) -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if folder in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                # bytes: another process's arguments need not be UTF-8
+                if folder.encode() in (entry / "cmdline").read_bytes():
                     pids.append(int(entry.name))
             except OSError:
                 pass  # it ended meanwhile
@@ -58,13 +59,18 @@ def ray_cluster():
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     address = f"127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
+        # minutes, not seconds: on the shared 2-core machine at load 15 the head once took
+        # more than 3 minutes to accept a driver
+        deadline = time.monotonic() + 600
         while True:
             assert head.poll() is None, head.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "the Ray head did not come up in 3 minutes"
-            probe = subprocess.run([sys.executable, "-c", "import ray; ray.init(address="
-                                    f"'{address}', logging_level='ERROR'); ray.shutdown()"],
-                                   capture_output=True, env=single_thread_env())
+            assert time.monotonic() < deadline, "the Ray head did not come up in 10 minutes"
+            try:
+                probe = subprocess.run([sys.executable, "-c", "import ray; ray.init(address="
+                                        f"'{address}', logging_level='ERROR'); ray.shutdown()"],
+                                       capture_output=True, env=single_thread_env(), timeout=180)
+            except subprocess.TimeoutExpired:
+                continue
             if probe.returncode == 0:
                 break
             time.sleep(2)
