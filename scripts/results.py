@@ -15,7 +15,8 @@ Every figure the README and docs/ quote from a measurement lives in a JSON file 
 ``run`` does the measurement the file records (``demo``: ``tapcheck demo`` in a fresh folder;
 ``compare-demo``: the 14 models on the demo; ``seeds-bf16-fp32``: arcface-resnet18 over seeds in
 bfloat16 and float32; ``bench``: ``tapcheck bench``; ``listen-latency``: a new row from
-``tests/listen_latency.py``) and then renders. They take minutes to hours on a 2-core machine.
+``tests/listen_latency.py``; ``compare-grid-demo``: a seed grid serially and on a local Ray)
+and then renders. They take minutes to hours on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -91,6 +93,41 @@ def render_seeds(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_grid(r: dict) -> str:
+    """compare over seeds, serially and with --ray: times, memory, load; the models' summary."""
+    if not r:
+        return "(not measured yet: `python3 scripts/results.py run compare-grid-demo`)\n"
+    lines = [f"`{r['grid']}` on the demo ({r['cells']} cells), {r['measured']}:", "",
+             "| run | wall time | driver peak memory | load average (1 min) before → after |",
+             "| --- | --- | --- | --- |"]
+    for kind, run in r["runs"].items():
+        lines.append(f"| {kind} ({run['how']}) | {_mmss(run['wall_s'])} | "
+                     f"{run['driver_peak_mb']} MB | {run['load_before']:.1f} → "
+                     f"{run['load_after']:.1f} |")
+    lines += ["", "| model | cells | AUC mean ± sd (95 % t-interval) | pAUC mean ± sd | "
+              "false alarms mean ± sd |", "| --- | --- | --- | --- | --- |"]
+
+    def ms(s):
+        return f"{s['mean']:.3f} ± {s['sd']:.3f}"
+
+    for m in r["models"]:
+        a = m["auc"]
+        lines.append(f"| {m['model']} | {m['cells']} | {ms(a)} ({a['ci_low']:.3f}–"
+                     f"{a['ci_high']:.3f}) | {ms(m['pauc'])} | {ms(m['false_alarms'])} |")
+    for p in r["pairs"]:
+        lines.append(f"\n{p['a']} − {p['b']}: mean ΔAUC {p['auc']['mean_diff']:+.3f}, ahead in "
+                     f"{p['auc']['a_better']} of {p['cells']} cells, Wilcoxon signed-rank "
+                     f"p = {p['auc']['p']:.3g} (smallest possible with {p['cells']} cells: "
+                     f"{p['auc']['min_p']:.3g}).")
+    d = r["max_abs_diff"]
+    lines.append(f"\nSerial and Ray cells identical: {'yes' if r['cells_equal'] else 'no'} "
+                 f"({r['cells_note']}): identical in {len(r['identical_cells'])} of "
+                 f"{r['cells']} cells ({', '.join(r['identical_cells']) or 'none'}); largest "
+                 f"difference AUC {d['auc']:.2g}, pAUC {d['pauc']:.2g}, threshold "
+                 f"{d['threshold']:.2g}.")
+    return "\n".join(lines) + "\n"
+
+
 def render_bench(r: dict) -> str:
     from tapcheck.bench import format_results
 
@@ -139,7 +176,8 @@ def _mmss(seconds: float) -> str:
 
 RENDERERS = {"demo": render_demo, "compare-demo": render_compare,
              "seeds-bf16-fp32": render_seeds, "bench": render_bench,
-             "listen-latency": render_latency, "speed-targets": render_targets}
+             "listen-latency": render_latency, "speed-targets": render_targets,
+             "compare-grid-demo": render_grid}
 
 
 def markdown_files() -> list[Path]:
@@ -240,6 +278,64 @@ def run_seeds(seeds=range(8)) -> None:
     _save("seeds-bf16-fp32", {"seeds": out})
 
 
+# two epochs, not the models' 15: on the shared 2-core machine (load 12-18) one 15-epoch
+# arcface-shallow cell took over 10 minutes serially
+GRID = ["--models", "arcface-shallow,ae", "--seeds", "0-2", "--epochs", "2"]
+
+
+def run_compare_grid(work: Path | None = None) -> None:
+    """The grid on the demo, serially then with a local --ray, the features cached beforehand.
+
+    ``work``: a folder of an earlier run holding the demo and its feature cache (synthesis and
+    features take 10 minutes on a loaded machine); default a new one.
+    """
+    from tapcheck.compare import _all_crops
+    from tapcheck.config import Config
+    from tapcheck.datasets import Dataset
+    from tapcheck.synth import make_study_dataset
+
+    fresh = work is None
+    work = Path(tempfile.mkdtemp(prefix="tapcheck-results-")) if fresh else Path(work)
+    _fresh_folders(work)
+    if fresh:
+        make_study_dataset("demo", seed=0)
+    _all_crops(Dataset.open("demo"), config=Config(), progress=False, log=print)  # warm cache
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs = {}
+    for kind, extra, how in (("serial", [], "one cell at a time, torch on every core"),
+                             ("ray", ["--ray"], "local Ray, 1 CPU and 1 thread per cell")):
+        before = os.getloadavg()[0]
+        started = time.perf_counter()
+        shutil.rmtree(work / kind, ignore_errors=True)  # no cell of an earlier run is reused
+        subprocess.run([sys.executable, "-m", "tapcheck", "compare", "--dataset", "demo", *GRID,
+                        "--out", str(work / kind), *extra], check=True, env=env)
+        doc = json.loads((work / kind / "metrics.json").read_text())
+        runs[kind] = {"how": how, "wall_s": round(time.perf_counter() - started),
+                      "driver_peak_mb": doc["meta"]["driver peak memory (MB)"],
+                      "load_before": before, "load_after": os.getloadavg()[0]}
+        if kind == "serial":
+            models, pairs = doc["models"], doc["pairs"]
+    _save("compare-grid-demo", {
+        "grid": "tapcheck compare --dataset demo " + " ".join(GRID), "cells": len(models) * 3,
+        "runs": runs, "models": models, "pairs": pairs, **grid_differences(work)})
+
+
+def grid_differences(work: Path) -> dict:
+    """How far the Ray run's cells are from the serial run's (other torch thread counts)."""
+    def cells(kind):
+        doc = json.loads((work / kind / "metrics.json").read_text())
+        return {(c["model"], c["seed"]): c for c in doc["cells"]}
+
+    serial, ray = cells("serial"), cells("ray")
+    keys = ("auc", "pauc", "threshold")
+    diffs = {k: max(abs(serial[c][k] - ray[c][k]) for c in serial) for k in keys}
+    same = [f"{m} seed {s}" for (m, s) in serial if all(serial[m, s][k] == ray[m, s][k]
+                                                        for k in keys)]
+    return {"cells_equal": not any(diffs.values()), "max_abs_diff": diffs,
+            "identical_cells": same,
+            "cells_note": "serial on 2 torch threads, Ray on 1 thread per cell"}
+
+
 def run_bench() -> None:
     from tapcheck.bench import run_bench as bench
 
@@ -259,7 +355,8 @@ def run_latency() -> None:
 
 
 RUNNERS = {"demo": run_demo, "compare-demo": run_compare_demo, "seeds-bf16-fp32": run_seeds,
-           "bench": run_bench, "listen-latency": run_latency}
+           "bench": run_bench, "listen-latency": run_latency,
+           "compare-grid-demo": run_compare_grid}
 
 
 def main() -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import time
 from collections import OrderedDict
 from datetime import datetime, timezone
@@ -20,17 +21,16 @@ from typing import Callable
 import numpy as np
 
 from . import __version__
-from .config import Config
+from .config import Config, GridConfig
 from .datasets import Dataset, Take
 from .errors import DatasetError, ParameterError
-from .evaluation import evaluate_scores, known_boards_of
 from .featurecache import FeatureCache
+from .grid import Cell, CellStore, plan_cells, representative, run_grid, run_serially
 from .judge import Judge
-from .modelfile import load_model, save_checkpoint
 from .models import MODELS, STUDY_MODELS, get_spec
 from .models.base import represent_clips
 from .runtime import cpu_has_bf16
-from .training import dataset_crops, train_model
+from .training import dataset_crops
 
 
 def resolve_models(selection: str) -> list[str]:
@@ -48,17 +48,59 @@ def resolve_models(selection: str) -> list[str]:
 
 
 def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: str | os.PathLike,
-                   log: Callable[[str], None] = print, progress: bool | None = None
-                   ) -> list[dict]:
-    """Train and evaluate ``names`` on ``dataset``; write the report folder ``out``.
+                   grid: GridConfig | None = None, log: Callable[[str], None] = print,
+                   progress: bool | None = None) -> list[dict]:
+    """Train and evaluate ``names`` on ``dataset``, over the cells of ``grid``; write ``out``.
+
+    Parameters
+    ----------
+    grid : GridConfig, optional
+        Seeds, folds and where the cells run (:mod:`tapcheck.grid`). Default: one cell per
+        model, ``config.train.seed``, the dataset's own split, in this process.
 
     Returns
     -------
     list of dict
-        One metrics row per model (also in ``metrics.json``).
+        One metrics row per model (also in ``metrics.json``): the cell's metrics for a single
+        cell per model, the summaries over cells (:mod:`tapcheck.gridreport`) for a grid.
     """
     started = time.perf_counter()
     out = Path(out)
+    grid = grid or GridConfig(seeds=(config.train.seed,))
+    crops = _all_crops(dataset, config=config, progress=bool(progress), log=log)
+    tasks, keys, folds = plan_cells(dataset, names, config, grid)
+    store = CellStore(out, models_beside=grid.single)
+    if grid.ray:
+        from .cluster import ray_runner
+
+        runner = ray_runner(address=grid.ray_address, cpus_per_cell=grid.cpus_per_cell)
+    else:
+        runner = run_serially
+    cells = run_grid(tasks, keys, crops, store=store, runner=runner, log=log)
+    meta = {"dataset": str(dataset.root), "models": ", ".join(names),
+            "seed": config.train.seed if grid.single else ", ".join(map(str, grid.seeds)),
+            "train clips": len(dataset.select(split="train")),
+            "test clips": len(dataset.select(split="test")), "tapcheck": __version__,
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
+                       f"bf16 {'yes' if cpu_has_bf16() else 'no'}",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if not grid.single:
+        meta.update({"folds": grid.folds or "none (the dataset's split)",
+                     "fold boards": folds or "–", "cells": len(cells),
+                     "ran on": f"Ray ({grid.ray_address or 'local'}), {grid.cpus_per_cell} CPU "
+                               "per cell" if grid.ray else "this process, one cell at a time"})
+    shown = [t for t in tasks if representative(t.cell, grid)]
+    runs, cell_rows = _representative_runs(out, dataset, shown, cells, crops, log=log)
+    figures = _figures(out, runs, *_split(shown[0].takes), seed=shown[0].cell.seed)
+    if grid.single:
+        return _write_single(out, cell_rows, meta, figures, started=started)
+    return _write_grid(out, names, cells, meta, figures, cell_rows, shown=shown[0].cell,
+                       started=started)
+
+
+def _all_crops(dataset: Dataset, *, config: Config, progress: bool,
+               log: Callable[[str], None]) -> dict[str, np.ndarray]:
+    """Every take's crops by its path in the dataset: what each cell gets shipped."""
     train_takes, test_takes = dataset.select(split="train"), dataset.select(split="test")
     if not test_takes:
         raise DatasetError("has no takes in the test split: nothing to compare on",
@@ -68,49 +110,67 @@ def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: s
     if labels.all() or not labels.any():
         log("tapcheck: warning: the test split holds only one label; AUC is undefined")
     cache = FeatureCache(audio=config.audio, features=config.features)
-    train_clips = dataset_crops(dataset, train_takes, cache=cache, progress=bool(progress))
-    test_clips = dataset_crops(dataset, test_takes, cache=cache, progress=bool(progress),
-                               split="test")
+    train = dataset_crops(dataset, train_takes, cache=cache, progress=progress)
+    test = dataset_crops(dataset, test_takes, cache=cache, progress=progress, split="test")
+    return {t.path: c for t, c in zip(train_takes + test_takes, np.concatenate([train, test]),
+                                      strict=True)}
 
-    rows, runs = [], {}
-    for i, name in enumerate(names, start=1):
-        log(f"[{i}/{len(names)}] {name}: training ...")
-        model_config = config.replace("train", model=name)
-        checkpoint = train_model(dataset, config=model_config, cache=cache, progress=progress)
-        path = save_checkpoint(out / "models" / f"{name}.pt", checkpoint)
-        loaded = load_model(path)
-        judge = Judge(loaded)
-        scores = judge.scores(test_clips)
-        info = loaded.detector.calibration_
-        row = {"model": name, **evaluate_scores(
-            test_takes, scores, threshold=judge.threshold, stated_far=info["far"],
-            known_boards=known_boards_of(checkpoint), board_threshold=info["board_threshold"],
-            board_taps=info["board_taps"])}
-        row.update(summary=get_spec(name).summary, scorer=loaded.scorer,
-                   epochs=loaded.config.train.epochs,
-                   train_seconds=round(float(checkpoint["train_seconds"]), 1),
-                   judge_ms=round(_judge_latency_ms(judge, dataset.path_of(test_takes[0])), 2),
-                   model_file=str(path.relative_to(out)))
+
+def _split(takes) -> tuple[list[Take], list[Take], np.ndarray]:
+    train = [t for t in takes if t.split == "train"]
+    test = [t for t in takes if t.split == "test"]
+    return train, test, np.array([t.label == "defect" for t in test])
+
+
+def _representative_runs(out: Path, dataset: Dataset, shown: list, cells: dict, crops: dict,
+                         *, log: Callable[[str], None]) -> tuple[dict, list[dict]]:
+    """What the plots need of each model's representative cell, from its model file; its row
+    with the judging latency, measured here and not on a busy worker."""
+    runs, rows = {}, []
+    for task in shown:
+        stored = cells[task.cell]
+        train_takes, test_takes, _ = _split(task.takes)
+        judge = Judge(out / stored["row"]["model_file"])
+        row = {k: v for k, v in stored["row"].items() if k != "model_file"}
+        row.update(judge_ms=round(_judge_latency_ms(judge, dataset.path_of(test_takes[0])), 2),
+                   model_file=stored["row"]["model_file"])
         rows.append(row)
-        runs[name] = dict(scores=scores, history=checkpoint["history"],
-                          train_emb=represent_clips(judge.net, train_clips, "knn").numpy(),
-                          test_emb=represent_clips(judge.net, test_clips, "knn").numpy(),
-                          threshold=judge.threshold)
-        log(f"      AUC {row['auc']:.3f}  pAUC {row['pauc']:.3f}  "
-            f"({row['train_seconds']:.0f} s)")
+        train_clips = np.stack([crops[t.path] for t in train_takes])
+        test_clips = np.stack([crops[t.path] for t in test_takes])
+        runs[task.cell.model] = dict(
+            scores=np.array(stored["scores"]), history=stored["history"],
+            train_emb=represent_clips(judge.net, train_clips, "knn").numpy(),
+            test_emb=represent_clips(judge.net, test_clips, "knn").numpy(),
+            threshold=judge.threshold)
+    return runs, rows
 
-    figures = _figures(out, runs, train_takes, test_takes, labels, seed=config.train.seed)
+
+def _write_single(out: Path, rows: list[dict], meta: dict, figures: dict, *,
+                  started: float) -> list[dict]:
     from .report import write_index, write_metrics
 
-    meta = {"dataset": str(dataset.root), "models": ", ".join(names),
-            "seed": config.train.seed, "train clips": len(train_takes),
-            "test clips": len(test_takes), "tapcheck": __version__,
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
-                       f"bf16 {'yes' if cpu_has_bf16() else 'no'}",
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "wall time (s)": round(time.perf_counter() - started, 1)}
+    meta["wall time (s)"] = round(time.perf_counter() - started, 1)
     write_metrics(out, rows, meta)
     write_index(out, rows=rows, meta=meta, figures=figures)
+    return rows
+
+
+def _write_grid(out: Path, names: list[str], cells: dict, meta: dict, figures: dict,
+                cell_rows: list[dict], *, shown: Cell, started: float) -> list[dict]:
+    from .gridreport import (model_summaries, paired_tests, write_grid_index,
+                             write_grid_metrics)
+
+    rows, pairs = model_summaries(names, cells), paired_tests(names, cells)
+    meta["wall time (s)"] = round(time.perf_counter() - started, 1)
+    # what the driver itself needed: with --ray the cells' memory is the workers'
+    meta["driver peak memory (MB)"] = round(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    write_grid_metrics(out, rows=rows, pairs=pairs, cells=cells, meta=meta)
+    shown_text = f"seed {shown.seed}" + ("" if shown.fold is None else f", fold {shown.fold}")
+    write_grid_index(out, rows=rows, pairs=pairs, meta=meta, figures=figures, shown=shown_text,
+                     cell_rows=cell_rows)
+    for row in rows:
+        row["pairs"] = [p for p in pairs if row["model"] in (p["a"], p["b"])]
     return rows
 
 

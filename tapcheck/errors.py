@@ -79,5 +79,9 @@ class InspectionLogError(TapcheckError):
     """The inspection log (SQLite) cannot be opened, read or written."""
 
 
+class ClusterError(TapcheckError):
+    """``compare --ray``: Ray is not installed, or the cluster cannot be reached."""
+
+
 class TapcheckWarning(UserWarning):
     """Something was fixed on the way in (stereo downmixed, resampled); worth telling the user."""

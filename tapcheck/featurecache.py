@@ -54,6 +54,10 @@ class FeatureCache:
         digest = hashlib.sha1(path.read_bytes()).hexdigest()
         return self.dir / digest[:2] / f"{digest}.npy"
 
+    def can_read(self, path: str | os.PathLike) -> bool:
+        """Whether crops of ``path`` can be had: the file exists (it may still be unusable)."""
+        return Path(path).exists()
+
     def get(self, path: str | os.PathLike) -> np.ndarray:
         """Crops of one file, shape (n_crops, n_bins, n_frames), from the cache or computed."""
         path = Path(path)

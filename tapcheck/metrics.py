@@ -10,13 +10,21 @@ import numpy as np
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve; NaN when only one class is present."""
-    from sklearn.metrics import roc_auc_score
+    """Area under the ROC curve; NaN when only one class is present.
 
-    labels = np.asarray(labels).astype(int)
-    if labels.min(initial=0) == labels.max(initial=0):
+    Computed as the Mann-Whitney U statistic (ties count one half), which is the ROC curve's
+    trapezoidal area exactly: the bootstrap interval calls it 1000 times per evaluation, and
+    sklearn's input validation made that 98 % of a small model's time in a ``compare`` grid.
+    """
+    from scipy.stats import rankdata
+
+    labels = np.asarray(labels).astype(bool)
+    n_pos = int(labels.sum())
+    n_neg = len(labels) - n_pos
+    if n_pos == 0 or n_neg == 0:
         return float("nan")
-    return float(roc_auc_score(labels, scores))
+    ranks = rankdata(np.asarray(scores, dtype=float))
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def pauc(labels: np.ndarray, scores: np.ndarray, *, max_fpr: float = 0.1) -> float:

@@ -80,6 +80,21 @@ def write_index(out: Path, *, rows: list[dict[str, Any]], meta: dict[str, Any],
     head = "".join(f"<th>{e(h)}</th>" for _, h, _ in COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{e(cell(r, k, f))}</td>" for k, _, f in COLUMNS)
                    + "</tr>" for r in rows)
+    tables = ("<p>Anomaly scores of the test split's clips: defective clips are positives. AUC "
+              f"""with a 95 %
+bootstrap interval over clips; pAUC for false-alarm rates up to 0.1 (DCASE definition); F1 and
+false alarms at each model's own threshold, learned from normal clips only; "best F1 (oracle)"
+uses the test labels to place the threshold and only says how good a threshold could be.</p>
+<table><tr>{head}</tr>{body}</table>""")
+    return page(out, title="tapcheck comparison", meta=meta, tables=tables, figures=figures,
+                rows=rows)
+
+
+def page(out: Path, *, title: str, meta: dict[str, Any], tables: str, figures: dict[str, Any],
+         rows: list[dict[str, Any]]) -> Path:
+    """Write ``index.html``: details, ``tables`` (HTML), ROC and training curves, then a section
+    per row of ``rows`` (one trained model each) with its t-SNE map and score chart."""
+    e = html.escape
     sections = []
     for r in rows:
         figs = figures["models"].get(r["model"], {})
@@ -98,9 +113,9 @@ def write_index(out: Path, *, rows: list[dict[str, Any]], meta: dict[str, Any],
                                       "threshold")) if k in figs)
             + "</section>")
     details = "".join(f"<li>{e(str(k))}: {e(str(v))}</li>" for k, v in meta.items())
-    page = f"""<!DOCTYPE html>
+    text = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>tapcheck comparison — {e(str(meta.get("dataset", "")))}</title>
+<title>{e(title)} — {e(str(meta.get("dataset", "")))}</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; max-width: 1500px; color: #222; }}
 table {{ border-collapse: collapse; font-size: 13px; }}
@@ -111,13 +126,9 @@ figcaption {{ font-size: 12px; color: #555; }}
 section {{ border-top: 1px solid #ddd; margin-top: 2em; }}
 </style></head>
 <body data-images-loaded="pending">
-<h1>tapcheck comparison</h1>
+<h1>{e(title)}</h1>
 <ul>{details}</ul>
-<p>Anomaly scores of the test split's clips: defective clips are positives. AUC with a 95 %
-bootstrap interval over clips; pAUC for false-alarm rates up to 0.1 (DCASE definition); F1 and
-false alarms at each model's own threshold, learned from normal clips only; "best F1 (oracle)"
-uses the test labels to place the threshold and only says how good a threshold could be.</p>
-<table><tr>{head}</tr>{body}</table>
+{tables}
 <h2>ROC curves</h2><figure><img src="{e(figures["roc"])}" alt="ROC curves"></figure>
 <h2>Training curves</h2><figure><img src="{e(figures["training"])}" alt="training curves">
 </figure>
@@ -133,5 +144,5 @@ window.addEventListener("load", function () {{
 """
     # a path with bytes no encoding decodes (an old Windows share) shows as \xe4, not a crash
     with atomic_write(out / "index.html", "w", encoding="utf-8", errors="backslashreplace") as f:
-        f.write(page)
+        f.write(text)
     return out / "index.html"

@@ -131,7 +131,8 @@ def dataset_crops(dataset: Dataset, takes: list[Take], *, cache: FeatureCache,
     Every missing or unusable take is listed at once (one line each), so a user fixes them all
     in one go; then nothing is trained.
     """
-    missing = [t for t in takes if not dataset.path_of(t).exists()]
+    # the cache says what it can read: a cache of crops shipped to a cluster worker has no files
+    missing = [t for t in takes if not cache.can_read(dataset.path_of(t))]
     if missing:
         raise DatasetError(
             f"lists {len(missing)} {split} take(s) whose file is missing, e.g. {missing[0].path}",

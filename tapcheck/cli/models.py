@@ -128,32 +128,61 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
               help="all, study (the study's eight), or names: arcface-resnet18,triplet-shallow")
 @_train_options
 @click.option("--out", type=click.Path(path_type=Path), help="Report folder [reports/<dataset>].")
+@click.option("--seeds", help="Train each model with each of these seeds: 0-4, or 0,2,5.")
+@click.option("--folds", type=click.IntRange(min=2), default=None,
+              help="Deal the normal training boards into K folds; each fold's boards are left "
+                   "out of training and judged as unseen normal boards.")
+@click.option("--keep-models", is_flag=True,
+              help="Save every cell's model file (default: the plotted cell's only).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None,
+              metavar="[ADDRESS]",
+              help="Run the cells as Ray tasks: a local Ray instance, or the cluster at ADDRESS "
+                   "(auto, or host:port of `ray start --head`).")
+@click.option("--cpus-per-cell", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --ray: CPUs reserved for each cell, and its torch threads.")
 def compare(selection: str, dataset: str, config_path: Path | None, epochs: int | None,
-            seed: int | None, scorer: str | None, out: Path | None) -> None:
+            seed: int | None, scorer: str | None, out: Path | None, seeds: str | None,
+            folds: int | None, keep_models: bool, ray_address: str | None,
+            cpus_per_cell: int) -> None:
     """Train several models on one dataset and compare them: metrics, t-SNE maps, score charts.
 
     Writes <out>/index.html (opens offline), metrics.csv, metrics.json and the trained models
-    under <out>/models/. Same seed, same numbers.
+    under <out>/models/. Same seed, same numbers. With --seeds or --folds each (model, seed,
+    fold) is a cell, and the report gives each model's mean ± sd and 95 % interval over its
+    cells and a paired test for each pair of models. Finished cells are kept under <out>/cells/:
+    a rerun (after a crash, or with more seeds) computes only the missing ones.
     """
     from ..compare import compare_models, default_out, resolve_models
+    from ..config import GridConfig
     from ..datasets import Dataset
     from ..files import check_writable
+    from ..grid import parse_seeds
+    from ..gridreport import grid_text
     from ..modelcheck import check_buildable, check_model_target
     from ..report import summary_table
 
     names = resolve_models(selection)
     if scorer is not None:
         raise click.UsageError("--scorer is per model; compare uses each model's default")
+    if seed is not None and seeds is not None:
+        raise click.UsageError("--seed and --seeds together: give one (--seeds 0-4)")
     config = parse_config(config_path).replace("train", epochs=epochs, seed=seed)
+    grid = GridConfig(seeds=parse_seeds(seeds) if seeds else (config.train.seed,),
+                      folds=folds or 0, keep_models=keep_models, ray=ray_address is not None,
+                      ray_address=ray_address or None, cpus_per_cell=cpus_per_cell)
+    if grid.ray:
+        from ..cluster import require_ray
+
+        require_ray()  # before the features are computed, not after
     ds = Dataset.open(dataset)
     out = out or default_out(ds)
     for name in names:  # the model files it will write: only over tapcheck's own, and now
         check_buildable(config.replace("train", model=name))
         check_model_target(out / "models" / f"{name}.pt")
     check_writable(out, create=False)  # the folder itself appears only with the results
-    rows = compare_models(ds, names, config=config, out=out, log=echo_err,
+    rows = compare_models(ds, names, config=config, out=out, grid=grid, log=echo_err,
                           progress=sys.stderr.isatty())
-    click.echo(summary_table(rows))
+    click.echo(summary_table(rows) if grid.single else grid_text(rows))
     click.echo(f"report: {out / 'index.html'}")
 
 

@@ -1,0 +1,308 @@
+"""Grids of cells for ``compare``: every (model, seed, fold), each trained and scored on its own.
+
+One seed says little about a model: ``arcface-resnet18`` alone spans AUC 0.919-0.974 over eight
+training seeds. A grid repeats each model over seeds and, with folds, over which normal boards it
+never saw, so a ranking can be tested rather than read off one run.
+
+- **Folds** (``--folds K``): the normal boards of the training split are dealt into K folds by
+  board (both sides of a board together, the same deal for every seed and model, so cells pair
+  up). In fold f the boards of fold f leave training and join the test as unseen normal boards.
+- **Cells are pure**: :func:`run_cell` gets a :class:`CellTask` and the crops, and returns the
+  cell's metrics, scores, history and (if asked) its model file's bytes. It reads no file, so
+  the same function runs in this process or as a Ray task on another machine
+  (:mod:`tapcheck.cluster`) and gives the same numbers for the same seed.
+- **Resumable**: the driver writes each finished cell to ``<out>/cells/<model>/<cell>-<key>.json``
+  (atomically), ``key`` a hash of the resolved config, the dataset's content, model, seed and
+  fold. A rerun reuses every cell whose file is there, so a killed or extended grid only
+  computes what is missing, and the report is always built from the cell files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .config import Config, GridConfig
+from .datasets import Dataset, Take
+from .errors import ParameterError
+from .files import atomic_write
+
+# Bump when a cell file's contents change meaning: old cells are recomputed.
+CELL_FORMAT = 2  # 2: false alarms on known and unseen boards, board verdicts
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``0-4`` → (0, 1, 2, 3, 4); ``0,2,5`` and mixtures such as ``0-2,7`` work too."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m or (m[2] is not None and int(m[2]) < int(m[1])):
+            raise ParameterError(f"--seeds '{text}' is not a list of seeds",
+                                 fix="write a range or a list of whole numbers, e.g. --seeds 0-4 "
+                                     "or --seeds 0,2,5")
+        seeds.extend(range(int(m[1]), int(m[2] or m[1]) + 1))
+    return tuple(dict.fromkeys(seeds))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One model trained with one seed on one fold (``None``: the dataset's own split)."""
+
+    model: str
+    seed: int
+    fold: int | None
+
+    @property
+    def stem(self) -> str:
+        return f"s{self.seed}" if self.fold is None else f"s{self.seed}-f{self.fold}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} seed {self.seed}" + ("" if self.fold is None else
+                                                    f" fold {self.fold}")
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """Everything a cell needs besides the crops; small and picklable, for a Ray task."""
+
+    cell: Cell
+    config: dict  # Config.to_dict(), model and seed set
+    takes: tuple[Take, ...]  # the dataset's takes, the fold's boards already moved to the test
+    dataset_root: str
+    keep_model: bool  # return the model file's bytes
+
+
+def fold_boards(takes: Iterable[Take], folds: int, *, seed: int = 0) -> list[list[int]]:
+    """The normal training boards dealt into ``folds`` folds, shuffled by ``seed``."""
+    boards = sorted({t.board for t in takes if t.split == "train" and t.label == "normal"})
+    if folds < 2 or folds > len(boards):
+        raise ParameterError(
+            f"--folds {folds} cannot split the {len(boards)} normal training boards",
+            fix=f"use --folds between 2 and {len(boards)}, or leave it out" if len(boards) >= 2
+            else "record more normal boards (a fold holds whole boards), or leave --folds out")
+    order = np.random.default_rng([seed, 2027]).permutation(boards)
+    return [sorted(int(b) for b in part) for part in np.array_split(order, folds)]
+
+
+def takes_for_fold(takes: Iterable[Take], held_out: Iterable[int]) -> tuple[Take, ...]:
+    """The takes with the held-out boards' training takes moved to the test split."""
+    out = set(held_out)
+    return tuple(dataclasses.replace(t, split="test") if t.board in out and t.split == "train"
+                 else t for t in takes)
+
+
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """A hash of the manifest rows and every take's bytes: what a cell's numbers depend on."""
+    h = hashlib.sha1()
+    for take in dataset.takes:
+        h.update(json.dumps(dataclasses.asdict(take), sort_keys=True).encode())
+        path = dataset.path_of(take)
+        h.update(hashlib.sha1(path.read_bytes()).digest() if path.exists() else b"missing")
+    return h.hexdigest()
+
+
+def cell_key(task: CellTask, *, fingerprint: str, folds: int, fold_seed: int) -> str:
+    """12 hex digits naming a cell's settings: same key, same numbers."""
+    from .models import get_spec
+
+    config = Config.from_dict(task.config)
+    resolved = dataclasses.replace(config, train=get_spec(task.cell.model).resolve(config.train))
+    settings = {"format": CELL_FORMAT, "config": resolved.to_dict(), "dataset": fingerprint,
+                "cell": dataclasses.asdict(task.cell), "folds": folds, "fold_seed": fold_seed}
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+def representative(cell: Cell, grid: GridConfig) -> bool:
+    """The cell whose plots the report shows: the first seed, fold 0."""
+    return cell.seed == grid.seeds[0] and cell.fold in (None, 0)
+
+
+def plan_cells(dataset: Dataset, names: list[str], config: Config, grid: GridConfig
+               ) -> tuple[list[CellTask], dict[Cell, str], list[list[int]] | None]:
+    """The grid's tasks in report order (model, seed, fold), their keys and the folds' boards."""
+    folds = fold_boards(dataset.takes, grid.folds, seed=grid.fold_seed) if grid.folds else None
+    views = ({None: tuple(dataset.takes)} if folds is None else
+             {f: takes_for_fold(dataset.takes, boards) for f, boards in enumerate(folds)})
+    fingerprint = dataset_fingerprint(dataset)
+    tasks, keys = [], {}
+    for name in names:
+        for seed in grid.seeds:
+            for fold, takes in views.items():
+                cell = Cell(name, seed, fold)
+                task = CellTask(cell, config.replace("train", model=name, seed=seed).to_dict(),
+                                takes, str(dataset.root),
+                                keep_model=grid.keep_models or representative(cell, grid))
+                tasks.append(task)
+                keys[cell] = cell_key(task, fingerprint=fingerprint, folds=grid.folds,
+                                      fold_seed=grid.fold_seed)
+    return tasks, keys, folds
+
+
+class ShippedCrops:
+    """The crops of a dataset's takes held in memory, in place of a :class:`FeatureCache`.
+
+    Cells get their crops this way wherever they run, so a worker needs no dataset files.
+    """
+
+    def __init__(self, root: str | Path, crops: dict[str, np.ndarray]):
+        self.root, self.crops = Path(root), crops
+
+    def _key(self, path) -> str:
+        return Path(path).relative_to(self.root).as_posix()
+
+    def can_read(self, path) -> bool:
+        return self._key(path) in self.crops
+
+    def get_many(self, paths, *, progress: bool = False) -> np.ndarray:
+        return np.stack([self.crops[self._key(p)] for p in paths])
+
+
+def task_dataset(task: CellTask) -> Dataset:
+    """The cell's view of the dataset: its root (files need not exist) and its takes."""
+    # not Dataset(root): that reads the manifest, and a worker may have no such folder
+    dataset = Dataset.__new__(Dataset)
+    dataset.root, dataset.takes = Path(task.dataset_root), list(task.takes)
+    dataset.name = dataset.root.name
+    return dataset
+
+
+def run_cell(task: CellTask, crops: dict[str, np.ndarray], *, threads: int | None = None) -> dict:
+    """Train and score one cell; reads no file, so it runs the same on any machine.
+
+    Returns
+    -------
+    dict
+        ``row`` (:func:`tapcheck.evaluation.evaluate_scores` plus model details), ``scores``,
+        ``history`` and ``model_bytes`` (the model file, or None unless ``keep_model``).
+    """
+    import torch
+
+    from .evaluation import evaluate_scores, known_boards_of
+    from .judge import Judge
+    from .modelfile import load_model, save_checkpoint
+    from .models import get_spec
+    from .training import train_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    dataset = task_dataset(task)
+    cache = ShippedCrops(dataset.root, crops)
+    test_takes = dataset.select(split="test")
+    checkpoint = train_model(dataset, config=Config.from_dict(task.config), cache=cache,
+                             progress=False)
+    with tempfile.TemporaryDirectory(prefix="tapcheck-cell-") as tmp:
+        # through a model file, as `judge` would load it: the scores are the saved model's
+        path = save_checkpoint(Path(tmp) / "model.pt", checkpoint)
+        model_bytes = path.read_bytes() if task.keep_model else None
+        loaded = load_model(path)
+    judge = Judge(loaded)
+    scores = judge.scores(cache.get_many([dataset.path_of(t) for t in test_takes]))
+    info = loaded.detector.calibration_
+    row = {"model": task.cell.model,
+           **evaluate_scores(test_takes, scores, threshold=judge.threshold,
+                             stated_far=info["far"], known_boards=known_boards_of(checkpoint),
+                             board_threshold=info["board_threshold"],
+                             board_taps=info["board_taps"]),
+           "summary": get_spec(task.cell.model).summary, "scorer": loaded.scorer,
+           "epochs": loaded.config.train.epochs,
+           "train_seconds": round(float(checkpoint["train_seconds"]), 1)}
+    return {"row": row, "scores": [float(s) for s in scores],
+            "history": checkpoint["history"], "model_bytes": model_bytes}
+
+
+class CellStore:
+    """The finished cells of a report folder: ``cells/<model>/<cell>-<key>.json`` (+ ``.pt``)."""
+
+    def __init__(self, out: Path, *, models_beside: bool):
+        self.out = Path(out)
+        # a plain comparison keeps its model files where they always were: models/<name>.pt
+        self.models_beside = models_beside
+
+    def json_path(self, cell: Cell, key: str) -> Path:
+        return self.out / "cells" / cell.model / f"{cell.stem}-{key}.json"
+
+    def model_path(self, cell: Cell, key: str) -> Path:
+        if self.models_beside:
+            return self.out / "models" / f"{cell.model}.pt"
+        return self.json_path(cell, key).with_suffix(".pt")
+
+    def load(self, cell: Cell, key: str, *, need_model: bool) -> dict | None:
+        """The stored cell, or None when it is missing, unreadable or its model file is not the
+        one it was written with (another run wrote models/<name>.pt since)."""
+        try:
+            stored = json.loads(self.json_path(cell, key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if need_model:
+            path = self.model_path(cell, key)
+            if stored.get("model_sha1") is None or not path.is_file() or (
+                    _sha1(path.read_bytes()) != stored["model_sha1"]):
+                return None
+        return stored
+
+    def save(self, cell: Cell, key: str, result: dict) -> dict:
+        """Write the model file (if any), then the cell file: a cell file means a whole cell."""
+        stored = {k: v for k, v in result.items() if k != "model_bytes"}
+        stored.update(cell=dataclasses.asdict(cell), key=key, model_sha1=None)
+        if result.get("model_bytes") is not None:
+            path = self.model_path(cell, key)
+            with atomic_write(path) as f:
+                f.write(result["model_bytes"])
+            stored["model_sha1"] = _sha1(result["model_bytes"])
+            stored["row"]["model_file"] = path.relative_to(self.out).as_posix()
+        with atomic_write(self.json_path(cell, key), "w", encoding="utf-8") as f:
+            json.dump(stored, f, indent=1, default=float)
+        return stored
+
+
+def _sha1(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+Runner = Callable[..., Iterator[tuple[CellTask, dict]]]
+
+
+def run_serially(tasks: list[CellTask], crops: dict, *, log: Callable[[str], None] = print
+                 ) -> Iterator[tuple[CellTask, dict]]:
+    """The cells one after another in this process, on its usual torch threads."""
+    for i, task in enumerate(tasks, start=1):
+        log(f"[{i}/{len(tasks)}] {task.cell.label}: training ...")
+        yield task, run_cell(task, crops)
+
+
+def run_grid(tasks: list[CellTask], keys: dict[Cell, str], crops: dict, *, store: CellStore,
+             runner: Runner = run_serially, log: Callable[[str], None] = print
+             ) -> dict[Cell, dict]:
+    """Every cell's stored result: finished ones read back, the others run and saved."""
+    done: dict[Cell, dict] = {}
+    todo = []
+    for task in tasks:
+        stored = store.load(task.cell, keys[task.cell], need_model=task.keep_model)
+        if stored is None:
+            todo.append(task)
+        else:
+            done[task.cell] = stored
+            name = store.json_path(task.cell, keys[task.cell]).relative_to(store.out)
+            log(f"      {task.cell.label}: reused {name}")
+    if done:
+        log(f"{len(done)} of {len(tasks)} cells reused from {store.out / 'cells'}; "
+            f"{len(todo)} to run")
+    started = time.perf_counter()
+    for i, (task, result) in enumerate(runner(todo, crops, log=log), start=1):
+        done[task.cell] = store.save(task.cell, keys[task.cell], result)
+        row = result["row"]
+        log(f"[{i}/{len(todo)}] {task.cell.label}: AUC {row['auc']:.3f}  pAUC {row['pauc']:.3f}  "
+            f"({row['train_seconds']:.0f} s training, {time.perf_counter() - started:.0f} s "
+            "so far)")
+    return {task.cell: done[task.cell] for task in tasks}

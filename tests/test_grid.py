@@ -1,0 +1,248 @@
+"""compare over seeds and folds: folds by board, statistics, reports, resuming a killed grid."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tapcheck.errors import ParameterError
+from tapcheck.grid import fold_boards, parse_seeds, takes_for_fold
+from tapcheck.gridreport import paired_tests, summarize
+from tapcheck.metrics import auc
+
+from .conftest import ROOT
+
+# 2 models x 2 seeds x 2 folds = 8 cells of one-epoch shallow models
+GRID = ["--models", "ae,arcface-shallow", "--seeds", "0-1", "--folds", "2", "--epochs", "1"]
+SAME = ("auc", "pauc", "f1", "false_alarms", "threshold", "tpr_at_5fpr", "board_means")
+
+
+def single_thread_env() -> dict:
+    # a cell on one torch thread, as a Ray task runs it: the serial and Ray runs compare equal
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+def run_grid_cli(dataset, out, *extra) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tapcheck", "compare", "--dataset",
+                           str(dataset.root), *GRID, "--out", str(out), *extra],
+                          env=single_thread_env(), capture_output=True, text=True, timeout=1500)
+
+
+@pytest.fixture(scope="session")
+def serial_grid(tiny_dataset, tmp_path_factory):
+    """The grid run serially, uninterrupted: the reference the other runs must match."""
+    out = tmp_path_factory.mktemp("grid-serial")
+    result = run_grid_cli(tiny_dataset, out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
+
+
+def cell_metrics(out) -> dict:
+    cells = json.loads((out / "metrics.json").read_text())["cells"]
+    return {(c["model"], c["seed"], c["fold"]): {k: c[k] for k in SAME} for c in cells}
+
+
+def test_grid_report(serial_grid):
+    out, result = serial_grid
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["meta"]["folds"] == 2 and doc["meta"]["cells"] == 8
+    assert "Wilcoxon signed-rank" in doc["meta"]["test"] and "t-interval" in doc["meta"]["interval"]
+    assert sorted((c["model"], c["seed"], c["fold"]) for c in doc["cells"]) == sorted(
+        (m, s, f) for m in ("ae", "arcface-shallow") for s in (0, 1) for f in (0, 1))
+    for row in doc["models"]:
+        aucs = [c["auc"] for c in doc["cells"] if c["model"] == row["model"]]
+        s = row["auc"]
+        assert row["cells"] == 4 and s["n"] == 4
+        assert s["mean"] == pytest.approx(np.mean(aucs)) and s["sd"] == pytest.approx(
+            np.std(aucs, ddof=1))
+        assert s["ci_low"] <= s["mean"] <= s["ci_high"]
+        for key in ("pauc", "false_alarms"):
+            assert row[key]["n"] == 4 and row[key]["mean"] is not None
+    (pair,) = doc["pairs"]
+    assert (pair["a"], pair["b"], pair["cells"]) == ("ae", "arcface-shallow", 4)
+    assert 0 < pair["auc"]["p"] <= 1 and pair["auc"]["a_better"] + pair["auc"]["b_better"] <= 4
+    # the terminal shows both tables and says what 4 cells cannot show
+    assert "per model over cells" in result.stdout and "paired comparison" in result.stdout
+    assert "no difference can reach p < 0.05" in result.stdout
+    page = (out / "index.html").read_text()
+    assert "Wilcoxon signed-rank" in page and "Plots of one cell: seed 0, fold 0" in page
+    for name in ("roc.png", "training.png", "tsne-ae.png", "scores-arcface-shallow.png"):
+        assert (out / name).stat().st_size > 5000
+    assert len((out / "metrics.csv").read_text().splitlines()) == 1 + 8
+    # the plotted cell keeps its model file; the others do not (no --keep-models)
+    assert len(list((out / "cells").glob("*/*.pt"))) == 2
+
+
+def test_folds_hold_their_boards_out_of_training(serial_grid, tiny_dataset):
+    import torch
+
+    out, _ = serial_grid
+    doc = json.loads((out / "metrics.json").read_text())
+    folds = doc["meta"]["fold boards"]
+    assert sorted(b for fold in folds for b in fold) == [1, 2, 3, 4]  # the normal training boards
+    for c in doc["cells"]:
+        clips = {r["board"]: r["clips"] for r in c["boards"]}
+        for board in (1, 2, 3, 4):
+            # a held-out board is judged on all its 10 takes, the others on their 2 test takes
+            assert clips[board] == (10 if board in folds[c["fold"]] else 2)
+    model = next(c for c in doc["cells"] if c["fold"] == 0 and c["model"] == "arcface-shallow")
+    trained_on = torch.load(out / model["model_file"], weights_only=True)["dataset"]["takes"]
+    assert trained_on and not any(f"board{b:02d}/" in p for p in trained_on for b in folds[0])
+
+
+def test_killed_grid_resumes_without_recomputing_its_cells(serial_grid, tiny_dataset, tmp_path):
+    """Kill a serial grid once its first cell is written; the rerun reuses that cell untouched
+    and ends with the numbers of an uninterrupted run."""
+    out = tmp_path / "report"
+    proc = subprocess.Popen([sys.executable, "-m", "tapcheck", "compare", "--dataset",
+                             str(tiny_dataset.root), *GRID, "--out", str(out)],
+                            env=single_thread_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 900
+        while not list(out.glob("cells/*/*.json")):
+            assert proc.poll() is None and time.monotonic() < deadline, "no cell was written"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    (first,) = out.glob("cells/*/*.json")
+    before = (first.stat().st_mtime_ns, first.read_bytes())
+    assert not (out / "metrics.json").exists()  # killed long before the report
+
+    result = run_grid_cli(tiny_dataset, out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"reused {first.relative_to(out)}" in result.stderr
+    assert "1 of 8 cells reused" in result.stderr
+    assert (first.stat().st_mtime_ns, first.read_bytes()) == before
+    assert len(list(out.glob("cells/*/*.json"))) == 8
+    assert cell_metrics(out) == cell_metrics(serial_grid[0])
+
+
+def test_a_rerun_reuses_every_cell_and_an_extended_grid_only_adds(serial_grid, tiny_dataset,
+                                                                   tmp_path):
+    out = tmp_path / "report"
+    shutil.copytree(serial_grid[0], out)
+    result = run_grid_cli(tiny_dataset, out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "8 of 8 cells reused" in result.stderr and "training ..." not in result.stderr
+    assert cell_metrics(out) == cell_metrics(serial_grid[0])
+    before = json.loads((serial_grid[0] / "metrics.json").read_text())
+    after = json.loads((out / "metrics.json").read_text())
+    assert after["models"] == before["models"] and after["pairs"] == before["pairs"]
+
+
+def test_one_seed_without_folds_writes_no_grid_report(run_cli, small_compare_set, tmp_path):
+    code, out, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                             "--epochs", "1", "--out", tmp_path)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(doc) == {"meta", "models"} and doc["models"][0]["model_file"] == "models/ae.pt"
+    assert "AUC 95% CI" in out and "paired" not in out
+    # its one cell is kept too: the same command again trains nothing
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                           "--epochs", "1", "--out", tmp_path)
+    assert code == 0 and "1 of 1 cells reused" in err and "training ..." not in err
+
+
+def test_bad_grid_options_are_one_line_errors(run_cli, small_compare_set, tmp_path):
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                           "--seeds", "4-1", "--out", tmp_path)
+    assert code == 2 and err.strip() == (
+        "tapcheck: error: --seeds '4-1' is not a list of seeds — write a range or a list of whole "
+        "numbers, e.g. --seeds 0-4 or --seeds 0,2,5")
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                           "--folds", "3", "--out", tmp_path)
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "tapcheck: error: --folds 3 cannot split the 2 normal training boards — use --folds "
+        "between 2 and 2, or leave it out")
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, "--seed", "1",
+                           "--seeds", "0-2")
+    assert code == 2 and "--seed and --seeds together" in err
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-4") == (0, 1, 2, 3, 4)
+    assert parse_seeds("0,2,5") == (0, 2, 5)
+    assert parse_seeds("3, 0-1, 3") == (3, 0, 1)
+    for bad in ("", "a", "2-", "-1", "1.5", "5-2"):
+        with pytest.raises(ParameterError, match="not a list of seeds"):
+            parse_seeds(bad)
+
+
+def test_fold_boards_deal_whole_normal_boards(tiny_dataset):
+    folds = fold_boards(tiny_dataset.takes, 3, seed=0)
+    assert sorted(b for f in folds for b in f) == [1, 2, 3, 4] and len(folds) == 3
+    assert all(folds) and folds == fold_boards(tiny_dataset.takes, 3, seed=0)
+    moved = takes_for_fold(tiny_dataset.takes, folds[0])
+    for old, new in zip(tiny_dataset.takes, moved, strict=True):
+        expect = "test" if old.board in folds[0] else old.split
+        assert new.split == expect and new.path == old.path
+    with pytest.raises(ParameterError, match="--folds 5 cannot split the 4"):
+        fold_boards(tiny_dataset.takes, 5)
+
+
+def test_summary_and_paired_test_on_known_numbers():
+    from scipy import stats
+
+    from tapcheck.grid import Cell
+
+    s = summarize([0.8, 0.9, 0.85, float("nan")])  # NaN (one-label test split) is left out
+    half = stats.t.ppf(0.975, 2) * 0.05 / np.sqrt(3)
+    assert s["n"] == 3 and s["mean"] == pytest.approx(0.85) and s["sd"] == pytest.approx(0.05)
+    assert (s["ci_low"], s["ci_high"]) == pytest.approx((0.85 - half, min(1.0, 0.85 + half)))
+    assert summarize([0.7])["sd"] is None and summarize([])["mean"] is None
+
+    a = [0.9, 0.8, 0.95, 0.7, 0.85, 0.9, 0.75]
+    b = [0.8, 0.82, 0.9, 0.6, 0.8, 0.7, 0.7]
+    cells = {Cell("a", s, None): {"row": {"auc": x, "pauc": x / 2}} for s, x in enumerate(a)}
+    cells |= {Cell("b", s, None): {"row": {"auc": x, "pauc": x / 2}} for s, x in enumerate(b)}
+    (pair,) = paired_tests(["a", "b"], cells)
+    d = np.array(a) - np.array(b)
+    assert pair["auc"]["p"] == pytest.approx(stats.wilcoxon(d).pvalue)
+    assert (pair["auc"]["a_better"], pair["auc"]["b_better"]) == (6, 1)
+    assert pair["auc"]["min_p"] == pytest.approx(2 / 2 ** 7)
+    assert pair["auc"]["mean_diff"] == pytest.approx(d.mean())
+
+
+def test_auc_is_sklearns_roc_auc():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        labels = rng.integers(0, 2, rng.integers(2, 40))
+        scores = np.round(rng.normal(size=len(labels)), 1)  # many ties
+        if labels.min() == labels.max():
+            assert np.isnan(auc(labels, scores))
+            continue
+        assert auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+
+
+def test_a_cell_reads_no_dataset_file(tiny_dataset, tmp_path, one_thread):
+    """What a Ray worker on another machine does: the dataset folder is not there, the crops
+    come with the task, and the numbers are those of a cell run beside the files."""
+    import dataclasses
+
+    from tapcheck.compare import _all_crops
+    from tapcheck.config import Config, GridConfig
+    from tapcheck.grid import plan_cells, run_cell
+
+    config = Config().replace("train", epochs=1)
+    crops = _all_crops(tiny_dataset, config=config, progress=False, log=print)
+    (task,), _, _ = plan_cells(tiny_dataset, ["ae"], config, GridConfig(seeds=(0,)))
+    here = run_cell(task, crops)
+    elsewhere = run_cell(dataclasses.replace(task, dataset_root=str(tmp_path / "not-here")),
+                         crops)
+    assert not (tmp_path / "not-here").exists()
+    for key in SAME:
+        assert elsewhere["row"][key] == here["row"][key], key
+    assert here["model_bytes"] and elsewhere["scores"] == here["scores"]
