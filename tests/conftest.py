@@ -211,8 +211,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 def separating_model(tmp_path_factory):
     """A model that tells normal from cracked synthetic boards (test_listen plays taps to
     it, test_explain explains it): arcface-resnet18, 6 epochs on 8 takes each of boards 1, 2
-    (normal) and 5, 6 (cracked), seed 11, its kNN threshold refitted on 24 further normal takes at 1 % false
-    alarms. Its training dataset stays in place, so explanations find their references.
+    (normal) and 5, 6 (cracked), seed 11, its kNN threshold refitted on 24 further normal takes
+    at 1 % false alarms. Its training dataset stays in place, so explanations find their references.
 
     Returns the model file's path.
     """
