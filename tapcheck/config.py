@@ -75,6 +75,7 @@ class TrainConfig:
     freq_stretch: float = 0.06  # augmentation: stretch each crop's frequency axis by up to ±6 %
     bf16: bool = True  # bfloat16 autocast on CPUs that support it
     patience: int = 0  # stop when the normal-only validation loss stalls this many epochs; 0 = off
+    pseudo_per_batch: bool = True  # one class: draw pseudo-anomalies per batch (False: all, 5x)
 
 
 @dataclass(frozen=True)

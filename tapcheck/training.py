@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .config import Config
-from .augment import PSEUDO_ANOMALIES
+from .augment import PSEUDO_ANOMALIES, PseudoAnomalyBatches
 from .datasets import Dataset, Take
 from .detectors import SCORERS, ThresholdDetector
 from .errors import AudioError, DatasetError, TapcheckWarning
@@ -144,7 +144,8 @@ def dataset_crops(dataset: Dataset, takes: list[Take], *, cache: FeatureCache,
         ) from None
 
 
-def add_pseudo_anomalies(data: TrainingData) -> TrainingData:
+def add_pseudo_anomalies(data: TrainingData, *, per_batch: bool = False
+                         ) -> tuple[TrainingData, PseudoAnomalyBatches | None]:
     """One normal class only: add self-made defect classes made from its crops.
 
     Metric-learning and classification objectives need at least two classes. With a single
@@ -152,20 +153,27 @@ def add_pseudo_anomalies(data: TrainingData) -> TrainingData:
     synthetic defects, each transform of :data:`tapcheck.augment.PSEUDO_ANOMALIES` (modes moved
     up or down, a silenced band, a faster decay) turns the normal clips into one pseudo-anomaly
     class. Pseudo clips are trained on but never become references or calibration clips.
+
+    With ``per_batch`` the classes are added but not their clips: the returned hook for
+    :func:`~tapcheck.fitting.fit_model` draws them per batch (an epoch the size of the normal
+    data instead of five times it). Otherwise every pseudo clip is materialised and the hook is
+    ``None``.
     """
+    n_real = len(data.classes)
+    data = dataclasses.replace(data, classes=data.classes + list(PSEUDO_ANOMALIES),
+                               class_labels=data.class_labels + ["pseudo"] * len(PSEUDO_ANOMALIES))
+    if per_batch:
+        normal = [i for i, label in enumerate(data.class_labels) if label == "normal"]
+        return data, PseudoAnomalyBatches(n_real, normal)
     normal = data.fit_clips[data.fit_normal]
     clips, labels = [data.fit_clips], [data.fit_labels]
-    names = list(data.classes)
-    for name, transform in PSEUDO_ANOMALIES.items():
+    for j, transform in enumerate(PSEUDO_ANOMALIES.values()):
         clips.append(transform(normal))
-        labels.append(np.full(len(normal), len(names)))
-        names.append(name)
-    n_extra = len(names) - len(data.classes)
+        labels.append(np.full(len(normal), n_real + j))
+    n_extra = len(PSEUDO_ANOMALIES) * len(normal)
     return dataclasses.replace(
         data, fit_clips=np.concatenate(clips), fit_labels=np.concatenate(labels),
-        fit_normal=np.concatenate([data.fit_normal, np.zeros(n_extra * len(normal), bool)]),
-        classes=names, class_labels=data.class_labels + ["pseudo"] * n_extra,
-        fit_takes=data.fit_takes)
+        fit_normal=np.concatenate([data.fit_normal, np.zeros(n_extra, bool)])), None
 
 
 def make_detector(config: Config, data: TrainingData) -> ThresholdDetector:
@@ -226,8 +234,9 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     started = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
     data = prepare_data(dataset, config=config, cache=cache, progress=show)
+    transform = None
     if spec.family.needs_classes and len(data.classes) == 1:
-        data = add_pseudo_anomalies(data)
+        data, transform = add_pseudo_anomalies(data, per_batch=config.train.pseudo_per_batch)
         # not a problem, but the user should know what the model was taught
         warnings.warn(f"{dataset.root}: the training split holds one class ({data.classes[0]}); "
                       f"{spec.name} learns it against {len(data.classes) - 1} pseudo-anomaly "
@@ -242,7 +251,8 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     state, on_epoch = progress_saver(partial, resume=resume, config=config, data=data,
                                      dataset=dataset)
     history = fit_model(model, X, y, config=config, validation=data.validation_samples(),
-                        progress=progress, log=log, resume=state, on_epoch=on_epoch)
+                        progress=progress, log=log, resume=state, on_epoch=on_epoch,
+                        transform=transform)
 
     detector = make_detector(config, data)
     scorer = config.train.scorer
