@@ -115,6 +115,10 @@ STUDY_MODELS = ("ae", "vae", "cnn-shallow", "cnn-resnet18", "triplet-shallow", "
                 "arcface-shallow", "arcface-resnet18")
 
 
+#: the laptop model (docs/fast-model.md), measured beside the study's best by ``tapcheck bench``
+FAST_MODEL = "arcface-lite"
+
+
 def get_spec(name: str) -> ModelSpec:
     """The registered model ``name``; an unknown name lists the valid ones."""
     try:
