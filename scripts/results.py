@@ -146,9 +146,77 @@ def _mmss(seconds: float) -> str:
     return f"{int(seconds // 60)} min {int(round(seconds % 60))} s"
 
 
+def _unseen_false_alarms(boards: list[dict]) -> float:
+    """Share of the clips of unseen healthy boards (11-13, "similar-material") flagged."""
+    flagged = clips = 0
+    for b in boards:
+        if b["label"] == "normal" and b["group"] == "similar-material":
+            flagged += int(b["flagged"].split("/")[0])
+            clips += b["clips"]
+    return flagged / clips
+
+
+def _mean_sd(values: list[float]) -> str:
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def render_fast_model(r: dict) -> str:
+    """The fast model over seeds on the demo, against arcface-resnet18's eight seeds."""
+    study = json.loads((RESULTS / "seeds-bf16-fp32.json").read_text(encoding="utf-8"))
+    study_auc = [s["bf16"][0] for s in study["seeds"]]
+    lines = [f"| seed | {r['model']} AUC (95 % CI) | pAUC | false alarms, all healthy test clips "
+             "| false alarms, unseen boards 11-13 | board 8 > 7 | training |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for s in r["seeds"]:
+        lines.append(f"| {s['seed']} | {s['auc']:.3f} ({s['auc_ci_low']:.3f}–"
+                     f"{s['auc_ci_high']:.3f}) | {s['pauc']:.3f} | {s['false_alarms']:.3f} | "
+                     f"{s['unseen_false_alarms']:.3f} | {'yes' if s['board8_over_7'] else 'no'} | "
+                     f"{s['train_seconds']:.0f} s |")
+    aucs = [s["auc"] for s in r["seeds"]]
+    lines.append(f"| mean ± sd ({len(aucs)} seeds) | {_mean_sd(aucs)} | "
+                 f"{_mean_sd([s['pauc'] for s in r['seeds']])} | "
+                 f"{_mean_sd([s['false_alarms'] for s in r['seeds']])} | "
+                 f"{_mean_sd([s['unseen_false_alarms'] for s in r['seeds']])} | | |")
+    gap = statistics.mean(aucs) - statistics.mean(study_auc)
+    verdict = "met" if gap >= -0.01 else "missed"
+    lines += ["", f"arcface-resnet18 (bfloat16, [{len(study_auc)} seeds](seeds-bf16-fp32.md)): "
+              f"AUC {_mean_sd(study_auc)}. Difference of the means: {gap:+.3f} — target "
+              f"(within 0.01 or better) {verdict}. Training wall time was measured while up to "
+              f"{r['parallel']} runs shared the 2 CPUs with other work (load average "
+              f"{r['load_average']})."]
+    return "\n".join(lines) + "\n"
+
+
+def render_one_class(r: dict) -> str:
+    """Per-batch against materialised pseudo-anomalies on a one-class set, and the 600-clip time."""
+    lines = ["| seed | AUC, pseudo-anomalies per batch | AUC, materialised (5x data) | "
+             "training per batch / materialised |", "| --- | --- | --- | --- |"]
+    for s in r["seeds"]:
+        lines.append(f"| {s['seed']} | {s['per_batch']['auc']:.3f} | "
+                     f"{s['materialised']['auc']:.3f} | {s['per_batch']['train_s']:.0f} / "
+                     f"{s['materialised']['train_s']:.0f} s |")
+    lines.append(f"| mean ± sd | {_mean_sd([s['per_batch']['auc'] for s in r['seeds']])} | "
+                 f"{_mean_sd([s['materialised']['auc'] for s in r['seeds']])} | |")
+    t = r["six_hundred"]
+    lines += ["", f"{t['model']} on {t['clips']} one-class clips (pseudo-anomalies per batch): "
+              f"{_mmss(t['train_s'])} of training, load average {t['load_average']} "
+              f"({t['threads']} torch thread(s))."]
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS = {"demo": render_demo, "compare-demo": render_compare,
              "seeds-bf16-fp32": render_seeds, "bench": render_bench,
-             "listen-latency": render_latency, "speed-targets": render_targets}
+             "listen-latency": render_latency, "speed-targets": render_targets,
+             "fast-model": render_fast_model, "one-class": render_one_class,
+             "bench-fast": lambda r: _fast_bench(r)}
+
+
+def _fast_bench(r: dict) -> str:
+    from tapcheck.bench import format_results
+
+    m = r["machine"]
+    return (format_results(r) + f"\n\nLoad average {m['load_average_start']:.1f} at the start, "
+            f"{m['load_average_end']:.1f} at the end.\n")
 
 
 def markdown_files() -> list[Path]:
@@ -266,8 +334,117 @@ def run_latency() -> None:
     (RESULTS / "listen-latency.json").write_text(json.dumps(data, indent=1) + "\n")
 
 
+def run_fast_model(seeds=range(5), parallel: int = 4) -> None:
+    """``tapcheck compare --models arcface-lite --dataset demo --seed S`` for each seed.
+
+    Seeds whose ``reports/fast-model/sS/metrics.json`` exists are read, not run again (delete the
+    folder to measure again). The demo must exist (``tapcheck synth --dataset demo``).
+    """
+    from tapcheck.models import FAST_MODEL
+
+    out = ROOT / "reports" / "fast-model"
+    todo = [s for s in seeds if not (out / f"s{s}" / "metrics.json").exists()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # see docs/fast-model.md
+    load = os.getloadavg()[0]
+    for i in range(0, len(todo), parallel):
+        running = [subprocess.Popen(
+            [sys.executable, "-m", "tapcheck", "compare", "--models", FAST_MODEL, "--dataset",
+             "demo", "--seed", str(s), "--out", str(out / f"s{s}")], env=env)
+            for s in todo[i:i + parallel]]
+        if any(p.wait() for p in running):
+            raise SystemExit("a compare run failed")
+    rows = []
+    for s in seeds:
+        m = json.loads((out / f"s{s}" / "metrics.json").read_text())["models"][0]
+        rows.append({"seed": s, **{k: m[k] for k in ("auc", "auc_ci_low", "auc_ci_high", "pauc",
+                                                     "false_alarms", "train_seconds")},
+                     "board8_over_7": m["board8_over_board7"],
+                     "unseen_false_alarms": _unseen_false_alarms(m["boards"])})
+    old = json.loads((RESULTS / "fast-model.json").read_text()) if (
+        RESULTS / "fast-model.json").exists() else {}
+    _save("fast-model", {"model": FAST_MODEL, "parallel": old.get("parallel", parallel),
+                         "load_average": old.get("load_average", round(load, 1)), "seeds": rows})
+
+
+def _one_class_set(root: Path, demo, *, synthesise: int = 0):
+    """A one-class dataset: board 1 left for training (the demo's takes, or ``synthesise`` new
+    takes of it), the demo's whole test split for testing."""
+    import shutil
+
+    import numpy as np
+
+    from tapcheck.datasets import Dataset
+    from tapcheck.synth import _synth_take, study_boards, synthesize_tap, take_rng
+
+    ds = Dataset.create(root)
+    train = [] if synthesise else demo.select(board=1, side="left", split="train")
+    for t in train + demo.select(split="test"):
+        (ds.root / t.path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(demo.path_of(t), ds.root / t.path)
+        ds.takes.append(t)
+    spec = study_boards(seed=0)[0]  # board 1, normal
+    for k in range(1, synthesise + 1):  # take numbers beyond the demo's 30: new takes
+        y = synthesize_tap(spec.board, "left", rng=take_rng(0, 1, "left", 100 + k))
+        y16 = np.round(np.clip(y, -1, 1) * 32767) / 32767
+        take = _synth_take(ds, y16, spec, "left", 100 + k, "train", 44100)
+        ds.takes.append(take)
+    ds.write_manifest()
+    return Dataset.open(root)
+
+
+def _one_class_auc(ds, *, seed: int, per_batch: bool, model: str) -> dict:
+    from tapcheck.config import Config
+    from tapcheck.evaluation import evaluate_scores
+    from tapcheck.featurecache import FeatureCache
+    from tapcheck.judge import Judge
+    from tapcheck.modelfile import load_model, save_checkpoint
+    from tapcheck.training import dataset_crops, train_model
+
+    cache = FeatureCache()
+    test = ds.select(split="test")
+    clips = dataset_crops(ds, test, cache=cache, split="test")
+    dataset_crops(ds, ds.select(split="train"), cache=cache)  # features first: time training
+    config = Config().replace("train", model=model, seed=seed, pseudo_per_batch=per_batch)
+    checkpoint = train_model(ds, config=config, cache=cache, progress=False)
+    path = save_checkpoint(ds.root.parent / f"{model}-{seed}-{per_batch}.pt", checkpoint)
+    judge = Judge(load_model(path))
+    row = evaluate_scores(test, judge.scores(clips), threshold=judge.threshold)
+    return {"auc": row["auc"], "train_s": checkpoint["train_seconds"]}
+
+
+def run_one_class(seeds=range(3)) -> None:
+    """arcface-lite on one class (board 1 left of the demo): pseudo-anomalies per batch against
+    materialised, over seeds; then the training time for 600 one-class clips."""
+    import torch
+
+    from tapcheck.datasets import Dataset
+    from tapcheck.models import FAST_MODEL
+
+    work = Path(tempfile.mkdtemp(prefix="tapcheck-one-class-"))
+    demo = Dataset.open("demo")  # tapcheck synth --dataset demo
+    small = _one_class_set(work / "board01-left", demo)
+    rows = [{"seed": s, **{kind: _one_class_auc(small, seed=s, per_batch=kind == "per_batch",
+                                                model=FAST_MODEL)
+                           for kind in ("per_batch", "materialised")}} for s in seeds]
+    big = _one_class_set(work / "board01-left-600", demo, synthesise=600)
+    load = os.getloadavg()[0]
+    t = _one_class_auc(big, seed=0, per_batch=True, model=FAST_MODEL)
+    _save("one-class", {"seeds": rows, "six_hundred": {
+        "model": FAST_MODEL, "clips": 600, "train_s": round(t["train_s"]), "auc": t["auc"],
+        "threads": torch.get_num_threads(),
+        "load_average": f"{load:.1f} to {os.getloadavg()[0]:.1f}"}})
+
+
+def run_bench_fast() -> None:
+    """``tapcheck bench`` on one torch thread: the fast model beside arcface-resnet18."""
+    subprocess.run([sys.executable, "-m", "tapcheck", "bench", "--out",
+                    str(RESULTS / "bench-fast.json")], check=True,
+                   env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
+
+
 RUNNERS = {"demo": run_demo, "compare-demo": run_compare_demo, "seeds-bf16-fp32": run_seeds,
-           "bench": run_bench, "listen-latency": run_latency}
+           "bench": run_bench, "listen-latency": run_latency, "fast-model": run_fast_model,
+           "bench-fast": run_bench_fast, "one-class": run_one_class}
 
 
 def main() -> int:

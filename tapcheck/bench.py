@@ -214,7 +214,7 @@ def run_bench(*, model: Path | None = None, out: Path | None = None,
     results: dict = {"machine": {
         "cpu": _cpu_name(), "cpus": os.cpu_count(), "torch_threads": threads,
         "bf16_native": cpu_has_bf16(), "torch": torch.__version__,
-        "python": platform.python_version()}}
+        "python": platform.python_version(), "load_average_start": os.getloadavg()[0]}}
     log("CPU peak (matrix product) ...")
     results["matmul_gflops"] = matmul_peak()
     with tempfile.TemporaryDirectory() as tmp:
@@ -250,6 +250,7 @@ def run_bench(*, model: Path | None = None, out: Path | None = None,
                 "from tapcheck.training import train_model; "
                 f"train_model(Dataset({str(ds.root)!r}), "
                 "config=Config().replace('train', epochs=1), progress=False)")})
+    results["machine"]["load_average_end"] = os.getloadavg()[0]  # others' work on the CPUs
     if out is not None:
         with atomic_write(out, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)

@@ -201,7 +201,8 @@ def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Conf
         Receives the state after each epoch (see :func:`tapcheck.resume.training_state`).
     transform : callable, optional
         ``(crops, labels, generator) -> (crops, labels)`` applied to every training batch
-        before the frequency stretch (one-class data: :class:`~tapcheck.augment.PseudoAnomalyBatches`).
+        before the frequency stretch (one-class data:
+        :class:`~tapcheck.augment.PseudoAnomalyBatches`).
 
     Returns the history: one dict per epoch (loss, learning rate, seconds, model extras).
     """
