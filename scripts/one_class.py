@@ -1,0 +1,81 @@
+"""One-class training, measured for docs/results/one-class.json (``results.py run one-class``).
+
+arcface-lite trained on board 1 left of the demo alone, tested on the demo's whole test split,
+with pseudo-anomalies drawn per batch and materialised in full, over seeds; then the training
+time of 600 synthesised one-class takes of the same board.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def _one_class_set(root: Path, demo, *, synthesise: int = 0):
+    """A one-class dataset: board 1 left for training (the demo's takes, or ``synthesise`` new
+    takes of it), the demo's whole test split for testing."""
+    import shutil
+
+    import numpy as np
+
+    from tapcheck.datasets import Dataset
+    from tapcheck.synth import _synth_take, study_boards, synthesize_tap, take_rng
+
+    ds = Dataset.create(root)
+    train = [] if synthesise else demo.select(board=1, side="left", split="train")
+    for t in train + demo.select(split="test"):
+        (ds.root / t.path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(demo.path_of(t), ds.root / t.path)
+        ds.takes.append(t)
+    spec = study_boards(seed=0)[0]  # board 1, normal
+    for k in range(1, synthesise + 1):  # take numbers beyond the demo's 30: new takes
+        y = synthesize_tap(spec.board, "left", rng=take_rng(0, 1, "left", 100 + k))
+        y16 = np.round(np.clip(y, -1, 1) * 32767) / 32767
+        take = _synth_take(ds, y16, spec, "left", 100 + k, "train", 44100)
+        ds.takes.append(take)
+    ds.write_manifest()
+    return Dataset.open(root)
+
+
+def _one_class_auc(ds, *, seed: int, per_batch: bool, model: str) -> dict:
+    from tapcheck.config import Config
+    from tapcheck.evaluation import evaluate_scores
+    from tapcheck.featurecache import FeatureCache
+    from tapcheck.judge import Judge
+    from tapcheck.modelfile import load_model, save_checkpoint
+    from tapcheck.training import dataset_crops, train_model
+
+    cache = FeatureCache()
+    test = ds.select(split="test")
+    clips = dataset_crops(ds, test, cache=cache, split="test")
+    dataset_crops(ds, ds.select(split="train"), cache=cache)  # features first: time training
+    config = Config().replace("train", model=model, seed=seed, pseudo_per_batch=per_batch)
+    checkpoint = train_model(ds, config=config, cache=cache, progress=False)
+    path = save_checkpoint(ds.root.parent / f"{model}-{seed}-{per_batch}.pt", checkpoint)
+    judge = Judge(load_model(path))
+    row = evaluate_scores(test, judge.scores(clips), threshold=judge.threshold)
+    return {"auc": row["auc"], "train_s": checkpoint["train_seconds"]}
+
+
+def measure(seeds=range(3)) -> dict:
+    """arcface-lite on one class (board 1 left of the demo): pseudo-anomalies per batch against
+    materialised, over seeds; then the training time for 600 one-class clips."""
+    import torch
+
+    from tapcheck.datasets import Dataset
+    from tapcheck.models import FAST_MODEL
+
+    work = Path(tempfile.mkdtemp(prefix="tapcheck-one-class-"))
+    demo = Dataset.open("demo")  # tapcheck synth --dataset demo
+    small = _one_class_set(work / "board01-left", demo)
+    rows = [{"seed": s, **{kind: _one_class_auc(small, seed=s, per_batch=kind == "per_batch",
+                                                model=FAST_MODEL)
+                           for kind in ("per_batch", "materialised")}} for s in seeds]
+    big = _one_class_set(work / "board01-left-600", demo, synthesise=600)
+    load = os.getloadavg()[0]
+    t = _one_class_auc(big, seed=0, per_batch=True, model=FAST_MODEL)
+    return {"seeds": rows, "six_hundred": {
+        "model": FAST_MODEL, "clips": 600, "train_s": round(t["train_s"]), "auc": t["auc"],
+        "threads": torch.get_num_threads(),
+        "load_average": f"{load:.1f} to {os.getloadavg()[0]:.1f}"}}
