@@ -309,7 +309,7 @@ def _fast_rows(r: dict) -> list[str]:
         "| --- | --- | --- | --- |",
         f"| training, samples/s (tapcheck's loop) | {fast['tapcheck_samples_per_s']:.1f} | "
         f"{study['tapcheck_samples_per_s']:.1f} | "
-        f"{fast['tapcheck_samples_per_s'] / study['tapcheck_samples_per_s']:.1f}x |",
+        f"{fast['tapcheck_samples_per_s'] / study['tapcheck_samples_per_s']:.2f}x |",
         f"| training, GFLOP a sample | {fast['gflop_per_sample']:.2f} | "
         f"{study['gflop_per_sample']:.2f} | "
         f"{study['gflop_per_sample'] / fast['gflop_per_sample']:.1f}x less |",

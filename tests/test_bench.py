@@ -71,7 +71,7 @@ def test_bench_measures_everything_and_formats_the_table(tiny_dataset, tiny_mode
     study = results["training"][0]["tapcheck_samples_per_s"]
     ratio = results["training"][1]["tapcheck_samples_per_s"] / study
     assert f"| {FAST_MODEL} against arcface-resnet18 (same run) |" in table
-    assert "| training, samples/s (tapcheck's loop) | " in table and f"{ratio:.1f}x |" in table
+    assert "| training, samples/s (tapcheck's loop) | " in table and f"{ratio:.2f}x |" in table
     old = {k: v for k, v in results.items() if k != "judge_fast"}  # a file from before it
     assert "against arcface-resnet18" not in bench.format_results(old)
 
