@@ -45,4 +45,4 @@ def test_only_normal_crops_become_pseudo_anomalies_and_draws_follow_the_generato
     assert torch.equal(out[:32], x[:32]) and (labels[:32] == 1).all()
     assert set(labels[32:].tolist()) <= {0, 2, 3, 4, 5}
     again, labels2 = hook(x, y, torch.Generator().manual_seed(5))
-    assert torch.equal(again, out) and torch.equal(labels2, labels)  # resumable: same draws
+    assert torch.equal(again, out) and torch.equal(labels2, labels)  # same generator, same draws
