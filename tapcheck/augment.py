@@ -85,7 +85,7 @@ class PseudoAnomalyBatches:
     a batch instead stays normal or becomes one of the :data:`PSEUDO_ANOMALIES`, each with
     probability 1 / (number of pseudo classes + 1): the class balance of the materialised set, at
     the cost of the normal data alone. Draws come from the training run's generator, so a run is
-    reproducible (a resumed run does not yet end as an uninterrupted one: docs/fast-model.md).
+    reproducible and the draws resume with the generator's saved state.
 
     Parameters
     ----------
