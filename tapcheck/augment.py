@@ -75,3 +75,43 @@ PSEUDO_ANOMALIES = {
     "pseudo-notch": lambda c: notch(c, start=8, width=12),
     "pseudo-damped": lambda c: extra_damping(c, slope=0.04),
 }
+
+
+class PseudoAnomalyBatches:
+    """Pseudo-anomalies drawn per batch: a hook for :func:`tapcheck.fitting.fit_model`.
+
+    Materialising every pseudo-anomaly class in full (:func:`tapcheck.training.add_pseudo_anomalies`
+    with ``per_batch=False``) makes an epoch five times the normal data. Here each normal crop of
+    a batch instead stays normal or becomes one of the :data:`PSEUDO_ANOMALIES`, each with
+    probability 1 / (number of pseudo classes + 1): the class balance of the materialised set, at
+    the cost of the normal data alone. Draws come from the training run's generator, so a run is
+    reproducible and the draws resume with the generator's saved state.
+
+    Parameters
+    ----------
+    first_class : int
+        Class index of the first pseudo-anomaly class; the others follow in
+        :data:`PSEUDO_ANOMALIES`' order.
+    normal_classes : sequence of int
+        Classes whose crops may become pseudo-anomalies.
+    """
+
+    def __init__(self, first_class: int, normal_classes):
+        self.first_class = int(first_class)
+        self.normal_classes = torch.as_tensor(list(normal_classes), dtype=torch.long)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch ``x`` (N, 1, bins, frames), ``y`` (N,) with some crops made pseudo-defects."""
+        transforms = list(PSEUDO_ANOMALIES.values())
+        draw = torch.randint(len(transforms) + 1, (len(x),), generator=generator)  # 0: normal
+        draw[~torch.isin(y, self.normal_classes)] = 0
+        if not bool(draw.any()):
+            return x, y
+        x, y = x.clone(), y.clone()
+        for j, transform in enumerate(transforms, start=1):
+            pick = draw == j
+            if bool(pick.any()):
+                x[pick] = torch.from_numpy(transform(x[pick].numpy()))
+                y[pick] = self.first_class + j - 1
+        return x, y

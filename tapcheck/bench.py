@@ -8,7 +8,8 @@ Everything is measured on this machine in this run, so a ratio compares like wit
   over the crops, as a first PyTorch script would do — against tapcheck's loop (tensors in
   memory, channels-last, bfloat16 autocast where the CPU has it);
 - **judging**: warm latency of one 3 s clip from its file (load, STFT, crops, network, kNN), the
-  throughput of a batch of clips, and the cold time of ``tapcheck judge`` from the shell;
+  throughput of a batch of clips, and the cold time of ``tapcheck judge`` from the shell — for
+  the study's ``arcface-resnet18`` and, beside it, the fast model (``models.FAST_MODEL``);
 - **peak memory** (max RSS) of a training run and of a judge run, each in its own process.
 """
 
@@ -124,16 +125,17 @@ def step_flops(model: torch.nn.Module, *, batch: int = 8) -> float:
     return counter.get_total_flops() / batch
 
 
-def training_speed(*, steps: int = 6, batch: int = 32) -> list[dict]:
-    """Samples/s of the naive loop and tapcheck's loop for each backbone family, with the
-    arithmetic rate each reaches (to set against the matrix-product peaks)."""
+def training_speed(*, steps: int = 6, batch: int = 32, models: tuple[str, ...] | None = None
+                   ) -> list[dict]:
+    """Samples/s of the naive loop and tapcheck's loop for each backbone family (or ``models``),
+    with the arithmetic rate each reaches (to set against the matrix-product peaks)."""
     from .config import TrainConfig
-    from .models import get_spec
+    from .models import FAST_MODEL, get_spec
 
     rows = []
     X = torch.randn(batch * (steps + 2), 1, 100, 120)
     y = torch.randint(0, 10, (len(X),))
-    for name in ("arcface-resnet18", "arcface-shallow", "ae"):
+    for name in models or ("arcface-resnet18", FAST_MODEL, "arcface-shallow", "ae"):
         spec = get_spec(name)
         train = spec.resolve(TrainConfig(model=name))
         torch.manual_seed(0)
@@ -166,7 +168,7 @@ def judge_speed(model_path: Path, clips: list[Path]) -> dict[str, float]:
                          repeats=30, warmup=3))
     batch = min(_timed(lambda: judge.judge_files(clips), repeats=3, warmup=1))
     cold = _timed(lambda: _judge_from_shell(model_path, clips[0]), repeats=3, warmup=1)
-    return {"warm_ms_median": 1000 * float(np.median(one)),
+    return {"name": judge.name, "warm_ms_median": 1000 * float(np.median(one)),
             "warm_ms_p95": 1000 * float(np.percentile(one, 95)),
             "batch_clips_per_s": len(clips) / batch, "batch_size": len(clips),
             "cold_cli_s_median": float(np.median(cold)),
@@ -202,6 +204,7 @@ def run_bench(*, model: Path | None = None, out: Path | None = None,
     """Run every measurement; write JSON to ``out`` and return it."""
     from .config import Config
     from .modelfile import save_checkpoint
+    from .models import FAST_MODEL
     from .runtime import configure_threads, cpu_has_bf16
     from .synth import make_study_dataset
     from .training import train_model
@@ -210,7 +213,7 @@ def run_bench(*, model: Path | None = None, out: Path | None = None,
     results: dict = {"machine": {
         "cpu": _cpu_name(), "cpus": os.cpu_count(), "torch_threads": threads,
         "bf16_native": cpu_has_bf16(), "torch": torch.__version__,
-        "python": platform.python_version()}}
+        "python": platform.python_version(), "load_average_start": os.getloadavg()[0]}}
     log("CPU peak (matrix product) ...")
     results["matmul_gflops"] = matmul_peak()
     with tempfile.TemporaryDirectory() as tmp:
@@ -227,19 +230,26 @@ def run_bench(*, model: Path | None = None, out: Path | None = None,
             config = Config().replace("train", epochs=1)
             model = save_checkpoint(tmp / "arcface-resnet18.pt",
                                     train_model(ds, config=config, progress=False))
+        log(f"training a small {FAST_MODEL} to judge with ...")
+        fast = save_checkpoint(tmp / f"{FAST_MODEL}.pt", train_model(
+            ds, config=Config().replace("train", model=FAST_MODEL, epochs=1), progress=False))
         log("judging ...")
-        results["judge"] = judge_speed(Path(model), paths[:32])
-        results["judge"]["model"] = str(model)
+        for key, path in (("judge", Path(model)), ("judge_fast", fast)):  # back to back
+            results[key] = judge_speed(path, paths[:32])
+            results[key]["model"] = str(path)
         log("peak memory ...")
         results["memory_mb"] = {
-            "judge": peak_memory_mb(
+            key: peak_memory_mb(
                 "from tapcheck.judge import Judge; "
-                f"Judge({str(model)!r}).judge_files({[str(p) for p in paths[:32]]!r})"),
+                f"Judge({str(path)!r}).judge_files({[str(p) for p in paths[:32]]!r})")
+            for key, path in (("judge", model), ("judge_fast", fast))}
+        results["memory_mb"].update({
             "train": peak_memory_mb(
                 "from tapcheck.config import Config; from tapcheck.datasets import Dataset; "
                 "from tapcheck.training import train_model; "
                 f"train_model(Dataset({str(ds.root)!r}), "
-                "config=Config().replace('train', epochs=1), progress=False)")}
+                "config=Config().replace('train', epochs=1), progress=False)")})
+    results["machine"]["load_average_end"] = os.getloadavg()[0]  # others' work on the CPUs
     if out is not None:
         with atomic_write(out, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)
@@ -282,7 +292,39 @@ def format_results(r: dict) -> str:
         f"| peak memory: training / judging | {r['memory_mb']['train']:.0f} / "
         f"{r['memory_mb']['judge']:.0f} MB | | |",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + _fast_rows(r))
+
+
+def _fast_rows(r: dict) -> list[str]:
+    """The fast model against the study's arcface-resnet18, both measured in this run."""
+    if "judge_fast" not in r:  # a result file from before the fast model
+        return []
+    study = next(t for t in r["training"] if t["model"] == "arcface-resnet18")
+    fast = next(t for t in r["training"] if t["model"] == r["judge_fast"]["name"])
+    j, jf = r["judge"], r["judge_fast"]
+    name = fast["model"]
+    return [
+        "",
+        f"| {name} against arcface-resnet18 (same run) | {name} | arcface-resnet18 | ratio |",
+        "| --- | --- | --- | --- |",
+        f"| training, samples/s (tapcheck's loop) | {fast['tapcheck_samples_per_s']:.1f} | "
+        f"{study['tapcheck_samples_per_s']:.1f} | "
+        f"{fast['tapcheck_samples_per_s'] / study['tapcheck_samples_per_s']:.2f}x |",
+        f"| training, GFLOP a sample | {fast['gflop_per_sample']:.2f} | "
+        f"{study['gflop_per_sample']:.2f} | "
+        f"{study['gflop_per_sample'] / fast['gflop_per_sample']:.1f}x less |",
+        f"| judge one 3 s clip, warm (median / p95) | {jf['warm_ms_median']:.1f} / "
+        f"{jf['warm_ms_p95']:.1f} ms | {j['warm_ms_median']:.1f} / {j['warm_ms_p95']:.1f} ms | "
+        f"{j['warm_ms_median'] / jf['warm_ms_median']:.1f}x |",
+        f"| judge: the network alone, best ({jf['network_gflop_per_clip']:.2f} / "
+        f"{j['network_gflop_per_clip']:.1f} GFLOP a clip) | {jf['network_ms_best']:.1f} ms | "
+        f"{j['network_ms_best']:.1f} ms | {j['network_ms_best'] / jf['network_ms_best']:.1f}x |",
+        f"| judge a batch of {jf['batch_size']} clips, clips/s | "
+        f"{jf['batch_clips_per_s']:.0f} | {j['batch_clips_per_s']:.0f} | "
+        f"{jf['batch_clips_per_s'] / j['batch_clips_per_s']:.1f}x |",
+    ] + ([f"| peak memory of judging | {r['memory_mb']['judge_fast']:.0f} MB | "
+          f"{r['memory_mb']['judge']:.0f} MB | |"] if "memory_mb" in r else [])
+
 
 
 def _cpu_name() -> str:

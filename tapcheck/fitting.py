@@ -114,9 +114,16 @@ def _batches(run: _Run, n: int, *, epoch: int) -> list[torch.Tensor]:
     return [order[i * run.batch:(i + 1) * run.batch] for i in range(run.steps)]
 
 
-def _train_step(run: _Run, xb: torch.Tensor, yb: torch.Tensor, *, train: TrainConfig
-                ) -> tuple[float, int | None]:
+#: a per-batch change of crops and labels, e.g. :class:`tapcheck.augment.PseudoAnomalyBatches`
+BatchTransform = Callable[[torch.Tensor, torch.Tensor, torch.Generator],
+                          tuple[torch.Tensor, torch.Tensor]]
+
+
+def _train_step(run: _Run, xb: torch.Tensor, yb: torch.Tensor, *, train: TrainConfig,
+                transform: BatchTransform | None = None) -> tuple[float, int | None]:
     """One optimiser step on a batch (augmented here); its loss and correct count."""
+    if transform is not None:
+        xb, yb = transform(xb, yb, run.generator)
     if train.freq_stretch > 0:
         spread = torch.rand(len(xb), generator=run.generator) * 2 - 1
         xb = stretch_frequencies(xb, 1 + spread * train.freq_stretch)
@@ -133,7 +140,8 @@ def _train_step(run: _Run, xb: torch.Tensor, yb: torch.Tensor, *, train: TrainCo
 
 
 def _train_epoch(run: _Run, X: torch.Tensor, y: torch.Tensor, *, epoch: int,
-                 train: TrainConfig, show: bool) -> dict[str, Any]:
+                 train: TrainConfig, show: bool,
+                 transform: BatchTransform | None = None) -> dict[str, Any]:
     """One pass over the training crops; the epoch's history entry."""
     from tqdm.auto import tqdm
 
@@ -142,7 +150,7 @@ def _train_epoch(run: _Run, X: torch.Tensor, y: torch.Tensor, *, epoch: int,
     bar = tqdm(_batches(run, len(X), epoch=epoch), desc=f"epoch {epoch}/{train.epochs}",
                unit="batch", leave=False, disable=not show)
     for idx in bar:
-        loss, n_correct = _train_step(run, X[idx], y[idx], train=train)
+        loss, n_correct = _train_step(run, X[idx], y[idx], train=train, transform=transform)
         total += loss * len(idx)
         count += len(idx)
         if n_correct is not None:
@@ -177,7 +185,8 @@ def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Conf
               validation: tuple[torch.Tensor, torch.Tensor] | None = None,
               progress: bool | None = None, log: Callable[[str], None] | None = None,
               resume: dict[str, Any] | None = None,
-              on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict]:
+              on_epoch: Callable[[dict[str, Any]], None] | None = None,
+              transform: BatchTransform | None = None) -> list[dict]:
     """Train ``model`` on crops ``X`` (N, 1, bins, frames) with labels ``y`` (N,).
 
     Parameters
@@ -190,6 +199,10 @@ def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Conf
         A state ``on_epoch`` was handed by an earlier run: continue that run where it stopped.
     on_epoch : callable, optional
         Receives the state after each epoch (see :func:`tapcheck.resume.training_state`).
+    transform : callable, optional
+        ``(crops, labels, generator) -> (crops, labels)`` applied to every training batch
+        before the frequency stretch (one-class data:
+        :class:`~tapcheck.augment.PseudoAnomalyBatches`).
 
     Returns the history: one dict per epoch (loss, learning rate, seconds, model extras).
     """
@@ -197,7 +210,7 @@ def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Conf
     run = _start_run(model, y, train=train, resume=resume)
     show = sys.stderr.isatty() if progress is None else progress
     for epoch in range(len(run.history) + 1, train.epochs + 1):
-        entry = _train_epoch(run, X, y, epoch=epoch, train=train, show=show)
+        entry = _train_epoch(run, X, y, epoch=epoch, train=train, show=show, transform=transform)
         if validation is not None and len(validation[0]):
             _validate(run, entry, validation)
         run.history.append(entry)

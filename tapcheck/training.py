@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from .config import Config
-from .augment import PSEUDO_ANOMALIES
+from .augment import PSEUDO_ANOMALIES, PseudoAnomalyBatches
 from .calibration import warn_if_thin
 from .datasets import Dataset, Take
 from .detectors import SCORERS, ThresholdDetector
@@ -150,7 +150,8 @@ def dataset_crops(dataset: Dataset, takes: list[Take], *, cache: FeatureCache,
         ) from None
 
 
-def add_pseudo_anomalies(data: TrainingData) -> TrainingData:
+def add_pseudo_anomalies(data: TrainingData, *, per_batch: bool = False
+                         ) -> tuple[TrainingData, PseudoAnomalyBatches | None]:
     """One normal class only: add self-made defect classes made from its crops.
 
     Metric-learning and classification objectives need at least two classes. With a single
@@ -158,20 +159,27 @@ def add_pseudo_anomalies(data: TrainingData) -> TrainingData:
     synthetic defects, each transform of :data:`tapcheck.augment.PSEUDO_ANOMALIES` (modes moved
     up or down, a silenced band, a faster decay) turns the normal clips into one pseudo-anomaly
     class. Pseudo clips are trained on but never become references or calibration clips.
+
+    With ``per_batch`` the classes are added but not their clips: the returned hook for
+    :func:`~tapcheck.fitting.fit_model` draws them per batch (an epoch the size of the normal
+    data instead of five times it). Otherwise every pseudo clip is materialised and the hook is
+    ``None``.
     """
+    n_real = len(data.classes)
+    data = dataclasses.replace(data, classes=data.classes + list(PSEUDO_ANOMALIES),
+                               class_labels=data.class_labels + ["pseudo"] * len(PSEUDO_ANOMALIES))
+    if per_batch:
+        normal = [i for i, label in enumerate(data.class_labels) if label == "normal"]
+        return data, PseudoAnomalyBatches(n_real, normal)
     normal = data.fit_clips[data.fit_normal]
     clips, labels = [data.fit_clips], [data.fit_labels]
-    names = list(data.classes)
-    for name, transform in PSEUDO_ANOMALIES.items():
+    for j, transform in enumerate(PSEUDO_ANOMALIES.values()):
         clips.append(transform(normal))
-        labels.append(np.full(len(normal), len(names)))
-        names.append(name)
-    n_extra = len(names) - len(data.classes)
+        labels.append(np.full(len(normal), n_real + j))
+    n_extra = len(PSEUDO_ANOMALIES) * len(normal)
     return dataclasses.replace(
         data, fit_clips=np.concatenate(clips), fit_labels=np.concatenate(labels),
-        fit_normal=np.concatenate([data.fit_normal, np.zeros(n_extra * len(normal), bool)]),
-        classes=names, class_labels=data.class_labels + ["pseudo"] * n_extra,
-        fit_takes=data.fit_takes)
+        fit_normal=np.concatenate([data.fit_normal, np.zeros(n_extra, bool)])), None
 
 
 def make_detector(config: Config, data: TrainingData) -> ThresholdDetector:
@@ -252,8 +260,9 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     check_partial(partial, resume=resume)
     started = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
-    data = _with_classes(prepare_data(dataset, config=config, cache=cache, progress=show),
-                         spec=spec, root=dataset.root)
+    data, transform = _with_classes(
+        prepare_data(dataset, config=config, cache=cache, progress=show), spec=spec,
+        root=dataset.root, per_batch=config.train.pseudo_per_batch)
     f = config.features
     torch.manual_seed(config.train.seed)
     model = spec.build(n_classes=len(data.classes), train=config.train,
@@ -262,7 +271,8 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     state, on_epoch = progress_saver(partial, resume=resume, config=config, data=data,
                                      dataset=dataset)
     history = fit_model(model, X, y, config=config, validation=data.validation_samples(),
-                        progress=progress, log=log, resume=state, on_epoch=on_epoch)
+                        progress=progress, log=log, resume=state, on_epoch=on_epoch,
+                        transform=transform)
 
     detector = make_detector(config, data)
     net = model.for_inference(bf16=bf16_inference(bf16=config.train.bf16))  # as judge does
@@ -278,18 +288,20 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
         train_seconds=seconds)
 
 
-def _with_classes(data: TrainingData, *, spec, root: Path) -> TrainingData:
-    """One class only, for a model that needs several: add pseudo-anomaly classes, and say so."""
+def _with_classes(data: TrainingData, *, spec, root: Path, per_batch: bool
+                  ) -> tuple[TrainingData, PseudoAnomalyBatches | None]:
+    """One class only, for a model that needs several: add pseudo-anomaly classes (in full, or
+    drawn per batch by the returned transform), and say so."""
     if not (spec.family.needs_classes and len(data.classes) == 1):
-        return data
-    data = add_pseudo_anomalies(data)
+        return data, None
+    data, transform = add_pseudo_anomalies(data, per_batch=per_batch)
     # not a problem, but the user should know what the model was taught
     warnings.warn(f"{root}: the training split holds one class ({data.classes[0]}); "
                   f"{spec.name} learns it against {len(data.classes) - 1} pseudo-anomaly "
                   "classes made from its crops (modes shifted, a notch, extra damping) — "
                   "record more boards or sides for a stronger model", TapcheckWarning,
                   stacklevel=3)
-    return data
+    return data, transform
 
 
 def _provenance(dataset: Dataset, data: TrainingData) -> dict:

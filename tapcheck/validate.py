@@ -134,6 +134,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "calibration": one_of("leave-one-board-out", "hold-out"),
         "board_taps": whole(1, 1000),
         "board_far": number(0.0, 1.0, lo_open=True, hi_open=True),
+        "pseudo_per_batch": flag,
     },
     "record": {
         "clip_dbfs": number(-400.0, 0.0),

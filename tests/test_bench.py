@@ -7,7 +7,7 @@ import torch
 
 from tapcheck import bench
 from tapcheck.config import TrainConfig
-from tapcheck.models import get_spec
+from tapcheck.models import FAST_MODEL, get_spec
 
 
 def test_resnet18_training_step_costs_what_the_readme_says():
@@ -18,8 +18,28 @@ def test_resnet18_training_step_costs_what_the_readme_says():
     assert bench.step_flops(model, batch=2) / 1e9 == pytest.approx(10.48, abs=0.01)
 
 
+def test_the_fast_model_costs_a_tenth_of_resnet18s_arithmetic():
+    """docs/fast-model.md: 1.2 GFLOP a training sample against ResNet18's 10.48."""
+    flops = {}
+    for name in ("arcface-resnet18", FAST_MODEL):
+        spec = get_spec(name)
+        torch.manual_seed(0)
+        model = spec.build(n_classes=10, train=spec.resolve(TrainConfig()), input_shape=(100, 120))
+        flops[name] = bench.step_flops(model, batch=2) / 1e9
+    assert flops[FAST_MODEL] == pytest.approx(1.17, abs=0.01)
+    assert flops["arcface-resnet18"] / flops[FAST_MODEL] > 8
+
+
 def test_bench_measures_everything_and_formats_the_table(tiny_dataset, tiny_model, tmp_path):
+    from tapcheck.config import Config
+    from tapcheck.featurecache import FeatureCache
+    from tapcheck.modelfile import save_checkpoint
+    from tapcheck.training import train_model
+
     clips = [tiny_dataset.path_of(t) for t in tiny_dataset.takes[:3]]
+    fast = save_checkpoint(tmp_path / f"{FAST_MODEL}.pt", train_model(
+        tiny_dataset, config=Config().replace("train", model=FAST_MODEL, epochs=1, batch_size=16),
+        cache=FeatureCache(tmp_path / "model-cache"), progress=False))
     results = {
         "machine": {"cpu": "test", "cpus": 2, "torch": torch.__version__, "torch_threads": 1,
                     "bf16_native": True},
@@ -27,22 +47,33 @@ def test_bench_measures_everything_and_formats_the_table(tiny_dataset, tiny_mode
         "features": bench.feature_speed(clips, tmp_path / "cache"),
         "training": bench.training_speed(steps=1, batch=4),
         "judge": bench.judge_speed(tiny_model, clips),
-        "memory_mb": {"train": 1.0, "judge": bench.peak_memory_mb(
+        "judge_fast": bench.judge_speed(fast, clips),
+        "memory_mb": {"train": 1.0, "judge_fast": 1.0, "judge": bench.peak_memory_mb(
             f"from tapcheck.judge import Judge; Judge({str(tiny_model)!r}).judge_files("
             f"[{str(clips[0])!r}])")},
     }
     assert all(v > 0 for v in results["matmul_gflops"].values())
     assert results["features"]["cached_clips_per_s"] > 0 < results["features"]["cold_clips_per_s"]
     models = [t["model"] for t in results["training"]]
-    assert models == ["arcface-resnet18", "arcface-shallow", "ae"]
+    assert models == ["arcface-resnet18", FAST_MODEL, "arcface-shallow", "ae"]
     for t in results["training"]:
         assert t["speedup"] == pytest.approx(t["tapcheck_samples_per_s"] / t["naive_samples_per_s"])
     judge = results["judge"]
     assert judge["batch_size"] == 3 and judge["cold_cli_s_median"] > 0
     assert judge["network_gflop_per_clip"] == pytest.approx(7.0, abs=0.05)  # README: 7.0 GFLOP
+    fast_judge = results["judge_fast"]
+    assert judge["name"] == "arcface-resnet18" and fast_judge["name"] == FAST_MODEL
+    assert fast_judge["network_gflop_per_clip"] == pytest.approx(0.78, abs=0.01)  # two crops
     assert results["memory_mb"]["judge"] > 200  # torch and a ResNet18: hundreds of MB
     table = bench.format_results(results)
-    assert table.count("\n| training ") == 6 and "| `tapcheck judge clip.wav`" in table
+    assert table.count("\n| training ") == 8 and "| `tapcheck judge clip.wav`" in table
+    # the fast model's rows set it against arcface-resnet18 of the same run
+    study = results["training"][0]["tapcheck_samples_per_s"]
+    ratio = results["training"][1]["tapcheck_samples_per_s"] / study
+    assert f"| {FAST_MODEL} against arcface-resnet18 (same run) |" in table
+    assert "| training, samples/s (tapcheck's loop) | " in table and f"{ratio:.2f}x |" in table
+    old = {k: v for k, v in results.items() if k != "judge_fast"}  # a file from before it
+    assert "against arcface-resnet18" not in bench.format_results(old)
 
 
 def test_a_failing_judge_is_not_timed(tmp_path):

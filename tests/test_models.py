@@ -10,7 +10,7 @@ from tapcheck.featurecache import FeatureCache
 from tapcheck.judge import Judge
 from tapcheck.modelfile import load_model, save_checkpoint
 from tapcheck.models import MODELS, STUDY_MODELS, get_spec
-from tapcheck.models.backbones import ResNet18, ShallowNet
+from tapcheck.models.backbones import LiteResNet, ResNet18, ShallowNet
 from tapcheck.training import train_model
 
 
@@ -67,8 +67,20 @@ def test_shallow_net_is_the_studys():
     assert net.fc[0].in_features == 64  # study: Linear(in_features=64)
 
 
-def test_one_class_gets_pseudo_anomalies(tiny_dataset, tmp_path):
-    """Only one normal board side: metric learning still trains, on self-made defect classes."""
+@pytest.mark.parametrize("per_batch", [True, False])
+def test_one_class_gets_pseudo_anomalies(per_batch, tiny_dataset, tmp_path, monkeypatch):
+    """Only one normal board side: metric learning still trains, on self-made defect classes
+    drawn per batch (``train.pseudo_per_batch = true``) or materialised in full (the default)."""
+    import tapcheck.training
+
+    seen = {}
+    fit = tapcheck.training.fit_model
+
+    def spy(model, X, y, **kwargs):  # what the training loop was handed
+        seen.update(n=len(X), labels=set(y.tolist()), transform=kwargs.get("transform"))
+        return fit(model, X, y, **kwargs)
+
+    monkeypatch.setattr(tapcheck.training, "fit_model", spy)
     from tapcheck.datasets import Dataset
 
     one = Dataset.create(tmp_path / "one")
@@ -77,7 +89,8 @@ def test_one_class_gets_pseudo_anomalies(tiny_dataset, tmp_path):
         (one.root / t.path).parent.mkdir(parents=True, exist_ok=True)
         (one.root / t.path).write_bytes(tiny_dataset.path_of(t).read_bytes())
     one.write_manifest()
-    config = Config().replace("train", model="arcface-shallow", epochs=1, batch_size=8)
+    config = Config().replace("train", model="arcface-shallow", epochs=1, batch_size=8,
+                              pseudo_per_batch=per_batch)
     with pytest.warns(TapcheckWarning, match="one class .* 4 pseudo-anomaly classes"):
         checkpoint = train_model(Dataset.open(one.root), config=config, cache=FeatureCache(),
                                  progress=False)
@@ -88,3 +101,27 @@ def test_one_class_gets_pseudo_anomalies(tiny_dataset, tmp_path):
     # references are the normal clips only
     ref = checkpoint["detector"]["reference"]
     assert ref.shape[0] == checkpoint["dataset"]["fit_clips"]
+    n_fit = 2 * checkpoint["dataset"]["fit_clips"]  # two crops a clip
+    if per_batch:  # an epoch is the normal crops alone; the hook draws the pseudo classes
+        assert seen["n"] == n_fit and seen["labels"] == {0} and seen["transform"] is not None
+    else:  # every pseudo class in full: five times the data
+        assert seen["n"] == 5 * n_fit and seen["labels"] == {0, 1, 2, 3, 4}
+        assert seen["transform"] is None
+
+
+def test_lite_net_is_a_strided_narrow_resnet_with_global_pooling():
+    net = LiteResNet(embedding_dim=128)
+    assert net.stem[0].stride == (2, 2)
+    assert [b.conv2.out_channels for b in net.stages] == [32, 64, 128, 256]
+    assert net.fc.in_features == 256  # pooled, not a flatten of the 7 x 8 map
+    assert net(torch.zeros(2, 1, 100, 120)).shape == (2, 128)
+    assert net(torch.zeros(2, 1, 64, 90)).shape == (2, 128)  # any crop size
+    from torch.utils.flop_counter import FlopCounterMode
+
+    flops = {}
+    for name, backbone in (("lite", net), ("resnet18", ResNet18(embedding_dim=512))):
+        with FlopCounterMode(display=False) as counter:
+            backbone(torch.zeros(1, 1, 100, 120))
+        flops[name] = counter.get_total_flops()
+    assert flops["lite"] / 1e9 == pytest.approx(0.39, abs=0.01)  # module docstring
+    assert flops["resnet18"] > 8 * flops["lite"]

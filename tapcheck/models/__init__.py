@@ -7,7 +7,11 @@ this table.
 
 Embedding size: 512 on ResNet18 (the study's fc5), 32 on the shallow net (the width of its last
 hidden layer: wider adds nothing, and the study's 2-D bottleneck "did not improve accuracy" —
-t-SNE does the plotting instead), 32 for the autoencoders' code (Keras blog).
+t-SNE does the plotting instead), 32 for the autoencoders' code (Keras blog), 128 on the
+``lite`` net (a quarter of ResNet18's 512, as its last stage is half as wide and pooled).
+
+The ``lite`` backbone (``models/backbones.py``, ``docs/fast-model.md``) carries every head of
+ResNet18 with ResNet18's optimiser settings: ``cnn-lite``, ``triplet-lite``, ``arcface-lite``, ...
 """
 
 from __future__ import annotations
@@ -86,12 +90,20 @@ _SPECS = [
     ModelSpec("triplet-resnet18", TripletModel, "ResNet18, online triplet loss (study #6)",
               dict(backbone="resnet18"), _defaults("adam", 1e-3, 15, 512, "knn")),
 ]
-for _backbone, _study in (("shallow", 7), ("resnet18", 8)):
+# the fast model: every head on the lite net, with ResNet18's optimiser settings
+_LITE = _defaults("sgd", 0.01, 15, 128, "knn")
+_SPECS += [
+    ModelSpec("cnn-lite", ClassifierModel, "lite ResNet CNN, cross-entropy (fast)",
+              dict(backbone="lite"), _LITE),
+    ModelSpec("triplet-lite", TripletModel, "lite ResNet, online triplet loss (fast)",
+              dict(backbone="lite"), {**_LITE, "optimizer": "adam", "lr": 1e-3}),
+]
+for _backbone, _study in (("shallow", 7), ("resnet18", 8), ("lite", None)):
     for _head, _about in _HEADS.items():
-        _note = f" (study #{_study})" if _head == "arcface" else ""
+        _note = f" (study #{_study})" if _head == "arcface" and _study else ""
         # study 7: ArcFace shallow, SGD lr 1e-3, 100-200 epochs; 8: ResNet18, SGD lr 0.01, 100
-        _opt = (_defaults("sgd", 1e-3, 60, 32, "knn") if _backbone == "shallow"
-                else _defaults("sgd", 0.01, 15, 512, "knn"))
+        _opt = {"shallow": _defaults("sgd", 1e-3, 60, 32, "knn"),
+                "resnet18": _defaults("sgd", 0.01, 15, 512, "knn"), "lite": _LITE}[_backbone]
         _SPECS.append(ModelSpec(f"{_head}-{_backbone}", CosineModel,
                                 f"{_about} on the {_backbone} net{_note}",
                                 dict(backbone=_backbone, head=_head), _opt))
@@ -101,6 +113,10 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 #: the study's eight methods, in its order
 STUDY_MODELS = ("ae", "vae", "cnn-shallow", "cnn-resnet18", "triplet-shallow", "triplet-resnet18",
                 "arcface-shallow", "arcface-resnet18")
+
+
+#: the laptop model (docs/fast-model.md), measured beside the study's best by ``tapcheck bench``
+FAST_MODEL = "arcface-lite"
 
 
 def get_spec(name: str) -> ModelSpec:

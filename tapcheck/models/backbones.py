@@ -1,6 +1,6 @@
-"""The study's two embedding networks, written out (no torchvision).
+"""The study's two embedding networks and a fast one, written out (no torchvision).
 
-Both map a standardised crop ``(N, 1, 100, 120)`` to an embedding ``(N, embedding_dim)``.
+All three map a standardised crop ``(N, 1, 100, 120)`` to an embedding ``(N, embedding_dim)``.
 
 - :class:`ResNet18` is the study's variant (ronghuaiyang/arcface-pytorch's ``resnet_face18`` as
   printed in the study): a 3x3 stride-1 stem without max-pool, four stages of two BasicBlocks
@@ -109,4 +109,39 @@ class ShallowNet(nn.Module):
         return self.fc(torch.flatten(self.convnet(x), 1))
 
 
-BACKBONES = {"resnet18": ResNet18, "shallow": ShallowNet}
+class LiteResNet(nn.Module):
+    """A narrow ResNet with a strided stem and global average pooling (the ``lite`` backbone).
+
+    Parameters
+    ----------
+    embedding_dim : int
+        Size of the output (the registry's default: 128).
+    input_shape : (int, int)
+        Crop size; any size works (global pooling), it is stored for the model file only.
+    widths : tuple of int
+        Channels of the four stages: half of ResNet18's 64-512 (He et al. 2016).
+    """
+
+    def __init__(self, embedding_dim: int = 128, input_shape: tuple[int, int] = (100, 120),
+                 widths: tuple[int, ...] = (32, 64, 128, 256)):
+        super().__init__()
+        # 3x3 stride 2: 100 x 120 -> 50 x 60 at once, the 4x cut of the arithmetic that
+        # torchvision's ResNet stem makes with 7x7 stride 2 + max-pool, without the max-pool
+        self.stem = nn.Sequential(nn.Conv2d(1, widths[0], 3, stride=2, padding=1, bias=False),
+                                  nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+        blocks, in_channels = [], widths[0]
+        for i, channels in enumerate(widths):  # stage 1 keeps 50 x 60; the others halve
+            blocks.append(BasicBlock(in_channels, channels, stride=1 if i == 0 else 2))
+            in_channels = channels
+        self.stages = nn.Sequential(*blocks)
+        self.fc = nn.Linear(in_channels, embedding_dim)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stages(self.stem(x))
+        return self.fc(x.mean(dim=(2, 3)))  # global average pooling (7 x 8 for 100 x 120)
+
+
+BACKBONES = {"resnet18": ResNet18, "shallow": ShallowNet, "lite": LiteResNet}
