@@ -59,13 +59,8 @@ def _connect(ray, address: str | None, *, object_bytes: int) -> None:
         _check_reachable(address)
     try:
         if address:
-            # A head on loopback: the driver must say it is on loopback too, or Ray takes this
-            # machine's primary address for it and looks for a raylet there that is not
-            # (seen here: a head on 127.0.0.1, a driver resolving to the eth0 address).
-            local = address.rpartition(":")[0] in ("127.0.0.1", "localhost")
             ray.init(address=address, runtime_env=env, log_to_driver=False,
-                     logging_level="ERROR", **({"_node_ip_address": "127.0.0.1"} if local
-                                                else {}))
+                     logging_level="ERROR")
         else:
             # a local instance sized for the crops, not Ray's default of 30 % of the memory
             ray.init(runtime_env=env, include_dashboard=False, log_to_driver=False,

@@ -67,8 +67,7 @@ def ray_cluster():
             assert time.monotonic() < deadline, "the Ray head did not come up in 10 minutes"
             try:
                 probe = subprocess.run([sys.executable, "-c", "import ray; ray.init(address="
-                                        f"'{address}', logging_level='ERROR', "
-                                        "_node_ip_address='127.0.0.1'); ray.shutdown()"],
+                                        f"'{address}', logging_level='ERROR'); ray.shutdown()"],
                                        capture_output=True, env=single_thread_env(), timeout=180)
             except subprocess.TimeoutExpired:
                 continue
