@@ -8,6 +8,7 @@ by the kernel (see ``obeying_file_modes``).
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import shutil
@@ -173,7 +174,7 @@ def test_dataset_problems_are_each_named_with_their_fix(small_train_set, tmp_pat
     write_tone(takes[paths[4]], channels=2, duration_s=3.0, tap_at_s=1.0)  # stereo
     orphan = root / "board01" / "left" / "take099.wav"
     shutil.copyfile(takes[paths[5]], orphan)
-    ds.takes[6] = ds.takes[6].__class__(**{**ds.takes[6].__dict__, "label": "defect"})
+    ds.takes[6] = dataclasses.replace(ds.takes[6], label="defect")
     ds.write_manifest()
 
     code, out, _ = run_cli("doctor", "--dataset", root)
