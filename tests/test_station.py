@@ -182,7 +182,7 @@ def test_bad_input_is_one_line(separating_model, tmp_path, run_cli, monkeypatch)
     code, _, err = run_cli("station", "--model", separating_model, "--port", free_port())
     assert code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith(f"tapcheck: error: {other / 'inspections.sqlite'}: ")
-    assert "schema" in err or "no such column" in err
+    assert "is not a tapcheck inspection log" in err  # refused before anything is written
 
     code, _, err = run_cli("station", "--model", separating_model, "--host", "192.0.2.1",
                            "--port", free_port())
