@@ -22,7 +22,8 @@ class ImportResult:
     stopped: int = 0  # files not tried after a storage error
 
 
-def import_clips(files: Sequence[str | os.PathLike], dataset: Dataset, *, board: int, side: str,
+def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike | Dataset, *,
+                 board: int, side: str,
                  label: str, group: str = "", split: str = "train", config: Config | None = None,
                  on_take: Callable[[Path, Take], None] | None = None) -> ImportResult:
     """Convert each file to mono at ``config.audio.sr`` and add it as the next take of a board.
@@ -33,8 +34,8 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: Dataset, *, board:
     Parameters
     ----------
     files : sequence of path
-    dataset : Dataset
-        Opened or created by the caller.
+    dataset : str, PathLike or Dataset
+        A dataset, or its name or folder: created (only once the labels are checked) if new.
     board, side, label, group, split : the manifest columns of every imported take.
     config : Config, optional
         The audio and feature settings the takes must suit (default: the defaults).
@@ -44,9 +45,11 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: Dataset, *, board:
     from .features import load_clip, strike_crops
 
     config = config or Config()
-    check_slug(side, "side")
+    check_slug(side, "side")  # before a new dataset's folder is made
     if group:
         check_slug(group, "group")
+    if not isinstance(dataset, Dataset):
+        dataset = Dataset.create(dataset)
     result = ImportResult()
     with dataset.locked():  # one importer (or recorder) at a time; a second is told who
         for path in map(Path, files):

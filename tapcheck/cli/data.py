@@ -45,21 +45,17 @@ def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label:
     the board side; a file that cannot be read, or holds no strike, is listed at the end and not
     imported.
     """
-    from ..datasets import Dataset, check_slug
+    from ..datasets import dataset_path
     from ..importing import import_clips
 
-    config = parse_config(config_path)
-    check_slug(side, "side")  # before the dataset folder is created
-    if group:
-        check_slug(group, "group")
-    ds = Dataset.create(dataset)
-    result = import_clips(files, ds, board=board, side=side, label=label, group=group,
-                          split=split, config=config,
-                          on_take=lambda path, take: click.echo(f"{path} -> {ds.root / take.path}"))
+    root = dataset_path(dataset)
+    result = import_clips(files, dataset, board=board, side=side, label=label, group=group,
+                          split=split, config=parse_config(config_path),
+                          on_take=lambda path, take: click.echo(f"{path} -> {root / take.path}"))
     for message in result.errors:
         echo_err(f"tapcheck: error: {message}")
     not_tried = f"; {result.stopped} not tried" if result.stopped else ""
-    click.echo(f"imported {len(result.imported)} of {len(files)} file(s) into {ds.root}"
+    click.echo(f"imported {len(result.imported)} of {len(files)} file(s) into {root}"
                f"{not_tried}")
     return 2 if result.errors else 0
 
