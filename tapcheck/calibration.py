@@ -139,7 +139,7 @@ def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = Non
         Stated false-alarm rate per tap.
     groups : np.ndarray, shape (n,), optional
         Board of each score (for the board threshold and the statement).
-    method : {"leave-one-board-out", "hold-out", "in-sample", "leave-one-clip-out"}
+    method : {"cross-fit", "leave-one-board-out", "hold-out", "in-sample", "leave-one-clip-out"}
     board_taps, board_far : taps per board verdict and its stated false-alarm rate per board.
     source : str
         Name for the warning (the model or dataset).
@@ -157,6 +157,8 @@ def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = Non
     medians = tap_medians(scores, groups, taps=board_taps)
     holds = {"leave-one-board-out": f"unseen boards (each of {n_groups} training boards scored "
                                     "against the reference without it)",
+             "cross-fit": f"unseen boards (each of {n_groups} training boards scored by a "
+                          "network trained without it)",
              "hold-out": "boards in the training split (held-out takes of known boards)",
              "in-sample": "boards in the training split (scored by a model trained on them)",
              "leave-one-clip-out": "boards in the training split (each clip against the others)"}

@@ -74,7 +74,11 @@ class TrainConfig:
     knn_exp: bool = False  # AdaCos source: score exp(1 - cos) instead of 1 - cos
     far: float = 0.05  # false-alarm rate the threshold is set for, on normal clips only
     calib_fraction: float = 0.15  # normal takes held out: validation, prob/recon threshold
-    calibration: str = "hold-out"  # knn threshold: held-out takes, or "leave-one-board-out"
+    # threshold from: held-out takes of known boards ("hold-out"), every take against the
+    # reference without its board ("leave-one-board-out", kNN), or networks trained without each
+    # fold of boards ("cross-fit": crossfit_folds more trainings; docs/new-boards.md)
+    calibration: str = "hold-out"
+    crossfit_folds: int = 4  # demo: 4 normal training boards, one left out per fold
     board_taps: int = 3  # taps an inspector makes per board: the board verdict is their median
     board_far: float = 0.02  # false-alarm rate per healthy board the board threshold is set for
     arcface_scale: float | None = None  # None: from the number of classes, see models/cosine.py

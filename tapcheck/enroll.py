@@ -58,7 +58,8 @@ def add_references(detector, emb: np.ndarray, *, group: int) -> None:
     """Append embeddings (n, D) of one board to a fitted kNN detector and recalibrate it the
     way it was calibrated.
 
-    Leave-one-board-out: every reference is rescored without its board. Hold-out: the stored
+    Cross-fit: the threshold stays (its scores are of boards no network heard; a larger
+    reference can only lower a new board's score). Leave-one-board-out: every reference is rescored without its board. Hold-out: the stored
     scores of the held-out takes are kept (the larger reference can only lower them, so they
     err on the safe side) and each new clip adds its score against the reference without
     itself, as a held-out take of a known board would score.
@@ -69,6 +70,10 @@ def add_references(detector, emb: np.ndarray, *, group: int) -> None:
     method = detector.calibration_["method"]
     if method == "leave-one-board-out":
         detector.fit(reference, groups=groups)
+        return
+    if method == "cross-fit":  # scores of boards no network heard: the new board changes none
+        detector._fit_reference(reference)
+        detector.reference_groups_ = groups
         return
     detector._fit_reference(reference)
     detector.reference_groups_ = groups

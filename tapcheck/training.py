@@ -9,8 +9,9 @@
 4. The detector is fitted: reference = the normal training takes, threshold = a robust gamma fit
    of the held-out takes' scores (:mod:`tapcheck.calibration`: interval, board threshold, which
    boards the rate holds for). With ``train.calibration = "leave-one-board-out"`` (kNN) every
-   normal take is the reference and is scored against it *without its board* instead. Defect
-   labels never set it.
+   normal take is the reference and is scored against it *without its board* instead; with
+   ``"cross-fit"`` the threshold comes from networks trained without each fold of boards
+   (:mod:`tapcheck.crossfit`, ``crossfit_folds`` more trainings). Defect labels never set it.
 5. Everything goes into one checkpoint, written atomically only at the end.
 
 The training loop itself is :mod:`tapcheck.fitting`. A run saves its progress after every epoch
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 
 from .config import Config
+from .crossfit import crossfit_folds, crossfit_scores
 from .augment import PSEUDO_ANOMALIES, PseudoAnomalyBatches
 from .calibration import warn_if_thin
 from .datasets import Dataset, Take
@@ -212,7 +214,8 @@ def _fit_detector(detector: ThresholdDetector, net: TapModel, data: TrainingData
     else:
         detector.fit(reference, X_calib=calib if len(calib) else None, groups=boards,
                      calib_groups=calib_boards)
-    warn_if_thin(detector.calibration_)
+    if config.train.calibration != "cross-fit":  # cross-fit replaces this calibration
+        warn_if_thin(detector.calibration_)
 
 
 def _warn_if_collapsed(reference: np.ndarray, *, name: str) -> None:
@@ -260,9 +263,12 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     check_partial(partial, resume=resume)
     started = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
-    data, transform = _with_classes(
-        prepare_data(dataset, config=config, cache=cache, progress=show), spec=spec,
-        root=dataset.root, per_batch=config.train.pseudo_per_batch)
+    base = prepare_data(dataset, config=config, cache=cache, progress=show)
+    if config.train.calibration == "cross-fit":  # refuse one-board data before any training
+        crossfit_folds(np.array([t.board for t in base.fit_takes + base.calib_takes
+                                 if t.label == "normal"]), 2, seed=0)
+    data, transform = _with_classes(base, spec=spec, root=dataset.root,
+                                    per_batch=config.train.pseudo_per_batch)
     f = config.features
     torch.manual_seed(config.train.seed)
     model = spec.build(n_classes=len(data.classes), train=config.train,
@@ -277,6 +283,14 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     detector = make_detector(config, data)
     net = model.for_inference(bf16=bf16_inference(bf16=config.train.bf16))  # as judge does
     _fit_detector(detector, net, data, config=config, name=spec.name)
+    if config.train.calibration == "cross-fit":
+        scores, boards = crossfit_scores(
+            base, config=config, spec=spec, make_detector=make_detector, log=log,
+            progress=progress, with_classes=lambda d: _with_classes(
+                d, spec=spec, root=dataset.root, per_batch=config.train.pseudo_per_batch))
+        detector.calibration_scores_, detector.calibration_groups_ = scores, boards
+        detector.recalibrate(method="cross-fit")
+        warn_if_thin(detector.calibration_)
     resumed = state["history"] if state else []  # epochs an interrupted run had done
     seconds = time.perf_counter() - started + sum(h["seconds"] for h in resumed)
     return new_checkpoint(

@@ -1,0 +1,145 @@
+"""Cross-fitted calibration: scores of normal boards by networks that never heard them.
+
+A threshold fitted on held-out takes of the training boards is too low for a new board (its
+siblings are in the reference), and leave-one-board-out on the final network is far too high for
+a metric-learning network (it was trained to push exactly those boards apart; see
+``docs/new-boards.md``). What imitates a new board is a board the *network* has not heard:
+
+1. the normal training boards are dealt into ``train.crossfit_folds`` folds (by board);
+2. for each fold a network is trained, with the same settings and seed, on the training split
+   without that fold's boards (defect classes stay);
+3. each fold's normal takes are scored by that network against the reference of the other
+   boards' normal takes (embedded by the same network);
+4. the threshold of the final network (trained on every board) is the robust fit of these
+   out-of-fold scores (:func:`tapcheck.calibration.calibrate`, method ``"cross-fit"``).
+
+It costs ``crossfit_folds`` more trainings, each on ``(K - 1) / K`` of the normal boards. It
+assumes the final network places a new board about as far from its references as the fold
+networks placed theirs; ``tapcheck evaluate`` on unseen boards checks that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import Config
+from .errors import ParameterError
+from .fitting import fit_model
+from .models import ModelSpec
+from .models.base import represent_clips
+from .runtime import bf16_inference
+
+
+def crossfit_folds(boards: np.ndarray, folds: int, *, seed: int) -> list[np.ndarray]:
+    """The distinct normal training boards dealt into ``folds`` folds, shuffled by ``seed``.
+
+    Parameters
+    ----------
+    boards : np.ndarray, shape (n,)
+        Board of each normal training take (repeats allowed).
+    folds : int
+        Number of folds; at most the number of distinct boards.
+    seed : int
+
+    Returns
+    -------
+    list of np.ndarray
+        The boards of each fold (sorted), ``min(folds, n_boards)`` non-empty folds.
+    """
+    distinct = np.unique(boards)
+    if len(distinct) < 2:
+        raise ParameterError(
+            f"cross-fit calibration needs at least 2 normal training boards, not "
+            f"{len(distinct)} (a fold leaves whole boards out)",
+            fix="set train.calibration = \"hold-out\", or record more normal boards")
+    order = np.random.default_rng([seed, 3061]).permutation(distinct)
+    return [np.sort(part) for part in np.array_split(order, min(folds, len(distinct)))]
+
+
+def crossfit_scores(data, *, config: Config, spec: ModelSpec, with_classes: Callable,
+                    make_detector: Callable, log: Callable[[str], None] | None = None,
+                    progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold anomaly scores of every normal training take (fit and held-out).
+
+    Parameters
+    ----------
+    data : tapcheck.training.TrainingData
+        The training split as the final network sees it (before pseudo-anomaly classes).
+    config : Config
+        Resolved settings; ``train.crossfit_folds`` and ``train.seed`` are used.
+    spec : ModelSpec
+    with_classes : callable
+        ``TrainingData -> (TrainingData, transform)``: adds pseudo-anomaly classes when a
+        fold's network would have only one class (``training._with_classes``).
+    make_detector : callable
+        ``(Config, TrainingData) -> ThresholdDetector``, unfitted.
+    log : callable, optional
+        Receives a line per fold and per epoch.
+
+    Returns
+    -------
+    scores : np.ndarray, shape (n_normal,)
+        Score of each normal take, from the network trained without its board's fold.
+    boards : np.ndarray, shape (n_normal,)
+        Board of each score.
+    """
+    fit_boards = np.array([t.board for t in data.fit_takes])
+    calib_boards = np.array([t.board for t in data.calib_takes])
+    normal_boards = np.concatenate([fit_boards[data.fit_normal[:len(fit_boards)]],
+                                    calib_boards])
+    folds = crossfit_folds(normal_boards, config.train.crossfit_folds, seed=config.train.seed)
+    scores, groups = [], []
+    for i, held in enumerate(folds, start=1):
+        if log:
+            log(f"cross-fit {i}/{len(folds)}: a network without board(s) "
+                f"{', '.join(str(int(b)) for b in held)}")
+        fold_data = _without_boards(data, held)
+        fold_data, transform = with_classes(fold_data)
+        net = _train_fold(fold_data, config=config, spec=spec, transform=transform, log=log,
+                          progress=progress)
+        scorer = config.train.scorer
+        reference = represent_clips(net, fold_data.fit_clips[fold_data.fit_normal],
+                                    scorer).numpy()
+        detector = make_detector(config, fold_data)
+        detector.fit(reference)  # the threshold it sets is not used: only its scores
+        mine_fit = np.isin(fit_boards, held) & data.fit_normal[:len(fit_boards)]
+        mine_calib = np.isin(calib_boards, held)
+        query = np.concatenate([data.fit_clips[:len(fit_boards)][mine_fit],
+                                data.calib_clips[mine_calib]])
+        scores.append(detector.anomaly_score(represent_clips(net, query, scorer).numpy()))
+        groups.append(np.concatenate([fit_boards[mine_fit], calib_boards[mine_calib]]))
+    return np.concatenate(scores), np.concatenate(groups)
+
+
+def _without_boards(data, held: np.ndarray):
+    """``data`` without the normal takes of the ``held`` boards, classes re-indexed."""
+    n = len(data.fit_takes)
+    boards = np.array([t.board for t in data.fit_takes])
+    keep = ~(np.isin(boards, held) & data.fit_normal[:n])
+    calib_keep = ~np.isin(np.array([t.board for t in data.calib_takes]), held)
+    old = np.asarray(data.fit_labels[:n])[keep]
+    used = sorted(set(old.tolist()))
+    index = {c: j for j, c in enumerate(used)}
+    return dataclasses.replace(
+        data, fit_clips=data.fit_clips[:n][keep],
+        fit_labels=np.array([index[c] for c in old]), fit_normal=data.fit_normal[:n][keep],
+        calib_clips=data.calib_clips[calib_keep],
+        classes=[data.classes[c] for c in used], class_labels=[data.class_labels[c] for c in used],
+        fit_takes=[t for t, k in zip(data.fit_takes, keep, strict=True) if k],
+        calib_takes=[t for t, k in zip(data.calib_takes, calib_keep, strict=True) if k])
+
+
+def _train_fold(data, *, config: Config, spec: ModelSpec, transform, log, progress):
+    """One fold's network, trained as the final one is (same settings, same seed)."""
+    f = config.features
+    torch.manual_seed(config.train.seed)
+    model = spec.build(n_classes=len(data.classes), train=config.train,
+                       input_shape=(f.n_bins, f.n_frames))
+    X, y = data.samples()
+    fit_model(model, X, y, config=config, validation=data.validation_samples(),
+              progress=progress, log=log, transform=transform)
+    return model.for_inference(bf16=bf16_inference(bf16=config.train.bf16))
