@@ -66,6 +66,8 @@ class ThresholdDetector:
     """Shared machinery: subclasses define :meth:`anomaly_score` and :meth:`_fit_reference`."""
 
     kind = "base"
+    #: what the model hands this scorer (``TapModel.represent``): embeddings for ``knn``
+    represents = "knn"
 
     def __init__(self, *, far: float = 0.05, board_taps: int = 3, board_far: float = 0.02):
         self.far, self.board_taps, self.board_far = far, board_taps, board_far
@@ -257,6 +259,7 @@ class ProbDetector(ThresholdDetector):
     """
 
     kind = "prob"
+    represents = "prob"
 
     def __init__(self, *, normal_classes=(), far: float = 0.05, **board: Any):
         super().__init__(far=far, **board)
@@ -274,6 +277,7 @@ class ScoreDetector(ThresholdDetector):
     """The model's own per-clip anomaly score (reconstruction error), thresholded."""
 
     kind = "recon"
+    represents = "recon"
 
     def anomaly_score(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(X, dtype=np.float64).reshape(len(X), -1).mean(axis=1)
@@ -296,6 +300,11 @@ def _legacy_calibration(detector: ThresholdDetector) -> dict[str, Any]:
 
 SCORERS: dict[str, type[ThresholdDetector]] = {
     "knn": KNNDetector, "prob": ProbDetector, "recon": ScoreDetector}
+
+
+def representation_of(scorer: str) -> str:
+    """What a model must hand ``scorer``: ``"knn"`` (embeddings), ``"prob"`` or ``"recon"``."""
+    return SCORERS[scorer].represents
 
 
 def detector_from_state(state: dict[str, Any]) -> ThresholdDetector:

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .config import Config
+from .detectors import KNNDetector
 from .errors import ModelFileError, ParameterError
 from .features import clip_features
 from .judge import Judge, check_same_features
@@ -153,9 +154,10 @@ def _load_knn(path: Path, *, config: Config | None):
     loaded = load_model(path)
     if config is not None:
         check_same_features(loaded, config)
-    if loaded.scorer != "knn":
+    if not isinstance(loaded.detector, KNNDetector):  # knn, knn-ldn: scores by references
         raise ModelFileError(f"scores with '{loaded.scorer}', which has no reference clips to "
-                             "enrol into", path=path, fix="train a model with --scorer knn")
+                             "enrol into", path=path,
+                             fix="train a model with --scorer knn (or knn-ldn)")
     return loaded
 
 

@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .detectors import KNNDetector
 from .errors import DatasetError, ParameterError, TapcheckError
 from .judge import Judge
 from .models.base import represent_clips
@@ -84,7 +85,7 @@ class Explainer:
 
     def __init__(self, judge: Judge, *, reference_clips: np.ndarray | None = None,
                  n_bands: int = 8, n_windows: int = 4):
-        if judge.model.scorer != "knn":
+        if not isinstance(judge.model.detector, KNNDetector):  # knn, knn-ldn
             raise ParameterError(
                 f"explanations need a kNN model; {judge.name} scores with '{judge.model.scorer}'",
                 fix="explain a model trained with the knn scorer (e.g. arcface-resnet18)")

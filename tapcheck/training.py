@@ -39,7 +39,7 @@ from .crossfit import crossfit_folds, crossfit_scores
 from .augment import PSEUDO_ANOMALIES, PseudoAnomalyBatches
 from .calibration import warn_if_thin
 from .datasets import Dataset, Take
-from .detectors import SCORERS, ThresholdDetector
+from .detectors import SCORERS, KNNDetector, ThresholdDetector, representation_of
 from .errors import AudioError, DatasetError, TapcheckWarning
 from .featurecache import FeatureCache
 from .fitting import fit_model
@@ -188,8 +188,9 @@ def make_detector(config: Config, data: TrainingData) -> ThresholdDetector:
     """The configured scorer, not yet fitted."""
     train = config.train
     board = {"far": train.far, "board_taps": train.board_taps, "board_far": train.board_far}
-    if train.scorer == "knn":
-        return SCORERS["knn"](k=train.knn_k, metric=train.knn_metric, exp=train.knn_exp, **board)
+    if issubclass(SCORERS[train.scorer], KNNDetector):  # knn, knn-ldn
+        return SCORERS[train.scorer](k=train.knn_k, metric=train.knn_metric, exp=train.knn_exp,
+                                     **board)
     if train.scorer == "prob":
         normal = [i for i, label in enumerate(data.class_labels) if label == "normal"]
         return SCORERS["prob"](normal_classes=normal, **board)
@@ -208,7 +209,8 @@ def _fit_detector(detector: ThresholdDetector, net: TapModel, data: TrainingData
     boards = np.array([t.board for t in normal_fit])
     calib_boards = np.array([t.board for t in data.calib_takes])
     _warn_if_collapsed(reference, name=name)
-    if scorer == "knn" and config.train.calibration == "leave-one-board-out":
+    # embedding scorers can leave a board out (prob and recon have no reference to leave it from)
+    if representation_of(scorer) == "knn" and config.train.calibration == "leave-one-board-out":
         detector.fit(np.concatenate([reference, calib]),
                      groups=np.concatenate([boards, calib_boards]))
     else:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from tapcheck.detectors import (KNNDetector, ProbDetector, ScoreDetector, detector_from_state,
-                                gamma_threshold)
+from tapcheck.detectors import (SCORERS, KNNDetector, ProbDetector, ScoreDetector,
+                                detector_from_state, gamma_threshold, representation_of)
 
 
 def _clusters(seed=0):
@@ -136,3 +136,20 @@ def test_embedding_scorers_leave_boards_out_and_survive_the_model_file(kind):
     buffer.seek(0)
     back = detector_from_state(torch.load(buffer, weights_only=True))
     np.testing.assert_allclose(back.anomaly_score(Q), det.anomaly_score(Q), rtol=1e-6)
+
+
+@pytest.mark.parametrize("scorer", sorted(SCORERS))
+def test_every_scorer_is_fed_by_some_model_and_trains_from_its_name(scorer):
+    """Each registered scorer names what a model hands it, some registered model hands that,
+    and ``train.scorer = NAME`` builds it (knn-ldn and mahalanobis on embeddings)."""
+    from tapcheck.config import Config
+    from tapcheck.models import MODELS
+    from tapcheck.training import make_detector
+
+    assert representation_of(scorer) in ("knn", "prob", "recon")
+    takers = [s for s in MODELS.values() if representation_of(scorer) in s.family.scorers]
+    assert takers
+    config = Config().replace("train", model=takers[0].name, scorer=scorer)
+    config = Config(train=takers[0].resolve(config.train))  # what train_model does
+    data = type("Data", (), {"class_labels": ["normal", "defect"]})()
+    assert make_detector(config, data).kind == scorer

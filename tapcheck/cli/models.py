@@ -29,8 +29,9 @@ def _train_options(f):
         config_option(),
         click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the model's)."),
         click.option("--seed", type=int, help="Random seed."),
-        click.option("--scorer", type=click.Choice(["knn", "prob", "recon"]),
-                     help="Anomaly scorer (default: the model's)."),
+        click.option("--scorer", type=click.Choice(
+            ["knn", "knn-ldn", "mahalanobis", "prob", "recon"]),  # tapcheck.detectors.SCORERS
+            help="Anomaly scorer (default: the model's)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -42,12 +43,16 @@ def _train_options(f):
               help="Model to train [the config's train.model: arcface-resnet18]; `tapcheck "
                    "models` lists them.")
 @_train_options
+@click.option("--calibration", type=click.Choice(["hold-out", "leave-one-board-out", "cross-fit"]),
+              help="Where the threshold comes from [the config's train.calibration: hold-out]; "
+                   "cross-fit trains train.crossfit_folds more networks (docs/new-boards.md).")
 @click.option("--out", type=FILE, help="Model file [models/<model>.pt].")
 @click.option("--resume", is_flag=True,
               help="Continue the run that was interrupted (same options): its progress is in "
                    "<out>.partial, saved after every epoch.")
 def train(model_name: str | None, dataset: str, config_path: Path | None, epochs: int | None,
-          seed: int | None, scorer: str | None, out: Path | None, resume: bool) -> None:
+          seed: int | None, scorer: str | None, calibration: str | None, out: Path | None,
+          resume: bool) -> None:
     """Train a model on a dataset's training split and save it as one self-describing file.
 
     The model file is written only when training is done; until then progress is saved beside it
@@ -63,7 +68,7 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     from ..paths import model_path
 
     config = parse_config(config_path).replace("train", model=model_name, epochs=epochs,
-                                                seed=seed, scorer=scorer)
+                                                seed=seed, scorer=scorer, calibration=calibration)
     check_buildable(config)  # an unknown name, or crops the network cannot take: before any work
     ds = Dataset.open(dataset)
     out = out or model_path(config.train.model)

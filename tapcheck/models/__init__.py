@@ -44,10 +44,13 @@ class ModelSpec:
         """``train`` with every ``None`` field filled from this model's defaults."""
         filled = {k: v for k, v in self.defaults.items() if getattr(train, k) is None}
         resolved = dataclasses.replace(train, model=self.name, **filled)
-        if resolved.scorer not in self.family.scorers:
+        from ..detectors import SCORERS, representation_of
+
+        if representation_of(resolved.scorer) not in self.family.scorers:
+            usable = [s for s in SCORERS if representation_of(s) in self.family.scorers]
             raise ParameterError(
                 f"model {self.name} cannot use the '{resolved.scorer}' scorer",
-                fix=f"use one of: {', '.join(self.family.scorers)}")
+                fix=f"use one of: {', '.join(usable)}")
         if resolved.optimizer not in ("sgd", "adam"):
             raise ParameterError(f"optimizer must be 'sgd' or 'adam', not '{resolved.optimizer}'")
         return resolved

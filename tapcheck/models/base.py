@@ -117,6 +117,9 @@ def represent_clips(model: TapModel, clips: "torch.Tensor | np.ndarray", scorer:
         For ``knn`` each crop's embedding is L2-normalised before averaging, so both crops weigh
         the same on the cosine sphere.
     """
+    from ..detectors import representation_of  # detectors import torch-heavy scorers
+
+    scorer = representation_of(scorer)  # knn-ldn and mahalanobis work on knn's embeddings
     clips = torch.as_tensor(clips, dtype=torch.float32)
     n_clips, n_crops = clips.shape[:2]
     dtype = next(model.parameters()).dtype  # bfloat16 for a for_inference(bf16=True) copy

@@ -1,0 +1,97 @@
+"""Cross-fitted calibration: each normal board scored by a network trained without it."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tapcheck.calibration import robust_threshold
+from tapcheck.config import load_config
+from tapcheck.crossfit import _without_boards, crossfit_folds
+from tapcheck.datasets import Dataset
+from tapcheck.enroll import enroll
+from tapcheck.errors import ParameterError
+from tapcheck.modelfile import load_model, save_checkpoint
+from tapcheck.training import prepare_data, train_model
+
+from .conftest import FAST_CONFIG
+
+
+@pytest.fixture
+def fast(tmp_path, one_thread):
+    path = tmp_path / "fast.toml"
+    path.write_text(FAST_CONFIG + 'calibration = "cross-fit"\nepochs = 1\n')
+    return path
+
+
+def test_folds_deal_every_board_once_and_follow_the_seed():
+    boards = np.repeat([3, 1, 4, 2, 5], 7)
+    folds = crossfit_folds(boards, 3, seed=0)
+    assert len(folds) == 3
+    assert sorted(np.concatenate(folds).tolist()) == [1, 2, 3, 4, 5]
+    assert [f.tolist() for f in crossfit_folds(boards, 3, seed=0)] == [f.tolist() for f in folds]
+    assert len(crossfit_folds(boards, 9, seed=0)) == 5  # never an empty fold
+    with pytest.raises(ParameterError, match="at least 2 normal training boards"):
+        crossfit_folds(np.array([1, 1, 1]), 4, seed=0)
+
+
+def test_a_fold_loses_only_the_normal_takes_of_its_boards(tiny_dataset, fast):
+    data = prepare_data(tiny_dataset, config=load_config(fast))
+    fold = _without_boards(data, np.array([2]))
+    assert {t.board for t in fold.fit_takes + fold.calib_takes} == (
+        {t.board for t in data.fit_takes} - {2})
+    assert "board02/left" not in fold.classes and "board05/left" in fold.classes  # defect stays
+    # labels index the fold's own classes, and still name each take's class
+    assert [fold.classes[i] for i in fold.fit_labels] == [t.class_name for t in fold.fit_takes]
+    assert len(fold.fit_clips) == len(fold.fit_takes) == len(fold.fit_normal)
+    X_val, y_val = fold.validation_samples()  # every held-out take's class is in the fold
+    assert len(X_val) == 2 * len(fold.calib_takes) and int(y_val.max()) < len(fold.classes)
+
+
+def test_the_threshold_comes_from_every_normal_take_of_every_board(small_train_set, fast,
+                                                                  tmp_path):
+    ds = Dataset.open(small_train_set)
+    checkpoint = train_model(ds, config=load_config(fast), progress=False)
+    det = checkpoint["detector"]
+    info = det["calibration"]
+    assert info["method"] == "cross-fit"
+    assert "unseen boards" in info["holds_for"] and info["boards"] == 2
+    # every normal training take (fit and held out) has one out-of-fold score
+    assert info["clips"] == len(ds.select(split="train")) == len(det["calibration_scores"])
+    assert sorted(set(det["calibration_groups"].tolist())) == [1, 2]
+    scores = det["calibration_scores"].numpy()
+    assert info["threshold"] == pytest.approx(robust_threshold(scores, far=0.05))
+    assert -det["offset"] == info["threshold"]
+    # the same settings and seed give the same threshold
+    again = train_model(ds, config=load_config(fast), progress=False)
+    assert again["detector"]["offset"] == det["offset"]
+
+    # enrolling a board keeps the cross-fit threshold (its scores are of boards no network heard)
+    path = save_checkpoint(tmp_path / "m.pt", checkpoint)
+    board1 = [ds.path_of(t) for t in ds.select(board=[1], split="train")[:3]]
+    result = enroll(path, board1, board=21, force=True, config=load_config(fast))
+    after = load_model(path).detector
+    assert after.threshold_ == pytest.approx(info["threshold"])
+    assert len(after.reference_) == len(torch.as_tensor(det["reference"])) + 3
+    assert result["threshold"] == pytest.approx(result["threshold_before"])
+
+
+def test_one_board_cannot_be_cross_fitted_and_nothing_is_trained(small_train_set, fast,
+                                                                tmp_path, run_cli):
+    one = Dataset.create(tmp_path / "one")
+    src = Dataset.open(small_train_set)
+    for take in src.select(board=[1]):
+        (one.root / take.path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src.path_of(take), one.root / take.path)
+        one.takes.append(take)
+    one.write_manifest()
+    code, out, err = run_cli("train", "--dataset", one.root, "--model", "arcface-resnet18",
+                             "--config", fast, "--out", tmp_path / "m.pt")
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().startswith("tapcheck: error:") and len(err.strip().splitlines()) == 1
+    assert "cross-fit calibration needs at least 2 normal training boards" in err
+    assert 'train.calibration = "hold-out"' in err
+    assert not (tmp_path / "m.pt").exists()
