@@ -168,15 +168,22 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
 @click.option("--board", type=BOARD, help="One board only.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per judgment.")
 def log_(since: str | None, board: int | None, as_json: bool) -> None:
-    """The inspection log `tapcheck listen` keeps: time, board, verdict, score, model, clip."""
+    """The inspection log `tapcheck listen` keeps: time, board, verdict, score, model, clip.
+
+    Board verdicts of `listen --taps-per-board` follow the taps, in a table of their own (with
+    --json, as {"board_verdict": {...}} lines).
+    """
     from ..inspections import InspectionLog, parse_since
 
     start = parse_since(since) if since else None
     with InspectionLog() as log:
         rows = log.query(since=start, board=board)
+        boards = log.query_boards(since=start, board=board)
         if as_json:
             for r in rows:
                 click.echo(json.dumps(r.to_dict()))
+            for b in boards:
+                click.echo(json.dumps({"board_verdict": b.to_dict()}))
             return
         if not rows:
             click.echo(f"no inspections in {log.path}" + (" for that selection" if (
@@ -189,6 +196,17 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
                                   "clip"]))
         bad = sum(r.verdict == "ANOMALOUS" for r in rows)
         click.echo(f"{len(rows)} inspection(s), {bad} anomalous")
+        if boards:
+            lines = [{"time": b.local_time, "board": b.board, "#": b.number,
+                      "verdict": b.verdict, "median": f"{b.median:.4f}",
+                      "board threshold": f"{b.threshold:.4f}",
+                      "taps": f"{b.taps} (for {b.board_taps})",
+                      "tap ids": f"{b.first_inspection}-{b.last_inspection}"} for b in boards]
+            click.echo("")
+            click.echo(table(lines, ["time", "board", "#", "verdict", "median",
+                                      "board threshold", "taps", "tap ids"]))
+            bad = sum(b.verdict == "ANOMALOUS" for b in boards)
+            click.echo(f"{len(boards)} board verdict(s), {bad} anomalous")
 
 
 @cli.command()
