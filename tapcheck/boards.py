@@ -40,6 +40,11 @@ class BoardVerdict:
     def to_dict(self) -> dict:
         return dict(vars(self))
 
+    def line(self) -> str:
+        """The board line ``judge --per-board`` and ``listen --taps-per-board`` print."""
+        return (f"BOARD {self.board}: {self.verdict}  median {self.median:.4f} of {self.taps} "
+                f"taps  board threshold {self.threshold:.4f} (for {self.expected_taps} taps)")
+
 
 def board_verdicts(paths: Sequence[str | os.PathLike], scores: Sequence[float], *,
                    threshold: float, expected_taps: int, board: str | None = None

@@ -6,6 +6,12 @@ judged tap: time (UTC, ISO 8601), board, model, score, threshold, verdict, the c
 it (``clips/<date>/<time>[-boardNN].wav``, 32-bit float), so ``tapcheck judge`` on it gives the
 logged score again, and a shift's results can be audited later.
 
+``listen --taps-per-board`` adds one row per board to a table of its own, ``boards``: the board
+counter of the session, the median of its taps' scores, the board threshold and verdict, and the
+ids of its first and last tap. The ``inspections`` table is unchanged, so the log format stays 1:
+an older log gets the (empty) table when ``listen`` next opens it, reads without it as having no
+board verdicts, and an older tapcheck reads a log that has it.
+
 Each row is committed on its own (write-ahead log, fsync'd), after its clip has been written
 atomically: a killed ``listen`` loses at most the tap it was saving, and a row never points at a
 missing clip.
@@ -27,7 +33,8 @@ from .audio import write_wav
 from .errors import InspectionLogError, ParameterError
 from .files import refuse_special, storage_error
 from .locks import exclusive, lock_path
-from .logcheck import NEW_LOG, check_schema, checked_row, connect_reader, log_error
+from .logcheck import (NEW_LOG, check_schema, checked_board_row, checked_row, connect_reader,
+                       log_error)
 from .paths import inspections_home
 
 LOG_FILE = "inspections.sqlite"
@@ -48,6 +55,19 @@ CREATE TABLE IF NOT EXISTS inspections (
 );
 CREATE INDEX IF NOT EXISTS inspections_time ON inspections (time);
 CREATE INDEX IF NOT EXISTS inspections_board ON inspections (board, time);
+CREATE TABLE IF NOT EXISTS boards (
+    id INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,             -- UTC, ISO 8601: the board's last tap
+    board INTEGER,                  -- listen's --board, NULL without it
+    number INTEGER NOT NULL,        -- the board counter of the listen session: 1, 2, ...
+    first_inspection INTEGER NOT NULL REFERENCES inspections (id),
+    last_inspection INTEGER NOT NULL REFERENCES inspections (id),
+    taps INTEGER NOT NULL,
+    median REAL NOT NULL,           -- of the taps' scores
+    threshold REAL NOT NULL,        -- the model's board threshold
+    board_taps INTEGER NOT NULL,    -- taps that threshold is calibrated for
+    verdict TEXT NOT NULL CHECK (verdict IN ('NORMAL', 'ANOMALOUS'))
+);
 """
 
 
@@ -73,6 +93,30 @@ class Inspection:
     @property
     def local_time(self) -> str:
         """The time in the machine's time zone, to the second."""
+        return datetime.fromisoformat(self.time).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True)
+class BoardInspection:
+    """One row of the log's ``boards`` table: a board verdict of ``listen --taps-per-board``."""
+
+    id: int
+    time: str
+    board: int | None
+    number: int
+    first_inspection: int
+    last_inspection: int
+    taps: int
+    median: float
+    threshold: float
+    board_taps: int
+    verdict: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def local_time(self) -> str:
         return datetime.fromisoformat(self.time).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -172,24 +216,68 @@ class InspectionLog:
             raise log_error(e, self.path) from None
         return Inspection(id=cursor.lastrowid, **row)
 
+    def append_board(self, verdict, *, when: datetime, board: int | None, number: int,
+                     first: int, last: int) -> BoardInspection:
+        """Log a board verdict (:class:`tapcheck.boards.BoardVerdict`) of the taps whose rows
+        are ``first`` to ``last``; ``number`` is the board counter, ``when`` the last tap's time."""
+        if not self.writer:
+            raise InspectionLogError("was opened for reading", path=self.path,
+                                     fix="open it with create=True to append")
+        if self._db is None:
+            self._db = self._connect()
+        row = dict(time=when.astimezone(timezone.utc).isoformat(timespec="milliseconds"),
+                   board=board, number=int(number), first_inspection=int(first),
+                   last_inspection=int(last), taps=int(verdict.taps),
+                   median=float(verdict.median), threshold=float(verdict.threshold),
+                   board_taps=int(verdict.expected_taps), verdict=verdict.verdict)
+        try:
+            cursor = self._db.execute(
+                f"INSERT INTO boards ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()))
+        except sqlite3.DatabaseError as e:
+            raise log_error(e, self.path) from None
+        return BoardInspection(id=cursor.lastrowid, **row)
+
+    def query_boards(self, *, since: datetime | None = None, board: int | None = None
+                     ) -> list[BoardInspection]:
+        """Board verdicts in time order, as :meth:`query` selects taps; none in a log older
+        than the ``boards`` table."""
+        if self._db is None:
+            return []
+        try:
+            if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                    "name = 'boards'").fetchone():
+                return []
+            where, args = _where(since, board)
+            rows = self._db.execute("SELECT * FROM boards" + where + " ORDER BY time, id",
+                                    args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise log_error(e, self.path) from None
+        return [checked_board_row(row, self.path) for row in rows]
+
     def query(self, *, since: datetime | None = None, board: int | None = None
               ) -> list[Inspection]:
         """Rows in time order, optionally from ``since`` on and of one board."""
         if self._db is None:
             return []
-        where, args = [], []
-        if since is not None:
-            where.append("time >= ?")
-            args.append(since.astimezone(timezone.utc).isoformat(timespec="milliseconds"))
-        if board is not None:
-            where.append("board = ?")
-            args.append(board)
-        sql = "SELECT * FROM inspections" + (" WHERE " + " AND ".join(where) if where else "")
+        where, args = _where(since, board)
+        sql = "SELECT * FROM inspections" + where
         try:
             rows = self._db.execute(sql + " ORDER BY time, id", args).fetchall()
         except sqlite3.DatabaseError as e:
             raise log_error(e, self.path) from None
         return [checked_row(row, self.path) for row in rows]
+
+
+def _where(since: datetime | None, board: int | None) -> tuple[str, list]:
+    where, args = [], []
+    if since is not None:
+        where.append("time >= ?")
+        args.append(since.astimezone(timezone.utc).isoformat(timespec="milliseconds"))
+    if board is not None:
+        where.append("board = ?")
+        args.append(board)
+    return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)

@@ -202,9 +202,7 @@ class Judgment:
                 if why is not None:
                     out.append(f"           why: {why.sentence}")
         for b in self.boards or []:
-            out.append(json.dumps({"board_verdict": b.to_dict()}) if as_json else
-                       f"BOARD {b.board}: {b.verdict}  median {b.median:.4f} of {b.taps} taps  "
-                       f"board threshold {b.threshold:.4f} (for {b.expected_taps} taps)")
+            out.append(json.dumps({"board_verdict": b.to_dict()}) if as_json else b.line())
             if b.taps != b.expected_taps:
                 err.append(f"tapcheck: warning: board {b.board}: {b.taps} taps; the board "
                            f"threshold is calibrated for {b.expected_taps}, so its stated rate "

@@ -9,6 +9,12 @@ inspection log (:mod:`tapcheck.inspections`), so the disk never delays a verdict
 
 Latency is measured per tap from the arrival of the audio block holding the last sample of the
 crop window to the verdict line having been written, and logged with the judgment.
+
+With ``taps_per_board`` N, every N consecutive judged taps are one board: after the N-th tap's
+line comes one board line, the median of the N scores against the model's board threshold —
+:func:`tapcheck.boards.board_verdicts`, the rule ``judge --per-board`` applies — logged beside
+the taps (:meth:`tapcheck.inspections.InspectionLog.append_board`). A tap that could not be judged
+(no strike found, no usable score) does not count.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from typing import Callable
 import numpy as np
 
 from .audio import resample
+from .boards import BoardVerdict, board_verdicts
 from .config import StreamConfig
-from .errors import NoStrikeError
+from .errors import NoStrikeError, ParameterError
 from .features import strike_crops
 from .inspections import Inspection, InspectionLog
 from .interrupts import deferred
@@ -65,19 +72,27 @@ class Listener:
         outside the measured latency.
     on_judgment : callable, optional
         Called with each Judgment once it is logged.
+    taps_per_board : int, optional
+        Every this many judged taps make one board verdict (None: taps only).
     """
 
     def __init__(self, judge: Judge, *, mic, log: InspectionLog | None = None,
                  stream: StreamConfig = StreamConfig(), board: int | None = None,
                  show: Callable[[str], None] = print, warn: Callable[[str], None] = print,
                  on_verdict: Callable[[Verdict], None] | None = None,
-                 on_judgment: Callable[["Judgment"], None] | None = None):
+                 on_judgment: Callable[["Judgment"], None] | None = None,
+                 taps_per_board: int | None = None):
+        if taps_per_board is not None and taps_per_board < 1:
+            raise ParameterError(f"taps per board must be 1 or more, not {taps_per_board}")
         self.judge, self.mic, self.log, self.stream = judge, mic, log, stream
         self.board, self.show, self.warn = board, show, warn
         self.on_verdict, self.on_judgment = on_verdict, on_judgment
         self.features = judge.config.features
         self.sr = judge.config.audio.sr
         self.judgments: list[Judgment] = []
+        self.taps_per_board = taps_per_board
+        self.boards: list[BoardVerdict] = []
+        self._board_taps: list[Judgment] = []  # the taps of the board in progress
 
     @property
     def post_s(self) -> float:
@@ -140,21 +155,44 @@ class Listener:
                 latency_ms = (time.monotonic() - window_done) * 1000.0
                 if self.on_verdict is not None:
                     self.on_verdict(verdict)
-                inspection = None
+                judgment = Judgment(verdict, when, latency_ms, None, strike.others)
+                board_done = self._board_verdict(judgment)  # shown before the disk, too
                 if self.log is not None:
-                    with deferred():  # Ctrl-C waits until the clip and its row are both saved
-                        inspection = self.log.append(
+                    with deferred():  # Ctrl-C waits until the clip and its rows are all saved
+                        judgment.inspection = self.log.append(
                             y, sr=self.sr, when=when, board=self.board, model=self.judge.name,
                             model_path=str(self.judge.model.path), score=verdict.score,
                             threshold=verdict.threshold, verdict=verdict.verdict,
                             latency_ms=latency_ms, device=self.mic.device.name)
-                self.judgments.append(Judgment(verdict, when, latency_ms, inspection,
-                                               strike.others))
+                        if board_done is not None:
+                            taps, bv = board_done
+                            self.log.append_board(
+                                bv, when=when, board=self.board, number=len(self.boards),
+                                first=taps[0].inspection.id, last=judgment.inspection.id)
+                self.judgments.append(judgment)
                 if self.on_judgment is not None:
                     self.on_judgment(self.judgments[-1])
                 if max_taps is not None and len(self.judgments) >= max_taps:
                     return self.judgments
         return self.judgments  # pragma: no cover - blocks() only ends by an exception
+
+    def _board_verdict(self, judgment: Judgment
+                       ) -> tuple[list[Judgment], BoardVerdict] | None:
+        """Count a judged tap towards the board in progress; when it is the board's last,
+        show the board line and return the board's taps and verdict."""
+        if self.taps_per_board is None:
+            return None
+        self._board_taps.append(judgment)
+        if len(self._board_taps) < self.taps_per_board:
+            return None
+        taps, self._board_taps = self._board_taps, []
+        info = self.judge.model.detector.calibration_
+        bv, = board_verdicts([t.verdict.path for t in taps], [t.verdict.score for t in taps],
+                             threshold=info["board_threshold"],
+                             expected_taps=info["board_taps"], board=f"#{len(self.boards) + 1}")
+        self.boards.append(bv)
+        self.show(bv.line() + ("" if self.board is None else f"  board {self.board}"))
+        return taps, bv
 
     def _line(self, v: Verdict, label: str, others: int) -> str:
         board = "" if self.board is None else f"  board {self.board}"
@@ -163,11 +201,38 @@ class Listener:
                 f"{board}{extra}")
 
     def summary(self) -> str:
-        """One line: taps judged, anomalous, latency median and 95th percentile."""
+        """One line: taps judged, anomalous, boards judged (with ``taps_per_board``), latency
+        median and 95th percentile."""
         n = len(self.judgments)
         if not n:
             return "no taps judged"
         bad = sum(j.verdict.anomalous for j in self.judgments)
         lat = np.array([j.latency_ms for j in self.judgments])
-        return (f"judged {n} tap(s), {bad} anomalous; verdict {np.median(lat):.0f} ms (median), "
+        boards = ""
+        if self.taps_per_board is not None:
+            boards = (f"{len(self.boards)} board(s), "
+                      f"{sum(b.verdict == 'ANOMALOUS' for b in self.boards)} anomalous; ")
+            if self._board_taps:
+                boards += (f"the last {len(self._board_taps)} tap(s) made no board verdict "
+                           f"(a board is {self.taps_per_board} taps); ")
+        return (f"judged {n} tap(s), {bad} anomalous; {boards}verdict {np.median(lat):.0f} ms "
+                "(median), "
                 f"{np.percentile(lat, 95):.0f} ms (95th percentile) after the crop window")
+
+
+def board_taps_warning(calibration: dict, taps_per_board: int) -> str | None:
+    """What to tell the inspector when boards get another number of taps than the model's board
+    threshold was calibrated for (``calibration`` is the detector's), or None.
+
+    Such boards are still judged, as ``judge --per-board`` judges them: the median of more taps
+    varies less than the threshold allows for (fewer false alarms than stated, defects missed more
+    often), of fewer taps more (more false alarms).
+    """
+    expected = calibration["board_taps"]
+    if taps_per_board == expected:
+        return None
+    return (f"--taps-per-board {taps_per_board}: the model's board threshold "
+            f"{calibration['board_threshold']:.4f} is calibrated for the median of {expected} "
+            f"taps, so its {calibration['board_far']:.0%} false-alarm rate per board holds only "
+            f"approximately — tap each board {expected} times, or retrain with "
+            f"train.board_taps = {taps_per_board}")

@@ -24,6 +24,9 @@ from .files import refuse_special
 
 COLUMNS = ("id", "time", "board", "model", "model_path", "score", "threshold", "verdict", "clip",
            "latency_ms", "device")
+#: the ``boards`` table (``listen --taps-per-board``); a log may lack it (written before it)
+BOARD_COLUMNS = ("id", "time", "board", "number", "first_inspection", "last_inspection", "taps",
+                 "median", "threshold", "board_taps", "verdict")
 NEW_LOG = "`tapcheck listen` then starts a new one (or set $TAPCHECK_INSPECTIONS)"
 WAIT_S = 2.0  # how long a locked log is waited for before saying so
 
@@ -52,7 +55,8 @@ def check_schema(db: sqlite3.Connection, path: Path) -> bool:
             f"was written by a newer tapcheck (log format {version})", path=path,
             fix="upgrade tapcheck, or start a new log with $TAPCHECK_INSPECTIONS")
     columns = tuple(r[1] for r in db.execute("PRAGMA table_info(inspections)"))
-    if version != ours or columns != COLUMNS:
+    boards = tuple(r[1] for r in db.execute("PRAGMA table_info(boards)"))
+    if version != ours or columns != COLUMNS or boards not in ((), BOARD_COLUMNS):
         raise InspectionLogError(
             f"is not a tapcheck inspection log of format {ours} (format {version}, tables "
             f"{', '.join(sorted(tables)) or 'none'})", path=path,
@@ -144,3 +148,31 @@ def checked_row(row: tuple, path: Path):
     if values["device"] is not None and not isinstance(values["device"], str):
         raise _bad(row, f"device {values['device']!r} is not text", path)
     return Inspection(**values)
+
+
+def checked_board_row(row: tuple, path: Path):
+    """A :class:`~tapcheck.inspections.BoardInspection` from a ``boards`` row, its types
+    checked."""
+    from .inspections import BoardInspection
+
+    if len(row) != len(BOARD_COLUMNS):
+        raise _bad(row, f"has {len(row)} columns, not {len(BOARD_COLUMNS)}", path)
+    values = dict(zip(BOARD_COLUMNS, row, strict=True))
+    try:
+        datetime.fromisoformat(values["time"])
+    except (TypeError, ValueError):
+        raise _bad(row, f"time {values['time']!r} is not an ISO 8601 time", path) from None
+    if values["board"] is not None and (not isinstance(values["board"], int)
+                                        or values["board"] < 0):
+        raise _bad(row, f"board {values['board']!r} is not a board number", path)
+    for key in ("number", "first_inspection", "last_inspection", "taps", "board_taps"):
+        if isinstance(values[key], bool) or not isinstance(values[key], int) or values[key] < 0:
+            raise _bad(row, f"{key} {values[key]!r} is not a count", path)
+    for key in ("median", "threshold"):
+        value = values[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+                value):
+            raise _bad(row, f"{key} {value!r} is not a finite number", path)
+    if values["verdict"] not in ("NORMAL", "ANOMALOUS"):
+        raise _bad(row, f"verdict {values['verdict']!r} is not NORMAL or ANOMALOUS", path)
+    return BoardInspection(**values)

@@ -109,3 +109,55 @@ def test_log_command(run_cli):
     assert "no inspections" in out and "for that selection" in out
     code, _, err = run_cli("log", "--since", "soon")
     assert code == 2 and err.startswith("tapcheck: error: --since 'soon' is not a time")
+
+
+def test_board_verdicts_are_logged_beside_the_taps(tmp_path, run_cli, monkeypatch):
+    """`listen --taps-per-board` writes a `boards` row per board; `log` shows them after the taps,
+    and a log from before the `boards` table still reads (and gets the table when written)."""
+    from tapcheck.boards import board_verdicts
+
+    old = tmp_path / "old"
+    with InspectionLog(old, create=True) as log:
+        _fill(log)
+    db = sqlite3.connect(old / "inspections.sqlite")  # the log as tapcheck wrote it before
+    db.execute("DROP TABLE boards")
+    db.commit()
+    db.close()
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", str(old))
+    with InspectionLog(old) as log:
+        assert len(log.query()) == 4 and log.query_boards() == []
+    code, out, _ = run_cli("log")
+    assert code == 0 and out.strip().splitlines()[-1] == "4 inspection(s), 1 anomalous"
+    code, out, _ = run_cli("log", "--json")
+    assert code == 0 and len(out.splitlines()) == 4
+
+    with InspectionLog(old, create=True) as log:  # listen opens it: the table is added
+        rows = log.query()
+        bv, = board_verdicts(["a", "b", "c"], [r.score for r in rows[:3]], threshold=0.015,
+                             expected_taps=3, board="#1")
+        assert (bv.verdict, bv.median) == ("ANOMALOUS", 0.02)  # median of 0.01, 0.31, 0.02
+        logged = log.append_board(bv, when=T0 + timedelta(hours=2), board=3, number=1,
+                                  first=rows[0].id, last=rows[2].id)
+    assert (logged.id, logged.number, logged.first_inspection, logged.last_inspection) == (
+        1, 1, 1, 3)
+    with InspectionLog(old) as log:
+        got, = log.query_boards()
+        assert got == logged
+        assert log.query_boards(board=4) == []
+        assert log.query_boards(since=T0 + timedelta(hours=3)) == []
+    code, out, _ = run_cli("log")
+    lines = out.strip().splitlines()
+    assert lines[-1] == "1 board verdict(s), 1 anomalous"
+    assert lines[-3].split() == ["time", "board", "#", "verdict", "median", "board",
+                                 "threshold", "taps", "tap", "ids"]
+    assert lines[-2].split()[2:] == ["3", "1", "ANOMALOUS", "0.0200", "0.0150", "3", "(for",
+                                     "3)", "1-3"]
+    code, out, _ = run_cli("log", "--json")
+    assert json.loads(out.splitlines()[-1]) == {"board_verdict": logged.to_dict()}
+
+    db = sqlite3.connect(old / "inspections.sqlite")  # a row edited by hand is refused
+    db.execute("UPDATE boards SET median = 'x'")
+    db.commit()
+    db.close()
+    code, _, err = run_cli("log")
+    assert code == 2 and "median 'x' is not a finite number" in err

@@ -130,3 +130,83 @@ def test_listen_stops_cleanly(pulse, bench_model, tmp_path, stop):
     assert rows[0].score == pytest.approx(offline[DEFECT_TAPS[0]], rel=0.3)
     clip = sf.info(Path(InspectionLog().root) / rows[0].clip)
     assert clip.samplerate == 44100
+
+
+def test_listen_taps_per_board_gives_a_board_verdict_per_three_taps(pulse, bench_model, tmp_path,
+                                                                     run_cli):
+    """`--taps-per-board 3`: six taps make two boards, each judged by the median of its three
+    scores against the model's board threshold (judge --per-board's rule), so one odd tap does
+    not decide a board: normal-defect-normal is a NORMAL board, defect-normal-defect ANOMALOUS."""
+    from tapcheck.judge import Judge
+
+    model, offline = bench_model
+    info = Judge(model).model.detector.calibration_
+    assert info["board_taps"] == 3  # no warning: the threshold is calibrated for 3 taps
+    bt = info["board_threshold"]
+    assert all(offline[t] < 0.7 * bt for t in NORMAL_TAPS), (offline, bt)
+    assert all(offline[t] > 1.5 * bt for t in DEFECT_TAPS), (offline, bt)
+    taps = [NORMAL_TAPS[0], DEFECT_TAPS[0], NORMAL_TAPS[1],
+            DEFECT_TAPS[1], NORMAL_TAPS[0], DEFECT_TAPS[0]]
+    track = tmp_path / "six.wav"
+    tap_track(track, taps, lead_s=1.0, spacing_s=2.0, tail_s=1.5, seed=SEED)
+    live = LiveCommand("listen", "--model", model, "--device", "pulse", "--board", "7",
+                       "--taps", "6", "--taps-per-board", "3")
+    live.expect("^listening on 'pulse'", stream="err", timeout=60)
+    pulse.play(track)
+    assert live.wait(timeout=60) == 0, live.err
+    assert not any("warning" in line for line in live.err), live.err
+    out = live.out
+    assert len(out) == 8, out  # tap, tap, tap, board, tap, tap, tap, board
+    assert [line.split()[1] for line in out] == [
+        "NORMAL", "ANOMALOUS", "NORMAL", "#1:", "ANOMALOUS", "NORMAL", "ANOMALOUS", "#2:"]
+    rows = _rows()
+    assert len(rows) == 6
+    for k, line in ((0, out[3]), (1, out[7])):
+        scores = [r.score for r in rows[3 * k:3 * k + 3]]
+        median = float(np.median(scores))
+        verdict = "ANOMALOUS" if median > bt else "NORMAL"
+        assert verdict == ("NORMAL", "ANOMALOUS")[k]
+        assert line == (f"BOARD #{k + 1}: {verdict}  median {median:.4f} of 3 taps  board "
+                        f"threshold {bt:.4f} (for 3 taps)  board 7")
+    assert live.err[-1].startswith("tapcheck: judged 6 tap(s), 3 anomalous; 2 board(s), "
+                                   "1 anomalous; verdict ")
+
+    with InspectionLog() as log:
+        boards = log.query_boards()
+    assert [(b.number, b.board, b.first_inspection, b.last_inspection, b.taps, b.board_taps,
+             b.verdict) for b in boards] == [
+        (1, 7, rows[0].id, rows[2].id, 3, 3, "NORMAL"), (2, 7, rows[3].id, rows[5].id, 3, 3,
+                                                          "ANOMALOUS")]
+    assert boards[1].median == pytest.approx(np.median([r.score for r in rows[3:]]))
+    assert boards[1].time == rows[5].time and boards[0].threshold == pytest.approx(bt)
+    code, out, _ = run_cli("log")
+    assert code == 0 and out.strip().splitlines()[-1] == "2 board verdict(s), 1 anomalous"
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("0", "--taps-per-board must be 1 or more, not 0"),
+    ("-3", "--taps-per-board must be 1 or more, not -3"),
+    ("2.5", "--taps-per-board '2.5' is not a whole number"),
+    ("three", "--taps-per-board 'three' is not a whole number")])
+def test_listen_refuses_a_bad_taps_per_board(run_cli, value, problem):
+    """Refused in one line with the fix, before the model or the microphone is opened."""
+    code, out, err = run_cli("listen", "--model", "no-such-model.pt", "--taps-per-board", value)
+    assert code == 2 and out == ""
+    assert err.splitlines() == [f"tapcheck: error: {problem} — give how many times each board "
+                                "is tapped, e.g. --taps-per-board 3, or leave the option out to "
+                                "judge taps only"]
+
+
+def test_listen_warns_once_when_boards_get_other_taps_than_calibrated(separating_model, run_cli):
+    """The board threshold is for the median of train.board_taps (3) taps: another count is
+    still judged (as judge --per-board does), after one warning at the start."""
+    code, _, err = run_cli("listen", "--model", separating_model, "--taps-per-board", "5",
+                           "--device", "no-such-device")
+    lines = err.splitlines()
+    assert lines[0].startswith("tapcheck: warning: --taps-per-board 5: the model's board "
+                               "threshold ")
+    assert lines[0].endswith("is calibrated for the median of 3 taps, so its 2% false-alarm "
+                             "rate per board holds only approximately — tap each board 3 times, "
+                             "or retrain with train.board_taps = 5")
+    assert code == 2 and lines[-1].startswith("tapcheck: error: ")  # the device, not the option
+    assert sum("taps-per-board" in line for line in lines) == 1

@@ -29,6 +29,29 @@ FILE = click.Path(path_type=Path, readable=False)
 BOARD = click.IntRange(min=0, max=999_999)  # tapcheck.manifest.MAX_BOARD, as in a manifest
 
 
+class Count(click.ParamType):
+    """A whole number of at least 1, refused in tapcheck's one line (``tapcheck: error: ...``,
+    exit 2) with ``fix`` rather than click's usage block."""
+
+    name = "N"
+
+    def __init__(self, fix: str):
+        self.fix = fix
+
+    def convert(self, value, param, ctx) -> int:
+        from ..errors import ParameterError
+
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        text = str(value).strip()
+        option = param.opts[0] if param is not None and param.opts else "the value"
+        if not text.lstrip("+-").isdecimal() or text.count("-") + text.count("+") > 1:
+            raise ParameterError(f"{option} {value!r} is not a whole number", fix=self.fix)
+        if int(text) < 1:
+            raise ParameterError(f"{option} must be 1 or more, not {int(text)}", fix=self.fix)
+        return int(text)
+
+
 def echo_err(text: str) -> None:
     click.echo(text, err=True)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .app import BOARD, cli, config_option, echo_err, parse_config, table, warn
+from .app import BOARD, Count, cli, config_option, echo_err, parse_config, table, warn
 
 
 def _open_input(device: str | None, config):
@@ -121,32 +121,40 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
 @click.option("--board", type=BOARD, help="Board under test, for the log.")
 @click.option("--taps", type=click.IntRange(min=1),
               help="Stop after judging this many taps (default: until Ctrl-C).")
+@click.option("--taps-per-board", type=Count(
+    "give how many times each board is tapped, e.g. --taps-per-board 3, or leave the option out "
+    "to judge taps only"), help="Every N judged taps are one board: after the N-th, a board "
+    "verdict (the median of the N scores against the model's board threshold). Default: off.")
 @config_option("TOML config (see configs/default.toml): [stream] strike detection.")
 def listen(model_path: Path | None, device: str | None, board: int | None, taps: int | None,
-           config_path: Path | None) -> None:
+           taps_per_board: int | None, config_path: Path | None) -> None:
     """Judge every tap as it happens: verdict, score and threshold, one line per tap.
 
+    With --taps-per-board N, every N taps also make one board line, as `judge --per-board` gives.
     Each judgment and its clip go to the inspection log (inspections/, or
-    $TAPCHECK_INSPECTIONS); `tapcheck log` shows it. Stop with Ctrl-C.
+    $TAPCHECK_INSPECTIONS), board verdicts too; `tapcheck log` shows it. Stop with Ctrl-C.
     """
     from ..devices import Microphone
     from .. import paths
     from ..inspections import InspectionLog
     from ..interrupts import terminate_as_interrupt
     from ..judge import Judge
-    from ..listen import Listener
+    from ..listen import Listener, board_taps_warning
     from ..runtime import set_judge_threads
 
     config = parse_config(config_path)
     set_judge_threads(config.stream.judge_threads)
     judge_ = Judge(model_path or paths.model_path())
+    if taps_per_board is not None:
+        note = board_taps_warning(judge_.model.detector.calibration_, taps_per_board)
+        if note:
+            warn(note)
     config = config.replace("audio", sr=judge_.config.audio.sr)  # record at the model's rate
     device_, rate = _open_input(device, config)
     mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
     with InspectionLog(create=True) as log:
         listener = Listener(judge_, mic=mic, log=log, stream=config.stream, board=board,
-                            show=click.echo,
-                            warn=warn)
+                            show=click.echo, warn=warn, taps_per_board=taps_per_board)
         try:
             with terminate_as_interrupt(), mic:
                 listener.warm_up()
@@ -168,15 +176,22 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
 @click.option("--board", type=BOARD, help="One board only.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per judgment.")
 def log_(since: str | None, board: int | None, as_json: bool) -> None:
-    """The inspection log `tapcheck listen` keeps: time, board, verdict, score, model, clip."""
+    """The inspection log `tapcheck listen` keeps: time, board, verdict, score, model, clip.
+
+    Board verdicts of `listen --taps-per-board` follow the taps, in a table of their own (with
+    --json, as {"board_verdict": {...}} lines).
+    """
     from ..inspections import InspectionLog, parse_since
 
     start = parse_since(since) if since else None
     with InspectionLog() as log:
         rows = log.query(since=start, board=board)
+        boards = log.query_boards(since=start, board=board)
         if as_json:
             for r in rows:
                 click.echo(json.dumps(r.to_dict()))
+            for b in boards:
+                click.echo(json.dumps({"board_verdict": b.to_dict()}))
             return
         if not rows:
             click.echo(f"no inspections in {log.path}" + (" for that selection" if (
@@ -189,6 +204,17 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
                                   "clip"]))
         bad = sum(r.verdict == "ANOMALOUS" for r in rows)
         click.echo(f"{len(rows)} inspection(s), {bad} anomalous")
+        if boards:
+            lines = [{"time": b.local_time, "board": b.board, "#": b.number,
+                      "verdict": b.verdict, "median": f"{b.median:.4f}",
+                      "board threshold": f"{b.threshold:.4f}",
+                      "taps": f"{b.taps} (for {b.board_taps})",
+                      "tap ids": f"{b.first_inspection}-{b.last_inspection}"} for b in boards]
+            click.echo("")
+            click.echo(table(lines, ["time", "board", "#", "verdict", "median",
+                                      "board threshold", "taps", "tap ids"]))
+            bad = sum(b.verdict == "ANOMALOUS" for b in boards)
+            click.echo(f"{len(boards)} board verdict(s), {bad} anomalous")
 
 
 @cli.command()
