@@ -60,10 +60,10 @@ def add_references(detector, emb: np.ndarray, *, group: int) -> None:
     way it was calibrated.
 
     Cross-fit: the threshold stays (its scores are of boards no network heard; a larger
-    reference can only lower a new board's score). Leave-one-board-out: every reference is rescored without its board. Hold-out: the stored
-    scores of the held-out takes are kept (the larger reference can only lower them, so they
-    err on the safe side) and each new clip adds its score against the reference without
-    itself, as a held-out take of a known board would score.
+    reference can only lower a new board's score). Leave-one-board-out: every reference is
+    rescored without its board. Hold-out: the stored scores of the held-out takes are kept (the
+    larger reference can only lower them, so they err on the safe side) and each new clip adds
+    its score against the reference without itself, as a held-out take of a known board would.
     """
     groups = np.concatenate([_reference_groups(detector), np.full(len(emb), group)])
     first_row = len(detector.reference_)
