@@ -11,6 +11,11 @@ they need tapcheck (the same version) and its dependencies, nothing else.
 
 Each task reserves ``cpus_per_cell`` CPUs and trains on as many torch threads, so Ray never puts
 more cells on a machine than it has cores and no cell's threads fight another's.
+
+Ray 2.60 clusters may want a token: ``ray start --head`` turns token authentication on when
+``~/.ray/auth_token`` exists (any local ``ray.init()`` writes that file), while a driver given an
+explicit address sends a token only with ``RAY_AUTH_MODE=token``. Ray retries a refused driver
+for 20 s and then reports a failed connection; :func:`_connect` says what happened instead.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from .errors import ClusterError
 FIX = 'install the cluster extra: pip install -e ".[cluster]"'
 START = ("start it with `ray start --head` and pass the address it prints, or leave the address "
          "out for a local Ray instance")
+TOKEN = ("run tapcheck with RAY_AUTH_MODE=token and the cluster's token: in RAY_AUTH_TOKEN, or in "
+         "~/.ray/auth_token (on the head's machine `ray start --head` used that file)")
 
 
 def require_ray():
@@ -53,6 +60,18 @@ def _check_reachable(address: str) -> None:
                            fix=START) from None
 
 
+def _token_refused(error: BaseException | None) -> bool:
+    """Whether a failed ``ray.init`` was the cluster refusing a missing or wrong token.
+
+    Ray 2.60 reports it as a ConnectionError caused by a RuntimeError that quotes the last
+    gRPC error ("InvalidAuthToken") as text, after 20 one-second retries."""
+    while error is not None:
+        if "InvalidAuthToken" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def _connect(ray, address: str | None, *, object_bytes: int) -> None:
     env = {"env_vars": _worker_env()}
     if address:
@@ -66,7 +85,17 @@ def _connect(ray, address: str | None, *, object_bytes: int) -> None:
             ray.init(runtime_env=env, include_dashboard=False, log_to_driver=False,
                      logging_level="ERROR",
                      object_store_memory=max(100 * 2**20, 3 * object_bytes))
+    except ray.exceptions.AuthenticationError as e:
+        # RAY_AUTH_MODE=token, but this machine has no token
+        raise ClusterError(f"the Ray cluster at {address or 'local'} wants a token this driver "
+                           f"does not have ({str(e.message).split('. ')[0]})", fix=TOKEN) from None
     except ConnectionError as e:
+        if _token_refused(e):
+            # Ray sends no token to an explicit address unless RAY_AUTH_MODE=token: a head started
+            # with token authentication (the default once ~/.ray/auth_token exists) refuses us
+            raise ClusterError(f"the Ray cluster at {address} refused this driver: it uses token "
+                               "authentication and the token was missing or wrong",
+                               fix=TOKEN) from None
         raise ClusterError(f"cannot reach the Ray cluster at {address} ({e})",
                            fix=START) from None
 

@@ -1,20 +1,33 @@
-"""compare --ray: the grid's cells as Ray tasks, on a real local Ray instance.
+"""compare --ray: the grid's cells as Ray tasks, on a local Ray instance and on a one-machine
+cluster that the test starts with `ray start --head` on 127.0.0.1.
 
-A cluster that the test starts with `ray start --head` on 127.0.0.1 is not tested here: on this
-machine Ray resolves a loopback head to the machine's own network address, and a driver then
-never connected (issue 16 stays open for it; see docs/compare-grids.md).
+Ray 2.60 turns token authentication on for `ray start --head` once ~/.ray/auth_token exists
+(any local `ray.init()` writes it), and a driver given an explicit address sends no token unless
+RAY_AUTH_MODE=token: that, not the node's IP, is why a driver never got in here before (issue
+16). The test cluster gets its own token and --temp-dir, so it meets neither ~/.ray nor another
+Ray on the machine, and is stopped by killing the processes of its own session (`ray stop` would
+kill every Ray process on the machine, other people's too).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
 
 from .conftest import ROOT
-from .test_grid import single_thread_env
-
+from .test_grid import cell_metrics, single_thread_env
 
 
 def free_port() -> int:
@@ -67,3 +80,144 @@ def test_a_local_ray_instance_gives_the_serial_numbers(small_compare_set, tmp_pa
     for key in ("auc", "pauc", "f1", "false_alarms", "threshold", "board_means"):
         assert on_ray[key] == serial[key], key
     assert on_ray["model_file"] == "models/ae.pt" and (tmp_path / "ray/models/ae.pt").is_file()
+
+
+# --- a one-machine cluster started with `ray start --head` on 127.0.0.1 ---------------------------
+
+def session_processes(sid: int) -> list[int]:
+    """The live (not zombie) processes of session ``sid``: the head's `ray start` was started as
+    a session leader, and every process of the cluster — GCS, raylet, agents, workers (which
+    get process groups of their own, but not sessions) — stays in its session."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            state = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()[0]
+            if os.getsid(int(entry)) == sid and state != "Z":
+                pids.append(int(entry))
+        except (OSError, IndexError):
+            pass  # gone meanwhile
+    return pids
+
+
+def kill_session(sid: int, *, timeout: float = 30) -> list[int]:
+    """SIGKILL every process of session ``sid``; the pids still alive after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while (pids := session_processes(sid)) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.5)
+    return session_processes(sid)
+
+
+def run_bounded(cmd: list[str], *, env: dict, timeout: float, log: Path) -> tuple[int, str]:
+    """Run ``cmd`` in a session of its own, its output in ``log`` (not a pipe, which a daemon
+    left behind would hold open), and fail the test — never hang it — after ``timeout`` s."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=ROOT)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_session(proc.pid)
+            proc.wait()
+            pytest.fail(f"hung: `{' '.join(cmd)}` did not finish within {timeout:.0f} s; its last "
+                        f"output:\n{log.read_text()[-3000:]}")
+    return code, log.read_text()
+
+
+def cluster_env(token: str | None) -> dict:
+    env = {k: v for k, v in single_thread_env().items()
+           if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
+    if token:
+        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+    return env
+
+
+@dataclass
+class Head:
+    address: str
+    token: str
+    sid: int  # the session of its processes
+    temp: Path
+
+    def state(self) -> str:
+        """For a failure message: whether the cluster still runs, and its GCS's last words."""
+        logs = sorted(self.temp.glob("session_*/logs/gcs_server.*"))
+        tail = "".join(log.read_text()[-1500:] for log in logs)
+        return f"cluster processes alive: {session_processes(self.sid)}\n{tail}"
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """`ray start --head --node-ip-address 127.0.0.1 --num-cpus 2` on a free port, with its own
+    --temp-dir and token (a test-made one, in RAY_AUTH_TOKEN: ~/.ray is neither read nor
+    written); yields its :class:`Head` and always stops it, checking that no process of it
+    survives. `ray start` returns once the head is up, its daemons left running in the session
+    it was started in."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("finds the cluster's processes in /proc")
+    temp = Path(tempfile.mkdtemp(prefix="tapcheck-ray-"))  # short: Ray's socket paths live in it
+    port, token = free_port(), secrets.token_hex(16)
+    cmd = [sys.executable, "-m", "ray.scripts.scripts",  # `ray`, of the Python running the tests
+           "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+           "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats",
+           "--temp-dir", str(temp)]
+    with open(temp / "start.log", "w") as log:
+        head = subprocess.Popen(cmd, env=cluster_env(token), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        try:
+            code = head.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"hung: `ray start --head` did not return within 180 s:\n"
+                        f"{(temp / 'start.log').read_text()[-3000:]}")
+        assert code == 0, (temp / "start.log").read_text()[-3000:]
+        yield Head(f"127.0.0.1:{port}", token, head.pid, temp)
+    finally:
+        survivors = kill_session(head.pid)
+        head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+        assert not survivors, f"processes of the test's Ray cluster survived: {survivors}"
+
+
+def test_a_cluster_on_127_0_0_1_gives_the_serial_numbers(ray_head, small_compare_set, tmp_path):
+    """Issue 16: a tiny grid run serially and on a cluster started with `ray start --head` on
+    127.0.0.1 gives identical metrics, cell by cell (both on one torch thread per cell)."""
+    address = ray_head.address
+
+    def compare(out, env, *extra):
+        code, output = run_bounded(
+            [sys.executable, "-m", "tapcheck", "compare", "--dataset", str(small_compare_set),
+             "--models", "ae", "--epochs", "1", "--seeds", "0-1", "--out", str(out), *extra],
+            env=env, timeout=900, log=tmp_path / f"{out.name}.log")
+        assert code == 0, f"{output[-3000:]}\n{ray_head.state()}"
+        return output
+
+    compare(tmp_path / "serial", single_thread_env())
+    output = compare(tmp_path / "ray", cluster_env(ray_head.token), "--ray", address)
+    assert f"2 cells submitted to Ray ({address}, 2 CPUs, 1 per cell)" in output
+    serial, on_ray = cell_metrics(tmp_path / "serial"), cell_metrics(tmp_path / "ray")
+    assert sorted(serial) == [("ae", 0, None), ("ae", 1, None)]
+    assert on_ray == serial
+    assert (sorted(p.name for p in (tmp_path / "ray/cells/ae").iterdir())
+            == sorted(p.name for p in (tmp_path / "serial/cells/ae").iterdir()))
+
+
+def test_a_cluster_wanting_a_token_is_one_line(ray_head, small_compare_set, tmp_path):
+    """Without RAY_AUTH_MODE=token the driver sends no token and the head refuses it: one line
+    that says so, not a claim that nothing listens there."""
+    address = ray_head.address
+    code, output = run_bounded(
+        [sys.executable, "-m", "tapcheck", "compare", "--dataset", str(small_compare_set),
+         "--models", "ae", "--epochs", "1", "--out", str(tmp_path / "out"), "--ray", address],
+        env=cluster_env(None), timeout=300, log=tmp_path / "compare.log")
+    assert code == 2, f"{output[-3000:]}\n{ray_head.state()}"
+    last = output.strip().splitlines()[-1]
+    assert last.startswith(f"tapcheck: error: the Ray cluster at {address} refused this driver: "
+                           "it uses token authentication"), last
+    assert "RAY_AUTH_MODE=token" in last
