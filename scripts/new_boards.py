@@ -119,7 +119,8 @@ def figures(takes, scores, *, threshold, board_threshold, known) -> dict:
                                 if row["board is"] == "unseen"}}
 
 
-def enrol_experiment(det: KNNDetector, test: np.ndarray, takes, *, n: int = 5) -> list[dict]:
+def enrol_experiment(det: KNNDetector, test: np.ndarray, takes, *, known, n: int = 5
+                     ) -> list[dict]:
     """Enrol the first n taps of each side of each unseen board (tapcheck.enroll's own
     recalibration); that board's false alarms on its other taps, AUC of the rest."""
     from tapcheck.enroll import add_references
@@ -127,7 +128,7 @@ def enrol_experiment(det: KNNDetector, test: np.ndarray, takes, *, n: int = 5) -
 
     rows = []
     labels = np.array([t.label == "defect" for t in takes])
-    for board in sorted({t.board for t in takes if t.group == "similar-material"}):
+    for board in sorted({t.board for t in takes if t.label == "normal" and t.board not in known}):
         idx = [i for i, t in enumerate(takes) if t.board == board]
         per_side = {}
         for i in idx:
@@ -184,6 +185,26 @@ def equal_recall(emb, groups, takes, known, *, recalls=(0.8, 0.9, 0.95)) -> list
     return rows
 
 
+def scores_for_ensemble(judge: Judge, emb: dict) -> list[float]:
+    """The model's test scores z-normalised by its own calibration scores (no test labels), so
+    that several seeds' scores can be averaged."""
+    det = judge.model.detector
+    ref = det.calibration_scores_
+    return ((det.anomaly_score(emb["test"]) - ref.mean()) / max(ref.std(), 1e-12)).tolist()
+
+
+def ensembles(results: dict, takes, *, size: int) -> list[float]:
+    """AUC of the averaged z-scores of every ``size`` of the models (seeds)."""
+    from itertools import combinations
+
+    from tapcheck.metrics import auc
+
+    labels = np.array([t.label == "defect" for t in takes])
+    z = {name: np.array(r["test_scores"]) for name, r in results.items()}
+    return [auc(labels, np.mean([z[n] for n in group], axis=0))
+            for group in combinations(sorted(z), size)]
+
+
 def timed_enroll_cli(model: Path, clips: list[Path]) -> float:
     """Wall time of the library enrolment (embed 5 files, recalibrate, rewrite) on a copy."""
     from tapcheck.enroll import enroll
@@ -211,6 +232,11 @@ def run(models: list[Path], ds: Dataset) -> dict:
             "hold-out, robust (default now)": figures(
             test_takes, holdout.anomaly_score(emb["test"]), threshold=holdout.threshold_,
             board_threshold=holdout.calibration_["board_threshold"], known=known)}
+        own = judge.model.detector.calibration_
+        if own["method"] == "cross-fit":  # the model's own threshold, on the same references
+            rows["cross-fit (the model file's)"] = figures(
+                test_takes, judge.model.detector.anomaly_score(emb["test"]),
+                threshold=own["threshold"], board_threshold=own["board_threshold"], known=known)
         new = KNNDetector(k=old.k, far=old.far).fit(emb["train"], groups=groups)
         scores = new.anomaly_score(emb["test"])
         raw = gamma_threshold(new.calibration_scores_, far=new.far)
@@ -233,10 +259,11 @@ def run(models: list[Path], ds: Dataset) -> dict:
             rows[f"scorer {kind} (leave-one-board-out, robust)"] = figures(
                 test_takes, det.anomaly_score(emb["test"]), threshold=det.threshold_,
                 board_threshold=det.calibration_["board_threshold"], known=known)
-        unseen = [ds.path_of(t) for t in test_takes if t.board == 11][:5]
+        unseen = [ds.path_of(t) for t in test_takes
+                  if t.label == "normal" and t.board not in known][:5]
         out[model.name] = {
-            "calibration": new.calibration_, "rows": rows,
-            "enrol": enrol_experiment(holdout, emb["test"], test_takes),
+            "calibration": own, "rows": rows, "test_scores": scores_for_ensemble(judge, emb),
+            "enrol": enrol_experiment(holdout, emb["test"], test_takes, known=known),
             "enroll_file_seconds": timed_enroll_cli(model, unseen),
             "equal_recall": equal_recall(emb, groups, test_takes, known),
             "reference_sizes": reference_sizes(emb["train"], groups, emb["test"], test_takes)}
@@ -248,14 +275,38 @@ def _p(x) -> str:
     return "-" if x is None else f"{100 * x:.1f} %"
 
 
-def markdown(results: dict, command: str) -> str:
+def markdown(results: dict, command: str, ensemble: dict) -> str:
     lines = ["# New boards: measured", "", f"Regenerate: `{command}`", "",
              "Stated rate: 5 % false alarms per tap; board verdicts: 3 consecutive taps of one "
-             "board side, stated 2 % per healthy board for the median rule.", ""]
+             "board side, stated 2 % per healthy board for the median rule. FA: false alarms "
+             "per tap; recall: mean over the defect boards; sd: over the models (seeds).", ""]
+    summary = {}
+    for res in results.values():
+        for calib, r in res["rows"].items():
+            summary.setdefault(calib, []).append(r)
+    lines += [f"## Mean ± sd over the {len(results)} model(s) below", "",
+              "| calibration | FA known | FA unseen | recall | AUC | 3-tap median: healthy "
+              "flagged / defective found |", "| --- | --- | --- | --- | --- | --- |"]
+    for calib, rs in summary.items():
+        cells = []
+        for key in ("far_known", "far_unseen", "recall"):
+            v = np.array([r[key] for r in rs], dtype=float)
+            cells.append(f"{100 * v.mean():.1f} ± {100 * v.std():.1f} %")
+        auc = np.array([r["auc"] for r in rs])
+        healthy = np.array([r["board_median_healthy"] for r in rs], dtype=float)
+        found = np.array([r["board_median_defect"] for r in rs], dtype=float)
+        lines.append(f"| {calib} | {' | '.join(cells)} | {auc.mean():.3f} ± {auc.std():.3f} | "
+                     f"{100 * healthy.mean():.1f} % / {100 * found.mean():.1f} % |")
+    lines += ["", "## Averaging seeds (z-normalised kNN scores, each by its model's calibration "
+              "scores)", "", "| models averaged | combinations | AUC mean ± sd | min |",
+              "| --- | --- | --- | --- |"]
+    for size, aucs in ensemble.items():
+        a = np.array(aucs)
+        lines.append(f"| {size} | {len(a)} | {a.mean():.3f} ± {a.std():.3f} | {a.min():.3f} |")
     head = ("| model | calibration | threshold | FA known | FA unseen | unseen per board | "
-            "recall (mean 7,8) | AUC | board median: healthy flagged / defect found | "
+            "recall | AUC | board median: healthy flagged / defect found | "
             "board vote 2-of-3 |")
-    lines += ["## Stated vs observed false alarms", "", head, "|" + " --- |" * 10]
+    lines += ["", "## Stated vs observed false alarms, per model", "", head, "|" + " --- |" * 10]
     for name, res in results.items():
         for calib, r in res["rows"].items():
             per = ", ".join(f"{b}: {f}" for b, f in r["unseen_by_board"].items())
@@ -264,20 +315,6 @@ def markdown(results: dict, command: str) -> str:
                 f"{_p(r['far_unseen'])} | {per} | {_p(r['recall'])} | {r['auc']:.3f} | "
                 f"{_p(r['board_median_healthy'])} / {_p(r['board_median_defect'])} | "
                 f"{_p(r['board_vote_healthy'])} / {_p(r['board_vote_defect'])} |")
-    summary = {}
-    for res in results.values():
-        for calib, r in res["rows"].items():
-            summary.setdefault(calib, []).append(r)
-    lines += ["", "Mean ± sd over the models above:", "",
-              "| calibration | FA known | FA unseen | recall | AUC |",
-              "| --- | --- | --- | --- | --- |"]
-    for calib, rs in summary.items():
-        cells = []
-        for key in ("far_known", "far_unseen", "recall"):
-            v = np.array([r[key] for r in rs], dtype=float)
-            cells.append(f"{100 * v.mean():.1f} ± {100 * v.std():.1f} %")
-        auc = np.array([r["auc"] for r in rs])
-        lines.append(f"| {calib} | {' | '.join(cells)} | {auc.mean():.3f} ± {auc.std():.3f} |")
     lines += ["", "## Enrolment of 5 taps per side of an unseen board", "",
               "| model | board | enrolled | other taps | FA before | FA after | AUC before | "
               "AUC after | recalibrate (s) |", "|" + " --- |" * 9]
@@ -316,11 +353,15 @@ def main() -> None:
     ds = Dataset.open(args.dataset)
     models = [snapshot(m, ds) if m.name.endswith(".partial") else m for m in args.models]
     results = run(models, ds)
+    test_takes = ds.select(split="test")
+    ensemble = {size: ensembles(results, test_takes, size=size)
+                for size in range(1, len(results) + 1)}
     command = ("PYTHONPATH=$PWD python3 scripts/new_boards.py --dataset " + args.dataset + " "
                + " ".join(str(m) for m in args.models))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(results, command))
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
+    args.out.write_text(markdown(results, command, ensemble))
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"models": results, "ensemble_auc": ensemble}, indent=1, default=str))
     print(f"written {args.out}")
 
 

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .config import Config
-from .crossfit import crossfit_folds, crossfit_scores
+from .crossfit import AUTO_MIN_BOARDS, crossfit_folds, crossfit_scores, resolve_calibration
 from .augment import PSEUDO_ANOMALIES, PseudoAnomalyBatches
 from .calibration import warn_if_thin
 from .datasets import Dataset, Take
@@ -266,9 +266,7 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     started = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
     base = prepare_data(dataset, config=config, cache=cache, progress=show)
-    if config.train.calibration == "cross-fit":  # refuse one-board data before any training
-        crossfit_folds(np.array([t.board for t in base.fit_takes + base.calib_takes
-                                 if t.label == "normal"]), 2, seed=0)
+    config = _with_calibration(config, base, log=log)
     data, transform = _with_classes(base, spec=spec, root=dataset.root,
                                     per_batch=config.train.pseudo_per_batch)
     f = config.features
@@ -302,6 +300,23 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
         dataset=_provenance(dataset, data),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         train_seconds=seconds)
+
+
+def _with_calibration(config: Config, data: TrainingData, *,
+                      log: Callable[[str], None] | None) -> Config:
+    """``config`` with ``train.calibration`` resolved (``"auto"`` by the number of normal
+    boards), so the model file says what was done; cross-fit on one board is refused here,
+    before any training."""
+    boards = np.array([t.board for t in data.fit_takes + data.calib_takes
+                       if t.label == "normal"])
+    method = resolve_calibration(config.train.calibration, len(np.unique(boards)))
+    if method != config.train.calibration and log:
+        log(f"calibration: {method} ({len(np.unique(boards))} normal training boards; auto "
+            f"cross-fits from {AUTO_MIN_BOARDS})")
+    if method == "cross-fit":
+        crossfit_folds(boards, 2, seed=0)  # raises with the fix when there is only one board
+    return dataclasses.replace(config, train=dataclasses.replace(config.train,
+                                                                 calibration=method))
 
 
 def _with_classes(data: TrainingData, *, spec, root: Path, per_batch: bool

@@ -131,7 +131,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "freq_stretch": number(0.0, 1.0, hi_open=True),
         "bf16": flag,
         "patience": whole(0, BIG),
-        "calibration": one_of("leave-one-board-out", "hold-out", "cross-fit"),
+        "calibration": one_of("auto", "cross-fit", "hold-out", "leave-one-board-out"),
         "crossfit_folds": whole(2, 1000),
         "board_taps": whole(1, 1000),
         "board_far": number(0.0, 1.0, lo_open=True, hi_open=True),

@@ -10,7 +10,7 @@ import torch
 
 from tapcheck.calibration import robust_threshold
 from tapcheck.config import load_config
-from tapcheck.crossfit import _without_boards, crossfit_folds
+from tapcheck.crossfit import AUTO_MIN_BOARDS, _without_boards, crossfit_folds, resolve_calibration
 from tapcheck.datasets import Dataset
 from tapcheck.enroll import enroll
 from tapcheck.errors import ParameterError
@@ -95,3 +95,18 @@ def test_one_board_cannot_be_cross_fitted_and_nothing_is_trained(small_train_set
     assert "cross-fit calibration needs at least 2 normal training boards" in err
     assert 'train.calibration = "hold-out"' in err
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_auto_cross_fits_from_enough_boards_and_the_model_file_says_what_was_done(
+        small_train_set, fast):
+    assert resolve_calibration("auto", AUTO_MIN_BOARDS) == "cross-fit"
+    assert resolve_calibration("auto", AUTO_MIN_BOARDS - 1) == "hold-out"
+    assert resolve_calibration("leave-one-board-out", 100) == "leave-one-board-out"
+    lines = []
+    config = load_config(fast).replace("train", calibration="auto")
+    checkpoint = train_model(Dataset.open(small_train_set), config=config, progress=False,
+                             log=lines.append)
+    assert checkpoint["config"]["train"]["calibration"] == "hold-out"  # 2 boards
+    assert checkpoint["detector"]["calibration"]["method"] == "hold-out"
+    assert lines[0] == f"calibration: hold-out (2 normal training boards; auto cross-fits from " \
+                       f"{AUTO_MIN_BOARDS})"

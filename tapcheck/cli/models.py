@@ -43,7 +43,8 @@ def _train_options(f):
               help="Model to train [the config's train.model: arcface-resnet18]; `tapcheck "
                    "models` lists them.")
 @_train_options
-@click.option("--calibration", type=click.Choice(["hold-out", "leave-one-board-out", "cross-fit"]),
+@click.option("--calibration", type=click.Choice(
+    ["auto", "cross-fit", "hold-out", "leave-one-board-out"]),
               help="Where the threshold comes from [the config's train.calibration: hold-out]; "
                    "cross-fit trains train.crossfit_folds more networks (docs/new-boards.md).")
 @click.option("--out", type=FILE, help="Model file [models/<model>.pt].")
