@@ -77,8 +77,9 @@ class TrainConfig:
     calib_fraction: float = 0.15  # normal takes held out: validation, prob/recon threshold
     # threshold from: held-out takes of known boards ("hold-out"), every take against the
     # reference without its board ("leave-one-board-out", kNN), or networks trained without each
-    # fold of boards ("cross-fit": crossfit_folds more trainings; docs/new-boards.md)
-    calibration: str = "hold-out"
+    # fold of boards ("cross-fit": crossfit_folds more trainings); "auto": cross-fit from 8
+    # normal training boards, hold-out below (docs/new-boards.md)
+    calibration: str = "auto"
     crossfit_folds: int = 4  # demo: 4 normal training boards, one left out per fold
     board_taps: int = 3  # taps an inspector makes per board: the board verdict is their median
     board_far: float = 0.02  # false-alarm rate per healthy board the board threshold is set for
