@@ -229,12 +229,12 @@ def run(models: list[Path], ds: Dataset) -> dict:
         rows = {"before (hold-out, gamma)": figures(
             test_takes, old.anomaly_score(emb["test"]), threshold=old.threshold_,
             board_threshold=old.threshold_, known=known),
-            "hold-out, robust (default now)": figures(
+            "hold-out, robust (auto below 8 boards)": figures(
             test_takes, holdout.anomaly_score(emb["test"]), threshold=holdout.threshold_,
             board_threshold=holdout.calibration_["board_threshold"], known=known)}
         own = judge.model.detector.calibration_
         if own["method"] == "cross-fit":  # the model's own threshold, on the same references
-            rows["cross-fit (the model file's)"] = figures(
+            rows["cross-fit (the model file's; auto from 8 boards)"] = figures(
                 test_takes, judge.model.detector.anomaly_score(emb["test"]),
                 threshold=own["threshold"], board_threshold=own["board_threshold"], known=known)
         new = KNNDetector(k=old.k, far=old.far).fit(emb["train"], groups=groups)

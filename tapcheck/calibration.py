@@ -158,7 +158,9 @@ def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = Non
     holds = {"leave-one-board-out": f"unseen boards (each of {n_groups} training boards scored "
                                     "against the reference without it)",
              "cross-fit": f"unseen boards (each of {n_groups} training boards scored by a "
-                          "network trained without it)",
+                          "network trained without it)" if n_groups > 1 else
+                          "new taps of the training board (each take scored by a network "
+                          "trained without it)",
              "hold-out": "boards in the training split (held-out takes of known boards)",
              "in-sample": "boards in the training split (scored by a model trained on them)",
              "leave-one-clip-out": "boards in the training split (each clip against the others)"}

@@ -48,28 +48,27 @@ def resolve_calibration(method: str, normal_boards: int) -> str:
     return "cross-fit" if normal_boards >= AUTO_MIN_BOARDS else "hold-out"
 
 
-def crossfit_folds(boards: np.ndarray, folds: int, *, seed: int) -> list[np.ndarray]:
-    """The distinct normal training boards dealt into ``folds`` folds, shuffled by ``seed``.
+def crossfit_folds(units: np.ndarray, folds: int, *, seed: int) -> list[np.ndarray]:
+    """The distinct units (boards, or takes) dealt into ``folds`` folds, shuffled by ``seed``.
 
     Parameters
     ----------
-    boards : np.ndarray, shape (n,)
-        Board of each normal training take (repeats allowed).
+    units : np.ndarray, shape (n,)
+        Unit of each normal training take (repeats allowed).
     folds : int
-        Number of folds; at most the number of distinct boards.
+        Number of folds; at most the number of distinct units.
     seed : int
 
     Returns
     -------
     list of np.ndarray
-        The boards of each fold (sorted), ``min(folds, n_boards)`` non-empty folds.
+        The units of each fold (sorted), ``min(folds, n_units)`` non-empty folds.
     """
-    distinct = np.unique(boards)
+    distinct = np.unique(units)
     if len(distinct) < 2:
         raise ParameterError(
-            f"cross-fit calibration needs at least 2 normal training boards, not "
-            f"{len(distinct)} (a fold leaves whole boards out)",
-            fix="set train.calibration = \"hold-out\", or record more normal boards")
+            f"cross-fit calibration needs at least 2 normal training takes, not {len(distinct)}",
+            fix="set train.calibration = \"hold-out\", or record more normal takes")
     order = np.random.default_rng([seed, 3061]).permutation(distinct)
     return [np.sort(part) for part in np.array_split(order, min(folds, len(distinct)))]
 
@@ -78,6 +77,9 @@ def crossfit_scores(data, *, config: Config, spec: ModelSpec, with_classes: Call
                     make_detector: Callable, log: Callable[[str], None] | None = None,
                     progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold anomaly scores of every normal training take (fit and held-out).
+
+    Folds hold whole boards; with a single normal board (one-class data) they hold its takes,
+    so each take is scored as a new tap of that board by a network that never heard it.
 
     Parameters
     ----------
@@ -97,22 +99,29 @@ def crossfit_scores(data, *, config: Config, spec: ModelSpec, with_classes: Call
     Returns
     -------
     scores : np.ndarray, shape (n_normal,)
-        Score of each normal take, from the network trained without its board's fold.
+        Score of each normal take, from the network trained without its fold.
     boards : np.ndarray, shape (n_normal,)
         Board of each score.
     """
+    n = len(data.fit_takes)
+    fit_normal = data.fit_normal[:n]
     fit_boards = np.array([t.board for t in data.fit_takes])
     calib_boards = np.array([t.board for t in data.calib_takes])
-    normal_boards = np.concatenate([fit_boards[data.fit_normal[:len(fit_boards)]],
-                                    calib_boards])
-    folds = crossfit_folds(normal_boards, config.train.crossfit_folds, seed=config.train.seed)
+    by_board = len(np.unique(np.concatenate([fit_boards[fit_normal], calib_boards]))) >= 2
+    # the unit a fold holds: a board, or (one board) a take
+    fit_units = fit_boards if by_board else np.arange(n)
+    calib_units = calib_boards if by_board else n + np.arange(len(calib_boards))
+    folds = crossfit_folds(np.concatenate([fit_units[fit_normal], calib_units]),
+                           config.train.crossfit_folds, seed=config.train.seed)
     scores, groups = [], []
     for i, held in enumerate(folds, start=1):
         if log:
-            log(f"cross-fit {i}/{len(folds)}: a network without board(s) "
-                f"{', '.join(str(int(b)) for b in held)}")
-        fold_data = _without_boards(data, held)
-        fold_data, transform = with_classes(fold_data)
+            what = (f"board(s) {', '.join(str(int(b)) for b in held)}" if by_board else
+                    f"{len(held)} of its takes")
+            log(f"cross-fit {i}/{len(folds)}: a network without {what}")
+        mine_fit = np.isin(fit_units, held) & fit_normal
+        mine_calib = np.isin(calib_units, held)
+        fold_data, transform = with_classes(_without(data, mine_fit, mine_calib))
         net = _train_fold(fold_data, config=config, spec=spec, transform=transform, log=log,
                           progress=progress)
         scorer = config.train.scorer
@@ -120,21 +129,17 @@ def crossfit_scores(data, *, config: Config, spec: ModelSpec, with_classes: Call
                                     scorer).numpy()
         detector = make_detector(config, fold_data)
         detector.fit(reference)  # the threshold it sets is not used: only its scores
-        mine_fit = np.isin(fit_boards, held) & data.fit_normal[:len(fit_boards)]
-        mine_calib = np.isin(calib_boards, held)
-        query = np.concatenate([data.fit_clips[:len(fit_boards)][mine_fit],
-                                data.calib_clips[mine_calib]])
+        query = np.concatenate([data.fit_clips[:n][mine_fit], data.calib_clips[mine_calib]])
         scores.append(detector.anomaly_score(represent_clips(net, query, scorer).numpy()))
         groups.append(np.concatenate([fit_boards[mine_fit], calib_boards[mine_calib]]))
     return np.concatenate(scores), np.concatenate(groups)
 
 
-def _without_boards(data, held: np.ndarray):
-    """``data`` without the normal takes of the ``held`` boards, classes re-indexed."""
+def _without(data, fit_out: np.ndarray, calib_out: np.ndarray):
+    """``data`` without the fit takes ``fit_out`` and held-out takes ``calib_out`` (boolean
+    masks), classes re-indexed."""
     n = len(data.fit_takes)
-    boards = np.array([t.board for t in data.fit_takes])
-    keep = ~(np.isin(boards, held) & data.fit_normal[:n])
-    calib_keep = ~np.isin(np.array([t.board for t in data.calib_takes]), held)
+    keep, calib_keep = ~fit_out, ~calib_out
     old = np.asarray(data.fit_labels[:n])[keep]
     used = sorted(set(old.tolist()))
     index = {c: j for j, c in enumerate(used)}

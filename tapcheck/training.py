@@ -313,8 +313,9 @@ def _with_calibration(config: Config, data: TrainingData, *,
     if method != config.train.calibration and log:
         log(f"calibration: {method} ({len(np.unique(boards))} normal training boards; auto "
             f"cross-fits from {AUTO_MIN_BOARDS})")
-    if method == "cross-fit":
-        crossfit_folds(boards, 2, seed=0)  # raises with the fix when there is only one board
+    if method == "cross-fit":  # folds of boards, or of takes when there is one board
+        crossfit_folds(boards if len(np.unique(boards)) > 1 else np.arange(len(boards)), 2,
+                       seed=0)  # raises with the fix when there are too few normal takes
     return dataclasses.replace(config, train=dataclasses.replace(config.train,
                                                                  calibration=method))
 

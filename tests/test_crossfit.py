@@ -10,7 +10,7 @@ import torch
 
 from tapcheck.calibration import robust_threshold
 from tapcheck.config import load_config
-from tapcheck.crossfit import AUTO_MIN_BOARDS, _without_boards, crossfit_folds, resolve_calibration
+from tapcheck.crossfit import AUTO_MIN_BOARDS, _without, crossfit_folds, resolve_calibration
 from tapcheck.datasets import Dataset
 from tapcheck.enroll import enroll
 from tapcheck.errors import ParameterError
@@ -34,13 +34,14 @@ def test_folds_deal_every_board_once_and_follow_the_seed():
     assert sorted(np.concatenate(folds).tolist()) == [1, 2, 3, 4, 5]
     assert [f.tolist() for f in crossfit_folds(boards, 3, seed=0)] == [f.tolist() for f in folds]
     assert len(crossfit_folds(boards, 9, seed=0)) == 5  # never an empty fold
-    with pytest.raises(ParameterError, match="at least 2 normal training boards"):
+    with pytest.raises(ParameterError, match="at least 2 normal training takes"):
         crossfit_folds(np.array([1, 1, 1]), 4, seed=0)
 
 
 def test_a_fold_loses_only_the_normal_takes_of_its_boards(tiny_dataset, fast):
     data = prepare_data(tiny_dataset, config=load_config(fast))
-    fold = _without_boards(data, np.array([2]))
+    fit_out = np.array([t.board == 2 for t in data.fit_takes]) & data.fit_normal
+    fold = _without(data, fit_out, np.array([t.board == 2 for t in data.calib_takes]))
     assert {t.board for t in fold.fit_takes + fold.calib_takes} == (
         {t.board for t in data.fit_takes} - {2})
     assert "board02/left" not in fold.classes and "board05/left" in fold.classes  # defect stays
@@ -79,8 +80,9 @@ def test_the_threshold_comes_from_every_normal_take_of_every_board(small_train_s
     assert result["threshold"] == pytest.approx(result["threshold_before"])
 
 
-def test_one_board_cannot_be_cross_fitted_and_nothing_is_trained(small_train_set, fast,
-                                                                tmp_path, run_cli):
+def test_one_board_is_cross_fitted_over_its_takes(small_train_set, fast, tmp_path):
+    """One-class data: each take is scored by a network trained without it, so every normal
+    take (not 15 %) sets the threshold and the statement is about new taps of that board."""
     one = Dataset.create(tmp_path / "one")
     src = Dataset.open(small_train_set)
     for take in src.select(board=[1]):
@@ -88,13 +90,15 @@ def test_one_board_cannot_be_cross_fitted_and_nothing_is_trained(small_train_set
         shutil.copyfile(src.path_of(take), one.root / take.path)
         one.takes.append(take)
     one.write_manifest()
-    code, out, err = run_cli("train", "--dataset", one.root, "--model", "arcface-resnet18",
-                             "--config", fast, "--out", tmp_path / "m.pt")
-    assert code == 2 and "Traceback" not in err
-    assert err.strip().startswith("tapcheck: error:") and len(err.strip().splitlines()) == 1
-    assert "cross-fit calibration needs at least 2 normal training boards" in err
-    assert 'train.calibration = "hold-out"' in err
-    assert not (tmp_path / "m.pt").exists()
+    lines = []
+    checkpoint = train_model(Dataset.open(one.root), config=load_config(fast), progress=False,
+                             log=lines.append)
+    info = checkpoint["detector"]["calibration"]
+    assert info["method"] == "cross-fit" and info["clips"] == len(one.takes)
+    assert info["holds_for"].startswith("new taps of the training board")
+    assert sum(line.startswith("cross-fit ") for line in lines) == 4
+    assert "a network without 2 of its takes" in lines[[i for i, line in enumerate(lines)
+                                                        if line.startswith("cross-fit")][0]]
 
 
 def test_auto_cross_fits_from_enough_boards_and_the_model_file_says_what_was_done(
