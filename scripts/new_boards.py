@@ -263,7 +263,8 @@ def run(models: list[Path], ds: Dataset) -> dict:
                   if t.label == "normal" and t.board not in known][:5]
         out[model.name] = {
             "calibration": own, "rows": rows, "test_scores": scores_for_ensemble(judge, emb),
-            "enrol": enrol_experiment(holdout, emb["test"], test_takes, known=known),
+            # what `tapcheck enroll` does to this model file: its own detector and calibration
+            "enrol": enrol_experiment(judge.model.detector, emb["test"], test_takes, known=known),
             "enroll_file_seconds": timed_enroll_cli(model, unseen),
             "equal_recall": equal_recall(emb, groups, test_takes, known),
             "reference_sizes": reference_sizes(emb["train"], groups, emb["test"], test_takes)}
@@ -315,7 +316,8 @@ def markdown(results: dict, command: str, ensemble: dict) -> str:
                 f"{_p(r['far_unseen'])} | {per} | {_p(r['recall'])} | {r['auc']:.3f} | "
                 f"{_p(r['board_median_healthy'])} / {_p(r['board_median_defect'])} | "
                 f"{_p(r['board_vote_healthy'])} / {_p(r['board_vote_defect'])} |")
-    lines += ["", "## Enrolment of 5 taps per side of an unseen board", "",
+    lines += ["", "## Enrolment of 5 taps per side of an unseen board (into the model file's own "
+              "references and calibration, as `tapcheck enroll` does)", "",
               "| model | board | enrolled | other taps | FA before | FA after | AUC before | "
               "AUC after | recalibrate (s) |", "|" + " --- |" * 9]
     for name, res in results.items():

@@ -63,11 +63,11 @@ def measure(demo, *, seed: int, model: str, calibration: str, work: Path) -> dic
     from tapcheck.modelfile import save_checkpoint
     from tapcheck.training import dataset_crops, train_model
 
-    ds, odd = odd_take_set(work / f"odd-{seed}", demo, seed=seed)
+    ds, odd = odd_take_set(work / f"odd-{calibration}-{seed}", demo, seed=seed)
     cache = FeatureCache(work / "cache")
     config = Config().replace("train", model=model, seed=seed, calibration=calibration)
     checkpoint = train_model(ds, config=config, cache=cache, progress=False)
-    judge = Judge(save_checkpoint(work / f"{model}-{seed}.pt", checkpoint))
+    judge = Judge(save_checkpoint(work / f"{model}-{calibration}-{seed}.pt", checkpoint))
     test = ds.select(split="test")
     scores = judge.scores(dataset_crops(ds, test, cache=cache, split="test"))
     defect = np.array([t.label == "defect" for t in test])
