@@ -13,6 +13,9 @@ a metric-learning network (it was trained to push exactly those boards apart; se
 4. the threshold of the final network (trained on every board) is the robust fit of these
    out-of-fold scores (:func:`tapcheck.calibration.calibrate`, method ``"cross-fit"``).
 
+With a single normal board (one-class data) the folds hold its takes instead, so each take is
+scored as a new tap of that board.
+
 It costs ``crossfit_folds`` more trainings, each on ``(K - 1) / K`` of the normal boards. It
 assumes the final network places a new board about as far from its references as the fold
 networks placed theirs; ``tapcheck evaluate`` on unseen boards checks that.

@@ -119,13 +119,12 @@ def _bad(row: Any, what: str, path: Path) -> InspectionLogError:
                               fix="delete or fix the row (sqlite3), or move the log aside")
 
 
-def checked_row(row: tuple, path: Path):
-    """An :class:`~tapcheck.inspections.Inspection` from a row, its types checked."""
-    from .inspections import Inspection
-
-    if len(row) != len(COLUMNS):
-        raise _bad(row, f"has {len(row)} columns, not {len(COLUMNS)}", path)
-    values = dict(zip(COLUMNS, row, strict=True))
+def _common(row: tuple, columns, path: Path) -> dict:
+    """The row as a dict of ``columns``, its column count, time and board number checked (what
+    tap rows and board rows share)."""
+    if len(row) != len(columns):
+        raise _bad(row, f"has {len(row)} columns, not {len(columns)}", path)
+    values = dict(zip(columns, row, strict=True))
     try:
         datetime.fromisoformat(values["time"])
     except (TypeError, ValueError):
@@ -133,6 +132,14 @@ def checked_row(row: tuple, path: Path):
     if values["board"] is not None and (not isinstance(values["board"], int)
                                         or values["board"] < 0):
         raise _bad(row, f"board {values['board']!r} is not a board number", path)
+    return values
+
+
+def checked_row(row: tuple, path: Path):
+    """An :class:`~tapcheck.inspections.Inspection` from a row, its types checked."""
+    from .inspections import Inspection
+
+    values = _common(row, COLUMNS, path)
     for key in ("score", "threshold", "latency_ms"):
         value = values[key]
         if value is None and key == "latency_ms":
@@ -155,16 +162,7 @@ def checked_board_row(row: tuple, path: Path):
     checked."""
     from .inspections import BoardInspection
 
-    if len(row) != len(BOARD_COLUMNS):
-        raise _bad(row, f"has {len(row)} columns, not {len(BOARD_COLUMNS)}", path)
-    values = dict(zip(BOARD_COLUMNS, row, strict=True))
-    try:
-        datetime.fromisoformat(values["time"])
-    except (TypeError, ValueError):
-        raise _bad(row, f"time {values['time']!r} is not an ISO 8601 time", path) from None
-    if values["board"] is not None and (not isinstance(values["board"], int)
-                                        or values["board"] < 0):
-        raise _bad(row, f"board {values['board']!r} is not a board number", path)
+    values = _common(row, BOARD_COLUMNS, path)
     for key in ("number", "first_inspection", "last_inspection", "taps", "board_taps"):
         if isinstance(values[key], bool) or not isinstance(values[key], int) or values[key] < 0:
             raise _bad(row, f"{key} {values[key]!r} is not a count", path)
