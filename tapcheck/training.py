@@ -34,10 +34,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import Config
-from .crossfit import AUTO_MIN_BOARDS, crossfit_folds, crossfit_scores, resolve_calibration
 from .augment import PSEUDO_ANOMALIES, PseudoAnomalyBatches
 from .calibration import warn_if_thin
+from .config import Config
+from .crossfit import AUTO_MIN_BOARDS, crossfit_folds, crossfit_scores, resolve_calibration
 from .datasets import Dataset, Take
 from .detectors import SCORERS, KNNDetector, ThresholdDetector, representation_of
 from .errors import AudioError, DatasetError, TapcheckWarning
@@ -284,13 +284,8 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     net = model.for_inference(bf16=bf16_inference(bf16=config.train.bf16))  # as judge does
     _fit_detector(detector, net, data, config=config, name=spec.name)
     if config.train.calibration == "cross-fit":
-        scores, boards = crossfit_scores(
-            base, config=config, spec=spec, make_detector=make_detector, log=log,
-            progress=progress, with_classes=lambda d: _with_classes(
-                d, spec=spec, root=dataset.root, per_batch=config.train.pseudo_per_batch))
-        detector.calibration_scores_, detector.calibration_groups_ = scores, boards
-        detector.recalibrate(method="cross-fit")
-        warn_if_thin(detector.calibration_)
+        _cross_fit(detector, base, config=config, spec=spec, root=dataset.root, log=log,
+                   progress=progress)
     resumed = state["history"] if state else []  # epochs an interrupted run had done
     seconds = time.perf_counter() - started + sum(h["seconds"] for h in resumed)
     return new_checkpoint(
@@ -302,11 +297,23 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
         train_seconds=seconds)
 
 
+def _cross_fit(detector: ThresholdDetector, base: TrainingData, *, config: Config, spec,
+               root: Path, log, progress) -> None:
+    """Replace the detector's calibration by out-of-fold scores (:mod:`tapcheck.crossfit`)."""
+    scores, boards = crossfit_scores(
+        base, config=config, spec=spec, make_detector=make_detector, log=log, progress=progress,
+        with_classes=lambda d: _with_classes(d, spec=spec, root=root,
+                                             per_batch=config.train.pseudo_per_batch))
+    detector.calibration_scores_, detector.calibration_groups_ = scores, boards
+    detector.recalibrate(method="cross-fit")
+    warn_if_thin(detector.calibration_)
+
+
 def _with_calibration(config: Config, data: TrainingData, *,
                       log: Callable[[str], None] | None) -> Config:
     """``config`` with ``train.calibration`` resolved (``"auto"`` by the number of normal
-    boards), so the model file says what was done; cross-fit on one board is refused here,
-    before any training."""
+    boards), so the model file says what was done; cross-fit with fewer than two normal takes
+    is refused here, before any training."""
     boards = np.array([t.board for t in data.fit_takes + data.calib_takes
                        if t.label == "normal"])
     method = resolve_calibration(config.train.calibration, len(np.unique(boards)))

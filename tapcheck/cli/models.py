@@ -45,8 +45,9 @@ def _train_options(f):
 @_train_options
 @click.option("--calibration", type=click.Choice(
     ["auto", "cross-fit", "hold-out", "leave-one-board-out"]),
-              help="Where the threshold comes from [the config's train.calibration: hold-out]; "
-                   "cross-fit trains train.crossfit_folds more networks (docs/new-boards.md).")
+              help="Where the threshold comes from [the config's train.calibration: auto, "
+                   "i.e. cross-fit from 8 normal boards, else hold-out]; cross-fit trains "
+                   "train.crossfit_folds more networks (docs/new-boards.md).")
 @click.option("--out", type=FILE, help="Model file [models/<model>.pt].")
 @click.option("--resume", is_flag=True,
               help="Continue the run that was interrupted (same options): its progress is in "
