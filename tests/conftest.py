@@ -40,6 +40,19 @@ def _isolated(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TAPCHECK_CACHE", str(_session_cache(tmp_path_factory)))
     monkeypatch.setenv("TAPCHECK_INSPECTIONS", str(base / "inspections"))
     monkeypatch.delenv("TAPCHECK_DEBUG", raising=False)
+    _interruptible()
+
+
+def _interruptible() -> None:
+    """Children started by a test must get Ctrl-C as a user's shell gives it. An ignored SIGINT
+    (or a blocked one) is inherited across exec, and then `record`/`import`/`listen` never see
+    the SIGINT the interrupt tests send (the full suite ended with four such failures in stop 11,
+    each passing alone): restore Python's own handler and unblock it before every test."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 _CACHE: list[Path] = []
