@@ -51,6 +51,21 @@ def resolve_calibration(method: str, normal_boards: int) -> str:
     return "cross-fit" if normal_boards >= AUTO_MIN_BOARDS else "hold-out"
 
 
+def fold_units(boards: np.ndarray) -> np.ndarray:
+    """What a fold holds, per normal take: its board, or (a single normal board) the take itself.
+
+    Parameters
+    ----------
+    boards : np.ndarray, shape (n,)
+        Board of each normal training take.
+
+    Returns
+    -------
+    np.ndarray, shape (n,)
+    """
+    return boards if len(np.unique(boards)) >= 2 else np.arange(len(boards))
+
+
 def crossfit_folds(units: np.ndarray, folds: int, *, seed: int) -> list[np.ndarray]:
     """The distinct units (boards, or takes) dealt into ``folds`` folds, shuffled by ``seed``.
 
@@ -110,12 +125,13 @@ def crossfit_scores(data, *, config: Config, spec: ModelSpec, with_classes: Call
     fit_normal = data.fit_normal[:n]
     fit_boards = np.array([t.board for t in data.fit_takes])
     calib_boards = np.array([t.board for t in data.calib_takes])
-    by_board = len(np.unique(np.concatenate([fit_boards[fit_normal], calib_boards]))) >= 2
-    # the unit a fold holds: a board, or (one board) a take
-    fit_units = fit_boards if by_board else np.arange(n)
-    calib_units = calib_boards if by_board else n + np.arange(len(calib_boards))
-    folds = crossfit_folds(np.concatenate([fit_units[fit_normal], calib_units]),
-                           config.train.crossfit_folds, seed=config.train.seed)
+    # normal takes in order: the fit takes', then the held-out ones
+    units = fold_units(np.concatenate([fit_boards[fit_normal], calib_boards]))
+    by_board = len(np.unique(calib_boards.tolist() + fit_boards[fit_normal].tolist())) >= 2
+    fit_units = np.full(n, -1, dtype=np.int64)  # defect takes: in no fold
+    fit_units[fit_normal] = units[:int(fit_normal.sum())]
+    calib_units = units[int(fit_normal.sum()):]
+    folds = crossfit_folds(units, config.train.crossfit_folds, seed=config.train.seed)
     scores, groups = [], []
     for i, held in enumerate(folds, start=1):
         if log:

@@ -72,12 +72,10 @@ def add_references(detector, emb: np.ndarray, *, group: int) -> None:
     if method == "leave-one-board-out":
         detector.fit(reference, groups=groups)
         return
-    if method == "cross-fit":  # scores of boards no network heard: the new board changes none
-        detector._fit_reference(reference)
-        detector.reference_groups_ = groups
-        return
     detector._fit_reference(reference)
     detector.reference_groups_ = groups
+    if method == "cross-fit":  # scores of boards no network heard: the new board changes none
+        return
     new_scores = detector._self_scores(reference, None)[first_row:]
     detector.calibration_scores_ = np.concatenate([detector.calibration_scores_, new_scores])
     if detector.calibration_groups_ is not None:

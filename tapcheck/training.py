@@ -37,7 +37,8 @@ import torch
 from .augment import PSEUDO_ANOMALIES, PseudoAnomalyBatches
 from .calibration import warn_if_thin
 from .config import Config
-from .crossfit import AUTO_MIN_BOARDS, crossfit_folds, crossfit_scores, resolve_calibration
+from .crossfit import (AUTO_MIN_BOARDS, crossfit_folds, crossfit_scores, fold_units,
+                       resolve_calibration)
 from .datasets import Dataset, Take
 from .detectors import SCORERS, KNNDetector, ThresholdDetector, representation_of
 from .errors import AudioError, DatasetError, TapcheckWarning
@@ -320,9 +321,8 @@ def _with_calibration(config: Config, data: TrainingData, *,
     if method != config.train.calibration and log:
         log(f"calibration: {method} ({len(np.unique(boards))} normal training boards; auto "
             f"cross-fits from {AUTO_MIN_BOARDS})")
-    if method == "cross-fit":  # folds of boards, or of takes when there is one board
-        crossfit_folds(boards if len(np.unique(boards)) > 1 else np.arange(len(boards)), 2,
-                       seed=0)  # raises with the fix when there are too few normal takes
+    if method == "cross-fit":  # raises with the fix when there are too few normal takes
+        crossfit_folds(fold_units(boards), 2, seed=0)
     return dataclasses.replace(config, train=dataclasses.replace(config.train,
                                                                  calibration=method))
 
