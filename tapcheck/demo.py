@@ -29,7 +29,7 @@ def run_demo(dataset: str = "demo", *, epochs: int | None = None, seed: int = 0,
     say : callable
         Receives the progress lines.
     train : callable, optional
-        ``train(dataset, config) -> checkpoint``; default :func:`tapcheck.training.train_model`.
+        ``train(dataset, *, config) -> checkpoint``; default :func:`tapcheck.training.train_model`.
 
     Returns
     -------
@@ -55,7 +55,7 @@ def run_demo(dataset: str = "demo", *, epochs: int | None = None, seed: int = 0,
     if train is None:
         from .training import train_model as train
     out = model_path(DEFAULT_MODEL)
-    save_checkpoint(out, train(ds, config))
+    save_checkpoint(out, train(ds, config=config))
     say(f"    saved {out}")
     say("3/3 judging the test split ...")
     test = ds.select(split="test")

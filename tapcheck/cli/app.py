@@ -110,7 +110,7 @@ def config_option(help_text: str = "TOML config (see configs/default.toml); opti
     return click.option("--config", "config_path", type=FILE, help=help_text)
 
 
-def train_with_progress(ds, config, **kwargs) -> dict:
+def train_with_progress(ds, *, config, **kwargs) -> dict:
     """:func:`tapcheck.training.train_model` with a progress bar on a terminal, log lines else."""
     from ..training import train_model
 

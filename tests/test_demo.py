@@ -1,0 +1,19 @@
+"""The demo as a library call: its default trainer, its figures, its printed lines."""
+
+import shutil
+
+import numpy as np
+
+
+def test_run_demo_trains_with_the_default_trainer(tmp_path, tiny_dataset, one_thread):
+    # the CLI always passes its own progress trainer; scripts/results.py calls the default
+    from tapcheck.demo import demo_lines, run_demo
+
+    folder = tmp_path / "demo"
+    shutil.copytree(tiny_dataset.root, folder)
+    said = []
+    evaluation, verdicts, seconds = run_demo(str(folder), epochs=1, seed=0, say=said.append)
+    assert said[0].startswith("1/3 using the existing dataset") and "2/3 training" in said[1]
+    assert len(verdicts) == len(tiny_dataset.select(split="test")) and seconds > 0
+    assert 0 <= evaluation["auc"] <= 1 and np.isfinite(evaluation["threshold"])
+    assert any("AUC" in line for line in demo_lines(evaluation, seconds=seconds))
