@@ -212,6 +212,16 @@ def test_summary_and_paired_test_on_known_numbers():
     assert (pair["auc"]["a_better"], pair["auc"]["b_better"]) == (6, 1)
     assert pair["auc"]["min_p"] == pytest.approx(2 / 2 ** 7)
     assert pair["auc"]["mean_diff"] == pytest.approx(d.mean())
+    assert pair["auc"]["p_t"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert pair["auc"]["p_t_holm"] == pytest.approx(pair["auc"]["p_t"])  # a family of one
+
+
+def test_holm_adjusts_a_family_step_down():
+    from tapcheck.gridreport import holm
+
+    # sorted 0.01, 0.03, 0.04 of m = 3: x3, x2 (0.06), x1 (0.04, raised to 0.06 to stay monotone)
+    assert holm([0.01, 0.04, None, 0.03]) == pytest.approx([0.03, 0.06, None, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0]) and holm([]) == []
 
 
 def test_auc_is_sklearns_roc_auc():
