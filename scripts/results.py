@@ -96,7 +96,7 @@ def render_seeds(r: dict) -> str:
 
 
 def render_grid(r: dict) -> str:
-    """compare over seeds, serially and with --ray: times, memory, load; the models' summary."""
+    """compare over seeds, serially and with --ray: times, memory, load; models and pairs."""
     if not r:
         return "(not measured yet: `python3 scripts/results.py run compare-grid-demo`)\n"
     lines = [f"`{r['grid']}` on the demo ({r['cells']} cells), {r['measured']}:", "",
@@ -106,28 +106,61 @@ def render_grid(r: dict) -> str:
         lines.append(f"| {kind} ({run['how']}) | {_mmss(run['wall_s'])} | "
                      f"{run['driver_peak_mb']} MB | {run['load_before']:.1f} → "
                      f"{run['load_after']:.1f} |")
-    lines += ["", "| model | cells | AUC mean ± sd (95 % t-interval) | pAUC mean ± sd | "
-              "false alarms mean ± sd |", "| --- | --- | --- | --- | --- |"]
+    lines += ["", _grid_models(r), "| A | B | cells | mean ΔAUC (A − B) | A ahead in | "
+              "Wilcoxon p (smallest possible) | paired t-test p, Holm-adjusted |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for p in r["pairs"]:
+        a = p["auc"]
+        t = "–" if a.get("p_t_holm") is None else f"{a['p_t_holm']:.3g}"
+        lines.append(f"| {p['a']} | {p['b']} | {p['cells']} | {a['mean_diff']:+.3f} | "
+                     f"{a['a_better']} of {p['cells']} | {a['p']:.3g} ({a['min_p']:.3g}) | {t} |")
+    lines.append("\n" + _grid_supported(r))
+    d = r["max_abs_diff"]
+    lines.append(f"\nSerial and Ray cells identical: {'yes' if r['cells_equal'] else 'no'} "
+                 f"({r['cells_note']}): identical in {len(r['identical_cells'])} of "
+                 f"{r['cells']} cells; largest difference AUC {d['auc']:.2g}, pAUC "
+                 f"{d['pauc']:.2g}, threshold {d['threshold']:.2g}.")
+    return "\n".join(lines) + "\n"
+
+
+def _grid_models(r: dict) -> str:
+    """The per-model table of a grid, best mean AUC first."""
+    lines = ["| model | cells | AUC mean ± sd (95 % t-interval) | pAUC mean ± sd | "
+             "false alarms at threshold, mean ± sd |", "| --- | --- | --- | --- | --- |"]
 
     def ms(s):
         return f"{s['mean']:.3f} ± {s['sd']:.3f}"
 
-    for m in r["models"]:
+    for m in sorted(r["models"], key=lambda m: -m["auc"]["mean"]):
         a = m["auc"]
         lines.append(f"| {m['model']} | {m['cells']} | {ms(a)} ({a['ci_low']:.3f}–"
                      f"{a['ci_high']:.3f}) | {ms(m['pauc'])} | {ms(m['false_alarms'])} |")
-    for p in r["pairs"]:
-        lines.append(f"\n{p['a']} − {p['b']}: mean ΔAUC {p['auc']['mean_diff']:+.3f}, ahead in "
-                     f"{p['auc']['a_better']} of {p['cells']} cells, Wilcoxon signed-rank "
-                     f"p = {p['auc']['p']:.3g} (smallest possible with {p['cells']} cells: "
-                     f"{p['auc']['min_p']:.3g}).")
-    d = r["max_abs_diff"]
-    lines.append(f"\nSerial and Ray cells identical: {'yes' if r['cells_equal'] else 'no'} "
-                 f"({r['cells_note']}): identical in {len(r['identical_cells'])} of "
-                 f"{r['cells']} cells ({', '.join(r['identical_cells']) or 'none'}); largest "
-                 f"difference AUC {d['auc']:.2g}, pAUC {d['pauc']:.2g}, threshold "
-                 f"{d['threshold']:.2g}.")
     return "\n".join(lines) + "\n"
+
+
+def _grid_supported(r: dict) -> str:
+    """Which AUC rankings the paired tests support, in words."""
+    held = [(p["a"], p["b"]) if p["auc"]["mean_diff"] > 0 else (p["b"], p["a"])
+            for p in r["pairs"] if (p["auc"].get("p_t_holm") or 1) < 0.05]
+    cells = r["pairs"][0]["cells"] if r["pairs"] else 0
+    wil = [p for p in r["pairs"] if p["auc"]["p"] < 0.05]
+    text = (f"Rankings the paired t-test supports (AUC, Holm-adjusted p < 0.05 over the "
+            f"{len(r['pairs'])} pairs): "
+            + ("; ".join(f"{a} > {b}" for a, b in held) if held else "none") + ". ")
+    text += (f"The Wilcoxon test supports {len(wil)}" + (
+        f" (with {cells} cells its smallest possible p is {2 / 2 ** cells:.3g})"
+        if cells < 6 else "") + "; every other difference is within what a reseed moves.")
+    return text
+
+
+def render_grid_table(_: dict) -> str:
+    """The seed grid's per-model table and supported rankings, for docs/models.md."""
+    file = RESULTS / "compare-grid-demo.json"
+    r = json.loads(file.read_text(encoding="utf-8")) if file.exists() else {}
+    if not r or not r["grid"].endswith("--models study --seeds 0-2"):
+        return "(not measured yet: `python3 scripts/results.py run compare-grid-demo`)\n"
+    return (f"`{r['grid']}`, {r['measured']}:\n\n" + _grid_models(r) + "\n"
+            + _grid_supported(r) + "\n")
 
 
 def render_bench(r: dict) -> str:
@@ -255,7 +288,7 @@ def render_one_class(r: dict) -> str:
 RENDERERS = {"demo": render_demo, "compare-demo": render_compare,
              "seeds-bf16-fp32": render_seeds, "bench": render_bench,
              "listen-latency": render_latency, "speed-targets": render_targets,
-             "compare-grid-demo": render_grid,
+             "compare-grid-demo": render_grid, "compare-grid-table": render_grid_table,
              "fast-model": render_fast_model, "one-class": render_one_class,
              "bench-fast": lambda r: _fast_bench(r)}
 
@@ -369,9 +402,8 @@ def run_seeds(seeds=range(8)) -> None:
     _save("seeds-bf16-fp32", {"seeds": out})
 
 
-# two epochs, not the models' 15: on the shared 2-core machine (load 12-18) one 15-epoch
-# arcface-shallow cell took over 10 minutes serially
-GRID = ["--models", "arcface-shallow,ae", "--seeds", "0-2", "--epochs", "2"]
+# issue 16's target: the study's eight, three seeds, each model's own epochs (24 cells)
+GRID = ["--models", "study", "--seeds", "0-2"]
 
 
 def run_compare_grid(work: Path | None = None) -> None:
