@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ def knock_files(material: str | None = None) -> list[Path]:
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path_factory, monkeypatch):
+def _isolated(request, tmp_path_factory, monkeypatch):
     """Each test gets empty recordings/models folders; the feature cache is shared per session."""
     base = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("TAPCHECK_RECORDINGS", str(base / "recordings"))
@@ -40,19 +41,37 @@ def _isolated(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TAPCHECK_CACHE", str(_session_cache(tmp_path_factory)))
     monkeypatch.setenv("TAPCHECK_INSPECTIONS", str(base / "inspections"))
     monkeypatch.delenv("TAPCHECK_DEBUG", raising=False)
-    _interruptible()
+    restored = _interruptible()
+    if restored and _PREVIOUS:
+        # which test leaves the process so is not yet known: say it where the suite's summary
+        # shows it, so that a run of the whole suite names it
+        warnings.warn(f"SIGINT was {restored} after {_PREVIOUS[-1]}; restored",
+                      pytest.PytestWarning, stacklevel=1)
+    _PREVIOUS[:] = [request.node.nodeid]
 
 
-def _interruptible() -> None:
+_PREVIOUS: list[str] = []
+
+
+def _interruptible() -> str:
     """Children started by a test must get Ctrl-C as a user's shell gives it. An ignored SIGINT
     (or a blocked one) is inherited across exec, and then `record`/`import`/`listen` never see
     the SIGINT the interrupt tests send (the full suite ended with four such failures in stop 11,
-    each passing alone): restore Python's own handler and unblock it before every test."""
+    each passing alone): restore Python's own handler and unblock it before every test.
+
+    Returns what was restored ("" when nothing was)."""
     import signal
 
-    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+    restored = []
+    handler = signal.getsignal(signal.SIGINT)
+    if handler in (signal.SIG_IGN, signal.SIG_DFL, None):
+        restored.append({signal.SIG_IGN: "ignored", signal.SIG_DFL: "at its default"}.get(
+            handler, "handled outside Python"))
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    if blocked & {signal.SIGINT, signal.SIGTERM}:
+        restored.append("blocked")
+    return " and ".join(restored)
 
 
 _CACHE: list[Path] = []
