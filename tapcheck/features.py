@@ -275,7 +275,11 @@ def standardize(crops: np.ndarray) -> np.ndarray:
     # property test; every crop of a real clip varies by decibels and is computed as before.)
     flat = std <= 1e-4 * (np.abs(mean) + 1.0)
     z = (crops - mean) / np.maximum(std, 1e-6)
-    return np.where(flat, np.float32(0.0), z).astype(np.float32)
+    # C order whatever the spectrogram's layout (torch.stft's is frames-major): crops read back
+    # from the feature cache are C-ordered, and sums over them (the pseudo-anomaly transforms)
+    # round differently in another order — one-class training differed in the last bit between
+    # a run on fresh and a run on cached features
+    return np.ascontiguousarray(np.where(flat, np.float32(0.0), z), dtype=np.float32)
 
 
 def strike_crops(y: np.ndarray, *, features: FeatureConfig = FeatureConfig(),

@@ -84,6 +84,7 @@ def test_crops_from_the_crops_frames_equal_the_whole_spectrograms(case):
     crops, ours = strike_crops(y, features=f, return_onset=True)
     assert ours == onset
     np.testing.assert_array_equal(crops, expected)
+    assert crops.flags.c_contiguous  # as the feature cache hands them back
 
 
 @pytest.mark.parametrize("path", knock_files(), ids=lambda p: f"{p.parent.name}-{p.name}")

@@ -82,6 +82,48 @@ def test_resume_gives_the_model_an_uninterrupted_run_gives(small_train_set, fast
     _same_model(uninterrupted, resumed)
 
 
+@pytest.fixture(scope="module")
+def one_class_set(tiny_dataset, tmp_path_factory) -> Path:
+    """Board 1 left alone (the one-class case: pseudo-anomaly classes are added)."""
+    from .conftest import _copy_takes
+
+    root = tmp_path_factory.mktemp("one") / "one"
+    _copy_takes(tiny_dataset, tiny_dataset.select(board=[1], side=["left"], split="train"),
+                Dataset.create(root))
+    return root
+
+
+@pytest.mark.filterwarnings("ignore:.*pseudo-anomaly:tapcheck.errors.TapcheckWarning")
+@pytest.mark.parametrize("per_batch", [False, True], ids=["materialised", "per-batch"])
+def test_one_class_training_is_the_same_from_fresh_or_cached_features_and_resumed(
+        one_class_set, fast, tmp_path, monkeypatch, per_batch):
+    """Crops computed afresh came out frames-major (torch.stft's layout), crops read back from
+    the cache C-ordered, and the pseudo-anomaly transforms summed them in another order: a
+    resumed one-class run (features cached by then) ended with other weights (stop 10)."""
+    import tapcheck.resume as resume
+    from tapcheck.featurecache import FeatureCache
+
+    config = load_config(fast).replace("train", epochs=EPOCHS, pseudo_per_batch=per_batch)
+    cache = FeatureCache(tmp_path / "cache", audio=config.audio, features=config.features)
+    ds = Dataset.open(one_class_set)
+    fresh = train_model(ds, config=config, cache=cache, progress=False)  # computes the crops
+    cached = train_model(ds, config=config, cache=cache, progress=False)
+    _same_model(fresh, cached)
+    partial, save = tmp_path / "m.pt.partial", resume.save_partial
+
+    def save_then_stop(path, state):
+        save(path, state)
+        if state["epoch"] == 2:
+            raise _Stop
+
+    monkeypatch.setattr(resume, "save_partial", save_then_stop)
+    with pytest.raises(_Stop):
+        train_model(ds, config=config, cache=cache, progress=False, partial=partial)
+    monkeypatch.setattr(resume, "save_partial", save)
+    _same_model(fresh, train_model(ds, config=config, cache=cache, progress=False,
+                                   partial=partial, resume=True))
+
+
 def test_resume_without_a_partial_is_an_error(small_train_set, fast, tmp_path, run_cli):
     code, _, err = run_cli("train", "--dataset", small_train_set, "--config", fast, "--out",
                            tmp_path / "m.pt", "--resume")
