@@ -11,9 +11,7 @@ least as long as the crops, finite, at sane levels, not silent or a constant, wi
 DC offset is removed with a warning. A file must also be sampled fast enough to fill the crop's
 band (:func:`required_sample_rate`, checked by :func:`load_clip`).
 
-The STFT is computed here with ``torch.stft``, equal to ``librosa.stft`` (centred, zero-padded,
-periodic Hann window; a test checks it) because librosa's first call costs seconds of JIT
-start-up that ``tapcheck judge`` should not pay.
+The spectrogram is :mod:`tapcheck.spectrogram`'s, the strike is found by :mod:`tapcheck.strikes`.
 
 **Only the frames the crops need.** A 3 s clip has 1034 frames; the crops use 126. The strike is
 found from each frame's total power, which Parseval's theorem gives from the waveform without an
@@ -34,6 +32,11 @@ import numpy as np
 from .audio import load
 from .config import AudioConfig, FeatureConfig
 from .errors import AudioError, NoStrikeError, ParameterError, TapcheckWarning
+# the spectrogram and the strike are their own modules; their names stay importable from here
+from .spectrogram import (AMIN, frame_levels, frame_power, power_spectrogram,  # noqa: F401
+                          power_spectrogram_frames, power_to_db)
+from .strikes import (OTHER_STRIKE_DB, find_strike, find_strikes, strike_onset,  # noqa: F401
+                      strike_onsets)
 
 # Bump when the computation changes, so cached features of the old code are never reused and
 # models trained on them are refused.
@@ -41,179 +44,15 @@ FEATURES_VERSION = 1
 # Bump when the checks of what a usable clip is change (crops of accepted clips unchanged): the
 # feature cache must not hand out crops of a clip the new checks refuse. Models stay valid.
 CHECKS_VERSION = 2
-AMIN = 1e-10  # librosa.power_to_db's floor on power
 # A DC offset above -60 dBFS is removed: bin 0 of the crop follows the offset (0.01 moves it by
 # ~5 standard deviations, 0.05 hides the strike altogether), while real and synthetic clips sit
 # below 2e-4, which this leaves bit for bit as the study computed them.
 MAX_DC_OFFSET = 1e-3
 # Samples beyond 1000x full scale are no recording (and would overflow float32 power).
 MAX_AMPLITUDE = 1e3
-# Another knock within this many dB of the strongest, inside its crops, makes the verdict doubtful.
-OTHER_STRIKE_DB = 20.0
 # Frames outside the crops that may hold the clip's loudest bin and are transformed one by one
 # to find it; more (a clip of many loud knocks), and the whole spectrogram is cheaper.
 MAX_LOOK_FRAMES = 64
-
-
-def power_spectrogram(y: np.ndarray, *, n_fft: int = 1024, hop_length: int = 128) -> np.ndarray:
-    """``|librosa.stft(y, n_fft=n_fft, hop_length=hop_length)|**2``, without librosa.
-
-    Parameters
-    ----------
-    y : np.ndarray, shape (n_samples,)
-    n_fft, hop_length : int
-
-    Returns
-    -------
-    S : np.ndarray, shape (1 + n_fft // 2, 1 + n_samples // hop_length), float32
-    """
-    import torch  # loaded by then in every command that judges; its STFT is the fastest here
-
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim != 1:
-        raise ParameterError(f"power_spectrogram needs a mono signal, got shape {y.shape}")
-    # librosa.stft's defaults: centred frames, zero padding, periodic Hann window
-    spectrum = torch.stft(torch.from_numpy(y), n_fft, hop_length=hop_length,
-                          window=_hann(n_fft), center=True, pad_mode="constant",
-                          return_complex=True)
-    return (spectrum.real ** 2 + spectrum.imag ** 2).numpy()
-
-
-def power_spectrogram_frames(y: np.ndarray, start: int, stop: int, *, n_fft: int = 1024,
-                             hop_length: int = 128) -> np.ndarray:
-    """Frames ``start .. stop - 1`` of :func:`power_spectrogram`, transforming only those.
-
-    Parameters
-    ----------
-    y : np.ndarray, shape (n_samples,)
-    start, stop : int
-        Frame indices, ``0 <= start < stop <= 1 + n_samples // hop_length``.
-
-    Returns
-    -------
-    S : np.ndarray, shape (1 + n_fft // 2, stop - start), float32
-    """
-    import torch
-
-    y = np.asarray(y, dtype=np.float32)
-    if not 0 <= start < stop <= 1 + len(y) // hop_length:
-        raise ParameterError(f"frames {start}..{stop} are not frames of a {len(y)}-sample clip")
-    half = n_fft // 2
-    # frame t holds samples t*hop - half .. t*hop - half + n_fft of the clip
-    lo, hi = start * hop_length - half, (stop - 1) * hop_length - half + n_fft
-    segment = y[max(lo, 0):min(hi, len(y))]
-    segment = np.pad(segment, (max(0, -lo), max(0, hi - len(y))))  # the centred zero padding
-    spectrum = torch.stft(torch.from_numpy(segment), n_fft, hop_length=hop_length,
-                          window=_hann(n_fft), center=False, return_complex=True)
-    return (spectrum.real ** 2 + spectrum.imag ** 2).numpy()
-
-
-def power_to_db(S: np.ndarray, *, top_db: float | None = 80.0) -> np.ndarray:
-    """``librosa.power_to_db(S, ref=1.0, amin=1e-10, top_db=top_db)``."""
-    S_db = 10.0 * np.log10(np.maximum(S, AMIN))
-    if top_db is not None:
-        S_db = np.maximum(S_db, S_db.max() - top_db)
-    return S_db.astype(np.float32)
-
-
-def frame_power(y: np.ndarray, *, n_fft: int = 1024, hop_length: int = 128) -> np.ndarray:
-    """Total power of each frame of :func:`power_spectrogram`, ``S.sum(axis=0)``, without an FFT.
-
-    Parseval: over all ``n_fft`` bins, ``sum |X_k|^2 = n_fft * sum (w x)^2``; the one-sided
-    spectrogram holds bins 0 and ``n_fft / 2`` once and the others once for two, so its sum is
-    ``(n_fft * sum (w x)^2 + X_0^2 + X_{n/2}^2) / 2``, where ``X_0 = sum w x`` and
-    ``X_{n/2} = sum (-1)^n w x`` are plain dot products. With ``hop_length`` dividing ``n_fft``
-    (the study's 1024 / 128) every frame is ``n_fft / hop_length`` blocks of the signal, and the
-    three dot products of all frames are one small matrix product over the blocks.
-
-    Parameters
-    ----------
-    y : np.ndarray, shape (n_samples,)
-    n_fft, hop_length : int
-
-    Returns
-    -------
-    power : np.ndarray, shape (1 + n_samples // hop_length,), float64
-        Equal to ``power_spectrogram(y).sum(axis=0)`` up to float rounding (tested).
-    """
-    y = np.asarray(y, dtype=np.float64)
-    n_frames = 1 + len(y) // hop_length
-    w = _hann(n_fft).numpy().astype(np.float64)
-    kernels = np.stack([w * w, w, w * np.where(np.arange(n_fft) % 2, -1.0, 1.0)])  # (3, n_fft)
-    half = n_fft // 2
-    if n_fft % hop_length:  # frames are not whole blocks: frame by frame (still no FFT)
-        padded = np.pad(y, (half, half + hop_length))
-        frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length][:n_frames]
-        sums = np.stack([(frames * frames) @ kernels[0], frames @ kernels[1],
-                         frames @ kernels[2]], axis=1)
-    else:
-        per = n_fft // hop_length
-        blocks = n_frames + per - 1
-        padded = np.zeros(max(blocks * hop_length, half + len(y)))
-        padded[half:half + len(y)] = y  # librosa's centred frames, zero padding
-        b = padded[:blocks * hop_length].reshape(blocks, hop_length)
-        k = kernels.reshape(3, per, hop_length)  # kernel j's block i: (3, per, hop)
-        # partial[t, j, i]: block t against block i of kernel j; a frame adds its per blocks
-        partial = np.stack([(b * b) @ k[0].T, b @ k[1].T, b @ k[2].T], axis=1)
-        sums = sum(partial[i:i + n_frames, :, i] for i in range(per))
-    return (n_fft * sums[:, 0] + sums[:, 1] ** 2 + sums[:, 2] ** 2) / 2
-
-
-def frame_levels(power: np.ndarray) -> np.ndarray:
-    """Frame levels in dB, ``10 log10(power + AMIN)``, of the frames' total power."""
-    return 10.0 * np.log10(np.asarray(power, dtype=np.float64) + AMIN)
-
-
-def find_strike(S: np.ndarray, *, min_strike_db: float = 15.0, max_back: int | None = None,
-                path: str | os.PathLike | None = None) -> int:
-    """Frame where the strongest strike begins.
-
-    The loudest frame (total power over all bins) marks the strongest strike; the onset is found by
-    walking back from it while the level stays within 10 dB of that peak, at most ``max_back``
-    frames (one STFT window), so a ring-down of an earlier knock cannot drag the onset back.
-
-    Parameters
-    ----------
-    S : np.ndarray, shape (n_bins, n_frames)
-        Power spectrogram (linear power, not dB).
-    min_strike_db : float
-        How far the peak must stand above the clip's noise floor (its 20th-percentile frame level)
-        to count as a strike.
-    max_back : int, optional
-        Longest walk back from the peak, frames. Default: 8 (n_fft / hop_length of the study).
-    path : optional
-        Named in the error message.
-
-    Returns
-    -------
-    onset : int
-        Frame index.
-
-    Raises
-    ------
-    NoStrikeError
-        Nothing stands ``min_strike_db`` above the floor: silence, steady noise, hum or DC.
-    """
-    return strike_onset(frame_levels(S.sum(axis=0, dtype=np.float64)),
-                        min_strike_db=min_strike_db, max_back=max_back, path=path)
-
-
-def strike_onset(level: np.ndarray, *, min_strike_db: float = 15.0, max_back: int | None = None,
-                 path: str | os.PathLike | None = None) -> int:
-    """:func:`find_strike` on frame levels in dB (:func:`frame_levels`), shape (n_frames,)."""
-    peak = int(np.argmax(level))
-    floor = float(np.percentile(level, 20))
-    rise = float(level[peak] - floor)
-    if not rise >= min_strike_db:
-        raise NoStrikeError(
-            f"no strike found (loudest moment only {rise:.1f} dB above the noise floor; "
-            f"a strike needs {min_strike_db:g} dB)", path=path,
-            fix="check the clip holds a tap: record closer to the board or strike harder")
-    max_back = 8 if max_back is None else max_back
-    onset = peak
-    while onset > 0 and peak - onset < max_back and level[onset - 1] > level[peak] - 10.0:
-        onset -= 1
-    return onset
 
 
 def crop_strike(S: np.ndarray, onset: int, *, n_bins: int = 100, fmin_bin: int = 0,
@@ -371,47 +210,6 @@ def required_sample_rate(features: FeatureConfig, *, sr: int) -> float:
     return 2.0 * (features.fmin_bin + features.n_bins) * sr / features.n_fft
 
 
-def find_strikes(S: np.ndarray, *, min_strike_db: float = 15.0,
-                 within_db: float = OTHER_STRIKE_DB, min_rise_db: float = 10.0,
-                 rise_frames: int = 4, merge_frames: int = 8) -> np.ndarray:
-    """Onset frames of every knock in a clip, the strongest and the others.
-
-    A knock is a frame whose level rises ``min_rise_db`` over the quietest of the ``rise_frames``
-    frames before it, stands ``min_strike_db`` above the noise floor (the 20th-percentile frame
-    level) and at most ``within_db`` below the loudest frame; rises within ``merge_frames`` of
-    each other are one knock. (Many of the real knocks in ``../shared/data/knocks`` hold two to
-    six; the synthetic boards one.)
-
-    Parameters
-    ----------
-    S : np.ndarray, shape (n_bins, n_frames)
-        Power spectrogram (linear power, not dB).
-
-    Returns
-    -------
-    onsets : np.ndarray of int, shape (n_knocks,)
-    """
-    return strike_onsets(frame_levels(S.sum(axis=0, dtype=np.float64)),
-                         min_strike_db=min_strike_db, within_db=within_db,
-                         min_rise_db=min_rise_db, rise_frames=rise_frames,
-                         merge_frames=merge_frames)
-
-
-def strike_onsets(level: np.ndarray, *, min_strike_db: float = 15.0,
-                  within_db: float = OTHER_STRIKE_DB, min_rise_db: float = 10.0,
-                  rise_frames: int = 4, merge_frames: int = 8) -> np.ndarray:
-    """:func:`find_strikes` on frame levels in dB (:func:`frame_levels`), shape (n_frames,)."""
-    floor = float(np.percentile(level, 20))
-    padded = np.concatenate([np.full(rise_frames, level[0]), level])
-    before = np.lib.stride_tricks.sliding_window_view(padded[:-1], rise_frames).min(axis=1)
-    rising = ((level - before >= min_rise_db) & (level >= level.max() - within_db)
-              & (level >= floor + min_strike_db))
-    frames = np.flatnonzero(rising)
-    if not len(frames):
-        return frames
-    return frames[np.concatenate([[True], np.diff(frames) > merge_frames])]
-
-
 def _usable_signal(y: np.ndarray, *, features: FeatureConfig,
                    path: str | os.PathLike | None) -> np.ndarray:
     """``y`` if crops of it can carry a verdict (a DC offset removed), else a clear error."""
@@ -476,14 +274,3 @@ def load_clip(path: str | os.PathLike, *, audio: AudioConfig = AudioConfig(),
     """:func:`tapcheck.audio.load` at ``audio.sr``, refusing rates too low for ``features``."""
     return load(path, sr=audio.sr, min_sr=required_sample_rate(features, sr=audio.sr))
 
-
-_HANN: dict = {}
-
-
-def _hann(n: int):
-    """Periodic Hann window (scipy.signal.get_window('hann', n, fftbins=True)), a tensor."""
-    if n not in _HANN:
-        import torch
-
-        _HANN[n] = torch.hann_window(n, periodic=True, dtype=torch.float32)
-    return _HANN[n]

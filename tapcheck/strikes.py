@@ -1,0 +1,111 @@
+"""Finding the strike: where the strongest knock of a clip begins, and where any others do.
+
+Both work on frame levels in dB, the total power of each STFT frame
+(:func:`tapcheck.spectrogram.frame_power`): ``find_strike``/``find_strikes`` take a power
+spectrogram, ``strike_onset``/``strike_onsets`` the levels themselves.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import NoStrikeError
+from .spectrogram import frame_levels
+
+# Another knock within this many dB of the strongest, inside its crops, makes the verdict doubtful.
+OTHER_STRIKE_DB = 20.0
+
+
+def find_strike(S: np.ndarray, *, min_strike_db: float = 15.0, max_back: int | None = None,
+                path: str | os.PathLike | None = None) -> int:
+    """Frame where the strongest strike begins.
+
+    The loudest frame (total power over all bins) marks the strongest strike; the onset is found by
+    walking back from it while the level stays within 10 dB of that peak, at most ``max_back``
+    frames (one STFT window), so a ring-down of an earlier knock cannot drag the onset back.
+
+    Parameters
+    ----------
+    S : np.ndarray, shape (n_bins, n_frames)
+        Power spectrogram (linear power, not dB).
+    min_strike_db : float
+        How far the peak must stand above the clip's noise floor (its 20th-percentile frame level)
+        to count as a strike.
+    max_back : int, optional
+        Longest walk back from the peak, frames. Default: 8 (n_fft / hop_length of the study).
+    path : optional
+        Named in the error message.
+
+    Returns
+    -------
+    onset : int
+        Frame index.
+
+    Raises
+    ------
+    NoStrikeError
+        Nothing stands ``min_strike_db`` above the floor: silence, steady noise, hum or DC.
+    """
+    return strike_onset(frame_levels(S.sum(axis=0, dtype=np.float64)),
+                        min_strike_db=min_strike_db, max_back=max_back, path=path)
+
+
+def strike_onset(level: np.ndarray, *, min_strike_db: float = 15.0, max_back: int | None = None,
+                 path: str | os.PathLike | None = None) -> int:
+    """:func:`find_strike` on frame levels in dB (:func:`frame_levels`), shape (n_frames,)."""
+    peak = int(np.argmax(level))
+    floor = float(np.percentile(level, 20))
+    rise = float(level[peak] - floor)
+    if not rise >= min_strike_db:
+        raise NoStrikeError(
+            f"no strike found (loudest moment only {rise:.1f} dB above the noise floor; "
+            f"a strike needs {min_strike_db:g} dB)", path=path,
+            fix="check the clip holds a tap: record closer to the board or strike harder")
+    max_back = 8 if max_back is None else max_back
+    onset = peak
+    while onset > 0 and peak - onset < max_back and level[onset - 1] > level[peak] - 10.0:
+        onset -= 1
+    return onset
+
+
+def find_strikes(S: np.ndarray, *, min_strike_db: float = 15.0,
+                 within_db: float = OTHER_STRIKE_DB, min_rise_db: float = 10.0,
+                 rise_frames: int = 4, merge_frames: int = 8) -> np.ndarray:
+    """Onset frames of every knock in a clip, the strongest and the others.
+
+    A knock is a frame whose level rises ``min_rise_db`` over the quietest of the ``rise_frames``
+    frames before it, stands ``min_strike_db`` above the noise floor (the 20th-percentile frame
+    level) and at most ``within_db`` below the loudest frame; rises within ``merge_frames`` of
+    each other are one knock. (Many of the real knocks in ``../shared/data/knocks`` hold two to
+    six; the synthetic boards one.)
+
+    Parameters
+    ----------
+    S : np.ndarray, shape (n_bins, n_frames)
+        Power spectrogram (linear power, not dB).
+
+    Returns
+    -------
+    onsets : np.ndarray of int, shape (n_knocks,)
+    """
+    return strike_onsets(frame_levels(S.sum(axis=0, dtype=np.float64)),
+                         min_strike_db=min_strike_db, within_db=within_db,
+                         min_rise_db=min_rise_db, rise_frames=rise_frames,
+                         merge_frames=merge_frames)
+
+
+def strike_onsets(level: np.ndarray, *, min_strike_db: float = 15.0,
+                  within_db: float = OTHER_STRIKE_DB, min_rise_db: float = 10.0,
+                  rise_frames: int = 4, merge_frames: int = 8) -> np.ndarray:
+    """:func:`find_strikes` on frame levels in dB (:func:`frame_levels`), shape (n_frames,)."""
+    floor = float(np.percentile(level, 20))
+    padded = np.concatenate([np.full(rise_frames, level[0]), level])
+    before = np.lib.stride_tricks.sliding_window_view(padded[:-1], rise_frames).min(axis=1)
+    rising = ((level - before >= min_rise_db) & (level >= level.max() - within_db)
+              & (level >= floor + min_strike_db))
+    frames = np.flatnonzero(rising)
+    if not len(frames):
+        return frames
+    return frames[np.concatenate([[True], np.diff(frames) > merge_frames])]
