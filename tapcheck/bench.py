@@ -155,6 +155,7 @@ def judge_speed(model_path: Path, clips: list[Path]) -> dict[str, float]:
     """Warm latency of one clip, batch throughput, and the cold `tapcheck judge` from the shell."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    from .features import load_clip, strike_crops
     from .judge import Judge
     from .models.base import represent_clips
 
@@ -166,6 +167,17 @@ def judge_speed(model_path: Path, clips: list[Path]) -> dict[str, float]:
     one = _timed(lambda: judge.judge_files(clips[:1]), repeats=30, warmup=3)
     network = min(_timed(lambda: represent_clips(judge.net, crops, judge.model.scorer),
                          repeats=30, warmup=3))
+    # where a warm judgment's time goes: the same clip, each step alone (medians)
+    f = judge.config
+    y = load_clip(clips[0], audio=f.audio, features=f.features)
+    real = strike_crops(y, features=f.features)[None]
+    rep = represent_clips(judge.net, real, judge.model.scorer).numpy()
+    steps = {"read": lambda: load_clip(clips[0], audio=f.audio, features=f.features),
+             "features": lambda: strike_crops(y, features=f.features),
+             "network": lambda: represent_clips(judge.net, real, judge.model.scorer),
+             "score": lambda: judge.model.detector.anomaly_score(rep)}
+    parts = {k: 1000 * float(np.median(_timed(fn, repeats=30, warmup=3)))
+             for k, fn in steps.items()}
     batch = min(_timed(lambda: judge.judge_files(clips), repeats=3, warmup=1))
     cold = _timed(lambda: _judge_from_shell(model_path, clips[0]), repeats=3, warmup=1)
     return {"name": judge.name, "warm_ms_median": 1000 * float(np.median(one)),
@@ -173,7 +185,7 @@ def judge_speed(model_path: Path, clips: list[Path]) -> dict[str, float]:
             "batch_clips_per_s": len(clips) / batch, "batch_size": len(clips),
             "cold_cli_s_median": float(np.median(cold)),
             "network_gflop_per_clip": counter.get_total_flops() / 1e9,
-            "network_ms_best": 1000 * network,
+            "network_ms_best": 1000 * network, "steps_ms_median": parts,
             "real_time_factor": 3.0 / float(np.median(one))}
 
 
@@ -319,6 +331,11 @@ def _fast_rows(r: dict) -> list[str]:
         f"| judge: the network alone, best ({jf['network_gflop_per_clip']:.2f} / "
         f"{j['network_gflop_per_clip']:.1f} GFLOP a clip) | {jf['network_ms_best']:.1f} ms | "
         f"{j['network_ms_best']:.1f} ms | {j['network_ms_best'] / jf['network_ms_best']:.1f}x |",
+    ] + ([
+        "| judge, each step alone (median): read / features / network / score | "
+        + " | ".join(" / ".join(f"{x['steps_ms_median'][k]:.1f}" for k in
+                                ("read", "features", "network", "score")) + " ms"
+                     for x in (jf, j)) + " | |"] if "steps_ms_median" in jf else []) + [
         f"| judge a batch of {jf['batch_size']} clips, clips/s | "
         f"{jf['batch_clips_per_s']:.0f} | {j['batch_clips_per_s']:.0f} | "
         f"{jf['batch_clips_per_s'] / j['batch_clips_per_s']:.1f}x |",

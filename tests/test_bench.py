@@ -65,6 +65,9 @@ def test_bench_measures_everything_and_formats_the_table(tiny_dataset, tiny_mode
     assert judge["name"] == "arcface-resnet18" and fast_judge["name"] == FAST_MODEL
     assert fast_judge["network_gflop_per_clip"] == pytest.approx(0.78, abs=0.01)  # two crops
     assert results["memory_mb"]["judge"] > 200  # torch and a ResNet18: hundreds of MB
+    for j in (judge, fast_judge):  # each step of a warm judgment timed alone
+        assert set(j["steps_ms_median"]) == {"read", "features", "network", "score"}
+        assert all(v > 0 for v in j["steps_ms_median"].values())
     table = bench.format_results(results)
     assert table.count("\n| training ") == 8 and "| `tapcheck judge clip.wav`" in table
     # the fast model's rows set it against arcface-resnet18 of the same run
@@ -72,6 +75,7 @@ def test_bench_measures_everything_and_formats_the_table(tiny_dataset, tiny_mode
     ratio = results["training"][1]["tapcheck_samples_per_s"] / study
     assert f"| {FAST_MODEL} against arcface-resnet18 (same run) |" in table
     assert "| training, samples/s (tapcheck's loop) | " in table and f"{ratio:.2f}x |" in table
+    assert "| judge, each step alone (median): read / features / network / score | " in table
     old = {k: v for k, v in results.items() if k != "judge_fast"}  # a file from before it
     assert "against arcface-resnet18" not in bench.format_results(old)
 
