@@ -15,15 +15,18 @@ Every figure the README and docs/ quote from a measurement lives in a JSON file 
 ``run`` does the measurement the file records (``demo``: ``tapcheck demo`` in a fresh folder;
 ``compare-demo``: the 14 models on the demo; ``seeds-bf16-fp32``: arcface-resnet18 over seeds in
 bfloat16 and float32; ``bench``: ``tapcheck bench``; ``listen-latency``: a new row from
-``tests/listen_latency.py``; ``compare-grid-demo``: a seed grid serially and on a local Ray;
+``tests/listen_latency.py``; ``compare-grid-demo``: the study's eight over three seeds,
+serially and on a local Ray (``compare-grid-small``: two models, two epochs);
 ``fast-model``: arcface-lite over five seeds on the demo; ``bench-fast``: ``tapcheck bench`` on
-one thread; ``one-class``: ``one_class.py``) and then renders. They take minutes to hours on a
-2-core machine.
+one thread; ``one-class``: ``one_class.py``; ``onnx``: the networks through torch and through
+onnxruntime, which needs ``pip install onnxruntime onnxscript``) and then renders. They take
+minutes to hours on a 2-core machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -115,11 +118,14 @@ def render_grid(r: dict) -> str:
         lines.append(f"| {p['a']} | {p['b']} | {p['cells']} | {a['mean_diff']:+.3f} | "
                      f"{a['a_better']} of {p['cells']} | {a['p']:.3g} ({a['min_p']:.3g}) | {t} |")
     lines.append("\n" + _grid_supported(r))
-    d = r["max_abs_diff"]
-    lines.append(f"\nSerial and Ray cells identical: {'yes' if r['cells_equal'] else 'no'} "
-                 f"({r['cells_note']}): identical in {len(r['identical_cells'])} of "
-                 f"{r['cells']} cells; largest difference AUC {d['auc']:.2g}, pAUC "
-                 f"{d['pauc']:.2g}, threshold {d['threshold']:.2g}.")
+    if "max_abs_diff" in r:
+        d = r["max_abs_diff"]
+        lines.append(f"\nSerial and Ray cells identical: {'yes' if r['cells_equal'] else 'no'} "
+                     f"({r['cells_note']}): identical in {len(r['identical_cells'])} of "
+                     f"{r['cells']} cells; largest difference AUC {d['auc']:.2g}, pAUC "
+                     f"{d['pauc']:.2g}, threshold {d['threshold']:.2g}.")
+    if r.get("note"):
+        lines.append("\n" + r["note"])
     return "\n".join(lines) + "\n"
 
 
@@ -144,12 +150,13 @@ def _grid_supported(r: dict) -> str:
             for p in r["pairs"] if (p["auc"].get("p_t_holm") or 1) < 0.05]
     cells = r["pairs"][0]["cells"] if r["pairs"] else 0
     wil = [p for p in r["pairs"] if p["auc"]["p"] < 0.05]
-    text = (f"Rankings the paired t-test supports (AUC, Holm-adjusted p < 0.05 over the "
-            f"{len(r['pairs'])} pairs): "
+    n = len(r["pairs"])
+    text = (f"Rankings the paired t-test supports (AUC, Holm-adjusted p < 0.05 over "
+            f"{n} pair{'s' if n != 1 else ''}): "
             + ("; ".join(f"{a} > {b}" for a, b in held) if held else "none") + ". ")
     text += (f"The Wilcoxon test supports {len(wil)}" + (
         f" (with {cells} cells its smallest possible p is {2 / 2 ** cells:.3g})"
-        if cells < 6 else "") + "; every other difference is within what a reseed moves.")
+        if cells < 6 else "") + "; no other ordering is established by these cells.")
     return text
 
 
@@ -285,10 +292,68 @@ def render_one_class(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _onnx_row(model, clip, onnx_file: Path) -> dict:
+    """One model's network through torch (as judged, and float32) and through onnxruntime."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from tapcheck.bench import _timed
+    from tapcheck.models.base import represent_clips
+    from tapcheck.runtime import bf16_inference
+
+    ours = model.module.for_inference(bf16=bf16_inference(bf16=model.config.train.bf16))
+    fp32 = model.module.for_inference(bf16=False)
+
+    class Embed(torch.nn.Module):  # what represent_clips asks of the net, crops in
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net.represent(x, "knn")
+
+    crops = torch.from_numpy(clip[0][:, None])  # (2, 1, bins, frames)
+    torch.onnx.export(Embed(fp32).eval(), (crops,), str(onnx_file), dynamo=True,
+                      input_names=["crops"], output_names=["embedding"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        want = Embed(fp32)(crops).numpy()
+    feed = {"crops": crops.numpy()}
+
+    def ms(fn):
+        return round(1000 * float(np.median(_timed(fn, repeats=100, warmup=10))), 2)
+
+    return {"torch_as_judged_ms": ms(lambda: represent_clips(ours, clip, "knn")),
+            "judged_in": str(next(ours.parameters()).dtype).removeprefix("torch."),
+            "torch_fp32_ms": ms(lambda: represent_clips(fp32, clip, "knn")),
+            "onnxruntime_fp32_ms": ms(lambda: session.run(None, feed)),
+            "onnx_max_abs_diff": float(np.abs(session.run(None, feed)[0] - want).max())}
+
+
+def render_onnx(r: dict) -> str:
+    if not r:
+        return "(not measured yet: `python3 scripts/results.py run onnx`)\n"
+    lines = [f"The network of one judgment (a clip's two crops), median of 100, one thread, "
+             f"{r['measured']}, torch {r['torch']}, onnxruntime {r['onnxruntime']}, load "
+             f"average {r['load_average']:.1f}:", "",
+             "| model | torch, as tapcheck judges | torch, float32 | onnxruntime, float32 | "
+             "ONNX vs torch float32, largest difference |", "| --- | --- | --- | --- | --- |"]
+    for name, m in r["models"].items():
+        lines.append(f"| {name} | {m['torch_as_judged_ms']:.1f} ms ({m['judged_in']}) | "
+                     f"{m['torch_fp32_ms']:.1f} ms | {m['onnxruntime_fp32_ms']:.1f} ms | "
+                     f"{m['onnx_max_abs_diff']:.1g} |")
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS = {"demo": render_demo, "compare-demo": render_compare,
              "seeds-bf16-fp32": render_seeds, "bench": render_bench,
              "listen-latency": render_latency, "speed-targets": render_targets,
              "compare-grid-demo": render_grid, "compare-grid-table": render_grid_table,
+             "compare-grid-small": render_grid,
+             "onnx": render_onnx,
              "fast-model": render_fast_model, "one-class": render_one_class,
              "bench-fast": lambda r: _fast_bench(r)}
 
@@ -402,15 +467,26 @@ def run_seeds(seeds=range(8)) -> None:
     _save("seeds-bf16-fp32", {"seeds": out})
 
 
-# issue 16's target: the study's eight, three seeds, each model's own epochs (24 cells)
-GRID = ["--models", "study", "--seeds", "0-2"]
+# issue 16's target: the study's eight, three seeds, each model's own epochs (24 cells); and the
+# small grid measured first on the shared machine (two epochs: one 15-epoch arcface-shallow cell
+# took over 10 minutes there at load 12-18)
+GRIDS = {"compare-grid-demo": ["--models", "study", "--seeds", "0-2"],
+         "compare-grid-small": ["--models", "arcface-shallow,ae", "--seeds", "0-2",
+                                "--epochs", "2"]}
 
 
-def run_compare_grid(work: Path | None = None) -> None:
+GRID_RUNS = {"serial": ([], "one cell at a time, torch on every core"),
+             "ray": (["--ray"], "local Ray, 1 CPU and 1 thread per cell")}
+
+
+def run_compare_grid(work: Path | None = None, *, runs: tuple[str, ...] = ("serial", "ray"),
+                     name: str = "compare-grid-demo") -> None:
     """The grid on the demo, serially then with a local --ray, the features cached beforehand.
 
     ``work``: a folder of an earlier run holding the demo and its feature cache (synthesis and
-    features take 10 minutes on a loaded machine); default a new one.
+    features take 10 minutes on a loaded machine); default a new one. ``runs``: which of
+    :data:`GRID_RUNS` to time (a session short of time may measure one). ``name``: which of
+    :data:`GRIDS`, and the result file.
     """
     from tapcheck.compare import _all_crops
     from tapcheck.config import Config
@@ -424,23 +500,34 @@ def run_compare_grid(work: Path | None = None) -> None:
         make_study_dataset("demo", seed=0)
     _all_crops(Dataset.open("demo"), config=Config(), progress=False, log=print)  # warm cache
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    runs = {}
-    for kind, extra, how in (("serial", [], "one cell at a time, torch on every core"),
-                             ("ray", ["--ray"], "local Ray, 1 CPU and 1 thread per cell")):
+    timed = {}
+    for kind in runs:
+        extra, how = GRID_RUNS[kind]
         before = os.getloadavg()[0]
         started = time.perf_counter()
         shutil.rmtree(work / kind, ignore_errors=True)  # no cell of an earlier run is reused
-        subprocess.run([sys.executable, "-m", "tapcheck", "compare", "--dataset", "demo", *GRID,
-                        "--out", str(work / kind), *extra], check=True, env=env)
+        subprocess.run([sys.executable, "-m", "tapcheck", "compare", "--dataset", "demo",
+                        *GRIDS[name], "--out", str(work / kind), *extra], check=True, env=env)
+        timed[kind] = {"how": how, "wall_s": round(time.perf_counter() - started),
+                       "load_before": before, "load_after": os.getloadavg()[0]}
+    save_grid(work, timed, name=name)
+
+
+def save_grid(work: Path, timed: dict[str, dict], *, name: str = "compare-grid-demo",
+              note: str | None = None) -> None:
+    """Write compare-grid-demo.json from the runs' folders under ``work`` and their timings
+    (``how``, ``wall_s``, ``load_before``, ``load_after`` per run); the models and pairs come
+    from the first run, the cell-by-cell comparison when there are two."""
+    runs = {}
+    for kind, t in timed.items():
         doc = json.loads((work / kind / "metrics.json").read_text())
-        runs[kind] = {"how": how, "wall_s": round(time.perf_counter() - started),
-                      "driver_peak_mb": doc["meta"]["driver peak memory (MB)"],
-                      "load_before": before, "load_after": os.getloadavg()[0]}
-        if kind == "serial":
-            models, pairs = doc["models"], doc["pairs"]
-    _save("compare-grid-demo", {
-        "grid": "tapcheck compare --dataset demo " + " ".join(GRID), "cells": len(models) * 3,
-        "runs": runs, "models": models, "pairs": pairs, **grid_differences(work)})
+        runs[kind] = {**t, "driver_peak_mb": doc["meta"]["driver peak memory (MB)"]}
+    first = json.loads((work / next(iter(timed)) / "metrics.json").read_text())
+    _save(name, {
+        "grid": "tapcheck compare --dataset demo " + " ".join(GRIDS[name]),
+        "cells": len(first["cells"]), "runs": runs, "models": first["models"],
+        "pairs": first["pairs"], **({"note": note} if note else {}),
+        **(grid_differences(work) if {"serial", "ray"} <= set(timed) else {})})
 
 
 def grid_differences(work: Path) -> dict:
@@ -552,10 +639,43 @@ def run_bench_fast() -> None:
     _save("bench-fast", r)
 
 
+def run_onnx() -> None:
+    """The network of a judgment (a clip's two crops) through torch as tapcheck runs it, through
+    torch in float32, and exported to ONNX through onnxruntime (issue 15: "only if it measures
+    faster here"); both models trained one epoch on a small synthetic set, one thread each."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise SystemExit("onnxruntime is not installed: pip install onnxruntime onnxscript"
+                         ) from None
+    import torch
+
+    from tapcheck.config import Config
+    from tapcheck.features import load_clip, strike_crops
+    from tapcheck.modelfile import load_model, save_checkpoint
+    from tapcheck.models import FAST_MODEL
+    from tapcheck.synth import make_study_dataset
+    from tapcheck.training import train_model
+
+    torch.set_num_threads(1)
+    work = Path(tempfile.mkdtemp(prefix="tapcheck-onnx-"))
+    _fresh_folders(work)
+    ds = make_study_dataset(work / "onnx", takes=4, test_takes=1, seed=11)
+    clip = strike_crops(load_clip(ds.path_of(ds.takes[0])))[None]
+    rows = {}
+    for name in (FAST_MODEL, "arcface-resnet18"):
+        path = save_checkpoint(work / f"{name}.pt", train_model(
+            ds, config=Config().replace("train", model=name, epochs=1), progress=False))
+        rows[name] = _onnx_row(load_model(path), clip, work / f"{name}.onnx")
+    _save("onnx", {"onnxruntime": ort.__version__, "torch": torch.__version__,
+                   "threads": 1, "load_average": os.getloadavg()[0], "models": rows})
+
+
 RUNNERS = {"demo": run_demo, "compare-demo": run_compare_demo, "seeds-bf16-fp32": run_seeds,
            "bench": run_bench, "listen-latency": run_latency,
            "compare-grid-demo": run_compare_grid, "fast-model": run_fast_model,
-           "bench-fast": run_bench_fast, "one-class": run_one_class}
+           "compare-grid-small": functools.partial(run_compare_grid, name="compare-grid-small"),
+           "bench-fast": run_bench_fast, "one-class": run_one_class, "onnx": run_onnx}
 
 
 def main() -> int:

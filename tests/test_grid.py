@@ -71,7 +71,7 @@ def test_grid_report(serial_grid):
     assert 0 < pair["auc"]["p"] <= 1 and pair["auc"]["a_better"] + pair["auc"]["b_better"] <= 4
     # the terminal shows both tables and says what 4 cells cannot show
     assert "per model over cells" in result.stdout and "paired comparison" in result.stdout
-    assert "no difference can reach p < 0.05" in result.stdout
+    assert "no difference can reach Wilcoxon's p < 0.05" in result.stdout
     page = (out / "index.html").read_text()
     assert "Wilcoxon signed-rank" in page and "Plots of one cell: seed 0, fold 0" in page
     for name in ("roc.png", "training.png", "tsne-ae.png", "scores-arcface-shallow.png"):
