@@ -81,3 +81,33 @@ def measure(seeds=range(2)) -> dict:
                            for kind in ("per_batch", "materialised")}} for s in seeds]
     return {"model": FAST_MODEL, "seeds": rows, "threads": torch.get_num_threads(),
             "load_average": f"{load:.1f} to {os.getloadavg()[0]:.1f}"}
+
+
+def measure_600(*, takes: int = 600) -> dict:
+    """Wall time of ``train_model`` (features included) on ``takes`` synthetic takes of board 1
+    left alone, arcface-lite, pseudo-anomalies per batch and materialised, this machine's
+    threads (issue 15: 600 one-class clips in 3 minutes)."""
+    import time
+
+    import torch
+
+    from tapcheck.config import Config
+    from tapcheck.datasets import Dataset
+    from tapcheck.featurecache import FeatureCache
+    from tapcheck.models import FAST_MODEL
+    from tapcheck.training import train_model
+
+    work = Path(tempfile.mkdtemp(prefix="tapcheck-one-class-600-"))
+    big = _one_class_set(work / "board01-left", Dataset.open("demo"), synthesise=takes)
+    load, out = os.getloadavg()[0], {}
+    for kind in ("per_batch", "materialised"):
+        config = Config().replace("train", model=FAST_MODEL, seed=0,
+                                  pseudo_per_batch=kind == "per_batch")
+        cache = FeatureCache(work / f"cache-{kind}", audio=config.audio,
+                             features=config.features)  # every run computes its features
+        started = time.perf_counter()
+        checkpoint = train_model(big, config=config, cache=cache, progress=False)
+        out[kind] = {"wall_s": round(time.perf_counter() - started, 1),
+                     "train_s": round(checkpoint["train_seconds"], 1)}
+    return {"model": FAST_MODEL, "takes": takes, "threads": torch.get_num_threads(),
+            "load_average": f"{load:.1f} to {os.getloadavg()[0]:.1f}", "runs": out}

@@ -333,6 +333,17 @@ def _onnx_row(model, clip, onnx_file: Path) -> dict:
             "onnx_max_abs_diff": float(np.abs(session.run(None, feed)[0] - want).max())}
 
 
+def render_one_class_600(r: dict) -> str:
+    if not r:
+        return "(not measured yet: `python3 scripts/results.py run one-class-600`)\n"
+    runs = r["runs"]
+    return (f"`train` of {r['model']} on {r['takes']} one-class takes (features computed, "
+            f"reference and threshold included), {r['threads']} torch threads, load average "
+            f"{r['load_average']}, {r['measured']}: **{_mmss(runs['per_batch']['wall_s'])}** "
+            f"with pseudo-anomalies drawn per batch, {_mmss(runs['materialised']['wall_s'])} "
+            "materialised.\n")
+
+
 def render_onnx(r: dict) -> str:
     if not r:
         return "(not measured yet: `python3 scripts/results.py run onnx`)\n"
@@ -353,7 +364,7 @@ RENDERERS = {"demo": render_demo, "compare-demo": render_compare,
              "listen-latency": render_latency, "speed-targets": render_targets,
              "compare-grid-demo": render_grid, "compare-grid-table": render_grid_table,
              "compare-grid-small": render_grid,
-             "onnx": render_onnx,
+             "onnx": render_onnx, "one-class-600": render_one_class_600,
              "fast-model": render_fast_model, "one-class": render_one_class,
              "bench-fast": lambda r: _fast_bench(r)}
 
@@ -603,6 +614,13 @@ def run_one_class() -> None:
     _save("one-class", measure())
 
 
+def run_one_class_600() -> None:
+    """``train`` on 600 one-class takes, timed (one_class.measure_600)."""
+    from one_class import measure_600
+
+    _save("one-class-600", measure_600())
+
+
 def run_bench_fast() -> None:
     """The fast model beside arcface-resnet18, back to back, with ``tapcheck bench``'s functions:
     the matrix peak, training samples/s, warm judging. Memory and the other families are left
@@ -675,7 +693,8 @@ RUNNERS = {"demo": run_demo, "compare-demo": run_compare_demo, "seeds-bf16-fp32"
            "bench": run_bench, "listen-latency": run_latency,
            "compare-grid-demo": run_compare_grid, "fast-model": run_fast_model,
            "compare-grid-small": functools.partial(run_compare_grid, name="compare-grid-small"),
-           "bench-fast": run_bench_fast, "one-class": run_one_class, "onnx": run_onnx}
+           "bench-fast": run_bench_fast, "one-class": run_one_class, "onnx": run_onnx,
+           "one-class-600": run_one_class_600}
 
 
 def main() -> int:
