@@ -152,8 +152,9 @@ def _grid_supported(r: dict) -> str:
     wil = [p for p in r["pairs"] if p["auc"]["p"] < 0.05]
     n = len(r["pairs"])
     if not any("p_t_holm" in p["auc"] for p in r["pairs"]):
-        return ("This grid was measured before the report had the paired t-test; Wilcoxon's "
-                "smallest possible p with its cells is 0.25, so it establishes no ordering.")
+        wil = sum(p["auc"]["p"] < 0.05 for p in r["pairs"])
+        return ("This grid was measured before the report had the paired t-test; the Wilcoxon "
+                f"test supports {wil} ordering{'s' if wil != 1 else ''}.")
     text = (f"Rankings the paired t-test supports (AUC, Holm-adjusted p < 0.05 over "
             f"{n} pair{'s' if n != 1 else ''}): "
             + ("; ".join(f"{a} > {b}" for a, b in held) if held else "none") + ". ")
