@@ -99,8 +99,7 @@ def frame_power(y: np.ndarray, *, n_fft: int = 1024, hop_length: int = 128) -> n
     """
     y = np.asarray(y, dtype=np.float64)
     n_frames = 1 + len(y) // hop_length
-    w = _hann(n_fft).numpy().astype(np.float64)
-    kernels = np.stack([w * w, w, w * np.where(np.arange(n_fft) % 2, -1.0, 1.0)])  # (3, n_fft)
+    kernels = _parseval_kernels(n_fft)
     half = n_fft // 2
     if n_fft % hop_length:  # frames are not whole blocks: frame by frame (still no FFT)
         padded = np.pad(y, (half, half + hop_length))
@@ -126,6 +125,16 @@ def frame_levels(power: np.ndarray) -> np.ndarray:
 
 
 _HANN: dict = {}
+_KERNELS: dict = {}
+
+
+def _parseval_kernels(n_fft: int) -> np.ndarray:
+    """w², w and (-1)^n w of the Hann window, shape (3, n_fft), float64; built once per size
+    (frame_power runs on every judgment)."""
+    if n_fft not in _KERNELS:
+        w = _hann(n_fft).numpy().astype(np.float64)
+        _KERNELS[n_fft] = np.stack([w * w, w, w * np.where(np.arange(n_fft) % 2, -1.0, 1.0)])
+    return _KERNELS[n_fft]
 
 
 def _hann(n: int):
