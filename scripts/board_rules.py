@@ -55,7 +55,8 @@ def chunks(takes, *, taps: int, grouping: str) -> list[list[int]]:
         sides: dict = {}
         for i in sorted(idx, key=lambda i: takes[i].take):
             sides.setdefault(takes[i].class_name, []).append(i)
-        order = [i for pair in zip(*sides.values()) for i in pair]  # alternate the ends
+        # alternate the ends; a side with more takes than the other gives its extra ones up
+        order = [i for pair in zip(*sides.values(), strict=False) for i in pair]
         out += [order[a:a + taps] for a in range(0, len(order) - taps + 1, taps)]
     return out
 
@@ -84,8 +85,9 @@ def measure(model: Path, ds: Dataset, *, taps: int) -> dict:
 
 def markdown(results: dict[str, dict], command: str, *, taps: int, far: float) -> str:
     lines = ["# Board verdicts: which rule", "", f"Regenerate: `{command}`", "",
-             f"Verdicts of {taps} taps, each rule with its own board threshold for {100 * far:.0f} % "
-             "per healthy board (fitted on the model's calibration scores, no defect label). "
+             f"Verdicts of {taps} taps, each rule with its own board threshold for "
+             f"{100 * far:.0f} % per healthy board (fitted on the model's calibration scores, "
+             "no defect label). "
              "Cells: healthy boards flagged / defective boards found, over the models "
              f"({', '.join(results)}); mean over them, then each.", "",
              "| rule | grouping | healthy flagged | defective found | per model (found) |",
