@@ -53,6 +53,15 @@ def render_demo(r: dict) -> str:
     return "```\n" + "\n".join(demo_lines(r["evaluation"], seconds=r["seconds_in_all"])) + "\n```\n"
 
 
+def render_demo_lite(r: dict) -> str:
+    """`tapcheck demo --model arcface-lite`: its printed table and where the time went."""
+    if not r:
+        return "(not measured yet: `python3 scripts/results.py run demo-lite`)\n"
+    return (f"`tapcheck demo --model {r['model']}` in fresh folders, {r['measured']}: training "
+            f"{r['train_s']} s, {r['wall_s']} s in all (synthesis, features and judging "
+            "included)\n\n" + render_demo(r))
+
+
 def render_compare(r: dict) -> str:
     rows = r["models"]
     best = {k: max(m[k] for m in rows) for k in ("auc", "pauc", "tpr_at_5fpr")}
@@ -363,7 +372,7 @@ def render_onnx(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-RENDERERS = {"demo": render_demo, "compare-demo": render_compare,
+RENDERERS = {"demo": render_demo, "demo-lite": render_demo_lite, "compare-demo": render_compare,
              "seeds-bf16-fp32": render_seeds, "bench": render_bench,
              "listen-latency": render_latency, "speed-targets": render_targets,
              "compare-grid-demo": render_grid, "compare-grid-table": render_grid_table,
@@ -427,22 +436,23 @@ def _fresh_folders(work: Path) -> None:
         os.environ[var] = str(work / sub)
 
 
-def run_demo() -> None:
-    from tapcheck.demo import run_demo as demo
-
-    _fresh_folders(Path(tempfile.mkdtemp(prefix="tapcheck-results-")))
-    started = time.perf_counter()
-    evaluation, _, seconds = demo("demo", seed=0, say=print)
+def run_demo(model: str | None = None, *, name: str = "demo") -> None:
+    """``tapcheck demo`` (``--model model``) in fresh folders: synthesis, training, judging."""
     import torch
 
-    from tapcheck.paths import model_path
+    from tapcheck.demo import run_demo as demo
+    from tapcheck.paths import DEFAULT_MODEL, model_path
 
-    trained = torch.load(model_path(), weights_only=True)["train_seconds"]
-    _save("demo", {"wall_s": round(time.perf_counter() - started), "seconds_in_all": seconds,
-                   "train_s": round(trained),
-                   "evaluation": {k: evaluation.get(k) for k in (
-                       "threshold", "auc", "pauc", "boards", "stated_far", "false_alarms_known",
-                       "false_alarms_unseen")}})
+    model = model or DEFAULT_MODEL
+    _fresh_folders(Path(tempfile.mkdtemp(prefix="tapcheck-results-")))
+    started = time.perf_counter()
+    evaluation, _, seconds = demo("demo", model=model, seed=0, say=print)
+    trained = torch.load(model_path(model), weights_only=True)["train_seconds"]
+    _save(name, {"model": model, "wall_s": round(time.perf_counter() - started),
+                 "seconds_in_all": seconds, "train_s": round(trained),
+                 "evaluation": {k: evaluation.get(k) for k in (
+                     "threshold", "auc", "pauc", "boards", "stated_far", "false_alarms_known",
+                     "false_alarms_unseen")}})
 
 
 def _compare(names: list[str], *, seed: int, config_path: str | None = None) -> list[dict]:
@@ -693,7 +703,9 @@ def run_onnx() -> None:
                    "threads": 1, "load_average": os.getloadavg()[0], "models": rows})
 
 
-RUNNERS = {"demo": run_demo, "compare-demo": run_compare_demo, "seeds-bf16-fp32": run_seeds,
+RUNNERS = {"demo": run_demo,
+           "demo-lite": functools.partial(run_demo, "arcface-lite", name="demo-lite"),
+           "compare-demo": run_compare_demo, "seeds-bf16-fp32": run_seeds,
            "bench": run_bench, "listen-latency": run_latency,
            "compare-grid-demo": run_compare_grid, "fast-model": run_fast_model,
            "compare-grid-small": functools.partial(run_compare_grid, name="compare-grid-small"),

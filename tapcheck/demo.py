@@ -15,16 +15,18 @@ from .judge import Judge, Verdict
 from .paths import DEFAULT_MODEL, model_path
 
 
-def run_demo(dataset: str = "demo", *, epochs: int | None = None, seed: int = 0,
-             say: Callable[[str], None] = print,
+def run_demo(dataset: str = "demo", *, model: str = DEFAULT_MODEL, epochs: int | None = None,
+             seed: int = 0, say: Callable[[str], None] = print,
              train: Callable[..., dict] | None = None) -> tuple[dict, list[Verdict], float]:
-    """Synthesise the study's boards (if missing), train the study's best model, judge the test
-    split.
+    """Synthesise the study's boards (if missing), train a model (the study's best by default),
+    judge the test split.
 
     Parameters
     ----------
     dataset : str
         Dataset name or folder; synthesised with ``seed`` when it has no manifest yet.
+    model : str
+        Registry name of the model to train (``tapcheck models``); saved as ``models/<model>.pt``.
     epochs, seed : training settings (``None`` epochs: the model's own).
     say : callable
         Receives the progress lines.
@@ -41,22 +43,26 @@ def run_demo(dataset: str = "demo", *, epochs: int | None = None, seed: int = 0,
         Wall time of the whole run.
     """
     from .modelfile import load_model, save_checkpoint
+    from .models import get_spec
     from .synth import make_study_dataset
 
     started = time.perf_counter()
+    get_spec(model)  # a misspelt model fails here, before minutes of synthesis
+    config = Config().replace("train", model=model, epochs=epochs, seed=seed)
     if not (dataset_path(dataset) / "manifest.csv").exists():
         say(f"1/3 synthesising the study's boards into {dataset_path(dataset)} ...")
         make_study_dataset(dataset, seed=seed, progress=sys.stderr.isatty())
     else:
         say(f"1/3 using the existing dataset {dataset_path(dataset)}")
     ds = Dataset.open(dataset)
-    config = Config().replace("train", model=DEFAULT_MODEL, epochs=epochs, seed=seed)
-    say(f"2/3 training {DEFAULT_MODEL} (the study's best model) ...")
+    best = " (the study's best model)" if model == DEFAULT_MODEL else ""
+    say(f"2/3 training {model}{best} ...")
     if train is None:
         from .training import train_model as train
-    out = model_path(DEFAULT_MODEL)
-    save_checkpoint(out, train(ds, config=config))
-    say(f"    saved {out}")
+    out = model_path(model)
+    checkpoint = train(ds, config=config)
+    save_checkpoint(out, checkpoint)
+    say(f"    saved {out} (trained in {checkpoint['train_seconds']:.0f} s)")
     say("3/3 judging the test split ...")
     test = ds.select(split="test")
     loaded = load_model(out)

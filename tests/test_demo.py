@@ -1,6 +1,7 @@
 """The demo as a library call: its default trainer, its figures, its printed lines."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 
@@ -17,3 +18,23 @@ def test_run_demo_trains_with_the_default_trainer(tmp_path, tiny_dataset, one_th
     assert len(verdicts) == len(tiny_dataset.select(split="test")) and seconds > 0
     assert 0 <= evaluation["auc"] <= 1 and np.isfinite(evaluation["threshold"])
     assert any("AUC" in line for line in demo_lines(evaluation, seconds=seconds))
+
+
+
+def test_demo_trains_the_model_asked_for_and_refuses_an_unknown_one_before_synthesis(
+        tmp_path, tiny_dataset, one_thread, run_cli):
+    import os
+
+    from tapcheck.models import FAST_MODEL
+
+    folder = tmp_path / "demo"
+    shutil.copytree(tiny_dataset.root, folder)
+    code, out, err = run_cli("demo", "--dataset", folder, "--model", FAST_MODEL, "--epochs", "1")
+    assert code == 0, err
+    assert f"2/3 training {FAST_MODEL} ..." in out and "trained in" in out
+    assert (Path(os.environ["TAPCHECK_MODELS"]) / f"{FAST_MODEL}.pt").is_file()
+
+    missing = tmp_path / "never"
+    code, out, err = run_cli("demo", "--dataset", missing, "--model", "arcface-tiny")
+    assert code == 2 and err.startswith("tapcheck: error: unknown model 'arcface-tiny'")
+    assert not missing.exists() and not out  # refused before any synthesis
