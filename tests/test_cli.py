@@ -105,3 +105,20 @@ def test_settings_come_from_the_option_then_the_config_then_the_default(small_tr
     code, out, err = run_cli("train", "--dataset", small_train_set, "--config", config,
                              "--model", "arcface-shallow")  # the option wins over the file
     assert code == 0 and "arcface-shallow.pt" in out, err
+
+
+def test_every_numeric_board_option_has_the_logs_range():
+    # a board number the inspection log cannot store must be refused by every command alike
+    import click
+
+    import tapcheck.cli  # noqa: F401  (registers every command)
+    from tapcheck.cli.app import cli
+    from tapcheck.manifest import MAX_BOARD
+
+    numeric = {}
+    for name, command in cli.commands.items():
+        for p in command.params:
+            if p.name == "board" and isinstance(p.type, click.IntRange):
+                numeric[name] = (p.type.min, p.type.max)
+    assert {"import", "record", "listen", "station", "enroll", "log"} <= set(numeric)
+    assert set(numeric.values()) == {(0, MAX_BOARD)}, numeric

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from .app import (FILE, cli, config_option, echo_err, parse_config, table, train_with_progress,
-                  warn)
+from .app import (BOARD, FILE, cli, config_option, echo_err, parse_config, table,
+                  train_with_progress, warn)
 
 
 @cli.command()
@@ -241,7 +241,7 @@ def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("clips", nargs=-1, type=FILE)
 @click.option("--model", "model_path", type=FILE, help="Model file [models/arcface-resnet18.pt].")
-@click.option("--board", type=click.IntRange(min=0), help="Board number of the clips (default: "
+@click.option("--board", type=BOARD, help="Board number of the clips (default: "
               "a new board).")
 @click.option("--force", is_flag=True, help="Enrol clips the model scores as clearly defective.")
 @click.option("--undo", is_flag=True, help="Remove the last enrolment instead.")

@@ -221,7 +221,7 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
 @click.option("--model", "model_path", type=click.Path(path_type=Path),
               help="Model file [models/arcface-resnet18.pt].")
 @click.option("--device", help="Input device: index or part of its name (`tapcheck devices`).")
-@click.option("--board", type=click.IntRange(min=0), help="Board under test, for the log.")
+@click.option("--board", type=BOARD, help="Board under test, for the log.")
 @click.option("--host", help="Address to serve on [station.host: 127.0.0.1]; another than "
                              "loopback requires a token on every request.")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port [station.port: 8321].")
