@@ -276,11 +276,17 @@ def _p(x) -> str:
     return "-" if x is None else f"{100 * x:.1f} %"
 
 
+def _sd(v: np.ndarray) -> float:
+    """Sample standard deviation (n - 1), as everywhere else in the docs; 0 for one value."""
+    return float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+
+
 def markdown(results: dict, command: str, ensemble: dict) -> str:
     lines = ["# New boards: measured", "", f"Regenerate: `{command}`", "",
              "Stated rate: 5 % false alarms per tap; board verdicts: 3 consecutive taps of one "
              "board side, stated 2 % per healthy board for the median rule. FA: false alarms "
-             "per tap; recall: mean over the defect boards; sd: over the models (seeds).", ""]
+             "per tap; recall: mean over the defect boards; sd: sample standard deviation "
+             "over the models (seeds).", ""]
     summary = {}
     for res in results.values():
         for calib, r in res["rows"].items():
@@ -292,18 +298,18 @@ def markdown(results: dict, command: str, ensemble: dict) -> str:
         cells = []
         for key in ("far_known", "far_unseen", "recall"):
             v = np.array([r[key] for r in rs], dtype=float)
-            cells.append(f"{100 * v.mean():.1f} ± {100 * v.std():.1f} %")
+            cells.append(f"{100 * v.mean():.1f} ± {100 * _sd(v):.1f} %")
         auc = np.array([r["auc"] for r in rs])
         healthy = np.array([r["board_median_healthy"] for r in rs], dtype=float)
         found = np.array([r["board_median_defect"] for r in rs], dtype=float)
-        lines.append(f"| {calib} | {' | '.join(cells)} | {auc.mean():.3f} ± {auc.std():.3f} | "
+        lines.append(f"| {calib} | {' | '.join(cells)} | {auc.mean():.3f} ± {_sd(auc):.3f} | "
                      f"{100 * healthy.mean():.1f} % / {100 * found.mean():.1f} % |")
     lines += ["", "## Averaging seeds (z-normalised kNN scores, each by its model's calibration "
               "scores)", "", "| models averaged | combinations | AUC mean ± sd | min |",
               "| --- | --- | --- | --- |"]
     for size, aucs in ensemble.items():
         a = np.array(aucs)
-        lines.append(f"| {size} | {len(a)} | {a.mean():.3f} ± {a.std():.3f} | {a.min():.3f} |")
+        lines.append(f"| {size} | {len(a)} | {a.mean():.3f} ± {_sd(a):.3f} | {a.min():.3f} |")
     head = ("| model | calibration | threshold | FA known | FA unseen | unseen per board | "
             "recall | AUC | board median: healthy flagged / defect found | "
             "board vote 2-of-3 |")
@@ -351,15 +357,22 @@ def main() -> None:
                         help="model files, or a run's <model>.pt.partial (measured as it is)")
     parser.add_argument("--dataset", default="demo")
     parser.add_argument("--out", type=Path, default=Path("docs/results/new-boards.md"))
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite the markdown from the JSON beside --out (no models read)")
     args = parser.parse_args()
+    command = ("PYTHONPATH=$PWD python3 scripts/new_boards.py --dataset " + args.dataset + " "
+               + " ".join(str(m) for m in args.models))
+    if args.render_only:
+        saved = json.loads(args.out.with_suffix(".json").read_text())
+        args.out.write_text(markdown(saved["models"], command, saved["ensemble_auc"]))
+        print(f"written {args.out}")
+        return
     ds = Dataset.open(args.dataset)
     models = [snapshot(m, ds) if m.name.endswith(".partial") else m for m in args.models]
     results = run(models, ds)
     test_takes = ds.select(split="test")
     ensemble = {size: ensembles(results, test_takes, size=size)
                 for size in range(1, len(results) + 1)}
-    command = ("PYTHONPATH=$PWD python3 scripts/new_boards.py --dataset " + args.dataset + " "
-               + " ".join(str(m) for m in args.models))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(markdown(results, command, ensemble))
     args.out.with_suffix(".json").write_text(
