@@ -140,16 +140,22 @@ def render_grid(r: dict) -> str:
 
 def _grid_models(r: dict) -> str:
     """The per-model table of a grid, best mean AUC first."""
+    unseen = any((m.get("false_alarms_unseen") or {}).get("n") for m in r["models"])
     lines = ["| model | cells | AUC mean ± sd (95 % t-interval) | pAUC mean ± sd | "
-             "false alarms at threshold, mean ± sd |", "| --- | --- | --- | --- | --- |"]
+             "false alarms at threshold, mean ± sd |"
+             + (" ... on unseen healthy boards |" if unseen else ""),
+             "| --- | --- | --- | --- | --- |" + (" --- |" if unseen else "")]
 
     def ms(s):
-        return f"{s['mean']:.3f} ± {s['sd']:.3f}"
+        if s["mean"] is None:
+            return "–"
+        return f"{s['mean']:.3f}" + ("" if s["sd"] is None else f" ± {s['sd']:.3f}")
 
     for m in sorted(r["models"], key=lambda m: -m["auc"]["mean"]):
         a = m["auc"]
         lines.append(f"| {m['model']} | {m['cells']} | {ms(a)} ({a['ci_low']:.3f}–"
-                     f"{a['ci_high']:.3f}) | {ms(m['pauc'])} | {ms(m['false_alarms'])} |")
+                     f"{a['ci_high']:.3f}) | {ms(m['pauc'])} | {ms(m['false_alarms'])} |"
+                     + (f" {ms(m['false_alarms_unseen'])} |" if unseen else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -569,9 +575,22 @@ def save_grid(work: Path, timed: dict[str, dict], *, name: str = "compare-grid-d
     first = json.loads((work / next(iter(timed)) / "metrics.json").read_text())
     _save(name, {
         "grid": "tapcheck compare --dataset demo " + " ".join(GRIDS[name]),
-        "cells": len(first["cells"]), "runs": runs, "models": first["models"],
+        "cells": len(first["cells"]), "runs": runs, "models": _summaries(first),
         "pairs": first["pairs"], **({"note": note} if note else {}),
         **(grid_differences(work) if {"serial", "ray"} <= set(timed) else {})})
+
+
+def _summaries(doc: dict) -> list[dict]:
+    """A grid report's per-model rows, with any metric its (older) report lacks summarised from
+    its cells as the report does now."""
+    from tapcheck.gridreport import METRICS, summarize
+
+    rows = []
+    for row in doc["models"]:
+        mine = [c for c in doc["cells"] if c["model"] == row["model"]]
+        rows.append({**row, **{key: summarize([c.get(key) for c in mine])
+                               for key, _ in METRICS if key not in row}})
+    return rows
 
 
 def grid_differences(work: Path) -> dict:

@@ -27,7 +27,10 @@ import numpy as np
 
 from .files import atomic_write
 
-METRICS = (("auc", "AUC"), ("pauc", "pAUC"), ("false_alarms", "false alarms @ threshold"))
+# the last is what a plant meets: taps of normal boards training never heard (None in a cell
+# whose test split has none)
+METRICS = (("auc", "AUC"), ("pauc", "pAUC"), ("false_alarms", "false alarms @ threshold"),
+           ("false_alarms_unseen", "false alarms, unseen boards"))
 TESTED = ("auc", "pauc")  # the paired test is made of these
 TEST_NAME = ("Wilcoxon signed-rank and paired t-test (Holm-adjusted over the pairs), two-sided, "
              "cells paired by (seed, fold)")
@@ -60,7 +63,7 @@ def model_summaries(names: list[str], cells: dict) -> list[dict]:
         row: dict[str, Any] = {"model": name, "cells": len(mine),
                                "scorer": mine[0]["row"]["scorer"]}
         for key, _ in METRICS:
-            row[key] = summarize([c["row"][key] for c in mine])
+            row[key] = summarize([c["row"].get(key) for c in mine])  # older cells lack some
         row["train_seconds_mean"] = float(np.mean([c["row"]["train_seconds"] for c in mine]))
         rows.append(row)
     return rows

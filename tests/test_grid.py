@@ -66,6 +66,10 @@ def test_grid_report(serial_grid):
         assert s["ci_low"] <= s["mean"] <= s["ci_high"]
         for key in ("pauc", "false_alarms"):
             assert row[key]["n"] == 4 and row[key]["mean"] is not None
+        unseen = [c["false_alarms_unseen"] for c in doc["cells"]
+                  if c["model"] == row["model"] and c["false_alarms_unseen"] is not None]
+        assert unseen and row["false_alarms_unseen"]["n"] == len(unseen)  # boards 11-13
+        assert row["false_alarms_unseen"]["mean"] == pytest.approx(np.mean(unseen))
     (pair,) = doc["pairs"]
     assert (pair["a"], pair["b"], pair["cells"]) == ("ae", "arcface-shallow", 4)
     assert 0 < pair["auc"]["p"] <= 1 and pair["auc"]["a_better"] + pair["auc"]["b_better"] <= 4
