@@ -42,12 +42,17 @@ def run_demo(dataset: str = "demo", *, model: str = DEFAULT_MODEL, epochs: int |
     seconds : float
         Wall time of the whole run.
     """
+    from .modelcheck import check_model_target
     from .modelfile import load_model, save_checkpoint
     from .models import get_spec
     from .synth import make_study_dataset
 
     started = time.perf_counter()
-    get_spec(model)  # a misspelt model fails here, before minutes of synthesis
+    # a misspelt model, or a models/<model>.pt tapcheck did not write, fails here, before
+    # minutes of synthesis
+    get_spec(model)
+    out = model_path(model)
+    check_model_target(out)
     config = Config().replace("train", model=model, epochs=epochs, seed=seed)
     if not (dataset_path(dataset) / "manifest.csv").exists():
         say(f"1/3 synthesising the study's boards into {dataset_path(dataset)} ...")
@@ -59,7 +64,6 @@ def run_demo(dataset: str = "demo", *, model: str = DEFAULT_MODEL, epochs: int |
     say(f"2/3 training {model}{best} ...")
     if train is None:
         from .training import train_model as train
-    out = model_path(model)
     checkpoint = train(ds, config=config)
     save_checkpoint(out, checkpoint)
     say(f"    saved {out} (trained in {checkpoint['train_seconds']:.0f} s)")

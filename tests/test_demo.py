@@ -38,3 +38,10 @@ def test_demo_trains_the_model_asked_for_and_refuses_an_unknown_one_before_synth
     code, out, err = run_cli("demo", "--dataset", missing, "--model", "arcface-tiny")
     assert code == 2 and err.startswith("tapcheck: error: unknown model 'arcface-tiny'")
     assert not missing.exists() and not out  # refused before any synthesis
+
+    # models/<model>.pt that tapcheck did not write is neither overwritten nor synthesised for
+    foreign = Path(os.environ["TAPCHECK_MODELS"]) / "ae.pt"
+    foreign.write_bytes(b"my notes")
+    code, out, err = run_cli("demo", "--dataset", missing, "--model", "ae")
+    assert code == 2 and err.startswith("tapcheck: error: ") and str(foreign) in err
+    assert foreign.read_bytes() == b"my notes" and not missing.exists()
