@@ -132,7 +132,14 @@ def render_grid(r: dict) -> str:
         lines.append(f"\nSerial and Ray cells identical: {'yes' if r['cells_equal'] else 'no'} "
                      f"({r['cells_note']}): identical in {len(r['identical_cells'])} of "
                      f"{r['cells']} cells; largest difference AUC {d['auc']:.2g}, pAUC "
-                     f"{d['pauc']:.2g}, threshold {d['threshold']:.2g}.")
+                     f"{d['pauc']:.2g}, threshold {d['threshold']:.2g}"
+                     + (f"; mean |ΔAUC| over the cells {r['mean_abs_auc_diff']:.3f}."
+                        if "mean_abs_auc_diff" in r else "."))
+        if "ray_auc" in r:
+            lines.append("\nAUC per model in the Ray run (the same seeds, trained on one thread), "
+                         "mean ± sd: " + "; ".join(
+                             f"{m} {a['mean']:.3f} ± {a['sd']:.3f}" for m, a in sorted(
+                                 r["ray_auc"].items(), key=lambda kv: -kv[1]["mean"])) + ".")
     if r.get("note"):
         lines.append("\n" + r["note"])
     return "\n".join(lines) + "\n"
@@ -604,7 +611,11 @@ def grid_differences(work: Path) -> dict:
     diffs = {k: max(abs(serial[c][k] - ray[c][k]) for c in serial) for k in keys}
     same = [f"{m} seed {s}" for (m, s) in serial if all(serial[m, s][k] == ray[m, s][k]
                                                         for k in keys)]
+    ray_models = _summaries(json.loads((work / "ray" / "metrics.json").read_text()))
     return {"cells_equal": not any(diffs.values()), "max_abs_diff": diffs,
+            "mean_abs_auc_diff": statistics.mean(abs(serial[c]["auc"] - ray[c]["auc"])
+                                                 for c in serial),
+            "ray_auc": {m["model"]: m["auc"] for m in ray_models},
             "identical_cells": same,
             "cells_note": "serial on 2 torch threads, Ray on 1 thread per cell"}
 
