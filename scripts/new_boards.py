@@ -360,8 +360,9 @@ def main() -> None:
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite the markdown from the JSON beside --out (no models read)")
     args = parser.parse_args()
-    command = ("PYTHONPATH=$PWD python3 scripts/new_boards.py --dataset " + args.dataset + " "
-               + " ".join(str(m) for m in args.models))
+    out = "" if args.out == Path("docs/results/new-boards.md") else f" --out {args.out}"
+    command = ("PYTHONPATH=$PWD python3 scripts/new_boards.py --dataset " + args.dataset + out
+               + " " + " ".join(str(m) for m in args.models))
     if args.render_only:
         saved = json.loads(args.out.with_suffix(".json").read_text())
         args.out.write_text(markdown(saved["models"], command, saved["ensemble_auc"]))
