@@ -25,24 +25,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from new_boards import embeddings  # noqa: E402
 
-from tapcheck.calibration import robust_threshold  # noqa: E402
+from tapcheck.calibration import robust_threshold, tap_medians  # noqa: E402
 from tapcheck.datasets import Dataset  # noqa: E402
 from tapcheck.judge import Judge  # noqa: E402
 
 RULES = {"median": np.median, "mean": np.mean, "max (any tap)": np.max}
 
 
-def rule_threshold(scores: np.ndarray, groups: np.ndarray, *, rule, taps: int, far: float,
-                   draws: int = 200, seed: int = 0) -> float:
+def rule_threshold(scores: np.ndarray, groups: np.ndarray, *, rule, taps: int,
+                   far: float) -> float:
     """The board threshold of ``rule`` over ``taps`` normal calibration scores of one board."""
-    rng = np.random.default_rng(seed)
-    values = []
-    for g in np.unique(groups):
-        mine = scores[groups == g]
-        if len(mine) >= taps:
-            picks = np.argsort(rng.random((draws, len(mine))), axis=1)[:, :taps]
-            values.append(rule(mine[picks], axis=1))
-    return robust_threshold(np.concatenate(values), far=far)
+    return robust_threshold(tap_medians(scores, groups, taps=taps, statistic=rule), far=far)
 
 
 def chunks(takes, *, taps: int, grouping: str) -> list[list[int]]:

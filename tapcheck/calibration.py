@@ -107,11 +107,12 @@ def bootstrap_interval(scores: np.ndarray, *, far: float, n_boot: int = 100, see
 
 
 def tap_medians(scores: np.ndarray, groups: np.ndarray | None, *, taps: int, draws: int = 200,
-                seed: int = 0) -> np.ndarray:
+                seed: int = 0, statistic=np.median) -> np.ndarray:
     """Medians of ``taps`` scores drawn without replacement within each group, shape (m,).
 
     The medians a board verdict of ``taps`` taps sees on normal boards. Groups with fewer than
-    ``taps`` clips are skipped; without groups all clips are one group.
+    ``taps`` clips are skipped; without groups all clips are one group. ``statistic`` (any
+    numpy reduction taking ``axis``) replaces the median for other board rules.
     """
     scores = np.asarray(scores, dtype=np.float64)
     groups = np.zeros(len(scores), dtype=int) if groups is None else np.asarray(groups)
@@ -122,7 +123,7 @@ def tap_medians(scores: np.ndarray, groups: np.ndarray | None, *, taps: int, dra
         if len(mine) < taps:
             continue
         picks = np.argsort(rng.random((draws, len(mine))), axis=1)[:, :taps]
-        out.append(np.median(mine[picks], axis=1))
+        out.append(statistic(mine[picks], axis=1))
     return np.concatenate(out) if out else scores.copy()
 
 
