@@ -196,6 +196,44 @@ def render_grid_table(_: dict) -> str:
             + _grid_supported(r) + "\n")
 
 
+MEMBER_GRIDS = (("compare-grid-fast", 1), ("compare-grid-members-lite", 3),
+                ("compare-grid-members-r18", 2))
+
+
+def render_members(_: dict) -> str:
+    """Seed by seed: one network per model file against several (``train.members``), the same
+    five seeds on the demo; member 0 of each ensemble is the single network of its seed."""
+    rows = []
+    for name, members in MEMBER_GRIDS:
+        file = RESULTS / f"{name}.json"
+        r = json.loads(file.read_text(encoding="utf-8")) if file.exists() else {}
+        for model in {c["model"] for c in r.get("per_cell", [])}:
+            cells = sorted((c for c in r["per_cell"] if c["model"] == model),
+                           key=lambda c: c["seed"])
+            rows.append((model, members, cells, r["grid"]))
+    if not rows:
+        return "(not measured yet: `python3 scripts/results.py run compare-grid-members-lite`)\n"
+    lines = ["| model | networks | seeds | AUC mean ± sd | AUC per seed | unseen healthy taps "
+             "flagged, mean ± sd | training per seed |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for model, members, cells, _ in sorted(rows, key=lambda r: (r[0], r[1])):
+        auc = [c["auc"] for c in cells]
+        unseen = [c["false_alarms_unseen"] for c in cells]
+        lines.append(
+            f"| {model} | {members} | {', '.join(str(c['seed']) for c in cells)} | "
+            f"{statistics.mean(auc):.3f} ± {_sd(auc):.3f} | "
+            f"{', '.join(f'{a:.3f}' for a in auc)} | "
+            f"{100 * statistics.mean(unseen):.1f} ± {100 * _sd(unseen):.1f} % | "
+            f"{statistics.mean(c['train_seconds'] for c in cells):.0f} s |")
+    grids = sorted({f"`{grid}`" for *_, grid in rows})
+    return ("\n".join(lines) + "\n\nFrom " + "; ".join(grids) + " (`python3 scripts/results.py "
+            "run NAME`, NAME one of " + ", ".join(n for n, _ in MEMBER_GRIDS) + ").\n")
+
+
+def _sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def render_bench(r: dict) -> str:
     from tapcheck.bench import format_results
 
@@ -407,6 +445,8 @@ RENDERERS = {"demo": render_demo, "demo-lite": render_demo_lite, "compare-demo":
              "listen-latency": render_latency, "speed-targets": render_targets,
              "compare-grid-demo": render_grid, "compare-grid-table": render_grid_table,
              "compare-grid-small": render_grid, "compare-grid-fast": render_grid,
+             "compare-grid-members-lite": render_grid, "compare-grid-members-r18": render_grid,
+             "members-table": render_members,
              "onnx": render_onnx, "one-class-600": render_one_class_600,
              "fast-model": render_fast_model, "one-class": render_one_class,
              "bench-fast": lambda r: _fast_bench(r)}
@@ -529,7 +569,13 @@ GRIDS = {"compare-grid-demo": ["--models", "study", "--seeds", "0-2"],
          "compare-grid-small": ["--models", "arcface-shallow,ae", "--seeds", "0-2",
                                 "--epochs", "2"],
          # issue 15's accuracy target, five seeds paired: the fast model against the default
-         "compare-grid-fast": ["--models", "arcface-resnet18,arcface-lite", "--seeds", "0-4"]}
+         "compare-grid-fast": ["--models", "arcface-resnet18,arcface-lite", "--seeds", "0-4"],
+         # issue 12's five-seed AUC target: the same seeds with several networks per model file
+         # (member 0 of each is the network of compare-grid-fast's cell of that seed)
+         "compare-grid-members-lite": ["--models", "arcface-lite", "--members", "3",
+                                       "--seeds", "0-4"],
+         "compare-grid-members-r18": ["--models", "arcface-resnet18", "--members", "2",
+                                      "--seeds", "0-4"]}
 
 
 GRID_RUNS = {"serial": ([], "one cell at a time, torch on every core"),
@@ -583,8 +629,17 @@ def save_grid(work: Path, timed: dict[str, dict], *, name: str = "compare-grid-d
     _save(name, {
         "grid": "tapcheck compare --dataset demo " + " ".join(GRIDS[name]),
         "cells": len(first["cells"]), "runs": runs, "models": _summaries(first),
-        "pairs": first["pairs"], **({"note": note} if note else {}),
+        "pairs": first["pairs"], "per_cell": per_cell(first), **({"note": note} if note else {}),
         **(grid_differences(work) if {"serial", "ray"} <= set(timed) else {})})
+
+
+CELL_FIELDS = ("model", "seed", "fold", "auc", "pauc", "false_alarms", "false_alarms_unseen",
+               "train_seconds")
+
+
+def per_cell(doc: dict) -> list[dict]:
+    """A grid report's cells, the figures the result pages compare seed by seed."""
+    return [{k: c.get(k) for k in CELL_FIELDS} for c in doc["cells"]]
 
 
 def _summaries(doc: dict) -> list[dict]:
@@ -758,8 +813,9 @@ RUNNERS = {"demo": run_demo,
            "bench": run_bench, "listen-latency": run_latency,
            "compare-grid-demo": run_compare_grid, "fast-model": run_fast_model,
            "compare-grid-small": functools.partial(run_compare_grid, name="compare-grid-small"),
-           "compare-grid-fast": functools.partial(run_compare_grid, runs=("serial",),
-                                                  name="compare-grid-fast"),
+           **{name: functools.partial(run_compare_grid, runs=("serial",), name=name)
+              for name in ("compare-grid-fast", "compare-grid-members-lite",
+                           "compare-grid-members-r18")},
            "bench-fast": run_bench_fast, "one-class": run_one_class, "onnx": run_onnx,
            "one-class-600": run_one_class_600}
 

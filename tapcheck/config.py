@@ -95,6 +95,9 @@ class TrainConfig:
     # one class: draw pseudo-anomalies per batch (3x faster; AUC 0.014 lower at both of the two
     # seeds measured, docs/fast-model.md), or materialise all four classes (5x the data)
     pseudo_per_batch: bool = False
+    # networks trained alike from different seeds and judged as one (their embeddings' mean
+    # cosine): steadier across seeds, at members x the training and judging (models/ensemble.py)
+    members: int = 1
 
     def __post_init__(self) -> None:
         check_section("train", self)  # refused when built, before any work

@@ -27,11 +27,10 @@ import dataclasses
 from typing import Callable
 
 import numpy as np
-import torch
 
 from .config import Config
 from .errors import ParameterError
-from .fitting import fit_model
+from .fitting import fit_members
 from .models import ModelSpec
 from .models.base import represent_clips
 from .runtime import bf16_inference
@@ -174,10 +173,10 @@ def _without(data, fit_out: np.ndarray, calib_out: np.ndarray):
 def _train_fold(data, *, config: Config, spec: ModelSpec, transform, log, progress):
     """One fold's network, trained as the final one is (same settings, same seed)."""
     f = config.features
-    torch.manual_seed(config.train.seed)
-    model = spec.build(n_classes=len(data.classes), train=config.train,
-                       input_shape=(f.n_bins, f.n_frames))
     X, y = data.samples()
-    fit_model(model, X, y, config=config, validation=data.validation_samples(),
-              progress=progress, log=log, transform=transform)
+    model, _ = fit_members(
+        lambda: spec.build(n_classes=len(data.classes), train=config.train,
+                           input_shape=(f.n_bins, f.n_frames)),
+        X, y, config=config, validation=data.validation_samples(), progress=progress, log=log,
+        transform=transform)
     return model.for_inference(bf16=bf16_inference(bf16=config.train.bf16))

@@ -13,6 +13,7 @@ where the CPU computes it natively, one torch thread per core.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import torch
 from .augment import stretch_frequencies
 from .config import Config, TrainConfig
 from .models.base import TapModel
+from .models.ensemble import Ensemble, member_seed
 from .resume import restore_training_state, training_state
 from .runtime import autocast_dtype, configure_threads, pick_device
 from .samplers import BalancedBatchSampler
@@ -227,3 +229,63 @@ def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Conf
     model.to("cpu").eval()
     model.to(memory_format=torch.contiguous_format)
     return run.history
+
+
+def fit_members(build: Callable[[], TapModel], X: torch.Tensor, y: torch.Tensor, *,
+                config: Config, validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+                progress: bool | None = None, log: Callable[[str], None] | None = None,
+                resume: dict[str, Any] | None = None,
+                on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                transform: BatchTransform | None = None) -> tuple[TapModel | Ensemble, list[dict]]:
+    """Build and train ``config.train.members`` networks on the same crops, one after another.
+
+    Member ``i`` is built and trained with :func:`~tapcheck.models.ensemble.member_seed`
+    ``(seed, i)``; with one member this is :func:`fit_model` on ``build()`` under the seed.
+
+    Parameters
+    ----------
+    build : callable
+        A fresh network (called after the member's seed is set, so its initial weights follow it).
+    X, y, validation, progress, log, transform
+        As for :func:`fit_model`.
+    resume : dict, optional
+        A state ``on_epoch`` was handed: finished members are restored from its
+        ``members_done``, the member it was training continues where it stopped.
+    on_epoch : callable, optional
+        Receives each epoch's state, with the finished members' weights and histories.
+
+    Returns
+    -------
+    network : TapModel or Ensemble
+        One member: the network; more: an :class:`~tapcheck.models.ensemble.Ensemble`.
+    history : list of dict
+        The members' epochs in order, each tagged ``member`` when there are several.
+    """
+    n = config.train.members
+    done = list(resume.get("members_done", [])) if resume else []
+    nets, finished, histories = [], [], []
+    for i in range(n):
+        train = dataclasses.replace(config.train, seed=member_seed(config.train.seed, i))
+        torch.manual_seed(train.seed)
+        net = build()
+        if i < len(done):  # trained before the interruption
+            net.load_state_dict(done[i]["state_dict"])
+            history = [dict(h) for h in done[i]["history"]]
+            net.eval()
+        else:
+            if log and n > 1:
+                log(f"member {i + 1}/{n} (seed {train.seed})")
+            saver = None if on_epoch is None else (
+                lambda state, before=list(finished): on_epoch({**state, "members_done": before}))
+            history = fit_model(net, X, y, config=dataclasses.replace(config, train=train),
+                                validation=validation, progress=progress, log=log,
+                                resume=resume if resume and i == len(done) else None,
+                                on_epoch=saver, transform=transform)
+        nets.append(net)
+        if n > 1:  # what a later epoch's saved progress carries of the members before it
+            history = [{**h, "member": i} for h in history]
+            finished.append({"state_dict": {k: v.detach().clone()
+                                            for k, v in net.state_dict().items()},
+                             "history": history})
+        histories.extend(history)
+    return (nets[0] if n == 1 else Ensemble(nets)), histories

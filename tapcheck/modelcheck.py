@@ -148,8 +148,11 @@ def check_contents(checkpoint: dict[str, Any], path: str | os.PathLike | None) -
         Naming the first thing that is missing, of the wrong type or size, or not finite.
     """
     check_header(checkpoint, path)
+    members = checkpoint["config"].get("train", {})
+    members = members.get("members", 1) if isinstance(members, dict) else 1
+    dim = checkpoint["model_args"].get("embedding_dim")
     check_detector(checkpoint["detector"], n_classes=len(checkpoint["classes"]), path=path,
-                   embedding_dim=checkpoint["model_args"].get("embedding_dim"))
+                   embedding_dim=dim * members if _is_int(dim) and _is_int(members) else dim)
     scorer = checkpoint["config"].get("train", {})
     scorer = scorer.get("scorer") if isinstance(scorer, dict) else None
     if not isinstance(scorer, str) or scorer != checkpoint["detector"]["kind"]:
@@ -224,6 +227,13 @@ def check_progress(state: dict[str, Any], path: str | os.PathLike) -> None:
     for entry in state["history"]:
         if not isinstance(entry, dict) or not _is_real(entry.get("seconds")):
             raise damaged("its history is not a list of epochs")
+    for member in state.get("members_done", []):  # an ensemble's members trained before
+        if not (isinstance(member, dict) and isinstance(member.get("state_dict"), dict)
+                and isinstance(member.get("history"), list)):
+            raise damaged("its finished members are not (weights, history)")
+        for key, value in member["state_dict"].items():
+            if not isinstance(value, torch.Tensor) or not all_finite(value):
+                raise damaged(f"a finished member's weight {key!r} is not a finite tensor")
     best = state.get("best")
     if best is not None and not (isinstance(best, (tuple, list)) and len(best) == 3
                                  and _is_real(best[0]) and _is_int(best[1])

@@ -93,7 +93,8 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
             f"stores feature settings for {crop[0]}x{crop[1]} crops but its network takes "
             f"{network[0]}x{network[1]}", path=path, fix=RETRAIN)
     try:
-        module = rebuild(checkpoint["name"], checkpoint["model_args"])
+        module = rebuild(checkpoint["name"], checkpoint["model_args"],
+                         members=config.train.members)
         module.load_state_dict(checkpoint["state_dict"])
         detector = detector_from_state(checkpoint["detector"])
     except (KeyError, TypeError, RuntimeError, ValueError, ParameterError) as e:

@@ -139,6 +139,8 @@ def training_curves(histories: dict[str, list[dict]], *, path: str | os.PathLike
     rows = int(np.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     for ax, (name, history) in zip(axes.flat, histories.items(), strict=False):
+        # an ensemble's members train alike: the first one's curve stands for them
+        history = [h for h in history if h.get("member", 0) == 0]
         epochs = [h["epoch"] for h in history]
         ax.plot(epochs, [h["loss"] for h in history], color="tab:blue", label="loss")
         ax.set_yscale("log" if min(h["loss"] for h in history) > 0 else "linear")

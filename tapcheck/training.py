@@ -43,7 +43,7 @@ from .datasets import Dataset, Take
 from .detectors import SCORERS, KNNDetector, ThresholdDetector, representation_of
 from .errors import AudioError, DatasetError, TapcheckWarning
 from .featurecache import FeatureCache
-from .fitting import fit_model
+from .fitting import fit_members
 from .modelfile import check_partial, new_checkpoint
 from .models import get_spec
 from .models.base import TapModel, represent_clips
@@ -271,15 +271,14 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     data, transform = _with_classes(base, spec=spec, root=dataset.root,
                                     per_batch=config.train.pseudo_per_batch)
     f = config.features
-    torch.manual_seed(config.train.seed)
-    model = spec.build(n_classes=len(data.classes), train=config.train,
-                       input_shape=(f.n_bins, f.n_frames))
     X, y = data.samples()
     state, on_epoch = progress_saver(partial, resume=resume, config=config, data=data,
                                      dataset=dataset)
-    history = fit_model(model, X, y, config=config, validation=data.validation_samples(),
-                        progress=progress, log=log, resume=state, on_epoch=on_epoch,
-                        transform=transform)
+    model, history = fit_members(
+        lambda: spec.build(n_classes=len(data.classes), train=config.train,
+                           input_shape=(f.n_bins, f.n_frames)),
+        X, y, config=config, validation=data.validation_samples(), progress=progress, log=log,
+        resume=state, on_epoch=on_epoch, transform=transform)
 
     detector = make_detector(config, data)
     net = model.for_inference(bf16=bf16_inference(bf16=config.train.bf16))  # as judge does
@@ -287,7 +286,8 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     if config.train.calibration == "cross-fit":
         _cross_fit(detector, base, config=config, spec=spec, root=dataset.root, log=log,
                    progress=progress)
-    resumed = state["history"] if state else []  # epochs an interrupted run had done
+    resumed = [] if not state else state["history"] + [  # epochs an interrupted run had done
+        h for member in state.get("members_done", []) for h in member["history"]]
     seconds = time.perf_counter() - started + sum(h["seconds"] for h in resumed)
     return new_checkpoint(
         name=spec.name, model_args=model.model_args, config=config.to_dict(),

@@ -136,6 +136,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "board_taps": whole(1, 1000),
         "board_far": number(0.0, 1.0, lo_open=True, hi_open=True),
         "pseudo_per_batch": flag,
+        "members": whole(1, 16),
     },
     "record": {
         "clip_dbfs": number(-400.0, 0.0),

@@ -71,16 +71,16 @@ def test_shallow_net_is_the_studys():
 def test_one_class_gets_pseudo_anomalies(per_batch, tiny_dataset, tmp_path, monkeypatch):
     """Only one normal board side: metric learning still trains, on self-made defect classes
     drawn per batch (``train.pseudo_per_batch = true``) or materialised in full (the default)."""
-    import tapcheck.training
+    import tapcheck.fitting
 
     seen = {}
-    fit = tapcheck.training.fit_model
+    fit = tapcheck.fitting.fit_model
 
     def spy(model, X, y, **kwargs):  # what the training loop was handed
         seen.update(n=len(X), labels=set(y.tolist()), transform=kwargs.get("transform"))
         return fit(model, X, y, **kwargs)
 
-    monkeypatch.setattr(tapcheck.training, "fit_model", spy)
+    monkeypatch.setattr(tapcheck.fitting, "fit_model", spy)
     from tapcheck.datasets import Dataset
 
     one = Dataset.create(tmp_path / "one")

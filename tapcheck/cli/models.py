@@ -32,6 +32,9 @@ def _train_options(f):
         click.option("--scorer", type=click.Choice(
             ["knn", "knn-ldn", "mahalanobis", "prob", "recon"]),  # tapcheck.detectors.SCORERS
             help="Anomaly scorer (default: the model's)."),
+        click.option("--members", type=click.IntRange(1, 16),
+                     help="Networks trained from different seeds and judged as one [the config's "
+                          "train.members: 1]; steadier across seeds at members x the time."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -53,8 +56,8 @@ def _train_options(f):
               help="Continue the run that was interrupted (same options): its progress is in "
                    "<out>.partial, saved after every epoch.")
 def train(model_name: str | None, dataset: str, config_path: Path | None, epochs: int | None,
-          seed: int | None, scorer: str | None, calibration: str | None, out: Path | None,
-          resume: bool) -> None:
+          seed: int | None, scorer: str | None, members: int | None, calibration: str | None,
+          out: Path | None, resume: bool) -> None:
     """Train a model on a dataset's training split and save it as one self-describing file.
 
     The model file is written only when training is done; until then progress is saved beside it
@@ -70,7 +73,8 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     from ..paths import model_path
 
     config = parse_config(config_path).replace("train", model=model_name, epochs=epochs,
-                                                seed=seed, scorer=scorer, calibration=calibration)
+                                                seed=seed, scorer=scorer, members=members,
+                                                calibration=calibration)
     check_buildable(config)  # an unknown name, or crops the network cannot take: before any work
     ds = Dataset.open(dataset)
     out = out or model_path(config.train.model)
@@ -148,7 +152,8 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
 @click.option("--cpus-per-cell", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --ray: CPUs reserved for each cell, and its torch threads.")
 def compare(selection: str, dataset: str, config_path: Path | None, epochs: int | None,
-            seed: int | None, scorer: str | None, out: Path | None, seeds: str | None,
+            seed: int | None, scorer: str | None, members: int | None, out: Path | None,
+            seeds: str | None,
             folds: int | None, keep_models: bool, ray_address: str | None,
             cpus_per_cell: int) -> None:
     """Train several models on one dataset and compare them: metrics, t-SNE maps, score charts.
@@ -173,7 +178,8 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
         raise click.UsageError("--scorer is per model; compare uses each model's default")
     if seed is not None and seeds is not None:
         raise click.UsageError("--seed and --seeds together: give one (--seeds 0-4)")
-    config = parse_config(config_path).replace("train", epochs=epochs, seed=seed)
+    config = parse_config(config_path).replace("train", epochs=epochs, seed=seed,
+                                                members=members)
     grid = GridConfig(seeds=parse_seeds(seeds) if seeds else (config.train.seed,),
                       folds=folds or 0, keep_models=keep_models, ray=ray_address is not None,
                       ray_address=ray_address or None, cpus_per_cell=cpus_per_cell)

@@ -27,6 +27,7 @@ from .autoencoder import AutoencoderModel, VAEModel
 from .base import TapModel
 from .classifier import ClassifierModel
 from .cosine import CosineModel
+from .ensemble import Ensemble
 from .triplet import TripletModel
 
 
@@ -51,6 +52,11 @@ class ModelSpec:
             raise ParameterError(
                 f"model {self.name} cannot use the '{resolved.scorer}' scorer",
                 fix=f"use one of: {', '.join(usable)}")
+        if resolved.members > 1 and representation_of(resolved.scorer) != "knn":
+            raise ParameterError(
+                f"train.members = {resolved.members} needs a scorer on embeddings, not "
+                f"'{resolved.scorer}' (probabilities or reconstruction errors of several networks "
+                "have no common scale)", fix="use --scorer knn, or train.members = 1")
         if resolved.optimizer not in ("sgd", "adam"):
             raise ParameterError(f"optimizer must be 'sgd' or 'adam', not '{resolved.optimizer}'")
         return resolved
@@ -131,8 +137,9 @@ def get_spec(name: str) -> ModelSpec:
                              fix=f"choose one of: {', '.join(MODELS)}") from None
 
 
-def rebuild(name: str, model_args: dict[str, Any]) -> TapModel:
-    """The module of a saved model, from its registry name and stored arguments.
+def rebuild(name: str, model_args: dict[str, Any], *, members: int = 1) -> TapModel | Ensemble:
+    """The module of a saved model, from its registry name and stored arguments; with
+    ``members`` > 1 an :class:`~tapcheck.models.ensemble.Ensemble` of that many.
 
     Its weights are left uninitialised (the caller loads the saved ones): drawing 25 million
     random numbers for ResNet18 would cost a sixth of a second of every ``tapcheck judge``.
@@ -141,7 +148,8 @@ def rebuild(name: str, model_args: dict[str, Any]) -> TapModel:
     args = dict(model_args)
     args["input_shape"] = tuple(args["input_shape"])
     with _skip_init():
-        return spec.family(**args)
+        nets = [spec.family(**args) for _ in range(members)]
+    return nets[0] if members == 1 else Ensemble(nets)
 
 
 @contextlib.contextmanager
