@@ -47,6 +47,9 @@ def snapshot(partial: Path, ds: Dataset) -> Path:
 
     state = read_partial(partial)
     config = Config.from_dict(state["config"])
+    if config.train.members > 1:  # the partial holds the member in training, not the ensemble
+        raise SystemExit(f"{partial}: a run of {config.train.members} networks; measure its "
+                         "model file when it is done")
     spec = get_spec(config.train.model)
     f = config.features
     model = spec.build(n_classes=len(state["classes"]), train=config.train,

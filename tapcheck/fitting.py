@@ -183,6 +183,12 @@ def _epoch_line(entry: dict[str, Any], *, epochs: int) -> str:
             f"{entry['seconds']:.1f} s")
 
 
+def _stopped(run: _Run, *, patience: int) -> bool:
+    """Early stopping: the validation loss has not improved for ``patience`` epochs."""
+    return (patience > 0 and run.best is not None and bool(run.history)
+            and len(run.history) - run.best[1] >= patience)
+
+
 def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Config,
               validation: tuple[torch.Tensor, torch.Tensor] | None = None,
               progress: bool | None = None, log: Callable[[str], None] | None = None,
@@ -211,7 +217,10 @@ def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Conf
     train = config.train
     run = _start_run(model, y, train=train, resume=resume)
     show = sys.stderr.isatty() if progress is None else progress
-    for epoch in range(len(run.history) + 1, train.epochs + 1):
+    first = len(run.history) + 1
+    if _stopped(run, patience=train.patience):  # it had stopped early before the interruption
+        first = train.epochs + 1
+    for epoch in range(first, train.epochs + 1):
         entry = _train_epoch(run, X, y, epoch=epoch, train=train, show=show, transform=transform)
         if validation is not None and len(validation[0]):
             _validate(run, entry, validation)
@@ -220,7 +229,7 @@ def fit_model(model: TapModel, X: torch.Tensor, y: torch.Tensor, *, config: Conf
             log(_epoch_line(entry, epochs=train.epochs))
         if on_epoch is not None:
             on_epoch(run.state(patience=train.patience))
-        if train.patience > 0 and run.best is not None and epoch - run.best[1] >= train.patience:
+        if _stopped(run, patience=train.patience):
             if log:
                 log(f"early stop: validation loss best at epoch {run.best[1]}")
             break
@@ -269,7 +278,7 @@ def fit_members(build: Callable[[], TapModel], X: torch.Tensor, y: torch.Tensor,
         torch.manual_seed(train.seed)
         net = build()
         if i < len(done):  # trained before the interruption
-            net.load_state_dict(done[i]["state_dict"])
+            _load_member(net, done[i]["state_dict"])
             history = [dict(h) for h in done[i]["history"]]
             net.eval()
         else:
@@ -289,3 +298,16 @@ def fit_members(build: Callable[[], TapModel], X: torch.Tensor, y: torch.Tensor,
                              "history": history})
         histories.extend(history)
     return (nets[0] if n == 1 else Ensemble(nets)), histories
+
+
+def _load_member(net: TapModel, state_dict: dict[str, torch.Tensor]) -> None:
+    """A finished member's weights from a run's saved progress, or the error that says so."""
+    from .errors import ModelFileError
+
+    try:
+        net.load_state_dict(state_dict)
+    except (RuntimeError, KeyError, TypeError) as e:
+        raise ModelFileError(
+            f"the interrupted run's finished members (.partial) do not fit this model "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:120]})",
+            fix="delete the .partial file beside the model to start over") from None

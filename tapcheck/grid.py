@@ -117,7 +117,10 @@ def cell_key(task: CellTask, *, fingerprint: str, folds: int, fold_seed: int) ->
 
     config = Config.from_dict(task.config)
     resolved = dataclasses.replace(config, train=get_spec(task.cell.model).resolve(config.train))
-    settings = {"format": CELL_FORMAT, "config": resolved.to_dict(), "dataset": fingerprint,
+    settings = resolved.to_dict()
+    if settings["train"]["members"] == 1:  # one network: the key cells had before the field
+        del settings["train"]["members"]
+    settings = {"format": CELL_FORMAT, "config": settings, "dataset": fingerprint,
                 "cell": dataclasses.asdict(task.cell), "folds": folds, "fold_seed": fold_seed}
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()

@@ -227,9 +227,17 @@ def check_progress(state: dict[str, Any], path: str | os.PathLike) -> None:
     for entry in state["history"]:
         if not isinstance(entry, dict) or not _is_real(entry.get("seconds")):
             raise damaged("its history is not a list of epochs")
-    for member in state.get("members_done", []):  # an ensemble's members trained before
+    done = state.get("members_done", [])  # an ensemble's members trained before
+    train = state.get("config", {}).get("train", {}) if isinstance(state.get("config"),
+                                                                   dict) else {}
+    members = train.get("members", 1) if isinstance(train, dict) else 1
+    if not isinstance(done, list) or (_is_int(members) and len(done) >= members):
+        raise damaged("its finished members are not a list of fewer than train.members")
+    for member in done:
         if not (isinstance(member, dict) and isinstance(member.get("state_dict"), dict)
-                and isinstance(member.get("history"), list)):
+                and isinstance(member.get("history"), list)
+                and all(isinstance(h, dict) and _is_real(h.get("seconds"))
+                        for h in member["history"])):
             raise damaged("its finished members are not (weights, history)")
         for key, value in member["state_dict"].items():
             if not isinstance(value, torch.Tensor) or not all_finite(value):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from .config import Config
-from .errors import ModelFileError
+from .errors import ConfigError, ModelFileError
 from .modelcheck import check_progress
 from .modelfile import read_partial, save_partial
 
@@ -70,6 +70,16 @@ def restore_training_state(state: dict[str, Any], *, model: TapModel,
     return [dict(h) for h in state["history"]]
 
 
+def _as_read(saved: Any, partial: Path) -> dict:
+    """A saved run's settings as this tapcheck reads them: a field added since (e.g.
+    ``train.members``) takes its default, so the older run still resumes."""
+    try:
+        return Config.from_dict(saved, source=str(partial)).to_dict()
+    except ConfigError as e:
+        raise ModelFileError(f"is damaged: its settings are invalid ({e.problem})", path=partial,
+                             fix="delete the file to start the run over") from None
+
+
 def progress_saver(partial: Path | None, *, resume: bool, config: Config, data: TrainingData,
               dataset: Dataset) -> tuple[dict | None, Callable | None]:
     """The state to resume from (or None) and the per-epoch saver for ``partial``.
@@ -86,8 +96,8 @@ def progress_saver(partial: Path | None, *, resume: bool, config: Config, data: 
     if resume:
         state = read_partial(partial)
         check_progress(state, partial)  # before any of it is restored
-        if state.get("config") != run["config"]:
-            was = state.get("config") or {}
+        was = _as_read(state.get("config"), partial)
+        if was != run["config"]:
             changed = [f"{section}.{key} {was.get(section, {}).get(key)!r} -> {value!r}"
                        for section, values in run["config"].items()
                        for key, value in values.items()

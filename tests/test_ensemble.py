@@ -146,3 +146,51 @@ def test_train_members_on_the_command_line(small_train_set, tmp_path, run_cli, o
                                   "--out", out)
     assert code == 0, err
     assert load_model(out).config.train.members == 2
+
+
+def test_compare_refuses_members_for_models_without_embeddings(small_compare_set, run_cli):
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models", "study",
+                           "--members", "2", "--out", small_compare_set.parent / "report")
+    assert code == 2 and "ae, vae score without embeddings" in err
+    assert not (small_compare_set.parent / "report").exists()
+
+
+@pytest.mark.filterwarnings("ignore:the threshold rests on:tapcheck.errors.TapcheckWarning")
+def test_a_run_saved_before_train_members_existed_still_resumes(small_train_set, fast,
+                                                                tmp_path, monkeypatch):
+    """A .partial written before the field was added has no train.members: it reads as 1."""
+    import tapcheck.resume as resume
+    from tapcheck.modelfile import save_partial
+
+    ds = Dataset.open(small_train_set)
+    partial = tmp_path / "m.pt.partial"
+    save = resume.save_partial
+
+    def save_then_stop(path, state):
+        save(path, state)
+        raise _Stop
+
+    monkeypatch.setattr(resume, "save_partial", save_then_stop)
+    with pytest.raises(_Stop):
+        train_model(ds, config=fast, progress=False, partial=partial)
+    monkeypatch.setattr(resume, "save_partial", save)
+    state = read_partial(partial)
+    del state["config"]["train"]["members"]
+    save_partial(partial, {k: v for k, v in state.items()
+                           if k not in ("format", "format_version", "tapcheck_version",
+                                        "features_version")})
+    resumed = train_model(ds, config=fast, progress=False, partial=partial, resume=True)
+    assert [h["epoch"] for h in resumed["history"]] == list(range(1, EPOCHS + 1))
+
+
+def test_a_grid_cell_of_several_networks_is_another_cell():
+    from tapcheck.config import Config
+    from tapcheck.grid import Cell, CellTask, cell_key
+
+    def key(members: int) -> str:
+        config = Config().replace("train", members=members).to_dict()
+        task = CellTask(cell=Cell("arcface-lite", 0, None), config=config, takes=(),
+                        dataset_root="", keep_model=False)
+        return cell_key(task, fingerprint="f", folds=0, fold_seed=0)
+
+    assert key(1) != key(2) and key(2) != key(3)

@@ -180,6 +180,16 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
         raise click.UsageError("--seed and --seeds together: give one (--seeds 0-4)")
     config = parse_config(config_path).replace("train", epochs=epochs, seed=seed,
                                                 members=members)
+    if config.train.members > 1:  # ae/vae's errors cannot be averaged over networks
+        from ..detectors import representation_of
+        from ..models import get_spec
+
+        one = config.replace("train", members=1).train
+        alone = [n for n in names
+                 if representation_of(get_spec(n).resolve(one).scorer) != "knn"]
+        if alone:
+            raise click.UsageError(f"train.members = {config.train.members}: {', '.join(alone)} "
+                                   "score without embeddings; leave them out of --models")
     grid = GridConfig(seeds=parse_seeds(seeds) if seeds else (config.train.seed,),
                       folds=folds or 0, keep_models=keep_models, ray=ray_address is not None,
                       ray_address=ray_address or None, cpus_per_cell=cpus_per_cell)

@@ -54,9 +54,11 @@ class ModelSpec:
                 fix=f"use one of: {', '.join(usable)}")
         if resolved.members > 1 and representation_of(resolved.scorer) != "knn":
             raise ParameterError(
-                f"train.members = {resolved.members} needs a scorer on embeddings, not "
-                f"'{resolved.scorer}' (probabilities or reconstruction errors of several networks "
-                "have no common scale)", fix="use --scorer knn, or train.members = 1")
+                f"{self.name}: train.members = {resolved.members} needs a scorer on embeddings, "
+                f"not '{resolved.scorer}' (probabilities or reconstruction errors of several "
+                "networks have no common scale)",
+                fix="one network (--members 1), or a kNN scorer (--scorer knn) where the model "
+                    "has one")
         if resolved.optimizer not in ("sgd", "adam"):
             raise ParameterError(f"optimizer must be 'sgd' or 'adam', not '{resolved.optimizer}'")
         return resolved
