@@ -230,6 +230,22 @@ def render_members(_: dict) -> str:
             "run NAME`, NAME one of " + ", ".join(n for n, _ in MEMBER_GRIDS) + ").\n")
 
 
+def render_members_judge(r: dict) -> str:
+    """Warm judge time per model file, one network against several (scripts/members_judge.py)."""
+    if not r:
+        return ("(not measured yet: `PYTHONPATH=$PWD python3 scripts/members_judge.py "
+                "MODEL.pt ...`)\n")
+    lines = ["| model | networks | warm verdict, median | network alone, best | reading + "
+             "features | network GFLOP per clip |", "| --- | --- | --- | --- | --- | --- |"]
+    for m in r["models"]:
+        steps = m["steps_ms_median"]
+        lines.append(f"| {m['model']} | {m['members']} | {m['warm_ms_median']:.1f} ms | "
+                     f"{m['network_ms_best']:.1f} ms | "
+                     f"{steps['read'] + steps['features']:.1f} ms | "
+                     f"{m['network_gflop_per_clip']:.2f} |")
+    return "\n".join(lines) + f"\n\n`{r['command']}`, {r['measured']}.\n"
+
+
 def _sd(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
@@ -446,7 +462,7 @@ RENDERERS = {"demo": render_demo, "demo-lite": render_demo_lite, "compare-demo":
              "compare-grid-demo": render_grid, "compare-grid-table": render_grid_table,
              "compare-grid-small": render_grid, "compare-grid-fast": render_grid,
              "compare-grid-members-lite": render_grid, "compare-grid-members-r18": render_grid,
-             "members-table": render_members,
+             "members-table": render_members, "members-judge": render_members_judge,
              "onnx": render_onnx, "one-class-600": render_one_class_600,
              "fast-model": render_fast_model, "one-class": render_one_class,
              "bench-fast": lambda r: _fast_bench(r)}

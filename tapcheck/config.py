@@ -96,7 +96,8 @@ class TrainConfig:
     # seeds measured, docs/fast-model.md), or materialise all four classes (5x the data)
     pseudo_per_batch: bool = False
     # networks trained alike from different seeds and judged as one (their embeddings' mean
-    # cosine): steadier across seeds, at members x the training and judging (models/ensemble.py)
+    # cosine), at members x the training and the network's time; on the demo it halved
+    # arcface-resnet18's AUC spread over seeds (docs/new-boards.md; models/ensemble.py)
     members: int = 1
 
     def __post_init__(self) -> None:

@@ -34,7 +34,7 @@ def _train_options(f):
             help="Anomaly scorer (default: the model's)."),
         click.option("--members", type=click.IntRange(1, 16),
                      help="Networks trained from different seeds and judged as one [the config's "
-                          "train.members: 1]; steadier across seeds at members x the time."),
+                          "train.members: 1]; N times the training (docs/new-boards.md)."),
     ]
     for option in reversed(options):
         f = option(f)
