@@ -101,26 +101,34 @@ class _Stop(Exception):
     pass
 
 
-@pytest.mark.filterwarnings("ignore:the threshold rests on:tapcheck.errors.TapcheckWarning")
-def test_an_ensemble_resumed_after_its_first_member_is_the_uninterrupted_one(
-        small_train_set, fast, tmp_path, monkeypatch):
+def _interrupt(ds: Dataset, config, partial, monkeypatch, *, when) -> None:
+    """Train until the first saved state for which ``when(state)`` holds, then stop (the
+    .partial keeps that state)."""
     import tapcheck.resume as resume
 
-    config = fast.replace("train", members=2)
-    ds = Dataset.open(small_train_set)
-    uninterrupted = train_model(ds, config=config, progress=False)
-    partial = tmp_path / "m.pt.partial"
     save = resume.save_partial
 
-    def save_then_stop(path, state):  # stop in member 2's first epoch
+    def save_then_stop(path, state):
         save(path, state)
-        if state.get("members_done"):
+        if when(state):
             raise _Stop
 
     monkeypatch.setattr(resume, "save_partial", save_then_stop)
     with pytest.raises(_Stop):
         train_model(ds, config=config, progress=False, partial=partial)
     monkeypatch.setattr(resume, "save_partial", save)
+
+
+@pytest.mark.filterwarnings("ignore:the threshold rests on:tapcheck.errors.TapcheckWarning")
+def test_an_ensemble_resumed_after_its_first_member_is_the_uninterrupted_one(
+        small_train_set, fast, tmp_path, monkeypatch):
+
+    config = fast.replace("train", members=2)
+    ds = Dataset.open(small_train_set)
+    uninterrupted = train_model(ds, config=config, progress=False)
+    partial = tmp_path / "m.pt.partial"
+    # stop in member 2's first epoch
+    _interrupt(ds, config, partial, monkeypatch, when=lambda state: state.get("members_done"))
     saved = read_partial(partial)
     assert len(saved["members_done"]) == 1 and saved["epoch"] == 1
     resumed = train_model(ds, config=config, progress=False, partial=partial, resume=True)
@@ -159,21 +167,11 @@ def test_compare_refuses_members_for_models_without_embeddings(small_compare_set
 def test_a_run_saved_before_train_members_existed_still_resumes(small_train_set, fast,
                                                                 tmp_path, monkeypatch):
     """A .partial written before the field was added has no train.members: it reads as 1."""
-    import tapcheck.resume as resume
     from tapcheck.modelfile import save_partial
 
     ds = Dataset.open(small_train_set)
     partial = tmp_path / "m.pt.partial"
-    save = resume.save_partial
-
-    def save_then_stop(path, state):
-        save(path, state)
-        raise _Stop
-
-    monkeypatch.setattr(resume, "save_partial", save_then_stop)
-    with pytest.raises(_Stop):
-        train_model(ds, config=fast, progress=False, partial=partial)
-    monkeypatch.setattr(resume, "save_partial", save)
+    _interrupt(ds, fast, partial, monkeypatch, when=lambda state: True)  # after epoch 1
     state = read_partial(partial)
     del state["config"]["train"]["members"]
     save_partial(partial, {k: v for k, v in state.items()
