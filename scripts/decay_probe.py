@@ -236,7 +236,8 @@ def main() -> None:
     ds = Dataset.open(a.dataset)
     result = measure(ds, a.models, preset=a.preset, seed=a.seed)
     command = ("PYTHONPATH=$PWD python3 scripts/decay_probe.py --dataset "
-               f"{a.dataset} --preset {a.preset} " + " ".join(f"models/{m.name}" for m in a.models))
+               f"{a.dataset} --preset {a.preset} " + (f"--out {a.out} " if a.out else "")
+               + " ".join(f"models/{m.name}" for m in a.models))
     out.with_suffix(".json").write_text(json.dumps({"command": command, **result}, indent=1))
     out.with_suffix(".md").write_text(render(result, command=command))
     print(render(result, command=command))

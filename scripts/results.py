@@ -196,38 +196,41 @@ def render_grid_table(_: dict) -> str:
             + _grid_supported(r) + "\n")
 
 
-MEMBER_GRIDS = (("compare-grid-fast", 1), ("compare-grid-members-lite", 3),
-                ("compare-grid-members-r18", 2))
+#: the grids of the seed table: (result name, networks per model file, frequency stretch)
+MEMBER_GRIDS = (("compare-grid-fast", 1, 0.06), ("compare-grid-members-lite", 3, 0.06),
+                ("compare-grid-members-r18", 2, 0.06), ("compare-grid-stretch", 1, 0.2))
 
 
 def render_members(_: dict) -> str:
-    """Seed by seed: one network per model file against several (``train.members``), the same
-    five seeds on the demo; member 0 of each ensemble is the single network of its seed."""
+    """Seed by seed on the demo, the same five seeds: one network per model file against
+    several (``train.members``; member 0 of each ensemble is the single network of its seed),
+    and the default ±6 % frequency stretch against ±20 % (configs/wide-stretch.toml)."""
     rows = []
-    for name, members in MEMBER_GRIDS:
+    for name, members, stretch in MEMBER_GRIDS:
         file = RESULTS / f"{name}.json"
         r = json.loads(file.read_text(encoding="utf-8")) if file.exists() else {}
         for model in {c["model"] for c in r.get("per_cell", [])}:
             cells = sorted((c for c in r["per_cell"] if c["model"] == model),
                            key=lambda c: c["seed"])
-            rows.append((model, members, cells, r["grid"]))
+            rows.append((model, members, stretch, cells, r["grid"]))
     if not rows:
         return "(not measured yet: `python3 scripts/results.py run compare-grid-members-lite`)\n"
-    lines = ["| model | networks | seeds | AUC mean ± sd | AUC per seed | unseen healthy taps "
-             "flagged, mean ± sd | training per seed |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for model, members, cells, _ in sorted(rows, key=lambda r: (r[0], r[1])):
+    lines = ["| model | networks | freq_stretch | seeds | AUC mean ± sd | AUC per seed | unseen "
+             "healthy taps flagged, mean ± sd | training per seed |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for model, members, stretch, cells, _ in sorted(rows, key=lambda r: (r[0], r[2], r[1])):
         auc = [c["auc"] for c in cells]
         unseen = [c["false_alarms_unseen"] for c in cells]
         lines.append(
-            f"| {model} | {members} | {', '.join(str(c['seed']) for c in cells)} | "
+            f"| {model} | {members} | ±{100 * stretch:.0f} % | "
+            f"{', '.join(str(c['seed']) for c in cells)} | "
             f"{statistics.mean(auc):.3f} ± {_sd(auc):.3f} | "
             f"{', '.join(f'{a:.3f}' for a in auc)} | "
             f"{100 * statistics.mean(unseen):.1f} ± {100 * _sd(unseen):.1f} % | "
             f"{statistics.mean(c['train_seconds'] for c in cells):.0f} s |")
     grids = sorted({f"`{grid}`" for *_, grid in rows})
     return ("\n".join(lines) + "\n\nFrom " + "; ".join(grids) + " (`python3 scripts/results.py "
-            "run NAME`, NAME one of " + ", ".join(n for n, _ in MEMBER_GRIDS) + ").\n")
+            "run NAME`, NAME one of " + ", ".join(n for n, *_ in MEMBER_GRIDS) + ").\n")
 
 
 def render_members_judge(r: dict) -> str:
@@ -591,7 +594,10 @@ GRIDS = {"compare-grid-demo": ["--models", "study", "--seeds", "0-2"],
          "compare-grid-members-lite": ["--models", "arcface-lite", "--members", "3",
                                        "--seeds", "0-4"],
          "compare-grid-members-r18": ["--models", "arcface-resnet18", "--members", "2",
-                                      "--seeds", "0-4"]}
+                                      "--seeds", "0-4"],
+         # the same five seeds with a ±20 % frequency stretch (docs/new-boards.md "Board size")
+         "compare-grid-stretch": ["--models", "arcface-resnet18,arcface-lite", "--seeds", "0-4",
+                                  "--config", "configs/wide-stretch.toml"]}
 
 
 GRID_RUNS = {"serial": ([], "one cell at a time, torch on every core"),
@@ -626,7 +632,8 @@ def run_compare_grid(work: Path | None = None, *, runs: tuple[str, ...] = ("seri
         started = time.perf_counter()
         shutil.rmtree(work / kind, ignore_errors=True)  # no cell of an earlier run is reused
         subprocess.run([sys.executable, "-m", "tapcheck", "compare", "--dataset", "demo",
-                        *GRIDS[name], "--out", str(work / kind), *extra], check=True, env=env)
+                        *GRIDS[name], "--out", str(work / kind), *extra], check=True, env=env,
+                       cwd=ROOT)  # GRIDS name configs/ files relative to the checkout
         timed[kind] = {"how": how, "wall_s": round(time.perf_counter() - started),
                        "load_before": before, "load_after": os.getloadavg()[0]}
     save_grid(work, timed, name=name)
@@ -831,7 +838,7 @@ RUNNERS = {"demo": run_demo,
            "compare-grid-small": functools.partial(run_compare_grid, name="compare-grid-small"),
            **{name: functools.partial(run_compare_grid, runs=("serial",), name=name)
               for name in ("compare-grid-fast", "compare-grid-members-lite",
-                           "compare-grid-members-r18")},
+                           "compare-grid-members-r18", "compare-grid-stretch")},
            "bench-fast": run_bench_fast, "one-class": run_one_class, "onnx": run_onnx,
            "one-class-600": run_one_class_600}
 

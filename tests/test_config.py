@@ -17,6 +17,13 @@ def test_fp32_toml_changes_only_bf16():
     assert load_config(ROOT / "configs" / "fp32.toml") == Config().replace("train", bf16=False)
 
 
+def test_wide_stretch_toml_changes_only_the_stretch_and_calibration():
+    """configs/wide-stretch.toml (docs/new-boards.md, "Board size") is the measured recipe for
+    unseen boards: ±20 % stretch, hold-out threshold, everything else the defaults."""
+    assert load_config(ROOT / "configs" / "wide-stretch.toml") == Config().replace(
+        "train", freq_stretch=0.2, calibration="hold-out")
+
+
 def test_toml_overrides_and_types(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("[features]\nshift_frames = 3\n[train]\nepochs = 2\nlr = 1\n")
