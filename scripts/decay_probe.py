@@ -18,7 +18,9 @@ Three views of each defective test board of a ``tapcheck synth`` preset:
   ``eta = sigma / (pi f)`` with ``sigma = -slope / (10 log10 e^2)``; a take's estimate is the
   median over its ringing bins. Crack friction raises it; near the crack the faces' clatter and
   the longer contact blur it;
-- **the network**: the model files' kNN scores (embeddings cached by ``new_boards.py``).
+- **the network**: the model files' kNN scores against the training takes it trained on, as a
+  hold-out calibration of the same network scores them (embeddings cached by
+  ``new_boards.py``).
 
 Each score flags 5 % of the unseen healthy boards' taps (normal test boards not in the training
 split, both ends) at its threshold; the table gives the share of each defective board's taps it
@@ -39,9 +41,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from new_boards import embeddings  # noqa: E402
+from new_boards import embeddings, holdout_detectors  # noqa: E402
 
 from tapcheck.audio import load  # noqa: E402
+from tapcheck.config import AudioConfig  # noqa: E402
 from tapcheck.datasets import Dataset  # noqa: E402
 from tapcheck.judge import Judge  # noqa: E402
 from tapcheck.metrics import auc  # noqa: E402
@@ -58,10 +61,20 @@ def damping_estimate(y: np.ndarray, *, sr: int, n_fft: int = 1024, hop_length: i
                      ring_db: float = 25.0, fit_frames: int = 30, n_bins: int = 100) -> float:
     """Median loss factor of a take's ringing bins, read off its decay (see the module doc).
 
+    A mode of loss factor ``eta`` at ``f`` Hz decays at ``sigma = pi f eta`` per second
+    (Cremer & Heckl, *Structure-Borne Sound*, on damping; :mod:`tapcheck.synth` rings its modes
+    so), which a dB power spectrogram shows as a slope of ``-10 log10(e^2) sigma`` dB/s.
+
     Parameters
     ----------
     y : np.ndarray, shape (n_samples,)
+        One take, mono.
     sr : int
+        Its sample rate, Hz.
+    n_fft, hop_length : int
+        The spectrogram's frame and hop, samples (the study's 1024 and 128).
+    n_bins : int
+        Bins read, from 0 (the crop's 100: 0-4.3 kHz at 44.1 kHz).
     ring_db : float
         A bin rings if its peak stands this far above its own median level.
     fit_frames : int
@@ -122,7 +135,7 @@ def found(scores: np.ndarray, takes, *, reference: np.ndarray) -> dict[str, floa
 
 def robust_z(x: np.ndarray, normal: np.ndarray) -> np.ndarray:
     """``x`` in robust standard units of ``normal`` (median, 1.4826 MAD)."""
-    mad = 1.4826 * np.median(np.abs(normal - np.median(normal)))
+    mad = 1.4826 * np.median(np.abs(normal - np.median(normal)))  # the sd of a normal sample
     return (x - np.median(normal)) / mad
 
 
@@ -131,7 +144,7 @@ def measure(ds: Dataset, models: list[Path], *, preset: str, seed: int) -> dict:
     train = [t for t in ds.select(split="train") if t.label == "normal"]
 
     def damping_of(takes) -> np.ndarray:
-        sr = 44100
+        sr = AudioConfig().sr  # the takes' own rate: the synth writes 44.1 kHz
         d = np.array([damping_estimate(load(ds.root / t.path, sr=sr), sr=sr) for t in takes])
         return np.nan_to_num(d, nan=0.0)  # no ringing bin: nothing to flag
 
@@ -143,9 +156,13 @@ def measure(ds: Dataset, models: list[Path], *, preset: str, seed: int) -> dict:
     defect = np.array([t.label == "defect" for t in test])
     networks = []
     for m in models:
-        detector = Judge(m).model.detector
-        s = detector.anomaly_score(embeddings(m, ds)["test"])
-        # log scale: kNN distances are skewed; calibration takes (normal) set the scale
+        emb = embeddings(m, ds)
+        # the network's own hold-out calibration: kNN against the training takes it trained on,
+        # its held-out takes' scores as the normal scale (a cross-fit model file's calibration
+        # scores come from its fold networks, on another scale)
+        _, detector = holdout_detectors(Judge(m).model.checkpoint, emb, train)
+        s = detector.anomaly_score(emb["test"])
+        # log scale: kNN distances are skewed
         z = robust_z(np.log(s), np.log(detector.calibration_scores_))
         both = np.maximum(z, z_damping)
         networks.append({"model": m.name, "auc": auc(defect, s),
@@ -189,7 +206,8 @@ def render(result: dict, *, command: str) -> str:
         f"Taps of each defective test board flagged at the score that flags {100 * FAR:.0f} % of "
         "the unseen healthy boards' taps; far = struck at the end away from the crack (left), "
         "near = at its end (right). Damping estimate: no learning, one number per take "
-        "(scripts/decay_probe.py). Network: the model files' kNN score, mean ± sd over "
+        "(scripts/decay_probe.py). Network: the model files' networks, kNN score against the "
+        "training takes they trained on, mean ± sd over "
         f"{len(net)} model file(s) ({', '.join(n['model'] for n in net)}). Physics: the rig's "
         "modes below 4.3 kHz with and without the crack.",
         "",
@@ -210,7 +228,7 @@ def render(result: dict, *, command: str) -> str:
         f"{mean_sd([n['auc'] for n in net])}.",
         "",
         "The two together, as the larger of their robust z-scores (network: log kNN score scaled "
-        "by the model's calibration scores; damping: scaled by the normal training takes):",
+        "by its held-out training takes' scores; damping: scaled by the normal training takes):",
         "",
         "| score | AUC | defective taps found at 5 % of unseen healthy taps |",
         "| --- | --- | --- |",
@@ -236,8 +254,8 @@ def main() -> None:
     ds = Dataset.open(a.dataset)
     result = measure(ds, a.models, preset=a.preset, seed=a.seed)
     command = ("PYTHONPATH=$PWD python3 scripts/decay_probe.py --dataset "
-               f"{a.dataset} --preset {a.preset} " + (f"--out {a.out} " if a.out else "")
-               + " ".join(f"models/{m.name}" for m in a.models))
+               f"{a.dataset} --preset {a.preset} " + (f"--seed {a.seed} " if a.seed else "")
+               + (f"--out {a.out} " if a.out else "") + " ".join(map(str, a.models)))
     out.with_suffix(".json").write_text(json.dumps({"command": command, **result}, indent=1))
     out.with_suffix(".md").write_text(render(result, command=command))
     print(render(result, command=command))

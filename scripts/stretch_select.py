@@ -101,7 +101,8 @@ def main() -> None:
                                        out=a.models_dir / f"{a.dataset}-st{stretch}-s{seed}.pt"),
                                  ds) for seed in seeds]
     command = (f"PYTHONPATH=$PWD python3 scripts/stretch_select.py --dataset {a.dataset} "
-               f"--stretches {a.stretches} --seeds {a.seeds}")
+               f"--models-dir {a.models_dir} --stretches {a.stretches} --seeds {a.seeds} "
+               f"--out {a.out}")
     a.out.with_suffix(".json").write_text(json.dumps(
         {"command": command, "rows": rows}, indent=1), encoding="utf-8")
     text = render(rows, command=command, seeds=seeds)
