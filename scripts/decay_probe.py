@@ -38,6 +38,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import median_abs_deviation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -122,21 +123,21 @@ def crack_physics(*, preset: str, seed: int) -> dict[int, dict]:
     return out
 
 
-def found(scores: np.ndarray, takes, *, reference: np.ndarray) -> dict[str, float]:
-    """Share of each defect board's taps per side (``"board|side"``) above the score that flags
-    ``FAR`` of the ``reference`` (unseen healthy) taps."""
+def flagged(scores: np.ndarray, takes, *, reference: np.ndarray) -> tuple[dict[str, float], float]:
+    """At the score that flags ``FAR`` of the ``reference`` (unseen healthy) taps: the share of
+    each defect board's taps per side (``"board|side"``) above it, and of all defective taps."""
     threshold = np.quantile(scores[reference], 1 - FAR)
     out: dict[str, list] = {}
     for s, t in zip(scores, takes, strict=True):
         if t.label == "defect":
             out.setdefault(f"{t.board}|{t.side}", []).append(s > threshold)
-    return {k: float(np.mean(v)) for k, v in out.items()}
+    every = [hit for hits in out.values() for hit in hits]
+    return {k: float(np.mean(v)) for k, v in out.items()}, float(np.mean(every))
 
 
 def robust_z(x: np.ndarray, normal: np.ndarray) -> np.ndarray:
-    """``x`` in robust standard units of ``normal`` (median, 1.4826 MAD)."""
-    mad = 1.4826 * np.median(np.abs(normal - np.median(normal)))  # the sd of a normal sample
-    return (x - np.median(normal)) / mad
+    """``x`` in robust standard units of ``normal`` (median, MAD scaled to a normal's sd)."""
+    return (x - np.median(normal)) / median_abs_deviation(normal, scale="normal")
 
 
 def measure(ds: Dataset, models: list[Path], *, preset: str, seed: int) -> dict:
@@ -165,17 +166,15 @@ def measure(ds: Dataset, models: list[Path], *, preset: str, seed: int) -> dict:
         # log scale: kNN distances are skewed
         z = robust_z(np.log(s), np.log(detector.calibration_scores_))
         both = np.maximum(z, z_damping)
-        networks.append({"model": m.name, "auc": auc(defect, s),
-                         "found": found(s, test, reference=reference),
-                         "recall": float(np.mean(s[defect] > np.quantile(s[reference], 1 - FAR))),
-                         "max_auc": auc(defect, both),
-                         "max_found": found(both, test, reference=reference),
-                         "max_recall": float(np.mean(
-                             both[defect] > np.quantile(both[reference], 1 - FAR)))})
+        found, recall = flagged(s, test, reference=reference)
+        max_found, max_recall = flagged(both, test, reference=reference)
+        networks.append({"model": m.name, "auc": auc(defect, s), "found": found,
+                         "recall": recall, "max_auc": auc(defect, both),
+                         "max_found": max_found, "max_recall": max_recall})
     physics = crack_physics(preset=preset, seed=seed)
     groups = {int(t.board): t.group for t in test if t.label == "defect"}
     return {"physics": {str(b): {"group": g, **physics[b]} for b, g in sorted(groups.items())},
-            "damping": {"found": found(damping, test, reference=reference),
+            "damping": {"found": flagged(damping, test, reference=reference)[0],
                         "auc": auc(defect, damping)},
             "network": networks}
 
