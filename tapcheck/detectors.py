@@ -68,6 +68,8 @@ class ThresholdDetector:
     kind = "base"
     #: what the model hands this scorer (``TapModel.represent``): embeddings for ``knn``
     represents = "knn"
+    #: whether each row also carries the clip's decay (:mod:`tapcheck.decay`) as a last column
+    reads_decay = False
 
     def __init__(self, *, far: float = 0.05, board_taps: int = 3, board_far: float = 0.02):
         self.far, self.board_taps, self.board_far = far, board_taps, board_far
@@ -207,6 +209,14 @@ class KNNDetector(ThresholdDetector):
     def _fit_reference(self, X: np.ndarray) -> None:
         self.reference_ = self._prepare(X)
 
+    def reference_rows(self) -> np.ndarray:
+        """The reference as :meth:`fit` takes it (rows to append enrolled clips to), (n, D)."""
+        return self.reference_.numpy()
+
+    def embedding_score(self, X: np.ndarray) -> np.ndarray:
+        """The score of embeddings alone, shape (n,): what occlusion explanations compare."""
+        return self.anomaly_score(X)
+
     def _distances(self, Q: torch.Tensor) -> torch.Tensor:
         # One matrix product for all queries against all references.
         if self.metric == "cosine":
@@ -315,6 +325,7 @@ def detector_from_state(state: dict[str, Any]) -> ThresholdDetector:
 
 
 # scorers.py builds on the classes above; imported last so both modules load in either order
-from .scorers import DensityKNNDetector, MahalanobisDetector  # noqa: E402
+from .scorers import DecayKNNDetector, DensityKNNDetector, MahalanobisDetector  # noqa: E402
 
-SCORERS.update({"mahalanobis": MahalanobisDetector, "knn-ldn": DensityKNNDetector})
+SCORERS.update({"mahalanobis": MahalanobisDetector, "knn-ldn": DensityKNNDetector,
+                "knn-decay": DecayKNNDetector})

@@ -67,7 +67,7 @@ def add_references(detector, emb: np.ndarray, *, group: int) -> None:
     """
     groups = np.concatenate([_reference_groups(detector), np.full(len(emb), group)])
     first_row = len(detector.reference_)
-    reference = np.concatenate([detector.reference_.numpy(), np.asarray(emb, np.float32)])
+    reference = np.concatenate([detector.reference_rows(), np.asarray(emb, np.float32)])
     method = detector.calibration_["method"]
     if method == "leave-one-board-out":
         detector.fit(reference, groups=groups)

@@ -136,7 +136,7 @@ class Explainer:
             variants.append(_patched(crops[0], reference, np.s_[:, f0:f1]))
         occluded = represent_clips(self.judge.net, np.stack(variants)[:, None], "knn")
         reps = (occluded + emb[1:].sum(dim=0)) / n_crops  # the other crops stay as they are
-        scores = self.detector.anomaly_score(torch.cat([clip, reps]).numpy())
+        scores = self.detector.embedding_score(torch.cat([clip, reps]).numpy())
         drop = scores[0] - scores[1:]
         band_drop, window_drop = drop[:n_bands], drop[n_bands:]
         deviation = np.sqrt(np.outer(np.maximum(band_drop, 0), np.maximum(window_drop, 0)))

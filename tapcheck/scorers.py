@@ -11,10 +11,14 @@ the kNN one does.
 - :class:`DensityKNNDetector`: the k-th-neighbour cosine distance divided by the typical k-th
   neighbour distance of those neighbours among the other references, so a query in a sparse
   part of the reference (a wood with much take-to-take spread) is not flagged for that alone.
+- :class:`DecayKNNDetector`: the kNN score or the crops' decay (:mod:`tapcheck.decay`),
+  whichever stands further out from the normal clips: a crack's friction damps the board, which
+  the network hears less than where the modes sit.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -131,3 +135,133 @@ class DensityKNNDetector(_RefitSelfScores, KNNDetector):
     def _set_state(self, state: dict[str, Any]) -> None:
         super()._set_state(state)
         self.density_ = state["density"].float()
+
+
+def _robust_location_scale(x: np.ndarray) -> tuple[float, float]:
+    """Median and MAD (scaled to a normal's standard deviation) of the finite values of ``x``;
+    the standard deviation where the MAD is 0 (most values equal), 1 where that is 0 too."""
+    from scipy.stats import median_abs_deviation
+
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if not x.size:
+        return 0.0, 1.0
+    scale = float(median_abs_deviation(x, scale="normal"))
+    if not scale > 1e-12:
+        scale = float(x.std()) if x.std() > 1e-12 else 1.0
+    return float(np.median(x)), scale
+
+
+class DecayKNNDetector(KNNDetector):
+    """The larger of two robust z-scores: the kNN distance's, and the crops' decay's against
+    the decay of the references that sound most like the clip.
+
+    Each row of ``X`` is a clip's embedding with its decay (:func:`tapcheck.decay.crop_decay`,
+    mean over the clip's crops) appended as the last column; :func:`represent_clips` hands
+    this scorer such rows. With ``N_k(x)`` the clip's k nearest references and ``m``, ``s`` a
+    median and MAD (scaled to a standard deviation)::
+
+        z_net(x)   = (log d_k(x) - m_net) / s_net
+        z_decay(x) = (decay(x) - median_{r in N_k(x)} decay(r) - m_res) / s_res
+        score(x)   = exp(m_net + s_net * max(z_net(x), z_decay(x)))
+
+    ``m_net, s_net`` are those of the reference clips' own log k-th-neighbour distances, each
+    scored against the other references (leave-one-clip-out); ``m_res, s_res`` those of their
+    decays less their neighbours' median decay, likewise. The decay is read against the
+    neighbours because woods and sizes differ in damping: a clip must ring down faster than the
+    boards that sound like it, and enrolling a new batch's taps (``tapcheck enroll``) gives its
+    own damping as the expectation. Only a faster decay raises the score (a crack adds
+    damping). The score is told in the kNN distance's units (``exp`` of the scaled z), so it is
+    positive and skewed as a distance and the threshold is fitted as for ``knn``; where the
+    decay says nothing unusual it *is* the kNN distance. The scales are set by :meth:`fit`; adding
+    references to a hold-out or cross-fit calibration (``tapcheck enroll``) keeps them, so the
+    stored calibration scores keep their meaning (leave-one-board-out refits all of it).
+    Parameters as :class:`KNNDetector`.
+    """
+
+    kind = "knn-decay"
+    reads_decay = True
+
+    @staticmethod
+    def _split(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] < 2:
+            raise ParameterError(f"the knn-decay scorer needs rows of an embedding and a decay, "
+                                 f"not shape {X.shape}")
+        return X[:, :-1], X[:, -1].astype(np.float64)
+
+    def _terms(self, D: torch.Tensor, decay: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """k-th-neighbour distance and decay less the neighbours' median decay, per row of the
+        query-by-reference distances ``D`` (excluded references at inf)."""
+        k = min(self.k, D.shape[1])
+        values, idx = torch.topk(D, k, dim=1, largest=False)
+        distance = values[:, -1].numpy().astype(np.float64)
+        if self.exp and self.metric == "cosine":
+            distance = np.exp(distance)
+        near = np.where(np.isfinite(values.numpy()), self.reference_decay_[idx.numpy()], np.nan)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a lone reference: no neighbour
+            expected = np.nanmedian(near, axis=1)
+        return distance, decay - np.nan_to_num(expected, nan=0.0)
+
+    def fit(self, X: np.ndarray, y: Any = None, **calibration: Any) -> "DecayKNNDetector":
+        self._fit_reference(X)
+        with torch.inference_mode():
+            D = self._distances(self.reference_).clone()
+            D.fill_diagonal_(float("inf"))
+            own, residual = self._terms(D, self.reference_decay_)
+        self.network_scale_ = _robust_location_scale(np.log(np.maximum(own, 1e-12)))
+        self.decay_scale_ = _robust_location_scale(residual[np.isfinite(own)])
+        return super().fit(X, y, **calibration)
+
+    def _fit_reference(self, X: np.ndarray) -> None:
+        emb, self.reference_decay_ = self._split(X)
+        super()._fit_reference(emb)
+
+    def reference_rows(self) -> np.ndarray:
+        return np.hstack([self.reference_.numpy(), self.reference_decay_[:, None]]).astype(
+            np.float32)
+
+    def _fuse(self, distance: np.ndarray, residual: np.ndarray) -> np.ndarray:
+        (m_net, s_net), (m_res, s_res) = self.network_scale_, self.decay_scale_
+        z_decay = np.minimum((residual - m_res) / s_res, 50.0)  # exp stays finite
+        return np.maximum(distance, np.exp(m_net + s_net * z_decay))
+
+    def anomaly_score(self, X: np.ndarray) -> np.ndarray:
+        emb, decay = self._split(X)
+        with torch.inference_mode():
+            return self._fuse(*self._terms(self._distances(self._prepare(emb)), decay))
+
+    def embedding_score(self, X: np.ndarray) -> np.ndarray:
+        return super().anomaly_score(X)
+
+    def decay_z(self, X: np.ndarray) -> np.ndarray:
+        """The decay's robust z-score per row (the second term of the score), shape (n,)."""
+        emb, decay = self._split(X)
+        with torch.inference_mode():
+            _, residual = self._terms(self._distances(self._prepare(emb)), decay)
+        m_res, s_res = self.decay_scale_
+        return (residual - m_res) / s_res
+
+    def _self_scores(self, X: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+        emb, decay = self._split(X)
+        with torch.inference_mode():
+            D = self._distances(self._prepare(emb)).clone()
+            same = (torch.eye(len(X), dtype=torch.bool) if groups is None else
+                    torch.as_tensor(groups[:, None] == groups[None, :]))
+            D[same] = float("inf")
+            if bool(torch.isinf(D).all(dim=1).any()):
+                raise ParameterError("leave-one-group-out scoring needs at least two groups")
+            return self._fuse(*self._terms(D, decay))
+
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), "reference_decay": torch.from_numpy(
+                    self.reference_decay_.copy()),
+                "network_scale": list(self.network_scale_),
+                "decay_scale": list(self.decay_scale_)}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)
+        self.reference_decay_ = state["reference_decay"].numpy().astype(np.float64)
+        self.network_scale_ = tuple(state["network_scale"])
+        self.decay_scale_ = tuple(state["decay_scale"])

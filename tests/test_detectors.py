@@ -153,3 +153,80 @@ def test_every_scorer_is_fed_by_some_model_and_trains_from_its_name(scorer):
     config = Config(train=takers[0].resolve(config.train))  # what train_model does
     data = type("Data", (), {"class_labels": ["normal", "defect"]})()
     assert make_detector(config, data).kind == scorer
+
+
+def _with_decay(X: np.ndarray, decay: np.ndarray) -> np.ndarray:
+    return np.hstack([X, np.asarray(decay, dtype=np.float32)[:, None]]).astype(np.float32)
+
+
+def test_decay_knn_matches_brute_force():
+    """knn-decay: the kNN distance or the decay against the neighbours' decay, whichever stands
+    further out, each by median/MAD of the references' leave-one-clip-out values."""
+    from scipy.stats import median_abs_deviation
+
+    from tapcheck.detectors import SCORERS
+
+    X, Q, _ = _small(3)
+    rng = np.random.default_rng(3)
+    decay, q_decay = rng.gamma(4.0, 0.001, len(X)), rng.gamma(4.0, 0.002, len(Q))
+    k = 3
+    det = SCORERS["knn-decay"](k=k).fit(_with_decay(X, decay))
+    unit = lambda A: A / np.linalg.norm(A, axis=1, keepdims=True)  # noqa: E731
+    R, U = unit(X.astype(np.float64)), unit(Q.astype(np.float64))
+
+    def terms(d, dec, skip=None):
+        order = [j for j in np.argsort(d, kind="stable") if j != skip][:k]
+        return d[order[-1]], dec - np.median(decay[order])
+
+    own = [terms(1 - R @ R[i], decay[i], skip=i) for i in range(len(R))]
+    log_d, res = np.log([o[0] for o in own]), np.array([o[1] for o in own])
+    m_net, s_net = np.median(log_d), median_abs_deviation(log_d, scale="normal")
+    m_res, s_res = np.median(res), median_abs_deviation(res, scale="normal")
+    want = []
+    for u, dec in zip(U, q_decay, strict=True):
+        dist, r = terms(1 - R @ u, dec)
+        want.append(max(dist, np.exp(m_net + s_net * (r - m_res) / s_res)))
+    got = det.anomaly_score(_with_decay(Q, q_decay))
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    # where the decay is ordinary the score is the plain kNN distance
+    plain = SCORERS["knn"](k=k).fit(X).anomaly_score(Q)
+    ordinary = np.exp(m_net + s_net * (np.array([terms(1 - R @ u, d)[1] for u, d in
+                                                 zip(U, q_decay, strict=True)]) - m_res) / s_res)
+    np.testing.assert_allclose(got[ordinary < plain], plain[ordinary < plain], rtol=1e-5)
+
+
+def test_decay_knn_reads_the_decay_against_the_boards_that_sound_alike():
+    """A batch that rings down faster than the references is flagged by its decay alone;
+    enrolling a few of its taps makes their decay the expectation for its other taps, and with
+    a hold-out calibration the stored scales (so the old calibration scores) stay as fitted."""
+    import io
+
+    import torch
+
+    from tapcheck.detectors import SCORERS, detector_from_state
+    from tapcheck.enroll import add_references
+
+    rng = np.random.default_rng(4)
+    centre = rng.normal(size=(3, 8))  # three lots that sound alike within each
+    X = np.concatenate([c + 0.05 * rng.normal(size=(10, 8)) for c in centre[:2]]).astype(
+        np.float32)
+    decay = rng.normal(0.003, 0.0003, len(X))
+    new = (centre[2] + 0.05 * rng.normal(size=(8, 8))).astype(np.float32)
+    new_decay = rng.normal(0.006, 0.0003, len(new))  # twice the damping: another wood
+    held = np.tile(np.arange(10) < 2, 2)  # two takes of each lot held out (hold-out)
+    boards = np.repeat([1, 2], 10)
+    det = SCORERS["knn-decay"](k=3).fit(_with_decay(X[~held], decay[~held]),
+                                        X_calib=_with_decay(X[held], decay[held]),
+                                        groups=boards[~held], calib_groups=boards[held])
+    rows = _with_decay(new, new_decay)
+    assert (det.decay_z(rows) > 5).all()
+    scales = det.network_scale_, det.decay_scale_
+    add_references(det, rows[:4], group=3)
+    assert (det.network_scale_, det.decay_scale_) == scales
+    assert (np.abs(det.decay_z(rows[4:])) < 3).all()
+    buffer = io.BytesIO()
+    torch.save(det.get_state(), buffer)
+    buffer.seek(0)
+    back = detector_from_state(torch.load(buffer, weights_only=True))
+    np.testing.assert_allclose(back.anomaly_score(rows), det.anomaly_score(rows), rtol=1e-6)
+    np.testing.assert_allclose(back.reference_rows(), det.reference_rows())

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from copy import deepcopy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from .backbones import BACKBONES
-
-if TYPE_CHECKING:
-    import numpy as np
 
 
 class TapModel(nn.Module):
@@ -115,10 +113,17 @@ def represent_clips(model: TapModel, clips: "torch.Tensor | np.ndarray", scorer:
     -------
     torch.Tensor, shape (n_clips, D), float32
         For ``knn`` each crop's embedding is L2-normalised before averaging, so both crops weigh
-        the same on the cosine sphere.
+        the same on the cosine sphere. For a scorer that reads the decay (``knn-decay``), a last
+        column holds the clip's :func:`tapcheck.decay.crop_decay` (mean over its crops).
     """
-    from ..detectors import representation_of  # detectors import torch-heavy scorers
+    from ..detectors import SCORERS, representation_of  # detectors import torch-heavy scorers
 
+    if SCORERS[scorer].reads_decay:
+        from ..decay import crop_decay
+
+        decay = crop_decay(np.asarray(clips, dtype=np.float32)).mean(axis=1)
+        rep = represent_clips(model, clips, representation_of(scorer), batch_size=batch_size)
+        return torch.cat([rep, torch.from_numpy(decay).float()[:, None]], dim=1)
     scorer = representation_of(scorer)  # knn-ldn and mahalanobis work on knn's embeddings
     clips = torch.as_tensor(clips, dtype=torch.float32)
     n_clips, n_crops = clips.shape[:2]
