@@ -68,7 +68,8 @@ class TrainConfig:
     weight_decay: float = 5e-4
     embedding_dim: int | None = None
     seed: int = 0
-    # "knn", "knn-ldn", "mahalanobis" (on embeddings), "prob" or "recon"; tapcheck.detectors
+    # "knn", "knn-decay", "knn-ldn", "mahalanobis" (on embeddings), "prob" or "recon";
+    # tapcheck.detectors
     scorer: str | None = None
     knn_k: int = 5  # AdaCos source: k-th nearest neighbour, k = 5
     knn_metric: str = "cosine"  # "cosine" or "euclidean"

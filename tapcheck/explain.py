@@ -62,11 +62,12 @@ class Explanation:
     band_edges_hz: np.ndarray = field(repr=False)  # (n_bands + 1,)
     window_edges_ms: np.ndarray = field(repr=False)  # (n_windows + 1,)
     picture: str | None = None  # the PNG, once saved
+    decay_z: float | None = None  # knn-decay only: the decay's z-score against its neighbours'
 
     def to_dict(self) -> dict:
         return {"sentence": self.sentence, "band_hz": list(self.band_hz),
                 "time_ms": list(self.time_ms), "kind": self.kind, "ratio": self.ratio,
-                "relief": self.relief, "picture": self.picture}
+                "relief": self.relief, "picture": self.picture, "decay_z": self.decay_z}
 
 
 class Explainer:
@@ -140,8 +141,11 @@ class Explainer:
         drop = scores[0] - scores[1:]
         band_drop, window_drop = drop[:n_bands], drop[n_bands:]
         deviation = np.sqrt(np.outer(np.maximum(band_drop, 0), np.maximum(window_drop, 0)))
-        return self._describe(crops[0], reference, deviation, _run(band_drop),
-                              _run(window_drop), score=float(scores[0]), path=path)
+        explanation = self._describe(crops[0], reference, deviation, _run(band_drop),
+                                     _run(window_drop), score=float(scores[0]), path=path)
+        if getattr(self.detector, "reads_decay", False):
+            _add_decay(explanation, self.detector, clip.numpy(), crops)
+        return explanation
 
     def explain_files(self, paths: Sequence[str | os.PathLike]) -> list[Explanation | None]:
         """Explain files (crops computed as :meth:`Judge.judge_files` does); None for a file
@@ -175,6 +179,24 @@ class Explainer:
                            kind=kind, ratio=ratio, score=score, relief=relief,
                            deviation=deviation, crop=crop, reference=reference,
                            band_edges_hz=self.band_edges_hz, window_edges_ms=self.window_edges_ms)
+
+
+def _add_decay(explanation: Explanation, detector, embedding: np.ndarray,
+               crops: np.ndarray) -> None:
+    """For the knn-decay scorer: when the decay, not the network, gave the score, say so first
+    (the occlusion map explains the network's part only)."""
+    from .decay import crop_decay
+
+    row = np.hstack([embedding, [[crop_decay(crops).mean()]]]).astype(np.float32)
+    reading = {k: float(v[0]) for k, v in detector.decay_reading(row).items()}
+    explanation.decay_z = reading["z"]
+    if not reading["decides"]:
+        return
+    faster = (f"{reading['decay'] / reading['expected']:.1f}x faster"
+              if reading["expected"] > 0 else "faster")
+    explanation.sentence = (f"its ringing dies away {faster} than on the healthy boards that "
+                            f"sound like it ({reading['z']:.1f} sd); and in the network's view, "
+                            + explanation.sentence)
 
 
 def describe_difference(clip: np.ndarray, reference: np.ndarray, *, bins_hz: np.ndarray,

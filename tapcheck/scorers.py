@@ -237,11 +237,18 @@ class DecayKNNDetector(KNNDetector):
 
     def decay_z(self, X: np.ndarray) -> np.ndarray:
         """The decay's robust z-score per row (the second term of the score), shape (n,)."""
+        return self.decay_reading(X)["z"]
+
+    def decay_reading(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """Per row, shape (n,) each: ``decay``; ``expected``, the nearest references' median
+        decay; ``z``, the decay's robust z-score; ``decides``, whether the decay term, not the
+        kNN distance, gave the score."""
         emb, decay = self._split(X)
         with torch.inference_mode():
-            _, residual = self._terms(self._distances(self._prepare(emb)), decay)
+            distance, residual = self._terms(self._distances(self._prepare(emb)), decay)
         m_res, s_res = self.decay_scale_
-        return (residual - m_res) / s_res
+        return {"decay": decay, "expected": decay - residual, "z": (residual - m_res) / s_res,
+                "decides": self._fuse(distance, residual) > distance}
 
     def _self_scores(self, X: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
         emb, decay = self._split(X)

@@ -24,6 +24,13 @@ def test_wide_stretch_toml_changes_only_the_stretch_and_calibration():
         "train", freq_stretch=0.2, calibration="hold-out")
 
 
+def test_new_boards_toml_is_wide_stretch_with_the_decay_scorer_on_arcface_lite():
+    """configs/new-boards.toml (docs/new-boards.md, "Decay") is the recipe the README names."""
+    wide = load_config(ROOT / "configs" / "wide-stretch.toml")
+    assert load_config(ROOT / "configs" / "new-boards.toml") == wide.replace(
+        "train", model="arcface-lite", scorer="knn-decay")
+
+
 def test_toml_overrides_and_types(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("[features]\nshift_frames = 3\n[train]\nepochs = 2\nlr = 1\n")

@@ -116,3 +116,19 @@ def test_a_knn_decay_model_judges_enrols_and_undoes(decay_model, tiny_dataset, r
     np.testing.assert_allclose(undone.reference_rows(), loaded.detector.reference_rows(),
                                atol=1e-6)
     assert undone.threshold_ == loaded.detector.threshold_ and _md5(model) != digest
+
+
+def test_an_explanation_says_when_the_decay_gave_the_score(decay_model, tiny_dataset):
+    from tapcheck.explain import Explainer
+    from tapcheck.features import clip_features
+    from tapcheck.judge import Judge
+    from tapcheck.models.base import represent_clips
+
+    judge = Judge(decay_model)
+    explainer = Explainer(judge)
+    clips = [tiny_dataset.path_of(t) for t in tiny_dataset.select(split="test")]
+    crops = np.stack([clip_features(c) for c in clips])
+    rows = represent_clips(judge.net, crops, "knn-decay").numpy()
+    decides = judge.model.detector.decay_reading(rows)["decides"]
+    said = ["dies away" in e.sentence for e in explainer.explain_files(clips)]
+    assert said == list(decides) and 0 < sum(said) < len(said)  # both kinds of sentence

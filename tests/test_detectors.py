@@ -138,6 +138,12 @@ def test_embedding_scorers_leave_boards_out_and_survive_the_model_file(kind):
     np.testing.assert_allclose(back.anomaly_score(Q), det.anomaly_score(Q), rtol=1e-6)
 
 
+def test_the_cli_offers_every_registered_scorer():
+    from tapcheck.cli.models import SCORER_NAMES
+
+    assert sorted(SCORER_NAMES) == sorted(SCORERS)
+
+
 @pytest.mark.parametrize("scorer", sorted(SCORERS))
 def test_every_scorer_is_fed_by_some_model_and_trains_from_its_name(scorer):
     """Each registered scorer names what a model hands it, some registered model hands that,
