@@ -459,7 +459,51 @@ def render_onnx(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-RENDERERS = {"demo": render_demo, "demo-lite": render_demo_lite, "compare-demo": render_compare,
+#: docs/results/decay-fusion-NAME.json (scripts/decay_fusion.py): NAME, the set, the model
+DECAY_FUSIONS = (("demo-lite-st20", "demo", "arcface-lite, ±20 %"),
+                 ("demo-r18", "demo", "arcface-resnet18, ±6 %"),
+                 ("demo-r18-st20", "demo", "arcface-resnet18, ±20 %"),
+                 ("plant-lite-st20", "plant", "arcface-lite, ±20 %"),
+                 ("plant-r18-st20", "plant", "arcface-resnet18, ±20 %"),
+                 ("plant-val-lite-st20", "plant-val (chose the decay's settings)",
+                  "arcface-lite, ±20 %"))
+
+
+def render_decay_fusions(_: dict) -> str:
+    """The knn-decay scorer against knn on the same networks, every measured set and model."""
+    def mean_sd(cells: list[dict], key: str, *, pct: bool) -> str:
+        v = [c[key] for c in cells]
+        k = 100 if pct else 1
+        sd = f" ± {k * _sd(v):.{1 if pct else 3}f}" if len(v) > 1 else ""
+        return f"{k * statistics.mean(v):.{1 if pct else 3}f}{sd}{' %' if pct else ''}"
+
+    lines = ["| set | model, stretch | seeds | scorer | AUC mean ± sd | unseen healthy taps "
+             "flagged (stated 5 %) | known boards' test taps | defective taps found | 3 taps: "
+             "healthy boards flagged / defective found |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    commands = []
+    for name, dataset, model in DECAY_FUSIONS:
+        file = RESULTS / f"decay-fusion-{name}.json"
+        if not file.exists():
+            continue
+        r = json.loads(file.read_text(encoding="utf-8"))
+        commands.append(f"`{r['command']}`")
+        seeds = ", ".join(str(m["seed"]) for m in r["models"])
+        for scorer in ("knn", "knn-decay"):
+            cells = [m[scorer] for m in r["models"]]
+            board = (f"{mean_sd(cells, 'board_median_healthy', pct=True)} / "
+                     f"{mean_sd(cells, 'board_median_defect', pct=True)}")
+            lines.append(f"| {dataset} | {model} | {seeds} | {scorer} "
+                         f"| {mean_sd(cells, 'auc', pct=False)} "
+                         f"| {mean_sd(cells, 'far_unseen', pct=True)} "
+                         f"| {mean_sd(cells, 'far_known', pct=True)} "
+                         f"| {mean_sd(cells, 'recall', pct=True)} | {board} |")
+    if not commands:
+        return "(not measured yet: scripts/decay_fusion.py)\n"
+    return "\n".join(lines) + "\n\nFrom " + "; ".join(commands) + ".\n"
+
+
+RENDERERS = {"demo": render_demo, "decay-fusion-table": render_decay_fusions, "demo-lite": render_demo_lite, "compare-demo": render_compare,
              "seeds-bf16-fp32": render_seeds, "bench": render_bench,
              "listen-latency": render_latency, "speed-targets": render_targets,
              "compare-grid-demo": render_grid, "compare-grid-table": render_grid_table,
