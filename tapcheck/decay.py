@@ -6,7 +6,7 @@ boards: docs/results/decay-demo.md). A network trained to tell the training boar
 *where* the modes sit more than how fast they die, so a crack struck far from its end, which
 moves no mode by more than 1.5 %, slips past it. This module reads the damping directly, with no
 learning, from the standardised crops (:mod:`tapcheck.features`), so that every command that has
-a clip's crops has it too (judging, enrolment, training, the feature cache).
+a clip's crops has it too (judging, enrolment, training; cached crops included).
 
 Per crop: each frequency bin whose peak, within the first ``peak_frames`` frames (the strike),
 stands ``ring_z`` standard units above the bin's own median over the crop is a mode that rings
