@@ -33,7 +33,7 @@ from .errors import ParameterError
 RING_Z = 4.5  # chosen on plant-val, see the module doc
 PEAK_FRAMES = 20  # the strike's frames: the crop starts 4 before the onset (features.pre_frames)
 FIT_FRAMES = 30  # 87 ms at hop 128 / 44.1 kHz: a fast mode's decay before it meets the floor
-FMIN_BIN = 3  # below 130 Hz (at n_fft 1024): mains hum and handling, not the board
+FMIN_BIN = 3  # the crop's first 3 bins, below 130 Hz at the study's settings: hum, handling
 
 
 def crop_decay(crops: np.ndarray, *, ring_z: float = RING_Z, peak_frames: int = PEAK_FRAMES,

@@ -60,10 +60,12 @@ def add_references(detector, emb: np.ndarray, *, group: int) -> None:
     way it was calibrated.
 
     Cross-fit: the threshold stays (its scores are of boards no network heard; a larger
-    reference can only lower a new board's score). Leave-one-board-out: every reference is
+    reference can only lower a new board's kNN distance — with ``knn-decay`` the new references
+    also change the decay a clip near them is expected to have, either way). Leave-one-board-out: every reference is
     rescored without its board. Hold-out: the stored scores of the held-out takes are kept (the
     larger reference can only lower them, so they err on the safe side) and each new clip adds
-    its score against the reference without itself, as a held-out take of a known board would.
+    its score against the reference without itself, as a held-out take of a known board would
+    (with ``knn-decay`` the kept scores may err either way, as above).
     """
     groups = np.concatenate([_reference_groups(detector), np.full(len(emb), group)])
     first_row = len(detector.reference_)
@@ -152,10 +154,10 @@ def _load_knn(path: Path, *, config: Config | None):
     loaded = load_model(path)
     if config is not None:
         check_same_features(loaded, config)
-    if not isinstance(loaded.detector, KNNDetector):  # knn, knn-ldn: scores by references
+    if not isinstance(loaded.detector, KNNDetector):  # knn, knn-decay, knn-ldn: references
         raise ModelFileError(f"scores with '{loaded.scorer}', which has no reference clips to "
                              "enrol into", path=path,
-                             fix="train a model with --scorer knn (or knn-ldn)")
+                             fix="train a model with --scorer knn (or knn-decay, knn-ldn)")
     return loaded
 
 

@@ -121,7 +121,22 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
         raise _fail(f"threshold {-offset:.4g} is negative; anomaly scores never are", path)
     _finite_tensor(state.get("calibration_scores"), "calibration scores", path, ndim=1)
     kind = state["kind"]
-    if kind == "knn":
+    if kind == "knn-decay":  # a knn reference, and a decay and two scales beside it
+        reference = state.get("reference")
+        decay = _finite_tensor(state.get("reference_decay"), "knn-decay reference decays", path,
+                               ndim=1)
+        if isinstance(reference, torch.Tensor) and reference.ndim == 2 and len(decay) != len(
+                reference):
+            raise _fail(f"knn-decay holds {len(decay)} reference decays for {len(reference)} "
+                        "references", path)
+        for name in ("network_scale", "decay_scale"):
+            scale = state.get(name)
+            if (not isinstance(scale, (list, tuple)) or len(scale) != 2
+                    or not all(_is_real(v) for v in scale) or math.isnan(scale[0])
+                    or not (math.isfinite(scale[1]) and scale[1] > 0)):
+                raise _fail(f"knn-decay {name.replace('_', ' ')} {scale!r} is not a location "
+                            "and a positive scale", path)
+    if kind in ("knn", "knn-decay"):
         reference = _finite_tensor(state.get("reference"), "knn reference", path, ndim=2)
         if len(reference) == 0:
             raise _fail("knn reference holds no embeddings", path)

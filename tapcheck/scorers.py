@@ -18,6 +18,7 @@ the kNN one does.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -182,18 +183,21 @@ class DecayKNNDetector(KNNDetector):
     kind = "knn-decay"
     reads_decay = True
 
-    @staticmethod
-    def _split(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _split(self, X: np.ndarray, *, fitting: bool = False) -> tuple[np.ndarray, np.ndarray]:
         X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] < 2:
-            raise ParameterError(f"the knn-decay scorer needs rows of an embedding and a decay, "
-                                 f"not shape {X.shape}")
+        width = None if fitting or not hasattr(self, "reference_") else self.reference_.shape[1]
+        if X.ndim != 2 or X.shape[1] < 2 or (width is not None and X.shape[1] != width + 1):
+            raise ParameterError(
+                f"the knn-decay scorer needs rows of an embedding and a decay "
+                f"({'D + 1' if width is None else width + 1} columns), not shape {X.shape}",
+                fix="compute them with represent_clips(net, clips, 'knn-decay')")
         return X[:, :-1], X[:, -1].astype(np.float64)
 
-    def _terms(self, D: torch.Tensor, decay: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _terms(self, D: torch.Tensor, decay: np.ndarray, *, k: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """k-th-neighbour distance and decay less the neighbours' median decay, per row of the
         query-by-reference distances ``D`` (excluded references at inf)."""
-        k = min(self.k, D.shape[1])
+        k = min(k or self.k, D.shape[1])
         values, idx = torch.topk(D, k, dim=1, largest=False)
         distance = values[:, -1].numpy().astype(np.float64)
         if self.exp and self.metric == "cosine":
@@ -206,16 +210,22 @@ class DecayKNNDetector(KNNDetector):
 
     def fit(self, X: np.ndarray, y: Any = None, **calibration: Any) -> "DecayKNNDetector":
         self._fit_reference(X)
+        n = len(self.reference_)
         with torch.inference_mode():
             D = self._distances(self.reference_).clone()
             D.fill_diagonal_(float("inf"))
-            own, residual = self._terms(D, self.reference_decay_)
-        self.network_scale_ = _robust_location_scale(np.log(np.maximum(own, 1e-12)))
-        self.decay_scale_ = _robust_location_scale(residual[np.isfinite(own)])
+            # with k or fewer references each one's k-th other neighbour does not exist: the
+            # scales come from the farthest other one, as knn-ldn's densities do
+            own, residual = self._terms(D, self.reference_decay_, k=max(1, min(self.k, n - 1)))
+        if np.isfinite(own).any():
+            self.network_scale_ = _robust_location_scale(np.log(np.maximum(own, 1e-12)))
+            self.decay_scale_ = _robust_location_scale(residual[np.isfinite(own)])
+        else:  # a lone reference: nothing to scale the decay by, so it never gives the score
+            self.network_scale_, self.decay_scale_ = (-math.inf, 1.0), (0.0, 1.0)
         return super().fit(X, y, **calibration)
 
     def _fit_reference(self, X: np.ndarray) -> None:
-        emb, self.reference_decay_ = self._split(X)
+        emb, self.reference_decay_ = self._split(X, fitting=True)
         super()._fit_reference(emb)
 
     def reference_rows(self) -> np.ndarray:

@@ -209,7 +209,8 @@ def _fit_detector(detector: ThresholdDetector, net: TapModel, data: TrainingData
         data.calib_clips) else np.zeros((0, *reference.shape[1:]), dtype=np.float32)
     boards = np.array([t.board for t in normal_fit])
     calib_boards = np.array([t.board for t in data.calib_takes])
-    _warn_if_collapsed(reference, name=name)
+    # a decay column (knn-decay) varies whatever the network does: look at the embeddings
+    _warn_if_collapsed(reference[:, :-1] if detector.reads_decay else reference, name=name)
     # embedding scorers can leave a board out (prob and recon have no reference to leave it from)
     if representation_of(scorer) == "knn" and config.train.calibration == "leave-one-board-out":
         detector.fit(np.concatenate([reference, calib]),
@@ -262,6 +263,10 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     """
     spec = get_spec(config.train.model)
     config = dataclasses.replace(config, train=spec.resolve(config.train))
+    if SCORERS[config.train.scorer].reads_decay:  # refuse a crop too small now, not after training
+        from .decay import crop_decay
+
+        crop_decay(np.zeros((config.features.n_bins, config.features.n_frames)))
     partial = None if partial is None else Path(partial)
     check_partial(partial, resume=resume)
     started = time.perf_counter()

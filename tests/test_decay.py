@@ -110,12 +110,43 @@ def test_a_knn_decay_model_judges_enrols_and_undoes(decay_model, tiny_dataset, r
         loaded.detector.reference_) + 3
     assert (after.network_scale_, after.decay_scale_) == (loaded.detector.network_scale_,
                                                           loaded.detector.decay_scale_)
+    assert _md5(model) != digest
     code, out, err = run_cli("enroll", "--model", model, "--undo")
     assert code == 0, err
-    undone = load_model(model).detector
-    np.testing.assert_allclose(undone.reference_rows(), loaded.detector.reference_rows(),
-                               atol=1e-6)
-    assert undone.threshold_ == loaded.detector.threshold_ and _md5(model) != digest
+    undone, before = load_model(model).detector, loaded.detector
+    np.testing.assert_allclose(undone.reference_rows(), before.reference_rows(), atol=1e-6)
+    np.testing.assert_array_equal(undone.reference_decay_, before.reference_decay_)
+    np.testing.assert_array_equal(undone.calibration_scores_, before.calibration_scores_)
+    assert (undone.network_scale_, undone.decay_scale_) == (before.network_scale_,
+                                                            before.decay_scale_)
+    assert undone.threshold_ == before.threshold_
+
+
+def test_a_damaged_decay_in_a_model_file_is_refused(decay_model, tmp_path):
+    import torch
+
+    from tapcheck.errors import ModelFileError
+    from tapcheck.modelfile import load_model
+
+    checkpoint = torch.load(decay_model, weights_only=True)
+    checkpoint["detector"]["reference_decay"][0] = float("nan")
+    torch.save(checkpoint, tmp_path / "nan.pt")
+    with pytest.raises(ModelFileError, match="reference decays"):
+        load_model(tmp_path / "nan.pt")
+    checkpoint["detector"]["reference_decay"] = checkpoint["detector"]["reference_decay"][1:]
+    torch.save(checkpoint, tmp_path / "short.pt")
+    with pytest.raises(ModelFileError, match="reference decays for"):
+        load_model(tmp_path / "short.pt")
+
+
+def test_a_crop_too_small_for_the_decay_is_refused_before_training(tiny_dataset):
+    from tapcheck.config import Config
+    from tapcheck.training import train_model
+
+    config = Config().replace("train", model="arcface-lite", scorer="knn-decay").replace(
+        "features", n_frames=40)
+    with pytest.raises(ParameterError, match="too small to read a decay"):
+        train_model(tiny_dataset, config=config, progress=False)
 
 
 def test_an_explanation_says_when_the_decay_gave_the_score(decay_model, tiny_dataset):

@@ -236,3 +236,23 @@ def test_decay_knn_reads_the_decay_against_the_boards_that_sound_alike():
     back = detector_from_state(torch.load(buffer, weights_only=True))
     np.testing.assert_allclose(back.anomaly_score(rows), det.anomaly_score(rows), rtol=1e-6)
     np.testing.assert_allclose(back.reference_rows(), det.reference_rows())
+
+
+def test_decay_knn_with_few_references_and_rows_of_the_wrong_width():
+    """k or more references than exist: the scales come from the farthest other reference; a
+    lone reference leaves the score to the kNN distance; plain embeddings are refused."""
+    from tapcheck.detectors import SCORERS
+    from tapcheck.errors import ParameterError
+
+    X, Q, _ = _small(5)
+    decay = np.linspace(0.001, 0.004, 3)
+    few = SCORERS["knn-decay"](k=5).fit(_with_decay(X[:3], decay))
+    assert np.isfinite(few.network_scale_).all() and np.isfinite(few.decay_scale_).all()
+    calib = _with_decay(X[3:6], decay)
+    lone = SCORERS["knn-decay"](k=5).fit(_with_decay(X[:1], decay[:1]), X_calib=calib)
+    rows = _with_decay(Q, np.full(len(Q), 0.05))  # a decay far above the lone reference's
+    plain = SCORERS["knn"](k=5).fit(X[:1], X_calib=X[3:6])
+    np.testing.assert_allclose(lone.anomaly_score(rows), plain.anomaly_score(Q), rtol=1e-6)
+    assert lone.threshold_ == pytest.approx(plain.threshold_)
+    with pytest.raises(ParameterError, match="embedding and a decay"):
+        few.anomaly_score(Q)  # plain embeddings: one column short
