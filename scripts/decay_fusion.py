@@ -57,8 +57,8 @@ def measure(model: Path, ds: Dataset, *, scorers: tuple[str, ...] = SCORER_ROWS)
     known = known_boards_of(checkpoint)
     out = {"model": model.name, "seed": config["train"]["seed"]}
     for scorer in scorers:
-        def rows(part: str) -> np.ndarray:
-            if not SCORERS[scorer].reads_decay:
+        def rows(part: str, *, with_decay: bool = SCORERS[scorer].reads_decay) -> np.ndarray:
+            if not with_decay:
                 return emb[part]
             return np.hstack([emb[part], decay[part][:, None]]).astype(np.float32)
 

@@ -503,7 +503,8 @@ def render_decay_fusions(_: dict) -> str:
     return "\n".join(lines) + "\n\nFrom " + "; ".join(commands) + ".\n"
 
 
-RENDERERS = {"demo": render_demo, "decay-fusion-table": render_decay_fusions, "demo-lite": render_demo_lite, "compare-demo": render_compare,
+RENDERERS = {"demo": render_demo, "decay-fusion-table": render_decay_fusions,
+             "demo-lite": render_demo_lite, "compare-demo": render_compare,
              "seeds-bf16-fp32": render_seeds, "bench": render_bench,
              "listen-latency": render_latency, "speed-targets": render_targets,
              "compare-grid-demo": render_grid, "compare-grid-table": render_grid_table,

@@ -61,9 +61,10 @@ def add_references(detector, emb: np.ndarray, *, group: int) -> None:
 
     Cross-fit: the threshold stays (its scores are of boards no network heard; a larger
     reference can only lower a new board's kNN distance — with ``knn-decay`` the new references
-    also change the decay a clip near them is expected to have, either way). Leave-one-board-out: every reference is
-    rescored without its board. Hold-out: the stored scores of the held-out takes are kept (the
-    larger reference can only lower them, so they err on the safe side) and each new clip adds
+    also change the decay a clip near them is expected to have, either way).
+    Leave-one-board-out: every reference is rescored without its board. Hold-out: the stored
+    scores of the held-out takes are kept (the larger reference can only lower them, so they err
+    on the safe side) and each new clip adds
     its score against the reference without itself, as a held-out take of a known board would
     (with ``knn-decay`` the kept scores may err either way, as above).
     """

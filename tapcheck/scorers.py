@@ -176,7 +176,8 @@ class DecayKNNDetector(KNNDetector):
     positive and skewed as a distance and the threshold is fitted as for ``knn``; where the
     decay says nothing unusual it *is* the kNN distance. The scales are set by :meth:`fit`; adding
     references to a hold-out or cross-fit calibration (``tapcheck enroll``) keeps them, so the
-    stored calibration scores keep their meaning (leave-one-board-out refits all of it).
+    stored calibration scores stay on the scale they were fitted on — though the new references
+    move the decay a clip near them is expected to have (leave-one-board-out refits all of it).
     Parameters as :class:`KNNDetector`.
     """
 
