@@ -132,10 +132,10 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
         for name in ("network_scale", "decay_scale"):
             scale = state.get(name)
             if (not isinstance(scale, (list, tuple)) or len(scale) != 2
-                    or not all(_is_real(v) for v in scale) or math.isnan(scale[0])
-                    or not (math.isfinite(scale[1]) and scale[1] > 0)):
+                    or not all(_is_real(v) for v in scale) or not math.isfinite(scale[0])
+                    or math.isnan(scale[1]) or not scale[1] > 0):
                 raise _fail(f"knn-decay {name.replace('_', ' ')} {scale!r} is not a location "
-                            "and a positive scale", path)
+                            "and a positive scale", path)  # an infinite one: decay unused
     if kind in ("knn", "knn-decay"):
         reference = _finite_tensor(state.get("reference"), "knn reference", path, ndim=2)
         if len(reference) == 0:

@@ -218,12 +218,21 @@ class DecayKNNDetector(KNNDetector):
             # with k or fewer references each one's k-th other neighbour does not exist: the
             # scales come from the farthest other one, as knn-ldn's densities do
             own, residual = self._terms(D, self.reference_decay_, k=max(1, min(self.k, n - 1)))
-        if np.isfinite(own).any():
-            self.network_scale_ = _robust_location_scale(np.log(np.maximum(own, 1e-12)))
-            self.decay_scale_ = _robust_location_scale(residual[np.isfinite(own)])
-        else:  # a lone reference: nothing to scale the decay by, so it never gives the score
-            self.network_scale_, self.decay_scale_ = (-math.inf, 1.0), (0.0, 1.0)
+        finite = np.isfinite(own)
+        self.network_scale_ = _robust_location_scale(np.log(np.maximum(own, 1e-12)))
+        if finite.any() and np.ptp(residual[finite]) > 1e-12:
+            self.decay_scale_ = _robust_location_scale(residual[finite])
+        else:
+            # a lone reference, or references whose decays do not vary (no mode rings and dies
+            # inside their crops, as in the real knocks of tests/): the decay says nothing, and
+            # an infinite scale keeps it from ever giving the score
+            self.decay_scale_ = (0.0, math.inf)
         return super().fit(X, y, **calibration)
+
+    @property
+    def decay_reads_nothing(self) -> bool:
+        """Whether the references' decays did not vary, so the score is the kNN distance."""
+        return not math.isfinite(self.decay_scale_[1])
 
     def _fit_reference(self, X: np.ndarray) -> None:
         emb, self.reference_decay_ = self._split(X, fitting=True)
@@ -235,6 +244,8 @@ class DecayKNNDetector(KNNDetector):
 
     def _fuse(self, distance: np.ndarray, residual: np.ndarray) -> np.ndarray:
         (m_net, s_net), (m_res, s_res) = self.network_scale_, self.decay_scale_
+        if not math.isfinite(s_res):
+            return np.asarray(distance, dtype=np.float64)
         z_decay = np.minimum((residual - m_res) / s_res, 50.0)  # exp stays finite
         return np.maximum(distance, np.exp(m_net + s_net * z_decay))
 

@@ -220,6 +220,10 @@ def _fit_detector(detector: ThresholdDetector, net: TapModel, data: TrainingData
                      calib_groups=calib_boards)
     if config.train.calibration != "cross-fit":  # cross-fit replaces this calibration
         warn_if_thin(detector.calibration_)
+    if getattr(detector, "decay_reads_nothing", False):
+        warnings.warn(f"{name}: the knn-decay scorer found no mode that rings and dies inside "
+                      "the crops of the normal takes (their decays do not vary), so it scores "
+                      "as knn; see docs/new-boards.md, \"Decay\"", TapcheckWarning, stacklevel=3)
 
 
 def _warn_if_collapsed(reference: np.ndarray, *, name: str) -> None:

@@ -163,3 +163,25 @@ def test_an_explanation_says_when_the_decay_gave_the_score(decay_model, tiny_dat
     decides = judge.model.detector.decay_reading(rows)["decides"]
     said = ["dies away" in e.sentence for e in explainer.explain_files(clips)]
     assert said == list(decides) and 0 < sum(said) < len(said)  # both kinds of sentence
+
+
+def test_on_real_knocks_the_decay_reads_nothing_and_training_says_so(run_cli, tmp_path):
+    """Hand knocks recorded with a phone (tests' real recordings): no bin stands ring_z above its
+    median in their crops, so the decay is 0 throughout, the scorer is plain kNN, and `train`
+    says so rather than leaving the user to think the decay is at work."""
+    from tapcheck.features import clip_features
+    from tapcheck.modelfile import load_model
+
+    from .conftest import knock_files
+
+    wood = knock_files("wood")
+    assert not crop_decay(np.stack([clip_features(f) for f in wood])).any()
+    for board, side, files in ((1, "left", wood[:10]), (2, "right", wood[10:])):
+        code, _, err = run_cli("import", *files, "--dataset", "knocks", "--board", board,
+                               "--side", side, "--label", "normal")
+        assert code == 0, err
+    code, _, err = run_cli("train", "--dataset", "knocks", "--model", "arcface-lite", "--scorer",
+                           "knn-decay", "--epochs", "1", "--out", tmp_path / "k.pt")
+    assert code == 0, err
+    assert "found no mode that rings and dies inside the crops" in err
+    assert load_model(tmp_path / "k.pt").detector.decay_reads_nothing

@@ -240,7 +240,8 @@ def test_decay_knn_reads_the_decay_against_the_boards_that_sound_alike():
 
 def test_decay_knn_with_few_references_and_rows_of_the_wrong_width():
     """k or more references than exist: the scales come from the farthest other reference; a
-    lone reference leaves the score to the kNN distance; plain embeddings are refused."""
+    lone reference, or decays that do not vary, leave the score to the kNN distance; plain
+    embeddings are refused."""
     from tapcheck.detectors import SCORERS
     from tapcheck.errors import ParameterError
 
@@ -256,3 +257,8 @@ def test_decay_knn_with_few_references_and_rows_of_the_wrong_width():
     assert lone.threshold_ == pytest.approx(plain.threshold_)
     with pytest.raises(ParameterError, match="embedding and a decay"):
         few.anomaly_score(Q)  # plain embeddings: one column short
+    # references whose decays do not vary (no ringing bin in real knocks): the kNN distance
+    flat = SCORERS["knn-decay"](k=3).fit(_with_decay(X, np.zeros(len(X))))
+    assert flat.decay_reads_nothing and not few.decay_reads_nothing
+    plain = SCORERS["knn"](k=3).fit(X)
+    np.testing.assert_allclose(flat.anomaly_score(rows), plain.anomaly_score(Q), rtol=1e-6)
