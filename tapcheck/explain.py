@@ -172,7 +172,9 @@ class Explainer:
         kind, ratio, what = describe_difference(
             crop[region], reference[region], bins_hz=self.bins_hz[region[0]],
             frames_ms=self.frames_ms[region[1]])
-        sentence = (f"{band_hz[0] / 1000:.1f}-{band_hz[1] / 1000:.1f} kHz {what} than on healthy "
+        # "has its resonance at X Hz instead of Y Hz" compares by itself; the rest need "than"
+        than = "" if kind == "shifted-resonance" else " than"
+        sentence = (f"{band_hz[0] / 1000:.1f}-{band_hz[1] / 1000:.1f} kHz {what}{than} on healthy "
                     f"boards, {time_ms[0]:.0f}-{time_ms[1]:.0f} ms after the strike")
         relief = float(deviation[b0:b1, w0:w1].max()) / score if score > 0 else 0.0
         return Explanation(path=path, sentence=sentence, band_hz=band_hz, time_ms=time_ms,
@@ -192,11 +194,14 @@ def _add_decay(explanation: Explanation, detector, embedding: np.ndarray,
     explanation.decay_z = reading["z"]
     if not reading["decides"]:
         return
-    faster = (f"{reading['decay'] / reading['expected']:.1f}x faster"
-              if reading["expected"] > 0 else "faster")
-    explanation.sentence = (f"its ringing dies away {faster} than on the healthy boards that "
-                            f"sound like it ({reading['z']:.1f} sd); and in the network's view, "
-                            + explanation.sentence)
+    if reading["expected"] > 0:
+        how = (f"dies away {reading['decay'] / reading['expected']:.1f}x faster than on the "
+               "healthy boards that sound like it")
+    else:  # the neighbours' modes ring through the whole crop: no rate to divide by
+        how = "dies away inside the crop, while the healthy boards that sound like it ring on"
+    explanation.sentence = (
+        f"its ringing {how} ({reading['z']:.1f} times the spread of healthy taps); the network "
+        "hears the most difference where " + explanation.sentence)
 
 
 def describe_difference(clip: np.ndarray, reference: np.ndarray, *, bins_hz: np.ndarray,

@@ -111,8 +111,13 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     ``expect`` is the format header to insist on: a model file, or a run's partial progress.
     """
     if not path.exists():
-        raise ModelFileError("model file not found", path=path,
-                             fix="train one with `tapcheck train` or pass --model PATH")
+        # the default name is arcface-resnet18's; a recipe that trains another model (e.g.
+        # configs/new-boards.toml's arcface-lite) leaves its file beside it: name it
+        others = sorted(path.parent.glob("*.pt"))[:3] if path.parent.is_dir() else []
+        raise ModelFileError("model file not found", path=path, fix=(
+            f"pass --model {others[0]}" + (f" (or {', '.join(map(str, others[1:]))})"
+                                            if others[1:] else "")
+            if others else "train one with `tapcheck train` or pass --model PATH"))
     if path.is_dir():
         raise ModelFileError("is a folder, not a model file", path=path,
                              fix="pass the .pt file, e.g. models/arcface-resnet18.pt")

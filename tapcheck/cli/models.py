@@ -92,8 +92,10 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
         save_checkpoint(out, checkpoint)
         partial.unlink(missing_ok=True)  # only now: the finished model is safely on disk
     det = checkpoint["detector"]
-    click.echo(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, threshold "
-               f"{-det['offset']:.4g} at {checkpoint['config']['train']['far']:.0%} false alarms)")
+    method = det.get("calibration", {}).get("method", "")
+    click.echo(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, {det['kind']} scorer, "
+               f"{method + ' ' if method else ''}threshold {-det['offset']:.4g} at "
+               f"{checkpoint['config']['train']['far']:.0%} false alarms)")
 
 
 @cli.command()
