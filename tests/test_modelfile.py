@@ -88,3 +88,15 @@ def test_damaged_weights(tiny_model, tmp_path):
 def test_pickle_module_is_what_torch_raises():
     # the malicious-file test above relies on torch raising UnpicklingError for foreign globals
     assert issubclass(pickle.UnpicklingError, Exception)
+
+
+def test_a_missing_model_file_names_the_model_files_beside_it(tiny_model, tmp_path):
+    """`configs/new-boards.toml` trains models/arcface-lite.pt while the commands default to
+    models/arcface-resnet18.pt: the error says which file to pass."""
+    with pytest.raises(ModelFileError, match="train one with") as alone:
+        load_model(tmp_path / "arcface-resnet18.pt")
+    assert alone.value.fix == "train one with `tapcheck train` or pass --model PATH"
+    (tmp_path / "arcface-lite.pt").write_bytes(tiny_model.read_bytes())
+    with pytest.raises(ModelFileError, match="model file not found") as beside:
+        load_model(tmp_path / "arcface-resnet18.pt")
+    assert beside.value.fix == f"pass --model {tmp_path / 'arcface-lite.pt'}"
