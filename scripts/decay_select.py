@@ -54,7 +54,7 @@ class GlobalDecayKNN(DecayKNNDetector):
         return distance, np.asarray(decay, dtype=np.float64)
 
 
-def ring_grid(ds: Dataset) -> list[dict]:
+def ring_grid(ds: Dataset) -> tuple[list[dict], float]:
     test = ds.select(split="test")
     defect = np.array([t.label == "defect" for t in test])
     crops = np.stack([FeatureCache().get(ds.root / t.path) for t in test])
