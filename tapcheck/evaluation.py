@@ -205,8 +205,9 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     Returns
     -------
     dict
-        :func:`evaluate_scores` plus ``model``, ``dataset``, ``calibration`` (the model's
-        statement, see :mod:`tapcheck.calibration`) and ``scores`` (per test take, manifest order).
+        :func:`evaluate_scores` plus ``model``, ``dataset``, ``scorer``, ``calibration`` (the
+        model's statement, see :mod:`tapcheck.calibration`) and ``scores`` (per test take,
+        manifest order).
     """
     from .errors import DatasetError
     from .featurecache import FeatureCache
@@ -228,8 +229,9 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
                              known_boards=known_boards_of(judge.model.checkpoint),
                              stated_far=info["far"], board_threshold=info["board_threshold"],
                              board_taps=max(int(info["board_taps"]), 1))
-    return {"model": str(judge.model.path), "dataset": str(dataset.root), "calibration": info,
-            **result, "scores": [float(x) for x in scores]}
+    return {"model": str(judge.model.path), "dataset": str(dataset.root),
+            "scorer": judge.model.scorer, "calibration": info, **result,
+            "scores": [float(x) for x in scores]}
 
 
 def _pct(x: float | None) -> str:
@@ -243,7 +245,8 @@ def format_evaluation(result: dict[str, Any]) -> str:
 
     lines = [table(result["boards"], ["board", "label", "board is", "group", "clips",
                                       "mean score", "flagged"]), ""]
-    lines.append(f"model states: {describe(result['calibration'])}")
+    scorer = f"{result['scorer']} scorer, " if result.get("scorer") else ""
+    lines.append(f"model states: {scorer}{describe(result['calibration'])}")
     lines.append(f"false alarms per tap: known boards {_pct(result['false_alarms_known'])} of "
                  f"{result['normal_known']}, unseen boards {_pct(result['false_alarms_unseen'])} "
                  f"of {result['normal_unseen']} (stated {_pct(result['stated_far'])})")

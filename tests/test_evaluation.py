@@ -59,11 +59,12 @@ def test_evaluate_command_judges_the_test_split(tiny_model, tiny_dataset, run_cl
     # tiny: boards 1-4 both sides keep 1 test take each; unseen 11-13 have 5 per side
     assert (result["normal_known"], result["normal_unseen"]) == (8, 30)
     assert result["stated_far"] == pytest.approx(0.05)
-    assert result["calibration"]["method"] == "hold-out"
+    assert result["calibration"]["method"] == "hold-out" and result["scorer"] == "knn"
     assert set(result["recall_per_board"]) == {"7", "8"}
     assert len(result["scores"]) == len(tiny_dataset.select(split="test"))
     code, out, _ = run_cli("evaluate", "--model", tiny_model, "--dataset", tiny_dataset.root)
     assert code == 0 and "unseen boards" in out and "board verdicts of 3 taps" in out
+    assert "model states: knn scorer, threshold " in out
 
 
 def test_evaluate_names_a_missing_model_file(tiny_dataset, run_cli, tmp_path):
