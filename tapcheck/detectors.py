@@ -234,15 +234,22 @@ class KNNDetector(ThresholdDetector):
         with torch.inference_mode():
             return self._kth(self._distances(self._prepare(X)))
 
+    def _left_out_distances(self, groups: np.ndarray | None, *, strict: bool = True
+                            ) -> torch.Tensor:
+        """Reference-by-reference distances with each row's own group (without groups: itself)
+        at inf; ``strict`` refuses a row left with no reference at all."""
+        D = self._distances(self.reference_).clone()
+        n = len(D)
+        same = (torch.eye(n, dtype=torch.bool) if groups is None else
+                torch.as_tensor(groups[:, None] == groups[None, :]))
+        D[same] = float("inf")
+        if strict and bool(torch.isinf(D).all(dim=1).any()):
+            raise ParameterError("leave-one-group-out scoring needs at least two groups")
+        return D
+
     def _self_scores(self, X: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
         with torch.inference_mode():
-            D = self._distances(self.reference_).clone()
-            same = (torch.eye(len(X), dtype=torch.bool) if groups is None else
-                    torch.as_tensor(groups[:, None] == groups[None, :]))
-            D[same] = float("inf")
-            if bool(torch.isinf(D).all(dim=1).any()):
-                raise ParameterError("leave-one-group-out scoring needs at least two groups")
-            return self._kth(D)
+            return self._kth(self._left_out_distances(groups))
 
     def _self_method(self, groups: np.ndarray | None) -> str:
         return "leave-one-clip-out" if groups is None else "leave-one-board-out"

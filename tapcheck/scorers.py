@@ -111,8 +111,7 @@ class DensityKNNDetector(_RefitSelfScores, KNNDetector):
     def _fit_reference(self, X: np.ndarray) -> None:
         super()._fit_reference(X)
         with torch.inference_mode():
-            D = self._distances(self.reference_).clone()
-            D.fill_diagonal_(float("inf"))
+            D = self._left_out_distances(None, strict=False)
             k = min(self.k, max(len(X) - 1, 1))
             rho = torch.topk(D, k, dim=1, largest=False).values[:, -1]
         self.density_ = torch.where(torch.isfinite(rho), rho, torch.ones_like(rho)).clamp_min(1e-9)
@@ -213,8 +212,7 @@ class DecayKNNDetector(KNNDetector):
         self._fit_reference(X)
         n = len(self.reference_)
         with torch.inference_mode():
-            D = self._distances(self.reference_).clone()
-            D.fill_diagonal_(float("inf"))
+            D = self._left_out_distances(None, strict=False)  # leave-one-clip-out
             # with k or fewer references each one's k-th other neighbour does not exist: the
             # scales come from the farthest other one, as knn-ldn's densities do
             own, residual = self._terms(D, self.reference_decay_, k=max(1, min(self.k, n - 1)))
@@ -273,15 +271,9 @@ class DecayKNNDetector(KNNDetector):
                 "decides": self._fuse(distance, residual) > distance}
 
     def _self_scores(self, X: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
-        emb, decay = self._split(X)
+        _, decay = self._split(X)  # X is the reference: its embeddings are reference_
         with torch.inference_mode():
-            D = self._distances(self._prepare(emb)).clone()
-            same = (torch.eye(len(X), dtype=torch.bool) if groups is None else
-                    torch.as_tensor(groups[:, None] == groups[None, :]))
-            D[same] = float("inf")
-            if bool(torch.isinf(D).all(dim=1).any()):
-                raise ParameterError("leave-one-group-out scoring needs at least two groups")
-            return self._fuse(*self._terms(D, decay))
+            return self._fuse(*self._terms(self._left_out_distances(groups), decay))
 
     def get_state(self) -> dict[str, Any]:
         return {**super().get_state(), "reference_decay": torch.from_numpy(
