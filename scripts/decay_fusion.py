@@ -43,7 +43,10 @@ def decays(ds: Dataset, takes, cache: FeatureCache) -> np.ndarray:
     return np.array([crop_decay(cache.get(ds.root / t.path)).mean() for t in takes])
 
 
-def measure(model: Path, ds: Dataset, *, scorers: tuple[str, ...] = SCORER_ROWS) -> dict:
+def measure(model: Path, ds: Dataset, *, scorers: dict[str, type] | None = None) -> dict:
+    """Figures per scorer (name -> detector class; default :data:`SCORER_ROWS`' registered ones)
+    for one model file's network."""
+    scorers = scorers or {name: SCORERS[name] for name in SCORER_ROWS}
     checkpoint = Judge(model).model.checkpoint
     config = checkpoint["config"]
     cache = FeatureCache()  # the study's feature settings: both datasets use them
@@ -56,14 +59,14 @@ def measure(model: Path, ds: Dataset, *, scorers: tuple[str, ...] = SCORER_ROWS)
     boards = np.array([t.board for t in train])
     known = known_boards_of(checkpoint)
     out = {"model": model.name, "seed": config["train"]["seed"]}
-    for scorer in scorers:
-        def rows(part: str, *, with_decay: bool = SCORERS[scorer].reads_decay) -> np.ndarray:
+    for scorer, detector in scorers.items():
+        def rows(part: str, *, with_decay: bool = detector.reads_decay) -> np.ndarray:
             if not with_decay:
                 return emb[part]
             return np.hstack([emb[part], decay[part][:, None]]).astype(np.float32)
 
         X = rows("train")
-        det = SCORERS[scorer](k=config["train"]["knn_k"], far=config["train"]["far"]).fit(
+        det = detector(k=config["train"]["knn_k"], far=config["train"]["far"]).fit(
             X[~calib], X_calib=X[calib], groups=boards[~calib], calib_groups=boards[calib])
         out[scorer] = figures(test, det.anomaly_score(rows("test")), threshold=det.threshold_,
                               board_threshold=det.calibration_["board_threshold"], known=known)

@@ -38,7 +38,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import median_abs_deviation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -51,6 +50,7 @@ from tapcheck.judge import Judge  # noqa: E402
 from tapcheck.metrics import auc  # noqa: E402
 from tapcheck.plant import plant_boards  # noqa: E402
 from tapcheck.plate import plate_modes  # noqa: E402
+from tapcheck.scorers import _robust_location_scale  # noqa: E402
 from tapcheck.synth import study_boards  # noqa: E402
 from tapcheck.spectrogram import power_spectrogram, power_to_db  # noqa: E402
 
@@ -137,7 +137,8 @@ def flagged(scores: np.ndarray, takes, *, reference: np.ndarray) -> tuple[dict[s
 
 def robust_z(x: np.ndarray, normal: np.ndarray) -> np.ndarray:
     """``x`` in robust standard units of ``normal`` (median, MAD scaled to a normal's sd)."""
-    return (x - np.median(normal)) / median_abs_deviation(normal, scale="normal")
+    location, scale = _robust_location_scale(normal)  # the knn-decay scorer's own
+    return (x - location) / scale
 
 
 def measure(ds: Dataset, models: list[Path], *, preset: str, seed: int) -> dict:

@@ -34,7 +34,6 @@ from decay_fusion import measure  # noqa: E402
 
 from tapcheck.datasets import Dataset  # noqa: E402
 from tapcheck.decay import FMIN_BIN, PEAK_FRAMES, RING_Z, crop_decay  # noqa: E402
-from tapcheck.detectors import SCORERS  # noqa: E402
 from tapcheck.featurecache import FeatureCache  # noqa: E402
 from tapcheck.features import clip_features  # noqa: E402
 from tapcheck.metrics import auc  # noqa: E402
@@ -96,11 +95,8 @@ def _range(x: np.ndarray) -> list[float]:
 
 
 def forms(models: list[Path], ds: Dataset) -> dict:
-    SCORERS["knn-decay-global"] = GlobalDecayKNN  # measured here only, never registered
-    try:
-        runs = [measure(m, ds, scorers=("knn-decay", "knn-decay-global")) for m in models]
-    finally:
-        del SCORERS["knn-decay-global"]
+    runs = [measure(m, ds, scorers={"knn-decay": DecayKNNDetector,
+                                    "knn-decay-global": GlobalDecayKNN}) for m in models]
     return {"models": [r["model"] for r in runs],
             **{s: {k: float(np.mean([r[s][k] for r in runs]))
                    for k in ("auc", "far_unseen", "far_known", "recall", "board_median_healthy",
