@@ -503,7 +503,17 @@ def render_decay_fusions(_: dict) -> str:
     return "\n".join(lines) + "\n\nFrom " + "; ".join(commands) + ".\n"
 
 
+def render_lot_enrol(r: dict) -> str:
+    """A new wood batch fixed by enrolling one or two of its boards (scripts/lot_enrol.py)."""
+    if not r:
+        return "(not measured yet: scripts/lot_enrol.py)\n"
+    from lot_enrol import table  # beside this script
+
+    return table(r["models"]) + f"\nFrom `{r['command']}`.\n"
+
+
 RENDERERS = {"demo": render_demo, "decay-fusion-table": render_decay_fusions,
+             "lot-enrol-plant-lite-st20": render_lot_enrol,
              "demo-lite": render_demo_lite, "compare-demo": render_compare,
              "seeds-bf16-fp32": render_seeds, "bench": render_bench,
              "listen-latency": render_latency, "speed-targets": render_targets,
