@@ -80,7 +80,8 @@ def measure(model: Path, ds: Dataset) -> dict:
     wood = sorted({t.board for t in test if t.group == NEW_WOOD})
     crack = np.array([i for i, t in enumerate(test)
                       if t.label == "defect" and t.group == "crack-new-wood"])
-    out = {"model": model.name, "seed": config["seed"], "new_wood_boards": wood}
+    out = {"model": model.name, "seed": config["seed"], "new_wood_boards": wood,
+           "k": config["knn_k"]}
     for scorer in SCORER_ROWS:
         detector = SCORERS[scorer]
 
@@ -142,12 +143,14 @@ def table(results: list[dict]) -> str:
             lines.append(f"| {scorer} | {label} | " + " | ".join(cells)
                          + f" | {min(d_auc):+.3f} to {max(d_auc):+.3f} "
                          f"| ≤ {max(run['recalibrate_s'] for run in runs):.2f} s |")
-    one = [run for r in results for run in r["knn"] if len(run["enrolled"]) == 1]
-    lines += ["", "Enrolled taps among the batch's other boards' 5 nearest references (one board "
-              f"enrolled): {100 * np.mean([run['enrolled_among_nearest'] for run in one]):.1f} "
-              f"% (range {100 * min(run['enrolled_among_nearest'] for run in one):.0f}-"
-              f"{100 * max(run['enrolled_among_nearest'] for run in one):.0f} %); they are "
-              f"{100 * np.mean([run['enrolled_share'] for run in one]):.1f} % of the references."]
+    one = [run["enrolled_among_nearest"] for r in results for run in r["knn"]
+           if len(run["enrolled"]) == 1]
+    share = np.mean([run["enrolled_share"] for r in results for run in r["knn"]
+                     if len(run["enrolled"]) == 1])
+    lines += ["", f"Enrolled taps among the batch's other boards' {results[0]['k']} nearest "
+              f"references (one board enrolled): {100 * np.mean(one):.1f} % (range "
+              f"{100 * min(one):.0f}-{100 * max(one):.0f} %); they are {100 * share:.1f} % of "
+              "the references."]
     return "\n".join(lines) + "\n"
 
 
