@@ -9,9 +9,9 @@ Usage (from the checkout, datasets and model files as docs/new-boards.md trains 
 Each model file's network is kept; only the scorer is refitted, as ``tapcheck train`` fits it
 (:func:`tapcheck.training._fit_detector`): the reference is the normal training takes the model
 file did not hold out, the threshold is fitted on the held-out takes' scores (hold-out
-calibration, what the demo's 4 boards and ``configs/wide-stretch.toml`` use). ``knn`` is the
-scorer the model file was trained with, refitted the same way, so the two rows differ only in
-the scorer. The figures are :func:`tapcheck.evaluation.evaluate_scores`'s, as ``tapcheck
+calibration, what the demo's 4 boards and ``configs/wide-stretch.toml`` use). Both scorers
+are refitted the same way, whichever one the model file was trained with, so the two rows
+differ only in the scorer. The figures are :func:`tapcheck.evaluation.evaluate_scores`'s, as ``tapcheck
 evaluate`` prints them, on the dataset's test split.
 """
 

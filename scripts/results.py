@@ -461,8 +461,12 @@ def render_onnx(r: dict) -> str:
 
 #: docs/results/decay-fusion-NAME.json (scripts/decay_fusion.py): NAME, the set, the model
 DECAY_FUSIONS = (("demo-lite-st20", "demo", "arcface-lite, ±20 %"),
+                 ("demo-lite-st20-m2", "demo", "arcface-lite ×2 networks, ±20 %"),
                  ("demo-r18", "demo", "arcface-resnet18, ±6 %"),
                  ("demo-r18-st20", "demo", "arcface-resnet18, ±20 %"),
+                 ("demo-r18-st20-m2", "demo", "arcface-resnet18 ×2 networks, ±20 %"),
+                 ("demo-s1-lite-st20", "demo, another draw (`synth --seed 1`)",
+                  "arcface-lite, ±20 %"),
                  ("plant-lite-st20", "plant", "arcface-lite, ±20 %"),
                  ("plant-r18-st20", "plant", "arcface-resnet18, ±20 %"),
                  ("plant-val-lite-st20", "plant-val (chose the decay's settings)",
