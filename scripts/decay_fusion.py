@@ -11,8 +11,8 @@ Each model file's network is kept; only the scorer is refitted, as ``tapcheck tr
 file did not hold out, the threshold is fitted on the held-out takes' scores (hold-out
 calibration, what the demo's 4 boards and ``configs/wide-stretch.toml`` use). Both scorers
 are refitted the same way, whichever one the model file was trained with, so the two rows
-differ only in the scorer. The figures are :func:`tapcheck.evaluation.evaluate_scores`'s, as ``tapcheck
-evaluate`` prints them, on the dataset's test split.
+differ only in the scorer. The figures are :func:`tapcheck.evaluation.evaluate_scores`'s,
+as ``tapcheck evaluate`` prints them, on the dataset's test split.
 """
 
 from __future__ import annotations
