@@ -46,24 +46,71 @@ def _ratio(flagged: str) -> float:
 
 
 def false_alarm_rates(takes: Sequence[Take], scores: np.ndarray, *, threshold: float,
-                      known_boards: Sequence[int] = ()) -> dict[str, Any]:
+                      known_boards: Sequence[int] = (), n_boot: int = 1000, seed: int = 0
+                      ) -> dict[str, Any]:
     """Share of normal takes flagged, on boards the model knows and on boards it has never heard.
 
     Returns
     -------
     dict
-        ``false_alarms_known``, ``false_alarms_unseen`` (None where there are no such takes) and
-        ``normal_known``, ``normal_unseen`` (how many takes each rate rests on).
+        ``false_alarms_known``, ``false_alarms_unseen`` (None where there are no such takes),
+        ``normal_known``, ``normal_unseen`` (how many takes each rate rests on),
+        ``boards_known``, ``boards_unseen`` (on how many boards) and ``false_alarms_known_ci``,
+        ``false_alarms_unseen_ci`` ([low, high], :func:`rate_interval`; None without takes).
     """
     scores = np.asarray(scores, dtype=float)
     normal = np.array([t.label == "normal" for t in takes], dtype=bool)
-    known = np.isin([t.board for t in takes], list(known_boards))
+    board_of = np.array([t.board for t in takes])
+    known = np.isin(board_of, list(known_boards))
     out: dict[str, Any] = {}
     for name, mask in (("known", normal & known), ("unseen", normal & ~known)):
         flagged = scores[mask] > threshold
         out[f"false_alarms_{name}"] = float(flagged.mean()) if mask.any() else None
         out[f"normal_{name}"] = int(mask.sum())
+        out[f"boards_{name}"] = len(np.unique(board_of[mask]))
+        out[f"false_alarms_{name}_ci"] = (rate_interval(flagged, board_of[mask], n_boot=n_boot,
+                                                        seed=seed) if mask.any() else None)
     return out
+
+
+def rate_interval(flagged: np.ndarray, boards: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
+                  level: float = 0.95) -> list[float]:
+    """Interval of the share of taps flagged: the wider of boards resampled and taps counted.
+
+    Taps of one board are not independent — a board that sounds unlike the references flags
+    many of its taps (the demo's board 13: 15 of 60) — so whole boards are resampled with
+    replacement and their taps pooled (percentile bootstrap): the spread a new set of boards
+    would show. That cannot reach beyond what was seen (no alarm on any board gives 0-0 %), so
+    the interval is widened to at least the Wilson interval over the taps, which assumes them
+    independent. With few boards it is rough, and wide where one board carries the alarms.
+
+    Parameters
+    ----------
+    flagged : np.ndarray of bool, shape (n,), n >= 1
+        Whether each normal tap was flagged.
+    boards : np.ndarray, shape (n,)
+        Board of each tap.
+
+    Returns
+    -------
+    list of float
+        ``[low, high]``.
+    """
+    from scipy.stats import binomtest
+
+    flagged = np.asarray(flagged, dtype=bool)
+    ci = binomtest(int(flagged.sum()), len(flagged)).proportion_ci(confidence_level=level,
+                                                                   method="wilson")
+    lo, hi = float(ci.low), float(ci.high)
+    names, index = np.unique(np.asarray(boards), return_inverse=True)
+    if len(names) >= 2:
+        hits = np.bincount(index, weights=flagged.astype(float), minlength=len(names))
+        taps = np.bincount(index, minlength=len(names)).astype(float)
+        picks = np.random.default_rng(seed).integers(0, len(names), size=(n_boot, len(names)))
+        rates = hits[picks].sum(axis=1) / taps[picks].sum(axis=1)
+        b_lo, b_hi = np.quantile(rates, [(1 - level) / 2, 1 - (1 - level) / 2])
+        lo, hi = min(lo, float(b_lo)), max(hi, float(b_hi))
+    return [lo, hi]
 
 
 def board_verdicts(takes: Sequence[Take], scores: np.ndarray, *, taps: int, threshold: float,
@@ -171,7 +218,8 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
         "board8_over_board7": study_board_check(means)[0],
         "board_means": {str(b): m for b, m in means.items()},
         "boards": rows, "pauc_ci_low": plo, "pauc_ci_high": phi, "stated_far": stated_far,
-        **false_alarm_rates(takes, scores, threshold=threshold, known_boards=known_boards),
+        **false_alarm_rates(takes, scores, threshold=threshold, known_boards=known_boards,
+                            n_boot=n_boot, seed=seed),
         "recall_per_board": {str(r["board"]): _ratio(r["flagged"]) for r in rows
                              if r["label"] == "defect"},
         "board_verdicts": board_verdicts(
@@ -238,6 +286,15 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1%}"
 
 
+def _interval(result: dict[str, Any], name: str) -> str:
+    """" [95 %: 4.2-12.9 % over 3 boards]" for a rate that has an interval (older results: "")."""
+    ci = result.get(f"false_alarms_{name}_ci")
+    if not ci:
+        return ""
+    boards = result.get(f"boards_{name}", 0)
+    return f" [95 %: {ci[0]:.1%}-{ci[1]:.1%}, {boards} board{'s' if boards != 1 else ''}]"
+
+
 def format_evaluation(result: dict[str, Any]) -> str:
     """The text ``tapcheck evaluate`` prints: a row per board, then the rates and AUCs."""
     from .calibration import describe
@@ -247,9 +304,9 @@ def format_evaluation(result: dict[str, Any]) -> str:
                                       "mean score", "flagged"]), ""]
     scorer = f"{result['scorer']} scorer, " if result.get("scorer") else ""
     lines.append(f"model states: {scorer}{describe(result['calibration'])}")
-    lines.append(f"false alarms per tap: known boards {_pct(result['false_alarms_known'])} of "
-                 f"{result['normal_known']}, unseen boards {_pct(result['false_alarms_unseen'])} "
-                 f"of {result['normal_unseen']} (stated {_pct(result['stated_far'])})")
+    rates = [f"{name} boards {_pct(result[f'false_alarms_{name}'])} of "
+             f"{result[f'normal_{name}']}{_interval(result, name)}" for name in ("known", "unseen")]
+    lines.append(f"false alarms per tap: {', '.join(rates)} (stated {_pct(result['stated_far'])})")
     recall = ", ".join(f"board {b} {r:.0%}" for b, r in result["recall_per_board"].items())
     lines.append(f"recall per defect board: {recall or '-'}")
     lines.append(f"AUC {result['auc']:.3f} [{result['auc_ci_low']:.3f}, "

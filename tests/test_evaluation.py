@@ -21,8 +21,39 @@ def test_false_alarms_are_split_into_known_and_unseen_boards():
     takes = [take(1, k) for k in range(4)] + [take(11, k) for k in range(4)]
     scores = np.array([0.1, 0.1, 0.1, 0.9, 0.9, 0.9, 0.1, 0.1])
     rates = false_alarm_rates(takes, scores, threshold=0.5, known_boards=[1])
-    assert rates == {"false_alarms_known": 0.25, "normal_known": 4,
-                     "false_alarms_unseen": 0.5, "normal_unseen": 4}
+    intervals = {k: rates.pop(k) for k in ("false_alarms_known_ci", "false_alarms_unseen_ci")}
+    assert rates == {"false_alarms_known": 0.25, "normal_known": 4, "boards_known": 1,
+                     "false_alarms_unseen": 0.5, "normal_unseen": 4, "boards_unseen": 1}
+    for (lo, hi), rate in zip(intervals.values(), (0.25, 0.5), strict=True):
+        assert 0.0 <= lo < rate < hi <= 1.0
+
+
+def test_the_rate_interval_resamples_boards_and_is_never_narrower_than_the_taps_allow():
+    """5 % of 80 taps either way: one alarm on each of 4 boards gives every resample of boards
+    the same 5 %, so the taps' Wilson interval is the answer; four alarms on one board reach
+    further (resamples with that board twice) and down to 0 (without it). No alarm at all on
+    several boards still leaves room above 0. One board: Wilson over its taps."""
+    from scipy.stats import binomtest
+
+    from tapcheck.evaluation import rate_interval
+
+    def wilson(k, n):
+        ci = binomtest(k, n).proportion_ci(method="wilson")
+        return [ci.low, ci.high]
+
+    boards = np.repeat([1, 2, 3, 4], 20)
+    spread = np.zeros(80, dtype=bool)
+    spread[[0, 20, 40, 60]] = True
+    lumped = np.zeros(80, dtype=bool)
+    lumped[:4] = True
+    assert rate_interval(spread, boards) == pytest.approx(wilson(4, 80))
+    lo, hi = rate_interval(lumped, boards)
+    assert lo == 0.0 and hi > wilson(4, 80)[1]
+    lo, hi = rate_interval(np.zeros(80, dtype=bool), boards)
+    assert lo == 0.0 and hi == pytest.approx(wilson(0, 80)[1]) and hi > 0.03
+    one = np.zeros(60, dtype=bool)
+    one[:3] = True
+    assert rate_interval(one, np.ones(60)) == pytest.approx(wilson(3, 60))
 
 
 def test_board_verdicts_group_consecutive_taps_of_one_board_side():
@@ -64,6 +95,8 @@ def test_evaluate_command_judges_the_test_split(tiny_model, tiny_dataset, run_cl
     assert len(result["scores"]) == len(tiny_dataset.select(split="test"))
     code, out, _ = run_cli("evaluate", "--model", tiny_model, "--dataset", tiny_dataset.root)
     assert code == 0 and "unseen boards" in out and "board verdicts of 3 taps" in out
+    assert ", 3 boards]" in out  # the unseen rate's interval resamples boards 11-13
+    assert len(result["false_alarms_unseen_ci"]) == 2 and result["boards_unseen"] == 3
     assert "model states: knn scorer, threshold " in out
 
 
