@@ -50,6 +50,16 @@ def false_alarm_rates(takes: Sequence[Take], scores: np.ndarray, *, threshold: f
                       ) -> dict[str, Any]:
     """Share of normal takes flagged, on boards the model knows and on boards it has never heard.
 
+    Parameters
+    ----------
+    takes : sequence of Take, length n
+    scores : np.ndarray, shape (n,)
+    threshold : float
+        A take scoring above it is flagged.
+    known_boards : sequence of int
+        Boards in the model's training split.
+    n_boot, seed : the resampling of :func:`rate_interval`.
+
     Returns
     -------
     dict
@@ -90,6 +100,11 @@ def rate_interval(flagged: np.ndarray, boards: np.ndarray, *, n_boot: int = 1000
         Whether each normal tap was flagged.
     boards : np.ndarray, shape (n,)
         Board of each tap.
+    n_boot : int
+        Resamples of the boards (0: the Wilson interval alone).
+    seed : int
+    level : float
+        Confidence level of both intervals.
 
     Returns
     -------
@@ -103,7 +118,7 @@ def rate_interval(flagged: np.ndarray, boards: np.ndarray, *, n_boot: int = 1000
                                                                    method="wilson")
     lo, hi = float(ci.low), float(ci.high)
     names, index = np.unique(np.asarray(boards), return_inverse=True)
-    if len(names) >= 2:
+    if len(names) >= 2 and n_boot > 0:
         hits = np.bincount(index, weights=flagged.astype(float), minlength=len(names))
         taps = np.bincount(index, minlength=len(names)).astype(float)
         picks = np.random.default_rng(seed).integers(0, len(names), size=(n_boot, len(names)))
@@ -178,7 +193,8 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
     scores : np.ndarray, shape (n,)
     threshold : float
         The model's threshold (learned from normal clips only).
-    n_boot, seed : bootstrap of the AUC's and pAUC's 95 % intervals over clips.
+    n_boot, seed : bootstrap of the AUC's and pAUC's 95 % intervals over clips, and of the
+        false-alarm rates' intervals over boards (:func:`rate_interval`).
     known_boards : sequence of int
         Boards in the model's training split: their normal takes count as *known*, other normal
         boards as *unseen*.
@@ -248,7 +264,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     cache : FeatureCache, optional
         Default: one with the model's own feature settings.
     n_boot : int
-        Bootstrap resamples for the AUC/pAUC intervals.
+        Bootstrap resamples for the AUC/pAUC and false-alarm-rate intervals.
 
     Returns
     -------
@@ -287,12 +303,14 @@ def _pct(x: float | None) -> str:
 
 
 def _interval(result: dict[str, Any], name: str) -> str:
-    """" [95 %: 4.2-12.9 % over 3 boards]" for a rate that has an interval (older results: "")."""
+    """" taps on 3 boards (95 %: 4.2%-12.9%)" for a rate with an interval (older results:
+    " taps")."""
     ci = result.get(f"false_alarms_{name}_ci")
     if not ci:
-        return ""
+        return " taps"
     boards = result.get(f"boards_{name}", 0)
-    return f" [95 %: {ci[0]:.1%}-{ci[1]:.1%}, {boards} board{'s' if boards != 1 else ''}]"
+    return (f" taps on {boards} board{'s' if boards != 1 else ''} "
+            f"(95 %: {ci[0]:.1%}-{ci[1]:.1%})")
 
 
 def format_evaluation(result: dict[str, Any]) -> str:

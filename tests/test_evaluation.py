@@ -95,7 +95,7 @@ def test_evaluate_command_judges_the_test_split(tiny_model, tiny_dataset, run_cl
     assert len(result["scores"]) == len(tiny_dataset.select(split="test"))
     code, out, _ = run_cli("evaluate", "--model", tiny_model, "--dataset", tiny_dataset.root)
     assert code == 0 and "unseen boards" in out and "board verdicts of 3 taps" in out
-    assert ", 3 boards]" in out  # the unseen rate's interval resamples boards 11-13
+    assert "taps on 3 boards (95 %: " in out  # the unseen rate's interval: boards 11-13
     assert len(result["false_alarms_unseen_ci"]) == 2 and result["boards_unseen"] == 3
     assert "model states: knn scorer, threshold " in out
 
