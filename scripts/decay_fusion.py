@@ -123,17 +123,20 @@ def markdown(results: list[dict], *, command: str, dataset: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def model_files_main(doc: str, *, script: str, prefix: str, measure, markdown,
+                     dataset: str = "demo") -> None:
+    """The command line of a script that measures model files on a dataset: ``MODEL... --dataset
+    D --name NAME``; writes docs/results/PREFIX-NAME.{json,md} and prints the markdown."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("models", nargs="+", type=Path)
-    p.add_argument("--dataset", default="demo")
-    p.add_argument("--name", required=True, help="writes docs/results/decay-fusion-NAME.*")
+    p.add_argument("--dataset", default=dataset)
+    p.add_argument("--name", required=True, help=f"writes docs/results/{prefix}-NAME.*")
     a = p.parse_args()
     ds = Dataset.open(a.dataset)
     results = [measure(m, ds) for m in a.models]
-    command = (f"PYTHONPATH=$PWD python3 scripts/decay_fusion.py --dataset {a.dataset} "
+    command = (f"PYTHONPATH=$PWD python3 scripts/{script} --dataset {a.dataset} "
                f"--name {a.name} " + " ".join(map(str, a.models)))
-    out = Path(__file__).resolve().parent.parent / "docs" / "results" / f"decay-fusion-{a.name}"
+    out = Path(__file__).resolve().parent.parent / "docs" / "results" / f"{prefix}-{a.name}"
     text = markdown(results, command=command, dataset=a.dataset)
     out.with_suffix(".json").write_text(json.dumps({"command": command, "models": results},
                                                    indent=1))
@@ -142,4 +145,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    model_files_main(__doc__, script="decay_fusion.py", prefix="decay-fusion", measure=measure,
+                     markdown=markdown)

@@ -21,9 +21,7 @@ Each model file's network is kept and its scorer refitted as ``train`` fits it (
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from decay_fusion import SCORER_ROWS, decays  # noqa: E402
+from decay_fusion import SCORER_ROWS, decays, model_files_main  # noqa: E402
 from new_boards import embeddings  # noqa: E402
 
 from tapcheck.datasets import Dataset  # noqa: E402
@@ -166,23 +164,6 @@ def markdown(results: list[dict], *, command: str, dataset: str) -> str:
         "rates: 5 % per tap, 2 % per 3-tap board verdict.", "", table(results)])
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("models", nargs="+", type=Path)
-    p.add_argument("--dataset", default="plant")
-    p.add_argument("--name", required=True, help="writes docs/results/lot-enrol-NAME.*")
-    a = p.parse_args()
-    ds = Dataset.open(a.dataset)
-    results = [measure(m, ds) for m in a.models]
-    command = (f"PYTHONPATH=$PWD python3 scripts/lot_enrol.py --dataset {a.dataset} "
-               f"--name {a.name} " + " ".join(map(str, a.models)))
-    out = Path(__file__).resolve().parent.parent / "docs" / "results" / f"lot-enrol-{a.name}"
-    text = markdown(results, command=command, dataset=a.dataset)
-    out.with_suffix(".json").write_text(json.dumps({"command": command, "models": results},
-                                                   indent=1))
-    out.with_suffix(".md").write_text(text)
-    print(text)
-
-
 if __name__ == "__main__":
-    main()
+    model_files_main(__doc__, script="lot_enrol.py", prefix="lot-enrol", measure=measure,
+                     markdown=markdown, dataset="plant")
