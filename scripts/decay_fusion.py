@@ -43,13 +43,15 @@ def decays(ds: Dataset, takes, cache: FeatureCache) -> np.ndarray:
     return np.array([crop_decay(cache.get(ds.root / t.path)).mean() for t in takes])
 
 
-def measure(model: Path, ds: Dataset, *, scorers: dict[str, type] | None = None) -> dict:
-    """Figures per scorer (name -> detector class; default :data:`SCORER_ROWS`' registered ones)
-    for one model file's network."""
-    scorers = scorers or {name: SCORERS[name] for name in SCORER_ROWS}
+def refitted(model: Path, ds: Dataset, scorers: dict[str, type]) -> tuple[dict, list, dict]:
+    """Each scorer refitted on one model file's network as ``train`` fits it (hold-out).
+
+    Returns the checkpoint, the dataset's test takes and, per scorer name, the fitted detector
+    with the test takes' rows (embeddings, and the decay where the scorer reads it).
+    """
     checkpoint = Judge(model).model.checkpoint
-    config = checkpoint["config"]
-    cache = FeatureCache()  # the study's feature settings: both datasets use them
+    config = checkpoint["config"]["train"]
+    cache = FeatureCache()  # the study's feature settings: every dataset here uses them
     emb = embeddings(model, ds)
     train = [t for t in ds.select(split="train") if t.label == "normal"]
     test = ds.select(split="test")
@@ -57,8 +59,7 @@ def measure(model: Path, ds: Dataset, *, scorers: dict[str, type] | None = None)
     held = set(checkpoint["dataset"]["calibration_takes"])
     calib = np.array([t.path in held for t in train])
     boards = np.array([t.board for t in train])
-    known = known_boards_of(checkpoint)
-    out = {"model": model.name, "seed": config["train"]["seed"]}
+    fitted = {}
     for scorer, detector in scorers.items():
         def rows(part: str, *, with_decay: bool = detector.reads_decay) -> np.ndarray:
             if not with_decay:
@@ -66,11 +67,23 @@ def measure(model: Path, ds: Dataset, *, scorers: dict[str, type] | None = None)
             return np.hstack([emb[part], decay[part][:, None]]).astype(np.float32)
 
         X = rows("train")
-        det = detector(k=config["train"]["knn_k"], far=config["train"]["far"]).fit(
+        det = detector(k=config["knn_k"], far=config["far"]).fit(
             X[~calib], X_calib=X[calib], groups=boards[~calib], calib_groups=boards[calib])
-        out[scorer] = figures(test, det.anomaly_score(rows("test")), threshold=det.threshold_,
+        fitted[scorer] = (det, rows("test"))
+    return checkpoint, test, fitted
+
+
+def measure(model: Path, ds: Dataset, *, scorers: dict[str, type] | None = None) -> dict:
+    """Figures per scorer (name -> detector class; default :data:`SCORER_ROWS`' registered ones)
+    for one model file's network."""
+    scorers = scorers or {name: SCORERS[name] for name in SCORER_ROWS}
+    checkpoint, test, fitted = refitted(model, ds, scorers)
+    known = known_boards_of(checkpoint)
+    out = {"model": model.name, "seed": checkpoint["config"]["train"]["seed"]}
+    for scorer, (det, rows) in fitted.items():
+        out[scorer] = figures(test, det.anomaly_score(rows), threshold=det.threshold_,
                               board_threshold=det.calibration_["board_threshold"], known=known)
-        out[scorer]["enrol"] = enrol_experiment(det, rows("test"), test, known=known)
+        out[scorer]["enrol"] = enrol_experiment(det, rows, test, known=known)
     return out
 
 

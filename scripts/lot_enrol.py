@@ -30,15 +30,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from decay_fusion import SCORER_ROWS, decays, model_files_main  # noqa: E402
-from new_boards import embeddings  # noqa: E402
+from decay_fusion import SCORER_ROWS, model_files_main, refitted  # noqa: E402
 
 from tapcheck.datasets import Dataset  # noqa: E402
 from tapcheck.detectors import SCORERS  # noqa: E402
 from tapcheck.enroll import add_references  # noqa: E402
 from tapcheck.evaluation import board_verdicts  # noqa: E402
-from tapcheck.featurecache import FeatureCache  # noqa: E402
-from tapcheck.judge import Judge  # noqa: E402
 from tapcheck.metrics import auc  # noqa: E402
 
 NEW_WOOD = "new-wood"  # the plant preset's group of the wood no training split holds
@@ -65,33 +62,14 @@ def judged(det, X: np.ndarray, takes, rest: np.ndarray, *, batch: np.ndarray,
 
 
 def measure(model: Path, ds: Dataset) -> dict:
-    checkpoint = Judge(model).model.checkpoint
+    checkpoint, test, fitted = refitted(model, ds, {name: SCORERS[name] for name in SCORER_ROWS})
     config = checkpoint["config"]["train"]
-    emb = embeddings(model, ds)
-    train = [t for t in ds.select(split="train") if t.label == "normal"]
-    test = ds.select(split="test")
-    cache = FeatureCache()
-    decay = {"train": decays(ds, train, cache), "test": decays(ds, test, cache)}
-    held = set(checkpoint["dataset"]["calibration_takes"])
-    calib = np.array([t.path in held for t in train])
-    groups = np.array([t.board for t in train])
     wood = sorted({t.board for t in test if t.group == NEW_WOOD})
     crack = np.array([i for i, t in enumerate(test)
                       if t.label == "defect" and t.group == "crack-new-wood"])
     out = {"model": model.name, "seed": config["seed"], "new_wood_boards": wood,
            "k": config["knn_k"]}
-    for scorer in SCORER_ROWS:
-        detector = SCORERS[scorer]
-
-        def rows(part: str, *, with_decay: bool = detector.reads_decay) -> np.ndarray:
-            if not with_decay:
-                return emb[part]
-            return np.hstack([emb[part], decay[part][:, None]]).astype(np.float32)
-
-        X = rows("train")
-        base = detector(k=config["knn_k"], far=config["far"]).fit(
-            X[~calib], X_calib=X[calib], groups=groups[~calib], calib_groups=groups[calib])
-        Xt = rows("test")
+    for scorer, (base, Xt) in fitted.items():
         runs, neighbours = [], {}
         for i, first in enumerate(wood):
             for enrolled_boards in ([first], [first, wood[(i + 1) % len(wood)]]):

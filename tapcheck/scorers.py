@@ -255,10 +255,6 @@ class DecayKNNDetector(KNNDetector):
     def embedding_score(self, X: np.ndarray) -> np.ndarray:
         return super().anomaly_score(X)
 
-    def decay_z(self, X: np.ndarray) -> np.ndarray:
-        """The decay's robust z-score per row (the second term of the score), shape (n,)."""
-        return self.decay_reading(X)["z"]
-
     def decay_reading(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Per row, shape (n,) each: ``decay``; ``expected``, the nearest references' median
         decay; ``z``, the decay's robust z-score; ``decides``, whether the decay term, not the

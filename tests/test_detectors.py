@@ -225,11 +225,11 @@ def test_decay_knn_reads_the_decay_against_the_boards_that_sound_alike():
                                         X_calib=_with_decay(X[held], decay[held]),
                                         groups=boards[~held], calib_groups=boards[held])
     rows = _with_decay(new, new_decay)
-    assert (det.decay_z(rows) > 5).all()
+    assert (det.decay_reading(rows)["z"] > 5).all()
     scales = det.network_scale_, det.decay_scale_
     add_references(det, rows[:4], group=3)
     assert (det.network_scale_, det.decay_scale_) == scales
-    assert (np.abs(det.decay_z(rows[4:])) < 3).all()
+    assert (np.abs(det.decay_reading(rows[4:])["z"]) < 3).all()
     buffer = io.BytesIO()
     torch.save(det.get_state(), buffer)
     buffer.seek(0)
