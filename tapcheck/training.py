@@ -148,7 +148,8 @@ def dataset_crops(dataset: Dataset, takes: list[Take], *, cache: FeatureCache,
     except AudioError as e:
         raise DatasetError(
             f"{len(e.details)} of {len(takes)} {split} takes cannot be used (listed above); "
-            "nothing was trained", path=dataset.root / "manifest.csv",
+            f"nothing was {'trained' if split == 'training' else 'judged'}",
+            path=dataset.root / "manifest.csv",
             fix="re-record or replace those files, or delete their rows", details=e.details
         ) from None
 

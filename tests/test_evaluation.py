@@ -104,3 +104,22 @@ def test_evaluate_names_a_missing_model_file(tiny_dataset, run_cli, tmp_path):
     code, _, err = run_cli("evaluate", "--model", tmp_path / "none.pt", "--dataset",
                            tiny_dataset.root)
     assert code == 2 and "none.pt" in err and "not found" in err
+
+
+def test_evaluate_names_an_unusable_test_take_and_judges_nothing(tiny_model, tiny_dataset,
+                                                                  run_cli, tmp_path):
+    import hashlib
+    import shutil
+
+    from tapcheck.datasets import Dataset
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_dataset.root, root)
+    bad = Dataset.open(root).path_of(Dataset.open(root).select(split="test")[0])
+    bad.write_bytes(b"")
+    before = hashlib.md5(open(tiny_model, "rb").read()).hexdigest()
+    code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert f"{bad}: is empty (0 bytes)" in err
+    assert "test takes cannot be used (listed above); nothing was judged — " in err
+    assert hashlib.md5(open(tiny_model, "rb").read()).hexdigest() == before
