@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from new_boards import embeddings, enrol_experiment, figures  # noqa: E402
 
+from tapcheck.calibration import median_fit  # noqa: E402
 from tapcheck.datasets import Dataset  # noqa: E402
 from tapcheck.decay import crop_decay  # noqa: E402
 from tapcheck.detectors import SCORERS  # noqa: E402
@@ -82,7 +83,7 @@ def measure(model: Path, ds: Dataset, *, scorers: dict[str, type] | None = None)
     out = {"model": model.name, "seed": checkpoint["config"]["train"]["seed"]}
     for scorer, (det, rows) in fitted.items():
         out[scorer] = figures(test, det.anomaly_score(rows), threshold=det.threshold_,
-                              board_threshold=det.calibration_["board_threshold"], known=known)
+                              board_threshold=median_fit(det.calibration_), known=known)
         out[scorer]["enrol"] = enrol_experiment(det, rows, test, known=known)
     return out
 

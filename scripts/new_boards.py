@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tapcheck.calibration import median_fit
 from tapcheck.datasets import Dataset
 from tapcheck.detectors import SCORERS, KNNDetector, gamma_threshold
 from tapcheck.evaluation import evaluate_scores, known_boards_of
@@ -167,7 +168,7 @@ def reference_sizes(train, groups, test, takes, *, sizes=(20, 50, 100, 200)) -> 
         ms = (time.perf_counter() - started) / len(test) * 1e3
         rows.append({"references": size, "auc": auc(labels, scores), "score_ms_per_clip": ms,
                      "far_unseen": figures(takes, scores, threshold=det.threshold_,
-                                           board_threshold=det.calibration_["board_threshold"],
+                                           board_threshold=median_fit(det.calibration_),
                                            known=sorted(set(groups.tolist())))["far_unseen"]})
     return rows
 
@@ -234,12 +235,12 @@ def run(models: list[Path], ds: Dataset) -> dict:
             board_threshold=old.threshold_, known=known),
             "hold-out, robust (auto below 8 boards)": figures(
             test_takes, holdout.anomaly_score(emb["test"]), threshold=holdout.threshold_,
-            board_threshold=holdout.calibration_["board_threshold"], known=known)}
+            board_threshold=median_fit(holdout.calibration_), known=known)}
         own = judge.model.detector.calibration_
         if own["method"] == "cross-fit":  # the model's own threshold, on the same references
             rows["cross-fit (the model file's; auto from 8 boards)"] = figures(
                 test_takes, judge.model.detector.anomaly_score(emb["test"]),
-                threshold=own["threshold"], board_threshold=own["board_threshold"], known=known)
+                threshold=own["threshold"], board_threshold=median_fit(own), known=known)
         new = KNNDetector(k=old.k, far=old.far).fit(emb["train"], groups=groups)
         scores = new.anomaly_score(emb["test"])
         raw = gamma_threshold(new.calibration_scores_, far=new.far)
@@ -247,7 +248,7 @@ def run(models: list[Path], ds: Dataset) -> dict:
             test_takes, scores, threshold=raw, board_threshold=raw, known=known)
         rows["leave-one-board-out, robust"] = figures(
             test_takes, scores, threshold=new.threshold_,
-            board_threshold=new.calibration_["board_threshold"], known=known)
+            board_threshold=median_fit(new.calibration_), known=known)
         held = set(judge.model.checkpoint["dataset"]["calibration_takes"])
         calib = np.array([t.path in held for t in train_takes])
         for kind in ("mahalanobis", "knn-ldn"):
@@ -256,12 +257,12 @@ def run(models: list[Path], ds: Dataset) -> dict:
                 calib_groups=groups[calib])
             rows[f"scorer {kind} (hold-out, robust)"] = figures(
                 test_takes, det.anomaly_score(emb["test"]), threshold=det.threshold_,
-                board_threshold=det.calibration_["board_threshold"], known=known)
+                board_threshold=median_fit(det.calibration_), known=known)
         for kind in ("mahalanobis", "knn-ldn"):
             det = SCORERS[kind](far=old.far).fit(emb["train"], groups=groups)
             rows[f"scorer {kind} (leave-one-board-out, robust)"] = figures(
                 test_takes, det.anomaly_score(emb["test"]), threshold=det.threshold_,
-                board_threshold=det.calibration_["board_threshold"], known=known)
+                board_threshold=median_fit(det.calibration_), known=known)
         unseen = [ds.path_of(t) for t in test_takes
                   if t.label == "normal" and t.board not in known][:5]
         out[model.name] = {

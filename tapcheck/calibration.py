@@ -129,7 +129,7 @@ def tap_medians(scores: np.ndarray, groups: np.ndarray | None, *, taps: int, dra
 
 def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = None,
               method: str, board_taps: int = 3, board_far: float = 0.02,
-              source: str = "") -> dict[str, Any]:
+              board_rule: str = "vote", source: str = "") -> dict[str, Any]:
     """Threshold, its interval, the board threshold and a statement of what they hold for.
 
     Parameters
@@ -141,17 +141,27 @@ def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = Non
     groups : np.ndarray, shape (n,), optional
         Board of each score (for the board threshold and the statement).
     method : {"cross-fit", "leave-one-board-out", "hold-out", "in-sample", "leave-one-clip-out"}
-    board_taps, board_far : taps per board verdict and its stated false-alarm rate per board.
+    board_taps, board_far : taps per board verdict and the false-alarm rate per board the
+        ``median`` rule's threshold is fitted for.
+    board_rule : {"vote", "median"}
+        How a board's taps make one verdict (:data:`tapcheck.boards.BOARD_RULES`).
     source : str
         Name for the warning (the model or dataset).
 
     Returns
     -------
     dict
-        ``threshold``, ``threshold_ci`` ([low, high]), ``board_threshold``, ``board_taps``,
-        ``board_far``, ``far``, ``method``, ``clips``, ``boards``, ``odd_clips``, ``holds_for``
-        (a sentence) and ``warning`` (a sentence or "").
+        ``threshold``, ``threshold_ci`` ([low, high]), ``board_rule``, ``board_threshold``
+        (what the rule compares against), ``board_fit`` (the medians' own threshold at
+        ``board_far``, what ``median`` compares against; ``evaluate`` reports both rules),
+        ``board_taps``, ``board_far``, ``far``, ``method``, ``clips``, ``boards``,
+        ``odd_clips``, ``holds_for`` (a sentence) and ``warning`` (a sentence or "").
     """
+    from .boards import BOARD_RULES
+
+    if board_rule not in BOARD_RULES:
+        raise ParameterError(f"unknown board rule {board_rule!r}; one of "
+                             f"{', '.join(BOARD_RULES)}")
     scores = np.asarray(scores, dtype=np.float64)
     n_groups = len(np.unique(groups)) if groups is not None and len(groups) else 0
     lo, hi = bootstrap_interval(scores, far=far)
@@ -171,8 +181,10 @@ def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = Non
         warning = (f"{source + ': ' if source else ''}the threshold rests on {len(scores)} normal "
                    f"clips; a {far:.0%} false-alarm rate needs at least {needed} to be checked — "
                    "the stated rate is a guess; record or enrol more normal takes")
-    return {"threshold": robust_threshold(scores, far=far), "threshold_ci": [lo, hi],
-            "board_threshold": robust_threshold(medians, far=board_far),
+    threshold = robust_threshold(scores, far=far)
+    return {"threshold": threshold, "threshold_ci": [lo, hi], "board_rule": board_rule,
+            "board_threshold": BOARD_RULES[board_rule].threshold(threshold, medians, board_far),
+            "board_fit": robust_threshold(medians, far=board_far),
             "board_taps": int(board_taps), "board_far": float(board_far), "far": float(far),
             "method": method, "clips": int(len(scores)), "boards": int(n_groups),
             "odd_clips": int(outlier_mask(scores).sum()),
@@ -182,11 +194,21 @@ def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = Non
 def describe(info: dict[str, Any]) -> str:
     """One line for ``judge``: the threshold, its interval and which boards its rate holds for."""
     lo, hi = info["threshold_ci"]
+    if info.get("board_rule", "median") == "vote":
+        board = "most of them over the tap threshold"
+    else:
+        board = (f"median over {info['board_threshold']:.4g} for {info['board_far']:.0%} per "
+                 "board")
     return (f"threshold {info['threshold']:.4g} (95 % interval {lo:.4g}-{hi:.4g}) for "
             f"{info['far']:.0%} false alarms per tap on {info['holds_for']}, from "
             f"{info['clips']} clips ({info['method']}); board verdict of {info['board_taps']} "
-            f"taps: median over {info['board_threshold']:.4g} for {info['board_far']:.0%} per "
-            "board")
+            f"taps: {board}")
+
+
+def median_fit(info: dict[str, Any]) -> float:
+    """The threshold the ``median`` board rule compares against, for ``evaluate``'s comparison
+    of both rules (model files from before ``board_rule`` had only that one)."""
+    return float(info.get("board_fit", info["board_threshold"]))
 
 
 def warn_if_thin(info: dict[str, Any]) -> None:

@@ -82,8 +82,13 @@ class TrainConfig:
     # normal training boards, hold-out below (docs/new-boards.md)
     calibration: str = "auto"
     crossfit_folds: int = 4  # demo: 4 normal training boards, one left out per fold
-    board_taps: int = 3  # taps an inspector makes per board: the board verdict is their median
-    board_far: float = 0.02  # false-alarm rate per healthy board the board threshold is set for
+    board_taps: int = 3  # taps an inspector makes per board, one verdict from them
+    # a board is anomalous when most of its taps are ("vote"), or when the median of its taps is
+    # over a threshold fitted on medians of calibration taps ("median", at board_far); the vote
+    # held 0-2.6 % of healthy boards from 3 taps where the fit stated 2 % and gave up to 10.8 %
+    # (docs/new-boards.md, "Judging a board"); tapcheck.boards
+    board_rule: str = "vote"
+    board_far: float = 0.02  # false-alarm rate per healthy board the median rule is fitted for
     arcface_scale: float | None = None  # None: from the number of classes, see models/cosine.py
     arcface_margin: float = 0.2  # radians (ArcFace) or cosine (CosFace)
     focal_gamma: float = 0.0  # CNN: 0 = cross-entropy, > 0 = focal loss (study: no difference)

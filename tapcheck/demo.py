@@ -10,7 +10,7 @@ import numpy as np
 
 from .config import Config
 from .datasets import Dataset, dataset_path
-from .evaluation import evaluate_scores, known_boards_of
+from .evaluation import evaluate_scores, known_boards_of, model_options
 from .judge import Judge, Verdict
 from .paths import DEFAULT_MODEL, model_path
 
@@ -76,9 +76,7 @@ def run_demo(dataset: str = "demo", *, model: str = DEFAULT_MODEL, epochs: int |
     info = loaded.detector.calibration_
     evaluation = evaluate_scores([t for t, _ in ok], np.array([v.score for _, v in ok]),
                                  threshold=threshold, known_boards=known_boards_of(
-                                     loaded.checkpoint), stated_far=info["far"],
-                                 board_threshold=info["board_threshold"],
-                                 board_taps=info["board_taps"])
+                                     loaded.checkpoint), **model_options(info))
     return evaluation, verdicts, time.perf_counter() - started
 
 

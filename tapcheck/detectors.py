@@ -71,8 +71,10 @@ class ThresholdDetector:
     #: whether each row also carries the clip's decay (:mod:`tapcheck.decay`) as a last column
     reads_decay = False
 
-    def __init__(self, *, far: float = 0.05, board_taps: int = 3, board_far: float = 0.02):
+    def __init__(self, *, far: float = 0.05, board_taps: int = 3, board_far: float = 0.02,
+                 board_rule: str = "vote"):
         self.far, self.board_taps, self.board_far = far, board_taps, board_far
+        self.board_rule = board_rule
 
     # -- subclass hooks --------------------------------------------------------------------------
     def _fit_reference(self, X: np.ndarray) -> None:
@@ -134,7 +136,7 @@ class ThresholdDetector:
         self.calibration_ = calibrate(self.calibration_scores_, far=self.far,
                                       groups=self.calibration_groups_, method=method,
                                       board_taps=self.board_taps, board_far=self.board_far,
-                                      source=source)
+                                      board_rule=self.board_rule, source=source)
         self.offset_ = -self.calibration_["threshold"]
         return self
 
@@ -164,7 +166,8 @@ class ThresholdDetector:
                 "calibration": dict(self.calibration_)}
 
     def get_params(self) -> dict[str, Any]:
-        return {"far": self.far, "board_taps": self.board_taps, "board_far": self.board_far}
+        return {"far": self.far, "board_taps": self.board_taps, "board_far": self.board_far,
+                "board_rule": self.board_rule}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.offset_ = float(state["offset"])
@@ -172,6 +175,11 @@ class ThresholdDetector:
         groups = state.get("calibration_groups")  # absent in files from before leave-one-out
         self.calibration_groups_ = None if groups is None else groups.numpy()
         self.calibration_ = dict(state.get("calibration") or _legacy_calibration(self))
+        # files from before board_rule judged boards by the median over the fitted board
+        # threshold; they keep that rule (a recalibration, e.g. by enroll, keeps it too)
+        self.calibration_.setdefault("board_rule", "median")
+        self.calibration_.setdefault("board_fit", self.calibration_["board_threshold"])
+        self.board_rule = self.calibration_["board_rule"]
 
 
 class KNNDetector(ThresholdDetector):

@@ -183,7 +183,7 @@ def study_board_check(board_means: dict[int, float]) -> tuple[bool | None, str |
 def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: float,
                     n_boot: int = 1000, seed: int = 0, known_boards: Sequence[int] = (),
                     stated_far: float | None = None, board_threshold: float | None = None,
-                    board_taps: int = 3) -> dict[str, Any]:
+                    board_taps: int = 3, board_rule: str | None = None) -> dict[str, Any]:
     """Every figure tapcheck reports for scored test takes.
 
     Parameters
@@ -201,9 +201,14 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
     stated_far : float, optional
         The false-alarm rate per tap the model states, reported beside the observed ones.
     board_threshold : float, optional
-        The model's threshold for the median of ``board_taps`` taps (default: ``threshold``).
+        The ``median`` rule's threshold for the median of ``board_taps`` taps (the
+        calibration's ``board_fit``; default: ``threshold``).
     board_taps : int
         Taps per board verdict (:func:`board_verdicts`).
+    board_rule : str, optional
+        The rule the model judges boards by, named in ``board_verdicts["rule"]``.
+
+    :func:`model_options` gives the last four from a model's calibration.
 
     Returns
     -------
@@ -238,10 +243,21 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
                             n_boot=n_boot, seed=seed),
         "recall_per_board": {str(r["board"]): _ratio(r["flagged"]) for r in rows
                              if r["label"] == "defect"},
-        "board_verdicts": board_verdicts(
+        "board_verdicts": {**board_verdicts(
             takes, scores, taps=board_taps, threshold=threshold,
             board_threshold=threshold if board_threshold is None else board_threshold),
+            "rule": board_rule},
     }
+
+
+def model_options(calibration: dict[str, Any]) -> dict[str, Any]:
+    """:func:`evaluate_scores`'s ``stated_far``, ``board_threshold``, ``board_taps`` and
+    ``board_rule`` from a detector's ``calibration_``."""
+    from .calibration import median_fit
+
+    return {"stated_far": calibration["far"], "board_threshold": median_fit(calibration),
+            "board_taps": max(int(calibration["board_taps"]), 1),
+            "board_rule": calibration.get("board_rule", "median")}
 
 
 def known_boards_of(checkpoint: dict[str, Any]) -> list[int]:
@@ -291,8 +307,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     info = judge.model.detector.calibration_
     result = evaluate_scores(test, scores, threshold=judge.threshold, n_boot=n_boot,
                              known_boards=known_boards_of(judge.model.checkpoint),
-                             stated_far=info["far"], board_threshold=info["board_threshold"],
-                             board_taps=max(int(info["board_taps"]), 1))
+                             **model_options(info))
     return {"model": str(judge.model.path), "dataset": str(dataset.root),
             "scorer": judge.model.scorer, "calibration": info, **result,
             "scores": [float(x) for x in scores]}
@@ -331,9 +346,10 @@ def format_evaluation(result: dict[str, Any]) -> str:
                  f"{result['auc_ci_high']:.3f}]   pAUC(FPR<=0.1) {result['pauc']:.3f} "
                  f"[{result['pauc_ci_low']:.3f}, {result['pauc_ci_high']:.3f}]")
     b = result["board_verdicts"]
-    for rule, what in (("median", "median over the board threshold"),
-                       ("vote", "majority of taps over the tap threshold")):
-        lines.append(f"board verdicts of {b['taps']} taps ({what}): healthy flagged "
+    for rule, what in (("vote", "majority of taps over the tap threshold"),
+                       ("median", "median over the medians' own threshold")):
+        mine = "; the model's rule" if b.get("rule") == rule else ""
+        lines.append(f"board verdicts of {b['taps']} taps ({what}{mine}): healthy flagged "
                      f"{_pct(b[rule + '_healthy_flagged'])} of {b['healthy']}, defective found "
                      f"{_pct(b[rule + '_defective_found'])} of {b['defective']}")
     return "\n".join(lines)

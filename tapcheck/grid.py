@@ -191,7 +191,7 @@ def run_cell(task: CellTask, crops: dict[str, np.ndarray], *, threads: int | Non
     """
     import torch
 
-    from .evaluation import evaluate_scores, known_boards_of
+    from .evaluation import evaluate_scores, known_boards_of, model_options
     from .judge import Judge
     from .modelfile import load_model, save_checkpoint
     from .models import get_spec
@@ -214,9 +214,8 @@ def run_cell(task: CellTask, crops: dict[str, np.ndarray], *, threads: int | Non
     info = loaded.detector.calibration_
     row = {"model": task.cell.model,
            **evaluate_scores(test_takes, scores, threshold=judge.threshold,
-                             stated_far=info["far"], known_boards=known_boards_of(checkpoint),
-                             board_threshold=info["board_threshold"],
-                             board_taps=info["board_taps"]),
+                             known_boards=known_boards_of(checkpoint),
+                             **model_options(info)),
            "summary": get_spec(task.cell.model).summary, "scorer": loaded.scorer,
            "epochs": loaded.config.train.epochs,
            "train_seconds": round(float(checkpoint["train_seconds"]), 1)}

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .boards import BOARD_RULES
 from .config import Config
 from .errors import ModelFileError, TapcheckError
 from .featurecache import FeatureCache
@@ -203,7 +204,7 @@ class Judgment:
                     out.append(f"           why: {why.sentence}")
         for b in self.boards or []:
             out.append(json.dumps({"board_verdict": b.to_dict()}) if as_json else b.line())
-            if b.taps != b.expected_taps:
+            if b.taps != b.expected_taps and BOARD_RULES[b.rule].per_count:
                 err.append(f"tapcheck: warning: board {b.board}: {b.taps} taps; the board "
                            f"threshold is calibrated for {b.expected_taps}, so its stated rate "
                            "holds only approximately")
@@ -248,5 +249,5 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
         good = [v for v in verdicts if not v.error]
         result.boards = board_verdicts(
             [v.path for v in good], [v.score for v in good], threshold=info["board_threshold"],
-            expected_taps=info["board_taps"], board=board)
+            expected_taps=info["board_taps"], board=board, rule=info["board_rule"])
     return result

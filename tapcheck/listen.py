@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from .audio import resample
-from .boards import BoardVerdict, board_verdicts
+from .boards import BOARD_RULES, BoardVerdict, board_verdicts
 from .config import StreamConfig
 from .errors import NoStrikeError, ParameterError
 from .features import strike_crops
@@ -189,7 +189,8 @@ class Listener:
         info = self.judge.model.detector.calibration_
         bv, = board_verdicts([t.verdict.path for t in taps], [t.verdict.score for t in taps],
                              threshold=info["board_threshold"],
-                             expected_taps=info["board_taps"], board=f"#{len(self.boards) + 1}")
+                             expected_taps=info["board_taps"], board=f"#{len(self.boards) + 1}",
+                             rule=info["board_rule"])
         self.boards.append(bv)
         self.show(bv.line() + ("" if self.board is None else f"  board {self.board}"))
         return taps, bv
@@ -222,15 +223,16 @@ class Listener:
 
 def board_taps_warning(calibration: dict, taps_per_board: int) -> str | None:
     """What to tell the inspector when boards get another number of taps than the model's board
-    threshold was calibrated for (``calibration`` is the detector's), or None.
+    threshold was calibrated for (``calibration`` is the detector's), or None — always None for
+    the ``vote`` rule, whose threshold is the tap threshold.
 
     Such boards are still judged, as ``judge --per-board`` judges them: the median of more taps
     varies less than the threshold allows for (fewer false alarms than stated, defects missed more
     often), of fewer taps more (more false alarms).
     """
     expected = calibration["board_taps"]
-    if taps_per_board == expected:
-        return None
+    if taps_per_board == expected or not BOARD_RULES[calibration["board_rule"]].per_count:
+        return None  # the vote needs no threshold of its own: any count is a majority vote
     return (f"--taps-per-board {taps_per_board}: the model's board threshold "
             f"{calibration['board_threshold']:.4f} is calibrated for the median of {expected} "
             f"taps, so its {calibration['board_far']:.0%} false-alarm rate per board holds only "

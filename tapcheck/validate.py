@@ -85,6 +85,13 @@ def registered_scorer(value: Any) -> str | None:
     return None if value in SCORERS else f"must be one of: {', '.join(map(repr, SCORERS))}"
 
 
+def registered_board_rule(value: Any) -> str | None:
+    """One of :data:`tapcheck.boards.BOARD_RULES`."""
+    from .boards import BOARD_RULES
+
+    return None if value in BOARD_RULES else f"must be one of: {', '.join(map(repr, BOARD_RULES))}"
+
+
 BIG = 10**6
 DB = number(-400.0, 400.0)  # any level a float32 clip can have, in dB
 
@@ -134,6 +141,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "calibration": one_of("auto", "cross-fit", "hold-out", "leave-one-board-out"),
         "crossfit_folds": whole(2, 1000),
         "board_taps": whole(1, 1000),
+        "board_rule": registered_board_rule,
         "board_far": number(0.0, 1.0, lo_open=True, hi_open=True),
         "pseudo_per_batch": flag,
         "members": whole(1, 16),

@@ -1,10 +1,13 @@
-"""Board verdicts: taps grouped by board, median against the board threshold."""
+"""Board verdicts: taps grouped by board, one verdict each by the model's board rule."""
 
 from __future__ import annotations
 
 import json
 
-from tapcheck.boards import board_of_path, board_verdicts
+import numpy as np
+import pytest
+
+from tapcheck.boards import BOARD_RULES, board_of_path, board_verdicts
 
 
 def test_board_of_path_reads_the_dataset_layout():
@@ -18,13 +21,41 @@ def test_taps_are_grouped_per_board_and_judged_by_their_median():
              "d/board02/left/b.wav", "d/board01/left/c.wav", "d/board02/left/c.wav",
              "inbox/odd.wav"]
     scores = [0.9, 0.1, 0.2, 0.8, 0.3, 0.9, 0.7]  # board 1: one loud tap; board 2: two
-    got = {b.board: b for b in board_verdicts(paths, scores, threshold=0.5, expected_taps=3)}
+    got = {b.board: b for b in board_verdicts(paths, scores, threshold=0.5, expected_taps=3,
+                                              rule="median")}
     assert set(got) == {"1", "2", "inbox/odd.wav"}
     assert (got["1"].verdict, got["1"].median, got["1"].taps) == ("NORMAL", 0.3, 3)
     assert (got["2"].verdict, got["2"].median) == ("ANOMALOUS", 0.8)
     # --board: every clip is a tap of that board, whatever its folder
-    [one] = board_verdicts(paths, scores, threshold=0.5, expected_taps=3, board="21")
+    [one] = board_verdicts(paths, scores, threshold=0.5, expected_taps=3, board="21",
+                           rule="median")
     assert (one.board, one.taps, one.median) == ("21", 7, 0.7)
+
+
+@pytest.mark.parametrize("name", sorted(BOARD_RULES))
+def test_every_board_rule_flags_a_loud_board_and_passes_a_quiet_one(name):
+    rule = BOARD_RULES[name]
+    assert rule.name == name and rule.describe
+    medians = np.linspace(0.1, 1.0, 200)
+    t = rule.threshold(0.5, medians, 0.02)
+    assert np.isfinite(t) and t > 0
+    assert rule.flags(np.array([9 * t, 9 * t, 9 * t]), t)
+    assert not rule.flags(np.array([t / 9, t / 9, t / 9]), t)
+    [loud] = board_verdicts(["a.wav"] * 3, [9 * t] * 3, threshold=t, expected_taps=3, rule=name)
+    assert loud.verdict == "ANOMALOUS" and loud.line().startswith("BOARD a.wav: ANOMALOUS")
+
+
+def test_the_vote_flags_a_board_when_most_of_its_taps_are_over_the_tap_threshold():
+    one_loud, two_loud = [0.9, 0.1, 0.2], [0.9, 0.6, 0.2]
+    paths = ["board01/a.wav"] * 3 + ["board02/a.wav"] * 3
+    got = board_verdicts(paths, one_loud + two_loud, threshold=0.5, expected_taps=3, rule="vote")
+    assert [(b.verdict, b.over) for b in got] == [("NORMAL", 1), ("ANOMALOUS", 2)]
+    assert got[1].line() == ("BOARD 2: ANOMALOUS  2 of 3 taps over the threshold 0.5000  "
+                             "median 0.6000")
+    # an even count needs more than half: 2 of 4 is not a majority
+    [tie] = board_verdicts(["a.wav"] * 4, [0.9, 0.8, 0.1, 0.2], threshold=0.5, expected_taps=3,
+                           rule="vote")
+    assert (tie.verdict, tie.over, tie.median) == ("NORMAL", 2, 0.5)
 
 
 def test_judge_per_board_prints_one_verdict_per_board(tiny_model, tiny_dataset, run_cli):
@@ -35,5 +66,11 @@ def test_judge_per_board_prints_one_verdict_per_board(tiny_model, tiny_dataset, 
     rows = [json.loads(line) for line in out.splitlines()]
     boards = [r["board_verdict"] for r in rows if "board_verdict" in r]
     assert [b["board"] for b in boards] == ["11", "12"] and [b["taps"] for b in boards] == [3, 3]
-    assert all("rate_holds_for" in r for r in rows if "board_verdict" not in r)
+    taps = [r for r in rows if "board_verdict" not in r]
+    assert all("rate_holds_for" in r for r in taps)
+    # the vote: a board line never contradicts most of its tap lines
+    for b, mine in zip(boards, (taps[:3], taps[3:]), strict=True):
+        flagged = sum(t["verdict"] == "ANOMALOUS" for t in mine)
+        assert (b["rule"], b["over"]) == ("vote", flagged)
+        assert b["verdict"] == ("ANOMALOUS" if flagged >= 2 else "NORMAL")
     assert code == (1 if any(b["verdict"] == "ANOMALOUS" for b in boards) else 0)

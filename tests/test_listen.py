@@ -134,15 +134,16 @@ def test_listen_stops_cleanly(pulse, bench_model, tmp_path, stop):
 
 def test_listen_taps_per_board_gives_a_board_verdict_per_three_taps(pulse, bench_model, tmp_path,
                                                                      run_cli):
-    """`--taps-per-board 3`: six taps make two boards, each judged by the median of its three
-    scores against the model's board threshold (judge --per-board's rule), so one odd tap does
-    not decide a board: normal-defect-normal is a NORMAL board, defect-normal-defect ANOMALOUS."""
+    """`--taps-per-board 3`: six taps make two boards, each judged by the vote of its three
+    taps over the tap threshold (judge --per-board's rule), so one odd tap does not decide a
+    board: normal-defect-normal is a NORMAL board, defect-normal-defect ANOMALOUS."""
     from tapcheck.judge import Judge
 
     model, offline = bench_model
     info = Judge(model).model.detector.calibration_
-    assert info["board_taps"] == 3  # no warning: the threshold is calibrated for 3 taps
+    assert info["board_taps"] == 3 and info["board_rule"] == "vote"
     bt = info["board_threshold"]
+    assert bt == info["threshold"]
     assert all(offline[t] < 0.7 * bt for t in NORMAL_TAPS), (offline, bt)
     assert all(offline[t] > 1.5 * bt for t in DEFECT_TAPS), (offline, bt)
     taps = [NORMAL_TAPS[0], DEFECT_TAPS[0], NORMAL_TAPS[1],
@@ -163,11 +164,11 @@ def test_listen_taps_per_board_gives_a_board_verdict_per_three_taps(pulse, bench
     assert len(rows) == 6
     for k, line in ((0, out[3]), (1, out[7])):
         scores = [r.score for r in rows[3 * k:3 * k + 3]]
-        median = float(np.median(scores))
-        verdict = "ANOMALOUS" if median > bt else "NORMAL"
+        median, over = float(np.median(scores)), sum(x > bt for x in scores)
+        verdict = "ANOMALOUS" if over >= 2 else "NORMAL"
         assert verdict == ("NORMAL", "ANOMALOUS")[k]
-        assert line == (f"BOARD #{k + 1}: {verdict}  median {median:.4f} of 3 taps  board "
-                        f"threshold {bt:.4f} (for 3 taps)  board 7")
+        assert line == (f"BOARD #{k + 1}: {verdict}  {over} of 3 taps over the threshold "
+                        f"{bt:.4f}  median {median:.4f}  board 7")
     assert live.err[-1].startswith("tapcheck: judged 6 tap(s), 3 anomalous; 2 board(s), "
                                    "1 anomalous; verdict ")
 
@@ -197,10 +198,24 @@ def test_listen_refuses_a_bad_taps_per_board(run_cli, value, problem):
                                 "judge taps only"]
 
 
-def test_listen_warns_once_when_boards_get_other_taps_than_calibrated(separating_model, run_cli):
-    """The board threshold is for the median of train.board_taps (3) taps: another count is
-    still judged (as judge --per-board does), after one warning at the start."""
+def test_listen_warns_once_when_boards_get_other_taps_than_calibrated(separating_model, run_cli,
+                                                                      tmp_path):
+    """The median rule's board threshold is for the median of train.board_taps (3) taps:
+    another count is still judged (as judge --per-board does), after one warning at the start.
+    The vote, on the tap threshold, takes any count without a warning."""
+    from tapcheck.detectors import detector_from_state
+    from tapcheck.modelfile import read_checkpoint, save_checkpoint
+
     code, _, err = run_cli("listen", "--model", separating_model, "--taps-per-board", "5",
+                           "--device", "no-such-device")
+    assert code == 2 and not any("warning" in line for line in err.splitlines()), err
+    checkpoint = read_checkpoint(Path(separating_model))
+    detector = detector_from_state(checkpoint["detector"])
+    detector.board_rule = "median"
+    checkpoint["detector"] = detector.recalibrate(
+        method=detector.calibration_["method"]).get_state()
+    median_model = save_checkpoint(tmp_path / "median-rule.pt", checkpoint)
+    code, _, err = run_cli("listen", "--model", median_model, "--taps-per-board", "5",
                            "--device", "no-such-device")
     lines = err.splitlines()
     assert lines[0].startswith("tapcheck: warning: --taps-per-board 5: the model's board "

@@ -105,8 +105,10 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
 @config_option("TOML config whose feature settings the model must have been trained with.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per clip.")
 @click.option("--per-board", is_flag=True,
-              help="Also one verdict per board: the median of its taps against the model's "
-                   "board threshold (boards from the clips' boardNN/ folders, or --board).")
+              help="Also one verdict per board, by the model's board rule: anomalous when "
+                   "most of its taps are (train.board_rule 'vote'), or when their median is over "
+                   "the board threshold ('median'). Boards from the clips' boardNN/ folders, or "
+                   "--board.")
 @click.option("--board", help="All clips are taps of this one board (implies --per-board).")
 @click.option("--explain", is_flag=True,
               help="Say where each anomalous clip differs from healthy boards (band, time).")
