@@ -43,7 +43,8 @@ class BoardRule:
 
     ``threshold(tap_threshold, medians, board_far)`` is the threshold the rule compares against,
     from the calibration (``medians``: medians of ``board_taps`` normal taps drawn within one
-    board); ``flags(scores, threshold)`` says whether a board with these tap scores is anomalous.
+    board); ``flags(scores, threshold)`` says whether a board with these tap scores is anomalous;
+    ``statement(calibration)`` is what ``judge`` says of it and ``line(verdict)`` the board line.
     ``per_count``: the threshold is calibrated for one number of taps (others hold only
     approximately).
     """
@@ -51,8 +52,9 @@ class BoardRule:
     name: str
     threshold: Callable[[float, np.ndarray, float], float]
     flags: Callable[[np.ndarray, float], bool]
+    statement: Callable[[dict], str]
+    line: Callable[["BoardVerdict"], str]
     per_count: bool
-    describe: str
 
 
 def _vote(scores: np.ndarray, threshold: float) -> bool:
@@ -60,12 +62,21 @@ def _vote(scores: np.ndarray, threshold: float) -> bool:
 
 
 BOARD_RULES: dict[str, BoardRule] = {
-    "vote": BoardRule("vote", lambda tap, medians, board_far: float(tap), _vote, False,
-                      "more than half of the taps over the tap threshold"),
-    "median": BoardRule("median",
-                        lambda tap, medians, board_far: robust_threshold(medians, far=board_far),
-                        lambda scores, t: bool(np.median(scores) > t), True,
-                        "the median tap over the board threshold"),
+    "vote": BoardRule(
+        "vote", threshold=lambda tap, medians, board_far: float(tap), flags=_vote,
+        statement=lambda info: "most of them over the tap threshold",
+        line=lambda v: (f"BOARD {v.board}: {v.verdict}  {v.over} of {v.taps} taps over the "
+                        f"threshold {v.threshold:.4f}  median {v.median:.4f}"),
+        per_count=False),
+    "median": BoardRule(
+        "median", threshold=lambda tap, medians, board_far: robust_threshold(medians,
+                                                                            far=board_far),
+        flags=lambda scores, t: bool(np.median(scores) > t),
+        statement=lambda info: (f"median over {info['board_threshold']:.4g} for "
+                                f"{info['board_far']:.0%} per board"),
+        line=lambda v: (f"BOARD {v.board}: {v.verdict}  median {v.median:.4f} of {v.taps} taps  "
+                        f"board threshold {v.threshold:.4f} (for {v.expected_taps} taps)"),
+        per_count=True),
 }
 
 
@@ -77,24 +88,20 @@ class BoardVerdict:
     taps: int
     threshold: float
     expected_taps: int
-    rule: str = "median"
-    over: int = 0  # taps over the tap threshold (vote) or the board threshold (median)
+    rule: str = "vote"
+    over: int = 0  # taps over ``threshold``
 
     def to_dict(self) -> dict:
         return dict(vars(self))
 
     def line(self) -> str:
         """The board line ``judge --per-board`` and ``listen --taps-per-board`` print."""
-        if self.rule == "vote":
-            return (f"BOARD {self.board}: {self.verdict}  {self.over} of {self.taps} taps over "
-                    f"the threshold {self.threshold:.4f}  median {self.median:.4f}")
-        return (f"BOARD {self.board}: {self.verdict}  median {self.median:.4f} of {self.taps} "
-                f"taps  board threshold {self.threshold:.4f} (for {self.expected_taps} taps)")
+        return BOARD_RULES[self.rule].line(self)
 
 
 def board_verdicts(paths: Sequence[str | os.PathLike], scores: Sequence[float], *,
                    threshold: float, expected_taps: int, board: str | None = None,
-                   rule: str = "median") -> list[BoardVerdict]:
+                   rule: str = "vote") -> list[BoardVerdict]:
     """One verdict per board, by ``rule`` (:data:`BOARD_RULES`).
 
     Parameters

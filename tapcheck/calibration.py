@@ -193,12 +193,10 @@ def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = Non
 
 def describe(info: dict[str, Any]) -> str:
     """One line for ``judge``: the threshold, its interval and which boards its rate holds for."""
+    from .boards import BOARD_RULES
+
     lo, hi = info["threshold_ci"]
-    if info.get("board_rule", "median") == "vote":
-        board = "most of them over the tap threshold"
-    else:
-        board = (f"median over {info['board_threshold']:.4g} for {info['board_far']:.0%} per "
-                 "board")
+    board = BOARD_RULES[info.get("board_rule", "median")].statement(info)
     return (f"threshold {info['threshold']:.4g} (95 % interval {lo:.4g}-{hi:.4g}) for "
             f"{info['far']:.0%} false alarms per tap on {info['holds_for']}, from "
             f"{info['clips']} clips ({info['method']}); board verdict of {info['board_taps']} "

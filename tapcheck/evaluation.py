@@ -129,7 +129,7 @@ def rate_interval(flagged: np.ndarray, boards: np.ndarray, *, n_boot: int = 1000
 
 
 def board_verdicts(takes: Sequence[Take], scores: np.ndarray, *, taps: int, threshold: float,
-                   board_threshold: float) -> dict[str, Any]:
+                   board_threshold: float, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Verdicts of ``taps`` taps at a time: consecutive takes of one board side, combined.
 
     Two rules, both reported: ``median`` (median score over ``board_threshold``, the threshold
@@ -141,10 +141,11 @@ def board_verdicts(takes: Sequence[Take], scores: np.ndarray, *, taps: int, thre
     dict
         ``taps``, ``healthy`` and ``defective`` (how many verdicts), and per rule
         ``{rule}_healthy_flagged`` and ``{rule}_defective_found`` (shares, None without such
-        boards).
+        boards) with their 95 % intervals ``{rule}_healthy_ci``, ``{rule}_defective_ci``
+        (:func:`rate_interval`, verdicts of one board resampled together; ``n_boot``, ``seed``).
     """
     scores = np.asarray(scores, dtype=float)
-    medians, votes, defect = [], [], []
+    medians, votes, defect, board = [], [], [], []
     by_side: dict[str, list[int]] = {}
     for i, t in enumerate(takes):
         by_side.setdefault(t.class_name, []).append(i)
@@ -155,12 +156,16 @@ def board_verdicts(takes: Sequence[Take], scores: np.ndarray, *, taps: int, thre
             medians.append(np.median(s) > board_threshold)
             votes.append((s > threshold).sum() * 2 > taps)
             defect.append(takes[idx[start]].label == "defect")
+            board.append(takes[idx[start]].board)
     medians, votes, defect = (np.array(a, dtype=bool) for a in (medians, votes, defect))
+    board = np.array(board)
     out: dict[str, Any] = {"taps": taps, "healthy": int((~defect).sum()),
                            "defective": int(defect.sum())}
     for rule, flagged in (("median", medians), ("vote", votes)):
-        out[f"{rule}_healthy_flagged"] = float(flagged[~defect].mean()) if (~defect).any() else None
-        out[f"{rule}_defective_found"] = float(flagged[defect].mean()) if defect.any() else None
+        for name, mask, what in (("healthy", ~defect, "flagged"), ("defective", defect, "found")):
+            out[f"{rule}_{name}_{what}"] = float(flagged[mask].mean()) if mask.any() else None
+            out[f"{rule}_{name}_ci"] = (rate_interval(flagged[mask], board[mask], n_boot=n_boot,
+                                                      seed=seed) if mask.any() else None)
     return out
 
 
@@ -245,8 +250,8 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
                              if r["label"] == "defect"},
         "board_verdicts": {**board_verdicts(
             takes, scores, taps=board_taps, threshold=threshold,
-            board_threshold=threshold if board_threshold is None else board_threshold),
-            "rule": board_rule},
+            board_threshold=threshold if board_threshold is None else board_threshold,
+            n_boot=n_boot, seed=seed), "rule": board_rule},
     }
 
 
@@ -317,6 +322,10 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1%}"
 
 
+def _ci(ci: list[float] | None) -> str:
+    return "" if not ci else f" (95 %: {ci[0]:.1%}-{ci[1]:.1%})"
+
+
 def _interval(result: dict[str, Any], name: str) -> str:
     """" taps on 3 boards (95 %: 4.2%-12.9%)" for a rate with an interval (older results:
     " taps")."""
@@ -324,8 +333,7 @@ def _interval(result: dict[str, Any], name: str) -> str:
     if not ci:
         return " taps"
     boards = result.get(f"boards_{name}", 0)
-    return (f" taps on {boards} board{'s' if boards != 1 else ''} "
-            f"(95 %: {ci[0]:.1%}-{ci[1]:.1%})")
+    return f" taps on {boards} board{'s' if boards != 1 else ''}{_ci(ci)}"
 
 
 def format_evaluation(result: dict[str, Any]) -> str:
@@ -350,6 +358,8 @@ def format_evaluation(result: dict[str, Any]) -> str:
                        ("median", "median over the medians' own threshold")):
         mine = "; the model's rule" if b.get("rule") == rule else ""
         lines.append(f"board verdicts of {b['taps']} taps ({what}{mine}): healthy flagged "
-                     f"{_pct(b[rule + '_healthy_flagged'])} of {b['healthy']}, defective found "
-                     f"{_pct(b[rule + '_defective_found'])} of {b['defective']}")
+                     f"{_pct(b[rule + '_healthy_flagged'])} of {b['healthy']}"
+                     f"{_ci(b.get(rule + '_healthy_ci'))}, defective found "
+                     f"{_pct(b[rule + '_defective_found'])} of {b['defective']}"
+                     f"{_ci(b.get(rule + '_defective_ci'))}")
     return "\n".join(lines)

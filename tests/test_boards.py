@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tapcheck.boards import BOARD_RULES, board_of_path, board_verdicts
+from tapcheck.calibration import describe
 
 
 def test_board_of_path_reads_the_dataset_layout():
@@ -35,7 +36,7 @@ def test_taps_are_grouped_per_board_and_judged_by_their_median():
 @pytest.mark.parametrize("name", sorted(BOARD_RULES))
 def test_every_board_rule_flags_a_loud_board_and_passes_a_quiet_one(name):
     rule = BOARD_RULES[name]
-    assert rule.name == name and rule.describe
+    assert rule.name == name
     medians = np.linspace(0.1, 1.0, 200)
     t = rule.threshold(0.5, medians, 0.02)
     assert np.isfinite(t) and t > 0
@@ -43,6 +44,11 @@ def test_every_board_rule_flags_a_loud_board_and_passes_a_quiet_one(name):
     assert not rule.flags(np.array([t / 9, t / 9, t / 9]), t)
     [loud] = board_verdicts(["a.wav"] * 3, [9 * t] * 3, threshold=t, expected_taps=3, rule=name)
     assert loud.verdict == "ANOMALOUS" and loud.line().startswith("BOARD a.wav: ANOMALOUS")
+    info = {"board_threshold": t, "board_far": 0.02, "board_rule": name}
+    assert rule.statement(info) and describe({"threshold": t, "threshold_ci": [t, t],
+                                              "far": 0.05, "holds_for": "x", "clips": 9,
+                                              "method": "hold-out", "board_taps": 3, **info}
+                                             ).endswith(rule.statement(info))
 
 
 def test_the_vote_flags_a_board_when_most_of_its_taps_are_over_the_tap_threshold():

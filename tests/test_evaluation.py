@@ -70,6 +70,22 @@ def test_board_verdicts_group_consecutive_taps_of_one_board_side():
     assert strict["median_healthy_flagged"] == 0.0 and strict["vote_healthy_flagged"] == 0.5
 
 
+def test_board_verdict_rates_carry_an_interval_that_no_flag_does_not_close():
+    """0 of 60 healthy board verdicts flagged is not "0 %": the interval reaches the Wilson
+    bound (6.0 %), which says how far such a count is from showing a 2 % rate."""
+    takes = [take(b, k) for b in (11, 12, 13, 14) for k in range(45)]
+    got = board_verdicts(takes, np.zeros(len(takes)), taps=3, threshold=0.5, board_threshold=0.5,
+                         n_boot=200)
+    assert got["healthy"] == 60 and got["vote_healthy_flagged"] == 0.0
+    assert got["vote_healthy_ci"][0] == 0.0 and got["vote_healthy_ci"][1] == pytest.approx(
+        0.0602, abs=5e-4)
+    assert got["vote_defective_ci"] is None
+    # one board flags all its verdicts: the interval spans boards, not verdicts
+    lumped = np.where(np.array([t.board for t in takes]) == 11, 0.9, 0.1)
+    got = board_verdicts(takes, lumped, taps=3, threshold=0.5, board_threshold=0.5, n_boot=200)
+    assert got["vote_healthy_flagged"] == 0.25 and got["vote_healthy_ci"][1] >= 0.5
+
+
 def test_evaluate_scores_reports_recall_per_defect_board_and_pauc_interval():
     takes = ([take(1, k) for k in range(10)] + [take(7, k, "defect") for k in range(10)]
              + [take(8, k, "defect", "right") for k in range(10)])
@@ -95,6 +111,9 @@ def test_evaluate_command_judges_the_test_split(tiny_model, tiny_dataset, run_cl
     assert len(result["scores"]) == len(tiny_dataset.select(split="test"))
     code, out, _ = run_cli("evaluate", "--model", tiny_model, "--dataset", tiny_dataset.root)
     assert code == 0 and "unseen boards" in out and "board verdicts of 3 taps" in out
+    assert "(majority of taps over the tap threshold; the model's rule): healthy flagged " in out
+    assert result["board_verdicts"]["rule"] == "vote"
+    assert len(result["board_verdicts"]["vote_healthy_ci"]) == 2
     assert "taps on 3 boards (95 %: " in out  # the unseen rate's interval: boards 11-13
     assert len(result["false_alarms_unseen_ci"]) == 2 and result["boards_unseen"] == 3
     assert "model states: knn scorer, threshold " in out
