@@ -11,7 +11,9 @@ Each model file's network is kept; only the scorer is refitted, as ``tapcheck tr
 file did not hold out, the threshold is fitted on the held-out takes' scores (hold-out
 calibration, what the demo's 4 boards and ``configs/wide-stretch.toml`` use). Both scorers
 are refitted the same way, whichever one the model file was trained with, so the two rows
-differ only in the scorer. The figures are :func:`tapcheck.evaluation.evaluate_scores`'s,
+differ only in the scorer; a third, ``knn-decay-lognormal``, is ``knn-decay`` with the
+log-normal threshold fit (``train.threshold_fit``), the recipe of ``configs/new-boards.toml``. The
+figures are :func:`tapcheck.evaluation.evaluate_scores`'s,
 as ``tapcheck evaluate`` prints them, on the dataset's test split.
 """
 
@@ -37,6 +39,18 @@ from tapcheck.featurecache import FeatureCache  # noqa: E402
 from tapcheck.judge import Judge  # noqa: E402
 
 SCORER_ROWS = ("knn", "knn-decay")
+
+
+class LognormalDecayKNN(SCORERS["knn-decay"]):
+    """``knn-decay`` with the log-normal threshold fit, as ``configs/new-boards.toml`` trains it."""
+
+    def __init__(self, **options):
+        super().__init__(threshold_fit="lognormal", **options)
+
+
+#: the table's rows: the two scorers, and the recipe's (knn-decay with the log-normal fit)
+FUSION_ROWS = {"knn": SCORERS["knn"], "knn-decay": SCORERS["knn-decay"],
+               "knn-decay-lognormal": LognormalDecayKNN}
 
 
 def decays(ds: Dataset, takes, cache: FeatureCache) -> np.ndarray:
@@ -75,9 +89,9 @@ def refitted(model: Path, ds: Dataset, scorers: dict[str, type]) -> tuple[dict, 
 
 
 def measure(model: Path, ds: Dataset, *, scorers: dict[str, type] | None = None) -> dict:
-    """Figures per scorer (name -> detector class; default :data:`SCORER_ROWS`' registered ones)
-    for one model file's network."""
-    scorers = scorers or {name: SCORERS[name] for name in SCORER_ROWS}
+    """Figures per scorer (name -> detector class; default :data:`FUSION_ROWS`) for one model
+    file's network."""
+    scorers = scorers or FUSION_ROWS
     checkpoint, test, fitted = refitted(model, ds, scorers)
     known = known_boards_of(checkpoint)
     out = {"model": model.name, "seed": checkpoint["config"]["train"]["seed"]}
@@ -107,11 +121,11 @@ def markdown(results: list[dict], *, command: str, dataset: str) -> str:
         "boards set the threshold), stated false-alarm rate 5 % per tap.",
         "",
         "| scorer | AUC mean ± sd | AUC per seed | unseen healthy taps flagged | known boards' "
-        "test taps flagged | defective taps found | 3 taps, median: healthy boards flagged | "
-        "3 taps, median: defective boards found |",
+        "test taps flagged | defective taps found | 3 taps, vote: healthy boards flagged / "
+        "defective found | 3 taps, median: healthy boards flagged / defective found |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for scorer in SCORER_ROWS:
+    for scorer in [name for name in FUSION_ROWS if name in results[0]]:
         per_seed = ", ".join(f"{r[scorer]['auc']:.3f}" for r in results)
         enrolled = [e for r in results for e in r[scorer]["enrol"]]
         enrol_rows.append(
@@ -125,8 +139,9 @@ def markdown(results: list[dict], *, command: str, dataset: str) -> str:
             f"| {scorer} | {cell(scorer, 'auc', pct=False)} | {per_seed} "
             f"| {cell(scorer, 'far_unseen', pct=True)} | {cell(scorer, 'far_known', pct=True)} "
             f"| {cell(scorer, 'recall', pct=True)} "
-            f"| {cell(scorer, 'board_median_healthy', pct=True)} "
-            f"| {cell(scorer, 'board_median_defect', pct=True)} |")
+            + "".join(f"| {cell(scorer, f'board_{rule}_healthy', pct=True)} / "
+                      f"{cell(scorer, f'board_{rule}_defect', pct=True)} "
+                      for rule in ("vote", "median")) + "|")
     lines += ["", "Enrolment (`tapcheck enroll`'s recalibration, `add_references`) of the first 5 "
               "taps of each side of each unseen healthy board, one board at a time, in each "
               "model file; that board's other taps flagged, and the AUC of every test tap not "

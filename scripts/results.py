@@ -496,7 +496,8 @@ def render_decay_fusions(_: dict) -> str:
         r = json.loads(file.read_text(encoding="utf-8"))
         commands.append(f"`{r['command']}`")
         seeds = ", ".join(str(m["seed"]) for m in r["models"])
-        for scorer in ("knn", "knn-decay"):
+        for scorer in [s for s in ("knn", "knn-decay", "knn-decay-lognormal")
+                       if s in r["models"][0]]:
             cells = [m[scorer] for m in r["models"]]
             board = " | ".join(f"{mean_sd(cells, f'board_{rule}_healthy', pct=True)} / "
                                f"{mean_sd(cells, f'board_{rule}_defect', pct=True)}"
@@ -511,6 +512,40 @@ def render_decay_fusions(_: dict) -> str:
     return "\n".join(lines) + "\n\nFrom " + "; ".join(commands) + ".\n"
 
 
+THRESHOLD_FITS = (("demo-lite-st20", "demo", "arcface-lite, ±20 %"),
+                  ("demo-s1-lite-st20", "demo, second draw", "arcface-lite, ±20 %"),
+                  ("demo-s2-lite-st20", "demo, third draw", "arcface-lite, ±20 %"),
+                  ("plant-lite-st20", "plant", "arcface-lite, ±20 %"),
+                  ("plant-val-lite-st20", "plant-val", "arcface-lite, ±20 %"),
+                  ("demo-r18-st20", "demo", "arcface-resnet18, ±20 %"))
+
+
+def render_threshold_fits(_: dict) -> str:
+    """Gamma or log-normal: per set, how many (model, scorer) fits favour log-normal."""
+    lines = ["| set | model, stretch | (model file, scorer) fits | log-normal better on the "
+             "calibration clips | median log-likelihood gain | log-normal better on the normal "
+             "test takes | median gain |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    commands, total = [], [0, 0, 0]
+    for name, dataset, model in THRESHOLD_FITS:
+        file = RESULTS / f"threshold-fit-{name}.json"
+        if not file.exists():
+            continue
+        r = json.loads(file.read_text(encoding="utf-8"))
+        commands.append(f"`{r['command']}`")
+        fits = [m[s] for m in r["models"] for s in ("knn", "knn-decay")]
+        calib = [f["calibration"] for f in fits]
+        test = [f["normal_test"] for f in fits]
+        total = [total[0] + len(fits), total[1] + sum(c > 0 for c in calib),
+                 total[2] + sum(t > 0 for t in test)]
+        lines.append(f"| {dataset} | {model} | {len(fits)} | {sum(c > 0 for c in calib)} | "
+                     f"{statistics.median(calib):+.1f} | {sum(t > 0 for t in test)} | "
+                     f"{statistics.median(test):+.1f} |")
+    if not commands:
+        return "(not measured yet: scripts/threshold_fit.py)\n"
+    lines.append(f"| all | | {total[0]} | {total[1]} | | {total[2]} | |")
+    return "\n".join(lines) + "\n\nFrom " + "; ".join(commands) + ".\n"
+
+
 def render_lot_enrol(r: dict) -> str:
     """A new wood batch fixed by enrolling one or two of its boards (scripts/lot_enrol.py)."""
     if not r:
@@ -521,6 +556,7 @@ def render_lot_enrol(r: dict) -> str:
 
 
 RENDERERS = {"demo": render_demo, "decay-fusion-table": render_decay_fusions,
+             "threshold-fit-table": render_threshold_fits,
              "lot-enrol-plant-lite-st20": render_lot_enrol,
              "demo-lite": render_demo_lite, "compare-demo": render_compare,
              "seeds-bf16-fp32": render_seeds, "bench": render_bench,

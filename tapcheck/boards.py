@@ -22,8 +22,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .calibration import robust_threshold
-
 _BOARD = re.compile(r"board0*(\d+)$")
 
 
@@ -41,16 +39,17 @@ def board_of_path(path: str | os.PathLike) -> str | None:
 class BoardRule:
     """How a board's taps make one verdict.
 
-    ``threshold(tap_threshold, medians, board_far)`` is the threshold the rule compares against,
-    from the calibration (``medians``: medians of ``board_taps`` normal taps drawn within one
-    board); ``flags(scores, threshold)`` says whether a board with these tap scores is anomalous;
-    ``statement(calibration)`` is what ``judge`` says of it and ``line(verdict)`` the board line.
+    ``threshold(tap_threshold, median_fit)`` is the threshold the rule compares against, from
+    the calibration's two (``median_fit``: fitted at ``board_far`` on medians of ``board_taps``
+    normal taps drawn within one board); ``flags(scores, threshold)`` says whether a board with
+    these tap scores is anomalous; ``statement(calibration)`` is what ``judge`` says of it and
+    ``line(verdict)`` the board line.
     ``per_count``: the threshold is calibrated for one number of taps (others hold only
     approximately).
     """
 
     name: str
-    threshold: Callable[[float, np.ndarray, float], float]
+    threshold: Callable[[float, float], float]
     flags: Callable[[np.ndarray, float], bool]
     statement: Callable[[dict], str]
     line: Callable[["BoardVerdict"], str]
@@ -63,14 +62,13 @@ def _vote(scores: np.ndarray, threshold: float) -> bool:
 
 BOARD_RULES: dict[str, BoardRule] = {
     "vote": BoardRule(
-        "vote", threshold=lambda tap, medians, board_far: float(tap), flags=_vote,
+        "vote", threshold=lambda tap, median_fit: float(tap), flags=_vote,
         statement=lambda info: "most of them over the tap threshold",
         line=lambda v: (f"BOARD {v.board}: {v.verdict}  {v.over} of {v.taps} taps over the "
                         f"threshold {v.threshold:.4f}  median {v.median:.4f}"),
         per_count=False),
     "median": BoardRule(
-        "median", threshold=lambda tap, medians, board_far: robust_threshold(medians,
-                                                                            far=board_far),
+        "median", threshold=lambda tap, median_fit: float(median_fit),
         flags=lambda scores, t: bool(np.median(scores) > t),
         statement=lambda info: (f"median over {info['board_threshold']:.4g} for "
                                 f"{info['board_far']:.0%} per board"),

@@ -89,6 +89,10 @@ class TrainConfig:
     # (docs/new-boards.md, "Judging a board"); tapcheck.boards
     board_rule: str = "vote"
     board_far: float = 0.02  # false-alarm rate per healthy board the median rule is fitted for
+    # the tail fit of the thresholds: "gamma", or "lognormal" (the log scores' predictive
+    # quantile, which the kNN distances' tails follow more closely; configs/new-boards.toml);
+    # tapcheck.calibration.THRESHOLD_FITS
+    threshold_fit: str = "gamma"
     arcface_scale: float | None = None  # None: from the number of classes, see models/cosine.py
     arcface_margin: float = 0.2  # radians (ArcFace) or cosine (CosFace)
     focal_gamma: float = 0.0  # CNN: 0 = cross-entropy, > 0 = focal loss (study: no difference)

@@ -72,9 +72,9 @@ class ThresholdDetector:
     reads_decay = False
 
     def __init__(self, *, far: float = 0.05, board_taps: int = 3, board_far: float = 0.02,
-                 board_rule: str = "vote"):
+                 board_rule: str = "vote", threshold_fit: str = "gamma"):
         self.far, self.board_taps, self.board_far = far, board_taps, board_far
-        self.board_rule = board_rule
+        self.board_rule, self.threshold_fit = board_rule, threshold_fit
 
     # -- subclass hooks --------------------------------------------------------------------------
     def _fit_reference(self, X: np.ndarray) -> None:
@@ -136,7 +136,8 @@ class ThresholdDetector:
         self.calibration_ = calibrate(self.calibration_scores_, far=self.far,
                                       groups=self.calibration_groups_, method=method,
                                       board_taps=self.board_taps, board_far=self.board_far,
-                                      board_rule=self.board_rule, source=source)
+                                      board_rule=self.board_rule, fit=self.threshold_fit,
+                                      source=source)
         self.offset_ = -self.calibration_["threshold"]
         return self
 
@@ -167,7 +168,7 @@ class ThresholdDetector:
 
     def get_params(self) -> dict[str, Any]:
         return {"far": self.far, "board_taps": self.board_taps, "board_far": self.board_far,
-                "board_rule": self.board_rule}
+                "board_rule": self.board_rule, "threshold_fit": self.threshold_fit}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.offset_ = float(state["offset"])

@@ -190,7 +190,7 @@ def make_detector(config: Config, data: TrainingData) -> ThresholdDetector:
     """The configured scorer, not yet fitted."""
     train = config.train
     board = {"far": train.far, "board_taps": train.board_taps, "board_far": train.board_far,
-             "board_rule": train.board_rule}
+             "board_rule": train.board_rule, "threshold_fit": train.threshold_fit}
     if issubclass(SCORERS[train.scorer], KNNDetector):  # knn, knn-ldn
         return SCORERS[train.scorer](k=train.knn_k, metric=train.knn_metric, exp=train.knn_exp,
                                      **board)

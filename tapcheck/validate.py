@@ -92,6 +92,14 @@ def registered_board_rule(value: Any) -> str | None:
     return None if value in BOARD_RULES else f"must be one of: {', '.join(map(repr, BOARD_RULES))}"
 
 
+def registered_fit(value: Any) -> str | None:
+    """One of :data:`tapcheck.calibration.THRESHOLD_FITS`."""
+    from .calibration import THRESHOLD_FITS
+
+    return (None if value in THRESHOLD_FITS
+            else f"must be one of: {', '.join(map(repr, THRESHOLD_FITS))}")
+
+
 BIG = 10**6
 DB = number(-400.0, 400.0)  # any level a float32 clip can have, in dB
 
@@ -142,6 +150,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "crossfit_folds": whole(2, 1000),
         "board_taps": whole(1, 1000),
         "board_rule": registered_board_rule,
+        "threshold_fit": registered_fit,
         "board_far": number(0.0, 1.0, lo_open=True, hi_open=True),
         "pseudo_per_batch": flag,
         "members": whole(1, 16),

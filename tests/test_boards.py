@@ -37,8 +37,7 @@ def test_taps_are_grouped_per_board_and_judged_by_their_median():
 def test_every_board_rule_flags_a_loud_board_and_passes_a_quiet_one(name):
     rule = BOARD_RULES[name]
     assert rule.name == name
-    medians = np.linspace(0.1, 1.0, 200)
-    t = rule.threshold(0.5, medians, 0.02)
+    t = rule.threshold(0.5, 0.4)
     assert np.isfinite(t) and t > 0
     assert rule.flags(np.array([9 * t, 9 * t, 9 * t]), t)
     assert not rule.flags(np.array([t / 9, t / 9, t / 9]), t)

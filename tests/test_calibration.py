@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 
 from tapcheck.calibration import (bootstrap_interval, calibrate, describe, outlier_mask,
@@ -66,6 +67,38 @@ def test_board_medians_are_drawn_within_one_board():
     info = calibrate(s, far=0.05, groups=g, method="leave-one-board-out", board_far=0.05,
                      board_rule="median")
     assert info["board_threshold"] == info["board_fit"] < info["threshold"]
+
+
+def test_the_lognormal_fit_keeps_its_rate_on_lognormal_scores_where_gamma_does_not():
+    """kNN distances of normal clips are closer to log-normal than to gamma (docs/new-boards.md,
+    "Threshold fit"). On log-normal scores, 32 calibration clips: the gamma quantile is exceeded
+    by new clips well above the stated 5 %, the log-normal predictive quantile at 5 %."""
+    rng = np.random.default_rng(7)
+    exceed = {"gamma": [], "lognormal": []}
+    for _ in range(300):
+        calib = np.exp(rng.normal(-4.0, 0.5, 32))
+        for fit in exceed:
+            t = robust_threshold(calib, far=0.05, fit=fit)
+            # share of the log-normal population above t, exactly
+            exceed[fit].append(scipy.stats.norm.sf(np.log(t), -4.0, 0.5))
+    assert np.mean(exceed["lognormal"]) == pytest.approx(0.05, abs=0.006)
+    assert np.mean(exceed["gamma"]) > 0.06
+    with pytest.raises(ParameterError, match="unknown threshold fit 'weibull'"):
+        robust_threshold(calib, far=0.05, fit="weibull")
+
+
+def test_the_fit_is_a_detector_setting_that_survives_the_model_file():
+    rng = np.random.default_rng(8)
+    X, groups = boards(4, 10, rng=rng)
+    det = KNNDetector(k=3, threshold_fit="lognormal").fit(X, groups=groups)
+    assert det.calibration_["fit"] == "lognormal"
+    assert "lognormal fit" in describe(det.calibration_)
+    back = detector_from_state(det.get_state())
+    assert back.threshold_fit == "lognormal"
+    assert back.recalibrate(method="hold-out").threshold_ == pytest.approx(
+        robust_threshold(det.calibration_scores_, far=0.05, fit="lognormal"))
+    gamma = KNNDetector(k=3).fit(X, groups=groups)
+    assert gamma.calibration_["fit"] == "gamma" and gamma.threshold_ != det.threshold_
 
 
 def test_board_rules_set_their_thresholds_and_unknown_ones_are_refused():

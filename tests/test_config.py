@@ -25,10 +25,21 @@ def test_wide_stretch_toml_changes_only_the_stretch_and_calibration():
 
 
 def test_new_boards_toml_is_wide_stretch_with_the_decay_scorer_on_arcface_lite():
-    """configs/new-boards.toml (docs/new-boards.md, "Decay") is the recipe the README names."""
+    """configs/new-boards.toml (docs/new-boards.md, "Decay", "Threshold fit") is the recipe the
+    README names."""
     wide = load_config(ROOT / "configs" / "wide-stretch.toml")
     assert load_config(ROOT / "configs" / "new-boards.toml") == wide.replace(
-        "train", model="arcface-lite", scorer="knn-decay")
+        "train", model="arcface-lite", scorer="knn-decay", threshold_fit="lognormal")
+
+
+@pytest.mark.parametrize("key, value, problem", [
+    ("board_rule", '"mean"', "must be one of: 'vote', 'median'"),
+    ("threshold_fit", '"weibull"', "must be one of: 'gamma', 'lognormal'")])
+def test_board_rule_and_threshold_fit_take_registered_names_only(tmp_path, key, value, problem):
+    path = tmp_path / "c.toml"
+    path.write_text(f"[train]\n{key} = {value}\n")
+    with pytest.raises(ConfigError, match=problem):
+        load_config(path)
 
 
 def test_toml_overrides_and_types(tmp_path):
