@@ -45,7 +45,7 @@ class LognormalDecayKNN(SCORERS["knn-decay"]):
     """``knn-decay`` with the log-normal threshold fit, as ``configs/new-boards.toml`` trains it."""
 
     def __init__(self, **options):
-        super().__init__(threshold_fit="lognormal", **options)
+        super().__init__(**{**options, "threshold_fit": "lognormal"})
 
 
 #: the table's rows: the two scorers, and the recipe's (knn-decay with the log-normal fit)

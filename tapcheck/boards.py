@@ -3,12 +3,14 @@
 Two rules (:data:`BOARD_RULES`, ``train.board_rule``):
 
 - ``vote`` (the default): the board is anomalous when more than half of its taps score over the
-  tap threshold, so a board verdict never contradicts most of its tap verdicts. Measured on the
-  synthetic sets, it flags 0-2.6 % of healthy boards from 3 taps (docs/new-boards.md).
+  tap threshold, so a board verdict never contradicts most of its tap verdicts. With arcface-lite
+  ±20 % and ``knn-decay`` on the synthetic sets it flagged 0-2.6 % of healthy boards from 3 taps,
+  fewer than the median rule on every set and model measured (docs/new-boards.md).
 - ``median``: the median of the taps against a board threshold that
   :mod:`tapcheck.calibration` fits on medians of ``board_taps`` calibration taps drawn within one
   board, at ``board_far``. With the 4-8 held-out takes a board has in a calibration, those medians
-  do not show their tail: on the same sets it flagged 1.6-10.8 % against a stated 2 %.
+  likely do not show their tail (a simulation in tests/test_calibration.py fails the same way): with
+  the same models it flagged 1.6-10.8 % against a stated 2 %.
 
 ``tapcheck evaluate`` reports both.
 """

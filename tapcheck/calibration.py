@@ -70,7 +70,9 @@ def _lognormal_quantile(scores: np.ndarray, q: float) -> float:
     """Predictive quantile of a log-normal fit: the log scores' mean plus Student's t quantile
     (n - 1 degrees of freedom) times their sd times sqrt(1 + 1/n). For log-normal scores a new
     clip exceeds it with probability exactly ``1 - q`` over calibrations of any size, where a
-    plain fitted quantile is exceeded more often the fewer the clips."""
+    plain fitted quantile is exceeded more often the fewer the clips. (On resampled medians, as
+    the ``median`` board rule fits, n overstates the independent values: the correction is
+    then too small to matter.)"""
     import scipy.stats
 
     if scores.size < 3 or np.ptp(scores) < 1e-12:

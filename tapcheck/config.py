@@ -84,9 +84,9 @@ class TrainConfig:
     crossfit_folds: int = 4  # demo: 4 normal training boards, one left out per fold
     board_taps: int = 3  # taps an inspector makes per board, one verdict from them
     # a board is anomalous when most of its taps are ("vote"), or when the median of its taps is
-    # over a threshold fitted on medians of calibration taps ("median", at board_far); the vote
-    # held 0-2.6 % of healthy boards from 3 taps where the fit stated 2 % and gave up to 10.8 %
-    # (docs/new-boards.md, "Judging a board"); tapcheck.boards
+    # over a threshold fitted on medians of calibration taps ("median", at board_far); with
+    # arcface-lite ±20 % and knn-decay the vote flagged 0-2.6 % of healthy boards from 3 taps
+    # where the fit stated 2 % and gave up to 10.8 % (docs/new-boards.md, "Judging a board")
     board_rule: str = "vote"
     board_far: float = 0.02  # false-alarm rate per healthy board the median rule is fitted for
     # the tail fit of the thresholds: "gamma", or "lognormal" (the log scores' predictive

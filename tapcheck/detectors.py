@@ -13,8 +13,9 @@ threshold ``threshold_ = -offset_``, as the DCASE baselines do.
 
 The threshold is learned from **normal clips only**: from scores of normal clips the reference
 has not seen (``X_calib``; without it, leave-one-group-out scores of the reference itself, which
-imitate new boards), by a gamma fit odd clips cannot drag, at the false-alarm rate ``far`` the
-user accepts; see :mod:`tapcheck.calibration` (also for the board-verdict threshold).
+imitate new boards), by a tail fit (gamma or log-normal, ``threshold_fit``) odd clips cannot
+drag, at the false-alarm rate ``far`` the user accepts; see :mod:`tapcheck.calibration` (also
+for the board-verdict threshold).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ it (``clips/<date>/<time>[-boardNN].wav``, 32-bit float), so ``tapcheck judge`` 
 logged score again, and a shift's results can be audited later.
 
 ``listen --taps-per-board`` adds one row per board to a table of its own, ``boards``: the board
-counter of the session, the median of its taps' scores, the board threshold and verdict, and the
+counter of the session, the median of its taps' scores, the board threshold (for the default
+``vote`` rule the tap threshold) and verdict, and the
 ids of its first and last tap. The ``inspections`` table is unchanged, so the log format stays 1:
 an older log gets the (empty) table when ``listen`` next opens it, reads without it as having no
 board verdicts, and an older tapcheck reads a log that has it.

@@ -11,10 +11,10 @@ Latency is measured per tap from the arrival of the audio block holding the last
 crop window to the verdict line having been written, and logged with the judgment.
 
 With ``taps_per_board`` N, every N consecutive judged taps are one board: after the N-th tap's
-line comes one board line, the median of the N scores against the model's board threshold —
-:func:`tapcheck.boards.board_verdicts`, the rule ``judge --per-board`` applies — logged beside
-the taps (:meth:`tapcheck.inspections.InspectionLog.append_board`). A tap that could not be judged
-(no strike found, no usable score) does not count.
+line comes one board line, by the model's board rule (by default: anomalous when most of the N
+taps are) — :func:`tapcheck.boards.board_verdicts`, the rule ``judge --per-board`` applies —
+logged beside the taps (:meth:`tapcheck.inspections.InspectionLog.append_board`). A tap that
+could not be judged (no strike found, no usable score) does not count.
 """
 
 from __future__ import annotations
@@ -226,9 +226,9 @@ def board_taps_warning(calibration: dict, taps_per_board: int) -> str | None:
     threshold was calibrated for (``calibration`` is the detector's), or None — always None for
     the ``vote`` rule, whose threshold is the tap threshold.
 
-    Such boards are still judged, as ``judge --per-board`` judges them: the median of more taps
-    varies less than the threshold allows for (fewer false alarms than stated, defects missed more
-    often), of fewer taps more (more false alarms).
+    Such boards are still judged, as ``judge --per-board`` judges them: with the ``median`` rule
+    the median of more taps varies less than the threshold allows for (fewer false alarms than
+    stated, defects missed more often), of fewer taps more (more false alarms).
     """
     expected = calibration["board_taps"]
     if taps_per_board == expected or not BOARD_RULES[calibration["board_rule"]].per_count:

@@ -6,12 +6,13 @@
    on nor used as reference, so their scores are honest scores of unseen normal clips.
 3. The model trains with its objective under a warm-up + cosine learning-rate schedule
    (OneCycle), bfloat16 autocast where the CPU supports it.
-4. The detector is fitted: reference = the normal training takes, threshold = a robust gamma fit
-   of the held-out takes' scores (:mod:`tapcheck.calibration`: interval, board threshold, which
-   boards the rate holds for). With ``train.calibration = "leave-one-board-out"`` (kNN) every
-   normal take is the reference and is scored against it *without its board* instead; with
-   ``"cross-fit"`` the threshold comes from networks trained without each fold of boards
-   (:mod:`tapcheck.crossfit`, ``crossfit_folds`` more trainings). Defect labels never set it.
+4. The detector is fitted: reference = the normal training takes, threshold = a robust tail fit
+   (gamma, or log-normal with ``train.threshold_fit``) of the held-out takes' scores
+   (:mod:`tapcheck.calibration`: interval, board threshold, which boards the rate holds for). With
+   ``train.calibration = "leave-one-board-out"`` (kNN) every normal take is the reference and is
+   scored against it *without its board* instead; with ``"cross-fit"`` the threshold comes from
+   networks trained without each fold of boards (:mod:`tapcheck.crossfit`, ``crossfit_folds`` more
+   trainings). Defect labels never set it.
 5. Everything goes into one checkpoint, written atomically only at the end.
 
 The training loop itself is :mod:`tapcheck.fitting`. A run saves its progress after every epoch

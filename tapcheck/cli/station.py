@@ -208,12 +208,12 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
         if boards:
             lines = [{"time": b.local_time, "board": b.board, "#": b.number,
                       "verdict": b.verdict, "median": f"{b.median:.4f}",
-                      "board threshold": f"{b.threshold:.4f}",
+                      "threshold": f"{b.threshold:.4f}",
                       "taps": f"{b.taps} (for {b.board_taps})",
                       "tap ids": f"{b.first_inspection}-{b.last_inspection}"} for b in boards]
             click.echo("")
-            click.echo(table(lines, ["time", "board", "#", "verdict", "median",
-                                      "board threshold", "taps", "tap ids"]))
+            click.echo(table(lines, ["time", "board", "#", "verdict", "median", "threshold",
+                                      "taps", "tap ids"]))
             bad = sum(b.verdict == "ANOMALOUS" for b in boards)
             click.echo(f"{len(boards)} board verdict(s), {bad} anomalous")
 
