@@ -9,8 +9,8 @@ import pytest
 import scipy.stats
 import torch
 
-from tapcheck.calibration import (bootstrap_interval, calibrate, describe, outlier_mask,
-                                  robust_threshold, tap_medians)
+from tapcheck.calibration import (THRESHOLD_FITS, bootstrap_interval, calibrate, describe,
+                                  outlier_mask, robust_threshold, tap_medians)
 from tapcheck.detectors import KNNDetector, detector_from_state, gamma_threshold
 from tapcheck.errors import ParameterError
 
@@ -85,6 +85,17 @@ def test_the_lognormal_fit_keeps_its_rate_on_lognormal_scores_where_gamma_does_n
     assert np.mean(exceed["gamma"]) > 0.06
     with pytest.raises(ParameterError, match="unknown threshold fit 'weibull'"):
         robust_threshold(calib, far=0.05, fit="weibull")
+
+
+@pytest.mark.parametrize("fit", sorted(THRESHOLD_FITS))
+def test_every_threshold_fit_gives_a_tail_quantile(fit):
+    """The contract of a fit: above the bulk of normal scores, higher for a lower rate, the
+    value itself for constant scores, and within the data's reach."""
+    scores = np.random.default_rng(9).gamma(4, 0.01, 200)
+    t5, t1 = (robust_threshold(scores, far=far, fit=fit) for far in (0.05, 0.01))
+    assert np.quantile(scores, 0.8) < t5 < t1 < 3 * scores.max()
+    assert 0.01 < (scores > t5).mean() < 0.10
+    assert robust_threshold(np.full(20, 0.3), far=0.05, fit=fit) == pytest.approx(0.3)
 
 
 def test_the_fit_is_a_detector_setting_that_survives_the_model_file():
