@@ -475,6 +475,17 @@ DECAY_FUSIONS = (("demo-lite-st20", "demo", "arcface-lite, ±20 %"),
                   "arcface-lite, ±20 %"))
 
 
+def _result_sets(prefix: str, sets, commands: list[str]):
+    """``(result, set name, model)`` for each of ``sets`` ((name, set, model) rows) whose
+    ``docs/results/PREFIX-NAME.json`` exists; appends each file's command to ``commands``."""
+    for name, dataset, model in sets:
+        file = RESULTS / f"{prefix}-{name}.json"
+        if file.exists():
+            r = json.loads(file.read_text(encoding="utf-8"))
+            commands.append(f"`{r['command']}`")
+            yield r, dataset, model
+
+
 def render_decay_fusions(_: dict) -> str:
     """The knn-decay scorer against knn on the same networks, every measured set and model."""
     def mean_sd(cells: list[dict], key: str, *, pct: bool) -> str:
@@ -488,13 +499,8 @@ def render_decay_fusions(_: dict) -> str:
              "vote (judge's rule): healthy boards flagged / defective found | 3 taps, median "
              "over its own fit (stated 2 %) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    commands = []
-    for name, dataset, model in DECAY_FUSIONS:
-        file = RESULTS / f"decay-fusion-{name}.json"
-        if not file.exists():
-            continue
-        r = json.loads(file.read_text(encoding="utf-8"))
-        commands.append(f"`{r['command']}`")
+    commands: list[str] = []
+    for r, dataset, model in _result_sets("decay-fusion", DECAY_FUSIONS, commands):
         seeds = ", ".join(str(m["seed"]) for m in r["models"])
         for scorer in [s for s in ("knn", "knn-decay", "knn-decay-lognormal")
                        if s in r["models"][0]]:
@@ -525,13 +531,9 @@ def render_threshold_fits(_: dict) -> str:
     lines = ["| set | model, stretch | (model file, scorer) fits | log-normal better on the "
              "calibration clips | median log-likelihood gain | log-normal better on the normal "
              "test takes | median gain |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    commands, total = [], [0, 0, 0]
-    for name, dataset, model in THRESHOLD_FITS:
-        file = RESULTS / f"threshold-fit-{name}.json"
-        if not file.exists():
-            continue
-        r = json.loads(file.read_text(encoding="utf-8"))
-        commands.append(f"`{r['command']}`")
+    commands: list[str] = []
+    total = [0, 0, 0]
+    for r, dataset, model in _result_sets("threshold-fit", THRESHOLD_FITS, commands):
         fits = [m[s] for m in r["models"] for s in ("knn", "knn-decay")]
         calib = [f["calibration"] for f in fits]
         test = [f["normal_test"] for f in fits]
