@@ -148,8 +148,8 @@ def test_board_verdicts_are_logged_beside_the_taps(tmp_path, run_cli, monkeypatc
     code, out, _ = run_cli("log")
     lines = out.strip().splitlines()
     assert lines[-1] == "1 board verdict(s), 1 anomalous"
-    assert lines[-3].split() == ["time", "board", "#", "verdict", "median", "board",
-                                 "threshold", "taps", "tap", "ids"]
+    assert lines[-3].split() == ["time", "board", "#", "verdict", "median", "threshold",
+                                 "taps", "tap", "ids"]
     assert lines[-2].split()[2:] == ["3", "1", "ANOMALOUS", "0.0200", "0.0150", "3", "(for",
                                      "3)", "1-3"]
     code, out, _ = run_cli("log", "--json")
