@@ -22,6 +22,7 @@ import soundfile as sf
 
 from .errors import AudioError, TapcheckWarning
 from .files import atomic_write, refuse_special
+from .interrupts import deferred
 
 FORMATS_HINT = "use a WAV, FLAC or OGG recording"
 MAX_DURATION_S = 120.0  # longer than any tap clip; guards against importing a whole session
@@ -195,10 +196,16 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
             detail = str(e).split(":", 1)[-1].strip() or "unknown format"
             raise AudioError(f"is not a readable audio file ({detail})", path=path,
                              fix=FORMATS_HINT) from None
-        with info:
+        try:
             if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
                 _check_wav_complete(path, head, size)
             yield info
+        finally:
+            # Ctrl-C waits for the close: raised between libsndfile's sf_close and soundfile
+            # forgetting the handle, it leaves the handle to be closed again at exit ("double
+            # free", the process aborts; seen once stopping `tapcheck import`)
+            with deferred():
+                info.close()
 
 
 def _check_wav_complete(path: Path, head: bytes, size: int) -> None:
@@ -224,7 +231,8 @@ def write_wav(path: str | os.PathLike, y: np.ndarray, *, sr: int,
     # encode in memory, then write the bytes: libsndfile writing to a file object does so from a
     # cffi callback, where a full disk's OSError is printed as "Exception ignored" and lost
     buffer = io.BytesIO()
-    sf.write(buffer, np.clip(y, -1.0, 1.0), sr, format="WAV", subtype=subtype)
+    with deferred():  # soundfile closes its handle inside; see _open
+        sf.write(buffer, np.clip(y, -1.0, 1.0), sr, format="WAV", subtype=subtype)
     with atomic_write(path) as f:
         f.write(buffer.getbuffer())
     return path

@@ -160,3 +160,51 @@ def test_heavy_clipping_is_refused_and_a_clipped_peak_warned(tmp_path):
     sf.write(tmp_path / "peak.wav", np.clip(y * 1.05, -1, 1), 44100)
     with pytest.warns(TapcheckWarning, match=r"clipped for 0\.\d ms"):
         load(tmp_path / "peak.wav")
+
+
+CLOSE_INTERRUPTED = """
+import os, signal, sys
+import soundfile
+from tapcheck.audio import load, write_wav
+
+real = soundfile._snd
+
+
+class Lib:  # libsndfile, with Ctrl-C arriving the moment sf_close returns
+    def __getattr__(self, name):
+        return getattr(real, name)
+
+    def sf_close(self, handle):
+        err = real.sf_close(handle)
+        os.kill(os.getpid(), signal.SIGINT)
+        return err
+
+
+soundfile._snd = Lib()
+try:
+    {call}
+except KeyboardInterrupt:
+    print("interrupted")
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("call", ["load(sys.argv[1])",
+                                  "write_wav(sys.argv[1] + '.out.wav', [0.1] * 100, sr=44100)"])
+def test_ctrl_c_as_a_file_closes_stops_cleanly(tmp_path, call):
+    """Ctrl-C landing between libsndfile's close and soundfile forgetting the handle left the
+    handle to be closed again at exit: 'double free', the process aborted (a stopped
+    `tapcheck import` did, once). The close now finishes before the interrupt is acted on."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    clip = write_tone(tmp_path / "c.wav", duration_s=1.0)
+    script = tmp_path / "close.py"
+    script.write_text(CLOSE_INTERRUPTED.replace("{call}", call))
+    done = subprocess.run([sys.executable, str(script), str(clip)], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (done.returncode, done.stdout.strip()) == (130, "interrupted"), done.stderr
+    assert "double free" not in done.stderr
