@@ -67,7 +67,11 @@ def load(path: str | os.PathLike, *, sr: int = 44100,
         finite, heavily clipped.
     """
     path = Path(path)
-    with _open(path) as info:  # one open file for the checks and the samples
+    # Ctrl-C waits until the file is read and closed: soundfile reads a file object through
+    # Python callbacks, and an interrupt raised inside one is printed as "Exception ignored" and
+    # lost, the read failing as "not a readable audio file"; raised as it closes, it leaves the
+    # handle to be closed twice at exit ("double free"). Both seen stopping `tapcheck import`.
+    with deferred(), _open(path) as info:  # one open file for the checks and the samples
         return _read(info, path=path, sr=sr, max_duration_s=max_duration_s, min_sr=min_sr)
 
 
@@ -196,16 +200,10 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
             detail = str(e).split(":", 1)[-1].strip() or "unknown format"
             raise AudioError(f"is not a readable audio file ({detail})", path=path,
                              fix=FORMATS_HINT) from None
-        try:
+        with info:
             if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
                 _check_wav_complete(path, head, size)
             yield info
-        finally:
-            # Ctrl-C waits for the close: raised between libsndfile's sf_close and soundfile
-            # forgetting the handle, it leaves the handle to be closed again at exit ("double
-            # free", the process aborts; seen once stopping `tapcheck import`)
-            with deferred():
-                info.close()
 
 
 def _check_wav_complete(path: Path, head: bytes, size: int) -> None:
@@ -231,7 +229,7 @@ def write_wav(path: str | os.PathLike, y: np.ndarray, *, sr: int,
     # encode in memory, then write the bytes: libsndfile writing to a file object does so from a
     # cffi callback, where a full disk's OSError is printed as "Exception ignored" and lost
     buffer = io.BytesIO()
-    with deferred():  # soundfile closes its handle inside; see _open
+    with deferred():  # soundfile's callbacks and close, as in load()
         sf.write(buffer, np.clip(y, -1.0, 1.0), sr, format="WAV", subtype=subtype)
     with atomic_write(path) as f:
         f.write(buffer.getbuffer())
