@@ -144,8 +144,12 @@ def board_verdicts(takes: Sequence[Take], scores: np.ndarray, *, taps: int, thre
         boards) with their 95 % intervals ``{rule}_healthy_ci``, ``{rule}_defective_ci``
         (:func:`rate_interval`, verdicts of one board resampled together; ``n_boot``, ``seed``).
     """
+    from .boards import BOARD_RULES
+
     scores = np.asarray(scores, dtype=float)
-    medians, votes, defect, board = [], [], [], []
+    against = {"median": board_threshold, "vote": threshold}
+    flags: dict[str, list[bool]] = {rule: [] for rule in against}
+    defect, board = [], []
     by_side: dict[str, list[int]] = {}
     for i, t in enumerate(takes):
         by_side.setdefault(t.class_name, []).append(i)
@@ -153,15 +157,15 @@ def board_verdicts(takes: Sequence[Take], scores: np.ndarray, *, taps: int, thre
         idx = sorted(by_side[name], key=lambda i: takes[i].take)
         for start in range(0, len(idx) - taps + 1, taps):
             s = scores[idx[start:start + taps]]
-            medians.append(np.median(s) > board_threshold)
-            votes.append((s > threshold).sum() * 2 > taps)
+            for rule, t in against.items():
+                flags[rule].append(BOARD_RULES[rule].flags(s, t))
             defect.append(takes[idx[start]].label == "defect")
             board.append(takes[idx[start]].board)
-    medians, votes, defect = (np.array(a, dtype=bool) for a in (medians, votes, defect))
-    board = np.array(board)
+    defect, board = np.array(defect, dtype=bool), np.array(board)
     out: dict[str, Any] = {"taps": taps, "healthy": int((~defect).sum()),
                            "defective": int(defect.sum())}
-    for rule, flagged in (("median", medians), ("vote", votes)):
+    for rule in against:
+        flagged = np.array(flags[rule], dtype=bool)
         for name, mask, what in (("healthy", ~defect, "flagged"), ("defective", defect, "found")):
             out[f"{rule}_{name}_{what}"] = float(flagged[mask].mean()) if mask.any() else None
             out[f"{rule}_{name}_ci"] = (rate_interval(flagged[mask], board[mask], n_boot=n_boot,

@@ -77,27 +77,16 @@ def name(value: Any) -> str | None:
     return None if isinstance(value, str) and value.strip() else "must be a non-empty name"
 
 
-def registered_scorer(value: Any) -> str | None:
-    """One of :data:`tapcheck.detectors.SCORERS` (imported only when a scorer is named: it
-    brings torch, which ``tapcheck log`` and the config's defaults need not load)."""
-    from .detectors import SCORERS
+def registered(module: str, name: str) -> Rule:
+    """One of the keys of registry ``name`` in ``tapcheck.<module>``, imported only when the
+    key is checked (the scorers bring torch, which ``tapcheck log`` and the config's defaults
+    need not load)."""
+    def rule(value: Any) -> str | None:
+        import importlib
 
-    return None if value in SCORERS else f"must be one of: {', '.join(map(repr, SCORERS))}"
-
-
-def registered_board_rule(value: Any) -> str | None:
-    """One of :data:`tapcheck.boards.BOARD_RULES`."""
-    from .boards import BOARD_RULES
-
-    return None if value in BOARD_RULES else f"must be one of: {', '.join(map(repr, BOARD_RULES))}"
-
-
-def registered_fit(value: Any) -> str | None:
-    """One of :data:`tapcheck.calibration.THRESHOLD_FITS`."""
-    from .calibration import THRESHOLD_FITS
-
-    return (None if value in THRESHOLD_FITS
-            else f"must be one of: {', '.join(map(repr, THRESHOLD_FITS))}")
+        keys = getattr(importlib.import_module(f"tapcheck.{module}"), name)
+        return None if value in keys else f"must be one of: {', '.join(map(repr, keys))}"
+    return rule
 
 
 BIG = 10**6
@@ -131,7 +120,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "weight_decay": number(0.0, 1.0),
         "embedding_dim": optional(whole(1, 65536)),
         "seed": whole(0, 2**32 - 1),  # numpy's default_rng refuses negative seeds
-        "scorer": optional(registered_scorer),
+        "scorer": optional(registered("detectors", "SCORERS")),
         "knn_k": whole(1, BIG),
         "knn_metric": one_of("cosine", "euclidean"),
         "knn_exp": flag,
@@ -149,8 +138,8 @@ RULES: dict[str, dict[str, Rule]] = {
         "calibration": one_of("auto", "cross-fit", "hold-out", "leave-one-board-out"),
         "crossfit_folds": whole(2, 1000),
         "board_taps": whole(1, 1000),
-        "board_rule": registered_board_rule,
-        "threshold_fit": registered_fit,
+        "board_rule": registered("boards", "BOARD_RULES"),
+        "threshold_fit": registered("calibration", "THRESHOLD_FITS"),
         "board_far": number(0.0, 1.0, lo_open=True, hi_open=True),
         "pseudo_per_batch": flag,
         "members": whole(1, 16),
