@@ -548,6 +548,30 @@ def render_threshold_fits(_: dict) -> str:
     return "\n".join(lines) + "\n\nFrom " + "; ".join(commands) + ".\n"
 
 
+BOARD_BOUNDS = tuple(row for row in THRESHOLD_FITS if "lite" in row[0])
+
+
+def render_board_bounds(_: dict) -> str:
+    """The 3-tap vote at the calibrated threshold against the best a threshold could do."""
+    from board_bound import ROWS  # beside this script
+
+    lines = ["| set | seeds | " + " | ".join(f"{row}: healthy boards flagged / defective found"
+                                            for row in ROWS) + " |",
+             "| --- | --- |" + " --- |" * len(ROWS)]
+    commands: list[str] = []
+    for r, dataset, _ in _result_sets("board-bound", BOARD_BOUNDS, commands):
+        cells = []
+        for row in ROWS:
+            healthy = [100 * m[row]["healthy_flagged"] for m in r["models"]]
+            found = [100 * m[row]["defective_found"] for m in r["models"]]
+            cells.append(f"{statistics.mean(healthy):.1f} % / {statistics.mean(found):.1f} %")
+        seeds = ", ".join(str(m["seed"]) for m in r["models"])
+        lines.append(f"| {dataset} | {seeds} | " + " | ".join(cells) + " |")
+    if not commands:
+        return "(not measured yet: scripts/board_bound.py)\n"
+    return "\n".join(lines) + "\n\nFrom " + "; ".join(commands) + ".\n"
+
+
 def render_lot_enrol(r: dict) -> str:
     """A new wood batch fixed by enrolling one or two of its boards (scripts/lot_enrol.py)."""
     if not r:
@@ -559,6 +583,7 @@ def render_lot_enrol(r: dict) -> str:
 
 RENDERERS = {"demo": render_demo, "decay-fusion-table": render_decay_fusions,
              "threshold-fit-table": render_threshold_fits,
+             "board-bound-table": render_board_bounds,
              "lot-enrol-plant-lite-st20": render_lot_enrol,
              "demo-lite": render_demo_lite, "compare-demo": render_compare,
              "seeds-bf16-fp32": render_seeds, "bench": render_bench,
