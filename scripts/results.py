@@ -572,6 +572,33 @@ def render_board_bounds(_: dict) -> str:
     return "\n".join(lines) + "\n\nFrom " + "; ".join(commands) + ".\n"
 
 
+def render_rate_intervals(_: dict) -> str:
+    """Per set: the recipe's observed rates, and how many model files' intervals over boards
+    lie above, around or below the stated rate."""
+    from rate_intervals import KINDS  # beside this script
+
+    lines = ["| set | model files | " + " | ".join(
+        f"{kind} healthy taps flagged: mean, files above / within / below the stated rate"
+        for kind in KINDS) + " |", "| --- | --- |" + " --- |" * len(KINDS)]
+    commands: list[str] = []
+    total = {kind: {"above": 0, "within": 0, "below": 0} for kind in KINDS}
+    for r, dataset, _ in _result_sets("rate-intervals", BOARD_BOUNDS, commands):
+        cells = []
+        for kind in KINDS:
+            sides = [m[kind]["side"] for m in r["models"]]
+            for side in total[kind]:
+                total[kind][side] += sides.count(side)
+            mean = statistics.mean(100 * m[kind]["rate"] for m in r["models"])
+            cells.append(f"{mean:.1f} %: {sides.count('above')} / {sides.count('within')} / "
+                         f"{sides.count('below')}")
+        lines.append(f"| {dataset} | {len(r['models'])} | " + " | ".join(cells) + " |")
+    if not commands:
+        return "(not measured yet: scripts/rate_intervals.py)\n"
+    lines.append(f"| all | {sum(total[KINDS[0]].values())} | " + " | ".join(
+        f"{t['above']} / {t['within']} / {t['below']}" for t in total.values()) + " |")
+    return "\n".join(lines) + "\n\nFrom " + "; ".join(commands) + ".\n"
+
+
 def render_lot_enrol(r: dict) -> str:
     """A new wood batch fixed by enrolling one or two of its boards (scripts/lot_enrol.py)."""
     if not r:
@@ -584,6 +611,7 @@ def render_lot_enrol(r: dict) -> str:
 RENDERERS = {"demo": render_demo, "decay-fusion-table": render_decay_fusions,
              "threshold-fit-table": render_threshold_fits,
              "board-bound-table": render_board_bounds,
+             "rate-intervals-table": render_rate_intervals,
              "lot-enrol-plant-lite-st20": render_lot_enrol,
              "demo-lite": render_demo_lite, "compare-demo": render_compare,
              "seeds-bf16-fp32": render_seeds, "bench": render_bench,
