@@ -22,15 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from decay_fusion import LognormalDecayKNN, model_files_main, refitted  # noqa: E402
 
 from tapcheck.datasets import Dataset  # noqa: E402
-from tapcheck.evaluation import false_alarm_rates, known_boards_of  # noqa: E402
+from tapcheck.evaluation import against_stated, false_alarm_rates, known_boards_of  # noqa: E402
 
 KINDS = ("unseen", "known")
-
-
-def side_of(interval: list[float], stated: float) -> str:
-    """``above`` or ``below`` when the interval excludes the stated rate, else ``within``."""
-    lo, hi = interval
-    return "above" if lo > stated else "below" if hi < stated else "within"
 
 
 def measure(model: Path, ds: Dataset) -> dict:
@@ -45,7 +39,7 @@ def measure(model: Path, ds: Dataset) -> dict:
         ci = r[f"false_alarms_{kind}_ci"]
         out[kind] = {"rate": r[f"false_alarms_{kind}"], "ci": ci, "boards": r[f"boards_{kind}"],
                      "taps": r[f"normal_{kind}"],
-                     "side": side_of(ci, det.far)}
+                     "side": against_stated(ci, det.far)}
     return out
 
 

@@ -128,6 +128,17 @@ def rate_interval(flagged: np.ndarray, boards: np.ndarray, *, n_boot: int = 1000
     return [lo, hi]
 
 
+def against_stated(interval: Sequence[float] | None, stated: float | None) -> str | None:
+    """``"above"`` or ``"below"`` when an observed rate's 95 % interval excludes the stated rate,
+    ``"within"`` when it holds it; None without either. One model file's rate on a few boards
+    scatters both ways around a correct threshold (docs/new-boards.md, "Per model file"), so
+    only an interval that excludes the stated rate contradicts it."""
+    if interval is None or stated is None:
+        return None
+    lo, hi = interval
+    return "above" if lo > stated else "below" if hi < stated else "within"
+
+
 def board_verdicts(takes: Sequence[Take], scores: np.ndarray, *, taps: int, threshold: float,
                    board_threshold: float, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Verdicts of ``taps`` taps at a time: consecutive takes of one board side, combined.
@@ -226,7 +237,9 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
         ``f1``, ``false_alarms`` (share of normal takes flagged), ``best_f1``,
         ``best_f1_threshold``, ``board8_over_board7``, ``board_means`` ({"board": mean}) and
         ``boards`` (:func:`board_rows`); and the rates of :func:`false_alarm_rates`,
-        ``recall_per_board`` and ``board_verdicts`` (:func:`board_verdicts`).
+        ``recall_per_board``, ``board_verdicts`` (:func:`board_verdicts`) and
+        ``false_alarms_known_vs_stated``, ``false_alarms_unseen_vs_stated``
+        (:func:`against_stated`).
     """
     scores = np.asarray(scores, dtype=float)
     labels = np.array([t.label == "defect" for t in takes], dtype=bool)
@@ -239,6 +252,11 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
         r["board is"] = ("defect" if r["label"] == "defect" else
                          "known" if r["board"] in set(known_boards) else "unseen")
     normal = ~labels
+    rates = false_alarm_rates(takes, scores, threshold=threshold, known_boards=known_boards,
+                              n_boot=n_boot, seed=seed)
+    for name in ("known", "unseen"):
+        rates[f"false_alarms_{name}_vs_stated"] = against_stated(
+            rates[f"false_alarms_{name}_ci"], stated_far)
     return {
         "auc": auc(labels, scores), "auc_ci_low": lo, "auc_ci_high": hi,
         "pauc": pauc(labels, scores), "tpr_at_5fpr": tpr_at_fpr(labels, scores, fpr=0.05),
@@ -248,8 +266,7 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
         "board8_over_board7": study_board_check(means)[0],
         "board_means": {str(b): m for b, m in means.items()},
         "boards": rows, "pauc_ci_low": plo, "pauc_ci_high": phi, "stated_far": stated_far,
-        **false_alarm_rates(takes, scores, threshold=threshold, known_boards=known_boards,
-                            n_boot=n_boot, seed=seed),
+        **rates,
         "recall_per_board": {str(r["board"]): _ratio(r["flagged"]) for r in rows
                              if r["label"] == "defect"},
         "board_verdicts": {**board_verdicts(
@@ -340,6 +357,14 @@ def _interval(result: dict[str, Any], name: str) -> str:
     return f" taps on {boards} board{'s' if boards != 1 else ''}{_ci(ci)}"
 
 
+_VS_STATED = {
+    "within": "consistent with it",
+    "above": ("flagged more often (the 95 % interval lies above it) — enrol healthy taps of "
+              "such boards (tapcheck enroll) or train on more boards"),
+    "below": ("flagged less often (the 95 % interval lies below it): the threshold is stricter "
+              "there than stated, and finds fewer defects than it could")}
+
+
 def format_evaluation(result: dict[str, Any]) -> str:
     """The text ``tapcheck evaluate`` prints: a row per board, then the rates and AUCs."""
     from .calibration import describe
@@ -352,6 +377,10 @@ def format_evaluation(result: dict[str, Any]) -> str:
     rates = [f"{name} boards {_pct(result[f'false_alarms_{name}'])} of "
              f"{result[f'normal_{name}']}{_interval(result, name)}" for name in ("known", "unseen")]
     lines.append(f"false alarms per tap: {', '.join(rates)} (stated {_pct(result['stated_far'])})")
+    off = {name: result.get(f"false_alarms_{name}_vs_stated") for name in ("known", "unseen")}
+    if "above" in off.values() or "below" in off.values():
+        lines.append("against the stated rate: " + "; ".join(
+            f"{name} boards {_VS_STATED[side]}" for name, side in off.items() if side))
     recall = ", ".join(f"board {b} {r:.0%}" for b, r in result["recall_per_board"].items())
     lines.append(f"recall per defect board: {recall or '-'}")
     lines.append(f"AUC {result['auc']:.3f} [{result['auc_ci_low']:.3f}, "

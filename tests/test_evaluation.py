@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tapcheck.datasets import Take
-from tapcheck.evaluation import board_verdicts, evaluate_scores, false_alarm_rates
+from tapcheck.evaluation import (against_stated, board_verdicts, evaluate_scores,
+                                 false_alarm_rates, format_evaluation)
 
 
 def take(board: int, k: int, label: str = "normal", side: str = "left") -> Take:
@@ -26,6 +27,38 @@ def test_false_alarms_are_split_into_known_and_unseen_boards():
                      "false_alarms_unseen": 0.5, "normal_unseen": 4, "boards_unseen": 1}
     for (lo, hi), rate in zip(intervals.values(), (0.25, 0.5), strict=True):
         assert 0.0 <= lo < rate < hi <= 1.0
+
+
+def test_an_observed_rate_contradicts_the_stated_one_only_when_its_interval_excludes_it():
+    assert against_stated([0.069, 0.159], 0.05) == "above"
+    assert against_stated([0.0, 0.031], 0.05) == "below"
+    assert against_stated([0.0, 0.217], 0.05) == "within"  # 9.4 % on 3 boards: no contradiction
+    assert against_stated(None, 0.05) is None and against_stated([0.0, 0.1], None) is None
+
+
+def test_evaluate_says_when_new_boards_are_flagged_more_often_than_stated():
+    # 12 unseen boards of 20 taps, each flagging 4 (20 %); 4 known boards flagging 1 of 20 (5 %)
+    takes = [take(b, k) for b in range(1, 5) for k in range(20)]
+    takes += [take(b, k) for b in range(11, 23) for k in range(20)]
+    takes += [take(7, k, "defect") for k in range(20)]
+    scores = np.array([0.9 if k == 0 else 0.1 for _ in range(4) for k in range(20)]
+                      + [0.9 if k < 4 else 0.1 for _ in range(12) for k in range(20)]
+                      + [0.9] * 20)
+    result = evaluate_scores(takes, scores, threshold=0.5, known_boards=[1, 2, 3, 4],
+                             stated_far=0.05, n_boot=200)
+    assert result["false_alarms_unseen_vs_stated"] == "above"
+    assert result["false_alarms_known_vs_stated"] == "within"
+    text = format_evaluation({**result, "calibration": {
+        "threshold": 0.5, "threshold_ci": [0.4, 0.6], "far": 0.05, "holds_for": "boards",
+        "clips": 32, "method": "hold-out", "board_taps": 3, "board_rule": "vote"}})
+    line = next(x for x in text.splitlines() if x.startswith("against the stated rate: "))
+    assert "known boards consistent with it" in line
+    assert "unseen boards flagged more often" in line and "tapcheck enroll" in line
+    # a model whose rates hold says nothing more
+    quiet = evaluate_scores(takes[:80], scores[:80], threshold=0.5, known_boards=[1, 2, 3, 4],
+                            stated_far=0.05, n_boot=200)
+    assert quiet["false_alarms_known_vs_stated"] == "within"
+    assert quiet["false_alarms_unseen_vs_stated"] is None  # no unseen boards
 
 
 def test_the_rate_interval_resamples_boards_and_is_never_narrower_than_the_taps_allow():
