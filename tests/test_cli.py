@@ -60,6 +60,19 @@ def test_unknown_model_lists_valid_ones(run_cli):
     assert "arcface-resnet18" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("args, problem", [
+    (["judge"], "tapcheck judge: Missing argument 'CLIPS...'"),
+    (["enroll", "--undo", "take001.wav"], "tapcheck enroll: --undo takes no clips"),
+    (["enroll", "--board", "-1", "take001.wav"], "Invalid value for '--board'"),
+    (["judge", "--nope", "take001.wav"], "No such option '--nope'"),
+    (["frobnicate"], "No such command 'frobnicate'")])
+def test_a_wrong_option_is_one_line_too(run_cli, args, problem):
+    code, out, err = run_cli(*args)
+    assert code == 2 and out == ""
+    assert err.startswith("tapcheck: error: ") and problem in err
+    assert "--help` lists what it takes" in err and len(err.strip().splitlines()) == 1
+
+
 def test_unknown_dataset(run_cli):
     code, _, err = run_cli("train", "--dataset", "nope")
     assert code == 2 and "no such dataset" in err

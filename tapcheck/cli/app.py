@@ -90,8 +90,17 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
+    except click.UsageError as e:  # a wrong option or argument: one line, as every input error
+        if debug:
+            raise
+        where = e.ctx.command_path if e.ctx is not None else "tapcheck"
+        echo_err(f"tapcheck: error: {where}: {e.format_message().rstrip('.')} — `{where} "
+                 "--help` lists what it takes")
+        return 2
     except click.ClickException as e:
-        e.show()
+        if debug:
+            raise
+        echo_err(f"tapcheck: error: {e.format_message()}")
         return 2
     except (click.Abort, KeyboardInterrupt):
         echo_err("tapcheck: interrupted")
