@@ -4,12 +4,15 @@ Metric learning's promise is that a new class needs only reference embeddings. `
 the given clips with the model's own network and feature settings, appends them to the kNN
 reference as one board (group), and recalibrates the threshold leave-one-board-out, which takes
 seconds. The model file is rewritten atomically and keeps a list of enrolments, each with the
-threshold state before it, so ``--undo`` gives back exactly the previous model. Every check is
-made before anything is written: on any error the model file is unchanged.
+threshold state before it, so ``--undo`` gives back the previous model's every value exactly.
+Every check is made before anything is written: on any error the model file is unchanged. A
+recording enrolled twice would count twice in the calibration (a stricter threshold from no new
+tap), so a clip whose bytes are already enrolled, or repeated in one call, is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from datetime import datetime, timezone
@@ -48,6 +51,35 @@ def _embed(judge: Judge, clips: Sequence[str | os.PathLike]) -> np.ndarray:
     return represent_clips(judge.net, np.stack(crops), judge.model.scorer).numpy()
 
 
+def fingerprint(path: str | os.PathLike) -> str:
+    """SHA-256 of a clip file's bytes: the same recording under any name."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str],
+                    enrolled: list[dict[str, Any]]) -> None:
+    """A recording given twice, or enrolled before (by bytes; records from before fingerprints
+    by path), would count twice in the calibration."""
+    seen: dict[str, str] = {}
+    for clip, digest in zip(clips, prints, strict=True):
+        if digest in seen:
+            raise ParameterError(
+                f"is the same recording as {seen[digest]}; enrolled twice it would count twice "
+                "in the calibration; nothing enrolled", path=clip, fix="name each clip once")
+        seen[digest] = os.fspath(clip)
+    for entry in enrolled:
+        before = dict(zip(entry.get("sha256", []), entry["clips"], strict=False))
+        paths = {os.path.abspath(c) for c in entry["clips"]} if "sha256" not in entry else set()
+        for clip, digest in zip(clips, prints, strict=True):
+            if digest in before or os.path.abspath(clip) in paths:
+                raise ParameterError(
+                    f"was enrolled into this model on {entry['at']} (as "
+                    f"{before.get(digest, os.fspath(clip))}); nothing enrolled", path=clip,
+                    fix="leave it out, or take that enrolment back first with "
+                        "`tapcheck enroll --undo`")
+
+
 def _reference_groups(detector) -> np.ndarray:
     groups = detector.reference_groups_
     if groups is None:  # a file from before board groups: each clip its own group
@@ -68,6 +100,15 @@ def add_references(detector, emb: np.ndarray, *, group: int) -> None:
     its score against the reference without itself, as a held-out take of a known board would
     (with ``knn-decay`` the kept scores may err either way, as above).
     """
+    first_row = len(detector.reference_)
+    old_rows = detector.reference_.clone()
+    _extend_and_recalibrate(detector, emb, group=group)
+    # refitting prepares every row again (unit length for cosine), which moves rows already
+    # unit-length by a rounding step: keep the old rows bit for bit, so --undo restores exactly
+    detector.reference_[:first_row] = old_rows
+
+
+def _extend_and_recalibrate(detector, emb: np.ndarray, *, group: int) -> None:
     groups = np.concatenate([_reference_groups(detector), np.full(len(emb), group)])
     first_row = len(detector.reference_)
     reference = np.concatenate([detector.reference_rows(), np.asarray(emb, np.float32)])
@@ -108,14 +149,18 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     Returns
     -------
     dict
-        ``clips``, ``board``, ``scores`` (before enrolment), ``threshold_before``,
-        ``threshold`` (after), ``references`` (after), ``seconds``.
+        ``clips``, ``board``, ``scores`` (before enrolment), ``over_threshold`` ((path, score)
+        of clips the model judged ANOMALOUS but below the refusal limit, or forced: enrolled,
+        to be warned of), ``other_board_folders`` ((path, board) of clips whose ``boardNN``
+        folder names another board than ``board``), ``threshold_before``, ``threshold``
+        (after), ``references`` (after), ``seconds``.
 
     Raises
     ------
     ModelFileError, AudioError, ParameterError
         Missing or foreign model file, a scorer without references, clips that cannot be
-        read or computed with the model's settings, an empty list, clearly defective clips.
+        read or computed with the model's settings, an empty list, clearly defective clips, a
+        recording given twice or already enrolled.
     """
     started = time.perf_counter()
     path = Path(model)
@@ -127,24 +172,35 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     with exclusive(lock_path(path), what=path, error=ModelFileError, remove=True):
         loaded = _load_knn(path, config=config)
         detector = loaded.detector
-        emb = _embed(Judge(loaded), clips)
+        emb = _embed(Judge(loaded), clips)  # every clip read and checked as audio first
+        prints = [fingerprint(c) for c in clips]
+        _refuse_repeats(clips, prints, list(loaded.checkpoint.get("enrolled", [])))
         scores = detector.anomaly_score(emb)
         before = detector.threshold_
         _refuse_defective(detector, scores, clips, force=force)
         groups = _reference_groups(detector)
         group = int(board) if board is not None else int(max(groups.max(), 0)) + 1000
-        previous = {k: v for k, v in detector.get_state().items() if k != "reference"}
+        # the state before, without its largest part: undo takes the reference's first rows
+        # back (in its place: the restored file holds the same keys in the same order)
+        previous = {k: None if k == "reference" else v for k, v in detector.get_state().items()}
         first_row = len(detector.reference_)
         add_references(detector, emb, group=group)
         checkpoint = dict(loaded.checkpoint)
         checkpoint["detector"] = detector.get_state()
         checkpoint["enrolled"] = list(checkpoint.get("enrolled", [])) + [{
-            "clips": [os.fspath(c) for c in clips], "board": -1 if board is None else int(board),
+            "clips": [os.fspath(c) for c in clips], "sha256": prints,
+            "board": -1 if board is None else int(board),
             "group": group, "first_row": first_row, "rows": len(emb), "forced": bool(force),
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "previous_detector": previous}]
         save_checkpoint(path, checkpoint)
+    from .boards import board_of_path
+
+    over = [(os.fspath(c), float(x)) for c, x in zip(clips, scores, strict=True) if x > before]
+    elsewhere = [(os.fspath(c), folder) for c in clips
+                 if board is not None and (folder := board_of_path(c)) not in (None, str(board))]
     return {"clips": len(emb), "board": board, "scores": [float(s) for s in scores],
+            "over_threshold": over, "other_board_folders": elsewhere,
             "threshold_before": before, "threshold": detector.threshold_,
             "references": len(detector.reference_), "calibration": detector.calibration_,
             "seconds": time.perf_counter() - started}
@@ -203,6 +259,8 @@ def _undo_last(path: Path) -> dict[str, Any]:
         raise ModelFileError(f"has a damaged enrolment list ({e})", path=path,
                              fix="retrain it with `tapcheck train`") from None
     checkpoint["detector"], checkpoint["enrolled"] = state, enrolled
+    if not enrolled:  # a file that was never enrolled into has no list
+        checkpoint.pop("enrolled")
     save_checkpoint(path, checkpoint)
     return {"clips": list(last["clips"]), "threshold": -float(state["offset"]),
             "references": int(state["reference"].shape[0])}

@@ -19,6 +19,19 @@ def md5(path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
+def same_values(a, b) -> bool:
+    """Checkpoints equal in every key, value and tensor (their pickled bytes may share equal
+    values differently)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and list(a) == list(b) and all(same_values(a[k], b[k])
+                                                                  for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(same_values, a, b))
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    return a == b
+
+
 @pytest.fixture
 def model(tiny_model, tmp_path):
     return shutil.copyfile(tiny_model, tmp_path / "m.pt")
@@ -48,11 +61,11 @@ def test_enrol_round_trip_appends_references_and_undo_restores(model, tiny_datas
     code, out, err = run_cli("enroll", "--model", model, "--undo")
     assert code == 0 and "removed the enrolment of 3" in out, err
     undone = load_model(model)
-    assert undone.checkpoint["enrolled"] == []
-    # (the kept rows went through one more unit-normalisation: equal to float precision)
-    assert torch.allclose(undone.detector.reference_, before.detector.reference_, atol=1e-6)
+    assert "enrolled" not in undone.checkpoint
+    assert torch.equal(undone.detector.reference_, before.detector.reference_)
     assert undone.detector.threshold_ == threshold_before
     assert undone.detector.calibration_ == before.detector.calibration_
+    assert same_values(undone.checkpoint, before.checkpoint)  # every weight and setting
     code, _, err = run_cli("enroll", "--model", model, "--undo")  # nothing left to undo
     assert code == 2 and "no enrolment to undo" in err
 
@@ -94,3 +107,31 @@ def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny
     assert {"missing": "none.pt", "foreign": "foreign.pt", "empty": "no clips",
             "not-audio": "notes.wav", "features": "feature settings"}[case] in lines[0]
     assert (md5(target) if target.exists() else None) == digest
+
+
+def test_a_recording_is_enrolled_once(model, tiny_dataset, run_cli, tmp_path):
+    clips = [str(c) for c in unseen_clips(tiny_dataset)]
+    code, _, err = run_cli("enroll", "--model", model, "--board", 13, clips[0], clips[0])
+    assert code == 2 and "same recording as" in err and "nothing enrolled" in err
+    code, _, err = run_cli("enroll", "--model", model, "--board", 13, *clips)
+    assert code == 0, err
+    digest = md5(model)
+    renamed = shutil.copyfile(clips[1], tmp_path / "again.wav")  # the same bytes, another name
+    for again in (clips[2], renamed):
+        code, _, err = run_cli("enroll", "--model", model, "--board", 13, again)
+        lines = [line for line in err.splitlines() if line.startswith("tapcheck: error:")]
+        assert code == 2 and len(lines) == 1 and "was enrolled into this model on" in lines[0]
+        assert "--undo" in lines[0]
+    assert md5(model) == digest  # a repeat would have lowered the threshold for no new tap
+
+
+def test_enrol_warns_of_anomalous_clips_and_of_another_board_folder(model, tiny_dataset,
+                                                                    run_cli):
+    ceramic = [str(KNOCKS / "ceramic" / "10.wav")]
+    code, _, err = run_cli("enroll", "--model", model, "--force", *ceramic)
+    assert code == 0, err
+    assert "10.wav: scores" in err and "(judged ANOMALOUS), enrolled as a normal tap" in err
+    clips = [str(c) for c in unseen_clips(tiny_dataset, board=13)]
+    code, _, err = run_cli("enroll", "--model", model, "--board", 12, *clips)
+    assert code == 0, err
+    assert err.count("its folder names board 13, enrolled as board 12") == len(clips)

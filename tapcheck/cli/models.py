@@ -292,6 +292,12 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
         return
     config = parse_config(config_path) if config_path else None
     done = enroll_clips(model_path, list(clips), board=board, force=force, config=config)
+    for clip, score in done["over_threshold"]:
+        warn(f"{clip}: scores {score:.4g}, over the threshold {done['threshold_before']:.4g} "
+             "(judged ANOMALOUS), enrolled as a normal tap all the same — if that board is not "
+             "sound, `tapcheck enroll --undo` takes the enrolment back")
+    for clip, folder in done["other_board_folders"]:
+        warn(f"{clip}: its folder names board {folder}, enrolled as board {board}")
     if done["calibration"].get("warning"):
         warn(done["calibration"]["warning"])
     click.echo(f"enrolled {done['clips']} clip(s) into {model_path} in {done['seconds']:.1f} s: "
