@@ -126,6 +126,9 @@ def _extend_and_recalibrate(detector, emb: np.ndarray, *, group: int) -> None:
         detector.calibration_groups_ = np.concatenate(
             [detector.calibration_groups_, np.full(len(emb), group)])
     detector.recalibrate(method=method)
+    # the enrolled boards are known now: the rate holds for them as for the training boards
+    detector.calibration_["holds_for"] = detector.calibration_["holds_for"].replace(
+        "boards in the training split", "boards in the training split or enrolled", 1)
 
 
 def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
@@ -264,6 +267,23 @@ def _undo_last(path: Path) -> dict[str, Any]:
     save_checkpoint(path, checkpoint)
     return {"clips": list(last["clips"]), "threshold": -float(state["offset"]),
             "references": int(state["reference"].shape[0])}
+
+
+def enrolled_boards(checkpoint: dict[str, Any]) -> list[int]:
+    """Boards enrolled into a model under their number (``--board``): known boards now."""
+    return sorted({int(e["board"]) for e in checkpoint.get("enrolled", []) if e["board"] >= 0})
+
+
+def enrolled_mask(checkpoint: dict[str, Any], paths: Sequence[str | os.PathLike]) -> np.ndarray:
+    """True for each of ``paths`` that is an enrolled recording (by its bytes; enrolments from
+    before fingerprints by path), shape (n,): the model's own references, which score near 0."""
+    entries = checkpoint.get("enrolled", [])
+    prints = {d for e in entries for d in e.get("sha256", [])}
+    old = {os.path.abspath(c) for e in entries if "sha256" not in e for c in e["clips"]}
+    if not prints and not old:
+        return np.zeros(len(paths), dtype=bool)
+    return np.array([os.path.abspath(p) in old or (bool(prints) and fingerprint(p) in prints)
+                     for p in paths], dtype=bool)
 
 
 def enrolled_summary(checkpoint: dict[str, Any]) -> list[dict[str, Any]]:

@@ -312,9 +312,11 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     -------
     dict
         :func:`evaluate_scores` plus ``model``, ``dataset``, ``scorer``, ``calibration`` (the
-        model's statement, see :mod:`tapcheck.calibration`) and ``scores`` (per test take,
-        manifest order).
+        model's statement, see :mod:`tapcheck.calibration`), ``scores`` (per test take judged,
+        manifest order) and ``enrolled_left_out`` (test takes enrolled into the model: its
+        references now, so left out; boards enrolled under their number count as known).
     """
+    from .enroll import enrolled_boards, enrolled_mask
     from .errors import DatasetError
     from .featurecache import FeatureCache
     from .judge import Judge
@@ -326,17 +328,24 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         raise DatasetError("has no takes in the test split: nothing to evaluate",
                            path=dataset.root / "manifest.csv",
                            fix="mark held-out takes split=test (tapcheck import --split test)")
+    checkpoint = judge.model.checkpoint
+    enrolled = enrolled_mask(checkpoint, [dataset.path_of(t) for t in test])
+    test = [t for t, e in zip(test, enrolled, strict=True) if not e]
+    if not test:
+        raise DatasetError("has only test takes enrolled into the model: nothing left to "
+                           "evaluate", path=dataset.root / "manifest.csv",
+                           fix="evaluate on takes the model has not been given")
     config = judge.model.config
     cache = cache or FeatureCache(audio=config.audio, features=config.features)
     scores = judge.scores(dataset_crops(dataset, test, cache=cache, progress=progress,
                                         split="test"))
     info = judge.model.detector.calibration_
     result = evaluate_scores(test, scores, threshold=judge.threshold, n_boot=n_boot,
-                             known_boards=known_boards_of(judge.model.checkpoint),
-                             **model_options(info))
+                             known_boards=known_boards_of(checkpoint)
+                             + enrolled_boards(checkpoint), **model_options(info))
     return {"model": str(judge.model.path), "dataset": str(dataset.root),
             "scorer": judge.model.scorer, "calibration": info, **result,
-            "scores": [float(x) for x in scores]}
+            "scores": [float(x) for x in scores], "enrolled_left_out": int(enrolled.sum())}
 
 
 def _pct(x: float | None) -> str:
@@ -376,7 +385,9 @@ def format_evaluation(result: dict[str, Any]) -> str:
     lines.append(f"model states: {scorer}{describe(result['calibration'])}")
     rates = [f"{name} boards {_pct(result[f'false_alarms_{name}'])} of "
              f"{result[f'normal_{name}']}{_interval(result, name)}" for name in ("known", "unseen")]
-    lines.append(f"false alarms per tap: {', '.join(rates)} (stated {_pct(result['stated_far'])})")
+    lines.append(f"false alarms per tap: {', '.join(rates)} (stated {_pct(result['stated_far'])})"
+                 + (f"; {result['enrolled_left_out']} enrolled test takes left out"
+                    if result.get("enrolled_left_out") else ""))
     off = {name: result.get(f"false_alarms_{name}_vs_stated") for name in ("known", "unseen")}
     if "above" in off.values() or "below" in off.values():
         lines.append("against the stated rate: " + "; ".join(

@@ -51,6 +51,8 @@ def test_enrol_round_trip_appends_references_and_undo_restores(model, tiny_datas
     assert len(after.detector.reference_) == n_before + 3
     assert list(after.detector.reference_groups_[-3:]) == [13, 13, 13]
     assert after.detector.calibration_["method"] == "hold-out"
+    assert after.detector.calibration_["holds_for"].startswith(
+        "boards in the training split or enrolled")
     assert after.detector.calibration_["boards"] == before.detector.calibration_["boards"] + 1
     [entry] = after.checkpoint["enrolled"]
     assert entry["clips"] == [str(c) for c in clips] and entry["board"] == 13
@@ -135,3 +137,26 @@ def test_enrol_warns_of_anomalous_clips_and_of_another_board_folder(model, tiny_
     code, _, err = run_cli("enroll", "--model", model, "--board", 12, *clips)
     assert code == 0, err
     assert err.count("its folder names board 13, enrolled as board 12") == len(clips)
+
+
+def test_evaluate_counts_an_enrolled_board_as_known_and_leaves_its_enrolled_takes_out(
+        model, tiny_dataset, run_cli):
+    import json
+
+    code, out, _ = run_cli("evaluate", "--model", model, "--dataset", tiny_dataset.root, "--json")
+    before = json.loads(out)
+    clips = unseen_clips(tiny_dataset, board=13, n=3)
+    code, _, err = run_cli("enroll", "--model", model, "--board", 13, *clips)
+    assert code == 0, err
+    code, out, err = run_cli("evaluate", "--model", model, "--dataset", tiny_dataset.root,
+                             "--json")
+    assert code == 0, err
+    after = json.loads(out)
+    assert after["enrolled_left_out"] == 3 and before["enrolled_left_out"] == 0
+    assert len(after["scores"]) == len(before["scores"]) - 3
+    board13 = sum(1 for t in tiny_dataset.select(board=[13], split="test"))
+    assert after["normal_unseen"] == before["normal_unseen"] - board13
+    assert after["normal_known"] == before["normal_known"] + board13 - 3
+    assert {r["board is"] for r in after["boards"] if r["board"] == 13} == {"known"}
+    code, out, _ = run_cli("evaluate", "--model", model, "--dataset", tiny_dataset.root)
+    assert "3 enrolled test takes left out" in out
