@@ -131,8 +131,10 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     except PermissionError:
         raise ModelFileError("cannot be read (permission denied)", path=path,
                              fix="check the file's permissions") from None
-    except Exception as e:  # noqa: BLE001 - the unpickler raises anything on a garbage file
-        raise ModelFileError(f"is not a tapcheck model file ({type(e).__name__})", path=path,
+    except Exception:  # noqa: BLE001 - the unpickler raises anything on a garbage file
+        # the exception's name (KeyError, OSError...) says nothing to a user; what happened does
+        raise ModelFileError("is not a tapcheck model file (not a PyTorch file, or one cut "
+                             "short or damaged)", path=path,
                              fix="use a model file written by `tapcheck train`") from None
     if not isinstance(checkpoint, dict) or not _same(checkpoint.get("format"), expect):
         what = "model file" if expect == FORMAT else "training checkpoint"

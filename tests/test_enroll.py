@@ -60,6 +60,9 @@ def test_enrol_round_trip_appends_references_and_undo_restores(model, tiny_datas
     enrolled = after.detector.reference_[-3:].numpy()
     now, then = after.detector.anomaly_score(enrolled), before.detector.anomaly_score(enrolled)
     assert (now <= then).all() and (now < then).any()
+    code, out, err = run_cli("enroll", "--model", model, "--list")
+    assert code == 0, err
+    assert f"board 13  3 clip(s)  {clips[0]}" in out and "1 enrolment(s) in" in out
     code, out, err = run_cli("enroll", "--model", model, "--undo")
     assert code == 0 and "removed the enrolment of 3" in out, err
     undone = load_model(model)

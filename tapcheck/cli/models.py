@@ -268,9 +268,10 @@ def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
               "a new board).")
 @click.option("--force", is_flag=True, help="Enrol clips the model scores as clearly defective.")
 @click.option("--undo", is_flag=True, help="Remove the last enrolment instead.")
+@click.option("--list", "list_them", is_flag=True, help="List the model's enrolments instead.")
 @config_option("TOML config whose feature settings the model must have been trained with.")
 def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, force: bool,
-           undo: bool, config_path: Path | None) -> None:
+           undo: bool, list_them: bool, config_path: Path | None) -> None:
     """Add known-good taps (a new wood batch, a board that raised a false alarm) to the model's
     normal references and recalibrate, without retraining; --undo removes the last enrolment.
 
@@ -283,9 +284,21 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
     from ..enroll import undo_enrollment
 
     model_path = model_path or paths.model_path()
+    if (undo or list_them) and clips:
+        raise click.UsageError(f"{'--undo' if undo else '--list'} takes no clips")
+    if list_them:
+        from ..enroll import enrolled_summary
+        from ..modelfile import load_model
+
+        rows = enrolled_summary(load_model(model_path).checkpoint)
+        for e in rows:
+            board_name = f"board {e['board']}" if e["board"] >= 0 else "no board number"
+            click.echo(f"{e['at']}  {board_name}  {len(e['clips'])} clip(s)"
+                       f"{'  forced' if e['forced'] else ''}  {', '.join(e['clips'])}")
+        click.echo(f"{len(rows)} enrolment(s) in {model_path}"
+                   + ("; `tapcheck enroll --undo` takes the last back" if rows else ""))
+        return
     if undo:
-        if clips:
-            raise click.UsageError("--undo takes no clips")
         done = undo_enrollment(model_path)
         click.echo(f"removed the enrolment of {len(done['clips'])} clip(s) from {model_path}: "
                    f"{done['references']} references, threshold {done['threshold']:.4g}")
