@@ -65,7 +65,8 @@ def test_unknown_model_lists_valid_ones(run_cli):
     (["enroll", "--undo", "take001.wav"], "tapcheck enroll: --undo takes no clips"),
     (["enroll", "--board", "-1", "take001.wav"], "Invalid value for '--board'"),
     (["judge", "--nope", "take001.wav"], "No such option '--nope'"),
-    (["frobnicate"], "No such command 'frobnicate'")])
+    (["frobnicate"], "No such command 'frobnicate'"),
+    (["judge", "--board", " ", "take001.wav"], "'--board': is empty; name the board")])
 def test_a_wrong_option_is_one_line_too(run_cli, args, problem):
     code, out, err = run_cli(*args)
     assert code == 2 and out == ""

@@ -12,6 +12,13 @@ from .app import (BOARD, FILE, cli, config_option, echo_err, parse_config, table
                   train_with_progress, warn)
 
 
+def _board_name(value: str | None) -> str | None:
+    """A board named for judge --board: any text (a number or a serial) but not blank."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty; name the board, e.g. --board 21")
+    return value
+
+
 @cli.command()
 def models() -> None:
     """The models `tapcheck train --model` knows, one line each."""
@@ -109,7 +116,8 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
                    "most of its taps are (train.board_rule 'vote'), or when their median is over "
                    "the board threshold ('median'). Boards from the clips' boardNN/ folders, or "
                    "--board.")
-@click.option("--board", help="All clips are taps of this one board (implies --per-board).")
+@click.option("--board", callback=lambda ctx, param, v: _board_name(v),
+              help="All clips are taps of this one board (implies --per-board).")
 @click.option("--explain", is_flag=True,
               help="Say where each anomalous clip differs from healthy boards (band, time).")
 @click.option("--explain-dir", type=FILE,
