@@ -236,6 +236,16 @@ def run_cli(capsys):
     return run
 
 
+def script_module(name: str):
+    """A script of scripts/ imported as a module (its functions are what its results rest on)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 

@@ -2,23 +2,17 @@
 board rate, and the best threshold a vote could have (the figures of docs/results/board-bound-*
 rest on them)."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tapcheck.datasets import Take
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "board_bound.py"
-
+from .conftest import script_module
 
 @pytest.fixture(scope="module")
 def bound():
-    spec = importlib.util.spec_from_file_location("board_bound", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script_module("board_bound")
 
 
 def test_vote_rate_gives_the_board_rate_for_independent_taps(bound):

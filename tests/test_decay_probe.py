@@ -1,21 +1,15 @@
 """scripts/decay_probe.py's damping estimate: it reads a known loss factor off a ringing signal
 (the figures of docs/results/decay-*.md rest on it)."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "decay_probe.py"
-
+from .conftest import script_module
 
 @pytest.fixture(scope="module")
 def probe():
-    spec = importlib.util.spec_from_file_location("decay_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script_module("decay_probe")
 
 
 def ringing(eta: float, *, sr: int = 44100, freqs_hz=(689.0, 1378.0, 2412.0)) -> np.ndarray:
