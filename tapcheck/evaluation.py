@@ -13,7 +13,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from .datasets import Take
+from .falsealarms import against_stated, false_alarm_rates, rate_interval
 from .metrics import auc, best_f1_threshold, bootstrap_ci, f1_at, pauc, tpr_at_fpr
+
 
 
 def board_rows(takes: Sequence[Take], scores: np.ndarray, *, threshold: float) -> list[dict]:
@@ -43,100 +45,6 @@ def board_rows(takes: Sequence[Take], scores: np.ndarray, *, threshold: float) -
 def _ratio(flagged: str) -> float:
     k, n = flagged.split("/")
     return int(k) / int(n)
-
-
-def false_alarm_rates(takes: Sequence[Take], scores: np.ndarray, *, threshold: float,
-                      known_boards: Sequence[int] = (), n_boot: int = 1000, seed: int = 0
-                      ) -> dict[str, Any]:
-    """Share of normal takes flagged, on boards the model knows and on boards it has never heard.
-
-    Parameters
-    ----------
-    takes : sequence of Take, length n
-    scores : np.ndarray, shape (n,)
-    threshold : float
-        A take scoring above it is flagged.
-    known_boards : sequence of int
-        Boards in the model's training split.
-    n_boot, seed : the resampling of :func:`rate_interval`.
-
-    Returns
-    -------
-    dict
-        ``false_alarms_known``, ``false_alarms_unseen`` (None where there are no such takes),
-        ``normal_known``, ``normal_unseen`` (how many takes each rate rests on),
-        ``boards_known``, ``boards_unseen`` (on how many boards) and ``false_alarms_known_ci``,
-        ``false_alarms_unseen_ci`` ([low, high], :func:`rate_interval`; None without takes).
-    """
-    scores = np.asarray(scores, dtype=float)
-    normal = np.array([t.label == "normal" for t in takes], dtype=bool)
-    board_of = np.array([t.board for t in takes])
-    known = np.isin(board_of, list(known_boards))
-    out: dict[str, Any] = {}
-    for name, mask in (("known", normal & known), ("unseen", normal & ~known)):
-        flagged = scores[mask] > threshold
-        out[f"false_alarms_{name}"] = float(flagged.mean()) if mask.any() else None
-        out[f"normal_{name}"] = int(mask.sum())
-        out[f"boards_{name}"] = len(np.unique(board_of[mask]))
-        out[f"false_alarms_{name}_ci"] = (rate_interval(flagged, board_of[mask], n_boot=n_boot,
-                                                        seed=seed) if mask.any() else None)
-    return out
-
-
-def rate_interval(flagged: np.ndarray, boards: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
-                  level: float = 0.95) -> list[float]:
-    """Interval of the share of taps flagged: the wider of boards resampled and taps counted.
-
-    Taps of one board are not independent — a board that sounds unlike the references flags
-    many of its taps (the demo's board 13: 15 of 60) — so whole boards are resampled with
-    replacement and their taps pooled (percentile bootstrap): the spread a new set of boards
-    would show. That cannot reach beyond what was seen (no alarm on any board gives 0-0 %), so
-    the interval is widened to at least the Wilson interval over the taps, which assumes them
-    independent. With few boards it is rough, and wide where one board carries the alarms.
-
-    Parameters
-    ----------
-    flagged : np.ndarray of bool, shape (n,), n >= 1
-        Whether each normal tap was flagged.
-    boards : np.ndarray, shape (n,)
-        Board of each tap.
-    n_boot : int
-        Resamples of the boards (0: the Wilson interval alone).
-    seed : int
-    level : float
-        Confidence level of both intervals.
-
-    Returns
-    -------
-    list of float
-        ``[low, high]``.
-    """
-    from scipy.stats import binomtest
-
-    flagged = np.asarray(flagged, dtype=bool)
-    ci = binomtest(int(flagged.sum()), len(flagged)).proportion_ci(confidence_level=level,
-                                                                   method="wilson")
-    lo, hi = float(ci.low), float(ci.high)
-    names, index = np.unique(np.asarray(boards), return_inverse=True)
-    if len(names) >= 2 and n_boot > 0:
-        hits = np.bincount(index, weights=flagged.astype(float), minlength=len(names))
-        taps = np.bincount(index, minlength=len(names)).astype(float)
-        picks = np.random.default_rng(seed).integers(0, len(names), size=(n_boot, len(names)))
-        rates = hits[picks].sum(axis=1) / taps[picks].sum(axis=1)
-        b_lo, b_hi = np.quantile(rates, [(1 - level) / 2, 1 - (1 - level) / 2])
-        lo, hi = min(lo, float(b_lo)), max(hi, float(b_hi))
-    return [lo, hi]
-
-
-def against_stated(interval: Sequence[float] | None, stated: float | None) -> str | None:
-    """``"above"`` or ``"below"`` when an observed rate's 95 % interval excludes the stated rate,
-    ``"within"`` when it holds it; None without either. One model file's rate on a few boards
-    scatters both ways around a correct threshold (docs/new-boards.md, "Per model file"), so
-    only an interval that excludes the stated rate contradicts it."""
-    if interval is None or stated is None:
-        return None
-    lo, hi = interval
-    return "above" if lo > stated else "below" if hi < stated else "within"
 
 
 def board_verdicts(takes: Sequence[Take], scores: np.ndarray, *, taps: int, threshold: float,
@@ -216,8 +124,8 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
     n_boot, seed : bootstrap of the AUC's and pAUC's 95 % intervals over clips, and of the
         false-alarm rates' intervals over boards (:func:`rate_interval`).
     known_boards : sequence of int
-        Boards in the model's training split: their normal takes count as *known*, other normal
-        boards as *unseen*.
+        Boards the model knows (its training split, enrolled boards): their normal takes count
+        as *known*, other normal boards as *unseen*.
     stated_far : float, optional
         The false-alarm rate per tap the model states, reported beside the observed ones.
     board_threshold : float, optional
@@ -314,7 +222,8 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         :func:`evaluate_scores` plus ``model``, ``dataset``, ``scorer``, ``calibration`` (the
         model's statement, see :mod:`tapcheck.calibration`), ``scores`` (per test take judged,
         manifest order) and ``enrolled_left_out`` (test takes enrolled into the model: its
-        references now, so left out; boards enrolled under their number count as known).
+        references now, so left out; their boards, and boards enrolled under their number
+        — from any recordings — count as known).
     """
     from .enroll import enrolled_boards, enrolled_mask
     from .errors import DatasetError
@@ -330,6 +239,8 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
                            fix="mark held-out takes split=test (tapcheck import --split test)")
     checkpoint = judge.model.checkpoint
     enrolled = enrolled_mask(checkpoint, [dataset.path_of(t) for t in test])
+    # a board some of whose takes were enrolled (with or without --board) is in the reference
+    taken = sorted({t.board for t, e in zip(test, enrolled, strict=True) if e})
     test = [t for t, e in zip(test, enrolled, strict=True) if not e]
     if not test:
         raise DatasetError("has only test takes enrolled into the model: nothing left to "
@@ -342,7 +253,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     info = judge.model.detector.calibration_
     result = evaluate_scores(test, scores, threshold=judge.threshold, n_boot=n_boot,
                              known_boards=known_boards_of(checkpoint)
-                             + enrolled_boards(checkpoint), **model_options(info))
+                             + enrolled_boards(checkpoint) + taken, **model_options(info))
     return {"model": str(judge.model.path), "dataset": str(dataset.root),
             "scorer": judge.model.scorer, "calibration": info, **result,
             "scores": [float(x) for x in scores], "enrolled_left_out": int(enrolled.sum())}

@@ -1,0 +1,123 @@
+"""False alarms on healthy boards, and whether they contradict the rate a model states.
+
+Taps of one board are not independent, so a rate's interval resamples whole boards
+(:func:`rate_interval`); :func:`against_stated` calls a rate off the stated one only when that
+interval excludes it. :mod:`tapcheck.evaluation` reports both for every command.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .datasets import Take
+
+
+def false_alarm_rates(takes: Sequence[Take], scores: np.ndarray, *, threshold: float,
+                      known_boards: Sequence[int] = (), n_boot: int = 1000, seed: int = 0
+                      ) -> dict[str, Any]:
+    """Share of normal takes flagged, on boards the model knows and on boards it has never heard.
+
+    Parameters
+    ----------
+    takes : sequence of Take, length n
+    scores : np.ndarray, shape (n,)
+    threshold : float
+        A take scoring above it is flagged.
+    known_boards : sequence of int
+        Boards the model knows: in its training split, or enrolled.
+    n_boot, seed : the resampling of :func:`rate_interval`.
+
+    Returns
+    -------
+    dict
+        ``false_alarms_known``, ``false_alarms_unseen`` (None where there are no such takes),
+        ``normal_known``, ``normal_unseen`` (how many takes each rate rests on),
+        ``boards_known``, ``boards_unseen`` (on how many boards) and ``false_alarms_known_ci``,
+        ``false_alarms_unseen_ci`` ([low, high], :func:`rate_interval`; None without takes).
+    """
+    scores = np.asarray(scores, dtype=float)
+    normal = np.array([t.label == "normal" for t in takes], dtype=bool)
+    board_of = np.array([t.board for t in takes])
+    known = np.isin(board_of, list(known_boards))
+    out: dict[str, Any] = {}
+    for name, mask in (("known", normal & known), ("unseen", normal & ~known)):
+        flagged = scores[mask] > threshold
+        out[f"false_alarms_{name}"] = float(flagged.mean()) if mask.any() else None
+        out[f"normal_{name}"] = int(mask.sum())
+        out[f"boards_{name}"] = len(np.unique(board_of[mask]))
+        out[f"false_alarms_{name}_ci"] = (rate_interval(flagged, board_of[mask], n_boot=n_boot,
+                                                        seed=seed) if mask.any() else None)
+    return out
+
+
+def rate_interval(flagged: np.ndarray, boards: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
+                  level: float = 0.95) -> list[float]:
+    """Interval of the share of taps flagged: the wider of boards resampled and taps counted.
+
+    Taps of one board are not independent — a board that sounds unlike the references flags
+    many of its taps (the demo's board 13: 15 of 60) — so whole boards are resampled with
+    replacement and their taps pooled (percentile bootstrap): the spread a new set of boards
+    would show. That cannot reach beyond what was seen (no alarm on any board gives 0-0 %), so
+    the interval is widened to at least the Wilson interval over the taps, which assumes them
+    independent. With few boards it is rough, and wide where one board carries the alarms.
+
+    Parameters
+    ----------
+    flagged : np.ndarray of bool, shape (n,), n >= 1
+        Whether each normal tap was flagged.
+    boards : np.ndarray, shape (n,)
+        Board of each tap.
+    n_boot : int
+        Resamples of the boards (0: the Wilson interval alone).
+    seed : int
+    level : float
+        Confidence level of both intervals.
+
+    Returns
+    -------
+    list of float
+        ``[low, high]``.
+    """
+    from scipy.stats import binomtest
+
+    flagged = np.asarray(flagged, dtype=bool)
+    ci = binomtest(int(flagged.sum()), len(flagged)).proportion_ci(confidence_level=level,
+                                                                   method="wilson")
+    lo, hi = float(ci.low), float(ci.high)
+    names, index = np.unique(np.asarray(boards), return_inverse=True)
+    if len(names) >= 2 and n_boot > 0:
+        hits = np.bincount(index, weights=flagged.astype(float), minlength=len(names))
+        taps = np.bincount(index, minlength=len(names)).astype(float)
+        picks = np.random.default_rng(seed).integers(0, len(names), size=(n_boot, len(names)))
+        rates = hits[picks].sum(axis=1) / taps[picks].sum(axis=1)
+        b_lo, b_hi = np.quantile(rates, [(1 - level) / 2, 1 - (1 - level) / 2])
+        lo, hi = min(lo, float(b_lo)), max(hi, float(b_hi))
+    return [lo, hi]
+
+
+def against_stated(interval: Sequence[float] | None, stated: float | None) -> str | None:
+    """Whether an observed false-alarm rate contradicts the stated one.
+
+    One model file's rate on a few boards scatters both ways around a correct threshold
+    (docs/new-boards.md, "Per model file"), so only an interval that excludes the stated rate
+    contradicts it.
+
+    Parameters
+    ----------
+    interval : sequence of 2 floats, optional
+        The observed rate's 95 % interval (:func:`rate_interval`).
+    stated : float, optional
+        The rate the model states.
+
+    Returns
+    -------
+    {"above", "within", "below"} or None
+        ``above``/``below`` when the interval lies wholly above/below ``stated``; None without
+        an interval or a stated rate.
+    """
+    if interval is None or stated is None:
+        return None
+    lo, hi = interval
+    return "above" if lo > stated else "below" if hi < stated else "within"
