@@ -4,7 +4,8 @@ Metric learning's promise is that a new class needs only reference embeddings. `
 the given clips with the model's own network and feature settings, appends them to the kNN
 reference as one board (group), and recalibrates the threshold leave-one-board-out, which takes
 seconds. The model file is rewritten atomically and keeps a list of enrolments, each with the
-threshold state before it, so ``--undo`` gives back the previous model's every value exactly.
+threshold state before it, so ``--undo`` gives back the previous model's every value exactly
+(enrolments made by tapcheck before 2026-12-02 to within a rounding step of the references).
 Every check is made before anything is written: on any error the model file is unchanged. A
 recording enrolled twice would count twice in the calibration (a stricter threshold from no new
 tap), so a clip whose bytes are already enrolled, or repeated in one call, is refused.
@@ -53,6 +54,10 @@ def _embed(judge: Judge, clips: Sequence[str | os.PathLike]) -> np.ndarray:
 
 def fingerprint(path: str | os.PathLike) -> str:
     """SHA-256 of a clip file's bytes: the same recording under any name."""
+    from .errors import AudioError
+    from .files import refuse_special
+
+    refuse_special(path, AudioError, fix="name a recording")  # reading a fifo would block
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
@@ -70,6 +75,8 @@ def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str],
         seen[digest] = os.fspath(clip)
     for entry in enrolled:
         before = dict(zip(entry.get("sha256", []), entry["clips"], strict=False))
+        # enrolments from before fingerprints: only their paths, as given from the folder the
+        # command ran in, which a relative path names only from that folder
         paths = {os.path.abspath(c) for c in entry["clips"]} if "sha256" not in entry else set()
         for clip, digest in zip(clips, prints, strict=True):
             if digest in before or os.path.abspath(clip) in paths:
@@ -276,14 +283,15 @@ def enrolled_boards(checkpoint: dict[str, Any]) -> list[int]:
 
 def enrolled_mask(checkpoint: dict[str, Any], paths: Sequence[str | os.PathLike]) -> np.ndarray:
     """True for each of ``paths`` that is an enrolled recording (by its bytes; enrolments from
-    before fingerprints by path), shape (n,): the model's own references, which score near 0."""
+    before fingerprints by path), shape (n,): the model's own references, which score near 0.
+    A path that is not a regular file is not enrolled here: the caller's own checks report it."""
     entries = checkpoint.get("enrolled", [])
     prints = {d for e in entries for d in e.get("sha256", [])}
     old = {os.path.abspath(c) for e in entries if "sha256" not in e for c in e["clips"]}
     if not prints and not old:
         return np.zeros(len(paths), dtype=bool)
-    return np.array([os.path.abspath(p) in old or (bool(prints) and fingerprint(p) in prints)
-                     for p in paths], dtype=bool)
+    return np.array([os.path.isfile(p) and (os.path.abspath(p) in old or (
+        bool(prints) and fingerprint(p) in prints)) for p in paths], dtype=bool)
 
 
 def enrolled_summary(checkpoint: dict[str, Any]) -> list[dict[str, Any]]:

@@ -63,6 +63,8 @@ def test_unknown_model_lists_valid_ones(run_cli):
 @pytest.mark.parametrize("args, problem", [
     (["judge"], "tapcheck judge: Missing argument 'CLIPS...'"),
     (["enroll", "--undo", "take001.wav"], "tapcheck enroll: --undo takes no clips"),
+    (["enroll", "--undo", "--list"], "--undo and --list together"),
+    (["enroll", "--list", "--board", "3"], "--list takes no clips, --board"),
     (["enroll", "--board", "-1", "take001.wav"], "Invalid value for '--board'"),
     (["judge", "--nope", "take001.wav"], "No such option '--nope'"),
     (["frobnicate"], "No such command 'frobnicate'"),

@@ -163,3 +163,20 @@ def test_evaluate_counts_an_enrolled_board_as_known_and_leaves_its_enrolled_take
     assert {r["board is"] for r in after["boards"] if r["board"] == 13} == {"known"}
     code, out, _ = run_cli("evaluate", "--model", model, "--dataset", tiny_dataset.root)
     assert "3 enrolled test takes left out" in out
+
+
+def test_evaluate_after_enrolment_still_names_a_missing_test_take(model, tiny_dataset,
+                                                                   run_cli, tmp_path):
+    from tapcheck.datasets import Dataset
+
+    code, _, err = run_cli("enroll", "--model", model, "--board", 13,
+                           *unseen_clips(tiny_dataset, board=13, n=2))
+    assert code == 0, err
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_dataset.root, root)
+    copy = Dataset.open(root)
+    gone = copy.path_of(copy.select(board=[12], split="test")[0])
+    gone.unlink()  # enrolments make evaluate fingerprint the takes: a missing one is not a crash
+    code, out, err = run_cli("evaluate", "--model", model, "--dataset", root)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "file is missing" in err and gone.name in err

@@ -281,7 +281,8 @@ def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
 def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, force: bool,
            undo: bool, list_them: bool, config_path: Path | None) -> None:
     """Add known-good taps (a new wood batch, a board that raised a false alarm) to the model's
-    normal references and recalibrate, without retraining; --undo removes the last enrolment.
+    normal references and recalibrate, without retraining; --undo removes the last enrolment,
+    --list lists them.
 
     The model file is rewritten atomically and lists what was enrolled; on any error it is left
     unchanged.
@@ -292,8 +293,11 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
     from ..enroll import undo_enrollment
 
     model_path = model_path or paths.model_path()
-    if (undo or list_them) and clips:
-        raise click.UsageError(f"{'--undo' if undo else '--list'} takes no clips")
+    if undo and list_them:
+        raise click.UsageError("--undo and --list together: give one")
+    if (undo or list_them) and (clips or board is not None or force or config_path):
+        raise click.UsageError(f"{'--undo' if undo else '--list'} takes no clips, --board, "
+                               "--force or --config")
     if list_them:
         from ..enroll import enrolled_summary
         from ..modelfile import load_model
