@@ -548,7 +548,8 @@ def render_threshold_fits(_: dict) -> str:
     return "\n".join(lines) + "\n\nFrom " + "; ".join(commands) + ".\n"
 
 
-BOARD_BOUNDS = tuple(row for row in THRESHOLD_FITS if "lite" in row[0])
+#: the arcface-lite ±20 % sets: the recipe's model files, which board_bound and rate_intervals read
+LITE_SETS = tuple(row for row in THRESHOLD_FITS if "lite" in row[0])
 
 
 def render_board_bounds(_: dict) -> str:
@@ -559,7 +560,7 @@ def render_board_bounds(_: dict) -> str:
                                             for row in ROWS) + " |",
              "| --- | --- |" + " --- |" * len(ROWS)]
     commands: list[str] = []
-    for r, dataset, _ in _result_sets("board-bound", BOARD_BOUNDS, commands):
+    for r, dataset, _ in _result_sets("board-bound", LITE_SETS, commands):
         cells = []
         for row in ROWS:
             healthy = [100 * m[row]["healthy_flagged"] for m in r["models"]]
@@ -582,7 +583,7 @@ def render_rate_intervals(_: dict) -> str:
         for kind in KINDS) + " |", "| --- | --- |" + " --- |" * len(KINDS)]
     commands: list[str] = []
     total = {kind: {"above": 0, "within": 0, "below": 0} for kind in KINDS}
-    for r, dataset, _ in _result_sets("rate-intervals", BOARD_BOUNDS, commands):
+    for r, dataset, _ in _result_sets("rate-intervals", LITE_SETS, commands):
         cells = []
         for kind in KINDS:
             sides = [m[kind]["side"] for m in r["models"]]
