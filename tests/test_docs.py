@@ -69,6 +69,8 @@ def sandbox(tmp_path, tiny_dataset, monkeypatch) -> Path:
     clips.mkdir()
     for i, take in enumerate(tiny_dataset.select(board=2, side="left")[:3], start=1):
         shutil.copyfile(tiny_dataset.path_of(take), clips / f"board2-left-{i}.wav")
+    for i, take in enumerate(tiny_dataset.select(board=13, side="left")[:3], start=1):
+        shutil.copyfile(tiny_dataset.path_of(take), clips / f"board21-{i}.wav")  # a new board
     shutil.copyfile(tiny_dataset.path_of(tiny_dataset.select(board=8)[0]),
                     clips / "board8-right-1.wav")
     return tmp_path
