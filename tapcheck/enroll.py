@@ -13,7 +13,6 @@ tap), so a clip whose bytes are already enrolled, or repeated in one call, is re
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from datetime import datetime, timezone
@@ -53,13 +52,12 @@ def _embed(judge: Judge, clips: Sequence[str | os.PathLike]) -> np.ndarray:
 
 
 def fingerprint(path: str | os.PathLike) -> str:
-    """SHA-256 of a clip file's bytes: the same recording under any name."""
+    """A clip's content digest (:func:`tapcheck.files.content_digest`), fifos refused."""
     from .errors import AudioError
-    from .files import refuse_special
+    from .files import content_digest, refuse_special
 
     refuse_special(path, AudioError, fix="name a recording")  # reading a fifo would block
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    return content_digest(path)
 
 
 def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str],
@@ -74,10 +72,10 @@ def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str],
                 "in the calibration; nothing enrolled", path=clip, fix="name each clip once")
         seen[digest] = os.fspath(clip)
     for entry in enrolled:
-        before = dict(zip(entry.get("sha256", []), entry["clips"], strict=False))
+        before = dict(zip(entry.get("digests", []), entry["clips"], strict=False))
         # enrolments from before fingerprints: only their paths, as given from the folder the
         # command ran in, which a relative path names only from that folder
-        paths = {os.path.abspath(c) for c in entry["clips"]} if "sha256" not in entry else set()
+        paths = {os.path.abspath(c) for c in entry["clips"]} if "digests" not in entry else set()
         for clip, digest in zip(clips, prints, strict=True):
             if digest in before or os.path.abspath(clip) in paths:
                 raise ParameterError(
@@ -198,7 +196,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         checkpoint = dict(loaded.checkpoint)
         checkpoint["detector"] = detector.get_state()
         checkpoint["enrolled"] = list(checkpoint.get("enrolled", [])) + [{
-            "clips": [os.fspath(c) for c in clips], "sha256": prints,
+            "clips": [os.fspath(c) for c in clips], "digests": prints,
             "board": -1 if board is None else int(board),
             "group": group, "first_row": first_row, "rows": len(emb), "forced": bool(force),
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -286,8 +284,8 @@ def enrolled_mask(checkpoint: dict[str, Any], paths: Sequence[str | os.PathLike]
     before fingerprints by path), shape (n,): the model's own references, which score near 0.
     A path that is not a regular file is not enrolled here: the caller's own checks report it."""
     entries = checkpoint.get("enrolled", [])
-    prints = {d for e in entries for d in e.get("sha256", [])}
-    old = {os.path.abspath(c) for e in entries if "sha256" not in e for c in e["clips"]}
+    prints = {d for e in entries for d in e.get("digests", [])}
+    old = {os.path.abspath(c) for e in entries if "digests" not in e for c in e["clips"]}
     if not prints and not old:
         return np.zeros(len(paths), dtype=bool)
     return np.array([os.path.isfile(p) and (os.path.abspath(p) in old or (

@@ -160,6 +160,16 @@ def refuse_special(path: str | os.PathLike, error: type[TapcheckError], *, fix: 
         raise error(f"is {kind}, not a file", path=path, fix=fix)
 
 
+def content_digest(path: str | os.PathLike) -> str:
+    """SHA-1 of a file's bytes, hex: the same recording under any name. A content key, not a
+    seal (twice as fast as BLAKE2 on a 3 s take). The caller refuses fifos first
+    (:func:`refuse_special`): reading one would block forever."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha1").hexdigest()
+
+
 def check_replaceable(path: str | os.PathLike, *, ours, what: str) -> None:
     """Before long work: ``path`` is nothing yet, or a file tapcheck wrote (``ours(path)``).
 

@@ -34,7 +34,7 @@ import numpy as np
 from .config import Config, GridConfig
 from .datasets import Dataset, Take
 from .errors import ParameterError
-from .files import atomic_write
+from .files import atomic_write, content_digest
 
 # Bump when a cell file's contents change meaning: old cells are recomputed.
 CELL_FORMAT = 2  # 2: false alarms on known and unseen boards, board verdicts
@@ -107,7 +107,7 @@ def dataset_fingerprint(dataset: Dataset) -> str:
     for take in dataset.takes:
         h.update(json.dumps(dataclasses.asdict(take), sort_keys=True).encode())
         path = dataset.path_of(take)
-        h.update(hashlib.sha1(path.read_bytes()).digest() if path.exists() else b"missing")
+        h.update(bytes.fromhex(content_digest(path)) if path.exists() else b"missing")
     return h.hexdigest()
 
 
