@@ -13,9 +13,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .datasets import Take
-from .falsealarms import against_stated, false_alarm_rates, rate_interval
+from .falsealarms import false_alarm_rates, rate_interval
 from .metrics import auc, best_f1_threshold, bootstrap_ci, f1_at, pauc, tpr_at_fpr
-
 
 
 def board_rows(takes: Sequence[Take], scores: np.ndarray, *, threshold: float) -> list[dict]:
@@ -147,7 +146,7 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
         ``boards`` (:func:`board_rows`); and the rates of :func:`false_alarm_rates`,
         ``recall_per_board``, ``board_verdicts`` (:func:`board_verdicts`) and
         ``false_alarms_known_vs_stated``, ``false_alarms_unseen_vs_stated``
-        (:func:`against_stated`).
+        (:func:`tapcheck.falsealarms.against_stated`).
     """
     scores = np.asarray(scores, dtype=float)
     labels = np.array([t.label == "defect" for t in takes], dtype=bool)
@@ -160,11 +159,6 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
         r["board is"] = ("defect" if r["label"] == "defect" else
                          "known" if r["board"] in set(known_boards) else "unseen")
     normal = ~labels
-    rates = false_alarm_rates(takes, scores, threshold=threshold, known_boards=known_boards,
-                              n_boot=n_boot, seed=seed)
-    for name in ("known", "unseen"):
-        rates[f"false_alarms_{name}_vs_stated"] = against_stated(
-            rates[f"false_alarms_{name}_ci"], stated_far)
     return {
         "auc": auc(labels, scores), "auc_ci_low": lo, "auc_ci_high": hi,
         "pauc": pauc(labels, scores), "tpr_at_5fpr": tpr_at_fpr(labels, scores, fpr=0.05),
@@ -174,7 +168,8 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
         "board8_over_board7": study_board_check(means)[0],
         "board_means": {str(b): m for b, m in means.items()},
         "boards": rows, "pauc_ci_low": plo, "pauc_ci_high": phi, "stated_far": stated_far,
-        **rates,
+        **false_alarm_rates(takes, scores, threshold=threshold, known_boards=known_boards,
+                            n_boot=n_boot, seed=seed, stated_far=stated_far),
         "recall_per_board": {str(r["board"]): _ratio(r["flagged"]) for r in rows
                              if r["label"] == "defect"},
         "board_verdicts": {**board_verdicts(

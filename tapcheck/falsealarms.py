@@ -15,8 +15,8 @@ from .datasets import Take
 
 
 def false_alarm_rates(takes: Sequence[Take], scores: np.ndarray, *, threshold: float,
-                      known_boards: Sequence[int] = (), n_boot: int = 1000, seed: int = 0
-                      ) -> dict[str, Any]:
+                      known_boards: Sequence[int] = (), n_boot: int = 1000, seed: int = 0,
+                      stated_far: float | None = None) -> dict[str, Any]:
     """Share of normal takes flagged, on boards the model knows and on boards it has never heard.
 
     Parameters
@@ -28,6 +28,8 @@ def false_alarm_rates(takes: Sequence[Take], scores: np.ndarray, *, threshold: f
     known_boards : sequence of int
         Boards the model knows: in its training split, or enrolled.
     n_boot, seed : the resampling of :func:`rate_interval`.
+    stated_far : float, optional
+        The rate the model states; with it, each rate is checked against it.
 
     Returns
     -------
@@ -35,7 +37,9 @@ def false_alarm_rates(takes: Sequence[Take], scores: np.ndarray, *, threshold: f
         ``false_alarms_known``, ``false_alarms_unseen`` (None where there are no such takes),
         ``normal_known``, ``normal_unseen`` (how many takes each rate rests on),
         ``boards_known``, ``boards_unseen`` (on how many boards) and ``false_alarms_known_ci``,
-        ``false_alarms_unseen_ci`` ([low, high], :func:`rate_interval`; None without takes).
+        ``false_alarms_unseen_ci`` ([low, high], :func:`rate_interval`; None without takes);
+        with ``stated_far`` also ``false_alarms_known_vs_stated`` and
+        ``false_alarms_unseen_vs_stated`` (:func:`against_stated`).
     """
     scores = np.asarray(scores, dtype=float)
     normal = np.array([t.label == "normal" for t in takes], dtype=bool)
@@ -49,6 +53,10 @@ def false_alarm_rates(takes: Sequence[Take], scores: np.ndarray, *, threshold: f
         out[f"boards_{name}"] = len(np.unique(board_of[mask]))
         out[f"false_alarms_{name}_ci"] = (rate_interval(flagged, board_of[mask], n_boot=n_boot,
                                                         seed=seed) if mask.any() else None)
+    if stated_far is not None:
+        for name in ("known", "unseen"):
+            out[f"false_alarms_{name}_vs_stated"] = against_stated(
+                out[f"false_alarms_{name}_ci"], stated_far)
     return out
 
 
