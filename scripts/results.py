@@ -62,6 +62,14 @@ def render_demo_lite(r: dict) -> str:
             "included)\n\n" + render_demo(r))
 
 
+def render_demo_new_boards(r: dict) -> str:
+    """`tapcheck demo --config configs/new-boards.toml`: the recipe for boards never heard."""
+    if not r:
+        return "(not measured yet: `python3 scripts/results.py run demo-new-boards`)\n"
+    return (f"`tapcheck demo --config {r['config']}` in fresh folders, {r['measured']}: "
+            f"training {r['train_s']} s, {r['wall_s']} s in all\n\n" + render_demo(r))
+
+
 def render_compare(r: dict) -> str:
     rows = r["models"]
     best = {k: max(m[k] for m in rows) for k in ("auc", "pauc", "tpr_at_5fpr")}
@@ -614,7 +622,8 @@ RENDERERS = {"demo": render_demo, "decay-fusion-table": render_decay_fusions,
              "board-bound-table": render_board_bounds,
              "rate-intervals-table": render_rate_intervals,
              "lot-enrol-plant-lite-st20": render_lot_enrol,
-             "demo-lite": render_demo_lite, "compare-demo": render_compare,
+             "demo-lite": render_demo_lite, "demo-new-boards": render_demo_new_boards,
+             "compare-demo": render_compare,
              "seeds-bf16-fp32": render_seeds, "bench": render_bench,
              "listen-latency": render_latency, "speed-targets": render_targets,
              "compare-grid-demo": render_grid, "compare-grid-table": render_grid_table,
@@ -680,19 +689,22 @@ def _fresh_folders(work: Path) -> None:
         os.environ[var] = str(work / sub)
 
 
-def run_demo(model: str | None = None, *, name: str = "demo") -> None:
-    """``tapcheck demo`` (``--model model``) in fresh folders: synthesis, training, judging."""
+def run_demo(model: str | None = None, *, name: str = "demo", config: str | None = None) -> None:
+    """``tapcheck demo`` (``--model model``, ``--config config``) in fresh folders: synthesis,
+    training, judging."""
     import torch
 
+    from tapcheck.config import load_config
     from tapcheck.demo import run_demo as demo
-    from tapcheck.paths import DEFAULT_MODEL, model_path
+    from tapcheck.paths import model_path
 
-    model = model or DEFAULT_MODEL
+    settings = load_config(ROOT / config if config else None).replace("train", model=model)
+    model = settings.train.model
     _fresh_folders(Path(tempfile.mkdtemp(prefix="tapcheck-results-")))
     started = time.perf_counter()
-    evaluation, _, seconds = demo("demo", model=model, seed=0, say=print)
+    evaluation, _, seconds = demo("demo", config=settings, seed=0, say=print)
     trained = torch.load(model_path(model), weights_only=True)["train_seconds"]
-    _save(name, {"model": model, "wall_s": round(time.perf_counter() - started),
+    _save(name, {"model": model, "config": config, "wall_s": round(time.perf_counter() - started),
                  "seconds_in_all": seconds, "train_s": round(trained),
                  "evaluation": {k: evaluation.get(k) for k in (
                      "threshold", "auc", "pauc", "boards", "stated_far", "false_alarms_known",
@@ -987,6 +999,8 @@ def run_onnx() -> None:
 
 RUNNERS = {"demo": run_demo,
            "demo-lite": functools.partial(run_demo, "arcface-lite", name="demo-lite"),
+           "demo-new-boards": functools.partial(run_demo, name="demo-new-boards",
+                                                config="configs/new-boards.toml"),
            "compare-demo": run_compare_demo, "seeds-bf16-fp32": run_seeds,
            "bench": run_bench, "listen-latency": run_latency,
            "compare-grid-demo": run_compare_grid, "fast-model": run_fast_model,

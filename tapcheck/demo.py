@@ -15,8 +15,8 @@ from .judge import Judge, Verdict
 from .paths import DEFAULT_MODEL, model_path
 
 
-def run_demo(dataset: str = "demo", *, model: str = DEFAULT_MODEL, epochs: int | None = None,
-             seed: int = 0, say: Callable[[str], None] = print,
+def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config | None = None,
+             epochs: int | None = None, seed: int = 0, say: Callable[[str], None] = print,
              train: Callable[..., dict] | None = None) -> tuple[dict, list[Verdict], float]:
     """Synthesise the study's boards (if missing), train a model (the study's best by default),
     judge the test split.
@@ -25,8 +25,12 @@ def run_demo(dataset: str = "demo", *, model: str = DEFAULT_MODEL, epochs: int |
     ----------
     dataset : str
         Dataset name or folder; synthesised with ``seed`` when it has no manifest yet.
-    model : str
+    model : str, optional
         Registry name of the model to train (``tapcheck models``); saved as ``models/<model>.pt``.
+        ``None``: the config's (``arcface-resnet18`` by default).
+    config : Config, optional
+        Settings to train with (e.g. ``configs/new-boards.toml``); ``model``, ``epochs`` and
+        ``seed`` override it. ``None``: the defaults.
     epochs, seed : training settings (``None`` epochs: the model's own).
     say : callable
         Receives the progress lines.
@@ -48,12 +52,13 @@ def run_demo(dataset: str = "demo", *, model: str = DEFAULT_MODEL, epochs: int |
     from .synth import make_study_dataset
 
     started = time.perf_counter()
+    config = (config or Config()).replace("train", model=model, epochs=epochs, seed=seed)
+    model = config.train.model
     # a misspelt model, or a models/<model>.pt tapcheck did not write, fails here, before
     # minutes of synthesis
     get_spec(model)
     out = model_path(model)
     check_model_target(out)
-    config = Config().replace("train", model=model, epochs=epochs, seed=seed)
     if not (dataset_path(dataset) / "manifest.csv").exists():
         say(f"1/3 synthesising the study's boards into {dataset_path(dataset)} ...")
         make_study_dataset(dataset, seed=seed, progress=sys.stderr.isatty())

@@ -45,3 +45,27 @@ def test_demo_trains_the_model_asked_for_and_refuses_an_unknown_one_before_synth
     code, out, err = run_cli("demo", "--dataset", missing, "--model", "ae")
     assert code == 2 and err.startswith("tapcheck: error: ") and str(foreign) in err
     assert foreign.read_bytes() == b"my notes" and not missing.exists()
+
+
+def test_demo_trains_with_a_config_file(tmp_path, tiny_dataset, one_thread, run_cli):
+    # `tapcheck demo --config configs/new-boards.toml`: the recipe's model and settings, the
+    # config's model unless --model names another
+    import os
+
+    import torch
+
+    from .conftest import ROOT
+
+    folder = tmp_path / "demo"
+    shutil.copytree(tiny_dataset.root, folder)
+    recipe = ROOT / "configs" / "new-boards.toml"
+    code, out, err = run_cli("demo", "--dataset", folder, "--config", recipe, "--epochs", "1")
+    assert code == 0, err
+    assert "2/3 training arcface-lite ..." in out and "the study's best" not in out
+    saved = torch.load(Path(os.environ["TAPCHECK_MODELS"]) / "arcface-lite.pt", weights_only=True)
+    train = saved["config"]["train"]
+    assert (train["freq_stretch"], train["threshold_fit"], train["calibration"]) == (
+        0.2, "lognormal", "hold-out")
+
+    code, out, err = run_cli("demo", "--dataset", folder, "--config", tmp_path / "none.toml")
+    assert code == 2 and "none.toml" in err and len(err.strip().splitlines()) == 1
