@@ -37,8 +37,9 @@ from .runtime import bf16_inference
 
 
 #: normal training boards from which ``calibration = "auto"`` cross-fits. Measured: with the
-#: plant preset's 8 boards the cross-fit rate held on 12 unseen boards; with the demo's 4 boards
-#: of 4 different sizes it was several times too strict (docs/new-boards.md)
+#: plant preset's 8 boards the cross-fit rate held on 12 unseen boards (arcface-lite, ±6 %
+#: stretch; arcface-resnet18 flagged 9.7 %, one seed); with the demo's 4 boards of 4 different
+#: sizes it was several times too strict (docs/new-boards.md)
 AUTO_MIN_BOARDS = 8
 
 
