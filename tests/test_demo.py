@@ -48,8 +48,7 @@ def test_demo_trains_the_model_asked_for_and_refuses_an_unknown_one_before_synth
 
 
 def test_demo_trains_with_a_config_file(tmp_path, tiny_dataset, one_thread, run_cli):
-    # `tapcheck demo --config configs/new-boards.toml`: the recipe's model and settings, the
-    # config's model unless --model names another
+    # `tapcheck demo --config configs/new-boards.toml`: the recipe's model and settings
     import os
 
     import torch
