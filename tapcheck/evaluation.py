@@ -249,9 +249,23 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     result = evaluate_scores(test, scores, threshold=judge.threshold, n_boot=n_boot,
                              known_boards=known_boards_of(checkpoint)
                              + enrolled_boards(checkpoint) + taken, **model_options(info))
-    return {"model": str(judge.model.path), "dataset": str(dataset.root),
-            "scorer": judge.model.scorer, "calibration": info, **result,
-            "scores": [float(x) for x in scores], "enrolled_left_out": int(enrolled.sum())}
+    return json_safe({"model": str(judge.model.path), "dataset": str(dataset.root),
+                      "scorer": judge.model.scorer, "calibration": info, **result,
+                      "scores": [float(x) for x in scores],
+                      "enrolled_left_out": int(enrolled.sum())})
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float as None, in nested dicts and lists: a figure
+    that cannot be computed (an AUC without defective takes) is ``null`` in JSON, which every
+    parser reads; ``json.dumps`` would write a bare ``NaN``, which strict parsers refuse."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _pct(x: float | None) -> str:
@@ -280,6 +294,17 @@ _VS_STATED = {
               "there than stated, and finds fewer defects than it could")}
 
 
+def _separation(result: dict[str, Any]) -> str:
+    """The AUC/pAUC line; without defective or without normal test takes there is none."""
+    if result.get("auc") is None or np.isnan(result["auc"]):
+        labels = [row["label"] for row in result["boards"]]
+        missing = "normal" if "normal" not in labels else "defective"
+        return f"AUC: no {missing} test takes, so none can be computed"
+    return (f"AUC {result['auc']:.3f} [{result['auc_ci_low']:.3f}, {result['auc_ci_high']:.3f}]"
+            f"   pAUC(FPR<=0.1) {result['pauc']:.3f} [{result['pauc_ci_low']:.3f}, "
+            f"{result['pauc_ci_high']:.3f}]")
+
+
 def format_evaluation(result: dict[str, Any]) -> str:
     """The text ``tapcheck evaluate`` prints: a row per board, then the rates and AUCs."""
     from .calibration import describe
@@ -300,9 +325,7 @@ def format_evaluation(result: dict[str, Any]) -> str:
             f"{name} boards {_VS_STATED[side]}" for name, side in off.items() if side))
     recall = ", ".join(f"board {b} {r:.0%}" for b, r in result["recall_per_board"].items())
     lines.append(f"recall per defect board: {recall or '-'}")
-    lines.append(f"AUC {result['auc']:.3f} [{result['auc_ci_low']:.3f}, "
-                 f"{result['auc_ci_high']:.3f}]   pAUC(FPR<=0.1) {result['pauc']:.3f} "
-                 f"[{result['pauc_ci_low']:.3f}, {result['pauc_ci_high']:.3f}]")
+    lines.append(_separation(result))
     b = result["board_verdicts"]
     for rule, what in (("vote", "majority of taps over the tap threshold"),
                        ("median", "median over the medians' own threshold")):

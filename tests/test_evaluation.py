@@ -128,3 +128,18 @@ def test_evaluate_names_an_unusable_test_take_and_judges_nothing(tiny_model, tin
     assert f"{bad}: is empty (0 bytes)" in err
     assert "test takes cannot be used (listed above); nothing was judged — " in err
     assert hashlib.md5(open(tiny_model, "rb").read()).hexdigest() == before
+
+
+@pytest.mark.parametrize("label, missing", [("normal", "defective"), ("defect", "normal")])
+def test_an_evaluation_without_one_class_says_so_and_writes_null_not_nan(label, missing):
+    from tapcheck.evaluation import json_safe
+
+    takes = [take(b, k, label) for b in (11, 12) for k in range(6)]
+    result = json_safe(evaluate_scores(takes, np.linspace(0, 1, len(takes)), threshold=0.5,
+                                       stated_far=0.05, n_boot=20))
+    assert result["auc"] is None and result["auc_ci_low"] is None and result["pauc"] is None
+    json.loads(json.dumps(result, allow_nan=False))  # strict JSON: no bare NaN anywhere
+    text = format_evaluation({**result, "calibration": {
+        "threshold": 0.5, "threshold_ci": [0.4, 0.6], "far": 0.05, "holds_for": "boards",
+        "clips": 32, "method": "hold-out", "board_taps": 3, "board_rule": "vote"}})
+    assert f"AUC: no {missing} test takes" in text

@@ -266,7 +266,7 @@ def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
 
     result = evaluate_model(model_path or paths.model_path(), Dataset.open(dataset),
                             progress=sys.stderr.isatty())
-    click.echo(json.dumps(result) if as_json else format_evaluation(result))
+    click.echo(json.dumps(result, allow_nan=False) if as_json else format_evaluation(result))
 
 
 @cli.command()
