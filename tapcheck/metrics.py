@@ -33,7 +33,7 @@ def pauc(labels: np.ndarray, scores: np.ndarray, *, max_fpr: float = 0.1) -> flo
     from sklearn.metrics import roc_auc_score
 
     labels = np.asarray(labels).astype(int)
-    if labels.min(initial=0) == labels.max(initial=0):
+    if labels.size == 0 or labels.min() == labels.max():  # one class: not defined
         return float("nan")
     return float(roc_auc_score(labels, scores, max_fpr=max_fpr))
 
