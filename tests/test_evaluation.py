@@ -143,3 +143,26 @@ def test_an_evaluation_without_one_class_says_so_and_writes_null_not_nan(label, 
         "threshold": 0.5, "threshold_ci": [0.4, 0.6], "far": 0.05, "holds_for": "boards",
         "clips": 32, "method": "hold-out", "board_taps": 3, "board_rule": "vote"}})
     assert f"AUC: no {missing} test takes" in text
+
+
+def test_evaluate_names_missing_test_takes_once_each(tiny_model, tiny_dataset, run_cli,
+                                                      tmp_path):
+    import shutil
+
+    from tapcheck.datasets import Dataset
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_dataset.root, root)
+    test = Dataset.open(root).select(split="test")
+    Dataset.open(root).path_of(test[0]).unlink()
+    code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"tapcheck: error: {root / 'manifest.csv'}: lists a test take whose file is missing: "
+        f"{test[0].path} — restore the file or delete its row (tapcheck doctor lists them)"]
+    # several: one line per file, then what they mean together
+    Dataset.open(root).path_of(test[1]).unlink()
+    code, _, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 3 and "lists 2 test take(s) whose file is missing" in lines[2]
+    assert all(line.endswith("file not found — restore it or delete its row") for line in lines[:2])
