@@ -17,6 +17,7 @@ import csv
 import io
 import math
 import os
+import posixpath
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -85,6 +86,9 @@ def parse_row(row: dict[str, Any], make: Callable[..., Any], where: str) -> Any:
     problem = check_take_path(values["path"])
     if problem:
         raise DatasetError(problem, path=where, fix="fix or delete the row")
+    # one file, one spelling: "./board01/x.wav" or "board01//x.wav" is board01/x.wav, so a
+    # row repeated in another spelling is caught as the duplicate it is (counted twice else)
+    values["path"] = posixpath.normpath(values["path"])
     if values["label"] not in LABELS:
         raise DatasetError(f"unknown label '{values['label']}'", path=where,
                            fix=f"use one of: {', '.join(LABELS)}")

@@ -49,6 +49,11 @@ def test_select_filters(tiny_dataset):
 @pytest.mark.parametrize("edit, match", [
     (lambda rows: rows[1].__setitem__("label", "cracked"), "unknown label 'cracked'"),
     (lambda rows: rows.append(dict(rows[1])), "duplicate row"),
+    # the same file in another spelling is the same take
+    (lambda rows: rows.append({**rows[1], "path": "./" + rows[1]["path"]}),
+     "duplicate row for board01/left/take002.wav"),
+    (lambda rows: rows.append({**rows[0], "path": rows[0]["path"].replace("/", "//")}),
+     "duplicate row for board01/left/take001.wav"),
     (lambda rows: rows[1].__setitem__("board", "three"), "malformed row"),
     (lambda rows: rows[1].__setitem__("split", "validation"), "unknown split"),
 ])
