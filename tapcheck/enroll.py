@@ -279,17 +279,21 @@ def enrolled_boards(checkpoint: dict[str, Any]) -> list[int]:
     return sorted({int(e["board"]) for e in checkpoint.get("enrolled", []) if e["board"] >= 0})
 
 
-def enrolled_mask(checkpoint: dict[str, Any], paths: Sequence[str | os.PathLike]) -> np.ndarray:
+def enrolled_mask(checkpoint: dict[str, Any], paths: Sequence[str | os.PathLike], *,
+                  prints: Sequence[str | None] | None = None) -> np.ndarray:
     """True for each of ``paths`` that is an enrolled recording (by its bytes; enrolments from
     before fingerprints by path), shape (n,): the model's own references, which score near 0.
-    A path that is not a regular file is not enrolled here: the caller's own checks report it."""
+    A path that is not a regular file is not enrolled here: the caller's own checks report it.
+    ``prints``: the paths' :func:`fingerprint` if the caller has them (None: no file)."""
     entries = checkpoint.get("enrolled", [])
-    prints = {d for e in entries for d in e.get("digests", [])}
+    enrolled = {d for e in entries for d in e.get("digests", [])}
     old = {os.path.abspath(c) for e in entries if "digests" not in e for c in e["clips"]}
-    if not prints and not old:
+    if not enrolled and not old:
         return np.zeros(len(paths), dtype=bool)
-    return np.array([os.path.isfile(p) and (os.path.abspath(p) in old or (
-        bool(prints) and fingerprint(p) in prints)) for p in paths], dtype=bool)
+    if prints is None:
+        prints = [fingerprint(p) if enrolled and os.path.isfile(p) else None for p in paths]
+    return np.array([os.path.isfile(p) and (os.path.abspath(p) in old or d in enrolled)
+                     for p, d in zip(paths, prints, strict=True)], dtype=bool)
 
 
 def enrolled_summary(checkpoint: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,6 +8,8 @@ board check (:func:`study_board_check`), written here once.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -197,6 +199,54 @@ def known_boards_of(checkpoint: dict[str, Any]) -> list[int]:
     return sorted({int(m.group(1)) for m in found if m})
 
 
+def _texts(source: dict[str, Any], key: str) -> list[str]:
+    """A list of text from a model file's provenance ([] when absent or not such a list: a
+    file edited by hand must not stop an evaluation that can do without it)."""
+    value = source.get(key, [])
+    return value if isinstance(value, list) and all(isinstance(x, str) for x in value) else []
+
+
+def own_takes(checkpoint: dict[str, Any], dataset, takes: Sequence[Take],
+              prints: Sequence[str | None]) -> tuple[bool, np.ndarray]:
+    """Whether ``dataset`` holds the recordings the model was trained on, and which of
+    ``takes`` are such recordings (trained or calibrated on: their scores are in-sample).
+
+    Board numbers mean the same boards only in the model's own dataset: board 3 of another one
+    is a board the model never heard. A model file knows its recordings by their bytes
+    (``dataset.digests``, under any name, folder or split) or, written before 2026-12-03, by
+    their paths: the dataset is its own when it is the folder the file names, or of the same
+    name and lists every take the model trained on (the folder named from another working
+    directory). A file from before any provenance counts boards by number.
+
+    Parameters
+    ----------
+    takes : sequence of Take, length n
+    prints : sequence of str or None, length n
+        Content digests of ``takes`` (:func:`tapcheck.enroll.fingerprint`; None: no file).
+
+    Returns
+    -------
+    (bool, np.ndarray of bool, shape (n,))
+    """
+    from .files import content_digest
+
+    source = checkpoint.get("dataset") if isinstance(checkpoint.get("dataset"), dict) else {}
+    listed = _texts(source, "takes") + _texts(source, "calibration_takes")
+    digests = set(_texts(source, "digests"))
+    if digests:
+        own = np.array([d in digests for d in prints], dtype=bool)
+        by_path = {t.path: t for t in dataset.takes}
+        files = [dataset.path_of(by_path[p]) for p in listed if p in by_path]
+        return bool(own.any()) or any(
+            os.path.isfile(f) and content_digest(f) in digests for f in files), own
+    if not isinstance(source.get("path"), str):
+        return True, np.zeros(len(takes), dtype=bool)
+    ours = (Path(source["path"]).resolve() == Path(dataset.root).resolve()
+            or (source.get("name") == dataset.name
+                and set(_texts(source, "takes")) <= {t.path for t in dataset.takes}))
+    return ours, np.array([ours and t.path in set(listed) for t in takes], dtype=bool)
+
+
 def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
                    progress: bool = False) -> dict[str, Any]:
     """Judge a dataset's test split with an existing model file: :func:`evaluate_scores` and
@@ -216,11 +266,14 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     dict
         :func:`evaluate_scores` plus ``model``, ``dataset``, ``scorer``, ``calibration`` (the
         model's statement, see :mod:`tapcheck.calibration`), ``scores`` (per test take judged,
-        manifest order) and ``enrolled_left_out`` (test takes enrolled into the model: its
+        manifest order), ``enrolled_left_out`` (test takes enrolled into the model: its
         references now, so left out; their boards, and boards enrolled under their number
-        — from any recordings — count as known).
+        — from any recordings — count as known), ``training_left_out`` (test takes the model
+        was trained or calibrated on, left out) and ``trained_on`` (the model's training
+        dataset when it is not ``dataset`` (:func:`own_takes`): then no board counts as known
+        by its number, else None).
     """
-    from .enroll import enrolled_boards, enrolled_mask
+    from .enroll import enrolled_boards, enrolled_mask, fingerprint
     from .errors import DatasetError
     from .featurecache import FeatureCache
     from .judge import Judge
@@ -233,26 +286,40 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
                            path=dataset.root / "manifest.csv",
                            fix="mark held-out takes split=test (tapcheck import --split test)")
     checkpoint = judge.model.checkpoint
-    enrolled = enrolled_mask(checkpoint, [dataset.path_of(t) for t in test])
+    files = [dataset.path_of(t) for t in test]
+    prints = [fingerprint(f) if os.path.isfile(f) else None for f in files]
+    enrolled = enrolled_mask(checkpoint, files, prints=prints)
     # a board some of whose takes were enrolled (with or without --board) is in the reference
     taken = sorted({t.board for t, e in zip(test, enrolled, strict=True) if e})
-    test = [t for t, e in zip(test, enrolled, strict=True) if not e]
+    # a take the model trained or calibrated on, marked test since (a manifest edited by
+    # hand, a copy re-split): its score is in-sample, near 0 or inside the threshold's own fit
+    ours, trained = own_takes(checkpoint, dataset, test, prints)
+    test = [t for t, e, o in zip(test, enrolled, trained, strict=True) if not (e or o)]
     if not test:
-        raise DatasetError("has only test takes enrolled into the model: nothing left to "
-                           "evaluate", path=dataset.root / "manifest.csv",
+        raise DatasetError("has only test takes the model was trained on or given (enrolled): "
+                           "nothing left to evaluate", path=dataset.root / "manifest.csv",
                            fix="evaluate on takes the model has not been given")
     config = judge.model.config
     cache = cache or FeatureCache(audio=config.audio, features=config.features)
     scores = judge.scores(dataset_crops(dataset, test, cache=cache, progress=progress,
                                         split="test"))
     info = judge.model.detector.calibration_
+    trained_boards = known_boards_of(checkpoint) if ours else []
     result = evaluate_scores(test, scores, threshold=judge.threshold, n_boot=n_boot,
-                             known_boards=known_boards_of(checkpoint)
-                             + enrolled_boards(checkpoint) + taken, **model_options(info))
+                             known_boards=trained_boards + enrolled_boards(checkpoint) + taken,
+                             **model_options(info))
     return json_safe({"model": str(judge.model.path), "dataset": str(dataset.root),
                       "scorer": judge.model.scorer, "calibration": info, **result,
                       "scores": [float(x) for x in scores],
-                      "enrolled_left_out": int(enrolled.sum())})
+                      "enrolled_left_out": int(enrolled.sum()),
+                      "training_left_out": int(trained.sum()),
+                      "trained_on": None if ours else _trained_on(checkpoint)})
+
+
+def _trained_on(checkpoint: dict[str, Any]) -> str:
+    source = checkpoint.get("dataset")
+    name = source.get("path") if isinstance(source, dict) else None
+    return name if isinstance(name, str) else "another dataset"
 
 
 def json_safe(value: Any) -> Any:
@@ -316,9 +383,15 @@ def format_evaluation(result: dict[str, Any]) -> str:
     lines.append(f"model states: {scorer}{describe(result['calibration'])}")
     rates = [f"{name} boards {_pct(result[f'false_alarms_{name}'])} of "
              f"{result[f'normal_{name}']}{_interval(result, name)}" for name in ("known", "unseen")]
+    left_out = [f"{result[key]} {what} test takes left out" for key, what in (
+        ("enrolled_left_out", "enrolled"), ("training_left_out", "training or calibration"))
+        if result.get(key)]
     lines.append(f"false alarms per tap: {', '.join(rates)} (stated {_pct(result['stated_far'])})"
-                 + (f"; {result['enrolled_left_out']} enrolled test takes left out"
-                    if result.get("enrolled_left_out") else ""))
+                 + "".join(f"; {x}" for x in left_out))
+    if result.get("trained_on"):
+        lines.append(f"the model was trained on {result['trained_on']}, not on this dataset: "
+                     "its boards are boards the model never heard, whatever their numbers, so "
+                     "every normal board counts as unseen")
     off = {name: result.get(f"false_alarms_{name}_vs_stated") for name in ("known", "unseen")}
     if "above" in off.values() or "below" in off.values():
         lines.append("against the stated rate: " + "; ".join(

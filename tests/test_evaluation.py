@@ -166,3 +166,41 @@ def test_evaluate_names_missing_test_takes_once_each(tiny_model, tiny_dataset, r
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 3 and "lists 2 test take(s) whose file is missing" in lines[2]
     assert all(line.endswith("file not found — restore it or delete its row") for line in lines[:2])
+
+
+def test_evaluate_leaves_out_the_models_own_takes_and_knows_its_boards_only_in_its_data(
+        tiny_model, tiny_dataset, run_cli, tmp_path):
+    """A copy re-split by hand marks training takes test: they are the model's own (scored
+    in-sample), left out, and the copy's boards 1-4 are still the boards it trained on. Another
+    dataset's board 1 is a board the model never heard."""
+    import csv
+    import shutil
+
+    from tapcheck.manifest import MANIFEST_FIELDS
+    from tapcheck.synth import make_study_dataset
+
+    root = tmp_path / "resplit"
+    shutil.copytree(tiny_dataset.root, root)
+    rows = list(csv.DictReader(open(root / "manifest.csv")))
+    moved = [r for r in rows if r["board"] == "1" and r["split"] == "train"]
+    for r in moved:
+        r["split"] = "test"
+    with open(root / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    # every moved take was trained or calibrated on; the copy's boards 1-4 stay known
+    assert result["training_left_out"] == len(moved) == 8 and result["trained_on"] is None
+    assert (result["normal_known"], result["normal_unseen"]) == (8, 30)
+    code, out, _ = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
+    assert "8 training or calibration test takes left out" in out
+
+    other = make_study_dataset(tmp_path / "other", takes=5, test_takes=1, seed=4)
+    code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", other.root, "--json")
+    result = json.loads(out)
+    assert code == 0 and result["trained_on"] == str(tiny_dataset.root)
+    assert (result["normal_known"], result["normal_unseen"]) == (0, 38)
+    assert result["training_left_out"] == 0
