@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .files import refuse_special
-from .validate import check_section
+from .validate import check_across, check_section
 
 
 @dataclass(frozen=True)
@@ -180,6 +180,9 @@ class Config:
     stream: StreamConfig = field(default_factory=StreamConfig)
     station: StationConfig = field(default_factory=StationConfig)
 
+    def __post_init__(self) -> None:
+        check_across(self)  # the crops fit a clip
+
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain nested dict (TOML- and torch.load(weights_only=True)-safe).
 
@@ -279,7 +282,20 @@ def _coerce(value: Any, kind: Any, source: str, key: str) -> Any:
         if option is str and isinstance(value, str):
             return value
     wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options if o is not type(None))
-    raise ConfigError(f"'{key}' must be {wanted}, not {value!r}", path=source)
+    fix = "configs/default.toml shows every key with a value of its type"
+    if isinstance(value, str) and any(_parses(value, o) for o in options):
+        fix = f"write it without quotes: {key.rsplit('.', 1)[-1]} = {value.strip()}"
+    raise ConfigError(f"'{key}' must be {wanted}, not {value!r}", path=source, fix=fix)
+
+
+def _parses(text: str, kind: Any) -> bool:
+    """Whether TOML text ``text`` reads as ``kind`` (a number quoted by mistake: "10")."""
+    try:
+        value = tomllib.loads(f"x = {text.strip()}")["x"]
+    except tomllib.TOMLDecodeError:
+        return False
+    return kind in (int, float, bool) and isinstance(value, kind if kind is not float
+                                                     else (int, float))
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from .crossfit import (AUTO_MIN_BOARDS, crossfit_folds, crossfit_scores, fold_un
                        resolve_calibration)
 from .datasets import Dataset, Take
 from .detectors import SCORERS, KNNDetector, ThresholdDetector, representation_of
-from .errors import AudioError, DatasetError, TapcheckWarning
+from .errors import AudioError, ConfigError, DatasetError, TapcheckWarning
 from .featurecache import FeatureCache
 from .fitting import fit_members
 from .modelfile import check_partial, new_checkpoint
@@ -152,6 +152,14 @@ def dataset_crops(dataset: Dataset, takes: list[Take], *, cache: FeatureCache,
     try:
         return cache.get_many([dataset.path_of(t) for t in takes], progress=progress)
     except AudioError as e:
+        if len(e.details) == len(takes) > 3:  # all of them: one cause, likely not 250 files
+            raise DatasetError(
+                f"none of the {len(takes)} {split} takes can be used (the first 3 listed "
+                f"above); nothing was {'trained' if split == 'training' else 'judged'}",
+                path=dataset.root / "manifest.csv", details=e.details[:3],
+                fix="when every recording fails alike, suspect the settings first: the "
+                    "config's [audio] and [features] (configs/default.toml has the study's)"
+            ) from None
         raise DatasetError(
             f"{len(e.details)} of {len(takes)} {split} takes cannot be used (listed above); "
             f"nothing was {'trained' if split == 'training' else 'judged'}",
@@ -338,6 +346,16 @@ def _with_calibration(config: Config, data: TrainingData, *,
     if method != config.train.calibration and log:
         log(f"calibration: {method} ({len(np.unique(boards))} normal training boards; auto "
             f"cross-fits from {AUTO_MIN_BOARDS})")
+    if method == "hold-out" and config.train.calib_fraction == 0:
+        # without held-out takes the detector would score the reference against itself and
+        # the model would state a rate from another calibration than the config asked for
+        auto = " ('auto' with fewer than 8 normal boards)" if method != config.train.calibration \
+            else ""
+        raise ConfigError(
+            f"'train.calib_fraction' is 0, so calibration 'hold-out'{auto} has no held-out "
+            "takes to fit the threshold on", fix="set calib_fraction above 0 (default 0.15), "
+            "or calibration = 'leave-one-board-out' (kNN scorers) or 'cross-fit', which use "
+            "every take")
     if method == "cross-fit":  # raises with the fix when there are too few normal takes
         crossfit_folds(fold_units(boards), 2, seed=0)
     return dataclasses.replace(config, train=dataclasses.replace(config.train,

@@ -77,13 +77,15 @@ def name(value: Any) -> str | None:
     return None if isinstance(value, str) and value.strip() else "must be a non-empty name"
 
 
-def registered(module: str, name: str) -> Rule:
+def registered(module: str, name: str, *, default: Any = None) -> Rule:
     """One of the keys of registry ``name`` in ``tapcheck.<module>``, imported only when the
     key is checked (the scorers bring torch, which ``tapcheck log`` and the config's defaults
-    need not load)."""
+    need not load); ``default``, a key the registry is known to hold, is passed unchecked."""
     def rule(value: Any) -> str | None:
         import importlib
 
+        if value == default:
+            return None
         keys = getattr(importlib.import_module(f"tapcheck.{module}"), name)
         return None if value in keys else f"must be one of: {', '.join(map(repr, keys))}"
     return rule
@@ -110,7 +112,9 @@ RULES: dict[str, dict[str, Rule]] = {
         "min_strike_db": number(0.0, 400.0),
     },
     "train": {
-        "model": name,
+        # checked against the registry when set (the default is a registered name: a test
+        # says so), so a config naming no model fails when read, naming its file
+        "model": registered("models", "MODELS", default="arcface-resnet18"),
         "epochs": optional(whole(1, BIG)),
         # BatchNorm needs two samples per batch; a batch of one fails mid-training
         "batch_size": optional(whole(2, BIG)),
@@ -187,9 +191,43 @@ def _features_together(f: Any) -> tuple[str, str] | None:
     return None
 
 
+def _train_together(t: Any) -> tuple[str, str] | None:
+    """Rules that tie training settings together: (key, problem) or None."""
+    if t.calibration == "hold-out" and t.calib_fraction == 0:  # 'auto': checked in training
+        return ("calib_fraction", "0 holds out no takes, and calibration 'hold-out' fits the "
+                                  "threshold on held-out takes; set calib_fraction above 0 "
+                                  "(default 0.15), or calibration 'leave-one-board-out' (kNN "
+                                  "scorers) or 'cross-fit', which use every take")
+    return None
+
+
 TOGETHER: dict[str, Callable[[Any], tuple[str, str] | None]] = {
     "features": _features_together,
+    "train": _train_together,
 }
+
+
+def check_across(config: Any) -> None:
+    """Rules that tie settings of two sections together; the first failure raises.
+
+    The crops after the strike must fit in a clip: otherwise every clip is refused as "too
+    short", one line per recording, where the fault is one setting (``sr = 1000``).
+
+    Raises
+    ------
+    ConfigError
+    """
+    a, f = config.audio, config.features
+    span = (f.n_frames + (f.n_crops - 1) * f.shift_frames) * f.hop_length  # features.py
+    clip = a.sr * a.duration_s
+    if span > clip:
+        raise ConfigError(
+            f"the crops need {span} samples after the strike ([features] n_frames "
+            f"{f.n_frames} + {f.n_crops - 1} x shift_frames {f.shift_frames}, times hop_length "
+            f"{f.hop_length}), {span / a.sr:.2f} s at [audio] sr {a.sr} Hz: more than a clip "
+            f"of duration_s {a.duration_s:g} s holds", fix="use fewer or shorter crops, or "
+            "raise [audio] sr or duration_s (configs/default.toml: 16128 samples, 0.37 s of a "
+            "3 s clip at 44100 Hz)")
 
 
 def check_section(section: str, settings: Any) -> None:

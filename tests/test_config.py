@@ -56,6 +56,14 @@ def test_toml_overrides_and_types(tmp_path):
     ("[features]\nshift_frame = 3\n", "unknown key 'features.shift_frame'"),
     ("[feature]\nshift_frames = 3\n", "unknown key 'feature'"),
     ("[train]\nepochs = 'ten'\n", "'train.epochs' must be int"),
+    # a number in quotes: the fix says how to write it
+    ("[train]\nepochs = '10'\n", "must be int, not '10' — write it without quotes: epochs = 10"),
+    ("[train]\nmodel = 'no-such-model'\n", "'train.model' must be one of: 'ae', "),
+    # settings that make every clip unusable are one error about the settings
+    ("[audio]\nsr = 1000\n", "the crops need 16128 samples after the strike"),
+    ("[features]\nn_fft = 65536\nhop_length = 8192\n", "more than a clip of duration_s 3 s"),
+    ("[train]\ncalibration = 'hold-out'\ncalib_fraction = 0\n",
+     "'train.calib_fraction': 0 holds out no takes"),
     ("[train\n", "not valid TOML"),
 ])
 def test_bad_config_files(tmp_path, text, match):
@@ -75,3 +83,11 @@ def test_replace_ignores_none_and_round_trips():
     config = Config().replace("train", epochs=3, lr=None)
     assert config.train.epochs == 3 and config.train.lr is None
     assert Config.from_dict(config.to_dict()) == config
+
+
+def test_the_default_model_is_registered():
+    """The model rule passes the default unchecked (no torch import for `tapcheck log`)."""
+    from tapcheck.config import TrainConfig
+    from tapcheck.models import MODELS
+
+    assert TrainConfig().model in MODELS

@@ -164,7 +164,8 @@ def test_evaluate_names_missing_test_takes_once_each(tiny_model, tiny_dataset, r
     Dataset.open(root).path_of(test[1]).unlink()
     code, _, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
     lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 3 and "lists 2 test take(s) whose file is missing" in lines[2]
+    assert code == 2 and len(lines) == 3
+    assert "lists 2 test take(s) whose file is missing" in lines[2]
     assert all(line.endswith("file not found — restore it or delete its row") for line in lines[:2])
 
 

@@ -187,3 +187,28 @@ def test_a_collapsed_model_is_reported_not_passed_silently():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _warn_if_collapsed(healthy, name="triplet-shallow")
+
+
+def test_settings_that_fail_every_take_are_one_error_about_the_settings(small_train_set,
+                                                                        run_cli, tmp_path):
+    """A strike threshold no tap can meet fails all 16 takes alike: three are shown, and the
+    fix points at the config, not at 16 recordings."""
+    config = tmp_path / "deaf.toml"
+    config.write_text("[features]\nmin_strike_db = 300\n")
+    code, out, err = run_cli("train", "--dataset", small_train_set, "--config", config,
+                             "--model", "ae", "--epochs", "1", "--out", tmp_path / "m.pt")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 4 and "no strike found" in lines[0]
+    assert "none of the 16 training takes can be used (the first 3 listed above)" in lines[3]
+    assert "suspect the settings first" in lines[3] and not (tmp_path / "m.pt").exists()
+
+
+def test_auto_calibration_without_held_out_takes_is_refused(small_train_set, run_cli, tmp_path):
+    """Two normal boards make 'auto' a hold-out; calib_fraction 0 holds nothing out, which
+    used to fall back to another calibration than the model then stated."""
+    config = tmp_path / "all.toml"
+    config.write_text("[train]\ncalib_fraction = 0\n")
+    code, _, err = run_cli("train", "--dataset", small_train_set, "--config", config,
+                           "--model", "ae", "--epochs", "1", "--out", tmp_path / "m.pt")
+    assert code == 2 and "'train.calib_fraction' is 0, so calibration 'hold-out' ('auto'" in err
+    assert not (tmp_path / "m.pt").exists()
