@@ -21,9 +21,11 @@ board, side, take): a dataset is the same for the same seed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
+from pathlib import Path
 
 import numpy as np
 import scipy.signal
@@ -270,19 +272,30 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
     -------
     tapcheck.datasets.Dataset
     """
-    from .datasets import Dataset
+    from .datasets import Dataset, dataset_path
     from .errors import DatasetError, ParameterError
+    from .interrupts import terminate_as_interrupt
 
     if takes < 1:
         raise ParameterError(f"--takes must be at least 1, not {takes}")
+    if not 0 <= seed <= 2**32 - 1:  # numpy's generators take no negative seed
+        raise ParameterError(f"--seed must be between 0 and {2**32 - 1}, not {seed}")
+    test_takes = takes // 5 if test_takes is None else test_takes
+    if not 0 <= test_takes < takes:  # a training board needs a training take
+        raise ParameterError(f"--test-takes must be between 0 and {takes - 1} (--takes {takes} "
+                             f"less one), not {test_takes}")
     if preset not in ("study", "plant"):
         raise ParameterError(f"--preset must be 'study' or 'plant', not '{preset}'")
-    test_takes = takes // 5 if test_takes is None else test_takes
+    fresh = not dataset_path(name).exists()
     ds = Dataset.create(name)
-    if ds.takes or any(ds.root.glob("board*/*/take*.wav")):
+    stray = sum(1 for _ in ds.root.glob("board*/*/take*.wav"))
+    if ds.takes or stray:
         raise DatasetError(
-            f"already holds {len(ds.takes)} takes", path=ds.root,
-            fix="choose another --dataset name; synth never adds to or overwrites recordings")
+            f"already holds {len(ds.takes)} takes" if ds.takes else
+            f"holds {stray} take file(s) its manifest does not list (an interrupted run killed "
+            "before it could clean up?)", path=ds.root,
+            fix="choose another --dataset name, or delete the folder if it holds nothing you "
+                "need; synth never adds to or overwrites recordings")
     if preset == "plant":
         from .plant import plant_boards as boards
     else:
@@ -293,20 +306,52 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
         from tqdm.auto import tqdm
 
         jobs = tqdm(jobs, desc=f"synth {ds.name}", unit="take")
-    with ds.locked():
-        for spec, side, k in jobs:
-            y = synthesize_tap(spec.board, side, rng=take_rng(seed, spec.number, side, k), sr=sr,
-                               duration_s=duration_s)
-            split = spec.split
-            if spec.split == "train" and spec.label == "normal" and k > takes - test_takes:
-                split = "test"
-            y16 = np.round(np.clip(y, -1, 1) * 32767) / 32767  # what the WAV will hold
-            take = _synth_take(ds, y16, spec, side, k, split, sr)
-            ds.takes.append(take)
-            if k == takes:  # a board-side is done: keep the manifest current
-                ds.write_manifest()
-        ds.write_manifest()
+    before = {p.name for p in ds.root.iterdir()}
+    written: list[Path] = []
+    try:
+        with ds.locked(), terminate_as_interrupt():  # `kill` cleans up as Ctrl-C does
+            for spec, side, k in jobs:
+                y = synthesize_tap(spec.board, side, rng=take_rng(seed, spec.number, side, k),
+                                   sr=sr, duration_s=duration_s)
+                split = spec.split
+                if spec.split == "train" and spec.label == "normal" and k > takes - test_takes:
+                    split = "test"
+                y16 = np.round(np.clip(y, -1, 1) * 32767) / 32767  # what the WAV will hold
+                take = _synth_take(ds, y16, spec, side, k, split, sr)
+                written.append(ds.root / take.path)
+                ds.takes.append(take)
+                if k == takes:  # a board-side is done: keep the manifest current
+                    ds.write_manifest()
+            ds.write_manifest()
+    except BaseException:
+        # Ctrl-C, a full disk: a half-written dataset would be refused by the rerun (or
+        # trained on by a user who did not notice), so take back what this run wrote
+        _remove_written(ds, written, before=before, fresh=fresh)
+        raise
     return ds
+
+
+def _remove_written(ds, written: list[Path], *, before: set[str], fresh: bool) -> None:
+    """Undo a synth run into ``ds``, which held no takes before it: its take files and the
+    folders they made, the manifest (emptied again if it was there) and lock if they are new;
+    the folder if the run made it. Anything else in the folder stays."""
+    from .manifest import MANIFEST
+
+    root = ds.root
+    if MANIFEST in before:
+        ds.takes.clear()
+        ds.write_manifest()
+    for path in written:
+        path.unlink(missing_ok=True)
+        for folder in (path.parent, path.parent.parent):  # side, then board
+            with contextlib.suppress(OSError):  # not empty: keep it
+                folder.rmdir()
+    for name in (MANIFEST, ".lock"):
+        if name not in before:
+            (root / name).unlink(missing_ok=True)
+    if fresh:
+        with contextlib.suppress(OSError):
+            root.rmdir()
 
 
 def _synth_take(ds, y, spec: BoardSpec, side: str, k: int, split: str, sr: int):

@@ -112,3 +112,39 @@ def test_synthetic_taps_are_like_real_wood_knocks():
 def test_side_must_be_left_or_right():
     with pytest.raises(ValueError):
         synthesize_tap(Board(0.2, 0.13, 0.005, Wood()), "top", rng=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--seed", "-1"], "--seed must be between 0 and 4294967295, not -1"),
+    (["--takes", "5", "--test-takes", "5"], "--test-takes must be between 0 and 4"),
+    (["--test-takes", "-2"], "--test-takes must be between 0 and 29"),
+])
+def test_bad_synth_options_are_one_line_and_leave_no_folder(run_cli, tmp_path, args, problem):
+    code, _, err = run_cli("synth", "--dataset", tmp_path / "new", *args)
+    assert code == 2 and problem in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, run_cli):
+    """`kill` (as Ctrl-C) mid-synthesis: the half-written dataset is gone, files that were in
+    the folder before stay, and the same command then succeeds."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "half"
+    root.mkdir()
+    (root / "notes.txt").write_text("mine")
+    proc = subprocess.Popen([sys.executable, "-m", "tapcheck", "synth", "--dataset", root],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (root / "manifest.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # a board side done: takes and manifest rows are on disk
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in err
+    assert sorted(p.name for p in root.iterdir()) == ["notes.txt"]
+    code, out, err = run_cli("synth", "--dataset", root, "--takes", "1")
+    assert code == 0, err
+    assert "wrote 18 takes" in out
