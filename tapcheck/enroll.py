@@ -14,6 +14,7 @@ tap), so a clip whose bytes are already enrolled, or repeated in one call, is re
 from __future__ import annotations
 
 import os
+import stat
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -175,6 +176,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     if not clips:
         raise ParameterError("no clips to enrol; name the WAV files of known-good taps, e.g. "
                              "`tapcheck enroll --model M board21/*.wav`")
+    check_rewritable(path)
     # one writer of a model file at a time: a second enroll (or a train to the same file) would
     # otherwise rewrite it from the same old copy and lose the first one's clips
     with exclusive(lock_path(path), what=path, error=ModelFileError, remove=True):
@@ -246,8 +248,32 @@ def undo_enrollment(model: str | os.PathLike) -> dict[str, Any]:
         The removed enrolment's ``clips`` (paths), ``threshold`` (restored), ``references``.
     """
     path = Path(model)
+    check_rewritable(path)
     with exclusive(lock_path(path), what=path, error=ModelFileError, remove=True):
         return _undo_last(path)
+
+
+def check_rewritable(path: Path) -> None:
+    """Refuse, before any work, a model file enroll must not rewrite: a missing one (named as
+    such, not as its lock file), a link (the rename would put a file in the link's place and
+    leave its target unchanged) or a read-only one (protected by its owner; the rename would
+    replace it all the same, as renames ignore the file's own permissions).
+
+    Raises
+    ------
+    ModelFileError
+    """
+    if os.path.islink(path):
+        raise ModelFileError("is a symbolic link; enroll rewrites a model file and does not "
+                             "write through links", path=path,
+                             fix=f"name the file it points to: {os.path.realpath(path)}")
+    if not path.exists():
+        load_model(path)  # its one line: not found, with the model files beside it
+    if path.is_file() and (not path.stat().st_mode & stat.S_IWUSR
+                           or not os.access(path, os.W_OK)):
+        raise ModelFileError("is read-only, and enroll would rewrite it", path=path,
+                             fix="make it writable (chmod u+w) if it is meant to change, or "
+                                 "enrol into a copy")
 
 
 def _undo_last(path: Path) -> dict[str, Any]:

@@ -86,7 +86,8 @@ def test_clearly_defective_clips_are_refused_unless_forced(model):
     assert load_model(model).checkpoint["enrolled"][0]["forced"] is True
 
 
-@pytest.mark.parametrize("case", ["missing", "foreign", "empty", "not-audio", "features"])
+@pytest.mark.parametrize("case", ["missing", "no-folder", "foreign", "empty", "not-audio",
+                                  "features", "link", "read-only", "undo-read-only"])
 def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny_dataset,
                                                                run_cli, tmp_path):
     clips = [str(c) for c in unseen_clips(tiny_dataset)]
@@ -94,6 +95,15 @@ def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny
     extra = []
     if case == "missing":
         target = tmp_path / "none.pt"
+    elif case == "no-folder":  # not a complaint about a lock file beside it
+        target = tmp_path / "nodir" / "none.pt"
+    elif case == "link":  # a rename would put a new file in the link's place
+        target = tmp_path / "link.pt"
+        target.symlink_to(model)
+    elif case in ("read-only", "undo-read-only"):  # renames ignore the file's permissions
+        enroll(model, clips[:1])
+        model.chmod(0o444)
+        clips = clips[1:] if case == "read-only" else ["--undo"]
     elif case == "foreign":
         target = tmp_path / "foreign.pt"
         torch.save({"weights": torch.zeros(3)}, target)
@@ -109,9 +119,12 @@ def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny
     code, out, err = run_cli("enroll", "--model", target, *extra, *clips)
     lines = [line for line in err.splitlines() if line.startswith("tapcheck: error:")]
     assert code == 2 and len(lines) == 1, err
-    assert {"missing": "none.pt", "foreign": "foreign.pt", "empty": "no clips",
-            "not-audio": "notes.wav", "features": "feature settings"}[case] in lines[0]
+    assert {"missing": "none.pt: model file not found", "foreign": "foreign.pt",
+            "empty": "no clips", "not-audio": "notes.wav", "features": "feature settings",
+            "no-folder": "none.pt: model file not found", "link": "link.pt: is a symbolic link",
+            "read-only": "is read-only", "undo-read-only": "is read-only"}[case] in lines[0]
     assert (md5(target) if target.exists() else None) == digest
+    assert target.is_symlink() == (case == "link") and not (tmp_path / "nodir").exists()
 
 
 def test_a_recording_is_enrolled_once(model, tiny_dataset, run_cli, tmp_path):
