@@ -80,6 +80,33 @@ BOARD_RULES: dict[str, BoardRule] = {
 }
 
 
+#: a board's name is printed on one line and logged: a number or a serial, not a paragraph
+MAX_BOARD_NAME = 64
+
+
+def board_name_problem(name: str) -> str | None:
+    """What is wrong with a board name given by hand (``judge --board``), or None.
+
+    A line break or other control character would let a name forge a line of the output that
+    a script reads (``--board $'7\\nBOARD 3 NORMAL'``)."""
+    if not name.strip():
+        return "is empty; name the board, e.g. --board 21"
+    if not name.isprintable():
+        return (f"holds a line break or another control character ({name!r}); name the board "
+                "with letters, digits and punctuation, e.g. --board 21")
+    if len(name) > MAX_BOARD_NAME:
+        return f"is {len(name)} characters long; a board name has at most {MAX_BOARD_NAME}"
+    return None
+
+
+def other_board_folders(paths: Sequence[str | os.PathLike], board: str) -> list[tuple[str, str]]:
+    """(path, folder's board) of each clip whose ``boardNN`` folder names another board than
+    ``board``: a board given by hand that the recordings contradict."""
+    named = str(int(board)) if board.strip().isdigit() else board.strip()
+    return [(os.fspath(p), folder) for p in paths
+            if (folder := board_of_path(p)) is not None and folder != named]
+
+
 @dataclass
 class BoardVerdict:
     board: str

@@ -204,11 +204,10 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "previous_detector": previous}]
         save_checkpoint(path, checkpoint)
-    from .boards import board_of_path
+    from .boards import other_board_folders
 
     over = [(os.fspath(c), float(x)) for c, x in zip(clips, scores, strict=True) if x > before]
-    elsewhere = [(os.fspath(c), folder) for c in clips
-                 if board is not None and (folder := board_of_path(c)) not in (None, str(board))]
+    elsewhere = [] if board is None else other_board_folders(clips, str(board))
     return {"clips": len(emb), "board": board, "scores": [float(s) for s in scores],
             "over_threshold": over, "other_board_folders": elsewhere,
             "threshold_before": before, "threshold": detector.threshold_,

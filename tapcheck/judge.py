@@ -17,7 +17,7 @@ import numpy as np
 
 from .boards import BOARD_RULES
 from .config import Config
-from .errors import ModelFileError, TapcheckError
+from .errors import ModelFileError, ParameterError, TapcheckError
 from .featurecache import FeatureCache
 from .features import clip_features, strike_crops
 from .modelfile import LoadedModel, load_model
@@ -167,6 +167,7 @@ class Judgment:
     calibration: dict
     explanations: dict = field(default_factory=dict)
     boards: list | None = None
+    warnings: list[str] = field(default_factory=list)  # about the call, not one clip
 
     @property
     def errors(self) -> list[Verdict]:
@@ -202,6 +203,7 @@ class Judgment:
                            f"{v.model}  {v.path}")
                 if why is not None:
                     out.append(f"           why: {why.sentence}")
+        err += [f"tapcheck: warning: {w}" for w in self.warnings]
         for b in self.boards or []:
             out.append(json.dumps({"board_verdict": b.to_dict()}) if as_json else b.line())
             if b.taps != b.expected_taps and BOARD_RULES[b.rule].per_count:
@@ -234,6 +236,11 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
     per_board, board
         Board verdicts: clips grouped by their ``boardNN/`` folder, or all of them ``board``.
     """
+    from .boards import board_name_problem
+
+    problem = None if board is None else board_name_problem(board)
+    if problem:
+        raise ParameterError(f"--board {problem}")
     judge = Judge(model, config=config)
     info = judge.model.detector.calibration_
     verdicts = judge.judge_files(list(paths))
@@ -244,9 +251,13 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
         result.explanations = explain_verdicts(judge, verdicts, references=references,
                                                picture_dir=picture_dir)
     if per_board or board is not None:
-        from .boards import board_verdicts
+        from .boards import board_verdicts, other_board_folders
 
         good = [v for v in verdicts if not v.error]
+        if board is not None:  # as enroll warns: the folders may know better than the option
+            result.warnings += [f"{path}: its folder names board {folder}, judged as board "
+                                f"{board}" for path, folder in other_board_folders(
+                                    [v.path for v in good], board)]
         result.boards = board_verdicts(
             [v.path for v in good], [v.score for v in good], threshold=info["board_threshold"],
             expected_taps=info["board_taps"], board=board, rule=info["board_rule"])

@@ -79,3 +79,23 @@ def test_judge_per_board_prints_one_verdict_per_board(tiny_model, tiny_dataset, 
         assert (b["rule"], b["over"]) == ("vote", flagged)
         assert b["verdict"] == ("ANOMALOUS" if flagged >= 2 else "NORMAL")
     assert code == (1 if any(b["verdict"] == "ANOMALOUS" for b in boards) else 0)
+
+
+def test_judge_board_warns_when_the_clips_folders_name_another_board(tiny_model, tiny_dataset,
+                                                                     run_cli):
+    clips = [tiny_dataset.path_of(t) for t in tiny_dataset.select(board=[11], split="test")[:3]]
+    code, out, err = run_cli("judge", *clips, "--model", tiny_model, "--board", "7")
+    assert code in (0, 1) and "BOARD 7: " in out
+    warned = [line for line in err.splitlines() if line.startswith("tapcheck: warning: ")]
+    assert warned == [f"tapcheck: warning: {c}: its folder names board 11, judged as board 7"
+                      for c in clips]
+    # the same board, written with a leading zero: nothing to warn of
+    code, _, err = run_cli("judge", *clips, "--model", tiny_model, "--board", "011")
+    assert "warning" not in err
+
+
+@pytest.mark.parametrize("name", ["7\nBOARD 3 NORMAL", "7\r", "\t", "x" * 65])
+def test_a_board_name_cannot_forge_an_output_line(name, run_cli, tiny_model):
+    code, out, err = run_cli("judge", "take001.wav", "--model", tiny_model, "--board", name)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "Invalid value for '--board'" in err

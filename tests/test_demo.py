@@ -36,7 +36,8 @@ def test_demo_trains_the_model_asked_for_and_refuses_an_unknown_one_before_synth
 
     missing = tmp_path / "never"
     code, out, err = run_cli("demo", "--dataset", missing, "--model", "arcface-tiny")
-    assert code == 2 and err.startswith("tapcheck: error: unknown model 'arcface-tiny'")
+    assert code == 2 and err.startswith("tapcheck: error: option: 'train.model' must be one of")
+    assert "not 'arcface-tiny'" in err
     assert not missing.exists() and not out  # refused before any synthesis
 
     # models/<model>.pt that tapcheck did not write is neither overwritten nor synthesised for

@@ -13,9 +13,12 @@ from .app import (BOARD, FILE, cli, config_option, echo_err, parse_config, table
 
 
 def _board_name(value: str | None) -> str | None:
-    """A board named for judge --board: any text (a number or a serial) but not blank."""
-    if value is not None and not value.strip():
-        raise click.BadParameter("is empty; name the board, e.g. --board 21")
+    """A board named for judge --board: a number or a serial, on one line."""
+    from ..boards import board_name_problem
+
+    problem = None if value is None else board_name_problem(value)
+    if problem:
+        raise click.BadParameter(problem)
     return value
 
 
