@@ -139,9 +139,9 @@ def dataset_crops(dataset: Dataset, takes: list[Take], *, cache: FeatureCache,
     # the cache says what it can read: a cache of crops shipped to a cluster worker has no files
     missing = [t for t in takes if not cache.can_read(dataset.path_of(t))]
     if len(missing) == 1:  # one line: the list and its summary would say the same twice
-        raise DatasetError(f"lists a {split} take whose file is missing: {missing[0].path}",
-                           path=dataset.root / "manifest.csv",
-                           fix="restore the file or delete its row (tapcheck doctor lists them)")
+        raise DatasetError(f"file not found (a {split} take that "
+                           f"{dataset.root / 'manifest.csv'} lists)",
+                           path=dataset.path_of(missing[0]), fix="restore it or delete its row")
     if missing:
         raise DatasetError(
             f"lists {len(missing)} {split} take(s) whose file is missing, e.g. {missing[0].path}",

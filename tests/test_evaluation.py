@@ -158,8 +158,8 @@ def test_evaluate_names_missing_test_takes_once_each(tiny_model, tiny_dataset, r
     code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
     assert code == 2 and out == "" and "Traceback" not in err
     assert err.strip().splitlines() == [
-        f"tapcheck: error: {root / 'manifest.csv'}: lists a test take whose file is missing: "
-        f"{test[0].path} — restore the file or delete its row (tapcheck doctor lists them)"]
+        f"tapcheck: error: {root / test[0].path}: file not found (a test take that "
+        f"{root / 'manifest.csv'} lists) — restore it or delete its row"]
     # several: one line per file, then what they mean together
     Dataset.open(root).path_of(test[1]).unlink()
     code, _, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
