@@ -205,3 +205,31 @@ def test_evaluate_leaves_out_the_models_own_takes_and_knows_its_boards_only_in_i
     assert code == 0 and result["trained_on"] == str(tiny_dataset.root)
     assert (result["normal_known"], result["normal_unseen"]) == (0, 38)
     assert result["training_left_out"] == 0
+
+
+def test_own_takes_by_digest_or_for_older_files_by_folder_name_and_paths(tiny_dataset):
+    from tapcheck.enroll import fingerprint
+    from tapcheck.evaluation import own_takes
+
+    test = tiny_dataset.select(split="test")
+    prints = [fingerprint(tiny_dataset.path_of(t)) for t in test]
+    trained = [t.path for t in tiny_dataset.select(split="train")]
+    # by content: two test takes are recordings the model trained on
+    ours, own = own_takes({"dataset": {"digests": prints[:2], "takes": trained}}, tiny_dataset,
+                          test, prints)
+    assert ours and own.tolist() == [True, True] + [False] * (len(test) - 2)
+    # digests of other recordings: not this dataset, whatever its paths
+    ours, own = own_takes({"dataset": {"digests": ["0" * 40], "takes": trained}}, tiny_dataset,
+                          test, prints)
+    assert not ours and not own.any()
+    # a file from before digests: the same name listing every training take is its dataset
+    old = {"name": tiny_dataset.name, "path": "elsewhere/tiny", "takes": trained,
+           "calibration_takes": [test[0].path]}
+    ours, own = own_takes({"dataset": old}, tiny_dataset, test, prints)
+    assert ours and own.tolist() == [True] + [False] * (len(test) - 1)
+    assert not own_takes({"dataset": {**old, "name": "other"}}, tiny_dataset, test, prints)[0]
+    # before any provenance: boards count by number, no take is known to be its own
+    ours, own = own_takes({}, tiny_dataset, test, prints)
+    assert ours and not own.any()
+    # a hand-edited file's nonsense is ignored, not a traceback
+    assert own_takes({"dataset": {"path": 3, "takes": "x"}}, tiny_dataset, test, prints)[0]
