@@ -205,9 +205,11 @@ def required_sample_rate(features: FeatureConfig, *, sr: int) -> float:
 
     The crop reaches ``(fmin_bin + n_bins) * sr / n_fft`` Hz (4307 Hz at the study's settings);
     a file sampled at less than twice that holds nothing in the crop's top bins, and resampling
-    cannot put it there: the model would see an empty band it never saw in training.
+    cannot put it there: the model would see an empty band it never saw in training. Never
+    more than ``sr``: a crop up to the top bin (Nyquist) has all it needs from a clip at the
+    config's own rate (``n_bins = 513`` at n_fft 1024 asked for 44187 Hz of 44.1 kHz clips).
     """
-    return 2.0 * (features.fmin_bin + features.n_bins) * sr / features.n_fft
+    return min(2.0 * (features.fmin_bin + features.n_bins) * sr / features.n_fft, float(sr))
 
 
 def _usable_signal(y: np.ndarray, *, features: FeatureConfig,

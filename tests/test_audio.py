@@ -145,6 +145,8 @@ def test_rates_too_low_for_the_crop_are_refused(tmp_path):
 
     need = required_sample_rate(FeatureConfig(), sr=44100)
     assert need == pytest.approx(2 * 100 * 44100 / 1024)  # the crop's top bin, 4307 Hz, x 2
+    # every bin up to Nyquist: the config's own rate is enough
+    assert required_sample_rate(FeatureConfig(n_bins=513), sr=44100) == 44100
     low = write_tone(tmp_path / "8k.wav", sr=8000)
     with pytest.raises(AudioError, match="is sampled at 8000 Hz"):
         load(low, min_sr=need)
