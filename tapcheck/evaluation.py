@@ -207,16 +207,19 @@ def _texts(source: dict[str, Any], key: str) -> list[str]:
 
 
 def own_takes(checkpoint: dict[str, Any], dataset, takes: Sequence[Take],
-              prints: Sequence[str | None]) -> tuple[bool, np.ndarray]:
-    """Whether ``dataset`` holds the recordings the model was trained on, and which of
-    ``takes`` are such recordings (trained or calibrated on: their scores are in-sample).
+              prints: Sequence[str | None]) -> tuple[list[int], np.ndarray]:
+    """The boards of ``dataset`` the model was trained on, and which of ``takes`` are its own
+    recordings (trained or calibrated on: their scores are in-sample).
 
-    Board numbers mean the same boards only in the model's own dataset: board 3 of another one
-    is a board the model never heard. A model file knows its recordings by their bytes
-    (``dataset.digests``, under any name, folder or split) or, written before 2026-12-03, by
-    their paths: the dataset is its own when it is the folder the file names, or of the same
-    name and lists every take the model trained on (the folder named from another working
-    directory). A file from before any provenance counts boards by number.
+    A board number means a board the model heard only where that board's recordings are the
+    model's: board 3 of another dataset, or of a copy renumbered, is a board it never heard. A
+    model file knows its recordings by their bytes (``dataset.digests``): a board is known when
+    the takes at the model's training paths, or any of ``takes``, are its recordings (a copy
+    under any name, re-split or renumbered). A file written before 2026-12-03 knows paths
+    only: its training classes' boards are known in its own dataset — the folder it names, or
+    one of the same name listing every take it trained on (the folder named from another
+    working directory) — and none elsewhere. A file from before any provenance counts its
+    classes' boards everywhere.
 
     Parameters
     ----------
@@ -226,7 +229,7 @@ def own_takes(checkpoint: dict[str, Any], dataset, takes: Sequence[Take],
 
     Returns
     -------
-    (bool, np.ndarray of bool, shape (n,))
+    (list of int, np.ndarray of bool, shape (n,))
     """
     from .files import content_digest
 
@@ -236,15 +239,17 @@ def own_takes(checkpoint: dict[str, Any], dataset, takes: Sequence[Take],
     if digests:
         own = np.array([d in digests for d in prints], dtype=bool)
         by_path = {t.path: t for t in dataset.takes}
-        files = [dataset.path_of(by_path[p]) for p in listed if p in by_path]
-        return bool(own.any()) or any(
-            os.path.isfile(f) and content_digest(f) in digests for f in files), own
+        mine = [by_path[p] for p in listed if p in by_path]
+        known = {t.board for t in mine if os.path.isfile(f := dataset.path_of(t))
+                 and content_digest(f) in digests}
+        return sorted(known | {t.board for t, o in zip(takes, own, strict=True) if o}), own
     if not isinstance(source.get("path"), str):
-        return True, np.zeros(len(takes), dtype=bool)
+        return known_boards_of(checkpoint), np.zeros(len(takes), dtype=bool)
     ours = (Path(source["path"]).resolve() == Path(dataset.root).resolve()
             or (source.get("name") == dataset.name
                 and set(_texts(source, "takes")) <= {t.path for t in dataset.takes}))
-    return ours, np.array([ours and t.path in set(listed) for t in takes], dtype=bool)
+    own = np.array([ours and t.path in set(listed) for t in takes], dtype=bool)
+    return known_boards_of(checkpoint) if ours else [], own
 
 
 def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
@@ -270,8 +275,8 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         references now, so left out; their boards, and boards enrolled under their number
         — from any recordings — count as known), ``training_left_out`` (test takes the model
         was trained or calibrated on, left out) and ``trained_on`` (the model's training
-        dataset when it is not ``dataset`` (:func:`own_takes`): then no board counts as known
-        by its number, else None).
+        dataset when no board of ``dataset`` holds its recordings (:func:`own_takes`): then no
+        board counts as known by its number, else None).
     """
     from .enroll import enrolled_boards, enrolled_mask, fingerprint
     from .errors import DatasetError
@@ -293,7 +298,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     taken = sorted({t.board for t, e in zip(test, enrolled, strict=True) if e})
     # a take the model trained or calibrated on, marked test since (a manifest edited by
     # hand, a copy re-split): its score is in-sample, near 0 or inside the threshold's own fit
-    ours, trained = own_takes(checkpoint, dataset, test, prints)
+    known, trained = own_takes(checkpoint, dataset, test, prints)
     test = [t for t, e, o in zip(test, enrolled, trained, strict=True) if not (e or o)]
     if not test:
         raise DatasetError("has only test takes the model was trained on or given (enrolled): "
@@ -304,16 +309,15 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     scores = judge.scores(dataset_crops(dataset, test, cache=cache, progress=progress,
                                         split="test"))
     info = judge.model.detector.calibration_
-    trained_boards = known_boards_of(checkpoint) if ours else []
     result = evaluate_scores(test, scores, threshold=judge.threshold, n_boot=n_boot,
-                             known_boards=trained_boards + enrolled_boards(checkpoint) + taken,
+                             known_boards=known + enrolled_boards(checkpoint) + taken,
                              **model_options(info))
     return json_safe({"model": str(judge.model.path), "dataset": str(dataset.root),
                       "scorer": judge.model.scorer, "calibration": info, **result,
                       "scores": [float(x) for x in scores],
                       "enrolled_left_out": int(enrolled.sum()),
                       "training_left_out": int(trained.sum()),
-                      "trained_on": None if ours else _trained_on(checkpoint)})
+                      "trained_on": None if known else _trained_on(checkpoint)})
 
 
 def _trained_on(checkpoint: dict[str, Any]) -> str:

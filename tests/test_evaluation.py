@@ -213,23 +213,31 @@ def test_own_takes_by_digest_or_for_older_files_by_folder_name_and_paths(tiny_da
 
     test = tiny_dataset.select(split="test")
     prints = [fingerprint(tiny_dataset.path_of(t)) for t in test]
-    trained = [t.path for t in tiny_dataset.select(split="train")]
-    # by content: two test takes are recordings the model trained on
-    ours, own = own_takes({"dataset": {"digests": prints[:2], "takes": trained}}, tiny_dataset,
-                          test, prints)
-    assert ours and own.tolist() == [True, True] + [False] * (len(test) - 2)
-    # digests of other recordings: not this dataset, whatever its paths
-    ours, own = own_takes({"dataset": {"digests": ["0" * 40], "takes": trained}}, tiny_dataset,
-                          test, prints)
-    assert not ours and not own.any()
-    # a file from before digests: the same name listing every training take is its dataset
+    trained = [t.path for t in tiny_dataset.select(split="train", board=[1, 2])]
+    digests = [fingerprint(tiny_dataset.path_of(t)) for t in
+               tiny_dataset.select(split="train", board=[1, 2])]
+    # by content: the takes at the training paths are boards 1 and 2; and two test takes of
+    # board 11 are recordings the model trained on, so board 11 is known too
+    unseen = [i for i, t in enumerate(test) if t.board == 11][:2]
+    known, own = own_takes({"dataset": {"digests": digests + [prints[i] for i in unseen],
+                                        "takes": trained}}, tiny_dataset, test, prints)
+    assert known == [1, 2, 11] and np.flatnonzero(own).tolist() == unseen
+    # the same paths holding other recordings (another draw, a renumbered copy): no board
+    known, own = own_takes({"dataset": {"digests": ["0" * 40], "takes": trained}},
+                           tiny_dataset, test, prints)
+    assert known == [] and not own.any()
+    # a file from before digests: the same name listing every training take is its dataset,
+    # where its training classes' boards are known
     old = {"name": tiny_dataset.name, "path": "elsewhere/tiny", "takes": trained,
            "calibration_takes": [test[0].path]}
-    ours, own = own_takes({"dataset": old}, tiny_dataset, test, prints)
-    assert ours and own.tolist() == [True] + [False] * (len(test) - 1)
-    assert not own_takes({"dataset": {**old, "name": "other"}}, tiny_dataset, test, prints)[0]
-    # before any provenance: boards count by number, no take is known to be its own
-    ours, own = own_takes({}, tiny_dataset, test, prints)
-    assert ours and not own.any()
+    classes = ["board01/left", "board02/left"]
+    known, own = own_takes({"dataset": old, "classes": classes}, tiny_dataset, test, prints)
+    assert known == [1, 2] and own.tolist() == [True] + [False] * (len(test) - 1)
+    assert own_takes({"dataset": {**old, "name": "other"}, "classes": classes}, tiny_dataset,
+                     test, prints)[0] == []
+    # before any provenance: its classes' boards, no take known to be its own
+    known, own = own_takes({"classes": classes}, tiny_dataset, test, prints)
+    assert known == [1, 2] and not own.any()
     # a hand-edited file's nonsense is ignored, not a traceback
-    assert own_takes({"dataset": {"path": 3, "takes": "x"}}, tiny_dataset, test, prints)[0]
+    assert own_takes({"dataset": {"path": 3, "takes": "x"}, "classes": classes}, tiny_dataset,
+                     test, prints)[0] == [1, 2]
