@@ -14,7 +14,6 @@ tap), so a clip whose bytes are already enrolled, or repeated in one call, is re
 from __future__ import annotations
 
 import os
-import stat
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from .config import Config
 from .detectors import KNNDetector
 from .errors import ModelFileError, ParameterError
+from .files import refuse_read_only
 from .features import clip_features
 from .judge import Judge, check_same_features
 from .locks import exclusive, lock_path
@@ -268,11 +268,8 @@ def check_rewritable(path: Path) -> None:
                              fix=f"name the file it points to: {os.path.realpath(path)}")
     if not path.exists():
         load_model(path)  # its one line: not found, with the model files beside it
-    if path.is_file() and (not path.stat().st_mode & stat.S_IWUSR
-                           or not os.access(path, os.W_OK)):
-        raise ModelFileError("is read-only, and enroll would rewrite it", path=path,
-                             fix="make it writable (chmod u+w) if it is meant to change, or "
-                                 "enrol into a copy")
+    refuse_read_only(path, ModelFileError, what="enroll", fix="make it writable (chmod u+w) "
+                     "if it is meant to change, or enrol into a copy")
 
 
 def _undo_last(path: Path) -> dict[str, Any]:

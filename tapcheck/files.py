@@ -160,6 +160,16 @@ def refuse_special(path: str | os.PathLike, error: type[TapcheckError], *, fix: 
         raise error(f"is {kind}, not a file", path=path, fix=fix)
 
 
+def refuse_read_only(path: str | os.PathLike, error: type[TapcheckError], *, what: str,
+                     fix: str) -> None:
+    """Raise ``error`` if ``path`` is a file protected against writing (no owner write bit, or
+    not writable by this user). An atomic rewrite renames a new file over the old one, which
+    the old file's permissions do not stop: the protection is honoured here, by asking."""
+    if os.path.isfile(path) and (not os.stat(path).st_mode & stat.S_IWUSR
+                                 or not os.access(path, os.W_OK)):
+        raise error(f"is read-only, and {what} would replace it", path=path, fix=fix)
+
+
 def content_digest(path: str | os.PathLike) -> str:
     """SHA-1 of a file's bytes, hex: the same recording under any name. A content key, not a
     seal (twice as fast as BLAKE2 on a 3 s take). The caller refuses fifos first

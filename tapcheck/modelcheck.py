@@ -184,9 +184,10 @@ def check_model_target(out: str | os.PathLike) -> None:
     Raises
     ------
     ModelFileError
-        ``out`` is a folder, a fifo/device/socket, or a file tapcheck did not write as a model.
+        ``out`` is a folder, a fifo/device/socket, a file tapcheck did not write as a model, a
+        read-only model file, or one holding enrolments (which a new model would lose).
     """
-    from .files import refuse_special
+    from .files import refuse_read_only, refuse_special
     from .modelfile import FORMAT
 
     path = os.fspath(out)
@@ -207,6 +208,15 @@ def check_model_target(out: str | os.PathLike) -> None:
     if not isinstance(head, dict) or head.get("format") != FORMAT:
         raise ModelFileError("exists and is not a tapcheck model file; tapcheck overwrites only "
                              "its own model files", path=path, fix=fix)
+    refuse_read_only(path, ModelFileError, what="training", fix="make it writable (chmod u+w) "
+                     "if it is meant to be replaced, or " + fix)
+    enrolled = head.get("enrolled")
+    if isinstance(enrolled, list) and enrolled:  # taps a user added: no retraining brings them
+        raise ModelFileError(
+            f"holds {len(enrolled)} enrolment(s) (taps added with `tapcheck enroll`) that a new "
+            "model here would lose", path=path,
+            fix="choose another --out, or delete the file if they are not needed (`tapcheck "
+                "enroll --list --model FILE` shows them)")
 
 
 def check_trained(checkpoint: dict[str, Any], out: str | os.PathLike) -> None:

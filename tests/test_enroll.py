@@ -193,3 +193,20 @@ def test_evaluate_after_enrolment_still_names_a_missing_test_take(model, tiny_da
     code, out, err = run_cli("evaluate", "--model", model, "--dataset", root)
     assert code == 2 and out == "" and "Traceback" not in err
     assert f"{gone}: file not found" in err
+
+
+@pytest.mark.parametrize("case", ["enrolled", "read-only"])
+def test_train_does_not_replace_enrolments_or_a_read_only_model(case, model, tiny_dataset,
+                                                                run_cli):
+    """Enrolled taps live only in the model file, and a read-only file is protected by its
+    owner: a new training run must not rename itself over either."""
+    if case == "enrolled":
+        enroll(model, unseen_clips(tiny_dataset)[:1])
+    else:
+        model.chmod(0o444)
+    digest = md5(model)
+    code, out, err = run_cli("train", "--dataset", tiny_dataset.root, "--model", "ae",
+                             "--epochs", "1", "--out", model)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert {"enrolled": "holds 1 enrolment(s)", "read-only": "is read-only"}[case] in err
+    assert md5(model) == digest
