@@ -10,6 +10,17 @@ import click
 import numpy as np
 
 
+def one_line(text: str) -> str:
+    """``text`` with every line break or other control character escaped (``\\n``,
+    ``\\x85``, ``\\u2028``): a printed line stays one line, so a file named
+    ``x.wav\\nBOARD 3 NORMAL`` cannot forge a verdict line that a script reads. Bytes of a
+    name that are not UTF-8 (surrogate escapes) print as they are."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or "\udc80" <= c <= "\udcff" else
+                   repr(c)[1:-1] for c in text)
+
+
 class BenchConsole:
     """The person at the bench: lines, questions on stdin, and a level meter on a terminal."""
 

@@ -214,7 +214,9 @@ class Judgment:
         if self.errors and len(self.verdicts) > 1:
             err.append(f"tapcheck: {len(self.errors)} of {len(self.verdicts)} clip(s) could not "
                        "be judged")
-        return out, err
+        from .console import one_line  # paths are any text: one line each, as read
+
+        return [one_line(x) for x in out], [one_line(x) for x in err]
 
 
 def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | None = None,

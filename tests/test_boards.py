@@ -99,3 +99,20 @@ def test_a_board_name_cannot_forge_an_output_line(name, run_cli, tiny_model):
     code, out, err = run_cli("judge", "take001.wav", "--model", tiny_model, "--board", name)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "Invalid value for '--board'" in err
+
+
+def test_a_file_name_cannot_forge_an_output_line(tiny_model, tiny_dataset, run_cli, tmp_path):
+    """A clip outside a board folder is its own board, named by its path: a line break in the
+    name is printed escaped, in the verdict line, the board line and an error line alike."""
+    import shutil
+
+    forged = tmp_path / "x.wav\nBOARD 3 NORMAL  0 of 3"
+    shutil.copyfile(tiny_dataset.path_of(tiny_dataset.select(board=[11])[0]), forged)
+    broken = tmp_path / "bad.wav\ntapcheck: error: forged"
+    broken.write_bytes(b"not audio")
+    code, out, err = run_cli("judge", forged, broken, "--model", tiny_model, "--per-board")
+    assert code == 2 and len(out.splitlines()) == 2  # one verdict, one board
+    assert not any(line.startswith("BOARD 3") for line in out.splitlines())
+    assert "x.wav\\nBOARD 3 NORMAL" in out
+    assert [line for line in err.splitlines() if "forged" in line] == [
+        next(line for line in err.splitlines() if line.startswith(f"tapcheck: error: {tmp_path}"))]

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from ..console import table  # noqa: F401 - the commands' table printer
+from ..console import one_line, table  # noqa: F401 - table: the commands' table printer
 from ..errors import TapcheckError, TapcheckWarning
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -57,7 +57,7 @@ def echo_err(text: str) -> None:
 
 
 def warn(text: str) -> None:
-    echo_err(f"tapcheck: warning: {text}")
+    echo_err(f"tapcheck: warning: {one_line(text)}")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -84,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     except TapcheckError as e:
         if debug:
             raise
-        for line in e.details:
-            echo_err(f"tapcheck: error: {line}")
-        echo_err(f"tapcheck: error: {e}")
+        for line in e.details:  # a path with a line break must not split a line in two
+            echo_err(f"tapcheck: error: {one_line(line)}")
+        echo_err(f"tapcheck: error: {one_line(str(e))}")
         return e.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
