@@ -86,6 +86,22 @@ def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str],
                         "`tapcheck enroll --undo`")
 
 
+def _refuse_own(clips: Sequence[str | os.PathLike], prints: list[str],
+                checkpoint: dict[str, Any]) -> None:
+    """A recording the model was trained or calibrated on is in its reference or its
+    threshold's fit already: enrolled, it would count twice (model files from before
+    2026-12-03 keep no digests of their takes, and are not checked)."""
+    from .modelfile import provenance
+
+    own = set(provenance(checkpoint, "digests"))
+    for clip, digest in zip(clips, prints, strict=True):
+        if digest in own:
+            raise ParameterError(
+                "is one of the recordings the model was trained or calibrated on: its reference "
+                "or threshold holds it already, and enrolled it would count twice; nothing "
+                "enrolled", path=clip, fix="enrol taps the model has not been given")
+
+
 def _reference_groups(detector) -> np.ndarray:
     groups = detector.reference_groups_
     if groups is None:  # a file from before board groups: each clip its own group
@@ -185,6 +201,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         emb = _embed(Judge(loaded), clips)  # every clip read and checked as audio first
         prints = [fingerprint(c) for c in clips]
         _refuse_repeats(clips, prints, list(loaded.checkpoint.get("enrolled", [])))
+        _refuse_own(clips, prints, loaded.checkpoint)
         scores = detector.anomaly_score(emb)
         before = detector.threshold_
         _refuse_defective(detector, scores, clips, force=force)

@@ -199,13 +199,6 @@ def known_boards_of(checkpoint: dict[str, Any]) -> list[int]:
     return sorted({int(m.group(1)) for m in found if m})
 
 
-def _texts(source: dict[str, Any], key: str) -> list[str]:
-    """A list of text from a model file's provenance ([] when absent or not such a list: a
-    file edited by hand must not stop an evaluation that can do without it)."""
-    value = source.get(key, [])
-    return value if isinstance(value, list) and all(isinstance(x, str) for x in value) else []
-
-
 def own_takes(checkpoint: dict[str, Any], dataset, takes: Sequence[Take],
               prints: Sequence[str | None]) -> tuple[list[int], np.ndarray]:
     """The boards of ``dataset`` the model was trained on, and which of ``takes`` are its own
@@ -232,10 +225,11 @@ def own_takes(checkpoint: dict[str, Any], dataset, takes: Sequence[Take],
     (list of int, np.ndarray of bool, shape (n,))
     """
     from .files import content_digest
+    from .modelfile import provenance
 
     source = checkpoint.get("dataset") if isinstance(checkpoint.get("dataset"), dict) else {}
-    listed = _texts(source, "takes") + _texts(source, "calibration_takes")
-    digests = set(_texts(source, "digests"))
+    listed = provenance(checkpoint, "takes") + provenance(checkpoint, "calibration_takes")
+    digests = set(provenance(checkpoint, "digests"))
     if digests:
         own = np.array([d in digests for d in prints], dtype=bool)
         by_path = {t.path: t for t in dataset.takes}
@@ -247,7 +241,7 @@ def own_takes(checkpoint: dict[str, Any], dataset, takes: Sequence[Take],
         return known_boards_of(checkpoint), np.zeros(len(takes), dtype=bool)
     ours = (Path(source["path"]).resolve() == Path(dataset.root).resolve()
             or (source.get("name") == dataset.name
-                and set(_texts(source, "takes")) <= {t.path for t in dataset.takes}))
+                and set(provenance(checkpoint, "takes")) <= {t.path for t in dataset.takes}))
     own = np.array([ours and t.path in set(listed) for t in takes], dtype=bool)
     return known_boards_of(checkpoint) if ours else [], own
 

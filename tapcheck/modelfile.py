@@ -165,6 +165,16 @@ def new_checkpoint(**fields: Any) -> dict[str, Any]:
             "features_version": FEATURES_VERSION, **fields}
 
 
+def provenance(checkpoint: dict[str, Any], key: str) -> list[str]:
+    """A list of text from the model file's ``dataset`` record (``takes``,
+    ``calibration_takes``, ``digests``: see :func:`tapcheck.training.train_model`); [] when
+    absent or not such a list — a file edited by hand must not stop a command that can do
+    without it."""
+    source = checkpoint.get("dataset")
+    value = source.get(key, []) if isinstance(source, dict) else []
+    return value if isinstance(value, list) and all(isinstance(x, str) for x in value) else []
+
+
 def partial_path(model_path: str | os.PathLike) -> Path:
     """Where a run training ``model_path`` keeps its progress: ``<model_path>.partial``."""
     model_path = Path(model_path)

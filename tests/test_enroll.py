@@ -87,7 +87,8 @@ def test_clearly_defective_clips_are_refused_unless_forced(model):
 
 
 @pytest.mark.parametrize("case", ["missing", "no-folder", "foreign", "empty", "not-audio",
-                                  "features", "link", "read-only", "undo-read-only"])
+                                  "features", "link", "read-only", "undo-read-only",
+                                  "own-take"])
 def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny_dataset,
                                                                run_cli, tmp_path):
     clips = [str(c) for c in unseen_clips(tiny_dataset)]
@@ -100,6 +101,8 @@ def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny
     elif case == "link":  # a rename would put a new file in the link's place
         target = tmp_path / "link.pt"
         target.symlink_to(model)
+    elif case == "own-take":  # a take the model trained on would count twice
+        clips = clips + [str(tiny_dataset.path_of(tiny_dataset.select(split="train")[0]))]
     elif case in ("read-only", "undo-read-only"):  # renames ignore the file's permissions
         enroll(model, clips[:1])
         model.chmod(0o444)
@@ -122,7 +125,9 @@ def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny
     assert {"missing": "none.pt: model file not found", "foreign": "foreign.pt",
             "empty": "no clips", "not-audio": "notes.wav", "features": "feature settings",
             "no-folder": "none.pt: model file not found", "link": "link.pt: is a symbolic link",
-            "read-only": "is read-only", "undo-read-only": "is read-only"}[case] in lines[0]
+            "read-only": "is read-only", "undo-read-only": "is read-only",
+            "own-take": "take001.wav: is one of the recordings the model was trained or "
+                        "calibrated on"}[case] in lines[0]
     assert (md5(target) if target.exists() else None) == digest
     assert target.is_symlink() == (case == "link") and not (tmp_path / "nodir").exists()
 
