@@ -279,11 +279,13 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
     if takes < 1:
         raise ParameterError(f"--takes must be at least 1, not {takes}")
     if not 0 <= seed <= 2**32 - 1:  # numpy's generators take no negative seed
-        raise ParameterError(f"--seed must be between 0 and {2**32 - 1}, not {seed}")
+        raise ParameterError(f"--seed must be between 0 and {2**32 - 1}, not {seed}",
+                             fix="any seed in that range gives its own dataset, e.g. --seed 1")
     test_takes = takes // 5 if test_takes is None else test_takes
     if not 0 <= test_takes < takes:  # a training board needs a training take
         raise ParameterError(f"--test-takes must be between 0 and {takes - 1} (--takes {takes} "
-                             f"less one), not {test_takes}")
+                             f"less one), not {test_takes}",
+                             fix=f"leave it out for a fifth ({takes // 5}), or raise --takes")
     if preset not in ("study", "plant"):
         raise ParameterError(f"--preset must be 'study' or 'plant', not '{preset}'")
     fresh = not dataset_path(name).exists()
