@@ -294,8 +294,10 @@ def _parses(text: str, kind: Any) -> bool:
         value = tomllib.loads(f"x = {text.strip()}")["x"]
     except tomllib.TOMLDecodeError:
         return False
-    return kind in (int, float, bool) and isinstance(value, kind if kind is not float
-                                                     else (int, float))
+    if kind is bool:
+        return isinstance(value, bool)
+    return kind in (int, float) and not isinstance(value, bool) and isinstance(
+        value, kind if kind is int else (int, float))
 
 
 @dataclass(frozen=True)
