@@ -389,7 +389,7 @@ def format_evaluation(result: dict[str, Any]) -> str:
     if result.get("trained_on"):
         lines.append(f"the model was trained on {result['trained_on']}, not on this dataset: "
                      "its boards are boards the model never heard, whatever their numbers, so "
-                     "every normal board counts as unseen")
+                     "they count as unseen unless enrolled")
     off = {name: result.get(f"false_alarms_{name}_vs_stated") for name in ("known", "unseen")}
     if "above" in off.values() or "below" in off.values():
         lines.append("against the stated rate: " + "; ".join(
