@@ -53,7 +53,7 @@ def test_a_fold_loses_only_the_normal_takes_of_its_boards(tiny_dataset, fast):
 
 
 def test_the_threshold_comes_from_every_normal_take_of_every_board(small_train_set, fast,
-                                                                  tmp_path):
+                                                                  tmp_path, tiny_dataset):
     ds = Dataset.open(small_train_set)
     checkpoint = train_model(ds, config=load_config(fast), progress=False)
     det = checkpoint["detector"]
@@ -72,8 +72,8 @@ def test_the_threshold_comes_from_every_normal_take_of_every_board(small_train_s
 
     # enrolling a board keeps the cross-fit threshold (its scores are of boards no network heard)
     path = save_checkpoint(tmp_path / "m.pt", checkpoint)
-    board1 = [ds.path_of(t) for t in ds.select(board=[1], split="train")[:3]]
-    result = enroll(path, board1, board=21, force=True, config=load_config(fast))
+    board13 = [tiny_dataset.path_of(t) for t in tiny_dataset.select(board=[13])[:3]]
+    result = enroll(path, board13, board=21, force=True, config=load_config(fast))
     after = load_model(path).detector
     assert after.threshold_ == pytest.approx(info["threshold"])
     assert len(after.reference_) == len(torch.as_tensor(det["reference"])) + 3
