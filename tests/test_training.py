@@ -210,5 +210,6 @@ def test_auto_calibration_without_held_out_takes_is_refused(small_train_set, run
     config.write_text("[train]\ncalib_fraction = 0\n")
     code, _, err = run_cli("train", "--dataset", small_train_set, "--config", config,
                            "--model", "ae", "--epochs", "1", "--out", tmp_path / "m.pt")
-    assert code == 2 and "'train.calib_fraction' is 0, so calibration 'hold-out' ('auto'" in err
+    assert code == 2 and f"{config}: 'train.calib_fraction' is 0, so calibration 'hold-out' " \
+        "('auto'" in err
     assert not (tmp_path / "m.pt").exists()

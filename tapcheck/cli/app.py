@@ -119,13 +119,22 @@ def config_option(help_text: str = "TOML config (see configs/default.toml); opti
     return click.option("--config", "config_path", type=FILE, help=help_text)
 
 
-def train_with_progress(ds, *, config, **kwargs) -> dict:
-    """:func:`tapcheck.training.train_model` with a progress bar on a terminal, log lines else."""
+def train_with_progress(ds, *, config, config_path: str | os.PathLike | None = None,
+                        **kwargs) -> dict:
+    """:func:`tapcheck.training.train_model` with a progress bar on a terminal, log lines else;
+    a setting found wrong only against the data (``calib_fraction = 0`` where ``auto`` chose a
+    hold-out) is named with ``config_path``, the file it came from."""
+    from ..errors import ConfigError
     from ..training import train_model
 
     interactive = sys.stderr.isatty()
     log = None if interactive else echo_err
-    return train_model(ds, config=config, progress=interactive, log=log, **kwargs)
+    try:
+        return train_model(ds, config=config, progress=interactive, log=log, **kwargs)
+    except ConfigError as e:
+        if e.path is not None or config_path is None:
+            raise
+        raise ConfigError(e.problem, path=config_path, fix=e.fix) from None
 
 
 @click.group(context_settings=CONTEXT)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 
 from .app import cli, config_option, echo_err, parse_config, train_with_progress
@@ -24,7 +26,9 @@ def demo(dataset: str, model_name: str | None, config_path, epochs: int | None,
 
     result, verdicts, seconds = run_demo(dataset, model=model_name,
                                          config=parse_config(config_path), epochs=epochs,
-                                         seed=seed, say=click.echo, train=train_with_progress)
+                                         seed=seed, say=click.echo,
+                                         train=functools.partial(train_with_progress,
+                                                                 config_path=config_path))
     for line in demo_lines(result, seconds=seconds):
         click.echo(line)
     for v in verdicts:

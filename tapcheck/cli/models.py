@@ -97,7 +97,8 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     # one run per model file: a second one is told "in use by PID N", not "interrupted"
     with exclusive(lock_path(out), what=out, error=ModelFileError, remove=True):
         check_partial(partial, resume=resume)
-        checkpoint = train_with_progress(ds, config=config, partial=partial, resume=resume)
+        checkpoint = train_with_progress(ds, config=config, config_path=config_path,
+                                         partial=partial, resume=resume)
         check_trained(checkpoint, out)
         save_checkpoint(out, checkpoint)
         partial.unlink(missing_ok=True)  # only now: the finished model is safely on disk
