@@ -276,6 +276,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     from .errors import DatasetError
     from .featurecache import FeatureCache
     from .judge import Judge
+    from .modelfile import provenance
     from .training import dataset_crops
 
     judge = Judge(model)
@@ -286,7 +287,9 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
                            fix="mark held-out takes split=test (tapcheck import --split test)")
     checkpoint = judge.model.checkpoint
     files = [dataset.path_of(t) for t in test]
-    prints = [fingerprint(f) if os.path.isfile(f) else None for f in files]
+    # a take's bytes are read only when the model keeps digests to compare them with
+    compare = bool(checkpoint.get("enrolled")) or bool(provenance(checkpoint, "digests"))
+    prints = [fingerprint(f) if compare and os.path.isfile(f) else None for f in files]
     enrolled = enrolled_mask(checkpoint, files, prints=prints)
     # a board some of whose takes were enrolled (with or without --board) is in the reference
     taken = sorted({t.board for t, e in zip(test, enrolled, strict=True) if e})
