@@ -71,8 +71,18 @@ def load(path: str | os.PathLike, *, sr: int = 44100,
     # Python callbacks, and an interrupt raised inside one is printed as "Exception ignored" and
     # lost, the read failing as "not a readable audio file"; raised as it closes, it leaves the
     # handle to be closed twice at exit ("double free"). Both seen stopping `tapcheck import`.
-    with deferred(), _open(path) as info:  # one open file for the checks and the samples
-        return _read(info, path=path, sr=sr, max_duration_s=max_duration_s, min_sr=min_sr)
+    # The SoundFile's __del__ is Python code too: an interrupt landing in it is likewise
+    # "ignored" and lost, so the last reference goes while Ctrl-C is still held.
+    with deferred():
+        try:
+            with _open(path) as info:  # one open file for the checks and the samples
+                y = _read(info, path=path, sr=sr, max_duration_s=max_duration_s, min_sr=min_sr)
+        except AudioError as e:  # its traceback (and context) hold the SoundFile: drop them here
+            e.__context__ = None
+            raise e.with_traceback(None) from None
+        finally:
+            info = None
+    return y
 
 
 def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,

@@ -53,22 +53,23 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike 
     result = ImportResult()
     with dataset.locked():  # one importer (or recorder) at a time; a second is told who
         for path in map(Path, files):
-            try:
-                y = load_clip(path, audio=config.audio, features=config.features)
-                strike_crops(y, features=config.features, path=path)  # refuse clips without a tap
-            except TapcheckError as e:
-                result.errors.append(str(e))
-                continue
-            try:
-                # Ctrl-C or kill wait until the WAV and its manifest row are both written
-                with deferred():
+            # Ctrl-C or kill wait until the take is read, and its WAV and manifest row are both
+            # written: every object of a take (soundfile's among them) is released inside
+            with deferred():
+                try:
+                    y = load_clip(path, audio=config.audio, features=config.features)
+                    strike_crops(y, features=config.features, path=path)  # no tap: refused
+                except TapcheckError as e:
+                    result.errors.append(str(e))
+                    continue
+                try:
                     take = dataset.add_take(y, sr=config.audio.sr, board=board, side=side,
                                             label=label, group=group, split=split,
                                             source="import")
-            except StorageError as e:  # a full or read-only disk: the next file fares no better
-                result.errors.append(str(e))
-                result.stopped = len(files) - len(result.imported) - len(result.errors)
-                break
+                except StorageError as e:  # a full or read-only disk: the next file fares no better
+                    result.errors.append(str(e))
+                    result.stopped = len(files) - len(result.imported) - len(result.errors)
+                    break
             result.imported.append((path, take))
             if on_take is not None:
                 on_take(path, take)
