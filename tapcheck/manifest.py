@@ -41,6 +41,8 @@ def check_take_path(text: str) -> str | None:
     """What is wrong with a manifest ``path`` (relative, inside the dataset), or None."""
     if not text:
         return "has an empty path"
+    if text != text.strip():  # a spreadsheet's padding; no take's file is named so
+        return f"has spaces around its path {text!r}"
     if "\0" in text or "\\" in text:
         return f"has a path with a NUL or backslash: {text!r}"
     # string tests, not PurePosixPath: this runs for every row of a 10^5-row manifest

@@ -113,7 +113,9 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     if not path.exists():
         # the default name is arcface-resnet18's; a recipe that trains another model (e.g.
         # configs/new-boards.toml's arcface-lite) leaves its file beside it: name it
-        others = sorted(path.parent.glob("*.pt"))[:3] if path.parent.is_dir() else []
+        # (model files only as far as a name and a stat tell: not links, folders or empty files)
+        others = sorted(p for p in path.parent.glob("*.pt") if not p.is_symlink() and p.is_file()
+                        and p.stat().st_size > 0)[:3] if path.parent.is_dir() else []
         raise ModelFileError("model file not found", path=path, fix=(
             f"pass --model {others[0]}" + (f" (or {', '.join(map(str, others[1:]))})"
                                             if others[1:] else "")

@@ -54,6 +54,8 @@ def test_select_filters(tiny_dataset):
      "duplicate row for board01/left/take002.wav"),
     (lambda rows: rows.append({**rows[0], "path": rows[0]["path"].replace("/", "//")}),
      "duplicate row for board01/left/take001.wav"),
+    # a spreadsheet's padding is named as such, not reported as a missing file
+    (lambda rows: rows[1].__setitem__("path", rows[1]["path"] + " "), "spaces around its path"),
     (lambda rows: rows[1].__setitem__("board", "three"), "malformed row"),
     (lambda rows: rows[1].__setitem__("split", "validation"), "unknown split"),
 ])

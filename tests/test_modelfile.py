@@ -96,6 +96,12 @@ def test_a_missing_model_file_names_the_model_files_beside_it(tiny_model, tmp_pa
     with pytest.raises(ModelFileError, match="train one with") as alone:
         load_model(tmp_path / "arcface-resnet18.pt")
     assert alone.value.fix == "train one with `tapcheck train` or pass --model PATH"
+    # not named: a link (enroll refuses one), a folder, an empty file
+    (tmp_path / "a-link.pt").symlink_to(tiny_model)
+    (tmp_path / "a-folder.pt").mkdir()
+    (tmp_path / "an-empty.pt").touch()
+    with pytest.raises(ModelFileError, match="train one with"):
+        load_model(tmp_path / "arcface-resnet18.pt")
     (tmp_path / "arcface-lite.pt").write_bytes(tiny_model.read_bytes())
     with pytest.raises(ModelFileError, match="model file not found") as beside:
         load_model(tmp_path / "arcface-resnet18.pt")
