@@ -47,7 +47,7 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
         Wall time of the whole run.
     """
     from .modelcheck import check_model_target
-    from .modelfile import load_model, save_checkpoint
+    from .modelfile import load_model, save_trained
     from .models import get_spec
     from .synth import make_study_dataset
 
@@ -70,7 +70,7 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
     if train is None:
         from .training import train_model as train
     checkpoint = train(ds, config=config)
-    save_checkpoint(out, checkpoint)
+    save_trained(out, checkpoint)  # a model that cannot judge is refused here, not at judging
     say(f"    saved {out} (trained in {checkpoint['train_seconds']:.0f} s)")
     say("3/3 judging the test split ...")
     test = ds.select(split="test")

@@ -40,6 +40,10 @@ from .files import atomic_write, content_digest
 CELL_FORMAT = 2  # 2: false alarms on known and unseen boards, board verdicts
 
 
+MAX_SEED = 2**32 - 1  # numpy's seed range, as synth --seed
+MAX_SEEDS = 100  # each trains every model on every fold: a typo's 0-1000000 is not a plan
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``0-4`` → (0, 1, 2, 3, 4); ``0,2,5`` and mixtures such as ``0-2,7`` work too."""
     seeds: list[int] = []
@@ -49,7 +53,14 @@ def parse_seeds(text: str) -> tuple[int, ...]:
             raise ParameterError(f"--seeds '{text}' is not a list of seeds",
                                  fix="write a range or a list of whole numbers, e.g. --seeds 0-4 "
                                      "or --seeds 0,2,5")
-        seeds.extend(range(int(m[1]), int(m[2] or m[1]) + 1))
+        lo, hi = int(m[1]), int(m[2] or m[1])
+        if hi > MAX_SEED or hi - lo + 1 + len(seeds) > MAX_SEEDS:  # before a range is expanded
+            asks = f"a seed over {MAX_SEED}" if hi > MAX_SEED else f"more than {MAX_SEEDS} seeds"
+            raise ParameterError(
+                f"--seeds '{text}' asks for {asks}",
+                fix=f"give at most {MAX_SEEDS} seeds from 0 to {MAX_SEED}, e.g. --seeds 0-4 (each "
+                    "seed trains every model once per fold)")
+        seeds.extend(range(lo, hi + 1))
     return tuple(dict.fromkeys(seeds))
 
 

@@ -27,7 +27,7 @@ from .detectors import ThresholdDetector, detector_from_state
 from .errors import ConfigError, ModelFileError, ParameterError
 from .features import FEATURES_VERSION
 from .files import atomic_write, refuse_special
-from .modelcheck import check_contents
+from .modelcheck import check_contents, check_trained
 
 FORMAT = "tapcheck-model"
 FORMAT_VERSION = 2  # 2: cosine heads keep their class centres as the model's W
@@ -63,6 +63,23 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Path
     with atomic_write(path) as f:
         f.write(buffer.getbuffer())
     return path
+
+
+def save_trained(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Path:
+    """Write a finished run's model file and drop the run's progress (``<path>.partial``).
+
+    A model that cannot judge (a threshold that is not a number) is not written, and its
+    progress goes too: resuming a finished run would give the same model again.
+    """
+    partial = partial_path(path)
+    try:
+        check_trained(checkpoint, path)
+    except ModelFileError:
+        partial.unlink(missing_ok=True)
+        raise
+    save_checkpoint(path, checkpoint)
+    partial.unlink(missing_ok=True)  # only now: the finished model is safely on disk
+    return Path(path)
 
 
 def load_model(path: str | os.PathLike) -> LoadedModel:

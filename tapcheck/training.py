@@ -293,6 +293,7 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     show = sys.stderr.isatty() if progress is None else progress
     base = prepare_data(dataset, config=config, cache=cache, progress=show)
     config = _with_calibration(config, base, log=log)
+    _check_neighbours(config, base, root=dataset.root)
     data, transform = _with_classes(base, spec=spec, root=dataset.root,
                                     per_batch=config.train.pseudo_per_batch)
     f = config.features
@@ -360,6 +361,27 @@ def _with_calibration(config: Config, data: TrainingData, *,
         crossfit_folds(fold_units(boards), 2, seed=0)
     return dataclasses.replace(config, train=dataclasses.replace(config.train,
                                                                  calibration=method))
+
+
+def _check_neighbours(config: Config, data: TrainingData, *, root: Path) -> None:
+    """A kNN threshold scored without held-out takes scores each normal take against its
+    ``knn_k``-th nearest other take (of another board, when there are several): with fewer,
+    that neighbour does not exist and the threshold would come out as NaN after training."""
+    train = config.train
+    lobo = train.calibration == "leave-one-board-out"
+    if (representation_of(train.scorer) != "knn" or train.calibration == "cross-fit"
+            or (data.calib_takes and not lobo)):
+        return  # cross-fit refuses too few takes itself; held-out takes score against all
+    takes = [t for t in data.fit_takes if t.label == "normal"] + (data.calib_takes if lobo else [])
+    _, per_board = np.unique([t.board for t in takes], return_counts=True)
+    others = len(takes) - (per_board.max() if len(per_board) > 1 else 1)
+    if others < train.knn_k:
+        raise DatasetError(
+            f"has {len(takes)} normal takes to calibrate on in the training split, too few to "
+            f"score each against its {train.knn_k} nearest "
+            f"{'takes of other boards' if len(per_board) > 1 else 'other takes'} (train.knn_k); "
+            "nothing was trained", path=root / "manifest.csv",
+            fix="record or import more normal takes (about 30 per board side)")
 
 
 def _with_classes(data: TrainingData, *, spec, root: Path, per_batch: bool

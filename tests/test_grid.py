@@ -181,6 +181,12 @@ def test_parse_seeds():
     for bad in ("", "a", "2-", "-1", "1.5", "5-2"):
         with pytest.raises(ParameterError, match="not a list of seeds"):
             parse_seeds(bad)
+    assert len(parse_seeds("0-99")) == 100
+    # refused before a range is expanded: 0-99999999999 once ended in a MemoryError
+    for huge, problem in (("0-99999999999", "a seed over 4294967295"),
+                          ("0-1000000", "more than 100 seeds"), ("0-98,200,300", "more than 100")):
+        with pytest.raises(ParameterError, match=problem):
+            parse_seeds(huge)
 
 
 def test_fold_boards_deal_whole_normal_boards(tiny_dataset):

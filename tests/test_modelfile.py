@@ -9,7 +9,7 @@ import torch
 from tapcheck import __version__
 from tapcheck.errors import ModelFileError
 from tapcheck.judge import Judge
-from tapcheck.modelfile import load_model, save_checkpoint
+from tapcheck.modelfile import load_model, partial_path, save_checkpoint, save_trained
 from tapcheck.models import rebuild
 from tapcheck.models.base import represent_clips
 
@@ -106,3 +106,19 @@ def test_a_missing_model_file_names_the_model_files_beside_it(tiny_model, tmp_pa
     with pytest.raises(ModelFileError, match="model file not found") as beside:
         load_model(tmp_path / "arcface-resnet18.pt")
     assert beside.value.fix == f"pass --model {tmp_path / 'arcface-lite.pt'}"
+
+
+def test_a_finished_run_that_cannot_judge_writes_no_model_and_leaves_no_progress(tiny_model,
+                                                                                 tmp_path):
+    """`train` once left the 200 MB progress of such a run behind, and the next `train` then
+    stopped at it ("an interrupted training run left its progress here")."""
+    checkpoint = torch.load(tiny_model, map_location="cpu", weights_only=True)
+    out = tmp_path / "m.pt"
+    partial_path(out).write_bytes(b"progress")
+    broken = {**checkpoint, "detector": {**checkpoint["detector"], "offset": float("nan")}}
+    with pytest.raises(ModelFileError, match="not written: the trained model cannot judge"):
+        save_trained(out, broken)
+    assert not out.exists() and not partial_path(out).exists()
+    partial_path(out).write_bytes(b"progress")
+    save_trained(out, checkpoint)
+    assert load_model(out).name == checkpoint["name"] and not partial_path(out).exists()

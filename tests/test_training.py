@@ -213,3 +213,34 @@ def test_auto_calibration_without_held_out_takes_is_refused(small_train_set, run
     assert code == 2 and f"{config}: 'train.calib_fraction' is 0, so calibration 'hold-out' " \
         "('auto'" in err
     assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("boards, takes, calibration, refused", [
+    ([2], 3, "hold-out", "5 nearest other takes"),  # the README's import step alone
+    ([1, 2], 4, "leave-one-board-out", "5 nearest takes of other boards"),
+    ([1, 2], 6, "leave-one-board-out", None),  # 6 takes of the other board each: enough
+])
+def test_too_few_normal_takes_for_the_knn_threshold_are_refused_before_training(
+        tmp_path, boards, takes, calibration, refused):
+    """Without them the k-th nearest neighbour does not exist, and the threshold came out NaN
+    after training, blamed on the learning rate."""
+    from tapcheck.errors import DatasetError
+    from tapcheck.importing import import_clips
+
+    from .conftest import write_tone
+
+    ds = Dataset.create(tmp_path / "few")
+    for board in boards:
+        clips = [write_tone(tmp_path / f"b{board}-{i}.wav", duration_s=3.0, seed=board * 10 + i)
+                 for i in range(takes)]
+        import_clips(clips, ds, board=board, side="left", label="normal")
+    config = load_config(None).replace("train", model="arcface-lite", epochs=1,
+                                       calibration=calibration)
+    epochs: list[str] = []
+    if refused is None:
+        assert np.isfinite(train_model(ds, config=config, log=epochs.append)["detector"]["offset"])
+        return
+    with pytest.raises(DatasetError, match=refused) as e:
+        train_model(ds, config=config, log=epochs.append)
+    assert str(e.value).startswith(f"{ds.root / 'manifest.csv'}: has {len(boards) * takes} normal")
+    assert not [line for line in epochs if line.startswith("epoch")]  # refused before training

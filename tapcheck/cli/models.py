@@ -81,8 +81,8 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     from ..files import check_writable
     from ..errors import ModelFileError
     from ..locks import exclusive, lock_path
-    from ..modelcheck import check_buildable, check_model_target, check_trained
-    from ..modelfile import check_partial, partial_path, save_checkpoint
+    from ..modelcheck import check_buildable, check_model_target
+    from ..modelfile import check_partial, partial_path, save_trained
     from ..paths import model_path
 
     config = parse_config(config_path).replace("train", model=model_name, epochs=epochs,
@@ -99,9 +99,7 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
         check_partial(partial, resume=resume)
         checkpoint = train_with_progress(ds, config=config, config_path=config_path,
                                          partial=partial, resume=resume)
-        check_trained(checkpoint, out)
-        save_checkpoint(out, checkpoint)
-        partial.unlink(missing_ok=True)  # only now: the finished model is safely on disk
+        save_trained(out, checkpoint)
     det = checkpoint["detector"]
     method = det.get("calibration", {}).get("method", "")
     click.echo(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, {det['kind']} scorer, "
