@@ -228,8 +228,8 @@ def load_config(path: str | Path | None = None) -> Config:
     path = Path(path)
     refuse_special(path, ConfigError, fix="pass a .toml file such as configs/default.toml")
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        # -sig: a file saved by Windows' Notepad starts with a byte-order mark (as manifests may)
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError("config file not found", path=path,
                           fix="check the path, or start from configs/default.toml") from None
@@ -247,7 +247,10 @@ def load_config(path: str | Path | None = None) -> Config:
 
 def _build(cls: type, data: Any, source: str, prefix: str):
     if not isinstance(data, dict):
-        raise ConfigError(f"'{prefix.rstrip('.')}' must be a table", path=source)
+        table = prefix.rstrip(".")
+        raise ConfigError(f"'{table}' must be a table, not {type(data).__name__} {data!r}",
+                          path=source, fix=f"write its settings under a [{table}] header, e.g. "
+                                           "configs/default.toml")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:

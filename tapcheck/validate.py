@@ -188,6 +188,10 @@ def _features_together(f: Any) -> tuple[str, str] | None:
     if f.hop_length > f.n_fft:
         return ("hop_length", f"{f.hop_length} is more than n_fft ({f.n_fft}): frames would "
                               "skip audio")
+    if 2 * f.pre_frames > f.n_frames:  # a crop of noise before the tap hears no ringing
+        return ("pre_frames", f"{f.pre_frames} frames before the strike are more than half of "
+                              f"a crop's n_frames ({f.n_frames}): the crops would hold the "
+                              "silence before the tap, not its ringing (default 4)")
     return None
 
 

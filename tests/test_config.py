@@ -65,6 +65,8 @@ def test_toml_overrides_and_types(tmp_path):
     ("[train]\ncalibration = 'hold-out'\ncalib_fraction = 0\n",
      "'train.calib_fraction': 0 holds out no takes"),
     ("[train\n", "not valid TOML"),
+    ("[features]\npre_frames = 500\n", "more than half of a crop's n_frames"),
+    ("train = 3\n", "'train' must be a table, not int 3 — write its settings under a \\[train\\]"),
 ])
 def test_bad_config_files(tmp_path, text, match):
     path = tmp_path / "c.toml"
@@ -72,6 +74,12 @@ def test_bad_config_files(tmp_path, text, match):
     with pytest.raises(ConfigError, match=match) as e:
         load_config(path)
     assert str(path) in str(e.value)
+
+
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_bytes("\ufeff[train]\nepochs = 2\n".encode())
+    assert load_config(path).train.epochs == 2
 
 
 def test_missing_config_file(tmp_path):
