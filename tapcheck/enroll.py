@@ -65,13 +65,13 @@ def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str],
                     enrolled: list[dict[str, Any]]) -> None:
     """A recording given twice, or enrolled before (by bytes; records from before fingerprints
     by path), would count twice in the calibration."""
-    seen: dict[str, str] = {}
-    for clip, digest in zip(clips, prints, strict=True):
-        if digest in seen:
-            raise ParameterError(
-                f"is the same recording as {seen[digest]}; enrolled twice it would count twice "
-                "in the calibration; nothing enrolled", path=clip, fix="name each clip once")
-        seen[digest] = os.fspath(clip)
+    from .files import first_repeat, repeat_problem
+
+    repeat = first_repeat(clips, prints)
+    if repeat:
+        raise ParameterError(
+            f"{repeat_problem(*repeat)}; enrolled twice it would count twice "
+            "in the calibration; nothing enrolled", path=repeat[0], fix="name each clip once")
     for entry in enrolled:
         before = dict(zip(entry.get("digests", []), entry["clips"], strict=False))
         # enrolments from before fingerprints: only their paths, as given from the folder the

@@ -19,7 +19,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, Sequence
 
 from .errors import StorageError, TapcheckError
 
@@ -178,6 +178,27 @@ def content_digest(path: str | os.PathLike) -> str:
 
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha1").hexdigest()
+
+
+def first_repeat(paths: Sequence[str | os.PathLike], digests: Sequence[str | None]
+                 ) -> tuple[str, str] | None:
+    """(a path, the earlier path) of the first recording given twice by content, else None;
+    ``None`` digests (files that could not be read) repeat nothing."""
+    seen: dict[str, str] = {}
+    for path, digest in zip(paths, digests, strict=True):
+        if digest is None:
+            continue
+        if digest in seen:
+            return os.fspath(path), seen[digest]
+        seen[digest] = os.fspath(path)
+    return None
+
+
+def repeat_problem(path: str | os.PathLike, earlier: str | os.PathLike) -> str:
+    """How :func:`first_repeat`'s find reads: one file named twice, or a copy of another."""
+    if os.path.realpath(path) == os.path.realpath(earlier):
+        return "is given twice"
+    return f"is the same recording as {os.fspath(earlier)}"
 
 
 def check_replaceable(path: str | os.PathLike, *, ours, what: str) -> None:

@@ -219,6 +219,24 @@ class Judgment:
         return [one_line(x) for x in out], [one_line(x) for x in err]
 
 
+def _refuse_repeats(paths: Sequence[str | os.PathLike]) -> None:
+    """A tap given twice (the same file, or a copy) would count twice in its board's verdict.
+    Only regular files are read here; the others get their own error line when judged."""
+    from .files import content_digest, first_repeat, repeat_problem
+
+    def digest(path):
+        try:
+            return content_digest(path) if os.path.isfile(path) else None
+        except OSError:
+            return None
+
+    repeat = first_repeat(paths, [digest(p) for p in paths])
+    if repeat:
+        raise ParameterError(f"{repeat_problem(*repeat)}; counted twice it would weigh twice in "
+                             "its board's verdict; nothing judged", path=repeat[0],
+                             fix="name each clip once")
+
+
 def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | None = None,
                 explain: bool = False, picture_dir: str | os.PathLike | None = None,
                 references: str | os.PathLike | None = None, per_board: bool = False,
@@ -243,6 +261,8 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
     problem = None if board is None else board_name_problem(board)
     if problem:
         raise ParameterError(f"--board {problem}")
+    if per_board or board is not None:
+        _refuse_repeats(paths)
     judge = Judge(model, config=config)
     info = judge.model.detector.calibration_
     verdicts = judge.judge_files(list(paths))

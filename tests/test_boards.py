@@ -94,6 +94,29 @@ def test_judge_board_warns_when_the_clips_folders_name_another_board(tiny_model,
     assert "warning" not in err
 
 
+@pytest.mark.parametrize("option", [["--per-board"], ["--board", "11"]])
+def test_a_tap_given_twice_is_refused_for_a_board_verdict(tiny_model, tiny_dataset, run_cli,
+                                                          tmp_path, monkeypatch, option):
+    """Given twice, in another spelling or as a copy, one anomalous tap of two made the board's
+    vote "2 of 3 taps over the threshold"."""
+    import shutil
+
+    monkeypatch.chdir(tiny_dataset.root)
+    a, b = [t.path for t in tiny_dataset.select(board=[11], split="test")[:2]]
+    copy = tmp_path / "copy.wav"
+    shutil.copyfile(a, copy)
+    for again, problem in ((f"./{a}", "is given twice"), (a.replace("/", "//"), "is given twice"),
+                           (copy, f"is the same recording as {a}")):
+        code, out, err = run_cli("judge", a, again, b, "--model", tiny_model, *option)
+        assert (code, out) == (2, "")
+        assert err.endswith(f": {problem}; counted twice it would weigh twice in its board's "
+                            "verdict; nothing judged — name each clip once\n")
+        assert len(err.splitlines()) == 1
+    # tap verdicts alone: a repeat is harmless, each line names its clip
+    code, out, _ = run_cli("judge", a, f"./{a}", "--model", tiny_model)
+    assert code in (0, 1) and len(out.splitlines()) == 2
+
+
 @pytest.mark.parametrize("name", ["7\nBOARD 3 NORMAL", "7\r", "\t", "x" * 65])
 def test_a_board_name_cannot_forge_an_output_line(name, run_cli, tiny_model):
     code, out, err = run_cli("judge", "take001.wav", "--model", tiny_model, "--board", name)
