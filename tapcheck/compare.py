@@ -9,6 +9,7 @@ Training is deterministic per seed, so a re-run gives the same numbers (timings 
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
@@ -23,8 +24,9 @@ import numpy as np
 from . import __version__
 from .config import Config, GridConfig
 from .datasets import Dataset, Take
-from .errors import DatasetError, ParameterError
+from .errors import DatasetError, ParameterError, StorageError
 from .featurecache import FeatureCache
+from .files import check_replaceable
 from .grid import Cell, CellStore, plan_cells, representative, run_grid, run_serially
 from .judge import Judge
 from .models import MODELS, STUDY_MODELS, get_spec
@@ -66,6 +68,7 @@ def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: s
     """
     started = time.perf_counter()
     out = Path(out)
+    check_report_folder(out, names)  # before the features and the training, not after
     grid = grid or GridConfig(seeds=(config.train.seed,))
     crops = _all_crops(dataset, config=config, progress=bool(progress), log=log)
     tasks, keys, folds = plan_cells(dataset, names, config, grid)
@@ -96,6 +99,49 @@ def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: s
         return _write_single(out, cell_rows, meta, figures, started=started)
     return _write_grid(out, names, cells, meta, figures, cell_rows, shown=shown[0].cell,
                        started=started)
+
+
+def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
+    """Before any work: ``out`` may take the report of comparing ``names``.
+
+    ``compare --out`` once replaced a user's ``index.html`` or ``metrics.csv`` and put a report
+    beside a dataset's takes. Each file the report writes must be nothing yet, or part of an
+    earlier comparison here — told, as ``bench`` tells its JSON, by the folder's ``metrics.json``
+    holding a comparison's ``meta`` and ``models``: its PNGs and CSV carry no mark of their own.
+    Model files under ``models/`` are checked by :func:`~tapcheck.modelcheck.check_model_target`.
+
+    Raises
+    ------
+    StorageError
+        ``out`` holds a dataset (``manifest.csv``), a file the report would replace that no
+        comparison wrote, or ``models``/``cells`` that is not a plain folder.
+    """
+    out = Path(out)
+    fix = "choose another --out, e.g. reports/<dataset>"
+    if os.path.lexists(out / "manifest.csv"):  # a link too: the takes are beside it
+        raise StorageError("is a dataset folder (it holds manifest.csv); a report would mix its "
+                           "files with the takes", path=out, fix=fix)
+    for sub in ("models", "cells"):
+        path = out / sub
+        if os.path.lexists(path) and (path.is_symlink() or not path.is_dir()):
+            raise StorageError("is not a folder, and the report keeps its models and cells in "
+                               "one", path=path, fix=fix)
+    earlier = _is_comparison(out / "metrics.json")
+    files = ["index.html", "metrics.csv", "metrics.json", "roc.png", "training.png"]
+    files += [f"{kind}-{name}.png" for name in names for kind in ("tsne", "scores")]
+    for name in files:
+        check_replaceable(out / name, ours=lambda _: earlier, what="file of a comparison report")
+
+
+def _is_comparison(path: Path) -> bool:
+    """Whether ``path`` is the ``metrics.json`` of a comparison (plain or grid)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            document = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (isinstance(document, dict) and isinstance(document.get("meta"), dict)
+            and "tapcheck" in document["meta"] and isinstance(document.get("models"), list))
 
 
 def _all_crops(dataset: Dataset, *, config: Config, progress: bool,

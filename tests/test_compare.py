@@ -1,5 +1,6 @@
 """tapcheck compare: metrics, figures, an offline report whose images all load in Chromium."""
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -78,6 +79,45 @@ def test_a_missing_image_is_caught(report, tmp_path):
          "--virtual-time-budget=5000", "--dump-dom", (broken / "index.html").as_uri()],
         capture_output=True, text=True, timeout=120)
     assert 'data-images-loaded="7/8"' in result.stdout
+
+
+def _md5s(folder) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_out_holding_files_compare_did_not_write_is_refused(run_cli, small_compare_set, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "index.html").write_text("my notes\n")
+    (mine / "metrics.csv").write_text("a,b\n")
+    before = _md5s(mine)
+    code, out, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                             "--epochs", "1", "--out", mine)
+    assert code == 2 and out == ""
+    assert err == (f"tapcheck: error: {mine / 'index.html'}: exists and is not a file of a "
+                   "comparison report tapcheck wrote; tapcheck overwrites only its own files — "
+                   "choose another --out\n")
+    assert _md5s(mine) == before and sorted(p.name for p in mine.iterdir()) == [
+        "index.html", "metrics.csv"]  # no models/, cells/ or figures beside them either
+    # a metrics.json that is not a comparison's does not make the folder a report
+    (mine / "index.html").unlink()
+    (mine / "metrics.json").write_text('{"models": []}')
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                           "--epochs", "1", "--out", mine)
+    assert code == 2 and f"{mine / 'metrics.csv'}: exists and is not a file of a " in err
+
+
+def test_out_in_a_dataset_folder_is_refused(run_cli, small_compare_set, tmp_path):
+    dataset = shutil.copytree(small_compare_set, tmp_path / "d")
+    before = _md5s(dataset)
+    code, out, err = run_cli("compare", "--dataset", dataset, "--models", "ae", "--epochs", "1",
+                             "--out", dataset)
+    assert code == 2 and out == ""
+    assert err == (f"tapcheck: error: {dataset}: is a dataset folder (it holds manifest.csv); a "
+                   "report would mix its files with the takes — choose another --out, e.g. "
+                   "reports/<dataset>\n")
+    assert _md5s(dataset) == before
 
 
 def test_resolve_models():
