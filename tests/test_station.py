@@ -5,8 +5,11 @@ drives Debian's chromium; synthetic taps of a normal and a cracked board are pla
 null sink. Screenshots of both pages go to docs/img/ for docs/station.md.
 """
 
+import os
 import socket
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,6 +157,22 @@ def test_token_required_off_loopback(pulse, separating_model, browser):
     page.wait_for_function("document.getElementById('status').textContent === 'live'")
     assert page.request.get(base + "api/state").status == 200
     stop(live)
+
+
+def test_no_microphone_leaves_no_inspection_log(tiny_model, tmp_path):
+    """As `listen`: a station that cannot start makes no log (it made one before the device was
+    looked for). A device name no machine has fails on any machine, with sound hardware or not."""
+    log = tmp_path / "inspections"
+    result = subprocess.run(
+        [sys.executable, "-m", "tapcheck", "station", "--model", tiny_model, "--device", "nosuch",
+         "--port", str(free_port())], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+             "TAPCHECK_INSPECTIONS": str(log),
+             "PULSE_SERVER": "unix:/nonexistent/socket"})
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(("tapcheck: error: no audio input device found — ",
+                                     "tapcheck: error: no input device named like 'nosuch' — "))
+    assert not log.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_bad_input_is_one_line(separating_model, tmp_path, run_cli, monkeypatch):

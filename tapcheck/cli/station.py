@@ -251,10 +251,13 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     set_judge_threads(config.stream.judge_threads)
     judge_ = Judge(model_path or paths.model_path())
     config = config.replace("audio", sr=judge_.config.audio.sr)
+    with InspectionLog():  # read only: a log of another program is refused, and none is made
+        pass
+    # no microphone fails before the log is made: a station that never ran leaves no log behind
+    device_, rate = _open_input(device, config)
     with InspectionLog(create=True) as log:  # made and checked here: a bad log fails now
         root, log_path = log.root, log.path
     MarkBook(root).close()  # a log of another schema: one clear line, before any tap
-    device_, rate = _open_input(device, config)
     mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
     station_ = Station(judge_, root, board=board,
                        explain=config.station.explain and not no_explain)
