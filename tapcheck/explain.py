@@ -334,12 +334,32 @@ def explain_verdicts(judge: Judge, verdicts, *, references: str | os.PathLike | 
         for e in out.values():
             stem = Path(e.path).stem or "clip"
             name, n = f"{stem}.png", 1
-            while name in used:  # two clips of the same name from different folders
+            # two clips of the same name from different folders; a file there that is not an
+            # explanation picture (a user's, a link) is never replaced: the next name is taken
+            while name in used or (os.path.lexists(folder / name)
+                                   and not _is_picture(folder / name)):
                 n += 1
                 name = f"{stem}-{n}.png"
             used.add(name)
             e.picture = str(save_picture(e, folder / name))
     return out
+
+
+#: the PNG's Software text: how a later `judge --explain-dir` tells its own pictures apart
+PICTURE_MARK = "tapcheck explanation"
+
+
+def _is_picture(path: Path) -> bool:
+    """Whether ``path`` is a regular file holding an explanation picture (:data:`PICTURE_MARK`
+    among its first text chunks, which matplotlib writes before the image data)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"\x89PNG") and b"Software\x00" + PICTURE_MARK.encode() in head
 
 
 def save_picture(e: Explanation, path: str | os.PathLike) -> Path:
@@ -371,6 +391,6 @@ def save_picture(e: Explanation, path: str | os.PathLike) -> Path:
     fig.suptitle(e.sentence, fontsize=10)
     path = Path(path)
     with atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=80)
+        fig.savefig(f, format="png", dpi=80, metadata={"Software": PICTURE_MARK})
     plt.close(fig)
     return path

@@ -164,6 +164,22 @@ def test_cli_judge_explains_anomalous_clips(separating_model, tmp_path, run_cli)
         assert why["picture"] == str(png)
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20000
 
+    # judged again: its own pictures are refreshed in place; a user's file, a link or a folder
+    # of the same name is kept, and the picture takes the next name
+    why = tmp_path / "why"
+    mine = why / "board6-50.png"
+    mine.unlink()
+    mine.write_bytes(b"\x89PNG my own picture")
+    (why / "board6-50-2.png").symlink_to(tmp_path / "elsewhere.png")
+    before = {p.name: p.lstat().st_mtime_ns for p in why.iterdir()}
+    code, out, err = run_cli("judge", "--model", separating_model, *clips, "--json",
+                             "--explain-dir", why)
+    pictures = [json.loads(line).get("explanation", {}).get("picture") for line in out.splitlines()]
+    assert pictures == [None, str(why / "board5-50.png"), str(why / "board6-50-3.png")], err
+    assert mine.read_bytes() == b"\x89PNG my own picture"
+    assert not (tmp_path / "elsewhere.png").exists()
+    assert (why / "board5-50.png").stat().st_mtime_ns > before["board5-50.png"]
+
     code, out, _ = run_cli("judge", "--model", separating_model, *clips, "--explain")
     lines = out.splitlines()
     assert code == 1 and lines[0].startswith("NORMAL") and lines[1].startswith("ANOMALOUS")
