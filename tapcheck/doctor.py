@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import Config
-from .errors import TapcheckError
+from .errors import DatasetError, TapcheckError
 from .files import special_kind
 
 OK, NOTE, PROBLEM = "ok", "note", "problem"
@@ -147,6 +147,7 @@ class TakeReport:
     warnings: list[str] = field(default_factory=list)
     sample_rate: int | None = None  # of the file
     duration_s: float | None = None  # of the file
+    outside: bool = False  # a link out of the dataset: never read, whether or not it leads on
 
 
 def inspect_takes(dataset, *, config: Config = Config(), progress: bool = False
@@ -166,7 +167,14 @@ def inspect_takes(dataset, *, config: Config = Config(), progress: bool = False
         takes = tqdm(takes, desc="doctor", unit="take", leave=False)
     reports = []
     for take in takes:
-        report = TakeReport(take.path, dataset.path_of(take))
+        try:
+            report = TakeReport(take.path, dataset.path_of(take))
+        except DatasetError as e:
+            # train and evaluate refuse such a take; the doctor lists it among the other
+            # problems and goes on checking (nor does it read what the link leads to)
+            reports.append(TakeReport(take.path, dataset.root / take.path, error=str(e),
+                                      outside=True))
+            continue
         try:
             if special_kind(report.file):  # sf.info would block on a fifo; load() refuses it
                 raise OSError("not a regular file")
@@ -189,7 +197,7 @@ def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Find
     """The manifest against the files: missing takes, WAVs no row speaks of."""
     from .datasets import MANIFEST
 
-    missing = [r for r in reports if not r.file.exists()]
+    missing = [r for r in reports if not r.file.exists() and not r.outside]
     listed = {Path(r.path) for r in reports}
     orphans = sorted(p.relative_to(dataset.root) for p in dataset.root.glob("board*/*/take*.wav")
                      if p.relative_to(dataset.root) not in listed)
@@ -217,7 +225,7 @@ def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Find
 
 def check_takes(dataset, reports: list[TakeReport], config: Config) -> list[Finding]:
     """Each take as training loads it: unusable ones, and warnings (clipping, knocks, rates)."""
-    present = [r for r in reports if r.file.exists()]
+    present = [r for r in reports if r.file.exists() or r.outside]
     bad = [r for r in present if r.error]
     warned = [(r, w) for r in present if not r.error for w in r.warnings]
     findings = [Finding(PROBLEM, r.error) for r in bad[:MAX_LISTED]]

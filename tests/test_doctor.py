@@ -198,6 +198,46 @@ def test_dataset_problems_are_each_named_with_their_fix(small_train_set, tmp_pat
     assert out.rstrip().endswith("problem(s) to fix")
 
 
+def _linked_out(take, tmp_path, *, dangling: bool = False) -> None:
+    secret = tmp_path / "outside" / "secret.wav"
+    secret.parent.mkdir()
+    if not dangling:
+        shutil.copyfile(take, secret)
+        os.utime(secret, (0, secret.stat().st_mtime))  # relatime: a read would move the atime
+    take.unlink()
+    take.symlink_to(secret)
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda take, tmp: (take.unlink(), os.mkfifo(take)), "is a named pipe (fifo), not a file"),
+    (lambda take, tmp: (take.unlink(), take.mkdir()), "is a folder, not an audio file"),
+    (lambda take, tmp: take.write_bytes(b""), "is empty (0 bytes)"),
+    (lambda take, tmp: take.write_bytes(b"junk" * 5000), "is not a readable audio file"),
+    (_linked_out, "take board02/left/take001.wav is a link to a file outside the dataset"),
+    (lambda take, tmp: _linked_out(take, tmp, dangling=True),
+     "take board02/left/take001.wav is a link to a file outside the dataset"),
+], ids=["fifo", "folder", "empty", "junk", "link out", "dangling link out"])
+def test_a_bad_take_is_one_problem_and_the_checks_go_on(small_train_set, tmp_path, run_cli,
+                                                       make, problem):
+    """Each bad take is a PROBLEM line of its own; the doctor never stops at it, as train does."""
+    root = shutil.copytree(small_train_set, tmp_path / "bench")
+    take = root / "board02" / "left" / "take001.wav"
+    make(take, tmp_path)
+    code, out, err = run_cli("doctor", "--dataset", root)
+    assert code == 1 and "error" not in err, err
+    section = _section(out, f"dataset {root} (16 takes)")
+    problems = [ln for ln in section if ln.startswith("PROBLEM")]
+    assert len(problems) == 1 and problem in problems[0], section
+    named = root / "manifest.csv" if "outside" in problem else take
+    assert problems[0].startswith(f"PROBLEM  {named}: "), problems[0]
+    # the checks after it ran: the takes counted, the splits described
+    assert any("15 of 16 takes usable" in ln for ln in section), section
+    assert any(ln.startswith("ok       train: 2 normal board(s)") for ln in section), section
+    secret = tmp_path / "outside" / "secret.wav"
+    if secret.exists():
+        assert secret.stat().st_atime == 0, "a file outside the dataset was read"
+
+
 @pytest.mark.parametrize("edit, problem", [
     (lambda rows: rows + rows[:1], "duplicate row for"),
     (lambda rows: [r.replace(",normal,", ",cracked,") for r in rows], "unknown label 'cracked'"),
