@@ -299,30 +299,63 @@ def training_references(judge: Judge) -> np.ndarray:
     return cache.get_many([ds.root / p for p in normal])
 
 
-def dataset_references(name: str | os.PathLike, judge: Judge) -> np.ndarray:
-    """Crops of a dataset's normal training-split takes (``--references``)."""
-    from .datasets import Dataset
+def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[np.ndarray, list[str]]:
+    """Crops of a dataset's normal training-split takes (``--references``), and warning lines.
+
+    The references only shape explanations, never a verdict, so a take that cannot be used
+    (missing, unreadable, linked out of the dataset: never read) is left out with one line
+    naming it, then one naming the manifest and the count; only when none is left is it an error.
+
+    Raises
+    ------
+    DatasetError
+        No such dataset, no normal training takes, or none of them can be used.
+    """
+    from .datasets import MANIFEST, Dataset
     from .featurecache import FeatureCache
 
     ds = Dataset.open(name)
+    manifest = ds.root / MANIFEST
     takes = [t for t in ds.select(split="train") if t.label == "normal"]
     if not takes:
         raise DatasetError("has no normal takes in its training split to compare with",
                            path=ds.root, fix="choose a dataset with normal boards")
     cache = FeatureCache(audio=judge.config.audio, features=judge.config.features)
-    return cache.get_many([ds.path_of(t) for t in takes])
+    crops, bad = [], []
+    for t in takes:
+        try:
+            path = ds.path_of(t)
+            if not path.exists():  # a row's file, not a path the user typed: as training says
+                raise DatasetError(f"file not found (a reference take that {manifest} lists)",
+                                   path=path, fix="restore it or delete its row")
+            crops.append(cache.get(path))
+        except TapcheckError as e:
+            bad.append(str(e))
+    fix = "restore or replace those files, or delete their rows (tapcheck doctor lists them)"
+    if not crops:
+        shown = "the first 3 listed above" if len(bad) > 3 else "listed above"
+        raise DatasetError(f"none of its {len(takes)} normal training takes can be used as "
+                           f"references ({shown})", path=manifest,
+                           details=bad[:3], fix=fix + "; or pass another --references dataset")
+    if bad:
+        bad.append(f"{manifest}: {len(bad)} of {len(takes)} reference takes cannot be used "
+                   f"(listed above); explanations compare with the other {len(crops)} — {fix}")
+    return np.stack(crops), bad
 
 
 def explain_verdicts(judge: Judge, verdicts, *, references: str | os.PathLike | None = None,
-                     picture_dir: str | os.PathLike | None = None) -> dict[int, Explanation]:
-    """Explanations of the anomalous verdicts of :meth:`Judge.judge_files`, by index.
+                     picture_dir: str | os.PathLike | None = None
+                     ) -> tuple[dict[int, Explanation], list[str]]:
+    """Explanations of the anomalous verdicts of :meth:`Judge.judge_files`, by index, and
+    warning lines (reference takes left out, see :func:`dataset_references`).
 
-    With ``picture_dir``, also a PNG per explained clip (:func:`save_picture`), named after it.
+    The references are read only when a verdict is anomalous: nothing else needs them. With
+    ``picture_dir``, also a PNG per explained clip (:func:`save_picture`), named after it.
     """
     wanted = [i for i, v in enumerate(verdicts) if v.anomalous]
     if not wanted:
-        return {}
-    clips = None if references is None else dataset_references(references, judge)
+        return {}, []
+    clips, warned = (None, []) if references is None else dataset_references(references, judge)
     explainer = Explainer(judge, reference_clips=clips)
     found = explainer.explain_files([verdicts[i].path for i in wanted])
     out = {i: e for i, e in zip(wanted, found, strict=True) if e is not None}
@@ -342,7 +375,7 @@ def explain_verdicts(judge: Judge, verdicts, *, references: str | os.PathLike | 
                 name = f"{stem}-{n}.png"
             used.add(name)
             e.picture = str(save_picture(e, folder / name))
-    return out
+    return out, warned
 
 
 #: the PNG's Software text: how a later `judge --explain-dir` tells its own pictures apart

@@ -270,8 +270,9 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
     if explain or picture_dir or references:
         from .explain import explain_verdicts
 
-        result.explanations = explain_verdicts(judge, verdicts, references=references,
-                                               picture_dir=picture_dir)
+        result.explanations, warned = explain_verdicts(judge, verdicts, references=references,
+                                                       picture_dir=picture_dir)
+        result.warnings += warned
     if per_board or board is not None:
         from .boards import board_verdicts, other_board_folders
 

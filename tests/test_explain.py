@@ -15,6 +15,8 @@ The rig knows its physics, two ways:
 
 import dataclasses
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -210,3 +212,60 @@ def test_explain_with_references_and_without_them(separating_model, tmp_path, ru
         f"tapcheck: error: {moved}: its training dataset is not at {tmp_path / 'gone'}; "
         "explanations compare with its normal takes — pass --references DATASET (a dataset "
         "with normal takes of the same boards)"]
+
+
+def _bad_reference_takes(root) -> list:
+    """Five of a dataset's takes made unusable, each a way a take goes bad; returns them."""
+    takes = sorted(root.glob("board*/*/take*.wav"))[:5]
+    missing, fifo, folder, empty, junk = takes
+    missing.unlink()
+    fifo.unlink()
+    os.mkfifo(fifo)
+    folder.unlink()
+    folder.mkdir()
+    empty.write_bytes(b"")
+    junk.write_bytes(b"junk" * 5000)
+    return takes
+
+
+def test_bad_reference_takes_are_left_out_and_the_verdict_stands(separating_model, small_train_set,
+                                                                 tmp_path, run_cli):
+    """--references only shapes explanations: its bad takes are named, one warning line each,
+    then the manifest and the count; the clip is judged and explained with the other takes."""
+    refs = shutil.copytree(small_train_set, tmp_path / "refs")
+    missing, *others = _bad_reference_takes(refs)
+    before = {p: p.read_bytes() for p in refs.rglob("*") if p.is_file()}
+    clip = _write_taps(tmp_path, [(5, "left", 51)])[0]
+    code, out, err = run_cli("judge", "--model", separating_model, clip, "--references", refs)
+    assert code == 1, err
+    lines = out.splitlines()
+    assert lines[0].startswith("ANOMALOUS") and lines[0].endswith(str(clip))
+    assert lines[1].strip().startswith("why: ") and len(lines) == 2
+    warned = [ln for ln in err.splitlines() if ln.startswith("tapcheck: warning: ")]
+    assert warned[0] == (f"tapcheck: warning: {missing}: file not found (a reference take that "
+                         f"{refs / 'manifest.csv'} lists) — restore it or delete its row")
+    assert [w.split(": ")[2] for w in warned[1:5]] == [str(p) for p in others]
+    assert warned[5] == (
+        f"tapcheck: warning: {refs / 'manifest.csv'}: 5 of 16 reference takes cannot be used "
+        "(listed above); explanations compare with the other 11 — restore or replace those "
+        "files, or delete their rows (tapcheck doctor lists them)")
+    assert len(warned) == 6 and "error" not in err
+    assert {p: p.read_bytes() for p in refs.rglob("*") if p.is_file()} == before
+
+
+def test_references_with_no_usable_take_is_one_error(separating_model, small_train_set,
+                                                     tmp_path, run_cli):
+    """With none of its takes usable, --references cannot explain at all: an error naming the
+    manifest, as a dataset without normal takes is, after the first few takes' lines."""
+    refs = shutil.copytree(small_train_set, tmp_path / "refs")
+    for take in refs.glob("board*/*/take*.wav"):
+        take.write_bytes(b"")
+    clip = _write_taps(tmp_path, [(5, "left", 51)])[0]
+    code, out, err = run_cli("judge", "--model", separating_model, clip, "--references", refs)
+    assert code == 2 and out == "" and "Traceback" not in err
+    errors = err.splitlines()
+    assert len(errors) == 4 and all("is empty (0 bytes)" in e for e in errors[:3])
+    assert errors[3] == (
+        f"tapcheck: error: {refs / 'manifest.csv'}: none of its 16 normal training takes can be "
+        "used as references (the first 3 listed above) — restore or replace those files, or "
+        "delete their rows (tapcheck doctor lists them); or pass another --references dataset")
