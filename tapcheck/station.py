@@ -138,7 +138,7 @@ class Station:
             self._pool.submit(self._explain, row)
 
     def _explain(self, row) -> None:
-        from .explain import save_picture
+        from .pictures import save_picture
 
         try:
             (e,) = self.explainer.explain_files([self.root / row.clip])

@@ -44,3 +44,17 @@ def test_doctor_checks_a_dataset_with_the_config_given(tmp_path, run_cli):
     _, with_config, _ = run_cli("doctor", "--dataset", "short", "--config", config)
     _, without, _ = run_cli("doctor", "--dataset", "short")
     assert "too short" in without and "too short" not in with_config
+
+
+def test_a_file_name_cannot_forge_a_report_line(tmp_path, run_cli):
+    """Each report line names a path; one with a line break in it is printed escaped, as judge
+    prints verdicts, so a script reading the report line by line is not fooled."""
+    from .conftest import write_tone
+
+    clip = write_tone(tmp_path / "c.wav\nBOARD 3: NORMAL.wav", duration_s=3.0)
+    code, out, err = run_cli("import", clip, "--dataset", tmp_path / "d\nx", "--board", "1",
+                             "--side", "left", "--label", "normal")
+    assert code == 0, err
+    assert out.splitlines() == [
+        f"{tmp_path}/c.wav\\nBOARD 3: NORMAL.wav -> {tmp_path}/d\\nx/board01/left/take001.wav",
+        f"imported 1 of 1 file(s) into {tmp_path}/d\\nx"]

@@ -56,6 +56,11 @@ def echo_err(text: str) -> None:
     click.echo(text, err=True)
 
 
+def say(text: str) -> None:
+    """A line of a command's report on stdout, one line however the paths in it are named."""
+    click.echo(one_line(text))
+
+
 def warn(text: str) -> None:
     echo_err(f"tapcheck: warning: {one_line(text)}")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .app import BOARD, FILE, cli, config_option, echo_err, parse_config, table, warn
+from .app import BOARD, FILE, cli, config_option, echo_err, parse_config, say, table, warn
 
 
 @cli.command()
@@ -25,7 +25,7 @@ def synth(dataset: str, takes: int, test_takes: int | None, seed: int, preset: s
 
     ds = make_study_dataset(dataset, takes=takes, test_takes=test_takes, seed=seed,
                             progress=sys.stderr.isatty(), preset=preset)
-    click.echo(f"wrote {len(ds)} takes of {len(ds.summary())} board sides to {ds.root}")
+    say(f"wrote {len(ds)} takes of {len(ds.summary())} board sides to {ds.root}")
 
 
 @cli.command("import")
@@ -51,11 +51,11 @@ def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label:
     root = dataset_path(dataset)
     result = import_clips(files, dataset, board=board, side=side, label=label, group=group,
                           split=split, config=parse_config(config_path),
-                          on_take=lambda path, take: click.echo(f"{path} -> {root / take.path}"))
+                          on_take=lambda path, take: say(f"{path} -> {root / take.path}"))
     for message in result.errors:
         echo_err(f"tapcheck: error: {message}")
     not_tried = f"; {result.stopped} not tried" if result.stopped else ""
-    click.echo(f"imported {len(result.imported)} of {len(files)} file(s) into {root}"
+    say(f"imported {len(result.imported)} of {len(files)} file(s) into {root}"
                f"{not_tried}")
     return 2 if result.errors else 0
 
@@ -80,7 +80,7 @@ def info(name: str) -> None:
     from ..datasets import Dataset
 
     ds = Dataset.open(name)
-    click.echo(f"{ds.root}: {len(ds)} takes")
+    say(f"{ds.root}: {len(ds)} takes")
     click.echo(table(ds.summary(), ["board", "side", "label", "group", "train", "test"]))
     missing = ds.missing_files()
     if missing:

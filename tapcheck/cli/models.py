@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .app import (BOARD, FILE, cli, config_option, echo_err, parse_config, table,
+from .app import (BOARD, FILE, cli, config_option, echo_err, parse_config, say, table,
                   train_with_progress, warn)
 
 
@@ -102,7 +102,7 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
         save_trained(out, checkpoint)
     det = checkpoint["detector"]
     method = det.get("calibration", {}).get("method", "")
-    click.echo(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, {det['kind']} scorer, "
+    say(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, {det['kind']} scorer, "
                f"{method + ' ' if method else ''}threshold {-det['offset']:.4g} at "
                f"{checkpoint['config']['train']['far']:.0%} false alarms)")
 
@@ -223,7 +223,7 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     rows = compare_models(ds, names, config=config, out=out, grid=grid, log=echo_err,
                           progress=sys.stderr.isatty())
     click.echo(summary_table(rows) if grid.single else grid_text(rows))
-    click.echo(f"report: {out / 'index.html'}")
+    say(f"report: {out / 'index.html'}")
 
 
 @cli.command()
@@ -243,7 +243,7 @@ def bench(model_path: Path | None, out: Path) -> None:
         raise ModelFileError("model file not found", path=model_path, fix="pass a .pt file")
     results = run_bench(model=model_path, out=out, log=echo_err)
     click.echo(format_results(results))
-    click.echo(f"written to {out}")
+    say(f"written to {out}")
 
 
 def _is_bench_json(path) -> bool:
@@ -309,12 +309,12 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
             board_name = f"board {e['board']}" if e["board"] >= 0 else "no board number"
             click.echo(f"{e['at']}  {board_name}  {len(e['clips'])} clip(s)"
                        f"{'  forced' if e['forced'] else ''}  {', '.join(e['clips'])}")
-        click.echo(f"{len(rows)} enrolment(s) in {model_path}"
+        say(f"{len(rows)} enrolment(s) in {model_path}"
                    + ("; `tapcheck enroll --undo` takes the last back" if rows else ""))
         return
     if undo:
         done = undo_enrollment(model_path)
-        click.echo(f"removed the enrolment of {len(done['clips'])} clip(s) from {model_path}: "
+        say(f"removed the enrolment of {len(done['clips'])} clip(s) from {model_path}: "
                    f"{done['references']} references, threshold {done['threshold']:.4g}")
         return
     config = parse_config(config_path) if config_path else None
@@ -327,7 +327,7 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
         warn(f"{clip}: its folder names board {folder}, enrolled as board {board}")
     if done["calibration"].get("warning"):
         warn(done["calibration"]["warning"])
-    click.echo(f"enrolled {done['clips']} clip(s) into {model_path} in {done['seconds']:.1f} s: "
+    say(f"enrolled {done['clips']} clip(s) into {model_path} in {done['seconds']:.1f} s: "
                f"{done['references']} references, threshold {done['threshold_before']:.4g} -> "
                f"{done['threshold']:.4g}")
     click.echo(describe(done["calibration"]))

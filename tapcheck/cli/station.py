@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from .app import BOARD, Count, cli, config_option, echo_err, parse_config, table, warn
+from .app import (BOARD, Count, cli, config_option, echo_err, parse_config, say, table,
+                  warn)
 
 
 def _open_input(device: str | None, config):
@@ -88,7 +89,7 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
     try:
         # the dataset's writer lock for the whole session: a second recorder is told at once
         with ds.locked(), terminate_as_interrupt(), mic:
-            click.echo(f"recording board {board} {side} ({label}, {split}) into {ds.root} "
+            say(f"recording board {board} {side} ({label}, {split}) into {ds.root} "
                        f"from '{device_.name}' at {rate} Hz{converted}")
             if trigger:
                 recorder.record_triggered(takes, duration_s=duration)
@@ -103,7 +104,7 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
         numbers = f" (take {saved[0].take}-{saved[-1].take})" if saved else ""
         refused = session.bad - session.kept_bad
         bad = f"; {refused} bad take(s) not kept" if refused else ""
-        click.echo(f"saved {len(saved)} take(s) of board {board} {side} in {ds.root}"
+        say(f"saved {len(saved)} take(s) of board {board} {side} in {ds.root}"
                    f"{numbers}{bad}")
         if mic.overflows:
             warn(f"{mic.overflows} audio block(s) were lost (the computer fell behind); "
@@ -195,7 +196,7 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
                 click.echo(json.dumps({"board_verdict": b.to_dict()}))
             return
         if not rows:
-            click.echo(f"no inspections in {log.path}" + (" for that selection" if (
+            say(f"no inspections in {log.path}" + (" for that selection" if (
                 since or board is not None) and log.path.exists() else ""))
             return
         lines = [{"time": r.local_time, "board": r.board, "verdict": r.verdict,
