@@ -122,6 +122,17 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
                        config=config, classes=list(checkpoint["classes"]), checkpoint=checkpoint)
 
 
+def _torch_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file starting as torch.save writes (a zip archive)."""
+    if not path.is_file():  # first: opening a fifo would block
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
 def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     """The raw checkpoint dict, after the checks that need no model code.
 
@@ -130,9 +141,9 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     if not path.exists():
         # the default name is arcface-resnet18's; a recipe that trains another model (e.g.
         # configs/new-boards.toml's arcface-lite) leaves its file beside it: name it
-        # (model files only as far as a name and a stat tell: not links, folders or empty files)
-        others = sorted(p for p in path.parent.glob("*.pt") if not p.is_symlink() and p.is_file()
-                        and p.stat().st_size > 0)[:3] if path.parent.is_dir() else []
+        # (model files as far as a look at their first bytes tells: not links, folders, text)
+        others = sorted(p for p in path.parent.glob("*.pt") if not p.is_symlink()
+                        and _torch_file(p))[:3] if path.parent.is_dir() else []
         raise ModelFileError("model file not found", path=path, fix=(
             f"pass --model {others[0]}" + (f" (or {', '.join(map(str, others[1:]))})"
                                             if others[1:] else "")
@@ -144,6 +155,9 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
+        if not _torch_file(path):  # the unpickler read a CSV or a text file as pickle opcodes
+            raise ModelFileError("is not a tapcheck model file (not a PyTorch file)", path=path,
+                                 fix="use a model file written by `tapcheck train`") from None
         raise ModelFileError(
             "is not a tapcheck model file (it holds Python objects or code that tapcheck refuses "
             "to load)", path=path, fix="use a model file written by `tapcheck train`") from None

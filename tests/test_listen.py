@@ -188,6 +188,7 @@ def test_listen_taps_per_board_gives_a_board_verdict_per_three_taps(pulse, bench
     ("0", "--taps-per-board must be 1 or more, not 0"),
     ("-3", "--taps-per-board must be 1 or more, not -3"),
     ("2.5", "--taps-per-board '2.5' is not a whole number"),
+    ("1000000000", "--taps-per-board must be at most 1000, not 1000000000"),
     ("three", "--taps-per-board 'three' is not a whole number")])
 def test_listen_refuses_a_bad_taps_per_board(run_cli, value, problem):
     """Refused in one line with the fix, before the model or the microphone is opened."""

@@ -1,5 +1,6 @@
 """Model files describe themselves, load with weights_only=True, and round-trip exactly."""
 
+import os
 import pickle
 
 import numpy as np
@@ -73,6 +74,11 @@ def test_not_a_model(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "b.pt")
     with pytest.raises(ModelFileError, match="not a tapcheck model"):
         load_model(tmp_path / "b.pt")
+    # a manifest passed as --model: the unpickler reads its text as opcodes; no talk of code
+    (tmp_path / "manifest.csv").write_text("path,board,side\nboard01/left/take001.wav,1,left\n")
+    with pytest.raises(ModelFileError, match=r"is not a tapcheck model file \(not a PyTorch "
+                                             r"file\) — use a model file written by"):
+        load_model(tmp_path / "manifest.csv")
     with pytest.raises(ModelFileError, match="not found"):
         load_model(tmp_path / "c.pt")
 
@@ -100,6 +106,8 @@ def test_a_missing_model_file_names_the_model_files_beside_it(tiny_model, tmp_pa
     (tmp_path / "a-link.pt").symlink_to(tiny_model)
     (tmp_path / "a-folder.pt").mkdir()
     (tmp_path / "an-empty.pt").touch()
+    (tmp_path / "notes.pt").write_text("not a model")
+    os.mkfifo(tmp_path / "a-fifo.pt")  # never opened: that would block
     with pytest.raises(ModelFileError, match="train one with"):
         load_model(tmp_path / "arcface-resnet18.pt")
     (tmp_path / "arcface-lite.pt").write_bytes(tiny_model.read_bytes())

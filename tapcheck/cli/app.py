@@ -35,20 +35,21 @@ class Count(click.ParamType):
 
     name = "N"
 
-    def __init__(self, fix: str):
-        self.fix = fix
+    def __init__(self, fix: str, *, maximum: int | None = None):
+        self.fix, self.maximum = fix, maximum
 
     def convert(self, value, param, ctx) -> int:
         from ..errors import ParameterError
 
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return value
         text = str(value).strip()
         option = param.opts[0] if param is not None and param.opts else "the value"
         if not text.lstrip("+-").isdecimal() or text.count("-") + text.count("+") > 1:
             raise ParameterError(f"{option} {value!r} is not a whole number", fix=self.fix)
         if int(text) < 1:
             raise ParameterError(f"{option} must be 1 or more, not {int(text)}", fix=self.fix)
+        if self.maximum is not None and int(text) > self.maximum:
+            raise ParameterError(f"{option} must be at most {self.maximum}, not {int(text)}",
+                                 fix=self.fix)
         return int(text)
 
 

@@ -124,9 +124,10 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
               help="Stop after judging this many taps (default: until Ctrl-C).")
 @click.option("--taps-per-board", type=Count(
     "give how many times each board is tapped, e.g. --taps-per-board 3, or leave the option out "
-    "to judge taps only"), help="Every N judged taps are one board: after the N-th, a board "
-    "verdict by the rule judge --per-board applies (anomalous when most of the N taps are, "
-    "unless the model's train.board_rule is 'median'). Default: off.")
+    "to judge taps only", maximum=1000),  # as [train] board_taps
+    help="Every N judged taps are one board: after the N-th, a board verdict by the rule "
+    "judge --per-board applies (anomalous when most of the N taps are, unless the model's "
+    "train.board_rule is 'median'). Default: off.")
 @config_option("TOML config (see configs/default.toml): [stream] strike detection.")
 def listen(model_path: Path | None, device: str | None, board: int | None, taps: int | None,
            taps_per_board: int | None, config_path: Path | None) -> None:
