@@ -247,6 +247,9 @@ def take_rng(seed: int, board: int, side: str, take: int) -> np.random.Generator
     return np.random.default_rng([seed, board, 0 if side == "left" else 1, take])
 
 
+MAX_TAKES = 1000  # per board side: 18 000 takes, about 5 GB, for the study's 18 sides
+
+
 def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: int | None = None,
                        seed: int = 0, sr: int = 44100, duration_s: float = 3.0,
                        progress: bool = False, preset: str = "study"):
@@ -276,8 +279,9 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
     from .errors import DatasetError, ParameterError
     from .interrupts import terminate_as_interrupt
 
-    if takes < 1:
-        raise ParameterError(f"--takes must be at least 1, not {takes}")
+    if not 1 <= takes <= MAX_TAKES:
+        raise ParameterError(f"--takes must be between 1 and {MAX_TAKES}, not {takes}",
+                             fix="about 30 per board side is what the study recorded (the default)")
     if not 0 <= seed <= 2**32 - 1:  # numpy's generators take no negative seed
         raise ParameterError(f"--seed must be between 0 and {2**32 - 1}, not {seed}",
                              fix="any seed in that range gives its own dataset, e.g. --seed 1")

@@ -118,6 +118,8 @@ def test_side_must_be_left_or_right():
     (["--seed", "-1"], "--seed must be between 0 and 4294967295, not -1"),
     (["--takes", "5", "--test-takes", "5"], "--test-takes must be between 0 and 4"),
     (["--test-takes", "-2"], "--test-takes must be between 0 and 29"),
+    (["--takes", "0"], "--takes must be between 1 and 1000, not 0 — about 30 per board side"),
+    (["--takes", "100000"], "--takes must be between 1 and 1000, not 100000"),
 ])
 def test_bad_synth_options_are_one_line_and_leave_no_folder(run_cli, tmp_path, args, problem):
     code, _, err = run_cli("synth", "--dataset", tmp_path / "new", *args)
