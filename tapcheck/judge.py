@@ -274,14 +274,22 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
                                                        picture_dir=picture_dir)
         result.warnings += warned
     if per_board or board is not None:
-        from .boards import board_verdicts, other_board_folders
+        from .boards import board_of_path, board_verdicts, other_board_folders
 
         good = [v for v in verdicts if not v.error]
         if board is not None:  # as enroll warns: the folders may know better than the option
             result.warnings += [f"{path}: its folder names board {folder}, judged as board "
                                 f"{board}" for path, folder in other_board_folders(
                                     [v.path for v in good], board)]
+        else:  # a clip no folder places on a board is a board of its own: say how to group
+            result.warnings += [f"{v.path}: not in a boardNN/ folder, so judged as a board of "
+                                "its own; give --board NAME to judge clips as one board"
+                                for v in good if board_of_path(v.path) is None]
         result.boards = board_verdicts(
             [v.path for v in good], [v.score for v in good], threshold=info["board_threshold"],
             expected_taps=info["board_taps"], board=board, rule=info["board_rule"])
+        result.warnings += [  # the per-board rate is the model's for its count of taps
+            f"board {b.board}: {b.taps} tap(s), where the board verdict is calibrated for "
+            f"{b.expected_taps}; tap it {b.expected_taps - b.taps} more time(s) for the "
+            "stated rate" for b in result.boards if b.taps < b.expected_taps]
     return result

@@ -139,3 +139,21 @@ def test_a_file_name_cannot_forge_an_output_line(tiny_model, tiny_dataset, run_c
     assert "x.wav\\nBOARD 3 NORMAL" in out
     assert [line for line in err.splitlines() if "forged" in line] == [
         next(line for line in err.splitlines() if line.startswith(f"tapcheck: error: {tmp_path}"))]
+
+
+def test_a_board_of_fewer_taps_than_calibrated_and_a_clip_outside_board_folders_are_warned(
+        tiny_model, tiny_dataset, run_cli, tmp_path):
+    import shutil
+
+    loose = tmp_path / "tap.wav"
+    shutil.copyfile(tiny_dataset.path_of(tiny_dataset.select(board=[12])[0]), loose)
+    inside = [tiny_dataset.path_of(t) for t in tiny_dataset.select(board=[11])[:3]]
+    code, out, err = run_cli("judge", loose, *inside, "--model", tiny_model, "--per-board")
+    assert code in (0, 1), err
+    assert [line for line in out.splitlines() if line.startswith("BOARD")][1].startswith(
+        "BOARD 11:")  # three taps: no warning of its own
+    assert [line for line in err.splitlines() if "warning" in line] == [
+        f"tapcheck: warning: {loose}: not in a boardNN/ folder, so judged as a board of its own; "
+        "give --board NAME to judge clips as one board",
+        f"tapcheck: warning: board {loose}: 1 tap(s), where the board verdict is calibrated for "
+        "3; tap it 2 more time(s) for the stated rate"]
