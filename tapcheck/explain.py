@@ -350,7 +350,7 @@ def explain_verdicts(judge: Judge, verdicts, *, references: str | os.PathLike | 
     warning lines (reference takes left out, see :func:`dataset_references`).
 
     The references are read only when a verdict is anomalous: nothing else needs them. With
-    ``picture_dir``, also a PNG per explained clip (:func:`save_picture`), named after it.
+    ``picture_dir``, also a PNG per explained clip (:func:`tapcheck.pictures.save_pictures`).
     """
     wanted = [i for i, v in enumerate(verdicts) if v.anomalous]
     if not wanted:
