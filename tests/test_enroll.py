@@ -135,7 +135,7 @@ def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny
 def test_a_recording_is_enrolled_once(model, tiny_dataset, run_cli, tmp_path):
     clips = [str(c) for c in unseen_clips(tiny_dataset)]
     code, _, err = run_cli("enroll", "--model", model, "--board", 13, clips[0], clips[0])
-    assert code == 2 and "same recording as" in err and "nothing enrolled" in err
+    assert code == 2 and f"{clips[0]}: is given twice;" in err and "nothing enrolled" in err
     code, _, err = run_cli("enroll", "--model", model, "--board", 13, *clips)
     assert code == 0, err
     digest = md5(model)
