@@ -33,6 +33,8 @@ _FIXES = {
     errno.EFBIG: "the file is too large for this file system; choose another disk",
     errno.ENOTDIR: "a file stands where a folder should be; choose another path",
     errno.EEXIST: "a file stands where a folder should be; choose another path",
+    # a folder on the way cannot be made there (under /proc, or removed meanwhile)
+    errno.ENOENT: "its folder cannot be made there; choose another path",
 }
 
 

@@ -295,6 +295,9 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     '2025-05-01T06:00'
     """
     now = now or datetime.now().astimezone()
+    if not text.strip() or not text.isprintable():  # "" once meant "no filter" without a word
+        raise ParameterError(f"--since {text!r} is not a time",
+                             fix="use e.g. 30m, 8h, 2d, today or 2025-05-01, or leave it out")
     m = _DURATION.match(text)
     if m:
         try:
@@ -310,4 +313,8 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
         raise ParameterError(f"--since '{text}' is not a time",
                              fix="use e.g. 30m, 8h, 2d, today, 2025-05-01 or "
                                  "'2025-05-01 06:00'") from None
-    return when if when.tzinfo else when.astimezone()  # naive: the machine's local time
+    try:
+        return when if when.tzinfo else when.astimezone()  # naive: the machine's local time
+    except (ValueError, OverflowError):  # 0001-01-01 in a zone east of UTC: before year 1
+        raise ParameterError(f"--since '{text}' reaches back before year 1",
+                             fix="use e.g. 30m, 8h, 2d, today or 2025-05-01") from None

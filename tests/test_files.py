@@ -75,3 +75,16 @@ def test_read_only_folder_is_a_storage_error(tmp_path):
     assert result.stdout.strip() == (f"{folder}: cannot be written (Permission denied) — choose "
                                      "a folder you may write to, or fix its permissions")
     assert os.listdir(folder) == []
+
+
+@pytest.mark.parametrize("command", [["synth", "--takes", "1", "--dataset"],
+                                     ["import", "x.wav", "--board", "1", "--side", "left",
+                                      "--label", "normal", "--dataset"]])
+def test_a_folder_that_cannot_be_made_is_one_line(run_cli, command):
+    """/proc refuses new folders with ENOENT, which once passed through as a traceback."""
+    with pytest.raises(StorageError, match="its folder cannot be made there"):
+        check_writable("/proc/tapcheck-x")
+    code, out, err = run_cli(*command, "/proc/tapcheck-x")
+    assert code == 2 and err == ("tapcheck: error: /proc/tapcheck-x: cannot be written (No such "
+                                 "file or directory) — its folder cannot be made there; choose "
+                                 "another path\n")

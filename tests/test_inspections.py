@@ -83,6 +83,19 @@ def test_parse_since():
     assert naive == datetime(2025, 5, 1, 6).astimezone()  # the machine's local time
     with pytest.raises(ParameterError, match="--since 'yesterdayish' is not a time"):
         parse_since("yesterdayish")
+    for empty in ("", "  ", "\t"):  # once silently "no filter"
+        with pytest.raises(ParameterError, match="is not a time"):
+            parse_since(empty)
+
+
+def test_since_the_first_day_there_is_is_one_line(run_cli, monkeypatch):
+    """In a zone east of UTC, midnight of 0001-01-01 lies before year 1 in UTC: it raised
+    ValueError ("year 0 is out of range") as a traceback."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    code, out, err = run_cli("log", "--since", "0001-01-01")
+    assert (code, out) == (2, "") and err == (
+        "tapcheck: error: --since '0001-01-01' reaches back before year 1 — use e.g. 30m, 8h, 2d, "
+        "today or 2025-05-01\n")
 
 
 def test_log_command(run_cli):

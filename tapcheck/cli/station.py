@@ -186,7 +186,7 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
     """
     from ..inspections import InspectionLog, parse_since
 
-    start = parse_since(since) if since else None
+    start = None if since is None else parse_since(since)
     with InspectionLog() as log:
         rows = log.query(since=start, board=board)
         boards = log.query_boards(since=start, board=board)
