@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -105,10 +106,12 @@ class Handlers:
         usage = "the body must be JSON like {\"mark\": \"false alarm\"}"
         try:
             body = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: [[[[... nested 10^5 deep
             return _error(400, usage)
         if not isinstance(body, dict) or not isinstance(body.get("mark"), str):
             return _error(400, usage)
+        if _inspection_id(request) is None:
+            return _error(404, f"no inspection {request.path_params['id']}")
         try:
             row = self.marks.mark(request.path_params["id"], body["mark"])
         except TapcheckError as e:
@@ -117,7 +120,8 @@ class Handlers:
         return JSONResponse(row)
 
     async def clip(self, request: Request) -> Response:
-        path = self.marks.clip_file(request.path_params["id"])
+        path = None if _inspection_id(request) is None else self.marks.clip_file(
+            request.path_params["id"])
         if path is None:
             return _error(404, f"no clip for inspection {request.path_params['id']}")
         return FileResponse(path, media_type="audio/wav")
@@ -137,13 +141,23 @@ class Handlers:
             "Content-Disposition": 'attachment; filename="marked-clips.csv"'})
 
 
+def _inspection_id(request: Request) -> int | None:
+    """The path's inspection id, or None past SQLite's integers (no such row; asked of SQLite,
+    it raised OverflowError, a 500)."""
+    value = request.path_params["id"]
+    return value if 0 <= value < 2**63 else None
+
+
 def _filter(query, *, limit: int = 500) -> Filter:
     board = query.get("board") or None
     verdict = query.get("verdict") or None
     if verdict is not None and verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
-    if board is not None and not board.isdigit():
-        raise ValueError(f"board must be a number, not {board!r}")
+    # ASCII digits only ("²" and "١" are digits to str.isdigit), and few: a board number, not a
+    # 100 000-digit string whose int() fails with Python's own message
+    if board is not None and not re.fullmatch(r"[0-9]{1,9}", board):
+        shown = board if len(board) <= 20 else board[:20] + "..."
+        raise ValueError(f"board must be a number (up to 9 digits), not {shown!r}")
     return Filter(board=None if board is None else int(board), verdict=verdict,
                   since=query.get("since") or None, until=query.get("until") or None,
                   limit=limit)

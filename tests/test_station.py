@@ -109,6 +109,26 @@ def test_live_page_log_page_and_marks(pulse, separating_model, browser, tmp_path
     assert api.get(url + "api/inspections?since=yesterday").status == 400
     assert api.get(url + "api/export.csv?until=soon").status == 400
     assert api.get(url + "clips/999.wav").status == 404
+    # numbers past SQLite's integers, and bodies past the JSON parser's depth: 4xx, not 500
+    huge = "9" * 23
+    for path in (f"clips/{huge}.wav", f"explanations/{huge}.png"):
+        assert api.get(url + path).status == 404, path
+    assert api.post(url + f"api/inspections/{huge}/mark", data={"mark": "false alarm"}
+                    ).status == 404
+    import urllib.error
+    import urllib.request
+
+    nested = urllib.request.Request(url + f"api/inspections/{row_id}/mark", method="POST",
+                                    data=b"[" * 100000 + b"]" * 100000,
+                                    headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:  # urllib: not Playwright's JSON
+        urllib.request.urlopen(nested, timeout=30)
+    assert refused.value.code == 400 and b"JSON" in refused.value.read()
+    for board in (huge, "1" * 5000, "%C2%B2", "%D9%A1"):  # ², and Arabic-Indic one
+        for path in ("api/inspections", "api/export.csv"):
+            bad = api.get(url + f"{path}?board={board}")
+            assert bad.status == 400, (path, board)
+            assert bad.json()["error"].startswith("board must be a number (up to 9 digits)")
     assert api.get(url + "static/..%2Flive.html").status == 404
     assert api.get(url + "clips/..%2F..%2Finspections.sqlite").status == 404
     stop(live)
