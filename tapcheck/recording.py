@@ -256,11 +256,7 @@ class Recorder:
 
     # -- helpers ---------------------------------------------------------------------------------
     def _duration(self, duration_s: float | None) -> float:
-        duration_s = self.config.audio.duration_s if duration_s is None else float(duration_s)
-        if not 0.5 <= duration_s <= 60:
-            raise ParameterError(f"--duration must be between 0.5 and 60 s, not {duration_s:g}",
-                                 fix="the study records 3 s takes")
-        return duration_s
+        return take_duration(duration_s, config=self.config)
 
     def _to_take(self, raw: np.ndarray, duration_s: float) -> np.ndarray:
         """Device-rate samples → the stored take: ``sr`` and exactly ``duration_s`` long."""
@@ -298,3 +294,18 @@ class Recorder:
                 f"{self.ds.root}: {len(orphans)} take file(s) are not in the manifest, e.g. "
                 f"{orphans[0]} (a session was stopped while saving); they are kept, and new "
                 "takes are numbered after them", TapcheckWarning, stacklevel=2)
+
+
+def take_duration(duration_s: float | None, *, config: Config) -> float:
+    """A take's length in seconds: ``duration_s``, or the config's ``[audio] duration_s``.
+
+    Raises
+    ------
+    ParameterError
+        Outside 0.5-60 s (NaN too): checked before a session opens the microphone or a folder.
+    """
+    duration_s = config.audio.duration_s if duration_s is None else float(duration_s)
+    if not 0.5 <= duration_s <= 60:
+        raise ParameterError(f"--duration must be between 0.5 and 60 s, not {duration_s:g}",
+                             fix="the study records 3 s takes")
+    return duration_s

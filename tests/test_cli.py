@@ -68,6 +68,9 @@ def test_unknown_model_lists_valid_ones(run_cli):
     (["enroll", "--board", "-1", "take001.wav"], "Invalid value for '--board'"),
     (["judge", "--nope", "take001.wav"], "No such option '--nope'"),
     (["frobnicate"], "No such command 'frobnicate'"),
+    # click lists a choice's values one per line: joined into this one
+    (["import", "x.wav", "--dataset", "d", "--board", "1", "--side", "left"],
+     "Missing option '--label'. Choose from: normal, defect"),
     (["judge", "--board", " ", "take001.wav"], "'--board': is empty; name the board")])
 def test_a_wrong_option_is_one_line_too(run_cli, args, problem):
     code, out, err = run_cli(*args)

@@ -303,3 +303,15 @@ def test_a_take_file_without_its_row_is_reported_kept_and_numbered_after(pulse, 
         "new takes are numbered after them")
     assert [r["path"] for r in _rows(recordings / "orphans")] == ["board06/right/take006.wav"]
     assert (folder / "take005.wav").read_bytes() == before
+
+
+@pytest.mark.parametrize("duration", ["0", "-1", "nan", "inf", "121"])
+def test_a_bad_duration_is_refused_before_the_microphone_or_a_folder(run_cli, tmp_path,
+                                                                      duration):
+    """It was checked only once the session had opened the device and made the dataset's
+    folder, which then held only a lock file and read as "no such dataset"."""
+    code, out, err = run_cli("record", "--board", "1", "--side", "left", "--dataset",
+                             tmp_path / "r", "--duration", duration, "-y", "--takes", "1")
+    assert (code, out) == (2, "") and len(err.splitlines()) == 1
+    assert err.startswith("tapcheck: error: --duration must be between 0.5 and 60 s, not ")
+    assert not (tmp_path / "r").exists()

@@ -12,6 +12,7 @@ Options that are settings default to ``None``, so the order is always: the optio
 from __future__ import annotations
 
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -51,6 +52,11 @@ class Count(click.ParamType):
             raise ParameterError(f"{option} must be at most {self.maximum}, not {int(text)}",
                                  fix=self.fix)
         return int(text)
+
+
+def _joined(message: str) -> str:
+    """click's message on one line: it lists a choice's values one per line."""
+    return re.sub(r"\s*\n\s*", " ", message)
 
 
 def echo_err(text: str) -> None:
@@ -100,13 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         where = e.ctx.command_path if e.ctx is not None else "tapcheck"
-        echo_err(f"tapcheck: error: {where}: {e.format_message().rstrip('.')} — `{where} "
-                 "--help` lists what it takes")
+        # click lists a choice's values one per line ("Choose from:\n\tnormal,\n\tdefect")
+        message = _joined(e.format_message()).rstrip(".")
+        echo_err(f"tapcheck: error: {where}: {one_line(message)} — `{where} --help` lists what "
+                 "it takes")
         return 2
     except click.ClickException as e:
         if debug:
             raise
-        echo_err(f"tapcheck: error: {e.format_message()}")
+        echo_err(f"tapcheck: error: {one_line(_joined(e.format_message()))}")
         return 2
     except (click.Abort, KeyboardInterrupt):
         echo_err("tapcheck: interrupted")

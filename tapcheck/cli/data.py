@@ -56,7 +56,7 @@ def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label:
         echo_err(f"tapcheck: error: {message}")
     not_tried = f"; {result.stopped} not tried" if result.stopped else ""
     say(f"imported {len(result.imported)} of {len(files)} file(s) into {root}"
-               f"{not_tried}")
+        f"{not_tried}")
     return 2 if result.errors else 0
 
 

@@ -103,8 +103,8 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     det = checkpoint["detector"]
     method = det.get("calibration", {}).get("method", "")
     say(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, {det['kind']} scorer, "
-               f"{method + ' ' if method else ''}threshold {-det['offset']:.4g} at "
-               f"{checkpoint['config']['train']['far']:.0%} false alarms)")
+        f"{method + ' ' if method else ''}threshold {-det['offset']:.4g} at "
+        f"{checkpoint['config']['train']['far']:.0%} false alarms)")
 
 
 @cli.command()
@@ -310,12 +310,12 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
             click.echo(f"{e['at']}  {board_name}  {len(e['clips'])} clip(s)"
                        f"{'  forced' if e['forced'] else ''}  {', '.join(e['clips'])}")
         say(f"{len(rows)} enrolment(s) in {model_path}"
-                   + ("; `tapcheck enroll --undo` takes the last back" if rows else ""))
+            + ("; `tapcheck enroll --undo` takes the last back" if rows else ""))
         return
     if undo:
         done = undo_enrollment(model_path)
         say(f"removed the enrolment of {len(done['clips'])} clip(s) from {model_path}: "
-                   f"{done['references']} references, threshold {done['threshold']:.4g}")
+            f"{done['references']} references, threshold {done['threshold']:.4g}")
         return
     config = parse_config(config_path) if config_path else None
     done = enroll_clips(model_path, list(clips), board=board, force=force, config=config)
@@ -328,6 +328,6 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
     if done["calibration"].get("warning"):
         warn(done["calibration"]["warning"])
     say(f"enrolled {done['clips']} clip(s) into {model_path} in {done['seconds']:.1f} s: "
-               f"{done['references']} references, threshold {done['threshold_before']:.4g} -> "
-               f"{done['threshold']:.4g}")
+        f"{done['references']} references, threshold {done['threshold_before']:.4g} -> "
+        f"{done['threshold']:.4g}")
     click.echo(describe(done["calibration"]))

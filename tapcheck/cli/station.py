@@ -70,12 +70,13 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
     from ..datasets import Dataset, check_slug
     from ..devices import Microphone
     from ..interrupts import terminate_as_interrupt
-    from ..recording import Recorder, TakeLabels
+    from ..recording import Recorder, TakeLabels, take_duration
 
     check_slug(side, "side")
     if group:
         check_slug(group, "group")
     config = parse_config(config_path)
+    take_duration(duration, config=config)  # before the microphone and the dataset's folder
     device_, rate = _open_input(device, config)  # no microphone: fail before touching the data
     ds = Dataset.create(dataset)
     console = BenchConsole()
@@ -90,7 +91,7 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
         # the dataset's writer lock for the whole session: a second recorder is told at once
         with ds.locked(), terminate_as_interrupt(), mic:
             say(f"recording board {board} {side} ({label}, {split}) into {ds.root} "
-                       f"from '{device_.name}' at {rate} Hz{converted}")
+                f"from '{device_.name}' at {rate} Hz{converted}")
             if trigger:
                 recorder.record_triggered(takes, duration_s=duration)
             else:
@@ -105,7 +106,7 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
         refused = session.bad - session.kept_bad
         bad = f"; {refused} bad take(s) not kept" if refused else ""
         say(f"saved {len(saved)} take(s) of board {board} {side} in {ds.root}"
-                   f"{numbers}{bad}")
+            f"{numbers}{bad}")
         if mic.overflows:
             warn(f"{mic.overflows} audio block(s) were lost (the computer fell behind); "
                  "check those takes or close other programs")
