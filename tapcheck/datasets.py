@@ -23,7 +23,7 @@ import numpy as np
 
 from .audio import peak_dbfs, write_wav
 from . import manifest
-from .errors import DatasetError, ParameterError
+from .errors import DatasetError, ParameterError, StorageError
 from .files import storage_error
 from .locks import exclusive
 from .manifest import LABELS, MANIFEST, MANIFEST_FIELDS, SPLITS  # noqa: F401 - re-exported
@@ -199,7 +199,21 @@ class Dataset:
             raise storage_error(e, self.root) from None
         with exclusive(self.root / ".lock", what=self.root, error=DatasetError):
             self._reload()
+            self._check_manifest_writable()
             yield self
+
+    def _check_manifest_writable(self) -> None:
+        """A manifest that cannot take a row (read-only, immutable) fails the session now: found
+        only after a tap, it left that take's WAV without its row."""
+        manifest = self.root / MANIFEST
+        try:
+            os.close(os.open(manifest, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC))  # writes nothing
+        except FileNotFoundError:
+            return  # a new dataset: written with its first take
+        except OSError as e:
+            found = storage_error(e, manifest)
+            if isinstance(found, StorageError):
+                raise found from None
 
     def add_take(self, y: np.ndarray, *, sr: int, board: int, side: str, label: str,
                  group: str = "", split: str = "train", source: str = "",

@@ -99,3 +99,28 @@ def test_bad_take_values(tmp_path, kwargs):
     with pytest.raises(ParameterError):
         ds.add_take(_tap(), sr=44100, **args)
     assert ds.takes == []
+
+
+def test_a_session_stops_at_once_when_the_manifest_cannot_take_a_row(tmp_path):
+    """A read-only manifest (here enforced by the kernel for root too) fails the writer at the
+    start: found only after a recorded tap, it left that take's WAV without a row."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, obeying_file_modes, write_tone
+
+    ds = Dataset.create(tmp_path / "bench")
+    ds.add_take(_tap(), sr=44100, board=1, side="left", label="normal")
+    manifest = tmp_path / "bench" / "manifest.csv"
+    manifest.chmod(0o444)
+    before = sorted(p.name for p in (tmp_path / "bench").rglob("*"))
+    clip = write_tone(tmp_path / "c.wav", duration_s=3.0)
+    run = subprocess.run([*obeying_file_modes(), sys.executable, "-m", "tapcheck", "import",
+                          str(clip), "--dataset", str(tmp_path / "bench"), "--board", "1",
+                          "--side", "left", "--label", "normal"], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (run.returncode, run.stdout) == (2, "")
+    assert run.stderr == (f"tapcheck: error: {manifest}: cannot be written (Permission denied) "
+                          "— choose a folder you may write to, or fix its permissions\n")
+    assert sorted(p.name for p in (tmp_path / "bench").rglob("*")) == before

@@ -267,6 +267,11 @@ def test_out_of_range_options_are_one_line(run_cli, tmp_path, monkeypatch):
     code, _, err = run_cli("bench", "--out", tmp_path / "notes.txt")
     assert code == 2 and "is not a benchmark report tapcheck wrote" in err
     assert (tmp_path / "notes.txt").read_text() == "mine"
+    # a report no folder can take there: refused at once, not after minutes of measuring
+    code, out, err = run_cli("bench", "--out", tmp_path / "notes.txt" / "bench.json")
+    assert (code, out) == (2, "") and err == (
+        f"tapcheck: error: {tmp_path / 'notes.txt'}: cannot be written (Not a directory) — a "
+        "file stands where a folder should be; choose another path\n")
 
 
 

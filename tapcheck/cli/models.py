@@ -234,9 +234,10 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
 def bench(model_path: Path | None, out: Path) -> None:
     """Measure speed: features, training (vs a naive loop), judging, memory — in one run."""
     from ..bench import format_results, run_bench
-    from ..files import check_replaceable
+    from ..files import check_replaceable, check_writable
 
     check_replaceable(out, ours=_is_bench_json, what="benchmark report")  # before the runs
+    check_writable(out.parent, create=False)  # and its folder: not after minutes of runs
     if model_path is not None and not model_path.is_file():
         from ..errors import ModelFileError
 
