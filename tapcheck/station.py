@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import socket
 import threading
@@ -288,6 +289,26 @@ def serve(station: Station, *, sock: socket.socket, token: str | None, mic, list
                           fix="check the audio device")
 
 
+#: a token travels in the page's address and a cookie: URL-safe, and long enough to guess at
+#: no better than a random one of secrets.token_urlsafe's (a " " or "a" token was accepted)
+TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,}")
+
+
 def default_token(config_token: str) -> str | None:
-    """The token from the config or $TAPCHECK_STATION_TOKEN (empty: none)."""
-    return os.environ.get("TAPCHECK_STATION_TOKEN") or config_token or None
+    """The token from $TAPCHECK_STATION_TOKEN or the config (empty: none).
+
+    Raises
+    ------
+    ParameterError
+        Shorter than 16 characters or not URL-safe (the token itself is not shown).
+    """
+    from_env = os.environ.get("TAPCHECK_STATION_TOKEN")
+    token = from_env or config_token or None
+    if token is not None and not TOKEN.fullmatch(token):
+        where = "$TAPCHECK_STATION_TOKEN" if from_env else "[station] token"
+        raise ParameterError(
+            f"{where} must be at least 16 characters, each a letter, a digit or one of -_.~ "
+            "(it goes into the page's address)",
+            fix="make one with python3 -c 'import secrets; print(secrets.token_urlsafe(18))', "
+                "or leave it unset for a new random one")
+    return token

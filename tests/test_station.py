@@ -226,3 +226,14 @@ def test_bad_input_is_one_line(separating_model, tmp_path, run_cli, monkeypatch)
     code, _, err = run_cli("station", "--model", separating_model, "--host", "192.0.2.1",
                            "--port", free_port())
     assert code == 2 and err.startswith("tapcheck: error: cannot listen on 192.0.2.1:")
+
+    # a token that a URL cannot carry, or one short enough to guess: refused, and not shown
+    for token in (" ", "a", "x" * 15, "x" * 20 + " y"):
+        monkeypatch.setenv("TAPCHECK_STATION_TOKEN", token)
+        code, out, err = run_cli("station", "--model", separating_model, "--host", "0.0.0.0",
+                                 "--port", free_port())
+        assert (code, out) == (2, "") and err == (
+            "tapcheck: error: $TAPCHECK_STATION_TOKEN must be at least 16 characters, each a "
+            "letter, a digit or one of -_.~ (it goes into the page's address) — make one with "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(18))', or leave it unset "
+            "for a new random one\n")
