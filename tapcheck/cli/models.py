@@ -308,8 +308,8 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
         rows = enrolled_summary(load_model(model_path).checkpoint)
         for e in rows:
             board_name = f"board {e['board']}" if e["board"] >= 0 else "no board number"
-            click.echo(f"{e['at']}  {board_name}  {len(e['clips'])} clip(s)"
-                       f"{'  forced' if e['forced'] else ''}  {', '.join(e['clips'])}")
+            say(f"{e['at']}  {board_name}  {len(e['clips'])} clip(s)"
+                f"{'  forced' if e['forced'] else ''}  {', '.join(e['clips'])}")
         say(f"{len(rows)} enrolment(s) in {model_path}"
             + ("; `tapcheck enroll --undo` takes the last back" if rows else ""))
         return
