@@ -126,7 +126,10 @@ def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
         if os.path.lexists(path) and (path.is_symlink() or not path.is_dir()):
             raise StorageError("is not a folder, and the report keeps its models and cells in "
                                "one", path=path, fix=fix)
-    earlier = _is_comparison(out / "metrics.json")
+    # a run stopped after its first figures but before metrics.json leaves its cells/: a rerun
+    # finishes it (compare --help), replacing those figures
+    cells = out / "cells"
+    earlier = _is_comparison(out / "metrics.json") or (cells.is_dir() and not cells.is_symlink())
     files = ["index.html", "metrics.csv", "metrics.json", "roc.png", "training.png"]
     files += [f"{kind}-{name}.png" for name in names for kind in ("tsne", "scores")]
     for name in files:
@@ -135,6 +138,8 @@ def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
 
 def _is_comparison(path: Path) -> bool:
     """Whether ``path`` is the ``metrics.json`` of a comparison (plain or grid)."""
+    if os.path.islink(path) or not os.path.isfile(path):  # first: opening a fifo would block
+        return False
     try:
         with open(path, encoding="utf-8") as f:
             document = json.load(f)

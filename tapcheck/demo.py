@@ -46,8 +46,8 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
     seconds : float
         Wall time of the whole run.
     """
-    from .modelcheck import check_model_target
-    from .modelfile import load_model, save_trained
+    from .modelcheck import check_model_target, check_trained
+    from .modelfile import load_model, save_checkpoint
     from .models import get_spec
     from .synth import make_study_dataset
 
@@ -70,7 +70,9 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
     if train is None:
         from .training import train_model as train
     checkpoint = train(ds, config=config)
-    save_trained(out, checkpoint)  # a model that cannot judge is refused here, not at judging
+    # refused here, not at judging; a `train` run's progress beside it is not demo's to drop
+    check_trained(checkpoint, out)
+    save_checkpoint(out, checkpoint)
     say(f"    saved {out} (trained in {checkpoint['train_seconds']:.0f} s)")
     say("3/3 judging the test split ...")
     test = ds.select(split="test")

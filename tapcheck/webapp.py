@@ -127,7 +127,8 @@ class Handlers:
         return FileResponse(path, media_type="audio/wav")
 
     async def picture(self, request: Request) -> Response:
-        path = self.station.picture(request.path_params["id"])
+        path = None if _inspection_id(request) is None else self.station.picture(
+            request.path_params["id"])
         if path is None:
             return _error(404, f"no explanation for inspection {request.path_params['id']}")
         return FileResponse(path, media_type="image/png")

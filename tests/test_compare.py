@@ -108,6 +108,29 @@ def test_out_holding_files_compare_did_not_write_is_refused(run_cli, small_compa
     assert code == 2 and f"{mine / 'metrics.csv'}: exists and is not a file of a " in err
 
 
+
+def test_report_folder_check_reads_no_fifo_and_lets_a_stopped_run_finish(tmp_path):
+    """metrics.json a fifo: refused, not opened (that would block); figures without a
+    metrics.json but beside cells/ are a stopped run's, which a rerun finishes."""
+    import os
+
+    from tapcheck.compare import check_report_folder
+    from tapcheck.errors import StorageError
+
+    fifo = tmp_path / "fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / "metrics.json")
+    with pytest.raises(StorageError, match="metrics.json"):
+        check_report_folder(fifo, ["ae"])
+    stopped = tmp_path / "stopped"
+    (stopped / "cells").mkdir(parents=True)
+    (stopped / "tsne-ae.png").write_bytes(b"\x89PNG")
+    check_report_folder(stopped, ["ae"])  # no error: the rerun replaces its own figure
+    (stopped / "cells").rmdir()
+    with pytest.raises(StorageError, match="tsne-ae.png: exists and is not a file"):
+        check_report_folder(stopped, ["ae"])
+
+
 def test_out_in_a_dataset_folder_is_refused(run_cli, small_compare_set, tmp_path):
     dataset = shutil.copytree(small_compare_set, tmp_path / "d")
     before = _md5s(dataset)

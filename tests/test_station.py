@@ -111,7 +111,8 @@ def test_live_page_log_page_and_marks(pulse, separating_model, browser, tmp_path
     assert api.get(url + "clips/999.wav").status == 404
     # numbers past SQLite's integers, and bodies past the JSON parser's depth: 4xx, not 500
     huge = "9" * 23
-    for path in (f"clips/{huge}.wav", f"explanations/{huge}.png"):
+    for path in (f"clips/{huge}.wav", f"explanations/{huge}.png",
+                 f"explanations/{'9' * 300}.png"):  # a file name too long to look up
         assert api.get(url + path).status == 404, path
     assert api.post(url + f"api/inspections/{huge}/mark", data={"mark": "false alarm"}
                     ).status == 404
