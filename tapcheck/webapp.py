@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import (FileResponse, JSONResponse, PlainTextResponse, Response,
                                  StreamingResponse)
@@ -39,9 +40,9 @@ def make_app(station, marks, *, token: str | None) -> Starlette:
         Route("/", h.live), Route("/log", h.log_page), Route("/static/{name}", h.asset),
         Route("/api/state", h.state), Route("/events", h.events),
         Route("/api/inspections", h.inspections),
-        Route("/api/inspections/{id:int}/mark", h.mark, methods=["POST"]),
-        Route("/api/export.csv", h.export), Route("/clips/{id:int}.wav", h.clip),
-        Route("/explanations/{id:int}.png", h.picture),
+        Route("/api/inspections/{id:inspection}/mark", h.mark, methods=["POST"]),
+        Route("/api/export.csv", h.export), Route("/clips/{id:inspection}.wav", h.clip),
+        Route("/explanations/{id:inspection}.png", h.picture),
     ]
     app = Starlette(routes=routes)
     if token:
@@ -140,6 +141,22 @@ class Handlers:
             return _error(400, str(e))
         return PlainTextResponse(text, media_type="text/csv", headers={
             "Content-Disposition": 'attachment; filename="marked-clips.csv"'})
+
+
+class _InspectionId(Convertor):
+    """An inspection id in a path: at most 19 digits (SQLite's integers). Starlette's ``int``
+    takes any count, and int() of more than 4300 digits raises ValueError, a 500."""
+
+    regex = "[0-9]{1,19}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("inspection", _InspectionId())
 
 
 def _inspection_id(request: Request) -> int | None:
