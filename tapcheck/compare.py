@@ -26,7 +26,7 @@ from .config import Config, GridConfig
 from .datasets import Dataset, Take
 from .errors import DatasetError, ParameterError, StorageError
 from .featurecache import FeatureCache
-from .files import check_replaceable
+from .files import check_replaceable, sniff
 from .grid import Cell, CellStore, plan_cells, representative, run_grid, run_serially
 from .judge import Judge
 from .models import MODELS, STUDY_MODELS, get_spec
@@ -138,12 +138,10 @@ def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
 
 def _is_comparison(path: Path) -> bool:
     """Whether ``path`` is the ``metrics.json`` of a comparison (plain or grid)."""
-    if os.path.islink(path) or not os.path.isfile(path):  # first: opening a fifo would block
-        return False
+    text = None if os.path.islink(path) else sniff(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            document = json.load(f)
-    except (OSError, ValueError):
+        document = json.loads(text) if text is not None else None
+    except ValueError:  # not JSON, or not UTF-8
         return False
     return (isinstance(document, dict) and isinstance(document.get("meta"), dict)
             and "tapcheck" in document["meta"] and isinstance(document.get("models"), list))

@@ -182,6 +182,19 @@ def content_digest(path: str | os.PathLike) -> str:
         return hashlib.file_digest(f, "sha1").hexdigest()
 
 
+def sniff(path: str | os.PathLike, *, size: int = -1) -> bytes | None:
+    """The first ``size`` bytes (all by default) of a regular file, or None for anything else
+    or unreadable: how tapcheck tells its own files apart. A fifo is never opened (it would
+    block); a link is followed (callers that refuse links check first)."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return None
+
+
 def first_repeat(paths: Sequence[str | os.PathLike], digests: Sequence[str | None]
                  ) -> tuple[str, str] | None:
     """(a path, the earlier path) of the first recording given twice by content, else None;

@@ -26,7 +26,7 @@ from .config import Config
 from .detectors import ThresholdDetector, detector_from_state
 from .errors import ConfigError, ModelFileError, ParameterError
 from .features import FEATURES_VERSION
-from .files import atomic_write, refuse_special
+from .files import atomic_write, refuse_special, sniff
 from .modelcheck import check_contents, check_trained
 
 FORMAT = "tapcheck-model"
@@ -124,13 +124,7 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
 
 def _torch_file(path: Path) -> bool:
     """Whether ``path`` is a regular file starting as torch.save writes (a zip archive)."""
-    if not path.is_file():  # first: opening a fifo would block
-        return False
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"PK\x03\x04"
-    except OSError:
-        return False
+    return sniff(path, size=4) == b"PK\x03\x04"
 
 
 def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:

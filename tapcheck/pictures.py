@@ -21,14 +21,11 @@ PICTURE_MARK = "tapcheck explanation"
 def _is_picture(path: Path) -> bool:
     """Whether ``path`` is a regular file holding an explanation picture (:data:`PICTURE_MARK`
     among its first text chunks, which matplotlib writes before the image data)."""
-    if path.is_symlink() or not path.is_file():
-        return False
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
-    return head.startswith(b"\x89PNG") and b"Software\x00" + PICTURE_MARK.encode() in head
+    from .files import sniff
+
+    head = None if path.is_symlink() else sniff(path, size=4096)
+    return (head is not None and head.startswith(b"\x89PNG")
+            and b"Software\x00" + PICTURE_MARK.encode() in head)
 
 
 def save_picture(e: Explanation, path: str | os.PathLike) -> Path:

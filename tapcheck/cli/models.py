@@ -248,10 +248,11 @@ def bench(model_path: Path | None, out: Path) -> None:
 
 
 def _is_bench_json(path) -> bool:
+    from ..files import sniff
+
     try:
-        with open(path, encoding="utf-8") as f:
-            return "matmul_gflops" in json.load(f)
-    except (OSError, ValueError, TypeError):
+        return "matmul_gflops" in json.loads(sniff(path) or b"null")
+    except (ValueError, TypeError):
         return False
 
 
