@@ -25,6 +25,7 @@ from .files import atomic_write, refuse_special
 from .interrupts import deferred
 
 FORMATS_HINT = "use a WAV, FLAC or OGG recording"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")  # the formats of FORMATS_HINT, by file name
 MAX_DURATION_S = 120.0  # longer than any tap clip; guards against importing a whole session
 # Clipping: a flat top of >= 3 equal samples above 90 % of full scale; a clean strike peaks for one
 # or two (checked on the real knocks). 5 ms of flat tops is a tenth of a strike's first 50 ms,

@@ -194,13 +194,18 @@ def inspect_takes(dataset, *, config: Config = Config(), progress: bool = False
 
 
 def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Finding]:
-    """The manifest against the files: missing takes, WAVs no row speaks of."""
+    """The manifest against the files: missing takes, audio files no row speaks of."""
+    from .audio import AUDIO_SUFFIXES
     from .datasets import MANIFEST
 
     missing = [r for r in reports if not r.file.exists() and not r.outside]
     listed = {Path(r.path) for r in reports}
-    orphans = sorted(p.relative_to(dataset.root) for p in dataset.root.glob("board*/*/take*.wav")
-                     if p.relative_to(dataset.root) not in listed)
+    # any audio file, not only takeNNN.wav: a clip copied in by hand is ignored by every command,
+    # which its owner should hear of (hidden folders hold no takes: temporary files, caches)
+    audio = (p.relative_to(dataset.root) for p in dataset.root.rglob("*")
+             if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    orphans = sorted(rel for rel in audio if rel not in listed
+                     and not any(part.startswith(".") for part in rel.parts))
     findings = []
     if missing:
         findings.append(Finding(
@@ -209,8 +214,9 @@ def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Find
             fix="restore them from a backup, or delete their rows"))
     if orphans:
         findings.append(Finding(
-            NOTE, f"{len(orphans)} WAV file(s) in {dataset.root} are not in the manifest (a run "
-                  f"killed between writing a take and its row?), e.g. {orphans[0]}",
+            NOTE, f"{len(orphans)} audio file(s) in {dataset.root} are not in the manifest, so "
+                  f"no command uses them (copied in by hand, or a run killed between a take and "
+                  f"its row?), e.g. {orphans[0]}",
             fix="bring them in with `tapcheck import`, or delete them"))
     # atomic_write's temporary files: left only by a run killed (or a disk filled) mid-write
     strays = sorted(p.relative_to(dataset.root) for p in dataset.root.rglob(".*.tmp"))

@@ -174,6 +174,9 @@ def test_dataset_problems_are_each_named_with_their_fix(small_train_set, tmp_pat
     write_tone(takes[paths[4]], channels=2, duration_s=3.0, tap_at_s=1.0)  # stereo
     orphan = root / "board01" / "left" / "take099.wav"
     shutil.copyfile(takes[paths[5]], orphan)
+    shutil.copyfile(takes[paths[5]], root / "board01" / "Extra Tap.WAV")  # copied in by hand
+    (root / ".cache").mkdir()
+    shutil.copyfile(takes[paths[5]], root / ".cache" / "x.wav")  # hidden: not a take
     ds.takes[6] = dataclasses.replace(ds.takes[6], label="defect")
     ds.write_manifest()
 
@@ -191,8 +194,8 @@ def test_dataset_problems_are_each_named_with_their_fix(small_train_set, tmp_pat
                            "the rows")
     assert len(problems) == 5
     notes = [ln for ln in section if ln.startswith("note")]
-    assert any(ln.startswith("note     1 WAV file(s)") and "board01/left/take099.wav" in ln
-               for ln in notes)
+    assert any(ln.startswith("note     2 audio file(s)") and "no command uses them" in ln
+               and "e.g. board01/Extra Tap.WAV" in ln for ln in notes)
     assert any(f"{takes[paths[4]]}: 2 channels averaged to mono" in ln for ln in notes)
     assert any("12 of 15 takes usable" in ln and "8000 Hz x1" in ln for ln in notes)
     assert out.rstrip().endswith("problem(s) to fix")

@@ -130,7 +130,7 @@ def test_doctor_reports_stray_temporary_files_and_wavs_without_rows(dataset_copy
                     dataset_copy / "board01" / "left" / "take099.wav")
     code, out, _ = run_cli("doctor", "--dataset", dataset_copy)
     assert "1 unfinished temporary file(s)" in out and ".take009.wav.x1y2.tmp" in out
-    assert "1 WAV file(s)" in out and "take099.wav" in out
+    assert "1 audio file(s)" in out and "take099.wav" in out
 
 
 # -- 9: problems that are not the takes' ---------------------------------------------------------
