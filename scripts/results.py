@@ -58,8 +58,9 @@ def render_demo_lite(r: dict) -> str:
     if not r:
         return "(not measured yet: `python3 scripts/results.py run demo-lite`)\n"
     return (f"`tapcheck demo --model {r['model']}` in fresh folders, {r['measured']}: training "
-            f"{r['train_s']} s, {r['wall_s']} s in all (synthesis, features and judging "
-            "included)\n\n" + render_demo(r))
+            f"{r['train_s']} s, {r['wall_s']} s for the whole command (synthesis, features and "
+            "judging included; the table's own clock starts once Python and torch are loaded)"
+            "\n\n" + render_demo(r))
 
 
 def render_demo_new_boards(r: dict) -> str:
@@ -67,7 +68,8 @@ def render_demo_new_boards(r: dict) -> str:
     if not r:
         return "(not measured yet: `python3 scripts/results.py run demo-new-boards`)\n"
     return (f"`tapcheck demo --config {r['config']}` in fresh folders, {r['measured']}: "
-            f"training {r['train_s']} s, {r['wall_s']} s in all\n\n" + render_demo(r))
+            f"training {r['train_s']} s, {r['wall_s']} s for the whole command (the table's own "
+            "clock starts once Python and torch are loaded)\n\n" + render_demo(r))
 
 
 def render_compare(r: dict) -> str:
