@@ -558,6 +558,37 @@ def render_threshold_fits(_: dict) -> str:
     return "\n".join(lines) + "\n\nFrom " + "; ".join(commands) + ".\n"
 
 
+#: scripts/default_fit.py's sets: model files trained with the defaults
+DEFAULT_FITS = (("demo-r18", "demo", "arcface-resnet18, ±6 %"),
+                ("plant-lite", "plant", "arcface-lite, ±6 %"))
+
+
+def render_default_fits(_: dict) -> str:
+    """Gamma or log-normal threshold on the default model files: rates against the stated 5 %."""
+    def cell(models: list[dict], fit: str, key: str, *, each: bool = True) -> str:
+        v = [100 * m[fit][key] for m in models]
+        text = f"{statistics.mean(v):.1f} %" + (f" ± {_sd(v):.1f}" if len(v) > 1 else "")
+        return text + (f" ({', '.join(f'{x:.1f}' for x in v)})" if each and len(v) > 1 else "")
+
+    lines = ["| set | model, stretch, calibration | fit | unseen healthy taps flagged (per seed) "
+             "| known boards' test taps flagged (per seed) | defective taps found | 3 taps, vote: "
+             "healthy boards flagged / defective found |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    commands: list[str] = []
+    for r, dataset, model in _result_sets("default-fit", DEFAULT_FITS, commands):
+        ms = r["models"]
+        how = f"{model}, {ms[0]['method']}, seeds {', '.join(str(m['seed']) for m in ms)}"
+        for fit in ("gamma", "lognormal"):
+            lines.append(
+                f"| {dataset} | {how} | {fit} | {cell(ms, fit, 'far_unseen')} "
+                f"| {cell(ms, fit, 'far_known')} | {cell(ms, fit, 'recall', each=False)} "
+                f"| {cell(ms, fit, 'board_vote_healthy', each=False)} / "
+                f"{cell(ms, fit, 'board_vote_defect', each=False)} |")
+    if not commands:
+        return "(not measured yet: scripts/default_fit.py)\n"
+    return "\n".join(lines) + "\n\nFrom " + "; ".join(commands) + ".\n"
+
+
 #: the arcface-lite ±20 % sets: the recipe's model files, which board_bound and rate_intervals read
 LITE_SETS = tuple(row for row in THRESHOLD_FITS if "lite" in row[0])
 
@@ -621,6 +652,7 @@ def render_lot_enrol(r: dict) -> str:
 
 RENDERERS = {"demo": render_demo, "decay-fusion-table": render_decay_fusions,
              "threshold-fit-table": render_threshold_fits,
+             "default-fit-table": render_default_fits,
              "board-bound-table": render_board_bounds,
              "rate-intervals-table": render_rate_intervals,
              "lot-enrol-plant-lite-st20": render_lot_enrol,

@@ -90,7 +90,7 @@ def _lognormal_quantile(scores: np.ndarray, q: float) -> float:
 THRESHOLD_FITS = {"gamma": _gamma_quantile, "lognormal": _lognormal_quantile}
 
 
-def robust_threshold(scores: np.ndarray, *, far: float, fit: str = "gamma") -> float:
+def robust_threshold(scores: np.ndarray, *, far: float, fit: str = "lognormal") -> float:
     """The score normal clips exceed with probability ``far``, from a fit odd clips cannot drag.
 
     Parameters
@@ -123,7 +123,7 @@ def robust_threshold(scores: np.ndarray, *, far: float, fit: str = "gamma") -> f
 
 
 def bootstrap_interval(scores: np.ndarray, *, far: float, n_boot: int = 100, seed: int = 0,
-                       level: float = 0.95, fit: str = "gamma") -> tuple[float, float]:
+                       level: float = 0.95, fit: str = "lognormal") -> tuple[float, float]:
     """Percentile bootstrap interval of :func:`robust_threshold` over clips."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.size < 2:
@@ -159,7 +159,8 @@ def tap_medians(scores: np.ndarray, groups: np.ndarray | None, *, taps: int, dra
 
 def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = None,
               method: str, board_taps: int = 3, board_far: float = 0.02,
-              board_rule: str = "vote", fit: str = "gamma", source: str = "") -> dict[str, Any]:
+              board_rule: str = "vote", fit: str = "lognormal", source: str = ""
+              ) -> dict[str, Any]:
     """Threshold, its interval, the board threshold and a statement of what they hold for.
 
     Parameters

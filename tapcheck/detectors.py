@@ -73,7 +73,7 @@ class ThresholdDetector:
     reads_decay = False
 
     def __init__(self, *, far: float = 0.05, board_taps: int = 3, board_far: float = 0.02,
-                 board_rule: str = "vote", threshold_fit: str = "gamma"):
+                 board_rule: str = "vote", threshold_fit: str = "lognormal"):
         self.far, self.board_taps, self.board_far = far, board_taps, board_far
         self.board_rule, self.threshold_fit = board_rule, threshold_fit
 
@@ -336,7 +336,9 @@ def representation_of(scorer: str) -> str:
 
 def detector_from_state(state: dict[str, Any]) -> ThresholdDetector:
     """Rebuild a fitted detector from :meth:`ThresholdDetector.get_state`."""
-    detector = SCORERS[state["kind"]](**state["params"])
+    # files from before train.threshold_fit were fitted with a gamma tail, and keep it when
+    # enroll recalibrates them (the default has since become the log-normal fit)
+    detector = SCORERS[state["kind"]](**{"threshold_fit": "gamma", **state["params"]})
     detector._set_state(state)
     return detector
 

@@ -101,15 +101,29 @@ def test_every_threshold_fit_gives_a_tail_quantile(fit):
 def test_the_fit_is_a_detector_setting_that_survives_the_model_file():
     rng = np.random.default_rng(8)
     X, groups = boards(4, 10, rng=rng)
-    det = KNNDetector(k=3, threshold_fit="lognormal").fit(X, groups=groups)
+    det = KNNDetector(k=3).fit(X, groups=groups)  # the default fit
     assert det.calibration_["fit"] == "lognormal"
     assert "lognormal fit" in describe(det.calibration_)
     back = detector_from_state(det.get_state())
     assert back.threshold_fit == "lognormal"
     assert back.recalibrate(method="hold-out").threshold_ == pytest.approx(
         robust_threshold(det.calibration_scores_, far=0.05, fit="lognormal"))
-    gamma = KNNDetector(k=3).fit(X, groups=groups)
-    assert gamma.calibration_["fit"] == "gamma" and gamma.threshold_ != det.threshold_
+    gamma = KNNDetector(k=3, threshold_fit="gamma").fit(X, groups=groups)
+    assert gamma.calibration_["fit"] == "gamma" and gamma.threshold_ < det.threshold_
+    assert detector_from_state(gamma.get_state()).threshold_fit == "gamma"
+
+
+def test_a_model_file_from_before_the_fit_setting_keeps_its_gamma_fit():
+    """Files written before train.threshold_fit hold no such parameter and were fitted with a
+    gamma tail: enroll's recalibration must not switch them to the new default."""
+    rng = np.random.default_rng(8)
+    X, groups = boards(4, 10, rng=rng)
+    state = KNNDetector(k=3, threshold_fit="gamma").fit(X, groups=groups).get_state()
+    del state["params"]["threshold_fit"]
+    old = detector_from_state(state)
+    assert old.threshold_fit == "gamma"
+    assert old.recalibrate(method="leave-one-board-out").threshold_ == pytest.approx(
+        robust_threshold(old.calibration_scores_, far=0.05, fit="gamma"))
 
 
 def test_board_rules_set_their_thresholds_and_unknown_ones_are_refused():
