@@ -347,7 +347,8 @@ def explain_verdicts(judge: Judge, verdicts, *, references: str | os.PathLike | 
                      picture_dir: str | os.PathLike | None = None
                      ) -> tuple[dict[int, Explanation], list[str]]:
     """Explanations of the anomalous verdicts of :meth:`Judge.judge_files`, by index, and
-    warning lines (reference takes left out, see :func:`dataset_references`).
+    warning lines (reference takes left out, see :func:`dataset_references`; the model's own
+    training dataset gone or changed, when no ``references`` are given: then no explanations).
 
     The references are read only when a verdict is anomalous: nothing else needs them. With
     ``picture_dir``, also a PNG per explained clip (:func:`tapcheck.pictures.save_pictures`).
@@ -356,7 +357,18 @@ def explain_verdicts(judge: Judge, verdicts, *, references: str | os.PathLike | 
     if not wanted:
         return {}, []
     clips, warned = (None, []) if references is None else dataset_references(references, judge)
-    explainer = Explainer(judge, reference_clips=clips)
+    try:
+        explainer = Explainer(judge, reference_clips=clips)
+    except DatasetError as e:
+        if references is not None:  # only the model's own references are looked up here
+            raise
+        # The model's training dataset moved or changed: the verdicts stand without it (an
+        # explanation only says why), so it is one warning, not an error that swallows them.
+        # It is looked for here, when the first anomalous clip needs it, not before judging:
+        # a run whose clips are all normal needs no references and should hear nothing about
+        # them; and one Explainer per run makes it one warning however many clips it leaves.
+        return {}, warned + [f"{e.path}: {e.problem}, so {len(wanted)} anomalous clip(s) "
+                             f"are judged but not explained — {e.fix}"]
     found = explainer.explain_files([verdicts[i].path for i in wanted])
     out = {i: e for i, e in zip(wanted, found, strict=True) if e is not None}
     if picture_dir is not None:

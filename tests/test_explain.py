@@ -190,28 +190,37 @@ def test_cli_judge_explains_anomalous_clips(separating_model, tmp_path, run_cli)
 
 
 def test_explain_with_references_and_without_them(separating_model, tmp_path, run_cli):
-    """--references DATASET gives the same explanation when it names the training dataset; a
-    model whose dataset is gone says so in one line with the fix."""
-    import torch as t
-
-    from tapcheck.modelfile import save_checkpoint
-
+    """--references DATASET gives the same explanation when it names the training dataset."""
     clip = _write_taps(tmp_path, [(5, "left", 51)])[0]
-    checkpoint = t.load(separating_model, weights_only=True)
-    dataset = checkpoint["dataset"]["path"]
+    dataset = torch.load(separating_model, weights_only=True)["dataset"]["path"]
     code, out, err = run_cli("judge", "--model", separating_model, clip, "--explain")
     code2, out2, _ = run_cli("judge", "--model", separating_model, clip, "--references",
                              dataset)
     assert code == code2 == 1 and out == out2, err
 
+
+def test_explain_without_the_training_dataset_still_gives_every_verdict(separating_model,
+                                                                        tmp_path, run_cli):
+    """A model whose training dataset is gone (or is named relative to another folder) cannot
+    explain, but its verdicts stand: every verdict line, the exit status by them, and one
+    warning naming the dataset and the fix, however many clips are anomalous; no picture."""
+    from tapcheck.modelfile import save_checkpoint
+
+    clips = _write_taps(tmp_path, [(1, "left", 40), (5, "left", 50), (6, "right", 50)])
+    checkpoint = torch.load(separating_model, weights_only=True)
     checkpoint["dataset"]["path"] = str(tmp_path / "gone")
     moved = save_checkpoint(tmp_path / "moved.pt", checkpoint)
-    code, out, err = run_cli("judge", "--model", moved, clip, "--explain")
-    assert code == 2 and out == ""
-    assert err.splitlines() == [
-        f"tapcheck: error: {moved}: its training dataset is not at {tmp_path / 'gone'}; "
-        "explanations compare with its normal takes — pass --references DATASET (a dataset "
-        "with normal takes of the same boards)"]
+    code, out, err = run_cli("judge", "--model", moved, *clips, "--explain-dir", tmp_path / "why")
+    assert code == 1, err
+    assert [ln.split()[0] for ln in out.splitlines()] == ["NORMAL", "ANOMALOUS", "ANOMALOUS"]
+    assert [ln for ln in err.splitlines() if not ln.startswith("tapcheck: threshold")] == [
+        f"tapcheck: warning: {moved}: its training dataset is not at {tmp_path / 'gone'}; "
+        "explanations compare with its normal takes, so 2 anomalous clip(s) are judged but not "
+        "explained — pass --references DATASET (a dataset with normal takes of the same boards)"]
+    assert not any((tmp_path / "why").glob("*.png"))
+    # with every clip normal nothing needs explaining, and nothing is said about it
+    code, out, err = run_cli("judge", "--model", moved, clips[0], "--explain")
+    assert code == 0 and out.startswith("NORMAL") and "warning" not in err
 
 
 def _bad_reference_takes(root) -> list:
