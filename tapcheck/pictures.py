@@ -1,8 +1,9 @@
 """Explanation pictures: a PNG per explained clip, for `judge --explain-dir` and the station.
 
 Each shows the clip's crop, its nearest normal crops and the deviation map
-(:class:`tapcheck.explain.Explanation`). A picture carries a mark in its PNG text, so a later
-run refreshes its own pictures and never replaces a file it did not write.
+(:class:`tapcheck.explain.Explanation`). A picture carries a mark and the clip it explains in its
+PNG text, so a later run refreshes the picture of the same clip and never replaces a file it did
+not write, nor the picture of another clip of the same name.
 """
 
 from __future__ import annotations
@@ -16,16 +17,43 @@ if TYPE_CHECKING:
 
 #: the PNG's Software text: how a later `judge --explain-dir` tells its own pictures apart
 PICTURE_MARK = "tapcheck explanation"
+#: the PNG text key holding the explained clip's resolved path, as the file system's bytes
+CLIP_KEY = "tapcheck clip"
+_PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _is_picture(path: Path) -> bool:
-    """Whether ``path`` is a regular file holding an explanation picture (:data:`PICTURE_MARK`
-    among its first text chunks, which matplotlib writes before the image data)."""
+def clip_key(path: str | os.PathLike) -> bytes:
+    """How a picture names its clip: the resolved path's bytes (any name, even one that is not
+    UTF-8, is stored and compared exactly; a tEXt chunk takes any byte but NUL, which no path
+    holds)."""
+    return os.fsencode(os.path.realpath(path))
+
+
+def picture_clip(path: str | os.PathLike) -> bytes | None:
+    """The clip an explanation picture at ``path`` explains (:func:`clip_key`); ``b""`` for a
+    picture that does not say (written before pictures named their clip); None when ``path``
+    is not a regular file holding an explanation picture (a link, a user's file, a folder).
+
+    Only the text chunks before the image data are read: matplotlib writes them there, and
+    8 KiB holds them for any path (PATH_MAX is 4096 bytes).
+    """
     from .files import sniff
 
-    head = None if path.is_symlink() else sniff(path, size=4096)
-    return (head is not None and head.startswith(b"\x89PNG")
-            and b"Software\x00" + PICTURE_MARK.encode() in head)
+    head = None if os.path.islink(path) else sniff(path, size=8192)
+    if not head or not head.startswith(_PNG):
+        return None
+    text, at = {}, len(_PNG)
+    while at + 8 <= len(head):
+        size, kind = int.from_bytes(head[at:at + 4], "big"), head[at + 4:at + 8]
+        if kind in (b"IDAT", b"IEND"):
+            break
+        if kind == b"tEXt":
+            key, _, value = head[at + 8:at + 8 + size].partition(b"\x00")
+            text.setdefault(key, value)
+        at += 12 + size  # length, type, data, CRC
+    if text.get(b"Software") != PICTURE_MARK.encode():
+        return None
+    return text.get(CLIP_KEY.encode(), b"")
 
 
 def save_picture(e: Explanation, path: str | os.PathLike) -> Path:
@@ -57,7 +85,8 @@ def save_picture(e: Explanation, path: str | os.PathLike) -> Path:
     fig.suptitle(e.sentence, fontsize=10)
     path = Path(path)
     with atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=80, metadata={"Software": PICTURE_MARK})
+        fig.savefig(f, format="png", dpi=80,
+                    metadata={"Software": PICTURE_MARK, CLIP_KEY: clip_key(e.path)})
     plt.close(fig)
     return path
 
@@ -71,9 +100,12 @@ def save_pictures(explanations: Sequence[Explanation], folder: str | os.PathLike
     for e in explanations:
         stem = Path(e.path).stem or "clip"
         name, n = f"{stem}.png", 1
-        # two clips of the same name from different folders; a file there that is not an
-        # explanation picture (a user's, a link) is never replaced: the next name is taken
-        while name in used or (os.path.lexists(folder / name) and not _is_picture(folder / name)):
+        clip = clip_key(e.path)
+        # two clips of the same name from different folders, in this run or an earlier one; a
+        # file there that is not this clip's picture (a user's, a link, another clip's picture,
+        # or one too old to say whose it is) is never replaced: the next name is taken
+        while name in used or (os.path.lexists(folder / name)
+                               and picture_clip(folder / name) != clip):
             n += 1
             name = f"{stem}-{n}.png"
         used.add(name)
