@@ -26,7 +26,7 @@ from .config import Config, GridConfig
 from .datasets import Dataset, Take
 from .errors import DatasetError, ParameterError, StorageError
 from .featurecache import FeatureCache
-from .files import check_replaceable, sniff
+from .files import check_replaceable, refuse_dataset_folder, sniff
 from .grid import Cell, CellStore, plan_cells, representative, run_grid, run_serially
 from .judge import Judge
 from .models import MODELS, STUDY_MODELS, get_spec
@@ -118,9 +118,7 @@ def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
     """
     out = Path(out)
     fix = "choose another --out, e.g. reports/<dataset>"
-    if os.path.lexists(out / "manifest.csv"):  # a link too: the takes are beside it
-        raise StorageError("is a dataset folder (it holds manifest.csv); a report would mix its "
-                           "files with the takes", path=out, fix=fix)
+    refuse_dataset_folder(out, why="a report would mix its files with the takes", fix=fix)
     for sub in ("models", "cells"):
         path = out / sub
         if os.path.lexists(path) and (path.is_symlink() or not path.is_dir()):

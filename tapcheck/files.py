@@ -216,6 +216,29 @@ def repeat_problem(path: str | os.PathLike, earlier: str | os.PathLike) -> str:
     return f"is the same recording as {os.fspath(earlier)}"
 
 
+def refuse_dataset_folder(folder: str | os.PathLike, *, why: str, fix: str) -> None:
+    """Before any work: refuse to write into a dataset's folder (one holding a ``manifest.csv``,
+    a link too: the takes are beside it), where ``compare --out`` once put a report and
+    ``judge --explain-dir`` pictures among the takes.
+
+    Parameters
+    ----------
+    why : str
+        What would go wrong there ("a report would mix its files with the takes").
+    fix : str
+        Which option to change, e.g. "choose another --out, e.g. reports/<dataset>".
+
+    Raises
+    ------
+    StorageError
+    """
+    from .manifest import MANIFEST  # manifest.py imports this module
+
+    if os.path.lexists(Path(folder) / MANIFEST):
+        raise StorageError(f"is a dataset folder (it holds {MANIFEST}); {why}", path=folder,
+                           fix=fix)
+
+
 def check_replaceable(path: str | os.PathLike, *, ours, what: str) -> None:
     """Before long work: ``path`` is nothing yet, or a file tapcheck wrote (``ours(path)``).
 

@@ -263,6 +263,10 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
         raise ParameterError(f"--board {problem}")
     if per_board or board is not None:
         _refuse_repeats(paths)
+    if picture_dir is not None:  # before judging: refused after it, the verdicts would be lost
+        from .pictures import check_picture_folder
+
+        check_picture_folder(picture_dir)
     judge = Judge(model, config=config)
     info = judge.model.detector.calibration_
     verdicts = judge.judge_files(list(paths))

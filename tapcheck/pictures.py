@@ -91,10 +91,31 @@ def save_picture(e: Explanation, path: str | os.PathLike) -> Path:
     return path
 
 
+def check_picture_folder(folder: str | os.PathLike) -> None:
+    """Before judging: ``folder`` may take explanation pictures; a dataset's folder may not
+    (``compare --out`` refuses it alike).
+
+    Raises
+    ------
+    StorageError
+    """
+    from .files import refuse_dataset_folder
+
+    refuse_dataset_folder(folder, why="explanation pictures would mix with its takes",
+                          fix="choose another --explain-dir, e.g. explanations")
+
+
 def save_pictures(explanations: Sequence[Explanation], folder: str | os.PathLike) -> None:
-    """A picture per explanation in ``folder``, named after its clip; sets ``e.picture``."""
+    """A picture per explanation in ``folder``, named after its clip; sets ``e.picture``.
+
+    Raises
+    ------
+    StorageError
+        ``folder`` is a dataset's (:func:`check_picture_folder`) or cannot be written.
+    """
     from .files import check_writable
 
+    check_picture_folder(folder)
     folder = check_writable(folder)  # before any work, with a clear error
     used: set[str] = set()
     for e in explanations:

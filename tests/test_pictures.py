@@ -28,3 +28,21 @@ def test_a_later_run_keeps_another_clips_picture_of_the_same_name(separating_mod
     assert code == 1 and f'"picture": "{why / "take003.png"}"' in out, err
     assert sorted(p.name for p in why.iterdir()) == ["take003-2.png", "take003.png"]
 
+
+def test_explain_dir_in_a_dataset_folder_is_refused_before_judging(separating_model, tmp_path,
+                                                                   run_cli):
+    """A picture beside a dataset's takes mixes its files with them (compare --out refuses the
+    same folders): one line, exit 2, nothing written, before any clip is judged."""
+    from tapcheck.datasets import Dataset
+
+    dataset = Dataset.create(tmp_path / "demo")
+    dataset.write_manifest()
+    before = sorted(p.name for p in dataset.root.iterdir())
+    clip = _write_taps(tmp_path, [(5, "left", 50)])[0]
+    code, out, err = run_cli("judge", "--model", separating_model, clip, "--explain-dir",
+                             dataset.root)
+    assert code == 2 and out == ""
+    assert err == (f"tapcheck: error: {dataset.root}: is a dataset folder (it holds manifest.csv);"
+                   " explanation pictures would mix with its takes — choose another "
+                   "--explain-dir, e.g. explanations\n")
+    assert sorted(p.name for p in dataset.root.iterdir()) == before == ["manifest.csv"]
