@@ -71,7 +71,12 @@ def test_unknown_model_lists_valid_ones(run_cli):
     # click lists a choice's values one per line: joined into this one
     (["import", "x.wav", "--dataset", "d", "--board", "1", "--side", "left"],
      "Missing option '--label'. Choose from: normal, defect"),
-    (["judge", "--board", " ", "take001.wav"], "'--board': is empty; name the board")])
+    (["judge", "--board", " ", "take001.wav"], "'--board': is empty; name the board"),
+    # a board number is held to the range every numeric --board has, for judge too
+    (["judge", "--board", "-1", "take001.wav"],
+     "Invalid value for '--board': -1 is not in the range 0<=x<=999999"),
+    (["judge", "--board", "99999999999999999999", "take001.wav"],
+     "Invalid value for '--board': 99999999999999999999 is not in the range 0<=x<=999999")])
 def test_a_wrong_option_is_one_line_too(run_cli, args, problem):
     code, out, err = run_cli(*args)
     assert code == 2 and out == ""
@@ -137,7 +142,9 @@ def test_every_numeric_board_option_has_the_logs_range():
     numeric = {}
     for name, command in cli.commands.items():
         for p in command.params:
-            if p.name == "board" and isinstance(p.type, click.IntRange):
-                numeric[name] = (p.type.min, p.type.max)
-    assert {"import", "record", "listen", "station", "enroll", "log"} <= set(numeric)
+            # judge --board also takes a serial; its numbers are held to a range all the same
+            number = getattr(p.type, "number", p.type)
+            if p.name == "board" and isinstance(number, click.IntRange):
+                numeric[name] = (number.min, number.max)
+    assert {"import", "record", "listen", "station", "enroll", "log", "judge"} <= set(numeric)
     assert set(numeric.values()) == {(0, MAX_BOARD)}, numeric

@@ -30,6 +30,26 @@ FILE = click.Path(path_type=Path, readable=False)
 BOARD = click.IntRange(min=0, max=999_999)  # tapcheck.manifest.MAX_BOARD, as in a manifest
 
 
+class BoardName(click.ParamType):
+    """``judge --board``: a board number, held to :data:`BOARD`'s range as every numeric
+    ``--board`` is (``-1`` or a 20-digit number is refused alike), or a serial such as ``A-21``,
+    on one line. The name is kept as written (``011`` is board 11's folder, see
+    :func:`tapcheck.boards.other_board_folders`)."""
+
+    name = "BOARD"
+    number = BOARD  # the range numbers are held to; tests check it is the log's
+
+    def convert(self, value, param, ctx) -> str:
+        from ..boards import board_name_problem  # numpy: not for --help
+
+        problem = board_name_problem(value)
+        if problem:
+            self.fail(problem, param, ctx)
+        if re.fullmatch(r"[+-]?[0-9]+", value.strip()):
+            self.number.convert(value.strip(), param, ctx)  # click's own range message
+        return value
+
+
 class Count(click.ParamType):
     """A whole number of at least 1, refused in tapcheck's one line (``tapcheck: error: ...``,
     exit 2) with ``fix`` rather than click's usage block."""

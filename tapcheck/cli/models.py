@@ -8,18 +8,8 @@ from pathlib import Path
 
 import click
 
-from .app import (BOARD, FILE, cli, config_option, echo_err, parse_config, say, table,
+from .app import (BOARD, FILE, BoardName, cli, config_option, echo_err, parse_config, say, table,
                   train_with_progress, warn)
-
-
-def _board_name(value: str | None) -> str | None:
-    """A board named for judge --board: a number or a serial, on one line."""
-    from ..boards import board_name_problem
-
-    problem = None if value is None else board_name_problem(value)
-    if problem:
-        raise click.BadParameter(problem)
-    return value
 
 
 @cli.command()
@@ -118,8 +108,9 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
                    "most of its taps are (train.board_rule 'vote'), or when their median is over "
                    "the board threshold ('median'). Boards from the clips' boardNN/ folders, or "
                    "--board.")
-@click.option("--board", callback=lambda ctx, param, v: _board_name(v),
-              help="All clips are taps of this one board (implies --per-board).")
+@click.option("--board", type=BoardName(),
+              help="All clips are taps of this one board (implies --per-board): its number "
+                   "(0 to 999999) or serial.")
 @click.option("--explain", is_flag=True,
               help="Say where each anomalous clip differs from healthy boards (band, time).")
 @click.option("--explain-dir", type=FILE,
