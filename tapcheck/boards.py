@@ -30,11 +30,37 @@ _BOARD = re.compile(r"board0*(\d+)$")
 def board_of_path(path: str | os.PathLike) -> str | None:
     """The board a clip's path names in a dataset's layout (``board11/left/take001.wav`` ->
     ``"11"``), or None."""
-    for part in reversed(os.fspath(path).replace("\\", "/").split("/")[:-1]):
-        m = _BOARD.match(part)
+    found = board_folder(path)
+    return None if found is None else found[1]
+
+
+def board_folder(path: str | os.PathLike) -> tuple[str, str] | None:
+    """The innermost ``boardNN`` folder of a clip's path and its board
+    (``inbox/mon/board07/left/t1.wav`` -> ``("inbox/mon/board07", "7")``), or None."""
+    parts = os.fspath(path).replace("\\", "/").split("/")
+    for i in range(len(parts) - 2, -1, -1):
+        m = _BOARD.match(parts[i])
         if m:
-            return m.group(1)
+            return "/".join(parts[:i + 1]), m.group(1)
     return None
+
+
+def mixed_board_folders(paths: Sequence[str | os.PathLike]) -> list[tuple[str, list[str]]]:
+    """(board, its folders in order) of each board whose clips lie in more than one
+    ``boardNN`` folder (``inbox/mon/board07`` and ``inbox/tue/board07``, or ``inbox/board7``).
+
+    Grouped by number they are one board, as a board is; but Monday's and Tuesday's board 7,
+    or two batches' boards that share a number, may not be the same board, and the one
+    verdict would hide it. Folders are compared resolved (``./a/board07`` is ``a/board07``);
+    the sides inside one board folder (``board07/left``, ``board07/right``) are one folder.
+    """
+    folders: dict[str, dict[str, str]] = {}  # board -> resolved folder -> as written first
+    for p in paths:
+        found = board_folder(p)
+        if found is not None:
+            folder, board = found
+            folders.setdefault(board, {}).setdefault(os.path.realpath(folder), folder)
+    return [(board, list(seen.values())) for board, seen in folders.items() if len(seen) > 1]
 
 
 @dataclass(frozen=True)

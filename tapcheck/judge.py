@@ -278,7 +278,8 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
                                                        picture_dir=picture_dir)
         result.warnings += warned
     if per_board or board is not None:
-        from .boards import board_of_path, board_verdicts, other_board_folders
+        from .boards import (board_of_path, board_verdicts, mixed_board_folders,
+                             other_board_folders)
 
         good = [v for v in verdicts if not v.error]
         if board is not None:  # as enroll warns: the folders may know better than the option
@@ -289,6 +290,13 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
             result.warnings += [f"{v.path}: not in a boardNN/ folder, so judged as a board of "
                                 "its own; give --board NAME to judge clips as one board"
                                 for v in good if board_of_path(v.path) is None]
+            # one board number, several folders (Monday's and Tuesday's board07/): still one
+            # board, but a user who mixed two boards of that number should hear of it
+            result.warnings += [
+                f"board {b}: its taps come from {len(folders)} folders ({folders[0]}, "
+                f"{folders[1]}{', …' if len(folders) > 2 else ''}), judged as one board — if "
+                "they are not the same board, judge each folder on its own"
+                for b, folders in mixed_board_folders([v.path for v in good])]
         result.boards = board_verdicts(
             [v.path for v in good], [v.score for v in good], threshold=info["board_threshold"],
             expected_taps=info["board_taps"], board=board, rule=info["board_rule"])

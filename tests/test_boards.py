@@ -7,12 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from tapcheck.boards import BOARD_RULES, board_of_path, board_verdicts
+from tapcheck.boards import BOARD_RULES, board_folder, board_of_path, board_verdicts
 from tapcheck.calibration import describe
 
 
 def test_board_of_path_reads_the_dataset_layout():
     assert board_of_path("recordings/demo/board11/left/take001.wav") == "11"
+    assert board_folder("recordings/demo/board11/left/take001.wav") == (
+        "recordings/demo/board11", "11")
     assert board_of_path("board07/take3.wav") == "7"
     assert board_of_path("inbox/clip.wav") is None
 
@@ -115,6 +117,32 @@ def test_a_tap_given_twice_is_refused_for_a_board_verdict(tiny_model, tiny_datas
     # tap verdicts alone: a repeat is harmless, each line names its clip
     code, out, _ = run_cli("judge", a, f"./{a}", "--model", tiny_model)
     assert code in (0, 1) and len(out.splitlines()) == 2
+
+
+def test_judge_per_board_warns_of_one_board_number_in_several_folders(tiny_model, tiny_dataset,
+                                                                     run_cli, tmp_path):
+    """Monday's and Tuesday's board07/ and a board7/ are one board 7, as a board is; but the
+    user who mixed them hears of it once, with the first two folders. The sides inside one
+    board folder are not several folders."""
+    import shutil
+
+    takes = [tiny_dataset.path_of(t) for t in tiny_dataset.select(board=[11])[:5]]
+    inbox = tmp_path / "inbox"
+    clips = [inbox / "mon" / "board07" / "t1.wav", inbox / "tue" / "board07" / "t1.wav",
+             inbox / "board7" / "t.wav", inbox / "board09" / "left" / "t.wav",
+             inbox / "board09" / "right" / "t.wav"]
+    for clip, take in zip(clips, takes, strict=True):
+        clip.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(take, clip)
+    code, out, err = run_cli("judge", *clips, "--model", tiny_model, "--per-board")
+    assert code in (0, 1), err
+    assert [ln.split(":")[0] for ln in out.splitlines() if ln.startswith("BOARD")] == [
+        "BOARD 7", "BOARD 9"]
+    warned = [ln for ln in err.splitlines() if "folders" in ln]
+    assert warned == [f"tapcheck: warning: board 7: its taps come from 3 folders "
+                      f"({inbox / 'mon' / 'board07'}, {inbox / 'tue' / 'board07'}, …), judged "
+                      "as one board — if they are not the same board, judge each folder on its "
+                      "own"]
 
 
 @pytest.mark.parametrize("name", ["7\nBOARD 3 NORMAL", "7\r", "\t", "x" * 65])
