@@ -170,10 +170,10 @@ def judge_speed(model_path: Path, clips: list[Path]) -> dict[str, float]:
     # where a warm judgment's time goes: the same clip, each step alone (medians)
     f = judge.config
     y = load_clip(clips[0], audio=f.audio, features=f.features)
-    real = strike_crops(y, features=f.features)[None]
+    real = strike_crops(y, sr=f.audio.sr, features=f.features)[None]
     rep = represent_clips(judge.net, real, judge.model.scorer).numpy()
     steps = {"read": lambda: load_clip(clips[0], audio=f.audio, features=f.features),
-             "features": lambda: strike_crops(y, features=f.features),
+             "features": lambda: strike_crops(y, sr=f.audio.sr, features=f.features),
              "network": lambda: represent_clips(judge.net, real, judge.model.scorer),
              "score": lambda: judge.model.detector.anomaly_score(rep)}
     parts = {k: 1000 * float(np.median(_timed(fn, repeats=30, warmup=3)))

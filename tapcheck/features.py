@@ -24,6 +24,7 @@ runs off the clip's edge. When either is in doubt the whole spectrogram is compu
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 
@@ -121,7 +122,7 @@ def standardize(crops: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.where(flat, np.float32(0.0), z), dtype=np.float32)
 
 
-def strike_crops(y: np.ndarray, *, features: FeatureConfig = FeatureConfig(),
+def strike_crops(y: np.ndarray, *, sr: int = 44100, features: FeatureConfig = FeatureConfig(),
                  path: str | os.PathLike | None = None, return_onset: bool = False):
     """Crops of the strongest strike in a clip: the model input.
 
@@ -130,6 +131,9 @@ def strike_crops(y: np.ndarray, *, features: FeatureConfig = FeatureConfig(),
     y : np.ndarray, shape (n_samples,)
         Mono clip at the configured sample rate, at least as long as the crops together
         (:func:`crop_span_frames` x hop_length samples; 0.37 s at the study's settings).
+    sr : int
+        Sample rate of ``y`` (``[audio] sr``); only the "too short" error uses it, to say in
+        seconds how long a clip must be.
     features : FeatureConfig
     path : optional
         Named in error messages.
@@ -156,7 +160,7 @@ def strike_crops(y: np.ndarray, *, features: FeatureConfig = FeatureConfig(),
         A DC offset was removed; another knock falls inside the crops.
     """
     f = features
-    y = _usable_signal(np.asarray(y, dtype=np.float32), features=f, path=path)
+    y = _usable_signal(np.asarray(y, dtype=np.float32), sr=sr, features=f, path=path)
     power = frame_power(y, n_fft=f.n_fft, hop_length=f.hop_length)
     level = frame_levels(power)
     onset = strike_onset(level, min_strike_db=f.min_strike_db, max_back=f.n_fft // f.hop_length,
@@ -212,7 +216,7 @@ def required_sample_rate(features: FeatureConfig, *, sr: int) -> float:
     return min(2.0 * (features.fmin_bin + features.n_bins) * sr / features.n_fft, float(sr))
 
 
-def _usable_signal(y: np.ndarray, *, features: FeatureConfig,
+def _usable_signal(y: np.ndarray, *, sr: int, features: FeatureConfig,
                    path: str | os.PathLike | None) -> np.ndarray:
     """``y`` if crops of it can carry a verdict (a DC offset removed), else a clear error."""
     if y.ndim != 1:
@@ -220,10 +224,13 @@ def _usable_signal(y: np.ndarray, *, features: FeatureConfig,
     span = crop_span_frames(features) * features.hop_length
     if len(y) < span:
         # a clip shorter than the crops would be mostly padding: a picture unlike any the model
-        # learned from, so its verdict would mean nothing
+        # learned from, so its verdict would mean nothing. The seconds come from the settings
+        # (a model with hop_length 256 needs twice the study's 0.37 s), rounded up so that a
+        # clip of that length is long enough
+        need_s = math.ceil(span / sr * 100) / 100
         raise AudioError(
             f"is too short ({len(y)} samples); the crops after the strike need {span}",
-            path=path, fix="record longer clips: at least 0.4 s, 3 s is standard")
+            path=path, fix=f"record longer clips: at least {need_s:.2f} s, 3 s is standard")
     if not np.isfinite(y).all():
         raise AudioError("contains NaN or infinite samples", path=path,
                          fix="the file is corrupt; re-record or re-export it")
@@ -267,8 +274,8 @@ def _warn_other_strikes(level: np.ndarray, onset: int, *, features: FeatureConfi
 def clip_features(path: str | os.PathLike, *, audio: AudioConfig = AudioConfig(),
                   features: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """Load a file and compute its crops, shape (n_crops, n_bins, n_frames)."""
-    return strike_crops(load_clip(path, audio=audio, features=features), features=features,
-                        path=path)
+    return strike_crops(load_clip(path, audio=audio, features=features), sr=audio.sr,
+                        features=features, path=path)
 
 
 def load_clip(path: str | os.PathLike, *, audio: AudioConfig = AudioConfig(),

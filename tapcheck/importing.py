@@ -58,7 +58,8 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike 
             with deferred():
                 try:
                     y = load_clip(path, audio=config.audio, features=config.features)
-                    strike_crops(y, features=config.features, path=path)  # no tap: refused
+                    # crops only to refuse a clip without a usable tap
+                    strike_crops(y, sr=config.audio.sr, features=config.features, path=path)
                 except TapcheckError as e:
                     result.errors.append(str(e))
                     continue

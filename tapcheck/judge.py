@@ -88,7 +88,8 @@ class Judge:
 
     def judge_array(self, y: np.ndarray, *, path: str = "<array>") -> Verdict:
         """Judge one mono clip at the model's sample rate."""
-        crops = strike_crops(y, features=self.config.features, path=path)
+        crops = strike_crops(y, sr=self.config.audio.sr, features=self.config.features,
+                              path=path)
         return self.judge_crops(crops, path=path)
 
     def judge_crops(self, crops: np.ndarray, *, path: str = "<array>") -> Verdict:

@@ -108,7 +108,7 @@ class Listener:
         click = np.zeros(n_pre + int(self.post_s * self.mic.sr) + 1, np.float32)
         click[n_pre:n_pre + 32] = 0.5
         y = resample(click, orig_sr=self.mic.sr, target_sr=self.sr)
-        self.judge.judge_crops(strike_crops(y, features=self.features))
+        self.judge.judge_crops(strike_crops(y, sr=self.sr, features=self.features))
 
     def run(self, *, max_taps: int | None = None,
             on_ready: Callable[[], None] | None = None) -> list[Judgment]:
@@ -130,8 +130,8 @@ class Listener:
                 y = resample(strike.clip, orig_sr=self.mic.sr, target_sr=self.sr)
                 label = when.astimezone().strftime("%H:%M:%S")
                 try:
-                    crops, onset = strike_crops(y, features=self.features, return_onset=True,
-                                                path=f"tap at {label}")
+                    crops, onset = strike_crops(y, sr=self.sr, features=self.features,
+                                                return_onset=True, path=f"tap at {label}")
                 except NoStrikeError as e:
                     self.warn(f"{label}: a sound rose {strike.rise_db:.0f} dB above the noise "
                               f"floor, but {e.problem} — not judged")

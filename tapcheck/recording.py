@@ -76,7 +76,7 @@ def check_take(y: np.ndarray, *, sr: int, features: FeatureConfig = FeatureConfi
     raw = y if raw is None else raw
     check = TakeCheck(peak_dbfs=peak_dbfs(raw))
     try:
-        _, onset = strike_crops(y, features=features, return_onset=True)
+        _, onset = strike_crops(y, sr=sr, features=features, return_onset=True)
     except NoStrikeError as e:
         check.problems.append(e.problem.replace("no strike found", "no strike heard"))
     else:

@@ -9,15 +9,16 @@ from tapcheck.audio import load
 from tapcheck.config import FeatureConfig
 from tapcheck.errors import NoStrikeError
 from tapcheck.featurecache import FeatureCache
-from tapcheck.features import (_crop_frames, _usable_signal, crop_strike, find_strike,
-                               frame_power, power_spectrogram, power_to_db, strike_crops)
+from tapcheck.features import (_crop_frames, _usable_signal, crop_span_frames, crop_strike,
+                               find_strike, frame_power, power_spectrogram, power_to_db,
+                               strike_crops)
 
 from .conftest import knock_files, write_tone
 
 
 def _whole_spectrogram_crops(y, f=FeatureConfig()):
     """The crops as computed before strike_crops transformed only the crops' frames."""
-    y = _usable_signal(np.asarray(y, np.float32), features=f, path=None)
+    y = _usable_signal(np.asarray(y, np.float32), sr=44100, features=f, path=None)
     S = power_spectrogram(y, n_fft=f.n_fft, hop_length=f.hop_length)
     onset = find_strike(S, min_strike_db=f.min_strike_db, max_back=f.n_fft // f.hop_length)
     return crop_strike(S, onset, n_bins=f.n_bins, fmin_bin=f.fmin_bin, n_frames=f.n_frames,
@@ -325,3 +326,17 @@ def test_crops_equal_those_of_the_full_db_spectrogram():
         full = np.pad(S_db, ((0, 0), (max(0, -start), 200)), constant_values=power_to_db(S).min())
         ref = full[:, max(0, start):max(0, start) + 120]
         np.testing.assert_allclose(ours[0], (ref - ref.mean()) / ref.std(), atol=1e-4)
+
+
+def test_too_short_says_the_seconds_the_settings_need():
+    """The fix names the length the crops need at these settings and rate, rounded up: twice
+    the study's with hop_length 256, whose 0.5 s clip the message once said 0.4 s would do."""
+    from tapcheck.errors import AudioError
+
+    for hop, sr, need_s in ((128, 44100, "0.37"), (256, 44100, "0.74"), (128, 22050, "0.74")):
+        f = FeatureConfig(hop_length=hop)
+        span = crop_span_frames(f) * hop
+        with pytest.raises(AudioError) as e:
+            strike_crops(_knocks((0.05, 0.5), n=span - 1), sr=sr, features=f, path="half.wav")
+        assert e.value.fix == f"record longer clips: at least {need_s} s, 3 s is standard"
+        assert span <= float(need_s) * sr < span + sr / 100

@@ -84,3 +84,16 @@ def test_judge_from_the_shell_fails_cleanly(tiny_model, tmp_path):
     assert result.stderr.strip() == (f"tapcheck: error: {empty}: is empty (0 bytes) — the "
                                      "recording or copy failed; record or copy it again")
     assert "Traceback" not in result.stderr
+
+
+def test_too_short_names_the_seconds_the_models_settings_need(tiny_model, tmp_path, run_cli):
+    """A model trained with hop_length 256 needs 32256 samples after the strike, 0.74 s at
+    44.1 kHz: the fix says so for a 0.5 s clip (it once said 0.4 s, the default settings')."""
+    ck = torch.load(tiny_model, weights_only=True)
+    ck["config"]["features"]["hop_length"] = 256
+    model = save_checkpoint(tmp_path / "hop256.pt", ck)
+    half = write_tone(tmp_path / "half.wav", duration_s=0.5, tap_at_s=0.1)
+    code, out, err = run_cli("judge", half, "--model", model)
+    assert code == 2 and out == ""
+    assert err == (f"tapcheck: error: {half}: is too short (22050 samples); the crops after the "
+                   "strike need 32256 — record longer clips: at least 0.74 s, 3 s is standard\n")
