@@ -97,9 +97,12 @@ class Judge:
         features (``strike_crops(y, features=judge.config.features)``)."""
         return self._verdicts([path], self.scores(crops[None]))[0]
 
-    def judge_files(self, paths: Sequence[str | os.PathLike], *, batch_size: int = 32
-                    ) -> list[Verdict]:
-        """Judge files; each bad file becomes a Verdict with ``error`` set."""
+    def judge_files(self, paths: Sequence[str | os.PathLike], *, batch_size: int = 32,
+                    refuse_repeats: bool = False) -> list[Verdict]:
+        """Judge files; each bad file becomes a Verdict with ``error`` set.
+
+        With ``refuse_repeats`` (board verdicts), a tap given twice is refused before any clip
+        is scored (:func:`refuse_repeated_taps`)."""
         results: list[Verdict | None] = [None] * len(paths)
         good: list[tuple[int, np.ndarray, tuple[str, ...]]] = []
         for i, p in enumerate(paths):
@@ -115,6 +118,8 @@ class Judge:
                     results[i] = Verdict(os.fspath(p), None, None, None, self.name, error=str(e))
                     continue
             good.append((i, crops, tuple(str(w.message) for w in caught)))
+        if refuse_repeats:
+            refuse_repeated_taps(paths, {i: crops for i, crops, _ in good})
         for start in range(0, len(good), batch_size):
             chunk = good[start:start + batch_size]
             scores = self.scores(np.stack([c for _, c, _ in chunk]))
@@ -220,18 +225,27 @@ class Judgment:
         return [one_line(x) for x in out], [one_line(x) for x in err]
 
 
-def _refuse_repeats(paths: Sequence[str | os.PathLike]) -> None:
-    """A tap given twice (the same file, or a copy) would count twice in its board's verdict.
-    Only regular files are read here; the others get their own error line when judged."""
-    from .files import content_digest, first_repeat, repeat_problem
+def refuse_repeated_taps(paths: Sequence[str | os.PathLike], crops: dict[int, np.ndarray]) -> None:
+    """Refuse a tap given twice: counted twice, it would weigh twice in its board's verdict.
 
-    def digest(path):
-        try:
-            return content_digest(path) if os.path.isfile(path) else None
-        except OSError:
-            return None
+    Told by the crops the model sees (``crops[i]`` of ``paths[i]``; a file that could not be
+    read has none, repeats nothing and gets its own error line). They are computed for judging
+    anyway, so no file is read twice; and the same samples in another container or format (a
+    WAV and its lossless FLAC) make the same crops, which a digest of the file's bytes missed.
+    A resampled or lossy copy has other samples, and is not caught.
 
-    repeat = first_repeat(paths, [digest(p) for p in paths])
+    Raises
+    ------
+    ParameterError
+        Naming the later of the first two paths with the same crops, and the earlier.
+    """
+    import hashlib
+
+    from .files import first_repeat, repeat_problem
+
+    digests = [hashlib.sha1(np.ascontiguousarray(crops[i]).tobytes()).hexdigest()
+               if i in crops else None for i in range(len(paths))]
+    repeat = first_repeat(paths, digests)
     if repeat:
         raise ParameterError(f"{repeat_problem(*repeat)}; counted twice it would weigh twice in "
                              "its board's verdict; nothing judged", path=repeat[0],
@@ -262,15 +276,13 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
     problem = None if board is None else board_name_problem(board)
     if problem:
         raise ParameterError(f"--board {problem}")
-    if per_board or board is not None:
-        _refuse_repeats(paths)
     if picture_dir is not None:  # before judging: refused after it, the verdicts would be lost
         from .pictures import check_picture_folder
 
         check_picture_folder(picture_dir)
     judge = Judge(model, config=config)
     info = judge.model.detector.calibration_
-    verdicts = judge.judge_files(list(paths))
+    verdicts = judge.judge_files(list(paths), refuse_repeats=per_board or board is not None)
     result = Judgment(verdicts, info)
     if explain or picture_dir or references:
         from .explain import explain_verdicts

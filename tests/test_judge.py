@@ -97,3 +97,29 @@ def test_too_short_names_the_seconds_the_models_settings_need(tiny_model, tmp_pa
     assert code == 2 and out == ""
     assert err == (f"tapcheck: error: {half}: is too short (22050 samples); the crops after the "
                    "strike need 32256 — record longer clips: at least 0.74 s, 3 s is standard\n")
+
+
+def test_the_same_tap_as_wav_and_flac_is_refused_for_a_board_verdict(tiny_model, tiny_dataset,
+                                                                      tmp_path, run_cli):
+    """The same recording saved as WAV and as lossless FLAC (other bytes, the same samples)
+    would weigh twice in a board's vote: refused as a copy is. A copy resampled to 48 kHz
+    holds other samples, and is judged as another tap."""
+    import soundfile as sf
+
+    from tapcheck.audio import resample
+
+    a, b = [tiny_dataset.path_of(t) for t in tiny_dataset.select(board=[11], split="test")[:2]]
+    samples, sr = sf.read(a, dtype="int16")
+    flac = tmp_path / "a.flac"
+    sf.write(flac, samples, sr, format="FLAC", subtype="PCM_16")
+    assert flac.read_bytes() != a.read_bytes()
+    code, out, err = run_cli("judge", "--board", "9", a, flac, b, "--model", tiny_model)
+    assert (code, out) == (2, "")
+    assert err == (f"tapcheck: error: {flac}: is the same recording as {a}; counted twice it "
+                   "would weigh twice in its board's verdict; nothing judged — name each clip "
+                   "once\n")
+    y, _ = sf.read(a, dtype="float32")
+    resampled = tmp_path / "a-48k.wav"
+    sf.write(resampled, resample(y, orig_sr=sr, target_sr=48000), 48000, subtype="PCM_16")
+    code, out, err = run_cli("judge", "--board", "9", a, resampled, b, "--model", tiny_model)
+    assert code in (0, 1) and len(out.splitlines()) == 4, err
