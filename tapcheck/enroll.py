@@ -313,9 +313,44 @@ def _undo_last(path: Path) -> dict[str, Any]:
             "references": int(state["reference"].shape[0])}
 
 
-def enrolled_boards(checkpoint: dict[str, Any]) -> list[int]:
-    """Boards enrolled into a model under their number (``--board``): known boards now."""
-    return sorted({int(e["board"]) for e in checkpoint.get("enrolled", []) if e["board"] >= 0})
+def enrolled_takes(checkpoint: dict[str, Any], dataset, *,
+                   prints: dict[str, str | None] | None = None) -> list:
+    """The takes of ``dataset`` (any split) that are recordings enrolled into the model: their
+    boards are the dataset's boards the model holds references of, whatever number ``--board``
+    gave the enrolment.
+
+    A board number names a board only within one dataset: ``enroll --board 13`` of a clip from
+    elsewhere (another lot, a resampled copy) says nothing about the demo's board 13, and
+    counting that board known by its number put its false alarms under the rate the model
+    states for boards it holds. The stored paths cannot tell either (typed relative to a folder
+    nobody recorded), but each enrolment keeps its clips' content digests: a take with those
+    bytes is an enrolled recording, under any name. Enrolments from before digests are matched
+    by path.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    prints : dict, optional
+        Content digests (:func:`fingerprint`) already read, by take path (None: no file).
+    """
+    from .files import content_digest
+
+    entries = checkpoint.get("enrolled", [])
+    enrolled = {d for e in entries for d in e.get("digests", [])}
+    old = {os.path.abspath(c) for e in entries if "digests" not in e for c in e["clips"]}
+    if not enrolled and not old:
+        return []
+    prints = prints or {}
+    found = []
+    for take in dataset.takes:
+        path = dataset.path_of(take)
+        if not os.path.isfile(path):  # missing takes are reported by the caller's own checks
+            continue
+        if os.path.abspath(path) in old:
+            found.append(take)
+        elif enrolled and (prints.get(take.path) or content_digest(path)) in enrolled:
+            found.append(take)
+    return found
 
 
 def enrolled_mask(checkpoint: dict[str, Any], paths: Sequence[str | os.PathLike], *,

@@ -266,13 +266,14 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         :func:`evaluate_scores` plus ``model``, ``dataset``, ``scorer``, ``calibration`` (the
         model's statement, see :mod:`tapcheck.calibration`), ``scores`` (per test take judged,
         manifest order), ``enrolled_left_out`` (test takes enrolled into the model: its
-        references now, so left out; their boards, and boards enrolled under their number
-        — from any recordings — count as known), ``training_left_out`` (test takes the model
+        references now, so left out; the boards of every take of ``dataset`` enrolled — by its
+        bytes, :func:`tapcheck.enroll.enrolled_takes` — count as known, and no board by the
+        number ``--board`` gave alone), ``training_left_out`` (test takes the model
         was trained or calibrated on, left out) and ``trained_on`` (the model's training
         dataset when no board of ``dataset`` holds its recordings (:func:`own_takes`): then no
         board counts as known by its number, else None).
     """
-    from .enroll import enrolled_boards, enrolled_mask, fingerprint
+    from .enroll import enrolled_mask, enrolled_takes, fingerprint
     from .errors import DatasetError
     from .featurecache import FeatureCache
     from .judge import Judge
@@ -291,8 +292,10 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     compare = bool(checkpoint.get("enrolled")) or bool(provenance(checkpoint, "digests"))
     prints = [fingerprint(f) if compare and os.path.isfile(f) else None for f in files]
     enrolled = enrolled_mask(checkpoint, files, prints=prints)
-    # a board some of whose takes were enrolled (with or without --board) is in the reference
-    taken = sorted({t.board for t, e in zip(test, enrolled, strict=True) if e})
+    # a board of this dataset some of whose recordings were enrolled (with or without --board,
+    # from any split) is in the reference; a --board number alone makes no board known here
+    held = enrolled_takes(checkpoint, dataset,
+                          prints={t.path: p for t, p in zip(test, prints, strict=True)})
     # a take the model trained or calibrated on, marked test since (a manifest edited by
     # hand, a copy re-split): its score is in-sample, near 0 or inside the threshold's own fit
     known, trained = own_takes(checkpoint, dataset, test, prints)
@@ -307,7 +310,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
                                         split="test"))
     info = judge.model.detector.calibration_
     result = evaluate_scores(test, scores, threshold=judge.threshold, n_boot=n_boot,
-                             known_boards=known + enrolled_boards(checkpoint) + taken,
+                             known_boards=sorted(set(known) | {t.board for t in held}),
                              **model_options(info))
     return json_safe({"model": str(judge.model.path), "dataset": str(dataset.root),
                       "scorer": judge.model.scorer, "calibration": info, **result,

@@ -183,6 +183,34 @@ def test_evaluate_counts_an_enrolled_board_as_known_and_leaves_its_enrolled_take
     assert "3 enrolled test takes left out" in out
 
 
+def test_a_board_number_alone_makes_no_board_of_a_dataset_known(model, tiny_dataset, run_cli,
+                                                                 tmp_path):
+    """`enroll --board 13` of a tap from outside the dataset (board 12's, resampled: other
+    bytes) puts none of the dataset's board-13 recordings into the model: evaluate must not
+    count that board's false alarms under the rate stated for the boards the model holds."""
+    import json
+
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    code, out, _ = run_cli("evaluate", "--model", model, "--dataset", tiny_dataset.root, "--json")
+    before = json.loads(out)
+    y, sr = sf.read(unseen_clips(tiny_dataset, board=12, n=1)[0])
+    outside = tmp_path / "elsewhere" / "sr22k.wav"
+    outside.parent.mkdir()
+    sf.write(outside, resample_poly(y, 1, 2), sr // 2)
+    code, _, err = run_cli("enroll", "--model", model, "--board", 13, outside)
+    assert code == 0, err
+    code, out, err = run_cli("evaluate", "--model", model, "--dataset", tiny_dataset.root,
+                             "--json")
+    assert code == 0, err
+    after = json.loads(out)
+    assert {r["board"]: r["board is"] for r in after["boards"]}[13] == "unseen"
+    assert {r["board"]: r["board is"] for r in after["boards"]}[12] == "unseen"
+    assert (after["normal_known"], after["normal_unseen"]) == (before["normal_known"],
+                                                               before["normal_unseen"])
+
+
 def test_evaluate_after_enrolment_still_names_a_missing_test_take(model, tiny_dataset,
                                                                    run_cli, tmp_path):
     from tapcheck.datasets import Dataset
