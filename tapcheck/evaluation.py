@@ -269,7 +269,8 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         references now, so left out; the boards of every take of ``dataset`` enrolled — by its
         bytes, :func:`tapcheck.enroll.enrolled_takes` — count as known, and no board by the
         number ``--board`` gave alone), ``training_left_out`` (test takes the model
-        was trained or calibrated on, left out) and ``trained_on`` (the model's training
+        was trained or calibrated on, left out), ``known_boards`` (the boards of ``dataset``
+        counted as known) and ``trained_on`` (the model's training
         dataset when no board of ``dataset`` holds its recordings (:func:`own_takes`): then no
         board counts as known by its number, else None).
     """
@@ -309,14 +310,14 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     scores = judge.scores(dataset_crops(dataset, test, cache=cache, progress=progress,
                                         split="test"))
     info = judge.model.detector.calibration_
+    known_boards = sorted(set(known) | {t.board for t in held})
     result = evaluate_scores(test, scores, threshold=judge.threshold, n_boot=n_boot,
-                             known_boards=sorted(set(known) | {t.board for t in held}),
-                             **model_options(info))
+                             known_boards=known_boards, **model_options(info))
     return json_safe({"model": str(judge.model.path), "dataset": str(dataset.root),
                       "scorer": judge.model.scorer, "calibration": info, **result,
                       "scores": [float(x) for x in scores],
                       "enrolled_left_out": int(enrolled.sum()),
-                      "training_left_out": int(trained.sum()),
+                      "training_left_out": int(trained.sum()), "known_boards": known_boards,
                       "trained_on": None if known else _trained_on(checkpoint)})
 
 
@@ -376,6 +377,22 @@ def _separation(result: dict[str, Any]) -> str:
             f"{result['pauc_ci_high']:.3f}]")
 
 
+def _no_known_taps(result: dict[str, Any]) -> str:
+    """Why there is no known-board rate: no board of the dataset is known, or no healthy test
+    take of a known board is left once the model's own takes are left out (a copy whose test
+    split holds training takes). "- of 0 taps" alone read as a rate that holds."""
+    boards = result.get("known_boards") or []
+    if not boards:
+        return ("known boards: none in this dataset (the model holds recordings of none of its "
+                "boards), so the rate the model states cannot be checked here")
+    left = (result.get("training_left_out") or 0) + (result.get("enrolled_left_out") or 0)
+    given = (f"apart from the {left} test takes the model was trained, calibrated or enrolled "
+             "on (left out: their scores are in-sample), ") if left else ""
+    return (f"known boards: no taps to measure — {given}the test split holds no healthy take of "
+            f"the boards the model knows ({', '.join(map(str, boards))}); mark held-out takes of "
+            "those boards split=test to check the stated rate")
+
+
 def format_evaluation(result: dict[str, Any]) -> str:
     """The text ``tapcheck evaluate`` prints: a row per board, then the rates and AUCs."""
     from .calibration import describe
@@ -396,6 +413,8 @@ def format_evaluation(result: dict[str, Any]) -> str:
         lines.append(f"the model was trained on {result['trained_on']}, not on this dataset: "
                      "its boards are boards the model never heard, whatever their numbers, so "
                      "they count as unseen unless enrolled")
+    if not result["normal_known"] and (result.get("known_boards") or not result.get("trained_on")):
+        lines.append(_no_known_taps(result))
     off = {name: result.get(f"false_alarms_{name}_vs_stated") for name in ("known", "unseen")}
     if "above" in off.values() or "below" in off.values():
         lines.append("against the stated rate: " + "; ".join(

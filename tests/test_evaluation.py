@@ -207,6 +207,45 @@ def test_evaluate_leaves_out_the_models_own_takes_and_knows_its_boards_only_in_i
     assert result["training_left_out"] == 0
 
 
+def test_evaluate_says_why_there_is_no_known_board_rate(tiny_model, tiny_dataset, run_cli,
+                                                         tmp_path):
+    """A copy whose test split holds only the model's own takes of its known boards (left out)
+    has no known-board taps: "known boards - of 0 taps" alone read like a rate; a line says
+    why there is none."""
+    import csv
+    import shutil
+
+    from tapcheck.manifest import MANIFEST_FIELDS
+
+    root = tmp_path / "own"
+    shutil.copytree(tiny_dataset.root, root)
+    rows = list(csv.DictReader(open(root / "manifest.csv")))
+    # boards 1-4's held-out takes gone; board 1's training takes marked test instead
+    rows = [r for r in rows if not (r["board"] in ("1", "2", "3", "4") and r["split"] == "test")]
+    for r in rows:
+        if r["board"] == "1":
+            r["split"] = "test"
+    with open(root / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
+    assert code == 0, err
+    assert "known boards - of 0 taps" in out
+    assert "8 training or calibration test takes left out" in out
+    line = next(x for x in out.splitlines() if x.startswith("known boards: no taps to measure"))
+    assert "apart from the 8 test takes the model was trained, calibrated or enrolled on" in line
+    assert "(1, 2, 3, 4, 5, 6)" in line and "split=test" in line  # 5, 6: defective, trained on
+    # no board known at all: the line says so (the evaluation of another dataset's own line
+    # names the training dataset instead)
+    text = format_evaluation({**evaluate_scores([take(11, k) for k in range(6)], np.zeros(6),
+                                                threshold=0.5, stated_far=0.05, n_boot=20),
+                              "known_boards": [], "calibration": {
+        "threshold": 0.5, "threshold_ci": [0.4, 0.6], "far": 0.05, "holds_for": "boards",
+        "clips": 32, "method": "hold-out", "board_taps": 3, "board_rule": "vote"}})
+    assert "known boards: none in this dataset" in text
+
+
 def test_own_takes_by_digest_or_for_older_files_by_folder_name_and_paths(tiny_dataset):
     from tapcheck.enroll import fingerprint
     from tapcheck.evaluation import own_takes
