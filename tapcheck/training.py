@@ -133,39 +133,54 @@ def dataset_crops(dataset: Dataset, takes: list[Take], *, cache: FeatureCache,
                   progress: bool = False, split: str = "training") -> np.ndarray:
     """Crops of every take, shape (n_takes, n_crops, bins, frames).
 
-    Every missing or unusable take is listed at once (one line each), so a user fixes them all
-    in one go; then nothing is trained.
+    Every missing or unusable take is listed at once (one line each, then one line with their
+    count, the first few and the fix), so a user fixes them all in one go; then nothing is
+    trained or judged. Missing files used to stop the run before the others were read: a
+    dataset with one take deleted and one emptied named the first alone, and the second only on
+    the next run.
     """
+    paths = [dataset.path_of(t) for t in takes]
     # the cache says what it can read: a cache of crops shipped to a cluster worker has no files
-    missing = [t for t in takes if not cache.can_read(dataset.path_of(t))]
-    if len(missing) == 1:  # one line: the list and its summary would say the same twice
-        raise DatasetError(f"file not found (a {split} take that "
-                           f"{dataset.root / 'manifest.csv'} lists)",
-                           path=dataset.path_of(missing[0]), fix="restore it or delete its row")
-    if missing:
-        raise DatasetError(
-            f"lists {len(missing)} {split} take(s) whose file is missing, e.g. {missing[0].path}",
-            path=dataset.root / "manifest.csv",
-            fix="restore the files or delete their rows (tapcheck doctor lists them)",
-            details=[f"{dataset.path_of(t)}: file not found — restore it or delete its row"
-                     for t in missing])
+    missing = [i for i, p in enumerate(paths) if not cache.can_read(p)]
+    verb = "trained" if split == "training" else "judged"
+    present = sorted(set(range(len(takes))) - set(missing))
     try:
-        return cache.get_many([dataset.path_of(t) for t in takes], progress=progress)
+        crops = cache.get_many([paths[i] for i in present], progress=progress)
     except AudioError as e:
-        if len(e.details) == len(takes) > 3:  # all of them: one cause, likely not 250 files
-            raise DatasetError(
-                f"none of the {len(takes)} {split} takes can be used (the first 3 listed "
-                f"above); nothing was {'trained' if split == 'training' else 'judged'}",
-                path=dataset.root / "manifest.csv", details=e.details[:3],
-                fix="when every recording fails alike, suspect the settings first: the "
-                    "config's [audio] and [features] (configs/default.toml has the study's)"
-            ) from None
+        unusable = list(e.details)
+    else:
+        if not missing:
+            return crops
+        unusable = []
+    if len(missing) == 1 and not unusable:  # the list and its summary would say it twice
+        raise _missing_take(dataset, paths[missing[0]], split)
+    if len(unusable) == len(takes) > 3:  # all of them: one cause, likely not 250 files
         raise DatasetError(
-            f"{len(e.details)} of {len(takes)} {split} takes cannot be used (listed above); "
-            f"nothing was {'trained' if split == 'training' else 'judged'}",
-            path=dataset.root / "manifest.csv",
-            fix="re-record or replace those files, or delete their rows", details=e.details
-        ) from None
+            f"none of the {len(takes)} {split} takes can be used (the first 3 listed "
+            f"above); nothing was {verb}", path=dataset.root / "manifest.csv",
+            details=unusable[:3],
+            fix="when every recording fails alike, suspect the settings first: the "
+                "config's [audio] and [features] (configs/default.toml has the study's)")
+    # the first few in manifest order, missing or not (each unusable line names its file first)
+    bad = sorted(missing + [i for i in present if any(
+        line.startswith(f"{os.fspath(paths[i])}: ") for line in unusable)])
+    kinds = [f"{n} {what}" for n, what in (
+        (len(missing), "file missing" if len(missing) == 1 else "files missing"),
+        (len(unusable), "unusable")) if n]
+    few = ", ".join(takes[i].path for i in bad[:3]) + (", …" if len(bad) > 3 else "")
+    raise DatasetError(
+        f"{len(missing) + len(unusable)} of {len(takes)} {split} takes cannot be used "
+        f"({', '.join(kinds)}; listed above), e.g. {few}; nothing was {verb}",
+        path=dataset.root / "manifest.csv",
+        fix="restore, re-record or replace those files, or delete their rows (tapcheck doctor "
+            "lists them)",
+        details=[f"{paths[i]}: file not found — restore it or delete its row" for i in missing]
+        + unusable)
+
+
+def _missing_take(dataset: Dataset, path, split: str) -> DatasetError:
+    return DatasetError(f"file not found (a {split} take that {dataset.root / 'manifest.csv'} "
+                        "lists)", path=path, fix="restore it or delete its row")
 
 
 def add_pseudo_anomalies(data: TrainingData, *, per_batch: bool = False

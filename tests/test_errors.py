@@ -568,7 +568,8 @@ def test_train_lists_every_bad_take_and_trains_nothing(ctx, run_cli):
     assert len(errors) == 3
     assert {e.split(": ")[2] for e in errors[:2]} == {str(take), str(second)}
     assert errors[2].startswith(f"tapcheck: error: {root / 'manifest.csv'}: 2 of 17 training "
-                                "takes cannot be used (listed above); nothing was trained — ")
+                                "takes cannot be used (2 unusable; listed above), e.g. ")
+    assert "; nothing was trained — restore, re-record or replace those files" in errors[2]
     assert not (ctx.folder / "out" / "model.pt").exists()
 
 

@@ -126,7 +126,8 @@ def test_evaluate_names_an_unusable_test_take_and_judges_nothing(tiny_model, tin
     code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
     assert code == 2 and out == "" and "Traceback" not in err
     assert f"{bad}: is empty (0 bytes)" in err
-    assert "test takes cannot be used (listed above); nothing was judged — " in err
+    assert "test takes cannot be used (1 unusable; listed above), e.g. " in err
+    assert "; nothing was judged — " in err
     assert hashlib.md5(open(tiny_model, "rb").read()).hexdigest() == before
 
 
@@ -165,8 +166,35 @@ def test_evaluate_names_missing_test_takes_once_each(tiny_model, tiny_dataset, r
     code, _, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 3
-    assert "lists 2 test take(s) whose file is missing" in lines[2]
+    assert f"2 of {len(test)} test takes cannot be used (2 files missing; listed above)" in lines[2]
     assert all(line.endswith("file not found — restore it or delete its row") for line in lines[:2])
+
+
+def test_evaluate_names_missing_and_unusable_test_takes_together(tiny_model, tiny_dataset,
+                                                                  run_cli, tmp_path):
+    """One take deleted and one emptied: evaluate named the missing one and stopped, and the
+    empty one only on the next run. Both are named, then one line: count, first few, fix."""
+    import shutil
+
+    from tapcheck.datasets import Dataset
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_dataset.root, root)
+    copy = Dataset.open(root)
+    test = copy.select(split="test")
+    copy.path_of(test[0]).unlink()
+    copy.path_of(test[3]).write_bytes(b"")
+    code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
+    lines = err.strip().splitlines()
+    assert code == 2 and out == "" and "Traceback" not in err and len(lines) == 3, err
+    assert lines[0].endswith(f"{copy.path_of(test[0])}: file not found — restore it or delete "
+                             "its row")
+    assert f"{copy.path_of(test[3])}: is empty (0 bytes)" in lines[1]
+    assert lines[2] == (
+        f"tapcheck: error: {root / 'manifest.csv'}: 2 of {len(test)} test takes cannot be used "
+        f"(1 file missing, 1 unusable; listed above), e.g. {test[0].path}, {test[3].path}; "
+        "nothing was judged — restore, re-record or replace those files, or delete their rows "
+        "(tapcheck doctor lists them)")
 
 
 def test_evaluate_leaves_out_the_models_own_takes_and_knows_its_boards_only_in_its_data(
