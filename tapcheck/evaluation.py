@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .datasets import Take
-from .falsealarms import false_alarm_rates, rate_interval
+from .falsealarms import FAR_ABOVE, MIN_BOARDS, false_alarm_rates, rate_interval
 from .metrics import auc, best_f1_threshold, bootstrap_ci, f1_at, pauc, tpr_at_fpr
 
 
@@ -366,6 +366,20 @@ _VS_STATED = {
               "there than stated, and finds fewer defects than it could")}
 
 
+def _far_above(result: dict[str, Any]) -> list[str]:
+    """A plain line for a rate :data:`~tapcheck.falsealarms.FAR_ABOVE` times the stated one or
+    more: on a few boards no interval contradicts the statement, and 46 % against 5 % must not
+    read as consistent with it."""
+    stated = result.get("stated_far")
+    lines = []
+    for name in ("known", "unseen"):
+        rate = result.get(f"false_alarms_{name}")
+        if stated and rate is not None and rate >= FAR_ABOVE * stated:
+            lines.append(f"{name} boards flag {rate:.1%} of healthy taps, {rate / stated:.1f} "
+                         f"times the stated {stated:.1%}")
+    return lines
+
+
 def _separation(result: dict[str, Any]) -> str:
     """The AUC/pAUC line; without defective or without normal test takes there is none."""
     if result.get("auc") is None or np.isnan(result["auc"]):
@@ -416,9 +430,17 @@ def format_evaluation(result: dict[str, Any]) -> str:
     if not result["normal_known"] and (result.get("known_boards") or not result.get("trained_on")):
         lines.append(_no_known_taps(result))
     off = {name: result.get(f"false_alarms_{name}_vs_stated") for name in ("known", "unseen")}
-    if "above" in off.values() or "below" in off.values():
-        lines.append("against the stated rate: " + "; ".join(
-            f"{name} boards {_VS_STATED[side]}" for name, side in off.items() if side))
+    if set(off.values()) - {None, "within"}:
+        parts = [f"{name} boards {_VS_STATED[side]}" for name, side in off.items()
+                 if side in _VS_STATED]
+        few = [f"{name} boards ({result.get(f'boards_{name}')})" for name, side in off.items()
+               if side == "too few boards"]
+        if few:
+            parts.append(f"{' and '.join(few)} too few to tell: an interval over fewer than "
+                         f"{MIN_BOARDS} boards shows which boards were drawn more than how "
+                         "boards fare — measure on more boards")
+        lines.append("against the stated rate: " + "; ".join(parts))
+    lines.extend(_far_above(result))
     recall = ", ".join(f"board {b} {r:.0%}" for b, r in result["recall_per_board"].items())
     lines.append(f"recall per defect board: {recall or '-'}")
     lines.append(_separation(result))

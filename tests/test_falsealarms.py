@@ -25,7 +25,11 @@ def test_false_alarms_are_split_into_known_and_unseen_boards():
 def test_an_observed_rate_contradicts_the_stated_one_only_when_its_interval_excludes_it():
     assert against_stated([0.069, 0.159], 0.05) == "above"
     assert against_stated([0.0, 0.031], 0.05) == "below"
-    assert against_stated([0.0, 0.217], 0.05) == "within"  # 9.4 % on 3 boards: no contradiction
+    assert against_stated([0.0, 0.217], 0.05, boards=8) == "within"
+    # 3 boards: an interval from about the quietest board to the loudest says nothing either way
+    assert against_stated([0.017, 0.733], 0.05, boards=3) == "too few boards"
+    assert against_stated([0.069, 0.159], 0.05, boards=4) == "too few boards"
+    assert against_stated([0.069, 0.159], 0.05, boards=5) == "above"
     assert against_stated(None, 0.05) is None and against_stated([0.0, 0.1], None) is None
 
 
