@@ -157,7 +157,10 @@ def check_same_features(model: LoadedModel, config: Config) -> None:
         raise ModelFileError(
             f"was trained with other feature settings than the config gives: {', '.join(changed)}",
             path=model.path,
-            fix="judge without --config (the model carries its settings), or retrain with it")
+            # judge and enroll (and listen, station) check this alike: the fix names no one
+            # command, which read as "judge" to a user of enroll
+            fix="leave out --config (the model carries its own settings), or retrain the model "
+                "with that config")
 
 
 @dataclass

@@ -132,6 +132,22 @@ def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny
     assert target.is_symlink() == (case == "link") and not (tmp_path / "nodir").exists()
 
 
+def test_enrol_with_other_feature_settings_names_no_other_command(model, tiny_dataset,
+                                                                  run_cli, tmp_path):
+    """`enroll --config cfg/hop256.toml` was told "judge without --config": a fix for a
+    command the user did not run."""
+    (tmp_path / "hop256.toml").write_text("[features]\nhop_length = 256\n")
+    digest = md5(model)
+    code, _, err = run_cli("enroll", "--model", model, "--config", tmp_path / "hop256.toml",
+                           "--board", 13, *unseen_clips(tiny_dataset, n=1))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and md5(model) == digest, err
+    assert "features.hop_length" in lines[0] and "(config: 256)" in lines[0]
+    assert "judge" not in lines[0]
+    assert lines[0].endswith("— leave out --config (the model carries its own settings), or "
+                             "retrain the model with that config")
+
+
 def test_a_recording_is_enrolled_once(model, tiny_dataset, run_cli, tmp_path):
     clips = [str(c) for c in unseen_clips(tiny_dataset)]
     code, _, err = run_cli("enroll", "--model", model, "--board", 13, clips[0], clips[0])
