@@ -127,6 +127,15 @@ def _torch_file(path: Path) -> bool:
     return sniff(path, size=4) == b"PK\x03\x04"
 
 
+def _whole_torch_file(path: Path) -> bool:
+    """:func:`_torch_file`, and whole: a copy cut short starts like one too, and the hint for a
+    missing model named such a file (``pass --model bad/ro.pt (or bad/trunc.pt)``). A zip
+    archive's directory is at its end; ``zipfile.is_zipfile`` looks for it there."""
+    import zipfile
+
+    return _torch_file(path) and zipfile.is_zipfile(path)  # a fifo never reaches is_zipfile
+
+
 def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     """The raw checkpoint dict, after the checks that need no model code.
 
@@ -135,9 +144,10 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     if not path.exists():
         # the default name is arcface-resnet18's; a recipe that trains another model (e.g.
         # configs/new-boards.toml's arcface-lite) leaves its file beside it: name it
-        # (model files as far as a look at their first bytes tells: not links, folders, text)
+        # (model files as far as a look at their first and last bytes tells: not links,
+        # folders, text, or files cut short)
         others = sorted(p for p in path.parent.glob("*.pt") if not p.is_symlink()
-                        and _torch_file(p))[:3] if path.parent.is_dir() else []
+                        and _whole_torch_file(p))[:3] if path.parent.is_dir() else []
         raise ModelFileError("model file not found", path=path, fix=(
             f"pass --model {others[0]}" + (f" (or {', '.join(map(str, others[1:]))})"
                                             if others[1:] else "")

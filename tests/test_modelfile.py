@@ -116,6 +116,20 @@ def test_a_missing_model_file_names_the_model_files_beside_it(tiny_model, tmp_pa
     assert beside.value.fix == f"pass --model {tmp_path / 'arcface-lite.pt'}"
 
 
+def test_the_missing_model_hint_names_no_file_cut_short(tiny_model, tmp_path, run_cli):
+    """`judge --model bad/none.pt` said `pass --model bad/ro.pt (or bad/trunc.pt)`: trunc.pt
+    is the first 100 kB of a model file, which starts like one and is none."""
+    from .conftest import write_tone
+
+    whole = tiny_model.read_bytes()
+    (tmp_path / "ro.pt").write_bytes(whole)
+    (tmp_path / "trunc.pt").write_bytes(whole[:100_000])
+    code, out, err = run_cli("judge", "--model", tmp_path / "none.pt",
+                             write_tone(tmp_path / "a.wav"))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.strip().endswith(f"model file not found — pass --model {tmp_path / 'ro.pt'}")
+
+
 def test_a_finished_run_that_cannot_judge_writes_no_model_and_leaves_no_progress(tiny_model,
                                                                                  tmp_path):
     """`train` once left the 200 MB progress of such a run behind, and the next `train` then
