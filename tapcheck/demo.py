@@ -58,7 +58,10 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
     # minutes of synthesis
     get_spec(model)
     out = model_path(model)
-    check_model_target(out)
+    # demo has no --out: it writes models/<model>.pt of the folder it runs in
+    check_model_target(out, elsewhere=(
+        f"demo writes {out} and has no --out: run it in another folder (or with "
+        "TAPCHECK_MODELS set to another folder), or move this file away"))
     if not (dataset_path(dataset) / "manifest.csv").exists():
         say(f"1/3 synthesising the study's boards into {dataset_path(dataset)} ...")
         make_study_dataset(dataset, seed=seed, progress=sys.stderr.isatty())

@@ -175,11 +175,15 @@ def check_contents(checkpoint: dict[str, Any], path: str | os.PathLike | None) -
                     f"settings name {scorer!r}", path)
 
 
-def check_model_target(out: str | os.PathLike) -> None:
+def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None) -> None:
     """Before training: ``--out`` may only replace a tapcheck model file (or nothing).
 
     ``train --out`` once overwrote whatever it was given — a take, a manifest, a device node —
     and an existing folder failed only after the whole run.
+
+    ``elsewhere``: how the caller's user has the model written elsewhere, the fix of every
+    refusal; default: choose another ``--out``. ``demo`` has no ``--out`` and says its own
+    (it told a user to "choose another --out").
 
     Raises
     ------
@@ -191,7 +195,10 @@ def check_model_target(out: str | os.PathLike) -> None:
     from .modelfile import FORMAT
 
     path = os.fspath(out)
-    fix = "choose another --out, e.g. models/<name>.pt"
+    fix = elsewhere or "choose another --out, e.g. models/<name>.pt"
+    if os.path.isdir(path) and elsewhere:
+        raise ModelFileError("is a folder, where the model file is to be written", path=path,
+                             fix=elsewhere)
     if os.path.isdir(path):
         raise ModelFileError("is a folder; --out names the model file to write", path=path,
                              fix="e.g. --out " + os.path.join(path, "model.pt"))
@@ -215,8 +222,8 @@ def check_model_target(out: str | os.PathLike) -> None:
         raise ModelFileError(
             f"holds {len(enrolled)} enrolment(s) (taps added with `tapcheck enroll`) that a new "
             "model here would lose", path=path,
-            fix="choose another --out, or delete the file if they are not needed (`tapcheck "
-                "enroll --list --model FILE` shows them)")
+            fix=f"{elsewhere or 'choose another --out'}, or delete the file if they are not "
+                "needed (`tapcheck enroll --list --model FILE` shows them)")
 
 
 def check_trained(checkpoint: dict[str, Any], out: str | os.PathLike) -> None:

@@ -69,3 +69,36 @@ def test_demo_trains_with_a_config_file(tmp_path, tiny_dataset, one_thread, run_
 
     code, out, err = run_cli("demo", "--dataset", folder, "--config", tmp_path / "none.toml")
     assert code == 2 and "none.toml" in err and len(err.strip().splitlines()) == 1
+
+
+def test_demo_refusing_its_model_file_says_what_demo_can_do(tmp_path, tiny_model, tiny_dataset,
+                                                           run_cli):
+    """An enrolled models/arcface-lite.pt: demo said "choose another --out", an option demo
+    does not have. Nothing is synthesised, trained or written."""
+    import hashlib
+    import os
+
+    from tapcheck.enroll import enroll
+
+    models = Path(os.environ["TAPCHECK_MODELS"])
+    models.mkdir(parents=True, exist_ok=True)
+    target = Path(shutil.copyfile(tiny_model, models / "arcface-lite.pt"))
+    enroll(target, [tiny_dataset.path_of(tiny_dataset.select(board=[13], split="test")[0])],
+           board=13)
+    digest = hashlib.md5(target.read_bytes()).hexdigest()
+    missing = tmp_path / "never"
+    code, out, err = run_cli("demo", "--dataset", missing, "--model", "arcface-lite",
+                             "--epochs", "1")
+    assert code == 2 and not out and len(err.strip().splitlines()) == 1, err
+    assert f"{target}: holds 1 enrolment(s)" in err and "choose another --out" not in err
+    assert f"demo writes {target} and has no --out: " in err
+    assert "run it in another folder (or with TAPCHECK_MODELS set to another folder), or move " \
+           "this file away" in err
+    assert hashlib.md5(target.read_bytes()).hexdigest() == digest and not missing.exists()
+    # a folder in the model file's place: the same advice
+    folder = models / "ae.pt"
+    folder.mkdir()
+    code, _, err = run_cli("demo", "--dataset", missing, "--model", "ae")
+    assert code == 2 and "is a folder" in err and "choose another --out" not in err
+    assert "run it in another folder" in err
+
