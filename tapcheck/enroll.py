@@ -177,8 +177,9 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         ``clips``, ``board``, ``scores`` (before enrolment), ``over_threshold`` ((path, score)
         of clips the model judged ANOMALOUS but below the refusal limit, or forced: enrolled,
         to be warned of), ``other_board_folders`` ((path, board) of clips whose ``boardNN``
-        folder names another board than ``board``), ``threshold_before``, ``threshold``
-        (after), ``references`` (after), ``seconds``.
+        folder names another board than ``board``), ``folder_boards`` (without ``board``: the
+        boards the clips' ``boardNN`` folders name, not taken as their number),
+        ``threshold_before``, ``threshold`` (after), ``references`` (after), ``seconds``.
 
     Raises
     ------
@@ -223,13 +224,30 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         save_checkpoint(path, checkpoint)
     from .boards import other_board_folders
 
+    from .boards import board_of_path
+
     over = [(os.fspath(c), float(x)) for c, x in zip(clips, scores, strict=True) if x > before]
     elsewhere = [] if board is None else other_board_folders(clips, str(board))
+    # without --board the number is never read from the path (a folder name is no proof of
+    # which board was struck), but a user who kept boardNN/ folders likely meant it: say so
+    folders = [] if board is not None else sorted(
+        {int(b) for c in clips if (b := board_of_path(c)) is not None})
     return {"clips": len(emb), "board": board, "scores": [float(s) for s in scores],
-            "over_threshold": over, "other_board_folders": elsewhere,
+            "over_threshold": over, "other_board_folders": elsewhere, "folder_boards": folders,
             "threshold_before": before, "threshold": detector.threshold_,
             "references": len(detector.reference_), "calibration": detector.calibration_,
             "seconds": time.perf_counter() - started}
+
+
+def folder_board_warning(boards: Sequence[int]) -> str:
+    """The one warning for clips enrolled without ``--board`` from ``boardNN`` folders."""
+    if len(boards) == 1:
+        return (f"the clips sit in a board{boards[0]:02d} folder, but without --board the "
+                "enrolment stores no board number (the folder name is not taken as one) — "
+                f"`tapcheck enroll --undo`, then enrol them with --board {boards[0]}")
+    return (f"the clips sit in folders of boards {', '.join(map(str, boards))}, but without "
+            "--board the enrolment stores no board number (folder names are not taken as one) "
+            "— `tapcheck enroll --undo`, then enrol each board's clips with its own --board")
 
 
 def _load_knn(path: Path, *, config: Config | None):

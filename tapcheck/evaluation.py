@@ -270,7 +270,9 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         bytes, :func:`tapcheck.enroll.enrolled_takes` — count as known, and no board by the
         number ``--board`` gave alone), ``training_left_out`` (test takes the model
         was trained or calibrated on, left out), ``known_boards`` (the boards of ``dataset``
-        counted as known) and ``trained_on`` (the model's training
+        counted as known), ``enrolled_defect_boards`` (boards whose takes the manifest labels
+        ``defect`` and the model holds enrolled as normal references; each warned of) and
+        ``trained_on`` (the model's training
         dataset when no board of ``dataset`` holds its recordings (:func:`own_takes`): then no
         board counts as known by its number, else None).
     """
@@ -297,6 +299,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     # from any split) is in the reference; a --board number alone makes no board known here
     held = enrolled_takes(checkpoint, dataset,
                           prints={t.path: p for t, p in zip(test, prints, strict=True)})
+    defective = _warn_enrolled_defects(held, dataset, judge.model.path)
     # a take the model trained or calibrated on, marked test since (a manifest edited by
     # hand, a copy re-split): its score is in-sample, near 0 or inside the threshold's own fit
     known, trained = own_takes(checkpoint, dataset, test, prints)
@@ -318,7 +321,27 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
                       "scores": [float(x) for x in scores],
                       "enrolled_left_out": int(enrolled.sum()),
                       "training_left_out": int(trained.sum()), "known_boards": known_boards,
+                      "enrolled_defect_boards": defective,
                       "trained_on": None if known else _trained_on(checkpoint)})
+
+
+def _warn_enrolled_defects(held: Sequence[Take], dataset, model) -> list[int]:
+    """Warn of enrolled recordings the dataset's manifest labels ``defect`` (a board 8 tap
+    enrolled as a new normal board): the model takes taps like them for sound boards, so
+    defects that sound alike go unflagged, and no figure of the evaluation shows why."""
+    import warnings
+
+    from .errors import TapcheckWarning
+
+    boards = sorted({t.board for t in held if t.label == "defect"})
+    for board in boards:
+        n = sum(1 for t in held if t.board == board and t.label == "defect")
+        warnings.warn(
+            f"{dataset.root / 'manifest.csv'}: {n} take(s) of board {board}, labelled defect, are "
+            f"enrolled into {model} as normal references: it takes taps like them for sound "
+            "boards — take that enrolment back (`tapcheck enroll --undo`) unless the label is "
+            "wrong", TapcheckWarning, stacklevel=3)
+    return boards
 
 
 def _trained_on(checkpoint: dict[str, Any]) -> str:

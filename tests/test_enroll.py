@@ -227,6 +227,41 @@ def test_a_board_number_alone_makes_no_board_of_a_dataset_known(model, tiny_data
                                                                before["normal_unseen"])
 
 
+def test_enrol_without_board_from_a_board_folder_warns_once(model, tiny_dataset, run_cli):
+    """Clips of board13/ enrolled without --board stored "no board number" silently."""
+    clips = unseen_clips(tiny_dataset, board=13, n=3)
+    code, _, err = run_cli("enroll", "--model", model, *clips)
+    assert code == 0, err
+    warned = [x for x in err.splitlines() if "without --board" in x]
+    assert warned == ["tapcheck: warning: the clips sit in a board13 folder, but without --board "
+                      "the enrolment stores no board number (the folder name is not taken as "
+                      "one) — `tapcheck enroll --undo`, then enrol them with --board 13"]
+    assert load_model(model).checkpoint["enrolled"][0]["board"] == -1
+    code, _, err = run_cli("enroll", "--model", model, "--board", 12,
+                           *unseen_clips(tiny_dataset, board=12, n=2))
+    assert code == 0 and "without --board" not in err, err
+
+
+def test_evaluate_warns_of_enrolled_takes_the_manifest_labels_defect(model, tiny_dataset,
+                                                                     run_cli):
+    """`enroll --board 8` of board 8's takes (the demo's cut board) made them normal
+    references, and evaluate said nothing of it."""
+    import json
+
+    defect = [tiny_dataset.path_of(t) for t in tiny_dataset.select(board=[8])[:3]]
+    code, _, err = run_cli("enroll", "--model", model, "--board", 8, "--force", *defect)
+    assert code == 0, err
+    code, out, err = run_cli("evaluate", "--model", model, "--dataset", tiny_dataset.root,
+                             "--json")
+    assert code == 0, err
+    assert json.loads(out)["enrolled_defect_boards"] == [8]
+    warned = [x for x in err.splitlines() if "labelled defect" in x]
+    assert warned == [f"tapcheck: warning: {tiny_dataset.root / 'manifest.csv'}: 3 take(s) of "
+                      f"board 8, labelled defect, are enrolled into {model} as normal "
+                      "references: it takes taps like them for sound boards — take that "
+                      "enrolment back (`tapcheck enroll --undo`) unless the label is wrong"]
+
+
 def test_evaluate_after_enrolment_still_names_a_missing_test_take(model, tiny_dataset,
                                                                    run_cli, tmp_path):
     from tapcheck.datasets import Dataset

@@ -285,7 +285,7 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
     from .. import paths
     from ..calibration import describe
     from ..enroll import enroll as enroll_clips
-    from ..enroll import undo_enrollment
+    from ..enroll import folder_board_warning, undo_enrollment
 
     model_path = model_path or paths.model_path()
     if undo and list_them:
@@ -318,6 +318,8 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
              "sound, `tapcheck enroll --undo` takes the enrolment back")
     for clip, folder in done["other_board_folders"]:
         warn(f"{clip}: its folder names board {folder}, enrolled as board {board}")
+    if done["folder_boards"]:
+        warn(folder_board_warning(done["folder_boards"]))
     if done["calibration"].get("warning"):
         warn(done["calibration"]["warning"])
     say(f"enrolled {done['clips']} clip(s) into {model_path} in {done['seconds']:.1f} s: "
