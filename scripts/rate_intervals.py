@@ -23,7 +23,7 @@ from decay_fusion import LognormalDecayKNN, model_files_main, refitted  # noqa: 
 
 from tapcheck.datasets import Dataset  # noqa: E402
 from tapcheck.evaluation import known_boards_of  # noqa: E402
-from tapcheck.falsealarms import false_alarm_rates  # noqa: E402
+from tapcheck.falsealarms import against_stated, false_alarm_rates  # noqa: E402
 
 KINDS = ("unseen", "known")
 
@@ -40,7 +40,10 @@ def measure(model: Path, ds: Dataset) -> dict:
     for kind in KINDS:
         ci = r[f"false_alarms_{kind}_ci"]
         out[kind] = {"rate": r[f"false_alarms_{kind}"], "ci": ci, "boards": r[f"boards_{kind}"],
-                     "taps": r[f"normal_{kind}"], "side": r[f"false_alarms_{kind}_vs_stated"]}
+                     # the interval's side alone: `evaluate` gives no verdict under 5 boards
+                     # (falsealarms.MIN_BOARDS), which the demo's 3-4 boards are; the table
+                     # asks where each file's interval lies, however few its boards
+                     "taps": r[f"normal_{kind}"], "side": against_stated(ci, det.far)}
     return out
 
 
