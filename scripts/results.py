@@ -364,8 +364,9 @@ def render_fast_model(r: dict) -> str:
               f"Difference of the means: {gap:+.3f} — target (within 0.01 or better) {verdict}. "
               f"arcface-resnet18's false alarms on the unseen boards 11-13 with its hold-out "
               f"threshold: "
-              f"{_mean_sd(unseen)} over {len(unseen)} seeds ([new-boards.md](new-boards.md)); "
-              f"the demo's seed 0 (`docs/results/demo.json`): "
+              f"{_mean_sd(unseen)} over {len(unseen)} seeds with the gamma fit "
+              f"([new-boards.md](new-boards.md)); "
+              f"the demo's seed 0 (`docs/results/demo.json`, today's log-normal fit): "
               f"{_unseen_false_alarms(demo['boards']):.3f}. "
               f"Training wall time was measured while up to {r['parallel']} runs shared the 2 "
               f"CPUs with other work (load average {r['load_average']})."]
