@@ -90,9 +90,9 @@ class TrainConfig:
     board_rule: str = "vote"
     board_far: float = 0.02  # false-alarm rate per healthy board the median rule is fitted for
     # the tail fit of the thresholds: "lognormal" (the log scores' predictive quantile; the
-    # normal clips' scores followed it more closely than a gamma in 49 of 52 fits, and with it
-    # the stated rate held for the default model on the demo where "gamma" flagged 8.3 % of
-    # known and unseen healthy taps for a stated 5 %: docs/new-boards.md, "Threshold fit"), or
+    # normal clips' scores followed it more closely than a gamma in 49 of 52 fits, and on the
+    # default model (demo, five seeds) it flagged fewer healthy taps on every seed, unseen
+    # boards 14.7 -> 12.2 %, known 11.2 -> 8.3 % for a stated 5 %: docs/new-boards.md), or
     # "gamma" (tapcheck before; lighter-tailed, a lower threshold); calibration.THRESHOLD_FITS
     threshold_fit: str = "lognormal"
     arcface_scale: float | None = None  # None: from the number of classes, see models/cosine.py
