@@ -222,9 +222,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "previous_detector": previous}]
         save_checkpoint(path, checkpoint)
-    from .boards import other_board_folders
-
-    from .boards import board_of_path
+    from .boards import board_of_path, other_board_folders
 
     over = [(os.fspath(c), float(x)) for c, x in zip(clips, scores, strict=True) if x > before]
     elsewhere = [] if board is None else other_board_folders(clips, str(board))
