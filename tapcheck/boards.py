@@ -24,6 +24,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .console import score_pair
+
 _BOARD = re.compile(r"board0*(\d+)$")
 
 
@@ -84,6 +86,12 @@ class BoardRule:
     per_count: bool
 
 
+def _median_line(v: "BoardVerdict") -> str:
+    median, threshold = score_pair(v.median, v.threshold)  # the median rule's two numbers
+    return (f"BOARD {v.board}: {v.verdict}  median {median} of {v.taps} taps  "
+            f"board threshold {threshold} (for {v.expected_taps} taps)")
+
+
 def _vote(scores: np.ndarray, threshold: float) -> bool:
     return int((scores > threshold).sum()) * 2 > len(scores)
 
@@ -100,8 +108,7 @@ BOARD_RULES: dict[str, BoardRule] = {
         flags=lambda scores, t: bool(np.median(scores) > t),
         statement=lambda info: (f"median over {info['board_threshold']:.4g} for "
                                 f"{info['board_far']:.0%} per board"),
-        line=lambda v: (f"BOARD {v.board}: {v.verdict}  median {v.median:.4f} of {v.taps} taps  "
-                        f"board threshold {v.threshold:.4f} (for {v.expected_taps} taps)"),
+        line=lambda v: _median_line(v),
         per_count=True),
 }
 

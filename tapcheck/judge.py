@@ -17,6 +17,7 @@ import numpy as np
 
 from .boards import BOARD_RULES
 from .config import Config
+from .console import score_pair
 from .errors import ModelFileError, ParameterError, TapcheckError
 from .featurecache import FeatureCache
 from .features import clip_features, strike_crops
@@ -208,7 +209,8 @@ class Judgment:
                 out.append(json.dumps(row, allow_nan=False))
             elif not v.error:
                 err += [f"tapcheck: warning: {w}" for w in v.warnings]
-                out.append(f"{v.verdict:<9}  score {v.score:.4f}  threshold {v.threshold:.4f}  "
+                score, threshold = score_pair(v.score, v.threshold)
+                out.append(f"{v.verdict:<9}  score {score}  threshold {threshold}  "
                            f"{v.model}  {v.path}")
                 if why is not None:
                     out.append(f"           why: {why.sentence}")

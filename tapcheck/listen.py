@@ -29,6 +29,7 @@ import numpy as np
 from .audio import resample
 from .boards import BOARD_RULES, BoardVerdict, board_verdicts
 from .config import StreamConfig
+from .console import score_pair
 from .errors import NoStrikeError, ParameterError
 from .features import strike_crops
 from .inspections import Inspection, InspectionLog
@@ -198,8 +199,8 @@ class Listener:
     def _line(self, v: Verdict, label: str, others: int) -> str:
         board = "" if self.board is None else f"  board {self.board}"
         extra = f"  ({others + 1} strikes in the clip; judged the loudest)" if others else ""
-        return (f"{label}  {v.verdict:<9}  score {v.score:.4f}  threshold {v.threshold:.4f}"
-                f"{board}{extra}")
+        score, threshold = score_pair(v.score, v.threshold)
+        return f"{label}  {v.verdict:<9}  score {score}  threshold {threshold}{board}{extra}"
 
     def summary(self) -> str:
         """One line: taps judged, anomalous, boards judged (with ``taps_per_board``), latency

@@ -123,3 +123,20 @@ def test_the_same_tap_as_wav_and_flac_is_refused_for_a_board_verdict(tiny_model,
     sf.write(resampled, resample(y, orig_sr=sr, target_sr=48000), 48000, subtype="PCM_16")
     code, out, err = run_cli("judge", "--board", "9", a, resampled, b, "--model", tiny_model)
     assert code in (0, 1) and len(out.splitlines()) == 4, err
+
+
+def test_a_score_just_over_the_threshold_reads_over_it(tiny_model, tiny_dataset, tmp_path,
+                                                       run_cli):
+    # four decimals printed an ANOMALOUS "score 0.0013  threshold 0.0013": the printed pair must
+    # read in the verdict's order however close the two are
+    clip = tiny_dataset.path_of(tiny_dataset.takes[0])
+    _, out, _ = run_cli("judge", clip, "--model", tiny_model, "--json")
+    score = json.loads(out)["score"]
+    for threshold, verdict in ((score * (1 - 1e-6), "ANOMALOUS"), (score * (1 + 1e-6), "NORMAL")):
+        model = _with_threshold(tiny_model, tmp_path, threshold)
+        _, out, _ = run_cli("judge", clip, "--model", model)
+        words = out.split()
+        shown_score, shown_threshold = float(words[2]), float(words[4])
+        assert words[0] == verdict, out
+        assert (shown_score > shown_threshold) == (verdict == "ANOMALOUS"), out
+        assert len(words[4].split(".")[1]) >= 4  # never fewer than the usual four decimals

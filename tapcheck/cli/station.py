@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..console import score_pair
 from .app import (BOARD, Count, cli, config_option, echo_err, parse_config, say, table,
                   warn)
 
@@ -202,16 +203,16 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
                 since or board is not None) and log.path.exists() else ""))
             return
         lines = [{"time": r.local_time, "board": r.board, "verdict": r.verdict,
-                  "score": f"{r.score:.4f}", "threshold": f"{r.threshold:.4f}", "model": r.model,
-                  "clip": (log.root / r.clip).as_posix()} for r in rows]
+                  **dict(zip(("score", "threshold"), score_pair(r.score, r.threshold))),
+                  "model": r.model, "clip": (log.root / r.clip).as_posix()} for r in rows]
         click.echo(table(lines, ["time", "board", "verdict", "score", "threshold", "model",
                                   "clip"]))
         bad = sum(r.verdict == "ANOMALOUS" for r in rows)
         click.echo(f"{len(rows)} inspection(s), {bad} anomalous")
         if boards:
             lines = [{"time": b.local_time, "board": b.board, "#": b.number,
-                      "verdict": b.verdict, "median": f"{b.median:.4f}",
-                      "threshold": f"{b.threshold:.4f}",
+                      "verdict": b.verdict,
+                      **dict(zip(("median", "threshold"), score_pair(b.median, b.threshold))),
                       "taps": f"{b.taps} (for {b.board_taps})",
                       "tap ids": f"{b.first_inspection}-{b.last_inspection}"} for b in boards]
             click.echo("")

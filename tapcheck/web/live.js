@@ -4,14 +4,25 @@ const $ = (id) => document.getElementById(id);
 window.verdictTimes = [];
 let state = { history: [], counts: { taps: 0, NORMAL: 0, ANOMALOUS: 0 }, threshold: null };
 
+// Score and threshold with four decimals, or more until two different values read different
+// (as the command line prints them: with a small threshold, 0.0013 and 0.0013 hid the verdict).
+function scorePair(score, threshold) {
+  let d = 4, a, b;
+  do {
+    a = score.toFixed(d);
+    b = threshold.toFixed(d);
+  } while (a === b && score !== threshold && ++d <= 12);
+  return [a, b];
+}
+
 function showVerdict(item) {
   const v = $("verdict");
   v.textContent = item.verdict;
   v.className = item.verdict;
   v.dataset.count = state.counts.taps;
   const when = new Date(item.time).toLocaleTimeString();
-  $("detail").textContent =
-    `${when} · score ${item.score.toFixed(4)} · threshold ${item.threshold.toFixed(4)}`;
+  const [score, threshold] = scorePair(item.score, item.threshold);
+  $("detail").textContent = `${when} · score ${score} · threshold ${threshold}`;
 }
 
 function showCounts() {
