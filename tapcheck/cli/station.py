@@ -203,7 +203,8 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
                 since or board is not None) and log.path.exists() else ""))
             return
         lines = [{"time": r.local_time, "board": r.board, "verdict": r.verdict,
-                  **dict(zip(("score", "threshold"), score_pair(r.score, r.threshold))),
+                  **dict(zip(("score", "threshold"), score_pair(r.score, r.threshold),
+                             strict=True)),
                   "model": r.model, "clip": (log.root / r.clip).as_posix()} for r in rows]
         click.echo(table(lines, ["time", "board", "verdict", "score", "threshold", "model",
                                   "clip"]))
@@ -212,7 +213,8 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
         if boards:
             lines = [{"time": b.local_time, "board": b.board, "#": b.number,
                       "verdict": b.verdict,
-                      **dict(zip(("median", "threshold"), score_pair(b.median, b.threshold))),
+                      **dict(zip(("median", "threshold"), score_pair(b.median, b.threshold),
+                                 strict=True)),
                       "taps": f"{b.taps} (for {b.board_taps})",
                       "tap ids": f"{b.first_inspection}-{b.last_inspection}"} for b in boards]
             click.echo("")
