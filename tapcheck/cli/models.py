@@ -257,7 +257,8 @@ def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
     against the rate the model states, recall per defect board, AUC/pAUC, board verdicts."""
     from .. import paths
     from ..datasets import Dataset
-    from ..evaluation import evaluate_model, format_evaluation
+    from ..evaluation import evaluate_model
+    from ..evaluation_report import format_evaluation
 
     result = evaluate_model(model_path or paths.model_path(), Dataset.open(dataset),
                             progress=sys.stderr.isatty())

@@ -1,0 +1,128 @@
+"""What ``tapcheck evaluate`` prints: :func:`tapcheck.evaluation.evaluate_model`'s result as
+text for a QA engineer — per board, the false-alarm rates against the rate the model states
+(with a plain line when they are far above it, or too few boards to say), recall per defect
+board and severity, AUC and pAUC with their intervals, and the board verdicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .falsealarms import FAR_ABOVE, MIN_BOARDS
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "" if not ci else f" (95 %: {ci[0]:.1%}-{ci[1]:.1%})"
+
+
+def _interval(result: dict[str, Any], name: str) -> str:
+    """" taps on 3 boards (95 %: 4.2%-12.9%)" for a rate with an interval (older results:
+    " taps")."""
+    ci = result.get(f"false_alarms_{name}_ci")
+    if not ci:
+        return " taps"
+    boards = result.get(f"boards_{name}", 0)
+    return f" taps on {boards} board{'s' if boards != 1 else ''}{_ci(ci)}"
+
+
+_VS_STATED = {
+    "within": "consistent with it",
+    "above": ("flagged more often (the 95 % interval lies above it) — enrol healthy taps of "
+              "such boards (tapcheck enroll) or train on more boards"),
+    "below": ("flagged less often (the 95 % interval lies below it): the threshold is stricter "
+              "there than stated, and finds fewer defects than it could")}
+
+
+def _far_above(result: dict[str, Any]) -> list[str]:
+    """A plain line for a rate :data:`~tapcheck.falsealarms.FAR_ABOVE` times the stated one or
+    more: on a few boards no interval contradicts the statement, and 46 % against 5 % must not
+    read as consistent with it."""
+    stated = result.get("stated_far")
+    lines = []
+    for name in ("known", "unseen"):
+        rate = result.get(f"false_alarms_{name}")
+        if stated and rate is not None and rate >= FAR_ABOVE * stated:
+            lines.append(f"{name} boards flag {rate:.1%} of healthy taps, {rate / stated:.1f} "
+                         f"times the stated {stated:.1%}")
+    return lines
+
+
+def _separation(result: dict[str, Any]) -> str:
+    """The AUC/pAUC line; without defective or without normal test takes there is none."""
+    if result.get("auc") is None or np.isnan(result["auc"]):
+        labels = [row["label"] for row in result["boards"]]
+        missing = "normal" if "normal" not in labels else "defective"
+        return f"AUC: no {missing} test takes, so none can be computed"
+    return (f"AUC {result['auc']:.3f} [{result['auc_ci_low']:.3f}, {result['auc_ci_high']:.3f}]"
+            f"   pAUC(FPR<=0.1) {result['pauc']:.3f} [{result['pauc_ci_low']:.3f}, "
+            f"{result['pauc_ci_high']:.3f}]")
+
+
+def _no_known_taps(result: dict[str, Any]) -> str:
+    """Why there is no known-board rate: no board of the dataset is known, or no healthy test
+    take of a known board is left once the model's own takes are left out (a copy whose test
+    split holds training takes). "- of 0 taps" alone read as a rate that holds."""
+    boards = result.get("known_boards") or []
+    if not boards:
+        return ("known boards: none in this dataset (the model holds recordings of none of its "
+                "boards), so the rate the model states cannot be checked here")
+    left = (result.get("training_left_out") or 0) + (result.get("enrolled_left_out") or 0)
+    given = (f"apart from the {left} test takes the model was trained, calibrated or enrolled "
+             "on (left out: their scores are in-sample), ") if left else ""
+    return (f"known boards: no taps to measure — {given}the test split holds no healthy take of "
+            f"the boards the model knows ({', '.join(map(str, boards))}); mark held-out takes of "
+            "those boards split=test to check the stated rate")
+
+
+def format_evaluation(result: dict[str, Any]) -> str:
+    """The text ``tapcheck evaluate`` prints: a row per board, then the rates and AUCs."""
+    from .calibration import describe
+    from .console import table
+
+    lines = [table(result["boards"], ["board", "label", "board is", "group", "clips",
+                                      "mean score", "flagged"]), ""]
+    scorer = f"{result['scorer']} scorer, " if result.get("scorer") else ""
+    lines.append(f"model states: {scorer}{describe(result['calibration'])}")
+    rates = [f"{name} boards {_pct(result[f'false_alarms_{name}'])} of "
+             f"{result[f'normal_{name}']}{_interval(result, name)}" for name in ("known", "unseen")]
+    left_out = [f"{result[key]} {what} test takes left out" for key, what in (
+        ("enrolled_left_out", "enrolled"), ("training_left_out", "training or calibration"))
+        if result.get(key)]
+    lines.append(f"false alarms per tap: {', '.join(rates)} (stated {_pct(result['stated_far'])})"
+                 + "".join(f"; {x}" for x in left_out))
+    if result.get("trained_on"):
+        lines.append(f"the model was trained on {result['trained_on']}, not on this dataset: "
+                     "its boards are boards the model never heard, whatever their numbers, so "
+                     "they count as unseen unless enrolled")
+    if not result["normal_known"] and (result.get("known_boards") or not result.get("trained_on")):
+        lines.append(_no_known_taps(result))
+    off = {name: result.get(f"false_alarms_{name}_vs_stated") for name in ("known", "unseen")}
+    if set(off.values()) - {None, "within"}:
+        parts = [f"{name} boards {_VS_STATED[side]}" for name, side in off.items()
+                 if side in _VS_STATED]
+        few = [f"{name} boards ({result.get(f'boards_{name}')})" for name, side in off.items()
+               if side == "too few boards"]
+        if few:
+            parts.append(f"{' and '.join(few)} too few to tell: an interval over fewer than "
+                         f"{MIN_BOARDS} boards shows which boards were drawn more than how "
+                         "boards fare — measure on more boards")
+        lines.append("against the stated rate: " + "; ".join(parts))
+    lines.extend(_far_above(result))
+    recall = ", ".join(f"board {b} {r:.0%}" for b, r in result["recall_per_board"].items())
+    lines.append(f"recall per defect board: {recall or '-'}")
+    lines.append(_separation(result))
+    b = result["board_verdicts"]
+    for rule, what in (("vote", "majority of taps over the tap threshold"),
+                       ("median", "median over the medians' own threshold")):
+        mine = "; the model's rule" if b.get("rule") == rule else ""
+        lines.append(f"board verdicts of {b['taps']} taps ({what}{mine}): healthy flagged "
+                     f"{_pct(b[rule + '_healthy_flagged'])} of {b['healthy']}"
+                     f"{_ci(b.get(rule + '_healthy_ci'))}, defective found "
+                     f"{_pct(b[rule + '_defective_found'])} of {b['defective']}"
+                     f"{_ci(b.get(rule + '_defective_ci'))}")
+    return "\n".join(lines)
