@@ -34,7 +34,7 @@ from tapcheck.evaluation import evaluate_scores, known_boards_of
 from tapcheck.featurecache import FeatureCache
 from tapcheck.judge import Judge
 from tapcheck.models.base import represent_clips
-from tapcheck.training import dataset_crops
+from tapcheck.training_data import dataset_crops
 
 
 def snapshot(partial: Path, ds: Dataset) -> Path:

@@ -42,7 +42,7 @@ def odd_take_set(root: Path, demo, *, seed: int):
     from tapcheck.audio import write_wav
     from tapcheck.datasets import Dataset
     from tapcheck.synth import _synth_take, study_boards, synthesize_tap, take_rng
-    from tapcheck.training import split_calibration
+    from tapcheck.training_data import split_calibration
 
     ds = Dataset.create(root)
     boards = {s.number: s for s in study_boards(seed=0)}
@@ -114,7 +114,8 @@ def measure(demo, *, seed: int, model: str, calibration: str, work: Path,
     from tapcheck.featurecache import FeatureCache
     from tapcheck.judge import Judge
     from tapcheck.modelfile import save_checkpoint
-    from tapcheck.training import dataset_crops, train_model
+    from tapcheck.training import train_model
+    from tapcheck.training_data import dataset_crops
 
     ds, odd = odd_take_set(work / f"odd-{calibration}-{seed}", demo, seed=seed)
     cache = FeatureCache(work / "cache")

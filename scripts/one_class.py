@@ -44,7 +44,8 @@ def _one_class_auc(ds, *, seed: int, per_batch: bool, model: str) -> dict:
     from tapcheck.featurecache import FeatureCache
     from tapcheck.judge import Judge
     from tapcheck.modelfile import load_model, save_checkpoint
-    from tapcheck.training import dataset_crops, train_model
+    from tapcheck.training import train_model
+    from tapcheck.training_data import dataset_crops
 
     cache = FeatureCache()
     test = ds.select(split="test")

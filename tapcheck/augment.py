@@ -80,8 +80,9 @@ PSEUDO_ANOMALIES = {
 class PseudoAnomalyBatches:
     """Pseudo-anomalies drawn per batch: a hook for :func:`tapcheck.fitting.fit_model`.
 
-    Materialising every pseudo-anomaly class in full (:func:`tapcheck.training.add_pseudo_anomalies`
-    with ``per_batch=False``) makes an epoch five times the normal data. Here each normal crop of
+    Materialising every pseudo-anomaly class in full
+    (:func:`tapcheck.training_data.add_pseudo_anomalies` with ``per_batch=False``) makes an epoch
+    five times the normal data. Here each normal crop of
     a batch instead stays normal or becomes one of the :data:`PSEUDO_ANOMALIES`, each with
     probability 1 / (number of pseudo classes + 1): the class balance of the materialised set, at
     the cost of the normal data alone. Draws come from the training run's generator, so a run is

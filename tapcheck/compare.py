@@ -32,7 +32,7 @@ from .judge import Judge
 from .models import MODELS, STUDY_MODELS, get_spec
 from .models.base import represent_clips
 from .runtime import cpu_has_bf16
-from .training import dataset_crops
+from .training_data import dataset_crops
 
 
 def resolve_models(selection: str) -> list[str]:

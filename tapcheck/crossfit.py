@@ -101,7 +101,7 @@ def crossfit_scores(data, *, config: Config, spec: ModelSpec, with_classes: Call
 
     Parameters
     ----------
-    data : tapcheck.training.TrainingData
+    data : tapcheck.training_data.TrainingData
         The training split as the final network sees it (before pseudo-anomaly classes).
     config : Config
         Resolved settings; ``train.crossfit_folds`` and ``train.seed`` are used.

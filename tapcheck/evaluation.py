@@ -281,7 +281,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     from .featurecache import FeatureCache
     from .judge import Judge
     from .modelfile import provenance
-    from .training import dataset_crops
+    from .training_data import dataset_crops
 
     judge = Judge(model)
     test = dataset.select(split="test")

@@ -21,7 +21,7 @@ from .modelfile import read_partial, save_partial
 if TYPE_CHECKING:
     from .datasets import Dataset
     from .models.base import TapModel
-    from .training import TrainingData
+    from .training_data import TrainingData
 
 
 def training_state(*, model: TapModel, optimizer: torch.optim.Optimizer,

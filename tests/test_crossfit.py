@@ -15,7 +15,8 @@ from tapcheck.datasets import Dataset
 from tapcheck.enroll import enroll
 from tapcheck.errors import ParameterError
 from tapcheck.modelfile import load_model, save_checkpoint
-from tapcheck.training import prepare_data, train_model
+from tapcheck.training import train_model
+from tapcheck.training_data import prepare_data
 
 from .conftest import FAST_CONFIG
 

@@ -325,7 +325,7 @@ def test_crops_a_network_cannot_take_are_refused_before_any_work(dataset_copy, t
 
 def test_calibration_never_takes_every_normal_take():
     from tapcheck.datasets import Take
-    from tapcheck.training import split_calibration
+    from tapcheck.training_data import split_calibration
 
     takes = [Take(f"board01/left/take{k:03d}.wav", 1, "left", "normal", "", "train", k, "", 44100,
                   3.0, "", -6.0) for k in range(1, 6)]

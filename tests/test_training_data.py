@@ -1,0 +1,43 @@
+"""Training data: calibration takes held out per normal class, pseudo-anomaly classes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tapcheck.augment import PSEUDO_ANOMALIES
+from tapcheck.training_data import TrainingData, add_pseudo_anomalies, split_calibration
+
+from .test_evaluation import take
+
+
+def test_calibration_takes_are_held_out_per_normal_class_and_never_of_defects():
+    takes = ([take(1, k) for k in range(20)] + [take(2, k) for k in range(3)]
+             + [take(5, k, "defect") for k in range(20)])
+    fit, calib = split_calibration(takes, fraction=0.15, seed=0)
+    held = [t.board for t in calib]
+    assert held.count(1) == 3  # 15 % of 20
+    assert 2 not in held  # fewer than 4 takes: all of them train, none calibrate
+    assert 5 not in held  # defect labels never reach the threshold
+    assert sorted(map(id, fit + calib)) == sorted(map(id, takes))
+    assert split_calibration(takes, fraction=0.15, seed=0)[1] == calib  # a seed is a split
+    assert split_calibration(takes, fraction=0.15, seed=1)[1] != calib
+    # even 0.99 leaves each class a reference take
+    fit, _ = split_calibration(takes, fraction=0.99, seed=0)
+    assert {t.board for t in fit} == {1, 2, 5}
+
+
+def test_one_normal_class_gets_pseudo_defect_classes_that_never_count_as_normal():
+    clips = np.random.default_rng(0).normal(size=(6, 2, 100, 120)).astype(np.float32)
+    data = TrainingData(fit_clips=clips, fit_labels=np.zeros(6, int),
+                        fit_normal=np.ones(6, bool), calib_clips=clips[:1],
+                        classes=["board01/left"], class_labels=["normal"],
+                        fit_takes=[take(1, k) for k in range(6)], calib_takes=[take(1, 6)])
+    full, hook = add_pseudo_anomalies(data)
+    k = len(PSEUDO_ANOMALIES)
+    assert hook is None and full.classes[1:] == list(PSEUDO_ANOMALIES)
+    assert full.class_labels == ["normal"] + ["pseudo"] * k
+    assert len(full.fit_clips) == 6 * (k + 1) and full.fit_normal.sum() == 6
+    assert sorted(set(full.fit_labels[6:])) == list(range(1, k + 1))
+    assert not np.allclose(full.fit_clips[6:12], clips)  # transformed, not copied
+    lazy, hook = add_pseudo_anomalies(data, per_batch=True)
+    assert hook is not None and len(lazy.fit_clips) == 6  # drawn per batch instead
