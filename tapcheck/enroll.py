@@ -8,7 +8,8 @@ threshold state before it, so ``--undo`` gives back the previous model's every v
 (enrolments made by tapcheck before 2026-12-02 to within a rounding step of the references).
 Every check is made before anything is written: on any error the model file is unchanged. A
 recording enrolled twice would count twice in the calibration (a stricter threshold from no new
-tap), so a clip whose bytes are already enrolled, or repeated in one call, is refused.
+tap), so a clip whose bytes or crops are already enrolled, or repeated in one call, is refused
+(crops: the same tap saved as WAV and as FLAC).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .config import Config
 from .detectors import KNNDetector
 from .errors import ModelFileError, ParameterError
 from .files import refuse_read_only
-from .features import clip_features
+from .features import clip_features, crop_digest
 from .judge import Judge, check_same_features
 from .locks import exclusive, lock_path
 from .modelfile import load_model, save_checkpoint
@@ -44,12 +45,14 @@ def refuse_limit(detector) -> float:
     return threshold + REFUSE_GAPS * max(threshold - typical, 0.0)
 
 
-def _embed(judge: Judge, clips: Sequence[str | os.PathLike]) -> np.ndarray:
+def _embed(judge: Judge, clips: Sequence[str | os.PathLike]) -> tuple[np.ndarray, list[str]]:
+    """The clips' embeddings (n, D) and their crops' digests (:func:`crop_digest`)."""
     from .models.base import represent_clips
 
     crops = [clip_features(p, audio=judge.config.audio, features=judge.config.features)
              for p in clips]
-    return represent_clips(judge.net, np.stack(crops), judge.model.scorer).numpy()
+    return (represent_clips(judge.net, np.stack(crops), judge.model.scorer).numpy(),
+            [crop_digest(c) for c in crops])
 
 
 def fingerprint(path: str | os.PathLike) -> str:
@@ -61,27 +64,31 @@ def fingerprint(path: str | os.PathLike) -> str:
     return content_digest(path)
 
 
-def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str],
+def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str], taps: list[str],
                     enrolled: list[dict[str, Any]]) -> None:
-    """A recording given twice, or enrolled before (by bytes; records from before fingerprints
-    by path), would count twice in the calibration."""
+    """A recording given twice, or enrolled before, would count twice in the calibration: told
+    by its bytes (``prints``) or by its crops (``taps``, :func:`crop_digest`: the same tap as
+    WAV and as FLAC); enrolments from before crop digests by bytes, from before fingerprints
+    by path."""
     from .files import first_repeat, repeat_problem
 
-    repeat = first_repeat(clips, prints)
+    repeat = first_repeat(clips, prints) or first_repeat(clips, taps)
     if repeat:
         raise ParameterError(
             f"{repeat_problem(*repeat)}; enrolled twice it would count twice "
             "in the calibration; nothing enrolled", path=repeat[0], fix="name each clip once")
     for entry in enrolled:
         before = dict(zip(entry.get("digests", []), entry["clips"], strict=False))
+        same_tap = dict(zip(entry.get("crop_digests", []), entry["clips"], strict=False))
         # enrolments from before fingerprints: only their paths, as given from the folder the
         # command ran in, which a relative path names only from that folder
         paths = {os.path.abspath(c) for c in entry["clips"]} if "digests" not in entry else set()
-        for clip, digest in zip(clips, prints, strict=True):
-            if digest in before or os.path.abspath(clip) in paths:
+        for clip, digest, tap in zip(clips, prints, taps, strict=True):
+            if digest in before or tap in same_tap or os.path.abspath(clip) in paths:
+                was = before.get(digest) or same_tap.get(tap) or os.fspath(clip)
                 raise ParameterError(
                     f"was enrolled into this model on {entry['at']} (as "
-                    f"{before.get(digest, os.fspath(clip))}); nothing enrolled", path=clip,
+                    f"{was}); nothing enrolled", path=clip,
                     fix="leave it out, or take that enrolment back first with "
                         "`tapcheck enroll --undo`")
 
@@ -199,9 +206,9 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     with exclusive(lock_path(path), what=path, error=ModelFileError, remove=True):
         loaded = _load_knn(path, config=config)
         detector = loaded.detector
-        emb = _embed(Judge(loaded), clips)  # every clip read and checked as audio first
+        emb, taps = _embed(Judge(loaded), clips)  # every clip read and checked as audio first
         prints = [fingerprint(c) for c in clips]
-        _refuse_repeats(clips, prints, list(loaded.checkpoint.get("enrolled", [])))
+        _refuse_repeats(clips, prints, taps, list(loaded.checkpoint.get("enrolled", [])))
         _refuse_own(clips, prints, loaded.checkpoint)
         scores = detector.anomaly_score(emb)
         before = detector.threshold_
@@ -216,7 +223,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         checkpoint = dict(loaded.checkpoint)
         checkpoint["detector"] = detector.get_state()
         checkpoint["enrolled"] = list(checkpoint.get("enrolled", [])) + [{
-            "clips": [os.fspath(c) for c in clips], "digests": prints,
+            "clips": [os.fspath(c) for c in clips], "digests": prints, "crop_digests": taps,
             "board": -1 if board is None else int(board),
             "group": group, "first_row": first_row, "rows": len(emb), "forced": bool(force),
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

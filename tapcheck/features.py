@@ -278,6 +278,16 @@ def clip_features(path: str | os.PathLike, *, audio: AudioConfig = AudioConfig()
                         features=features, path=path)
 
 
+def crop_digest(crops: np.ndarray) -> str:
+    """A digest of a clip's crops (n_crops, n_bins, n_frames): the same tap, told apart from
+    another by what the model sees of it. The same samples in another container or format (a
+    WAV and its lossless FLAC) make the same crops, which a digest of the file's bytes misses;
+    a resampled or lossy copy has other samples and another digest."""
+    import hashlib
+
+    return hashlib.sha1(np.ascontiguousarray(crops).tobytes()).hexdigest()
+
+
 def load_clip(path: str | os.PathLike, *, audio: AudioConfig = AudioConfig(),
               features: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """:func:`tapcheck.audio.load` at ``audio.sr``, refusing rates too low for ``features``."""

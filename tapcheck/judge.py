@@ -20,7 +20,7 @@ from .config import Config
 from .console import score_pair
 from .errors import ModelFileError, ParameterError, TapcheckError
 from .featurecache import FeatureCache
-from .features import clip_features, strike_crops
+from .features import clip_features, crop_digest, strike_crops
 from .modelfile import LoadedModel, load_model
 from .models.base import represent_clips
 from .runtime import bf16_inference
@@ -233,23 +233,18 @@ class Judgment:
 def refuse_repeated_taps(paths: Sequence[str | os.PathLike], crops: dict[int, np.ndarray]) -> None:
     """Refuse a tap given twice: counted twice, it would weigh twice in its board's verdict.
 
-    Told by the crops the model sees (``crops[i]`` of ``paths[i]``; a file that could not be
-    read has none, repeats nothing and gets its own error line). They are computed for judging
-    anyway, so no file is read twice; and the same samples in another container or format (a
-    WAV and its lossless FLAC) make the same crops, which a digest of the file's bytes missed.
-    A resampled or lossy copy has other samples, and is not caught.
+    Told by the crops the model sees (``crops[i]`` of ``paths[i]``, :func:`crop_digest`; a file
+    that could not be read has none, repeats nothing and gets its own error line). They are
+    computed for judging anyway, so no file is read twice.
 
     Raises
     ------
     ParameterError
         Naming the later of the first two paths with the same crops, and the earlier.
     """
-    import hashlib
-
     from .files import first_repeat, repeat_problem
 
-    digests = [hashlib.sha1(np.ascontiguousarray(crops[i]).tobytes()).hexdigest()
-               if i in crops else None for i in range(len(paths))]
+    digests = [crop_digest(crops[i]) if i in crops else None for i in range(len(paths))]
     repeat = first_repeat(paths, digests)
     if repeat:
         raise ParameterError(f"{repeat_problem(*repeat)}; counted twice it would weigh twice in "

@@ -164,6 +164,27 @@ def test_a_recording_is_enrolled_once(model, tiny_dataset, run_cli, tmp_path):
     assert md5(model) == digest  # a repeat would have lowered the threshold for no new tap
 
 
+def test_the_same_tap_as_wav_and_flac_is_enrolled_once(model, tiny_dataset, run_cli, tmp_path):
+    """Other bytes, the same samples: the crops tell them apart, in one call and across calls
+    (a digest of the file's bytes let the FLAC in, counted twice in the calibration)."""
+    import soundfile as sf
+
+    clips = [str(c) for c in unseen_clips(tiny_dataset)]
+    samples, sr = sf.read(clips[0], dtype="int16")
+    flac = tmp_path / "a.flac"
+    sf.write(flac, samples, sr, format="FLAC", subtype="PCM_16")
+    digest = md5(model)
+    code, _, err = run_cli("enroll", "--model", model, "--board", 13, clips[0], flac)
+    assert code == 2 and f"{flac}: is the same recording as {clips[0]};" in err, err
+    assert md5(model) == digest
+    code, _, err = run_cli("enroll", "--model", model, "--board", 13, *clips)
+    assert code == 0, err
+    digest = md5(model)
+    code, _, err = run_cli("enroll", "--model", model, "--board", 13, flac)
+    assert code == 2 and f"{flac}: was enrolled into this model on" in err
+    assert f"(as {clips[0]})" in err and md5(model) == digest
+
+
 def test_enrol_warns_of_anomalous_clips_and_of_another_board_folder(model, tiny_dataset,
                                                                     run_cli):
     ceramic = [str(KNOCKS / "ceramic" / "10.wav")]
