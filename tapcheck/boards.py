@@ -108,7 +108,7 @@ BOARD_RULES: dict[str, BoardRule] = {
         flags=lambda scores, t: bool(np.median(scores) > t),
         statement=lambda info: (f"median over {info['board_threshold']:.4g} for "
                                 f"{info['board_far']:.0%} per board"),
-        line=lambda v: _median_line(v),
+        line=_median_line,
         per_count=True),
 }
 
