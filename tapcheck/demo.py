@@ -46,7 +46,7 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
     seconds : float
         Wall time of the whole run.
     """
-    from .modelcheck import check_model_target, check_trained
+    from .modelcheck import DEMO_MADE, check_model_target, check_trained
     from .modelfile import load_model, save_checkpoint
     from .models import get_spec
     from .synth import make_study_dataset
@@ -61,7 +61,8 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
     # demo has no --out: it writes models/<model>.pt of the folder it runs in
     check_model_target(out, elsewhere=(
         f"demo writes {out} and has no --out: run it in another folder (or with "
-        "TAPCHECK_MODELS set to another folder), or move this file away"))
+        "TAPCHECK_MODELS set to another folder), or move this file away"),
+        only_made_by=DEMO_MADE)
     if not (dataset_path(dataset) / "manifest.csv").exists():
         say(f"1/3 synthesising the study's boards into {dataset_path(dataset)} ...")
         make_study_dataset(dataset, seed=seed, progress=sys.stderr.isatty())
@@ -75,7 +76,7 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
     checkpoint = train(ds, config=config)
     # refused here, not at judging; a `train` run's progress beside it is not demo's to drop
     check_trained(checkpoint, out)
-    save_checkpoint(out, checkpoint)
+    save_checkpoint(out, {**checkpoint, "made_by": DEMO_MADE})  # a later demo may replace it
     say(f"    saved {out} (trained in {checkpoint['train_seconds']:.0f} s)")
     say("3/3 judging the test split ...")
     test = ds.select(split="test")

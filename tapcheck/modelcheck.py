@@ -175,7 +175,12 @@ def check_contents(checkpoint: dict[str, Any], path: str | os.PathLike | None) -
                     f"settings name {scorer!r}", path)
 
 
-def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None) -> None:
+#: ``made_by`` of a model file ``tapcheck demo`` wrote: the only one demo replaces
+DEMO_MADE = "tapcheck demo"
+
+
+def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
+                       only_made_by: str | None = None) -> None:
     """Before training: ``--out`` may only replace a tapcheck model file (or nothing).
 
     ``train --out`` once overwrote whatever it was given — a take, a manifest, a device node —
@@ -184,6 +189,9 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None) 
     ``elsewhere``: how the caller's user has the model written elsewhere, the fix of every
     refusal; default: choose another ``--out``. ``demo`` has no ``--out`` and says its own
     (it told a user to "choose another --out").
+
+    ``only_made_by``: an existing model file is replaced only if its ``made_by`` is this
+    (``demo`` writes ``models/<model>.pt`` unasked, and replaced a model `train` had made).
 
     Raises
     ------
@@ -224,6 +232,10 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None) 
             "model here would lose", path=path,
             fix=f"{elsewhere or 'choose another --out'}, or delete the file if they are not "
                 "needed (`tapcheck enroll --list --model FILE` shows them)")
+    if only_made_by is not None and head.get("made_by") != only_made_by:
+        raise ModelFileError(
+            f"is a model `{only_made_by}` did not train (`tapcheck train` or older), and it "
+            "replaces only its own", path=path, fix=fix)
 
 
 def check_trained(checkpoint: dict[str, Any], out: str | os.PathLike) -> None:

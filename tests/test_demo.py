@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 
 
 def test_run_demo_trains_with_the_default_trainer(tmp_path, tiny_dataset, one_thread):
@@ -102,3 +103,30 @@ def test_demo_refusing_its_model_file_says_what_demo_can_do(tmp_path, tiny_model
     assert code == 2 and "is a folder" in err and "choose another --out" not in err
     assert "run it in another folder" in err
 
+
+
+def test_demo_replaces_only_a_model_it_trained(tmp_path, tiny_model, tiny_dataset, one_thread,
+                                               run_cli):
+    """A trial's 15-epoch models/arcface-lite.pt from `train` was silently replaced by a 1-epoch
+    demo model: demo writes its model file unasked, so it replaces only one demo wrote."""
+    import hashlib
+    import os
+
+    models = Path(os.environ["TAPCHECK_MODELS"])
+    models.mkdir(parents=True, exist_ok=True)
+    target = Path(shutil.copyfile(tiny_model, models / "arcface-lite.pt"))
+    digest = hashlib.md5(target.read_bytes()).hexdigest()
+    folder = tmp_path / "demo"
+    shutil.copytree(tiny_dataset.root, folder)
+    code, out, err = run_cli("demo", "--dataset", folder, "--model", "arcface-lite",
+                             "--epochs", "1")
+    assert code == 2 and not out and len(err.strip().splitlines()) == 1, err
+    assert f"{target}: is a model `tapcheck demo` did not train" in err
+    assert "move this file away" in err
+    assert hashlib.md5(target.read_bytes()).hexdigest() == digest
+    target.unlink()  # demo's own model file it replaces, run after run
+    for _ in range(2):
+        code, out, err = run_cli("demo", "--dataset", folder, "--model", "arcface-lite",
+                                 "--epochs", "1")
+        assert code == 0, err
+    assert torch.load(target, weights_only=True)["made_by"] == "tapcheck demo"
