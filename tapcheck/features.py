@@ -173,6 +173,7 @@ def strike_crops(y: np.ndarray, *, sr: int = 44100, features: FeatureConfig = Fe
                         pre_frames=f.pre_frames, shift_frames=f.shift_frames,
                         n_crops=f.n_crops, top_db=f.top_db, peak_power=peak)
     _warn_other_strikes(level, onset, features=f, path=path)
+    _warn_padded(len(y), len(level), onset, sr=sr, features=f, path=path)
     return (crops, onset) if return_onset else crops
 
 
@@ -251,6 +252,25 @@ def _usable_signal(y: np.ndarray, *, sr: int, features: FeatureConfig,
         warnings.warn(f"{path or 'clip'}: DC offset of {offset:+.3f} removed (a faulty "
                       "microphone or cable?)", TapcheckWarning, stacklevel=3)
     return y
+
+
+def _warn_padded(n_samples: int, n_frames: int, onset: int, *, sr: int,
+                 features: FeatureConfig, path: str | os.PathLike | None) -> None:
+    """Warn when the clip ends before half of the first crop: the rest is padding, a picture
+    no training clip had. A trial's healthy tap 34 ms before its clip's end scored 24x its own
+    whole clip (ANOMALOUS) without a word. A warning, not an error as for a clip shorter than
+    the crops: phone recordings cut a knock short (two of the tests' 60 real knocks end 71 and
+    121 ms after the strike), and refusing them would stop a folder's training over a few
+    clips."""
+    f = features
+    if n_frames - (onset - f.pre_frames) >= f.n_frames // 2:
+        return
+    left_ms = max(n_samples - onset * f.hop_length, 0) / sr * 1000
+    need_ms = (crop_span_frames(f) - f.pre_frames) * f.hop_length / sr * 1000
+    warnings.warn(
+        f"{path or 'clip'}: the strike is {left_ms:.0f} ms before the clip's end and its crops "
+        f"reach {need_ms:.0f} ms after it, so most of the first crop is padding; the verdict "
+        "may be off — record the tap earlier in the clip", TapcheckWarning, stacklevel=3)
 
 
 def _warn_other_strikes(level: np.ndarray, onset: int, *, features: FeatureConfig,

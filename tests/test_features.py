@@ -1,5 +1,7 @@
 """The study's features: strike found in clips, crops shaped and standardised, cached."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import event, given, settings
@@ -7,7 +9,7 @@ from hypothesis import strategies as st
 
 from tapcheck.audio import load
 from tapcheck.config import FeatureConfig
-from tapcheck.errors import NoStrikeError
+from tapcheck.errors import NoStrikeError, TapcheckWarning
 from tapcheck.featurecache import FeatureCache
 from tapcheck.features import (_crop_frames, _usable_signal, crop_span_frames, crop_strike,
                                find_strike, frame_power, power_spectrogram, power_to_db,
@@ -110,12 +112,23 @@ def write_tone_tmp():
     return write_tone(Path(tempfile.mkdtemp()) / "tap.wav", duration_s=3.0, tap_at_s=1.0)
 
 
-def test_strike_at_the_very_end_is_padded():
+def test_strike_at_the_very_end_is_padded_and_warned_of():
+    """Padded crops are a picture no training clip had: a trial's healthy tap 34 ms before its
+    clip's end was judged ANOMALOUS without a word. A strike with half a crop after it is
+    not warned of."""
     sr = 44100
     y = np.random.default_rng(2).standard_normal(sr).astype(np.float32) * 1e-3
     y[-2000:] += np.sin(np.arange(2000) / 5) * np.exp(-np.arange(2000) / 500)
-    crops = strike_crops(y)
+    with pytest.warns(TapcheckWarning, match=r"tap.wav: the strike is 4\d ms before the "
+                      r"clip's end and its crops reach 354 ms after it"):
+        crops = strike_crops(y, path="tap.wav")
     assert crops.shape == (2, 100, 120) and np.isfinite(crops).all()
+    y = np.random.default_rng(2).standard_normal(sr).astype(np.float32) * 1e-3
+    tail = 60 * 128  # the first crop's start (4 frames before the onset) + half a crop
+    y[-tail:] += np.sin(np.arange(tail) / 5) * np.exp(-np.arange(tail) / 500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        strike_crops(y, path="tap.wav")
 
 
 @pytest.mark.parametrize("kind, match", [

@@ -140,3 +140,29 @@ def test_a_score_just_over_the_threshold_reads_over_it(tiny_model, tiny_dataset,
         assert words[0] == verdict, out
         assert (shown_score > shown_threshold) == (verdict == "ANOMALOUS"), out
         assert len(words[4].split(".")[1]) >= 4  # never fewer than the usual four decimals
+
+
+def test_a_tap_at_the_very_end_of_its_clip_is_judged_with_a_warning(tiny_model, tiny_dataset,
+                                                                    tmp_path, run_cli):
+    """The trial's clip: 3 s whose last 34 ms are a healthy take's strike. Its crops are
+    mostly padding; it was judged ANOMALOUS (24x its whole take's score) without a word."""
+    import numpy as np
+    import soundfile as sf
+
+    from tapcheck.audio import load
+    from tapcheck.features import strike_crops
+
+    take = tiny_dataset.path_of(tiny_dataset.select(board=[12], split="test")[0])
+    y = load(take, sr=44100)
+    _, onset = strike_crops(y, return_onset=True)
+    start = onset * 128
+    clip = np.random.default_rng(0).standard_normal(3 * 44100).astype(np.float32) * 1e-4
+    tail = int(0.034 * 44100)
+    clip[-tail:] = y[start:start + tail]
+    late = tmp_path / "late34ms.wav"
+    sf.write(late, clip, 44100, subtype="PCM_16")
+    code, out, err = run_cli("judge", late, "--model", tiny_model)
+    assert code in (0, 1) and out.split()[0] in ("NORMAL", "ANOMALOUS")
+    assert f"tapcheck: warning: {late}: the strike is " in err
+    assert "most of the first crop is padding; the verdict may be off — record the tap " \
+           "earlier in the clip" in err
