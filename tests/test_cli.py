@@ -96,6 +96,22 @@ def test_debug_shows_the_traceback(run_cli):
         run_cli("--debug", "info", "nope")
 
 
+@pytest.mark.parametrize("args", [("info", "nope", "--debug"), ("info", "--debug", "nope")])
+def test_debug_after_the_command_shows_the_traceback_too(run_cli, args):
+    """Users put flags last: `--debug` after the command was an unknown option, and debug mode
+    turned click's usage error into a traceback about the option."""
+    from tapcheck.errors import DatasetError
+
+    with pytest.raises(DatasetError):
+        run_cli(*args)
+
+
+def test_debug_after_a_double_dash_is_an_argument(run_cli, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli("info", "--", "--debug")  # a dataset named "--debug"
+    assert code == 2 and "'--debug' is not a usable dataset name" in err
+
+
 def test_train_from_the_cli_writes_one_model_file(tiny_dataset, run_cli, tmp_path):
     out = tmp_path / "m" / "model.pt"
     code, stdout, err = run_cli("train", "--dataset", str(tiny_dataset.root), "--epochs", "1",

@@ -102,7 +102,12 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the command line, turn input errors into one clean line."""
     args = sys.argv[1:] if argv is None else list(argv)
-    debug = "--debug" in args or bool(os.environ.get("TAPCHECK_DEBUG"))
+    # --debug anywhere before "--" (users put flags last: `tapcheck judge clip.wav --debug`),
+    # taken out here: after a command, click knew no such option and debug mode turned its
+    # usage error into a traceback
+    end = args.index("--") if "--" in args else len(args)
+    debug = "--debug" in args[:end] or bool(os.environ.get("TAPCHECK_DEBUG"))
+    args = [a for a in args[:end] if a != "--debug"] + args[end:]
     if debug:
         os.environ["TAPCHECK_DEBUG"] = "1"
     warnings.showwarning = _show_warning
