@@ -74,16 +74,18 @@ def table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def score_pair(score: float, threshold: float, *, decimals: int = 4) -> tuple[str, str]:
-    """``score`` and ``threshold`` as text with ``decimals`` decimals, or as many more (up to
-    12) as it takes for two different values to read different.
+def score_pair(score: float, threshold: float, *, decimals: int = 4,
+               kind: str = "f") -> tuple[str, str]:
+    """``score`` and ``threshold`` as text with ``decimals`` decimals (``kind="g"``: significant
+    digits), or as many more (up to 12) as it takes for two different values to read
+    different.
 
     Rounding keeps the order, so the printed score reads above the printed threshold exactly
     when the verdict says so: with a small threshold a fixed four decimals printed an
     ANOMALOUS ``score 0.0013  threshold 0.0013``.
     """
     for d in range(decimals, 13):
-        a, b = f"{score:.{d}f}", f"{threshold:.{d}f}"
+        a, b = f"{score:.{d}{kind}}", f"{threshold:.{d}{kind}}"
         if a != b or score == threshold:
             break
     return a, b

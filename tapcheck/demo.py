@@ -98,7 +98,7 @@ def demo_lines(evaluation: dict, *, seconds: float) -> list[str]:
 
     boards = evaluation["boards"]
     lines = [table(boards, ["board", "label", "group", "clips", "mean score", "flagged"]),
-             f"threshold {evaluation['threshold']:.4f}   AUC {evaluation['auc']:.3f}   "
+             f"threshold {evaluation['threshold']:.4g}   AUC {evaluation['auc']:.3f}   "
              f"pAUC(FPR<=0.1) {evaluation['pauc']:.3f}   ({seconds:.0f} s in all)"]
     if evaluation.get("stated_far") is not None:
         known, unseen = evaluation["false_alarms_known"], evaluation["false_alarms_unseen"]
