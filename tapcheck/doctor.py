@@ -118,7 +118,8 @@ def check_folders() -> list[Finding]:
     for what, folder in folders.items():
         try:
             check_writable(folder, create=False)
-            fine.append(f"{what} {folder}")
+            # the full path: "writable: recordings recordings, models models" read as a typo
+            fine.append(f"{what} ({Path(folder).absolute()})")
         except TapcheckError as e:
             findings.append(Finding(PROBLEM, f"{what} folder {e.path}: {e.problem}", fix=e.fix))
     if fine:

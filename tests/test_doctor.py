@@ -137,6 +137,9 @@ def test_unwritable_recordings_folder_is_a_problem(tmp_path):
     assert code == 1
     assert (f"PROBLEM  recordings folder {recordings}: cannot be written (Permission denied) — "
             "choose a folder you may write to, or fix its permissions") in _lines(out, "PROBLEM")
+    # the writable ones by their full paths ("writable: models models" read as a typo)
+    fine = _lines(out, "ok")
+    assert any(line.startswith("ok       writable: models (/") for line in fine), fine
 
 
 # -- datasets ------------------------------------------------------------------------------------
