@@ -164,3 +164,9 @@ def test_every_numeric_board_option_has_the_logs_range():
                 numeric[name] = (number.min, number.max)
     assert {"import", "record", "listen", "station", "enroll", "log", "judge"} <= set(numeric)
     assert set(numeric.values()) == {(0, MAX_BOARD)}, numeric
+
+
+def test_a_board_that_is_no_number_is_named_so(run_cli):
+    code, _, err = run_cli("log", "--board", "abc")
+    assert code == 2 and "'abc' is not a board number (a whole number from 0 to 999999)" in err
+    assert "integer range" not in err  # click's words for it

@@ -27,7 +27,22 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 # click would refuse an unreadable file before the command runs, in its own words and for the
 # whole batch; tapcheck names each bad file in one line and carries on with the good ones
 FILE = click.Path(path_type=Path, readable=False)
-BOARD = click.IntRange(min=0, max=999_999)  # tapcheck.manifest.MAX_BOARD, as in a manifest
+
+
+class BoardNumber(click.IntRange):
+    """A board number, 0..999999; text that is no whole number is "not a board number", where
+    click said "'abc' is not a valid integer range"."""
+
+    name = "board number"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
+            self.fail(f"{value!r} is not a board number (a whole number from {self.min} to "
+                      f"{self.max})", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+BOARD = BoardNumber(min=0, max=999_999)  # tapcheck.manifest.MAX_BOARD, as in a manifest
 
 
 class BoardName(click.ParamType):
