@@ -140,6 +140,22 @@ class Judge:
                 for p, s in zip(paths, scores, strict=True)]
 
 
+def unused_train_settings(model: LoadedModel, config: Config) -> list[str]:
+    """A warning for ``config``'s ``[train]`` settings that differ from both the defaults and
+    the model's: a judging command keeps the model's own threshold, scorer and board rule, and
+    a trial's ``far = 0.5`` in ``judge --config`` was silently ignored. Settings left at their
+    defaults are not named (a config for the features alone says nothing of training)."""
+    default = Config().train
+    trained = model.config.train
+    named = [f"{k} = {v!r}" for k, v in vars(config.train).items()
+             if v != getattr(default, k) and v != getattr(trained, k, v)]
+    if not named:
+        return []
+    return [f"--config's [train] settings ({', '.join(named)}) are not used: a model file keeps "
+            "the threshold, scorer and board rule it was trained with — train a model with "
+            "that config to change them"]
+
+
 def check_same_features(model: LoadedModel, config: Config) -> None:
     """A model judges only crops computed as in its training; other settings are an error.
 
@@ -284,6 +300,8 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
     info = judge.model.detector.calibration_
     verdicts = judge.judge_files(list(paths), refuse_repeats=per_board or board is not None)
     result = Judgment(verdicts, info)
+    if config is not None:
+        result.warnings += unused_train_settings(judge.model, config)
     if explain or picture_dir or references:
         from .explain import explain_verdicts
 

@@ -166,3 +166,20 @@ def test_a_tap_at_the_very_end_of_its_clip_is_judged_with_a_warning(tiny_model, 
     assert f"tapcheck: warning: {late}: the strike is " in err
     assert "most of the first crop is padding; the verdict may be off — record the tap " \
            "earlier in the clip" in err
+
+
+def test_train_settings_of_a_judge_config_are_named_as_unused(tiny_model, tiny_dataset,
+                                                             tmp_path, run_cli):
+    """A trial's `judge --config` with `[train] far = 0.5` was silently ignored: the model keeps
+    its own threshold. A config of feature settings alone says nothing."""
+    clip = tiny_dataset.path_of(tiny_dataset.takes[0])
+    far = tmp_path / "far.toml"
+    far.write_text("[train]\nfar = 0.5\n")
+    code, out, err = run_cli("judge", clip, "--model", tiny_model, "--config", far)
+    assert code in (0, 1) and out
+    assert ("tapcheck: warning: --config's [train] settings (far = 0.5) are not used: a model "
+            "file keeps the threshold, scorer and board rule it was trained with") in err
+    features = tmp_path / "features.toml"
+    features.write_text("[features]\nn_fft = 1024\n")
+    code, out, err = run_cli("judge", clip, "--model", tiny_model, "--config", features)
+    assert code in (0, 1) and out and "are not used" not in err

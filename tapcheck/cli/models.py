@@ -101,7 +101,8 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
 @click.argument("clips", nargs=-1, required=True, type=FILE)
 @click.option("--model", "model_path", type=FILE,
               help="Model file [models/arcface-resnet18.pt].")
-@config_option("TOML config whose feature settings the model must have been trained with.")
+@config_option("TOML config whose feature settings the model must have been trained with "
+               "(its [train] settings are the model's own; others are warned of, not used).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per clip.")
 @click.option("--per-board", is_flag=True,
               help="Also one verdict per board, by the model's board rule: anomalous when "

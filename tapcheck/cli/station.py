@@ -143,13 +143,15 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
     from .. import paths
     from ..inspections import InspectionLog
     from ..interrupts import terminate_as_interrupt
-    from ..judge import Judge
+    from ..judge import Judge, unused_train_settings
     from ..listen import Listener, board_taps_warning
     from ..runtime import set_judge_threads
 
     config = parse_config(config_path)
     set_judge_threads(config.stream.judge_threads)
     judge_ = Judge(model_path or paths.model_path())
+    for line in unused_train_settings(judge_.model, config):  # [stream] is what --config sets
+        warn(line)
     if taps_per_board is not None:
         note = board_taps_warning(judge_.model.detector.calibration_, taps_per_board)
         if note:
@@ -243,7 +245,7 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     from .. import paths
     from ..devices import Microphone
     from ..inspections import InspectionLog
-    from ..judge import Judge
+    from ..judge import Judge, unused_train_settings
     from ..listen import Listener
     from ..marks import MarkBook
     from ..runtime import set_judge_threads
@@ -256,6 +258,8 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     sock = bind(host, port)  # a port in use fails before the model loads
     set_judge_threads(config.stream.judge_threads)
     judge_ = Judge(model_path or paths.model_path())
+    for line in unused_train_settings(judge_.model, config):  # [stream] is what --config sets
+        warn(line)
     config = config.replace("audio", sr=judge_.config.audio.sr)
     with InspectionLog():  # read only: a log of another program is refused, and none is made
         pass
