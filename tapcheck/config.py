@@ -207,7 +207,18 @@ class Config:
             return self
         current = getattr(self, section)
         data = {**dataclasses.asdict(current), **changes}
-        new = _build(type(current), data, "option", f"{section}.")
+        try:
+            new = _build(type(current), data, "option", f"{section}.")
+        except ConfigError as e:
+            # the changes are a command's options: name the option the user typed, where
+            # "option: 'train.seed' must be ..." named a config key (`train --seed -3`)
+            for key in changes:
+                quoted = f"'{section}.{key}'"
+                if quoted in e.problem:
+                    option = "--" + key.replace("_", "-")
+                    raise ConfigError(e.problem.replace(quoted, f"{option} ({section}.{key})"),
+                                      fix=e.fix) from None
+            raise
         return dataclasses.replace(self, **{section: new})
 
 

@@ -56,7 +56,7 @@ def test_models_lists_the_registry(run_cli):
 def test_unknown_model_lists_valid_ones(run_cli):
     code, _, err = run_cli("train", "--model", "arcface-resnet50")
     assert code == 2
-    assert err.startswith("tapcheck: error: option: 'train.model' must be one of: 'ae', ")
+    assert err.startswith("tapcheck: error: --model (train.model) must be one of: 'ae', ")
     assert "not 'arcface-resnet50'" in err and len(err.strip().splitlines()) == 1
 
 

@@ -37,7 +37,7 @@ def test_demo_trains_the_model_asked_for_and_refuses_an_unknown_one_before_synth
 
     missing = tmp_path / "never"
     code, out, err = run_cli("demo", "--dataset", missing, "--model", "arcface-tiny")
-    assert code == 2 and err.startswith("tapcheck: error: option: 'train.model' must be one of")
+    assert code == 2 and err.startswith("tapcheck: error: --model (train.model) must be one of")
     assert "not 'arcface-tiny'" in err
     assert not missing.exists() and not out  # refused before any synthesis
 
