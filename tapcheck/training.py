@@ -49,7 +49,8 @@ from .models import get_spec
 from .models.base import TapModel, represent_clips
 from .resume import progress_saver
 from .runtime import bf16_inference
-from .training_data import TrainingData, add_pseudo_anomalies, prepare_data
+from .training_data import (MIN_TAKES_TO_HOLD_OUT, TrainingData, add_pseudo_anomalies,
+                            prepare_data)
 
 
 def make_detector(config: Config, data: TrainingData) -> ThresholdDetector:
@@ -139,13 +140,13 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
         from .decay import crop_decay
 
         crop_decay(np.zeros((config.features.n_bins, config.features.n_frames)))
+    _check_scorer_calibration(config)
     partial = None if partial is None else Path(partial)
     check_partial(partial, resume=resume)
     started = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
     base = prepare_data(dataset, config=config, cache=cache, progress=show)
-    config = _with_calibration(config, base, log=log)
-    _check_neighbours(config, base, root=dataset.root)
+    config = _with_calibration(config, base, root=dataset.root, log=log)
     data, transform = _with_classes(base, spec=spec, root=dataset.root,
                                     per_batch=config.train.pseudo_per_batch)
     f = config.features
@@ -188,22 +189,25 @@ def _cross_fit(detector: ThresholdDetector, base: TrainingData, *, config: Confi
     warn_if_thin(detector.calibration_)
 
 
-def _with_calibration(config: Config, data: TrainingData, *,
+def _with_calibration(config: Config, data: TrainingData, *, root: Path,
                       log: Callable[[str], None] | None) -> Config:
     """``config`` with ``train.calibration`` resolved (``"auto"`` by the number of normal
-    boards), so the model file says what was done; cross-fit with fewer than two normal takes
-    is refused here, before any training."""
+    boards) to what the detector will do, so the model file and the announce line say what was
+    done. Refused here, before any training: a hold-out with ``calib_fraction`` 0, cross-fit
+    with fewer than two normal takes, too few takes for a kNN threshold
+    (:func:`_check_neighbours`). When the data cannot give what was asked (no board side with
+    takes to hold out, one board to leave out) the detector falls back
+    (:meth:`~tapcheck.detectors.ThresholdDetector.fit`): an explicit choice replaced, and any
+    in-sample threshold, are warned about (they used to pass silently)."""
     boards = np.array([t.board for t in data.fit_takes + data.calib_takes
                        if t.label == "normal"])
-    method = resolve_calibration(config.train.calibration, len(np.unique(boards)))
-    if method != config.train.calibration and log:
-        log(f"calibration: {method} ({len(np.unique(boards))} normal training boards; auto "
-            f"cross-fits from {AUTO_MIN_BOARDS})")
+    n_boards = len(np.unique(boards))
+    asked = config.train.calibration
+    method = resolve_calibration(asked, n_boards)
     if method == "hold-out" and config.train.calib_fraction == 0:
         # without held-out takes the detector would score the reference against itself and
         # the model would state a rate from another calibration than the config asked for
-        auto = " ('auto' with fewer than 8 normal boards)" if method != config.train.calibration \
-            else ""
+        auto = " ('auto' with fewer than 8 normal boards)" if method != asked else ""
         raise ConfigError(
             f"'train.calib_fraction' is 0, so calibration 'hold-out'{auto} has no held-out "
             "takes to fit the threshold on", fix="set calib_fraction above 0 (default 0.15), "
@@ -211,8 +215,68 @@ def _with_calibration(config: Config, data: TrainingData, *,
             "every take")
     if method == "cross-fit":  # raises with the fix when there are too few normal takes
         crossfit_folds(fold_units(boards), 2, seed=0)
-    return dataclasses.replace(config, train=dataclasses.replace(config.train,
-                                                                 calibration=method))
+    done, why = _fallback(method, config.train.scorer, n_boards=n_boards,
+                          held_out=bool(data.calib_takes))
+    # the model file's config says leave-one-board-out when that is what was done; in-sample
+    # and leave-one-clip-out are no settings (the detector's calibration states them)
+    stored = "leave-one-board-out" if done == "leave-one-board-out" else method
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train,
+                                                                   calibration=stored))
+    _check_neighbours(config, data, root=root)  # an error first, not a warning and then one
+    if method != asked and log:
+        log(f"calibration: {done} ({n_boards} normal training boards; auto cross-fits from "
+            f"{AUTO_MIN_BOARDS}{'; ' + why if why else ''})")
+    if done == "in-sample":
+        # the threshold is then fitted on scores of clips the network was trained on: they
+        # score lower than any new tap, so the stated rate is far below the real one
+        warnings.warn(
+            f"{root}: {why}, so the {config.train.scorer} scorer's threshold is fitted on the "
+            "clips the model was trained on (in-sample): the stated false-alarm rate does not "
+            "hold, new normal taps will be flagged more often — record at least "
+            f"{MIN_TAKES_TO_HOLD_OUT} normal takes per board side, or train with --calibration "
+            "cross-fit", TapcheckWarning, stacklevel=3)
+    elif done != method and method == asked:  # an explicit choice the data cannot give
+        strict = (" (for a metric-learning network several times too strict, "
+                  "docs/new-boards.md)" if done == "leave-one-board-out" else "")
+        fix = (f"record at least {MIN_TAKES_TO_HOLD_OUT} normal takes per board side, or train "
+               "with --calibration cross-fit" if method == "hold-out" else
+               "record normal takes of more boards")
+        warnings.warn(f"{root}: calibration '{method}' cannot be done: {why}; the threshold "
+                      f"is {done} instead{strict} — {fix}", TapcheckWarning, stacklevel=3)
+    return config
+
+
+def _fallback(method: str, scorer: str, *, n_boards: int, held_out: bool) -> tuple[str, str]:
+    """What the detector's fit does for ``method`` on this data, and why when it differs: a
+    hold-out without held-out takes scores the reference itself (embeddings: without each take's
+    board, or with one board without the take; other scorers: as it is), a leave-one-board-out
+    of one board leaves out each take."""
+    knn = representation_of(scorer) == "knn"
+    if method == "hold-out" and not held_out:
+        why = (f"no normal board side has the {MIN_TAKES_TO_HOLD_OUT} training takes a hold-out "
+               "needs to hold one out")
+        if not knn:
+            return "in-sample", why
+        return ("leave-one-board-out" if n_boards >= 2 else "leave-one-clip-out"), why
+    if method == "leave-one-board-out" and n_boards < 2:
+        return "leave-one-clip-out", ("the training split holds one normal board, so each take "
+                                      "is scored against the board's other takes and the rate "
+                                      "holds for new taps of it, not for new boards")
+    return method, ""
+
+
+def _check_scorer_calibration(config: Config) -> None:
+    """Leave-one-board-out rescores a reference without each board: a scorer without a
+    reference (``prob``, ``recon``) cannot, and used to fall back silently to a hold-out, or to
+    an in-sample threshold."""
+    train = config.train
+    if train.calibration == "leave-one-board-out" and representation_of(train.scorer) != "knn":
+        knn = ", ".join(name for name in SCORERS if representation_of(name) == "knn")
+        raise ConfigError(
+            f"calibration 'leave-one-board-out' scores each board against a reference without "
+            f"it, and the {train.scorer} scorer keeps no reference; nothing was trained",
+            fix=f"use calibration 'hold-out' or 'cross-fit' with it, or a scorer that keeps "
+                f"embeddings ({knn})")
 
 
 def _check_neighbours(config: Config, data: TrainingData, *, root: Path) -> None:

@@ -21,6 +21,10 @@ from .datasets import Dataset, Take
 from .errors import AudioError, DatasetError
 from .featurecache import FeatureCache
 
+#: takes a normal class needs before :func:`split_calibration` holds any out: with fewer, its
+#: reference would be one or two takes
+MIN_TAKES_TO_HOLD_OUT = 4
+
 
 @dataclass
 class TrainingData:
@@ -53,7 +57,8 @@ class TrainingData:
 
 def split_calibration(takes: list[Take], *, fraction: float, seed: int
                       ) -> tuple[list[Take], list[Take]]:
-    """Hold out ``fraction`` of each normal class's takes (at least one when it has 4 or more)."""
+    """Hold out ``fraction`` of each normal class's takes (at least one when it has
+    :data:`MIN_TAKES_TO_HOLD_OUT` or more)."""
     rng = np.random.default_rng([seed, 1009])
     fit, calib = [], []
     by_class: dict[str, list[Take]] = {}
@@ -62,7 +67,7 @@ def split_calibration(takes: list[Take], *, fraction: float, seed: int
     for name in sorted(by_class):
         group = by_class[name]
         n_out = 0
-        if group[0].label == "normal" and len(group) >= 4 and fraction > 0:
+        if group[0].label == "normal" and len(group) >= MIN_TAKES_TO_HOLD_OUT and fraction > 0:
             # never all of them: the class's reference would be empty (calib_fraction 0.99)
             n_out = min(len(group) - 1, max(1, int(round(fraction * len(group)))))
         held = set(rng.choice(len(group), size=n_out, replace=False).tolist()) if n_out else set()

@@ -244,3 +244,73 @@ def test_too_few_normal_takes_for_the_knn_threshold_are_refused_before_training(
         train_model(ds, config=config, log=epochs.append)
     assert str(e.value).startswith(f"{ds.root / 'manifest.csv'}: has {len(boards) * takes} normal")
     assert not [line for line in epochs if line.startswith("epoch")]  # refused before training
+
+
+@pytest.fixture(scope="module")
+def three_take_set(tiny_dataset, tmp_path_factory) -> Path:
+    """Boards 1 and 2, three training takes per board side: too few for split_calibration to
+    hold any out (the new user's `synth --takes 2` held none out either), enough for knn_k 5."""
+    from .conftest import _copy_takes
+
+    takes = tiny_dataset.select(board=[1, 2], split="train")
+    kept = [t for t in takes if sum(u.class_name == t.class_name
+                                    for u in takes[:takes.index(t)]) < 3]
+    root = tmp_path_factory.mktemp("three") / "three"
+    _copy_takes(tiny_dataset, kept, Dataset.create(root))
+    return root
+
+
+@pytest.mark.parametrize("options, boards, done, warned", [
+    (["--calibration", "hold-out"], "three", "leave-one-board-out",
+     "calibration 'hold-out' cannot be done: no normal board side has the 4 training takes"),
+    ([], "three", "leave-one-board-out", None),  # auto: the announce line says it, no warning
+    (["--scorer", "prob"], "three", "in-sample", "(in-sample): the stated false-alarm rate does "
+                                               "not hold"),
+    (["--calibration", "leave-one-board-out"], "one", "leave-one-clip-out",
+     "calibration 'leave-one-board-out' cannot be done: the training split holds one normal "
+     "board"),
+])
+def test_the_calibration_announced_is_the_one_saved(three_take_set, small_train_set, run_cli,
+                                                    tmp_path, options, boards, done, warned):
+    """A hold-out without takes to hold out, or a leave-one-board-out of one board, fell back
+    silently: `--calibration hold-out` saved leave-one-board-out, and `auto` announced a
+    hold-out it did not do. An explicit choice replaced and any in-sample threshold warn."""
+    if boards == "one":  # board 1 alone, 8 takes: enough neighbours for knn_k 5
+        dataset = tmp_path / "one"
+        shutil.copytree(small_train_set, dataset)
+        ds = Dataset.open(dataset)
+        ds.takes[:] = [t for t in ds.takes if t.board == 1]
+        ds.write_manifest()
+    else:
+        dataset = three_take_set
+    out = tmp_path / "m.pt"
+    code, stdout, err = run_cli("train", "--dataset", dataset, "--model", "arcface-lite",
+                                "--epochs", "1", "--out", out, *options)
+    assert code == 0, err
+    method = load_model(out).detector.calibration_["method"]
+    assert method == done and f"{done} threshold" in stdout
+    if not options:
+        assert f"calibration: {done} (2 normal training boards; auto cross-fits from 8; no " \
+               "normal board side has the 4 training takes" in err
+    warnings_ = [line for line in err.splitlines() if line.startswith("tapcheck: warning: ")
+                 and "the threshold rests on" not in line]
+    if warned is None:
+        assert not warnings_
+    else:
+        assert len(warnings_) == 1 and warned in warnings_[0]
+
+
+def test_leave_one_board_out_without_a_reference_is_refused(three_take_set, run_cli, tmp_path):
+    """The prob scorer has no reference to leave a board out of: its fit used to give a
+    hold-out, or with too few takes an in-sample threshold, and the model said so only in
+    `judge`."""
+    out = tmp_path / "m.pt"
+    code, stdout, err = run_cli("train", "--dataset", three_take_set, "--model", "arcface-lite",
+                                "--epochs", "1", "--out", out, "--calibration",
+                                "leave-one-board-out", "--scorer", "prob")
+    assert code == 2 and err.splitlines() == [
+        "tapcheck: error: calibration 'leave-one-board-out' scores each board against a "
+        "reference without it, and the prob scorer keeps no reference; nothing was trained — "
+        "use calibration 'hold-out' or 'cross-fit' with it, or a scorer that keeps embeddings "
+        "(knn, mahalanobis, knn-ldn, knn-decay)"]
+    assert "epoch" not in stdout and not out.exists()
