@@ -71,11 +71,8 @@ class FeatureCache:
         except OSError:
             entry = None  # unreadable: let load() raise its precise AudioError
         if entry is not None and entry.exists():
-            try:
-                crops = np.load(entry)
-            except (OSError, ValueError):
-                pass  # a damaged entry is recomputed
-            else:
+            crops = self._load(entry)
+            if crops is not None:
                 self._replay_warnings(entry, path)
                 return crops
         with warnings.catch_warnings(record=True) as caught:
@@ -93,6 +90,22 @@ class FeatureCache:
                 self.unwritable = True
                 warnings.warn(f"feature cache not used: {e}; set TAPCHECK_CACHE to a folder "
                               "you may write to", TapcheckWarning, stacklevel=2)
+        return crops
+
+    def _load(self, entry: Path) -> np.ndarray | None:
+        """The entry's crops, or None when it is damaged (then they are recomputed and stored
+        again): unreadable or cut short, of another shape than the settings give, or holding a
+        NaN or an infinity, which crops of real audio never do (tapcheck.features refuses
+        non-finite audio) and which crashed evaluate's metrics far from the cache. An all-zeros
+        entry is kept: a constant crop is standardised to zeros. Entries carry no checksum (their
+        key is the audio's digest, not theirs); these checks cost one pass over a small array."""
+        f = self.features
+        try:
+            crops = np.load(entry)
+        except (OSError, ValueError):
+            return None
+        if crops.shape != (f.n_crops, f.n_bins, f.n_frames) or not np.isfinite(crops).all():
+            return None
         return crops
 
     @staticmethod
