@@ -50,7 +50,12 @@ BLOCK = re.compile(r"(<!-- result: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /re
 def render_demo(r: dict) -> str:
     from tapcheck.demo import demo_lines
 
-    return "```\n" + "\n".join(demo_lines(r["evaluation"], seconds=r["seconds_in_all"])) + "\n```\n"
+    from tapcheck.paths import DEFAULT_MODEL
+
+    # what the demo printed: the evaluate it points at names a model file other than the default
+    model = None if r.get("model", DEFAULT_MODEL) == DEFAULT_MODEL else f"models/{r['model']}.pt"
+    lines = demo_lines(r["evaluation"], seconds=r["seconds_in_all"], model=model)
+    return "```\n" + "\n".join(lines) + "\n```\n"
 
 
 def render_demo_lite(r: dict) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 import time
 from typing import Callable
@@ -12,7 +14,7 @@ from .config import Config
 from .datasets import Dataset, dataset_path
 from .evaluation import evaluate_scores, known_boards_of, model_options
 from .judge import Judge, Verdict
-from .paths import DEFAULT_MODEL, model_path
+from .paths import DEFAULT_MODEL, model_command, model_path
 
 
 def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config | None = None,
@@ -91,8 +93,11 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
     return evaluation, verdicts, time.perf_counter() - started
 
 
-def demo_lines(evaluation: dict, *, seconds: float) -> list[str]:
-    """What ``tapcheck demo`` prints of its evaluation (the README shows the same lines)."""
+def demo_lines(evaluation: dict, *, seconds: float, model: str | os.PathLike | None = None,
+               dataset: str = "demo") -> list[str]:
+    """What ``tapcheck demo`` prints of its evaluation (the README shows the same lines);
+    ``model`` is the file it wrote (None: the default one) and ``dataset`` the dataset it used,
+    for the ``tapcheck evaluate`` it points at."""
     from .console import table
     from .evaluation import study_board_check
 
@@ -101,11 +106,14 @@ def demo_lines(evaluation: dict, *, seconds: float) -> list[str]:
              f"threshold {evaluation['threshold']:.4g}   AUC {evaluation['auc']:.3f}   "
              f"pAUC(FPR<=0.1) {evaluation['pauc']:.3f}   ({seconds:.0f} s in all)"]
     if evaluation.get("stated_far") is not None:
+        # evaluate's own defaults are the demo dataset and the default model file
+        evaluate = model_command(model, "evaluate", "" if dataset == "demo" else
+                                 f"--dataset {shlex.quote(dataset)}")
         known, unseen = evaluation["false_alarms_known"], evaluation["false_alarms_unseen"]
         lines.append(f"false alarms per tap: known boards "
                      f"{'-' if known is None else f'{known:.1%}'}, unseen boards "
                      f"{'-' if unseen is None else f'{unseen:.1%}'} (the model states "
-                     f"{evaluation['stated_far']:.0%}; see `tapcheck evaluate`)")
+                     f"{evaluation['stated_far']:.0%}; see `{evaluate}`)")
     _, sentence = study_board_check({r["board"]: r["mean score"] for r in boards})
     if sentence:
         lines.append(sentence)

@@ -30,6 +30,7 @@ from .features import clip_features, crop_digest
 from .judge import Judge, check_same_features
 from .locks import exclusive, lock_path
 from .modelfile import load_model, save_checkpoint
+from .paths import model_command
 
 #: a clip beyond the threshold by this many times the gap between the typical normal clip and
 #: the threshold is clearly not a normal board: refused unless forced. A false alarm on a new
@@ -65,7 +66,7 @@ def fingerprint(path: str | os.PathLike) -> str:
 
 
 def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str], taps: list[str],
-                    enrolled: list[dict[str, Any]]) -> None:
+                    enrolled: list[dict[str, Any]], *, model: Path) -> None:
     """A recording given twice, or enrolled before, would count twice in the calibration: told
     by its bytes (``prints``) or by its crops (``taps``, :func:`crop_digest`: the same tap as
     WAV and as FLAC); enrolments from before crop digests by bytes, from before fingerprints
@@ -90,7 +91,7 @@ def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str], taps:
                     f"was enrolled into this model on {entry['at']} (as "
                     f"{was}); nothing enrolled", path=clip,
                     fix="leave it out, or take that enrolment back first with "
-                        "`tapcheck enroll --undo`")
+                        f"`{model_command(model, 'enroll', '--undo')}`")
 
 
 def _refuse_own(clips: Sequence[str | os.PathLike], prints: list[str],
@@ -199,7 +200,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     path = Path(model)
     if not clips:
         raise ParameterError("no clips to enrol; name the WAV files of known-good taps, e.g. "
-                             "`tapcheck enroll --model M board21/*.wav`")
+                             f"`{model_command(path, 'enroll', 'board21/*.wav')}`")
     check_rewritable(path)
     # one writer of a model file at a time: a second enroll (or a train to the same file) would
     # otherwise rewrite it from the same old copy and lose the first one's clips
@@ -208,7 +209,8 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         detector = loaded.detector
         emb, taps = _embed(Judge(loaded), clips)  # every clip read and checked as audio first
         prints = [fingerprint(c) for c in clips]
-        _refuse_repeats(clips, prints, taps, list(loaded.checkpoint.get("enrolled", [])))
+        _refuse_repeats(clips, prints, taps, list(loaded.checkpoint.get("enrolled", [])),
+                        model=path)
         _refuse_own(clips, prints, loaded.checkpoint)
         scores = detector.anomaly_score(emb)
         before = detector.threshold_
@@ -244,15 +246,17 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
             "seconds": time.perf_counter() - started}
 
 
-def folder_board_warning(boards: Sequence[int]) -> str:
-    """The one warning for clips enrolled without ``--board`` from ``boardNN`` folders."""
+def folder_board_warning(boards: Sequence[int], *, model: str | os.PathLike | None) -> str:
+    """The one warning for clips enrolled without ``--board`` from ``boardNN`` folders into the
+    model file ``model``."""
+    undo = model_command(model, "enroll", "--undo")
     if len(boards) == 1:
         return (f"the clips sit in a board{boards[0]:02d} folder, but without --board the "
                 "enrolment stores no board number (the folder name is not taken as one) — "
-                f"`tapcheck enroll --undo`, then enrol them with --board {boards[0]}")
+                f"`{undo}`, then enrol them with --board {boards[0]}")
     return (f"the clips sit in folders of boards {', '.join(map(str, boards))}, but without "
             "--board the enrolment stores no board number (folder names are not taken as one) "
-            "— `tapcheck enroll --undo`, then enrol each board's clips with its own --board")
+            f"— `{undo}`, then enrol each board's clips with its own --board")
 
 
 def _load_knn(path: Path, *, config: Config | None):
@@ -320,7 +324,8 @@ def _undo_last(path: Path) -> dict[str, Any]:
     enrolled = list(checkpoint.get("enrolled", []))
     if not enrolled:
         raise ModelFileError("has no enrolment to undo", path=path,
-                             fix="enrol clips first with `tapcheck enroll --model M CLIPS`")
+                             fix="enrol clips first with "
+                                 f"`{model_command(path, 'enroll', 'CLIPS')}`")
     last = enrolled.pop()
     state = dict(last["previous_detector"])
     try:

@@ -337,6 +337,7 @@ def _warn_enrolled_defects(held: Sequence[Take], dataset, model) -> list[int]:
     import warnings
 
     from .errors import TapcheckWarning
+    from .paths import model_command
 
     boards = sorted({t.board for t in held if t.label == "defect"})
     for board in boards:
@@ -344,8 +345,8 @@ def _warn_enrolled_defects(held: Sequence[Take], dataset, model) -> list[int]:
         warnings.warn(
             f"{dataset.root / 'manifest.csv'}: {n} take(s) of board {board}, labelled defect, are "
             f"enrolled into {model} as normal references: it takes taps like them for sound "
-            "boards — take that enrolment back (`tapcheck enroll --undo`) unless the label is "
-            "wrong", TapcheckWarning, stacklevel=3)
+            f"boards — take that enrolment back (`{model_command(model, 'enroll', '--undo')}`) "
+            "unless the label is wrong", TapcheckWarning, stacklevel=3)
     return boards
 
 

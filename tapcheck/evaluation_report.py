@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .falsealarms import FAR_ABOVE, MIN_BOARDS
+from .paths import model_command
 
 
 def _pct(x: float | None) -> str:
@@ -33,7 +34,7 @@ def _interval(result: dict[str, Any], name: str) -> str:
 _VS_STATED = {
     "within": "consistent with it",
     "above": ("flagged more often (the 95 % interval lies above it) — enrol healthy taps of "
-              "such boards (tapcheck enroll) or train on more boards"),
+              "such boards (`{enroll}`) or train on more boards"),
     "below": ("flagged less often (the 95 % interval lies below it): the threshold is stricter "
               "there than stated, and finds fewer defects than it could")}
 
@@ -103,8 +104,9 @@ def format_evaluation(result: dict[str, Any]) -> str:
         lines.append(_no_known_taps(result))
     off = {name: result.get(f"false_alarms_{name}_vs_stated") for name in ("known", "unseen")}
     if set(off.values()) - {None, "within"}:
-        parts = [f"{name} boards {_VS_STATED[side]}" for name, side in off.items()
-                 if side in _VS_STATED]
+        enroll = model_command(result.get("model"), "enroll", "CLIPS")
+        parts = [f"{name} boards {_VS_STATED[side].format(enroll=enroll)}"
+                 for name, side in off.items() if side in _VS_STATED]
         few = [f"{name} boards ({result.get(f'boards_{name}')})" for name, side in off.items()
                if side == "too few boards"]
         if few:

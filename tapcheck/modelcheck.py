@@ -201,6 +201,7 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
     """
     from .files import refuse_read_only, refuse_special
     from .modelfile import FORMAT
+    from .paths import model_command
 
     path = os.fspath(out)
     fix = elsewhere or "choose another --out, e.g. models/<name>.pt"
@@ -231,7 +232,7 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
             f"holds {len(enrolled)} enrolment(s) (taps added with `tapcheck enroll`) that a new "
             "model here would lose", path=path,
             fix=f"{elsewhere or 'choose another --out'}, or delete the file if they are not "
-                "needed (`tapcheck enroll --list --model FILE` shows them)")
+                f"needed (`{model_command(path, 'enroll', '--list')}` shows them)")
     if only_made_by is not None and head.get("made_by") != only_made_by:
         raise ModelFileError(
             f"is a model `{only_made_by}` did not train (`tapcheck train` or older), and it "

@@ -15,6 +15,7 @@ feature cache                 ``~/.cache/tapcheck``       ``TAPCHECK_CACHE``
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from .config import TrainConfig
@@ -46,3 +47,31 @@ def cache_home() -> Path:
 def model_path(name: str = DEFAULT_MODEL) -> Path:
     """Where ``tapcheck train --model NAME`` saves by default: ``models/NAME.pt``."""
     return models_home() / f"{name}.pt"
+
+
+def model_command(model: str | os.PathLike | None, command: str, args: str = "") -> str:
+    """Advice to run as written about the model file ``model``: ``tapcheck COMMAND ARGS``, with
+    ``--model MODEL`` after the command unless ``model`` is the default file (:func:`model_path`,
+    which the command finds alone) or None (meaning that file).
+
+    Advice such as "`tapcheck enroll --undo` takes the last back", printed after an enrolment
+    into ``models/enr.pt``, undid nothing when run as written: it opened the default model file.
+
+    Parameters
+    ----------
+    model : str or PathLike, optional
+        The model file the advice is about, as the user named it.
+    command : str
+        The subcommand, e.g. ``"enroll"``.
+    args : str
+        What follows, e.g. ``"--undo"``; already quoted for a shell.
+
+    Returns
+    -------
+    str
+        E.g. ``"tapcheck enroll --model models/enr.pt --undo"``.
+    """
+    named = model is not None and (os.path.abspath(model) != os.path.abspath(model_path()))
+    return " ".join(["tapcheck", command]
+                    + (["--model", shlex.quote(os.fspath(model))] if named else [])
+                    + ([args] if args else []))

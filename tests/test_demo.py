@@ -33,7 +33,11 @@ def test_demo_trains_the_model_asked_for_and_refuses_an_unknown_one_before_synth
     code, out, err = run_cli("demo", "--dataset", folder, "--model", FAST_MODEL, "--epochs", "1")
     assert code == 0, err
     assert f"2/3 training {FAST_MODEL} ..." in out and "trained in" in out
-    assert (Path(os.environ["TAPCHECK_MODELS"]) / f"{FAST_MODEL}.pt").is_file()
+    written = Path(os.environ["TAPCHECK_MODELS"]) / f"{FAST_MODEL}.pt"
+    assert written.is_file()
+    # the evaluate it points at opens this model and dataset (it said `tapcheck evaluate`, the
+    # default model file on the demo dataset)
+    assert f"see `tapcheck evaluate --model {written} --dataset {folder}`)" in out
 
     missing = tmp_path / "never"
     code, out, err = run_cli("demo", "--dataset", missing, "--model", "arcface-tiny")

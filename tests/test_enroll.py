@@ -160,7 +160,7 @@ def test_a_recording_is_enrolled_once(model, tiny_dataset, run_cli, tmp_path):
         code, _, err = run_cli("enroll", "--model", model, "--board", 13, again)
         lines = [line for line in err.splitlines() if line.startswith("tapcheck: error:")]
         assert code == 2 and len(lines) == 1 and "was enrolled into this model on" in lines[0]
-        assert "--undo" in lines[0]
+        assert f"`tapcheck enroll --model {model} --undo`" in lines[0]
     assert md5(model) == digest  # a repeat would have lowered the threshold for no new tap
 
 
@@ -256,7 +256,8 @@ def test_enrol_without_board_from_a_board_folder_warns_once(model, tiny_dataset,
     warned = [x for x in err.splitlines() if "without --board" in x]
     assert warned == ["tapcheck: warning: the clips sit in a board13 folder, but without --board "
                       "the enrolment stores no board number (the folder name is not taken as "
-                      "one) — `tapcheck enroll --undo`, then enrol them with --board 13"]
+                      f"one) — `tapcheck enroll --model {model} --undo`, then enrol them "
+                      "with --board 13"]
     assert load_model(model).checkpoint["enrolled"][0]["board"] == -1
     code, _, err = run_cli("enroll", "--model", model, "--board", 12,
                            *unseen_clips(tiny_dataset, board=12, n=2))
@@ -280,7 +281,8 @@ def test_evaluate_warns_of_enrolled_takes_the_manifest_labels_defect(model, tiny
     assert warned == [f"tapcheck: warning: {tiny_dataset.root / 'manifest.csv'}: 3 take(s) of "
                       f"board 8, labelled defect, are enrolled into {model} as normal "
                       "references: it takes taps like them for sound boards — take that "
-                      "enrolment back (`tapcheck enroll --undo`) unless the label is wrong"]
+                      f"enrolment back (`tapcheck enroll --model {model} --undo`) unless the "
+                      "label is wrong"]
 
 
 def test_evaluate_after_enrolment_still_names_a_missing_test_take(model, tiny_dataset,
@@ -315,3 +317,30 @@ def test_train_does_not_replace_enrolments_or_a_read_only_model(case, model, tin
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert {"enrolled": "holds 1 enrolment(s)", "read-only": "is read-only"}[case] in err
     assert md5(model) == digest
+
+
+def test_advice_about_a_model_file_runs_as_written(model, tiny_dataset, run_cli):
+    """After an enrolment into models/enr.pt, `--list` and the ANOMALOUS warning advised
+    "`tapcheck enroll --undo`", which run as written opened the default model file and exited
+    2 (model file not found). Each command printed is run here exactly as printed."""
+    import re
+    import shlex
+
+    ceramic = str(KNOCKS / "ceramic" / "10.wav")
+    code, _, err = run_cli("enroll", "--model", model, "--force", ceramic)
+    assert code == 0, err
+    [warned] = [line for line in err.splitlines() if "enrolled as a normal tap" in line]
+    code, out, err = run_cli("enroll", "--model", model, "--list")
+    assert code == 0, err
+    advice = [re.findall(r"`(tapcheck [^`]*)`", text) for text in (warned, out)]
+    assert advice == [[f"tapcheck enroll --model {model} --undo"]] * 2
+    code, out, err = run_cli(*shlex.split(advice[0][0])[1:])
+    assert code == 0 and "removed the enrolment of 1 clip(s)" in out, err
+    assert "enrolled" not in load_model(model).checkpoint
+    # and with nothing left, the advice of the refusal runs as written too (and enrols)
+    code, _, err = run_cli("enroll", "--model", model, "--undo")
+    [fix] = re.findall(r"`(tapcheck [^`]*)`", err)
+    assert code == 2 and fix == f"tapcheck enroll --model {model} CLIPS"
+    clips = [str(c) for c in unseen_clips(tiny_dataset)]
+    code, _, err = run_cli(*shlex.split(fix)[1:-1], *clips)
+    assert code == 0, err

@@ -27,7 +27,12 @@ def test_evaluate_says_when_new_boards_are_flagged_more_often_than_stated():
         "clips": 32, "method": "hold-out", "board_taps": 3, "board_rule": "vote"}})
     line = next(x for x in text.splitlines() if x.startswith("against the stated rate: "))
     assert "known boards consistent with it" in line
-    assert "unseen boards flagged more often" in line and "tapcheck enroll" in line
+    assert "unseen boards flagged more often" in line and "(`tapcheck enroll CLIPS`)" in line
+    # a model file other than the default is named, so the advice runs as written
+    named = format_evaluation({**result, "model": "models/enr.pt", "calibration": {
+        "threshold": 0.5, "threshold_ci": [0.4, 0.6], "far": 0.05, "holds_for": "boards",
+        "clips": 32, "method": "hold-out", "board_taps": 3, "board_rule": "vote"}})
+    assert "(`tapcheck enroll --model models/enr.pt CLIPS`)" in named
     assert "unseen boards flag 20.0% of healthy taps, 4.0 times the stated 5.0%" in text
     # a model whose rates hold says nothing more
     quiet = evaluate_scores(takes[:100], scores[:100], threshold=0.5,

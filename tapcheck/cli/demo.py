@@ -23,13 +23,17 @@ def demo(dataset: str, model_name: str | None, config_path, epochs: int | None,
     """Synthesise the study's boards (if missing), train arcface-resnet18 (or --model, or the
     --config's), judge the test split."""
     from ..demo import demo_lines, run_demo
+    from ..paths import model_path
 
+    config = parse_config(config_path)
     result, verdicts, seconds = run_demo(dataset, model=model_name,
-                                         config=parse_config(config_path), epochs=epochs,
+                                         config=config, epochs=epochs,
                                          seed=seed, say=click.echo,
                                          train=functools.partial(train_with_progress,
                                                                  config_path=config_path))
-    for line in demo_lines(result, seconds=seconds):
+    # the file run_demo wrote: models/<model>.pt, the --model or the config's
+    written = model_path(model_name or config.train.model)
+    for line in demo_lines(result, seconds=seconds, model=written, dataset=dataset):
         click.echo(line)
     for v in verdicts:
         if v.error:

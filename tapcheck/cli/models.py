@@ -288,6 +288,7 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
     from ..calibration import describe
     from ..enroll import enroll as enroll_clips
     from ..enroll import folder_board_warning, undo_enrollment
+    from ..paths import model_command
 
     model_path = model_path or paths.model_path()
     if undo and list_them:
@@ -305,7 +306,8 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
             say(f"{e['at']}  {board_name}  {len(e['clips'])} clip(s)"
                 f"{'  forced' if e['forced'] else ''}  {', '.join(e['clips'])}")
         say(f"{len(rows)} enrolment(s) in {model_path}"
-            + ("; `tapcheck enroll --undo` takes the last back" if rows else ""))
+            + (f"; `{model_command(model_path, 'enroll', '--undo')}` takes the last back"
+               if rows else ""))
         return
     if undo:
         done = undo_enrollment(model_path)
@@ -317,11 +319,12 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
     for clip, score in done["over_threshold"]:
         warn(f"{clip}: scores {score:.4g}, over the threshold {done['threshold_before']:.4g} "
              "(judged ANOMALOUS), enrolled as a normal tap all the same — if that board is not "
-             "sound, `tapcheck enroll --undo` takes the enrolment back")
+             f"sound, `{model_command(model_path, 'enroll', '--undo')}` takes the enrolment "
+             "back")
     for clip, folder in done["other_board_folders"]:
         warn(f"{clip}: its folder names board {folder}, enrolled as board {board}")
     if done["folder_boards"]:
-        warn(folder_board_warning(done["folder_boards"]))
+        warn(folder_board_warning(done["folder_boards"], model=model_path))
     if done["calibration"].get("warning"):
         warn(done["calibration"]["warning"])
     say(f"enrolled {done['clips']} clip(s) into {model_path} in {done['seconds']:.1f} s: "
