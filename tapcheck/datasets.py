@@ -165,11 +165,40 @@ class Dataset:
         refuses a take reached through a symlink that leads out of the folder.
         """
         path = self.root / take.path
-        if not path.resolve().is_relative_to(self.root.resolve()):
+        if self._leaves(take.path):
             raise DatasetError(f"take {take.path} is a link to a file outside the dataset",
                                path=self.root / MANIFEST,
                                fix="copy the file into the dataset folder, or delete the row")
         return path
+
+    def _leaves(self, rel: str) -> bool:
+        """Whether ``rel`` (which need not exist yet) leads out of the dataset folder through
+        a symbolic link: the one test of reading a take (:meth:`path_of`) and of writing one
+        (:meth:`check_take_folder`)."""
+        return not (self.root / rel).resolve().is_relative_to(self.root.resolve())
+
+    def check_take_folder(self, board: int, side: str) -> None:
+        """Refuse to add takes of a board side whose folder is a link leading out of the dataset.
+
+        A take written there would land outside the dataset, and :meth:`path_of` would then
+        refuse the dataset (``info``, ``train``, ``doctor``): ``import`` and ``record`` call
+        this before their first take, :meth:`add_take` before every one.
+
+        Raises
+        ------
+        DatasetError
+            Naming the linked folder (the board's or the side's).
+        """
+        board_rel = f"board{board:02d}"
+        side_rel = f"{board_rel}/{side}"
+        if not self._leaves(side_rel):
+            return
+        linked = board_rel if self._leaves(board_rel) else side_rel  # name the link itself
+        raise DatasetError(
+            f"is a link to {(self.root / linked).resolve()}, outside the dataset; takes of board "
+            f"{board} {side} would be written there and the dataset could no longer be read",
+            path=self.root / linked,
+            fix="replace the link by a folder (move what it holds into the dataset)")
 
     def missing_files(self) -> list[Take]:
         """Takes whose audio file is not on disk."""
@@ -238,6 +267,7 @@ class Dataset:
         """
         _check_row_values(board=board, side=side, label=label, split=split, group=group)
         with self.locked():
+            self.check_take_folder(board, side)  # before a byte is written through a link
             number = self.next_take(board, side)
             rel = f"board{board:02d}/{side}/take{number:03d}.wav"
             write_wav(self.root / rel, y, sr=sr)

@@ -52,6 +52,7 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike 
         dataset = Dataset.create(dataset)
     result = ImportResult()
     with dataset.locked():  # one importer (or recorder) at a time; a second is told who
+        dataset.check_take_folder(board, side)  # a linked board folder: refused before any take
         for path in map(Path, files):
             # Ctrl-C or kill wait until the take is read, and its WAV and manifest row are both
             # written: every object of a take (soundfile's among them) is released inside

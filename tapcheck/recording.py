@@ -158,6 +158,8 @@ class Recorder:
         self.source = source or mic.device.name
         self.sr = config.audio.sr
         self.session = Session()  # the current (or last) session, also after Ctrl-C
+        # a board folder linking out of the dataset: refused before the first tap, not after it
+        dataset.check_take_folder(labels.board, labels.side)
         self._warn_orphans()
 
     # -- one take at a time ----------------------------------------------------------------------

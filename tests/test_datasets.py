@@ -124,3 +124,28 @@ def test_a_session_stops_at_once_when_the_manifest_cannot_take_a_row(tmp_path):
     assert run.stderr == (f"tapcheck: error: {manifest}: cannot be written (Permission denied) "
                           "— choose a folder you may write to, or fix its permissions\n")
     assert sorted(p.name for p in (tmp_path / "bench").rglob("*")) == before
+
+
+def test_no_take_is_written_through_a_link_out_of_the_dataset(tmp_path):
+    """A board folder linked elsewhere took the WAV outside, and the dataset then refused to be
+    read ("take ... is a link to a file outside the dataset"); a link within the dataset is
+    still followed, as reading takes follows it."""
+    ds = Dataset.create(tmp_path / "bench")
+    ds.add_take(_tap(), sr=44100, board=1, side="left", label="normal")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "bench" / "board02").symlink_to(outside)
+    (tmp_path / "bench" / "board03").mkdir()
+    (tmp_path / "bench" / "board03" / "right").symlink_to(outside)
+    for board, side, link in ((2, "left", "board02"), (3, "right", "board03/right")):
+        with pytest.raises(DatasetError) as found:
+            ds.add_take(_tap(), sr=44100, board=board, side=side, label="normal")
+        assert str(found.value) == (
+            f"{tmp_path / 'bench' / link}: is a link to {outside}, outside the dataset; takes of "
+            f"board {board} {side} would be written there and the dataset could no longer be "
+            "read — replace the link by a folder (move what it holds into the dataset)")
+    assert list(outside.iterdir()) == []
+    assert len(Dataset.open(tmp_path / "bench")) == 1
+    (tmp_path / "bench" / "board04").symlink_to("board01")
+    take = ds.add_take(_tap(), sr=44100, board=4, side="left", label="normal")
+    assert Dataset.open(tmp_path / "bench").path_of(take).is_file()

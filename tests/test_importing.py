@@ -58,3 +58,25 @@ def test_a_file_name_cannot_forge_a_report_line(tmp_path, run_cli):
     assert out.splitlines() == [
         f"{tmp_path}/c.wav\\nBOARD 3: NORMAL.wav -> {tmp_path}/d\\nx/board01/left/take001.wav",
         f"imported 1 of 1 file(s) into {tmp_path}/d\\nx"]
+
+
+def test_import_refuses_a_board_folder_linked_out_of_the_dataset(tmp_path, run_cli):
+    """It wrote the take through the link, outside the dataset, which info, train and doctor
+    then refused; now nothing is written and the dataset stays readable."""
+    from .conftest import write_tone
+
+    clips = [write_tone(tmp_path / f"c{i}.wav", duration_s=3.0, seed=i) for i in range(2)]
+    args = ("--dataset", "imp", "--side", "left", "--label", "normal")
+    assert run_cli("import", clips[0], "--board", "1", *args)[0] == 0
+    root = Dataset.open("imp").root
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "board02").symlink_to(outside)
+    code, out, err = run_cli("import", *clips, "--board", "2", *args)
+    assert (code, out) == (2, "")
+    assert err == (f"tapcheck: error: {root / 'board02'}: is a link to {outside}, outside the "
+                   "dataset; takes of board 2 left would be written there and the dataset could "
+                   "no longer be read — replace the link by a folder (move what it holds into "
+                   "the dataset)\n")
+    assert list(outside.iterdir()) == []
+    assert run_cli("info", "imp")[0] == 0

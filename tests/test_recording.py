@@ -315,3 +315,19 @@ def test_a_bad_duration_is_refused_before_the_microphone_or_a_folder(run_cli, tm
     assert (code, out) == (2, "") and len(err.splitlines()) == 1
     assert err.startswith("tapcheck: error: --duration must be between 0.5 and 60 s, not ")
     assert not (tmp_path / "r").exists()
+
+
+def test_record_refuses_a_board_folder_linked_out_of_the_dataset(pulse, tmp_path, recordings):
+    """Takes went through the link, outside the dataset, which could then not be read."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (recordings / "linked").mkdir(parents=True)
+    (recordings / "linked" / "board07").symlink_to(outside)
+    rec = _record("--board", "7", "--side", "left", "--takes", "1", "--duration", "1",
+                  "--dataset", "linked", "--yes", "--keep-bad")
+    assert rec.wait() == 2
+    assert rec.err == [f"tapcheck: error: {recordings / 'linked' / 'board07'}: is a link to "
+                       f"{outside}, outside the dataset; takes of board 7 left would be written "
+                       "there and the dataset could no longer be read — replace the link by a "
+                       "folder (move what it holds into the dataset)"]
+    assert list(outside.iterdir()) == []
