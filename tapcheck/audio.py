@@ -239,12 +239,20 @@ def write_wav(path: str | os.PathLike, y: np.ndarray, *, sr: int,
     path = Path(path)
     # encode in memory, then write the bytes: libsndfile writing to a file object does so from a
     # cffi callback, where a full disk's OSError is printed as "Exception ignored" and lost
-    buffer = io.BytesIO()
-    with deferred():  # soundfile's callbacks and close, as in load()
-        sf.write(buffer, np.clip(y, -1.0, 1.0), sr, format="WAV", subtype=subtype)
+    buffer = encode_wav(y, sr=sr, subtype=subtype)
     with atomic_write(path) as f:
         f.write(buffer.getbuffer())
     return path
+
+
+def encode_wav(y: np.ndarray, *, sr: int, subtype: str = "PCM_16") -> io.BytesIO:
+    """The WAV file :func:`write_wav` writes for ``y``, in memory (``import`` compares a clip's
+    stored samples with the dataset's takes before writing it)."""
+    buffer = io.BytesIO()
+    with deferred():  # soundfile's callbacks and close, as in load()
+        sf.write(buffer, np.clip(y, -1.0, 1.0), sr, format="WAV", subtype=subtype)
+    buffer.seek(0)
+    return buffer
 
 
 def peak_dbfs(y: np.ndarray) -> float:

@@ -1,15 +1,23 @@
-"""Bringing existing audio files into a dataset (``tapcheck import``)."""
+"""Bringing existing audio files into a dataset (``tapcheck import``).
+
+A recording is imported once: one given twice in a call (the same bytes under any name) refuses
+the call before anything is written, and a clip whose stored samples would be those of a take the
+dataset holds already (the same clip imported again, or its lossless copy) is refused as one bad
+file. Imported twice, one tap would count twice in training and calibration, which ``judge
+--per-board`` and ``enroll`` refuse as well.
+"""
 
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .config import Config
 from .datasets import Dataset, Take, check_slug
-from .errors import StorageError, TapcheckError
+from .errors import ParameterError, StorageError, TapcheckError
 from .interrupts import deferred
 
 
@@ -48,11 +56,13 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike 
     check_slug(side, "side")  # before a new dataset's folder is made
     if group:
         check_slug(group, "group")
+    _refuse_repeats(files)
     if not isinstance(dataset, Dataset):
         dataset = Dataset.create(dataset)
     result = ImportResult()
     with dataset.locked():  # one importer (or recorder) at a time; a second is told who
         dataset.check_take_folder(board, side)  # a linked board folder: refused before any take
+        stored = _takes_by_level(dataset.takes)
         for path in map(Path, files):
             # Ctrl-C or kill wait until the take is read, and its WAV and manifest row are both
             # written: every object of a take (soundfile's among them) is released inside
@@ -61,6 +71,7 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike 
                     y = load_clip(path, audio=config.audio, features=config.features)
                     # crops only to refuse a clip without a usable tap
                     strike_crops(y, sr=config.audio.sr, features=config.features, path=path)
+                    _refuse_stored(path, y, sr=config.audio.sr, dataset=dataset, stored=stored)
                 except TapcheckError as e:
                     result.errors.append(str(e))
                     continue
@@ -72,7 +83,73 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike 
                     result.errors.append(str(e))
                     result.stopped = len(files) - len(result.imported) - len(result.errors)
                     break
+            stored[_level(take)].append(take)
             result.imported.append((path, take))
             if on_take is not None:
                 on_take(path, take)
     return result
+
+
+def _refuse_repeats(files: Sequence[str | os.PathLike]) -> None:
+    """One recording named twice in a call (by its bytes, however it is named): refused before
+    the dataset is touched. Files that cannot be read repeat nothing; they get their own line."""
+    from .files import content_digest, first_repeat, repeat_problem
+
+    def digest(path) -> str | None:
+        if not os.path.isfile(path):  # missing, a folder, or a fifo (reading it would block)
+            return None
+        try:
+            return content_digest(path)
+        except OSError:
+            return None
+
+    repeat = first_repeat(files, [digest(f) for f in files])
+    if repeat:
+        raise ParameterError(f"{repeat_problem(*repeat)}; imported twice it would be two takes of "
+                             "one tap and count twice in training; nothing imported",
+                             path=repeat[0], fix="name each clip once")
+
+
+def _level(take: Take) -> tuple:
+    return take.sample_rate, take.duration_s, take.peak_dbfs
+
+
+def _takes_by_level(takes: Sequence[Take]) -> defaultdict[tuple, list[Take]]:
+    """The takes by their manifest's rate, length and peak: the few a clip could repeat, so that
+    a clip is compared with a handful of files, not every take of a large dataset."""
+    found: defaultdict[tuple, list[Take]] = defaultdict(list)
+    for take in takes:
+        found[_level(take)].append(take)
+    return found
+
+
+def _refuse_stored(path: Path, y, *, sr: int, dataset: Dataset,
+                   stored: defaultdict[tuple, list[Take]]) -> None:
+    """Refuse a clip whose samples, as they would be stored, are those of a take of the dataset.
+
+    The candidates are the takes whose manifest row has the rate, length and peak this take's
+    would have (computed as :meth:`Dataset.add_take` computes them); only they are read. A take
+    that cannot be read is no candidate: info, train and doctor name it.
+    """
+    import numpy as np
+    import soundfile as sf
+
+    from .audio import encode_wav, peak_dbfs
+
+    key = (sr, round(len(y) / sr, 4), round(peak_dbfs(y), 2))
+    if not stored.get(key):
+        return
+    ours = sf.read(encode_wav(y, sr=sr), dtype="int32")[0]
+    for take in stored[key]:
+        try:
+            file = dataset.path_of(take)
+            if not os.path.isfile(file):
+                continue
+            with open(file, "rb") as f:  # a file object: names that are not UTF-8 too
+                theirs = sf.read(f, dtype="int32")[0]
+        except (TapcheckError, OSError, sf.LibsndfileError):
+            continue
+        if np.array_equal(ours, theirs):
+            raise ParameterError(f"is already take {take.path} of this dataset (the same "
+                                 "samples); imported again it would count twice in training; "
+                                 "not imported", path=path, fix="leave it out")

@@ -24,8 +24,8 @@ def test_import_converts_and_reports_bad_files(tmp_path, run_cli):
                for t in ds.takes)
     # a second import appends; the first takes are untouched
     before = (ds.root / "board03/left/take001.wav").read_bytes()
-    code, _, _ = run_cli("import", knock, "--dataset", "bench", "--board", "3", "--side", "left",
-                         "--label", "normal")
+    code, _, _ = run_cli("import", knock_files("wood")[1], "--dataset", "bench", "--board", "3",
+                         "--side", "left", "--label", "normal")
     assert code == 0
     assert (ds.root / "board03/left/take001.wav").read_bytes() == before
     rows = list(csv.DictReader(open(ds.root / "manifest.csv")))

@@ -3,7 +3,7 @@
 import numpy as np
 import soundfile as sf
 
-from tapcheck.datasets import Dataset
+from tapcheck.datasets import Dataset, list_datasets
 
 SHORT = """[features]
 n_frames = 8
@@ -80,3 +80,46 @@ def test_import_refuses_a_board_folder_linked_out_of_the_dataset(tmp_path, run_c
                    "the dataset)\n")
     assert list(outside.iterdir()) == []
     assert run_cli("info", "imp")[0] == 0
+
+
+def test_import_refuses_a_clip_given_twice_and_imports_nothing(tmp_path, run_cli):
+    """Both were imported, two takes of one tap: judge --per-board and enroll refuse that."""
+    import shutil
+
+    from .conftest import write_tone
+
+    clip = write_tone(tmp_path / "a.wav", duration_s=3.0)
+    copy = shutil.copyfile(clip, tmp_path / "copy.wav")
+    other = write_tone(tmp_path / "b.wav", duration_s=3.0, seed=1)
+    args = ("--dataset", "twice", "--board", "1", "--side", "left", "--label", "normal")
+    for given, problem in (((clip, other, tmp_path / "." / "a.wav"), "is given twice"),
+                           ((clip, other, copy), f"is the same recording as {clip}")):
+        code, out, err = run_cli("import", *given, *args)
+        assert (code, out) == (2, "")
+        assert err == (f"tapcheck: error: {given[2]}: {problem}; imported twice it would be two "
+                       "takes of one tap and count twice in training; nothing imported — name "
+                       "each clip once\n")
+    assert "twice" not in list_datasets()
+
+
+def test_import_refuses_a_clip_the_dataset_holds_already(tmp_path, run_cli):
+    """The same clip imported again (or its FLAC: the same samples), or a take of the dataset
+    itself, is refused with its own line; the other files are imported."""
+    from .conftest import write_tone
+
+    clip = write_tone(tmp_path / "a.wav", duration_s=3.0)
+    flac = tmp_path / "a.flac"
+    sf.write(flac, sf.read(clip, dtype="int16")[0], 44100, subtype="PCM_16")
+    other = write_tone(tmp_path / "b.wav", duration_s=3.0, seed=1)
+    args = ("--dataset", "again", "--side", "left", "--label", "normal")
+    assert run_cli("import", clip, "--board", "1", *args)[0] == 0
+    root = Dataset.open("again").root
+    take = root / "board01" / "left" / "take001.wav"
+    code, out, err = run_cli("import", flac, other, take, "--board", "2", *args)
+    assert code == 2 and out.splitlines()[-1] == f"imported 1 of 3 file(s) into {root}"
+    assert err.splitlines() == [
+        f"tapcheck: error: {path}: is already take board01/left/take001.wav of this dataset (the "
+        "same samples); imported again it would count twice in training; not imported — leave "
+        "it out" for path in (flac, take)]
+    assert [t.path for t in Dataset.open("again").takes] == ["board01/left/take001.wav",
+                                                             "board02/left/take001.wav"]

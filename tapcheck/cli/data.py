@@ -42,8 +42,9 @@ def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label:
     """Bring existing audio files (WAV/FLAC/OGG, any rate, mono or stereo) into a dataset.
 
     Each file is converted to mono at the config's rate (44.1 kHz) and stored as the next take of
-    the board side; a file that cannot be read, or holds no strike, is listed at the end and not
-    imported.
+    the board side; a file that cannot be read, holds no strike, or holds the samples of a take
+    the dataset has already, is listed at the end and not imported. A clip named twice (or a copy
+    of it) imports nothing.
     """
     from ..datasets import dataset_path
     from ..importing import import_clips
