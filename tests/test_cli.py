@@ -44,6 +44,37 @@ def test_datasets_and_info(tiny_dataset, run_cli, monkeypatch):
     assert any(ln.split()[:4] == ["8", "right", "defect", "defect-held-out"] for ln in lines)
 
 
+
+def test_datasets_lists_the_readable_ones_and_names_a_broken_one(tiny_dataset, run_cli,
+                                                                 tmp_path, monkeypatch):
+    """One dataset's broken manifest ended the command with its error alone: the other datasets
+    went unlisted."""
+    import shutil
+
+    home = tmp_path / "recordings"
+    shutil.copytree(tiny_dataset.root, home / "good")
+    (home / "mf").mkdir()
+    (home / "mf" / "manifest.csv").write_text("garbage\n")
+    (home / "rows").mkdir()
+    (home / "rows" / "manifest.csv").write_text(
+        (tiny_dataset.root / "manifest.csv").read_text().replace(",train,", ",trian,", 1))
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(home))
+    code, out, err = run_cli("datasets")
+    assert code == 2
+    assert [line.split()[:2] for line in out.splitlines()] == [["dataset", "takes"],
+                                                              ["good", "90"]]
+    lines = err.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"tapcheck: error: {home / 'mf' / 'manifest.csv'}: dataset mf "
+                               "cannot be read: is not a tapcheck manifest (no column path, ")
+    assert lines[0].endswith(" — the header must be: path,board,side,label,group,split,take,"
+                             "recorded_at,sample_rate,duration_s,source,peak_dbfs")
+    assert lines[1] == (f"tapcheck: error: {home / 'rows' / 'manifest.csv'}:2: dataset rows "
+                        "cannot be read: unknown split 'trian' — use one of: train, test")
+    (home / "mf" / "manifest.csv").unlink()
+    shutil.rmtree(home / "rows")
+    assert run_cli("datasets")[0] == 0
+
 def test_models_lists_the_registry(run_cli):
     from tapcheck.models import MODELS
 

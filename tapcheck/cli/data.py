@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from .app import BOARD, FILE, cli, config_option, echo_err, parse_config, say, table, warn
+from .app import (BOARD, FILE, cli, config_option, echo_err, one_line, parse_config, say,
+                  table, warn)
 
 
 @cli.command()
@@ -62,16 +63,33 @@ def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label:
 
 
 @cli.command()
-def datasets() -> None:
-    """List the datasets under ./recordings (or $TAPCHECK_RECORDINGS)."""
+def datasets() -> int:
+    """List the datasets under ./recordings (or $TAPCHECK_RECORDINGS).
+
+    A dataset whose manifest cannot be read is left out of the table and named on stderr, one
+    line each with the reason and the fix; the others are listed all the same, and the exit
+    status is then 2 (0 when every dataset could be read).
+    """
     from ..datasets import Dataset, list_datasets
+    from ..errors import TapcheckError
     from ..paths import recordings_home
 
-    rows = [Dataset.open(recordings_home() / name).stats() for name in list_datasets()]
-    if not rows:
+    rows, broken = [], []
+    for name in list_datasets():
+        root = recordings_home() / name
+        try:
+            rows.append(Dataset.open(root).stats())
+        except TapcheckError as e:  # one broken manifest hid every other dataset
+            broken.append(str(TapcheckError(f"dataset {name} cannot be read: {e.problem}",
+                                            path=e.path or root, fix=e.fix)))
+    if rows:
+        click.echo(table(rows, ["dataset", "takes", "boards", "normal", "defect", "train",
+                                "test"]))
+    elif not broken:
         click.echo(f"no datasets in {recordings_home()}/ — try `tapcheck synth --dataset demo`")
-        return
-    click.echo(table(rows, ["dataset", "takes", "boards", "normal", "defect", "train", "test"]))
+    for line in broken:
+        echo_err(f"tapcheck: error: {one_line(line)}")
+    return 2 if broken else 0
 
 
 @cli.command()
