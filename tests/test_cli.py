@@ -201,3 +201,29 @@ def test_a_board_that_is_no_number_is_named_so(run_cli):
     code, _, err = run_cli("log", "--board", "abc")
     assert code == 2 and "'abc' is not a board number (a whole number from 0 to 999999)" in err
     assert "integer range" not in err  # click's words for it
+
+
+@pytest.mark.parametrize("command, option", [
+    ("synth", "--dataset"), ("import", "--dataset"), ("record", "--dataset"),
+    ("train", "--dataset"), ("compare", "--dataset"), ("evaluate", "--dataset"),
+    ("demo", "--dataset"), ("doctor", "--dataset"), ("judge", "--references")])
+def test_every_dataset_option_says_a_path_with_a_slash_is_a_folder(run_cli, command, option):
+    """"Dataset name or folder" did not say that ../escape or a/b is a folder from the current
+    one, not a name under ./recordings."""
+    code, out, _ = run_cli(command, "--help")
+    assert code == 0
+    text = " ".join(out.split())  # click wraps the help to the terminal's width
+    option_help = text[text.index(f"{option} NAME|PATH"):][:400]
+    assert ("a name under ./recordings (or $TAPCHECK_RECORDINGS), or a path with a slash to a "
+            "dataset folder (./bench, ../data/bench, /srv/bench)") in option_help
+
+
+def test_a_dataset_with_a_slash_is_a_folder_from_the_current_one(tiny_dataset, run_cli,
+                                                                 tmp_path, monkeypatch):
+    """What the help says: a/b is ./a/b, not recordings/a/b."""
+    import shutil
+
+    shutil.copytree(tiny_dataset.root, tmp_path / "a" / "b")
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli("info", "a/b")
+    assert code == 0 and out.splitlines()[0] == "a/b: 90 takes"

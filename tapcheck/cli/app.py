@@ -173,6 +173,18 @@ def config_option(help_text: str = "TOML config (see configs/default.toml); opti
     return click.option("--config", "config_path", type=FILE, help=help_text)
 
 
+# what an option naming a dataset takes: tapcheck.datasets.dataset_path's rule, said once here so
+# that every command's --help says it alike ("Dataset name or folder" left a/b and ../x unexplained)
+DATASET_FORMS = ("a name under ./recordings (or $TAPCHECK_RECORDINGS), or a path with a slash to "
+                 "a dataset folder (./bench, ../data/bench, /srv/bench); a bare name that is a "
+                 "dataset folder here means that folder")
+
+
+def dataset_option(what: str, *, name: str = "--dataset", **kwargs):
+    """A ``--dataset`` option (or ``name``) whose help is ``what``, then :data:`DATASET_FORMS`."""
+    return click.option(name, metavar="NAME|PATH", help=f"{what}: {DATASET_FORMS}.", **kwargs)
+
+
 def train_with_progress(ds, *, config, config_path: str | os.PathLike | None = None,
                         **kwargs) -> dict:
     """:func:`tapcheck.training.train_model` with a progress bar on a terminal, log lines else;

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import click
 
-from .app import (BOARD, FILE, cli, config_option, echo_err, one_line, parse_config, say,
-                  table, warn)
+from .app import (BOARD, FILE, cli, config_option, dataset_option, echo_err, one_line,
+                  parse_config, say, table, warn)
 
 
 @cli.command()
-@click.option("--dataset", default="demo", show_default=True, help="Dataset name or folder.")
+@dataset_option("Dataset to write (it must not hold takes yet)", default="demo",
+                show_default=True)
 @click.option("--takes", default=30, show_default=True, help="Takes per board and side.")
 @click.option("--test-takes", type=int, default=None,
               help="Held-out test takes of each normal training board (default: a fifth).")
@@ -31,7 +32,7 @@ def synth(dataset: str, takes: int, test_takes: int | None, seed: int, preset: s
 
 @cli.command("import")
 @click.argument("files", nargs=-1, required=True, type=FILE)
-@click.option("--dataset", required=True, help="Dataset name or folder (created if needed).")
+@dataset_option("Dataset to add the takes to, created if needed", required=True)
 @click.option("--board", required=True, type=BOARD, help="Board number.")
 @click.option("--side", required=True, help="Side or end struck, e.g. left.")
 @click.option("--label", required=True, type=click.Choice(["normal", "defect"]))
@@ -95,7 +96,11 @@ def datasets() -> int:
 @cli.command()
 @click.argument("name")
 def info(name: str) -> None:
-    """Boards, sides, labels and takes of one dataset."""
+    """Boards, sides, labels and takes of one dataset.
+
+    NAME is a dataset under ./recordings (or $TAPCHECK_RECORDINGS), or a path with a slash to a
+    dataset folder (./bench, ../data/bench).
+    """
     from ..datasets import Dataset
 
     ds = Dataset.open(name)
@@ -107,7 +112,7 @@ def info(name: str) -> None:
 
 
 @cli.command()
-@click.option("--dataset", help="Also check this dataset (name or folder): every take is loaded.")
+@dataset_option("Also check this dataset, loading every take")
 @config_option("TOML config whose [audio] and [features] the dataset's takes must suit.")
 def doctor(dataset: str | None, config_path: Path | None) -> int:
     """Check the installation (and a dataset) and say what to fix.

@@ -6,11 +6,12 @@ import functools
 
 import click
 
-from .app import cli, config_option, echo_err, parse_config, train_with_progress
+from .app import cli, config_option, dataset_option, echo_err, parse_config, train_with_progress
 
 
 @cli.command()
-@click.option("--dataset", default="demo", show_default=True)
+@dataset_option("Dataset to synthesise (if missing) and train on", default="demo",
+                show_default=True)
 @click.option("--model", "model_name",
               help="Model to train [the config's train.model: arcface-resnet18]; `tapcheck "
                    "models` lists them.")

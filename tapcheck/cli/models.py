@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from .app import (BOARD, FILE, BoardName, cli, config_option, echo_err, parse_config, say, table,
-                  train_with_progress, warn)
+from .app import (BOARD, FILE, BoardName, cli, config_option, dataset_option, echo_err,
+                  parse_config, say, table, train_with_progress, warn)
 
 
 @cli.command()
@@ -28,7 +28,7 @@ SCORER_NAMES = ["knn", "knn-decay", "knn-ldn", "mahalanobis", "prob", "recon"]
 
 def _train_options(f):
     options = [
-        click.option("--dataset", default="demo", show_default=True, help="Dataset to train on."),
+        dataset_option("Dataset to train on", default="demo", show_default=True),
         config_option(),
         click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the model's)."),
         click.option("--seed", type=int, help="Random seed."),
@@ -116,8 +116,8 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
               help="Say where each anomalous clip differs from healthy boards (band, time).")
 @click.option("--explain-dir", type=FILE,
               help="Also write a PNG per anomalous clip here (implies --explain).")
-@click.option("--references",
-              help="Dataset whose normal takes explanations compare with [the model's own].")
+@dataset_option("Dataset whose normal takes explanations compare with [the model's own]",
+                name="--references")
 def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | None,
           as_json: bool, per_board: bool, board: str | None, explain: bool,
           explain_dir: Path | None, references: str | None) -> int:
@@ -250,8 +250,7 @@ def _is_bench_json(path) -> bool:
 
 @cli.command()
 @click.option("--model", "model_path", type=FILE, help="Model file [models/arcface-resnet18.pt].")
-@click.option("--dataset", default="demo", show_default=True, help="Dataset whose test split "
-              "to judge.")
+@dataset_option("Dataset whose test split to judge", default="demo", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Everything as one JSON object.")
 def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
     """Judge a dataset's test split with a model file: false alarms on known and unseen boards

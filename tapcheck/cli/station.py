@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from ..console import score_pair
-from .app import (BOARD, Count, cli, config_option, echo_err, parse_config, say, table,
-                  warn)
+from .app import (BOARD, Count, cli, config_option, dataset_option, echo_err, parse_config, say,
+                  table, warn)
 
 
 def _open_input(device: str | None, config):
@@ -49,7 +49,8 @@ def devices() -> None:
 @click.option("--takes", default=30, show_default=True, type=click.IntRange(min=1),
               help="Good takes to record.")
 @click.option("--duration", type=float, help="Seconds per take [audio.duration_s: 3].")
-@click.option("--dataset", default="bench", show_default=True, help="Dataset name or folder.")
+@dataset_option("Dataset to record into, created if needed", default="bench",
+                show_default=True)
 @click.option("--device", help="Input device: index or part of its name (`tapcheck devices`).")
 @click.option("--trigger", is_flag=True,
               help="Listen continuously and save one take per strike heard (hands-free).")
