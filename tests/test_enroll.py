@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -344,3 +348,26 @@ def test_advice_about_a_model_file_runs_as_written(model, tiny_dataset, run_cli)
     clips = [str(c) for c in unseen_clips(tiny_dataset)]
     code, _, err = run_cli(*shlex.split(fix)[1:-1], *clips)
     assert code == 0, err
+
+
+def test_sigterm_mid_enrolment_says_the_model_is_unchanged_and_removes_the_lock(
+        model, tiny_dataset):
+    """`kill` stops enroll as Ctrl-C does: one line saying the model file was not changed, exit
+    130, no lock file left (it used to die silently, status 143, lock left)."""
+    before = md5(model)
+    lock = model.with_name("m.pt.lock")
+    run = subprocess.Popen([sys.executable, "-m", "tapcheck", "enroll", "--model", str(model),
+                            "--board", "13", *map(str, unseen_clips(tiny_dataset))],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not lock.exists():  # enroll holds the model file: it reads and embeds the clips next
+        assert run.poll() is None, run.communicate()
+        assert time.monotonic() < deadline, "enroll never took the lock"
+        time.sleep(0.005)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    assert (out, err) == ("", f"tapcheck: interrupted; {model} is unchanged, nothing was "
+                              "enrolled\n")
+    assert md5(model) == before
+    assert not lock.exists()

@@ -138,6 +138,36 @@ def _digests(*roots: Path) -> dict[Path, str]:
     return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
+def test_sigterm_mid_training_says_the_progress_is_kept_and_removes_the_lock(
+        small_train_set, fast, tmp_path):
+    """`kill` stops train as Ctrl-C does: one line naming the .partial and --resume, exit 130,
+    no lock file left beside the model (it used to die silently, status 143, lock left)."""
+    out = tmp_path / "models" / "m.pt"
+    args = [sys.executable, "-m", "tapcheck", "train", "--dataset", str(small_train_set),
+            "--config", str(fast), "--epochs", str(EPOCHS), "--out", str(out)]
+    partial = partial_path(out)
+    run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not partial.exists():  # the first epoch is saved: training is under way
+        assert run.poll() is None, run.communicate()
+        assert time.monotonic() < deadline, "no epoch finished in 5 minutes"
+        time.sleep(0.005)
+    run.send_signal(signal.SIGTERM)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert err.splitlines()[-1] == (
+        f"tapcheck: interrupted; the finished epochs are saved in {partial} — continue with "
+        "`tapcheck train --resume` and the same options")
+    assert "Traceback" not in err
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.pt.partial"]  # no m.pt.lock
+    done = read_partial(partial)["epoch"]
+    assert 1 <= done < EPOCHS
+    resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [ln.split()[1] for ln in resumed.stderr.splitlines() if ln.startswith("epoch")] == [
+        f"{e}/{EPOCHS}" for e in range(done + 1, EPOCHS + 1)]
+
+
 def test_sigkill_mid_training_loses_nothing_and_resume_finishes(
         small_train_set, fast, tmp_path, tiny_model, uninterrupted):
     root = shutil.copytree(small_train_set, tmp_path / "dataset")
