@@ -292,12 +292,16 @@ def _check_neighbours(config: Config, data: TrainingData, *, root: Path) -> None
     _, per_board = np.unique([t.board for t in takes], return_counts=True)
     others = len(takes) - (per_board.max() if len(per_board) > 1 else 1)
     if others < train.knn_k:
+        # a knn_k set too high in a config is as likely as too few takes: name the largest
+        # value these takes allow (each take has `others` candidate neighbours)
+        lower = f", or lower train.knn_k to {others} (the most these takes allow)" \
+            if others >= 1 else ""
         raise DatasetError(
             f"has {len(takes)} normal takes to calibrate on in the training split, too few to "
             f"score each against its {train.knn_k} nearest "
             f"{'takes of other boards' if len(per_board) > 1 else 'other takes'} (train.knn_k); "
             "nothing was trained", path=root / "manifest.csv",
-            fix="record or import more normal takes (about 30 per board side)")
+            fix=f"record or import more normal takes (about 30 per board side){lower}")
 
 
 def _with_classes(data: TrainingData, *, spec, root: Path, per_batch: bool

@@ -245,15 +245,16 @@ def test_auto_calibration_without_held_out_takes_is_refused(small_train_set, run
     assert not (tmp_path / "m.pt").exists()
 
 
-@pytest.mark.parametrize("boards, takes, calibration, refused", [
-    ([2], 3, "hold-out", "5 nearest other takes"),  # the README's import step alone
-    ([1, 2], 4, "leave-one-board-out", "5 nearest takes of other boards"),
-    ([1, 2], 6, "leave-one-board-out", None),  # 6 takes of the other board each: enough
+@pytest.mark.parametrize("boards, takes, calibration, refused, most", [
+    ([2], 3, "hold-out", "5 nearest other takes", 2),  # the README's import step alone
+    ([1, 2], 4, "leave-one-board-out", "5 nearest takes of other boards", 4),
+    ([1, 2], 6, "leave-one-board-out", None, None),  # 6 takes of the other board each: enough
 ])
 def test_too_few_normal_takes_for_the_knn_threshold_are_refused_before_training(
-        tmp_path, boards, takes, calibration, refused):
+        tmp_path, boards, takes, calibration, refused, most):
     """Without them the k-th nearest neighbour does not exist, and the threshold came out NaN
-    after training, blamed on the learning rate."""
+    after training, blamed on the learning rate. The fix names the largest train.knn_k the takes
+    allow (a knn_k set too high in a config only said to record more), and that value trains."""
     from tapcheck.errors import DatasetError
     from tapcheck.importing import import_clips
 
@@ -274,6 +275,12 @@ def test_too_few_normal_takes_for_the_knn_threshold_are_refused_before_training(
         train_model(ds, config=config, log=epochs.append)
     assert str(e.value).startswith(f"{ds.root / 'manifest.csv'}: has {len(boards) * takes} normal")
     assert not [line for line in epochs if line.startswith("epoch")]  # refused before training
+    assert e.value.fix == ("record or import more normal takes (about 30 per board side), or "
+                           f"lower train.knn_k to {most} (the most these takes allow)")
+    with pytest.raises(DatasetError, match=f"lower train.knn_k to {most} "):
+        train_model(ds, config=config.replace("train", knn_k=most + 1))
+    lowered = config.replace("train", knn_k=most)
+    assert np.isfinite(train_model(ds, config=lowered)["detector"]["offset"])
 
 
 @pytest.fixture(scope="module")
