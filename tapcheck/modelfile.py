@@ -152,42 +152,46 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
             f"pass --model {others[0]}" + (f" (or {', '.join(map(str, others[1:]))})"
                                             if others[1:] else "")
             if others else "train one with `tapcheck train` or pass --model PATH"))
+    # a model file can be replaced by another one; a run's progress (.partial) can only be
+    # given up: no other file takes its place, and "use a model file" sent users looking for one
+    partial = expect == PARTIAL_FORMAT
+    what = "training checkpoint" if partial else "model file"
+    fix = ("delete it and train without --resume (the run starts over)" if partial
+           else "use a model file written by `tapcheck train`")
     if path.is_dir():
-        raise ModelFileError("is a folder, not a model file", path=path,
-                             fix="pass the .pt file, e.g. models/arcface-resnet18.pt")
-    refuse_special(path, ModelFileError, fix="pass a model file written by `tapcheck train`")
+        raise ModelFileError(f"is a folder, not a {what}", path=path, fix=fix if partial
+                             else "pass the .pt file, e.g. models/arcface-resnet18.pt")
+    refuse_special(path, ModelFileError, fix=fix if partial
+                   else "pass a model file written by `tapcheck train`")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         if not _torch_file(path):  # the unpickler read a CSV or a text file as pickle opcodes
-            raise ModelFileError("is not a tapcheck model file (not a PyTorch file)", path=path,
-                                 fix="use a model file written by `tapcheck train`") from None
+            raise ModelFileError(f"is not a tapcheck {what} (not a PyTorch file)", path=path,
+                                 fix=fix) from None
         raise ModelFileError(
-            "is not a tapcheck model file (it holds Python objects or code that tapcheck refuses "
-            "to load)", path=path, fix="use a model file written by `tapcheck train`") from None
+            f"is not a tapcheck {what} (it holds Python objects or code that tapcheck refuses "
+            "to load)", path=path, fix=fix) from None
     except PermissionError:
         raise ModelFileError("cannot be read (permission denied)", path=path,
                              fix="check the file's permissions") from None
     except Exception:  # noqa: BLE001 - the unpickler raises anything on a garbage file
         # the exception's name (KeyError, OSError...) says nothing to a user; what happened does
-        raise ModelFileError("is not a tapcheck model file (not a PyTorch file, or one cut "
-                             "short or damaged)", path=path,
-                             fix="use a model file written by `tapcheck train`") from None
+        raise ModelFileError(f"is not a tapcheck {what} (not a PyTorch file, or one cut "
+                             "short or damaged)", path=path, fix=fix) from None
     if not isinstance(checkpoint, dict) or not _same(checkpoint.get("format"), expect):
-        what = "model file" if expect == FORMAT else "training checkpoint"
-        raise ModelFileError(f"is not a tapcheck {what}", path=path,
-                             fix="use a model file written by `tapcheck train`")
+        raise ModelFileError(f"is not a tapcheck {what}", path=path, fix=fix)
     made_by = checkpoint.get("tapcheck_version", "an unknown version")
     if not _same(checkpoint.get("format_version"), FORMAT_VERSION):
         raise ModelFileError(
             f"was written by tapcheck {made_by} in model format {checkpoint.get('format_version')}"
             f"; this tapcheck ({__version__}) reads format {FORMAT_VERSION}", path=path,
-            fix=RETRAIN)
+            fix=fix if partial else RETRAIN)
     if not _same(checkpoint.get("features_version"), FEATURES_VERSION):
         raise ModelFileError(
             f"was trained on features of version {checkpoint.get('features_version')} (tapcheck "
             f"{made_by}); this tapcheck computes version {FEATURES_VERSION}", path=path,
-            fix=RETRAIN)
+            fix=fix if partial else RETRAIN)
     return checkpoint
 
 

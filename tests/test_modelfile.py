@@ -10,7 +10,8 @@ import torch
 from tapcheck import __version__
 from tapcheck.errors import ModelFileError
 from tapcheck.judge import Judge
-from tapcheck.modelfile import load_model, partial_path, save_checkpoint, save_trained
+from tapcheck.modelfile import (load_model, partial_path, read_partial, save_checkpoint,
+                                save_trained)
 from tapcheck.models import rebuild
 from tapcheck.models.base import represent_clips
 
@@ -81,6 +82,24 @@ def test_not_a_model(tmp_path):
         load_model(tmp_path / "manifest.csv")
     with pytest.raises(ModelFileError, match="not found"):
         load_model(tmp_path / "c.pt")
+
+
+def test_a_partial_that_is_not_a_runs_progress_is_to_be_deleted(tiny_model, tmp_path):
+    """A .partial cannot be replaced by another file the way a model file can: its fix is to
+    delete it and start over, not "use a model file written by tapcheck train"."""
+    fix = " — delete it and train without --resume (the run starts over)"
+    text = tmp_path / "x.pt.partial"
+    text.write_text("{}\n")
+    other_version = torch.load(tiny_model, weights_only=True)
+    other_version.update(format="tapcheck-partial", format_version=-1)
+    for path, problem in [
+            (text, "is not a tapcheck training checkpoint (not a PyTorch file)"),
+            (tiny_model, "is not a tapcheck training checkpoint"),  # a model file as .partial
+            (save_checkpoint(tmp_path / "old.pt.partial", other_version),
+             f"was written by tapcheck {__version__} in model format -1; this tapcheck")]:
+        with pytest.raises(ModelFileError) as e:
+            read_partial(path)
+        assert str(e.value).startswith(f"{path}: {problem}") and str(e.value).endswith(fix)
 
 
 def test_damaged_weights(tiny_model, tmp_path):

@@ -132,6 +132,19 @@ def test_resume_without_a_partial_is_an_error(small_train_set, fast, tmp_path, r
                            "training run to resume (no such file) — train without --resume")
 
 
+def test_resume_from_a_partial_that_is_no_runs_progress_says_to_delete_it(
+        small_train_set, fast, tmp_path, run_cli):
+    partial = tmp_path / "m.pt.partial"
+    partial.write_text("{}\n")
+    code, _, err = run_cli("train", "--dataset", small_train_set, "--config", fast, "--out",
+                           tmp_path / "m.pt", "--resume")
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        f"tapcheck: error: {partial}: is not a tapcheck training checkpoint (not a PyTorch "
+        "file) — delete it and train without --resume (the run starts over)")
+    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "m.pt.lock").exists()
+
+
 def _digests(*roots: Path) -> dict[Path, str]:
     files = [p for root in roots for p in ([root] if root.is_file() else root.rglob("*"))
              if p.is_file()]
