@@ -13,6 +13,7 @@ into an empty one.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import math
@@ -114,10 +115,11 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool]:
     """
     refuse_special(path, DatasetError, fix="a manifest is a CSV file; restore it from a backup")
     try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: a manifest saved by a spreadsheet
-    except (OSError, UnicodeDecodeError) as e:
+        raw = path.read_bytes()
+    except OSError as e:
         raise DatasetError(f"cannot be read ({e})", path=path,
                            fix="restore it from a backup or rebuild it") from None
+    text = _utf8(raw, path)
     reader = csv.DictReader(io.StringIO(text))
     missing = [f for f in MANIFEST_FIELDS if f not in (reader.fieldnames or [])]
     if missing:
@@ -134,6 +136,23 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool]:
         takes.append(take)
     ours = tuple(reader.fieldnames or ()) == MANIFEST_FIELDS and text.startswith(HEADER)
     return takes, ours
+
+
+def _utf8(raw: bytes, path: Path) -> str:
+    """A manifest's text; one saved in another encoding is named at its first foreign byte."""
+    body = raw.removeprefix(codecs.BOM_UTF8)  # a manifest saved by a spreadsheet starts so
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # the codec's message ("can't decode byte 0xe9 in position 119") counts bytes from the
+        # start of the file; an editor shows lines
+        start = body.rfind(b"\n", 0, e.start) + 1
+        line = body.count(b"\n", 0, e.start) + 1
+        column = len(body[start:e.start].decode("utf-8")) + 1  # all UTF-8 before the byte
+        raise DatasetError(
+            f"is not UTF-8 text: byte 0x{body[e.start]:02x} at column {column} "
+            "(saved as Latin-1 or Windows-1252?)", path=f"{path}:{line}",
+            fix="save it as UTF-8 (a spreadsheet's 'CSV UTF-8')") from None
 
 
 def format_rows(rows: list[dict[str, Any]], *, header: bool) -> str:

@@ -75,6 +75,33 @@ def test_bad_manifests_name_the_line(tmp_path, edit, match):
     assert "manifest.csv:" in str(e.value)
 
 
+def _two_takes(tmp_path):
+    ds = Dataset.create(tmp_path / "bench")
+    for _ in range(2):
+        ds.add_take(_tap(), sr=44100, board=1, side="left", label="normal", source="mic")
+    return tmp_path / "bench" / "manifest.csv"
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"], ids=["plain", "spreadsheet-bom"])
+def test_a_manifest_in_latin1_is_named_at_its_line_with_the_fix_to_save_it_as_utf8(tmp_path,
+                                                                                  bom):
+    """It said "cannot be read ('utf-8' codec can't decode byte 0xe9 in position 119...) —
+    restore it from a backup or rebuild it": a byte count, and a fix that loses the file."""
+    path = _two_takes(tmp_path)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[2] = lines[2].replace(",mic,", ",Mikrofon B\u00f6hm,")  # the second take: line 3
+    column = lines[2].index("\u00f6") + 1  # ASCII before it: characters are bytes
+    path.write_bytes(bom + "".join(lines).encode("latin-1"))
+    with pytest.raises(DatasetError) as e:
+        Dataset.open(tmp_path / "bench")
+    assert str(e.value) == (
+        f"{path}:3: is not UTF-8 text: byte 0xf6 at column {column} (saved as Latin-1 or "
+        "Windows-1252?) — save it as UTF-8 (a spreadsheet's 'CSV UTF-8')")
+    path.write_bytes(bom + "".join(lines).encode("utf-8"))  # the fix: saved as UTF-8, it opens
+    assert [t.source for t in Dataset.open(tmp_path / "bench").takes] == [
+        "mic", "Mikrofon B\u00f6hm"]
+
+
 def test_not_a_manifest(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "manifest.csv").write_text("a,b\n1,2\n")

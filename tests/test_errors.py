@@ -462,6 +462,17 @@ def _excel_bom(root: Path) -> Path:
     return manifest
 
 
+def _latin1(root: Path) -> Path:
+    """Saved by an editor in Latin-1, with an accented value (a source "Mikrofon Böhm")."""
+    manifest = root / "manifest.csv"
+    lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
+    head, *cells = lines[2].split(",")
+    cells[-2] = "Mikrofon B\u00f6hm"  # source, the next-to-last column
+    lines[2] = ",".join([head, *cells])
+    manifest.write_bytes("".join(lines).encode("latin-1"))
+    return manifest
+
+
 def _replace_manifest(data: bytes | None):
     def make(root: Path) -> Path:
         manifest = root / "manifest.csv"
@@ -484,6 +495,7 @@ DATASETS = [
     Case("unknown label", _rows(_set("label", "cracked", row=3)), "unknown label 'cracked'"),
     Case("unknown split", _rows(_set("split", "validation", row=3)), "unknown split"),
     Case("malformed row", _rows(_set("board", "three", row=3)), "malformed row"),
+    Case("saved as Latin-1", _latin1, "is not UTF-8 text: byte 0xf6 at column"),
     Case("no normal takes in the training split", _rows(_set("label", "defect")),
          "has no normal takes in the training split", otherwise=FINE),
     Case("no training split", _rows(_set("split", "test")), "has no takes in the training split",
