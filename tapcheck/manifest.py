@@ -126,8 +126,20 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool]:
         raise DatasetError(f"is not a tapcheck manifest (no column {', '.join(missing)})",
                            path=path, fix=f"the header must be: {HEADER}")
     takes, seen = [], {}
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        # the reader's count of lines read, back to the row's first line (a quoted value may
+        # hold line breaks): a blank line, which it skips, must not shift the lines named
+        line = reader.line_num - sum(v.count("\n") for v in row.values() if isinstance(v, str))
         where = f"{path}:{line}"
+        # DictReader fills a short row's missing fields with None (columns of ours only: a
+        # short row of a manifest with extra columns of its own was read, and still is)
+        short = [f for f in MANIFEST_FIELDS if row[f] is None]
+        if short:
+            fields = sum(v is not None for k, v in row.items() if k is not None)
+            raise DatasetError(
+                f"has {fields} field(s), the header names {len(reader.fieldnames)} (it ends "
+                f"before '{short[0]}')", path=where,
+                fix="fix the row (a value per column, separated by commas) or delete it")
         take = parse_row(row, make, where)
         if take.path in seen:
             raise DatasetError(f"duplicate row for {take.path} (first on line {seen[take.path]})",

@@ -102,6 +102,19 @@ def test_a_manifest_in_latin1_is_named_at_its_line_with_the_fix_to_save_it_as_ut
         "mic", "Mikrofon B\u00f6hm"]
 
 
+def test_a_row_with_too_few_fields_says_so_at_its_line(tmp_path):
+    """It said "malformed row (int() argument must be a string, ... not 'NoneType')"; a blank
+    line before the row must not shift the line named."""
+    path = _two_takes(tmp_path)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("\nboard01/left/take005.wav,1,left\n")  # line 4 blank, the row on line 5
+    with pytest.raises(DatasetError) as e:
+        Dataset.open(tmp_path / "bench")
+    assert str(e.value) == (
+        f"{path}:5: has 3 field(s), the header names {len(MANIFEST_FIELDS)} (it ends before "
+        "'label') — fix the row (a value per column, separated by commas) or delete it")
+
+
 def test_not_a_manifest(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "manifest.csv").write_text("a,b\n1,2\n")

@@ -473,6 +473,13 @@ def _latin1(root: Path) -> Path:
     return manifest
 
 
+def _short_row(root: Path) -> Path:
+    manifest = root / "manifest.csv"
+    with open(manifest, "a", encoding="utf-8") as f:
+        f.write("board01/left/take005.wav,1,left\n")
+    return manifest
+
+
 def _replace_manifest(data: bytes | None):
     def make(root: Path) -> Path:
         manifest = root / "manifest.csv"
@@ -495,6 +502,7 @@ DATASETS = [
     Case("unknown label", _rows(_set("label", "cracked", row=3)), "unknown label 'cracked'"),
     Case("unknown split", _rows(_set("split", "validation", row=3)), "unknown split"),
     Case("malformed row", _rows(_set("board", "three", row=3)), "malformed row"),
+    Case("a row with too few fields", _short_row, "has 3 field(s), the header names 12"),
     Case("saved as Latin-1", _latin1, "is not UTF-8 text: byte 0xf6 at column"),
     Case("no normal takes in the training split", _rows(_set("label", "defect")),
          "has no normal takes in the training split", otherwise=FINE),
