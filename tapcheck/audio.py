@@ -90,15 +90,17 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
           min_sr: float) -> np.ndarray:
     if info.frames == 0:
         raise AudioError("holds no samples", path=path, fix="re-record or re-export the clip")
+    # the rate first: the length is counted in it, and a header claiming 1 Hz made a 2 s clip
+    # "44100 s long", with the fix to cut it
+    if info.samplerate < min_sr:
+        raise AudioError(
+            f"is sampled at {info.samplerate} Hz, so it holds sound up to "
+            f"{info.samplerate / 2:g} Hz only; tapcheck listens up to {min_sr / 2:.0f} Hz",
+            path=path, fix=f"record at 44100 Hz (at least {math.ceil(min_sr)} Hz)")
     if info.frames / info.samplerate > max_duration_s:
         raise AudioError(
             f"is {info.frames / info.samplerate:.0f} s long; a tap clip is a few seconds",
             path=path, fix="cut the clip around the strike (e.g. with sox trim) and try again")
-    if info.samplerate < min_sr:
-        raise AudioError(
-            f"is sampled at {info.samplerate} Hz, so it holds sound up to "
-            f"{info.samplerate / 2:.0f} Hz only; tapcheck listens up to {min_sr / 2:.0f} Hz",
-            path=path, fix=f"record at 44100 Hz (at least {math.ceil(min_sr)} Hz)")
     try:
         y, file_sr = info.read(dtype="float32", always_2d=True), info.samplerate
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
@@ -204,6 +206,9 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
         if size == 0:
             raise AudioError("is empty (0 bytes)", path=path,
                              fix="the recording or copy failed; record or copy it again")
+        wav = head[:4] == b"RIFF" and head[8:12] == b"WAVE"
+        if wav:
+            _check_wav_rate(path, head)
         try:
             # a file object: soundfile cannot encode file names that are not UTF-8
             info = sf.SoundFile(f)
@@ -212,25 +217,44 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
             raise AudioError(f"is not a readable audio file ({detail})", path=path,
                              fix=FORMATS_HINT) from None
         with info:
-            if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            if wav:
                 _check_wav_complete(path, head, size)
             yield info
 
 
-def _check_wav_complete(path: Path, head: bytes, size: int) -> None:
-    """libsndfile silently reads what is there of a truncated WAV; say so instead."""
+def _wav_chunks(head: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """(id, offset of its data, length) of each WAV chunk whose header lies in ``head``."""
     pos = 12
     while pos + 8 <= len(head):
         chunk, length = struct.unpack("<4sI", head[pos:pos + 8])
+        yield chunk, pos + 8, length
+        pos += 8 + length + (length & 1)
+
+
+def _check_wav_rate(path: Path, head: bytes) -> None:
+    """A WAV header's sample rate that libsndfile cannot take (0, or past its signed 32-bit
+    field) is named as such: libsndfile says "SF_INFO struct incomplete", which read as a file
+    that is not audio at all."""
+    for chunk, start, _ in _wav_chunks(head):
+        if chunk == b"fmt ":
+            if start + 8 <= len(head):
+                (rate,) = struct.unpack("<I", head[start + 4:start + 8])
+                if not 1 <= rate <= 2**31 - 1:
+                    raise AudioError(f"its header gives an invalid sample rate ({rate} Hz)",
+                                     path=path, fix="re-export the recording")
+            return
+
+
+def _check_wav_complete(path: Path, head: bytes, size: int) -> None:
+    """libsndfile silently reads what is there of a truncated WAV; say so instead."""
+    for chunk, start, length in _wav_chunks(head):
         if chunk == b"data":
             # 0 and 0xFFFFFFFF mean "unknown length" (streamed writers, RF64); nothing to check
-            if length not in (0, 0xFFFFFFFF) and pos + 8 + length > size:
-                have = size - pos - 8
+            if length not in (0, 0xFFFFFFFF) and start + length > size:
                 raise AudioError(
                     f"is truncated: its header promises {length} bytes of audio, the file holds "
-                    f"{have}", path=path, fix="copy or record the file again")
+                    f"{size - start}", path=path, fix="copy or record the file again")
             return
-        pos += 8 + length + (length & 1)
 
 
 def write_wav(path: str | os.PathLike, y: np.ndarray, *, sr: int,

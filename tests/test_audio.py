@@ -154,6 +154,48 @@ def test_rates_too_low_for_the_crop_are_refused(tmp_path):
         assert len(load(write_tone(tmp_path / "16k.wav", sr=16000), min_sr=need)) == 44100
 
 
+def _claiming_rate(path, rate: int):
+    """``path`` (a WAV) with its header's sample rate (bytes 24-27) and byte rate (28-31, the
+    rate times the block size at 32-33) set to ``rate``: the samples stay as they were."""
+    data = bytearray(path.read_bytes())
+    assert data[12:16] == b"fmt "  # a plain header: the rate is where the test patches it
+    block = int.from_bytes(data[32:34], "little")
+    data[24:28] = rate.to_bytes(4, "little")
+    data[28:32] = (rate * block % 2**32).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_header_claiming_1_hz_is_refused_for_its_rate_not_its_length(tmp_path):
+    """2 s of samples at a claimed 1 Hz were "88200 s long; a tap clip is a few seconds — cut
+    the clip", a fix for another problem: the rate is what is wrong, and checked first."""
+    from tapcheck.features import load_clip  # as judge, import and train read clips
+
+    path = _claiming_rate(write_tone(tmp_path / "one.wav", duration_s=2.0), 1)
+    with pytest.raises(AudioError) as e:
+        load_clip(path)
+    assert str(e.value) == (f"{path}: is sampled at 1 Hz, so it holds sound up to 0.5 Hz only; "
+                            "tapcheck listens up to 4307 Hz — record at 44100 Hz (at least "
+                            "8614 Hz)")
+
+
+@pytest.mark.parametrize("rate", [0, 2**31, 0xFFFFFFF0])
+def test_a_wav_header_with_an_invalid_rate_is_named_so(tmp_path, rate):
+    """libsndfile cannot take these ("SF_INFO struct incomplete"), which read as "not a
+    readable audio file — use a WAV, FLAC or OGG recording" of what is a WAV."""
+    path = _claiming_rate(write_tone(tmp_path / "bad-rate.wav"), rate)
+    with pytest.raises(AudioError) as e:
+        load(path)
+    assert str(e.value) == (f"{path}: its header gives an invalid sample rate ({rate} Hz) — "
+                            "re-export the recording")
+
+
+def test_the_largest_rate_libsndfile_takes_is_not_called_invalid(tmp_path):
+    path = _claiming_rate(write_tone(tmp_path / "fast.wav"), 2**31 - 1)
+    with pytest.warns(TapcheckWarning, match="resampled from 2147483647 Hz"):
+        assert len(load(path)) < 10  # a second of samples at that rate lasts 20 microseconds
+
+
 def test_heavy_clipping_is_refused_and_a_clipped_peak_warned(tmp_path):
     y = np.sin(np.arange(3 * 44100) * 0.02) * np.exp(-np.arange(3 * 44100) / 4000)
     sf.write(tmp_path / "heavy.wav", np.clip(y * 3, -1, 1), 44100)
