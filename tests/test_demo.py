@@ -134,3 +134,27 @@ def test_demo_replaces_only_a_model_it_trained(tmp_path, tiny_model, tiny_datase
                                  "--epochs", "1")
         assert code == 0, err
     assert torch.load(target, weights_only=True)["made_by"] == "tapcheck demo"
+
+
+def test_kill_mid_training_stops_demo_as_ctrl_c_does(tmp_path, tiny_dataset, one_thread):
+    """`kill` ended demo silently with status 143; now one line and exit 130, as Ctrl-C, and no
+    model file (it is written whole at the end or not at all)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    folder = tmp_path / "demo"
+    shutil.copytree(tiny_dataset.root, folder)
+    env = {**os.environ, "TAPCHECK_MODELS": str(tmp_path / "models")}
+    run = subprocess.Popen([sys.executable, "-m", "tapcheck", "demo", "--dataset", str(folder),
+                            "--model", "arcface-lite", "--epochs", "500"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in run.stdout:  # training under way
+        if line.startswith("2/3 training"):
+            break
+    run.send_signal(signal.SIGTERM)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert err.splitlines()[-1] == "tapcheck: interrupted" and "Traceback" not in err
+    assert not (tmp_path / "models" / "arcface-lite.pt").exists()

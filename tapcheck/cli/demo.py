@@ -24,14 +24,18 @@ def demo(dataset: str, model_name: str | None, config_path, epochs: int | None,
     """Synthesise the study's boards (if missing), train arcface-resnet18 (or --model, or the
     --config's), judge the test split."""
     from ..demo import demo_lines, run_demo
+    from ..interrupts import terminate_as_interrupt
     from ..paths import model_path
 
     config = parse_config(config_path)
-    result, verdicts, seconds = run_demo(dataset, model=model_name,
-                                         config=config, epochs=epochs,
-                                         seed=seed, say=click.echo,
-                                         train=functools.partial(train_with_progress,
-                                                                 config_path=config_path))
+    # `kill` stops demo like Ctrl-C ("tapcheck: interrupted", exit 130) as it stops train: it
+    # died silently with status 143; its model file is written whole at the end or not at all
+    with terminate_as_interrupt():
+        result, verdicts, seconds = run_demo(dataset, model=model_name,
+                                             config=config, epochs=epochs,
+                                             seed=seed, say=click.echo,
+                                             train=functools.partial(train_with_progress,
+                                                                     config_path=config_path))
     # the file run_demo wrote: models/<model>.pt, the --model or the config's
     written = model_path(model_name or config.train.model)
     for line in demo_lines(result, seconds=seconds, model=written, dataset=dataset):
