@@ -27,6 +27,10 @@ from .interrupts import deferred
 FORMATS_HINT = "use a WAV, FLAC or OGG recording"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")  # the formats of FORMATS_HINT, by file name
 MAX_DURATION_S = 120.0  # longer than any tap clip; guards against importing a whole session
+# The fastest rate audio interfaces record at (384 kHz, the top of the common 44.1/48 kHz x 8
+# family). A header past it is damaged, not a recording: 10 MHz turned 3 s of samples into 13 ms,
+# which was resampled and then refused as "too short — record longer clips".
+MAX_SAMPLE_RATE = 384_000
 # Clipping: a flat top of >= 3 equal samples above 90 % of full scale; a clean strike peaks for one
 # or two (checked on the real knocks). 5 ms of flat tops is a tenth of a strike's first 50 ms,
 # where most of its energy is: beyond that the spectrum is the clipper's, not the board's.
@@ -64,8 +68,8 @@ def load(path: str | os.PathLike, *, sr: int = 44100,
     Raises
     ------
     AudioError
-        Missing, a folder, empty, unreadable, truncated, too long, too low a sample rate, not
-        finite, heavily clipped.
+        Missing, a folder, empty, unreadable, truncated, too long, too low or too high a sample
+        rate (above :data:`MAX_SAMPLE_RATE`), not finite, heavily clipped.
     """
     path = Path(path)
     # Ctrl-C waits until the file is read and closed: soundfile reads a file object through
@@ -97,6 +101,12 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
             f"is sampled at {info.samplerate} Hz, so it holds sound up to "
             f"{info.samplerate / 2:g} Hz only; tapcheck listens up to {min_sr / 2:.0f} Hz",
             path=path, fix=f"record at 44100 Hz (at least {math.ceil(min_sr)} Hz)")
+    if info.samplerate > MAX_SAMPLE_RATE:
+        raise AudioError(
+            f"is sampled at {info.samplerate} Hz, faster than any audio interface records "
+            "(a damaged header?)", path=path,
+            fix=f"re-export the recording at 44100 Hz (tapcheck reads rates up to "
+                f"{MAX_SAMPLE_RATE} Hz)")
     if info.frames / info.samplerate > max_duration_s:
         raise AudioError(
             f"is {info.frames / info.samplerate:.0f} s long; a tap clip is a few seconds",

@@ -190,10 +190,25 @@ def test_a_wav_header_with_an_invalid_rate_is_named_so(tmp_path, rate):
                             "re-export the recording")
 
 
-def test_the_largest_rate_libsndfile_takes_is_not_called_invalid(tmp_path):
-    path = _claiming_rate(write_tone(tmp_path / "fast.wav"), 2**31 - 1)
-    with pytest.warns(TapcheckWarning, match="resampled from 2147483647 Hz"):
-        assert len(load(path)) < 10  # a second of samples at that rate lasts 20 microseconds
+@pytest.mark.parametrize("rate", [384001, 10_000_000, 2**31 - 1])
+def test_a_rate_no_audio_interface_records_is_refused_for_its_rate(tmp_path, rate):
+    """A header claiming 10 MHz (a damaged one) was resampled to a few hundred samples and then
+    called "too short — record longer clips", a fix for another problem; the largest rate
+    libsndfile takes is not "invalid" to it, but no recording is made at it either."""
+    from tapcheck.features import load_clip  # as judge, import and train read clips
+
+    path = _claiming_rate(write_tone(tmp_path / "fast.wav", duration_s=3.0), rate)
+    with pytest.raises(AudioError) as e:
+        load_clip(path)
+    assert str(e.value) == (f"{path}: is sampled at {rate} Hz, faster than any audio interface "
+                            "records (a damaged header?) — re-export the recording at 44100 Hz "
+                            "(tapcheck reads rates up to 384000 Hz)")
+
+
+def test_the_fastest_audio_interface_rate_is_read(tmp_path):
+    path = write_tone(tmp_path / "384k.wav", sr=384000, duration_s=0.5)
+    with pytest.warns(TapcheckWarning, match="resampled from 384000 Hz"):
+        assert len(load(path)) == 22050
 
 
 def test_heavy_clipping_is_refused_and_a_clipped_peak_warned(tmp_path):
