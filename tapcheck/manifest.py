@@ -129,7 +129,10 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool]:
     for row in reader:
         # the reader's count of lines read, back to the row's first line (a quoted value may
         # hold line breaks): a blank line, which it skips, must not shift the lines named
-        line = reader.line_num - sum(v.count("\n") for v in row.values() if isinstance(v, str))
+        # (a long row's surplus values are a list, under the key None: counted too)
+        extra = row.get(None)
+        breaks = sum(v.count("\n") for v in row.values() if isinstance(v, str))
+        line = reader.line_num - breaks - (sum(v.count("\n") for v in extra) if extra else 0)
         where = f"{path}:{line}"
         # DictReader fills a short row's missing fields with None (columns of ours only: a
         # short row of a manifest with extra columns of its own was read, and still is)
@@ -140,6 +143,15 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool]:
                 f"has {fields} field(s), the header names {len(reader.fieldnames)} (it ends "
                 f"before '{short[0]}')", path=where,
                 fix="fix the row (a value per column, separated by commas) or delete it")
+        # a long row's surplus was dropped, the row read as if whole, when a stray comma or an
+        # unquoted one inside a value may have shifted what its values mean
+        if extra:
+            names = len(reader.fieldnames)
+            raise DatasetError(
+                f"has {names + len(extra)} field(s), the header names {names} ({len(extra)} "
+                f"more after '{reader.fieldnames[-1]}')", path=where,
+                fix="fix the row (a value per column, separated by commas; a value holding a "
+                    "comma goes in double quotes) or delete it")
         take = parse_row(row, make, where)
         if take.path in seen:
             raise DatasetError(f"duplicate row for {take.path} (first on line {seen[take.path]})",

@@ -115,6 +115,29 @@ def test_a_row_with_too_few_fields_says_so_at_its_line(tmp_path):
         "'label') — fix the row (a value per column, separated by commas) or delete it")
 
 
+@pytest.mark.parametrize("own_column", [False, True], ids=["ours", "with-a-column-of-its-own"])
+def test_a_row_with_too_many_fields_says_so_at_its_line(tmp_path, own_column):
+    """A value past the last column (a stray comma, a value holding an unquoted comma) was
+    dropped without a word, the row read as if it were whole. A manifest with a column of its
+    own counts that column: its rows have one value more, and one past it is refused."""
+    path = _two_takes(tmp_path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if own_column:
+        lines = [lines[0] + ",note", *(line + ",ok" for line in lines[1:])]
+    lines[2] += ',"spare\nvalue"'  # the second take, line 3; a line break to count back
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as e:
+        Dataset.open(tmp_path / "bench")
+    names, last = (13, "note") if own_column else (12, "peak_dbfs")
+    assert str(e.value) == (
+        f"{path}:3: has {names + 1} field(s), the header names {names} (1 more after '{last}') "
+        "— fix the row (a value per column, separated by commas; a value holding a comma goes "
+        "in double quotes) or delete it")
+    lines[2] = lines[2].removesuffix(',"spare\nvalue"')  # the fix: the row as the header says
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert len(Dataset.open(tmp_path / "bench").takes) == 2
+
+
 def test_not_a_manifest(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "manifest.csv").write_text("a,b\n1,2\n")

@@ -482,6 +482,15 @@ def _short_row(root: Path) -> Path:
     return manifest
 
 
+def _long_row(root: Path) -> Path:
+    """A value past the last column, on a take's row: read without a word, it was dropped."""
+    manifest = root / "manifest.csv"
+    lines = manifest.read_text(encoding="utf-8").splitlines()
+    lines[2] += ",spare"
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return manifest
+
+
 def _replace_manifest(data: bytes | None):
     def make(root: Path) -> Path:
         manifest = root / "manifest.csv"
@@ -505,6 +514,7 @@ DATASETS = [
     Case("unknown split", _rows(_set("split", "validation", row=3)), "unknown split"),
     Case("malformed row", _rows(_set("board", "three", row=3)), "malformed row"),
     Case("a row with too few fields", _short_row, "has 3 field(s), the header names 12"),
+    Case("a row with too many fields", _long_row, "has 13 field(s), the header names 12"),
     Case("saved as Latin-1", _latin1, "is not UTF-8 text: byte 0xf6 at column"),
     Case("no normal takes in the training split", _rows(_set("label", "defect")),
          "has no normal takes in the training split", otherwise=FINE),
