@@ -292,8 +292,19 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
                              fix=f"leave it out for a fifth ({takes // 5}), or raise --takes")
     if preset not in ("study", "plant"):
         raise ParameterError(f"--preset must be 'study' or 'plant', not '{preset}'")
+    if preset == "plant":
+        from .plant import plant_boards as boards
+    else:
+        boards = study_boards
     fresh = not dataset_path(name).exists()
     ds = Dataset.create(name)
+    if not ds.takes:
+        # a board or side folder linked out of the dataset: its takes would be written there,
+        # and the dataset then refused (import and record refuse it too); named before the
+        # stray takes, which would count the files the link leads to as the dataset's own
+        for spec in boards(seed=seed):
+            for side in spec.sides:
+                ds.check_take_folder(spec.number, side)
     stray = sum(1 for _ in ds.root.glob("board*/*/take*.wav"))
     if ds.takes or stray:
         raise DatasetError(
@@ -302,10 +313,6 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
             "before it could clean up?)", path=ds.root,
             fix="choose another --dataset name, or delete the folder if it holds nothing you "
                 "need; synth never adds to or overwrites recordings")
-    if preset == "plant":
-        from .plant import plant_boards as boards
-    else:
-        boards = study_boards
     jobs = [(spec, side, k) for spec in boards(seed=seed) for side in spec.sides
             for k in range(1, takes + 1)]
     if progress:

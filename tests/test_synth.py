@@ -150,3 +150,33 @@ def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, ru
     code, out, err = run_cli("synth", "--dataset", root, "--takes", "1")
     assert code == 0, err
     assert "wrote 18 takes" in out
+
+
+@pytest.mark.parametrize("manifest", [False, True], ids=["folder", "empty-dataset"])
+@pytest.mark.parametrize("link", ["board03", "board05/left"])
+def test_synth_refuses_a_board_folder_linked_out_of_the_dataset(tmp_path, run_cli, link,
+                                                                manifest):
+    """synth wrote its takes through the link, outside the dataset, which info, train and
+    doctor then refused (import and record refused such a folder); and take files already
+    there counted as "take file(s) its manifest does not list" of the dataset. Now the link is
+    named, as import names it, before anything is written."""
+    root = tmp_path / "syn"
+    (root / link).parent.mkdir(parents=True)
+    if manifest:
+        (root / "manifest.csv").write_text(
+            "path,board,side,label,group,split,take,recorded_at,sample_rate,duration_s,source,"
+            "peak_dbfs\n")
+    outside = tmp_path / "outside"
+    (outside / "right").mkdir(parents=True)
+    (outside / "right" / "take001.wav").write_bytes(b"someone else's")
+    (root / link).symlink_to(outside)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    code, out, err = run_cli("synth", "--dataset", root, "--takes", "1")
+    board, side = (3, "left") if link == "board03" else (5, "left")
+    assert (code, out) == (2, "")
+    assert err == (f"tapcheck: error: {root / link}: is a link to {outside}, outside the "
+                   f"dataset; takes of board {board} {side} would be written there and the "
+                   "dataset could no longer be read — replace the link by a folder (move what it "
+                   "holds into the dataset)\n")
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert not list(root.rglob("*.wav"))
