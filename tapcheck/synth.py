@@ -250,6 +250,23 @@ def take_rng(seed: int, board: int, side: str, take: int) -> np.random.Generator
 MAX_TAKES = 1000  # per board side: 18 000 takes, about 5 GB, for the study's 18 sides
 
 
+def _refuse_linked_folder(root: Path, board: int, side: str) -> None:
+    """Refuse a board side whose folder is a link, even one inside the dataset.
+
+    synth numbers every board side's takes from 1: with ``board01`` linked to ``board02``,
+    board 2's takes overwrote board 1's and both rows named the same audio, silently (import and
+    record number takes after the files already there, so only synth needs this).
+    """
+    from .errors import DatasetError
+
+    for rel in (f"board{board:02d}", f"board{board:02d}/{side}"):
+        if (root / rel).is_symlink():
+            raise DatasetError(
+                f"is a link to {(root / rel).resolve()}; synth writes every board side into a "
+                "folder of its own", path=root / rel,
+                fix="remove the link (synth makes the folders it needs)")
+
+
 def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: int | None = None,
                        seed: int = 0, sr: int = 44100, duration_s: float = 3.0,
                        progress: bool = False, preset: str = "study"):
@@ -305,6 +322,7 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
         for spec in boards(seed=seed):
             for side in spec.sides:
                 ds.check_take_folder(spec.number, side)
+                _refuse_linked_folder(ds.root, spec.number, side)
     stray = sum(1 for _ in ds.root.glob("board*/*/take*.wav"))
     if ds.takes or stray:
         raise DatasetError(

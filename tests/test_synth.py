@@ -180,3 +180,18 @@ def test_synth_refuses_a_board_folder_linked_out_of_the_dataset(tmp_path, run_cl
                    "holds into the dataset)\n")
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
     assert not list(root.rglob("*.wav"))
+
+
+def test_synth_refuses_a_board_folder_linked_inside_the_dataset(tmp_path, run_cli):
+    """board01 linked to board02: synth wrote board 2's take001 over board 1's, both rows named
+    the same audio, and info and doctor saw nothing wrong. A link among the folders synth
+    writes is now refused before anything is written."""
+    root = tmp_path / "syn"
+    (root / "board02").mkdir(parents=True)
+    (root / "board01").symlink_to(root / "board02")
+    code, out, err = run_cli("synth", "--dataset", root, "--takes", "1")
+    assert (code, out) == (2, "")
+    assert err == (f"tapcheck: error: {root / 'board01'}: is a link to {root / 'board02'}; synth "
+                   "writes every board side into a folder of its own — remove the link (synth "
+                   "makes the folders it needs)\n")
+    assert not list(root.rglob("*.wav"))
