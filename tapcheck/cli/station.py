@@ -266,26 +266,30 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
         pass
     # no microphone fails before the log is made: a station that never ran leaves no log behind
     device_, rate = _open_input(device, config)
-    with InspectionLog(create=True) as log:  # made and checked here: a bad log fails now
-        root, log_path = log.root, log.path
-    MarkBook(root).close()  # a log of another schema: one clear line, before any tap
     mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
-    station_ = Station(judge_, root, board=board,
-                       explain=config.station.explain and not no_explain)
-    if station_.explain_note:
-        warn(station_.explain_note)
-    shown = host if ":" not in host else f"[{host}]"
-    address = f"http://{shown}:{sock.getsockname()[1]}/" + (f"?token={token}" if token else "")
-    listener = Listener(judge_, mic=StoppableMic(mic), stream=config.stream, board=board,
-                        show=click.echo, warn=warn, on_verdict=station_.on_verdict,
-                        on_judgment=station_.on_judgment)
-    try:
-        with mic, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a shift ends
-            serve(station_, sock=sock, token=token, mic=mic, listener=listener,
-                  on_ready=lambda: echo_err(
-                      f"station at {address} — listening on '{device_.name}' at {rate} Hz "
-                      f"with {judge_.name} (threshold {judge_.threshold:.4f}); log "
-                      f"{log_path}; Ctrl-C to stop"))
-    finally:
-        sock.close()
-        echo_err(f"tapcheck: {listener.summary()}")
+    # nor does a microphone that is listed but cannot be opened (busy, its source gone) or never
+    # delivers audio: it is opened and heard from first, so an earlier log is not even opened
+    with contextlib.closing(sock), mic:
+        mic.wait_ready()
+        with InspectionLog(create=True) as log:  # made and checked here: a bad log fails now
+            root, log_path = log.root, log.path
+        MarkBook(root).close()  # a log of another schema: one clear line, before any tap
+        station_ = Station(judge_, root, board=board,
+                           explain=config.station.explain and not no_explain)
+        if station_.explain_note:
+            warn(station_.explain_note)
+        shown = host if ":" not in host else f"[{host}]"
+        address = (f"http://{shown}:{sock.getsockname()[1]}/"
+                   + (f"?token={token}" if token else ""))
+        listener = Listener(judge_, mic=StoppableMic(mic), stream=config.stream, board=board,
+                            show=click.echo, warn=warn, on_verdict=station_.on_verdict,
+                            on_judgment=station_.on_judgment)
+        try:
+            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a shift ends
+                serve(station_, sock=sock, token=token, mic=mic, listener=listener,
+                      on_ready=lambda: echo_err(
+                          f"station at {address} — listening on '{device_.name}' at {rate} Hz "
+                          f"with {judge_.name} (threshold {judge_.threshold:.4f}); log "
+                          f"{log_path}; Ctrl-C to stop"))
+        finally:
+            echo_err(f"tapcheck: {listener.summary()}")
