@@ -6,14 +6,21 @@ are done, so a stopped session never leaves a file without its row. :func:`termi
 makes SIGTERM stop a session the way Ctrl-C does. SIGKILL cannot be caught; the atomic writes
 bound what it can do to a stray temporary file or an audio file without a row, which readers
 ignore and numbering skips.
+
+A command that rewrites a model file says, when stopped, what it kept: :func:`training_stops`
+(``train``) and :func:`enrolment_stops` (``enroll``) turn Ctrl-C and ``kill`` into
+:class:`Interrupted`, whose sentence the CLI prints as ``tapcheck: interrupted; <kept>`` with
+exit status 130.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
-from typing import Iterator
+from pathlib import Path
+from typing import Callable, Iterator
 
 _HELD = (signal.SIGINT, signal.SIGTERM)
 
@@ -57,3 +64,98 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class Interrupted(BaseException):
+    """Ctrl-C or ``kill`` stopped a command, which says what it kept.
+
+    A BaseException as KeyboardInterrupt is, so that no ``except Exception`` swallows it, but not
+    a KeyboardInterrupt: click answers one of those with an empty line before its own Abort, and
+    the line this one carries is the command's last word.
+
+    Parameters
+    ----------
+    kept : str
+        What is left on disk, e.g. "models/m.pt is unchanged, nothing was enrolled".
+    """
+
+    exit_code = 130
+
+    def __init__(self, kept: str):
+        self.kept = kept
+        super().__init__(kept)
+
+
+@contextlib.contextmanager
+def reporting(kept: Callable[[], str]) -> Iterator[None]:
+    """Within the block, SIGTERM stops like Ctrl-C, and either one leaves it as
+    :class:`Interrupted` carrying ``kept()``, asked once the block has unwound (its locks gone,
+    its files closed), so the sentence tells what is on disk then."""
+    try:
+        with terminate_as_interrupt():
+            yield
+    except KeyboardInterrupt:
+        raise Interrupted(kept()) from None
+
+
+def file_identity(path: str | os.PathLike) -> tuple | None:
+    """What tells a file replaced by an atomic write (a new inode) from the one seen before;
+    None for no file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+@contextlib.contextmanager
+def training_stops() -> Iterator[Callable[[Path, Path], None]]:
+    """``train`` stopped by Ctrl-C or ``kill``: :class:`Interrupted`, saying what it kept.
+
+    Yields ``watch(out, partial)``, to be called once the model file and its progress file are
+    known (before training): until then the run has written nothing.
+    """
+    target: list[tuple[Path, Path, tuple | None]] = []
+
+    def watch(out: Path, partial: Path) -> None:
+        target[:] = [(out, partial, file_identity(out))]
+
+    with reporting(lambda: training_kept(*target[0]) if target else "nothing was written"):
+        yield watch
+
+
+def training_kept(out: Path, partial: Path, before: tuple | None) -> str:
+    """What an interrupted ``train`` leaves: the finished model, the run's progress (a .partial
+    found now is this run's, or an earlier interrupted run's: ``--resume`` continues either), or
+    nothing new. ``before`` is :func:`file_identity` of ``out`` when the run began."""
+    if file_identity(out) != before:
+        return f"the model was already saved to {out}"
+    if partial.exists():
+        return (f"the finished epochs are saved in {partial} — continue with `tapcheck train "
+                "--resume` and the same options")
+    kept = f"{out} is unchanged" if before is not None else f"{out} was not written"
+    return f"stopped before the first epoch was saved; {kept}"
+
+
+@contextlib.contextmanager
+def enrolment_stops(model: Path, *, undo: bool, clips: int) -> Iterator[None]:
+    """``enroll`` (``undo``: ``enroll --undo``) of ``clips`` clips into ``model``, stopped by
+    Ctrl-C or ``kill``: :class:`Interrupted`, saying whether the model file changed (its rewrite
+    is atomic: it holds the enrolment entirely or not at all)."""
+    before = file_identity(model)
+    with reporting(lambda: enrolment_kept(model, before, undo=undo, clips=clips)):
+        yield
+
+
+def enrolment_kept(model: Path, before: tuple | None, *, undo: bool, clips: int) -> str:
+    """What an interrupted ``enroll`` leaves; ``before`` is :func:`file_identity` of ``model``
+    when it began."""
+    from .paths import model_command
+
+    if file_identity(model) == before:
+        return f"{model} is unchanged" + ("" if undo else ", nothing was enrolled")
+    if undo:
+        return f"the last enrolment was already removed from {model}"
+    return (f"the enrolment was already saved: {clips} clip(s) enrolled into {model} — "
+            f"`{model_command(model, 'enroll', '--list')}` shows it, "
+            f"`{model_command(model, 'enroll', '--undo')}` takes it back")

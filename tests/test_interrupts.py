@@ -8,7 +8,8 @@ import signal
 import pytest
 import soundfile as sf
 
-from tapcheck.interrupts import deferred
+from tapcheck.interrupts import (Interrupted, deferred, enrolment_stops, file_identity,
+                                 reporting, training_stops)
 
 from .conftest import write_tone
 
@@ -74,3 +75,101 @@ def test_import_reads_and_saves_each_take_while_ctrl_c_is_held(tmp_path, monkeyp
                           label="normal")
     assert len(result.imported) == 3 and len(result.errors) == 2
     assert unguarded == []
+
+
+def _replace(path, data: bytes) -> None:
+    """Rewrite ``path`` as tapcheck's atomic writes do: a new file renamed over it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_reporting_stops_on_ctrl_c_and_kill_with_what_was_kept_then(sig):
+    """The sentence is asked for after the block has unwound, and SIGTERM's handler is put
+    back: `kill` outside the block is `kill` again."""
+    unwound = []
+
+    def kept():
+        return f"kept after {unwound}"
+
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted) as stopped:
+        with reporting(kept):
+            try:
+                os.kill(os.getpid(), sig)
+            finally:
+                unwound.append("the block")
+    assert stopped.value.kept == "kept after ['the block']" and stopped.value.exit_code == 130
+    assert not isinstance(stopped.value, (KeyboardInterrupt, Exception))  # click's Abort: no
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_an_uninterrupted_block_is_left_alone():
+    with reporting(lambda: "never asked"):
+        done = "done"
+    assert done == "done"
+    with pytest.raises(ValueError), reporting(lambda: "never asked"):
+        raise ValueError("an error stays itself")
+
+
+def _stopped_training(out, partial, *, watch=True, during=None) -> str:
+    with pytest.raises(Interrupted) as stopped:
+        with training_stops() as watch_:
+            if watch:
+                watch_(out, partial)
+            if during is not None:
+                during()
+            os.kill(os.getpid(), signal.SIGTERM)
+    return stopped.value.kept
+
+
+def test_what_an_interrupted_train_kept(tmp_path):
+    out, partial = tmp_path / "m.pt", tmp_path / "m.pt.partial"
+    assert _stopped_training(out, partial, watch=False) == "nothing was written"
+    assert _stopped_training(out, partial) == (
+        f"stopped before the first epoch was saved; {out} was not written")
+    out.write_bytes(b"yesterday's model")
+    assert _stopped_training(out, partial) == (
+        f"stopped before the first epoch was saved; {out} is unchanged")
+    assert _stopped_training(out, partial, during=lambda: partial.write_bytes(b"epoch 1")) == (
+        f"the finished epochs are saved in {partial} — continue with `tapcheck train --resume` "
+        "and the same options")
+    assert _stopped_training(out, partial, during=lambda: _replace(out, b"today's model")) == (
+        f"the model was already saved to {out}")
+
+
+def _stopped_enrolment(model, *, undo, during=None) -> str:
+    with pytest.raises(Interrupted) as stopped:
+        with enrolment_stops(model, undo=undo, clips=3):
+            if during is not None:
+                during()
+            os.kill(os.getpid(), signal.SIGINT)
+    return stopped.value.kept
+
+
+def test_what_an_interrupted_enroll_kept(tmp_path):
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"a model")
+    assert _stopped_enrolment(model, undo=False) == f"{model} is unchanged, nothing was enrolled"
+    assert _stopped_enrolment(model, undo=True) == f"{model} is unchanged"
+
+    def rewrite():
+        _replace(model, b"a model, rewritten")
+
+    assert _stopped_enrolment(model, undo=True, during=rewrite) == (
+        f"the last enrolment was already removed from {model}")
+    assert _stopped_enrolment(model, undo=False, during=rewrite) == (
+        f"the enrolment was already saved: 3 clip(s) enrolled into {model} — `tapcheck enroll "
+        f"--model {model} --list` shows it, `tapcheck enroll --model {model} --undo` takes it "
+        "back")
+
+
+def test_file_identity_tells_an_atomic_rewrite_from_the_file_seen_before(tmp_path):
+    path = tmp_path / "m.pt"
+    assert file_identity(path) is None
+    path.write_bytes(b"same size")
+    before = file_identity(path)
+    assert file_identity(path) == before
+    _replace(path, b"same size")
+    assert file_identity(path) != before

@@ -3,7 +3,9 @@
 Every command imports what it needs when it runs, so ``tapcheck judge`` does not pay for
 matplotlib or scikit-learn. Errors a user can cause are :class:`~tapcheck.errors.TapcheckError`
 and become one line and exit status 2 in :func:`main`, the one place that handles them
-(``--debug`` shows the traceback instead).
+(``--debug`` shows the traceback instead). Ctrl-C and ``kill`` end there too, as one line and
+exit status 130: ``tapcheck: interrupted``, and what was kept when the command says it
+(:class:`~tapcheck.interrupts.Interrupted`).
 
 Options that are settings default to ``None``, so the order is always: the option, then the
 ``--config`` file, then the dataclass default (:mod:`tapcheck.config`).
@@ -22,6 +24,7 @@ import click
 from .. import __version__
 from ..console import one_line, table  # noqa: F401 - table: the commands' table printer
 from ..errors import TapcheckError, TapcheckWarning
+from ..interrupts import Interrupted
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 # click would refuse an unreadable file before the command runs, in its own words and for the
@@ -156,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         echo_err(f"tapcheck: error: {one_line(_joined(e.format_message()))}")
         return 2
+    except Interrupted as e:  # stopped by Ctrl-C or kill, and it says what it kept
+        echo_err(f"tapcheck: interrupted; {e.kept}")
+        return e.exit_code
     except (click.Abort, KeyboardInterrupt):
         echo_err("tapcheck: interrupted")
         return 130

@@ -70,64 +70,36 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     from ..datasets import Dataset
     from ..files import check_writable
     from ..errors import ModelFileError
-    from ..interrupts import terminate_as_interrupt
+    from ..interrupts import training_stops
     from ..locks import exclusive, lock_path
     from ..modelcheck import check_buildable, check_model_target
     from ..modelfile import check_partial, partial_path, save_trained
     from ..paths import model_path
 
-    target = None  # (the model file, its .partial, the file as it was) once known
-    try:
-        # `kill` stops like Ctrl-C: the lock file goes, and the user is told what was kept
-        with terminate_as_interrupt():
-            config = parse_config(config_path).replace(
-                "train", model=model_name, epochs=epochs, seed=seed, scorer=scorer,
-                members=members, calibration=calibration)
-            check_buildable(config)  # an unknown name, or crops the network cannot take: now
-            ds = Dataset.open(dataset)
-            out = out or model_path(config.train.model)
-            check_model_target(out)  # never overwrite what tapcheck did not make
-            check_writable(out.parent)  # now, not after an hour of training
-            partial = partial_path(out)
-            target = (out, partial, _file_identity(out))
-            # one run per model file: a second one is told "in use by PID N", not "interrupted"
-            with exclusive(lock_path(out), what=out, error=ModelFileError, remove=True):
-                check_partial(partial, resume=resume)
-                checkpoint = train_with_progress(ds, config=config, config_path=config_path,
-                                                 partial=partial, resume=resume)
-                save_trained(out, checkpoint)
-            det = checkpoint["detector"]
-            method = det.get("calibration", {}).get("method", "")
-            say(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, {det['kind']} scorer, "
-                f"{method + ' ' if method else ''}threshold {-det['offset']:.4g} at "
-                f"{checkpoint['config']['train']['far']:.0%} false alarms)")
-    except KeyboardInterrupt:
-        kept = _training_kept(*target) if target else "nothing was written"
-        echo_err(f"tapcheck: interrupted; {kept}")
-        return 130
+    # `kill` stops like Ctrl-C: the lock file goes, and one line says what was kept
+    with training_stops() as watch:
+        config = parse_config(config_path).replace(
+            "train", model=model_name, epochs=epochs, seed=seed, scorer=scorer,
+            members=members, calibration=calibration)
+        check_buildable(config)  # an unknown name, or crops the network cannot take: now
+        ds = Dataset.open(dataset)
+        out = out or model_path(config.train.model)
+        check_model_target(out)  # never overwrite what tapcheck did not make
+        check_writable(out.parent)  # now, not after an hour of training
+        partial = partial_path(out)
+        watch(out, partial)  # from here on, a stop says what is kept
+        # one run per model file: a second one is told "in use by PID N", not "interrupted"
+        with exclusive(lock_path(out), what=out, error=ModelFileError, remove=True):
+            check_partial(partial, resume=resume)
+            checkpoint = train_with_progress(ds, config=config, config_path=config_path,
+                                             partial=partial, resume=resume)
+            save_trained(out, checkpoint)
+        det = checkpoint["detector"]
+        method = det.get("calibration", {}).get("method", "")
+        say(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, {det['kind']} scorer, "
+            f"{method + ' ' if method else ''}threshold {-det['offset']:.4g} at "
+            f"{checkpoint['config']['train']['far']:.0%} false alarms)")
     return 0
-
-
-def _file_identity(path: Path) -> tuple | None:
-    """What tells a file replaced by an atomic write (a new inode) from the one seen before."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
-
-
-def _training_kept(out: Path, partial: Path, before: tuple | None) -> str:
-    """What an interrupted ``train`` leaves: the finished model, the run's progress (a .partial
-    found now is this run's, or an earlier interrupted run's: ``--resume`` continues either), or
-    nothing new."""
-    if _file_identity(out) != before:
-        return f"the model was already saved to {out}"
-    if partial.exists():
-        return (f"the finished epochs are saved in {partial} — continue with `tapcheck train "
-                "--resume` and the same options")
-    kept = f"{out} is unchanged" if before is not None else f"{out} was not written"
-    return f"stopped before the first epoch was saved; {kept}"
 
 
 @cli.command()
@@ -320,7 +292,7 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
     from ..calibration import describe
     from ..enroll import enroll as enroll_clips
     from ..enroll import folder_board_warning, undo_enrollment
-    from ..interrupts import terminate_as_interrupt
+    from ..interrupts import enrolment_stops
     from ..paths import model_command
 
     model_path = model_path or paths.model_path()
@@ -342,43 +314,30 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
             + (f"; `{model_command(model_path, 'enroll', '--undo')}` takes the last back"
                if rows else ""))
         return 0
-    before = _file_identity(model_path)
-    try:
-        # `kill` stops like Ctrl-C: the lock file goes, and the user is told whether the model
-        # file changed (its rewrite is atomic: it holds the enrolment entirely or not at all)
-        with terminate_as_interrupt():
-            if undo:
-                done = undo_enrollment(model_path)
-                say(f"removed the enrolment of {len(done['clips'])} clip(s) from {model_path}: "
-                    f"{done['references']} references, threshold {done['threshold']:.4g}")
-                return 0
-            config = parse_config(config_path) if config_path else None
-            done = enroll_clips(model_path, list(clips), board=board, force=force,
-                                config=config)
-            for clip, score in done["over_threshold"]:
-                warn(f"{clip}: scores {score:.4g}, over the threshold "
-                     f"{done['threshold_before']:.4g} (judged ANOMALOUS), enrolled as a normal "
-                     "tap all the same — if that board is not sound, "
-                     f"`{model_command(model_path, 'enroll', '--undo')}` takes the enrolment back")
-            for clip, folder in done["other_board_folders"]:
-                warn(f"{clip}: its folder names board {folder}, enrolled as board {board}")
-            if done["folder_boards"]:
-                warn(folder_board_warning(done["folder_boards"], model=model_path))
-            if done["calibration"].get("warning"):
-                warn(done["calibration"]["warning"])
-            say(f"enrolled {done['clips']} clip(s) into {model_path} in {done['seconds']:.1f} "
-                f"s: {done['references']} references, threshold "
-                f"{done['threshold_before']:.4g} -> {done['threshold']:.4g}")
-            click.echo(describe(done["calibration"]))
-    except KeyboardInterrupt:
-        if _file_identity(model_path) == before:
-            kept = f"{model_path} is unchanged" + ("" if undo else ", nothing was enrolled")
-        elif undo:
-            kept = f"the last enrolment was already removed from {model_path}"
-        else:
-            kept = (f"the enrolment was already saved: {len(clips)} clip(s) enrolled into "
-                    f"{model_path} — `{model_command(model_path, 'enroll', '--list')}` shows "
-                    f"it, `{model_command(model_path, 'enroll', '--undo')}` takes it back")
-        echo_err(f"tapcheck: interrupted; {kept}")
-        return 130
+    # `kill` stops like Ctrl-C: the lock file goes, and one line says whether the model file
+    # changed
+    with enrolment_stops(model_path, undo=undo, clips=len(clips)):
+        if undo:
+            done = undo_enrollment(model_path)
+            say(f"removed the enrolment of {len(done['clips'])} clip(s) from {model_path}: "
+                f"{done['references']} references, threshold {done['threshold']:.4g}")
+            return 0
+        config = parse_config(config_path) if config_path else None
+        done = enroll_clips(model_path, list(clips), board=board, force=force,
+                            config=config)
+        for clip, score in done["over_threshold"]:
+            warn(f"{clip}: scores {score:.4g}, over the threshold "
+                 f"{done['threshold_before']:.4g} (judged ANOMALOUS), enrolled as a normal "
+                 "tap all the same — if that board is not sound, "
+                 f"`{model_command(model_path, 'enroll', '--undo')}` takes the enrolment back")
+        for clip, folder in done["other_board_folders"]:
+            warn(f"{clip}: its folder names board {folder}, enrolled as board {board}")
+        if done["folder_boards"]:
+            warn(folder_board_warning(done["folder_boards"], model=model_path))
+        if done["calibration"].get("warning"):
+            warn(done["calibration"]["warning"])
+        say(f"enrolled {done['clips']} clip(s) into {model_path} in {done['seconds']:.1f} "
+            f"s: {done['references']} references, threshold "
+            f"{done['threshold_before']:.4g} -> {done['threshold']:.4g}")
+        click.echo(describe(done["calibration"]))
     return 0
