@@ -199,23 +199,25 @@ def test_no_microphone_leaves_no_inspection_log(tiny_model, tmp_path):
     assert not log.exists() and list(tmp_path.iterdir()) == []
 
 
-def _station_that_cannot_start(model, cwd, log, env) -> subprocess.CompletedProcess:
-    result = _tapcheck("station", "--model", model, "--device", "pulse", "--port",
-                       str(free_port()), "--no-explain", cwd=cwd, timeout=180,
-                       env={"TAPCHECK_INSPECTIONS": str(log), **env})
+def _station_that_cannot_start(command, model, cwd, log, env) -> subprocess.CompletedProcess:
+    options = ("--port", str(free_port()), "--no-explain") if command == "station" else ()
+    result = _tapcheck(command, "--model", model, "--device", "pulse", *options, cwd=cwd,
+                       timeout=180, env={"TAPCHECK_INSPECTIONS": str(log), **env})
     assert result.returncode == 2, result.stderr
     _one_line_error(result.stderr)
     return result
 
 
-def test_microphone_that_cannot_be_opened_leaves_the_log_as_it_was(pulse, tiny_model, tmp_path):
+@pytest.mark.parametrize("command", ["station", "listen"])
+def test_microphone_that_cannot_be_opened_leaves_the_log_as_it_was(pulse, tiny_model, tmp_path,
+                                                                   command):
     """A microphone PortAudio lists but cannot open (its PulseAudio source is gone: PULSE_SOURCE
     names none, so creating the record stream fails) left an empty inspection log behind; now
-    the station opens the microphone first, and an earlier log is not touched."""
+    the station (and listen) opens the microphone first, and an earlier log is not touched."""
     gone = {"PULSE_SOURCE": "no-such-source"}
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    result = _station_that_cannot_start(tiny_model, fresh, fresh / "inspections", gone)
+    result = _station_that_cannot_start(command, tiny_model, fresh, fresh / "inspections", gone)
     assert "tapcheck: error: cannot open 'pulse' at " in result.stderr
     assert list(fresh.iterdir()) == []
     assert "tapcheck: no taps judged" not in result.stderr  # no session was started
@@ -226,18 +228,20 @@ def test_microphone_that_cannot_be_opened_leaves_the_log_as_it_was(pulse, tiny_m
                    board=3, model="arcface-resnet18", model_path="m.pt", score=0.5,
                    threshold=0.1, verdict="ANOMALOUS")
     before = _snapshot(earlier)
-    _station_that_cannot_start(tiny_model, earlier, earlier / "inspections", gone)
+    _station_that_cannot_start(command, tiny_model, earlier, earlier / "inspections", gone)
     assert _snapshot(earlier) == before
     with InspectionLog(earlier / "inspections") as log:
         assert [r.board for r in log.query()] == [3]
 
 
-def test_microphone_that_delivers_no_audio_leaves_no_log(pulse, tiny_model, tmp_path):
+@pytest.mark.parametrize("command", ["station", "listen"])
+def test_microphone_that_delivers_no_audio_leaves_no_log(pulse, tiny_model, tmp_path, command):
     """A microphone that opens but never delivers a block (its PulseAudio sink suspended) is a
     station that never started: no log is made."""
     pulse.pactl("suspend-sink", "bench", "1")
     try:
-        result = _station_that_cannot_start(tiny_model, tmp_path, tmp_path / "inspections", {})
+        result = _station_that_cannot_start(command, tiny_model, tmp_path,
+                                            tmp_path / "inspections", {})
     finally:
         pulse.pactl("suspend-sink", "bench", "0")
     assert "tapcheck: error: no audio from 'pulse' for 10 s" in result.stderr

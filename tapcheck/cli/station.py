@@ -160,23 +160,28 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
     config = config.replace("audio", sr=judge_.config.audio.sr)  # record at the model's rate
     device_, rate = _open_input(device, config)
     mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
-    with InspectionLog(create=True) as log:
-        listener = Listener(judge_, mic=mic, log=log, stream=config.stream, board=board,
-                            show=click.echo, warn=warn, taps_per_board=taps_per_board)
-        try:
-            with terminate_as_interrupt(), mic:
-                listener.warm_up()
-                mic.wait_ready()
-                listener.run(max_taps=taps, on_ready=lambda: echo_err(
-                    f"listening on '{device_.name}' at {rate} Hz (input latency "
-                    f"{mic.latency_s * 1000:.0f} ms) with {judge_.name} ({judge_.model.path}, "
-                    f"threshold {judge_.threshold:.4f}); log {log.path}; Ctrl-C to stop"))
-        except KeyboardInterrupt:
-            pass  # Ctrl-C is how a shift ends
-        finally:  # also when the device fails: every judgment so far is in the log
-            echo_err(f"tapcheck: {listener.summary()}")
-            if mic.overflows:
-                warn(f"{mic.overflows} audio block(s) were lost (the computer fell behind)")
+    try:
+        # a microphone listed but not openable (busy, its source gone) or that never delivers
+        # audio fails before the log is made or opened: a session that never ran leaves none
+        with terminate_as_interrupt(), mic:
+            mic.wait_ready()
+            with InspectionLog(create=True) as log:
+                listener = Listener(judge_, mic=mic, log=log, stream=config.stream, board=board,
+                                    show=click.echo, warn=warn, taps_per_board=taps_per_board)
+                try:
+                    listener.warm_up()
+                    listener.run(max_taps=taps, on_ready=lambda: echo_err(
+                        f"listening on '{device_.name}' at {rate} Hz (input latency "
+                        f"{mic.latency_s * 1000:.0f} ms) with {judge_.name} "
+                        f"({judge_.model.path}, threshold {judge_.threshold:.4f}); log "
+                        f"{log.path}; Ctrl-C to stop"))
+                finally:  # also when the device fails: every judgment so far is in the log
+                    echo_err(f"tapcheck: {listener.summary()}")
+                    if mic.overflows:
+                        warn(f"{mic.overflows} audio block(s) were lost (the computer fell "
+                             "behind)")
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a shift ends
 
 
 @cli.command("log")
