@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import traceback
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
@@ -39,6 +40,8 @@ class Verdict:
     model: str
     error: str | None = None
     warnings: tuple[str, ...] = ()
+    # how ``error`` came about, for ``--debug`` (which asks for tracebacks): not in to_dict
+    trace: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def anomalous(self) -> bool:
@@ -46,6 +49,7 @@ class Verdict:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        del d["trace"]
         d["warnings"] = list(self.warnings)
         for key in ("score", "threshold"):  # JSON has no NaN: a bare NaN breaks every parser
             if d[key] is not None and not np.isfinite(d[key]):
@@ -116,7 +120,8 @@ class Judge:
                         crops = clip_features(p, audio=self.config.audio,
                                               features=self.config.features)
                 except TapcheckError as e:
-                    results[i] = Verdict(os.fspath(p), None, None, None, self.name, error=str(e))
+                    results[i] = Verdict(os.fspath(p), None, None, None, self.name, error=str(e),
+                                         trace=traceback.format_exc())
                     continue
             good.append((i, crops, tuple(str(w.message) for w in caught)))
         if refuse_repeats:
@@ -208,8 +213,10 @@ class Judgment:
             return 1 if any(b.verdict == ANOMALOUS for b in self.boards) else 0
         return 1 if any(v.anomalous for v in self.verdicts) else 0
 
-    def lines(self, *, as_json: bool = False) -> tuple[list[str], list[str]]:
-        """What the command prints: (standard output lines, standard error lines)."""
+    def lines(self, *, as_json: bool = False,
+              debug: bool = False) -> tuple[list[str], list[str]]:
+        """What the command prints: (standard output lines, standard error lines); with
+        ``debug``, each clip's error line follows its traceback."""
         from .calibration import describe
 
         info, out, err = self.calibration, [], []
@@ -237,7 +244,9 @@ class Judgment:
                 err.append(f"tapcheck: warning: board {b.board}: {b.taps} taps; the board "
                            f"threshold is calibrated for {b.expected_taps}, so its stated rate "
                            "holds only approximately")
-        err += [f"tapcheck: error: {v.error}" for v in self.errors]
+        for v in self.errors:  # --debug: the traceback a bad clip's one line stands for
+            err += v.trace.rstrip("\n").splitlines() if debug and v.trace else []
+            err.append(f"tapcheck: error: {v.error}")
         if self.errors and len(self.verdicts) > 1:
             err.append(f"tapcheck: {len(self.errors)} of {len(self.verdicts)} clip(s) could not "
                        "be judged")

@@ -46,6 +46,32 @@ def test_exit_status_2_and_the_good_clips_still_judged(tiny_model, tiny_dataset,
     assert f"{bad}: is not a readable audio file" in err and "1 of 2" in err
 
 
+def test_debug_shows_each_bad_clips_traceback_and_judges_the_others(tiny_model, tiny_dataset,
+                                                                    tmp_path, run_cli,
+                                                                    monkeypatch):
+    """--debug asks for tracebacks: a clip that cannot be judged gets its traceback (stderr),
+    then its error line, and the other clips are still judged; without --debug one line each."""
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....nonsense")
+    silent = write_tone(tmp_path / "silent.wav", tap_at_s=None)
+    good = tiny_dataset.path_of(tiny_dataset.takes[0])
+    code, out, err = run_cli("judge", "--debug", bad, good, silent, "--model", tiny_model)
+    assert code == 2 and len(out.splitlines()) == 1 and str(good) in out
+    assert err.count("Traceback (most recent call last):") == 2, err
+    first, second = err.split("Traceback (most recent call last):")[1:]
+    assert "AudioError" in first and f"tapcheck: error: {bad}: is not a readable" in first
+    assert "no strike found" in second and f"tapcheck: error: {silent}: " in second
+    assert err.rstrip().endswith("tapcheck: 2 of 3 clip(s) could not be judged")
+    monkeypatch.delenv("TAPCHECK_DEBUG")  # main() sets it for the process; a new one has none
+    code, out, err = run_cli("judge", bad, good, silent, "--model", tiny_model)
+    assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 4, err
+    code, out, err = run_cli("judge", "--json", "--debug", bad, good, "--model", tiny_model)
+    assert [set(json.loads(line)) for line in out.splitlines()] == [
+        {"path", "verdict", "score", "threshold", "model", "error", "warnings", "threshold_ci",
+         "rate_holds_for"}] * 2  # the traceback goes to stderr, not into the JSON rows
+    assert err.count("Traceback (most recent call last):") == 1
+
+
 def test_json_lines(tiny_model, tiny_dataset, run_cli, tmp_path):
     silent = write_tone(tmp_path / "silent.wav", tap_at_s=None)
     good = tiny_dataset.path_of(tiny_dataset.takes[0])

@@ -97,6 +97,12 @@ def _joined(message: str) -> str:
     return re.sub(r"\s*\n\s*", " ", message)
 
 
+def debugging() -> bool:
+    """Whether ``--debug`` (or ``$TAPCHECK_DEBUG``) asked for tracebacks: :func:`main` takes the
+    flag out of the arguments wherever it was typed and says it here."""
+    return bool(os.environ.get("TAPCHECK_DEBUG"))
+
+
 def echo_err(text: str) -> None:
     click.echo(text, err=True)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from .app import (BOARD, FILE, BoardName, cli, config_option, dataset_option, echo_err,
-                  parse_config, say, table, train_with_progress, warn)
+from .app import (BOARD, FILE, BoardName, cli, config_option, dataset_option, debugging,
+                  echo_err, parse_config, say, table, train_with_progress, warn)
 
 
 @cli.command()
@@ -140,7 +140,7 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
     result = judge_clips(clips, model=model_path or paths.model_path(), config=config,
                          explain=explain, picture_dir=explain_dir, references=references,
                          per_board=per_board, board=board)
-    out, err = result.lines(as_json=as_json)
+    out, err = result.lines(as_json=as_json, debug=debugging())
     for line in out:
         click.echo(line)
     for line in err:
