@@ -131,7 +131,9 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
         false-alarm rates' intervals over boards (:func:`rate_interval`).
     known_boards : sequence of int
         Boards the model knows (its training split, enrolled boards): their normal takes count
-        as *known*, other normal boards as *unseen*.
+        as *known*, other normal boards as *unseen*; a defective board it knows is a row's
+        ``known defect`` (a board it was trained on as a class: its recall is not a new
+        defect's), one it does not, ``defect``.
     stated_far : float, optional
         The false-alarm rate per tap the model states, reported beside the observed ones.
     board_threshold : float, optional
@@ -163,8 +165,11 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
     rows = board_rows(takes, scores, threshold=threshold)
     means = {r["board"]: r["mean score"] for r in rows}
     for r in rows:
-        r["board is"] = ("defect" if r["label"] == "defect" else
-                         "known" if r["board"] in set(known_boards) else "unseen")
+        known = r["board"] in set(known_boards)
+        if r["label"] == "defect":  # "known" alone read as a known healthy board
+            r["board is"] = "known defect" if known else "defect"
+        else:
+            r["board is"] = "known" if known else "unseen"
     normal = ~labels
     return {
         "auc": auc(labels, scores), "auc_ci_low": lo, "auc_ci_high": hi,
@@ -275,9 +280,11 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         bytes, :func:`tapcheck.enroll.enrolled_takes` — count as known, and no board by the
         number ``--board`` gave alone), ``training_left_out`` (test takes the model
         was trained or calibrated on, left out), ``known_boards`` (the boards of ``dataset``
-        counted as known), ``enrolled_defect_boards`` (boards whose takes the manifest labels
-        ``defect`` and the model holds enrolled as normal references; each warned of) and
-        ``trained_on`` (the model's training
+        counted as known), ``known_defect_boards`` (those of them the manifest labels
+        ``defect`` and never ``normal``: the model heard them, but they have no healthy taps to
+        count as a known board's), ``enrolled_defect_boards`` (boards whose takes the manifest
+        labels ``defect`` and the model holds enrolled as normal references; each warned of)
+        and ``trained_on`` (the model's training
         dataset when no board of ``dataset`` holds its recordings (:func:`own_takes`): then no
         board counts as known by its number, else None).
     """
@@ -326,8 +333,18 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
                       "scores": [float(x) for x in scores],
                       "enrolled_left_out": int(enrolled.sum()),
                       "training_left_out": int(trained.sum()), "known_boards": known_boards,
+                      "known_defect_boards": defect_boards(dataset, known_boards),
                       "enrolled_defect_boards": defective,
                       "trained_on": None if known else _trained_on(checkpoint)})
+
+
+def defect_boards(dataset, boards: Sequence[int]) -> list[int]:
+    """Those of ``boards`` whose takes in ``dataset`` (any split) are all labelled ``defect``:
+    the demo's boards 5 and 6, trained on as classes, are boards the model knows but no
+    healthy board; a board with a normal take is one whatever else it has."""
+    healthy = {t.board for t in dataset.takes if t.label == "normal"}
+    defective = {t.board for t in dataset.takes if t.label == "defect"}
+    return sorted(b for b in boards if b in defective and b not in healthy)
 
 
 def _warn_enrolled_defects(held: Sequence[Take], dataset, model) -> list[int]:

@@ -68,16 +68,26 @@ def _no_known_taps(result: dict[str, Any]) -> str:
     """Why there is no known-board rate: no board of the dataset is known, or no healthy test
     take of a known board is left once the model's own takes are left out (a copy whose test
     split holds training takes). "- of 0 taps" alone read as a rate that holds."""
-    boards = result.get("known_boards") or []
-    if not boards:
+    defect = result.get("known_defect_boards") or []
+    # a defective board the model was trained on (the demo's 5, 6) has no healthy taps: listed
+    # among "the boards the model knows" it read as a healthy board whose taps were missing
+    boards = [b for b in result.get("known_boards") or [] if b not in defect]
+    also = (f" (it also knows defective board{'s' if len(defect) > 1 else ''} "
+            f"{', '.join(map(str, defect))}, which ha{'ve' if len(defect) > 1 else 's'} no "
+            "healthy taps)") if defect else ""
+    if not boards and not defect:
         return ("known boards: none in this dataset (the model holds recordings of none of its "
                 "boards), so the rate the model states cannot be checked here")
+    if not boards:
+        return (f"known boards: none healthy in this dataset (the model knows only defective "
+                f"board{'s' if len(defect) > 1 else ''} {', '.join(map(str, defect))}), so the "
+                "rate the model states cannot be checked here")
     left = (result.get("training_left_out") or 0) + (result.get("enrolled_left_out") or 0)
     given = (f"apart from the {left} test takes the model was trained, calibrated or enrolled "
              "on (left out: their scores are in-sample), ") if left else ""
     return (f"known boards: no taps to measure — {given}the test split holds no healthy take of "
-            f"the boards the model knows ({', '.join(map(str, boards))}); mark held-out takes of "
-            "those boards split=test to check the stated rate")
+            f"the healthy boards the model knows ({', '.join(map(str, boards))}){also}; mark "
+            "held-out takes of those boards split=test to check the stated rate")
 
 
 def format_evaluation(result: dict[str, Any]) -> str:

@@ -58,6 +58,11 @@ def test_evaluate_scores_reports_recall_per_defect_board_and_pauc_interval():
     assert result["false_alarms_known"] == 0.0 and result["false_alarms_unseen"] is None
     assert result["pauc_ci_low"] <= result["pauc"] <= result["pauc_ci_high"]
     assert [r["board is"] for r in result["boards"]] == ["known", "defect", "defect"]
+    result = evaluate_scores(takes, scores, threshold=0.5, known_boards=[1, 7], stated_far=0.05,
+                             n_boot=50)
+    assert [r["board is"] for r in result["boards"]] == ["known", "known defect", "defect"]
+    assert result["recall_per_board"] == {"7": 0.6, "8": 1.0}
+    assert result["false_alarms_known"] == 0.0 and result["false_alarms_unseen"] is None
 
 
 def test_evaluate_command_judges_the_test_split(tiny_model, tiny_dataset, run_cli):
@@ -239,7 +244,13 @@ def test_evaluate_says_why_there_is_no_known_board_rate(tiny_model, tiny_dataset
     assert "8 training or calibration test takes left out" in out
     line = next(x for x in out.splitlines() if x.startswith("known boards: no taps to measure"))
     assert "apart from the 8 test takes the model was trained, calibrated or enrolled on" in line
-    assert "(1, 2, 3, 4, 5, 6)" in line and "split=test" in line  # 5, 6: defective, trained on
+    # 5, 6: trained on as classes, but defective: not among the healthy boards it knows
+    assert "the healthy boards the model knows (1, 2, 3, 4) (it also knows defective boards " \
+           "5, 6, which have no healthy taps)" in line and "split=test" in line
+    code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root, "--json")
+    result = json.loads(out)
+    assert result["known_boards"] == [1, 2, 3, 4, 5, 6]  # every board it heard, as before
+    assert result["known_defect_boards"] == [5, 6]
     # no board known at all: the line says so (the evaluation of another dataset's own line
     # names the training dataset instead)
     text = format_evaluation({**evaluate_scores([take(11, k) for k in range(6)], np.zeros(6),
@@ -248,6 +259,48 @@ def test_evaluate_says_why_there_is_no_known_board_rate(tiny_model, tiny_dataset
         "threshold": 0.5, "threshold_ci": [0.4, 0.6], "far": 0.05, "holds_for": "boards",
         "clips": 32, "method": "hold-out", "board_taps": 3, "board_rule": "vote"}})
     assert "known boards: none in this dataset" in text
+    # it knows only defective boards here: not "none", and no healthy board named
+    text = format_evaluation({**evaluate_scores([take(11, k) for k in range(6)], np.zeros(6),
+                                                threshold=0.5, stated_far=0.05, n_boot=20),
+                              "known_boards": [5], "known_defect_boards": [5], "calibration": {
+        "threshold": 0.5, "threshold_ci": [0.4, 0.6], "far": 0.05, "holds_for": "boards",
+        "clips": 32, "method": "hold-out", "board_taps": 3, "board_rule": "vote"}})
+    assert ("known boards: none healthy in this dataset (the model knows only defective board "
+            "5), so the rate the model states cannot be checked here") in text
+
+
+def test_a_defective_board_the_model_was_trained_on_is_a_known_defect(tiny_model, tiny_dataset,
+                                                                      run_cli, tmp_path):
+    """Board 5, cracked, is one of the model's training classes: new test takes of it are a
+    "known defect" in the table (their recall is not a new defect's), not "known", which read
+    as a known healthy board, nor "defect" like boards 7 and 8 it never heard; no rate moves."""
+    import shutil
+
+    from tapcheck.datasets import Dataset
+    from tapcheck.synth import study_boards, synthesize_tap, take_rng
+
+    before = json.loads(run_cli("evaluate", "--model", tiny_model, "--dataset",
+                                tiny_dataset.root, "--json")[1])
+    ds = Dataset(shutil.copytree(tiny_dataset.root, tmp_path / "more"))
+    board = next(b for b in study_boards(seed=3) if b.number == 5)
+    for k in range(40, 43):  # takes the model never heard, of a board it did
+        ds.add_take(synthesize_tap(board.board, "left", rng=take_rng(3, 5, "left", k)),
+                    sr=44100, board=5, side="left", label="defect", split="test")
+    code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", ds.root, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    rows = {r["board"]: r["board is"] for r in result["boards"]}
+    assert rows == {1: "known", 2: "known", 3: "known", 4: "known", 5: "known defect",
+                    7: "defect", 8: "defect", 11: "unseen", 12: "unseen", 13: "unseen"}
+    assert result["known_defect_boards"] == [5, 6] and set(result["recall_per_board"]) == {
+        "5", "7", "8"}
+    for key in ("false_alarms_known", "false_alarms_unseen", "normal_known", "normal_unseen",
+                "false_alarms_known_ci", "false_alarms_unseen_ci"):
+        assert result[key] == before[key], key
+    assert {b: result["recall_per_board"][b] for b in ("7", "8")} == before["recall_per_board"]
+    code, out, _ = run_cli("evaluate", "--model", tiny_model, "--dataset", ds.root)
+    row = next(x for x in out.splitlines() if x.startswith("5 "))
+    assert row.split()[:4] == ["5", "defect", "known", "defect"]  # board, label, "known defect"
 
 
 def test_own_takes_by_digest_or_for_older_files_by_folder_name_and_paths(tiny_dataset):
