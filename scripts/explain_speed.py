@@ -3,7 +3,8 @@
 Synthesises taps of the study's cracked boards, judges them with a model, and times the
 explanation of each anomalous one: ``Explainer.explain_crops`` (what the station runs after a
 verdict) and ``Explainer.explain_files`` (what ``tapcheck judge --explain`` runs: the crops are
-recomputed from the file). The model's training dataset must still be where it was trained.
+recomputed from the file). The model's training dataset must be in the recordings folder
+(run it in the folder the model was trained in, or set TAPCHECK_RECORDINGS).
 
     PYTHONPATH=$PWD python3 scripts/explain_speed.py --model models/arcface-resnet18.pt
 """

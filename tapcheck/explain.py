@@ -21,6 +21,7 @@ crop's own units (Hz, ms) at the resolution of the grid and needs only the fast 
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -31,6 +32,7 @@ import torch
 from .detectors import KNNDetector
 from .errors import DatasetError, ParameterError, TapcheckError
 from .judge import Judge
+from .manifest import SLUG
 from .models.base import represent_clips
 
 #: a decay-rate ratio counts as "faster"/"slower" from this factor on
@@ -79,7 +81,8 @@ class Explainer:
         A loaded kNN model (the study's ArcFace on ResNet18 is one).
     reference_clips : np.ndarray, shape (n_ref, n_crops, bins, frames), optional
         Crops of normal clips. Default: the normal takes the model's reference embeddings were
-        computed from (its training dataset, which must still be where it was).
+        computed from, read from its training dataset in the recordings folder
+        (:func:`training_references`).
     band_bins, window_frames : int
         Size of an occlusion cell: 10 bins (431 Hz) x 20 frames (58 ms) at the study's settings.
     """
@@ -269,22 +272,40 @@ def _run(drop: np.ndarray) -> tuple[int, int]:
 def training_references(judge: Judge) -> np.ndarray:
     """Crops of the normal takes the model's reference embeddings came from, in their order.
 
+    They are read from the model's training dataset as the recordings folder holds it
+    (``recordings/<its name>``, :func:`tapcheck.paths.recordings_home`), never from the folder
+    the model file names: that path may be anywhere (``train --dataset /srv/bench``, another
+    machine's), and nothing is read outside the folders the user gave. Elsewhere, the user
+    names it: ``judge --references``.
+
     Raises
     ------
     DatasetError
-        The training dataset is no longer where the model file says, or has changed.
+        The recordings folder holds no dataset of the training dataset's name, or it no longer
+        holds the model's normal takes.
     """
-    from .datasets import Dataset
+    from .datasets import MANIFEST, Dataset
     from .featurecache import FeatureCache
+    from .paths import recordings_home
 
-    info = judge.model.checkpoint.get("dataset") or {}
-    root = info.get("path")
+    info = judge.model.checkpoint.get("dataset")
+    info = info if isinstance(info, dict) else {}
+    name, trained = info.get("name"), info.get("path")
+    home = recordings_home()
+    root = home / name if isinstance(name, str) and SLUG.fullmatch(name) else None
     fix = "pass --references DATASET (a dataset with normal takes of the same boards)"
-    if not root or not (Path(root) / "manifest.csv").exists():
+    if root is None or not (root / MANIFEST).exists():
+        if (isinstance(trained, str) and trained
+                and (root is None or Path(trained).resolve() != root.resolve())):
+            # not looked at: it is no folder the user gave (it may not even exist here)
+            raise DatasetError(
+                f"its training dataset {trained} is outside the recordings folder ({home}) and "
+                "read only when named", path=judge.model.path,
+                fix=f"pass --references {shlex.quote(trained)} to explain them")
         raise DatasetError(f"its training dataset is not at {root or '(unknown)'}; "
                            "explanations compare with its normal takes",
                            path=judge.model.path, fix=fix)
-    ds = Dataset.open(root)
+    ds = Dataset(root)
     label = {t.path: t.label for t in ds.takes}
     normal = [p for p in info.get("takes", []) if label.get(p) == "normal"]
     n_ref = len(judge.model.detector.reference_)
@@ -295,8 +316,10 @@ def training_references(judge: Judge) -> np.ndarray:
     if not normal or any(not (ds.root / p).exists() for p in normal):
         raise DatasetError(f"no longer holds the normal takes {judge.model.path} was "
                            "trained on", path=ds.root, fix=fix)
+    by_path = {t.path: t for t in ds.takes}
+    files = [ds.path_of(by_path[p]) for p in normal]  # a take linked out of it: refused, unread
     cache = FeatureCache(audio=judge.config.audio, features=judge.config.features)
-    return cache.get_many([ds.root / p for p in normal])
+    return cache.get_many(files)
 
 
 def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[np.ndarray, list[str]]:

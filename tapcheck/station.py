@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import DeviceError, ParameterError, StorageError, TapcheckError
+from .errors import DatasetError, DeviceError, ParameterError, StorageError, TapcheckError
 from .interrupts import terminate_as_interrupt
 
 HISTORY = 50  # taps shown in the score chart
@@ -88,7 +88,8 @@ class Station:
     board : int, optional
         The board under test.
     explain : bool
-        Explain anomalous taps (needs the model's training dataset in place).
+        Explain anomalous taps (needs the model's training dataset in the recordings folder,
+        :func:`tapcheck.explain.training_references`).
     """
 
     def __init__(self, judge, root: str | os.PathLike, *, board: int | None = None,
@@ -109,6 +110,10 @@ class Station:
 
             try:
                 self.explainer = Explainer(judge)
+            except DatasetError as e:  # its references: judge's fix, --references, is not ours
+                self.explain_note = (
+                    f"no explanations: {e.path}: {e.problem} — run the station where the "
+                    "recordings folder (./recordings, or $TAPCHECK_RECORDINGS) holds that dataset")
             except TapcheckError as e:  # the station still judges; the page says why not
                 self.explain_note = f"no explanations: {e}"
             else:  # matplotlib's first import takes seconds: not at the first anomalous tap

@@ -223,6 +223,15 @@ def pulse():
             os.environ[key] = value
 
 
+def training_recordings(model) -> Path:
+    """The folder holding a model file's training dataset. Set as ``TAPCHECK_RECORDINGS`` it is
+    the recordings folder of the place the model was trained in, the one folder explanations
+    read the model's own references from (:func:`tapcheck.explain.training_references`)."""
+    import torch
+
+    return Path(torch.load(model, weights_only=True)["dataset"]["path"]).parent
+
+
 @pytest.fixture
 def run_cli(capsys):
     """Run ``tapcheck ARGS`` in-process through the real entry point; returns (code, out, err)."""

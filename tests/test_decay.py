@@ -149,13 +149,15 @@ def test_a_crop_too_small_for_the_decay_is_refused_before_training(tiny_dataset)
         train_model(tiny_dataset, config=config, progress=False)
 
 
-def test_an_explanation_says_when_the_decay_gave_the_score(decay_model, tiny_dataset):
+def test_an_explanation_says_when_the_decay_gave_the_score(decay_model, tiny_dataset,
+                                                          monkeypatch):
     from tapcheck.explain import Explainer
     from tapcheck.features import clip_features
     from tapcheck.judge import Judge
     from tapcheck.models.base import represent_clips
 
     judge = Judge(decay_model)
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(tiny_dataset.root.parent))  # where it trained
     explainer = Explainer(judge)
     clips = [tiny_dataset.path_of(t) for t in tiny_dataset.select(split="test")]
     crops = np.stack([clip_features(c) for c in clips])

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +27,8 @@ from tapcheck.explain import Explainer, describe_difference
 from tapcheck.features import strike_crops
 from tapcheck.judge import Judge
 from tapcheck.synth import plate_modes, study_boards, synthesize_tap, take_rng
+
+from .conftest import training_recordings
 
 SEED = 11  # the separating_model's boards
 DEFECT_SIDES = ((5, "left"), (6, "right"), (7, "left"), (8, "right"))
@@ -69,7 +72,9 @@ def explained(separating_model):
     where the take differs from its defect-free counterfactual) triples."""
     torch.set_num_threads(1)
     judge = Judge(separating_model)
-    explainer = Explainer(judge)
+    with pytest.MonkeyPatch.context() as mp:  # the references: read where it was trained
+        mp.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
+        explainer = Explainer(judge)
     boards = {b.number: b for b in study_boards(seed=SEED)}
     out = []
     for number, side in DEFECT_SIDES:
@@ -151,7 +156,8 @@ def _write_taps(folder, taps):
     return paths
 
 
-def test_cli_judge_explains_anomalous_clips(separating_model, tmp_path, run_cli):
+def test_cli_judge_explains_anomalous_clips(separating_model, tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
     clips = _write_taps(tmp_path, [(1, "left", 40), (5, "left", 50), (6, "right", 50)])
     code, out, err = run_cli("judge", "--model", separating_model, *clips, "--json",
                              "--explain-dir", tmp_path / "why")
@@ -189,8 +195,10 @@ def test_cli_judge_explains_anomalous_clips(separating_model, tmp_path, run_cli)
     assert len(lines) == 5
 
 
-def test_explain_with_references_and_without_them(separating_model, tmp_path, run_cli):
+def test_explain_with_references_and_without_them(separating_model, tmp_path, run_cli,
+                                                   monkeypatch):
     """--references DATASET gives the same explanation when it names the training dataset."""
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
     clip = _write_taps(tmp_path, [(5, "left", 51)])[0]
     dataset = torch.load(separating_model, weights_only=True)["dataset"]["path"]
     code, out, err = run_cli("judge", "--model", separating_model, clip, "--explain")
@@ -208,19 +216,45 @@ def test_explain_without_the_training_dataset_still_gives_every_verdict(separati
 
     clips = _write_taps(tmp_path, [(1, "left", 40), (5, "left", 50), (6, "right", 50)])
     checkpoint = torch.load(separating_model, weights_only=True)
-    checkpoint["dataset"]["path"] = str(tmp_path / "gone")
+    gone = Path(os.environ["TAPCHECK_RECORDINGS"]) / "gone"  # trained here, deleted since
+    checkpoint["dataset"].update(path=str(gone), name="gone")
     moved = save_checkpoint(tmp_path / "moved.pt", checkpoint)
     code, out, err = run_cli("judge", "--model", moved, *clips, "--explain-dir", tmp_path / "why")
     assert code == 1, err
     assert [ln.split()[0] for ln in out.splitlines()] == ["NORMAL", "ANOMALOUS", "ANOMALOUS"]
     assert [ln for ln in err.splitlines() if not ln.startswith("tapcheck: threshold")] == [
-        f"tapcheck: warning: {moved}: its training dataset is not at {tmp_path / 'gone'}; "
+        f"tapcheck: warning: {moved}: its training dataset is not at {gone}; "
         "explanations compare with its normal takes, so 2 anomalous clip(s) are judged but not "
         "explained — pass --references DATASET (a dataset with normal takes of the same boards)"]
     assert not any((tmp_path / "why").glob("*.png"))
     # with every clip normal nothing needs explaining, and nothing is said about it
     code, out, err = run_cli("judge", "--model", moved, clips[0], "--explain")
     assert code == 0 and out.startswith("NORMAL") and "warning" not in err
+
+
+def test_explanations_read_the_training_dataset_only_from_the_recordings_folder(
+        separating_model, tmp_path, run_cli, monkeypatch):
+    """A model file names its training dataset by a path that may lie anywhere (a folder of
+    pytest's here, as /srv/bench or another machine's would be): it is not read unless named.
+    The verdicts stand without explanations, and one line says what was left out and what
+    gives it; --references PATH, or a recordings folder that holds the dataset, explain."""
+    clips = _write_taps(tmp_path, [(1, "left", 40), (5, "left", 50), (6, "right", 50)])
+    trained = torch.load(separating_model, weights_only=True)["dataset"]["path"]
+    code, out, err = run_cli("judge", "--model", separating_model, *clips, "--explain")
+    assert code == 1, err
+    assert [ln.split()[0] for ln in out.splitlines()] == ["NORMAL", "ANOMALOUS", "ANOMALOUS"]
+    assert [ln for ln in err.splitlines() if not ln.startswith("tapcheck: threshold")] == [
+        f"tapcheck: warning: {separating_model}: its training dataset {trained} is outside the "
+        f"recordings folder ({os.environ['TAPCHECK_RECORDINGS']}) and read only when named, so 2 "
+        "anomalous clip(s) are judged but not explained — pass --references "
+        f"{trained} to explain them"]
+    code, named, err = run_cli("judge", "--model", separating_model, *clips, "--references",
+                               trained)
+    assert code == 1 and named.count("           why: ") == 2 and "warning" not in err, err
+    # trained in this folder: its recordings folder holds the dataset, found by its name
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(Path(trained).parent))
+    code, found, err = run_cli("judge", "--model", separating_model, *clips, "--explain")
+    assert code == 1 and found == named and "warning" not in err, err
 
 
 def _bad_reference_takes(root) -> list:

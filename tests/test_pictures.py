@@ -1,14 +1,16 @@
 """Explanation pictures (`judge --explain-dir`): a later run refreshes the picture of the same
 clip, and keeps every other file, another clip's picture of the same name too."""
 
+from .conftest import training_recordings
 from .test_explain import _write_taps
 
 
 def test_a_later_run_keeps_another_clips_picture_of_the_same_name(separating_model, tmp_path,
-                                                                   run_cli):
+                                                                   run_cli, monkeypatch):
     """board13/right/take003.wav, then board08/right/take003.wav: the second picture takes the
     next name and the first stays; the first clip judged again (spelt otherwise) refreshes its
     own picture in place."""
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
     first, second = (_write_taps(tmp_path / folder, [(number, side, 50)])[0].rename(
         tmp_path / folder / "take003.wav") for folder, number, side in (
             ("board13", 5, "left"), ("board08", 6, "right")))

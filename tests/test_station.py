@@ -18,6 +18,7 @@ import pytest
 
 from tapcheck.inspections import InspectionLog
 
+from .conftest import training_recordings
 from .hostile_helpers import _one_line_error, _snapshot, _tapcheck
 from .pulse import LiveCommand, tap_track
 
@@ -60,7 +61,9 @@ def stop(live) -> None:
     assert "Traceback" not in "\n".join(live.err)
 
 
-def test_live_page_log_page_and_marks(pulse, separating_model, browser, tmp_path):
+def test_live_page_log_page_and_marks(pulse, separating_model, browser, tmp_path, monkeypatch):
+    # the recordings folder of the place the model was trained in: the explanations' references
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
     port = free_port()
     live, url = start_station(separating_model, port)
     assert url == f"http://127.0.0.1:{port}/"
@@ -153,6 +156,34 @@ def test_live_page_log_page_and_marks(pulse, separating_model, browser, tmp_path
     assert db.execute("SELECT verdict FROM inspections WHERE id = ?", (row_id,)
                       ).fetchone() == ("ANOMALOUS",)
     assert db.execute("SELECT mark FROM marks").fetchall() == [("false alarm",)]
+
+
+def test_the_station_reads_no_training_dataset_outside_the_recordings_folder(separating_model,
+                                                                           tmp_path, monkeypatch):
+    """As judge: the model's training dataset is read from the recordings folder only; named
+    elsewhere, the station judges without explanations and says how to have them (it has no
+    --references)."""
+    import torch
+
+    from tapcheck.judge import Judge
+    from tapcheck.station import Station
+
+    trained = torch.load(separating_model, weights_only=True)["dataset"]["path"]
+    station = Station(Judge(separating_model), tmp_path, explain=True)
+    try:
+        assert station.explainer is None and station.explain_note == (
+            f"no explanations: {separating_model}: its training dataset {trained} is outside the "
+            f"recordings folder ({os.environ['TAPCHECK_RECORDINGS']}) and read only when named "
+            "— run the station where the recordings folder (./recordings, or "
+            "$TAPCHECK_RECORDINGS) holds that dataset")
+    finally:
+        station.close()
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
+    station = Station(Judge(separating_model), tmp_path, explain=True)
+    try:
+        assert station.explainer is not None and station.explain_note is None
+    finally:
+        station.close()
 
 
 def test_token_required_off_loopback(pulse, separating_model, browser):

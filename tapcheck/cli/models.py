@@ -121,7 +121,8 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
               help="Say where each anomalous clip differs from healthy boards (band, time).")
 @click.option("--explain-dir", type=FILE,
               help="Also write a PNG per anomalous clip here (implies --explain).")
-@dataset_option("Dataset whose normal takes explanations compare with [the model's own]",
+@dataset_option("Dataset whose normal takes explanations compare with [the model's training "
+                "dataset, when the recordings folder holds it; no other folder is read]",
                 name="--references")
 def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | None,
           as_json: bool, per_board: bool, board: str | None, explain: bool,
