@@ -10,6 +10,7 @@ file. Imported twice, one tap would count twice in training and calibration, whi
 from __future__ import annotations
 
 import os
+import traceback
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,13 @@ class ImportResult:
     imported: list[tuple[Path, Take]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stopped: int = 0  # files not tried after a storage error
+    # each error's traceback, in the same order: what ``--debug`` shows before its line
+    traces: list[str] = field(default_factory=list, repr=False)
+
+    def refused(self, error: TapcheckError) -> None:
+        """Note a refused file: its one line, and how it came about."""
+        self.errors.append(str(error))
+        self.traces.append(traceback.format_exc())
 
 
 def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike | Dataset, *,
@@ -73,14 +81,14 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike 
                     strike_crops(y, sr=config.audio.sr, features=config.features, path=path)
                     _refuse_stored(path, y, sr=config.audio.sr, dataset=dataset, stored=stored)
                 except TapcheckError as e:
-                    result.errors.append(str(e))
+                    result.refused(e)
                     continue
                 try:
                     take = dataset.add_take(y, sr=config.audio.sr, board=board, side=side,
                                             label=label, group=group, split=split,
                                             source="import")
                 except StorageError as e:  # a full or read-only disk: the next file fares no better
-                    result.errors.append(str(e))
+                    result.refused(e)
                     result.stopped = len(files) - len(result.imported) - len(result.errors)
                     break
             stored[_level(take)].append(take)

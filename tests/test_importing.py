@@ -123,3 +123,27 @@ def test_import_refuses_a_clip_the_dataset_holds_already(tmp_path, run_cli):
         "it out" for path in (flac, take)]
     assert [t.path for t in Dataset.open("again").takes] == ["board01/left/take001.wav",
                                                              "board02/left/take001.wav"]
+
+
+def test_debug_shows_each_refused_files_traceback_and_imports_the_others(tmp_path, run_cli,
+                                                                          monkeypatch):
+    """--debug asks for tracebacks: each refused file's came before its one line (it printed
+    the line alone, as without --debug); the good file is still imported."""
+    from .conftest import write_tone
+
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....nonsense")
+    silent = write_tone(tmp_path / "silent.wav", tap_at_s=None)
+    good = write_tone(tmp_path / "good.wav", duration_s=3.0)
+    args = ("import", bad, good, silent, "--dataset", tmp_path / "d", "--board", "1", "--side",
+            "left", "--label", "normal")
+    code, out, err = run_cli("--debug", *args)
+    assert code == 2 and "imported 1 of 3" in out
+    assert err.count("Traceback (most recent call last):") == 2, err
+    first, second = err.split("Traceback (most recent call last):")[1:]
+    assert "AudioError" in first and f"tapcheck: error: {bad}: is not a readable" in first
+    assert "no strike found" in second and f"tapcheck: error: {silent}: " in second
+    monkeypatch.delenv("TAPCHECK_DEBUG")  # main() sets it for the process; a new one has none
+    code, out, err = run_cli("import", bad, silent, "--dataset", tmp_path / "e", "--board", "1",
+                             "--side", "left", "--label", "normal")
+    assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 2, err

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from .app import (BOARD, FILE, cli, config_option, dataset_option, echo_err, one_line,
-                  parse_config, say, table, warn)
+from .app import (BOARD, FILE, cli, config_option, dataset_option, debugging, echo_err,
+                  one_line, parse_config, say, table, warn)
 
 
 @cli.command()
@@ -55,7 +55,9 @@ def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label:
     result = import_clips(files, dataset, board=board, side=side, label=label, group=group,
                           split=split, config=parse_config(config_path),
                           on_take=lambda path, take: say(f"{path} -> {root / take.path}"))
-    for message in result.errors:
+    for message, trace in zip(result.errors, result.traces, strict=True):
+        if debugging():  # --debug: the traceback each refused file's one line stands for
+            echo_err(trace.rstrip("\n"))
         echo_err(f"tapcheck: error: {message}")
     not_tried = f"; {result.stopped} not tried" if result.stopped else ""
     say(f"imported {len(result.imported)} of {len(files)} file(s) into {root}"
