@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ParameterError
+from .errors import ParameterError, TapcheckWarning
 
 
 def gamma_threshold(scores: np.ndarray, *, far: float) -> float:
@@ -217,6 +217,14 @@ class KNNDetector(ThresholdDetector):
         return torch.nn.functional.normalize(t, dim=1) if self.metric == "cosine" else t
 
     def _fit_reference(self, X: np.ndarray) -> None:
+        if self.k > len(X):  # scikit-learn's LocalOutlierFactor warns of the same
+            # scoring caps k at the reference's size (:meth:`_kth`): a k of 100000 in a config
+            # silently meant "the farthest reference"
+            warnings.warn(
+                f"train.knn_k = {self.k} is more than the {len(X)} reference embeddings, so "
+                f"each tap is scored against its farthest reference (as knn_k = {len(X)}) — "
+                "record more normal takes, or lower train.knn_k (5 is the default)", TapcheckWarning,
+                stacklevel=3)
         self.reference_ = self._prepare(X)
 
     def reference_rows(self) -> np.ndarray:

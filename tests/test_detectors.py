@@ -39,6 +39,23 @@ def test_knn_is_the_kth_cosine_distance():
     assert euc.anomaly_score(q)[0] == pytest.approx(1.0, abs=1e-6)
 
 
+def test_a_k_past_the_reference_is_warned_of_and_scores_the_farthest():
+    """Scoring caps k at the reference's size, so train.knn_k = 100000 meant "the farthest
+    reference" without a word; now fitting says so (as scikit-learn's LocalOutlierFactor does)."""
+    import warnings
+
+    from tapcheck.errors import TapcheckWarning
+
+    normal, calib, odd = _clusters()
+    with pytest.warns(TapcheckWarning, match="knn_k = 100000 is more than the 60 reference"):
+        far = KNNDetector(k=100000).fit(normal, X_calib=calib)
+    farthest = KNNDetector(k=60).fit(normal, X_calib=calib)
+    np.testing.assert_allclose(far.anomaly_score(odd), farthest.anomaly_score(odd))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # k within the reference: nothing to say
+        KNNDetector(k=60).fit(normal, X_calib=calib)
+
+
 def test_threshold_uses_normal_clips_only_and_far():
     normal, calib, _ = _clusters()
     loose = KNNDetector(far=0.2).fit(normal, X_calib=calib).threshold_
