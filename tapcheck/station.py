@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import DatasetError, DeviceError, ParameterError, StorageError, TapcheckError
+from .errors import DeviceError, ParameterError, StorageError, TapcheckError
 from .interrupts import terminate_as_interrupt
 
 HISTORY = 50  # taps shown in the score chart
@@ -89,11 +89,14 @@ class Station:
         The board under test.
     explain : bool
         Explain anomalous taps (needs the model's training dataset in the recordings folder,
-        :func:`tapcheck.explain.training_references`).
+        :func:`tapcheck.explain.training_references`, or ``reference_clips``).
+    reference_clips : np.ndarray, optional
+        Crops of normal clips to explain against instead of the model's training takes
+        (``station --references``: :func:`tapcheck.explain.dataset_references`).
     """
 
     def __init__(self, judge, root: str | os.PathLike, *, board: int | None = None,
-                 explain: bool = True):
+                 explain: bool = True, reference_clips=None):
         self.judge, self.root, self.board = judge, Path(root), board
         self.events = Events()
         self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -109,11 +112,7 @@ class Station:
             from .explain import Explainer
 
             try:
-                self.explainer = Explainer(judge)
-            except DatasetError as e:  # its references: judge's fix, --references, is not ours
-                self.explain_note = (
-                    f"no explanations: {e.path}: {e.problem} — run the station where the "
-                    "recordings folder (./recordings, or $TAPCHECK_RECORDINGS) holds that dataset")
+                self.explainer = Explainer(judge, reference_clips=reference_clips)
             except TapcheckError as e:  # the station still judges; the page says why not
                 self.explain_note = f"no explanations: {e}"
             else:  # matplotlib's first import takes seconds: not at the first anomalous tap

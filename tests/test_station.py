@@ -6,6 +6,7 @@ null sink. Screenshots of both pages go to docs/img/ for docs/station.md.
 """
 
 import os
+import shlex
 import socket
 import sqlite3
 import subprocess
@@ -161,8 +162,8 @@ def test_live_page_log_page_and_marks(pulse, separating_model, browser, tmp_path
 def test_the_station_reads_no_training_dataset_outside_the_recordings_folder(separating_model,
                                                                            tmp_path, monkeypatch):
     """As judge: the model's training dataset is read from the recordings folder only; named
-    elsewhere, the station judges without explanations and says how to have them (it has no
-    --references)."""
+    elsewhere, the station judges without explanations and says how to have them (its
+    --references, as judge's)."""
     import torch
 
     from tapcheck.judge import Judge
@@ -174,8 +175,7 @@ def test_the_station_reads_no_training_dataset_outside_the_recordings_folder(sep
         assert station.explainer is None and station.explain_note == (
             f"no explanations: {separating_model}: its training dataset {trained} is outside the "
             f"recordings folder ({os.environ['TAPCHECK_RECORDINGS']}) and read only when named "
-            "— run the station where the recordings folder (./recordings, or "
-            "$TAPCHECK_RECORDINGS) holds that dataset")
+            f"— pass --references {shlex.quote(trained)} to explain them")
     finally:
         station.close()
     monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
@@ -322,3 +322,50 @@ def test_bad_input_is_one_line(separating_model, tmp_path, run_cli, monkeypatch)
             "letter, a digit or one of -_.~ (it goes into the page's address) — make one with "
             "python3 -c 'import secrets; print(secrets.token_urlsafe(18))', or leave it unset "
             "for a new random one\n")
+
+
+def _model_without_its_dataset(model, folder) -> Path:
+    """A copy of ``model`` whose training dataset is named relative to another folder (a model
+    trained elsewhere, run from here): its own references cannot be found."""
+    import torch
+
+    from tapcheck.modelfile import save_checkpoint
+
+    checkpoint = torch.load(model, weights_only=True)
+    checkpoint["dataset"]["path"] = "recordings/small"
+    return save_checkpoint(Path(folder) / "moved.pt", checkpoint)
+
+
+def test_station_takes_references_as_judge_does(separating_model, tmp_path, run_cli):
+    """The station's note for a model whose training dataset is not in place advises
+    --references DATASET, as judge's does: the station takes it (it had no such option), and
+    explains against that dataset's normal takes; a bad one fails before the microphone is
+    looked for or a log is made."""
+    import torch
+
+    from tapcheck.explain import dataset_references
+    from tapcheck.judge import Judge
+    from tapcheck.station import Station
+
+    moved = _model_without_its_dataset(separating_model, tmp_path)
+    judge = Judge(moved)
+    without = Station(judge, tmp_path / "log")
+    assert without.explainer is None
+    assert without.explain_note == (
+        f"no explanations: {moved}: its training dataset is not at recordings/small; "
+        "explanations compare with its normal takes — pass --references DATASET (a dataset "
+        "with normal takes of the same boards)")
+    without.close()
+    dataset = torch.load(separating_model, weights_only=True)["dataset"]["path"]
+    clips, unusable = dataset_references(dataset, judge)
+    with_references = Station(judge, tmp_path / "log", reference_clips=clips)
+    assert unusable == [] and with_references.explain_note is None
+    assert with_references.explainer is not None
+    with_references.close()
+
+    log = InspectionLog().root
+    code, out, err = run_cli("station", "--model", moved, "--references", tmp_path / "nosuch",
+                             "--device", "nosuch", "--port", free_port())
+    assert (code, out) == (2, "") and err.startswith(
+        f"tapcheck: error: {tmp_path / 'nosuch'}: no such dataset (no manifest.csv) — "), err
+    assert len(err.splitlines()) == 1 and not log.exists()

@@ -241,9 +241,12 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
                              "loopback requires a token on every request.")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port [station.port: 8321].")
 @click.option("--no-explain", is_flag=True, help="Do not explain anomalous taps.")
+@dataset_option("Dataset whose normal takes explanations compare with [the model's own]",
+                name="--references")
 @config_option("TOML config (see configs/default.toml): [station] and [stream].")
 def station(model_path: Path | None, device: str | None, board: int | None, host: str | None,
-            port: int | None, no_explain: bool, config_path: Path | None) -> None:
+            port: int | None, no_explain: bool, references: str | None,
+            config_path: Path | None) -> None:
     """`listen` with a web page: the last verdict in large, the last 50 scores, counters and
     why the last anomalous tap was anomalous, pushed live; and the inspection log to browse,
     play and mark ("false alarm", "confirmed defect"). Stop with Ctrl-C.
@@ -269,6 +272,14 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     config = config.replace("audio", sr=judge_.config.audio.sr)
     with InspectionLog():  # read only: a log of another program is refused, and none is made
         pass
+    explain = config.station.explain and not no_explain
+    reference_clips = None
+    if explain and references is not None:  # as judge --references; a bad one fails here,
+        from ..explain import dataset_references  # before the microphone and the log
+
+        reference_clips, unusable = dataset_references(references, judge_)
+        for line in unusable:
+            warn(line)
     # no microphone fails before the log is made: a station that never ran leaves no log behind
     device_, rate = _open_input(device, config)
     mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
@@ -279,8 +290,8 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
         with InspectionLog(create=True) as log:  # made and checked here: a bad log fails now
             root, log_path = log.root, log.path
         MarkBook(root).close()  # a log of another schema: one clear line, before any tap
-        station_ = Station(judge_, root, board=board,
-                           explain=config.station.explain and not no_explain)
+        station_ = Station(judge_, root, board=board, explain=explain,
+                           reference_clips=reference_clips)
         if station_.explain_note:
             warn(station_.explain_note)
         shown = host if ":" not in host else f"[{host}]"
