@@ -256,6 +256,20 @@ class InspectionLog:
             raise log_error(e, self.path) from None
         return [checked_board_row(row, self.path) for row in rows]
 
+    def clip_of(self, inspection: int) -> str | None:
+        """The clip (relative to the folder) an inspection logged; None when there is no such
+        row."""
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute("SELECT clip FROM inspections WHERE id = ?",
+                                   (int(inspection),)).fetchone()
+        except OverflowError:  # past SQLite's integers: no such row
+            return None
+        except sqlite3.DatabaseError as e:
+            raise log_error(e, self.path) from None
+        return None if row is None else str(row[0])
+
     def query(self, *, since: datetime | None = None, board: int | None = None
               ) -> list[Inspection]:
         """Rows in time order, optionally from ``since`` on and of one board."""

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .errors import DeviceError, ParameterError, StorageError, TapcheckError
 from .interrupts import terminate_as_interrupt
@@ -149,8 +149,11 @@ class Station:
             (e,) = self.explainer.explain_files([self.root / row.clip])
             if e is None:
                 return
-            self.pictures.mkdir(parents=True, exist_ok=True)
-            save_picture(e, self.pictures / f"{row.id}.png")
+            path = self.picture_path(row.clip)
+            if path is None:
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_picture(e, path)
         except Exception as err:  # noqa: BLE001 - the verdict stands; say the picture is lost
             self.explain_note = f"tap {row.id} not explained: {err}"
             self.events.publish("note", {"text": self.explain_note})
@@ -167,9 +170,43 @@ class Station:
                     "counts": dict(self.counts), "explained": self.last_explained,
                     "note": self.explain_note}
 
-    def picture(self, inspection: int) -> Path | None:
-        path = self.pictures / f"{int(inspection)}.png"
-        return path if path.is_file() else None
+    def picture_path(self, clip: str) -> Path | None:
+        """Where the explanation picture of a logged clip goes: named after the clip (its date
+        folder and time, ``explanations/2026-12-03/093015.120-board07.png``), not after the
+        inspection id. Ids start again from 1 in a new log (the old one moved aside), while the
+        clips and pictures stay in the folder: a picture named by id was served for another
+        tap. None for a row whose clip points out of the folder (edited by hand)."""
+        rel = PurePosixPath(clip)
+        if rel.parts[:1] == ("clips",):
+            rel = rel.relative_to("clips")
+        try:
+            path = self.pictures / rel.with_suffix(".png")
+        except ValueError:  # no file name to take
+            return None
+        inside = self.pictures.resolve()
+        return path if path.resolve().is_relative_to(inside) and path != inside else None
+
+    def picture(self, inspection: int, clip: str | None = None) -> Path | None:
+        """The explanation picture of an inspection (its ``clip``, or looked up in the log),
+        if there is one."""
+        from .pictures import clip_key, picture_clip
+
+        if clip is None:
+            from .inspections import InspectionLog
+
+            try:
+                with InspectionLog(self.root) as log:
+                    clip = log.clip_of(inspection)
+            except TapcheckError:
+                return None
+            if clip is None:
+                return None
+        path = self.picture_path(clip)
+        if path is not None and path.is_file():
+            return path
+        # a picture of an earlier tapcheck, named by id: shown only when it names this clip
+        legacy = self.pictures / f"{int(inspection)}.png"
+        return legacy if picture_clip(legacy) == clip_key(self.root / clip) else None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from tapcheck.inspections import InspectionLog
+from tapcheck.station import Station
 
 from .conftest import training_recordings
 from .hostile_helpers import _one_line_error, _snapshot, _tapcheck
@@ -345,7 +346,6 @@ def test_station_takes_references_as_judge_does(separating_model, tmp_path, run_
 
     from tapcheck.explain import dataset_references
     from tapcheck.judge import Judge
-    from tapcheck.station import Station
 
     moved = _model_without_its_dataset(separating_model, tmp_path)
     judge = Judge(moved)
@@ -369,3 +369,47 @@ def test_station_takes_references_as_judge_does(separating_model, tmp_path, run_
     assert (code, out) == (2, "") and err.startswith(
         f"tapcheck: error: {tmp_path / 'nosuch'}: no such dataset (no manifest.csv) — "), err
     assert len(err.splitlines()) == 1 and not log.exists()
+
+
+def test_a_picture_belongs_to_its_tap_after_the_log_is_moved_aside(separating_model, tmp_path):
+    """Moved aside (as the advice for a broken log says), a log's ids start again from 1 in the
+    new one while its clips and pictures stay in the folder: a picture named by id was served
+    for another tap. Named after its clip, each picture is its own tap's, and none is replaced."""
+    from datetime import datetime, timedelta, timezone
+
+    from tapcheck.judge import Judge
+    from tapcheck.pictures import clip_key, picture_clip
+    from tapcheck.synth import study_boards, synthesize_tap, take_rng
+
+    boards = {b.number: b for b in study_boards(seed=SEED)}
+    judge, root = Judge(separating_model), tmp_path / "inspections"
+    start = datetime.now(timezone.utc)
+
+    def log_tap(number, side, take, seconds):
+        y = synthesize_tap(boards[number].board, side, rng=take_rng(SEED, number, side, take))
+        with InspectionLog(root, create=True) as log:
+            return log.append(y, sr=44100, when=start + timedelta(seconds=seconds), board=7,
+                              model=judge.name, model_path=str(separating_model), score=1.0,
+                              threshold=0.5, verdict="ANOMALOUS")
+
+    first = log_tap(*DEFECT, 0)
+    station = Station(judge, root)
+    station._explain(first)  # as the explaining thread does after the tap is logged
+    old = station.picture(first.id)
+    assert station.explain_note is None and old is not None
+    assert picture_clip(old) == clip_key(root / first.clip)
+    station.close()
+
+    (root / "inspections.sqlite").rename(root / "aside.sqlite")
+    again = log_tap(6, "right", 41, 60)
+    assert again.id == first.id == 1
+    station = Station(judge, root)  # the station started again, on the new log
+    assert station.picture(again.id) is None  # not the old log's tap 1
+    station._explain(again)
+    new = station.picture(again.id)
+    assert new is not None and new != old
+    assert picture_clip(new) == clip_key(root / again.clip)
+    assert picture_clip(old) == clip_key(root / first.clip)  # the old picture is kept
+    assert station.picture(again.id, again.clip) == new
+    station.close()
+
