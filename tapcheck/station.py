@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from .errors import DeviceError, ParameterError, StorageError, TapcheckError
+from .errors import ConfigError, DeviceError, ParameterError, StorageError, TapcheckError
 from .interrupts import terminate_as_interrupt
 
 HISTORY = 50  # taps shown in the score chart
@@ -335,21 +335,32 @@ def serve(station: Station, *, sock: socket.socket, token: str | None, mic, list
 TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,}")
 
 
-def default_token(config_token: str) -> str | None:
+def default_token(config_token: str, *, config_path: str | os.PathLike | None = None
+                  ) -> str | None:
     """The token from $TAPCHECK_STATION_TOKEN or the config (empty: none).
+
+    Parameters
+    ----------
+    config_token : str
+    config_path : str or Path, optional
+        The config file ``config_token`` came from, named in the error as every other bad
+        setting's file is (the token's pattern is checked here, not where the file is read, so
+        that the environment's token is checked alike).
 
     Raises
     ------
     ParameterError
-        Shorter than 16 characters or not URL-safe (the token itself is not shown).
+        Shorter than 16 characters or not URL-safe (the token itself is not shown); a
+        :class:`ConfigError` naming ``config_path`` when the config's token is.
     """
     from_env = os.environ.get("TAPCHECK_STATION_TOKEN")
     token = from_env or config_token or None
     if token is not None and not TOKEN.fullmatch(token):
         where = "$TAPCHECK_STATION_TOKEN" if from_env else "[station] token"
-        raise ParameterError(
+        error = ParameterError if from_env else ConfigError
+        raise error(
             f"{where} must be at least 16 characters, each a letter, a digit or one of -_.~ "
-            "(it goes into the page's address)",
+            "(it goes into the page's address)", path=None if from_env else config_path,
             fix="make one with python3 -c 'import secrets; print(secrets.token_urlsafe(18))', "
                 "or leave it unset for a new random one")
     return token

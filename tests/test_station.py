@@ -413,3 +413,18 @@ def test_a_picture_belongs_to_its_tap_after_the_log_is_moved_aside(separating_mo
     assert station.picture(again.id, again.clip) == new
     station.close()
 
+
+def test_a_short_token_in_a_config_names_the_file(tmp_path, run_cli, monkeypatch):
+    """Every other bad setting names its config file; the token did not (it is checked after
+    the file is read, to treat $TAPCHECK_STATION_TOKEN alike). Refused before any model loads."""
+    monkeypatch.delenv("TAPCHECK_STATION_TOKEN", raising=False)
+    config = tmp_path / "short.toml"
+    config.write_text('[station]\ntoken = "tooshort9"\n')
+    code, out, err = run_cli("station", "--config", config, "--model", tmp_path / "none.pt",
+                             "--port", free_port())
+    assert (code, out) == (2, "") and err == (
+        f"tapcheck: error: {config}: [station] token must be at least 16 characters, each a "
+        "letter, a digit or one of -_.~ (it goes into the page's address) — make one with "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(18))', or leave it unset "
+        "for a new random one\n")
+    assert "tooshort9" not in err  # the token itself is not shown

@@ -263,7 +263,7 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     config = parse_config(config_path)
     host = host or config.station.host
     port = config.station.port if port is None else port
-    token = check_host(host, default_token(config.station.token))
+    token = check_host(host, default_token(config.station.token, config_path=config_path))
     sock = bind(host, port)  # a port in use fails before the model loads
     set_judge_threads(config.stream.judge_threads)
     judge_ = Judge(model_path or paths.model_path())
