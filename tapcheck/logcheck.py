@@ -60,7 +60,7 @@ def check_schema(db: sqlite3.Connection, path: Path) -> bool:
         raise InspectionLogError(
             f"is not a tapcheck inspection log of format {ours} (format {version}, tables "
             f"{', '.join(sorted(tables)) or 'none'})", path=path,
-            fix=f"point $TAPCHECK_INSPECTIONS at a tapcheck log folder; {NEW_LOG}")
+            fix=f"move it aside; {NEW_LOG}")  # as for any log that cannot be used
     return True
 
 

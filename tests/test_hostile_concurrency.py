@@ -197,6 +197,10 @@ def test_a_log_of_another_schema_is_refused_unchanged(tmp_path, run_cli, monkeyp
     code, _, err = run_cli("log")
     assert code == 2
     _one_line_error(err, f"{db}: is not a tapcheck inspection log")
+    # the fix said "point $TAPCHECK_INSPECTIONS at a tapcheck log folder; `tapcheck listen`
+    # then starts a new one (or set $TAPCHECK_INSPECTIONS)": the same advice twice, garbled
+    assert err.endswith(" — move it aside; `tapcheck listen` then starts a new one (or set "
+                        "$TAPCHECK_INSPECTIONS)\n"), err
     from tapcheck.errors import InspectionLogError
     from tapcheck.inspections import InspectionLog
 
