@@ -36,7 +36,7 @@ from .files import refuse_special, storage_error
 from .locks import exclusive, lock_path
 from .logcheck import (NEW_LOG, check_schema, checked_board_row, checked_row, connect_reader,
                        log_error)
-from .paths import inspections_home
+from .paths import check_folder, inspections_home
 
 LOG_FILE = "inspections.sqlite"
 SCHEMA_VERSION = 1
@@ -134,7 +134,8 @@ class InspectionLog:
     """
 
     def __init__(self, root: str | os.PathLike | None = None, *, create: bool = False):
-        self.root = Path(root) if root is not None else inspections_home()
+        self.root = check_folder(Path(root) if root is not None else inspections_home(),
+                                 "the inspection log and its clips", "TAPCHECK_INSPECTIONS")
         self.path = self.root / LOG_FILE
         self._db: sqlite3.Connection | None = None
         self._lock = contextlib.ExitStack()

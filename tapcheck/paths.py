@@ -39,6 +39,25 @@ def inspections_home() -> Path:
     return Path(os.environ.get("TAPCHECK_INSPECTIONS") or "inspections")
 
 
+def check_folder(path: Path, what: str, variable: str) -> Path:
+    """``path``, one of the folders above, unless it is a file (or another non-folder).
+
+    A file there was read as an empty folder ("no inspections in afile/inspections.sqlite",
+    exit 0), or advice was given that then failed with "Not a directory".
+
+    Raises
+    ------
+    StorageError
+        ``path`` exists and is not a folder.
+    """
+    from .errors import StorageError
+
+    if path.exists() and not path.is_dir():
+        raise StorageError(f"is a file, not a folder; {what} are kept in a folder", path=path,
+                           fix=f"set ${variable} to a folder, or move the file aside")
+    return path
+
+
 def cache_home() -> Path:
     """Feature cache: ``$TAPCHECK_CACHE`` or ``~/.cache/tapcheck``."""
     return Path(os.environ.get("TAPCHECK_CACHE") or Path.home() / ".cache" / "tapcheck")

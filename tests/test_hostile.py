@@ -332,3 +332,23 @@ def test_calibration_never_takes_every_normal_take():
                   3.0, "", -6.0) for k in range(1, 6)]
     fit, calib = split_calibration(takes, fraction=0.99, seed=0)
     assert len(fit) == 1 and len(calib) == 4
+
+
+def test_a_file_where_a_folder_of_tapcheck_belongs(tmp_path, run_cli, monkeypatch):
+    """$TAPCHECK_INSPECTIONS or $TAPCHECK_RECORDINGS naming a file: `log` said "no inspections
+    in afile/inspections.sqlite" (exit 0), `datasets` advised `tapcheck synth --dataset demo`,
+    which then failed with "Not a directory". Both say the folder is a file."""
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", str(afile))
+    code, out, err = run_cli("log")
+    assert (code, out) == (2, "") and err == (
+        f"tapcheck: error: {afile}: is a file, not a folder; the inspection log and its clips "
+        "are kept in a folder — set $TAPCHECK_INSPECTIONS to a folder, or move the file aside\n")
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(afile))
+    code, out, err = run_cli("datasets")
+    assert (code, out) == (2, "") and err == (
+        f"tapcheck: error: {afile}: is a file, not a folder; datasets are kept in a folder — "
+        "set $TAPCHECK_RECORDINGS to a folder, or move the file aside\n")
+    assert afile.read_text() == "mine\n"
+

@@ -75,8 +75,9 @@ def datasets() -> int:
     """
     from ..datasets import Dataset, list_datasets
     from ..errors import TapcheckError
-    from ..paths import recordings_home
+    from ..paths import check_folder, recordings_home
 
+    check_folder(recordings_home(), "datasets", "TAPCHECK_RECORDINGS")  # not "no datasets"
     rows, broken = [], []
     for name in list_datasets():
         root = recordings_home() / name
