@@ -117,8 +117,11 @@ class Dataset:
 
     @classmethod
     def open(cls, name: str | os.PathLike) -> "Dataset":
-        """Open an existing dataset by name or path."""
+        """Open an existing dataset by name or path (the path of its manifest.csv means the
+        dataset: "no such dataset (no manifest.csv)" for a manifest given was a puzzle)."""
         root = dataset_path(name)
+        if root.name == MANIFEST and root.is_file():
+            root = root.parent
         if not (root / MANIFEST).exists():
             known = ", ".join(sorted(list_datasets())) or "none yet"
             raise DatasetError(

@@ -352,3 +352,17 @@ def test_a_file_where_a_folder_of_tapcheck_belongs(tmp_path, run_cli, monkeypatc
         "set $TAPCHECK_RECORDINGS to a folder, or move the file aside\n")
     assert afile.read_text() == "mine\n"
 
+
+def test_a_manifest_path_means_its_dataset(tmp_path, run_cli):
+    """`judge --references recordings/demo/manifest.csv` said "no such dataset (no
+    manifest.csv)" of the manifest it was given: a manifest's path means its dataset."""
+    from tapcheck.datasets import Dataset
+
+    ds = Dataset.create(tmp_path / "d")
+    rng = np.random.default_rng(0)
+    ds.add_take(rng.normal(0, 0.1, 44100).astype(np.float32), sr=44100, board=1, side="left",
+                label="normal", source="test")
+    assert Dataset.open(tmp_path / "d" / "manifest.csv").root == tmp_path / "d"
+    code, out, err = run_cli("info", tmp_path / "d" / "manifest.csv")
+    assert code == 0 and "Traceback" not in err, err
+    assert run_cli("info", tmp_path / "d")[1] == out
