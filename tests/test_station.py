@@ -428,3 +428,33 @@ def test_a_short_token_in_a_config_names_the_file(tmp_path, run_cli, monkeypatch
         "python3 -c 'import secrets; print(secrets.token_urlsafe(18))', or leave it unset "
         "for a new random one\n")
     assert "tooshort9" not in err  # the token itself is not shown
+
+
+def test_station_explains_with_references_run_from_another_folder(pulse, separating_model,
+                                                                   tmp_path):
+    """The trial's case: a model whose training dataset is named relative to another folder.
+    With --references the station starts without the no-explanations note and explains an
+    anomalous tap, its picture served for that tap."""
+    import json
+    import time
+    import urllib.request
+
+    import torch
+
+    moved = _model_without_its_dataset(separating_model, tmp_path)
+    dataset = torch.load(separating_model, weights_only=True)["dataset"]["path"]
+    port = free_port()
+    live, url = start_station(moved, port, "--references", dataset)
+    assert not [ln for ln in live.err if "no explanations" in ln or "warning" in ln], live.err
+    track = tmp_path / "taps.wav"
+    tap_track(track, [DEFECT], lead_s=1.0, spacing_s=2.0, tail_s=1.5, seed=SEED)
+    pulse.play(track)
+    deadline, state = time.monotonic() + 90, {}
+    while time.monotonic() < deadline and not state.get("explained"):
+        time.sleep(0.5)
+        state = json.load(urllib.request.urlopen(url + "api/state", timeout=10))
+    explained = state.get("explained")
+    assert explained and explained["sentence"].endswith("ms after the strike"), (state, live.err)
+    picture = urllib.request.urlopen(url.rstrip("/") + explained["picture"], timeout=10)
+    assert picture.status == 200 and picture.read(8) == b"\x89PNG\r\n\x1a\n"
+    stop(live)
