@@ -223,8 +223,8 @@ class KNNDetector(ThresholdDetector):
             warnings.warn(
                 f"train.knn_k = {self.k} is more than the {len(X)} reference embeddings, so "
                 f"each tap is scored against its farthest reference (as knn_k = {len(X)}) — "
-                "record more normal takes, or lower train.knn_k (5 is the default)", TapcheckWarning,
-                stacklevel=3)
+                "record more normal takes, or lower train.knn_k (5 is the default)",
+                TapcheckWarning, stacklevel=3)
         self.reference_ = self._prepare(X)
 
     def reference_rows(self) -> np.ndarray:
