@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import AudioError, TapcheckWarning
-from .files import atomic_write, refuse_special
+from .files import atomic_write, check_path, refuse_special
 from .interrupts import deferred
 
 FORMATS_HINT = "use a WAV, FLAC or OGG recording"
@@ -195,6 +195,8 @@ def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
 @contextlib.contextmanager
 def _open(path: Path) -> Iterator[sf.SoundFile]:
     """The file opened for reading, after the checks that need no decoding."""
+    # an AudioError, so that judge and import list this clip and go on with the others
+    check_path(path, AudioError)
     if not path.exists():
         raise AudioError("file not found", path=path, fix="check the path")
     if path.is_dir():

@@ -24,7 +24,7 @@ import numpy as np
 from .audio import peak_dbfs, write_wav
 from . import manifest
 from .errors import DatasetError, ParameterError, StorageError
-from .files import storage_error
+from .files import check_path, storage_error
 from .locks import exclusive
 from .manifest import LABELS, MANIFEST, MANIFEST_FIELDS, SPLITS  # noqa: F401 - re-exported
 from .paths import recordings_home
@@ -120,6 +120,7 @@ class Dataset:
         """Open an existing dataset by name or path (the path of its manifest.csv means the
         dataset: "no such dataset (no manifest.csv)" for a manifest given was a puzzle)."""
         root = dataset_path(name)
+        check_path(root / MANIFEST, DatasetError)  # a link loop is not "no such dataset"
         if root.name == MANIFEST and root.is_file():
             root = root.parent
         if not (root / MANIFEST).exists():

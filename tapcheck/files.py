@@ -37,6 +37,15 @@ _FIXES = {
     errno.ENOENT: "its folder cannot be made there; choose another path",
 }
 
+# errno values that mean no file can have this path at all, whether read or written: what is
+# wrong, and the fix. Path.exists() raises the first (a 300-character name gave a traceback).
+_PATH_PROBLEMS = {
+    errno.ENAMETOOLONG: ("has a name too long for the file system",
+                         "shorten the name (at most 255 bytes per folder or file name)"),
+    errno.ELOOP: ("loops through symbolic links",
+                  "fix the links (ls -l shows where each points)"),
+}
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", *,
@@ -107,9 +116,60 @@ def check_writable(folder: str | os.PathLike, *, create: bool = True) -> Path:
 
 def storage_error(e: OSError, path: Path) -> StorageError | OSError:
     """The one-line error for an OSError met while writing ``path`` (other errors unchanged)."""
+    found = path_error(e, error=StorageError)
+    if found is not None:
+        return found
     if e.errno not in _FIXES:
         return e
     return StorageError(f"cannot be written ({e.strerror})", path=path, fix=_FIXES[e.errno])
+
+
+def path_error(e: OSError, path: str | os.PathLike | None = None, *,
+               error: type[TapcheckError] = TapcheckError) -> TapcheckError | None:
+    """The one-line error for a path no file can have, or None if ``e`` is another error.
+
+    A name past the file system's limit (ENAMETOOLONG) or a loop of symbolic links (ELOOP) is
+    the path's fault wherever it is met, so the error names the path the system named
+    (``e.filename``: the too-long name itself, not the folder a lock or temporary file goes in),
+    else ``path``. An ELOOP from opening a symbolic link with O_NOFOLLOW (a lock file or
+    manifest that is a link) is not a loop: None, for the caller to handle.
+
+    Parameters
+    ----------
+    e : OSError
+    path : str or PathLike, optional
+        The path being used, named when ``e`` names none.
+    error : type
+        The TapcheckError subclass to raise (AudioError for a clip, so that ``judge`` lists it
+        and judges the other clips).
+    """
+    if e.errno not in _PATH_PROBLEMS:
+        return None
+    where = e.filename if e.filename is not None else path
+    if e.errno == errno.ELOOP and where is not None and os.path.islink(where):
+        try:
+            os.stat(where)
+        except OSError as followed:
+            if followed.errno != errno.ELOOP:
+                return None
+        else:
+            return None  # the link itself leads somewhere: O_NOFOLLOW refused it, not a loop
+    problem, fix = _PATH_PROBLEMS[e.errno]
+    return error(f"{problem} ({e.strerror})", path=where, fix=fix)
+
+
+def check_path(path: str | os.PathLike, error: type[TapcheckError] = TapcheckError) -> None:
+    """Raise ``error`` if no file can have ``path``: a name too long, a loop of symbolic links.
+
+    Before ``Path.exists()``, which raises OSError for the first and answers False for the
+    second (a link loop passed for a missing file).
+    """
+    try:
+        os.stat(path)
+    except OSError as e:
+        found = path_error(e, path, error=error)
+        if found is not None:
+            raise found from None
 
 
 def _mode_for(path: Path) -> int:

@@ -26,7 +26,7 @@ from .config import Config
 from .detectors import ThresholdDetector, detector_from_state
 from .errors import ConfigError, ModelFileError, ParameterError
 from .features import FEATURES_VERSION
-from .files import atomic_write, refuse_special, sniff
+from .files import atomic_write, check_path, refuse_special, sniff
 from .modelcheck import check_contents, check_trained
 
 FORMAT = "tapcheck-model"
@@ -141,6 +141,7 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
 
     ``expect`` is the format header to insist on: a model file, or a run's partial progress.
     """
+    check_path(path, ModelFileError)  # a link loop is not "not found"
     if not path.exists():
         # the default name is arcface-resnet18's; a recipe that trains another model (e.g.
         # configs/new-boards.toml's arcface-lite) leaves its file beside it: name it

@@ -276,6 +276,65 @@ def test_out_of_range_options_are_one_line(run_cli, tmp_path, monkeypatch):
 
 
 
+# a path no file can have: a 300-character name (ENAMETOOLONG), a loop of symbolic links (ELOOP)
+_LONG = "a" * 300
+_TOO_LONG = ("has a name too long for the file system", "shorten the name (at most 255 bytes")
+_LOOP = ("loops through symbolic links", "fix the links")
+
+
+@pytest.mark.parametrize("case", [
+    "judge clip", "info", "train --dataset", "evaluate --dataset", "judge --model",
+    "enroll --model", "import --dataset", "doctor --config", "log", "train --out",
+    "judge loop", "doctor --config loop", "train --dataset loop"])
+def test_a_path_no_file_can_have_is_one_line(case, ae_model, dataset_copy, tmp_path, run_cli,
+                                              monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    good = write_tone(tmp_path / "good.wav")
+    for folder in ("clips", "models"):  # in a missing folder a name is "not found" first
+        (tmp_path / folder).mkdir()
+    bad = {"judge clip": f"clips/{_LONG}.wav", "info": _LONG, "train --dataset": _LONG,
+           "evaluate --dataset": _LONG, "judge --model": f"models/{_LONG}.pt",
+           "enroll --model": f"models/{_LONG}.pt", "import --dataset": _LONG,
+           "doctor --config": f"{_LONG}.toml", "log": _LONG, "train --out": f"models/{_LONG}.pt",
+           "judge loop": "loop1", "doctor --config loop": "loop1",
+           "train --dataset loop": "./loop1"}[case]
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", bad if case == "log" else str(tmp_path))
+    args = {"judge clip": ["judge", "--model", ae_model, good, bad], "info": ["info", bad],
+            "train --dataset": ["train", "--dataset", bad],
+            "evaluate --dataset": ["evaluate", "--dataset", bad, "--model", ae_model],
+            "judge --model": ["judge", "--model", bad, good],
+            "enroll --model": ["enroll", "--model", bad, good],
+            "import --dataset": ["import", good, "--dataset", bad, "--board", "1", "--side",
+                                 "left", "--label", "normal"],
+            "doctor --config": ["doctor", "--config", bad], "log": ["log"],
+            "train --out": ["train", "--model", "ae", "--dataset", dataset_copy, "--epochs", "1",
+                            "--out", bad],
+            "judge loop": ["judge", "--model", ae_model, good, bad],
+            "doctor --config loop": ["doctor", "--config", bad],
+            "train --dataset loop": ["train", "--dataset", bad]}[case]
+    code, out, err = run_cli(*args)
+    assert code == 2, err  # 1 is judge's "anomalous"
+    _one_line_error(err, str(Path(bad)), *(_LOOP if "loop" in case else _TOO_LONG))
+    assert "not a lock file" not in err
+    if case.startswith("judge") and "model" not in case:
+        assert "good.wav" in out  # the good clip is judged all the same, the bad one listed
+    assert not any((tmp_path / "models").iterdir())
+
+
+def test_a_lock_file_that_is_a_link_is_still_not_a_lock_file(dataset_copy, tmp_path, run_cli):
+    # O_NOFOLLOW refuses a link with ELOOP too; that is a planted link, not a loop of links
+    (dataset_copy / ".lock").unlink(missing_ok=True)
+    (dataset_copy / ".lock").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").write_text("mine")
+    code, _, err = run_cli("import", write_tone(tmp_path / "c.wav"), "--dataset", dataset_copy,
+                           "--board", "1", "--side", "left", "--label", "normal")
+    assert code == 2
+    _one_line_error(err, f"{dataset_copy}: cannot be locked: .lock beside it is not a lock file")
+    assert (tmp_path / "elsewhere").read_text() == "mine"
+
+
 @pytest.mark.parametrize("damage", ["no optimizer", "NaN weights", "weights of another shape"])
 def test_damaged_progress_is_one_line_on_resume(small_train_set, tmp_path, run_cli, damage):
     from tapcheck.datasets import Dataset

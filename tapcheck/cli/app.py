@@ -149,6 +149,17 @@ def main(argv: list[str] | None = None) -> int:
             echo_err(f"tapcheck: error: {one_line(line)}")
         echo_err(f"tapcheck: error: {one_line(str(e))}")
         return e.exit_code
+    except OSError as e:
+        # a path no file can have (a 300-character name, a loop of links) fails wherever a
+        # command first touches it, often inside Path.exists(): caught once here, as the one
+        # line every input error is, not a traceback whose exit status 1 `judge` means otherwise
+        from ..files import path_error
+
+        found = None if debug else path_error(e)
+        if found is None:
+            raise
+        echo_err(f"tapcheck: error: {one_line(str(found))}")
+        return found.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.UsageError as e:  # a wrong option or argument: one line, as every input error
