@@ -215,12 +215,16 @@ def run_bench(*, model: Path | None = None, out: Path | None = None,
               log: Callable[[str], None] = print) -> dict:
     """Run every measurement; write JSON to ``out`` and return it."""
     from .config import Config
-    from .modelfile import save_checkpoint
+    from .modelfile import load_model, save_checkpoint
     from .models import FAST_MODEL
     from .runtime import configure_threads, cpu_has_bf16
     from .synth import make_study_dataset
     from .training import train_model
 
+    if model is not None:
+        # read as judge reads it, now: a file that is no tapcheck model was refused only when
+        # the judging began, after seven minutes of the other measurements
+        load_model(model)
     threads = configure_threads()
     results: dict = {"machine": {
         "cpu": _cpu_name(), "cpus": os.cpu_count(), "torch_threads": threads,

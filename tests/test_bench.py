@@ -85,3 +85,18 @@ def test_a_failing_judge_is_not_timed(tmp_path):
     bad.touch()
     with pytest.raises(RuntimeError, match="tapcheck judge failed"):
         bench._judge_from_shell(tmp_path / "no-model.pt", bad)
+
+
+@pytest.mark.parametrize("content", [b"not a model, a shopping list\n", b""])
+def test_a_model_that_is_not_one_is_refused_before_any_measurement(tmp_path, content):
+    from tapcheck.errors import ModelFileError
+
+    fake = tmp_path / "notes.pt"
+    fake.write_bytes(content)
+
+    def log(line):  # the first measurement logs first: minutes of runs before the model was read
+        raise AssertionError(f"measuring began: {line}")
+
+    with pytest.raises(ModelFileError, match="notes.pt"):
+        bench.run_bench(model=fake, out=tmp_path / "bench.json", log=log)
+    assert not (tmp_path / "bench.json").exists()
