@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .files import refuse_special
-from .validate import check_across, check_section
+from .validate import check_across, check_device_rate, check_section
 
 
 @dataclass(frozen=True)
@@ -255,7 +255,9 @@ def load_config(path: str | Path | None = None) -> Config:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"not valid TOML ({e})", path=path,
                           fix="fix the syntax; configs/default.toml shows every key") from None
-    return Config.from_dict(data, source=str(path))
+    config = Config.from_dict(data, source=str(path))
+    check_device_rate(config, source=str(path))
+    return config
 
 
 def _build(cls: type, data: Any, source: str, prefix: str):

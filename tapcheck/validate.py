@@ -256,3 +256,30 @@ def check_section(section: str, settings: Any) -> None:
         key, problem = found
         raise ConfigError(f"'{section}.{key}': {problem}",
                           fix="fix it in the config file or option")
+
+
+def check_device_rate(config: Any, *, source: str) -> None:
+    """``[stream] device_sr``, when set, must reach the crop's band, as a clip's rate must.
+
+    ``judge`` and ``import`` refuse a file sampled below the rate the crops need (8614 Hz at the
+    study's settings: :func:`tapcheck.features.required_sample_rate`); ``listen`` and ``record``
+    took such a rate for the microphone and judged bands that held nothing. Checked when a
+    config file is read, so before any device opens; not in :class:`Config` itself, which model
+    files rebuild from their stored settings too.
+
+    Raises
+    ------
+    ConfigError
+    """
+    rate = config.stream.device_sr
+    if not rate:
+        return
+    from .features import required_sample_rate  # here: features imports the config
+
+    need = required_sample_rate(config.features, sr=config.audio.sr)
+    if rate < need:
+        raise ConfigError(
+            f"'stream.device_sr' {rate} Hz records sound up to {rate / 2:g} Hz only; tapcheck "
+            f"listens up to {need / 2:.0f} Hz", path=source,
+            fix=f"set device_sr to 0 (44100 Hz when the microphone has it), or to a rate the "
+                f"microphone has of at least {math.ceil(need)} Hz")

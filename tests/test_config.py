@@ -99,3 +99,20 @@ def test_the_default_model_is_registered():
     from tapcheck.models import MODELS
 
     assert TrainConfig().model in MODELS
+
+
+@pytest.mark.parametrize("rate,ok", [(8000, False), (8613, False), (8614, True), (0, True),
+                                     (48000, True)])
+def test_a_device_rate_below_what_judge_takes_in_a_file_is_refused(tmp_path, rate, ok):
+    # judge refuses a clip sampled below 8614 Hz (it holds nothing of the crop's top bins);
+    # listen and record took such a rate from the microphone and judged empty bands
+    path = tmp_path / "slow.toml"
+    path.write_text(f"[stream]\ndevice_sr = {rate}\n")
+    if ok:
+        assert load_config(path).stream.device_sr == rate
+        return
+    with pytest.raises(ConfigError, match=(
+            rf"slow\.toml: 'stream\.device_sr' {rate} Hz records sound up to {rate / 2:g} Hz "
+            r"only; tapcheck listens up to 4307 Hz — set device_sr to 0 \(44100 Hz when the "
+            r"microphone has it\), or to a rate the microphone has of at least 8614 Hz")):
+        load_config(path)
