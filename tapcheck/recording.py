@@ -52,8 +52,8 @@ class TakeCheck:
 
 
 def check_take(y: np.ndarray, *, sr: int, features: FeatureConfig = FeatureConfig(),
-               record: RecordConfig = RecordConfig(), raw: np.ndarray | None = None
-               ) -> TakeCheck:
+               record: RecordConfig = RecordConfig(), raw: np.ndarray | None = None,
+               label: str | None = None) -> TakeCheck:
     """Check a take the way a person at the bench needs it checked.
 
     Parameters
@@ -68,6 +68,8 @@ def check_take(y: np.ndarray, *, sr: int, features: FeatureConfig = FeatureConfi
     raw : np.ndarray, optional
         The samples as the device delivered them, for the clipping check (resampling smears
         clipped flat tops into ringing, so clipping is judged before it). Default: ``y``.
+    label : str, optional
+        What a warning about the take names it (``take 3/10``); without one it said "clip".
 
     Returns
     -------
@@ -76,7 +78,7 @@ def check_take(y: np.ndarray, *, sr: int, features: FeatureConfig = FeatureConfi
     raw = y if raw is None else raw
     check = TakeCheck(peak_dbfs=peak_dbfs(raw))
     try:
-        _, onset = strike_crops(y, sr=sr, features=features, return_onset=True)
+        _, onset = strike_crops(y, sr=sr, features=features, return_onset=True, path=label)
     except NoStrikeError as e:
         check.problems.append(e.problem.replace("no strike found", "no strike heard"))
     else:
@@ -181,7 +183,7 @@ class Recorder:
             raw = self.mic.record(int(round(duration_s * self.mic.sr)), on_block=self.meter)
             y = self._to_take(raw, duration_s)
             check = check_take(y, sr=self.sr, features=self.config.features,
-                               record=self.config.record, raw=raw)
+                               record=self.config.record, raw=raw, label=f"take {k}/{n_takes}")
             if check.ok:
                 self._save(y, check, k, n_takes, session)
                 streak = 0
@@ -240,7 +242,8 @@ class Recorder:
                 k = len(session.saved) + 1
                 y = self._to_take(strike.clip, duration_s)
                 check = check_take(y, sr=self.sr, features=self.config.features,
-                                   record=self.config.record, raw=strike.clip)
+                                   record=self.config.record, raw=strike.clip,
+                                   label=f"take {k}/{n_takes}")
                 if strike.others:
                     check.problems.append(f"{strike.others + 1} strikes in one take — leave "
                                           f"{duration_s:g} s between taps")

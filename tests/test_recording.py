@@ -38,6 +38,14 @@ def tap():
 def test_a_good_take_passes(tap):
     check = check_take(tap, sr=SR)
     assert check.ok, check.problems
+
+
+def test_a_dc_offset_warning_names_the_take(tap):
+    # the bench said "clip: DC offset of +0.050 removed", naming no take the user could find
+    with pytest.warns(TapcheckWarning, match=r"^take 3/10: DC offset of \+0\.050 removed"):
+        check = check_take((tap + np.float32(0.05)).astype(np.float32), sr=SR,
+                           label="take 3/10")
+    assert check.ok, check.problems
     onset = find_strike(power_spectrogram(tap)) * 128 / SR
     assert check.onset_s == pytest.approx(onset) and -25 < check.peak_dbfs < 0
 
