@@ -352,9 +352,9 @@ def test_station_takes_references_as_judge_does(separating_model, tmp_path, run_
     without = Station(judge, tmp_path / "log")
     assert without.explainer is None
     assert without.explain_note == (
-        f"no explanations: {moved}: its training dataset is not at recordings/small; "
-        "explanations compare with its normal takes — pass --references DATASET (a dataset "
-        "with normal takes of the same boards)")
+        f"no explanations: {moved}: its training dataset recordings/small is outside the "
+        f"recordings folder ({os.environ['TAPCHECK_RECORDINGS']}) and read only when named — "
+        "pass --references recordings/small to explain them")
     without.close()
     dataset = torch.load(separating_model, weights_only=True)["dataset"]["path"]
     clips, unusable = dataset_references(dataset, judge)
@@ -371,7 +371,8 @@ def test_station_takes_references_as_judge_does(separating_model, tmp_path, run_
     assert len(err.splitlines()) == 1 and not log.exists()
 
 
-def test_a_picture_belongs_to_its_tap_after_the_log_is_moved_aside(separating_model, tmp_path):
+def test_a_picture_belongs_to_its_tap_after_the_log_is_moved_aside(separating_model, tmp_path,
+                                                                   monkeypatch):
     """Moved aside (as the advice for a broken log says), a log's ids start again from 1 in the
     new one while its clips and pictures stay in the folder: a picture named by id was served
     for another tap. Named after its clip, each picture is its own tap's, and none is replaced."""
@@ -381,6 +382,8 @@ def test_a_picture_belongs_to_its_tap_after_the_log_is_moved_aside(separating_mo
     from tapcheck.pictures import clip_key, picture_clip
     from tapcheck.synth import study_boards, synthesize_tap, take_rng
 
+    # the recordings folder of the place the model was trained in: the explanations' references
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
     boards = {b.number: b for b in study_boards(seed=SEED)}
     judge, root = Judge(separating_model), tmp_path / "inspections"
     start = datetime.now(timezone.utc)
