@@ -286,7 +286,7 @@ def serve(station: Station, *, sock: socket.socket, token: str | None, mic, list
     from .webapp import make_app
 
     marks = MarkBook(station.root)
-    app = make_app(station, marks, token=token)
+    app = make_app(station, marks, token=token, address=sock.getsockname()[:2])
     errors: list[BaseException] = []
 
     def listen() -> None:

@@ -5,17 +5,24 @@ the internet, and no request names a file. Clips and explanation pictures are lo
 inspection id and served only from inside the inspection folder. With a token, every request must
 carry it (``?token=``, which also sets a cookie for the page's own requests, or an
 ``Authorization: Bearer`` header); without it the answer is 401 with a message.
+
+On loopback (the default, no token) other websites are kept out by :class:`RequestGuard`: a
+request naming another host (DNS rebinding) is refused with 400, and a request that changes
+anything must be ``application/json`` (415) and, if it says where it comes from, come from the
+station's own pages (403).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import re
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import (FileResponse, JSONResponse, PlainTextResponse, Response,
                                  StreamingResponse)
@@ -33,8 +40,8 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def make_app(station, marks, *, token: str | None) -> Starlette:
-    """The app for one station and its log's marks."""
+def make_app(station, marks, *, token: str | None, address: tuple[str, int]) -> Starlette:
+    """The app for one station and its log's marks, served on ``address`` (host, port)."""
     h = Handlers(station, marks)
     routes = [
         Route("/", h.live), Route("/log", h.log_page), Route("/static/{name}", h.asset),
@@ -47,7 +54,33 @@ def make_app(station, marks, *, token: str | None) -> Starlette:
     app = Starlette(routes=routes)
     if token:
         app.add_middleware(TokenGate, token=token)
+    # added last, so outermost: a foreign host is refused before the token is even looked at
+    app.add_middleware(RequestGuard, hosts=served_hosts(*address),
+                       home=f"http://{_url_host(address[0])}:{address[1]}/")
     return app
+
+
+def served_hosts(host: str, port: int) -> set[str] | None:
+    """The ``Host`` headers a station bound to ``host``:``port`` answers; None: any.
+
+    On loopback only this machine's own names for it (the address itself and ``localhost``): a
+    website whose name an attacker points at 127.0.0.1 (DNS rebinding) sends its own name and is
+    refused. On any other address the token guards every request, and the names the station is
+    reached by (a LAN name, an IP, a proxy's) cannot be listed, so any is answered.
+    """
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: bind() is given addresses ("localhost" is bound as 127.0.0.1)
+        loopback = host == "localhost"
+    if not loopback:
+        return None
+    names = {_url_host(host), "localhost"}
+    hosts = {f"{name}:{port}" for name in names}
+    return hosts | names if port == 80 else hosts  # browsers leave out the default port
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 class Handlers:
@@ -111,6 +144,9 @@ class Handlers:
             return _error(400, usage)
         if not isinstance(body, dict) or not isinstance(body.get("mark"), str):
             return _error(400, usage)
+        if set(body) != {"mark"}:  # a typo'd or future key is not silently dropped
+            unknown = sorted(k for k in body if k != "mark")
+            return _error(400, f"unknown key {unknown[0]!r}: {usage}")
         if _inspection_id(request) is None:
             return _error(404, f"no inspection {request.path_params['id']}")
         try:
@@ -211,3 +247,45 @@ class TokenGate:
             await send(message)
 
         return await self.app(scope, receive, send_with_cookie)
+
+
+#: methods that change nothing (the routes answer nothing else but POST)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class RequestGuard:
+    """Pure ASGI middleware: keep other websites out of a station without a token.
+
+    A page on any site can POST a ``text/plain`` form to 127.0.0.1 without asking (no CORS
+    preflight), and a site whose name resolves to 127.0.0.1 can read the answers (DNS
+    rebinding). So: a ``Host`` not in ``hosts`` gets 400; a request that changes anything gets
+    415 unless it is ``application/json`` (which a form cannot send, and a script on another site
+    only after a preflight this app never grants), and 403 if its ``Origin`` is another site's.
+    """
+
+    def __init__(self, app, *, hosts: set[str] | None, home: str):
+        self.app, self.hosts, self.home = app, hosts, home
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        host = headers.get("host", "")
+        if self.hosts is not None and host.lower() not in self.hosts:
+            shown = host if len(host) <= 60 else host[:60] + "..."
+            response = _error(400, f"this station does not answer for host {shown!r} (it "
+                                   f"serves this machine only): open {self.home}")
+            return await response(scope, receive, send)
+        if scope["method"] not in SAFE_METHODS:
+            origin = headers.get("origin")
+            if origin is not None and origin.lower() != f"{scope['scheme']}://{host}".lower():
+                shown = origin if len(origin) <= 60 else origin[:60] + "..."
+                response = _error(403, f"requests from another site ({shown}) are refused: "
+                                       "mark taps on the station's own log page")
+                return await response(scope, receive, send)
+            kind = headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind != "application/json":
+                response = _error(415, "the body must be sent as Content-Type: "
+                                       f"application/json, not {kind or 'none'!r}")
+                return await response(scope, receive, send)
+        return await self.app(scope, receive, send)

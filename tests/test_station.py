@@ -108,8 +108,15 @@ def test_live_page_log_page_and_marks(pulse, separating_model, browser, tmp_path
 
     # junk from a browser: a clear 4xx, nothing logged lost
     api = log_page.request
-    bad = api.post(url + f"api/inspections/{row_id}/mark", data="not json")
+    bad = api.post(url + f"api/inspections/{row_id}/mark", data="not json",
+                   headers={"Content-Type": "application/json"})
     assert bad.status == 400 and "JSON" in bad.json()["error"]
+    # another website's form (text/plain: no preflight) or a rebound host name: refused
+    bad = api.post(url + f"api/inspections/{row_id}/mark", data='{"mark": "confirmed defect"}',
+                   headers={"Content-Type": "text/plain", "Origin": "http://evil.example"})
+    assert bad.status == 403 and "another site" in bad.json()["error"]
+    assert api.get(url + "api/inspections", headers={"Host": f"evil.example:{port}"}
+                   ).status == 400
     bad = api.post(url + f"api/inspections/{row_id}/mark", data={"mark": "looks fine"})
     assert bad.status == 400 and "unknown mark" in bad.json()["error"]
     assert api.post(url + "api/inspections/999/mark", data={"mark": "false alarm"}).status == 404

@@ -1,0 +1,120 @@
+"""The station's web app served for real (uvicorn on 127.0.0.1 in a thread, urllib as the
+client): other websites kept out, bad filters a 400, nothing changed by a refused request.
+
+The whole station (microphone, model, pages in Chromium) is tests/test_station.py; this file
+runs only the app over a real inspection log, so every request's answer can be checked fast.
+"""
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+
+import numpy as np
+import pytest
+
+from tapcheck.inspections import InspectionLog
+from tapcheck.marks import MarkBook
+from tapcheck.station import Station, bind
+from tapcheck.webapp import make_app, served_hosts
+
+
+@pytest.fixture
+def station_url(tmp_path):
+    """A station app on a free loopback port over a log of two judgments (ids 1 and 2)."""
+    import uvicorn
+
+    with InspectionLog(tmp_path, create=True) as log:
+        for verdict in ("NORMAL", "ANOMALOUS"):
+            log.append(np.zeros(4410, np.float32), sr=44100,
+                       when=datetime(2025, 5, 2, 10, 0).astimezone(), board=3, model="m",
+                       model_path="m.pt", score=0.1, threshold=0.2, verdict=verdict)
+    station = Station(None, tmp_path, explain=False)  # no judge: nothing is tapped here
+    marks = MarkBook(tmp_path)
+    sock = bind("127.0.0.1", 0)
+    app = make_app(station, marks, token=None, address=sock.getsockname()[:2])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    server.should_exit = True
+    thread.join(timeout=10)
+    station.close()
+    marks.close()
+    sock.close()
+
+
+def call(url: str, *, data: bytes | None = None, headers: dict | None = None):
+    """(status, body) of one request; a POST when there is data."""
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def marks_in(url: str) -> list:
+    status, body = call(url + "api/inspections")
+    assert status == 200
+    return sorted((r["id"], r["mark"]) for r in json.loads(body))
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_another_site_cannot_mark(station_url):
+    url, mark = station_url, station_url + "api/inspections/2/mark"
+    body = json.dumps({"mark": "confirmed defect"}).encode()
+    own = url.rstrip("/")
+    # an HTML form with enctype=text/plain on any website: no preflight, so only a refusal helps
+    status, text = call(mark, data=body, headers={"Origin": "http://evil.example",
+                                                  "Content-Type": "text/plain"})
+    assert status == 403 and "another site (http://evil.example)" in json.loads(text)["error"]
+    status, text = call(mark, data=body, headers={"Content-Type": "text/plain"})
+    assert status == 415 and "application/json, not 'text/plain'" in json.loads(text)["error"]
+    assert call(mark, data=body, headers={})[0] == 415  # urllib's form default
+    for origin in ("http://evil.example", "null", own + ".evil.example", "https" + own[4:]):
+        assert call(mark, data=body, headers={**JSON, "Origin": origin})[0] == 403, origin
+    assert marks_in(url) == [(1, None), (2, None)]  # nothing refused was recorded
+    # the station's own page (its Origin), and scripts or curl (no Origin)
+    assert call(mark, data=body, headers={**JSON, "Origin": own})[0] == 200
+    status, text = call(url + "api/inspections/1/mark", data=b'{"mark": "false alarm"}',
+                        headers={"Content-Type": "application/json; charset=utf-8"})
+    assert status == 200 and json.loads(text)["mark"] == "false alarm"
+    assert marks_in(url) == [(1, "false alarm"), (2, "confirmed defect")]
+
+
+def test_unknown_keys_in_a_mark_are_refused(station_url):
+    status, text = call(station_url + "api/inspections/2/mark", headers=JSON,
+                        data=b'{"mark": "false alarm", "inspector": "me"}')
+    assert status == 400 and json.loads(text)["error"].startswith("unknown key 'inspector'")
+    assert marks_in(station_url) == [(1, None), (2, None)]
+
+
+def test_another_host_name_is_refused(station_url):
+    port = station_url.rsplit(":", 1)[1].rstrip("/")
+    for path in ("", "log", "api/inspections", "api/export.csv", "clips/1.wav"):
+        status, text = call(station_url + path, headers={"Host": f"evil.example:{port}"})
+        assert status == 400, path  # DNS rebinding: evil.example resolved to 127.0.0.1
+        assert json.loads(text)["error"] == (
+            f"this station does not answer for host 'evil.example:{port}' (it serves this "
+            f"machine only): open {station_url}")
+    assert call(station_url, headers={"Host": "127.0.0.1"})[0] == 400  # another port: 80
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
+        assert call(station_url + "api/inspections", headers={"Host": host})[0] == 200, host
+
+
+def test_served_hosts():
+    assert served_hosts("127.0.0.1", 8321) == {"127.0.0.1:8321", "localhost:8321"}
+    assert served_hosts("::1", 8321) == {"[::1]:8321", "localhost:8321"}
+    assert served_hosts("127.0.0.1", 80) == {"127.0.0.1:80", "localhost:80", "127.0.0.1",
+                                             "localhost"}
+    # off loopback the token guards, and the station's names there cannot be listed
+    assert served_hosts("0.0.0.0", 8321) is None and served_hosts("192.168.1.5", 8321) is None
