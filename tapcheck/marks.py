@@ -55,20 +55,42 @@ class Filter:
             args.append(self.verdict)
         for bound, op, day in (("since", ">=", self.since), ("until", "<", self.until)):
             if day is not None:
-                start = _local_day(day, bound)
-                if bound == "until":  # inclusive: up to the start of the next day
-                    start = (start + timedelta(days=1)).replace(hour=0)
-                sql.append(f"i.time {op} ?")
-                args.append(start.astimezone(timezone.utc).isoformat(timespec="milliseconds"))
+                start = _utc_bound(day, bound)
+                if start is not None:
+                    sql.append(f"i.time {op} ?")
+                    args.append(start)
         return (" WHERE " + " AND ".join(sql)) if sql else "", args
 
 
-def _local_day(text: str, what: str) -> datetime:
+def _utc_bound(text: str, what: str) -> str | None:
+    """The UTC time (ISO 8601) where a local day ``since`` starts or ``until`` ends; None: no
+    bound.
+
+    A day at the calendar's ends (0001-01-01, 9999-12-31) is taken as a UTC day: its local
+    midnight can lie outside the calendar (year 0 east of Greenwich; Python's local-time
+    conversion fails on year 1 anywhere), and hours there matter to no log. ``until`` 9999-12-31
+    ends in year 10000: no upper bound, "to the end", as the user meant, not an error.
+
+    Raises
+    ------
+    ParameterError
+        ``text`` is not a YYYY-MM-DD date.
+    """
     try:
         day = datetime.strptime(text, "%Y-%m-%d")
     except ValueError:
         raise ParameterError(f"{what} '{text}' is not a date", fix="use YYYY-MM-DD") from None
-    return day.astimezone()  # midnight, the station's local time
+    try:
+        start = day.astimezone()  # midnight, the station's local time
+        if what == "until":  # inclusive: up to the start of the next day
+            start = (start + timedelta(days=1)).replace(hour=0)
+        start = start.astimezone(timezone.utc)
+    except (OverflowError, ValueError):  # "date value out of range", "year 0 is out of range"
+        try:
+            start = day.replace(tzinfo=timezone.utc) + timedelta(days=what == "until")
+        except OverflowError:  # until 9999-12-31
+            return None
+    return start.isoformat(timespec="milliseconds")
 
 
 class MarkBook:

@@ -1,6 +1,7 @@
 """Operator marks beside the inspection log: filters, append-only marks, export, safe clip paths."""
 
 import sqlite3
+import time
 from datetime import datetime
 
 import numpy as np
@@ -34,6 +35,24 @@ def test_filters(book):
     assert [r["id"] for r in book.rows(Filter(since="2025-05-02", board=4))] == [3]
     with pytest.raises(ParameterError, match="is not a date"):
         book.rows(Filter(since="May 2"))
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Asia/Tokyo", "America/New_York"])
+def test_dates_at_the_calendars_ends_are_no_error(book, tz, monkeypatch):
+    # until 9999-12-31 ended in year 10000 (OverflowError, an HTTP 500); since 0001-01-01 began
+    # in year 0 east of Greenwich ("year 0 is out of range", a 400 with no way out)
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    try:
+        everything = [r["id"] for r in book.rows()]
+        assert [r["id"] for r in book.rows(Filter(until="9999-12-31"))] == everything
+        assert [r["id"] for r in book.rows(Filter(since="0001-01-01"))] == everything
+        assert book.rows(Filter(since="9999-12-31")) == []
+        assert book.rows(Filter(until="0001-01-01")) == []
+        assert book.export_csv(Filter(since="0001-01-01", until="9999-12-31")).startswith("clip,")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_marks_are_appended_and_the_judgment_never_changes(book, tmp_path):

@@ -118,3 +118,13 @@ def test_served_hosts():
                                              "localhost"}
     # off loopback the token guards, and the station's names there cannot be listed
     assert served_hosts("0.0.0.0", 8321) is None and served_hosts("192.168.1.5", 8321) is None
+
+
+def test_dates_at_the_calendars_ends_answer(station_url):
+    for path in ("api/inspections", "api/export.csv"):  # were a 500 (OverflowError)
+        status, text = call(station_url + path + "?since=0001-01-01&until=9999-12-31")
+        assert status == 200, (path, text)
+    status, text = call(station_url + "api/inspections?until=9999-12-31")
+    assert [r["id"] for r in json.loads(text)] == [2, 1]
+    status, text = call(station_url + "api/inspections?until=10000-01-01")
+    assert status == 400 and json.loads(text)["error"].startswith("until '10000-01-01' is not")
