@@ -160,24 +160,37 @@ class MarkBook:
         """The logged clip of an inspection, if it is a file inside the log's folder."""
         row = self.db.execute("SELECT clip FROM inspections WHERE id = ?", (inspection,)
                               ).fetchone()
-        if row is None:
-            return None
+        return None if row is None else self._inside(row[0])
+
+    def _inside(self, clip: str) -> Path | None:
         root = self.root.resolve()
-        path = (root / row[0]).resolve()
-        # a row pointing elsewhere (edited by hand, ../ or absolute) is never served
+        path = (root / clip).resolve()
+        # a row pointing elsewhere (edited by hand, ../ or absolute) is never served or exported
         return path if path.is_relative_to(root) and path.is_file() else None
 
-    def export_csv(self, flt: Filter = Filter(limit=1_000_000)) -> str:
-        """Marked inspections as CSV: clip (absolute), time, board, verdict, score, mark."""
+    def export_csv(self, flt: Filter = Filter(limit=1_000_000),
+                   skipped: list[int] | None = None) -> str:
+        """Marked inspections as CSV: clip (absolute, resolved), time, board, verdict, score,
+        mark.
+
+        Only clips :meth:`clip_file` would serve are listed: a row whose clip is gone or lies
+        outside the log's folder (``../../etc/passwd`` edited in by hand) is left out, and its
+        id appended to ``skipped`` when given.
+        """
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["clip", "time", "board", "verdict", "score", "threshold", "model",
                          "mark", "marked_at"])
         for r in reversed(self.rows(flt)):
-            if r["mark"]:
-                writer.writerow([(self.root / r["clip"]).as_posix(), r["time"], r["board"],
-                                 r["verdict"], r["score"], r["threshold"], r["model"],
-                                 r["mark"], r["marked_at"]])
+            if not r["mark"]:
+                continue
+            path = self._inside(r["clip"])
+            if path is None:
+                if skipped is not None:
+                    skipped.append(r["id"])
+                continue
+            writer.writerow([path.as_posix(), r["time"], r["board"], r["verdict"], r["score"],
+                             r["threshold"], r["model"], r["mark"], r["marked_at"]])
         return out.getvalue()
 
 

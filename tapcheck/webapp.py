@@ -171,12 +171,16 @@ class Handlers:
         return FileResponse(path, media_type="image/png")
 
     async def export(self, request: Request) -> Response:
+        skipped: list[int] = []
         try:
-            text = self.marks.export_csv(_filter(request.query_params, limit=1_000_000))
+            text = self.marks.export_csv(_filter(request.query_params, limit=1_000_000),
+                                         skipped)
         except (TapcheckError, ValueError) as e:
             return _error(400, str(e))
+        # marked rows whose clip is gone or outside the log's folder: left out, and counted here
         return PlainTextResponse(text, media_type="text/csv", headers={
-            "Content-Disposition": 'attachment; filename="marked-clips.csv"'})
+            "Content-Disposition": 'attachment; filename="marked-clips.csv"',
+            "X-Tapcheck-Skipped": str(len(skipped))})
 
 
 class _InspectionId(Convertor):

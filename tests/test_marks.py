@@ -3,6 +3,7 @@
 import sqlite3
 import time
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,6 +81,24 @@ def test_clips_only_from_inside_the_folder(book, tmp_path):
     book.db.execute("UPDATE inspections SET clip = '../secret.wav' WHERE id = 2")
     book.db.execute("UPDATE inspections SET clip = '/etc/passwd' WHERE id = 3")
     assert book.clip_file(2) is None and book.clip_file(3) is None and book.clip_file(7) is None
+
+
+def test_export_lists_absolute_clips_from_inside_the_folder_only(book, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path.parent)
+    relative = MarkBook(tmp_path.name)  # the station's default log is a relative folder
+    for inspection in (1, 2, 3):
+        relative.mark(inspection, "confirmed defect")
+    (tmp_path.parent / "secret.wav").write_bytes(b"x")
+    book.db.execute("UPDATE inspections SET clip = '../secret.wav' WHERE id = 2")
+    book.db.execute("UPDATE inspections SET clip = '../../../etc/passwd' WHERE id = 3")
+    skipped = []
+    lines = relative.export_csv(skipped=skipped).splitlines()
+    clip = lines[1].split(",")[0]
+    assert len(lines) == 2 and clip == relative.clip_file(1).as_posix()
+    relative.close()
+    assert Path(clip).is_absolute() and Path(clip).is_file()
+    assert Path(clip).is_relative_to(tmp_path.resolve())
+    assert skipped == [2, 3] and "passwd" not in "".join(lines)
 
 
 def test_log_of_another_schema_is_refused(tmp_path):

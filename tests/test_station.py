@@ -158,7 +158,7 @@ def test_live_page_log_page_and_marks(pulse, separating_model, browser, tmp_path
     csv = page.request.get(url + "api/export.csv").text().splitlines()
     assert len(csv) == 2 and csv[0].startswith("clip,time,board,verdict")
     home = InspectionLog().root
-    assert csv[1].startswith(str(home / "clips")) and csv[1].endswith("false alarm," +
+    assert csv[1].startswith(str(home.resolve() / "clips")) and csv[1].endswith("false alarm," +
                                                                       marked[0]["marked_at"])
     stop(live)
     db = sqlite3.connect(home / "inspections.sqlite")  # the judgment itself never changed

@@ -6,11 +6,13 @@ runs only the app over a real inspection log, so every request's answer can be c
 """
 
 import json
+import sqlite3
 import threading
 import time
 import urllib.error
 import urllib.request
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +24,7 @@ from tapcheck.webapp import make_app, served_hosts
 
 
 @pytest.fixture
-def station_url(tmp_path):
+def station_url(tmp_path, monkeypatch):
     """A station app on a free loopback port over a log of two judgments (ids 1 and 2)."""
     import uvicorn
 
@@ -31,8 +33,9 @@ def station_url(tmp_path):
             log.append(np.zeros(4410, np.float32), sr=44100,
                        when=datetime(2025, 5, 2, 10, 0).astimezone(), board=3, model="m",
                        model_path="m.pt", score=0.1, threshold=0.2, verdict=verdict)
-    station = Station(None, tmp_path, explain=False)  # no judge: nothing is tapped here
-    marks = MarkBook(tmp_path)
+    monkeypatch.chdir(tmp_path.parent)  # a relative log folder, as the station's default
+    station = Station(None, tmp_path.name, explain=False)  # no judge: nothing is tapped here
+    marks = MarkBook(tmp_path.name)
     sock = bind("127.0.0.1", 0)
     app = make_app(station, marks, token=None, address=sock.getsockname()[:2])
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
@@ -128,3 +131,20 @@ def test_dates_at_the_calendars_ends_answer(station_url):
     assert [r["id"] for r in json.loads(text)] == [2, 1]
     status, text = call(station_url + "api/inspections?until=10000-01-01")
     assert status == 400 and json.loads(text)["error"].startswith("until '10000-01-01' is not")
+
+
+def test_export_lists_absolute_clips_from_inside_the_folder(station_url, tmp_path):
+    for inspection in (1, 2):
+        assert call(station_url + f"api/inspections/{inspection}/mark", headers=JSON,
+                    data=b'{"mark": "confirmed defect"}')[0] == 200
+    db = sqlite3.connect(tmp_path / "inspections.sqlite")
+    db.execute("UPDATE inspections SET clip = '../../../etc/passwd' WHERE id = 2")  # by hand
+    db.commit()
+    db.close()
+    request = urllib.request.Request(station_url + "api/export.csv")
+    with urllib.request.urlopen(request, timeout=10) as r:
+        lines, skipped = r.read().decode().splitlines(), r.headers["X-Tapcheck-Skipped"]
+    assert len(lines) == 2 and skipped == "1" and "passwd" not in "".join(lines)
+    clip = Path(lines[1].split(",")[0])
+    assert clip.is_absolute() and clip.is_file() and clip.is_relative_to(tmp_path.resolve())
+    assert call(station_url + "clips/2.wav")[0] == 404  # served no more than exported
