@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .errors import InspectionLogError, ParameterError
 from .inspections import LOG_FILE, SCHEMA_VERSION
+from .logcheck import checked_row
 
 FALSE_ALARM, CONFIRMED, CLEARED = "false alarm", "confirmed defect", "cleared"
 MARKS = (FALSE_ALARM, CONFIRMED, CLEARED)
@@ -150,6 +151,9 @@ class MarkBook:
                f"{where} ORDER BY i.time DESC, i.id DESC LIMIT ?")
         out = []
         for row in self.db.execute(sql, [*args, flt.limit]).fetchall():
+            # as `tapcheck log` checks them: a row with score 'abc' (anything can write an
+            # SQLite file) was served as it was, and the log page's toFixed on it blanked the page
+            checked_row(row[:len(COLUMNS)], self.path)
             d = dict(zip((*COLUMNS, "mark", "marked_at"), row, strict=True))
             if d["mark"] == CLEARED:
                 d["mark"] = d["marked_at"] = None

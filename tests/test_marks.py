@@ -83,6 +83,19 @@ def test_clips_only_from_inside_the_folder(book, tmp_path):
     assert book.clip_file(2) is None and book.clip_file(3) is None and book.clip_file(7) is None
 
 
+def test_a_row_tapcheck_log_refuses_is_refused_here_too(book, tmp_path):
+    """The station served a row with score 'abc' as it was (the log page's toFixed on it blanked
+    the page) where `tapcheck log` names the row; now the log's readers check rows alike."""
+    book.mark(1, "false alarm")
+    book.db.execute("UPDATE inspections SET score = 'abc' WHERE id = 2")
+    message = (f"{tmp_path / 'inspections.sqlite'}: row 2: score 'abc' is not a finite number")
+    with pytest.raises(InspectionLogError, match=message):
+        book.rows()
+    with pytest.raises(InspectionLogError, match=message):
+        book.export_csv()
+    assert [r["id"] for r in book.rows(ids=[1, 3])] == [3, 1]  # the good rows still read
+
+
 def test_export_lists_absolute_clips_from_inside_the_folder_only(book, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path.parent)
     relative = MarkBook(tmp_path.name)  # the station's default log is a relative folder
