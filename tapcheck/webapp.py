@@ -234,8 +234,10 @@ class TokenGate:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         request = Request(scope)
+        # the scheme is case-insensitive (RFC 9110, 11.1): "bearer TOKEN" was refused
+        scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
         given = (request.query_params.get("token") or request.cookies.get(COOKIE)
-                 or request.headers.get("authorization", "").removeprefix("Bearer ").strip())
+                 or (credentials.strip() if scheme.lower() == "bearer" else ""))
         if not hmac.compare_digest(given.encode(), self.token):
             response = PlainTextResponse(
                 "401: this station needs its token: open the address tapcheck station printed "

@@ -24,8 +24,9 @@ from tapcheck.webapp import make_app, served_hosts
 
 
 @pytest.fixture
-def station_url(tmp_path, monkeypatch):
-    """A station app on a free loopback port over a log of two judgments (ids 1 and 2)."""
+def station_url(tmp_path, monkeypatch, request):
+    """A station app on a free loopback port over a log of two judgments (ids 1 and 2); with
+    a token when parametrised with one (``indirect=True``)."""
     import uvicorn
 
     with InspectionLog(tmp_path, create=True) as log:
@@ -37,7 +38,8 @@ def station_url(tmp_path, monkeypatch):
     station = Station(None, tmp_path.name, explain=False)  # no judge: nothing is tapped here
     marks = MarkBook(tmp_path.name)
     sock = bind("127.0.0.1", 0)
-    app = make_app(station, marks, token=None, address=sock.getsockname()[:2])
+    app = make_app(station, marks, token=getattr(request, "param", None),
+                   address=sock.getsockname()[:2])
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -148,3 +150,14 @@ def test_export_lists_absolute_clips_from_inside_the_folder(station_url, tmp_pat
     clip = Path(lines[1].split(",")[0])
     assert clip.is_absolute() and clip.is_file() and clip.is_relative_to(tmp_path.resolve())
     assert call(station_url + "clips/2.wav")[0] == 404  # served no more than exported
+
+
+@pytest.mark.parametrize("station_url", ["a-token-of-twenty-four-c"], indirect=True)
+def test_the_bearer_scheme_is_read_in_any_case(station_url):
+    """RFC 9110 (11.1): an authentication scheme is case-insensitive; `bearer TOKEN` got 401."""
+    token = "a-token-of-twenty-four-c"
+    assert call(station_url + "api/inspections")[0] == 401
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        assert call(station_url + "api/inspections",
+                    headers={"Authorization": f"{scheme} {token}"})[0] == 200, scheme
+    assert call(station_url + "api/inspections", headers={"Authorization": f"Basic {token}"})[0] == 401
