@@ -253,6 +253,23 @@ def check_host(host: str, token: str | None) -> str | None:
     return token or secrets.token_urlsafe(18)
 
 
+def address(host: str, port: int, *, token: str | None = None) -> str:
+    """The address to open the station at, as printed at start.
+
+    Bound to every interface (0.0.0.0, ::), the station is meant for other machines, which
+    cannot open ``http://0.0.0.0:8321/``: the machine's name stands in for it.
+    """
+    import ipaddress
+
+    try:
+        anywhere = ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        anywhere = False
+    shown = socket.gethostname() if anywhere else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket, or one clear error (port in use, address not on this machine)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

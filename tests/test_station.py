@@ -222,6 +222,21 @@ def test_token_required_off_loopback(pulse, separating_model, browser):
     stop(live)
 
 
+def test_the_printed_address_is_one_another_machine_can_open():
+    """Bound to every interface the station printed http://0.0.0.0:8321/?token=…, which no other
+    machine can open; the machine's name stands in for it. Other addresses print as bound."""
+    from tapcheck.station import address
+
+    name = socket.gethostname()
+    assert address("0.0.0.0", 8321, token="t" * 16) == f"http://{name}:8321/?token={'t' * 16}"
+    assert address("::", 8321) == (f"http://[{name}]:8321/" if ":" in name
+                                   else f"http://{name}:8321/")
+    assert address("127.0.0.1", 8321) == "http://127.0.0.1:8321/"
+    assert address("::1", 80) == "http://[::1]:80/"
+    assert address("192.168.1.20", 8321, token="x" * 16) == (
+        f"http://192.168.1.20:8321/?token={'x' * 16}")
+
+
 def test_no_microphone_leaves_no_inspection_log(tiny_model, tmp_path):
     """As `listen`: a station that cannot start makes no log (it made one before the device was
     looked for). A device name no machine has fails on any machine, with sound hardware or not."""

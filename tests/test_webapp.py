@@ -160,4 +160,5 @@ def test_the_bearer_scheme_is_read_in_any_case(station_url):
     for scheme in ("Bearer", "bearer", "BEARER"):
         assert call(station_url + "api/inspections",
                     headers={"Authorization": f"{scheme} {token}"})[0] == 200, scheme
-    assert call(station_url + "api/inspections", headers={"Authorization": f"Basic {token}"})[0] == 401
+    basic = {"Authorization": f"Basic {token}"}
+    assert call(station_url + "api/inspections", headers=basic)[0] == 401

@@ -258,7 +258,8 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     from ..listen import Listener
     from ..marks import MarkBook
     from ..runtime import set_judge_threads
-    from ..station import Station, StoppableMic, bind, check_host, default_token, serve
+    from ..station import (Station, StoppableMic, bind, check_host, default_token, serve,
+                           address as station_address)
 
     config = parse_config(config_path)
     host = host or config.station.host
@@ -294,9 +295,7 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
                            reference_clips=reference_clips)
         if station_.explain_note:
             warn(station_.explain_note)
-        shown = host if ":" not in host else f"[{host}]"
-        address = (f"http://{shown}:{sock.getsockname()[1]}/"
-                   + (f"?token={token}" if token else ""))
+        url = station_address(host, sock.getsockname()[1], token=token)
         listener = Listener(judge_, mic=StoppableMic(mic), stream=config.stream, board=board,
                             show=click.echo, warn=warn, on_verdict=station_.on_verdict,
                             on_judgment=station_.on_judgment)
@@ -304,7 +303,7 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
             with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a shift ends
                 serve(station_, sock=sock, token=token, mic=mic, listener=listener,
                       on_ready=lambda: echo_err(
-                          f"station at {address} — listening on '{device_.name}' at {rate} Hz "
+                          f"station at {url} — listening on '{device_.name}' at {rate} Hz "
                           f"with {judge_.name} (threshold {judge_.threshold:.4f}); log "
                           f"{log_path}; Ctrl-C to stop"))
         finally:
