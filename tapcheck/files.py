@@ -37,6 +37,7 @@ _FIXES = {
     errno.ENOENT: "its folder cannot be made there; choose another path",
 }
 
+NAME_MAX = 255  # bytes in one folder or file name: Linux's ext4, XFS, Btrfs, tmpfs alike
 # errno values that mean no file can have this path at all, whether read or written: what is
 # wrong, and the fix. Path.exists() raises the first (a 300-character name gave a traceback).
 _PATH_PROBLEMS = {
@@ -99,6 +100,7 @@ def check_writable(folder: str | os.PathLike, *, create: bool = True) -> Path:
         It cannot: no permission, read-only or full disk.
     """
     folder = Path(folder)
+    check_path(folder, StorageError)  # a name no folder can have: now, not when written
     target = folder
     try:
         if create:
@@ -164,6 +166,13 @@ def check_path(path: str | os.PathLike, error: type[TapcheckError] = TapcheckErr
     Before ``Path.exists()``, which raises OSError for the first and answers False for the
     second (a link loop passed for a missing file).
     """
+    for part in Path(path).parts:
+        # checked by length too: under a folder that does not exist yet (`compare --out
+        # reports/<300 characters>`) the system answers "not found" first, and the name failed
+        # only when written, after the work
+        if len(os.fsencode(part)) > NAME_MAX:
+            problem, fix = _PATH_PROBLEMS[errno.ENAMETOOLONG]
+            raise error(f"{problem} ({os.strerror(errno.ENAMETOOLONG)})", path=path, fix=fix)
     try:
         os.stat(path)
     except OSError as e:

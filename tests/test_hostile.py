@@ -285,7 +285,8 @@ _LOOP = ("loops through symbolic links", "fix the links")
 @pytest.mark.parametrize("case", [
     "judge clip", "info", "train --dataset", "evaluate --dataset", "judge --model",
     "enroll --model", "import --dataset", "doctor --config", "log", "train --out",
-    "judge loop", "doctor --config loop", "train --dataset loop"])
+    "judge loop", "doctor --config loop", "train --dataset loop", "compare --out",
+    "import --dataset (missing folder)"])
 def test_a_path_no_file_can_have_is_one_line(case, ae_model, dataset_copy, tmp_path, run_cli,
                                               monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -299,7 +300,8 @@ def test_a_path_no_file_can_have_is_one_line(case, ae_model, dataset_copy, tmp_p
            "enroll --model": f"models/{_LONG}.pt", "import --dataset": _LONG,
            "doctor --config": f"{_LONG}.toml", "log": _LONG, "train --out": f"models/{_LONG}.pt",
            "judge loop": "loop1", "doctor --config loop": "loop1",
-           "train --dataset loop": "./loop1"}[case]
+           "train --dataset loop": "./loop1", "compare --out": f"reports/{_LONG}",
+           "import --dataset (missing folder)": f"new/{_LONG}"}[case]
     monkeypatch.setenv("TAPCHECK_INSPECTIONS", bad if case == "log" else str(tmp_path))
     args = {"judge clip": ["judge", "--model", ae_model, good, bad], "info": ["info", bad],
             "train --dataset": ["train", "--dataset", bad],
@@ -313,7 +315,13 @@ def test_a_path_no_file_can_have_is_one_line(case, ae_model, dataset_copy, tmp_p
                             "--out", bad],
             "judge loop": ["judge", "--model", ae_model, good, bad],
             "doctor --config loop": ["doctor", "--config", bad],
-            "train --dataset loop": ["train", "--dataset", bad]}[case]
+            "train --dataset loop": ["train", "--dataset", bad],
+            # refused before any training: the folder reports/ does not exist yet either
+            "compare --out": ["compare", "--dataset", dataset_copy, "--models", "ae",
+                              "--epochs", "1", "--out", bad],
+            "import --dataset (missing folder)": ["import", good, "--dataset", bad, "--board",
+                                                  "1", "--side", "left", "--label", "normal"]
+            }[case]
     code, out, err = run_cli(*args)
     assert code == 2, err  # 1 is judge's "anomalous"
     _one_line_error(err, str(Path(bad)), *(_LOOP if "loop" in case else _TOO_LONG))
