@@ -23,6 +23,7 @@ from typing import Iterator
 
 from .errors import TapcheckError
 from .files import storage_error
+from .interrupts import deferred
 
 _HELD: dict[str, list] = {}  # lock path -> [fd, depth]: re-entrance within this process
 
@@ -66,18 +67,24 @@ def exclusive(lock_path: str | os.PathLike, *, what: Path | str, error: type[Tap
         finally:
             _HELD[key][1] -= 1
         return
-    fd = _acquire(Path(key), what=what, error=error)
-    _HELD[key] = [fd, 1]
+    fd = None
     try:
+        # Ctrl-C or kill between creating the lock file and holding it left the file behind
+        # (a SIGTERM sent the moment it appeared, tests/test_enroll.py): acted on once it is
+        # held, inside this try, so the finally removes it
+        with deferred():
+            fd = _acquire(Path(key), what=what, error=error)
+            _HELD[key] = [fd, 1]
         yield
     finally:
-        del _HELD[key]
-        if remove:
-            # unlink while still holding it: whoever opens the path next makes a new file, and
-            # _acquire's inode check sends anyone who opened the old one round again
-            with contextlib.suppress(OSError):
-                os.unlink(key)
-        os.close(fd)  # releases the flock
+        if fd is not None:
+            del _HELD[key]
+            if remove:
+                # unlink while still holding it: whoever opens the path next makes a new file,
+                # and _acquire's inode check sends anyone who opened the old one round again
+                with contextlib.suppress(OSError):
+                    os.unlink(key)
+            os.close(fd)  # releases the flock
 
 
 def _acquire(path: Path, *, what: Path | str, error: type[TapcheckError]) -> int:
