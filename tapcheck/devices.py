@@ -12,6 +12,8 @@ PortAudio (or ALSA's plug layer) to convert on the fly.
 
 from __future__ import annotations
 
+import math
+
 import queue
 import time
 from dataclasses import dataclass
@@ -113,12 +115,30 @@ def find_input_device(spec: str | int | None = None) -> InputDevice:
                           f"{d.index}: {d.name}" for d in matches))
 
 
-def choose_samplerate(device: InputDevice, *, sr: int = 44100, device_sr: int = 0) -> int:
+def choose_samplerate(device: InputDevice, *, sr: int = 44100, device_sr: int = 0,
+                      min_sr: float = 0.0) -> int:
     """The rate to record ``device`` at: ``device_sr`` if set, else ``sr`` if the device has it,
     else the device's own default rate (the caller resamples to ``sr``).
+
+    Parameters
+    ----------
+    min_sr : float
+        Lowest rate whose audio fills the crops of the model in use
+        (:func:`tapcheck.features.required_sample_rate`). A device that falls back to less, or a
+        ``device_sr`` below it, is refused: ``judge`` refuses such a file, and a live verdict
+        would judge bands that hold nothing.
+
+    Raises
+    ------
+    DeviceError
     """
     sd = sounddevice()
     wanted = device_sr or sr
+    # the config file checked device_sr against its own crops; a model's may need more
+    if device_sr and device_sr < min_sr:
+        raise DeviceError(_too_slow(device_sr, min_sr, f"stream.device_sr {device_sr} Hz"),
+                          fix=f"set stream.device_sr to 0, or to a rate of at least "
+                              f"{math.ceil(min_sr)} Hz that '{device.name}' has")
     try:
         sd.check_input_settings(device=device.index, channels=_channels(device),
                                 samplerate=wanted, dtype="float32")
@@ -128,7 +148,19 @@ def choose_samplerate(device: InputDevice, *, sr: int = 44100, device_sr: int = 
             raise DeviceError(f"'{device.name}' cannot record at {device_sr} Hz ({e})",
                               fix="set stream.device_sr = 0 to use the device's own rate"
                               ) from None
-    return int(round(device.default_sr))
+    own = int(round(device.default_sr))
+    if own < min_sr:
+        raise DeviceError(_too_slow(own, min_sr, f"'{device.name}' cannot record at {wanted} Hz "
+                                                 f"and its own rate, {own} Hz,"),
+                          fix=f"choose another microphone (`tapcheck devices`), or set "
+                              f"stream.device_sr to a rate of at least {math.ceil(min_sr)} Hz "
+                              f"that it has")
+    return own
+
+
+def _too_slow(rate: int, min_sr: float, what: str) -> str:
+    return (f"{what} records sound up to {rate / 2:g} Hz only; tapcheck listens up to "
+            f"{min_sr / 2:.0f} Hz")
 
 
 def _channels(device: InputDevice) -> int:

@@ -127,3 +127,25 @@ def test_microphone_records_what_is_played(pulse, tmp_path):
         # its pitch, at this rate: 1 kHz
         spectrum = np.abs(np.fft.rfft(y[loud[0]:loud[0] + rate // 5]))
         assert abs(np.argmax(spectrum) * 5 - 1000) <= 10
+
+
+def test_a_device_falling_back_to_a_rate_too_slow_for_the_crops_is_refused(pulse):
+    """With ``device_sr = 0`` a device that cannot record at 44.1 kHz is recorded at its own rate;
+    below the rate the crops need (8614 Hz at the study's settings) that rate is refused, as
+    ``judge`` refuses such a file, instead of judging bands that hold nothing. A device index
+    PortAudio does not know cannot record at 44.1 kHz, so the fallback is taken for real."""
+    from tapcheck.devices import InputDevice, choose_samplerate
+
+    def device(own_sr):
+        return InputDevice(index=10_000, name="phone headset", channels=1, default_sr=own_sr,
+                           hostapi="ALSA", is_default=False)
+
+    assert choose_samplerate(device(16000.0), sr=44100, min_sr=8613.3) == 16000
+    with pytest.raises(DeviceError) as e:
+        choose_samplerate(device(8000.0), sr=44100, min_sr=8613.3)
+    assert str(e.value) == (
+        "'phone headset' cannot record at 44100 Hz and its own rate, 8000 Hz, records sound "
+        "up to 4000 Hz only; tapcheck listens up to 4307 Hz — choose another microphone "
+        "(`tapcheck devices`), or set stream.device_sr to a rate of at least 8614 Hz that it "
+        "has")
+    assert choose_samplerate(device(8000.0), sr=44100) == 8000  # without a floor: the old choice

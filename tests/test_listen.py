@@ -226,3 +226,29 @@ def test_listen_warns_once_when_boards_get_other_taps_than_calibrated(separating
                              "or retrain with train.board_taps = 5")
     assert code == 2 and lines[-1].startswith("tapcheck: error: ")  # the device, not the option
     assert sum("taps-per-board" in line for line in lines) == 1
+
+
+def test_listen_refuses_a_device_rate_too_slow_for_the_models_crops(pulse, tiny_dataset,
+                                                                     tmp_path, run_cli):
+    """``[stream] device_sr`` is checked against the crops of the model listen judges with, not
+    only the config's: 16 kHz reaches the study's crop (up to 4.3 kHz) but not a model's whose
+    crop starts at bin 100 (up to 8.6 kHz). Refused before the microphone or the log opens."""
+    from tapcheck.config import Config
+    from tapcheck.featurecache import FeatureCache
+    from tapcheck.modelfile import save_checkpoint
+    from tapcheck.training import train_model
+
+    config = Config().replace("train", model="arcface-lite", epochs=1, batch_size=16)
+    config = config.replace("features", fmin_bin=100)
+    checkpoint = train_model(tiny_dataset, config=config, cache=FeatureCache(tmp_path / "cache"),
+                             progress=False)
+    model = save_checkpoint(tmp_path / "high.pt", checkpoint)
+    (tmp_path / "16k.toml").write_text("[stream]\ndevice_sr = 16000\n")
+    code, out, err = run_cli("listen", "--model", model, "--device", "pulse",
+                             "--config", tmp_path / "16k.toml")
+    assert code == 2 and out == ""
+    assert err.splitlines()[-1] == (
+        "tapcheck: error: stream.device_sr 16000 Hz records sound up to 8000 Hz only; tapcheck "
+        "listens up to 8613 Hz — set stream.device_sr to 0, or to a rate of at least 17227 Hz "
+        "that 'pulse' has")
+    assert not InspectionLog().path.exists()

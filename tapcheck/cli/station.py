@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,11 +15,14 @@ from .app import (BOARD, Count, cli, config_option, dataset_option, echo_err, pa
 
 
 def _open_input(device: str | None, config):
-    """The chosen input device and the rate to record it at."""
+    """The chosen input device and the rate to record it at, one that fills the crops of
+    ``config``'s features (a model's own, for listen and station)."""
     from ..devices import choose_samplerate, find_input_device
+    from ..features import required_sample_rate
 
     device_ = find_input_device(device)
-    rate = choose_samplerate(device_, sr=config.audio.sr, device_sr=config.stream.device_sr)
+    rate = choose_samplerate(device_, sr=config.audio.sr, device_sr=config.stream.device_sr,
+                             min_sr=required_sample_rate(config.features, sr=config.audio.sr))
     return device_, rate
 
 
@@ -157,7 +161,9 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
         note = board_taps_warning(judge_.model.detector.calibration_, taps_per_board)
         if note:
             warn(note)
-    config = config.replace("audio", sr=judge_.config.audio.sr)  # record at the model's rate
+    # record at the model's rate, at least as fast as the model's crops need
+    config = dataclasses.replace(config, audio=judge_.config.audio,
+                                 features=judge_.config.features)
     device_, rate = _open_input(device, config)
     mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
     try:
@@ -270,7 +276,9 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     judge_ = Judge(model_path or paths.model_path())
     for line in unused_train_settings(judge_.model, config):  # [stream] is what --config sets
         warn(line)
-    config = config.replace("audio", sr=judge_.config.audio.sr)
+    # record at the model's rate, at least as fast as the model's crops need
+    config = dataclasses.replace(config, audio=judge_.config.audio,
+                                 features=judge_.config.features)
     with InspectionLog():  # read only: a log of another program is refused, and none is made
         pass
     explain = config.station.explain and not no_explain
