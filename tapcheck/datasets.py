@@ -220,17 +220,19 @@ class Dataset:
         return max(numbers, default=0) + 1
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator["Dataset"]:
+    def locked(self, *, remove: bool = False) -> Iterator["Dataset"]:
         """Hold the dataset's writer lock and see the manifest as it is now.
 
         A writing session (import, record, synth) holds it throughout; another one gets a
-        :class:`DatasetError` "in use by PID N" at once (see :mod:`tapcheck.locks`).
+        :class:`DatasetError` "in use by PID N" at once (see :mod:`tapcheck.locks`). With
+        ``remove`` the lock file is deleted afterwards, while still held (a session that made
+        it and may leave the folder as it found it).
         """
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise storage_error(e, self.root) from None
-        with exclusive(self.root / ".lock", what=self.root, error=DatasetError):
+        with exclusive(self.root / ".lock", what=self.root, error=DatasetError, remove=remove):
             self._reload()
             self._check_manifest_writable()
             yield self

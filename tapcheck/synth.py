@@ -293,7 +293,7 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
     tapcheck.datasets.Dataset
     """
     from .datasets import Dataset, dataset_path
-    from .errors import DatasetError, ParameterError
+    from .errors import ParameterError
     from .interrupts import terminate_as_interrupt
 
     if not 1 <= takes <= MAX_TAKES:
@@ -315,22 +315,6 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
         boards = study_boards
     fresh = not dataset_path(name).exists()
     ds = Dataset.create(name)
-    if not ds.takes:
-        # a board or side folder linked out of the dataset: its takes would be written there,
-        # and the dataset then refused (import and record refuse it too); named before the
-        # stray takes, which would count the files the link leads to as the dataset's own
-        for spec in boards(seed=seed):
-            for side in spec.sides:
-                ds.check_take_folder(spec.number, side)
-                _refuse_linked_folder(ds.root, spec.number, side)
-    stray = sum(1 for _ in ds.root.glob("board*/*/take*.wav"))
-    if ds.takes or stray:
-        raise DatasetError(
-            f"already holds {len(ds.takes)} takes" if ds.takes else
-            f"holds {stray} take file(s) its manifest does not list (an interrupted run killed "
-            "before it could clean up?)", path=ds.root,
-            fix="choose another --dataset name, or delete the folder if it holds nothing you "
-                "need; synth never adds to or overwrites recordings")
     jobs = [(spec, side, k) for spec in boards(seed=seed) for side in spec.sides
             for k in range(1, takes + 1)]
     if progress:
@@ -339,8 +323,15 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
         jobs = tqdm(jobs, desc=f"synth {ds.name}", unit="take")
     before = {p.name for p in ds.root.iterdir()}
     written: list[Path] = []
+    checked = False
     try:
-        with ds.locked(), terminate_as_interrupt():  # `kill` cleans up as Ctrl-C does
+        # a lock file this run makes goes with it: a refused folder is left as it was found
+        with ds.locked(remove=".lock" not in before), terminate_as_interrupt():
+            # `kill` cleans up as Ctrl-C does. Checked under the lock, on the manifest as it is
+            # now: a run that finished between this one's start and its lock is seen, and its
+            # takes are not overwritten
+            _refuse_to_add(ds, boards(seed=seed))
+            checked = True
             for spec, side, k in jobs:
                 y = synthesize_tap(spec.board, side, rng=take_rng(seed, spec.number, side, k),
                                    sr=sr, duration_s=duration_s)
@@ -357,9 +348,33 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
     except BaseException:
         # Ctrl-C, a full disk: a half-written dataset would be refused by the rerun (or
         # trained on by a user who did not notice), so take back what this run wrote
-        _remove_written(ds, written, before=before, fresh=fresh)
+        if checked:  # a refused dataset is another run's: nothing of it is this run's to undo
+            _remove_written(ds, written, before=before, fresh=fresh)
         raise
     return ds
+
+
+def _refuse_to_add(ds, specs) -> None:
+    """Refuse a dataset that holds takes, or take files its manifest does not list, or whose
+    board or side folders are links; synth only ever writes a new dataset."""
+    from .errors import DatasetError
+
+    if not ds.takes:
+        # a board or side folder linked out of the dataset: its takes would be written there,
+        # and the dataset then refused (import and record refuse it too); named before the
+        # stray takes, which would count the files the link leads to as the dataset's own
+        for spec in specs:
+            for side in spec.sides:
+                ds.check_take_folder(spec.number, side)
+                _refuse_linked_folder(ds.root, spec.number, side)
+    stray = sum(1 for _ in ds.root.glob("board*/*/take*.wav"))
+    if ds.takes or stray:
+        raise DatasetError(
+            f"already holds {len(ds.takes)} takes" if ds.takes else
+            f"holds {stray} take file(s) its manifest does not list (an interrupted run killed "
+            "before it could clean up?)", path=ds.root,
+            fix="choose another --dataset name, or delete the folder if it holds nothing you "
+                "need; synth never adds to or overwrites recordings")
 
 
 def _remove_written(ds, written: list[Path], *, before: set[str], fresh: bool) -> None:
