@@ -6,7 +6,8 @@ needs fixing — each one line with the fix. The checks are registries (:data:`I
 
 Installation: versions; PortAudio (``sounddevice`` imported here, lazily, so a machine without it
 still runs every other command) and input devices; torch's threads and device; bfloat16 support;
-whether the recordings, models and cache folders can be written. Dataset: the manifest against
+whether the recordings, models, inspections and cache folders can be written; the
+inspection log. Dataset: the manifest against
 the files on disk; every take loaded as training would (sample rate, duration, strike found,
 clipping, other knocks); boards per split, labels, class balance, calibration takes.
 """
@@ -110,10 +111,10 @@ def check_compute() -> list[Finding]:
 def check_folders() -> list[Finding]:
     """Recordings, models and the feature cache must take new files."""
     from .files import check_writable
-    from .paths import cache_home, models_home, recordings_home
+    from .paths import cache_home, inspections_home, models_home, recordings_home
 
     folders = {"recordings": recordings_home(), "models": models_home(),
-               "feature cache": cache_home()}
+               "inspections": inspections_home(), "feature cache": cache_home()}
     findings, fine = [], []
     for what, folder in folders.items():
         try:
@@ -127,8 +128,25 @@ def check_folders() -> list[Finding]:
     return findings
 
 
+def check_inspections() -> list[Finding]:
+    """The inspection log ``listen`` and ``station`` keep: of this tapcheck's format, every row
+    readable (as ``tapcheck log`` and the station's log page read them); only read."""
+    from .inspections import InspectionLog
+
+    try:
+        with InspectionLog() as log:
+            rows = log.query()
+    except TapcheckError as e:
+        return [Finding(PROBLEM, f"inspection log {e.path}: {e.problem}", fix=e.fix)]
+    if not rows:
+        return [Finding(OK, f"inspection log {log.path.absolute()}: none yet (`tapcheck "
+                            "listen` and `station` start it)")]
+    return [Finding(OK, f"inspection log {log.path.absolute()}: {len(rows)} judgment(s), the "
+                        f"last {rows[-1].local_time}")]
+
+
 INSTALLATION_CHECKS: list[Callable[[], list[Finding]]] = [
-    check_versions, check_audio_devices, check_compute, check_folders]
+    check_versions, check_audio_devices, check_compute, check_folders, check_inspections]
 
 
 def check_installation() -> list[Finding]:

@@ -276,3 +276,47 @@ def test_doctor_loads_without_the_feature_cache(small_train_set, tmp_path, run_c
     for _ in range(2):
         _, out, _ = run_cli("doctor", "--dataset", root)
         assert any(f"{take}: 2 channels averaged" in ln for ln in _lines(out, "note"))
+
+
+def test_the_inspection_log_is_checked_as_its_readers_read_it(tmp_path, monkeypatch):
+    """doctor reads the log listen and station keep: none yet, its judgments, a file that is no
+    log, and a row `tapcheck log` and the station's log page refuse — each named with its fix,
+    and nothing written (a read-only check)."""
+    import sqlite3
+    from datetime import datetime
+
+    from tapcheck.doctor import check_inspections
+    from tapcheck.inspections import InspectionLog
+
+    folder = tmp_path / "inspections"
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", str(folder))
+    [finding] = check_inspections()
+    assert (finding.level, finding.message) == (
+        "ok", f"inspection log {folder / 'inspections.sqlite'}: none yet (`tapcheck listen` and "
+              "`station` start it)")
+    assert not folder.exists()
+    with InspectionLog(create=True) as log:
+        for hour in (9, 10):
+            log.append(np.zeros(4410, np.float32), sr=44100,
+                       when=datetime(2025, 5, 2, hour, 0).astimezone(), board=3, model="m",
+                       model_path="m.pt", score=0.1, threshold=0.2, verdict="NORMAL")
+    [finding] = check_inspections()
+    assert (finding.level, finding.message) == (
+        "ok", f"inspection log {folder / 'inspections.sqlite'}: 2 judgment(s), the last "
+              "2025-05-02 10:00:00")
+    db = sqlite3.connect(folder / "inspections.sqlite")
+    db.execute("UPDATE inspections SET score = 'abc' WHERE id = 2")
+    db.commit()
+    db.close()
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    [finding] = check_inspections()
+    assert str(finding) == (
+        f"PROBLEM  inspection log {folder / 'inspections.sqlite'}: row 2: score 'abc' is not a "
+        "finite number — delete or fix the row (sqlite3), or move the log aside")
+    (folder / "inspections.sqlite").write_bytes(b"not a database")
+    [finding] = check_inspections()
+    assert str(finding) == (
+        f"PROBLEM  inspection log {folder / 'inspections.sqlite'}: is not a usable inspection "
+        "log (file is not a database) — move it aside; `tapcheck listen` then starts a new one "
+        "(or set $TAPCHECK_INSPECTIONS)")
+    assert {p for p in folder.rglob("*") if p.is_file()} == set(before)
