@@ -120,21 +120,36 @@ def test_unknown_dataset(run_cli):
     assert code == 2 and "no such dataset" in err
 
 
-def test_debug_shows_the_traceback(run_cli):
-    from tapcheck.errors import DatasetError
+def _traceback_then_line(err: str, error: str) -> None:
+    """--debug: the traceback ending in the error, then the one line a run without it prints."""
+    lines = err.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[-2] == f"tapcheck.errors.{error}: " + lines[-1].removeprefix("tapcheck: error: ")
+    assert lines[-1].startswith("tapcheck: error: ") and "no such dataset" in lines[-1]
 
-    with pytest.raises(DatasetError):
-        run_cli("--debug", "info", "nope")
+
+def test_debug_shows_the_traceback_and_keeps_the_exit_status(run_cli):
+    """With a re-raise Python exited 1, which `judge` means as "anomalous": a script run with
+    --debug read a missing model file as a cracked board."""
+    code, out, err = run_cli("--debug", "info", "nope")
+    assert (code, out) == (2, "")
+    _traceback_then_line(err, "DatasetError")
+    code, _, err = run_cli("--debug", "judge", "--model", "nope.pt", "x.wav")
+    assert code == 2 and err.splitlines()[-1] == (
+        "tapcheck: error: nope.pt: model file not found — train one with `tapcheck train` or "
+        "pass --model PATH")
+    code, _, err = run_cli("--debug", "train", "--epochs", "0")  # click's usage errors too
+    assert code == 2 and err.splitlines()[0] == "Traceback (most recent call last):"
+    assert err.splitlines()[-1].startswith("tapcheck: error: tapcheck train: Invalid value for")
 
 
 @pytest.mark.parametrize("args", [("info", "nope", "--debug"), ("info", "--debug", "nope")])
 def test_debug_after_the_command_shows_the_traceback_too(run_cli, args):
     """Users put flags last: `--debug` after the command was an unknown option, and debug mode
     turned click's usage error into a traceback about the option."""
-    from tapcheck.errors import DatasetError
-
-    with pytest.raises(DatasetError):
-        run_cli(*args)
+    code, _, err = run_cli(*args)
+    assert code == 2
+    _traceback_then_line(err, "DatasetError")
 
 
 def test_debug_after_a_double_dash_is_an_argument(run_cli, monkeypatch, tmp_path):

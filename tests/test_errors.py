@@ -606,11 +606,12 @@ def test_train_lists_every_bad_take_and_trains_nothing(ctx, run_cli):
     assert not (ctx.folder / "out" / "model.pt").exists()
 
 
-def test_debug_shows_the_traceback_instead(ctx, run_cli):
-    from tapcheck.errors import ModelFileError
-
-    with pytest.raises(ModelFileError, match="is not a tapcheck model file"):
-        run_cli("--debug", "judge", ctx.clip, "--model", _file("e.pt", b"")(ctx.folder))
+def test_debug_shows_the_traceback_before_the_line(ctx, run_cli):
+    code, _, err = run_cli("--debug", "judge", ctx.clip, "--model", _file("e.pt", b"")(ctx.folder))
+    assert code == 2 and err.startswith("Traceback (most recent call last):")
+    assert "tapcheck.errors.ModelFileError: " in err
+    assert err.splitlines()[-1].startswith("tapcheck: error: ")
+    assert "is not a tapcheck model file" in err.splitlines()[-1]
 
 
 # -- places tapcheck may not write ----------------------------------------------------------------

@@ -143,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = cli.main(args=args, prog_name="tapcheck", standalone_mode=False)
     except TapcheckError as e:
-        if debug:
-            raise
+        if debug:  # the traceback, then the line and the status a script reads as without it
+            _print_traceback()
         for line in e.details:  # a path with a line break must not split a line in two
             echo_err(f"tapcheck: error: {one_line(line)}")
         echo_err(f"tapcheck: error: {one_line(str(e))}")
@@ -155,16 +155,18 @@ def main(argv: list[str] | None = None) -> int:
         # line every input error is, not a traceback whose exit status 1 `judge` means otherwise
         from ..files import path_error
 
-        found = None if debug else path_error(e)
+        found = path_error(e)
         if found is None:
             raise
+        if debug:
+            _print_traceback()
         echo_err(f"tapcheck: error: {one_line(str(found))}")
         return found.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.UsageError as e:  # a wrong option or argument: one line, as every input error
         if debug:
-            raise
+            _print_traceback()
         where = e.ctx.command_path if e.ctx is not None else "tapcheck"
         # click lists a choice's values one per line ("Choose from:\n\tnormal,\n\tdefect")
         message = _joined(e.format_message()).rstrip(".")
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click.ClickException as e:
         if debug:
-            raise
+            _print_traceback()
         echo_err(f"tapcheck: error: {one_line(_joined(e.format_message()))}")
         return 2
     except Interrupted as e:  # stopped by Ctrl-C or kill, and it says what it kept
@@ -183,6 +185,15 @@ def main(argv: list[str] | None = None) -> int:
         echo_err("tapcheck: interrupted")
         return 130
     return code if isinstance(code, int) else 0
+
+
+def _print_traceback() -> None:
+    """--debug: the traceback of the error being handled, on stderr. The one line and exit
+    status 2 still follow: with a re-raise Python exited 1, which for `judge` means "a clip is
+    anomalous", so a script run with --debug read a missing model as a cracked board."""
+    import traceback
+
+    traceback.print_exc(file=sys.stderr)
 
 
 def parse_config(path: str | os.PathLike | None):
