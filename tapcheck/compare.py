@@ -114,7 +114,8 @@ def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
     ------
     StorageError
         ``out`` holds a dataset (``manifest.csv``), a file the report would replace that no
-        comparison wrote, or ``models``/``cells`` that is not a plain folder.
+        comparison wrote, a model file under ``models/`` without an earlier comparison there,
+        or ``models``/``cells`` that is not a plain folder.
     """
     out = Path(out)
     fix = "choose another --out, e.g. reports/<dataset>"
@@ -132,6 +133,14 @@ def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
     files += [f"{kind}-{name}.png" for name in names for kind in ("tsne", "scores")]
     for name in files:
         check_replaceable(out / name, ours=lambda _: earlier, what="file of a comparison report")
+    for name in names:
+        # <out>/models/<name>.pt is where `train` writes when <out> is the working folder
+        # (`--out .`, or an empty `--out ''`): a plainly trained model was replaced there
+        model = out / "models" / f"{name}.pt"
+        if os.path.lexists(model) and not earlier:
+            raise StorageError("exists, and its folder holds no earlier comparison: the report's "
+                               f"{name} model would replace a model tapcheck train wrote",
+                               path=model, fix=fix)
 
 
 def _is_comparison(path: Path) -> bool:

@@ -109,6 +109,28 @@ def test_out_holding_files_compare_did_not_write_is_refused(run_cli, small_compa
 
 
 
+def test_out_over_the_working_folder_keeps_a_model_train_wrote(run_cli, small_compare_set,
+                                                              tiny_model, tmp_path, monkeypatch):
+    """`compare --out .` (or an empty --out) writes <out>/models/<name>.pt, which is where
+    `tapcheck train` had put the user's model: it was replaced without a word (trial 33)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    shutil.copy(tiny_model, tmp_path / "models" / "ae.pt")
+    before = _md5s(tmp_path)
+    code, out, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                             "--epochs", "1", "--out", ".")
+    assert (code, out) == (2, "")
+    assert err == ("tapcheck: error: models/ae.pt: exists, and its folder holds no earlier "
+                   "comparison: the report's ae model would replace a model tapcheck train "
+                   "wrote — choose another --out, e.g. reports/<dataset>\n")
+    code, out, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                             "--epochs", "1", "--out", "")
+    assert (code, out) == (2, "")
+    assert err == ("tapcheck: error: --out is empty — name the report folder, e.g. --out "
+                   "reports/<dataset>, or leave it out\n")
+    assert _md5s(tmp_path) == before
+
+
 def test_report_folder_check_reads_no_fifo_and_lets_a_stopped_run_finish(tmp_path):
     """metrics.json a fifo: refused, not opened (that would block); figures without a
     metrics.json but beside cells/ are a stopped run's, which a rerun finishes."""

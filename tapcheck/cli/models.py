@@ -153,7 +153,7 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
 @click.option("--models", "selection", default="study", show_default=True,
               help="all, study (the study's eight), or names: arcface-resnet18,triplet-shallow")
 @_train_options
-@click.option("--out", type=click.Path(path_type=Path), help="Report folder [reports/<dataset>].")
+@click.option("--out", type=click.Path(), help="Report folder [reports/<dataset>].")
 @click.option("--seeds", help="Train each model with each of these seeds: 0-4, or 0,2,5.")
 @click.option("--folds", type=click.IntRange(min=2), default=None,
               help="Deal the normal training boards into K folds; each fold's boards are left "
@@ -167,7 +167,7 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
 @click.option("--cpus-per-cell", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --ray: CPUs reserved for each cell, and its torch threads.")
 def compare(selection: str, dataset: str, config_path: Path | None, epochs: int | None,
-            seed: int | None, scorer: str | None, members: int | None, out: Path | None,
+            seed: int | None, scorer: str | None, members: int | None, out: str | None,
             seeds: str | None,
             folds: int | None, keep_models: bool, ray_address: str | None,
             cpus_per_cell: int) -> None:
@@ -182,6 +182,7 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     from ..compare import compare_models, default_out, resolve_models
     from ..config import GridConfig
     from ..datasets import Dataset
+    from ..errors import ParameterError
     from ..files import check_writable
     from ..grid import parse_seeds
     from ..gridreport import grid_text
@@ -212,8 +213,11 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
         from ..cluster import require_ray
 
         require_ray()  # before the features are computed, not after
+    if out == "":  # an unset shell variable: Path("") is the working folder
+        raise ParameterError("--out is empty", fix="name the report folder, e.g. "
+                                                   "--out reports/<dataset>, or leave it out")
     ds = Dataset.open(dataset)
-    out = out or default_out(ds)
+    out = Path(out) if out is not None else default_out(ds)
     for name in names:  # the model files it will write: only over tapcheck's own, and now
         check_buildable(config.replace("train", model=name))
         check_model_target(out / "models" / f"{name}.pt")
