@@ -283,10 +283,18 @@ def write_wav(path: str | os.PathLike, y: np.ndarray, *, sr: int,
 
 def encode_wav(y: np.ndarray, *, sr: int, subtype: str = "PCM_16") -> io.BytesIO:
     """The WAV file :func:`write_wav` writes for ``y``, in memory (``import`` compares a clip's
-    stored samples with the dataset's takes before writing it)."""
+    stored samples with the dataset's takes before writing it).
+
+    A signal beyond full scale (a float file, which holds it unclipped) is written as 32-bit
+    float whatever ``subtype`` asks: cut to 16 bits it became a take that ``train`` refuses as
+    heavily clipped, of a sound that was not."""
+    if subtype.startswith("PCM") and y.size and float(np.max(np.abs(y))) > 1.0:
+        subtype = "FLOAT"
+    else:
+        y = np.clip(y, -1.0, 1.0)
     buffer = io.BytesIO()
     with deferred():  # soundfile's callbacks and close, as in load()
-        sf.write(buffer, np.clip(y, -1.0, 1.0), sr, format="WAV", subtype=subtype)
+        sf.write(buffer, y, sr, format="WAV", subtype=subtype)
     buffer.seek(0)
     return buffer
 

@@ -147,3 +147,26 @@ def test_debug_shows_each_refused_files_traceback_and_imports_the_others(tmp_pat
     code, out, err = run_cli("import", bad, silent, "--dataset", tmp_path / "e", "--board", "1",
                              "--side", "left", "--label", "normal")
     assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 2, err
+
+
+def test_a_float_clip_beyond_full_scale_is_stored_unclipped(tmp_path, run_cli):
+    """A float WAV holds a hot recording above full scale without clipping it; import cut it to
+    16 bits, and `train` then refused the take it had stored as heavily clipped (trial 33).
+    Now the take keeps the samples (as 32-bit float) and loads as the file did."""
+    from tapcheck.audio import load
+
+    from .conftest import write_tone
+
+    source = write_tone(tmp_path / "tone.wav", duration_s=3.0)
+    y, sr = sf.read(source, dtype="float32")
+    hot = tmp_path / "hot.wav"
+    sf.write(hot, y * 30, sr, subtype="FLOAT")
+    code, out, err = run_cli("import", hot, "--dataset", "hot", "--board", "1", "--side", "left",
+                             "--label", "normal")
+    assert code == 0, err
+    take = Dataset.open("hot").takes[0]
+    stored = Dataset.open("hot").root / take.path
+    assert sf.info(stored).subtype == "FLOAT"
+    np.testing.assert_array_equal(sf.read(stored, dtype="float32")[0], y * 30)
+    load(stored, sr=sr)  # no "heavily clipped": what train loads
+    assert take.peak_dbfs > 0
