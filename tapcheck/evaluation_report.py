@@ -99,8 +99,11 @@ def format_evaluation(result: dict[str, Any]) -> str:
                                       "mean score", "flagged"]), ""]
     scorer = f"{result['scorer']} scorer, " if result.get("scorer") else ""
     lines.append(f"model states: {scorer}{describe(result['calibration'])}")
+    # no healthy taps: no rate at all ("known boards - of 0 taps" read like one); the line
+    # below the rates says why
     rates = [f"{name} boards {_pct(result[f'false_alarms_{name}'])} of "
-             f"{result[f'normal_{name}']}{_interval(result, name)}" for name in ("known", "unseen")]
+             f"{result[f'normal_{name}']}{_interval(result, name)}" if result[f"normal_{name}"]
+             else f"{name} boards: no healthy taps" for name in ("known", "unseen")]
     left_out = [f"{result[key]} {what} test takes left out" for key, what in (
         ("enrolled_left_out", "enrolled"), ("training_left_out", "training or calibration"))
         if result.get(key)]
