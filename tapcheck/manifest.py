@@ -114,10 +114,15 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool]:
         Unreadable, not a manifest, or a bad row (naming ``path:line``).
     """
     refuse_special(path, DatasetError, fix="a manifest is a CSV file; restore it from a backup")
+    if path.is_dir():
+        raise DatasetError("is a folder, not the CSV file a dataset's manifest is", path=path,
+                           fix="move the folder aside and restore the manifest from a backup")
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise DatasetError(f"cannot be read ({e})", path=path,
+        # the reason alone: "[Errno 13] Permission denied: 'recordings/x/manifest.csv'" named
+        # the path a second time
+        raise DatasetError(f"cannot be read ({e.strerror or e})", path=path,
                            fix="restore it from a backup or rebuild it") from None
     text = _utf8(raw, path)
     reader = csv.DictReader(io.StringIO(text))

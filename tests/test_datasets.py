@@ -212,3 +212,16 @@ def test_no_take_is_written_through_a_link_out_of_the_dataset(tmp_path):
     (tmp_path / "bench" / "board04").symlink_to("board01")
     take = ds.add_take(_tap(), sr=44100, board=4, side="left", label="normal")
     assert Dataset.open(tmp_path / "bench").path_of(take).is_file()
+
+
+def test_a_manifest_that_is_a_folder_is_named_as_one(run_cli):
+    """`info` printed "cannot be read ([Errno 21] Is a directory: '…')" and advised a backup."""
+    from tapcheck.paths import recordings_home
+
+    folder = recordings_home() / "dirman" / "manifest.csv"
+    folder.mkdir(parents=True)
+    code, out, err = run_cli("info", "dirman")
+    assert (code, out) == (2, "")
+    assert err == (f"tapcheck: error: {folder}: is a folder, not the CSV "
+                   "file a dataset's manifest is — move the folder aside and restore the "
+                   "manifest from a backup\n")
