@@ -112,6 +112,12 @@ def check_writable(folder: str | os.PathLike, *, create: bool = True) -> Path:
         with tempfile.TemporaryFile(dir=target):
             pass
     except OSError as e:
+        if e.errno == errno.ENOENT and target.is_dir():
+            # /proc, /sys: the folder is there but takes no files; "No such file or directory"
+            # on an existing folder read as the wrong path
+            raise StorageError("takes no new files (a virtual file system, such as /proc?)",
+                               path=target, fix="choose a folder on a disk, e.g. under your "
+                                                "home folder") from None
         raise storage_error(e, target) from None
     return folder
 

@@ -88,3 +88,12 @@ def test_a_folder_that_cannot_be_made_is_one_line(run_cli, command):
     assert code == 2 and err == ("tapcheck: error: /proc/tapcheck-x: cannot be written (No such "
                                  "file or directory) — its folder cannot be made there; choose "
                                  "another path\n")
+
+
+def test_an_output_folder_under_proc_is_named_as_a_folder_that_takes_no_files():
+    """/proc exists but takes no files: the error said "/proc: cannot be written (No such file or
+    directory) — its folder cannot be made there", the wrong reason about an existing folder."""
+    with pytest.raises(StorageError) as e:
+        check_writable("/proc/x", create=False)
+    assert str(e.value) == ("/proc: takes no new files (a virtual file system, such as /proc?) — "
+                            "choose a folder on a disk, e.g. under your home folder")
