@@ -170,3 +170,23 @@ def test_a_float_clip_beyond_full_scale_is_stored_unclipped(tmp_path, run_cli):
     np.testing.assert_array_equal(sf.read(stored, dtype="float32")[0], y * 30)
     load(stored, sr=sr)  # no "heavily clipped": what train loads
     assert take.peak_dbfs > 0
+
+
+def test_kill_during_an_import_stops_it_as_ctrl_c_does(tiny_dataset, tmp_path):
+    """Outside the blocks that say what they kept, SIGTERM ended a command silently with status
+    143 (trial 33: `import` killed mid-run); now every command stops on it as on Ctrl-C: one
+    line, status 130, and each take written has its manifest row."""
+    import signal
+
+    from .pulse import LiveCommand
+
+    clips = [tiny_dataset.root / t.path for t in tiny_dataset.takes][:40]
+    run = LiveCommand("import", *clips, "--dataset", tmp_path / "ds", "--board", "1", "--side",
+                      "left", "--label", "normal")
+    run.expect(" -> ", timeout=120)  # a take is written: the import is under way
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=60) == 130
+    assert run.err[-1] == "tapcheck: interrupted" and "Traceback" not in "\n".join(run.err)
+    written = sorted((tmp_path / "ds").glob("board01/left/take*.wav"))
+    assert 0 < len(written) < len(clips)
+    assert len(Dataset.open(tmp_path / "ds").takes) == len(written)

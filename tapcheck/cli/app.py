@@ -24,7 +24,7 @@ import click
 from .. import __version__
 from ..console import one_line, table  # noqa: F401 - table: the commands' table printer
 from ..errors import TapcheckError, TapcheckWarning
-from ..interrupts import Interrupted
+from ..interrupts import Interrupted, terminate_as_interrupt
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 # click would refuse an unreadable file before the command runs, in its own words and for the
@@ -141,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="surrogateescape")
     try:
-        code = cli.main(args=args, prog_name="tapcheck", standalone_mode=False)
+        # `kill` stops every command as Ctrl-C does: one line and status 130, and whatever
+        # cleans up after Ctrl-C runs. Commands that say what they kept hold their own block;
+        # outside them (loading torch, reading clips) SIGTERM ended a command silently, 143
+        with terminate_as_interrupt():
+            code = cli.main(args=args, prog_name="tapcheck", standalone_mode=False)
     except TapcheckError as e:
         if debug:  # the traceback, then the line and the status a script reads as without it
             _print_traceback()
