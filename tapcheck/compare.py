@@ -119,7 +119,9 @@ def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
     """
     out = Path(out)
     fix = "choose another --out, e.g. reports/<dataset>"
-    refuse_dataset_folder(out, why="a report would mix its files with the takes", fix=fix)
+    refuse_dataset_folder(out, why="a report would mix its files with the takes",
+                          home_why="a report would mix its files with the datasets' folders",
+                          fix=fix)
     for sub in ("models", "cells"):
         path = out / sub
         if os.path.lexists(path) and (path.is_symlink() or not path.is_dir()):

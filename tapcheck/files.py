@@ -291,27 +291,68 @@ def repeat_problem(path: str | os.PathLike, earlier: str | os.PathLike) -> str:
     return f"is the same recording as {os.fspath(earlier)}"
 
 
-def refuse_dataset_folder(folder: str | os.PathLike, *, why: str, fix: str) -> None:
-    """Before any work: refuse to write into a dataset's folder (one holding a ``manifest.csv``,
-    a link too: the takes are beside it), where ``compare --out`` once put a report and
-    ``judge --explain-dir`` pictures among the takes.
+def dataset_holding(folder: str | os.PathLike) -> Path | None:
+    """The dataset folder ``folder`` is or lies in, else None: the nearest folder at or above
+    it holding a ``manifest.csv`` (a link too), looked for up to the recordings folder
+    (:func:`tapcheck.paths.recordings_home`) when ``folder`` lies in it, else up to the file
+    system's root (a dataset kept elsewhere, ``/srv/bench``, holds takes all the same).
+
+    ``folder`` is followed both as written and as its links lead (a link to a board's folder
+    puts the files among that board's takes); it need not exist yet (a folder made inside a
+    dataset is inside it too). Only the names are looked up, no file is read.
+    """
+    from .manifest import MANIFEST  # manifest.py imports this module
+    from .paths import recordings_home
+
+    home = recordings_home()
+    stops = {Path(os.path.abspath(home)), home.resolve()}
+    for start in (Path(os.path.abspath(folder)), Path(folder).resolve()):
+        for candidate in (start, *start.parents):
+            if os.path.lexists(candidate / MANIFEST):
+                return candidate
+            if candidate in stops:
+                break
+    return None
+
+
+def refuse_dataset_folder(folder: str | os.PathLike, *, why: str, fix: str,
+                          home_why: str) -> None:
+    """Before any work: refuse to write into a dataset's folder or any folder inside it (one
+    holding a ``manifest.csv`` at or above it, :func:`dataset_holding`), or into the recordings
+    folder itself, where ``compare --out`` once put a report and ``judge --explain-dir``
+    pictures among the takes (only a dataset's own folder was refused: a board's folder, or
+    the recordings folder, took the files).
 
     Parameters
     ----------
     why : str
-        What would go wrong there ("a report would mix its files with the takes").
+        What would go wrong in a dataset ("a report would mix its files with the takes").
     fix : str
         Which option to change, e.g. "choose another --out, e.g. reports/<dataset>".
+    home_why : str
+        What would go wrong in the recordings folder, whose every folder ``tapcheck datasets``
+        takes for a dataset.
 
     Raises
     ------
     StorageError
     """
-    from .manifest import MANIFEST  # manifest.py imports this module
+    from .manifest import MANIFEST
+    from .paths import recordings_home
 
-    if os.path.lexists(Path(folder) / MANIFEST):
-        raise StorageError(f"is a dataset folder (it holds {MANIFEST}); {why}", path=folder,
-                           fix=fix)
+    dataset = dataset_holding(folder)
+    if dataset is not None:
+        if dataset in (Path(os.path.abspath(folder)), Path(folder).resolve()):
+            raise StorageError(f"is a dataset folder (it holds {MANIFEST}); {why}", path=folder,
+                               fix=fix)
+        shown = os.path.relpath(dataset)
+        shown = shown if not shown.startswith("..") else os.fspath(dataset)
+        raise StorageError(f"is inside dataset {shown} (its folder holds {MANIFEST}); {why}",
+                           path=folder, fix=fix)
+    home = recordings_home()
+    if Path(folder).resolve() == home.resolve():
+        raise StorageError(f"is the recordings folder, which holds the datasets; {home_why}",
+                           path=folder, fix=fix)
 
 
 def check_replaceable(path: str | os.PathLike, *, ours, what: str) -> None:

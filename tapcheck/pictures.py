@@ -92,16 +92,25 @@ def save_picture(e: Explanation, path: str | os.PathLike) -> Path:
 
 
 def check_picture_folder(folder: str | os.PathLike) -> None:
-    """Before judging: ``folder`` may take explanation pictures; a dataset's folder may not
-    (``compare --out`` refuses it alike).
+    """Before judging: ``folder`` may take explanation pictures; a dataset's folder, a folder
+    inside one (a board's: the pictures would lie among its takes) and the recordings folder
+    may not (``compare --out`` refuses them alike).
 
     Raises
     ------
+    ParameterError
+        ``folder`` is empty.
     StorageError
     """
+    from .errors import ParameterError
     from .files import refuse_dataset_folder
 
+    if os.fspath(folder) == "":  # the current folder, unasked: pictures among whatever is there
+        raise ParameterError("--explain-dir is empty, and an empty path names the current folder",
+                             fix="name the folder for the pictures, e.g. --explain-dir "
+                                 "explanations")
     refuse_dataset_folder(folder, why="explanation pictures would mix with its takes",
+                          home_why="pictures there would mix with the datasets' folders",
                           fix="choose another --explain-dir, e.g. explanations")
 
 

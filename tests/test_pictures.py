@@ -48,3 +48,55 @@ def test_explain_dir_in_a_dataset_folder_is_refused_before_judging(separating_mo
                    " explanation pictures would mix with its takes — choose another "
                    "--explain-dir, e.g. explanations\n")
     assert sorted(p.name for p in dataset.root.iterdir()) == before == ["manifest.csv"]
+
+
+def test_a_folder_inside_a_dataset_or_the_recordings_folder_is_refused(tmp_path, monkeypatch):
+    """Only a dataset's own folder was refused: `--explain-dir recordings/demo/board13/left`
+    wrote take001.png among the takes, `--explain-dir recordings` into the recordings folder.
+    A folder inside a dataset (made there, or a link to one) is refused alike; compare --out
+    too, which refuses the same folders."""
+    import pytest
+
+    from tapcheck.compare import check_report_folder
+    from tapcheck.datasets import Dataset
+    from tapcheck.errors import StorageError
+    from tapcheck.paths import recordings_home
+    from tapcheck.pictures import check_picture_folder
+
+    monkeypatch.chdir(tmp_path)
+    dataset = Dataset.create(recordings_home() / "demo")
+    dataset.write_manifest()
+    board = dataset.root / "board13" / "left"
+    board.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(board)
+    fix = " — choose another --explain-dir, e.g. explanations"
+    with pytest.raises(StorageError) as refused:
+        check_picture_folder(board)
+    assert str(refused.value) == (f"{board}: is inside dataset {dataset.root} (its folder holds "
+                                  f"manifest.csv); explanation pictures would mix with its takes"
+                                  f"{fix}")
+    for folder in (dataset.root / "board13" / "new" / "pics", tmp_path / "link"):
+        with pytest.raises(StorageError, match="is inside dataset"):
+            check_picture_folder(folder)
+    with pytest.raises(StorageError) as refused:
+        check_picture_folder(recordings_home())
+    assert str(refused.value) == (f"{recordings_home()}: is the recordings folder, which holds "
+                                  f"the datasets; pictures there would mix with the datasets' "
+                                  f"folders{fix}")
+    with pytest.raises(StorageError, match="is inside dataset .* a report would mix"):
+        check_report_folder(board, ["ae"])
+    check_picture_folder(tmp_path / "explanations")  # beside the recordings: no error
+    assert sorted(p.name for p in board.parent.iterdir()) == ["left"]
+    assert not (dataset.root / "board13" / "new").exists()
+
+
+def test_an_empty_explain_dir_is_refused(tmp_path, monkeypatch, run_cli):
+    """`--explain-dir ""` named the current folder and wrote pictures there without a word:
+    one line, exit 2, before the model is read or any clip judged."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli("judge", "--model", tmp_path / "none.pt", tmp_path / "a.wav",
+                             "--explain-dir", "")
+    assert code == 2 and out == ""
+    assert err == ("tapcheck: error: --explain-dir is empty, and an empty path names the current "
+                   "folder — name the folder for the pictures, e.g. --explain-dir explanations\n")
+    assert list(tmp_path.iterdir()) == []

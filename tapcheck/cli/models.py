@@ -119,14 +119,14 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
                    "(0 to 999999) or serial.")
 @click.option("--explain", is_flag=True,
               help="Say where each anomalous clip differs from healthy boards (band, time).")
-@click.option("--explain-dir", type=FILE,
+@click.option("--explain-dir", type=click.Path(readable=False),  # "" kept, to be refused
               help="Also write a PNG per anomalous clip here (implies --explain).")
 @dataset_option("Dataset whose normal takes explanations compare with [the model's training "
                 "dataset, when the recordings folder holds it; no other folder is read]",
                 name="--references")
 def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | None,
           as_json: bool, per_board: bool, board: str | None, explain: bool,
-          explain_dir: Path | None, references: str | None) -> int:
+          explain_dir: str | None, references: str | None) -> int:
     """Judge clips: NORMAL or ANOMALOUS, with the score and the threshold.
 
     The model computes crops with the feature settings it was trained with; a --config with
