@@ -56,14 +56,46 @@ class Take:
 
 
 def dataset_path(name: str | os.PathLike) -> Path:
-    """``NAME`` → ``recordings/NAME``; a path with a slash (or an existing folder) is used as is."""
+    """``NAME`` → ``recordings/NAME``; a path with a slash (or an existing folder) is used as is;
+    the path of a dataset's ``manifest.csv`` means its dataset's folder, for reading and writing
+    alike (``info``, ``import``, ``record``: a manifest given was "no such dataset", or, to
+    ``import``, "cannot be written (File exists)")."""
     text = os.fspath(name)
+    given = Path(text)
+    if given.name == MANIFEST and given.is_file():
+        # a bare "manifest.csv" or "../manifest.csv": a folder with a name, for messages and
+        # the dataset's name
+        return given.parent if given.parent.name else Path(os.path.abspath(given.parent))
     if os.sep in text or "/" in text or (Path(text).is_dir() and (Path(text) / MANIFEST).exists()):
         return Path(text)
     if not _SLUG.match(text):
         raise ParameterError(f"'{text}' is not a usable dataset name",
                              fix="use letters, digits, '-' and '_', e.g. --dataset bench-1")
     return recordings_home() / text
+
+
+def creatable_path(name: str | os.PathLike) -> Path:
+    """:func:`dataset_path` of a dataset a command may create, checked before any work (``record``
+    checks it before the microphone opens): a file there, or a ``manifest.csv`` that is no
+    file, is refused with what it is. ``--dataset clips/good.wav`` said "cannot be written
+    (File exists) — a file stands where a folder should be".
+
+    Raises
+    ------
+    DatasetError
+    """
+    from .files import non_folder_kind
+
+    root = dataset_path(name)
+    fix = "give the dataset's folder or name, e.g. --dataset bench"
+    if root.name == MANIFEST:  # not a file (dataset_path takes a manifest file as its folder)
+        raise DatasetError(f"is no {MANIFEST} file; a dataset is the folder holding its "
+                           f"{MANIFEST}", path=root, fix=fix)
+    kind = non_folder_kind(root)
+    if kind:
+        raise DatasetError(f"is {kind}, not a dataset's folder; the dataset's takes and "
+                           f"{MANIFEST} go in a folder", path=root, fix=fix)
+    return root
 
 
 def check_slug(value: str, what: str) -> str:
@@ -121,8 +153,6 @@ class Dataset:
         dataset: "no such dataset (no manifest.csv)" for a manifest given was a puzzle)."""
         root = dataset_path(name)
         check_path(root / MANIFEST, DatasetError)  # a link loop is not "no such dataset"
-        if root.name == MANIFEST and root.is_file():
-            root = root.parent
         if not (root / MANIFEST).exists():
             known = ", ".join(sorted(list_datasets())) or "none yet"
             raise DatasetError(
@@ -132,8 +162,16 @@ class Dataset:
 
     @classmethod
     def create(cls, name: str | os.PathLike) -> "Dataset":
-        """Open a dataset, creating its folder if needed."""
-        root = dataset_path(name)
+        """Open a dataset, creating its folder if needed.
+
+        Raises
+        ------
+        DatasetError
+            A file stands where the folder goes (:func:`creatable_path`).
+        StorageError
+            The folder cannot be made.
+        """
+        root = creatable_path(name)
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as e:

@@ -230,6 +230,24 @@ def special_kind(path: str | os.PathLike) -> str | None:
     return "not a regular file"
 
 
+def non_folder_kind(path: str | os.PathLike) -> str | None:
+    """What stands at ``path`` where a folder should go, in words ("an audio file", "a file",
+    "a named pipe (fifo)"), or None when nothing does or it is a folder (a link is followed).
+
+    ``--dataset clips/good.wav`` and ``--explain-dir take.wav`` said "cannot be written (File
+    exists)", which does not say that the path names a file. Audio is told by its first bytes
+    (WAV, FLAC, OGG), read only from a regular file.
+    """
+    if not os.path.exists(path) or os.path.isdir(path):
+        return None
+    kind = special_kind(path)
+    if kind:
+        return kind
+    head = sniff(path, size=12) or b""
+    audio = (head[:4] == b"RIFF" and head[8:12] == b"WAVE") or head[:4] in (b"fLaC", b"OggS")
+    return "an audio file" if audio else "a file"
+
+
 def refuse_special(path: str | os.PathLike, error: type[TapcheckError], *, fix: str) -> None:
     """Raise ``error`` naming the path if it is a fifo, device or socket (see special_kind)."""
     kind = special_kind(path)

@@ -101,14 +101,20 @@ def check_picture_folder(folder: str | os.PathLike) -> None:
     ParameterError
         ``folder`` is empty.
     StorageError
+        ``folder`` is a file, a dataset's, inside one, or the recordings folder.
     """
-    from .errors import ParameterError
-    from .files import refuse_dataset_folder
+    from .errors import ParameterError, StorageError
+    from .files import non_folder_kind, refuse_dataset_folder
 
     if os.fspath(folder) == "":  # the current folder, unasked: pictures among whatever is there
         raise ParameterError("--explain-dir is empty, and an empty path names the current folder",
                              fix="name the folder for the pictures, e.g. --explain-dir "
                                  "explanations")
+    kind = non_folder_kind(folder)  # was "cannot be written (File exists)", after judging
+    if kind:
+        raise StorageError(f"is {kind}, not a folder; --explain-dir names the folder the "
+                           "pictures go in", path=folder,
+                           fix="choose another --explain-dir, e.g. explanations")
     refuse_dataset_folder(folder, why="explanation pictures would mix with its takes",
                           home_why="pictures there would mix with the datasets' folders",
                           fix="choose another --explain-dir, e.g. explanations")

@@ -190,3 +190,37 @@ def test_kill_during_an_import_stops_it_as_ctrl_c_does(tiny_dataset, tmp_path):
     written = sorted((tmp_path / "ds").glob("board01/left/take*.wav"))
     assert 0 < len(written) < len(clips)
     assert len(Dataset.open(tmp_path / "ds").takes) == len(written)
+
+
+def test_import_says_what_a_file_given_as_the_dataset_is(tmp_path, run_cli):
+    """`--dataset clips/good.wav` (or any file) said "cannot be written (File exists) — a file
+    stands where a folder should be": it says the path is an audio file, or a file. The path of
+    a dataset's manifest.csv means its dataset, as `info` reads it."""
+    from .conftest import write_tone
+
+    clip = write_tone(tmp_path / "a.wav", duration_s=3.0)
+    other = write_tone(tmp_path / "b.wav", duration_s=3.0, seed=1)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a dataset\n")
+    args = ("--board", "1", "--side", "left", "--label", "normal")
+    fix = "give the dataset's folder or name, e.g. --dataset bench"
+    for given, kind in ((other, "an audio file"), (notes, "a file")):
+        before = given.read_bytes()
+        code, out, err = run_cli("import", clip, "--dataset", given, *args)
+        assert (code, out) == (2, "")
+        assert err == (f"tapcheck: error: {given}: is {kind}, not a dataset's folder; the "
+                       f"dataset's takes and manifest.csv go in a folder — {fix}\n")
+        assert given.read_bytes() == before
+    missing = tmp_path / "none" / "manifest.csv"
+    code, out, err = run_cli("import", clip, "--dataset", missing, *args)
+    assert (code, out) == (2, "")
+    assert err == (f"tapcheck: error: {missing}: is no manifest.csv file; a dataset is the "
+                   f"folder holding its manifest.csv — {fix}\n")
+    assert not missing.parent.exists()
+
+    assert run_cli("import", clip, "--dataset", "bench", *args)[0] == 0
+    root = Dataset.open("bench").root
+    code, out, err = run_cli("import", other, "--dataset", root / "manifest.csv", *args)
+    assert code == 0 and out.splitlines()[-1] == f"imported 1 of 1 file(s) into {root}", err
+    assert [t.path for t in Dataset.open("bench").takes] == ["board01/left/take001.wav",
+                                                             "board01/left/take002.wav"]

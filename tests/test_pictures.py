@@ -100,3 +100,21 @@ def test_an_empty_explain_dir_is_refused(tmp_path, monkeypatch, run_cli):
     assert err == ("tapcheck: error: --explain-dir is empty, and an empty path names the current "
                    "folder — name the folder for the pictures, e.g. --explain-dir explanations\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_explain_dir_that_is_a_file_is_named_as_one(tmp_path, run_cli):
+    """`--explain-dir some.wav` said "cannot be written (File exists)", and only once a clip
+    was anomalous, after judging: it says the path is a file, before the model is read."""
+    from .conftest import write_tone
+
+    clip = write_tone(tmp_path / "a.wav", duration_s=3.0)
+    for given, kind in ((clip, "an audio file"), (tmp_path / "notes.txt", "a file")):
+        given.write_bytes(given.read_bytes() if given.exists() else b"notes\n")
+        before = given.read_bytes()
+        code, out, err = run_cli("judge", "--model", tmp_path / "none.pt", clip, "--explain-dir",
+                                 given)
+        assert code == 2 and out == ""
+        assert err == (f"tapcheck: error: {given}: is {kind}, not a folder; --explain-dir names "
+                       "the folder the pictures go in — choose another --explain-dir, e.g. "
+                       "explanations\n")
+        assert given.read_bytes() == before

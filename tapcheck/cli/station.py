@@ -73,7 +73,7 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
     or in the manifest and never overwritten; Ctrl-C keeps every finished take.
     """
     from ..console import BenchConsole
-    from ..datasets import Dataset, check_slug
+    from ..datasets import Dataset, check_slug, creatable_path
     from ..devices import Microphone
     from ..interrupts import terminate_as_interrupt
     from ..recording import Recorder, TakeLabels, take_duration
@@ -83,6 +83,7 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
         check_slug(group, "group")
     config = parse_config(config_path)
     take_duration(duration, config=config)  # before the microphone and the dataset's folder
+    creatable_path(dataset)  # a file given for the dataset: before the microphone opens
     device_, rate = _open_input(device, config)  # no microphone: fail before touching the data
     ds = Dataset.create(dataset)
     console = BenchConsole()
