@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .config import Config
-from .datasets import Dataset, Take, check_slug
+from .datasets import Dataset, Take, check_slug, creatable_path
 from .errors import ParameterError, StorageError, TapcheckError
 from .interrupts import deferred
 
@@ -29,6 +29,8 @@ class ImportResult:
     imported: list[tuple[Path, Take]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stopped: int = 0  # files not tried after a storage error
+    #: the dataset's folder when this call made it, imported nothing and removed it again
+    removed: Path | None = None
     # each error's traceback, in the same order: what ``--debug`` shows before its line
     traces: list[str] = field(default_factory=list, repr=False)
 
@@ -51,51 +53,99 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike 
     ----------
     files : sequence of path
     dataset : str, PathLike or Dataset
-        A dataset, or its name or folder: created (only once the labels are checked) if new.
+        A dataset, or its name or folder: created (only once the labels are checked) if new,
+        and removed again if nothing could be imported into it (``ImportResult.removed``).
     board, side, label, group, split : the manifest columns of every imported take.
     config : Config, optional
         The audio and feature settings the takes must suit (default: the defaults).
     on_take : callable, optional
         Called with (source file, new take) after each take is written.
     """
-    from .features import load_clip, strike_crops
-
     config = config or Config()
     check_slug(side, "side")  # before a new dataset's folder is made
     if group:
         check_slug(group, "group")
     _refuse_repeats(files)
+    made: list[Path] = []  # the folders Dataset.create makes: the dataset's, and any above it
     if not isinstance(dataset, Dataset):
+        made = _missing_folders(creatable_path(dataset))
         dataset = Dataset.create(dataset)
     result = ImportResult()
     with dataset.locked():  # one importer (or recorder) at a time; a second is told who
-        dataset.check_take_folder(board, side)  # a linked board folder: refused before any take
-        stored = _takes_by_level(dataset.takes)
-        for path in map(Path, files):
-            # Ctrl-C or kill wait until the take is read, and its WAV and manifest row are both
-            # written: every object of a take (soundfile's among them) is released inside
-            with deferred():
-                try:
-                    y = load_clip(path, audio=config.audio, features=config.features)
-                    # crops only to refuse a clip without a usable tap
-                    strike_crops(y, sr=config.audio.sr, features=config.features, path=path)
-                    _refuse_stored(path, y, sr=config.audio.sr, dataset=dataset, stored=stored)
-                except TapcheckError as e:
-                    result.refused(e)
-                    continue
-                try:
-                    take = dataset.add_take(y, sr=config.audio.sr, board=board, side=side,
-                                            label=label, group=group, split=split,
-                                            source="import")
-                except StorageError as e:  # a full or read-only disk: the next file fares no better
-                    result.refused(e)
-                    result.stopped = len(files) - len(result.imported) - len(result.errors)
-                    break
-            stored[_level(take)].append(take)
-            result.imported.append((path, take))
-            if on_take is not None:
-                on_take(path, take)
+        try:
+            _import_into(dataset, files, result, board=board, side=side, label=label,
+                         group=group, split=split, config=config, on_take=on_take)
+        finally:  # Ctrl-C too
+            if made and not result.imported:
+                result.removed = _remove_made(dataset, made, board=board, side=side)
     return result
+
+
+def _missing_folders(root: Path) -> list[Path]:
+    """``root`` and each folder above it that does not exist yet, deepest first."""
+    missing = []
+    while not os.path.lexists(root) and root != root.parent:
+        missing.append(root)
+        root = root.parent
+    return missing
+
+
+def _remove_made(dataset: Dataset, made: list[Path], *, board: int, side: str) -> Path | None:
+    """Take back a dataset's folder an import made and imported nothing into: ``datasets`` and
+    ``info`` did not know the empty folder it left, while ``import`` said it had imported
+    "into" it. Called holding the lock, whose file goes first (unlinked while held, as
+    :func:`tapcheck.locks.exclusive` does); only empty folders are removed (a take written
+    before a failure keeps its folders), and nothing that was there before.
+
+    Returns
+    -------
+    Path or None
+        The dataset's folder, if it was removed.
+    """
+    (dataset.root / ".lock").unlink(missing_ok=True)
+    board_folder = dataset.root / f"board{board:02d}"
+    for folder in (board_folder / side, board_folder, *made):
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            break  # not empty: it holds what someone else may need, and so do the folders above
+    return None if os.path.lexists(dataset.root) else dataset.root
+
+
+def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, side: str,
+                 label: str, group: str, split: str, config: Config,
+                 on_take: Callable[[Path, Take], None] | None) -> None:
+    """The body of :func:`import_clips`, holding the dataset's lock: each file into ``result``."""
+    from .features import load_clip, strike_crops
+
+    dataset.check_take_folder(board, side)  # a linked board folder: refused before any take
+    stored = _takes_by_level(dataset.takes)
+    for path in map(Path, files):
+        # Ctrl-C or kill wait until the take is read, and its WAV and manifest row are both
+        # written: every object of a take (soundfile's among them) is released inside
+        with deferred():
+            try:
+                y = load_clip(path, audio=config.audio, features=config.features)
+                # crops only to refuse a clip without a usable tap
+                strike_crops(y, sr=config.audio.sr, features=config.features, path=path)
+                _refuse_stored(path, y, sr=config.audio.sr, dataset=dataset, stored=stored)
+            except TapcheckError as e:
+                result.refused(e)
+                continue
+            try:
+                take = dataset.add_take(y, sr=config.audio.sr, board=board, side=side,
+                                        label=label, group=group, split=split,
+                                        source="import")
+            except StorageError as e:  # a full or read-only disk: the next file fares no better
+                result.refused(e)
+                result.stopped = len(files) - len(result.imported) - len(result.errors)
+                break
+        stored[_level(take)].append(take)
+        result.imported.append((path, take))
+        if on_take is not None:
+            on_take(path, take)
 
 
 def _refuse_repeats(files: Sequence[str | os.PathLike]) -> None:

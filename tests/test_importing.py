@@ -224,3 +224,32 @@ def test_import_says_what_a_file_given_as_the_dataset_is(tmp_path, run_cli):
     assert code == 0 and out.splitlines()[-1] == f"imported 1 of 1 file(s) into {root}", err
     assert [t.path for t in Dataset.open("bench").takes] == ["board01/left/take001.wav",
                                                              "board01/left/take002.wav"]
+
+
+def test_an_import_that_imports_nothing_takes_back_the_folder_it_made(tmp_path, run_cli):
+    """`import notaudio.wav --dataset newds` said "imported 0 of 1 file(s) into
+    recordings/newds" and left an empty folder that `datasets` and `info` did not know: the
+    folders the import made go again (those above a dataset given by path too), and the line
+    claims no dataset. A folder that was there before stays."""
+    from tapcheck.paths import recordings_home
+
+    notaudio = tmp_path / "notaudio.wav"
+    notaudio.write_text("not audio\n")
+    args = ("--board", "1", "--side", "left", "--label", "normal")
+    had_home = recordings_home().exists()
+    code, out, err = run_cli("import", notaudio, "--dataset", "newds", *args)
+    assert code == 2 and "is not a readable audio file" in err
+    assert out == (f"imported 0 of 1 file(s); nothing was imported, so no dataset was made at "
+                   f"{recordings_home() / 'newds'}\n")
+    assert not (recordings_home() / "newds").exists()
+    assert recordings_home().exists() == had_home and "newds" not in list_datasets()
+
+    nested = tmp_path / "a" / "b" / "newds"
+    code, out, err = run_cli("import", notaudio, "--dataset", nested, *args)
+    assert code == 2 and out.endswith(f"no dataset was made at {nested}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notaudio.wav"]
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    code, out, err = run_cli("import", notaudio, "--dataset", kept, *args)
+    assert code == 2 and out == f"imported 0 of 1 file(s) into {kept}\n" and kept.is_dir()

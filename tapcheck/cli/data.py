@@ -60,8 +60,11 @@ def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label:
             echo_err(trace.rstrip("\n"))
         echo_err(f"tapcheck: error: {message}")
     not_tried = f"; {result.stopped} not tried" if result.stopped else ""
-    say(f"imported {len(result.imported)} of {len(files)} file(s) into {root}"
-        f"{not_tried}")
+    if result.removed is not None:  # an empty folder no command knows as a dataset: taken back
+        say(f"imported 0 of {len(files)} file(s){not_tried}; nothing was imported, so no "
+            f"dataset was made at {root}")
+    else:
+        say(f"imported {len(result.imported)} of {len(files)} file(s) into {root}{not_tried}")
     return 2 if result.errors else 0
 
 
