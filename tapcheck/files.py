@@ -309,11 +309,19 @@ def repeat_problem(path: str | os.PathLike, earlier: str | os.PathLike) -> str:
     return f"is the same recording as {os.fspath(earlier)}"
 
 
+#: how far above a folder outside the recordings folder a dataset's manifest.csv is looked
+#: for: a dataset's takes lie at <dataset>/boardNN/<side>/, and one folder below that is the
+#: deepest a folder inside it is expected
+DATASET_DEPTH = 3
+
+
 def dataset_holding(folder: str | os.PathLike) -> Path | None:
     """The dataset folder ``folder`` is or lies in, else None: the nearest folder at or above
     it holding a ``manifest.csv`` (a link too), looked for up to the recordings folder
-    (:func:`tapcheck.paths.recordings_home`) when ``folder`` lies in it, else up to the file
-    system's root (a dataset kept elsewhere, ``/srv/bench``, holds takes all the same).
+    (:func:`tapcheck.paths.recordings_home`) when ``folder`` lies in it, else up to
+    :data:`DATASET_DEPTH` folders above it (a dataset kept elsewhere, ``/srv/bench``, holds
+    takes all the same; a ``manifest.csv`` of something else higher up, ``~/manifest.csv``,
+    does not make ``~/pictures`` a dataset's folder).
 
     ``folder`` is followed both as written and as its links lead (a link to a board's folder
     puts the files among that board's takes); it need not exist yet (a folder made inside a
@@ -325,7 +333,9 @@ def dataset_holding(folder: str | os.PathLike) -> Path | None:
     home = recordings_home()
     stops = {Path(os.path.abspath(home)), home.resolve()}
     for start in (Path(os.path.abspath(folder)), Path(folder).resolve()):
-        for candidate in (start, *start.parents):
+        inside = any(start.is_relative_to(stop) for stop in stops)
+        above = start.parents if inside else start.parents[:DATASET_DEPTH]
+        for candidate in (start, *above):
             if os.path.lexists(candidate / MANIFEST):
                 return candidate
             if candidate in stops:

@@ -86,6 +86,13 @@ def test_a_folder_inside_a_dataset_or_the_recordings_folder_is_refused(tmp_path,
     with pytest.raises(StorageError, match="is inside dataset .* a report would mix"):
         check_report_folder(board, ["ae"])
     check_picture_folder(tmp_path / "explanations")  # beside the recordings: no error
+    # a dataset kept outside the recordings folder holds takes too; but a manifest.csv of
+    # something else far above a folder does not make it a dataset's
+    elsewhere = Dataset.create(tmp_path / "srv" / "bench")
+    elsewhere.write_manifest()
+    with pytest.raises(StorageError, match="is inside dataset"):
+        check_picture_folder(elsewhere.root / "board01" / "left" / "pics")
+    check_picture_folder(elsewhere.root / "a" / "b" / "c" / "pics")
     assert sorted(p.name for p in board.parent.iterdir()) == ["left"]
     assert not (dataset.root / "board13" / "new").exists()
 
