@@ -91,12 +91,16 @@ def _no_known_taps(result: dict[str, Any]) -> str:
 
 
 def format_evaluation(result: dict[str, Any]) -> str:
-    """The text ``tapcheck evaluate`` prints: a row per board, then the rates and AUCs."""
+    """The text ``tapcheck evaluate`` prints: a row per board (per board and label for a board
+    with takes of both), then the rates and AUCs."""
     from .calibration import describe
     from .console import table
 
-    lines = [table(result["boards"], ["board", "label", "board is", "group", "clips",
-                                      "mean score", "flagged"]), ""]
+    # a board with a healthy and a cracked end has a row per label: its sides tell them apart
+    rows = [{**r, "board": f"{r['board']} ({', '.join(r['sides'])})"} if r.get("both labels")
+            else r for r in result["boards"]]
+    lines = [table(rows, ["board", "label", "board is", "group", "clips", "mean score",
+                          "flagged"]), ""]
     scorer = f"{result['scorer']} scorer, " if result.get("scorer") else ""
     lines.append(f"model states: {scorer}{describe(result['calibration'])}")
     # no healthy taps: no rate at all ("known boards - of 0 taps" read like one); the line

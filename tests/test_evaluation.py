@@ -32,6 +32,22 @@ def test_board_verdicts_group_consecutive_taps_of_one_board_side():
     assert strict["median_healthy_flagged"] == 0.0 and strict["vote_healthy_flagged"] == 0.5
 
 
+
+def test_board_verdicts_never_combine_a_sides_healthy_and_defect_takes():
+    """Board 1 left: takes 0, 1, 3 healthy, 2, 4, 5 labelled defect. Three taps at a time in
+    take order made a "healthy" verdict of taps 3-5 (two of them cracked, so flagged): a false
+    alarm counted, the defect verdict lost."""
+    labels = ["normal", "normal", "defect", "normal", "defect", "defect"]
+    takes = [take(1, k, label) for k, label in enumerate(labels)]
+    scores = np.array([0.9 if label == "defect" else 0.1 for label in labels])
+    got = board_verdicts(takes, scores, taps=3, threshold=0.5, board_threshold=0.5, n_boot=20)
+    assert (got["healthy"], got["defective"]) == (1, 1)
+    assert got["vote_healthy_flagged"] == 0.0 and got["vote_defective_found"] == 1.0
+    result = evaluate_scores(takes, scores, threshold=0.5, known_boards=[1], n_boot=20)
+    assert [(r["board"], r["label"], r["clips"], r["flagged"]) for r in result["boards"]] == [
+        (1, "normal", 3, "0/3"), (1, "defect", 3, "3/3")]
+    assert result["recall_per_board"] == {"1": 1.0}
+
 def test_board_verdict_rates_carry_an_interval_that_no_flag_does_not_close():
     """0 of 60 healthy board verdicts flagged is not "0 %": the interval reaches the Wilson
     bound (6.0 %), which says how far such a count is from showing a 2 % rate."""
@@ -338,3 +354,54 @@ def test_own_takes_by_digest_or_for_older_files_by_folder_name_and_paths(tiny_da
     # a hand-edited file's nonsense is ignored, not a traceback
     assert own_takes({"dataset": {"path": 3, "takes": "x"}, "classes": classes}, tiny_dataset,
                      test, prints)[0] == [1, 2]
+
+
+def test_a_board_with_a_healthy_and_a_cracked_end_gets_a_row_per_label(tiny_model, tiny_dataset,
+                                                                       run_cli, tmp_path):
+    """Board 11's right end relabelled defect, and board 1's left test take: each board is a
+    row per label, the defect row's recall counts its defect takes only, and no board verdict
+    of 3 taps mixes the labels. One row labelled by the first take showed board 11 as a normal
+    board of 10 clips (5 cracked) and left it out of the recall."""
+    import csv
+    import shutil
+
+    from tapcheck.datasets import Dataset
+    from tapcheck.manifest import MANIFEST_FIELDS
+
+    root = tmp_path / "side"
+    shutil.copytree(tiny_dataset.root, root)
+    rows = list(csv.DictReader(open(root / "manifest.csv")))
+    for r in rows:
+        if (r["board"], r["side"]) == ("11", "right") or (
+                (r["board"], r["side"], r["split"]) == ("1", "left", "test")):
+            r["label"], r["group"] = "defect", "cracked-end"
+    with open(root / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    got = {(r["board"], r["label"]): (r["sides"], r["clips"], r["group"], r["board is"])
+           for r in result["boards"] if r["board"] in (1, 11)}
+    assert got == {(1, "normal"): (["right"], 1, "reference", "known"),
+                   (1, "defect"): (["left"], 1, "cracked-end", "known defect"),
+                   (11, "normal"): (["left"], 5, "similar-material", "unseen"),
+                   (11, "defect"): (["right"], 5, "cracked-end", "defect")}
+    test = Dataset.open(root).select(split="test")
+    scores = np.array(result["scores"])
+    right11 = np.array([(t.board, t.side) == (11, "right") for t in test])
+    assert right11.sum() == 5
+    assert result["recall_per_board"]["11"] == pytest.approx(
+        float((scores[right11] > result["threshold"]).mean()))
+    assert set(result["recall_per_board"]) == {"1", "7", "8", "11"}
+    assert {"11 normal", "11 defect", "1 normal", "1 defect"} <= set(result["board_means"])
+    # healthy taps: boards 1-4 less board 1's left take; 11 left, 12, 13
+    assert (result["normal_known"], result["normal_unseen"]) == (7, 25)
+    # verdicts of 3 taps: 11 left, 12 and 13 both sides one each (5 taps); 7, 8 and 11 right
+    assert (result["board_verdicts"]["healthy"], result["board_verdicts"]["defective"]) == (5, 3)
+    code, out, _ = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
+    table = {tuple(x.split()[:3]) for x in out.splitlines()[1:14] if x.strip()}
+    assert {("11", "(left)", "normal"), ("11", "(right)", "defect"), ("1", "(right)", "normal"),
+            ("1", "(left)", "defect")} <= table
+    assert "board 11 " in next(x for x in out.splitlines() if x.startswith("recall per defect"))
