@@ -140,6 +140,25 @@ def other_board_folders(paths: Sequence[str | os.PathLike], board: str) -> list[
             if (folder := board_of_path(p)) is not None and folder != named]
 
 
+
+def other_board_warning(found: Sequence[tuple[str, str]], board: str | int, *,
+                        done: str) -> str | None:
+    """The one warning for clips whose ``boardNN`` folder names another board than the
+    ``board`` given by hand (``found``: :func:`other_board_folders`), or None.
+
+    ``done`` says what became of them ("judged", "enrolled"). One line however many clips: a
+    line per clip buried a board's verdict (or an enrolment's summary) under thirty alike.
+    """
+    if not found:
+        return None
+    folders = sorted({folder for _, folder in found}, key=lambda b: (len(b), b))
+    named = (f"board {folders[0]}" if len(folders) == 1
+             else f"boards {', '.join(folders)}")
+    if len(found) == 1:
+        return f"{found[0][0]}: its folder names {named}, {done} as board {board}"
+    return (f"{found[0][0]} and {len(found) - 1} more clip(s): their folders name {named}, "
+            f"{done} as board {board}")
+
 @dataclass
 class BoardVerdict:
     board: str

@@ -175,7 +175,8 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     board : int, optional
         Their board number (a group of its own for leave-one-board-out); default: a new group.
     force : bool
-        Enrol clips even if the model scores them as clearly defective.
+        Enrol clips even if the model scores them as clearly defective, or under a ``board``
+        the model was trained on as defective (:func:`trained_defect_boards`).
     config : Config, optional
         Settings the caller intends; other feature settings than the model's are an error.
 
@@ -194,7 +195,8 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     ModelFileError, AudioError, ParameterError
         Missing or foreign model file, a scorer without references, clips that cannot be
         read or computed with the model's settings, an empty list, clearly defective clips, a
-        recording given twice or already enrolled.
+        recording given twice or already enrolled, a ``board`` the model was trained on as
+        defective.
     """
     started = time.perf_counter()
     path = Path(model)
@@ -206,6 +208,8 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     # otherwise rewrite it from the same old copy and lose the first one's clips
     with exclusive(lock_path(path), what=path, error=ModelFileError, remove=True):
         loaded = _load_knn(path, config=config)
+        if board is not None and not force:  # before any clip is read: nothing to weigh
+            _refuse_defect_board(loaded.checkpoint, int(board), clips, model=path)
         detector = loaded.detector
         emb, taps = _embed(Judge(loaded), clips)  # every clip read and checked as audio first
         prints = [fingerprint(c) for c in clips]
@@ -257,6 +261,39 @@ def folder_board_warning(boards: Sequence[int], *, model: str | os.PathLike | No
     return (f"the clips sit in folders of boards {', '.join(map(str, boards))}, but without "
             "--board the enrolment stores no board number (folder names are not taken as one) "
             f"— `{undo}`, then enrol each board's clips with its own --board")
+
+
+def trained_defect_boards(checkpoint: dict[str, Any]) -> list[int]:
+    """Boards the model was trained on as defective: a training class ``boardNN/side``
+    labelled ``defect`` and none of that board labelled ``normal`` (a board with a healthy end
+    is one whatever its other end is, as :func:`tapcheck.evaluation.defect_boards` counts)."""
+    import re
+
+    labels = checkpoint.get("class_labels") or ["normal"] * len(checkpoint.get("classes", []))
+    seen: dict[int, set[str]] = {}
+    for name, label in zip(checkpoint.get("classes", []), labels, strict=False):
+        found = re.match(r"board(\d+)/", name)
+        if found:  # pseudo-anomaly classes name no board
+            seen.setdefault(int(found.group(1)), set()).add(label)
+    return sorted(b for b, got in seen.items() if "defect" in got and "normal" not in got)
+
+
+def _refuse_defect_board(checkpoint: dict[str, Any], board: int,
+                         clips: Sequence[str | os.PathLike], *, model: Path) -> None:
+    """``--board N`` of a board the model was trained on as defective: its taps would stand in
+    the reference as a cracked board's healthy ones (and evaluate would count a cracked board
+    known), most likely a mistyped number; refused unless forced."""
+    if board not in trained_defect_boards(checkpoint):
+        return
+    from .boards import board_of_path
+
+    folders = sorted({int(b) for c in clips if (b := board_of_path(c)) is not None} - {board})
+    own = f"--board {folders[0]}" if len(folders) == 1 else "the clips' own --board"
+    raise ParameterError(
+        f"board {board} is a board the model was trained on as defective; enrolled under its "
+        "number, these taps would be a cracked board's healthy references; nothing enrolled",
+        path=model, fix=f"give the board the taps are of ({own}), or pass --force if board "
+                        f"{board} is sound now")
 
 
 def _load_knn(path: Path, *, config: Config | None):

@@ -319,13 +319,13 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
         result.warnings += warned
     if per_board or board is not None:
         from .boards import (board_of_path, board_verdicts, mixed_board_folders,
-                             other_board_folders)
+                             other_board_folders, other_board_warning)
 
         good = [v for v in verdicts if not v.error]
         if board is not None:  # as enroll warns: the folders may know better than the option
-            result.warnings += [f"{path}: its folder names board {folder}, judged as board "
-                                f"{board}" for path, folder in other_board_folders(
-                                    [v.path for v in good], board)]
+            line = other_board_warning(other_board_folders([v.path for v in good], board),
+                                       board, done="judged")
+            result.warnings += [line] if line else []
         else:  # a clip no folder places on a board is a board of its own: say how to group
             result.warnings += [f"{v.path}: not in a boardNN/ folder, so judged as a board of "
                                 "its own; give --board NAME to judge clips as one board"

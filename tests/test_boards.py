@@ -89,8 +89,8 @@ def test_judge_board_warns_when_the_clips_folders_name_another_board(tiny_model,
     code, out, err = run_cli("judge", *clips, "--model", tiny_model, "--board", "7")
     assert code in (0, 1) and "BOARD 7: " in out
     warned = [line for line in err.splitlines() if line.startswith("tapcheck: warning: ")]
-    assert warned == [f"tapcheck: warning: {c}: its folder names board 11, judged as board 7"
-                      for c in clips]
+    assert warned == [f"tapcheck: warning: {clips[0]} and 2 more clip(s): their folders name "
+                      "board 11, judged as board 7"]  # one line, however many clips
     # the same board, written with a leading zero: nothing to warn of
     code, _, err = run_cli("judge", *clips, "--model", tiny_model, "--board", "011")
     assert "warning" not in err

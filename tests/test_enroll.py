@@ -198,7 +198,33 @@ def test_enrol_warns_of_anomalous_clips_and_of_another_board_folder(model, tiny_
     clips = [str(c) for c in unseen_clips(tiny_dataset, board=13)]
     code, _, err = run_cli("enroll", "--model", model, "--board", 12, *clips)
     assert code == 0, err
-    assert err.count("its folder names board 13, enrolled as board 12") == len(clips)
+    # judge --board's warning, once however many clips
+    assert err.count("enrolled as board 12") == 1, err
+    assert (f"{clips[0]} and {len(clips) - 1} more clip(s): their folders name board 13, "
+            "enrolled as board 12") in err
+
+
+def test_enrol_under_a_board_trained_on_as_defective_is_refused_unless_forced(
+        model, tiny_dataset, run_cli):
+    """Board 5 is a cracked board of the tiny set's training split: taps of board 12 enrolled
+    as board 5 (a mistyped number) went in without a word, as a cracked board's healthy
+    references. Refused, one line, the model file untouched; --force enrols them."""
+    clips = unseen_clips(tiny_dataset, board=12, n=2)
+    digest = md5(model)
+    code, out, err = run_cli("enroll", "--model", model, "--board", 5, *clips)
+    assert code == 2 and out == "" and md5(model) == digest
+    assert err == (f"tapcheck: error: {model}: board 5 is a board the model was trained on as "
+                   "defective; enrolled under its number, these taps would be a cracked "
+                   "board's healthy references; nothing enrolled — give the board the taps are "
+                   "of (--board 12), or pass --force if board 5 is sound now\n")
+    assert not list(model.parent.glob("*.lock"))
+    code, _, err = run_cli("enroll", "--model", model, "--board", 5, "--force", *clips)
+    assert code == 0, err
+    assert err.count(": their folders name board 12, enrolled as board 5") == 1, err
+    assert list(load_model(model).detector.reference_groups_[-2:]) == [5, 5]
+    from tapcheck.enroll import trained_defect_boards
+
+    assert trained_defect_boards(torch.load(model, weights_only=True)) == [5, 6]
 
 
 def test_evaluate_counts_an_enrolled_board_as_known_and_leaves_its_enrolled_takes_out(

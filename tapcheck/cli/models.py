@@ -280,7 +280,8 @@ def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
 @click.option("--model", "model_path", type=FILE, help="Model file [models/arcface-resnet18.pt].")
 @click.option("--board", type=BOARD, help="Board number of the clips (default: "
               "a new board).")
-@click.option("--force", is_flag=True, help="Enrol clips the model scores as clearly defective.")
+@click.option("--force", is_flag=True, help="Enrol clips the model scores as clearly defective, "
+              "or under a --board it was trained on as defective.")
 @click.option("--undo", is_flag=True, help="Remove the last enrolment instead.")
 @click.option("--list", "list_them", is_flag=True, help="List the model's enrolments instead.")
 @config_option("TOML config whose feature settings the model must have been trained with.")
@@ -335,8 +336,10 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
                  f"{done['threshold_before']:.4g} (judged ANOMALOUS), enrolled as a normal "
                  "tap all the same — if that board is not sound, "
                  f"`{model_command(model_path, 'enroll', '--undo')}` takes the enrolment back")
-        for clip, folder in done["other_board_folders"]:
-            warn(f"{clip}: its folder names board {folder}, enrolled as board {board}")
+        if done["other_board_folders"]:  # judge --board's warning, one line
+            from ..boards import other_board_warning
+
+            warn(other_board_warning(done["other_board_folders"], board, done="enrolled"))
         if done["folder_boards"]:
             warn(folder_board_warning(done["folder_boards"], model=model_path))
         if done["calibration"].get("warning"):
