@@ -140,7 +140,6 @@ def other_board_folders(paths: Sequence[str | os.PathLike], board: str) -> list[
             if (folder := board_of_path(p)) is not None and folder != named]
 
 
-
 def other_board_warning(found: Sequence[tuple[str, str]], board: str | int, *,
                         done: str) -> str | None:
     """The one warning for clips whose ``boardNN`` folder names another board than the
@@ -158,6 +157,7 @@ def other_board_warning(found: Sequence[tuple[str, str]], board: str | int, *,
         return f"{found[0][0]}: its folder names {named}, {done} as board {board}"
     return (f"{found[0][0]} and {len(found) - 1} more clip(s): their folders name {named}, "
             f"{done} as board {board}")
+
 
 @dataclass
 class BoardVerdict:
