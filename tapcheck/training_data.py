@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -88,6 +89,7 @@ def prepare_data(dataset: Dataset, *, config: Config, cache: FeatureCache | None
             "has no normal takes in the training split; the threshold is learned from normal "
             "boards only", path=dataset.root / "manifest.csv",
             fix="record or import normal boards with --split train")
+    _refuse_mixed_sides(takes, manifest=dataset.root / "manifest.csv")
     cache = cache or FeatureCache(audio=config.audio, features=config.features)
     fit, calib = split_calibration(takes, fraction=config.train.calib_fraction,
                                    seed=config.train.seed)
@@ -101,6 +103,23 @@ def prepare_data(dataset: Dataset, *, config: Config, cache: FeatureCache | None
         fit_normal=np.array([t.label == "normal" for t in fit]), calib_clips=calib_clips,
         classes=classes, class_labels=[label_of[c] for c in classes], fit_takes=fit,
         calib_takes=calib)
+
+
+def _refuse_mixed_sides(takes: list[Take], *, manifest: Path) -> None:
+    """A board side of the training split is one class, healthy or cracked: with takes of both
+    labels, its first take decided whether it was held out for calibration (a cracked take
+    could set the threshold) and its last one the class's label in the model file."""
+    labels: dict[str, set[str]] = {}
+    for t in takes:
+        labels.setdefault(t.class_name, set()).add(t.label)
+    mixed = sorted(name for name, found in labels.items() if len(found) > 1)
+    if mixed:
+        more = f" (and {len(mixed) - 1} more side(s))" if len(mixed) > 1 else ""
+        raise DatasetError(
+            f"training side {mixed[0]}{more} holds both normal and defect takes; a board side "
+            "is one class, healthy or cracked", path=manifest,
+            fix="give each training board side one label (a cracked end its own side name, "
+                "e.g. right-crack), or mark the odd takes split=test")
 
 
 def dataset_crops(dataset: Dataset, takes: list[Take], *, cache: FeatureCache,

@@ -41,3 +41,30 @@ def test_one_normal_class_gets_pseudo_defect_classes_that_never_count_as_normal(
     assert not np.allclose(full.fit_clips[6:12], clips)  # transformed, not copied
     lazy, hook = add_pseudo_anomalies(data, per_batch=True)
     assert hook is not None and len(lazy.fit_clips) == 6  # drawn per batch instead
+
+
+def test_a_training_side_with_both_labels_is_refused_before_any_crop(tiny_dataset, tmp_path,
+                                                                   run_cli):
+    """Its first take decided whether the side was held out for calibration (a cracked take
+    could set the threshold), its last take the class's label in the model file (trial 33)."""
+    import csv
+    import shutil
+
+    from tapcheck.manifest import MANIFEST_FIELDS
+
+    root = shutil.copytree(tiny_dataset.root, tmp_path / "mixed")
+    rows = list(csv.DictReader(open(root / "manifest.csv")))
+    odd = next(r for r in rows if (r["board"], r["side"], r["split"]) == ("1", "left", "train"))
+    odd["label"] = "defect"
+    with open(root / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    code, out, err = run_cli("train", "--dataset", root, "--model", "arcface-lite", "--epochs",
+                             "1", "--out", tmp_path / "m.pt")
+    assert (code, out) == (2, "")
+    assert err == (f"tapcheck: error: {root / 'manifest.csv'}: training side board01/left holds "
+                   "both normal and defect takes; a board side is one class, healthy or cracked "
+                   "— give each training board side one label (a cracked end its own side name, "
+                   "e.g. right-crack), or mark the odd takes split=test\n")
+    assert not (tmp_path / "m.pt").exists()
