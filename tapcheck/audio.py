@@ -288,6 +288,7 @@ def encode_wav(y: np.ndarray, *, sr: int, subtype: str = "PCM_16") -> io.BytesIO
     A signal beyond full scale (a float file, which holds it unclipped) is written as 32-bit
     float whatever ``subtype`` asks: cut to 16 bits it became a take that ``train`` refuses as
     heavily clipped, of a sound that was not."""
+    y = np.asarray(y)
     if subtype.startswith("PCM") and y.size and float(np.max(np.abs(y))) > 1.0:
         subtype = "FLOAT"
     else:
