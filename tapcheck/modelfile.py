@@ -136,6 +136,40 @@ def _whole_torch_file(path: Path) -> bool:
     return _torch_file(path) and zipfile.is_zipfile(path)  # a fifo never reaches is_zipfile
 
 
+def _model_file(path: Path) -> bool:
+    """Whether ``path`` is a tapcheck model file as far as its header tells: a whole PyTorch
+    file holding the format and versions :func:`read_checkpoint` insists on.
+
+    The hint for a missing model named any whole PyTorch file (``pass --model models/ab-rand.pt``
+    for a saved tensor), and following it gave "is not a tapcheck model file". The weights are
+    memory-mapped, not read, so a 200 MB model costs a look at its pickled header only.
+    """
+    if path.is_symlink() or not _whole_torch_file(path):
+        return False
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - anything the unpickler raises means "not a model file"
+        return False
+    return isinstance(checkpoint, dict) and all(
+        _same(checkpoint.get(key), wanted) for key, wanted in
+        (("format", FORMAT), ("format_version", FORMAT_VERSION),
+         ("features_version", FEATURES_VERSION)))
+
+
+def _model_files_beside(path: Path, most: int = 3) -> list[Path]:
+    """Up to ``most`` tapcheck model files in ``path``'s folder, by name (see :func:`_model_file`;
+    it stops at ``most``: each look loads a header)."""
+    if not path.parent.is_dir():
+        return []
+    found: list[Path] = []
+    for candidate in sorted(path.parent.glob("*.pt")):
+        if len(found) == most:
+            break
+        if _model_file(candidate):
+            found.append(candidate)
+    return found
+
+
 def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     """The raw checkpoint dict, after the checks that need no model code.
 
@@ -145,10 +179,9 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     if not path.exists():
         # the default name is arcface-resnet18's; a recipe that trains another model (e.g.
         # configs/new-boards.toml's arcface-lite) leaves its file beside it: name it
-        # (model files as far as a look at their first and last bytes tells: not links,
-        # folders, text, or files cut short)
-        others = sorted(p for p in path.parent.glob("*.pt") if not p.is_symlink()
-                        and _whole_torch_file(p))[:3] if path.parent.is_dir() else []
+        # (tapcheck model files as far as their header tells: not links, folders, text, files
+        # cut short, or PyTorch files of something else)
+        others = _model_files_beside(path)
         raise ModelFileError("model file not found", path=path, fix=(
             f"pass --model {others[0]}" + (f" (or {', '.join(map(str, others[1:]))})"
                                             if others[1:] else "")

@@ -149,6 +149,28 @@ def test_the_missing_model_hint_names_no_file_cut_short(tiny_model, tmp_path, ru
     assert err.strip().endswith(f"model file not found — pass --model {tmp_path / 'ro.pt'}")
 
 
+def test_the_missing_model_hint_names_only_tapcheck_model_files(tiny_model, tmp_path, run_cli):
+    """With models/ holding arcface-lite.pt and ab-rand.pt (`torch.save(torch.randn(3, 3))`),
+    `judge` said `pass --model models/ab-rand.pt (or models/arcface-lite.pt)`, and following it
+    gave "is not a tapcheck model file". Whole PyTorch files that are no tapcheck model (a
+    tensor, a dict of another format, a run's progress under a .pt name) are not named."""
+    from .conftest import write_tone
+
+    torch.save(torch.randn(3, 3), tmp_path / "ab-rand.pt")
+    torch.save({"format": "someone-else", "weights": torch.zeros(2)}, tmp_path / "b-other.pt")
+    progress = torch.load(tiny_model, map_location="cpu", weights_only=True)
+    torch.save({**progress, "format": "tapcheck-partial"}, tmp_path / "c-progress.pt")
+    (tmp_path / "arcface-lite.pt").write_bytes(tiny_model.read_bytes())
+    code, out, err = run_cli("judge", "--model", tmp_path / "arcface-resnet18.pt",
+                             write_tone(tmp_path / "a.wav"))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.strip().endswith(
+        f"model file not found — pass --model {tmp_path / 'arcface-lite.pt'}"), err
+    # the file named is one judge takes (a tone may well be ANOMALOUS: exit 1, not 2)
+    code, out, err = run_cli("judge", "--model", tmp_path / "arcface-lite.pt", tmp_path / "a.wav")
+    assert code in (0, 1) and "error" not in err, err
+
+
 def test_a_finished_run_that_cannot_judge_writes_no_model_and_leaves_no_progress(tiny_model,
                                                                                  tmp_path):
     """`train` once left the 200 MB progress of such a run behind, and the next `train` then
