@@ -33,6 +33,8 @@ FORMAT = "tapcheck-model"
 FORMAT_VERSION = 2  # 2: cosine heads keep their class centres as the model's W
 PARTIAL_FORMAT = "tapcheck-partial"
 RETRAIN = "retrain it with `tapcheck train`"
+# the fix for a .partial that cannot be resumed, as `train --resume` meets it
+RESUME_FIX = "delete it and train without --resume (the run starts over)"
 
 
 @dataclass
@@ -190,8 +192,7 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     # given up: no other file takes its place, and "use a model file" sent users looking for one
     partial = expect == PARTIAL_FORMAT
     what = "training checkpoint" if partial else "model file"
-    fix = ("delete it and train without --resume (the run starts over)" if partial
-           else "use a model file written by `tapcheck train`")
+    fix = RESUME_FIX if partial else "use a model file written by `tapcheck train`"
     if path.is_dir():
         raise ModelFileError(f"is a folder, not a {what}", path=path, fix=fix if partial
                              else "pass the .pt file, e.g. models/arcface-resnet18.pt")
@@ -278,6 +279,17 @@ def check_partial(partial: Path | None, *, resume: bool) -> None:
         raise ModelFileError("no interrupted training run to resume (no such file)",
                              path=partial, fix="train without --resume")
     if not resume and partial.exists():
+        # only a run's progress can be continued: a junk .partial was told "continue it with
+        # `tapcheck train --resume`", and --resume then said "delete it and train without
+        # --resume", a circle; it is told to go now (tapcheck deletes nothing it did not write)
+        try:
+            read_partial(partial)
+        except ModelFileError as e:
+            if e.fix != RESUME_FIX:  # e.g. permission denied: that fix holds as it is
+                raise
+            raise ModelFileError(e.problem, path=partial, fix=(
+                "delete it and train again (no run can continue from it; the run starts "
+                "over)")) from None
         raise ModelFileError(
             "an interrupted training run left its progress here", path=partial,
             fix="continue it with `tapcheck train --resume` and the same options, or delete the "

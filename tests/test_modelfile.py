@@ -171,6 +171,35 @@ def test_the_missing_model_hint_names_only_tapcheck_model_files(tiny_model, tmp_
     assert code in (0, 1) and "error" not in err, err
 
 
+@pytest.mark.parametrize("junk", ["text", "model"])
+def test_a_partial_that_is_no_progress_is_told_to_go_without_resume(junk, tiny_dataset,
+                                                                    tiny_model, tmp_path,
+                                                                    run_cli):
+    """`echo hello > models/x.pt.partial`, then `train --out models/x.pt` said "an interrupted
+    training run left its progress here — continue it with `tapcheck train --resume`…", and
+    --resume said "is not a tapcheck training checkpoint … — delete it and train without
+    --resume": a circle. Without --resume it now says what --resume says, with the fix that
+    fits a run without it; the file is kept as it was."""
+    partial = tmp_path / "x.pt.partial"
+    if junk == "text":
+        partial.write_text("hello\n")
+    else:
+        partial.write_bytes(tiny_model.read_bytes())
+    before = partial.read_bytes()
+    train = ("train", "--dataset", tiny_dataset.root, "--model", "arcface-lite", "--epochs", "1",
+             "--out", tmp_path / "x.pt")
+    code, out, err = run_cli(*train)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"tapcheck: error: {partial}: is not a tapcheck training checkpoint"), err
+    assert "--resume" not in err and "interrupted" not in err, err
+    assert err.strip().endswith(
+        "— delete it and train again (no run can continue from it; the run starts over)"), err
+    code, _, resumed = run_cli(*train, "--resume")  # the same problem, --resume's fix
+    last = resumed.strip().splitlines()[-1]  # after a line on the calibration it prepared
+    assert code == 2 and last.split(" — ")[0] == err.split(" — ")[0], resumed
+    assert partial.read_bytes() == before and not (tmp_path / "x.pt").exists()
+
+
 def test_a_finished_run_that_cannot_judge_writes_no_model_and_leaves_no_progress(tiny_model,
                                                                                  tmp_path):
     """`train` once left the 200 MB progress of such a run behind, and the next `train` then
