@@ -64,8 +64,16 @@ def cache_home() -> Path:
 
 
 def model_path(name: str = DEFAULT_MODEL) -> Path:
-    """Where ``tapcheck train --model NAME`` saves by default: ``models/NAME.pt``."""
-    return models_home() / f"{name}.pt"
+    """Where ``tapcheck train --model NAME`` saves by default: ``models/NAME.pt``; the file every
+    command reads or writes when no model file is named.
+
+    Raises
+    ------
+    StorageError
+        The models folder (``$TAPCHECK_MODELS``) is a file: judge said
+        ``afile/arcface-resnet18.pt: model file not found — train one``, and train then failed.
+    """
+    return check_folder(models_home(), "model files", "TAPCHECK_MODELS") / f"{name}.pt"
 
 
 def model_command(model: str | os.PathLike | None, command: str, args: str = "") -> str:
@@ -90,7 +98,10 @@ def model_command(model: str | os.PathLike | None, command: str, args: str = "")
     str
         E.g. ``"tapcheck enroll --model models/enr.pt --undo"``.
     """
-    named = model is not None and (os.path.abspath(model) != os.path.abspath(model_path()))
+    # only compared, never opened: advice about a model named by path must not fail because
+    # the default folder is unusable
+    default = models_home() / f"{DEFAULT_MODEL}.pt"
+    named = model is not None and (os.path.abspath(model) != os.path.abspath(default))
     return " ".join(["tapcheck", command]
                     + (["--model", shlex.quote(os.fspath(model))] if named else [])
                     + ([args] if args else []))

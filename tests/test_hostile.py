@@ -420,6 +420,27 @@ def test_a_file_where_a_folder_of_tapcheck_belongs(tmp_path, run_cli, monkeypatc
     assert afile.read_text() == "mine\n"
 
 
+def test_a_file_where_the_models_folder_belongs(tmp_path, run_cli, monkeypatch, tiny_dataset,
+                                               tiny_model):
+    """`TAPCHECK_MODELS=afile tapcheck judge clip.wav` said `afile/arcface-resnet18.pt: model
+    file not found — train one …`, and train then failed on "Not a directory". Every command
+    that reads or writes the default model file says the folder is a file, as
+    $TAPCHECK_RECORDINGS does; a model file named by path is judged as before."""
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    monkeypatch.setenv("TAPCHECK_MODELS", str(afile))
+    clip = write_tone(tmp_path / "clip.wav")
+    said = (f"tapcheck: error: {afile}: is a file, not a folder; model files are kept in a "
+            "folder — set $TAPCHECK_MODELS to a folder, or move the file aside\n")
+    for args in (("judge", clip), ("enroll", clip), ("evaluate", "--dataset", tiny_dataset.root),
+                 ("train", "--dataset", tiny_dataset.root, "--epochs", "1")):
+        code, out, err = run_cli(*args)
+        assert (code, out, err) == (2, "", said), args
+    assert afile.read_text() == "mine\n"
+    code, out, err = run_cli("judge", "--model", tiny_model, clip)
+    assert code in (0, 1) and "error" not in err, err
+
+
 def test_a_manifest_path_means_its_dataset(tmp_path, run_cli):
     """`judge --references recordings/demo/manifest.csv` said "no such dataset (no
     manifest.csv)" of the manifest it was given: a manifest's path means its dataset."""
