@@ -441,6 +441,25 @@ def test_a_file_where_the_models_folder_belongs(tmp_path, run_cli, monkeypatch, 
     assert code in (0, 1) and "error" not in err, err
 
 
+@pytest.mark.parametrize("command", ["judge", "enroll", "evaluate", "listen", "station", "bench",
+                                     "train"])
+def test_an_empty_model_path_is_named_as_empty(command, tmp_path, run_cli, monkeypatch):
+    """`judge --model "" clip.wav` said `.: is a folder, not a model file` (the empty path read
+    as the working folder) and `enroll --model ""` stopped on a traceback; every option naming a
+    model file says it is empty, before any work."""
+    monkeypatch.chdir(tmp_path)
+    clip = write_tone(tmp_path / "clip.wav")
+    option = "--out" if command == "train" else "--model"
+    rest = {"judge": [clip], "enroll": [clip], "evaluate": ["--dataset", "demo"],
+            "train": ["--dataset", "demo", "--epochs", "1"]}.get(command, [])
+    code, out, err = run_cli(command, option, "", *rest)
+    assert (code, out) == (2, "") and err == (
+        f"tapcheck: error: {option} is empty: it names no model file — give the path of a model "
+        f"file, e.g. {option} models/arcface-resnet18.pt, or leave the option out for the "
+        "default one\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.wav"]  # nothing written
+
+
 def test_a_manifest_path_means_its_dataset(tmp_path, run_cli):
     """`judge --references recordings/demo/manifest.csv` said "no such dataset (no
     manifest.csv)" of the manifest it was given: a manifest's path means its dataset."""

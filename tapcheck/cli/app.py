@@ -32,6 +32,31 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FILE = click.Path(path_type=Path, readable=False)
 
 
+class ModelFile(click.Path):
+    """A model file's path (``--model``, ``train --out``): :data:`FILE`, and never empty.
+
+    ``--model ""`` became ``Path("")``, the working folder: judge said ``.: is a folder, not a
+    model file`` and enroll stopped on a traceback (``PosixPath('.') has an empty name``).
+    """
+
+    def __init__(self):
+        super().__init__(path_type=Path, readable=False)
+
+    def convert(self, value, param, ctx):
+        from ..errors import ParameterError
+
+        if isinstance(value, str) and value == "":
+            option = param.opts[0] if param is not None and param.opts else "the model path"
+            raise ParameterError(
+                f"{option} is empty: it names no model file",
+                fix=f"give the path of a model file, e.g. {option} models/arcface-resnet18.pt, "
+                    "or leave the option out for the default one")
+        return super().convert(value, param, ctx)
+
+
+MODEL_FILE = ModelFile()
+
+
 class BoardNumber(click.IntRange):
     """A board number, 0..999999; text that is no whole number is "not a board number", where
     click said "'abc' is not a valid integer range"."""

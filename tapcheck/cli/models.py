@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .app import (BOARD, FILE, BoardName, cli, config_option, dataset_option, debugging,
+from .app import (BOARD, FILE, MODEL_FILE, BoardName, cli, config_option, dataset_option, debugging,
                   echo_err, parse_config, say, table, train_with_progress, warn)
 
 
@@ -54,7 +54,7 @@ def _train_options(f):
               help="Where the threshold comes from [the config's train.calibration: auto, "
                    "i.e. cross-fit from 8 normal boards, else hold-out]; cross-fit trains "
                    "train.crossfit_folds more networks (docs/new-boards.md).")
-@click.option("--out", type=FILE, help="Model file [models/<model>.pt].")
+@click.option("--out", type=MODEL_FILE, help="Model file [models/<model>.pt].")
 @click.option("--resume", is_flag=True,
               help="Continue the run that was interrupted (same options): its progress is in "
                    "<out>.partial, saved after every epoch.")
@@ -104,7 +104,7 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
 
 @cli.command()
 @click.argument("clips", nargs=-1, required=True, type=FILE)
-@click.option("--model", "model_path", type=FILE,
+@click.option("--model", "model_path", type=MODEL_FILE,
               help="Model file [models/arcface-resnet18.pt].")
 @config_option("TOML config whose feature settings the model must have been trained with "
                "(its [train] settings are the model's own; others are warned of, not used).")
@@ -229,7 +229,7 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
 
 
 @cli.command()
-@click.option("--model", "model_path", type=click.Path(path_type=Path),
+@click.option("--model", "model_path", type=MODEL_FILE,
               help="Model to judge with [a 1-epoch arcface-resnet18 trained here].")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports/bench.json"),
               show_default=True, help="Where to write the figures as JSON.")
@@ -259,7 +259,8 @@ def _is_bench_json(path) -> bool:
 
 
 @cli.command()
-@click.option("--model", "model_path", type=FILE, help="Model file [models/arcface-resnet18.pt].")
+@click.option("--model", "model_path", type=MODEL_FILE,
+              help="Model file [models/arcface-resnet18.pt].")
 @dataset_option("Dataset whose test split to judge", default="demo", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Everything as one JSON object.")
 def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
@@ -277,7 +278,8 @@ def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("clips", nargs=-1, type=FILE)
-@click.option("--model", "model_path", type=FILE, help="Model file [models/arcface-resnet18.pt].")
+@click.option("--model", "model_path", type=MODEL_FILE,
+              help="Model file [models/arcface-resnet18.pt].")
 @click.option("--board", type=BOARD, help="Board number of the clips (default: "
               "a new board).")
 @click.option("--force", is_flag=True, help="Enrol clips the model scores as clearly defective, "

@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from ..console import score_pair
-from .app import (BOARD, Count, cli, config_option, dataset_option, echo_err, parse_config, say,
-                  table, warn)
+from .app import (BOARD, MODEL_FILE, Count, cli, config_option, dataset_option, echo_err,
+                  parse_config, say, table, warn)
 
 
 def _open_input(device: str | None, config):
@@ -124,7 +124,7 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
 
 
 @cli.command()
-@click.option("--model", "model_path", type=click.Path(path_type=Path),
+@click.option("--model", "model_path", type=MODEL_FILE,
               help="Model file [models/arcface-resnet18.pt].")
 @click.option("--device", help="Input device: index or part of its name (`tapcheck devices`).")
 @click.option("--board", type=BOARD, help="Board under test, for the log.")
@@ -240,7 +240,7 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--model", "model_path", type=click.Path(path_type=Path),
+@click.option("--model", "model_path", type=MODEL_FILE,
               help="Model file [models/arcface-resnet18.pt].")
 @click.option("--device", help="Input device: index or part of its name (`tapcheck devices`).")
 @click.option("--board", type=BOARD, help="Board under test, for the log.")
