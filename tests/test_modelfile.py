@@ -200,6 +200,39 @@ def test_a_partial_that_is_no_progress_is_told_to_go_without_resume(junk, tiny_d
     assert partial.read_bytes() == before and not (tmp_path / "x.pt").exists()
 
 
+def test_the_catalogue_quotes_what_a_bad_model_file_gets(tiny_model, tmp_path):
+    """docs/errors.md said truncated or empty model files get `x.pt: is not a tapcheck model
+    file — use …`, and a bad `.partial` `(not a PyTorch file) — …`: the program says `(not a
+    PyTorch file, or one cut short or damaged)` of both. Each message, its path written as the
+    catalogue writes it, is quoted there whole."""
+    from tapcheck.modelfile import check_partial
+
+    from .conftest import ROOT
+
+    catalogue = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
+    files = {"empty": b"", "truncated": tiny_model.read_bytes()[:100_000], "text": b"hello\n",
+             "csv": b"path,board,side\nboard01/left/take001.wav,1,left\n"}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    torch.save(torch.randn(3, 3), tmp_path / "tensor")
+    said = {}
+    for name in [*files, "tensor"]:
+        with pytest.raises(ModelFileError) as e:
+            load_model(tmp_path / name)
+        shown = "recordings/bench/manifest.csv" if name == "csv" else "x.pt"
+        said[name] = str(e.value).replace(str(tmp_path / name), shown)
+        assert said[name] in catalogue, said[name]
+    assert "cut short" in said["truncated"] and "cut short" not in said["tensor"]
+    partial = tmp_path / "x.pt.partial"
+    partial.write_text("hello\n")
+    for resume in (True, False):
+        with pytest.raises(ModelFileError) as e:
+            (read_partial if resume else lambda p: check_partial(p, resume=False))(partial)
+        message = str(e.value).replace(str(partial), "models/x.pt.partial")
+        # the row quotes --resume's line whole, and the fix a run without it gets
+        assert (message if resume else message.split(" — ")[1]) in catalogue, message
+
+
 def test_a_finished_run_that_cannot_judge_writes_no_model_and_leaves_no_progress(tiny_model,
                                                                                  tmp_path):
     """`train` once left the 200 MB progress of such a run behind, and the next `train` then
