@@ -163,6 +163,24 @@ embedding_dim = 32
 """
 
 
+def copy_with_manifest(source: Path, target: Path, edit) -> Path:
+    """A copy of the dataset folder ``source`` at ``target`` whose manifest rows (dicts of the
+    CSV's columns) ``edit(rows)`` changes in place or replaces (by returning new rows)."""
+    import csv
+
+    from tapcheck.manifest import MANIFEST_FIELDS
+
+    shutil.copytree(source, target)
+    with open(target / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows = edit(rows) or rows
+    with open(target / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return target
+
+
 def write_tone(path: Path, *, sr: int = 44100, duration_s: float = 1.0, channels: int = 1,
                tap_at_s: float | None = 0.3, amplitude: float = 0.5, seed: int = 0,
                subtype: str = "PCM_16") -> Path:

@@ -11,6 +11,8 @@ from tapcheck.datasets import Take
 from tapcheck.evaluation import board_verdicts, evaluate_scores
 from tapcheck.evaluation_report import format_evaluation
 
+from .conftest import copy_with_manifest
+
 
 def take(board: int, k: int, label: str = "normal", side: str = "left") -> Take:
     return Take(path=f"board{board:02d}/{side}/take{k:03d}.wav", board=board, side=side,
@@ -199,22 +201,17 @@ def test_evaluate_leaves_out_the_models_own_takes_and_knows_its_boards_only_in_i
     """A copy re-split by hand marks training takes test: they are the model's own (scored
     in-sample), left out, and the copy's boards 1-4 are still the boards it trained on. Another
     dataset's board 1 is a board the model never heard."""
-    import csv
-    import shutil
 
-    from tapcheck.manifest import MANIFEST_FIELDS
     from tapcheck.synth import make_study_dataset
 
-    root = tmp_path / "resplit"
-    shutil.copytree(tiny_dataset.root, root)
-    rows = list(csv.DictReader(open(root / "manifest.csv")))
-    moved = [r for r in rows if r["board"] == "1" and r["split"] == "train"]
-    for r in moved:
-        r["split"] = "test"
-    with open(root / "manifest.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    moved = []
+
+    def resplit(rows):
+        moved.extend(r for r in rows if r["board"] == "1" and r["split"] == "train")
+        for r in moved:
+            r["split"] = "test"
+
+    root = copy_with_manifest(tiny_dataset.root, tmp_path / "resplit", resplit)
     code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root, "--json")
     assert code == 0, err
     result = json.loads(out)
@@ -237,23 +234,18 @@ def test_evaluate_says_why_there_is_no_known_board_rate(tiny_model, tiny_dataset
     """A copy whose test split holds only the model's own takes of its known boards (left out)
     has no known-board taps: "known boards - of 0 taps" alone read like a rate; a line says
     why there is none."""
-    import csv
-    import shutil
 
-    from tapcheck.manifest import MANIFEST_FIELDS
 
-    root = tmp_path / "own"
-    shutil.copytree(tiny_dataset.root, root)
-    rows = list(csv.DictReader(open(root / "manifest.csv")))
-    # boards 1-4's held-out takes gone; board 1's training takes marked test instead
-    rows = [r for r in rows if not (r["board"] in ("1", "2", "3", "4") and r["split"] == "test")]
-    for r in rows:
-        if r["board"] == "1":
-            r["split"] = "test"
-    with open(root / "manifest.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    def own_takes_only(rows):
+        # boards 1-4's held-out takes gone; board 1's training takes marked test instead
+        rows = [r for r in rows
+                if not (r["board"] in ("1", "2", "3", "4") and r["split"] == "test")]
+        for r in rows:
+            if r["board"] == "1":
+                r["split"] = "test"
+        return rows
+
+    root = copy_with_manifest(tiny_dataset.root, tmp_path / "own", own_takes_only)
     code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
     assert code == 0, err
     assert "false alarms per tap: known boards: no healthy taps, unseen boards " in out
@@ -362,23 +354,16 @@ def test_a_board_with_a_healthy_and_a_cracked_end_gets_a_row_per_label(tiny_mode
     row per label, the defect row's recall counts its defect takes only, and no board verdict
     of 3 taps mixes the labels. One row labelled by the first take showed board 11 as a normal
     board of 10 clips (5 cracked) and left it out of the recall."""
-    import csv
-    import shutil
 
     from tapcheck.datasets import Dataset
-    from tapcheck.manifest import MANIFEST_FIELDS
 
-    root = tmp_path / "side"
-    shutil.copytree(tiny_dataset.root, root)
-    rows = list(csv.DictReader(open(root / "manifest.csv")))
-    for r in rows:
-        if (r["board"], r["side"]) == ("11", "right") or (
-                (r["board"], r["side"], r["split"]) == ("1", "left", "test")):
-            r["label"], r["group"] = "defect", "cracked-end"
-    with open(root / "manifest.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    def cracked_ends(rows):
+        for r in rows:
+            if (r["board"], r["side"]) == ("11", "right") or (
+                    (r["board"], r["side"], r["split"]) == ("1", "left", "test")):
+                r["label"], r["group"] = "defect", "cracked-end"
+
+    root = copy_with_manifest(tiny_dataset.root, tmp_path / "side", cracked_ends)
     code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root, "--json")
     assert code == 0, err
     result = json.loads(out)

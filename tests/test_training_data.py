@@ -47,19 +47,13 @@ def test_a_training_side_with_both_labels_is_refused_before_any_crop(tiny_datase
                                                                    run_cli):
     """Its first take decided whether the side was held out for calibration (a cracked take
     could set the threshold), its last take the class's label in the model file (trial 33)."""
-    import csv
-    import shutil
+    from .conftest import copy_with_manifest
 
-    from tapcheck.manifest import MANIFEST_FIELDS
+    def one_defect_take(rows):
+        next(r for r in rows if (r["board"], r["side"], r["split"]) == ("1", "left", "train")
+             )["label"] = "defect"
 
-    root = shutil.copytree(tiny_dataset.root, tmp_path / "mixed")
-    rows = list(csv.DictReader(open(root / "manifest.csv")))
-    odd = next(r for r in rows if (r["board"], r["side"], r["split"]) == ("1", "left", "train"))
-    odd["label"] = "defect"
-    with open(root / "manifest.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    root = copy_with_manifest(tiny_dataset.root, tmp_path / "mixed", one_defect_take)
     code, out, err = run_cli("train", "--dataset", root, "--model", "arcface-lite", "--epochs",
                              "1", "--out", tmp_path / "m.pt")
     assert (code, out) == (2, "")
