@@ -13,7 +13,6 @@ PortAudio (or ALSA's plug layer) to convert on the fly.
 from __future__ import annotations
 
 import math
-
 import queue
 import time
 from dataclasses import dataclass
