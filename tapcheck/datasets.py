@@ -24,7 +24,7 @@ import numpy as np
 from .audio import peak_dbfs, write_wav
 from . import manifest
 from .errors import DatasetError, ParameterError, StorageError
-from .files import check_path, storage_error
+from .files import check_path, dataset_holding, storage_error
 from .locks import exclusive
 from .manifest import LABELS, MANIFEST, MANIFEST_FIELDS, SPLITS  # noqa: F401 - re-exported
 from .paths import recordings_home
@@ -72,6 +72,16 @@ def dataset_path(name: str | os.PathLike) -> Path:
         raise ParameterError(f"'{text}' is not a usable dataset name",
                              fix="use letters, digits, '-' and '_', e.g. --dataset bench-1")
     return recordings_home() / text
+
+
+def _as_given(root: Path) -> str:
+    """A dataset folder as a user passes it to ``--dataset``: its name when it lies in the
+    recordings folder, else its path (from here when below the working folder)."""
+    home = recordings_home()
+    if root.parent in (Path(os.path.abspath(home)), home.resolve()):
+        return root.name
+    here = Path.cwd()
+    return os.path.relpath(root, here) if root.is_relative_to(here) else str(root)
 
 
 def creatable_path(name: str | os.PathLike) -> Path:
@@ -155,6 +165,17 @@ class Dataset:
         check_path(root / MANIFEST, DatasetError)  # a link loop is not "no such dataset"
         if not (root / MANIFEST).exists():
             known = ", ".join(sorted(list_datasets())) or "none yet"
+            if root.is_file():  # a take given for its dataset: say which, not "no such"
+                holder = dataset_holding(root.parent)
+                raise DatasetError(
+                    "is a file, not a dataset folder", path=root,
+                    fix=f"give its dataset, {_as_given(holder)}" if holder is not None else
+                    f"give a dataset's name or folder (datasets here: {known})")
+            holder = dataset_holding(root)
+            if holder is not None:  # a board or side folder: its dataset is meant
+                raise DatasetError(
+                    f"is a folder inside dataset {_as_given(holder)}, not a dataset", path=root,
+                    fix=f"give the dataset, {_as_given(holder)}")
             raise DatasetError(
                 "no such dataset (no manifest.csv)", path=root,
                 fix=f"datasets here: {known}; make one with `tapcheck synth`, `record` or `import`")

@@ -473,3 +473,29 @@ def test_a_manifest_path_means_its_dataset(tmp_path, run_cli):
     code, out, err = run_cli("info", tmp_path / "d" / "manifest.csv")
     assert code == 0 and "Traceback" not in err, err
     assert run_cli("info", tmp_path / "d")[1] == out
+
+
+def test_a_take_or_board_folder_given_as_a_dataset_names_its_dataset(tmp_path, run_cli,
+                                                                    monkeypatch):
+    """`info clips/good.wav` and `info recordings/sm/board01/left` said "no such dataset (no
+    manifest.csv)" as if the dataset were missing: a file is named as a file, a folder inside a
+    dataset names the dataset to give instead."""
+    from tapcheck.datasets import Dataset
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(tmp_path / "recordings"))
+    ds = Dataset.create("sm")
+    ds.add_take(np.random.default_rng(0).normal(0, 0.1, 44100).astype(np.float32), sr=44100,
+                board=1, side="left", label="normal", source="test")
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "good.wav").write_bytes(b"RIFF")
+    take = "recordings/sm/board01/left/take001.wav"
+    for given, line in [
+            ("clips/good.wav", "clips/good.wav: is a file, not a dataset folder — give a "
+             "dataset's name or folder (datasets here: sm)"),
+            (take, f"{take}: is a file, not a dataset folder — give its dataset, sm"),
+            ("recordings/sm/board01/left", "recordings/sm/board01/left: is a folder inside "
+             "dataset sm, not a dataset — give the dataset, sm")]:
+        for command in (["info", given], ["train", "--dataset", given]):
+            code, out, err = run_cli(*command)
+            assert (code, out, err) == (2, "", f"tapcheck: error: {line}\n"), command
