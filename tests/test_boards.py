@@ -17,6 +17,9 @@ def test_board_of_path_reads_the_dataset_layout():
         "recordings/demo/board11", "11")
     assert board_of_path("board07/take3.wav") == "7"
     assert board_of_path("inbox/clip.wav") is None
+    # past manifest.MAX_BOARD a folder names no board, as --board N refuses the number
+    assert board_of_path("board0999999/t.wav") == "999999"
+    assert board_of_path("board1234567/t.wav") is None
 
 
 def test_taps_are_grouped_per_board_and_judged_by_their_median():
