@@ -111,13 +111,18 @@ def check_compute() -> list[Finding]:
 def check_folders() -> list[Finding]:
     """Recordings, models and the feature cache must take new files."""
     from .files import check_writable
-    from .paths import cache_home, inspections_home, models_home, recordings_home
+    from .paths import cache_home, check_folder, inspections_home, models_home, recordings_home
 
-    folders = {"recordings": recordings_home(), "models": models_home(),
-               "inspections": inspections_home(), "feature cache": cache_home()}
+    # (folder, what it keeps, its variable): a file there is told as the commands tell it
+    folders = {"recordings": (recordings_home(), "datasets", "TAPCHECK_RECORDINGS"),
+               "models": (models_home(), "model files", "TAPCHECK_MODELS"),
+               "inspections": (inspections_home(), "the inspection log and its clips",
+                               "TAPCHECK_INSPECTIONS"),
+               "feature cache": (cache_home(), "cached features", "TAPCHECK_CACHE")}
     findings, fine = [], []
-    for what, folder in folders.items():
+    for what, (folder, kept, variable) in folders.items():
         try:
+            check_folder(folder, kept, variable)
             check_writable(folder, create=False)
             # the full path: "writable: recordings recordings, models models" read as a typo
             fine.append(f"{what} ({Path(folder).absolute()})")

@@ -142,6 +142,22 @@ def test_unwritable_recordings_folder_is_a_problem(tmp_path):
     assert any(line.startswith("ok       writable: models (/") for line in fine), fine
 
 
+def test_a_file_where_a_folder_belongs_is_told_as_the_commands_tell_it(tmp_path):
+    """`TAPCHECK_MODELS=afile tapcheck doctor` said "cannot be written (Not a directory) — a file
+    stands where a folder should be; choose another path" while judge and train say what the
+    folder keeps and which variable to set."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, out, _ = _doctor(env={"TAPCHECK_MODELS": str(afile), "TAPCHECK_CACHE": str(afile)})
+    assert code == 1
+    problems = _lines(out, "PROBLEM")
+    for what, kept, variable in [("models", "model files", "TAPCHECK_MODELS"),
+                                 ("feature cache", "cached features", "TAPCHECK_CACHE")]:
+        assert (f"PROBLEM  {what} folder {afile}: is a file, not a folder; {kept} are kept in a "
+                f"folder — set ${variable} to a folder, or move the file aside") in problems
+    assert afile.read_text() == "x"
+
+
 # -- datasets ------------------------------------------------------------------------------------
 
 def _section(out: str, title: str) -> list[str]:
