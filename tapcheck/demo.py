@@ -12,7 +12,7 @@ import numpy as np
 
 from .config import Config
 from .datasets import Dataset, dataset_path
-from .evaluation import evaluate_scores, known_boards_of, model_options
+from .evaluation import evaluate_scores, known_boards_of, model_options, trained_defect_boards
 from .judge import Judge, Verdict
 from .paths import DEFAULT_MODEL, model_command, model_path
 
@@ -89,7 +89,9 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
     info = loaded.detector.calibration_
     evaluation = evaluate_scores([t for t, _ in ok], np.array([v.score for _, v in ok]),
                                  threshold=threshold, known_boards=known_boards_of(
-                                     loaded.checkpoint), **model_options(info))
+                                     loaded.checkpoint),
+                                 known_defect_boards=trained_defect_boards(loaded.checkpoint),
+                                 **model_options(info))
     return evaluation, verdicts, time.perf_counter() - started
 
 

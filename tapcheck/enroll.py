@@ -25,6 +25,7 @@ import numpy as np
 from .config import Config
 from .detectors import KNNDetector
 from .errors import ModelFileError, ParameterError
+from .evaluation import trained_defect_boards
 from .files import refuse_read_only
 from .features import clip_features, crop_digest
 from .judge import Judge, check_same_features
@@ -176,7 +177,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         Their board number (a group of its own for leave-one-board-out); default: a new group.
     force : bool
         Enrol clips even if the model scores them as clearly defective, or under a ``board``
-        the model was trained on as defective (:func:`trained_defect_boards`).
+        the model was trained on as defective (:func:`tapcheck.evaluation.trained_defect_boards`).
     config : Config, optional
         Settings the caller intends; other feature settings than the model's are an error.
 
@@ -261,21 +262,6 @@ def folder_board_warning(boards: Sequence[int], *, model: str | os.PathLike | No
     return (f"the clips sit in folders of boards {', '.join(map(str, boards))}, but without "
             "--board the enrolment stores no board number (folder names are not taken as one) "
             f"— `{undo}`, then enrol each board's clips with its own --board")
-
-
-def trained_defect_boards(checkpoint: dict[str, Any]) -> list[int]:
-    """Boards the model was trained on as defective: a training class ``boardNN/side``
-    labelled ``defect`` and none of that board labelled ``normal`` (a board with a healthy end
-    is one whatever its other end is, as :func:`tapcheck.evaluation.defect_boards` counts)."""
-    import re
-
-    labels = checkpoint.get("class_labels") or ["normal"] * len(checkpoint.get("classes", []))
-    seen: dict[int, set[str]] = {}
-    for name, label in zip(checkpoint.get("classes", []), labels, strict=False):
-        found = re.match(r"board(\d+)/", name)
-        if found:  # pseudo-anomaly classes name no board
-            seen.setdefault(int(found.group(1)), set()).add(label)
-    return sorted(b for b, got in seen.items() if "defect" in got and "normal" not in got)
 
 
 def _refuse_defect_board(checkpoint: dict[str, Any], board: int,

@@ -141,6 +141,7 @@ def study_board_check(board_means: dict[int, float]) -> tuple[bool | None, str |
 
 def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: float,
                     n_boot: int = 1000, seed: int = 0, known_boards: Sequence[int] = (),
+                    known_defect_boards: Sequence[int] | None = None,
                     stated_far: float | None = None, board_threshold: float | None = None,
                     board_taps: int = 3, board_rule: str | None = None) -> dict[str, Any]:
     """Every figure tapcheck reports for scored test takes.
@@ -159,6 +160,11 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
         as *known*, other normal boards as *unseen*; a defective board it knows is a row's
         ``known defect`` (a board it was trained on as a class: its recall is not a new
         defect's), one it does not, ``defect``.
+    known_defect_boards : sequence of int, optional
+        Those of ``known_boards`` the model knows as defective boards (trained on as a class of
+        defect takes only). A known board outside them is a healthy board the model knows, and
+        its defect row (a healthy board cracked since) says ``known``, as its normal row does.
+        Default: every known board with a defect row.
     stated_far : float, optional
         The false-alarm rate per tap the model states, reported beside the observed ones.
     board_threshold : float, optional
@@ -193,10 +199,13 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
     # the study's check compares boards 7 and 8 struck on the cut: a board's defect row comes
     # after its normal one, so it is the one kept here
     means = {r["board"]: r["mean score"] for r in rows}
+    known_set = set(known_boards)
+    known_defect = known_set if known_defect_boards is None else set(known_defect_boards)
     for r in rows:
-        known = r["board"] in set(known_boards)
+        known = r["board"] in known_set
         if r["label"] == "defect":  # "known" alone read as a known healthy board
-            r["board is"] = "known defect" if known else "defect"
+            r["board is"] = ("known defect" if r["board"] in known_defect else "known") \
+                if known else "defect"
         else:
             r["board is"] = "known" if known else "unseen"
     normal = ~labels
@@ -236,6 +245,21 @@ def known_boards_of(checkpoint: dict[str, Any]) -> list[int]:
 
     found = (re.match(r"board(\d+)/", c) for c in checkpoint.get("classes", []))
     return sorted({int(m.group(1)) for m in found if m})
+
+
+def trained_defect_boards(checkpoint: dict[str, Any]) -> list[int]:
+    """Boards the model was trained on as defective: a training class ``boardNN/side``
+    labelled ``defect`` and none of that board labelled ``normal`` (a board with a healthy end
+    is one whatever its other end is, as :func:`defect_boards` counts)."""
+    import re
+
+    labels = checkpoint.get("class_labels") or ["normal"] * len(checkpoint.get("classes", []))
+    seen: dict[int, set[str]] = {}
+    for name, label in zip(checkpoint.get("classes", []), labels, strict=False):
+        found = re.match(r"board(\d+)/", name)
+        if found:  # pseudo-anomaly classes name no board
+            seen.setdefault(int(found.group(1)), set()).add(label)
+    return sorted(b for b, got in seen.items() if "defect" in got and "normal" not in got)
 
 
 def own_takes(checkpoint: dict[str, Any], dataset, takes: Sequence[Take],
@@ -355,14 +379,16 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
                                         split="test"))
     info = judge.model.detector.calibration_
     known_boards = sorted(set(known) | {t.board for t in held})
+    known_defect = defect_boards(dataset, known_boards)
     result = evaluate_scores(test, scores, threshold=judge.threshold, n_boot=n_boot,
-                             known_boards=known_boards, **model_options(info))
+                             known_boards=known_boards, known_defect_boards=known_defect,
+                             **model_options(info))
     return json_safe({"model": str(judge.model.path), "dataset": str(dataset.root),
                       "scorer": judge.model.scorer, "calibration": info, **result,
                       "scores": [float(x) for x in scores],
                       "enrolled_left_out": int(enrolled.sum()),
                       "training_left_out": int(trained.sum()), "known_boards": known_boards,
-                      "known_defect_boards": defect_boards(dataset, known_boards),
+                      "known_defect_boards": known_defect,
                       "enrolled_defect_boards": defective,
                       "trained_on": None if known else _trained_on(checkpoint)})
 

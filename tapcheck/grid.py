@@ -202,7 +202,8 @@ def run_cell(task: CellTask, crops: dict[str, np.ndarray], *, threads: int | Non
     """
     import torch
 
-    from .evaluation import evaluate_scores, known_boards_of, model_options
+    from .evaluation import (evaluate_scores, known_boards_of, model_options,
+                             trained_defect_boards)
     from .judge import Judge
     from .modelfile import load_model, save_checkpoint
     from .models import get_spec
@@ -226,6 +227,7 @@ def run_cell(task: CellTask, crops: dict[str, np.ndarray], *, threads: int | Non
     row = {"model": task.cell.model,
            **evaluate_scores(test_takes, scores, threshold=judge.threshold,
                              known_boards=known_boards_of(checkpoint),
+                             known_defect_boards=trained_defect_boards(checkpoint),
                              **model_options(info)),
            "summary": get_spec(task.cell.model).summary, "scorer": loaded.scorer,
            "epochs": loaded.config.train.epochs,
