@@ -110,19 +110,26 @@ def check_compute() -> list[Finding]:
 
 def check_folders() -> list[Finding]:
     """Recordings, models and the feature cache must take new files."""
+    from functools import partial
+
     from .files import check_writable
+    from .inspections import check_log_folder
     from .paths import cache_home, check_folder, inspections_home, models_home, recordings_home
 
-    # (folder, what it keeps, its variable): a file there is told as the commands tell it
-    folders = {"recordings": (recordings_home(), "datasets", "TAPCHECK_RECORDINGS"),
-               "models": (models_home(), "model files", "TAPCHECK_MODELS"),
-               "inspections": (inspections_home(), "the inspection log and its clips",
-                               "TAPCHECK_INSPECTIONS"),
-               "feature cache": (cache_home(), "cached features", "TAPCHECK_CACHE")}
+    # (folder, its check as the commands check it): a file there is told as they tell it, and
+    # a log folder inside a dataset as listen and station refuse it
+    folders = {
+        "recordings": (recordings_home(), partial(check_folder, what="datasets",
+                                                  variable="TAPCHECK_RECORDINGS")),
+        "models": (models_home(), partial(check_folder, what="model files",
+                                          variable="TAPCHECK_MODELS")),
+        "inspections": (inspections_home(), check_log_folder),
+        "feature cache": (cache_home(), partial(check_folder, what="cached features",
+                                                variable="TAPCHECK_CACHE"))}
     findings, fine = [], []
-    for what, (folder, kept, variable) in folders.items():
+    for what, (folder, check) in folders.items():
         try:
-            check_folder(folder, kept, variable)
+            check(folder)
             check_writable(folder, create=False)
             # the full path: "writable: recordings recordings, models models" read as a typo
             fine.append(f"{what} ({Path(folder).absolute()})")

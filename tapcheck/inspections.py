@@ -32,7 +32,7 @@ import numpy as np
 
 from .audio import write_wav
 from .errors import InspectionLogError, ParameterError
-from .files import refuse_special, storage_error
+from .files import refuse_dataset_folder, refuse_special, storage_error
 from .locks import exclusive, lock_path
 from .logcheck import (NEW_LOG, check_schema, checked_board_row, checked_row, connect_reader,
                        log_error)
@@ -121,6 +121,26 @@ class BoardInspection:
         return datetime.fromisoformat(self.time).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+def check_log_folder(root: str | os.PathLike | None = None) -> Path:
+    """Before any work (``listen`` and ``station`` check it before the microphone opens): the
+    folder a log may be written in, default :func:`inspections_home`. A file there is refused,
+    and so are a dataset's folder, a folder inside one and the recordings folder: the log's
+    clips and explanation pictures would lie among the takes, as ``judge --explain-dir``'s
+    pictures once did.
+
+    Raises
+    ------
+    StorageError
+    """
+    root = check_folder(Path(root) if root is not None else inspections_home(),
+                        "the inspection log and its clips", "TAPCHECK_INSPECTIONS")
+    refuse_dataset_folder(
+        root, why="the inspection log's clips and pictures would mix with its takes",
+        home_why="the log's folders would read as datasets there",
+        fix="set $TAPCHECK_INSPECTIONS to a folder of its own, e.g. inspections")
+    return root
+
+
 class InspectionLog:
     """The SQLite log of one folder.
 
@@ -141,6 +161,7 @@ class InspectionLog:
         self._lock = contextlib.ExitStack()
         self.writer = create
         if create:
+            check_log_folder(self.root)
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
             except OSError as e:

@@ -174,3 +174,38 @@ def test_board_verdicts_are_logged_beside_the_taps(tmp_path, run_cli, monkeypatc
     db.close()
     code, _, err = run_cli("log")
     assert code == 2 and "median 'x' is not a finite number" in err
+
+
+@pytest.mark.parametrize("inside", ["", "board01", "board01/left/new"])
+def test_no_log_is_kept_in_a_dataset(tmp_path, monkeypatch, run_cli, inside):
+    """$TAPCHECK_INSPECTIONS naming a dataset's folder, a folder in it or the recordings folder
+    put the log, its clips and the station's pictures among the takes. listen and station
+    refuse it before the model loads (the model named here does not exist) and the microphone
+    opens, doctor names it, and nothing is written into the dataset."""
+    from tapcheck.datasets import Dataset
+    from tapcheck.errors import StorageError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(tmp_path / "recordings"))
+    ds = Dataset.create("d")
+    ds.add_take(np.random.default_rng(0).normal(0, 0.1, 44100).astype(np.float32), sr=44100,
+                board=1, side="left", label="normal", source="test")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    folder = f"recordings/d/{inside}".rstrip("/")
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", folder)
+    problem = ("is a dataset folder (it holds manifest.csv)" if not inside else
+               "is inside dataset recordings/d (its folder holds manifest.csv)")
+    line = (f"{folder}: {problem}; the inspection log's clips and pictures would mix with its "
+            "takes — set $TAPCHECK_INSPECTIONS to a folder of its own, e.g. inspections")
+    for command in ("listen", "station"):
+        assert run_cli(command, "--model", "nosuch.pt") == (2, "", f"tapcheck: error: {line}\n")
+    with pytest.raises(StorageError, match="inside dataset|a dataset folder"):
+        InspectionLog(create=True)
+    code, out, _ = run_cli("doctor")
+    assert code == 1 and f"PROBLEM  inspections folder {line}" in out
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", "recordings")
+    assert run_cli("listen", "--model", "nosuch.pt")[2] == (
+        "tapcheck: error: recordings: is the recordings folder, which holds the datasets; the "
+        "log's folders would read as datasets there — set $TAPCHECK_INSPECTIONS to a folder of "
+        "its own, e.g. inspections\n")

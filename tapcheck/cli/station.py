@@ -147,13 +147,14 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
     """
     from ..devices import Microphone
     from .. import paths
-    from ..inspections import InspectionLog
+    from ..inspections import InspectionLog, check_log_folder
     from ..interrupts import terminate_as_interrupt
     from ..judge import Judge, unused_train_settings
     from ..listen import Listener, board_taps_warning
     from ..runtime import set_judge_threads
 
     config = parse_config(config_path)
+    check_log_folder()  # before the model loads and the microphone opens
     set_judge_threads(config.stream.judge_threads)
     judge_ = Judge(model_path or paths.model_path())
     for line in unused_train_settings(judge_.model, config):  # [stream] is what --config sets
@@ -260,7 +261,7 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     """
     from .. import paths
     from ..devices import Microphone
-    from ..inspections import InspectionLog
+    from ..inspections import InspectionLog, check_log_folder
     from ..judge import Judge, unused_train_settings
     from ..listen import Listener
     from ..marks import MarkBook
@@ -269,6 +270,7 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
                            address as station_address)
 
     config = parse_config(config_path)
+    check_log_folder()  # before the port, the model and the microphone
     host = host or config.station.host
     port = config.station.port if port is None else port
     token = check_host(host, default_token(config.station.token, config_path=config_path))
