@@ -12,6 +12,7 @@ import contextlib
 import io
 import math
 import os
+import shlex
 import struct
 import warnings
 from pathlib import Path
@@ -201,7 +202,9 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
         raise AudioError("file not found", path=path, fix="check the path")
     if path.is_dir():
         raise AudioError("is a folder, not an audio file", path=path,
-                         fix="pass the audio files inside it, e.g. folder/*.wav")
+                         # the folder's own name: "folder/*.wav" was copied as written
+                         fix=f"pass the audio files inside it, e.g. "
+                             f"{shlex.quote(os.fspath(path))}/*.wav")
     refuse_special(path, AudioError, fix=FORMATS_HINT)
     try:
         size = path.stat().st_size

@@ -282,3 +282,12 @@ def test_ctrl_c_while_soundfile_works_stops_cleanly(tmp_path, moment, call):
     done = subprocess.run([sys.executable, str(script), str(clip)], capture_output=True,
                           text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert (done.returncode, done.stdout.strip(), done.stderr) == (130, "interrupted", "")
+
+
+def test_a_folder_given_as_a_clip_is_told_to_give_its_files(tmp_path):
+    """The fix named 'folder/*.wav' whatever the folder was called."""
+    (tmp_path / "my takes").mkdir()
+    with pytest.raises(AudioError) as e:
+        load(tmp_path / "my takes")
+    assert e.value.problem == "is a folder, not an audio file"
+    assert e.value.fix == f"pass the audio files inside it, e.g. '{tmp_path}/my takes'/*.wav"
