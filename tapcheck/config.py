@@ -260,6 +260,23 @@ def load_config(path: str | Path | None = None) -> Config:
     return config
 
 
+def _key_fix(cls: type, key: str, prefix: str, fields: dict) -> str:
+    """What to write instead of the unknown ``key`` of table ``prefix``: a key of a table
+    written at the top (``epochs = 3`` for ``[train] epochs``) is sent under its header, a
+    misspelt one (``train.epoch``) gets the nearest key; the valid keys follow either way."""
+    import difflib
+
+    valid = f"valid keys here: {', '.join(prefix + name for name in fields)}"
+    hints = typing.get_type_hints(cls)
+    homes = [name for name, kind in hints.items() if dataclasses.is_dataclass(kind)
+             and key in {f.name for f in dataclasses.fields(kind)}]
+    if homes:
+        tables = " and ".join(f"[{prefix}{h}]" for h in homes)
+        return f"'{key}' is a key of {tables}: write it under that header; {valid}"
+    near = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.8)
+    return f"did you mean '{prefix}{near[0]}'? {valid}" if near else valid
+
+
 def _build(cls: type, data: Any, source: str, prefix: str):
     if not isinstance(data, dict):
         table = prefix.rstrip(".")
@@ -269,9 +286,8 @@ def _build(cls: type, data: Any, source: str, prefix: str):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"unknown key '{prefix}{unknown[0]}'", path=source,
-            fix=f"valid keys here: {', '.join(prefix + name for name in fields)}")
+        raise ConfigError(f"unknown key '{prefix}{unknown[0]}'", path=source,
+                          fix=_key_fix(cls, unknown[0], prefix, fields))
     hints = typing.get_type_hints(cls)
     values = {}
     for name, value in data.items():
