@@ -323,7 +323,8 @@ _UNITS = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "
 
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:
-    """``--since``: a time ago (``30m``, ``8h``, ``2d``), ``today``, or a local date/time.
+    """``--since``: a time ago (``30m``, ``8h``, ``2d``), ``today`` or ``yesterday`` (from
+    midnight), or a local date/time.
 
     Examples
     --------
@@ -341,13 +342,14 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
         except OverflowError:  # "99999999999d": before the first year there is
             raise ParameterError(f"--since '{text}' reaches back before year 1",
                                  fix="use e.g. 30m, 8h, 2d or today") from None
-    if text.strip().lower() == "today":
-        return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    day = {"today": 0, "yesterday": 1}.get(text.strip().lower())  # "yesterday" was no time
+    if day is not None:
+        return now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=day)
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ParameterError(f"--since '{text}' is not a time",
-                             fix="use e.g. 30m, 8h, 2d, today, 2025-05-01 or "
+                             fix="use e.g. 30m, 8h, 2d, today, yesterday, 2025-05-01 or "
                                  "'2025-05-01 06:00'") from None
     try:
         return when if when.tzinfo else when.astimezone()  # naive: the machine's local time

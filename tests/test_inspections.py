@@ -78,6 +78,7 @@ def test_parse_since():
     assert parse_since("8h", now=now) == now - timedelta(hours=8)
     assert parse_since("2d", now=now) == now - timedelta(days=2)
     assert parse_since("today", now=now) == datetime(2025, 5, 1, tzinfo=timezone.utc)
+    assert parse_since("Yesterday", now=now) == datetime(2025, 4, 30, tzinfo=timezone.utc)
     assert parse_since("2025-05-01T06:00+00:00") == datetime(2025, 5, 1, 6, tzinfo=timezone.utc)
     naive = parse_since("2025-05-01 06:00")
     assert naive == datetime(2025, 5, 1, 6).astimezone()  # the machine's local time
