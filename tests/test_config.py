@@ -55,7 +55,8 @@ def test_toml_overrides_and_types(tmp_path):
 @pytest.mark.parametrize("text, match", [
     ("[features]\nshift_frame = 3\n", "unknown key 'features.shift_frame' — did you mean "
      "'features.shift_frames'\\? valid keys here: features.n_fft, "),
-    ("[feature]\nshift_frames = 3\n", "unknown key 'feature' — did you mean 'features'\\? valid keys here: "),
+    ("[feature]\nshift_frames = 3\n",
+     "unknown key 'feature' — did you mean 'features'\\? valid keys here: "),
     # a key written above every header belongs to a table: which one is said
     ("epochs = 3\n[train]\nlr = 0.1\n", "unknown key 'epochs' — 'epochs' is a key of "
      "\\[train\\]: write it under that header; valid keys here: audio, features, train, "),

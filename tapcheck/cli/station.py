@@ -193,7 +193,8 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
 
 
 @cli.command("log")
-@click.option("--since", help="From when: 30m, 8h, 2d, today, yesterday, 2025-05-01 or '2025-05-01 06:00'.")
+@click.option("--since", help="From when: 30m, 8h, 2d, today, yesterday, 2025-05-01 or "
+                              "'2025-05-01 06:00'.")
 @click.option("--board", type=BOARD, help="One board only.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per judgment.")
 def log_(since: str | None, board: int | None, as_json: bool) -> None:
