@@ -199,6 +199,9 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
     # an AudioError, so that judge and import list this clip and go on with the others
     check_path(path, AudioError)
     if not path.exists():
+        if os.fspath(path) == "-":  # a Unix habit: "-" for standard input, read as a file name
+            raise AudioError("names standard input, which tapcheck does not read clips from",
+                             path=path, fix="save the clip to a file and pass its path")
         raise AudioError("file not found", path=path, fix="check the path")
     if path.is_dir():
         raise AudioError("is a folder, not an audio file", path=path,

@@ -291,3 +291,13 @@ def test_a_folder_given_as_a_clip_is_told_to_give_its_files(tmp_path):
         load(tmp_path / "my takes")
     assert e.value.problem == "is a folder, not an audio file"
     assert e.value.fix == f"pass the audio files inside it, e.g. '{tmp_path}/my takes'/*.wav"
+
+
+def test_a_dash_is_told_apart_from_a_missing_file(tmp_path, monkeypatch):
+    """`arecord | tapcheck judge -` said "-: file not found — check the path"."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AudioError) as e:
+        load("-")
+    assert (e.value.problem, e.value.fix) == (
+        "names standard input, which tapcheck does not read clips from",
+        "save the clip to a file and pass its path")
