@@ -320,12 +320,16 @@ def dataset_holding(folder: str | os.PathLike) -> Path | None:
     it holding a ``manifest.csv`` (a link too), looked for up to the recordings folder
     (:func:`tapcheck.paths.recordings_home`) when ``folder`` lies in it, else up to
     :data:`DATASET_DEPTH` folders above it (a dataset kept elsewhere, ``/srv/bench``, holds
-    takes all the same; a ``manifest.csv`` of something else higher up, ``~/manifest.csv``,
-    does not make ``~/pictures`` a dataset's folder).
+    takes all the same).
+
+    In the recordings folder any ``manifest.csv`` counts, by its name alone. Outside it only
+    one whose first line is a tapcheck manifest's header (:func:`_tapcheck_manifest`): a
+    ``manifest.csv`` of something else, a parts list in the working folder or ``~``, made
+    ``./inspections`` and ``~/pictures`` "inside dataset ." and stopped ``listen``.
 
     ``folder`` is followed both as written and as its links lead (a link to a board's folder
     puts the files among that board's takes); it need not exist yet (a folder made inside a
-    dataset is inside it too). Only the names are looked up, no file is read.
+    dataset is inside it too).
     """
     from .manifest import MANIFEST  # manifest.py imports this module
     from .paths import recordings_home
@@ -336,11 +340,31 @@ def dataset_holding(folder: str | os.PathLike) -> Path | None:
         inside = any(start.is_relative_to(stop) for stop in stops)
         above = start.parents if inside else start.parents[:DATASET_DEPTH]
         for candidate in (start, *above):
-            if os.path.lexists(candidate / MANIFEST):
+            manifest = candidate / MANIFEST
+            if os.path.lexists(manifest) and (inside or _tapcheck_manifest(manifest)):
                 return candidate
             if candidate in stops:
                 break
     return None
+
+
+def _tapcheck_manifest(path: Path) -> bool:
+    """Whether ``path`` is a regular file (links followed) whose first line names every column
+    of a tapcheck manifest; reads at most 4 KiB. A fifo is never opened (it would block)."""
+    import csv
+
+    from .manifest import MANIFEST_FIELDS
+
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    first = head.decode("utf-8-sig", errors="replace").splitlines()[:1]
+    columns = next(csv.reader(first), [])
+    return all(field in columns for field in MANIFEST_FIELDS)
 
 
 def refuse_dataset_folder(folder: str | os.PathLike, *, why: str, fix: str,
@@ -374,7 +398,7 @@ def refuse_dataset_folder(folder: str | os.PathLike, *, why: str, fix: str,
             raise StorageError(f"is a dataset folder (it holds {MANIFEST}); {why}", path=folder,
                                fix=fix)
         shown = os.path.relpath(dataset)
-        shown = shown if not shown.startswith("..") else os.fspath(dataset)
+        shown = shown if not shown.startswith("..") and shown != "." else os.fspath(dataset)
         raise StorageError(f"is inside dataset {shown} (its folder holds {MANIFEST}); {why}",
                            path=folder, fix=fix)
     home = recordings_home()

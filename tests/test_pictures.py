@@ -93,6 +93,15 @@ def test_a_folder_inside_a_dataset_or_the_recordings_folder_is_refused(tmp_path,
     with pytest.raises(StorageError, match="is inside dataset"):
         check_picture_folder(elsewhere.root / "board01" / "left" / "pics")
     check_picture_folder(elsewhere.root / "a" / "b" / "c" / "pics")
+    # outside the recordings folder a manifest.csv counts only with a tapcheck manifest's
+    # header: a parts list in the working folder made ./inspections "inside dataset ."
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "manifest.csv").write_text("part,qty\nbolt,3\n")
+    check_picture_folder(tmp_path / "parts" / "pics")
+    (tmp_path / "parts" / "manifest.csv").write_text(
+        (elsewhere.root / "manifest.csv").read_text())
+    with pytest.raises(StorageError, match="is inside dataset"):
+        check_picture_folder(tmp_path / "parts" / "pics")
     assert sorted(p.name for p in board.parent.iterdir()) == ["left"]
     assert not (dataset.root / "board13" / "new").exists()
 
