@@ -143,8 +143,12 @@ def check_folders() -> list[Finding]:
 def check_inspections() -> list[Finding]:
     """The inspection log ``listen`` and ``station`` keep: of this tapcheck's format, every row
     readable (as ``tapcheck log`` and the station's log page read them); only read."""
-    from .inspections import InspectionLog
+    from .inspections import InspectionLog, check_log_folder
 
+    try:
+        check_log_folder()
+    except TapcheckError:  # check_folders names it; "none yet (listen starts it)" would not hold
+        return []
     try:
         with InspectionLog() as log:
             rows = log.query()

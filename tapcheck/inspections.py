@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import write_wav
-from .errors import InspectionLogError, ParameterError
+from .errors import InspectionLogError, ParameterError, StorageError
 from .files import refuse_dataset_folder, refuse_special, storage_error
 from .locks import exclusive, lock_path
 from .logcheck import (NEW_LOG, check_schema, checked_board_row, checked_row, connect_reader,
@@ -132,12 +132,27 @@ def check_log_folder(root: str | os.PathLike | None = None) -> Path:
     ------
     StorageError
     """
+    from .paths import recordings_home
+
     root = check_folder(Path(root) if root is not None else inspections_home(),
                         "the inspection log and its clips", "TAPCHECK_INSPECTIONS")
+    # the default ./inspections is inside a dataset when tapcheck runs from one: "e.g.
+    # inspections" named the folder just refused
+    fix = ("set $TAPCHECK_INSPECTIONS to a folder of its own, e.g. inspections"
+           if os.environ.get("TAPCHECK_INSPECTIONS") else
+           "run tapcheck from outside the dataset's folder, or set $TAPCHECK_INSPECTIONS to a "
+           "folder of its own")
     refuse_dataset_folder(
         root, why="the inspection log's clips and pictures would mix with its takes",
-        home_why="the log's folders would read as datasets there",
-        fix="set $TAPCHECK_INSPECTIONS to a folder of its own, e.g. inspections")
+        home_why="the log's folders would read as datasets there", fix=fix)
+    home = recordings_home()
+    if any(Path(p).is_relative_to(h) for p in (os.path.abspath(root), root.resolve())
+           for h in (Path(os.path.abspath(home)), home.resolve())):
+        # not a dataset yet, but `tapcheck datasets` lists it and `synth --dataset` writes there
+        raise StorageError("is inside the recordings folder, whose every folder is a dataset's; "
+                           "the log would read as a dataset there", path=root,
+                           fix="set $TAPCHECK_INSPECTIONS to a folder outside "
+                               f"{home}, e.g. inspections")
     return root
 
 
@@ -331,20 +346,25 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     >>> parse_since("2025-05-01 06:00").isoformat()[:16]
     '2025-05-01T06:00'
     """
+    local = now is None  # midnights are the machine's, whatever offset the day has
     now = now or datetime.now().astimezone()
     if not text.strip() or not text.isprintable():  # "" once meant "no filter" without a word
         raise ParameterError(f"--since {text!r} is not a time",
-                             fix="use e.g. 30m, 8h, 2d, today or 2025-05-01, or leave it out")
+                             fix="use e.g. 30m, 8h, 2d, today, yesterday or 2025-05-01, or leave "
+                                 "it out")
     m = _DURATION.match(text)
     if m:
         try:
             return now - timedelta(**{_UNITS[m.group(2).lower()]: float(m.group(1))})
         except OverflowError:  # "99999999999d": before the first year there is
             raise ParameterError(f"--since '{text}' reaches back before year 1",
-                                 fix="use e.g. 30m, 8h, 2d or today") from None
+                                 fix="use e.g. 30m, 8h, 2d, today or yesterday") from None
     day = {"today": 0, "yesterday": 1}.get(text.strip().lower())  # "yesterday" was no time
     if day is not None:
-        return now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=day)
+        # the calendar day, then its own offset: "today minus 24 h" was an hour off on the
+        # days after a daylight-saving change
+        midnight = datetime.combine(now.date() - timedelta(days=day), datetime.min.time())
+        return midnight.astimezone() if local else midnight.replace(tzinfo=now.tzinfo)
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -355,4 +375,4 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
         return when if when.tzinfo else when.astimezone()  # naive: the machine's local time
     except (ValueError, OverflowError):  # 0001-01-01 in a zone east of UTC: before year 1
         raise ParameterError(f"--since '{text}' reaches back before year 1",
-                             fix="use e.g. 30m, 8h, 2d, today or 2025-05-01") from None
+                             fix="use e.g. 30m, 8h, 2d, today, yesterday or 2025-05-01") from None

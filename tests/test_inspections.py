@@ -79,6 +79,32 @@ def test_parse_since():
     assert parse_since("2d", now=now) == now - timedelta(days=2)
     assert parse_since("today", now=now) == datetime(2025, 5, 1, tzinfo=timezone.utc)
     assert parse_since("Yesterday", now=now) == datetime(2025, 4, 30, tzinfo=timezone.utc)
+
+def test_midnights_are_the_days_own_across_a_clock_change(monkeypatch):
+    """"yesterday" as today's midnight minus 24 h was 23:00 the day before, the day after the
+    clocks went forward (Europe/Berlin, 2025-03-30)."""
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        for when, day, hours in [(datetime(2025, 3, 31, 10), 30, 1), (datetime(2025, 10, 27, 10),
+                                                                        26, 2)]:
+            monkeypatch.setattr("tapcheck.inspections.datetime", _frozen(when.astimezone()))
+            got = parse_since("yesterday")
+            assert got.isoformat() == f"{when.year}-{when.month:02d}-{day}T00:00:00+0{hours}:00"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def _frozen(now: datetime):
+    """datetime whose now() is ``now`` (local); the rest is datetime's."""
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return now if tz is None else now.astimezone(tz)
+    return Frozen
     assert parse_since("2025-05-01T06:00+00:00") == datetime(2025, 5, 1, 6, tzinfo=timezone.utc)
     naive = parse_since("2025-05-01 06:00")
     assert naive == datetime(2025, 5, 1, 6).astimezone()  # the machine's local time
@@ -96,7 +122,7 @@ def test_since_the_first_day_there_is_is_one_line(run_cli, monkeypatch):
     code, out, err = run_cli("log", "--since", "0001-01-01")
     assert (code, out) == (2, "") and err == (
         "tapcheck: error: --since '0001-01-01' reaches back before year 1 — use e.g. 30m, 8h, 2d, "
-        "today or 2025-05-01\n")
+        "today, yesterday or 2025-05-01\n")
 
 
 def test_log_command(run_cli):
@@ -204,9 +230,25 @@ def test_no_log_is_kept_in_a_dataset(tmp_path, monkeypatch, run_cli, inside):
         InspectionLog(create=True)
     code, out, _ = run_cli("doctor")
     assert code == 1 and f"PROBLEM  inspections folder {line}" in out
+    assert "none yet" not in out  # not also "inspection log …: none yet (listen starts it)"
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     monkeypatch.setenv("TAPCHECK_INSPECTIONS", "recordings")
     assert run_cli("listen", "--model", "nosuch.pt")[2] == (
         "tapcheck: error: recordings: is the recordings folder, which holds the datasets; the "
         "log's folders would read as datasets there — set $TAPCHECK_INSPECTIONS to a folder of "
         "its own, e.g. inspections\n")
+    # a new folder in the recordings folder: `datasets` would list it, `synth` write there
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", "recordings/log")
+    assert run_cli("listen", "--model", "nosuch.pt")[2] == (
+        "tapcheck: error: recordings/log: is inside the recordings folder, whose every folder is "
+        "a dataset's; the log would read as a dataset there — set $TAPCHECK_INSPECTIONS to a "
+        f"folder outside {tmp_path / 'recordings'}, e.g. inspections\n")
+    # unset, the log is ./inspections: run from inside a dataset, "e.g. inspections" named
+    # the folder just refused
+    monkeypatch.delenv("TAPCHECK_INSPECTIONS")
+    monkeypatch.chdir(tmp_path / "recordings" / "d")
+    assert run_cli("station", "--model", "nosuch.pt")[2] == (
+        f"tapcheck: error: inspections: is inside dataset {tmp_path / 'recordings' / 'd'} (its "
+        "folder holds manifest.csv); the inspection log's clips and pictures would mix with its "
+        "takes — run tapcheck from outside the dataset's folder, or set $TAPCHECK_INSPECTIONS "
+        "to a folder of its own\n")
