@@ -24,7 +24,7 @@ import numpy as np
 from .audio import peak_dbfs, write_wav
 from . import manifest
 from .errors import DatasetError, ParameterError, StorageError
-from .files import check_path, dataset_holding, storage_error
+from .files import check_path, dataset_holding, non_folder_kind, storage_error
 from .locks import exclusive
 from .manifest import LABELS, MANIFEST, MANIFEST_FIELDS, SPLITS  # noqa: F401 - re-exported
 from .paths import recordings_home
@@ -75,13 +75,19 @@ def dataset_path(name: str | os.PathLike) -> Path:
 
 
 def _as_given(root: Path) -> str:
-    """A dataset folder as a user passes it to ``--dataset``: its name when it lies in the
-    recordings folder, else its path (from here when below the working folder)."""
+    """A dataset folder as a user passes it to ``--dataset``, quoted for the shell: its name
+    when it lies in the recordings folder and is a usable name, else its path (from here when
+    below the working folder, not ``.``)."""
+    import shlex
+
     home = recordings_home()
-    if root.parent in (Path(os.path.abspath(home)), home.resolve()):
+    if root.parent in (Path(os.path.abspath(home)), home.resolve()) and _SLUG.match(root.name):
         return root.name
     here = Path.cwd()
-    return os.path.relpath(root, here) if root.is_relative_to(here) else str(root)
+    shown = os.path.relpath(root, here) if root.is_relative_to(here) and root != here else \
+        os.fspath(root)
+    # a relative path needs a slash to be read as a path, not a dataset's name
+    return shlex.quote(shown if os.sep in shown or os.path.isabs(shown) else f"./{shown}")
 
 
 def creatable_path(name: str | os.PathLike) -> Path:
@@ -165,13 +171,14 @@ class Dataset:
         check_path(root / MANIFEST, DatasetError)  # a link loop is not "no such dataset"
         if not (root / MANIFEST).exists():
             known = ", ".join(sorted(list_datasets())) or "none yet"
-            if root.is_file():  # a take given for its dataset: say which, not "no such"
+            kind = non_folder_kind(root)
+            if kind:  # a take given for its dataset: say which, not "no such dataset"
                 holder = dataset_holding(root.parent)
                 raise DatasetError(
-                    "is a file, not a dataset folder", path=root,
+                    f"is {kind}, not a dataset's folder", path=root,
                     fix=f"give its dataset, {_as_given(holder)}" if holder is not None else
                     f"give a dataset's name or folder (datasets here: {known})")
-            holder = dataset_holding(root)
+            holder = dataset_holding(root) if root.is_dir() else None
             if holder is not None:  # a board or side folder: its dataset is meant
                 raise DatasetError(
                     f"is a folder inside dataset {_as_given(holder)}, not a dataset", path=root,

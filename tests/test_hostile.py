@@ -487,15 +487,21 @@ def test_a_take_or_board_folder_given_as_a_dataset_names_its_dataset(tmp_path, r
     ds = Dataset.create("sm")
     ds.add_take(np.random.default_rng(0).normal(0, 0.1, 44100).astype(np.float32), sr=44100,
                 board=1, side="left", label="normal", source="test")
-    (tmp_path / "clips").mkdir()
-    (tmp_path / "clips" / "good.wav").write_bytes(b"RIFF")
+    write_tone(tmp_path / "clips" / "good.wav")
+    (tmp_path / "notes.txt").write_text("x")
     take = "recordings/sm/board01/left/take001.wav"
     for given, line in [
-            ("clips/good.wav", "clips/good.wav: is a file, not a dataset folder — give a "
-             "dataset's name or folder (datasets here: sm)"),
-            (take, f"{take}: is a file, not a dataset folder — give its dataset, sm"),
+            ("clips/good.wav", "clips/good.wav: is an audio file, not a dataset's folder — give "
+             "a dataset's name or folder (datasets here: sm)"),
+            ("./notes.txt", "notes.txt: is a file, not a dataset's folder — give a dataset's "
+             "name or folder (datasets here: sm)"),
+            (take, f"{take}: is an audio file, not a dataset's folder — give its dataset, sm"),
             ("recordings/sm/board01/left", "recordings/sm/board01/left: is a folder inside "
-             "dataset sm, not a dataset — give the dataset, sm")]:
+             "dataset sm, not a dataset — give the dataset, sm"),
+            # nothing there: no folder of the dataset, however it lies in it
+            ("recordings/sm/board99", "recordings/sm/board99: no such dataset (no "
+             "manifest.csv) — datasets here: sm; make one with `tapcheck synth`, `record` or "
+             "`import`")]:
         for command in (["info", given], ["train", "--dataset", given]):
             code, out, err = run_cli(*command)
             assert (code, out, err) == (2, "", f"tapcheck: error: {line}\n"), command
