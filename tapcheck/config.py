@@ -260,24 +260,25 @@ def load_config(path: str | Path | None = None) -> Config:
     return config
 
 
-def _key_fix(cls: type, key: str, prefix: str, fields: dict) -> str:
-    """What to write instead of the unknown ``key`` of table ``prefix``: a key of a table
-    written at the top (``epochs = 3`` for ``[train] epochs``) is sent under its header, a
-    misspelt one (``train.epoch``) gets the nearest key; the valid keys follow either way."""
+def _key_fix(key: str, prefix: str, fields: dict, root: type) -> str:
+    """What to write instead of the unknown ``key`` of table ``prefix`` (``fields`` its keys)
+    in a file of ``root``'s tables: a key of another table (``epochs = 3`` above every header,
+    ``n_fft`` under ``[train]``) is sent under its header, a misspelt one (``train.epoch``)
+    gets the nearest key; the valid keys follow either way."""
     import difflib
 
     valid = f"valid keys here: {', '.join(prefix + name for name in fields)}"
-    hints = typing.get_type_hints(cls)
-    homes = [name for name, kind in hints.items() if dataclasses.is_dataclass(kind)
+    homes = [name for name, kind in typing.get_type_hints(root).items()
+             if dataclasses.is_dataclass(kind) and f"{name}." != prefix
              and key in {f.name for f in dataclasses.fields(kind)}]
     if homes:
-        tables = " and ".join(f"[{prefix}{h}]" for h in homes)
+        tables = " and ".join(f"[{h}]" for h in homes)
         return f"'{key}' is a key of {tables}: write it under that header; {valid}"
     near = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.8)
     return f"did you mean '{prefix}{near[0]}'? {valid}" if near else valid
 
 
-def _build(cls: type, data: Any, source: str, prefix: str):
+def _build(cls: type, data: Any, source: str, prefix: str, root: type | None = None):
     if not isinstance(data, dict):
         table = prefix.rstrip(".")
         raise ConfigError(f"'{table}' must be a table, not {type(data).__name__} {data!r}",
@@ -287,13 +288,13 @@ def _build(cls: type, data: Any, source: str, prefix: str):
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"unknown key '{prefix}{unknown[0]}'", path=source,
-                          fix=_key_fix(cls, unknown[0], prefix, fields))
+                          fix=_key_fix(unknown[0], prefix, fields, root or cls))
     hints = typing.get_type_hints(cls)
     values = {}
     for name, value in data.items():
         kind = hints[name]
         if dataclasses.is_dataclass(kind):
-            values[name] = _build(kind, value, source, f"{prefix}{name}.")
+            values[name] = _build(kind, value, source, f"{prefix}{name}.", root or cls)
         else:
             values[name] = _coerce(value, kind, source, f"{prefix}{name}")
     try:

@@ -61,6 +61,8 @@ def test_toml_overrides_and_types(tmp_path):
     ("epochs = 3\n[train]\nlr = 0.1\n", "unknown key 'epochs' — 'epochs' is a key of "
      "\\[train\\]: write it under that header; valid keys here: audio, features, train, "),
     ("[train]\nknn-k = 3\n", "unknown key 'train.knn-k' — did you mean 'train.knn_k'\\?"),
+    ("[train]\nn_fft = 512\n", "unknown key 'train.n_fft' — 'n_fft' is a key of \\[features\\]: "
+     "write it under that header; valid keys here: train.model, "),
     ("[train]\nepochs = 'ten'\n", "'train.epochs' must be int"),
     # a number in quotes: the fix says how to write it
     ("[train]\nepochs = '10'\n", "must be int, not '10' — write it without quotes: epochs = 10"),
