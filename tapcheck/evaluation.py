@@ -380,8 +380,11 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     info = judge.model.detector.calibration_
     known_boards = sorted(set(known) | {t.board for t in held})
     known_defect = defect_boards(dataset, known_boards)
+    # a row's "known defect" is a board the model was trained on as defective, as demo and
+    # compare say it; known_defect (no healthy take in this dataset) is what the rates miss
     result = evaluate_scores(test, scores, threshold=judge.threshold, n_boot=n_boot,
-                             known_boards=known_boards, known_defect_boards=known_defect,
+                             known_boards=known_boards,
+                             known_defect_boards=trained_defect_boards(checkpoint),
                              **model_options(info))
     return json_safe({"model": str(judge.model.path), "dataset": str(dataset.root),
                       "scorer": judge.model.scorer, "calibration": info, **result,
