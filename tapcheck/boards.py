@@ -38,6 +38,14 @@ def board_of_path(path: str | os.PathLike) -> str | None:
     return None if found is None else found[1]
 
 
+def unplaced_reason(path: str | os.PathLike) -> str:
+    """Why :func:`board_of_path` places the clip ``path`` on no board, in words."""
+    parts = os.fspath(path).replace("\\", "/").split("/")[:-1]
+    big = next((p for p in reversed(parts) if re.fullmatch(r"board0*\d{7,}", p)), None)
+    return (f"its folder {big} names no board (board numbers go up to 999999)" if big else
+            "not in a boardNN/ folder")
+
+
 def board_folder(path: str | os.PathLike) -> tuple[str, str] | None:
     """The innermost ``boardNN`` folder of a clip's path and its board
     (``inbox/mon/board07/left/t1.wav`` -> ``("inbox/mon/board07", "7")``), or None."""

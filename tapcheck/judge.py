@@ -319,7 +319,7 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
         result.warnings += warned
     if per_board or board is not None:
         from .boards import (board_of_path, board_verdicts, mixed_board_folders,
-                             other_board_folders, other_board_warning)
+                             other_board_folders, other_board_warning, unplaced_reason)
 
         good = [v for v in verdicts if not v.error]
         if board is not None:  # as enroll warns: the folders may know better than the option
@@ -327,7 +327,7 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
                                        board, done="judged")
             result.warnings += [line] if line else []
         else:  # a clip no folder places on a board is a board of its own: say how to group
-            result.warnings += [f"{v.path}: not in a boardNN/ folder, so judged as a board of "
+            result.warnings += [f"{v.path}: {unplaced_reason(v.path)}, so judged as a board of "
                                 "its own; give --board NAME to judge clips as one board"
                                 for v in good if board_of_path(v.path) is None]
             # one board number, several folders (Monday's and Tuesday's board07/): still one

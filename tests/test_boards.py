@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from tapcheck.boards import BOARD_RULES, board_folder, board_of_path, board_verdicts
+from tapcheck.boards import (BOARD_RULES, board_folder, board_of_path, board_verdicts,
+                             unplaced_reason)
 from tapcheck.calibration import describe
 
 
@@ -20,6 +21,9 @@ def test_board_of_path_reads_the_dataset_layout():
     # past manifest.MAX_BOARD a folder names no board, as --board N refuses the number
     assert board_of_path("board0999999/t.wav") == "999999"
     assert board_of_path("board1234567/t.wav") is None
+    assert unplaced_reason("in/board1234567/left/t.wav") == (
+        "its folder board1234567 names no board (board numbers go up to 999999)")
+    assert unplaced_reason("inbox/clip.wav") == "not in a boardNN/ folder"
 
 
 def test_taps_are_grouped_per_board_and_judged_by_their_median():
