@@ -40,14 +40,21 @@ def _shift(scores: np.ndarray) -> float:
     return min(0.0, float(scores.min())) - 1e-9  # gamma and log live on (0, inf)
 
 
-def outlier_mask(scores: np.ndarray) -> np.ndarray:
-    """True for scores beyond Q3 + 3 IQR of the log scores (far-out odd clips), shape (n,)."""
+def fence(scores: np.ndarray) -> float:
+    """The score beyond which a clip is far out: Q3 + 3 IQR of the log scores; inf under 8
+    clips (too few to tell an odd clip from the tail)."""
     scores = np.asarray(scores, dtype=np.float64)
-    if scores.size < 8:  # too few to tell an odd clip from the tail
-        return np.zeros(scores.shape, dtype=bool)
-    logs = np.log(scores - _shift(scores))
-    q1, q3 = np.quantile(logs, [0.25, 0.75])
-    return logs > q3 + FENCE_IQR * max(q3 - q1, 1e-12)
+    if scores.size < 8:
+        return float("inf")
+    shift = _shift(scores)
+    q1, q3 = np.quantile(np.log(scores - shift), [0.25, 0.75])
+    return float(np.exp(q3 + FENCE_IQR * max(q3 - q1, 1e-12))) + shift
+
+
+def outlier_mask(scores: np.ndarray) -> np.ndarray:
+    """True for scores beyond :func:`fence` (far-out odd clips), shape (n,)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return scores > fence(scores)
 
 
 def _gamma_quantile(scores: np.ndarray, q: float) -> float:
@@ -117,8 +124,11 @@ def robust_threshold(scores: np.ndarray, *, far: float, fit: str = "lognormal") 
         return 0.0
     odd = outlier_mask(scores)
     kept, share = scores[~odd], float(odd.mean())
-    if share >= far:  # the odd clips alone use up the rate: the fence is the threshold
-        return float(kept.max())
+    if share >= far:
+        # the odd clips alone use up the rate: the threshold is the fence, just under them, and
+        # never under the fit without them. kept.max() was: with 16 clips one odd take (1/17
+        # of them) lowered the threshold below the 16's own, so a higher score lowered it.
+        return max(fence(scores), THRESHOLD_FITS[fit](kept, 1.0 - far))
     return THRESHOLD_FITS[fit](kept, 1.0 - (far - share) / (1.0 - share))
 
 
