@@ -12,7 +12,7 @@ import numpy as np
 
 from .config import Config
 from .datasets import Dataset, dataset_path
-from .evaluation import evaluate_scores, known_boards_of, model_options, trained_defect_boards
+from .evaluation import evaluate_scores, known_boards_of, model_options, boards_trained_on_defects
 from .judge import Judge, Verdict
 from .paths import DEFAULT_MODEL, model_command, model_path
 
@@ -90,7 +90,7 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
     evaluation = evaluate_scores([t for t, _ in ok], np.array([v.score for _, v in ok]),
                                  threshold=threshold, known_boards=known_boards_of(
                                      loaded.checkpoint),
-                                 known_defect_boards=trained_defect_boards(loaded.checkpoint),
+                                 known_defect_boards=boards_trained_on_defects(loaded.checkpoint),
                                  **model_options(info))
     return evaluation, verdicts, time.perf_counter() - started
 

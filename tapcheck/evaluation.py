@@ -161,9 +161,9 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
         ``known defect`` (a board it was trained on as a class: its recall is not a new
         defect's), one it does not, ``defect``.
     known_defect_boards : sequence of int, optional
-        Those of ``known_boards`` the model knows as defective boards (trained on as a class of
-        defect takes only). A known board outside them is a healthy board the model knows, and
-        its defect row (a healthy board cracked since) says ``known``, as its normal row does.
+        Those of ``known_boards`` whose defect takes the model was trained on
+        (:func:`boards_trained_on_defects`). A known board outside them is a healthy board the
+        model knows, and its defect row (cracked since) says ``known``, as its normal row does.
         Default: every known board with a defect row.
     stated_far : float, optional
         The false-alarm rate per tap the model states, reported beside the observed ones.
@@ -247,19 +247,32 @@ def known_boards_of(checkpoint: dict[str, Any]) -> list[int]:
     return sorted({int(m.group(1)) for m in found if m})
 
 
-def trained_defect_boards(checkpoint: dict[str, Any]) -> list[int]:
-    """Boards the model was trained on as defective: a training class ``boardNN/side``
-    labelled ``defect`` and none of that board labelled ``normal`` (a board with a healthy end
-    is one whatever its other end is, as :func:`defect_boards` counts)."""
+def _class_labels(checkpoint: dict[str, Any]) -> dict[int, set[str]]:
+    """The labels of each board's training classes (``boardNN/side``; pseudo-anomaly classes
+    name no board)."""
     import re
 
     labels = checkpoint.get("class_labels") or ["normal"] * len(checkpoint.get("classes", []))
     seen: dict[int, set[str]] = {}
     for name, label in zip(checkpoint.get("classes", []), labels, strict=False):
         found = re.match(r"board(\d+)/", name)
-        if found:  # pseudo-anomaly classes name no board
+        if found:
             seen.setdefault(int(found.group(1)), set()).add(label)
-    return sorted(b for b, got in seen.items() if "defect" in got and "normal" not in got)
+    return seen
+
+
+def trained_defect_boards(checkpoint: dict[str, Any]) -> list[int]:
+    """Boards the model was trained on as defective: a training class ``boardNN/side``
+    labelled ``defect`` and none of that board labelled ``normal`` (a board with a healthy end
+    is one whatever its other end is, as :func:`defect_boards` counts)."""
+    return sorted(b for b, got in _class_labels(checkpoint).items()
+                  if "defect" in got and "normal" not in got)
+
+
+def boards_trained_on_defects(checkpoint: dict[str, Any]) -> list[int]:
+    """Boards with a training class of defect takes, a healthy end or not: their defect takes'
+    recall is not a new defect's (``evaluate``'s ``known defect`` rows)."""
+    return sorted(b for b, got in _class_labels(checkpoint).items() if "defect" in got)
 
 
 def own_takes(checkpoint: dict[str, Any], dataset, takes: Sequence[Take],
@@ -380,11 +393,11 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     info = judge.model.detector.calibration_
     known_boards = sorted(set(known) | {t.board for t in held})
     known_defect = defect_boards(dataset, known_boards)
-    # a row's "known defect" is a board the model was trained on as defective, as demo and
-    # compare say it; known_defect (no healthy take in this dataset) is what the rates miss
+    # a row's "known defect" is a board whose defect takes the model was trained on, as demo
+    # and compare say it; known_defect (no healthy take in this dataset) is what the rates miss
     result = evaluate_scores(test, scores, threshold=judge.threshold, n_boot=n_boot,
                              known_boards=known_boards,
-                             known_defect_boards=trained_defect_boards(checkpoint),
+                             known_defect_boards=boards_trained_on_defects(checkpoint),
                              **model_options(info))
     return json_safe({"model": str(judge.model.path), "dataset": str(dataset.root),
                       "scorer": judge.model.scorer, "calibration": info, **result,

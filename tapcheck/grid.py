@@ -203,7 +203,7 @@ def run_cell(task: CellTask, crops: dict[str, np.ndarray], *, threads: int | Non
     import torch
 
     from .evaluation import (evaluate_scores, known_boards_of, model_options,
-                             trained_defect_boards)
+                             boards_trained_on_defects)
     from .judge import Judge
     from .modelfile import load_model, save_checkpoint
     from .models import get_spec
@@ -227,7 +227,7 @@ def run_cell(task: CellTask, crops: dict[str, np.ndarray], *, threads: int | Non
     row = {"model": task.cell.model,
            **evaluate_scores(test_takes, scores, threshold=judge.threshold,
                              known_boards=known_boards_of(checkpoint),
-                             known_defect_boards=trained_defect_boards(checkpoint),
+                             known_defect_boards=boards_trained_on_defects(checkpoint),
                              **model_options(info)),
            "summary": get_spec(task.cell.model).summary, "scorer": loaded.scorer,
            "epochs": loaded.config.train.epochs,

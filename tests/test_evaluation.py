@@ -396,3 +396,16 @@ def test_a_board_with_a_healthy_and_a_cracked_end_gets_a_row_per_label(tiny_mode
     assert {("11", "(left)", "normal"), ("11", "(right)", "defect"), ("1", "(right)", "normal"),
             ("1", "(left)", "defect")} <= table
     assert "board 11 " in next(x for x in out.splitlines() if x.startswith("recall per defect"))
+
+
+def test_a_board_trained_on_with_a_cracked_end_is_a_known_defect():
+    """A board whose left end was trained on as defect and right end as normal: its defect row
+    is no new defect's (trial 34: it read `known`), though enroll's refusal of --board N is for
+    boards with no healthy end only."""
+    from tapcheck.evaluation import boards_trained_on_defects, trained_defect_boards
+
+    checkpoint = {"classes": ["board03/left", "board03/right", "board05/left", "board01/left",
+                              "pseudo/0"],
+                  "class_labels": ["defect", "normal", "defect", "normal", "defect"]}
+    assert boards_trained_on_defects(checkpoint) == [3, 5]
+    assert trained_defect_boards(checkpoint) == [5]
