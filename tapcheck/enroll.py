@@ -30,6 +30,7 @@ from .files import refuse_read_only
 from .features import clip_features, crop_digest
 from .judge import Judge, check_same_features
 from .locks import exclusive, lock_path
+from .modelcheck import check_contents
 from .modelfile import load_model, save_checkpoint
 from .paths import model_command
 
@@ -349,16 +350,19 @@ def _undo_last(path: Path) -> dict[str, Any]:
         raise ModelFileError("has no enrolment to undo", path=path,
                              fix="enrol clips first with "
                                  f"`{model_command(path, 'enroll', 'CLIPS')}`")
-    last = enrolled.pop()
+    last = enrolled.pop()  # load_model checked the list (modelcheck.check_enrolled)
     state = dict(last["previous_detector"])
-    try:
-        state["reference"] = checkpoint["detector"]["reference"][:last["first_row"]].clone()
-    except (KeyError, TypeError) as e:
-        raise ModelFileError(f"has a damaged enrolment list ({e})", path=path,
-                             fix="retrain it with `tapcheck train`") from None
+    state["reference"] = checkpoint["detector"]["reference"][:last["first_row"]].clone()
     checkpoint["detector"], checkpoint["enrolled"] = state, enrolled
     if not enrolled:  # a file that was never enrolled into has no list
         checkpoint.pop("enrolled")
+    try:  # what is written must load: a state edited by hand is refused, the file kept as is
+        check_contents(checkpoint, path)
+    except ModelFileError as e:
+        raise ModelFileError(
+            "has a damaged enrolment record: undoing it would leave a model that "
+            f"{e.problem}; the file is unchanged", path=path,
+            fix="retrain it with `tapcheck train`") from None
     save_checkpoint(path, checkpoint)
     return {"clips": list(last["clips"]), "threshold": -float(state["offset"]),
             "references": int(state["reference"].shape[0])}

@@ -119,7 +119,12 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
     if -offset < SCORE_FLOOR:
         # scores are >= 0, so a negative threshold would call every clip ANOMALOUS
         raise _fail(f"threshold {-offset:.4g} is negative; anomaly scores never are", path)
-    _finite_tensor(state.get("calibration_scores"), "calibration scores", path, ndim=1)
+    calibration = _finite_tensor(state.get("calibration_scores"), "calibration scores", path,
+                                 ndim=1)
+    if len(calibration) and float(calibration.min()) < SCORE_FLOOR:
+        # a recalibration (enroll) on them set a threshold that flagged nothing
+        raise _fail(f"calibration score {float(calibration.min()):.4g} is negative; anomaly "
+                    "scores never are", path)
     kind = state["kind"]
     if kind == "knn-decay":  # a knn reference, and a decay and two scales beside it
         reference = state.get("reference")
@@ -154,6 +159,42 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
             raise _fail("prob detector's normal classes are not class indices", path)
 
 
+def check_enrolled(checkpoint: dict[str, Any], path) -> None:
+    """The enrolments ``enroll`` recorded (``--list`` shows them, ``--undo`` restores the state
+    before the last): a list of records whose reference rows follow each other up to the end
+    of the reference. A record edited by hand gave tracebacks (``enrolled = 'oops'``), and
+    ``--undo`` of one whose ``first_row`` was wrong wrote a model every command then refused."""
+    if "enrolled" not in checkpoint:
+        return
+    enrolled = checkpoint["enrolled"]
+    if not isinstance(enrolled, list):
+        raise _fail(f"its enrolment list is a {type(enrolled).__name__}, not a list", path)
+    reference = checkpoint["detector"].get("reference")
+    end = len(reference) if isinstance(reference, torch.Tensor) else None
+    for i, entry in enumerate(enrolled, 1):
+        what = f"enrolment {i} of {len(enrolled)}"
+        if not isinstance(entry, dict):
+            raise _fail(f"{what} is a {type(entry).__name__}, not a record", path)
+        clips, rows, first = entry.get("clips"), entry.get("rows"), entry.get("first_row")
+        if not (isinstance(clips, list) and clips and all(isinstance(c, str) for c in clips)):
+            raise _fail(f"{what} names no clips", path)
+        if not (_is_int(rows) and rows >= 1 and _is_int(first) and first >= 1):
+            raise _fail(f"{what} has no valid reference rows (first_row {first!r}, rows "
+                        f"{rows!r})", path)
+        following = enrolled[i]["first_row"] if i < len(enrolled) and isinstance(
+            enrolled[i], dict) else end
+        if following is not None and first + rows != following:
+            where = (f"where the next ones begin ({following})" if i < len(enrolled) else
+                     f"at the reference's end ({following} rows)")
+            raise _fail(f"{what}'s reference rows {first}-{first + rows - 1} do not end "
+                        f"{where}", path)
+        if not _is_int(entry.get("board", -1)) or not isinstance(entry.get("digests", []), list):
+            raise _fail(f"{what} has a board or digests of the wrong type", path)
+        previous = entry.get("previous_detector")
+        if not isinstance(previous, dict):
+            raise _fail(f"{what} keeps no state to undo to", path)
+
+
 def check_contents(checkpoint: dict[str, Any], path: str | os.PathLike | None) -> None:
     """Everything :func:`tapcheck.modelfile.load_model` relies on, checked in one go.
 
@@ -173,6 +214,7 @@ def check_contents(checkpoint: dict[str, Any], path: str | os.PathLike | None) -
     if not isinstance(scorer, str) or scorer != checkpoint["detector"]["kind"]:
         raise _fail(f"its detector is a {checkpoint['detector']['kind']} scorer but its "
                     f"settings name {scorer!r}", path)
+    check_enrolled(checkpoint, path)
 
 
 #: ``made_by`` of a model file ``tapcheck demo`` wrote: the only one demo replaces

@@ -397,3 +397,49 @@ def test_sigterm_mid_enrolment_says_the_model_is_unchanged_and_removes_the_lock(
                               "enrolled\n")
     assert md5(model) == before
     assert not lock.exists()
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda m: m.update(enrolled="oops"), "is damaged: its enrolment list is a str, not a list"),
+    (lambda m: m.update(enrolled=[{}]), "is damaged: enrolment 1 of 1 names no clips"),
+    (lambda m: m["enrolled"][-1].update(first_row=3),
+     "is damaged: enrolment 1 of 1's reference rows 3-5 do not end at the reference's end"),
+    (lambda m: m["enrolled"][-1].pop("previous_detector"),
+     "is damaged: enrolment 1 of 1 keeps no state to undo to"),
+    (lambda m: m["detector"].update(calibration_scores=-m["detector"]["calibration_scores"]),
+     "is damaged: calibration score -"),
+])
+def test_a_hand_edited_enrolment_record_is_one_line(edit, problem, model, tiny_dataset, run_cli):
+    """Trial 34: `enrolled = 'oops'` or `[{}]` gave tracebacks from --list, --undo, enroll and
+    evaluate; a wrong first_row made --undo write a model every command then refused; negated
+    calibration scores recalibrated to a threshold that flagged nothing."""
+    assert run_cli("enroll", "--model", model, "--board", 13, *unseen_clips(tiny_dataset))[0] == 0
+    checkpoint = torch.load(model, weights_only=True)
+    edit(checkpoint)
+    torch.save(checkpoint, model)
+    before = md5(model)
+    for args in (["enroll", "--model", model, "--list"], ["enroll", "--model", model, "--undo"],
+                 ["enroll", "--model", model, *unseen_clips(tiny_dataset, board=12)],
+                 ["evaluate", "--model", model, "--dataset", tiny_dataset.root]):
+        code, out, err = run_cli(*args)
+        assert (code, out) == (2, ""), args
+        assert err.startswith(f"tapcheck: error: {model}: {problem}") and len(
+            err.splitlines()) == 1, (args, err)
+    assert md5(model) == before
+
+
+def test_undo_writes_nothing_that_would_not_load(model, tiny_dataset, run_cli):
+    """A previous state edited by hand (a threshold of NaN) was written back by --undo: the
+    model that had worked was gone. Now it is refused and the file left as it was."""
+    assert run_cli("enroll", "--model", model, "--board", 13, *unseen_clips(tiny_dataset))[0] == 0
+    checkpoint = torch.load(model, weights_only=True)
+    checkpoint["enrolled"][-1]["previous_detector"]["offset"] = float("nan")
+    torch.save(checkpoint, model)
+    before = md5(model)
+    code, out, err = run_cli("enroll", "--model", model, "--undo")
+    assert (code, out) == (2, "") and err == (
+        f"tapcheck: error: {model}: has a damaged enrolment record: undoing it would leave a "
+        "model that is damaged: threshold nan is not a finite number; the file is unchanged — "
+        "retrain it with `tapcheck train`\n")
+    assert md5(model) == before
+    assert load_model(model).detector.threshold_ > 0  # the enrolled model still works
