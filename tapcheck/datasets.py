@@ -383,6 +383,46 @@ class Dataset:
         return [rows[k] for k in sorted(rows)]
 
 
+def copied_takes(dataset: "Dataset", takes: list[Take]) -> list[tuple[Take, Take]]:
+    """(copy, first) of each take whose file holds the same bytes as an earlier one of
+    ``takes``: one recording under two rows, which would count twice in a rate, a verdict or
+    the reference (``judge``, ``import`` and ``enroll`` refuse a clip given twice). Files
+    that are missing, not regular or linked from outside the dataset are skipped (and not
+    read): the callers' own checks name them."""
+    from .files import content_digest
+
+    first: dict[str, Take] = {}
+    copies = []
+    for take in takes:
+        try:
+            path = dataset.path_of(take)  # a link out of the dataset is never read
+        except DatasetError:
+            continue
+        if not os.path.isfile(path):
+            continue
+        try:
+            digest = content_digest(path)
+        except OSError:
+            continue
+        if digest in first:
+            copies.append((take, first[digest]))
+        else:
+            first[digest] = take
+    return copies
+
+
+def refuse_copies(dataset: "Dataset", takes: list[Take], *, split: str) -> None:
+    """Raise a :class:`DatasetError` naming the first copy among ``takes`` and their count."""
+    copies = copied_takes(dataset, takes)
+    if copies:
+        copy, original = copies[0]
+        more = f" (and {len(copies) - 1} more)" if len(copies) > 1 else ""
+        raise DatasetError(
+            f"lists one recording twice among the {split} takes: {copy.path} holds the same "
+            f"bytes as {original.path}{more}; it would count twice", path=dataset.root / MANIFEST,
+            fix="delete the copy's row (tapcheck doctor lists every copy)")
+
+
 def list_datasets() -> list[str]:
     """Names of the datasets under :func:`recordings_home`."""
     home = recordings_home()

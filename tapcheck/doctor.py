@@ -231,7 +231,7 @@ def inspect_takes(dataset, *, config: Config = Config(), progress: bool = False
 def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Finding]:
     """The manifest against the files: missing takes, audio files no row speaks of."""
     from .audio import AUDIO_SUFFIXES
-    from .datasets import MANIFEST
+    from .datasets import MANIFEST, copied_takes
 
     missing = [r for r in reports if not r.file.exists() and not r.outside]
     listed = {Path(r.path) for r in reports}
@@ -253,6 +253,14 @@ def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Find
                   f"no command uses them (copied in by hand, or a run killed between a take and "
                   f"its row?), e.g. {orphans[0]}",
             fix="bring them in with `tapcheck import`, or delete them"))
+    copies = copied_takes(dataset, dataset.takes)
+    if copies:  # train and evaluate refuse them: one recording would count twice
+        copy, original = copies[0]
+        findings.append(Finding(
+            PROBLEM, f"{dataset.root / MANIFEST}: {len(copies)} take(s) hold the same bytes as "
+                     f"an earlier take, e.g. {copy.path} (a copy of {original.path})",
+            fix="delete the copies' rows: " + ", ".join(c.path for c, _ in copies[:5])
+                + (", …" if len(copies) > 5 else "")))
     # atomic_write's temporary files: left only by a run killed (or a disk filled) mid-write
     strays = sorted(p.relative_to(dataset.root) for p in dataset.root.rglob(".*.tmp"))
     if strays:

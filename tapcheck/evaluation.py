@@ -354,6 +354,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         dataset when no board of ``dataset`` holds its recordings (:func:`own_takes`): then no
         board counts as known by its number, else None).
     """
+    from .datasets import refuse_copies
     from .enroll import enrolled_mask, enrolled_takes, fingerprint
     from .errors import DatasetError
     from .featurecache import FeatureCache
@@ -367,6 +368,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         raise DatasetError("has no takes in the test split: nothing to evaluate",
                            path=dataset.root / "manifest.csv",
                            fix="mark held-out takes split=test (tapcheck import --split test)")
+    refuse_copies(dataset, test, split="test")  # a copy would count twice in every rate
     checkpoint = judge.model.checkpoint
     files = [dataset.path_of(t) for t in test]
     # a take's bytes are read only when the model keeps digests to compare them with

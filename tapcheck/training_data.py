@@ -18,7 +18,7 @@ import torch
 
 from .augment import PSEUDO_ANOMALIES, PseudoAnomalyBatches
 from .config import Config
-from .datasets import Dataset, Take
+from .datasets import Dataset, Take, refuse_copies
 from .errors import AudioError, DatasetError
 from .featurecache import FeatureCache
 
@@ -90,6 +90,8 @@ def prepare_data(dataset: Dataset, *, config: Config, cache: FeatureCache | None
             "boards only", path=dataset.root / "manifest.csv",
             fix="record or import normal boards with --split train")
     _refuse_mixed_sides(takes, manifest=dataset.root / "manifest.csv")
+    # a copy could sit in the reference while its twin calibrates the threshold
+    refuse_copies(dataset, takes, split="training")
     cache = cache or FeatureCache(audio=config.audio, features=config.features)
     fit, calib = split_calibration(takes, fraction=config.train.calib_fraction,
                                    seed=config.train.seed)

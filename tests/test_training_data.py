@@ -62,3 +62,42 @@ def test_a_training_side_with_both_labels_is_refused_before_any_crop(tiny_datase
                    "— give each training board side one label (a cracked end its own side name, "
                    "e.g. right-crack), or mark the odd takes split=test\n")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_recording_listed_twice_is_refused_by_train_and_evaluate_and_named_by_doctor(
+        tiny_dataset, tiny_model, tmp_path, run_cli):
+    """Trial 34: a take copied under a second row counted twice in evaluate's rates (18 clips
+    of a board of 12) and could sit in the reference while its twin calibrated, while judge,
+    import and enroll refuse a clip given twice; doctor said every take was fine."""
+    import shutil
+
+    from .conftest import copy_with_manifest
+
+    def copies(split):
+        def edit(rows):
+            first = next(r for r in rows if (r["board"], r["split"]) == (
+                "1" if split == "train" else "12", split))
+            twin = dict(first, path=first["path"].replace("take", "copy"), take="99")
+            shutil.copyfile(root_of[split] / first["path"], root_of[split] / twin["path"])
+            rows.append(twin)
+        return edit
+
+    root_of = {split: tmp_path / split for split in ("train", "test")}
+    for split, command in (("train", ["train", "--model", "arcface-lite", "--epochs", "1",
+                                      "--out", tmp_path / "m.pt"]),
+                           ("test", ["evaluate", "--model", tiny_model])):
+        root = copy_with_manifest(tiny_dataset.root, root_of[split], copies(split))
+        twin = next(p for p in root.rglob("copy*.wav")).relative_to(root).as_posix()
+        first = twin.replace("copy", "take")
+        code, out, err = run_cli(*command, "--dataset", root)
+        assert (code, out) == (2, ""), err
+        assert err == (
+            f"tapcheck: error: {root / 'manifest.csv'}: lists one recording twice among the "
+            f"{'training' if split == 'train' else 'test'} takes: {twin} holds the same bytes "
+            f"as {first}; it would count twice — delete the copy's row (tapcheck doctor lists "
+            "every copy)\n")
+        code, out, _ = run_cli("doctor", "--dataset", root)
+        assert code == 1 and (f"PROBLEM  {root / 'manifest.csv'}: 1 take(s) hold the same bytes "
+                              f"as an earlier take, e.g. {twin} (a copy of {first}) — delete "
+                              f"the copies' rows: {twin}") in out
+    assert not (tmp_path / "m.pt").exists()
