@@ -28,7 +28,7 @@ from .console import score_pair
 
 # a board number has at most 6 digits (manifest.MAX_BOARD): "board1234567" is no board's folder,
 # or enroll's advice "--board 1234567" would be refused and judge would group what --board cannot
-_BOARD = re.compile(r"board0*(\d{1,6})$")
+_BOARD = re.compile(r"board0*([0-9]{1,6})$")
 
 
 def board_of_path(path: str | os.PathLike) -> str | None:

@@ -116,7 +116,8 @@ def demo_lines(evaluation: dict, *, seconds: float, model: str | os.PathLike | N
                      f"{'-' if known is None else f'{known:.1%}'}, unseen boards "
                      f"{'-' if unseen is None else f'{unseen:.1%}'} (the model states "
                      f"{evaluation['stated_far']:.0%}; see `{evaluate}`)")
-    _, sentence = study_board_check({r["board"]: r["mean score"] for r in boards})
+    _, sentence = study_board_check({r["board"]: r["mean score"] for r in boards
+                                     if r["label"] == "defect"})
     if sentence:
         lines.append(sentence)
     return lines

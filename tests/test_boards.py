@@ -21,6 +21,7 @@ def test_board_of_path_reads_the_dataset_layout():
     # past manifest.MAX_BOARD a folder names no board, as --board N refuses the number
     assert board_of_path("board0999999/t.wav") == "999999"
     assert board_of_path("board1234567/t.wav") is None
+    assert board_of_path("board\u0663/t.wav") is None  # an Arabic-Indic 3 is no board 3
     assert unplaced_reason("in/board1234567/left/t.wav") == (
         "its folder board1234567 names no board (board numbers go up to 999999)")
     assert unplaced_reason("inbox/clip.wav") == "not in a boardNN/ folder"

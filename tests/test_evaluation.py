@@ -409,3 +409,17 @@ def test_a_board_trained_on_with_a_cracked_end_is_a_known_defect():
                   "class_labels": ["defect", "normal", "defect", "normal", "defect"]}
     assert boards_trained_on_defects(checkpoint) == [3, 5]
     assert trained_defect_boards(checkpoint) == [5]
+
+
+def test_the_studys_board_8_check_is_made_of_defect_boards_only():
+    """The plant set's boards 7 and 8 are healthy: demo --dataset plant printed "board 8 (struck
+    on the cut side) scores higher than board 7 …, as in the study" of them (trial 34)."""
+    healthy = [take(7, k) for k in range(4)] + [take(8, k) for k in range(4)]
+    scores = np.r_[np.full(4, 0.1), np.full(4, 0.2)]
+    assert evaluate_scores(healthy, scores, threshold=0.5, n_boot=20)[
+        "board8_over_board7"] is None
+    sawn = [take(7, k, "defect") for k in range(4)] + [take(8, k, "defect") for k in range(4)]
+    assert evaluate_scores(healthy[:4] + sawn[4:], scores, threshold=0.5, n_boot=20)[
+        "board8_over_board7"] is None  # board 7 healthy here
+    assert evaluate_scores(sawn + [take(1, 0)], np.r_[scores, 0.05], threshold=0.5,
+                           n_boot=20)["board8_over_board7"] is True
