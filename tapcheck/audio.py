@@ -125,7 +125,15 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
     if y.shape[1] > 1:
         warnings.warn(f"{path}: {y.shape[1]} channels averaged to mono (the study records mono)",
                       TapcheckWarning, stacklevel=3)
-    y = y.mean(axis=1)
+    mono = y.mean(axis=1)
+    # cancel: under 1/1000 of the channels' peak is left (16-bit rounding leaves a bit)
+    if y.shape[1] > 1 and y.any() and np.abs(mono).max() <= 1e-3 * np.abs(y).max():
+        # channels in opposite phase (a balanced cable's two legs, a channel inverted): "is
+        # silent — check the microphone" sent users to a microphone that had recorded sound
+        raise AudioError(f"its {y.shape[1]} channels cancel out when averaged to mono",
+                         path=path, fix="keep one channel (e.g. sox in.wav out.wav remix 1) "
+                                        "and pass that file")
+    y = mono
     if file_sr != sr:
         warnings.warn(f"{path}: resampled from {file_sr} Hz to {sr} Hz", TapcheckWarning,
                       stacklevel=3)

@@ -301,3 +301,13 @@ def test_a_dash_is_told_apart_from_a_missing_file(tmp_path, monkeypatch):
     assert (e.value.problem, e.value.fix) == (
         "names standard input, which tapcheck does not read clips from",
         "save the clip to a file and pass its path")
+
+
+def test_channels_that_cancel_are_not_called_silent(tmp_path):
+    """Trial 34: a stereo clip of opposite channels read "is silent (every sample is 0) — check
+    that the microphone is plugged in"."""
+    tone = np.sin(np.linspace(0, 2000, 44100)).astype(np.float32) * 0.3
+    sf.write(tmp_path / "inverted.wav", np.stack([tone, -tone], axis=1), 44100)
+    with pytest.raises(AudioError) as e:
+        load(tmp_path / "inverted.wav")
+    assert e.value.problem == "its 2 channels cancel out when averaged to mono"
