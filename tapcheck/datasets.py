@@ -70,7 +70,7 @@ def dataset_path(name: str | os.PathLike) -> Path:
         return Path(text)
     if not _SLUG.match(text):
         raise ParameterError(f"'{text}' is not a usable dataset name",
-                             fix="use letters, digits, '-' and '_', e.g. --dataset bench-1")
+                             fix="use ASCII letters, digits, '-' and '_', e.g. --dataset bench-1")
     return recordings_home() / text
 
 

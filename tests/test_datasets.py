@@ -225,3 +225,12 @@ def test_a_manifest_that_is_a_folder_is_named_as_one(run_cli):
     assert err == (f"tapcheck: error: {folder}: is a folder, not the CSV "
                    "file a dataset's manifest is — move the folder aside and restore the "
                    "manifest from a backup\n")
+
+
+def test_a_name_with_a_non_ascii_letter_is_told_which_letters_are_meant():
+    """'ü' was refused with "use letters, digits…", which it is (trial 34)."""
+    from tapcheck.datasets import dataset_path
+
+    with pytest.raises(ParameterError) as e:
+        dataset_path("prüfung")
+    assert e.value.fix.startswith("use ASCII letters, digits, '-' and '_'")
