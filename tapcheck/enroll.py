@@ -28,7 +28,7 @@ from .errors import ModelFileError, ParameterError
 from .evaluation import trained_defect_boards
 from .files import refuse_read_only
 from .features import clip_features, crop_digest
-from .judge import Judge, check_same_features
+from .judge import Judge, check_same_features, unused_train_settings
 from .locks import exclusive, lock_path
 from .modelcheck import check_contents
 from .modelfile import load_model, save_checkpoint
@@ -190,7 +190,9 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         to be warned of), ``other_board_folders`` ((path, board) of clips whose ``boardNN``
         folder names another board than ``board``), ``folder_boards`` (without ``board``: the
         boards the clips' ``boardNN`` folders name, not taken as their number),
-        ``threshold_before``, ``threshold`` (after), ``references`` (after), ``seconds``.
+        ``threshold_before``, ``threshold`` (after), ``references`` (after), ``seconds``,
+        ``unused_settings`` (warnings for ``config``'s ``[train]`` settings, which enrolment
+        does not use: :func:`tapcheck.judge.unused_train_settings`).
 
     Raises
     ------
@@ -210,6 +212,8 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     # otherwise rewrite it from the same old copy and lose the first one's clips
     with exclusive(lock_path(path), what=path, error=ModelFileError, remove=True):
         loaded = _load_knn(path, config=config)
+        # [train] far = 0.01 was silently ignored: the recalibration keeps the model's rate
+        unused = unused_train_settings(loaded, config) if config is not None else []
         if board is not None and not force:  # before any clip is read: nothing to weigh
             _refuse_defect_board(loaded.checkpoint, int(board), clips, model=path)
         detector = loaded.detector
@@ -246,6 +250,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     folders = [] if board is not None else sorted(
         {int(b) for c in clips if (b := board_of_path(c)) is not None})
     return {"clips": len(emb), "board": board, "scores": [float(s) for s in scores],
+            "unused_settings": unused,
             "over_threshold": over, "other_board_folders": elsewhere, "folder_boards": folders,
             "threshold_before": before, "threshold": detector.threshold_,
             "references": len(detector.reference_), "calibration": detector.calibration_,

@@ -152,6 +152,19 @@ def test_enrol_with_other_feature_settings_names_no_other_command(model, tiny_da
                              "retrain the model with that config")
 
 
+def test_enrol_warns_of_train_settings_it_does_not_use(model, tiny_dataset, run_cli,
+                                                       tmp_path):
+    """`enroll --config` with `[train] far = 0.01` recalibrated at the model's own rate and
+    said nothing, where judge warns (trial 34)."""
+    (tmp_path / "far.toml").write_text("[train]\nfar = 0.01\n")
+    code, _, err = run_cli("enroll", "--model", model, "--config", tmp_path / "far.toml",
+                           "--board", 13, *unseen_clips(tiny_dataset, n=2))
+    assert code == 0, err
+    assert ("tapcheck: warning: --config's [train] settings (far = 0.01) are not used: a model "
+            "file keeps the threshold, scorer and board rule it was trained with") in err
+    assert load_model(model).detector.calibration_["far"] == 0.05
+
+
 def test_a_recording_is_enrolled_once(model, tiny_dataset, run_cli, tmp_path):
     clips = [str(c) for c in unseen_clips(tiny_dataset)]
     code, _, err = run_cli("enroll", "--model", model, "--board", 13, clips[0], clips[0])

@@ -333,6 +333,8 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
         config = parse_config(config_path) if config_path else None
         done = enroll_clips(model_path, list(clips), board=board, force=force,
                             config=config)
+        for line in done["unused_settings"]:  # as judge warns of them
+            warn(line)
         for clip, score in done["over_threshold"]:
             warn(f"{clip}: scores {score:.4g}, over the threshold "
                  f"{done['threshold_before']:.4g} (judged ANOMALOUS), enrolled as a normal "
