@@ -37,8 +37,8 @@ import numpy as np
 from .augment import PseudoAnomalyBatches
 from .calibration import warn_if_thin
 from .config import Config
-from .crossfit import (AUTO_MIN_BOARDS, crossfit_folds, crossfit_scores, fold_units,
-                       resolve_calibration)
+from .crossfit import (AUTO_MAX_STRETCH, AUTO_MIN_BOARDS, crossfit_folds, crossfit_scores,
+                       fold_units, resolve_calibration)
 from .datasets import Dataset
 from .detectors import SCORERS, KNNDetector, ThresholdDetector, representation_of
 from .errors import ConfigError, DatasetError, TapcheckWarning
@@ -203,7 +203,8 @@ def _with_calibration(config: Config, data: TrainingData, *, root: Path,
                        if t.label == "normal"])
     n_boards = len(np.unique(boards))
     asked = config.train.calibration
-    method = resolve_calibration(asked, n_boards)
+    stretch = config.train.freq_stretch
+    method = resolve_calibration(asked, n_boards, freq_stretch=stretch)
     if method == "hold-out" and config.train.calib_fraction == 0:
         # without held-out takes the detector would score the reference against itself and
         # the model would state a rate from another calibration than the config asked for
@@ -224,8 +225,16 @@ def _with_calibration(config: Config, data: TrainingData, *, root: Path,
                                                                    calibration=stored))
     _check_neighbours(config, data, root=root)  # an error first, not a warning and then one
     if method != asked and log:
+        wide = (f", at a frequency stretch up to ±{AUTO_MAX_STRETCH * 100:.0f} %"
+                if stretch > AUTO_MAX_STRETCH + 1e-9 else "")
         log(f"calibration: {done} ({n_boards} normal training boards; auto cross-fits from "
-            f"{AUTO_MIN_BOARDS}{'; ' + why if why else ''})")
+            f"{AUTO_MIN_BOARDS}{wide}{'; ' + why if why else ''})")
+    if method == asked == "cross-fit" and stretch > AUTO_MAX_STRETCH + 1e-9:
+        warnings.warn(
+            f"{root}: cross-fitting with a ±{stretch * 100:.0f} % frequency stretch: with ±20 % "
+            "it set the threshold far too low (35 % of unseen healthy taps flagged for a stated "
+            "5 %, docs/new-boards.md) — train with --calibration hold-out, which held there",
+            TapcheckWarning, stacklevel=3)
     if done == "in-sample":
         # the threshold is then fitted on scores of clips the network was trained on: they
         # score lower than any new tap, so the stated rate is far below the real one

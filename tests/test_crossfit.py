@@ -107,6 +107,9 @@ def test_auto_cross_fits_from_enough_boards_and_the_model_file_says_what_was_don
     assert resolve_calibration("auto", AUTO_MIN_BOARDS) == "cross-fit"
     assert resolve_calibration("auto", AUTO_MIN_BOARDS - 1) == "hold-out"
     assert resolve_calibration("leave-one-board-out", 100) == "leave-one-board-out"
+    # with a wide frequency stretch cross-fitting flagged 35 % (plant set): auto holds out
+    assert resolve_calibration("auto", AUTO_MIN_BOARDS, freq_stretch=0.2) == "hold-out"
+    assert resolve_calibration("auto", AUTO_MIN_BOARDS, freq_stretch=0.06) == "cross-fit"
     lines = []
     config = load_config(fast).replace("train", calibration="auto")
     checkpoint = train_model(Dataset.open(small_train_set), config=config, progress=False,
@@ -115,3 +118,24 @@ def test_auto_cross_fits_from_enough_boards_and_the_model_file_says_what_was_don
     assert checkpoint["detector"]["calibration"]["method"] == "hold-out"
     assert lines[0] == f"calibration: hold-out (2 normal training boards; auto cross-fits from " \
                        f"{AUTO_MIN_BOARDS})"
+
+
+def test_cross_fitting_at_a_wide_stretch_is_warned_of(tiny_dataset, fast, tmp_path):
+    """With ±20 % cross-fitting flagged 35 % of the plant set's unseen healthy taps; `train
+    --calibration auto` over configs/new-boards.toml cross-fitted so, silently (trial 34). An
+    explicit cross-fit is warned of before the trainings; auto holds out (above)."""
+    import warnings
+
+    from tapcheck.errors import TapcheckWarning
+    from tapcheck.training import _with_calibration
+
+    config = load_config(fast).replace("train", scorer="knn")  # as train_model resolves it
+    data = prepare_data(tiny_dataset, config=config)
+    wide = config.replace("train", freq_stretch=0.2)
+    with pytest.warns(TapcheckWarning, match=r"cross-fitting with a ±20 % frequency stretch: "
+                                             r"with ±20 % it set the threshold far too low"):
+        assert _with_calibration(wide, data, root=tmp_path, log=None).train.calibration == \
+            "cross-fit"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TapcheckWarning)
+        _with_calibration(config, data, root=tmp_path, log=None)  # ±6 %: no warning
