@@ -456,3 +456,19 @@ def test_undo_writes_nothing_that_would_not_load(model, tiny_dataset, run_cli):
         "retrain it with `tapcheck train`\n")
     assert md5(model) == before
     assert load_model(model).detector.threshold_ > 0  # the enrolled model still works
+
+
+def test_enrol_into_a_model_on_a_read_only_mount_is_not_told_to_chmod(model, tiny_dataset,
+                                                                      tmp_path):
+    """On a read-only file system enroll said "is read-only … make it writable (chmod u+w)",
+    which cannot help there (trial 34)."""
+    from .hostile_helpers import _private_mounts, _tapcheck
+
+    folder = model.parent
+    result = _tapcheck("enroll", "--model", model, "--board", "13",
+                       *unseen_clips(tiny_dataset, n=1),
+                       prefix=_private_mounts(f"mount --bind {folder} {folder}; "
+                                              f"mount -o remount,ro,bind {folder}"))
+    assert result.returncode == 2 and result.stderr == (
+        f"tapcheck: error: {model}: lies on a read-only file system, so enroll cannot replace "
+        "it — copy it to a folder you may write to and name the copy\n")
