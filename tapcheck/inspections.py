@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import write_wav
-from .errors import InspectionLogError, ParameterError, StorageError
+from .errors import InspectionLogError, ParameterError
 from .files import refuse_dataset_folder, refuse_special, storage_error
 from .locks import exclusive, lock_path
 from .logcheck import (NEW_LOG, check_schema, checked_board_row, checked_row, connect_reader,
@@ -132,8 +132,6 @@ def check_log_folder(root: str | os.PathLike | None = None) -> Path:
     ------
     StorageError
     """
-    from .paths import recordings_home
-
     root = check_folder(Path(root) if root is not None else inspections_home(),
                         "the inspection log and its clips", "TAPCHECK_INSPECTIONS")
     # the default ./inspections is inside a dataset when tapcheck runs from one: "e.g.
@@ -145,14 +143,8 @@ def check_log_folder(root: str | os.PathLike | None = None) -> Path:
     refuse_dataset_folder(
         root, why="the inspection log's clips and pictures would mix with its takes",
         home_why="the log's folders would read as datasets there", fix=fix)
-    home = recordings_home()
-    if any(Path(p).is_relative_to(h) for p in (os.path.abspath(root), root.resolve())
-           for h in (Path(os.path.abspath(home)), home.resolve())):
-        # not a dataset yet, but `tapcheck datasets` lists it and `synth --dataset` writes there
-        raise StorageError("is inside the recordings folder, whose every folder is a dataset's; "
-                           "the log would read as a dataset there", path=root,
-                           fix="set $TAPCHECK_INSPECTIONS to a folder outside "
-                               f"{home}, e.g. inspections")
+    # a new folder in the recordings folder is no dataset (it holds no manifest.csv), and
+    # /data/inspections beside datasets in /data is a layout of its own: both are kept
     return root
 
 

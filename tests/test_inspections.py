@@ -237,12 +237,11 @@ def test_no_log_is_kept_in_a_dataset(tmp_path, monkeypatch, run_cli, inside):
         "tapcheck: error: recordings: is the recordings folder, which holds the datasets; the "
         "log's folders would read as datasets there — set $TAPCHECK_INSPECTIONS to a folder of "
         "its own, e.g. inspections\n")
-    # a new folder in the recordings folder: `datasets` would list it, `synth` write there
-    monkeypatch.setenv("TAPCHECK_INSPECTIONS", "recordings/log")
-    assert run_cli("listen", "--model", "nosuch.pt")[2] == (
-        "tapcheck: error: recordings/log: is inside the recordings folder, whose every folder is "
-        "a dataset's; the log would read as a dataset there — set $TAPCHECK_INSPECTIONS to a "
-        f"folder outside {tmp_path / 'recordings'}, e.g. inspections\n")
+    # a folder of its own beside the datasets is kept (/data/inspections by /data/<dataset>)
+    from tapcheck.inspections import check_log_folder
+
+    assert check_log_folder("recordings/log") == tmp_path.joinpath("recordings", "log").relative_to(
+        tmp_path)
     # unset, the log is ./inspections: run from inside a dataset, "e.g. inspections" named
     # the folder just refused
     monkeypatch.delenv("TAPCHECK_INSPECTIONS")
