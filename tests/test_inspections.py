@@ -240,8 +240,7 @@ def test_no_log_is_kept_in_a_dataset(tmp_path, monkeypatch, run_cli, inside):
     # a folder of its own beside the datasets is kept (/data/inspections by /data/<dataset>)
     from tapcheck.inspections import check_log_folder
 
-    assert check_log_folder("recordings/log") == tmp_path.joinpath("recordings", "log").relative_to(
-        tmp_path)
+    assert str(check_log_folder("recordings/log")) == "recordings/log"
     # unset, the log is ./inspections: run from inside a dataset, "e.g. inspections" named
     # the folder just refused
     monkeypatch.delenv("TAPCHECK_INSPECTIONS")
