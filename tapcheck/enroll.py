@@ -96,16 +96,17 @@ def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str], taps:
                         f"`{model_command(model, 'enroll', '--undo')}`")
 
 
-def _refuse_own(clips: Sequence[str | os.PathLike], prints: list[str],
+def _refuse_own(clips: Sequence[str | os.PathLike], prints: list[str], taps: list[str],
                 checkpoint: dict[str, Any]) -> None:
     """A recording the model was trained or calibrated on is in its reference or its
-    threshold's fit already: enrolled, it would count twice (model files from before
-    2026-12-03 keep no digests of their takes, and are not checked)."""
+    threshold's fit already: enrolled, it would count twice. Told by its bytes (``prints``) or
+    by its crops (``taps``: the same samples as FLAC; model files from before 2026-12-04 keep
+    the bytes' digests only, and from before 2026-12-03 none, and are checked as far as that)."""
     from .modelfile import provenance
 
-    own = set(provenance(checkpoint, "digests"))
-    for clip, digest in zip(clips, prints, strict=True):
-        if digest in own:
+    own = set(provenance(checkpoint, "digests")) | set(provenance(checkpoint, "crop_digests"))
+    for clip, digest, tap in zip(clips, prints, taps, strict=True):
+        if digest in own or tap in own:
             raise ParameterError(
                 "is one of the recordings the model was trained or calibrated on: its reference "
                 "or threshold holds it already, and enrolled it would count twice; nothing "
@@ -221,7 +222,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         prints = [fingerprint(c) for c in clips]
         _refuse_repeats(clips, prints, taps, list(loaded.checkpoint.get("enrolled", [])),
                         model=path)
-        _refuse_own(clips, prints, loaded.checkpoint)
+        _refuse_own(clips, prints, taps, loaded.checkpoint)
         scores = detector.anomaly_score(emb)
         before = detector.threshold_
         _refuse_defective(detector, scores, clips, force=force)

@@ -277,7 +277,8 @@ def boards_trained_on_defects(checkpoint: dict[str, Any]) -> list[int]:
 
 
 def own_takes(checkpoint: dict[str, Any], dataset, takes: Sequence[Take],
-              prints: Sequence[str | None]) -> tuple[list[int], np.ndarray]:
+              prints: Sequence[str | None], *,
+              taps: Sequence[str] | None = None) -> tuple[list[int], np.ndarray]:
     """The boards of ``dataset`` the model was trained on, and which of ``takes`` are its own
     recordings (trained or calibrated on: their scores are in-sample).
 
@@ -296,6 +297,9 @@ def own_takes(checkpoint: dict[str, Any], dataset, takes: Sequence[Take],
     takes : sequence of Take, length n
     prints : sequence of str or None, length n
         Content digests of ``takes`` (:func:`tapcheck.enroll.fingerprint`; None: no file).
+    taps : sequence of str, length n, optional
+        Their crops' digests (:func:`tapcheck.features.crop_digest`): a take is the model's
+        also when its crops are (the same samples as FLAC), in files from 2026-12-04 on.
 
     Returns
     -------
@@ -307,8 +311,11 @@ def own_takes(checkpoint: dict[str, Any], dataset, takes: Sequence[Take],
     source = checkpoint.get("dataset") if isinstance(checkpoint.get("dataset"), dict) else {}
     listed = provenance(checkpoint, "takes") + provenance(checkpoint, "calibration_takes")
     digests = set(provenance(checkpoint, "digests"))
-    if digests:
-        own = np.array([d in digests for d in prints], dtype=bool)
+    crop_digests = set(provenance(checkpoint, "crop_digests")) if taps is not None else set()
+    if digests or crop_digests:
+        own = np.array([d in digests or (taps is not None and tap in crop_digests)
+                        for d, tap in zip(prints, taps or [None] * len(prints), strict=True)],
+                       dtype=bool)
         by_path = {t.path: t for t in dataset.takes}
         mine = [by_path[p] for p in listed if p in by_path]
         known = {t.board for t in mine if os.path.isfile(f := dataset.path_of(t))
@@ -359,6 +366,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     from .enroll import enrolled_mask, enrolled_takes, fingerprint
     from .errors import DatasetError
     from .featurecache import FeatureCache
+    from .features import crop_digest
     from .judge import Judge
     from .modelfile import provenance
     from .training_data import dataset_crops
@@ -383,16 +391,24 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     defective = _warn_enrolled_defects(held, dataset, judge.model.path)
     # a take the model trained or calibrated on, marked test since (a manifest edited by
     # hand, a copy re-split): its score is in-sample, near 0 or inside the threshold's own fit
-    known, trained = own_takes(checkpoint, dataset, test, prints)
-    test = [t for t, e, o in zip(test, enrolled, trained, strict=True) if not (e or o)]
+    config = judge.model.config
+    cache = cache or FeatureCache(audio=config.audio, features=config.features)
+    crops = dataset_crops(dataset, test, cache=cache, progress=progress, split="test")
+    # the same samples in another format (a FLAC of a training or enrolled WAV) have other
+    # bytes but the same crops: they counted as an unseen board's takes (trial 34)
+    taps = [crop_digest(c) for c in crops]
+    by_crops = np.isin(taps, [d for e in checkpoint.get("enrolled", [])
+                              for d in e.get("crop_digests", [])])
+    enrolled |= by_crops
+    known, trained = own_takes(checkpoint, dataset, test, prints, taps=taps)
+    known = sorted(set(known) | {t.board for t, m in zip(test, by_crops, strict=True) if m})
+    keep = ~(enrolled | trained)
+    test = [t for t, k in zip(test, keep, strict=True) if k]
     if not test:
         raise DatasetError("has only test takes the model was trained on or given (enrolled): "
                            "nothing left to evaluate", path=dataset.root / "manifest.csv",
                            fix="evaluate on takes the model has not been given")
-    config = judge.model.config
-    cache = cache or FeatureCache(audio=config.audio, features=config.features)
-    scores = judge.scores(dataset_crops(dataset, test, cache=cache, progress=progress,
-                                        split="test"))
+    scores = judge.scores(crops[keep])
     info = judge.model.detector.calibration_
     known_boards = sorted(set(known) | {t.board for t in held})
     known_defect = defect_boards(dataset, known_boards)

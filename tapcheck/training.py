@@ -334,6 +334,7 @@ def _provenance(dataset: Dataset, data: TrainingData) -> dict:
     and their content digests when the files are here (a grid cell on a worker has only crops):
     ``evaluate`` knows the model's own recordings by them under any name or split (the
     feature cache hashed the same bytes a moment ago; 0.1 s for the demo's 252 takes)."""
+    from .features import crop_digest
     from .files import content_digest
 
     takes = data.fit_takes + data.calib_takes
@@ -343,4 +344,7 @@ def _provenance(dataset: Dataset, data: TrainingData) -> dict:
             "fit_clips": len(data.fit_takes), "calibration_clips": len(data.calib_takes),
             "takes": [t.path for t in data.fit_takes],
             "calibration_takes": [t.path for t in data.calib_takes],
+            # the same samples in another format (a FLAC of a training WAV) have other bytes
+            # but the same crops: enroll refused the WAV and took the FLAC (trial 34)
+            "crop_digests": [crop_digest(c) for c in (*data.fit_clips, *data.calib_clips)],
             **({"digests": [content_digest(f) for f in files]} if here else {})}

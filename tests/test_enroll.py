@@ -92,7 +92,7 @@ def test_clearly_defective_clips_are_refused_unless_forced(model):
 
 @pytest.mark.parametrize("case", ["missing", "no-folder", "foreign", "empty", "not-audio",
                                   "features", "link", "read-only", "undo-read-only",
-                                  "own-take"])
+                                  "own-take", "own-take-flac"])
 def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny_dataset,
                                                                run_cli, tmp_path):
     clips = [str(c) for c in unseen_clips(tiny_dataset)]
@@ -107,6 +107,13 @@ def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny
         target.symlink_to(model)
     elif case == "own-take":  # a take the model trained on would count twice
         clips = clips + [str(tiny_dataset.path_of(tiny_dataset.select(split="train")[0]))]
+    elif case == "own-take-flac":  # the same samples as FLAC: other bytes, the same crops
+        import soundfile as sf
+
+        y, sr = sf.read(tiny_dataset.path_of(tiny_dataset.select(split="train")[0]),
+                        dtype="int16")
+        sf.write(tmp_path / "take001.flac", y, sr)
+        clips = clips + [str(tmp_path / "take001.flac")]
     elif case in ("read-only", "undo-read-only"):  # renames ignore the file's permissions
         enroll(model, clips[:1])
         model.chmod(0o444)
@@ -131,7 +138,9 @@ def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny
             "no-folder": "none.pt: model file not found", "link": "link.pt: is a symbolic link",
             "read-only": "is read-only", "undo-read-only": "is read-only",
             "own-take": "take001.wav: is one of the recordings the model was trained or "
-                        "calibrated on"}[case] in lines[0]
+                        "calibrated on",
+            "own-take-flac": "take001.flac: is one of the recordings the model was trained "
+                             "or calibrated on"}[case] in lines[0]
     assert (md5(target) if target.exists() else None) == digest
     assert target.is_symlink() == (case == "link") and not (tmp_path / "nodir").exists()
 
@@ -472,3 +481,25 @@ def test_enrol_into_a_model_on_a_read_only_mount_is_not_told_to_chmod(model, tin
     assert result.returncode == 2 and result.stderr == (
         f"tapcheck: error: {model}: lies on a read-only file system, so enroll cannot replace "
         "it — copy it to a folder you may write to and name the copy\n")
+
+
+def test_evaluate_knows_enrolled_taps_by_their_crops(model, tiny_dataset, run_cli, tmp_path):
+    """FLAC copies of board 13's test takes enrolled: evaluate called board 13 unseen and
+    scored those takes in-sample among the unseen boards' (trial 34); their crops are the
+    enrolled ones."""
+    import json
+
+    import soundfile as sf
+
+    clips = []
+    for i, wav in enumerate(unseen_clips(tiny_dataset, board=13, n=3)):
+        y, sr = sf.read(wav, dtype="int16")
+        sf.write(tmp_path / f"t{i}.flac", y, sr)
+        clips.append(tmp_path / f"t{i}.flac")
+    assert run_cli("enroll", "--model", model, "--board", 13, *clips)[0] == 0
+    code, out, err = run_cli("evaluate", "--model", model, "--dataset", tiny_dataset.root,
+                             "--json")
+    assert code == 0, err
+    after = json.loads(out)
+    assert after["enrolled_left_out"] == 3 and 13 in after["known_boards"]
+    assert {r["board is"] for r in after["boards"] if r["board"] == 13} == {"known"}

@@ -335,6 +335,11 @@ def test_own_takes_by_digest_or_for_older_files_by_folder_name_and_paths(tiny_da
     known, own = own_takes({"dataset": {"digests": ["0" * 40], "takes": trained}},
                            tiny_dataset, test, prints)
     assert known == [] and not own.any()
+    # by crops: a take whose crops the model trained on (its samples as FLAC, other bytes)
+    taps = [f"tap{i}" for i in range(len(test))]
+    known, own = own_takes({"dataset": {"digests": ["0" * 40], "crop_digests": [taps[unseen[0]]],
+                                        "takes": trained}}, tiny_dataset, test, prints, taps=taps)
+    assert known == [11] and np.flatnonzero(own).tolist() == unseen[:1]
     # a file from before digests: the same name listing every training take is its dataset,
     # where its training classes' boards are known
     old = {"name": tiny_dataset.name, "path": "elsewhere/tiny", "takes": trained,
