@@ -41,7 +41,7 @@ def board_of_path(path: str | os.PathLike) -> str | None:
 def unplaced_reason(path: str | os.PathLike) -> str:
     """Why :func:`board_of_path` places the clip ``path`` on no board, in words."""
     parts = os.fspath(path).replace("\\", "/").split("/")[:-1]
-    big = next((p for p in reversed(parts) if re.fullmatch(r"board0*\d{7,}", p)), None)
+    big = next((p for p in reversed(parts) if re.fullmatch(r"board0*[0-9]{7,}", p)), None)
     return (f"its folder {big} names no board (board numbers go up to 999999)" if big else
             "not in a boardNN/ folder")
 

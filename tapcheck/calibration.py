@@ -122,13 +122,14 @@ def robust_threshold(scores: np.ndarray, *, far: float, fit: str = "lognormal") 
     scores = np.asarray(scores, dtype=np.float64)
     if scores.size == 0:
         return 0.0
-    odd = outlier_mask(scores)
+    limit = fence(scores)
+    odd = scores > limit  # outlier_mask, with the fence kept for below
     kept, share = scores[~odd], float(odd.mean())
     if share >= far:
         # the odd clips alone use up the rate: the threshold is the fence, just under them, and
         # never under the fit without them. kept.max() was: with 16 clips one odd take (1/17
         # of them) lowered the threshold below the 16's own, so a higher score lowered it.
-        return max(fence(scores), THRESHOLD_FITS[fit](kept, 1.0 - far))
+        return max(limit, THRESHOLD_FITS[fit](kept, 1.0 - far))
     return THRESHOLD_FITS[fit](kept, 1.0 - (far - share) / (1.0 - share))
 
 

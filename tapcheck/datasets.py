@@ -383,26 +383,31 @@ class Dataset:
         return [rows[k] for k in sorted(rows)]
 
 
-def copied_takes(dataset: "Dataset", takes: list[Take]) -> list[tuple[Take, Take]]:
-    """(copy, first) of each take whose file holds the same bytes as an earlier one of
-    ``takes``: one recording under two rows, which would count twice in a rate, a verdict or
-    the reference (``judge``, ``import`` and ``enroll`` refuse a clip given twice). Files
-    that are missing, not regular or linked from outside the dataset are skipped (and not
-    read): the callers' own checks name them."""
+def take_digests(dataset: "Dataset", takes: list[Take]) -> list[str | None]:
+    """Content digests of the takes' files (:func:`tapcheck.files.content_digest`: the same
+    recording under any name); None for a file that is missing, not regular or linked from
+    outside the dataset, which is not read: the callers' own checks name it."""
     from .files import content_digest
 
-    first: dict[str, Take] = {}
-    copies = []
+    digests: list[str | None] = []
     for take in takes:
         try:
             path = dataset.path_of(take)  # a link out of the dataset is never read
-        except DatasetError:
-            continue
-        if not os.path.isfile(path):
-            continue
-        try:
-            digest = content_digest(path)
-        except OSError:
+            digests.append(content_digest(path) if os.path.isfile(path) else None)
+        except (DatasetError, OSError):
+            digests.append(None)
+    return digests
+
+
+def copied_takes(takes: list[Take], digests: list[str | None]) -> list[tuple[Take, Take]]:
+    """(copy, first) of each take whose file holds the same bytes (``digests``, from
+    :func:`take_digests`) as an earlier one of ``takes``: one recording under two rows, which
+    would count twice in a rate, a verdict or the reference (``judge``, ``import`` and
+    ``enroll`` refuse a clip given twice)."""
+    first: dict[str, Take] = {}
+    copies = []
+    for take, digest in zip(takes, digests, strict=True):
+        if digest is None:
             continue
         if digest in first:
             copies.append((take, first[digest]))
@@ -411,9 +416,11 @@ def copied_takes(dataset: "Dataset", takes: list[Take]) -> list[tuple[Take, Take
     return copies
 
 
-def refuse_copies(dataset: "Dataset", takes: list[Take], *, split: str) -> None:
-    """Raise a :class:`DatasetError` naming the first copy among ``takes`` and their count."""
-    copies = copied_takes(dataset, takes)
+def refuse_copies(dataset: "Dataset", takes: list[Take], *, split: str,
+                  digests: list[str | None] | None = None) -> None:
+    """Raise a :class:`DatasetError` naming the first copy among ``takes`` and their count;
+    ``digests``: :func:`take_digests` of ``takes`` if the caller has them."""
+    copies = copied_takes(takes, take_digests(dataset, takes) if digests is None else digests)
     if copies:
         copy, original = copies[0]
         more = f" (and {len(copies) - 1} more)" if len(copies) > 1 else ""

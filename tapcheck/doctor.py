@@ -231,7 +231,7 @@ def inspect_takes(dataset, *, config: Config = Config(), progress: bool = False
 def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Finding]:
     """The manifest against the files: missing takes, audio files no row speaks of."""
     from .audio import AUDIO_SUFFIXES
-    from .datasets import MANIFEST, copied_takes
+    from .datasets import MANIFEST, copied_takes, take_digests
 
     missing = [r for r in reports if not r.file.exists() and not r.outside]
     listed = {Path(r.path) for r in reports}
@@ -253,7 +253,7 @@ def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Find
                   f"no command uses them (copied in by hand, or a run killed between a take and "
                   f"its row?), e.g. {orphans[0]}",
             fix="bring them in with `tapcheck import`, or delete them"))
-    copies = copied_takes(dataset, dataset.takes)
+    copies = copied_takes(dataset.takes, take_digests(dataset, dataset.takes))
     if copies:  # train and evaluate refuse them: one recording would count twice
         copy, original = copies[0]
         findings.append(Finding(

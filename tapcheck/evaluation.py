@@ -313,9 +313,9 @@ def own_takes(checkpoint: dict[str, Any], dataset, takes: Sequence[Take],
     digests = set(provenance(checkpoint, "digests"))
     crop_digests = set(provenance(checkpoint, "crop_digests")) if taps is not None else set()
     if digests or crop_digests:
-        own = np.array([d in digests or (taps is not None and tap in crop_digests)
-                        for d, tap in zip(prints, taps or [None] * len(prints), strict=True)],
-                       dtype=bool)
+        taps = [None] * len(prints) if taps is None else taps
+        own = np.array([d in digests or tap in crop_digests
+                        for d, tap in zip(prints, taps, strict=True)], dtype=bool)
         by_path = {t.path: t for t in dataset.takes}
         mine = [by_path[p] for p in listed if p in by_path]
         known = {t.board for t in mine if os.path.isfile(f := dataset.path_of(t))
@@ -362,13 +362,12 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         dataset when no board of ``dataset`` holds its recordings (:func:`own_takes`): then no
         board counts as known by its number, else None).
     """
-    from .datasets import refuse_copies
-    from .enroll import enrolled_mask, enrolled_takes, fingerprint
+    from .datasets import refuse_copies, take_digests
+    from .enroll import enrolled_mask, enrolled_takes
     from .errors import DatasetError
     from .featurecache import FeatureCache
     from .features import crop_digest
     from .judge import Judge
-    from .modelfile import provenance
     from .training_data import dataset_crops
 
     judge = Judge(model)
@@ -377,12 +376,11 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         raise DatasetError("has no takes in the test split: nothing to evaluate",
                            path=dataset.root / "manifest.csv",
                            fix="mark held-out takes split=test (tapcheck import --split test)")
-    refuse_copies(dataset, test, split="test")  # a copy would count twice in every rate
     checkpoint = judge.model.checkpoint
     files = [dataset.path_of(t) for t in test]
-    # a take's bytes are read only when the model keeps digests to compare them with
-    compare = bool(checkpoint.get("enrolled")) or bool(provenance(checkpoint, "digests"))
-    prints = [fingerprint(f) if compare and os.path.isfile(f) else None for f in files]
+    # read once: for copies among the test takes and for the model's own or enrolled ones
+    prints = take_digests(dataset, test)
+    refuse_copies(dataset, test, split="test", digests=prints)  # would count twice in a rate
     enrolled = enrolled_mask(checkpoint, files, prints=prints)
     # a board of this dataset some of whose recordings were enrolled (with or without --board,
     # from any split) is in the reference; a --board number alone makes no board known here

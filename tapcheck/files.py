@@ -356,7 +356,7 @@ def _tapcheck_manifest(path: Path) -> bool:
     of a tapcheck manifest; reads at most 4 KiB. A fifo is never opened (it would block)."""
     import csv
 
-    from .manifest import MANIFEST_FIELDS
+    from .manifest import missing_columns
 
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
@@ -366,8 +366,7 @@ def _tapcheck_manifest(path: Path) -> bool:
     except OSError:
         return False
     first = head.decode("utf-8-sig", errors="replace").splitlines()[:1]
-    columns = next(csv.reader(first), [])
-    return all(field in columns for field in MANIFEST_FIELDS)
+    return not missing_columns(next(csv.reader(first), []))
 
 
 def refuse_dataset_folder(folder: str | os.PathLike, *, why: str, fix: str,

@@ -38,6 +38,11 @@ SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 MAX_BOARD = 999_999
 
 
+def missing_columns(header: list[str]) -> list[str]:
+    """The manifest columns a CSV header lacks ([] for a tapcheck manifest's)."""
+    return [f for f in MANIFEST_FIELDS if f not in header]
+
+
 def check_take_path(text: str) -> str | None:
     """What is wrong with a manifest ``path`` (relative, inside the dataset), or None."""
     if not text:
@@ -126,7 +131,7 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool]:
                            fix="restore it from a backup or rebuild it") from None
     text = _utf8(raw, path)
     reader = csv.DictReader(io.StringIO(text))
-    missing = [f for f in MANIFEST_FIELDS if f not in (reader.fieldnames or [])]
+    missing = missing_columns(reader.fieldnames or [])
     if missing:
         raise DatasetError(f"is not a tapcheck manifest (no column {', '.join(missing)})",
                            path=path, fix=f"the header must be: {HEADER}")

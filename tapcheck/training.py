@@ -204,6 +204,7 @@ def _with_calibration(config: Config, data: TrainingData, *, root: Path,
     n_boards = len(np.unique(boards))
     asked = config.train.calibration
     stretch = config.train.freq_stretch
+    wide = stretch > AUTO_MAX_STRETCH + 1e-9  # where auto holds out and cross-fit misleads
     method = resolve_calibration(asked, n_boards, freq_stretch=stretch)
     if method == "hold-out" and config.train.calib_fraction == 0:
         # without held-out takes the detector would score the reference against itself and
@@ -225,11 +226,10 @@ def _with_calibration(config: Config, data: TrainingData, *, root: Path,
                                                                    calibration=stored))
     _check_neighbours(config, data, root=root)  # an error first, not a warning and then one
     if method != asked and log:
-        wide = (f", at a frequency stretch up to ±{AUTO_MAX_STRETCH * 100:.0f} %"
-                if stretch > AUTO_MAX_STRETCH + 1e-9 else "")
+        up_to = f", at a frequency stretch up to ±{AUTO_MAX_STRETCH * 100:.0f} %" if wide else ""
         log(f"calibration: {done} ({n_boards} normal training boards; auto cross-fits from "
-            f"{AUTO_MIN_BOARDS}{wide}{'; ' + why if why else ''})")
-    if method == asked == "cross-fit" and stretch > AUTO_MAX_STRETCH + 1e-9:
+            f"{AUTO_MIN_BOARDS}{up_to}{'; ' + why if why else ''})")
+    if method == asked == "cross-fit" and wide:
         warnings.warn(
             f"{root}: cross-fitting with a ±{stretch * 100:.0f} % frequency stretch: with ±20 % "
             "it set the threshold far too low (35 % of unseen healthy taps flagged for a stated "
