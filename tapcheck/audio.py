@@ -122,9 +122,6 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
         raise AudioError("contains NaN or infinite samples", path=path,
                          fix="the file is corrupt; re-record or re-export it")
     _check_clipping(y, sr=file_sr, path=path)
-    if y.shape[1] > 1:
-        warnings.warn(f"{path}: {y.shape[1]} channels averaged to mono (the study records mono)",
-                      TapcheckWarning, stacklevel=3)
     mono = y.mean(axis=1)
     # cancel: under 1/1000 of the channels' peak is left (16-bit rounding leaves a bit)
     if y.shape[1] > 1 and y.any() and np.abs(mono).max() <= 1e-3 * np.abs(y).max():
@@ -133,6 +130,9 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
         raise AudioError(f"its {y.shape[1]} channels cancel out when averaged to mono",
                          path=path, fix="keep one channel (e.g. sox in.wav out.wav remix 1) "
                                         "and pass that file")
+    if y.shape[1] > 1:  # after the refusal: a warning that it was averaged, then an error, misled
+        warnings.warn(f"{path}: {y.shape[1]} channels averaged to mono (the study records mono)",
+                      TapcheckWarning, stacklevel=3)
     y = mono
     if file_sr != sr:
         warnings.warn(f"{path}: resampled from {file_sr} Hz to {sr} Hz", TapcheckWarning,

@@ -308,6 +308,9 @@ def test_channels_that_cancel_are_not_called_silent(tmp_path):
     that the microphone is plugged in"."""
     tone = np.sin(np.linspace(0, 2000, 44100)).astype(np.float32) * 0.3
     sf.write(tmp_path / "inverted.wav", np.stack([tone, -tone], axis=1), 44100)
-    with pytest.raises(AudioError) as e:
+    import warnings
+
+    with pytest.raises(AudioError) as e, warnings.catch_warnings():
+        warnings.simplefilter("error", TapcheckWarning)  # no "averaged to mono" before it
         load(tmp_path / "inverted.wav")
     assert e.value.problem == "its 2 channels cancel out when averaged to mono"
