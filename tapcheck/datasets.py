@@ -66,7 +66,10 @@ def dataset_path(name: str | os.PathLike) -> Path:
         # a bare "manifest.csv" or "../manifest.csv": a folder with a name, for messages and
         # the dataset's name
         return given.parent if given.parent.name else Path(os.path.abspath(given.parent))
-    if os.sep in text or "/" in text or (Path(text).is_dir() and (Path(text) / MANIFEST).exists()):
+    # a file here is a path too ("info stereo.wav" was "not a usable dataset name"): the
+    # callers then say it is a file, not a dataset's folder
+    if os.sep in text or "/" in text or (Path(text).is_dir() and (Path(text) / MANIFEST).exists()) \
+            or (not _SLUG.match(text) and os.path.lexists(text) and not Path(text).is_dir()):
         return Path(text)
     if not _SLUG.match(text):
         raise ParameterError(f"'{text}' is not a usable dataset name",

@@ -489,11 +489,15 @@ def test_a_take_or_board_folder_given_as_a_dataset_names_its_dataset(tmp_path, r
                 board=1, side="left", label="normal", source="test")
     write_tone(tmp_path / "clips" / "good.wav")
     (tmp_path / "notes.txt").write_text("x")
+    write_tone(tmp_path / "bare.wav")
     take = "recordings/sm/board01/left/take001.wav"
     for given, line in [
             ("clips/good.wav", "clips/good.wav: is an audio file, not a dataset's folder — give "
              "a dataset's name or folder (datasets here: sm)"),
             ("./notes.txt", "notes.txt: is a file, not a dataset's folder — give a dataset's "
+             "name or folder (datasets here: sm)"),
+            # a bare file name here, no slash: it was "not a usable dataset name"
+            ("bare.wav", "bare.wav: is an audio file, not a dataset's folder — give a dataset's "
              "name or folder (datasets here: sm)"),
             (take, f"{take}: is an audio file, not a dataset's folder — give its dataset, sm"),
             ("recordings/sm/board01/left", "recordings/sm/board01/left: is a folder inside "
