@@ -400,6 +400,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     enrolled |= by_crops
     known, trained = own_takes(checkpoint, dataset, test, prints, taps=taps)
     known = sorted(set(known) | {t.board for t, m in zip(test, by_crops, strict=True) if m})
+    _warn_refiled_copies(checkpoint, dataset, test, prints, taps, trained)
     keep = ~(enrolled | trained)
     test = [t for t, k in zip(test, keep, strict=True) if k]
     if not test:
@@ -453,6 +454,54 @@ def _warn_enrolled_defects(held: Sequence[Take], dataset, model) -> list[int]:
             f"boards — take that enrolment back (`{model_command(model, 'enroll', '--undo')}`) "
             "unless the label is wrong", TapcheckWarning, stacklevel=3)
     return boards
+
+
+def refiled_copies(checkpoint: dict[str, Any], takes: Sequence[Take],
+                   prints: Sequence[str | None], taps: Sequence[str],
+                   own: np.ndarray) -> list[tuple[Take, str, int]]:
+    """(take, training path, its board) of each of ``takes`` that is a recording the model was
+    trained or calibrated on (``own``, :func:`own_takes`) as another board's.
+
+    Such a copy makes its board known (:func:`own_takes`: a renumbered copy of a board is that
+    board), so a new board with one training take filed among its own took the known boards'
+    rate silently (trial 34). The training path is found by the model file's digests, which
+    follow its ``takes`` then ``calibration_takes``; a file without them names none.
+    """
+    from .boards import board_of_path
+    from .modelfile import provenance
+
+    paths = provenance(checkpoint, "takes") + provenance(checkpoint, "calibration_takes")
+    origin: dict[str, str] = {}
+    for key in ("digests", "crop_digests"):
+        digests = provenance(checkpoint, key)
+        if len(digests) == len(paths):
+            origin.update(zip(digests, paths, strict=True))
+    out = []
+    for take, digest, tap, is_own in zip(takes, prints, taps, own, strict=True):
+        path = (origin.get(digest) or origin.get(tap)) if is_own else None
+        board = None if path is None else board_of_path(path)
+        if board is not None and int(board) != take.board:
+            out.append((take, path, int(board)))
+    return out
+
+
+def _warn_refiled_copies(checkpoint, dataset, takes, prints, taps, own) -> None:
+    """One warning per board holding copies of another board's training recordings."""
+    import warnings
+
+    from .errors import TapcheckWarning
+
+    by_board: dict[int, list[tuple[Take, str, int]]] = {}
+    for found in refiled_copies(checkpoint, takes, prints, taps, own):
+        by_board.setdefault(found[0].board, []).append(found)
+    for board, found in sorted(by_board.items()):
+        take, path, original = found[0]
+        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+        warnings.warn(
+            f"{dataset.root / 'manifest.csv'}: board {board}'s test take {take.path}{more} is "
+            f"a recording the model was trained on as board {original}'s ({path}): left out, "
+            f"and board {board} counted as a board the model knows — if board {board} is "
+            "another board, take the copy out of the manifest", TapcheckWarning, stacklevel=3)
 
 
 def _trained_on(checkpoint: dict[str, Any]) -> str:

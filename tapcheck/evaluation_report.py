@@ -108,9 +108,10 @@ def format_evaluation(result: dict[str, Any]) -> str:
     rates = [f"{name} boards {_pct(result[f'false_alarms_{name}'])} of "
              f"{result[f'normal_{name}']}{_interval(result, name)}" if result[f"normal_{name}"]
              else f"{name} boards: no healthy taps" for name in ("known", "unseen")]
-    left_out = [f"{result[key]} {what} test takes left out" for key, what in (
-        ("enrolled_left_out", "enrolled"), ("training_left_out", "training or calibration"))
-        if result.get(key)]
+    left_out = [f"{result[key]} test take{'s' if result[key] != 1 else ''} {what}, left out"
+                for key, what in (("enrolled_left_out", "enrolled into the model"),
+                                  ("training_left_out", "the model was trained or calibrated on"))
+                if result.get(key)]
     lines.append(f"false alarms per tap: {', '.join(rates)} (stated {_pct(result['stated_far'])})"
                  + "".join(f"; {x}" for x in left_out))
     if result.get("trained_on"):

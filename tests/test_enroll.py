@@ -269,7 +269,7 @@ def test_evaluate_counts_an_enrolled_board_as_known_and_leaves_its_enrolled_take
     assert after["normal_known"] == before["normal_known"] + board13 - 3
     assert {r["board is"] for r in after["boards"] if r["board"] == 13} == {"known"}
     code, out, _ = run_cli("evaluate", "--model", model, "--dataset", tiny_dataset.root)
-    assert "3 enrolled test takes left out" in out
+    assert "3 test takes enrolled into the model, left out" in out
 
 
 def test_a_board_number_alone_makes_no_board_of_a_dataset_known(model, tiny_dataset, run_cli,

@@ -221,9 +221,10 @@ def test_evaluate_leaves_out_the_models_own_takes_and_knows_its_boards_only_in_i
     result = json.loads(out)
     # every moved take was trained or calibrated on; the copy's boards 1-4 stay known
     assert result["training_left_out"] == len(moved) == 8 and result["trained_on"] is None
+    assert "trained on as board" not in err  # each under its own board: no copy to name
     assert (result["normal_known"], result["normal_unseen"]) == (8, 30)
     code, out, _ = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
-    assert "8 training or calibration test takes left out" in out
+    assert "8 test takes the model was trained or calibrated on, left out" in out
 
     other = make_study_dataset(tmp_path / "other", takes=5, test_takes=1, seed=4)
     code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", other.root, "--json")
@@ -231,6 +232,39 @@ def test_evaluate_leaves_out_the_models_own_takes_and_knows_its_boards_only_in_i
     assert code == 0 and result["trained_on"] == str(tiny_dataset.root)
     assert (result["normal_known"], result["normal_unseen"]) == (0, 38)
     assert result["training_left_out"] == 0
+
+
+def test_evaluate_names_a_training_take_filed_under_another_board(tiny_model, tiny_dataset,
+                                                                   run_cli, tmp_path):
+    """A copy of board 1's training take over one of board 11's test takes made board 11 a
+    board the model knows, its other taps out of the unseen boards' rate, without a word
+    (trial 34). It still counts as known (a renumbered copy of a board is that board), but a
+    warning names the copy and the training take it is, also as FLAC (known by its crops)."""
+    import soundfile as sf
+
+    from tapcheck.modelfile import provenance, read_checkpoint
+
+    trained = provenance(read_checkpoint(tiny_model), "takes")[0]
+    assert trained.startswith("board01/")
+    for suffix in ("wav", "flac"):
+        target = None
+
+        def refile(rows, suffix=suffix):
+            nonlocal target
+            row = next(r for r in rows if r["board"] == "11" and r["split"] == "test")
+            target = row["path"] = row["path"].replace(".wav", f"-copy.{suffix}")
+
+        root = copy_with_manifest(tiny_dataset.root, tmp_path / suffix, refile)
+        samples, sr = sf.read(tiny_dataset.root / trained, dtype="int16")
+        sf.write(root / target, samples, sr, subtype="PCM_16")
+        code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root, "--json")
+        assert code == 0, err
+        result = json.loads(out)
+        assert result["training_left_out"] == 1 and 11 in result["known_boards"]
+        assert (f"board 11's test take {target} is a recording the model was trained on as "
+                f"board 1's ({trained}): left out, and board 11 counted as a board the model "
+                "knows") in err
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_evaluate_says_why_there_is_no_known_board_rate(tiny_model, tiny_dataset, run_cli,
@@ -254,7 +288,7 @@ def test_evaluate_says_why_there_is_no_known_board_rate(tiny_model, tiny_dataset
     assert code == 0, err
     assert "false alarms per tap: known boards: no healthy taps, unseen boards " in out
     assert "- of 0" not in out
-    assert "8 training or calibration test takes left out" in out
+    assert "8 test takes the model was trained or calibrated on, left out" in out
     line = next(x for x in out.splitlines() if x.startswith("known boards: no taps to measure"))
     assert "apart from the 8 test takes the model was trained, calibrated or enrolled on" in line
     # 5, 6: trained on as classes, but defective: not among the healthy boards it knows
