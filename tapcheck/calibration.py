@@ -168,6 +168,10 @@ def tap_medians(scores: np.ndarray, groups: np.ndarray | None, *, taps: int, dra
     return np.concatenate(out) if out else scores.copy()
 
 
+#: how a threshold's normal scores were computed (``calibrate``'s ``method``)
+METHODS = ("cross-fit", "leave-one-board-out", "hold-out", "in-sample", "leave-one-clip-out")
+
+
 def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = None,
               method: str, board_taps: int = 3, board_far: float = 0.02,
               board_rule: str = "vote", fit: str = "lognormal", source: str = ""

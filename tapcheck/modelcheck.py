@@ -125,6 +125,7 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
         # a recalibration (enroll) on them set a threshold that flagged nothing
         raise _fail(f"calibration score {float(calibration.min()):.4g} is negative; anomaly "
                     "scores never are", path)
+    check_calibration(state, path)
     kind = state["kind"]
     if kind == "knn-decay":  # a knn reference, and a decay and two scales beside it
         reference = state.get("reference")
@@ -157,6 +158,56 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
         if (not isinstance(normal, list) or not normal
                 or not all(_is_int(i) and 0 <= i < n_classes for i in normal)):
             raise _fail("prob detector's normal classes are not class indices", path)
+
+
+def check_calibration(state: dict[str, Any], path) -> None:
+    """The detector's board settings and its calibration statement (what ``judge`` says of the
+    threshold, what ``enroll`` recalibrates by). A hand-edited ``method``, ``far`` or ``fit``
+    was printed as the model's promise ("for 200% false alarms"), and a threshold of the wrong
+    type or a missing key ended ``judge`` in a traceback after its verdicts."""
+    from .boards import BOARD_RULES
+    from .calibration import METHODS, THRESHOLD_FITS
+
+    def number(v: Any) -> bool:
+        return _is_real(v) and math.isfinite(v) and v >= SCORE_FLOOR
+
+    params = state["params"]
+    taps = (lambda v: _is_int(v) and 1 <= v <= MAX_UNITS, "a number of taps")
+    rate = (lambda v: _is_real(v) and 0.0 < v < 1.0, "in (0, 1)")
+    rule = (lambda v: _one_of(v, BOARD_RULES), f"one of {', '.join(BOARD_RULES)}")
+    fit = (lambda v: _one_of(v, THRESHOLD_FITS), f"one of {', '.join(THRESHOLD_FITS)}")
+    score = (number, "a finite score")
+    count = (lambda v: _is_int(v) and v >= 0, "a count")
+    text = (lambda v: isinstance(v, str), "a sentence")
+    for key, (ok, what) in (("board_taps", taps), ("board_far", rate), ("board_rule", rule),
+                            ("threshold_fit", fit)):
+        if key in params and not ok(params[key]):  # files from before a setting lack it
+            raise _fail(f"detector {key} {params[key]!r} is not {what}", path)
+    info = state.get("calibration")
+    if info is None:  # a file from before calibration statements: one is made on load
+        return
+    if not isinstance(info, dict):
+        raise _fail(f"its calibration is not a record ({type(info).__name__})", path)
+    required = {"threshold": score, "board_threshold": score, "board_taps": taps,
+                "board_far": rate, "clips": count, "holds_for": text,
+                "threshold_ci": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2
+                                 and all(number(x) for x in v), "two finite scores"),
+                "far": (lambda v: _is_real(v) and v == params.get("far"),
+                        f"the detector's rate {params.get('far')!r}"),
+                "method": (lambda v: _one_of(v, METHODS), f"one of {', '.join(METHODS)}")}
+    optional = {"board_rule": rule, "board_fit": score, "fit": fit, "boards": count,
+                "odd_clips": count, "warning": text}  # files from before them lack them
+    for key, (ok, what) in {**required, **optional}.items():
+        if key not in info and key in optional:
+            continue
+        if key not in info:
+            raise _fail(f"its calibration has no '{key}'", path)
+        if not ok(info[key]):
+            raise _fail(f"its calibration's {key} {info[key]!r} is not {what}", path)
+    if not math.isclose(info["threshold"], -state["offset"], rel_tol=1e-9, abs_tol=1e-12):
+        # judge compares against the offset and prints the statement: they must agree
+        raise _fail(f"its calibration states threshold {info['threshold']:.6g} but the detector "
+                    f"judges at {-state['offset']:.6g}", path)
 
 
 def check_enrolled(checkpoint: dict[str, Any], path) -> None:

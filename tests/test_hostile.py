@@ -185,6 +185,18 @@ MUTATIONS = {
     "NaN calibration scores": _set(("detector", "calibration_scores"),
                                    lambda t: t.clone().fill_(math.nan)),
     "settings out of range": _set(("config", "features", "hop_length"), 0),
+    # the calibration statement judge prints and enroll recalibrates by (trial 34: an unknown
+    # method or a rate of 200 % was printed as the model's promise; a wrong type, a traceback)
+    "calibration method unknown": _set(("detector", "calibration", "method"), "bogus"),
+    "calibration rate not the detector's": _set(("detector", "calibration", "far"), 2.0),
+    "calibration threshold text": _set(("detector", "calibration", "threshold"), "x"),
+    "calibration threshold not the offset": _set(("detector", "calibration", "threshold"), 0.5),
+    "calibration interval of one": _set(("detector", "calibration", "threshold_ci"), [1.0]),
+    "calibration board rule unknown": _set(("detector", "calibration", "board_rule"), "x"),
+    "calibration without board taps": _set(("detector", "calibration", "board_taps"), _DELETE),
+    "calibration not a record": _set(("detector", "calibration"), 5),
+    "detector threshold fit unknown": _set(("detector", "params", "threshold_fit"), "x"),
+    "detector board taps 0": _set(("detector", "params", "board_taps"), 0),
 }
 
 
