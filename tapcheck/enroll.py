@@ -148,6 +148,10 @@ def _extend_and_recalibrate(detector, emb: np.ndarray, *, group: int) -> None:
     method = detector.calibration_["method"]
     if method == "leave-one-board-out":
         detector.fit(reference, groups=groups)
+        # the enrolled board is one of those left out now: "each of 5 training boards" counted
+        # it among the boards the network was trained on (trial 34)
+        detector.calibration_["holds_for"] = detector.calibration_["holds_for"].replace(
+            " training boards ", " training or enrolled boards ", 1)
         return
     detector._fit_reference(reference)
     detector.reference_groups_ = groups

@@ -219,3 +219,18 @@ def test_a_higher_score_does_not_lower_the_threshold():
                 if outlier_mask(more).mean() >= 0.05:  # the odd clips use up the rate
                     assert after >= fence(more)
     assert len(lowered) <= 0.002 * 6300 and min(lowered, default=1.0) > 0.85, lowered
+
+
+def test_a_board_enrolled_into_a_leave_one_board_out_model_is_not_called_a_training_board():
+    """Enrolled into a leave-one-board-out model, a board is one of those left out in turn;
+    the statement said "each of 4 training boards" of a model trained on 3 (trial 34)."""
+    from tapcheck.enroll import add_references
+
+    rng = np.random.default_rng(2)
+    X, groups = boards(3, 20, rng=rng)
+    det = KNNDetector(k=5).fit(X, groups=groups)
+    assert "each of 3 training boards scored" in det.calibration_["holds_for"]
+    new, _ = boards(1, 5, rng=rng)
+    add_references(det, new, group=99)
+    assert det.calibration_["method"] == "leave-one-board-out"
+    assert "each of 4 training or enrolled boards scored" in det.calibration_["holds_for"]
