@@ -142,10 +142,17 @@ def board_name_problem(name: str) -> str | None:
     return None
 
 
+def board_name(name: str) -> str:
+    """A board given by hand as the folders name it: a number without leading zeros or spaces
+    (``--board 07`` and ``' 7'`` are board 7, as ``board07/`` is), a serial stripped."""
+    name = name.strip()
+    return str(int(name)) if name.isascii() and name.isdigit() else name
+
+
 def other_board_folders(paths: Sequence[str | os.PathLike], board: str) -> list[tuple[str, str]]:
     """(path, folder's board) of each clip whose ``boardNN`` folder names another board than
     ``board``: a board given by hand that the recordings contradict."""
-    named = str(int(board)) if board.strip().isdigit() else board.strip()
+    named = board_name(board)
     return [(os.fspath(p), folder) for p in paths
             if (folder := board_of_path(p)) is not None and folder != named]
 

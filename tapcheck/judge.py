@@ -296,11 +296,12 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
     per_board, board
         Board verdicts: clips grouped by their ``boardNN/`` folder, or all of them ``board``.
     """
-    from .boards import board_name_problem
+    from .boards import board_name, board_name_problem
 
     problem = None if board is None else board_name_problem(board)
     if problem:
         raise ParameterError(f"--board {problem}")
+    board = None if board is None else board_name(board)
     if picture_dir is not None:  # before judging: refused after it, the verdicts would be lost
         from .pictures import check_picture_folder
 

@@ -76,8 +76,8 @@ BOARD = BoardNumber(min=0, max=999_999)  # tapcheck.manifest.MAX_BOARD, as in a 
 class BoardName(click.ParamType):
     """``judge --board``: a board number, held to :data:`BOARD`'s range as every numeric
     ``--board`` is (``-1`` or a 20-digit number is refused alike), or a serial such as ``A-21``,
-    on one line. The name is kept as written (``011`` is board 11's folder, see
-    :func:`tapcheck.boards.other_board_folders`)."""
+    on one line. A number is named as its folder names it (``07`` is board 7, see
+    :func:`tapcheck.boards.board_name`)."""
 
     name = "BOARD"
     number = BOARD  # the range numbers are held to; tests check it is the log's
@@ -90,7 +90,9 @@ class BoardName(click.ParamType):
             self.fail(problem, param, ctx)
         if re.fullmatch(r"[+-]?[0-9]+", value.strip()):
             self.number.convert(value.strip(), param, ctx)  # click's own range message
-        return value
+        from ..boards import board_name
+
+        return board_name(value)
 
 
 class Count(click.ParamType):
