@@ -15,6 +15,7 @@ from .conftest import knock_files, write_tone
 def _with_threshold(tiny_model, tmp_path, threshold):
     ck = torch.load(tiny_model, weights_only=True)
     ck["detector"]["offset"] = -threshold
+    ck["detector"]["calibration"]["threshold"] = threshold  # what judge states must agree
     return save_checkpoint(tmp_path / f"t{threshold}.pt", ck)
 
 
