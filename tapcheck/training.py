@@ -227,8 +227,9 @@ def _with_calibration(config: Config, data: TrainingData, *, root: Path,
     _check_neighbours(config, data, root=root)  # an error first, not a warning and then one
     if method != asked and log:
         up_to = f", at a frequency stretch up to ±{AUTO_MAX_STRETCH * 100:.0f} %" if wide else ""
-        log(f"calibration: {done} ({n_boards} normal training boards; auto cross-fits from "
-            f"{AUTO_MIN_BOARDS}{up_to}{'; ' + why if why else ''})")
+        boards = f"{n_boards} normal training board{'s' * (n_boards != 1)}"
+        log(f"calibration: {done} ({boards}; auto cross-fits from {AUTO_MIN_BOARDS}{up_to}"
+            f"{'; ' + why if why else ''})")
     if method == asked == "cross-fit" and wide:
         warnings.warn(
             f"{root}: cross-fitting with a ±{stretch * 100:.0f} % frequency stretch: with ±20 % "
