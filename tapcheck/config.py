@@ -222,6 +222,18 @@ class Config:
         return dataclasses.replace(self, **{section: new})
 
 
+def _missing_config_fix(path: Path) -> str:
+    """Where the config a user named is, when it is one of the checkout's: ``configs/`` ships
+    beside the package, not in it, so ``--config configs/new-boards.toml`` outside the checkout
+    was told to "start from configs/default.toml", a file as missing as the first."""
+    shipped = Path(__file__).resolve().parents[1] / "configs"
+    if not path.is_absolute() and (shipped.parent / path).is_file():
+        return f"check the path; tapcheck's own is {shipped.parent / path}"
+    if (shipped / "default.toml").is_file():
+        return f"check the path, or start from {shipped / 'default.toml'}"
+    return "check the path"
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read a TOML config over the defaults.
 
@@ -244,8 +256,8 @@ def load_config(path: str | Path | None = None) -> Config:
         # -sig: a file saved by Windows' Notepad starts with a byte-order mark (as manifests may)
         data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
-        raise ConfigError("config file not found", path=path,
-                          fix="check the path, or start from configs/default.toml") from None
+        raise ConfigError("config file not found", path=path, fix=_missing_config_fix(path)) \
+            from None
     except IsADirectoryError:
         raise ConfigError("is a folder, not a config file", path=path,
                           fix="pass a .toml file such as configs/default.toml") from None

@@ -124,3 +124,17 @@ def test_a_device_rate_below_what_judge_takes_in_a_file_is_refused(tmp_path, rat
             r"only; tapcheck listens up to 4307 Hz — set device_sr to 0 \(44100 Hz when the "
             r"microphone has it\), or to a rate the microphone has of at least 8614 Hz")):
         load_config(path)
+
+
+def test_a_missing_config_named_as_in_the_docs_points_at_the_checkouts_copy(tmp_path,
+                                                                            monkeypatch):
+    """`--config configs/new-boards.toml` outside the checkout was told to "start from
+    configs/default.toml", a file as missing there as the first; the fix names the one
+    tapcheck ships, by its full path."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as e:
+        load_config("configs/new-boards.toml")
+    assert e.value.fix == f"check the path; tapcheck's own is {ROOT / 'configs/new-boards.toml'}"
+    with pytest.raises(ConfigError) as e:
+        load_config("mine.toml")
+    assert e.value.fix == f"check the path, or start from {ROOT / 'configs/default.toml'}"
