@@ -273,7 +273,7 @@ DEMO_MADE = "tapcheck demo"
 
 
 def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
-                       only_made_by: str | None = None) -> None:
+                       only_made_by: str | None = None, dataset: Any = None) -> str | None:
     """Before training: ``--out`` may only replace a tapcheck model file (or nothing).
 
     ``train --out`` once overwrote whatever it was given — a take, a manifest, a device node —
@@ -285,6 +285,16 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
 
     ``only_made_by``: an existing model file is replaced only if its ``made_by`` is this
     (``demo`` writes ``models/<model>.pt`` unasked, and replaced a model `train` had made).
+
+    ``dataset``: the :class:`~tapcheck.datasets.Dataset` to be trained on (``train``). A model
+    trained on another dataset is not replaced: ``train --dataset bench`` wrote over the
+    model of another dataset at the default ``--out`` without a word — unless ``demo`` made it
+    (``demo`` makes it again), which is said.
+
+    Returns
+    -------
+    str or None
+        What replacing the existing file means, when the user should hear it.
 
     Raises
     ------
@@ -330,6 +340,19 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
         raise ModelFileError(
             f"is a model `{only_made_by}` did not train (`tapcheck train` or older), and it "
             "replaces only its own", path=path, fix=fix)
+    source = head.get("dataset") if isinstance(head.get("dataset"), dict) else {}
+    trained_on = source.get("path")
+    if dataset is None or not isinstance(trained_on, str) or source.get("name") == dataset.name \
+            or os.path.realpath(trained_on) == os.path.realpath(dataset.root):
+        return None  # retraining on the same dataset (or a file that does not say): a new run
+    if head.get("made_by") == DEMO_MADE:
+        return f"replacing {path}, the demo's model (trained on {trained_on}; `tapcheck demo` " \
+               "makes it again)"
+    raise ModelFileError(
+        f"holds a model trained on another dataset ({trained_on}), which training on "
+        f"{dataset.root} would replace", path=path,
+        fix=f"choose another --out, e.g. --out {os.path.join(os.path.dirname(path), dataset.name)}"
+            f".pt, or delete {path} first if that model is no longer needed")
 
 
 def check_trained(checkpoint: dict[str, Any], out: str | os.PathLike) -> None:

@@ -186,7 +186,10 @@ def test_sigkill_mid_training_loses_nothing_and_resume_finishes(
     root = shutil.copytree(small_train_set, tmp_path / "dataset")
     out = tmp_path / "models" / "arcface-resnet18.pt"
     out.parent.mkdir()
-    shutil.copyfile(tiny_model, out)  # yesterday's model, which a killed run must not touch
+    # yesterday's model of this dataset, which a killed run must not touch
+    checkpoint = torch.load(tiny_model, weights_only=True)
+    torch.save({**checkpoint, "dataset": {**checkpoint["dataset"], "name": "dataset",
+                                          "path": str(root)}}, out)
     before = _digests(root, out)
     args = [sys.executable, "-m", "tapcheck", "train", "--dataset", str(root), "--config",
             str(fast), "--epochs", str(EPOCHS), "--out", str(out)]
@@ -364,3 +367,27 @@ def test_leave_one_board_out_without_a_reference_is_refused(three_take_set, run_
         "use calibration 'hold-out' or 'cross-fit' with it, or a scorer that keeps embeddings "
         "(knn, mahalanobis, knn-ldn, knn-decay)"]
     assert "epoch" not in stdout and not out.exists()
+
+
+def test_train_does_not_replace_another_datasets_model(tiny_model, tiny_dataset, run_cli,
+                                                       tmp_path, one_thread):
+    """The README's `train --dataset bench` wrote over the model of another dataset at the
+    default --out without a word. It is refused, the file unchanged; a model `demo` made is
+    replaced, and said (demo makes it again)."""
+    other = Path(shutil.copytree(tiny_dataset.root, tmp_path / "bench"))
+    target = Path(shutil.copyfile(tiny_model, tmp_path / "m.pt"))
+    digest = hashlib.md5(target.read_bytes()).hexdigest()
+    code, out, err = run_cli("train", "--dataset", other, "--model", "ae", "--epochs", "1",
+                             "--out", target)
+    assert code == 2 and not out and len(err.strip().splitlines()) == 1, err
+    assert (f"{target}: holds a model trained on another dataset ({tiny_dataset.root}), which "
+            f"training on {other} would replace — choose another --out, e.g. --out "
+            f"{tmp_path / 'bench.pt'}, or delete {target} first") in err
+    assert hashlib.md5(target.read_bytes()).hexdigest() == digest
+    checkpoint = torch.load(target, weights_only=True)
+    torch.save({**checkpoint, "made_by": "tapcheck demo"}, target)
+    code, out, err = run_cli("train", "--dataset", other, "--model", "ae", "--epochs", "1",
+                             "--out", target)
+    assert code == 0, err
+    assert f"replacing {target}, the demo's model (trained on {tiny_dataset.root}" in out
+    assert torch.load(target, weights_only=True)["dataset"]["path"] == str(other)

@@ -84,8 +84,11 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
         check_buildable(config)  # an unknown name, or crops the network cannot take: now
         ds = Dataset.open(dataset)
         out = out or model_path(config.train.model)
-        check_model_target(out)  # never overwrite what tapcheck did not make
+        # never overwrite what tapcheck did not make, nor another dataset's model
+        replacing = check_model_target(out, dataset=ds)
         check_writable(out.parent)  # now, not after an hour of training
+        if replacing:
+            say(replacing)
         partial = partial_path(out)
         watch(out, partial)  # from here on, a stop says what is kept
         # one run per model file: a second one is told "in use by PID N", not "interrupted"
