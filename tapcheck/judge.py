@@ -7,6 +7,7 @@ cannot be judged yields a :class:`Verdict` carrying its error; the others are st
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import traceback
@@ -84,6 +85,19 @@ class Judge:
         self.net = self.model.module.for_inference(
             bf16=bf16_inference(bf16=self.config.train.bf16), copy=not owned)
 
+    @functools.cached_property
+    def heard(self) -> frozenset[str]:
+        """Crop digests of the takes the model was trained or calibrated on and of the taps
+        enrolled into it (:func:`crop_digest`; model files from before 2026-12-04 keep none)."""
+        from .modelfile import provenance
+
+        checkpoint = self.model.checkpoint
+        enrolled = checkpoint.get("enrolled") if isinstance(checkpoint.get("enrolled"), list) \
+            else []
+        return frozenset(provenance(checkpoint, "crop_digests")) | frozenset(
+            d for e in enrolled if isinstance(e, dict) and isinstance(e.get("crop_digests"), list)
+            for d in e["crop_digests"] if isinstance(d, str))
+
     def scores(self, clips: np.ndarray) -> np.ndarray:
         """Anomaly scores of crops (n_clips, n_crops, bins, frames), shape (n_clips,)."""
         if len(clips) == 0:
@@ -123,7 +137,13 @@ class Judge:
                     results[i] = Verdict(os.fspath(p), None, None, None, self.name, error=str(e),
                                          trace=traceback.format_exc())
                     continue
-            good.append((i, crops, tuple(str(w.message) for w in caught)))
+            warned = tuple(str(w.message) for w in caught)
+            if self.heard and crop_digest(crops) in self.heard:
+                # its score is in-sample: a tap of its board the model never heard scores
+                # otherwise, and a user checking the model on its own takes should know
+                warned += (f"{p}: is a recording the model was trained or calibrated on, or "
+                           "given by enroll: its score is not a new tap's",)
+            good.append((i, crops, warned))
         if refuse_repeats:
             refuse_repeated_taps(paths, {i: crops for i, crops, _ in good})
         for start in range(0, len(good), batch_size):

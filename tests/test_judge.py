@@ -55,7 +55,7 @@ def test_debug_shows_each_bad_clips_traceback_and_judges_the_others(tiny_model, 
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF....nonsense")
     silent = write_tone(tmp_path / "silent.wav", tap_at_s=None)
-    good = tiny_dataset.path_of(tiny_dataset.takes[0])
+    good = tiny_dataset.path_of(tiny_dataset.select(split="test")[0])  # a tap never heard
     code, out, err = run_cli("judge", "--debug", bad, good, silent, "--model", tiny_model)
     assert code == 2 and len(out.splitlines()) == 1 and str(good) in out
     assert err.count("Traceback (most recent call last):") == 2, err
@@ -210,3 +210,23 @@ def test_train_settings_of_a_judge_config_are_named_as_unused(tiny_model, tiny_d
     features.write_text("[features]\nn_fft = 1024\n")
     code, out, err = run_cli("judge", clip, "--model", tiny_model, "--config", features)
     assert code in (0, 1) and out and "are not used" not in err
+
+
+def test_judging_a_take_the_model_was_trained_on_says_its_score_is_not_a_new_taps(
+        tiny_model, tiny_dataset, run_cli):
+    """A new user judged a take of the one board trained on and read `score 0.0375371
+    threshold 0.0375372` with no note: its score is in-sample. One warning per such clip, in
+    the text and in --json's warnings; a test take (never heard) gets none."""
+    from tapcheck.modelfile import provenance
+
+    trained = tiny_dataset.root / provenance(torch.load(tiny_model, weights_only=True),
+                                             "takes")[0]
+    new = tiny_dataset.path_of(tiny_dataset.select(board=[11], split="test")[0])
+    code, out, err = run_cli("judge", trained, new, "--model", tiny_model)
+    assert code in (0, 1), err
+    warned = [line for line in err.splitlines() if "warning" in line]
+    assert warned == [f"tapcheck: warning: {trained}: is a recording the model was trained or "
+                      "calibrated on, or given by enroll: its score is not a new tap's"]
+    code, out, err = run_cli("judge", trained, new, "--model", tiny_model, "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [len(r["warnings"]) for r in rows] == [1, 0]
