@@ -58,6 +58,11 @@ class Verdict:
         return d
 
 
+#: the warning of a judged clip the model has heard (its own line in each clip's warnings)
+HEARD = ("is a recording the model was trained or calibrated on, or given by enroll: its score "
+         "is not a new tap's")
+
+
 class Judge:
     """A loaded model, ready to judge clips.
 
@@ -141,8 +146,7 @@ class Judge:
             if self.heard and crop_digest(crops) in self.heard:
                 # its score is in-sample: a tap of its board the model never heard scores
                 # otherwise, and a user checking the model on its own takes should know
-                warned += (f"{p}: is a recording the model was trained or calibrated on, or "
-                           "given by enroll: its score is not a new tap's",)
+                warned += (f"{p}: {HEARD}",)
             good.append((i, crops, warned))
         if refuse_repeats:
             refuse_repeated_taps(paths, {i: crops for i, crops, _ in good})
@@ -242,6 +246,7 @@ class Judgment:
         info, out, err = self.calibration, [], []
         if not as_json and len(self.errors) < len(self.verdicts):  # the statement goes with
             err.append(f"tapcheck: {describe(info)}")                # verdicts only
+        heard = []  # one line for them all: judging a training folder warned once per take
         for i, v in enumerate(self.verdicts):
             why = self.explanations.get(i)
             if as_json:
@@ -251,12 +256,19 @@ class Judgment:
                     row["explanation"] = why.to_dict()
                 out.append(json.dumps(row, allow_nan=False))
             elif not v.error:
-                err += [f"tapcheck: warning: {w}" for w in v.warnings]
+                heard += [v.path for w in v.warnings if w.endswith(HEARD)]
+                err += [f"tapcheck: warning: {w}" for w in v.warnings if not w.endswith(HEARD)]
                 score, threshold = score_pair(v.score, v.threshold)
                 out.append(f"{v.verdict:<9}  score {score}  threshold {threshold}  "
                            f"{v.model}  {v.path}")
                 if why is not None:
                     out.append(f"           why: {why.sentence}")
+        if len(heard) == 1:
+            err.append(f"tapcheck: warning: {heard[0]}: {HEARD}")
+        elif heard:
+            err.append(f"tapcheck: warning: {heard[0]} and {len(heard) - 1} more clip(s): are "
+                       "recordings the model was trained or calibrated on, or given by enroll: "
+                       "their scores are not new taps'")
         err += [f"tapcheck: warning: {w}" for w in self.warnings]
         for b in self.boards or []:
             out.append(json.dumps({"board_verdict": b.to_dict()}) if as_json else b.line())

@@ -230,3 +230,11 @@ def test_judging_a_take_the_model_was_trained_on_says_its_score_is_not_a_new_tap
     code, out, err = run_cli("judge", trained, new, "--model", tiny_model, "--json")
     rows = [json.loads(line) for line in out.splitlines()]
     assert [len(r["warnings"]) for r in rows] == [1, 0]
+    # a folder of them: one line, not one per take
+    more = [tiny_dataset.root / p for p in provenance(
+        torch.load(tiny_model, weights_only=True), "takes")[:4]]
+    code, out, err = run_cli("judge", *more, "--model", tiny_model)
+    warned = [line for line in err.splitlines() if "warning" in line]
+    assert warned == [f"tapcheck: warning: {more[0]} and 3 more clip(s): are recordings the "
+                      "model was trained or calibrated on, or given by enroll: their scores are "
+                      "not new taps'"]
