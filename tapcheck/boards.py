@@ -143,10 +143,11 @@ def board_name_problem(name: str) -> str | None:
 
 
 def board_name(name: str) -> str:
-    """A board given by hand as the folders name it: a number without leading zeros or spaces
-    (``--board 07`` and ``' 7'`` are board 7, as ``board07/`` is), a serial stripped."""
+    """A board given by hand as the folders name it: a number without a sign, leading zeros or
+    spaces (``--board 07``, ``' 7'`` and ``+7`` are board 7, as ``board07/`` is), a serial
+    stripped."""
     name = name.strip()
-    return str(int(name)) if name.isascii() and name.isdigit() else name
+    return str(int(name)) if re.fullmatch(r"\+?[0-9]+", name) else name
 
 
 def other_board_folders(paths: Sequence[str | os.PathLike], board: str) -> list[tuple[str, str]]:

@@ -227,8 +227,10 @@ def _missing_config_fix(path: Path) -> str:
     beside the package, not in it, so ``--config configs/new-boards.toml`` outside the checkout
     was told to "start from configs/default.toml", a file as missing as the first."""
     shipped = Path(__file__).resolve().parents[1] / "configs"
-    if not path.is_absolute() and (shipped.parent / path).is_file():
-        return f"check the path; tapcheck's own is {shipped.parent / path}"
+    own = shipped.parent / path
+    if (not path.is_absolute() and own.suffix == ".toml" and own.is_file()
+            and own.resolve().parent == shipped):  # configs/*.toml only, not any file there
+        return f"check the path; tapcheck's own is {own}"
     if (shipped / "default.toml").is_file():
         return f"check the path, or start from {shipped / 'default.toml'}"
     return "check the path"

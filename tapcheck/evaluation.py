@@ -499,7 +499,8 @@ def _warn_refiled_copies(checkpoint, dataset, takes, prints, taps, own) -> None:
         more = f" and {len(found) - 1} more" if len(found) > 1 else ""
         warnings.warn(
             f"{dataset.root / 'manifest.csv'}: board {board}'s test take {take.path}{more} is "
-            f"a recording the model was trained on as board {original}'s ({path}): left out, "
+            f"a recording the model was trained or calibrated on as board {original}'s "
+            f"({path}): left out, "
             f"and board {board} counted as a board the model knows — if board {board} is "
             "another board, take the copy out of the manifest", TapcheckWarning, stacklevel=3)
 

@@ -288,8 +288,8 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
 
     ``dataset``: the :class:`~tapcheck.datasets.Dataset` to be trained on (``train``). A model
     trained on another dataset is not replaced: ``train --dataset bench`` wrote over the
-    model of another dataset at the default ``--out`` without a word — unless ``demo`` made it
-    (``demo`` makes it again), which is said.
+    model of another dataset at the default ``--out`` without a word. One ``demo`` made is
+    replaced, and said. A dataset is told by its recordings (:func:`_same_dataset`).
 
     Returns
     -------
@@ -342,17 +342,41 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
             "replaces only its own", path=path, fix=fix)
     source = head.get("dataset") if isinstance(head.get("dataset"), dict) else {}
     trained_on = source.get("path")
-    if dataset is None or not isinstance(trained_on, str) or source.get("name") == dataset.name \
-            or os.path.realpath(trained_on) == os.path.realpath(dataset.root):
+    if dataset is None or not isinstance(trained_on, str) or _same_dataset(head, dataset):
         return None  # retraining on the same dataset (or a file that does not say): a new run
-    if head.get("made_by") == DEMO_MADE:
-        return f"replacing {path}, the demo's model (trained on {trained_on}; `tapcheck demo` " \
-               "makes it again)"
+    if head.get("made_by") == DEMO_MADE:  # demo replaces its own; so may train, saying so
+        return f"replacing {path}, a model `tapcheck demo` made (trained on {trained_on})"
+    folder = os.path.dirname(path)
+    name = os.path.basename(os.path.realpath(dataset.root)) or "model"  # `--dataset .`: ""
+    other = os.path.join(folder, f"{name}.pt")
+    if os.path.realpath(other) == os.path.realpath(path):
+        other = os.path.join(folder, f"{name}-2.pt")
     raise ModelFileError(
         f"holds a model trained on another dataset ({trained_on}), which training on "
         f"{dataset.root} would replace", path=path,
-        fix=f"choose another --out, e.g. --out {os.path.join(os.path.dirname(path), dataset.name)}"
-            f".pt, or delete {path} first if that model is no longer needed")
+        fix=f"choose another --out, e.g. --out {other}, or delete {path} first if that model "
+            "is no longer needed")
+
+
+def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
+    """Whether the model ``head`` was trained on ``dataset``: some of its training takes are
+    in it, by path and bytes (a dataset moved, renamed, grown or named as ``.`` is the same;
+    another site's dataset of the same name is not). A file without digests (before
+    2026-12-03) is told by the dataset's name or folder."""
+    from .files import content_digest
+    from .modelfile import provenance
+
+    listed = provenance(head, "takes") + provenance(head, "calibration_takes")
+    digests = provenance(head, "digests")
+    if digests and len(digests) == len(listed):
+        here = {t.path: t for t in dataset.takes}
+        pairs = [(here[p], d) for p, d in zip(listed, digests, strict=True) if p in here][:5]
+        return any(os.path.isfile(f := dataset.path_of(t)) and content_digest(f) == d
+                   for t, d in pairs)  # isfile: a fifo is no take (and would block)
+    source = head["dataset"]
+    root = os.path.realpath(dataset.root)
+    return source.get("name") == os.path.basename(root) or \
+        os.path.realpath(source["path"]) == root
 
 
 def check_trained(checkpoint: dict[str, Any], out: str | os.PathLike) -> None:

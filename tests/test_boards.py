@@ -101,7 +101,7 @@ def test_judge_board_warns_when_the_clips_folders_name_another_board(tiny_model,
                       "board 11, judged as board 7"]  # one line, however many clips
     # the same board, written with a leading zero or a space: nothing to warn of, and named
     # as its folder names it (it was "BOARD 011", a board apart from per-board's "BOARD 11")
-    for written in ("011", " 11"):
+    for written in ("011", " 11", "+11"):
         code, out, err = run_cli("judge", *clips, "--model", tiny_model, "--board", written)
         assert "warning" not in err and "BOARD 11: " in out
 

@@ -135,6 +135,7 @@ def test_a_missing_config_named_as_in_the_docs_points_at_the_checkouts_copy(tmp_
     with pytest.raises(ConfigError) as e:
         load_config("configs/new-boards.toml")
     assert e.value.fix == f"check the path; tapcheck's own is {ROOT / 'configs/new-boards.toml'}"
-    with pytest.raises(ConfigError) as e:
-        load_config("mine.toml")
-    assert e.value.fix == f"check the path, or start from {ROOT / 'configs/default.toml'}"
+    for other in ("mine.toml", "pyproject.toml"):  # the checkout's other files are no config
+        with pytest.raises(ConfigError) as e:
+            load_config(other)
+        assert e.value.fix == f"check the path, or start from {ROOT / 'configs/default.toml'}"

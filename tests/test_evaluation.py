@@ -221,7 +221,7 @@ def test_evaluate_leaves_out_the_models_own_takes_and_knows_its_boards_only_in_i
     result = json.loads(out)
     # every moved take was trained or calibrated on; the copy's boards 1-4 stay known
     assert result["training_left_out"] == len(moved) == 8 and result["trained_on"] is None
-    assert "trained on as board" not in err  # each under its own board: no copy to name
+    assert "calibrated on as board" not in err  # each under its own board: no copy to name
     assert (result["normal_known"], result["normal_unseen"]) == (8, 30)
     code, out, _ = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
     assert "8 test takes the model was trained or calibrated on, left out" in out
@@ -261,9 +261,9 @@ def test_evaluate_names_a_training_take_filed_under_another_board(tiny_model, ti
         assert code == 0, err
         result = json.loads(out)
         assert result["training_left_out"] == 1 and 11 in result["known_boards"]
-        assert (f"board 11's test take {target} is a recording the model was trained on as "
-                f"board 1's ({trained}): left out, and board 11 counted as a board the model "
-                "knows") in err
+        assert (f"board 11's test take {target} is a recording the model was trained or "
+                f"calibrated on as board 1's ({trained}): left out, and board 11 counted as "
+                "a board the model knows") in err
         assert len(err.strip().splitlines()) == 1
 
 

@@ -370,11 +370,17 @@ def test_leave_one_board_out_without_a_reference_is_refused(three_take_set, run_
 
 
 def test_train_does_not_replace_another_datasets_model(tiny_model, tiny_dataset, run_cli,
-                                                       tmp_path, one_thread):
+                                                       tmp_path, one_thread, monkeypatch):
     """The README's `train --dataset bench` wrote over the model of another dataset at the
     default --out without a word. It is refused, the file unchanged; a model `demo` made is
-    replaced, and said (demo makes it again)."""
-    other = Path(shutil.copytree(tiny_dataset.root, tmp_path / "bench"))
+    replaced, and said. A dataset is told by its recordings, not by its name or folder."""
+    def other_recordings(folder: Path, last: int) -> Path:  # the same layout, other bytes
+        shutil.copytree(tiny_dataset.root, folder)
+        for wav in sorted(folder.rglob("*.wav")):
+            wav.write_bytes(wav.read_bytes()[:-2] + bytes([last, 0]))
+        return folder
+
+    other = other_recordings(tmp_path / "bench", 1)
     target = Path(shutil.copyfile(tiny_model, tmp_path / "m.pt"))
     digest = hashlib.md5(target.read_bytes()).hexdigest()
     code, out, err = run_cli("train", "--dataset", other, "--model", "ae", "--epochs", "1",
@@ -389,5 +395,20 @@ def test_train_does_not_replace_another_datasets_model(tiny_model, tiny_dataset,
     code, out, err = run_cli("train", "--dataset", other, "--model", "ae", "--epochs", "1",
                              "--out", target)
     assert code == 0, err
-    assert f"replacing {target}, the demo's model (trained on {tiny_dataset.root}" in out
+    assert f"replacing {target}, a model `tapcheck demo` made (trained on " \
+           f"{tiny_dataset.root})" in out
     assert torch.load(target, weights_only=True)["dataset"]["path"] == str(other)
+    # the same dataset by its bytes, however named: `.` from inside, or moved; retrained
+    moved = other.rename(tmp_path / "bench-moved")
+    monkeypatch.chdir(moved)
+    code, out, err = run_cli("train", "--dataset", ".", "--model", "ae", "--epochs", "1",
+                             "--out", target)
+    assert code == 0 and "replacing" not in out, err
+    # another site's dataset of the same name is another dataset; the --out offered is free
+    site = other_recordings(tmp_path / "site-b" / "bench-moved", 2)
+    code, out, err = run_cli("train", "--dataset", site, "--model", "ae", "--epochs", "1",
+                             "--out", tmp_path / "bench-moved.pt")
+    assert code == 0, err
+    code, out, err = run_cli("train", "--dataset", moved, "--model", "ae", "--epochs", "1",
+                             "--out", tmp_path / "bench-moved.pt")
+    assert code == 2 and f"--out {tmp_path / 'bench-moved-2.pt'}," in err, err
