@@ -363,7 +363,6 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     in it, by path and bytes (a dataset moved, renamed, grown or named as ``.`` is the same;
     another site's dataset of the same name is not). A file without digests (before
     2026-12-03) is told by the dataset's name or folder."""
-    from .files import content_digest
     from .modelfile import provenance
 
     listed = provenance(head, "takes") + provenance(head, "calibration_takes")
@@ -371,12 +370,24 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     if digests and len(digests) == len(listed):
         here = {t.path: t for t in dataset.takes}
         pairs = [(here[p], d) for p, d in zip(listed, digests, strict=True) if p in here][:5]
-        return any(os.path.isfile(f := dataset.path_of(t)) and content_digest(f) == d
-                   for t, d in pairs)  # isfile: a fifo is no take (and would block)
+        return any(_digest_of(dataset, t) == d for t, d in pairs)
     source = head["dataset"]
     root = os.path.realpath(dataset.root)
     return source.get("name") == os.path.basename(root) or \
         os.path.realpath(source["path"]) == root
+
+
+def _digest_of(dataset: Any, take: Any) -> str | None:
+    """A take's content digest, or None for one that is no regular file inside the dataset
+    (training refuses it later, in its own words; a fifo would block)."""
+    from .errors import TapcheckError
+    from .files import content_digest
+
+    try:
+        f = dataset.path_of(take)
+        return content_digest(f) if os.path.isfile(f) else None
+    except (TapcheckError, OSError):
+        return None
 
 
 def check_trained(checkpoint: dict[str, Any], out: str | os.PathLike) -> None:
