@@ -31,7 +31,7 @@ from .features import clip_features, crop_digest
 from .judge import Judge, check_same_features, unused_train_settings
 from .locks import exclusive, lock_path
 from .modelcheck import check_contents
-from .modelfile import load_model, save_checkpoint
+from .modelfile import enrolled_digests, load_model, save_checkpoint
 from .paths import model_command
 
 #: a clip beyond the threshold by this many times the gap between the typical normal clip and
@@ -401,7 +401,7 @@ def enrolled_takes(checkpoint: dict[str, Any], dataset, *,
     from .files import content_digest
 
     entries = checkpoint.get("enrolled", [])
-    enrolled = {d for e in entries for d in e.get("digests", [])}
+    enrolled = enrolled_digests(checkpoint, "digests")
     old = {os.path.abspath(c) for e in entries if "digests" not in e for c in e["clips"]}
     if not enrolled and not old:
         return []
@@ -425,7 +425,7 @@ def enrolled_mask(checkpoint: dict[str, Any], paths: Sequence[str | os.PathLike]
     A path that is not a regular file is not enrolled here: the caller's own checks report it.
     ``prints``: the paths' :func:`fingerprint` if the caller has them (None: no file)."""
     entries = checkpoint.get("enrolled", [])
-    enrolled = {d for e in entries for d in e.get("digests", [])}
+    enrolled = enrolled_digests(checkpoint, "digests")
     old = {os.path.abspath(c) for e in entries if "digests" not in e for c in e["clips"]}
     if not enrolled and not old:
         return np.zeros(len(paths), dtype=bool)

@@ -368,6 +368,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     from .featurecache import FeatureCache
     from .features import crop_digest
     from .judge import Judge
+    from .modelfile import enrolled_digests
     from .training_data import dataset_crops
 
     judge = Judge(model)
@@ -395,8 +396,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     # the same samples in another format (a FLAC of a training or enrolled WAV) have other
     # bytes but the same crops: they counted as an unseen board's takes (trial 34)
     taps = [crop_digest(c) for c in crops]
-    by_crops = np.isin(taps, [d for e in checkpoint.get("enrolled", [])
-                              for d in e.get("crop_digests", [])])
+    by_crops = np.isin(taps, list(enrolled_digests(checkpoint, "crop_digests")))
     enrolled |= by_crops
     known, trained = own_takes(checkpoint, dataset, test, prints, taps=taps)
     known = sorted(set(known) | {t.board for t, m in zip(test, by_crops, strict=True) if m})

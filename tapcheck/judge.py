@@ -94,14 +94,11 @@ class Judge:
     def heard(self) -> frozenset[str]:
         """Crop digests of the takes the model was trained or calibrated on and of the taps
         enrolled into it (:func:`crop_digest`; model files from before 2026-12-04 keep none)."""
-        from .modelfile import provenance
+        from .modelfile import enrolled_digests, provenance
 
         checkpoint = self.model.checkpoint
-        enrolled = checkpoint.get("enrolled") if isinstance(checkpoint.get("enrolled"), list) \
-            else []
         return frozenset(provenance(checkpoint, "crop_digests")) | frozenset(
-            d for e in enrolled if isinstance(e, dict) and isinstance(e.get("crop_digests"), list)
-            for d in e["crop_digests"] if isinstance(d, str))
+            enrolled_digests(checkpoint, "crop_digests"))
 
     def scores(self, clips: np.ndarray) -> np.ndarray:
         """Anomaly scores of crops (n_clips, n_crops, bins, frames), shape (n_clips,)."""

@@ -239,7 +239,8 @@ def check_enrolled(checkpoint: dict[str, Any], path) -> None:
                      f"at the reference's end ({following} rows)")
             raise _fail(f"{what}'s reference rows {first}-{first + rows - 1} do not end "
                         f"{where}", path)
-        if not _is_int(entry.get("board", -1)) or not isinstance(entry.get("digests", []), list):
+        if not _is_int(entry.get("board", -1)) or not all(
+                isinstance(entry.get(key, []), list) for key in ("digests", "crop_digests")):
             raise _fail(f"{what} has a board or digests of the wrong type", path)
         previous = entry.get("previous_detector")
         if not isinstance(previous, dict):
@@ -363,6 +364,7 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     in it, by path and bytes (a dataset moved, renamed, grown or named as ``.`` is the same;
     another site's dataset of the same name is not). A file without digests (before
     2026-12-03) is told by the dataset's name or folder."""
+    from .datasets import take_digests
     from .modelfile import provenance
 
     listed = provenance(head, "takes") + provenance(head, "calibration_takes")
@@ -370,24 +372,12 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     if digests and len(digests) == len(listed):
         here = {t.path: t for t in dataset.takes}
         pairs = [(here[p], d) for p, d in zip(listed, digests, strict=True) if p in here][:5]
-        return any(_digest_of(dataset, t) == d for t, d in pairs)
+        found = take_digests(dataset, [t for t, _ in pairs])
+        return any(f == d for f, (_, d) in zip(found, pairs, strict=True))
     source = head["dataset"]
     root = os.path.realpath(dataset.root)
     return source.get("name") == os.path.basename(root) or \
         os.path.realpath(source["path"]) == root
-
-
-def _digest_of(dataset: Any, take: Any) -> str | None:
-    """A take's content digest, or None for one that is no regular file inside the dataset
-    (training refuses it later, in its own words; a fifo would block)."""
-    from .errors import TapcheckError
-    from .files import content_digest
-
-    try:
-        f = dataset.path_of(take)
-        return content_digest(f) if os.path.isfile(f) else None
-    except (TapcheckError, OSError):
-        return None
 
 
 def check_trained(checkpoint: dict[str, Any], out: str | os.PathLike) -> None:

@@ -251,6 +251,13 @@ def provenance(checkpoint: dict[str, Any], key: str) -> list[str]:
     return value if isinstance(value, list) and all(isinstance(x, str) for x in value) else []
 
 
+def enrolled_digests(checkpoint: dict[str, Any], key: str) -> set[str]:
+    """The ``key`` digests of every tap enrolled into the model (``"digests"``: their bytes,
+    ``"crop_digests"``: their crops); records are checked on load
+    (:func:`tapcheck.modelcheck.check_enrolled`)."""
+    return {d for e in checkpoint.get("enrolled", []) for d in e.get(key, [])}
+
+
 def partial_path(model_path: str | os.PathLike) -> Path:
     """Where a run training ``model_path`` keeps its progress: ``<model_path>.partial``."""
     model_path = Path(model_path)
