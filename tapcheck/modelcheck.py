@@ -363,21 +363,25 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     """Whether the model ``head`` was trained on ``dataset``: some of its training takes are
     in it, by path and bytes (a dataset moved, renamed, grown or named as ``.`` is the same;
     another site's dataset of the same name is not). A file without digests (before
-    2026-12-03) is told by the dataset's name or folder."""
+    2026-12-03) is told by the dataset's name or folder; one whose manifest no longer lists any
+    of the model's takes, by its folder (its training takes taken out of the manifest, it read
+    as another dataset)."""
     from .datasets import take_digests
     from .modelfile import provenance
 
     listed = provenance(head, "takes") + provenance(head, "calibration_takes")
     digests = provenance(head, "digests")
+    source = head["dataset"]
+    root = os.path.realpath(dataset.root)
+    same_folder = os.path.realpath(source["path"]) == root
     if digests and len(digests) == len(listed):
         here = {t.path: t for t in dataset.takes}
         pairs = [(here[p], d) for p, d in zip(listed, digests, strict=True) if p in here][:5]
+        if not pairs:  # nothing to compare by bytes: the folder it was trained in says it
+            return same_folder
         found = take_digests(dataset, [t for t, _ in pairs])
         return any(f == d for f, (_, d) in zip(found, pairs, strict=True))
-    source = head["dataset"]
-    root = os.path.realpath(dataset.root)
-    return source.get("name") == os.path.basename(root) or \
-        os.path.realpath(source["path"]) == root
+    return source.get("name") == os.path.basename(root) or same_folder
 
 
 def check_trained(checkpoint: dict[str, Any], out: str | os.PathLike) -> None:

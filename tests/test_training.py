@@ -412,3 +412,14 @@ def test_train_does_not_replace_another_datasets_model(tiny_model, tiny_dataset,
     code, out, err = run_cli("train", "--dataset", moved, "--model", "ae", "--epochs", "1",
                              "--out", tmp_path / "bench-moved.pt")
     assert code == 2 and f"--out {tmp_path / 'bench-moved-2.pt'}," in err, err
+    # the same folder whose manifest no longer lists any take the model heard (all moved into
+    # a subfolder) is the same dataset: it read as another one, nothing left to compare
+    (site / "old").mkdir()
+    text = (site / "manifest.csv").read_text().splitlines()
+    for board in sorted(site.glob("board*")):
+        board.rename(site / "old" / board.name)
+    (site / "manifest.csv").write_text("\n".join(text[:1] + ["old/" + row for row in text[1:]])
+                                       + "\n")
+    code, out, err = run_cli("train", "--dataset", site, "--model", "ae", "--epochs", "1",
+                             "--out", tmp_path / "bench-moved.pt")
+    assert code == 0 and "replacing" not in out, err
