@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from new_boards import embeddings  # noqa: E402
+from new_boards import MEASURED_FIT, embeddings, with_measured_fit  # noqa: E402
 
 from tapcheck.calibration import robust_threshold, tap_medians  # noqa: E402
 from tapcheck.datasets import Dataset  # noqa: E402
@@ -35,7 +35,8 @@ RULES = {"median": np.median, "mean": np.mean, "max (any tap)": np.max}
 def rule_threshold(scores: np.ndarray, groups: np.ndarray, *, rule, taps: int,
                    far: float) -> float:
     """The board threshold of ``rule`` over ``taps`` normal calibration scores of one board."""
-    return robust_threshold(tap_medians(scores, groups, taps=taps, statistic=rule), far=far)
+    return robust_threshold(tap_medians(scores, groups, taps=taps, statistic=rule), far=far,
+                            fit=MEASURED_FIT)
 
 
 def chunks(takes, *, taps: int, grouping: str) -> list[list[int]]:
@@ -55,7 +56,7 @@ def chunks(takes, *, taps: int, grouping: str) -> list[list[int]]:
 
 
 def measure(model: Path, ds: Dataset, *, taps: int) -> dict:
-    det = Judge(model).model.detector
+    det = with_measured_fit(Judge(model).model.detector)  # its tap threshold, as measured
     scores = det.anomaly_score(embeddings(model, ds)["test"])
     info = det.calibration_
     takes = ds.select(split="test")

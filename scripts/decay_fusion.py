@@ -11,7 +11,8 @@ Each model file's network is kept; only the scorer is refitted, as ``tapcheck tr
 file did not hold out, the threshold is fitted on the held-out takes' scores (hold-out
 calibration, what the demo's 4 boards and ``configs/wide-stretch.toml`` use). Both scorers
 are refitted the same way, whichever one the model file was trained with, so the two rows
-differ only in the scorer; a third, ``knn-decay-lognormal``, is ``knn-decay`` with the
+differ only in the scorer. Their threshold fit is gamma (:data:`MEASURED_FIT`: the default when
+they were measured); a third, ``knn-decay-lognormal``, is ``knn-decay`` with the
 log-normal threshold fit (``train.threshold_fit``), the recipe of ``configs/new-boards.toml``. The
 figures are :func:`tapcheck.evaluation.evaluate_scores`'s,
 as ``tapcheck evaluate`` prints them, on the dataset's test split.
@@ -28,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from new_boards import embeddings, enrol_experiment, figures  # noqa: E402
+from new_boards import MEASURED_FIT, embeddings, enrol_experiment, figures  # noqa: E402
 
 from tapcheck.calibration import median_fit  # noqa: E402
 from tapcheck.datasets import Dataset  # noqa: E402
@@ -40,16 +41,21 @@ from tapcheck.judge import Judge  # noqa: E402
 
 SCORER_ROWS = ("knn", "knn-decay")
 
-
-class LognormalDecayKNN(SCORERS["knn-decay"]):
-    """``knn-decay`` with the log-normal threshold fit, as ``configs/new-boards.toml`` trains it."""
+def with_fit(scorer: str, fit: str) -> type:
+    """The detector class of ``scorer`` with its threshold fit fixed to ``fit``."""
+    base = SCORERS[scorer]
 
     def __init__(self, **options):
-        super().__init__(**{**options, "threshold_fit": "lognormal"})
+        base.__init__(self, **{**options, "threshold_fit": fit})
+
+    return type(f"{base.__name__}_{fit}", (base,), {"__init__": __init__})
 
 
-#: the table's rows: the two scorers, and the recipe's (knn-decay with the log-normal fit)
-FUSION_ROWS = {"knn": SCORERS["knn"], "knn-decay": SCORERS["knn-decay"],
+#: ``knn-decay`` with the log-normal threshold fit, as ``configs/new-boards.toml`` trains it
+LognormalDecayKNN = with_fit("knn-decay", "lognormal")
+
+#: the table's rows: the two scorers (gamma fit), and the recipe's (knn-decay, log-normal fit)
+FUSION_ROWS = {**{name: with_fit(name, MEASURED_FIT) for name in SCORER_ROWS},
                "knn-decay-lognormal": LognormalDecayKNN}
 
 

@@ -15,8 +15,8 @@ Usage (from the checkout, model files as docs/new-boards.md trains them):
         models/plant-lite-st20-s0.pt models/plant-lite-st20-s1.pt models/plant-lite-st20-s2.pt
 
 Each model file's network is kept and its scorer refitted as ``train`` fits it (hold-out), for
-``knn`` (what the files hold) and ``knn-decay`` (``configs/new-boards.toml``), as
-``scripts/decay_fusion.py`` does.
+``knn`` (what the files hold) and ``knn-decay`` (``configs/new-boards.toml``), with the gamma
+threshold fit, as ``scripts/decay_fusion.py`` does.
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from decay_fusion import SCORER_ROWS, model_files_main, refitted  # noqa: E402
+from decay_fusion import FUSION_ROWS, SCORER_ROWS, model_files_main, refitted  # noqa: E402
 
 from tapcheck.calibration import median_fit  # noqa: E402
 from tapcheck.datasets import Dataset  # noqa: E402
-from tapcheck.detectors import SCORERS  # noqa: E402
 from tapcheck.enroll import add_references  # noqa: E402
 from tapcheck.evaluation import board_verdicts  # noqa: E402
 from tapcheck.metrics import auc  # noqa: E402
@@ -64,7 +63,8 @@ def judged(det, X: np.ndarray, takes, rest: np.ndarray, *, batch: np.ndarray,
 
 
 def measure(model: Path, ds: Dataset) -> dict:
-    checkpoint, test, fitted = refitted(model, ds, {name: SCORERS[name] for name in SCORER_ROWS})
+    checkpoint, test, fitted = refitted(model, ds,
+                                        {name: FUSION_ROWS[name] for name in SCORER_ROWS})
     config = checkpoint["config"]["train"]
     wood = sorted({t.board for t in test if t.group == NEW_WOOD})
     crack = np.array([i for i, t in enumerate(test)

@@ -11,7 +11,8 @@ Each model's embeddings of the demo's takes are cached beside it (``<model>.emb.
 rerun only recomputes the figures. "before" is the threshold the model file was trained with
 (older tapcheck: a gamma fit of the 15 % held-out takes of the training boards); "after" is
 :mod:`tapcheck.calibration` on the same network: every normal training take scored against the
-reference without its board.
+reference without its board. Every threshold is fitted with the gamma fit
+(:data:`MEASURED_FIT`), the model files' own set again with it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,20 @@ from tapcheck.featurecache import FeatureCache
 from tapcheck.judge import Judge
 from tapcheck.models.base import represent_clips
 from tapcheck.training_data import dataset_crops
+
+#: the threshold fit of every row here: gamma, tapcheck's default when the results files were
+#: measured (until 2026-12-03, f7283e0); named, so that they are reproduced now that the
+#: detectors' default, and a model file trained today, are log-normal
+MEASURED_FIT = "gamma"
+
+
+def with_measured_fit(detector):
+    """A copy of a model file's own detector whose threshold is set again with
+    :data:`MEASURED_FIT` from the same calibration scores (unchanged for a gamma file)."""
+    det = copy.deepcopy(detector)
+    det.threshold_fit = MEASURED_FIT
+    det.recalibrate(method=det.calibration_["method"])
+    return det
 
 
 def snapshot(partial: Path, ds: Dataset) -> Path:
@@ -100,7 +115,7 @@ def holdout_detectors(checkpoint: dict, emb: dict, train_takes) -> tuple[KNNDete
     calib = np.array([t.path in held for t in train_takes])
     boards = np.array([t.board for t in train_takes])
     train = checkpoint["config"]["train"]
-    det = KNNDetector(k=train["knn_k"], far=train["far"]).fit(
+    det = KNNDetector(k=train["knn_k"], far=train["far"], threshold_fit=MEASURED_FIT).fit(
         emb["train"][~calib], X_calib=emb["train"][calib], groups=boards[~calib],
         calib_groups=boards[calib])
     raw = copy.deepcopy(det)
@@ -120,7 +135,20 @@ def figures(takes, scores, *, threshold, board_threshold, known) -> dict:
             "board_vote_healthy": b["vote_healthy_flagged"],
             "board_vote_defect": b["vote_defective_found"],
             "unseen_by_board": {row["board"]: row["flagged"] for row in r["boards"]
-                                if row["board is"] == "unseen"}}
+                                if row["board is"] == "unseen"},
+            # the share of each kind of defect's taps found (the manifest's group: crack length
+            # and depth, saw cut), which the docs' "long cracks ... short shallow ones" read
+            "recall_by_group": recall_by_group(takes, scores, threshold=threshold)}
+
+
+def recall_by_group(takes, scores, *, threshold) -> dict[str, float]:
+    """Share of the defective takes over ``threshold``, per manifest group (crack length and
+    depth, saw cut; "defect" where a set names none)."""
+    found: dict[str, list[bool]] = {}
+    for t, s in zip(takes, scores, strict=True):
+        if t.label == "defect":
+            found.setdefault(t.group or "defect", []).append(bool(s > threshold))
+    return {group: float(np.mean(v)) for group, v in sorted(found.items())}
 
 
 def enrol_experiment(det: KNNDetector, test: np.ndarray, takes, *, known, n: int = 5
@@ -162,7 +190,7 @@ def reference_sizes(train, groups, test, takes, *, sizes=(20, 50, 100, 200)) -> 
     rows = []
     for size in [s for s in sizes if s < len(train)] + [len(train)]:
         pick = np.sort(rng.choice(len(train), size, replace=False))
-        det = KNNDetector(k=5).fit(train[pick], groups=groups[pick])
+        det = KNNDetector(k=5, threshold_fit=MEASURED_FIT).fit(train[pick], groups=groups[pick])
         started = time.perf_counter()
         scores = det.anomaly_score(test)
         ms = (time.perf_counter() - started) / len(test) * 1e3
@@ -180,7 +208,8 @@ def equal_recall(emb, groups, takes, known, *, recalls=(0.8, 0.9, 0.95)) -> list
     unseen = np.array([t.label == "normal" and t.board not in known for t in takes])
     rows = []
     for kind in ("knn", "mahalanobis", "knn-ldn"):
-        det = SCORERS[kind](far=0.05).fit(emb["train"], groups=groups)
+        det = SCORERS[kind](far=0.05, threshold_fit=MEASURED_FIT).fit(emb["train"],
+                                                                       groups=groups)
         s = det.anomaly_score(emb["test"])
         for r in recalls:
             t = np.quantile(s[defect], 1 - r)
@@ -236,12 +265,14 @@ def run(models: list[Path], ds: Dataset) -> dict:
             "hold-out, robust (auto below 8 boards)": figures(
             test_takes, holdout.anomaly_score(emb["test"]), threshold=holdout.threshold_,
             board_threshold=median_fit(holdout.calibration_), known=known)}
-        own = judge.model.detector.calibration_
+        own_detector = with_measured_fit(judge.model.detector)
+        own = own_detector.calibration_
         if own["method"] == "cross-fit":  # the model's own threshold, on the same references
             rows["cross-fit (the model file's; auto from 8 boards)"] = figures(
-                test_takes, judge.model.detector.anomaly_score(emb["test"]),
+                test_takes, own_detector.anomaly_score(emb["test"]),
                 threshold=own["threshold"], board_threshold=median_fit(own), known=known)
-        new = KNNDetector(k=old.k, far=old.far).fit(emb["train"], groups=groups)
+        new = KNNDetector(k=old.k, far=old.far, threshold_fit=MEASURED_FIT).fit(
+            emb["train"], groups=groups)
         scores = new.anomaly_score(emb["test"])
         raw = gamma_threshold(new.calibration_scores_, far=new.far)
         rows["leave-one-board-out, raw gamma"] = figures(
@@ -252,14 +283,15 @@ def run(models: list[Path], ds: Dataset) -> dict:
         held = set(judge.model.checkpoint["dataset"]["calibration_takes"])
         calib = np.array([t.path in held for t in train_takes])
         for kind in ("mahalanobis", "knn-ldn"):
-            det = SCORERS[kind](far=old.far).fit(
+            det = SCORERS[kind](far=old.far, threshold_fit=MEASURED_FIT).fit(
                 emb["train"][~calib], X_calib=emb["train"][calib], groups=groups[~calib],
                 calib_groups=groups[calib])
             rows[f"scorer {kind} (hold-out, robust)"] = figures(
                 test_takes, det.anomaly_score(emb["test"]), threshold=det.threshold_,
                 board_threshold=median_fit(det.calibration_), known=known)
         for kind in ("mahalanobis", "knn-ldn"):
-            det = SCORERS[kind](far=old.far).fit(emb["train"], groups=groups)
+            det = SCORERS[kind](far=old.far, threshold_fit=MEASURED_FIT).fit(emb["train"],
+                                                                            groups=groups)
             rows[f"scorer {kind} (leave-one-board-out, robust)"] = figures(
                 test_takes, det.anomaly_score(emb["test"]), threshold=det.threshold_,
                 board_threshold=median_fit(det.calibration_), known=known)
@@ -268,7 +300,7 @@ def run(models: list[Path], ds: Dataset) -> dict:
         out[model.name] = {
             "calibration": own, "rows": rows, "test_scores": scores_for_ensemble(judge, emb),
             # what `tapcheck enroll` does to this model file: its own detector and calibration
-            "enrol": enrol_experiment(judge.model.detector, emb["test"], test_takes, known=known),
+            "enrol": enrol_experiment(own_detector, emb["test"], test_takes, known=known),
             "enroll_file_seconds": timed_enroll_cli(model, unseen),
             "equal_recall": equal_recall(emb, groups, test_takes, known),
             "reference_sizes": reference_sizes(emb["train"], groups, emb["test"], test_takes)}
@@ -326,6 +358,17 @@ def markdown(results: dict, command: str, ensemble: dict) -> str:
                 f"{_p(r['far_unseen'])} | {per} | {_p(r['recall'])} | {r['auc']:.3f} | "
                 f"{_p(r['board_median_healthy'])} / {_p(r['board_median_defect'])} | "
                 f"{_p(r['board_vote_healthy'])} / {_p(r['board_vote_defect'])} |")
+    groups = {g for res in results.values() for r in res["rows"].values()
+              for g in r.get("recall_by_group", {})}  # results from before 2026-12-04 have none
+    if groups:
+        lines += ["", "## Defective taps found per defect group (mean over the models)", "",
+                  "| calibration | " + " | ".join(sorted(groups)) + " |",
+                  "|" + " --- |" * (len(groups) + 1)]
+        for calib, rs in summary.items():
+            cells = [np.mean([r["recall_by_group"][g] for r in rs if g in r.get(
+                "recall_by_group", {})] or [np.nan]) for g in sorted(groups)]
+            lines.append(f"| {calib} | " + " | ".join(_p(None if np.isnan(c) else c)
+                                                       for c in cells) + " |")
     lines += ["", "## Enrolment of 5 taps per side of an unseen board (into the model file's own "
               "references and calibration, as `tapcheck enroll` does)", "",
               "| model | board | enrolled | other taps | FA before | FA after | AUC before | "

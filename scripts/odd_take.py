@@ -20,7 +20,7 @@ left is the sizes of the two samples (9 or 60 clips, 30 normal test takes).
 Usage (after `tapcheck synth --dataset demo`):
 
     PYTHONPATH=$PWD python3 scripts/odd_take.py --seeds 0 1 2 [--model arcface-lite] \
-        [--config configs/new-boards.toml] [--out docs/results/odd-take.md]
+        [--config configs/new-boards.toml] [--threshold-fit gamma] [--out docs/results/odd-take.md]
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def exchangeable_chance(normal: np.ndarray, defect: np.ndarray, *, n_clips: int,
 
 
 def measure(demo, *, seed: int, model: str, calibration: str, work: Path,
-            config_path: Path | None = None) -> dict:
+            config_path: Path | None = None, threshold_fit: str | None = None) -> dict:
     from tapcheck.calibration import robust_threshold
     from tapcheck.config import load_config
     from tapcheck.detectors import gamma_threshold
@@ -121,6 +121,8 @@ def measure(demo, *, seed: int, model: str, calibration: str, work: Path,
     cache = FeatureCache(work / "cache")
     config = load_config(config_path).replace("train", model=model, seed=seed,
                                               calibration=calibration)
+    if threshold_fit:
+        config = config.replace("train", threshold_fit=threshold_fit)
     checkpoint = train_model(ds, config=config, cache=cache, progress=False)
     judge = Judge(save_checkpoint(work / f"{model}-{calibration}-{seed}.pt", checkpoint))
     test = ds.select(split="test")
@@ -180,6 +182,7 @@ def markdown(rows: list[dict], command: str) -> str:
 
 
 def main() -> None:
+    from tapcheck.calibration import THRESHOLD_FITS
     from tapcheck.datasets import Dataset
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -190,17 +193,22 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=None,
                         help="settings file (e.g. configs/new-boards.toml); --model and "
                              "--calibration override it")
+    parser.add_argument("--threshold-fit", choices=tuple(THRESHOLD_FITS), default=None,
+                        help="train.threshold_fit (default: the config's); results/odd-take.md "
+                             "was measured with gamma, the default before 2026-12-03")
     parser.add_argument("--out", type=Path, default=Path("docs/results/odd-take.md"))
     args = parser.parse_args()
     demo = Dataset.open(args.dataset)
     work = Path(tempfile.mkdtemp(prefix="tapcheck-odd-take-"))
     rows = [measure(demo, seed=s, model=args.model, calibration=c, work=work,
-                    config_path=args.config)
+                    config_path=args.config, threshold_fit=args.threshold_fit)
             for c in args.calibration for s in args.seeds]
     command = ("PYTHONPATH=$PWD python3 scripts/odd_take.py --seeds "
                + " ".join(map(str, args.seeds)) + f" --model {args.model} --calibration "
                + " ".join(args.calibration)
-               + (f" --config {args.config}" if args.config else "") + f" --out {args.out}")
+               + (f" --config {args.config}" if args.config else "")
+               + (f" --threshold-fit {args.threshold_fit}" if args.threshold_fit else "")
+               + f" --out {args.out}")
     args.out.write_text(markdown(rows, command))
     args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
     print(f"written {args.out}")
