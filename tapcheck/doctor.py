@@ -104,7 +104,8 @@ def check_compute() -> list[Finding]:
                                         "training uses bfloat16 autocast"))
         else:
             findings.append(Finding(NOTE, "bfloat16: not native on this CPU, so training runs "
-                                          "in float32 (slower, same results)"))
+                                          "in float32 (slower; a model trained here differs "
+                                          "slightly from one trained on a bfloat16 CPU)"))
     return findings
 
 

@@ -196,13 +196,15 @@ class LiveCommand:
 
         deadline = time.monotonic() + timeout
         while True:
+            # read before the scan: a last line appended as the stream closed is scanned first
+            closed = not self._open[stream]
             lines = self.lines[stream]
             while self._seen[stream] < len(lines):
                 line = lines[self._seen[stream]]
                 self._seen[stream] += 1
                 if re.search(pattern, line):
                     return line
-            if not self._open[stream] or time.monotonic() > deadline:
+            if closed or time.monotonic() > deadline:
                 break
             time.sleep(0.01)
         raise AssertionError(f"no line matching {pattern!r} within {timeout:g} s; stdout:\n"

@@ -82,7 +82,9 @@ def test_enrol_round_trip_appends_references_and_undo_restores(model, tiny_datas
 def test_clearly_defective_clips_are_refused_unless_forced(model):
     ceramic = [KNOCKS / "ceramic" / "10.wav", KNOCKS / "ceramic" / "15.wav"]
     digest, detector = md5(model), load_model(model).detector
-    with pytest.raises(ParameterError, match="10.wav.*sounds defective.*--force"):
+    # the line names the clip scoring highest: 10.wav here, 15.wav within 1 % of it where the
+    # CPU has no native bfloat16 (helper-50 measured both)
+    with pytest.raises(ParameterError, match=r"(10|15)\.wav.*sounds defective.*--force"):
         enroll(model, ceramic)
     assert md5(model) == digest
     done = enroll(model, ceramic, force=True)

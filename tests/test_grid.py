@@ -119,15 +119,17 @@ def test_killed_grid_resumes_without_recomputing_its_cells(serial_grid, tiny_dat
     finally:
         proc.kill()
         proc.wait()
-    (first,) = out.glob("cells/*/*.json")
-    before = (first.stat().st_mtime_ns, first.read_bytes())
-    assert not (out / "metrics.json").exists()  # killed long before the report
+    # one cell as a rule; more if this process stalled while the next was computed
+    written = sorted(out.glob("cells/*/*.json"))
+    before = {c: (c.stat().st_mtime_ns, c.read_bytes()) for c in written}
+    assert 1 <= len(written) < 8 and not (out / "metrics.json").exists()  # killed before the end
 
     result = run_grid_cli(tiny_dataset, out)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"reused {first.relative_to(out)}" in result.stderr
-    assert "1 of 8 cells reused" in result.stderr
-    assert (first.stat().st_mtime_ns, first.read_bytes()) == before
+    for cell in written:
+        assert f"reused {cell.relative_to(out)}" in result.stderr
+        assert (cell.stat().st_mtime_ns, cell.read_bytes()) == before[cell]
+    assert f"{len(written)} of 8 cells reused" in result.stderr
     assert len(list(out.glob("cells/*/*.json"))) == 8
     assert cell_metrics(out) == cell_metrics(serial_grid[0])
 

@@ -79,6 +79,14 @@ def test_parse_since():
     assert parse_since("2d", now=now) == now - timedelta(days=2)
     assert parse_since("today", now=now) == datetime(2025, 5, 1, tzinfo=timezone.utc)
     assert parse_since("Yesterday", now=now) == datetime(2025, 4, 30, tzinfo=timezone.utc)
+    assert parse_since("2025-05-01T06:00+00:00") == datetime(2025, 5, 1, 6, tzinfo=timezone.utc)
+    naive = parse_since("2025-05-01 06:00")
+    assert naive == datetime(2025, 5, 1, 6).astimezone()  # the machine's local time
+    with pytest.raises(ParameterError, match="--since 'yesterdayish' is not a time"):
+        parse_since("yesterdayish")
+    for empty in ("", "  ", "\t"):  # once silently "no filter"
+        with pytest.raises(ParameterError, match="is not a time"):
+            parse_since(empty)
 
 def test_midnights_are_the_days_own_across_a_clock_change(monkeypatch):
     """"yesterday" as today's midnight minus 24 h was 23:00 the day before, the day after the
@@ -105,14 +113,6 @@ def _frozen(now: datetime):
         def now(cls, tz=None):
             return now if tz is None else now.astimezone(tz)
     return Frozen
-    assert parse_since("2025-05-01T06:00+00:00") == datetime(2025, 5, 1, 6, tzinfo=timezone.utc)
-    naive = parse_since("2025-05-01 06:00")
-    assert naive == datetime(2025, 5, 1, 6).astimezone()  # the machine's local time
-    with pytest.raises(ParameterError, match="--since 'yesterdayish' is not a time"):
-        parse_since("yesterdayish")
-    for empty in ("", "  ", "\t"):  # once silently "no filter"
-        with pytest.raises(ParameterError, match="is not a time"):
-            parse_since(empty)
 
 
 def test_since_the_first_day_there_is_is_one_line(run_cli, monkeypatch):
