@@ -41,6 +41,7 @@ from tapcheck.judge import Judge  # noqa: E402
 
 SCORER_ROWS = ("knn", "knn-decay")
 
+
 def with_fit(scorer: str, fit: str) -> type:
     """The detector class of ``scorer`` with its threshold fit fixed to ``fit``."""
     base = SCORERS[scorer]
