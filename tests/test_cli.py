@@ -115,6 +115,22 @@ def test_a_wrong_option_is_one_line_too(run_cli, args, problem):
     assert "--help` lists what it takes" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_clip_given_as_the_board_is_refused(run_cli, tmp_path, monkeypatch):
+    """`judge --board take001.wav take002.wav`, the number forgotten: the first clip became the
+    board's name and was never judged, so a cracked board could read NORMAL, exit 0."""
+    clips = [tmp_path / f"take00{i}.wav" for i in (1, 2)]
+    for clip in clips:
+        clip.write_bytes(b"")
+    code, out, err = run_cli("judge", "--board", clips[0], clips[1])
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert (f"'--board': is a file or folder, not a board; --board takes the board's number or "
+            f"serial, and the clips follow it, e.g. --board 21 {clips[0]}") in err
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "21").mkdir()  # a number is a board, whatever the folder holds
+    code, _, err = run_cli("judge", "--board", "21", clips[0])
+    assert "--board" not in err, err
+
+
 def test_unknown_dataset(run_cli):
     code, _, err = run_cli("train", "--dataset", "nope")
     assert code == 2 and "no such dataset" in err
