@@ -80,7 +80,7 @@ def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str], taps:
         raise ParameterError(
             f"{repeat_problem(*repeat)}; enrolled twice it would count twice "
             "in the calibration; nothing enrolled", path=repeat[0], fix="name each clip once")
-    for entry in enrolled:
+    for index, entry in enumerate(enrolled):
         before = dict(zip(entry.get("digests", []), entry["clips"], strict=False))
         same_tap = dict(zip(entry.get("crop_digests", []), entry["clips"], strict=False))
         # enrolments from before fingerprints: only their paths, as given from the folder the
@@ -92,8 +92,35 @@ def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str], taps:
                 raise ParameterError(
                     f"was enrolled into this model on {entry['at']} (as "
                     f"{was}); nothing enrolled", path=clip,
-                    fix="leave it out, or take that enrolment back first with "
-                        f"`{model_command(model, 'enroll', '--undo')}`")
+                    fix="leave it out, or take that enrolment back first: "
+                        + undo_advice(model, index=index, count=len(enrolled)))
+
+
+def undo_advice(model: str | os.PathLike, *, index: int, count: int) -> str:
+    """How to take back enrolment ``index`` (0-based) of the ``count`` in a model file:
+    ``--undo`` removes the last one only, and advice to run it once took back another
+    enrolment (a good board's) than the one it named."""
+    undo = f"`{model_command(model, 'enroll', '--undo')}`"
+    later = count - 1 - index
+    if later == 0:
+        return undo
+    return (f"it is enrolment {index + 1} of {count} "
+            f"(`{model_command(model, 'enroll', '--list')}`), and {undo} takes back the last "
+            f"one only: run it {later + 1} times, then enrol the clips of the {later} later "
+            f"enrolment{'s' if later > 1 else ''} again")
+
+
+def enrolment_of(entries: Sequence[dict[str, Any]], path: str | os.PathLike,
+                 digest: str | None) -> int | None:
+    """The index of the first enrolment that holds the recording at ``path`` (by its content
+    ``digest``; enrolments from before digests by path), or None."""
+    for index, entry in enumerate(entries):
+        if "digests" in entry:
+            if digest is not None and digest in entry["digests"]:
+                return index
+        elif os.path.abspath(path) in {os.path.abspath(c) for c in entry["clips"]}:
+            return index
+    return None
 
 
 def _refuse_own(clips: Sequence[str | os.PathLike], prints: list[str], taps: list[str],

@@ -387,7 +387,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     # from any split) is in the reference; a --board number alone makes no board known here
     held = enrolled_takes(checkpoint, dataset,
                           prints={t.path: p for t, p in zip(test, prints, strict=True)})
-    defective = _warn_enrolled_defects(held, dataset, judge.model.path)
+    defective = _warn_enrolled_defects(held, dataset, judge.model.path, checkpoint)
     # a take the model trained or calibrated on, marked test since (a manifest edited by
     # hand, a copy re-split): its score is in-sample, near 0 or inside the threshold's own fit
     config = judge.model.config
@@ -436,23 +436,30 @@ def defect_boards(dataset, boards: Sequence[int]) -> list[int]:
     return sorted(b for b in boards if b in defective and b not in healthy)
 
 
-def _warn_enrolled_defects(held: Sequence[Take], dataset, model) -> list[int]:
+def _warn_enrolled_defects(held: Sequence[Take], dataset, model,
+                           checkpoint: dict[str, Any]) -> list[int]:
     """Warn of enrolled recordings the dataset's manifest labels ``defect`` (a board 8 tap
     enrolled as a new normal board): the model takes taps like them for sound boards, so
     defects that sound alike go unflagged, and no figure of the evaluation shows why."""
     import warnings
 
+    from .enroll import enrolment_of, undo_advice
     from .errors import TapcheckWarning
-    from .paths import model_command
+    from .files import content_digest
 
+    entries = checkpoint.get("enrolled", [])
     boards = sorted({t.board for t in held if t.label == "defect"})
     for board in boards:
-        n = sum(1 for t in held if t.board == board and t.label == "defect")
+        takes = [t for t in held if t.board == board and t.label == "defect"]
+        # the first enrolment holding one of them: --undo takes back only the last one
+        found = [enrolment_of(entries, dataset.path_of(t), content_digest(dataset.path_of(t)))
+                 for t in takes]
+        index = min((i for i in found if i is not None), default=len(entries) - 1)
         warnings.warn(
-            f"{dataset.root / 'manifest.csv'}: {n} take(s) of board {board}, labelled defect, are "
-            f"enrolled into {model} as normal references: it takes taps like them for sound "
-            f"boards — take that enrolment back (`{model_command(model, 'enroll', '--undo')}`) "
-            "unless the label is wrong", TapcheckWarning, stacklevel=3)
+            f"{dataset.root / 'manifest.csv'}: {len(takes)} take(s) of board {board}, labelled "
+            f"defect, are enrolled into {model} as normal references: it takes taps like them "
+            "for sound boards — take that enrolment back unless the label is wrong: "
+            + undo_advice(model, index=index, count=len(entries)), TapcheckWarning, stacklevel=3)
     return boards
 
 

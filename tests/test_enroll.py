@@ -332,11 +332,20 @@ def test_evaluate_warns_of_enrolled_takes_the_manifest_labels_defect(model, tiny
     assert code == 0, err
     assert json.loads(out)["enrolled_defect_boards"] == [8]
     warned = [x for x in err.splitlines() if "labelled defect" in x]
-    assert warned == [f"tapcheck: warning: {tiny_dataset.root / 'manifest.csv'}: 3 take(s) of "
-                      f"board 8, labelled defect, are enrolled into {model} as normal "
-                      "references: it takes taps like them for sound boards — take that "
-                      f"enrolment back (`tapcheck enroll --model {model} --undo`) unless the "
-                      "label is wrong"]
+    said = (f"tapcheck: warning: {tiny_dataset.root / 'manifest.csv'}: 3 take(s) of board 8, "
+            f"labelled defect, are enrolled into {model} as normal references: it takes taps "
+            "like them for sound boards — take that enrolment back unless the label is wrong: ")
+    assert warned == [said + f"`tapcheck enroll --model {model} --undo`"]
+    # a good board enrolled after it: one --undo took back that one, not board 8's (helper-52)
+    code, _, err = run_cli("enroll", "--model", model, "--board", 12,
+                           *unseen_clips(tiny_dataset, board=12, n=2))
+    assert code == 0, err
+    code, out, err = run_cli("evaluate", "--model", model, "--dataset", tiny_dataset.root)
+    assert code == 0, err
+    assert [x for x in err.splitlines() if "labelled defect" in x] == [
+        said + f"it is enrolment 1 of 2 (`tapcheck enroll --model {model} --list`), and "
+        f"`tapcheck enroll --model {model} --undo` takes back the last one only: run it 2 "
+        "times, then enrol the clips of the 1 later enrolment again"]
 
 
 def test_evaluate_after_enrolment_still_names_a_missing_test_take(model, tiny_dataset,
