@@ -151,9 +151,12 @@ def tap_medians(scores: np.ndarray, groups: np.ndarray | None, *, taps: int, dra
                 seed: int = 0, statistic=np.median) -> np.ndarray:
     """Medians of ``taps`` scores drawn without replacement within each group, shape (m,).
 
-    The medians a board verdict of ``taps`` taps sees on normal boards. Groups with fewer than
-    ``taps`` clips are skipped; without groups all clips are one group. ``statistic`` (any
-    numpy reduction taking ``axis``) replaces the median for other board rules.
+    The medians a board verdict of ``taps`` taps sees on normal boards, ``draws`` per group, so
+    each board weighs alike. A group with fewer than ``taps`` clips gives the medians of all of
+    them: skipped, it left the fit to the boards that had enough — after ``enroll`` of 5 taps
+    per side into a model with 2 calibration clips per board, to the enrolled board alone, and
+    the median rule flagged half the healthy boards. Without groups all clips are one group.
+    ``statistic`` (any numpy reduction taking ``axis``) replaces the median for other rules.
     """
     scores = np.asarray(scores, dtype=np.float64)
     groups = np.zeros(len(scores), dtype=int) if groups is None else np.asarray(groups)
@@ -161,9 +164,7 @@ def tap_medians(scores: np.ndarray, groups: np.ndarray | None, *, taps: int, dra
     out = []
     for g in np.unique(groups):
         mine = scores[groups == g]
-        if len(mine) < taps:
-            continue
-        picks = np.argsort(rng.random((draws, len(mine))), axis=1)[:, :taps]
+        picks = np.argsort(rng.random((draws, len(mine))), axis=1)[:, :min(taps, len(mine))]
         out.append(statistic(mine[picks], axis=1))
     return np.concatenate(out) if out else scores.copy()
 

@@ -59,15 +59,30 @@ def test_calibration_warns_when_too_few_clips_support_the_rate():
 
 
 def test_board_medians_are_drawn_within_one_board():
-    scores = np.r_[np.zeros(4), np.ones(4), 5.0, 5.0]  # board 2 has too few taps for a verdict
-    medians = tap_medians(scores, np.r_[np.zeros(4), np.ones(4), 2, 2], taps=3)
-    assert set(np.unique(medians)) == {0.0, 1.0}
+    scores = np.r_[np.zeros(4), np.ones(4), 5.0, 7.0]  # board 2: fewer taps than a verdict
+    medians = tap_medians(scores, np.r_[np.zeros(4), np.ones(4), 2, 2], taps=3, draws=50)
+    assert set(np.unique(medians)) == {0.0, 1.0, 6.0}  # board 2's two taps: their median
+    assert np.count_nonzero(medians == 6.0) == 50  # every board weighs alike
     # a median of 3 normal taps varies less than one tap: its threshold at the same rate is lower
     rng = np.random.default_rng(3)
     s, g = rng.gamma(4, 0.01, 400), np.repeat(np.arange(20), 20)
     info = calibrate(s, far=0.05, groups=g, method="leave-one-board-out", board_far=0.05,
                      board_rule="median")
     assert info["board_threshold"] == info["board_fit"] < info["threshold"]
+
+
+def test_an_enrolled_board_does_not_set_the_median_rule_alone():
+    """Boards with fewer calibration clips than a verdict's taps were left out of the median
+    rule's fit; after `enroll` of 10 taps of one board into a model with 2 clips per board,
+    that board alone set it (x0.31 here), and the rule flagged half the healthy boards."""
+    rng = np.random.default_rng(4)
+    calib, groups = rng.gamma(4, 0.01, 16), np.repeat(np.arange(8), 2)
+    enrolled = rng.gamma(4, 0.005, 10)  # a new board's taps, close to their own references
+    options = {"far": 0.05, "method": "hold-out", "board_rule": "median"}
+    before = calibrate(calib, groups=groups, **options)["board_fit"]
+    after = calibrate(np.r_[calib, enrolled], groups=np.r_[groups, np.full(10, 8)],
+                      **options)["board_fit"]
+    assert 0.9 < after / before < 1.1
 
 
 def test_the_lognormal_fit_keeps_its_rate_on_lognormal_scores_where_gamma_does_not():
