@@ -201,6 +201,20 @@ def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(y, orig_sr, target_sr, quality="HQ").astype(np.float32)
 
 
+def _folder_fix(folder: Path) -> str:
+    """The fix for a folder given as a clip: a pattern that names the audio files in it, or in
+    its subfolders (``board23/`` holds ``left/`` and ``right/``: "board23/*.wav" matched
+    nothing), in the folder's own spelling ("folder/*.wav" was copied as written)."""
+    quoted = shlex.quote(os.fspath(folder))
+    for pattern in ("*", "*/*"):
+        suffixes = sorted({p.suffix.lower() for p in folder.glob(pattern)
+                           if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()})
+        if suffixes:
+            return f"pass the audio files inside it, e.g. {quoted}/{pattern}{suffixes[0]}"
+    return (f"it holds no audio files ({', '.join(AUDIO_SUFFIXES)}), nor do its subfolders; "
+            "pass the clips themselves")
+
+
 @contextlib.contextmanager
 def _open(path: Path) -> Iterator[sf.SoundFile]:
     """The file opened for reading, after the checks that need no decoding."""
@@ -212,10 +226,7 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
                              path=path, fix="save the clip to a file and pass its path")
         raise AudioError("file not found", path=path, fix="check the path")
     if path.is_dir():
-        raise AudioError("is a folder, not an audio file", path=path,
-                         # the folder's own name: "folder/*.wav" was copied as written
-                         fix=f"pass the audio files inside it, e.g. "
-                             f"{shlex.quote(os.fspath(path))}/*.wav")
+        raise AudioError("is a folder, not an audio file", path=path, fix=_folder_fix(path))
     refuse_special(path, AudioError, fix=FORMATS_HINT)
     try:
         size = path.stat().st_size

@@ -285,12 +285,24 @@ def test_ctrl_c_while_soundfile_works_stops_cleanly(tmp_path, moment, call):
 
 
 def test_a_folder_given_as_a_clip_is_told_to_give_its_files(tmp_path):
-    """The fix named 'folder/*.wav' whatever the folder was called."""
-    (tmp_path / "my takes").mkdir()
-    with pytest.raises(AudioError) as e:
-        load(tmp_path / "my takes")
-    assert e.value.problem == "is a folder, not an audio file"
-    assert e.value.fix == f"pass the audio files inside it, e.g. '{tmp_path}/my takes'/*.wav"
+    """The fix named 'folder/*.wav' whatever the folder was called, and whatever it held: a
+    board's folder holds left/ and right/, where 'board23/*.wav' matched nothing."""
+    folder = tmp_path / "my takes"
+    folder.mkdir()
+
+    def fix() -> str:
+        with pytest.raises(AudioError) as e:
+            load(folder)
+        assert e.value.problem == "is a folder, not an audio file"
+        return e.value.fix
+
+    assert fix() == ("it holds no audio files (.wav, .flac, .ogg), nor do its subfolders; pass "
+                     "the clips themselves")
+    (folder / "left").mkdir()
+    (folder / "left" / "take001.flac").write_bytes(b"")
+    assert fix() == f"pass the audio files inside it, e.g. '{folder}'/*/*.flac"
+    (folder / "take001.wav").write_bytes(b"")
+    assert fix() == f"pass the audio files inside it, e.g. '{folder}'/*.wav"
 
 
 def test_a_dash_is_told_apart_from_a_missing_file(tmp_path, monkeypatch):
