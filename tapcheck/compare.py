@@ -163,7 +163,9 @@ def _all_crops(dataset: Dataset, *, config: Config, progress: bool,
     if not test_takes:
         raise DatasetError("has no takes in the test split: nothing to compare on",
                            path=dataset.root / "manifest.csv",
-                           fix="mark held-out takes split=test (tapcheck import --split test)")
+                           fix="record or import takes with --split test (tapcheck record --split "
+                               "test, or tapcheck import --split test), or set the split column of "
+                               "a few takes per board to test in the manifest")
     labels = np.array([t.label == "defect" for t in test_takes])
     if labels.all() or not labels.any():
         log("tapcheck: warning: the test split holds only one label; AUC is undefined")

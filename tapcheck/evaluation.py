@@ -376,7 +376,9 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     if not test:
         raise DatasetError("has no takes in the test split: nothing to evaluate",
                            path=dataset.root / "manifest.csv",
-                           fix="mark held-out takes split=test (tapcheck import --split test)")
+                           fix="record or import new takes of each board into it with --split test "
+                               "(tapcheck record --split test, or tapcheck import --split test); "
+                               "takes the model was trained on tell nothing of new ones")
     checkpoint = judge.model.checkpoint
     files = [dataset.path_of(t) for t in test]
     # read once: for copies among the test takes and for the model's own or enrolled ones

@@ -108,6 +108,23 @@ def test_evaluate_command_judges_the_test_split(tiny_model, tiny_dataset, run_cl
     assert "model states: knn scorer, threshold " in out
 
 
+def test_a_dataset_without_test_takes_is_told_how_to_get_some(tiny_model, small_train_set,
+                                                               run_cli, tmp_path):
+    """The fix read 'tapcheck import --split test', which refuses the dataset's own takes: new
+    takes are what tell a model's rates; compare may also re-split the manifest."""
+    code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", small_train_set)
+    assert code == 2 and out == "" and err.splitlines() == [
+        f"tapcheck: error: {small_train_set / 'manifest.csv'}: has no takes in the test split: "
+        "nothing to evaluate — record or import new takes of each board into it with --split "
+        "test (tapcheck record --split test, or tapcheck import --split test); takes the model "
+        "was trained on tell nothing of new ones"]
+    code, out, err = run_cli("compare", "--dataset", small_train_set, "--models", "ae",
+                             "--epochs", "1", "--out", tmp_path / "report")
+    assert code == 2 and "nothing to compare on — record or import takes with --split test " \
+        "(tapcheck record --split test, or tapcheck import --split test), or set the split " \
+        "column of a few takes per board to test in the manifest" in err, err
+
+
 def test_evaluate_names_a_missing_model_file(tiny_dataset, run_cli, tmp_path):
     code, _, err = run_cli("evaluate", "--model", tmp_path / "none.pt", "--dataset",
                            tiny_dataset.root)
