@@ -380,9 +380,11 @@ def check_rewritable(path: Path) -> None:
 def _undo_last(path: Path) -> dict[str, Any]:
     from .modelfile import read_checkpoint
 
-    load_model(path)  # the same checks as any use of the file
+    loaded = load_model(path)  # the same checks as any use of the file
     checkpoint = dict(read_checkpoint(path))
     enrolled = list(checkpoint.get("enrolled", []))
+    if not enrolled and not isinstance(loaded.detector, KNNDetector):
+        _load_knn(path, config=None)  # its one line: a scorer without references takes none
     if not enrolled:
         raise ModelFileError("has no enrolment to undo", path=path,
                              fix="enrol clips first with "

@@ -514,3 +514,20 @@ def test_evaluate_knows_enrolled_taps_by_their_crops(model, tiny_dataset, run_cl
     after = json.loads(out)
     assert after["enrolled_left_out"] == 3 and 13 in after["known_boards"]
     assert {r["board is"] for r in after["boards"] if r["board"] == 13} == {"known"}
+
+
+def test_a_model_without_references_says_so_to_undo_too(small_train_set, tiny_dataset, run_cli,
+                                                        tmp_path):
+    """`enroll --undo` of a model scoring by reconstruction said "enrol clips first", which
+    that model refuses: both now say it takes no enrolment."""
+    model = tmp_path / "ae.pt"
+    code, _, err = run_cli("train", "--dataset", small_train_set, "--model", "ae", "--epochs",
+                           "1", "--out", model)
+    assert code == 0, err
+    digest = md5(model)
+    refused = (f"tapcheck: error: {model}: scores with 'recon', which has no reference clips to "
+               "enrol into — train a model with --scorer knn (or knn-decay, knn-ldn)")
+    for args in (["--undo"], unseen_clips(tiny_dataset)[:1]):
+        code, out, err = run_cli("enroll", "--model", model, *args)
+        assert code == 2 and out == "" and err.splitlines() == [refused], err
+    assert md5(model) == digest
