@@ -159,12 +159,23 @@ def _model_file(path: Path) -> bool:
 
 
 def _model_files_beside(path: Path, most: int = 3) -> list[Path]:
-    """Up to ``most`` tapcheck model files in ``path``'s folder, by name (see :func:`_model_file`;
-    it stops at ``most``: each look loads a header)."""
-    if not path.parent.is_dir():
-        return []
+    """Up to ``most`` tapcheck model files in ``path``'s folder (and in ``models/`` beside a bare
+    name), the names closest to ``path``'s first (see :func:`_model_file`; it stops at
+    ``most``: each look loads a header). In name order alone, ``--model models/so.pt`` was
+    offered ``models/ae-knn.pt`` and ``--model s0.pt`` a backup beside it, not ``models/s0.pt``."""
+    import difflib
+
+    folders = [path.parent] + ([path.parent / "models"] if path.parent == Path(".") or
+                               not path.parent.name else [])
+    candidates = sorted(c for folder in folders if folder.is_dir() for c in folder.glob("*.pt"))
+    wanted = path.name if path.suffix == ".pt" else path.name + ".pt"  # `--model models/s0`
+
+    def closeness(candidate: Path) -> tuple:
+        return (candidate.name != wanted,
+                -difflib.SequenceMatcher(None, candidate.name, wanted).ratio())
+
     found: list[Path] = []
-    for candidate in sorted(path.parent.glob("*.pt")):
+    for candidate in sorted(candidates, key=closeness):
         if len(found) == most:
             break
         if _model_file(candidate):
@@ -194,8 +205,10 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     what = "training checkpoint" if partial else "model file"
     fix = RESUME_FIX if partial else "use a model file written by `tapcheck train`"
     if path.is_dir():
+        inside = [] if partial else _model_files_beside(path / "model.pt", most=1)
+        example = inside[0] if inside else "models/arcface-resnet18.pt"
         raise ModelFileError(f"is a folder, not a {what}", path=path, fix=fix if partial
-                             else "pass the .pt file, e.g. models/arcface-resnet18.pt")
+                             else f"pass the .pt file, e.g. {example}")
     refuse_special(path, ModelFileError, fix=fix if partial
                    else "pass a model file written by `tapcheck train`")
     try:

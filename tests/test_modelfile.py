@@ -135,6 +135,28 @@ def test_a_missing_model_file_names_the_model_files_beside_it(tiny_model, tmp_pa
     assert beside.value.fix == f"pass --model {tmp_path / 'arcface-lite.pt'}"
 
 
+def test_a_mistyped_model_is_offered_the_closest_name_first(tiny_model, tmp_path, monkeypatch):
+    """In name order, `--model models/so.pt` was offered models/ae-knn.pt, `--model models/s0`
+    the same, and `--model s0.pt` (from the folder above models/) a backup beside it."""
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("ae-knn.pt", "ae.pt", "demo-lite.pt", "s0.pt"):
+        (models / name).write_bytes(tiny_model.read_bytes())
+    (tmp_path / "s0.orig.pt").write_bytes(tiny_model.read_bytes())
+    monkeypatch.chdir(tmp_path)
+
+    def offered(model: str) -> str:
+        with pytest.raises(ModelFileError) as e:
+            load_model(model)
+        return e.value.fix
+
+    assert offered("models/so.pt").startswith("pass --model models/s0.pt (or ")
+    assert offered("models/s0").startswith("pass --model models/s0.pt (or ")
+    assert offered("s0.pt") == "pass --model models/s0.pt (or s0.orig.pt, models/ae.pt)"
+    named = offered("models").removeprefix("pass the .pt file, e.g. ")
+    assert named.startswith("models/") and (tmp_path / named).is_file()  # not a file not there
+
+
 def test_the_missing_model_hint_names_no_file_cut_short(tiny_model, tmp_path, run_cli):
     """`judge --model bad/none.pt` said `pass --model bad/ro.pt (or bad/trunc.pt)`: trunc.pt
     is the first 100 kB of a model file, which starts like one and is none."""
