@@ -151,6 +151,13 @@ def test_unknown_dataset_lists_known_ones(tmp_path, monkeypatch):
     assert list_datasets() == ["alpha"]
     with pytest.raises(DatasetError, match="datasets here: alpha"):
         Dataset.open("beta")
+    # `--dataset alpha/` is a folder from here: "no such dataset — datasets here: alpha" read
+    # as a contradiction
+    monkeypatch.chdir(tmp_path.parent)
+    with pytest.raises(DatasetError) as e:
+        Dataset.open("alpha/")
+    assert e.value.fix == (f"--dataset alpha, without a slash, names {tmp_path / 'alpha'}; a "
+                           "path with a slash is a folder from here")
 
 
 @pytest.mark.parametrize("kwargs", [dict(side="../x"), dict(label="good"), dict(split="dev"),
