@@ -98,6 +98,12 @@ def test_unknown_model_lists_valid_ones(run_cli):
     (["enroll", "--list", "--board", "3"], "--list takes no clips, --board"),
     (["enroll", "--board", "-1", "take001.wav"], "Invalid value for '--board'"),
     (["judge", "--nope", "take001.wav"], "No such option '--nope'"),
+    # an option before the command: click offered '--help'; after a clip, the command's help
+    (["--model", "m.pt", "judge", "take001.wav"], "tapcheck: No such option '--model' before "
+     "the command — options go after the command's name: `tapcheck judge --model …`; "
+     "`tapcheck judge --help` lists what it takes"),
+    (["judge", "take001.wav", "--model"], "tapcheck judge: Option '--model' requires an "
+     "argument — `tapcheck judge --help` lists what it takes"),
     (["frobnicate"], "No such command 'frobnicate'"),
     # click lists a choice's values one per line: joined into this one
     (["import", "x.wav", "--dataset", "d", "--board", "1", "--side", "left"],

@@ -201,6 +201,17 @@ def main(argv: list[str] | None = None) -> int:
         where = e.ctx.command_path if e.ctx is not None else "tapcheck"
         # click lists a choice's values one per line ("Choose from:\n\tnormal,\n\tdefect")
         message = _joined(e.format_message()).rstrip(".")
+        at = next((i for i, a in enumerate(args) if a in cli.commands), None)
+        option = getattr(e, "option_name", None)
+        if where == "tapcheck" and at is not None and option is not None:
+            command = args[at]
+            if isinstance(e, click.NoSuchOption) and option in args[:at]:
+                # `tapcheck --model m.pt judge clip.wav`: click offered '--help'
+                echo_err(f"tapcheck: error: tapcheck: No such option '{option}' before the "
+                         f"command — options go after the command's name: `tapcheck {command} "
+                         f"{option} …`; `tapcheck {command} --help` lists what it takes")
+                return 2
+            where = f"tapcheck {command}"  # `judge x.wav --model`: the command's own help
         echo_err(f"tapcheck: error: {where}: {one_line(message)} — `{where} --help` lists what "
                  "it takes")
         return 2
