@@ -102,6 +102,14 @@ def _median_line(v: "BoardVerdict") -> str:
             f"board threshold {threshold} (for {v.expected_taps} taps)")
 
 
+def _vote_line(v: "BoardVerdict") -> str:
+    # widened as the tap lines are: a fixed four decimals printed "threshold 0.0033  median
+    # 0.0033" for a median of 0.00332 over 0.00325
+    median, threshold = score_pair(v.median, v.threshold)
+    return (f"BOARD {v.board}: {v.verdict}  {v.over} of {v.taps} taps over the threshold "
+            f"{threshold}  median {median}")
+
+
 def _vote(scores: np.ndarray, threshold: float) -> bool:
     return int((scores > threshold).sum()) * 2 > len(scores)
 
@@ -110,8 +118,7 @@ BOARD_RULES: dict[str, BoardRule] = {
     "vote": BoardRule(
         "vote", threshold=lambda tap, median_fit: float(tap), flags=_vote,
         statement=lambda info: "most of them over the tap threshold",
-        line=lambda v: (f"BOARD {v.board}: {v.verdict}  {v.over} of {v.taps} taps over the "
-                        f"threshold {v.threshold:.4f}  median {v.median:.4f}"),
+        line=_vote_line,
         per_count=False),
     "median": BoardRule(
         "median", threshold=lambda tap, median_fit: float(median_fit),

@@ -67,6 +67,11 @@ def test_the_vote_flags_a_board_when_most_of_its_taps_are_over_the_tap_threshold
     assert [(b.verdict, b.over) for b in got] == [("NORMAL", 1), ("ANOMALOUS", 2)]
     assert got[1].line() == ("BOARD 2: ANOMALOUS  2 of 3 taps over the threshold 0.5000  "
                              "median 0.6000")
+    # widened as tap lines are: "threshold 0.0033  median 0.0033" for 0.003251 and 0.00332
+    [close] = board_verdicts(["a.wav"] * 3, [0.00332, 0.00340, 0.001], threshold=0.003251,
+                             expected_taps=3, rule="vote")
+    assert close.line() == ("BOARD a.wav: ANOMALOUS  2 of 3 taps over the threshold 0.00325  "
+                            "median 0.00332")
     # an even count needs more than half: 2 of 4 is not a majority
     [tie] = board_verdicts(["a.wav"] * 4, [0.9, 0.8, 0.1, 0.2], threshold=0.5, expected_taps=3,
                            rule="vote")
