@@ -356,7 +356,12 @@ def check_splits(dataset, reports: list[TakeReport], config: Config) -> list[Fin
                   "the threshold (it is estimated leaving one board out instead)",
             fix="record at least 4 takes per normal board side"))
     test = dataset.select(split="test")
-    if train and not any(t.label == "defect" for t in test):
+    if train and not test:
+        findings.append(Finding(NOTE, "the test split has no takes: `evaluate` and `compare` "
+                                      "have nothing to measure false alarms or found defects on",
+                                fix="record or import a few more takes per board, healthy and "
+                                    "cracked, with --split test"))
+    elif train and not any(t.label == "defect" for t in test):
         findings.append(Finding(NOTE, "the test split has no defect takes, so how well defects "
                                       "are found cannot be measured",
                                 fix="add takes of a cracked board with --split test"))

@@ -217,6 +217,10 @@ def test_dataset_problems_are_each_named_with_their_fix(small_train_set, tmp_pat
                and "e.g. board01/Extra Tap.WAV" in ln for ln in notes)
     assert any(f"{takes[paths[4]]}: 2 channels averaged to mono" in ln for ln in notes)
     assert any("12 of 15 takes usable" in ln and "8000 Hz x1" in ln for ln in notes)
+    # a training set only: it said "ok  test: no takes", and evaluate then refused it
+    assert "note     the test split has no takes: `evaluate` and `compare` have nothing to " \
+           "measure false alarms or found defects on — record or import a few more takes per " \
+           "board, healthy and cracked, with --split test" in notes
     assert out.rstrip().endswith("problem(s) to fix")
 
 
