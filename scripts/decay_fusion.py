@@ -42,9 +42,10 @@ from tapcheck.judge import Judge  # noqa: E402
 SCORER_ROWS = ("knn", "knn-decay")
 
 
-def with_fit(scorer: str, fit: str) -> type:
-    """The detector class of ``scorer`` with its threshold fit fixed to ``fit``."""
-    base = SCORERS[scorer]
+def with_fit(scorer: str | type, fit: str) -> type:
+    """The detector class of ``scorer`` (a name in SCORERS, or a class) with its threshold fit
+    fixed to ``fit``."""
+    base = SCORERS[scorer] if isinstance(scorer, str) else scorer
 
     def __init__(self, **options):
         base.__init__(self, **{**options, "threshold_fit": fit})

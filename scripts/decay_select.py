@@ -30,7 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from decay_fusion import measure  # noqa: E402
+from decay_fusion import measure, with_fit  # noqa: E402
+from new_boards import MEASURED_FIT  # noqa: E402
 
 from tapcheck.datasets import Dataset  # noqa: E402
 from tapcheck.decay import FMIN_BIN, PEAK_FRAMES, RING_Z, crop_decay  # noqa: E402
@@ -95,8 +96,10 @@ def _range(x: np.ndarray) -> list[float]:
 
 
 def forms(models: list[Path], ds: Dataset) -> dict:
-    runs = [measure(m, ds, scorers={"knn-decay": DecayKNNDetector,
-                                    "knn-decay-global": GlobalDecayKNN}) for m in models]
+    # the gamma fit, as decay-select.json was measured (before log-normal became the default)
+    scorers = {"knn-decay": with_fit(DecayKNNDetector, MEASURED_FIT),
+               "knn-decay-global": with_fit(GlobalDecayKNN, MEASURED_FIT)}
+    runs = [measure(m, ds, scorers=scorers) for m in models]
     return {"models": [r["model"] for r in runs],
             **{s: {k: float(np.mean([r[s][k] for r in runs]))
                    for k in ("auc", "far_unseen", "far_known", "recall", "board_median_healthy",

@@ -37,8 +37,11 @@ FAR = 0.05
 def train(ds: Dataset, *, stretch: float, seed: int, out: Path) -> Path:
     """arcface-lite on ``ds`` with this stretch and seed, hold-out calibration (reused if saved)."""
     if not out.exists():
+        # the gamma fit: stretch-select.md's unseen_flagged was measured with it (before
+        # 2026-12-03, when log-normal became the default); a model saved since keeps its own
         config = load_config(None).replace("train", model="arcface-lite", seed=seed,
-                                           calibration="hold-out", freq_stretch=stretch)
+                                           calibration="hold-out", freq_stretch=stretch,
+                                           threshold_fit="gamma")
         save_checkpoint(out, train_model(ds, config=config, progress=False))
     return out
 

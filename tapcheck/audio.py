@@ -206,12 +206,13 @@ def _folder_fix(folder: Path) -> str:
     its subfolders (``board23/`` holds ``left/`` and ``right/``: "board23/*.wav" matched
     nothing), in the folder's own spelling ("folder/*.wav" was copied as written)."""
     quoted = shlex.quote(os.fspath(folder))
-    for pattern in ("*", "*/*"):
-        suffixes = sorted({p.suffix.lower() for p in folder.glob(pattern)
+    for pattern in ("*", "*/*", "*/*/*"):  # a dataset's takes lie at board*/side/
+        # as spelled: "*.wav" matches no TAKE001.WAV
+        suffixes = sorted({p.suffix for p in folder.glob(pattern)
                            if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()})
         if suffixes:
             return f"pass the audio files inside it, e.g. {quoted}/{pattern}{suffixes[0]}"
-    return (f"it holds no audio files ({', '.join(AUDIO_SUFFIXES)}), nor do its subfolders; "
+    return (f"no audio files ({', '.join(AUDIO_SUFFIXES)}) lie in it or two folders down; "
             "pass the clips themselves")
 
 

@@ -144,12 +144,13 @@ def board_name_problem(name: str) -> str | None:
     if not name.isprintable():
         return (f"holds a line break or another control character ({name!r}); name the board "
                 "with letters, digits and punctuation, e.g. --board 21")
-    if not re.fullmatch(r"\s*\+?[0-9]+\s*", name) and os.path.lexists(name):
+    if not re.fullmatch(r"\s*\+?[0-9]+\s*", name) and os.path.isfile(name):
         # `judge --board take001.wav take002.wav`, the number forgotten: the first clip became
         # the board's name, was never judged, and a cracked board's verdict could read NORMAL
-        # (a number is a board even beside a folder of that name)
-        return ("is a file or folder, not a board; --board takes the board's number or serial, "
-                "and the clips follow it, e.g. --board 21 " + name)
+        # (a number is a board even beside a file of that name; a folder may be named after a
+        # board's serial, A-21/)
+        return ("is a file, not a board; --board takes the board's number or serial, and the "
+                "clips follow it, e.g. --board 21 " + name)
     if len(name) > MAX_BOARD_NAME:
         return f"is {len(name)} characters long; a board name has at most {MAX_BOARD_NAME}"
     return None

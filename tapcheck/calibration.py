@@ -151,12 +151,13 @@ def tap_medians(scores: np.ndarray, groups: np.ndarray | None, *, taps: int, dra
                 seed: int = 0, statistic=np.median) -> np.ndarray:
     """Medians of ``taps`` scores drawn without replacement within each group, shape (m,).
 
-    The medians a board verdict of ``taps`` taps sees on normal boards, ``draws`` per group, so
-    each board weighs alike. A group with fewer than ``taps`` clips gives the medians of all of
-    them: skipped, it left the fit to the boards that had enough — after ``enroll`` of 5 taps
-    per side into a model with 2 calibration clips per board, to the enrolled board alone, and
-    the median rule flagged half the healthy boards. Without groups all clips are one group.
-    ``statistic`` (any numpy reduction taking ``axis``) replaces the median for other rules.
+    The medians a board verdict of ``taps`` taps sees on normal boards, ``draws`` per group.
+    A group with fewer than ``taps`` clips draws them with replacement, which keeps its clips'
+    own spread (the median of 3 draws from 2 clips is one of them). Skipped, such groups left
+    the fit to the boards that had enough: after ``enroll`` of 5 taps per side into a model
+    with 2 calibration clips per board, to the enrolled board alone, and the median rule
+    flagged half the healthy boards. Without groups all clips are one group. ``statistic``
+    (any numpy reduction taking ``axis``) replaces the median for other board rules.
     """
     scores = np.asarray(scores, dtype=np.float64)
     groups = np.zeros(len(scores), dtype=int) if groups is None else np.asarray(groups)
@@ -164,7 +165,10 @@ def tap_medians(scores: np.ndarray, groups: np.ndarray | None, *, taps: int, dra
     out = []
     for g in np.unique(groups):
         mine = scores[groups == g]
-        picks = np.argsort(rng.random((draws, len(mine))), axis=1)[:, :min(taps, len(mine))]
+        if len(mine) < taps:
+            picks = rng.integers(0, len(mine), size=(draws, taps))
+        else:
+            picks = np.argsort(rng.random((draws, len(mine))), axis=1)[:, :taps]
         out.append(statistic(mine[picks], axis=1))
     return np.concatenate(out) if out else scores.copy()
 

@@ -186,8 +186,8 @@ class Dataset:
                 raise DatasetError(
                     f"is a folder inside dataset {_as_given(holder)}, not a dataset", path=root,
                     fix=f"give the dataset, {_as_given(holder)}")
-            if root.name in list_datasets() and os.path.abspath(root) != os.path.abspath(
-                    recordings_home() / root.name):
+            if os.fspath(name).endswith("/") and root.name in list_datasets() and \
+                    os.path.abspath(root) != os.path.abspath(recordings_home() / root.name):
                 # `--dataset plant/`: a path from here, while the list named plant
                 raise DatasetError(
                     "no such dataset (no manifest.csv)", path=root,

@@ -363,25 +363,32 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     """Whether the model ``head`` was trained on ``dataset``: some of its training takes are
     in it, by path and bytes (a dataset moved, renamed, grown or named as ``.`` is the same;
     another site's dataset of the same name is not). A file without digests (before
-    2026-12-03) is told by the dataset's name or folder; one whose manifest no longer lists any
-    of the model's takes, by its folder (its training takes taken out of the manifest, it read
-    as another dataset)."""
+    2026-12-03) is told by the dataset's name or folder. When none of the model's takes is at
+    its path here (the takes moved into another folder), up to :data:`SAME_DATASET_LOOKS` of
+    the dataset's takes are compared by bytes alone: its stored folder, as typed, names any
+    site's ``recordings/plant``."""
     from .datasets import take_digests
     from .modelfile import provenance
 
     listed = provenance(head, "takes") + provenance(head, "calibration_takes")
     digests = provenance(head, "digests")
-    source = head["dataset"]
-    root = os.path.realpath(dataset.root)
-    same_folder = os.path.realpath(source["path"]) == root
     if digests and len(digests) == len(listed):
         here = {t.path: t for t in dataset.takes}
         pairs = [(here[p], d) for p, d in zip(listed, digests, strict=True) if p in here][:5]
-        if not pairs:  # nothing to compare by bytes: the folder it was trained in says it
-            return same_folder
-        found = take_digests(dataset, [t for t, _ in pairs])
-        return any(f == d for f, (_, d) in zip(found, pairs, strict=True))
-    return source.get("name") == os.path.basename(root) or same_folder
+        if pairs:
+            found = take_digests(dataset, [t for t, _ in pairs])
+            return any(f == d for f, (_, d) in zip(found, pairs, strict=True))
+        heard = set(digests)
+        return any(d in heard for d in take_digests(dataset,
+                                                    dataset.takes[:SAME_DATASET_LOOKS]))
+    source = head["dataset"]
+    root = os.path.realpath(dataset.root)
+    return source.get("name") == os.path.basename(root) or \
+        os.path.realpath(source["path"]) == root
+
+
+#: takes read by bytes to tell a dataset whose takes all moved (a few MB: seconds at most)
+SAME_DATASET_LOOKS = 50
 
 
 def check_trained(checkpoint: dict[str, Any], out: str | os.PathLike) -> None:

@@ -296,8 +296,11 @@ def test_a_folder_given_as_a_clip_is_told_to_give_its_files(tmp_path):
         assert e.value.problem == "is a folder, not an audio file"
         return e.value.fix
 
-    assert fix() == ("it holds no audio files (.wav, .flac, .ogg), nor do its subfolders; pass "
+    assert fix() == ("no audio files (.wav, .flac, .ogg) lie in it or two folders down; pass "
                      "the clips themselves")
+    (folder / "board01" / "left").mkdir(parents=True)  # a dataset's folder
+    (folder / "board01" / "left" / "TAKE001.WAV").write_bytes(b"")
+    assert fix() == f"pass the audio files inside it, e.g. '{folder}'/*/*/*.WAV"  # as spelled
     (folder / "left").mkdir()
     (folder / "left" / "take001.flac").write_bytes(b"")
     assert fix() == f"pass the audio files inside it, e.g. '{folder}'/*/*.flac"

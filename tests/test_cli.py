@@ -102,6 +102,11 @@ def test_unknown_model_lists_valid_ones(run_cli):
     (["--model", "m.pt", "judge", "take001.wav"], "tapcheck: No such option '--model' before "
      "the command — options go after the command's name: `tapcheck judge --model …`; "
      "`tapcheck judge --help` lists what it takes"),
+    (["--model=m.pt", "judge", "take001.wav"], "tapcheck: No such option '--model' before "
+     "the command — options go after the command's name: `tapcheck judge --model …`"),
+    # an option the command has not either: no advice to give it there
+    (["--nope", "judge", "take001.wav"], "tapcheck: No such option '--nope' — `tapcheck "
+     "--help` lists what it takes"),
     (["judge", "take001.wav", "--model"], "tapcheck judge: Option '--model' requires an "
      "argument — `tapcheck judge --help` lists what it takes"),
     (["frobnicate"], "No such command 'frobnicate'"),
@@ -129,12 +134,14 @@ def test_a_clip_given_as_the_board_is_refused(run_cli, tmp_path, monkeypatch):
         clip.write_bytes(b"")
     code, out, err = run_cli("judge", "--board", clips[0], clips[1])
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
-    assert (f"'--board': is a file or folder, not a board; --board takes the board's number or "
-            f"serial, and the clips follow it, e.g. --board 21 {clips[0]}") in err
+    assert (f"'--board': is a file, not a board; --board takes the board's number or serial, "
+            f"and the clips follow it, e.g. --board 21 {clips[0]}") in err
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "21").mkdir()  # a number is a board, whatever the folder holds
-    code, _, err = run_cli("judge", "--board", "21", clips[0])
-    assert "--board" not in err, err
+    (tmp_path / "21").write_bytes(b"")  # a number is a board, whatever file bears its name
+    (tmp_path / "A-21").mkdir()  # and a serial may name the board's folder
+    for board in ("21", "A-21"):
+        code, _, err = run_cli("judge", "--board", board, clips[0])
+        assert "--board" not in err, err
 
 
 def test_unknown_dataset(run_cli):

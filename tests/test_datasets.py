@@ -158,6 +158,8 @@ def test_unknown_dataset_lists_known_ones(tmp_path, monkeypatch):
         Dataset.open("alpha/")
     assert e.value.fix == (f"--dataset alpha, without a slash, names {tmp_path / 'alpha'}; a "
                            "path with a slash is a folder from here")
+    with pytest.raises(DatasetError, match="datasets here: alpha"):  # a path meant as one
+        Dataset.open(tmp_path / "backup" / "alpha")
 
 
 @pytest.mark.parametrize("kwargs", [dict(side="../x"), dict(label="good"), dict(split="dev"),

@@ -412,14 +412,21 @@ def test_train_does_not_replace_another_datasets_model(tiny_model, tiny_dataset,
     code, out, err = run_cli("train", "--dataset", moved, "--model", "ae", "--epochs", "1",
                              "--out", tmp_path / "bench-moved.pt")
     assert code == 2 and f"--out {tmp_path / 'bench-moved-2.pt'}," in err, err
-    # the same folder whose manifest no longer lists any take the model heard (all moved into
-    # a subfolder) is the same dataset: it read as another one, nothing left to compare
-    (site / "old").mkdir()
-    text = (site / "manifest.csv").read_text().splitlines()
-    for board in sorted(site.glob("board*")):
-        board.rename(site / "old" / board.name)
-    (site / "manifest.csv").write_text("\n".join(text[:1] + ["old/" + row for row in text[1:]])
-                                       + "\n")
-    code, out, err = run_cli("train", "--dataset", site, "--model", "ae", "--epochs", "1",
-                             "--out", tmp_path / "bench-moved.pt")
+    # takes moved into a subfolder, none at a path the model knows: the same dataset by their
+    # bytes (it read as another one); another site's, moved alike, stays another dataset
+    def moved_in(folder: Path) -> Path:
+        (folder / "old").mkdir()
+        text = (folder / "manifest.csv").read_text().splitlines()
+        for board in sorted(folder.glob("board*")):
+            board.rename(folder / "old" / board.name)
+        (folder / "manifest.csv").write_text(
+            "\n".join(text[:1] + ["old/" + row for row in text[1:]]) + "\n")
+        return folder
+
+    code, out, err = run_cli("train", "--dataset", moved_in(site), "--model", "ae", "--epochs",
+                             "1", "--out", tmp_path / "bench-moved.pt")
     assert code == 0 and "replacing" not in out, err
+    elsewhere = moved_in(other_recordings(tmp_path / "site-c" / "bench-moved", 3))
+    code, out, err = run_cli("train", "--dataset", elsewhere, "--model", "ae", "--epochs", "1",
+                             "--out", tmp_path / "bench-moved.pt")
+    assert code == 2 and "holds a model trained on another dataset" in err, err

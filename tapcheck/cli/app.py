@@ -205,13 +205,17 @@ def main(argv: list[str] | None = None) -> int:
         option = getattr(e, "option_name", None)
         if where == "tapcheck" and at is not None and option is not None:
             command = args[at]
-            if isinstance(e, click.NoSuchOption) and option in args[:at]:
-                # `tapcheck --model m.pt judge clip.wav`: click offered '--help'
-                echo_err(f"tapcheck: error: tapcheck: No such option '{option}' before the "
-                         f"command — options go after the command's name: `tapcheck {command} "
-                         f"{option} …`; `tapcheck {command} --help` lists what it takes")
-                return 2
-            where = f"tapcheck {command}"  # `judge x.wav --model`: the command's own help
+            before = [a.split("=", 1)[0] for a in args[:at]]  # `--model=m.pt` too
+            own = {o for param in cli.commands[command].params for o in param.opts}
+            if isinstance(e, click.NoSuchOption) and option in before:
+                if option in own:  # `tapcheck --model m.pt judge clip.wav`: click offered --help
+                    echo_err(f"tapcheck: error: tapcheck: No such option '{option}' before the "
+                             f"command — options go after the command's name: `tapcheck "
+                             f"{command} {option} …`; `tapcheck {command} --help` lists what "
+                             "it takes")
+                    return 2
+            else:
+                where = f"tapcheck {command}"  # `judge x.wav --model`: the command's own help
         echo_err(f"tapcheck: error: {where}: {one_line(message)} — `{where} --help` lists what "
                  "it takes")
         return 2
