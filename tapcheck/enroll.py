@@ -107,7 +107,7 @@ def undo_advice(model: str | os.PathLike, *, index: int, count: int) -> str:
     return (f"it is enrolment {index + 1} of {count} "
             f"(`{model_command(model, 'enroll', '--list')}`), and {undo} takes back the last "
             f"one only: run it {later + 1} times, then enrol the clips of the {later} later "
-            f"enrolment{'s' if later > 1 else ''} again")
+            f"enrolment{'s' if later > 1 else ''} again, each with its own --board")
 
 
 def enrolment_of(entries: Sequence[dict[str, Any]], path: str | os.PathLike,

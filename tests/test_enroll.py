@@ -190,6 +190,15 @@ def test_a_recording_is_enrolled_once(model, tiny_dataset, run_cli, tmp_path):
         assert code == 2 and len(lines) == 1 and "was enrolled into this model on" in lines[0]
         assert f"`tapcheck enroll --model {model} --undo`" in lines[0]
     assert md5(model) == digest  # a repeat would have lowered the threshold for no new tap
+    # with a later enrolment, one --undo would take back that one: the line says how many
+    code, _, err = run_cli("enroll", "--model", model, "--board", 12,
+                           *unseen_clips(tiny_dataset, board=12, n=2))
+    assert code == 0, err
+    code, _, err = run_cli("enroll", "--model", model, "--board", 13, clips[2])
+    assert code == 2 and err.rstrip().endswith(
+        f"it is enrolment 1 of 2 (`tapcheck enroll --model {model} --list`), and `tapcheck "
+        f"enroll --model {model} --undo` takes back the last one only: run it 2 times, then "
+        "enrol the clips of the 1 later enrolment again, each with its own --board"), err
 
 
 def test_the_same_tap_as_wav_and_flac_is_enrolled_once(model, tiny_dataset, run_cli, tmp_path):
@@ -345,7 +354,8 @@ def test_evaluate_warns_of_enrolled_takes_the_manifest_labels_defect(model, tiny
     assert [x for x in err.splitlines() if "labelled defect" in x] == [
         said + f"it is enrolment 1 of 2 (`tapcheck enroll --model {model} --list`), and "
         f"`tapcheck enroll --model {model} --undo` takes back the last one only: run it 2 "
-        "times, then enrol the clips of the 1 later enrolment again"]
+        "times, then enrol the clips of the 1 later enrolment again, each with its own "
+        "--board"]
 
 
 def test_evaluate_after_enrolment_still_names_a_missing_test_take(model, tiny_dataset,
