@@ -149,7 +149,8 @@ def bootstrap_interval(scores: np.ndarray, *, far: float, n_boot: int = 100, see
 
 def tap_medians(scores: np.ndarray, groups: np.ndarray | None, *, taps: int, draws: int = 200,
                 seed: int = 0, statistic=np.median) -> np.ndarray:
-    """Medians of ``taps`` scores drawn without replacement within each group, shape (m,).
+    """Medians of ``taps`` scores drawn within each group (without replacement where it has
+    ``taps`` clips), shape (m,).
 
     The medians a board verdict of ``taps`` taps sees on normal boards, ``draws`` per group.
     A group with fewer than ``taps`` clips draws them with replacement, which keeps its clips'
