@@ -144,7 +144,7 @@ def board_name_problem(name: str) -> str | None:
     if not name.isprintable():
         return (f"holds a line break or another control character ({name!r}); name the board "
                 "with letters, digits and punctuation, e.g. --board 21")
-    if not re.fullmatch(r"\s*\+?[0-9]+\s*", name) and os.path.isfile(name):
+    if not _NUMBER.fullmatch(name.strip()) and os.path.isfile(name):
         # `judge --board take001.wav take002.wav`, the number forgotten: the first clip became
         # the board's name, was never judged, and a cracked board's verdict could read NORMAL
         # (a number is a board even beside a file of that name; a folder may be named after a
@@ -161,7 +161,11 @@ def board_name(name: str) -> str:
     spaces (``--board 07``, ``' 7'`` and ``+7`` are board 7, as ``board07/`` is), a serial
     stripped."""
     name = name.strip()
-    return str(int(name)) if re.fullmatch(r"\+?[0-9]+", name) else name
+    return str(int(name)) if _NUMBER.fullmatch(name) else name
+
+
+#: a board number as typed by hand (``07``, ``+7``): a number, not a serial
+_NUMBER = re.compile(r"\+?[0-9]+")
 
 
 def other_board_folders(paths: Sequence[str | os.PathLike], board: str) -> list[tuple[str, str]]:

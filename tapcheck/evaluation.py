@@ -387,9 +387,9 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     enrolled = enrolled_mask(checkpoint, files, prints=prints)
     # a board of this dataset some of whose recordings were enrolled (with or without --board,
     # from any split) is in the reference; a --board number alone makes no board known here
-    held = enrolled_takes(checkpoint, dataset,
-                          prints={t.path: p for t, p in zip(test, prints, strict=True)})
-    defective = _warn_enrolled_defects(held, dataset, judge.model.path, checkpoint)
+    read = {t.path: p for t, p in zip(test, prints, strict=True)}
+    held = enrolled_takes(checkpoint, dataset, prints=read)
+    defective = _warn_enrolled_defects(held, dataset, judge.model.path, checkpoint, prints=read)
     # a take the model trained or calibrated on, marked test since (a manifest edited by
     # hand, a copy re-split): its score is in-sample, near 0 or inside the threshold's own fit
     config = judge.model.config
@@ -438,8 +438,8 @@ def defect_boards(dataset, boards: Sequence[int]) -> list[int]:
     return sorted(b for b in boards if b in defective and b not in healthy)
 
 
-def _warn_enrolled_defects(held: Sequence[Take], dataset, model,
-                           checkpoint: dict[str, Any]) -> list[int]:
+def _warn_enrolled_defects(held: Sequence[Take], dataset, model, checkpoint: dict[str, Any],
+                           *, prints: dict[str, str | None]) -> list[int]:
     """Warn of enrolled recordings the dataset's manifest labels ``defect`` (a board 8 tap
     enrolled as a new normal board): the model takes taps like them for sound boards, so
     defects that sound alike go unflagged, and no figure of the evaluation shows why."""
@@ -454,7 +454,9 @@ def _warn_enrolled_defects(held: Sequence[Take], dataset, model,
     for board in boards:
         takes = [t for t in held if t.board == board and t.label == "defect"]
         # the first enrolment holding one of them: --undo takes back only the last one
-        found = [enrolment_of(entries, dataset.path_of(t), content_digest(dataset.path_of(t)))
+        # the test takes' digests are read already; a training take's is read here
+        found = [enrolment_of(entries, dataset.path_of(t),
+                              prints.get(t.path) or content_digest(dataset.path_of(t)))
                  for t in takes]
         index = min((i for i in found if i is not None), default=len(entries) - 1)
         warnings.warn(
