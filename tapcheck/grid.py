@@ -22,7 +22,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -36,6 +38,9 @@ from .datasets import Dataset, Take
 from .errors import ParameterError
 from .files import atomic_write, content_digest
 
+# A cell's model file passes through a folder of this name (and the pid of its process) in the
+# temporary folder; see sweep_dead_cell_folders.
+CELL_FOLDER_PREFIX = "tapcheck-cell-"
 # Bump when a cell file's contents change meaning: old cells are recomputed.
 CELL_FORMAT = 2  # 2: false alarms on known and unseen boards, board verdicts
 
@@ -216,7 +221,8 @@ def run_cell(task: CellTask, crops: dict[str, np.ndarray], *, threads: int | Non
     test_takes = dataset.select(split="test")
     checkpoint = train_model(dataset, config=Config.from_dict(task.config), cache=cache,
                              progress=False)
-    with tempfile.TemporaryDirectory(prefix="tapcheck-cell-") as tmp:
+    sweep_dead_cell_folders()
+    with tempfile.TemporaryDirectory(prefix=f"{CELL_FOLDER_PREFIX}{os.getpid()}-") as tmp:
         # through a model file, as `judge` would load it: the scores are the saved model's
         path = save_checkpoint(Path(tmp) / "model.pt", checkpoint)
         model_bytes = path.read_bytes() if task.keep_model else None
@@ -234,6 +240,49 @@ def run_cell(task: CellTask, crops: dict[str, np.ndarray], *, threads: int | Non
            "train_seconds": round(float(checkpoint["train_seconds"]), 1)}
     return {"row": row, "scores": [float(s) for s in scores],
             "history": checkpoint["history"], "model_bytes": model_bytes}
+
+
+def sweep_dead_cell_folders(root: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the cell folders that processes killed mid-cell left behind.
+
+    A cell holds its model file in a temporary folder for a moment; a SIGKILLed ``compare``
+    (or Ray worker) gets no chance to remove it. Only folders named with the pid of a process
+    that no longer runs, and owned by this user, are removed.
+
+    Parameters
+    ----------
+    root : path, optional
+        The folder to sweep; default the temporary folder (:func:`tempfile.gettempdir`).
+
+    Returns
+    -------
+    list of Path
+        The folders removed.
+    """
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{CELL_FOLDER_PREFIX}*-*"):
+        match = re.fullmatch(rf"{CELL_FOLDER_PREFIX}(\d+)-[\w.]+", folder.name)
+        try:
+            if (not match or folder.is_symlink() or not folder.is_dir()
+                    or folder.stat().st_uid != os.getuid() or _running(int(match.group(1)))):
+                continue
+        except OSError:  # gone meanwhile: another process swept it
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OverflowError:  # no pid: not a folder of ours, kept
+        return True
+    return True
 
 
 class CellStore:

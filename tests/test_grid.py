@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from tapcheck.errors import ParameterError
-from tapcheck.grid import fold_boards, parse_seeds, takes_for_fold
+from tapcheck.grid import (CELL_FOLDER_PREFIX, fold_boards, parse_seeds,
+                           sweep_dead_cell_folders, takes_for_fold)
 from tapcheck.gridreport import paired_tests, summarize
 from tapcheck.metrics import auc
 
@@ -268,3 +269,23 @@ def test_a_cell_reads_no_dataset_file(tiny_dataset, tmp_path, one_thread):
     for key in SAME:
         assert elsewhere["row"][key] == here["row"][key], key
     assert here["model_bytes"] and elsewhere["scores"] == here["scores"]
+
+
+def test_cell_folders_of_killed_processes_are_swept(tmp_path):
+    """A cell's model file passes through a temporary folder named with its process id; a
+    killed compare leaves it, and the next cell removes it — only a dead process's, only ours."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid no process has now (reuse within this test is all but impossible)
+    dead = tmp_path / f"{CELL_FOLDER_PREFIX}{gone.pid}-abc_12"
+    (dead / "sub").mkdir(parents=True)
+    (dead / "sub" / "model.pt").write_bytes(b"x" * 100)
+    alive = tmp_path / f"{CELL_FOLDER_PREFIX}{os.getpid()}-def34"
+    alive.mkdir()
+    other = tmp_path / f"{CELL_FOLDER_PREFIX}notapid"  # a name of no cell
+    other.mkdir()
+    linked = tmp_path / f"{CELL_FOLDER_PREFIX}{gone.pid}-link"
+    linked.symlink_to(tmp_path / "kept", target_is_directory=True)
+    (tmp_path / "kept").mkdir()
+    assert sweep_dead_cell_folders(tmp_path) == [dead]
+    assert not dead.exists() and alive.is_dir() and other.is_dir() and linked.is_symlink()
+    assert (tmp_path / "kept").is_dir()
