@@ -647,6 +647,41 @@ def render_rate_intervals(_: dict) -> str:
     return "\n".join(lines) + "\n\nFrom " + "; ".join(commands) + ".\n"
 
 
+#: the crop-count comparisons (scripts/crops_select.py): (result name, set shown, model shown)
+CROPS = (("demo-lite", "demo", "arcface-lite"),
+         ("demo-s1-lite", "demo, second draw", "arcface-lite"),
+         ("demo-s2-lite", "demo, third draw", "arcface-lite"),
+         ("plant-lite", "plant", "arcface-lite"), ("demo-r18", "demo", "arcface-resnet18"))
+
+
+def render_crops(_: dict) -> str:
+    """The new-boards recipe with 2 crops per tap (the study's) against more, seed by seed."""
+    def pct(cells: list[dict], key: str) -> str:
+        v = [100 * c[key] for c in cells if c[key] is not None]
+        return f"{statistics.mean(v):.1f} %" + (f" ± {_sd(v):.1f}" if len(v) > 1 else "")
+
+    lines = ["| set | model | crops per tap | seeds | AUC mean ± sd (per seed) | unseen healthy "
+             "taps flagged (stated 5 %) | known boards' test taps flagged | defective taps found "
+             "| 3 taps, vote: healthy boards flagged / defective found | training per seed |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    commands: list[str] = []
+    for r, dataset, model in _result_sets("crops", CROPS, commands):
+        for row in r["rows"]:
+            cells = row["cells"]
+            auc = [c["auc"] for c in cells]
+            lines.append(
+                f"| {dataset} | {model} | {row['n_crops']} | "
+                f"{', '.join(str(c['seed']) for c in cells)} | "
+                f"{statistics.mean(auc):.3f} ± {_sd(auc):.3f} "
+                f"({', '.join(f'{a:.3f}' for a in auc)}) | {pct(cells, 'false_alarms_unseen')} | "
+                f"{pct(cells, 'false_alarms_known')} | {pct(cells, 'defect_recall')} | "
+                f"{pct(cells, 'vote_healthy_flagged')} / {pct(cells, 'vote_defective_found')} | "
+                f"{statistics.mean(c['train_seconds'] for c in cells):.0f} s |")
+    if not commands:
+        return "(not measured yet: scripts/crops_select.py)\n"
+    return "\n".join(lines) + "\n\nFrom " + "; ".join(commands) + ".\n"
+
+
 def render_lot_enrol(r: dict) -> str:
     """A new wood batch fixed by enrolling one or two of its boards (scripts/lot_enrol.py)."""
     if not r:
@@ -661,7 +696,7 @@ RENDERERS = {"demo": render_demo, "decay-fusion-table": render_decay_fusions,
              "default-fit-table": render_default_fits,
              "board-bound-table": render_board_bounds,
              "rate-intervals-table": render_rate_intervals,
-             "lot-enrol-plant-lite-st20": render_lot_enrol,
+             "lot-enrol-plant-lite-st20": render_lot_enrol, "crops-table": render_crops,
              "demo-lite": render_demo_lite, "demo-new-boards": render_demo_new_boards,
              "compare-demo": render_compare,
              "seeds-bf16-fp32": render_seeds, "bench": render_bench,
