@@ -259,7 +259,9 @@ def sweep_dead_cell_folders(root: str | os.PathLike | None = None) -> list[Path]
     list of Path
         The folders removed.
     """
-    removed = []
+    removed: list[Path] = []
+    if os.name != "posix":  # os.kill(pid, 0) asks whether a process runs on POSIX only
+        return removed      # (on Windows it terminates it)
     for folder in Path(root or tempfile.gettempdir()).glob(f"{CELL_FOLDER_PREFIX}*-*"):
         match = re.fullmatch(rf"{CELL_FOLDER_PREFIX}(\d+)-[\w.]+", folder.name)
         try:
