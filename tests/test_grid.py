@@ -8,7 +8,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,6 +135,9 @@ def test_killed_grid_resumes_without_recomputing_its_cells(serial_grid, tiny_dat
     assert f"{len(written)} of 8 cells reused" in result.stderr
     assert len(list(out.glob("cells/*/*.json"))) == 8
     assert cell_metrics(out) == cell_metrics(serial_grid[0])
+    # a folder the killed run held a cell's model file in (if it was killed in that moment) is
+    # gone: the rerun's cells swept it
+    assert not list(Path(tempfile.gettempdir()).glob(f"{CELL_FOLDER_PREFIX}{proc.pid}-*"))
 
 
 def test_a_rerun_reuses_every_cell_and_an_extended_grid_only_adds(serial_grid, tiny_dataset,
