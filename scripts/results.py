@@ -666,7 +666,7 @@ def render_crops(_: dict) -> str:
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     commands: list[str] = []
     for r, dataset, model in _result_sets("crops", CROPS, commands):
-        for row in r["rows"]:
+        for row in sorted(r["rows"], key=lambda row: row["n_crops"]):
             cells = row["cells"]
             auc = [c["auc"] for c in cells]
             lines.append(
