@@ -26,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from datetime import date
 from pathlib import Path
 
@@ -35,8 +36,6 @@ RECIPE = ROOT / "configs" / "new-boards.toml"
 
 def recipe_with_crops(n_crops: int, work: Path) -> Path:
     """configs/new-boards.toml with ``[features] n_crops`` set (replaced if the recipe has it)."""
-    import tomllib
-
     recipe = tomllib.loads(RECIPE.read_text(encoding="utf-8"))
     lines = [f"[{section}]\n" + "".join(f"{key} = {json.dumps(value)}\n"
                                         for key, value in fields.items())
@@ -71,8 +70,6 @@ def main(argv: list[str] | None = None) -> None:
                         help="report folders and configs (kept: a rerun reuses its cells)")
     parser.add_argument("--name", required=True, help="result file docs/results/crops-NAME.json")
     args = parser.parse_args(argv)
-    import tomllib
-
     model = args.model or tomllib.loads(RECIPE.read_text(encoding="utf-8"))["train"]["model"]
     args.work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -264,6 +264,12 @@ def render_members_judge(r: dict) -> str:
     return "\n".join(lines) + f"\n\n`{r['command']}`, {r['measured']}.\n"
 
 
+def _pct_mean_sd(values: list[float]) -> str:
+    """Percentages as the new-boards tables print them: "4.4 % ± 3.1" (no sd for one)."""
+    return f"{statistics.mean(values):.1f} %" + (
+        f" ± {_sd(values):.1f}" if len(values) > 1 else "")
+
+
 def _sd(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
@@ -573,8 +579,8 @@ def render_default_fits(_: dict) -> str:
     """Gamma or log-normal threshold on the default model files: rates against the stated 5 %."""
     def cell(models: list[dict], fit: str, key: str, *, each: bool = True) -> str:
         v = [100 * m[fit][key] for m in models]
-        text = f"{statistics.mean(v):.1f} %" + (f" ± {_sd(v):.1f}" if len(v) > 1 else "")
-        return text + (f" ({', '.join(f'{x:.1f}' for x in v)})" if each and len(v) > 1 else "")
+        each_seed = f" ({', '.join(f'{x:.1f}' for x in v)})" if each and len(v) > 1 else ""
+        return _pct_mean_sd(v) + each_seed
 
     lines = ["| set | model, stretch, calibration | fit | unseen healthy taps flagged (per seed) "
              "| known boards' test taps flagged (per seed) | defective taps found | 3 taps, vote: "
@@ -657,8 +663,7 @@ CROPS = (("demo-lite", "demo", "arcface-lite"),
 def render_crops(_: dict) -> str:
     """The new-boards recipe with 2 crops per tap (the study's) against more, seed by seed."""
     def pct(cells: list[dict], key: str) -> str:
-        v = [100 * c[key] for c in cells if c[key] is not None]
-        return f"{statistics.mean(v):.1f} %" + (f" ± {_sd(v):.1f}" if len(v) > 1 else "")
+        return _pct_mean_sd([100 * c[key] for c in cells if c[key] is not None])
 
     lines = ["| set | model | crops per tap | seeds | AUC mean ± sd (per seed) | unseen healthy "
              "taps flagged (stated 5 %) | known boards' test taps flagged | defective taps found "
