@@ -339,8 +339,10 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
                 if spec.split == "train" and spec.label == "normal" and k > takes - test_takes:
                     split = "test"
                 y16 = np.round(np.clip(y, -1, 1) * 32767) / 32767  # what the WAV will hold
+                # named before it is written: a stop inside the write (its folder made, the
+                # file renamed into place) left the board's folder behind
+                written.append(ds.root / _take_path(spec, side, k))
                 take = _synth_take(ds, y16, spec, side, k, split, sr)
-                written.append(ds.root / take.path)
                 ds.takes.append(take)
                 if k == takes:  # a board-side is done: keep the manifest current
                     ds.write_manifest()
@@ -389,6 +391,8 @@ def _remove_written(ds, written: list[Path], *, before: set[str], fresh: bool) -
         ds.write_manifest()
     for path in written:
         path.unlink(missing_ok=True)
+        for partial in path.parent.glob(f".{path.name}.*.tmp"):  # atomic_write's, stopped
+            partial.unlink(missing_ok=True)
         for folder in (path.parent, path.parent.parent):  # side, then board
             with contextlib.suppress(OSError):  # not empty: keep it
                 folder.rmdir()
@@ -400,11 +404,15 @@ def _remove_written(ds, written: list[Path], *, before: set[str], fresh: bool) -
             root.rmdir()
 
 
+def _take_path(spec: BoardSpec, side: str, k: int) -> str:
+    return f"board{spec.number:02d}/{side}/take{k:03d}.wav"
+
+
 def _synth_take(ds, y, spec: BoardSpec, side: str, k: int, split: str, sr: int):
     from .audio import peak_dbfs, write_wav
     from .datasets import Take
 
-    rel = f"board{spec.number:02d}/{side}/take{k:03d}.wav"
+    rel = _take_path(spec, side, k)
     write_wav(ds.root / rel, y, sr=sr)
     return Take(path=rel, board=spec.number, side=side, label=spec.label, group=spec.group,
                 split=split, take=k, recorded_at="", sample_rate=sr,
