@@ -101,6 +101,13 @@ def check_writable(folder: str | os.PathLike, *, create: bool = True) -> Path:
     """
     folder = Path(folder)
     check_path(folder, StorageError)  # a name no folder can have: now, not when written
+    for link in (folder, *folder.parents):
+        # a link to nothing passed as a missing folder, then `compare --out` failed after the
+        # training with "cannot be written (File exists) — a file stands where a folder should be"
+        if link.is_symlink() and not link.exists():
+            raise StorageError(f"is a symbolic link to {os.readlink(link)}, which does not exist",
+                               path=link, fix="create the folder it points to, or choose another "
+                                              "path")
     target = folder
     try:
         if create:

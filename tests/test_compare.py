@@ -165,6 +165,18 @@ def test_out_in_a_dataset_folder_is_refused(run_cli, small_compare_set, tmp_path
     assert _md5s(dataset) == before
 
 
+def test_out_a_link_to_nothing_is_refused_before_training(run_cli, small_compare_set, tmp_path):
+    """It trained every cell, then said "cannot be written (File exists)"."""
+    link = tmp_path / "reports"
+    link.symlink_to(tmp_path / "gone")
+    code, out, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                             "--epochs", "1", "--out", link)
+    assert code == 2 and out == ""
+    assert err == (f"tapcheck: error: {link}: is a symbolic link to {tmp_path / 'gone'}, which "
+                   "does not exist — create the folder it points to, or choose another path\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
+
+
 def test_resolve_models():
     assert resolve_models("all") == list(MODELS)
     assert resolve_models("study") == list(STUDY_MODELS) and len(STUDY_MODELS) == 8

@@ -40,6 +40,18 @@ def test_new_files_get_the_usual_mode_and_replaced_ones_keep_theirs(tmp_path):
         os.umask(umask)
 
 
+@pytest.mark.parametrize("create", [False, True])
+@pytest.mark.parametrize("below", ["", "sub"], ids=["the-folder", "a-parent"])
+def test_a_link_to_nothing_is_named_as_such_and_nothing_is_created(tmp_path, create, below):
+    """`compare --out` to a dangling link trained, then failed with "File exists"."""
+    link = tmp_path / "reports"
+    link.symlink_to(tmp_path / "gone")
+    with pytest.raises(StorageError, match=rf"{link}: is a symbolic link to {tmp_path / 'gone'}, "
+                                           "which does not exist — create the folder"):
+        check_writable(link / below if below else link, create=create)
+    assert sorted(os.listdir(tmp_path)) == ["reports"]
+
+
 def test_check_writable_does_not_create_what_it_only_checks(tmp_path):
     target = tmp_path / "a" / "b"
     assert check_writable(target, create=False) == target
