@@ -111,6 +111,9 @@ class TrainConfig:
     # cosine), at members x the training and the network's time; on the demo it halved
     # arcface-resnet18's AUC spread over seeds (docs/new-boards.md; models/ensemble.py)
     members: int = 1
+    # an exponential moving average of the weights over the training steps, decay per step;
+    # the averaged network is the one kept (0 = off; docs/new-boards.md, "Weight averaging")
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         check_section("train", self)  # refused when built, before any work

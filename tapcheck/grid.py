@@ -134,8 +134,9 @@ def cell_key(task: CellTask, *, fingerprint: str, folds: int, fold_seed: int) ->
     config = Config.from_dict(task.config)
     resolved = dataclasses.replace(config, train=get_spec(task.cell.model).resolve(config.train))
     settings = resolved.to_dict()
-    if settings["train"]["members"] == 1:  # one network: the key cells had before the field
-        del settings["train"]["members"]
+    for field, before in (("members", 1), ("ema_decay", 0.0)):  # the key cells had before it
+        if settings["train"][field] == before:
+            del settings["train"][field]
     settings = {"format": CELL_FORMAT, "config": settings, "dataset": fingerprint,
                 "cell": dataclasses.asdict(task.cell), "folds": folds, "fold_seed": fold_seed}
     text = json.dumps(settings, sort_keys=True, default=str)

@@ -439,6 +439,10 @@ def check_progress(state: dict[str, Any], path: str | os.PathLike) -> None:
         for key, value in member["state_dict"].items():
             if not isinstance(value, torch.Tensor) or not all_finite(value):
                 raise damaged(f"a finished member's weight {key!r} is not a finite tensor")
+    average = state.get("average")  # train.ema_decay's moving average of the weights
+    if average is not None and not (isinstance(average, dict) and all(
+            isinstance(v, torch.Tensor) and all_finite(v) for v in average.values())):
+        raise damaged("its moving average of the weights is not finite tensors")
     best = state.get("best")
     if best is not None and not (isinstance(best, (tuple, list)) and len(best) == 3
                                  and _is_real(best[0]) and _is_int(best[1])

@@ -19,6 +19,8 @@ from .modelcheck import check_progress
 from .modelfile import read_partial, save_partial
 
 if TYPE_CHECKING:
+    from torch.optim.swa_utils import AveragedModel
+
     from .datasets import Dataset
     from .models.base import TapModel
     from .training_data import TrainingData
@@ -26,7 +28,8 @@ if TYPE_CHECKING:
 
 def training_state(*, model: TapModel, optimizer: torch.optim.Optimizer,
                    scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator,
-                   history: list[dict], best: tuple | None = None) -> dict[str, Any]:
+                   history: list[dict], best: tuple | None = None,
+                   average: AveragedModel | None = None) -> dict[str, Any]:
     """Everything a run needs to continue after its last finished epoch (tensors and plain data).
 
     Weights are copied to the CPU in the contiguous layout, so the state does not depend on
@@ -42,13 +45,18 @@ def training_state(*, model: TapModel, optimizer: torch.optim.Optimizer,
         # early stopping's best epoch so far (validation loss, epoch, weights), if it is on
         "best": None if best is None else (best[0], best[1], {
             k: v.detach().to("cpu", memory_format=torch.contiguous_format).clone()
-            for k, v in best[2].items()})}
+            for k, v in best[2].items()}),
+        # the weights' moving average so far (train.ema_decay), with its count of updates
+        "average": None if average is None else {
+            k: v.detach().to("cpu", memory_format=torch.contiguous_format).clone()
+            for k, v in average.state_dict().items()}}
 
 
 def restore_training_state(state: dict[str, Any], *, model: TapModel,
                            optimizer: torch.optim.Optimizer,
                            scheduler: torch.optim.lr_scheduler.LRScheduler,
-                           generator: torch.Generator) -> list[dict]:
+                           generator: torch.Generator,
+                           average: AveragedModel | None = None) -> list[dict]:
     """Put a run back where :func:`training_state` saw it; returns the history so far.
 
     Raises
@@ -62,6 +70,8 @@ def restore_training_state(state: dict[str, Any], *, model: TapModel,
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if average is not None:
+            average.load_state_dict(state["average"])
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
         raise ModelFileError(
             f"the interrupted run's progress (.partial) does not fit this model "

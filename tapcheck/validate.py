@@ -147,6 +147,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "board_far": number(0.0, 1.0, lo_open=True, hi_open=True),
         "pseudo_per_batch": flag,
         "members": whole(1, 16),
+        "ema_decay": number(0.0, 1.0, hi_open=True),
     },
     "record": {
         "clip_dbfs": number(-400.0, 0.0),
@@ -202,6 +203,10 @@ def _train_together(t: Any) -> tuple[str, str] | None:
                                   "threshold on held-out takes; set calib_fraction above 0 "
                                   "(default 0.15), or calibration 'leave-one-board-out' (kNN "
                                   "scorers) or 'cross-fit', which use every take")
+    if t.ema_decay > 0 and t.patience > 0:  # which weights: the best epoch's, or the average?
+        return ("ema_decay", f"{t.ema_decay} averages the weights over the whole run, and "
+                             f"patience {t.patience} keeps the best epoch's weights instead; "
+                             "set one of them to 0")
     return None
 
 

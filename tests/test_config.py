@@ -72,6 +72,8 @@ def test_toml_overrides_and_types(tmp_path):
     ("[features]\nn_fft = 65536\nhop_length = 8192\n", "more than a clip of duration_s 3 s"),
     ("[train]\ncalibration = 'hold-out'\ncalib_fraction = 0\n",
      "'train.calib_fraction': 0 holds out no takes"),
+    ("[train]\nema_decay = 0.99\npatience = 3\n",
+     "'train.ema_decay': 0.99 averages the weights over the whole run, and patience 3"),
     ("[train\n", "not valid TOML"),
     ("[features]\npre_frames = 500\n", "more than half of a crop's n_frames"),
     ("train = 3\n", "'train' must be a table, not int 3 — write its settings under a \\[train\\]"),

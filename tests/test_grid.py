@@ -294,3 +294,20 @@ def test_cell_folders_of_killed_processes_are_swept(tmp_path):
     assert sweep_dead_cell_folders(tmp_path) == [dead]
     assert not dead.exists() and alive.is_dir() and other.is_dir() and linked.is_symlink()
     assert (tmp_path / "kept").is_dir()
+
+
+def test_a_cell_keeps_its_key_when_a_setting_is_added_at_its_old_behaviour():
+    """train.ema_decay came after cells were stored: 0 (off) keys a cell as a config without
+    the field did, so report folders' cells are still reused; another value is another cell."""
+    from tapcheck.config import Config
+    from tapcheck.grid import Cell, CellTask, cell_key
+
+    def key(config: dict) -> str:
+        task = CellTask(cell=Cell("arcface-lite", 0, None), config=config, takes=(),
+                        dataset_root="", keep_model=False)
+        return cell_key(task, fingerprint="f", folds=0, fold_seed=0)
+
+    before = Config().to_dict()
+    del before["train"]["ema_decay"]
+    assert key(Config().to_dict()) == key(before)
+    assert key(Config().replace("train", ema_decay=0.99).to_dict()) != key(before)

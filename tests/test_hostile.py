@@ -46,6 +46,7 @@ def test_every_setting_has_a_rule():
     ("train", "knn_metric", "cosin"), ("train", "triplet_mining", "batch_hard"),
     ("features", "top_db", math.nan), ("features", "n_bins", 5000), ("train", "lr", math.inf),
     ("train", "optimizer", "adamw"), ("train", "scorer", "kNN"), ("train", "seed", -1),
+    ("train", "ema_decay", 1.0), ("train", "ema_decay", -0.5),
 ])
 def test_settings_refused_when_loaded(tmp_path, section, key, value):
     text = "nan" if isinstance(value, float) and math.isnan(value) else (

@@ -43,9 +43,14 @@ def _same_model(a: dict, b: dict) -> None:
     assert [h["epoch"] for h in b["history"]] == list(range(1, EPOCHS + 1))
 
 
+@pytest.fixture(params=[0.0, 0.9], ids=["last-weights", "moving-average"])
+def ema_decay(request) -> float:
+    return request.param
+
+
 @pytest.fixture
-def uninterrupted(small_train_set, fast) -> dict:
-    config = load_config(fast).replace("train", epochs=EPOCHS)
+def uninterrupted(small_train_set, fast, ema_decay) -> dict:
+    config = load_config(fast).replace("train", epochs=EPOCHS, ema_decay=ema_decay)
     return train_model(Dataset.open(small_train_set), config=config, progress=False)
 
 
@@ -54,10 +59,12 @@ class _Stop(Exception):
 
 
 def test_resume_gives_the_model_an_uninterrupted_run_gives(small_train_set, fast, tmp_path,
-                                                           uninterrupted, monkeypatch):
+                                                           uninterrupted, ema_decay, monkeypatch):
+    """With train.ema_decay the moving average is part of the progress: a resumed run that
+    restarted it from the weights of epoch 2 would keep other weights."""
     import tapcheck.resume as resume
 
-    config = load_config(fast).replace("train", epochs=EPOCHS)
+    config = load_config(fast).replace("train", epochs=EPOCHS, ema_decay=ema_decay)
     partial = tmp_path / "m.pt.partial"
     save = resume.save_partial
 
@@ -222,6 +229,40 @@ def test_sigkill_mid_training_loses_nothing_and_resume_finishes(
     assert not list(out.parent.glob(".*.tmp"))
     _same_model(uninterrupted, torch.load(out, weights_only=True))
     assert _digests(root) == {p: d for p, d in before.items() if p != out}
+
+
+def test_the_moving_average_is_the_bias_corrected_one_and_averages_batchnorm_too():
+    """Brute force: after n updates, weights w_1..w_n count (1 - d) d^(n - i) / (1 - d^n)."""
+    from tapcheck.fitting import moving_average
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    average = moving_average(net, decay=0.8)
+    seen = []
+    for n in range(1, 7):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(torch.randn_like(p))
+            net[1].running_mean.copy_(torch.randn(2))
+        seen.append(torch.cat([net[0].weight.flatten(), net[1].running_mean]))
+        average.update_parameters(net)
+        shares = [(1 - 0.8) * 0.8 ** (n - i) / (1 - 0.8 ** n) for i in range(1, n + 1)]
+        expected = sum(share * w for share, w in zip(shares, seen))
+        got = torch.cat([average.module[0].weight.flatten(), average.module[1].running_mean])
+        torch.testing.assert_close(got, expected)
+
+
+def test_training_with_a_moving_average_keeps_the_average_not_the_last_weights(
+        small_train_set, fast):
+    """The same steps (the losses match), another network kept: the average is not the last."""
+    config = load_config(fast).replace("train", epochs=2)
+    last = train_model(Dataset.open(small_train_set), config=config, progress=False)
+    averaged = train_model(Dataset.open(small_train_set), progress=False,
+                           config=config.replace("train", ema_decay=0.9))
+    assert [h["loss"] for h in averaged["history"]] == [h["loss"] for h in last["history"]]
+    assert averaged["config"]["train"]["ema_decay"] == 0.9
+    differ = [k for k, v in last["state_dict"].items()
+              if v.is_floating_point() and not torch.equal(v, averaged["state_dict"][k])]
+    assert differ, "the moving average kept the last weights"
 
 
 def test_a_collapsed_model_is_reported_not_passed_silently():
