@@ -34,6 +34,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+from typing import Any, Callable
 import tempfile
 import time
 from datetime import date
@@ -660,22 +661,30 @@ CROPS = (("demo-lite", "demo", "arcface-lite"),
          ("plant-lite", "plant", "arcface-lite"), ("demo-r18", "demo", "arcface-resnet18"))
 
 
-def render_crops(_: dict) -> str:
-    """The new-boards recipe with 2 crops per tap (the study's) against more, seed by seed."""
+#: weight averaging (scripts/recipe_select.py --setting train.ema_decay)
+EMA = (("ema-demo-lite", "demo", "arcface-lite"), ("ema-demo-r18", "demo", "arcface-resnet18"),
+       ("ema-demo-s2-r18", "demo, third draw", "arcface-resnet18"),
+       ("ema-plant-r18", "plant", "arcface-resnet18"))
+
+
+def _recipe_variants(prefix: str, sets: tuple, *, label: str, value: Callable[[dict], Any],
+                     script: str) -> str:
+    """The new-boards recipe with one setting at several values, seed by seed: one row per
+    (set, value), from the result files ``<prefix>-<name>.json`` of ``sets``."""
     def pct(cells: list[dict], key: str) -> str:
         return _pct_mean_sd([100 * c[key] for c in cells if c[key] is not None])
 
-    lines = ["| set | model | crops per tap | seeds | AUC mean ± sd (per seed) | unseen healthy "
+    lines = [f"| set | model | {label} | seeds | AUC mean ± sd (per seed) | unseen healthy "
              "taps flagged (stated 5 %) | known boards' test taps flagged | defective taps found "
              "| 3 taps, vote: healthy boards flagged / defective found | training per seed |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     commands: list[str] = []
-    for r, dataset, model in _result_sets("crops", CROPS, commands):
-        for row in sorted(r["rows"], key=lambda row: row["n_crops"]):
+    for r, dataset, model in _result_sets(prefix, sets, commands):
+        for row in sorted(r["rows"], key=value):
             cells = row["cells"]
             auc = [c["auc"] for c in cells]
             lines.append(
-                f"| {dataset} | {model} | {row['n_crops']} | "
+                f"| {dataset} | {model} | {value(row)} | "
                 f"{', '.join(str(c['seed']) for c in cells)} | "
                 f"{statistics.mean(auc):.3f} ± {_sd(auc):.3f} "
                 f"({', '.join(f'{a:.3f}' for a in auc)}) | {pct(cells, 'false_alarms_unseen')} | "
@@ -683,8 +692,20 @@ def render_crops(_: dict) -> str:
                 f"{pct(cells, 'vote_healthy_flagged')} / {pct(cells, 'vote_defective_found')} | "
                 f"{statistics.mean(c['train_seconds'] for c in cells):.0f} s |")
     if not commands:
-        return "(not measured yet: scripts/crops_select.py)\n"
+        return f"(not measured yet: scripts/{script})\n"
     return "\n".join(lines) + "\n\nFrom " + "; ".join(commands) + ".\n"
+
+
+def render_crops(_: dict) -> str:
+    """The new-boards recipe with 2 crops per tap (the study's) against more, seed by seed."""
+    return _recipe_variants("crops", CROPS, label="crops per tap",
+                            value=lambda row: row["n_crops"], script="crops_select.py")
+
+
+def render_ema(_: dict) -> str:
+    """The new-boards recipe keeping its last weights (0) against a moving average of them."""
+    return _recipe_variants("recipe", EMA, label="ema_decay", value=lambda row: row["value"],
+                            script="recipe_select.py")
 
 
 def render_lot_enrol(r: dict) -> str:
@@ -702,6 +723,7 @@ RENDERERS = {"demo": render_demo, "decay-fusion-table": render_decay_fusions,
              "board-bound-table": render_board_bounds,
              "rate-intervals-table": render_rate_intervals,
              "lot-enrol-plant-lite-st20": render_lot_enrol, "crops-table": render_crops,
+             "ema-table": render_ema,
              "demo-lite": render_demo_lite, "demo-new-boards": render_demo_new_boards,
              "compare-demo": render_compare,
              "seeds-bf16-fp32": render_seeds, "bench": render_bench,
