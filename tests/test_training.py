@@ -243,7 +243,7 @@ def test_the_moving_average_is_the_bias_corrected_one_and_averages_batchnorm_too
         seen.append(torch.cat([net[0].weight.flatten(), net[1].running_mean]))
         average.update_parameters(net)
         shares = [(1 - 0.8) * 0.8 ** (n - i) / (1 - 0.8 ** n) for i in range(1, n + 1)]
-        expected = sum(share * w for share, w in zip(shares, seen))
+        expected = sum(share * w for share, w in zip(shares, seen, strict=True))
         got = torch.cat([average.module[0].weight.flatten(), average.module[1].running_mean])
         torch.testing.assert_close(got, expected)
 
