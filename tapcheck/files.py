@@ -101,13 +101,11 @@ def check_writable(folder: str | os.PathLike, *, create: bool = True) -> Path:
     """
     folder = Path(folder)
     check_path(folder, StorageError)  # a name no folder can have: now, not when written
-    for link in (folder, *folder.parents):
-        # a link to nothing passed as a missing folder, then `compare --out` failed after the
-        # training with "cannot be written (File exists) — a file stands where a folder should be"
-        if link.is_symlink() and not link.exists():
-            raise StorageError(f"is a symbolic link to {os.readlink(link)}, which does not exist",
-                               path=link, fix="create the folder it points to, or choose another "
-                                              "path")
+    # a link to nothing passed as a missing folder, then `compare --out` failed after the
+    # training with "cannot be written (File exists) — a file stands where a folder should be"
+    link = dangling_link(folder)
+    if link is not None:
+        raise _dangling_error(link)
     target = folder
     try:
         if create:
@@ -129,11 +127,28 @@ def check_writable(folder: str | os.PathLike, *, create: bool = True) -> Path:
     return folder
 
 
+def dangling_link(path: str | os.PathLike) -> Path | None:
+    """``path`` or the nearest of its parents that is a symbolic link to nothing, or None."""
+    path = Path(path)
+    for link in (path, *path.parents):
+        if link.is_symlink() and not link.exists():
+            return link
+    return None
+
+
+def _dangling_error(link: Path) -> StorageError:
+    return StorageError(f"is a symbolic link to {os.readlink(link)}, which does not exist",
+                        path=link, fix="create the folder it points to, or choose another path")
+
+
 def storage_error(e: OSError, path: Path) -> StorageError | OSError:
     """The one-line error for an OSError met while writing ``path`` (other errors unchanged)."""
     found = path_error(e, error=StorageError)
     if found is not None:
         return found
+    link = dangling_link(path) if e.errno in (errno.EEXIST, errno.ENOTDIR) else None
+    if link is not None:  # mkdir through a link to nothing says "File exists"
+        return _dangling_error(link)
     if e.errno not in _FIXES:
         return e
     return StorageError(f"cannot be written ({e.strerror})", path=path, fix=_FIXES[e.errno])

@@ -52,6 +52,17 @@ def test_a_link_to_nothing_is_named_as_such_and_nothing_is_created(tmp_path, cre
     assert sorted(os.listdir(tmp_path)) == ["reports"]
 
 
+def test_a_write_through_a_link_to_nothing_names_the_link(tmp_path):
+    """`synth --dataset x` under a `recordings` link to nothing said "recordings/x: cannot be
+    written (File exists) — a file stands where a folder should be"."""
+    link = tmp_path / "recordings"
+    link.symlink_to(tmp_path / "gone")
+    with pytest.raises(StorageError, match=rf"^{link}: is a symbolic link to {tmp_path / 'gone'}"):
+        with atomic_write(link / "x" / "take.wav") as f:
+            f.write(b"x")
+    assert sorted(os.listdir(tmp_path)) == ["recordings"]
+
+
 def test_check_writable_does_not_create_what_it_only_checks(tmp_path):
     target = tmp_path / "a" / "b"
     assert check_writable(target, create=False) == target

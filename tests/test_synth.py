@@ -1,6 +1,8 @@
 """The synthetic rig: physics that behaves like physics, deterministic per seed, like real wood."""
 
 import dataclasses
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,6 +152,20 @@ def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, ru
     code, out, err = run_cli("synth", "--dataset", root, "--takes", "1")
     assert code == 0, err
     assert "wrote 18 takes" in out
+
+
+def test_synth_into_a_link_to_nothing_names_the_link(tmp_path, run_cli, monkeypatch):
+    """It said "recordings/x: cannot be written (File exists) — a file stands where a folder
+    should be", of a folder that was not there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TAPCHECK_RECORDINGS")  # ./recordings, the default
+    Path("recordings").symlink_to(tmp_path / "gone")
+    code, out, err = run_cli("synth", "--dataset", "x", "--takes", "1")
+    assert code == 2 and out == ""
+    assert err == (f"tapcheck: error: recordings: is a symbolic link to {tmp_path / 'gone'}, "
+                   "which does not exist — create the folder it points to, or choose another "
+                   "path\n")
+    assert os.listdir(tmp_path) == ["recordings"]
 
 
 @pytest.mark.parametrize("manifest", [False, True], ids=["folder", "empty-dataset"])
