@@ -113,8 +113,9 @@ class TrainConfig:
     members: int = 1
     # an exponential moving average of the weights over the training steps, decay per step;
     # the averaged network is the one kept. Off: on the recipe it steadied arcface-resnet18 on
-    # the demo (AUC 0.968 ± 0.015 -> 0.974 ± 0.006) but cost it 0.032 on another draw of the
-    # boards and cost arcface-lite 0.006 (docs/new-boards.md, "Weight averaging")
+    # the demo (AUC 0.968 ± 0.015 -> 0.974 ± 0.006) and ranked the plant set better, but cost it
+    # 0.032 on another draw of the demo's boards, raised false alarms on two sets of three, and
+    # cost arcface-lite 0.006 (docs/new-boards.md, "Weight averaging")
     ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
