@@ -48,6 +48,15 @@ _PATH_PROBLEMS = {
 }
 
 
+_TMP = ".tmp"  # atomic_write's temporary files: ".<name>.<random>.tmp" beside the file
+
+
+def stopped_writes(path: str | os.PathLike) -> list[Path]:
+    """The temporary files :func:`atomic_write` left beside ``path`` when it was stopped."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{path.name}.*{_TMP}"))
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", *,
                  encoding: str | None = None, newline: str | None = None,
@@ -65,7 +74,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *,
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP)
     except OSError as e:
         raise storage_error(e, path.parent) from None
     try:

@@ -341,8 +341,9 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
                 y16 = np.round(np.clip(y, -1, 1) * 32767) / 32767  # what the WAV will hold
                 # named before it is written: a stop inside the write (its folder made, the
                 # file renamed into place) left the board's folder behind
-                written.append(ds.root / _take_path(spec, side, k))
-                take = _synth_take(ds, y16, spec, side, k, split, sr)
+                rel = f"board{spec.number:02d}/{side}/take{k:03d}.wav"
+                written.append(ds.root / rel)
+                take = _synth_take(ds, y16, rel, spec, side, k, split, sr)
                 ds.takes.append(take)
                 if k == takes:  # a board-side is done: keep the manifest current
                     ds.write_manifest()
@@ -383,6 +384,7 @@ def _remove_written(ds, written: list[Path], *, before: set[str], fresh: bool) -
     """Undo a synth run into ``ds``, which held no takes before it: its take files and the
     folders they made, the manifest (emptied again if it was there) and lock if they are new;
     the folder if the run made it. Anything else in the folder stays."""
+    from .files import stopped_writes
     from .manifest import MANIFEST
 
     root = ds.root
@@ -391,7 +393,7 @@ def _remove_written(ds, written: list[Path], *, before: set[str], fresh: bool) -
         ds.write_manifest()
     for path in written:
         path.unlink(missing_ok=True)
-        for partial in path.parent.glob(f".{path.name}.*.tmp"):  # atomic_write's, stopped
+        for partial in stopped_writes(path):
             partial.unlink(missing_ok=True)
         for folder in (path.parent, path.parent.parent):  # side, then board
             with contextlib.suppress(OSError):  # not empty: keep it
@@ -404,15 +406,10 @@ def _remove_written(ds, written: list[Path], *, before: set[str], fresh: bool) -
             root.rmdir()
 
 
-def _take_path(spec: BoardSpec, side: str, k: int) -> str:
-    return f"board{spec.number:02d}/{side}/take{k:03d}.wav"
-
-
-def _synth_take(ds, y, spec: BoardSpec, side: str, k: int, split: str, sr: int):
+def _synth_take(ds, y, rel: str, spec: BoardSpec, side: str, k: int, split: str, sr: int):
     from .audio import peak_dbfs, write_wav
     from .datasets import Take
 
-    rel = _take_path(spec, side, k)
     write_wav(ds.root / rel, y, sr=sr)
     return Take(path=rel, board=spec.number, side=side, label=spec.label, group=spec.group,
                 split=split, take=k, recorded_at="", sample_rate=sr,
