@@ -22,13 +22,12 @@ it for any one setting; this keeps the crop counts' result files as they were wr
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # recipe_select, beside this script
-from recipe_select import (cell_figures, measure, recipe_model, recipe_with,  # noqa: E402
-                           write_result)
+from recipe_select import (cell_figures, measure, parser_for, recipe_model,  # noqa: E402
+                           recipe_with, write_result)
 
 __all__ = ["cell_figures", "main", "recipe_with_crops"]
 
@@ -39,14 +38,8 @@ def recipe_with_crops(n_crops: int, work: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--seeds", default="0-4")
+    parser = parser_for(__doc__, work="crops-select", prefix="crops")
     parser.add_argument("--crops", default="2,4", help="crop counts to compare: 2,4")
-    parser.add_argument("--model", default=None, help="default: the recipe's (arcface-lite)")
-    parser.add_argument("--work", type=Path, default=Path("crops-select"),
-                        help="report folders and configs (kept: a rerun reuses its cells)")
-    parser.add_argument("--name", required=True, help="result file docs/results/crops-NAME.json")
     args = parser.parse_args(argv)
     model = args.model or recipe_model()
     rows = measure(dataset=args.dataset, model=model, seeds=args.seeds,

@@ -99,16 +99,23 @@ def write_result(rows: list[dict], *, dataset: str, name: str, script: str,
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parser_for(doc: str, *, work: str, prefix: str) -> argparse.ArgumentParser:
+    """The options every recipe comparison takes (a script adds what it varies)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--seeds", default="0-4")
+    parser.add_argument("--model", default=None, help="default: the recipe's (arcface-lite)")
+    parser.add_argument("--work", type=Path, default=Path(work),
+                        help="report folders and configs (kept: a rerun reuses its cells)")
+    parser.add_argument("--name", required=True,
+                        help=f"result file docs/results/{prefix}-NAME.json")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = parser_for(__doc__, work="recipe-select", prefix="recipe")
     parser.add_argument("--setting", required=True, help="section.key, e.g. train.ema_decay")
     parser.add_argument("--values", required=True, help="values to compare, e.g. 0,0.99")
-    parser.add_argument("--model", default=None, help="default: the recipe's (arcface-lite)")
-    parser.add_argument("--work", type=Path, default=Path("recipe-select"),
-                        help="report folders and configs (kept: a rerun reuses its cells)")
-    parser.add_argument("--name", required=True, help="result file docs/results/recipe-NAME.json")
     args = parser.parse_args(argv)
     model = args.model or recipe_model()
     rows = measure(dataset=args.dataset, model=model, seeds=args.seeds, setting=args.setting,

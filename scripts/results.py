@@ -34,11 +34,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-from typing import Any, Callable
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
