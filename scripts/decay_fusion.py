@@ -35,7 +35,7 @@ from tapcheck.calibration import median_fit  # noqa: E402
 from tapcheck.datasets import Dataset  # noqa: E402
 from tapcheck.decay import crop_decay  # noqa: E402
 from tapcheck.detectors import SCORERS  # noqa: E402
-from tapcheck.evaluation import known_boards_of  # noqa: E402
+from tapcheck.known_boards import known_boards_of  # noqa: E402
 from tapcheck.featurecache import FeatureCache  # noqa: E402
 from tapcheck.judge import Judge  # noqa: E402
 

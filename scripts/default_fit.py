@@ -29,7 +29,7 @@ from new_boards import embeddings, figures  # noqa: E402
 
 from tapcheck.calibration import THRESHOLD_FITS, median_fit  # noqa: E402
 from tapcheck.datasets import Dataset  # noqa: E402
-from tapcheck.evaluation import known_boards_of  # noqa: E402
+from tapcheck.known_boards import known_boards_of  # noqa: E402
 from tapcheck.judge import Judge  # noqa: E402
 
 

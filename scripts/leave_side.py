@@ -35,7 +35,7 @@ from tapcheck.calibration import median_fit  # noqa: E402
 from tapcheck.config import Config  # noqa: E402
 from tapcheck.datasets import Dataset  # noqa: E402
 from tapcheck.detectors import KNNDetector  # noqa: E402
-from tapcheck.evaluation import known_boards_of  # noqa: E402
+from tapcheck.known_boards import known_boards_of  # noqa: E402
 from tapcheck.judge import Judge  # noqa: E402
 
 CALIBRATIONS = ("hold-out", "leave-one-side-out", "leave-one-board-out")

@@ -31,7 +31,8 @@ import numpy as np
 from tapcheck.calibration import median_fit
 from tapcheck.datasets import Dataset
 from tapcheck.detectors import SCORERS, KNNDetector, gamma_threshold
-from tapcheck.evaluation import evaluate_scores, known_boards_of
+from tapcheck.evaluation import evaluate_scores
+from tapcheck.known_boards import known_boards_of
 from tapcheck.featurecache import FeatureCache
 from tapcheck.judge import Judge
 from tapcheck.models.base import represent_clips

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from decay_fusion import LognormalDecayKNN, model_files_main, refitted  # noqa: E402
 
 from tapcheck.datasets import Dataset  # noqa: E402
-from tapcheck.evaluation import known_boards_of  # noqa: E402
+from tapcheck.known_boards import known_boards_of  # noqa: E402
 from tapcheck.falsealarms import against_stated, false_alarm_rates  # noqa: E402
 
 KINDS = ("unseen", "known")

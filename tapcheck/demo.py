@@ -12,7 +12,8 @@ import numpy as np
 
 from .config import Config
 from .datasets import Dataset, dataset_path
-from .evaluation import evaluate_scores, known_boards_of, model_options, boards_trained_on_defects
+from .evaluation import evaluate_scores, model_options
+from .known_boards import boards_trained_on_defects, known_boards_of
 from .judge import Judge, Verdict
 from .paths import DEFAULT_MODEL, model_command, model_path
 

@@ -25,7 +25,7 @@ import numpy as np
 from .config import Config
 from .detectors import KNNDetector
 from .errors import ModelFileError, ParameterError
-from .evaluation import trained_defect_boards
+from .known_boards import trained_defect_boards
 from .files import refuse_read_only
 from .features import clip_features, crop_digest
 from .judge import Judge, check_same_features, unused_train_settings
@@ -210,7 +210,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         Their board number (a group of its own for leave-one-board-out); default: a new group.
     force : bool
         Enrol clips even if the model scores them as clearly defective, or under a ``board``
-        the model was trained on as defective (:func:`tapcheck.evaluation.trained_defect_boards`).
+        the model was trained on as defective (:func:`tapcheck.known_boards.trained_defect_boards`).
     config : Config, optional
         Settings the caller intends; other feature settings than the model's are an error.
 

@@ -8,14 +8,14 @@ board check (:func:`study_board_check`), written here once.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from .datasets import Take
 from .falsealarms import false_alarm_rates, rate_interval
+from .known_boards import (boards_trained_on_defects, defect_boards, own_takes, trained_on,
+                           warn_enrolled_defects, warn_refiled_copies)
 from .metrics import auc, best_f1_threshold, bootstrap_ci, f1_at, pauc, tpr_at_fpr
 
 
@@ -240,96 +240,6 @@ def model_options(calibration: dict[str, Any]) -> dict[str, Any]:
             "board_rule": calibration.get("board_rule", "median")}
 
 
-def known_boards_of(checkpoint: dict[str, Any]) -> list[int]:
-    """Boards of a model's training classes ("board03/left" -> 3); pseudo classes are none."""
-    import re
-
-    found = (re.match(r"board(\d+)/", c) for c in checkpoint.get("classes", []))
-    return sorted({int(m.group(1)) for m in found if m})
-
-
-def _class_labels(checkpoint: dict[str, Any]) -> dict[int, set[str]]:
-    """The labels of each board's training classes (``boardNN/side``; pseudo-anomaly classes
-    name no board)."""
-    import re
-
-    labels = checkpoint.get("class_labels") or ["normal"] * len(checkpoint.get("classes", []))
-    seen: dict[int, set[str]] = {}
-    for name, label in zip(checkpoint.get("classes", []), labels, strict=False):
-        found = re.match(r"board(\d+)/", name)
-        if found:
-            seen.setdefault(int(found.group(1)), set()).add(label)
-    return seen
-
-
-def trained_defect_boards(checkpoint: dict[str, Any]) -> list[int]:
-    """Boards the model was trained on as defective: a training class ``boardNN/side``
-    labelled ``defect`` and none of that board labelled ``normal`` (a board with a healthy end
-    is one whatever its other end is, as :func:`defect_boards` counts)."""
-    return sorted(b for b, got in _class_labels(checkpoint).items()
-                  if "defect" in got and "normal" not in got)
-
-
-def boards_trained_on_defects(checkpoint: dict[str, Any]) -> list[int]:
-    """Boards with a training class of defect takes, a healthy end or not: their defect takes'
-    recall is not a new defect's (``evaluate``'s ``known defect`` rows)."""
-    return sorted(b for b, got in _class_labels(checkpoint).items() if "defect" in got)
-
-
-def own_takes(checkpoint: dict[str, Any], dataset, takes: Sequence[Take],
-              prints: Sequence[str | None], *,
-              taps: Sequence[str] | None = None) -> tuple[list[int], np.ndarray]:
-    """The boards of ``dataset`` the model was trained on, and which of ``takes`` are its own
-    recordings (trained or calibrated on: their scores are in-sample).
-
-    A board number means a board the model heard only where that board's recordings are the
-    model's: board 3 of another dataset, or of a copy renumbered, is a board it never heard. A
-    model file knows its recordings by their bytes (``dataset.digests``): a board is known when
-    the takes at the model's training paths, or any of ``takes``, are its recordings (a copy
-    under any name, re-split or renumbered). A file written before 2026-12-03 knows paths
-    only: its training classes' boards are known in its own dataset — the folder it names, or
-    one of the same name listing every take it trained on (the folder named from another
-    working directory) — and none elsewhere. A file from before any provenance counts its
-    classes' boards everywhere.
-
-    Parameters
-    ----------
-    takes : sequence of Take, length n
-    prints : sequence of str or None, length n
-        Content digests of ``takes`` (:func:`tapcheck.enroll.fingerprint`; None: no file).
-    taps : sequence of str, length n, optional
-        Their crops' digests (:func:`tapcheck.features.crop_digest`): a take is the model's
-        also when its crops are (the same samples as FLAC), in files from 2026-12-04 on.
-
-    Returns
-    -------
-    (list of int, np.ndarray of bool, shape (n,))
-    """
-    from .files import content_digest
-    from .modelfile import provenance
-
-    source = checkpoint.get("dataset") if isinstance(checkpoint.get("dataset"), dict) else {}
-    listed = provenance(checkpoint, "takes") + provenance(checkpoint, "calibration_takes")
-    digests = set(provenance(checkpoint, "digests"))
-    crop_digests = set(provenance(checkpoint, "crop_digests")) if taps is not None else set()
-    if digests or crop_digests:
-        taps = [None] * len(prints) if taps is None else taps
-        own = np.array([d in digests or tap in crop_digests
-                        for d, tap in zip(prints, taps, strict=True)], dtype=bool)
-        by_path = {t.path: t for t in dataset.takes}
-        mine = [by_path[p] for p in listed if p in by_path]
-        known = {t.board for t in mine if os.path.isfile(f := dataset.path_of(t))
-                 and content_digest(f) in digests}
-        return sorted(known | {t.board for t, o in zip(takes, own, strict=True) if o}), own
-    if not isinstance(source.get("path"), str):
-        return known_boards_of(checkpoint), np.zeros(len(takes), dtype=bool)
-    ours = (Path(source["path"]).resolve() == Path(dataset.root).resolve()
-            or (source.get("name") == dataset.name
-                and set(provenance(checkpoint, "takes")) <= {t.path for t in dataset.takes}))
-    own = np.array([ours and t.path in set(listed) for t in takes], dtype=bool)
-    return known_boards_of(checkpoint) if ours else [], own
-
-
 def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
                    progress: bool = False) -> dict[str, Any]:
     """Judge a dataset's test split with an existing model file: :func:`evaluate_scores` and
@@ -389,7 +299,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     # from any split) is in the reference; a --board number alone makes no board known here
     read = {t.path: p for t, p in zip(test, prints, strict=True)}
     held = enrolled_takes(checkpoint, dataset, prints=read)
-    defective = _warn_enrolled_defects(held, dataset, judge.model.path, checkpoint, prints=read)
+    defective = warn_enrolled_defects(held, dataset, judge.model.path, checkpoint, prints=read)
     # a take the model trained or calibrated on, marked test since (a manifest edited by
     # hand, a copy re-split): its score is in-sample, near 0 or inside the threshold's own fit
     config = judge.model.config
@@ -402,7 +312,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     enrolled |= by_crops
     known, trained = own_takes(checkpoint, dataset, test, prints, taps=taps)
     known = sorted(set(known) | {t.board for t, m in zip(test, by_crops, strict=True) if m})
-    _warn_refiled_copies(checkpoint, dataset, test, prints, taps, trained)
+    warn_refiled_copies(checkpoint, dataset, test, prints, taps, trained)
     keep = ~(enrolled | trained)
     test = [t for t, k in zip(test, keep, strict=True) if k]
     if not test:
@@ -426,100 +336,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
                       "training_left_out": int(trained.sum()), "known_boards": known_boards,
                       "known_defect_boards": known_defect,
                       "enrolled_defect_boards": defective,
-                      "trained_on": None if known else _trained_on(checkpoint)})
-
-
-def defect_boards(dataset, boards: Sequence[int]) -> list[int]:
-    """Those of ``boards`` whose takes in ``dataset`` (any split) are all labelled ``defect``:
-    the demo's boards 5 and 6, trained on as classes, are boards the model knows but no
-    healthy board; a board with a normal take is one whatever else it has."""
-    healthy = {t.board for t in dataset.takes if t.label == "normal"}
-    defective = {t.board for t in dataset.takes if t.label == "defect"}
-    return sorted(b for b in boards if b in defective and b not in healthy)
-
-
-def _warn_enrolled_defects(held: Sequence[Take], dataset, model, checkpoint: dict[str, Any],
-                           *, prints: dict[str, str | None]) -> list[int]:
-    """Warn of enrolled recordings the dataset's manifest labels ``defect`` (a board 8 tap
-    enrolled as a new normal board): the model takes taps like them for sound boards, so
-    defects that sound alike go unflagged, and no figure of the evaluation shows why."""
-    import warnings
-
-    from .enroll import enrolment_of, undo_advice
-    from .errors import TapcheckWarning
-    from .files import content_digest
-
-    entries = checkpoint.get("enrolled", [])
-    boards = sorted({t.board for t in held if t.label == "defect"})
-    for board in boards:
-        takes = [t for t in held if t.board == board and t.label == "defect"]
-        # the first enrolment holding one of them: --undo takes back only the last one
-        # the test takes' digests are read already; a training take's is read here
-        found = [enrolment_of(entries, dataset.path_of(t),
-                              prints.get(t.path) or content_digest(dataset.path_of(t)))
-                 for t in takes]
-        index = min((i for i in found if i is not None), default=len(entries) - 1)
-        warnings.warn(
-            f"{dataset.root / 'manifest.csv'}: {len(takes)} take(s) of board {board}, labelled "
-            f"defect, are enrolled into {model} as normal references: it takes taps like them "
-            "for sound boards — take that enrolment back unless the label is wrong: "
-            + undo_advice(model, index=index, count=len(entries)), TapcheckWarning, stacklevel=3)
-    return boards
-
-
-def refiled_copies(checkpoint: dict[str, Any], takes: Sequence[Take],
-                   prints: Sequence[str | None], taps: Sequence[str],
-                   own: np.ndarray) -> list[tuple[Take, str, int]]:
-    """(take, training path, its board) of each of ``takes`` that is a recording the model was
-    trained or calibrated on (``own``, :func:`own_takes`) as another board's.
-
-    Such a copy makes its board known (:func:`own_takes`: a renumbered copy of a board is that
-    board), so a new board with one training take filed among its own took the known boards'
-    rate silently (trial 34). The training path is found by the model file's digests, which
-    follow its ``takes`` then ``calibration_takes``; a file without them names none.
-    """
-    from .boards import board_of_path
-    from .modelfile import provenance
-
-    paths = provenance(checkpoint, "takes") + provenance(checkpoint, "calibration_takes")
-    origin: dict[str, str] = {}
-    for key in ("digests", "crop_digests"):
-        digests = provenance(checkpoint, key)
-        if len(digests) == len(paths):
-            origin.update(zip(digests, paths, strict=True))
-    out = []
-    for take, digest, tap, is_own in zip(takes, prints, taps, own, strict=True):
-        path = (origin.get(digest) or origin.get(tap)) if is_own else None
-        board = None if path is None else board_of_path(path)
-        if board is not None and int(board) != take.board:
-            out.append((take, path, int(board)))
-    return out
-
-
-def _warn_refiled_copies(checkpoint, dataset, takes, prints, taps, own) -> None:
-    """One warning per board holding copies of another board's training recordings."""
-    import warnings
-
-    from .errors import TapcheckWarning
-
-    by_board: dict[int, list[tuple[Take, str, int]]] = {}
-    for found in refiled_copies(checkpoint, takes, prints, taps, own):
-        by_board.setdefault(found[0].board, []).append(found)
-    for board, found in sorted(by_board.items()):
-        take, path, original = found[0]
-        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
-        warnings.warn(
-            f"{dataset.root / 'manifest.csv'}: board {board}'s test take {take.path}{more} is "
-            f"a recording the model was trained or calibrated on as board {original}'s "
-            f"({path}): left out, "
-            f"and board {board} counted as a board the model knows — if board {board} is "
-            "another board, take the copy out of the manifest", TapcheckWarning, stacklevel=3)
-
-
-def _trained_on(checkpoint: dict[str, Any]) -> str:
-    source = checkpoint.get("dataset")
-    name = source.get("path") if isinstance(source, dict) else None
-    return name if isinstance(name, str) else "another dataset"
+                      "trained_on": None if known else trained_on(checkpoint)})
 
 
 def json_safe(value: Any) -> Any:

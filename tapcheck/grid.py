@@ -208,9 +208,9 @@ def run_cell(task: CellTask, crops: dict[str, np.ndarray], *, threads: int | Non
     """
     import torch
 
-    from .evaluation import (evaluate_scores, known_boards_of, model_options,
-                             boards_trained_on_defects)
+    from .evaluation import evaluate_scores, model_options
     from .judge import Judge
+    from .known_boards import boards_trained_on_defects, known_boards_of
     from .modelfile import load_model, save_checkpoint
     from .models import get_spec
     from .training import train_model

@@ -255,7 +255,7 @@ def test_enrol_under_a_board_trained_on_as_defective_is_refused_unless_forced(
     assert code == 0, err
     assert err.count(": their folders name board 12, enrolled as board 5") == 1, err
     assert list(load_model(model).detector.reference_groups_[-2:]) == [5, 5]
-    from tapcheck.evaluation import trained_defect_boards
+    from tapcheck.known_boards import trained_defect_boards
 
     assert trained_defect_boards(torch.load(model, weights_only=True)) == [5, 6]
 
