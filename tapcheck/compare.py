@@ -108,7 +108,7 @@ def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
     beside a dataset's takes. Each file the report writes must be nothing yet, or part of an
     earlier comparison here — told, as ``bench`` tells its JSON, by the folder's ``metrics.json``
     holding a comparison's ``meta`` and ``models``: its PNGs and CSV carry no mark of their own.
-    Model files under ``models/`` are checked by :func:`~tapcheck.modelcheck.check_model_target`.
+    Model files under ``models/`` are checked by :func:`~tapcheck.model_target.check_model_target`.
 
     Raises
     ------

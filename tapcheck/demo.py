@@ -49,7 +49,8 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
     seconds : float
         Wall time of the whole run.
     """
-    from .modelcheck import DEMO_MADE, check_model_target, check_trained
+    from .model_target import DEMO_MADE, check_model_target
+    from .modelcheck import check_trained
     from .modelfile import load_model, save_checkpoint
     from .models import get_spec
     from .synth import make_study_dataset

@@ -72,7 +72,8 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     from ..errors import ModelFileError
     from ..interrupts import training_stops
     from ..locks import exclusive, lock_path
-    from ..modelcheck import check_buildable, check_model_target
+    from ..model_target import check_model_target
+    from ..modelcheck import check_buildable
     from ..modelfile import check_partial, partial_path, save_trained
     from ..paths import model_path
 
@@ -189,7 +190,8 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     from ..files import check_writable
     from ..grid import parse_seeds
     from ..gridreport import grid_text
-    from ..modelcheck import check_buildable, check_model_target
+    from ..model_target import check_model_target
+    from ..modelcheck import check_buildable
     from ..report import summary_table
 
     names = resolve_models(selection)

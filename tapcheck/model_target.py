@@ -1,0 +1,139 @@
+"""Where a training may write its model file: only over nothing, or over a tapcheck model
+file it may replace.
+
+``train --out`` once overwrote whatever it was given (a take, a manifest, a device node), and
+``train --dataset bench`` replaced the model of another dataset at the default ``--out``
+without a word. :func:`check_model_target` runs before any training, so a refusal costs
+nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from .errors import ModelFileError
+
+
+#: ``made_by`` of a model file ``tapcheck demo`` wrote: the only one demo replaces
+DEMO_MADE = "tapcheck demo"
+
+
+def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
+                       only_made_by: str | None = None, dataset: Any = None) -> str | None:
+    """Before training: ``--out`` may only replace a tapcheck model file (or nothing).
+
+    ``train --out`` once overwrote whatever it was given — a take, a manifest, a device node —
+    and an existing folder failed only after the whole run.
+
+    ``elsewhere``: how the caller's user has the model written elsewhere, the fix of every
+    refusal; default: choose another ``--out``. ``demo`` has no ``--out`` and says its own
+    (it told a user to "choose another --out").
+
+    ``only_made_by``: an existing model file is replaced only if its ``made_by`` is this
+    (``demo`` writes ``models/<model>.pt`` unasked, and replaced a model `train` had made).
+
+    ``dataset``: the :class:`~tapcheck.datasets.Dataset` to be trained on (``train``). A model
+    trained on another dataset is not replaced: ``train --dataset bench`` wrote over the
+    model of another dataset at the default ``--out`` without a word. One ``demo`` made is
+    replaced, and said. A dataset is told by its recordings (:func:`_same_dataset`).
+
+    Returns
+    -------
+    str or None
+        What replacing the existing file means, when the user should hear it.
+
+    Raises
+    ------
+    ModelFileError
+        ``out`` is a folder, a fifo/device/socket, a file tapcheck did not write as a model, a
+        read-only model file, or one holding enrolments (which a new model would lose).
+    """
+    from .files import refuse_read_only, refuse_special
+    from .modelfile import FORMAT
+    from .paths import model_command
+
+    path = os.fspath(out)
+    fix = elsewhere or "choose another --out, e.g. models/<name>.pt"
+    if os.path.isdir(path) and elsewhere:
+        raise ModelFileError("is a folder, where the model file is to be written", path=path,
+                             fix=elsewhere)
+    if os.path.isdir(path):
+        raise ModelFileError("is a folder; --out names the model file to write", path=path,
+                             fix="e.g. --out " + os.path.join(path, "model.pt"))
+    refuse_special(path, ModelFileError, fix=fix)
+    if not os.path.lexists(path):
+        return
+    if os.path.islink(path):
+        raise ModelFileError("is a symbolic link; tapcheck does not write through links",
+                             path=path, fix=fix)
+    try:
+        head = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - anything unreadable as a checkpoint is not ours
+        head = None
+    if not isinstance(head, dict) or head.get("format") != FORMAT:
+        raise ModelFileError("exists and is not a tapcheck model file; tapcheck overwrites only "
+                             "its own model files", path=path, fix=fix)
+    refuse_read_only(path, ModelFileError, what="training", fix="make it writable (chmod u+w) "
+                     "if it is meant to be replaced, or " + fix)
+    enrolled = head.get("enrolled")
+    if isinstance(enrolled, list) and enrolled:  # taps a user added: no retraining brings them
+        raise ModelFileError(
+            f"holds {len(enrolled)} enrolment(s) (taps added with `tapcheck enroll`) that a new "
+            "model here would lose", path=path,
+            fix=f"{elsewhere or 'choose another --out'}, or delete the file if they are not "
+                f"needed (`{model_command(path, 'enroll', '--list')}` shows them)")
+    if only_made_by is not None and head.get("made_by") != only_made_by:
+        raise ModelFileError(
+            f"is a model `{only_made_by}` did not train (`tapcheck train` or older), and it "
+            "replaces only its own", path=path, fix=fix)
+    source = head.get("dataset") if isinstance(head.get("dataset"), dict) else {}
+    trained_on = source.get("path")
+    if dataset is None or not isinstance(trained_on, str) or _same_dataset(head, dataset):
+        return None  # retraining on the same dataset (or a file that does not say): a new run
+    if head.get("made_by") == DEMO_MADE:  # demo replaces its own; so may train, saying so
+        return f"replacing {path}, a model `tapcheck demo` made (trained on {trained_on})"
+    folder = os.path.dirname(path)
+    name = os.path.basename(os.path.realpath(dataset.root)) or "model"  # `--dataset .`: ""
+    other = os.path.join(folder, f"{name}.pt")
+    if os.path.realpath(other) == os.path.realpath(path):
+        other = os.path.join(folder, f"{name}-2.pt")
+    raise ModelFileError(
+        f"holds a model trained on another dataset ({trained_on}), which training on "
+        f"{dataset.root} would replace", path=path,
+        fix=f"choose another --out, e.g. --out {other}, or delete {path} first if that model "
+            "is no longer needed")
+
+
+def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
+    """Whether the model ``head`` was trained on ``dataset``: some of its training takes are
+    in it, by path and bytes (a dataset moved, renamed, grown or named as ``.`` is the same;
+    another site's dataset of the same name is not). A file without digests (before
+    2026-12-03) is told by the dataset's name or folder. When none of the model's takes is at
+    its path here (the takes moved into another folder), up to :data:`SAME_DATASET_LOOKS` of
+    the dataset's takes are compared by bytes alone: its stored folder, as typed, names any
+    site's ``recordings/plant``."""
+    from .datasets import take_digests
+    from .modelfile import provenance
+
+    listed = provenance(head, "takes") + provenance(head, "calibration_takes")
+    digests = provenance(head, "digests")
+    if digests and len(digests) == len(listed):
+        here = {t.path: t for t in dataset.takes}
+        pairs = [(here[p], d) for p, d in zip(listed, digests, strict=True) if p in here][:5]
+        if pairs:
+            found = take_digests(dataset, [t for t, _ in pairs])
+            return any(f == d for f, (_, d) in zip(found, pairs, strict=True))
+        heard = set(digests)
+        return any(d in heard for d in take_digests(dataset,
+                                                    dataset.takes[:SAME_DATASET_LOOKS]))
+    source = head["dataset"]
+    root = os.path.realpath(dataset.root)
+    return source.get("name") == os.path.basename(root) or \
+        os.path.realpath(source["path"]) == root
+
+
+#: takes read by bytes to tell a dataset whose takes all moved (a few MB: seconds at most)
+SAME_DATASET_LOOKS = 50
