@@ -24,14 +24,15 @@ import numpy as np
 
 from .config import Config
 from .detectors import KNNDetector
+from .enrolled import fingerprint, undo_advice
 from .errors import ModelFileError, ParameterError
-from .known_boards import trained_defect_boards
-from .files import refuse_read_only
 from .features import clip_features, crop_digest
+from .files import refuse_read_only
 from .judge import Judge, check_same_features, unused_train_settings
+from .known_boards import trained_defect_boards
 from .locks import exclusive, lock_path
 from .modelcheck import check_contents
-from .modelfile import enrolled_digests, load_model, save_checkpoint
+from .modelfile import load_model, save_checkpoint
 from .paths import model_command
 
 #: a clip beyond the threshold by this many times the gap between the typical normal clip and
@@ -56,15 +57,6 @@ def _embed(judge: Judge, clips: Sequence[str | os.PathLike]) -> tuple[np.ndarray
              for p in clips]
     return (represent_clips(judge.net, np.stack(crops), judge.model.scorer).numpy(),
             [crop_digest(c) for c in crops])
-
-
-def fingerprint(path: str | os.PathLike) -> str:
-    """A clip's content digest (:func:`tapcheck.files.content_digest`), fifos refused."""
-    from .errors import AudioError
-    from .files import content_digest, refuse_special
-
-    refuse_special(path, AudioError, fix="name a recording")  # reading a fifo would block
-    return content_digest(path)
 
 
 def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str], taps: list[str],
@@ -94,33 +86,6 @@ def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str], taps:
                     f"{was}); nothing enrolled", path=clip,
                     fix="leave it out, or take that enrolment back first: "
                         + undo_advice(model, index=index, count=len(enrolled)))
-
-
-def undo_advice(model: str | os.PathLike, *, index: int, count: int) -> str:
-    """How to take back enrolment ``index`` (0-based) of the ``count`` in a model file:
-    ``--undo`` removes the last one only, and advice to run it once took back another
-    enrolment (a good board's) than the one it named."""
-    undo = f"`{model_command(model, 'enroll', '--undo')}`"
-    later = count - 1 - index
-    if later == 0:
-        return undo
-    return (f"it is enrolment {index + 1} of {count} "
-            f"(`{model_command(model, 'enroll', '--list')}`), and {undo} takes back the last "
-            f"one only: run it {later + 1} times, then enrol the clips of the {later} later "
-            f"enrolment{'s' if later > 1 else ''} again, each with its own --board")
-
-
-def enrolment_of(entries: Sequence[dict[str, Any]], path: str | os.PathLike,
-                 digest: str | None) -> int | None:
-    """The index of the first enrolment that holds the recording at ``path`` (by its content
-    ``digest``; enrolments from before digests by path), or None."""
-    for index, entry in enumerate(entries):
-        if "digests" in entry:
-            if digest is not None and digest in entry["digests"]:
-                return index
-        elif os.path.abspath(path) in {os.path.abspath(c) for c in entry["clips"]}:
-            return index
-    return None
 
 
 def _refuse_own(clips: Sequence[str | os.PathLike], prints: list[str], taps: list[str],
@@ -405,67 +370,3 @@ def _undo_last(path: Path) -> dict[str, Any]:
     save_checkpoint(path, checkpoint)
     return {"clips": list(last["clips"]), "threshold": -float(state["offset"]),
             "references": int(state["reference"].shape[0])}
-
-
-def enrolled_takes(checkpoint: dict[str, Any], dataset, *,
-                   prints: dict[str, str | None] | None = None) -> list:
-    """The takes of ``dataset`` (any split) that are recordings enrolled into the model: their
-    boards are the dataset's boards the model holds references of, whatever number ``--board``
-    gave the enrolment.
-
-    A board number names a board only within one dataset: ``enroll --board 13`` of a clip from
-    elsewhere (another lot, a resampled copy) says nothing about the demo's board 13, and
-    counting that board known by its number put its false alarms under the rate the model
-    states for boards it holds. The stored paths cannot tell either (typed relative to a folder
-    nobody recorded), but each enrolment keeps its clips' content digests: a take with those
-    bytes is an enrolled recording, under any name. Enrolments from before digests are matched
-    by path.
-
-    Parameters
-    ----------
-    dataset : Dataset
-    prints : dict, optional
-        Content digests (:func:`fingerprint`) already read, by take path (None: no file).
-    """
-    from .files import content_digest
-
-    entries = checkpoint.get("enrolled", [])
-    enrolled = enrolled_digests(checkpoint, "digests")
-    old = {os.path.abspath(c) for e in entries if "digests" not in e for c in e["clips"]}
-    if not enrolled and not old:
-        return []
-    prints = prints or {}
-    found = []
-    for take in dataset.takes:
-        path = dataset.path_of(take)
-        if not os.path.isfile(path):  # missing takes are reported by the caller's own checks
-            continue
-        if os.path.abspath(path) in old:
-            found.append(take)
-        elif enrolled and (prints.get(take.path) or content_digest(path)) in enrolled:
-            found.append(take)
-    return found
-
-
-def enrolled_mask(checkpoint: dict[str, Any], paths: Sequence[str | os.PathLike], *,
-                  prints: Sequence[str | None] | None = None) -> np.ndarray:
-    """True for each of ``paths`` that is an enrolled recording (by its bytes; enrolments from
-    before fingerprints by path), shape (n,): the model's own references, which score near 0.
-    A path that is not a regular file is not enrolled here: the caller's own checks report it.
-    ``prints``: the paths' :func:`fingerprint` if the caller has them (None: no file)."""
-    entries = checkpoint.get("enrolled", [])
-    enrolled = enrolled_digests(checkpoint, "digests")
-    old = {os.path.abspath(c) for e in entries if "digests" not in e for c in e["clips"]}
-    if not enrolled and not old:
-        return np.zeros(len(paths), dtype=bool)
-    if prints is None:
-        prints = [fingerprint(p) if enrolled and os.path.isfile(p) else None for p in paths]
-    return np.array([os.path.isfile(p) and (os.path.abspath(p) in old or d in enrolled)
-                     for p, d in zip(paths, prints, strict=True)], dtype=bool)
-
-
-def enrolled_summary(checkpoint: dict[str, Any]) -> list[dict[str, Any]]:
-    """The model's enrolments, oldest first, without the stored previous states."""
-    return [{k: v for k, v in e.items() if k != "previous_detector"}
-            for e in checkpoint.get("enrolled", [])]
-

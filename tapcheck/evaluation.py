@@ -261,7 +261,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         model's statement, see :mod:`tapcheck.calibration`), ``scores`` (per test take judged,
         manifest order), ``enrolled_left_out`` (test takes enrolled into the model: its
         references now, so left out; the boards of every take of ``dataset`` enrolled — by its
-        bytes, :func:`tapcheck.enroll.enrolled_takes` — count as known, and no board by the
+        bytes, :func:`tapcheck.enrolled.enrolled_takes` — count as known, and no board by the
         number ``--board`` gave alone), ``training_left_out`` (test takes the model
         was trained or calibrated on, left out), ``known_boards`` (the boards of ``dataset``
         counted as known), ``known_defect_boards`` (those of them the manifest labels
@@ -273,7 +273,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         board counts as known by its number, else None).
     """
     from .datasets import refuse_copies, take_digests
-    from .enroll import enrolled_mask, enrolled_takes
+    from .enrolled import enrolled_mask, enrolled_takes
     from .errors import DatasetError
     from .featurecache import FeatureCache
     from .features import crop_digest

@@ -75,7 +75,7 @@ def own_takes(checkpoint: dict[str, Any], dataset, takes: Sequence[Take],
     ----------
     takes : sequence of Take, length n
     prints : sequence of str or None, length n
-        Content digests of ``takes`` (:func:`tapcheck.enroll.fingerprint`; None: no file).
+        Content digests of ``takes`` (:func:`tapcheck.enrolled.fingerprint`; None: no file).
     taps : sequence of str, length n, optional
         Their crops' digests (:func:`tapcheck.features.crop_digest`): a take is the model's
         also when its crops are (the same samples as FLAC), in files from 2026-12-04 on.
@@ -125,7 +125,7 @@ def warn_enrolled_defects(held: Sequence[Take], dataset, model, checkpoint: dict
     defects that sound alike go unflagged, and no figure of the evaluation shows why."""
     import warnings
 
-    from .enroll import enrolment_of, undo_advice
+    from .enrolled import enrolment_of, undo_advice
     from .errors import TapcheckWarning
     from .files import content_digest
 

@@ -19,7 +19,7 @@ def test_a_board_trained_on_with_a_cracked_end_is_a_known_defect():
 
 
 def test_own_takes_by_digest_or_for_older_files_by_folder_name_and_paths(tiny_dataset):
-    from tapcheck.enroll import fingerprint
+    from tapcheck.enrolled import fingerprint
 
     test = tiny_dataset.select(split="test")
     prints = [fingerprint(tiny_dataset.path_of(t)) for t in test]

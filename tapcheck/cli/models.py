@@ -315,7 +315,7 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
         raise click.UsageError(f"{'--undo' if undo else '--list'} takes no clips, --board, "
                                "--force or --config")
     if list_them:
-        from ..enroll import enrolled_summary
+        from ..enrolled import enrolled_summary
         from ..modelfile import load_model
 
         rows = enrolled_summary(load_model(model_path).checkpoint)
