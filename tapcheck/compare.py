@@ -26,7 +26,8 @@ from .config import Config, GridConfig
 from .datasets import Dataset, Take
 from .errors import DatasetError, ParameterError, StorageError
 from .featurecache import FeatureCache
-from .files import check_replaceable, refuse_dataset_folder, sniff
+from .dataset_folders import refuse_dataset_folder
+from .files import check_replaceable, sniff
 from .grid import Cell, CellStore, plan_cells, representative, run_grid, run_serially
 from .judge import Judge
 from .models import MODELS, STUDY_MODELS, get_spec

@@ -24,7 +24,8 @@ import numpy as np
 from .audio import peak_dbfs, write_wav
 from . import manifest
 from .errors import DatasetError, ParameterError, StorageError
-from .files import check_path, dataset_holding, non_folder_kind, storage_error
+from .dataset_folders import dataset_holding
+from .files import check_path, non_folder_kind, storage_error
 from .locks import exclusive
 from .manifest import LABELS, MANIFEST, MANIFEST_FIELDS, SPLITS  # noqa: F401 - re-exported
 from .paths import recordings_home

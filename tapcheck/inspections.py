@@ -32,7 +32,8 @@ import numpy as np
 
 from .audio import write_wav
 from .errors import InspectionLogError, ParameterError
-from .files import refuse_dataset_folder, refuse_special, storage_error
+from .dataset_folders import refuse_dataset_folder
+from .files import refuse_special, storage_error
 from .locks import exclusive, lock_path
 from .logcheck import (NEW_LOG, check_schema, checked_board_row, checked_row, connect_reader,
                        log_error)

@@ -104,7 +104,8 @@ def check_picture_folder(folder: str | os.PathLike) -> None:
         ``folder`` is a file, a dataset's, inside one, or the recordings folder.
     """
     from .errors import ParameterError, StorageError
-    from .files import non_folder_kind, refuse_dataset_folder
+    from .dataset_folders import refuse_dataset_folder
+    from .files import non_folder_kind
 
     if os.fspath(folder) == "":  # the current folder, unasked: pictures among whatever is there
         raise ParameterError("--explain-dir is empty, and an empty path names the current folder",
