@@ -111,11 +111,15 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     """Whether the model ``head`` was trained on ``dataset``: some of its training takes are
     in it, by path and bytes (a dataset moved, renamed, grown or named as ``.`` is the same;
     another site's dataset of the same name is not). A file without digests (before
-    2026-12-03) is told by the dataset's name or folder. When none of the model's takes is at
-    its path here (the takes moved into another folder), up to :data:`SAME_DATASET_LOOKS` of
-    the dataset's takes are compared by bytes alone: its stored folder, as typed, names any
-    site's ``recordings/plant``."""
+    2026-12-03) is told by the dataset's name or folder.
+
+    When none of the model's takes is listed at its path, their files are looked for in the
+    dataset's folder: the training takes taken out of the manifest and a new lot listed
+    instead read as another dataset. When none is there either (the takes moved into another
+    folder), up to :data:`SAME_DATASET_LOOKS` of the dataset's takes are compared by bytes
+    alone: its stored folder, as typed, names any site's ``recordings/plant``."""
     from .datasets import take_digests
+    from .files import content_digest
     from .modelfile import provenance
 
     listed = provenance(head, "takes") + provenance(head, "calibration_takes")
@@ -126,6 +130,11 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
         if pairs:
             found = take_digests(dataset, [t for t, _ in pairs])
             return any(f == d for f, (_, d) in zip(found, pairs, strict=True))
+        # the model's takes taken out of the manifest, their files still in this folder
+        kept = [(f, d) for p, d in zip(listed, digests, strict=True)
+                if (f := _inside(dataset.root, p)) is not None][:5]
+        if kept:
+            return any(content_digest(f) == d for f, d in kept)
         heard = set(digests)
         return any(d in heard for d in take_digests(dataset,
                                                     dataset.takes[:SAME_DATASET_LOOKS]))
@@ -133,6 +142,17 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     root = os.path.realpath(dataset.root)
     return source.get("name") == os.path.basename(root) or \
         os.path.realpath(source["path"]) == root
+
+
+def _inside(root: str | os.PathLike, path: str) -> str | None:
+    """``root/path`` if it is a regular file inside ``root`` (links resolved), else None: a
+    model file's stored paths are read only within the dataset given (a hand-edited file could
+    name ``../../etc/passwd``; a fifo would block the read)."""
+    base = os.path.realpath(root)
+    full = os.path.realpath(os.path.join(base, path))
+    if os.path.isabs(path) or not full.startswith(base + os.sep) or not os.path.isfile(full):
+        return None
+    return full
 
 
 #: takes read by bytes to tell a dataset whose takes all moved (a few MB: seconds at most)

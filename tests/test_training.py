@@ -468,3 +468,36 @@ def test_train_does_not_replace_another_datasets_model(tiny_model, tiny_dataset,
     code, out, err = run_cli("train", "--dataset", elsewhere, "--model", "ae", "--epochs", "1",
                              "--out", tmp_path / "bench-moved.pt")
     assert code == 2 and "holds a model trained on another dataset" in err, err
+
+
+def test_a_dataset_whose_trained_takes_left_its_manifest_is_the_same_dataset(
+        tiny_model, tiny_dataset, run_cli, tmp_path, one_thread):
+    """The takes a model trained on taken out of the manifest and a new lot listed instead:
+    the folder still holds the model's recordings, so `train` replaces the model (it was
+    refused as another dataset's). The model file's paths are read only inside the dataset:
+    paths out of it (``../``) tell nothing, and the dataset stays another one."""
+    from .conftest import copy_with_manifest
+
+    def new_lot(rows):  # the trained takes out, the test takes the new training lot
+        return [{**r, "split": "train"} for r in rows if r["split"] == "test"]
+
+    def train(dataset, out):
+        return run_cli("train", "--dataset", dataset, "--model", "ae", "--epochs", "1",
+                       "--out", out)
+
+    lot = copy_with_manifest(tiny_dataset.root, tmp_path / "lot", new_lot)
+    target = Path(shutil.copyfile(tiny_model, tmp_path / "m.pt"))
+    code, out, err = train(lot, target)
+    assert code == 0 and "replacing" not in out, err
+    assert torch.load(target, weights_only=True)["dataset"]["path"] == str(lot)
+    # a model naming its takes outside the dataset, where copies of them lie: not read
+    shutil.copytree(tiny_dataset.root, tmp_path / "orig")
+    lot2 = copy_with_manifest(tiny_dataset.root, tmp_path / "lot2", new_lot)
+    checkpoint = torch.load(tiny_model, weights_only=True)
+    source = checkpoint["dataset"]
+    outside = {k: ["../orig/" + p for p in source[k]] for k in ("takes", "calibration_takes")}
+    torch.save({**checkpoint, "dataset": {**source, **outside}}, target)
+    digest = hashlib.md5(target.read_bytes()).hexdigest()
+    code, out, err = train(lot2, target)
+    assert code == 2 and "holds a model trained on another dataset" in err, err
+    assert hashlib.md5(target.read_bytes()).hexdigest() == digest
