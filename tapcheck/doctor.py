@@ -232,7 +232,8 @@ def inspect_takes(dataset, *, config: Config = Config(), progress: bool = False
 def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Finding]:
     """The manifest against the files: missing takes, audio files no row speaks of."""
     from .audio import AUDIO_SUFFIXES
-    from .datasets import MANIFEST, copied_takes, take_digests
+    from .datasets import MANIFEST
+    from .take_copies import copied_takes, take_digests
 
     missing = [r for r in reports if not r.file.exists() and not r.outside]
     listed = {Path(r.path) for r in reports}

@@ -118,9 +118,9 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     instead read as another dataset. When none is there either (the takes moved into another
     folder), up to :data:`SAME_DATASET_LOOKS` of the dataset's takes are compared by bytes
     alone: its stored folder, as typed, names any site's ``recordings/plant``."""
-    from .datasets import take_digests
     from .files import content_digest
     from .modelfile import provenance
+    from .take_copies import take_digests
 
     listed = provenance(head, "takes") + provenance(head, "calibration_takes")
     digests = provenance(head, "digests")

@@ -18,9 +18,10 @@ import torch
 
 from .augment import PSEUDO_ANOMALIES, PseudoAnomalyBatches
 from .config import Config
-from .datasets import Dataset, Take, refuse_copies
+from .datasets import Dataset, Take
 from .errors import AudioError, DatasetError
 from .featurecache import FeatureCache
+from .take_copies import refuse_copies
 
 #: takes a normal class needs before :func:`split_calibration` holds any out: with fewer, its
 #: reference would be one or two takes
