@@ -111,7 +111,9 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     """Whether the model ``head`` was trained on ``dataset``: some of its training takes are
     in it, by path and bytes (a dataset moved, renamed, grown or named as ``.`` is the same;
     another site's dataset of the same name is not). A file without digests (before
-    2026-12-03) is told by the dataset's name or folder.
+    2026-12-03) is told by the dataset's name or folder. While the model's own folder is
+    still there holding its recordings, any other folder is another dataset
+    (:func:`_held_elsewhere`).
 
     When none of the model's takes is listed at its path, their files are looked for in the
     dataset's folder: the training takes taken out of the manifest and a new lot listed
@@ -125,6 +127,8 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     listed = provenance(head, "takes") + provenance(head, "calibration_takes")
     digests = provenance(head, "digests")
     if digests and len(digests) == len(listed):
+        if _held_elsewhere(head["dataset"].get("path"), listed, digests, dataset):
+            return False
         here = {t.path: t for t in dataset.takes}
         pairs = [(here[p], d) for p, d in zip(listed, digests, strict=True) if p in here][:5]
         if pairs:
@@ -142,6 +146,24 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     root = os.path.realpath(dataset.root)
     return source.get("name") == os.path.basename(root) or \
         os.path.realpath(source["path"]) == root
+
+
+def _held_elsewhere(folder: Any, listed: list[str], digests: list[str], dataset: Any) -> bool:
+    """Whether the model's own dataset folder (``folder``, as stored) is still there, another
+    folder than ``dataset``'s, with a manifest and the model's recordings in it: then
+    ``dataset`` is another dataset, whatever recordings the two share (a dataset synthesised
+    with the same seed, takes imported from the other, a copy). Its model was replaced without
+    a word (trial 39: ``synth --dataset small`` holds the demo's first takes)."""
+    from .files import content_digest
+    from .manifest import MANIFEST
+
+    if not isinstance(folder, str) or not os.path.isdir(folder) or \
+            os.path.realpath(folder) == os.path.realpath(dataset.root) or \
+            not os.path.isfile(os.path.join(folder, MANIFEST)):
+        return False
+    kept = [(f, d) for p, d in zip(listed, digests, strict=True)
+            if (f := _inside(folder, p)) is not None][:5]
+    return any(content_digest(f) == d for f, d in kept)
 
 
 def _inside(root: str | os.PathLike, path: str) -> str | None:

@@ -470,12 +470,14 @@ def test_train_does_not_replace_another_datasets_model(tiny_model, tiny_dataset,
     assert code == 2 and "holds a model trained on another dataset" in err, err
 
 
-def test_a_dataset_whose_trained_takes_left_its_manifest_is_the_same_dataset(
-        tiny_model, tiny_dataset, run_cli, tmp_path, one_thread):
-    """The takes a model trained on taken out of the manifest and a new lot listed instead:
-    the folder still holds the model's recordings, so `train` replaces the model (it was
-    refused as another dataset's). The model file's paths are read only inside the dataset:
-    paths out of it (``../``) tell nothing, and the dataset stays another one."""
+def test_a_dataset_is_told_by_its_folder_and_its_recordings(tiny_model, tiny_dataset, run_cli,
+                                                             tmp_path, one_thread):
+    """Another folder sharing the model's recordings while the model's own dataset is still
+    there (a copy, a dataset synthesised with the same seed): another dataset, refused — it
+    replaced the model without a word. The model's trained takes taken out of its own folder's
+    manifest and a new lot listed instead: the same dataset, replaced — it was refused. The
+    model file's paths are read only inside the dataset: paths out of it (``../``) tell
+    nothing."""
     from .conftest import copy_with_manifest
 
     def new_lot(rows):  # the trained takes out, the test takes the new training lot
@@ -485,19 +487,30 @@ def test_a_dataset_whose_trained_takes_left_its_manifest_is_the_same_dataset(
         return run_cli("train", "--dataset", dataset, "--model", "ae", "--epochs", "1",
                        "--out", out)
 
-    lot = copy_with_manifest(tiny_dataset.root, tmp_path / "lot", new_lot)
+    def trained_in(folder, **paths):  # the tiny model as if trained on ``folder``
+        checkpoint = torch.load(tiny_model, weights_only=True)
+        source = {**checkpoint["dataset"], "path": str(folder), **paths}
+        torch.save({**checkpoint, "dataset": source}, target)
+        return hashlib.md5(target.read_bytes()).hexdigest()
+
     target = Path(shutil.copyfile(tiny_model, tmp_path / "m.pt"))
+    copy = Path(shutil.copytree(tiny_dataset.root, tmp_path / "copy"))
+    digest = hashlib.md5(target.read_bytes()).hexdigest()
+    code, out, err = train(copy, target)
+    assert code == 2 and not out and (f"holds a model trained on another dataset "
+                                      f"({tiny_dataset.root})") in err, err
+    assert hashlib.md5(target.read_bytes()).hexdigest() == digest
+    lot = copy_with_manifest(tiny_dataset.root, tmp_path / "lot", new_lot)
+    trained_in(lot)
     code, out, err = train(lot, target)
     assert code == 0 and "replacing" not in out, err
     assert torch.load(target, weights_only=True)["dataset"]["path"] == str(lot)
-    # a model naming its takes outside the dataset, where copies of them lie: not read
+    # a model naming its takes outside its dataset, where copies of them lie: not read
     shutil.copytree(tiny_dataset.root, tmp_path / "orig")
     lot2 = copy_with_manifest(tiny_dataset.root, tmp_path / "lot2", new_lot)
-    checkpoint = torch.load(tiny_model, weights_only=True)
-    source = checkpoint["dataset"]
-    outside = {k: ["../orig/" + p for p in source[k]] for k in ("takes", "calibration_takes")}
-    torch.save({**checkpoint, "dataset": {**source, **outside}}, target)
-    digest = hashlib.md5(target.read_bytes()).hexdigest()
+    source = torch.load(tiny_model, weights_only=True)["dataset"]
+    digest = trained_in(lot2, **{k: ["../orig/" + p for p in source[k]]
+                                 for k in ("takes", "calibration_takes")})
     code, out, err = train(lot2, target)
     assert code == 2 and "holds a model trained on another dataset" in err, err
     assert hashlib.md5(target.read_bytes()).hexdigest() == digest
