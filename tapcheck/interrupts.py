@@ -112,27 +112,34 @@ def file_identity(path: str | os.PathLike) -> tuple | None:
 def training_stops() -> Iterator[Callable[[Path, Path], None]]:
     """``train`` stopped by Ctrl-C or ``kill``: :class:`Interrupted`, saying what it kept.
 
-    Yields ``watch(out, partial)``, to be called once the model file and its progress file are
-    known (before training): until then the run has written nothing.
+    Yields ``watch(out, partial, resume_with=None)``, to be called once the model file and its
+    progress file are known (before training): until then the run has written nothing.
+    ``resume_with``: the command that continues the run (default: "`tapcheck train --resume`
+    and the same options").
     """
-    target: list[tuple[Path, Path, tuple | None]] = []
+    target: list[tuple[Path, Path, tuple | None, str | None]] = []
 
-    def watch(out: Path, partial: Path) -> None:
-        target[:] = [(out, partial, file_identity(out))]
+    def watch(out: Path, partial: Path, *, resume_with: str | None = None) -> None:
+        target[:] = [(out, partial, file_identity(out), resume_with)]
 
-    with reporting(lambda: training_kept(*target[0]) if target else "nothing was written"):
+    with reporting(lambda: training_kept(*target[0][:3], resume_with=target[0][3])
+                   if target else "nothing was written"):
         yield watch
 
 
-def training_kept(out: Path, partial: Path, before: tuple | None) -> str:
+def training_kept(out: Path, partial: Path, before: tuple | None, *,
+                  resume_with: str | None = None) -> str:
     """What an interrupted ``train`` leaves: the finished model, the run's progress (a .partial
     found now is this run's, or an earlier interrupted run's: ``--resume`` continues either), or
-    nothing new. ``before`` is :func:`file_identity` of ``out`` when the run began."""
+    nothing new. ``before`` is :func:`file_identity` of ``out`` when the run began;
+    ``resume_with`` the command that continues the run (a user told "the same options" ran
+    `tapcheck train --resume`, which looked for the default model's run)."""
     if file_identity(out) != before:
         return f"the model was already saved to {out}"
     if partial.exists():
-        return (f"the finished epochs are saved in {partial} — continue with `tapcheck train "
-                "--resume` and the same options")
+        how = (f"`{resume_with}`" if resume_with else
+               "`tapcheck train --resume` and the same options")
+        return f"the finished epochs are saved in {partial} — continue with {how}"
     kept = f"{out} is unchanged" if before is not None else f"{out} was not written"
     return f"stopped before the first epoch was saved; {kept}"
 

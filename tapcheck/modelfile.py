@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from .modelcheck import check_contents, check_trained
 FORMAT = "tapcheck-model"
 FORMAT_VERSION = 2  # 2: cosine heads keep their class centres as the model's W
 PARTIAL_FORMAT = "tapcheck-partial"
+PARTIAL_SUFFIX = ".partial"  # a run's progress: <model file>.partial
 RETRAIN = "retrain it with `tapcheck train`"
 # the fix for a .partial that cannot be resumed, as `train --resume` meets it
 RESUME_FIX = "delete it and train without --resume (the run starts over)"
@@ -274,7 +276,7 @@ def enrolled_digests(checkpoint: dict[str, Any], key: str) -> set[str]:
 def partial_path(model_path: str | os.PathLike) -> Path:
     """Where a run training ``model_path`` keeps its progress: ``<model_path>.partial``."""
     model_path = Path(model_path)
-    return model_path.with_name(model_path.name + ".partial")
+    return model_path.with_name(model_path.name + PARTIAL_SUFFIX)
 
 
 def save_partial(path: str | os.PathLike, state: dict[str, Any]) -> Path:
@@ -289,15 +291,26 @@ def read_partial(path: str | os.PathLike) -> dict[str, Any]:
     return read_checkpoint(Path(path), expect=PARTIAL_FORMAT)
 
 
-def check_partial(partial: Path | None, *, resume: bool) -> None:
-    """Before any work: resuming needs a partial checkpoint; a fresh run must not discard one."""
+def check_partial(partial: Path | None, *, resume: bool, resume_with: str | None = None) -> None:
+    """Before any work: resuming needs a partial checkpoint; a fresh run must not discard one.
+
+    ``resume_with``: the command that would continue a run found (this one with ``--resume``).
+    """
     if partial is None:
         if resume:
             raise ParameterError("resuming needs the path of the model file being trained")
         return
     if resume and not partial.exists():
+        # `train --resume` as told, without the run's --out, looked for the default model's
+        # run: name the runs that are there
+        others = sorted(p for p in partial.parent.glob(f"*{PARTIAL_SUFFIX}") if p.is_file())
+        outs = [os.fspath(p)[:-len(PARTIAL_SUFFIX)] for p in others[:3]]
+        fix = ("train without --resume" if not outs else
+               f"give the interrupted run's --out (and its other options): "
+               f"{', '.join('--out ' + shlex.quote(o) for o in outs)}"
+               f"{' …' if len(others) > 3 else ''}; or train without --resume")
         raise ModelFileError("no interrupted training run to resume (no such file)",
-                             path=partial, fix="train without --resume")
+                             path=partial, fix=fix)
     if not resume and partial.exists():
         # only a run's progress can be continued: a junk .partial was told "continue it with
         # `tapcheck train --resume`", and --resume then said "delete it and train without
@@ -312,5 +325,6 @@ def check_partial(partial: Path | None, *, resume: bool) -> None:
                 "over)")) from None
         raise ModelFileError(
             "an interrupted training run left its progress here", path=partial,
-            fix="continue it with `tapcheck train --resume` and the same options, or delete the "
-                "file to start over")
+            fix=(f"continue it with `{resume_with}`" if resume_with else
+                 "continue it with `tapcheck train --resume` and the same options")
+                + ", or delete the file to start over")

@@ -113,11 +113,11 @@ def test_an_uninterrupted_block_is_left_alone():
         raise ValueError("an error stays itself")
 
 
-def _stopped_training(out, partial, *, watch=True, during=None) -> str:
+def _stopped_training(out, partial, *, watch=True, during=None, resume_with=None) -> str:
     with pytest.raises(Interrupted) as stopped:
         with training_stops() as watch_:
             if watch:
-                watch_(out, partial)
+                watch_(out, partial, resume_with=resume_with)
             if during is not None:
                 during()
             os.kill(os.getpid(), signal.SIGTERM)
@@ -137,6 +137,9 @@ def test_what_an_interrupted_train_kept(tmp_path):
         "and the same options")
     assert _stopped_training(out, partial, during=lambda: _replace(out, b"today's model")) == (
         f"the model was already saved to {out}")
+    again = "tapcheck train --dataset bench --out m.pt --resume"
+    assert _stopped_training(out, partial, resume_with=again) == (
+        f"the finished epochs are saved in {partial} — continue with `{again}`")
 
 
 def _stopped_enrolment(model, *, undo, during=None) -> str:

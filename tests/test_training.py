@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -134,6 +135,14 @@ def test_resume_without_a_partial_is_an_error(small_train_set, fast, tmp_path, r
     assert code == 2
     assert err.strip() == (f"tapcheck: error: {tmp_path / 'm.pt.partial'}: no interrupted "
                            "training run to resume (no such file) — train without --resume")
+    # `train --resume` without the interrupted run's --out looked for the default model's
+    # run, and was told to train without --resume: the runs that are there are named
+    (tmp_path / "other run.pt.partial").write_bytes(b"progress")
+    code, _, err = run_cli("train", "--dataset", small_train_set, "--config", fast, "--out",
+                           tmp_path / "m.pt", "--resume")
+    assert code == 2 and err.strip().endswith(
+        f"(no such file) — give the interrupted run's --out (and its other options): "
+        f"--out '{tmp_path / 'other run.pt'}'; or train without --resume"), err
 
 
 def test_resume_from_a_partial_that_is_no_runs_progress_says_to_delete_it(
@@ -172,14 +181,18 @@ def test_sigterm_mid_training_says_the_progress_is_kept_and_removes_the_lock(
     run.send_signal(signal.SIGTERM)
     _, err = run.communicate(timeout=120)
     assert run.returncode == 130, err
-    assert err.splitlines()[-1] == (
-        f"tapcheck: interrupted; the finished epochs are saved in {partial} — continue with "
-        "`tapcheck train --resume` and the same options")
+    # the command to continue, with this run's own options ("the same options" sent a user
+    # to the default model's run), run as printed
+    said = f"tapcheck: interrupted; the finished epochs are saved in {partial} — continue with `"
+    assert err.splitlines()[-1].startswith(said) and err.endswith("`\n"), err
+    command = shlex.split(err.splitlines()[-1][len(said):-1])
+    assert command == ["tapcheck", *args[3:], "--resume"]
     assert "Traceback" not in err
     assert sorted(p.name for p in out.parent.iterdir()) == ["m.pt.partial"]  # no m.pt.lock
     done = read_partial(partial)["epoch"]
     assert 1 <= done < EPOCHS
-    resumed = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run([*args[:3], *command[1:]], capture_output=True, text=True,
+                             timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert [ln.split()[1] for ln in resumed.stderr.splitlines() if ln.startswith("epoch")] == [
         f"{e}/{EPOCHS}" for e in range(done + 1, EPOCHS + 1)]

@@ -44,6 +44,18 @@ def _train_options(f):
     return f
 
 
+def _command(name: str, **options) -> str:
+    """``tapcheck NAME --option value ...`` of the options given (None: left out), quoted for
+    the shell."""
+    import shlex
+
+    words = ["tapcheck", name]
+    for key, value in options.items():
+        if value is not None:
+            words += [f"--{key.replace('_', '-')}", str(value)]
+    return shlex.join(words)
+
+
 @cli.command()
 @click.option("--model", "model_name",
               help="Model to train [the config's train.model: arcface-resnet18]; `tapcheck "
@@ -85,16 +97,22 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
         check_buildable(config)  # an unknown name, or crops the network cannot take: now
         ds = Dataset.open(dataset)
         out = out or model_path(config.train.model)
+        partial = partial_path(out)
+        # this run's own options: "the same options" sent a user to the default model's run
+        again = _command("train", dataset=dataset, config=config_path, model=model_name,
+                         epochs=epochs, seed=seed, scorer=scorer, members=members,
+                         calibration=calibration, out=out) + " --resume"
+        if resume:  # no run to resume says so first, naming the runs there are
+            check_partial(partial, resume=True, resume_with=again)
         # never overwrite what tapcheck did not make, nor another dataset's model
         replacing = check_model_target(out, dataset=ds)
         check_writable(out.parent)  # now, not after an hour of training
         if replacing:
             say(replacing)
-        partial = partial_path(out)
-        watch(out, partial)  # from here on, a stop says what is kept
+        watch(out, partial, resume_with=again)  # from here on, a stop says what is kept
         # one run per model file: a second one is told "in use by PID N", not "interrupted"
         with exclusive(lock_path(out), what=out, error=ModelFileError, remove=True):
-            check_partial(partial, resume=resume)
+            check_partial(partial, resume=resume, resume_with=again)
             checkpoint = train_with_progress(ds, config=config, config_path=config_path,
                                              partial=partial, resume=resume)
             save_trained(out, checkpoint)
