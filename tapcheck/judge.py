@@ -357,9 +357,14 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
                                        board, done="judged")
             result.warnings += [line] if line else []
         else:  # a clip no folder places on a board is a board of its own: say how to group
-            result.warnings += [f"{v.path}: {unplaced_reason(v.path)}, so judged as a board of "
-                                "its own; give --board NAME to judge clips as one board"
-                                for v in good if board_of_path(v.path) is None]
+            loose: dict[str, list[str]] = {}  # one line per reason, not per clip (trial 39)
+            for v in good:
+                if board_of_path(v.path) is None:
+                    loose.setdefault(unplaced_reason(v.path), []).append(v.path)
+            result.warnings += [
+                f"{clips[0]}: {reason}, so judged as a board of its own"
+                f"{_and_more(len(clips) - 1, 'clip(s) alike')}; give --board NAME to judge "
+                "clips as one board" for reason, clips in loose.items()]
             # one board number, several folders (Monday's and Tuesday's board07/): still one
             # board, but a user who mixed two boards of that number should hear of it
             result.warnings += [
@@ -370,8 +375,15 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
         result.boards = board_verdicts(
             [v.path for v in good], [v.score for v in good], threshold=info["board_threshold"],
             expected_taps=info["board_taps"], board=board, rule=info["board_rule"])
+        short = [b for b in result.boards if b.taps < b.expected_taps]
         result.warnings += [  # the per-board rate is the model's for its count of taps
             f"board {b.board}: {b.taps} tap(s), where the board verdict is calibrated for "
             f"{b.expected_taps}; tap it {b.expected_taps - b.taps} more time(s) for the "
-            "stated rate" for b in result.boards if b.taps < b.expected_taps]
+            f"stated rate{_and_more(len(short) - 1, 'board(s) with fewer taps')}"
+            for b in short[:1]]
     return result
+
+
+def _and_more(count: int, what: str) -> str:
+    """`` (and 3 more clip(s) alike)``, or nothing for 0: one warning for many alike."""
+    return f" (and {count} more {what})" if count else ""

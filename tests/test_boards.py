@@ -200,3 +200,12 @@ def test_a_board_of_fewer_taps_than_calibrated_and_a_clip_outside_board_folders_
         "give --board NAME to judge clips as one board",
         f"tapcheck: warning: board {loose}: 1 tap(s), where the board verdict is calibrated for "
         "3; tap it 2 more time(s) for the stated rate"]
+    # many loose clips: one line each way, not two per clip (16 clips gave 32 lines)
+    more = [shutil.copyfile(tiny_dataset.path_of(t), tmp_path / f"tap{i}.wav")
+            for i, t in enumerate(tiny_dataset.select(board=[12])[1:4])]
+    code, out, err = run_cli("judge", loose, *more, "--model", tiny_model, "--per-board")
+    assert [line for line in err.splitlines() if "warning" in line] == [
+        f"tapcheck: warning: {loose}: not in a boardNN/ folder, so judged as a board of its own "
+        "(and 3 more clip(s) alike); give --board NAME to judge clips as one board",
+        f"tapcheck: warning: board {loose}: 1 tap(s), where the board verdict is calibrated for "
+        "3; tap it 2 more time(s) for the stated rate (and 3 more board(s) with fewer taps)"]
