@@ -228,6 +228,20 @@ class Config:
         return dataclasses.replace(self, **{section: new})
 
 
+def default_toml() -> str:
+    """tapcheck's ``configs/default.toml`` as a fix can name it from the working folder: by
+    that name in the checkout, by its full path elsewhere (a user outside the checkout was sent
+    to a ``configs/default.toml`` that is not there)."""
+    shipped = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
+    if not shipped.is_file():
+        return "configs/default.toml of tapcheck's source"
+    try:
+        here = Path("configs/default.toml").resolve() == shipped
+    except OSError:  # the working folder removed under us
+        here = False
+    return "configs/default.toml" if here else str(shipped)
+
+
 def _missing_config_fix(path: Path) -> str:
     """Where the config a user named is, when it is one of the checkout's: ``configs/`` ships
     beside the package, not in it, so ``--config configs/new-boards.toml`` outside the checkout
@@ -259,7 +273,7 @@ def load_config(path: str | Path | None = None) -> Config:
     if path is None:
         return Config()
     path = Path(path)
-    refuse_special(path, ConfigError, fix="pass a .toml file such as configs/default.toml")
+    refuse_special(path, ConfigError, fix=f"pass a .toml file such as {default_toml()}")
     try:
         # -sig: a file saved by Windows' Notepad starts with a byte-order mark (as manifests may)
         data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
@@ -268,13 +282,13 @@ def load_config(path: str | Path | None = None) -> Config:
             from None
     except IsADirectoryError:
         raise ConfigError("is a folder, not a config file", path=path,
-                          fix="pass a .toml file such as configs/default.toml") from None
+                          fix=f"pass a .toml file such as {default_toml()}") from None
     except PermissionError:
         raise ConfigError("cannot be read (permission denied)", path=path,
                           fix="check the file's permissions (chmod u+r)") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"not valid TOML ({e})", path=path,
-                          fix="fix the syntax; configs/default.toml shows every key") from None
+                          fix=f"fix the syntax; {default_toml()} shows every key") from None
     config = Config.from_dict(data, source=str(path))
     check_device_rate(config, source=str(path))
     return config
@@ -303,7 +317,7 @@ def _build(cls: type, data: Any, source: str, prefix: str, root: type | None = N
         table = prefix.rstrip(".")
         raise ConfigError(f"'{table}' must be a table, not {type(data).__name__} {data!r}",
                           path=source, fix=f"write its settings under a [{table}] header, e.g. "
-                                           "configs/default.toml")
+                                           f"{default_toml()}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -337,7 +351,7 @@ def _coerce(value: Any, kind: Any, source: str, key: str) -> Any:
         if option is str and isinstance(value, str):
             return value
     wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options if o is not type(None))
-    fix = "configs/default.toml shows every key with a value of its type"
+    fix = f"{default_toml()} shows every key with a value of its type"
     if isinstance(value, str) and any(_parses(value, o) for o in options):
         fix = f"write it without quotes: {key.rsplit('.', 1)[-1]} = {value.strip()}"
     raise ConfigError(f"'{key}' must be {wanted}, not {value!r}", path=source, fix=fix)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .augment import PSEUDO_ANOMALIES, PseudoAnomalyBatches
-from .config import Config
+from .config import Config, default_toml
 from .datasets import Dataset, Take
 from .errors import AudioError, DatasetError
 from .featurecache import FeatureCache
@@ -156,7 +156,7 @@ def dataset_crops(dataset: Dataset, takes: list[Take], *, cache: FeatureCache,
             f"above); nothing was {verb}", path=dataset.root / "manifest.csv",
             details=unusable[:3],
             fix="when every recording fails alike, suspect the settings first: the "
-                "config's [audio] and [features] (configs/default.toml has the study's)")
+                f"config's [audio] and [features] ({default_toml()} has the study's)")
     # the first few in manifest order, missing or not (each unusable line names its file first)
     bad = sorted(missing + [i for i in present if any(
         line.startswith(f"{os.fspath(paths[i])}: ") for line in unusable)])

@@ -235,8 +235,8 @@ def check_across(config: Any) -> None:
             f"{f.n_frames} + {f.n_crops - 1} x shift_frames {f.shift_frames}, times hop_length "
             f"{f.hop_length}), {span / a.sr:.2f} s at [audio] sr {a.sr} Hz: more than a clip "
             f"of duration_s {a.duration_s:g} s holds", fix="use fewer or shorter crops, or "
-            "raise [audio] sr or duration_s (configs/default.toml: 16128 samples, 0.37 s of a "
-            "3 s clip at 44100 Hz)")
+            "raise [audio] sr or duration_s (the defaults: 16128 samples, 0.37 s of a 3 s "
+            "clip at 44100 Hz)")
 
 
 def check_section(section: str, settings: Any) -> None:
@@ -252,9 +252,11 @@ def check_section(section: str, settings: Any) -> None:
         value = getattr(settings, f.name)
         problem = rules[f.name](value)
         if problem:
+            from .config import default_toml  # config.py imports this module
+
             raise ConfigError(f"'{section}.{f.name}' {problem}, not {value!r}",
-                              fix="fix it in the config file or option (configs/default.toml "
-                                  "shows the defaults)")
+                              fix="fix it in the config file or option ("
+                                  f"{default_toml()} shows the defaults)")
     together = TOGETHER.get(section)
     found = together(settings) if together else None
     if found:

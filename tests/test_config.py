@@ -141,3 +141,16 @@ def test_a_missing_config_named_as_in_the_docs_points_at_the_checkouts_copy(tmp_
         with pytest.raises(ConfigError) as e:
             load_config(other)
         assert e.value.fix == f"check the path, or start from {ROOT / 'configs/default.toml'}"
+
+
+def test_a_bad_value_points_at_the_default_config_from_any_folder(tmp_path, monkeypatch):
+    """A bad key's fix named `configs/default.toml`, which is there only in the checkout: from
+    any other folder it is named by its full path."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[train]\nepochs = "x"\n')
+    for folder, shown in ((ROOT, "configs/default.toml"),
+                          (tmp_path, str(ROOT / "configs/default.toml"))):
+        monkeypatch.chdir(folder)
+        with pytest.raises(ConfigError) as e:
+            load_config(bad)
+        assert e.value.fix == f"{shown} shows every key with a value of its type"
