@@ -146,6 +146,7 @@ class Dataset:
         self.takes: list[Take] = []
         self._seen: tuple | None = None  # the manifest's identity when last read or written
         self._appendable = False  # our header exactly: a new row can be appended
+        self._own_columns: list[str] = []  # the manifest's columns tapcheck does not keep
         self._reload()
 
     def _stamp(self) -> tuple | None:
@@ -163,8 +164,9 @@ class Dataset:
         stamp = self._stamp()
         if stamp is not None and stamp == self._seen:
             return
-        self.takes, self._appendable = (manifest.read_manifest(self.root / MANIFEST, Take)
-                                        if stamp is not None else ([], False))
+        self.takes, self._appendable, self._own_columns = (
+            manifest.read_manifest(self.root / MANIFEST, Take) if stamp is not None
+            else ([], False, []))
         self._seen = stamp
 
     @classmethod
@@ -290,12 +292,22 @@ class Dataset:
         """Number for a new take: after the highest in the manifest **or** on disk."""
         numbers = [t.take for t in self.takes if t.board == board and t.side == side]
         folder = self.root / f"board{board:02d}" / side
+        on_disk = {}
         if folder.is_dir():
             for f in folder.glob("take*.wav"):
                 m = re.fullmatch(r"take(\d+)\.wav", f.name)
                 if m:
                     numbers.append(int(m.group(1)))
-        return max(numbers, default=0) + 1
+                    on_disk[int(m.group(1))] = f
+        number = max(numbers, default=0) + 1
+        if number > manifest.MAX_TAKE:  # its row would lock the dataset: no reader takes it
+            highest = on_disk.get(number - 1)
+            raise DatasetError(
+                f"has a take numbered {number - 1}, the largest a manifest holds is "
+                f"{manifest.MAX_TAKE}: no take can be numbered after it; nothing was written",
+                path=highest or self.root / MANIFEST,
+                fix="rename that file to a smaller number (or move it out), or fix its row")
+        return number
 
     @contextlib.contextmanager
     def locked(self, *, remove: bool = False) -> Iterator["Dataset"]:
@@ -317,8 +329,16 @@ class Dataset:
 
     def _check_manifest_writable(self) -> None:
         """A manifest that cannot take a row (read-only, immutable) fails the session now: found
-        only after a tap, it left that take's WAV without its row."""
+        only after a tap, it left that take's WAV without its row. So does one with columns of
+        its own: a row added rewrites it with tapcheck's columns only, and an inspector's notes
+        column was dropped without a word."""
         manifest = self.root / MANIFEST
+        if self._own_columns:
+            own = ", ".join(f"'{c}'" for c in self._own_columns)
+            raise DatasetError(
+                f"has column(s) {own} that tapcheck does not keep: adding a take would rewrite "
+                "it without them; nothing was written", path=manifest,
+                fix="move those columns to a file of their own (keyed by path), then run again")
         if manifest.is_symlink():  # add_take replaces a linked manifest, never writes through it
             return
         try:

@@ -59,7 +59,12 @@ def check_take_path(text: str) -> str | None:
     return None
 
 
-def _whole(text: str, lo: int, what: str, hi: int = 2**31 - 1) -> int:
+MAX_TAKE = 2**31 - 1  # a take number a manifest holds (a 32-bit int for other tools)
+
+
+def _whole(text: str, lo: int, what: str, hi: int = MAX_TAKE) -> int:
+    if isinstance(text, str) and not text.isascii():  # int() reads "١" (Arabic-Indic) as 1
+        raise ValueError(f"{what} must be written in the digits 0-9, not {text!r}")
     value = int(text)
     if not lo <= value <= hi:
         raise ValueError(f"{what} must be between {lo} and {hi}, not {value}")
@@ -110,8 +115,9 @@ def parse_row(row: dict[str, Any], make: Callable[..., Any], where: str) -> Any:
     return make(**values)
 
 
-def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool]:
-    """Every row, checked, as ``make(**fields)``; and whether the header is exactly ours.
+def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool, list[str]]:
+    """Every row, checked, as ``make(**fields)``; whether the header is exactly ours; and the
+    header's columns of its own (not tapcheck's), which tapcheck reads past but cannot write.
 
     Raises
     ------
@@ -131,7 +137,12 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool]:
                            fix="restore it from a backup or rebuild it") from None
     text = _utf8(raw, path)
     reader = csv.DictReader(io.StringIO(text))
-    missing = missing_columns(reader.fieldnames or [])
+    header = list(reader.fieldnames or [])
+    repeated = next((name for i, name in enumerate(header) if name in header[:i]), None)
+    if repeated is not None:  # DictReader keeps the last one: every board read as board 99
+        raise DatasetError(f"names the column '{repeated}' twice in its header", path=path,
+                           fix="delete or rename one of the two columns")
+    missing = missing_columns(header)
     if missing:
         raise DatasetError(f"is not a tapcheck manifest (no column {', '.join(missing)})",
                            path=path, fix=f"the header must be: {HEADER}")
@@ -168,8 +179,8 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool]:
                                path=where, fix="delete one of the two rows")
         seen[take.path] = line
         takes.append(take)
-    ours = tuple(reader.fieldnames or ()) == MANIFEST_FIELDS and text.startswith(HEADER)
-    return takes, ours
+    ours = tuple(header) == MANIFEST_FIELDS and text.startswith(HEADER)
+    return takes, ours, [name for name in header if name not in MANIFEST_FIELDS]
 
 
 def _utf8(raw: bytes, path: Path) -> str:

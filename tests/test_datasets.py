@@ -37,6 +37,24 @@ def test_takes_are_numbered_after_files_on_disk(tmp_path):
     assert take.take == 8 and orphan.read_bytes() == b"precious"
 
 
+def test_no_take_is_numbered_past_what_a_manifest_holds(tmp_path):
+    """A stray take99999999999.wav made the next take 100000000000, whose row no reader takes:
+    the dataset was locked out. Refused before anything is written."""
+    ds = Dataset.create(tmp_path / "bench")
+    ds.add_take(_tap(), sr=44100, board=1, side="left", label="normal")
+    stray = tmp_path / "bench" / "board01" / "left" / "take99999999999.wav"
+    stray.write_bytes(b"")
+    manifest = (tmp_path / "bench" / "manifest.csv").read_bytes()
+    with pytest.raises(DatasetError) as e:
+        ds.add_take(_tap(), sr=44100, board=1, side="left", label="normal")
+    assert str(e.value) == (
+        f"{stray}: has a take numbered 99999999999, the largest a manifest holds is 2147483647: "
+        "no take can be numbered after it; nothing was written — rename that file to a smaller "
+        "number (or move it out), or fix its row")
+    assert (tmp_path / "bench" / "manifest.csv").read_bytes() == manifest
+    assert len(Dataset.open(tmp_path / "bench").takes) == 1
+
+
 def test_select_filters(tiny_dataset):
     ds = tiny_dataset
     assert {t.board for t in ds.select(split="train", label="defect")} == {5, 6}
@@ -57,6 +75,9 @@ def test_select_filters(tiny_dataset):
     # a spreadsheet's padding is named as such, not reported as a missing file
     (lambda rows: rows[1].__setitem__("path", rows[1]["path"] + " "), "spaces around its path"),
     (lambda rows: rows[1].__setitem__("board", "three"), "malformed row"),
+    # int() reads other scripts' digits: an Arabic-Indic one was board 1
+    (lambda rows: rows[1].__setitem__("board", "\u0661"),
+     "board must be written in the digits 0-9"),
     (lambda rows: rows[1].__setitem__("split", "validation"), "unknown split"),
 ])
 def test_bad_manifests_name_the_line(tmp_path, edit, match):
@@ -136,6 +157,42 @@ def test_a_row_with_too_many_fields_says_so_at_its_line(tmp_path, own_column):
     lines[2] = lines[2].removesuffix(',"spare\nvalue"')  # the fix: the row as the header says
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert len(Dataset.open(tmp_path / "bench").takes) == 2
+
+
+def test_a_column_named_twice_is_refused_not_read_as_its_last_copy(tmp_path):
+    """A header naming 'board' twice read every row's board from the last copy (every board
+    board 99), and a take added wrote that over the real numbers."""
+    path = _two_takes(tmp_path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([lines[0] + ",board", *(x + ",99" for x in lines[1:])]) + "\n",
+                    encoding="utf-8")
+    with pytest.raises(DatasetError) as e:
+        Dataset.open(tmp_path / "bench")
+    assert str(e.value) == (f"{path}: names the column 'board' twice in its header — delete or "
+                            "rename one of the two columns")
+
+
+def test_a_manifest_with_columns_of_its_own_is_read_and_never_rewritten_without_them(tmp_path):
+    """An inspector's notes column was dropped without a word by the next take added (the
+    manifest is rewritten with tapcheck's columns): refused before anything is written."""
+    path = _two_takes(tmp_path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([lines[0] + ",notes", lines[1] + ",cracked?", lines[2] + ","])
+                    + "\n", encoding="utf-8")
+    def files():  # the writers' lock file aside
+        return {p: p.read_bytes() for p in (tmp_path / "bench").rglob("*")
+                if p.is_file() and p.name != ".lock"}
+
+    before = files()
+    ds = Dataset.open(tmp_path / "bench")
+    assert len(ds.takes) == 2  # read as ever
+    with pytest.raises(DatasetError) as e:
+        ds.add_take(_tap(), sr=44100, board=1, side="left", label="normal")
+    assert str(e.value) == (
+        f"{path}: has column(s) 'notes' that tapcheck does not keep: adding a take would "
+        "rewrite it without them; nothing was written — move those columns to a file of their "
+        "own (keyed by path), then run again")
+    assert files() == before
 
 
 def test_not_a_manifest(tmp_path):
