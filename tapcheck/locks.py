@@ -122,7 +122,25 @@ def _acquire(path: Path, *, what: Path | str, error: type[TapcheckError]) -> int
         if not same:  # the holder removed the file after we opened it: lock the new one
             os.close(fd)
             continue
+        foreign = _not_a_lock(fd)
+        if foreign:  # a user's file of that name: truncated, then deleted by remove=True
+            os.close(fd)
+            raise error(f"cannot be locked: {path.name} beside it is not a lock file "
+                        f"({foreign})", path=what,
+                        fix=f"move {path} aside (tapcheck writes there only its lock)")
         with contextlib.suppress(OSError):  # only names the holder; a full disk must not stop us
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
         return fd
+
+
+def _not_a_lock(fd: int) -> str | None:
+    """Why the file open at ``fd`` is not a lock file tapcheck left (empty, or a PID), else
+    None: a hard link's other names would lose their contents too."""
+    if os.fstat(fd).st_nlink > 1:
+        return "it is a hard link of another file"
+    with contextlib.suppress(OSError):
+        head = os.pread(fd, 64, 0)
+        if head.strip() and not head.strip().isdigit():
+            return "it holds other data"
+    return None
