@@ -395,7 +395,11 @@ def explain_verdicts(judge: Judge, verdicts, *, references: str | os.PathLike | 
     found = explainer.explain_files([verdicts[i].path for i in wanted])
     out = {i: e for i, e in zip(wanted, found, strict=True) if e is not None}
     if picture_dir is not None:
+        from .errors import StorageError
         from .pictures import save_pictures
 
-        save_pictures(list(out.values()), picture_dir)
+        try:
+            save_pictures(list(out.values()), picture_dir)
+        except StorageError as e:  # a full disk: the verdicts stand (they were all lost)
+            warned.append(f"{e}; the verdicts and explanations stand, without those pictures")
     return out, warned

@@ -101,11 +101,12 @@ def check_picture_folder(folder: str | os.PathLike) -> None:
     ParameterError
         ``folder`` is empty.
     StorageError
-        ``folder`` is a file, a dataset's, inside one, or the recordings folder.
+        ``folder`` is a file, a dataset's, inside one, or the recordings folder, or no file
+        can be written there.
     """
-    from .errors import ParameterError, StorageError
     from .dataset_folders import refuse_dataset_folder
-    from .files import non_folder_kind
+    from .errors import ParameterError, StorageError
+    from .files import check_writable, non_folder_kind
 
     if os.fspath(folder) == "":  # the current folder, unasked: pictures among whatever is there
         raise ParameterError("--explain-dir is empty, and an empty path names the current folder",
@@ -119,6 +120,8 @@ def check_picture_folder(folder: str | os.PathLike) -> None:
     refuse_dataset_folder(folder, why="explanation pictures would mix with its takes",
                           home_why="pictures there would mix with the datasets' folders",
                           fix="choose another --explain-dir, e.g. explanations")
+    # a read-only disk: now, while it costs nothing (made when a picture is written)
+    check_writable(folder, create=False)
 
 
 def save_pictures(explanations: Sequence[Explanation], folder: str | os.PathLike) -> None:

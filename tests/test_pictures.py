@@ -134,3 +134,32 @@ def test_an_explain_dir_that_is_a_file_is_named_as_one(tmp_path, run_cli):
                        "the folder the pictures go in — choose another --explain-dir, e.g. "
                        "explanations\n")
         assert given.read_bytes() == before
+
+
+def test_a_full_disk_under_the_pictures_leaves_every_verdict(separating_model, tmp_path):
+    """--explain-dir on a full disk printed no verdict at all, only the picture's error (the
+    anomalous clips went unreported): every verdict stands, exit 1, one warning naming the
+    picture. A read-only one is refused before judging, as a dataset's folder is."""
+    from .hostile_helpers import _private_mounts, _tapcheck
+
+    env = {"TAPCHECK_RECORDINGS": str(training_recordings(separating_model))}
+    clips = _write_taps(tmp_path, [(1, "left", 40), (5, "left", 50), (6, "right", 50)])
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    full = _private_mounts(f"mount -t tmpfs -o size=8k tmpfs {disk}")
+    result = _tapcheck("judge", "--model", separating_model, *clips, "--explain-dir",
+                       disk / "why", prefix=full, env=env)
+    assert result.returncode == 1, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()
+            if line.split()[:1] in (["NORMAL"], ["ANOMALOUS"])] == [
+        "NORMAL", "ANOMALOUS", "ANOMALOUS"], result.stdout
+    warned = [line for line in result.stderr.splitlines() if "No space left on device" in line]
+    assert len(warned) == 1 and warned[0].startswith(f"tapcheck: warning: {disk / 'why'}/") and \
+        warned[0].endswith("the verdicts and explanations stand, without those pictures"), \
+        result.stderr
+    read_only = _private_mounts(f"mount -t tmpfs -o ro tmpfs {disk}")
+    result = _tapcheck("judge", "--model", separating_model, *clips, "--explain-dir",
+                       disk / "why", prefix=read_only, env=env)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (f"tapcheck: error: {disk}: cannot be written (Read-only file "
+                             "system) — the disk is read-only; choose a folder on another disk\n")
