@@ -51,6 +51,7 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
         ``out`` is a folder, a fifo/device/socket, a file tapcheck did not write as a model, a
         read-only model file, or one holding enrolments (which a new model would lose).
     """
+    from .dataset_folders import dataset_holding
     from .files import refuse_read_only, refuse_special
     from .modelfile import FORMAT
     from .paths import model_command
@@ -64,6 +65,15 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
         raise ModelFileError("is a folder; --out names the model file to write", path=path,
                              fix="e.g. --out " + os.path.join(path, "model.pt"))
     refuse_special(path, ModelFileError, fix=fix)
+    # a model file among a dataset's takes (--out recordings/x/board01/left/take007.wav): judge
+    # board01/left/*.wav then met it, and doctor took it for an unlisted recording
+    holder = dataset_holding(os.path.dirname(path) or ".")
+    if holder is not None:
+        shown = os.path.relpath(holder)
+        shown = shown if not shown.startswith("..") else os.fspath(holder)
+        raise ModelFileError(f"lies in dataset {shown}, where a model file would mix with its "
+                             "takes", path=path, fix=elsewhere or "choose another --out, "
+                             "outside the dataset, e.g. models/<name>.pt")
     if not os.path.lexists(path):
         return
     if os.path.islink(path):

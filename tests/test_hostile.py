@@ -128,7 +128,10 @@ def _out_cases(root: Path, dataset: Path) -> dict[str, Path]:
     os.mknod(device, 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers
     return {"take": dataset / "board01" / "left" / "take001.wav",
             "manifest": dataset / "manifest.csv", "folder": folder, "fifo": fifo,
-            "device": device}
+            "device": device,
+            # a new file among the takes: judge board01/left/*.wav met it, doctor listed it
+            "new file in the dataset": dataset / "board01" / "left" / "take999.wav",
+            "models folder in the dataset": dataset / "models" / "m.pt"}
 
 
 def test_train_out_refuses_what_tapcheck_did_not_make(dataset_copy, tmp_path, run_cli):
@@ -138,6 +141,10 @@ def test_train_out_refuses_what_tapcheck_did_not_make(dataset_copy, tmp_path, ru
                                "1", "--out", out)
         assert code == 2, name
         _one_line_error(err, f"{out}: ")
+        if "in the dataset" in name:
+            _one_line_error(err, f"{out}: lies in dataset {dataset_copy}, where a model file "
+                                 "would mix with its takes — choose another --out, outside "
+                                 "the dataset")
         assert "epoch" not in err  # refused before training
         assert not Path(f"{out}.partial").exists()
     assert _snapshot(dataset_copy) == before
