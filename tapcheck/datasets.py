@@ -115,6 +115,13 @@ def creatable_path(name: str | os.PathLike) -> Path:
     if kind:
         raise DatasetError(f"is {kind}, not a dataset's folder; the dataset's takes and "
                            f"{MANIFEST} go in a folder", path=root, fix=fix)
+    holder = None if os.path.lexists(root / MANIFEST) else dataset_holding(root.parent)
+    if holder is not None:  # a new dataset among another's takes: doctor and train saw neither
+        raise DatasetError(
+            f"lies inside dataset {_as_given(holder)}: a new dataset there would mix its takes "
+            "with that one's", path=root,
+            fix=f"add the takes to {_as_given(holder)} itself, or give a folder outside it, "
+                "e.g. --dataset bench (under the recordings folder)")
     return root
 
 

@@ -253,3 +253,27 @@ def test_an_import_that_imports_nothing_takes_back_the_folder_it_made(tmp_path, 
     kept.mkdir()
     code, out, err = run_cli("import", notaudio, "--dataset", kept, *args)
     assert code == 2 and out == f"imported 0 of 1 file(s) into {kept}\n" and kept.is_dir()
+
+
+def test_no_new_dataset_is_made_inside_another(tmp_path, run_cli, monkeypatch):
+    """`import --dataset bench/board02/left/new`, `synth --dataset bench/board03/x` and a
+    recordings folder that is itself a dataset made datasets among bench's takes, which doctor
+    and train never saw: refused, nothing made; bench's own folder still takes imports."""
+    from .conftest import write_tone
+
+    clip = write_tone(tmp_path / "a.wav", duration_s=3.0)
+    args = ("--board", "1", "--side", "left", "--label", "normal")
+    assert run_cli("import", clip, "--dataset", tmp_path / "bench", *args)[0] == 0
+    bench = tmp_path / "bench"
+    before = sorted(p for p in bench.rglob("*") if p.name != ".lock")
+    said = (f"lies inside dataset {bench}: a new dataset there would mix its takes with that "
+            f"one's — add the takes to {bench} itself, or give a folder outside it")
+    for command in (("import", write_tone(tmp_path / "b.wav", duration_s=3.0, seed=1),
+                     "--dataset", bench / "board01" / "left" / "new", *args),
+                    ("synth", "--takes", "1", "--dataset", bench / "board01" / "x")):
+        code, out, err = run_cli(*command)
+        assert code == 2 and said in err and len(err.splitlines()) == 1, err
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(bench))
+    code, out, err = run_cli("import", clip, "--dataset", "sub", *args)
+    assert code == 2 and f"{bench / 'sub'}: {said}" in err, err
+    assert sorted(p for p in bench.rglob("*") if p.name != ".lock") == before
