@@ -286,6 +286,8 @@ def training_references(judge: Judge) -> np.ndarray:
     """
     from .datasets import MANIFEST, Dataset
     from .featurecache import FeatureCache
+    from .files import content_digest
+    from .modelfile import provenance
     from .paths import recordings_home
 
     info = judge.model.checkpoint.get("dataset")
@@ -318,6 +320,17 @@ def training_references(judge: Judge) -> np.ndarray:
                            "trained on", path=ds.root, fix=fix)
     by_path = {t.path: t for t in ds.takes}
     files = [ds.path_of(by_path[p]) for p in normal]  # a take linked out of it: refused, unread
+    # the same name and paths on another site (another synth seed, another bench) hold other
+    # recordings: explained against them, taps read "resonance at 689 Hz instead of 43 Hz"
+    listed = provenance(judge.model.checkpoint, "takes") + provenance(judge.model.checkpoint,
+                                                                      "calibration_takes")
+    digests = provenance(judge.model.checkpoint, "digests")
+    known = dict(zip(listed, digests, strict=True)) if len(digests) == len(listed) else {}
+    if any(p in known and os.path.isfile(f) and content_digest(f) != known[p]
+           for p, f in zip(normal, files, strict=True)):
+        raise DatasetError(f"holds other recordings than the ones {judge.model.path} was "
+                           "trained on, under the same names (another dataset of that name?)",
+                           path=ds.root, fix=fix)
     cache = FeatureCache(audio=judge.config.audio, features=judge.config.features)
     return cache.get_many(files)
 

@@ -257,6 +257,31 @@ def test_explanations_read_the_training_dataset_only_from_the_recordings_folder(
     assert code == 1 and found == named and "warning" not in err, err
 
 
+def test_explanations_are_not_made_against_another_dataset_of_the_same_name(
+        separating_model, tmp_path, run_cli, monkeypatch):
+    """Another site's dataset of the model's dataset's name, its takes at the same paths with
+    other bytes, was taken for the references without a word: the taps were explained against
+    other boards ("resonance at 689 Hz instead of 43 Hz"). Now the verdicts stand, unexplained,
+    with one line saying so."""
+    import shutil
+
+    clips = _write_taps(tmp_path, [(1, "left", 40), (5, "left", 50), (6, "right", 50)])
+    trained = Path(torch.load(separating_model, weights_only=True)["dataset"]["path"])
+    other = Path(shutil.copytree(trained, tmp_path / "site" / trained.name))
+    for wav in other.rglob("*.wav"):  # the same layout, other recordings
+        wav.write_bytes(wav.read_bytes()[:-2] + b"\x01\x00")
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(other.parent))
+    code, out, err = run_cli("judge", "--model", separating_model, *clips, "--explain")
+    assert code == 1, err
+    assert [ln.split()[0] for ln in out.splitlines()] == ["NORMAL", "ANOMALOUS", "ANOMALOUS"]
+    assert "why:" not in out
+    assert [ln for ln in err.splitlines() if not ln.startswith("tapcheck: threshold")] == [
+        f"tapcheck: warning: {other}: holds other recordings than the ones {separating_model} "
+        "was trained on, under the same names (another dataset of that name?), so 2 anomalous "
+        "clip(s) are judged but not explained — pass --references DATASET (a dataset with "
+        "normal takes of the same boards)"]
+
+
 def _bad_reference_takes(root) -> list:
     """Five of a dataset's takes made unusable, each a way a take goes bad; returns them."""
     takes = sorted(root.glob("board*/*/take*.wav"))[:5]
