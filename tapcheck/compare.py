@@ -302,7 +302,10 @@ def tsne_map(train: np.ndarray, test: np.ndarray, *, seed: int = 0
     perplexity = float(max(2.0, min(30.0, (len(train) - 1) / 3.0)))
     embedding = TSNE(n_components=2, perplexity=perplexity, metric="cosine", random_state=seed,
                      n_jobs=1, verbose=False).fit(np.ascontiguousarray(train, dtype=np.float64))
-    placed = embedding.transform(np.ascontiguousarray(test, dtype=np.float64))
+    # transform's own perplexity (5) is too high for a map of a few clips: openTSNE printed
+    # "Perplexity value 5 is too high" into compare's output
+    placed = embedding.transform(np.ascontiguousarray(test, dtype=np.float64),
+                                 perplexity=float(max(1.0, min(5.0, (len(train) - 1) / 3.0))))
     return np.asarray(embedding), np.asarray(placed)
 
 

@@ -342,7 +342,10 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
 def json_safe(value: Any) -> Any:
     """``value`` with every NaN or infinite float as None, in nested dicts and lists: a figure
     that cannot be computed (an AUC without defective takes) is ``null`` in JSON, which every
-    parser reads; ``json.dumps`` would write a bare ``NaN``, which strict parsers refuse."""
+    parser reads; ``json.dumps`` would write a bare ``NaN``, which strict parsers refuse.
+    NumPy scalars become Python ones first."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float):
         return value if np.isfinite(value) else None
     if isinstance(value, dict):

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .evaluation import json_safe
 from .files import atomic_write
 
 # the last is what a plant meets: taps of normal boards training never heard (None in a cell
@@ -237,4 +238,4 @@ def write_grid_metrics(out: Path, *, rows: list[dict], pairs: list[dict], cells:
                 "cells": [{"model": c.model, "seed": c.seed, "fold": c.fold, "key": r["key"],
                            **r["row"]} for c, r in cells.items()]}
     with atomic_write(out / "metrics.json", "w", encoding="utf-8") as f:
-        json.dump(document, f, indent=2, default=float)
+        json.dump(json_safe(document), f, indent=2, default=float, allow_nan=False)

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .evaluation import json_safe
 from .files import atomic_write
 
 COLUMNS = [  # (key, header, format)
@@ -54,7 +55,9 @@ def write_metrics(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -
     with atomic_write(out / "metrics.csv", "w", encoding="utf-8", newline="") as f:
         f.write(buffer.getvalue())
     with atomic_write(out / "metrics.json", "w", encoding="utf-8") as f:
-        json.dump({"meta": meta, "models": rows}, f, indent=2, default=float)
+        # a figure one board cannot give (an AUC without defects) is null, not a bare NaN
+        json.dump(json_safe({"meta": meta, "models": rows}), f, indent=2, default=float,
+                  allow_nan=False)
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:

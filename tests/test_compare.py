@@ -185,6 +185,16 @@ def test_resolve_models():
         resolve_models("ae,resnet")
 
 
+def test_a_map_of_a_few_clips_leaves_no_warning_of_opentsnes(caplog):
+    """A one-board comparison's map of 10 training crops: openTSNE's transform logged
+    "Perplexity value 5 is too high. Using perplexity 3.00 instead" into compare's output."""
+    rng = np.random.default_rng(0)
+    with caplog.at_level("WARNING"):
+        xy_train, xy_test = tsne_map(rng.normal(size=(10, 8)), rng.normal(size=(4, 8)), seed=0)
+    assert xy_train.shape == (10, 2) and xy_test.shape == (4, 2)
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("openTSNE")]
+
+
 def test_tsne_places_test_points_into_the_training_map():
     rng = np.random.default_rng(0)
     a, b = rng.normal(0, 0.05, (40, 8)) + 1, rng.normal(0, 0.05, (40, 8)) - 1
@@ -210,3 +220,19 @@ def test_metrics_on_known_cases():
     lo, hi = bootstrap_ci(labels, scores, n_boot=200)
     assert 0 <= lo <= 7 / 8 <= hi <= 1
     assert np.isnan(auc(np.zeros(3), np.arange(3)))
+
+
+def test_a_one_board_comparison_writes_strict_json_and_only_its_own_lines(tiny_dataset,
+                                                                          tmp_path, run_cli):
+    """One board, no defect among its test takes: metrics.json held bare NaN, which strict
+    parsers refuse."""
+    from .conftest import copy_with_manifest
+
+    one = copy_with_manifest(tiny_dataset.root, tmp_path / "one",
+                             lambda rows: [r for r in rows if r["board"] == "1"])
+    code, out, err = run_cli("compare", "--dataset", one, "--models", "ae", "--epochs", "1",
+                             "--out", tmp_path / "report")
+    assert code == 0, err
+    strict = json.loads((tmp_path / "report" / "metrics.json").read_text(),
+                        parse_constant=lambda c: pytest.fail(f"metrics.json holds {c}"))
+    assert strict["models"][0]["auc"] is None  # no defective take: no AUC, said as null
