@@ -23,13 +23,14 @@ import numpy as np
 
 from . import __version__
 from .config import Config, GridConfig
+from .dataset_folders import refuse_dataset_folder
 from .datasets import Dataset, Take
 from .errors import DatasetError, ParameterError, StorageError
 from .featurecache import FeatureCache
-from .dataset_folders import refuse_dataset_folder
 from .files import check_replaceable, sniff
 from .grid import Cell, CellStore, plan_cells, representative, run_grid, run_serially
 from .judge import Judge
+from .model_target import check_model_target
 from .models import MODELS, STUDY_MODELS, get_spec
 from .models.base import represent_clips
 from .runtime import cpu_has_bf16
@@ -109,7 +110,8 @@ def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
     beside a dataset's takes. Each file the report writes must be nothing yet, or part of an
     earlier comparison here — told, as ``bench`` tells its JSON, by the folder's ``metrics.json``
     holding a comparison's ``meta`` and ``models``: its PNGs and CSV carry no mark of their own.
-    Model files under ``models/`` are checked by :func:`~tapcheck.model_target.check_model_target`.
+    Model files under ``models/`` are then checked by
+    :func:`~tapcheck.model_target.check_model_target`.
 
     Raises
     ------
@@ -140,6 +142,7 @@ def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
         # <out>/models/<name>.pt is where `train` writes when <out> is the working folder
         # (`--out .`, or an empty `--out ''`): a plainly trained model was replaced there
         model = out / "models" / f"{name}.pt"
+        check_model_target(model)  # only over tapcheck's own model files
         if os.path.lexists(model) and not earlier:
             raise StorageError("exists, and its folder holds no earlier comparison: the report's "
                                f"{name} model would replace a model tapcheck train wrote",

@@ -201,14 +201,13 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     cells and a paired test for each pair of models. Finished cells are kept under <out>/cells/:
     a rerun (after a crash, or with more seeds) computes only the missing ones.
     """
-    from ..compare import compare_models, default_out, resolve_models
+    from ..compare import check_report_folder, compare_models, default_out, resolve_models
     from ..config import GridConfig
     from ..datasets import Dataset
     from ..errors import ParameterError
     from ..files import check_writable
     from ..grid import parse_seeds
     from ..gridreport import grid_text
-    from ..model_target import check_model_target
     from ..modelcheck import check_buildable
     from ..report import summary_table
 
@@ -241,9 +240,9 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
                                                    "--out reports/<dataset>, or leave it out")
     ds = Dataset.open(dataset)
     out = Path(out) if out is not None else default_out(ds)
-    for name in names:  # the model files it will write: only over tapcheck's own, and now
+    for name in names:  # settings no network takes: now
         check_buildable(config.replace("train", model=name))
-        check_model_target(out / "models" / f"{name}.pt")
+    check_report_folder(out, names)  # and its model files: only over tapcheck's own
     check_writable(out, create=False)  # the folder itself appears only with the results
     rows = compare_models(ds, names, config=config, out=out, grid=grid, log=echo_err,
                           progress=sys.stderr.isatty())
