@@ -201,7 +201,7 @@ class Dataset:
                 # `--dataset plant/`: a path from here, while the list named plant
                 raise DatasetError(
                     "no such dataset (no manifest.csv)", path=root,
-                    fix=f"--dataset {root.name}, without a slash, names "
+                    fix=f"{root.name}, without a slash, names "
                         f"{recordings_home() / root.name}; a path with a slash is a folder "
                         "from here")
             raise DatasetError(

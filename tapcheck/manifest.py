@@ -56,6 +56,8 @@ def check_take_path(text: str) -> str | None:
         return f"has an absolute path {text!r}; takes must lie inside the dataset folder"
     if ".." in text.split("/"):
         return f"has a path {text!r} that leaves the dataset folder ('..')"
+    if not text.strip("./"):  # ".", "./": the dataset's folder, read as a take gone missing
+        return f"has a path {text!r} that names the dataset's folder, not a take's file"
     return None
 
 

@@ -139,15 +139,19 @@ def dataset_crops(dataset: Dataset, takes: list[Take], *, cache: FeatureCache,
     # the cache says what it can read: a cache of crops shipped to a cluster worker has no files
     missing = [i for i, p in enumerate(paths) if not cache.can_read(p)]
     verb = "trained" if split == "training" else "judged"
-    present = sorted(set(range(len(takes))) - set(missing))
+    # a row naming a folder (board01/left): the row is wrong, not a clip given on a command line
+    folders = [i for i, p in enumerate(paths) if i not in missing and os.path.isdir(p)]
+    present = sorted(set(range(len(takes))) - set(missing) - set(folders))
     try:
         crops = cache.get_many([paths[i] for i in present], progress=progress)
     except AudioError as e:
         unusable = list(e.details)
     else:
-        if not missing:
+        if not missing and not folders:
             return crops
         unusable = []
+    unusable = [f"{paths[i]}: is a folder, not a take's audio file — fix its row's path or "
+                "delete the row" for i in folders] + unusable
     if len(missing) == 1 and not unusable:  # the list and its summary would say it twice
         raise _missing_take(dataset, paths[missing[0]], split)
     if len(unusable) == len(takes) > 3:  # all of them: one cause, likely not 250 files
@@ -158,7 +162,7 @@ def dataset_crops(dataset: Dataset, takes: list[Take], *, cache: FeatureCache,
             fix="when every recording fails alike, suspect the settings first: the "
                 f"config's [audio] and [features] ({default_toml()} has the study's)")
     # the first few in manifest order, missing or not (each unusable line names its file first)
-    bad = sorted(missing + [i for i in present if any(
+    bad = sorted(missing + folders + [i for i in present if any(
         line.startswith(f"{os.fspath(paths[i])}: ") for line in unusable)])
     kinds = [f"{n} {what}" for n, what in (
         (len(missing), "file missing" if len(missing) == 1 else "files missing"),

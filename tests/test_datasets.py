@@ -213,7 +213,7 @@ def test_unknown_dataset_lists_known_ones(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path.parent)
     with pytest.raises(DatasetError) as e:
         Dataset.open("alpha/")
-    assert e.value.fix == (f"--dataset alpha, without a slash, names {tmp_path / 'alpha'}; a "
+    assert e.value.fix == (f"alpha, without a slash, names {tmp_path / 'alpha'}; a "
                            "path with a slash is a folder from here")
     with pytest.raises(DatasetError, match="datasets here: alpha"):  # a path meant as one
         Dataset.open(tmp_path / "backup" / "alpha")

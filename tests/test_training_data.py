@@ -101,3 +101,34 @@ def test_a_recording_listed_twice_is_refused_by_train_and_evaluate_and_named_by_
                               f"as an earlier take, e.g. {twin} (a copy of {first}) — delete "
                               f"the copies' rows: {twin}") in out
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_row_naming_a_folder_is_told_to_fix_the_row(tiny_dataset, tmp_path, run_cli):
+    """A row whose path names a folder (board02/left) was told "pass the audio files inside
+    it, e.g. …/*.wav", the advice for a folder given on judge's command line; a row naming the
+    dataset's own folder ('.') read as a take with no file."""
+    from tapcheck.datasets import Dataset
+    from tapcheck.errors import DatasetError
+
+    from .conftest import copy_with_manifest
+
+    def row_path(path):
+        def edit(rows):
+            next(r for r in rows if r["split"] == "train" and r["board"] == "1")["path"] = path
+        return edit
+
+    root = copy_with_manifest(tiny_dataset.root, tmp_path / "folder", row_path("board02/left"))
+    code, out, err = run_cli("train", "--dataset", root, "--model", "arcface-lite", "--epochs",
+                             "1", "--out", tmp_path / "m.pt")
+    assert (code, out) == (2, "") and not (tmp_path / "m.pt").exists()
+    assert err.splitlines()[0] == (f"tapcheck: error: {root / 'board02/left'}: is a folder, "
+                                   "not a take's audio "
+                                   "file — fix its row's path or delete the row")
+    assert "pass the audio files" not in err
+    dot = copy_with_manifest(tiny_dataset.root, tmp_path / "dot", row_path("."))
+    try:
+        Dataset.open(dot)
+    except DatasetError as e:
+        assert e.problem == "has a path '.' that names the dataset's folder, not a take's file"
+    else:
+        raise AssertionError("a row naming the dataset's folder was read")

@@ -64,8 +64,9 @@ def _command(name: str, **options) -> str:
 @click.option("--calibration", type=click.Choice(
     ["auto", "cross-fit", "hold-out", "leave-one-board-out"]),
               help="Where the threshold comes from [the config's train.calibration: auto, "
-                   "i.e. cross-fit from 8 normal boards, else hold-out]; cross-fit trains "
-                   "train.crossfit_folds more networks (docs/new-boards.md).")
+                   "i.e. cross-fit from 8 normal boards at a frequency stretch up to ±6 %, "
+                   "else hold-out]; cross-fit trains train.crossfit_folds more networks "
+                   "(docs/new-boards.md).")
 @click.option("--out", type=MODEL_FILE, help="Model file [models/<model>.pt].")
 @click.option("--resume", is_flag=True,
               help="Continue the run that was interrupted (same options): its progress is in "
@@ -198,8 +199,9 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     Writes <out>/index.html (opens offline), metrics.csv, metrics.json and the trained models
     under <out>/models/. Same seed, same numbers. With --seeds or --folds each (model, seed,
     fold) is a cell, and the report gives each model's mean ± sd and 95 % interval over its
-    cells and a paired test for each pair of models. Finished cells are kept under <out>/cells/:
-    a rerun (after a crash, or with more seeds) computes only the missing ones.
+    cells and a paired test for each pair of models. Finished cells are kept under <out>/cells/
+    (the plotted cell's model file there too, every cell's with --keep-models; no
+    <out>/models/): a rerun (after a crash, or with more seeds) computes only the missing ones.
     """
     from ..compare import check_report_folder, compare_models, default_out, resolve_models
     from ..config import GridConfig
