@@ -286,7 +286,11 @@ def load_config(path: str | Path | None = None) -> Config:
     except PermissionError:
         raise ConfigError("cannot be read (permission denied)", path=path,
                           fix="check the file's permissions (chmod u+r)") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:  # "fix the syntax" did not say what was wrong
+        raise ConfigError(f"is not UTF-8 text (byte 0x{e.object[e.start]:02x} at byte "
+                          f"{e.start}; saved as Latin-1 or Windows-1252?)", path=path,
+                          fix="save it as UTF-8, as TOML files are") from None
+    except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"not valid TOML ({e})", path=path,
                           fix=f"fix the syntax; {default_toml()} shows every key") from None
     config = Config.from_dict(data, source=str(path))

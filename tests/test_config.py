@@ -154,3 +154,14 @@ def test_a_bad_value_points_at_the_default_config_from_any_folder(tmp_path, monk
         with pytest.raises(ConfigError) as e:
             load_config(bad)
         assert e.value.fix == f"{shown} shows every key with a value of its type"
+
+
+def test_a_config_saved_in_latin1_is_told_to_be_saved_as_utf8(tmp_path):
+    """It said "not valid TOML ('utf-8' codec can't decode byte 0xe9 …) — fix the syntax"."""
+    path = tmp_path / "latin.toml"
+    path.write_bytes("[train]\n# caf\u00e9\nepochs = 3\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert (e.value.problem, e.value.fix) == (
+        "is not UTF-8 text (byte 0xe9 at byte 13; saved as Latin-1 or Windows-1252?)",
+        "save it as UTF-8, as TOML files are")
