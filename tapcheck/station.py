@@ -281,9 +281,12 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         if e.errno == 98:  # EADDRINUSE
             raise StorageError(f"port {port} on {host} is in use (another station?)",
-                               fix="stop the other program or pass --port N") from None
+                               fix="stop the other program, or pass --port N (or set [station] "
+                                   "port in the config)") from None
+        # the address may come from a --config's [station] host: name both places
         raise ParameterError(f"cannot listen on {host}:{port} ({e.strerror})",
-                             fix="pass --host with an address of this machine") from None
+                             fix="pass --host with an address of this machine (or fix "
+                                 "[station] host in the config)") from None
     sock.listen(64)
     sock.set_inheritable(True)
     return sock

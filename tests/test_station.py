@@ -312,7 +312,8 @@ def test_bad_input_is_one_line(separating_model, tmp_path, run_cli, monkeypatch)
         port = taken.getsockname()[1]
         code, out, err = run_cli("station", "--model", separating_model, "--port", port)
     assert code == 2 and err == (f"tapcheck: error: port {port} on 127.0.0.1 is in use "
-                                 "(another station?) — stop the other program or pass --port N\n")
+                                 "(another station?) — stop the other program, or pass --port "
+                                 "N (or set [station] port in the config)\n")
 
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a model")
