@@ -103,6 +103,8 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
     trained_on = source.get("path")
     if dataset is None or not isinstance(trained_on, str) or _same_dataset(head, dataset):
         return None  # retraining on the same dataset (or a file that does not say): a new run
+    if trained_on in (".", "..") and isinstance(source.get("name"), str):
+        trained_on = source["name"]  # `--dataset .` from its folder: "(.)" named nothing here
     if head.get("made_by") == DEMO_MADE:  # demo replaces its own; so may train, saying so
         return f"replacing {path}, a model `tapcheck demo` made (trained on {trained_on})"
     folder = os.path.dirname(path)
@@ -121,8 +123,8 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     """Whether the model ``head`` was trained on ``dataset``: some of its training takes are
     in it, by path and bytes (a dataset moved, renamed, grown or named as ``.`` is the same;
     another site's dataset of the same name is not). A file without digests (before
-    2026-12-03) is told by the dataset's name or folder. While the model's own folder is
-    still there holding its recordings, any other folder is another dataset
+    2026-12-03) is told by the dataset's name or folder. While the model's own dataset is
+    still in the recordings folder holding its recordings, any other folder is another dataset
     (:func:`_held_elsewhere`).
 
     When none of the model's takes is listed at its path, their files are looked for in the
@@ -137,7 +139,7 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     listed = provenance(head, "takes") + provenance(head, "calibration_takes")
     digests = provenance(head, "digests")
     if digests and len(digests) == len(listed):
-        if _held_elsewhere(head["dataset"].get("path"), listed, digests, dataset):
+        if _held_elsewhere(head["dataset"].get("name"), listed, digests, dataset):
             return False
         here = {t.path: t for t in dataset.takes}
         pairs = [(here[p], d) for p, d in zip(listed, digests, strict=True) if p in here][:5]
@@ -158,18 +160,25 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
         os.path.realpath(source["path"]) == root
 
 
-def _held_elsewhere(folder: Any, listed: list[str], digests: list[str], dataset: Any) -> bool:
-    """Whether the model's own dataset folder (``folder``, as stored) is still there, another
-    folder than ``dataset``'s, with a manifest and the model's recordings in it: then
-    ``dataset`` is another dataset, whatever recordings the two share (a dataset synthesised
-    with the same seed, takes imported from the other, a copy). Its model was replaced without
-    a word (trial 39: ``synth --dataset small`` holds the demo's first takes)."""
-    from .files import content_digest
-    from .manifest import MANIFEST
+def _held_elsewhere(name: Any, listed: list[str], digests: list[str], dataset: Any) -> bool:
+    """Whether the model's own dataset is still in the recordings folder by its ``name``,
+    another folder than ``dataset``'s, with the model's recordings in it: then ``dataset`` is
+    another dataset, whatever recordings the two share (a dataset synthesised with the same
+    seed, takes imported from the other, a copy). Its model was replaced without a word (trial
+    39: ``synth --dataset small`` holds the demo's first takes).
 
-    if not isinstance(folder, str) or not os.path.isdir(folder) or \
-            os.path.realpath(folder) == os.path.realpath(dataset.root) or \
-            not os.path.isfile(os.path.join(folder, MANIFEST)):
+    The recordings folder, as ``explain`` finds a model's references there: the folder the
+    model file stores was typed relative to a working folder nobody recorded (``.`` read from
+    another folder named another dataset), and lies outside the folders the user gives."""
+    from .files import content_digest
+    from .manifest import MANIFEST, SLUG
+    from .paths import recordings_home
+
+    if not isinstance(name, str) or not SLUG.fullmatch(name):
+        return False
+    folder = recordings_home() / name
+    if not (folder / MANIFEST).is_file() or \
+            os.path.realpath(folder) == os.path.realpath(dataset.root):
         return False
     kept = [(f, d) for p, d in zip(listed, digests, strict=True)
             if (f := _inside(folder, p)) is not None][:5]

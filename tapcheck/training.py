@@ -341,7 +341,11 @@ def _provenance(dataset: Dataset, data: TrainingData) -> dict:
     takes = data.fit_takes + data.calib_takes
     files = [dataset.path_of(t) for t in takes]
     here = all(os.path.isfile(f) for f in files)
-    return {"name": dataset.name, "path": str(dataset.root),
+    # `--dataset .` has no name of its own ("."): its folder's, by which the recordings folder
+    # holds it (explain and train look for the model's dataset there)
+    named = dataset.name not in ("", ".", "..")
+    return {"name": dataset.name if named else Path(os.path.abspath(dataset.root)).name,
+            "path": str(dataset.root),
             "fit_clips": len(data.fit_takes), "calibration_clips": len(data.calib_takes),
             "takes": [t.path for t in data.fit_takes],
             "calibration_takes": [t.path for t in data.calib_takes],

@@ -484,13 +484,14 @@ def test_train_does_not_replace_another_datasets_model(tiny_model, tiny_dataset,
 
 
 def test_a_dataset_is_told_by_its_folder_and_its_recordings(tiny_model, tiny_dataset, run_cli,
-                                                             tmp_path, one_thread):
+                                                             tmp_path, one_thread, monkeypatch):
     """Another folder sharing the model's recordings while the model's own dataset is still
-    there (a copy, a dataset synthesised with the same seed): another dataset, refused — it
-    replaced the model without a word. The model's trained takes taken out of its own folder's
-    manifest and a new lot listed instead: the same dataset, replaced — it was refused. The
-    model file's paths are read only inside the dataset: paths out of it (``../``) tell
-    nothing."""
+    in the recordings folder (a copy, a dataset synthesised with the same seed): another
+    dataset, refused — it replaced the model without a word. Found there by its name, however
+    its folder was typed when it trained (`.`). The model's trained takes taken out of its own
+    folder's manifest and a new lot listed instead: the same dataset, replaced — it was
+    refused. The model file's paths are read only inside the dataset: paths out of it (``../``)
+    tell nothing."""
     from .conftest import copy_with_manifest
 
     def new_lot(rows):  # the trained takes out, the test takes the new training lot
@@ -508,11 +509,16 @@ def test_a_dataset_is_told_by_its_folder_and_its_recordings(tiny_model, tiny_dat
 
     target = Path(shutil.copyfile(tiny_model, tmp_path / "m.pt"))
     copy = Path(shutil.copytree(tiny_dataset.root, tmp_path / "copy"))
-    digest = hashlib.md5(target.read_bytes()).hexdigest()
-    code, out, err = train(copy, target)
-    assert code == 2 and not out and (f"holds a model trained on another dataset "
-                                      f"({tiny_dataset.root})") in err, err
-    assert hashlib.md5(target.read_bytes()).hexdigest() == digest
+    home = os.environ["TAPCHECK_RECORDINGS"]  # each test's own (conftest)
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(tiny_dataset.root.parent))
+    for typed in (str(tiny_dataset.root), "."):  # `train --dataset .` from inside it
+        digest = trained_in(typed)
+        code, out, err = train(copy, target)
+        shown = "tiny" if typed == "." else typed  # "(.)" named nothing from here
+        assert code == 2 and not out and (f"holds a model trained on another dataset "
+                                          f"({shown})") in err, err
+        assert hashlib.md5(target.read_bytes()).hexdigest() == digest
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", home)
     lot = copy_with_manifest(tiny_dataset.root, tmp_path / "lot", new_lot)
     trained_in(lot)
     code, out, err = train(lot, target)
