@@ -54,6 +54,20 @@ def dataset_holding(folder: str | os.PathLike) -> Path | None:
     return None
 
 
+def recordings_in_dataset() -> Path | None:
+    """The dataset the recordings folder itself is or lies in, else None: run from inside a
+    dataset's folder, ``./recordings`` is among its takes, and :func:`dataset_holding` looks no
+    higher than the recordings folder (a new dataset was made there unseen). Only a tapcheck
+    manifest counts (:func:`_tapcheck_manifest`), up to :data:`DATASET_DEPTH` folders up."""
+    from .paths import recordings_home
+
+    start = Path(os.path.abspath(recordings_home()))
+    for candidate in (start, *start.parents[:DATASET_DEPTH]):
+        if _tapcheck_manifest(candidate / "manifest.csv"):
+            return candidate
+    return None
+
+
 def _tapcheck_manifest(path: Path) -> bool:
     """Whether ``path`` is a regular file (links followed) whose first line names every column
     of a tapcheck manifest; reads at most 4 KiB. A fifo is never opened (it would block)."""

@@ -24,7 +24,7 @@ import numpy as np
 from .audio import peak_dbfs, write_wav
 from . import manifest
 from .errors import DatasetError, ParameterError, StorageError
-from .dataset_folders import dataset_holding
+from .dataset_folders import dataset_holding, recordings_in_dataset
 from .files import check_path, non_folder_kind, storage_error
 from .locks import exclusive
 from .manifest import LABELS, MANIFEST, MANIFEST_FIELDS, SPLITS  # noqa: F401 - re-exported
@@ -115,7 +115,18 @@ def creatable_path(name: str | os.PathLike) -> Path:
     if kind:
         raise DatasetError(f"is {kind}, not a dataset's folder; the dataset's takes and "
                            f"{MANIFEST} go in a folder", path=root, fix=fix)
-    holder = None if os.path.lexists(root / MANIFEST) else dataset_holding(root.parent)
+    if os.path.lexists(root / MANIFEST):
+        return root
+    holder = dataset_holding(root.parent)
+    home = recordings_home()
+    around = recordings_in_dataset() if root.parent.resolve() == home.resolve() else None
+    if around is not None and (holder is None or holder == around):
+        # `cd recordings/bench; tapcheck synth --dataset x` made recordings/bench/recordings/x
+        raise DatasetError(
+            f"lies inside dataset {_as_given(around)}, as the recordings folder {home} does: a "
+            "new dataset there would mix its takes with that one's", path=root,
+            fix="run tapcheck from a folder outside that dataset, or set TAPCHECK_RECORDINGS "
+                "to a folder outside it")
     if holder is not None:  # a new dataset among another's takes: doctor and train saw neither
         raise DatasetError(
             f"lies inside dataset {_as_given(holder)}: a new dataset there would mix its takes "

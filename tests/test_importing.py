@@ -273,7 +273,15 @@ def test_no_new_dataset_is_made_inside_another(tmp_path, run_cli, monkeypatch):
                     ("synth", "--takes", "1", "--dataset", bench / "board01" / "x")):
         code, out, err = run_cli(*command)
         assert code == 2 and said in err and len(err.splitlines()) == 1, err
+    # the recordings folder in bench: set so, or `./recordings` run from inside bench's folder
+    inside = (f"lies inside dataset {bench}, as the recordings folder {{}} does: a new dataset "
+              "there would mix its takes with that one's — run tapcheck from a folder outside "
+              "that dataset, or set TAPCHECK_RECORDINGS to a folder outside it")
     monkeypatch.setenv("TAPCHECK_RECORDINGS", str(bench))
     code, out, err = run_cli("import", clip, "--dataset", "sub", *args)
-    assert code == 2 and f"{bench / 'sub'}: {said}" in err, err
+    assert code == 2 and f"{bench / 'sub'}: {inside.format(bench)}" in err, err
+    monkeypatch.delenv("TAPCHECK_RECORDINGS")
+    monkeypatch.chdir(bench / "board01")
+    code, out, err = run_cli("synth", "--takes", "1", "--dataset", "inner")
+    assert code == 2 and f"recordings/inner: {inside.format('recordings')}" in err, err
     assert sorted(p for p in bench.rglob("*") if p.name != ".lock") == before
