@@ -70,10 +70,15 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
     holder = dataset_holding(os.path.dirname(path) or ".")
     if holder is not None:
         shown = os.path.relpath(holder)
-        shown = shown if not shown.startswith("..") else os.fspath(holder)
+        shown = shown if not shown.startswith("..") and shown != "." else os.fspath(holder)
+        # models/ here, or beside the dataset's folder when here is inside it ("models/x.pt"
+        # from inside it was refused again)
+        name = os.path.splitext(os.path.basename(path))[0] + ".pt"
+        beside = os.path.join("models", name) if dataset_holding("models") is None else \
+            os.path.relpath(holder.parent / "models" / name)
         raise ModelFileError(f"lies in dataset {shown}, where a model file would mix with its "
                              "takes", path=path, fix=elsewhere or "choose another --out, "
-                             "outside the dataset, e.g. models/<name>.pt")
+                             f"outside the dataset, e.g. {beside}")
     if not os.path.lexists(path):
         return
     if os.path.islink(path):
