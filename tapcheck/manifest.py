@@ -140,7 +140,9 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool, lis
     text = _utf8(raw, path)
     reader = csv.DictReader(io.StringIO(text))
     header = list(reader.fieldnames or [])
-    repeated = next((name for i, name in enumerate(header) if name in header[:i]), None)
+    # blank names are a spreadsheet's empty trailing columns, not columns of their own
+    repeated = next((name for i, name in enumerate(header)
+                     if name.strip() and name in header[:i]), None)
     if repeated is not None:  # DictReader keeps the last one: every board read as board 99
         raise DatasetError(f"names the column '{repeated}' twice in its header", path=path,
                            fix="delete or rename one of the two columns")
@@ -149,7 +151,10 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool, lis
         raise DatasetError(f"is not a tapcheck manifest (no column {', '.join(missing)})",
                            path=path, fix=f"the header must be: {HEADER}")
     takes, seen = [], {}
+    blank = [name for name in header if not name.strip()]
+    filled: set[str] = set()  # blank-named columns some row holds a value under
     for row in reader:
+        filled.update(name for name in blank if (row.get(name) or "").strip())
         # the reader's count of lines read, back to the row's first line (a quoted value may
         # hold line breaks): a blank line, which it skips, must not shift the lines named
         # (a long row's surplus values are a list, under the key None: counted too)
@@ -182,7 +187,11 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool, lis
         seen[take.path] = line
         takes.append(take)
     ours = tuple(header) == MANIFEST_FIELDS and text.startswith(HEADER)
-    return takes, ours, [name for name in header if name not in MANIFEST_FIELDS]
+    # a blank-named column counts only if some row holds a value under it (DictReader keeps
+    # one value per name): a header's trailing comma loses nothing when rewritten
+    own = [name for name in header if name not in MANIFEST_FIELDS
+           and (name.strip() or name in filled)]
+    return takes, ours, own
 
 
 def _utf8(raw: bytes, path: Path) -> str:

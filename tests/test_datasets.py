@@ -193,6 +193,12 @@ def test_a_manifest_with_columns_of_its_own_is_read_and_never_rewritten_without_
         "rewrite it without them; nothing was written — move those columns to a file of their "
         "own (keyed by path), then run again")
     assert files() == before
+    # a spreadsheet's empty trailing column holds nothing to lose: written as ever
+    path.write_text("\n".join([lines[0] + ",,", lines[1] + ",,", lines[2] + ",,"]) + "\n",
+                    encoding="utf-8")
+    Dataset.open(tmp_path / "bench").add_take(_tap(), sr=44100, board=1, side="left",
+                                              label="normal")
+    assert path.read_text(encoding="utf-8").splitlines()[0] == ",".join(MANIFEST_FIELDS)
 
 
 def test_not_a_manifest(tmp_path):
