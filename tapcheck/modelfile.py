@@ -325,6 +325,8 @@ def check_partial(partial: Path | None, *, resume: bool, resume_with: str | None
                 "over)")) from None
         raise ModelFileError(
             "an interrupted training run left its progress here", path=partial,
-            fix=(f"continue it with `{resume_with}`" if resume_with else
+            # this command's options: the run's own are in the file, its --config's path not
+            fix=(f"continue it with `{resume_with}` if it ran with these options"
+                 if resume_with else
                  "continue it with `tapcheck train --resume` and the same options")
                 + ", or delete the file to start over")

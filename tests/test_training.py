@@ -191,6 +191,12 @@ def test_sigterm_mid_training_says_the_progress_is_kept_and_removes_the_lock(
     assert sorted(p.name for p in out.parent.iterdir()) == ["m.pt.partial"]  # no m.pt.lock
     done = read_partial(partial)["epoch"]
     assert 1 <= done < EPOCHS
+    # the same command without --resume is told the command that continues the run
+    fresh = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert fresh.returncode == 2 and fresh.stderr == (
+        f"tapcheck: error: {partial}: an interrupted training run left its progress here — "
+        f"continue it with `{shlex.join(command)}` if it ran with these options, or delete the "
+        "file to start over\n")
     resumed = subprocess.run([*args[:3], *command[1:]], capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr
