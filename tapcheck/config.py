@@ -12,6 +12,7 @@ Fields whose default is ``None`` are filled from the chosen model's own defaults
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import tomllib
 import types
@@ -275,8 +276,12 @@ def load_config(path: str | Path | None = None) -> Config:
     path = Path(path)
     refuse_special(path, ConfigError, fix=f"pass a .toml file such as {default_toml()}")
     try:
+        raw = path.read_bytes()
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Notepad's "Unicode"
+            raise ConfigError("is UTF-16 text, not UTF-8", path=path,
+                              fix="save it as UTF-8, as TOML files are")
         # -sig: a file saved by Windows' Notepad starts with a byte-order mark (as manifests may)
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError("config file not found", path=path, fix=_missing_config_fix(path)) \
             from None
@@ -287,8 +292,9 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError("cannot be read (permission denied)", path=path,
                           fix="check the file's permissions (chmod u+r)") from None
     except UnicodeDecodeError as e:  # "fix the syntax" did not say what was wrong
-        raise ConfigError(f"is not UTF-8 text (byte 0x{e.object[e.start]:02x} at byte "
-                          f"{e.start}; saved as Latin-1 or Windows-1252?)", path=path,
+        at = e.start + (len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0)
+        raise ConfigError(f"is not UTF-8 text (byte 0x{raw[at]:02x} at byte {at}; saved as "
+                          "Latin-1 or Windows-1252?)", path=path,
                           fix="save it as UTF-8, as TOML files are") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"not valid TOML ({e})", path=path,

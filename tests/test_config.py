@@ -165,3 +165,10 @@ def test_a_config_saved_in_latin1_is_told_to_be_saved_as_utf8(tmp_path):
     assert (e.value.problem, e.value.fix) == (
         "is not UTF-8 text (byte 0xe9 at byte 13; saved as Latin-1 or Windows-1252?)",
         "save it as UTF-8, as TOML files are")
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # the offset counts the BOM too
+    with pytest.raises(ConfigError, match="byte 0xe9 at byte 16;"):
+        load_config(path)
+    path.write_bytes("[train]\n".encode("utf-16"))  # Notepad's "Unicode": no Latin-1 guess
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert e.value.problem == "is UTF-16 text, not UTF-8"
