@@ -1,4 +1,5 @@
-"""Which folders belong to a dataset, so that nothing but takes is written into one.
+"""Which folders belong to a dataset: where a dataset of a name lies, where a new one may be
+made, and that nothing but takes is written into one.
 
 ``compare --out`` once put a report and ``judge --explain-dir`` pictures among a dataset's
 takes, where ``tapcheck datasets`` and training then met them. :func:`dataset_holding` finds
@@ -12,7 +13,9 @@ import os
 import stat
 from pathlib import Path
 
-from .errors import StorageError
+from .errors import DatasetError, ParameterError, StorageError
+from .manifest import MANIFEST, SLUG, missing_columns
+from .paths import recordings_home
 
 
 #: how far above a folder outside the recordings folder a dataset's manifest.csv is looked
@@ -37,9 +40,6 @@ def dataset_holding(folder: str | os.PathLike) -> Path | None:
     puts the files among that board's takes); it need not exist yet (a folder made inside a
     dataset is inside it too).
     """
-    from .manifest import MANIFEST  # manifest.py imports this module
-    from .paths import recordings_home
-
     home = recordings_home()
     stops = {Path(os.path.abspath(home)), home.resolve()}
     for start in (Path(os.path.abspath(folder)), Path(folder).resolve()):
@@ -59,11 +59,9 @@ def recordings_in_dataset() -> Path | None:
     dataset's folder, ``./recordings`` is among its takes, and :func:`dataset_holding` looks no
     higher than the recordings folder (a new dataset was made there unseen). Only a tapcheck
     manifest counts (:func:`_tapcheck_manifest`), up to :data:`DATASET_DEPTH` folders up."""
-    from .paths import recordings_home
-
     start = Path(os.path.abspath(recordings_home()))
     for candidate in (start, *start.parents[:DATASET_DEPTH]):
-        if _tapcheck_manifest(candidate / "manifest.csv"):
+        if _tapcheck_manifest(candidate / MANIFEST):
             return candidate
     return None
 
@@ -73,7 +71,6 @@ def _tapcheck_manifest(path: Path) -> bool:
     of a tapcheck manifest; reads at most 4 KiB. A fifo is never opened (it would block)."""
     import csv
 
-    from .manifest import missing_columns
 
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
@@ -108,9 +105,6 @@ def refuse_dataset_folder(folder: str | os.PathLike, *, why: str, fix: str,
     ------
     StorageError
     """
-    from .manifest import MANIFEST
-    from .paths import recordings_home
-
     dataset = dataset_holding(folder)
     if dataset is not None:
         if dataset in (Path(os.path.abspath(folder)), Path(folder).resolve()):
@@ -124,3 +118,83 @@ def refuse_dataset_folder(folder: str | os.PathLike, *, why: str, fix: str,
     if Path(folder).resolve() == home.resolve():
         raise StorageError(f"is the recordings folder, which holds the datasets; {home_why}",
                            path=folder, fix=fix)
+
+
+def dataset_path(name: str | os.PathLike) -> Path:
+    """``NAME`` → ``recordings/NAME``; a path with a slash (or an existing folder) is used as is;
+    the path of a dataset's ``manifest.csv`` means its dataset's folder, for reading and writing
+    alike (``info``, ``import``, ``record``: a manifest given was "no such dataset", or, to
+    ``import``, "cannot be written (File exists)")."""
+    text = os.fspath(name)
+    given = Path(text)
+    if given.name == MANIFEST and given.is_file():
+        # a bare "manifest.csv" or "../manifest.csv": a folder with a name, for messages and
+        # the dataset's name
+        return given.parent if given.parent.name else Path(os.path.abspath(given.parent))
+    # a file here is a path too ("info stereo.wav" was "not a usable dataset name"): the
+    # callers then say it is a file, not a dataset's folder
+    if os.sep in text or "/" in text or (Path(text).is_dir() and (Path(text) / MANIFEST).exists()) \
+            or (not SLUG.match(text) and os.path.lexists(text) and not Path(text).is_dir()):
+        return Path(text)
+    if not SLUG.match(text):
+        raise ParameterError(f"'{text}' is not a usable dataset name",
+                             fix="use ASCII letters, digits, '-' and '_', e.g. --dataset bench-1")
+    return recordings_home() / text
+
+
+def as_given(root: Path) -> str:
+    """A dataset folder as a user passes it to ``--dataset``, quoted for the shell: its name
+    when it lies in the recordings folder and is a usable name, else its path (from here when
+    below the working folder, not ``.``)."""
+    import shlex
+
+    home = recordings_home()
+    if root.parent in (Path(os.path.abspath(home)), home.resolve()) and SLUG.match(root.name):
+        return root.name
+    here = Path.cwd()
+    shown = os.path.relpath(root, here) if root.is_relative_to(here) and root != here else \
+        os.fspath(root)
+    # a relative path needs a slash to be read as a path, not a dataset's name
+    return shlex.quote(shown if os.sep in shown or os.path.isabs(shown) else f"./{shown}")
+
+
+def creatable_path(name: str | os.PathLike) -> Path:
+    """:func:`dataset_path` of a dataset a command may create, checked before any work (``record``
+    checks it before the microphone opens): a file there, or a ``manifest.csv`` that is no
+    file, is refused with what it is. ``--dataset clips/good.wav`` said "cannot be written
+    (File exists) — a file stands where a folder should be".
+
+    Raises
+    ------
+    DatasetError
+    """
+    from .files import non_folder_kind
+
+    root = dataset_path(name)
+    fix = "give the dataset's folder or name, e.g. --dataset bench"
+    if root.name == MANIFEST:  # not a file (dataset_path takes a manifest file as its folder)
+        raise DatasetError(f"is no {MANIFEST} file; a dataset is the folder holding its "
+                           f"{MANIFEST}", path=root, fix=fix)
+    kind = non_folder_kind(root)
+    if kind:
+        raise DatasetError(f"is {kind}, not a dataset's folder; the dataset's takes and "
+                           f"{MANIFEST} go in a folder", path=root, fix=fix)
+    if os.path.lexists(root / MANIFEST):
+        return root
+    holder = dataset_holding(root.parent)
+    home = recordings_home()
+    around = recordings_in_dataset() if root.parent.resolve() == home.resolve() else None
+    if around is not None and (holder is None or holder == around):
+        # `cd recordings/bench; tapcheck synth --dataset x` made recordings/bench/recordings/x
+        raise DatasetError(
+            f"lies inside dataset {as_given(around)}, as the recordings folder {home} does: a "
+            "new dataset there would mix its takes with that one's", path=root,
+            fix="run tapcheck from a folder outside that dataset, or set TAPCHECK_RECORDINGS "
+                "to a folder outside it")
+    if holder is not None:  # a new dataset among another's takes: doctor and train saw neither
+        raise DatasetError(
+            f"lies inside dataset {as_given(holder)}: a new dataset there would mix its takes "
+            "with that one's", path=root,
+            fix=f"add the takes to {as_given(holder)} itself, or give a folder outside it, "
+                "e.g. --dataset bench (under the recordings folder)")
+    return root

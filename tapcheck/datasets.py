@@ -21,10 +21,10 @@ from typing import Collection, Iterator
 
 import numpy as np
 
-from .audio import peak_dbfs, write_wav
 from . import manifest
+from .audio import peak_dbfs, write_wav
+from .dataset_folders import as_given, creatable_path, dataset_holding, dataset_path
 from .errors import DatasetError, ParameterError, StorageError
-from .dataset_folders import dataset_holding, recordings_in_dataset
 from .files import check_path, non_folder_kind, storage_error
 from .locks import exclusive
 from .manifest import LABELS, MANIFEST, MANIFEST_FIELDS, SPLITS  # noqa: F401 - re-exported
@@ -54,86 +54,6 @@ class Take:
     def class_name(self) -> str:
         """The identity metric-learning models separate: ``board03/left``."""
         return f"board{self.board:02d}/{self.side}"
-
-
-def dataset_path(name: str | os.PathLike) -> Path:
-    """``NAME`` → ``recordings/NAME``; a path with a slash (or an existing folder) is used as is;
-    the path of a dataset's ``manifest.csv`` means its dataset's folder, for reading and writing
-    alike (``info``, ``import``, ``record``: a manifest given was "no such dataset", or, to
-    ``import``, "cannot be written (File exists)")."""
-    text = os.fspath(name)
-    given = Path(text)
-    if given.name == MANIFEST and given.is_file():
-        # a bare "manifest.csv" or "../manifest.csv": a folder with a name, for messages and
-        # the dataset's name
-        return given.parent if given.parent.name else Path(os.path.abspath(given.parent))
-    # a file here is a path too ("info stereo.wav" was "not a usable dataset name"): the
-    # callers then say it is a file, not a dataset's folder
-    if os.sep in text or "/" in text or (Path(text).is_dir() and (Path(text) / MANIFEST).exists()) \
-            or (not _SLUG.match(text) and os.path.lexists(text) and not Path(text).is_dir()):
-        return Path(text)
-    if not _SLUG.match(text):
-        raise ParameterError(f"'{text}' is not a usable dataset name",
-                             fix="use ASCII letters, digits, '-' and '_', e.g. --dataset bench-1")
-    return recordings_home() / text
-
-
-def _as_given(root: Path) -> str:
-    """A dataset folder as a user passes it to ``--dataset``, quoted for the shell: its name
-    when it lies in the recordings folder and is a usable name, else its path (from here when
-    below the working folder, not ``.``)."""
-    import shlex
-
-    home = recordings_home()
-    if root.parent in (Path(os.path.abspath(home)), home.resolve()) and _SLUG.match(root.name):
-        return root.name
-    here = Path.cwd()
-    shown = os.path.relpath(root, here) if root.is_relative_to(here) and root != here else \
-        os.fspath(root)
-    # a relative path needs a slash to be read as a path, not a dataset's name
-    return shlex.quote(shown if os.sep in shown or os.path.isabs(shown) else f"./{shown}")
-
-
-def creatable_path(name: str | os.PathLike) -> Path:
-    """:func:`dataset_path` of a dataset a command may create, checked before any work (``record``
-    checks it before the microphone opens): a file there, or a ``manifest.csv`` that is no
-    file, is refused with what it is. ``--dataset clips/good.wav`` said "cannot be written
-    (File exists) — a file stands where a folder should be".
-
-    Raises
-    ------
-    DatasetError
-    """
-    from .files import non_folder_kind
-
-    root = dataset_path(name)
-    fix = "give the dataset's folder or name, e.g. --dataset bench"
-    if root.name == MANIFEST:  # not a file (dataset_path takes a manifest file as its folder)
-        raise DatasetError(f"is no {MANIFEST} file; a dataset is the folder holding its "
-                           f"{MANIFEST}", path=root, fix=fix)
-    kind = non_folder_kind(root)
-    if kind:
-        raise DatasetError(f"is {kind}, not a dataset's folder; the dataset's takes and "
-                           f"{MANIFEST} go in a folder", path=root, fix=fix)
-    if os.path.lexists(root / MANIFEST):
-        return root
-    holder = dataset_holding(root.parent)
-    home = recordings_home()
-    around = recordings_in_dataset() if root.parent.resolve() == home.resolve() else None
-    if around is not None and (holder is None or holder == around):
-        # `cd recordings/bench; tapcheck synth --dataset x` made recordings/bench/recordings/x
-        raise DatasetError(
-            f"lies inside dataset {_as_given(around)}, as the recordings folder {home} does: a "
-            "new dataset there would mix its takes with that one's", path=root,
-            fix="run tapcheck from a folder outside that dataset, or set TAPCHECK_RECORDINGS "
-                "to a folder outside it")
-    if holder is not None:  # a new dataset among another's takes: doctor and train saw neither
-        raise DatasetError(
-            f"lies inside dataset {_as_given(holder)}: a new dataset there would mix its takes "
-            "with that one's", path=root,
-            fix=f"add the takes to {_as_given(holder)} itself, or give a folder outside it, "
-                "e.g. --dataset bench (under the recordings folder)")
-    return root
 
 
 def check_slug(value: str, what: str) -> str:
@@ -200,13 +120,13 @@ class Dataset:
                 holder = dataset_holding(root.parent)
                 raise DatasetError(
                     f"is {kind}, not a dataset's folder", path=root,
-                    fix=f"give its dataset, {_as_given(holder)}" if holder is not None else
+                    fix=f"give its dataset, {as_given(holder)}" if holder is not None else
                     f"give a dataset's name or folder (datasets here: {known})")
             holder = dataset_holding(root) if root.is_dir() else None
             if holder is not None:  # a board or side folder: its dataset is meant
                 raise DatasetError(
-                    f"is a folder inside dataset {_as_given(holder)}, not a dataset", path=root,
-                    fix=f"give the dataset, {_as_given(holder)}")
+                    f"is a folder inside dataset {as_given(holder)}, not a dataset", path=root,
+                    fix=f"give the dataset, {as_given(holder)}")
             if os.fspath(name).endswith("/") and root.name in list_datasets() and \
                     os.path.abspath(root) != os.path.abspath(recordings_home() / root.name):
                 # `--dataset plant/`: a path from here, while the list named plant

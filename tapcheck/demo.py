@@ -11,7 +11,8 @@ from typing import Callable
 import numpy as np
 
 from .config import Config
-from .datasets import Dataset, dataset_path
+from .dataset_folders import dataset_path
+from .datasets import Dataset
 from .evaluation import evaluate_scores, model_options
 from .known_boards import boards_trained_on_defects, known_boards_of
 from .judge import Judge, Verdict

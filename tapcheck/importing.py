@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .config import Config
-from .datasets import Dataset, Take, check_slug, creatable_path
+from .dataset_folders import creatable_path
+from .datasets import Dataset, Take, check_slug
 from .errors import ParameterError, StorageError, TapcheckError
 from .interrupts import deferred
 

@@ -292,7 +292,8 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
     -------
     tapcheck.datasets.Dataset
     """
-    from .datasets import Dataset, dataset_path
+    from .dataset_folders import dataset_path
+    from .datasets import Dataset
     from .errors import ParameterError
     from .interrupts import terminate_as_interrupt
 

@@ -301,7 +301,7 @@ def test_a_manifest_that_is_a_folder_is_named_as_one(run_cli):
 
 def test_a_name_with_a_non_ascii_letter_is_told_which_letters_are_meant():
     """'ü' was refused with "use letters, digits…", which it is (trial 34)."""
-    from tapcheck.datasets import dataset_path
+    from tapcheck.dataset_folders import dataset_path
 
     with pytest.raises(ParameterError) as e:
         dataset_path("prüfung")

@@ -253,8 +253,9 @@ def config_option(help_text: str = "TOML config (see configs/default.toml); opti
     return click.option("--config", "config_path", type=FILE, help=help_text)
 
 
-# what an option naming a dataset takes: tapcheck.datasets.dataset_path's rule, said once here so
-# that every command's --help says it alike ("Dataset name or folder" left a/b and ../x unexplained)
+# what an option naming a dataset takes: tapcheck.dataset_folders.dataset_path's rule, said
+# once here so that every command's --help says it alike ("Dataset name or folder" left a/b
+# and ../x unexplained)
 DATASET_FORMS = ("a name under ./recordings (or $TAPCHECK_RECORDINGS), or a path with a slash to "
                  "a dataset folder (./bench, ../data/bench, /srv/bench); a bare name that is a "
                  "dataset folder here means that folder")

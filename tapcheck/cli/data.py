@@ -48,7 +48,7 @@ def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label:
     the dataset has already, is listed at the end and not imported. A clip named twice (or a copy
     of it) imports nothing.
     """
-    from ..datasets import dataset_path
+    from ..dataset_folders import dataset_path
     from ..importing import import_clips
 
     root = dataset_path(dataset)

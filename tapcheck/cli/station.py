@@ -73,7 +73,8 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
     or in the manifest and never overwritten; Ctrl-C keeps every finished take.
     """
     from ..console import BenchConsole
-    from ..datasets import Dataset, check_slug, creatable_path
+    from ..dataset_folders import creatable_path
+    from ..datasets import Dataset, check_slug
     from ..devices import Microphone
     from ..interrupts import terminate_as_interrupt
     from ..recording import Recorder, TakeLabels, take_duration
