@@ -108,7 +108,7 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
     trained_on = source.get("path")
     if dataset is None or not isinstance(trained_on, str) or _same_dataset(head, dataset):
         return None  # retraining on the same dataset (or a file that does not say): a new run
-    if trained_on in (".", "..") and isinstance(source.get("name"), str):
+    if trained_on in (".", "..") and isinstance(source.get("name"), str) and source["name"]:
         trained_on = source["name"]  # `--dataset .` from its folder: "(.)" named nothing here
     if head.get("made_by") == DEMO_MADE:  # demo replaces its own; so may train, saying so
         return f"replacing {path}, a model `tapcheck demo` made (trained on {trained_on})"
@@ -128,9 +128,9 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     """Whether the model ``head`` was trained on ``dataset``: some of its training takes are
     in it, by path and bytes (a dataset moved, renamed, grown or named as ``.`` is the same;
     another site's dataset of the same name is not). A file without digests (before
-    2026-12-03) is told by the dataset's name or folder. While the model's own dataset is
-    still in the recordings folder holding its recordings, any other folder is another dataset
-    (:func:`_held_elsewhere`).
+    2026-12-03) is told by the dataset's name or folder. The model's own folder, as it was
+    named, is the same dataset; while that dataset is still there (:func:`_held_elsewhere`),
+    any other folder is another one.
 
     When none of the model's takes is listed at its path, their files are looked for in the
     dataset's folder: the training takes taken out of the manifest and a new lot listed
@@ -144,7 +144,11 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     listed = provenance(head, "takes") + provenance(head, "calibration_takes")
     digests = provenance(head, "digests")
     if digests and len(digests) == len(listed):
-        if _held_elsewhere(head["dataset"].get("name"), listed, digests, dataset):
+        stored = head["dataset"].get("path")
+        if isinstance(stored, str) and stored and \
+                os.path.realpath(stored) == os.path.realpath(dataset.root):
+            return True  # its own folder, named as it was (a dataset re-made there too)
+        if _held_elsewhere(head["dataset"].get("name"), stored, listed, digests, dataset):
             return False
         here = {t.path: t for t in dataset.takes}
         pairs = [(here[p], d) for p, d in zip(listed, digests, strict=True) if p in here][:5]
@@ -165,20 +169,24 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
         os.path.realpath(source["path"]) == root
 
 
-def _held_elsewhere(name: Any, listed: list[str], digests: list[str], dataset: Any) -> bool:
-    """Whether the model's own dataset is still in the recordings folder by its ``name``,
-    another folder than ``dataset``'s, with the model's recordings in it: then ``dataset`` is
-    another dataset, whatever recordings the two share (a dataset synthesised with the same
-    seed, takes imported from the other, a copy). Its model was replaced without a word (trial
-    39: ``synth --dataset small`` holds the demo's first takes).
+def _held_elsewhere(name: Any, stored: Any, listed: list[str], digests: list[str],
+                    dataset: Any) -> bool:
+    """Whether the model's own dataset is still there, another folder than ``dataset``'s:
+    then ``dataset`` is another dataset, whatever recordings the two share (a dataset
+    synthesised with the same seed, takes imported from the other, a copy). Its model was
+    replaced without a word (trial 39: ``synth --dataset small`` holds the demo's first takes).
 
-    The recordings folder, as ``explain`` finds a model's references there: the folder the
-    model file stores was typed relative to a working folder nobody recorded (``.`` read from
-    another folder named another dataset), and lies outside the folders the user gives."""
+    An absolute ``stored`` folder names it wherever it lies (``--dataset /srv/bench``): a
+    dataset's folder there is the model's, told by its manifest alone, nothing read. A
+    relative one was typed from a working folder nobody recorded (``.`` read from elsewhere
+    named another dataset), so the model's dataset is looked for in the recordings folder by
+    its ``name``, as ``explain`` finds its references there, and told by its recordings."""
     from .files import content_digest
     from .manifest import MANIFEST, SLUG
     from .paths import recordings_home
 
+    if isinstance(stored, str) and os.path.isabs(stored):
+        return os.path.isfile(os.path.join(stored, MANIFEST))  # not dataset's: checked first
     if not isinstance(name, str) or not SLUG.fullmatch(name):
         return False
     folder = recordings_home() / name

@@ -516,14 +516,24 @@ def test_a_dataset_is_told_by_its_folder_and_its_recordings(tiny_model, tiny_dat
     target = Path(shutil.copyfile(tiny_model, tmp_path / "m.pt"))
     copy = Path(shutil.copytree(tiny_dataset.root, tmp_path / "copy"))
     home = os.environ["TAPCHECK_RECORDINGS"]  # each test's own (conftest)
-    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(tiny_dataset.root.parent))
-    for typed in (str(tiny_dataset.root), "."):  # `train --dataset .` from inside it
+    # its folder typed in full names it anywhere; typed `.` (from inside it), the recordings
+    # folder holds it by its name
+    for typed, recordings in ((str(tiny_dataset.root), home),
+                              (".", str(tiny_dataset.root.parent))):
+        monkeypatch.setenv("TAPCHECK_RECORDINGS", recordings)
         digest = trained_in(typed)
         code, out, err = train(copy, target)
         shown = "tiny" if typed == "." else typed  # "(.)" named nothing from here
         assert code == 2 and not out and (f"holds a model trained on another dataset "
                                           f"({shown})") in err, err
         assert hashlib.md5(target.read_bytes()).hexdigest() == digest
+    # its own folder, named as it was, beside a dataset of its name in the recordings folder:
+    # retrained (it was refused as "another dataset (X), which training on X would replace")
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(tmp_path / "recordings"))
+    shutil.copytree(tiny_dataset.root, tmp_path / "recordings" / tiny_dataset.root.name)
+    trained_in(str(tiny_dataset.root))
+    code, out, err = train(tiny_dataset.root, target)
+    assert code == 0 and "replacing" not in out, err
     monkeypatch.setenv("TAPCHECK_RECORDINGS", home)
     lot = copy_with_manifest(tiny_dataset.root, tmp_path / "lot", new_lot)
     trained_in(lot)
@@ -534,8 +544,8 @@ def test_a_dataset_is_told_by_its_folder_and_its_recordings(tiny_model, tiny_dat
     shutil.copytree(tiny_dataset.root, tmp_path / "orig")
     lot2 = copy_with_manifest(tiny_dataset.root, tmp_path / "lot2", new_lot)
     source = torch.load(tiny_model, weights_only=True)["dataset"]
-    digest = trained_in(lot2, **{k: ["../orig/" + p for p in source[k]]
-                                 for k in ("takes", "calibration_takes")})
+    digest = trained_in(tmp_path / "gone", **{k: ["../orig/" + p for p in source[k]]
+                                              for k in ("takes", "calibration_takes")})
     code, out, err = train(lot2, target)
     assert code == 2 and "holds a model trained on another dataset" in err, err
     assert hashlib.md5(target.read_bytes()).hexdigest() == digest
