@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import math
 import os
 import posixpath
@@ -151,10 +152,7 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool, lis
         raise DatasetError(f"is not a tapcheck manifest (no column {', '.join(missing)})",
                            path=path, fix=f"the header must be: {HEADER}")
     takes, seen = [], {}
-    blank = [name for name in header if not name.strip()]
-    filled: set[str] = set()  # blank-named columns some row holds a value under
     for row in reader:
-        filled.update(name for name in blank if (row.get(name) or "").strip())
         # the reader's count of lines read, back to the row's first line (a quoted value may
         # hold line breaks): a blank line, which it skips, must not shift the lines named
         # (a long row's surplus values are a list, under the key None: counted too)
@@ -187,11 +185,22 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool, lis
         seen[take.path] = line
         takes.append(take)
     ours = tuple(header) == MANIFEST_FIELDS and text.startswith(HEADER)
-    # a blank-named column counts only if some row holds a value under it (DictReader keeps
-    # one value per name): a header's trailing comma loses nothing when rewritten
-    own = [name for name in header if name not in MANIFEST_FIELDS
-           and (name.strip() or name in filled)]
-    return takes, ours, own
+    own = [name for name in header if name not in MANIFEST_FIELDS and name.strip()]
+    return takes, ours, own + _filled_blank_columns(text, header)
+
+
+def _filled_blank_columns(text: str, header: list[str]) -> list[str]:
+    """Blank-named columns that some row holds a value in, named by their place ("column 14"):
+    a header's trailing commas are a spreadsheet's empty columns, lost by nothing when the
+    manifest is rewritten, but a value under one is the user's. Read by position: DictReader
+    keeps one value per name, and two blank names kept only the last column's."""
+    blank = [i for i, name in enumerate(header) if not name.strip()]
+    if not blank:
+        return []
+    filled = set()
+    for row in itertools.islice(csv.reader(io.StringIO(text)), 1, None):
+        filled.update(i for i in blank if i < len(row) and row[i].strip())
+    return [f"column {i + 1}" for i in sorted(filled)]
 
 
 def _utf8(raw: bytes, path: Path) -> str:

@@ -54,7 +54,7 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
     from .dataset_folders import dataset_holding
     from .files import refuse_read_only, refuse_special
     from .modelfile import FORMAT
-    from .paths import model_command
+    from .paths import model_command, recordings_home
 
     path = os.fspath(out)
     fix = elsewhere or "choose another --out, e.g. models/<name>.pt"
@@ -74,8 +74,11 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
         # models/ here, or beside the dataset's folder when here is inside it ("models/x.pt"
         # from inside it was refused again)
         name = os.path.splitext(os.path.basename(path))[0] + ".pt"
+        base = holder.parent  # not the recordings folder, where a dataset may be made around it
+        if base.name == "recordings" or base.resolve() == recordings_home().resolve():
+            base = base.parent
         beside = os.path.join("models", name) if dataset_holding("models") is None else \
-            os.path.relpath(holder.parent / "models" / name)
+            os.path.relpath(base / "models" / name)
         raise ModelFileError(f"lies in dataset {shown}, where a model file would mix with its "
                              "takes", path=path, fix=elsewhere or "choose another --out, "
                              f"outside the dataset, e.g. {beside}")

@@ -199,6 +199,15 @@ def test_a_manifest_with_columns_of_its_own_is_read_and_never_rewritten_without_
     Dataset.open(tmp_path / "bench").add_take(_tap(), sr=44100, board=1, side="left",
                                               label="normal")
     assert path.read_text(encoding="utf-8").splitlines()[0] == ",".join(MANIFEST_FIELDS)
+    # ...but a note under one of two blank-named columns is the user's (DictReader kept only
+    # the last one's value, and the note was dropped)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([lines[0] + ",,", lines[1] + ",check again,",
+                               *(x + ",," for x in lines[2:])]) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="has column\\(s\\) 'column 13' that tapcheck does "):
+        Dataset.open(tmp_path / "bench").add_take(_tap(), sr=44100, board=1, side="left",
+                                                  label="normal")
+    assert "check again" in path.read_text(encoding="utf-8")
 
 
 def test_not_a_manifest(tmp_path):
