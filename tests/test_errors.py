@@ -126,7 +126,9 @@ def _file(name: str, data: bytes):
 
 CLIPS = [
     Case("missing", lambda d: d / "missing.wav", "file not found"),
-    Case("a folder", _folder, "is a folder, not an audio file"),
+    # a take's row naming a folder is told to fix the row, not to pass the files inside it
+    Case("a folder", _folder, "is a folder, not an audio file", otherwise={
+        c: ("is a folder, not a take's audio file", None) for c in ("train", "compare")}),
     Case("empty", _file("empty.wav", b""), "is empty (0 bytes)"),
     Case("truncated WAV", _truncated, "is truncated"),
     Case("random bytes", _file("random.wav", np.random.default_rng(0).bytes(20000)),
