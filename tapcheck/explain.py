@@ -413,6 +413,6 @@ def explain_verdicts(judge: Judge, verdicts, *, references: str | os.PathLike | 
 
         try:
             save_pictures(list(out.values()), picture_dir)
-        except StorageError as e:  # a full disk: the verdicts stand (they were all lost)
+        except StorageError as e:  # a full disk: the verdicts stand (it lost every one)
             warned.append(f"{e}; the verdicts and explanations stand, without those pictures")
     return out, warned
