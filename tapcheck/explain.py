@@ -326,8 +326,10 @@ def training_references(judge: Judge) -> np.ndarray:
                                                                       "calibration_takes")
     digests = provenance(judge.model.checkpoint, "digests")
     known = dict(zip(listed, digests, strict=True)) if len(digests) == len(listed) else {}
-    if any(p in known and os.path.isfile(f) and content_digest(f) != known[p]
-           for p, f in zip(normal, files, strict=True)):
+    # a few files tell (another dataset differs in all): not every reference hashed per verdict
+    checked = [(p, f) for p, f in zip(normal, files, strict=True)
+               if p in known and os.path.isfile(f)][:5]
+    if any(content_digest(f) != known[p] for p, f in checked):
         raise DatasetError(f"holds other recordings than the ones {judge.model.path} was "
                            "trained on, under the same names (another dataset of that name?)",
                            path=ds.root, fix=fix)

@@ -140,7 +140,6 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     instead read as another dataset. When none is there either (the takes moved into another
     folder), up to :data:`SAME_DATASET_LOOKS` of the dataset's takes are compared by bytes
     alone: its stored folder, as typed, names any site's ``recordings/plant``."""
-    from .files import content_digest
     from .modelfile import provenance
     from .take_copies import take_digests
 
@@ -159,10 +158,9 @@ def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
             found = take_digests(dataset, [t for t, _ in pairs])
             return any(f == d for f, (_, d) in zip(found, pairs, strict=True))
         # the model's takes taken out of the manifest, their files still in this folder
-        kept = [(f, d) for p, d in zip(listed, digests, strict=True)
-                if (f := _inside(dataset.root, p)) is not None][:5]
-        if kept:
-            return any(content_digest(f) == d for f, d in kept)
+        found = _holds_recordings(dataset.root, listed, digests)
+        if found is not None:
+            return found
         heard = set(digests)
         return any(d in heard for d in take_digests(dataset,
                                                     dataset.takes[:SAME_DATASET_LOOKS]))
@@ -184,7 +182,6 @@ def _held_elsewhere(name: Any, stored: Any, listed: list[str], digests: list[str
     relative one was typed from a working folder nobody recorded (``.`` read from elsewhere
     named another dataset), so the model's dataset is looked for in the recordings folder by
     its ``name``, as ``explain`` finds its references there, and told by its recordings."""
-    from .files import content_digest
     from .manifest import MANIFEST, SLUG
     from .paths import recordings_home
 
@@ -196,9 +193,17 @@ def _held_elsewhere(name: Any, stored: Any, listed: list[str], digests: list[str
     if not (folder / MANIFEST).is_file() or \
             os.path.realpath(folder) == os.path.realpath(dataset.root):
         return False
+    return bool(_holds_recordings(folder, listed, digests))
+
+
+def _holds_recordings(folder, listed: list[str], digests: list[str]) -> bool | None:
+    """Whether the first few of the model's takes found in ``folder`` (:func:`_inside`) hold
+    its recordings, by bytes; None when none is there."""
+    from .files import content_digest
+
     kept = [(f, d) for p, d in zip(listed, digests, strict=True)
             if (f := _inside(folder, p)) is not None][:5]
-    return any(content_digest(f) == d for f, d in kept)
+    return any(content_digest(f) == d for f, d in kept) if kept else None
 
 
 def _inside(root: str | os.PathLike, path: str) -> str | None:
