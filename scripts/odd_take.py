@@ -41,7 +41,8 @@ def odd_take_set(root: Path, demo, *, seed: int):
 
     from tapcheck.audio import write_wav
     from tapcheck.datasets import Dataset
-    from tapcheck.synth import _synth_take, study_boards, synthesize_tap, take_rng
+    from tapcheck.synth import study_boards, synthesize_tap, take_rng
+    from tapcheck.synth_dataset import write_take
     from tapcheck.training_data import split_calibration
 
     ds = Dataset.create(root)
@@ -50,7 +51,7 @@ def odd_take_set(root: Path, demo, *, seed: int):
         y = synthesize_tap(boards[1].board, "left", rng=take_rng(0, 1, "left", 100 + k))
         y16 = np.round(np.clip(y, -1, 1) * 32767) / 32767
         split = "train" if k <= TRAIN_TAKES else "test"
-        ds.takes.append(_synth_take(ds, y16, boards[1], "left", 100 + k, split, 44100))
+        ds.takes.append(write_take(ds, y16, boards[1], "left", 100 + k, split=split, sr=44100))
     for t in demo.select(board=[7, 8], split="test"):
         (ds.root / t.path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(demo.path_of(t), ds.root / t.path)

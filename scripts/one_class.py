@@ -20,7 +20,8 @@ def _one_class_set(root: Path, demo, *, synthesise: int = 0):
     import shutil
 
     from tapcheck.datasets import Dataset
-    from tapcheck.synth import _synth_take, study_boards, synthesize_tap, take_rng
+    from tapcheck.synth import study_boards, synthesize_tap, take_rng
+    from tapcheck.synth_dataset import write_take
 
     ds = Dataset.create(root)
     train = [] if synthesise else demo.select(board=1, side="left", split="train")
@@ -32,7 +33,7 @@ def _one_class_set(root: Path, demo, *, synthesise: int = 0):
     for k in range(1, synthesise + 1):  # take numbers beyond the demo's 30: new takes
         y = synthesize_tap(spec.board, "left", rng=take_rng(0, 1, "left", 100 + k))
         y16 = np.round(np.clip(y, -1, 1) * 32767) / 32767
-        take = _synth_take(ds, y16, spec, "left", 100 + k, "train", 44100)
+        take = write_take(ds, y16, spec, "left", 100 + k, split="train", sr=44100)
         ds.takes.append(take)
     ds.write_manifest()
     return Dataset.open(root)

@@ -817,7 +817,7 @@ def _compare(names: list[str], *, seed: int, config_path: str | None = None) -> 
     from tapcheck.compare import compare_models
     from tapcheck.config import load_config
     from tapcheck.datasets import Dataset
-    from tapcheck.synth import make_study_dataset
+    from tapcheck.synth_dataset import make_study_dataset
 
     work = Path(tempfile.mkdtemp(prefix="tapcheck-results-"))
     _fresh_folders(work)
@@ -885,7 +885,7 @@ def run_compare_grid(work: Path | None = None, *, runs: tuple[str, ...] = ("seri
     from tapcheck.compare import _all_crops
     from tapcheck.config import Config
     from tapcheck.datasets import Dataset
-    from tapcheck.synth import make_study_dataset
+    from tapcheck.synth_dataset import make_study_dataset
 
     fresh = work is None
     work = Path(tempfile.mkdtemp(prefix="tapcheck-results-")) if fresh else Path(work)
@@ -1044,7 +1044,7 @@ def run_bench_fast() -> None:
     from tapcheck.modelfile import save_checkpoint
     from tapcheck.models import FAST_MODEL
     from tapcheck.runtime import configure_threads, cpu_has_bf16
-    from tapcheck.synth import make_study_dataset
+    from tapcheck.synth_dataset import make_study_dataset
     from tapcheck.training import train_model
 
     work = Path(tempfile.mkdtemp(prefix="tapcheck-bench-fast-"))
@@ -1082,7 +1082,7 @@ def run_onnx() -> None:
     from tapcheck.features import load_clip, strike_crops
     from tapcheck.modelfile import load_model, save_checkpoint
     from tapcheck.models import FAST_MODEL
-    from tapcheck.synth import make_study_dataset
+    from tapcheck.synth_dataset import make_study_dataset
     from tapcheck.training import train_model
 
     torch.set_num_threads(1)

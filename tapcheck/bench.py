@@ -218,7 +218,7 @@ def run_bench(*, model: Path | None = None, out: Path | None = None,
     from .modelfile import load_model, save_checkpoint
     from .models import FAST_MODEL
     from .runtime import configure_threads, cpu_has_bf16
-    from .synth import make_study_dataset
+    from .synth_dataset import make_study_dataset
     from .training import train_model
 
     if model is not None:

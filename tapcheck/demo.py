@@ -54,7 +54,7 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
     from .modelcheck import check_trained
     from .modelfile import load_model, save_checkpoint
     from .models import get_spec
-    from .synth import make_study_dataset
+    from .synth_dataset import make_study_dataset
 
     started = time.perf_counter()
     config = (config or Config()).replace("train", model=model, epochs=epochs, seed=seed)

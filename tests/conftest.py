@@ -86,7 +86,7 @@ def _session_cache(factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
     """The study's boards, 5 takes per board side (90 takes), built by the synth rig."""
-    from tapcheck.synth import make_study_dataset
+    from tapcheck.synth_dataset import make_study_dataset
 
     root = tmp_path_factory.mktemp("data") / "tiny"
     return make_study_dataset(root, takes=5, test_takes=1, seed=3)

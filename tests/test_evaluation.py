@@ -223,7 +223,7 @@ def test_evaluate_leaves_out_the_models_own_takes_and_knows_its_boards_only_in_i
     in-sample), left out, and the copy's boards 1-4 are still the boards it trained on. Another
     dataset's board 1 is a board the model never heard."""
 
-    from tapcheck.synth import make_study_dataset
+    from tapcheck.synth_dataset import make_study_dataset
 
     moved = []
 

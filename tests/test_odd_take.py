@@ -32,3 +32,18 @@ def test_overlapping_scores_miss_it_often_even_from_many_clips(odd_take):
               for n in (9, 60, 600)}
     assert chance[9] < chance[60] < 0.6
     assert chance[600] < 0.6
+
+
+def test_the_odd_take_set_is_built_with_its_odd_take_among_the_calibration_clips(
+        odd_take, tiny_dataset, tmp_path, monkeypatch):
+    # the script's dataset builder writes synthetic takes itself: it broke silently once, when
+    # the writer's signature changed under it (nothing ran it but the script)
+    monkeypatch.setattr(odd_take, "TRAIN_TAKES", 8)
+    monkeypatch.setattr(odd_take, "TEST_TAKES", 2)
+    ds, odd = odd_take.odd_take_set(tmp_path / "odd", tiny_dataset, seed=0)
+    normal = ds.select(board=1, side="left")
+    assert [t.split for t in normal].count("train") == 8
+    assert [t.split for t in normal].count("test") == 2
+    assert {t.board for t in ds.select(split="test", label="defect")} == {7, 8}
+    assert odd.split == "train" and odd in normal
+    assert ds.path_of(odd).is_file()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from tapcheck.plant import plant_boards
-from tapcheck.synth import make_study_dataset
+from tapcheck.synth_dataset import make_study_dataset
 
 
 def test_plant_boards_have_unseen_woods_and_graded_defects():

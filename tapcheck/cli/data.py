@@ -23,7 +23,7 @@ from .app import (BOARD, FILE, cli, config_option, dataset_option, debugging, ec
               "two woods, 12 unseen healthy boards of three, graded defects.")
 def synth(dataset: str, takes: int, test_takes: int | None, seed: int, preset: str) -> None:
     """Synthesise boards (physics-based) into a new dataset: the study's, or a plant-like set."""
-    from ..synth import make_study_dataset
+    from ..synth_dataset import make_study_dataset
 
     ds = make_study_dataset(dataset, takes=takes, test_takes=test_takes, seed=seed,
                             progress=sys.stderr.isatty(), preset=preset)

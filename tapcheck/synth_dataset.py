@@ -1,0 +1,215 @@
+"""A synthetic dataset written to disk: the rig's boards as takes and a manifest.
+
+``tapcheck synth`` (and ``tapcheck demo``'s first step). :mod:`tapcheck.synth` makes the sound of
+one tap; this module numbers the takes, splits them, writes them into a new dataset, and takes
+back what a stopped run wrote. It never adds to or overwrites recordings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .plate import BoardSpec
+from .synth import study_boards, synthesize_tap, take_rng
+
+__all__ = ["MAX_TAKES", "make_study_dataset", "take_path", "write_take"]
+
+MAX_TAKES = 1000  # per board side: 18 000 takes, about 5 GB, for the study's 18 sides
+
+
+def _refuse_linked_folder(root: Path, board: int, side: str) -> None:
+    """Refuse a board side whose folder is a link, even one inside the dataset.
+
+    synth numbers every board side's takes from 1: with ``board01`` linked to ``board02``,
+    board 2's takes overwrote board 1's and both rows named the same audio, silently (import and
+    record number takes after the files already there, so only synth needs this).
+    """
+    from .errors import DatasetError
+
+    for rel in (f"board{board:02d}", f"board{board:02d}/{side}"):
+        if (root / rel).is_symlink():
+            raise DatasetError(
+                f"is a link to {(root / rel).resolve()}; synth writes every board side into a "
+                "folder of its own", path=root / rel,
+                fix="remove the link (synth makes the folders it needs)")
+
+
+def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: int | None = None,
+                       seed: int = 0, sr: int = 44100, duration_s: float = 3.0,
+                       progress: bool = False, preset: str = "study"):
+    """Write the study's boards as a dataset (see :func:`study_boards`).
+
+    Parameters
+    ----------
+    name : str or PathLike
+        Dataset name (``recordings/<name>``) or folder. It must not hold takes yet: synthesis never
+        adds to or overwrites recordings.
+    takes : int
+        Takes per board and side (study: one set = 30).
+    test_takes : int, optional
+        Of each normal training board's takes, how many (the last ones) go to the test split.
+        Default: a fifth.
+    seed : int
+        Same seed, same dataset, bit for bit.
+    preset : {"study", "plant"}
+        The study's boards (:func:`study_boards`), or the plant-like set with many unseen
+        boards and graded defects (:func:`tapcheck.plant.plant_boards`).
+
+    Returns
+    -------
+    tapcheck.datasets.Dataset
+    """
+    from .dataset_folders import dataset_path
+    from .datasets import Dataset
+    from .errors import ParameterError
+    from .interrupts import terminate_as_interrupt
+
+    if not 1 <= takes <= MAX_TAKES:
+        raise ParameterError(f"--takes must be between 1 and {MAX_TAKES}, not {takes}",
+                             fix="about 30 per board side is what the study recorded (the default)")
+    if not 0 <= seed <= 2**32 - 1:  # numpy's generators take no negative seed
+        raise ParameterError(f"--seed must be between 0 and {2**32 - 1}, not {seed}",
+                             fix="any seed in that range gives its own dataset, e.g. --seed 1")
+    test_takes = takes // 5 if test_takes is None else test_takes
+    if not 0 <= test_takes < takes:  # a training board needs a training take
+        raise ParameterError(f"--test-takes must be between 0 and {takes - 1} (--takes {takes} "
+                             f"less one), not {test_takes}",
+                             fix=f"leave it out for a fifth ({takes // 5}), or raise --takes")
+    if preset not in ("study", "plant"):
+        raise ParameterError(f"--preset must be 'study' or 'plant', not '{preset}'")
+    if preset == "plant":
+        from .plant import plant_boards as boards
+    else:
+        boards = study_boards
+    fresh = not dataset_path(name).exists()
+    ds = Dataset.create(name)
+    jobs = [(spec, side, k) for spec in boards(seed=seed) for side in spec.sides
+            for k in range(1, takes + 1)]
+    if progress:
+        from tqdm.auto import tqdm
+
+        jobs = tqdm(jobs, desc=f"synth {ds.name}", unit="take")
+    before = {p.name for p in ds.root.iterdir()}
+    written: list[Path] = []
+    checked = False
+    try:
+        # a lock file this run makes goes with it: a refused folder is left as it was found
+        with ds.locked(remove=".lock" not in before), terminate_as_interrupt():
+            # `kill` cleans up as Ctrl-C does. Checked under the lock, on the manifest as it is
+            # now: a run that finished between this one's start and its lock is seen, and its
+            # takes are not overwritten
+            _refuse_to_add(ds, boards(seed=seed))
+            checked = True
+            for spec, side, k in jobs:
+                y = synthesize_tap(spec.board, side, rng=take_rng(seed, spec.number, side, k),
+                                   sr=sr, duration_s=duration_s)
+                split = spec.split
+                if spec.split == "train" and spec.label == "normal" and k > takes - test_takes:
+                    split = "test"
+                y16 = np.round(np.clip(y, -1, 1) * 32767) / 32767  # what the WAV will hold
+                # named before it is written: a stop inside the write (its folder made, the
+                # file renamed into place) left the board's folder behind
+                written.append(ds.root / take_path(spec.number, side, k))
+                take = write_take(ds, y16, spec, side, k, split=split, sr=sr)
+                ds.takes.append(take)
+                if k == takes:  # a board-side is done: keep the manifest current
+                    ds.write_manifest()
+            ds.write_manifest()
+    except BaseException:
+        # Ctrl-C, a full disk: a half-written dataset would be refused by the rerun (or
+        # trained on by a user who did not notice), so take back what this run wrote
+        if checked:  # a refused dataset is another run's: nothing of it is this run's to undo
+            _remove_written(ds, written, before=before, fresh=fresh)
+        raise
+    return ds
+
+
+def _refuse_to_add(ds, specs) -> None:
+    """Refuse a dataset that holds takes, or take files its manifest does not list, or whose
+    board or side folders are links; synth only ever writes a new dataset."""
+    from .errors import DatasetError
+
+    if not ds.takes:
+        # a board or side folder linked out of the dataset: its takes would be written there,
+        # and the dataset then refused (import and record refuse it too); named before the
+        # stray takes, which would count the files the link leads to as the dataset's own
+        for spec in specs:
+            for side in spec.sides:
+                ds.check_take_folder(spec.number, side)
+                _refuse_linked_folder(ds.root, spec.number, side)
+    stray = sum(1 for _ in ds.root.glob("board*/*/take*.wav"))
+    if ds.takes or stray:
+        raise DatasetError(
+            f"already holds {len(ds.takes)} takes" if ds.takes else
+            f"holds {stray} take file(s) its manifest does not list (an interrupted run killed "
+            "before it could clean up?)", path=ds.root,
+            fix="choose another --dataset name, or delete the folder if it holds nothing you "
+                "need; synth never adds to or overwrites recordings")
+
+
+def _remove_written(ds, written: list[Path], *, before: set[str], fresh: bool) -> None:
+    """Undo a synth run into ``ds``, which held no takes before it: its take files and the
+    folders they made, the manifest (emptied again if it was there) and lock if they are new;
+    the folder if the run made it. Anything else in the folder stays."""
+    from .files import stopped_writes
+    from .manifest import MANIFEST
+
+    root = ds.root
+    if MANIFEST in before:
+        ds.takes.clear()
+        ds.write_manifest()
+    for path in written:
+        path.unlink(missing_ok=True)
+        for partial in stopped_writes(path):
+            partial.unlink(missing_ok=True)
+        for folder in (path.parent, path.parent.parent):  # side, then board
+            with contextlib.suppress(OSError):  # not empty: keep it
+                folder.rmdir()
+    for name in (MANIFEST, ".lock"):
+        if name not in before:
+            (root / name).unlink(missing_ok=True)
+    if fresh:
+        with contextlib.suppress(OSError):
+            root.rmdir()
+
+
+def take_path(board: int, side: str, take: int) -> str:
+    """Where a synthetic take lies in its dataset: ``boardNN/<side>/takeNNN.wav``."""
+    return f"board{board:02d}/{side}/take{take:03d}.wav"
+
+
+def write_take(ds, y: np.ndarray, spec: BoardSpec, side: str, take: int, *, split: str,
+               sr: int):
+    """Write one synthetic take into ``ds`` at :func:`take_path` and return its manifest row.
+
+    Parameters
+    ----------
+    ds : tapcheck.datasets.Dataset
+        The dataset written to (its manifest is not written here).
+    y : np.ndarray, shape (n_samples,)
+        The take, as the 16-bit WAV will hold it.
+    spec : BoardSpec
+        The board: its number, label and group go into the row.
+    side : {"left", "right"}
+    take : int
+        The take's number on that board side.
+    split : {"train", "test"}
+    sr : int
+        Sampling rate in Hz.
+
+    Returns
+    -------
+    tapcheck.datasets.Take
+    """
+    from .audio import peak_dbfs, write_wav
+    from .datasets import Take
+
+    rel = take_path(spec.number, side, take)
+    write_wav(ds.root / rel, y, sr=sr)
+    return Take(path=rel, board=spec.number, side=side, label=spec.label, group=spec.group,
+                split=split, take=take, recorded_at="", sample_rate=sr,
+                duration_s=round(len(y) / sr, 4), source="synth", peak_dbfs=round(peak_dbfs(y), 2))

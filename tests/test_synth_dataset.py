@@ -1,0 +1,126 @@
+"""A synthetic dataset on disk: the study's boards as takes, the same per seed, never written
+over recordings, and taken back when a run is stopped."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tapcheck.synth_dataset import make_study_dataset
+
+
+def test_dataset_is_deterministic_per_seed(tmp_path):
+    a = make_study_dataset(tmp_path / "a", takes=1, seed=5)
+    b = make_study_dataset(tmp_path / "b", takes=1, seed=5)
+    assert [t.path for t in a.takes] == [t.path for t in b.takes]
+    for t in a.takes:
+        assert (a.root / t.path).read_bytes() == (b.root / t.path).read_bytes()
+
+
+def test_dataset_mirrors_the_study(tiny_dataset):
+    ds = tiny_dataset
+    assert {t.board for t in ds.select(split="train")} == {1, 2, 3, 4, 5, 6}
+    assert {t.board for t in ds.select(label="defect")} == {5, 6, 7, 8}
+    assert {t.board for t in ds.select(group="similar-material")} == {11, 12, 13}
+    test_boards = {t.board for t in ds.select(split="test")}
+    assert test_boards == {1, 2, 3, 4, 7, 8, 11, 12, 13}  # held-out takes of 1-4 included
+    assert {(t.board, t.side) for t in ds.select(board=[7, 8])} == {(7, "left"), (8, "right")}
+    assert all(t.sample_rate == 44100 and t.duration_s == 3.0 and t.source == "synth"
+               for t in ds.takes)
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--seed", "-1"], "--seed must be between 0 and 4294967295, not -1"),
+    (["--takes", "5", "--test-takes", "5"], "--test-takes must be between 0 and 4"),
+    (["--test-takes", "-2"], "--test-takes must be between 0 and 29"),
+    (["--takes", "0"], "--takes must be between 1 and 1000, not 0 — about 30 per board side"),
+    (["--takes", "100000"], "--takes must be between 1 and 1000, not 100000"),
+])
+def test_bad_synth_options_are_one_line_and_leave_no_folder(run_cli, tmp_path, args, problem):
+    code, _, err = run_cli("synth", "--dataset", tmp_path / "new", *args)
+    assert code == 2 and problem in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, run_cli):
+    """`kill` (as Ctrl-C) mid-synthesis: the half-written dataset is gone, files that were in
+    the folder before stay, and the same command then succeeds."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "half"
+    root.mkdir()
+    (root / "notes.txt").write_text("mine")
+    proc = subprocess.Popen([sys.executable, "-m", "tapcheck", "synth", "--dataset", root],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (root / "manifest.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # a board side done: takes and manifest rows are on disk
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in err
+    assert sorted(p.name for p in root.iterdir()) == ["notes.txt"]
+    code, out, err = run_cli("synth", "--dataset", root, "--takes", "1")
+    assert code == 0, err
+    assert "wrote 18 takes" in out
+
+
+def test_synth_into_a_link_to_nothing_names_the_link(tmp_path, run_cli, monkeypatch):
+    """It said "recordings/x: cannot be written (File exists) — a file stands where a folder
+    should be", of a folder that was not there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TAPCHECK_RECORDINGS")  # ./recordings, the default
+    Path("recordings").symlink_to(tmp_path / "gone")
+    code, out, err = run_cli("synth", "--dataset", "x", "--takes", "1")
+    assert code == 2 and out == ""
+    assert err == (f"tapcheck: error: recordings: is a symbolic link to {tmp_path / 'gone'}, "
+                   "which does not exist — create the folder it points to, or choose another "
+                   "path\n")
+    assert os.listdir(tmp_path) == ["recordings"]
+
+
+@pytest.mark.parametrize("manifest", [False, True], ids=["folder", "empty-dataset"])
+@pytest.mark.parametrize("link", ["board03", "board05/left"])
+def test_synth_refuses_a_board_folder_linked_out_of_the_dataset(tmp_path, run_cli, link,
+                                                                manifest):
+    """synth wrote its takes through the link, outside the dataset, which info, train and
+    doctor then refused (import and record refused such a folder); and take files already
+    there counted as "take file(s) its manifest does not list" of the dataset. Now the link is
+    named, as import names it, before anything is written."""
+    root = tmp_path / "syn"
+    (root / link).parent.mkdir(parents=True)
+    if manifest:
+        (root / "manifest.csv").write_text(
+            "path,board,side,label,group,split,take,recorded_at,sample_rate,duration_s,source,"
+            "peak_dbfs\n")
+    outside = tmp_path / "outside"
+    (outside / "right").mkdir(parents=True)
+    (outside / "right" / "take001.wav").write_bytes(b"someone else's")
+    (root / link).symlink_to(outside)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    code, out, err = run_cli("synth", "--dataset", root, "--takes", "1")
+    board, side = (3, "left") if link == "board03" else (5, "left")
+    assert (code, out) == (2, "")
+    assert err == (f"tapcheck: error: {root / link}: is a link to {outside}, outside the "
+                   f"dataset; takes of board {board} {side} would be written there and the "
+                   "dataset could no longer be read — replace the link by a folder (move what it "
+                   "holds into the dataset)\n")
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert not list(root.rglob("*.wav"))
+
+
+def test_synth_refuses_a_board_folder_linked_inside_the_dataset(tmp_path, run_cli):
+    """board01 linked to board02: synth wrote board 2's take001 over board 1's, both rows named
+    the same audio, and info and doctor saw nothing wrong. A link among the folders synth
+    writes is now refused before anything is written."""
+    root = tmp_path / "syn"
+    (root / "board02").mkdir(parents=True)
+    (root / "board01").symlink_to(root / "board02")
+    code, out, err = run_cli("synth", "--dataset", root, "--takes", "1")
+    assert (code, out) == (2, "")
+    assert err == (f"tapcheck: error: {root / 'board01'}: is a link to {root / 'board02'}; synth "
+                   "writes every board side into a folder of its own — remove the link (synth "
+                   "makes the folders it needs)\n")
+    assert not list(root.rglob("*.wav"))
