@@ -21,9 +21,7 @@ crop's own units (Hz, ms) at the resolution of the grid and needs only the fast 
 from __future__ import annotations
 
 import os
-import shlex
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -31,8 +29,8 @@ import torch
 
 from .detectors import KNNDetector
 from .errors import DatasetError, ParameterError, TapcheckError
+from .explain_references import dataset_references, training_references
 from .judge import Judge
-from .manifest import SLUG
 from .models.base import represent_clips
 
 #: a decay-rate ratio counts as "faster"/"slower" from this factor on
@@ -267,118 +265,6 @@ def _run(drop: np.ndarray) -> tuple[int, int]:
     while hi < len(drop) and keep[hi]:
         hi += 1
     return lo, hi
-
-
-def training_references(judge: Judge) -> np.ndarray:
-    """Crops of the normal takes the model's reference embeddings came from, in their order.
-
-    They are read from the model's training dataset as the recordings folder holds it
-    (``recordings/<its name>``, :func:`tapcheck.paths.recordings_home`), never from the folder
-    the model file names: that path may be anywhere (``train --dataset /srv/bench``, another
-    machine's), and nothing is read outside the folders the user gave. Elsewhere, the user
-    names it: ``judge --references``.
-
-    Raises
-    ------
-    DatasetError
-        The recordings folder holds no dataset of the training dataset's name, or it no longer
-        holds the model's normal takes.
-    """
-    from .datasets import MANIFEST, Dataset
-    from .featurecache import FeatureCache
-    from .files import content_digest
-    from .modelfile import provenance
-    from .paths import recordings_home
-
-    info = judge.model.checkpoint.get("dataset")
-    info = info if isinstance(info, dict) else {}
-    name, trained = info.get("name"), info.get("path")
-    home = recordings_home()
-    root = home / name if isinstance(name, str) and SLUG.fullmatch(name) else None
-    fix = "pass --references DATASET (a dataset with normal takes of the same boards)"
-    if root is None or not (root / MANIFEST).exists():
-        if (isinstance(trained, str) and trained
-                and (root is None or Path(trained).resolve() != root.resolve())):
-            # not looked at: it is no folder the user gave (it may not even exist here)
-            raise DatasetError(
-                f"its training dataset {trained} is outside the recordings folder ({home}) and "
-                "read only when named", path=judge.model.path,
-                fix=f"pass --references {shlex.quote(trained)} to explain them")
-        raise DatasetError(f"its training dataset is not at {root or '(unknown)'}; "
-                           "explanations compare with its normal takes",
-                           path=judge.model.path, fix=fix)
-    ds = Dataset(root)
-    label = {t.path: t.label for t in ds.takes}
-    normal = [p for p in info.get("takes", []) if label.get(p) == "normal"]
-    n_ref = len(judge.model.detector.reference_)
-    if len(normal) != n_ref:
-        # leave-one-board-out calibration keeps the held-out takes as references too (and
-        # `tapcheck enroll` appends clips; then the crops are embedded anew, see Explainer)
-        normal += [p for p in info.get("calibration_takes", []) if label.get(p) == "normal"]
-    if not normal or any(not (ds.root / p).exists() for p in normal):
-        raise DatasetError(f"no longer holds the normal takes {judge.model.path} was "
-                           "trained on", path=ds.root, fix=fix)
-    by_path = {t.path: t for t in ds.takes}
-    files = [ds.path_of(by_path[p]) for p in normal]  # a take linked out of it: refused, unread
-    # the same name and paths on another site (another synth seed, another bench) hold other
-    # recordings: explained against them, taps read "resonance at 689 Hz instead of 43 Hz"
-    listed = provenance(judge.model.checkpoint, "takes") + provenance(judge.model.checkpoint,
-                                                                      "calibration_takes")
-    digests = provenance(judge.model.checkpoint, "digests")
-    known = dict(zip(listed, digests, strict=True)) if len(digests) == len(listed) else {}
-    # a few files tell (another dataset differs in all): not every reference hashed per verdict
-    checked = [(p, f) for p, f in zip(normal, files, strict=True)
-               if p in known and os.path.isfile(f)][:5]
-    if any(content_digest(f) != known[p] for p, f in checked):
-        raise DatasetError(f"holds other recordings than the ones {judge.model.path} was "
-                           "trained on, under the same names (another dataset of that name?)",
-                           path=ds.root, fix=fix)
-    cache = FeatureCache(audio=judge.config.audio, features=judge.config.features)
-    return cache.get_many(files)
-
-
-def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[np.ndarray, list[str]]:
-    """Crops of a dataset's normal training-split takes (``--references``), and warning lines.
-
-    The references only shape explanations, never a verdict, so a take that cannot be used
-    (missing, unreadable, linked out of the dataset: never read) is left out with one line
-    naming it, then one naming the manifest and the count; only when none is left is it an error.
-
-    Raises
-    ------
-    DatasetError
-        No such dataset, no normal training takes, or none of them can be used.
-    """
-    from .datasets import MANIFEST, Dataset
-    from .featurecache import FeatureCache
-
-    ds = Dataset.open(name)
-    manifest = ds.root / MANIFEST
-    takes = [t for t in ds.select(split="train") if t.label == "normal"]
-    if not takes:
-        raise DatasetError("has no normal takes in its training split to compare with",
-                           path=ds.root, fix="choose a dataset with normal boards")
-    cache = FeatureCache(audio=judge.config.audio, features=judge.config.features)
-    crops, bad = [], []
-    for t in takes:
-        try:
-            path = ds.path_of(t)
-            if not path.exists():  # a row's file, not a path the user typed: as training says
-                raise DatasetError(f"file not found (a reference take that {manifest} lists)",
-                                   path=path, fix="restore it or delete its row")
-            crops.append(cache.get(path))
-        except TapcheckError as e:
-            bad.append(str(e))
-    fix = "restore or replace those files, or delete their rows (tapcheck doctor lists them)"
-    if not crops:
-        shown = "the first 3 listed above" if len(bad) > 3 else "listed above"
-        raise DatasetError(f"none of its {len(takes)} normal training takes can be used as "
-                           f"references ({shown})", path=manifest,
-                           details=bad[:3], fix=fix + "; or pass another --references dataset")
-    if bad:
-        bad.append(f"{manifest}: {len(bad)} of {len(takes)} reference takes cannot be used "
-                   f"(listed above); explanations compare with the other {len(crops)} — {fix}")
-    return np.stack(crops), bad
 
 
 def explain_verdicts(judge: Judge, verdicts, *, references: str | os.PathLike | None = None,

@@ -89,10 +89,10 @@ class Station:
         The board under test.
     explain : bool
         Explain anomalous taps (needs the model's training dataset in the recordings folder,
-        :func:`tapcheck.explain.training_references`, or ``reference_clips``).
+        :func:`tapcheck.explain_references.training_references`, or ``reference_clips``).
     reference_clips : np.ndarray, optional
         Crops of normal clips to explain against instead of the model's training takes
-        (``station --references``: :func:`tapcheck.explain.dataset_references`).
+        (``station --references``: :func:`tapcheck.explain_references.dataset_references`).
     """
 
     def __init__(self, judge, root: str | os.PathLike, *, board: int | None = None,

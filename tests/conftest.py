@@ -244,10 +244,25 @@ def pulse():
 def training_recordings(model) -> Path:
     """The folder holding a model file's training dataset. Set as ``TAPCHECK_RECORDINGS`` it is
     the recordings folder of the place the model was trained in, the one folder explanations
-    read the model's own references from (:func:`tapcheck.explain.training_references`)."""
+    read the model's own references from
+    (:func:`tapcheck.explain_references.training_references`)."""
     import torch
 
     return Path(torch.load(model, weights_only=True)["dataset"]["path"]).parent
+
+
+def separating_taps(folder: Path, taps) -> list[Path]:
+    """New takes of the :func:`separating_model`'s boards (its seed, 11), as WAV files in
+    ``folder``: ``taps`` lists (board, side, take number) — take numbers beyond its training's
+    for taps it never heard."""
+    from tapcheck.audio import write_wav
+    from tapcheck.synth import study_boards, synthesize_tap, take_rng
+
+    boards = {b.number: b for b in study_boards(seed=11)}
+    return [write_wav(folder / f"board{number}-{k}.wav",
+                      synthesize_tap(boards[number].board, side, rng=take_rng(11, number, side, k)),
+                      sr=44100)
+            for number, side, k in taps]
 
 
 @pytest.fixture

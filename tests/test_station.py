@@ -369,7 +369,7 @@ def test_station_takes_references_as_judge_does(separating_model, tmp_path, run_
     looked for or a log is made."""
     import torch
 
-    from tapcheck.explain import dataset_references
+    from tapcheck.explain_references import dataset_references
     from tapcheck.judge import Judge
 
     moved = _model_without_its_dataset(separating_model, tmp_path)

@@ -289,7 +289,7 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     explain = config.station.explain and not no_explain
     reference_clips = None
     if explain and references is not None:  # as judge --references; a bad one fails here,
-        from ..explain import dataset_references  # before the microphone and the log
+        from ..explain_references import dataset_references  # before the microphone and the log
 
         reference_clips, unusable = dataset_references(references, judge_)
         for line in unusable:

@@ -1,0 +1,153 @@
+"""Where explanations find the normal crops they compare with: the model's own training
+dataset, only in the recordings folder and only when its recordings are the model's; or a
+dataset the user names, leaving out takes that cannot be used."""
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from .conftest import separating_taps, training_recordings
+
+
+def test_explain_with_references_and_without_them(separating_model, tmp_path, run_cli,
+                                                   monkeypatch):
+    """--references DATASET gives the same explanation when it names the training dataset."""
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
+    clip = separating_taps(tmp_path, [(5, "left", 51)])[0]
+    dataset = torch.load(separating_model, weights_only=True)["dataset"]["path"]
+    code, out, err = run_cli("judge", "--model", separating_model, clip, "--explain")
+    code2, out2, _ = run_cli("judge", "--model", separating_model, clip, "--references",
+                             dataset)
+    assert code == code2 == 1 and out == out2, err
+
+
+def test_explain_without_the_training_dataset_still_gives_every_verdict(separating_model,
+                                                                        tmp_path, run_cli):
+    """A model whose training dataset is gone (or is named relative to another folder) cannot
+    explain, but its verdicts stand: every verdict line, the exit status by them, and one
+    warning naming the dataset and the fix, however many clips are anomalous; no picture."""
+    from tapcheck.modelfile import save_checkpoint
+
+    clips = separating_taps(tmp_path, [(1, "left", 40), (5, "left", 50), (6, "right", 50)])
+    checkpoint = torch.load(separating_model, weights_only=True)
+    gone = Path(os.environ["TAPCHECK_RECORDINGS"]) / "gone"  # trained here, deleted since
+    checkpoint["dataset"].update(path=str(gone), name="gone")
+    moved = save_checkpoint(tmp_path / "moved.pt", checkpoint)
+    code, out, err = run_cli("judge", "--model", moved, *clips, "--explain-dir", tmp_path / "why")
+    assert code == 1, err
+    assert [ln.split()[0] for ln in out.splitlines()] == ["NORMAL", "ANOMALOUS", "ANOMALOUS"]
+    assert [ln for ln in err.splitlines() if not ln.startswith("tapcheck: threshold")] == [
+        f"tapcheck: warning: {moved}: its training dataset is not at {gone}; "
+        "explanations compare with its normal takes, so 2 anomalous clip(s) are judged but not "
+        "explained — pass --references DATASET (a dataset with normal takes of the same boards)"]
+    assert not any((tmp_path / "why").glob("*.png"))
+    # with every clip normal nothing needs explaining, and nothing is said about it
+    code, out, err = run_cli("judge", "--model", moved, clips[0], "--explain")
+    assert code == 0 and out.startswith("NORMAL") and "warning" not in err
+
+
+def test_explanations_read_the_training_dataset_only_from_the_recordings_folder(
+        separating_model, tmp_path, run_cli, monkeypatch):
+    """A model file names its training dataset by a path that may lie anywhere (a folder of
+    pytest's here, as /srv/bench or another machine's would be): it is not read unless named.
+    The verdicts stand without explanations, and one line says what was left out and what
+    gives it; --references PATH, or a recordings folder that holds the dataset, explain."""
+    clips = separating_taps(tmp_path, [(1, "left", 40), (5, "left", 50), (6, "right", 50)])
+    trained = torch.load(separating_model, weights_only=True)["dataset"]["path"]
+    code, out, err = run_cli("judge", "--model", separating_model, *clips, "--explain")
+    assert code == 1, err
+    assert [ln.split()[0] for ln in out.splitlines()] == ["NORMAL", "ANOMALOUS", "ANOMALOUS"]
+    assert [ln for ln in err.splitlines() if not ln.startswith("tapcheck: threshold")] == [
+        f"tapcheck: warning: {separating_model}: its training dataset {trained} is outside the "
+        f"recordings folder ({os.environ['TAPCHECK_RECORDINGS']}) and read only when named, so 2 "
+        "anomalous clip(s) are judged but not explained — pass --references "
+        f"{trained} to explain them"]
+    code, named, err = run_cli("judge", "--model", separating_model, *clips, "--references",
+                               trained)
+    assert code == 1 and named.count("           why: ") == 2 and "warning" not in err, err
+    # trained in this folder: its recordings folder holds the dataset, found by its name
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(Path(trained).parent))
+    code, found, err = run_cli("judge", "--model", separating_model, *clips, "--explain")
+    assert code == 1 and found == named and "warning" not in err, err
+
+
+def test_explanations_are_not_made_against_another_dataset_of_the_same_name(
+        separating_model, tmp_path, run_cli, monkeypatch):
+    """Another site's dataset of the model's dataset's name, its takes at the same paths with
+    other bytes, was taken for the references without a word: the taps were explained against
+    other boards ("resonance at 689 Hz instead of 43 Hz"). Now the verdicts stand, unexplained,
+    with one line saying so."""
+    clips = separating_taps(tmp_path, [(1, "left", 40), (5, "left", 50), (6, "right", 50)])
+    trained = Path(torch.load(separating_model, weights_only=True)["dataset"]["path"])
+    other = Path(shutil.copytree(trained, tmp_path / "site" / trained.name))
+    for wav in other.rglob("*.wav"):  # the same layout, other recordings
+        wav.write_bytes(wav.read_bytes()[:-2] + b"\x01\x00")
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(other.parent))
+    code, out, err = run_cli("judge", "--model", separating_model, *clips, "--explain")
+    assert code == 1, err
+    assert [ln.split()[0] for ln in out.splitlines()] == ["NORMAL", "ANOMALOUS", "ANOMALOUS"]
+    assert "why:" not in out
+    assert [ln for ln in err.splitlines() if not ln.startswith("tapcheck: threshold")] == [
+        f"tapcheck: warning: {other}: holds other recordings than the ones {separating_model} "
+        "was trained on, under the same names (another dataset of that name?), so 2 anomalous "
+        "clip(s) are judged but not explained — pass --references DATASET (a dataset with "
+        "normal takes of the same boards)"]
+
+
+def _bad_reference_takes(root) -> list:
+    """Five of a dataset's takes made unusable, each a way a take goes bad; returns them."""
+    takes = sorted(root.glob("board*/*/take*.wav"))[:5]
+    missing, fifo, folder, empty, junk = takes
+    missing.unlink()
+    fifo.unlink()
+    os.mkfifo(fifo)
+    folder.unlink()
+    folder.mkdir()
+    empty.write_bytes(b"")
+    junk.write_bytes(b"junk" * 5000)
+    return takes
+
+
+def test_bad_reference_takes_are_left_out_and_the_verdict_stands(separating_model, small_train_set,
+                                                                 tmp_path, run_cli):
+    """--references only shapes explanations: its bad takes are named, one warning line each,
+    then the manifest and the count; the clip is judged and explained with the other takes."""
+    refs = shutil.copytree(small_train_set, tmp_path / "refs")
+    missing, *others = _bad_reference_takes(refs)
+    before = {p: p.read_bytes() for p in refs.rglob("*") if p.is_file()}
+    clip = separating_taps(tmp_path, [(5, "left", 51)])[0]
+    code, out, err = run_cli("judge", "--model", separating_model, clip, "--references", refs)
+    assert code == 1, err
+    lines = out.splitlines()
+    assert lines[0].startswith("ANOMALOUS") and lines[0].endswith(str(clip))
+    assert lines[1].strip().startswith("why: ") and len(lines) == 2
+    warned = [ln for ln in err.splitlines() if ln.startswith("tapcheck: warning: ")]
+    assert warned[0] == (f"tapcheck: warning: {missing}: file not found (a reference take that "
+                         f"{refs / 'manifest.csv'} lists) — restore it or delete its row")
+    assert [w.split(": ")[2] for w in warned[1:5]] == [str(p) for p in others]
+    assert warned[5] == (
+        f"tapcheck: warning: {refs / 'manifest.csv'}: 5 of 16 reference takes cannot be used "
+        "(listed above); explanations compare with the other 11 — restore or replace those "
+        "files, or delete their rows (tapcheck doctor lists them)")
+    assert len(warned) == 6 and "error" not in err
+    assert {p: p.read_bytes() for p in refs.rglob("*") if p.is_file()} == before
+
+
+def test_references_with_no_usable_take_is_one_error(separating_model, small_train_set,
+                                                     tmp_path, run_cli):
+    """With none of its takes usable, --references cannot explain at all: an error naming the
+    manifest, as a dataset without normal takes is, after the first few takes' lines."""
+    refs = shutil.copytree(small_train_set, tmp_path / "refs")
+    for take in refs.glob("board*/*/take*.wav"):
+        take.write_bytes(b"")
+    clip = separating_taps(tmp_path, [(5, "left", 51)])[0]
+    code, out, err = run_cli("judge", "--model", separating_model, clip, "--references", refs)
+    assert code == 2 and out == "" and "Traceback" not in err
+    errors = err.splitlines()
+    assert len(errors) == 4 and all("is empty (0 bytes)" in e for e in errors[:3])
+    assert errors[3] == (
+        f"tapcheck: error: {refs / 'manifest.csv'}: none of its 16 normal training takes can be "
+        "used as references (the first 3 listed above) — restore or replace those files, or "
+        "delete their rows (tapcheck doctor lists them); or pass another --references dataset")
