@@ -21,6 +21,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
+from .containers import truncation
 from .errors import AudioError, TapcheckWarning
 from .files import atomic_write, check_path, refuse_special
 from .interrupts import deferred
@@ -32,6 +33,7 @@ MAX_DURATION_S = 120.0  # longer than any tap clip; guards against importing a w
 # family). A header past it is damaged, not a recording: 10 MHz turned 3 s of samples into 13 ms,
 # which was resampled and then refused as "too short — record longer clips".
 MAX_SAMPLE_RATE = 384_000
+_UNKNOWN_FRAMES = 2**62  # libsndfile reports SF_COUNT_MAX (2**63 - 1) for a length not given
 # Clipping: a flat top of >= 3 equal samples above 90 % of full scale; a clean strike peaks for one
 # or two (checked on the real knocks). 5 ms of flat tops is a tenth of a strike's first 50 ms,
 # where most of its energy is: beyond that the spectrum is the clipper's, not the board's.
@@ -108,16 +110,29 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
             "(a damaged header?)", path=path,
             fix=f"re-export the recording at 44100 Hz (tapcheck reads rates up to "
                 f"{MAX_SAMPLE_RATE} Hz)")
-    if info.frames / info.samplerate > max_duration_s:
-        raise AudioError(
-            f"is {info.frames / info.samplerate:.0f} s long; a tap clip is a few seconds",
-            path=path, fix="cut the clip around the strike (e.g. with sox trim) and try again")
+    # libsndfile's SF_COUNT_MAX: a length the header leaves open (a streamed FLAC's sample
+    # count of 0, legal) was "209146758205324 s long"; such a file is read up to the limit
+    known = info.frames < _UNKNOWN_FRAMES
+    limit = int(max_duration_s * info.samplerate) + 1
+    if known and info.frames > limit:
+        _too_long(info.frames / info.samplerate, path)
     try:
-        y, file_sr = info.read(dtype="float32", always_2d=True), info.samplerate
+        file_sr = info.samplerate
+        y = info.read(frames=-1 if known else limit, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+        if not known:  # libsndfile cannot seek in a FLAC without its sample count
+            raise AudioError("does not give its length (a FLAC streamed without its sample "
+                             "count?), and libsndfile cannot read it without one", path=path,
+                             fix="re-encode it, e.g. sox in.flac out.wav (a WAV states its "
+                                 "length)") from None
         raise AudioError(f"cannot be decoded ({e})", path=path, fix=FORMATS_HINT) from None
     if y.shape[0] == 0:
         raise AudioError("holds no samples", path=path, fix="re-record or re-export the clip")
+    if not known and y.shape[0] >= limit:
+        _too_long(y.shape[0] / info.samplerate, path, more=True)
+    if known and y.shape[0] < info.frames:  # a FLAC cut between its frames decodes what is left
+        raise AudioError(f"is truncated: its header promises {info.frames} samples, the file "
+                         f"holds {y.shape[0]}", path=path, fix="copy or record the file again")
     if not np.isfinite(y).all():
         raise AudioError("contains NaN or infinite samples", path=path,
                          fix="the file is corrupt; re-record or re-export it")
@@ -139,6 +154,12 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
                       stacklevel=3)
         y = resample(y, orig_sr=file_sr, target_sr=sr)
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _too_long(duration_s: float, path: Path, *, more: bool = False) -> None:
+    raise AudioError(f"is {'over ' if more else ''}{duration_s:.0f} s long; a tap clip is a few "
+                     "seconds", path=path,
+                     fix="cut the clip around the strike (e.g. with sox trim) and try again")
 
 
 def clipped_samples(y: np.ndarray, *, ceiling: float = CLIP_CEILING,
@@ -247,6 +268,9 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
         wav = head[:4] == b"RIFF" and head[8:12] == b"WAVE"
         if wav:
             _check_wav_rate(path, head)
+        cut = truncation(f, size)  # before libsndfile, which calls a cut header "malformed"
+        if cut:
+            raise AudioError(f"is truncated: {cut}", path=path, fix="copy or record the file again")
         try:
             # a file object: soundfile cannot encode file names that are not UTF-8
             info = sf.SoundFile(f)
@@ -255,8 +279,6 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
             raise AudioError(f"is not a readable audio file ({detail})", path=path,
                              fix=FORMATS_HINT) from None
         with info:
-            if wav:
-                _check_wav_complete(path, head, size)
             yield info
 
 
@@ -280,18 +302,6 @@ def _check_wav_rate(path: Path, head: bytes) -> None:
                 if not 1 <= rate <= 2**31 - 1:
                     raise AudioError(f"its header gives an invalid sample rate ({rate} Hz)",
                                      path=path, fix="re-export the recording")
-            return
-
-
-def _check_wav_complete(path: Path, head: bytes, size: int) -> None:
-    """libsndfile silently reads what is there of a truncated WAV; say so instead."""
-    for chunk, start, length in _wav_chunks(head):
-        if chunk == b"data":
-            # 0 and 0xFFFFFFFF mean "unknown length" (streamed writers, RF64); nothing to check
-            if length not in (0, 0xFFFFFFFF) and start + length > size:
-                raise AudioError(
-                    f"is truncated: its header promises {length} bytes of audio, the file holds "
-                    f"{size - start}", path=path, fix="copy or record the file again")
             return
 
 

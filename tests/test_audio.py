@@ -66,6 +66,54 @@ def test_truncated_wav(tmp_path):
         load(path)
 
 
+def _with_junk_chunk(data: bytes, size: int) -> bytes:
+    """A WAV with a JUNK chunk of ``size`` bytes before its samples, as recorders pad."""
+    import struct
+
+    out = data[:12] + b"JUNK" + struct.pack("<I", size) + bytes(size) + data[12:]
+    return out[:4] + struct.pack("<I", len(out) - 8) + out[8:]
+
+
+@pytest.mark.parametrize("fmt, subtype, suffix", [
+    ("WAV", "PCM_16", "wav"), ("AIFF", "PCM_16", "wav"), ("W64", "PCM_16", "wav"),
+    ("RF64", "PCM_16", "wav"), ("OGG", "VORBIS", "ogg"), ("WAV", "PCM_16", "junk.wav")])
+@pytest.mark.parametrize("kept", [0.33, 0.9])
+def test_a_file_cut_short_is_truncated_in_every_container(tmp_path, fmt, subtype, suffix, kept):
+    """libsndfile reads what is left of a cut file without a word: only a WAV whose samples
+    began in its first 4 kB was caught; a third of an AIFF, a Wave64, an RF64 or an Ogg file (or
+    of a WAV padded with a JUNK chunk) was judged, imported and enrolled as a 1 s clip."""
+    whole = tmp_path / f"whole.{suffix}"
+    sf.write(whole, np.sin(np.arange(3 * 44100) / 10) * 0.5, 44100, format=fmt, subtype=subtype)
+    data = whole.read_bytes()
+    if suffix == "junk.wav":
+        data = _with_junk_chunk(data, 4200)
+        whole.write_bytes(data)
+    assert len(load(whole)) == 3 * 44100  # whole, it reads
+    cut = tmp_path / f"cut.{suffix}"
+    cut.write_bytes(data[:int(len(data) * kept)])
+    with pytest.raises(AudioError) as e:
+        load(cut)
+    assert str(e.value).startswith(f"{cut}: is truncated: its ")
+    assert str(e.value).endswith(" — copy or record the file again")
+
+
+def test_a_flac_without_its_length_is_named_so(tmp_path):
+    """A streamed FLAC's sample count of 0 (legal: "unknown") read as SF_COUNT_MAX frames, and
+    the clip was refused as "209146758205324 s long — cut the clip around the strike"."""
+    path = tmp_path / "stream.flac"
+    sf.write(path, np.sin(np.arange(44100) / 10) * 0.5, 44100, format="FLAC")
+    data = bytearray(path.read_bytes())
+    data[8 + 13] &= 0xF0  # STREAMINFO's 36-bit sample count: 4 bits, then 4 bytes
+    data[8 + 14:8 + 18] = bytes(4)
+    path.write_bytes(bytes(data))
+    with pytest.raises(AudioError) as e:
+        load(path)
+    assert str(e.value) == (
+        f"{path}: does not give its length (a FLAC streamed without its sample count?), and "
+        "libsndfile cannot read it without one — re-encode it, e.g. sox in.flac out.wav (a WAV "
+        "states its length)")
+
+
 def test_nan_samples(tmp_path):
     path = tmp_path / "nan.wav"
     y = np.zeros(1000, dtype=np.float32)

@@ -1,0 +1,147 @@
+"""What an audio file's container promises, checked against what the file holds.
+
+libsndfile reads what is there of a file cut short (a copy or recording that stopped) and says
+nothing: a third of a take was judged, imported and enrolled as a 1 s clip. Each container
+states how much audio follows its header, or marks its last page; :func:`truncation` reads that
+without decoding and says what is missing.
+
+- WAV (RIFF): the ``data`` chunk's length, wherever it lies (a ``JUNK`` chunk of a few kB, as
+  recorders pad with, pushed it past the first 4 kB once read); RF64: the ``ds64`` chunk's
+  64-bit length; Sony Wave64: its GUID-named ``data`` chunk; AIFF/AIFF-C: the ``SSND`` chunk.
+- Ogg (Vorbis, Opus, FLAC in Ogg): the last page is complete and marked end-of-stream.
+- FLAC: the sample count of STREAMINFO is checked after decoding (:mod:`tapcheck.audio`).
+
+A length of 0 or all ones means "unknown" (a streamed writer): nothing to check then.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import BinaryIO
+
+__all__ = ["truncation"]
+
+MAX_CHUNKS = 4096  # a damaged header must not keep us walking
+_W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"
+_W64_DATA = b"data\xf3\xac\xd3\x11\x8c\xd1\x00\xc0\x4f\x8e\xdb\x8a"
+_OGG_TAIL = 1 << 17  # an Ogg page is at most 65 307 bytes: the last one lies in the last 128 kB
+
+
+def truncation(f: BinaryIO, size: int) -> str | None:
+    """Why the open audio file ``f`` of ``size`` bytes is cut short, or None.
+
+    Parameters
+    ----------
+    f : binary file object
+        Seekable; its position is restored.
+    size : int
+        The file's length in bytes.
+
+    Returns
+    -------
+    str or None
+        e.g. "its header promises 264600 bytes of audio, the file holds 132278".
+    """
+    at = f.tell()
+    try:
+        f.seek(0)
+        head = f.read(16)
+        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            return _riff(f, size)
+        if head[:4] == b"RF64" and head[8:12] == b"WAVE":
+            return _rf64(f, size)
+        if head[:16] == _W64_RIFF:
+            return _w64(f, size)
+        if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+            return _aiff(f, size)
+        if head[:4] == b"OggS":
+            return _ogg(f, size)
+        return None
+    finally:
+        f.seek(at)
+
+
+def _promised(start: int, length: int, size: int) -> str | None:
+    if start + length > size:
+        return (f"its header promises {length} bytes of audio, the file holds "
+                f"{max(size - start, 0)}")
+    return None
+
+
+def _chunks(f: BinaryIO, size: int, *, pos: int, fmt: str, align: int = 2):
+    """(id, offset of its data, length) of each chunk from ``pos``: 4-byte id, then a length
+    in ``fmt`` (``<I`` little-endian, ``>I`` big-endian); padded to ``align``."""
+    for _ in range(MAX_CHUNKS):
+        if pos + 8 > size:
+            return
+        f.seek(pos)
+        header = f.read(8)
+        if len(header) < 8:
+            return
+        chunk, (length,) = header[:4], struct.unpack(fmt, header[4:])
+        yield chunk, pos + 8, length
+        pos += 8 + length + (-length % align)
+
+
+def _riff(f: BinaryIO, size: int) -> str | None:
+    for chunk, start, length in _chunks(f, size, pos=12, fmt="<I"):
+        if chunk == b"data":
+            # 0 and 0xFFFFFFFF: "unknown length" (streamed writers)
+            return None if length in (0, 0xFFFFFFFF) else _promised(start, length, size)
+    return None
+
+
+def _rf64(f: BinaryIO, size: int) -> str | None:
+    data_size = None
+    for chunk, start, length in _chunks(f, size, pos=12, fmt="<I"):
+        if chunk == b"ds64" and length >= 16:
+            f.seek(start + 8)  # riffSize (8 bytes), then dataSize
+            raw = f.read(8)
+            data_size = struct.unpack("<Q", raw)[0] if len(raw) == 8 else None
+        elif chunk == b"data":
+            if length == 0xFFFFFFFF:
+                length = data_size
+            return None if not length else _promised(start, length, size)
+    return None
+
+
+def _w64(f: BinaryIO, size: int) -> str | None:
+    pos = 40  # the riff GUID, its size, the wave GUID
+    for _ in range(MAX_CHUNKS):
+        if pos + 24 > size:
+            return None
+        f.seek(pos)
+        header = f.read(24)
+        if len(header) < 24:
+            return None
+        (length,) = struct.unpack("<Q", header[16:])  # counts its own 24-byte header
+        if header[:16] == _W64_DATA:
+            return None if length <= 24 else _promised(pos + 24, length - 24, size)
+        if length < 24:
+            return None  # damaged: libsndfile says what it makes of it
+        pos += length + (-length % 8)
+    return None
+
+
+def _aiff(f: BinaryIO, size: int) -> str | None:
+    for chunk, start, length in _chunks(f, size, pos=12, fmt=">I"):
+        if chunk == b"SSND":
+            # its length counts an offset and a block size (8 bytes) before the samples
+            return None if length in (0, 0xFFFFFFFF) else _promised(start, length, size)
+    return None
+
+
+def _ogg(f: BinaryIO, size: int) -> str | None:
+    start = max(size - _OGG_TAIL, 0)
+    f.seek(start)
+    tail = f.read()
+    last = tail.rfind(b"OggS")
+    if last < 0 or last + 27 > len(tail):
+        return "its last Ogg page is cut off"
+    flags, segments = tail[last + 5], tail[last + 26]
+    body = sum(tail[last + 27:last + 27 + segments])
+    if last + 27 + segments > len(tail) or last + 27 + segments + body > len(tail):
+        return "its last Ogg page is cut off"
+    if not flags & 0x04:
+        return "its last Ogg page is not marked as the end of the stream"
+    return None
