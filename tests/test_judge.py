@@ -66,6 +66,11 @@ def test_debug_shows_each_bad_clips_traceback_and_judges_the_others(tiny_model, 
     monkeypatch.delenv("TAPCHECK_DEBUG")  # main() sets it for the process; a new one has none
     code, out, err = run_cli("judge", bad, good, silent, "--model", tiny_model)
     assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 4, err
+    for off in ("0", "false", "off"):  # any value at all turned tracebacks on
+        monkeypatch.setenv("TAPCHECK_DEBUG", off)
+        code, _, err = run_cli("judge", bad, "--model", tiny_model)
+        assert code == 2 and "Traceback" not in err, (off, err)
+    monkeypatch.delenv("TAPCHECK_DEBUG")
     code, out, err = run_cli("judge", "--json", "--debug", bad, good, "--model", tiny_model)
     assert [set(json.loads(line)) for line in out.splitlines()] == [
         {"path", "verdict", "score", "threshold", "model", "error", "warnings", "threshold_ci",

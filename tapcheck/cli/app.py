@@ -127,7 +127,14 @@ def _joined(message: str) -> str:
 def debugging() -> bool:
     """Whether ``--debug`` (or ``$TAPCHECK_DEBUG``) asked for tracebacks: :func:`main` takes the
     flag out of the arguments wherever it was typed and says it here."""
-    return bool(os.environ.get("TAPCHECK_DEBUG"))
+    return _debug_env()
+
+
+def _debug_env() -> bool:
+    """``$TAPCHECK_DEBUG`` set to anything but empty, 0, false, no or off (``=0`` turned
+    tracebacks on)."""
+    return os.environ.get("TAPCHECK_DEBUG", "").strip().lower() not in ("", "0", "false", "no",
+                                                                         "off")
 
 
 def echo_err(text: str) -> None:
@@ -146,7 +153,7 @@ def warn(text: str) -> None:
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, TapcheckWarning):
         warn(str(message))
-    elif os.environ.get("TAPCHECK_DEBUG"):
+    elif _debug_env():
         echo_err(warnings.formatwarning(message, category, filename, lineno, line).rstrip())
 
 
@@ -157,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     # taken out here: after a command, click knew no such option and debug mode turned its
     # usage error into a traceback
     end = args.index("--") if "--" in args else len(args)
-    debug = "--debug" in args[:end] or bool(os.environ.get("TAPCHECK_DEBUG"))
+    debug = "--debug" in args[:end] or _debug_env()
     args = [a for a in args[:end] if a != "--debug"] + args[end:]
     if debug:
         os.environ["TAPCHECK_DEBUG"] = "1"
