@@ -72,8 +72,10 @@ CANDIDATES = {
 
 
 def train_samples_per_s(net: nn.Module, *, batch: int = 32, steps: int = 5) -> float:
+    with torch.no_grad():  # the embedding's width, whatever its last layer is named
+        width = net.eval()(torch.zeros(2, 1, 100, 120)).shape[1]
     net = net.to(memory_format=torch.channels_last).train()
-    head = nn.Linear(net.fc.out_features, 10)
+    head = nn.Linear(width, 10)
     opt = torch.optim.SGD([*net.parameters(), *head.parameters()], lr=1e-3, momentum=0.9)
     x = torch.randn(batch, 1, 100, 120).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,))

@@ -47,7 +47,17 @@ class FeatureCache:
         root = root or cache_home()
         self.audio, self.features = audio, features
         self.dir = Path(root) / "features" / feature_key(audio, features)
+        self.root = Path(root)
         self.unwritable = False  # set after the first failed write: the rest go uncached
+        self.checked = False  # the folder may be written (paths.cache_problem), checked once
+
+    def _check_folder(self) -> None:
+        from .paths import cache_problem
+
+        problem = cache_problem(self.root)
+        if problem:
+            raise StorageError(problem, path=self.root)
+        self.checked = True
 
     def _entry(self, path: Path) -> Path:
         from .files import content_digest
@@ -83,6 +93,8 @@ class FeatureCache:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         if entry is not None and not self.unwritable:
             try:
+                if not self.checked:
+                    self._check_folder()
                 self._store(entry, path, crops, ours)
             except StorageError as e:
                 # the cache only saves time: say once what is wrong with it (not with the takes,

@@ -63,6 +63,27 @@ def cache_home() -> Path:
     return Path(os.environ.get("TAPCHECK_CACHE") or Path.home() / ".cache" / "tapcheck")
 
 
+def cache_problem(root: str | os.PathLike | None = None) -> str | None:
+    """Why the cache folder ``root`` (default :func:`cache_home`) must not be written, or None.
+
+    Not a home folder that does not exist (``HOME=/nonexistent``: it was made, as
+    ``mkdir -p``), and not a dataset's folder or the recordings folder (a ``TAPCHECK_CACHE``
+    there put a tree of ``.npy`` files among the takes, where the inspection log is refused).
+    """
+    from .dataset_folders import dataset_holding
+
+    root = Path(root) if root is not None else cache_home()
+    home = Path.home()
+    if not home.is_dir() and Path(os.path.abspath(root)).is_relative_to(home):
+        return f"lies in the home folder {home}, which does not exist (tapcheck does not make it)"
+    dataset = dataset_holding(root)
+    if dataset is not None:
+        return f"lies in dataset {dataset}, among its takes"
+    if root.resolve() == recordings_home().resolve():
+        return "is the recordings folder, which holds the datasets"
+    return None
+
+
 def model_path(name: str = DEFAULT_MODEL) -> Path:
     """Where ``tapcheck train --model NAME`` saves by default: ``models/NAME.pt``; the file every
     command reads or writes when no model file is named.

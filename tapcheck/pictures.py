@@ -59,10 +59,9 @@ def picture_clip(path: str | os.PathLike) -> bytes | None:
 def save_picture(e: Explanation, path: str | os.PathLike) -> Path:
     """A PNG: the clip's crop, its nearest normal crops (mean), and the deviation map, with
     the explained region framed; axes in ms after the strike and Hz."""
-    import matplotlib
+    from .plots import pyplot
 
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
+    plt = pyplot()  # before any other matplotlib import: it says where matplotlib keeps files
     from matplotlib.patches import Rectangle
 
     from .files import atomic_write

@@ -16,7 +16,17 @@ import numpy as np
 from .files import atomic_write
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot, drawing to files only, its font list kept in tapcheck's cache.
+
+    matplotlib writes ``~/.config/matplotlib`` and ``~/.cache/matplotlib`` (making a missing
+    home folder), or, where it cannot, prints two lines about a temporary folder. Unless
+    ``MPLCONFIGDIR`` is set, its folder is ``matplotlib/`` in the feature cache's folder
+    (:func:`tapcheck.paths.cache_home`), or where that may not be written
+    (:func:`tapcheck.paths.cache_problem`), a temporary folder removed at exit.
+    """
+    if "MPLCONFIGDIR" not in os.environ:
+        os.environ["MPLCONFIGDIR"] = os.fspath(_matplotlib_folder())
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never needs a display
@@ -25,9 +35,29 @@ def _pyplot():
     return plt
 
 
+def _matplotlib_folder() -> Path:
+    import atexit
+    import shutil
+    import tempfile
+
+    from .paths import cache_home, cache_problem
+
+    folder = cache_home() / "matplotlib"
+    if cache_problem() is None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                return folder
+        except OSError:
+            pass
+    temporary = tempfile.mkdtemp(prefix="tapcheck-matplotlib-")
+    atexit.register(shutil.rmtree, temporary, ignore_errors=True)
+    return Path(temporary)
+
+
 def board_colors(boards: Sequence[int], labels: Sequence[str]) -> dict[int, tuple]:
     """A colour per board: blues/greens for normal boards, reds/oranges for defective ones."""
-    plt = _pyplot()
+    plt = pyplot()
     label_of = dict(zip(boards, labels, strict=True))
     normal = sorted(b for b in set(boards) if label_of[b] == "normal")
     defect = sorted(b for b in set(boards) if label_of[b] != "normal")
@@ -39,7 +69,7 @@ def board_colors(boards: Sequence[int], labels: Sequence[str]) -> dict[int, tupl
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
@@ -63,7 +93,7 @@ def tsne_panels(train_xy: np.ndarray, train_boards: np.ndarray, train_labels: np
         defective boards; + similar-material boards).
     colors : dict board -> colour
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=(5 * (len(panels) + 1), 4.6),
                              sharex=True, sharey=True)
     all_panels = [("training data", np.zeros((0, 2)), np.zeros(0, int), np.zeros(0, str))] + panels
@@ -94,7 +124,7 @@ def score_chart(series: list[dict], *, threshold: float, colors: dict, title: st
     ----------
     series : list of dict with ``board``, ``side``, ``label``, ``takes`` (n,), ``scores`` (n,)
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.2))
     for s in series:
         style = "-" if s["label"] == "normal" else "--"
@@ -116,7 +146,7 @@ def roc_curves(results: dict[str, tuple[np.ndarray, np.ndarray]], *,
 
     from .metrics import auc
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5.5))
     for name, (labels, scores) in results.items():
         if len(np.unique(labels)) < 2:
@@ -133,7 +163,7 @@ def roc_curves(results: dict[str, tuple[np.ndarray, np.ndarray]], *,
 
 def training_curves(histories: dict[str, list[dict]], *, path: str | os.PathLike) -> Path:
     """Loss per epoch for each model, with accuracy and AdaCos's scale where the model has them."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(histories)
     cols = min(4, n)
     rows = int(np.ceil(n / cols))

@@ -222,10 +222,9 @@ def _lower_priority() -> None:
 
 
 def _import_pyplot() -> None:
-    import matplotlib
+    from .plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
+    pyplot()
 
 
 class StoppableMic:

@@ -40,3 +40,28 @@ def test_an_all_zeros_entry_is_trusted(tmp_path):
     (entry,) = (tmp_path / "cache").rglob("*.npy")
     np.save(entry, np.zeros_like(fresh))
     assert not cache.get(clip).any()
+
+
+def test_a_cache_in_a_dataset_or_a_missing_home_is_not_written(tmp_path, monkeypatch):
+    """TAPCHECK_CACHE inside a dataset put a tree of .npy files among its takes (the inspection
+    log is refused there); HOME=/nonexistent was made, as mkdir -p. Now the crops are computed,
+    nothing is written, and one warning says why."""
+    from tapcheck.errors import TapcheckWarning
+
+    clip = write_tone(tmp_path / "a.wav")
+    dataset = tmp_path / "recordings" / "bench"
+    dataset.mkdir(parents=True)
+    (dataset / "manifest.csv").write_text("path,board,side,label,group,split,take\n")
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(tmp_path / "recordings"))
+    home = tmp_path / "gone"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("TAPCHECK_CACHE", raising=False)  # the default, ~/.cache/tapcheck
+    for root, problem in [(dataset / "cache", f"lies in dataset {dataset}, among its takes"),
+                          (None, f"lies in the home folder {home}, which does not exist")]:
+        cache = FeatureCache(root)
+        with pytest.warns(TapcheckWarning, match="feature cache not used") as warned:
+            crops = cache.get(clip)
+        assert problem in str(warned[0].message)
+        assert crops.shape[0] == 2 and np.isfinite(crops).all()
+    assert sorted(p.name for p in dataset.iterdir()) == ["manifest.csv"]
+    assert not home.exists()
