@@ -105,12 +105,6 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     except ConfigError as e:
         raise ModelFileError(f"is damaged: its settings are invalid ({e.problem})", path=path,
                              fix=RETRAIN) from None
-    stored = checkpoint.get("settings_digest")  # model files from before 2026-12-05 have none
-    if stored is not None and stored != settings_digest(checkpoint["config"]):
-        raise ModelFileError(
-            "is damaged: its [audio] or [features] settings are not the ones its network was "
-            "trained with (changed after training?)", path=path,
-            fix="use the model file as train wrote it, or train a model with the new settings")
     crop = (config.features.n_bins, config.features.n_frames)
     network = tuple(checkpoint["model_args"]["input_shape"])
     if crop != network:
@@ -119,6 +113,13 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         raise ModelFileError(
             f"stores feature settings for {crop[0]}x{crop[1]} crops but its network takes "
             f"{network[0]}x{network[1]}", path=path, fix=RETRAIN)
+    # the same shape from other settings (n_fft 2048) is told by the settings' digest
+    stored = checkpoint.get("settings_digest")  # model files from before 2026-12-05 have none
+    if stored is not None and stored != settings_digest(checkpoint["config"]):
+        raise ModelFileError(
+            "is damaged: its [audio] or [features] settings are not the ones its network was "
+            "trained with (changed after training?)", path=path,
+            fix="use the model file as train wrote it, or train a model with the new settings")
     try:
         module = rebuild(checkpoint["name"], checkpoint["model_args"],
                          members=config.train.members)

@@ -42,7 +42,8 @@ def test_every_setting_has_a_rule():
 @pytest.mark.parametrize("section,key,value", [
     ("features", "hop_length", 0), ("features", "n_fft", 0), ("audio", "sr", 0),
     ("train", "epochs", 0), ("train", "batch_size", 0), ("train", "calib_fraction", 2.0),
-    ("features", "n_crops", 0), ("train", "lr", math.nan), ("train", "far", 0.0), ("train", "far", 1e-300),
+    ("features", "n_crops", 0), ("train", "lr", math.nan), ("train", "far", 0.0),
+    ("train", "far", 1e-300),
     ("train", "knn_metric", "cosin"), ("train", "triplet_mining", "batch_hard"),
     ("features", "top_db", math.nan), ("features", "n_bins", 5000), ("train", "lr", math.inf),
     ("train", "optimizer", "adamw"), ("train", "scorer", "kNN"), ("train", "seed", -1),

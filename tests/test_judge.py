@@ -7,7 +7,7 @@ import sys
 import torch
 
 from tapcheck.judge import Judge
-from tapcheck.modelfile import save_checkpoint
+from tapcheck.modelfile import save_checkpoint, settings_digest
 
 from .conftest import knock_files, write_tone
 
@@ -123,6 +123,7 @@ def test_too_short_names_the_seconds_the_models_settings_need(tiny_model, tmp_pa
     44.1 kHz: the fix says so for a 0.5 s clip (it once said 0.4 s, the default settings')."""
     ck = torch.load(tiny_model, weights_only=True)
     ck["config"]["features"]["hop_length"] = 256
+    ck["settings_digest"] = settings_digest(ck["config"])  # as if trained so
     model = save_checkpoint(tmp_path / "hop256.pt", ck)
     half = write_tone(tmp_path / "half.wav", duration_s=0.5, tap_at_s=0.1)
     code, out, err = run_cli("judge", half, "--model", model)
