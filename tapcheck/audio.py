@@ -38,6 +38,11 @@ _UNKNOWN_FRAMES = 2**62  # libsndfile reports SF_COUNT_MAX (2**63 - 1) for a len
 # or two (checked on the real knocks). 5 ms of flat tops is a tenth of a strike's first 50 ms,
 # where most of its energy is: beyond that the spectrum is the clipper's, not the board's.
 CLIP_CEILING = 0.9
+# Samples past 16x full scale (+24 dBFS) are no recording: a float file's headroom is a few dB.
+# A file scaled by 1000 was judged, with false "clipped" and "DC offset" warnings (its quiet
+# stretches' repeated 16-bit steps, scaled past 0.9, read as flat tops); one scaled by 1e30 was
+# called "heavily clipped — lower the input gain".
+MAX_AMPLITUDE = 16.0
 CLIP_MIN_RUN = 3
 HEAVY_CLIPPING_MS = 5.0
 
@@ -136,6 +141,14 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
     if not np.isfinite(y).all():
         raise AudioError("contains NaN or infinite samples", path=path,
                          fix="the file is corrupt; re-record or re-export it")
+    peak = float(np.abs(y).max())
+    if peak > MAX_AMPLITUDE:  # before the clipping check, which would misname it
+        raise AudioError(f"reaches {peak:.3g} times full scale, which no recording does",
+                         path=path, fix="the file is corrupt or mis-scaled; re-export it")
+    if info.subtype in ("PCM_U8", "PCM_S8"):
+        warnings.warn(f"{path}: is 8-bit audio: its steps of 1/128 of full scale add noise (and "
+                      "a small DC offset) that 16-bit takes do not have; the verdict may be off "
+                      "— record or export at 16 bits", TapcheckWarning, stacklevel=3)
     _check_clipping(y, sr=file_sr, path=path)
     mono = y.mean(axis=1)
     # cancel: under 1/1000 of the channels' peak is left (16-bit rounding leaves a bit)

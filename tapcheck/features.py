@@ -30,7 +30,7 @@ import warnings
 
 import numpy as np
 
-from .audio import load
+from .audio import MAX_AMPLITUDE, load
 from .config import AudioConfig, FeatureConfig
 from .errors import AudioError, NoStrikeError, ParameterError, TapcheckWarning
 # the spectrogram and the strike are their own modules; their names stay importable from here
@@ -44,13 +44,11 @@ from .strikes import (OTHER_STRIKE_DB, find_strike, find_strikes, strike_onset, 
 FEATURES_VERSION = 1
 # Bump when the checks of what a usable clip is change (crops of accepted clips unchanged): the
 # feature cache must not hand out crops of a clip the new checks refuse. Models stay valid.
-CHECKS_VERSION = 2
+CHECKS_VERSION = 3  # 3: clips past 16x full scale refused (tapcheck.audio.MAX_AMPLITUDE)
 # A DC offset above -60 dBFS is removed: bin 0 of the crop follows the offset (0.01 moves it by
 # ~5 standard deviations, 0.05 hides the strike altogether), while real and synthetic clips sit
 # below 2e-4, which this leaves bit for bit as the study computed them.
 MAX_DC_OFFSET = 1e-3
-# Samples beyond 1000x full scale are no recording (and would overflow float32 power).
-MAX_AMPLITUDE = 1e3
 # Frames outside the crops that may hold the clip's loudest bin and are transformed one by one
 # to find it; more (a clip of many loud knocks), and the whole spectrogram is cheaper.
 MAX_LOOK_FRAMES = 64

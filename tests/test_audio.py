@@ -114,6 +114,32 @@ def test_a_flac_without_its_length_is_named_so(tmp_path):
         "states its length)")
 
 
+@pytest.mark.parametrize("scale", [1000.0, 1e30])
+def test_a_mis_scaled_float_file_is_named_so(tmp_path, scale):
+    """A float file scaled by 1e30 was "heavily clipped — lower the input gain" (the 16-bit
+    steps of its quiet stretches, scaled past 0.9, read as flat tops); one scaled by 1000 was
+    judged, with false clipping and DC offset warnings."""
+    tap = (np.round(np.sin(np.arange(44100) / 10) * np.exp(-np.arange(44100) / 4000) * 9000)
+           / 32767)
+    path = tmp_path / "loud.wav"
+    sf.write(path, (tap * scale).astype(np.float32), 44100, subtype="FLOAT")
+    with pytest.raises(AudioError) as e:
+        load(path)
+    assert str(e.value) == (f"{path}: reaches {np.abs(tap).max() * scale:.3g} times full scale, "
+                            "which no recording does — the file is corrupt or mis-scaled; "
+                            "re-export it")
+
+
+def test_8_bit_audio_is_named_in_a_warning(tmp_path):
+    """8-bit copies of healthy takes read ANOMALOUS 4 times in 12 (16-bit: once), and the only
+    word was a "DC offset … (a faulty microphone or cable?)"."""
+    path = tmp_path / "u8.wav"
+    sf.write(path, np.sin(np.arange(44100) / 10) * 0.5, 44100, subtype="PCM_U8")
+    with pytest.warns(TapcheckWarning, match=r"is 8-bit audio: its steps of 1/128 of full scale"
+                                             r" add noise .* record or export at 16 bits"):
+        load(path)
+
+
 def test_nan_samples(tmp_path):
     path = tmp_path / "nan.wav"
     y = np.zeros(1000, dtype=np.float32)
