@@ -244,3 +244,20 @@ def test_judging_a_take_the_model_was_trained_on_says_its_score_is_not_a_new_tap
     assert warned == [f"tapcheck: warning: {more[0]} and 3 more clip(s): are recordings the "
                       "model was trained or calibrated on, or given by enroll: their scores are "
                       "not new taps'"]
+
+
+def test_a_clip_named_like_an_option_is_told_how_to_pass(tiny_model, tiny_dataset, tmp_path,
+                                                         run_cli, monkeypatch):
+    """`judge -dash.wav` said "No such option '-d'", naming neither the file nor the fix."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copyfile(tiny_dataset.path_of(tiny_dataset.takes[0]), "-dash.wav")
+    code, out, err = run_cli("judge", "--model", tiny_model, "-dash.wav")
+    assert (code, out) == (2, "")
+    assert err == ("tapcheck: error: -dash.wav: is a file whose name starts with '-', read as an "
+                   "option — pass it as ./-dash.wav, or after --\n")
+    code, out, _ = run_cli("judge", "--model", tiny_model, "--", "-dash.wav")
+    assert code in (0, 1) and out.split()[-1] == "-dash.wav"
+    code, _, err = run_cli("judge", "--model", tiny_model, "-other.wav")  # no such file
+    assert code == 2 and "No such option '-o'" in err

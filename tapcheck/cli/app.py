@@ -157,6 +157,20 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
         echo_err(warnings.formatwarning(message, category, filename, lineno, line).rstrip())
 
 
+def _dashed_file(args: list[str], error: click.UsageError) -> str | None:
+    """The argument click took for an unknown option that names an existing file (``-x.wav``),
+    else None."""
+    if not isinstance(error, click.NoSuchOption):
+        return None
+    end = args.index("--") if "--" in args else len(args)
+    option = error.option_name
+    for arg in args[:end]:
+        if (arg.startswith("-") and arg != "-" and arg.split("=", 1)[0].startswith(option)
+                and os.path.lexists(arg)):
+            return arg
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the command line, turn input errors into one clean line."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -206,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             _print_traceback()
         where = e.ctx.command_path if e.ctx is not None else "tapcheck"
+        dashed = _dashed_file(args, e)
+        if dashed is not None:  # `judge -dash.wav`: "No such option '-d'" named no file
+            echo_err(f"tapcheck: error: {one_line(dashed)}: is a file whose name starts with "
+                     f"'-', read as an option — pass it as ./{one_line(dashed)}, or after --")
+            return 2
         # click lists a choice's values one per line ("Choose from:\n\tnormal,\n\tdefect")
         message = _joined(e.format_message()).rstrip(".")
         at = next((i for i, a in enumerate(args) if a in cli.commands), None)
