@@ -151,12 +151,19 @@ class Explainer:
     def explain_files(self, paths: Sequence[str | os.PathLike]) -> list[Explanation | None]:
         """Explain files (crops computed as :meth:`Judge.judge_files` does); None for a file
         whose crops cannot be computed (its verdict already carries the error)."""
+        import warnings
+
+        from .errors import TapcheckWarning
         from .features import clip_features
 
         out: list[Explanation | None] = []
         for p in paths:
             try:
-                crops = clip_features(p, audio=self.judge.config.audio, features=self.features)
+                with warnings.catch_warnings():
+                    # the clip's verdict said them already: `--explain` printed each one twice
+                    warnings.simplefilter("ignore", TapcheckWarning)
+                    crops = clip_features(p, audio=self.judge.config.audio,
+                                          features=self.features)
             except TapcheckError:
                 out.append(None)
                 continue

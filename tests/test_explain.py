@@ -179,3 +179,18 @@ def test_cli_judge_explains_anomalous_clips(separating_model, tmp_path, run_cli,
     assert code == 1 and lines[0].startswith("NORMAL") and lines[1].startswith("ANOMALOUS")
     assert lines[2].strip() == f"why: {rows[1]['explanation']['sentence']}"
     assert len(lines) == 5
+
+
+def test_a_clips_warning_is_said_once_when_it_is_explained(separating_model, tmp_path,
+                                                           run_cli, monkeypatch):
+    """The explainer reads the clip again: a stereo clip's "averaged to mono" came twice."""
+    import soundfile as sf
+
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
+    (tap,) = separating_taps(tmp_path, [(5, "left", 50)])
+    y, sr = sf.read(tap)
+    stereo = tmp_path / "stereo.wav"
+    sf.write(stereo, np.stack([y, y], axis=1), sr)
+    code, out, err = run_cli("judge", "--model", separating_model, stereo, "--explain")
+    assert code == 1 and "why: " in out, err
+    assert err.count("2 channels averaged to mono") == 1, err
