@@ -25,7 +25,7 @@ from . import manifest
 from .audio import peak_dbfs, write_wav
 from .dataset_folders import as_given, creatable_path, dataset_holding, dataset_path
 from .errors import DatasetError, ParameterError, StorageError
-from .files import check_path, non_folder_kind, storage_error
+from .files import check_path, non_folder_kind, remove_stopped_writes, storage_error
 from .locks import exclusive
 from .manifest import LABELS, MANIFEST, MANIFEST_FIELDS, SPLITS  # noqa: F401 - re-exported
 from .paths import recordings_home
@@ -263,6 +263,7 @@ class Dataset:
         with exclusive(self.root / ".lock", what=self.root, error=DatasetError, remove=remove):
             self._reload()
             self._check_manifest_writable()
+            remove_stopped_writes(self.root)
             yield self
 
     def _check_manifest_writable(self) -> None:

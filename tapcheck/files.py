@@ -57,6 +57,36 @@ def stopped_writes(path: str | os.PathLike) -> list[Path]:
     return sorted(path.parent.glob(f".{path.name}.*{_TMP}"))
 
 
+def remove_stopped_writes(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files :func:`atomic_write` left in ``folder`` and below when a
+    run was killed mid-write (SIGKILL, a power cut), with one warning; returns them.
+
+    Call it only holding the writer's lock of ``folder`` (a dataset's): then no write is under
+    way there. A killed ``import`` left ``.take005.wav.wnkdplu5.tmp`` (a whole take's size)
+    that later runs kept; only ``doctor`` named it. Links are not followed.
+    """
+    import re
+    import warnings
+
+    from .errors import TapcheckWarning
+
+    name = re.compile(r"^\..+\.[a-z0-9_]{8}" + re.escape(_TMP) + "$")  # mkstemp's 8 characters
+    found = []
+    for top, _, files in os.walk(folder):
+        found += [Path(top, f) for f in files if name.match(f)
+                  and not os.path.islink(os.path.join(top, f))]
+    removed = []
+    for path in sorted(found):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    if removed:
+        warnings.warn(f"{folder}: removed {len(removed)} unfinished temporary file(s) a stopped "
+                      f"run left (no take is in them), e.g. {os.path.relpath(removed[0], folder)}",
+                      TapcheckWarning, stacklevel=2)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", *,
                  encoding: str | None = None, newline: str | None = None,

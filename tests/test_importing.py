@@ -285,3 +285,30 @@ def test_no_new_dataset_is_made_inside_another(tmp_path, run_cli, monkeypatch):
     code, out, err = run_cli("synth", "--takes", "1", "--dataset", "inner")
     assert code == 2 and f"recordings/inner: {inside.format('recordings')}" in err, err
     assert sorted(p for p in bench.rglob("*") if p.name != ".lock") == before
+
+
+def test_a_killed_imports_temporary_take_is_removed_by_the_next_writer(tmp_path, run_cli,
+                                                                      monkeypatch):
+    """SIGKILL in a take's write left .take005.wav.wnkdplu5.tmp, a whole take's size, that later
+    imports kept (only doctor named it). Under the dataset's lock no write is under way: the
+    next import removes such files, says so once, and leaves everything else."""
+    from .conftest import write_tone
+
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(tmp_path / "recordings"))
+    args = ("--dataset", "bench", "--board", "2", "--side", "left", "--label", "normal")
+    code, _, err = run_cli("import", write_tone(tmp_path / "a.wav", duration_s=3.0), *args)
+    assert code == 0, err
+    side = tmp_path / "recordings" / "bench" / "board02" / "left"
+    stray = side / ".take002.wav.wnkdplu5.tmp"
+    stray.write_bytes(b"RIFF half a take")
+    mine = [side / ".notes.tmp", side / "take002.wav.tmp"]  # not atomic_write's: kept
+    for path in mine:
+        path.write_text("mine")
+    code, out, err = run_cli("import", write_tone(tmp_path / "b.wav", duration_s=3.0, seed=1),
+                             *args)
+    assert code == 0, err
+    assert err.count("warning") == 1 and (
+        f"{tmp_path / 'recordings' / 'bench'}: removed 1 unfinished temporary file(s) a stopped "
+        "run left (no take is in them), e.g. board02/left/.take002.wav.wnkdplu5.tmp") in err
+    assert not stray.exists() and all(p.read_text() == "mine" for p in mine)
+    assert len(Dataset.open(tmp_path / "recordings" / "bench").takes) == 2
