@@ -20,7 +20,7 @@ from .config import Config
 from .dataset_folders import creatable_path
 from .datasets import Dataset, Take, check_slug
 from .errors import ParameterError, StorageError, TapcheckError
-from .interrupts import deferred
+from .interrupts import Interrupted, deferred
 
 
 @dataclass
@@ -76,10 +76,21 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike 
         try:
             _import_into(dataset, files, result, board=board, side=side, label=label,
                          group=group, split=split, config=config, on_take=on_take)
+        except KeyboardInterrupt:  # Ctrl-C or kill: "interrupted" alone left the user guessing
+            raise Interrupted(_kept_after_stop(dataset, result, len(files))) from None
         finally:  # Ctrl-C too
             if made and not result.imported:
                 result.removed = _remove_made(dataset, made, board=board, side=side)
     return result
+
+
+def _kept_after_stop(dataset: Dataset, result: "ImportResult", given: int) -> str:
+    if not result.imported:
+        return f"nothing was imported into {dataset.root}"
+    takes = [take.take for _, take in result.imported]
+    return (f"{len(takes)} of {given} clip(s) were imported into {dataset.root} (take "
+            f"{min(takes)}-{max(takes)}) and are kept; to import the rest, pass the clips not yet "
+            "imported (the same command refuses each clip the dataset holds, by name)")
 
 
 def _missing_folders(root: Path) -> list[Path]:
@@ -143,8 +154,8 @@ def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, s
                 result.refused(e)
                 result.stopped = len(files) - len(result.imported) - len(result.errors)
                 break
+            result.imported.append((path, take))  # inside: a stop here still counts it
         stored[_level(take)].append(take)
-        result.imported.append((path, take))
         if on_take is not None:
             on_take(path, take)
 

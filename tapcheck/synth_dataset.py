@@ -66,7 +66,7 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
     from .dataset_folders import dataset_path
     from .datasets import Dataset
     from .errors import ParameterError
-    from .interrupts import terminate_as_interrupt
+    from .interrupts import Interrupted, terminate_as_interrupt
 
     if not 1 <= takes <= MAX_TAKES:
         raise ParameterError(f"--takes must be between 1 and {MAX_TAKES}, not {takes}",
@@ -119,11 +119,15 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
                 if k == takes:  # a board-side is done: keep the manifest current
                     ds.write_manifest()
             ds.write_manifest()
-    except BaseException:
+    except BaseException as e:
         # Ctrl-C, a full disk: a half-written dataset would be refused by the rerun (or
         # trained on by a user who did not notice), so take back what this run wrote
         if checked:  # a refused dataset is another run's: nothing of it is this run's to undo
             _remove_written(ds, written, before=before, fresh=fresh)
+            if isinstance(e, KeyboardInterrupt):  # "interrupted" alone: was anything kept?
+                raise Interrupted(f"the {len(written)} take(s) written to {ds.root} were "
+                                  "removed (synth writes a whole dataset or none); run it "
+                                  "again") from None
         raise
     return ds
 

@@ -60,7 +60,10 @@ def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, ru
         time.sleep(0.05)  # a board side done: takes and manifest rows are on disk
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "Traceback" not in err
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert err.splitlines()[-1].startswith("tapcheck: interrupted; the ")
+    assert err.splitlines()[-1].endswith(f" take(s) written to {root} were removed (synth "
+                                         "writes a whole dataset or none); run it again")
     assert sorted(p.name for p in root.iterdir()) == ["notes.txt"]
     code, out, err = run_cli("synth", "--dataset", root, "--takes", "1")
     assert code == 0, err
