@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .console import score_pair
+from .console import percent, score_pair
 
 # a board number has at most 6 digits (manifest.MAX_BOARD): "board1234567" is no board's folder,
 # or enroll's advice "--board 1234567" would be refused and judge would group what --board cannot
@@ -124,7 +124,7 @@ BOARD_RULES: dict[str, BoardRule] = {
         "median", threshold=lambda tap, median_fit: float(median_fit),
         flags=lambda scores, t: bool(np.median(scores) > t),
         statement=lambda info: (f"median over {info['board_threshold']:.4g} for "
-                                f"{info['board_far']:.0%} per board"),
+                                f"{percent(info['board_far'])} per board"),
         line=_median_line,
         per_count=True),
 }

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .console import percent
 from .errors import ParameterError, TapcheckWarning
 
 #: clips per stated rate below which the calibration says it is thin: with 3 / far clips about
@@ -233,8 +234,8 @@ def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = Non
     warning = ""
     if len(scores) < needed:
         warning = (f"{source + ': ' if source else ''}the threshold rests on {len(scores)} normal "
-                   f"clips; a {far:.0%} false-alarm rate needs at least {needed} to be checked — "
-                   "the stated rate is a guess; record or enrol more normal takes")
+                   f"clips; a {percent(far)} false-alarm rate needs at least {needed} to be "
+                   "checked — the stated rate is a guess; record or enrol more normal takes")
     threshold = robust_threshold(scores, far=far, fit=fit)
     board_fit = robust_threshold(medians, far=board_far, fit=fit)
     return {"threshold": threshold, "threshold_ci": [lo, hi], "board_rule": board_rule,
@@ -253,7 +254,7 @@ def describe(info: dict[str, Any]) -> str:
     lo, hi = info["threshold_ci"]
     board = BOARD_RULES[info.get("board_rule", "median")].statement(info)
     return (f"threshold {info['threshold']:.4g} (95 % interval {lo:.4g}-{hi:.4g}) for "
-            f"{info['far']:.0%} false alarms per tap on {info['holds_for']}, from "
+            f"{percent(info['far'])} false alarms per tap on {info['holds_for']}, from "
             f"{info['clips']} clips ({info['method']}, {info.get('fit', 'gamma')} fit); board "
             f"verdict of {info['board_taps']} "
             f"taps: {board}")

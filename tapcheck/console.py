@@ -74,6 +74,12 @@ def table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def percent(rate: float) -> str:
+    """A stated rate as people write it: 5%, 2%, 0.5%, 99.9%, 0.01% (``:.0%`` printed a rate of
+    0.999 as 100% and one of 0.0001 as 0%)."""
+    return f"{rate * 100:.3g}%"
+
+
 def score_pair(score: float, threshold: float, *, decimals: int = 4,
                kind: str = "f") -> tuple[str, str]:
     """``score`` and ``threshold`` as text with ``decimals`` decimals (``kind="g"``: significant

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 from .config import Config
+from .console import percent
 from .dataset_folders import dataset_path
 from .datasets import Dataset
 from .evaluation import evaluate_scores, model_options
@@ -118,7 +119,7 @@ def demo_lines(evaluation: dict, *, seconds: float, model: str | os.PathLike | N
         lines.append(f"false alarms per tap: known boards "
                      f"{'-' if known is None else f'{known:.1%}'}, unseen boards "
                      f"{'-' if unseen is None else f'{unseen:.1%}'} (the model states "
-                     f"{evaluation['stated_far']:.0%}; see `{evaluate}`)")
+                     f"{percent(evaluation['stated_far'])}; see `{evaluate}`)")
     _, sentence = study_board_check({r["board"]: r["mean score"] for r in boards
                                      if r["label"] == "defect"})
     if sentence:

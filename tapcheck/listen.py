@@ -29,7 +29,7 @@ import numpy as np
 from .audio import resample
 from .boards import BOARD_RULES, BoardVerdict, board_verdicts
 from .config import StreamConfig
-from .console import score_pair
+from .console import percent, score_pair
 from .errors import NoStrikeError, ParameterError
 from .features import strike_crops
 from .inspections import Inspection, InspectionLog
@@ -236,6 +236,6 @@ def board_taps_warning(calibration: dict, taps_per_board: int) -> str | None:
         return None  # the vote needs no threshold of its own: any count is a majority vote
     return (f"--taps-per-board {taps_per_board}: the model's board threshold "
             f"{calibration['board_threshold']:.4f} is calibrated for the median of {expected} "
-            f"taps, so its {calibration['board_far']:.0%} false-alarm rate per board holds only "
-            f"approximately — tap each board {expected} times, or retrain with "
+            f"taps, so its {percent(calibration['board_far'])} false-alarm rate per board holds "
+            f"only approximately — tap each board {expected} times, or retrain with "
             f"train.board_taps = {taps_per_board}")

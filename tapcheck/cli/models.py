@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from ..console import percent
+
 from .app import (BOARD, FILE, MODEL_FILE, BoardName, cli, config_option, dataset_option, debugging,
                   echo_err, parse_config, say, table, train_with_progress, warn)
 
@@ -121,7 +123,7 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
         method = det.get("calibration", {}).get("method", "")
         say(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, {det['kind']} scorer, "
             f"{method + ' ' if method else ''}threshold {-det['offset']:.4g} at "
-            f"{checkpoint['config']['train']['far']:.0%} false alarms)")
+            f"{percent(checkpoint['config']['train']['far'])} false alarms)")
     return 0
 
 
