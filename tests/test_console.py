@@ -1,3 +1,4 @@
+"""What the terminal shows: numbers as a reader reads them (tapcheck/console.py)."""
 
 
 def test_a_stated_rate_reads_as_people_write_it():
