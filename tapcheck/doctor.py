@@ -115,7 +115,9 @@ def check_folders() -> list[Finding]:
 
     from .files import check_writable
     from .inspections import check_log_folder
-    from .paths import cache_home, check_folder, inspections_home, models_home, recordings_home
+    from .errors import StorageError
+    from .paths import (cache_home, cache_problem, check_folder, inspections_home, models_home,
+                        recordings_home)
 
     # (folder, its check as the commands check it): a file there is told as they tell it, and
     # a log folder inside a dataset as listen and station refuse it
@@ -131,10 +133,19 @@ def check_folders() -> list[Finding]:
     for what, (folder, check) in folders.items():
         try:
             check(folder)
+            if what == "feature cache" and cache_problem(folder):
+                raise StorageError(cache_problem(folder), path=folder)
             check_writable(folder, create=False)
             # the full path: "writable: recordings recordings, models models" read as a typo
             fine.append(f"{what} ({Path(folder).absolute()})")
         except TapcheckError as e:
+            if what == "feature cache":  # the commands go on without it, with one warning
+                where = "" if Path(e.path or folder) == Path(folder) else f" ({e.path})"
+                findings.append(Finding(
+                    NOTE, f"feature cache folder {folder}: {e.problem}{where}; the commands "
+                          "compute the crops each time", fix="set TAPCHECK_CACHE to a folder "
+                                                             "you may write to"))
+                continue
             findings.append(Finding(PROBLEM, f"{what} folder {e.path}: {e.problem}", fix=e.fix))
     if fine:
         findings.insert(0, Finding(OK, f"writable: {', '.join(fine)}"))
