@@ -132,16 +132,56 @@ def _aiff(f: BinaryIO, size: int) -> str | None:
 
 
 def _ogg(f: BinaryIO, size: int) -> str | None:
-    start = max(size - _OGG_TAIL, 0)
-    f.seek(start)
+    f.seek(max(size - _OGG_TAIL, 0))
     tail = f.read()
-    last = tail.rfind(b"OggS")
-    if last < 0 or last + 27 > len(tail):
-        return "its last Ogg page is cut off"
-    flags, segments = tail[last + 5], tail[last + 26]
-    body = sum(tail[last + 27:last + 27 + segments])
-    if last + 27 + segments > len(tail) or last + 27 + segments + body > len(tail):
-        return "its last Ogg page is cut off"
-    if not flags & 0x04:
-        return "its last Ogg page is not marked as the end of the stream"
-    return None
+    # the last page is the last "OggS" whose page checks out (its CRC): the four bytes also
+    # occur by chance inside compressed audio
+    at = len(tail)
+    while (at := tail.rfind(b"OggS", 0, at)) >= 0:
+        end = _page_end(tail, at)
+        if end is None:
+            continue
+        if end < len(tail):  # a page begun after it, and cut off
+            return "its last Ogg page is cut off"
+        if not tail[at + 5] & 0x04:
+            return "its last Ogg page is not marked as the end of the stream"
+        return None
+    return "its last Ogg page is cut off"
+
+
+def _page_end(data: bytes, at: int) -> int | None:
+    """Where the Ogg page at ``at`` ends, if it is whole and its checksum holds, else None."""
+    if at + 27 > len(data):
+        return None
+    segments = data[at + 26]
+    body = at + 27 + segments
+    if body > len(data):
+        return None
+    end = body + sum(data[at + 27:body])
+    if end > len(data):
+        return None
+    page = bytearray(data[at:end])
+    stored = struct.unpack("<I", page[22:26])[0]
+    page[22:26] = bytes(4)
+    return end if _ogg_crc(page) == stored else None
+
+
+def _ogg_crc(data: bytes) -> int:
+    """Ogg's CRC-32: polynomial 0x04C11DB7, not reflected, initial value 0."""
+    crc = 0
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC_TABLE[((crc >> 24) ^ byte) & 0xFF]
+    return crc
+
+
+def _crc_table() -> list[int]:
+    table = []
+    for i in range(256):
+        r = i << 24
+        for _ in range(8):
+            r = ((r << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if r & 0x80000000 else (r << 1) & 0xFFFFFFFF
+        table.append(r)
+    return table
+
+
+_OGG_CRC_TABLE = _crc_table()
