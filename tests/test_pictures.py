@@ -1,8 +1,7 @@
 """Explanation pictures (`judge --explain-dir`): a later run refreshes the picture of the same
 clip, and keeps every other file, another clip's picture of the same name too."""
 
-from .conftest import training_recordings
-from .test_explain import _write_taps
+from .conftest import separating_taps, training_recordings
 
 
 def test_a_later_run_keeps_another_clips_picture_of_the_same_name(separating_model, tmp_path,
@@ -11,7 +10,7 @@ def test_a_later_run_keeps_another_clips_picture_of_the_same_name(separating_mod
     next name and the first stays; the first clip judged again (spelt otherwise) refreshes its
     own picture in place."""
     monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
-    first, second = (_write_taps(tmp_path / folder, [(number, side, 50)])[0].rename(
+    first, second = (separating_taps(tmp_path / folder, [(number, side, 50)])[0].rename(
         tmp_path / folder / "take003.wav") for folder, number, side in (
             ("board13", 5, "left"), ("board08", 6, "right")))
     why = tmp_path / "why"
@@ -40,7 +39,7 @@ def test_explain_dir_in_a_dataset_folder_is_refused_before_judging(separating_mo
     dataset = Dataset.create(tmp_path / "demo")
     dataset.write_manifest()
     before = sorted(p.name for p in dataset.root.iterdir())
-    clip = _write_taps(tmp_path, [(5, "left", 50)])[0]
+    clip = separating_taps(tmp_path, [(5, "left", 50)])[0]
     code, out, err = run_cli("judge", "--model", separating_model, clip, "--explain-dir",
                              dataset.root)
     assert code == 2 and out == ""
@@ -143,7 +142,7 @@ def test_a_full_disk_under_the_pictures_leaves_every_verdict(separating_model, t
     from .hostile_helpers import _private_mounts, _tapcheck
 
     env = {"TAPCHECK_RECORDINGS": str(training_recordings(separating_model))}
-    clips = _write_taps(tmp_path, [(1, "left", 40), (5, "left", 50), (6, "right", 50)])
+    clips = separating_taps(tmp_path, [(1, "left", 40), (5, "left", 50), (6, "right", 50)])
     disk = tmp_path / "disk"
     disk.mkdir()
     full = _private_mounts(f"mount -t tmpfs -o size=8k tmpfs {disk}")
