@@ -38,13 +38,13 @@ _UNKNOWN_FRAMES = 2**62  # libsndfile reports SF_COUNT_MAX (2**63 - 1) for a len
 # or two (checked on the real knocks). 5 ms of flat tops is a tenth of a strike's first 50 ms,
 # where most of its energy is: beyond that the spectrum is the clipper's, not the board's.
 CLIP_CEILING = 0.9
+CLIP_MIN_RUN = 3
+HEAVY_CLIPPING_MS = 5.0
 # Samples past 16x full scale (+24 dBFS) are no recording: a float file's headroom is a few dB.
 # A file scaled by 1000 was judged, with false "clipped" and "DC offset" warnings (its quiet
 # stretches' repeated 16-bit steps, scaled past 0.9, read as flat tops); one scaled by 1e30 was
 # called "heavily clipped — lower the input gain".
 MAX_AMPLITUDE = 16.0
-CLIP_MIN_RUN = 3
-HEAVY_CLIPPING_MS = 5.0
 
 
 def load(path: str | os.PathLike, *, sr: int = 44100,
