@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from .containers import truncation
+from .containers import truncation, unfinished
 from .errors import AudioError, TapcheckWarning
 from .files import atomic_write, check_path, refuse_special
 from .interrupts import deferred
@@ -130,7 +130,9 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
                              "count?), and libsndfile cannot read it without one", path=path,
                              fix="re-encode it, e.g. sox in.flac out.wav (a WAV states its "
                                  "length)") from None
-        raise AudioError(f"cannot be decoded ({e})", path=path, fix=FORMATS_HINT) from None
+        # the format was recognised at open: its data is damaged (a FLAC cut short: "lost sync")
+        raise AudioError(f"cannot be decoded ({e})", path=path,
+                         fix="the file is damaged or cut short; copy or record it again") from None
     if y.shape[0] == 0:
         raise AudioError("holds no samples", path=path, fix="re-record or re-export the clip")
     if not known and y.shape[0] >= limit:
@@ -284,6 +286,9 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
         cut = truncation(f, size)  # before libsndfile, which calls a cut header "malformed"
         if cut:
             raise AudioError(f"is truncated: {cut}", path=path, fix="copy or record the file again")
+        early = unfinished(f, size)
+        if early:
+            warnings.warn(f"{path}: {early}", TapcheckWarning, stacklevel=4)
         try:
             # a file object: soundfile cannot encode file names that are not UTF-8
             info = sf.SoundFile(f)

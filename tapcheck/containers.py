@@ -8,7 +8,8 @@ without decoding and says what is missing.
 - WAV (RIFF): the ``data`` chunk's length, wherever it lies (a ``JUNK`` chunk of a few kB, as
   recorders pad with, pushed it past the first 4 kB once read); RF64: the ``ds64`` chunk's
   64-bit length; Sony Wave64: its GUID-named ``data`` chunk; AIFF/AIFF-C: the ``SSND`` chunk.
-- Ogg (Vorbis, Opus, FLAC in Ogg): the last page is complete and marked end-of-stream.
+- Ogg (Vorbis, Opus, FLAC in Ogg): the last page is whole (bytes that are no page, an ID3 tag,
+  may follow it); one not marked end-of-stream is :func:`unfinished`, a warning.
 - FLAC: the sample count of STREAMINFO is checked after decoding (:mod:`tapcheck.audio`).
 
 A length of 0 or all ones means "unknown" (a streamed writer): nothing to check then.
@@ -19,12 +20,13 @@ from __future__ import annotations
 import struct
 from typing import BinaryIO
 
-__all__ = ["truncation"]
+__all__ = ["truncation", "unfinished"]
 
 MAX_CHUNKS = 4096  # a damaged header must not keep us walking
 _W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"
 _W64_DATA = b"data\xf3\xac\xd3\x11\x8c\xd1\x00\xc0\x4f\x8e\xdb\x8a"
 _OGG_TAIL = 1 << 17  # an Ogg page is at most 65 307 bytes: the last one lies in the last 128 kB
+_OGG_CANDIDATES = 64  # page headers checksummed, from the end
 
 
 def truncation(f: BinaryIO, size: int) -> str | None:
@@ -55,7 +57,8 @@ def truncation(f: BinaryIO, size: int) -> str | None:
         if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
             return _aiff(f, size)
         if head[:4] == b"OggS":
-            return _ogg(f, size)
+            end = _ogg_end(f, size)
+            return end[1] if end and end[0] == "cut" else None
         return None
     finally:
         f.seek(at)
@@ -131,22 +134,47 @@ def _aiff(f: BinaryIO, size: int) -> str | None:
     return None
 
 
-def _ogg(f: BinaryIO, size: int) -> str | None:
+def unfinished(f: BinaryIO, size: int) -> str | None:
+    """Why the open file ``f`` may end early though it reads whole, or None: an Ogg stream whose
+    last page is not marked as its end (a recorder killed at a page boundary, or a writer that
+    never closed the stream; libsndfile reads it all). A warning, not an error: its audio is
+    whole as far as it goes."""
+    at = f.tell()
+    try:
+        f.seek(0)
+        if f.read(4) != b"OggS":
+            return None
+        end = _ogg_end(f, size)
+        return end[1] if end and end[0] == "unfinished" else None
+    finally:
+        f.seek(at)
+
+
+def _ogg_end(f: BinaryIO, size: int) -> tuple[str, str] | None:
+    """("cut", why) when the last Ogg page was cut off, ("unfinished", why) when it is whole but
+    not marked end-of-stream, else None."""
     f.seek(max(size - _OGG_TAIL, 0))
     tail = f.read()
     # the last page is the last "OggS" whose page checks out (its CRC): the four bytes also
-    # occur by chance inside compressed audio
-    at = len(tail)
-    while (at := tail.rfind(b"OggS", 0, at)) >= 0:
-        end = _page_end(tail, at)
-        if end is None:
+    # occur by chance inside compressed audio. Only plausible headers are checked (version 0,
+    # no undefined flag), and a few: a file of fake headers took 18 s of checksums
+    at, tried = len(tail), 0
+    while (at := tail.rfind(b"OggS", 0, at)) >= 0 and tried < _OGG_CANDIDATES:
+        if at + 27 > len(tail) or tail[at + 4] != 0 or tail[at + 5] & ~0x07:
             continue
-        if end < len(tail):  # a page begun after it, and cut off
-            return "its last Ogg page is cut off"
+        tried += 1
+        end = _page_end(tail, at)
+        if end is None:  # cut off, or the four bytes inside a page: the page before decides
+            continue
+        if tail.startswith(b"OggS", end):  # a page begun after it, and cut off
+            return "cut", "its last Ogg page is cut off"
+        # other bytes after it (an ID3 tag, a copy's block padding) are no page: libsndfile
+        # reads the stream whole
         if not tail[at + 5] & 0x04:
-            return "its last Ogg page is not marked as the end of the stream"
+            return "unfinished", ("its last Ogg page is not marked as the end of the stream (a "
+                                  "recording or copy that stopped?); it may end early")
         return None
-    return "its last Ogg page is cut off"
+    return "cut", "its last Ogg page is cut off"
 
 
 def _page_end(data: bytes, at: int) -> int | None:

@@ -97,6 +97,53 @@ def test_a_file_cut_short_is_truncated_in_every_container(tmp_path, fmt, subtype
     assert str(e.value).endswith(" — copy or record the file again")
 
 
+def _ogg(tmp_path) -> bytes:
+    path = tmp_path / "whole.ogg"
+    sf.write(path, np.sin(np.arange(3 * 44100) / 10) * 0.5, 44100, format="OGG")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("after", [b"TAG" + bytes(125), bytes(512)], ids=["id3", "padding"])
+def test_a_whole_ogg_file_with_bytes_after_its_last_page_reads(tmp_path, after):
+    """An ID3 tag or a copy's block padding after the last page was called a cut page."""
+    path = tmp_path / "tagged.ogg"
+    path.write_bytes(_ogg(tmp_path) + after)
+    assert len(load(path)) == 3 * 44100
+
+
+def test_an_ogg_stream_not_marked_as_ended_reads_with_a_warning(tmp_path):
+    """A recorder killed at a page boundary leaves a whole last page without the end-of-stream
+    flag: libsndfile reads it all, and it may end early: a warning, not an error."""
+    import struct
+
+    from tapcheck.containers import _ogg_crc
+
+    data = bytearray(_ogg(tmp_path))
+    last = data.rfind(b"OggS")
+    data[last + 5] &= ~0x04  # the flag off, and the page's checksum made right again
+    data[last + 22:last + 26] = bytes(4)
+    data[last + 22:last + 26] = struct.pack("<I", _ogg_crc(bytes(data[last:])))
+    path = tmp_path / "unended.ogg"
+    path.write_bytes(bytes(data))
+    with pytest.warns(TapcheckWarning, match="its last Ogg page is not marked as the end of the "
+                                             "stream"):
+        assert len(load(path)) == 3 * 44100
+
+
+def test_fake_ogg_page_headers_are_refused_after_a_few_checksums(tmp_path, monkeypatch):
+    """128 kB of "OggS" headers claiming long pages took 18 s of checksums (a hostile file):
+    at most 64 headers are checksummed now."""
+    from tapcheck import containers
+
+    checked, crc = [], containers._ogg_crc
+    monkeypatch.setattr(containers, "_ogg_crc", lambda page: checked.append(1) or crc(page))
+    path = tmp_path / "fake.ogg"
+    path.write_bytes((b"OggS" + bytes(22) + b"\x01" + b"\x00") * 4000)
+    with pytest.raises(AudioError, match="is truncated: its last Ogg page is cut off"):
+        load(path)
+    assert len(checked) == containers._OGG_CANDIDATES
+
+
 def test_a_flac_without_its_length_is_named_so(tmp_path):
     """A streamed FLAC's sample count of 0 (legal: "unknown") read as SF_COUNT_MAX frames, and
     the clip was refused as "209146758205324 s long — cut the clip around the strike"."""
