@@ -43,7 +43,6 @@ def test_every_setting_has_a_rule():
     ("features", "hop_length", 0), ("features", "n_fft", 0), ("audio", "sr", 0),
     ("train", "epochs", 0), ("train", "batch_size", 0), ("train", "calib_fraction", 2.0),
     ("features", "n_crops", 0), ("train", "lr", math.nan), ("train", "far", 0.0),
-    ("train", "far", 1e-300),
     ("train", "knn_metric", "cosin"), ("train", "triplet_mining", "batch_hard"),
     ("features", "top_db", math.nan), ("features", "n_bins", 5000), ("train", "lr", math.inf),
     ("train", "optimizer", "adamw"), ("train", "scorer", "kNN"), ("train", "seed", -1),
@@ -68,8 +67,23 @@ def test_bad_setting_fails_before_any_work(run_cli, tiny_dataset, tmp_path):
     out = tmp_path / "m" / "ae.pt"
     code, _, err = run_cli("train", "--model", "ae", "--dataset", tiny_dataset.root, "--config",
                            config, "--epochs", "1", "--out", out)
-    assert code == 2 and "'train.far' must be in [0.0001, 1)" in err and "Traceback" not in err
+    assert code == 2 and "'train.far' must be in (0, 1)" in err and "Traceback" not in err
     assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def test_a_rate_too_rare_to_check_is_refused_before_training(run_cli, tiny_dataset, tmp_path):
+    """far = 1e-300 trained, then failed as "training diverged — lower train.lr". A model
+    file with a rare rate written before the bound still loads: the bound is a training's."""
+    config = tmp_path / "rare.toml"
+    config.write_text("[train]\nfar = 1e-300\n")
+    out = tmp_path / "m" / "ae.pt"
+    code, stdout, err = run_cli("train", "--model", "ae", "--dataset", tiny_dataset.root,
+                                "--config", config, "--epochs", "1", "--out", out)
+    assert (code, stdout) == (2, "")
+    assert err.startswith(f"tapcheck: error: {config}: 'train.far' 1e-300 is below 0.0001, one "
+                          "false alarm in 10,000: no dataset holds the 30,000 normal clips")
+    assert err.endswith("nothing was trained — set train.far to 0.0001 or more\n")
+    assert not out.exists()
 
 
 # -- 1 and 11: manifest rows --------------------------------------------------------------------

@@ -290,3 +290,11 @@ def test_a_finished_run_that_cannot_judge_writes_no_model_and_leaves_no_progress
     partial_path(out).write_bytes(b"progress")
     save_trained(out, checkpoint)
     assert load_model(out).name == checkpoint["name"] and not partial_path(out).exists()
+
+
+def test_a_model_file_stating_a_rare_rate_still_loads(tiny_model, tmp_path):
+    """The 1e-4 bound on train.far is a new training's: a model file written with far = 1e-5
+    was refused as damaged when the bound was a settings rule (review)."""
+    ck = torch.load(tiny_model, weights_only=True)
+    ck["config"]["train"]["far"] = 1e-5
+    assert load_model(save_checkpoint(tmp_path / "rare.pt", ck)).config.train.far == 1e-5
