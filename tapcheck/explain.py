@@ -151,19 +151,12 @@ class Explainer:
     def explain_files(self, paths: Sequence[str | os.PathLike]) -> list[Explanation | None]:
         """Explain files (crops computed as :meth:`Judge.judge_files` does); None for a file
         whose crops cannot be computed (its verdict already carries the error)."""
-        import warnings
-
-        from .errors import TapcheckWarning
         from .features import clip_features
 
         out: list[Explanation | None] = []
         for p in paths:
             try:
-                with warnings.catch_warnings():
-                    # the clip's verdict said them already: `--explain` printed each one twice
-                    warnings.simplefilter("ignore", TapcheckWarning)
-                    crops = clip_features(p, audio=self.judge.config.audio,
-                                          features=self.features)
+                crops = clip_features(p, audio=self.judge.config.audio, features=self.features)
             except TapcheckError:
                 out.append(None)
                 continue
@@ -300,7 +293,16 @@ def explain_verdicts(judge: Judge, verdicts, *, references: str | os.PathLike | 
         # them; and one Explainer per run makes it one warning however many clips it leaves.
         return {}, warned + [f"{e.path}: {e.problem}, so {len(wanted)} anomalous clip(s) "
                              f"are judged but not explained — {e.fix}"]
-    found = explainer.explain_files([verdicts[i].path for i in wanted])
+    import warnings
+
+    from .errors import TapcheckWarning
+
+    with warnings.catch_warnings():
+        # the clips' verdicts said them already: `--explain` printed each one twice. Here, in
+        # judge's one thread: the filter is the process's (station's listener runs beside its
+        # explainer and keeps its warnings)
+        warnings.simplefilter("ignore", TapcheckWarning)
+        found = explainer.explain_files([verdicts[i].path for i in wanted])
     out = {i: e for i, e in zip(wanted, found, strict=True) if e is not None}
     if picture_dir is not None:
         from .errors import StorageError
