@@ -77,7 +77,10 @@ def table(rows: list[dict], columns: list[str]) -> str:
 def percent(rate: float) -> str:
     """A stated rate as people write it: 5%, 2%, 0.5%, 99.9%, 0.01% (``:.0%`` printed a rate of
     0.999 as 100% and one of 0.0001 as 0%)."""
-    return f"{rate * 100:.3g}%"
+    text = f"{rate * 100:.3g}"
+    if rate < 1 and float(text) >= 100:  # 0.9999: not 100%
+        text = f"{rate * 100:.6g}"
+    return f"{text}%"
 
 
 def score_pair(score: float, threshold: float, *, decimals: int = 4,

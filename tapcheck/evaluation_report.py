@@ -9,12 +9,18 @@ from typing import Any
 
 import numpy as np
 
+from .console import percent
 from .falsealarms import FAR_ABOVE, MIN_BOARDS
 from .paths import model_command
 
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1%}"
+
+
+def _stated(rate: float) -> str:
+    """A stated rate as the measured ones beside it (5.0%), or all its digits (0.01%, not 0.0%)."""
+    return f"{rate:.1%}" if abs(rate * 1000 - round(rate * 1000)) < 1e-9 else percent(rate)
 
 
 def _ci(ci: list[float] | None) -> str:
@@ -49,7 +55,7 @@ def _far_above(result: dict[str, Any]) -> list[str]:
         rate = result.get(f"false_alarms_{name}")
         if stated and rate is not None and rate >= FAR_ABOVE * stated:
             lines.append(f"{name} boards flag {rate:.1%} of healthy taps, {rate / stated:.1f} "
-                         f"times the stated {stated:.1%}")
+                         f"times the stated {_stated(stated)}")
     return lines
 
 
@@ -112,7 +118,8 @@ def format_evaluation(result: dict[str, Any]) -> str:
                 for key, what in (("enrolled_left_out", "enrolled into the model"),
                                   ("training_left_out", "the model was trained or calibrated on"))
                 if result.get(key)]
-    lines.append(f"false alarms per tap: {', '.join(rates)} (stated {_pct(result['stated_far'])})"
+    stated = _stated(result["stated_far"])
+    lines.append(f"false alarms per tap: {', '.join(rates)} (stated {stated})"
                  + "".join(f"; {x}" for x in left_out))
     if result.get("trained_on"):
         lines.append(f"the model was trained on {result['trained_on']}, not on this dataset: "
