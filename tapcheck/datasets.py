@@ -26,7 +26,7 @@ from .audio import peak_dbfs, write_wav
 from .dataset_folders import as_given, creatable_path, dataset_holding, dataset_path
 from .errors import DatasetError, ParameterError, StorageError
 from .files import check_path, non_folder_kind, remove_stopped_writes, storage_error
-from .locks import exclusive
+from .locks import exclusive, holding
 from .manifest import LABELS, MANIFEST, MANIFEST_FIELDS, SPLITS  # noqa: F401 - re-exported
 from .paths import recordings_home
 
@@ -260,10 +260,12 @@ class Dataset:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise storage_error(e, self.root) from None
+        first = not holding(self.root / ".lock")  # not again for each take of a session
         with exclusive(self.root / ".lock", what=self.root, error=DatasetError, remove=remove):
             self._reload()
             self._check_manifest_writable()
-            remove_stopped_writes(self.root)
+            if first:
+                remove_stopped_writes(self.root)
             yield self
 
     def _check_manifest_writable(self) -> None:

@@ -63,18 +63,21 @@ def remove_stopped_writes(folder: str | os.PathLike) -> list[Path]:
 
     Call it only holding the writer's lock of ``folder`` (a dataset's): then no write is under
     way there. A killed ``import`` left ``.take005.wav.wnkdplu5.tmp`` (a whole take's size)
-    that later runs kept; only ``doctor`` named it. Links are not followed.
+    that later runs kept; only ``doctor`` named it. Only takes' and the manifest's temporary
+    files, at the folder's root and in its ``boardNN/<side>/`` folders; links are not followed.
     """
     import re
     import warnings
 
     from .errors import TapcheckWarning
 
-    name = re.compile(r"^\..+\.[a-z0-9_]{8}" + re.escape(_TMP) + "$")  # mkstemp's 8 characters
-    found = []
-    for top, _, files in os.walk(folder):
-        found += [Path(top, f) for f in files if name.match(f)
-                  and not os.path.islink(os.path.join(top, f))]
+    # what a dataset's writers write: takes and the manifest, at the root and in board/side
+    # folders; mkstemp's 8 random characters. A user's ".notes.20261205.tmp" is not one
+    name = re.compile(r"^\.(take\d+\.wav|manifest\.csv)\.[a-z0-9_]{8}" + re.escape(_TMP) + "$")
+    root = Path(folder)
+    found = [p for pattern in (".*" + _TMP, "board*/*/.*" + _TMP) for p in root.glob(pattern)
+             if name.match(p.name) and not p.is_symlink() and not p.parent.is_symlink()
+             and not p.parent.parent.is_symlink()]
     removed = []
     for path in sorted(found):
         with contextlib.suppress(FileNotFoundError):

@@ -34,6 +34,11 @@ def lock_path(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + ".lock")
 
 
+def holding(lock_path: str | os.PathLike) -> bool:
+    """Whether this process holds the lock ``lock_path`` already (re-entrance)."""
+    return os.path.abspath(lock_path) in _HELD
+
+
 def holder(lock_path: str | os.PathLike) -> int | None:
     """The PID written in a lock file, if any (the holder, when the lock is held)."""
     try:

@@ -306,7 +306,8 @@ def test_a_killed_imports_temporary_take_is_removed_by_the_next_writer(tmp_path,
     side = tmp_path / "recordings" / "bench" / "board02" / "left"
     stray = side / ".take002.wav.wnkdplu5.tmp"
     stray.write_bytes(b"RIFF half a take")
-    mine = [side / ".notes.tmp", side / "take002.wav.tmp"]  # not atomic_write's: kept
+    # not a take's or the manifest's temporary file: kept
+    mine = [side / ".notes.tmp", side / "take002.wav.tmp", side / ".notes.20261205.tmp"]
     for path in mine:
         path.write_text("mine")
     code, out, err = run_cli("import", write_tone(tmp_path / "b.wav", duration_s=3.0, seed=1),
