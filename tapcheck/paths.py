@@ -79,8 +79,11 @@ def cache_problem(root: str | os.PathLike | None = None) -> str | None:
     dataset = dataset_holding(root)
     if dataset is not None:
         return f"lies in dataset {dataset}, among its takes"
-    if root.resolve() == recordings_home().resolve():
+    home = recordings_home().resolve()
+    if root.resolve() == home:
         return "is the recordings folder, which holds the datasets"
+    if root.resolve().is_relative_to(home):  # `tapcheck datasets` would list it as one
+        return "lies in the recordings folder, where every folder is a dataset"
     return None
 
 

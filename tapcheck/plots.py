@@ -25,8 +25,17 @@ def pyplot():
     (:func:`tapcheck.paths.cache_home`), or where that may not be written
     (:func:`tapcheck.paths.cache_problem`), a temporary folder removed at exit.
     """
-    if "MPLCONFIGDIR" not in os.environ:
+    import sys
+
+    if "matplotlib" not in sys.modules and "MPLCONFIGDIR" not in os.environ:
+        # read once, on import: set for the import only, not for the rest of the process and
+        # its children (a user's own matplotlibrc in ~/.config is not read: figures look the
+        # same everywhere)
         os.environ["MPLCONFIGDIR"] = os.fspath(_matplotlib_folder())
+        try:
+            import matplotlib.pyplot  # noqa: F401
+        finally:
+            del os.environ["MPLCONFIGDIR"]
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never needs a display

@@ -123,11 +123,11 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
         # Ctrl-C, a full disk: a half-written dataset would be refused by the rerun (or
         # trained on by a user who did not notice), so take back what this run wrote
         if checked:  # a refused dataset is another run's: nothing of it is this run's to undo
+            done = sum(path.exists() for path in written)  # the last may not be written yet
             _remove_written(ds, written, before=before, fresh=fresh)
             if isinstance(e, KeyboardInterrupt):  # "interrupted" alone: was anything kept?
-                raise Interrupted(f"the {len(written)} take(s) written to {ds.root} were "
-                                  "removed (synth writes a whole dataset or none); run it "
-                                  "again") from None
+                raise Interrupted(f"the {done} take(s) written to {ds.root} were removed (synth "
+                                  "writes a whole dataset or none); run it again") from None
         raise
     return ds
 
