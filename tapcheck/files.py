@@ -35,6 +35,9 @@ _FIXES = {
     errno.EEXIST: "a file stands where a folder should be; choose another path",
     # a folder on the way cannot be made there (under /proc, or removed meanwhile)
     errno.ENOENT: "its folder cannot be made there; choose another path",
+    # a station held open by a thousand half-sent requests ran out of descriptors mid-tap
+    errno.EMFILE: "this process has too many files open; stop what holds them, then try again",
+    errno.ENFILE: "the system has too many files open; close some programs, then try again",
 }
 
 NAME_MAX = 255  # bytes in one folder or file name: Linux's ext4, XFS, Btrfs, tmpfs alike

@@ -313,7 +313,9 @@ def serve(station: Station, *, sock: socket.socket, token: str | None, mic, list
             with InspectionLog(station.root, create=True) as log:
                 listener.log = log
                 listener.run()
-        except TapcheckError as e:  # the device failed: stop the server, report it
+        except Exception as e:  # noqa: BLE001 - the device failed, or a bug: stop and report
+            # a listener that died while the page kept answering judged no more taps, and
+            # Ctrl-C then said "no taps judged", exit 0 (an OSError of a thousand slow clients)
             errors.append(e)
             station.events.close()
             server.should_exit = True
@@ -327,6 +329,7 @@ def serve(station: Station, *, sock: socket.socket, token: str | None, mic, list
                             timeout_graceful_shutdown=2)
     server = Server(config)
     thread = threading.Thread(target=listen, name="listener", daemon=True)
+    _raise_open_files_limit()
     listener.warm_up()
     mic.wait_ready()
     thread.start()
@@ -347,6 +350,20 @@ def serve(station: Station, *, sock: socket.socket, token: str | None, mic, list
     if thread.is_alive():
         raise DeviceError("the listener did not stop within 10 s",
                           fix="check the audio device")
+
+
+def _raise_open_files_limit() -> None:
+    """Open files up to the hard limit: each page, and each half-sent request, holds one, and
+    at the usual soft limit of 1024 a thousand slow clients left no descriptor for a tap's clip
+    (what the hard limit allows is the system's to set)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):  # not POSIX, or not allowed: keep the limit
+        pass
 
 
 #: a token travels in the page's address and a cookie: URL-safe, and long enough to guess at

@@ -8,7 +8,7 @@ import pytest
 from tapcheck.errors import StorageError
 from tapcheck.files import atomic_write, check_writable
 
-from .conftest import obeying_file_modes
+from .conftest import ROOT, obeying_file_modes
 
 
 def _mode(path) -> int:
@@ -120,3 +120,28 @@ def test_an_output_folder_under_proc_is_named_as_a_folder_that_takes_no_files():
         check_writable("/proc/x", create=False)
     assert str(e.value) == ("/proc: takes no new files (a virtual file system, such as /proc?) — "
                             "choose a folder on a disk, e.g. under your home folder")
+
+
+def test_running_out_of_file_descriptors_is_a_storage_error(tmp_path):
+    """A station held open by a thousand slow clients hit EMFILE saving a tap's clip: a raw
+    OSError killed its listener thread while the page went on answering."""
+    import subprocess
+    import sys
+
+    script = (
+        "import resource, sys\n"
+        "from tapcheck.errors import StorageError\n"
+        "from tapcheck.files import atomic_write\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
+        "held = []\n"
+        "try:\n"
+        "    while True: held.append(open(sys.argv[1] + '/f%d' % len(held), 'w'))\n"
+        "except OSError: pass\n"
+        "try:\n"
+        "    with atomic_write(sys.argv[1] + '/clip.wav') as f: f.write(b'x')\n"
+        "except StorageError as e: print(e)\n")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                            text=True, timeout=60, cwd=ROOT)
+    assert result.stdout == (f"{tmp_path}: cannot be written (Too many open files) — this "
+                             "process has too many files open; stop what holds them, then try "
+                             "again\n"), result.stderr

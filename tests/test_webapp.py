@@ -96,6 +96,28 @@ def test_another_site_cannot_mark(station_url):
     assert marks_in(url) == [(1, "false alarm"), (2, "confirmed defect")]
 
 
+def test_a_body_too_large_or_of_unknown_length_is_refused_unread(station_url):
+    """A 3 GB mark body grew the station by 6 GB before its 400: the length is checked first."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    mark = station_url + "api/inspections/2/mark"
+    status, text = call(mark, data=b" " * 20_000 + b'{"mark": "false alarm"}', headers=JSON)
+    assert status == 413 and "a mark is at most 16384" in json.loads(text)["error"]
+    where = urlsplit(station_url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    # chunked, of unknown length, and claiming gigabytes: nothing of it is read
+    connection.putrequest("POST", where.path + "api/inspections/2/mark")
+    for key, value in {**JSON, "Transfer-Encoding": "chunked"}.items():
+        connection.putheader(key, value)
+    connection.endheaders()
+    connection.send(b"5\r\n{\"mar\r\n")
+    response = connection.getresponse()
+    assert response.status == 411, response.read()
+    connection.close()
+    assert marks_in(station_url) == [(1, None), (2, None)]
+
+
 def test_unknown_keys_in_a_mark_are_refused(station_url):
     status, text = call(station_url + "api/inspections/2/mark", headers=JSON,
                         data=b'{"mark": "false alarm", "inspector": "me"}')
