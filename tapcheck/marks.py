@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS marks (
 );
 CREATE INDEX IF NOT EXISTS marks_inspection ON marks (inspection, id);
 """
+MARK_COLUMNS = ("id", "inspection", "mark", "time")  # _SCHEMA's, in its order
 #: the columns of the inspection log this code reads; a log without them has another schema
 COLUMNS = ("id", "time", "board", "model", "model_path", "score", "threshold", "verdict", "clip",
            "latency_ms", "device")
@@ -113,6 +114,13 @@ class MarkBook:
             self.db.execute("PRAGMA synchronous=FULL")  # a mark survives a power cut
             check_schema(self.db, self.path)
             self.db.executescript(_SCHEMA)
+            # one of another layout started, then every mark and the log page failed with 500s
+            marks = tuple(r[1] for r in self.db.execute("PRAGMA table_info(marks)"))
+            if marks != MARK_COLUMNS:
+                raise InspectionLogError(
+                    f"has a marks table of another schema (columns {', '.join(marks)}; this "
+                    f"tapcheck writes {', '.join(MARK_COLUMNS)})", path=self.path,
+                    fix="move it aside, or point $TAPCHECK_INSPECTIONS at another folder")
         except sqlite3.DatabaseError as e:
             raise InspectionLogError(f"is not a usable inspection log ({e})", path=self.path,
                                      fix="move it aside; the station then starts a new one"

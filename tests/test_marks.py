@@ -124,3 +124,25 @@ def test_log_of_another_schema_is_refused(tmp_path):
     (tmp_path / "junk" / "inspections.sqlite").write_bytes(b"not a database at all" * 100)
     with pytest.raises(InspectionLogError, match="is not a usable inspection log"):
         MarkBook(tmp_path / "junk")
+
+
+@pytest.mark.parametrize("marks", [
+    "CREATE TABLE marks (id INTEGER PRIMARY KEY, inspection INTEGER, mark TEXT)",
+    "CREATE TABLE marks (id INTEGER PRIMARY KEY, inspection INTEGER, mark TEXT, time TEXT, "
+    "who TEXT NOT NULL)"])
+def test_a_marks_table_of_another_layout_is_refused_at_start(tmp_path, marks):
+    """The station started on it, then every mark and the log page failed with a 500."""
+    from tapcheck.inspections import InspectionLog
+
+    with InspectionLog(tmp_path, create=True):
+        pass
+    db = sqlite3.connect(tmp_path / "inspections.sqlite")
+    db.execute(marks)
+    db.commit()
+    db.close()
+    with pytest.raises(InspectionLogError) as e:
+        MarkBook(tmp_path)
+    assert str(e.value).startswith(f"{tmp_path / 'inspections.sqlite'}: has a marks table of "
+                                   "another schema (columns id, inspection, mark")
+    assert str(e.value).endswith("— move it aside, or point $TAPCHECK_INSPECTIONS at another "
+                                 "folder")
