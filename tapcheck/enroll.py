@@ -208,6 +208,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     # one writer of a model file at a time: a second enroll (or a train to the same file) would
     # otherwise rewrite it from the same old copy and lose the first one's clips
     with exclusive(lock_path(path), what=path, error=ModelFileError, remove=True):
+        seen = _identity(path)
         loaded = _load_knn(path, config=config)
         # [train] far = 0.01 was silently ignored: the recalibration keeps the model's rate
         unused = unused_train_settings(loaded, config) if config is not None else []
@@ -237,6 +238,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
             "group": group, "first_row": first_row, "rows": len(emb), "forced": bool(force),
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "previous_detector": previous}]
+        _refuse_changed(path, seen)
         save_checkpoint(path, checkpoint)
     from .boards import board_of_path, other_board_folders
 
@@ -342,9 +344,30 @@ def check_rewritable(path: Path) -> None:
                      "if it is meant to change, or enrol into a copy")
 
 
+def _identity(path: Path) -> tuple[int, ...] | None:
+    """Which file ``path`` is, and its version: inode, size, modification time."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _refuse_changed(path: Path, seen: tuple[int, ...] | None) -> None:
+    """Refuse to write over a model file another program replaced or changed since it was
+    read: the lock keeps tapcheck's writers out only, and a model copied over it mid-enrolment
+    (with an enrolment of its own) was overwritten by the old one plus these clips."""
+    if _identity(path) != seen:
+        raise ModelFileError("was replaced or changed by another program while tapcheck "
+                             "rewrote it; it was not written over, nothing was enrolled or "
+                             "undone", path=path, fix="run the command again on the file as it "
+                                                      "is now")
+
+
 def _undo_last(path: Path) -> dict[str, Any]:
     from .modelfile import read_checkpoint
 
+    seen = _identity(path)
     loaded = load_model(path)  # the same checks as any use of the file
     checkpoint = dict(read_checkpoint(path))
     enrolled = list(checkpoint.get("enrolled", []))
@@ -367,6 +390,7 @@ def _undo_last(path: Path) -> dict[str, Any]:
             "has a damaged enrolment record: undoing it would leave a model that "
             f"{e.problem}; the file is unchanged", path=path,
             fix="retrain it with `tapcheck train`") from None
+    _refuse_changed(path, seen)
     save_checkpoint(path, checkpoint)
     return {"clips": list(last["clips"]), "threshold": -float(state["offset"]),
             "references": int(state["reference"].shape[0])}
