@@ -315,6 +315,26 @@ def non_folder_kind(path: str | os.PathLike) -> str | None:
     return "an audio file" if audio else "a file"
 
 
+def refuse_outside(path: str | os.PathLike, root: str | os.PathLike, error: type,
+                   *, what: str) -> None:
+    """Refuse to write ``path`` when a link on its way leads out of ``root`` (its folder, or one
+    above it inside ``root``, planted as a link elsewhere): the station wrote its clips and
+    pictures through such links, outside the inspection folder, and could no longer serve them.
+
+    Raises
+    ------
+    error
+        Naming the link and where it leads.
+    """
+    root_real = Path(root).resolve()
+    folder = Path(path).parent
+    if folder.resolve().is_relative_to(root_real):
+        return
+    link = next((f for f in (folder, *folder.parents) if f.is_symlink()), folder)
+    raise error(f"is a link to {link.resolve()}, outside {root}; {what} are kept inside it",
+                path=link, fix="remove the link (tapcheck makes the folder)")
+
+
 def refuse_special(path: str | os.PathLike, error: type[TapcheckError], *, fix: str) -> None:
     """Raise ``error`` naming the path if it is a fifo, device or socket (see special_kind)."""
     kind = special_kind(path)

@@ -33,7 +33,7 @@ import numpy as np
 from .audio import write_wav
 from .errors import InspectionLogError, ParameterError
 from .dataset_folders import refuse_dataset_folder
-from .files import refuse_special, storage_error
+from .files import refuse_outside, refuse_special, storage_error
 from .locks import exclusive, lock_path
 from .logcheck import (NEW_LOG, check_schema, checked_board_row, checked_row, connect_reader,
                        log_error)
@@ -234,6 +234,7 @@ class InspectionLog:
         if self._db is None:
             self._db = self._connect()
         rel = self.clip_path(when, board)
+        refuse_outside(self.root / rel, self.root, InspectionLogError, what="the taps' clips")
         write_wav(self.root / rel, clip, sr=sr, subtype="FLOAT")
         row = dict(time=when.astimezone(timezone.utc).isoformat(timespec="milliseconds"),
                    board=board, model=model, model_path=model_path, score=float(score),

@@ -143,6 +143,8 @@ class Station:
             self._pool.submit(self._explain, row)
 
     def _explain(self, row) -> None:
+        from .errors import StorageError
+        from .files import refuse_outside
         from .pictures import save_picture
 
         try:
@@ -152,6 +154,7 @@ class Station:
             path = self.picture_path(row.clip)
             if path is None:
                 return
+            refuse_outside(path, self.root, StorageError, what="explanation pictures")
             path.parent.mkdir(parents=True, exist_ok=True)
             save_picture(e, path)
         except Exception as err:  # noqa: BLE001 - the verdict stands; say the picture is lost

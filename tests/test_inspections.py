@@ -65,6 +65,28 @@ def test_two_taps_in_the_same_millisecond_never_share_a_clip(tmp_path):
     assert sf.read(tmp_path / a.clip)[0].max() == 0.0
 
 
+@pytest.mark.parametrize("link", ["clips", "day"])
+def test_a_clip_folder_linked_out_of_the_log_folder_is_not_written_through(tmp_path, link):
+    """A link planted for clips/ (or today's folder in it) had the station write its taps
+    outside the inspection folder, where it could no longer serve them."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "log"
+    day = T0.astimezone().strftime("%Y-%m-%d")
+    with InspectionLog(root, create=True) as log:
+        planted = root / "clips" if link == "clips" else root / "clips" / day
+        planted.parent.mkdir(parents=True, exist_ok=True)
+        planted.symlink_to(outside)
+        with pytest.raises(InspectionLogError) as e:
+            log.append(np.zeros(10, np.float32), sr=44100, when=T0, board=1, model="m",
+                       model_path="m.pt", score=0, threshold=1, verdict="NORMAL")
+        assert str(e.value) == (f"{planted}: is a link to {outside}, outside {root}; the taps' "
+                                "clips are kept inside it — remove the link (tapcheck makes "
+                                "the folder)")
+        assert log.query() == []
+    assert list(outside.iterdir()) == []
+
+
 def test_a_damaged_log_is_one_clear_error(tmp_path):
     (tmp_path / "inspections.sqlite").write_bytes(b"this is not a database" * 100)
     with pytest.raises(InspectionLogError, match="is not a usable inspection log") as e:
