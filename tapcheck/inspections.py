@@ -95,7 +95,18 @@ class Inspection:
     @property
     def local_time(self) -> str:
         """The time in the machine's time zone, to the second."""
-        return datetime.fromisoformat(self.time).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        return _local(self.time)
+
+
+def _local(time: str) -> str:
+    """A logged UTC time in the machine's time zone, to the second; at the calendar's edge
+    (year 1 west of UTC, year 9999 east of it), where the local time does not exist, in UTC
+    (`tapcheck log` stopped on an OverflowError)."""
+    when = datetime.fromisoformat(time)
+    try:
+        return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, ValueError):
+        return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @dataclass(frozen=True)
@@ -119,7 +130,7 @@ class BoardInspection:
 
     @property
     def local_time(self) -> str:
-        return datetime.fromisoformat(self.time).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        return _local(self.time)
 
 
 def check_log_folder(root: str | os.PathLike | None = None) -> Path:

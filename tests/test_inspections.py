@@ -272,3 +272,24 @@ def test_no_log_is_kept_in_a_dataset(tmp_path, monkeypatch, run_cli, inside):
         "folder holds manifest.csv); the inspection log's clips and pictures would mix with its "
         "takes — run tapcheck from outside the dataset's folder, or set $TAPCHECK_INSPECTIONS "
         "to a folder of its own\n")
+
+
+@pytest.mark.parametrize("zone, time", [
+    ("America/Los_Angeles", "0001-01-01T00:00:00.000+00:00"),
+    ("Pacific/Kiritimati", "9999-12-31T23:59:59.999+00:00")])
+def test_a_time_at_the_calendars_edge_is_shown_in_utc(tmp_path, monkeypatch, zone, time):
+    """`tapcheck log` stopped on "OverflowError: date value out of range" for such a row."""
+    import time as clock
+
+    from tapcheck.inspections import Inspection
+
+    monkeypatch.setenv("TZ", zone)
+    clock.tzset()
+    try:
+        row = Inspection(id=1, time=time, board=1, model="m", model_path="m.pt", score=0.1,
+                         threshold=0.2, verdict="NORMAL", clip="clips/x.wav", latency_ms=None,
+                         device=None)
+        assert row.local_time == time[:10] + " " + time[11:19] + " UTC"
+    finally:
+        monkeypatch.delenv("TZ")
+        clock.tzset()
