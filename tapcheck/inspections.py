@@ -106,7 +106,8 @@ def _local(time: str) -> str:
     try:
         return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
     except (OverflowError, ValueError):
-        return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        # isoformat, not strftime: glibc writes year 1 as "1"
+        return when.astimezone(timezone.utc).isoformat(sep=" ", timespec="seconds")[:19] + " UTC"
 
 
 @dataclass(frozen=True)
