@@ -61,7 +61,7 @@ def stopped_writes(path: str | os.PathLike) -> list[Path]:
 
 
 def remove_stopped_writes(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files :func:`atomic_write` left in ``folder`` and below when a
+    """Delete the temporary files :func:`atomic_write` left in a dataset's ``folder`` when a
     run was killed mid-write (SIGKILL, a power cut), with one warning; returns them.
 
     Call it only holding the writer's lock of ``folder`` (a dataset's): then no write is under

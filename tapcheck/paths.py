@@ -66,9 +66,10 @@ def cache_home() -> Path:
 def cache_problem(root: str | os.PathLike | None = None) -> str | None:
     """Why the cache folder ``root`` (default :func:`cache_home`) must not be written, or None.
 
-    Not a home folder that does not exist (``HOME=/nonexistent``: it was made, as
-    ``mkdir -p``), and not a dataset's folder or the recordings folder (a ``TAPCHECK_CACHE``
-    there put a tree of ``.npy`` files among the takes, where the inspection log is refused).
+    Not in a home folder that does not exist (``HOME=/nonexistent``: it was made, as
+    ``mkdir -p``), and not in a dataset's folder or anywhere in the recordings folder (a
+    ``TAPCHECK_CACHE`` there put a tree of ``.npy`` files among the takes, where the inspection
+    log is refused).
     """
     from .dataset_folders import dataset_holding
 
@@ -79,10 +80,10 @@ def cache_problem(root: str | os.PathLike | None = None) -> str | None:
     dataset = dataset_holding(root)
     if dataset is not None:
         return f"lies in dataset {dataset}, among its takes"
-    home = recordings_home().resolve()
-    if root.resolve() == home:
+    recordings = recordings_home().resolve()
+    if root.resolve() == recordings:
         return "is the recordings folder, which holds the datasets"
-    if root.resolve().is_relative_to(home):  # `tapcheck datasets` would list it as one
+    if root.resolve().is_relative_to(recordings):  # `tapcheck datasets` would list it as one
         return "lies in the recordings folder, where every folder is a dataset"
     return None
 

@@ -56,6 +56,7 @@ from .training_data import (MIN_TAKES_TO_HOLD_OUT, TrainingData, add_pseudo_anom
 #: the rarest false-alarm rate a new training fits a threshold for (train.far, board_far)
 MIN_FAR = 0.0001
 
+
 def make_detector(config: Config, data: TrainingData) -> ThresholdDetector:
     """The configured scorer, not yet fitted."""
     train = config.train
