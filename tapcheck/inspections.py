@@ -338,7 +338,8 @@ def _where(since: datetime | None, board: int | None) -> tuple[str, list]:
     return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
+# ASCII digits only: "৩d" (Bengali three) was read as 3 days
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days",
           "w": "weeks"}
 

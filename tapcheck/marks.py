@@ -81,7 +81,8 @@ def _utc_bound(text: str, what: str) -> str | None:
     try:
         day = datetime.strptime(text, "%Y-%m-%d")
     except ValueError:
-        raise ParameterError(f"{what} '{text}' is not a date", fix="use YYYY-MM-DD") from None
+        shown = text if len(text) <= 20 else text[:20] + "..."  # a 60 kB value came back whole
+        raise ParameterError(f"{what} '{shown}' is not a date", fix="use YYYY-MM-DD") from None
     try:
         start = day.astimezone()  # midnight, the station's local time
         if what == "until":  # inclusive: up to the start of the next day

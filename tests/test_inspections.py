@@ -293,3 +293,10 @@ def test_a_time_at_the_calendars_edge_is_shown_in_utc(tmp_path, monkeypatch, zon
     finally:
         monkeypatch.delenv("TZ")
         clock.tzset()
+
+
+@pytest.mark.parametrize("text", ["৩d", "１d"])
+def test_since_takes_ascii_digits_only(text):
+    """Digits of other scripts were read as numbers ("৩d" as 3 days); board numbers refuse them."""
+    with pytest.raises(ParameterError, match="is not a time"):
+        parse_since(text)

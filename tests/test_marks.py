@@ -146,3 +146,13 @@ def test_a_marks_table_of_another_layout_is_refused_at_start(tmp_path, marks):
                                    "another schema (columns id, inspection, mark")
     assert str(e.value).endswith("— move it aside, or point $TAPCHECK_INSPECTIONS at another "
                                  "folder")
+
+
+def test_a_long_bad_date_is_not_echoed_whole():
+    """A 60 kB since= value came back whole in the station's 400."""
+    from tapcheck.errors import ParameterError
+    from tapcheck.marks import _utc_bound
+
+    with pytest.raises(ParameterError) as e:
+        _utc_bound("x" * 60_000, "since")
+    assert str(e.value) == "since 'xxxxxxxxxxxxxxxxxxxx...' is not a date — use YYYY-MM-DD"
