@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from .containers import truncation, unfinished
+from .containers import truncation, unfinished, wav_chunks
 from .errors import AudioError, TapcheckWarning
 from .files import atomic_write, check_path, refuse_special
 from .interrupts import deferred
@@ -268,7 +268,7 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
     try:
         size = path.stat().st_size
         f = open(path, "rb")  # noqa: SIM115 - closed below, after the samples are read
-        head = f.read(4096)
+        head = f.read(12)  # RIFF....WAVE: the chunks are read from the file
         f.seek(0)
     except PermissionError:
         raise AudioError("cannot be read (permission denied)", path=path,
@@ -282,7 +282,7 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
                              fix="the recording or copy failed; record or copy it again")
         wav = head[:4] == b"RIFF" and head[8:12] == b"WAVE"
         if wav:
-            _check_wav_rate(path, head)
+            _check_wav_rate(path, f, size)
         cut = truncation(f, size)  # before libsndfile, which calls a cut header "malformed"
         if cut:
             raise AudioError(f"is truncated: {cut}", path=path, fix="copy or record the file again")
@@ -300,27 +300,21 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
             yield info
 
 
-def _wav_chunks(head: bytes) -> Iterator[tuple[bytes, int, int]]:
-    """(id, offset of its data, length) of each WAV chunk whose header lies in ``head``."""
-    pos = 12
-    while pos + 8 <= len(head):
-        chunk, length = struct.unpack("<4sI", head[pos:pos + 8])
-        yield chunk, pos + 8, length
-        pos += 8 + length + (length & 1)
-
-
-def _check_wav_rate(path: Path, head: bytes) -> None:
+def _check_wav_rate(path: Path, f, size: int) -> None:
     """A WAV header's sample rate that libsndfile cannot take (0, or past its signed 32-bit
     field) is named as such: libsndfile says "SF_INFO struct incomplete", which read as a file
-    that is not audio at all."""
-    for chunk, start, _ in _wav_chunks(head):
+    that is not audio at all. The chunks are walked as the truncation check walks them."""
+    for chunk, start, _ in wav_chunks(f, size):
         if chunk == b"fmt ":
-            if start + 8 <= len(head):
-                (rate,) = struct.unpack("<I", head[start + 4:start + 8])
-                if not 1 <= rate <= 2**31 - 1:
-                    raise AudioError(f"its header gives an invalid sample rate ({rate} Hz)",
-                                     path=path, fix="re-export the recording")
+            f.seek(start + 4)
+            raw = f.read(4)
+            f.seek(0)
+            if len(raw) == 4 and not 1 <= struct.unpack("<I", raw)[0] <= 2**31 - 1:
+                raise AudioError(f"its header gives an invalid sample rate "
+                                 f"({struct.unpack('<I', raw)[0]} Hz)", path=path,
+                                 fix="re-export the recording")
             return
+    f.seek(0)
 
 
 def write_wav(path: str | os.PathLike, y: np.ndarray, *, sr: int,

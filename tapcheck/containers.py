@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 from typing import BinaryIO
 
-__all__ = ["truncation", "unfinished"]
+__all__ = ["truncation", "unfinished", "wav_chunks"]
 
 MAX_CHUNKS = 4096  # a damaged header must not keep us walking
 _W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"
@@ -86,8 +86,13 @@ def _chunks(f: BinaryIO, size: int, *, pos: int, fmt: str, align: int = 2):
         pos += 8 + length + (-length % align)
 
 
+def wav_chunks(f: BinaryIO, size: int):
+    """(id, offset of its data, length) of each chunk of the RIFF/WAVE file ``f``, in order."""
+    return _chunks(f, size, pos=12, fmt="<I")
+
+
 def _riff(f: BinaryIO, size: int) -> str | None:
-    for chunk, start, length in _chunks(f, size, pos=12, fmt="<I"):
+    for chunk, start, length in wav_chunks(f, size):
         if chunk == b"data":
             # 0 and 0xFFFFFFFF: "unknown length" (streamed writers)
             return None if length in (0, 0xFFFFFFFF) else _promised(start, length, size)

@@ -133,8 +133,9 @@ def check_folders() -> list[Finding]:
     for what, (folder, check) in folders.items():
         try:
             check(folder)
-            if what == "feature cache" and cache_problem(folder):
-                raise StorageError(cache_problem(folder), path=folder)
+            problem = cache_problem(folder) if what == "feature cache" else None
+            if problem:
+                raise StorageError(problem, path=folder)
             check_writable(folder, create=False)
             # the full path: "writable: recordings recordings, models models" read as a typo
             fine.append(f"{what} ({Path(folder).absolute()})")
