@@ -344,6 +344,10 @@ _UNITS = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "
           "w": "weeks"}
 
 
+# a --since before the calendar's first moment: every row (no log reaches back there)
+FIRST_MOMENT = datetime.min.replace(tzinfo=timezone.utc)
+
+
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     """``--since``: a time ago (``30m``, ``8h``, ``2d``), ``today`` or ``yesterday`` (from
     midnight), or a local date/time.
@@ -363,9 +367,8 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     if m:
         try:
             return now - timedelta(**{_UNITS[m.group(2).lower()]: float(m.group(1))})
-        except OverflowError:  # "99999999999d": before the first year there is
-            raise ParameterError(f"--since '{text}' reaches back before year 1",
-                                 fix="use e.g. 30m, 8h, 2d, today or yesterday") from None
+        except OverflowError:  # "99999999999d": before the first year there is, i.e. all
+            return FIRST_MOMENT
     day = {"today": 0, "yesterday": 1}.get(text.strip().lower())  # "yesterday" was no time
     if day is not None:
         # the calendar day, then its own offset: "today minus 24 h" was an hour off on the
@@ -379,7 +382,10 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
                              fix="use e.g. 30m, 8h, 2d, today, yesterday, 2025-05-01 or "
                                  "'2025-05-01 06:00'") from None
     try:
-        return when if when.tzinfo else when.astimezone()  # naive: the machine's local time
-    except (ValueError, OverflowError):  # 0001-01-01 in a zone east of UTC: before year 1
-        raise ParameterError(f"--since '{text}' reaches back before year 1",
-                             fix="use e.g. 30m, 8h, 2d, today, yesterday or 2025-05-01") from None
+        when = when if when.tzinfo else when.astimezone()  # naive: the machine's local time
+        when.astimezone(timezone.utc)  # _where's conversion, tried here where it can be caught
+        return when
+    except (ValueError, OverflowError):
+        # 0001-01-01 east of UTC lies before year 1 there: "from the start", as the station's
+        # since= reads the calendar's first day (marks._utc_bound); it was refused here
+        return FIRST_MOMENT
