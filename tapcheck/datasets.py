@@ -323,7 +323,10 @@ class Dataset:
                 sample_rate=sr, duration_s=round(len(y) / sr, 4), source=source,
                 peak_dbfs=round(peak_dbfs(y), 2))
             if (self._appendable and self._stamp() == self._seen
-                    and not (self.root / MANIFEST).is_symlink()):  # else replaced, not followed
+                    and not (self.root / MANIFEST).is_symlink()  # else replaced, not followed
+                    # a second name is a hard-linked backup (`cp -al`, rsync --link-dest): an
+                    # appended row landed in the backup's manifest too; a rewrite parts them
+                    and (self.root / MANIFEST).stat().st_nlink == 1):
                 manifest.append_row(self.root / MANIFEST, dataclasses.asdict(take))
                 self.takes.append(take)
                 self._seen = self._stamp()

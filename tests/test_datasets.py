@@ -315,3 +315,21 @@ def test_a_name_with_a_non_ascii_letter_is_told_which_letters_are_meant():
     with pytest.raises(ParameterError) as e:
         dataset_path("prüfung")
     assert e.value.fix.startswith("use ASCII letters, digits, '-' and '_'")
+
+
+def test_a_hard_linked_backup_keeps_its_manifest(tmp_path):
+    """`cp -al bench backup` links every file: a row appended in place to the manifest landed
+    in the backup's manifest too (a take it does not hold). The manifest is rewritten instead,
+    which parts the two; the backup's files are as they were."""
+    import os
+    import shutil
+
+    ds = Dataset.create(tmp_path / "bench")
+    ds.add_take(_tap(), sr=44100, board=3, side="left", label="normal", source="mic")
+    shutil.copytree(tmp_path / "bench", tmp_path / "backup", copy_function=os.link)
+    saved = (tmp_path / "backup" / "manifest.csv").read_bytes()
+    ds.add_take(_tap(), sr=44100, board=3, side="left", label="normal", source="mic")
+    ds.add_take(_tap(), sr=44100, board=3, side="left", label="normal", source="mic")
+    assert (tmp_path / "backup" / "manifest.csv").read_bytes() == saved
+    assert [t.take for t in Dataset.open(tmp_path / "backup").takes] == [1]
+    assert [t.take for t in Dataset.open(tmp_path / "bench").takes] == [1, 2, 3]
