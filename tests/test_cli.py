@@ -271,3 +271,21 @@ def test_a_dataset_with_a_slash_is_a_folder_from_the_current_one(tiny_dataset, r
     monkeypatch.chdir(tmp_path)
     code, out, _ = run_cli("info", "a/b")
     assert code == 0 and out.splitlines()[0] == "a/b: 90 takes"
+
+
+@pytest.mark.parametrize("value", ["abc", "0", ""])
+def test_a_thread_count_libgomp_cannot_read_is_one_warning(value, tmp_path):
+    """OMP_NUM_THREADS=abc printed libgomp's own "Invalid value for environment variable" line
+    when torch loaded; tapcheck's warning says it instead, and the command runs on."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": value}
+    # `models` lists the registry, whose model modules import torch
+    result = subprocess.run([sys.executable, "-m", "tapcheck", "models"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "arcface-resnet18" in result.stdout
+    assert result.stderr == (f"tapcheck: warning: OMP_NUM_THREADS={value!r} is not a number of "
+                             "threads: ignored, every core used — unset it, or set a positive "
+                             "number such as OMP_NUM_THREADS=1\n")

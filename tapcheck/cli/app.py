@@ -171,6 +171,24 @@ def _dashed_file(args: list[str], error: click.UsageError) -> str | None:
     return None
 
 
+# what libgomp takes for OMP_NUM_THREADS: positive integers, one per nesting level
+_THREADS = re.compile(r"\s*[1-9][0-9]{0,5}\s*(,\s*[1-9][0-9]{0,5}\s*)*")
+
+
+def _drop_bad_thread_count() -> None:
+    """Before torch (and its libgomp) is loaded: an OMP_NUM_THREADS libgomp cannot read
+    (``abc``, ``0``, empty) printed libgomp's own ``Invalid value for environment variable``
+    line, unlike any other line of tapcheck's, and left torch's default; it is taken out of
+    this run's environment with one warning, so every core is used as when it is unset."""
+    value = os.environ.get("OMP_NUM_THREADS")
+    if value is None or _THREADS.fullmatch(value) or "torch" in sys.modules:
+        return
+    del os.environ["OMP_NUM_THREADS"]
+    shown = value if len(value) <= 20 else value[:20] + "..."
+    warn(f"OMP_NUM_THREADS={shown!r} is not a number of threads: ignored, every core used — "
+         "unset it, or set a positive number such as OMP_NUM_THREADS=1")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the command line, turn input errors into one clean line."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -183,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     if debug:
         os.environ["TAPCHECK_DEBUG"] = "1"
     warnings.showwarning = _show_warning
+    _drop_bad_thread_count()
     for stream in (sys.stdout, sys.stderr):
         # a file name that is not UTF-8 (copied from an old Windows share) prints as its bytes
         # instead of ending the command with a UnicodeEncodeError
