@@ -29,7 +29,7 @@ from .errors import ModelFileError, ParameterError
 from .features import clip_features, crop_digest
 from .files import refuse_read_only
 from .judge import Judge, check_same_features, unused_train_settings
-from .known_boards import trained_defect_boards
+from .known_boards import free_board, other_dataset_of_board, trained_defect_boards
 from .locks import exclusive, lock_path
 from .modelcheck import check_contents
 from .modelfile import load_model, save_checkpoint
@@ -185,8 +185,11 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         ``clips``, ``board``, ``scores`` (before enrolment), ``over_threshold`` ((path, score)
         of clips the model judged ANOMALOUS but below the refusal limit, or forced: enrolled,
         to be warned of), ``other_board_folders`` ((path, board) of clips whose ``boardNN``
-        folder names another board than ``board``), ``folder_boards`` (without ``board``: the
-        boards the clips' ``boardNN`` folders name, not taken as their number),
+        folder names another board than ``board``), ``other_dataset`` (a dataset holding
+        clips enrolled under a board the model was trained on, not the model's own:
+        :func:`tapcheck.known_boards.other_dataset_of_board`, or None), ``free_board`` (a
+        number to enrol them under instead), ``folder_boards`` (without ``board``: the boards
+        the clips' ``boardNN`` folders name, not taken as their number),
         ``threshold_before``, ``threshold`` (after), ``references`` (after), ``seconds``,
         ``unused_settings`` (warnings for ``config``'s ``[train]`` settings, which enrolment
         does not use: :func:`tapcheck.judge.unused_train_settings`).
@@ -250,6 +253,8 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         {int(b) for c in clips if (b := board_of_path(c)) is not None})
     return {"clips": len(emb), "board": board, "scores": [float(s) for s in scores],
             "unused_settings": unused,
+            "other_dataset": other_dataset_of_board(checkpoint, clips, board),
+            "free_board": free_board(checkpoint, clips),
             "over_threshold": over, "other_board_folders": elsewhere, "folder_boards": folders,
             "threshold_before": before, "threshold": detector.threshold_,
             "references": len(detector.reference_), "calibration": detector.calibration_,

@@ -200,3 +200,49 @@ def trained_on(checkpoint: dict[str, Any]) -> str:
     source = checkpoint.get("dataset")
     name = source.get("path") if isinstance(source, dict) else None
     return name if isinstance(name, str) else "another dataset"
+
+
+def other_dataset_of_board(checkpoint: dict[str, Any], clips: Sequence[str | os.PathLike],
+                           board: int | None) -> Path | None:
+    """A dataset holding some of ``clips`` that is not the one the model was trained on, when
+    ``board`` is a board it was trained on as healthy; else None.
+
+    Enrolled under a trained board's number, taps join that board's references: ``evaluate``
+    counts the board known and the recalibration leaves them out with it. Board 3 of another
+    dataset is most likely another board that shares a number (an enrolment from a second
+    site's dataset went in as the training board 3 without a word). Clips outside any
+    dataset, or a model file that names no dataset, tell nothing.
+    """
+    from .dataset_folders import dataset_holding
+    from .datasets import Dataset
+    from .errors import TapcheckError
+    from .model_target import same_dataset
+
+    if board is None or int(board) not in set(known_boards_of(checkpoint)) - set(
+            trained_defect_boards(checkpoint)):
+        return None
+    source = checkpoint.get("dataset")
+    if not isinstance(source, dict) or not isinstance(source.get("path"), str):
+        return None
+    roots = sorted({root for c in clips
+                    if (root := dataset_holding(os.path.dirname(os.path.abspath(c))))})
+    for root in roots:
+        try:
+            if not same_dataset(checkpoint, Dataset(root)):
+                return root
+        except (TapcheckError, OSError):  # an unreadable manifest: nothing to tell by
+            continue
+    return None
+
+
+def free_board(checkpoint: dict[str, Any], clips: Sequence[str | os.PathLike]) -> int:
+    """A board number for ``clips`` that the model neither trained on nor holds enrolled: the
+    one their ``boardNN`` folders name when it is free, else one past the largest taken."""
+    from .boards import board_of_path
+
+    taken = set(known_boards_of(checkpoint)) | {
+        int(e["board"]) for e in checkpoint.get("enrolled", []) if int(e.get("board", -1)) >= 0}
+    named = {int(b) for c in clips if (b := board_of_path(c)) is not None}
+    if len(named) == 1 and not named & taken:
+        return named.pop()
+    return max(taken | named, default=0) + 1

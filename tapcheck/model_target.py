@@ -38,7 +38,7 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
     ``dataset``: the :class:`~tapcheck.datasets.Dataset` to be trained on (``train``). A model
     trained on another dataset is not replaced: ``train --dataset bench`` wrote over the
     model of another dataset at the default ``--out`` without a word. One ``demo`` made is
-    replaced, and said. A dataset is told by its recordings (:func:`_same_dataset`).
+    replaced, and said. A dataset is told by its recordings (:func:`same_dataset`).
 
     Returns
     -------
@@ -109,7 +109,7 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
             "replaces only its own", path=path, fix=fix)
     source = head.get("dataset") if isinstance(head.get("dataset"), dict) else {}
     trained_on = source.get("path")
-    if dataset is None or not isinstance(trained_on, str) or _same_dataset(head, dataset):
+    if dataset is None or not isinstance(trained_on, str) or same_dataset(head, dataset):
         return None  # retraining on the same dataset (or a file that does not say): a new run
     if trained_on in (".", "..") and isinstance(source.get("name"), str) and source["name"]:
         trained_on = source["name"]  # `--dataset .` from its folder: "(.)" named nothing here
@@ -127,7 +127,7 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
             "is no longer needed")
 
 
-def _same_dataset(head: dict[str, Any], dataset: Any) -> bool:
+def same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     """Whether the model ``head`` was trained on ``dataset``: some of its training takes are
     in it, by path and bytes (a dataset moved, renamed, grown or named as ``.`` is the same;
     another site's dataset of the same name is not). A file without digests (before

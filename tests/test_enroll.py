@@ -559,3 +559,26 @@ def test_a_model_file_replaced_by_another_program_is_not_written_over(model, tmp
     assert str(e.value) == (f"{model}: was replaced or changed by another program while tapcheck "
                             "rewrote it; it was not written over, nothing was enrolled or undone "
                             "— run the command again on the file as it is now")
+
+
+def test_enrol_under_a_trained_board_from_another_dataset_warns(model, tiny_dataset, run_cli,
+                                                                tmp_path):
+    """Board 3 of a second site's dataset enrolled as --board 3 joined the training board 3's
+    references without a word: most likely another board sharing a number. Warned, with a
+    number the model does not know; the model's own board 3 taps are not warned of."""
+    site = tmp_path / "site2"
+    code, _, err = run_cli("import", *unseen_clips(tiny_dataset, board=12, n=2), "--dataset",
+                           site, "--board", 3, "--side", "left", "--label", "normal")
+    assert code == 0, err
+    copies = sorted((site / "board03" / "left").glob("*.wav"))
+    code, _, err = run_cli("enroll", "--model", model, "--board", 3, *copies)
+    assert code == 0, err
+    warned = [x for x in err.splitlines() if "another one" in x]
+    assert warned == [f"tapcheck: warning: board 3 is a board the model was trained on, but "
+                      f"these clips are in dataset {site}, another one: enrolled as that "
+                      f"board's taps — if they are of another board, `tapcheck enroll --model "
+                      f"{model} --undo`, then enrol them under a number the model does not "
+                      "know (--board 7)"], err
+    code, _, err = run_cli("enroll", "--model", model, "--board", 3,
+                           *unseen_clips(tiny_dataset, board=3, n=1))
+    assert code == 0 and "another one" not in err, err
