@@ -303,6 +303,7 @@ def serve(station: Station, *, sock: socket.socket, token: str | None, mic, list
     """
     import uvicorn
 
+    from .http_deadline import uvicorn_config
     from .inspections import InspectionLog
     from .marks import MarkBook
     from .webapp import make_app
@@ -328,7 +329,7 @@ def serve(station: Station, *, sock: socket.socket, token: str | None, mic, list
             station.events.close()  # SSE streams end by themselves, not by cancellation
             super().handle_exit(sig, frame)
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+    config = uvicorn_config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=2)
     server = Server(config)
     thread = threading.Thread(target=listen, name="listener", daemon=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import (FileResponse, JSONResponse, PlainTextResponse, Response,
                                  StreamingResponse)
 from starlette.routing import Route
@@ -148,6 +148,9 @@ class Handlers:
             body = await request.json()
         except (ValueError, RecursionError):  # RecursionError: [[[[... nested 10^5 deep
             return _error(400, usage)
+        except ClientDisconnect:  # gone mid-body (or too slow: http_deadline): nothing marked,
+            # no one to answer; it printed "Exception in ASGI application" and a traceback
+            return Response(status_code=400)
         if not isinstance(body, dict) or not isinstance(body.get("mark"), str):
             return _error(400, usage)
         if set(body) != {"mark"}:  # a typo'd or future key is not silently dropped

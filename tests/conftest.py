@@ -339,3 +339,46 @@ def separating_model(tmp_path_factory):
     detector = KNNDetector(k=5, far=0.01).fit(reference, X_calib=represent(calibration))
     checkpoint["detector"] = detector.get_state()
     return save_checkpoint(path, checkpoint)
+
+
+@pytest.fixture
+def station_url(tmp_path, monkeypatch, request):
+    """A station app on a free loopback port over a log of two judgments (ids 1 and 2); with
+    a token when parametrised with one (``indirect=True``)."""
+    import threading
+    import time
+    from datetime import datetime
+
+    import uvicorn
+
+    from tapcheck.http_deadline import uvicorn_config
+    from tapcheck.inspections import InspectionLog
+    from tapcheck.marks import MarkBook
+    from tapcheck.station import Station, bind
+    from tapcheck.webapp import make_app
+
+    with InspectionLog(tmp_path, create=True) as log:
+        for verdict in ("NORMAL", "ANOMALOUS"):
+            log.append(np.zeros(4410, np.float32), sr=44100,
+                       when=datetime(2025, 5, 2, 10, 0).astimezone(), board=3, model="m",
+                       model_path="m.pt", score=0.1, threshold=0.2, verdict=verdict)
+    monkeypatch.chdir(tmp_path.parent)  # a relative log folder, as the station's default
+    station = Station(None, tmp_path.name, explain=False)  # no judge: nothing is tapped here
+    marks = MarkBook(tmp_path.name)
+    sock = bind("127.0.0.1", 0)
+    app = make_app(station, marks, token=getattr(request, "param", None),
+                   address=sock.getsockname()[:2])
+    # served as `tapcheck station` serves it: with its deadline for slow requests
+    server = uvicorn.Server(uvicorn_config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    server.should_exit = True
+    thread.join(timeout=10)
+    station.close()
+    marks.close()
+    sock.close()

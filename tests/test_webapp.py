@@ -1,5 +1,5 @@
-"""The station's web app served for real (uvicorn on 127.0.0.1 in a thread, urllib as the
-client): other websites kept out, bad filters a 400, nothing changed by a refused request.
+"""The station's web app served for real (uvicorn on 127.0.0.1 in a thread: conftest's
+``station_url``; urllib as the client): other websites kept out, bad filters a 400, nothing changed by a refused request.
 
 The whole station (microphone, model, pages in Chromium) is tests/test_station.py; this file
 runs only the app over a real inspection log, so every request's answer can be checked fast.
@@ -7,52 +7,13 @@ runs only the app over a real inspection log, so every request's answer can be c
 
 import json
 import sqlite3
-import threading
-import time
 import urllib.error
 import urllib.request
-from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tapcheck.inspections import InspectionLog
-from tapcheck.marks import MarkBook
-from tapcheck.station import Station, bind
-from tapcheck.webapp import make_app, served_hosts
-
-
-@pytest.fixture
-def station_url(tmp_path, monkeypatch, request):
-    """A station app on a free loopback port over a log of two judgments (ids 1 and 2); with
-    a token when parametrised with one (``indirect=True``)."""
-    import uvicorn
-
-    with InspectionLog(tmp_path, create=True) as log:
-        for verdict in ("NORMAL", "ANOMALOUS"):
-            log.append(np.zeros(4410, np.float32), sr=44100,
-                       when=datetime(2025, 5, 2, 10, 0).astimezone(), board=3, model="m",
-                       model_path="m.pt", score=0.1, threshold=0.2, verdict=verdict)
-    monkeypatch.chdir(tmp_path.parent)  # a relative log folder, as the station's default
-    station = Station(None, tmp_path.name, explain=False)  # no judge: nothing is tapped here
-    marks = MarkBook(tmp_path.name)
-    sock = bind("127.0.0.1", 0)
-    app = make_app(station, marks, token=getattr(request, "param", None),
-                   address=sock.getsockname()[:2])
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    server.should_exit = True
-    thread.join(timeout=10)
-    station.close()
-    marks.close()
-    sock.close()
+from tapcheck.webapp import served_hosts
 
 
 def call(url: str, *, data: bytes | None = None, headers: dict | None = None):

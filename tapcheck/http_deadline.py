@@ -1,0 +1,75 @@
+"""A deadline for each HTTP request to arrive whole, for the station's page server.
+
+uvicorn times out only the idle time *between* requests (``timeout_keep_alive``, reset by every
+byte received): a client that sends half a request line, or trickles a body, holds its
+connection and a file descriptor for as long as it likes, and a thousand of them left the
+station no descriptor for a tap's clip. ASGI middleware cannot help, since it runs only once
+the headers are in. :class:`RequestDeadlineProtocol` wraps uvicorn's own h11 protocol (the
+approach of xorbitsai/inference#5213): a connection whose request (line, headers and body) is
+not all received within :data:`REQUEST_DEADLINE_S` of its first byte being awaited is closed.
+The deadline is disarmed once the request is whole, so the page's event stream, a response that
+lasts all shift, is never cut; it is armed again for the next request on a kept-alive
+connection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+#: seconds a client has to send one whole request: the page's own requests are a few hundred
+#: bytes on a local network (milliseconds); a mark's body is at most 16 kB
+REQUEST_DEADLINE_S = 10.0
+
+
+class RequestDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose request does not arrive whole within
+    ``deadline_s`` (:data:`REQUEST_DEADLINE_S`)."""
+
+    deadline_s = REQUEST_DEADLINE_S
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self._deadline = None
+        super().connection_made(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.deadline_s, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            # the app waiting for the rest of a body gets http.disconnect (connection_lost)
+            self.transport.close()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        # DONE: the request is whole (its response may stream for hours); MUST_CLOSE, CLOSED,
+        # ERROR: nothing more will be read from this client
+        if self.conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR):
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        # armed before the base class reads a pipelined next request, which may disarm it
+        if not self.transport.is_closing():
+            self._arm()
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
+def uvicorn_config(app, **options: Any) -> uvicorn.Config:
+    """A ``uvicorn.Config`` serving ``app`` over :class:`RequestDeadlineProtocol`; ``options``
+    as uvicorn.Config's."""
+    return uvicorn.Config(app, http=RequestDeadlineProtocol, **options)

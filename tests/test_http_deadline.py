@@ -1,0 +1,95 @@
+"""The station's page server closes a connection whose request does not arrive whole in time
+(a half-sent request line, a trickled body), and never cuts a whole request's long response.
+Served for real (conftest's ``station_url``: uvicorn on 127.0.0.1), raw sockets as clients."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+
+import pytest
+
+from tapcheck.http_deadline import RequestDeadlineProtocol
+
+DEADLINE_S = 0.5
+
+
+@pytest.fixture
+def short_deadline(monkeypatch):
+    monkeypatch.setattr(RequestDeadlineProtocol, "deadline_s", DEADLINE_S)
+
+
+def _connect(url: str) -> socket.socket:
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def _closed_after(conn: socket.socket) -> float:
+    """Seconds until the server closes ``conn`` (recv returns b''; at most 10 s)."""
+    started = time.monotonic()
+    while conn.recv(4096):
+        pass
+    return time.monotonic() - started
+
+
+def _read_until(conn: socket.socket, marker: bytes) -> bytes:
+    got = b""
+    while marker not in got:
+        chunk = conn.recv(4096)
+        assert chunk, f"closed before {marker!r}: {got!r}"
+        got += chunk
+    return got
+
+
+def _post_head(url: str, length: int) -> bytes:
+    host = url.split("//")[1].rstrip("/")
+    return (f"POST /api/inspections/2/mark HTTP/1.1\r\nHost: {host}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n").encode()
+
+
+def test_a_half_sent_request_is_closed_at_the_deadline(short_deadline, station_url):
+    """It was held open for as long as the client liked (a thousand of them took every file
+    descriptor the station had)."""
+    with _connect(station_url) as conn:
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1")  # and nothing more
+        assert DEADLINE_S * 0.8 < _closed_after(conn) < DEADLINE_S + 5
+
+
+def test_a_trickled_body_is_closed_and_marks_nothing_and_prints_no_traceback(
+        short_deadline, station_url, capfd):
+    """A body that stops half way: closed at the deadline, no mark; the app's ClientDisconnect
+    printed "Exception in ASGI application" and a traceback on the station's console."""
+    body = json.dumps({"mark": "false alarm"}).encode()
+    with _connect(station_url) as conn:
+        conn.sendall(_post_head(station_url, len(body)) + body[:5])
+        assert _closed_after(conn) < DEADLINE_S + 5
+    with _connect(station_url) as conn:  # and one that hangs up itself
+        conn.sendall(_post_head(station_url, len(body)) + body[:5])
+    time.sleep(0.3)
+    with urllib.request.urlopen(station_url + "api/inspections", timeout=10) as r:
+        assert [row["mark"] for row in json.loads(r.read())] == [None, None]
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception in ASGI application" not in err, err
+
+
+def test_a_whole_request_is_not_cut_however_long_its_answer(short_deadline, station_url):
+    """The page's event stream lasts all shift: the deadline covers receiving a request only.
+    A mark made after several deadlines still arrives on the stream; and a kept-alive
+    connection's second request is served."""
+    host = station_url.split("//")[1].rstrip("/")
+    with _connect(station_url) as stream:
+        stream.sendall(f"GET /events HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        _read_until(stream, b"retry: 1000")
+        time.sleep(DEADLINE_S * 3)
+        body = json.dumps({"mark": "false alarm"}).encode()
+        request = urllib.request.Request(station_url + "api/inspections/2/mark", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 200
+        _read_until(stream, b"marked")
+    with _connect(station_url) as conn:
+        for _ in range(2):
+            conn.sendall(f"GET /api/inspections HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            assert _read_until(conn, b"}]").startswith(b"HTTP/1.1 200")
