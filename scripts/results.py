@@ -20,7 +20,10 @@ serially and on a local Ray (``compare-grid-small``: two models, two epochs);
 ``fast-model``: arcface-lite over five seeds on the demo; ``bench-fast``: ``tapcheck bench`` on
 one thread; ``one-class``: ``one_class.py``; ``onnx``: the networks through torch and through
 onnxruntime, which needs ``pip install onnxruntime onnxscript``) and then renders. They take
-minutes to hours on a 2-core machine.
+minutes to hours on a 2-core machine. ``run`` measures with the code and defaults of the day it
+runs: a file measured before a default changed (``list`` gives each file's date; the log-normal
+threshold fit replaced the gamma fit on 2026-12-03) comes back with today's figures, and the
+prose around its block, written for the old ones, must be read again.
 """
 
 from __future__ import annotations
