@@ -130,6 +130,9 @@ BOARD_RULES: dict[str, BoardRule] = {
 }
 
 
+#: file names that are a clip's, not a board's (tapcheck's formats and the other usual ones)
+CLIP_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus", ".m4a")
+
 #: a board's name is printed on one line and logged: a number or a serial, not a paragraph
 MAX_BOARD_NAME = 64
 
@@ -144,12 +147,16 @@ def board_name_problem(name: str) -> str | None:
     if not name.isprintable():
         return (f"holds a line break or another control character ({name!r}); name the board "
                 "with letters, digits and punctuation, e.g. --board 21")
-    if not _NUMBER.fullmatch(name.strip()) and os.path.isfile(name):
+    # a clip's name that is not (or not yet) a file here is one too: `--board take001.wav
+    # board02/left/take025.wav` judged take025 as "board take001.wav", exit 0
+    if not _NUMBER.fullmatch(name.strip()) and (os.path.isfile(name) or os.path.splitext(
+            name.strip())[1].lower() in CLIP_SUFFIXES):
         # `judge --board take001.wav take002.wav`, the number forgotten: the first clip became
         # the board's name, was never judged, and a cracked board's verdict could read NORMAL
         # (a number is a board even beside a file of that name; a folder may be named after a
         # board's serial, A-21/)
-        return ("is a file, not a board; --board takes the board's number or serial, and the "
+        what = "a file" if os.path.isfile(name) else "a clip's file name"
+        return (f"is {what}, not a board; --board takes the board's number or serial, and the "
                 "clips follow it, e.g. --board 21 " + name)
     if len(name) > MAX_BOARD_NAME:
         return f"is {len(name)} characters long; a board name has at most {MAX_BOARD_NAME}"

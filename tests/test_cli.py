@@ -142,6 +142,11 @@ def test_a_clip_given_as_the_board_is_refused(run_cli, tmp_path, monkeypatch):
     for board in ("21", "A-21"):
         code, _, err = run_cli("judge", "--board", board, clips[0])
         assert "--board" not in err, err
+    # a clip's name that is no file here (another folder's take) is no board either: it was
+    # taken as "board take009.WAV" and the next clip judged under it, exit 0
+    code, out, err = run_cli("judge", "--board", "take009.WAV", clips[0])
+    assert code == 2 and out == "" and ("'--board': is a clip's file name, not a board; "
+                                        "--board takes") in err
 
 
 def test_unknown_dataset(run_cli):
