@@ -280,6 +280,10 @@ def load_config(path: str | Path | None = None) -> Config:
         if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Notepad's "Unicode"
             raise ConfigError("is UTF-16 text, not UTF-8", path=path,
                               fix="save it as UTF-8, as TOML files are")
+        if b"\0" in raw[:4096]:  # a WAV or a model file given as --config: it was "saved as
+            # Latin-1?", or "not valid TOML" when its first bytes happen to be UTF-8
+            raise ConfigError("is a binary file, not a config file", path=path,
+                              fix=f"pass a .toml settings file such as {default_toml()}")
         # -sig: a file saved by Windows' Notepad starts with a byte-order mark (as manifests may)
         data = tomllib.loads(raw.decode("utf-8-sig"))
     except FileNotFoundError:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tapcheck.config import Config, load_config
+from tapcheck.config import Config, default_toml, load_config
 from tapcheck.errors import ConfigError
 
 from .conftest import ROOT
@@ -168,6 +168,15 @@ def test_a_config_saved_in_latin1_is_told_to_be_saved_as_utf8(tmp_path):
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # the offset counts the BOM too
     with pytest.raises(ConfigError, match="byte 0xe9 at byte 16;"):
         load_config(path)
+    # a WAV given as the config (NUL bytes, no text): not "saved as Latin-1?"; nor a binary
+    # whose first bytes happen to be UTF-8 "not valid TOML"
+    for binary in (b"RIFF$\xac\x00\x00WAVEfmt ", b"PK\x03\x04\x00\x00epochs = 3"):
+        path.write_bytes(binary)
+        with pytest.raises(ConfigError) as e:
+            load_config(path)
+        assert (e.value.problem, e.value.fix) == (
+            "is a binary file, not a config file",
+            f"pass a .toml settings file such as {default_toml()}")
     path.write_bytes("[train]\n".encode("utf-16"))  # Notepad's "Unicode": no Latin-1 guess
     with pytest.raises(ConfigError) as e:
         load_config(path)
