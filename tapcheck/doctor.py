@@ -56,10 +56,16 @@ def check_versions() -> list[Finding]:
                         f"{torch.__version__}, libsndfile {soundfile.__libsndfile_version__}")]
 
 
+#: the commands that need PortAudio and a microphone (the others work without them)
+_LIVE = "`tapcheck record`, `listen` and `station`"
+
+
 def check_audio_devices() -> list[Finding]:
     """PortAudio present, and at least one input device (``record`` needs both).
 
-    Asks :mod:`tapcheck.devices`, as record and listen do, so doctor's advice is theirs.
+    Asks :mod:`tapcheck.devices`, as record and listen do, so doctor's advice is theirs. Either
+    missing is a note, not a problem: every other command works without them, and a user who
+    only imports and judges recordings was told "1 problem(s) to fix", exit 1.
     """
     from .devices import NO_INPUT_FIX, input_devices, sounddevice
     from .errors import DeviceError
@@ -67,7 +73,7 @@ def check_audio_devices() -> list[Finding]:
     try:
         sd = sounddevice()
     except DeviceError as e:
-        return [Finding(PROBLEM, f"{e.problem}; `tapcheck record` needs it", fix=e.fix)]
+        return [Finding(NOTE, f"{e.problem}; {_LIVE} need it", fix=e.fix)]
     findings = [Finding(OK, f"PortAudio: {sd.get_portaudio_version()[1]}")]
     try:
         inputs = input_devices()
@@ -75,8 +81,7 @@ def check_audio_devices() -> list[Finding]:
         return findings + [Finding(PROBLEM, e.problem, fix=e.fix)]
     if not inputs:
         findings.append(Finding(
-            PROBLEM, "no input device (microphone) found; `tapcheck record` needs one",
-            fix=NO_INPUT_FIX))
+            NOTE, f"no input device (microphone) found; {_LIVE} need one", fix=NO_INPUT_FIX))
     else:
         names = ", ".join(d.name for d in inputs[:4]) + (" ..." if len(inputs) > 4 else "")
         findings.append(Finding(OK, f"{len(inputs)} input device(s): {names}"))
