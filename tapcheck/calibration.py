@@ -92,6 +92,10 @@ def _lognormal_quantile(scores: np.ndarray, q: float) -> float:
     return float(np.exp(logs.mean() + spread)) + shift
 
 
+#: the fewest clips each fit needs (:func:`_gamma_quantile`, :func:`_lognormal_quantile`); with
+#: fewer the threshold is the highest clip
+MIN_FIT_CLIPS = {"gamma": 2, "lognormal": 3}
+
 #: how the tail of normal scores is fitted (``train.threshold_fit``): the scores of normal clips
 #: were closer to log-normal than to gamma in 49 of 52 calibrations measured (kNN and knn-decay,
 #: docs/new-boards.md, "Threshold fit"), and the gamma's lighter tail puts the threshold too low
@@ -253,9 +257,15 @@ def describe(info: dict[str, Any]) -> str:
 
     lo, hi = info["threshold_ci"]
     board = BOARD_RULES[info.get("board_rule", "median")].statement(info)
-    return (f"threshold {info['threshold']:.4g} (95 % interval {lo:.4g}-{hi:.4g}) for "
+    fit = info.get("fit", "gamma")
+    # below the fit's minimum the threshold is the highest clip, and its "interval" ended at it
+    # (0.005161-0.009243 for a threshold of 0.009243 from 2 clips): no interval to show
+    spread = (f"the highest of {info['clips']} clips: too few for the {fit} fit or an interval"
+              if info["clips"] < MIN_FIT_CLIPS.get(fit, 3) else
+              f"95 % interval {lo:.4g}-{hi:.4g}")
+    return (f"threshold {info['threshold']:.4g} ({spread}) for "
             f"{percent(info['far'])} false alarms per tap on {info['holds_for']}, from "
-            f"{info['clips']} clips ({info['method']}, {info.get('fit', 'gamma')} fit); board "
+            f"{info['clips']} clips ({info['method']}, {fit} fit); board "
             f"verdict of {info['board_taps']} "
             f"taps: {board}")
 

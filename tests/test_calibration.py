@@ -251,3 +251,14 @@ def test_a_board_enrolled_into_a_leave_one_board_out_model_is_not_called_a_train
     add_references(det, new, group=99)
     assert det.calibration_["method"] == "leave-one-board-out"
     assert "each of 4 training or enrolled boards scored" in det.calibration_["holds_for"]
+
+
+def test_a_threshold_of_too_few_clips_for_its_fit_shows_no_interval():
+    """From 2 clips the log-normal threshold is the higher clip, and the bootstrap's "interval"
+    ended exactly at it (0.005161-0.009243 for 0.009243): judge's line says what it is."""
+    two = calibrate(np.array([0.004, 0.009243]), far=0.05, method="hold-out")
+    assert two["threshold"] == 0.009243
+    assert describe(two).startswith("threshold 0.009243 (the highest of 2 clips: too few for "
+                                    "the lognormal fit or an interval) for 5% false alarms")
+    three = calibrate(np.array([0.004, 0.006, 0.009243]), far=0.05, method="hold-out")
+    assert "(95 % interval " in describe(three) and three["threshold"] > 0.009243
