@@ -282,3 +282,14 @@ class DecayKNNDetector(KNNDetector):
         self.reference_decay_ = state["reference_decay"].numpy().astype(np.float64)
         self.network_scale_ = tuple(state["network_scale"])
         self.decay_scale_ = tuple(state["decay_scale"])
+
+
+def scorer_label(state: dict[str, Any]) -> str:
+    """A detector's scorer as it scores, from its saved ``state``: ``knn-decay`` whose decays
+    did not vary scores as ``knn`` (:attr:`DecayKNNDetector.decay_reads_nothing`), and ``train``
+    warned so, then said "knn-decay scorer" on the next line."""
+    scale = state.get("decay_scale")
+    if state.get("kind") == "knn-decay" and isinstance(scale, (list, tuple)) and len(scale) == 2 \
+            and not math.isfinite(float(scale[1])):
+        return "knn-decay scorer, scoring as knn"
+    return f"{state.get('kind')} scorer"

@@ -182,8 +182,10 @@ def test_on_real_knocks_the_decay_reads_nothing_and_training_says_so(run_cli, tm
         code, _, err = run_cli("import", *files, "--dataset", "knocks", "--board", board,
                                "--side", side, "--label", "normal")
         assert code == 0, err
-    code, _, err = run_cli("train", "--dataset", "knocks", "--model", "arcface-lite", "--scorer",
-                           "knn-decay", "--epochs", "1", "--out", tmp_path / "k.pt")
+    code, out, err = run_cli("train", "--dataset", "knocks", "--model", "arcface-lite",
+                             "--scorer", "knn-decay", "--epochs", "1", "--out", tmp_path / "k.pt")
     assert code == 0, err
     assert "found no mode that rings and dies inside the crops" in err
+    # and the saved line agrees with the warning (it said "knn-decay scorer" alone)
+    assert "knn-decay scorer, scoring as knn, " in out, out
     assert load_model(tmp_path / "k.pt").detector.decay_reads_nothing

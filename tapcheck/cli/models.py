@@ -91,6 +91,7 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     from ..modelcheck import check_buildable
     from ..modelfile import check_partial, partial_path, save_trained
     from ..paths import model_path
+    from ..scorers import scorer_label
 
     # `kill` stops like Ctrl-C: the lock file goes, and one line says what was kept
     with training_stops() as watch:
@@ -121,7 +122,7 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
             save_trained(out, checkpoint)
         det = checkpoint["detector"]
         method = det.get("calibration", {}).get("method", "")
-        say(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, {det['kind']} scorer, "
+        say(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, {scorer_label(det)}, "
             f"{method + ' ' if method else ''}threshold {-det['offset']:.4g} at "
             f"{percent(checkpoint['config']['train']['far'])} false alarms)")
     return 0
