@@ -307,8 +307,8 @@ def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
 @click.argument("clips", nargs=-1, type=FILE)
 @click.option("--model", "model_path", type=MODEL_FILE,
               help="Model file [models/arcface-resnet18.pt].")
-@click.option("--board", type=BOARD, help="Board number of the clips (default: "
-              "a new board).")
+@click.option("--board", type=BOARD, help="Board number of the clips (default: none is "
+              "stored, and the clips count as a board of their own).")
 @click.option("--force", is_flag=True, help="Enrol clips the model scores as clearly defective, "
               "or under a --board it was trained on as defective.")
 @click.option("--undo", is_flag=True, help="Remove the last enrolment instead.")
