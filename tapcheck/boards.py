@@ -130,8 +130,9 @@ BOARD_RULES: dict[str, BoardRule] = {
 }
 
 
-#: file names that are a clip's, not a board's (tapcheck's formats and the other usual ones)
-CLIP_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus", ".m4a")
+#: file names that are a clip's, not a board's, besides tapcheck's own formats
+#: (:data:`tapcheck.audio.AUDIO_SUFFIXES`): the other usual ones
+OTHER_CLIP_SUFFIXES = (".mp3", ".aif", ".aiff", ".opus", ".m4a")
 
 #: a board's name is printed on one line and logged: a number or a serial, not a paragraph
 MAX_BOARD_NAME = 64
@@ -149,8 +150,11 @@ def board_name_problem(name: str) -> str | None:
                 "with letters, digits and punctuation, e.g. --board 21")
     # a clip's name that is not (or not yet) a file here is one too: `--board take001.wav
     # board02/left/take025.wav` judged take025 as "board take001.wav", exit 0
-    if not _NUMBER.fullmatch(name.strip()) and (os.path.isfile(name) or os.path.splitext(
-            name.strip())[1].lower() in CLIP_SUFFIXES):
+    from .audio import AUDIO_SUFFIXES
+
+    suffix = os.path.splitext(name.strip())[1].lower()
+    if not _NUMBER.fullmatch(name.strip()) and (
+            os.path.isfile(name) or suffix in AUDIO_SUFFIXES + OTHER_CLIP_SUFFIXES):
         # `judge --board take001.wav take002.wav`, the number forgotten: the first clip became
         # the board's name, was never judged, and a cracked board's verdict could read NORMAL
         # (a number is a board even beside a file of that name; a folder may be named after a

@@ -58,10 +58,14 @@ def outlier_mask(scores: np.ndarray) -> np.ndarray:
     return scores > fence(scores)
 
 
+#: the fewest clips each fit needs (:func:`_gamma_quantile`, :func:`_lognormal_quantile`); with
+#: fewer the threshold is the highest clip
+MIN_FIT_CLIPS = {"gamma": 2, "lognormal": 3}
+
 def _gamma_quantile(scores: np.ndarray, q: float) -> float:
     import scipy.stats  # only calibration needs it; keep `judge` start-up light
 
-    if scores.size < 2 or np.ptp(scores) < 1e-12:
+    if scores.size < MIN_FIT_CLIPS["gamma"] or np.ptp(scores) < 1e-12:
         return float(scores.max()) if scores.size else 0.0
     shift = _shift(scores)
     try:
@@ -83,7 +87,7 @@ def _lognormal_quantile(scores: np.ndarray, q: float) -> float:
     then too small to matter.)"""
     import scipy.stats
 
-    if scores.size < 3 or np.ptp(scores) < 1e-12:
+    if scores.size < MIN_FIT_CLIPS["lognormal"] or np.ptp(scores) < 1e-12:
         return float(scores.max()) if scores.size else 0.0
     shift = _shift(scores)
     logs = np.log(scores - shift)
@@ -91,10 +95,6 @@ def _lognormal_quantile(scores: np.ndarray, q: float) -> float:
     spread = float(scipy.stats.t.ppf(q, n - 1)) * logs.std(ddof=1) * np.sqrt(1.0 + 1.0 / n)
     return float(np.exp(logs.mean() + spread)) + shift
 
-
-#: the fewest clips each fit needs (:func:`_gamma_quantile`, :func:`_lognormal_quantile`); with
-#: fewer the threshold is the highest clip
-MIN_FIT_CLIPS = {"gamma": 2, "lognormal": 3}
 
 #: how the tail of normal scores is fitted (``train.threshold_fit``): the scores of normal clips
 #: were closer to log-normal than to gamma in 49 of 52 calibrations measured (kNN and knn-decay,

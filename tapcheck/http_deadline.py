@@ -7,6 +7,8 @@ station no descriptor for a tap's clip. ASGI middleware cannot help, since it ru
 the headers are in. :class:`RequestDeadlineProtocol` wraps uvicorn's own h11 protocol (the
 approach of xorbitsai/inference#5213): a connection whose request (line, headers and body) is
 not all received within :data:`REQUEST_DEADLINE_S` of its first byte being awaited is closed.
+Only slow *requests* are cut: a client that opens many connections, each sending a whole
+request (the event stream) or never reading its answers, is a proxy's to limit.
 The deadline is disarmed once the request is whole, so the page's event stream, a response that
 lasts all shift, is never cut; it is armed again for the next request on a kept-alive
 connection.
@@ -23,6 +25,12 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 #: seconds a client has to send one whole request: the page's own requests are a few hundred
 #: bytes on a local network (milliseconds); a mark's body is at most 16 kB
 REQUEST_DEADLINE_S = 10.0
+
+
+#: the client's h11 states once its request is whole (DONE; MIGHT_SWITCH_PROTOCOL: a whole
+#: request with an Upgrade header, as `curl --http2` sends, DONE only once the answer starts)
+#: or nothing more will be read (MUST_CLOSE: HTTP/1.0; CLOSED; ERROR)
+_WHOLE = (h11.DONE, h11.MIGHT_SWITCH_PROTOCOL, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR)
 
 
 class RequestDeadlineProtocol(H11Protocol):
@@ -48,15 +56,19 @@ class RequestDeadlineProtocol(H11Protocol):
     def _too_slow(self) -> None:
         self._deadline = None
         if not self.transport.is_closing():
-            # the app waiting for the rest of a body gets http.disconnect (connection_lost)
-            self.transport.close()
+            # abort, not close: close waits to send what is buffered (a 413 already answered)
+            # to a client that may never read it, and keeps the descriptor meanwhile. The app
+            # waiting for the rest of a body gets http.disconnect (connection_lost)
+            self.transport.abort()
 
     def handle_events(self) -> None:
         super().handle_events()
-        # DONE: the request is whole (its response may stream for hours); MUST_CLOSE, CLOSED,
-        # ERROR: nothing more will be read from this client
-        if self.conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR):
+        if self.conn.their_state in _WHOLE:
             self._disarm()
+
+    def handle_websocket_upgrade(self, event) -> None:
+        self._disarm()  # the connection is another protocol's from here on
+        super().handle_websocket_upgrade(event)
 
     def on_response_complete(self) -> None:
         # armed before the base class reads a pipelined next request, which may disarm it
@@ -70,6 +82,18 @@ class RequestDeadlineProtocol(H11Protocol):
 
 
 def uvicorn_config(app, **options: Any) -> uvicorn.Config:
-    """A ``uvicorn.Config`` serving ``app`` over :class:`RequestDeadlineProtocol`; ``options``
-    as uvicorn.Config's."""
+    """uvicorn's settings for serving ``app`` with a deadline for each request.
+
+    Parameters
+    ----------
+    app : ASGI application
+        What to serve (:func:`tapcheck.webapp.make_app`).
+    **options
+        Any other ``uvicorn.Config`` argument (``log_level``, ``lifespan``, ...).
+
+    Returns
+    -------
+    uvicorn.Config
+        With ``http`` set to :class:`RequestDeadlineProtocol`.
+    """
     return uvicorn.Config(app, http=RequestDeadlineProtocol, **options)

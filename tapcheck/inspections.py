@@ -344,8 +344,10 @@ _UNITS = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "
           "w": "weeks"}
 
 
-# a --since before the calendar's first moment: every row (no log reaches back there)
+# a --since before the calendar's first moment: every row (no log reaches back there); past
+# its last: none
 FIRST_MOMENT = datetime.min.replace(tzinfo=timezone.utc)
+LAST_MOMENT = datetime.max.replace(tzinfo=timezone.utc)
 
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:
@@ -387,5 +389,6 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
         return when
     except (ValueError, OverflowError):
         # 0001-01-01 east of UTC lies before year 1 there: "from the start", as the station's
-        # since= reads the calendar's first day (marks._utc_bound); it was refused here
-        return FIRST_MOMENT
+        # since= reads the calendar's first day (marks._utc_bound); it was refused here. The
+        # calendar's last hours west of UTC lie past year 9999: after every row, not before
+        return FIRST_MOMENT if when.year == 1 else LAST_MOMENT

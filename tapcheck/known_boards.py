@@ -212,6 +212,21 @@ def other_dataset_of_board(checkpoint: dict[str, Any], clips: Sequence[str | os.
     dataset is most likely another board that shares a number (an enrolment from a second
     site's dataset went in as the training board 3 without a word). Clips outside any
     dataset, or a model file that names no dataset, tell nothing.
+
+    Parameters
+    ----------
+    checkpoint : dict
+        The model file's contents (its training classes and ``dataset`` record).
+    clips : sequence of path
+        The clips being enrolled.
+    board : int or None
+        The ``--board`` they are enrolled under.
+
+    Returns
+    -------
+    Path or None
+        The first such dataset's folder (as :func:`tapcheck.dataset_folders.dataset_holding`
+        finds it).
     """
     from .dataset_folders import dataset_holding
     from .datasets import Dataset
@@ -236,8 +251,21 @@ def other_dataset_of_board(checkpoint: dict[str, Any], clips: Sequence[str | os.
 
 
 def free_board(checkpoint: dict[str, Any], clips: Sequence[str | os.PathLike]) -> int:
-    """A board number for ``clips`` that the model neither trained on nor holds enrolled: the
-    one their ``boardNN`` folders name when it is free, else one past the largest taken."""
+    """A board number for ``clips`` that the model neither trained on nor holds enrolled.
+
+    Parameters
+    ----------
+    checkpoint : dict
+        The model file's contents (training classes, ``enrolled`` records).
+    clips : sequence of path
+        The clips to number.
+
+    Returns
+    -------
+    int
+        The board their ``boardNN`` folders name when they name one and it is free, else one
+        past the largest board taken or named.
+    """
     from .boards import board_of_path
 
     taken = set(known_boards_of(checkpoint)) | {

@@ -285,9 +285,22 @@ class DecayKNNDetector(KNNDetector):
 
 
 def scorer_label(state: dict[str, Any]) -> str:
-    """A detector's scorer as it scores, from its saved ``state``: ``knn-decay`` whose decays
-    did not vary scores as ``knn`` (:attr:`DecayKNNDetector.decay_reads_nothing`), and ``train``
-    warned so, then said "knn-decay scorer" on the next line."""
+    """A detector's scorer as it scores, for a line of output.
+
+    ``knn-decay`` whose decays did not vary scores as ``knn``
+    (:attr:`DecayKNNDetector.decay_reads_nothing`): ``train`` warned so, then said
+    "knn-decay scorer" on the next line.
+
+    Parameters
+    ----------
+    state : dict
+        A detector's saved state (``get_state()``, a model file's ``detector``).
+
+    Returns
+    -------
+    str
+        ``"knn scorer"``, ``"knn-decay scorer, scoring as knn"``, ...
+    """
     scale = state.get("decay_scale")
     if state.get("kind") == "knn-decay" and isinstance(scale, (list, tuple)) and len(scale) == 2 \
             and not math.isfinite(float(scale[1])):

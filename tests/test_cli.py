@@ -278,6 +278,17 @@ def test_a_dataset_with_a_slash_is_a_folder_from_the_current_one(tiny_dataset, r
     assert code == 0 and out.splitlines()[0] == "a/b: 90 takes"
 
 
+def test_thread_counts_are_read_as_libgomp_reads_them():
+    """`01`, `+1` and `1000000` are counts libgomp takes (OMP_NUM_THREADS=01 ran on one
+    thread): they were dropped as "not a number", and every core used."""
+    from tapcheck.cli.app import _thread_counts_readable
+
+    for good in ("1", "01", "+1", " 2 ", "1000000", "4,2", " 1 , 2"):
+        assert _thread_counts_readable(good), good
+    for bad in ("", "0", "abc", "-1", "1.5", "1,0", "18446744073709551615", "0x10", "1,"):
+        assert not _thread_counts_readable(bad), bad
+
+
 @pytest.mark.parametrize("value", ["abc", "0", ""])
 def test_a_thread_count_libgomp_cannot_read_is_one_warning(value, tmp_path):
     """OMP_NUM_THREADS=abc printed libgomp's own "Invalid value for environment variable" line

@@ -149,6 +149,17 @@ def test_since_before_the_calendar_is_from_the_start(run_cli, monkeypatch, since
     assert (code, err) == (0, "") and out.strip().splitlines()[-1] == "4 inspection(s), 1 anomalous"
 
 
+@pytest.mark.parametrize("since", ["9999-12-31 23:00", "9999-12-31T23:00-05:00"])
+def test_since_past_the_calendar_is_after_every_row(run_cli, monkeypatch, since):
+    """The calendar's last hours west of UTC lie past year 9999 there: once "before year 1",
+    then every row (the first fix caught both ends alike); nothing is after them."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    with InspectionLog(create=True) as log:
+        _fill(log)
+    code, out, err = run_cli("log", "--since", since)
+    assert (code, err) == (0, "") and "4 inspection(s)" not in out and "no inspections" in out
+
+
 def test_log_command(run_cli):
     code, out, _ = run_cli("log")
     assert code == 0 and out.strip() == f"no inspections in {inspections_home()}/inspections.sqlite"

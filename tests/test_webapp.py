@@ -1,5 +1,6 @@
-"""The station's web app served for real (uvicorn on 127.0.0.1 in a thread: conftest's
-``station_url``; urllib as the client): other websites kept out, bad filters a 400, nothing changed by a refused request.
+"""The station's web app served for real (conftest's ``station_url``: uvicorn on 127.0.0.1
+in a thread; urllib as the client): other websites kept out, bad filters a 400, nothing
+changed by a refused request.
 
 The whole station (microphone, model, pages in Chromium) is tests/test_station.py; this file
 runs only the app over a real inspection log, so every request's answer can be checked fast.

@@ -171,8 +171,11 @@ def _dashed_file(args: list[str], error: click.UsageError) -> str | None:
     return None
 
 
-# what libgomp takes for OMP_NUM_THREADS: positive integers, one per nesting level
-_THREADS = re.compile(r"\s*[1-9][0-9]{0,5}\s*(,\s*[1-9][0-9]{0,5}\s*)*")
+def _thread_counts_readable(value: str) -> bool:
+    """Whether libgomp reads ``value`` as OMP_NUM_THREADS: comma-separated positive integers,
+    each as strtoul reads it (spaces, a ``+``, leading zeros; under 2**64 - 1)."""
+    items = value.split(",")
+    return all(re.fullmatch(r"\s*\+?[0-9]+\s*", x) and 0 < int(x) < 2**64 - 1 for x in items)
 
 
 def _drop_bad_thread_count() -> None:
@@ -181,7 +184,7 @@ def _drop_bad_thread_count() -> None:
     line, unlike any other line of tapcheck's, and left torch's default; it is taken out of
     this run's environment with one warning, so every core is used as when it is unset."""
     value = os.environ.get("OMP_NUM_THREADS")
-    if value is None or _THREADS.fullmatch(value) or "torch" in sys.modules:
+    if value is None or _thread_counts_readable(value) or "torch" in sys.modules:
         return
     del os.environ["OMP_NUM_THREADS"]
     shown = value if len(value) <= 20 else value[:20] + "..."

@@ -372,9 +372,11 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
 
             warn(other_board_warning(done["other_board_folders"], board, done="enrolled"))
         if done["other_dataset"] is not None:
+            from ..dataset_folders import as_given
+
             warn(f"board {board} is a board the model was trained on, but these clips are in "
-                 f"dataset {done['other_dataset']}, another one: enrolled as that board's taps "
-                 f"— if they are of another board, "
+                 f"dataset {as_given(done['other_dataset'])}, another one: enrolled as that "
+                 "board's taps — if they are of another board, "
                  f"`{model_command(model_path, 'enroll', '--undo')}`, then enrol them under a "
                  f"number the model does not know (--board {done['free_board']})")
         if done["folder_boards"]:
