@@ -241,6 +241,14 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
             "group": group, "first_row": first_row, "rows": len(emb), "forced": bool(force),
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "previous_detector": previous}]
+        try:  # what is written must load, as undo checks: a threshold of nan was written
+            # (references all in one board group, hand-edited) and no command could load it
+            check_contents(checkpoint, path)
+        except ModelFileError as e:
+            raise ModelFileError(
+                "cannot take these clips: enrolled, the model would be one that "
+                f"{e.problem}; nothing enrolled, the file is unchanged", path=path,
+                fix="retrain it with `tapcheck train`") from None
         _refuse_changed(path, seen)
         save_checkpoint(path, checkpoint)
     from .boards import board_of_path, other_board_folders

@@ -78,6 +78,8 @@ def check_header(checkpoint: dict[str, Any], path) -> None:
             or not all(isinstance(c, str) for c in labels)):
         raise _fail("'class_labels' does not name a label per class", path)
     for key, value in checkpoint["state_dict"].items():
+        if not isinstance(key, str):  # torch's load_state_dict ended in an AttributeError
+            raise _fail(f"its weights hold an entry named {key!r}, not a layer's name", path)
         _finite_tensor(value, f"weight {key!r}", path)
     _check_model_args(checkpoint["model_args"], n_classes=len(classes), path=path)
 
@@ -126,6 +128,7 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
         raise _fail(f"calibration score {float(calibration.min()):.4g} is negative; anomaly "
                     "scores never are", path)
     check_calibration(state, path)
+    _check_groups(state.get("calibration_groups"), len(calibration), "calibration score", path)
     kind = state["kind"]
     if kind == "knn-decay":  # a knn reference, and a decay and two scales beside it
         reference = state.get("reference")
@@ -149,6 +152,7 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
         if _is_int(embedding_dim) and reference.shape[1] != embedding_dim:
             raise _fail(f"knn reference embeddings have {reference.shape[1]} dimensions, the "
                         f"network gives {embedding_dim}", path)
+        _check_groups(state.get("reference_groups"), len(reference), "reference", path)
         k = params.get("k")
         if not _is_int(k) or k < 1 or not _one_of(params.get("metric"), ("cosine", "euclidean")) \
                 or not isinstance(params.get("exp", False), bool):
@@ -158,6 +162,19 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
         if (not isinstance(normal, list) or not normal
                 or not all(_is_int(i) and 0 <= i < n_classes for i in normal)):
             raise _fail("prob detector's normal classes are not class indices", path)
+
+
+def _check_groups(groups: Any, n: int, what: str, path) -> None:
+    """A board group per row (absent in older files): integers, one for each of the ``n``
+    rows. Three for 16 references loaded, and ``enroll`` then ended in an IndexError."""
+    if groups is None:
+        return
+    if not isinstance(groups, torch.Tensor) or groups.ndim != 1 or groups.dtype not in (
+            torch.int32, torch.int64) or len(groups) != n:
+        shown = (f"{len(groups)} {str(groups.dtype).removeprefix('torch.')}"
+                 if isinstance(groups, torch.Tensor) and groups.ndim == 1 else repr(type(groups)))
+        raise _fail(f"its {what} board groups ({shown}) are not one integer per {what} "
+                    f"({n})", path)
 
 
 def check_calibration(state: dict[str, Any], path) -> None:

@@ -582,3 +582,24 @@ def test_enrol_under_a_trained_board_from_another_dataset_warns(model, tiny_data
     code, _, err = run_cli("enroll", "--model", model, "--board", 3,
                            *unseen_clips(tiny_dataset, board=3, n=1))
     assert code == 0 and "another one" not in err, err
+
+
+def test_an_enrolment_that_would_leave_a_model_no_command_loads_is_refused(model, tiny_dataset,
+                                                                            run_cli):
+    """Every reference in one board group (hand-edited): enrolled, the recalibration set the
+    threshold to nan, the file was written, and judge, enroll --list and --undo all refused
+    it as damaged. Now what is written is checked first, as --undo checks its own."""
+    ck = torch.load(model, weights_only=True)
+    ck["detector"]["reference_groups"] = torch.zeros_like(ck["detector"]["reference_groups"])
+    # recalibrated by leaving a board out, as a model trained without held-out takes is
+    ck["detector"]["calibration"]["method"] = "leave-one-board-out"
+    torch.save(ck, model)
+    code, _, err = run_cli("judge", "--model", model, *unseen_clips(tiny_dataset, n=1))
+    assert code in (0, 1), err  # loads and judges as it is
+    digest = md5(model)
+    code, out, err = run_cli("enroll", "--model", model, "--board", 13,
+                             *unseen_clips(tiny_dataset))
+    assert code == 2 and out == "" and md5(model) == digest, err
+    assert err.startswith(f"tapcheck: error: {model}: cannot take these clips: enrolled, the "
+                          "model would be one that is damaged: threshold nan is not a finite "
+                          "number; nothing enrolled, the file is unchanged — "), err

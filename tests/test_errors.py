@@ -327,6 +327,8 @@ def _edited(name: str, **changes):
         for key, value in changes.items():
             if key == "features":
                 ck["config"]["features"].update(value)
+            elif callable(value):  # an edit of that part in place
+                value(ck[key])
             else:
                 ck[key] = value
         return save_checkpoint(d / name, ck), []
@@ -396,6 +398,15 @@ MODELS = [
     ModelCase("judged at another sample rate",
               lambda m, d: (m, ["--config", _other_config(d, "[audio]\nsr = 48000\n")]),
               "audio.sr 44100 (config: 48000)"),
+    # hand-edited parts that loaded, then failed later: enroll's IndexError, torch's
+    # AttributeError
+    ModelCase("a board group for a few references only",
+              _edited("groups.pt", detector=lambda d: d.update(
+                  reference_groups=d["reference_groups"][:3])),
+              "its reference board groups (3 int64) are not one integer per reference"),
+    ModelCase("a weight whose name is a number",
+              _edited("key5.pt", state_dict=lambda w: w.update({5: torch.zeros(3)})),
+              "its weights hold an entry named 5, not a layer's name"),
     ModelCase("another tapcheck version, same format", _edited("old.pt", tapcheck_version="0.0.1"),
               None),
     ModelCase("judged with its own settings", lambda m, d: (m, [
