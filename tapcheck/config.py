@@ -257,6 +257,10 @@ def _missing_config_fix(path: Path) -> str:
     return "check the path"
 
 
+#: the largest config file read: settings are a few kB (configs/default.toml is about 4)
+MAX_CONFIG_BYTES = 1_000_000
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read a TOML config over the defaults.
 
@@ -276,6 +280,10 @@ def load_config(path: str | Path | None = None) -> Config:
     path = Path(path)
     refuse_special(path, ConfigError, fix=f"pass a .toml file such as {default_toml()}")
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:  # read whole, a 20 GB (sparse) file ran out of memory
+            raise ConfigError(f"is {size / 1e6:.0f} MB; a config file is a few kB", path=path,
+                              fix=f"pass a .toml settings file such as {default_toml()}")
         raw = path.read_bytes()
         if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Notepad's "Unicode"
             raise ConfigError("is UTF-16 text, not UTF-8", path=path,
@@ -286,6 +294,8 @@ def load_config(path: str | Path | None = None) -> Config:
                               fix=f"pass a .toml settings file such as {default_toml()}")
         # -sig: a file saved by Windows' Notepad starts with a byte-order mark (as manifests may)
         data = tomllib.loads(raw.decode("utf-8-sig"))
+    except ConfigError:  # a ValueError too: not to be taken for the TOML reader's below
+        raise
     except FileNotFoundError:
         raise ConfigError("config file not found", path=path, fix=_missing_config_fix(path)) \
             from None
@@ -303,6 +313,13 @@ def load_config(path: str | Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"not valid TOML ({e})", path=path,
                           fix=f"fix the syntax; {default_toml()} shows every key") from None
+    except (ValueError, RecursionError) as e:
+        # what Python's TOML reader raises besides its own error, as tracebacks: a number of
+        # over 4300 digits (int conversion's limit), lists or tables nested thousands deep
+        problem = ("holds a number of more than 4300 digits" if isinstance(e, ValueError) else
+                   "nests lists or tables too deeply")
+        raise ConfigError(problem, path=path,
+                          fix=f"fix the value; {default_toml()} shows every key") from None
     config = Config.from_dict(data, source=str(path))
     check_device_rate(config, source=str(path))
     return config
@@ -361,7 +378,13 @@ def _coerce(value: Any, kind: Any, source: str, key: str) -> Any:
         if option is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer of over 308 digits: a traceback
+                raise ConfigError(f"'{key}' is too large a number "
+                                  f"({len(str(value))} digits)", path=source,
+                                  fix=f"{default_toml()} shows every key with a value of its "
+                                      "type") from None
         if option is str and isinstance(value, str):
             return value
     wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options if o is not type(None))

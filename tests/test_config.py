@@ -181,3 +181,28 @@ def test_a_config_saved_in_latin1_is_told_to_be_saved_as_utf8(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_config(path)
     assert e.value.problem == "is UTF-16 text, not UTF-8"
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("[train]\nlr = 1" + "0" * 400 + "\n", "'train.lr' is too large a number (401 digits)"),
+    ("[train]\nlr = 1" + "0" * 5000 + "\n", "holds a number of more than 4300 digits"),
+    ("[train]\nfar = " + "[" * 5000 + "]" * 5000 + "\n", "nests lists or tables too deeply"),
+])
+def test_values_the_toml_reader_or_float_cannot_take_are_one_line(tmp_path, text, problem):
+    """They ended in OverflowError, ValueError (Python's 4300-digit limit) and RecursionError
+    tracebacks, exit 1."""
+    path = tmp_path / "odd.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert e.value.problem == problem
+
+
+def test_a_config_file_too_large_to_be_one_is_not_read(tmp_path):
+    """Read whole, a 20 GB (sparse) file ran out of memory."""
+    path = tmp_path / "sparse.toml"
+    with open(path, "wb") as f:
+        f.truncate(20 * 10**9)
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert e.value.problem == "is 20000 MB; a config file is a few kB"
