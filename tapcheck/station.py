@@ -279,6 +279,11 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+    except (TypeError, UnicodeError) as e:  # a NUL or a label IDNA refuses, from a --config
+        sock.close()
+        raise ParameterError(f"cannot listen on {host!r}: it is not an address ({e})",
+                             fix="pass --host with an address of this machine (or fix "
+                                 "[station] host in the config)") from None
     except OSError as e:
         sock.close()
         if e.errno == 98:  # EADDRINUSE

@@ -339,6 +339,13 @@ def test_bad_input_is_one_line(separating_model, tmp_path, run_cli, monkeypatch)
     code, _, err = run_cli("station", "--model", separating_model, "--host", "192.0.2.1",
                            "--port", free_port())
     assert code == 2 and err.startswith("tapcheck: error: cannot listen on 192.0.2.1:")
+    # a host no command line can carry, from a config file: a NUL (a TypeError traceback)
+    bad_host = tmp_path / "host.toml"
+    bad_host.write_text('[station]\nhost = "a\\u0000b"\n')
+    code, _, err = run_cli("station", "--model", separating_model, "--config", bad_host,
+                           "--port", free_port())
+    assert code == 2 and err.startswith("tapcheck: error: cannot listen on 'a\\x00b': it is "
+                                        "not an address"), err
 
     # a token that a URL cannot carry, or one short enough to guess: refused, and not shown
     for token in (" ", "a", "x" * 15, "x" * 20 + " y"):
