@@ -108,7 +108,8 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
         raise AudioError(
             f"is sampled at {info.samplerate} Hz, so it holds sound up to "
             f"{info.samplerate / 2:g} Hz only; tapcheck listens up to {min_sr / 2:.0f} Hz",
-            path=path, fix=f"record at 44100 Hz (at least {math.ceil(min_sr)} Hz)")
+            # the settings' own rate: "record at 44100 Hz (at least 150000 Hz)" for sr 768000
+            path=path, fix=f"record at {sr} Hz (at least {math.ceil(min_sr)} Hz)")
     if info.samplerate > MAX_SAMPLE_RATE:
         raise AudioError(
             f"is sampled at {info.samplerate} Hz, faster than any audio interface records "

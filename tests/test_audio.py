@@ -450,3 +450,14 @@ def test_channels_that_cancel_are_not_called_silent(tmp_path):
         warnings.simplefilter("error", TapcheckWarning)  # no "averaged to mono" before it
         load(tmp_path / "inverted.wav")
     assert e.value.problem == "its 2 channels cancel out when averaged to mono"
+
+
+def test_the_rate_advised_is_the_settings_own(tmp_path):
+    """With [audio] sr = 96000 and a crop reaching 37.5 kHz, a 44.1 kHz clip was told "record
+    at 44100 Hz (at least 75000 Hz)": the advice contradicted itself."""
+    from tapcheck.audio import load
+
+    path = write_tone(tmp_path / "cd.wav", duration_s=1.0)
+    with pytest.raises(AudioError) as e:
+        load(path, sr=96000, min_sr=75000)
+    assert e.value.fix == "record at 96000 Hz (at least 75000 Hz)"
