@@ -240,8 +240,13 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
         raise ModelFileError(f"is not a tapcheck {what}", path=path, fix=fix)
     made_by = checkpoint.get("tapcheck_version", "an unknown version")
     if not _same(checkpoint.get("format_version"), FORMAT_VERSION):
+        stored = checkpoint.get("format_version")
+        if not isinstance(stored, int) or isinstance(stored, bool):  # a tensor(2) printed as
+            # "format 2; this tapcheck reads format 2"
+            raise ModelFileError(f"is damaged: its format version is {_kind(stored)}, not a "
+                                 "number", path=path, fix=fix if partial else RETRAIN)
         raise ModelFileError(
-            f"was written by tapcheck {made_by} in model format {checkpoint.get('format_version')}"
+            f"was written by tapcheck {made_by} in model format {stored}"
             f"; this tapcheck ({__version__}) reads format {FORMAT_VERSION}", path=path,
             fix=fix if partial else RETRAIN)
     if not _same(checkpoint.get("features_version"), FEATURES_VERSION):
@@ -250,6 +255,12 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
             f"{made_by}); this tapcheck computes version {FEATURES_VERSION}", path=path,
             fix=fix if partial else RETRAIN)
     return checkpoint
+
+
+def _kind(value: Any) -> str:
+    """What a stored value is, for a message: its type, and a short repr."""
+    shown = repr(value)
+    return f"a {type(value).__name__} ({shown if len(shown) <= 30 else shown[:30] + '...'})"
 
 
 def _same(value: Any, wanted: Any) -> bool:
