@@ -305,3 +305,16 @@ def test_a_thread_count_libgomp_cannot_read_is_one_warning(value, tmp_path):
     assert result.stderr == (f"tapcheck: warning: OMP_NUM_THREADS={value!r} is not a number of "
                              "threads: ignored, every core used — unset it, or set a positive "
                              "number such as OMP_NUM_THREADS=1\n")
+
+
+def test_a_folder_with_a_line_break_prints_on_one_line(run_cli, tmp_path, monkeypatch):
+    """`datasets` and `doctor` printed such a folder in two lines, which one_line forbids."""
+    folder = tmp_path / "nl\ndir"
+    folder.mkdir()
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(folder))
+    code, out, _ = run_cli("datasets")
+    assert code == 0 and out == f"no datasets in {tmp_path}/nl\\ndir/ — try `tapcheck synth " \
+                                 "--dataset demo`\n"
+    monkeypatch.setenv("TAPCHECK_CACHE", str(folder))
+    code, out, _ = run_cli("doctor")
+    assert "nl\\ndir" in out and not any(line.startswith("dir") for line in out.splitlines())

@@ -93,7 +93,7 @@ def datasets() -> int:
         click.echo(table(rows, ["dataset", "takes", "boards", "normal", "defect", "train",
                                 "test"]))
     elif not broken:
-        click.echo(f"no datasets in {recordings_home()}/ — try `tapcheck synth --dataset demo`")
+        say(f"no datasets in {recordings_home()}/ — try `tapcheck synth --dataset demo`")
     for line in broken:
         echo_err(f"tapcheck: error: {one_line(line)}")
     return 2 if broken else 0
@@ -137,9 +137,9 @@ def doctor(dataset: str | None, config_path: Path | None) -> int:
         found = check()
         if title is None:
             title, found = found
-        click.echo(title)
+        say(title)
         for finding in found:
-            click.echo(f"  {finding}")
+            say(f"  {finding}")
         problems += sum(f.level == PROBLEM for f in found)
     click.echo(f"{problems} problem(s) to fix" if problems else "nothing to fix")
     return 1 if problems else 0
