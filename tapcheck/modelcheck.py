@@ -127,7 +127,7 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
         # a recalibration (enroll) on them set a threshold that flagged nothing
         raise _fail(f"calibration score {float(calibration.min()):.4g} is negative; anomaly "
                     "scores never are", path)
-    _check_threshold_against_scores(-offset, calibration, path)
+    _check_threshold_against_scores(-offset, calibration, far=far, path=path)
     check_calibration(state, path)
     _check_groups(state.get("calibration_groups"), len(calibration), "calibration score", path)
     kind = state["kind"]
@@ -158,9 +158,6 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
         if not _is_int(k) or k < 1 or not _one_of(params.get("metric"), ("cosine", "euclidean")) \
                 or not isinstance(params.get("exp", False), bool):
             raise _fail(f"knn parameters {params!r} are not valid", path)
-        if k > len(reference):  # training refuses it; scored, k was quietly cut to the count
-            raise _fail(f"its scorer compares with the {k}th nearest reference, but it holds "
-                        f"{len(reference)}", path)
     if kind == "prob":
         normal = params.get("normal_classes")
         if (not isinstance(normal, list) or not normal
@@ -173,15 +170,16 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
 THRESHOLD_SPAN = 1e6
 
 
-def _check_threshold_against_scores(threshold: float, scores: torch.Tensor, path) -> None:
+def _check_threshold_against_scores(threshold: float, scores: torch.Tensor, *, far: float,
+                                    path) -> None:
     """A threshold fitted to the calibration scores it is stored with: at least half the lowest
-    (a fit for a rate under 50 % lies above their median) and at most :data:`THRESHOLD_SPAN`
-    times the highest. A hand-edited threshold of 0 flagged every tap and one of 1e6 passed
-    every tap, with exit status 0."""
+    when the rate ``far`` is at most 50 % (every fit's quantile then lies at or above their
+    median) and at most :data:`THRESHOLD_SPAN` times the highest. A hand-edited threshold of 0
+    flagged every tap and one of 1e6 passed every tap, with exit status 0."""
     if not len(scores) or float(scores.max()) <= 0:
         return
     low, high = float(scores.min()), float(scores.max())
-    if threshold < 0.5 * low or threshold > THRESHOLD_SPAN * high:
+    if (far <= 0.5 and threshold < 0.5 * low) or threshold > THRESHOLD_SPAN * high:
         raise _fail(f"threshold {threshold:.4g} is not fitted to its calibration scores "
                     f"({low:.4g}-{high:.4g})", path)
 

@@ -411,13 +411,11 @@ MODELS = [
               _edited("key5.pt", state_dict=lambda w: w.update({5: torch.zeros(3)})),
               "its weights hold an entry named 5, not a layer's name"),
     # a threshold edited away from the scores it was fitted to: 0 flagged every tap, 1e6
-    # passed every tap, exit 0; a k past the references was quietly cut to their count
+    # passed every tap, exit 0
     ModelCase("a threshold of 0", _edited("t0.pt", detector=lambda d: d.update(offset=-0.0)),
               "threshold 0 is not fitted to its calibration scores"),
     ModelCase("a threshold of a million", _edited("t6.pt", detector=lambda d: d.update(
         offset=-1e6)), "threshold 1e+06 is not fitted to its calibration scores"),
-    ModelCase("a k past the references", _edited("k.pt", detector=lambda d: d["params"].update(
-        k=len(d["reference"]) + 1)), "th nearest reference, but it holds"),
     ModelCase("another tapcheck version, same format", _edited("old.pt", tapcheck_version="0.0.1"),
               None),
     ModelCase("judged with its own settings", lambda m, d: (m, [
