@@ -365,6 +365,10 @@ def check_progress(state: dict[str, Any], path: str | os.PathLike) -> None:
         raise damaged("its best epoch is not (loss, epoch, weights)")
 
 
+#: the most weights a network may hold (ResNet18 on the study's crops: 26 million)
+MAX_WEIGHTS = 200_000_000
+
+
 def check_buildable(config: Any) -> None:
     """Before any work: the configured network can take crops of the configured size.
 
@@ -384,9 +388,17 @@ def check_buildable(config: Any) -> None:
     f = config.features
     try:
         with _skip_init(), torch.device("meta"):  # shapes only: no memory, no time
-            spec.build(n_classes=2, train=train, input_shape=(f.n_bins, f.n_frames))
+            net = spec.build(n_classes=2, train=train, input_shape=(f.n_bins, f.n_frames))
     except (ValueError, RuntimeError) as e:
         raise ConfigError(
             f"'features.n_bins' x 'features.n_frames' = {f.n_bins} x {f.n_frames} crops do not "
             f"fit model {spec.name} ({str(e).splitlines()[0][:120]})",
             fix="use larger crops (the study's are 100 x 120) or another model") from None
+    weights = sum(p.numel() for p in net.parameters())
+    if weights > MAX_WEIGHTS:  # a dense autoencoder of 32769-bin crops: 8 GB, then Adam's
+        raise ConfigError(
+            f"model {spec.name} on {f.n_bins} x {f.n_frames} crops would hold "
+            f"{weights / 1e6:,.0f} million weights ({weights * 16 / 1e9:,.1f} GB to train, with "
+            f"the optimiser's state), more than {MAX_WEIGHTS / 1e6:,.0f} million",
+            fix="use smaller crops ([features] n_bins, n_frames; the study's are 100 x 120) or "
+                "another model")

@@ -218,6 +218,11 @@ TOGETHER: dict[str, Callable[[Any], tuple[str, str] | None]] = {
 }
 
 
+#: spectrogram values a second of audio may take (the defaults: 0.18 million; n_fft 2048 with
+#: hop_length 32, 2.8 million): 120 s, the longest clip read, then take at most 4 GB in float64
+MAX_SPECTROGRAM_VALUES_PER_S = 4e6
+
+
 def check_across(config: Any) -> None:
     """Rules that tie settings of two sections together; the first failure raises.
 
@@ -239,6 +244,15 @@ def check_across(config: Any) -> None:
             f"of duration_s {a.duration_s:g} s holds", fix="use fewer or shorter crops, or "
             "raise [audio] sr or duration_s (the defaults: 16128 samples, 0.37 s of a 3 s "
             "clip at 44100 Hz)")
+    # each rule above passed n_fft 65536 with hop_length 1: every clip then asked for 97 GB
+    values = a.sr / f.hop_length * (f.n_fft // 2 + 1)
+    if values > MAX_SPECTROGRAM_VALUES_PER_S:
+        raise ConfigError(
+            f"[features] n_fft {f.n_fft} with hop_length {f.hop_length} at [audio] sr {a.sr} Hz "
+            f"make {values / 1e6:,.1f} million spectrogram values per second of audio, more than "
+            f"the {MAX_SPECTROGRAM_VALUES_PER_S / 1e6:g} million a clip may take (a 3 s clip: "
+            f"{values * 3 * 8 / 1e9:,.1f} GB)", fix="raise hop_length or lower n_fft (the "
+            "defaults, 1024 and 128 at 44100 Hz: 0.18 million)")
 
 
 def check_section(section: str, settings: Any) -> None:

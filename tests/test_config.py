@@ -70,6 +70,10 @@ def test_toml_overrides_and_types(tmp_path):
     # settings that make every clip unusable are one error about the settings
     ("[audio]\nsr = 1000\n", "the crops need 16128 samples after the strike"),
     ("[features]\nn_fft = 65536\nhop_length = 8192\n", "more than a clip of duration_s 3 s"),
+    # each within its range, together 97 GB per clip: ran out of memory (a traceback, exit 1)
+    ("[features]\nn_fft = 65536\nhop_length = 1\n", "n_fft 65536 with hop_length 1 at "
+     "\\[audio\\] sr 44100 Hz make 1,445.1 million spectrogram values per second of audio, "
+     "more than the 4 million a clip may take \\(a 3 s clip: 34.7 GB\\)"),
     ("[train]\ncalibration = 'hold-out'\ncalib_fraction = 0\n",
      "'train.calib_fraction': 0 holds out no takes"),
     ("[train]\nema_decay = 0.99\npatience = 3\n",

@@ -456,6 +456,20 @@ def test_crops_a_network_cannot_take_are_refused_before_any_work(dataset_copy, t
     _one_line_error(err, "crops do not fit model", model)
 
 
+def test_a_network_too_large_to_train_is_refused_before_any_work(dataset_copy, tmp_path,
+                                                                  run_cli):
+    """A dense autoencoder of 32769-bin crops (settings each within range) set out to allocate
+    8 GB of weights and Adam's state on top, and ended out of memory."""
+    (tmp_path / "wide.toml").write_text(
+        "[features]\nn_fft = 65536\nn_bins = 32769\nhop_length = 4096\nn_frames = 16\n"
+        "shift_frames = 1\npre_frames = 2\n")
+    code, _, err = run_cli("train", "--model", "vae", "--dataset", dataset_copy, "--epochs", "1",
+                           "--config", tmp_path / "wide.toml", "--out", tmp_path / "m.pt")
+    assert code == 2 and "epoch" not in err and not (tmp_path / "m.pt").exists()
+    _one_line_error(err, "model vae on 32769 x 16 crops would hold 537 million weights (8.6 GB "
+                         "to train, with the optimiser's state), more than 200 million")
+
+
 def test_calibration_never_takes_every_normal_take():
     from tapcheck.datasets import Take
     from tapcheck.training_data import split_calibration
