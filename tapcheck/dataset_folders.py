@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import DatasetError, ParameterError, StorageError
 from .manifest import MANIFEST, SLUG, missing_columns
-from .paths import recordings_home
+from .paths import check_folder, recordings_home
 
 
 #: how far above a folder outside the recordings folder a dataset's manifest.csv is looked
@@ -139,7 +139,9 @@ def dataset_path(name: str | os.PathLike) -> Path:
     if not SLUG.match(text):
         raise ParameterError(f"'{text}' is not a usable dataset name",
                              fix="use ASCII letters, digits, '-' and '_', e.g. --dataset bench-1")
-    return recordings_home() / text
+    # a file there: "afile/small: no such dataset … make one with `tapcheck synth`", advice
+    # that failed, where `datasets` said what was wrong
+    return check_folder(recordings_home(), "datasets", "TAPCHECK_RECORDINGS") / text
 
 
 def as_given(root: Path) -> str:

@@ -496,6 +496,10 @@ def test_a_file_where_a_folder_of_tapcheck_belongs(tmp_path, run_cli, monkeypatc
     assert (code, out) == (2, "") and err == (
         f"tapcheck: error: {afile}: is a file, not a folder; datasets are kept in a folder — "
         "set $TAPCHECK_RECORDINGS to a folder, or move the file aside\n")
+    # a dataset by name too: `info small` said "afile/small: no such dataset … make one with
+    # `tapcheck synth`", advice that failed
+    code, out, err2 = run_cli("info", "small")
+    assert (code, out, err2) == (2, "", err)
     assert afile.read_text() == "mine\n"
 
 
