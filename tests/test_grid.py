@@ -172,6 +172,10 @@ def test_bad_grid_options_are_one_line_errors(run_cli, small_compare_set, tmp_pa
     assert code == 2 and err.strip() == (
         "tapcheck: error: --seeds '4-1' is not a list of seeds — write a range or a list of whole "
         "numbers, e.g. --seeds 0-4 or --seeds 0,2,5")
+    # an empty list (a script's unset variable) was taken as the config's seed, 0
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                           "--seeds", "", "--out", tmp_path)
+    assert code == 2 and err.strip().startswith("tapcheck: error: --seeds '' is not a list")
     code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
                            "--folds", "3", "--out", tmp_path)
     assert code == 2 and err.strip().splitlines()[-1] == (

@@ -233,7 +233,8 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
         if alone:
             raise click.UsageError(f"train.members = {config.train.members}: {', '.join(alone)} "
                                    "score without embeddings; leave them out of --models")
-    grid = GridConfig(seeds=parse_seeds(seeds) if seeds else (config.train.seed,),
+    # "" is given, not left out: parse_seeds refuses it (it was taken as the config's seed)
+    grid = GridConfig(seeds=parse_seeds(seeds) if seeds is not None else (config.train.seed,),
                       folds=folds or 0, keep_models=keep_models, ray=ray_address is not None,
                       ray_address=ray_address or None, cpus_per_cell=cpus_per_cell)
     if grid.ray:
