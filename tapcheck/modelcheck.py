@@ -127,7 +127,7 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
         # a recalibration (enroll) on them set a threshold that flagged nothing
         raise _fail(f"calibration score {float(calibration.min()):.4g} is negative; anomaly "
                     "scores never are", path)
-    _check_threshold_against_scores(-offset, calibration, far=far, path=path)
+    _check_threshold_against_scores(-offset, calibration, params=params, path=path)
     check_calibration(state, path)
     _check_groups(state.get("calibration_groups"), len(calibration), "calibration score", path)
     kind = state["kind"]
@@ -165,23 +165,32 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
             raise _fail("prob detector's normal classes are not class indices", path)
 
 
-#: how far above its highest calibration score a threshold may lie: a log-normal fit to 3
-#: widely spread clips lies some thousands of times above them; 10**6 is no fit
-THRESHOLD_SPAN = 1e6
+#: the span around its calibration scores within which a threshold is taken as fitted to them
+#: without fitting again: at least half the lowest, at most this many times the highest (a
+#: log-normal fit to 3 clips for far 1e-4 lies 10**8 times above them, which is then refitted)
+THRESHOLD_SPAN = 1e3
 
 
-def _check_threshold_against_scores(threshold: float, scores: torch.Tensor, *, far: float,
-                                    path) -> None:
-    """A threshold fitted to the calibration scores it is stored with: at least half the lowest
-    when the rate ``far`` is at most 50 % (every fit's quantile then lies at or above their
-    median) and at most :data:`THRESHOLD_SPAN` times the highest. A hand-edited threshold of 0
-    flagged every tap and one of 1e6 passed every tap, with exit status 0."""
+def _check_threshold_against_scores(threshold: float, scores: torch.Tensor, *,
+                                    params: dict[str, Any], path) -> None:
+    """A threshold fitted to the calibration scores stored with it. One far outside their span
+    (:data:`THRESHOLD_SPAN`) is fitted again from them, with the model's rate and fit, and must
+    come within a factor of 2 of that (older tapchecks' fits moved it by a few per cent): a
+    hand-edited threshold of 0 flagged every tap and one of 1e6 passed every tap, exit 0."""
     if not len(scores) or float(scores.max()) <= 0:
         return
     low, high = float(scores.min()), float(scores.max())
-    if (far <= 0.5 and threshold < 0.5 * low) or threshold > THRESHOLD_SPAN * high:
+    if (low <= 0 or threshold >= 0.5 * low) and threshold <= THRESHOLD_SPAN * high:
+        return  # the common case, decided without scipy (judge starts without it)
+    from .calibration import THRESHOLD_FITS, robust_threshold
+
+    fit = params.get("threshold_fit", "gamma")  # files without one were fitted with gamma
+    if fit not in THRESHOLD_FITS:
+        return  # check_calibration names it
+    refit = robust_threshold(scores.double().numpy(), far=params["far"], fit=fit)
+    if not 0.5 * refit <= threshold <= 2.0 * refit:
         raise _fail(f"threshold {threshold:.4g} is not fitted to its calibration scores "
-                    f"({low:.4g}-{high:.4g})", path)
+                    f"({low:.4g}-{high:.4g}: {refit:.4g} with its {fit} fit)", path)
 
 
 def _check_groups(groups: Any, n: int, what: str, path) -> None:

@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -298,3 +299,25 @@ def test_a_model_file_stating_a_rare_rate_still_loads(tiny_model, tmp_path):
     ck = torch.load(tiny_model, weights_only=True)
     ck["config"]["train"]["far"] = 1e-5
     assert load_model(save_checkpoint(tmp_path / "rare.pt", ck)).config.train.far == 1e-5
+
+
+def test_a_threshold_is_checked_against_a_refit_of_its_scores_only_when_far_off():
+    """A fixed span refused real models: 3 clips at far 1e-4 fit a log-normal threshold some
+    10**8 times above them. Far outside the span, the threshold is fitted again and compared."""
+    from tapcheck.calibration import robust_threshold
+    from tapcheck.modelcheck import _check_threshold_against_scores
+
+    scores = torch.tensor([0.004351, 0.005, 0.006817], dtype=torch.float64)
+    for far, fit in ((1e-4, "lognormal"), (1e-3, "lognormal"), (0.05, "gamma")):
+        fitted = robust_threshold(scores.numpy(), far=far, fit=fit)
+        _check_threshold_against_scores(fitted, scores, params={"far": far,
+                                                                "threshold_fit": fit}, path="m")
+    assert robust_threshold(scores.numpy(), far=1e-4, fit="lognormal") > 1e3 * 0.006817
+    for edited in (0.0, 1e6, 1e308):
+        with pytest.raises(ModelFileError, match=re.escape(f"threshold {edited:.4g} is not "
+                                                           "fitted to its calibration scores")):
+            _check_threshold_against_scores(edited, scores, params={
+                "far": 0.05, "threshold_fit": "lognormal"}, path="m")
+    # a lowest score just under 0 (rounding) bounds nothing below
+    _check_threshold_against_scores(-5.96e-8, torch.tensor([-5.96e-8] * 9 + [0.2]),
+                                    params={"far": 0.05, "threshold_fit": "lognormal"}, path="m")
