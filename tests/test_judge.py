@@ -14,6 +14,9 @@ from .conftest import knock_files, write_tone
 
 def _with_threshold(tiny_model, tmp_path, threshold):
     ck = torch.load(tiny_model, weights_only=True)
+    # the calibration scores scaled alike: a threshold far from the scores it is stored with
+    # is refused as damaged (modelcheck), and the fits scale with their scores
+    ck["detector"]["calibration_scores"] *= threshold / -ck["detector"]["offset"]
     ck["detector"]["offset"] = -threshold
     ck["detector"]["calibration"]["threshold"] = threshold  # what judge states must agree
     return save_checkpoint(tmp_path / f"t{threshold}.pt", ck)
