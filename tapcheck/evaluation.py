@@ -308,6 +308,8 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     # the same samples in another format (a FLAC of a training or enrolled WAV) have other
     # bytes but the same crops: they counted as an unseen board's takes (trial 34)
     taps = [crop_digest(c) for c in crops]
+    # and a FLAC of a test take among the test takes counted twice, which judge refuses
+    refuse_copies(dataset, test, split="test", digests=taps, same="samples")
     by_crops = np.isin(taps, list(enrolled_digests(checkpoint, "crop_digests")))
     enrolled |= by_crops
     known, trained = own_takes(checkpoint, dataset, test, prints, taps=taps)

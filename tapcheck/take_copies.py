@@ -47,14 +47,18 @@ def copied_takes(takes: list[Take], digests: list[str | None]) -> list[tuple[Tak
 
 
 def refuse_copies(dataset: Dataset, takes: list[Take], *, split: str,
-                  digests: list[str | None] | None = None) -> None:
+                  digests: list[str | None] | None = None, same: str = "bytes") -> None:
     """Raise a :class:`DatasetError` naming the first copy among ``takes`` and their count;
-    ``digests``: :func:`take_digests` of ``takes`` if the caller has them."""
+    ``digests``: :func:`take_digests` of ``takes`` if the caller has them, or the digests of
+    their crops (:func:`tapcheck.features.crop_digest`) with ``same="samples"``: a FLAC of a
+    WAV has other bytes and the same samples."""
     copies = copied_takes(takes, take_digests(dataset, takes) if digests is None else digests)
     if copies:
         copy, original = copies[0]
         more = f" (and {len(copies) - 1} more)" if len(copies) > 1 else ""
         raise DatasetError(
             f"lists one recording twice among the {split} takes: {copy.path} holds the same "
-            f"bytes as {original.path}{more}; it would count twice", path=dataset.root / MANIFEST,
-            fix="delete the copy's row (tapcheck doctor lists every copy)")
+            f"{same} as {original.path}{more}; it would count twice",
+            path=dataset.root / MANIFEST,
+            fix="delete the copy's row" + (" (tapcheck doctor lists every copy)"
+                                          if same == "bytes" else ""))
