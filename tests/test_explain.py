@@ -140,6 +140,13 @@ def test_describe_difference_reads_decay_and_resonance():
     assert kind == "shifted-resonance" and words == (
         "has its resonance at 86 Hz instead of 301 Hz")
     assert describe_difference(flat - 1, flat, bins_hz=bins_hz, frames_ms=t)[0] == "weaker"
+    # a maximum at the region's edge is no resonance (the strike's thump at 0 Hz, the crop's
+    # top bin), and a tiny mean difference claims no energy either way
+    a, b = flat.copy(), flat.copy()
+    a[0], b[7] = 1.0, 1.0
+    assert describe_difference(a, b, bins_hz=bins_hz, frames_ms=t)[0] != "shifted-resonance"
+    assert describe_difference(flat + 0.05, flat, bins_hz=bins_hz, frames_ms=t)[:3:2] == (
+        "different", "sounds different")
 
 
 def test_cli_judge_explains_anomalous_clips(separating_model, tmp_path, run_cli, monkeypatch):
