@@ -195,7 +195,10 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
     labels = np.array([t.label == "defect" for t in takes], dtype=bool)
     lo, hi = bootstrap_ci(labels, scores, n_boot=n_boot, seed=seed)
     plo, phi = bootstrap_ci(labels, scores, metric=pauc, n_boot=n_boot, seed=seed)
-    best_threshold, best_f1 = best_f1_threshold(labels, scores)
+    # F1 needs both labels, as the AUC does: without defect takes it was 0.0 and its best
+    # threshold a number, without normal ones a trivial 0.99
+    both = bool(labels.any() and (~labels).any())
+    best_threshold, best_f1 = best_f1_threshold(labels, scores) if both else (None, None)
     rows = board_rows(takes, scores, threshold=threshold)
     # the study's check compares the sawn board struck near (8) and far (7) from the cut: on
     # another set boards 7 and 8 may be healthy ones (the plant set's), and are no such pair
@@ -213,7 +216,8 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
     return {
         "auc": auc(labels, scores), "auc_ci_low": lo, "auc_ci_high": hi,
         "pauc": pauc(labels, scores), "tpr_at_5fpr": tpr_at_fpr(labels, scores, fpr=0.05),
-        "threshold": float(threshold), "f1": f1_at(labels, scores, threshold=threshold),
+        "threshold": float(threshold),
+        "f1": f1_at(labels, scores, threshold=threshold) if both else None,
         "false_alarms": float((scores[normal] > threshold).mean()) if normal.any() else None,
         "best_f1": best_f1, "best_f1_threshold": best_threshold,
         "board8_over_board7": study_board_check(means)[0],

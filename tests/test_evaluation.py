@@ -159,6 +159,9 @@ def test_an_evaluation_without_one_class_says_so_and_writes_null_not_nan(label, 
     result = json_safe(evaluate_scores(takes, np.linspace(0, 1, len(takes)), threshold=0.5,
                                        stated_far=0.05, n_boot=20))
     assert result["auc"] is None and result["auc_ci_low"] is None and result["pauc"] is None
+    # F1 too (it was 0.0 with a "best" threshold without defect takes, 0.99 without normal ones)
+    assert result["f1"] is None and result["best_f1"] is None
+    assert result["best_f1_threshold"] is None
     json.loads(json.dumps(result, allow_nan=False))  # strict JSON: no bare NaN anywhere
     text = format_evaluation({**result, "calibration": {
         "threshold": 0.5, "threshold_ci": [0.4, 0.6], "far": 0.05, "holds_for": "boards",
