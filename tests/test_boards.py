@@ -209,3 +209,19 @@ def test_a_board_of_fewer_taps_than_calibrated_and_a_clip_outside_board_folders_
         "(and 3 more clip(s) alike); give --board NAME to judge clips as one board",
         f"tapcheck: warning: board {loose}: 1 tap(s), where the board verdict is calibrated for "
         "3; tap it 2 more time(s) for the stated rate (and 3 more board(s) with fewer taps)"]
+
+
+def test_a_board_of_many_more_taps_than_the_vote_is_calibrated_for_is_warned(
+        tiny_model, tiny_dataset, run_cli):
+    """`judge --per-board board13/*/*.wav`: 26 of 60 taps over the tap threshold read NORMAL by
+    the majority, with no word that the vote's rate holds for 3 taps."""
+    clips = [tiny_dataset.path_of(t) for t in tiny_dataset.select(board=[11])]
+    code, out, err = run_cli("judge", *clips, "--model", tiny_model, "--per-board", "--json")
+    assert code in (0, 1), err
+    (board,) = [json.loads(line)["board_verdict"] for line in out.splitlines()
+                if "board_verdict" in line]
+    assert board["taps"] == len(clips) > 3
+    assert [line for line in err.splitlines() if "warning" in line] == [
+        f"tapcheck: warning: board 11: {len(clips)} taps, where the board verdict is calibrated "
+        f"for 3: its stated rate holds for groups of 3 — {board['over']} of the {len(clips)} "
+        "taps are over the tap threshold, against 5% of a healthy board's"]
