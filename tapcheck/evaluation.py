@@ -15,7 +15,8 @@ import numpy as np
 from .datasets import Take
 from .falsealarms import false_alarm_rates, rate_interval
 from .known_boards import (boards_trained_on_defects, defect_boards, own_takes, trained_on,
-                           warn_enrolled_defects, warn_refiled_copies)
+                           warn_enrolled_defects, warn_refiled_copies,
+                           warn_relabelled_defects)
 from .metrics import auc, best_f1_threshold, bootstrap_ci, f1_at, pauc, tpr_at_fpr
 
 
@@ -319,6 +320,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     known, trained = own_takes(checkpoint, dataset, test, prints, taps=taps)
     known = sorted(set(known) | {t.board for t, m in zip(test, by_crops, strict=True) if m})
     warn_refiled_copies(checkpoint, dataset, test, prints, taps, trained)
+    warn_relabelled_defects(checkpoint, dataset, known)
     keep = ~(enrolled | trained)
     test = [t for t, k in zip(test, keep, strict=True) if k]
     if not test:

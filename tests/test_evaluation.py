@@ -428,3 +428,50 @@ def test_the_studys_board_8_check_is_made_of_defect_boards_only():
         "board8_over_board7"] is None  # board 7 healthy here
     assert evaluate_scores(sawn + [take(1, 0)], np.r_[scores, 0.05], threshold=0.5,
                            n_boot=20)["board8_over_board7"] is True
+
+
+def test_a_flac_of_a_test_take_among_the_test_takes_is_refused_by_evaluate(tiny_dataset,
+                                                                            tiny_model, run_cli,
+                                                                            tmp_path):
+    """Other bytes, the same samples: evaluate counted board 12's take twice (judge refuses
+    the same pair, and evaluate already left out a FLAC of a training take)."""
+    import soundfile as sf
+
+    from .conftest import copy_with_manifest
+
+    def edit(rows):
+        first = next(r for r in rows if (r["board"], r["split"]) == ("12", "test"))
+        y, sr = sf.read(tmp_path / "d" / first["path"], dtype="int16")
+        twin = dict(first, path=first["path"].replace("take", "flac").replace(".wav", ".flac"),
+                    take="99")
+        sf.write(tmp_path / "d" / twin["path"], y, sr, subtype="PCM_16")
+        rows.append(twin)
+
+    root = copy_with_manifest(tiny_dataset.root, tmp_path / "d", edit)
+    twin = next(root.rglob("flac*.flac")).relative_to(root).as_posix()
+    code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
+    assert (code, out) == (2, ""), err
+    assert err == (f"tapcheck: error: {root / 'manifest.csv'}: lists one recording twice among "
+                   f"the test takes: {twin} holds the same samples as "
+                   f"{twin.replace('flac', 'take').replace('.take', '.wav')}; it would count "
+                   "twice — delete the copy's row\n")
+
+
+def test_evaluate_warns_of_a_board_trained_as_defective_now_labelled_normal(
+        tiny_dataset, tiny_model, run_cli, tmp_path):
+    """Board 5 (a cracked board of the training split) relabelled normal by hand counted as a
+    healthy board the model knows, without a word."""
+    from .conftest import copy_with_manifest
+
+    def edit(rows):
+        for r in rows:
+            if r["board"] == "5":
+                r["label"] = "normal"
+
+    root = copy_with_manifest(tiny_dataset.root, tmp_path / "d", edit)
+    code, _, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
+    assert code == 0, err
+    assert (f"tapcheck: warning: {root / 'manifest.csv'}: board 5's takes are labelled normal, "
+            "but the model was trained on board 5 as defective: they count as a healthy board "
+            "it knows — if the label is wrong, set it to defect") in err.splitlines()
+    assert "board 6's" not in err and "board 1's" not in err

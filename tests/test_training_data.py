@@ -133,29 +133,3 @@ def test_a_row_naming_a_folder_is_told_to_fix_the_row(tiny_dataset, tmp_path, ru
     else:
         raise AssertionError("a row naming the dataset's folder was read")
 
-
-def test_a_flac_of_a_test_take_among_the_test_takes_is_refused_by_evaluate(tiny_dataset,
-                                                                            tiny_model, run_cli,
-                                                                            tmp_path):
-    """Other bytes, the same samples: evaluate counted board 12's take twice (judge refuses
-    the same pair, and evaluate already left out a FLAC of a training take)."""
-    import soundfile as sf
-
-    from .conftest import copy_with_manifest
-
-    def edit(rows):
-        first = next(r for r in rows if (r["board"], r["split"]) == ("12", "test"))
-        y, sr = sf.read(tmp_path / "d" / first["path"], dtype="int16")
-        twin = dict(first, path=first["path"].replace("take", "flac").replace(".wav", ".flac"),
-                    take="99")
-        sf.write(tmp_path / "d" / twin["path"], y, sr, subtype="PCM_16")
-        rows.append(twin)
-
-    root = copy_with_manifest(tiny_dataset.root, tmp_path / "d", edit)
-    twin = next(root.rglob("flac*.flac")).relative_to(root).as_posix()
-    code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
-    assert (code, out) == (2, ""), err
-    assert err == (f"tapcheck: error: {root / 'manifest.csv'}: lists one recording twice among "
-                   f"the test takes: {twin} holds the same samples as "
-                   f"{twin.replace('flac', 'take').replace('.take', '.wav')}; it would count "
-                   "twice — delete the copy's row\n")
