@@ -241,16 +241,11 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
             "group": group, "first_row": first_row, "rows": len(emb), "forced": bool(force),
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "previous_detector": previous}]
-        try:  # what is written must load, as undo checks: a threshold of nan was written
-            # (references all in one board group, hand-edited) and no command could load it
-            check_contents(checkpoint, path)
-        except ModelFileError as e:
-            raise ModelFileError(
-                "cannot take these clips: enrolled, the model would be one that "
-                f"{e.problem}; nothing enrolled, the file is unchanged", path=path,
-                fix="retrain it with `tapcheck train`") from None
-        _refuse_changed(path, seen)
-        save_checkpoint(path, checkpoint)
+        # a threshold of nan was written (references all in one board group, hand-edited),
+        # and no command could load the file, --undo included
+        _write_if_loadable(path, checkpoint, seen, refused=(
+            "cannot take these clips: enrolled, the model would be one that {problem}; nothing "
+            "enrolled, the file is unchanged"))
     from .boards import board_of_path, other_board_folders
 
     over = [(os.fspath(c), float(x)) for c, x in zip(clips, scores, strict=True) if x > before]
@@ -396,14 +391,22 @@ def _undo_last(path: Path) -> dict[str, Any]:
     checkpoint["detector"], checkpoint["enrolled"] = state, enrolled
     if not enrolled:  # a file that was never enrolled into has no list
         checkpoint.pop("enrolled")
-    try:  # what is written must load: a state edited by hand is refused, the file kept as is
-        check_contents(checkpoint, path)
-    except ModelFileError as e:
-        raise ModelFileError(
-            "has a damaged enrolment record: undoing it would leave a model that "
-            f"{e.problem}; the file is unchanged", path=path,
-            fix="retrain it with `tapcheck train`") from None
-    _refuse_changed(path, seen)
-    save_checkpoint(path, checkpoint)
+    # a state edited by hand is refused, the file kept as is
+    _write_if_loadable(path, checkpoint, seen, refused=(
+        "has a damaged enrolment record: undoing it would leave a model that {problem}; the "
+        "file is unchanged"))
     return {"clips": list(last["clips"]), "threshold": -float(state["offset"]),
             "references": int(state["reference"].shape[0])}
+
+
+def _write_if_loadable(path: Path, checkpoint: dict[str, Any], seen, *, refused: str) -> None:
+    """Write ``checkpoint`` over ``path`` if it would load (:func:`check_contents`) and no other
+    program replaced the file since ``seen`` (:func:`_refuse_changed`); else raise a
+    ModelFileError whose problem is ``refused`` with the check's ``{problem}``."""
+    try:
+        check_contents(checkpoint, path)
+    except ModelFileError as e:
+        raise ModelFileError(refused.format(problem=e.problem), path=path,
+                             fix="retrain it with `tapcheck train`") from None
+    _refuse_changed(path, seen)
+    save_checkpoint(path, checkpoint)
