@@ -62,6 +62,7 @@ def outlier_mask(scores: np.ndarray) -> np.ndarray:
 #: fewer the threshold is the highest clip
 MIN_FIT_CLIPS = {"gamma": 2, "lognormal": 3}
 
+
 def _gamma_quantile(scores: np.ndarray, q: float) -> float:
     import scipy.stats  # only calibration needs it; keep `judge` start-up light
 
