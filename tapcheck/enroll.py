@@ -188,8 +188,9 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         folder names another board than ``board``), ``other_dataset`` (a dataset holding
         clips enrolled under a board the model was trained on, not the model's own:
         :func:`tapcheck.known_boards.other_dataset_of_board`, or None), ``free_board`` (a
-        number to enrol them under instead), ``folder_boards`` (without ``board``: the boards
-        the clips' ``boardNN`` folders name, not taken as their number),
+        number to enrol them under instead, when there is such a dataset, else None),
+        ``folder_boards`` (without ``board``: the boards the clips' ``boardNN`` folders name,
+        not taken as their number),
         ``threshold_before``, ``threshold`` (after), ``references`` (after), ``seconds``,
         ``unused_settings`` (warnings for ``config``'s ``[train]`` settings, which enrolment
         does not use: :func:`tapcheck.judge.unused_train_settings`).
@@ -254,10 +255,10 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     # which board was struck), but a user who kept boardNN/ folders likely meant it: say so
     folders = [] if board is not None else sorted(
         {int(b) for c in clips if (b := board_of_path(c)) is not None})
+    other = other_dataset_of_board(checkpoint, clips, board)
     return {"clips": len(emb), "board": board, "scores": [float(s) for s in scores],
             "unused_settings": unused,
-            "other_dataset": other_dataset_of_board(checkpoint, clips, board),
-            "free_board": free_board(checkpoint, clips),
+            "other_dataset": other, "free_board": free_board(checkpoint, clips) if other else None,
             "over_threshold": over, "other_board_folders": elsewhere, "folder_boards": folders,
             "threshold_before": before, "threshold": detector.threshold_,
             "references": len(detector.reference_), "calibration": detector.calibration_,

@@ -230,7 +230,7 @@ class DecayKNNDetector(KNNDetector):
     @property
     def decay_reads_nothing(self) -> bool:
         """Whether the references' decays did not vary, so the score is the kNN distance."""
-        return not math.isfinite(self.decay_scale_[1])
+        return _unused_scale(self.decay_scale_)
 
     def _fit_reference(self, X: np.ndarray) -> None:
         emb, self.reference_decay_ = self._split(X, fitting=True)
@@ -301,8 +301,12 @@ def scorer_label(state: dict[str, Any]) -> str:
     str
         ``"knn scorer"``, ``"knn-decay scorer, scoring as knn"``, ...
     """
-    scale = state.get("decay_scale")
-    if state.get("kind") == "knn-decay" and isinstance(scale, (list, tuple)) and len(scale) == 2 \
-            and not math.isfinite(float(scale[1])):
+    if state.get("kind") == "knn-decay" and _unused_scale(state["decay_scale"]):
         return "knn-decay scorer, scoring as knn"
     return f"{state.get('kind')} scorer"
+
+
+def _unused_scale(scale) -> bool:
+    """A (location, scale) pair whose infinite scale keeps its term from ever giving the score
+    (set by :meth:`DecayKNNDetector.fit` when the references' decays do not vary)."""
+    return not math.isfinite(float(scale[1]))
