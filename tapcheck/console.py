@@ -3,6 +3,7 @@ a level meter)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -19,6 +20,51 @@ def one_line(text: str) -> str:
         return text
     return "".join(c if c.isprintable() or "\udc80" <= c <= "\udcff" else
                    repr(c)[1:-1] for c in text)
+
+
+class RepeatedWarnings:
+    """Warnings that say the same of many files, shown for the first few files only.
+
+    A dataset exported at 22.05 kHz printed ``<take>: resampled from 22050 Hz to 44100 Hz`` for
+    each of its 288 takes, burying every other line. A warning ``<file>: <text>`` (the file
+    exists) is shown for the first :attr:`SHOWN` files with that text; the rest are counted, and
+    :meth:`summary` gives one line per text at the end of the command. A warning of one file
+    only, or of no file, is always shown.
+    """
+
+    SHOWN = 3
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def admit(self, text: str) -> bool:
+        """Whether to show ``text`` now (else it is counted for :meth:`summary`)."""
+        rest = _after_file(text)
+        if rest is None:
+            return True
+        self.counts[rest] = self.counts.get(rest, 0) + 1
+        return self.counts[rest] <= self.SHOWN
+
+    def summary(self) -> list[str]:
+        """One line per text held back, with the count of files it was said of; then empty."""
+        lines = [f"{n - self.SHOWN} more files likewise: {rest}"
+                 for rest, n in self.counts.items() if n > self.SHOWN]
+        self.counts.clear()
+        return lines
+
+
+def _after_file(text: str) -> str | None:
+    """The text after ``<file>: `` when ``text`` begins with an existing file's name, else None.
+    Each ``: `` is tried in turn (a name may hold one), the first few only."""
+    start = 0
+    for _ in range(4):
+        at = text.find(": ", start)
+        if at <= 0:
+            return None
+        if os.path.isfile(text[:at]):
+            return text[at + 2:]
+        start = at + 2
+    return None
 
 
 class BenchConsole:

@@ -318,3 +318,28 @@ def test_a_killed_imports_temporary_take_is_removed_by_the_next_writer(tmp_path,
         "run left (no take is in them), e.g. board02/left/.take002.wav.wnkdplu5.tmp") in err
     assert not stray.exists() and all(p.read_text() == "mine" for p in mine)
     assert len(Dataset.open(tmp_path / "recordings" / "bench").takes) == 2
+
+
+def test_a_warning_said_of_every_file_is_shown_for_three_and_counted(tmp_path, run_cli):
+    """A batch exported at 22.05 kHz printed the resampling warning once per file (288 lines
+    for a dataset), burying every other line: three are shown, then one line counts the rest.
+    A warning of one file stays as it is."""
+    from tapcheck.audio import resample
+    from tapcheck.synth import study_boards, synthesize_tap, take_rng
+
+    board = study_boards(seed=0)[0]
+    clips = []
+    for k in range(6):
+        y = synthesize_tap(board.board, "left", rng=take_rng(0, board.number, "left", k))
+        clips.append(tmp_path / f"tap{k}.wav")
+        sf.write(clips[-1], resample(y, orig_sr=44100, target_sr=22050), 22050)
+    stereo = tmp_path / "stereo.wav"
+    sf.write(stereo, np.stack([y, y], axis=1), 44100)
+    code, out, err = run_cli("import", *clips, stereo, "--dataset", "d22", "--board", "1",
+                             "--side", "left", "--label", "normal")
+    assert code == 0 and "imported 7 of 7" in out, err
+    said = "resampled from 22050 Hz to 44100 Hz"
+    assert err.splitlines() == [
+        *(f"tapcheck: warning: {c}: {said}" for c in clips[:3]),
+        f"tapcheck: warning: {stereo}: 2 channels averaged to mono (the study records mono)",
+        f"tapcheck: warning: 3 more files likewise: {said}"], err

@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from ..console import one_line, table  # noqa: F401 - table: the commands' table printer
+from ..console import RepeatedWarnings, one_line, table  # noqa: F401 - table: commands use it
 from ..errors import TapcheckError, TapcheckWarning
 from ..interrupts import Interrupted, terminate_as_interrupt
 
@@ -150,9 +150,13 @@ def warn(text: str) -> None:
     echo_err(f"tapcheck: warning: {one_line(text)}")
 
 
+_REPEATED = RepeatedWarnings()
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, TapcheckWarning):
-        warn(str(message))
+        if _REPEATED.admit(str(message)):
+            warn(str(message))
     elif _debug_env():
         echo_err(warnings.formatwarning(message, category, filename, lineno, line).rstrip())
 
@@ -215,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         # cleans up after Ctrl-C runs. Commands that say what they kept hold their own block;
         # outside them (loading torch, reading clips) SIGTERM ended a command silently, 143
         with terminate_as_interrupt():
-            code = cli.main(args=args, prog_name="tapcheck", standalone_mode=False)
+            try:
+                code = cli.main(args=args, prog_name="tapcheck", standalone_mode=False)
+            finally:  # before an error's line, which stays the last
+                for text in _REPEATED.summary():
+                    warn(text)
     except TapcheckError as e:
         if debug:  # the traceback, then the line and the status a script reads as without it
             _print_traceback()
