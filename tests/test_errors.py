@@ -309,6 +309,15 @@ def test_file_name_that_is_not_utf8(command, ctx):
         assert "Brett-\udce4.wav" in out  # the original bytes, written back unchanged
 
 
+def test_an_error_line_prints_a_name_that_is_not_utf8_as_its_bytes(tmp_path):
+    """stderr's default is backslashreplace: the error line read "Brett-\\udce4.wav" while
+    stdout printed the name's own bytes; now both print the bytes."""
+    bad = Path(os.fsdecode(os.fsencode(tmp_path) + b"/Brett-\xe4.wav"))
+    bad.write_bytes(b"not audio")
+    code, out, err = _run(["doctor", bad])  # a usage error naming it
+    assert code == 2 and "Brett-\udce4.wav" in err and "\\udc" not in err, err
+
+
 # -- model files ---------------------------------------------------------------------------------
 
 class _Payload:

@@ -211,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     _drop_bad_thread_count()
     for stream in (sys.stdout, sys.stderr):
         # a file name that is not UTF-8 (copied from an old Windows share) prints as its bytes
-        # instead of ending the command with a UnicodeEncodeError
-        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+        # instead of ending the command with a UnicodeEncodeError; on stderr, whose default is
+        # backslashreplace, instead of as "\udce4", unlike the same name on stdout
+        if (getattr(stream, "errors", None) in ("strict", "backslashreplace")
+                and hasattr(stream, "reconfigure")):
             stream.reconfigure(errors="surrogateescape")
     try:
         # `kill` stops every command as Ctrl-C does: one line and status 130, and whatever
