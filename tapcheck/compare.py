@@ -22,13 +22,14 @@ from typing import Callable
 import numpy as np
 
 from . import __version__
-from .config import Config, GridConfig
+from .config import Config
 from .dataset_folders import refuse_dataset_folder
 from .datasets import Dataset, Take
 from .errors import DatasetError, ParameterError, StorageError
 from .featurecache import FeatureCache
 from .files import check_replaceable, sniff
-from .grid import Cell, CellStore, plan_cells, representative, run_grid, run_serially
+from .grid import (Cell, CellStore, GridConfig, plan_cells, representative, run_grid,
+                   run_serially)
 from .judge import Judge
 from .model_target import check_model_target
 from .models import MODELS, STUDY_MODELS, get_spec

@@ -405,24 +405,3 @@ def _parses(text: str, kind: Any) -> bool:
     return kind in (int, float) and not isinstance(value, bool) and isinstance(
         value, kind if kind is int else (int, float))
 
-
-@dataclass(frozen=True)
-class GridConfig:
-    """How ``compare`` repeats its training: over seeds and board folds, and where cells run.
-
-    A cell is one (model, seed, fold). These settings choose which cells exist and how they are
-    run; what a cell computes is the :class:`Config`, so they are not a table of the TOML file.
-    """
-
-    seeds: tuple[int, ...] = (0,)
-    folds: int = 0  # 0: the dataset's own split; K >= 2: normal training boards in K folds
-    fold_seed: int = 0  # which board goes to which fold; fixed, so every seed and model pairs up
-    keep_models: bool = False  # save every cell's model file, not only the representative cell's
-    ray: bool = False  # run the cells as Ray tasks
-    ray_address: str | None = None  # None: a local Ray instance; else a cluster ("auto", host:port)
-    cpus_per_cell: int = 1  # Ray: CPUs reserved for, and torch threads of, each cell
-
-    @property
-    def single(self) -> bool:
-        """One seed and no folds: the plain comparison, reported as it always was."""
-        return len(self.seeds) == 1 and self.folds == 0

@@ -265,7 +265,8 @@ def test_a_cell_reads_no_dataset_file(tiny_dataset, tmp_path, one_thread):
     import dataclasses
 
     from tapcheck.compare import _all_crops
-    from tapcheck.config import Config, GridConfig
+    from tapcheck.config import Config
+    from tapcheck.grid import GridConfig
     from tapcheck.grid import plan_cells, run_cell
 
     config = Config().replace("train", epochs=1)

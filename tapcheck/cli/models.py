@@ -207,7 +207,7 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     <out>/models/): a rerun (after a crash, or with more seeds) computes only the missing ones.
     """
     from ..compare import check_report_folder, compare_models, default_out, resolve_models
-    from ..config import GridConfig
+    from ..grid import GridConfig
     from ..datasets import Dataset
     from ..errors import ParameterError
     from ..files import check_writable
