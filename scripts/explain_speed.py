@@ -1,10 +1,10 @@
 """How long `--explain` adds per anomalous clip, on this machine.
 
 Synthesises taps of the study's cracked boards, judges them with a model, and times the
-explanation of each anomalous one: ``Explainer.explain_crops`` (what the station runs after a
-verdict) and ``Explainer.explain_files`` (what ``tapcheck judge --explain`` runs: the crops are
-recomputed from the file). The model's training dataset must be in the recordings folder
-(run it in the folder the model was trained in, or set TAPCHECK_RECORDINGS).
+explanation of each anomalous one: ``Explainer.explain_array`` (a clip in memory) and
+``Explainer.explain_files`` (what ``tapcheck judge --explain`` and the station run after a
+verdict: the clip is read again from its file). The model's training dataset must be in the
+recordings folder (run it in the folder the model was trained in, or set TAPCHECK_RECORDINGS).
 
     PYTHONPATH=$PWD python3 scripts/explain_speed.py --model models/arcface-resnet18.pt
 """
@@ -38,7 +38,7 @@ def main() -> None:
     explainer = Explainer(judge)
     boards = {b.number: b for b in study_boards(seed=args.seed)}
     sides = [(5, "left"), (6, "right"), (7, "left"), (8, "right")]
-    crops_t, files_t, judge_t = [], [], []
+    array_t, files_t, judge_t = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.clips):
             number, side = sides[i % len(sides)]
@@ -52,12 +52,12 @@ def main() -> None:
                 continue
             path = write_wav(Path(tmp) / f"tap{i}.wav", y, sr=judge.config.audio.sr)
             t = time.perf_counter()
-            explainer.explain_crops(crops)
-            crops_t.append(time.perf_counter() - t)
+            explainer.explain_array(y)
+            array_t.append(time.perf_counter() - t)
             t = time.perf_counter()
             explainer.explain_files([path])
             files_t.append(time.perf_counter() - t)
-    for name, values in (("judge (for scale)", judge_t), ("explain_crops", crops_t),
+    for name, values in (("judge (for scale)", judge_t), ("explain_array", array_t),
                          ("explain_files (judge --explain)", files_t)):
         ms = np.array(values[1:]) * 1000  # the first call pays one-time costs
         print(f"{name:34s} n={len(ms):3d}  median {np.median(ms):6.1f} ms  "

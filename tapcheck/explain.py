@@ -9,9 +9,11 @@ largest drop are the explained region. Replacing with normal content rather than
 question a user asks ("what would have to look healthy for the verdict to be normal?") and does
 not punish a cell just for being loud.
 
-The region is then described by comparing the clip with those references inside it: faster or
-slower decay (slope of the band's level over time), a resonance at another frequency, or less or
-more energy — "2.1-3.4 kHz decays 3.0x faster than on healthy boards, 20-120 ms after the strike".
+The region is then described by comparing the clip with those references inside it, in dB about
+each tap's own mean level (the crops before standardising, which would scale a decay rate by the
+crop's spread): faster or slower decay (slope of the band's level over time), a resonance at
+another frequency, or less or more energy — "2.1-3.4 kHz decays 3.0x faster than on healthy
+boards, 20-120 ms after the strike".
 
 Grad-CAM on the last convolutional stage (the AdaCos source's choice) was not kept: its map is
 7 x 8 cells for a 100 x 120 crop and it needs a float32 backward pass; occlusion answers in the
@@ -29,16 +31,16 @@ import torch
 
 from .detectors import KNNDetector
 from .errors import DatasetError, ParameterError, TapcheckError
-from .explain_references import dataset_references, training_references
+from .explain_references import References, dataset_references, training_references
 from .judge import Judge
 from .models.base import represent_clips
 
 #: a decay-rate ratio counts as "faster"/"slower" from this factor on
 DECAY_FACTOR = 1.5
-#: a region's mean difference, in the standardised crop's spreads, below which no "more" or
-#: "less energy" is claimed (measured: 21 of 68 such claims on the demo's anomalous test taps
-#: rested on less than 0.1, some of them of the wrong sign in dB; 0.25 keeps a margin)
-ENERGY_MIN = 0.25
+#: a region's mean level difference, dB, below which no "more" or "less energy" is claimed:
+#: half or twice the power. (Claims once rested on 0.1 of a standardised crop's spread, about
+#: 1 dB; the old floor, 0.25 of a spread, was about 3 dB at the demo's 10-12 dB spreads.)
+ENERGY_MIN_DB = 3.0
 #: cells whose score drop is at least this share of the largest belong to the region
 REGION_SHARE = 0.5
 
@@ -49,7 +51,9 @@ class Explanation:
 
     ``deviation`` has shape (n_bands, n_windows): the anomaly-score drop when that cell is
     replaced by normal content; ``crop`` and ``reference`` (bins, frames) are the clip's first
-    crop and the mean of its nearest normal crops, for pictures.
+    crop and the mean of its nearest normal crops as the model sees them (standardised), for
+    pictures; ``compared_with`` names those normal clips' files. The sentence compares the
+    region in dB (:func:`describe_difference`).
     """
 
     path: str
@@ -66,13 +70,15 @@ class Explanation:
     reference: np.ndarray = field(repr=False)
     band_edges_hz: np.ndarray = field(repr=False)  # (n_bands + 1,)
     window_edges_ms: np.ndarray = field(repr=False)  # (n_windows + 1,)
+    compared_with: list[str] = field(default_factory=list)  # the nearest references' files
     picture: str | None = None  # the PNG, once saved
     decay_z: float | None = None  # knn-decay only: the decay's z-score against its neighbours'
 
     def to_dict(self) -> dict:
         return {"sentence": self.sentence, "band_hz": list(self.band_hz),
                 "time_ms": list(self.time_ms), "kind": self.kind, "ratio": self.ratio,
-                "relief": self.relief, "picture": self.picture, "decay_z": self.decay_z}
+                "relief": self.relief, "compared_with": self.compared_with,
+                "picture": self.picture, "decay_z": self.decay_z}
 
 
 class Explainer:
@@ -82,15 +88,16 @@ class Explainer:
     ----------
     judge : Judge
         A loaded kNN model (the study's ArcFace on ResNet18 is one).
-    reference_clips : np.ndarray, shape (n_ref, n_crops, bins, frames), optional
-        Crops of normal clips. Default: the normal takes the model's reference embeddings were
-        computed from, read from its training dataset in the recordings folder
-        (:func:`training_references`).
-    band_bins, window_frames : int
-        Size of an occlusion cell: 10 bins (431 Hz) x 20 frames (58 ms) at the study's settings.
+    references : References, optional
+        Normal clips to compare with, and their files. Default: the normal takes the model's
+        reference embeddings were computed from, read from its training dataset in the
+        recordings folder (:func:`training_references`).
+    n_bands, n_windows : int
+        The occlusion grid: 8 bands x 4 windows make a cell of 12-13 bins (~540 Hz) x 30 frames
+        (87 ms) at the study's settings.
     """
 
-    def __init__(self, judge: Judge, *, reference_clips: np.ndarray | None = None,
+    def __init__(self, judge: Judge, *, references: References | None = None,
                  n_bands: int = 8, n_windows: int = 4):
         if not isinstance(judge.model.detector, KNNDetector):  # knn, knn-ldn
             raise ParameterError(
@@ -101,15 +108,16 @@ class Explainer:
             raise ParameterError(f"n_bands must be in 1..{f.n_bins} and n_windows in "
                                  f"1..{f.n_frames}, not {n_bands} and {n_windows}")
         self.judge, self.detector, self.features = judge, judge.model.detector, f
-        own = reference_clips is None
+        own = references is None
         if own:
-            reference_clips = training_references(judge)
-        if own and len(reference_clips) == len(self.detector.reference_):
+            references = training_references(judge)
+        if own and len(references) == len(self.detector.reference_):
             emb = self.detector.reference_  # the model's own references, in their order
         else:
-            emb = represent_clips(judge.net, reference_clips, "knn")
+            emb = represent_clips(judge.net, references.crops, "knn")
         self.reference_emb = torch.nn.functional.normalize(emb.float(), dim=1)
-        self.reference_clips = np.asarray(reference_clips, dtype=np.float32)
+        self.references = references
+        self.reference_clips = np.asarray(references.crops, dtype=np.float32)
         self.bin_edges = np.linspace(0, f.n_bins, n_bands + 1).round().astype(int)
         self.frame_edges = np.linspace(0, f.n_frames, n_windows + 1).round().astype(int)
         hz_per_bin = judge.config.audio.sr / f.n_fft
@@ -119,13 +127,27 @@ class Explainer:
         self.bins_hz = (f.fmin_bin + np.arange(f.n_bins)) * hz_per_bin
         self.frames_ms = (np.arange(f.n_frames) - f.pre_frames) * ms_per_frame
 
-    def explain_crops(self, crops: np.ndarray, *, path: str = "<array>") -> Explanation:
+    def explain_array(self, y: np.ndarray, *, path: str = "<array>") -> Explanation:
+        """Explain one clip, shape (n_samples,) at the model's sample rate: its crops computed
+        as :meth:`Judge.judge_array` does, and their spreads in dB for the description."""
+        from .features import standardize, strike_crops
+
+        db = strike_crops(y, sr=self.judge.config.audio.sr, features=self.features, path=path,
+                          standardized=False)
+        return self.explain_crops(standardize(db), spread_db=db.std(axis=(1, 2)), path=path)
+
+    def explain_crops(self, crops: np.ndarray, *, spread_db: np.ndarray,
+                      path: str = "<array>") -> Explanation:
         """Explain one clip's crops, shape (n_crops, bins, frames), as the judge computes them.
 
         A first pass embeds the clip's crops and finds its nearest normal references; then the
         first crop, patched with their content band by band (all frames) and window by window
         (all bins), goes through the network in one pass of n_bands + n_windows copies. The
         deviation map is the geometric mean of the two drop profiles, a band x window grid.
+
+        ``spread_db``, shape (n_crops,), is each crop's standard deviation in dB before it was
+        standardised: the region is described in dB (:func:`describe_difference`), as the
+        standardised crops would misstate a decay rate by the ratio of two crops' spreads.
         """
         crops = np.asarray(crops, dtype=np.float32)
         n_crops, n_bands = len(crops), len(self.bin_edges) - 1
@@ -147,8 +169,15 @@ class Explainer:
         drop = scores[0] - scores[1:]
         band_drop, window_drop = drop[:n_bands], drop[n_bands:]
         deviation = np.sqrt(np.outer(np.maximum(band_drop, 0), np.maximum(window_drop, 0)))
-        explanation = self._describe(crops[0], reference, deviation, _run(band_drop),
-                                     _run(window_drop), score=float(scores[0]), path=path)
+        # in dB about each crop's own mean level: a harder strike raises every level alike
+        # (the study standardises for that), while the spread is the crop's, not the model's
+        clip_db = crops[0] * float(np.asarray(spread_db)[0])
+        reference_db = np.mean([self.reference_clips[i, 0] * self.references.spread_db(i)[0]
+                                for i in nearest], axis=0)
+        explanation = self._describe(crops[0], reference, clip_db, reference_db, deviation,
+                                     _run(band_drop), _run(window_drop),
+                                     score=float(scores[0]), path=path)
+        explanation.compared_with = [os.fspath(self.references.paths[i]) for i in nearest]
         if getattr(self.detector, "reads_decay", False):
             _add_decay(explanation, self.detector, clip.numpy(), crops)
         return explanation
@@ -156,27 +185,26 @@ class Explainer:
     def explain_files(self, paths: Sequence[str | os.PathLike]) -> list[Explanation | None]:
         """Explain files (crops computed as :meth:`Judge.judge_files` does); None for a file
         whose crops cannot be computed (its verdict already carries the error)."""
-        from .features import clip_features
+        from .features import load_clip
 
         out: list[Explanation | None] = []
         for p in paths:
             try:
-                crops = clip_features(p, audio=self.judge.config.audio, features=self.features)
+                y = load_clip(p, audio=self.judge.config.audio, features=self.features)
+                out.append(self.explain_array(y, path=os.fspath(p)))
             except TapcheckError:
                 out.append(None)
-                continue
-            out.append(self.explain_crops(crops, path=os.fspath(p)))
         return out
 
-    def _describe(self, crop, reference, deviation, bands, windows, *, score: float,
-                  path: str) -> Explanation:
+    def _describe(self, crop, reference, clip_db, reference_db, deviation, bands, windows, *,
+                  score: float, path: str) -> Explanation:
         (b0, b1), (w0, w1) = bands, windows
         region = np.s_[self.bin_edges[b0]:self.bin_edges[b1],
                        self.frame_edges[w0]:self.frame_edges[w1]]
         band_hz = (float(self.band_edges_hz[b0]), float(self.band_edges_hz[b1]))
         time_ms = (max(0.0, float(self.window_edges_ms[w0])), float(self.window_edges_ms[w1]))
         kind, ratio, what = describe_difference(
-            crop[region], reference[region], bins_hz=self.bins_hz[region[0]],
+            clip_db[region], reference_db[region], bins_hz=self.bins_hz[region[0]],
             frames_ms=self.frames_ms[region[1]])
         # "has its resonance at X Hz instead of Y Hz" compares by itself; the rest need "than"
         than = "" if kind == "shifted-resonance" else " than"
@@ -217,7 +245,9 @@ def describe_difference(clip: np.ndarray, reference: np.ndarray, *, bins_hz: np.
     Parameters
     ----------
     clip, reference : np.ndarray, shape (n_bins, n_frames)
-        Standardised dB crops (the model's input) cut to the region.
+        The region of dB crops, each about its own crop's mean level (a standardised crop
+        times its spread in dB): levels then compare taps struck harder or softer, and decay
+        slopes are in dB per ms, which standardising would scale by each crop's spread.
     bins_hz : np.ndarray, shape (n_bins,)
     frames_ms : np.ndarray, shape (n_frames,)
         Time of each frame after the strike, ms (negative before it).
@@ -228,7 +258,8 @@ def describe_difference(clip: np.ndarray, reference: np.ndarray, *, bins_hz: np.
     ratio : float or None
         Decay rate of the clip over the references' (decay kinds only).
     words : str
-        The verb phrase of the sentence ("decays 3.0x faster").
+        The verb phrase of the sentence ("decays 3.0x faster", "carries 5 dB less of the
+        tap's energy").
     """
     after = frames_ms >= 0
     t = frames_ms[after]
@@ -253,10 +284,11 @@ def describe_difference(clip: np.ndarray, reference: np.ndarray, *, bins_hz: np.
                 f"has its resonance at {bins_hz[peak_c]:.0f} Hz instead of "
                 f"{bins_hz[peak_r]:.0f} Hz")
     diff = float((clip - reference).mean())
-    if abs(diff) < ENERGY_MIN:  # 21 of 68 energy sentences rested on under 0.1 of a spread
+    if abs(diff) < ENERGY_MIN_DB:
         return "different", None, "sounds different"
-    return ("weaker", None, "carries less energy") if diff < 0 else (
-        "stronger", None, "carries more energy")
+    # "of the tap's energy": the levels are about each tap's own mean (see above)
+    return ("weaker" if diff < 0 else "stronger", None,
+            f"carries {abs(diff):.0f} dB {'less' if diff < 0 else 'more'} of the tap's energy")
 
 
 def _patched(crop: np.ndarray, reference: np.ndarray, where) -> np.ndarray:
@@ -291,9 +323,9 @@ def explain_verdicts(judge: Judge, verdicts, *, references: str | os.PathLike | 
     wanted = [i for i, v in enumerate(verdicts) if v.anomalous]
     if not wanted:
         return {}, []
-    clips, warned = (None, []) if references is None else dataset_references(references, judge)
+    named, warned = (None, []) if references is None else dataset_references(references, judge)
     try:
-        explainer = Explainer(judge, reference_clips=clips)
+        explainer = Explainer(judge, references=named)
     except DatasetError as e:
         if references is not None:  # only the model's own references are looked up here
             raise

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +21,51 @@ from .errors import DatasetError, TapcheckError
 from .judge import Judge
 from .manifest import SLUG
 
-__all__ = ["dataset_references", "training_references"]
+__all__ = ["References", "dataset_references", "training_references"]
 
 
-def training_references(judge: Judge) -> np.ndarray:
+@dataclass
+class References:
+    """Normal clips to explain against: their crops and the files they came from.
+
+    ``crops`` has shape (n_ref, n_crops, bins, frames), standardised as the model sees them;
+    ``paths[i]`` is the file of ``crops[i]``. The files give each crop's spread in dB
+    (:meth:`spread_db`), which standardising divides out and an explanation in dB needs.
+    """
+
+    crops: np.ndarray
+    paths: list[Path]
+    audio: object = field(repr=False)  # AudioConfig
+    features: object = field(repr=False)  # FeatureConfig
+    _spreads: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if len(self.paths) != len(self.crops):
+            raise ValueError(f"{len(self.crops)} reference crops but {len(self.paths)} files")
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def spread_db(self, i: int) -> np.ndarray:
+        """Standard deviation in dB of each of reference ``i``'s crops, shape (n_crops,).
+
+        Computed from its file when first asked (only the few nearest references of an
+        explained clip are), then kept.
+        """
+        if i not in self._spreads:
+            from .features import load_clip, strike_crops
+
+            with warnings.catch_warnings():
+                # its warnings were said when its crops were computed for the references
+                warnings.simplefilter("ignore")
+                y = load_clip(self.paths[i], audio=self.audio, features=self.features)
+                db = strike_crops(y, sr=self.audio.sr, features=self.features,
+                                  standardized=False)
+            self._spreads[i] = db.std(axis=(1, 2))
+        return self._spreads[i]
+
+
+def training_references(judge: Judge) -> References:
     """Crops of the normal takes the model's reference embeddings came from, in their order.
 
     They are read from the model's training dataset as the recordings folder holds it
@@ -87,10 +130,11 @@ def training_references(judge: Judge) -> np.ndarray:
                            "trained on, under the same names (another dataset of that name?)",
                            path=ds.root, fix=fix)
     cache = FeatureCache(audio=judge.config.audio, features=judge.config.features)
-    return cache.get_many(files)
+    return References(cache.get_many(files), [Path(f) for f in files],
+                      audio=judge.config.audio, features=judge.config.features)
 
 
-def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[np.ndarray, list[str]]:
+def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[References, list[str]]:
     """Crops of a dataset's normal training-split takes (``--references``), and warning lines.
 
     The references only shape explanations, never a verdict, so a take that cannot be used
@@ -112,7 +156,7 @@ def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[np.ndarra
         raise DatasetError("has no normal takes in its training split to compare with",
                            path=ds.root, fix="choose a dataset with normal boards")
     cache = FeatureCache(audio=judge.config.audio, features=judge.config.features)
-    crops, bad = [], []
+    crops, paths, bad = [], [], []
     for t in takes:
         try:
             path = ds.path_of(t)
@@ -120,6 +164,7 @@ def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[np.ndarra
                 raise DatasetError(f"file not found (a reference take that {manifest} lists)",
                                    path=path, fix="restore it or delete its row")
             crops.append(cache.get(path))
+            paths.append(path)
         except TapcheckError as e:
             bad.append(str(e))
     fix = "restore or replace those files, or delete their rows (tapcheck doctor lists them)"
@@ -131,4 +176,5 @@ def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[np.ndarra
     if bad:
         bad.append(f"{manifest}: {len(bad)} of {len(takes)} reference takes cannot be used "
                    f"(listed above); explanations compare with the other {len(crops)} — {fix}")
-    return np.stack(crops), bad
+    return References(np.stack(crops), paths, audio=judge.config.audio,
+                      features=judge.config.features), bad

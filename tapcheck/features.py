@@ -57,7 +57,7 @@ MAX_LOOK_FRAMES = 64
 def crop_strike(S: np.ndarray, onset: int, *, n_bins: int = 100, fmin_bin: int = 0,
                 n_frames: int = 120, pre_frames: int = 4, shift_frames: int = 6,
                 n_crops: int = 2, top_db: float | None = 80.0,
-                peak_power: float | None = None) -> np.ndarray:
+                peak_power: float | None = None, standardized: bool = True) -> np.ndarray:
     """Cut standardised windows of ``power_to_db(S, top_db=top_db)`` around a strike.
 
     Crop ``i`` covers bins ``fmin_bin .. fmin_bin + n_bins`` and frames starting at
@@ -75,11 +75,14 @@ def crop_strike(S: np.ndarray, onset: int, *, n_bins: int = 100, fmin_bin: int =
     peak_power : float, optional
         The clip's loudest bin when ``S`` holds only some of its frames (``top_db`` counts
         from it); default ``S.max()``.
+    standardized : bool
+        False: the crops in dB, before :func:`standardize` (explanations compare levels and
+        decay rates in dB, which standardising scales by each crop's own spread).
 
     Returns
     -------
     crops : np.ndarray, shape (n_crops, n_bins, n_frames), float32
-        Each crop with mean 0 and standard deviation 1.
+        Each crop with mean 0 and standard deviation 1 (in dB unless ``standardized``).
     """
     if fmin_bin + n_bins > S.shape[0]:
         raise ParameterError(
@@ -98,7 +101,7 @@ def crop_strike(S: np.ndarray, onset: int, *, n_bins: int = 100, fmin_bin: int =
         band = np.pad(band, ((0, 0), (pad_left, pad_right)), constant_values=floor_db)
     starts = [first + pad_left + i * shift_frames for i in range(n_crops)]
     crops = np.stack([band[:, s:s + n_frames] for s in starts]).astype(np.float32)
-    return standardize(crops)
+    return standardize(crops) if standardized else crops
 
 
 def standardize(crops: np.ndarray) -> np.ndarray:
@@ -121,7 +124,8 @@ def standardize(crops: np.ndarray) -> np.ndarray:
 
 
 def strike_crops(y: np.ndarray, *, sr: int = 44100, features: FeatureConfig = FeatureConfig(),
-                 path: str | os.PathLike | None = None, return_onset: bool = False):
+                 path: str | os.PathLike | None = None, return_onset: bool = False,
+                 standardized: bool = True):
     """Crops of the strongest strike in a clip: the model input.
 
     Parameters
@@ -137,6 +141,8 @@ def strike_crops(y: np.ndarray, *, sr: int = 44100, features: FeatureConfig = Fe
         Named in error messages.
     return_onset : bool
         Also return the strike's onset frame.
+    standardized : bool
+        False: the crops in dB, not standardised (see :func:`crop_strike`).
 
     Returns
     -------
@@ -169,7 +175,8 @@ def strike_crops(y: np.ndarray, *, sr: int = 44100, features: FeatureConfig = Fe
         S, at = power_spectrogram(y, n_fft=f.n_fft, hop_length=f.hop_length), onset
     crops = crop_strike(S, at, n_bins=f.n_bins, fmin_bin=f.fmin_bin, n_frames=f.n_frames,
                         pre_frames=f.pre_frames, shift_frames=f.shift_frames,
-                        n_crops=f.n_crops, top_db=f.top_db, peak_power=peak)
+                        n_crops=f.n_crops, top_db=f.top_db, peak_power=peak,
+                        standardized=standardized)
     _warn_other_strikes(level, onset, features=f, path=path)
     _warn_padded(len(y), len(level), onset, sr=sr, features=f, path=path)
     return (crops, onset) if return_onset else crops

@@ -59,12 +59,27 @@ def picture_clip(path: str | os.PathLike) -> bytes | None:
 def save_picture(e: Explanation, path: str | os.PathLike) -> Path:
     """A PNG: the clip's crop, its nearest normal crops (mean), and the deviation map, with
     the explained region framed; axes in ms after the strike and Hz."""
+    from .files import atomic_write
+    from .plots import pyplot
+
+    fig = picture_figure(e)
+    path = Path(path)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=80,
+                    metadata={"Software": PICTURE_MARK, CLIP_KEY: clip_key(e.path)})
+    pyplot().close(fig)
+    return path
+
+
+def picture_figure(e: Explanation):
+    """The figure :func:`save_picture` saves (matplotlib's ``Figure``), its title the sentence
+    wrapped to the figure's width."""
+    import textwrap
+
     from .plots import pyplot
 
     plt = pyplot()  # before any other matplotlib import: it says where matplotlib keeps files
     from matplotlib.patches import Rectangle
-
-    from .files import atomic_write
 
     t0, t1 = e.window_edges_ms[0], e.window_edges_ms[-1]
     f0, f1 = e.band_edges_hz[0], e.band_edges_hz[-1]
@@ -81,13 +96,9 @@ def save_picture(e: Explanation, path: str | os.PathLike) -> Path:
                                e.band_hz[1] - e.band_hz[0], fill=False, edgecolor="cyan", lw=1.5))
     fig.colorbar(shown, ax=axes[2], shrink=0.8)
     axes[0].set_ylabel("Hz")
-    fig.suptitle(e.sentence, fontsize=10)
-    path = Path(path)
-    with atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=80,
-                    metadata={"Software": PICTURE_MARK, CLIP_KEY: clip_key(e.path)})
-    plt.close(fig)
-    return path
+    # a knn-decay sentence runs to 250 characters; 10-point type fits ~150 across 12 inches
+    fig.suptitle(textwrap.fill(e.sentence, 150), fontsize=10)
+    return fig
 
 
 def check_picture_folder(folder: str | os.PathLike) -> None:

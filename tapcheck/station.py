@@ -89,14 +89,14 @@ class Station:
         The board under test.
     explain : bool
         Explain anomalous taps (needs the model's training dataset in the recordings folder,
-        :func:`tapcheck.explain_references.training_references`, or ``reference_clips``).
-    reference_clips : np.ndarray, optional
-        Crops of normal clips to explain against instead of the model's training takes
+        :func:`tapcheck.explain_references.training_references`, or ``references``).
+    references : tapcheck.explain_references.References, optional
+        Normal clips to explain against instead of the model's training takes
         (``station --references``: :func:`tapcheck.explain_references.dataset_references`).
     """
 
     def __init__(self, judge, root: str | os.PathLike, *, board: int | None = None,
-                 explain: bool = True, reference_clips=None):
+                 explain: bool = True, references=None):
         self.judge, self.root, self.board = judge, Path(root), board
         self.events = Events()
         self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -112,7 +112,7 @@ class Station:
             from .explain import Explainer
 
             try:
-                self.explainer = Explainer(judge, reference_clips=reference_clips)
+                self.explainer = Explainer(judge, references=references)
             except TapcheckError as e:  # the station still judges; the page says why not
                 self.explain_note = f"no explanations: {e}"
             else:  # matplotlib's first import takes seconds: not at the first anomalous tap

@@ -92,7 +92,7 @@ def main() -> None:
             crops = strike_crops(y)
             if not judge.judge_crops(crops).anomalous:
                 continue
-            bands = {"occlusion": explainer.explain_crops(crops).band_hz,
+            bands = {"occlusion": explainer.explain_array(y).band_hz,
                      "grad-cam": gradcam_band(float_model, crops, explainer.bins_hz)}
             truth = counterfactual_bands(boards[number].board, side,
                                          (args.seed, number, side, k), explainer)

@@ -81,7 +81,7 @@ def explained(separating_model):
             if judge.judge_crops(crops).anomalous:
                 truth = counterfactual_bands(boards[number].board, side,
                                              (SEED, number, side, k), explainer)
-                out.append((boards[number].board, explainer.explain_crops(crops), truth))
+                out.append((boards[number].board, explainer.explain_array(y), truth))
     assert len(out) >= 0.5 * len(DEFECT_SIDES) * len(TAKES)  # the model does see the defects
     return out
 
@@ -139,13 +139,14 @@ def test_describe_difference_reads_decay_and_resonance():
     kind, _, words = describe_difference(a, b, bins_hz=bins_hz, frames_ms=t)
     assert kind == "shifted-resonance" and words == (
         "has its resonance at 86 Hz instead of 301 Hz")
-    assert describe_difference(flat - 1, flat, bins_hz=bins_hz, frames_ms=t)[0] == "weaker"
+    assert describe_difference(flat - 5, flat, bins_hz=bins_hz, frames_ms=t) == (
+        "weaker", None, "carries 5 dB less of the tap's energy")
     # a maximum at the region's edge is no resonance (the strike's thump at 0 Hz, the crop's
-    # top bin), and a tiny mean difference claims no energy either way
+    # top bin), and a level difference under 3 dB (twice the power) claims no energy either way
     a, b = flat.copy(), flat.copy()
     a[0], b[7] = 1.0, 1.0
     assert describe_difference(a, b, bins_hz=bins_hz, frames_ms=t)[0] != "shifted-resonance"
-    assert describe_difference(flat + 0.05, flat, bins_hz=bins_hz, frames_ms=t)[:3:2] == (
+    assert describe_difference(flat + 2.5, flat, bins_hz=bins_hz, frames_ms=t)[:3:2] == (
         "different", "sounds different")
 
 
@@ -201,3 +202,42 @@ def test_a_clips_warning_is_said_once_when_it_is_explained(separating_model, tmp
     code, out, err = run_cli("judge", "--model", separating_model, stereo, "--explain")
     assert code == 1 and "why: " in out, err
     assert err.count("2 channels averaged to mono") == 1, err
+
+
+
+def test_the_sentence_compares_the_region_in_db(separating_model, monkeypatch):
+    """The description is of the clip's and its nearest references' crops in dB, each about its
+    own mean level, recomputed here from the audio (the clip) and the files it names (the
+    references): standardised crops would scale each decay rate by its crop's spread."""
+    from tapcheck.features import load_clip
+
+    torch.set_num_threads(1)
+    judge = Judge(separating_model)
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
+    explainer = Explainer(judge)
+    boards = {b.number: b for b in study_boards(seed=SEED)}
+    kinds = set()
+    for number, side in DEFECT_SIDES:
+        for k in TAKES[:2]:
+            y = synthesize_tap(boards[number].board, side, rng=take_rng(SEED, number, side, k))
+            e = explainer.explain_array(y)
+            assert len(e.compared_with) == min(5, len(explainer.reference_clips))  # its k
+            refs = []
+            for path in e.compared_with:
+                db = strike_crops(load_clip(path), standardized=False)[0]
+                refs.append(db - db.mean())
+            clip_db = strike_crops(y, standardized=False)[0]
+            b0, b1 = np.searchsorted(explainer.band_edges_hz, e.band_hz)
+            w1 = int(np.searchsorted(explainer.window_edges_ms, e.time_ms[1]))
+            # the first window starts before the strike, and the sentence says 0 ms for it
+            w0 = 0 if e.time_ms[0] == 0 else int(np.searchsorted(explainer.window_edges_ms,
+                                                                 e.time_ms[0]))
+            region = np.s_[explainer.bin_edges[b0]:explainer.bin_edges[b1],
+                           explainer.frame_edges[w0]:explainer.frame_edges[w1]]
+            kind, ratio, words = describe_difference(
+                (clip_db - clip_db.mean())[region], np.mean(refs, axis=0)[region],
+                bins_hz=explainer.bins_hz[region[0]], frames_ms=explainer.frames_ms[region[1]])
+            assert kind == e.kind and f" kHz {words} " in e.sentence, (kind, words, e.sentence)
+            assert e.ratio == (None if ratio is None else pytest.approx(ratio, rel=1e-3))
+            kinds.add(kind)
+    assert len(kinds) >= 2, kinds  # more than one kind of sentence was checked

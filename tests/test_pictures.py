@@ -162,3 +162,27 @@ def test_a_full_disk_under_the_pictures_leaves_every_verdict(separating_model, t
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (f"tapcheck: error: {disk}: cannot be written (Read-only file "
                              "system) — the disk is read-only; choose a folder on another disk\n")
+
+
+def test_a_long_sentence_fits_the_picture():
+    """knn-decay's sentences run to 250 characters: on one line the title ran off both sides of
+    the PNG. Wrapped, it lies inside the figure."""
+    import numpy as np
+
+    from tapcheck.explain import Explanation
+    from tapcheck.pictures import picture_figure
+
+    sentence = ("its ringing dies away 2.4x faster than on the healthy boards that sound like it "
+                "(3.1 times the spread of healthy taps); the network hears the most difference "
+                "where 0.5-1.1 kHz decays 1.7x faster than on healthy boards, 0-75 ms after the "
+                "strike")
+    e = Explanation(path="take.wav", sentence=sentence, band_hz=(538.0, 1077.0),
+                    time_ms=(0.0, 75.0), kind="faster-decay", ratio=1.7, score=0.08, relief=0.5,
+                    deviation=np.ones((8, 4)), crop=np.zeros((100, 120)),
+                    reference=np.zeros((100, 120)), band_edges_hz=np.linspace(0, 4307, 9),
+                    window_edges_ms=np.linspace(-11.6, 336.7, 5))
+    fig = picture_figure(e)
+    fig.canvas.draw()
+    title = fig._suptitle.get_window_extent()
+    assert len(sentence) > 200
+    assert 0 <= title.x0 and title.x1 <= fig.bbox.width, (title, fig.bbox)

@@ -391,8 +391,8 @@ def test_station_takes_references_as_judge_does(separating_model, tmp_path, run_
         "pass --references recordings/small to explain them")
     without.close()
     dataset = torch.load(separating_model, weights_only=True)["dataset"]["path"]
-    clips, unusable = dataset_references(dataset, judge)
-    with_references = Station(judge, tmp_path / "log", reference_clips=clips)
+    named, unusable = dataset_references(dataset, judge)
+    with_references = Station(judge, tmp_path / "log", references=named)
     assert unusable == [] and with_references.explain_note is None
     assert with_references.explainer is not None
     with_references.close()

@@ -287,11 +287,11 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     with InspectionLog():  # read only: a log of another program is refused, and none is made
         pass
     explain = config.station.explain and not no_explain
-    reference_clips = None
+    reference_takes = None
     if explain and references is not None:  # as judge --references; a bad one fails here,
         from ..explain_references import dataset_references  # before the microphone and the log
 
-        reference_clips, unusable = dataset_references(references, judge_)
+        reference_takes, unusable = dataset_references(references, judge_)
         for line in unusable:
             warn(line)
     # no microphone fails before the log is made: a station that never ran leaves no log behind
@@ -305,7 +305,7 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
             root, log_path = log.root, log.path
         MarkBook(root).close()  # a log of another schema: one clear line, before any tap
         station_ = Station(judge_, root, board=board, explain=explain,
-                           reference_clips=reference_clips)
+                           references=reference_takes)
         if station_.explain_note:
             warn(station_.explain_note)
         url = station_address(host, sock.getsockname()[1], token=token)
