@@ -213,7 +213,9 @@ def _with_calibration(config: Config, data: TrainingData, *, root: Path,
     if method == "hold-out" and config.train.calib_fraction == 0:
         # without held-out takes the detector would score the reference against itself and
         # the model would state a rate from another calibration than the config asked for
-        auto = " ('auto' with fewer than 8 normal boards)" if method != asked else ""
+        why = (f"fewer than {AUTO_MIN_BOARDS} normal boards" if n_boards < AUTO_MIN_BOARDS
+               else f"freq_stretch {stretch:g} above {AUTO_MAX_STRETCH:g}")
+        auto = f" ('auto' with {why})" if method != asked else ""
         raise ConfigError(
             f"'train.calib_fraction' is 0, so calibration 'hold-out'{auto} has no held-out "
             "takes to fit the threshold on", fix="set calib_fraction above 0 (default 0.15), "
