@@ -150,6 +150,27 @@ def test_describe_difference_reads_decay_and_resonance():
         "different", "sounds different")
 
 
+def test_one_frequency_far_off_is_named_when_the_mean_level_is_not():
+    """A mode 20 dB down at one frequency moves a 10-bin region's mean by 2 dB: under the 3 dB
+    an energy claim needs, it is named by itself — unless healthy taps vary as much there."""
+    t = np.arange(40) * 2.9
+    bins_hz = np.arange(10) * 43.0
+    flat = np.zeros((10, 40))
+    quiet = flat.copy()
+    quiet[4] -= 20.0
+    assert describe_difference(quiet, flat, bins_hz=bins_hz, frames_ms=t) == (
+        "quieter-at", None, "rings 20 dB quieter at 172 Hz")
+    loud = flat.copy()
+    loud[6] += 7.0
+    assert describe_difference(loud, flat, bins_hz=bins_hz, frames_ms=t)[2] == (
+        "rings 7 dB louder at 258 Hz")
+    sd = np.full(10, 12.0)  # the references themselves spread by 12 dB there
+    assert describe_difference(quiet, flat, bins_hz=bins_hz, frames_ms=t,
+                               reference_sd_db=sd)[0] == "different"
+    assert describe_difference(loud - 5.0 * (np.arange(10) == 6)[:, None], flat,
+                               bins_hz=bins_hz, frames_ms=t)[0] == "different"  # 2 dB
+
+
 def test_cli_judge_explains_anomalous_clips(separating_model, tmp_path, run_cli, monkeypatch):
     monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
     clips = separating_taps(tmp_path, [(1, "left", 40), (5, "left", 50), (6, "right", 50)])
@@ -227,6 +248,7 @@ def test_the_sentence_compares_the_region_in_db(separating_model, monkeypatch):
                 db = strike_crops(load_clip(path), standardized=False)[0]
                 refs.append(db - db.mean())
             clip_db = strike_crops(y, standardized=False)[0]
+            refs = np.stack(refs)
             b0, b1 = np.searchsorted(explainer.band_edges_hz, e.band_hz)
             w1 = int(np.searchsorted(explainer.window_edges_ms, e.time_ms[1]))
             # the first window starts before the strike, and the sentence says 0 ms for it
@@ -234,9 +256,12 @@ def test_the_sentence_compares_the_region_in_db(separating_model, monkeypatch):
                                                                  e.time_ms[0]))
             region = np.s_[explainer.bin_edges[b0]:explainer.bin_edges[b1],
                            explainer.frame_edges[w0]:explainer.frame_edges[w1]]
+            frames_ms = explainer.frames_ms[region[1]]
+            near = refs[:, region[0], region[1]]
             kind, ratio, words = describe_difference(
-                (clip_db - clip_db.mean())[region], np.mean(refs, axis=0)[region],
-                bins_hz=explainer.bins_hz[region[0]], frames_ms=explainer.frames_ms[region[1]])
+                (clip_db - clip_db.mean())[region], near.mean(axis=0),
+                bins_hz=explainer.bins_hz[region[0]], frames_ms=frames_ms,
+                reference_sd_db=near[:, :, frames_ms >= 0].mean(axis=2).std(axis=0))
             assert kind == e.kind and f" kHz {words} " in e.sentence, (kind, words, e.sentence)
             assert e.ratio == (None if ratio is None else pytest.approx(ratio, rel=1e-3))
             kinds.add(kind)
