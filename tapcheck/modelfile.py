@@ -198,6 +198,11 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     ``expect`` is the format header to insist on: a model file, or a run's partial progress.
     """
     check_path(path, ModelFileError)  # a link loop is not "not found"
+    if not path.exists() and path.is_symlink():
+        # "not found" of a name `ls` lists sent users to the files beside it
+        raise ModelFileError(f"is a link to {os.readlink(path)}, which does not exist",
+                             path=path, fix="point the link at the model file, or pass "
+                                            "--model with the file itself")
     if not path.exists():
         # the default name is arcface-resnet18's; a recipe that trains another model (e.g.
         # configs/new-boards.toml's arcface-lite) leaves its file beside it: name it

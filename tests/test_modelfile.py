@@ -155,6 +155,12 @@ def test_a_missing_model_file_names_the_model_files_beside_it(tiny_model, tmp_pa
     with pytest.raises(ModelFileError, match="model file not found") as beside:
         load_model(tmp_path / "arcface-resnet18.pt")
     assert beside.value.fix == f"pass --model {tmp_path / 'arcface-lite.pt'}"
+    # a link whose file is gone is named as one: "not found" of a name `ls` lists misled
+    (tmp_path / "dangling.pt").symlink_to(tmp_path / "gone" / "m.pt")
+    with pytest.raises(ModelFileError) as dangling:
+        load_model(tmp_path / "dangling.pt")
+    assert str(dangling.value).startswith(f"{tmp_path / 'dangling.pt'}: is a link to "
+                                          f"{tmp_path / 'gone' / 'm.pt'}, which does not exist")
 
 
 def test_a_mistyped_model_is_offered_the_closest_name_first(tiny_model, tmp_path, monkeypatch):
