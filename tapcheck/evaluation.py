@@ -264,7 +264,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     dict
         :func:`evaluate_scores` plus ``model``, ``dataset``, ``scorer``, ``calibration`` (the
         model's statement, see :mod:`tapcheck.calibration`), ``scores`` (per test take judged,
-        manifest order), ``enrolled_left_out`` (test takes enrolled into the model: its
+        manifest order) and ``paths`` (those takes, as the manifest names them), ``enrolled_left_out`` (test takes enrolled into the model: its
         references now, so left out; the boards of every take of ``dataset`` enrolled — by its
         bytes, :func:`tapcheck.enrolled.enrolled_takes` — count as known, and no board by the
         number ``--board`` gave alone), ``training_left_out`` (test takes the model
@@ -340,6 +340,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     return json_safe({"model": str(judge.model.path), "dataset": str(dataset.root),
                       "scorer": judge.model.scorer, "calibration": info, **result,
                       "scores": [float(x) for x in scores],
+                      "paths": [t.path for t in test],
                       "enrolled_left_out": int(enrolled.sum()),
                       "training_left_out": int(trained.sum()), "known_boards": known_boards,
                       "known_defect_boards": known_defect,

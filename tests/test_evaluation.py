@@ -98,6 +98,8 @@ def test_evaluate_command_judges_the_test_split(tiny_model, tiny_dataset, run_cl
     assert result["calibration"]["method"] == "hold-out" and result["scorer"] == "knn"
     assert set(result["recall_per_board"]) == {"7", "8"}
     assert len(result["scores"]) == len(tiny_dataset.select(split="test"))
+    # which take each score is of: a QA engineer looks up the takes behind a false alarm
+    assert result["paths"] == [t.path for t in tiny_dataset.select(split="test")]
     code, out, _ = run_cli("evaluate", "--model", tiny_model, "--dataset", tiny_dataset.root)
     assert code == 0 and "unseen boards" in out and "board verdicts of 3 taps" in out
     assert "(majority of taps over the tap threshold; the model's rule): healthy flagged " in out
