@@ -169,6 +169,11 @@ def test_one_frequency_far_off_is_named_when_the_mean_level_is_not():
                                reference_sd_db=sd)[0] == "different"
     assert describe_difference(loud - 5.0 * (np.arange(10) == 6)[:, None], flat,
                                bins_hz=bins_hz, frames_ms=t)[0] == "different"  # 2 dB
+    # noise before the strike is not the ringing the sentence speaks of ("after the strike")
+    early = t - 4 * 2.9
+    noisy = flat.copy()
+    noisy[:, :4] += 40.0  # 4 dB on the region's mean, 40 dB in every bin, all of it before
+    assert describe_difference(noisy, flat, bins_hz=bins_hz, frames_ms=early)[0] == "different"
 
 
 def test_cli_judge_explains_anomalous_clips(separating_model, tmp_path, run_cli, monkeypatch):
