@@ -316,6 +316,12 @@ def test_an_error_line_prints_a_name_that_is_not_utf8_as_its_bytes(tmp_path):
     bad.write_bytes(b"not audio")
     code, out, err = _run(["doctor", bad])  # a usage error naming it
     assert code == 2 and "Brett-\udce4.wav" in err and "\\udc" not in err, err
+    # a terminal whose encoding lacks a character of the line ("—" in Latin-1): escaped, as
+    # stderr always did, not a UnicodeEncodeError that lost the line and exited 1
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1"}
+    code, out, err = _run(["doctor", bad], env=env)
+    assert code == 2 and "Brett-\udce4.wav" in err and "\\u2014" in err, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
 
 
 # -- model files ---------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ Options that are settings default to ``None``, so the order is always: the optio
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import sys
@@ -151,6 +152,20 @@ def warn(text: str) -> None:
 
 
 _REPEATED = RepeatedWarnings()
+_NAME_BYTES = "tapcheck-name-bytes"
+
+
+def _name_bytes(error: UnicodeError):
+    """Encoding error handler: a file name's undecodable bytes (surrogate escapes) as those
+    bytes, anything else backslash-escaped."""
+    if isinstance(error, UnicodeEncodeError):
+        part = error.object[error.start:error.end]
+        if all("\udc80" <= c <= "\udcff" for c in part):
+            return bytes(ord(c) - 0xDC00 for c in part), error.end
+    return codecs.backslashreplace_errors(error)
+
+
+codecs.register_error(_NAME_BYTES, _name_bytes)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -212,10 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         # a file name that is not UTF-8 (copied from an old Windows share) prints as its bytes
         # instead of ending the command with a UnicodeEncodeError; on stderr, whose default is
-        # backslashreplace, instead of as "\udce4", unlike the same name on stdout
+        # backslashreplace, instead of as "\udce4", unlike the same name on stdout. Any other
+        # character the terminal's encoding lacks ("—" in Latin-1) is escaped, as stderr did
         if (getattr(stream, "errors", None) in ("strict", "backslashreplace")
                 and hasattr(stream, "reconfigure")):
-            stream.reconfigure(errors="surrogateescape")
+            stream.reconfigure(errors=_NAME_BYTES)
     try:
         # `kill` stops every command as Ctrl-C does: one line and status 130, and whatever
         # cleans up after Ctrl-C runs. Commands that say what they kept hold their own block;
