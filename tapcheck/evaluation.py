@@ -264,8 +264,9 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     dict
         :func:`evaluate_scores` plus ``model``, ``dataset``, ``scorer``, ``calibration`` (the
         model's statement, see :mod:`tapcheck.calibration`), ``scores`` (per test take judged,
-        manifest order) and ``paths`` (those takes, as the manifest names them), ``enrolled_left_out`` (test takes enrolled into the model: its
-        references now, so left out; the boards of every take of ``dataset`` enrolled — by its
+        manifest order) and ``paths`` (those takes, as the manifest names them),
+        ``enrolled_left_out`` (test takes enrolled into the model: its references now, so left
+        out; the boards of every take of ``dataset`` enrolled — by its
         bytes, :func:`tapcheck.enrolled.enrolled_takes` — count as known, and no board by the
         number ``--board`` gave alone), ``training_left_out`` (test takes the model
         was trained or calibrated on, left out), ``known_boards`` (the boards of ``dataset``
