@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from .containers import truncation, unfinished, wav_chunks
-from .errors import AudioError, TapcheckWarning
+from .errors import AudioError, FormatWarning, TapcheckWarning
 from .files import atomic_write, check_path, refuse_special
 from .interrupts import deferred
 
@@ -151,7 +151,7 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
     if info.subtype in ("PCM_U8", "PCM_S8"):
         warnings.warn(f"{path}: is 8-bit audio: its steps of 1/128 of full scale add noise (and "
                       "a small DC offset) that 16-bit takes do not have; the verdict may be off "
-                      "— record or export at 16 bits", TapcheckWarning, stacklevel=3)
+                      "— record or export at 16 bits", FormatWarning, stacklevel=3)
     _check_clipping(y, sr=file_sr, path=path)
     mono = y.mean(axis=1)
     # cancel: under 1/1000 of the channels' peak is left (16-bit rounding leaves a bit)
@@ -163,10 +163,10 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
                                         "and pass that file")
     if y.shape[1] > 1:  # after the refusal: a warning that it was averaged, then an error, misled
         warnings.warn(f"{path}: {y.shape[1]} channels averaged to mono (the study records mono)",
-                      TapcheckWarning, stacklevel=3)
+                      FormatWarning, stacklevel=3)
     y = mono
     if file_sr != sr:
-        warnings.warn(f"{path}: resampled from {file_sr} Hz to {sr} Hz", TapcheckWarning,
+        warnings.warn(f"{path}: resampled from {file_sr} Hz to {sr} Hz", FormatWarning,
                       stacklevel=3)
         y = resample(y, orig_sr=file_sr, target_sr=sr)
     return np.ascontiguousarray(y, dtype=np.float32)

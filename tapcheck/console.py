@@ -23,13 +23,15 @@ def one_line(text: str) -> str:
 
 
 class RepeatedWarnings:
-    """Warnings that say the same of many files, shown for the first few files only.
+    """Format warnings that say the same of many files, shown for the first few files only.
 
     A dataset exported at 22.05 kHz printed ``<take>: resampled from 22050 Hz to 44100 Hz`` for
-    each of its 288 takes, burying every other line. A warning ``<file>: <text>`` (the file
-    exists) is shown for the first :attr:`SHOWN` files with that text; the rest are counted, and
-    :meth:`summary` gives one line per text at the end of the command. A warning of one file
-    only, or of no file, is always shown.
+    each of its 288 takes, burying every other line. A format warning ``<file>: <text>`` (the
+    file exists; :class:`tapcheck.errors.FormatWarning`: resampled, channels averaged, 8-bit) is
+    shown for the first :attr:`SHOWN` files with that text; the rest are counted, and
+    :meth:`summary` gives one line per text at the end of the command. Any other warning is
+    always shown: one that may put a clip's verdict off (another knock, clipping) must name
+    every clip it is of.
     """
 
     SHOWN = 3
@@ -37,8 +39,13 @@ class RepeatedWarnings:
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
 
-    def admit(self, text: str) -> bool:
-        """Whether to show ``text`` now (else it is counted for :meth:`summary`)."""
+    def admit(self, text: str, category: type = Warning) -> bool:
+        """Whether to show warning ``text`` of ``category`` now (else it is counted for
+        :meth:`summary`)."""
+        from .errors import FormatWarning
+
+        if not issubclass(category, FormatWarning):
+            return True
         rest = _after_file(text)
         if rest is None:
             return True

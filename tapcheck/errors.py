@@ -85,3 +85,10 @@ class ClusterError(TapcheckError):
 
 class TapcheckWarning(UserWarning):
     """Something was fixed on the way in (stereo downmixed, resampled); worth telling the user."""
+
+
+class FormatWarning(TapcheckWarning):
+    """A fact of a file's format that tapcheck converted (resampled, channels averaged, 8-bit):
+    said alike of every file of a batch, so the command line shows it for a few files and counts
+    the rest (:class:`tapcheck.console.RepeatedWarnings`). What a clip's sound holds (another
+    knock, clipping) is a plain :class:`TapcheckWarning`, said of every clip."""

@@ -2,6 +2,10 @@
 
 Retraining, comparing or re-judging never recomputes an STFT of a file it has seen with the same
 settings; editing a file or a setting misses the cache. A cached clip is one ``.npy`` read.
+
+An entry holds the crops in dB, before :func:`~tapcheck.features.standardize`: the model's
+standardised crops are computed from them on the way out, bit for bit as
+:func:`~tapcheck.features.clip_features` gives them, and explanations read the dB themselves.
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .config import AudioConfig, FeatureConfig
-from .errors import AudioError, StorageError, TapcheckError, TapcheckWarning
-from .features import CHECKS_VERSION, FEATURES_VERSION, clip_features
+from .errors import AudioError, FormatWarning, StorageError, TapcheckError, TapcheckWarning
+from .features import CHECKS_VERSION, FEATURES_VERSION, clip_features, standardize
+
+# Bump when what an entry holds changes: 2, crops in dB (not standardised) and warnings with
+# their kind (a format's, grouped on the command line, or a clip's)
+ENTRY_FORMAT = 2
 
 
 def feature_key(audio: AudioConfig, features: FeatureConfig) -> str:
     """A short hash of everything that changes the crops of a given file."""
-    settings = {"version": FEATURES_VERSION, "checks": CHECKS_VERSION, "sr": audio.sr,
-                **features.__dict__}
+    settings = {"version": FEATURES_VERSION, "checks": CHECKS_VERSION, "entry": ENTRY_FORMAT,
+                "sr": audio.sr, **features.__dict__}
     return hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 
@@ -69,9 +77,13 @@ class FeatureCache:
         """Whether crops of ``path`` can be had: the file exists (it may still be unusable)."""
         return Path(path).exists()
 
-    def get(self, path: str | os.PathLike) -> np.ndarray:
-        """Crops of one file, shape (n_crops, n_bins, n_frames), from the cache or computed."""
-        path = Path(path)
+    def get(self, path: str | os.PathLike, *, standardized: bool = True) -> np.ndarray:
+        """Crops of one file, shape (n_crops, n_bins, n_frames), from the cache or computed;
+        in dB, before standardising, unless ``standardized``."""
+        db = self._get_db(Path(path))
+        return standardize(db) if standardized else db
+
+    def _get_db(self, path: Path) -> np.ndarray:
         from .audio import FORMATS_HINT
         from .files import refuse_special
 
@@ -87,7 +99,8 @@ class FeatureCache:
                 return crops
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            crops = clip_features(path, audio=self.audio, features=self.features)
+            crops = clip_features(path, audio=self.audio, features=self.features,
+                                  standardized=False)
         ours = [w for w in caught if issubclass(w.category, TapcheckWarning)]
         for w in caught:  # pass everything on, as if nobody had listened
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -101,15 +114,15 @@ class FeatureCache:
                 # as a failed write once did) and go on computing
                 self.unwritable = True
                 warnings.warn(f"feature cache not used: {e}; set TAPCHECK_CACHE to a folder "
-                              "you may write to", TapcheckWarning, stacklevel=2)
+                              "you may write to", TapcheckWarning, stacklevel=3)
         return crops
 
     def _load(self, entry: Path) -> np.ndarray | None:
         """The entry's crops, or None when it is damaged (then they are recomputed and stored
         again): unreadable or cut short, of another shape than the settings give, or holding a
         NaN or an infinity, which crops of real audio never do (tapcheck.features refuses
-        non-finite audio) and which crashed evaluate's metrics far from the cache. An all-zeros
-        entry is kept: a constant crop is standardised to zeros. Entries carry no checksum (their
+        non-finite audio) and which crashed evaluate's metrics far from the cache. A constant
+        entry is kept: a silent stretch of a crop is one level. Entries carry no checksum (their
         key is the audio's digest, not theirs); these checks cost one pass over a small array."""
         f = self.features
         try:
@@ -124,12 +137,12 @@ class FeatureCache:
     def _store(entry: Path, path: Path, crops: np.ndarray, ours: list) -> None:
         from .files import atomic_write
 
-        if ours:  # the same file must say the same thing from the cache
+        if ours:  # the same file must say the same thing from the cache, of the same kind
             prefix = f"{path}: "
-            lines = [str(w.message).removeprefix(prefix) for w in ours]
+            said = [[w.category.__name__, str(w.message).removeprefix(prefix)] for w in ours]
             with atomic_write(entry.with_suffix(".warn"), "w", encoding="utf-8",
                               errors="surrogateescape") as f:
-                f.write("\n".join(lines))
+                json.dump(said, f)
         with atomic_write(entry) as f:
             np.save(f, crops)
 
@@ -137,12 +150,18 @@ class FeatureCache:
     def _replay_warnings(entry: Path, path: Path) -> None:
         note = entry.with_suffix(".warn")
         if note.exists():
-            for line in note.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
-                warnings.warn(f"{path}: {line}", TapcheckWarning, stacklevel=3)
+            try:
+                said = json.loads(note.read_text(encoding="utf-8", errors="surrogateescape"))
+            except ValueError:  # cut short: the crops stand; their warnings are lost
+                return
+            for kind, line in said:
+                category = FormatWarning if kind == FormatWarning.__name__ else TapcheckWarning
+                warnings.warn(f"{path}: {line}", category, stacklevel=4)
 
-    def get_many(self, paths: Sequence[str | os.PathLike], *, progress: bool = False
-                 ) -> np.ndarray:
-        """Crops of many files, shape (n_files, n_crops, n_bins, n_frames).
+    def get_many(self, paths: Sequence[str | os.PathLike], *, progress: bool = False,
+                 standardized: bool = True) -> np.ndarray:
+        """Crops of many files, shape (n_files, n_crops, n_bins, n_frames) (in dB unless
+        ``standardized``, as :meth:`get`).
 
         Raises
         ------
@@ -158,7 +177,7 @@ class FeatureCache:
         crops, bad = [], []
         for p in items:
             try:
-                crops.append(self.get(p))
+                crops.append(self.get(p, standardized=standardized))
             except TapcheckError as e:
                 bad.append(str(e))
         if bad:

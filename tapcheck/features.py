@@ -297,10 +297,12 @@ def _warn_other_strikes(level: np.ndarray, onset: int, *, features: FeatureConfi
 
 
 def clip_features(path: str | os.PathLike, *, audio: AudioConfig = AudioConfig(),
-                  features: FeatureConfig = FeatureConfig()) -> np.ndarray:
-    """Load a file and compute its crops, shape (n_crops, n_bins, n_frames)."""
+                  features: FeatureConfig = FeatureConfig(), standardized: bool = True
+                  ) -> np.ndarray:
+    """Load a file and compute its crops, shape (n_crops, n_bins, n_frames) (in dB, not
+    standardised, unless ``standardized``: see :func:`crop_strike`)."""
     return strike_crops(load_clip(path, audio=audio, features=features), sr=audio.sr,
-                        features=features, path=path)
+                        features=features, path=path, standardized=standardized)
 
 
 def crop_digest(crops: np.ndarray) -> str:

@@ -19,8 +19,8 @@ import numpy as np
 
 from .boards import BOARD_RULES
 from .config import Config
-from .console import percent, score_pair
-from .errors import ModelFileError, ParameterError, TapcheckError
+from .console import RepeatedWarnings, percent, score_pair
+from .errors import FormatWarning, ModelFileError, ParameterError, TapcheckError, TapcheckWarning
 from .featurecache import FeatureCache
 from .features import clip_features, crop_digest, strike_crops
 from .modelfile import LoadedModel, load_model
@@ -43,6 +43,8 @@ class Verdict:
     warnings: tuple[str, ...] = ()
     # how ``error`` came about, for ``--debug`` (which asks for tracebacks): not in to_dict
     trace: str | None = field(default=None, repr=False, compare=False)
+    # those of ``warnings`` that are format facts (FormatWarning): grouped over many clips
+    format_warnings: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     @property
     def anomalous(self) -> bool:
@@ -50,7 +52,7 @@ class Verdict:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        del d["trace"]
+        del d["trace"], d["format_warnings"]
         d["warnings"] = list(self.warnings)
         for key in ("score", "threshold"):  # JSON has no NaN: a bare NaN breaks every parser
             if d[key] is not None and not np.isfinite(d[key]):
@@ -125,7 +127,7 @@ class Judge:
         With ``refuse_repeats`` (board verdicts), a tap given twice is refused before any clip
         is scored (:func:`refuse_repeated_taps`)."""
         results: list[Verdict | None] = [None] * len(paths)
-        good: list[tuple[int, np.ndarray, tuple[str, ...]]] = []
+        good: list[tuple[int, np.ndarray, tuple[str, ...], frozenset[str]]] = []
         for i, p in enumerate(paths):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -140,19 +142,21 @@ class Judge:
                                          trace=traceback.format_exc())
                     continue
             warned = tuple(str(w.message) for w in caught)
+            formats = frozenset(str(w.message) for w in caught
+                                if issubclass(w.category, FormatWarning))
             if self.heard and crop_digest(crops) in self.heard:
                 # its score is in-sample: a tap of its board the model never heard scores
                 # otherwise, and a user checking the model on its own takes should know
                 warned += (f"{p}: {HEARD}",)
-            good.append((i, crops, warned))
+            good.append((i, crops, warned, formats))
         if refuse_repeats:
-            refuse_repeated_taps(paths, {i: crops for i, crops, _ in good})
+            refuse_repeated_taps(paths, {i: crops for i, crops, *_ in good})
         for start in range(0, len(good), batch_size):
             chunk = good[start:start + batch_size]
-            scores = self.scores(np.stack([c for _, c, _ in chunk]))
-            verdicts = self._verdicts([os.fspath(paths[i]) for i, _, _ in chunk], scores)
-            for (i, _, warned), v in zip(chunk, verdicts, strict=True):
-                v.warnings = warned
+            scores = self.scores(np.stack([c for _, c, *_ in chunk]))
+            verdicts = self._verdicts([os.fspath(paths[i]) for i, *_ in chunk], scores)
+            for (i, _, warned, formats), v in zip(chunk, verdicts, strict=True):
+                v.warnings, v.format_warnings = warned, formats
                 results[i] = v
         return results  # type: ignore[return-value]
 
@@ -244,6 +248,7 @@ class Judgment:
         if not as_json and len(self.errors) < len(self.verdicts):  # the statement goes with
             err.append(f"tapcheck: {describe(info)}")                # verdicts only
         heard = []  # one line for them all: judging a training folder warned once per take
+        repeated = RepeatedWarnings()  # a format's warnings over many clips: a few, then a count
         for i, v in enumerate(self.verdicts):
             why = self.explanations.get(i)
             if as_json:
@@ -254,7 +259,9 @@ class Judgment:
                 out.append(json.dumps(row, allow_nan=False))
             elif not v.error:
                 heard += [v.path for w in v.warnings if w.endswith(HEARD)]
-                err += [f"tapcheck: warning: {w}" for w in v.warnings if not w.endswith(HEARD)]
+                err += [f"tapcheck: warning: {w}" for w in v.warnings if not w.endswith(HEARD)
+                        and repeated.admit(w, FormatWarning if w in v.format_warnings
+                                           else TapcheckWarning)]
                 score, threshold = score_pair(v.score, v.threshold)
                 out.append(f"{v.verdict:<9}  score {score}  threshold {threshold}  "
                            f"{v.model}  {v.path}")
@@ -266,7 +273,7 @@ class Judgment:
             err.append(f"tapcheck: warning: {heard[0]} and {len(heard) - 1} more clip(s): are "
                        "recordings the model was trained or calibrated on, or given by enroll: "
                        "their scores are not new taps'")
-        err += [f"tapcheck: warning: {w}" for w in self.warnings]
+        err += [f"tapcheck: warning: {w}" for w in repeated.summary() + self.warnings]
         for b in self.boards or []:
             out.append(json.dumps({"board_verdict": b.to_dict()}) if as_json else b.line())
             if b.taps != b.expected_taps and BOARD_RULES[b.rule].per_count:

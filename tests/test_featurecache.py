@@ -17,7 +17,7 @@ def test_a_damaged_entry_is_recomputed_and_stored_again(tmp_path, damage):
     shape, so anything else is damage, recomputed as a truncated entry already was."""
     clip = write_tone(tmp_path / "a.wav")
     cache = FeatureCache(tmp_path / "cache")
-    fresh = cache.get(clip)
+    fresh = cache.get(clip, standardized=False)  # what an entry holds: the crops in dB
     (entry,) = (tmp_path / "cache").rglob("*.npy")
     if damage == "cut short":
         entry.write_bytes(entry.read_bytes()[:200])
@@ -27,13 +27,13 @@ def test_a_damaged_entry_is_recomputed_and_stored_again(tmp_path, damage):
                                    fresh).astype(np.float32),
                "another shape": fresh[:, :-1]}[damage]
         np.save(entry, bad)
-    assert np.array_equal(cache.get(clip), fresh)
+    assert np.array_equal(cache.get(clip, standardized=False), fresh)
     assert np.array_equal(np.load(entry), fresh)  # repaired on disk, not recomputed each time
 
 
 def test_an_all_zeros_entry_is_trusted(tmp_path):
-    """A constant crop is standardised to zeros, so zeros are plausible crops: kept (the entry
-    has no checksum to tell them from damage)."""
+    """A constant crop (silence at one level) is plausible, and is standardised to zeros: kept
+    (the entry has no checksum to tell it from damage)."""
     clip = write_tone(tmp_path / "a.wav")
     cache = FeatureCache(tmp_path / "cache")
     fresh = cache.get(clip)
@@ -65,3 +65,39 @@ def test_a_cache_in_a_dataset_or_a_missing_home_is_not_written(tmp_path, monkeyp
         assert crops.shape[0] == 2 and np.isfinite(crops).all()
     assert sorted(p.name for p in dataset.iterdir()) == ["manifest.csv"]
     assert not home.exists()
+
+
+def test_an_entry_gives_the_crops_of_the_file_bit_for_bit(tmp_path):
+    """Entries hold the crops in dB; the model's standardised crops are computed from them on
+    the way out, and must be exactly those of clip_features, from the cache as when fresh."""
+    from tapcheck.features import clip_features
+
+    clip = write_tone(tmp_path / "a.wav")
+    cache = FeatureCache(tmp_path / "cache")
+    fresh, cached = cache.get(clip), cache.get(clip)  # computed, then read back
+    assert np.array_equal(fresh, clip_features(clip)) and np.array_equal(cached, fresh)
+    db = cache.get(clip, standardized=False)
+    assert np.array_equal(db, clip_features(clip, standardized=False))
+    assert db.std() > 1.0 and abs(float(cached.mean())) < 1e-5  # dB, and standardised
+
+
+def test_a_format_warning_stays_one_from_the_cache(tmp_path):
+    """The command line groups a format's warnings (resampled, channels averaged) over many
+    files: read back from the cache they must still be of that kind, and a clip's own warning
+    of its kind."""
+    import warnings
+
+    import soundfile as sf
+
+    from tapcheck.errors import FormatWarning
+
+    y = sf.read(write_tone(tmp_path / "a.wav"))[0]
+    stereo = tmp_path / "b.wav"
+    sf.write(stereo, np.stack([y, y], axis=1), 22050)
+    cache = FeatureCache(tmp_path / "cache")
+    for _ in range(2):  # computed, then from the cache
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cache.get(stereo)
+        kinds = {str(w.message).split(": ", 1)[1].split(" ")[0]: w.category for w in caught}
+        assert kinds == {"2": FormatWarning, "resampled": FormatWarning}, kinds

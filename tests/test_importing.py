@@ -320,10 +320,12 @@ def test_a_killed_imports_temporary_take_is_removed_by_the_next_writer(tmp_path,
     assert len(Dataset.open(tmp_path / "recordings" / "bench").takes) == 2
 
 
-def test_a_warning_said_of_every_file_is_shown_for_three_and_counted(tmp_path, run_cli):
+def test_a_format_warning_said_of_every_file_is_shown_for_three_and_counted(tmp_path,
+                                                                           run_cli):
     """A batch exported at 22.05 kHz printed the resampling warning once per file (288 lines
     for a dataset), burying every other line: three are shown, then one line counts the rest.
-    A warning of one file stays as it is."""
+    A warning of one file stays as it is, and a warning that may put a verdict off (another
+    knock in the crops) names every clip, however many say the same."""
     from tapcheck.audio import resample
     from tapcheck.synth import study_boards, synthesize_tap, take_rng
 
@@ -335,11 +337,19 @@ def test_a_warning_said_of_every_file_is_shown_for_three_and_counted(tmp_path, r
         sf.write(clips[-1], resample(y, orig_sr=44100, target_sr=22050), 22050)
     stereo = tmp_path / "stereo.wav"
     sf.write(stereo, np.stack([y, y], axis=1), 44100)
-    code, out, err = run_cli("import", *clips, stereo, "--dataset", "d22", "--board", "1",
-                             "--side", "left", "--label", "normal")
-    assert code == 0 and "imported 7 of 7" in out, err
+    knocks = []
+    for k in range(4):  # a second knock 0.1 s after the first, inside the crops
+        twice = y * (1 + 0.1 * k) + 0.5 * np.roll(y, 4410)
+        knocks.append(tmp_path / f"knock{k}.wav")
+        sf.write(knocks[-1], twice, 44100)
+    code, out, err = run_cli("import", *clips, stereo, *knocks, "--dataset", "d22", "--board",
+                             "1", "--side", "left", "--label", "normal")
+    assert code == 0 and "imported 11 of 11" in out, err
     said = "resampled from 22050 Hz to 44100 Hz"
-    assert err.splitlines() == [
+    lines = err.splitlines()
+    assert lines[:4] == [
         *(f"tapcheck: warning: {c}: {said}" for c in clips[:3]),
-        f"tapcheck: warning: {stereo}: 2 channels averaged to mono (the study records mono)",
-        f"tapcheck: warning: 3 more files likewise: {said}"], err
+        f"tapcheck: warning: {stereo}: 2 channels averaged to mono (the study records mono)"]
+    assert lines[-1] == f"tapcheck: warning: 3 more files likewise: {said}", err
+    for knock in knocks:
+        assert sum(line.startswith(f"tapcheck: warning: {knock}: ") for line in lines) == 1, err

@@ -102,6 +102,19 @@ def test_stereo_48k_and_a_1s_knock_are_judged(tiny_model, tmp_path):
     assert any("resampled from 48000" in w for w in verdicts[0].warnings)
 
 
+def test_judge_counts_a_format_warning_after_three_clips(tiny_model, tmp_path, run_cli):
+    """Six clips at 48 kHz: judge printed "resampled from 48000 Hz" six times, every verdict
+    line still there; now three, then one line counting the rest."""
+    clips = [write_tone(tmp_path / f"t{k}.wav", sr=48000, seed=k, duration_s=3.0, tap_at_s=1.0)
+             for k in range(6)]
+    code, out, err = run_cli("judge", "--model", tiny_model, *clips)
+    assert code in (0, 1) and len(out.splitlines()) == 6, err
+    said = "resampled from 48000 Hz to 44100 Hz"
+    warned = [line for line in err.splitlines() if said in line]
+    assert warned == [*(f"tapcheck: warning: {c}: {said}" for c in clips[:3]),
+                      f"tapcheck: warning: 3 more files likewise: {said}"], err
+
+
 def test_judge_array_matches_judge_files(tiny_model, tiny_dataset):
     from tapcheck.audio import load
 

@@ -170,7 +170,7 @@ codecs.register_error(_NAME_BYTES, _name_bytes)
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, TapcheckWarning):
-        if _REPEATED.admit(str(message)):
+        if _REPEATED.admit(str(message), category):
             warn(str(message))
     elif _debug_env():
         echo_err(warnings.formatwarning(message, category, filename, lineno, line).rstrip())
