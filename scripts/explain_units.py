@@ -1,10 +1,11 @@
 """What reading explanations in dB changed: each anomalous test tap's sentence, described in dB
-(``tapcheck.explain``, since 2026-12-05) and as it was described before, on the standardised
-crops the model sees, in the same region.
+about the tap's mean power (``tapcheck.explain``, since 2026-12-05) and as it was described
+before, on the standardised crops the model sees, in the same region.
 
-Standardising divides each crop by its own spread in dB, so on standardised crops a decay rate
-is scaled by the ratio of two crops' spreads and an energy difference is counted in spreads, not
-dB. This prints how often the kind of sentence changes and by how much the decay ratios move.
+Standardising divides each crop by its own spread in dB and subtracts its mean level, so on
+standardised crops a decay rate is scaled by the ratio of two crops' spreads, an energy
+difference is counted in spreads, and a tap that dies fast reads louder. This prints how often
+the kind of sentence changes and by how much the decay ratios move.
 Run it where the model was trained (the demo's folder, after ``tapcheck demo``):
 
     PYTHONPATH=/path/to/tapcheck python3 scripts/explain_units.py \
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import warnings
 
 import numpy as np
@@ -22,7 +24,7 @@ import torch
 
 from tapcheck.datasets import Dataset
 from tapcheck.explain import DECAY_FACTOR, Explainer
-from tapcheck.features import load_clip
+from tapcheck.features import load_clip, strike_crops
 from tapcheck.judge import Judge
 
 ENERGY_MIN_SPREADS = 0.25  # the standardised description's floor for "more/less energy"
@@ -62,18 +64,22 @@ def main() -> None:
     judge = Judge(args.model)
     ex = Explainer(judge)
     ds = Dataset.open(args.dataset)
+    index = {os.fspath(p): i for i, p in enumerate(ex.references.paths)}
     rows = []
     for take in ds.select(split="test"):
         path = ds.path_of(take)
         if not judge.judge_files([path])[0].anomalous:
             continue
-        e = ex.explain_array(load_clip(path, audio=judge.config.audio,
-                                       features=judge.config.features), path=str(path))
+        y = load_clip(path, audio=judge.config.audio, features=judge.config.features)
+        e = ex.explain_array(y, path=str(path))
+        # the standardised crops, as the model sees them: the clip's, its references' mean
+        clip = strike_crops(y, sr=judge.config.audio.sr, features=judge.config.features)[0]
+        reference = np.mean([ex.references.crops[index[p], 0] for p in e.compared_with], axis=0)
         b0, b1 = np.searchsorted(ex.band_edges_hz, e.band_hz)
         w1 = int(np.searchsorted(ex.window_edges_ms, e.time_ms[1]))
         w0 = 0 if e.time_ms[0] == 0 else int(np.searchsorted(ex.window_edges_ms, e.time_ms[0]))
         region = np.s_[ex.bin_edges[b0]:ex.bin_edges[b1], ex.frame_edges[w0]:ex.frame_edges[w1]]
-        kind, ratio = standardised_kind(e.crop[region], e.reference[region],
+        kind, ratio = standardised_kind(clip[region], reference[region],
                                         bins_hz=ex.bins_hz[region[0]],
                                         frames_ms=ex.frames_ms[region[1]])
         rows.append((kind, ratio, e.kind, e.ratio))

@@ -47,6 +47,10 @@ ENERGY_MIN_DB = 3.0
 #: regions differed by under 3 dB on average but by 7-25 dB at one mode of the board
 TONE_MIN_DB = 6.0
 TONE_MIN_SD = 2.0
+#: a decay is fitted over the frames after the strike whose level stands this far above the
+#: band's level before the strike (its noise floor): a band that has died into the floor fits a
+#: flat line, and a tap that died fastest read as ringing longest
+FLOOR_MARGIN_DB = 6.0
 #: cells whose score drop is at least this share of the largest belong to the region
 REGION_SHARE = 0.5
 
@@ -57,9 +61,9 @@ class Explanation:
 
     ``deviation`` has shape (n_bands, n_windows): the anomaly-score drop when that cell is
     replaced by normal content; ``crop`` and ``reference`` (bins, frames) are the clip's first
-    crop and the mean of its nearest normal crops as the model sees them (standardised), for
-    pictures; ``compared_with`` names those normal clips' files. The sentence compares the
-    region in dB (:func:`describe_difference`).
+    crop and the mean of its nearest normal crops, in dB about each tap's mean power
+    (:func:`tap_relative`), as the sentence reads them (:func:`describe_difference`);
+    ``compared_with`` names those normal clips' files.
     """
 
     path: str
@@ -134,28 +138,30 @@ class Explainer:
         self.frames_ms = (np.arange(f.n_frames) - f.pre_frames) * ms_per_frame
 
     def explain_array(self, y: np.ndarray, *, path: str = "<array>") -> Explanation:
-        """Explain one clip, shape (n_samples,) at the model's sample rate: its crops computed
-        as :meth:`Judge.judge_array` does, and their spreads in dB for the description."""
-        from .features import standardize, strike_crops
+        """Explain one clip, shape (n_samples,) at the model's sample rate (its crops computed
+        as :meth:`Judge.judge_array` does)."""
+        from .features import strike_crops
 
-        db = strike_crops(y, sr=self.judge.config.audio.sr, features=self.features, path=path,
-                          standardized=False)
-        return self.explain_crops(standardize(db), spread_db=db.std(axis=(1, 2)), path=path)
+        return self.explain_db(strike_crops(y, sr=self.judge.config.audio.sr,
+                                            features=self.features, path=path,
+                                            standardized=False), path=path)
 
-    def explain_crops(self, crops: np.ndarray, *, spread_db: np.ndarray,
-                      path: str = "<array>") -> Explanation:
-        """Explain one clip's crops, shape (n_crops, bins, frames), as the judge computes them.
+    def explain_db(self, db: np.ndarray, *, path: str = "<array>") -> Explanation:
+        """Explain one clip's crops in dB, before standardising, shape (n_crops, bins, frames)
+        (:func:`~tapcheck.features.strike_crops` with ``standardized=False``).
 
-        A first pass embeds the clip's crops and finds its nearest normal references; then the
-        first crop, patched with their content band by band (all frames) and window by window
-        (all bins), goes through the network in one pass of n_bands + n_windows copies. The
-        deviation map is the geometric mean of the two drop profiles, a band x window grid.
-
-        ``spread_db``, shape (n_crops,), is each crop's standard deviation in dB before it was
-        standardised: the region is described in dB (:func:`describe_difference`), as the
-        standardised crops would misstate a decay rate by the ratio of two crops' spreads.
+        A first pass embeds the clip's standardised crops, as the judge does, and finds its
+        nearest normal references; then the first crop, patched with their content band by band
+        (all frames) and window by window (all bins), goes through the network in one pass of
+        n_bands + n_windows copies. The deviation map is the geometric mean of the two drop
+        profiles, a band x window grid. The region is described in dB
+        (:func:`describe_difference`): standardised crops would misstate a decay rate by the
+        ratio of two crops' spreads.
         """
-        crops = np.asarray(crops, dtype=np.float32)
+        from .features import standardize
+
+        db = np.asarray(db, dtype=np.float32)
+        crops = standardize(db)
         n_crops, n_bands = len(crops), len(self.bin_edges) - 1
         emb = represent_clips(self.judge.net, crops[:, None], "knn")  # (n_crops, D)
         clip = emb.mean(dim=0, keepdim=True)
@@ -175,14 +181,10 @@ class Explainer:
         drop = scores[0] - scores[1:]
         band_drop, window_drop = drop[:n_bands], drop[n_bands:]
         deviation = np.sqrt(np.outer(np.maximum(band_drop, 0), np.maximum(window_drop, 0)))
-        # in dB about each crop's own mean level: a harder strike raises every level alike
-        # (the study standardises for that), while the spread is the crop's, not the model's
-        clip_db = crops[0] * float(np.asarray(spread_db)[0])
-        references_db = np.stack([self.reference_clips[i, 0] * self.references.spread_db(i)[0]
-                                  for i in nearest])
-        explanation = self._describe(crops[0], reference, clip_db, references_db, deviation,
-                                     _run(band_drop), _run(window_drop),
-                                     score=float(scores[0]), path=path)
+        clip_db = tap_relative(db[0])
+        references_db = np.stack([tap_relative(self.references.db[i, 0]) for i in nearest])
+        explanation = self._describe(clip_db, references_db, deviation, _run(band_drop),
+                                     _run(window_drop), score=float(scores[0]), path=path)
         explanation.compared_with = [os.fspath(self.references.paths[i]) for i in nearest]
         if getattr(self.detector, "reads_decay", False):
             _add_decay(explanation, self.detector, clip.numpy(), crops)
@@ -202,19 +204,20 @@ class Explainer:
                 out.append(None)
         return out
 
-    def _describe(self, crop, reference, clip_db, references_db, deviation, bands, windows, *,
-                  score: float, path: str) -> Explanation:
+    def _describe(self, clip_db, references_db, deviation, bands, windows, *, score: float,
+                  path: str) -> Explanation:
         (b0, b1), (w0, w1) = bands, windows
         region = np.s_[self.bin_edges[b0]:self.bin_edges[b1],
                        self.frame_edges[w0]:self.frame_edges[w1]]
         band_hz = (float(self.band_edges_hz[b0]), float(self.band_edges_hz[b1]))
         time_ms = (max(0.0, float(self.window_edges_ms[w0])), float(self.window_edges_ms[w1]))
-        frames_ms = self.frames_ms[region[1]]
-        near = references_db[:, region[0], region[1]]  # (k, bins, frames)
+        before = self.frames_ms < 0  # the whole crop's frames before the strike: its floor
+        floor = None if not before.any() else (
+            float(clip_db[region[0]][:, before].mean()),
+            float(references_db[:, region[0]][:, :, before].mean()))
         kind, ratio, what = describe_difference(
-            clip_db[region], near.mean(axis=0), bins_hz=self.bins_hz[region[0]],
-            frames_ms=frames_ms, reference_sd_db=near[:, :, frames_ms >= 0].mean(axis=2).std(
-                axis=0))
+            clip_db[region], references_db[:, region[0], region[1]],
+            bins_hz=self.bins_hz[region[0]], frames_ms=self.frames_ms[region[1]], floor_db=floor)
         # "has its resonance at X Hz instead of Y Hz" compares by itself; the rest need "than"
         than = "" if kind == "shifted-resonance" else " than"
         sentence = (f"{band_hz[0] / 1000:.1f}-{band_hz[1] / 1000:.1f} kHz {what}{than} on healthy "
@@ -222,7 +225,8 @@ class Explainer:
         relief = float(deviation[b0:b1, w0:w1].max()) / score if score > 0 else 0.0
         return Explanation(path=path, sentence=sentence, band_hz=band_hz, time_ms=time_ms,
                            kind=kind, ratio=ratio, score=score, relief=relief,
-                           deviation=deviation, crop=crop, reference=reference,
+                           deviation=deviation, crop=clip_db,
+                           reference=references_db.mean(axis=0),
                            band_edges_hz=self.band_edges_hz, window_edges_ms=self.window_edges_ms)
 
 
@@ -247,25 +251,46 @@ def _add_decay(explanation: Explanation, detector, embedding: np.ndarray,
         "hears the most difference where " + explanation.sentence)
 
 
-def describe_difference(clip: np.ndarray, reference: np.ndarray, *, bins_hz: np.ndarray,
-                        frames_ms: np.ndarray, reference_sd_db: np.ndarray | None = None
+def tap_relative(db: np.ndarray) -> np.ndarray:
+    """A crop in dB, shape (bins, frames), about the tap's mean power over the crop.
+
+    A harder strike raises every level alike and cancels here, as in the study's standardising.
+    The mean *power* is the strike and its first ringing; the crop's mean *level* in dB (what
+    standardising subtracts) also counts the frames a tap has died into the floor, so a tap that
+    dies fast read as louder everywhere, "carries 8 dB more" of a mode no louder than healthy.
+    """
+    db = np.asarray(db, dtype=np.float64)
+    return db - _power_db(db)
+
+
+def _power_db(db: np.ndarray, axis=None) -> np.ndarray:
+    """The mean power of dB levels, in dB (over ``axis``)."""
+    top = np.max(db, axis=axis, keepdims=True)
+    mean = np.mean(10.0 ** ((db - top) / 10.0), axis=axis, keepdims=True)
+    out = top + 10.0 * np.log10(mean)
+    return out if axis is not None else float(out.ravel()[0])
+
+
+def describe_difference(clip: np.ndarray, references: np.ndarray, *, bins_hz: np.ndarray,
+                        frames_ms: np.ndarray, floor_db: tuple[float, float] | None = None
                         ) -> tuple[str, float | None, str]:
-    """How a region of a crop differs from the same region of normal crops.
+    """How a region of a crop differs from the same region of its nearest normal crops.
 
     Parameters
     ----------
-    clip, reference : np.ndarray, shape (n_bins, n_frames)
-        The region of dB crops, each about its own crop's mean level (a standardised crop
-        times its spread in dB): levels then compare taps struck harder or softer, and decay
-        slopes are in dB per ms, which standardising would scale by each crop's spread.
+    clip : np.ndarray, shape (n_bins, n_frames)
+        The region of the clip's crop in dB about the tap's mean power (:func:`tap_relative`).
+    references : np.ndarray, shape (k, n_bins, n_frames) or (n_bins, n_frames)
+        The same region of the nearest normal crops, each alike.
     bins_hz : np.ndarray, shape (n_bins,)
     frames_ms : np.ndarray, shape (n_frames,)
-        Time of each frame after the strike, ms (negative before it).
-    reference_sd_db : np.ndarray, shape (n_bins,), optional
-        How much each frequency's level after the strike varies among the references (their
-        standard deviation, dB): a frequency is named only where the clip lies further off.
-
-    Only the frames after the strike are compared (all of them if none is).
+        Time of each frame after the strike, ms (negative before it). Only the frames after
+        the strike are compared (all of them if none is): the ones before hold background
+        noise, up to 27 dB apart between the demo's taps.
+    floor_db : (float, float), optional
+        The region's band level before the strike, the clip's and the references' mean (dB,
+        as ``clip``): each decay is fitted over its first frames above it by
+        :data:`FLOOR_MARGIN_DB`.
 
     Returns
     -------
@@ -273,29 +298,35 @@ def describe_difference(clip: np.ndarray, reference: np.ndarray, *, bins_hz: np.
         ``faster-decay``, ``slower-decay``, ``shifted-resonance``, ``weaker``, ``stronger``,
         ``quieter-at``, ``louder-at`` (one frequency) or ``different``.
     ratio : float or None
-        Decay rate of the clip over the references' (decay kinds only).
+        The clip's decay rate (dB per ms) over the references' (decay kinds only).
     words : str
         The verb phrase of the sentence ("decays 3.0x faster", "carries 5 dB less of the
-        tap's energy").
+        tap's energy", "rings 12 dB quieter at 646 Hz").
     """
+    refs = np.asarray(references, dtype=np.float64)
+    refs = refs[None] if refs.ndim == 2 else refs
     after = frames_ms >= 0
-    t = frames_ms[after]
-    level_c, level_r = clip[:, after].mean(axis=0), reference[:, after].mean(axis=0)
-    if len(t) >= 3:
-        slope_c = np.polyfit(t, level_c, 1)[0]
-        slope_r = np.polyfit(t, level_r, 1)[0]
+    if after.any():
+        clip, refs, t = clip[:, after], refs[:, :, after], frames_ms[after]
+    else:
+        t = frames_ms
+    # decay: the band's mean level over time, fitted while it stands above its floor
+    level_c, level_r = clip.mean(axis=0), refs.mean(axis=1).mean(axis=0)
+    ringing_c = _ringing(level_c, None if floor_db is None else floor_db[0])
+    ringing_r = _ringing(level_r, None if floor_db is None else floor_db[1])
+    if min(ringing_c, ringing_r) >= 3:
+        slope_c = np.polyfit(t[:ringing_c], level_c[:ringing_c], 1)[0]
+        slope_r = np.polyfit(t[:ringing_r], level_r[:ringing_r], 1)[0]
         if slope_r < 0 and slope_c < 0:
             ratio = float(slope_c / slope_r)
             if ratio >= DECAY_FACTOR:
                 return "faster-decay", ratio, f"decays {ratio:.1f}x faster"
             if ratio <= 1.0 / DECAY_FACTOR:
                 return "slower-decay", ratio, f"rings {1.0 / ratio:.1f}x longer"
-    # the sentence says "after the strike": the frames before it (the first window holds 4)
-    # are background noise, up to 27 dB apart between taps on the demo, and made claims of
-    # energy or of a tone that the ringing does not carry
-    if after.any():
-        clip, reference = clip[:, after], reference[:, after]
-    spec_c, spec_r = clip.mean(axis=1), reference.mean(axis=1)
+    # each frequency's energy after the strike, against the tap's (dB)
+    spec_c = _power_db(clip, axis=1)[:, 0]
+    specs_r = _power_db(refs, axis=2)[:, :, 0]  # (k, n_bins)
+    spec_r = specs_r.mean(axis=0)
     peak_c, peak_r = int(np.argmax(spec_c)), int(np.argmax(spec_r))
     last = len(bins_hz) - 1
     # a maximum at the region's edge is no resonance: the strike's thump at 0 Hz, or the
@@ -305,15 +336,14 @@ def describe_difference(clip: np.ndarray, reference: np.ndarray, *, bins_hz: np.
         return ("shifted-resonance", None,
                 f"has its resonance at {bins_hz[peak_c]:.0f} Hz instead of "
                 f"{bins_hz[peak_r]:.0f} Hz")
-    diff = float((clip - reference).mean())
+    # the region's share of the tap's energy, the clip's against the references' mean
+    diff = _power_db(clip) - float(np.mean([_power_db(r) for r in refs]))
     if abs(diff) >= ENERGY_MIN_DB:
-        # "of the tap's energy": the levels are about each tap's own mean (see above)
         return ("weaker" if diff < 0 else "stronger", None,
                 f"carries {abs(diff):.0f} dB {'less' if diff < 0 else 'more'} of the tap's "
                 "energy")
     tone = spec_c - spec_r  # (n_bins,)
-    sd = np.zeros_like(tone) if reference_sd_db is None else reference_sd_db
-    telling = (np.abs(tone) >= TONE_MIN_DB) & (np.abs(tone) >= TONE_MIN_SD * sd)
+    telling = (np.abs(tone) >= TONE_MIN_DB) & (np.abs(tone) >= TONE_MIN_SD * specs_r.std(axis=0))
     if telling.any():
         i = int(np.argmax(np.where(telling, np.abs(tone), 0.0)))
         louder = tone[i] > 0
@@ -321,6 +351,15 @@ def describe_difference(clip: np.ndarray, reference: np.ndarray, *, bins_hz: np.
                 f"rings {abs(tone[i]):.0f} dB {'louder' if louder else 'quieter'} at "
                 f"{bins_hz[i]:.0f} Hz")
     return "different", None, "sounds different"
+
+
+def _ringing(level: np.ndarray, floor_db: float | None) -> int:
+    """How many leading frames of a band's ``level`` after the strike stand
+    :data:`FLOOR_MARGIN_DB` above ``floor_db`` (all of them without a floor)."""
+    if floor_db is None:
+        return len(level)
+    below = np.flatnonzero(level < floor_db + FLOOR_MARGIN_DB)
+    return int(below[0]) if len(below) else len(level)
 
 
 def _patched(crop: np.ndarray, reference: np.ndarray, where) -> np.ndarray:

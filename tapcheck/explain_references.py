@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,40 +28,30 @@ class References:
     """Normal clips to explain against: their crops and the files they came from.
 
     ``crops`` has shape (n_ref, n_crops, bins, frames), standardised as the model sees them;
-    ``paths[i]`` is the file of ``crops[i]``. The files give each crop's spread in dB
-    (:meth:`spread_db`), which standardising divides out and an explanation in dB needs.
+    ``db`` the same crops in dB before standardising, which explanations describe;
+    ``paths[i]`` is the file of ``crops[i]``.
     """
 
     crops: np.ndarray
+    db: np.ndarray
     paths: list[Path]
-    audio: object = field(repr=False)  # AudioConfig
-    features: object = field(repr=False)  # FeatureConfig
-    _spreads: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
-        if len(self.paths) != len(self.crops):
-            raise ValueError(f"{len(self.crops)} reference crops but {len(self.paths)} files")
+        if not len(self.paths) == len(self.crops) == len(self.db):
+            raise ValueError(f"{len(self.crops)} reference crops, {len(self.db)} in dB and "
+                             f"{len(self.paths)} files")
+
+    @classmethod
+    def from_db(cls, db: np.ndarray, paths: list[Path]) -> "References":
+        """From crops in dB, shape (n_ref, n_crops, bins, frames) (the feature cache's
+        ``standardized=False``), each clip's standardised as the judge's are."""
+        from .features import standardize
+
+        db = np.asarray(db, dtype=np.float32)
+        return cls(np.stack([standardize(d) for d in db]) if len(db) else db, db, list(paths))
 
     def __len__(self) -> int:
         return len(self.crops)
-
-    def spread_db(self, i: int) -> np.ndarray:
-        """Standard deviation in dB of each of reference ``i``'s crops, shape (n_crops,).
-
-        Computed from its file when first asked (only the few nearest references of an
-        explained clip are), then kept.
-        """
-        if i not in self._spreads:
-            from .features import load_clip, strike_crops
-
-            with warnings.catch_warnings():
-                # its warnings were said when its crops were computed for the references
-                warnings.simplefilter("ignore")
-                y = load_clip(self.paths[i], audio=self.audio, features=self.features)
-                db = strike_crops(y, sr=self.audio.sr, features=self.features,
-                                  standardized=False)
-            self._spreads[i] = db.std(axis=(1, 2))
-        return self._spreads[i]
 
 
 def training_references(judge: Judge) -> References:
@@ -130,8 +119,8 @@ def training_references(judge: Judge) -> References:
                            "trained on, under the same names (another dataset of that name?)",
                            path=ds.root, fix=fix)
     cache = FeatureCache(audio=judge.config.audio, features=judge.config.features)
-    return References(cache.get_many(files), [Path(f) for f in files],
-                      audio=judge.config.audio, features=judge.config.features)
+    return References.from_db(cache.get_many(files, standardized=False),
+                              [Path(f) for f in files])
 
 
 def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[References, list[str]]:
@@ -163,7 +152,7 @@ def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[Reference
             if not path.exists():  # a row's file, not a path the user typed: as training says
                 raise DatasetError(f"file not found (a reference take that {manifest} lists)",
                                    path=path, fix="restore it or delete its row")
-            crops.append(cache.get(path))
+            crops.append(cache.get(path, standardized=False))
             paths.append(path)
         except TapcheckError as e:
             bad.append(str(e))
@@ -176,5 +165,4 @@ def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[Reference
     if bad:
         bad.append(f"{manifest}: {len(bad)} of {len(takes)} reference takes cannot be used "
                    f"(listed above); explanations compare with the other {len(crops)} — {fix}")
-    return References(np.stack(crops), paths, audio=judge.config.audio,
-                      features=judge.config.features), bad
+    return References.from_db(np.stack(crops), paths), bad

@@ -57,8 +57,9 @@ def picture_clip(path: str | os.PathLike) -> bytes | None:
 
 
 def save_picture(e: Explanation, path: str | os.PathLike) -> Path:
-    """A PNG: the clip's crop, its nearest normal crops (mean), and the deviation map, with
-    the explained region framed; axes in ms after the strike and Hz."""
+    """A PNG: the clip's crop, its nearest normal crops (mean), both in dB about the tap's mean
+    power on one colour scale, and the deviation map, with the explained region framed; axes in
+    ms after the strike and Hz."""
     from .files import atomic_write
     from .plots import pyplot
 
@@ -85,16 +86,23 @@ def picture_figure(e: Explanation):
     f0, f1 = e.band_edges_hz[0], e.band_edges_hz[-1]
     extent = (t0, t1, f0, f1)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True, constrained_layout=True)
-    panels = ((e.crop, "this clip", "magma"), (e.reference, "nearest healthy boards", "magma"),
-              (e.deviation, "deviation (score drop when made healthy)", "viridis"))
-    for ax, (image, title, cmap) in zip(axes, panels, strict=True):
-        shown = ax.imshow(image, origin="lower", aspect="auto", extent=extent, cmap=cmap,
-                          interpolation="nearest")
+    # the clip and the healthy crops on one scale, in the dB the sentence reads: each with its
+    # own scale, a mode as bright in both could differ by 10 dB
+    top = float(max(e.crop.max(), e.reference.max()))
+    levels = {"vmin": top - 60.0, "vmax": top}
+    panels = ((e.crop, "this clip", "magma", levels),
+              (e.reference, "nearest healthy boards", "magma", levels),
+              (e.deviation, "deviation (score drop when made healthy)", "viridis", {}))
+    shown = []
+    for ax, (image, title, cmap, scale) in zip(axes, panels, strict=True):
+        shown.append(ax.imshow(image, origin="lower", aspect="auto", extent=extent, cmap=cmap,
+                               interpolation="nearest", **scale))
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("ms after the strike")
         ax.add_patch(Rectangle((e.time_ms[0], e.band_hz[0]), e.time_ms[1] - e.time_ms[0],
                                e.band_hz[1] - e.band_hz[0], fill=False, edgecolor="cyan", lw=1.5))
-    fig.colorbar(shown, ax=axes[2], shrink=0.8)
+    fig.colorbar(shown[1], ax=axes[1], shrink=0.8, label="dB re the tap's mean power")
+    fig.colorbar(shown[2], ax=axes[2], shrink=0.8)
     axes[0].set_ylabel("Hz")
     # a knn-decay sentence runs to 250 characters; 10-point type fits ~150 across 12 inches
     fig.suptitle(textwrap.fill(e.sentence, 150), fontsize=10)

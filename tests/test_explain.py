@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from tapcheck.explain import Explainer, describe_difference
+from tapcheck.explain import Explainer, describe_difference, tap_relative
 from tapcheck.features import strike_crops
 from tapcheck.judge import Judge
 from tapcheck.synth import plate_modes, study_boards, synthesize_tap, take_rng
@@ -150,9 +150,29 @@ def test_describe_difference_reads_decay_and_resonance():
         "different", "sounds different")
 
 
+def test_a_tap_that_dies_fast_is_not_louder_where_it_rings_alike():
+    """About the crop's mean dB level (what standardising subtracts), a tap whose ringing dies
+    into the floor after 30 frames read 10 dB louder in those 30 frames than a tap ringing alike
+    that dies slowly: "carries 8 dB more of the tap's energy" of a mode no louder. About the
+    tap's mean power both read within 2 dB there."""
+    frames = np.arange(120)
+    slow = np.tile(-0.2 * frames, (20, 1))
+    fast = np.where(frames < 30, slow, -80.0)  # the same first 30 frames, then the floor
+    first = np.s_[:, :30]
+    by_level = (fast - fast.mean())[first].mean() - (slow - slow.mean())[first].mean()
+    assert by_level > 10  # the old reference: 10 dB louder where nothing differs
+    # (1.2 dB: the slow tap's tail does carry some of its energy; under the 3 dB of a claim)
+    assert abs(tap_relative(fast)[first].mean() - tap_relative(slow)[first].mean()) < 2.0
+    bins_hz = np.arange(20) * 43.0
+    ms = frames[:30] * 2.9
+    assert describe_difference(tap_relative(fast)[first], tap_relative(slow)[first],
+                               bins_hz=bins_hz, frames_ms=ms)[0] == "different"
+
+
 def test_one_frequency_far_off_is_named_when_the_mean_level_is_not():
-    """A mode 20 dB down at one frequency moves a 10-bin region's mean by 2 dB: under the 3 dB
-    an energy claim needs, it is named by itself — unless healthy taps vary as much there."""
+    """A mode 20 dB down at one frequency moves a 10-bin region's energy by under 1 dB: under
+    the 3 dB an energy claim needs, it is named by itself — unless healthy taps vary as much
+    there."""
     t = np.arange(40) * 2.9
     bins_hz = np.arange(10) * 43.0
     flat = np.zeros((10, 40))
@@ -164,9 +184,8 @@ def test_one_frequency_far_off_is_named_when_the_mean_level_is_not():
     loud[6] += 7.0
     assert describe_difference(loud, flat, bins_hz=bins_hz, frames_ms=t)[2] == (
         "rings 7 dB louder at 258 Hz")
-    sd = np.full(10, 12.0)  # the references themselves spread by 12 dB there
-    assert describe_difference(quiet, flat, bins_hz=bins_hz, frames_ms=t,
-                               reference_sd_db=sd)[0] == "different"
+    spread = np.stack([flat + 12.0, flat - 12.0])  # healthy taps themselves 12 dB apart there
+    assert describe_difference(quiet, spread, bins_hz=bins_hz, frames_ms=t)[0] == "different"
     assert describe_difference(loud - 5.0 * (np.arange(10) == 6)[:, None], flat,
                                bins_hz=bins_hz, frames_ms=t)[0] == "different"  # 2 dB
     # noise before the strike is not the ringing the sentence speaks of ("after the strike")
@@ -233,7 +252,7 @@ def test_a_clips_warning_is_said_once_when_it_is_explained(separating_model, tmp
 
 def test_the_sentence_compares_the_region_in_db(separating_model, monkeypatch):
     """The description is of the clip's and its nearest references' crops in dB, each about its
-    own mean level, recomputed here from the audio (the clip) and the files it names (the
+    tap's mean power, recomputed here from the audio (the clip) and the files it names (the
     references): standardised crops would scale each decay rate by its crop's spread."""
     from tapcheck.features import load_clip
 
@@ -248,12 +267,9 @@ def test_the_sentence_compares_the_region_in_db(separating_model, monkeypatch):
             y = synthesize_tap(boards[number].board, side, rng=take_rng(SEED, number, side, k))
             e = explainer.explain_array(y)
             assert len(e.compared_with) == min(5, len(explainer.reference_clips))  # its k
-            refs = []
-            for path in e.compared_with:
-                db = strike_crops(load_clip(path), standardized=False)[0]
-                refs.append(db - db.mean())
-            clip_db = strike_crops(y, standardized=False)[0]
-            refs = np.stack(refs)
+            refs = np.stack([tap_relative(strike_crops(load_clip(path), standardized=False)[0])
+                             for path in e.compared_with])
+            clip_db = tap_relative(strike_crops(y, standardized=False)[0])
             b0, b1 = np.searchsorted(explainer.band_edges_hz, e.band_hz)
             w1 = int(np.searchsorted(explainer.window_edges_ms, e.time_ms[1]))
             # the first window starts before the strike, and the sentence says 0 ms for it
@@ -261,12 +277,12 @@ def test_the_sentence_compares_the_region_in_db(separating_model, monkeypatch):
                                                                  e.time_ms[0]))
             region = np.s_[explainer.bin_edges[b0]:explainer.bin_edges[b1],
                            explainer.frame_edges[w0]:explainer.frame_edges[w1]]
-            frames_ms = explainer.frames_ms[region[1]]
-            near = refs[:, region[0], region[1]]
+            before = explainer.frames_ms < 0
+            floor = (clip_db[region[0]][:, before].mean(), refs[:, region[0]][:, :, before].mean())
             kind, ratio, words = describe_difference(
-                (clip_db - clip_db.mean())[region], near.mean(axis=0),
-                bins_hz=explainer.bins_hz[region[0]], frames_ms=frames_ms,
-                reference_sd_db=near[:, :, frames_ms >= 0].mean(axis=2).std(axis=0))
+                clip_db[region], refs[:, region[0], region[1]],
+                bins_hz=explainer.bins_hz[region[0]], frames_ms=explainer.frames_ms[region[1]],
+                floor_db=floor)
             assert kind == e.kind and f" kHz {words} " in e.sentence, (kind, words, e.sentence)
             assert e.ratio == (None if ratio is None else pytest.approx(ratio, rel=1e-3))
             kinds.add(kind)

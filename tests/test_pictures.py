@@ -178,8 +178,8 @@ def test_a_long_sentence_fits_the_picture():
                 "strike")
     e = Explanation(path="take.wav", sentence=sentence, band_hz=(538.0, 1077.0),
                     time_ms=(0.0, 75.0), kind="faster-decay", ratio=1.7, score=0.08, relief=0.5,
-                    deviation=np.ones((8, 4)), crop=np.zeros((100, 120)),
-                    reference=np.zeros((100, 120)), band_edges_hz=np.linspace(0, 4307, 9),
+                    deviation=np.ones((8, 4)), crop=np.zeros((100, 120)) - 20.0,
+                    reference=np.zeros((100, 120)) - 20.0, band_edges_hz=np.linspace(0, 4307, 9),
                     window_edges_ms=np.linspace(-11.6, 336.7, 5))
     fig = picture_figure(e)
     fig.canvas.draw()
