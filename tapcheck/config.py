@@ -404,4 +404,3 @@ def _parses(text: str, kind: Any) -> bool:
         return isinstance(value, bool)
     return kind in (int, float) and not isinstance(value, bool) and isinstance(
         value, kind if kind is int else (int, float))
-
