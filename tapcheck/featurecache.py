@@ -3,9 +3,11 @@
 Retraining, comparing or re-judging never recomputes an STFT of a file it has seen with the same
 settings; editing a file or a setting misses the cache. A cached clip is one ``.npy`` read.
 
-An entry holds the crops in dB, before :func:`~tapcheck.features.standardize`: the model's
-standardised crops are computed from them on the way out, bit for bit as
-:func:`~tapcheck.features.clip_features` gives them, and explanations read the dB themselves.
+An entry holds the standardised crops, bit for bit as :func:`~tapcheck.features.clip_features`
+gives them, and beside them (``.level.npy``) each crop's mean and spread in dB, from which
+explanations have the crops in dB back (to float32 rounding). (Entries of dB crops standardised
+on the way out differed from fresh crops in the last bit: numpy's sums round by where an array
+sits in memory, and a loaded one sits otherwise.)
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from .config import AudioConfig, FeatureConfig
 from .errors import AudioError, FormatWarning, StorageError, TapcheckError, TapcheckWarning
 from .features import CHECKS_VERSION, FEATURES_VERSION, clip_features, standardize
 
-# Bump when what an entry holds changes: 2, crops in dB (not standardised) and warnings with
-# their kind (a format's, grouped on the command line, or a clip's)
+# Bump when what an entry holds changes: 2, each crop's level in dB beside it, and warnings
+# with their kind (a format's, grouped on the command line, or a clip's)
 ENTRY_FORMAT = 2
 
 
@@ -79,11 +81,15 @@ class FeatureCache:
 
     def get(self, path: str | os.PathLike, *, standardized: bool = True) -> np.ndarray:
         """Crops of one file, shape (n_crops, n_bins, n_frames), from the cache or computed;
-        in dB, before standardising, unless ``standardized``."""
-        db = self._get_db(Path(path))
-        return standardize(db) if standardized else db
+        unless ``standardized``, in dB (each crop's mean and spread restored, to float32
+        rounding of :func:`~tapcheck.features.strike_crops`'s ``standardized=False``)."""
+        crops, level = self._get(Path(path))
+        if standardized:
+            return crops
+        return (crops * level[:, 1, None, None] + level[:, 0, None, None]).astype(np.float32)
 
-    def _get_db(self, path: Path) -> np.ndarray:
+    def _get(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        """The standardised crops and each one's (mean, spread) in dB, shape (n_crops, 2)."""
         from .audio import FORMATS_HINT
         from .files import refuse_special
 
@@ -93,14 +99,17 @@ class FeatureCache:
         except OSError:
             entry = None  # unreadable: let load() raise its precise AudioError
         if entry is not None and entry.exists():
-            crops = self._load(entry)
-            if crops is not None:
+            got = self._load(entry)
+            if got is not None:
                 self._replay_warnings(entry, path)
-                return crops
+                return got
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            crops = clip_features(path, audio=self.audio, features=self.features,
-                                  standardized=False)
+            db = clip_features(path, audio=self.audio, features=self.features,
+                               standardized=False)
+        # standardised here as clip_features does, from the array it would have standardised
+        crops = standardize(db)
+        level = np.stack([db.mean(axis=(1, 2)), db.std(axis=(1, 2))], axis=1).astype(np.float32)
         ours = [w for w in caught if issubclass(w.category, TapcheckWarning)]
         for w in caught:  # pass everything on, as if nobody had listened
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -108,33 +117,37 @@ class FeatureCache:
             try:
                 if not self.checked:
                     self._check_folder()
-                self._store(entry, path, crops, ours)
+                self._store(entry, path, crops, level, ours)
             except StorageError as e:
                 # the cache only saves time: say once what is wrong with it (not with the takes,
                 # as a failed write once did) and go on computing
                 self.unwritable = True
                 warnings.warn(f"feature cache not used: {e}; set TAPCHECK_CACHE to a folder "
                               "you may write to", TapcheckWarning, stacklevel=3)
-        return crops
+        return crops, level
 
-    def _load(self, entry: Path) -> np.ndarray | None:
-        """The entry's crops, or None when it is damaged (then they are recomputed and stored
-        again): unreadable or cut short, of another shape than the settings give, or holding a
-        NaN or an infinity, which crops of real audio never do (tapcheck.features refuses
-        non-finite audio) and which crashed evaluate's metrics far from the cache. A constant
-        entry is kept: a silent stretch of a crop is one level. Entries carry no checksum (their
-        key is the audio's digest, not theirs); these checks cost one pass over a small array."""
+    def _load(self, entry: Path) -> tuple[np.ndarray, np.ndarray] | None:
+        """The entry's crops and levels, or None when it is damaged (then they are recomputed
+        and stored again): unreadable or cut short, of another shape than the settings give, or
+        holding a NaN or an infinity, which crops of real audio never do (tapcheck.features
+        refuses non-finite audio) and which crashed evaluate's metrics far from the cache. An
+        all-zeros entry is kept: a constant crop is standardised to zeros. Entries carry no
+        checksum (their key is the audio's digest, not theirs); these checks cost one pass over
+        a small array."""
         f = self.features
         try:
-            crops = np.load(entry)
+            crops, level = np.load(entry), np.load(_level_file(entry))
         except (OSError, ValueError):
             return None
         if crops.shape != (f.n_crops, f.n_bins, f.n_frames) or not np.isfinite(crops).all():
             return None
-        return crops
+        if level.shape != (f.n_crops, 2) or not np.isfinite(level).all() or (level[:, 1] < 0).any():
+            return None
+        return crops, level
 
     @staticmethod
-    def _store(entry: Path, path: Path, crops: np.ndarray, ours: list) -> None:
+    def _store(entry: Path, path: Path, crops: np.ndarray, level: np.ndarray,
+               ours: list) -> None:
         from .files import atomic_write
 
         if ours:  # the same file must say the same thing from the cache, of the same kind
@@ -143,6 +156,8 @@ class FeatureCache:
             with atomic_write(entry.with_suffix(".warn"), "w", encoding="utf-8",
                               errors="surrogateescape") as f:
                 json.dump(said, f)
+        with atomic_write(_level_file(entry)) as f:  # first: the crops' file says "complete"
+            np.save(f, level)
         with atomic_write(entry) as f:
             np.save(f, crops)
 
@@ -186,3 +201,7 @@ class FeatureCache:
         return np.stack(crops) if crops else np.zeros(
             (0, self.features.n_crops, self.features.n_bins, self.features.n_frames), np.float32)
 
+
+def _level_file(entry: Path) -> Path:
+    """Where an entry's crops' levels (mean and spread in dB) are kept: beside it."""
+    return entry.with_suffix(".level.npy")
