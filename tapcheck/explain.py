@@ -48,9 +48,24 @@ ENERGY_MIN_DB = 3.0
 TONE_MIN_DB = 6.0
 TONE_MIN_SD = 2.0
 #: a decay is fitted over the frames after the strike whose level stands this far above the
-#: band's level before the strike (its noise floor): a band that has died into the floor fits a
-#: flat line, and a tap that died fastest read as ringing longest
-FLOOR_MARGIN_DB = 6.0
+#: band's floor, its lowest level in the crop after the strike (the frames before the strike are
+#: no floor: the STFT's 23 ms window already holds the strike in the last of them): a band that
+#: has died into the floor fits a flat line, and a tap that died fastest read as ringing longest.
+#: 10 dB as room acoustics' decay fits (ISO 3382-1: the evaluated range ends at least 10 dB
+#: above the background noise); at 6 dB one take read "rings 2.2x longer" off its floor's edge
+FLOOR_MARGIN_DB = 10.0
+#: decays are compared only between bands that start within this of each other: a band 19 dB
+#: below the healthy ones at the strike, near its floor throughout, read "rings 1.7x longer"
+DECAY_START_DB = 10.0
+#: the fall a decay time is read over (T20, as room acoustics' decay times) and the least fall
+#: left above both floors for a decay to be read at all
+DECAY_FALL_DB = 20.0
+DECAY_MIN_FALL_DB = 10.0
+#: no tone is named below this: the strike's thump and the DC bin ("rings 10 dB louder at 0 Hz")
+TONE_MIN_HZ = 100.0
+#: a resonance is a maximum standing this far above its region's median level, in the clip and
+#: in the references alike (a 1 dB bump was named "its resonance at 1249 Hz")
+RESONANCE_MIN_DB = 3.0
 #: cells whose score drop is at least this share of the largest belong to the region
 REGION_SHARE = 0.5
 
@@ -211,10 +226,10 @@ class Explainer:
                        self.frame_edges[w0]:self.frame_edges[w1]]
         band_hz = (float(self.band_edges_hz[b0]), float(self.band_edges_hz[b1]))
         time_ms = (max(0.0, float(self.window_edges_ms[w0])), float(self.window_edges_ms[w1]))
-        before = self.frames_ms < 0  # the whole crop's frames before the strike: its floor
-        floor = None if not before.any() else (
-            float(clip_db[region[0]][:, before].mean()),
-            float(references_db[:, region[0]][:, :, before].mean()))
+        after = self.frames_ms >= 0  # the band's floor: its lowest level after the strike
+        floor = None if not after.any() else (
+            float(clip_db[region[0]][:, after].mean(axis=0).min()),
+            float(references_db[:, region[0]][:, :, after].mean(axis=1).mean(axis=0).min()))
         kind, ratio, what = describe_difference(
             clip_db[region], references_db[:, region[0], region[1]],
             bins_hz=self.bins_hz[region[0]], frames_ms=self.frames_ms[region[1]], floor_db=floor)
@@ -288,9 +303,9 @@ def describe_difference(clip: np.ndarray, references: np.ndarray, *, bins_hz: np
         the strike are compared (all of them if none is): the ones before hold background
         noise, up to 27 dB apart between the demo's taps.
     floor_db : (float, float), optional
-        The region's band level before the strike, the clip's and the references' mean (dB,
-        as ``clip``): each decay is fitted over its first frames above it by
-        :data:`FLOOR_MARGIN_DB`.
+        The region's band floor, the clip's and the references' mean (dB, as ``clip``; its
+        lowest level in the crop after the strike): a decay time is read over a fall that
+        ends :data:`FLOOR_MARGIN_DB` above both floors.
 
     Returns
     -------
@@ -298,7 +313,8 @@ def describe_difference(clip: np.ndarray, references: np.ndarray, *, bins_hz: np
         ``faster-decay``, ``slower-decay``, ``shifted-resonance``, ``weaker``, ``stronger``,
         ``quieter-at``, ``louder-at`` (one frequency) or ``different``.
     ratio : float or None
-        The clip's decay rate (dB per ms) over the references' (decay kinds only).
+        The references' time to fall :data:`DECAY_FALL_DB` (or less, above their floors) over
+        the clip's: its decay rate over theirs (decay kinds only).
     words : str
         The verb phrase of the sentence ("decays 3.0x faster", "carries 5 dB less of the
         tap's energy", "rings 12 dB quieter at 646 Hz").
@@ -310,19 +326,27 @@ def describe_difference(clip: np.ndarray, references: np.ndarray, *, bins_hz: np
         clip, refs, t = clip[:, after], refs[:, :, after], frames_ms[after]
     else:
         t = frames_ms
-    # decay: the band's mean level over time, fitted while it stands above its floor
+    # decay: how long the band's mean level takes to fall the same number of dB from where the
+    # region starts, the clip against the references (room acoustics' decay times, read off the
+    # curve itself: a line fitted over a fast fall and a slow tail, or over different spans,
+    # misread both ways: "2.5x faster" where the same frames gave 1.2x, a damped tap 1.3x)
     level_c, level_r = clip.mean(axis=0), refs.mean(axis=1).mean(axis=0)
-    ringing_c = _ringing(level_c, None if floor_db is None else floor_db[0])
-    ringing_r = _ringing(level_r, None if floor_db is None else floor_db[1])
-    if min(ringing_c, ringing_r) >= 3:
-        slope_c = np.polyfit(t[:ringing_c], level_c[:ringing_c], 1)[0]
-        slope_r = np.polyfit(t[:ringing_r], level_r[:ringing_r], 1)[0]
-        if slope_r < 0 and slope_c < 0:
-            ratio = float(slope_c / slope_r)
+    room = min(level_c[0] - (-np.inf if floor_db is None else floor_db[0] + FLOOR_MARGIN_DB),
+               level_r[0] - (-np.inf if floor_db is None else floor_db[1] + FLOOR_MARGIN_DB))
+    fall = min(DECAY_FALL_DB, room)
+    if fall >= DECAY_MIN_FALL_DB and abs(level_c[0] - level_r[0]) <= DECAY_START_DB:
+        time_c, time_r = _fall_time(t, level_c, fall), _fall_time(t, level_r, fall)
+        span = float(t[-1] - t[0])  # one that never falls that far takes longer than this
+        if time_c is not None and time_c > 0:
+            ratio = float((span if time_r is None else time_r) / time_c)
+            least = "at least " if time_r is None else ""
             if ratio >= DECAY_FACTOR:
-                return "faster-decay", ratio, f"decays {ratio:.1f}x faster"
+                return "faster-decay", ratio, f"decays {least}{ratio:.1f}x faster"
+        if time_r is not None and time_r > 0:
+            ratio = float(time_r / (span if time_c is None else time_c))
+            least = "at least " if time_c is None else ""
             if ratio <= 1.0 / DECAY_FACTOR:
-                return "slower-decay", ratio, f"rings {1.0 / ratio:.1f}x longer"
+                return "slower-decay", ratio, f"rings {least}{1.0 / ratio:.1f}x longer"
     # each frequency's energy after the strike, against the tap's (dB)
     spec_c = _power_db(clip, axis=1)[:, 0]
     specs_r = _power_db(refs, axis=2)[:, :, 0]  # (k, n_bins)
@@ -332,7 +356,9 @@ def describe_difference(clip: np.ndarray, references: np.ndarray, *, bins_hz: np
     # a maximum at the region's edge is no resonance: the strike's thump at 0 Hz, or the
     # crop's top bin, were named as one ("its resonance at 0 Hz instead of 689 Hz")
     if abs(peak_c - peak_r) >= 2 and len(bins_hz) > 2 and 0 < peak_c < last \
-            and 0 < peak_r < last:
+            and 0 < peak_r < last \
+            and spec_c[peak_c] - np.median(spec_c) >= RESONANCE_MIN_DB \
+            and spec_r[peak_r] - np.median(spec_r) >= RESONANCE_MIN_DB:
         return ("shifted-resonance", None,
                 f"has its resonance at {bins_hz[peak_c]:.0f} Hz instead of "
                 f"{bins_hz[peak_r]:.0f} Hz")
@@ -343,7 +369,8 @@ def describe_difference(clip: np.ndarray, references: np.ndarray, *, bins_hz: np
                 f"carries {abs(diff):.0f} dB {'less' if diff < 0 else 'more'} of the tap's "
                 "energy")
     tone = spec_c - spec_r  # (n_bins,)
-    telling = (np.abs(tone) >= TONE_MIN_DB) & (np.abs(tone) >= TONE_MIN_SD * specs_r.std(axis=0))
+    telling = ((np.abs(tone) >= TONE_MIN_DB) & (np.abs(tone) >= TONE_MIN_SD * specs_r.std(axis=0))
+               & (bins_hz >= TONE_MIN_HZ))
     if telling.any():
         i = int(np.argmax(np.where(telling, np.abs(tone), 0.0)))
         louder = tone[i] > 0
@@ -353,13 +380,15 @@ def describe_difference(clip: np.ndarray, references: np.ndarray, *, bins_hz: np
     return "different", None, "sounds different"
 
 
-def _ringing(level: np.ndarray, floor_db: float | None) -> int:
-    """How many leading frames of a band's ``level`` after the strike stand
-    :data:`FLOOR_MARGIN_DB` above ``floor_db`` (all of them without a floor)."""
-    if floor_db is None:
-        return len(level)
-    below = np.flatnonzero(level < floor_db + FLOOR_MARGIN_DB)
-    return int(below[0]) if len(below) else len(level)
+def _fall_time(t: np.ndarray, level: np.ndarray, fall_db: float) -> float | None:
+    """Time (as ``t``) from ``t[0]`` until ``level`` first lies ``fall_db`` below ``level[0]``,
+    interpolated between frames; None if it never does."""
+    below = np.flatnonzero(level <= level[0] - fall_db)
+    if not len(below):
+        return None
+    i = int(below[0])  # >= 1: level[0] itself is not below
+    frac = (level[i - 1] - (level[0] - fall_db)) / (level[i - 1] - level[i])
+    return float(t[i - 1] + frac * (t[i] - t[i - 1]) - t[0])
 
 
 def _patched(crop: np.ndarray, reference: np.ndarray, where) -> np.ndarray:
