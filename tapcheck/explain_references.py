@@ -94,7 +94,15 @@ def training_references(judge: Judge) -> References:
                            path=judge.model.path, fix=fix)
     ds = Dataset(root)
     label = {t.path: t.label for t in ds.takes}
-    normal = [p for p in info.get("takes", []) if label.get(p) == "normal"]
+    trained = [p for p in info.get("takes", []) if isinstance(p, str)]
+    unlisted = [p for p in trained if p not in label]
+    if unlisted:
+        # its normal takes were those the manifest still called normal: with rows deleted the
+        # explanations compared with fewer boards, the sentences changed, and nothing said so
+        raise DatasetError(f"no longer lists {len(unlisted)} of the {len(trained)} takes "
+                           f"{judge.model.path} was trained on (e.g. {unlisted[0]})",
+                           path=ds.root / MANIFEST, fix=fix)
+    normal = [p for p in trained if label.get(p) == "normal"]
     n_ref = len(judge.model.detector.reference_)
     if len(normal) != n_ref:
         # leave-one-board-out calibration keeps the held-out takes as references too (and

@@ -96,6 +96,28 @@ def test_explanations_are_not_made_against_another_dataset_of_the_same_name(
         "normal takes of the same boards)"]
 
 
+def test_a_manifest_that_lost_training_rows_explains_nothing(separating_model, tmp_path,
+                                                             run_cli, monkeypatch):
+    """Rows of the model's training takes deleted from its dataset's manifest: the normal
+    takes left were used without a word, fewer boards, and the sentences changed. Now the
+    verdicts stand, unexplained, with one line naming the manifest."""
+    clips = separating_taps(tmp_path, [(5, "left", 50)])
+    trained = Path(torch.load(separating_model, weights_only=True)["dataset"]["path"])
+    copy = Path(shutil.copytree(trained, tmp_path / "here" / trained.name))
+    manifest = copy / "manifest.csv"
+    rows = manifest.read_text().splitlines()
+    kept = [rows[0]] + [r for r in rows[1:] if not r.startswith("board02/")]
+    assert len(kept) < len(rows)
+    manifest.write_text("\n".join(kept) + "\n")
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(copy.parent))
+    code, out, err = run_cli("judge", "--model", separating_model, *clips, "--explain")
+    assert code == 1 and out.startswith("ANOMALOUS") and "why:" not in out, err
+    said = [ln for ln in err.splitlines() if not ln.startswith("tapcheck: threshold")]
+    assert len(said) == 1 and said[0].startswith(
+        f"tapcheck: warning: {manifest}: no longer lists "), said
+    assert f"takes {separating_model} was trained on (e.g. board02/" in said[0]
+
+
 def _bad_reference_takes(root) -> list:
     """Five of a dataset's takes made unusable, each a way a take goes bad; returns them."""
     takes = sorted(root.glob("board*/*/take*.wav"))[:5]
