@@ -410,20 +410,27 @@ def _run(drop: np.ndarray) -> tuple[int, int]:
     return lo, hi
 
 
-def explain_verdicts(judge: Judge, verdicts, *, references: str | os.PathLike | None = None,
+def explain_verdicts(judge: Judge, verdicts, *,
+                     references: str | os.PathLike | References | None = None,
                      picture_dir: str | os.PathLike | None = None
                      ) -> tuple[dict[int, Explanation], list[str]]:
     """Explanations of the anomalous verdicts of :meth:`Judge.judge_files`, by index, and
     warning lines (reference takes left out, see :func:`dataset_references`; the model's own
     training dataset gone or changed, when no ``references`` are given: then no explanations).
 
-    The references are read only when a verdict is anomalous: nothing else needs them. With
-    ``picture_dir``, also a PNG per explained clip (:func:`tapcheck.pictures.save_pictures`).
+    ``references``: a dataset to compare with, or its :class:`References` read already
+    (``judge --references`` reads them before judging, so a bad one fails with no verdict
+    printed whatever the clips). The model's own references are read only when a verdict is
+    anomalous: nothing else needs them. With ``picture_dir``, also a PNG per explained clip
+    (:func:`tapcheck.pictures.save_pictures`).
     """
     wanted = [i for i, v in enumerate(verdicts) if v.anomalous]
     if not wanted:
         return {}, []
-    named, warned = (None, []) if references is None else dataset_references(references, judge)
+    if references is None or isinstance(references, References):
+        named, warned = references, []
+    else:
+        named, warned = dataset_references(references, judge)
     try:
         explainer = Explainer(judge, references=named)
     except DatasetError as e:

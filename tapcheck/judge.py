@@ -343,6 +343,14 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
 
         check_picture_folder(picture_dir)
     judge = Judge(model, config=config)
+    named, unusable = None, []
+    if references is not None:
+        # read before judging, as the station does: a typo or a dataset with no usable normal
+        # take failed only when a clip was anomalous (then no verdict was printed at all), and
+        # passed unnoticed when none was
+        from .explain_references import dataset_references
+
+        named, unusable = dataset_references(references, judge)
     info = judge.model.detector.calibration_
     verdicts = judge.judge_files(list(paths), refuse_repeats=per_board or board is not None)
     result = Judgment(verdicts, info)
@@ -351,9 +359,9 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
     if explain or picture_dir or references:
         from .explain import explain_verdicts
 
-        result.explanations, warned = explain_verdicts(judge, verdicts, references=references,
+        result.explanations, warned = explain_verdicts(judge, verdicts, references=named,
                                                        picture_dir=picture_dir)
-        result.warnings += warned
+        result.warnings += unusable + warned
     if per_board or board is not None:
         from .boards import (board_of_path, board_verdicts, mixed_board_folders,
                              other_board_folders, other_board_warning, unplaced_reason)

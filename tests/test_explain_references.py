@@ -160,16 +160,25 @@ def test_bad_reference_takes_are_left_out_and_the_verdict_stands(separating_mode
 def test_references_with_no_usable_take_is_one_error(separating_model, small_train_set,
                                                      tmp_path, run_cli):
     """With none of its takes usable, --references cannot explain at all: an error naming the
-    manifest, as a dataset without normal takes is, after the first few takes' lines."""
+    manifest, as a dataset without normal takes is, after the first few takes' lines. It is
+    read before any clip is judged, so it fails alike whatever the clips: with a normal clip
+    (nothing to explain) a bad --references, a typo too, passed without a word."""
     refs = shutil.copytree(small_train_set, tmp_path / "refs")
     for take in refs.glob("board*/*/take*.wav"):
         take.write_bytes(b"")
-    clip = separating_taps(tmp_path, [(5, "left", 51)])[0]
-    code, out, err = run_cli("judge", "--model", separating_model, clip, "--references", refs)
-    assert code == 2 and out == "" and "Traceback" not in err
-    errors = err.splitlines()
-    assert len(errors) == 4 and all("is empty (0 bytes)" in e for e in errors[:3])
-    assert errors[3] == (
-        f"tapcheck: error: {refs / 'manifest.csv'}: none of its 16 normal training takes can be "
-        "used as references (the first 3 listed above) — restore or replace those files, or "
-        "delete their rows (tapcheck doctor lists them); or pass another --references dataset")
+    anomalous, normal = separating_taps(tmp_path, [(5, "left", 51), (1, "left", 40)])
+    for clip in (anomalous, normal):
+        code, out, err = run_cli("judge", "--model", separating_model, clip, "--references",
+                                 refs)
+        assert code == 2 and out == "" and "Traceback" not in err
+        errors = err.splitlines()
+        assert len(errors) == 4 and all("is empty (0 bytes)" in e for e in errors[:3])
+        assert errors[3] == (
+            f"tapcheck: error: {refs / 'manifest.csv'}: none of its 16 normal training takes can "
+            "be used as references (the first 3 listed above) — restore or replace those files, "
+            "or delete their rows (tapcheck doctor lists them); or pass another --references "
+            "dataset")
+    code, out, err = run_cli("judge", "--model", separating_model, normal, "--references",
+                             tmp_path / "refz")  # a typo
+    assert code == 2 and out == "" and err.startswith(
+        f"tapcheck: error: {tmp_path / 'refz'}: no such dataset"), err
