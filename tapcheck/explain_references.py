@@ -9,14 +9,16 @@ dataset's normal training takes. Nothing outside the folders the user gave is re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DatasetError, TapcheckError
+from .errors import DatasetError, TapcheckError, TapcheckWarning
 from .judge import Judge
 from .manifest import SLUG
 
@@ -127,8 +129,9 @@ def training_references(judge: Judge) -> References:
                            "trained on, under the same names (another dataset of that name?)",
                            path=ds.root, fix=fix)
     cache = FeatureCache(audio=judge.config.audio, features=judge.config.features)
-    return References.from_db(cache.get_many(files, standardized=False),
-                              [Path(f) for f in files])
+    with _unsaid():
+        db = cache.get_many(files, standardized=False)
+    return References.from_db(db, [Path(f) for f in files])
 
 
 def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[References, list[str]]:
@@ -160,7 +163,8 @@ def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[Reference
             if not path.exists():  # a row's file, not a path the user typed: as training says
                 raise DatasetError(f"file not found (a reference take that {manifest} lists)",
                                    path=path, fix="restore it or delete its row")
-            crops.append(cache.get(path, standardized=False))
+            with _unsaid():
+                crops.append(cache.get(path, standardized=False))
             paths.append(path)
         except TapcheckError as e:
             bad.append(str(e))
@@ -174,3 +178,15 @@ def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[Reference
         bad.append(f"{manifest}: {len(bad)} of {len(takes)} reference takes cannot be used "
                    f"(listed above); explanations compare with the other {len(crops)} — {fix}")
     return References.from_db(np.stack(crops), paths), bad
+
+
+@contextlib.contextmanager
+def _unsaid():
+    """Reading references, their takes' warnings unsaid: "resampled" or "the verdict may be
+    off" of a take no verdict is given for read as more of the clips' (judge printed "29 more
+    files likewise" after the clips' own count). A take that cannot be used is still named.
+    The process's filters: used where the references are read, before the station's listener
+    thread starts, and in judge's one thread."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TapcheckWarning)
+        yield

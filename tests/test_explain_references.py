@@ -182,3 +182,25 @@ def test_references_with_no_usable_take_is_one_error(separating_model, small_tra
                              tmp_path / "refz")  # a typo
     assert code == 2 and out == "" and err.startswith(
         f"tapcheck: error: {tmp_path / 'refz'}: no such dataset"), err
+
+
+def test_the_references_takes_warn_of_nothing(separating_model, small_train_set, tmp_path,
+                                              run_cli):
+    """Reference takes at 22.05 kHz: their "resampled" lines read as more of the clips' own
+    (judge ended "29 more files likewise" after the clips' count); they are used unsaid, and
+    the clip's own warning stays."""
+    import soundfile as sf
+
+    from tapcheck.audio import resample
+
+    refs = Path(shutil.copytree(small_train_set, tmp_path / "refs"))
+    for take in sorted(refs.glob("board*/*/take*.wav"))[:6]:
+        y, sr = sf.read(take, dtype="float32")
+        sf.write(take, resample(y, orig_sr=sr, target_sr=22050), 22050)
+    clip = separating_taps(tmp_path, [(5, "left", 51)])[0]
+    y, sr = sf.read(clip, dtype="float32")
+    sf.write(clip, resample(y, orig_sr=sr, target_sr=22050), 22050)
+    code, out, err = run_cli("judge", "--model", separating_model, clip, "--references", refs)
+    assert code == 1 and "why: " in out, err
+    warned = [ln for ln in err.splitlines() if ln.startswith("tapcheck: warning: ")]
+    assert warned == [f"tapcheck: warning: {clip}: resampled from 22050 Hz to 44100 Hz"], err
