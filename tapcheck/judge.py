@@ -267,6 +267,8 @@ class Judgment:
                            f"{v.model}  {v.path}")
                 if why is not None:
                     out.append(f"           why: {why.sentence}")
+                    if why.picture:  # take001.png, take001-2.png: which clip's is which
+                        out.append(f"           picture: {why.picture}")
         if len(heard) == 1:
             err.append(f"tapcheck: warning: {heard[0]}: {HEARD}")
         elif heard:

@@ -102,7 +102,7 @@ def picture_figure(e: Explanation):
         ax.add_patch(Rectangle((e.time_ms[0], e.band_hz[0]), e.time_ms[1] - e.time_ms[0],
                                e.band_hz[1] - e.band_hz[0], fill=False, edgecolor="cyan", lw=1.5))
     fig.colorbar(shown[1], ax=axes[1], shrink=0.8, label="dB re the tap's mean power")
-    fig.colorbar(shown[2], ax=axes[2], shrink=0.8)
+    fig.colorbar(shown[2], ax=axes[2], shrink=0.8, label="score drop")
     axes[0].set_ylabel("Hz")
     # a knn-decay sentence runs to 250 characters; 10-point type fits ~150 across 12 inches
     fig.suptitle(textwrap.fill(e.sentence, 150), fontsize=10)

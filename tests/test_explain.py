@@ -280,6 +280,12 @@ def test_cli_judge_explains_anomalous_clips(separating_model, tmp_path, run_cli,
     assert code == 1 and lines[0].startswith("NORMAL") and lines[1].startswith("ANOMALOUS")
     assert lines[2].strip() == f"why: {rows[1]['explanation']['sentence']}"
     assert len(lines) == 5
+    # in text too, each picture beside its clip's verdict (board5-50.png, board6-50-3.png)
+    code, out, _ = run_cli("judge", "--model", separating_model, *clips, "--explain-dir", why)
+    lines = out.splitlines()
+    assert [ln.strip() for ln in lines if "picture: " in ln] == [
+        f"picture: {why / 'board5-50.png'}", f"picture: {why / 'board6-50-3.png'}"]
+    assert lines[3].strip() == f"picture: {why / 'board5-50.png'}" and len(lines) == 7
 
 
 def test_a_clips_warning_is_said_once_when_it_is_explained(separating_model, tmp_path,
