@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from tapcheck.datasets import Dataset
-from tapcheck.explain import DECAY_FACTOR, Explainer
+from tapcheck.explain import Explainer
+from tapcheck.explain_difference import DECAY_FACTOR
 from tapcheck.features import load_clip, strike_crops
 from tapcheck.judge import Judge
 

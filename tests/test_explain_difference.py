@@ -1,0 +1,94 @@
+"""How a region differs, in words (tapcheck/explain_difference.py): decay times, resonances,
+energy and single frequencies, on small arrays whose answer is known."""
+
+import numpy as np
+import pytest
+
+from tapcheck.explain_difference import describe_difference, tap_relative
+
+
+def test_describe_difference_reads_decay_and_resonance():
+    t = np.arange(40) * 2.9
+    bins_hz = np.arange(10) * 43.0
+    healthy = np.tile(-0.2 * t, (10, 1))  # 20 dB in 100 ms
+    assert describe_difference(np.tile(-0.6 * t, (10, 1)), healthy, bins_hz=bins_hz,
+                               frames_ms=t)[:2] == ("faster-decay", pytest.approx(3.0))
+    # never 20 dB down in the region's 113 ms: "at least" 113 / 100 ms; clearer when faster
+    assert describe_difference(np.tile(-0.1 * t, (10, 1)), np.tile(-0.5 * t, (10, 1)),
+                               bins_hz=bins_hz, frames_ms=t)[::2] == (
+        "slower-decay", "rings at least 2.8x longer")
+    # a fast fall and a slow tail: the time to fall 20 dB, not a line through both (which read
+    # a tap damped 3x as decaying 1.3x faster)
+    damped = np.tile(np.where(t < 35, -0.6 * t, -21.0 - 0.05 * (t - 35)), (10, 1))
+    assert describe_difference(damped, healthy, bins_hz=bins_hz, frames_ms=t)[:2] == (
+        "faster-decay", pytest.approx(3.0, rel=0.05))
+    # the fall is read above the floors only: both 30 dB above theirs leaves room for 20 dB;
+    # 15 dB leaves 5 dB, too little to read a decay off
+    assert describe_difference(np.tile(-0.6 * t, (10, 1)), healthy, bins_hz=bins_hz,
+                               frames_ms=t, floor_db=(-30.0, -30.0))[0] == "faster-decay"
+    assert describe_difference(np.tile(-0.6 * t, (10, 1)), healthy, bins_hz=bins_hz,
+                               frames_ms=t, floor_db=(-15.0, -15.0))[0] != "faster-decay"
+    flat = np.zeros((10, 40))
+    a, b = flat.copy(), flat.copy()
+    a[2], b[7] = 6.0, 6.0  # peaks standing 6 dB above the rest
+    kind, _, words = describe_difference(a, b, bins_hz=bins_hz, frames_ms=t)
+    assert kind == "shifted-resonance" and words == (
+        "has its resonance at 86 Hz instead of 301 Hz")
+    assert describe_difference(flat - 5, flat, bins_hz=bins_hz, frames_ms=t) == (
+        "weaker", None, "carries 5 dB less of the tap's energy")
+    # a maximum at the region's edge is no resonance (the strike's thump at 0 Hz, the crop's
+    # top bin), and a level difference under 3 dB (twice the power) claims no energy either way
+    a, b = flat.copy(), flat.copy()
+    a[0], b[7] = 6.0, 6.0
+    assert describe_difference(a, b, bins_hz=bins_hz, frames_ms=t)[0] != "shifted-resonance"
+    # nor is a bump of 1 dB: a resonance stands 3 dB above its region's median
+    a, b = flat.copy(), flat.copy()
+    a[2], b[7] = 1.0, 1.0
+    assert describe_difference(a, b, bins_hz=bins_hz, frames_ms=t)[0] != "shifted-resonance"
+    assert describe_difference(flat + 2.5, flat, bins_hz=bins_hz, frames_ms=t)[:3:2] == (
+        "different", "sounds different")
+
+
+def test_a_tap_that_dies_fast_is_not_louder_where_it_rings_alike():
+    """About the crop's mean dB level (what standardising subtracts), a tap whose ringing dies
+    into the floor after 30 frames read 10 dB louder in those 30 frames than a tap ringing alike
+    that dies slowly: "carries 8 dB more of the tap's energy" of a mode no louder. About the
+    tap's mean power both read within 2 dB there."""
+    frames = np.arange(120)
+    slow = np.tile(-0.2 * frames, (20, 1))
+    fast = np.where(frames < 30, slow, -80.0)  # the same first 30 frames, then the floor
+    first = np.s_[:, :30]
+    by_level = (fast - fast.mean())[first].mean() - (slow - slow.mean())[first].mean()
+    assert by_level > 10  # the old reference: 10 dB louder where nothing differs
+    # (1.2 dB: the slow tap's tail does carry some of its energy; under the 3 dB of a claim)
+    assert abs(tap_relative(fast)[first].mean() - tap_relative(slow)[first].mean()) < 2.0
+    bins_hz = np.arange(20) * 43.0
+    ms = frames[:30] * 2.9
+    assert describe_difference(tap_relative(fast)[first], tap_relative(slow)[first],
+                               bins_hz=bins_hz, frames_ms=ms)[0] == "different"
+
+
+def test_one_frequency_far_off_is_named_when_the_mean_level_is_not():
+    """A mode 20 dB down at one frequency moves a 10-bin region's energy by under 1 dB: under
+    the 3 dB an energy claim needs, it is named by itself — unless healthy taps vary as much
+    there."""
+    t = np.arange(40) * 2.9
+    bins_hz = np.arange(10) * 43.0
+    flat = np.zeros((10, 40))
+    quiet = flat.copy()
+    quiet[4] -= 20.0
+    assert describe_difference(quiet, flat, bins_hz=bins_hz, frames_ms=t) == (
+        "quieter-at", None, "rings 20 dB quieter at 172 Hz")
+    loud = flat.copy()
+    loud[6] += 7.0
+    assert describe_difference(loud, flat, bins_hz=bins_hz, frames_ms=t)[2] == (
+        "rings 7 dB louder at 258 Hz")
+    spread = np.stack([flat + 12.0, flat - 12.0])  # healthy taps themselves 12 dB apart there
+    assert describe_difference(quiet, spread, bins_hz=bins_hz, frames_ms=t)[0] == "different"
+    assert describe_difference(loud - 5.0 * (np.arange(10) == 6)[:, None], flat,
+                               bins_hz=bins_hz, frames_ms=t)[0] == "different"  # 2 dB
+    # noise before the strike is not the ringing the sentence speaks of ("after the strike")
+    early = t - 4 * 2.9
+    noisy = flat.copy()
+    noisy[:, :4] += 40.0  # 4 dB on the region's mean, 40 dB in every bin, all of it before
+    assert describe_difference(noisy, flat, bins_hz=bins_hz, frames_ms=early)[0] == "different"
