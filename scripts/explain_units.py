@@ -5,7 +5,8 @@ before, on the standardised crops the model sees, in the same region.
 Standardising divides each crop by its own spread in dB and subtracts its mean level, so on
 standardised crops a decay rate is scaled by the ratio of two crops' spreads, an energy
 difference is counted in spreads, and a tap that dies fast reads louder. This prints how often
-the kind of sentence changes and by how much the decay ratios move.
+the kind of sentence changes and by how much the decay ratios move, and, as a base rate, what
+the explanation would claim of the healthy test taps judged normal.
 Run it where the model was trained (the demo's folder, after ``tapcheck demo``):
 
     PYTHONPATH=/path/to/tapcheck python3 scripts/explain_units.py \
@@ -66,12 +67,14 @@ def main() -> None:
     ex = Explainer(judge)
     ds = Dataset.open(args.dataset)
     index = {os.fspath(p): i for i, p in enumerate(ex.references.paths)}
-    rows = []
+    rows, healthy, by_board = [], collections.Counter(), collections.defaultdict(list)
     for take in ds.select(split="test"):
         path = ds.path_of(take)
-        if not judge.judge_files([path])[0].anomalous:
-            continue
         y = load_clip(path, audio=judge.config.audio, features=judge.config.features)
+        if not judge.judge_files([path])[0].anomalous:
+            if take.label == "normal":  # the base rate: what a healthy tap is said to differ by
+                healthy[ex.explain_array(y, path=str(path)).kind] += 1
+            continue
         e = ex.explain_array(y, path=str(path))
         # the standardised crops, as the model sees them: the clip's, its references' mean
         clip = strike_crops(y, sr=judge.config.audio.sr, features=judge.config.features)[0]
@@ -84,6 +87,7 @@ def main() -> None:
                                         bins_hz=ex.bins_hz[region[0]],
                                         frames_ms=ex.frames_ms[region[1]])
         rows.append((kind, ratio, e.kind, e.ratio))
+        by_board[take.board].append(e.kind)
     n = len(rows)
     same = sum(r[0] == r[2] for r in rows)
     print(f"anomalous test taps explained: {n}; the same kind of sentence: {same} "
@@ -100,6 +104,11 @@ def main() -> None:
         moved = both[:, 0] / both[:, 1]
         print(f"decay ratios in both: {len(both)}; standardised / dB median {np.median(moved):.2f}"
               f", {moved.min():.2f}-{moved.max():.2f}")
+    for board, kinds in sorted(by_board.items()):
+        print(f"  board {board}: {dict(collections.Counter(kinds).most_common())}")
+    specific = sum(c for kind, c in healthy.items() if kind != "different")
+    print(f"healthy test taps judged normal, explained all the same: {sum(healthy.values())}; "
+          f"a specific claim for {specific}: {dict(healthy.most_common())}")
 
 
 if __name__ == "__main__":

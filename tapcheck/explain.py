@@ -22,6 +22,7 @@ crop's own units (Hz, ms) at the resolution of the grid and needs only the fast 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -31,13 +32,16 @@ import torch
 
 from .detectors import KNNDetector
 from .errors import DatasetError, ParameterError, TapcheckError
-from .explain_difference import describe_difference, tap_relative
+from .explain_difference import (Limits, describe_difference, measure_difference, normal_limits,
+                                 tap_relative)
 from .explain_references import References, dataset_references, training_references
 from .judge import Judge
 from .models.base import represent_clips
 
 #: cells whose score drop is at least this share of the largest belong to the region
 REGION_SHARE = 0.5
+#: healthy taps nearest an explained clip whose own differences set what it must exceed
+NORMALS = 20
 
 
 @dataclass
@@ -66,6 +70,8 @@ class Explanation:
     band_edges_hz: np.ndarray = field(repr=False)  # (n_bands + 1,)
     window_edges_ms: np.ndarray = field(repr=False)  # (n_windows + 1,)
     compared_with: list[str] = field(default_factory=list)  # the nearest references' files
+    # what each kind of difference had to reach here to be claimed (Limits, as a dict)
+    limits: dict = field(default_factory=dict)
     picture: str | None = None  # the PNG, once saved
     decay_z: float | None = None  # knn-decay only: the decay's z-score against its neighbours'
 
@@ -73,6 +79,7 @@ class Explanation:
         return {"sentence": self.sentence, "band_hz": list(self.band_hz),
                 "time_ms": list(self.time_ms), "kind": self.kind, "ratio": self.ratio,
                 "relief": self.relief, "compared_with": self.compared_with,
+                "limits": self.limits,
                 "picture": self.picture, "decay_z": self.decay_z}
 
 
@@ -167,9 +174,13 @@ class Explainer:
         band_drop, window_drop = drop[:n_bands], drop[n_bands:]
         deviation = np.sqrt(np.outer(np.maximum(band_drop, 0), np.maximum(window_drop, 0)))
         clip_db = tap_relative(db[0])
-        references_db = np.stack([tap_relative(self.references.db[i, 0]) for i in nearest])
+        references_db = self._relative()[nearest]
+        # the healthy taps nearest this clip, each against its own nearest healthy taps: what
+        # a difference must exceed to be claimed (normal_limits)
+        around = torch.argsort(sim[0], descending=True)[:NORMALS].numpy()
         explanation = self._describe(clip_db, references_db, deviation, _run(band_drop),
-                                     _run(window_drop), score=float(scores[0]), path=path)
+                                     _run(window_drop), score=float(scores[0]), path=path,
+                                     around=around, k=k)
         explanation.compared_with = [os.fspath(self.references.paths[i]) for i in nearest]
         if getattr(self.detector, "reads_decay", False):
             _add_decay(explanation, self.detector, clip.numpy(), crops)
@@ -189,29 +200,63 @@ class Explainer:
                 out.append(None)
         return out
 
+    def _relative(self) -> np.ndarray:
+        """Every reference's first crop in dB about its tap's mean power, (n_ref, bins, frames):
+        computed once."""
+        if not hasattr(self, "_relative_db"):
+            self._relative_db = np.stack([tap_relative(d[0]) for d in self.references.db])
+        return self._relative_db
+
+    def _region_difference(self, clip_db, references_db, region) -> dict:
+        """:func:`measure_difference`'s arguments for ``region`` of a clip and references."""
+        after = self.frames_ms >= 0  # the band's floor: its lowest level after the strike
+        floor = None if not after.any() else (
+            float(clip_db[region[0]][:, after].mean(axis=0).min()),
+            float(references_db[:, region[0]][:, :, after].mean(axis=1).mean(axis=0).min()))
+        return dict(clip=clip_db[region], references=references_db[:, region[0], region[1]],
+                    bins_hz=self.bins_hz[region[0]], frames_ms=self.frames_ms[region[1]],
+                    floor_db=floor)
+
+    def _normal_limits(self, region, around: np.ndarray, k: int) -> Limits:
+        """:func:`normal_limits` from the references ``around`` the clip, each against its own
+        ``k`` nearest other references, in ``region``."""
+        if len(self.references) <= k:
+            return Limits()
+        if not hasattr(self, "_similar"):
+            self._similar = (self.reference_emb @ self.reference_emb.T).numpy()
+        relative = self._relative()
+        normals = []
+        for j in around:
+            others = np.argsort(-self._similar[j])
+            others = others[others != j][:k]
+            normals.append(measure_difference(**self._region_difference(
+                relative[j], relative[others], region)))
+        return normal_limits(normals)
+
     def _describe(self, clip_db, references_db, deviation, bands, windows, *, score: float,
-                  path: str) -> Explanation:
+                  path: str, around: np.ndarray, k: int) -> Explanation:
         (b0, b1), (w0, w1) = bands, windows
         region = np.s_[self.bin_edges[b0]:self.bin_edges[b1],
                        self.frame_edges[w0]:self.frame_edges[w1]]
         band_hz = (float(self.band_edges_hz[b0]), float(self.band_edges_hz[b1]))
         time_ms = (max(0.0, float(self.window_edges_ms[w0])), float(self.window_edges_ms[w1]))
-        after = self.frames_ms >= 0  # the band's floor: its lowest level after the strike
-        floor = None if not after.any() else (
-            float(clip_db[region[0]][:, after].mean(axis=0).min()),
-            float(references_db[:, region[0]][:, :, after].mean(axis=1).mean(axis=0).min()))
+        limits = self._normal_limits(region, around, k)
         kind, ratio, what = describe_difference(
-            clip_db[region], references_db[:, region[0], region[1]],
-            bins_hz=self.bins_hz[region[0]], frames_ms=self.frames_ms[region[1]], floor_db=floor)
+            **self._region_difference(clip_db, references_db, region), limits=limits)
         # "has its resonance at X Hz instead of Y Hz" compares by itself; the rest need "than"
         than = "" if kind == "shifted-resonance" else " than"
+        # a window wholly before the strike (settings with many frames before it) read
+        # "0-0 ms after the strike"
+        when = (f"{time_ms[0]:.0f}-{time_ms[1]:.0f} ms after the strike" if time_ms[1] > 0
+                else "just before the strike")
         sentence = (f"{band_hz[0] / 1000:.1f}-{band_hz[1] / 1000:.1f} kHz {what}{than} on healthy "
-                    f"boards, {time_ms[0]:.0f}-{time_ms[1]:.0f} ms after the strike")
+                    f"boards, {when}")
         relief = float(deviation[b0:b1, w0:w1].max()) / score if score > 0 else 0.0
         return Explanation(path=path, sentence=sentence, band_hz=band_hz, time_ms=time_ms,
                            kind=kind, ratio=ratio, score=score, relief=relief,
                            deviation=deviation, crop=clip_db,
                            reference=references_db.mean(axis=0),
+                           limits=dataclasses.asdict(limits),
                            band_edges_hz=self.band_edges_hz, window_edges_ms=self.window_edges_ms)
 
 

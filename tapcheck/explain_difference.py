@@ -8,9 +8,12 @@ less of the tap's energy, or one frequency ringing louder or quieter.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["describe_difference", "tap_relative"]
+__all__ = ["Difference", "Limits", "describe_difference", "measure_difference",
+           "normal_limits", "tap_relative"]
 
 #: a decay-rate ratio counts as "faster"/"slower" from this factor on
 DECAY_FACTOR = 1.5
@@ -43,6 +46,11 @@ TONE_MIN_HZ = 100.0
 #: a resonance is a maximum standing this far above its region's median level, in the clip and
 #: in the references alike (a 1 dB bump was named "its resonance at 1249 Hz")
 RESONANCE_MIN_DB = 3.0
+#: a decay is read from each curve's own peak within the region's first frames (9 ms): the
+#: first frame after the onset may still be rising, by up to 8 dB on the demo
+PEAK_FRAMES = 3
+#: a claim needs a difference beyond this quantile of healthy taps' own, in its region
+NORMAL_QUANTILE = 0.95
 
 
 def tap_relative(db: np.ndarray) -> np.ndarray:
@@ -65,9 +73,101 @@ def _power_db(db: np.ndarray, axis=None) -> np.ndarray:
     return out if axis is not None else float(out.ravel()[0])
 
 
+@dataclass(frozen=True)
+class Difference:
+    """The numbers behind a sentence: how a region of a clip differs from its references.
+
+    ``decay`` is the references' time to fall as far over the clip's (>1: the clip's decay is
+    faster; ``decay_least``: a bound, one side never fell that far in the region), None where
+    no decay can be read; ``resonance`` the (clip's, references') peak in Hz where they part;
+    ``energy_db`` the clip's share of the tap's energy over theirs; ``tone_db`` and ``tone_hz``
+    the frequency that lies furthest off, beyond twice the references' own spread (0 and None
+    where none does).
+    """
+
+    decay: float | None
+    decay_least: bool
+    resonance: tuple[float, float] | None
+    energy_db: float
+    tone_db: float
+    tone_hz: float | None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How far a difference must reach for a sentence to claim it. The defaults are the
+    constants above; :func:`normal_limits` raises them to what healthy taps show against their
+    own nearest healthy taps in the same region (two reviews found the constants inside the
+    scatter between takes of one healthy board: 30 of 41 normal takes got a specific claim)."""
+
+    decay: float = DECAY_FACTOR
+    energy_db: float = ENERGY_MIN_DB
+    tone_db: float = TONE_MIN_DB
+    resonance: bool = True  # whether a shifted resonance may be claimed here
+
+
+def measure_difference(clip: np.ndarray, references: np.ndarray, *, bins_hz: np.ndarray,
+                       frames_ms: np.ndarray, floor_db: tuple[float, float] | None = None
+                       ) -> Difference:
+    """The numbers :func:`describe_difference` words (same parameters)."""
+    refs = np.asarray(references, dtype=np.float64)
+    refs = refs[None] if refs.ndim == 2 else refs
+    after = np.asarray(frames_ms) >= 0
+    if not after.any():  # a region wholly before the strike (custom settings): no ringing
+        return Difference(None, False, None, 0.0, 0.0, None)
+    clip, refs, t = clip[:, after], refs[:, :, after], np.asarray(frames_ms)[after]
+    # decay: how long the band's mean level takes to fall the same number of dB from its own
+    # peak at the region's start, the clip against the references (room acoustics' decay
+    # times, read off the curve itself: a line fitted over a fast fall and a slow tail, or over
+    # different spans, misread both ways: "2.5x faster" where the same frames gave 1.2x)
+    level_c, level_r = clip.mean(axis=0), refs.mean(axis=1).mean(axis=0)
+    # the region's first frames may still rise (the strike's onset): each from its own peak
+    start_c, start_r = (int(np.argmax(x[:PEAK_FRAMES])) for x in (level_c, level_r))
+    level_c, t_c = level_c[start_c:], t[start_c:]
+    level_r, t_r = level_r[start_r:], t[start_r:]
+    room = min(level_c[0] - (-np.inf if floor_db is None else floor_db[0] + FLOOR_MARGIN_DB),
+               level_r[0] - (-np.inf if floor_db is None else floor_db[1] + FLOOR_MARGIN_DB))
+    fall = min(DECAY_FALL_DB, room)
+    decay, least = None, False
+    if fall >= DECAY_MIN_FALL_DB and abs(level_c[0] - level_r[0]) <= DECAY_START_DB:
+        time_c, time_r = _fall_time(t_c, level_c, fall), _fall_time(t_r, level_r, fall)
+        # one that never falls that far takes longer than its span: a bound
+        span_c, span_r = float(t_c[-1] - t_c[0]), float(t_r[-1] - t_r[0])
+        if time_c is not None and time_r is not None and min(time_c, time_r) > 0:
+            decay = time_r / time_c
+        elif time_c is not None and time_c > 0 and span_r > 0:
+            decay, least = span_r / time_c, True
+        elif time_r is not None and time_r > 0 and span_c > 0:
+            decay, least = time_r / span_c, True
+    # each frequency's energy after the strike, against the tap's (dB)
+    spec_c = _power_db(clip, axis=1)[:, 0]
+    specs_r = _power_db(refs, axis=2)[:, :, 0]  # (k, n_bins)
+    spec_r = specs_r.mean(axis=0)
+    peak_c, peak_r = int(np.argmax(spec_c)), int(np.argmax(spec_r))
+    last = len(bins_hz) - 1
+    resonance = None
+    # a maximum at the region's edge is no resonance: the strike's thump at 0 Hz, or the
+    # crop's top bin, were named as one ("its resonance at 0 Hz instead of 689 Hz")
+    if abs(peak_c - peak_r) >= 2 and len(bins_hz) > 2 and 0 < peak_c < last \
+            and 0 < peak_r < last \
+            and spec_c[peak_c] - np.median(spec_c) >= RESONANCE_MIN_DB \
+            and spec_r[peak_r] - np.median(spec_r) >= RESONANCE_MIN_DB:
+        resonance = (float(bins_hz[peak_c]), float(bins_hz[peak_r]))
+    # the region's share of the tap's energy, the clip's against the references' mean
+    energy = _power_db(clip) - float(np.mean([_power_db(r) for r in refs]))
+    tone = spec_c - spec_r  # (n_bins,)
+    telling = (np.abs(tone) >= TONE_MIN_SD * specs_r.std(axis=0)) & (bins_hz >= TONE_MIN_HZ)
+    tone_db, tone_hz = 0.0, None
+    if telling.any():
+        i = int(np.argmax(np.where(telling, np.abs(tone), 0.0)))
+        tone_db, tone_hz = float(tone[i]), float(bins_hz[i])
+    return Difference(None if decay is None else float(decay), least, resonance,
+                      float(energy), tone_db, tone_hz)
+
+
 def describe_difference(clip: np.ndarray, references: np.ndarray, *, bins_hz: np.ndarray,
-                        frames_ms: np.ndarray, floor_db: tuple[float, float] | None = None
-                        ) -> tuple[str, float | None, str]:
+                        frames_ms: np.ndarray, floor_db: tuple[float, float] | None = None,
+                        limits: Limits = Limits()) -> tuple[str, float | None, str]:
     """How a region of a crop differs from the same region of its nearest normal crops.
 
     Parameters
@@ -79,12 +179,14 @@ def describe_difference(clip: np.ndarray, references: np.ndarray, *, bins_hz: np
     bins_hz : np.ndarray, shape (n_bins,)
     frames_ms : np.ndarray, shape (n_frames,)
         Time of each frame after the strike, ms (negative before it). Only the frames after
-        the strike are compared (all of them if none is): the ones before hold background
-        noise, up to 27 dB apart between the demo's taps.
+        the strike are compared: the ones before hold the strike's onset and background noise,
+        up to 27 dB apart between the demo's taps.
     floor_db : (float, float), optional
         The region's band floor, the clip's and the references' mean (dB, as ``clip``; its
         lowest level in the crop after the strike): a decay time is read over a fall that
         ends :data:`FLOOR_MARGIN_DB` above both floors.
+    limits : Limits
+        How far each kind of difference must reach to be claimed (:func:`normal_limits`).
 
     Returns
     -------
@@ -98,65 +200,47 @@ def describe_difference(clip: np.ndarray, references: np.ndarray, *, bins_hz: np
         The verb phrase of the sentence ("decays 3.0x faster", "carries 5 dB less of the
         tap's energy", "rings 12 dB quieter at 646 Hz").
     """
-    refs = np.asarray(references, dtype=np.float64)
-    refs = refs[None] if refs.ndim == 2 else refs
-    after = frames_ms >= 0
-    if after.any():
-        clip, refs, t = clip[:, after], refs[:, :, after], frames_ms[after]
-    else:
-        t = frames_ms
-    # decay: how long the band's mean level takes to fall the same number of dB from where the
-    # region starts, the clip against the references (room acoustics' decay times, read off the
-    # curve itself: a line fitted over a fast fall and a slow tail, or over different spans,
-    # misread both ways: "2.5x faster" where the same frames gave 1.2x, a damped tap 1.3x)
-    level_c, level_r = clip.mean(axis=0), refs.mean(axis=1).mean(axis=0)
-    room = min(level_c[0] - (-np.inf if floor_db is None else floor_db[0] + FLOOR_MARGIN_DB),
-               level_r[0] - (-np.inf if floor_db is None else floor_db[1] + FLOOR_MARGIN_DB))
-    fall = min(DECAY_FALL_DB, room)
-    if fall >= DECAY_MIN_FALL_DB and abs(level_c[0] - level_r[0]) <= DECAY_START_DB:
-        time_c, time_r = _fall_time(t, level_c, fall), _fall_time(t, level_r, fall)
-        span = float(t[-1] - t[0])  # one that never falls that far takes longer than this
-        if time_c is not None and time_c > 0:
-            ratio = float((span if time_r is None else time_r) / time_c)
-            least = "at least " if time_r is None else ""
-            if ratio >= DECAY_FACTOR:
-                return "faster-decay", ratio, f"decays {least}{ratio:.1f}x faster"
-        if time_r is not None and time_r > 0:
-            ratio = float(time_r / (span if time_c is None else time_c))
-            least = "at least " if time_c is None else ""
-            if ratio <= 1.0 / DECAY_FACTOR:
-                return "slower-decay", ratio, f"rings {least}{1.0 / ratio:.1f}x longer"
-    # each frequency's energy after the strike, against the tap's (dB)
-    spec_c = _power_db(clip, axis=1)[:, 0]
-    specs_r = _power_db(refs, axis=2)[:, :, 0]  # (k, n_bins)
-    spec_r = specs_r.mean(axis=0)
-    peak_c, peak_r = int(np.argmax(spec_c)), int(np.argmax(spec_r))
-    last = len(bins_hz) - 1
-    # a maximum at the region's edge is no resonance: the strike's thump at 0 Hz, or the
-    # crop's top bin, were named as one ("its resonance at 0 Hz instead of 689 Hz")
-    if abs(peak_c - peak_r) >= 2 and len(bins_hz) > 2 and 0 < peak_c < last \
-            and 0 < peak_r < last \
-            and spec_c[peak_c] - np.median(spec_c) >= RESONANCE_MIN_DB \
-            and spec_r[peak_r] - np.median(spec_r) >= RESONANCE_MIN_DB:
-        return ("shifted-resonance", None,
-                f"has its resonance at {bins_hz[peak_c]:.0f} Hz instead of "
-                f"{bins_hz[peak_r]:.0f} Hz")
-    # the region's share of the tap's energy, the clip's against the references' mean
-    diff = _power_db(clip) - float(np.mean([_power_db(r) for r in refs]))
-    if abs(diff) >= ENERGY_MIN_DB:
-        return ("weaker" if diff < 0 else "stronger", None,
-                f"carries {abs(diff):.0f} dB {'less' if diff < 0 else 'more'} of the tap's "
+    d = measure_difference(clip, references, bins_hz=bins_hz, frames_ms=frames_ms,
+                           floor_db=floor_db)
+    least = "at least " if d.decay_least else ""
+    if d.decay is not None and d.decay >= limits.decay:
+        return "faster-decay", d.decay, f"decays {least}{d.decay:.1f}x faster"
+    if d.decay is not None and d.decay <= 1.0 / limits.decay:
+        return "slower-decay", d.decay, f"rings {least}{1.0 / d.decay:.1f}x longer"
+    if d.resonance is not None and limits.resonance:
+        return ("shifted-resonance", None, f"has its resonance at {d.resonance[0]:.0f} Hz "
+                                           f"instead of {d.resonance[1]:.0f} Hz")
+    if abs(d.energy_db) >= limits.energy_db:
+        less = d.energy_db < 0
+        return ("weaker" if less else "stronger", None,
+                f"carries {abs(d.energy_db):.0f} dB {'less' if less else 'more'} of the tap's "
                 "energy")
-    tone = spec_c - spec_r  # (n_bins,)
-    telling = ((np.abs(tone) >= TONE_MIN_DB) & (np.abs(tone) >= TONE_MIN_SD * specs_r.std(axis=0))
-               & (bins_hz >= TONE_MIN_HZ))
-    if telling.any():
-        i = int(np.argmax(np.where(telling, np.abs(tone), 0.0)))
-        louder = tone[i] > 0
+    if d.tone_hz is not None and abs(d.tone_db) >= limits.tone_db:
+        louder = d.tone_db > 0
         return ("louder-at" if louder else "quieter-at", None,
-                f"rings {abs(tone[i]):.0f} dB {'louder' if louder else 'quieter'} at "
-                f"{bins_hz[i]:.0f} Hz")
+                f"rings {abs(d.tone_db):.0f} dB {'louder' if louder else 'quieter'} at "
+                f"{d.tone_hz:.0f} Hz")
     return "different", None, "sounds different"
+
+
+def normal_limits(normals: list[Difference], *, quantile: float = NORMAL_QUANTILE) -> Limits:
+    """:class:`Limits` no lower than the constants, nor than the ``quantile`` of each
+    difference among ``normals``: healthy taps against their own nearest healthy taps, in the
+    same region (so that a healthy tap draws a claim of a kind about 1 - quantile of the time).
+    """
+    if not normals:
+        return Limits()
+    decays = [max(d.decay, 1.0 / d.decay) for d in normals if d.decay]
+    shifted = np.mean([d.resonance is not None for d in normals])
+    return Limits(
+        # healthy taps' peaks here part from their neighbours' more often than that: the
+        # demo's healthy taps read "resonance at ... instead of ..." in 39 of 190
+        resonance=bool(shifted <= 1.0 - quantile),
+        decay=max(DECAY_FACTOR, float(np.quantile(decays, quantile)) if decays else 0.0),
+        energy_db=max(ENERGY_MIN_DB, float(np.quantile([abs(d.energy_db) for d in normals],
+                                                        quantile))),
+        tone_db=max(TONE_MIN_DB, float(np.quantile([abs(d.tone_db) for d in normals],
+                                                    quantile))))
 
 
 def _fall_time(t: np.ndarray, level: np.ndarray, fall_db: float) -> float | None:

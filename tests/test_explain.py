@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from tapcheck.explain import Explainer
-from tapcheck.explain_difference import describe_difference, tap_relative
+from tapcheck.explain_difference import Limits, describe_difference, tap_relative
 from tapcheck.features import strike_crops
 from tapcheck.judge import Judge
 from tapcheck.synth import plate_modes, study_boards, synthesize_tap, take_rng
@@ -249,7 +249,9 @@ def test_the_sentence_compares_the_region_in_db(separating_model, monkeypatch):
             kind, ratio, words = describe_difference(
                 clip_db[region], refs[:, region[0], region[1]],
                 bins_hz=explainer.bins_hz[region[0]], frames_ms=explainer.frames_ms[region[1]],
-                floor_db=floor)
+                floor_db=floor, limits=Limits(**e.limits))
+            # what it had to reach: the constants at least (healthy taps' own, above them)
+            assert e.limits["decay"] >= 1.5 and e.limits["energy_db"] >= 3.0
             assert kind == e.kind and f" kHz {words} " in e.sentence, (kind, words, e.sentence)
             assert e.ratio == (None if ratio is None else pytest.approx(ratio, rel=1e-3))
             kinds.add(kind)

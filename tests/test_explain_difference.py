@@ -92,3 +92,29 @@ def test_one_frequency_far_off_is_named_when_the_mean_level_is_not():
     noisy = flat.copy()
     noisy[:, :4] += 40.0  # 4 dB on the region's mean, 40 dB in every bin, all of it before
     assert describe_difference(noisy, flat, bins_hz=bins_hz, frames_ms=early)[0] == "different"
+
+
+def test_a_claim_needs_more_than_healthy_taps_show_against_their_own():
+    """normal_limits: the 95th percentile of healthy taps' differences from their own nearest
+    healthy taps, never below the constants; a resonance shift is not claimed where healthy
+    taps' peaks part as often as 1 in 20."""
+    from tapcheck.explain_difference import Difference, Limits, normal_limits
+
+    def normal(energy, tone=0.0, decay=None, resonance=None):
+        return Difference(decay, False, resonance, energy, tone, 500.0 if tone else None)
+
+    calm = normal_limits([normal(0.5 * (-1) ** i) for i in range(20)])
+    assert calm == Limits()  # within the constants: they stand
+    wide = normal_limits([normal(8.0 * (i / 19), tone=12.0, decay=2.0) for i in range(20)])
+    assert wide.energy_db == pytest.approx(np.quantile(8.0 * np.arange(20) / 19, 0.95))
+    assert wide.tone_db == 12.0 and wide.decay == 2.0 and wide.resonance
+    shifting = normal_limits([normal(0.0, resonance=(600.0, 700.0) if i < 2 else None)
+                              for i in range(20)])
+    assert not shifting.resonance  # 2 of 20 healthy taps part: no longer telling
+    # a clip 5 dB weaker where healthy taps scatter by 7: not claimed; with the constants: is
+    t = np.arange(40) * 2.9
+    bins_hz = np.arange(10) * 43.0
+    flat = np.zeros((10, 40))
+    assert describe_difference(flat - 5.0, flat, bins_hz=bins_hz, frames_ms=t)[0] == "weaker"
+    assert describe_difference(flat - 5.0, flat, bins_hz=bins_hz, frames_ms=t,
+                               limits=Limits(energy_db=7.0))[0] == "different"
