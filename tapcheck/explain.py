@@ -10,10 +10,11 @@ question a user asks ("what would have to look healthy for the verdict to be nor
 not punish a cell just for being loud.
 
 The region is then described by comparing the clip with those references inside it, in dB about
-each tap's own mean level (the crops before standardising, which would scale a decay rate by the
-crop's spread): faster or slower decay (slope of the band's level over time), a resonance at
-another frequency, less or more energy, or one frequency ringing louder or quieter — "2.1-3.4 kHz
-decays 3.0x faster than on healthy boards, 20-120 ms after the strike".
+each tap's mean power (:mod:`tapcheck.explain_difference`): a faster or slower decay (the time to
+fall 20 dB), a resonance at another frequency, less or more of the tap's energy, or one frequency
+ringing louder or quieter — "0.5-1.1 kHz decays 2.1x faster than on healthy boards, 0-75 ms after
+the strike" — each claimed only beyond what the healthy taps nearest the clip show against their
+own nearest healthy taps in that region; otherwise it "sounds different".
 
 Grad-CAM on the last convolutional stage (the AdaCos source's choice) was not kept: its map is
 7 x 8 cells for a 100 x 120 crop and it needs a float32 backward pass; occlusion answers in the
@@ -120,6 +121,7 @@ class Explainer:
         self.reference_emb = torch.nn.functional.normalize(emb.float(), dim=1)
         self.references = references
         self.reference_clips = np.asarray(references.crops, dtype=np.float32)
+        self._relative_db = None  # the references in dB about their taps' mean power, once
         self.bin_edges = np.linspace(0, f.n_bins, n_bands + 1).round().astype(int)
         self.frame_edges = np.linspace(0, f.n_frames, n_windows + 1).round().astype(int)
         hz_per_bin = judge.config.audio.sr / f.n_fft
@@ -203,7 +205,7 @@ class Explainer:
     def _relative(self) -> np.ndarray:
         """Every reference's first crop in dB about its tap's mean power, (n_ref, bins, frames):
         computed once."""
-        if not hasattr(self, "_relative_db"):
+        if self._relative_db is None:
             self._relative_db = np.stack([tap_relative(d[0]) for d in self.references.db])
         return self._relative_db
 
@@ -222,12 +224,11 @@ class Explainer:
         ``k`` nearest other references, in ``region``."""
         if len(self.references) <= k:
             return Limits()
-        if not hasattr(self, "_similar"):
-            self._similar = (self.reference_emb @ self.reference_emb.T).numpy()
         relative = self._relative()
+        similar = (self.reference_emb[torch.as_tensor(around)] @ self.reference_emb.T).numpy()
         normals = []
-        for j in around:
-            others = np.argsort(-self._similar[j])
+        for j, row in zip(around, similar, strict=True):
+            others = np.argsort(-row)
             others = others[others != j][:k]
             normals.append(measure_difference(**self._region_difference(
                 relative[j], relative[others], region)))
