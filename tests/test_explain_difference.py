@@ -118,3 +118,27 @@ def test_a_claim_needs_more_than_healthy_taps_show_against_their_own():
     assert describe_difference(flat - 5.0, flat, bins_hz=bins_hz, frames_ms=t)[0] == "weaker"
     assert describe_difference(flat - 5.0, flat, bins_hz=bins_hz, frames_ms=t,
                                limits=Limits(energy_db=7.0))[0] == "different"
+
+
+def test_a_dip_is_no_tone_and_a_peak_still_there_has_not_moved():
+    """Review cases: "22 dB quieter at 1249 Hz" named a dip 24-46 dB below both peaks; "its
+    resonance at 2196 Hz instead of 775 Hz" while the clip's 775 Hz peak stood 0.2 dB lower."""
+    t = np.arange(40) * 2.9
+    bins_hz = 100.0 + np.arange(10) * 43.0
+    base = np.full((10, 40), -30.0)
+    base[5] = 0.0  # the mode: every other frequency lies 30 dB below it
+    dip = base.copy()
+    dip[2] -= 20.0  # 50 dB below the mode in the clip, 30 in the references: a dip
+    assert describe_difference(dip, base, bins_hz=bins_hz, frames_ms=t)[0] == "different"
+    near = base.copy()
+    near[3] = -10.0  # 10 dB below the mode: ringing, and 20 dB louder than healthy
+    assert describe_difference(near, base, bins_hz=bins_hz, frames_ms=t)[:3:2] == (
+        "louder-at", "rings 20 dB louder at 229 Hz")
+    both = base.copy()
+    both[8] = 0.2  # a new peak, the old one still there 0.2 dB below it
+    assert describe_difference(both, base, bins_hz=bins_hz, frames_ms=t)[0] != \
+        "shifted-resonance"
+    moved = base.copy()
+    moved[5], moved[8] = -30.0, 0.0  # the old peak gone: moved
+    assert describe_difference(moved, base, bins_hz=bins_hz, frames_ms=t)[0] == \
+        "shifted-resonance"
