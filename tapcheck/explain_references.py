@@ -10,6 +10,7 @@ dataset's normal training takes. Nothing outside the folders the user gave is re
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shlex
 import warnings
@@ -29,28 +30,27 @@ __all__ = ["References", "dataset_references", "training_references"]
 class References:
     """Normal clips to explain against: their crops and the files they came from.
 
-    ``crops`` has shape (n_ref, n_crops, bins, frames), standardised as the model sees them;
-    ``db`` the same crops in dB before standardising, which explanations describe;
+    ``crops`` has shape (n_ref, n_crops, bins, frames), standardised as the model sees them
+    (the feature cache's, bit for bit); ``levels`` (n_ref, n_crops, 2) each crop's mean and
+    spread in dB, from which :attr:`db` has the crops in dB that explanations describe;
     ``paths[i]`` is the file of ``crops[i]``.
     """
 
     crops: np.ndarray
-    db: np.ndarray
+    levels: np.ndarray
     paths: list[Path]
 
     def __post_init__(self):
-        if not len(self.paths) == len(self.crops) == len(self.db):
-            raise ValueError(f"{len(self.crops)} reference crops, {len(self.db)} in dB and "
-                             f"{len(self.paths)} files")
+        if not len(self.paths) == len(self.crops) == len(self.levels):
+            raise ValueError(f"{len(self.crops)} reference crops, {len(self.levels)} levels "
+                             f"and {len(self.paths)} files")
 
-    @classmethod
-    def from_db(cls, db: np.ndarray, paths: list[Path]) -> "References":
-        """From crops in dB, shape (n_ref, n_crops, bins, frames) (the feature cache's
-        ``standardized=False``), each clip's standardised as the judge's are."""
-        from .features import standardize
+    @functools.cached_property
+    def db(self) -> np.ndarray:
+        """The crops in dB, shape (n_ref, n_crops, bins, frames)."""
+        from .featurecache import in_db
 
-        db = np.asarray(db, dtype=np.float32)
-        return cls(np.stack([standardize(d) for d in db]) if len(db) else db, db, list(paths))
+        return in_db(self.crops, self.levels)
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -130,8 +130,8 @@ def training_references(judge: Judge) -> References:
                            path=ds.root, fix=fix)
     cache = FeatureCache(audio=judge.config.audio, features=judge.config.features)
     with _unsaid():
-        db = cache.get_many(files, standardized=False)
-    return References.from_db(db, [Path(f) for f in files])
+        crops, levels = cache.get_many(files, levels=True)
+    return References(crops, levels, [Path(f) for f in files])
 
 
 def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[References, list[str]]:
@@ -156,7 +156,7 @@ def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[Reference
         raise DatasetError("has no normal takes in its training split to compare with",
                            path=ds.root, fix="choose a dataset with normal boards")
     cache = FeatureCache(audio=judge.config.audio, features=judge.config.features)
-    crops, paths, bad = [], [], []
+    got, paths, bad = [], [], []
     for t in takes:
         try:
             path = ds.path_of(t)
@@ -164,20 +164,21 @@ def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[Reference
                 raise DatasetError(f"file not found (a reference take that {manifest} lists)",
                                    path=path, fix="restore it or delete its row")
             with _unsaid():
-                crops.append(cache.get(path, standardized=False))
+                got.append(cache.get_with_levels(path))
             paths.append(path)
         except TapcheckError as e:
             bad.append(str(e))
     fix = "restore or replace those files, or delete their rows (tapcheck doctor lists them)"
-    if not crops:
+    if not got:
         shown = "the first 3 listed above" if len(bad) > 3 else "listed above"
         raise DatasetError(f"none of its {len(takes)} normal training takes can be used as "
                            f"references ({shown})", path=manifest,
                            details=bad[:3], fix=fix + "; or pass another --references dataset")
     if bad:
         bad.append(f"{manifest}: {len(bad)} of {len(takes)} reference takes cannot be used "
-                   f"(listed above); explanations compare with the other {len(crops)} — {fix}")
-    return References.from_db(np.stack(crops), paths), bad
+                   f"(listed above); explanations compare with the other {len(got)} — {fix}")
+    return References(np.stack([c for c, _ in got]), np.stack([lv for _, lv in got]),
+                      paths), bad
 
 
 @contextlib.contextmanager

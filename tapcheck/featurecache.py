@@ -84,9 +84,12 @@ class FeatureCache:
         unless ``standardized``, in dB (each crop's mean and spread restored, to float32
         rounding of :func:`~tapcheck.features.strike_crops`'s ``standardized=False``)."""
         crops, level = self._get(Path(path))
-        if standardized:
-            return crops
-        return (crops * level[:, 1, None, None] + level[:, 0, None, None]).astype(np.float32)
+        return crops if standardized else in_db(crops, level)
+
+    def get_with_levels(self, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+        """The standardised crops of one file and each crop's (mean, spread) in dB, shape
+        (n_crops, 2): both views in one read (:func:`in_db` makes the dB crops)."""
+        return self._get(Path(path))
 
     def _get(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
         """The standardised crops and each one's (mean, spread) in dB, shape (n_crops, 2)."""
@@ -174,9 +177,9 @@ class FeatureCache:
                 warnings.warn(f"{path}: {line}", category, stacklevel=4)
 
     def get_many(self, paths: Sequence[str | os.PathLike], *, progress: bool = False,
-                 standardized: bool = True) -> np.ndarray:
-        """Crops of many files, shape (n_files, n_crops, n_bins, n_frames) (in dB unless
-        ``standardized``, as :meth:`get`).
+                 levels: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Crops of many files, shape (n_files, n_crops, n_bins, n_frames); with ``levels``,
+        also each crop's (mean, spread) in dB, shape (n_files, n_crops, 2).
 
         Raises
         ------
@@ -189,19 +192,30 @@ class FeatureCache:
             from tqdm.auto import tqdm
 
             items = tqdm(paths, desc="features", unit="clip", leave=False)
-        crops, bad = [], []
+        got, bad = [], []
         for p in items:
             try:
-                crops.append(self.get(p, standardized=standardized))
+                got.append(self._get(Path(p)))
             except TapcheckError as e:
                 bad.append(str(e))
         if bad:
             raise AudioError(f"{len(bad)} of {len(paths)} clips cannot be used",
                              fix="fix or replace them", details=bad)
-        return np.stack(crops) if crops else np.zeros(
-            (0, self.features.n_crops, self.features.n_bins, self.features.n_frames), np.float32)
+        f = self.features
+        crops = np.stack([c for c, _ in got]) if got else np.zeros(
+            (0, f.n_crops, f.n_bins, f.n_frames), np.float32)
+        if not levels:
+            return crops
+        return crops, (np.stack([lv for _, lv in got]) if got else
+                       np.zeros((0, f.n_crops, 2), np.float32))
 
 
 def _level_file(entry: Path) -> Path:
     """Where an entry's crops' levels (mean and spread in dB) are kept: beside it."""
     return entry.with_suffix(".level.npy")
+
+
+def in_db(crops: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Standardised crops, shape (..., n_crops, bins, frames), back in dB from each crop's
+    (mean, spread), shape (..., n_crops, 2) (:meth:`FeatureCache.get_with_levels`)."""
+    return (crops * levels[..., 1, None, None] + levels[..., 0, None, None]).astype(np.float32)
