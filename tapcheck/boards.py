@@ -3,7 +3,9 @@
 Two rules (:data:`BOARD_RULES`, ``train.board_rule``):
 
 - ``vote`` (the default): the board is anomalous when more than half of its taps score over the
-  tap threshold, so a board verdict never contradicts most of its tap verdicts. With arcface-lite
+  tap threshold, so a board verdict never contradicts most of its tap verdicts; a tie (half of
+  an even count) is decided by the median of the taps against the tap threshold, which makes
+  the vote the median rule at the tap threshold for any count. With arcface-lite
   ±20 % and ``knn-decay`` on the synthetic sets it flagged 0-2.6 % of healthy boards from 3 taps,
   fewer than the median rule on every set and model measured (docs/new-boards.md).
 - ``median``: the median of the taps against a board threshold that
@@ -106,12 +108,18 @@ def _vote_line(v: "BoardVerdict") -> str:
     # widened as the tap lines are: a fixed four decimals printed "threshold 0.0033  median
     # 0.0033" for a median of 0.00332 over 0.00325
     median, threshold = score_pair(v.median, v.threshold)
+    tie = "  (a tie: the median decides)" if v.over * 2 == v.taps else ""
     return (f"BOARD {v.board}: {v.verdict}  {v.over} of {v.taps} taps over the threshold "
-            f"{threshold}  median {median}")
+            f"{threshold}  median {median}{tie}")
 
 
 def _vote(scores: np.ndarray, threshold: float) -> bool:
-    return int((scores > threshold).sum()) * 2 > len(scores)
+    over = int((scores > threshold).sum()) * 2
+    # a tie is no majority either way; one unreadable tap of 3 left 1 of 2 over, and the board
+    # read NORMAL beside a median of 0.2429 over a threshold of 0.0900. The median decides it
+    # (for an odd count it is the majority anyway), so a cracked board's loud tap is not
+    # outvoted by a quiet one
+    return over > len(scores) or (over == len(scores) and bool(np.median(scores) > threshold))
 
 
 BOARD_RULES: dict[str, BoardRule] = {
