@@ -8,7 +8,6 @@ cannot be judged yields a :class:`Verdict` carrying its error; the others are st
 from __future__ import annotations
 
 import functools
-import json
 import os
 import traceback
 import warnings
@@ -17,10 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .boards import BOARD_RULES
 from .config import Config
-from .console import RepeatedWarnings, percent, score_pair
-from .errors import FormatWarning, ModelFileError, ParameterError, TapcheckError, TapcheckWarning
+from .errors import FormatWarning, ModelFileError, ParameterError, TapcheckError
 from .featurecache import FeatureCache
 from .features import clip_features, crop_digest, strike_crops
 from .modelfile import LoadedModel, load_model
@@ -210,89 +207,6 @@ def check_same_features(model: LoadedModel, config: Config) -> None:
                 "with that config")
 
 
-@dataclass
-class Judgment:
-    """What ``tapcheck judge`` found: a verdict per clip, explanations, board verdicts.
-
-    ``explanations`` maps the index of an anomalous verdict to its
-    :class:`tapcheck.explain.Explanation`; ``boards`` holds
-    :class:`tapcheck.boards.BoardVerdict` rows when board verdicts were asked for.
-    """
-
-    verdicts: list[Verdict]
-    calibration: dict
-    explanations: dict = field(default_factory=dict)
-    boards: list | None = None
-    warnings: list[str] = field(default_factory=list)  # about the call, not one clip
-
-    @property
-    def errors(self) -> list[Verdict]:
-        return [v for v in self.verdicts if v.error]
-
-    @property
-    def exit_code(self) -> int:
-        """0 all normal, 1 any anomalous (any board, with board verdicts), 2 any clip unjudged."""
-        if self.errors:
-            return 2
-        if self.boards is not None:
-            return 1 if any(b.verdict == ANOMALOUS for b in self.boards) else 0
-        return 1 if any(v.anomalous for v in self.verdicts) else 0
-
-    def lines(self, *, as_json: bool = False,
-              debug: bool = False) -> tuple[list[str], list[str]]:
-        """What the command prints: (standard output lines, standard error lines); with
-        ``debug``, each clip's error line follows its traceback."""
-        from .calibration import describe
-
-        info, out, err = self.calibration, [], []
-        if not as_json and len(self.errors) < len(self.verdicts):  # the statement goes with
-            err.append(f"tapcheck: {describe(info)}")                # verdicts only
-        heard = []  # one line for them all: judging a training folder warned once per take
-        repeated = RepeatedWarnings()  # a format's warnings over many clips: a few, then a count
-        for i, v in enumerate(self.verdicts):
-            why = self.explanations.get(i)
-            if as_json:
-                row = {**v.to_dict(), "threshold_ci": info["threshold_ci"],
-                       "rate_holds_for": info["holds_for"]}
-                if why is not None:
-                    row["explanation"] = why.to_dict()
-                out.append(json.dumps(row, allow_nan=False))
-            elif not v.error:
-                heard += [v.path for w in v.warnings if w.endswith(HEARD)]
-                err += [f"tapcheck: warning: {w}" for w in v.warnings if not w.endswith(HEARD)
-                        and repeated.admit(w, FormatWarning if w in v.format_warnings
-                                           else TapcheckWarning)]
-                score, threshold = score_pair(v.score, v.threshold)
-                out.append(f"{v.verdict:<9}  score {score}  threshold {threshold}  "
-                           f"{v.model}  {v.path}")
-                if why is not None:
-                    out.append(f"           why: {why.sentence}")
-                    if why.picture:  # take001.png, take001-2.png: which clip's is which
-                        out.append(f"           picture: {why.picture}")
-        if len(heard) == 1:
-            err.append(f"tapcheck: warning: {heard[0]}: {HEARD}")
-        elif heard:
-            err.append(f"tapcheck: warning: {heard[0]} and {len(heard) - 1} more clip(s): are "
-                       "recordings the model was trained or calibrated on, or given by enroll: "
-                       "their scores are not new taps'")
-        err += [f"tapcheck: warning: {w}" for w in repeated.summary() + self.warnings]
-        for b in self.boards or []:
-            out.append(json.dumps({"board_verdict": b.to_dict()}) if as_json else b.line())
-            if b.taps != b.expected_taps and BOARD_RULES[b.rule].per_count:
-                err.append(f"tapcheck: warning: board {b.board}: {b.taps} taps; the board "
-                           f"threshold is calibrated for {b.expected_taps}, so its stated rate "
-                           "holds only approximately")
-        for v in self.errors:  # --debug: the traceback a bad clip's one line stands for
-            err += v.trace.rstrip("\n").splitlines() if debug and v.trace else []
-            err.append(f"tapcheck: error: {v.error}")
-        if self.errors and len(self.verdicts) > 1:
-            err.append(f"tapcheck: {len(self.errors)} of {len(self.verdicts)} clip(s) could not "
-                       "be judged")
-        from .console import one_line  # paths are any text: one line each, as read
-
-        return [one_line(x) for x in out], [one_line(x) for x in err]
-
-
 def refuse_repeated_taps(paths: Sequence[str | os.PathLike], crops: dict[int, np.ndarray]) -> None:
     """Refuse a tap given twice: counted twice, it would weigh twice in its board's verdict.
 
@@ -313,106 +227,3 @@ def refuse_repeated_taps(paths: Sequence[str | os.PathLike], crops: dict[int, np
         raise ParameterError(f"{repeat_problem(*repeat)}; counted twice it would weigh twice in "
                              "its board's verdict; nothing judged", path=repeat[0],
                              fix="name each clip once")
-
-
-def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | None = None,
-                explain: bool = False, picture_dir: str | os.PathLike | None = None,
-                references: str | os.PathLike | None = None, per_board: bool = False,
-                board: str | None = None) -> Judgment:
-    """Everything ``tapcheck judge`` does: judge clips, explain the anomalous ones, and combine
-    a board's taps into one verdict.
-
-    Parameters
-    ----------
-    paths : sequence of path
-    model : path or LoadedModel
-    config : Config, optional
-        Settings whose features must be the model's (see :func:`check_same_features`).
-    explain, picture_dir, references
-        Explain anomalous clips (:func:`tapcheck.explain.explain_verdicts`); a ``picture_dir``
-        or ``references`` implies ``explain``.
-    per_board, board
-        Board verdicts: clips grouped by their ``boardNN/`` folder, or all of them ``board``.
-    """
-    from .boards import board_name, board_name_problem
-
-    problem = None if board is None else board_name_problem(board)
-    if problem:
-        raise ParameterError(f"--board {problem}")
-    board = None if board is None else board_name(board)
-    if picture_dir is not None:  # before judging: refused after it, the verdicts would be lost
-        from .pictures import check_picture_folder
-
-        check_picture_folder(picture_dir)
-    judge = Judge(model, config=config)
-    named, unusable = None, []
-    if references is not None:
-        # read before judging, as the station does: a typo or a dataset with no usable normal
-        # take failed only when a clip was anomalous (then no verdict was printed at all), and
-        # passed unnoticed when none was
-        from .explain_references import dataset_references
-
-        named, unusable = dataset_references(references, judge)
-    info = judge.model.detector.calibration_
-    verdicts = judge.judge_files(list(paths), refuse_repeats=per_board or board is not None)
-    result = Judgment(verdicts, info)
-    if config is not None:
-        result.warnings += unused_train_settings(judge.model, config)
-    if explain or picture_dir or references:
-        from .explain import explain_verdicts
-
-        result.explanations, warned = explain_verdicts(judge, verdicts, references=named,
-                                                       picture_dir=picture_dir)
-        result.warnings += unusable + warned
-    if per_board or board is not None:
-        from .boards import (board_of_path, board_verdicts, mixed_board_folders,
-                             other_board_folders, other_board_warning, unplaced_reason)
-
-        good = [v for v in verdicts if not v.error]
-        if board is not None:  # as enroll warns: the folders may know better than the option
-            line = other_board_warning(other_board_folders([v.path for v in good], board),
-                                       board, done="judged")
-            result.warnings += [line] if line else []
-        else:  # a clip no folder places on a board is a board of its own: say how to group
-            loose: dict[str, list[str]] = {}  # one line per reason, not per clip (trial 39)
-            for v in good:
-                if board_of_path(v.path) is None:
-                    loose.setdefault(unplaced_reason(v.path), []).append(v.path)
-            result.warnings += [
-                f"{clips[0]}: {reason}, so judged as a board of its own"
-                f"{_and_more(len(clips) - 1, 'clip(s) alike')}; give --board NAME to judge "
-                "clips as one board" for reason, clips in loose.items()]
-            # one board number, several folders (Monday's and Tuesday's board07/): still one
-            # board, but a user who mixed two boards of that number should hear of it
-            result.warnings += [
-                f"board {b}: its taps come from {len(folders)} folders ({folders[0]}, "
-                f"{folders[1]}{', …' if len(folders) > 2 else ''}), judged as one board — if "
-                "they are not the same board, judge each folder on its own"
-                for b, folders in mixed_board_folders([v.path for v in good])]
-        result.boards = board_verdicts(
-            [v.path for v in good], [v.score for v in good], threshold=info["board_threshold"],
-            expected_taps=info["board_taps"], board=board, rule=info["board_rule"])
-        short = [b for b in result.boards if b.taps < b.expected_taps]
-        result.warnings += [  # the per-board rate is the model's for its count of taps
-            f"board {b.board}: {b.taps} tap(s), where the board verdict is calibrated for "
-            f"{b.expected_taps}; tap it {b.expected_taps - b.taps} more time(s) for the "
-            f"stated rate{_and_more(len(short) - 1, 'board(s) with fewer taps')}"
-            for b in short[:1]]
-        # many more taps than the vote was calibrated for: a board with 26 of 60 taps over the
-        # tap threshold (healthy boards' taps are over it 5 % of the time) read NORMAL, silently
-        # (the median rule says so of any other count on its board line)
-        long = [b for b in result.boards if b.taps > b.expected_taps
-                and not BOARD_RULES[b.rule].per_count]
-        result.warnings += [
-            f"board {b.board}: {b.taps} taps, where the board verdict is calibrated for "
-            f"{b.expected_taps}: its stated rate holds for groups of {b.expected_taps} — "
-            f"{b.over} of the {b.taps} taps are over the tap threshold, against "
-            f"{percent(info['far'])} of a healthy board's"
-            f"{_and_more(len(long) - 1, 'board(s) with more taps')}"
-            for b in long[:1]]
-    return result
-
-
-def _and_more(count: int, what: str) -> str:
-    """`` (and 3 more clip(s) alike)``, or nothing for 0: one warning for many alike."""
-    return f" (and {count} more {what})" if count else ""

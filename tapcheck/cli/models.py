@@ -161,7 +161,7 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
     judged all the same and the bad ones listed at the end).
     """
     from .. import paths
-    from ..judge import judge_clips
+    from ..judgment import judge_clips
 
     config = parse_config(config_path) if config_path else None
     result = judge_clips(clips, model=model_path or paths.model_path(), config=config,
