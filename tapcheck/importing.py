@@ -155,9 +155,9 @@ def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, s
                 result.stopped = len(files) - len(result.imported) - len(result.errors)
                 break
             result.imported.append((path, take))  # inside: a stop here still counts it
-        stored[_level(take)].append(take)
-        if on_take is not None:
-            on_take(path, take)
+            stored[_level(take)].append(take)
+            if on_take is not None:  # inside too: a stop as the block ended printed one
+                on_take(path, take)  # "->" line fewer than the summary counted
 
 
 def _refuse_repeats(files: Sequence[str | os.PathLike]) -> None:

@@ -189,6 +189,8 @@ def test_kill_during_an_import_stops_it_as_ctrl_c_does(tiny_dataset, tmp_path):
     written = sorted((tmp_path / "ds").glob("board01/left/take*.wav"))
     assert 0 < len(written) < len(clips)
     assert len(Dataset.open(tmp_path / "ds").takes) == len(written)
+    # a line per take kept: a stop as a take's block ended printed one fewer than it counted
+    assert sum(" -> " in line for line in run.out) == len(written)
     # "interrupted" alone left the user guessing what was kept and how to go on
     assert run.err[-1] == (
         f"tapcheck: interrupted; {len(written)} of {len(clips)} clip(s) were imported into "
