@@ -112,6 +112,10 @@ def rate_interval(flagged: np.ndarray, boards: np.ndarray, *, n_boot: int = 1000
     if len(names) >= 2 and n_boot > 0:
         hits = np.bincount(index, weights=flagged.astype(float), minlength=len(names))
         taps = np.bincount(index, minlength=len(names)).astype(float)
+        # boards in an order of their counts, not their names: the same boards renumbered
+        # drew other resamples, and the interval moved with the numbering
+        order = np.lexsort((hits, taps))
+        hits, taps = hits[order], taps[order]
         picks = np.random.default_rng(seed).integers(0, len(names), size=(n_boot, len(names)))
         rates = hits[picks].sum(axis=1) / taps[picks].sum(axis=1)
         b_lo, b_hi = np.quantile(rates, [(1 - level) / 2, 1 - (1 - level) / 2])

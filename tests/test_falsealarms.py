@@ -55,6 +55,13 @@ def test_the_rate_interval_resamples_boards_and_is_never_narrower_than_the_taps_
     assert lo == 0.0 and hi > wilson(4, 80)[1]
     lo, hi = rate_interval(np.zeros(80, dtype=bool), boards)
     assert lo == 0.0 and hi == pytest.approx(wilson(0, 80)[1]) and hi > 0.03
+    # the same boards renumbered (or given in another order) give the same interval
+    eight = np.repeat(np.arange(1, 9), 20)
+    varied = np.concatenate([np.arange(20) < k for k in (0, 1, 2, 3, 5, 8, 10, 12)])
+    renamed = np.repeat([13, 5, 21, 7, 2, 30, 11, 8], 20)
+    shuffled = np.random.default_rng(1).permutation(len(eight))
+    assert rate_interval(varied, renamed) == rate_interval(varied, eight)
+    assert rate_interval(varied[shuffled], eight[shuffled]) == rate_interval(varied, eight)
     one = np.zeros(60, dtype=bool)
     one[:3] = True
     assert rate_interval(one, np.ones(60)) == pytest.approx(wilson(3, 60))
