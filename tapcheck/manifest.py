@@ -139,8 +139,29 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool, lis
         raise DatasetError(f"cannot be read ({e.strerror or e})", path=path,
                            fix="restore it from a backup or rebuild it") from None
     text = _utf8(raw, path)
-    reader = csv.DictReader(io.StringIO(text))
-    header = list(reader.fieldnames or [])
+    try:
+        return _parse(text, path, make)
+    except csv.Error as e:  # a traceback, exit 1, and `datasets` listed no other dataset
+        line = e.args[1] if len(e.args) > 1 else None
+        problem, fix = f"is not CSV the reader can follow ({e.args[0]})", \
+            "fix or delete that line"
+        if "field larger than field limit" in str(e):
+            problem = (f"has a value longer than {csv.field_size_limit()} characters (a double "
+                       "quote left open?)")
+            fix = "close the quote, or delete the row"
+        raise DatasetError(problem, path=f"{path}:{line}" if line else path, fix=fix) from None
+
+
+def _parse(text: str, path: Path, make: Callable[..., Any]) -> tuple[list, bool, list[str]]:
+    """:func:`read_manifest` of the text read; csv's own errors carry the line as ``args[1]``.
+    """
+    # newline="": the csv module's own reading of line breaks, a Mac's bare CR among them
+    # (a CR-only manifest, "CSV (Macintosh)", was a traceback in every command)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = list(reader.fieldnames or [])
+    except csv.Error as e:
+        raise csv.Error(str(e), reader.line_num) from None
     # blank names are a spreadsheet's empty trailing columns, not columns of their own
     repeated = next((name for i, name in enumerate(header)
                      if name.strip() and name in header[:i]), None)
@@ -152,22 +173,37 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool, lis
         raise DatasetError(f"is not a tapcheck manifest (no column {', '.join(missing)})",
                            path=path, fix=f"the header must be: {HEADER}")
     takes, seen = [], {}
-    for row in reader:
+    rows = iter(reader)
+    last_line = len(text.splitlines())
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise csv.Error(str(e), reader.line_num + 1) from None
         # the reader's count of lines read, back to the row's first line (a quoted value may
         # hold line breaks): a blank line, which it skips, must not shift the lines named
         # (a long row's surplus values are a list, under the key None: counted too)
         extra = row.get(None)
-        breaks = sum(v.count("\n") for v in row.values() if isinstance(v, str))
-        line = reader.line_num - breaks - (sum(v.count("\n") for v in extra) if extra else 0)
+        values = [v for v in row.values() if isinstance(v, str)] + list(extra or [])
+        breaks = sum(_breaks(v) for v in values)
+        open_quote = (reader.line_num == last_line and values
+                      and values[-1][-1:] in ("\n", "\r"))
+        if open_quote:
+            breaks -= 1  # a quote left open ran to the end: the file's last break is no line
+        line = reader.line_num - breaks
         where = f"{path}:{line}"
         # DictReader fills a short row's missing fields with None (columns of ours only: a
         # short row of a manifest with extra columns of its own was read, and still is)
         short = [f for f in MANIFEST_FIELDS if row[f] is None]
         if short:
             fields = sum(v is not None for k, v in row.items() if k is not None)
+            why = (f"it ends before '{short[0]}'" if not open_quote else
+                   "a double quote on it is never closed: the rest of the file is one value")
             raise DatasetError(
-                f"has {fields} field(s), the header names {len(reader.fieldnames)} (it ends "
-                f"before '{short[0]}')", path=where,
+                f"has {fields} field(s), the header names {len(reader.fieldnames)} ({why})",
+                path=where,
                 fix="fix the row (a value per column, separated by commas) or delete it")
         # a long row's surplus was dropped, the row read as if whole, when a stray comma or an
         # unquoted one inside a value may have shifted what its values mean
@@ -198,14 +234,24 @@ def _filled_blank_columns(text: str, header: list[str]) -> list[str]:
     if not blank:
         return []
     filled = set()
-    for row in itertools.islice(csv.reader(io.StringIO(text)), 1, None):
+    for row in itertools.islice(csv.reader(io.StringIO(text, newline="")), 1, None):
         filled.update(i for i in blank if i < len(row) and row[i].strip())
     return [f"column {i + 1}" for i in sorted(filled)]
+
+
+def _breaks(value: str) -> int:
+    """Line breaks in a value as the csv reader counts lines: CR LF, LF or a bare CR."""
+    return len(re.findall(r"\r\n|\r|\n", value))
 
 
 def _utf8(raw: bytes, path: Path) -> str:
     """A manifest's text; one saved in another encoding is named at its first foreign byte."""
     body = raw.removeprefix(codecs.BOM_UTF8)  # a manifest saved by a spreadsheet starts so
+    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # its byte-order mark was blamed on Latin-1 ("byte 0xff at column 1")
+        raise DatasetError("is UTF-16 text, not UTF-8 (a spreadsheet's 'Unicode Text', or "
+                           "PowerShell's Out-File)", path=path,
+                           fix="save it as UTF-8 (a spreadsheet's 'CSV UTF-8')")
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -123,6 +123,17 @@ def test_a_manifest_in_latin1_is_named_at_its_line_with_the_fix_to_save_it_as_ut
         "mic", "Mikrofon B\u00f6hm"]
 
 
+def test_a_manifest_in_utf16_is_named_so(tmp_path):
+    """Its byte-order mark read as "byte 0xff at column 1 (saved as Latin-1 ...?)"."""
+    path = _two_takes(tmp_path)
+    path.write_bytes(path.read_text(encoding="utf-8").encode("utf-16"))
+    with pytest.raises(DatasetError) as e:
+        Dataset.open(tmp_path / "bench")
+    assert str(e.value) == (f"{path}: is UTF-16 text, not UTF-8 (a spreadsheet's 'Unicode "
+                            "Text', or PowerShell's Out-File) — save it as UTF-8 (a "
+                            "spreadsheet's 'CSV UTF-8')")
+
+
 def test_a_row_with_too_few_fields_says_so_at_its_line(tmp_path):
     """It said "malformed row (int() argument must be a string, ... not 'NoneType')"; a blank
     line before the row must not shift the line named."""
@@ -157,6 +168,38 @@ def test_a_row_with_too_many_fields_says_so_at_its_line(tmp_path, own_column):
     lines[2] = lines[2].removesuffix(',"spare\nvalue"')  # the fix: the row as the header says
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert len(Dataset.open(tmp_path / "bench").takes) == 2
+
+
+@pytest.mark.parametrize("newline", ["\r", "\r\n"], ids=["mac-cr", "crlf"])
+def test_a_manifest_of_other_line_breaks_is_read_and_takes_a_new_row(tmp_path, newline):
+    """A spreadsheet's "CSV (Macintosh)" ends its lines with a bare CR: every command that read
+    it stopped with a traceback (exit 1), and `datasets` listed no other dataset (QA)."""
+    path = _two_takes(tmp_path)
+    path.write_bytes(path.read_bytes().replace(b"\n", newline.encode()))
+    ds = Dataset.open(tmp_path / "bench")
+    assert [t.take for t in ds.takes] == [1, 2]
+    ds.add_take(_tap(), sr=44100, board=1, side="left", label="normal")
+    assert [t.take for t in Dataset.open(tmp_path / "bench").takes] == [1, 2, 3]
+
+
+def test_a_quote_left_open_or_a_huge_value_is_named_at_its_line(tmp_path):
+    """An unclosed quote on line 3 swallows the rest of the file (it was named as line 2); a
+    value over the csv module's limit was a traceback."""
+    path = _two_takes(tmp_path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    opened = [*lines[:2], lines[2].replace(",mic,", ',"mic,'), lines[2]]
+    path.write_text("\n".join(opened) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as e:
+        Dataset.open(tmp_path / "bench")
+    assert str(e.value).startswith(f"{path}:3: has ") and (
+        "(a double quote on it is never closed: the rest of the file is one value)"
+        in str(e.value))
+    huge = [*lines[:2], lines[2].replace(",mic,", "," + "m" * 200_000 + ",")]
+    path.write_text("\n".join(huge) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as e:
+        Dataset.open(tmp_path / "bench")
+    assert str(e.value) == (f"{path}:3: has a value longer than 131072 characters (a double "
+                            "quote left open?) — close the quote, or delete the row")
 
 
 def test_a_column_named_twice_is_refused_not_read_as_its_last_copy(tmp_path):
