@@ -35,7 +35,8 @@ __all__ = ["Board", "BoardSpec", "Defect", "Modes", "Wood", "plate_modes", "synt
 # -- one take -------------------------------------------------------------------------------------
 
 def synthesize_tap(board: Board, side: str, *, rng: np.random.Generator, sr: int = 44100,
-                   duration_s: float = 3.0, support_damping: float = 15.0) -> np.ndarray:
+                   duration_s: float = 3.0, support_damping: float = 15.0,
+                   noise: bool = True) -> np.ndarray:
     """One recorded tap of a board struck near its ``side`` end ("left" or "right").
 
     Parameters
@@ -49,6 +50,10 @@ def synthesize_tap(board: Board, side: str, *, rng: np.random.Generator, sr: int
     duration_s : float
     support_damping : float
         Decay rate added to every mode by whatever holds the board (a hand, a felt pad), 1/s.
+    noise : bool
+        False leaves out the background noise and hum, every random draw else the same: the
+        tap's own ringing, as ground truth for what is read off a take with them
+        (scripts/explain_decay_truth.py).
 
     Returns
     -------
@@ -91,7 +96,7 @@ def synthesize_tap(board: Board, side: str, *, rng: np.random.Generator, sr: int
     m = min(len(tap), n - onset)
     y[onset:onset + m] = tap[:m]
     return _microphone(y, rng=rng, sr=sr, force=force, distance=float(np.linalg.norm(
-        mic - [x_s, y_s, 0.0])))
+        mic - [x_s, y_s, 0.0])), noise=noise)
 
 
 def _strike(board: Board, side: str, *, rng: np.random.Generator
@@ -161,9 +166,9 @@ def _clatter(board: Board, proximity: float, tap: np.ndarray, *, rng: np.random.
 
 
 def _microphone(y: np.ndarray, *, rng: np.random.Generator, sr: int, force: float,
-                distance: float) -> np.ndarray:
+                distance: float, noise: bool = True) -> np.ndarray:
     """A cheap USB microphone ``distance`` m from the strike in a small room: level, room, band
-    limit, noise, hum."""
+    limit, noise, hum (the last two left out if not ``noise``; they are drawn last)."""
     # Room: the direct sound, a table reflection, and a short diffuse tail (RT60 0.15-0.35 s).
     rt60 = rng.uniform(0.15, 0.35)
     ir_len = int(0.12 * sr)
@@ -178,15 +183,17 @@ def _microphone(y: np.ndarray, *, rng: np.random.Generator, sr: int, force: floa
     # Level: -9 dBFS at 25 cm for an average strike, falling 6 dB per doubling of distance.
     peak_db = -9.0 + 20.0 * np.log10(force) - 20.0 * np.log10(distance / 0.25)
     y *= 10.0 ** (min(peak_db, -2.0) / 20.0) / (np.abs(y).max() + 1e-12)
+    if not noise:
+        return y.astype(np.float32)
     n = len(y)
     t = np.arange(n) / sr
     noise_dbfs = rng.uniform(-66.0, -58.0)
-    noise = _pink_noise(n, rng) * 10.0 ** (noise_dbfs / 20.0)
+    hiss = _pink_noise(n, rng) * 10.0 ** (noise_dbfs / 20.0)
     mains = 50.0 if rng.random() < 0.5 else 60.0
     hum_amp = 10.0 ** (rng.uniform(-70.0, -60.0) / 20.0)
     hum = hum_amp * (np.sin(2 * np.pi * mains * t + rng.uniform(0, 2 * np.pi))
                      + 0.5 * np.sin(2 * np.pi * 3 * mains * t + rng.uniform(0, 2 * np.pi)))
-    return (y + noise + hum).astype(np.float32)
+    return (y + hiss + hum).astype(np.float32)
 
 
 def _pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:

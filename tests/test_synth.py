@@ -24,6 +24,19 @@ def test_takes_are_deterministic_per_seed():
     assert not np.array_equal(tap(1, "left", 3, seed=0), tap(1, "left", 3, seed=1))
 
 
+def test_a_take_without_noise_is_the_same_take_less_its_noise_and_hum():
+    """The ground truth of scripts/explain_decay_truth.py: every other draw the same."""
+    board, rng = SPECS[5].board, lambda: take_rng(0, 5, "left", 3)
+    noisy = synthesize_tap(board, "left", rng=rng())
+    clean = synthesize_tap(board, "left", rng=rng(), noise=False)
+    added = noisy.astype(np.float64) - clean
+    level_dbfs = 10 * np.log10(np.mean(added ** 2))
+    assert -72.0 < level_dbfs < -55.0  # pink noise at -66 to -58 dBFS and hum below it
+    before = slice(0, int(0.1 * 44100))  # the strike lands 0.15 s in or later
+    assert np.abs(clean[before]).max() < 1e-6 < np.abs(noisy[before]).max()
+    assert np.abs(added).max() < 0.01 * np.abs(clean).max()
+
+
 def test_modes_scale_like_a_plate():
     board = SPECS[1].board
     f = plate_modes(board).freqs_hz
