@@ -10,11 +10,12 @@ question a user asks ("what would have to look healthy for the verdict to be nor
 not punish a cell just for being loud.
 
 The region is then described by comparing the clip with those references inside it, in dB about
-each tap's mean power (:mod:`tapcheck.explain_difference`): a faster or slower decay (the time to
-fall 20 dB), a resonance at another frequency, less or more of the tap's energy, or one frequency
-ringing louder or quieter — "0.5-1.1 kHz decays 2.1x faster than on healthy boards, 0-75 ms after
-the strike" — each claimed only beyond what the healthy taps nearest the clip show against their
-own nearest healthy taps in that region; otherwise it "sounds different".
+each tap's mean power (:mod:`tapcheck.explain_difference`): a faster or slower decay (the time
+the band's energy decay curve takes to fall 20 dB from the region's start), a resonance at
+another frequency, less or more of the tap's energy, or one frequency ringing louder or quieter
+— "0.5-1.1 kHz decays 2.1x faster than on healthy boards, 0-75 ms after the strike" — each
+claimed only beyond what the healthy taps nearest the clip show against their own nearest
+healthy taps in that region; otherwise it "sounds different".
 
 Grad-CAM on the last convolutional stage (the AdaCos source's choice) was not kept: its map is
 7 x 8 cells for a 100 x 120 crop and it needs a float32 backward pass; occlusion answers in the
@@ -210,14 +211,11 @@ class Explainer:
         return self._relative_db
 
     def _region_difference(self, clip_db, references_db, region) -> dict:
-        """:func:`measure_difference`'s arguments for ``region`` of a clip and references."""
-        after = self.frames_ms >= 0  # the band's floor: its lowest level after the strike
-        floor = None if not after.any() else (
-            float(clip_db[region[0]][:, after].mean(axis=0).min()),
-            float(references_db[:, region[0]][:, :, after].mean(axis=1).mean(axis=0).min()))
-        return dict(clip=clip_db[region], references=references_db[:, region[0], region[1]],
-                    bins_hz=self.bins_hz[region[0]], frames_ms=self.frames_ms[region[1]],
-                    floor_db=floor)
+        """:func:`measure_difference`'s arguments for ``region`` of a clip and references: the
+        region's band over every frame (its decay runs on past the region), and its window."""
+        return dict(clip=clip_db[region[0]], references=references_db[:, region[0]],
+                    bins_hz=self.bins_hz[region[0]], frames_ms=self.frames_ms,
+                    window=region[1])
 
     def _normal_limits(self, region, around: np.ndarray, k: int) -> Limits:
         """:func:`normal_limits` from the references ``around`` the clip, each against its own

@@ -7,27 +7,56 @@ import pytest
 from tapcheck.explain_difference import describe_difference, tap_relative
 
 
+FRAME_MS = 128 / 44.1  # the crop's hop
+
+
+def ringing(rate_db_per_ms, *, noise_db=-60.0, frames=116, bins=10, before=0):
+    """A band's crop in dB: every bin decaying at ``rate_db_per_ms`` onto a noise floor, with
+    ``before`` frames ahead of the strike; and its frames' times."""
+    t = (np.arange(before + frames) - before) * FRAME_MS
+    power = 10.0 ** (-rate_db_per_ms * np.maximum(t, 0) / 10.0) + 10.0 ** (noise_db / 10.0)
+    return np.tile(10.0 * np.log10(power), (bins, 1)), t
+
+
 def test_describe_difference_reads_decay_and_resonance():
-    t = np.arange(40) * 2.9
     bins_hz = np.arange(10) * 43.0
-    healthy = np.tile(-0.2 * t, (10, 1))  # 20 dB in 100 ms
-    assert describe_difference(np.tile(-0.6 * t, (10, 1)), healthy, bins_hz=bins_hz,
-                               frames_ms=t)[:2] == ("faster-decay", pytest.approx(3.0))
-    # never 20 dB down in the region's 113 ms: "at least" 113 / 100 ms; clearer when faster
-    assert describe_difference(np.tile(-0.1 * t, (10, 1)), np.tile(-0.5 * t, (10, 1)),
-                               bins_hz=bins_hz, frames_ms=t)[::2] == (
-        "slower-decay", "rings at least 2.8x longer")
-    # a fast fall and a slow tail: the time to fall 20 dB, not a line through both (which read
-    # a tap damped 3x as decaying 1.3x faster)
-    damped = np.tile(np.where(t < 35, -0.6 * t, -21.0 - 0.05 * (t - 35)), (10, 1))
-    assert describe_difference(damped, healthy, bins_hz=bins_hz, frames_ms=t)[:2] == (
-        "faster-decay", pytest.approx(3.0, rel=0.05))
-    # the fall is read above the floors only: both 30 dB above theirs leaves room for 20 dB;
+    healthy, t = ringing(0.2)  # 20 dB in 100 ms
+    fast, _ = ringing(0.6)
+    assert describe_difference(fast, healthy, bins_hz=bins_hz, frames_ms=t)[:2] == (
+        "faster-decay", pytest.approx(3.0, rel=0.03))
+    # read from the region's start on: the crop's first 26 frames (75 ms) hold too little of
+    # the healthy fall ("at least 2.2x" when read inside them), the crop after them all of it
+    assert describe_difference(fast, healthy, bins_hz=bins_hz, frames_ms=t,
+                               window=slice(0, 26))[:2] == ("faster-decay",
+                                                            pytest.approx(3.0, rel=0.03))
+    # a band ringing through the crop (it never meets its noise): "at least" its 334 ms span
+    # over the references' time
+    slow, _ = ringing(0.04)
+    kind, ratio, words = describe_difference(slow, ringing(0.5)[0], bins_hz=bins_hz,
+                                             frames_ms=t)
+    assert (kind, words) == ("slower-decay", f"rings at least {1 / ratio:.1f}x longer")
+    assert 1 / ratio == pytest.approx(t[-1] / 40.0, rel=0.1)
+    # a fast fall and a slow tail (a mode damped 3x, a weak one left ringing 30 dB down): the
+    # energy's fall, not a line through both, and the tail below the fall read changes little
+    damped = 10 * np.log10(10 ** (-0.06 * t) + 10 ** (-3.0 - 0.005 * t) + 1e-6)
+    assert describe_difference(np.tile(damped, (10, 1)), healthy, bins_hz=bins_hz,
+                               frames_ms=t)[:2] == ("faster-decay", pytest.approx(3.0, rel=0.1))
+    # two modes beating in one band: the level dips 12 dB every 20 ms, the energy falls as the
+    # envelope does (the level's first dip ended the fall: "decays 2.1x faster")
+    beating = ringing(0.2)[0] + 10 * np.log10(0.53 + 0.47 * np.cos(2 * np.pi * t / 20.0))
+    assert describe_difference(beating, healthy, bins_hz=bins_hz, frames_ms=t)[0] == "different"
+    # the fall is read above every tap's noise only: 30 dB above it leaves room for 20 dB;
     # 15 dB leaves 5 dB, too little to read a decay off
-    assert describe_difference(np.tile(-0.6 * t, (10, 1)), healthy, bins_hz=bins_hz,
-                               frames_ms=t, floor_db=(-30.0, -30.0))[0] == "faster-decay"
-    assert describe_difference(np.tile(-0.6 * t, (10, 1)), healthy, bins_hz=bins_hz,
-                               frames_ms=t, floor_db=(-15.0, -15.0))[0] != "faster-decay"
+    assert describe_difference(ringing(0.6, noise_db=-30.0)[0], ringing(0.2, noise_db=-30.0)[0],
+                               bins_hz=bins_hz, frames_ms=t)[0] == "faster-decay"
+    assert describe_difference(ringing(0.6, noise_db=-15.0)[0], ringing(0.2, noise_db=-15.0)[0],
+                               bins_hz=bins_hz, frames_ms=t)[0] != "faster-decay"
+    # frames before the strike are no part of the decay
+    early, t4 = ringing(0.6, before=4)
+    early[:, :4] = 20.0
+    assert describe_difference(early, ringing(0.2, before=4)[0], bins_hz=bins_hz,
+                               frames_ms=t4)[:2] == ("faster-decay", pytest.approx(3.0, rel=0.03))
+    t = np.arange(40) * 2.9
     flat = np.zeros((10, 40))
     a, b = flat.copy(), flat.copy()
     a[2], b[7] = 6.0, 6.0  # peaks standing 6 dB above the rest
