@@ -13,7 +13,7 @@ The region is then described by comparing the clip with those references inside 
 each tap's mean power (:mod:`tapcheck.explain_difference`): a faster or slower decay (the time
 the band's energy decay curve takes to fall 20 dB from the region's start), a resonance at
 another frequency, less or more of the tap's energy, or one frequency ringing louder or quieter
-— "0.5-1.1 kHz decays 2.1x faster than on healthy boards, 0-75 ms after the strike" — each
+— "0.5-1.1 kHz decays 2.1x faster than on healthy boards like it, 0-75 ms after the strike" — each
 claimed only beyond what the healthy taps nearest the clip show against their own nearest
 healthy taps in that region; otherwise it "sounds different".
 
@@ -248,8 +248,9 @@ class Explainer:
         # "0-0 ms after the strike"
         when = (f"{time_ms[0]:.0f}-{time_ms[1]:.0f} ms after the strike" if time_ms[1] > 0
                 else "just before the strike")
+        # "like it": the nearest healthy takes, not healthy boards at large (a review)
         sentence = (f"{band_hz[0] / 1000:.1f}-{band_hz[1] / 1000:.1f} kHz {what}{than} on healthy "
-                    f"boards, {when}")
+                    f"boards like it, {when}")
         relief = float(deviation[b0:b1, w0:w1].max()) / score if score > 0 else 0.0
         return Explanation(path=path, sentence=sentence, band_hz=band_hz, time_ms=time_ms,
                            kind=kind, ratio=ratio, score=score, relief=relief,

@@ -164,7 +164,7 @@ def test_a_faster_decay_is_faster_than_the_same_take_without_its_crack(separatin
 def test_explanation_is_a_sentence_in_hz_and_ms(explained):
     _, e, _ = explained[0]
     assert e.sentence.endswith("ms after the strike")
-    assert " kHz " in e.sentence and " on healthy boards, " in e.sentence
+    assert " kHz " in e.sentence and " on healthy boards like it, " in e.sentence
     # a shifted resonance compares by itself ("at X Hz instead of Y Hz"), the rest with "than"
     assert ("than on healthy" in e.sentence) == (e.kind != "shifted-resonance")
     assert 0 <= e.band_hz[0] < e.band_hz[1] <= 4307 and 0 <= e.time_ms[0] < e.time_ms[1] <= 337
