@@ -56,11 +56,21 @@ class Take:
         return f"board{self.board:02d}/{self.side}"
 
 
+#: characters in a side or group name: a side is a folder's name, and both are printed on one
+#: line (a 256-letter side passed, and import failed at the folder, leaving the dataset's behind)
+MAX_SLUG = 64
+_SLUG_EXAMPLE = {"side": "left", "group": "reference"}
+
+
 def check_slug(value: str, what: str) -> str:
     """A side or group name must be safe as a folder name."""
+    example = f"e.g. --{what} {_SLUG_EXAMPLE.get(what, 'left')}"
+    if len(value) > MAX_SLUG:
+        raise ParameterError(f"{what} '{value[:20]}…' is {len(value)} characters long; a {what} "
+                             f"name has at most {MAX_SLUG}", fix=example)
     if not _SLUG.match(value):
         raise ParameterError(f"{what} '{value}' must be letters, digits, '-' or '_'",
-                             fix=f"e.g. --{what} left")
+                             fix=example)
     return value
 
 

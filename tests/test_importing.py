@@ -355,3 +355,19 @@ def test_a_format_warning_said_of_every_file_is_shown_for_three_and_counted(tmp_
     assert lines[-1] == f"tapcheck: warning: 3 more files likewise: {said}", err
     for knock in knocks:
         assert sum(line.startswith(f"tapcheck: warning: {knock}: ") for line in lines) == 1, err
+
+
+def test_an_over_long_side_is_refused_before_anything_is_made(tiny_dataset, tmp_path, run_cli):
+    """A 256-letter side passed the name check; the clip was read, the folder refused by the
+    file system, and the new dataset's folder was left behind (QA). A group's example was a
+    side's ("e.g. --group left")."""
+    clip = tiny_dataset.root / tiny_dataset.takes[0].path
+    code, out, err = run_cli("import", clip, "--dataset", tmp_path / "ds", "--board", "1",
+                             "--side", "b" * 256, "--label", "normal")
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "tapcheck: error: side 'bbbbbbbbbbbbbbbbbbbb…' is 256 characters long; a side name has "
+        "at most 64 — e.g. --side left")
+    assert not (tmp_path / "ds").exists()
+    code, out, err = run_cli("import", clip, "--dataset", tmp_path / "ds", "--board", "1",
+                             "--side", "left", "--group", "a,b", "--label", "normal")
+    assert code == 2 and err.strip().endswith("— e.g. --group reference"), err
