@@ -68,3 +68,24 @@ def test_a_rate_on_too_few_boards_is_not_called_consistent_with_the_stated_one()
     assert "consistent" not in line
     assert "unseen boards flag 46.1% of healthy taps, 9.2 times the stated 5.0%" in text
     assert "known boards flag" not in text  # 8.3 %: under twice the stated rate
+
+
+def test_a_rate_far_above_the_stated_one_is_not_called_consistent_however_wide_its_interval():
+    """QA: an enrolled model on 6 unseen boards, two of them flagging most taps: the interval
+    over boards (2.8-78.6 %) held 5 %, and "unseen boards consistent with it" stood beside
+    "unseen boards flag 39.3% of healthy taps, 7.9 times the stated 5.0%"."""
+    flags = {11: 0, 12: 0, 13: 1, 14: 0, 15: 19, 16: 20}  # of 20 taps each
+    takes = [take(b, k) for b in flags for k in range(20)]
+    takes += [take(b, k) for b in range(1, 5) for k in range(20)]  # 4 known: too few
+    scores = np.array([0.9 if k < flags[b] else 0.1 for b in flags for k in range(20)]
+                      + [0.9 if k == 0 else 0.1 for _ in range(4) for k in range(20)])
+    result = evaluate_scores(takes, scores, threshold=0.5, known_boards=[1, 2, 3, 4],
+                             stated_far=0.05, n_boot=200)
+    assert result["false_alarms_unseen_vs_stated"] == "within"  # the interval holds 5 %
+    text = _text(result)
+    line = next(x for x in text.splitlines() if x.startswith("against the stated rate: "))
+    lo, hi = result["false_alarms_unseen_ci"]
+    assert (f"unseen boards not told from it, as its 95 % interval ({lo:.1%}-{hi:.1%}) is wide "
+            "— measure on more boards") in line
+    assert "unseen boards consistent" not in text
+    assert "unseen boards flag 33.3% of healthy taps, 6.7 times the stated 5.0%" in text
