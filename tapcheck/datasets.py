@@ -370,11 +370,14 @@ class Dataset:
 
 
 def list_datasets() -> list[str]:
-    """Names of the datasets under :func:`recordings_home`."""
+    """Names of the datasets under :func:`recordings_home`: folders holding a ``manifest.csv``,
+    whatever it is (a folder, or a link that leads nowhere or in a loop, is a broken dataset to
+    name, not one to pass over: ``datasets`` left them out without a word)."""
     home = recordings_home()
     if not home.is_dir():
         return []
-    return sorted(p.name for p in home.iterdir() if (p / MANIFEST).is_file())
+    return sorted(p.name for p in home.iterdir()
+                  if p.is_dir() and os.path.lexists(p / MANIFEST))
 
 
 def _check_row_values(*, board: int, side: str, label: str, split: str, group: str) -> None:

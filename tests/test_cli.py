@@ -74,6 +74,14 @@ def test_datasets_lists_the_readable_ones_and_names_a_broken_one(tiny_dataset, r
     (home / "mf" / "manifest.csv").unlink()
     shutil.rmtree(home / "rows")
     assert run_cli("datasets")[0] == 0
+    # a manifest that is a folder, or a link in a loop, was passed over without a word (QA)
+    (home / "mf" / "manifest.csv").mkdir()
+    (home / "loop").mkdir()
+    (home / "loop" / "manifest.csv").symlink_to("manifest.csv")
+    code, out, err = run_cli("datasets")
+    assert code == 2 and len(out.splitlines()) == 2
+    assert [line.split(": dataset ")[1].split(" cannot")[0] for line in err.splitlines()] == [
+        "loop", "mf"]
 
 def test_models_lists_the_registry(run_cli):
     from tapcheck.models import MODELS
