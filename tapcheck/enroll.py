@@ -25,7 +25,7 @@ import numpy as np
 from .config import Config
 from .detectors import KNNDetector
 from .enrolled import fingerprint, undo_advice
-from .errors import ModelFileError, ParameterError
+from .errors import ModelFileError, ParameterError, TapcheckError
 from .features import clip_features, crop_digest
 from .files import refuse_read_only
 from .judge import Judge, check_same_features, unused_train_settings
@@ -53,8 +53,19 @@ def _embed(judge: Judge, clips: Sequence[str | os.PathLike]) -> tuple[np.ndarray
     """The clips' embeddings (n, D) and their crops' digests (:func:`crop_digest`)."""
     from .models.base import represent_clips
 
-    crops = [clip_features(p, audio=judge.config.audio, features=judge.config.features)
-             for p in clips]
+    crops, problems = [], []
+    for p in clips:  # every clip's problem, not the first: one rerun per bad clip (QA)
+        try:
+            crops.append(clip_features(p, audio=judge.config.audio,
+                                       features=judge.config.features))
+        except TapcheckError as e:
+            problems.append(e)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ParameterError(f"{len(problems)} of {len(clips)} clips cannot be enrolled (listed "
+                             "above); nothing was enrolled", details=[str(e) for e in problems],
+                             fix="fix those clips or leave them out")
     return (represent_clips(judge.net, np.stack(crops), judge.model.scorer).numpy(),
             [crop_digest(c) for c in crops])
 

@@ -147,6 +147,23 @@ def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny
     assert target.is_symlink() == (case == "link") and not (tmp_path / "nodir").exists()
 
 
+def test_every_unusable_clip_is_named_at_once(model, tiny_dataset, run_cli, tmp_path):
+    """Only the first was named: a user fixed and re-ran once per bad clip (QA)."""
+    clips = [str(c) for c in unseen_clips(tiny_dataset)][:2]
+    (tmp_path / "notes.wav").write_text("not a recording")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    digest = md5(model)
+    code, out, err = run_cli("enroll", "--model", model, tmp_path / "notes.wav", *clips,
+                             tmp_path / "empty.wav")
+    lines = err.splitlines()
+    assert code == 2 and len(lines) == 3, err
+    assert lines[0].startswith(f"tapcheck: error: {tmp_path / 'notes.wav'}: ")
+    assert lines[1].startswith(f"tapcheck: error: {tmp_path / 'empty.wav'}: is empty")
+    assert lines[2] == ("tapcheck: error: 2 of 4 clips cannot be enrolled (listed above); "
+                        "nothing was enrolled — fix those clips or leave them out")
+    assert md5(model) == digest
+
+
 def test_enrol_with_other_feature_settings_names_no_other_command(model, tiny_dataset,
                                                                   run_cli, tmp_path):
     """`enroll --config cfg/hop256.toml` was told "judge without --config": a fix for a
