@@ -242,7 +242,9 @@ def _linked_out(take, tmp_path, *, dangling: bool = False) -> None:
 
 @pytest.mark.parametrize("make, problem", [
     (lambda take, tmp: (take.unlink(), os.mkfifo(take)), "is a named pipe (fifo), not a file"),
-    (lambda take, tmp: (take.unlink(), take.mkdir()), "is a folder, not an audio file"),
+    # as train and evaluate say it; "pass the clips themselves" was a command line's advice
+    (lambda take, tmp: (take.unlink(), take.mkdir()),
+     "is a folder, not a take's audio file — fix its row's path or delete the row"),
     (lambda take, tmp: take.write_bytes(b""), "is empty (0 bytes)"),
     (lambda take, tmp: take.write_bytes(b"junk" * 5000), "is not a readable audio file"),
     (_linked_out, "take board02/left/take001.wav is a link to a file outside the dataset"),
