@@ -3,6 +3,8 @@ a level meter)."""
 
 from __future__ import annotations
 
+import math
+
 import os
 import sys
 import time
@@ -144,9 +146,14 @@ def score_pair(score: float, threshold: float, *, decimals: int = 4,
 
     Rounding keeps the order, so the printed score reads above the printed threshold exactly
     when the verdict says so: with a small threshold a fixed four decimals printed an
-    ANOMALOUS ``score 0.0013  threshold 0.0013``.
+    ANOMALOUS ``score 0.0013  threshold 0.0013``. In ``f`` the threshold keeps two significant
+    digits, on every line alike: a threshold of 1.26e-05 printed ``score 0.00000  threshold
+    0.00001`` on one line and ``0.000006  threshold 0.000013`` on the next.
     """
-    for d in range(decimals, 13):
+    start = decimals
+    if kind == "f" and math.isfinite(threshold) and threshold != 0:
+        start = min(12, max(decimals, 1 - math.floor(math.log10(abs(threshold)))))
+    for d in range(start, 13):
         a, b = f"{score:.{d}{kind}}", f"{threshold:.{d}{kind}}"
         if a != b or score == threshold:
             break
