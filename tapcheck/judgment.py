@@ -181,7 +181,8 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
         result.warnings += [  # the per-board rate is the model's for its count of taps
             f"board {b.board}: {b.taps} tap(s), where the board verdict is calibrated for "
             f"{b.expected_taps}; tap it {b.expected_taps - b.taps} more time(s) for the "
-            f"stated rate{_and_more(len(short) - 1, 'board(s) with fewer taps')}"
+            f"stated rate"
+            f"{_and_more(len(short) - 1, f'board(s) with fewer than {b.expected_taps} taps')}"
             for b in short[:1]]
         # many more taps than the vote was calibrated for: a board with 26 of 60 taps over the
         # tap threshold (healthy boards' taps are over it 5 % of the time) read NORMAL, silently
@@ -193,7 +194,7 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
             f"{b.expected_taps}: its stated rate holds for groups of {b.expected_taps} — "
             f"{b.over} of the {b.taps} taps are over the tap threshold, against "
             f"{percent(info['far'])} of a healthy board's"
-            f"{_and_more(len(long) - 1, 'board(s) with more taps')}"
+            f"{_and_more(len(long) - 1, f'board(s) with more than {b.expected_taps} taps')}"
             for b in long[:1]]
     return result
 

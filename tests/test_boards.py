@@ -218,7 +218,7 @@ def test_a_board_of_fewer_taps_than_calibrated_and_a_clip_outside_board_folders_
         f"tapcheck: warning: {loose}: not in a boardNN/ folder, so judged as a board of its own "
         "(and 3 more clip(s) alike); give --board NAME to judge clips as one board",
         f"tapcheck: warning: board {loose}: 1 tap(s), where the board verdict is calibrated for "
-        "3; tap it 2 more time(s) for the stated rate (and 3 more board(s) with fewer taps)"]
+        "3; tap it 2 more time(s) for the stated rate (and 3 more board(s) with fewer than 3 taps)"]
 
 
 def test_a_board_of_many_more_taps_than_the_vote_is_calibrated_for_is_warned(
