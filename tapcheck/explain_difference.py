@@ -261,7 +261,8 @@ def energy_decay(power: np.ndarray, *, start: int) -> tuple[np.ndarray, float]:
     A band's level read frame by frame ended its fall at the first frame that dipped (two modes
     beating in one band), and its mean *dB* over bins fell at a fraction of its mode's rate where
     most bins lay at the floor: against the rig's noise-free ringing the ratios read that way
-    were off by a median factor of 1.34-1.42, these by 1.00-1.07 (review, docs/explanations).
+    were off by a median factor of 1.22 on the demo's anomalous taps, these by 1.00
+    (scripts/explain_decay_truth.py, docs/station.md).
 
     Parameters
     ----------
@@ -299,9 +300,12 @@ def energy_decay(power: np.ndarray, *, start: int) -> tuple[np.ndarray, float]:
     slope = min(slope, -1e-3)  # dB per frame
     cross = (noise_db - offset) / slope  # where the line meets the noise (Lundeby's crosspoint)
     range_db = float(level[start] - noise_db)
-    if cross >= n - NOISE_FRAMES:
+    if cross >= n - NOISE_FRAMES and -slope * (n - 1 - start) >= DECAY_MIN_FALL_DB:
         # the line reaches the last frames' level only among them: they lie on the decay, the
-        # band rings through the crop, and subtracting them as noise made it decay faster
+        # band rings through the crop, and subtracting them as noise made it decay faster.
+        # Only a line that falls as far as a decay is read over by the crop's end: a band of
+        # noise alone fits a flat one that meets "the noise" nowhere, and read "rings at least
+        # 3.2x longer" (review)
         last, noise, tail = n - 1, 0.0, 10.0 ** ((slope * (n - 1) + offset) / 10.0)
         range_db = np.inf
     else:
@@ -349,5 +353,10 @@ def _decay_ratio(clip: np.ndarray, refs: np.ndarray, t: np.ndarray, *, start: in
     ref_times = [span if x is None else x for x, span in zip(ref_times, spans[1:], strict=True)]
     if min(ref_times) <= 0:
         return None, False
-    return float(np.exp(np.mean(np.log(ref_times)))) / clip_time, least
+    ratio = float(np.exp(np.mean(np.log(ref_times)))) / clip_time
+    # a reference's span for its time makes the ratio a lower bound: "decays at least N x
+    # faster" holds, "rings at least 1/ratio longer" would overstate (2.1x for a true 1.6x)
+    if least and ratio < 1.0:
+        return None, False
+    return ratio, least
 
