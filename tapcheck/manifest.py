@@ -149,6 +149,10 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool, lis
             problem = (f"has a value longer than {csv.field_size_limit()} characters (a double "
                        "quote left open?)")
             fix = "close the quote, or delete the row"
+            # the line that long, where there is one (csv's count skipped blank lines)
+            long = [i for i, text_line in enumerate(re.split(r"\r\n|\r|\n", text), 1)
+                    if len(text_line) > csv.field_size_limit()]
+            line = long[0] if long else line
         raise DatasetError(problem, path=f"{path}:{line}" if line else path, fix=fix) from None
 
 
@@ -174,7 +178,9 @@ def _parse(text: str, path: Path, make: Callable[..., Any]) -> tuple[list, bool,
                            path=path, fix=f"the header must be: {HEADER}")
     takes, seen = [], {}
     rows = iter(reader)
-    last_line = len(text.splitlines())
+    # the file's lines as csv counts them (str.splitlines also breaks at U+2028 and others)
+    last_line = _breaks(text) + (not text.endswith(("\r", "\n")))
+    quote_open = _quote_left_open(text)
     while True:
         try:
             row = next(rows)
@@ -188,22 +194,24 @@ def _parse(text: str, path: Path, make: Callable[..., Any]) -> tuple[list, bool,
         extra = row.get(None)
         values = [v for v in row.values() if isinstance(v, str)] + list(extra or [])
         breaks = sum(_breaks(v) for v in values)
-        open_quote = (reader.line_num == last_line and values
-                      and values[-1][-1:] in ("\n", "\r"))
-        if open_quote:
+        at_end = quote_open and reader.line_num == last_line  # the row that ran to the end
+        if at_end and values and values[-1][-1:] in ("\n", "\r"):
             breaks -= 1  # a quote left open ran to the end: the file's last break is no line
         line = reader.line_num - breaks
         where = f"{path}:{line}"
+        if at_end:  # whichever column it opened in: the rest of the file was one value, read
+            # silently into a column of the manifest's own or named as a malformed number
+            raise DatasetError("opens a double quote that is never closed: the rest of the file "
+                               "reads as one value", path=where,
+                               fix="close the quote (or delete it), or delete the row")
         # DictReader fills a short row's missing fields with None (columns of ours only: a
         # short row of a manifest with extra columns of its own was read, and still is)
         short = [f for f in MANIFEST_FIELDS if row[f] is None]
         if short:
             fields = sum(v is not None for k, v in row.items() if k is not None)
-            why = (f"it ends before '{short[0]}'" if not open_quote else
-                   "a double quote on it is never closed: the rest of the file is one value")
             raise DatasetError(
-                f"has {fields} field(s), the header names {len(reader.fieldnames)} ({why})",
-                path=where,
+                f"has {fields} field(s), the header names {len(reader.fieldnames)} (it ends "
+                f"before '{short[0]}')", path=where,
                 fix="fix the row (a value per column, separated by commas) or delete it")
         # a long row's surplus was dropped, the row read as if whole, when a stray comma or an
         # unquoted one inside a value may have shifted what its values mean
@@ -237,6 +245,17 @@ def _filled_blank_columns(text: str, header: list[str]) -> list[str]:
     for row in itertools.islice(csv.reader(io.StringIO(text, newline="")), 1, None):
         filled.update(i for i in blank if i < len(row) and row[i].strip())
     return [f"column {i + 1}" for i in sorted(filled)]
+
+
+def _quote_left_open(text: str) -> bool:
+    """Whether a double quote is still open at the end of the text (the lenient reader takes
+    the rest of the file as that value without a word)."""
+    try:
+        for _ in csv.reader(io.StringIO(text, newline=""), strict=True):
+            pass
+    except csv.Error as e:
+        return str(e) == "unexpected end of data"
+    return False
 
 
 def _breaks(value: str) -> int:

@@ -182,23 +182,41 @@ def test_a_manifest_of_other_line_breaks_is_read_and_takes_a_new_row(tmp_path, n
     assert [t.take for t in Dataset.open(tmp_path / "bench").takes] == [1, 2, 3]
 
 
-def test_a_quote_left_open_or_a_huge_value_is_named_at_its_line(tmp_path):
-    """An unclosed quote on line 3 swallows the rest of the file (it was named as line 2); a
-    value over the csv module's limit was a traceback."""
+@pytest.mark.parametrize("where", ["source", "peak_dbfs", "own-column", "u2028"])
+def test_a_quote_left_open_is_named_at_its_line(tmp_path, where):
+    """An unclosed quote swallows the rest of the file: on line 3 it was named as line 2 (a
+    short row), as a 46 kB "malformed row" line (in a number), or not at all (in a column of
+    the manifest's own: 2 takes read of 7); a U+2028 in a value shifted the line (review)."""
     path = _two_takes(tmp_path)
     lines = path.read_text(encoding="utf-8").splitlines()
-    opened = [*lines[:2], lines[2].replace(",mic,", ',"mic,'), lines[2]]
-    path.write_text("\n".join(opened) + "\n", encoding="utf-8")
+    if where == "own-column":
+        lines = [lines[0] + ",note", *(line + ",fine" for line in lines[1:])]
+    rows = [lines[2]] * 5
+    opened = {"source": rows[0].replace(",mic,", ',"mic,'),
+              "peak_dbfs": rows[0].rsplit(",", 1)[0] + ',"' + rows[0].rsplit(",", 1)[1],
+              "own-column": rows[0].removesuffix(",fine") + ',"fine',
+              "u2028": rows[0].replace(",mic,", ',"mic,')}[where]
+    if where == "u2028":
+        lines[1] = lines[1].replace(",mic,", ',"m\u2028ic",')
+    text = "\n".join([*lines[:2], opened,
+                      *(r.replace("take002", f"take{k:03d}") for k, r in enumerate(rows, 3))])
+    path.write_text(text + "\n", encoding="utf-8")
     with pytest.raises(DatasetError) as e:
         Dataset.open(tmp_path / "bench")
-    assert str(e.value).startswith(f"{path}:3: has ") and (
-        "(a double quote on it is never closed: the rest of the file is one value)"
-        in str(e.value))
-    huge = [*lines[:2], lines[2].replace(",mic,", "," + "m" * 200_000 + ",")]
+    assert str(e.value) == (f"{path}:3: opens a double quote that is never closed: the rest of "
+                            "the file reads as one value — close the quote (or delete it), or "
+                            "delete the row")
+
+
+def test_a_huge_value_is_named_at_its_line(tmp_path):
+    """A value over the csv module's limit was a traceback; after blank lines, one line early."""
+    path = _two_takes(tmp_path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    huge = [lines[0], "", "", lines[1], lines[2].replace(",mic,", "," + "m" * 200_000 + ",")]
     path.write_text("\n".join(huge) + "\n", encoding="utf-8")
     with pytest.raises(DatasetError) as e:
         Dataset.open(tmp_path / "bench")
-    assert str(e.value) == (f"{path}:3: has a value longer than 131072 characters (a double "
+    assert str(e.value) == (f"{path}:5: has a value longer than 131072 characters (a double "
                             "quote left open?) — close the quote, or delete the row")
 
 
