@@ -123,6 +123,13 @@ class Dataset:
         dataset: "no such dataset (no manifest.csv)" for a manifest given was a puzzle)."""
         root = dataset_path(name)
         check_path(root / MANIFEST, DatasetError)  # a link loop is not "no such dataset"
+        if (root / MANIFEST).is_symlink() and not (root / MANIFEST).exists():
+            # it read "is a folder inside dataset X, not a dataset — give the dataset, X": the
+            # dataset itself, sent back to itself
+            raise DatasetError(f"is a link to {os.readlink(root / MANIFEST)}, which does not "
+                               "exist", path=root / MANIFEST,
+                               fix="restore the manifest it points to, or replace the link with "
+                                   "the manifest")
         if not (root / MANIFEST).exists():
             known = ", ".join(sorted(list_datasets())) or "none yet"
             kind = non_folder_kind(root)

@@ -78,10 +78,17 @@ def test_datasets_lists_the_readable_ones_and_names_a_broken_one(tiny_dataset, r
     (home / "mf" / "manifest.csv").mkdir()
     (home / "loop").mkdir()
     (home / "loop" / "manifest.csv").symlink_to("manifest.csv")
+    (home / "dangling").mkdir()
+    (home / "dangling" / "manifest.csv").symlink_to(tmp_path / "gone.csv")
     code, out, err = run_cli("datasets")
     assert code == 2 and len(out.splitlines()) == 2
     assert [line.split(": dataset ")[1].split(" cannot")[0] for line in err.splitlines()] == [
-        "loop", "mf"]
+        "dangling", "loop", "mf"]
+    # it was sent back to itself: "is a folder inside dataset dangling … give the dataset"
+    assert err.splitlines()[0] == (
+        f"tapcheck: error: {home / 'dangling' / 'manifest.csv'}: dataset dangling cannot be "
+        f"read: is a link to {tmp_path / 'gone.csv'}, which does not exist — restore the "
+        "manifest it points to, or replace the link with the manifest")
 
 def test_models_lists_the_registry(run_cli):
     from tapcheck.models import MODELS
