@@ -159,6 +159,12 @@ def main() -> None:
               f"{np.mean(np.abs(err) <= np.log(1.25)):.0%}, median bias "
               f"{np.exp(np.median(err)):.2f}, the right way {right[clear].sum()} of "
               f"{clear.sum()} (truth 1.2x apart or more)")
+    both = [r for r in rows if r["before"] is not None and r["now"] is not None]
+    if both:  # the same regions: each reading read a different set
+        off = {name: np.exp(np.median(np.abs(np.log([r[name] / r["truth"] for r in both]))))
+               for name in ("before", "now")}
+        print(f"the {len(both)} decays both read: off the truth by a median factor "
+              f"{off['before']:.2f} before, {off['now']:.2f} now")
     claims = [r for r in rows if r["kind"] in ("faster-decay", "slower-decay")]
     print(f"decay sentences: {len(claims)}")
     for r in claims:
