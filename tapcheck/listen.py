@@ -39,8 +39,8 @@ from .stream import StrikeClipper, crop_end, crop_span_s
 
 
 @dataclass
-class Judgment:
-    """One judged tap."""
+class LiveJudgment:
+    """One tap judged live (:class:`tapcheck.judgment.Judgment` is what `judge` makes of files)."""
 
     verdict: Verdict
     when: datetime  # wall-clock time of the strike
@@ -72,7 +72,7 @@ class Listener:
         Called with each Verdict right after ``show`` and before the disk (a page's push),
         outside the measured latency.
     on_judgment : callable, optional
-        Called with each Judgment once it is logged.
+        Called with each LiveJudgment once it is logged.
     taps_per_board : int, optional
         Every this many judged taps make one board verdict (None: taps only).
     """
@@ -81,7 +81,7 @@ class Listener:
                  stream: StreamConfig = StreamConfig(), board: int | None = None,
                  show: Callable[[str], None] = print, warn: Callable[[str], None] = print,
                  on_verdict: Callable[[Verdict], None] | None = None,
-                 on_judgment: Callable[["Judgment"], None] | None = None,
+                 on_judgment: Callable[["LiveJudgment"], None] | None = None,
                  taps_per_board: int | None = None):
         if taps_per_board is not None and taps_per_board < 1:
             raise ParameterError(f"taps per board must be 1 or more, not {taps_per_board}")
@@ -90,10 +90,10 @@ class Listener:
         self.on_verdict, self.on_judgment = on_verdict, on_judgment
         self.features = judge.config.features
         self.sr = judge.config.audio.sr
-        self.judgments: list[Judgment] = []
+        self.judgments: list[LiveJudgment] = []
         self.taps_per_board = taps_per_board
         self.boards: list[BoardVerdict] = []
-        self._board_taps: list[Judgment] = []  # the taps of the board in progress
+        self._board_taps: list[LiveJudgment] = []  # the taps of the board in progress
 
     @property
     def post_s(self) -> float:
@@ -112,7 +112,7 @@ class Listener:
         self.judge.judge_crops(strike_crops(y, sr=self.sr, features=self.features))
 
     def run(self, *, max_taps: int | None = None,
-            on_ready: Callable[[], None] | None = None) -> list[Judgment]:
+            on_ready: Callable[[], None] | None = None) -> list[LiveJudgment]:
         """Judge taps until ``max_taps`` have been judged (or forever; stop with Ctrl-C).
 
         ``on_ready`` is called once the noise floor is set and taps are heard.
@@ -156,7 +156,7 @@ class Listener:
                 latency_ms = (time.monotonic() - window_done) * 1000.0
                 if self.on_verdict is not None:
                     self.on_verdict(verdict)
-                judgment = Judgment(verdict, when, latency_ms, None, strike.others)
+                judgment = LiveJudgment(verdict, when, latency_ms, None, strike.others)
                 board_done = self._board_verdict(judgment)  # shown before the disk, too
                 if self.log is not None:
                     with deferred():  # Ctrl-C waits until the clip and its rows are all saved
@@ -177,8 +177,8 @@ class Listener:
                     return self.judgments
         return self.judgments  # pragma: no cover - blocks() only ends by an exception
 
-    def _board_verdict(self, judgment: Judgment
-                       ) -> tuple[list[Judgment], BoardVerdict] | None:
+    def _board_verdict(self, judgment: LiveJudgment
+                       ) -> tuple[list[LiveJudgment], BoardVerdict] | None:
         """Count a judged tap towards the board in progress; when it is the board's last,
         show the board line and return the board's taps and verdict."""
         if self.taps_per_board is None:
