@@ -27,12 +27,12 @@ from .detectors import KNNDetector
 from .enrolled import fingerprint, undo_advice
 from .errors import ModelFileError, ParameterError, TapcheckError
 from .features import clip_features, crop_digest
-from .files import refuse_read_only
 from .judge import Judge, check_same_features, unused_train_settings
 from .known_boards import free_board, other_dataset_of_board, trained_defect_boards
 from .locks import exclusive, lock_path
-from .modelcheck import check_contents
-from .modelfile import load_model, save_checkpoint
+from .interrupts import file_identity
+from .model_rewrite import check_rewritable, write_if_loadable
+from .modelfile import load_model
 from .paths import model_command
 
 #: a clip beyond the threshold by this many times the gap between the typical normal clip and
@@ -223,7 +223,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     # one writer of a model file at a time: a second enroll (or a train to the same file) would
     # otherwise rewrite it from the same old copy and lose the first one's clips
     with exclusive(lock_path(path), what=path, error=ModelFileError, remove=True):
-        seen = _identity(path)
+        seen = file_identity(path)
         loaded = _load_knn(path, config=config)
         # [train] far = 0.01 was silently ignored: the recalibration keeps the model's rate
         unused = unused_train_settings(loaded, config) if config is not None else []
@@ -255,7 +255,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
             "previous_detector": previous}]
         # a threshold of nan was written (references all in one board group, hand-edited),
         # and no command could load the file, --undo included
-        _write_if_loadable(path, checkpoint, seen, refused=(
+        write_if_loadable(path, checkpoint, seen, refused=(
             "cannot take these clips: enrolled, the model would be one that {problem}; nothing "
             "enrolled, the file is unchanged"))
     from .boards import board_of_path, other_board_folders
@@ -344,50 +344,10 @@ def undo_enrollment(model: str | os.PathLike) -> dict[str, Any]:
         return _undo_last(path)
 
 
-def check_rewritable(path: Path) -> None:
-    """Refuse, before any work, a model file enroll must not rewrite: a missing one (named as
-    such, not as its lock file), a link (the rename would put a file in the link's place and
-    leave its target unchanged) or a read-only one (protected by its owner; the rename would
-    replace it all the same, as renames ignore the file's own permissions).
-
-    Raises
-    ------
-    ModelFileError
-    """
-    if os.path.islink(path):
-        raise ModelFileError("is a symbolic link; enroll rewrites a model file and does not "
-                             "write through links", path=path,
-                             fix=f"name the file it points to: {os.path.realpath(path)}")
-    if not path.exists():
-        load_model(path)  # its one line: not found, with the model files beside it
-    refuse_read_only(path, ModelFileError, what="enroll", fix="make it writable (chmod u+w) "
-                     "if it is meant to change, or enrol into a copy")
-
-
-def _identity(path: Path) -> tuple[int, ...] | None:
-    """Which file ``path`` is, and its version: inode, size, modification time."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def _refuse_changed(path: Path, seen: tuple[int, ...] | None) -> None:
-    """Refuse to write over a model file another program replaced or changed since it was
-    read: the lock keeps tapcheck's writers out only, and a model copied over it mid-enrolment
-    (with an enrolment of its own) was overwritten by the old one plus these clips."""
-    if _identity(path) != seen:
-        raise ModelFileError("was replaced or changed by another program while tapcheck "
-                             "rewrote it; it was not written over, nothing was enrolled or "
-                             "undone", path=path, fix="run the command again on the file as it "
-                                                      "is now")
-
-
 def _undo_last(path: Path) -> dict[str, Any]:
     from .modelfile import read_checkpoint
 
-    seen = _identity(path)
+    seen = file_identity(path)
     loaded = load_model(path)  # the same checks as any use of the file
     checkpoint = dict(read_checkpoint(path))
     enrolled = list(checkpoint.get("enrolled", []))
@@ -404,21 +364,8 @@ def _undo_last(path: Path) -> dict[str, Any]:
     if not enrolled:  # a file that was never enrolled into has no list
         checkpoint.pop("enrolled")
     # a state edited by hand is refused, the file kept as is
-    _write_if_loadable(path, checkpoint, seen, refused=(
+    write_if_loadable(path, checkpoint, seen, refused=(
         "has a damaged enrolment record: undoing it would leave a model that {problem}; the "
         "file is unchanged"))
     return {"clips": list(last["clips"]), "threshold": -float(state["offset"]),
             "references": int(state["reference"].shape[0])}
-
-
-def _write_if_loadable(path: Path, checkpoint: dict[str, Any], seen, *, refused: str) -> None:
-    """Write ``checkpoint`` over ``path`` if it would load (:func:`check_contents`) and no other
-    program replaced the file since ``seen`` (:func:`_refuse_changed`); else raise a
-    ModelFileError whose problem is ``refused`` with the check's ``{problem}``."""
-    try:
-        check_contents(checkpoint, path)
-    except ModelFileError as e:
-        raise ModelFileError(refused.format(problem=e.problem), path=path,
-                             fix="retrain it with `tapcheck train`") from None
-    _refuse_changed(path, seen)
-    save_checkpoint(path, checkpoint)

@@ -563,16 +563,17 @@ def test_a_model_without_references_says_so_to_undo_too(small_train_set, tiny_da
 def test_a_model_file_replaced_by_another_program_is_not_written_over(model, tmp_path):
     """The lock keeps tapcheck's writers out only: a model copied over the file during an
     enrolment (with an enrolment of its own) was overwritten by the old one plus the clips."""
-    from tapcheck.enroll import _identity, _refuse_changed
     from tapcheck.errors import ModelFileError
+    from tapcheck.interrupts import file_identity
+    from tapcheck.model_rewrite import refuse_changed
 
-    seen = _identity(model)
-    _refuse_changed(model, seen)  # unchanged: written
+    seen = file_identity(model)
+    refuse_changed(model, seen)  # unchanged: written
     other = shutil.copyfile(model, tmp_path / "other.pt")
     other.write_bytes(other.read_bytes())  # another file, the same bytes: `cp other.pt m.pt`
     other.replace(model)
     with pytest.raises(ModelFileError) as e:
-        _refuse_changed(model, seen)
+        refuse_changed(model, seen)
     assert str(e.value) == (f"{model}: was replaced or changed by another program while tapcheck "
                             "rewrote it; it was not written over, nothing was enrolled or undone "
                             "— run the command again on the file as it is now")
