@@ -123,6 +123,7 @@ class Explainer:
         self.references = references
         self.reference_clips = np.asarray(references.crops, dtype=np.float32)
         self._relative_db = None  # the references in dB about their taps' mean power, once
+        self._boards = None  # each reference's board (_reference_boards), once
         self.bin_edges = np.linspace(0, f.n_bins, n_bands + 1).round().astype(int)
         self.frame_edges = np.linspace(0, f.n_frames, n_windows + 1).round().astype(int)
         hz_per_bin = judge.config.audio.sr / f.n_fft
@@ -210,6 +211,16 @@ class Explainer:
             self._relative_db = np.stack([tap_relative(d[0]) for d in self.references.db])
         return self._relative_db
 
+    def _reference_boards(self) -> np.ndarray:
+        """Each reference's board, by its ``boardNN/`` folder (a take outside one is a board of
+        its own): computed once."""
+        if self._boards is None:
+            from .boards import board_of_path
+
+            self._boards = np.array([board_of_path(p) or os.fspath(p)
+                                     for p in self.references.paths], dtype=object)
+        return self._boards
+
     def _region_difference(self, clip_db, references_db, region) -> dict:
         """:func:`measure_difference`'s arguments for ``region`` of a clip and references: the
         region's band over every frame (its decay runs on past the region), and its window."""
@@ -224,10 +235,16 @@ class Explainer:
             return Limits()
         relative = self._relative()
         similar = (self.reference_emb[torch.as_tensor(around)] @ self.reference_emb.T).numpy()
+        boards = self._reference_boards()
         normals = []
         for j, row in zip(around, similar, strict=True):
             others = np.argsort(-row)
-            others = others[others != j][:k]
+            # each against other boards' takes, as a new board's clip is: against its own
+            # board's takes a healthy tap's peaks rarely moved, so a limit set so let a new
+            # board's peaks "move" (23 of the demo's 190 healthy test taps read a resonance
+            # elsewhere)
+            apart = others[boards[others] != boards[j]]
+            others = (apart if len(apart) >= k else others[others != j])[:k]
             normals.append(measure_difference(**self._region_difference(
                 relative[j], relative[others], region)))
         return normal_limits(normals)
