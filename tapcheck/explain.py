@@ -13,9 +13,9 @@ The region is then described by comparing the clip with those references inside 
 each tap's mean power (:mod:`tapcheck.explain_difference`): a faster or slower decay (the time
 the band's energy decay curve takes to fall 20 dB from the region's start), a resonance at
 another frequency, less or more of the tap's energy, or one frequency ringing louder or quieter
-— "0.5-1.1 kHz decays 2.1x faster than on healthy boards like it, 0-75 ms after the strike" — each
-claimed only beyond what the healthy taps nearest the clip show against their own nearest
-healthy taps in that region; otherwise it "sounds different".
+— "0.5-1.1 kHz decays 2.1x faster than on the healthy boards nearest it, 0-75 ms after the
+strike" — each claimed only beyond what the healthy taps nearest the clip show against their
+own nearest healthy taps of other boards in that region; otherwise it "sounds different".
 
 Grad-CAM on the last convolutional stage (the AdaCos source's choice) was not kept: its map is
 7 x 8 cells for a 100 x 120 crop and it needs a float32 backward pass; occlusion answers in the
@@ -132,17 +132,22 @@ class Explainer:
         self.window_edges_ms = (self.frame_edges - f.pre_frames) * ms_per_frame
         self.bins_hz = (f.fmin_bin + np.arange(f.n_bins)) * hz_per_bin
         self.frames_ms = (np.arange(f.n_frames) - f.pre_frames) * ms_per_frame
+        self.ms_per_frame = ms_per_frame
 
     def explain_array(self, y: np.ndarray, *, path: str = "<array>") -> Explanation:
         """Explain one clip, shape (n_samples,) at the model's sample rate (its crops computed
         as :meth:`Judge.judge_array` does)."""
         from .features import strike_crops
 
-        return self.explain_db(strike_crops(y, sr=self.judge.config.audio.sr,
-                                            features=self.features, path=path,
-                                            standardized=False), path=path)
+        f = self.features
+        db, onset = strike_crops(y, sr=self.judge.config.audio.sr, features=f, path=path,
+                                 standardized=False, return_onset=True)
+        # a strike near the clip's end: the first crop's frames past the audio are padding
+        audio_frames = 1 + len(y) // f.hop_length  # as the spectrogram frames it
+        return self.explain_db(db, path=path, audio_frames=audio_frames - (onset - f.pre_frames))
 
-    def explain_db(self, db: np.ndarray, *, path: str = "<array>") -> Explanation:
+    def explain_db(self, db: np.ndarray, *, path: str = "<array>",
+                   audio_frames: int | None = None) -> Explanation:
         """Explain one clip's crops in dB, before standardising, shape (n_crops, bins, frames)
         (:func:`~tapcheck.features.strike_crops` with ``standardized=False``).
 
@@ -152,7 +157,8 @@ class Explainer:
         n_bands + n_windows copies. The deviation map is the geometric mean of the two drop
         profiles, a band x window grid. The region is described in dB
         (:func:`describe_difference`): standardised crops would misstate a decay rate by the
-        ratio of two crops' spreads.
+        ratio of two crops' spreads. ``audio_frames``: how many of the first crop's frames hold
+        audio (the rest padding, where a strike lies near the clip's end; None: all).
         """
         from .features import standardize
 
@@ -184,7 +190,7 @@ class Explainer:
         around = torch.argsort(sim[0], descending=True)[:NORMALS].numpy()
         explanation = self._describe(clip_db, references_db, deviation, _run(band_drop),
                                      _run(window_drop), score=float(scores[0]), path=path,
-                                     around=around, k=k)
+                                     around=around, k=k, audio_frames=audio_frames)
         explanation.compared_with = [os.fspath(self.references.paths[i]) for i in nearest]
         if getattr(self.detector, "reads_decay", False):
             _add_decay(explanation, self.detector, clip.numpy(), crops)
@@ -221,14 +227,18 @@ class Explainer:
                                      for p in self.references.paths], dtype=object)
         return self._boards
 
-    def _region_difference(self, clip_db, references_db, region) -> dict:
+    def _region_difference(self, clip_db, references_db, region, *, audio_frames: int) -> dict:
         """:func:`measure_difference`'s arguments for ``region`` of a clip and references: the
-        region's band over every frame (its decay runs on past the region), and its window."""
-        return dict(clip=clip_db[region[0]], references=references_db[:, region[0]],
-                    bins_hz=self.bins_hz[region[0]], frames_ms=self.frames_ms,
-                    window=region[1])
+        region's band over every frame of audio (its decay runs on past the region; padding,
+        the floor's flat level, read as a tap that died at once), and its window."""
+        real = slice(0, audio_frames)
+        window = slice(region[1].start, min(region[1].stop, audio_frames))
+        return dict(clip=clip_db[region[0], real], references=references_db[:, region[0], real],
+                    bins_hz=self.bins_hz[region[0]], frames_ms=self.frames_ms[real],
+                    window=window)
 
-    def _normal_limits(self, region, around: np.ndarray, k: int) -> Limits:
+    def _normal_limits(self, region, around: np.ndarray, k: int, *,
+                       audio_frames: int) -> Limits:
         """:func:`normal_limits` from the references ``around`` the clip, each against its own
         ``k`` nearest other references, in ``region``."""
         if len(self.references) <= k:
@@ -246,28 +256,37 @@ class Explainer:
             apart = others[boards[others] != boards[j]]
             others = (apart if len(apart) >= k else others[others != j])[:k]
             normals.append(measure_difference(**self._region_difference(
-                relative[j], relative[others], region)))
+                relative[j], relative[others], region, audio_frames=audio_frames)))
         return normal_limits(normals)
 
     def _describe(self, clip_db, references_db, deviation, bands, windows, *, score: float,
-                  path: str, around: np.ndarray, k: int) -> Explanation:
+                  path: str, around: np.ndarray, k: int,
+                  audio_frames: int | None) -> Explanation:
         (b0, b1), (w0, w1) = bands, windows
         region = np.s_[self.bin_edges[b0]:self.bin_edges[b1],
                        self.frame_edges[w0]:self.frame_edges[w1]]
         band_hz = (float(self.band_edges_hz[b0]), float(self.band_edges_hz[b1]))
         time_ms = (max(0.0, float(self.window_edges_ms[w0])), float(self.window_edges_ms[w1]))
-        limits = self._normal_limits(region, around, k)
+        audio_frames = len(self.frames_ms) if audio_frames is None else max(
+            0, min(len(self.frames_ms), audio_frames))
+        limits = self._normal_limits(region, around, k, audio_frames=audio_frames)
         kind, ratio, what = describe_difference(
-            **self._region_difference(clip_db, references_db, region), limits=limits)
+            **self._region_difference(clip_db, references_db, region,
+                                      audio_frames=audio_frames), limits=limits)
         # "has its resonance at X Hz instead of Y Hz" compares by itself; the rest need "than"
         than = "" if kind == "shifted-resonance" else " than"
         # a window wholly before the strike (settings with many frames before it) read
         # "0-0 ms after the strike"
-        when = (f"{time_ms[0]:.0f}-{time_ms[1]:.0f} ms after the strike" if time_ms[1] > 0
-                else "just before the strike")
-        # "like it": the nearest healthy takes, not healthy boards at large (a review)
-        sentence = (f"{band_hz[0] / 1000:.1f}-{band_hz[1] / 1000:.1f} kHz {what}{than} on healthy "
-                    f"boards like it, {when}")
+        ends = ""
+        audio_ms = float(self.frames_ms[0] + audio_frames * self.ms_per_frame)
+        if audio_ms < time_ms[1]:  # a window past the clip's end claimed 0-163 ms of a clip
+            time_ms, ends = (time_ms[0], max(time_ms[0], audio_ms)), " (the clip ends there)"
+        when = (f"{time_ms[0]:.0f}-{time_ms[1]:.0f} ms after the strike{ends}"
+                if time_ms[1] > 0 else "just before the strike")
+        # "nearest": the healthy takes nearest it, not healthy boards at large, nor alike: a
+        # clip unlike every one has nearest ones all the same (reviews)
+        sentence = (f"{band_hz[0] / 1000:.1f}-{band_hz[1] / 1000:.1f} kHz {what}{than} on the "
+                    f"healthy boards nearest it, {when}")
         relief = float(deviation[b0:b1, w0:w1].max()) / score if score > 0 else 0.0
         return Explanation(path=path, sentence=sentence, band_hz=band_hz, time_ms=time_ms,
                            kind=kind, ratio=ratio, score=score, relief=relief,

@@ -174,8 +174,8 @@ def test_a_long_sentence_fits_the_picture():
 
     sentence = ("its ringing dies away 2.4x faster than on the healthy boards that sound like it "
                 "(3.1 times the spread of healthy taps); the network hears the most difference "
-                "where 0.5-1.1 kHz decays 1.7x faster than on healthy boards like it, 0-75 ms "
-                "after the strike")
+                "where 0.5-1.1 kHz decays 1.7x faster than on the healthy boards nearest it, "
+                "0-75 ms after the strike")
     e = Explanation(path="take.wav", sentence=sentence, band_hz=(538.0, 1077.0),
                     time_ms=(0.0, 75.0), kind="faster-decay", ratio=1.7, score=0.08, relief=0.5,
                     deviation=np.ones((8, 4)), crop=np.zeros((100, 120)) - 20.0,
