@@ -333,3 +333,11 @@ def test_a_folder_with_a_line_break_prints_on_one_line(run_cli, tmp_path, monkey
     monkeypatch.setenv("TAPCHECK_CACHE", str(folder))
     code, out, _ = run_cli("doctor")
     assert "nl\\ndir" in out and not any(line.startswith("dir") for line in out.splitlines())
+
+
+def test_tapcheck_alone_prints_its_help(run_cli):
+    """It printed the whole help as one 1,777-character error line (QA)."""
+    code, out, err = run_cli()
+    assert code == 2 and err == ""
+    assert out.startswith("Usage: tapcheck [OPTIONS] COMMAND [ARGS]...\n")
+    assert "\n  judge " in out and len(out.splitlines()) > 20

@@ -264,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         return found.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
+    except click.exceptions.NoArgsIsHelpError as e:
+        # `tapcheck` alone, or a command that needs its arguments: the help as --help prints
+        # it (it came as one 1,777-character error line, the first thing a new user sees)
+        click.echo(e.ctx.get_help() if e.ctx is not None else e.format_message())
+        return 2
     except click.UsageError as e:  # a wrong option or argument: one line, as every input error
         if debug:
             _print_traceback()
