@@ -100,3 +100,21 @@ def test_a_model_that_is_not_one_is_refused_before_any_measurement(tmp_path, con
     with pytest.raises(ModelFileError, match="notes.pt"):
         bench.run_bench(model=fake, out=tmp_path / "bench.json", log=log)
     assert not (tmp_path / "bench.json").exists()
+
+
+@pytest.mark.parametrize("where", ["recordings/demo/bench.json", "recordings/b.json"])
+def test_bench_out_in_a_dataset_or_the_recordings_folder_is_refused_before_work(
+        tiny_dataset, tmp_path, run_cli, monkeypatch, where):
+    """QA: `bench --out recordings/demo/bench.json` wrote its report beside the manifest after
+    five minutes of runs; compare --out and judge --explain-dir refused such folders."""
+    import shutil
+
+    home = tmp_path / "recordings"
+    shutil.copytree(tiny_dataset.root, home / "demo")
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(home))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli("bench", "--out", where)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1, err
+    assert "mix its files with the" in err and err.strip().endswith(
+        "— choose another --out, e.g. reports/bench.json")
+    assert not (tmp_path / where).exists()

@@ -264,8 +264,13 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
 def bench(model_path: Path | None, out: Path) -> None:
     """Measure speed: features, training (vs a naive loop), judging, memory — in one run."""
     from ..bench import format_results, run_bench
+    from ..dataset_folders import refuse_dataset_folder
     from ..files import check_replaceable, check_writable
 
+    # as compare --out: bench wrote its report beside a dataset's manifest.csv after minutes
+    refuse_dataset_folder(out.parent, why="a report would mix its files with the takes",
+                          home_why="a report would mix its files with the datasets' folders",
+                          fix="choose another --out, e.g. reports/bench.json")
     check_replaceable(out, ours=_is_bench_json, what="benchmark report")  # before the runs
     check_writable(out.parent, create=False)  # and its folder: not after minutes of runs
     if model_path is not None and not model_path.is_file():
