@@ -114,24 +114,26 @@ def log_error(e: sqlite3.DatabaseError | None, path: Path) -> InspectionLogError
                               fix=f"move it aside; {NEW_LOG}")
 
 
-def _bad(row: Any, what: str, path: Path) -> InspectionLogError:
-    return InspectionLogError(f"row {row[0]!r}: {what}", path=path,
-                              fix="delete or fix the row (sqlite3), or move the log aside")
+def _bad(row: Any, what: str, path: Path, table: str) -> InspectionLogError:
+    # the table named: "row 1" of boards sent a user to row 1 of inspections, which was fine
+    return InspectionLogError(f"{table} row {row[0]!r}: {what}", path=path,
+                              fix=f"delete or fix the row (sqlite3: DELETE FROM {table} WHERE "
+                                  f"id = {row[0]!r}), or move the log aside")
 
 
-def _common(row: tuple, columns, path: Path) -> dict:
+def _common(row: tuple, columns, path: Path, table: str) -> dict:
     """The row as a dict of ``columns``, its column count, time and board number checked (what
     tap rows and board rows share)."""
     if len(row) != len(columns):
-        raise _bad(row, f"has {len(row)} columns, not {len(columns)}", path)
+        raise _bad(row, f"has {len(row)} columns, not {len(columns)}", path, table)
     values = dict(zip(columns, row, strict=True))
     try:
         datetime.fromisoformat(values["time"])
     except (TypeError, ValueError):
-        raise _bad(row, f"time {values['time']!r} is not an ISO 8601 time", path) from None
+        raise _bad(row, f"time {values['time']!r} is not an ISO 8601 time", path, table) from None
     if values["board"] is not None and (not isinstance(values["board"], int)
                                         or values["board"] < 0):
-        raise _bad(row, f"board {values['board']!r} is not a board number", path)
+        raise _bad(row, f"board {values['board']!r} is not a board number", path, table)
     return values
 
 
@@ -139,21 +141,22 @@ def checked_row(row: tuple, path: Path):
     """An :class:`~tapcheck.inspections.Inspection` from a row, its types checked."""
     from .inspections import Inspection
 
-    values = _common(row, COLUMNS, path)
+    table = "inspections"
+    values = _common(row, COLUMNS, path, table)
     for key in ("score", "threshold", "latency_ms"):
         value = values[key]
         if value is None and key == "latency_ms":
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
                 value):
-            raise _bad(row, f"{key} {value!r} is not a finite number", path)
+            raise _bad(row, f"{key} {value!r} is not a finite number", path, table)
     if values["verdict"] not in ("NORMAL", "ANOMALOUS"):
-        raise _bad(row, f"verdict {values['verdict']!r} is not NORMAL or ANOMALOUS", path)
+        raise _bad(row, f"verdict {values['verdict']!r} is not NORMAL or ANOMALOUS", path, table)
     for key in ("model", "model_path", "clip"):
         if not isinstance(values[key], str):
-            raise _bad(row, f"{key} {values[key]!r} is not text", path)
+            raise _bad(row, f"{key} {values[key]!r} is not text", path, table)
     if values["device"] is not None and not isinstance(values["device"], str):
-        raise _bad(row, f"device {values['device']!r} is not text", path)
+        raise _bad(row, f"device {values['device']!r} is not text", path, table)
     return Inspection(**values)
 
 
@@ -162,15 +165,16 @@ def checked_board_row(row: tuple, path: Path):
     checked."""
     from .inspections import BoardInspection
 
-    values = _common(row, BOARD_COLUMNS, path)
+    table = "boards"
+    values = _common(row, BOARD_COLUMNS, path, table)
     for key in ("number", "first_inspection", "last_inspection", "taps", "board_taps"):
         if isinstance(values[key], bool) or not isinstance(values[key], int) or values[key] < 0:
-            raise _bad(row, f"{key} {values[key]!r} is not a count", path)
+            raise _bad(row, f"{key} {values[key]!r} is not a count", path, table)
     for key in ("median", "threshold"):
         value = values[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
                 value):
-            raise _bad(row, f"{key} {value!r} is not a finite number", path)
+            raise _bad(row, f"{key} {value!r} is not a finite number", path, table)
     if values["verdict"] not in ("NORMAL", "ANOMALOUS"):
-        raise _bad(row, f"verdict {values['verdict']!r} is not NORMAL or ANOMALOUS", path)
+        raise _bad(row, f"verdict {values['verdict']!r} is not NORMAL or ANOMALOUS", path, table)
     return BoardInspection(**values)

@@ -339,8 +339,9 @@ def test_the_inspection_log_is_checked_as_its_readers_read_it(tmp_path, monkeypa
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     [finding] = check_inspections()
     assert str(finding) == (
-        f"PROBLEM  inspection log {folder / 'inspections.sqlite'}: row 2: score 'abc' is not a "
-        "finite number — delete or fix the row (sqlite3), or move the log aside")
+        f"PROBLEM  inspection log {folder / 'inspections.sqlite'}: inspections row 2: score "
+        "'abc' is not a finite number — delete or fix the row (sqlite3: DELETE FROM inspections "
+        "WHERE id = 2), or move the log aside")
     (folder / "inspections.sqlite").write_bytes(b"not a database")
     [finding] = check_inspections()
     assert str(finding) == (

@@ -88,7 +88,8 @@ def test_a_row_tapcheck_log_refuses_is_refused_here_too(book, tmp_path):
     the page) where `tapcheck log` names the row; now the log's readers check rows alike."""
     book.mark(1, "false alarm")
     book.db.execute("UPDATE inspections SET score = 'abc' WHERE id = 2")
-    message = (f"{tmp_path / 'inspections.sqlite'}: row 2: score 'abc' is not a finite number")
+    message = (f"{tmp_path / 'inspections.sqlite'}: inspections row 2: score 'abc' is not a "
+               "finite number")
     with pytest.raises(InspectionLogError, match=message):
         book.rows()
     with pytest.raises(InspectionLogError, match=message):
