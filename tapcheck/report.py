@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .console import score_pair
 from .evaluation import json_safe
 from .files import atomic_write
 
@@ -102,7 +103,10 @@ def page(out: Path, *, title: str, meta: dict[str, Any], tables: str, figures: d
     for r in rows:
         figs = figures["models"].get(r["model"], {})
         boards = r.get("board_means", {})
-        board_text = ", ".join(f"{b}: {v:.3g}" for b, v in boards.items())
+        # as many digits as it takes to read on the right side of the threshold: at 3 figures
+        # means of 1.00453 and 1.00457 over a threshold of 1.004 read "1" (QA)
+        board_text = ", ".join(f"{b}: {score_pair(v, r['threshold'], kind='g')[0]}"
+                               for b, v in boards.items())
         sections.append(
             f'<section id="{e(r["model"])}"><h2>{e(r["model"])}</h2>'
             f'<p>{e(r.get("summary", ""))}. Scorer <b>{e(r["scorer"])}</b>, threshold '
