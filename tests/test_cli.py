@@ -341,3 +341,15 @@ def test_tapcheck_alone_prints_its_help(run_cli):
     assert code == 2 and err == ""
     assert out.startswith("Usage: tapcheck [OPTIONS] COMMAND [ARGS]...\n")
     assert "\n  judge " in out and len(out.splitlines()) > 20
+
+
+def test_datasets_says_when_the_recordings_folder_is_a_dataset(tiny_dataset, run_cli,
+                                                               monkeypatch):
+    """QA: it said "no datasets in recordings/demo/ — try `tapcheck synth --dataset demo`",
+    advice that then failed."""
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(tiny_dataset.root))
+    code, out, err = run_cli("datasets")
+    assert code == 2 and out == ""
+    assert err == (f"tapcheck: error: {tiny_dataset.root}: is a dataset (it holds "
+                   "manifest.csv), not the folder of datasets — set $TAPCHECK_RECORDINGS to the "
+                   f"folder that holds it, {tiny_dataset.root.parent}\n")
