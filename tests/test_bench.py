@@ -42,7 +42,8 @@ def test_bench_measures_everything_and_formats_the_table(tiny_dataset, tiny_mode
         cache=FeatureCache(tmp_path / "model-cache"), progress=False))
     results = {
         "machine": {"cpu": "test", "cpus": 2, "torch": torch.__version__, "torch_threads": 1,
-                    "bf16_native": True},
+                    "bf16_native": True, "load_average_start": 1.25,
+                    "load_average_end": 2.5},
         "matmul_gflops": bench.matmul_peak(n=256, repeats=2),
         "features": bench.feature_speed(clips, tmp_path / "cache"),
         "training": bench.training_speed(steps=1, batch=4),
@@ -70,6 +71,8 @@ def test_bench_measures_everything_and_formats_the_table(tiny_dataset, tiny_mode
         assert all(v > 0 for v in j["steps_ms_median"].values())
     table = bench.format_results(results)
     assert table.count("\n| training ") == 8 and "| `tapcheck judge clip.wav`" in table
+    # the load the figures were measured at, in the table too (only the JSON had it; QA)
+    assert "; load average 1.2 at the start, 2.5 at the end." in table
     # the fast model's rows set it against arcface-resnet18 of the same run
     study = results["training"][0]["tapcheck_samples_per_s"]
     ratio = results["training"][1]["tapcheck_samples_per_s"] / study
@@ -78,6 +81,8 @@ def test_bench_measures_everything_and_formats_the_table(tiny_dataset, tiny_mode
     assert "| judge, each step alone (median): read / features / network / score | " in table
     old = {k: v for k, v in results.items() if k != "judge_fast"}  # a file from before it
     assert "against arcface-resnet18" not in bench.format_results(old)
+    old["machine"] = {k: v for k, v in results["machine"].items() if "load" not in k}
+    assert "load average" not in bench.format_results(old)
 
 
 def test_a_failing_judge_is_not_timed(tmp_path):
