@@ -67,6 +67,9 @@ def check_schema(db: sqlite3.Connection, path: Path) -> bool:
 def connect_reader(path: Path) -> sqlite3.Connection | None:
     """A read-only connection to an existing log (None: an empty database, nothing to read)."""
     refuse_special(path, InspectionLogError, fix=f"move it aside; {NEW_LOG}")
+    if path.is_dir():  # it read "is not a usable inspection log (disk I/O error)" (QA)
+        raise InspectionLogError("is a folder, not the log file", path=path,
+                                 fix=f"move the folder aside; {NEW_LOG}")
     uri = "file:" + urllib.parse.quote(str(path.absolute()))
     last: sqlite3.DatabaseError | None = None
     # With no write-ahead log beside it, everything is in the file itself: immutable=1 reads

@@ -94,6 +94,16 @@ def test_a_damaged_log_is_one_clear_error(tmp_path):
     assert str(tmp_path / "inspections.sqlite") in str(e.value) and "move it aside" in str(e.value)
 
 
+def test_a_log_file_that_is_a_folder_is_named_so(tmp_path, run_cli, monkeypatch):
+    """It read "is not a usable inspection log (disk I/O error)" (QA)."""
+    (tmp_path / "inspections.sqlite").mkdir()
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", str(tmp_path))
+    code, out, err = run_cli("log")
+    assert code == 2 and err.startswith(
+        f"tapcheck: error: {tmp_path / 'inspections.sqlite'}: is a folder, not the log file — "
+        "move the folder aside"), err
+
+
 def test_parse_since():
     now = datetime(2025, 5, 1, 12, 0, tzinfo=timezone.utc)
     assert parse_since("30m", now=now) == now - timedelta(minutes=30)
