@@ -92,3 +92,8 @@ class FormatWarning(TapcheckWarning):
     said alike of every file of a batch, so the command line shows it for a few files and counts
     the rest (:class:`tapcheck.console.RepeatedWarnings`). What a clip's sound holds (another
     knock, clipping) is a plain :class:`TapcheckWarning`, said of every clip."""
+
+
+class CacheWarning(TapcheckWarning):
+    """The feature cache cannot be used (computing goes on): about the run, not a file, so said
+    even where files' warnings are not (reading an explanation's references)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DatasetError, TapcheckError, TapcheckWarning
+from .errors import CacheWarning, DatasetError, TapcheckError, TapcheckWarning
 from .judge import Judge
 from .manifest import SLUG
 
@@ -190,4 +190,6 @@ def _unsaid():
     thread starts, and in judge's one thread."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TapcheckWarning)
+        # the cache's own is about the run ("feature cache not used"), and was lost here (QA)
+        warnings.simplefilter("default", CacheWarning)
         yield

@@ -22,7 +22,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .config import AudioConfig, FeatureConfig
-from .errors import AudioError, FormatWarning, StorageError, TapcheckError, TapcheckWarning
+from .errors import (AudioError, CacheWarning, FormatWarning, StorageError, TapcheckError,
+                     TapcheckWarning)
 from .features import CHECKS_VERSION, FEATURES_VERSION, clip_features, standardize
 
 # Bump when what an entry holds changes: 2, each crop's level in dB beside it, and warnings
@@ -126,7 +127,7 @@ class FeatureCache:
                 # as a failed write once did) and go on computing
                 self.unwritable = True
                 warnings.warn(f"feature cache not used: {e}; set TAPCHECK_CACHE to a folder "
-                              "you may write to", TapcheckWarning, stacklevel=3)
+                              "you may write to", CacheWarning, stacklevel=3)
         return crops, level
 
     def _load(self, entry: Path) -> tuple[np.ndarray, np.ndarray] | None:

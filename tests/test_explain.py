@@ -292,3 +292,16 @@ def test_a_clip_ending_soon_after_its_strike_is_explained_up_to_its_end(separati
         e = explainer.explain_array(cut)
     assert e.time_ms[1] < 65.0, e.time_ms
     assert e.sentence.endswith("ms after the strike (the clip ends there)"), e.sentence
+
+
+def test_an_unusable_feature_cache_is_said_when_explaining(separating_model, tmp_path, run_cli,
+                                                          monkeypatch):
+    """QA: reading the references silenced every warning, the cache's "feature cache not
+    used" too, which docs/usage.md promises."""
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
+    (tmp_path / "afile").write_text("not a folder")
+    monkeypatch.setenv("TAPCHECK_CACHE", str(tmp_path / "afile"))
+    clips = separating_taps(tmp_path, [(5, "left", 50)])
+    code, out, err = run_cli("judge", "--model", separating_model, *clips, "--explain")
+    assert code == 1 and "why: " in out, err
+    assert err.count("tapcheck: warning: feature cache not used: ") == 1, err
