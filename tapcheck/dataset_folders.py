@@ -137,8 +137,11 @@ def dataset_path(name: str | os.PathLike) -> Path:
             or (not SLUG.match(text) and os.path.lexists(text) and not Path(text).is_dir()):
         return Path(text)
     if not SLUG.match(text):
-        raise ParameterError(f"'{text}' is not a usable dataset name",
-                             fix="use ASCII letters, digits, '-' and '_', e.g. --dataset bench-1")
+        # the example without an option's name: `judge --references ""` was told to give
+        # "--dataset bench-1", an option judge does not have (QA)
+        raise ParameterError(f"'{text}' is not a usable dataset name"
+                             + (" (it is empty)" if not text.strip() else ""),
+                             fix="use ASCII letters, digits, '-' and '_', e.g. bench-1")
     # a file there: "afile/small: no such dataset … make one with `tapcheck synth`", advice
     # that failed, where `datasets` said what was wrong
     return check_folder(recordings_home(), "datasets", "TAPCHECK_RECORDINGS") / text
