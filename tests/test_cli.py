@@ -205,6 +205,11 @@ def test_debug_after_a_double_dash_is_an_argument(run_cli, monkeypatch, tmp_path
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli("info", "--", "--debug")  # a dataset named "--debug"
     assert code == 2 and "'--debug' is not a usable dataset name" in err
+    # an empty one says so, and its example names no option (judge has no --dataset; QA)
+    code, _, err = run_cli("info", "")
+    assert code == 2 and err == ("tapcheck: error: '' is not a usable dataset name (it is "
+                                 "empty) — use ASCII letters, digits, '-' and '_', e.g. "
+                                 "bench-1\n")
 
 
 def test_train_from_the_cli_writes_one_model_file(tiny_dataset, run_cli, tmp_path):
