@@ -90,7 +90,10 @@ def picture_figure(e: Explanation):
     # own scale, a mode as bright in both could differ by 10 dB
     top = float(max(e.crop.max(), e.reference.max()))
     levels = {"vmin": top - 60.0, "vmax": top}
-    panels = ((e.crop, "this clip", "magma", levels),
+    # the clip's path on the picture: take001.png, take001-2.png of three folders' clips were
+    # told apart only by their PNG metadata (QA); its end, where the board and take are
+    name = "" if e.path == "<array>" else e.path if len(e.path) <= 40 else "…" + e.path[-39:]
+    panels = ((e.crop, f"this clip\n{name}" if name else "this clip", "magma", levels),
               (e.reference, "nearest healthy boards", "magma", levels),
               (e.deviation, "deviation (score drop when made healthy)", "viridis", {}))
     shown = []

@@ -1,6 +1,8 @@
 """Explanation pictures (`judge --explain-dir`): a later run refreshes the picture of the same
 clip, and keeps every other file, another clip's picture of the same name too."""
 
+import dataclasses
+
 from .conftest import separating_taps, training_recordings
 
 
@@ -186,3 +188,12 @@ def test_a_long_sentence_fits_the_picture():
     title = fig._suptitle.get_window_extent()
     assert len(sentence) > 200
     assert 0 <= title.x0 and title.x1 <= fig.bbox.width, (title, fig.bbox)
+    # the clip named on its panel: pictures of take001 of three folders were told apart only by
+    # their PNG metadata; a long path by its end, within its panel
+    assert fig.axes[0].get_title() == "this clip\ntake.wav"
+    far = "/".join(["recordings", "plant-batch-2026-11", "board21", "left", "take001.wav"] * 2)
+    fig = picture_figure(dataclasses.replace(e, path=far))
+    fig.canvas.draw()
+    panel = fig.axes[0]
+    assert panel.get_title() == "this clip\n…" + far[-39:]
+    assert panel.title.get_window_extent().x1 <= fig.axes[1].get_window_extent().x0
