@@ -164,7 +164,7 @@ def test_a_faster_decay_is_faster_than_the_same_take_without_its_crack(separatin
 
 def test_explanation_is_a_sentence_in_hz_and_ms(explained):
     _, e, _ = explained[0]
-    assert re.search(r"ms after the strike(; nearly as much at [0-9.-]+ kHz)?$", e.sentence)
+    assert re.search(r"ms after the strike( \(the clip ends there\))?(; nearly as much at [0-9.-]+ kHz)?$", e.sentence)
     assert " kHz " in e.sentence and " on the healthy boards nearest it, " in e.sentence
     # a shifted resonance compares by itself ("at X Hz instead of Y Hz"), the rest with "than"
     assert ("than on the healthy" in e.sentence) == (e.kind != "shifted-resonance")
@@ -184,7 +184,7 @@ def test_cli_judge_explains_anomalous_clips(separating_model, tmp_path, run_cli,
     assert "explanation" not in rows[0]
     for r in rows[1:]:
         why = r["explanation"]
-        assert re.search(r"ms after the strike(; nearly as much at [0-9.-]+ kHz)?$",
+        assert re.search(r"ms after the strike( \(the clip ends there\))?(; nearly as much at [0-9.-]+ kHz)?$",
                          why["sentence"]), why["sentence"]
         png = tmp_path / "why" / (r["path"].rsplit("/", 1)[1][:-4] + ".png")
         assert why["picture"] == str(png)
