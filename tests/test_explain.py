@@ -32,6 +32,8 @@ from .conftest import training_recordings, separating_taps
 SEED = 11  # the separating_model's boards
 DEFECT_SIDES = ((5, "left"), (6, "right"), (7, "left"), (8, "right"))
 TAKES = range(40, 48)  # never seen in training or calibration
+#: how an explanation's sentence ends (its clip's end, a second band named after it, or not)
+SENTENCE_END = r"ms after the strike( \(the clip ends there\))?(; nearly as much at [0-9.-]+ kHz)?$"
 
 
 def changed_mode_freqs(board) -> np.ndarray:
@@ -164,7 +166,7 @@ def test_a_faster_decay_is_faster_than_the_same_take_without_its_crack(separatin
 
 def test_explanation_is_a_sentence_in_hz_and_ms(explained):
     _, e, _ = explained[0]
-    assert re.search(r"ms after the strike( \(the clip ends there\))?(; nearly as much at [0-9.-]+ kHz)?$", e.sentence)
+    assert re.search(SENTENCE_END, e.sentence), e.sentence
     assert " kHz " in e.sentence and " on the healthy boards nearest it, " in e.sentence
     # a shifted resonance compares by itself ("at X Hz instead of Y Hz"), the rest with "than"
     assert ("than on the healthy" in e.sentence) == (e.kind != "shifted-resonance")
@@ -184,8 +186,7 @@ def test_cli_judge_explains_anomalous_clips(separating_model, tmp_path, run_cli,
     assert "explanation" not in rows[0]
     for r in rows[1:]:
         why = r["explanation"]
-        assert re.search(r"ms after the strike( \(the clip ends there\))?(; nearly as much at [0-9.-]+ kHz)?$",
-                         why["sentence"]), why["sentence"]
+        assert re.search(SENTENCE_END, why["sentence"]), why["sentence"]
         png = tmp_path / "why" / (r["path"].rsplit("/", 1)[1][:-4] + ".png")
         assert why["picture"] == str(png)
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20000
