@@ -8,13 +8,17 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .boards import BOARD_RULES
 from .config import Config
 from .console import RepeatedWarnings, percent, score_pair
 from .errors import FormatWarning, ParameterError, TapcheckWarning
 from .judge import ANOMALOUS, HEARD, Judge, Verdict, unused_train_settings
+
+if TYPE_CHECKING:
+    from .explain import Explanation
+    from .explain_references import References
 
 
 @dataclass
@@ -114,7 +118,7 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
     config : Config, optional
         Settings whose features must be the model's (see :func:`check_same_features`).
     explain, picture_dir, references
-        Explain anomalous clips (:func:`tapcheck.explain.explain_verdicts`); a ``picture_dir``
+        Explain anomalous clips (:func:`explain_verdicts`); a ``picture_dir``
         or ``references`` implies ``explain``.
     per_board, board
         Board verdicts: clips grouped by their ``boardNN/`` folder, or all of them ``board``.
@@ -144,8 +148,6 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
     if config is not None:
         result.warnings += unused_train_settings(judge.model, config)
     if explain or picture_dir or references:
-        from .explain import explain_verdicts
-
         result.explanations, warned = explain_verdicts(judge, verdicts, references=named,
                                                        picture_dir=picture_dir)
         result.warnings += unusable + warned
@@ -202,3 +204,62 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
 def _and_more(count: int, what: str) -> str:
     """`` (and 3 more clip(s) alike)``, or nothing for 0: one warning for many alike."""
     return f" (and {count} more {what})" if count else ""
+
+
+def explain_verdicts(judge: Judge, verdicts, *,
+                     references: str | os.PathLike | References | None = None,
+                     picture_dir: str | os.PathLike | None = None
+                     ) -> tuple[dict[int, Explanation], list[str]]:
+    """Explanations of the anomalous verdicts of :meth:`Judge.judge_files`, by index, and
+    warning lines (reference takes left out, see :func:`dataset_references`; the model's own
+    training dataset gone or changed, when no ``references`` are given: then no explanations).
+
+    ``references``: a dataset to compare with, or its :class:`References` read already
+    (``judge --references`` reads them before judging, so a bad one fails with no verdict
+    printed whatever the clips). The model's own references are read only when a verdict is
+    anomalous: nothing else needs them. With ``picture_dir``, also a PNG per explained clip
+    (:func:`tapcheck.pictures.save_pictures`).
+    """
+    from .errors import DatasetError
+    from .explain import Explainer  # torch's model code and matplotlib: only when explaining
+    from .explain_references import References, dataset_references
+
+    wanted = [i for i, v in enumerate(verdicts) if v.anomalous]
+    if not wanted:
+        return {}, []
+    if references is None or isinstance(references, References):
+        named, warned = references, []
+    else:
+        named, warned = dataset_references(references, judge)
+    try:
+        explainer = Explainer(judge, references=named)
+    except DatasetError as e:
+        if references is not None:  # only the model's own references are looked up here
+            raise
+        # The model's training dataset moved or changed: the verdicts stand without it (an
+        # explanation only says why), so it is one warning, not an error that swallows them.
+        # It is looked for here, when the first anomalous clip needs it, not before judging:
+        # a run whose clips are all normal needs no references and should hear nothing about
+        # them; and one Explainer per run makes it one warning however many clips it leaves.
+        return {}, warned + [f"{e.path}: {e.problem}, so {len(wanted)} anomalous clip(s) "
+                             f"are judged but not explained — {e.fix}"]
+    import warnings
+
+    from .errors import TapcheckWarning
+
+    with warnings.catch_warnings():
+        # the clips' verdicts said them already: `--explain` printed each one twice. Here, in
+        # judge's one thread: the filter is the process's (station's listener runs beside its
+        # explainer and keeps its warnings)
+        warnings.simplefilter("ignore", TapcheckWarning)
+        found = explainer.explain_files([verdicts[i].path for i in wanted])
+    out = {i: e for i, e in zip(wanted, found, strict=True) if e is not None}
+    if picture_dir is not None:
+        from .errors import StorageError
+        from .pictures import save_pictures
+
+        try:
+            save_pictures(list(out.values()), picture_dir)
+        except StorageError as e:  # a full disk: the verdicts stand (it lost every one)
+            warned.append(f"{e}; the verdicts and explanations stand, without those pictures")
+    return out, warned
