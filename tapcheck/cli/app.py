@@ -120,6 +120,10 @@ class Count(click.ParamType):
         return int(text)
 
 
+#: what click 8.2 on raises for a group called without a command (8.1 prints the help itself)
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def _joined(message: str) -> str:
     """click's message on one line: it lists a choice's values one per line."""
     return re.sub(r"\s*\n\s*", " ", message)
@@ -264,12 +268,12 @@ def main(argv: list[str] | None = None) -> int:
         return found.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.exceptions.NoArgsIsHelpError as e:
-        # `tapcheck` alone, or a command that needs its arguments: the help as --help prints
-        # it (it came as one 1,777-character error line, the first thing a new user sees)
-        click.echo(e.ctx.get_help() if e.ctx is not None else e.format_message())
-        return 2
     except click.UsageError as e:  # a wrong option or argument: one line, as every input error
+        if isinstance(e, _NO_ARGS):
+            # `tapcheck` alone: the help as --help prints it (it came as one 1,777-character
+            # error line, the first thing a new user sees)
+            click.echo(e.ctx.get_help() if e.ctx is not None else e.format_message())
+            return 2
         if debug:
             _print_traceback()
         where = e.ctx.command_path if e.ctx is not None else "tapcheck"
