@@ -248,14 +248,25 @@ def _filled_blank_columns(text: str, header: list[str]) -> list[str]:
 
 
 def _quote_left_open(text: str) -> bool:
-    """Whether a double quote is still open at the end of the text (the lenient reader takes
-    the rest of the file as that value without a word)."""
-    try:
-        for _ in csv.reader(io.StringIO(text, newline=""), strict=True):
-            pass
-    except csv.Error as e:
-        return str(e) == "unexpected end of data"
-    return False
+    """Whether a double quote is still open at the end of the text, as the lenient reader reads
+    quotes (it takes the rest of the file as that value without a word): a quote opens a
+    quoted value only at a value's start, two in one stand for one, and text after a closing
+    quote joins the value. The csv module's strict mode stopped at the first value like
+    ``"synth"x`` and missed a later open quote (review)."""
+    if '"' not in text:  # tapcheck writes no quotes: most manifests end here
+        return False
+    start, plain, quoted, closing = range(4)
+    state = start
+    for ch in text:
+        if state == quoted:
+            state = closing if ch == '"' else quoted
+        elif ch in ",\r\n":
+            state = start
+        elif state == start:
+            state = quoted if ch == '"' else plain
+        elif state == closing:
+            state = quoted if ch == '"' else plain
+    return state == quoted
 
 
 def _breaks(value: str) -> int:

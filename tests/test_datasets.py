@@ -182,7 +182,8 @@ def test_a_manifest_of_other_line_breaks_is_read_and_takes_a_new_row(tmp_path, n
     assert [t.take for t in Dataset.open(tmp_path / "bench").takes] == [1, 2, 3]
 
 
-@pytest.mark.parametrize("where", ["source", "peak_dbfs", "own-column", "u2028"])
+@pytest.mark.parametrize("where", ["source", "peak_dbfs", "own-column", "u2028",
+                                   "after-a-quoted-value-run-on"])
 def test_a_quote_left_open_is_named_at_its_line(tmp_path, where):
     """An unclosed quote swallows the rest of the file: on line 3 it was named as line 2 (a
     short row), as a 46 kB "malformed row" line (in a number), or not at all (in a column of
@@ -195,9 +196,12 @@ def test_a_quote_left_open_is_named_at_its_line(tmp_path, where):
     opened = {"source": rows[0].replace(",mic,", ',"mic,'),
               "peak_dbfs": rows[0].rsplit(",", 1)[0] + ',"' + rows[0].rsplit(",", 1)[1],
               "own-column": rows[0].removesuffix(",fine") + ',"fine',
-              "u2028": rows[0].replace(",mic,", ',"mic,')}[where]
+              "u2028": rows[0].replace(",mic,", ',"mic,')}.get(where)
     if where == "u2028":
         lines[1] = lines[1].replace(",mic,", ',"m\u2028ic",')
+    if where == "after-a-quoted-value-run-on":  # '"mi"c' reads as mic; strict csv stopped there
+        lines[1] = lines[1].replace(",mic,", ',"mi"c,')
+        opened = rows[0].replace(",mic,", ',"mic,')
     text = "\n".join([*lines[:2], opened,
                       *(r.replace("take002", f"take{k:03d}") for k, r in enumerate(rows, 3))])
     path.write_text(text + "\n", encoding="utf-8")
