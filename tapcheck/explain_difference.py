@@ -40,6 +40,9 @@ NOISE_FRAMES = 20
 #: decays are compared only between bands that start within this of each other: a band 19 dB
 #: below the healthy ones at the strike, near its floor throughout, read "rings 1.7x longer"
 DECAY_START_DB = 10.0
+#: the least fall over the crop's frames after a decay's start that counts a band as ringing
+#: through the crop, not as noise (and 3 times its scatter about its line, :func:`_falls_through`)
+RING_MIN_FALL_DB = 3.0
 #: the fall a decay time is read over (T20, as room acoustics' decay times) and the least fall
 #: left above every tap's noise for a decay to be read at all (each tap falls the same dB)
 DECAY_FALL_DB = 20.0
@@ -280,7 +283,9 @@ def energy_decay(power: np.ndarray, *, start: int) -> tuple[np.ndarray, float]:
     range_db : float
         How far the band's level at ``start`` stands above its noise, the crop's last
         :data:`NOISE_FRAMES` frames' mean power; ``inf`` where those frames still lie on the
-        decay (the band rings through the crop, its noise not reached).
+        decay (the band rings through the crop, its noise not reached: its decay line meets
+        their level only among them, and its level falls clearly over the crop,
+        :func:`_falls_through`).
     """
     p = np.maximum(np.asarray(power, dtype=np.float64), 1e-30)
     n = len(p)
@@ -300,12 +305,12 @@ def energy_decay(power: np.ndarray, *, start: int) -> tuple[np.ndarray, float]:
     slope = min(slope, -1e-3)  # dB per frame
     cross = (noise_db - offset) / slope  # where the line meets the noise (Lundeby's crosspoint)
     range_db = float(level[start] - noise_db)
-    if cross >= n - NOISE_FRAMES and -slope * (n - 1 - start) >= DECAY_MIN_FALL_DB:
+    if cross >= n - NOISE_FRAMES and _falls_through(level[start:]):
         # the line reaches the last frames' level only among them: they lie on the decay, the
         # band rings through the crop, and subtracting them as noise made it decay faster.
-        # Only a line that falls as far as a decay is read over by the crop's end: a band of
-        # noise alone fits a flat one that meets "the noise" nowhere, and read "rings at least
-        # 3.2x longer" (review)
+        # Only a band whose level falls clearly over the crop rings through: a band of noise
+        # alone fits a flat line over its first frames that meets "the noise" nowhere, and
+        # read "rings at least 3.2x longer" (review)
         last, noise, tail = n - 1, 0.0, 10.0 ** ((slope * (n - 1) + offset) / 10.0)
         range_db = np.inf
     else:
@@ -315,6 +320,20 @@ def energy_decay(power: np.ndarray, *, start: int) -> tuple[np.ndarray, float]:
     kept = np.maximum(p[:last + 1] - noise, 0.0)
     edc = (np.cumsum(kept[::-1])[::-1] + tail)[start:]
     return 10.0 * np.log10(edc / edc[0]), range_db
+
+
+def _falls_through(level: np.ndarray) -> bool:
+    """Whether a band's level (dB, frames from the decay's start to the crop's end) falls along
+    a line clearly beyond its scatter about it: at least :data:`RING_MIN_FALL_DB`, and 3 times
+    the residuals' spread. A decay too slow to fall 10 dB in the crop (T20 over ~670 ms) rings
+    through it all the same; a band of noise alone falls by chance only (review)."""
+    if len(level) < 4:
+        return False
+    x = np.arange(len(level), dtype=np.float64)
+    slope, offset = np.polyfit(x, level, 1)
+    fall = -slope * (len(level) - 1)
+    spread = float(np.std(level - (slope * x + offset)))
+    return bool(fall >= max(RING_MIN_FALL_DB, 3.0 * spread))
 
 
 def _decay_ratio(clip: np.ndarray, refs: np.ndarray, t: np.ndarray, *, start: int

@@ -36,6 +36,9 @@ def test_describe_difference_reads_decay_and_resonance():
                                              frames_ms=t)
     assert (kind, words) == ("slower-decay", f"rings at least {1 / ratio:.1f}x longer")
     assert 1 / ratio == pytest.approx(t[-1] / 40.0, rel=0.1)
+    # one too slow to fall 10 dB in the crop (6.7 dB) rings through it too (review)
+    assert describe_difference(ringing(0.02)[0], ringing(0.5)[0], bins_hz=bins_hz,
+                               frames_ms=t)[0] == "slower-decay"
     # a fast fall and a slow tail (a mode damped 3x, a weak one left ringing 30 dB down): the
     # energy's fall, not a line through both, and the tail below the fall read changes little
     damped = 10 * np.log10(10 ** (-0.06 * t) + 10 ** (-3.0 - 0.005 * t) + 1e-6)
