@@ -193,7 +193,8 @@ class Explainer:
         around = torch.argsort(sim[0], descending=True)[:NORMALS].numpy()
         explanation = self._describe(clip_db, references_db, deviation, _run(band_drop),
                                      _run(window_drop), score=float(scores[0]), path=path,
-                                     around=around, k=k, audio_frames=audio_frames)
+                                     around=around, k=k, audio_frames=audio_frames,
+                                     band_drop=band_drop)
         explanation.compared_with = [os.fspath(self.references.paths[i]) for i in nearest]
         if getattr(self.detector, "reads_decay", False):
             _add_decay(explanation, self.detector, clip.numpy(), crops)
@@ -243,7 +244,8 @@ class Explainer:
     def _normal_limits(self, region, around: np.ndarray, k: int, *,
                        audio_frames: int) -> Limits:
         """:func:`normal_limits` from the references ``around`` the clip, each against its own
-        ``k`` nearest other references, in ``region``."""
+        ``k`` nearest references of other boards (of any other take where there are too few),
+        in ``region``."""
         if len(self.references) <= k:
             return Limits()
         relative = self._relative()
@@ -263,8 +265,8 @@ class Explainer:
         return normal_limits(normals)
 
     def _describe(self, clip_db, references_db, deviation, bands, windows, *, score: float,
-                  path: str, around: np.ndarray, k: int,
-                  audio_frames: int | None) -> Explanation:
+                  path: str, around: np.ndarray, k: int, audio_frames: int | None,
+                  band_drop: np.ndarray) -> Explanation:
         (b0, b1), (w0, w1) = bands, windows
         region = np.s_[self.bin_edges[b0]:self.bin_edges[b1],
                        self.frame_edges[w0]:self.frame_edges[w1]]
@@ -282,8 +284,10 @@ class Explainer:
         # "0-0 ms after the strike"
         ends = ""
         audio_ms = float(self.frames_ms[0] + audio_frames * self.ms_per_frame)
-        if audio_ms < time_ms[1]:  # a window past the clip's end claimed 0-163 ms of a clip
-            time_ms, ends = (time_ms[0], max(time_ms[0], audio_ms)), " (the clip ends there)"
+        if audio_ms <= time_ms[0]:  # wholly past the clip's end: its padding differs
+            ends = f" (past the clip's end at {max(audio_ms, 0.0):.0f} ms: padding)"
+        elif audio_ms < time_ms[1]:  # a window past the clip's end claimed 0-163 ms of a clip
+            time_ms, ends = (time_ms[0], audio_ms), " (the clip ends there)"
         when = (f"{time_ms[0]:.0f}-{time_ms[1]:.0f} ms after the strike{ends}"
                 if time_ms[1] > 0 else "just before the strike")
         # "nearest": the healthy takes nearest it, not healthy boards at large, nor alike: a
@@ -291,8 +295,10 @@ class Explainer:
         sentence = (f"{band_hz[0] / 1000:.1f}-{band_hz[1] / 1000:.1f} kHz {what}{than} on the "
                     f"healthy boards nearest it, {when}")
         # another band apart from the named one that matters nearly as much: named too (the
-        # picture showed two bright rows and the sentence one; 8 of the demo's 88; QA)
-        other = _band_apart(deviation.max(axis=1), (b0, b1))
+        # picture showed two bright rows and the sentence one; QA)
+        # the bands' own score drops: deviation is sqrt(band drop x window drop), and NEARLY on
+        # its roots named a band removing 64 % of the drop (review)
+        other = _band_apart(np.maximum(band_drop, 0.0), (b0, b1))
         if other is not None:
             sentence += (f"; nearly as much at {self.band_edges_hz[other] / 1000:.1f}-"
                          f"{self.band_edges_hz[other + 1] / 1000:.1f} kHz")

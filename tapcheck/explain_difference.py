@@ -107,8 +107,9 @@ class Difference:
 class Limits:
     """How far a difference must reach for a sentence to claim it. The defaults are the
     constants above; :func:`normal_limits` raises them to what healthy taps show against their
-    own nearest healthy taps in the same region (two reviews found the constants inside the
-    scatter between takes of one healthy board: 30 of 41 normal takes got a specific claim)."""
+    nearest healthy taps of other boards in the same region (two reviews found the constants
+    inside the scatter between takes of one healthy board: 30 of 41 normal takes got a specific
+    claim)."""
 
     decay: float = DECAY_FACTOR
     energy_db: float = ENERGY_MIN_DB

@@ -33,7 +33,8 @@ SEED = 11  # the separating_model's boards
 DEFECT_SIDES = ((5, "left"), (6, "right"), (7, "left"), (8, "right"))
 TAKES = range(40, 48)  # never seen in training or calibration
 #: how an explanation's sentence ends (its clip's end, a second band named after it, or not)
-SENTENCE_END = r"ms after the strike( \(the clip ends there\))?(; nearly as much at [0-9.-]+ kHz)?$"
+SENTENCE_END = (r"ms after the strike( \(the clip ends there\)| \(past the clip's end at \d+ ms: "
+                r"padding\))?(; nearly as much at [0-9.-]+ kHz)?$")
 
 
 def changed_mode_freqs(board) -> np.ndarray:

@@ -27,7 +27,8 @@ from .pulse import LiveCommand, tap_track
 
 SEED = 11  # the separating_model's boards
 #: how an explanation's sentence ends (a second band named after it, or not)
-SENTENCE_END = r"ms after the strike( \(the clip ends there\))?(; nearly as much at [0-9.-]+ kHz)?$"
+SENTENCE_END = (r"ms after the strike( \(the clip ends there\)| \(past the clip's end at \d+ ms: "
+                r"padding\))?(; nearly as much at [0-9.-]+ kHz)?$")
 NORMAL, DEFECT = (1, "left", 40), (5, "left", 40)
 DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
