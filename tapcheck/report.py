@@ -105,12 +105,14 @@ def page(out: Path, *, title: str, meta: dict[str, Any], tables: str, figures: d
         boards = r.get("board_means", {})
         # as many digits as it takes to read on the right side of the threshold: at 3 figures
         # means of 1.00453 and 1.00457 over a threshold of 1.004 read "1" (QA)
-        board_text = ", ".join(f"{b}: {score_pair(v, r['threshold'], kind='g')[0]}"
-                               for b, v in boards.items())
+        pairs = {b: score_pair(v, r["threshold"], kind="g") for b, v in boards.items()}
+        board_text = ", ".join(f"{b}: {mean}" for b, (mean, _) in pairs.items())
+        # the threshold with as many digits as any board needed to be told from it
+        threshold = max([f"{r['threshold']:.4g}"] + [t for _, t in pairs.values()], key=len)
         sections.append(
             f'<section id="{e(r["model"])}"><h2>{e(r["model"])}</h2>'
             f'<p>{e(r.get("summary", ""))}. Scorer <b>{e(r["scorer"])}</b>, threshold '
-            f'{r["threshold"]:.4g} (normal clips only). Mean score per test board: '
+            f'{threshold} (normal clips only). Mean score per test board: '
             f'{e(board_text)}.</p>'
             + "".join(f'<figure><img src="{e(figs[k])}" alt="{e(k)} of {e(r["model"])}">'
                       f'<figcaption>{e(cap)}</figcaption></figure>'

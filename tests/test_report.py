@@ -14,3 +14,9 @@ def test_board_means_read_on_their_side_of_the_threshold(tmp_path):
     text = path.read_text()
     assert "threshold 1.004 " in text
     assert "Mean score per test board: 1: 1.005, 2: 1.005, 3: 1.005, 4: 0.5." in text
+
+    # a mean next to the threshold: both with the digits that tell them apart
+    row = {**row, "threshold": 1.00412, "board_means": {"1": 1.0040, "2": 1.0043}}
+    text = page(tmp_path, title="t", meta={}, tables="", rows=[row],
+                figures={"models": {}, "roc": "roc.png", "training": "training.png"}).read_text()
+    assert "threshold 1.0041 " in text and "board: 1: 1.004, 2: 1.0043." in text
