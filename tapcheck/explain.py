@@ -294,10 +294,9 @@ class Explainer:
         # clip unlike every one has nearest ones all the same (reviews)
         sentence = (f"{band_hz[0] / 1000:.1f}-{band_hz[1] / 1000:.1f} kHz {what}{than} on the "
                     f"healthy boards nearest it, {when}")
-        # another band apart from the named one that matters nearly as much: named too (the
-        # picture showed two bright rows and the sentence one; QA)
-        # the bands' own score drops: deviation is sqrt(band drop x window drop), and NEARLY on
-        # its roots named a band removing 64 % of the drop (review)
+        # another band apart from the named one that matters nearly as much is named too (the
+        # picture showed two bright rows and the sentence one; QA), by the bands' own score
+        # drops: on deviation's, sqrt(band drop x window drop), NEARLY was 64 % (review)
         other = _band_apart(np.maximum(band_drop, 0.0), (b0, b1))
         if other is not None:
             sentence += (f"; nearly as much at {self.band_edges_hz[other] / 1000:.1f}-"
