@@ -114,12 +114,10 @@ def _vote_line(v: "BoardVerdict") -> str:
 
 
 def _vote(scores: np.ndarray, threshold: float) -> bool:
-    over = int((scores > threshold).sum()) * 2
-    # a tie is no majority either way; one unreadable tap of 3 left 1 of 2 over, and the board
-    # read NORMAL beside a median of 0.2429 over a threshold of 0.0900. The median decides it
-    # (for an odd count it is the majority anyway), so a cracked board's loud tap is not
-    # outvoted by a quiet one
-    return over > len(scores) or (over == len(scores) and bool(np.median(scores) > threshold))
+    """Most taps over the threshold, a tie decided by the median: both are the median's side of
+    it (a majority over puts both middle taps over, a minority neither). A tie once read NORMAL:
+    one unreadable tap of 3 left 1 of 2 over, beside a median of 0.2429 over 0.0900."""
+    return bool(np.median(scores) > threshold)
 
 
 BOARD_RULES: dict[str, BoardRule] = {
