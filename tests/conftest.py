@@ -241,6 +241,12 @@ def pulse():
             os.environ[key] = value
 
 
+#: how an explanation's sentence ends: its window, then maybe the clip's end or padding, then
+#: maybe a second band
+SENTENCE_END = (r"ms after the strike( \(the clip ends there\)| \(past the clip's end at \d+ ms: "
+                r"padding\))?(; nearly as much at [0-9.-]+ kHz)?$")
+
+
 def training_recordings(model) -> Path:
     """The folder holding a model file's training dataset. Set as ``TAPCHECK_RECORDINGS`` it is
     the recordings folder of the place the model was trained in, the one folder explanations

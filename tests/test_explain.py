@@ -27,14 +27,11 @@ from tapcheck.features import strike_crops
 from tapcheck.judge import Judge
 from tapcheck.synth import plate_modes, study_boards, synthesize_tap, take_rng
 
-from .conftest import training_recordings, separating_taps
+from .conftest import SENTENCE_END, separating_taps, training_recordings
 
 SEED = 11  # the separating_model's boards
 DEFECT_SIDES = ((5, "left"), (6, "right"), (7, "left"), (8, "right"))
 TAKES = range(40, 48)  # never seen in training or calibration
-#: how an explanation's sentence ends (its clip's end, a second band named after it, or not)
-SENTENCE_END = (r"ms after the strike( \(the clip ends there\)| \(past the clip's end at \d+ ms: "
-                r"padding\))?(; nearly as much at [0-9.-]+ kHz)?$")
 
 
 def changed_mode_freqs(board) -> np.ndarray:

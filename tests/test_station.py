@@ -21,14 +21,11 @@ import pytest
 from tapcheck.inspections import InspectionLog
 from tapcheck.station import Station
 
-from .conftest import training_recordings
+from .conftest import SENTENCE_END, training_recordings
 from .hostile_helpers import _one_line_error, _snapshot, _tapcheck
 from .pulse import LiveCommand, tap_track
 
 SEED = 11  # the separating_model's boards
-#: how an explanation's sentence ends (a second band named after it, or not)
-SENTENCE_END = (r"ms after the strike( \(the clip ends there\)| \(past the clip's end at \d+ ms: "
-                r"padding\))?(; nearly as much at [0-9.-]+ kHz)?$")
 NORMAL, DEFECT = (1, "left", 40), (5, "left", 40)
 DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
