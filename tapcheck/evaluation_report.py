@@ -45,13 +45,19 @@ _VS_STATED = {
               "there than stated, and finds fewer defects than it could")}
 
 
+def _far(result: dict[str, Any], name: str) -> bool:
+    """Whether the ``name`` boards' rate is :data:`~tapcheck.falsealarms.FAR_ABOVE` times the
+    stated one or more."""
+    rate, stated = result.get(f"false_alarms_{name}"), result.get("stated_far")
+    return bool(stated and rate is not None and rate >= FAR_ABOVE * stated)
+
+
 def _vs_stated(result: dict[str, Any], name: str, side: str, enroll: str) -> str:
     """How one rate stands against the stated one. A rate far above it whose wide interval
     still holds it is not "consistent with it": that read beside "flag 39.3 % of healthy taps,
     7.9 times the stated 5.0 %" (QA)."""
-    rate, stated = result.get(f"false_alarms_{name}"), result.get("stated_far")
     ci = result.get(f"false_alarms_{name}_ci")
-    if side == "within" and stated and rate is not None and rate >= FAR_ABOVE * stated and ci:
+    if side == "within" and _far(result, name) and ci:
         return (f"not told from it, as its 95 % interval ({ci[0]:.1%}-{ci[1]:.1%}) is wide — "
                 "measure on more boards")
     return _VS_STATED[side].format(enroll=enroll)
@@ -65,7 +71,7 @@ def _far_above(result: dict[str, Any]) -> list[str]:
     lines = []
     for name in ("known", "unseen"):
         rate = result.get(f"false_alarms_{name}")
-        if stated and rate is not None and rate >= FAR_ABOVE * stated:
+        if _far(result, name):
             lines.append(f"{name} boards flag {rate:.1%} of healthy taps, {rate / stated:.1f} "
                          f"times the stated {_stated(stated)}")
     return lines
