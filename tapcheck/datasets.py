@@ -376,6 +376,12 @@ class Dataset:
         return [rows[k] for k in sorted(rows)]
 
 
+def folder_take_error(path: str | os.PathLike) -> DatasetError:
+    """A take whose path is a folder, as every command that reads takes says it."""
+    return DatasetError("is a folder, not a take's audio file", path=path,
+                        fix="fix its row's path or delete the row")
+
+
 def list_datasets() -> list[str]:
     """Names of the datasets under :func:`recordings_home`: folders holding a ``manifest.csv``,
     whatever it is (a folder, or a link that leads nowhere or in a loop, is a broken dataset to

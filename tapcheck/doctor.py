@@ -240,8 +240,9 @@ def inspect_takes(dataset, *, config: Config = Config(), progress: bool = False
             try:
                 if report.file.is_dir():  # as train and evaluate say it: the advice for a
                     # folder given on a command line ("pass the clips themselves") was no fix
-                    raise DatasetError("is a folder, not a take's audio file", path=report.file,
-                                       fix="fix its row's path or delete the row")
+                    from .datasets import folder_take_error
+
+                    raise folder_take_error(report.file)
                 clip_features(report.file, audio=config.audio, features=config.features)
             except TapcheckError as e:
                 report.error = str(e)

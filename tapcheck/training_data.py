@@ -18,7 +18,7 @@ import torch
 
 from .augment import PSEUDO_ANOMALIES, PseudoAnomalyBatches
 from .config import Config, default_toml
-from .datasets import Dataset, Take
+from .datasets import Dataset, Take, folder_take_error
 from .errors import AudioError, DatasetError
 from .featurecache import FeatureCache
 from .take_copies import refuse_copies
@@ -150,8 +150,7 @@ def dataset_crops(dataset: Dataset, takes: list[Take], *, cache: FeatureCache,
         if not missing and not folders:
             return crops
         unusable = []
-    unusable = [f"{paths[i]}: is a folder, not a take's audio file — fix its row's path or "
-                "delete the row" for i in folders] + unusable
+    unusable = [str(folder_take_error(paths[i])) for i in folders] + unusable
     if len(missing) == 1 and not unusable:  # the list and its summary would say it twice
         raise _missing_take(dataset, paths[missing[0]], split)
     if len(unusable) == len(takes) > 3:  # all of them: one cause, likely not 250 files
