@@ -147,6 +147,24 @@ def dataset_path(name: str | os.PathLike) -> Path:
     return check_folder(recordings_home(), "datasets", "TAPCHECK_RECORDINGS") / text
 
 
+def recordings_folder() -> Path:
+    """The recordings folder (:func:`tapcheck.paths.recordings_home`), refused when it is a
+    file or itself a dataset: `datasets` said "no datasets … try `tapcheck synth --dataset
+    demo`", and the synth then failed (QA). (A dataset named in such a folder is refused by
+    :func:`dataset_path`'s callers as lying inside it.)
+
+    Raises
+    ------
+    StorageError
+    """
+    home = check_folder(recordings_home(), "datasets", "TAPCHECK_RECORDINGS")
+    if (home / MANIFEST).exists():
+        raise StorageError("is a dataset (it holds manifest.csv), not the folder of datasets",
+                           path=home, fix="set $TAPCHECK_RECORDINGS to the folder that holds "
+                                          f"it, {home.absolute().parent}")
+    return home
+
+
 def as_given(root: Path) -> str:
     """A dataset folder as a user passes it to ``--dataset``, quoted for the shell: its name
     when it lies in the recordings folder and is a usable name, else its path (from here when

@@ -78,18 +78,10 @@ def datasets() -> int:
     """
     from ..datasets import Dataset, list_datasets
     from ..errors import TapcheckError
-    from ..paths import check_folder, recordings_home
+    from ..dataset_folders import recordings_folder
+    from ..paths import recordings_home
 
-    check_folder(recordings_home(), "datasets", "TAPCHECK_RECORDINGS")  # not "no datasets"
-    if (recordings_home() / "manifest.csv").exists():
-        # "no datasets in recordings/demo/ — try `tapcheck synth --dataset demo`", and the synth
-        # then failed: the folder named is a dataset, not the folder of datasets (QA)
-        from ..errors import StorageError
-
-        raise StorageError("is a dataset (it holds manifest.csv), not the folder of datasets",
-                           path=recordings_home(),
-                           fix="set $TAPCHECK_RECORDINGS to the folder that holds it, "
-                               f"{recordings_home().absolute().parent}")
+    recordings_folder()  # a file or a dataset there: said, not "no datasets"
     rows, broken = [], []
     for name in list_datasets():
         root = recordings_home() / name
