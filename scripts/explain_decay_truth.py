@@ -29,8 +29,8 @@ import torch
 from tapcheck.datasets import Dataset
 from tapcheck.explain import Explainer
 from tapcheck.explain_difference import (DECAY_FALL_DB, DECAY_MIN_FALL_DB, DECAY_START_DB,
-                                         FLOOR_MARGIN_DB, PEAK_FRAMES, measure_difference,
-                                         tap_relative)
+                                         FLOOR_MARGIN_DB, PEAK_FRAMES, _fall_time,
+                                         measure_difference, tap_relative)
 from tapcheck.features import load_clip, strike_crops
 from tapcheck.judge import Judge
 from tapcheck.spectrogram import power_spectrogram
@@ -49,17 +49,8 @@ def mean_db_decay(clip: np.ndarray, refs: np.ndarray, t: np.ndarray,
                level_r[0] - floor_db[1] - FLOOR_MARGIN_DB)
     if fall < DECAY_MIN_FALL_DB or abs(level_c[0] - level_r[0]) > DECAY_START_DB:
         return None
-    times = [fall_time(tt, x, fall) for tt, x in ((t_c, level_c), (t_r, level_r))]
+    times = [_fall_time(tt, x, fall) for tt, x in ((t_c, level_c), (t_r, level_r))]
     return None if None in times or min(times) <= 0 else times[1] / times[0]
-
-
-def fall_time(t: np.ndarray, level: np.ndarray, fall_db: float) -> float | None:
-    below = np.flatnonzero(level <= level[0] - fall_db)
-    if not len(below):
-        return None
-    i = int(below[0])
-    frac = (level[i - 1] - (level[0] - fall_db)) / (level[i - 1] - level[i])
-    return float(t[i - 1] + frac * (t[i] - t[i - 1]) - t[0])
 
 
 class Rig:
@@ -70,8 +61,15 @@ class Rig:
         self.boards = {b.number: b.board for b in study_boards(seed=seed)}
         self.seed = seed
         self.takes = {os.path.realpath(dataset.path_of(t)): t for t in dataset.takes}
+        self.done: dict[str, np.ndarray] = {}
 
     def clean_power(self, path: str) -> np.ndarray:
+        key = os.path.realpath(path)
+        if key not in self.done:  # a healthy take is the nearest of many clips: made once
+            self.done[key] = self._clean_power(path)
+        return self.done[key]
+
+    def _clean_power(self, path: str) -> np.ndarray:
         take = self.takes[os.path.realpath(path)]
         f, sr = self.config.features, self.config.audio.sr
         rng = (lambda: take_rng(self.seed, take.board, take.side, take.take))
@@ -94,7 +92,7 @@ def true_time(power: np.ndarray, bins: slice, start: int, frame_ms: float) -> fl
     s = start + int(np.argmax(p[start:start + PEAK_FRAMES]))
     edc = np.cumsum(p[::-1])[::-1][s:]
     curve = 10.0 * np.log10(edc / edc[0])
-    return fall_time(np.arange(len(curve)) * frame_ms, curve, DECAY_FALL_DB)
+    return _fall_time(np.arange(len(curve)) * frame_ms, curve, DECAY_FALL_DB)
 
 
 def main() -> None:
