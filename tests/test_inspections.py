@@ -3,6 +3,7 @@
 import json
 import sqlite3
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,6 +191,8 @@ def test_log_command(run_cli):
     code, out, _ = run_cli("log", "--json", "--board", "4")
     row = json.loads(out)
     assert row["board"] == 4 and row["score"] == 0.02 and row["latency_ms"] == 42.0
+    # the clip as the table gives it, not relative to the log's folder: it opens from here
+    assert Path(row["clip"]) == inspections_home() / rows[2].clip and Path(row["clip"]).exists()
     code, out, _ = run_cli("log", "--board", "7")
     assert "no inspections" in out and "for that selection" in out
     code, _, err = run_cli("log", "--since", "soon")
