@@ -252,14 +252,17 @@ def explain_verdicts(judge: Judge, verdicts, *,
         # judge's one thread: the filter is the process's (station's listener runs beside its
         # explainer and keeps its warnings)
         warnings.simplefilter("ignore", TapcheckWarning)
-        found = explainer.explain_files([verdicts[i].path for i in wanted])
-    out = {i: e for i, e in zip(wanted, found, strict=True) if e is not None}
+        # a clip given twice is explained once: the same sentence, and one picture, not two
+        # (take001.png and take001-2.png of the same clip)
+        once = {os.path.realpath(verdicts[i].path): verdicts[i].path for i in wanted}
+        found = dict(zip(once, explainer.explain_files(list(once.values())), strict=True))
+    out = {i: e for i in wanted if (e := found[os.path.realpath(verdicts[i].path)]) is not None}
     if picture_dir is not None:
         from .errors import StorageError
         from .pictures import save_pictures
 
         try:
-            save_pictures(list(out.values()), picture_dir)
+            save_pictures(list({id(e): e for e in out.values()}.values()), picture_dir)
         except StorageError as e:  # a full disk: the verdicts stand (it lost every one)
             warned.append(f"{e}; the verdicts and explanations stand, without those pictures")
     return out, warned

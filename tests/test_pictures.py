@@ -197,3 +197,20 @@ def test_a_long_sentence_fits_the_picture():
     panel = fig.axes[0]
     assert panel.get_title() == "this clip\n…" + far[-39:]
     assert panel.title.get_window_extent().x1 <= fig.axes[1].get_window_extent().x0
+
+
+def test_a_clip_given_twice_gets_one_picture(separating_model, tmp_path, run_cli, monkeypatch):
+    """The same clip twice on the command line (spelt two ways) is explained once: the same
+    sentence and one picture for both verdicts, where it wrote take003.png and take003-2.png."""
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
+    clip = separating_taps(tmp_path / "board13", [(5, "left", 50)])[0]
+    why = tmp_path / "why"
+    code, out, err = run_cli("judge", "--model", separating_model, clip,
+                             tmp_path / "board13" / ".." / "board13" / clip.name,
+                             "--explain-dir", why)
+    assert code == 1, err
+    assert [p.name for p in why.iterdir()] == [f"{clip.stem}.png"]
+    sentences = [ln for ln in out.splitlines() if ln.strip().startswith("why:")]
+    pictures = [ln for ln in out.splitlines() if ln.strip().startswith("picture:")]
+    assert len(sentences) == 2 and sentences[0] == sentences[1]
+    assert pictures == [f"           picture: {why / clip.stem}.png"] * 2
