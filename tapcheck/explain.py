@@ -222,13 +222,16 @@ class Explainer:
         return self._relative_db
 
     def _reference_boards(self) -> np.ndarray:
-        """Each reference's board, by its ``boardNN/`` folder (a take outside one is a board of
-        its own): computed once."""
+        """Each reference's board: the manifest's ``board`` column where the references came
+        from a dataset (a take filed outside its ``boardNN/`` folder is still its board's),
+        else its ``boardNN/`` folder (a take outside one is a board of its own). Computed once."""
         if self._boards is None:
             from .boards import board_of_path
 
-            self._boards = np.array([board_of_path(p) or os.fspath(p)
-                                     for p in self.references.paths], dtype=object)
+            given = self.references.boards
+            self._boards = np.array(
+                [f"board {b}" for b in given] if given is not None else
+                [board_of_path(p) or os.fspath(p) for p in self.references.paths], dtype=object)
         return self._boards
 
     def _region_difference(self, clip_db, references_db, region, *, audio_frames: int) -> dict:

@@ -33,17 +33,22 @@ class References:
     ``crops`` has shape (n_ref, n_crops, bins, frames), standardised as the model sees them
     (the feature cache's, bit for bit); ``levels`` (n_ref, n_crops, 2) each crop's mean and
     spread in dB, from which :attr:`db` has the crops in dB that explanations describe;
-    ``paths[i]`` is the file of ``crops[i]``.
+    ``paths[i]`` is the file of ``crops[i]``, ``boards[i]`` its board as the manifest's
+    ``board`` column says (None: by each path's ``boardNN/`` folder, see
+    :meth:`tapcheck.explain.Explainer`).
     """
 
     crops: np.ndarray
     levels: np.ndarray
     paths: list[Path]
+    boards: list[int] | None = None
 
     def __post_init__(self):
         if not len(self.paths) == len(self.crops) == len(self.levels):
             raise ValueError(f"{len(self.crops)} reference crops, {len(self.levels)} levels "
                              f"and {len(self.paths)} files")
+        if self.boards is not None and len(self.boards) != len(self.paths):
+            raise ValueError(f"{len(self.boards)} boards for {len(self.paths)} files")
 
     @functools.cached_property
     def db(self) -> np.ndarray:
@@ -131,7 +136,8 @@ def training_references(judge: Judge) -> References:
     cache = FeatureCache(audio=judge.config.audio, features=judge.config.features)
     with _unsaid():
         crops, levels = cache.get_many(files, levels=True)
-    return References(crops, levels, [Path(f) for f in files])
+    return References(crops, levels, [Path(f) for f in files],
+                      boards=[by_path[p].board for p in normal])
 
 
 def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[References, list[str]]:
@@ -156,7 +162,7 @@ def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[Reference
         raise DatasetError("has no normal takes in its training split to compare with",
                            path=ds.root, fix="choose a dataset with normal boards")
     cache = FeatureCache(audio=judge.config.audio, features=judge.config.features)
-    got, paths, bad = [], [], []
+    got, paths, boards, bad = [], [], [], []
     for t in takes:
         try:
             path = ds.path_of(t)
@@ -166,6 +172,7 @@ def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[Reference
             with _unsaid():
                 got.append(cache.get_with_levels(path))
             paths.append(path)
+            boards.append(t.board)
         except TapcheckError as e:
             bad.append(str(e))
     fix = "restore or replace those files, or delete their rows (tapcheck doctor lists them)"
@@ -178,7 +185,7 @@ def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[Reference
         bad.append(f"{manifest}: {len(bad)} of {len(takes)} reference takes cannot be used "
                    f"(listed above); explanations compare with the other {len(got)} — {fix}")
     return References(np.stack([c for c, _ in got]), np.stack([lv for _, lv in got]),
-                      paths), bad
+                      paths, boards=boards), bad
 
 
 @contextlib.contextmanager

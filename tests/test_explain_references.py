@@ -204,3 +204,28 @@ def test_the_references_takes_warn_of_nothing(separating_model, small_train_set,
     assert code == 1 and "why: " in out, err
     warned = [ln for ln in err.splitlines() if ln.startswith("tapcheck: warning: ")]
     assert warned == [f"tapcheck: warning: {clip}: resampled from 22050 Hz to 44100 Hz"], err
+
+
+def test_a_references_board_is_the_manifests_not_its_folders(separating_model, small_train_set,
+                                                            tmp_path):
+    """Takes a manifest files outside their boardNN/ folders are still their board's: a
+    reference's limits come from other boards' takes, and it was counted a board of its own."""
+    import dataclasses
+
+    from tapcheck.datasets import Dataset
+    from tapcheck.explain import Explainer
+    from tapcheck.explain_references import dataset_references
+    from tapcheck.judge import Judge
+
+    source = Dataset(small_train_set)
+    flat = Dataset.create(tmp_path / "flat")
+    for i, take in enumerate(source.takes):
+        shutil.copyfile(source.path_of(take), flat.root / f"tap{i:02d}.wav")
+        flat.takes.append(dataclasses.replace(take, path=f"tap{i:02d}.wav"))
+    flat.write_manifest()
+    judge = Judge(separating_model)
+    refs, warned = dataset_references(flat.root, judge)
+    assert warned == [] and refs.boards == [t.board for t in source.takes]
+    boards = Explainer(judge, references=refs)._reference_boards()
+    assert sorted(set(boards)) == ["board 1", "board 2"]
+    assert [b == "board 1" for b in boards] == [t.board == 1 for t in source.takes]
