@@ -318,3 +318,32 @@ def test_a_band_apart_that_matters_nearly_as_much_is_named_too():
     assert _band_apart(drop, (4, 6)) == 1
     assert _band_apart(drop * [1, 0.9, 1, 1, 1, 1, 1, 1], (4, 6)) is None  # 0.77 of it
     assert _band_apart(np.array([0.8, 0.9, 1.0]), (2, 3)) == 0  # next but one
+
+
+def test_a_short_clips_level_is_read_over_the_frames_it_holds(separating_model, monkeypatch):
+    """A healthy take cut 20 ms after its strike, against the same take whole: its share of the
+    tap's energy over the frames it holds is the whole take's. The references' level was read
+    over their whole crop, later ringing included, and the cut read 1.5 dB louder (review)."""
+    from tapcheck.explain_difference import measure_difference
+
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
+    explainer = Explainer(Judge(separating_model))
+    board = {b.number: b for b in study_boards(seed=SEED)}[1].board
+    y = synthesize_tap(board, "left", rng=take_rng(SEED, 1, "left", 40))
+    _, onset = strike_crops(y, return_onset=True)
+    quiet = y[:onset * 128 - 2048]  # room before the strike, as a clip shorter than a crop
+    whole = np.concatenate([quiet, quiet, y])
+    cut = whole[:len(quiet) * 2 + onset * 128 + int(0.020 * 44100)]
+    db_whole, at = strike_crops(whole, standardized=False, return_onset=True)
+    db_cut, at_cut = strike_crops(cut, standardized=False, return_onset=True)
+    assert at == at_cut
+    f = explainer.features
+    audio_frames = 1 + len(cut) // f.hop_length - (at - f.pre_frames)
+    assert 5 < audio_frames - f.pre_frames < 10  # about 20 ms of ringing (2.9 ms a frame)
+    region = np.s_[:, f.pre_frames:f.n_frames]
+    energy = [measure_difference(**explainer._region_difference(
+        tap_relative(db[0]), tap_relative(db_whole[0])[None], region,
+        audio_frames=frames)).energy_db for db, frames in ((db_cut, audio_frames),
+                                                           (db_whole, f.n_frames))]
+    assert abs(energy[1]) < 1e-9  # the take against itself
+    assert abs(energy[0]) < 0.2, energy
