@@ -255,7 +255,7 @@ def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Find
     """The manifest against the files: missing takes, audio files no row speaks of."""
     from .audio import AUDIO_SUFFIXES
     from .datasets import MANIFEST
-    from .take_copies import copied_takes, take_digests
+    from .copies import copied_takes, take_digests
 
     missing = [r for r in reports if not r.file.exists() and not r.outside]
     listed = {Path(r.path) for r in reports}

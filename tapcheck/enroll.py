@@ -76,7 +76,7 @@ def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str], taps:
     by its bytes (``prints``) or by its crops (``taps``, :func:`crop_digest`: the same tap as
     WAV and as FLAC); enrolments from before crop digests by bytes, from before fingerprints
     by path."""
-    from .files import first_repeat, repeat_problem
+    from .copies import first_repeat, repeat_problem
 
     repeat = first_repeat(clips, prints) or first_repeat(clips, taps)
     if repeat:

@@ -18,9 +18,10 @@ from .paths import model_command
 
 
 def fingerprint(path: str | os.PathLike) -> str:
-    """A clip's content digest (:func:`tapcheck.files.content_digest`), fifos refused."""
+    """A clip's content digest (:func:`tapcheck.copies.content_digest`), fifos refused."""
     from .errors import AudioError
-    from .files import content_digest, refuse_special
+    from .files import refuse_special
+    from .copies import content_digest
 
     refuse_special(path, AudioError, fix="name a recording")  # reading a fifo would block
     return content_digest(path)
@@ -73,7 +74,7 @@ def enrolled_takes(checkpoint: dict[str, Any], dataset, *,
     prints : dict, optional
         Content digests (:func:`fingerprint`) already read, by take path (None: no file).
     """
-    from .files import content_digest
+    from .copies import content_digest
 
     entries = checkpoint.get("enrolled", [])
     enrolled = enrolled_digests(checkpoint, "digests")

@@ -278,7 +278,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         dataset when no board of ``dataset`` holds its recordings (:func:`own_takes`): then no
         board counts as known by its number, else None).
     """
-    from .take_copies import refuse_copies, take_digests
+    from .copies import refuse_copies, take_digests
     from .enrolled import enrolled_mask, enrolled_takes
     from .errors import DatasetError
     from .featurecache import FeatureCache

@@ -78,7 +78,7 @@ def training_references(judge: Judge) -> References:
     """
     from .datasets import MANIFEST, Dataset
     from .featurecache import FeatureCache
-    from .files import content_digest
+    from .copies import content_digest
     from .modelfile import provenance
     from .paths import recordings_home
 

@@ -71,7 +71,7 @@ class FeatureCache:
         self.checked = True
 
     def _entry(self, path: Path) -> Path:
-        from .files import content_digest
+        from .copies import content_digest
 
         digest = content_digest(path)
         return self.dir / digest[:2] / f"{digest}.npy"

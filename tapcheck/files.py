@@ -19,7 +19,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO, Iterator
 
 from .errors import StorageError, TapcheckError
 
@@ -355,16 +355,6 @@ def refuse_read_only(path: str | os.PathLike, error: type[TapcheckError], *, wha
         raise error(f"is read-only, and {what} would replace it", path=path, fix=fix)
 
 
-def content_digest(path: str | os.PathLike) -> str:
-    """SHA-1 of a file's bytes, hex: the same recording under any name. A content key, not a
-    seal (twice as fast as BLAKE2 on a 3 s take). The caller refuses fifos first
-    (:func:`refuse_special`): reading one would block forever."""
-    import hashlib
-
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha1").hexdigest()
-
-
 def sniff(path: str | os.PathLike, *, size: int = -1) -> bytes | None:
     """The first ``size`` bytes (all by default) of a regular file, or None for anything else
     or unreadable: how tapcheck tells its own files apart. A fifo is never opened (it would
@@ -376,27 +366,6 @@ def sniff(path: str | os.PathLike, *, size: int = -1) -> bytes | None:
             return f.read(size)
     except OSError:
         return None
-
-
-def first_repeat(paths: Sequence[str | os.PathLike], digests: Sequence[str | None]
-                 ) -> tuple[str, str] | None:
-    """(a path, the earlier path) of the first recording given twice by content, else None;
-    ``None`` digests (files that could not be read) repeat nothing."""
-    seen: dict[str, str] = {}
-    for path, digest in zip(paths, digests, strict=True):
-        if digest is None:
-            continue
-        if digest in seen:
-            return os.fspath(path), seen[digest]
-        seen[digest] = os.fspath(path)
-    return None
-
-
-def repeat_problem(path: str | os.PathLike, earlier: str | os.PathLike) -> str:
-    """How :func:`first_repeat`'s find reads: one file named twice, or a copy of another."""
-    if os.path.realpath(path) == os.path.realpath(earlier):
-        return "is given twice"
-    return f"is the same recording as {os.fspath(earlier)}"
 
 
 def check_replaceable(path: str | os.PathLike, *, ours, what: str) -> None:

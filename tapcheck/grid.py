@@ -34,9 +34,10 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .config import Config
+from .copies import content_digest
 from .datasets import Dataset, Take
 from .errors import ParameterError
-from .files import atomic_write, content_digest
+from .files import atomic_write
 
 # A cell's model file passes through a folder of this name (and the pid of its process) in the
 # temporary folder; see sweep_dead_cell_folders.

@@ -163,7 +163,7 @@ def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, s
 def _refuse_repeats(files: Sequence[str | os.PathLike]) -> None:
     """One recording named twice in a call (by its bytes, however it is named): refused before
     the dataset is touched. Files that cannot be read repeat nothing; they get their own line."""
-    from .files import content_digest, first_repeat, repeat_problem
+    from .copies import content_digest, first_repeat, repeat_problem
 
     def digest(path) -> str | None:
         if not os.path.isfile(path):  # missing, a folder, or a fifo (reading it would block)

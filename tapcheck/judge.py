@@ -219,7 +219,7 @@ def refuse_repeated_taps(paths: Sequence[str | os.PathLike], crops: dict[int, np
     ParameterError
         Naming the later of the first two paths with the same crops, and the earlier.
     """
-    from .files import first_repeat, repeat_problem
+    from .copies import first_repeat, repeat_problem
 
     digests = [crop_digest(crops[i]) if i in crops else None for i in range(len(paths))]
     repeat = first_repeat(paths, digests)

@@ -84,7 +84,7 @@ def own_takes(checkpoint: dict[str, Any], dataset, takes: Sequence[Take],
     -------
     (list of int, np.ndarray of bool, shape (n,))
     """
-    from .files import content_digest
+    from .copies import content_digest
     from .modelfile import provenance
 
     source = checkpoint.get("dataset") if isinstance(checkpoint.get("dataset"), dict) else {}
@@ -127,7 +127,7 @@ def warn_enrolled_defects(held: Sequence[Take], dataset, model, checkpoint: dict
 
     from .enrolled import enrolment_of, undo_advice
     from .errors import TapcheckWarning
-    from .files import content_digest
+    from .copies import content_digest
 
     entries = checkpoint.get("enrolled", [])
     boards = sorted({t.board for t in held if t.label == "defect"})

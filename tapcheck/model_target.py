@@ -141,7 +141,7 @@ def same_dataset(head: dict[str, Any], dataset: Any) -> bool:
     folder), up to :data:`SAME_DATASET_LOOKS` of the dataset's takes are compared by bytes
     alone: its stored folder, as typed, names any site's ``recordings/plant``."""
     from .modelfile import provenance
-    from .take_copies import take_digests
+    from .copies import take_digests
 
     listed = provenance(head, "takes") + provenance(head, "calibration_takes")
     digests = provenance(head, "digests")
@@ -199,7 +199,7 @@ def _held_elsewhere(name: Any, stored: Any, listed: list[str], digests: list[str
 def _holds_recordings(folder, listed: list[str], digests: list[str]) -> bool | None:
     """Whether the first few of the model's takes found in ``folder`` (:func:`_inside`) hold
     its recordings, by bytes; None when none is there."""
-    from .files import content_digest
+    from .copies import content_digest
 
     kept = [(f, d) for p, d in zip(listed, digests, strict=True)
             if (f := _inside(folder, p)) is not None][:5]

@@ -21,7 +21,7 @@ from .config import Config, default_toml
 from .datasets import Dataset, Take, folder_take_error
 from .errors import AudioError, DatasetError
 from .featurecache import FeatureCache
-from .take_copies import refuse_copies
+from .copies import refuse_copies
 
 #: takes a normal class needs before :func:`split_calibration` holds any out: with fewer, its
 #: reference would be one or two takes
