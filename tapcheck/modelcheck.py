@@ -29,11 +29,13 @@ def _fail(problem: str, path: str | os.PathLike | None) -> ModelFileError:
     return ModelFileError(f"is damaged: {problem}", path=path, fix=RETRAIN)
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """A stored integer (a bool is none, though Python counts it one)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_real(value: Any) -> bool:
+def is_real(value: Any) -> bool:
+    """A stored real number (int or float, not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -88,16 +90,16 @@ def _check_model_args(args: dict[str, Any], *, n_classes: int, path) -> None:
     """Sizes bounded before a module is built from them (an absurd one would exhaust memory)."""
     shape = args.get("input_shape")
     if (not isinstance(shape, (list, tuple)) or len(shape) != 2
-            or not all(_is_int(s) and 1 <= s <= MAX_UNITS for s in shape)):
+            or not all(is_int(s) and 1 <= s <= MAX_UNITS for s in shape)):
         raise _fail(f"model_args.input_shape {shape!r} is not two crop sizes", path)
     for key, value in args.items():
         if not isinstance(key, str):
             raise _fail("model_args has a key that is not a name", path)
-        if _is_int(value) and not 0 <= value <= MAX_UNITS:
+        if is_int(value) and not 0 <= value <= MAX_UNITS:
             raise _fail(f"model_args.{key} = {value} is out of range", path)
         if isinstance(value, float) and not math.isfinite(value):
             raise _fail(f"model_args.{key} is not a finite number", path)
-    if "n_classes" in args and (not _is_int(args["n_classes"]) or args["n_classes"] != n_classes):
+    if "n_classes" in args and (not is_int(args["n_classes"]) or args["n_classes"] != n_classes):
         raise _fail(f"model_args.n_classes is {args['n_classes']} but {n_classes} classes "
                     "are named", path)
 
@@ -113,10 +115,10 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
     if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
         raise _fail("detector params are missing", path)
     far = params.get("far")
-    if not _is_real(far) or not 0.0 < far < 1.0:
+    if not is_real(far) or not 0.0 < far < 1.0:
         raise _fail(f"detector false-alarm rate {far!r} is not in (0, 1)", path)
     offset = state.get("offset")
-    if not _is_real(offset) or not math.isfinite(offset):
+    if not is_real(offset) or not math.isfinite(offset):
         raise _fail(f"threshold {offset!r} is not a finite number", path)
     if -offset < SCORE_FLOOR:
         # scores are >= 0, so a negative threshold would call every clip ANOMALOUS
@@ -142,7 +144,7 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
         for name in ("network_scale", "decay_scale"):
             scale = state.get(name)
             if (not isinstance(scale, (list, tuple)) or len(scale) != 2
-                    or not all(_is_real(v) for v in scale) or not math.isfinite(scale[0])
+                    or not all(is_real(v) for v in scale) or not math.isfinite(scale[0])
                     or math.isnan(scale[1]) or not scale[1] > 0):
                 raise _fail(f"knn-decay {name.replace('_', ' ')} {scale!r} is not a location "
                             "and a positive scale", path)  # an infinite one: decay unused
@@ -150,18 +152,18 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
         reference = _finite_tensor(state.get("reference"), "knn reference", path, ndim=2)
         if len(reference) == 0:
             raise _fail("knn reference holds no embeddings", path)
-        if _is_int(embedding_dim) and reference.shape[1] != embedding_dim:
+        if is_int(embedding_dim) and reference.shape[1] != embedding_dim:
             raise _fail(f"knn reference embeddings have {reference.shape[1]} dimensions, the "
                         f"network gives {embedding_dim}", path)
         _check_groups(state.get("reference_groups"), len(reference), "reference", path)
         k = params.get("k")
-        if not _is_int(k) or k < 1 or not _one_of(params.get("metric"), ("cosine", "euclidean")) \
+        if not is_int(k) or k < 1 or not _one_of(params.get("metric"), ("cosine", "euclidean")) \
                 or not isinstance(params.get("exp", False), bool):
             raise _fail(f"knn parameters {params!r} are not valid", path)
     if kind == "prob":
         normal = params.get("normal_classes")
         if (not isinstance(normal, list) or not normal
-                or not all(_is_int(i) and 0 <= i < n_classes for i in normal)):
+                or not all(is_int(i) and 0 <= i < n_classes for i in normal)):
             raise _fail("prob detector's normal classes are not class indices", path)
 
 
@@ -215,15 +217,15 @@ def check_calibration(state: dict[str, Any], path) -> None:
     from .calibration import METHODS, THRESHOLD_FITS
 
     def number(v: Any) -> bool:
-        return _is_real(v) and math.isfinite(v) and v >= SCORE_FLOOR
+        return is_real(v) and math.isfinite(v) and v >= SCORE_FLOOR
 
     params = state["params"]
-    taps = (lambda v: _is_int(v) and 1 <= v <= MAX_UNITS, "a number of taps")
-    rate = (lambda v: _is_real(v) and 0.0 < v < 1.0, "in (0, 1)")
+    taps = (lambda v: is_int(v) and 1 <= v <= MAX_UNITS, "a number of taps")
+    rate = (lambda v: is_real(v) and 0.0 < v < 1.0, "in (0, 1)")
     rule = (lambda v: _one_of(v, BOARD_RULES), f"one of {', '.join(BOARD_RULES)}")
     fit = (lambda v: _one_of(v, THRESHOLD_FITS), f"one of {', '.join(THRESHOLD_FITS)}")
     score = (number, "a finite score")
-    count = (lambda v: _is_int(v) and v >= 0, "a count")
+    count = (lambda v: is_int(v) and v >= 0, "a count")
     text = (lambda v: isinstance(v, str), "a sentence")
     for key, (ok, what) in (("board_taps", taps), ("board_far", rate), ("board_rule", rule),
                             ("threshold_fit", fit)):
@@ -238,7 +240,7 @@ def check_calibration(state: dict[str, Any], path) -> None:
                 "board_far": rate, "clips": count, "holds_for": text,
                 "threshold_ci": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2
                                  and all(number(x) for x in v), "two finite scores"),
-                "far": (lambda v: _is_real(v) and v == params.get("far"),
+                "far": (lambda v: is_real(v) and v == params.get("far"),
                         f"the detector's rate {params.get('far')!r}"),
                 "method": (lambda v: _one_of(v, METHODS), f"one of {', '.join(METHODS)}")}
     optional = {"board_rule": rule, "board_fit": score, "fit": fit, "boards": count,
@@ -275,7 +277,7 @@ def check_enrolled(checkpoint: dict[str, Any], path) -> None:
         clips, rows, first = entry.get("clips"), entry.get("rows"), entry.get("first_row")
         if not (isinstance(clips, list) and clips and all(isinstance(c, str) for c in clips)):
             raise _fail(f"{what} names no clips", path)
-        if not (_is_int(rows) and rows >= 1 and _is_int(first) and first >= 1):
+        if not (is_int(rows) and rows >= 1 and is_int(first) and first >= 1):
             raise _fail(f"{what} has no valid reference rows (first_row {first!r}, rows "
                         f"{rows!r})", path)
         following = enrolled[i]["first_row"] if i < len(enrolled) and isinstance(
@@ -285,7 +287,7 @@ def check_enrolled(checkpoint: dict[str, Any], path) -> None:
                      f"at the reference's end ({following} rows)")
             raise _fail(f"{what}'s reference rows {first}-{first + rows - 1} do not end "
                         f"{where}", path)
-        if not _is_int(entry.get("board", -1)) or not all(
+        if not is_int(entry.get("board", -1)) or not all(
                 isinstance(entry.get(key, []), list) for key in ("digests", "crop_digests")):
             raise _fail(f"{what} has a board or digests of the wrong type", path)
         previous = entry.get("previous_detector")
@@ -306,7 +308,7 @@ def check_contents(checkpoint: dict[str, Any], path: str | os.PathLike | None) -
     members = members.get("members", 1) if isinstance(members, dict) else 1
     dim = checkpoint["model_args"].get("embedding_dim")
     check_detector(checkpoint["detector"], n_classes=len(checkpoint["classes"]), path=path,
-                   embedding_dim=dim * members if _is_int(dim) and _is_int(members) else dim)
+                   embedding_dim=dim * members if is_int(dim) and is_int(members) else dim)
     scorer = checkpoint["config"].get("train", {})
     scorer = scorer.get("scorer") if isinstance(scorer, dict) else None
     if not isinstance(scorer, str) or scorer != checkpoint["detector"]["kind"]:
@@ -323,55 +325,6 @@ def check_trained(checkpoint: dict[str, Any], out: str | os.PathLike) -> None:
         raise ModelFileError(
             f"not written: the trained model cannot judge ({e.problem.removeprefix('is damaged: ')}"
             ")", path=out, fix="training diverged; lower train.lr or try another --seed") from None
-
-
-def check_progress(state: dict[str, Any], path: str | os.PathLike) -> None:
-    """A training run's saved progress (``.partial``): what ``--resume`` restores, checked first.
-
-    Raises
-    ------
-    ModelFileError
-        A key is missing or of the wrong type, or the weights are not finite.
-    """
-    def damaged(problem: str) -> ModelFileError:
-        return ModelFileError(f"is damaged: {problem}", path=path,
-                              fix="delete it to start the run over")
-
-    for key, kind in (("state_dict", dict), ("optimizer", dict), ("scheduler", dict),
-                      ("history", list), ("generator", torch.Tensor),
-                      ("torch_rng", torch.Tensor)):
-        if not isinstance(state.get(key), kind):
-            raise damaged(f"'{key}' is missing or not a {kind.__name__}")
-    for key, value in state["state_dict"].items():
-        if not isinstance(value, torch.Tensor) or not all_finite(value):
-            raise damaged(f"weight {key!r} is not a finite tensor")
-    for entry in state["history"]:
-        if not isinstance(entry, dict) or not _is_real(entry.get("seconds")):
-            raise damaged("its history is not a list of epochs")
-    done = state.get("members_done", [])  # an ensemble's members trained before
-    train = state.get("config", {}).get("train", {}) if isinstance(state.get("config"),
-                                                                   dict) else {}
-    members = train.get("members", 1) if isinstance(train, dict) else 1
-    if not isinstance(done, list) or (_is_int(members) and len(done) >= members):
-        raise damaged("its finished members are not a list of fewer than train.members")
-    for member in done:
-        if not (isinstance(member, dict) and isinstance(member.get("state_dict"), dict)
-                and isinstance(member.get("history"), list)
-                and all(isinstance(h, dict) and _is_real(h.get("seconds"))
-                        for h in member["history"])):
-            raise damaged("its finished members are not (weights, history)")
-        for key, value in member["state_dict"].items():
-            if not isinstance(value, torch.Tensor) or not all_finite(value):
-                raise damaged(f"a finished member's weight {key!r} is not a finite tensor")
-    average = state.get("average")  # train.ema_decay's moving average of the weights
-    if average is not None and not (isinstance(average, dict) and all(
-            isinstance(v, torch.Tensor) and all_finite(v) for v in average.values())):
-        raise damaged("its moving average of the weights is not finite tensors")
-    best = state.get("best")
-    if best is not None and not (isinstance(best, (tuple, list)) and len(best) == 3
-                                 and _is_real(best[0]) and _is_int(best[1])
-                                 and isinstance(best[2], dict)):
-        raise damaged("its best epoch is not (loss, epoch, weights)")
 
 
 #: the most weights a network may hold (ResNet18 on the study's crops: 26 million)

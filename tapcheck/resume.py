@@ -8,6 +8,7 @@ back, insisting on the settings and takes the run started with.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -15,7 +16,7 @@ import torch
 
 from .config import Config
 from .errors import ConfigError, ModelFileError
-from .modelcheck import check_progress
+from .modelcheck import all_finite, is_int, is_real
 from .modelfile import read_partial, save_partial
 
 if TYPE_CHECKING:
@@ -121,3 +122,52 @@ def progress_saver(partial: Path | None, *, resume: bool, config: Config, data: 
                 f"was saved by a run on other takes than {dataset.root} holds now", path=partial,
                 fix="resume on the same dataset, or delete the file to start over")
     return state, lambda progress: save_partial(partial, {**run, **progress})
+
+
+def check_progress(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """A training run's saved progress (``.partial``): what ``--resume`` restores, checked first.
+
+    Raises
+    ------
+    ModelFileError
+        A key is missing or of the wrong type, or the weights are not finite.
+    """
+    def damaged(problem: str) -> ModelFileError:
+        return ModelFileError(f"is damaged: {problem}", path=path,
+                              fix="delete it to start the run over")
+
+    for key, kind in (("state_dict", dict), ("optimizer", dict), ("scheduler", dict),
+                      ("history", list), ("generator", torch.Tensor),
+                      ("torch_rng", torch.Tensor)):
+        if not isinstance(state.get(key), kind):
+            raise damaged(f"'{key}' is missing or not a {kind.__name__}")
+    for key, value in state["state_dict"].items():
+        if not isinstance(value, torch.Tensor) or not all_finite(value):
+            raise damaged(f"weight {key!r} is not a finite tensor")
+    for entry in state["history"]:
+        if not isinstance(entry, dict) or not is_real(entry.get("seconds")):
+            raise damaged("its history is not a list of epochs")
+    done = state.get("members_done", [])  # an ensemble's members trained before
+    train = state.get("config", {}).get("train", {}) if isinstance(state.get("config"),
+                                                                   dict) else {}
+    members = train.get("members", 1) if isinstance(train, dict) else 1
+    if not isinstance(done, list) or (is_int(members) and len(done) >= members):
+        raise damaged("its finished members are not a list of fewer than train.members")
+    for member in done:
+        if not (isinstance(member, dict) and isinstance(member.get("state_dict"), dict)
+                and isinstance(member.get("history"), list)
+                and all(isinstance(h, dict) and is_real(h.get("seconds"))
+                        for h in member["history"])):
+            raise damaged("its finished members are not (weights, history)")
+        for key, value in member["state_dict"].items():
+            if not isinstance(value, torch.Tensor) or not all_finite(value):
+                raise damaged(f"a finished member's weight {key!r} is not a finite tensor")
+    average = state.get("average")  # train.ema_decay's moving average of the weights
+    if average is not None and not (isinstance(average, dict) and all(
+            isinstance(v, torch.Tensor) and all_finite(v) for v in average.values())):
+        raise damaged("its moving average of the weights is not finite tensors")
+    best = state.get("best")
+    if best is not None and not (isinstance(best, (tuple, list)) and len(best) == 3
+                                 and is_real(best[0]) and is_int(best[1])
+                                 and isinstance(best[2], dict)):
+        raise damaged("its best epoch is not (loss, epoch, weights)")
