@@ -100,9 +100,14 @@ def progress_saver(partial: Path | None, *, resume: bool, config: Config, data: 
     """
     if partial is None:
         return None, None
+    from .features import crop_digest
+
     run = {"config": config.to_dict(), "classes": data.classes,
            "takes": [t.path for t in data.fit_takes],
-           "calibration_takes": [t.path for t in data.calib_takes]}
+           "calibration_takes": [t.path for t in data.calib_takes],
+           # the samples, not only the names: another dataset with the same take names (another
+           # synth seed) resumed, and the model said it was trained on takes it never heard
+           "crop_digests": [crop_digest(c) for c in (*data.fit_clips, *data.calib_clips)]}
     state = None
     if resume:
         state = read_partial(partial)
@@ -117,7 +122,9 @@ def progress_saver(partial: Path | None, *, resume: bool, config: Config, data: 
                 f"was saved by a run with other settings ({', '.join(changed) or 'format'})",
                 path=partial, fix="resume with the options of the interrupted run, or delete "
                                   "the file to start over")
-        if any(state.get(k) != run[k] for k in ("classes", "takes", "calibration_takes")):
+        if any(state.get(k) != run[k] for k in ("classes", "takes", "calibration_takes")) or (
+                # progress saved before its crops' digests were: by the names only
+                "crop_digests" in state and state["crop_digests"] != run["crop_digests"]):
             raise ModelFileError(
                 f"was saved by a run on other takes than {dataset.root} holds now", path=partial,
                 fix="resume on the same dataset, or delete the file to start over")

@@ -348,8 +348,8 @@ def _provenance(dataset: Dataset, data: TrainingData) -> dict:
     and their content digests when the files are here (a grid cell on a worker has only crops):
     ``evaluate`` knows the model's own recordings by them under any name or split (the
     feature cache hashed the same bytes a moment ago; 0.1 s for the demo's 252 takes)."""
-    from .features import crop_digest
     from .copies import content_digest
+    from .features import crop_digest
 
     takes = data.fit_takes + data.calib_takes
     files = [dataset.path_of(t) for t in takes]

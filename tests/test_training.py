@@ -82,6 +82,14 @@ def test_resume_gives_the_model_an_uninterrupted_run_gives(small_train_set, fast
     other = config.replace("train", epochs=EPOCHS + 1)
     with pytest.raises(ModelFileError, match=r"other settings \(train.epochs 6 -> 7\)"):
         train_model(Dataset.open(small_train_set), config=other, partial=partial, resume=True)
+    # the same take names holding other recordings (another synth seed): not the run's takes
+    renamed = shutil.copytree(small_train_set, tmp_path / "renamed")
+    files = sorted(renamed.rglob("take*.wav"))
+    held = [f.read_bytes() for f in files]
+    for f, data in zip(files, held[1:] + held[:1], strict=True):
+        f.write_bytes(data)
+    with pytest.raises(ModelFileError, match="saved by a run on other takes than"):
+        train_model(Dataset.open(renamed), config=config, partial=partial, resume=True)
     resumed = train_model(Dataset.open(small_train_set), config=config, progress=False,
                           partial=partial, resume=True)
     _same_model(uninterrupted, resumed)
