@@ -322,9 +322,16 @@ def check_trained(checkpoint: dict[str, Any], out: str | os.PathLike) -> None:
     try:
         check_contents(checkpoint, out)
     except ModelFileError as e:
+        config = checkpoint.get("config")
+        train = config.get("train") if isinstance(config, dict) else None
+        # bfloat16 keeps 8 bits of mantissa: arcface-lite on 100 x 8 crops grew a weight to
+        # 1e34 with it at any train.lr down to 1e-5, and trained in float32 (QA)
+        fp32 = (", or train in float32 (train.bf16 = false, as configs/fp32.toml sets)"
+                if isinstance(train, dict) and train.get("bf16") is True else "")
         raise ModelFileError(
             f"not written: the trained model cannot judge ({e.problem.removeprefix('is damaged: ')}"
-            ")", path=out, fix="training diverged; lower train.lr or try another --seed") from None
+            ")", path=out, fix=f"training diverged; lower train.lr or try another --seed{fp32}"
+        ) from None
 
 
 #: the most weights a network may hold (ResNet18 on the study's crops: 26 million)

@@ -291,9 +291,18 @@ def test_a_finished_run_that_cannot_judge_writes_no_model_and_leaves_no_progress
     out = tmp_path / "m.pt"
     partial_path(out).write_bytes(b"progress")
     broken = {**checkpoint, "detector": {**checkpoint["detector"], "offset": float("nan")}}
-    with pytest.raises(ModelFileError, match="not written: the trained model cannot judge"):
+    with pytest.raises(ModelFileError, match="not written: the trained model cannot judge") as e:
         save_trained(out, broken)
     assert not out.exists() and not partial_path(out).exists()
+    # trained in bfloat16 (the default): float32 is named beside the learning rate and seed
+    assert checkpoint["config"]["train"]["bf16"] is True
+    assert e.value.fix == ("training diverged; lower train.lr or try another --seed, or train "
+                           "in float32 (train.bf16 = false, as configs/fp32.toml sets)")
+    fp32 = {**broken, "config": {**broken["config"],
+                                 "train": {**broken["config"]["train"], "bf16": False}}}
+    with pytest.raises(ModelFileError) as e:
+        save_trained(out, fp32)
+    assert e.value.fix == "training diverged; lower train.lr or try another --seed"
     partial_path(out).write_bytes(b"progress")
     save_trained(out, checkpoint)
     assert load_model(out).name == checkpoint["name"] and not partial_path(out).exists()
