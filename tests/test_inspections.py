@@ -243,6 +243,15 @@ def test_board_verdicts_are_logged_beside_the_taps(tmp_path, run_cli, monkeypatc
     code, out, _ = run_cli("log", "--json")
     assert json.loads(out.splitlines()[-1]) == {"board_verdict": logged.to_dict()}
 
+    db = sqlite3.connect(old / "inspections.sqlite")  # its taps' rows deleted, as a fix says
+    db.execute("DELETE FROM inspections WHERE board = 3")
+    db.commit()
+    db.close()
+    code, out, _ = run_cli("log", "--board", "3")  # the board verdict was shown by --json only
+    lines = out.strip().splitlines()
+    assert code == 0 and "no inspections" in lines[0] and "for that selection" in lines[0]
+    assert lines[-1] == "1 board verdict(s), 1 anomalous" and "ANOMALOUS" in lines[-2]
+
     db = sqlite3.connect(old / "inspections.sqlite")  # a row edited by hand is refused
     db.execute("UPDATE boards SET median = 'x'")
     db.commit()

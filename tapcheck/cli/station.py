@@ -219,16 +219,18 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
         if not rows:
             say(f"no inspections in {log.path}" + (" for that selection" if (
                 since or board is not None) and log.path.exists() else ""))
-            return
-        lines = [{"time": r.local_time, "board": r.board, "verdict": r.verdict,
-                  **dict(zip(("score", "threshold"), score_pair(r.score, r.threshold),
-                             strict=True)),
-                  "model": r.model, "clip": (log.root / r.clip).as_posix()} for r in rows]
-        click.echo(table(lines, ["time", "board", "verdict", "score", "threshold", "model",
-                                  "clip"]))
-        bad = sum(r.verdict == "ANOMALOUS" for r in rows)
-        click.echo(f"{len(rows)} inspection(s), {bad} anomalous")
-        if boards:
+            if not boards:
+                return
+        else:
+            lines = [{"time": r.local_time, "board": r.board, "verdict": r.verdict,
+                      **dict(zip(("score", "threshold"), score_pair(r.score, r.threshold),
+                                 strict=True)),
+                      "model": r.model, "clip": (log.root / r.clip).as_posix()} for r in rows]
+            click.echo(table(lines, ["time", "board", "verdict", "score", "threshold", "model",
+                                      "clip"]))
+            bad = sum(r.verdict == "ANOMALOUS" for r in rows)
+            click.echo(f"{len(rows)} inspection(s), {bad} anomalous")
+        if boards:  # a board verdict whose taps' rows were deleted is still shown (--json has it)
             lines = [{"time": b.local_time, "board": b.board, "#": b.number,
                       "verdict": b.verdict,
                       **dict(zip(("median", "threshold"), score_pair(b.median, b.threshold),
