@@ -131,9 +131,14 @@ def _common(row: tuple, columns, path: Path, table: str) -> dict:
         raise _bad(row, f"has {len(row)} columns, not {len(columns)}", path, table)
     values = dict(zip(columns, row, strict=True))
     try:
-        datetime.fromisoformat(values["time"])
+        when = datetime.fromisoformat(values["time"])
     except (TypeError, ValueError):
         raise _bad(row, f"time {values['time']!r} is not an ISO 8601 time", path, table) from None
+    if when.utcoffset() is None or when.utcoffset().total_seconds() != 0:
+        # rows are ordered and --since compares them as text, as listen writes them: in UTC. A
+        # 14:00 UTC row written 23:00+09:00 passed a 15:30 UTC --since and sorted after 16:01 (QA)
+        raise _bad(row, f"time {values['time']!r} is not in UTC, as tapcheck writes it", path,
+                   table)
     if values["board"] is not None and (not isinstance(values["board"], int)
                                         or values["board"] < 0):
         raise _bad(row, f"board {values['board']!r} is not a board number", path, table)

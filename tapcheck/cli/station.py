@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..console import score_pair
+from ..console import one_line, score_pair
 from .app import (BOARD, MODEL_FILE, Count, cli, config_option, dataset_option, echo_err,
                   parse_config, say, table, warn)
 
@@ -225,7 +225,9 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
             lines = [{"time": r.local_time, "board": r.board, "verdict": r.verdict,
                       **dict(zip(("score", "threshold"), score_pair(r.score, r.threshold),
                                  strict=True)),
-                      "model": r.model, "clip": (log.root / r.clip).as_posix()} for r in rows]
+                      # a line break in a hand-edited row forged a line of the table (QA)
+                      "model": one_line(r.model),
+                      "clip": one_line((log.root / r.clip).as_posix())} for r in rows]
             click.echo(table(lines, ["time", "board", "verdict", "score", "threshold", "model",
                                       "clip"]))
             bad = sum(r.verdict == "ANOMALOUS" for r in rows)
