@@ -151,8 +151,8 @@ def score_pair(score: float, threshold: float, *, decimals: int = 4,
     0.00001`` on one line and ``0.000006  threshold 0.000013`` on the next.
     """
     start = decimals
-    if kind == "f" and max(abs(score), abs(threshold)) >= 1e6:  # 1e308 printed 309 digits
-        kind = "g"
+    if kind == "f" and max(abs(score), abs(threshold)) >= 1e15:
+        kind = "g"  # past the digits a float holds: 1e308 printed 309 digits, most of them noise
     if kind == "f" and math.isfinite(threshold) and threshold != 0:
         start = min(12, max(decimals, 1 - math.floor(math.log10(abs(threshold)))))
     for d in range(start, 13):
