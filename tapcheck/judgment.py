@@ -17,7 +17,7 @@ from .errors import FormatWarning, ParameterError, TapcheckWarning
 from .judge import ANOMALOUS, HEARD, Judge, Verdict, unused_train_settings
 
 if TYPE_CHECKING:
-    from .explain import Explanation
+    from .explanation import Explanation
     from .explain_references import References
 
 
@@ -26,7 +26,7 @@ class Judgment:
     """What ``tapcheck judge`` found: a verdict per clip, explanations, board verdicts.
 
     ``explanations`` maps the index of an anomalous verdict to its
-    :class:`tapcheck.explain.Explanation`; ``boards`` holds
+    :class:`tapcheck.explanation.Explanation`; ``boards`` holds
     :class:`tapcheck.boards.BoardVerdict` rows when board verdicts were asked for.
     """
 

@@ -1,9 +1,9 @@
 """Explanation pictures: a PNG per explained clip, for `judge --explain-dir` and the station.
 
 Each shows the clip's crop, its nearest normal crops and the deviation map
-(:class:`tapcheck.explain.Explanation`). A picture carries a mark and the clip it explains in its
-PNG text, so a later run refreshes the picture of the same clip and never replaces a file it did
-not write, nor the picture of another clip of the same name.
+(:class:`tapcheck.explanation.Explanation`). A picture carries a mark and the clip it explains in
+its PNG text, so a later run refreshes the picture of the same clip and never replaces a file it
+did not write, nor the picture of another clip of the same name.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
-    from .explain import Explanation
+    from .explanation import Explanation
 
 #: the PNG's Software text: how a later `judge --explain-dir` tells its own pictures apart
 PICTURE_MARK = "tapcheck explanation"

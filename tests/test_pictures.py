@@ -171,7 +171,7 @@ def test_a_long_sentence_fits_the_picture():
     the PNG. Wrapped, it lies inside the figure."""
     import numpy as np
 
-    from tapcheck.explain import Explanation
+    from tapcheck.explanation import Explanation
     from tapcheck.pictures import picture_figure
 
     sentence = ("its ringing dies away 2.4x faster than on the healthy boards that sound like it "
