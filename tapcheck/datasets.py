@@ -216,18 +216,32 @@ class Dataset:
         (:meth:`check_take_folder`)."""
         return not (self.root / rel).resolve().is_relative_to(self.root.resolve())
 
-    def check_take_folder(self, board: int, side: str) -> None:
-        """Refuse to add takes of a board side whose folder is a link leading out of the dataset.
+    def check_take_folder(self, board: int, side: str, *, label: str | None = None,
+                          split: str = "train") -> None:
+        """Refuse to add takes of a board side whose folder is a link leading out of the dataset,
+        or (given their ``label``) training takes of a label the side's training takes lack.
 
         A take written there would land outside the dataset, and :meth:`path_of` would then
         refuse the dataset (``info``, ``train``, ``doctor``): ``import`` and ``record`` call
-        this before their first take, :meth:`add_take` before every one.
+        this before their first take, :meth:`add_take` before every one. A training side is one
+        class, healthy or cracked: ``import --label defect`` into a healthy side was written,
+        and ``train`` then refused the dataset until its manifest was edited by hand.
 
         Raises
         ------
         DatasetError
-            Naming the linked folder (the board's or the side's).
+            Naming the linked folder (the board's or the side's), or the side and its label.
         """
+        other = {"normal": "defect", "defect": "normal"}.get(label or "")
+        if split == "train" and other and any(
+                t.board == board and t.side == side and t.split == "train" and t.label == other
+                for t in self.takes):
+            raise DatasetError(
+                f"board {board} {side} holds {other} training takes, and a board side is one "
+                f"class, healthy or cracked: {label} takes there would stop `train`",
+                path=self.root / MANIFEST,
+                fix=f"give the {label} takes a side name of their own (e.g. --side "
+                    f"{side}-{'crack' if label == 'defect' else 'healthy'}), or --split test")
         board_rel = f"board{board:02d}"
         side_rel = f"{board_rel}/{side}"
         if not self._leaves(side_rel):

@@ -132,7 +132,8 @@ def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, s
     """The body of :func:`import_clips`, holding the dataset's lock: each file into ``result``."""
     from .features import load_clip, strike_crops
 
-    dataset.check_take_folder(board, side)  # a linked board folder: refused before any take
+    # a linked board folder, or a label the side's training takes lack: before any take
+    dataset.check_take_folder(board, side, label=label, split=split)
     stored = _takes_by_level(dataset.takes)
     for path in map(Path, files):
         # Ctrl-C or kill wait until the take is read, and its WAV and manifest row are both

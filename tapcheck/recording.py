@@ -161,7 +161,8 @@ class Recorder:
         self.sr = config.audio.sr
         self.session = Session()  # the current (or last) session, also after Ctrl-C
         # a board folder linking out of the dataset: refused before the first tap, not after it
-        dataset.check_take_folder(labels.board, labels.side)
+        dataset.check_take_folder(labels.board, labels.side, label=labels.label,
+                                  split=labels.split)
         self._warn_orphans()
 
     # -- one take at a time ----------------------------------------------------------------------

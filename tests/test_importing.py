@@ -371,3 +371,31 @@ def test_an_over_long_side_is_refused_before_anything_is_made(tiny_dataset, tmp_
     code, out, err = run_cli("import", clip, "--dataset", tmp_path / "ds", "--board", "1",
                              "--side", "left", "--group", "a,b", "--label", "normal")
     assert code == 2 and err.strip().endswith("— e.g. --group reference"), err
+
+
+def test_import_refuses_a_label_the_sides_training_takes_lack(tmp_path, run_cli):
+    """A training side is one class: defect takes imported into a healthy side were written,
+    and train then refused the dataset until its manifest was edited by hand (QA). Refused
+    before any take, nothing written; its own side name, or the test split, is taken."""
+    from .conftest import write_tone
+
+    clips = [write_tone(tmp_path / f"{i}.wav", duration_s=3.0, seed=i) for i in range(3)]
+    code, _, err = run_cli("import", clips[0], "--dataset", "mixed", "--board", "1", "--side",
+                           "left", "--label", "normal")
+    assert code == 0, err
+    root = Dataset.open("mixed").root
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    code, out, err = run_cli("import", clips[1], "--dataset", "mixed", "--board", "1", "--side",
+                             "left", "--label", "defect")
+    assert (code, out) == (2, "")
+    assert err == (f"tapcheck: error: {root / 'manifest.csv'}: board 1 left holds normal training "
+                   "takes, and a board side is one class, healthy or cracked: defect takes there "
+                   "would stop `train` — give the defect takes a side name of their own (e.g. "
+                   "--side left-crack), or --split test\n")
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    for extra in (("--side", "left-crack"), ("--side", "left", "--split", "test")):
+        code, _, err = run_cli("import", clips[2 if "test" in extra else 1], "--dataset",
+                               "mixed", "--board", "1", "--label", "defect", *extra)
+        assert code == 0, err
+    assert sorted((t.side, t.label, t.split) for t in Dataset.open("mixed").takes) == [
+        ("left", "defect", "test"), ("left", "normal", "train"), ("left-crack", "defect", "train")]
