@@ -69,7 +69,8 @@ def check_slug(value: str, what: str) -> str:
         raise ParameterError(f"{what} '{value[:20]}…' is {len(value)} characters long; a {what} "
                              f"name has at most {MAX_SLUG}", fix=example)
     if not _SLUG.match(value):
-        raise ParameterError(f"{what} '{value}' must be letters, digits, '-' or '_'",
+        # ASCII: "must be letters" refused `é`, which is one (QA)
+        raise ParameterError(f"{what} '{value}' must be ASCII letters, digits, '-' or '_'",
                              fix=example)
     return value
 

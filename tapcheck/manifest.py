@@ -173,6 +173,10 @@ def _parse(text: str, path: Path, make: Callable[..., Any]) -> tuple[list, bool,
         raise DatasetError(f"names the column '{repeated}' twice in its header", path=path,
                            fix="delete or rename one of the two columns")
     missing = missing_columns(header)
+    if not text.strip():  # a 0-byte manifest read "no column path, board, ..." (QA)
+        raise DatasetError("is empty, not a tapcheck manifest", path=path,
+                           fix=f"the header must be: {HEADER} (a dataset without takes has "
+                               "only that line)")
     if missing:
         raise DatasetError(f"is not a tapcheck manifest (no column {', '.join(missing)})",
                            path=path, fix=f"the header must be: {HEADER}")

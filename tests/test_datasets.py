@@ -280,6 +280,12 @@ def test_not_a_manifest(tmp_path):
     (tmp_path / "x" / "manifest.csv").write_text("a,b\n1,2\n")
     with pytest.raises(DatasetError, match="not a tapcheck manifest"):
         Dataset.open(tmp_path / "x")
+    # an empty one is named so: it read "no column path, board, label, side, ..." (QA)
+    (tmp_path / "x" / "manifest.csv").write_text("\n")
+    with pytest.raises(DatasetError) as e:
+        Dataset.open(tmp_path / "x")
+    assert e.value.problem == "is empty, not a tapcheck manifest"
+    assert e.value.fix.startswith("the header must be: path,board,")
 
 
 def test_unknown_dataset_lists_known_ones(tmp_path, monkeypatch):
@@ -305,9 +311,11 @@ def test_bad_take_values(tmp_path, kwargs):
     ds = Dataset.create(tmp_path / "bench")
     args = dict(board=1, side="left", label="normal", split="train", group="")
     args.update(kwargs)
-    with pytest.raises(ParameterError):
+    with pytest.raises(ParameterError) as e:
         ds.add_take(_tap(), sr=44100, **args)
     assert ds.takes == []
+    if "side" in kwargs or "group" in kwargs:  # é is a letter: the rule is ASCII's (QA)
+        assert "must be ASCII letters, digits, '-' or '_'" in str(e.value)
 
 
 def test_a_session_stops_at_once_when_the_manifest_cannot_take_a_row(tmp_path):
