@@ -1,8 +1,9 @@
 """One recording twice, told by its bytes (or by its crops' samples): a clip given twice to
-``judge``, ``import`` or ``enroll``, or a take listed twice in a dataset's manifest.
+``import``, ``enroll`` or ``judge --per-board``, or a take listed twice in a dataset's manifest.
 
-A copy would count twice in a rate, a verdict or the reference: the commands refuse a clip given
-twice, training and ``evaluate`` refuse a manifest's copy, ``doctor`` lists every copy.
+A copy would count twice in a rate, a board's verdict or the reference: those commands refuse a
+clip given twice (``judge`` without board verdicts judges it twice and explains it once),
+training and ``evaluate`` refuse a manifest's copy, ``doctor`` lists every copy.
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ def take_digests(dataset: Dataset, takes: list[Take]) -> list[str | None]:
 def copied_takes(takes: list[Take], digests: list[str | None]) -> list[tuple[Take, Take]]:
     """(copy, first) of each take whose file holds the same bytes (``digests``, from
     :func:`take_digests`) as an earlier one of ``takes``: one recording under two rows, which
-    would count twice in a rate, a verdict or the reference (``judge``, ``import`` and
-    ``enroll`` refuse a clip given twice)."""
+    would count twice in a rate, a verdict or the reference (``import``, ``enroll`` and
+    ``judge --per-board`` refuse a clip given twice)."""
     return list(repeats(takes, digests))
 
 

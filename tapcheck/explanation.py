@@ -41,9 +41,10 @@ class Explanation:
     picture: str | None = None  # the PNG, once saved
     decay_z: float | None = None  # knn-decay only: the decay's z-score against its neighbours'
     # share of the crop's cells after the strike beyond the nearest healthy taps' range
-    # (UNLIKE_MARGIN_DB), and whether that makes it unlike a recording of a board (UNLIKE_SHARE)
+    # (UNLIKE_MARGIN_DB), and whether that makes it unlike a recording of a board (UNLIKE_SHARE;
+    # None: too few healthy taps to tell, under NORMALS)
     outside: float = 0.0
-    unlike: bool = False
+    unlike: bool | None = False
 
     def to_dict(self) -> dict:
         return {"sentence": self.sentence, "band_hz": list(self.band_hz),

@@ -254,7 +254,9 @@ def explain_verdicts(judge: Judge, verdicts, *,
         warnings.simplefilter("ignore", TapcheckWarning)
         # a clip given twice is explained once: the same sentence, and one picture, not two
         # (take001.png and take001-2.png of the same clip)
-        once = {os.path.realpath(verdicts[i].path): verdicts[i].path for i in wanted}
+        once: dict[str, str] = {}
+        for i in wanted:  # the first spelling given names it
+            once.setdefault(os.path.realpath(verdicts[i].path), verdicts[i].path)
         found = dict(zip(once, explainer.explain_files(list(once.values())), strict=True))
     out = {i: e for i in wanted if (e := found[os.path.realpath(verdicts[i].path)]) is not None}
     if picture_dir is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import urllib.parse
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -134,11 +134,14 @@ def _common(row: tuple, columns, path: Path, table: str) -> dict:
         when = datetime.fromisoformat(values["time"])
     except (TypeError, ValueError):
         raise _bad(row, f"time {values['time']!r} is not an ISO 8601 time", path, table) from None
-    if when.utcoffset() is None or when.utcoffset().total_seconds() != 0:
-        # rows are ordered and --since compares them as text, as listen writes them: in UTC. A
-        # 14:00 UTC row written 23:00+09:00 passed a 15:30 UTC --since and sorted after 16:01 (QA)
-        raise _bad(row, f"time {values['time']!r} is not in UTC, as tapcheck writes it", path,
-                   table)
+    if when.tzinfo is None or values["time"] != when.astimezone(timezone.utc).isoformat(
+            timespec="milliseconds"):
+        # rows are ordered and --since applied by their times as text, as tapcheck writes them
+        # (UTC, milliseconds, "+00:00"; every tapcheck has): a 14:00 UTC row written 23:00+09:00
+        # passed a 15:30 UTC --since and sorted after 16:01 (QA), and "2025-05-01 09:00:00+00:00"
+        # sorted before 07:00 (review)
+        raise _bad(row, f"time {values['time']!r} is not written as tapcheck writes it (UTC: "
+                        "2025-05-01T06:00:00.000+00:00)", path, table)
     if values["board"] is not None and (not isinstance(values["board"], int)
                                         or values["board"] < 0):
         raise _bad(row, f"board {values['board']!r} is not a board number", path, table)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from .errors import ModelFileError
+from .validate import is_int, is_real
 
 RETRAIN = "retrain it with `tapcheck train`"
 MAX_UNITS = 65536  # no stored size (classes, embedding width, crop side) may exceed this
@@ -27,16 +28,6 @@ SCORE_FLOOR = -1e-3
 
 def _fail(problem: str, path: str | os.PathLike | None) -> ModelFileError:
     return ModelFileError(f"is damaged: {problem}", path=path, fix=RETRAIN)
-
-
-def is_int(value: Any) -> bool:
-    """A stored integer (a bool is none, though Python counts it one)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_real(value: Any) -> bool:
-    """A stored real number (int or float, not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _one_of(value: Any, allowed) -> bool:

@@ -16,8 +16,9 @@ import torch
 
 from .config import Config
 from .errors import ConfigError, ModelFileError
-from .modelcheck import all_finite, is_int, is_real
+from .modelcheck import all_finite
 from .modelfile import read_partial, save_partial
+from .validate import is_int, is_real
 
 if TYPE_CHECKING:
     from torch.optim.swa_utils import AveragedModel

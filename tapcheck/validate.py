@@ -22,18 +22,21 @@ from .errors import ConfigError
 Rule = Callable[[Any], str | None]  # value -> what is wrong, or None
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """A whole number (a bool is none, though Python counts it one): in a config or a model
+    file."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def is_real(value: Any) -> bool:
+    """A real number (int or float, not a bool): in a config or a model file."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def whole(lo: int, hi: int) -> Rule:
     """A whole number in [lo, hi]."""
     def rule(value: Any) -> str | None:
-        if not _is_int(value):
+        if not is_int(value):
             return "must be a whole number"
         if not lo <= value <= hi:
             return f"must be between {lo} and {hi}"
@@ -45,7 +48,7 @@ def number(lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = False
            hi_open: bool = False) -> Rule:
     """A finite number in the interval; ``*_open`` excludes that end."""
     def rule(value: Any) -> str | None:
-        if not _is_number(value):
+        if not is_real(value):
             return "must be a number"
         if not math.isfinite(value):
             return "must be a finite number"

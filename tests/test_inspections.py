@@ -341,8 +341,8 @@ def test_since_takes_ascii_digits_only(text):
 
 def test_hand_edited_rows_cannot_forge_or_reorder_the_log(tmp_path, monkeypatch, run_cli):
     """QA: a line break in a row's model forged a line of the table, a score of 1e308 printed
-    309 digits, and a time in another zone than UTC sorted out of order and passed --since (the
-    log compares its times as text, as listen writes them: in UTC)."""
+    309 digits, and a time in another zone than UTC, or UTC spelt otherwise, sorted out of order
+    and passed --since (the log compares its times as text, as listen writes them)."""
     monkeypatch.setenv("TAPCHECK_INSPECTIONS", str(tmp_path))
     with InspectionLog(create=True) as log:
         _fill(log)
@@ -355,9 +355,12 @@ def test_hand_edited_rows_cannot_forge_or_reorder_the_log(tmp_path, monkeypatch,
     assert code == 0 and len(lines) == 1 + 4 + 1, out
     assert "m\\n2026-01-01 00:00:00  9  NORMAL" in lines[1]
     assert "1e+308" in lines[2] and len(lines[2]) < 200
-    db.execute("UPDATE inspections SET time = '2025-05-01T15:00:00.000+09:00' WHERE id = 3")
-    db.commit()
+    for time in ("2025-05-01T15:00:00.000+09:00", "2025-05-01 09:00:00+00:00",
+                 "2025-05-01T07:00:00Z", "2025-05-01T07:00:00.000"):
+        db.execute("UPDATE inspections SET time = ? WHERE id = 3", (time,))
+        db.commit()
+        code, _, err = run_cli("log")
+        assert code == 2 and (f": inspections row 3: time '{time}' is not written as tapcheck "
+                              "writes it (UTC: 2025-05-01T06:00:00.000+00:00) — delete or fix "
+                              "the row") in err, err
     db.close()
-    code, _, err = run_cli("log", "--since", "2025-05-01T06:30Z")
-    assert code == 2 and (": inspections row 3: time '2025-05-01T15:00:00.000+09:00' is not in "
-                          "UTC, as tapcheck writes it — delete or fix the row") in err, err
