@@ -50,9 +50,10 @@ NEARLY = 0.8
 #: a clip whose spectrogram after the strike lies more than UNLIKE_MARGIN_DB outside the range
 #: of the NORMALS healthy taps nearest it in UNLIKE_SHARE of its cells or more sounds unlike a
 #: recording of a board: measured (scripts/explain_unlike.py, docs/station.md), every real
-#: knock (ceramic, marble, wood; 0.062-0.74) against three models of synthetic boards, and few
-#: flagged taps of those boards' woods (weak strikes or noisy takes, whose noise floor stands
-#: high about the tap); healthy boards of a wood the model never heard stayed under it
+#: knock holding its crop (ceramic, marble, wood; 0.062-0.74) against three models of synthetic
+#: boards, and 7 of 392 flagged taps of those boards' woods (weak strikes or noisy takes, whose
+#: noise floor stands high about the tap); the plant-set model's 20 flagged taps of a healthy
+#: wood it never heard stayed under it
 UNLIKE_MARGIN_DB = 6.0
 UNLIKE_SHARE = 0.05
 
