@@ -193,16 +193,9 @@ class Explainer:
         return self._relative_db
 
     def _reference_boards(self) -> np.ndarray:
-        """Each reference's board: the manifest's ``board`` column where the references came
-        from a dataset (a take filed outside its ``boardNN/`` folder is still its board's),
-        else its ``boardNN/`` folder (a take outside one is a board of its own). Computed once."""
+        """Each reference's board, as its manifest says: computed once."""
         if self._boards is None:
-            from .boards import board_of_path
-
-            given = self.references.boards
-            self._boards = np.array(
-                [f"board {b}" for b in given] if given is not None else
-                [board_of_path(p) or os.fspath(p) for p in self.references.paths], dtype=object)
+            self._boards = np.array(self.references.boards)
         return self._boards
 
     def _region_difference(self, clip_db, references_db, region, *, audio_frames: int) -> dict:

@@ -34,20 +34,19 @@ class References:
     (the feature cache's, bit for bit); ``levels`` (n_ref, n_crops, 2) each crop's mean and
     spread in dB, from which :attr:`db` has the crops in dB that explanations describe;
     ``paths[i]`` is the file of ``crops[i]``, ``boards[i]`` its board as the manifest's
-    ``board`` column says (None: by each path's ``boardNN/`` folder, see
-    :meth:`tapcheck.explain.Explainer`).
+    ``board`` column says (a take filed outside its ``boardNN/`` folder is still its board's).
     """
 
     crops: np.ndarray
     levels: np.ndarray
     paths: list[Path]
-    boards: list[int] | None = None
+    boards: list[int]
 
     def __post_init__(self):
         if not len(self.paths) == len(self.crops) == len(self.levels):
             raise ValueError(f"{len(self.crops)} reference crops, {len(self.levels)} levels "
                              f"and {len(self.paths)} files")
-        if self.boards is not None and len(self.boards) != len(self.paths):
+        if len(self.boards) != len(self.paths):
             raise ValueError(f"{len(self.boards)} boards for {len(self.paths)} files")
 
     @functools.cached_property

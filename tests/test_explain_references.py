@@ -227,5 +227,4 @@ def test_a_references_board_is_the_manifests_not_its_folders(separating_model, s
     refs, warned = dataset_references(flat.root, judge)
     assert warned == [] and refs.boards == [t.board for t in source.takes]
     boards = Explainer(judge, references=refs)._reference_boards()
-    assert sorted(set(boards)) == ["board 1", "board 2"]
-    assert [b == "board 1" for b in boards] == [t.board == 1 for t in source.takes]
+    assert boards.tolist() == [t.board for t in source.takes] and set(boards) == {1, 2}
