@@ -24,13 +24,13 @@ import numpy as np
 from . import manifest
 from .audio import peak_dbfs, write_wav
 from .dataset_folders import as_given, creatable_path, dataset_holding, dataset_path
-from .errors import DatasetError, ParameterError, StorageError
+from .errors import DatasetError, StorageError
 from .files import check_path, non_folder_kind, remove_stopped_writes, storage_error
 from .locks import exclusive, holding
 from .manifest import LABELS, MANIFEST, MANIFEST_FIELDS, SPLITS  # noqa: F401 - re-exported
+from .manifest import check_row_values
 from .paths import recordings_home
 
-_SLUG = manifest.SLUG
 
 
 @dataclass(frozen=True, slots=True)  # slots: no per-row __dict__ (10^5 rows: 148 -> 142 MB)
@@ -54,25 +54,6 @@ class Take:
     def class_name(self) -> str:
         """The identity metric-learning models separate: ``board03/left``."""
         return f"board{self.board:02d}/{self.side}"
-
-
-#: characters in a side or group name: a side is a folder's name, and both are printed on one
-#: line (a 256-letter side passed, and import failed at the folder, leaving the dataset's behind)
-MAX_SLUG = 64
-_SLUG_EXAMPLE = {"side": "left", "group": "reference"}
-
-
-def check_slug(value: str, what: str) -> str:
-    """A side or group name must be safe as a folder name."""
-    example = f"e.g. --{what} {_SLUG_EXAMPLE.get(what, 'left')}"
-    if len(value) > MAX_SLUG:
-        raise ParameterError(f"{what} '{value[:20]}…' is {len(value)} characters long; a {what} "
-                             f"name has at most {MAX_SLUG}", fix=example)
-    if not _SLUG.match(value):
-        # ASCII: "must be letters" refused `é`, which is one (QA)
-        raise ParameterError(f"{what} '{value}' must be ASCII letters, digits, '-' or '_'",
-                             fix=example)
-    return value
 
 
 class Dataset:
@@ -342,7 +323,7 @@ class Dataset:
         Take
             The row written.
         """
-        _check_row_values(board=board, side=side, label=label, split=split, group=group)
+        check_row_values(board=board, side=side, label=label, split=split, group=group)
         with self.locked():
             self.check_take_folder(board, side)  # before a byte is written through a link
             number = self.next_take(board, side)
@@ -406,19 +387,6 @@ def list_datasets() -> list[str]:
         return []
     return sorted(p.name for p in home.iterdir()
                   if p.is_dir() and os.path.lexists(p / MANIFEST))
-
-
-def _check_row_values(*, board: int, side: str, label: str, split: str, group: str) -> None:
-    if not isinstance(board, int) or not 0 <= board <= manifest.MAX_BOARD:
-        raise ParameterError(f"board must be a whole number from 0 to {manifest.MAX_BOARD}, "
-                             f"not {board!r}")
-    check_slug(side, "side")
-    if group:
-        check_slug(group, "group")
-    if label not in LABELS:
-        raise ParameterError(f"label must be one of {', '.join(LABELS)}, not '{label}'")
-    if split not in SPLITS:
-        raise ParameterError(f"split must be one of {', '.join(SPLITS)}, not '{split}'")
 
 
 def class_counts(takes: list[Take]) -> Counter:

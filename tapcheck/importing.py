@@ -18,7 +18,8 @@ from typing import Callable, Sequence
 
 from .config import Config
 from .dataset_folders import creatable_path
-from .datasets import Dataset, Take, check_slug
+from .datasets import Dataset, Take
+from .manifest import check_slug
 from .errors import ParameterError, StorageError, TapcheckError
 from .interrupts import Interrupted, deferred
 

@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import DatasetError
+from .errors import DatasetError, ParameterError
 from .files import atomic_write, refuse_special, storage_error
 
 MANIFEST = "manifest.csv"
@@ -341,3 +341,38 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
         raise storage_error(e, path) from None
     finally:
         os.close(fd)
+
+
+#: characters in a side or group name: a side is a folder's name, and both are printed on one
+#: line (a 256-letter side passed, and import failed at the folder, leaving the dataset's behind)
+MAX_SLUG = 64
+_SLUG_EXAMPLE = {"side": "left", "group": "reference"}
+
+
+def check_slug(value: str, what: str) -> str:
+    """A side or group name must be safe as a folder name."""
+    example = f"e.g. --{what} {_SLUG_EXAMPLE.get(what, 'left')}"
+    if len(value) > MAX_SLUG:
+        raise ParameterError(f"{what} '{value[:20]}…' is {len(value)} characters long; a {what} "
+                             f"name has at most {MAX_SLUG}", fix=example)
+    if not SLUG.match(value):
+        # ASCII: "must be letters" refused `é`, which is one (QA)
+        raise ParameterError(f"{what} '{value}' must be ASCII letters, digits, '-' or '_'",
+                             fix=example)
+    return value
+
+
+def check_row_values(*, board: int, side: str, label: str, split: str, group: str) -> None:
+    """A new row's values (``record``, ``import``, :meth:`tapcheck.datasets.Dataset.add_take`),
+    before anything is written: a board number in range, safe side and group names, a known
+    label and split."""
+    if not isinstance(board, int) or not 0 <= board <= MAX_BOARD:
+        raise ParameterError(f"board must be a whole number from 0 to {MAX_BOARD}, "
+                             f"not {board!r}")
+    check_slug(side, "side")
+    if group:
+        check_slug(group, "group")
+    if label not in LABELS:
+        raise ParameterError(f"label must be one of {', '.join(LABELS)}, not '{label}'")
+    if split not in SPLITS:
+        raise ParameterError(f"split must be one of {', '.join(SPLITS)}, not '{split}'")

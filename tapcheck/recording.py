@@ -31,7 +31,8 @@ import numpy as np
 
 from .audio import peak_dbfs, resample
 from .config import Config, FeatureConfig, RecordConfig
-from .datasets import Dataset, Take, _check_row_values
+from .datasets import Dataset, Take
+from .manifest import check_row_values
 from .errors import DeviceError, NoStrikeError, ParameterError, TapcheckWarning
 from .features import strike_crops
 from .interrupts import deferred
@@ -153,7 +154,7 @@ class Recorder:
                  ask: Callable[[str], str | None] | None = None,
                  meter: Callable[[np.ndarray], None] | None = None, keep_bad: bool = False,
                  source: str = ""):
-        _check_row_values(board=labels.board, side=labels.side, label=labels.label,
+        check_row_values(board=labels.board, side=labels.side, label=labels.label,
                           split=labels.split, group=labels.group)
         self.ds, self.labels, self.mic, self.config = dataset, labels, mic, config
         self.say, self.ask, self.meter, self.keep_bad = say, ask, meter, keep_bad

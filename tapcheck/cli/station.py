@@ -74,7 +74,8 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
     """
     from ..console import BenchConsole
     from ..dataset_folders import creatable_path
-    from ..datasets import Dataset, check_slug
+    from ..datasets import Dataset
+    from ..manifest import check_slug
     from ..devices import Microphone
     from ..interrupts import terminate_as_interrupt
     from ..recording import Recorder, TakeLabels, take_duration
