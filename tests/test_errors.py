@@ -553,14 +553,16 @@ DATASETS = [
     Case("a row with too few fields", _short_row, "has 3 field(s), the header names 12"),
     Case("a row with too many fields", _long_row, "has 13 field(s), the header names 12"),
     Case("saved as Latin-1", _latin1, "is not UTF-8 text: byte 0xf6 at column"),
+    # a normal tap into a side of defect training takes: a side is one class (import refuses)
     Case("no normal takes in the training split", _rows(_set("label", "defect")),
-         "has no normal takes in the training split", otherwise=FINE),
+         "has no normal takes in the training split", otherwise={**FINE, "import": (
+             "board 1 left holds defect training takes, and a board side is one class", None)}),
     Case("no training split", _rows(_set("split", "test")), "has no takes in the training split",
          otherwise=FINE),
     # import starts a manifest; the takes already on disk are kept and numbered around
     Case("no manifest", _replace_manifest(None), "no such dataset",
          otherwise={"import": (None, None)}),
-    Case("empty manifest", _replace_manifest(b""), "is not a tapcheck manifest"),
+    Case("empty manifest", _replace_manifest(b""), "is empty, not a tapcheck manifest"),
     Case("not a manifest", _replace_manifest(b"name,size\nx,1\n"), "is not a tapcheck manifest"),
     Case("saved by Excel (byte-order mark)", _excel_bom, None),
 ]
