@@ -360,7 +360,8 @@ def station_url(tmp_path, monkeypatch, request):
     from tapcheck.http_deadline import uvicorn_config
     from tapcheck.inspections import InspectionLog
     from tapcheck.marks import MarkBook
-    from tapcheck.station import Station, bind
+    from tapcheck.station import Station
+    from tapcheck.station_access import bind
     from tapcheck.webapp import make_app
 
     with InspectionLog(tmp_path, create=True) as log:

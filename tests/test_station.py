@@ -230,7 +230,7 @@ def test_token_required_off_loopback(pulse, separating_model, browser):
 def test_the_printed_address_is_one_another_machine_can_open():
     """Bound to every interface the station printed http://0.0.0.0:8321/?token=…, which no other
     machine can open; the machine's name stands in for it. Other addresses print as bound."""
-    from tapcheck.station import address
+    from tapcheck.station_access import address
 
     name = socket.gethostname()
     assert address("0.0.0.0", 8321, token="t" * 16) == f"http://{name}:8321/?token={'t' * 16}"

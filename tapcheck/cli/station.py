@@ -273,8 +273,9 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     from ..listen import Listener
     from ..marks import MarkBook
     from ..runtime import set_judge_threads
-    from ..station import (Station, StoppableMic, bind, check_host, default_token, serve,
-                           address as station_address)
+    from ..station import Station, StoppableMic, serve
+    from ..station_access import address as station_address
+    from ..station_access import bind, check_host, default_token
 
     config = parse_config(config_path)
     check_log_folder()  # before the port, the model and the microphone
