@@ -186,6 +186,26 @@ def test_healthy_dataset(tiny_dataset, run_cli):
         "10 takes)"]
 
 
+def test_a_board_cracked_since_it_was_trained_on_is_a_note(small_train_set, tmp_path, run_cli):
+    """Defect takes of a healthy training side in the test split (a board cracked since: the
+    fix import and train give for a side of both labels) are a note, not a problem: evaluate
+    counts them apart and nothing refuses them. They were a PROBLEM (QA)."""
+    import dataclasses
+
+    from tapcheck.datasets import Dataset
+
+    root = shutil.copytree(small_train_set, tmp_path / "bench")
+    ds = Dataset(root)
+    ds.takes[6] = dataclasses.replace(ds.takes[6], label="defect", split="test")
+    ds.write_manifest()
+    code, out, _ = run_cli("doctor", "--dataset", root)
+    section = _section(out, f"dataset {root} (16 takes)")
+    assert code == 0 and not [ln for ln in section if ln.startswith("PROBLEM")], section
+    assert f"note     {root / 'manifest.csv'}: {ds.takes[6].class_name} holds both labels, " \
+        "each in its own split (a board cracked since?); evaluate counts each label's takes " \
+        "apart" in section
+
+
 def test_dataset_problems_are_each_named_with_their_fix(small_train_set, tmp_path, run_cli):
     root = shutil.copytree(small_train_set, tmp_path / "bench")
     ds = Dataset.open(root)
@@ -219,6 +239,7 @@ def test_dataset_problems_are_each_named_with_their_fix(small_train_set, tmp_pat
                            "the rows")
     assert len(problems) == 5
     notes = [ln for ln in section if ln.startswith("note")]
+    assert not any("holds both labels" in ln for ln in notes)
     assert any(ln.startswith("note     2 audio file(s)") and "no command uses them" in ln
                and "e.g. board01/Extra Tap.WAV" in ln for ln in notes)
     assert any(f"{takes[paths[4]]}: 2 channels averaged to mono" in ln for ln in notes)
