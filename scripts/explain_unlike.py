@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from tapcheck.datasets import Dataset
-from tapcheck.explain import UNLIKE_MARGIN_DB, UNLIKE_SHARE, Explainer
+from tapcheck.explain import UNLIKE_MARGIN_DB, UNLIKE_MIN_MS, UNLIKE_SHARE, Explainer
 from tapcheck.features import load_clip
 from tapcheck.judge import Judge
 
@@ -44,7 +44,7 @@ def main() -> None:
         clips += [(f"knock {p.parent.name}", p) for p in sorted(Path(args.knocks).glob("*/*.wav"))]
     shares: dict[str, list[float]] = collections.defaultdict(list)
     counts: collections.Counter = collections.Counter()
-    untold: collections.Counter = collections.Counter()  # clips ending inside their crop
+    untold: collections.Counter = collections.Counter()  # clips ending soon after the strike
     for group, path in clips:
         y = load_clip(path, audio=judge.config.audio, features=explainer.features)
         counts[group] += 1
@@ -56,7 +56,8 @@ def main() -> None:
                 shares[group].append(e.outside)
     print(f"{args.model}: share of the sound after the strike over {UNLIKE_MARGIN_DB:.0f} dB "
           f"outside the nearest healthy taps' range; unlike at {UNLIKE_SHARE:.0%} or more")
-    print("| clips | given | flagged (explained) | not told (ending inside the crop) | "
+    print(f"| clips | given | flagged (explained) | not told (under {UNLIKE_MIN_MS:.0f} ms after "
+          "the strike) | "
           "min / median / max of the told | unlike |")
     print("| --- | --- | --- | --- | --- | --- |")
     for group in counts:

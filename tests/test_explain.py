@@ -406,9 +406,9 @@ def test_a_knock_unlike_any_recording_of_a_board_is_said_to_be(separating_model,
         separating_model) / "dataset", judge)[0])
     told = own.explain_array(knocks[0])
     assert len(own.references) < NORMALS and told.unlike is None and told.outside >= UNLIKE_SHARE
-    # a clip that ends inside the crop is not told: its first frames alone are where strikes
-    # differ most (a healthy take cut 5 ms after its strike read 6-41 % outside, 20-60 ms after
-    # it 6-12 %, whole 2 %)
+    # a clip ending under 150 ms after its strike is not told: its first frames alone are where
+    # strikes differ most (a healthy take cut 5 ms after its strike read 6-41 % outside, 20-60
+    # ms after it 6-12 %, whole 2 %)
     for k in (60, 61):
         y = synthesize_tap(boards[1].board, "left", rng=take_rng(SEED, 1, "left", k))
         _, onset = strike_crops(y, return_onset=True)
@@ -419,3 +419,8 @@ def test_a_knock_unlike_any_recording_of_a_board_is_said_to_be(separating_model,
                 warnings.simplefilter("ignore")  # "most of the first crop is padding"
                 e = explainer.explain_array(cut)
             assert e.unlike is None, (k, cut_ms, e.outside)  # not told
+        cut = np.concatenate([quiet, quiet, y[:onset * 128 + int(200 * 44.1)]])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            e = explainer.explain_array(cut)
+        assert e.unlike is False, (k, 200, e.outside)  # told from 150 ms on (UNLIKE_MIN_MS)
