@@ -128,7 +128,9 @@ def progress_saver(partial: Path | None, *, resume: bool, config: Config, data: 
                 "crop_digests" in state and state["crop_digests"] != run["crop_digests"]):
             raise ModelFileError(
                 f"was saved by a run on other takes than {dataset.root} holds now", path=partial,
-                fix="resume on the same dataset, or delete the file to start over")
+                # "the same dataset" read wrong where its name stayed and its takes changed
+                fix="resume with the takes the run started with (not re-recorded, re-synthesised "
+                    "or renamed since), or delete the file to start over")
     return state, lambda progress: save_partial(partial, {**run, **progress})
 
 

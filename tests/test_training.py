@@ -88,8 +88,9 @@ def test_resume_gives_the_model_an_uninterrupted_run_gives(small_train_set, fast
     held = [f.read_bytes() for f in files]
     for f, data in zip(files, held[1:] + held[:1], strict=True):
         f.write_bytes(data)
-    with pytest.raises(ModelFileError, match="saved by a run on other takes than"):
+    with pytest.raises(ModelFileError, match="saved by a run on other takes than") as e:
         train_model(Dataset.open(renamed), config=config, partial=partial, resume=True)
+    assert e.value.fix.startswith("resume with the takes the run started with (not re-recorded")
     resumed = train_model(Dataset.open(small_train_set), config=config, progress=False,
                           partial=partial, resume=True)
     _same_model(uninterrupted, resumed)
