@@ -166,9 +166,12 @@ def test_a_faster_decay_is_faster_than_the_same_take_without_its_crack(separatin
 def test_explanation_is_a_sentence_in_hz_and_ms(explained):
     _, e, _ = explained[0]
     assert re.search(SENTENCE_END, e.sentence), e.sentence
-    assert " kHz " in e.sentence and " on the healthy boards nearest it, " in e.sentence
-    # a shifted resonance compares by itself ("at X Hz instead of Y Hz"), the rest with "than"
-    assert ("than on the healthy" in e.sentence) == (e.kind != "shifted-resonance")
+    link = {"shifted-resonance": " on", "different": " from"}.get(e.kind, " than on")
+    assert " kHz " in e.sentence and f"{link} the healthy boards nearest it, " in e.sentence
+    # a shifted resonance compares by itself ("at X Hz instead of Y Hz"), "sounds different"
+    # from the boards, the rest with "than"
+    assert ("than on the healthy" in e.sentence) == (e.kind not in ("shifted-resonance",
+                                                                      "different"))
     assert 0 <= e.band_hz[0] < e.band_hz[1] <= 4307 and 0 <= e.time_ms[0] < e.time_ms[1] <= 337
     assert e.deviation.shape == (8, 4) and e.crop.shape == e.reference.shape == (100, 120)
     assert 0 < e.relief <= 1.5
