@@ -50,7 +50,7 @@ NEARLY = 0.8
 #: a clip whose spectrogram after the strike lies more than UNLIKE_MARGIN_DB outside the range
 #: of the NORMALS healthy taps nearest it in UNLIKE_SHARE of its cells or more sounds unlike a
 #: recording of a board: measured (scripts/explain_unlike.py, docs/station.md), every real
-#: knock holding its crop (ceramic, marble, wood; 0.062-0.74) against three models of synthetic
+#: knock told (ceramic, marble, wood; 0.062-0.74) against three models of synthetic
 #: boards, and 7 of 392 flagged taps of those boards' woods (weak strikes or noisy takes, whose
 #: noise floor stands high about the tap); the plant-set model's 20 flagged taps of a healthy
 #: wood it never heard stayed under it
@@ -221,9 +221,9 @@ class Explainer:
 
     def _outside(self, clip_db: np.ndarray, around: np.ndarray, *, audio_frames: int) -> float:
         """:func:`outside_share` of the clip against the references ``around`` it, over the
-        frames after the strike that hold audio whole: for a clip that ends in the crop (shown
-        in ``--json``, not told as unlike), each set about its tap's mean power over those
-        frames, and its last frames, whose FFT windows run past its end, left out."""
+        frames after the strike that hold audio whole: for a clip that ends in the crop, each
+        set about its tap's mean power over those frames, and its last frames, whose FFT
+        windows run past its end, left out."""
         n_frames = clip_db.shape[-1]
         f = self.features
         whole = audio_frames if audio_frames >= n_frames else max(
