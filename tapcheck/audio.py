@@ -295,6 +295,10 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
             info = sf.SoundFile(f)
         except (sf.LibsndfileError, RuntimeError) as e:
             detail = str(e).split(":", 1)[-1].strip() or "unknown format"
+            if "does not exist" in detail:  # the file is open here: libsndfile's words for
+                # bytes that begin like an MP3 frame and are none ("File does not exist or is
+                # not a regular file (possibly a pipe?)." of 100 random bytes; QA)
+                detail = "its bytes are no audio format libsndfile knows"
             raise AudioError(f"is not a readable audio file ({detail})", path=path,
                              fix=FORMATS_HINT) from None
         with info:

@@ -132,7 +132,14 @@ CLIPS = [
     Case("empty", _file("empty.wav", b""), "is empty (0 bytes)"),
     Case("truncated WAV", _truncated, "is truncated"),
     Case("random bytes", _file("random.wav", np.random.default_rng(0).bytes(20000)),
-         "is not a readable audio file"),
+         "is not a readable audio file (Format not recognised.)"),
+    # 100 random bytes that begin like an MP3 frame: libsndfile said "File does not exist or is
+    # not a regular file (possibly a pipe?)" of a file that exists (QA)
+    Case("bytes like an MP3 frame", _file("mp3ish.wav", bytes.fromhex(
+        "fff397a66cd7cdee3f78680823736703ab67b60c3ec1ebdca63f781418c1983188a5645397bc1f8dd947f3"
+        "3e85988ab0024f07931f5d1ba0c59b83736341f1badeb402ba59a08c84ec60c35abd6fc8af8309604e3e04"
+        "509a3bfa4436836ba2d58612c51a")),
+         "is not a readable audio file (its bytes are no audio format libsndfile knows)"),
     Case("NaN samples", _with_sample(np.nan, "nan.wav"), "contains NaN or infinite samples"),
     Case("Inf samples", _with_sample(np.inf, "inf.wav"), "contains NaN or infinite samples"),
     Case("all zeros", lambda d: _write(d / "zeros.wav", np.zeros(3 * SR)),
