@@ -100,7 +100,7 @@ class Explainer:
         self.references = references
         self.reference_clips = np.asarray(references.crops, dtype=np.float32)
         self._relative_db = None  # the references in dB about their taps' mean power, once
-        self._boards = None  # each reference's board (_reference_boards), once
+        self.reference_boards = np.array(references.boards)  # as the manifest says
         self.bin_edges = np.linspace(0, f.n_bins, n_bands + 1).round().astype(int)
         self.frame_edges = np.linspace(0, f.n_frames, n_windows + 1).round().astype(int)
         hz_per_bin = judge.config.audio.sr / f.n_fft
@@ -196,25 +196,13 @@ class Explainer:
             self._relative_db = np.stack([tap_relative(d[0]) for d in self.references.db])
         return self._relative_db
 
-    def _reference_boards(self) -> np.ndarray:
-        """Each reference's board, as its manifest says: computed once."""
-        if self._boards is None:
-            self._boards = np.array(self.references.boards)
-        return self._boards
-
     def _region_difference(self, clip_db, references_db, region, *, audio_frames: int) -> dict:
         """:func:`measure_difference`'s arguments for ``region`` of a clip and references: the
         region's band over every frame of audio (its decay runs on past the region; padding,
         the floor's flat level, read as a tap that died at once), and its window."""
         real = slice(0, audio_frames)
         window = slice(region[1].start, min(region[1].stop, audio_frames))
-        clip, references = clip_db[:, real], references_db[:, :, real]
-        if 0 < audio_frames < clip_db.shape[-1]:
-            # a clip that ends soon after its strike: each crop about its tap's mean power over
-            # the frames the clip holds, so the references' later ringing does not lower their
-            # level (the clip's share of its energy read 2.2 dB high at a 20 ms cut; review)
-            clip = tap_relative(clip)
-            references = np.stack([tap_relative(r) for r in references])
+        clip, references = _held(clip_db, references_db, audio_frames)
         return dict(clip=clip[region[0]], references=references[:, region[0]],
                     bins_hz=self.bins_hz[region[0]], frames_ms=self.frames_ms[real],
                     window=window)
@@ -228,10 +216,7 @@ class Explainer:
         f = self.features
         whole = audio_frames if audio_frames >= n_frames else max(
             0, audio_frames - f.n_fft // (2 * f.hop_length))
-        clip, references = clip_db[:, :whole], self._relative()[around][:, :, :whole]
-        if whole < n_frames and whole > 0:
-            clip = tap_relative(clip)
-            references = np.stack([tap_relative(r) for r in references])
+        clip, references = _held(clip_db, self._relative()[around], whole)
         after = self.frames_ms[:whole] >= 0
         return outside_share(clip[:, after], references[:, :, after], margin_db=UNLIKE_MARGIN_DB)
 
@@ -244,7 +229,7 @@ class Explainer:
             return Limits()
         relative = self._relative()
         similar = (self.reference_emb[torch.as_tensor(around)] @ self.reference_emb.T).numpy()
-        boards = self._reference_boards()
+        boards = self.reference_boards
         normals = []
         for j, row in zip(around, similar, strict=True):
             others = np.argsort(-row)
@@ -316,6 +301,19 @@ class Explainer:
                            limits=dataclasses.asdict(limits),
                            band_edges_hz=self.band_edges_hz, window_edges_ms=self.window_edges_ms,
                            outside=outside, unlike=unlike)
+
+
+def _held(clip_db: np.ndarray, references_db: np.ndarray, frames: int
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """The clip (bins, frames) and references (n_ref, bins, frames) over their first ``frames``;
+    fewer than the crop's (a clip that ends soon after its strike), each set again about its
+    tap's mean power over them, so the references' later ringing does not lower their level
+    (the clip's share of its energy read 2.2 dB high at a 20 ms cut; review)."""
+    clip, references = clip_db[:, :frames], references_db[:, :, :frames]
+    if 0 < frames < clip_db.shape[-1]:
+        clip = tap_relative(clip)
+        references = np.stack([tap_relative(r) for r in references])
+    return clip, references
 
 
 def outside_share(clip: np.ndarray, references: np.ndarray, *, margin_db: float) -> float:

@@ -134,8 +134,7 @@ def _common(row: tuple, columns, path: Path, table: str) -> dict:
         when = datetime.fromisoformat(values["time"])
     except (TypeError, ValueError):
         raise _bad(row, f"time {values['time']!r} is not an ISO 8601 time", path, table) from None
-    if when.tzinfo is None or values["time"] != when.astimezone(timezone.utc).isoformat(
-            timespec="milliseconds"):
+    if values["time"] != when.astimezone(timezone.utc).isoformat(timespec="milliseconds"):
         # rows are ordered and --since applied by their times as text, as tapcheck writes them
         # (UTC, milliseconds, "+00:00"; every tapcheck has): a 14:00 UTC row written 23:00+09:00
         # passed a 15:30 UTC --since and sorted after 16:01 (QA), and "2025-05-01 09:00:00+00:00"

@@ -226,5 +226,5 @@ def test_a_references_board_is_the_manifests_not_its_folders(separating_model, s
     judge = Judge(separating_model)
     refs, warned = dataset_references(flat.root, judge)
     assert warned == [] and refs.boards == [t.board for t in source.takes]
-    boards = Explainer(judge, references=refs)._reference_boards()
+    boards = Explainer(judge, references=refs).reference_boards
     assert boards.tolist() == [t.board for t in source.takes] and set(boards) == {1, 2}
