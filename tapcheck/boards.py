@@ -113,22 +113,23 @@ def _vote_line(v: "BoardVerdict") -> str:
             f"{threshold}  median {median}{tie}")
 
 
-def _vote(scores: np.ndarray, threshold: float) -> bool:
-    """Most taps over the threshold, a tie decided by the median: both are the median's side of
-    it (a majority over puts both middle taps over, a minority neither). A tie once read NORMAL:
-    one unreadable tap of 3 left 1 of 2 over, beside a median of 0.2429 over 0.0900."""
+def _median_over(scores: np.ndarray, threshold: float) -> bool:
+    """The median of a board's taps over ``threshold``. For the vote (the tap threshold) it is
+    most taps over it, a tie decided by the median: a majority over puts both middle taps over,
+    a minority neither. A tie once read NORMAL: one unreadable tap of 3 left 1 of 2 over,
+    beside a median of 0.2429 over 0.0900."""
     return bool(np.median(scores) > threshold)
 
 
 BOARD_RULES: dict[str, BoardRule] = {
     "vote": BoardRule(
-        "vote", threshold=lambda tap, median_fit: float(tap), flags=_vote,
+        "vote", threshold=lambda tap, median_fit: float(tap), flags=_median_over,
         statement=lambda info: "most of them over the tap threshold",
         line=_vote_line,
         per_count=False),
     "median": BoardRule(
         "median", threshold=lambda tap, median_fit: float(median_fit),
-        flags=lambda scores, t: bool(np.median(scores) > t),
+        flags=_median_over,
         statement=lambda info: (f"median over {info['board_threshold']:.4g} for "
                                 f"{percent(info['board_far'])} per board"),
         line=_median_line,

@@ -290,7 +290,6 @@ class Explainer:
         # ending under UNLIKE_MIN_MS after its strike: its first frames alone are where strikes
         # differ most (a healthy take cut 20-60 ms after its strike read 6-12 % outside, whole
         # 2 %; review)
-        audio_ms = float(self.frames_ms[0] + audio_frames * self.ms_per_frame)
         told = len(self.references) >= NORMALS and (audio_frames >= clip_db.shape[-1]
                                                     or audio_ms >= UNLIKE_MIN_MS)
         unlike = outside >= UNLIKE_SHARE if told else None

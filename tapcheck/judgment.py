@@ -264,7 +264,7 @@ def explain_verdicts(judge: Judge, verdicts, *,
         from .pictures import save_pictures
 
         try:
-            save_pictures(list({id(e): e for e in out.values()}.values()), picture_dir)
+            save_pictures([e for e in found.values() if e is not None], picture_dir)
         except StorageError as e:  # a full disk: the verdicts stand (it lost every one)
             warned.append(f"{e}; the verdicts and explanations stand, without those pictures")
     return out, warned

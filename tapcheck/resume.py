@@ -101,14 +101,12 @@ def progress_saver(partial: Path | None, *, resume: bool, config: Config, data: 
     """
     if partial is None:
         return None, None
-    from .features import crop_digest
-
     run = {"config": config.to_dict(), "classes": data.classes,
            "takes": [t.path for t in data.fit_takes],
            "calibration_takes": [t.path for t in data.calib_takes],
            # the samples, not only the names: another dataset with the same take names (another
            # synth seed) resumed, and the model said it was trained on takes it never heard
-           "crop_digests": [crop_digest(c) for c in (*data.fit_clips, *data.calib_clips)]}
+           "crop_digests": data.crop_digests}
     state = None
     if resume:
         state = read_partial(partial)

@@ -349,7 +349,6 @@ def _provenance(dataset: Dataset, data: TrainingData) -> dict:
     ``evaluate`` knows the model's own recordings by them under any name or split (the
     feature cache hashed the same bytes a moment ago; 0.1 s for the demo's 252 takes)."""
     from .copies import content_digest
-    from .features import crop_digest
 
     takes = data.fit_takes + data.calib_takes
     files = [dataset.path_of(t) for t in takes]
@@ -364,5 +363,5 @@ def _provenance(dataset: Dataset, data: TrainingData) -> dict:
             "calibration_takes": [t.path for t in data.calib_takes],
             # the same samples in another format (a FLAC of a training WAV) have other bytes
             # but the same crops: enroll refused the WAV and took the FLAC (trial 34)
-            "crop_digests": [crop_digest(c) for c in (*data.fit_clips, *data.calib_clips)],
+            "crop_digests": data.crop_digests,
             **({"digests": [content_digest(f) for f in files]} if here else {})}

@@ -9,6 +9,7 @@ command reads a list of takes as crops, naming every missing or unusable take at
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,14 @@ class TrainingData:
     class_labels: list[str]  # "normal" or "defect" per class
     fit_takes: list[Take]
     calib_takes: list[Take]
+
+    @functools.cached_property
+    def crop_digests(self) -> list[str]:
+        """:func:`tapcheck.features.crop_digest` of each fit clip, then each calibration clip:
+        how ``train --resume`` and the model file know the run's takes (once per run)."""
+        from .features import crop_digest
+
+        return [crop_digest(c) for c in (*self.fit_clips, *self.calib_clips)]
 
     def validation_samples(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The calibration crops (normal only) with their class indices, for validation loss."""
