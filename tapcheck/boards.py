@@ -29,8 +29,11 @@ import numpy as np
 from .console import percent, score_pair
 
 # a board number has at most 6 digits (manifest.MAX_BOARD): "board1234567" is no board's folder,
-# or enroll's advice "--board 1234567" would be refused and judge would group what --board cannot
-_BOARD = re.compile(r"board0*([0-9]{1,6})$")
+# or enroll's advice "--board 1234567" would be refused and judge would group what --board cannot.
+# Any case: an inspector's "Board12/" (or a case-blind file system's) is board 12 (QA).
+_BOARD = re.compile(r"board0*([0-9]{1,6})$", re.IGNORECASE)
+# a folder that names a board in another spelling ("board-12", "Board 12"): told, not guessed
+_NEAR = re.compile(r"board[-_ .#]+0*[0-9]+$", re.IGNORECASE)
 
 
 def board_of_path(path: str | os.PathLike) -> str | None:
@@ -43,9 +46,15 @@ def board_of_path(path: str | os.PathLike) -> str | None:
 def unplaced_reason(path: str | os.PathLike) -> str:
     """Why :func:`board_of_path` places the clip ``path`` on no board, in words."""
     parts = os.fspath(path).replace("\\", "/").split("/")[:-1]
-    big = next((p for p in reversed(parts) if re.fullmatch(r"board0*[0-9]{7,}", p)), None)
-    return (f"its folder {big} names no board (board numbers go up to 999999)" if big else
-            "not in a boardNN/ folder")
+    big = next((p for p in reversed(parts)
+                if re.fullmatch(r"board0*[0-9]{7,}", p, re.IGNORECASE)), None)
+    if big:
+        return f"its folder {big} names no board (board numbers go up to 999999)"
+    near = next((p for p in reversed(parts) if _NEAR.match(p)), None)
+    if near:
+        return (f"its folder {near} is not spelt boardNN "
+                f"(board{re.sub(r'[^0-9]', '', near).lstrip('0') or '0'}/)")
+    return "not in a boardNN/ folder"
 
 
 def board_folder(path: str | os.PathLike) -> tuple[str, str] | None:

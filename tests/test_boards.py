@@ -25,6 +25,13 @@ def test_board_of_path_reads_the_dataset_layout():
     assert unplaced_reason("in/board1234567/left/t.wav") == (
         "its folder board1234567 names no board (board numbers go up to 999999)")
     assert unplaced_reason("inbox/clip.wav") == "not in a boardNN/ folder"
+    # an inspector's capitals name the board too; another spelling is told, not guessed
+    assert board_of_path("inbox/Board12/left/t.wav") == "12"
+    assert board_of_path("BOARD007/t.wav") == "7"
+    assert board_of_path("inbox/board-12/left/t.wav") is None
+    assert unplaced_reason("inbox/board-12/left/t.wav") == (
+        "its folder board-12 is not spelt boardNN (board12/)")
+    assert unplaced_reason("Board 03/t.wav") == "its folder Board 03 is not spelt boardNN (board3/)"
 
 
 def test_taps_are_grouped_per_board_and_judged_by_their_median():
