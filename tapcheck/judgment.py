@@ -35,6 +35,9 @@ class Judgment:
     explanations: dict = field(default_factory=dict)
     boards: list | None = None
     warnings: list[str] = field(default_factory=list)  # about the call, not one clip
+    # why explanations were asked for and none could be made (the model's dataset gone):
+    # --json names it in each anomalous row, whose reader never sees the stderr warning
+    unexplained: str | None = None
 
     @property
     def errors(self) -> list[Verdict]:
@@ -67,6 +70,8 @@ class Judgment:
                        "rate_holds_for": info["holds_for"]}
                 if why is not None:
                     row["explanation"] = why.to_dict()
+                elif self.unexplained is not None and v.anomalous:
+                    row["explanation"], row["not_explained"] = None, self.unexplained
                 out.append(json.dumps(row, allow_nan=False))
             elif not v.error:
                 heard += [v.path for w in v.warnings if w.endswith(HEARD)]
@@ -148,8 +153,8 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
     if config is not None:
         result.warnings += unused_train_settings(judge.model, config)
     if explain or picture_dir or references:
-        result.explanations, warned = explain_verdicts(judge, verdicts, references=named,
-                                                       picture_dir=picture_dir)
+        result.explanations, warned, result.unexplained = explain_verdicts(
+            judge, verdicts, references=named, picture_dir=picture_dir)
         result.warnings += unusable + warned
     if per_board or board is not None:
         from .boards import (board_of_path, board_verdicts, mixed_board_folders,
@@ -209,10 +214,11 @@ def _and_more(count: int, what: str) -> str:
 def explain_verdicts(judge: Judge, verdicts, *,
                      references: str | os.PathLike | References | None = None,
                      picture_dir: str | os.PathLike | None = None
-                     ) -> tuple[dict[int, Explanation], list[str]]:
-    """Explanations of the anomalous verdicts of :meth:`Judge.judge_files`, by index, and
-    warning lines (reference takes left out, see :func:`dataset_references`; the model's own
-    training dataset gone or changed, when no ``references`` are given: then no explanations).
+                     ) -> tuple[dict[int, Explanation], list[str], str | None]:
+    """Explanations of the anomalous verdicts of :meth:`Judge.judge_files`, by index, warning
+    lines (reference takes left out, see :func:`dataset_references`; the model's own training
+    dataset gone or changed, when no ``references`` are given: then no explanations), and why
+    there are none then (its problem and fix, one line), else None.
 
     ``references``: a dataset to compare with, or its :class:`References` read already
     (``judge --references`` reads them before judging, so a bad one fails with no verdict
@@ -226,7 +232,7 @@ def explain_verdicts(judge: Judge, verdicts, *,
 
     wanted = [i for i, v in enumerate(verdicts) if v.anomalous]
     if not wanted:
-        return {}, []
+        return {}, [], None
     if references is None or isinstance(references, References):
         named, warned = references, []
     else:
@@ -242,7 +248,8 @@ def explain_verdicts(judge: Judge, verdicts, *,
         # a run whose clips are all normal needs no references and should hear nothing about
         # them; and one Explainer per run makes it one warning however many clips it leaves.
         return {}, warned + [f"{e.path}: {e.problem}, so {len(wanted)} anomalous clip(s) "
-                             f"are judged but not explained — {e.fix}"]
+                             f"are judged but not explained — {e.fix}"], (
+            f"{e.path}: {e.problem} — {e.fix}")
     import warnings
 
     from .errors import TapcheckWarning
@@ -267,4 +274,4 @@ def explain_verdicts(judge: Judge, verdicts, *,
             save_pictures([e for e in found.values() if e is not None], picture_dir)
         except StorageError as e:  # a full disk: the verdicts stand (it lost every one)
             warned.append(f"{e}; the verdicts and explanations stand, without those pictures")
-    return out, warned
+    return out, warned, None

@@ -2,6 +2,7 @@
 dataset, only in the recordings folder and only when its recordings are the model's; or a
 dataset the user names, leaving out takes that cannot be used."""
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -43,6 +44,13 @@ def test_explain_without_the_training_dataset_still_gives_every_verdict(separati
         "explanations compare with its normal takes, so 2 anomalous clip(s) are judged but not "
         "explained — pass --references DATASET (a dataset with normal takes of the same boards)"]
     assert not any((tmp_path / "why").glob("*.png"))
+    # --json: each anomalous row says why it has no explanation (its reader sees no stderr)
+    code, out, err = run_cli("judge", "--model", moved, *clips, "--explain", "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r.get("not_explained") for r in rows] == [None] + 2 * [
+        f"{moved}: its training dataset is not at {gone}; explanations compare with its normal "
+        "takes — pass --references DATASET (a dataset with normal takes of the same boards)"]
+    assert "explanation" not in rows[0] and rows[1]["explanation"] is None
     # with every clip normal nothing needs explaining, and nothing is said about it
     code, out, err = run_cli("judge", "--model", moved, clips[0], "--explain")
     assert code == 0 and out.startswith("NORMAL") and "warning" not in err
