@@ -205,7 +205,8 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
     Board verdicts of `listen --taps-per-board` follow the taps, in a table of their own (with
     --json, as {"board_verdict": {...}} lines).
     """
-    from ..inspections import InspectionLog, parse_since
+    from ..inspections import InspectionLog
+    from ..since import parse_since
 
     start = None if since is None else parse_since(since)
     with InspectionLog() as log:
