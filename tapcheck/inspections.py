@@ -312,6 +312,19 @@ class InspectionLog:
             raise log_error(e, self.path) from None
         return None if row is None else str(row[0])
 
+    def tap_rows(self, first: int, last: int) -> int:
+        """How many tap rows with ids ``first`` to ``last`` the log holds: a board verdict's
+        taps, fewer when rows were deleted since."""
+        if self._db is None:
+            return 0
+        try:
+            return self._db.execute("SELECT COUNT(*) FROM inspections WHERE id BETWEEN ? AND ?",
+                                    (int(first), int(last))).fetchone()[0]
+        except OverflowError:  # past SQLite's integers: no such rows
+            return 0
+        except sqlite3.DatabaseError as e:
+            raise log_error(e, self.path) from None
+
     def query(self, *, since: datetime | None = None, board: int | None = None
               ) -> list[Inspection]:
         """Rows in time order, optionally from ``since`` on and of one board."""

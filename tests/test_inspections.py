@@ -198,7 +198,8 @@ def test_board_verdicts_are_logged_beside_the_taps(tmp_path, run_cli, monkeypatc
     assert lines[-2].split()[2:] == ["3", "1", "ANOMALOUS", "0.0200", "0.0150", "3", "(for",
                                      "3)", "1-3"]
     code, out, _ = run_cli("log", "--json")
-    assert json.loads(out.splitlines()[-1]) == {"board_verdict": logged.to_dict()}
+    assert json.loads(out.splitlines()[-1]) == {"board_verdict": {**logged.to_dict(),
+                                                                  "tap_rows": 3}}
 
     db = sqlite3.connect(old / "inspections.sqlite")  # its taps' rows deleted, as a fix says
     db.execute("DELETE FROM inspections WHERE board = 3")
@@ -208,6 +209,17 @@ def test_board_verdicts_are_logged_beside_the_taps(tmp_path, run_cli, monkeypatc
     lines = out.strip().splitlines()
     assert code == 0 and "no inspections" in lines[0] and "for that selection" in lines[0]
     assert lines[-1] == "1 board verdict(s), 1 anomalous" and "ANOMALOUS" in lines[-2]
+    # and it says its taps are gone: the ids read as if they could be looked up (QA)
+    # (_fill's taps 1-3 are two of board 3 and one of another)
+    assert lines[-2].endswith("1-3 (2 of 3 rows gone)"), lines[-2]
+    code, out, _ = run_cli("log", "--json")
+    assert json.loads(out.splitlines()[-1])["board_verdict"]["tap_rows"] == 1
+    db = sqlite3.connect(old / "inspections.sqlite")
+    db.execute("DELETE FROM inspections")
+    db.commit()
+    db.close()
+    code, out, _ = run_cli("log")
+    assert out.strip().splitlines()[-2].endswith("1-3 (rows gone)"), out
 
     db = sqlite3.connect(old / "inspections.sqlite")  # a row edited by hand is refused
     db.execute("UPDATE boards SET median = 'x'")

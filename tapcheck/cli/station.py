@@ -194,6 +194,14 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
         pass  # Ctrl-C is how a shift ends
 
 
+def _gone(left: int, taps: int) -> str:
+    """`` (rows gone)`` after a board verdict's tap ids whose rows were deleted: shown alone,
+    the verdict read as if its taps could be looked up."""
+    if left >= taps:
+        return ""
+    return " (rows gone)" if left == 0 else f" ({taps - left} of {taps} rows gone)"
+
+
 @cli.command("log")
 @click.option("--since", help="From when: 30m, 8h, 2d, today, yesterday, 2025-05-01 or "
                               "'2025-05-01 06:00'.")
@@ -215,8 +223,10 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
         if as_json:
             for r in rows:  # the clip's path as the table gives it: one `judge` opens
                 click.echo(json.dumps({**r.to_dict(), "clip": (log.root / r.clip).as_posix()}))
-            for b in boards:
-                click.echo(json.dumps({"board_verdict": b.to_dict()}))
+            for b in boards:  # tap_rows: how many of its taps' rows are left
+                click.echo(json.dumps({"board_verdict": {
+                    **b.to_dict(), "tap_rows": log.tap_rows(b.first_inspection,
+                                                            b.last_inspection)}}))
             return
         if not rows:
             say(f"no inspections in {log.path}" + (" for that selection" if (
@@ -240,7 +250,9 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
                       **dict(zip(("median", "threshold"), score_pair(b.median, b.threshold),
                                  strict=True)),
                       "taps": f"{b.taps} (for {b.board_taps})",
-                      "tap ids": f"{b.first_inspection}-{b.last_inspection}"} for b in boards]
+                      "tap ids": f"{b.first_inspection}-{b.last_inspection}"
+                                 + _gone(log.tap_rows(b.first_inspection, b.last_inspection),
+                                         b.taps)} for b in boards]
             click.echo("")
             click.echo(table(lines, ["time", "board", "#", "verdict", "median", "threshold",
                                       "taps", "tap ids"]))
