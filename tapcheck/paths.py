@@ -10,6 +10,10 @@ model files                   ``./models``                ``TAPCHECK_MODELS``
 inspection log and its clips  ``./inspections``           ``TAPCHECK_INSPECTIONS``
 feature cache                 ``~/.cache/tapcheck``       ``TAPCHECK_CACHE``
 ============================  ==========================  ========================================
+
+A leading ``~`` in a variable is the home folder, as a shell expands it unquoted: quoted, in a
+systemd unit's ``Environment=`` or a ``.env`` file, it reached tapcheck literally and made a
+folder named ``~`` in the working directory.
 """
 
 from __future__ import annotations
@@ -24,19 +28,25 @@ from .config import TrainConfig
 DEFAULT_MODEL = TrainConfig().model
 
 
+def _folder(variable: str, default: str | os.PathLike) -> Path:
+    """``$variable`` (a leading ``~`` expanded), or ``default`` when unset or empty."""
+    value = os.environ.get(variable)
+    return Path(value).expanduser() if value else Path(default)
+
+
 def recordings_home() -> Path:
     """Folder that holds the datasets: ``$TAPCHECK_RECORDINGS`` or ``./recordings``."""
-    return Path(os.environ.get("TAPCHECK_RECORDINGS") or "recordings")
+    return _folder("TAPCHECK_RECORDINGS", "recordings")
 
 
 def models_home() -> Path:
     """Folder of model files: ``$TAPCHECK_MODELS`` or ``./models``."""
-    return Path(os.environ.get("TAPCHECK_MODELS") or "models")
+    return _folder("TAPCHECK_MODELS", "models")
 
 
 def inspections_home() -> Path:
     """Folder of the inspection log and clips: ``$TAPCHECK_INSPECTIONS`` or ``./inspections``."""
-    return Path(os.environ.get("TAPCHECK_INSPECTIONS") or "inspections")
+    return _folder("TAPCHECK_INSPECTIONS", "inspections")
 
 
 def check_folder(path: Path, what: str, variable: str) -> Path:
@@ -60,7 +70,7 @@ def check_folder(path: Path, what: str, variable: str) -> Path:
 
 def cache_home() -> Path:
     """Feature cache: ``$TAPCHECK_CACHE`` or ``~/.cache/tapcheck``."""
-    return Path(os.environ.get("TAPCHECK_CACHE") or Path.home() / ".cache" / "tapcheck")
+    return _folder("TAPCHECK_CACHE", Path.home() / ".cache" / "tapcheck")
 
 
 def cache_problem(root: str | os.PathLike | None = None) -> str | None:

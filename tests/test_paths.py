@@ -22,3 +22,22 @@ def test_model_command_names_every_model_file_but_the_default():
         f"tapcheck evaluate --model {model_path('arcface-lite')}"
     assert model_command("my models/m.pt", "enroll", "--list") == \
         "tapcheck enroll --model 'my models/m.pt' --list"
+
+
+def test_a_tilde_in_a_folder_variable_is_the_home_folder(tmp_path, monkeypatch, run_cli):
+    """Quoted, or from a systemd unit's Environment=, "~/insp" reached tapcheck as written:
+    listen made a folder named "~" in the working directory and logged there."""
+    from tapcheck.paths import cache_home, inspections_home, models_home, recordings_home
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for variable, home in [("TAPCHECK_RECORDINGS", recordings_home),
+                           ("TAPCHECK_MODELS", models_home),
+                           ("TAPCHECK_INSPECTIONS", inspections_home),
+                           ("TAPCHECK_CACHE", cache_home)]:
+        monkeypatch.setenv(variable, "~/tap")
+        assert home() == tmp_path / "home" / "tap", variable
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", "~/insp")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli("log")
+    assert code == 0 and out.startswith(f"no inspections in {tmp_path / 'home' / 'insp'}"), err
+    assert not (tmp_path / "~").exists()
