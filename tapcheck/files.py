@@ -162,12 +162,6 @@ def check_writable(folder: str | os.PathLike, *, create: bool = True) -> Path:
         with tempfile.TemporaryFile(dir=target):
             pass
     except OSError as e:
-        if e.errno == errno.ENOENT and target.is_dir():
-            # /proc, /sys: the folder is there but takes no files; "No such file or directory"
-            # on an existing folder read as the wrong path
-            raise StorageError("takes no new files (a virtual file system, such as /proc?)",
-                               path=target, fix="choose a folder on a disk, e.g. under your "
-                                                "home folder") from None
         raise storage_error(e, target) from None
     return folder
 
@@ -194,9 +188,28 @@ def storage_error(e: OSError, path: Path) -> StorageError | OSError:
     link = dangling_link(path) if e.errno in (errno.EEXIST, errno.ENOTDIR) else None
     if link is not None:  # mkdir through a link to nothing says "File exists"
         return _dangling_error(link)
+    if e.errno == errno.ENOENT:
+        # /proc, /sys: a folder on the way is there but takes no files; "No such file or
+        # directory" read as the wrong path. Said alike whoever met it (synth said the one,
+        # compare --out the other)
+        there = next((p for p in (path, *path.parents) if p.exists()), None)
+        if there is not None and there.is_dir() and not _takes_files(there):
+            return StorageError("takes no new files (a virtual file system, such as /proc?)",
+                                path=there, fix="choose a folder on a disk, e.g. under your "
+                                                "home folder")
     if e.errno not in _FIXES:
         return e
     return StorageError(f"cannot be written ({e.strerror})", path=path, fix=_FIXES[e.errno])
+
+
+def _takes_files(folder: Path) -> bool:
+    """Whether a file can be made in ``folder``, tried for real: ENOENT there is a virtual file
+    system's; another folder that gave ENOENT lost a folder on the way meanwhile."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError as e:
+        return e.errno != errno.ENOENT
 
 
 def path_error(e: OSError, path: str | os.PathLike | None = None, *,

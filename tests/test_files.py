@@ -103,14 +103,24 @@ def test_read_only_folder_is_a_storage_error(tmp_path):
 @pytest.mark.parametrize("command", [["synth", "--takes", "1", "--dataset"],
                                      ["import", "x.wav", "--board", "1", "--side", "left",
                                       "--label", "normal", "--dataset"]])
-def test_a_folder_that_cannot_be_made_is_one_line(run_cli, command):
-    """/proc refuses new folders with ENOENT, which once passed through as a traceback."""
-    with pytest.raises(StorageError, match="its folder cannot be made there"):
+def test_a_folder_that_cannot_be_made_is_one_line(run_cli, command, tmp_path):
+    """/proc refuses new folders with ENOENT, which once passed through as a traceback; then
+    synth and import named it otherwise than compare --out (QA): now all alike."""
+    import errno
+
+    from tapcheck.files import storage_error
+
+    with pytest.raises(StorageError, match="takes no new files"):
         check_writable("/proc/tapcheck-x")
     code, out, err = run_cli(*command, "/proc/tapcheck-x")
-    assert code == 2 and err == ("tapcheck: error: /proc/tapcheck-x: cannot be written (No such "
-                                 "file or directory) — its folder cannot be made there; choose "
-                                 "another path\n")
+    assert code == 2 and err == ("tapcheck: error: /proc: takes no new files (a virtual file "
+                                 "system, such as /proc?) — choose a folder on a disk, e.g. "
+                                 "under your home folder\n")
+    # a folder on the way removed meanwhile, on a disk that takes files: not a virtual one
+    gone = tmp_path / "gone" / "x.wav"
+    assert str(storage_error(OSError(errno.ENOENT, "No such file or directory"), gone)) == (
+        f"{gone}: cannot be written (No such file or directory) — its folder cannot be made "
+        "there; choose another path")
 
 
 def test_an_output_folder_under_proc_is_named_as_a_folder_that_takes_no_files():
