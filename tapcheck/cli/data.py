@@ -126,7 +126,8 @@ def doctor(dataset: str | None, config_path: Path | None) -> int:
 
     Exit status 0 when nothing needs fixing, 1 when something does (the lines marked PROBLEM).
     """
-    from ..doctor import PROBLEM, check_dataset, check_installation
+    from ..datasetcheck import check_dataset
+    from ..doctor import PROBLEM, check_installation
 
     config = parse_config(config_path)
     sections = [("installation", check_installation)]
