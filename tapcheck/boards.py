@@ -45,7 +45,8 @@ def board_of_path(path: str | os.PathLike) -> str | None:
 
 def unplaced_reason(path: str | os.PathLike) -> str:
     """Why :func:`board_of_path` places the clip ``path`` on no board, in words."""
-    parts = os.fspath(path).replace("\\", "/").split("/")[:-1]
+    parts = [p for spelt in (os.fspath(path), os.path.abspath(path))
+             for p in spelt.replace("\\", "/").split("/")[:-1]]
     big = next((p for p in reversed(parts)
                 if re.fullmatch(r"board0*[0-9]{7,}", p, re.IGNORECASE)), None)
     if big:
@@ -59,12 +60,18 @@ def unplaced_reason(path: str | os.PathLike) -> str:
 
 def board_folder(path: str | os.PathLike) -> tuple[str, str] | None:
     """The innermost ``boardNN`` folder of a clip's path and its board
-    (``inbox/mon/board07/left/t1.wav`` -> ``("inbox/mon/board07", "7")``), or None."""
-    parts = os.fspath(path).replace("\\", "/").split("/")
-    for i in range(len(parts) - 2, -1, -1):
-        m = _BOARD.match(parts[i])
-        if m:
-            return "/".join(parts[:i + 1]), m.group(1)
+    (``inbox/mon/board07/left/t1.wav`` -> ``("inbox/mon/board07", "7")``), or None.
+
+    The path as written first, then as it lies from the root: ``take001.wav`` typed inside
+    ``board55/left/`` is board 55's (each tap was a board of its own, and one odd tap failed
+    the board).
+    """
+    for spelt in (os.fspath(path), os.path.abspath(path)):
+        parts = spelt.replace("\\", "/").split("/")
+        for i in range(len(parts) - 2, -1, -1):
+            m = _BOARD.match(parts[i])
+            if m:
+                return "/".join(parts[:i + 1]), m.group(1)
     return None
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tapcheck.boards import (BOARD_RULES, board_folder, board_of_path, board_verdicts,
-                             unplaced_reason)
+                             mixed_board_folders, unplaced_reason)
 from tapcheck.calibration import describe
 
 
@@ -32,6 +32,21 @@ def test_board_of_path_reads_the_dataset_layout():
     assert unplaced_reason("inbox/board-12/left/t.wav") == (
         "its folder board-12 is not spelt boardNN (board12/)")
     assert unplaced_reason("Board 03/t.wav") == "its folder Board 03 is not spelt boardNN (board3/)"
+
+
+def test_a_clip_named_from_inside_its_board_folder_is_that_boards(tmp_path, monkeypatch):
+    """Typed inside board55/left/, take001.wav was a board of its own, each tap judged apart
+    (one odd tap failed the board) with a false "not in a boardNN/ folder" (QA)."""
+    inside = tmp_path / "plant" / "board55" / "left"
+    inside.mkdir(parents=True)
+    monkeypatch.chdir(inside)
+    assert board_of_path("take001.wav") == "55"
+    assert board_folder("take001.wav") == (str(tmp_path / "plant" / "board55"), "55")
+    assert board_of_path(inside / "take002.wav") == "55"
+    assert not mixed_board_folders(["take001.wav", inside / "take002.wav", "./take003.wav"])
+    monkeypatch.chdir(tmp_path / "plant")
+    assert board_of_path("t.wav") is None and unplaced_reason("t.wav") == (
+        "not in a boardNN/ folder")
 
 
 def test_taps_are_grouped_per_board_and_judged_by_their_median():
