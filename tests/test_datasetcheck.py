@@ -52,9 +52,17 @@ def test_a_board_cracked_since_it_was_trained_on_is_a_note(small_train_set, tmp_
     code, out, _ = run_cli("doctor", "--dataset", root)
     section = _section(out, f"dataset {root} (16 takes)")
     assert code == 0 and not [ln for ln in section if ln.startswith("PROBLEM")], section
-    assert f"note     {root / 'manifest.csv'}: {ds.takes[6].class_name} holds both labels, " \
-        "each in its own split (a board cracked since?); evaluate counts each label's takes " \
-        "apart" in section
+    assert f"note     {root / 'manifest.csv'}: {ds.takes[6].class_name} holds both labels " \
+        "(normal takes in train, defect takes in test; a board cracked since?); evaluate " \
+        "counts each label's takes apart" in section, section
+    # both labels in the test split: said so, not "each in its own split" (QA)
+    side = ds.takes[0].class_name
+    ds.takes = [dataclasses.replace(t, split="test") if t.class_name == side else t
+                for t in ds.takes]
+    ds.takes[0] = dataclasses.replace(ds.takes[0], label="defect")
+    ds.write_manifest()
+    code, out, _ = run_cli("doctor", "--dataset", root)
+    assert f"{side} holds both labels (normal takes in test, defect takes in test; " in out, out
 
 
 def test_dataset_problems_are_each_named_with_their_fix(small_train_set, tmp_path, run_cli):
