@@ -252,22 +252,36 @@ def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = Non
             "holds_for": holds.get(method, method), "warning": warning}
 
 
+def unfitted(info: dict[str, Any]) -> bool:
+    """Whether the threshold is the highest calibration clip, too few clips for its fit."""
+    return info["clips"] < MIN_FIT_CLIPS.get(info.get("fit", "gamma"), 3)
+
+
+def threshold_interval(info: dict[str, Any]) -> list[float] | None:
+    """The threshold's 95 % interval, or None when there is none (:func:`unfitted`): the
+    bootstrap's "interval" of 1 clip was [t, t], which ``--json`` gave as exact."""
+    return None if unfitted(info) else [float(x) for x in info["threshold_ci"]]
+
+
 def describe(info: dict[str, Any]) -> str:
     """One line for ``judge``: the threshold, its interval and which boards its rate holds for."""
     from .boards import BOARD_RULES
 
-    lo, hi = info["threshold_ci"]
     board = BOARD_RULES[info.get("board_rule", "median")].statement(info)
     fit = info.get("fit", "gamma")
+    n = info["clips"]
+    clips = f"{n} clip{'' if n == 1 else 's'}"
     # below the fit's minimum the threshold is the highest clip, and its "interval" ended at it
-    # (0.005161-0.009243 for a threshold of 0.009243 from 2 clips): no interval to show
-    spread = (f"the highest of {info['clips']} clips: too few for the {fit} fit or an interval"
-              if info["clips"] < MIN_FIT_CLIPS.get(fit, 3) else
-              f"95 % interval {lo:.4g}-{hi:.4g}")
+    # (0.005161-0.009243 for a threshold of 0.009243 from 2 clips): no interval to show, and
+    # no fit to name ("too few for the lognormal fit … (hold-out, lognormal fit)"; QA)
+    if unfitted(info):
+        spread, how = f"the highest of {clips}: too few for the {fit} fit or an interval", ""
+    else:
+        lo, hi = info["threshold_ci"]
+        spread, how = f"95 % interval {lo:.4g}-{hi:.4g}", f", {fit} fit"
     return (f"threshold {info['threshold']:.4g} ({spread}) for "
             f"{percent(info['far'])} false alarms per tap on {info['holds_for']}, from "
-            f"{info['clips']} clips ({info['method']}, {fit} fit); board "
-            f"verdict of {info['board_taps']} "
+            f"{clips} ({info['method']}{how}); board verdict of {info['board_taps']} "
             f"taps: {board}")
 
 

@@ -44,9 +44,17 @@ REFUSE_GAPS = 2.0
 
 def refuse_limit(detector) -> float:
     """Score above which :func:`enroll` refuses a clip without ``force``."""
+    from .calibration import unfitted
+
     threshold = detector.threshold_
     typical = float(np.median(detector.calibration_scores_))
-    return threshold + REFUSE_GAPS * max(threshold - typical, 0.0)
+    gap = threshold - typical
+    # too few clips to fit, the threshold is the highest of them and its gap to their median
+    # shows nothing (1 clip: none, and every tap over the threshold was refused as defective,
+    # the very false alarms enrolment is for; QA): then the threshold itself is the unit
+    if unfitted(detector.calibration_) or gap <= 0:
+        gap = threshold
+    return threshold + REFUSE_GAPS * gap
 
 
 def _embed(judge: Judge, clips: Sequence[str | os.PathLike]) -> tuple[np.ndarray, list[str]]:

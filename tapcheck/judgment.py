@@ -56,7 +56,7 @@ class Judgment:
               debug: bool = False) -> tuple[list[str], list[str]]:
         """What the command prints: (standard output lines, standard error lines); with
         ``debug``, each clip's error line follows its traceback."""
-        from .calibration import describe
+        from .calibration import describe, threshold_interval
 
         info, out, err = self.calibration, [], []
         if not as_json and len(self.errors) < len(self.verdicts):  # the statement goes with
@@ -66,7 +66,7 @@ class Judgment:
         for i, v in enumerate(self.verdicts):
             why = self.explanations.get(i)
             if as_json:
-                row = {**v.to_dict(), "threshold_ci": info["threshold_ci"],
+                row = {**v.to_dict(), "threshold_ci": threshold_interval(info),
                        "rate_holds_for": info["holds_for"]}
                 if why is not None:
                     row["explanation"] = why.to_dict()

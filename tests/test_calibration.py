@@ -11,7 +11,8 @@ import scipy.stats
 import torch
 
 from tapcheck.calibration import (THRESHOLD_FITS, bootstrap_interval, calibrate, describe,
-                                  outlier_mask, robust_threshold, tap_medians)
+                                  outlier_mask, robust_threshold, tap_medians,
+                                  threshold_interval)
 from tapcheck.detectors import KNNDetector, detector_from_state, gamma_threshold
 from tapcheck.errors import ParameterError
 
@@ -260,5 +261,20 @@ def test_a_threshold_of_too_few_clips_for_its_fit_shows_no_interval():
     assert two["threshold"] == 0.009243
     assert describe(two).startswith("threshold 0.009243 (the highest of 2 clips: too few for "
                                     "the lognormal fit or an interval) for 5% false alarms")
+    # no fit named after it ("… (hold-out, lognormal fit)" contradicted it), and --json's
+    # interval is null, not [t, t] read as exact (QA)
+    assert "from 2 clips (hold-out); board verdict" in describe(two)
+    assert threshold_interval(two) is None
+    one = calibrate(np.array([0.008629]), far=0.05, method="hold-out")
+    assert "(the highest of 1 clip: " in describe(one) and "from 1 clip (hold-out)" in describe(one)
+    # and enroll's "clearly defective" limit keeps a gap: it was the threshold itself, so every
+    # tap over it, the false alarms enrolment is for, was refused
+    from tapcheck.enroll import refuse_limit
+
+    det = KNNDetector(k=1).fit(np.eye(4)[:2], X_calib=np.array([[1.0, 0.2, 0.0, 0.0]]))
+    assert det.calibration_["clips"] == 1 and det.threshold_ > 0
+    assert refuse_limit(det) == pytest.approx(3 * det.threshold_)
     three = calibrate(np.array([0.004, 0.006, 0.009243]), far=0.05, method="hold-out")
     assert "(95 % interval " in describe(three) and three["threshold"] > 0.009243
+    assert "from 3 clips (hold-out, lognormal fit)" in describe(three)
+    assert threshold_interval(three) == three["threshold_ci"]
