@@ -54,10 +54,10 @@ def _far(result: dict[str, Any], name: str) -> bool:
 
 def _vs_stated(result: dict[str, Any], name: str, side: str, enroll: str) -> str:
     """How one rate stands against the stated one. A rate far above it whose wide interval
-    still holds it is not "consistent with it": that read beside "flag 39.3 % of healthy taps,
-    7.9 times the stated 5.0 %" (QA)."""
-    ci = result.get(f"false_alarms_{name}_ci")
-    if side == "within" and _far(result, name) and ci:
+    still holds it (``not told``) is not "consistent with it": that read beside "flag 39.3 % of
+    healthy taps, 7.9 times the stated 5.0 %" (QA)."""
+    if side == "not told":
+        ci = result[f"false_alarms_{name}_ci"]
         return (f"not told from it, as its 95 % interval ({ci[0]:.1%}-{ci[1]:.1%}) is wide — "
                 "measure on more boards")
     return _VS_STATED[side].format(enroll=enroll)
@@ -149,7 +149,7 @@ def format_evaluation(result: dict[str, Any]) -> str:
     if set(off.values()) - {None, "within"}:
         enroll = model_command(result.get("model"), "enroll", "CLIPS")
         parts = [f"{name} boards {_vs_stated(result, name, side, enroll)}"
-                 for name, side in off.items() if side in _VS_STATED]
+                 for name, side in off.items() if side in _VS_STATED or side == "not told"]
         few = [f"{name} boards ({result.get(f'boards_{name}')})" for name, side in off.items()
                if side == "too few boards"]
         if few:

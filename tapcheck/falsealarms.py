@@ -70,7 +70,8 @@ def false_alarm_rates(takes: Sequence[Take], scores: np.ndarray, *, threshold: f
     if stated_far is not None:
         for name in ("known", "unseen"):
             out[f"false_alarms_{name}_vs_stated"] = against_stated(
-                out[f"false_alarms_{name}_ci"], stated_far, boards=out[f"boards_{name}"])
+                out[f"false_alarms_{name}_ci"], stated_far, boards=out[f"boards_{name}"],
+                rate=out[f"false_alarms_{name}"])
     return out
 
 
@@ -124,7 +125,7 @@ def rate_interval(flagged: np.ndarray, boards: np.ndarray, *, n_boot: int = 1000
 
 
 def against_stated(interval: Sequence[float] | None, stated: float | None, *,
-                   boards: int | None = None) -> str | None:
+                   boards: int | None = None, rate: float | None = None) -> str | None:
     """Whether an observed false-alarm rate contradicts the stated one.
 
     One model file's rate on a few boards scatters both ways around a correct threshold
@@ -140,17 +141,25 @@ def against_stated(interval: Sequence[float] | None, stated: float | None, *,
         The rate the model states.
     boards : int, optional
         How many boards the rate rests on (None: not known, judged by the interval alone).
+    rate : float, optional
+        The observed rate itself.
 
     Returns
     -------
-    {"above", "within", "below", "too few boards"} or None
+    {"above", "within", "not told", "below", "too few boards"} or None
         ``too few boards`` under :data:`MIN_BOARDS` boards, whatever the interval;
-        ``above``/``below`` when the interval lies wholly above/below ``stated``; None without
-        an interval or a stated rate.
+        ``above``/``below`` when the interval lies wholly above/below ``stated``; ``not told``
+        when it holds ``stated`` but ``rate`` is :data:`FAR_ABOVE` times it or more (a wide
+        interval: "within" read as a rate that holds, for 2.5 times the stated one); None
+        without an interval or a stated rate.
     """
     if interval is None or stated is None:
         return None
     if boards is not None and boards < MIN_BOARDS:
         return "too few boards"
     lo, hi = interval
-    return "above" if lo > stated else "below" if hi < stated else "within"
+    if lo > stated:
+        return "above"
+    if hi < stated:
+        return "below"
+    return "not told" if rate is not None and rate >= FAR_ABOVE * stated else "within"
