@@ -201,7 +201,8 @@ class Dataset:
     def check_take_folder(self, board: int, side: str, *, label: str | None = None,
                           split: str = "train") -> None:
         """Refuse to add takes of a board side whose folder is a link leading out of the dataset,
-        or (given their ``label``) training takes of a label the side's training takes lack.
+        whose name differs from one of the board's sides only in case, or (given their
+        ``label``) training takes of a label the side's training takes lack.
 
         A take written there would land outside the dataset, and :meth:`path_of` would then
         refuse the dataset (``info``, ``train``, ``doctor``): ``import`` and ``record`` call
@@ -214,6 +215,13 @@ class Dataset:
         DatasetError
             Naming the linked folder (the board's or the side's), or the side and its label.
         """
+        spelt = {t.side for t in self.takes if t.board == board and t.side != side
+                 and t.side.lower() == side.lower()}
+        if spelt:  # two classes of one end, one folder on a case-blind disk (QA)
+            raise DatasetError(
+                f"board {board} has a side {min(spelt)} already; {side} differs from it only in "
+                "case, and would be a board side of its own", path=self.root / MANIFEST,
+                fix=f"use --side {min(spelt)}")
         other = {"normal": "defect", "defect": "normal"}.get(label or "")
         if split == "train" and other and any(
                 t.board == board and t.side == side and t.split == "train" and t.label == other

@@ -399,3 +399,27 @@ def test_import_refuses_a_label_the_sides_training_takes_lack(tmp_path, run_cli)
         assert code == 0, err
     assert sorted((t.side, t.label, t.split) for t in Dataset.open("mixed").takes) == [
         ("left", "defect", "test"), ("left", "normal", "train"), ("left-crack", "defect", "train")]
+
+
+def test_a_side_spelt_in_other_case_is_refused(tmp_path, run_cli):
+    """`--side Left` beside a board's `left` was a side of its own: info listed both, train made
+    them two classes, and on a case-blind disk they share a folder (QA)."""
+    from .conftest import write_tone
+
+    clips = [write_tone(tmp_path / f"{i}.wav", duration_s=3.0, seed=i) for i in range(2)]
+    code, _, err = run_cli("import", clips[0], "--dataset", "cased", "--board", "22", "--side",
+                           "left", "--label", "normal")
+    assert code == 0, err
+    root = Dataset.open("cased").root
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    code, out, err = run_cli("import", clips[1], "--dataset", "cased", "--board", "22", "--side",
+                             "Left", "--label", "normal")
+    assert (code, out) == (2, "")
+    assert err == (f"tapcheck: error: {root / 'manifest.csv'}: board 22 has a side left already; "
+                   "Left differs from it only in case, and would be a board side of its own — "
+                   "use --side left\n")
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    # another board's Left is its own
+    code, _, err = run_cli("import", clips[1], "--dataset", "cased", "--board", "23", "--side",
+                           "Left", "--label", "normal")
+    assert code == 0, err
