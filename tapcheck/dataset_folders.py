@@ -221,3 +221,52 @@ def creatable_path(name: str | os.PathLike) -> Path:
             fix=f"add the takes to {as_given(holder)} itself, or give a folder outside it, "
                 "e.g. --dataset bench (under the recordings folder)")
     return root
+
+
+def list_datasets() -> list[str]:
+    """Names of the datasets under :func:`recordings_home`: folders holding a ``manifest.csv``,
+    whatever it is (a folder, or a link that leads nowhere or in a loop, is a broken dataset to
+    name, not one to pass over: ``datasets`` left them out without a word)."""
+    home = recordings_home()
+    if not home.is_dir():
+        return []
+    return sorted(p.name for p in home.iterdir()
+                  if p.is_dir() and os.path.lexists(p / MANIFEST))
+
+
+def missing_dataset(root: Path, *, given: str | os.PathLike) -> DatasetError:
+    """Why ``root`` (:func:`dataset_path` of ``given``), which holds no ``manifest.csv``, is no
+    dataset: a take or other file, a folder inside a dataset, the path of a manifest that is
+    not there, or no dataset at all (with the datasets there are)."""
+    from .files import non_folder_kind
+
+    known = ", ".join(sorted(list_datasets())) or "none yet"
+    kind = non_folder_kind(root)
+    if kind:  # a take given for its dataset: say which, not "no such dataset"
+        holder = dataset_holding(root.parent)
+        return DatasetError(
+            f"is {kind}, not a dataset's folder", path=root,
+            fix=f"give its dataset, {as_given(holder)}" if holder is not None else
+            f"give a dataset's name or folder (datasets here: {known})")
+    if root.name == MANIFEST:  # dataset_path takes a manifest that is a file as its folder
+        # as import says it; judge --references and train said "no such dataset (no
+        # manifest.csv)" of a manifest's path (QA)
+        return DatasetError(f"is no {MANIFEST} file; a dataset is the folder holding its "
+                            f"{MANIFEST}", path=root,
+                            fix=f"give the dataset's folder or name (datasets here: {known})")
+    holder = dataset_holding(root) if root.is_dir() else None
+    if holder is not None:  # a board or side folder: its dataset is meant
+        return DatasetError(
+            f"is a folder inside dataset {as_given(holder)}, not a dataset", path=root,
+            fix=f"give the dataset, {as_given(holder)}")
+    if os.fspath(given).endswith("/") and root.name in list_datasets() and \
+            os.path.abspath(root) != os.path.abspath(recordings_home() / root.name):
+        # `--dataset plant/`: a path from here, while the list named plant
+        return DatasetError(
+            "no such dataset (no manifest.csv)", path=root,
+            fix=f"{root.name}, without a slash, names "
+                f"{recordings_home() / root.name}; a path with a slash is a folder "
+                "from here")
+    return DatasetError(
+        "no such dataset (no manifest.csv)", path=root,
+        fix=f"datasets here: {known}; make one with `tapcheck synth`, `record` or `import`")

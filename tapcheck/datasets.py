@@ -23,13 +23,13 @@ import numpy as np
 
 from . import manifest
 from .audio import peak_dbfs, write_wav
-from .dataset_folders import as_given, creatable_path, dataset_holding, dataset_path
+from .dataset_folders import (creatable_path, dataset_path,
+                              missing_dataset)
 from .errors import DatasetError, StorageError
-from .files import check_path, non_folder_kind, remove_stopped_writes, storage_error
+from .files import check_path, remove_stopped_writes, storage_error
 from .locks import exclusive, holding
 from .manifest import LABELS, MANIFEST, MANIFEST_FIELDS, SPLITS  # noqa: F401 - re-exported
 from .manifest import check_row_values
-from .paths import recordings_home
 
 
 
@@ -113,30 +113,7 @@ class Dataset:
                                fix="restore the manifest it points to, or replace the link with "
                                    "the manifest")
         if not (root / MANIFEST).exists():
-            known = ", ".join(sorted(list_datasets())) or "none yet"
-            kind = non_folder_kind(root)
-            if kind:  # a take given for its dataset: say which, not "no such dataset"
-                holder = dataset_holding(root.parent)
-                raise DatasetError(
-                    f"is {kind}, not a dataset's folder", path=root,
-                    fix=f"give its dataset, {as_given(holder)}" if holder is not None else
-                    f"give a dataset's name or folder (datasets here: {known})")
-            holder = dataset_holding(root) if root.is_dir() else None
-            if holder is not None:  # a board or side folder: its dataset is meant
-                raise DatasetError(
-                    f"is a folder inside dataset {as_given(holder)}, not a dataset", path=root,
-                    fix=f"give the dataset, {as_given(holder)}")
-            if os.fspath(name).endswith("/") and root.name in list_datasets() and \
-                    os.path.abspath(root) != os.path.abspath(recordings_home() / root.name):
-                # `--dataset plant/`: a path from here, while the list named plant
-                raise DatasetError(
-                    "no such dataset (no manifest.csv)", path=root,
-                    fix=f"{root.name}, without a slash, names "
-                        f"{recordings_home() / root.name}; a path with a slash is a folder "
-                        "from here")
-            raise DatasetError(
-                "no such dataset (no manifest.csv)", path=root,
-                fix=f"datasets here: {known}; make one with `tapcheck synth`, `record` or `import`")
+            raise missing_dataset(root, given=name)
         return cls(root)
 
     @classmethod
@@ -384,17 +361,6 @@ def folder_take_error(path: str | os.PathLike) -> DatasetError:
     """A take whose path is a folder, as every command that reads takes says it."""
     return DatasetError("is a folder, not a take's audio file", path=path,
                         fix="fix its row's path or delete the row")
-
-
-def list_datasets() -> list[str]:
-    """Names of the datasets under :func:`recordings_home`: folders holding a ``manifest.csv``,
-    whatever it is (a folder, or a link that leads nowhere or in a loop, is a broken dataset to
-    name, not one to pass over: ``datasets`` left them out without a word)."""
-    home = recordings_home()
-    if not home.is_dir():
-        return []
-    return sorted(p.name for p in home.iterdir()
-                  if p.is_dir() and os.path.lexists(p / MANIFEST))
 
 
 def class_counts(takes: list[Take]) -> Counter:

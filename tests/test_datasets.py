@@ -5,7 +5,8 @@ import csv
 import numpy as np
 import pytest
 
-from tapcheck.datasets import MANIFEST_FIELDS, Dataset, list_datasets
+from tapcheck.dataset_folders import list_datasets
+from tapcheck.datasets import MANIFEST_FIELDS, Dataset
 from tapcheck.errors import DatasetError, ParameterError
 
 

@@ -3,7 +3,8 @@
 import numpy as np
 import soundfile as sf
 
-from tapcheck.datasets import Dataset, list_datasets
+from tapcheck.dataset_folders import list_datasets
+from tapcheck.datasets import Dataset
 
 SHORT = """[features]
 n_frames = 8
@@ -224,6 +225,12 @@ def test_import_says_what_a_file_given_as_the_dataset_is(tmp_path, run_cli):
     assert err == (f"tapcheck: error: {missing}: is no manifest.csv file; a dataset is the "
                    f"folder holding its manifest.csv — {fix}\n")
     assert not missing.parent.exists()
+    # the commands that read a dataset say it alike (they said "no such dataset (no
+    # manifest.csv)" of a manifest's path; QA)
+    code, out, err = run_cli("info", missing)
+    assert (code, out) == (2, "") and err.startswith(
+        f"tapcheck: error: {missing}: is no manifest.csv file; a dataset is the folder holding "
+        "its manifest.csv — give the dataset's folder or name (datasets here: "), err
 
     assert run_cli("import", clip, "--dataset", "bench", *args)[0] == 0
     root = Dataset.open("bench").root

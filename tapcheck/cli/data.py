@@ -76,7 +76,8 @@ def datasets() -> int:
     line each with the reason and the fix; the others are listed all the same, and the exit
     status is then 2 (0 when every dataset could be read).
     """
-    from ..datasets import Dataset, list_datasets
+    from ..dataset_folders import list_datasets
+    from ..datasets import Dataset
     from ..errors import TapcheckError
     from ..dataset_folders import recordings_folder
     from ..paths import recordings_home
