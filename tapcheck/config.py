@@ -23,7 +23,8 @@ from typing import Any
 
 from .errors import ConfigError
 from .files import refuse_special
-from .validate import check_across, check_device_rate, check_section
+from .validate import (STATION_TOKEN, TOKEN_FIX, TOKEN_PROBLEM, check_across, check_device_rate,
+                       check_section)
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,8 @@ class StationConfig:
 
     def __post_init__(self) -> None:
         check_section("station", self)  # refused when built, before any work
+        if self.token and not STATION_TOKEN.fullmatch(self.token):  # the token is not shown
+            raise ConfigError(f"[station] token {TOKEN_PROBLEM}", fix=TOKEN_FIX)
 
 
 @dataclass(frozen=True)

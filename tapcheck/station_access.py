@@ -4,11 +4,11 @@ every request must carry when it is served beyond this machine (``tapcheck stati
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import socket
 
 from .errors import ConfigError, ParameterError, StorageError
+from .validate import STATION_TOKEN, TOKEN_FIX, TOKEN_PROBLEM
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -65,9 +65,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-#: a token travels in the page's address and a cookie: URL-safe, and long enough to guess at
-#: no better than a random one of secrets.token_urlsafe's (a " " or "a" token was accepted)
-TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,}")
+TOKEN = STATION_TOKEN  # a token travels in the page's address and a cookie (validate.py)
 
 
 def default_token(config_token: str, *, config_path: str | os.PathLike | None = None
@@ -93,9 +91,6 @@ def default_token(config_token: str, *, config_path: str | os.PathLike | None = 
     if token is not None and not TOKEN.fullmatch(token):
         where = "$TAPCHECK_STATION_TOKEN" if from_env else "[station] token"
         error = ParameterError if from_env else ConfigError
-        raise error(
-            f"{where} must be at least 16 characters, each a letter, a digit or one of -_.~ "
-            "(it goes into the page's address)", path=None if from_env else config_path,
-            fix="make one with python3 -c 'import secrets; print(secrets.token_urlsafe(18))', "
-                "or leave it unset for a new random one")
+        raise error(f"{where} {TOKEN_PROBLEM}", path=None if from_env else config_path,
+                    fix=TOKEN_FIX)
     return token

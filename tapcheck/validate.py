@@ -15,11 +15,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any, Callable
 
 from .errors import ConfigError
 
 Rule = Callable[[Any], str | None]  # value -> what is wrong, or None
+
+#: a station token travels in the page's address and a cookie: URL-safe, and long enough to guess
+#: at no better than a random one of secrets.token_urlsafe's (a " " or "a" token was accepted).
+#: Checked when a config is built, as every setting is (only `station` refused it: `doctor` and
+#: `train` passed a config `station` then refused), and for $TAPCHECK_STATION_TOKEN
+STATION_TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,}")
+TOKEN_PROBLEM = ("must be at least 16 characters, each a letter, a digit or one of -_.~ (it goes "
+                 "into the page's address)")
+TOKEN_FIX = ("make one with python3 -c 'import secrets; print(secrets.token_urlsafe(18))', or "
+             "leave it unset for a new random one")
 
 
 def is_int(value: Any) -> bool:

@@ -466,6 +466,11 @@ def test_a_short_token_in_a_config_names_the_file(tmp_path, run_cli, monkeypatch
         "python3 -c 'import secrets; print(secrets.token_urlsafe(18))', or leave it unset "
         "for a new random one\n")
     assert "tooshort9" not in err  # the token itself is not shown
+    # refused when the config is read, as every setting is, by any command: doctor said
+    # "nothing to fix" and train trained with it (docs review)
+    for command in (["doctor"], ["train", "--dataset", "none"]):
+        code, _, again = run_cli(*command, "--config", config)
+        assert code == 2 and again.endswith(err.split(": ", 2)[2]), again
 
 
 def test_station_explains_with_references_run_from_another_folder(pulse, separating_model,
