@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import re
 import shlex
+import os
 import shutil
 import subprocess
 import sys
@@ -122,6 +123,25 @@ def test_figures_are_rendered_from_the_result_files():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "results.py"), "render",
                              "--check"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_option_reference_is_the_commands_help(tmp_path):
+    """docs/cli.md is written from the commands; an option changed without rerunning the
+    script fails here, and the check itself catches an edit."""
+    script = ROOT / "scripts" / "cli_reference.py"
+    result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (ROOT / "docs" / "cli.md").read_text()
+    assert "| `--taps-per-board N` |" in text and "## `tapcheck enroll`" in text
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT / "scripts", copy / "scripts")
+    (copy / "docs").mkdir()
+    (copy / "docs" / "cli.md").write_text(text.replace("--taps-per-board N", "--taps N", 1))
+    result = subprocess.run([sys.executable, str(copy / "scripts" / "cli_reference.py"),
+                             "--check"], capture_output=True, text=True, cwd=copy,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 1 and "docs/cli.md differs" in result.stderr, result.stderr
 
 
 def test_a_hand_edited_figure_is_caught(tmp_path):

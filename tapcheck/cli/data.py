@@ -35,9 +35,11 @@ def synth(dataset: str, takes: int, test_takes: int | None, seed: int, preset: s
 @dataset_option("Dataset to add the takes to, created if needed", required=True)
 @click.option("--board", required=True, type=BOARD, help="Board number.")
 @click.option("--side", required=True, help="Side or end struck, e.g. left.")
-@click.option("--label", required=True, type=click.Choice(["normal", "defect"]))
+@click.option("--label", required=True, type=click.Choice(["normal", "defect"]),
+              help="Whether the board side is healthy or cracked.")
 @click.option("--group", default="", help="Free text, e.g. similar-material.")
-@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "test"]))
+@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "test"]),
+              help="train: learned from (and calibrated on); test: judged by evaluate only.")
 @config_option("TOML config whose [audio] and [features] the clips must suit (e.g. short crops).")
 def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label: str, group: str,
             split: str, config_path: Path | None) -> int:

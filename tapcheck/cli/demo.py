@@ -18,7 +18,8 @@ from .app import cli, config_option, dataset_option, echo_err, parse_config, tra
 @config_option("TOML settings to train with; configs/new-boards.toml is the recipe measured "
                "for boards the model never heard (docs/new-boards.md).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the model's).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True,
+              help="Random seed of the synthesised boards (when made) and of the training.")
 def demo(dataset: str, model_name: str | None, config_path, epochs: int | None,
          seed: int) -> None:
     """Synthesise the study's boards (if missing), train arcface-resnet18 (or --model, or the

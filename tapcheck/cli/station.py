@@ -47,9 +47,11 @@ def devices() -> None:
 @click.option("--board", required=True, type=BOARD, help="Board number.")
 @click.option("--side", required=True, help="Side or end struck, e.g. left.")
 @click.option("--label", default="normal", show_default=True,
-              type=click.Choice(["normal", "defect"]))
+              type=click.Choice(["normal", "defect"]),
+              help="Whether the board side is healthy or cracked.")
 @click.option("--group", default="", help="Free text, e.g. similar-material.")
-@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "test"]))
+@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "test"]),
+              help="train: learned from (and calibrated on); test: judged by evaluate only.")
 @click.option("--takes", default=30, show_default=True, type=click.IntRange(min=1),
               help="Good takes to record.")
 @click.option("--duration", type=float, help="Seconds per take [audio.duration_s: 3].")
