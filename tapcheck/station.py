@@ -99,6 +99,7 @@ class Station:
         self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.history: deque[dict] = deque(maxlen=HISTORY)
         self.counts = {"taps": 0, "NORMAL": 0, "ANOMALOUS": 0}
+        self._scores: list[float] = []  # every tap of the session: the board's verdict so far
         self.last_explained: dict | None = None
         self.explain_note: str | None = None
         self.explainer = None
@@ -126,7 +127,24 @@ class Station:
             self.history.append(item)
             self.counts["taps"] += 1
             self.counts[verdict.verdict] += 1
-        self.events.publish("verdict", {**item, "counts": dict(self.counts)})
+            self._scores.append(float(verdict.score))
+            board = self._board_so_far()
+        self.events.publish("verdict", {**item, "counts": dict(self.counts),
+                                        "board_verdict": board})
+
+    def _board_so_far(self) -> dict | None:
+        """The board under test's verdict over the session's taps, by the model's board rule,
+        as ``judge --board`` gives it for the same taps: the page called a board ANOMALOUS on
+        any one anomalous tap, where most taps decide (QA)."""
+        if self.board is None or not self._scores:
+            return None
+        from .boards import board_verdicts
+
+        info = self.judge.model.detector.calibration_
+        bv, = board_verdicts(["tap"] * len(self._scores), self._scores,
+                             threshold=info["board_threshold"], expected_taps=info["board_taps"],
+                             board=str(self.board), rule=info["board_rule"])
+        return {"verdict": bv.verdict, "line": bv.line()}
 
     def on_judgment(self, judgment) -> None:
         row = judgment.inspection
@@ -166,7 +184,8 @@ class Station:
         with self._lock:
             return {"started": self.started, "board": self.board, "model": self.judge.name,
                     "threshold": self.judge.threshold, "history": list(self.history),
-                    "counts": dict(self.counts), "explained": self.last_explained,
+                    "counts": dict(self.counts), "board_verdict": self._board_so_far(),
+                    "explained": self.last_explained,
                     "note": self.explain_note}
 
     def picture_path(self, clip: str) -> Path | None:

@@ -31,8 +31,11 @@ function showCounts() {
     `<b id="n-taps">${c.taps}</b> taps · <b id="n-normal">${c.NORMAL}</b> normal · ` +
     `<b id="n-anomalous">${c.ANOMALOUS}</b> anomalous`;
   if (state.board !== null && state.board !== undefined) {
-    const verdict = c.ANOMALOUS ? "ANOMALOUS" : (c.taps ? "NORMAL" : "not tapped yet");
-    $("board").textContent = `board ${state.board}: ${verdict} (${c.taps} taps)`;
+    // the server's board verdict by the model's rule (most taps decide), as `judge --board`
+    // prints it: "any tap anomalous" failed a sound board on one odd tap
+    const b = state.board_verdict;
+    $("board").textContent = b ? b.line : `board ${state.board}: not tapped yet`;
+    $("board").className = b ? b.verdict : "";
   }
 }
 
@@ -76,6 +79,7 @@ async function start() {
   events.addEventListener("verdict", (ev) => {
     const item = JSON.parse(ev.data);
     state.counts = item.counts;
+    state.board_verdict = item.board_verdict;
     state.history.push(item);
     if (state.history.length > 50) state.history.shift();
     showVerdict(item);
