@@ -219,13 +219,8 @@ class Recorder:
     # -- one take per strike ---------------------------------------------------------------------
     def record_triggered(self, n_takes: int, *, duration_s: float | None = None) -> Session:
         """Listen continuously; keep one take per strike heard until ``n_takes`` are saved."""
-        duration_s = self._duration(duration_s)
+        duration_s = take_duration(duration_s, config=self.config, trigger=True)
         pre = self.config.stream.pre_roll_s
-        if duration_s <= pre + 0.5:
-            raise ParameterError(
-                f"a triggered take of {duration_s:g} s leaves too little after the "
-                f"{pre:g} s pre-roll", fix="use --duration 3 (the study's), or lower "
-                "stream.pre_roll_s")
         session = self.session = Session()
         self.mic.wait_ready()
         self.mic.drain()
@@ -303,16 +298,23 @@ class Recorder:
                 "takes are numbered after them", TapcheckWarning, stacklevel=2)
 
 
-def take_duration(duration_s: float | None, *, config: Config) -> float:
+def take_duration(duration_s: float | None, *, config: Config, trigger: bool = False) -> float:
     """A take's length in seconds: ``duration_s``, or the config's ``[audio] duration_s``.
 
     Raises
     ------
     ParameterError
-        Outside 0.5-60 s (NaN too): checked before a session opens the microphone or a folder.
+        Outside 0.5-60 s (NaN too), or, with ``trigger``, no more than half a second
+        after ``stream.pre_roll_s``: checked before a session opens the microphone or a folder
+        (record --trigger refused it once listening, and left the dataset's folder made).
     """
     duration_s = config.audio.duration_s if duration_s is None else float(duration_s)
     if not 0.5 <= duration_s <= 60:
         raise ParameterError(f"--duration must be between 0.5 and 60 s, not {duration_s:g}",
                              fix="the study records 3 s takes")
+    pre = config.stream.pre_roll_s
+    if trigger and duration_s <= pre + 0.5:
+        raise ParameterError(
+            f"a triggered take of {duration_s:g} s leaves too little after the {pre:g} s "
+            "pre-roll", fix="use --duration 3 (the study's), or lower stream.pre_roll_s")
     return duration_s

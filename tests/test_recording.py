@@ -325,6 +325,29 @@ def test_a_bad_duration_is_refused_before_the_microphone_or_a_folder(run_cli, tm
     assert not (tmp_path / "r").exists()
 
 
+def test_a_trigger_take_too_short_or_a_bad_stream_config_is_refused_before_anything(
+        run_cli, tmp_path):
+    """record --trigger refused --duration 0.6 (0.5 s pre-roll) and listen a margin_db under
+    hysteresis_db only once listening: the dataset's folder (a lock file) or an empty log was
+    left, and the config file was not named (QA)."""
+    code, out, err = run_cli("record", "--board", "1", "--side", "left", "--dataset",
+                             tmp_path / "r", "--duration", "0.6", "--trigger", "--takes", "1")
+    assert (code, out) == (2, "") and err == (
+        "tapcheck: error: a triggered take of 0.6 s leaves too little after the 0.5 s pre-roll "
+        "— use --duration 3 (the study's), or lower stream.pre_roll_s\n")
+    assert not (tmp_path / "r").exists()
+    config = tmp_path / "stream.toml"
+    config.write_text("[stream]\nmargin_db = 5\nhysteresis_db = 10\n")
+    for command in (["record", "--board", "1", "--side", "left", "--dataset", tmp_path / "r",
+                     "--trigger"], ["listen"]):
+        code, out, err = run_cli(*command, "--config", config)
+        assert (code, out) == (2, "") and err == (
+            f"tapcheck: error: {config}: 'stream.hysteresis_db': 10 must be below "
+            "stream.margin_db (5): a strike ends that far below where it began; e.g. margin_db "
+            "= 20, hysteresis_db = 10 — fix it in the config file or option\n"), err
+    assert not (tmp_path / "r").exists()
+
+
 def test_record_refuses_a_board_folder_linked_out_of_the_dataset(pulse, tmp_path, recordings):
     """Takes went through the link, outside the dataset, which could then not be read."""
     outside = tmp_path / "outside"

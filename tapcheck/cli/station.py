@@ -86,7 +86,8 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
     if group:
         check_slug(group, "group")
     config = parse_config(config_path)
-    take_duration(duration, config=config)  # before the microphone and the dataset's folder
+    take_duration(duration, config=config, trigger=trigger)  # before the microphone and the
+    # dataset's folder
     creatable_path(dataset)  # a file given for the dataset: before the microphone opens
     device_, rate = _open_input(device, config)  # no microphone: fail before touching the data
     ds = Dataset.create(dataset)
