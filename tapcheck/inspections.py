@@ -190,6 +190,10 @@ class InspectionLog:
                                                error=InspectionLogError, remove=True))
         try:
             if create:
+                # a clips folder linked out of the log's folder: refused now, not after the
+                # first tap was shown and could not be saved (QA)
+                refuse_outside(self.root / "clips" / "any", self.root, InspectionLogError,
+                               what="the taps' clips")
                 self._db = self._connect()
             elif self.path.exists():
                 self._db = connect_reader(self.path)
@@ -256,6 +260,8 @@ class InspectionLog:
                 f"INSERT INTO inspections ({', '.join(row)}) VALUES "
                 f"({', '.join('?' * len(row))})", list(row.values()))
         except sqlite3.DatabaseError as e:  # a full disk, a log locked by another program
+            # no clip without its row: it stayed, named by nothing (QA)
+            (self.root / rel).unlink(missing_ok=True)
             raise log_error(e, self.path) from None
         return Inspection(id=cursor.lastrowid, **row)
 

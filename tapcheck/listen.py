@@ -30,7 +30,7 @@ from .audio import resample
 from .boards import BOARD_RULES, BoardVerdict, board_verdicts
 from .config import StreamConfig
 from .console import percent, score_pair
-from .errors import NoStrikeError, ParameterError
+from .errors import NoStrikeError, ParameterError, TapcheckError
 from .features import strike_crops
 from .inspections import Inspection, InspectionLog
 from .interrupts import deferred
@@ -91,6 +91,7 @@ class Listener:
         self.features = judge.config.features
         self.sr = judge.config.audio.sr
         self.judgments: list[LiveJudgment] = []
+        self.unlogged = 0  # taps shown whose log write failed (the run then stops on its error)
         self.taps_per_board = taps_per_board
         self.boards: list[BoardVerdict] = []
         self._board_taps: list[LiveJudgment] = []  # the taps of the board in progress
@@ -159,23 +160,36 @@ class Listener:
                 judgment = LiveJudgment(verdict, when, latency_ms, None, strike.others)
                 board_done = self._board_verdict(judgment)  # shown before the disk, too
                 if self.log is not None:
-                    with deferred():  # Ctrl-C waits until the clip and its rows are all saved
-                        judgment.inspection = self.log.append(
-                            y, sr=self.sr, when=when, board=self.board, model=self.judge.name,
-                            model_path=str(self.judge.model.path), score=verdict.score,
-                            threshold=verdict.threshold, verdict=verdict.verdict,
-                            latency_ms=latency_ms, device=self.mic.device.name)
-                        if board_done is not None:
-                            taps, bv = board_done
-                            self.log.append_board(
-                                bv, when=when, board=self.board, number=len(self.boards),
-                                first=taps[0].inspection.id, last=judgment.inspection.id)
+                    try:
+                        self._save(judgment, y, board_done)
+                    except TapcheckError:
+                        # shown, not logged: the summary counted logged taps only and said
+                        # "judged 1 tap(s)" under two verdict lines (a full disk; QA)
+                        self.judgments.append(judgment)
+                        self.unlogged += 1
+                        raise
                 self.judgments.append(judgment)
                 if self.on_judgment is not None:
                     self.on_judgment(self.judgments[-1])
                 if max_taps is not None and len(self.judgments) >= max_taps:
                     return self.judgments
         return self.judgments  # pragma: no cover - blocks() only ends by an exception
+
+    def _save(self, judgment: LiveJudgment, y: np.ndarray,
+              board_done: tuple[list[LiveJudgment], BoardVerdict] | None) -> None:
+        """Log a tap's clip and row, and the board verdict it completes."""
+        v = judgment.verdict
+        with deferred():  # Ctrl-C waits until the clip and its rows are all saved
+            judgment.inspection = self.log.append(
+                y, sr=self.sr, when=judgment.when, board=self.board, model=self.judge.name,
+                model_path=str(self.judge.model.path), score=v.score, threshold=v.threshold,
+                verdict=v.verdict, latency_ms=judgment.latency_ms,
+                device=self.mic.device.name)
+            if board_done is not None:
+                taps, bv = board_done
+                self.log.append_board(bv, when=judgment.when, board=self.board,
+                                      number=len(self.boards), first=taps[0].inspection.id,
+                                      last=judgment.inspection.id)
 
     def _board_verdict(self, judgment: LiveJudgment
                        ) -> tuple[list[LiveJudgment], BoardVerdict] | None:
@@ -217,8 +231,10 @@ class Listener:
             if self._board_taps:
                 boards += (f"the last {len(self._board_taps)} tap(s) made no board verdict "
                            f"(a board is {self.taps_per_board} taps); ")
-        return (f"judged {n} tap(s), {bad} anomalous; {boards}verdict {np.median(lat):.0f} ms "
-                "(median), "
+        unlogged = (f" ({self.unlogged} of them not logged: the error below)"
+                    if self.unlogged else "")
+        return (f"judged {n} tap(s){unlogged}, {bad} anomalous; {boards}verdict "
+                f"{np.median(lat):.0f} ms (median), "
                 f"{np.percentile(lat, 95):.0f} ms (95th percentile) after the crop window")
 
 

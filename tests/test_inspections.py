@@ -86,6 +86,34 @@ def test_a_clip_folder_linked_out_of_the_log_folder_is_not_written_through(tmp_p
                                 "the folder)")
         assert log.query() == []
     assert list(outside.iterdir()) == []
+    if link == "clips":  # planted before listen starts: refused then, before any tap (QA)
+        with pytest.raises(InspectionLogError, match="is a link to .*, outside"):
+            InspectionLog(root, create=True)
+        with InspectionLog(root) as log:  # and the writer's lock was let go
+            assert log.query() == []
+        (root / "clips").unlink()
+        InspectionLog(root, create=True).close()
+
+
+def test_a_clip_is_not_left_without_its_row(tmp_path):
+    """A row that could not be written (a full disk: here, a log another program holds
+    locked) left its clip on disk, named by no row (QA)."""
+    import sqlite3
+
+    root = tmp_path / "log"
+    with InspectionLog(root, create=True) as log:
+        other = sqlite3.connect(root / "inspections.sqlite", timeout=0)
+        other.execute("BEGIN EXCLUSIVE")
+        log._db.execute("PRAGMA busy_timeout = 0")
+        with pytest.raises(InspectionLogError):
+            log.append(np.zeros(10, np.float32), sr=44100, when=T0, board=1, model="m",
+                       model_path="m.pt", score=0, threshold=1, verdict="NORMAL")
+        other.rollback()
+        other.close()
+        assert list((root / "clips").rglob("*.wav")) == []
+        log.append(np.zeros(10, np.float32), sr=44100, when=T0, board=1, model="m",
+                   model_path="m.pt", score=0, threshold=1, verdict="NORMAL")
+        assert len(list((root / "clips").rglob("*.wav"))) == 1 and len(log.query()) == 1
 
 
 def test_a_damaged_log_is_one_clear_error(tmp_path):

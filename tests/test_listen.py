@@ -105,6 +105,40 @@ def test_listen_judges_every_tap_and_logs_it(pulse, bench_model, tmp_path, run_c
                       ).fetchone() == (2,)
 
 
+def test_a_tap_shown_but_not_logged_is_counted_and_leaves_no_clip(pulse, bench_model, tmp_path):
+    """The log cannot be written (a full disk; here another program holds it locked): the tap's
+    line was shown, then the summary said "judged 1 tap(s)" under two lines, and the tap's
+    clip stayed on disk without a row (QA)."""
+    model, _ = bench_model
+    track = tmp_path / "two.wav"
+    tap_track(track, NORMAL_TAPS, lead_s=1.0, spacing_s=4.0, tail_s=1.5, seed=SEED)
+    live = LiveCommand("listen", "--model", model, "--device", "pulse", "--taps", "2")
+    live.expect(r"^listening on 'pulse'", stream="err", timeout=60)
+    time.sleep(1.0)
+    pulse.play(track)
+    live.expect(r"^\d\d:\d\d:\d\d  (NORMAL|ANOMALOUS) ", timeout=30)
+    home = InspectionLog().root
+    deadline = time.monotonic() + 10
+    while not _rows() and time.monotonic() < deadline:  # the first tap's row is in
+        time.sleep(0.05)
+    other = sqlite3.connect(home / "inspections.sqlite", timeout=5)
+    other.execute("BEGIN EXCLUSIVE")  # until listen has given up on the second tap
+    try:
+        live.expect(r"^\d\d:\d\d:\d\d  (NORMAL|ANOMALOUS) ", timeout=30)
+        assert live.wait(timeout=30) == 2
+    finally:
+        other.rollback()
+        other.close()
+    summary = next(line for line in live.err if line.startswith("tapcheck: judged "))
+    assert summary.startswith("tapcheck: judged 2 tap(s) (1 of them not logged: the error "
+                              "below), "), live.err
+    assert "locked" in live.err[-1], live.err
+    rows = _rows()
+    assert len(rows) == 1
+    assert sorted(p.relative_to(home).as_posix() for p in (home / "clips").rglob("*.wav")) == [
+        rows[0].clip]
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_listen_stops_cleanly(pulse, bench_model, tmp_path, stop):
     """Ctrl-C and kill end a shift with a summary; with SIGTERM the device runs at 48 kHz, so
