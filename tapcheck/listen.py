@@ -92,6 +92,7 @@ class Listener:
         self.sr = judge.config.audio.sr
         self.judgments: list[LiveJudgment] = []
         self.unlogged = 0  # taps shown whose log write failed (the run then stops on its error)
+        self._clipper: StrikeClipper | None = None
         self.taps_per_board = taps_per_board
         self.boards: list[BoardVerdict] = []
         self._board_taps: list[LiveJudgment] = []  # the taps of the board in progress
@@ -118,7 +119,8 @@ class Listener:
 
         ``on_ready`` is called once the noise floor is set and taps are heard.
         """
-        clipper = StrikeClipper(sr=self.mic.sr, config=self.stream, post_s=self.post_s)
+        clipper = self._clipper = StrikeClipper(sr=self.mic.sr, config=self.stream,
+                                                post_s=self.post_s)
         extended: dict[int, bool] = {}  # onsets waiting for a longer clip
         self.mic.drain()
         for block in self.mic.blocks():
@@ -220,8 +222,13 @@ class Listener:
         """One line: taps judged, anomalous, boards judged (with ``taps_per_board``), latency
         median and 95th percentile."""
         n = len(self.judgments)
+        # Ctrl-C just after a strike: its crop window had not come in, and it was dropped
+        # without a word (QA)
+        cut = self._clipper.pending if self._clipper is not None else 0
+        cut_off = (f"; {cut} tap(s) heard as it stopped were not judged (their audio had not "
+                   "all come in)" if cut else "")
         if not n:
-            return "no taps judged"
+            return "no taps judged" + cut_off
         bad = sum(j.verdict.anomalous for j in self.judgments)
         lat = np.array([j.latency_ms for j in self.judgments])
         boards = ""
@@ -235,7 +242,8 @@ class Listener:
                     if self.unlogged else "")
         return (f"judged {n} tap(s){unlogged}, {bad} anomalous; {boards}verdict "
                 f"{np.median(lat):.0f} ms (median), "
-                f"{np.percentile(lat, 95):.0f} ms (95th percentile) after the crop window")
+                f"{np.percentile(lat, 95):.0f} ms (95th percentile) after the crop window"
+                + cut_off)
 
 
 def board_taps_warning(calibration: dict, taps_per_board: int) -> str | None:

@@ -230,6 +230,11 @@ class StrikeClipper:
         """The noise floor is set (after ``max(warmup_s, pre_roll_s)``): strikes now count."""
         return self.detector.ready
 
+    @property
+    def pending(self) -> int:
+        """Strikes heard whose clip's audio has not all arrived yet."""
+        return len(self._pending)
+
     def extend(self, strike: Strike, post_s: float) -> None:
         """Hand ``strike`` out again once ``post_s`` after its onset has arrived (a longer clip).
 

@@ -139,6 +139,26 @@ def test_a_tap_shown_but_not_logged_is_counted_and_leaves_no_clip(pulse, bench_m
         rows[0].clip]
 
 
+def test_a_tap_cut_off_by_the_stop_is_told(separating_model):
+    """Ctrl-C 0.1-0.2 s after a strike: "no taps judged", exit 0, and the tap heard was never
+    mentioned (QA). The summary says a tap was heard and not judged."""
+    from tapcheck.judge import Judge
+    from tapcheck.listen import Listener
+    from tapcheck.stream import StrikeClipper
+
+    judge = Judge(separating_model)
+    listener = Listener(judge, mic=None)  # no microphone: the summary is all that is asked
+    assert listener.summary() == "no taps judged"
+    sr = judge.config.audio.sr
+    listener._clipper = StrikeClipper(sr=sr, post_s=listener.post_s)
+    y = np.random.default_rng(0).normal(0, 1e-3, 2 * sr).astype(np.float32)
+    y[sr:sr + 2000] += 0.5 * np.exp(-np.arange(2000) / 300.0).astype(np.float32)
+    for i in range(0, sr + sr // 10, 441):  # up to 0.1 s after the strike
+        listener._clipper.feed(y[i:i + 441], arrived=float(i))
+    assert listener.summary() == ("no taps judged; 1 tap(s) heard as it stopped were not judged "
+                                  "(their audio had not all come in)")
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_listen_stops_cleanly(pulse, bench_model, tmp_path, stop):
     """Ctrl-C and kill end a shift with a summary; with SIGTERM the device runs at 48 kHz, so

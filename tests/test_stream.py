@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tapcheck.config import FeatureConfig, StreamConfig
-from tapcheck.errors import ParameterError
+from tapcheck.errors import ConfigError, ParameterError
 from tapcheck.features import find_strike, power_spectrogram, strike_crops
 from tapcheck.stream import StrikeClipper, StrikeDetector, crop_end, crop_span_s
 from tapcheck.synth import study_boards, synthesize_tap, take_rng
@@ -178,9 +178,23 @@ def test_a_clip_can_be_extended_once_cut():
         clipper.extend(first[0], 2.0)
 
 
+def test_a_strike_whose_audio_has_not_all_come_in_is_pending():
+    """Ctrl-C just after a strike: its clip's audio was not in, and listen dropped the tap
+    without a word (QA). The clipper counts it (listen's summary says so: test_listen)."""
+    y = _noise(3, -60)
+    ring = _ring(seconds=0.4, decay=25.0)
+    y[SR:SR + len(ring)] += ring
+    clipper = StrikeClipper(sr=SR, post_s=0.3)
+    cut = SR + SR // 10  # 0.1 s after the strike
+    assert _feed(clipper, y[:cut]) == [] and clipper.pending == 1
+    assert len(_feed(clipper, y[cut:])) == 1 and clipper.pending == 0
+
+
 def test_bad_settings_are_refused():
-    with pytest.raises(ParameterError, match="margin_db"):
-        StrikeDetector(sr=SR, config=StreamConfig(margin_db=10, hysteresis_db=12))
+    # when the settings are made, naming the config file they came from: the detector refused
+    # them only once listening
+    with pytest.raises(ConfigError, match="12 must be below stream.margin_db"):
+        StreamConfig(margin_db=10, hysteresis_db=12)
     with pytest.raises(ParameterError, match="post_s"):
         StrikeClipper(sr=SR, post_s=0)
 
