@@ -92,10 +92,13 @@ def find_input_device(spec: str | int | None = None) -> InputDevice:
     if not devices:
         raise DeviceError("no audio input device found", fix=NO_INPUT_FIX)
     listing = "; ".join(f"{d.index}: {d.name}" for d in devices)
-    if spec is None or str(spec).strip() == "":
-        chosen = next((d for d in devices if d.is_default), devices[0])
-        return chosen
+    if spec is None:
+        return next((d for d in devices if d.is_default), devices[0])
     text = str(spec).strip()
+    if not text:  # --device "" (an unset variable in a script) recorded from the default (QA)
+        raise DeviceError("--device is empty: it names no input device",
+                          fix=f"give an index or part of a name (input devices: {listing}), "
+                              "or leave --device out for the default")
     if text.isdigit():
         for d in devices:
             if d.index == int(text):

@@ -90,6 +90,9 @@ def test_find_input_device_by_index_and_name(pulse):
     with pytest.raises(DeviceError, match=f"'{shared}' matches [0-9]+ input devices") as e:
         find_input_device(shared)
     assert "pass the index instead" in str(e.value)
+    for empty in ("", "  "):  # an unset variable in a script: it recorded from the default (QA)
+        with pytest.raises(DeviceError, match="--device is empty: it names no input device"):
+            find_input_device(empty)
 
 
 def test_sample_rate_choice(pulse):
