@@ -24,7 +24,7 @@ from typing import Any
 from .errors import ConfigError
 from .files import refuse_special
 from .validate import (STATION_TOKEN, TOKEN_FIX, TOKEN_PROBLEM, check_across, check_device_rate,
-                       check_section)
+                       check_section, check_stream)
 
 
 @dataclass(frozen=True)
@@ -325,6 +325,7 @@ def load_config(path: str | Path | None = None) -> Config:
                           fix=f"fix the value; {default_toml()} shows every key") from None
     config = Config.from_dict(data, source=str(path))
     check_device_rate(config, source=str(path))
+    check_stream(config, source=str(path))
     return config
 
 

@@ -26,6 +26,7 @@ import scipy.signal
 
 from .config import FeatureConfig, StreamConfig
 from .errors import ParameterError
+from .validate import stream_problem
 
 class StrikeDetector:
     """Onsets of strikes in audio fed block by block.
@@ -54,7 +55,10 @@ class StrikeDetector:
     """
 
     def __init__(self, *, sr: int, config: StreamConfig = StreamConfig()):
-        c = config  # its ranges and margin_db above hysteresis_db: checked when it was built
+        c = config
+        found = stream_problem(c)  # a config file's: refused when read (validate.check_stream)
+        if found:
+            raise ParameterError(f"stream.{found[0]}: {found[1]}")
         self.sr, self.config = int(sr), c
         self.frame_length = max(1, int(round(c.frame_s * sr)))
         frame_s = self.frame_length / sr

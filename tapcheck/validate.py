@@ -174,7 +174,7 @@ RULES: dict[str, dict[str, Rule]] = {
     "stream": {
         "device_sr": whole(0, 768_000),
         "block_s": number(0.0, 10.0, lo_open=True),
-        "frame_s": number(0.0, 0.1, lo_open=True),  # the strike detector's frame
+        "frame_s": number(0.0, 10.0, lo_open=True),  # the detector's limit: stream_problem
         "highpass_hz": number(0.0, 100_000.0),
         "margin_db": number(0.0, 400.0, lo_open=True),
         "hysteresis_db": number(0.0, 400.0),
@@ -212,17 +212,6 @@ def _features_together(f: Any) -> tuple[str, str] | None:
     return None
 
 
-def _stream_together(c: Any) -> tuple[str, str] | None:
-    """Rules that tie strike-detection settings together: checked when the config is read,
-    naming its file, before a microphone or a folder is opened (the detector refused them only
-    once listening, and listen had made its log by then; QA)."""
-    if c.hysteresis_db >= c.margin_db:
-        return ("hysteresis_db", f"{c.hysteresis_db:g} must be below stream.margin_db "
-                                 f"({c.margin_db:g}): a strike ends that far below where it "
-                                 "began; e.g. margin_db = 20, hysteresis_db = 10")
-    return None
-
-
 def _train_together(t: Any) -> tuple[str, str] | None:
     """Rules that tie training settings together: (key, problem) or None."""
     if t.calibration == "hold-out" and t.calib_fraction == 0:  # 'auto': checked in training
@@ -240,7 +229,6 @@ def _train_together(t: Any) -> tuple[str, str] | None:
 TOGETHER: dict[str, Callable[[Any], tuple[str, str] | None]] = {
     "features": _features_together,
     "train": _train_together,
-    "stream": _stream_together,
 }
 
 
@@ -304,6 +292,35 @@ def check_section(section: str, settings: Any) -> None:
     if found:
         key, problem = found
         raise ConfigError(f"'{section}.{key}': {problem}",
+                          fix="fix it in the config file or option")
+
+
+def stream_problem(c: Any) -> tuple[str, str] | None:
+    """What the strike detector cannot work with in ``[stream]`` settings ``c``: (key,
+    problem), or None. Not a rule of the dataclass, as model files rebuild their stored
+    ``[stream]`` (which judging never uses) and one they stored must still load."""
+    if c.frame_s > 0.1:
+        return ("frame_s", f"{c.frame_s:g} s must be at most 0.1 s, the strike detector's frame")
+    if c.hysteresis_db >= c.margin_db:
+        return ("hysteresis_db", f"{c.hysteresis_db:g} must be below stream.margin_db "
+                                 f"({c.margin_db:g}): a strike ends that far below where it "
+                                 "began; e.g. margin_db = 20, hysteresis_db = 10")
+    return None
+
+
+def check_stream(config: Any, *, source: str) -> None:
+    """:func:`stream_problem` of a config file's ``[stream]``: refused when the file is read,
+    naming it, before a microphone or a folder is opened (the detector refused them only once
+    listening, and listen had made its log by then; QA).
+
+    Raises
+    ------
+    ConfigError
+    """
+    found = stream_problem(config.stream)
+    if found:
+        key, problem = found
+        raise ConfigError(f"'stream.{key}': {problem}", path=source,
                           fix="fix it in the config file or option")
 
 
