@@ -318,14 +318,17 @@ class InspectionLog:
             raise log_error(e, self.path) from None
         return None if row is None else str(row[0])
 
-    def tap_rows(self, first: int, last: int) -> int:
-        """How many tap rows with ids ``first`` to ``last`` the log holds: a board verdict's
-        taps, fewer when rows were deleted since."""
+    def tap_rows(self, verdict: BoardInspection) -> int:
+        """How many of a board verdict's tap rows the log holds: fewer when rows were deleted
+        since. Its ids, board and time all: SQLite gives a deleted last row's id to the next
+        row, which is another tap."""
         if self._db is None:
             return 0
         try:
-            return self._db.execute("SELECT COUNT(*) FROM inspections WHERE id BETWEEN ? AND ?",
-                                    (int(first), int(last))).fetchone()[0]
+            return self._db.execute(
+                "SELECT COUNT(*) FROM inspections WHERE id BETWEEN ? AND ? AND board IS ? AND "
+                "time <= ?", (int(verdict.first_inspection), int(verdict.last_inspection),
+                              verdict.board, verdict.time)).fetchone()[0]
         except OverflowError:  # past SQLite's integers: no such rows
             return 0
         except sqlite3.DatabaseError as e:

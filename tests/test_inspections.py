@@ -204,6 +204,10 @@ def test_board_verdicts_are_logged_beside_the_taps(tmp_path, run_cli, monkeypatc
     code, out, _ = run_cli("log", "--json")
     assert code == 0 and len(out.splitlines()) == 4
 
+    db = sqlite3.connect(old / "inspections.sqlite")  # taps 1-3 of one board, as listen logs
+    db.execute("UPDATE inspections SET board = 3 WHERE id = 3")
+    db.commit()
+    db.close()
     with InspectionLog(old, create=True) as log:  # listen opens it: the table is added
         rows = log.query()
         bv, = board_verdicts(["a", "b", "c"], [r.score for r in rows[:3]], threshold=0.015,
@@ -229,7 +233,16 @@ def test_board_verdicts_are_logged_beside_the_taps(tmp_path, run_cli, monkeypatc
     assert json.loads(out.splitlines()[-1]) == {"board_verdict": {**logged.to_dict(),
                                                                   "tap_rows": 3}}
 
-    db = sqlite3.connect(old / "inspections.sqlite")  # its taps' rows deleted, as a fix says
+    db = sqlite3.connect(old / "inspections.sqlite")  # one of its taps' rows deleted
+    db.execute("DELETE FROM inspections WHERE id = 3")
+    db.commit()
+    db.close()
+    code, out, _ = run_cli("log")
+    # it says so: the ids read as if they could be looked up (QA)
+    assert out.strip().splitlines()[-2].endswith("1-3 (1 of 3 rows gone)"), out
+    code, out, _ = run_cli("log", "--json")
+    assert json.loads(out.splitlines()[-1])["board_verdict"]["tap_rows"] == 2
+    db = sqlite3.connect(old / "inspections.sqlite")  # all of them, as a fix says
     db.execute("DELETE FROM inspections WHERE board = 3")
     db.commit()
     db.close()
@@ -237,15 +250,17 @@ def test_board_verdicts_are_logged_beside_the_taps(tmp_path, run_cli, monkeypatc
     lines = out.strip().splitlines()
     assert code == 0 and "no inspections" in lines[0] and "for that selection" in lines[0]
     assert lines[-1] == "1 board verdict(s), 1 anomalous" and "ANOMALOUS" in lines[-2]
-    # and it says its taps are gone: the ids read as if they could be looked up (QA)
-    # (_fill's taps 1-3 are two of board 3 and one of another)
-    assert lines[-2].endswith("1-3 (2 of 3 rows gone)"), lines[-2]
-    code, out, _ = run_cli("log", "--json")
-    assert json.loads(out.splitlines()[-1])["board_verdict"]["tap_rows"] == 1
+    assert lines[-2].endswith("1-3 (rows gone)"), lines[-2]
+    # SQLite gives a deleted last row's id to the next row: other taps at ids 1-3 are not its
     db = sqlite3.connect(old / "inspections.sqlite")
     db.execute("DELETE FROM inspections")
     db.commit()
     db.close()
+    with InspectionLog(old, create=True) as log:
+        later = [log.append(np.zeros(441, np.float32), sr=44100, board=9, model="m",
+                            when=T0 + timedelta(hours=5 + i), model_path="m.pt", score=0.01,
+                            threshold=0.07, verdict="NORMAL") for i in range(3)]
+        assert [r.id for r in later] == [1, 2, 3]
     code, out, _ = run_cli("log")
     assert out.strip().splitlines()[-2].endswith("1-3 (rows gone)"), out
 

@@ -227,9 +227,8 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
             for r in rows:  # the clip's path as the table gives it: one `judge` opens
                 click.echo(json.dumps({**r.to_dict(), "clip": (log.root / r.clip).as_posix()}))
             for b in boards:  # tap_rows: how many of its taps' rows are left
-                click.echo(json.dumps({"board_verdict": {
-                    **b.to_dict(), "tap_rows": log.tap_rows(b.first_inspection,
-                                                            b.last_inspection)}}))
+                click.echo(json.dumps({"board_verdict": {**b.to_dict(),
+                                                         "tap_rows": log.tap_rows(b)}}))
             return
         if not rows:
             say(f"no inspections in {log.path}" + (" for that selection" if (
@@ -254,8 +253,7 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
                                  strict=True)),
                       "taps": f"{b.taps} (for {b.board_taps})",
                       "tap ids": f"{b.first_inspection}-{b.last_inspection}"
-                                 + _gone(log.tap_rows(b.first_inspection, b.last_inspection),
-                                         b.taps)} for b in boards]
+                                 + _gone(log.tap_rows(b), b.taps)} for b in boards]
             click.echo("")
             click.echo(table(lines, ["time", "board", "#", "verdict", "median", "threshold",
                                       "taps", "tap ids"]))
