@@ -31,7 +31,15 @@ DEFAULT_MODEL = TrainConfig().model
 def _folder(variable: str, default: str | os.PathLike) -> Path:
     """``$variable`` (a leading ``~`` expanded), or ``default`` when unset or empty."""
     value = os.environ.get(variable)
-    return Path(value).expanduser() if value else Path(default)
+    if not value:
+        return Path(default)
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # "~nosuchuser/rec": no such user's home (a traceback; review)
+        from .errors import ParameterError
+
+        raise ParameterError(f"${variable} is {value}, whose ~ names no home folder here",
+                             fix=f"set {variable} to a folder's path") from None
 
 
 def recordings_home() -> Path:

@@ -41,3 +41,8 @@ def test_a_tilde_in_a_folder_variable_is_the_home_folder(tmp_path, monkeypatch, 
     code, out, err = run_cli("log")
     assert code == 0 and out.startswith(f"no inspections in {tmp_path / 'home' / 'insp'}"), err
     assert not (tmp_path / "~").exists()
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", "~nosuchuser-tapcheck/rec")  # was a traceback
+    code, out, err = run_cli("datasets")
+    assert (code, out) == (2, "") and err == (
+        "tapcheck: error: $TAPCHECK_RECORDINGS is ~nosuchuser-tapcheck/rec, whose ~ names no "
+        "home folder here — set TAPCHECK_RECORDINGS to a folder's path\n"), err
