@@ -189,11 +189,11 @@ def storage_error(e: OSError, path: Path) -> StorageError | OSError:
     if link is not None:  # mkdir through a link to nothing says "File exists"
         return _dangling_error(link)
     if e.errno == errno.ENOENT:
-        # /proc, /sys: a folder on the way is there but takes no files; "No such file or
+        # /proc: a folder on the way is there but takes no files; "No such file or
         # directory" read as the wrong path. Said alike whoever met it (synth said the one,
         # compare --out the other)
         there = next((p for p in (path, *path.parents) if p.exists()), None)
-        if there is not None and there.is_dir() and not _takes_files(there):
+        if there is not None and there.is_dir() and _virtual(there):
             return StorageError("takes no new files (a virtual file system, such as /proc?)",
                                 path=there, fix="choose a folder on a disk, e.g. under your "
                                                 "home folder")
@@ -202,14 +202,14 @@ def storage_error(e: OSError, path: Path) -> StorageError | OSError:
     return StorageError(f"cannot be written ({e.strerror})", path=path, fix=_FIXES[e.errno])
 
 
-def _takes_files(folder: Path) -> bool:
-    """Whether a file can be made in ``folder``, tried for real: ENOENT there is a virtual file
-    system's; another folder that gave ENOENT lost a folder on the way meanwhile."""
+def _virtual(folder: Path) -> bool:
+    """Whether ``folder`` lies on a file system of no storage (/proc, /sys: no blocks), asked
+    without writing there: another folder that gave ENOENT lost a folder on the way meanwhile.
+    (A file tried in it was a write in a folder the user did not name; review.)"""
     try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError as e:
-        return e.errno != errno.ENOENT
+        return os.statvfs(folder).f_blocks == 0
+    except OSError:
+        return False
 
 
 def path_error(e: OSError, path: str | os.PathLike | None = None, *,

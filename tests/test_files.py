@@ -121,6 +121,7 @@ def test_a_folder_that_cannot_be_made_is_one_line(run_cli, command, tmp_path):
     assert str(storage_error(OSError(errno.ENOENT, "No such file or directory"), gone)) == (
         f"{gone}: cannot be written (No such file or directory) — its folder cannot be made "
         "there; choose another path")
+    assert list(tmp_path.iterdir()) == []  # told without a file tried there
 
 
 def test_an_output_folder_under_proc_is_named_as_a_folder_that_takes_no_files():
