@@ -258,9 +258,11 @@ def unfitted(info: dict[str, Any]) -> bool:
 
 
 def threshold_interval(info: dict[str, Any]) -> list[float] | None:
-    """The threshold's 95 % interval, or None when there is none (:func:`unfitted`): the
-    bootstrap's "interval" of 1 clip was [t, t], which ``--json`` gave as exact."""
-    return None if unfitted(info) else [float(x) for x in info["threshold_ci"]]
+    """The threshold's 95 % interval, or None when there is none: too few clips
+    (:func:`unfitted`; the bootstrap's "interval" of 1 clip was [t, t], which ``--json`` gave as
+    exact), or one of no width (a model file from before intervals states [t, t])."""
+    lo, hi = (float(x) for x in info["threshold_ci"])
+    return None if unfitted(info) or lo >= hi else [lo, hi]
 
 
 def describe(info: dict[str, Any]) -> str:
@@ -274,11 +276,13 @@ def describe(info: dict[str, Any]) -> str:
     # below the fit's minimum the threshold is the highest clip, and its "interval" ended at it
     # (0.005161-0.009243 for a threshold of 0.009243 from 2 clips): no interval to show, and
     # no fit to name ("too few for the lognormal fit … (hold-out, lognormal fit)"; QA)
+    interval = threshold_interval(info)
     if unfitted(info):
         spread, how = f"the highest of {clips}: too few for the {fit} fit or an interval", ""
+    elif interval is None:  # a model file from before intervals: it read "0.3-0.3"
+        spread, how = "no interval stored", f", {fit} fit"
     else:
-        lo, hi = info["threshold_ci"]
-        spread, how = f"95 % interval {lo:.4g}-{hi:.4g}", f", {fit} fit"
+        spread, how = f"95 % interval {interval[0]:.4g}-{interval[1]:.4g}", f", {fit} fit"
     return (f"threshold {info['threshold']:.4g} ({spread}) for "
             f"{percent(info['far'])} false alarms per tap on {info['holds_for']}, from "
             f"{clips} ({info['method']}{how}); board verdict of {info['board_taps']} "

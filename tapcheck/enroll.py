@@ -48,12 +48,11 @@ def refuse_limit(detector) -> float:
 
     threshold = detector.threshold_
     typical = float(np.median(detector.calibration_scores_))
-    gap = threshold - typical
     # too few clips to fit, the threshold is the highest of them and its gap to their median
     # shows nothing (1 clip: none, and every tap over the threshold was refused as defective,
-    # the very false alarms enrolment is for; QA): then the threshold itself is the unit
-    if unfitted(detector.calibration_) or gap <= 0:
-        gap = threshold
+    # the very false alarms enrolment is for; QA): then the threshold itself is the unit, three
+    # times it the limit (a threshold of cosine distances is far below 1/3 in practice: 0.02-0.3)
+    gap = threshold if unfitted(detector.calibration_) else max(threshold - typical, 0.0)
     return threshold + REFUSE_GAPS * gap
 
 

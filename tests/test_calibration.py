@@ -196,6 +196,9 @@ def test_calibration_survives_the_model_file_and_old_files_still_load():
     legacy = detector_from_state(old)
     assert legacy.calibration_["method"] == "hold-out" and legacy.reference_groups_ is None
     assert legacy.threshold_ == det.threshold_
+    # it stores no interval: none is shown ("95 % interval 0.3-0.3") or given as exact (review)
+    assert threshold_interval(legacy.calibration_) is None
+    assert "(no interval stored) for 5% false alarms" in describe(legacy.calibration_)
 
 
 def test_files_from_before_board_rules_keep_the_median_rule_through_a_recalibration():
@@ -271,9 +274,15 @@ def test_a_threshold_of_too_few_clips_for_its_fit_shows_no_interval():
     # tap over it, the false alarms enrolment is for, was refused
     from tapcheck.enroll import refuse_limit
 
-    det = KNNDetector(k=1).fit(np.eye(4)[:2], X_calib=np.array([[1.0, 0.2, 0.0, 0.0]]))
-    assert det.calibration_["clips"] == 1 and det.threshold_ > 0
-    assert refuse_limit(det) == pytest.approx(3 * det.threshold_)
+    for calib in ([[1.0, 0.2, 0.0, 0.0]], [[1.0, 0.2, 0.0, 0.0], [1.0, 0.5, 0.0, 0.0]]):
+        # 1 clip: no gap to its median; 2: a gap that says nothing of the tail
+        det = KNNDetector(k=1).fit(np.eye(4)[:2], X_calib=np.array(calib))
+        assert det.calibration_["clips"] == len(calib) and det.threshold_ > 0
+        assert refuse_limit(det) == pytest.approx(3 * det.threshold_)
+    fitted = KNNDetector(k=1).fit(np.eye(4)[:2], X_calib=np.array(
+        [[1.0, x, 0.0, 0.0] for x in (0.1, 0.2, 0.3, 0.4)]))
+    t, median = fitted.threshold_, float(np.median(fitted.calibration_scores_))
+    assert refuse_limit(fitted) == pytest.approx(t + 2 * (t - median))  # fitted: the gap
     three = calibrate(np.array([0.004, 0.006, 0.009243]), far=0.05, method="hold-out")
     assert "(95 % interval " in describe(three) and three["threshold"] > 0.009243
     assert "from 3 clips (hold-out, lognormal fit)" in describe(three)
