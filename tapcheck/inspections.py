@@ -260,8 +260,10 @@ class InspectionLog:
                 f"INSERT INTO inspections ({', '.join(row)}) VALUES "
                 f"({', '.join('?' * len(row))})", list(row.values()))
         except sqlite3.DatabaseError as e:  # a full disk, a log locked by another program
-            # no clip without its row: it stayed, named by nothing (QA)
-            (self.root / rel).unlink(missing_ok=True)
+            # no clip without its row: it stayed, named by nothing (QA); a disk that fails
+            # that too must not hide the log's error
+            with contextlib.suppress(OSError):
+                (self.root / rel).unlink(missing_ok=True)
             raise log_error(e, self.path) from None
         return Inspection(id=cursor.lastrowid, **row)
 

@@ -92,6 +92,7 @@ class Listener:
         self.sr = judge.config.audio.sr
         self.judgments: list[LiveJudgment] = []
         self.unlogged = 0  # taps shown whose log write failed (the run then stops on its error)
+        self.board_unlogged = False  # the last board verdict shown, its row not written
         self._clipper: StrikeClipper | None = None
         self.taps_per_board = taps_per_board
         self.boards: list[BoardVerdict] = []
@@ -166,9 +167,13 @@ class Listener:
                         self._save(judgment, y, board_done)
                     except TapcheckError:
                         # shown, not logged: the summary counted logged taps only and said
-                        # "judged 1 tap(s)" under two verdict lines (a full disk; QA)
+                        # "judged 1 tap(s)" under two verdict lines (a full disk; QA). A tap
+                        # whose row is in and whose board verdict's is not is logged
                         self.judgments.append(judgment)
-                        self.unlogged += 1
+                        if judgment.inspection is None:
+                            self.unlogged += 1
+                        elif board_done is not None:
+                            self.board_unlogged = True
                         raise
                 self.judgments.append(judgment)
                 if self.on_judgment is not None:
@@ -239,7 +244,9 @@ class Listener:
                 boards += (f"the last {len(self._board_taps)} tap(s) made no board verdict "
                            f"(a board is {self.taps_per_board} taps); ")
         unlogged = (f" ({self.unlogged} of them not logged: the error below)"
-                    if self.unlogged else "")
+                    if self.unlogged else
+                    " (the last board verdict not logged: the error below)"
+                    if self.board_unlogged else "")
         return (f"judged {n} tap(s){unlogged}, {bad} anomalous; {boards}verdict "
                 f"{np.median(lat):.0f} ms (median), "
                 f"{np.percentile(lat, 95):.0f} ms (95th percentile) after the crop window"
