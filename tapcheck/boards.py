@@ -36,10 +36,11 @@ _BOARD = re.compile(r"board0*([0-9]{1,6})$", re.IGNORECASE)
 _NEAR = re.compile(r"board[-_ .#]+0*[0-9]+$", re.IGNORECASE)
 
 
-def board_of_path(path: str | os.PathLike) -> str | None:
+def board_of_path(path: str | os.PathLike, *, as_written: bool = False) -> str | None:
     """The board a clip's path names in a dataset's layout (``board11/left/take001.wav`` ->
-    ``"11"``), or None."""
-    found = board_folder(path)
+    ``"11"``), or None; ``as_written``: only in the path as given (a path relative to a
+    dataset, not to the working folder)."""
+    found = board_folder(path, as_written=as_written)
     return None if found is None else found[1]
 
 
@@ -58,7 +59,8 @@ def unplaced_reason(path: str | os.PathLike) -> str:
     return "not in a boardNN/ folder"
 
 
-def board_folder(path: str | os.PathLike) -> tuple[str, str] | None:
+def board_folder(path: str | os.PathLike, *, as_written: bool = False
+                 ) -> tuple[str, str] | None:
     """The innermost ``boardNN`` folder of a clip's path and its board
     (``inbox/mon/board07/left/t1.wav`` -> ``("inbox/mon/board07", "7")``), or None.
 
@@ -66,7 +68,7 @@ def board_folder(path: str | os.PathLike) -> tuple[str, str] | None:
     ``board55/left/`` is board 55's (each tap was a board of its own, and one odd tap failed
     the board).
     """
-    for spelt in (os.fspath(path), os.path.abspath(path)):
+    for spelt in (os.fspath(path),) + (() if as_written else (os.path.abspath(path),)):
         parts = spelt.replace("\\", "/").split("/")
         for i in range(len(parts) - 2, -1, -1):
             m = _BOARD.match(parts[i])

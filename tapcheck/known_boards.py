@@ -170,7 +170,8 @@ def refiled_copies(checkpoint: dict[str, Any], takes: Sequence[Take],
     out = []
     for take, digest, tap, is_own in zip(takes, prints, taps, own, strict=True):
         path = (origin.get(digest) or origin.get(tap)) if is_own else None
-        board = None if path is None else board_of_path(path)
+        # the model file's paths are its dataset's, not the working folder's
+        board = None if path is None else board_of_path(path, as_written=True)
         if board is not None and int(board) != take.board:
             out.append((take, path, int(board)))
     return out
