@@ -41,6 +41,7 @@ def test_a_clip_named_from_inside_its_board_folder_is_that_boards(tmp_path, monk
     inside.mkdir(parents=True)
     monkeypatch.chdir(inside)
     assert board_of_path("take001.wav") == "55"
+    assert board_of_path("take001.wav", as_written=True) is None  # a dataset's own paths
     assert board_folder("take001.wav") == (str(tmp_path / "plant" / "board55"), "55")
     assert board_of_path(inside / "take002.wav") == "55"
     assert not mixed_board_folders(["take001.wav", inside / "take002.wav", "./take003.wav"])
