@@ -110,7 +110,7 @@ def exchangeable_chance(normal: np.ndarray, defect: np.ndarray, *, n_clips: int,
 def measure(demo, *, seed: int, model: str, calibration: str, work: Path,
             config_path: Path | None = None, threshold_fit: str | None = None) -> dict:
     from tapcheck.calibration import robust_threshold
-    from tapcheck.config import load_config
+    from tapcheck.configfile import load_config
     from tapcheck.detectors import gamma_threshold
     from tapcheck.featurecache import FeatureCache
     from tapcheck.judge import Judge

@@ -799,7 +799,7 @@ def run_demo(model: str | None = None, *, name: str = "demo", config: str | None
     training, judging."""
     import torch
 
-    from tapcheck.config import load_config
+    from tapcheck.configfile import load_config
     from tapcheck.demo import run_demo as demo
     from tapcheck.paths import model_path
 
@@ -818,7 +818,7 @@ def run_demo(model: str | None = None, *, name: str = "demo", config: str | None
 
 def _compare(names: list[str], *, seed: int, config_path: str | None = None) -> list[dict]:
     from tapcheck.compare import compare_models
-    from tapcheck.config import load_config
+    from tapcheck.configfile import load_config
     from tapcheck.datasets import Dataset
     from tapcheck.synth_dataset import make_study_dataset
 

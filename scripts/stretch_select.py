@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tapcheck.config import load_config
+from tapcheck.configfile import load_config
 from tapcheck.datasets import Dataset
 from tapcheck.evaluation import evaluate_model
 from tapcheck.metrics import auc

@@ -2,7 +2,8 @@
 
 import pytest
 
-from tapcheck.config import Config, default_toml, load_config
+from tapcheck.config import Config, default_toml
+from tapcheck.configfile import load_config
 from tapcheck.errors import ConfigError
 
 from .conftest import ROOT

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tapcheck.calibration import robust_threshold
-from tapcheck.config import load_config
+from tapcheck.configfile import load_config
 from tapcheck.crossfit import AUTO_MIN_BOARDS, _without, crossfit_folds, resolve_calibration
 from tapcheck.datasets import Dataset
 from tapcheck.enroll import enroll

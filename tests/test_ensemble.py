@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tapcheck.config import load_config
+from tapcheck.configfile import load_config
 from tapcheck.datasets import Dataset
 from tapcheck.errors import ParameterError
 from tapcheck.judge import Judge

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from tapcheck.config import Config, load_config
+from tapcheck.config import Config
+from tapcheck.configfile import load_config
 from tapcheck.errors import ConfigError
 from tapcheck.validate import RULES
 

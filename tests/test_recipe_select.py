@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from tapcheck.config import load_config
+from tapcheck.configfile import load_config
 
 from .conftest import ROOT, script_module
 

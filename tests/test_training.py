@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from tapcheck.config import load_config
+from tapcheck.configfile import load_config
 from tapcheck.datasets import Dataset
 from tapcheck.errors import ModelFileError, TapcheckWarning
 from tapcheck.modelfile import load_model, partial_path, read_partial

@@ -327,7 +327,7 @@ def _print_traceback() -> None:
 
 def parse_config(path: str | os.PathLike | None):
     """The settings of a ``--config`` file over the defaults (the defaults without one)."""
-    from ..config import load_config
+    from ..configfile import load_config
 
     return load_config(path)
 
