@@ -380,6 +380,20 @@ def test_an_over_long_side_is_refused_before_anything_is_made(tiny_dataset, tmp_
     assert code == 2 and err.strip().endswith("— e.g. --group reference"), err
 
 
+def _second_import_refused(run_cli, clips, dataset: str, second: tuple, *, board: str = "1"):
+    """Import clips[0] into board ``board`` left (normal), then clips[1] with ``second``'s
+    options, which must be refused with nothing written; (the dataset's folder, stderr)."""
+    code, _, err = run_cli("import", clips[0], "--dataset", dataset, "--board", board, "--side",
+                           "left", "--label", "normal")
+    assert code == 0, err
+    root = Dataset.open(dataset).root
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    code, out, err = run_cli("import", clips[1], "--dataset", dataset, *second)
+    assert (code, out) == (2, "")
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    return root, err
+
+
 def test_import_refuses_a_label_the_sides_training_takes_lack(tmp_path, run_cli):
     """A training side is one class: defect takes imported into a healthy side were written,
     and train then refused the dataset until its manifest was edited by hand (QA). Refused
@@ -387,19 +401,12 @@ def test_import_refuses_a_label_the_sides_training_takes_lack(tmp_path, run_cli)
     from .conftest import write_tone
 
     clips = [write_tone(tmp_path / f"{i}.wav", duration_s=3.0, seed=i) for i in range(3)]
-    code, _, err = run_cli("import", clips[0], "--dataset", "mixed", "--board", "1", "--side",
-                           "left", "--label", "normal")
-    assert code == 0, err
-    root = Dataset.open("mixed").root
-    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
-    code, out, err = run_cli("import", clips[1], "--dataset", "mixed", "--board", "1", "--side",
-                             "left", "--label", "defect")
-    assert (code, out) == (2, "")
+    root, err = _second_import_refused(run_cli, clips, "mixed", ("--board", "1", "--side", "left",
+                                                                 "--label", "defect"))
     assert err == (f"tapcheck: error: {root / 'manifest.csv'}: board 1 left holds normal training "
                    "takes, and a board side is one class, healthy or cracked: defect takes there "
                    "would stop `train` — give the defect takes a side name of their own (e.g. "
                    "--side left-crack), or --split test\n")
-    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
     for extra in (("--side", "left-crack"), ("--side", "left", "--split", "test")):
         code, _, err = run_cli("import", clips[2 if "test" in extra else 1], "--dataset",
                                "mixed", "--board", "1", "--label", "defect", *extra)
@@ -414,18 +421,12 @@ def test_a_side_spelt_in_other_case_is_refused(tmp_path, run_cli):
     from .conftest import write_tone
 
     clips = [write_tone(tmp_path / f"{i}.wav", duration_s=3.0, seed=i) for i in range(2)]
-    code, _, err = run_cli("import", clips[0], "--dataset", "cased", "--board", "22", "--side",
-                           "left", "--label", "normal")
-    assert code == 0, err
-    root = Dataset.open("cased").root
-    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
-    code, out, err = run_cli("import", clips[1], "--dataset", "cased", "--board", "22", "--side",
-                             "Left", "--label", "normal")
-    assert (code, out) == (2, "")
+    root, err = _second_import_refused(run_cli, clips, "cased", ("--board", "22", "--side",
+                                                                 "Left", "--label", "normal"),
+                                       board="22")
     assert err == (f"tapcheck: error: {root / 'manifest.csv'}: board 22 has a side left already; "
                    "Left differs from it only in case, and would be a board side of its own — "
                    "use --side left\n")
-    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
     # another board's Left is its own
     code, _, err = run_cli("import", clips[1], "--dataset", "cased", "--board", "23", "--side",
                            "Left", "--label", "normal")
