@@ -91,17 +91,26 @@ def name(value: Any) -> str | None:
     return None if isinstance(value, str) and value.strip() else "must be a non-empty name"
 
 
-def registered(module: str, name: str, *, default: Any = None) -> Rule:
+def registered(module: str, name: str, *, default: Any = None, listed_by: str = "") -> Rule:
     """One of the keys of registry ``name`` in ``tapcheck.<module>``, imported only when the
     key is checked (the scorers bring torch, which ``tapcheck log`` and the config's defaults
-    need not load); ``default``, a key the registry is known to hold, is passed unchecked."""
+    need not load); ``default``, a key the registry is known to hold, is passed unchecked.
+    A misspelt key gets the nearest one, and ``listed_by`` names the command that describes
+    them (`train --model arcface-litee` got a list of 20 names and no pointer; QA)."""
     def rule(value: Any) -> str | None:
+        import difflib
         import importlib
 
         if value == default:
             return None
         keys = getattr(importlib.import_module(f"tapcheck.{module}"), name)
-        return None if value in keys else f"must be one of: {', '.join(map(repr, keys))}"
+        if value in keys:
+            return None
+        notes = [f"`{listed_by}` describes them"] if listed_by else []
+        near = difflib.get_close_matches(str(value), list(keys), n=1, cutoff=0.8)
+        notes += [f"did you mean {near[0]!r}?"] if near else []
+        return (f"must be one of: {', '.join(map(repr, keys))}"
+                + (f" ({'; '.join(notes)})" if notes else ""))
     return rule
 
 
@@ -128,7 +137,8 @@ RULES: dict[str, dict[str, Rule]] = {
     "train": {
         # checked against the registry when set (the default is a registered name: a test
         # says so), so a config naming no model fails when read, naming its file
-        "model": registered("models", "MODELS", default="arcface-resnet18"),
+        "model": registered("models", "MODELS", default="arcface-resnet18",
+                            listed_by="tapcheck models"),
         "epochs": optional(whole(1, BIG)),
         # BatchNorm needs two samples per batch; a batch of one fails mid-training
         "batch_size": optional(whole(2, BIG)),

@@ -104,6 +104,9 @@ def test_unknown_model_lists_valid_ones(run_cli):
     assert code == 2
     assert err.startswith("tapcheck: error: --model (train.model) must be one of: 'ae', ")
     assert "not 'arcface-resnet50'" in err and len(err.strip().splitlines()) == 1
+    assert "(`tapcheck models` describes them; did you mean 'arcface-resnet18'?)" in err
+    code, _, err = run_cli("train", "--model", "arcface-litee")  # the nearest, a typo away (QA)
+    assert code == 2 and "did you mean 'arcface-lite'?" in err, err
 
 
 @pytest.mark.parametrize("args, problem", [
