@@ -164,6 +164,12 @@ def test_one_seed_without_folds_writes_no_grid_report(run_cli, small_compare_set
     code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
                            "--epochs", "1", "--out", tmp_path)
     assert code == 0 and "1 of 1 cells reused" in err and "training ..." not in err
+    assert doc["meta"]["seed"] == 0
+    # one seed given by --seeds is the seed reported: `--seeds 7` trained 7 and said 0 (QA)
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                           "--epochs", "1", "--seeds", "7", "--out", tmp_path / "s7")
+    assert code == 0, err
+    assert json.loads((tmp_path / "s7" / "metrics.json").read_text())["meta"]["seed"] == 7
 
 
 def test_bad_grid_options_are_one_line_errors(run_cli, small_compare_set, tmp_path):
