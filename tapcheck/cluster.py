@@ -49,10 +49,16 @@ def _worker_env() -> dict[str, str]:
 
 
 def _check_reachable(address: str) -> None:
-    """Fail in seconds when nothing listens at ``host:port``: ray.init would retry for minutes."""
+    """Fail in seconds when nothing listens at ``host:port``: ray.init would retry for minutes.
+    An address of no form Ray takes is one line: "a:b:c" or "host:notaport" was a traceback
+    (ValueError: Invalid address format)."""
+    if address == "auto" or address.startswith("ray://"):
+        return  # Ray itself says what is wrong
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        return  # "auto", or a ray:// address: Ray itself says what is wrong
+    if not host or not port.isdigit() or ":" in host.strip("[]") and not host.startswith("["):
+        raise ClusterError(f"--ray address '{address}' is not host:port", fix=(
+            "pass the address `ray start --head` printed (e.g. 127.0.0.1:6379), auto, or "
+            "leave it out for a local Ray instance"))
     try:
         socket.create_connection((host, int(port)), timeout=10).close()
     except OSError as e:
@@ -115,10 +121,15 @@ def ray_runner(*, address: str | None, cpus_per_cell: int = 1) -> Callable[..., 
 
         _connect(ray, address, object_bytes=sum(c.nbytes for c in crops.values()))
         try:
+            cpus = int(ray.cluster_resources().get("CPU", 0))
+            if cpus_per_cell > cpus:  # no cell could ever start: it waited forever (QA)
+                raise ClusterError(
+                    f"--cpus-per-cell {cpus_per_cell} is more than the {cpus} CPUs of the Ray "
+                    f"cluster at {address or 'local'}: no cell could ever start",
+                    fix=f"use --cpus-per-cell {max(cpus, 1)} or fewer, or add machines")
             cell = ray.remote(num_cpus=cpus_per_cell, max_retries=0)(run_cell)
             shared = ray.put(crops)  # once: every task reads the same object-store copy
             pending = {cell.remote(task, shared, threads=cpus_per_cell): task for task in tasks}
-            cpus = int(ray.cluster_resources().get("CPU", 0))
             log(f"{len(tasks)} cell{'s' * (len(tasks) != 1)} submitted to Ray "
                 f"({address or 'local'}, {cpus} CPUs, {cpus_per_cell} per cell)")
             while pending:

@@ -48,6 +48,34 @@ def test_an_unreachable_cluster_is_one_line(tiny_dataset, tmp_path):
     assert "ray start --head" in last
 
 
+@pytest.mark.parametrize("address", ["a:b:c", "host:notaport", ":6379"])
+def test_an_address_of_no_form_is_one_line(tiny_dataset, tmp_path, address):
+    """It was a traceback: ValueError: Invalid address format (QA)."""
+    result = subprocess.run([sys.executable, "-m", "tapcheck", "compare", "--dataset",
+                             str(tiny_dataset.root), "--models", "ae", "--epochs", "1", "--out",
+                             str(tmp_path), "--ray", address],
+                            env=single_thread_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"tapcheck: error: --ray address '{address}' is not host:port — pass the address `ray "
+        "start --head` printed (e.g. 127.0.0.1:6379), auto, or leave it out for a local Ray "
+        "instance")
+
+
+def test_more_cpus_per_cell_than_the_cluster_has_is_one_line(tiny_dataset, tmp_path):
+    """A cell needing 64 CPUs on a local instance of a few waited forever (QA)."""
+    result = subprocess.run([sys.executable, "-m", "tapcheck", "compare", "--dataset",
+                             str(tiny_dataset.root), "--models", "ae", "--epochs", "1", "--out",
+                             str(tmp_path), "--ray", "--cpus-per-cell", "64"],
+                            env=single_thread_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "tapcheck: error: --cpus-per-cell 64 is more than the "), result.stderr
+    assert "of the Ray cluster at local: no cell could ever start — use --cpus-per-cell" in (
+        result.stderr), result.stderr
+    assert not list((tmp_path / "cells").rglob("*.json"))
+
+
 def test_ray_missing_is_one_line_with_the_fix(tiny_dataset, tmp_path):
     """Without the extra (ray unimportable), --ray fails at once and says how to install it."""
     code = ("import sys; sys.modules['ray'] = None\n"  # what Python does when ray is absent
