@@ -22,14 +22,14 @@ from typing import Callable
 import numpy as np
 
 from . import __version__
+from .cellstore import CellStore
 from .config import Config
 from .dataset_folders import refuse_dataset_folder
 from .datasets import Dataset, Take
 from .errors import DatasetError, ParameterError, StorageError
 from .featurecache import FeatureCache
 from .files import check_replaceable, sniff
-from .grid import (Cell, CellStore, GridConfig, plan_cells, representative, run_grid,
-                   run_serially)
+from .grid import Cell, GridConfig, plan_cells, representative, run_grid, run_serially
 from .judge import Judge
 from .model_target import check_model_target
 from .models import MODELS, STUDY_MODELS, get_spec
@@ -82,7 +82,11 @@ def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: s
         runner = ray_runner(address=grid.ray_address, cpus_per_cell=grid.cpus_per_cell)
     else:
         runner = run_serially
-    cells = run_grid(tasks, keys, crops, store=store, runner=runner, log=log)
+    # the torch threads each cell trains on: part of what its numbers depend on
+    import torch
+
+    threads = grid.cpus_per_cell if grid.ray else torch.get_num_threads()
+    cells = run_grid(tasks, keys, crops, store=store, runner=runner, log=log, threads=threads)
     meta = {"dataset": str(dataset.root), "models": ", ".join(names),
             # the grid's seeds: `--seeds 7` trained seed 7 and reported config.train.seed, 0
             "seed": grid.seeds[0] if grid.single else ", ".join(map(str, grid.seeds)),

@@ -33,11 +33,11 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from .cellstore import CellStore
 from .config import Config
 from .copies import content_digest
 from .datasets import Dataset, Take
 from .errors import ParameterError
-from .files import atomic_write
 
 # A cell's model file passes through a folder of this name (and the pid of its process) in the
 # temporary folder; see sweep_dead_cell_folders.
@@ -263,7 +263,8 @@ def run_cell(task: CellTask, crops: dict[str, np.ndarray], *, threads: int | Non
            "epochs": loaded.config.train.epochs,
            "train_seconds": round(float(checkpoint["train_seconds"]), 1)}
     return {"row": row, "scores": [float(s) for s in scores],
-            "history": checkpoint["history"], "model_bytes": model_bytes}
+            "history": checkpoint["history"], "model_bytes": model_bytes,
+            "threads": torch.get_num_threads()}
 
 
 def sweep_dead_cell_folders(root: str | os.PathLike | None = None) -> list[Path]:
@@ -311,55 +312,6 @@ def _running(pid: int) -> bool:
     return True
 
 
-class CellStore:
-    """The finished cells of a report folder: ``cells/<model>/<cell>-<key>.json`` (+ ``.pt``)."""
-
-    def __init__(self, out: Path, *, models_beside: bool):
-        self.out = Path(out)
-        # a plain comparison keeps its model files where they always were: models/<name>.pt
-        self.models_beside = models_beside
-
-    def json_path(self, cell: Cell, key: str) -> Path:
-        return self.out / "cells" / cell.model / f"{cell.stem}-{key}.json"
-
-    def model_path(self, cell: Cell, key: str) -> Path:
-        if self.models_beside:
-            return self.out / "models" / f"{cell.model}.pt"
-        return self.json_path(cell, key).with_suffix(".pt")
-
-    def load(self, cell: Cell, key: str, *, need_model: bool) -> dict | None:
-        """The stored cell, or None when it is missing, unreadable or its model file is not the
-        one it was written with (another run wrote models/<name>.pt since)."""
-        try:
-            stored = json.loads(self.json_path(cell, key).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if need_model:
-            path = self.model_path(cell, key)
-            if stored.get("model_sha1") is None or not path.is_file() or (
-                    _sha1(path.read_bytes()) != stored["model_sha1"]):
-                return None
-        return stored
-
-    def save(self, cell: Cell, key: str, result: dict) -> dict:
-        """Write the model file (if any), then the cell file: a cell file means a whole cell."""
-        stored = {k: v for k, v in result.items() if k != "model_bytes"}
-        stored.update(cell=dataclasses.asdict(cell), key=key, model_sha1=None)
-        if result.get("model_bytes") is not None:
-            path = self.model_path(cell, key)
-            with atomic_write(path) as f:
-                f.write(result["model_bytes"])
-            stored["model_sha1"] = _sha1(result["model_bytes"])
-            stored["row"]["model_file"] = path.relative_to(self.out).as_posix()
-        with atomic_write(self.json_path(cell, key), "w", encoding="utf-8") as f:
-            json.dump(stored, f, indent=1, default=float)
-        return stored
-
-
-def _sha1(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()
-
-
 Runner = Callable[..., Iterator[tuple[CellTask, dict]]]
 
 
@@ -372,13 +324,15 @@ def run_serially(tasks: list[CellTask], crops: dict, *, log: Callable[[str], Non
 
 
 def run_grid(tasks: list[CellTask], keys: dict[Cell, str], crops: dict, *, store: CellStore,
-             runner: Runner = run_serially, log: Callable[[str], None] = print
-             ) -> dict[Cell, dict]:
-    """Every cell's stored result: finished ones read back, the others run and saved."""
+             runner: Runner = run_serially, log: Callable[[str], None] = print,
+             threads: int | None = None) -> dict[Cell, dict]:
+    """Every cell's stored result: finished ones read back (those trained on ``threads``
+    torch threads, when given), the others run and saved."""
     done: dict[Cell, dict] = {}
     todo = []
     for task in tasks:
-        stored = store.load(task.cell, keys[task.cell], need_model=task.keep_model)
+        stored = store.load(task.cell, keys[task.cell], need_model=task.keep_model,
+                            threads=threads)
         if stored is None:
             todo.append(task)
         else:

@@ -153,6 +153,29 @@ def test_a_rerun_reuses_every_cell_and_an_extended_grid_only_adds(serial_grid, t
     assert after["models"] == before["models"] and after["pairs"] == before["pairs"]
 
 
+def test_a_damaged_cell_or_one_of_other_threads_is_run_again(serial_grid, tiny_dataset,
+                                                             tmp_path):
+    """A cell file that is JSON but no cell's record ("[]", a row without its fields) gave a
+    traceback or was averaged (an AUC of NaN, a pAUC of 5.0), and a cell trained on other torch
+    threads (a Ray worker's) was reused as this run's, though its numbers differ (QA). Such
+    cells are run again, and the report is the uninterrupted one."""
+    out = tmp_path / "report"
+    shutil.copytree(serial_grid[0], out)
+    cells = sorted((out / "cells").rglob("*.json"))
+    cells[0].write_text("[]")
+    second = json.loads(cells[1].read_text())
+    second["row"]["pauc"] = 5.0
+    cells[1].write_text(json.dumps(second))
+    third = json.loads(cells[2].read_text())
+    assert third["threads"] == 1  # run_grid_cli's one thread
+    third["threads"] = 99
+    cells[2].write_text(json.dumps(third))
+    result = run_grid_cli(tiny_dataset, out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "5 of 8 cells reused" in result.stderr, result.stderr[-3000:]
+    assert cell_metrics(out) == cell_metrics(serial_grid[0])
+
+
 def test_one_seed_without_folds_writes_no_grid_report(run_cli, small_compare_set, tmp_path):
     code, out, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
                              "--epochs", "1", "--out", tmp_path)

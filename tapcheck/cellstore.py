@@ -1,0 +1,88 @@
+"""A report folder's finished cells: ``cells/<model>/<cell>-<key>.json`` (and ``.pt``), written
+whole and read back only when they are a cell's record of this run's kind (:mod:`tapcheck.grid`
+runs the cells; a killed or extended grid resumes from these)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .files import atomic_write
+from .validate import is_real
+
+if TYPE_CHECKING:
+    from .grid import Cell
+
+
+class CellStore:
+    """The finished cells of a report folder: ``cells/<model>/<cell>-<key>.json`` (+ ``.pt``)."""
+
+    def __init__(self, out: Path, *, models_beside: bool):
+        self.out = Path(out)
+        # a plain comparison keeps its model files where they always were: models/<name>.pt
+        self.models_beside = models_beside
+
+    def json_path(self, cell: Cell, key: str) -> Path:
+        return self.out / "cells" / cell.model / f"{cell.stem}-{key}.json"
+
+    def model_path(self, cell: Cell, key: str) -> Path:
+        if self.models_beside:
+            return self.out / "models" / f"{cell.model}.pt"
+        return self.json_path(cell, key).with_suffix(".pt")
+
+    def load(self, cell: Cell, key: str, *, need_model: bool,
+             threads: int | None = None) -> dict | None:
+        """The stored cell, or None (to run again) when it is missing, unreadable, not a cell's
+        record, trained on other than ``threads`` torch threads (its numbers differ in the last
+        bits, and training amplifies them: a Ray cell's 0.375 was reused as a serial run's
+        0.380; QA), or its model file is not the one it was written with (another run wrote
+        models/<name>.pt since)."""
+        try:
+            stored = json.loads(self.json_path(cell, key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not _is_cell(stored):  # "[]" or a row without its fields: a traceback, or averaged
+            return None
+        if threads is not None and stored.get("threads", threads) != threads:
+            return None
+        if need_model:
+            path = self.model_path(cell, key)
+            if stored.get("model_sha1") is None or not path.is_file() or (
+                    _sha1(path.read_bytes()) != stored["model_sha1"]):
+                return None
+        return stored
+
+    def save(self, cell: Cell, key: str, result: dict) -> dict:
+        """Write the model file (if any), then the cell file: a cell file means a whole cell."""
+        stored = {k: v for k, v in result.items() if k != "model_bytes"}
+        stored.update(cell=dataclasses.asdict(cell), key=key, model_sha1=None)
+        if result.get("model_bytes") is not None:
+            path = self.model_path(cell, key)
+            with atomic_write(path) as f:
+                f.write(result["model_bytes"])
+            stored["model_sha1"] = _sha1(result["model_bytes"])
+            stored["row"]["model_file"] = path.relative_to(self.out).as_posix()
+        with atomic_write(self.json_path(cell, key), "w", encoding="utf-8") as f:
+            json.dump(stored, f, indent=1, default=float)
+        return stored
+
+
+def _is_cell(stored: Any) -> bool:
+    """Whether a cell file holds what the report reads: a row with its model's scorer, the
+    training time, and an AUC and pAUC that are shares (or null: no defect takes)."""
+    row = stored.get("row") if isinstance(stored, dict) else None
+    if not isinstance(row, dict) or not isinstance(row.get("scorer"), str):
+        return False
+    seconds = row.get("train_seconds")
+    if not (is_real(seconds) and math.isfinite(seconds) and seconds >= 0):
+        return False
+    return all(row.get(k) is None or (is_real(row[k]) and 0.0 <= row[k] <= 1.0)
+               for k in ("auc", "pauc"))
+
+
+def _sha1(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
