@@ -79,6 +79,14 @@ def test_bench_measures_everything_and_formats_the_table(tiny_dataset, tiny_mode
     assert f"| {FAST_MODEL} against arcface-resnet18 (same run) |" in table
     assert "| training, samples/s (tapcheck's loop) | " in table and f"{ratio:.2f}x |" in table
     assert "| judge, each step alone (median): read / features / network / score | " in table
+    # bench --model of another model: its judging column is named for it (it read
+    # arcface-resnet18 over ae's figures; QA)
+    other = {**results, "judge": {**results["judge"], "name": "ae"}}
+    assert (f"| {FAST_MODEL} against arcface-resnet18 (training), ae (judging) (same run) |"
+            in bench.format_results(other))
+    # a share over the matrix-product peak says the peak was measured low
+    low = {**results, "matmul_gflops": {"bfloat16": 1e-6, "float32": 1e-6}}
+    assert "(over the peak measured: the load varied)" in bench.format_results(low)
     old = {k: v for k, v in results.items() if k != "judge_fast"}  # a file from before it
     assert "against arcface-resnet18" not in bench.format_results(old)
     old["machine"] = {k: v for k, v in results["machine"].items() if "load" not in k}
