@@ -48,6 +48,9 @@ def resolve_models(selection: str) -> list[str]:
     if not names:
         raise ParameterError("--models is empty", fix="use all, study, or names like ae,vae")
     for name in names:
+        if name in ("all", "study"):  # "study,ae" was "unknown model 'study'" (QA)
+            raise ParameterError(f"--models '{selection}': {name} stands alone, not in a list",
+                                 fix=f"use --models {name}, or list every model by name")
         get_spec(name)  # an unknown name lists the valid ones
     return list(OrderedDict.fromkeys(names))
 

@@ -183,6 +183,13 @@ def test_resolve_models():
     assert resolve_models("vae, ae,vae") == ["vae", "ae"]
     with pytest.raises(ParameterError, match="unknown model 'resnet'"):
         resolve_models("ae,resnet")
+    # a typo away: the nearest name; "study" in a list: said so, not "unknown model" (QA)
+    with pytest.raises(ParameterError, match=r"unknown model 'arcface-litee' \(did you mean "
+                                             r"'arcface-lite'\?\)") as e:
+        resolve_models("arcface-litee")
+    assert "`tapcheck models` describes them" in str(e.value)
+    with pytest.raises(ParameterError, match="--models 'study,ae': study stands alone"):
+        resolve_models("study,ae")
 
 
 def test_a_map_of_a_few_clips_leaves_no_warning_of_opentsnes(caplog):

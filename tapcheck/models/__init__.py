@@ -135,8 +135,14 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
-        raise ParameterError(f"unknown model '{name}'",
-                             fix=f"choose one of: {', '.join(MODELS)}") from None
+        import difflib
+
+        near = difflib.get_close_matches(name, list(MODELS), n=1, cutoff=0.8)
+        # a typo away from a name, it gets it; `tapcheck models` says what each is (QA)
+        raise ParameterError(f"unknown model '{name}'" + (f" (did you mean '{near[0]}'?)"
+                                                          if near else ""),
+                             fix=f"choose one of: {', '.join(MODELS)} (`tapcheck models` "
+                                 "describes them)") from None
 
 
 def rebuild(name: str, model_args: dict[str, Any], *, members: int = 1) -> TapModel | Ensemble:
