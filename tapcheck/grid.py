@@ -76,8 +76,12 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     """``0-4`` → (0, 1, 2, 3, 4); ``0,2,5`` and mixtures such as ``0-2,7`` work too."""
     seeds: list[int] = []
     for part in (p.strip() for p in text.split(",")):
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if not m or (m[2] is not None and int(m[2]) < int(m[1])):
+        # ASCII digits only: "٠-١" (Arabic-Indic) was read as 0-1, as --since once read "৩d"
+        m = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", part)
+        if m and m[2] is not None and int(m[2]) < int(m[1]):  # said only "not a list" (QA)
+            raise ParameterError(f"--seeds '{text}': the range {part} runs backwards",
+                                 fix=f"write it low to high, e.g. --seeds {m[2]}-{m[1]}")
+        if not m:
             raise ParameterError(f"--seeds '{text}' is not a list of seeds",
                                  fix="write a range or a list of whole numbers, e.g. --seeds 0-4 "
                                      "or --seeds 0,2,5")
