@@ -21,7 +21,9 @@ for 20 s and then reports a failed connection; :func:`_connect` says what happen
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 from typing import Callable, Iterator
 
 from .errors import ClusterError
@@ -82,6 +84,17 @@ def _connect(ray, address: str | None, *, object_bytes: int) -> None:
     env = {"env_vars": _worker_env()}
     if address:
         _check_reachable(address)
+    # ray.init puts its own SIGTERM handler over tapcheck's (kill = Ctrl-C): `kill` then ended
+    # compare --ray with a stack dump and exit 1, not "interrupted" and 130 (QA). Put back after
+    term = signal.getsignal(signal.SIGTERM)
+    try:
+        _init(ray, address, env=env, object_bytes=object_bytes)
+    finally:
+        if callable(term) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, term)
+
+
+def _init(ray, address: str | None, *, env: dict, object_bytes: int) -> None:
     try:
         if address:
             ray.init(address=address, runtime_env=env, log_to_driver=False,

@@ -110,6 +110,21 @@ def test_a_local_ray_instance_gives_the_serial_numbers(small_compare_set, tmp_pa
     assert on_ray["model_file"] == "models/ae.pt" and (tmp_path / "ray/models/ae.pt").is_file()
 
 
+def test_kill_stops_a_ray_grid_as_ctrl_c_does(small_compare_set, tmp_path):
+    """ray.init put its own SIGTERM handler over tapcheck's: `kill` ended compare --ray with a
+    stack dump and exit 1 (QA). It stops as Ctrl-C does: "interrupted", 130, cells kept."""
+    from .pulse import LiveCommand
+
+    live = LiveCommand("compare", "--dataset", small_compare_set, "--models", "ae", "--epochs",
+                       "1", "--seeds", "0-5", "--out", tmp_path, "--ray",
+                       env=single_thread_env())
+    live.expect(r"cells submitted to Ray", stream="err", timeout=300)
+    live.proc.send_signal(signal.SIGTERM)
+    assert live.wait(timeout=120) == 130, live.err
+    assert live.err[-1].startswith("tapcheck: interrupted"), live.err
+    assert not any("SIGTERM received" in line for line in live.err), live.err
+
+
 # --- a one-machine cluster started with `ray start --head` on 127.0.0.1 ---------------------------
 
 def session_processes(sid: int) -> list[int]:
