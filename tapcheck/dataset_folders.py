@@ -204,6 +204,11 @@ def creatable_path(name: str | os.PathLike) -> Path:
                            f"{MANIFEST} go in a folder", path=root, fix=fix)
     if os.path.lexists(root / MANIFEST):
         return root
+    if (root / "cells").is_dir() and (root / "metrics.json").is_file():
+        # synth wrote 36 takes into a report folder, and compare then refused to update it
+        raise DatasetError("holds a compare report (metrics.json, cells/): takes there would "
+                           "make it a dataset, which compare no longer writes to", path=root,
+                           fix="choose another folder for the dataset, e.g. --dataset bench")
     holder = dataset_holding(root.parent)
     home = recordings_home()
     around = recordings_in_dataset() if root.parent.resolve() == home.resolve() else None

@@ -127,3 +127,18 @@ def test_synth_refuses_a_board_folder_linked_inside_the_dataset(tmp_path, run_cl
                    "writes every board side into a folder of its own — remove the link (synth "
                    "makes the folders it needs)\n")
     assert not list(root.rglob("*.wav"))
+
+
+def test_synth_refuses_a_compare_report_folder(tmp_path, run_cli):
+    """synth wrote its takes into a compare report, which compare then refused to update as a
+    dataset folder (QA)."""
+    report = tmp_path / "reports" / "g1"
+    (report / "cells" / "ae").mkdir(parents=True)
+    (report / "metrics.json").write_text('{"meta": {}, "models": []}')
+    before = sorted(p.relative_to(report) for p in report.rglob("*"))
+    code, out, err = run_cli("synth", "--dataset", report, "--takes", "2")
+    assert (code, out) == (2, "") and err == (
+        f"tapcheck: error: {report}: holds a compare report (metrics.json, cells/): takes there "
+        "would make it a dataset, which compare no longer writes to — choose another folder for "
+        "the dataset, e.g. --dataset bench\n"), err
+    assert sorted(p.relative_to(report) for p in report.rglob("*")) == before
