@@ -213,6 +213,10 @@ def test_bad_grid_options_are_one_line_errors(run_cli, small_compare_set, tmp_pa
     code, _, err = run_cli("compare", "--dataset", small_compare_set, "--seed", "1",
                            "--seeds", "0-2")
     assert code == 2 and "--seed and --seeds together" in err
+    # it was ignored without a word (QA)
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                           "--cpus-per-cell", "2", "--out", tmp_path)
+    assert code == 2 and "--cpus-per-cell applies to --ray cells" in err, err
 
 
 def test_parse_seeds():

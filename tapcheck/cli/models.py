@@ -190,13 +190,13 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
               metavar="[ADDRESS]",
               help="Run the cells as Ray tasks: a local Ray instance, or the cluster at ADDRESS "
                    "(auto, or host:port of `ray start --head`).")
-@click.option("--cpus-per-cell", type=click.IntRange(min=1), default=1, show_default=True,
-              help="With --ray: CPUs reserved for each cell, and its torch threads.")
+@click.option("--cpus-per-cell", type=click.IntRange(min=1), default=None,
+              help="With --ray: CPUs reserved for each cell, and its torch threads [1].")
 def compare(selection: str, dataset: str, config_path: Path | None, epochs: int | None,
             seed: int | None, scorer: str | None, members: int | None, out: str | None,
             seeds: str | None,
             folds: int | None, keep_models: bool, ray_address: str | None,
-            cpus_per_cell: int) -> None:
+            cpus_per_cell: int | None) -> None:
     """Train several models on one dataset and compare them: metrics, t-SNE maps, score charts.
 
     Writes <out>/index.html (opens offline), metrics.csv, metrics.json and the trained models
@@ -233,10 +233,13 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
         if alone:
             raise click.UsageError(f"train.members = {config.train.members}: {', '.join(alone)} "
                                    "score without embeddings; leave them out of --models")
+    if cpus_per_cell is not None and ray_address is None:  # it was ignored without a word (QA)
+        raise click.UsageError("--cpus-per-cell applies to --ray cells; without --ray each cell "
+                               "trains on this process's threads (OMP_NUM_THREADS)")
     # "" is given, not left out: parse_seeds refuses it (it was taken as the config's seed)
     grid = GridConfig(seeds=parse_seeds(seeds) if seeds is not None else (config.train.seed,),
                       folds=folds or 0, keep_models=keep_models, ray=ray_address is not None,
-                      ray_address=ray_address or None, cpus_per_cell=cpus_per_cell)
+                      ray_address=ray_address or None, cpus_per_cell=cpus_per_cell or 1)
     if grid.ray:
         from ..cluster import require_ray
 
