@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .validate import STATION_TOKEN, TOKEN_FIX, TOKEN_PROBLEM, check_across, check_section
+from .validate import (STATION_TOKEN, TOKEN_FIX, TOKEN_PROBLEM, check_across, check_section,
+                       nearest)
 
 
 @dataclass(frozen=True)
@@ -248,8 +249,6 @@ def _key_fix(key: str, prefix: str, fields: dict, root: type) -> str:
     in a file of ``root``'s tables: a key of another table (``epochs = 3`` above every header,
     ``n_fft`` under ``[train]``) is sent under its header, a misspelt one (``train.epoch``)
     gets the nearest key; the valid keys follow either way."""
-    import difflib
-
     valid = f"valid keys here: {', '.join(prefix + name for name in fields)}"
     homes = [name for name, kind in typing.get_type_hints(root).items()
              if dataclasses.is_dataclass(kind) and f"{name}." != prefix
@@ -257,8 +256,8 @@ def _key_fix(key: str, prefix: str, fields: dict, root: type) -> str:
     if homes:
         tables = " and ".join(f"[{h}]" for h in homes)
         return f"'{key}' is a key of {tables}: write it under that header; {valid}"
-    near = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.8)
-    return f"did you mean '{prefix}{near[0]}'? {valid}" if near else valid
+    near = nearest(key, fields)
+    return f"did you mean '{prefix}{near}'? {valid}" if near else valid
 
 
 def _build(cls: type, data: Any, source: str, prefix: str, root: type | None = None):

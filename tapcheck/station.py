@@ -100,6 +100,7 @@ class Station:
         self.history: deque[dict] = deque(maxlen=HISTORY)
         self.counts = {"taps": 0, "NORMAL": 0, "ANOMALOUS": 0}
         self._scores: list[float] = []  # every tap of the session: the board's verdict so far
+        self.board_verdict: dict | None = None  # its verdict, set with each tap
         self.last_explained: dict | None = None
         self.explain_note: str | None = None
         self.explainer = None
@@ -128,7 +129,7 @@ class Station:
             self.counts["taps"] += 1
             self.counts[verdict.verdict] += 1
             self._scores.append(float(verdict.score))
-            board = self._board_so_far()
+            self.board_verdict = board = self._board_so_far()
         self.events.publish("verdict", {**item, "counts": dict(self.counts),
                                         "board_verdict": board})
 
@@ -184,7 +185,7 @@ class Station:
         with self._lock:
             return {"started": self.started, "board": self.board, "model": self.judge.name,
                     "threshold": self.judge.threshold, "history": list(self.history),
-                    "counts": dict(self.counts), "board_verdict": self._board_so_far(),
+                    "counts": dict(self.counts), "board_verdict": self.board_verdict,
                     "explained": self.last_explained,
                     "note": self.explain_note}
 

@@ -91,6 +91,15 @@ def name(value: Any) -> str | None:
     return None if isinstance(value, str) and value.strip() else "must be a non-empty name"
 
 
+def nearest(value: Any, choices) -> str | None:
+    """The one of ``choices`` a typo away from ``value`` (difflib's ratio of 0.8 or more), or
+    None: a misspelt key, model or setting names what was meant."""
+    import difflib
+
+    found = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.8)
+    return found[0] if found else None
+
+
 def registered(module: str, name: str, *, default: Any = None, listed_by: str = "") -> Rule:
     """One of the keys of registry ``name`` in ``tapcheck.<module>``, imported only when the
     key is checked (the scorers bring torch, which ``tapcheck log`` and the config's defaults
@@ -98,7 +107,6 @@ def registered(module: str, name: str, *, default: Any = None, listed_by: str = 
     A misspelt key gets the nearest one, and ``listed_by`` names the command that describes
     them (`train --model arcface-litee` got a list of 20 names and no pointer; QA)."""
     def rule(value: Any) -> str | None:
-        import difflib
         import importlib
 
         if value == default:
@@ -107,8 +115,8 @@ def registered(module: str, name: str, *, default: Any = None, listed_by: str = 
         if value in keys:
             return None
         notes = [f"`{listed_by}` describes them"] if listed_by else []
-        near = difflib.get_close_matches(str(value), list(keys), n=1, cutoff=0.8)
-        notes += [f"did you mean {near[0]!r}?"] if near else []
+        near = nearest(value, keys)
+        notes += [f"did you mean {near!r}?"] if near else []
         return (f"must be one of: {', '.join(map(repr, keys))}"
                 + (f" ({'; '.join(notes)})" if notes else ""))
     return rule
