@@ -75,6 +75,7 @@ def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: s
     started = time.perf_counter()
     out = Path(out)
     check_report_folder(out, names)  # before the features and the training, not after
+    dropped = [name for name in _compared_models(out / "metrics.json") if name not in names]
     grid = grid or GridConfig(seeds=(config.train.seed,))
     crops = _all_crops(dataset, config=config, progress=bool(progress), log=log)
     tasks, keys, folds = plan_cells(dataset, names, config, grid)
@@ -89,7 +90,8 @@ def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: s
     import torch
 
     threads = grid.cpus_per_cell if grid.ray else torch.get_num_threads()
-    cells = run_grid(tasks, keys, crops, store=store, runner=runner, log=log, threads=threads)
+    cells, reused = run_grid(tasks, keys, crops, store=store, runner=runner, log=log,
+                             threads=threads)
     meta = {"dataset": str(dataset.root), "models": ", ".join(names),
             # the grid's seeds: `--seeds 7` trained seed 7 and reported config.train.seed, 0
             "seed": grid.seeds[0] if grid.single else ", ".join(map(str, grid.seeds)),
@@ -98,6 +100,13 @@ def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: s
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
                        f"bf16 {'yes' if cpu_has_bf16() else 'no'}",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if reused:
+        # the wall time is this run's: a rerun reusing every cell took seconds, and its report
+        # read as if the comparison had (QA); the training it reused is told apart
+        trained = sum(cells[t.cell]["row"]["train_seconds"] for t in tasks)
+        meta["cells reused"] = (f"{reused} of {len(cells)}, trained by an earlier run in this "
+                                "folder (the wall time is this run's)")
+        meta["training, all cells (s)"] = round(trained, 1)
     if not grid.single:
         meta.update({"folds": grid.folds or "none (the dataset's split)",
                      "fold boards": folds or "–", "cells": len(cells),
@@ -107,9 +116,16 @@ def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: s
     runs, cell_rows = _representative_runs(out, dataset, shown, cells, crops, log=log)
     figures = _figures(out, runs, *_split(shown[0].takes), seed=shown[0].cell.seed)
     if grid.single:
-        return _write_single(out, cell_rows, meta, figures, started=started)
-    return _write_grid(out, names, cells, meta, figures, cell_rows, shown=shown[0].cell,
-                       started=started)
+        rows = _write_single(out, cell_rows, meta, figures, started=started)
+    else:
+        rows = _write_grid(out, names, cells, meta, figures, cell_rows, shown=shown[0].cell,
+                           started=started)
+    # the earlier report's figures of a model no longer compared read as this report's (QA);
+    # its model file and cells stay, for a later run that compares it again
+    for name in dropped:
+        for kind in ("tsne", "scores"):
+            (out / f"{kind}-{name}.png").unlink(missing_ok=True)
+    return rows
 
 
 def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
@@ -160,13 +176,28 @@ def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
 
 def _is_comparison(path: Path) -> bool:
     """Whether ``path`` is the ``metrics.json`` of a comparison (plain or grid)."""
+    return _comparison(path) is not None
+
+
+def _comparison(path: Path) -> dict | None:
+    """The ``metrics.json`` of a comparison (plain or grid) at ``path``, or None."""
     text = None if os.path.islink(path) else sniff(path)
     try:
         document = json.loads(text) if text is not None else None
     except ValueError:  # not JSON, or not UTF-8
-        return False
-    return (isinstance(document, dict) and isinstance(document.get("meta"), dict)
-            and "tapcheck" in document["meta"] and isinstance(document.get("models"), list))
+        return None
+    if (isinstance(document, dict) and isinstance(document.get("meta"), dict)
+            and "tapcheck" in document["meta"] and isinstance(document.get("models"), list)):
+        return document
+    return None
+
+
+def _compared_models(path: Path) -> list[str]:
+    """The registered models the comparison at ``path`` (its ``metrics.json``) reports on."""
+    document = _comparison(path) or {"models": []}
+    names = [row.get("model") for row in document["models"] if isinstance(row, dict)]
+    # a name from the file becomes a file name: only registered ones, never "../x"
+    return [name for name in names if isinstance(name, str) and name in MODELS]
 
 
 def _all_crops(dataset: Dataset, *, config: Config, progress: bool,

@@ -271,6 +271,16 @@ def run_cell(task: CellTask, crops: dict[str, np.ndarray], *, threads: int | Non
             "threads": torch.get_num_threads()}
 
 
+def check_cell(task: CellTask, crops: dict[str, np.ndarray]) -> None:
+    """Raise what training the cell would refuse before its first epoch, training nothing
+    (:func:`tapcheck.training.check_trainable`)."""
+    from .training import check_trainable
+
+    dataset = task_dataset(task)
+    check_trainable(dataset, config=Config.from_dict(task.config),
+                    cache=ShippedCrops(dataset.root, crops))
+
+
 def sweep_dead_cell_folders(root: str | os.PathLike | None = None) -> list[Path]:
     """Remove the cell folders that processes killed mid-cell left behind.
 
@@ -329,9 +339,9 @@ def run_serially(tasks: list[CellTask], crops: dict, *, log: Callable[[str], Non
 
 def run_grid(tasks: list[CellTask], keys: dict[Cell, str], crops: dict, *, store: CellStore,
              runner: Runner = run_serially, log: Callable[[str], None] = print,
-             threads: int | None = None) -> dict[Cell, dict]:
+             threads: int | None = None) -> tuple[dict[Cell, dict], int]:
     """Every cell's stored result: finished ones read back (those trained on ``threads``
-    torch threads, when given), the others run and saved."""
+    torch threads, when given), the others run and saved; and how many were read back."""
     done: dict[Cell, dict] = {}
     todo = []
     for task in tasks:
@@ -346,6 +356,8 @@ def run_grid(tasks: list[CellTask], keys: dict[Cell, str], crops: dict, *, store
     if done:
         log(f"{len(done)} of {len(tasks)} cells reused from {store.out / 'cells'}; "
             f"{len(todo)} to run")
+    for task in todo:  # a fold too thin to train on is refused before any cell trains
+        check_cell(task, crops)
     started = time.perf_counter()
     for i, (task, result) in enumerate(runner(todo, crops, log=log), start=1):
         done[task.cell] = store.save(task.cell, keys[task.cell], result)
@@ -353,4 +365,4 @@ def run_grid(tasks: list[CellTask], keys: dict[Cell, str], crops: dict, *, store
         log(f"[{i}/{len(todo)}] {task.cell.label}: AUC {row['auc']:.3f}  pAUC {row['pauc']:.3f}  "
             f"({row['train_seconds']:.0f} s training, {time.perf_counter() - started:.0f} s "
             "so far)")
-    return {task.cell: done[task.cell] for task in tasks}
+    return {task.cell: done[task.cell] for task in tasks}, len(tasks) - len(todo)

@@ -30,7 +30,7 @@ import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -138,19 +138,11 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     dict
         The checkpoint, see :mod:`tapcheck.modelfile`.
     """
-    spec = get_spec(config.train.model)
-    config = dataclasses.replace(config, train=spec.resolve(config.train))
-    if SCORERS[config.train.scorer].reads_decay:  # refuse a crop too small now, not after training
-        from .decay import crop_decay
-
-        crop_decay(np.zeros((config.features.n_bins, config.features.n_frames)))
-    _check_scorer_calibration(config)
     partial = None if partial is None else Path(partial)
     check_partial(partial, resume=resume)
     started = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
-    base = prepare_data(dataset, config=config, cache=cache, progress=show)
-    config = _with_calibration(config, base, root=dataset.root, log=log)
+    spec, config, base = _prepared(dataset, config=config, cache=cache, progress=show, log=log)
     data, transform = _with_classes(base, spec=spec, root=dataset.root,
                                     per_batch=config.train.pseudo_per_batch)
     f = config.features
@@ -179,6 +171,38 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
         dataset=_provenance(dataset, data),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         train_seconds=seconds)
+
+
+def check_trainable(dataset: Dataset, *, config: Config, cache: FeatureCache | None = None
+                    ) -> None:
+    """Raise what :func:`train_model` would refuse before its first epoch, training nothing.
+
+    ``compare`` checks every cell of a grid so: a fold too thin for its kNN threshold was
+    refused after the cells before it had trained (QA). Warnings are left to the training.
+
+    Raises
+    ------
+    ConfigError, DatasetError
+        As :func:`train_model` does.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TapcheckWarning)
+        _prepared(dataset, config=config, cache=cache, progress=False, log=None)
+
+
+def _prepared(dataset: Dataset, *, config: Config, cache: FeatureCache | None, progress: bool,
+              log: Callable[[str], None] | None) -> tuple[Any, Config, TrainingData]:
+    """The model's spec, the config resolved for it, and the training data: every check that
+    needs no training done (a refusal before any epoch, not after)."""
+    spec = get_spec(config.train.model)
+    config = dataclasses.replace(config, train=spec.resolve(config.train))
+    if SCORERS[config.train.scorer].reads_decay:  # refuse a crop too small now, not after training
+        from .decay import crop_decay
+
+        crop_decay(np.zeros((config.features.n_bins, config.features.n_frames)))
+    _check_scorer_calibration(config)
+    base = prepare_data(dataset, config=config, cache=cache, progress=progress)
+    return spec, _with_calibration(config, base, root=dataset.root, log=log), base
 
 
 def _cross_fit(detector: ThresholdDetector, base: TrainingData, *, config: Config, spec,

@@ -151,6 +151,11 @@ def test_a_rerun_reuses_every_cell_and_an_extended_grid_only_adds(serial_grid, t
     before = json.loads((serial_grid[0] / "metrics.json").read_text())
     after = json.loads((out / "metrics.json").read_text())
     assert after["models"] == before["models"] and after["pairs"] == before["pairs"]
+    # the wall time is the rerun's own few seconds: the report says whose training it shows (QA)
+    assert "cells reused" not in before["meta"]
+    assert after["meta"]["cells reused"].startswith("8 of 8, trained by an earlier run")
+    assert after["meta"]["training, all cells (s)"] == pytest.approx(
+        sum(c["train_seconds"] for c in before["cells"]), abs=0.2)
 
 
 def test_a_damaged_cell_or_one_of_other_threads_is_run_again(serial_grid, tiny_dataset,
@@ -193,6 +198,17 @@ def test_one_seed_without_folds_writes_no_grid_report(run_cli, small_compare_set
                            "--epochs", "1", "--seeds", "7", "--out", tmp_path / "s7")
     assert code == 0, err
     assert json.loads((tmp_path / "s7" / "metrics.json").read_text())["meta"]["seed"] == 7
+    # a model dropped from --models leaves no figures that read as the new report's (QA); its
+    # model file stays for a later comparison
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models",
+                           "ae,arcface-shallow", "--epochs", "1", "--out", tmp_path / "two")
+    assert code == 0 and (tmp_path / "two" / "tsne-arcface-shallow.png").is_file(), err
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                           "--epochs", "1", "--out", tmp_path / "two")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "two").glob("*.png")) == [
+        "roc.png", "scores-ae.png", "training.png", "tsne-ae.png"]
+    assert (tmp_path / "two" / "models" / "arcface-shallow.pt").is_file()
 
 
 def test_bad_grid_options_are_one_line_errors(run_cli, small_compare_set, tmp_path):
@@ -217,6 +233,24 @@ def test_bad_grid_options_are_one_line_errors(run_cli, small_compare_set, tmp_pa
     code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
                            "--cpus-per-cell", "2", "--out", tmp_path)
     assert code == 2 and "--cpus-per-cell applies to --ray cells" in err, err
+
+
+def test_a_fold_too_thin_to_train_is_refused_before_any_cell_trains(tmp_path):
+    """With one training take per board side and two folds, arcface's kNN threshold has too
+    few takes to score against; the refusal came after the ae cells before it had trained (QA)."""
+    from tapcheck.synth_dataset import make_study_dataset
+
+    thin = make_study_dataset(tmp_path / "thin", takes=2, test_takes=1, seed=3)
+    out = tmp_path / "report"
+    result = subprocess.run([sys.executable, "-m", "tapcheck", "compare", "--dataset",
+                             str(thin.root), "--models", "ae,arcface-shallow", "--folds", "2",
+                             "--epochs", "1", "--out", str(out)],
+                            env=single_thread_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "training ..." not in result.stderr and not out.exists()
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"tapcheck: error: {thin.root / 'manifest.csv'}: has ")
+    assert "(train.knn_k)" in result.stderr
 
 
 def test_parse_seeds():
