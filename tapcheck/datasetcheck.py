@@ -19,6 +19,7 @@ from .config import Config
 from .doctor import NOTE, OK, PROBLEM, Finding
 from .errors import DatasetError, TapcheckError
 from .files import special_kind
+from .training_data import MIXED_SIDE_FIX, mixed_side_problem, mixed_sides
 
 MAX_LISTED = 20  # per kind of finding about single takes; the rest are counted
 
@@ -179,12 +180,11 @@ def check_splits(dataset, reports: list[TakeReport], config: Config) -> list[Fin
     labels = defaultdict(set)
     for t in dataset.takes:
         labels[t.class_name].add((t.split, t.label))
+    refused = mixed_sides(dataset.select(split="train"))  # in train's own words
+    findings += [Finding(PROBLEM, f"{manifest}: {mixed_side_problem(name)}", fix=MIXED_SIDE_FIX)
+                 for name in refused]
     for name, found in sorted(labels.items()):
-        if {("train", "normal"), ("train", "defect")} <= found:  # train refuses it
-            findings.append(Finding(PROBLEM, f"{manifest}: {name} is labelled both normal and "
-                                             "defect", fix="one board side has one label; fix "
-                                                           "the rows"))
-        elif len({label for _, label in found}) > 1:
+        if name not in refused and len({label for _, label in found}) > 1:
             # a board cracked since it was trained on (its defect takes in the test split), as
             # train's and import's fix suggests: evaluate counts them apart, nothing refuses it
             # (it was a PROBLEM, and the fix import gives made doctor fail; QA)

@@ -117,21 +117,36 @@ def prepare_data(dataset: Dataset, *, config: Config, cache: FeatureCache | None
         calib_takes=calib)
 
 
-def _refuse_mixed_sides(takes: list[Take], *, manifest: Path) -> None:
-    """A board side of the training split is one class, healthy or cracked: with takes of both
+#: the fix for a training board side with both labels (train refuses it, doctor names it)
+MIXED_SIDE_FIX = ("give each training board side one label (a cracked end its own side name, "
+                  "e.g. right-crack), or mark the odd takes split=test")
+
+
+def mixed_sides(takes: list[Take]) -> list[str]:
+    """The board sides (class names) among ``takes`` holding both normal and defect takes.
+
+    A board side of the training split is one class, healthy or cracked: with takes of both
     labels, its first take decided whether it was held out for calibration (a cracked take
-    could set the threshold) and its last one the class's label in the model file."""
+    could set the threshold) and its last one the class's label in the model file.
+    """
     labels: dict[str, set[str]] = {}
     for t in takes:
         labels.setdefault(t.class_name, set()).add(t.label)
-    mixed = sorted(name for name, found in labels.items() if len(found) > 1)
+    return sorted(name for name, found in labels.items() if len(found) > 1)
+
+
+def mixed_side_problem(name: str, *, more: int = 0) -> str:
+    """What is wrong with training side ``name`` (and ``more`` others) holding both labels."""
+    others = f" (and {more} more side(s))" if more else ""
+    return (f"training side {name}{others} holds both normal and defect takes; a board side is "
+            "one class, healthy or cracked")
+
+
+def _refuse_mixed_sides(takes: list[Take], *, manifest: Path) -> None:
+    mixed = mixed_sides(takes)
     if mixed:
-        more = f" (and {len(mixed) - 1} more side(s))" if len(mixed) > 1 else ""
-        raise DatasetError(
-            f"training side {mixed[0]}{more} holds both normal and defect takes; a board side "
-            "is one class, healthy or cracked", path=manifest,
-            fix="give each training board side one label (a cracked end its own side name, "
-                "e.g. right-crack), or mark the odd takes split=test")
+        raise DatasetError(mixed_side_problem(mixed[0], more=len(mixed) - 1), path=manifest,
+                           fix=MIXED_SIDE_FIX)
 
 
 def dataset_crops(dataset: Dataset, takes: list[Take], *, cache: FeatureCache,

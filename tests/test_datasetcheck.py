@@ -93,9 +93,12 @@ def test_dataset_problems_are_each_named_with_their_fix(small_train_set, tmp_pat
     assert problems[1].startswith(f"PROBLEM  {takes[paths[1]]}: no strike found")
     assert problems[2].startswith(f"PROBLEM  {takes[paths[2]]}: is sampled at 8000 Hz")
     assert problems[3].startswith(f"PROBLEM  {takes[paths[3]]}: is heavily clipped")
-    assert problems[4] == (f"PROBLEM  {root / 'manifest.csv'}: {ds.takes[6].class_name} is "
-                           "labelled both normal and defect — one board side has one label; fix "
-                           "the rows")
+    # in train's words, with its fix: doctor and train each wrote the rule (review)
+    assert problems[4] == (f"PROBLEM  {root / 'manifest.csv'}: training side "
+                           f"{ds.takes[6].class_name} holds both normal and defect takes; a board "
+                           "side is one class, healthy or cracked — give each training board side "
+                           "one label (a cracked end its own side name, e.g. right-crack), or mark "
+                           "the odd takes split=test")
     assert len(problems) == 5
     notes = [ln for ln in section if ln.startswith("note")]
     assert not any("holds both labels" in ln for ln in notes)
