@@ -172,7 +172,14 @@ class Dataset:
         """Whether ``rel`` (which need not exist yet) leads out of the dataset folder through
         a symbolic link: the one test of reading a take (:meth:`path_of`) and of writing one
         (:meth:`check_take_folder`)."""
-        return not (self.root / rel).resolve().is_relative_to(self.root.resolve())
+        try:
+            return not (self.root / rel).resolve().is_relative_to(self.root.resolve())
+        except (RuntimeError, OSError):  # a loop: RuntimeError before Python 3.13
+            # a take linked to itself gave evaluate, info, doctor and train a traceback (QA)
+            raise DatasetError(f"{rel} loops through symbolic links",
+                               path=self.root / MANIFEST,
+                               fix="fix the links (ls -l shows where each points), or delete "
+                                   "the row") from None
 
     def check_take_folder(self, board: int, side: str, *, label: str | None = None,
                           split: str = "train") -> None:

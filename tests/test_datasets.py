@@ -369,6 +369,21 @@ def test_no_take_is_written_through_a_link_out_of_the_dataset(tmp_path):
     assert Dataset.open(tmp_path / "bench").path_of(take).is_file()
 
 
+def test_a_take_linked_to_itself_is_one_line(tmp_path, run_cli):
+    """A take's file that loops through symbolic links gave evaluate, info, doctor and train a
+    traceback (RuntimeError from Path.resolve; QA); judge on the file itself was one line."""
+    ds = Dataset.create(tmp_path / "bench")
+    take = ds.add_take(_tap(), sr=44100, board=1, side="left", label="normal")
+    path = tmp_path / "bench" / take.path
+    path.unlink()
+    path.symlink_to(path.name)
+    code, out, err = run_cli("info", tmp_path / "bench")
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"tapcheck: error: {tmp_path / 'bench' / 'manifest.csv'}: {take.path} loops through "
+        "symbolic links — fix the links (ls -l shows where each points), or delete the row")
+
+
 def test_a_manifest_that_is_a_folder_is_named_as_one(run_cli):
     """`info` printed "cannot be read ([Errno 21] Is a directory: '…')" and advised a backup."""
     from tapcheck.paths import recordings_home
