@@ -59,6 +59,13 @@ def test_a_file_name_cannot_forge_a_report_line(tmp_path, run_cli):
     assert out.splitlines() == [
         f"{tmp_path}/c.wav\\nBOARD 3: NORMAL.wav -> {tmp_path}/d\\nx/board01/left/take001.wav",
         f"imported 1 of 1 file(s) into {tmp_path}/d\\nx"]
+    # and so is a refused file's error line, which came out as two (QA)
+    bad = tmp_path / "bad\nnl.wav"
+    bad.write_bytes(b"not audio at all")
+    code, out, err = run_cli("import", bad, "--dataset", tmp_path / "d\nx", "--board", "1",
+                             "--side", "left", "--label", "normal")
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith(
+        f"tapcheck: error: {tmp_path}/bad\\nnl.wav: "), err
 
 
 def test_import_refuses_a_board_folder_linked_out_of_the_dataset(tmp_path, run_cli):

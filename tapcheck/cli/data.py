@@ -60,7 +60,7 @@ def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label:
     for message, trace in zip(result.errors, result.traces, strict=True):
         if debugging():  # --debug: the traceback each refused file's one line stands for
             echo_err(trace.rstrip("\n"))
-        echo_err(f"tapcheck: error: {message}")
+        echo_err(f"tapcheck: error: {one_line(message)}")  # a name with a newline (QA)
     not_tried = f"; {result.stopped} not tried" if result.stopped else ""
     if result.removed is not None:  # an empty folder no command knows as a dataset: taken back
         say(f"imported 0 of {len(files)} file(s){not_tried}; nothing was imported, so no "

@@ -6,7 +6,8 @@ import functools
 
 import click
 
-from .app import cli, config_option, dataset_option, echo_err, parse_config, train_with_progress
+from .app import (cli, config_option, dataset_option, echo_err, one_line, parse_config,
+                  train_with_progress)
 
 
 @cli.command()
@@ -43,4 +44,4 @@ def demo(dataset: str, model_name: str | None, config_path, epochs: int | None,
         click.echo(line)
     for v in verdicts:
         if v.error:
-            echo_err(f"tapcheck: error: {v.error}")
+            echo_err(f"tapcheck: error: {one_line(str(v.error))}")
