@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from tapcheck.judge import Judge
@@ -213,8 +214,28 @@ def test_a_tap_at_the_very_end_of_its_clip_is_judged_with_a_warning(tiny_model, 
     code, out, err = run_cli("judge", late, "--model", tiny_model)
     assert code in (0, 1) and out.split()[0] in ("NORMAL", "ANOMALOUS")
     assert f"tapcheck: warning: {late}: the strike is " in err
-    assert "most of the first crop is padding; the verdict may be off — record the tap " \
-           "earlier in the clip" in err
+    assert "its crops reach 354 ms after it, so their last 320 ms are padding, which raises a " \
+           "healthy tap's score; the verdict may be off — record the tap earlier in the clip" in err
+
+
+@pytest.mark.parametrize("after_ms, warned", [(345, False), (300, True)])
+def test_a_clip_cut_short_after_its_strike_is_warned_of(tiny_dataset, after_ms, warned):
+    """Crops padded well short of half a crop moved verdicts without a word: healthy demo taps
+    cut 300 ms after the strike were flagged 4x as often (QA, scripts/cut_short.py)."""
+    import warnings
+
+    from tapcheck.audio import load
+    from tapcheck.errors import TapcheckWarning
+    from tapcheck.features import strike_crops
+
+    y = load(tiny_dataset.path_of(tiny_dataset.select(board=[12], split="test")[0]), sr=44100)
+    _, onset = strike_crops(y, return_onset=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        strike_crops(y[:onset * 128 + int(after_ms / 1000 * 44100)])
+    padded = [str(w.message) for w in caught if issubclass(w.category, TapcheckWarning)
+              and "are padding" in str(w.message)]
+    assert bool(padded) == warned, padded
 
 
 def test_train_settings_of_a_judge_config_are_named_as_unused(tiny_model, tiny_dataset,
