@@ -241,13 +241,17 @@ class BoardVerdict:
     expected_taps: int
     rule: str = "vote"
     over: int = 0  # taps over ``threshold``
+    unjudged: int = 0  # the board's clips that could not be judged (``judge``: their errors)
 
     def to_dict(self) -> dict:
         return dict(vars(self))
 
     def line(self) -> str:
         """The board line ``judge --per-board`` and ``listen --taps-per-board`` print."""
-        return BOARD_RULES[self.rule].line(self)
+        # the verdict of 1 tap of 3 read as the board's, the other two's errors aside (QA)
+        missing = f"  ({self.unjudged} more tap(s) not judged: errors below)" \
+            if self.unjudged else ""
+        return BOARD_RULES[self.rule].line(self) + missing
 
 
 def board_verdicts(paths: Sequence[str | os.PathLike], scores: Sequence[float], *,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
@@ -184,6 +185,11 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
         result.boards = board_verdicts(
             [v.path for v in good], [v.score for v in good], threshold=info["board_threshold"],
             expected_taps=info["board_taps"], board=board, rule=info["board_rule"])
+        failed = Counter(board if board is not None else
+                         (board_of_path(v.path) or os.fspath(v.path))
+                         for v in verdicts if v.error)
+        for b in result.boards:  # grouped as board_verdicts groups the judged clips
+            b.unjudged = failed.get(b.board, 0)
         short = [b for b in result.boards if b.taps < b.expected_taps]
         result.warnings += [  # the per-board rate is the model's for its count of taps
             f"board {b.board}: {b.taps} tap(s), where the board verdict is calibrated for "

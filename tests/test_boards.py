@@ -129,6 +129,33 @@ def test_judge_per_board_prints_one_verdict_per_board(tiny_model, tiny_dataset, 
     assert code == (1 if any(b["verdict"] == "ANOMALOUS" for b in boards) else 0)
 
 
+def test_a_board_verdict_says_how_many_of_its_taps_could_not_be_judged(tiny_model, tiny_dataset,
+                                                                      run_cli, tmp_path):
+    """One readable tap of three gave `BOARD 41: NORMAL  0 of 1 taps ...` with no word on the
+    line, or in its JSON, of the two the errors below named (QA)."""
+    import shutil
+
+    side = tmp_path / "board41" / "left"
+    side.mkdir(parents=True)
+    shutil.copy(tiny_dataset.path_of(tiny_dataset.select(board=[12], split="test")[0]),
+                side / "t1.wav")
+    for name in ("t2.wav", "t3.wav"):
+        (side / name).write_bytes(b"not audio")
+    clips = sorted(side.iterdir())
+    code, out, err = run_cli("judge", *clips, "--model", tiny_model, "--per-board")
+    assert code == 2 and err.count("tapcheck: error: ") == 2, err
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("BOARD 41: ")]
+    assert line.endswith("  (2 more tap(s) not judged: errors below)") and " of 1 taps " in line
+    code, out, _ = run_cli("judge", *clips, "--model", tiny_model, "--per-board", "--json")
+    (board,) = [r["board_verdict"] for r in map(json.loads, out.splitlines())
+                if "board_verdict" in r]
+    assert (board["taps"], board["unjudged"]) == (1, 2)
+    # all judged: nothing added
+    good = [tiny_dataset.path_of(t) for t in tiny_dataset.select(board=[12], split="test")[:3]]
+    code, out, _ = run_cli("judge", *good, "--model", tiny_model, "--per-board")
+    assert "not judged" not in out
+
+
 def test_judge_board_warns_when_the_clips_folders_name_another_board(tiny_model, tiny_dataset,
                                                                      run_cli):
     clips = [tiny_dataset.path_of(t) for t in tiny_dataset.select(board=[11], split="test")[:3]]
