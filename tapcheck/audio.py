@@ -16,12 +16,12 @@ import shlex
 import struct
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import numpy as np
 import soundfile as sf
 
-from .containers import truncation, unfinished, wav_chunks
+from .containers import truncation, unfinished, unsized_wav_data, wav_chunks
 from .errors import AudioError, FormatWarning, TapcheckWarning
 from .files import atomic_write, check_path, refuse_special
 from .interrupts import deferred
@@ -290,9 +290,18 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
         early = unfinished(f, size)
         if early:
             warnings.warn(f"{path}: {early}", TapcheckWarning, stacklevel=4)
+        source = f
+        start = unsized_wav_data(f, size) if wav else None
+        if start is not None:  # all the audio is there: read it to the file's end
+            warnings.warn(f"{path}: its header gives its audio no length (the recorder stopped "
+                          "before finishing the file); read to the file's end — re-save it to "
+                          "mend the header (sox --ignore-length in.wav out.wav)",
+                          TapcheckWarning, stacklevel=4)
+            source = _SizedHeader(f, {4: min(size - 8, 0xFFFFFFFF),
+                                      start - 4: min(size - start, 0xFFFFFFFF)})
         try:
             # a file object: soundfile cannot encode file names that are not UTF-8
-            info = sf.SoundFile(f)
+            info = sf.SoundFile(source)
         except (sf.LibsndfileError, RuntimeError) as e:
             detail = str(e).split(":", 1)[-1].strip() or "unknown format"
             if "does not exist" in detail:  # the file is open here: libsndfile's words for
@@ -303,6 +312,39 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
                              fix=FORMATS_HINT) from None
         with info:
             yield info
+
+
+class _SizedHeader(io.RawIOBase):
+    """The open file ``f`` read with the 32-bit little-endian sizes ``sizes`` (offset: value)
+    in place of its header's: a WAV whose recorder never wrote them, read without copying
+    the file into memory."""
+
+    def __init__(self, f: BinaryIO, sizes: dict[int, int]):
+        super().__init__()
+        self._f = f
+        self._patches = {at: struct.pack("<I", value) for at, value in sizes.items()}
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def readinto(self, buffer) -> int:
+        at = self._f.tell()
+        n = self._f.readinto(buffer)
+        view = memoryview(buffer).cast("B")
+        for offset, data in self._patches.items():
+            lo, hi = max(offset, at), min(offset + len(data), at + n)
+            if lo < hi:
+                view[lo - at:hi - at] = data[lo - offset:hi - offset]
+        return n
 
 
 def _check_wav_rate(path: Path, f, size: int) -> None:

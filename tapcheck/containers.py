@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 from typing import BinaryIO
 
-__all__ = ["truncation", "unfinished", "wav_chunks"]
+__all__ = ["truncation", "unfinished", "unsized_wav_data", "wav_chunks"]
 
 MAX_CHUNKS = 4096  # a damaged header must not keep us walking
 _W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"
@@ -97,6 +97,28 @@ def _riff(f: BinaryIO, size: int) -> str | None:
             # 0 and 0xFFFFFFFF: "unknown length" (streamed writers)
             return None if length in (0, 0xFFFFFFFF) else _promised(start, length, size)
     return None
+
+
+def unsized_wav_data(f: BinaryIO, size: int) -> int | None:
+    """Where the audio of a RIFF/WAVE file whose ``data`` chunk says length 0 begins, when
+    audio bytes follow it (a recorder stopped before it wrote the sizes); else None.
+
+    libsndfile reads such a file as holding no samples, and the clip was refused as "holds no
+    samples — re-record", though all its audio was there (QA). The position of ``f`` is
+    restored.
+    """
+    at = f.tell()
+    try:
+        f.seek(0)
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        for chunk, start, length in wav_chunks(f, size):
+            if chunk == b"data":
+                return start if length == 0 and start < size else None
+        return None
+    finally:
+        f.seek(at)
 
 
 def _rf64(f: BinaryIO, size: int) -> str | None:

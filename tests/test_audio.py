@@ -66,6 +66,32 @@ def test_truncated_wav(tmp_path):
         load(path)
 
 
+@pytest.mark.parametrize("junk", [0, 3000])
+def test_a_wav_whose_sizes_were_never_written_reads_to_its_end(tmp_path, junk):
+    """A recorder stopped before it wrote the RIFF and data sizes leaves them 0, all its audio
+    there; libsndfile read no samples and the clip was refused as "holds no samples —
+    re-record" (QA). It reads whole, with a warning naming the mend."""
+    import struct
+
+    path = write_tone(tmp_path / "t.wav", duration_s=1.0)
+    if junk:  # the data chunk found wherever it lies
+        path.write_bytes(_with_junk_chunk(path.read_bytes(), junk))
+    whole = load(path)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"data")
+    data[4:8] = data[at + 4:at + 8] = struct.pack("<I", 0)
+    unsized = tmp_path / "unsized.wav"
+    unsized.write_bytes(bytes(data))
+    with pytest.warns(TapcheckWarning, match=r"unsized.wav: its header gives its audio no length "
+                      r"\(the recorder stopped before finishing the file\); read to the file's "
+                      r"end — re-save it to mend the header"):
+        y = load(unsized)
+    np.testing.assert_array_equal(y, whole)
+    unsized.write_bytes(bytes(data[:at + 8]))  # the header alone: nothing to read
+    with pytest.raises(AudioError, match="holds no samples"):
+        load(unsized)
+
+
 def _with_junk_chunk(data: bytes, size: int) -> bytes:
     """A WAV with a JUNK chunk of ``size`` bytes before its samples, as recorders pad."""
     import struct
