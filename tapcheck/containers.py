@@ -7,7 +7,8 @@ without decoding and says what is missing.
 
 - WAV (RIFF): the ``data`` chunk's length, wherever it lies (a ``JUNK`` chunk of a few kB, as
   recorders pad with, pushed it past the first 4 kB once read); RF64: the ``ds64`` chunk's
-  64-bit length; Sony Wave64: its GUID-named ``data`` chunk; AIFF/AIFF-C: the ``SSND`` chunk.
+  64-bit length; Sony Wave64: its GUID-named ``data`` chunk; AIFF/AIFF-C: the ``SSND`` chunk;
+  Sun/NeXT AU: its header's data length (a cut one was judged as a shorter clip; QA).
 - Ogg (Vorbis, Opus, FLAC in Ogg): the last page is whole (bytes that are no page, an ID3 tag,
   may follow it); one not marked end-of-stream is :func:`unfinished`, a warning.
 - FLAC: the sample count of STREAMINFO is checked after decoding (:mod:`tapcheck.audio`).
@@ -56,6 +57,9 @@ def truncation(f: BinaryIO, size: int) -> str | None:
             return _w64(f, size)
         if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
             return _aiff(f, size)
+        if head[:4] == b".snd":  # Sun/NeXT AU: data offset and length, big-endian
+            offset, length = struct.unpack(">II", head[4:12])
+            return None if length == 0xFFFFFFFF else _promised(offset, length, size)
         if head[:4] == b"OggS":
             end = _ogg_end(f, size)
             return end[1] if end and end[0] == "cut" else None

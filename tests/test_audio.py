@@ -102,12 +102,14 @@ def _with_junk_chunk(data: bytes, size: int) -> bytes:
 
 @pytest.mark.parametrize("fmt, subtype, suffix", [
     ("WAV", "PCM_16", "wav"), ("AIFF", "PCM_16", "wav"), ("W64", "PCM_16", "wav"),
-    ("RF64", "PCM_16", "wav"), ("OGG", "VORBIS", "ogg"), ("WAV", "PCM_16", "junk.wav")])
+    ("RF64", "PCM_16", "wav"), ("OGG", "VORBIS", "ogg"), ("WAV", "PCM_16", "junk.wav"),
+    ("AU", "PCM_16", "au")])
 @pytest.mark.parametrize("kept", [0.33, 0.9])
 def test_a_file_cut_short_is_truncated_in_every_container(tmp_path, fmt, subtype, suffix, kept):
     """libsndfile reads what is left of a cut file without a word: only a WAV whose samples
-    began in its first 4 kB was caught; a third of an AIFF, a Wave64, an RF64 or an Ogg file (or
-    of a WAV padded with a JUNK chunk) was judged, imported and enrolled as a 1 s clip."""
+    began in its first 4 kB was caught; a third of an AIFF, a Wave64, an RF64, an Ogg or an AU
+    file (or of a WAV padded with a JUNK chunk) was judged, imported and enrolled as a 1 s
+    clip."""
     whole = tmp_path / f"whole.{suffix}"
     sf.write(whole, np.sin(np.arange(3 * 44100) / 10) * 0.5, 44100, format=fmt, subtype=subtype)
     data = whole.read_bytes()
