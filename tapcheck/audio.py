@@ -14,14 +14,15 @@ import math
 import os
 import shlex
 import struct
+import sys
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
 
-from .containers import truncation, unfinished, unsized_wav_data, wav_chunks
+from .containers import SizedHeader, truncation, unfinished, unsized_wav_data, wav_chunks
 from .errors import AudioError, FormatWarning, TapcheckWarning
 from .files import atomic_write, check_path, refuse_special
 from .interrupts import deferred
@@ -124,7 +125,8 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
         _too_long(info.frames / info.samplerate, path)
     try:
         file_sr = info.samplerate
-        y = info.read(frames=-1 if known else limit, dtype="float32", always_2d=True)
+        with _quiet_c_library(info.format == "MP3"):
+            y = info.read(frames=-1 if known else limit, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
         if not known:  # libsndfile cannot seek in a FLAC without its sample count
             raise AudioError("does not give its length (a FLAC streamed without its sample "
@@ -297,11 +299,12 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
                           "before finishing the file); read to the file's end — re-save it to "
                           "mend the header (sox --ignore-length in.wav out.wav)",
                           TapcheckWarning, stacklevel=4)
-            source = _SizedHeader(f, {4: min(size - 8, 0xFFFFFFFF),
-                                      start - 4: min(size - start, 0xFFFFFFFF)})
+            source = SizedHeader(f, {4: min(size - 8, 0xFFFFFFFF),
+                                     start - 4: min(size - start, 0xFFFFFFFF)})
         try:
             # a file object: soundfile cannot encode file names that are not UTF-8
-            info = sf.SoundFile(source)
+            with _quiet_c_library(_looks_mpeg(head)):
+                info = sf.SoundFile(source)
         except (sf.LibsndfileError, RuntimeError) as e:
             detail = str(e).split(":", 1)[-1].strip() or "unknown format"
             if "does not exist" in detail:  # the file is open here: libsndfile's words for
@@ -314,37 +317,33 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
             yield info
 
 
-class _SizedHeader(io.RawIOBase):
-    """The open file ``f`` read with the 32-bit little-endian sizes ``sizes`` (offset: value)
-    in place of its header's: a WAV whose recorder never wrote them, read without copying
-    the file into memory."""
+def _looks_mpeg(head: bytes) -> bool:
+    """Whether a file beginning with ``head`` may be MPEG audio (an ID3 tag, a frame sync)."""
+    return head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
 
-    def __init__(self, f: BinaryIO, sizes: dict[int, int]):
-        super().__init__()
-        self._f = f
-        self._patches = {at: struct.pack("<I", value) for at, value in sizes.items()}
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._f.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._f.tell()
-
-    def readinto(self, buffer) -> int:
-        at = self._f.tell()
-        n = self._f.readinto(buffer)
-        view = memoryview(buffer).cast("B")
-        for offset, data in self._patches.items():
-            lo, hi = max(offset, at), min(offset + len(data), at + n)
-            if lo < hi:
-                view[lo - at:hi - at] = data[lo - offset:hi - offset]
-        return n
+@contextlib.contextmanager
+def _quiet_c_library(quiet: bool) -> Iterator[None]:
+    """Standard error (the file descriptor) sent to /dev/null while libsndfile decodes MPEG:
+    libmpg123 prints its own lines there (``Note: Illegal Audio-MPEG-Header …``, ``Warning:
+    Xing stream size off …``) above tapcheck's one-line error (QA). Only around the C calls:
+    Python's warnings go to the same descriptor."""
+    if not quiet:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no descriptor 2 (a daemon's): nothing to quiet
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _check_wav_rate(path: Path, f, size: int) -> None:

@@ -18,10 +18,11 @@ A length of 0 or all ones means "unknown" (a streamed writer): nothing to check 
 
 from __future__ import annotations
 
+import io
 import struct
 from typing import BinaryIO
 
-__all__ = ["truncation", "unfinished", "unsized_wav_data", "wav_chunks"]
+__all__ = ["SizedHeader", "truncation", "unfinished", "unsized_wav_data", "wav_chunks"]
 
 MAX_CHUNKS = 4096  # a damaged header must not keep us walking
 _W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"
@@ -123,6 +124,39 @@ def unsized_wav_data(f: BinaryIO, size: int) -> int | None:
         return None
     finally:
         f.seek(at)
+
+
+class SizedHeader(io.RawIOBase):
+    """The open file ``f`` read with the 32-bit little-endian sizes ``sizes`` (offset: value)
+    in place of its header's: a WAV whose recorder never wrote them, read without copying
+    the file into memory."""
+
+    def __init__(self, f: BinaryIO, sizes: dict[int, int]):
+        super().__init__()
+        self._f = f
+        self._patches = {at: struct.pack("<I", value) for at, value in sizes.items()}
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def readinto(self, buffer) -> int:
+        at = self._f.tell()
+        n = self._f.readinto(buffer)
+        view = memoryview(buffer).cast("B")
+        for offset, data in self._patches.items():
+            lo, hi = max(offset, at), min(offset + len(data), at + n)
+            if lo < hi:
+                view[lo - at:hi - at] = data[lo - offset:hi - offset]
+        return n
 
 
 def _rf64(f: BinaryIO, size: int) -> str | None:

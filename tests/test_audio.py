@@ -92,6 +92,26 @@ def test_a_wav_whose_sizes_were_never_written_reads_to_its_end(tmp_path, junk):
         load(unsized)
 
 
+def test_libmpg123_prints_nothing_above_the_one_line_error(tmp_path, capfd):
+    """A damaged MP3 printed libmpg123's own lines (``Note: Illegal Audio-MPEG-Header``,
+    ``Note: Trying to resync...``) on standard error above tapcheck's error (QA)."""
+    whole = tmp_path / "whole.mp3"
+    sf.write(whole, np.sin(np.arange(3 * 44100) / 10) * 0.5, 44100, format="MP3")
+    data = bytearray(whole.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 800] = bytes(800)  # a stretch of frames zeroed: decoding resyncs
+    damaged = tmp_path / "damaged.mp3"
+    damaged.write_bytes(bytes(data))
+    capfd.readouterr()
+    with pytest.raises(AudioError):
+        load(damaged)
+    assert capfd.readouterr().err == ""
+    import sys
+
+    print("after", file=sys.stderr)  # and the descriptor is back
+    assert capfd.readouterr().err == "after\n"
+
+
 def _with_junk_chunk(data: bytes, size: int) -> bytes:
     """A WAV with a JUNK chunk of ``size`` bytes before its samples, as recorders pad."""
     import struct
