@@ -359,8 +359,30 @@ def _check_wav_rate(path: Path, f, size: int) -> None:
                 raise AudioError(f"its header gives an invalid sample rate "
                                  f"({struct.unpack('<I', raw)[0]} Hz)", path=path,
                                  fix="re-export the recording")
+            f.seek(start)
+            fields = f.read(14)
+            f.seek(0)
+            if len(fields) == 14:
+                _check_byte_rate(path, *struct.unpack("<HHIIH", fields))
             return
     f.seek(0)
+
+
+# WAVE format tags whose byte rate is the sample rate times the frame's bytes: PCM, float,
+# A-law, mu-law, and the extensible header (whose subformats tapcheck meets are those)
+_FRAMED_TAGS = (1, 3, 6, 7, 0xFFFE)
+
+
+def _check_byte_rate(path: Path, tag: int, channels: int, rate: int, byte_rate: int,
+                     block_align: int) -> None:
+    """A header whose sample rate and byte rate disagree is damaged: which of the two is right
+    is unknown, and one field edited to 22050 Hz of a 44.1 kHz take was resampled and judged
+    ANOMALOUS with a confident score (QA)."""
+    if tag in _FRAMED_TAGS and block_align and byte_rate != rate * block_align:
+        raise AudioError(
+            f"its header is damaged: its sample rate ({rate} Hz) and its byte rate "
+            f"({byte_rate} bytes/s, {byte_rate / block_align:g} frames/s) disagree", path=path,
+            fix="re-export the recording (or copy it again from the recorder)")
 
 
 def write_wav(path: str | os.PathLike, y: np.ndarray, *, sr: int,

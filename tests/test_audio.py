@@ -359,6 +359,20 @@ def test_a_wav_header_with_an_invalid_rate_is_named_so(tmp_path, rate):
                             "re-export the recording")
 
 
+def test_a_wav_header_whose_rate_and_byte_rate_disagree_is_damaged(tmp_path):
+    """One field edited to 22050 Hz of a 44.1 kHz take was resampled, with a note, and judged
+    with a confident score far from the take's (QA)."""
+    path = write_tone(tmp_path / "t.wav")
+    data = bytearray(path.read_bytes())
+    data[24:28] = (22050).to_bytes(4, "little")  # the byte rate stays 88200
+    path.write_bytes(bytes(data))
+    with pytest.raises(AudioError) as e:
+        load(path)
+    assert str(e.value) == (f"{path}: its header is damaged: its sample rate (22050 Hz) and its "
+                            "byte rate (88200 bytes/s, 44100 frames/s) disagree — re-export the "
+                            "recording (or copy it again from the recorder)")
+
+
 @pytest.mark.parametrize("rate", [384001, 10_000_000, 2**31 - 1])
 def test_a_rate_no_audio_interface_records_is_refused_for_its_rate(tmp_path, rate):
     """A header claiming 10 MHz (a damaged one) was resampled to a few hundred samples and then
