@@ -126,7 +126,11 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
     try:
         file_sr = info.samplerate
         with _quiet_c_library(info.format == "MP3"):
-            y = info.read(frames=-1 if known else limit, dtype="float32", always_2d=True)
+            # a count, not -1, where libsndfile cannot seek (GSM 6.10 in WAV: soundfile's
+            # "frames must be specified" read as a damaged file)
+            whole = known and info.seekable()
+            y = info.read(frames=-1 if whole else min(info.frames, limit) if known else limit,
+                          dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
         if not known:  # libsndfile cannot seek in a FLAC without its sample count
             raise AudioError("does not give its length (a FLAC streamed without its sample "

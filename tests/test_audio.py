@@ -21,11 +21,13 @@ def test_stereo_48k_is_downmixed_and_resampled_with_warnings(tmp_path):
     assert y.ndim == 1 and y.dtype == np.float32 and abs(len(y) - 44100) <= 1
 
 
-@pytest.mark.parametrize("fmt, subtype", [("FLAC", "PCM_16"), ("OGG", "VORBIS")])
+# GSM 6.10 in WAV: libsndfile cannot seek in it, and reading it read as a damaged file (QA)
+@pytest.mark.parametrize("fmt, subtype", [("FLAC", "PCM_16"), ("OGG", "VORBIS"),
+                                          ("WAV", "GSM610")])
 def test_other_formats(tmp_path, fmt, subtype):
     path = tmp_path / f"k.{fmt.lower()}"
     sf.write(path, np.sin(np.arange(44100) / 10) * 0.5, 44100, format=fmt, subtype=subtype)
-    assert len(load(path)) == 44100
+    assert 0 <= len(load(path)) - 44100 < 320  # GSM's frames of 320 samples: the last padded
 
 
 def test_write_wav_is_atomic_and_round_trips(tmp_path):
