@@ -15,7 +15,7 @@ from pathlib import Path
 from .config import Config, default_toml
 from .errors import ConfigError
 from .files import refuse_special
-from .validate import check_device_rate, check_stream
+from .live_settings import check_device_rate, check_stream
 
 
 def _missing_config_fix(path: Path) -> str:

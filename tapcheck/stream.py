@@ -26,7 +26,7 @@ import scipy.signal
 
 from .config import FeatureConfig, StreamConfig
 from .errors import ParameterError
-from .validate import stream_problem
+from .live_settings import stream_problem
 
 class StrikeDetector:
     """Onsets of strikes in audio fed block by block.
@@ -56,7 +56,7 @@ class StrikeDetector:
 
     def __init__(self, *, sr: int, config: StreamConfig = StreamConfig()):
         c = config
-        found = stream_problem(c)  # a config file's: refused when read (validate.check_stream)
+        found = stream_problem(c)  # a config file's: refused when read (live_settings.check_stream)
         if found:
             raise ParameterError(f"stream.{found[0]}: {found[1]}")
         self.sr, self.config = int(sr), c

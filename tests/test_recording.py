@@ -348,6 +348,41 @@ def test_a_trigger_take_too_short_or_a_bad_stream_config_is_refused_before_anyth
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("section, key, value, problem", [
+    ("stream", "block_s", "2.5", "2.5 s must be at most 1 s: a block that long reads as a "
+                                 "microphone gone (listen waits 2 s for one); default 0.01"),
+    ("stream", "warmup_s", "3600.0", "3600 s must be at most 10 s (default 0.3)"),
+    ("stream", "pre_roll_s", "3600.0", "3600 s must be at most 10 s (default 0.5)"),
+    ("stream", "highpass_hz", "100000.0", "100000 Hz must be below 20000 Hz: it removes hum "
+                                          "below a tap's band (default 150)"),
+    ("record", "clip_dbfs", "-400.0", "-400 must be at least -20 dBFS: samples above it count "
+                                      "as clipped, so every take would be (default -0.1)"),
+    ("record", "min_peak_dbfs", "0.0", "0 must be below record.clip_dbfs (-0.1): a take must "
+                                       "peak above it without clipping (default -40)")])
+def test_live_settings_no_session_can_work_with_are_refused_when_read(
+        run_cli, tmp_path, section, key, value, problem):
+    """Each was accepted, and record or listen then failed on every take or block blaming the
+    microphone or the gain (-400 dBFS: "clipped — tap softer"), or went deaf for an hour (QA)."""
+    config = tmp_path / "live.toml"
+    config.write_text(f"[{section}]\n{key} = {value}\n")
+    code, out, err = run_cli("record", "--board", "1", "--side", "left", "--dataset",
+                             tmp_path / "r", "--config", config)
+    assert (code, out) == (2, "") and err == (
+        f"tapcheck: error: {config}: '{section}.{key}': {problem} — fix it in the config file or "
+        "option\n"), err
+    assert not (tmp_path / "r").exists()
+
+
+def test_more_judging_threads_than_cpus_are_refused(run_cli, tmp_path):
+    """4096 verdict threads on 2 CPUs made listen's verdicts 14-22 s late, without a word (QA)."""
+    import os
+
+    config = tmp_path / "live.toml"
+    config.write_text(f"[stream]\njudge_threads = {os.cpu_count() + 1}\n")
+    code, _, err = run_cli("listen", "--config", config)
+    assert code == 2 and f"is more than this machine's {os.cpu_count()} CPUs" in err, err
+
+
 def test_record_refuses_a_board_folder_linked_out_of_the_dataset(pulse, tmp_path, recordings):
     """Takes went through the link, outside the dataset, which could then not be read."""
     outside = tmp_path / "outside"
