@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import DatasetError, ParameterError
+from .console import one_line
 from .files import atomic_write, refuse_special, storage_error
 
 MANIFEST = "manifest.csv"
@@ -33,7 +34,9 @@ MANIFEST_FIELDS = ("path", "board", "side", "label", "group", "split", "take", "
 HEADER = ",".join(MANIFEST_FIELDS)
 LABELS = ("normal", "defect")
 SPLITS = ("train", "test")
-SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+# \Z, not $: "$" matches before a last line break, and `--side $'left\n'` made a second side
+# of the same end, and a dataset named so that no --dataset could reach (QA)
+SLUG = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 # board numbers are painted on boards, not counted in billions; a bound keeps them storable as
 # SQLite integers in the inspection log and short in file names
 MAX_BOARD = 999_999
@@ -357,8 +360,9 @@ def check_slug(value: str, what: str) -> str:
                              f"name has at most {MAX_SLUG}", fix=example)
     if not SLUG.match(value):
         # ASCII: "must be letters" refused `é`, which is one (QA)
-        raise ParameterError(f"{what} '{value}' must be ASCII letters, digits, '-' or '_'",
-                             fix=example)
+        # one line however it is spelt; "must be ... '-'" of '-x' read as a contradiction (QA)
+        raise ParameterError(f"{what} '{one_line(value)}' must be ASCII letters, digits, '-' or "
+                             "'_', beginning with a letter or digit", fix=example)
     return value
 
 

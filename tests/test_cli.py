@@ -213,6 +213,11 @@ def test_debug_after_a_double_dash_is_an_argument(run_cli, monkeypatch, tmp_path
     assert code == 2 and err == ("tapcheck: error: '' is not a usable dataset name (it is "
                                  "empty) — use ASCII letters, digits, '-' and '_', e.g. "
                                  "bench-1\n")
+    # a last line break passed "$": import made recordings/newds<LF>, which no name reached (QA)
+    code, _, err = run_cli("import", "x.wav", "--dataset", "newds\n", "--board", "1",
+                           "--side", "left", "--label", "normal")
+    assert code == 2 and "'newds\\n' is not a usable dataset name" in err, err
+    assert not any(tmp_path.rglob("newds*"))
 
 
 def test_train_from_the_cli_writes_one_model_file(tiny_dataset, run_cli, tmp_path):

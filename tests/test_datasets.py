@@ -306,8 +306,10 @@ def test_unknown_dataset_lists_known_ones(tmp_path, monkeypatch):
         Dataset.open(tmp_path / "backup" / "alpha")
 
 
+# a last line break passed "$" (a second side of the same end, a row broken in two; QA)
 @pytest.mark.parametrize("kwargs", [dict(side="../x"), dict(label="good"), dict(split="dev"),
-                                    dict(board=-1), dict(group="a b")])
+                                    dict(board=-1), dict(group="a b"), dict(side="left\n"),
+                                    dict(group="ref\n"), dict(side="-x")])
 def test_bad_take_values(tmp_path, kwargs):
     ds = Dataset.create(tmp_path / "bench")
     args = dict(board=1, side="left", label="normal", split="train", group="")
@@ -316,7 +318,8 @@ def test_bad_take_values(tmp_path, kwargs):
         ds.add_take(_tap(), sr=44100, **args)
     assert ds.takes == []
     if "side" in kwargs or "group" in kwargs:  # é is a letter: the rule is ASCII's (QA)
-        assert "must be ASCII letters, digits, '-' or '_'" in str(e.value)
+        assert "must be ASCII letters, digits, '-' or '_', beginning with a letter or digit" \
+            in str(e.value) and "\n" not in str(e.value)
 
 
 def test_a_session_stops_at_once_when_the_manifest_cannot_take_a_row(tmp_path):
