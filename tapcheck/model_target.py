@@ -21,6 +21,21 @@ from .errors import ModelFileError
 DEMO_MADE = "tapcheck demo"
 
 
+def refuse_folder_name(out: str | os.PathLike) -> None:
+    """``out`` must name a file: ``.``, ``..``, ``x/..`` or ``x/`` name a folder whether it
+    exists or not (``--out .`` gave a traceback, and ``--out new/..`` trained for the whole run
+    and then failed to save; QA).
+
+    Raises
+    ------
+    ModelFileError
+    """
+    path = os.fspath(out)
+    if os.path.basename(path) in ("", ".", ".."):
+        raise ModelFileError("names a folder; --out names the model file to write", path=path,
+                             fix="e.g. --out " + os.path.join(path, "model.pt"))
+
+
 def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
                        only_made_by: str | None = None, dataset: Any = None) -> str | None:
     """Before training: ``--out`` may only replace a tapcheck model file (or nothing).
@@ -58,6 +73,7 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
 
     path = os.fspath(out)
     fix = elsewhere or "choose another --out, e.g. models/<name>.pt"
+    refuse_folder_name(path)
     if os.path.isdir(path) and elsewhere:
         raise ModelFileError("is a folder, where the model file is to be written", path=path,
                              fix=elsewhere)

@@ -435,6 +435,27 @@ def test_leave_one_board_out_without_a_reference_is_refused(three_take_set, run_
     assert "epoch" not in stdout and not out.exists()
 
 
+@pytest.mark.parametrize("out", [".", "..", "new/..", "new/"])
+def test_an_out_that_names_a_folder_is_refused_before_training(tiny_dataset, run_cli, tmp_path,
+                                                               monkeypatch, out):
+    """`--out .` gave a traceback ("PosixPath('.') has an empty name"), `--out new/..` trained
+    for the whole run, failed to save and left new/...partial, and `--out new/` wrote the file
+    new (QA)."""
+    monkeypatch.chdir(tmp_path)
+    code, stdout, err = run_cli("train", "--dataset", tiny_dataset.root, "--model", "ae",
+                                "--epochs", "1", "--out", out)
+    assert code == 2 and "epoch" not in stdout and err.startswith("tapcheck: error: "), err
+    assert err == (f"tapcheck: error: --out '{out}' names a folder, not a model file — e.g. "
+                   f"--out {out.rstrip('/')}/model.pt\n")
+    # and the library's own check, for callers other than the command line
+    from tapcheck.errors import ModelFileError
+    from tapcheck.model_target import check_model_target
+
+    with pytest.raises(ModelFileError, match="names a folder; --out names the model file"):
+        check_model_target(out)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_train_does_not_replace_another_datasets_model(tiny_model, tiny_dataset, run_cli,
                                                        tmp_path, one_thread, monkeypatch):
     """The README's `train --dataset bench` wrote over the model of another dataset at the

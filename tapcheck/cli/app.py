@@ -52,6 +52,12 @@ class ModelFile(click.Path):
                 f"{option} is empty: it names no model file",
                 fix=f"give the path of a model file, e.g. {option} models/arcface-resnet18.pt, "
                     "or leave the option out for the default one")
+        if isinstance(value, str) and os.path.basename(value) in ("", ".", ".."):
+            # `--out new/` became the file new (a trailing slash is gone from a Path); `--out .`
+            # gave a traceback, `--out new/..` failed to save after the whole training (QA)
+            option = param.opts[0] if param is not None and param.opts else "the model path"
+            raise ParameterError(f"{option} '{value}' names a folder, not a model file",
+                                 fix=f"e.g. {option} {os.path.join(value, 'model.pt')}")
         return super().convert(value, param, ctx)
 
 
