@@ -209,6 +209,7 @@ def creatable_path(name: str | os.PathLike) -> Path:
         raise DatasetError("holds a compare report (metrics.json, cells/): takes there would "
                            "make it a dataset, which compare no longer writes to", path=root,
                            fix="choose another folder for the dataset, e.g. --dataset bench")
+    _refuse_tool_folder(root)
     holder = dataset_holding(root.parent)
     home = recordings_home()
     around = recordings_in_dataset() if root.parent.resolve() == home.resolve() else None
@@ -226,6 +227,39 @@ def creatable_path(name: str | os.PathLike) -> Path:
             fix=f"add the takes to {as_given(holder)} itself, or give a folder outside it, "
                 "e.g. --dataset bench (under the recordings folder)")
     return root
+
+
+def _refuse_tool_folder(root: Path) -> None:
+    """A new dataset may not be made at one of tapcheck's own folders, or around one: ``synth
+    --dataset $TAPCHECK_RECORDINGS`` made the recordings folder a dataset (``datasets`` then
+    listed none), one made at the inspections folder stopped ``listen``, and ``synth --dataset
+    /`` wrote board folders into / (QA).
+
+    Raises
+    ------
+    DatasetError
+    """
+    from .paths import cache_home, inspections_home, models_home
+
+    here = root.resolve()
+    folders = {"the recordings folder": recordings_home(), "the models folder": models_home(),
+               "the inspection log's folder": inspections_home(),
+               "the feature cache": cache_home(), "your home folder": Path.home()}
+    fix = "give a folder of its own, e.g. --dataset bench (under the recordings folder)"
+    for what, folder in folders.items():
+        if here == folder.resolve():
+            mix = "everything else there" if what == "your home folder" else \
+                "tapcheck's own files"
+            raise DatasetError(f"is {what}; a dataset there would mix its takes with {mix}",
+                               path=root, fix=fix)
+    for what, folder in folders.items():  # only folders there are: `--dataset .` in a new one
+        if what != "your home folder" and folder.is_dir() and folder.resolve().is_relative_to(
+                here):
+            raise DatasetError(f"holds {what} ({folder}); a dataset there would mix its takes "
+                               "with tapcheck's own files", path=root, fix=fix)
+    if here == Path(here.anchor):
+        raise DatasetError("is the file system's root; a dataset's takes go in a folder of "
+                           "their own", path=root, fix=fix)
 
 
 def list_datasets() -> list[str]:

@@ -237,6 +237,38 @@ def test_synth_refuses_to_overwrite(run_cli, tmp_path):
     assert code == 2 and "already holds 18 takes" in err
 
 
+def test_no_dataset_is_made_at_or_around_tapchecks_own_folders(run_cli, monkeypatch, tmp_path):
+    """`synth --dataset $TAPCHECK_RECORDINGS` made the recordings folder a dataset (`datasets`
+    then listed none), one at the inspections folder stopped listen, and `synth --dataset /`
+    wrote board folders into / (QA). Each is refused before anything is written."""
+    import os
+    from pathlib import Path
+
+    from tapcheck.dataset_folders import creatable_path
+    from tapcheck.errors import DatasetError
+
+    recordings = Path(os.environ["TAPCHECK_RECORDINGS"])
+    (recordings / "bench").mkdir(parents=True)
+    inspections = Path(os.environ["TAPCHECK_INSPECTIONS"])
+    monkeypatch.setenv("HOME", str(tmp_path / "me"))
+    (tmp_path / "me").mkdir()
+    for given, said in ((recordings, "is the recordings folder"),
+                        (inspections, "is the inspection log's folder"),
+                        (recordings.parent, f"holds the recordings folder ({recordings})"),
+                        (tmp_path / "me", "is your home folder")):
+        before = sorted(p.name for p in given.parent.rglob("*"))
+        for command in (["synth", "--takes", "1"], ["import", "x.wav", "--board", "1", "--side",
+                                                     "left", "--label", "normal"]):
+            code, out, err = run_cli(*command, "--dataset", given)
+            assert (code, out) == (2, "") and err.startswith(
+                f"tapcheck: error: {given}: {said}; a dataset there would mix its takes with "), err
+        assert sorted(p.name for p in given.parent.rglob("*")) == before
+    with pytest.raises(DatasetError, match="holds the recordings folder|the file system's root"):
+        creatable_path("/")  # checked only: never written
+    code, out, _ = run_cli("synth", "--dataset", recordings / "new", "--takes", "1")
+    assert code == 0 and "wrote 18 takes" in out  # a dataset of its own still is
+
+
 def test_settings_come_from_the_option_then_the_config_then_the_default(small_train_set, run_cli,
                                                                         tmp_path, one_thread):
     """train --model has no default of its own: a config's [train] model is not overridden."""
