@@ -55,6 +55,9 @@ from .training_data import (MIN_TAKES_TO_HOLD_OUT, TrainingData, add_pseudo_anom
 
 #: the rarest false-alarm rate a new training fits a threshold for (train.far, board_far)
 MIN_FAR = 0.0001
+# a rate is a share of healthy taps flagged: above a half the threshold lies below the median
+# healthy tap, and far = 0.95 (read as a confidence level) flagged every unseen board (QA)
+MAX_FAR = 0.5
 
 
 def make_detector(config: Config, data: TrainingData) -> ThresholdDetector:
@@ -308,7 +311,8 @@ def _fallback(method: str, scorer: str, *, n_boards: int, held_out: bool) -> tup
 def _check_scorer_calibration(config: Config) -> None:
     """Leave-one-board-out rescores a reference without each board: a scorer without a
     reference (``prob``, ``recon``) cannot, and used to fall back silently to a hold-out, or to
-    an in-sample threshold. A rate below :data:`MIN_FAR` is refused too."""
+    an in-sample threshold. A rate below :data:`MIN_FAR` or above :data:`MAX_FAR` is refused
+    too."""
     train = config.train
     for key in ("far", "board_far"):  # before any work: 1e-300 trained, then "diverged"
         if getattr(train, key) < MIN_FAR:
@@ -317,6 +321,13 @@ def _check_scorer_calibration(config: Config) -> None:
                 f"{1 / MIN_FAR:,.0f}: no dataset holds the {3 / MIN_FAR:,.0f} normal clips that "
                 "would check such a rate, and the tail fit's threshold runs off to infinity near "
                 "1e-16; nothing was trained", fix=f"set train.{key} to {MIN_FAR:g} or more")
+        if getattr(train, key) > MAX_FAR:
+            raise ConfigError(
+                f"'train.{key}' {getattr(train, key):g} would flag {getattr(train, key):.0%} of "
+                f"healthy {'taps' if key == 'far' else 'boards'}: it is the false-alarm rate "
+                "the threshold is set for, not a confidence level; nothing was trained",
+                fix=f"set train.{key} to {MAX_FAR:g} or less (default "
+                    f"{getattr(type(train)(), key):g})")
     if train.calibration == "leave-one-board-out" and representation_of(train.scorer) != "knn":
         knn = ", ".join(name for name in SCORERS if representation_of(name) == "knn")
         raise ConfigError(

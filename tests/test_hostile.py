@@ -85,6 +85,15 @@ def test_a_rate_too_rare_to_check_is_refused_before_training(run_cli, tiny_datas
                           "false alarm in 10,000: no dataset holds the 30,000 normal clips")
     assert err.endswith("nothing was trained — set train.far to 0.0001 or more\n")
     assert not out.exists()
+    # and one read as a confidence level: far = 0.95 flagged every unseen healthy board (QA)
+    config.write_text("[train]\nboard_far = 0.95\n")
+    code, stdout, err = run_cli("train", "--model", "ae", "--dataset", tiny_dataset.root,
+                                "--config", config, "--epochs", "1", "--out", out)
+    assert (code, stdout) == (2, "") and err == (
+        f"tapcheck: error: {config}: 'train.board_far' 0.95 would flag 95% of healthy boards: it "
+        "is the false-alarm rate the threshold is set for, not a confidence level; nothing was "
+        "trained — set train.board_far to 0.5 or less (default 0.02)\n")
+    assert not out.exists()
 
 
 # -- 1 and 11: manifest rows --------------------------------------------------------------------
