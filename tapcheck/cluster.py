@@ -54,8 +54,13 @@ def _check_reachable(address: str) -> None:
     """Fail in seconds when nothing listens at ``host:port``: ray.init would retry for minutes.
     An address of no form Ray takes is one line: "a:b:c" or "host:notaport" was a traceback
     (ValueError: Invalid address format)."""
-    if address == "auto" or address.startswith("ray://"):
-        return  # Ray itself says what is wrong
+    if address == "auto":
+        return
+    if address.startswith("ray://"):  # a traceback: "Ray Client requires pip package ray[client]"
+        raise ClusterError(f"--ray address '{address}' is a Ray Client address, which compare "
+                           "does not use: it joins the cluster as a driver on one of its "
+                           "machines", fix=("pass the address `ray start --head` printed (e.g. "
+                                            "127.0.0.1:6379), or auto, from a cluster machine"))
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit() or ":" in host.strip("[]") and not host.startswith("["):
         raise ClusterError(f"--ray address '{address}' is not host:port", fix=(

@@ -62,6 +62,19 @@ def test_an_address_of_no_form_is_one_line(tiny_dataset, tmp_path, address):
         "instance")
 
 
+def test_a_ray_client_address_is_one_line(tiny_dataset, tmp_path):
+    """`--ray ray://host:10001` was a traceback: "Ray Client requires pip package ray[client]"
+    (options QA); compare joins a cluster as a driver on one of its machines."""
+    result = subprocess.run([sys.executable, "-m", "tapcheck", "compare", "--dataset",
+                             str(tiny_dataset.root), "--models", "ae", "--epochs", "1", "--out",
+                             str(tmp_path), "--ray", "ray://192.0.2.1:10001"],
+                            env=single_thread_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "tapcheck: error: --ray address 'ray://192.0.2.1:10001' is a Ray Client address, which "
+        "compare does not use")
+
+
 def test_more_cpus_per_cell_than_the_cluster_has_is_one_line(tiny_dataset, tmp_path):
     """A cell needing 64 CPUs on a local instance of a few waited forever (QA)."""
     result = subprocess.run([sys.executable, "-m", "tapcheck", "compare", "--dataset",
