@@ -345,6 +345,11 @@ def test_bad_input_is_one_line(separating_model, tmp_path, run_cli, monkeypatch)
     code, _, err = run_cli("station", "--model", separating_model, "--host", "192.0.2.1",
                            "--port", free_port())
     assert code == 2 and err.startswith("tapcheck: error: cannot listen on 192.0.2.1:")
+    # an empty one (an unset shell variable) served on station.host without a word (QA)
+    code, out, err = run_cli("station", "--model", separating_model, "--host", "",
+                             "--port", free_port())
+    assert (code, out) == (2, "") and err.startswith(
+        "tapcheck: error: --host is empty: it names no address — "), err
     # a host no command line can carry, from a config file: a NUL (a TypeError traceback)
     bad_host = tmp_path / "host.toml"
     bad_host.write_text('[station]\nhost = "a\\u0000b"\n')

@@ -291,9 +291,15 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     from ..station_access import address as station_address
     from ..station_access import bind, check_host, default_token
 
+    if host == "":  # an unset shell variable served on loopback only, without a word (QA)
+        from ..errors import ParameterError
+
+        raise ParameterError("--host is empty: it names no address", fix=(
+            "give the address to serve on, e.g. --host 0.0.0.0 for every network, or leave it "
+            "out for station.host"))
     config = parse_config(config_path)
     check_log_folder()  # before the port, the model and the microphone
-    host = host or config.station.host
+    host = config.station.host if host is None else host
     port = config.station.port if port is None else port
     token = check_host(host, default_token(config.station.token, config_path=config_path))
     sock = bind(host, port)  # a port in use fails before the model loads
