@@ -308,10 +308,12 @@ def take_duration(duration_s: float | None, *, config: Config, trigger: bool = F
         after ``stream.pre_roll_s``: checked before a session opens the microphone or a folder
         (record --trigger refused it once listening, and left the dataset's folder made).
     """
+    # a config's value was blamed on --duration, which was not given (QA)
+    given = "audio.duration_s (the config's)" if duration_s is None else "--duration"
     duration_s = config.audio.duration_s if duration_s is None else float(duration_s)
     if not 0.5 <= duration_s <= 60:
-        raise ParameterError(f"--duration must be between 0.5 and 60 s, not {duration_s:g}",
-                             fix="the study records 3 s takes")
+        raise ParameterError(f"{given} must be between 0.5 and 60 s for a take, not "
+                             f"{duration_s:g}", fix="the study records 3 s takes")
     pre = config.stream.pre_roll_s
     if trigger and duration_s <= pre + 0.5:
         raise ParameterError(
