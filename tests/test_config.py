@@ -102,6 +102,15 @@ def test_missing_config_file(tmp_path):
         load_config(tmp_path / "nope.toml")
 
 
+def test_an_empty_config_option_names_itself(run_cli):
+    """`--config ""` (an unset shell variable) said `.: is a folder` (QA)."""
+    for command in ("train", "doctor", "listen"):
+        code, out, err = run_cli(command, "--config", "")
+        assert (code, out) == (2, "") and err == (
+            "tapcheck: error: --config is empty: it names no config file — give a TOML file, "
+            "e.g. --config configs/new-boards.toml, or leave the option out for the defaults\n")
+
+
 def test_replace_ignores_none_and_round_trips():
     config = Config().replace("train", epochs=3, lr=None)
     assert config.train.epochs == 3 and config.train.lr is None

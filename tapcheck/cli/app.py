@@ -64,6 +64,23 @@ class ModelFile(click.Path):
 MODEL_FILE = ModelFile()
 
 
+class ConfigFile(click.Path):
+    """A ``--config`` file's path, never empty: ``--config ""`` (an unset shell variable) said
+    ``.: is a folder``, naming a folder the user never gave (QA)."""
+
+    def __init__(self):
+        super().__init__(path_type=Path, readable=False)
+
+    def convert(self, value, param, ctx):
+        from ..errors import ParameterError
+
+        if isinstance(value, str) and value == "":
+            raise ParameterError("--config is empty: it names no config file",
+                                 fix="give a TOML file, e.g. --config configs/new-boards.toml, "
+                                     "or leave the option out for the defaults")
+        return super().convert(value, param, ctx)
+
+
 class BoardNumber(click.IntRange):
     """A board number, 0..999999; text that is no whole number is "not a board number", where
     click said "'abc' is not a valid integer range"."""
@@ -339,7 +356,7 @@ def parse_config(path: str | os.PathLike | None):
 
 
 def config_option(help_text: str = "TOML config (see configs/default.toml); options override it."):
-    return click.option("--config", "config_path", type=FILE, help=help_text)
+    return click.option("--config", "config_path", type=ConfigFile(), help=help_text)
 
 
 # what an option naming a dataset takes: tapcheck.dataset_folders.dataset_path's rule, said
