@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .validate import (STATION_TOKEN, TOKEN_FIX, TOKEN_PROBLEM, check_across, check_section,
-                       nearest)
+                       nearest, shown)
 
 
 @dataclass(frozen=True)
@@ -269,7 +269,7 @@ def _build(cls: type, data: Any, source: str, prefix: str, root: type | None = N
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown key '{prefix}{unknown[0]}'", path=source,
+        raise ConfigError(f"unknown key {shown(prefix + unknown[0])}", path=source,
                           fix=_key_fix(unknown[0], prefix, fields, root or cls))
     hints = typing.get_type_hints(cls)
     values = {}
@@ -308,7 +308,7 @@ def _coerce(value: Any, kind: Any, source: str, key: str) -> Any:
     fix = f"{default_toml()} shows every key with a value of its type"
     if isinstance(value, str) and any(_parses(value, o) for o in options):
         fix = f"write it without quotes: {key.rsplit('.', 1)[-1]} = {value.strip()}"
-    raise ConfigError(f"'{key}' must be {wanted}, not {value!r}", path=source, fix=fix)
+    raise ConfigError(f"'{key}' must be {wanted}, not {shown(value)}", path=source, fix=fix)
 
 
 def _parses(text: str, kind: Any) -> bool:

@@ -33,6 +33,15 @@ TOKEN_FIX = ("make one with python3 -c 'import secrets; print(secrets.token_urls
              "leave it unset for a new random one")
 
 
+def shown(value: Any, *, limit: int = 60) -> str:
+    """``repr(value)`` for an error line, cut after ``limit`` characters: a 100 000-character
+    model name or key was echoed whole, a 100 kB "line" (QA)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(value) if isinstance(value, str) else len(text)} characters)"
+
+
 def is_int(value: Any) -> bool:
     """A whole number (a bool is none, though Python counts it one): in a config or a model
     file."""
@@ -302,7 +311,7 @@ def check_section(section: str, settings: Any) -> None:
         if problem:
             from .config import default_toml  # config.py imports this module
 
-            raise ConfigError(f"'{section}.{f.name}' {problem}, not {value!r}",
+            raise ConfigError(f"'{section}.{f.name}' {problem}, not {shown(value)}",
                               fix="fix it in the config file or option ("
                                   f"{default_toml()} shows the defaults)")
     together = TOGETHER.get(section)

@@ -111,6 +111,17 @@ def test_an_empty_config_option_names_itself(run_cli):
             "e.g. --config configs/new-boards.toml, or leave the option out for the defaults\n")
 
 
+def test_a_very_long_name_or_key_is_cut_in_its_error(tmp_path):
+    """A 100 000-character model name or key was echoed whole: a 100 kB error "line" (QA)."""
+    for text in (f'[train]\nmodel = "{"x" * 100_000}"\n', f'[train]\n{"k" * 100_000} = 1\n'):
+        path = tmp_path / "long.toml"
+        path.write_text(text)
+        with pytest.raises(ConfigError) as e:
+            load_config(path)
+        assert len(str(e.value)) < 1500 and "… (100000 characters)" in str(e.value) or \
+            "… (100006 characters)" in str(e.value), str(e.value)[:300]
+
+
 def test_replace_ignores_none_and_round_trips():
     config = Config().replace("train", epochs=3, lr=None)
     assert config.train.epochs == 3 and config.train.lr is None

@@ -135,11 +135,11 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
-        from ..validate import nearest
+        from ..validate import nearest, shown
 
         near = nearest(name, MODELS)
         # a typo away from a name, it gets it; `tapcheck models` says what each is (QA)
-        raise ParameterError(f"unknown model '{name}'" + (f" (did you mean '{near}'?)"
+        raise ParameterError(f"unknown model {shown(name)}" + (f" (did you mean '{near}'?)"
                                                           if near else ""),
                              fix=f"choose one of: {', '.join(MODELS)} (`tapcheck models` "
                                  "describes them)") from None
