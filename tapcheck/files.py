@@ -122,6 +122,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *,
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
+        # numpy's np.save to a full disk says only "24000 requested and 11232 written", with no
+        # errno: a full feature cache gave train, evaluate and compare a traceback (QA). Asked
+        # before the partial file goes, which frees its blocks
+        if isinstance(e, OSError) and e.errno is None and os.statvfs(path.parent).f_bavail == 0:
+            e = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError) and e.errno in _FIXES:
             raise storage_error(e, path) from None

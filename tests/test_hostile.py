@@ -188,6 +188,22 @@ def test_full_disk_while_training_is_one_storage_line(small_train_set, tmp_path)
                     "the disk is full")
 
 
+def test_a_full_feature_cache_is_warned_of_and_training_goes_on(small_train_set, tmp_path):
+    """numpy's write to a full disk raises an OSError with no errno ("24000 requested and 11232
+    written"): a full cache gave train, evaluate and compare a traceback and exit 1 (QA)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    # the study's crops: an entry of 96 kB, which a 64 kB disk takes part of
+    result = _tapcheck("train", "--model", "ae", "--dataset", small_train_set, "--epochs", "1",
+                       "--out", tmp_path / "ae.pt", env={"TAPCHECK_CACHE": str(disk / "cache")},
+                       prefix=_private_mounts(f"mount -t tmpfs -o size=64k tmpfs {disk}"))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "tapcheck: warning: feature cache not used: " in result.stderr
+    assert "cannot be written (No space left on device)" in result.stderr
+    assert (tmp_path / "ae.pt").is_file()
+
+
 # -- 3 and 4: model-file contents ---------------------------------------------------------------
 
 def _set(path: tuple, value):
