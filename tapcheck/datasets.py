@@ -326,18 +326,32 @@ class Dataset:
                 recorded_at=recorded_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 sample_rate=sr, duration_s=round(len(y) / sr, 4), source=source,
                 peak_dbfs=round(peak_dbfs(y), 2))
-            if (self._appendable and self._stamp() == self._seen
-                    and not (self.root / MANIFEST).is_symlink()  # else replaced, not followed
-                    # a second name is a hard-linked backup (`cp -al`, rsync --link-dest): an
-                    # appended row landed in the backup's manifest too; a rewrite parts them
-                    and (self.root / MANIFEST).stat().st_nlink == 1):
-                manifest.append_row(self.root / MANIFEST, dataclasses.asdict(take))
-                self.takes.append(take)
-                self._seen = self._stamp()
-            else:
-                self.takes.append(take)
-                self.write_manifest()
+            try:
+                self._add_row(take)
+            except (OSError, StorageError):
+                # the row failed (a disk full between the WAV and its row): a WAV without a row
+                # stayed for good, the next take numbered after it (QA)
+                (self.root / rel).unlink(missing_ok=True)
+                raise
             return take
+
+    def _add_row(self, take: Take) -> None:
+        """Append ``take``'s row to the manifest, or rewrite it; :attr:`takes` only when done."""
+        if (self._appendable and self._stamp() == self._seen
+                and not (self.root / MANIFEST).is_symlink()  # else replaced, not followed
+                # a second name is a hard-linked backup (`cp -al`, rsync --link-dest): an
+                # appended row landed in the backup's manifest too; a rewrite parts them
+                and (self.root / MANIFEST).stat().st_nlink == 1):
+            manifest.append_row(self.root / MANIFEST, dataclasses.asdict(take))
+            self.takes.append(take)
+            self._seen = self._stamp()
+        else:
+            self.takes.append(take)
+            try:
+                self.write_manifest()
+            except (OSError, StorageError):  # written whole or not at all: not written
+                self.takes.pop()
+                raise
 
     def write_manifest(self) -> None:
         """Rewrite ``manifest.csv`` atomically from :attr:`takes`."""

@@ -347,6 +347,48 @@ def test_a_session_stops_at_once_when_the_manifest_cannot_take_a_row(tmp_path):
     assert sorted(p.name for p in (tmp_path / "bench").rglob("*")) == before
 
 
+def test_a_take_whose_row_cannot_be_written_leaves_no_wav(tmp_path):
+    """The disk filled between a take's WAV and its row: the WAV stayed without a row for good,
+    and the next take was numbered after it (QA). Here a private tmpfs is filled to leave room
+    for the WAV alone, and the manifest is rewritten (a hard-linked backup beside it)."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+    from .hostile_helpers import _private_mounts
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = """
+import math, os, sys
+from pathlib import Path
+import numpy as np
+from tapcheck.audio import encode_wav
+from tapcheck.datasets import Dataset
+from tapcheck.errors import StorageError
+disk = Path(sys.argv[1])
+y = np.sin(np.arange(3 * 44100) / 10).astype(np.float32) * 0.5
+ds = Dataset.create(disk / "bench")
+ds.add_take(y, sr=44100, board=1, side="left", label="normal")
+os.link(disk / "bench" / "manifest.csv", disk / "manifest.bak")  # so the row is a rewrite
+page = os.statvfs(disk).f_frsize
+wav = math.ceil(len(encode_wav(y, sr=44100).getvalue()) / page)
+(disk / "filler").write_bytes(bytes((os.statvfs(disk).f_bavail - wav) * page))
+try:
+    ds.add_take(y, sr=44100, board=1, side="left", label="normal")
+except StorageError as e:
+    print(e)
+print(len(ds.takes), *sorted(p.name for p in (disk / "bench" / "board01" / "left").iterdir()))
+"""
+    run = subprocess.run([*_private_mounts(f"mount -t tmpfs -o size=1m tmpfs {disk}"),
+                          sys.executable, "-c", script, str(disk)], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "manifest.csv: cannot be written (No space left on device)" in run.stdout, run.stdout
+    assert run.stdout.splitlines()[-1] == "1 take001.wav"
+
+
 def test_no_take_is_written_through_a_link_out_of_the_dataset(tmp_path):
     """A board folder linked elsewhere took the WAV outside, and the dataset then refused to be
     read ("take ... is a link to a file outside the dataset"); a link within the dataset is
