@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .interrupts import deferred
 from .plate import BoardSpec
 from .synth import study_boards, synthesize_tap, take_rng
 
@@ -124,7 +125,10 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
         # trained on by a user who did not notice), so take back what this run wrote
         if checked:  # a refused dataset is another run's: nothing of it is this run's to undo
             done = sum(path.exists() for path in written)  # the last may not be written yet
-            _remove_written(ds, written, before=before, fresh=fresh)
+            # to its end: a second Ctrl-C stopped the taking back, leaving rows whose files
+            # were gone and a dataset the rerun refused (QA); the first stop is the one told
+            with contextlib.suppress(KeyboardInterrupt), deferred():
+                _remove_written(ds, written, before=before, fresh=fresh)
             if isinstance(e, KeyboardInterrupt):  # "interrupted" alone: was anything kept?
                 raise Interrupted(f"the {done} take(s) written to {ds.root} were removed (synth "
                                   "writes a whole dataset or none); run it again") from None

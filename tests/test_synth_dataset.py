@@ -42,9 +42,12 @@ def test_bad_synth_options_are_one_line_and_leave_no_folder(run_cli, tmp_path, a
     assert not (tmp_path / "new").exists()
 
 
-def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, run_cli):
+@pytest.mark.parametrize("signals", [1, 3])
+def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, run_cli, signals):
     """`kill` (as Ctrl-C) mid-synthesis: the half-written dataset is gone, files that were in
-    the folder before stay, and the same command then succeeds."""
+    the folder before stay, and the same command then succeeds. Ctrl-C pressed again and again
+    stopped the taking back, leaving rows whose files were gone, which the rerun refused (QA):
+    the later signals may end the process as signals do, after the line."""
     import signal
     import subprocess
     import sys
@@ -58,9 +61,12 @@ def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, ru
     deadline = time.monotonic() + 60
     while not (root / "manifest.csv").exists() and time.monotonic() < deadline:
         time.sleep(0.05)  # a board side done: takes and manifest rows are on disk
-    proc.send_signal(signal.SIGTERM)
+    for _ in range(signals):
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.02)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "Traceback" not in err
+    assert proc.returncode in ((130,) if signals == 1 else (130, -signal.SIGTERM))
+    assert "Traceback" not in err, err
     assert err.splitlines()[-1].startswith("tapcheck: interrupted; the ")
     assert err.splitlines()[-1].endswith(f" take(s) written to {root} were removed (synth "
                                          "writes a whole dataset or none); run it again")
