@@ -9,6 +9,7 @@ Training is deterministic per seed, so a re-run gives the same numbers (timings 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -17,7 +18,7 @@ import time
 from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -75,8 +76,48 @@ def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: s
     started = time.perf_counter()
     out = Path(out)
     check_report_folder(out, names)  # before the features and the training, not after
-    dropped = [name for name in _compared_models(out / "metrics.json") if name not in names]
     grid = grid or GridConfig(seeds=(config.train.seed,))
+    with _held(out, names, models=grid.single):
+        check_report_folder(out, names)  # again, held: an enrolment made since is not lost
+        return _compare(dataset, names, config=config, out=out, grid=grid, log=log,
+                        progress=progress, started=started)
+
+
+@contextlib.contextmanager
+def _held(out: Path, names: list[str], *, models: bool) -> Iterator[None]:
+    """The report folder's lock, and each model file's (``models``: a plain comparison's
+    ``models/<name>.pt``) as ``train`` and ``enroll`` take it, for the whole run: a second
+    compare into the same folder finished over the first one's files, and an enrolment made
+    into a report's model while compare ran was lost when it saved over it (QA)."""
+    from .errors import ModelFileError
+    from .files import check_writable
+    from .locks import exclusive, lock_path
+
+    made = [folder for folder in (out / "models", out) if not os.path.lexists(folder)]
+    with contextlib.ExitStack() as stack:
+        # last, once the locks are gone: a refused run leaves no empty report folder behind
+        stack.callback(lambda: [_rmdir_if_empty(folder) for folder in made])
+        check_writable(out)
+        stack.enter_context(exclusive(lock_path(out / "metrics.json"), what=out,
+                                      error=StorageError, remove=True))
+        if models:
+            check_writable(out / "models")
+            for name in names:
+                path = out / "models" / f"{name}.pt"
+                stack.enter_context(exclusive(lock_path(path), what=path, error=ModelFileError,
+                                              remove=True))
+        yield
+
+
+def _rmdir_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def _compare(dataset: Dataset, names: list[str], *, config: Config, out: Path, grid: GridConfig,
+             log: Callable[[str], None], progress: bool | None, started: float) -> list[dict]:
+    """:func:`compare_models` with the report folder held."""
+    dropped = [name for name in _compared_models(out / "metrics.json") if name not in names]
     crops = _all_crops(dataset, config=config, progress=bool(progress), log=log)
     tasks, keys, folds = plan_cells(dataset, names, config, grid)
     store = CellStore(out, models_beside=grid.single)

@@ -51,6 +51,9 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
     seconds : float
         Wall time of the whole run.
     """
+    from .errors import ModelFileError
+    from .files import check_writable
+    from .locks import exclusive, lock_path
     from .model_target import DEMO_MADE, check_model_target
     from .modelcheck import check_trained
     from .modelfile import load_model, save_checkpoint
@@ -65,25 +68,29 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
     get_spec(model)
     out = model_path(model)
     # demo has no --out: it writes models/<model>.pt of the folder it runs in
-    check_model_target(out, elsewhere=(
-        f"demo writes {out} and has no --out: run it in another folder (or with "
-        "TAPCHECK_MODELS set to another folder), or move this file away"),
-        only_made_by=DEMO_MADE)
-    if not (dataset_path(dataset) / "manifest.csv").exists():
-        say(f"1/3 synthesising the study's boards into {dataset_path(dataset)} ...")
-        make_study_dataset(dataset, seed=seed, progress=sys.stderr.isatty())
-    else:
-        say(f"1/3 using the existing dataset {dataset_path(dataset)}")
-    ds = Dataset.open(dataset)
-    best = " (the study's best model)" if model == DEFAULT_MODEL else ""
-    say(f"2/3 training {model}{best} ...")
-    if train is None:
-        from .training import train_model as train
-    checkpoint = train(ds, config=config)
-    # refused here, not at judging; a `train` run's progress beside it is not demo's to drop
-    check_trained(checkpoint, out)
-    save_checkpoint(out, {**checkpoint, "made_by": DEMO_MADE})  # a later demo may replace it
-    say(f"    saved {out} (trained in {checkpoint['train_seconds']:.0f} s)")
+    elsewhere = (f"demo writes {out} and has no --out: run it in another folder (or with "
+                 "TAPCHECK_MODELS set to another folder), or move this file away")
+    check_model_target(out, elsewhere=elsewhere, only_made_by=DEMO_MADE)
+    # the model file's lock for the whole run, as train holds it: an enrolment made into
+    # models/<model>.pt meanwhile was lost when the demo saved over it (QA)
+    check_writable(out.parent)  # made if missing, or one line on why it cannot be
+    with exclusive(lock_path(out), what=out, error=ModelFileError, remove=True):
+        check_model_target(out, elsewhere=elsewhere, only_made_by=DEMO_MADE)  # again, held
+        if not (dataset_path(dataset) / "manifest.csv").exists():
+            say(f"1/3 synthesising the study's boards into {dataset_path(dataset)} ...")
+            make_study_dataset(dataset, seed=seed, progress=sys.stderr.isatty())
+        else:
+            say(f"1/3 using the existing dataset {dataset_path(dataset)}")
+        ds = Dataset.open(dataset)
+        best = " (the study's best model)" if model == DEFAULT_MODEL else ""
+        say(f"2/3 training {model}{best} ...")
+        if train is None:
+            from .training import train_model as train
+        checkpoint = train(ds, config=config)
+        # refused here, not at judging; a `train` run's progress beside it is not demo's to drop
+        check_trained(checkpoint, out)
+        save_checkpoint(out, {**checkpoint, "made_by": DEMO_MADE})  # a later demo may replace it
+        say(f"    saved {out} (trained in {checkpoint['train_seconds']:.0f} s)")
     say("3/3 judging the test split ...")
     test = ds.select(split="test")
     loaded = load_model(out)

@@ -177,6 +177,33 @@ def test_out_a_link_to_nothing_is_refused_before_training(run_cli, small_compare
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
 
 
+def test_a_report_and_its_model_files_are_held_while_compare_runs(small_compare_set, tmp_path):
+    """Compare wrote its models without their locks: an enrolment made into a report's model
+    while compare ran was lost when compare saved over it, and a second compare into the same
+    folder finished over the first one's files (QA). Held here, each is refused at once."""
+    import os
+    import sys
+
+    from tapcheck.locks import exclusive, lock_path
+
+    from .conftest import ROOT
+
+    out = tmp_path / "report"
+    (out / "models").mkdir(parents=True)
+    args = [sys.executable, "-m", "tapcheck", "compare", "--dataset", str(small_compare_set),
+            "--models", "ae", "--epochs", "1", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for held in (out / "models" / "ae.pt", out / "metrics.json"):  # enroll's, another compare's
+        with exclusive(lock_path(held), what=held, error=OSError, remove=True):
+            run = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.strip().splitlines()[-1].startswith(
+            f"tapcheck: error: {out if held.name == 'metrics.json' else held}: in use by PID "
+            f"{os.getpid()}"), run.stderr
+        assert "training" not in run.stderr
+    assert sorted(p.name for p in out.rglob("*")) == ["models"]
+
+
 def test_resolve_models():
     assert resolve_models("all") == list(MODELS)
     assert resolve_models("study") == list(STUDY_MODELS) and len(STUDY_MODELS) == 8

@@ -136,6 +136,30 @@ def test_demo_replaces_only_a_model_it_trained(tmp_path, tiny_model, tiny_datase
     assert torch.load(target, weights_only=True)["made_by"] == "tapcheck demo"
 
 
+def test_demo_holds_its_model_file_for_the_whole_run(tmp_path, tiny_dataset):
+    """An enrolment made into models/<model>.pt while the demo trained was lost when the demo
+    saved over it (QA): the demo takes the model file's lock, as train does, before it trains."""
+    import os
+    import subprocess
+    import sys
+
+    from tapcheck.locks import exclusive, lock_path
+
+    from .conftest import ROOT
+
+    model = tmp_path / "models" / "ae.pt"
+    model.parent.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TAPCHECK_MODELS": str(model.parent)}
+    with exclusive(lock_path(model), what=model, error=OSError, remove=True):
+        run = subprocess.run([sys.executable, "-m", "tapcheck", "demo", "--dataset",
+                              str(tiny_dataset.root), "--model", "ae", "--epochs", "1"],
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        f"tapcheck: error: {model}: in use by PID {os.getpid()}"), run.stderr
+    assert "training" not in run.stdout and not model.exists()
+
+
 def test_kill_mid_training_stops_demo_as_ctrl_c_does(tmp_path, tiny_dataset, one_thread):
     """`kill` ended demo silently with status 143; now one line and exit 130, as Ctrl-C, and no
     model file (it is written whole at the end or not at all)."""
