@@ -188,6 +188,22 @@ def test_full_disk_while_training_is_one_storage_line(small_train_set, tmp_path)
                     "the disk is full")
 
 
+def test_a_model_the_disk_cannot_take_after_training_points_at_resume(small_train_set, tmp_path):
+    """The training's progress (10 MB here) fits, the model file (3.4 MB more) does not: "free
+    some space and try again" sent the user to a rerun refused over the .partial (QA). The fix
+    names the progress kept and the --resume that saves it."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    (tmp_path / "fast.toml").write_text(FAST_CONFIG)
+    result = _tapcheck("train", "--model", "ae", "--dataset", small_train_set, "--epochs", "1",
+                       "--config", tmp_path / "fast.toml", "--out", disk / "ae.pt",
+                       prefix=_private_mounts(f"mount -t tmpfs -o size=12m tmpfs {disk}"))
+    assert result.returncode == 2, result.stderr
+    _one_line_error(result.stderr, f"{disk / 'ae.pt'}: cannot be written (No space left on "
+                    f"device)", f"the training is kept in {disk / 'ae.pt.partial'}: then `",
+                    " --resume` saves it without training again")
+
+
 def test_a_full_feature_cache_is_warned_of_and_training_goes_on(small_train_set, tmp_path):
     """numpy's write to a full disk raises an OSError with no errno ("24000 requested and 11232
     written"): a full cache gave train, evaluate and compare a traceback and exit 1 (QA)."""

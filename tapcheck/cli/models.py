@@ -84,7 +84,7 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     """
     from ..datasets import Dataset
     from ..files import check_writable
-    from ..errors import ModelFileError
+    from ..errors import ModelFileError, StorageError
     from ..interrupts import training_stops
     from ..locks import exclusive, lock_path
     from ..model_target import check_model_target, refuse_folder_name
@@ -120,7 +120,16 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
             check_partial(partial, resume=resume, resume_with=again)
             checkpoint = train_with_progress(ds, config=config, config_path=config_path,
                                              partial=partial, resume=resume)
-            save_trained(out, checkpoint)
+            try:
+                save_trained(out, checkpoint)
+            except StorageError as e:
+                if not partial.exists():
+                    raise
+                # "free some space and try again": the rerun was refused over the .partial,
+                # the training that needs no repeating (QA)
+                raise StorageError(e.problem, path=e.path, fix=(
+                    f"{e.fix}; the training is kept in {partial}: then `{again}` saves it "
+                    "without training again")) from None
         det = checkpoint["detector"]
         method = det.get("calibration", {}).get("method", "")
         say(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, {scorer_label(det)}, "
