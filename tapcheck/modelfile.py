@@ -27,7 +27,8 @@ from .config import Config
 from .detectors import ThresholdDetector, detector_from_state
 from .errors import ConfigError, ModelFileError, ParameterError
 from .features import FEATURES_VERSION
-from .files import atomic_write, check_path, refuse_special, sniff
+from .files import atomic_write, check_path, refuse_special, sniff, stopped_writes
+from .locks import holding, lock_path
 from .modelcheck import check_contents, check_trained
 
 FORMAT = "tapcheck-model"
@@ -64,6 +65,11 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Path
     # OSError that atomic_write turns into a one-line StorageError (the old file kept)
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
+    if holding(lock_path(path)):
+        # no other tapcheck writes this file now: a temporary file beside it is a killed
+        # writer's, and stayed for good (100 MB for arcface-resnet18, after each SIGKILL; QA)
+        for stale in stopped_writes(path):
+            stale.unlink(missing_ok=True)
     with atomic_write(path) as f:
         f.write(buffer.getbuffer())
     return path

@@ -79,6 +79,18 @@ def test_enrol_round_trip_appends_references_and_undo_restores(model, tiny_datas
     assert code == 2 and "no enrolment to undo" in err
 
 
+def test_a_killed_rewrites_temporary_file_is_swept_by_the_next(model, tiny_dataset):
+    """A SIGKILLed enroll (or train's save) left `.m.pt.XXXXXXXX.tmp` beside the model for good,
+    100 MB each for arcface-resnet18; the next writer never removed it (QA). Under the model
+    file's lock no other writer can own one, so the next rewrite removes them."""
+    stale = model.parent / f".{model.name}.k3x9q2ab.tmp"
+    stale.write_bytes(b"half a model")
+    other = model.parent / ".other.pt.k3x9q2ab.tmp"  # another file's: not this one's to remove
+    other.write_bytes(b"x")
+    enroll(model, unseen_clips(tiny_dataset))
+    assert not stale.exists() and other.exists()
+
+
 def test_clearly_defective_clips_are_refused_unless_forced(model):
     ceramic = [KNOCKS / "ceramic" / "10.wav", KNOCKS / "ceramic" / "15.wav"]
     digest, detector = md5(model), load_model(model).detector
