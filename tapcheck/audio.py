@@ -158,6 +158,11 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
         warnings.warn(f"{path}: is 8-bit audio: its steps of 1/128 of full scale add noise (and "
                       "a small DC offset) that 16-bit takes do not have; the verdict may be off "
                       "— record or export at 16 bits", FormatWarning, stacklevel=3)
+        # the offset of up to one step is the rounding's, said above: the features' "DC offset
+        # removed (a faulty microphone or cable?)" then followed every 8-bit file (QA)
+        offset = y.mean(axis=0, dtype=np.float64)
+        if np.all(np.abs(offset) <= 1 / 128):
+            y = (y - offset).astype(np.float32)
     _check_clipping(y, sr=file_sr, path=path)
     mono = y.mean(axis=1)
     # cancel: under 1/1000 of the channels' peak is left (16-bit rounding leaves a bit)
