@@ -10,7 +10,6 @@ still load.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 from .errors import ConfigError
@@ -93,11 +92,6 @@ def _live_problem(c: Any) -> tuple[str, str] | None:
     if c.highpass_hz >= MAX_HIGHPASS_HZ:
         return ("highpass_hz", f"{c.highpass_hz:g} Hz must be below {MAX_HIGHPASS_HZ:g} Hz: it "
                                f"removes hum below a tap's band (default {default.highpass_hz:g})")
-    cpus = os.cpu_count() or 1
-    if c.judge_threads > cpus:
-        return ("judge_threads", f"{c.judge_threads} is more than this machine's {cpus} CPUs: "
-                                 "threads that wait for each other made verdicts seconds late "
-                                 f"(default {default.judge_threads}; 0 uses every core)")
     return None
 
 

@@ -387,14 +387,21 @@ def test_live_settings_no_session_can_work_with_are_refused_when_read(
     assert not (tmp_path / "r").exists()
 
 
-def test_more_judging_threads_than_cpus_are_refused(run_cli, tmp_path):
-    """4096 verdict threads on 2 CPUs made listen's verdicts 14-22 s late, without a word (QA)."""
-    import os
+def test_more_judging_threads_than_cpus_are_refused_by_what_judges_live(run_cli, tmp_path):
+    """4096 verdict threads on 2 CPUs made listen's verdicts 14-22 s late, without a word (QA).
+    Refused by listen (and station), which use it; a command that does not (doctor here, judge
+    and train alike) reads the same config: a station's config on a smaller machine (review)."""
+    from tapcheck.runtime import usable_cpus
 
     config = tmp_path / "live.toml"
-    config.write_text(f"[stream]\njudge_threads = {os.cpu_count() + 1}\n")
+    config.write_text(f"[stream]\njudge_threads = {usable_cpus() + 1}\n")
     code, _, err = run_cli("listen", "--config", config)
-    assert code == 2 and f"is more than this machine's {os.cpu_count()} CPUs" in err, err
+    assert code == 2 and err == (
+        f"tapcheck: error: 'stream.judge_threads' {usable_cpus() + 1} is more than the "
+        f"{usable_cpus()} CPU(s) this process may use: threads that wait for each other make "
+        "verdicts seconds late — lower it in the config (default 1; 0 uses every core)\n"), err
+    code, out, err = run_cli("doctor", "--config", config)
+    assert "judge_threads" not in out + err
 
 
 def test_record_refuses_a_board_folder_linked_out_of_the_dataset(pulse, tmp_path, recordings):
