@@ -24,7 +24,8 @@ import soundfile as sf
 
 from .containers import SizedHeader, truncation, unfinished, unsized_wav_data, wav_chunks
 from .errors import AudioError, FormatWarning, TapcheckWarning
-from .files import atomic_write, check_path, refuse_special
+from .files import atomic_write, check_path
+from .file_kinds import refuse_special
 from .interrupts import deferred
 
 FORMATS_HINT = "use a WAV, FLAC or OGG recording"

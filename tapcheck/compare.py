@@ -29,7 +29,7 @@ from .dataset_folders import refuse_dataset_folder
 from .datasets import Dataset, Take
 from .errors import DatasetError, ParameterError, StorageError
 from .featurecache import FeatureCache
-from .files import check_replaceable, sniff
+from .file_kinds import check_replaceable, sniff
 from .grid import Cell, GridConfig, plan_cells, representative, run_grid, run_serially
 from .judge import Judge
 from .model_target import check_model_target

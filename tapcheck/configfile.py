@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .config import Config, default_toml
 from .errors import ConfigError
-from .files import refuse_special
+from .file_kinds import refuse_special
 from .live_settings import check_device_rate, check_stream
 
 

@@ -23,7 +23,7 @@ T = TypeVar("T")
 def content_digest(path: str | os.PathLike) -> str:
     """SHA-1 of a file's bytes, hex: the same recording under any name. A content key, not a
     seal (twice as fast as BLAKE2 on a 3 s take). The caller refuses fifos first
-    (:func:`tapcheck.files.refuse_special`): reading one would block forever."""
+    (:func:`tapcheck.file_kinds.refuse_special`): reading one would block forever."""
     import hashlib
 
     with open(path, "rb") as f:

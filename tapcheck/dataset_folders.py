@@ -191,7 +191,7 @@ def creatable_path(name: str | os.PathLike) -> Path:
     ------
     DatasetError
     """
-    from .files import non_folder_kind
+    from .file_kinds import non_folder_kind
 
     root = dataset_path(name)
     fix = "give the dataset's folder or name, e.g. --dataset bench"
@@ -277,7 +277,7 @@ def missing_dataset(root: Path, *, given: str | os.PathLike) -> DatasetError:
     """Why ``root`` (:func:`dataset_path` of ``given``), which holds no ``manifest.csv``, is no
     dataset: a take or other file, a folder inside a dataset, the path of a manifest that is
     not there, or no dataset at all (with the datasets there are)."""
-    from .files import non_folder_kind
+    from .file_kinds import non_folder_kind
 
     known = ", ".join(sorted(list_datasets())) or "none yet"
     kind = non_folder_kind(root)

@@ -18,7 +18,7 @@ from typing import Callable
 from .config import Config
 from .doctor import NOTE, OK, PROBLEM, Finding
 from .errors import DatasetError, TapcheckError
-from .files import special_kind
+from .file_kinds import special_kind
 from .training_data import MIXED_SIDE_FIX, mixed_side_problem, mixed_sides
 
 MAX_LISTED = 20  # per kind of finding about single takes; the rest are counted

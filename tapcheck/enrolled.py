@@ -20,7 +20,7 @@ from .paths import model_command
 def fingerprint(path: str | os.PathLike) -> str:
     """A clip's content digest (:func:`tapcheck.copies.content_digest`), fifos refused."""
     from .errors import AudioError
-    from .files import refuse_special
+    from .file_kinds import refuse_special
     from .copies import content_digest
 
     refuse_special(path, AudioError, fix="name a recording")  # reading a fifo would block

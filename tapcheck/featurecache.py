@@ -95,7 +95,7 @@ class FeatureCache:
     def _get(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
         """The standardised crops and each one's (mean, spread) in dB, shape (n_crops, 2)."""
         from .audio import FORMATS_HINT
-        from .files import refuse_special
+        from .file_kinds import refuse_special
 
         refuse_special(path, AudioError, fix=FORMATS_HINT)  # hashing a fifo would block forever
         try:

@@ -32,7 +32,8 @@ import numpy as np
 from .audio import write_wav
 from .errors import InspectionLogError
 from .dataset_folders import refuse_dataset_folder
-from .files import refuse_outside, refuse_special, storage_error
+from .files import storage_error
+from .file_kinds import refuse_outside, refuse_special
 from .locks import exclusive, lock_path
 from .logcheck import (NEW_LOG, check_schema, checked_board_row, checked_row, connect_reader,
                        log_error)

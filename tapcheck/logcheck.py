@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InspectionLogError
-from .files import refuse_special
+from .file_kinds import refuse_special
 
 COLUMNS = ("id", "time", "board", "model", "model_path", "score", "threshold", "verdict", "clip",
            "latency_ms", "device")

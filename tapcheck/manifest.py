@@ -26,7 +26,8 @@ from typing import Any, Callable
 
 from .errors import DatasetError, ParameterError
 from .console import one_line
-from .files import atomic_write, refuse_special, storage_error
+from .files import atomic_write, storage_error
+from .file_kinds import refuse_special
 
 MANIFEST = "manifest.csv"
 MANIFEST_FIELDS = ("path", "board", "side", "label", "group", "split", "take", "recorded_at",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelFileError
-from .files import refuse_read_only
+from .file_kinds import refuse_read_only
 from .interrupts import file_identity
 from .modelcheck import check_contents
 from .modelfile import load_model, save_checkpoint

@@ -67,7 +67,7 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
         read-only model file, or one holding enrolments (which a new model would lose).
     """
     from .dataset_folders import dataset_holding
-    from .files import refuse_read_only, refuse_special
+    from .file_kinds import refuse_read_only, refuse_special
     from .modelfile import FORMAT
     from .paths import model_command, recordings_home
 

@@ -27,7 +27,8 @@ from .config import Config
 from .detectors import ThresholdDetector, detector_from_state
 from .errors import ConfigError, ModelFileError, ParameterError
 from .features import FEATURES_VERSION
-from .files import atomic_write, check_path, refuse_special, sniff, stopped_writes
+from .files import atomic_write, check_path, stopped_writes
+from .file_kinds import refuse_special, sniff
 from .locks import holding, lock_path
 from .modelcheck import check_contents, check_trained
 

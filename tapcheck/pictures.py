@@ -37,7 +37,7 @@ def picture_clip(path: str | os.PathLike) -> bytes | None:
     Only the text chunks before the image data are read: matplotlib writes them there, and
     8 KiB holds them for any path (PATH_MAX is 4096 bytes).
     """
-    from .files import sniff
+    from .file_kinds import sniff
 
     head = None if os.path.islink(path) else sniff(path, size=8192)
     if not head or not head.startswith(_PNG):
@@ -127,7 +127,8 @@ def check_picture_folder(folder: str | os.PathLike) -> None:
     """
     from .dataset_folders import refuse_dataset_folder
     from .errors import ParameterError, StorageError
-    from .files import check_writable, non_folder_kind
+    from .files import check_writable
+    from .file_kinds import non_folder_kind
 
     if os.fspath(folder) == "":  # the current folder, unasked: pictures among whatever is there
         raise ParameterError("--explain-dir is empty, and an empty path names the current folder",

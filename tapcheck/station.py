@@ -159,7 +159,7 @@ class Station:
             self._pool.submit(self._explain, row)
 
     def _explain(self, row) -> None:
-        from .files import refuse_outside
+        from .file_kinds import refuse_outside
         from .pictures import save_picture
 
         try:

@@ -26,6 +26,20 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert os.listdir(tmp_path) == ["manifest.csv"]
 
 
+def test_stopped_writes_are_this_files_own_only(tmp_path):
+    """`.m.pt.*.tmp` also matched a temporary file of m.pt.v2.pt, whose writer holds another
+    lock, so a sweep could remove it mid-write; and a name holding `[` globbed nothing (review)."""
+    from tapcheck.files import stopped_writes
+
+    for name in (".m.pt.abcdefgh.tmp", ".m.pt.v2.pt.abcdefgh.tmp", ".m[1].pt.abc_efgh.tmp",
+                 ".m.pt.partial.k2j4h6g8.tmp", ".m.pt.short.tmp"):
+        (tmp_path / name).write_text("")
+    assert [p.name for p in stopped_writes(tmp_path / "m.pt")] == [".m.pt.abcdefgh.tmp"]
+    assert [p.name for p in stopped_writes(tmp_path / "m[1].pt")] == [".m[1].pt.abc_efgh.tmp"]
+    assert [p.name for p in stopped_writes(tmp_path / "m.pt.partial")] == [
+        ".m.pt.partial.k2j4h6g8.tmp"]
+
+
 def test_new_files_get_the_usual_mode_and_replaced_ones_keep_theirs(tmp_path):
     umask = os.umask(0o022)
     try:

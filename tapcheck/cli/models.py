@@ -278,7 +278,8 @@ def bench(model_path: Path | None, out: Path) -> None:
     """Measure speed: features, training (vs a naive loop), judging, memory — in one run."""
     from ..bench import format_results, run_bench
     from ..dataset_folders import refuse_dataset_folder
-    from ..files import check_replaceable, check_writable
+    from ..files import check_writable
+    from ..file_kinds import check_replaceable
 
     # as compare --out: bench wrote its report beside a dataset's manifest.csv after minutes
     refuse_dataset_folder(out.parent, why="a report would mix its files with the takes",
@@ -296,7 +297,7 @@ def bench(model_path: Path | None, out: Path) -> None:
 
 
 def _is_bench_json(path) -> bool:
-    from ..files import sniff
+    from ..file_kinds import sniff
 
     try:
         return "matmul_gflops" in json.loads(sniff(path) or b"null")
