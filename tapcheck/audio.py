@@ -13,8 +13,8 @@ import io
 import math
 import os
 import shlex
-import struct
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -22,7 +22,8 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from .containers import SizedHeader, truncation, unfinished, unsized_wav_data, wav_chunks
+from .containers import (SizedHeader, check_wav_rates, truncation, unfinished,
+                         unsized_wav_data)
 from .errors import AudioError, FormatWarning, TapcheckWarning
 from .files import atomic_write, check_path
 from .file_kinds import refuse_special
@@ -295,7 +296,7 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
                              fix="the recording or copy failed; record or copy it again")
         wav = head[:4] == b"RIFF" and head[8:12] == b"WAVE"
         if wav:
-            _check_wav_rate(path, f, size)
+            check_wav_rates(path, f, size)
         cut = truncation(f, size)  # before libsndfile, which calls a cut header "malformed"
         if cut:
             raise AudioError(f"is truncated: {cut}", path=path, fix="copy or record the file again")
@@ -332,67 +333,41 @@ def _looks_mpeg(head: bytes) -> bool:
     return head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
 
 
+_QUIET = threading.RLock()
+_QUIET_DEPTH = [0]
+
+
 @contextlib.contextmanager
 def _quiet_c_library(quiet: bool) -> Iterator[None]:
     """Standard error (the file descriptor) sent to /dev/null while libsndfile decodes MPEG:
     libmpg123 prints its own lines there (``Note: Illegal Audio-MPEG-Header …``, ``Warning:
     Xing stream size off …``) above tapcheck's one-line error (QA). Only around the C calls:
     Python's warnings go to the same descriptor."""
+    # one thread at a time: descriptor 2 is the process's, and two overlapping swaps left it on
+    # /dev/null for good (review); only the first of nested ones swaps
     if not quiet:
         yield
         return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no descriptor 2 (a daemon's): nothing to quiet
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _check_wav_rate(path: Path, f, size: int) -> None:
-    """A WAV header's sample rate that libsndfile cannot take (0, or past its signed 32-bit
-    field) is named as such: libsndfile says "SF_INFO struct incomplete", which read as a file
-    that is not audio at all. The chunks are walked as the truncation check walks them."""
-    for chunk, start, _ in wav_chunks(f, size):
-        if chunk == b"fmt ":
-            f.seek(start + 4)
-            raw = f.read(4)
-            f.seek(0)
-            if len(raw) == 4 and not 1 <= struct.unpack("<I", raw)[0] <= 2**31 - 1:
-                raise AudioError(f"its header gives an invalid sample rate "
-                                 f"({struct.unpack('<I', raw)[0]} Hz)", path=path,
-                                 fix="re-export the recording")
-            f.seek(start)
-            fields = f.read(14)
-            f.seek(0)
-            if len(fields) == 14:
-                _check_byte_rate(path, *struct.unpack("<HHIIH", fields))
+    with _QUIET:
+        if _QUIET_DEPTH[0]:
+            yield
             return
-    f.seek(0)
-
-
-# WAVE format tags whose byte rate is the sample rate times the frame's bytes: PCM, float,
-# A-law, mu-law, and the extensible header (whose subformats tapcheck meets are those)
-_FRAMED_TAGS = (1, 3, 6, 7, 0xFFFE)
-
-
-def _check_byte_rate(path: Path, tag: int, channels: int, rate: int, byte_rate: int,
-                     block_align: int) -> None:
-    """A header whose sample rate and byte rate disagree is damaged: which of the two is right
-    is unknown, and one field edited to 22050 Hz of a 44.1 kHz take was resampled and judged
-    ANOMALOUS with a confident score (QA)."""
-    if tag in _FRAMED_TAGS and block_align and byte_rate != rate * block_align:
-        raise AudioError(
-            f"its header is damaged: its sample rate ({rate} Hz) and its byte rate "
-            f"({byte_rate} bytes/s, {byte_rate / block_align:g} frames/s) disagree", path=path,
-            fix="re-export the recording (or copy it again from the recorder)")
+        try:
+            if sys.stderr is not None:  # a daemon's is None
+                sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no descriptor 2: nothing to quiet
+            yield
+            return
+        _QUIET_DEPTH[0] += 1
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+            yield
+        finally:
+            _QUIET_DEPTH[0] -= 1
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def write_wav(path: str | os.PathLike, y: np.ndarray, *, sr: int,

@@ -13,16 +13,23 @@ without decoding and says what is missing.
   may follow it); one not marked end-of-stream is :func:`unfinished`, a warning.
 - FLAC: the sample count of STREAMINFO is checked after decoding (:mod:`tapcheck.audio`).
 
-A length of 0 or all ones means "unknown" (a streamed writer): nothing to check then.
+A length of 0 or all ones means "unknown" (a streamed writer): nothing to check then; a WAV
+whose data length is 0 with audio after it is read to its end (:class:`SizedHeader`). A WAV
+header's sample rate must be one libsndfile takes and agree with its byte rate
+(:func:`check_wav_rates`).
 """
 
 from __future__ import annotations
 
 import io
 import struct
+from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["SizedHeader", "truncation", "unfinished", "unsized_wav_data", "wav_chunks"]
+from .errors import AudioError
+
+__all__ = ["SizedHeader", "check_wav_rates", "truncation", "unfinished", "unsized_wav_data",
+           "wav_chunks"]
 
 MAX_CHUNKS = 4096  # a damaged header must not keep us walking
 _W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"
@@ -58,7 +65,7 @@ def truncation(f: BinaryIO, size: int) -> str | None:
             return _w64(f, size)
         if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
             return _aiff(f, size)
-        if head[:4] == b".snd":  # Sun/NeXT AU: data offset and length, big-endian
+        if head[:4] == b".snd" and len(head) >= 12:  # Sun/NeXT AU: offset, length (big-endian)
             offset, length = struct.unpack(">II", head[4:12])
             return None if length == 0xFFFFFFFF else _promised(offset, length, size)
         if head[:4] == b"OggS":
@@ -278,3 +285,42 @@ def _crc_table() -> list[int]:
 
 
 _OGG_CRC_TABLE = _crc_table()
+
+
+def check_wav_rates(path: Path, f: BinaryIO, size: int) -> None:
+    """A WAV header's sample rate that libsndfile cannot take (0, or past its signed 32-bit
+    field) is named as such: libsndfile says "SF_INFO struct incomplete", which read as a file
+    that is not audio at all. The chunks are walked as the truncation check walks them."""
+    for chunk, start, _ in wav_chunks(f, size):
+        if chunk == b"fmt ":
+            f.seek(start + 4)
+            raw = f.read(4)
+            f.seek(0)
+            if len(raw) == 4 and not 1 <= struct.unpack("<I", raw)[0] <= 2**31 - 1:
+                raise AudioError(f"its header gives an invalid sample rate "
+                                 f"({struct.unpack('<I', raw)[0]} Hz)", path=path,
+                                 fix="re-export the recording")
+            f.seek(start)
+            fields = f.read(14)
+            f.seek(0)
+            if len(fields) == 14:
+                _check_byte_rate(path, *struct.unpack("<HHIIH", fields))
+            return
+    f.seek(0)
+
+
+# WAVE format tags whose byte rate is the sample rate times the frame's bytes: PCM, float,
+# A-law, mu-law, and the extensible header (whose subformats tapcheck meets are those)
+_FRAMED_TAGS = (1, 3, 6, 7, 0xFFFE)
+
+
+def _check_byte_rate(path: Path, tag: int, channels: int, rate: int, byte_rate: int,
+                     block_align: int) -> None:
+    """A header whose sample rate and byte rate disagree is damaged: which of the two is right
+    is unknown, and one field edited to 22050 Hz of a 44.1 kHz take was resampled and judged
+    ANOMALOUS with a confident score (QA)."""
+    if tag in _FRAMED_TAGS and block_align and byte_rate != rate * block_align:
+        raise AudioError(
+            f"its header is damaged: its sample rate ({rate} Hz) and its byte rate "
+            f"({byte_rate} bytes/s, {byte_rate / block_align:g} frames/s) disagree", path=path,
+            fix="re-export the recording (or copy it again from the recorder)")

@@ -9,6 +9,7 @@ any work.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -243,8 +244,9 @@ def _refuse_tool_folder(root: Path) -> None:
 
     here = root.resolve()
     folders = {"the recordings folder": recordings_home(), "the models folder": models_home(),
-               "the inspection log's folder": inspections_home(),
-               "the feature cache": cache_home(), "your home folder": Path.home()}
+               "the inspection log's folder": inspections_home(), "the feature cache": cache_home()}
+    with contextlib.suppress(RuntimeError, KeyError):  # no HOME, no passwd entry (a container)
+        folders["your home folder"] = Path.home()
     fix = "give a folder of its own, e.g. --dataset bench (under the recordings folder)"
     for what, folder in folders.items():
         if here == folder.resolve():

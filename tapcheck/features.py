@@ -183,7 +183,7 @@ def strike_crops(y: np.ndarray, *, sr: int = 44100, features: FeatureConfig = Fe
                         n_crops=f.n_crops, top_db=f.top_db, peak_power=peak,
                         standardized=standardized)
     _warn_other_strikes(level, onset, features=f, path=path)
-    _warn_padded(len(y), len(level), onset, sr=sr, features=f, path=path)
+    _warn_padded(len(y), onset, sr=sr, features=f, path=path)
     return (crops, onset) if return_onset else crops
 
 
@@ -264,7 +264,7 @@ def _usable_signal(y: np.ndarray, *, sr: int, features: FeatureConfig,
     return y
 
 
-def _warn_padded(n_samples: int, n_frames: int, onset: int, *, sr: int,
+def _warn_padded(n_samples: int, onset: int, *, sr: int,
                  features: FeatureConfig, path: str | os.PathLike | None) -> None:
     """Warn when the crops run more than :data:`MAX_PADDED_MS` past the clip's end: the rest is
     padding, a picture no training clip had. A trial's healthy tap 34 ms before its clip's end

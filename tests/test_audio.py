@@ -114,6 +114,45 @@ def test_libmpg123_prints_nothing_above_the_one_line_error(tmp_path, capfd):
     assert capfd.readouterr().err == "after\n"
 
 
+@pytest.mark.parametrize("size", [4, 6, 10])
+def test_an_au_header_cut_before_its_lengths_is_no_audio_file(tmp_path, size):
+    """Reading the AU data length of a `.snd` file of under 12 bytes raised struct.error: a
+    traceback that stopped the other clips of the run (review)."""
+    path = tmp_path / "short.au"
+    path.write_bytes((b".snd" + bytes(8))[:size])
+    with pytest.raises(AudioError, match="short.au: "):
+        load(path)
+
+
+def test_mpeg_decoding_in_two_threads_gives_standard_error_back(tmp_path, capfd):
+    """Descriptor 2 is the process's: two overlapping swaps to /dev/null left it there for
+    good (review). One thread at a time swaps it, and it is back after both."""
+    import threading
+
+    whole = tmp_path / "whole.mp3"
+    sf.write(whole, np.sin(np.arange(3 * 44100) / 10) * 0.5, 44100, format="MP3")
+    data = bytearray(whole.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 800] = bytes(800)
+    damaged = tmp_path / "damaged.mp3"
+    damaged.write_bytes(bytes(data))
+
+    def loads():
+        for _ in range(8):
+            with pytest.raises(AudioError):
+                load(damaged)
+
+    threads = [threading.Thread(target=loads) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    capfd.readouterr()
+    import os
+
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
+
+
 def _with_junk_chunk(data: bytes, size: int) -> bytes:
     """A WAV with a JUNK chunk of ``size`` bytes before its samples, as recorders pad."""
     import struct
