@@ -204,6 +204,19 @@ def test_debug_after_the_command_shows_the_traceback_too(run_cli, args):
     _traceback_then_line(err, "DatasetError")
 
 
+@pytest.mark.parametrize("args", [
+    ["train", "--epochs", "1_0"], ["train", "--seed", "\uff13"], ["synth", "--takes", "\uff15"],
+    ["synth", "--seed", "3\u0663"], ["station", "--port", "\uff18\uff13\uff12\uff11"],
+    ["compare", "--folds", "\uff12"], ["listen", "--taps-per-board", "\u0662"]])
+def test_whole_numbers_are_ascii_digits(run_cli, tmp_path, monkeypatch, args):
+    """Python's int() read `--epochs 1_0` as 10 and full-width or Arabic-Indic digits as
+    numbers (it ran 10 epochs, seed 3), where --seeds, --board and --since refuse them (QA)."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(*args)
+    assert (code, out) == (2, "") and "is not a whole number" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_debug_after_a_double_dash_is_an_argument(run_cli, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli("info", "--", "--debug")  # a dataset named "--debug"

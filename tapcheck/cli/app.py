@@ -81,6 +81,24 @@ class ConfigFile(click.Path):
         return super().convert(value, param, ctx)
 
 
+class Whole(click.IntRange):
+    """A whole number in ASCII digits, within a range: Python's int() read `--epochs 1_0` as 10
+    and `--seed ３` (full-width) as 3, which --seeds, --board and --since refuse (options QA)."""
+
+    name = "integer"
+
+    def __init__(self, min: int | None = None, max: int | None = None):  # noqa: A002
+        super().__init__(min=min, max=max)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
+            self.fail(f"{value!r} is not a whole number (digits 0-9)", param, ctx)
+        return super().convert(value, param, ctx)
+
+    def _describe_range(self) -> str:  # unbounded: no "[x<=None]" in the help
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
+
 class BoardNumber(click.IntRange):
     """A board number, 0..999999; text that is no whole number is "not a board number", where
     click said "'abc' is not a valid integer range"."""
@@ -133,7 +151,7 @@ class Count(click.ParamType):
 
         text = str(value).strip()
         option = param.opts[0] if param is not None and param.opts else "the value"
-        if not text.lstrip("+-").isdecimal() or text.count("-") + text.count("+") > 1:
+        if not re.fullmatch(r"[+-]?[0-9]+", text):  # isdecimal took Arabic-Indic digits (QA)
             raise ParameterError(f"{option} {value!r} is not a whole number", fix=self.fix)
         if int(text) < 1:
             raise ParameterError(f"{option} must be 1 or more, not {int(text)}", fix=self.fix)

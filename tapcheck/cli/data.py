@@ -7,17 +7,18 @@ from pathlib import Path
 
 import click
 
-from .app import (BOARD, FILE, cli, config_option, dataset_option, debugging, echo_err,
+from .app import (BOARD, FILE, Whole, cli, config_option, dataset_option, debugging, echo_err,
                   one_line, parse_config, say, table, warn)
 
 
 @cli.command()
 @dataset_option("Dataset to write (it must not hold takes yet)", default="demo",
                 show_default=True)
-@click.option("--takes", default=30, show_default=True, help="Takes per board and side.")
-@click.option("--test-takes", type=int, default=None,
+@click.option("--takes", default=30, show_default=True, type=Whole(),
+              help="Takes per board and side.")
+@click.option("--test-takes", type=Whole(), default=None,
               help="Held-out test takes of each normal training board (default: a fifth).")
-@click.option("--seed", default=0, show_default=True, help="Same seed, same dataset.")
+@click.option("--seed", default=0, show_default=True, type=Whole(), help="Same seed, same dataset.")
 @click.option("--preset", type=click.Choice(["study", "plant"]), default="study",
               show_default=True, help="study: the study's boards; plant: 8 training boards of "
               "two woods, 12 unseen healthy boards of three, graded defects.")

@@ -6,7 +6,7 @@ import functools
 
 import click
 
-from .app import (cli, config_option, dataset_option, echo_err, one_line, parse_config,
+from .app import (Whole, cli, config_option, dataset_option, echo_err, one_line, parse_config,
                   train_with_progress)
 
 
@@ -18,8 +18,8 @@ from .app import (cli, config_option, dataset_option, echo_err, one_line, parse_
                    "models` lists them.")
 @config_option("TOML settings to train with; configs/new-boards.toml is the recipe measured "
                "for boards the model never heard (docs/new-boards.md).")
-@click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the model's).")
-@click.option("--seed", default=0, show_default=True,
+@click.option("--epochs", type=Whole(min=1), help="Epochs (default: the model's).")
+@click.option("--seed", default=0, show_default=True, type=Whole(),
               help="Random seed of the synthesised boards (when made) and of the training.")
 def demo(dataset: str, model_name: str | None, config_path, epochs: int | None,
          seed: int) -> None:

@@ -10,8 +10,8 @@ import click
 
 from ..console import percent
 
-from .app import (BOARD, FILE, MODEL_FILE, BoardName, cli, config_option, dataset_option, debugging,
-                  echo_err, parse_config, say, table, train_with_progress, warn)
+from .app import (BOARD, FILE, MODEL_FILE, BoardName, Whole, cli, config_option, dataset_option,
+                  debugging, echo_err, parse_config, say, table, train_with_progress, warn)
 
 
 @cli.command()
@@ -32,12 +32,12 @@ def _train_options(f):
     options = [
         dataset_option("Dataset to train on", default="demo", show_default=True),
         config_option(),
-        click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the model's)."),
-        click.option("--seed", type=int, help="Random seed."),
+        click.option("--epochs", type=Whole(min=1), help="Epochs (default: the model's)."),
+        click.option("--seed", type=Whole(), help="Random seed."),
         # tapcheck.detectors.SCORERS, spelled out: importing it would load torch for --help
         click.option("--scorer", type=click.Choice(SCORER_NAMES),
             help="Anomaly scorer (default: the model's)."),
-        click.option("--members", type=click.IntRange(1, 16),
+        click.option("--members", type=Whole(1, 16),
                      help="Networks trained from different seeds and judged as one [the config's "
                           "train.members: 1]; N times the training (docs/new-boards.md)."),
     ]
@@ -195,7 +195,7 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
 @_train_options
 @click.option("--out", type=click.Path(), help="Report folder [reports/<dataset>].")
 @click.option("--seeds", help="Train each model with each of these seeds: 0-4, or 0,2,5.")
-@click.option("--folds", type=click.IntRange(min=2), default=None,
+@click.option("--folds", type=Whole(min=2), default=None,
               help="Deal the normal training boards into K folds; each fold's boards are left "
                    "out of training and judged as unseen normal boards.")
 @click.option("--keep-models", is_flag=True,
@@ -204,7 +204,7 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
               metavar="[ADDRESS]",
               help="Run the cells as Ray tasks: a local Ray instance, or the cluster at ADDRESS "
                    "(auto, or host:port of `ray start --head`).")
-@click.option("--cpus-per-cell", type=click.IntRange(min=1), default=None,
+@click.option("--cpus-per-cell", type=Whole(min=1), default=None,
               help="With --ray: CPUs reserved for each cell, and its torch threads [1].")
 def compare(selection: str, dataset: str, config_path: Path | None, epochs: int | None,
             seed: int | None, scorer: str | None, members: int | None, out: str | None,

@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from ..console import one_line, score_pair
-from .app import (BOARD, MODEL_FILE, Count, cli, config_option, dataset_option, echo_err,
-                  parse_config, say, table, warn)
+from .app import (BOARD, MODEL_FILE, Count, Whole, cli, config_option, dataset_option,
+                  echo_err, parse_config, say, table, warn)
 
 
 def _open_input(device: str | None, config):
@@ -52,7 +52,7 @@ def devices() -> None:
 @click.option("--group", default="", help="Free text, e.g. similar-material.")
 @click.option("--split", default="train", show_default=True, type=click.Choice(["train", "test"]),
               help="train: learned from (and calibrated on); test: judged by evaluate only.")
-@click.option("--takes", default=30, show_default=True, type=click.IntRange(min=1),
+@click.option("--takes", default=30, show_default=True, type=Whole(min=1),
               help="Good takes to record.")
 @click.option("--duration", type=float, help="Seconds per take [audio.duration_s: 3].")
 @dataset_option("Dataset to record into, created if needed", default="bench",
@@ -133,7 +133,7 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
               help="Model file [models/arcface-resnet18.pt].")
 @click.option("--device", help="Input device: index or part of its name (`tapcheck devices`).")
 @click.option("--board", type=BOARD, help="Board under test, for the log.")
-@click.option("--taps", type=click.IntRange(min=1),
+@click.option("--taps", type=Whole(min=1),
               help="Stop after judging this many taps (default: until Ctrl-C).")
 @click.option("--taps-per-board", type=Count(
     "give how many times each board is tapped, e.g. --taps-per-board 3, or leave the option out "
@@ -268,7 +268,7 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
 @click.option("--board", type=BOARD, help="Board under test, for the log.")
 @click.option("--host", help="Address to serve on [station.host: 127.0.0.1]; another than "
                              "loopback requires a token on every request.")
-@click.option("--port", type=click.IntRange(0, 65535), help="Port [station.port: 8321].")
+@click.option("--port", type=Whole(0, 65535), help="Port [station.port: 8321].")
 @click.option("--no-explain", is_flag=True, help="Do not explain anomalous taps.")
 @dataset_option("Dataset whose normal takes explanations compare with [the model's own]",
                 name="--references")
