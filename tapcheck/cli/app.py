@@ -92,24 +92,24 @@ class Whole(click.IntRange):
 
     def convert(self, value, param, ctx):
         if isinstance(value, str) and not re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
-            self.fail(f"{value!r} is not a whole number (digits 0-9)", param, ctx)
+            self.fail(self.not_whole(value), param, ctx)
         return super().convert(value, param, ctx)
+
+    def not_whole(self, value: str) -> str:
+        return f"{value!r} is not a whole number (digits 0-9)"
 
     def _describe_range(self) -> str:  # unbounded: no "[x<=None]" in the help
         return "" if self.min is None and self.max is None else super()._describe_range()
 
 
-class BoardNumber(click.IntRange):
+class BoardNumber(Whole):
     """A board number, 0..999999; text that is no whole number is "not a board number", where
     click said "'abc' is not a valid integer range"."""
 
     name = "board number"
 
-    def convert(self, value, param, ctx):
-        if isinstance(value, str) and not re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
-            self.fail(f"{value!r} is not a board number (a whole number from {self.min} to "
-                      f"{self.max})", param, ctx)
-        return super().convert(value, param, ctx)
+    def not_whole(self, value: str) -> str:
+        return f"{value!r} is not a board number (a whole number from {self.min} to {self.max})"
 
 
 BOARD = BoardNumber(min=0, max=999_999)  # tapcheck.manifest.MAX_BOARD, as in a manifest
