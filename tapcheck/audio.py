@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from .containers import (SizedHeader, check_wav_rates, truncation, unfinished,
+from .containers import (SizedHeader, check_wav_rates, truncation, unfinished, unread_tail,
                          unsized_wav_data)
 from .errors import AudioError, FormatWarning, TapcheckWarning
 from .files import atomic_write, check_path
@@ -300,7 +300,7 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
         cut = truncation(f, size)  # before libsndfile, which calls a cut header "malformed"
         if cut:
             raise AudioError(f"is truncated: {cut}", path=path, fix="copy or record the file again")
-        early = unfinished(f, size)
+        early = unfinished(f, size) or (unread_tail(f, size) if wav else None)
         if early:
             warnings.warn(f"{path}: {early}", TapcheckWarning, stacklevel=4)
         source = f

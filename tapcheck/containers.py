@@ -14,9 +14,10 @@ without decoding and says what is missing.
 - FLAC: the sample count of STREAMINFO is checked after decoding (:mod:`tapcheck.audio`).
 
 A length of 0 or all ones means "unknown" (a streamed writer): nothing to check then; a WAV
-whose data length is 0 with audio after it is read to its end (:class:`SizedHeader`). A WAV
-header's sample rate must be one libsndfile takes and agree with its byte rate
-(:func:`check_wav_rates`).
+whose data length is 0 with audio after it is read to its end (:class:`SizedHeader`); one whose
+data chunk is followed by many bytes that form no chunk is warned of (:func:`unread_tail`). A
+WAV header's sample rate must be one libsndfile takes and agree with its byte rate, and its
+sample width with its frame size (:func:`check_wav_rates`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from typing import BinaryIO
 
 from .errors import AudioError
 
-__all__ = ["SizedHeader", "check_wav_rates", "truncation", "unfinished", "unsized_wav_data",
-           "wav_chunks"]
+__all__ = ["SizedHeader", "check_wav_rates", "truncation", "unfinished", "unread_tail",
+           "unsized_wav_data", "wav_chunks"]
 
 MAX_CHUNKS = 4096  # a damaged header must not keep us walking
 _W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"
@@ -131,6 +132,51 @@ def unsized_wav_data(f: BinaryIO, size: int) -> int | None:
         return None
     finally:
         f.seek(at)
+
+
+def unread_tail(f: BinaryIO, size: int) -> str | None:
+    """Why a RIFF/WAVE file's audio may go on past what its header says, or None: more bytes
+    follow its ``data`` chunk than a tenth of it (and 4 kB), and they form no chunk. A recorder
+    that updates the header as it goes and stopped between two updates writes such a file;
+    libsndfile reads the header's length and says nothing, so half a take was judged, and the
+    only word was that the strike lay near the clip's end — "record the tap earlier" (QA).
+    A warning, not an error: the bytes may be junk a tool appended. The position of ``f`` is
+    restored."""
+    at = f.tell()
+    try:
+        f.seek(0)
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        byte_rate = 0
+        for chunk, start, length in wav_chunks(f, size):
+            if chunk == b"fmt " and length >= 12:
+                f.seek(start + 8)
+                byte_rate = struct.unpack("<I", f.read(4))[0]
+            if chunk == b"data":
+                if length in (0, 0xFFFFFFFF):
+                    return None
+                tail = size - _last_chunk_end(f, size, start + length + length % 2)
+                if tail < max(4096, length // 10):
+                    return None
+                held = f"{length / byte_rate:.2f} s" if byte_rate else f"{length} bytes"
+                return (f"its header's data chunk holds {held} of audio, but {tail} more bytes "
+                        "that form no chunk follow it (the recorder stopped before it updated "
+                        f"the header?); only the first {held} are read — if the rest is audio, "
+                        "mend the header (sox --ignore-length in.wav out.wav)")
+        return None
+    finally:
+        f.seek(at)
+
+
+def _last_chunk_end(f: BinaryIO, size: int, pos: int) -> int:
+    """Where the chunks that follow ``pos`` end: at the first bytes that are no chunk (an id
+    of four printable ASCII characters, a length within the file), or the file's end."""
+    for chunk, start, length in _chunks(f, size, pos=pos, fmt="<I"):
+        if not all(0x20 <= c <= 0x7E for c in chunk) or start + length > size:
+            return start - 8
+        pos = start + length + length % 2
+    return min(pos, size)
 
 
 class SizedHeader(io.RawIOBase):
@@ -301,12 +347,29 @@ def check_wav_rates(path: Path, f: BinaryIO, size: int) -> None:
                                  f"({struct.unpack('<I', raw)[0]} Hz)", path=path,
                                  fix="re-export the recording")
             f.seek(start)
-            fields = f.read(14)
+            fields = f.read(16)
             f.seek(0)
-            if len(fields) == 14:
-                _check_byte_rate(path, *struct.unpack("<HHIIH", fields))
+            if len(fields) >= 14:
+                _check_byte_rate(path, *struct.unpack("<HHIIH", fields[:14]))
+            if len(fields) == 16:
+                _check_sample_width(path, *struct.unpack("<HH4x4xHH", fields))
             return
     f.seek(0)
+
+
+def _check_sample_width(path: Path, tag: int, channels: int, block_align: int,
+                        bits: int) -> None:
+    """PCM samples of ``bits`` take ceil(bits / 8) bytes each (12 bits in 2, as the WAVE
+    format allows); a header whose frames are wider or narrower than that is damaged.
+    libsndfile reads the bits and skips the frame size: a 16-bit take whose header said 7 bits
+    was read as 8-bit noise at twice its length, and refused as "heavily clipped — lower the
+    input gain" (QA)."""
+    if tag == 1 and channels and block_align and bits and \
+            block_align != channels * -(-bits // 8):
+        raise AudioError(
+            f"its header is damaged: its {bits}-bit samples take {-(-bits // 8)} byte(s) each, "
+            f"but its frames of {channels} channel(s) are {block_align} bytes", path=path,
+            fix="re-export the recording (or copy it again from the recorder)")
 
 
 # WAVE format tags whose byte rate is the sample rate times the frame's bytes: PCM, float,
