@@ -36,6 +36,10 @@ MAX_DURATION_S = 120.0  # longer than any tap clip; guards against importing a w
 # family). A header past it is damaged, not a recording: 10 MHz turned 3 s of samples into 13 ms,
 # which was resampled and then refused as "too short — record longer clips".
 MAX_SAMPLE_RATE = 384_000
+# Samples read at most, over all channels: 120 s of one channel at 384 kHz (184 MB as float32).
+# A 16-channel 384 kHz file of 119 s passed the length and rate limits and took 6 GB of memory
+# before it was found to be silent (QA).
+MAX_SAMPLES = int(MAX_DURATION_S * MAX_SAMPLE_RATE)
 _UNKNOWN_FRAMES = 2**62  # libsndfile reports SF_COUNT_MAX (2**63 - 1) for a length not given
 # Clipping: a flat top of >= 3 equal samples above 90 % of full scale; a clean strike peaks for one
 # or two (checked on the real knocks). 5 ms of flat tops is a tenth of a strike's first 50 ms,
@@ -125,6 +129,15 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
     limit = int(max_duration_s * info.samplerate) + 1
     if known and info.frames > limit:
         _too_long(info.frames / info.samplerate, path)
+    if known and info.frames * info.channels > MAX_SAMPLES:
+        raise AudioError(
+            f"holds {info.channels} channels of {info.frames / info.samplerate:.0f} s at "
+            f"{info.samplerate} Hz, {info.frames * info.channels / 1e6:.0f} million samples; "
+            f"tapcheck reads up to {MAX_SAMPLES / 1e6:.0f} million (a tap clip is a few seconds "
+            "of one channel)", path=path,
+            fix="keep the microphone's channel and cut the clip around the strike (e.g. sox "
+                "in.wav out.wav remix 1 trim 0 3)")
+    limit = min(limit, MAX_SAMPLES // info.channels + 1)  # a length not given: read up to it
     try:
         file_sr = info.samplerate
         with _quiet_c_library(info.format == "MP3"):

@@ -78,3 +78,26 @@ def test_chunks_and_a_little_junk_after_the_audio_are_no_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(load(path)) == 3 * 44100
+
+
+def test_a_file_of_many_channels_is_refused_before_it_is_read(tmp_path):
+    """A 16-channel 384 kHz file of 119 s passed the length and rate limits and took 6 GB of
+    memory before it was found to be silent (QA). Here 10 s of it: a sparse file of 123 MB,
+    refused from its header."""
+    path = tmp_path / "many.wav"
+    sf.write(path, np.zeros((384, 16), dtype=np.int16), 384000, subtype="PCM_16")
+    data_bytes = 10 * 384000 * 16 * 2
+    head = bytearray(path.read_bytes()[:44])
+    assert head[36:40] == b"data"
+    head[40:44] = data_bytes.to_bytes(4, "little")
+    head[4:8] = (36 + data_bytes).to_bytes(4, "little")
+    path.write_bytes(bytes(head))
+    with open(path, "r+b") as f:
+        f.truncate(44 + data_bytes)  # zeros, not written: the test stays small on disk
+    with pytest.raises(AudioError) as e:
+        load(path)
+    assert str(e.value) == (f"{path}: holds 16 channels of 10 s at 384000 Hz, 61 million "
+                            "samples; tapcheck reads up to 46 million (a tap clip is a few "
+                            "seconds of one channel) — keep the microphone's channel and cut "
+                            "the clip around the strike (e.g. sox in.wav out.wav remix 1 trim "
+                            "0 3)")
