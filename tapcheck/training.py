@@ -250,6 +250,11 @@ def _with_calibration(config: Config, data: TrainingData, *, root: Path,
             "every take")
     if method == "cross-fit":  # raises with the fix when there are too few normal takes
         crossfit_folds(fold_units(boards), 2, seed=0)
+        units = len(np.unique(fold_units(boards)))
+        if config.train.crossfit_folds > units and log:  # said, not left to "cross-fit 1/4"
+            per = "normal training board" if n_boards >= 2 else "normal take of its one board"
+            log(f"cross-fit: {units} folds, one per {per} (train.crossfit_folds is "
+                f"{config.train.crossfit_folds}; a fold cannot split a board)")
     done, why = _fallback(method, config.train.scorer, n_boards=n_boards,
                           held_out=bool(data.calib_takes))
     # the model file's config says leave-one-board-out when that is what was done; in-sample

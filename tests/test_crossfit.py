@@ -120,6 +120,25 @@ def test_auto_cross_fits_from_enough_boards_and_the_model_file_says_what_was_don
                        f"{AUTO_MIN_BOARDS})"
 
 
+def test_more_folds_than_boards_are_said_to_be_one_per_board(tiny_dataset, fast, tmp_path):
+    """``crossfit_folds`` 10 over 2 boards trains 2 folds; it showed only in "cross-fit 1/2"."""
+    from tapcheck.training import _with_calibration
+
+    config = load_config(fast).replace("train", scorer="knn")  # as train_model resolves it
+    data = prepare_data(tiny_dataset, config=config)
+    boards = len({t.board for t in data.fit_takes + data.calib_takes if t.label == "normal"})
+    assert boards >= 2
+    lines = []
+    _with_calibration(config.replace("train", crossfit_folds=10), data, root=tmp_path,
+                      log=lines.append)
+    assert lines == [f"cross-fit: {boards} folds, one per normal training board "
+                     "(train.crossfit_folds is 10; a fold cannot split a board)"]
+    lines.clear()
+    _with_calibration(config.replace("train", crossfit_folds=boards), data, root=tmp_path,
+                      log=lines.append)
+    assert lines == []
+
+
 def test_cross_fitting_at_a_wide_stretch_is_warned_of(tiny_dataset, fast, tmp_path):
     """With ±20 % cross-fitting flagged 35 % of the plant set's unseen healthy taps; `train
     --calibration auto` over configs/new-boards.toml cross-fitted so, silently (trial 34). An
