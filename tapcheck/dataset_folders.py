@@ -9,7 +9,6 @@ any work.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from pathlib import Path
@@ -240,13 +239,15 @@ def _refuse_tool_folder(root: Path) -> None:
     ------
     DatasetError
     """
-    from .paths import cache_home, inspections_home, models_home
+    from .paths import UNKNOWN_HOME_CACHE, cache_home, home_folder, inspections_home, models_home
 
     here = root.resolve()
     folders = {"the recordings folder": recordings_home(), "the models folder": models_home(),
-               "the inspection log's folder": inspections_home(), "the feature cache": cache_home()}
-    with contextlib.suppress(RuntimeError, KeyError):  # no HOME, no passwd entry (a container)
-        folders["your home folder"] = Path.home()
+               "the inspection log's folder": inspections_home()}
+    if cache_home() != UNKNOWN_HOME_CACHE:  # no home known: the cache is nowhere (not written)
+        folders["the feature cache"] = cache_home()
+    if home_folder() is not None:
+        folders["your home folder"] = home_folder()
     fix = "give a folder of its own, e.g. --dataset bench (under the recordings folder)"
     for what, folder in folders.items():
         if here == folder.resolve():

@@ -76,9 +76,26 @@ def check_folder(path: Path, what: str, variable: str) -> Path:
     return path
 
 
+def home_folder() -> Path | None:
+    """The user's home folder, or None where none is known: no ``$HOME`` and no user entry for
+    this process's uid (a container run under an arbitrary uid), where ``Path.home`` raises
+    "Could not determine home directory" (a traceback from synth, train and doctor; review)."""
+    try:
+        return Path.home()
+    except (RuntimeError, KeyError):
+        return None
+
+
+#: the default feature cache, unexpanded, where no home folder is known: it is not written
+#: (:func:`cache_problem` says why and the commands compute the crops each time)
+UNKNOWN_HOME_CACHE = Path("~") / ".cache" / "tapcheck"
+
+
 def cache_home() -> Path:
     """Feature cache: ``$TAPCHECK_CACHE`` or ``~/.cache/tapcheck``."""
-    return _folder("TAPCHECK_CACHE", Path.home() / ".cache" / "tapcheck")
+    home = home_folder()
+    return _folder("TAPCHECK_CACHE",
+                   home / ".cache" / "tapcheck" if home is not None else UNKNOWN_HOME_CACHE)
 
 
 def cache_problem(root: str | os.PathLike | None = None) -> str | None:
@@ -92,7 +109,12 @@ def cache_problem(root: str | os.PathLike | None = None) -> str | None:
     from .dataset_folders import dataset_holding
 
     root = Path(root) if root is not None else cache_home()
-    home = Path.home()
+    home = home_folder()
+    if home is None:
+        if root == UNKNOWN_HOME_CACHE:
+            return ("is the default in the home folder, and no home folder is known here (no "
+                    "$HOME, no user entry for this user)")
+        home = Path("/nonexistent")  # nothing lies in it
     if not home.is_dir() and Path(os.path.abspath(root)).is_relative_to(home):
         return f"lies in the home folder {home}, which does not exist (tapcheck does not make it)"
     dataset = dataset_holding(root)

@@ -46,3 +46,42 @@ def test_a_tilde_in_a_folder_variable_is_the_home_folder(tmp_path, monkeypatch, 
     assert (code, out) == (2, "") and err == (
         "tapcheck: error: $TAPCHECK_RECORDINGS is ~nosuchuser-tapcheck/rec, whose ~ names no "
         "home folder here — set TAPCHECK_RECORDINGS to a folder's path\n"), err
+
+
+def test_no_home_folder_known_leaves_the_cache_unwritten_and_every_command_working(
+        tmp_path, monkeypatch, run_cli):
+    """A container run under a uid with no user entry and no $HOME: ``Path.home`` raises, and
+    synth, train and doctor ended in "RuntimeError: Could not determine home directory" (the
+    default feature cache is in the home folder). The lookup that fails is the real one's:
+    the user database has no entry for this uid."""
+    import pwd
+    from pathlib import Path
+
+    import pytest
+
+    from tapcheck.errors import TapcheckWarning
+    from tapcheck.featurecache import FeatureCache
+
+    from .conftest import write_tone
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.delenv("TAPCHECK_CACHE", raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError):
+        Path.home()  # the condition is real: Python finds no home folder
+    code, out, err = run_cli("synth", "--dataset", "./d", "--takes", "2")
+    assert code == 0 and out.startswith("wrote 36 takes"), err
+    code, out, err = run_cli("doctor", "--dataset", "./d")
+    assert code == 0, err
+    assert ("feature cache folder ~/.cache/tapcheck: is the default in the home folder, and no "
+            "home folder is known here (no $HOME, no user entry for this user); the commands "
+            "compute the crops each time — set TAPCHECK_CACHE to a folder you may write to") \
+        in out
+    with pytest.warns(TapcheckWarning, match="feature cache not used: ~/.cache/tapcheck: is "
+                                             "the default in the home folder"):
+        assert FeatureCache().get(write_tone(tmp_path / "a.wav")).shape[0] == 2
+    assert not (tmp_path / "~").exists()  # nothing written to a folder named "~"
