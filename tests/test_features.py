@@ -287,6 +287,20 @@ def test_another_knock_inside_the_crops_is_warned_and_elsewhere_not(recwarn):
     assert not [w for w in recwarn if issubclass(w.category, TapcheckWarning)]
 
 
+@pytest.mark.parametrize("delay_s", [0.05, 0.06])
+def test_a_knock_in_the_first_ones_ring_down_is_warned(delay_s):
+    """A knock 50-60 ms after the first at half its level (a stick's bounce, a double tap)
+    rises only a few dB over the first one's ring-down, and a rise of 10 dB passed it by.
+    Under one window (23 ms) apart, the spectrogram holds the two as one knock."""
+    from tapcheck.errors import TapcheckWarning
+
+    with pytest.warns(TapcheckWarning, match="1 more knock"):
+        strike_crops(_knocks((1.0, 0.8), (1.0 + delay_s, 0.4)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        strike_crops(_knocks((1.0, 0.8), (1.015, 0.4)))
+
+
 def test_synthetic_boards_raise_no_warnings(tiny_dataset):
     """The checks must not cry wolf: each synthetic take is one clean knock."""
     import warnings
