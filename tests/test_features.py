@@ -376,3 +376,16 @@ def test_too_short_says_the_seconds_the_settings_need():
             strike_crops(_knocks((0.05, 0.5), n=span - 1), sr=sr, features=f, path="half.wav")
         assert e.value.fix == f"record longer clips: at least {need_s} s, 3 s is standard"
         assert span <= float(need_s) * sr < span + sr / 100
+
+
+def test_the_close_knocks_script_counts_what_the_warning_warns_of():
+    """scripts/close_knocks.py measures OTHER_KNOCK_RISE_DB: its count must be the warning's."""
+    from tapcheck.features import OTHER_KNOCK_RISE_DB
+
+    from .conftest import script_module
+
+    warned = script_module("close_knocks").warned
+    single, double = _knocks((1.0, 0.8)), _knocks((1.0, 0.8), (1.05, 0.4))
+    assert not warned(single, OTHER_KNOCK_RISE_DB, FeatureConfig())
+    assert warned(double, OTHER_KNOCK_RISE_DB, FeatureConfig())
+    assert not warned(double, 10.0, FeatureConfig())  # the rise find_strikes asks
