@@ -105,6 +105,45 @@ def test_reporting_stops_on_ctrl_c_and_kill_with_what_was_kept_then(sig):
     assert signal.getsignal(signal.SIGTERM) is previous
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("where", ["__del__", "weakref callback"])
+def test_a_signal_arriving_in_a_finalizer_still_stops_the_block(sig, where, monkeypatch):
+    """Raised inside a ``__del__`` or a weak reference's callback, KeyboardInterrupt is
+    printed as "Exception ignored in …" and dropped: a SIGTERM to compare while it wrote its
+    report was lost in a WeakSet's callback, and compare finished, exit status 0 (QA). The
+    signal is sent again once the finalizer has returned."""
+    import sys
+    import time
+    import weakref
+
+    from tapcheck.interrupts import terminate_as_interrupt
+
+    dropped = []
+    monkeypatch.setattr(sys, "unraisablehook", dropped.append)
+
+    def signal_self(*_):
+        os.kill(os.getpid(), sig)
+        for _ in range(10_000):  # bytecodes: the handler runs here, inside the finalizer
+            pass
+
+    class Finalized:
+        if where == "__del__":
+            __del__ = signal_self
+
+    ran_on = []
+    with pytest.raises(KeyboardInterrupt):
+        with terminate_as_interrupt():
+            thing = Finalized()
+            if where != "__del__":
+                watcher = weakref.ref(thing, signal_self)  # noqa: F841 (kept alive to fire)
+            del thing
+            ran_on.append("after the finalizer")  # it ran to its end, undisturbed
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+    assert ran_on == ["after the finalizer"] and dropped == []
+
+
 def test_an_uninterrupted_block_is_left_alone():
     with reporting(lambda: "never asked"):
         done = "done"
