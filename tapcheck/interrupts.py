@@ -10,7 +10,7 @@ ignore and numbering skips.
 A command that rewrites a model file says, when stopped, what it kept: :func:`training_stops`
 (``train``) and :func:`enrolment_stops` (``enroll``) turn Ctrl-C and ``kill`` into
 :class:`Interrupted`, whose sentence the CLI prints as ``tapcheck: interrupted; <kept>`` with
-exit status 130.
+exit status 130. After the command, :func:`quiet_exit` keeps a stray Ctrl-C from Python's exit.
 """
 
 from __future__ import annotations
@@ -91,6 +91,32 @@ def _resend_if_dropped(hook: Callable, unraisable) -> None:
     timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
     timer.daemon = True
     timer.start()
+
+
+def quiet_exit() -> None:
+    """From here to the process's end, a first Ctrl-C or ``kill`` is let go and a second one
+    ends the process at once (status 130 or 143).
+
+    Called once a command has finished, before Python's exit runs its ``atexit`` callbacks
+    (torch's among them): a Ctrl-C just after a save printed "Exception ignored in atexit
+    callback … KeyboardInterrupt" under a command's last line (QA). Its files were whole and
+    its exit status stood; the first signal then changes nothing, and a second still stops an
+    exit that hangs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for stream in (sys.stdout, sys.stderr):  # the command's lines, before any os._exit
+        with contextlib.suppress(Exception):
+            stream.flush()
+    seen: list[int] = []
+
+    def on_signal(signum, frame):
+        if seen:
+            os._exit(128 + signum)
+        seen.append(signum)
+
+    for sig in _HELD:
+        signal.signal(sig, on_signal)
 
 
 class Interrupted(BaseException):

@@ -215,3 +215,39 @@ def test_file_identity_tells_an_atomic_rewrite_from_the_file_seen_before(tmp_pat
     assert file_identity(path) == before
     _replace(path, b"same size")
     assert file_identity(path) != before
+
+
+AT_EXIT = """
+import atexit, sys, time
+from tapcheck.cli import main
+
+atexit.register(time.sleep, 20)  # an exit that takes a while, as torch's callbacks can
+sys.argv = ["tapcheck", "datasets"]
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+def test_a_ctrl_c_after_the_command_is_kept_from_pythons_exit(tmp_path, signals):
+    """A Ctrl-C just after a command's last line printed "Exception ignored in atexit callback
+    … KeyboardInterrupt" (QA). A first one now changes nothing, the command's status stands;
+    a second ends an exit that hangs at once, with 130."""
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, "-c", AT_EXIT], cwd=tmp_path, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.readline().startswith("no datasets in ")  # the command is done
+    time.sleep(0.5)  # in the atexit callback by now
+    for _ in range(signals):
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+    started = time.monotonic()
+    if signals == 1:
+        process.send_signal(signal.SIGTERM)  # the second: ends the 20 s exit now
+    code = process.wait(timeout=10)
+    err = process.stderr.read()
+    assert time.monotonic() - started < 5
+    assert "KeyboardInterrupt" not in err and "Exception ignored" not in err, err
+    assert code == (128 + signal.SIGTERM if signals == 1 else 130)

@@ -25,7 +25,7 @@ import click
 from .. import __version__
 from ..console import RepeatedWarnings, one_line, table  # noqa: F401 - table: commands use it
 from ..errors import TapcheckError, TapcheckWarning
-from ..interrupts import Interrupted, terminate_as_interrupt
+from ..interrupts import Interrupted, quiet_exit, terminate_as_interrupt
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 # click would refuse an unreadable file before the command runs, in its own words and for the
@@ -257,7 +257,17 @@ def _drop_bad_thread_count() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the command line, turn input errors into one clean line."""
+    """Entry point: run the command line, turn input errors into one clean line. Without
+    ``argv`` (the process's own command line: the ``tapcheck`` script, ``python -m tapcheck``)
+    a stray Ctrl-C after the command is kept from Python's exit (:func:`quiet_exit`)."""
+    try:
+        return _main(argv)
+    finally:
+        if argv is None:
+            quiet_exit()
+
+
+def _main(argv: list[str] | None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     # --debug anywhere before "--" (users put flags last: `tapcheck judge clip.wav --debug`),
     # taken out here: after a command, click knew no such option and debug mode turned its
