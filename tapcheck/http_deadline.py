@@ -70,6 +70,12 @@ class RequestDeadlineProtocol(H11Protocol):
         self._disarm()  # the connection is another protocol's from here on
         super().handle_websocket_upgrade(event)
 
+    def _unsupported_upgrade_warning(self) -> None:
+        """Nothing said: the station serves no websocket (``ws="none"``) and answers an upgrade
+        request as plain HTTP, through its guards. uvicorn warned of each, two lines, the second
+        advising ``pip install 'uvicorn[standard]'``, and any web page could fill the station's
+        terminal with them (QA)."""
+
     def on_response_complete(self) -> None:
         # armed before the base class reads a pipelined next request, which may disarm it
         if not self.transport.is_closing():
@@ -94,6 +100,6 @@ def uvicorn_config(app, **options: Any) -> uvicorn.Config:
     Returns
     -------
     uvicorn.Config
-        With ``http`` set to :class:`RequestDeadlineProtocol`.
+        With ``http`` set to :class:`RequestDeadlineProtocol`, and no websocket protocol.
     """
-    return uvicorn.Config(app, http=RequestDeadlineProtocol, **options)
+    return uvicorn.Config(app, http=RequestDeadlineProtocol, ws="none", **options)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -97,7 +98,7 @@ def _utc_bound(text: str, what: str) -> str | None:
 
 
 class MarkBook:
-    """Marks of one inspection log (a connection of its own, thread-bound to its creator).
+    """Marks of one inspection log (a connection of its own, shared by threads under a lock).
 
     Raises
     ------
@@ -108,6 +109,9 @@ class MarkBook:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.path = self.root / LOG_FILE
+        # the web app reads and marks from its worker threads (heavy requests run off its
+        # event loop): one statement at a time on the shared connection
+        self._lock = threading.RLock()
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0,
                                       check_same_thread=False)
@@ -140,13 +144,15 @@ class MarkBook:
         """
         if mark not in MARKS:
             raise ParameterError(f"unknown mark {mark!r}", fix=f"use one of {', '.join(MARKS)}")
-        if not self.db.execute("SELECT 1 FROM inspections WHERE id = ?", (inspection,)
-                               ).fetchone():
-            raise ParameterError(f"no inspection with id {inspection}")
-        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        self.db.execute("INSERT INTO marks (inspection, mark, time) VALUES (?, ?, ?)",
-                        (inspection, mark, now))
-        return self.rows(ids=[inspection])[0]
+        with self._lock:
+            # the row is checked before the mark is stored: a row with score 'abc' answered
+            # 400 and was marked all the same (QA)
+            if not self.rows(ids=[inspection]):
+                raise ParameterError(f"no inspection with id {inspection}")
+            now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+            self.db.execute("INSERT INTO marks (inspection, mark, time) VALUES (?, ?, ?)",
+                            (inspection, mark, now))
+            return self.rows(ids=[inspection])[0]
 
     def rows(self, flt: Filter = Filter(), *, ids: list[int] | None = None) -> list[dict]:
         """Inspections, newest first, each with its current ``mark`` (None if never or
@@ -159,7 +165,9 @@ class MarkBook:
                "LEFT JOIN marks m ON m.id = (SELECT max(id) FROM marks WHERE inspection = i.id)"
                f"{where} ORDER BY i.time DESC, i.id DESC LIMIT ?")
         out = []
-        for row in self.db.execute(sql, [*args, flt.limit]).fetchall():
+        with self._lock:
+            found = self.db.execute(sql, [*args, flt.limit]).fetchall()
+        for row in found:
             # as `tapcheck log` checks them: a row with score 'abc' (anything can write an
             # SQLite file) was served as it was, and the log page's toFixed on it blanked the page
             checked_row(row[:len(COLUMNS)], self.path)
@@ -171,15 +179,21 @@ class MarkBook:
 
     def clip_file(self, inspection: int) -> Path | None:
         """The logged clip of an inspection, if it is a file inside the log's folder."""
-        row = self.db.execute("SELECT clip FROM inspections WHERE id = ?", (inspection,)
-                              ).fetchone()
+        with self._lock:
+            row = self.db.execute("SELECT clip FROM inspections WHERE id = ?", (inspection,)
+                                  ).fetchone()
         return None if row is None else self._inside(row[0])
 
     def _inside(self, clip: str) -> Path | None:
         root = self.root.resolve()
-        path = (root / clip).resolve()
-        # a row pointing elsewhere (edited by hand, ../ or absolute) is never served or exported
-        return path if path.is_relative_to(root) and path.is_file() else None
+        try:
+            path = (root / clip).resolve()
+            # a row pointing elsewhere (edited by hand, ../ or absolute) is never served or
+            # exported; nor one no file can have (a NUL byte, past the system's length), which
+            # was a 500 that took the whole log page down (QA)
+            return path if path.is_relative_to(root) and path.is_file() else None
+        except (OSError, ValueError):
+            return None
 
     def export_csv(self, flt: Filter = Filter(limit=1_000_000),
                    skipped: list[int] | None = None) -> str:

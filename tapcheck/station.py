@@ -46,7 +46,8 @@ class Events:
 
     def publish(self, kind: str, data: dict) -> None:
         """Thread-safe: queue an event for every page (a page too slow to read loses none
-        until 200 are waiting; then it is dropped and reconnects for the full state)."""
+        until 200 are waiting; then its stream is ended, and it reconnects for the full
+        state)."""
         if self.loop is None:
             return
         message = f"event: {kind}\ndata: {json.dumps(data)}\n\n"
@@ -70,7 +71,13 @@ class Events:
             try:
                 q.put_nowait(message)
             except asyncio.QueueFull:
+                # a page too slow to read: its stream ends (the None), so the browser
+                # reconnects and the page reloads the state. Dropped without an end, the page
+                # got keep-alives only, for good, and still read "live" (QA)
                 self.queues.discard(q)
+                while not q.empty():
+                    q.get_nowait()
+                q.put_nowait(None)
 
 
 class Station:
@@ -202,8 +209,19 @@ class Station:
             path = self.pictures / rel.with_suffix(".png")
         except ValueError:  # no file name to take
             return None
-        inside = self.pictures.resolve()
-        return path if path.resolve().is_relative_to(inside) and path != inside else None
+        return path if self._inside(path) and path != self.pictures else None
+
+    def _inside(self, path: Path) -> bool:
+        """Whether ``path`` lies in the pictures' folder, and is in the inspection folder once
+        links are followed: an ``explanations`` linked elsewhere had any file there served as a
+        picture (QA). A name no file can have (a NUL byte, past the system's length) is not:
+        it was a 500 and a traceback."""
+        try:
+            resolved = path.resolve()
+            return (resolved.is_relative_to(self.pictures.resolve())
+                    and resolved.is_relative_to(self.root.resolve()))
+        except (OSError, ValueError):
+            return False
 
     def picture(self, inspection: int, clip: str | None = None) -> Path | None:
         """The explanation picture of an inspection (its ``clip``, or looked up in the log),
@@ -221,11 +239,19 @@ class Station:
             if clip is None:
                 return None
         path = self.picture_path(clip)
-        if path is not None and path.is_file():
-            return path
+        try:
+            if path is not None and path.is_file():
+                return path
+        except OSError:  # a name past the system's length (is_file raises ENAMETOOLONG)
+            return None
         # a picture of an earlier tapcheck, named by id: shown only when it names this clip
         legacy = self.pictures / f"{int(inspection)}.png"
-        return legacy if picture_clip(legacy) == clip_key(self.root / clip) else None
+        if not self._inside(legacy):
+            return None
+        try:
+            return legacy if picture_clip(legacy) == clip_key(self.root / clip) else None
+        except (OSError, ValueError):  # a clip name no file can have
+            return None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)

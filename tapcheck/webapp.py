@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
@@ -32,8 +33,10 @@ from .errors import TapcheckError
 from .marks import VERDICTS, Filter
 
 WEB = Path(__file__).with_name("web")
-ASSETS = {"live.js": "text/javascript", "log.js": "text/javascript", "station.css": "text/css"}
-COOKIE = "tapcheck_token"
+ASSETS = {"ask.js": "text/javascript", "live.js": "text/javascript", "log.js": "text/javascript",
+          "station.css": "text/css"}
+COOKIE = "tapcheck_token"  # and the port: cookies are not kept apart by port, and two
+# stations on one machine took each other's, every request of the first then 401 (QA)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -53,7 +56,7 @@ def make_app(station, marks, *, token: str | None, address: tuple[str, int]) -> 
     ]
     app = Starlette(routes=routes)
     if token:
-        app.add_middleware(TokenGate, token=token)
+        app.add_middleware(TokenGate, token=token, cookie=f"{COOKIE}_{address[1]}")
     # added last, so outermost: a foreign host is refused before the token is even looked at
     app.add_middleware(RequestGuard, hosts=served_hosts(*address),
                        home=f"http://{_url_host(address[0])}:{address[1]}/")
@@ -132,15 +135,22 @@ class Handlers:
 
     async def inspections(self, request: Request) -> Response:
         try:
-            rows = self.marks.rows(_filter(request.query_params))
+            rows = await run_in_threadpool(self._rows, _filter(request.query_params))
         except (TapcheckError, ValueError) as e:
             return _error(400, str(e))
+        return JSONResponse(rows)
+
+    def _rows(self, flt: Filter) -> list[dict]:
+        """The log page's rows with their pictures: in a worker thread, as every request that
+        reads the log or the disk at length (an export of 200 000 rows held the event loop
+        8 s, and the live page's verdicts with it; QA)."""
+        rows = self.marks.rows(flt)
         for r in rows:  # the row's clip names its picture: no log lookup per row (500 rows
             # took 0.67 s that way, 0.14 s with the clip given)
             clip = r.get("clip") if isinstance(r.get("clip"), str) else None
             r["picture"] = (f"/explanations/{r['id']}.png" if self.station.picture(r["id"], clip)
                             else None)
-        return JSONResponse(rows)
+        return rows
 
     async def mark(self, request: Request) -> Response:
         usage = "the body must be JSON like {\"mark\": \"false alarm\"}"
@@ -151,6 +161,9 @@ class Handlers:
         except ClientDisconnect:  # gone mid-body (or too slow: http_deadline): nothing marked,
             # no one to answer; it printed "Exception in ASGI application" and a traceback
             return Response(status_code=400)
+        except asyncio.CancelledError:  # the station stops with the body still coming:
+            # nothing marked; uvicorn printed each such request's traceback at Ctrl-C (QA)
+            return Response(status_code=503)
         if not isinstance(body, dict) or not isinstance(body.get("mark"), str):
             return _error(400, usage)
         if set(body) != {"mark"}:  # a typo'd or future key is not silently dropped
@@ -159,22 +172,23 @@ class Handlers:
         if _inspection_id(request) is None:
             return _error(404, f"no inspection {request.path_params['id']}")
         try:
-            row = self.marks.mark(request.path_params["id"], body["mark"])
+            row = await run_in_threadpool(self.marks.mark, request.path_params["id"],
+                                          body["mark"])
         except TapcheckError as e:
             return _error(404 if "no inspection" in str(e) else 400, str(e))
         self.station.events.publish("marked", {"id": row["id"], "mark": row["mark"]})
         return JSONResponse(row)
 
     async def clip(self, request: Request) -> Response:
-        path = None if _inspection_id(request) is None else self.marks.clip_file(
-            request.path_params["id"])
+        path = None if _inspection_id(request) is None else await run_in_threadpool(
+            self.marks.clip_file, request.path_params["id"])
         if path is None:
             return _error(404, f"no clip for inspection {request.path_params['id']}")
         return FileResponse(path, media_type="audio/wav")
 
     async def picture(self, request: Request) -> Response:
-        path = None if _inspection_id(request) is None else self.station.picture(
-            request.path_params["id"])
+        path = None if _inspection_id(request) is None else await run_in_threadpool(
+            self.station.picture, request.path_params["id"])
         if path is None:
             return _error(404, f"no explanation for inspection {request.path_params['id']}")
         return FileResponse(path, media_type="image/png")
@@ -182,8 +196,8 @@ class Handlers:
     async def export(self, request: Request) -> Response:
         skipped: list[int] = []
         try:
-            text = self.marks.export_csv(_filter(request.query_params, limit=1_000_000),
-                                         skipped)
+            text = await run_in_threadpool(
+                self.marks.export_csv, _filter(request.query_params, limit=1_000_000), skipped)
         except (TapcheckError, ValueError) as e:
             return _error(400, str(e))
         # marked rows whose clip is gone or outside the log's folder: left out, and counted here
@@ -234,8 +248,8 @@ class TokenGate:
     """Pure ASGI middleware (streams pass through untouched): refuse requests without the
     token with 401; a correct ``?token=`` also sets a cookie for the page's later requests."""
 
-    def __init__(self, app, *, token: str):
-        self.app, self.token = app, token.encode()
+    def __init__(self, app, *, token: str, cookie: str = COOKIE):
+        self.app, self.token, self.cookie = app, token.encode(), cookie
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -243,7 +257,7 @@ class TokenGate:
         request = Request(scope)
         # the scheme is case-insensitive (RFC 9110, 11.1): "bearer TOKEN" was refused
         scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
-        given = (request.query_params.get("token") or request.cookies.get(COOKIE)
+        given = (request.query_params.get("token") or request.cookies.get(self.cookie)
                  or (credentials.strip() if scheme.lower() == "bearer" else ""))
         if not hmac.compare_digest(given.encode(), self.token):
             response = PlainTextResponse(
@@ -255,7 +269,7 @@ class TokenGate:
 
         async def send_with_cookie(message):
             if message["type"] == "http.response.start":
-                cookie = (f"{COOKIE}={self.token.decode()}; Path=/; HttpOnly; "
+                cookie = (f"{self.cookie}={self.token.decode()}; Path=/; HttpOnly; "
                           "SameSite=Strict").encode()
                 message = {**message, "headers": [*message.get("headers", []),
                                                   (b"set-cookie", cookie)]}
@@ -273,7 +287,8 @@ class RequestGuard:
 
     A page on any site can POST a ``text/plain`` form to 127.0.0.1 without asking (no CORS
     preflight), and a site whose name resolves to 127.0.0.1 can read the answers (DNS
-    rebinding). So: a ``Host`` not in ``hosts`` gets 400; a request that changes anything gets
+    rebinding). So: a ``Host`` not in ``hosts`` gets 400; a request another site's page makes
+    (its ``Sec-Fetch-Site``), other than following a link, gets 403; one that changes anything gets
     415 unless it is ``application/json`` (which a form cannot send, and a script on another site
     only after a preflight this app never grants), and 403 if its ``Origin`` is another site's.
     """
@@ -290,6 +305,15 @@ class RequestGuard:
             shown = host if len(host) <= 60 else host[:60] + "..."
             response = _error(400, f"this station does not answer for host {shown!r} (it "
                                    f"serves this machine only): open {self.home}")
+            return await response(scope, receive, send)
+        site = headers.get("sec-fetch-site")
+        if site in ("cross-site", "same-site") and headers.get("sec-fetch-mode") != "navigate":
+            # a page elsewhere (another port of this machine is "same-site") fetching from the
+            # station, in <img>, <audio> or a script: three <img> of the export froze a station
+            # for 24 s (QA). A link followed to the station (a navigation) still opens it;
+            # browsers send these headers to localhost and HTTPS only
+            response = _error(403, "requests from another site's pages are refused: open the "
+                                   f"station's own pages ({self.home})")
             return await response(scope, receive, send)
         if scope["method"] not in SAFE_METHODS:
             origin = headers.get("origin")

@@ -31,7 +31,7 @@ from tapcheck.inspections import InspectionLog
 
 from .listen_latency import BOARDS
 from .pulse import LiveCommand, PulseServer, tap_track
-from .test_station import CHROMIUM_ARGS
+from .conftest import CHROMIUM_ARGS
 
 
 def main() -> int:

@@ -28,25 +28,12 @@ from .pulse import LiveCommand, tap_track
 SEED = 11  # the separating_model's boards
 NORMAL, DEFECT = (1, "left", 40), (5, "left", 40)
 DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic", "--disable-dev-shm-usage"]
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def start_station(model, port, *extra, host=None):

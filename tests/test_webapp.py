@@ -146,3 +146,174 @@ def test_the_bearer_scheme_is_read_in_any_case(station_url):
                     headers={"Authorization": f"{scheme} {token}"})[0] == 200, scheme
     basic = {"Authorization": f"Basic {token}"}
     assert call(station_url + "api/inspections", headers=basic)[0] == 401
+
+
+def test_another_sites_page_cannot_fetch_from_the_station(station_url):
+    """Three <img> of the export on a page of another site (another port of this machine is
+    "same-site") froze a station for 24 s (QA): such requests are refused from their
+    Sec-Fetch headers, which browsers send to localhost; a link followed still opens a page."""
+    for site in ("cross-site", "same-site"):
+        for mode in ("no-cors", "cors"):
+            status, text = call(station_url + "api/export.csv",
+                                headers={"Sec-Fetch-Site": site, "Sec-Fetch-Mode": mode})
+            assert status == 403, (site, mode)
+            assert json.loads(text)["error"] == (
+                f"requests from another site's pages are refused: open the station's own "
+                f"pages ({station_url})")
+        assert call(station_url + "log", headers={"Sec-Fetch-Site": site,
+                                                   "Sec-Fetch-Mode": "navigate"})[0] == 200
+    for site in ("same-origin", "none"):  # the station's own pages; an address typed in
+        assert call(station_url + "api/inspections",
+                    headers={"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "cors"})[0] == 200
+
+
+def test_an_export_runs_beside_the_live_page(station_url, tmp_path):
+    """An export of a long log held the event loop (8 s for 200 000 rows), and the live
+    page and its verdicts waited (QA): the live page answers while an export is still
+    running. (The fixture's station has no model, so its state is not asked for.)"""
+    import threading
+    import time
+
+    db = sqlite3.connect(tmp_path / "inspections.sqlite")
+    (row,) = db.execute("SELECT time, board, model, model_path, score, threshold, verdict, "
+                        "clip, latency_ms, device FROM inspections WHERE id = 1").fetchall()
+    db.executemany("INSERT INTO inspections (time, board, model, model_path, score, threshold, "
+                   "verdict, clip, latency_ms, device) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                   [row] * 60_000)
+    db.executemany("INSERT INTO marks (inspection, mark, time) VALUES (?, 'false alarm', ?)",
+                   [(i, row[0]) for i in range(1, 60_002)])
+    db.commit()
+    db.close()
+    done = []
+    export = threading.Thread(target=lambda: done.append(call(station_url + "api/export.csv")))
+    export.start()
+    time.sleep(0.3)  # the export is under way (it takes seconds)
+    assert call(station_url)[0] == 200
+    answered_first = not done
+    export.join(timeout=120)
+    assert done and done[0][0] == 200 and done[0][1].count("\n") == 60_002
+    assert answered_first
+
+
+def test_a_hand_edited_row_is_a_clear_answer_and_marks_nothing(station_url, tmp_path):
+    """A clip path with a NUL byte or past the system's length was a 500 and a traceback on
+    the log page, the clip and the picture; a row with score 'abc' was marked though the
+    answer was 400 (QA)."""
+    db = sqlite3.connect(tmp_path / "inspections.sqlite")
+    db.execute("UPDATE inspections SET clip = ? WHERE id = 1", ("clips/a\x00b.wav",))
+    db.execute("UPDATE inspections SET clip = ? WHERE id = 2", ("x" * 5000 + ".wav",))
+    db.commit()
+    status, text = call(station_url + "api/inspections")
+    assert status == 200 and [r["picture"] for r in json.loads(text)] == [None, None]
+    for inspection in (1, 2):
+        assert call(station_url + f"clips/{inspection}.wav")[0] == 404
+        assert call(station_url + f"explanations/{inspection}.png")[0] == 404
+    db.execute("UPDATE inspections SET score = 'abc' WHERE id = 2")
+    db.commit()
+    status, text = call(station_url + "api/inspections/2/mark", headers=JSON,
+                        data=b'{"mark": "false alarm"}')
+    assert status == 400 and "score 'abc'" in json.loads(text)["error"]
+    assert db.execute("SELECT count(*) FROM marks").fetchone() == (0,)
+    db.close()
+
+
+def test_pictures_are_served_from_inside_the_inspection_folder_only(station_url, tmp_path):
+    """An explanations folder linked elsewhere had any file there served as a picture."""
+    db = sqlite3.connect(tmp_path / "inspections.sqlite")
+    (clip,) = db.execute("SELECT clip FROM inspections WHERE id = 1").fetchone()
+    db.close()
+    outside = tmp_path.parent / "outside"
+    picture = outside / Path(clip).relative_to("clips").with_suffix(".png")
+    picture.parent.mkdir(parents=True)
+    picture.write_bytes(b"SECRET-not-in-inspections")
+    (tmp_path / "explanations").symlink_to(outside)
+    status, body = call(station_url + "explanations/1.png")
+    assert status == 404 and "SECRET" not in body
+
+
+def test_an_upgrade_request_is_answered_as_http_without_a_word(station_url, caplog):
+    """The station serves no websocket; uvicorn put two warnings per upgrade request in its
+    terminal, the second advising `pip install 'uvicorn[standard]'` (QA)."""
+    import http.client
+    import logging
+
+    logger = logging.getLogger("uvicorn.error")  # uvicorn's loggers do not reach the root's
+    logger.addHandler(caplog.handler)
+    try:
+        # http.client, not urllib: urllib puts its own "Connection: close" in
+        host, port = station_url.split("/")[2].split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection.request("GET", "/", headers={
+            "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        status = connection.getresponse().status
+        connection.close()
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert status == 200
+    assert [r.getMessage() for r in caplog.records] == []
+
+
+@pytest.mark.parametrize("station_url", ["a-token-of-twenty-four-c"], indirect=True)
+def test_a_mark_that_fails_says_so_on_the_log_page(station_url, browser, tmp_path):
+    """A stale token (the station restarted with a new one) answered the mark with a plain-text
+    401, which the page read as JSON: it threw, the status line kept "2 inspection(s)", and
+    nothing said the mark was not made (QA)."""
+    page = browser.new_page()
+    try:
+        page.goto(station_url + "log?token=a-token-of-twenty-four-c")
+        page.wait_for_selector("tr[data-id='1']")
+        assert page.text_content("#status") == "2 inspection(s)"
+        page.context.clear_cookies()  # as a restarted station's new token leaves the page
+        page.click("tr[data-id='1'] button[data-mark='false alarm']")
+        page.wait_for_function("document.getElementById('status').textContent.includes('not')")
+        assert page.text_content("#status") == (
+            "tap 1 not marked: 401: this station needs its token: open the address tapcheck "
+            "station printed (…?token=…)")
+        assert "failed" in page.get_attribute("#status", "class")
+    finally:
+        page.close()
+    db = sqlite3.connect(tmp_path / "inspections.sqlite")
+    assert db.execute("SELECT count(*) FROM marks").fetchone() == (0,)
+    db.close()
+
+
+def test_a_page_too_slow_to_read_has_its_stream_ended_to_reconnect():
+    """A page whose 200 queued events were not read was dropped without its stream ending: it
+    got keep-alives only, for good, still reading "live" (QA). Its stream now ends, so the
+    browser reconnects and the page reloads the state."""
+    import asyncio
+
+    from tapcheck.station import Events
+
+    async def run():
+        events = Events()
+        slow, quick = events.subscribe(), events.subscribe()
+        for i in range(201):
+            events.publish("verdict", {"i": i})
+            if not quick.empty():
+                await quick.get()
+            await asyncio.sleep(0)
+        return events, slow, quick
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:  # a thread of its own: Playwright's loop runs in this one
+        events, slow, quick = pool.submit(asyncio.run, run()).result(timeout=30)
+    assert slow not in events.queues and quick in events.queues
+    assert slow.qsize() == 1 and slow.get_nowait() is None  # the end of its stream
+
+
+@pytest.mark.parametrize("station_url", ["a-token-of-twenty-four-c"], indirect=True)
+def test_the_token_cookie_is_the_stations_own(station_url):
+    """Cookies are not kept apart by port: two stations on one machine took each other's, and
+    every request of the first was then 401 (QA). The cookie's name holds the port."""
+    port = station_url.rstrip("/").rsplit(":", 1)[1]
+    request = urllib.request.Request(station_url + "?token=a-token-of-twenty-four-c")
+    with urllib.request.urlopen(request, timeout=10) as r:
+        cookie = r.headers["Set-Cookie"]
+    assert cookie.startswith(f"tapcheck_token_{port}=a-token-of-twenty-four-c;")
+    own = {"Cookie": f"tapcheck_token_{port}=a-token-of-twenty-four-c"}
+    assert call(station_url + "api/inspections", headers=own)[0] == 200
+    other = {"Cookie": "tapcheck_token_1=a-token-of-twenty-four-c"}  # another station's
+    assert call(station_url + "api/inspections", headers=other)[0] == 401

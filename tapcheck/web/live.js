@@ -63,9 +63,17 @@ function showExplained(e) {
   img.hidden = false;
 }
 
-async function start() {
-  const r = await fetch("/api/state");
-  state = await r.json();
+// The whole state: at the start, and again after the event stream was lost (the station
+// restarted, or ended the stream of a page too slow to read): events sent meanwhile are missed.
+async function loadState() {
+  const answer = await ask("/api/state");
+  if (!answer.ok) {
+    $("status").textContent = answer.error;
+    $("status").classList.add("failed");
+    return false;
+  }
+  $("status").classList.remove("failed");
+  state = answer.body;
   $("model").textContent = `${state.model} · threshold ${state.threshold.toFixed(4)}`;
   if (state.note) $("sentence").textContent = state.note;
   const last = state.history[state.history.length - 1];
@@ -73,9 +81,21 @@ async function start() {
   showCounts();
   drawChart();
   showExplained(state.explained);
+  return true;
+}
+
+async function start() {
+  if (!await loadState()) return;
   const events = new EventSource("/events");
-  events.onopen = () => { $("status").textContent = "live"; };
-  events.onerror = () => { $("status").textContent = "reconnecting…"; };
+  let lost = false;
+  events.onopen = async () => {
+    if (lost) {
+      lost = false;
+      if (!await loadState()) return;
+    }
+    $("status").textContent = "live";
+  };
+  events.onerror = () => { lost = true; $("status").textContent = "reconnecting…"; };
   events.addEventListener("verdict", (ev) => {
     const item = JSON.parse(ev.data);
     state.counts = item.counts;

@@ -24,13 +24,12 @@ function markCell(r) {
     b.dataset.mark = m;
     if (r.mark === m) b.classList.add("active");
     b.onclick = async () => {
-      const resp = await fetch(`/api/inspections/${r.id}/mark`, {
+      const answer = await ask(`/api/inspections/${r.id}/mark`, {
         method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ mark: m }) });
-      const body = await resp.json();
-      document.getElementById("status").textContent =
-        resp.ok ? `tap ${r.id}: ${body.mark || "no mark"}` : body.error;
-      if (resp.ok) load();
+      showStatus(answer.ok ? `tap ${r.id}: ${answer.body.mark || "no mark"}`
+        : `tap ${r.id} not marked: ${answer.error}`, !answer.ok);
+      if (answer.ok) load();
     };
     td.append(b, " ");
   }
@@ -40,9 +39,9 @@ function markCell(r) {
 async function load() {
   const q = query();
   document.getElementById("export").href = "/api/export.csv" + (q ? "?" + q : "");
-  const resp = await fetch("/api/inspections" + (q ? "?" + q : ""));
-  const body = await resp.json();
-  if (!resp.ok) { document.getElementById("status").textContent = body.error; return; }
+  const answer = await ask("/api/inspections" + (q ? "?" + q : ""));
+  if (!answer.ok) { showStatus(answer.error, true); return; }
+  const body = answer.body;
   rows.replaceChildren(...body.map((r) => {
     const tr = document.createElement("tr");
     tr.dataset.id = r.id;
@@ -64,7 +63,13 @@ async function load() {
       cell(r.verdict, r.verdict), cell(r.score.toFixed(4)), clip, why, markCell(r));
     return tr;
   }));
-  document.getElementById("status").textContent = `${body.length} inspection(s)`;
+  showStatus(`${body.length} inspection(s)`, false);
+}
+
+function showStatus(text, failed) {
+  const status = document.getElementById("status");
+  status.textContent = text;
+  status.classList.toggle("failed", failed);
 }
 
 document.getElementById("filter").onsubmit = (ev) => { ev.preventDefault(); load(); };
