@@ -39,11 +39,20 @@ def pauc(labels: np.ndarray, scores: np.ndarray, *, max_fpr: float = 0.1) -> flo
 
 
 def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, *, fpr: float = 0.05) -> float:
-    """Share of defective clips caught when the threshold lets ``fpr`` of normal clips through."""
+    """Share of defective clips caught at the lowest threshold that flags at most ``fpr`` of
+    the normal clips: the ROC curve's highest true-positive rate at a false-positive rate of
+    ``fpr`` or less (``sklearn.metrics.roc_curve``'s).
+
+    The threshold is the ``floor(n * fpr) + 1``-th highest normal score (a clip is flagged
+    above it). ``np.quantile(normal, 1 - fpr, method="higher")`` took one higher whenever
+    ``n * fpr`` was whole (20, 40, ... normal clips at 5 %), flagging one normal clip fewer
+    than allowed and reporting a lower rate (0.70 for 0.77 with 20; audit)."""
     labels, scores = np.asarray(labels).astype(bool), np.asarray(scores, dtype=float)
     if labels.all() or not labels.any():
         return float("nan")
-    threshold = np.quantile(scores[~labels], 1.0 - fpr, method="higher")
+    normal = np.sort(scores[~labels])[::-1]
+    allowed = int(np.floor(len(normal) * fpr + 1e-9))  # 1e-9: 0.05 * 20 is 1.0000000000000002
+    threshold = normal[allowed] if allowed < len(normal) else -np.inf
     return float((scores[labels] > threshold).mean())
 
 
