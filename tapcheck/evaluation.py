@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .datasets import Take
+from .errors import ModelFileError
 from .falsealarms import false_alarm_rates, rate_interval
 from .known_boards import (boards_trained_on_defects, defect_boards, own_takes, trained_on,
                            warn_enrolled_defects, warn_refiled_copies,
@@ -193,6 +194,12 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
         (:func:`tapcheck.falsealarms.against_stated`).
     """
     scores = np.asarray(scores, dtype=float)
+    unusable = np.flatnonzero(~np.isfinite(scores))
+    if len(unusable):  # sklearn's pAUC raised "Input contains NaN"; a NaN counted as NORMAL
+        raise ModelFileError(
+            f"the model gives no usable score (NaN or infinite) for {len(unusable)} of "
+            f"{len(scores)} test take(s), e.g. {takes[int(unusable[0])].path}",
+            fix="check those clips; if every clip gets this, retrain the model")
     labels = np.array([t.label == "defect" for t in takes], dtype=bool)
     lo, hi = bootstrap_ci(labels, scores, n_boot=n_boot, seed=seed)
     plo, phi = bootstrap_ci(labels, scores, metric=pauc, n_boot=n_boot, seed=seed)

@@ -66,6 +66,22 @@ def test_board_verdict_rates_carry_an_interval_that_no_flag_does_not_close():
     assert got["vote_healthy_flagged"] == 0.25 and got["vote_healthy_ci"][1] >= 0.5
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_score_that_is_no_number_is_named_not_a_crash(bad):
+    """sklearn's pAUC raised "Input contains NaN" (a traceback from evaluate), and a NaN
+    counted as a NORMAL take in the rates (audit)."""
+    from tapcheck.errors import ModelFileError
+
+    takes = [take(1, k) for k in range(5)] + [take(7, k, "defect") for k in range(5)]
+    scores = np.r_[np.linspace(0, 0.4, 5), np.linspace(0.6, 1, 5)]
+    scores[3] = bad
+    with pytest.raises(ModelFileError) as e:
+        evaluate_scores(takes, scores, threshold=0.5, known_boards=[1], n_boot=20)
+    assert str(e.value) == (f"the model gives no usable score (NaN or infinite) for 1 of 10 "
+                            f"test take(s), e.g. {takes[3].path} — check those clips; if every "
+                            "clip gets this, retrain the model")
+
+
 def test_evaluate_scores_reports_recall_per_defect_board_and_pauc_interval():
     takes = ([take(1, k) for k in range(10)] + [take(7, k, "defect") for k in range(10)]
              + [take(8, k, "defect", "right") for k in range(10)])
