@@ -46,12 +46,23 @@ def _shift(scores: np.ndarray) -> float:
 def fence(scores: np.ndarray) -> float:
     """The score beyond which a clip is far out: Q3 + 3 IQR of the log scores; inf under 8
     clips (too few to tell an odd clip from the tail)."""
+    return fences(scores)[1]
+
+
+def fences(scores: np.ndarray) -> tuple[float, float]:
+    """The scores below and beyond which a clip is far out on the log scale: Q1 - 3 IQR and
+    Q3 + 3 IQR of the log scores; (-inf, inf) under 8 clips.
+
+    The low one matters as much to a log-normal fit: one score of 0 among 80 (a kNN neighbour
+    at distance 0, a cosine rounding below 0) sat at log(1e-9) and spread the fit 12-fold, the
+    threshold with it (0.100 became 1.224; a statistics audit)."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.size < 8:
-        return float("inf")
+        return float("-inf"), float("inf")
     shift = _shift(scores)
     q1, q3 = np.quantile(np.log(scores - shift), [0.25, 0.75])
-    return float(np.exp(q3 + FENCE_IQR * max(q3 - q1, 1e-12))) + shift
+    spread = FENCE_IQR * max(q3 - q1, 1e-12)
+    return float(np.exp(q1 - spread)) + shift, float(np.exp(q3 + spread)) + shift
 
 
 def outlier_mask(scores: np.ndarray) -> np.ndarray:
@@ -120,8 +131,9 @@ def robust_threshold(scores: np.ndarray, *, far: float, fit: str = "lognormal") 
     Returns
     -------
     float
-        The fit's ``1 - far'`` quantile of the scores inside the log-scale fence, where ``far'``
-        is what is left of ``far`` after the clips outside the fence (alarms at any threshold).
+        The fit's ``1 - far'`` quantile of the scores inside the log-scale fences
+        (:func:`fences`), where ``far'`` is what is left of ``far`` after the clips beyond the
+        upper fence (alarms at any threshold), as a share of the clips inside both.
     """
     if fit not in THRESHOLD_FITS:
         raise ParameterError(f"unknown threshold fit {fit!r}; one of {', '.join(THRESHOLD_FITS)}")
@@ -130,15 +142,18 @@ def robust_threshold(scores: np.ndarray, *, far: float, fit: str = "lognormal") 
     scores = np.asarray(scores, dtype=np.float64)
     if scores.size == 0:
         return 0.0
-    limit = fence(scores)
+    floor, limit = fences(scores)
     odd = scores > limit  # outlier_mask, with the fence kept for below
-    kept, share = scores[~odd], float(odd.mean())
+    low = scores < floor  # far below the rest: never alarms, and no part of the tail's fit
+    kept, share = scores[~odd & ~low], float(odd.mean())
     if share >= far:
         # the odd clips alone use up the rate: the threshold is the fence, just under them, and
         # never under the fit without them. kept.max() was: with 16 clips one odd take (1/17
         # of them) lowered the threshold below the 16's own, so a higher score lowered it.
         return max(limit, THRESHOLD_FITS[fit](kept, 1.0 - far))
-    return THRESHOLD_FITS[fit](kept, 1.0 - (far - share) / (1.0 - share))
+    # the kept clips' share of alarms: what is left of far once the odd ones are counted, of
+    # the clips neither odd nor far below
+    return THRESHOLD_FITS[fit](kept, 1.0 - (far - share) / (1.0 - share - float(low.mean())))
 
 
 def bootstrap_interval(scores: np.ndarray, *, far: float, groups: np.ndarray | None = None,

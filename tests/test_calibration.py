@@ -326,3 +326,18 @@ def test_a_rate_for_unseen_boards_has_its_interval_and_support_counted_in_boards
     # held-out takes of known boards: a statement about those boards' new taps, over clips
     held = calibrate(scores, far=0.05, groups=groups, method="hold-out")
     assert held["threshold_ci"] == [lo, hi] and held["warning"] == ""
+
+
+@pytest.mark.parametrize("low", [0.0, 1e-6, -1e-7])
+def test_one_score_far_below_the_rest_cannot_drag_the_threshold(low):
+    """A score of 0 among 80 (a kNN neighbour at distance 0, a cosine rounding below 0) sat
+    at log(1e-9) and spread the log-normal fit: 0.100 became 1.224 (a statistics audit). It
+    is set aside below the lower fence, and the rate is counted over the clips inside both."""
+    from tapcheck.calibration import robust_threshold
+
+    scores = np.random.default_rng(0).lognormal(np.log(0.05), 0.4, 80)
+    alone = robust_threshold(scores, far=0.05)
+    with_low = robust_threshold(np.r_[scores, low], far=0.05)
+    assert with_low == pytest.approx(alone, rel=0.01)
+    # exactly: the fit of the 80 at the rate left for them, 5 % of 81 clips
+    assert with_low == pytest.approx(THRESHOLD_FITS["lognormal"](scores, 1 - 0.05 * 81 / 80))
