@@ -22,6 +22,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
+from .clipping import check_clipping
 from .containers import (SizedHeader, check_wav_rates, truncation, unfinished, unread_tail,
                          unsized_wav_data)
 from .errors import AudioError, FormatWarning, TapcheckWarning
@@ -41,12 +42,6 @@ MAX_SAMPLE_RATE = 384_000
 # before it was found to be silent (QA).
 MAX_SAMPLES = int(MAX_DURATION_S * MAX_SAMPLE_RATE)
 _UNKNOWN_FRAMES = 2**62  # libsndfile reports SF_COUNT_MAX (2**63 - 1) for a length not given
-# Clipping: a flat top of >= 3 equal samples above 90 % of full scale; a clean strike peaks for one
-# or two (checked on the real knocks). 5 ms of flat tops is a tenth of a strike's first 50 ms,
-# where most of its energy is: beyond that the spectrum is the clipper's, not the board's.
-CLIP_CEILING = 0.9
-CLIP_MIN_RUN = 3
-HEAVY_CLIPPING_MS = 5.0
 # Samples past 16x full scale (+24 dBFS) are no recording: a float file's headroom is a few dB.
 # A file scaled by 1000 was judged, with false "clipped" and "DC offset" warnings (its quiet
 # stretches' repeated 16-bit steps, scaled past 0.9, read as flat tops); one scaled by 1e30 was
@@ -178,7 +173,7 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
         offset = y.mean(axis=0, dtype=np.float64)
         if np.all(np.abs(offset) <= 1 / 128):
             y = (y - offset).astype(np.float32)
-    _check_clipping(y, sr=file_sr, path=path)
+    check_clipping(y, sr=file_sr, path=path)
     mono = y.mean(axis=1)
     # cancel: under 1/1000 of the channels' peak is left (16-bit rounding leaves a bit)
     if y.shape[1] > 1 and y.any() and np.abs(mono).max() <= 1e-3 * np.abs(y).max():
@@ -202,57 +197,6 @@ def _too_long(duration_s: float, path: Path, *, more: bool = False) -> None:
     raise AudioError(f"is {'over ' if more else ''}{duration_s:.0f} s long; a tap clip is a few "
                      "seconds", path=path,
                      fix="cut the clip around the strike (e.g. with sox trim) and try again")
-
-
-def clipped_samples(y: np.ndarray, *, ceiling: float = CLIP_CEILING,
-                    min_run: int = CLIP_MIN_RUN) -> int:
-    """Samples lost to clipping: those in flat runs of ``min_run`` or more equal values at the top.
-
-    A converter driven past full scale holds the largest value it has for several samples; a
-    clean waveform reaches its peak for one or two. Runs below ``ceiling`` (a steady quiet hum,
-    digital silence) are not clipping.
-
-    Parameters
-    ----------
-    y : np.ndarray, shape (n_samples,) or (n_samples, n_channels)
-    ceiling : float
-        Magnitude (full scale = 1) from which a flat run counts.
-    min_run : int
-
-    Returns
-    -------
-    int
-        The most clipped samples in any channel.
-    """
-    y = np.asarray(y)
-    if y.ndim == 1:
-        y = y[:, None]
-    worst = 0
-    for channel in y.T:
-        high = np.abs(channel) >= ceiling
-        if not high.any():
-            continue
-        # a run is a stretch of equal, high samples; find the stretches' edges
-        same = np.concatenate([[False], (channel[1:] == channel[:-1]) & high[1:] & high[:-1],
-                               [False]])
-        edges = np.flatnonzero(np.diff(same.astype(np.int8)))
-        lengths = edges[1::2] - edges[::2] + 1  # pairs of equal neighbours -> samples
-        worst = max(worst, int(lengths[lengths >= min_run].sum()))
-    return worst
-
-
-def _check_clipping(y: np.ndarray, *, sr: int, path: Path) -> None:
-    clipped = clipped_samples(y)
-    if not clipped:
-        return
-    ms = 1000.0 * clipped / sr
-    if ms >= HEAVY_CLIPPING_MS:
-        raise AudioError(
-            f"is heavily clipped: {ms:.0f} ms of it sits at full scale, which bends the spectrum "
-            "the verdict rests on", path=path,
-            fix="lower the input gain (or strike softer) and record again")
-    warnings.warn(f"{path}: clipped for {ms:.1f} ms ({clipped} samples at full scale); the "
-                  "verdict may be off — lower the input gain", TapcheckWarning, stacklevel=3)
 
 
 def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
