@@ -120,18 +120,10 @@ def unsized_wav_data(f: BinaryIO, size: int) -> int | None:
     samples — re-record", though all its audio was there (QA). The position of ``f`` is
     restored.
     """
-    at = f.tell()
-    try:
-        f.seek(0)
-        head = f.read(12)
-        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        for chunk, start, length in wav_chunks(f, size):
-            if chunk == b"data":
-                return start if length == 0 and start < size else None
-        return None
-    finally:
-        f.seek(at)
+    for chunk, start, length in _wave_chunks(f, size) or ():
+        if chunk == b"data":
+            return start if length == 0 and start < size else None
+    return None
 
 
 def unread_tail(f: BinaryIO, size: int) -> str | None:
@@ -142,14 +134,11 @@ def unread_tail(f: BinaryIO, size: int) -> str | None:
     only word was that the strike lay near the clip's end — "record the tap earlier" (QA).
     A warning, not an error: the bytes may be junk a tool appended. The position of ``f`` is
     restored."""
+    chunks = _wave_chunks(f, size)
     at = f.tell()
     try:
-        f.seek(0)
-        head = f.read(12)
-        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
         byte_rate = 0
-        for chunk, start, length in wav_chunks(f, size):
+        for chunk, start, length in chunks or ():
             if chunk == b"fmt " and length >= 12:
                 f.seek(start + 8)
                 byte_rate = struct.unpack("<I", f.read(4))[0]
@@ -165,6 +154,20 @@ def unread_tail(f: BinaryIO, size: int) -> str | None:
                         f"the header?); only the first {held} are read — if the rest is audio, "
                         "mend the header (sox --ignore-length in.wav out.wav)")
         return None
+    finally:
+        f.seek(at)
+
+
+def _wave_chunks(f: BinaryIO, size: int) -> list[tuple[bytes, int, int]] | None:
+    """:func:`wav_chunks` of ``f`` when it is a RIFF/WAVE file, else None; the position of
+    ``f`` is restored."""
+    at = f.tell()
+    try:
+        f.seek(0)
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        return list(wav_chunks(f, size))
     finally:
         f.seek(at)
 
