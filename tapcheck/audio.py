@@ -55,7 +55,8 @@ def load(path: str | os.PathLike, *, sr: int = 44100,
 
     Stereo (or more channels) is averaged to mono and another sample rate is resampled (soxr), each
     with a :class:`~tapcheck.errors.TapcheckWarning`, as these are recoverable. So is a clip whose
-    strike clipped briefly; a heavily clipped one is an error (see :func:`clipped_samples`).
+    strike clipped briefly; a heavily clipped one is an error (see
+    :func:`tapcheck.clipping.clipped_samples`).
 
     Parameters
     ----------

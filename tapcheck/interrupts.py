@@ -67,6 +67,11 @@ def terminate_as_interrupt() -> Iterator[None]:
         sys.unraisablehook = hook
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    # the block ended with a signal dropped in a finalizer and not yet sent again (in its last
+    # 10 ms): it stops here, or the handler put back (quiet_exit's, after a command) would let
+    # it go and the command end with 0 (review)
+    if _cancel_resends():
+        raise KeyboardInterrupt
 
 
 def _interrupt(signum: int, frame) -> None:
@@ -90,7 +95,21 @@ def _resend_if_dropped(hook: Callable, unraisable) -> None:
     # bytecode, past the finalizer (raised here, it would be this hook's exception)
     timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
     timer.daemon = True
+    _RESENDS.append(timer)
     timer.start()
+
+
+_RESENDS: list[threading.Timer] = []  # signals to send again, from _resend_if_dropped
+
+
+def _cancel_resends() -> bool:
+    """Cancel the re-sends not yet made; whether there was one."""
+    pending = False
+    while _RESENDS:
+        timer = _RESENDS.pop()
+        pending |= not timer.finished.is_set()  # set once it has sent, or been cancelled
+        timer.cancel()
+    return pending
 
 
 def quiet_exit() -> None:

@@ -20,6 +20,7 @@ could not be judged (no strike found, no usable score) does not count.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -27,10 +28,11 @@ from typing import Callable
 import numpy as np
 
 from .audio import resample
+from .clipping import check_clipping
 from .boards import BOARD_RULES, BoardVerdict, board_verdicts
 from .config import StreamConfig
 from .console import percent, score_pair
-from .errors import NoStrikeError, ParameterError, TapcheckError
+from .errors import AudioError, NoStrikeError, ParameterError, TapcheckError
 from .features import strike_crops
 from .inspections import Inspection, InspectionLog
 from .interrupts import deferred
@@ -112,7 +114,11 @@ class Listener:
         click = np.zeros(n_pre + int(self.post_s * self.mic.sr) + 1, np.float32)
         click[n_pre:n_pre + 32] = 0.5
         y = resample(click, orig_sr=self.mic.sr, target_sr=self.sr)
-        self.judge.judge_crops(strike_crops(y, sr=self.sr, features=self.features))
+        with warnings.catch_warnings():
+            # the click's own doing, no tap's: at 16 kHz and below its mean passed the DC
+            # check, "DC offset removed (a faulty microphone or cable?)" at every start (QA)
+            warnings.simplefilter("ignore")
+            self.judge.judge_crops(strike_crops(y, sr=self.sr, features=self.features))
 
     def run(self, *, max_taps: int | None = None,
             on_ready: Callable[[], None] | None = None) -> list[LiveJudgment]:
@@ -123,6 +129,8 @@ class Listener:
         clipper = self._clipper = StrikeClipper(sr=self.mic.sr, config=self.stream,
                                                 post_s=self.post_s)
         extended: dict[int, bool] = {}  # onsets waiting for a longer clip
+        # the last judged tap: where its crops end, its strike (the clip's loudest), its onset
+        judged_until, judged_at, judged_onset = -1, None, 0
         self.mic.drain()
         for block in self.mic.blocks():
             strikes = clipper.feed(block.samples, arrived=block.arrived)
@@ -132,15 +140,23 @@ class Listener:
             for strike in strikes:
                 when = datetime.now(timezone.utc) - timedelta(
                     seconds=time.monotonic() - clipper.arrival_of(strike.onset))
-                y = resample(strike.clip, orig_sr=self.mic.sr, target_sr=self.sr)
                 label = when.astimezone().strftime("%H:%M:%S")
-                try:
-                    crops, onset = strike_crops(y, sr=self.sr, features=self.features,
-                                                return_onset=True, path=f"tap at {label}")
-                except NoStrikeError as e:
-                    self.warn(f"{label}: a sound rose {strike.rise_db:.0f} dB above the noise "
-                              f"floor, but {e.problem} — not judged")
+                if strike.onset < judged_until:
+                    # inside the crops of the tap just judged (which judged the louder of the
+                    # two): two taps 0.3 s apart gave two verdicts on the second strike, the
+                    # first never judged, and a board verdict counted one strike twice (QA)
+                    self._warn_judged(label, strike.onset - judged_onset)
                     continue
+                y = resample(strike.clip, orig_sr=self.mic.sr, target_sr=self.sr)
+                with warnings.catch_warnings(record=True) as said:
+                    warnings.simplefilter("always")  # given below, once the clip is final
+                    try:
+                        crops, onset = strike_crops(y, sr=self.sr, features=self.features,
+                                                    return_onset=True, path=f"tap at {label}")
+                    except NoStrikeError as e:
+                        self.warn(f"{label}: a sound rose {strike.rise_db:.0f} dB above the "
+                                  f"noise floor, but {e.problem} — not judged")
+                        continue
                 # the device samples the crops need: the features may place the onset a little
                 # later than the detector did (the loudest moment comes after the first rise)
                 end = int(np.ceil(crop_end(onset, self.features) * self.mic.sr / self.sr))
@@ -148,8 +164,30 @@ class Listener:
                     extended[strike.onset] = True
                     more = min(end - (strike.onset - strike.start), clipper.post + self.mic.sr)
                     clipper.extend(strike, more / self.mic.sr)
-                    continue  # judged when that audio is in: crops never run off the clip
+                    # judged when that audio is in: crops never run off the clip. The short
+                    # clip's warnings are not given: "record the tap earlier in the clip" was
+                    # said of a clip listen lengthens itself (QA)
+                    continue
                 extended.pop(strike.onset, None)
+                try:
+                    # as judge refuses and warns of a clipped file; a tap judge refused was
+                    # logged with a verdict, under warnings that blamed the cable (QA)
+                    check_clipping(strike.clip, sr=self.mic.sr, path=f"tap at {label}")
+                except AudioError as e:
+                    self.warn(f"{label}: {e.problem} — not judged: lower the input gain (or "
+                              "strike softer) and tap again")
+                    continue
+                for w in said:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                # the strike judged, in stream samples: the loudest in the clip, which an
+                # earlier tap's clip may have judged already
+                at = strike.start + int(round(onset * self.features.hop_length * self.mic.sr
+                                              / self.sr))
+                if judged_at is not None and abs(at - judged_at) < self.features.n_fft * \
+                        self.mic.sr / self.sr:
+                    self._warn_judged(label, strike.onset - judged_onset)
+                    continue
+                judged_until, judged_at, judged_onset = strike.start + end, at, strike.onset
                 verdict = self.judge.judge_crops(crops, path=label)
                 if verdict.error:  # no score (NaN): never logged, never a NORMAL verdict
                     self.show(f"{label}  error: {verdict.error}")
@@ -181,6 +219,13 @@ class Listener:
                 if max_taps is not None and len(self.judgments) >= max_taps:
                     return self.judgments
         return self.judgments  # pragma: no cover - blocks() only ends by an exception
+
+    def _warn_judged(self, label: str, after: int) -> None:
+        """A strike ``after`` stream samples from the tap just judged, judged with it (the
+        clips of two taps come in either order when the first waits for more audio)."""
+        self.warn(f"{label}: a strike {abs(after) / self.mic.sr:.2f} s from the tap judged "
+                  "before, inside its crops: the two were judged as one tap (the louder), not "
+                  "again — leave a second between taps")
 
     def _save(self, judgment: LiveJudgment, y: np.ndarray,
               board_done: tuple[list[LiveJudgment], BoardVerdict] | None) -> None:

@@ -251,3 +251,33 @@ def test_a_ctrl_c_after_the_command_is_kept_from_pythons_exit(tmp_path, signals)
     assert time.monotonic() - started < 5
     assert "KeyboardInterrupt" not in err and "Exception ignored" not in err, err
     assert code == (128 + signal.SIGTERM if signals == 1 else 130)
+
+
+def test_a_signal_dropped_at_the_blocks_very_end_still_stops_it(monkeypatch):
+    """Sent again 10 ms after the finalizer, a signal dropped in the block's last moment
+    arrived after it, when quiet_exit's handler let it go: exit 0 (review). It is raised as
+    the block ends."""
+    import sys
+    import time
+
+    from tapcheck.interrupts import terminate_as_interrupt
+
+    dropped = []
+    monkeypatch.setattr(sys, "unraisablehook", dropped.append)
+
+    class Finalized:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10_000):  # the handler runs here, inside the finalizer
+                pass
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # as quiet_exit lets one go
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with terminate_as_interrupt():
+                thing = Finalized()
+                del thing  # the block's last act: no bytecode after it to take the re-send
+    finally:
+        time.sleep(0.1)  # a re-send still under way lands on the no-op, not on pytest
+        signal.signal(signal.SIGTERM, previous)
+    assert dropped == []

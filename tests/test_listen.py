@@ -5,6 +5,7 @@ records from its monitor, so the whole live path runs: PortAudio, the stream det
 the training features, the model, the log.
 """
 
+import re
 import signal
 import sqlite3
 import time
@@ -308,3 +309,47 @@ def test_listen_refuses_a_device_rate_too_slow_for_the_models_crops(pulse, tiny_
         "listens up to 8613 Hz — set stream.device_sr to 0, or to a rate of at least 17227 Hz "
         "that 'pulse' has")
     assert not InspectionLog().path.exists()
+
+
+def test_two_taps_inside_one_crop_window_are_judged_once(pulse, bench_model, tmp_path):
+    """Two taps 0.3 s apart, the second louder: each clip judged the loudest strike, so the
+    second was judged twice, the first never, and a board verdict counted one strike twice
+    (QA). Now one verdict, one warning, one board tap."""
+    model, _ = bench_model
+    quiet, loud = tmp_path / "quiet.wav", tmp_path / "loud.wav"
+    tap_track(quiet, [NORMAL_TAPS[0]], lead_s=1.0, tail_s=2.0, gain=0.5, seed=SEED)
+    tap_track(loud, [NORMAL_TAPS[1]], lead_s=1.3, tail_s=1.7, seed=SEED)
+    both = tmp_path / "both.wav"
+    a, sr = sf.read(quiet, dtype="float32")
+    b, _ = sf.read(loud, dtype="float32")
+    sf.write(both, a + b, sr, subtype="FLOAT")
+    live = LiveCommand("listen", "--model", model, "--device", "pulse", "--board", "7",
+                       "--taps-per-board", "2")
+    live.expect("^listening on 'pulse'", stream="err", timeout=60)
+    pulse.play(both)
+    live.expect(r"inside its crops: the two were judged as one tap \(the louder\), not again — "
+                r"leave a second between taps$", stream="err", timeout=30)
+    time.sleep(1.0)
+    live.proc.send_signal(signal.SIGINT)
+    assert live.wait(timeout=30) == 0, live.err
+    verdicts = [line for line in live.out if re.match(r"^\d\d:\d\d:\d\d  (NORMAL|ANOMALOUS)", line)]
+    assert len(verdicts) == 1 and "(2 strikes in the clip; judged the loudest)" in verdicts[0]
+    assert not any(line.startswith("BOARD") for line in live.out)  # one tap of two
+    assert len(_rows()) == 1
+
+
+def test_a_clipped_tap_is_not_judged_live(pulse, bench_model, tmp_path):
+    """judge refuses a heavily clipped clip; listen logged a verdict on it, under warnings
+    that blamed the cable (a DC offset) or the timing (QA)."""
+    model, _ = bench_model
+    track = tmp_path / "loud.wav"
+    tap_track(track, [DEFECT_TAPS[0]], lead_s=1.0, tail_s=2.0, gain=5000.0, seed=SEED)
+    live = LiveCommand("listen", "--model", model, "--device", "pulse")
+    live.expect("^listening on 'pulse'", stream="err", timeout=60)
+    pulse.play(track)
+    line = live.expect(r"is heavily clipped", stream="err", timeout=30)
+    assert line.endswith("— not judged: lower the input gain (or strike softer) and tap again")
+    time.sleep(1.0)
+    live.proc.send_signal(signal.SIGINT)
+    assert live.wait(timeout=30) == 0, live.err
+    assert live.out == [] and _rows() == []
