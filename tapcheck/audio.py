@@ -126,14 +126,10 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
     if known and info.frames > limit:
         _too_long(info.frames / info.samplerate, path)
     if known and info.frames * info.channels > MAX_SAMPLES:
-        raise AudioError(
-            f"holds {info.channels} channels of {info.frames / info.samplerate:.0f} s at "
-            f"{info.samplerate} Hz, {info.frames * info.channels / 1e6:.0f} million samples; "
-            f"tapcheck reads up to {MAX_SAMPLES / 1e6:.0f} million (a tap clip is a few seconds "
-            "of one channel)", path=path,
-            fix="keep the microphone's channel and cut the clip around the strike (e.g. sox "
-                "in.wav out.wav remix 1 trim 0 3)")
-    limit = min(limit, MAX_SAMPLES // info.channels + 1)  # a length not given: read up to it
+        _too_many(info, info.frames, path)
+    by_channels = MAX_SAMPLES // info.channels + 1
+    channels_limit = by_channels < limit  # what stops reading a length not given
+    limit = min(limit, by_channels)  # a length not given: read up to it
     try:
         file_sr = info.samplerate
         with _quiet_c_library(info.format == "MP3"):
@@ -154,6 +150,9 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
     if y.shape[0] == 0:
         raise AudioError("holds no samples", path=path, fix="re-record or re-export the clip")
     if not known and y.shape[0] >= limit:
+        if channels_limit:  # the channels' limit, not the length's: "over 60 s long —
+            # cut the clip" of a file 120 s may hold (review)
+            _too_many(info, y.shape[0], path, more=True)
         _too_long(y.shape[0] / info.samplerate, path, more=True)
     if known and y.shape[0] < info.frames:  # a FLAC cut between its frames decodes what is left
         raise AudioError(f"is truncated: its header promises {info.frames} samples, the file "
@@ -192,6 +191,17 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
                       stacklevel=3)
         y = resample(y, orig_sr=file_sr, target_sr=sr)
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _too_many(info: sf.SoundFile, frames: int, path: Path, *, more: bool = False) -> None:
+    over = "over " if more else ""
+    raise AudioError(
+        f"holds {info.channels} channels of {over}{frames / info.samplerate:.0f} s at "
+        f"{info.samplerate} Hz, {over}{frames * info.channels / 1e6:.0f} million samples; "
+        f"tapcheck reads up to {MAX_SAMPLES / 1e6:.0f} million (a tap clip is a few seconds of "
+        "one channel)", path=path,
+        fix="keep the microphone's channel and cut the clip around the strike (e.g. sox in.wav "
+            "out.wav remix 1 trim 0 3)")
 
 
 def _too_long(duration_s: float, path: Path, *, more: bool = False) -> None:

@@ -209,18 +209,20 @@ class Station:
             path = self.pictures / rel.with_suffix(".png")
         except ValueError:  # no file name to take
             return None
-        return path if self._inside(path) and path != self.pictures else None
-
-    def _inside(self, path: Path) -> bool:
-        """Whether ``path`` lies in the pictures' folder, and is in the inspection folder once
-        links are followed: an ``explanations`` linked elsewhere had any file there served as a
-        picture (QA). A name no file can have (a NUL byte, past the system's length) is not:
-        it was a 500 and a traceback."""
-        try:
-            resolved = path.resolve()
-            return (resolved.is_relative_to(self.pictures.resolve())
-                    and resolved.is_relative_to(self.root.resolve()))
+        try:  # a name no file can have (a NUL byte, past the system's length): none
+            inside = path.resolve().is_relative_to(self.pictures.resolve())
         except (OSError, ValueError):
+            return None
+        # an ``explanations`` linked out of the folder is still named here: the writer refuses
+        # it with a note (refuse_outside), and the web app serves nothing through it (_served)
+        return path if inside and path != self.pictures else None
+
+    def _served(self, path: Path) -> bool:
+        """Whether ``path`` is in the inspection folder once links are followed: an
+        ``explanations`` linked elsewhere had any file there served as a picture (QA)."""
+        try:
+            return path.resolve().is_relative_to(self.root.resolve())
+        except (OSError, ValueError):  # a name past the system's length, a NUL byte
             return False
 
     def picture(self, inspection: int, clip: str | None = None) -> Path | None:
@@ -240,13 +242,13 @@ class Station:
                 return None
         path = self.picture_path(clip)
         try:
-            if path is not None and path.is_file():
+            if path is not None and self._served(path) and path.is_file():
                 return path
         except OSError:  # a name past the system's length (is_file raises ENAMETOOLONG)
             return None
         # a picture of an earlier tapcheck, named by id: shown only when it names this clip
         legacy = self.pictures / f"{int(inspection)}.png"
-        if not self._inside(legacy):
+        if not self._served(legacy):
             return None
         try:
             return legacy if picture_clip(legacy) == clip_key(self.root / clip) else None

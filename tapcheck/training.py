@@ -252,9 +252,11 @@ def _with_calibration(config: Config, data: TrainingData, *, root: Path,
         crossfit_folds(fold_units(boards), 2, seed=0)
         units = len(np.unique(fold_units(boards)))
         if config.train.crossfit_folds > units and log:  # said, not left to "cross-fit 1/4"
-            per = "normal training board" if n_boards >= 2 else "normal take of its one board"
+            per, why = (("normal training board", "a fold cannot split a board")
+                        if n_boards >= 2 else ("normal take of its one board",
+                                               "a fold holds one take at least"))
             log(f"cross-fit: {units} folds, one per {per} (train.crossfit_folds is "
-                f"{config.train.crossfit_folds}; a fold cannot split a board)")
+                f"{config.train.crossfit_folds}; {why})")
     done, why = _fallback(method, config.train.scorer, n_boards=n_boards,
                           held_out=bool(data.calib_takes))
     # the model file's config says leave-one-board-out when that is what was done; in-sample

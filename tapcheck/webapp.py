@@ -288,9 +288,10 @@ class RequestGuard:
     A page on any site can POST a ``text/plain`` form to 127.0.0.1 without asking (no CORS
     preflight), and a site whose name resolves to 127.0.0.1 can read the answers (DNS
     rebinding). So: a ``Host`` not in ``hosts`` gets 400; a request another site's page makes
-    (its ``Sec-Fetch-Site``), other than following a link, gets 403; one that changes anything gets
-    415 unless it is ``application/json`` (which a form cannot send, and a script on another site
-    only after a preflight this app never grants), and 403 if its ``Origin`` is another site's.
+    (its ``Sec-Fetch-Site``), other than following a link (not in an iframe), gets 403; one that
+    changes anything gets 415 unless it is ``application/json`` (which a form cannot send, and a
+    script on another site only after a preflight this app never grants), and 403 if its
+    ``Origin`` is another site's.
     """
 
     def __init__(self, app, *, hosts: set[str] | None, home: str):
@@ -307,7 +308,9 @@ class RequestGuard:
                                    f"serves this machine only): open {self.home}")
             return await response(scope, receive, send)
         site = headers.get("sec-fetch-site")
-        if site in ("cross-site", "same-site") and headers.get("sec-fetch-mode") != "navigate":
+        followed = (headers.get("sec-fetch-mode") == "navigate"
+                    and headers.get("sec-fetch-dest", "document") == "document")
+        if site in ("cross-site", "same-site") and not followed:  # an <iframe> too (review)
             # a page elsewhere (another port of this machine is "same-site") fetching from the
             # station, in <img>, <audio> or a script: three <img> of the export froze a station
             # for 24 s (QA). A link followed to the station (a navigation) still opens it;

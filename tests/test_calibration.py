@@ -302,6 +302,13 @@ def test_clips_of_few_boards_are_worth_as_many_independent_clips_as_their_spread
     independent = np.exp(rng.normal(0, 1, 160))
     assert effective_clips(independent, groups) > 100
     assert effective_clips(independent, np.arange(160)) == 160  # one clip per board
+    # a score of 0 among them (a kNN neighbour at distance 0) is outside the fences, as for the
+    # threshold's fit: it made the within-board spread huge, the clips "independent" (review)
+    clustered = np.exp(rng.normal(0, 0.41, 4)[groups] + rng.normal(0, 0.67, 160))
+    with_zero = clustered.copy()
+    with_zero[0] = 0.0
+    assert effective_clips(with_zero, groups) == pytest.approx(
+        effective_clips(clustered[1:], groups[1:]))
 
 
 def test_a_rate_for_unseen_boards_has_its_interval_and_support_counted_in_boards():

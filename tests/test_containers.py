@@ -101,3 +101,22 @@ def test_a_file_of_many_channels_is_refused_before_it_is_read(tmp_path):
                             "seconds of one channel) — keep the microphone's channel and cut "
                             "the clip around the strike (e.g. sox in.wav out.wav remix 1 trim "
                             "0 3)")
+
+
+def test_a_file_of_many_channels_and_no_length_is_refused_for_its_channels(tmp_path):
+    """A FLAC streamed without its sample count is read up to the limit: with 8 channels the
+    limit is the samples', and it said "is over 60 s long — cut the clip" of a file that may
+    hold 120 s (review)."""
+    path = tmp_path / "eight.flac"
+    y = np.zeros((96000 * 61, 8), dtype=np.int16)
+    y[::4800] = 1000  # not silence: the refusal must come from the length
+    sf.write(path, y, 96000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO first
+    data[8 + 13] &= 0xF0  # its 36-bit sample count: 0, "not given"
+    data[8 + 14:8 + 18] = bytes(4)
+    path.write_bytes(bytes(data))
+    with pytest.raises(AudioError) as e:
+        load(path)
+    assert str(e.value).startswith(f"{path}: holds 8 channels of over 60 s at 96000 Hz, over 46 "
+                                   "million samples; tapcheck reads up to 46 million")

@@ -429,7 +429,8 @@ def test_a_picture_belongs_to_its_tap_after_the_log_is_moved_aside(separating_mo
 
     first = log_tap(*DEFECT, 0)
     station = Station(judge, root)
-    station._explain(first)  # as the explaining thread does after the tap is logged
+    station._pool.submit(station._explain, first).result()  # as the station does, after the
+    # pool's import of matplotlib (called here, the two imports raced: a circular import)
     old = station.picture(first.id)
     assert station.explain_note is None and old is not None
     assert picture_clip(old) == clip_key(root / first.clip)
@@ -440,13 +441,49 @@ def test_a_picture_belongs_to_its_tap_after_the_log_is_moved_aside(separating_mo
     assert again.id == first.id == 1
     station = Station(judge, root)  # the station started again, on the new log
     assert station.picture(again.id) is None  # not the old log's tap 1
-    station._explain(again)
+    station._pool.submit(station._explain, again).result()
     new = station.picture(again.id)
     assert new is not None and new != old
     assert picture_clip(new) == clip_key(root / again.clip)
     assert picture_clip(old) == clip_key(root / first.clip)  # the old picture is kept
     assert station.picture(again.id, again.clip) == new
     station.close()
+
+
+def test_an_explanations_folder_linked_out_gives_a_note_and_serves_nothing(separating_model,
+                                                                           tmp_path, monkeypatch):
+    """Nothing is written through a link out of the inspection folder, and the page says why
+    the tap is unexplained; nothing is served through it either (a file there was served as a
+    picture; QA), and refusing that must not lose the note (review)."""
+    from datetime import datetime, timezone
+
+    from tapcheck.judge import Judge
+    from tapcheck.synth import study_boards, synthesize_tap, take_rng
+
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
+    boards = {b.number: b for b in study_boards(seed=SEED)}
+    judge, root = Judge(separating_model), tmp_path / "inspections"
+    number, side, take = DEFECT
+    y = synthesize_tap(boards[number].board, side, rng=take_rng(SEED, number, side, take))
+    with InspectionLog(root, create=True) as log:
+        row = log.append(y, sr=44100, when=datetime.now(timezone.utc), board=7,
+                         model=judge.name, model_path=str(separating_model), score=1.0,
+                         threshold=0.5, verdict="ANOMALOUS")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "explanations").symlink_to(outside)
+    station = Station(judge, root)
+    try:
+        station._pool.submit(station._explain, row).result()  # as the station does it
+        assert station.explain_note.startswith(f"tap {row.id} not explained: ")
+        assert "is a link to" in station.explain_note
+        assert list(outside.rglob("*")) == []  # nothing written through the link
+        planted = station.picture_path(row.clip)
+        planted.parent.mkdir(parents=True)
+        planted.write_bytes(b"not the station's")
+        assert station.picture(row.id) is None  # and nothing served through it
+    finally:
+        station.close()
 
 
 def test_a_short_token_in_a_config_names_the_file(tmp_path, run_cli, monkeypatch):

@@ -161,7 +161,12 @@ def test_another_sites_page_cannot_fetch_from_the_station(station_url):
                 f"requests from another site's pages are refused: open the station's own "
                 f"pages ({station_url})")
         assert call(station_url + "log", headers={"Sec-Fetch-Site": site,
-                                                   "Sec-Fetch-Mode": "navigate"})[0] == 200
+                                                   "Sec-Fetch-Mode": "navigate",
+                                                   "Sec-Fetch-Dest": "document"})[0] == 200
+        # a page elsewhere loading the station in an <iframe> navigates too (review)
+        assert call(station_url + "api/export.csv", headers={
+            "Sec-Fetch-Site": site, "Sec-Fetch-Mode": "navigate",
+            "Sec-Fetch-Dest": "iframe"})[0] == 403
     for site in ("same-origin", "none"):  # the station's own pages; an address typed in
         assert call(station_url + "api/inspections",
                     headers={"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "cors"})[0] == 200

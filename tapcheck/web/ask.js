@@ -3,13 +3,13 @@
 // the page said nothing: a mark seemed made that was not (QA).
 "use strict";
 async function ask(url, options) {
-  let resp;
+  let resp, text;
   try {
     resp = await fetch(url, options);
+    text = await resp.text();  // a connection dropped mid-answer rejects here
   } catch (e) {
     return { ok: false, error: `the station did not answer (${e.message}): is it still running?` };
   }
-  const text = await resp.text();
   let body = null;
   try { body = JSON.parse(text); } catch (e) { body = null; }
   if (!resp.ok) {

@@ -85,14 +85,15 @@ async function loadState() {
 }
 
 async function start() {
-  if (!await loadState()) return;
+  if (!await loadState()) {  // said on the page; tried again, as the event stream would be
+    setTimeout(start, 5000);
+    return;
+  }
   const events = new EventSource("/events");
   let lost = false;
   events.onopen = async () => {
-    if (lost) {
-      lost = false;
-      if (!await loadState()) return;
-    }
+    if (lost && !await loadState()) return;  // still lost: the next reconnect tries again
+    lost = false;
     $("status").textContent = "live";
   };
   events.onerror = () => { lost = true; $("status").textContent = "reconnecting…"; };
