@@ -159,6 +159,10 @@ class StreamConfig:
     min_level_dbfs: float = -70.0  # nothing quieter is a strike, whatever the floor (silence)
     pre_roll_s: float = 0.5  # audio kept before a strike's onset in a take or clip
     judge_threads: int = 1  # torch threads for listen's verdicts; 0: torch's default (all cores)
+    # listen --taps-per-board: a longer pause between two judged taps ends the board in progress,
+    # so a tap missed on one board does not shift every later board (mic QA); 0: never. Taps of
+    # one board come 1-2 s apart; moving to the next board takes longer
+    board_gap_s: float = 5.0
 
     def __post_init__(self) -> None:
         check_section("stream", self)  # refused when built, before any work

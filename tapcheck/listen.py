@@ -14,7 +14,10 @@ With ``taps_per_board`` N, every N consecutive judged taps are one board: after 
 line comes one board line, by the model's board rule (by default: anomalous when most of the N
 taps are) — :func:`tapcheck.boards.board_verdicts`, the rule ``judge --per-board`` applies —
 logged beside the taps (:meth:`tapcheck.inspections.InspectionLog.append_board`). A tap that
-could not be judged (no strike found, no usable score) does not count.
+could not be judged (no strike found, no usable score) does not count. Each tap's line says
+where it stands (``tap 2 of 3``), and a pause longer than ``stream.board_gap_s`` between two
+judged taps ends the board in progress without a verdict: a tap missed on one board (not heard,
+or not judged) had made the next board's first tap its last, and shifted every later board.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ class Listener:
         self.taps_per_board = taps_per_board
         self.boards: list[BoardVerdict] = []
         self._board_taps: list[LiveJudgment] = []  # the taps of the board in progress
+        self.short_boards = 0  # boards in progress ended by a pause, without a verdict
 
     @property
     def post_s(self) -> float:
@@ -194,6 +198,7 @@ class Listener:
                     continue
                 last = strike.start + min(len(strike.clip), end) - 1
                 window_done = clipper.arrival_of(last)  # when the crop window's end came in
+                self._end_board_after_pause(when, label)
                 self.show(self._line(verdict, label, strike.others))
                 latency_ms = (time.monotonic() - window_done) * 1000.0
                 if self.on_verdict is not None:
@@ -262,9 +267,28 @@ class Listener:
         self.show(bv.line() + ("" if self.board is None else f"  board {self.board}"))
         return taps, bv
 
+    def _end_board_after_pause(self, when: datetime, label: str) -> None:
+        """End the board in progress without a verdict when the tap heard at ``when`` comes
+        more than ``stream.board_gap_s`` after its last tap: the inspector has moved on to
+        another board, one or more of this board's taps unheard or not judged."""
+        gap_s = self.stream.board_gap_s
+        if not self._board_taps or not gap_s:
+            return
+        pause_s = (when - self._board_taps[-1].when).total_seconds()
+        if pause_s <= gap_s:
+            return
+        n = len(self._board_taps)
+        self._board_taps = []
+        self.short_boards += 1
+        self.warn(f"{label}: {n} of {self.taps_per_board} taps, then a pause of {pause_s:.1f} s "
+                  f"(over stream.board_gap_s, {gap_s:g} s): that board gets no verdict — tap it "
+                  "again; this tap starts the next board")
+
     def _line(self, v: Verdict, label: str, others: int) -> str:
         board = "" if self.board is None else f"  board {self.board}"
         extra = f"  ({others + 1} strikes in the clip; judged the loudest)" if others else ""
+        if self.taps_per_board is not None:  # where the board stands: a tap missed shows
+            extra = f"  tap {len(self._board_taps) + 1} of {self.taps_per_board}" + extra
         score, threshold = score_pair(v.score, v.threshold)
         return f"{label}  {v.verdict:<9}  score {score}  threshold {threshold}{board}{extra}"
 
@@ -285,6 +309,9 @@ class Listener:
         if self.taps_per_board is not None:
             boards = (f"{len(self.boards)} board(s), "
                       f"{sum(b.verdict == 'ANOMALOUS' for b in self.boards)} anomalous; ")
+            if self.short_boards:
+                boards += (f"{self.short_boards} board(s) ended by a pause before their "
+                           f"{self.taps_per_board} taps, without a verdict; ")
             if self._board_taps:
                 boards += (f"the last {len(self._board_taps)} tap(s) made no board verdict "
                            f"(a board is {self.taps_per_board} taps); ")

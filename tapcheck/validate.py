@@ -213,6 +213,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "min_level_dbfs": number(-400.0, 0.0),
         "pre_roll_s": number(0.0, 3600.0),
         "judge_threads": whole(0, 4096),
+        "board_gap_s": number(0.0, 86_400.0),
     },
     "station": {
         "host": name,

@@ -241,6 +241,47 @@ def test_listen_taps_per_board_gives_a_board_verdict_per_three_taps(pulse, bench
     assert code == 0 and out.strip().splitlines()[-1] == "2 board verdict(s), 1 anomalous"
 
 
+def test_a_pause_ends_a_board_left_short(pulse, bench_model, tmp_path):
+    """A board tapped twice (its third tap missed), a pause, then three taps of a cracked
+    board: without the pause rule the cracked board's first tap completed the healthy board's
+    verdict (NORMAL, 1 of 3) and every later board was shifted by one tap (mic QA). With
+    ``--board-gap-s 3`` the short board gets no verdict and a warning, and the cracked board
+    its own three taps. Each tap line says where its board stands."""
+    model, _ = bench_model
+    first, second = tmp_path / "first.wav", tmp_path / "second.wav"
+    tap_track(first, NORMAL_TAPS, lead_s=1.0, spacing_s=1.5, tail_s=2.5, seed=SEED)
+    tap_track(second, [DEFECT_TAPS[0], DEFECT_TAPS[1], DEFECT_TAPS[0]], lead_s=1.5,
+              spacing_s=1.5, tail_s=1.5, seed=SEED)  # 4 s after the second tap
+    both = tmp_path / "both.wav"
+    a, sr = sf.read(first, dtype="float32")
+    b, _ = sf.read(second, dtype="float32")
+    sf.write(both, np.concatenate([a, b]), sr, subtype="FLOAT")
+    live = LiveCommand("listen", "--model", model, "--device", "pulse", "--taps", "5",
+                       "--taps-per-board", "3", "--board-gap-s", "3")
+    live.expect("^listening on 'pulse'", stream="err", timeout=60)
+    pulse.play(both)
+    assert live.wait(timeout=60) == 0, live.err
+    out = live.out
+    assert [line.split()[1] for line in out] == [
+        "NORMAL", "NORMAL", "ANOMALOUS", "ANOMALOUS", "ANOMALOUS", "#1:"], out
+    assert [line.split("  ")[-1] for line in out[:5]] == [
+        "tap 1 of 3", "tap 2 of 3", "tap 1 of 3", "tap 2 of 3", "tap 3 of 3"]
+    assert out[5].startswith("BOARD #1: ANOMALOUS  3 of 3 taps over the threshold ")
+    short = [line for line in live.err if "then a pause" in line]
+    assert len(short) == 1 and re.fullmatch(
+        r"tapcheck: warning: \d\d:\d\d:\d\d: 2 of 3 taps, then a pause of [34]\.\d s \(over "
+        r"stream\.board_gap_s, 3 s\): that board gets no verdict — tap it again; this tap starts "
+        r"the next board", short[0]), short
+    assert live.err[-1].startswith(
+        "tapcheck: judged 5 tap(s), 3 anomalous; 1 board(s), 1 anomalous; 1 board(s) ended by "
+        "a pause before their 3 taps, without a verdict; verdict "), live.err[-1]
+    with InspectionLog() as log:
+        boards = log.query_boards()
+    rows = _rows()
+    assert [(b.first_inspection, b.last_inspection, b.verdict) for b in boards] == [
+        (rows[2].id, rows[4].id, "ANOMALOUS")]
+
+
 @pytest.mark.parametrize("value, problem", [
     ("0", "--taps-per-board must be 1 or more, not 0"),
     ("-3", "--taps-per-board must be 1 or more, not -3"),

@@ -141,9 +141,14 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
     help="Every N judged taps are one board: after the N-th, a board verdict by the rule "
     "judge --per-board applies (anomalous when most of the N taps are, unless the model's "
     "train.board_rule is 'median'). Default: off.")
+@click.option("--board-gap-s", type=float,
+              help="With --taps-per-board: a longer pause between two taps ends the board in "
+              "progress without a verdict, so a missed tap shifts no later board; 0: never "
+              "[stream.board_gap_s: 5].")
 @config_option("TOML config (see configs/default.toml): [stream] strike detection.")
 def listen(model_path: Path | None, device: str | None, board: int | None, taps: int | None,
-           taps_per_board: int | None, config_path: Path | None) -> None:
+           taps_per_board: int | None, board_gap_s: float | None,
+           config_path: Path | None) -> None:
     """Judge every tap as it happens: verdict, score and threshold, one line per tap.
 
     With --taps-per-board N, every N taps also make one board line, as `judge --per-board` gives.
@@ -158,7 +163,7 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
     from ..listen import Listener, board_taps_warning
     from ..runtime import set_judge_threads
 
-    config = parse_config(config_path)
+    config = parse_config(config_path).replace("stream", board_gap_s=board_gap_s)
     check_log_folder()  # before the model loads and the microphone opens
     set_judge_threads(config.stream.judge_threads)
     judge_ = Judge(model_path or paths.model_path())
