@@ -418,3 +418,20 @@ def test_record_refuses_a_board_folder_linked_out_of_the_dataset(pulse, tmp_path
                        "there and the dataset could no longer be read — replace the link by a "
                        "folder (move what it holds into the dataset)"]
     assert list(outside.iterdir()) == []
+
+
+def test_a_session_refused_at_its_start_says_only_why(pulse, recordings):
+    """A manifest that cannot take a row (here: a column tapcheck would drop) refuses the
+    session before any take: one error line, and no "saved 0 take(s)" before it (mic QA)."""
+    root = recordings / "notes"
+    root.mkdir(parents=True)
+    (root / "manifest.csv").write_text(
+        "path,board,side,label,group,split,take,recorded_at,sample_rate,duration_s,source,"
+        "peak_dbfs,notes\n", encoding="utf-8")
+    rec = _record("--board", "7", "--side", "left", "--takes", "1", "--duration", "1",
+                  "--dataset", "notes", "--yes")
+    assert rec.wait() == 2
+    assert rec.out == []
+    assert len(rec.err) == 1 and rec.err[0].startswith(
+        f"tapcheck: error: {root / 'manifest.csv'}: has column(s) 'notes' that tapcheck does "
+        "not keep"), rec.err

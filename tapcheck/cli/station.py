@@ -98,10 +98,11 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
     recorder = Recorder(ds, TakeLabels(board, side, label, group, split), mic=mic, config=config,
                         say=console.say, ask=None if (yes or trigger) else console.ask,
                         meter=console.meter, keep_bad=keep_bad, source=device_.name)
-    interrupted = False
+    interrupted = started = False
     try:
         # the dataset's writer lock for the whole session: a second recorder is told at once
         with ds.locked(), terminate_as_interrupt(), mic:
+            started = True
             say(f"recording board {board} {side} ({label}, {split}) into {ds.root} "
                 f"from '{device_.name}' at {rate} Hz{converted}")
             if trigger:
@@ -117,8 +118,10 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
         numbers = f" (take {saved[0].take}-{saved[-1].take})" if saved else ""
         refused = session.bad - session.kept_bad
         bad = f"; {refused} bad take(s) not kept" if refused else ""
-        say(f"saved {len(saved)} take(s) of board {board} {side} in {ds.root}"
-            f"{numbers}{bad}")
+        if started:  # not before a session refused (the dataset in use, its manifest
+            # unwritable): "saved 0 take(s)" came before the error that said why (mic QA)
+            say(f"saved {len(saved)} take(s) of board {board} {side} in {ds.root}"
+                f"{numbers}{bad}")
         if mic.overflows:
             warn(f"{mic.overflows} audio block(s) were lost (the computer fell behind); "
                  "check those takes or close other programs")
