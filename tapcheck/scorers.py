@@ -114,7 +114,13 @@ class DensityKNNDetector(_RefitSelfScores, KNNDetector):
             D = self._left_out_distances(None, strict=False)
             k = min(self.k, max(len(X) - 1, 1))
             rho = torch.topk(D, k, dim=1, largest=False).values[:, -1]
-        self.density_ = torch.where(torch.isfinite(rho), rho, torch.ones_like(rho)).clamp_min(1e-9)
+        rho = torch.where(torch.isfinite(rho), rho, torch.ones_like(rho))
+        # a reference with k copies of itself has no neighbourhood (rho 0): a tap next to it
+        # scored its distance over 1e-9, a million times anomalous (stats audit). As LOF's
+        # duplicates, held to a tenth of the references' typical density instead
+        positive = rho[rho > 0]
+        floor = 0.1 * float(positive.median()) if len(positive) else 1.0
+        self.density_ = rho.clamp_min(max(floor, 1e-9))
 
     def _reference_state(self):
         return self.reference_, self.density_

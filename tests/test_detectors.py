@@ -131,6 +131,20 @@ def test_density_knn_matches_brute_force():
     np.testing.assert_allclose(det.anomaly_score(Q), want, rtol=1e-4)
 
 
+def test_density_knn_copies_of_a_reference_do_not_make_its_neighbours_anomalous():
+    """A reference with k copies has no neighbourhood of its own (density 0): a query beside
+    it scored its distance over 1e-9. Its density is held to a tenth of the typical one."""
+    from tapcheck.detectors import SCORERS
+
+    X, Q, _ = _small(1)
+    k = 3
+    copies = np.concatenate([X, np.repeat(X[:1], k, axis=0)])
+    beside = X[:1] + 1e-3 * np.random.default_rng(0).standard_normal(X[:1].shape)
+    det = SCORERS["knn-ldn"](k=k).fit(copies)
+    assert np.isfinite(det.anomaly_score(beside)).all()
+    assert det.anomaly_score(beside)[0] < np.median(det.anomaly_score(Q))
+
+
 @pytest.mark.parametrize("kind", ["mahalanobis", "knn-ldn"])
 def test_embedding_scorers_leave_boards_out_and_survive_the_model_file(kind):
     import io
