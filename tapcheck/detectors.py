@@ -267,7 +267,16 @@ class KNNDetector(ThresholdDetector):
 
     def _self_scores(self, X: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
         with torch.inference_mode():
-            return self._kth(self._left_out_distances(groups))
+            D = self._left_out_distances(groups)
+            left = int(torch.isfinite(D).sum(dim=1).min())
+            if left < min(self.k, len(D) - 1):
+                # the k-th nearest of fewer was inf, and the threshold NaN: `train` refuses this
+                # before fitting, a direct fit did not (stats audit)
+                raise ParameterError(
+                    f"leaving a group out leaves {left} reference(s), fewer than k = {self.k}: "
+                    "its clips would have no k-th neighbour", fix=f"lower k to {left}, or give "
+                    "more clips of the other groups")
+            return self._kth(D)
 
     def _self_method(self, groups: np.ndarray | None) -> str:
         return "leave-one-clip-out" if groups is None else "leave-one-board-out"

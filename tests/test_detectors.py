@@ -131,6 +131,23 @@ def test_density_knn_matches_brute_force():
     np.testing.assert_allclose(det.anomaly_score(Q), want, rtol=1e-4)
 
 
+def test_knn_refuses_a_board_left_out_with_fewer_references_than_k():
+    """Leaving board 0 (21 clips) out leaves board 1's three as the reference, fewer than
+    k = 5: board 0's 5th neighbour was inf and the threshold NaN, through a direct fit (train
+    refuses it before). Refused, naming the largest k that works."""
+    from tapcheck.detectors import SCORERS
+    from tapcheck.errors import ParameterError
+
+    X, _, _ = _small(1)
+    groups = np.array([0] * (len(X) - 3) + [1] * 3)
+    with pytest.raises(ParameterError) as e:
+        SCORERS["knn"](k=5).fit(X, groups=groups)
+    assert str(e.value) == ("leaving a group out leaves 3 reference(s), fewer than k = 5: its "
+                            "clips would have no k-th neighbour — lower k to 3, or give more "
+                            "clips of the other groups")
+    assert np.isfinite(SCORERS["knn"](k=3).fit(X, groups=groups).threshold_)
+
+
 def test_density_knn_copies_of_a_reference_do_not_make_its_neighbours_anomalous():
     """A reference with k copies has no neighbourhood of its own (density 0): a query beside
     it scored its distance over 1e-9. Its density is held to a tenth of the typical one."""
