@@ -269,6 +269,12 @@ def test_metrics_on_known_cases():
     assert f1_at(labels, scores, threshold=0.32) == pytest.approx(2 * 2 / (3 + 2))
     threshold, best = best_f1_threshold(labels, scores)  # flag 0.35, 0.4, 0.9: F1 = 4/5
     assert threshold == pytest.approx(0.325) and best == pytest.approx(0.8)
+    # mostly defects, ranked badly: flagging every clip (F1 = 2*4/(6+4) = 0.8) beats any cut
+    # between two scores (the best of those: 0.75)
+    bad = np.array([1, 0, 1, 1, 0, 1]), np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    threshold, best = best_f1_threshold(*bad)
+    assert threshold < 0.1 and best == pytest.approx(0.8)
+    assert f1_at(*bad, threshold=threshold) == pytest.approx(0.8)
     lo, hi = bootstrap_ci(labels, scores, n_boot=200)
     assert 0 <= lo <= 7 / 8 <= hi <= 1
     assert np.isnan(auc(np.zeros(3), np.arange(3)))
