@@ -7,6 +7,7 @@ through the same code paths a user runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -367,18 +368,10 @@ def browser():
 def station_url(tmp_path, monkeypatch, request):
     """A station app on a free loopback port over a log of two judgments (ids 1 and 2); with
     a token when parametrised with one (``indirect=True``)."""
-    import threading
-    import time
     from datetime import datetime
 
-    import uvicorn
-
-    from tapcheck.http_deadline import uvicorn_config
     from tapcheck.inspections import InspectionLog
-    from tapcheck.marks import MarkBook
     from tapcheck.station import Station
-    from tapcheck.station_access import bind
-    from tapcheck.webapp import make_app
 
     with InspectionLog(tmp_path, create=True) as log:
         for verdict in ("NORMAL", "ANOMALOUS"):
@@ -387,10 +380,27 @@ def station_url(tmp_path, monkeypatch, request):
                        model_path="m.pt", score=0.1, threshold=0.2, verdict=verdict)
     monkeypatch.chdir(tmp_path.parent)  # a relative log folder, as the station's default
     station = Station(None, tmp_path.name, explain=False)  # no judge: nothing is tapped here
-    marks = MarkBook(tmp_path.name)
+    with served_station(station, tmp_path.name, token=getattr(request, "param", None)) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def served_station(station, root, *, token=None):
+    """``station``'s app (its marks over the log in ``root``) served by uvicorn on a free
+    loopback port, in a thread, as `tapcheck station` serves it: yields its address."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from tapcheck.http_deadline import uvicorn_config
+    from tapcheck.marks import MarkBook
+    from tapcheck.station_access import bind
+    from tapcheck.webapp import make_app
+
+    marks = MarkBook(root)
     sock = bind("127.0.0.1", 0)
-    app = make_app(station, marks, token=getattr(request, "param", None),
-                   address=sock.getsockname()[:2])
+    app = make_app(station, marks, token=token, address=sock.getsockname()[:2])
     # served as `tapcheck station` serves it: with its deadline for slow requests
     server = uvicorn.Server(uvicorn_config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -399,9 +409,11 @@ def station_url(tmp_path, monkeypatch, request):
     while not server.started:
         assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    server.should_exit = True
-    thread.join(timeout=10)
-    station.close()
-    marks.close()
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        station.close()
+        marks.close()
+        sock.close()

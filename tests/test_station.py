@@ -559,3 +559,49 @@ def test_the_board_under_test_is_judged_by_the_models_rule(separating_model, tmp
         assert station.snapshot()["board_verdict"]["verdict"] == "ANOMALOUS"  # 3 of 5
     finally:
         station.close()
+
+
+def test_the_live_page_reloads_the_state_when_its_stream_comes_back(separating_model, browser,
+                                                                    tmp_path):
+    """A verdict sent while the page's event stream was lost (the station ended a slow page's
+    stream, or restarted) reaches the page when the stream comes back: the page reloads the
+    whole state on reconnecting. Only ``Events`` itself was tested for the stream's end."""
+    import asyncio
+    import time
+
+    from tapcheck.judge import Judge, Verdict
+
+    from .conftest import served_station
+
+    judge = Judge(separating_model)
+    t = judge.threshold
+    root = tmp_path / "inspections"
+    InspectionLog(root, create=True).close()
+    station = Station(judge, root, explain=False)
+    with served_station(station, root) as url:
+        page = browser.new_page()
+        try:
+            page.goto(url)
+            page.wait_for_function("document.getElementById('status').textContent === 'live'")
+            assert page.text_content("#n-taps") == "0"
+            events = station.events
+
+            async def lose_streams():  # on the server's loop, as Events does itself
+                queues = list(events.queues)
+                for q in queues:
+                    events.unsubscribe(q)
+                return queues
+
+            lost = asyncio.run_coroutine_threadsafe(lose_streams(), events.loop).result(10)
+            assert len(lost) == 1  # the page's
+            station.on_verdict(Verdict("tap.wav", "ANOMALOUS", 3 * t, t, judge.name))
+            time.sleep(0.5)
+            assert page.text_content("#n-taps") == "0"  # sent to no page
+            for q in lost:  # the end of the page's stream: the browser reconnects
+                events.loop.call_soon_threadsafe(q.put_nowait, None)
+            page.wait_for_function(
+                "document.getElementById('n-taps').textContent === '1'", timeout=15_000)
+            assert page.text_content("#verdict") == "ANOMALOUS"
+            page.wait_for_function("document.getElementById('status').textContent === 'live'")
+        finally:
+            page.close()
