@@ -618,7 +618,8 @@ def test_an_enrolment_that_would_leave_a_model_no_command_loads_is_refused(model
                                                                             run_cli):
     """Every reference in one board group (hand-edited): enrolled, the recalibration set the
     threshold to nan, the file was written, and judge, enroll --list and --undo all refused
-    it as damaged. Now what is written is checked first, as --undo checks its own."""
+    it as damaged. Now the recalibration refuses a board left out with fewer references than
+    k (and what is written is checked first, as --undo checks its own)."""
     ck = torch.load(model, weights_only=True)
     ck["detector"]["reference_groups"] = torch.zeros_like(ck["detector"]["reference_groups"])
     # recalibrated by leaving a board out, as a model trained without held-out takes is
@@ -630,6 +631,7 @@ def test_an_enrolment_that_would_leave_a_model_no_command_loads_is_refused(model
     code, out, err = run_cli("enroll", "--model", model, "--board", 13,
                              *unseen_clips(tiny_dataset))
     assert code == 2 and out == "" and md5(model) == digest, err
-    assert err.startswith(f"tapcheck: error: {model}: cannot take these clips: enrolled, the "
-                          "model would be one that is damaged: threshold nan is not a finite "
-                          "number; nothing enrolled, the file is unchanged — "), err
+    assert err == (f"tapcheck: error: {model}: cannot take these clips: recalibrated, leaving "
+                   "a group out leaves 3 reference(s), fewer than k = 5: its clips would have "
+                   "no k-th neighbour; nothing enrolled, the file is unchanged — enrol at least "
+                   "5 clips at once\n"), err
