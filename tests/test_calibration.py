@@ -339,7 +339,10 @@ def test_a_rate_for_unseen_boards_has_its_interval_and_support_counted_in_boards
                                       "their scores cluster by board, so they are worth about ")
     assert info["warning"].endswith("independent clips, and a 5% false-alarm rate on unseen "
                                     "boards needs at least 60 — the stated rate is a guess; "
-                                    "record or enrol more normal boards")
+                                    "record more normal boards and train again (an enrolment "
+                                    "keeps a cross-fit threshold)")
+    lobo = calibrate(scores, far=0.05, groups=groups, method="leave-one-board-out")
+    assert lobo["warning"].endswith("record or enrol more normal boards")  # enrolment refits
     # held-out takes of known boards: a statement about those boards' new taps, over clips
     held = calibrate(scores, far=0.05, groups=groups, method="hold-out")
     assert held["threshold_ci"] == [lo, hi] and held["warning"] == ""
