@@ -272,8 +272,20 @@ def list_datasets() -> list[str]:
     home = recordings_home()
     if not home.is_dir():
         return []
-    return sorted(p.name for p in home.iterdir()
-                  if p.is_dir() and os.path.lexists(p / MANIFEST))
+    return sorted(p.name for p in home.iterdir() if p.is_dir() and _may_hold_manifest(p))
+
+
+def _may_hold_manifest(folder: Path) -> bool:
+    """Whether ``folder`` holds a manifest, or may not be entered to tell: such a folder is a
+    dataset another account made (umask 077) as likely as not, and was left out without a
+    word (data QA); opened, it is named with the reason."""
+    try:
+        os.lstat(folder / MANIFEST)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def missing_dataset(root: Path, *, given: str | os.PathLike) -> DatasetError:

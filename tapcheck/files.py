@@ -231,7 +231,8 @@ def path_error(e: OSError, path: str | os.PathLike | None = None, *,
     the path's fault wherever it is met, so the error names the path the system named
     (``e.filename``: the too-long name itself, not the folder a lock or temporary file goes in),
     else ``path``. An ELOOP from opening a symbolic link with O_NOFOLLOW (a lock file or
-    manifest that is a link) is not a loop: None, for the caller to handle.
+    manifest that is a link) is not a loop: None, for the caller to handle. A permission error
+    met because a folder on the way may not be entered names that folder.
 
     Parameters
     ----------
@@ -242,9 +243,21 @@ def path_error(e: OSError, path: str | os.PathLike | None = None, *,
         The TapcheckError subclass to raise (AudioError for a clip, so that ``judge`` lists it
         and judges the other clips).
     """
+    where = e.filename if e.filename is not None else path
+    if e.errno in (errno.EACCES, errno.EPERM) and where is not None:
+        # a folder on the way that may not be entered (made by another account, umask 077):
+        # pathlib's exists() and is_dir() raise there, and every command ended in a traceback
+        # (data QA). A file or folder that may not be read or written is the caller's to say
+        folder = denied_folder(where)
+        if folder is None:
+            return None
+        inside = Path(where).relative_to(folder) if folder != Path(".") else Path(where)
+        return error(f"cannot be entered (permission denied), so {inside} in it cannot be "
+                     "reached", path=folder,
+                     fix="give your account access to it (chmod u+rx, or ask its owner), or "
+                         "copy what you need to a folder of yours")
     if e.errno not in _PATH_PROBLEMS:
         return None
-    where = e.filename if e.filename is not None else path
     if e.errno == errno.ELOOP and where is not None and os.path.islink(where):
         try:
             os.stat(where)
@@ -257,8 +270,23 @@ def path_error(e: OSError, path: str | os.PathLike | None = None, *,
     return error(f"{problem} ({e.strerror})", path=where, fix=fix)
 
 
+def denied_folder(path: str | os.PathLike) -> Path | None:
+    """The first folder on ``path`` that this process may not enter, or None (each part of the
+    path looked up in turn, from the first; ``.`` if the working folder is the one)."""
+    parts = Path(path).parts
+    for i in range(len(parts)):
+        try:
+            os.lstat(Path(*parts[:i + 1]))
+        except PermissionError:
+            return Path(*parts[:i]) if i else Path(".")
+        except OSError:
+            return None
+    return None
+
+
 def check_path(path: str | os.PathLike, error: type[TapcheckError] = TapcheckError) -> None:
-    """Raise ``error`` if no file can have ``path``: a name too long, a loop of symbolic links.
+    """Raise ``error`` if no file can have ``path``: a name too long, a loop of symbolic links,
+    a folder on the way that may not be entered.
 
     Before ``Path.exists()``, which raises OSError for the first and answers False for the
     second (a link loop passed for a missing file).

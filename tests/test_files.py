@@ -170,3 +170,53 @@ def test_running_out_of_file_descriptors_is_a_storage_error(tmp_path):
     assert result.stdout == (f"{tmp_path}: cannot be written (Too many open files) — this "
                              "process has too many files open; stop what holds them, then try "
                              "again\n"), result.stderr
+
+
+def test_a_folder_that_may_not_be_entered_is_named_in_one_line(tiny_model, tiny_dataset,
+                                                                tmp_path):
+    """A folder another account made (umask 077) or that lost its x bit: pathlib's exists()
+    raised PermissionError in every command, a traceback (data QA). Now one line names the
+    folder; judge still judges the other clips, datasets lists the others."""
+    import shutil
+
+    from .hostile_helpers import _tapcheck
+
+    prefix = obeying_file_modes()
+    tiny_dataset = tiny_dataset.root
+    clip = sorted(tiny_dataset.glob("board11/left/*.wav"))[0]
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    shutil.copy(clip, locked / "tap.wav")
+    shutil.copy(tiny_model, locked / "m.pt")
+    recordings = tmp_path / "recordings"
+    shutil.copytree(tiny_dataset, recordings / "ds")
+    shutil.copytree(tiny_dataset, recordings / "theirs")
+    fix = ("give your account access to it (chmod u+rx, or ask its owner), or copy what you "
+           "need to a folder of yours")
+    locked.chmod(0o644)  # may be listed, not entered
+    (recordings / "theirs").chmod(0o600)
+    (recordings / "ds" / "board01").chmod(0)
+    try:
+        run = _tapcheck("judge", "--model", tiny_model, clip, locked / "tap.wav", prefix=prefix)
+        assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+        assert len(run.stdout.splitlines()) == 1 and run.stdout.rstrip().endswith(str(clip))
+        assert (f"tapcheck: error: {locked}: cannot be entered (permission denied), so tap.wav "
+                f"in it cannot be reached — {fix}") in run.stderr.splitlines()
+        run = _tapcheck("judge", "--model", locked / "m.pt", clip, prefix=prefix)
+        assert run.returncode == 2 and run.stderr.splitlines() == [
+            f"tapcheck: error: {locked}: cannot be entered (permission denied), so m.pt in it "
+            f"cannot be reached — {fix}"], run.stderr
+        env = {"TAPCHECK_RECORDINGS": str(recordings), "TAPCHECK_CACHE": str(tmp_path / "c")}
+        run = _tapcheck("info", "ds", prefix=prefix, env=env)
+        assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+        assert run.stderr.splitlines()[-1].startswith(
+            f"tapcheck: error: {recordings / 'ds' / 'board01'}: cannot be entered (permission "
+            "denied), so "), run.stderr
+        run = _tapcheck("datasets", prefix=prefix, env=env)
+        assert run.returncode == 2 and run.stderr.splitlines() == [
+            f"tapcheck: error: {recordings / 'theirs'}: dataset theirs cannot be read: cannot "
+            f"be entered (permission denied), so manifest.csv in it cannot be reached — {fix}"]
+    finally:
+        locked.chmod(0o755)
+        (recordings / "theirs").chmod(0o755)
+        (recordings / "ds" / "board01").chmod(0o755)
