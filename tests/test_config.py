@@ -232,3 +232,17 @@ def test_a_config_file_too_large_to_be_one_is_not_read(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_config(path)
     assert e.value.problem == "is 20000 MB; a config file is a few kB"
+
+
+@pytest.mark.parametrize("command", [["train"], ["listen"], ["compare"]])
+def test_a_second_config_file_is_refused_not_read_over_the_first(run_cli, tmp_path, command):
+    """A second --config replaced the first without a word: stacked with a site's file, the
+    first file's settings (a NaN learning rate here) were lost, and training ran (QA)."""
+    (tmp_path / "a.toml").write_text("[train]\nlr = nan\n")
+    (tmp_path / "b.toml").write_text("[train]\nepochs = 1\n")
+    code, out, err = run_cli(*command, "--config", tmp_path / "a.toml", "--config",
+                             tmp_path / "b.toml")
+    assert code == 2 and out == ""
+    assert err == (f"tapcheck: error: --config given 2 times ({tmp_path / 'a.toml'}, "
+                   f"{tmp_path / 'b.toml'}); tapcheck reads one config file — put the settings "
+                   "in one file (copy the sections of one into the other) and give that one\n")

@@ -311,6 +311,12 @@ def _main(argv: list[str] | None) -> int:
         from ..files import path_error
 
         found = path_error(e)
+        if found is None and isinstance(e, PermissionError) and e.filename is not None:
+            # a file read or written where no command looked for the problem first: one
+            # line still, not a traceback (data QA)
+            found = TapcheckError(f"permission denied ({e.strerror})", path=e.filename,
+                                  fix="check its permissions (ls -l), or choose a file or "
+                                      "folder of your own")
         if found is None:
             raise
         if debug:
@@ -384,7 +390,21 @@ def parse_config(path: str | os.PathLike | None):
 
 
 def config_option(help_text: str = "TOML config (see configs/default.toml); options override it."):
-    return click.option("--config", "config_path", type=ConfigFile(), help=help_text)
+    return click.option("--config", "config_path", type=ConfigFile(), help=help_text,
+                        multiple=True, callback=_one_config)
+
+
+def _one_config(ctx, param, value: tuple) -> Path | None:
+    """The one ``--config`` given: a second one replaced the first without a word, and a user
+    stacking configs/new-boards.toml with a site's file lost the first file's settings (QA)."""
+    from ..errors import ParameterError
+
+    if len(value) > 1:
+        raise ParameterError(
+            f"--config given {len(value)} times ({', '.join(map(str, value))}); tapcheck reads "
+            "one config file", fix="put the settings in one file (copy the sections of one "
+                                   "into the other) and give that one")
+    return value[0] if value else None
 
 
 # what an option naming a dataset takes: tapcheck.dataset_folders.dataset_path's rule, said
