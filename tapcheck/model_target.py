@@ -125,8 +125,14 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
             "replaces only its own", path=path, fix=fix)
     source = head.get("dataset") if isinstance(head.get("dataset"), dict) else {}
     trained_on = source.get("path")
-    if dataset is None or not isinstance(trained_on, str) or same_dataset(head, dataset):
-        return None  # retraining on the same dataset (or a file that does not say): a new run
+    if dataset is None:
+        return None
+    if not isinstance(trained_on, str) or same_dataset(head, dataset):
+        # retraining on the same dataset (or a file that does not say): a new run, said with
+        # what is replaced — a wrong --config or --scorer replaced a tuned model without a word
+        # (data QA)
+        return (f"replacing {path} ({_held(head)}) when this run ends; stopped before, the "
+                "run leaves it as it is")
     if trained_on in (".", "..") and isinstance(source.get("name"), str) and source["name"]:
         trained_on = source["name"]  # `--dataset .` from its folder: "(.)" named nothing here
     if head.get("made_by") == DEMO_MADE:  # demo replaces its own; so may train, saying so
@@ -235,3 +241,21 @@ def _inside(root: str | os.PathLike, path: str) -> str | None:
 
 #: takes read by bytes to tell a dataset whose takes all moved (a few MB: seconds at most)
 SAME_DATASET_LOOKS = 50
+
+
+def _held(head: dict) -> str:
+    """What a model file holds, for the line that says it is replaced: "arcface-lite, knn
+    scorer, cross-fit threshold 0.2889, trained 2026-12-06 05:10"."""
+    parts = [head["name"]] if isinstance(head.get("name"), str) else []
+    detector = head.get("detector") if isinstance(head.get("detector"), dict) else {}
+    if isinstance(detector.get("kind"), str):
+        parts.append(f"{detector['kind']} scorer")
+    calibration = detector.get("calibration") if isinstance(detector.get("calibration"),
+                                                            dict) else {}
+    threshold, method = calibration.get("threshold"), calibration.get("method")
+    if isinstance(threshold, float) and isinstance(method, str):
+        parts.append(f"{method} threshold {threshold:.4g}")
+    when = head.get("created_at")
+    if isinstance(when, str) and len(when) >= 16:
+        parts.append(f"trained {when[:10]} {when[11:16]}")
+    return ", ".join(parts) or "a tapcheck model"

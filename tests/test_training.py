@@ -490,7 +490,11 @@ def test_train_does_not_replace_another_datasets_model(tiny_model, tiny_dataset,
     monkeypatch.chdir(moved)
     code, out, err = run_cli("train", "--dataset", ".", "--model", "ae", "--epochs", "1",
                              "--out", target)
-    assert code == 0 and "replacing" not in out, err
+    assert code == 0, err
+    # said, with what it held: a wrong --config replaced a tuned model without a word (QA)
+    first = out.splitlines()[0]
+    assert first.startswith(f"replacing {target} (ae, ") and " threshold " in first, out
+    assert first.endswith(" when this run ends; stopped before, the run leaves it as it is")
     # another site's dataset of the same name is another dataset; the --out offered is free
     site = other_recordings(tmp_path / "site-b" / "bench-moved", 2)
     code, out, err = run_cli("train", "--dataset", site, "--model", "ae", "--epochs", "1",
@@ -512,7 +516,7 @@ def test_train_does_not_replace_another_datasets_model(tiny_model, tiny_dataset,
 
     code, out, err = run_cli("train", "--dataset", moved_in(site), "--model", "ae", "--epochs",
                              "1", "--out", tmp_path / "bench-moved.pt")
-    assert code == 0 and "replacing" not in out, err
+    assert code == 0 and out.startswith(f"replacing {tmp_path / 'bench-moved.pt'} (ae, "), err
     elsewhere = moved_in(other_recordings(tmp_path / "site-c" / "bench-moved", 3))
     code, out, err = run_cli("train", "--dataset", elsewhere, "--model", "ae", "--epochs", "1",
                              "--out", tmp_path / "bench-moved.pt")
@@ -563,12 +567,20 @@ def test_a_dataset_is_told_by_its_folder_and_its_recordings(tiny_model, tiny_dat
     shutil.copytree(tiny_dataset.root, tmp_path / "recordings" / tiny_dataset.root.name)
     trained_in(str(tiny_dataset.root))
     code, out, err = train(tiny_dataset.root, target)
-    assert code == 0 and "replacing" not in out, err
+    assert code == 0, err
+    # said, with what it held: a wrong --config replaced a tuned model without a word (QA)
+    first = out.splitlines()[0]
+    assert first.startswith(f"replacing {target} (ae, ") and " threshold " in first, out
+    assert first.endswith(" when this run ends; stopped before, the run leaves it as it is")
     monkeypatch.setenv("TAPCHECK_RECORDINGS", home)
     lot = copy_with_manifest(tiny_dataset.root, tmp_path / "lot", new_lot)
     trained_in(lot)
     code, out, err = train(lot, target)
-    assert code == 0 and "replacing" not in out, err
+    assert code == 0, err
+    # said, with what it held: a wrong --config replaced a tuned model without a word (QA)
+    first = out.splitlines()[0]
+    assert first.startswith(f"replacing {target} (ae, ") and " threshold " in first, out
+    assert first.endswith(" when this run ends; stopped before, the run leaves it as it is")
     assert torch.load(target, weights_only=True)["dataset"]["path"] == str(lot)
     # a model naming its takes outside its dataset, where copies of them lie: not read
     shutil.copytree(tiny_dataset.root, tmp_path / "orig")
