@@ -88,6 +88,10 @@ def refuse_read_only(path: str | os.PathLike, error: type[TapcheckError], *, wha
     the old file's permissions do not stop: the protection is honoured here, by asking."""
     if os.path.isfile(path) and (not os.stat(path).st_mode & stat.S_IWUSR
                                  or not os.access(path, os.W_OK)):
+        if not os.access(path, os.R_OK):  # a file of mode 000 was called "read-only" (QA)
+            raise error("may not be read (permission denied)", path=path,
+                        fix="check its permissions (ls -l): chmod u+rw if it is yours, or ask "
+                            "its owner")
         if os.statvfs(path).f_flag & os.ST_RDONLY:  # no chmod helps on a read-only mount
             raise error(f"lies on a read-only file system, so {what} cannot replace it",
                         path=path, fix="copy it to a folder you may write to and name the copy")

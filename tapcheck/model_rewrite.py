@@ -26,9 +26,14 @@ def check_rewritable(path: Path) -> None:
     ModelFileError
     """
     if os.path.islink(path):
+        target = os.path.realpath(path)
+        # a loop or a link to nothing has no file to name: "name the file it points to:" named
+        # the loop itself, or a path that does not exist (QA)
+        fix = (f"name the file it points to: {target}" if os.path.isfile(target) else
+               "it leads to no model file (a loop, or a link to nothing); name the model file "
+               "itself")
         raise ModelFileError("is a symbolic link; enroll rewrites a model file and does not "
-                             "write through links", path=path,
-                             fix=f"name the file it points to: {os.path.realpath(path)}")
+                             "write through links", path=path, fix=fix)
     if not path.exists():
         load_model(path)  # its one line: not found, with the model files beside it
     refuse_read_only(path, ModelFileError, what="enroll", fix="make it writable (chmod u+w) "

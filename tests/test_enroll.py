@@ -105,8 +105,8 @@ def test_clearly_defective_clips_are_refused_unless_forced(model):
 
 
 @pytest.mark.parametrize("case", ["missing", "no-folder", "foreign", "empty", "not-audio",
-                                  "features", "link", "read-only", "undo-read-only",
-                                  "own-take", "own-take-flac"])
+                                  "features", "link", "link-loop", "link-nowhere",
+                                  "read-only", "undo-read-only", "own-take", "own-take-flac"])
 def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny_dataset,
                                                                run_cli, tmp_path):
     clips = [str(c) for c in unseen_clips(tiny_dataset)]
@@ -119,6 +119,13 @@ def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny
     elif case == "link":  # a rename would put a new file in the link's place
         target = tmp_path / "link.pt"
         target.symlink_to(model)
+    elif case == "link-loop":  # "name the file it points to:" named the loop itself (QA)
+        target = tmp_path / "loop.pt"
+        target.symlink_to(tmp_path / "loop2.pt")
+        (tmp_path / "loop2.pt").symlink_to(target)
+    elif case == "link-nowhere":  # ...or a path that is not there
+        target = tmp_path / "nowhere.pt"
+        target.symlink_to(tmp_path / "gone" / "m.pt")
     elif case == "own-take":  # a take the model trained on would count twice
         clips = clips + [str(tiny_dataset.path_of(tiny_dataset.select(split="train")[0]))]
     elif case == "own-take-flac":  # the same samples as FLAC: other bytes, the same crops
@@ -150,13 +157,20 @@ def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny
     assert {"missing": "none.pt: model file not found", "foreign": "foreign.pt",
             "empty": "no clips", "not-audio": "notes.wav", "features": "feature settings",
             "no-folder": "none.pt: model file not found", "link": "link.pt: is a symbolic link",
+            "link-loop": "loop.pt: is a symbolic link; enroll rewrites a model file and does not "
+                         "write through links — it leads to no model file (a loop, or a link to "
+                         "nothing); name the model file itself",
+            "link-nowhere": "nowhere.pt: is a symbolic link; enroll rewrites a model file and "
+                            "does not write through links — it leads to no model file",
             "read-only": "is read-only", "undo-read-only": "is read-only",
             "own-take": "take001.wav: is one of the recordings the model was trained or "
                         "calibrated on",
             "own-take-flac": "take001.flac: is one of the recordings the model was trained "
                              "or calibrated on"}[case] in lines[0]
     assert (md5(target) if target.exists() else None) == digest
-    assert target.is_symlink() == (case == "link") and not (tmp_path / "nodir").exists()
+    assert target.is_symlink() == case.startswith("link") and not (tmp_path / "nodir").exists()
+    if case == "link":
+        assert lines[0].endswith(f"— name the file it points to: {model.resolve()}")
 
 
 def test_every_unusable_clip_is_named_at_once(model, tiny_dataset, run_cli, tmp_path):

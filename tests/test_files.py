@@ -114,6 +114,28 @@ def test_read_only_folder_is_a_storage_error(tmp_path):
     assert os.listdir(folder) == []
 
 
+def test_a_file_that_may_not_be_read_is_not_called_read_only(tmp_path):
+    """A model file of mode 000 was "read-only, and enroll would replace it — make it
+    writable" (QA); as a subprocess in which the kernel enforces the mode, also for root."""
+    import subprocess
+    import sys
+
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"x")
+    model.chmod(0)
+    code = ("from tapcheck.file_kinds import refuse_read_only\n"
+            "from tapcheck.errors import ModelFileError\n"
+            "try:\n"
+            f"    refuse_read_only({str(model)!r}, ModelFileError, what='enroll', fix='f')\n"
+            "except ModelFileError as e:\n"
+            "    print(e)\n")
+    result = subprocess.run([*obeying_file_modes(), sys.executable, "-c", code],
+                            capture_output=True, text=True)
+    assert result.stdout.strip() == (f"{model}: may not be read (permission denied) — check its "
+                                     "permissions (ls -l): chmod u+rw if it is yours, or ask "
+                                     "its owner"), result.stderr
+
+
 @pytest.mark.parametrize("command", [["synth", "--takes", "1", "--dataset"],
                                      ["import", "x.wav", "--board", "1", "--side", "left",
                                       "--label", "normal", "--dataset"]])
