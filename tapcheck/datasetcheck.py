@@ -119,6 +119,16 @@ def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Find
                      f"an earlier take, e.g. {copy.path} (a copy of {original.path})",
             fix="delete the copies' rows: " + ", ".join(c.path for c, _ in copies[:5])
                 + (", …" if len(copies) > 5 else "")))
+    misplaced = _misplaced(dataset.takes)
+    if misplaced:  # every command counts a take as its row says: a board left out by
+        # leave-one-board-out calibration kept it, and doctor said "nothing to fix" (QA)
+        take, folder = misplaced[0]
+        findings.append(Finding(
+            PROBLEM, f"{dataset.root / MANIFEST}: {len(misplaced)} take(s) lie in another "
+                     f"board's folder than their row says, e.g. {take.path}: board "
+                     f"{take.board} in the row, board {folder} by its folder",
+            fix="correct the board in those rows (or move the files to their board's folder): "
+                "training, calibration and evaluate count each take as its row says"))
     # atomic_write's temporary files: left only by a run killed (or a disk filled) mid-write
     strays = sorted(p.relative_to(dataset.root) for p in dataset.root.rglob(".*.tmp"))
     if strays:
@@ -128,6 +138,16 @@ def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Find
     if not findings:
         findings.append(Finding(OK, f"manifest: {len(reports)} takes, every file present"))
     return findings
+
+
+def _misplaced(takes) -> list:
+    """(take, its folder's board) of each take whose ``boardNN/`` folder names another board
+    than its manifest row."""
+    from .boards import board_of_path
+
+    return [(t, folder) for t in takes
+            if (folder := board_of_path(t.path, as_written=True)) is not None
+            and int(folder) != t.board]
 
 
 def check_takes(dataset, reports: list[TakeReport], config: Config) -> list[Finding]:

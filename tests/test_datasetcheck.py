@@ -160,6 +160,9 @@ def test_a_bad_take_is_one_problem_and_the_checks_go_on(small_train_set, tmp_pat
     (lambda rows: [r.replace(",normal,", ",cracked,") for r in rows], "unknown label 'cracked'"),
     (lambda rows: [r.replace(",normal,", ",defect,") for r in rows],
      "no normal takes in the training split"),
+    # a row whose board its folder contradicts: trained as the row says, "nothing to fix" (QA)
+    (lambda rows: [rows[0].replace(f",{rows[0].split(',')[1]},", ",77,", 1), *rows[1:]],
+     "1 take(s) lie in another board's folder than their row says, e.g. "),
 ])
 def test_manifest_problems(small_train_set, tmp_path, run_cli, edit, problem):
     root = shutil.copytree(small_train_set, tmp_path / "bench")
