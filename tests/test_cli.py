@@ -167,6 +167,21 @@ def test_a_clip_given_as_the_board_is_refused(run_cli, tmp_path, monkeypatch):
                                         "--board takes") in err
 
 
+def test_a_board_folders_name_is_its_number():
+    """`judge --board board12` judged a board named "board12" (warning that its folders named
+    board 12), and `enroll --board board12` was refused (QA): a folder's name is its number."""
+    import click
+
+    from tapcheck.cli.app import BOARD, BoardName
+
+    assert BoardName().convert("board12", None, None) == "12"
+    assert BoardName().convert("Board007", None, None) == "7"
+    assert BoardName().convert("A-21", None, None) == "A-21"  # a serial stays one
+    assert BOARD.convert("board12", None, None) == 12
+    with pytest.raises(click.BadParameter):
+        BOARD.convert("boardx", None, None)
+
+
 def test_unknown_dataset(run_cli):
     code, _, err = run_cli("train", "--dataset", "nope")
     assert code == 2 and "no such dataset" in err

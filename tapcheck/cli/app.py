@@ -102,11 +102,26 @@ class Whole(click.IntRange):
         return "" if self.min is None and self.max is None else super()._describe_range()
 
 
+def _as_folder_names_it(value):
+    """``board12`` (a board's folder name, typed for its number) as ``12``: `judge --board
+    board12` judged a board named "board12" and warned that its folders named board 12, and
+    `enroll --board board12` was refused (QA)."""
+    if isinstance(value, str):
+        found = re.fullmatch(r"\s*board([0-9]+)\s*", value, re.IGNORECASE)
+        if found:
+            return found.group(1)
+    return value
+
+
 class BoardNumber(Whole):
-    """A board number, 0..999999; text that is no whole number is "not a board number", where
-    click said "'abc' is not a valid integer range"."""
+    """A board number, 0..999999 (``board07`` is board 7, as its folder names it); text that is
+    no whole number is "not a board number", where click said "'abc' is not a valid integer
+    range"."""
 
     name = "board number"
+
+    def convert(self, value, param, ctx):
+        return super().convert(_as_folder_names_it(value), param, ctx)
 
     def not_whole(self, value: str) -> str:
         return f"{value!r} is not a board number (a whole number from {self.min} to {self.max})"
@@ -127,6 +142,7 @@ class BoardName(click.ParamType):
     def convert(self, value, param, ctx) -> str:
         from ..boards import board_name_problem  # numpy: not for --help
 
+        value = _as_folder_names_it(value)
         problem = board_name_problem(value)
         if problem:
             self.fail(problem, param, ctx)
