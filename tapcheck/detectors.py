@@ -184,6 +184,15 @@ class ThresholdDetector:
         self.board_rule = self.calibration_["board_rule"]
 
 
+def kth_finite(values: torch.Tensor) -> torch.Tensor:
+    """Per row of ascending nearest distances (n, k), the k-th — or, in a row left with fewer
+    than k references (its board left out, the rest at inf), the farthest of them, as scoring
+    caps k at the reference's size. The k-th was inf there and the threshold NaN through a
+    direct fit (`train` refuses k over a board-out reference before it fits; cross-fit, which
+    discards these scores, must not be stopped by them; stats audit)."""
+    return torch.where(torch.isfinite(values), values, -torch.inf).max(dim=1).values
+
+
 class KNNDetector(ThresholdDetector):
     """Distance to the k-th nearest normal reference embedding.
 
@@ -243,7 +252,7 @@ class KNNDetector(ThresholdDetector):
 
     def _kth(self, D: torch.Tensor) -> np.ndarray:
         k = min(self.k, D.shape[1])
-        d = torch.topk(D, k, dim=1, largest=False).values[:, -1]
+        d = kth_finite(torch.topk(D, k, dim=1, largest=False).values)
         if self.exp and self.metric == "cosine":
             d = torch.exp(d)
         return d.numpy().astype(np.float64)
@@ -267,16 +276,7 @@ class KNNDetector(ThresholdDetector):
 
     def _self_scores(self, X: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
         with torch.inference_mode():
-            D = self._left_out_distances(groups)
-            left = int(torch.isfinite(D).sum(dim=1).min())
-            if left < min(self.k, len(D) - 1):
-                # the k-th nearest of fewer was inf, and the threshold NaN: `train` refuses this
-                # before fitting, a direct fit did not (stats audit)
-                raise ParameterError(
-                    f"leaving a group out leaves {left} reference(s), fewer than k = {self.k}: "
-                    "its clips would have no k-th neighbour", fix=f"lower k to {left}, or give "
-                    "more clips of the other groups")
-            return self._kth(D)
+            return self._kth(self._left_out_distances(groups))
 
     def _self_method(self, groups: np.ndarray | None) -> str:
         return "leave-one-clip-out" if groups is None else "leave-one-board-out"

@@ -251,12 +251,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         # back (in its place: the restored file holds the same keys in the same order)
         previous = {k: None if k == "reference" else v for k, v in detector.get_state().items()}
         first_row = len(detector.reference_)
-        try:
-            add_references(detector, emb, group=group)
-        except ParameterError as e:  # the detector's own terms (k), named for this file
-            raise ModelFileError(f"cannot take these clips: recalibrated, {e.problem}; nothing "
-                                 "enrolled, the file is unchanged", path=path,
-                                 fix=f"enrol at least {detector.k} clips at once") from None
+        add_references(detector, emb, group=group)
         checkpoint = dict(loaded.checkpoint)
         checkpoint["detector"] = detector.get_state()
         checkpoint["enrolled"] = list(checkpoint.get("enrolled", [])) + [{

@@ -131,21 +131,26 @@ def test_density_knn_matches_brute_force():
     np.testing.assert_allclose(det.anomaly_score(Q), want, rtol=1e-4)
 
 
-def test_knn_refuses_a_board_left_out_with_fewer_references_than_k():
+@pytest.mark.parametrize("kind", ["knn", "knn-decay"])
+def test_a_board_left_out_with_fewer_references_than_k_scores_against_the_farthest(kind):
     """Leaving board 0 (21 clips) out leaves board 1's three as the reference, fewer than
-    k = 5: board 0's 5th neighbour was inf and the threshold NaN, through a direct fit (train
-    refuses it before). Refused, naming the largest k that works."""
+    k = 5: board 0's 5th neighbour was inf and the threshold NaN through a direct fit (train
+    refuses it before fitting; a cross-fit run, which discards these scores, must not be
+    stopped by them). Such a row is scored against its farthest reference, as scoring caps k
+    at the reference's size."""
     from tapcheck.detectors import SCORERS
-    from tapcheck.errors import ParameterError
 
     X, _, _ = _small(1)
     groups = np.array([0] * (len(X) - 3) + [1] * 3)
-    with pytest.raises(ParameterError) as e:
-        SCORERS["knn"](k=5).fit(X, groups=groups)
-    assert str(e.value) == ("leaving a group out leaves 3 reference(s), fewer than k = 5: its "
-                            "clips would have no k-th neighbour — lower k to 3, or give more "
-                            "clips of the other groups")
-    assert np.isfinite(SCORERS["knn"](k=3).fit(X, groups=groups).threshold_)
+    if kind == "knn-decay":
+        X = np.column_stack([X, np.random.default_rng(0).uniform(1, 2, len(X))])
+    det = SCORERS[kind](k=5).fit(X, groups=groups)
+    assert np.isfinite(det.threshold_) and np.isfinite(det.calibration_scores_).all()
+    if kind == "knn":  # brute force: 1 - cosine to the farthest of board 1's three
+        unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+        want = [max(1 - u @ unit[j] for j in range(len(X) - 3, len(X)))
+                for u in unit[:len(X) - 3]]
+        np.testing.assert_allclose(det.calibration_scores_[:len(X) - 3], want, rtol=1e-5)
 
 
 def test_density_knn_copies_of_a_reference_do_not_make_its_neighbours_anomalous():

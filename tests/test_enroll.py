@@ -631,9 +631,16 @@ def test_enrol_under_a_trained_board_from_another_dataset_warns(model, tiny_data
 def test_an_enrolment_that_would_leave_a_model_no_command_loads_is_refused(model, tiny_dataset,
                                                                             run_cli):
     """Every reference in one board group (hand-edited): enrolled, the recalibration set the
-    threshold to nan, the file was written, and judge, enroll --list and --undo all refused
-    it as damaged. Now the recalibration refuses a board left out with fewer references than
-    k (and what is written is checked first, as --undo checks its own)."""
+    threshold to nan (the training board, left out, had 3 references for k = 5), the file was
+    written, and judge, enroll --list and --undo all refused it as damaged. Such a board is now
+    scored against its farthest reference, so the enrolment stands; and whatever enroll would
+    write is checked first, as --undo checks its own."""
+    from pathlib import Path
+
+    from tapcheck.errors import ModelFileError
+    from tapcheck.model_rewrite import write_if_loadable
+    from tapcheck.interrupts import file_identity
+
     ck = torch.load(model, weights_only=True)
     ck["detector"]["reference_groups"] = torch.zeros_like(ck["detector"]["reference_groups"])
     # recalibrated by leaving a board out, as a model trained without held-out takes is
@@ -641,11 +648,23 @@ def test_an_enrolment_that_would_leave_a_model_no_command_loads_is_refused(model
     torch.save(ck, model)
     code, _, err = run_cli("judge", "--model", model, *unseen_clips(tiny_dataset, n=1))
     assert code in (0, 1), err  # loads and judges as it is
-    digest = md5(model)
     code, out, err = run_cli("enroll", "--model", model, "--board", 13,
                              *unseen_clips(tiny_dataset))
-    assert code == 2 and out == "" and md5(model) == digest, err
-    assert err == (f"tapcheck: error: {model}: cannot take these clips: recalibrated, leaving "
-                   "a group out leaves 3 reference(s), fewer than k = 5: its clips would have "
-                   "no k-th neighbour; nothing enrolled, the file is unchanged — enrol at least "
-                   "5 clips at once\n"), err
+    assert code == 0, err
+    assert load_model(model).checkpoint["enrolled"][0]["rows"] == 3
+    code, out, err = run_cli("enroll", "--model", model, "--undo")
+    assert code == 0, err
+    # the check before the write: a nan threshold is not written
+    digest = md5(model)
+    bad = torch.load(model, weights_only=True)
+    bad["detector"]["offset"] = float("nan")
+    with pytest.raises(ModelFileError) as e:
+        write_if_loadable(Path(model), bad, file_identity(Path(model)),
+                          refused="cannot take these clips: enrolled, the model would be one "
+                                  "that {problem}; nothing enrolled, the file is unchanged")
+    assert str(e.value) == (f"{model}: cannot take these clips: enrolled, the model would be one "
+                            "that is damaged: threshold nan is not a finite number; nothing "
+                            "enrolled, the file is unchanged — retrain it with `tapcheck train`")
+    assert md5(model) == digest
+
+
