@@ -226,12 +226,8 @@ def tap_medians(scores: np.ndarray, groups: np.ndarray | None, *, taps: int, dra
     own spread (the median of 3 draws from 2 clips is one of them). Skipped, such groups left
     the fit to the boards that had enough: after ``enroll`` of 5 taps per side into a model
     with 2 calibration clips per board, to the enrolled board alone, and the median rule
-    flagged half the healthy boards. A group of one clip, which shows no spread of its own,
-    draws its other taps from the other groups' clips: drawn with replacement, its one clip was
-    every median of a whole board's worth, and one tap enrolled (``enroll --force`` of a board
-    that raised an alarm) set the median rule's board threshold alone (x1.75; QA). Without
-    groups all clips are one group. ``statistic`` (any numpy reduction taking ``axis``) replaces
-    the median for other board rules.
+    flagged half the healthy boards. Without groups all clips are one group. ``statistic``
+    (any numpy reduction taking ``axis``) replaces the median for other board rules.
     """
     scores = np.asarray(scores, dtype=np.float64)
     groups = np.zeros(len(scores), dtype=int) if groups is None else np.asarray(groups)
@@ -239,11 +235,6 @@ def tap_medians(scores: np.ndarray, groups: np.ndarray | None, *, taps: int, dra
     out = []
     for g in np.unique(groups):
         mine = scores[groups == g]
-        others = scores[groups != g]
-        if len(mine) == 1 and taps > 1 and len(others):
-            drawn = others[rng.integers(0, len(others), size=(draws, taps - 1))]
-            out.append(statistic(np.column_stack([np.full(draws, mine[0]), drawn]), axis=1))
-            continue
         if len(mine) < taps:
             picks = rng.integers(0, len(mine), size=(draws, taps))
         else:
