@@ -114,6 +114,32 @@ def test_read_only_folder_is_a_storage_error(tmp_path):
     assert os.listdir(folder) == []
 
 
+def test_a_folder_that_may_not_be_entered_nor_written_is_named_as_not_writable(tmp_path):
+    """Checked for writing, such a folder was "cannot be entered …, so tmp1sntldwe in it
+    cannot be reached": the random file the check tried there (review)."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "theirs"
+    folder.mkdir()
+    folder.chmod(0o600)
+    code = ("from tapcheck.files import check_writable\n"
+            "from tapcheck.errors import StorageError\n"
+            "try:\n"
+            f"    check_writable({str(folder)!r})\n"
+            "except StorageError as e:\n"
+            "    print(e)\n")
+    try:
+        result = subprocess.run([*obeying_file_modes(), sys.executable, "-c", code],
+                                capture_output=True, text=True)
+    finally:
+        folder.chmod(0o755)
+    assert result.stdout.strip() == (f"{folder}: cannot be written (Permission denied) — choose "
+                                     "a folder you may write to, or fix its permissions"), \
+        result.stderr
+    assert os.listdir(folder) == []
+
+
 def test_a_file_that_may_not_be_read_is_not_called_read_only(tmp_path):
     """A model file of mode 000 was "read-only, and enroll would replace it — make it
     writable" (QA); as a subprocess in which the kernel enforces the mode, also for root."""
