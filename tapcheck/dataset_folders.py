@@ -272,20 +272,27 @@ def list_datasets() -> list[str]:
     home = recordings_home()
     if not home.is_dir():
         return []
-    return sorted(p.name for p in home.iterdir() if p.is_dir() and _may_hold_manifest(p))
+    return sorted(p.name for p in home.iterdir()
+                  if p.is_dir() and os.path.lexists(p / MANIFEST))
 
 
-def _may_hold_manifest(folder: Path) -> bool:
-    """Whether ``folder`` holds a manifest, or may not be entered to tell: such a folder is a
-    dataset another account made (umask 077) as likely as not, and was left out without a
-    word (data QA); opened, it is named with the reason."""
-    try:
-        os.lstat(folder / MANIFEST)
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
+def unenterable_folders() -> list[Path]:
+    """Folders under :func:`recordings_home` this account may not enter, so whether they hold a
+    dataset is not known (a dataset another account made under umask 077 was left out of
+    `datasets` without a word; data QA). ``lost+found``, a file system's own, is none."""
+    home = recordings_home()
+    if not home.is_dir():
+        return []
+    found = []
+    for p in sorted(home.iterdir()):
+        try:
+            os.lstat(p / MANIFEST)
+        except PermissionError:
+            if p.name != "lost+found":
+                found.append(p)
+        except OSError:
+            pass
+    return found
 
 
 def missing_dataset(root: Path, *, given: str | os.PathLike) -> DatasetError:

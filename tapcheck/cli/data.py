@@ -79,7 +79,7 @@ def datasets() -> int:
     line each with the reason and the fix; the others are listed all the same, and the exit
     status is then 2 (0 when every dataset could be read).
     """
-    from ..dataset_folders import list_datasets
+    from ..dataset_folders import list_datasets, unenterable_folders
     from ..datasets import Dataset
     from ..errors import TapcheckError
     from ..dataset_folders import recordings_folder
@@ -99,6 +99,9 @@ def datasets() -> int:
                                 "test"]))
     elif not broken:
         say(f"no datasets in {recordings_home()}/ — try `tapcheck synth --dataset demo`")
+    for folder in unenterable_folders():  # a dataset or not: said, not passed over
+        warn(f"{folder}: cannot be entered (permission denied), so whether it holds a dataset "
+             "is not known — give your account access to it (chmod u+rx, or ask its owner)")
     for line in broken:
         echo_err(f"tapcheck: error: {one_line(line)}")
     return 2 if broken else 0
