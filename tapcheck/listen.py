@@ -103,6 +103,7 @@ class Listener:
         self.boards: list[BoardVerdict] = []
         self._board_taps: list[LiveJudgment] = []  # the taps of the board in progress
         self.short_boards = 0  # boards in progress ended by a pause, without a verdict
+        self._heard_s: float | None = None  # when the last strike came in (monotonic clock)
 
     @property
     def post_s(self) -> float:
@@ -145,6 +146,7 @@ class Listener:
                 when = datetime.now(timezone.utc) - timedelta(
                     seconds=time.monotonic() - clipper.arrival_of(strike.onset))
                 label = when.astimezone().strftime("%H:%M:%S")
+                self._end_board_after_pause(clipper.arrival_of(strike.onset), label)
                 if strike.onset < judged_until:
                     # inside the crops of the tap just judged (which judged the louder of the
                     # two): two taps 0.3 s apart gave two verdicts on the second strike, the
@@ -198,7 +200,6 @@ class Listener:
                     continue
                 last = strike.start + min(len(strike.clip), end) - 1
                 window_done = clipper.arrival_of(last)  # when the crop window's end came in
-                self._end_board_after_pause(when, label)
                 self.show(self._line(verdict, label, strike.others))
                 latency_ms = (time.monotonic() - window_done) * 1000.0
                 if self.on_verdict is not None:
@@ -267,14 +268,17 @@ class Listener:
         self.show(bv.line() + ("" if self.board is None else f"  board {self.board}"))
         return taps, bv
 
-    def _end_board_after_pause(self, when: datetime, label: str) -> None:
-        """End the board in progress without a verdict when the tap heard at ``when`` comes
-        more than ``stream.board_gap_s`` after its last tap: the inspector has moved on to
-        another board, one or more of this board's taps unheard or not judged."""
+    def _end_board_after_pause(self, heard_s: float, label: str) -> None:
+        """End the board in progress without a verdict when the strike heard at ``heard_s``
+        (monotonic) comes more than ``stream.board_gap_s`` after the last one heard: the
+        inspector has moved on to another board, one or more of this board's taps unheard or
+        not judged. From the last strike heard, judged or not: a tap not judged ("lower the
+        input gain … and tap again") starts the pause anew (review)."""
+        last, self._heard_s = self._heard_s, max(heard_s, self._heard_s or heard_s)
         gap_s = self.stream.board_gap_s
-        if not self._board_taps or not gap_s:
+        if not self._board_taps or not gap_s or last is None:
             return
-        pause_s = (when - self._board_taps[-1].when).total_seconds()
+        pause_s = heard_s - last
         if pause_s <= gap_s:
             return
         n = len(self._board_taps)

@@ -297,6 +297,39 @@ def test_listen_refuses_a_bad_taps_per_board(run_cli, value, problem):
                                 "judge taps only"]
 
 
+def test_a_tap_not_judged_starts_the_pause_anew(pulse, bench_model, tmp_path):
+    """The pause runs from the last strike heard, judged or not: told "not judged — lower the
+    input gain … and tap again", an inspector who took longer than the gap to do so had the
+    board ended under him (review). Two taps, a clipped one 2.5 s later, a third 2.5 s after
+    it: one board of three taps with a 3 s gap."""
+    model, _ = bench_model
+    parts = [tmp_path / f"{name}.wav" for name in ("two", "clipped", "third")]
+    tap_track(parts[0], NORMAL_TAPS, lead_s=1.0, spacing_s=1.5, tail_s=1.0, seed=SEED)
+    tap_track(parts[1], [NORMAL_TAPS[0]], lead_s=1.5, tail_s=1.0, gain=40.0, seed=SEED)
+    tap_track(parts[2], [NORMAL_TAPS[1]], lead_s=1.5, tail_s=1.5, seed=SEED)
+    tracks = [sf.read(p, dtype="float32") for p in parts]
+    both = tmp_path / "all.wav"
+    sf.write(both, np.concatenate([y for y, _ in tracks]), tracks[0][1], subtype="FLOAT")
+    live = LiveCommand("listen", "--model", model, "--device", "pulse", "--taps", "3",
+                       "--taps-per-board", "3", "--board-gap-s", "3")
+    live.expect("^listening on 'pulse'", stream="err", timeout=60)
+    pulse.play(both)
+    assert live.wait(timeout=60) == 0, live.err
+    assert any("not judged" in line for line in live.err), live.err
+    assert not any("then a pause" in line for line in live.err), live.err
+    assert [line.split("  ")[-1] for line in live.out[:3]] == [
+        "tap 1 of 3", "tap 2 of 3", "tap 3 of 3"], live.out
+    assert live.out[3].startswith("BOARD #1: NORMAL  0 of 3 taps"), live.out
+
+
+def test_a_board_gap_without_boards_is_refused(run_cli):
+    """--board-gap-s alone was ignored without a word (review)."""
+    code, out, err = run_cli("listen", "--model", "no-such-model.pt", "--board-gap-s", "3")
+    assert code == 2 and out == "" and err == (
+        "tapcheck: error: --board-gap-s ends boards, and without --taps-per-board listen judges "
+        "taps only — add --taps-per-board N (e.g. 3), or leave --board-gap-s out\n")
+
+
 def test_listen_warns_once_when_boards_get_other_taps_than_calibrated(separating_model, run_cli,
                                                                       tmp_path):
     """The median rule's board threshold is for the median of train.board_taps (3) taps:

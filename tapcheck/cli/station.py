@@ -166,6 +166,12 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
     from ..listen import Listener, board_taps_warning
     from ..runtime import set_judge_threads
 
+    if board_gap_s is not None and taps_per_board is None:  # ignored without a word (review)
+        from ..errors import ParameterError
+
+        raise ParameterError("--board-gap-s ends boards, and without --taps-per-board listen "
+                             "judges taps only", fix="add --taps-per-board N (e.g. 3), or leave "
+                                                     "--board-gap-s out")
     config = parse_config(config_path).replace("stream", board_gap_s=board_gap_s)
     check_log_folder()  # before the model loads and the microphone opens
     set_judge_threads(config.stream.judge_threads)
