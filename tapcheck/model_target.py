@@ -10,6 +10,7 @@ nothing.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from typing import Any
 
 import torch
@@ -105,6 +106,10 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
                              path=path, fix=fix)
     try:
         head = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:  # was "exists and is not a tapcheck model file" (review)
+        raise ModelFileError("may not be read (permission denied), so what it holds is not "
+                             "known", path=path, fix="check its permissions (ls -l), or "
+                                                     + fix) from None
     except Exception:  # noqa: BLE001 - anything unreadable as a checkpoint is not ours
         head = None
     if not isinstance(head, dict) or head.get("format") != FORMAT:
@@ -255,7 +260,10 @@ def _held(head: dict) -> str:
     threshold, method = calibration.get("threshold"), calibration.get("method")
     if isinstance(threshold, float) and isinstance(method, str):
         parts.append(f"{method} threshold {threshold:.4g}")
-    when = head.get("created_at")
-    if isinstance(when, str) and len(when) >= 16:
-        parts.append(f"trained {when[:10]} {when[11:16]}")
+    try:  # local time, as the inspection log shows it: UTC read as an hour off (review)
+        when = datetime.fromisoformat(head["created_at"]).astimezone()
+    except (KeyError, TypeError, ValueError):
+        when = None
+    if when is not None:
+        parts.append(f"trained {when:%Y-%m-%d %H:%M}")
     return ", ".join(parts) or "a tapcheck model"
