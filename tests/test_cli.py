@@ -172,7 +172,7 @@ def test_a_board_folders_name_is_its_number():
     board 12), and `enroll --board board12` was refused (QA): a folder's name is its number."""
     import click
 
-    from tapcheck.cli.app import BOARD, BoardName
+    from tapcheck.cli.params import BOARD, BoardName
 
     assert BoardName().convert("board12", None, None) == "12"
     assert BoardName().convert("Board007", None, None) == "7"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from .app import (BOARD, FILE, Whole, cli, config_option, dataset_option, debugging, echo_err,
-                  one_line, parse_config, say, table, warn)
+from .app import cli, debugging, echo_err, one_line, parse_config, say, table, warn
+from .params import BOARD, FILE, Whole, config_option, dataset_option
 
 
 @cli.command()

@@ -6,8 +6,8 @@ import functools
 
 import click
 
-from .app import (Whole, cli, config_option, dataset_option, echo_err, one_line, parse_config,
-                  train_with_progress)
+from .app import cli, echo_err, one_line, parse_config, train_with_progress
+from .params import Whole, config_option, dataset_option
 
 
 @cli.command()

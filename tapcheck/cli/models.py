@@ -10,8 +10,8 @@ import click
 
 from ..console import percent
 
-from .app import (BOARD, FILE, MODEL_FILE, BoardName, Whole, cli, config_option, dataset_option,
-                  debugging, echo_err, parse_config, say, table, train_with_progress, warn)
+from .app import cli, debugging, echo_err, parse_config, say, table, train_with_progress, warn
+from .params import BOARD, FILE, MODEL_FILE, BoardName, Whole, config_option, dataset_option
 
 
 @cli.command()

@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from ..console import one_line, score_pair
-from .app import (BOARD, MODEL_FILE, Count, Whole, cli, config_option, dataset_option,
-                  echo_err, parse_config, say, table, warn)
+from .app import cli, echo_err, parse_config, say, table, warn
+from .params import BOARD, MODEL_FILE, Count, Whole, config_option, dataset_option
 
 
 def _open_input(device: str | None, config):
