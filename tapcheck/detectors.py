@@ -190,7 +190,10 @@ def kth_finite(values: torch.Tensor) -> torch.Tensor:
     caps k at the reference's size. The k-th was inf there and the threshold NaN through a
     direct fit (`train` refuses k over a board-out reference before it fits; cross-fit, which
     discards these scores, must not be stopped by them; stats audit)."""
-    return torch.where(torch.isfinite(values), values, -torch.inf).max(dim=1).values
+    # only +inf (a reference left out) is passed over: a NaN (a NaN embedding) must still give
+    # a NaN score, which judge and evaluate refuse rather than read as NORMAL (review)
+    capped = torch.where(torch.isposinf(values), -torch.inf, values).amax(dim=1)
+    return torch.where(torch.isposinf(values[:, 0]), values[:, 0], capped)
 
 
 class KNNDetector(ThresholdDetector):

@@ -146,7 +146,6 @@ class Listener:
                 when = datetime.now(timezone.utc) - timedelta(
                     seconds=time.monotonic() - clipper.arrival_of(strike.onset))
                 label = when.astimezone().strftime("%H:%M:%S")
-                self._end_board_after_pause(clipper.arrival_of(strike.onset), label)
                 if strike.onset < judged_until:
                     # inside the crops of the tap just judged (which judged the louder of the
                     # two): two taps 0.3 s apart gave two verdicts on the second strike, the
@@ -163,6 +162,9 @@ class Listener:
                         self.warn(f"{label}: a sound rose {strike.rise_db:.0f} dB above the "
                                   f"noise floor, but {e.problem} — not judged")
                         continue
+                # a tap, judged or not (a clipped one is retaken): workshop noise is none, and
+                # counted, it kept a short board open for good (review)
+                self._end_board_after_pause(clipper.arrival_of(strike.onset), label)
                 # the device samples the crops need: the features may place the onset a little
                 # later than the detector did (the loudest moment comes after the first rise)
                 end = int(np.ceil(crop_end(onset, self.features) * self.mic.sr / self.sr))
@@ -269,11 +271,11 @@ class Listener:
         return taps, bv
 
     def _end_board_after_pause(self, heard_s: float, label: str) -> None:
-        """End the board in progress without a verdict when the strike heard at ``heard_s``
+        """End the board in progress without a verdict when the tap heard at ``heard_s``
         (monotonic) comes more than ``stream.board_gap_s`` after the last one heard: the
         inspector has moved on to another board, one or more of this board's taps unheard or
-        not judged. From the last strike heard, judged or not: a tap not judged ("lower the
-        input gain … and tap again") starts the pause anew (review)."""
+        not judged. From the last tap heard, judged or not: a tap refused as clipped ("lower
+        the input gain … and tap again") counts (review)."""
         last, self._heard_s = self._heard_s, max(heard_s, self._heard_s or heard_s)
         gap_s = self.stream.board_gap_s
         if not self._board_taps or not gap_s or last is None:
@@ -286,7 +288,7 @@ class Listener:
         self.short_boards += 1
         self.warn(f"{label}: {n} of {self.taps_per_board} taps, then a pause of {pause_s:.1f} s "
                   f"(over stream.board_gap_s, {gap_s:g} s): that board gets no verdict — tap it "
-                  "again; this tap starts the next board")
+                  "again; the taps from here on are the next board")
 
     def _line(self, v: Verdict, label: str, others: int) -> str:
         board = "" if self.board is None else f"  board {self.board}"

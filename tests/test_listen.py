@@ -270,8 +270,8 @@ def test_a_pause_ends_a_board_left_short(pulse, bench_model, tmp_path):
     short = [line for line in live.err if "then a pause" in line]
     assert len(short) == 1 and re.fullmatch(
         r"tapcheck: warning: \d\d:\d\d:\d\d: 2 of 3 taps, then a pause of [34]\.\d s \(over "
-        r"stream\.board_gap_s, 3 s\): that board gets no verdict — tap it again; this tap starts "
-        r"the next board", short[0]), short
+        r"stream\.board_gap_s, 3 s\): that board gets no verdict — tap it again; the taps from "
+        r"here on are the next board", short[0]), short
     assert live.err[-1].startswith(
         "tapcheck: judged 5 tap(s), 3 anomalous; 1 board(s), 1 anomalous; 1 board(s) ended by "
         "a pause before their 3 taps, without a verdict; verdict "), live.err[-1]
