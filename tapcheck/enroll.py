@@ -130,6 +130,11 @@ def _reference_groups(detector) -> np.ndarray:
     return np.asarray(groups)
 
 
+#: enroll's refusal of an enrolment whose model no command could load ({problem}: why)
+REFUSED_UNLOADABLE = ("cannot take these clips: enrolled, the model would be one that {problem}; "
+                      "nothing enrolled, the file is unchanged")
+
+
 def add_references(detector, emb: np.ndarray, *, group: int) -> None:
     """Append embeddings (n, D) of one board to a fitted kNN detector and recalibrate it the
     way it was calibrated.
@@ -262,9 +267,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
             "previous_detector": previous}]
         # a threshold of nan was written (references all in one board group, hand-edited),
         # and no command could load the file, --undo included
-        write_if_loadable(path, checkpoint, seen, refused=(
-            "cannot take these clips: enrolled, the model would be one that {problem}; nothing "
-            "enrolled, the file is unchanged"))
+        write_if_loadable(path, checkpoint, seen, refused=REFUSED_UNLOADABLE)
     from .boards import board_of_path, other_board_folders
 
     over = [(os.fspath(c), float(x)) for c, x in zip(clips, scores, strict=True) if x > before]

@@ -170,8 +170,14 @@ def check_writable(folder: str | os.PathLike, *, create: bool = True) -> Path:
             while not target.exists() and target != target.parent:
                 target = target.parent
         # a real file, not os.access: root passes os.access on a read-only file system too
-        with tempfile.TemporaryFile(dir=target):
-            pass
+        try:
+            with tempfile.TemporaryFile(dir=target):
+                pass
+        except OSError as e:  # the folder is what was checked, not the random file tried in
+            # it: a folder that may be neither entered nor written was "cannot be entered, so
+            # tmp1sntldwe in it cannot be reached" (review)
+            e.filename = None
+            raise
     except OSError as e:
         raise storage_error(e, target) from None
     return folder
@@ -193,9 +199,7 @@ def _dangling_error(link: Path) -> StorageError:
 
 def storage_error(e: OSError, path: Path) -> StorageError | OSError:
     """The one-line error for an OSError met while writing ``path`` (other errors unchanged)."""
-    # not "cannot be entered": a folder that may be neither entered nor written named the
-    # random temporary file check_writable tried in it (review); "cannot be written" it is
-    found = path_error(e, error=StorageError, entering=False)
+    found = path_error(e, error=StorageError)
     if found is not None:
         return found
     link = dangling_link(path) if e.errno in (errno.EEXIST, errno.ENOTDIR) else None
@@ -226,8 +230,7 @@ def _virtual(folder: Path) -> bool:
 
 
 def path_error(e: OSError, path: str | os.PathLike | None = None, *,
-               error: type[TapcheckError] = TapcheckError,
-               entering: bool = True) -> TapcheckError | None:
+               error: type[TapcheckError] = TapcheckError) -> TapcheckError | None:
     """The one-line error for a path no file can have, or None if ``e`` is another error.
 
     A name past the file system's limit (ENAMETOOLONG) or a loop of symbolic links (ELOOP) is
@@ -245,12 +248,9 @@ def path_error(e: OSError, path: str | os.PathLike | None = None, *,
     error : type
         The TapcheckError subclass to raise (AudioError for a clip, so that ``judge`` lists it
         and judges the other clips).
-    entering : bool
-        Name a folder on the way that may not be entered (False: leave permission errors to
-        the caller).
     """
     where = e.filename if e.filename is not None else path
-    if entering and e.errno in (errno.EACCES, errno.EPERM) and where is not None:
+    if e.errno in (errno.EACCES, errno.EPERM) and where is not None:
         # a folder on the way that may not be entered (made by another account, umask 077):
         # pathlib's exists() and is_dir() raise there, and every command ended in a traceback
         # (data QA). A file or folder that may not be read or written is the caller's to say

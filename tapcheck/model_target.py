@@ -262,7 +262,7 @@ def _held(head: dict) -> str:
         parts.append(f"{method} threshold {threshold:.4g}")
     try:  # local time, as the inspection log shows it: UTC read as an hour off (review)
         when = datetime.fromisoformat(head["created_at"]).astimezone()
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # hand-edited: year 1 shifted
         when = None
     if when is not None:
         parts.append(f"trained {when:%Y-%m-%d %H:%M}")

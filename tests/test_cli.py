@@ -177,6 +177,11 @@ def test_a_board_folders_name_is_its_number():
     assert BoardName().convert("board12", None, None) == "12"
     assert BoardName().convert("Board007", None, None) == "7"
     assert BoardName().convert("A-21", None, None) == "A-21"  # a serial stays one
+    for typed in ("board 12", "board-12", "board_12", " BOARD12 "):
+        assert BoardName().convert(typed, None, None) == "12", typed
+    assert BoardName().convert("boards12", None, None) == "boards12"
+    with pytest.raises(click.BadParameter):
+        BoardName().convert("board12\n", None, None)  # a control character, as in any name
     assert BOARD.convert("board12", None, None) == 12
     with pytest.raises(click.BadParameter):
         BOARD.convert("boardx", None, None)

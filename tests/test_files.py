@@ -138,6 +138,23 @@ def test_a_folder_that_may_not_be_entered_nor_written_is_named_as_not_writable(t
                                      "a folder you may write to, or fix its permissions"), \
         result.stderr
     assert os.listdir(folder) == []
+    # a folder further up that may not be entered is named as such, not a folder below it
+    (folder / "sub").mkdir()
+    folder.chmod(0)
+    code = ("from tapcheck.files import atomic_write\n"
+            "from tapcheck.errors import StorageError\n"
+            "try:\n"
+            f"    with atomic_write({str(folder / 'sub' / 'x.txt')!r}) as f:\n"
+            "        f.write(b'x')\n"
+            "except StorageError as e:\n"
+            "    print(e)\n")
+    try:
+        result = subprocess.run([*obeying_file_modes(), sys.executable, "-c", code],
+                                capture_output=True, text=True)
+    finally:
+        folder.chmod(0o755)
+    assert result.stdout.strip().startswith(f"{folder}: cannot be entered (permission denied), "
+                                            "so sub in it cannot be reached"), result.stderr
 
 
 def test_a_file_that_may_not_be_read_is_not_called_read_only(tmp_path):

@@ -479,6 +479,21 @@ def test_a_model_file_that_may_not_be_read_is_not_called_foreign(tiny_model, tmp
                                      "choose another --out, e.g. models/<name>.pt"), result.stderr
 
 
+def test_the_replaced_models_training_time_is_local():
+    """As the inspection log's times: UTC unlabelled read an hour off in Berlin (review); a
+    hand-edited time out of range is left out, not a traceback."""
+    code = ("from tapcheck.model_target import _held\n"
+            "print(_held({'name': 'ae', 'created_at': '2026-12-06T05:05:56+00:00'}))\n"
+            "print(_held({'name': 'ae', 'created_at': '0001-01-01T00:00:00+00:00'}))\n")
+    for zone in ("Asia/Kolkata", "America/New_York"):  # +05:30; year 1 shifts out of range
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                env={**os.environ, "TZ": zone})
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0] == ("ae, trained 2026-12-06 10:35" if zone == "Asia/Kolkata" else
+                            "ae, trained 2026-12-06 00:05") and lines[1].startswith("ae")
+
+
 def test_train_does_not_replace_another_datasets_model(tiny_model, tiny_dataset, run_cli,
                                                        tmp_path, one_thread, monkeypatch):
     """The README's `train --dataset bench` wrote over the model of another dataset at the
@@ -590,12 +605,12 @@ def test_a_dataset_is_told_by_its_folder_and_its_recordings(tiny_model, tiny_dat
     shutil.copytree(tiny_dataset.root, tmp_path / "recordings" / tiny_dataset.root.name)
     trained_in(str(tiny_dataset.root))
     code, out, err = train(tiny_dataset.root, target)
-    assert code == 0 and out.startswith(f"replacing {target} ("), err
+    assert code == 0 and out.startswith(f"replacing {target} (arcface-resnet18, "), err
     monkeypatch.setenv("TAPCHECK_RECORDINGS", home)
     lot = copy_with_manifest(tiny_dataset.root, tmp_path / "lot", new_lot)
     trained_in(lot)
     code, out, err = train(lot, target)
-    assert code == 0 and out.startswith(f"replacing {target} ("), err
+    assert code == 0 and out.startswith(f"replacing {target} (arcface-resnet18, "), err
     assert torch.load(target, weights_only=True)["dataset"]["path"] == str(lot)
     # a model naming its takes outside its dataset, where copies of them lie: not read
     shutil.copytree(tiny_dataset.root, tmp_path / "orig")

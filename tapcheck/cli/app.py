@@ -180,7 +180,8 @@ def _main(argv: list[str] | None) -> int:
         if found is None and isinstance(e, PermissionError) and e.filename is not None:
             # a file read or written where no command looked for the problem first: one
             # line still, not a traceback (data QA)
-            found = TapcheckError("permission denied", path=e.filename,
+            said = (e.strerror or "permission denied")  # EPERM: an immutable file
+            found = TapcheckError(said[:1].lower() + said[1:], path=e.filename,
                                   fix="check its permissions (ls -l), or choose a file or "
                                       "folder of your own")
         if found is None:

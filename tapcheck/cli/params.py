@@ -92,7 +92,8 @@ def _as_folder_names_it(value):
     board12` judged a board named "board12" and warned that its folders named board 12, and
     `enroll --board board12` was refused (QA)."""
     if isinstance(value, str):
-        found = re.fullmatch(r"\s*board([0-9]+)\s*", value, re.IGNORECASE)
+        # spaces only around it: a control character is refused as in any board name
+        found = re.fullmatch(r" *board[ _-]?([0-9]+) *", value, re.IGNORECASE)
         if found:
             return found.group(1)
     return value
