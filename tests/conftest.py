@@ -201,6 +201,20 @@ def write_tone(path: Path, *, sr: int = 44100, duration_s: float = 1.0, channels
     return path
 
 
+def error_under_file_modes(lines: str, *, error: str = "TapcheckError") -> str:
+    """The error ``lines`` of Python raise (``error``, from tapcheck.errors), as printed by a
+    subprocess under :func:`obeying_file_modes`: what a user of that account is told."""
+    import subprocess
+
+    body = "\n".join("    " + line for line in lines.strip().splitlines())
+    code = (f"from tapcheck.errors import {error}\ntry:\n{body}\nexcept {error} as e:\n"
+            "    print(e)\n")
+    result = subprocess.run([*obeying_file_modes(), sys.executable, "-c", code],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 def obeying_file_modes() -> list[str]:
     """Command prefix under which file permissions apply, to root too.
 

@@ -8,7 +8,7 @@ import pytest
 from tapcheck.errors import StorageError
 from tapcheck.files import atomic_write, check_writable
 
-from .conftest import ROOT, obeying_file_modes
+from .conftest import ROOT, error_under_file_modes, obeying_file_modes
 
 
 def _mode(path) -> int:
@@ -94,89 +94,59 @@ def test_a_file_where_a_folder_should_be(tmp_path):
 
 def test_read_only_folder_is_a_storage_error(tmp_path):
     """As a subprocess in which the kernel enforces the folder's mode, also for root."""
-    import subprocess
-    import sys
-
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o555)
-    code = ("from tapcheck.files import atomic_write\n"
-            "from tapcheck.errors import StorageError\n"
-            "try:\n"
-            f"    with atomic_write({str(folder / 'm.pt')!r}) as f:\n"
-            "        f.write(b'x')\n"
-            "except StorageError as e:\n"
-            "    print(e)\n")
-    result = subprocess.run([*obeying_file_modes(), sys.executable, "-c", code],
-                            capture_output=True, text=True)
-    assert result.stdout.strip() == (f"{folder}: cannot be written (Permission denied) — choose "
-                                     "a folder you may write to, or fix its permissions")
+    said = error_under_file_modes(f"""
+from tapcheck.files import atomic_write
+with atomic_write({str(folder / 'm.pt')!r}) as f:
+    f.write(b'x')""")
+    assert said == (f"{folder}: cannot be written (Permission denied) — choose a folder you may "
+                    "write to, or fix its permissions")
     assert os.listdir(folder) == []
 
 
 def test_a_folder_that_may_not_be_entered_nor_written_is_named_as_not_writable(tmp_path):
     """Checked for writing, such a folder was "cannot be entered …, so tmp1sntldwe in it
     cannot be reached": the random file the check tried there (review)."""
-    import subprocess
-    import sys
-
     folder = tmp_path / "theirs"
     folder.mkdir()
     folder.chmod(0o600)
-    code = ("from tapcheck.files import check_writable\n"
-            "from tapcheck.errors import StorageError\n"
-            "try:\n"
-            f"    check_writable({str(folder)!r})\n"
-            "except StorageError as e:\n"
-            "    print(e)\n")
     try:
-        result = subprocess.run([*obeying_file_modes(), sys.executable, "-c", code],
-                                capture_output=True, text=True)
+        said = error_under_file_modes(f"""
+from tapcheck.files import check_writable
+check_writable({str(folder)!r})""")
     finally:
         folder.chmod(0o755)
-    assert result.stdout.strip() == (f"{folder}: cannot be written (Permission denied) — choose "
-                                     "a folder you may write to, or fix its permissions"), \
-        result.stderr
+    assert said == (f"{folder}: cannot be written (Permission denied) — choose a folder you may "
+                    "write to, or fix its permissions")
     assert os.listdir(folder) == []
     # a folder further up that may not be entered is named as such, not a folder below it
     (folder / "sub").mkdir()
     folder.chmod(0)
-    code = ("from tapcheck.files import atomic_write\n"
-            "from tapcheck.errors import StorageError\n"
-            "try:\n"
-            f"    with atomic_write({str(folder / 'sub' / 'x.txt')!r}) as f:\n"
-            "        f.write(b'x')\n"
-            "except StorageError as e:\n"
-            "    print(e)\n")
     try:
-        result = subprocess.run([*obeying_file_modes(), sys.executable, "-c", code],
-                                capture_output=True, text=True)
+        said = error_under_file_modes(f"""
+from tapcheck.files import atomic_write
+with atomic_write({str(folder / 'sub' / 'x.txt')!r}) as f:
+    f.write(b'x')""")
     finally:
         folder.chmod(0o755)
-    assert result.stdout.strip().startswith(f"{folder}: cannot be entered (permission denied), "
-                                            "so sub in it cannot be reached"), result.stderr
+    assert said.startswith(f"{folder}: cannot be entered (permission denied), so sub in it "
+                           "cannot be reached"), said
 
 
 def test_a_file_that_may_not_be_read_is_not_called_read_only(tmp_path):
     """A model file of mode 000 was "read-only, and enroll would replace it — make it
     writable" (QA); as a subprocess in which the kernel enforces the mode, also for root."""
-    import subprocess
-    import sys
-
     model = tmp_path / "m.pt"
     model.write_bytes(b"x")
     model.chmod(0)
-    code = ("from tapcheck.file_kinds import refuse_read_only\n"
-            "from tapcheck.errors import ModelFileError\n"
-            "try:\n"
-            f"    refuse_read_only({str(model)!r}, ModelFileError, what='enroll', fix='f')\n"
-            "except ModelFileError as e:\n"
-            "    print(e)\n")
-    result = subprocess.run([*obeying_file_modes(), sys.executable, "-c", code],
-                            capture_output=True, text=True)
-    assert result.stdout.strip() == (f"{model}: may not be read (permission denied) — check its "
-                                     "permissions (ls -l): chmod u+rw if it is yours, or ask "
-                                     "its owner"), result.stderr
+    said = error_under_file_modes(f"""
+from tapcheck.file_kinds import refuse_read_only
+refuse_read_only({str(model)!r}, ModelFileError, what='enroll', fix='f')""",
+                                  error="ModelFileError")
+    assert said == (f"{model}: may not be read (permission denied) — check its permissions "
+                    "(ls -l): chmod u+rw if it is yours, or ask its owner")
 
 
 @pytest.mark.parametrize("command", [["synth", "--takes", "1", "--dataset"],

@@ -459,24 +459,16 @@ def test_an_out_that_names_a_folder_is_refused_before_training(tiny_dataset, run
 def test_a_model_file_that_may_not_be_read_is_not_called_foreign(tiny_model, tmp_path):
     """`train --out` onto a model file of mode 000 said "exists and is not a tapcheck model
     file" (review); as a subprocess in which the kernel enforces the mode, also for root."""
-    import subprocess
-    import sys
-
-    from .conftest import obeying_file_modes
+    from .conftest import error_under_file_modes
 
     target = Path(shutil.copyfile(tiny_model, tmp_path / "m.pt"))
     target.chmod(0)
-    code = ("from tapcheck.model_target import check_model_target\n"
-            "from tapcheck.errors import ModelFileError\n"
-            "try:\n"
-            f"    check_model_target({str(target)!r})\n"
-            "except ModelFileError as e:\n"
-            "    print(e)\n")
-    result = subprocess.run([*obeying_file_modes(), sys.executable, "-c", code],
-                            capture_output=True, text=True)
-    assert result.stdout.strip() == (f"{target}: may not be read (permission denied), so what it "
-                                     "holds is not known — check its permissions (ls -l), or "
-                                     "choose another --out, e.g. models/<name>.pt"), result.stderr
+    said = error_under_file_modes(f"""
+from tapcheck.model_target import check_model_target
+check_model_target({str(target)!r})""", error="ModelFileError")
+    assert said == (f"{target}: may not be read (permission denied), so what it holds is not "
+                    "known — check its permissions (ls -l), or choose another --out, e.g. "
+                    "models/<name>.pt")
 
 
 def test_the_replaced_models_training_time_is_local():
