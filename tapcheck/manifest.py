@@ -66,6 +66,7 @@ def check_take_path(text: str) -> str | None:
     return None
 
 
+MAX_LINE = 1_000_000  # characters in a manifest line (over csv's field limit, 131 072)
 MAX_TAKE = 2**31 - 1  # a take number a manifest holds (a 32-bit int for other tools)
 
 
@@ -119,6 +120,10 @@ def parse_row(row: dict[str, Any], make: Callable[..., Any], where: str) -> Any:
         if (values[key] or key == "side") and not SLUG.match(values[key]):
             raise DatasetError(f"{key} '{values[key]}' is not letters, digits, '-' or '_'",
                                path=where, fix="fix or delete the row")
+        if len(values[key]) > MAX_SLUG:  # as record and import hold it: a 100 000-character
+            # group printed `info` as a 1.9 MB table (QA)
+            raise DatasetError(f"{key} is {len(values[key])} characters long; a {key} name has "
+                               f"at most {MAX_SLUG}", path=where, fix="shorten it in the row")
     return make(**values)
 
 
@@ -143,6 +148,14 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool, lis
         raise DatasetError(f"cannot be read ({e.strerror or e})", path=path,
                            fix="restore it from a backup or rebuild it") from None
     text = _utf8(raw, path)
+    # a row is a few hundred characters: a line of 30 million commas took 900 MB and 9 s to
+    # split into fields before its error (QA)
+    long = next((i for i, line in enumerate(re.split(r"\r\n|\r|\n", text), 1)
+                 if len(line) > MAX_LINE), None)
+    if long is not None:
+        raise DatasetError(f"this line is over {MAX_LINE:,} characters long, which no "
+                           "manifest row is", path=f"{path}:{long}",
+                           fix="fix or delete that line (restore the manifest from a backup)")
     try:
         return _parse(text, path, make)
     except csv.Error as e:  # a traceback, exit 1, and `datasets` listed no other dataset

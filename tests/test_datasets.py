@@ -213,6 +213,26 @@ def test_a_quote_left_open_is_named_at_its_line(tmp_path, where):
                             "delete the row")
 
 
+def test_a_line_no_row_could_be_and_an_overlong_group_are_refused(tmp_path):
+    """A line of millions of commas took 900 MB and seconds to split into fields before its
+    error; a 100 000-character group printed `info` as a 1.9 MB table (QA)."""
+    path = _two_takes(tmp_path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([*lines, "," * 2_000_000]) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as e:
+        Dataset.open(tmp_path / "bench")
+    assert str(e.value) == (f"{path}:4: this line is over 1,000,000 characters long, which "
+                            "no manifest row is — fix or delete that line (restore the "
+                            "manifest from a backup)")
+    group = lines[1].split(",")[4]
+    path.write_text("\n".join([lines[0], lines[1].replace(f",{group},", "," + "g" * 65 + ",", 1),
+                               lines[2]]) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as e:
+        Dataset.open(tmp_path / "bench")
+    assert str(e.value) == (f"{path}:2: group is 65 characters long; a group name has at most "
+                            "64 — shorten it in the row")
+
+
 def test_a_huge_value_is_named_at_its_line(tmp_path):
     """A value over the csv module's limit was a traceback; after blank lines, one line early."""
     path = _two_takes(tmp_path)
