@@ -269,29 +269,34 @@ def list_datasets() -> list[str]:
     """Names of the datasets under :func:`recordings_home`: folders holding a ``manifest.csv``,
     whatever it is (a folder, or a link that leads nowhere or in a loop, is a broken dataset to
     name, not one to pass over: ``datasets`` left them out without a word)."""
-    home = recordings_home()
-    if not home.is_dir():
-        return []
-    return sorted(p.name for p in home.iterdir()
-                  if p.is_dir() and os.path.lexists(p / MANIFEST))
+    return sorted(p.name for p, holds in _recordings_folders() if holds)
 
 
 def unenterable_folders() -> list[Path]:
     """Folders under :func:`recordings_home` this account may not enter, so whether they hold a
     dataset is not known (a dataset another account made under umask 077 was left out of
     `datasets` without a word; data QA). ``lost+found``, a file system's own, is none."""
+    return [p for p, holds in _recordings_folders() if holds is None and p.name != "lost+found"]
+
+
+def _recordings_folders() -> list[tuple[Path, bool | None]]:
+    """Each folder under :func:`recordings_home`, sorted, and whether it holds a manifest (any
+    entry of that name, a broken link too); None where it may not be entered to tell."""
     home = recordings_home()
     if not home.is_dir():
         return []
     found = []
     for p in sorted(home.iterdir()):
+        if not p.is_dir():
+            continue
         try:
             os.lstat(p / MANIFEST)
         except PermissionError:
-            if p.name != "lost+found":
-                found.append(p)
+            found.append((p, None))
         except OSError:
-            pass
+            found.append((p, False))
+        else:
+            found.append((p, True))
     return found
 
 

@@ -255,7 +255,12 @@ class KNNDetector(ThresholdDetector):
 
     def _kth(self, D: torch.Tensor) -> np.ndarray:
         k = min(self.k, D.shape[1])
-        d = kth_finite(torch.topk(D, k, dim=1, largest=False).values)
+        return self._kth_of(torch.topk(D, k, dim=1, largest=False).values)
+
+    def _kth_of(self, values: torch.Tensor) -> np.ndarray:
+        """The score of each row of ascending nearest distances (n, k): the k-th
+        (:func:`kth_finite`), exponentiated for ``exp`` cosine scoring, shape (n,)."""
+        d = kth_finite(values)
         if self.exp and self.metric == "cosine":
             d = torch.exp(d)
         return d.numpy().astype(np.float64)

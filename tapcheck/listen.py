@@ -276,7 +276,8 @@ class Listener:
         inspector has moved on to another board, one or more of this board's taps unheard or
         not judged. From the last tap heard, judged or not: a tap refused as clipped ("lower
         the input gain … and tap again") counts (review)."""
-        last, self._heard_s = self._heard_s, max(heard_s, self._heard_s or heard_s)
+        last = self._heard_s
+        self._heard_s = heard_s if last is None else max(heard_s, last)
         gap_s = self.stream.board_gap_s
         if not self._board_taps or not gap_s or last is None:
             return

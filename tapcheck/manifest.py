@@ -150,8 +150,9 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool, lis
     text = _utf8(raw, path)
     # a row is a few hundred characters: a line of 30 million commas took 900 MB and 9 s to
     # split into fields before its error (QA)
-    long = next((i for i, line in enumerate(re.split(r"\r\n|\r|\n", text), 1)
-                 if len(line) > MAX_LINE), None)
+    long = None if len(text) <= MAX_LINE else next(
+        (i for i, line in enumerate(re.split(r"\r\n|\r|\n", text), 1) if len(line) > MAX_LINE),
+        None)
     if long is not None:
         raise DatasetError(f"this line is over {MAX_LINE:,} characters long, which no "
                            "manifest row is", path=f"{path}:{long}",

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .detectors import KNNDetector, ThresholdDetector, kth_finite
+from .detectors import KNNDetector, ThresholdDetector
 from .errors import ParameterError
 
 
@@ -205,9 +205,7 @@ class DecayKNNDetector(KNNDetector):
         query-by-reference distances ``D`` (excluded references at inf)."""
         k = min(k or self.k, D.shape[1])
         values, idx = torch.topk(D, k, dim=1, largest=False)
-        distance = kth_finite(values).numpy().astype(np.float64)
-        if self.exp and self.metric == "cosine":
-            distance = np.exp(distance)
+        distance = self._kth_of(values)
         near = np.where(np.isfinite(values.numpy()), self.reference_decay_[idx.numpy()], np.nan)
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a lone reference: no neighbour
