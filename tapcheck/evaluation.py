@@ -156,8 +156,8 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
     scores : np.ndarray, shape (n,)
     threshold : float
         The model's threshold (learned from normal clips only).
-    n_boot, seed : bootstrap of the AUC's and pAUC's 95 % intervals over clips, and of the
-        false-alarm rates' intervals over boards (:func:`rate_interval`).
+    n_boot, seed : bootstrap of the AUC's and pAUC's 95 % intervals (over clips, and over
+        boards), and of the false-alarm rates' intervals over boards (:func:`rate_interval`).
     known_boards : sequence of int
         Boards the model knows (its training split, enrolled boards): their normal takes count
         as *known*, other normal boards as *unseen*; a defective board it knows is a row's
@@ -183,7 +183,11 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
     Returns
     -------
     dict
-        ``auc``, ``auc_ci_low``, ``auc_ci_high``, ``pauc``, ``tpr_at_5fpr``, ``threshold``,
+        ``auc``, ``auc_ci_low``, ``auc_ci_high`` (over clips), ``auc_boards_ci_low``,
+        ``auc_boards_ci_high`` (over boards, :func:`tapcheck.metrics.bootstrap_ci`; None with
+        fewer than two boards of a label), ``pauc`` and its four, ``ci_boards``
+        ({"normal": boards, "defect": boards}: what the interval over boards rests on),
+        ``tpr_at_5fpr``, ``threshold``,
         ``f1``, ``false_alarms`` (share of normal takes flagged), ``best_f1``,
         ``best_f1_threshold``, ``board8_over_board7``, ``board_means`` ({"board": mean}; a
         board with takes of both labels as "11 normal" and "11 defect") and ``boards``
@@ -203,6 +207,15 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
     labels = np.array([t.label == "defect" for t in takes], dtype=bool)
     lo, hi = bootstrap_ci(labels, scores, n_boot=n_boot, seed=seed)
     plo, phi = bootstrap_ci(labels, scores, metric=pauc, n_boot=n_boot, seed=seed)
+    # a board's takes score alike, so the interval over clips is narrower than the spread a
+    # new set of boards shows; over boards it is that spread, rough with few boards
+    boards = np.array([t.board for t in takes])
+    over_boards = {}
+    for name, metric in (("auc", auc), ("pauc", pauc)):
+        bounds = bootstrap_ci(labels, scores, metric=metric, groups=boards, n_boot=n_boot,
+                              seed=seed)  # NaN where too few boards: null in JSON, as AUC's
+        over_boards.update({f"{name}_boards_ci_low": bounds[0],
+                            f"{name}_boards_ci_high": bounds[1]})
     # F1 needs both labels, as the AUC does: without defect takes it was 0.0 and its best
     # threshold a number, without normal ones a trivial 0.99
     both = bool(labels.any() and (~labels).any())
@@ -231,6 +244,9 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
         "board8_over_board7": study_board_check(means)[0],
         "board_means": {row_name(r): r["mean score"] for r in rows},
         "boards": rows, "pauc_ci_low": plo, "pauc_ci_high": phi, "stated_far": stated_far,
+        **over_boards,
+        "ci_boards": {"normal": len(set(boards[~labels].tolist())),
+                      "defect": len(set(boards[labels].tolist()))},
         **false_alarm_rates(takes, scores, threshold=threshold, known_boards=known_boards,
                             n_boot=n_boot, seed=seed, stated_far=stated_far),
         "recall_per_board": {str(r["board"]): _ratio(r["flagged"]) for r in rows

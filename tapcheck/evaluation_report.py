@@ -90,9 +90,27 @@ def _separation(result: dict[str, Any]) -> str:
         labels = [row["label"] for row in result["boards"]]
         missing = "normal" if "normal" not in labels else "defective"
         return f"AUC: no {missing} test takes, so none can be computed"
-    return (f"AUC {result['auc']:.3f} [{result['auc_ci_low']:.3f}, {result['auc_ci_high']:.3f}]"
-            f"   pAUC(FPR<=0.1) {result['pauc']:.3f} [{result['pauc_ci_low']:.3f}, "
-            f"{result['pauc_ci_high']:.3f}]")
+    line = (f"AUC {result['auc']:.3f} {_intervals(result, 'auc')}   pAUC(FPR<=0.1) "
+            f"{result['pauc']:.3f} {_intervals(result, 'pauc')}")
+    n = result.get("ci_boards")
+    if n is None:  # a result written before intervals over boards
+        return line
+    rests = f"{n['normal']} healthy, {n['defect']} defective"
+    if result.get("auc_boards_ci_low") is None or np.isnan(result["auc_boards_ci_low"]):
+        return f"{line} (boards: {rests}; two of each needed)"
+    return f"{line} (boards: {rests})"
+
+
+def _intervals(result: dict[str, Any], name: str) -> str:
+    """A figure's 95 % intervals over clips and over boards: a board's takes score alike, so a
+    new set of boards spreads wider than the clips do."""
+    clips = f"[{result[f'{name}_ci_low']:.3f}, {result[f'{name}_ci_high']:.3f}] over clips"
+    lo, hi = result.get(f"{name}_boards_ci_low"), result.get(f"{name}_boards_ci_high")
+    if "ci_boards" not in result:
+        return clips
+    if lo is None or np.isnan(lo):
+        return f"{clips}, none over boards"
+    return f"{clips}, [{lo:.3f}, {hi:.3f}] over boards"
 
 
 def _no_known_taps(result: dict[str, Any]) -> str:

@@ -81,17 +81,46 @@ def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, fl
     return float(cuts[best]), float(f1s[best])
 
 
-def bootstrap_ci(labels: np.ndarray, scores: np.ndarray, *, metric=auc, n_boot: int = 1000,
-                 level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of ``metric`` over clips, stratified by label."""
+def bootstrap_ci(labels: np.ndarray, scores: np.ndarray, *, metric=auc,
+                 groups: np.ndarray | None = None, n_boot: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of ``metric``, stratified by label.
+
+    Parameters
+    ----------
+    labels, scores : np.ndarray, shape (n,)
+    metric : callable
+        ``metric(labels, scores) -> float``.
+    groups : np.ndarray, shape (n,), optional
+        The board of each clip. Given, whole boards are resampled (a cluster bootstrap: a
+        board's clips score alike, so the spread a new set of boards would show is the spread
+        over boards), the normal and the defective clips of one board as two units, each label's
+        units resampled among themselves. Default: clips are resampled.
+    n_boot, level, seed : resamples, confidence level, random seed.
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        NaN when a label has no clip, or (``groups`` given) fewer than two units.
+    """
     labels, scores = np.asarray(labels).astype(bool), np.asarray(scores, dtype=float)
-    pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan"), float("nan")
+    strata = [np.flatnonzero(labels), np.flatnonzero(~labels)]
+    if groups is None:
+        if min(len(s) for s in strata) < 1:
+            return float("nan"), float("nan")
+    else:
+        groups = np.asarray(groups)
+        units = [[stratum[groups[stratum] == g] for g in np.unique(groups[stratum])]
+                 for stratum in strata]
+        if min(len(u) for u in units) < 2:  # one board's spread is no spread over boards
+            return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(n_boot):
-        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+        if groups is None:
+            idx = np.concatenate([s[rng.integers(0, len(s), len(s))] for s in strata])
+        else:
+            idx = np.concatenate([u[j] for u in units for j in rng.integers(0, len(u), len(u))])
         values.append(metric(labels[idx], scores[idx]))
     lo, hi = np.nanquantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)

@@ -280,6 +280,36 @@ def test_metrics_on_known_cases():
     assert np.isnan(auc(np.zeros(3), np.arange(3)))
 
 
+def test_an_interval_over_boards_resamples_whole_boards_within_each_label():
+    """A board's clips score alike: resampling clips gave the demo's AUC an interval narrower
+    than the spread a new set of boards shows."""
+    normal, defect = np.arange(1, 7), np.array([7, 8, 9])
+    boards = np.repeat(np.r_[normal, defect], 10)
+    labels = np.isin(boards, defect)
+    # each board one score of its own, the normal boards overlapping the defective ones
+    level = dict(zip(np.r_[normal, defect], [0.0, 0.4, 0.8, 1.2, 1.6, 2.0, 1.0, 1.8, 2.6],
+                     strict=True))
+    scores = np.array([level[b] for b in boards])
+    drawn = []
+
+    def seen(lab, sc):
+        drawn.append((lab.copy(), sc.copy()))
+        return auc(lab, sc)
+
+    bootstrap_ci(labels, scores, metric=seen, groups=boards, n_boot=50)
+    for lab, sc in drawn:  # whole boards (10 clips each), and as many boards of each label
+        assert lab.sum() == 30 and (~lab).sum() == 60
+        _, counts = np.unique(sc, return_counts=True)
+        assert (counts % 10 == 0).all()
+        assert set(np.unique(sc[lab])) <= {level[b] for b in defect}
+    clips = bootstrap_ci(labels, scores, n_boot=300)
+    over_boards = bootstrap_ci(labels, scores, groups=boards, n_boot=300)
+    assert over_boards[0] <= auc(labels, scores) <= over_boards[1]
+    assert over_boards[1] - over_boards[0] > 2 * (clips[1] - clips[0])
+    one_defect = np.where(labels, 7, boards)  # every defective clip one board's
+    assert np.isnan(bootstrap_ci(labels, scores, groups=one_defect, n_boot=20)).all()
+
+
 def test_a_one_board_comparison_writes_strict_json_and_only_its_own_lines(tiny_dataset,
                                                                           tmp_path, run_cli):
     """One board, no defect among its test takes: metrics.json held bare NaN, which strict
