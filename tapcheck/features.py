@@ -117,6 +117,36 @@ def crop_strike(S: np.ndarray, onset: int, *, n_bins: int = 100, fmin_bin: int =
     return standardize(crops) if standardized else crops
 
 
+#: a clip whose headroom over its background falls more than this short of the model's training
+#: takes' (their median) is warned of: healthy demo taps with pink noise added were flagged at
+#: about the model's rate down to 12 dB less (3.7-7.4 %), 10.6 % at 12-14 dB less, then 23 %
+#: (14-16), 38 % (16-19) and 72 % (19-25); no clean test take of the demo stood 14 dB less, one
+#: in 288 stood 13 dB less (scripts/noise_robustness.py, docs/results/noise-demo.md)
+HEADROOM_MARGIN_DB = 14.0
+
+
+def headroom_db(crops_db: np.ndarray) -> float:
+    """How far a clip's crops stand above their background, in dB.
+
+    The crops are standardised, so a louder room (or a softer, farther tap) reaches the
+    network as a ringing that fades into the floor sooner, and healthy taps score higher.
+
+    Parameters
+    ----------
+    crops_db : np.ndarray, shape (n_crops, n_bins, n_frames)
+        A clip's crops in dB (``strike_crops(y, standardized=False)``).
+
+    Returns
+    -------
+    float
+        The 99th percentile of each crop's dB values less its 10th (the floor between and after
+        the modes), averaged over the crops.
+    """
+    flat = np.asarray(crops_db, dtype=np.float64).reshape(len(crops_db), -1)
+    hi, lo = np.percentile(flat, [99, 10], axis=1)
+    return float(np.mean(hi - lo))
+
+
 def standardize(crops: np.ndarray) -> np.ndarray:
     """Z-score each crop (study: standardise, not min-max, as strike force varies).
 

@@ -18,8 +18,9 @@ import numpy as np
 
 from .config import Config
 from .errors import FormatWarning, ModelFileError, ParameterError, TapcheckError
-from .featurecache import FeatureCache
-from .features import clip_features, crop_digest, strike_crops
+from .featurecache import FeatureCache, in_db
+from .features import (HEADROOM_MARGIN_DB, clip_features, crop_digest, headroom_db, standardize,
+                       strike_crops)
 from .modelfile import LoadedModel, load_model
 from .models.base import represent_clips
 from .runtime import bf16_inference
@@ -130,15 +131,17 @@ class Judge:
                 warnings.simplefilter("always")
                 try:
                     if self.cache is not None:
-                        crops = self.cache.get(p)
+                        crops, levels = self.cache.get_with_levels(p)
+                        db = in_db(crops, levels)
                     else:
-                        crops = clip_features(p, audio=self.config.audio,
-                                              features=self.config.features)
+                        db = clip_features(p, audio=self.config.audio,
+                                           features=self.config.features, standardized=False)
+                        crops = standardize(db)
                 except TapcheckError as e:
                     results[i] = Verdict(os.fspath(p), None, None, None, self.name, error=str(e),
                                          trace=traceback.format_exc())
                     continue
-            warned = tuple(str(w.message) for w in caught)
+            warned = tuple(str(w.message) for w in caught) + self.background(p, db)
             formats = frozenset(str(w.message) for w in caught
                                 if issubclass(w.category, FormatWarning))
             if self.heard and crop_digest(crops) in self.heard:
@@ -156,6 +159,30 @@ class Judge:
                 v.warnings, v.format_warnings = warned, formats
                 results[i] = v
         return results  # type: ignore[return-value]
+
+    @functools.cached_property
+    def training_headroom_db(self) -> float | None:
+        """The median headroom of the model's normal training takes (None in a model file from
+        before it was stored, or one whose value is no plausible number)."""
+        source = self.model.checkpoint.get("dataset")
+        value = source.get("headroom_db") if isinstance(source, dict) else None
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return float(value) if ok and 0.0 < value < 400.0 else None
+
+    def background(self, path, crops_db: np.ndarray) -> tuple[str, ...]:
+        """A warning when the clip stands far less above its background than the training
+        takes did: the verdict is then less sure (healthy boards score higher)."""
+        ref = self.training_headroom_db
+        if ref is None:
+            return ()
+        here = headroom_db(crops_db)
+        if ref - here <= HEADROOM_MARGIN_DB:
+            return ()
+        return (f"{path}: the tap stands {here:.0f} dB above its background, {ref - here:.0f} "
+                f"dB less than the model's training takes ({ref:.0f} dB): a louder room, or a "
+                "softer or farther tap, makes healthy boards score higher — strike firmly "
+                "near the microphone, judge where it is quieter, or train on takes recorded "
+                "here",)
 
     def _verdicts(self, paths: Sequence[str], scores: np.ndarray) -> list[Verdict]:
         return [Verdict(str(p), ANOMALOUS if s > self.threshold else NORMAL, float(s),

@@ -406,4 +406,6 @@ def _provenance(dataset: Dataset, data: TrainingData) -> dict:
             # the same samples in another format (a FLAC of a training WAV) have other bytes
             # but the same crops: enroll refused the WAV and took the FLAC (trial 34)
             "crop_digests": data.crop_digests,
+            # judge warns of a clip standing far less above its background (a louder room)
+            **({"headroom_db": data.headroom_db} if data.headroom_db is not None else {}),
             **({"digests": [content_digest(f) for f in files]} if here else {})}

@@ -1,0 +1,177 @@
+"""How a model's verdicts hold when the plant is louder than the room it was trained in.
+
+The synthetic rig records in a quiet room: pink background noise at -66 to -58 dBFS (RMS). A
+plant is louder. This adds pink noise of a given RMS level to each test take of a dataset (a
+fresh draw per take, seeded), judges it with a saved model file, and reports per level the share of
+taps refused as "no strike found" (judge's answer when the tap does not stand 15 dB above the
+background), and over the rest the AUC, the healthy taps flagged (known and unseen boards) and
+the defective taps found at the model's own threshold — what a louder room does to the verdicts,
+with no retraining.
+
+    PYTHONPATH=/path/to/tapcheck python3 scripts/noise_robustness.py \\
+        --model models/arcface-resnet18.pt --dataset recordings/demo \\
+        --out docs/results/noise-demo.json   # and noise-demo.md beside it
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from tapcheck.audio import load
+from tapcheck.datasets import Dataset
+from tapcheck.errors import NoStrikeError
+from tapcheck.featurecache import FeatureCache
+from tapcheck.features import standardize, strike_crops
+from tapcheck.judge import Judge
+from tapcheck.metrics import auc
+from tapcheck.synth import _pink_noise
+from tapcheck.training_data import training_headroom
+
+LEVELS_DBFS = (None, -60.0, -55.0, -50.0, -45.0, -40.0, -35.0)
+
+
+def noisy(y: np.ndarray, level_dbfs: float | None, *, seed: int) -> np.ndarray:
+    """``y`` with pink noise of RMS ``level_dbfs`` added (None: ``y`` as it is)."""
+    if level_dbfs is None:
+        return y
+    pink = _pink_noise(len(y), np.random.default_rng(seed))
+    pink -= pink.mean()  # its DC would be a DC offset, which the features warn of and remove
+    pink /= np.sqrt(np.mean(pink ** 2))
+    return (y + pink * 10.0 ** (level_dbfs / 20.0)).astype(np.float32)
+
+
+def headroom(crops_db: np.ndarray) -> float:
+    """How far a clip's crops stand above their background, dB: the 99th percentile of their
+    dB values less the 10th, over the crops (the floor between and after the modes)."""
+    return float(np.mean([np.percentile(c, 99) - np.percentile(c, 10) for c in crops_db]))
+
+
+def _share(flagged: np.ndarray, mask: np.ndarray) -> float | None:
+    return float(flagged[mask].mean()) if mask.any() else None
+
+
+def measure(model: str, dataset: str, *, levels=LEVELS_DBFS, seed: int = 0) -> dict:
+    judge = Judge(model)
+    data = Dataset.open(dataset)
+    test = data.select(split="test")
+    trained = {t.board for t in data.select(split="train")}  # the model's, if trained on it
+    clips = [load(data.path_of(t), sr=judge.config.audio.sr) for t in test]
+    labels = np.array([t.label == "defect" for t in test])
+    known = np.array([t.board in trained for t in test])
+    rows = []
+    for level in levels:
+        crops, judged, heads = [], [], []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the same checks warn of each take at each level
+            for i, y in enumerate(clips):
+                try:
+                    db = strike_crops(noisy(y, level, seed=seed * 100_003 + i),
+                                      sr=judge.config.audio.sr, features=judge.config.features,
+                                      path=test[i].path, standardized=False)
+                    crops.append(standardize(db))
+                    heads.append(headroom(db))
+                    judged.append(i)
+                except NoStrikeError:  # judge refuses it: "no strike found", not a verdict
+                    pass
+        scores = judge.scores(np.stack(crops))
+        flagged = scores > judge.threshold
+        lab, kn = labels[judged], known[judged]
+
+        rows.append({
+            "noise_dbfs": level, "auc": auc(lab, scores),
+            "refused_no_strike": 1.0 - len(judged) / len(clips),
+            "healthy_known_flagged": _share(flagged, ~lab & kn),
+            "healthy_unseen_flagged": _share(flagged, ~lab & ~kn),
+            "defective_found": _share(flagged, lab),
+            "median_defect_score": float(np.median(scores[lab])) if lab.any() else None,
+            "median_healthy_score": float(np.median(scores[~lab])) if (~lab).any() else None,
+            "median_headroom_db": float(np.median(heads)),
+            "clips": [{"headroom_db": h, "flagged": bool(f), "defect": bool(d)}
+                      for h, f, d in zip(heads, flagged, lab, strict=True)],
+        })
+        r = rows[-1]
+        name = "none" if level is None else f"{level:.0f}"
+        print(f"noise {name:>4} dBFS: {r['refused_no_strike']:.1%} refused (no strike)  "
+              f"AUC {r['auc']:.3f}  healthy flagged "
+              f"{r['healthy_known_flagged']:.1%} known, {r['healthy_unseen_flagged']:.1%} unseen"
+              f"  defective found {r['defective_found']:.1%}  median score healthy "
+              f"{r['median_healthy_score']:.4f}, defective {r['median_defect_score']:.4f}",
+              flush=True)
+    ref = judge.training_headroom_db  # a model file from before it was stored: computed here
+    if ref is None:
+        ref = training_headroom(data, [t for t in data.select(split="train")
+                                       if t.label == "normal"], cache=FeatureCache(
+            audio=judge.config.audio, features=judge.config.features))
+    return {"model": model, "dataset": dataset, "threshold": float(judge.threshold),
+            "takes": len(test), "seed": seed, "training_headroom_db": ref, "rows": rows}
+
+
+#: headroom below the training takes' median, dB: the bins of the second table
+DEFICIT_BINS_DB = (-10, 4, 8, 10, 12, 14, 16, 19, 25, 40)
+
+
+def summary(result: dict) -> tuple[dict, str]:
+    """The per-level rows without their clips, the healthy and defective taps flagged by how
+    far below the training takes' headroom they stood (all levels pooled), and both as a
+    markdown page."""
+    ref = result["training_headroom_db"]
+    clips = [c for row in result["rows"] for c in row["clips"]]
+    deficit = np.array([ref - c["headroom_db"] for c in clips])
+    flagged = np.array([c["flagged"] for c in clips])
+    defect = np.array([c["defect"] for c in clips])
+    bins = []
+    for lo, hi in zip(DEFICIT_BINS_DB[:-1], DEFICIT_BINS_DB[1:], strict=True):
+        m = (deficit >= lo) & (deficit < hi)
+        bins.append({"deficit_db": [lo, hi], "healthy": int((m & ~defect).sum()),
+                     "healthy_flagged": _share(flagged, m & ~defect),
+                     "defective": int((m & defect).sum()),
+                     "defective_found": _share(flagged, m & defect)})
+    rows = [{k: v for k, v in r.items() if k != "clips"} for r in result["rows"]]
+    out = {**{k: v for k, v in result.items() if k != "rows"}, "rows": rows, "by_deficit": bins}
+
+    def pct(x):
+        return "–" if x is None else f"{100 * x:.1f} %"
+
+    lines = [f"# A louder room: `{result['model']}` on `{result['dataset']}`", "",
+             "Written by `scripts/noise_robustness.py` (see its docstring for the command): pink "
+             "noise of the given RMS level added to every test take, judged at the model's "
+             f"threshold {result['threshold']:.4g}; the rig's own room is -66 to -58 dBFS.", "",
+             "| noise (dBFS) | refused: no strike | median headroom (dB) | AUC | healthy flagged, "
+             "known boards | unseen boards | defective found |", "| --- " * 7 + "|"]
+    for r in rows:
+        level = "none added" if r["noise_dbfs"] is None else f"{r['noise_dbfs']:.0f}"
+        lines.append(f"| {level} | {pct(r['refused_no_strike'])} | {r['median_headroom_db']:.1f} "
+                     f"| {r['auc']:.3f} | {pct(r['healthy_known_flagged'])} | "
+                     f"{pct(r['healthy_unseen_flagged'])} | {pct(r['defective_found'])} |")
+    lines += ["", f"By how far each tap stood less above its background than the model's "
+              f"training takes (their median headroom, {ref:.1f} dB), every level pooled:", "",
+              "| dB less | healthy taps | flagged | defective taps | found |",
+              "| --- " * 5 + "|"]
+    for b in bins:
+        lo, hi = b["deficit_db"]
+        lines.append(f"| {lo} to {hi} | {b['healthy']} | {pct(b['healthy_flagged'])} | "
+                     f"{b['defective']} | {pct(b['defective_found'])} |")
+    return out, "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    result, page = summary(measure(args.model, args.dataset, seed=args.seed))
+    print(page)
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        args.out.with_suffix(".md").write_text(page)
+
+
+if __name__ == "__main__":
+    main()
