@@ -25,12 +25,11 @@ import numpy as np
 from tapcheck.audio import load
 from tapcheck.datasets import Dataset
 from tapcheck.errors import NoStrikeError
-from tapcheck.featurecache import FeatureCache
-from tapcheck.features import standardize, strike_crops
+from tapcheck.features import clip_rise_db, strike_crops
 from tapcheck.judge import Judge
 from tapcheck.metrics import auc
 from tapcheck.synth import _pink_noise
-from tapcheck.training_data import training_headroom
+from tapcheck.training_data import training_rise
 
 LEVELS_DBFS = (None, -60.0, -55.0, -50.0, -45.0, -40.0, -35.0)
 
@@ -43,12 +42,6 @@ def noisy(y: np.ndarray, level_dbfs: float | None, *, seed: int) -> np.ndarray:
     pink -= pink.mean()  # its DC would be a DC offset, which the features warn of and remove
     pink /= np.sqrt(np.mean(pink ** 2))
     return (y + pink * 10.0 ** (level_dbfs / 20.0)).astype(np.float32)
-
-
-def headroom(crops_db: np.ndarray) -> float:
-    """How far a clip's crops stand above their background, dB: the 99th percentile of their
-    dB values less the 10th, over the crops (the floor between and after the modes)."""
-    return float(np.mean([np.percentile(c, 99) - np.percentile(c, 10) for c in crops_db]))
 
 
 def _share(flagged: np.ndarray, mask: np.ndarray) -> float | None:
@@ -65,16 +58,15 @@ def measure(model: str, dataset: str, *, levels=LEVELS_DBFS, seed: int = 0) -> d
     known = np.array([t.board in trained for t in test])
     rows = []
     for level in levels:
-        crops, judged, heads = [], [], []
+        crops, judged, rises = [], [], []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the same checks warn of each take at each level
             for i, y in enumerate(clips):
                 try:
-                    db = strike_crops(noisy(y, level, seed=seed * 100_003 + i),
-                                      sr=judge.config.audio.sr, features=judge.config.features,
-                                      path=test[i].path, standardized=False)
-                    crops.append(standardize(db))
-                    heads.append(headroom(db))
+                    heard = noisy(y, level, seed=seed * 100_003 + i)
+                    crops.append(strike_crops(heard, sr=judge.config.audio.sr,
+                                              features=judge.config.features, path=test[i].path))
+                    rises.append(clip_rise_db(heard, features=judge.config.features))
                     judged.append(i)
                 except NoStrikeError:  # judge refuses it: "no strike found", not a verdict
                     pass
@@ -90,9 +82,9 @@ def measure(model: str, dataset: str, *, levels=LEVELS_DBFS, seed: int = 0) -> d
             "defective_found": _share(flagged, lab),
             "median_defect_score": float(np.median(scores[lab])) if lab.any() else None,
             "median_healthy_score": float(np.median(scores[~lab])) if (~lab).any() else None,
-            "median_headroom_db": float(np.median(heads)),
-            "clips": [{"headroom_db": h, "flagged": bool(f), "defect": bool(d)}
-                      for h, f, d in zip(heads, flagged, lab, strict=True)],
+            "median_rise_db": float(np.median(rises)),
+            "clips": [{"rise_db": h, "flagged": bool(f), "defect": bool(d)}
+                      for h, f, d in zip(rises, flagged, lab, strict=True)],
         })
         r = rows[-1]
         name = "none" if level is None else f"{level:.0f}"
@@ -102,26 +94,25 @@ def measure(model: str, dataset: str, *, levels=LEVELS_DBFS, seed: int = 0) -> d
               f"  defective found {r['defective_found']:.1%}  median score healthy "
               f"{r['median_healthy_score']:.4f}, defective {r['median_defect_score']:.4f}",
               flush=True)
-    ref = judge.training_headroom_db  # a model file from before it was stored: computed here
+    ref = judge.training_rise_db  # a model file from before it was stored: computed here
     if ref is None:
-        ref = training_headroom(data, [t for t in data.select(split="train")
-                                       if t.label == "normal"], cache=FeatureCache(
-            audio=judge.config.audio, features=judge.config.features))
+        ref = training_rise(data, [t for t in data.select(split="train") if t.label == "normal"],
+                            config=judge.config)
     return {"model": model, "dataset": dataset, "threshold": float(judge.threshold),
-            "takes": len(test), "seed": seed, "training_headroom_db": ref, "rows": rows}
+            "takes": len(test), "seed": seed, "training_rise_db": ref, "rows": rows}
 
 
-#: headroom below the training takes' median, dB: the bins of the second table
+#: strike rise below the training takes' median, dB: the bins of the second table
 DEFICIT_BINS_DB = (-10, 4, 8, 10, 12, 14, 16, 19, 25, 40)
 
 
 def summary(result: dict) -> tuple[dict, str]:
     """The per-level rows without their clips, the healthy and defective taps flagged by how
-    far below the training takes' headroom they stood (all levels pooled), and both as a
+    far below the training takes' strike rise they stood (all levels pooled), and both as a
     markdown page."""
-    ref = result["training_headroom_db"]
+    ref = result["training_rise_db"]
     clips = [c for row in result["rows"] for c in row["clips"]]
-    deficit = np.array([ref - c["headroom_db"] for c in clips])
+    deficit = np.array([ref - c["rise_db"] for c in clips])
     flagged = np.array([c["flagged"] for c in clips])
     defect = np.array([c["defect"] for c in clips])
     bins = []
@@ -141,15 +132,17 @@ def summary(result: dict) -> tuple[dict, str]:
              "Written by `scripts/noise_robustness.py` (see its docstring for the command): pink "
              "noise of the given RMS level added to every test take, judged at the model's "
              f"threshold {result['threshold']:.4g}; the rig's own room is -66 to -58 dBFS.", "",
-             "| noise (dBFS) | refused: no strike | median headroom (dB) | AUC | healthy flagged, "
-             "known boards | unseen boards | defective found |", "| --- " * 7 + "|"]
+             "| noise (dBFS) | refused: no strike | median strike rise (dB) | AUC | "
+             "healthy flagged, known boards | unseen boards | defective found |",
+             "| --- " * 7 + "|"]
     for r in rows:
         level = "none added" if r["noise_dbfs"] is None else f"{r['noise_dbfs']:.0f}"
-        lines.append(f"| {level} | {pct(r['refused_no_strike'])} | {r['median_headroom_db']:.1f} "
+        lines.append(f"| {level} | {pct(r['refused_no_strike'])} | {r['median_rise_db']:.1f} "
                      f"| {r['auc']:.3f} | {pct(r['healthy_known_flagged'])} | "
                      f"{pct(r['healthy_unseen_flagged'])} | {pct(r['defective_found'])} |")
-    lines += ["", f"By how far each tap stood less above its background than the model's "
-              f"training takes (their median headroom, {ref:.1f} dB), every level pooled:", "",
+    lines += ["", f"By how far each tap's strike stood less above the room's noise than the "
+              f"model's training takes' (their median, {ref:.1f} dB; "
+              "`tapcheck.features.clip_rise_db`), every level pooled:", "",
               "| dB less | healthy taps | flagged | defective taps | found |",
               "| --- " * 5 + "|"]
     for b in bins:

@@ -18,8 +18,8 @@ import numpy as np
 
 from .config import Config
 from .errors import FormatWarning, ModelFileError, ParameterError, TapcheckError
-from .featurecache import FeatureCache, in_db
-from .features import (HEADROOM_MARGIN_DB, clip_features, crop_digest, headroom_db, standardize,
+from .featurecache import FeatureCache
+from .features import (RISE_MARGIN_DB, clip_features, clip_rise_db, crop_digest, load_clip,
                        strike_crops)
 from .modelfile import LoadedModel, load_model
 from .models.base import represent_clips
@@ -131,17 +131,15 @@ class Judge:
                 warnings.simplefilter("always")
                 try:
                     if self.cache is not None:
-                        crops, levels = self.cache.get_with_levels(p)
-                        db = in_db(crops, levels)
+                        crops = self.cache.get(p)
                     else:
-                        db = clip_features(p, audio=self.config.audio,
-                                           features=self.config.features, standardized=False)
-                        crops = standardize(db)
+                        crops = clip_features(p, audio=self.config.audio,
+                                              features=self.config.features)
                 except TapcheckError as e:
                     results[i] = Verdict(os.fspath(p), None, None, None, self.name, error=str(e),
                                          trace=traceback.format_exc())
                     continue
-            warned = tuple(str(w.message) for w in caught) + self.background(p, db)
+            warned = tuple(str(w.message) for w in caught) + self.background(p)
             formats = frozenset(str(w.message) for w in caught
                                 if issubclass(w.category, FormatWarning))
             if self.heard and crop_digest(crops) in self.heard:
@@ -161,24 +159,39 @@ class Judge:
         return results  # type: ignore[return-value]
 
     @functools.cached_property
-    def training_headroom_db(self) -> float | None:
-        """The median headroom of the model's normal training takes (None in a model file from
-        before it was stored, or one whose value is no plausible number)."""
+    def training_rise_db(self) -> float | None:
+        """How far the model's normal training takes' strikes stood above the room's noise
+        (their median :func:`~tapcheck.features.clip_rise_db`); None in a model file from before
+        it was stored, or one whose value is no plausible number."""
         source = self.model.checkpoint.get("dataset")
-        value = source.get("headroom_db") if isinstance(source, dict) else None
+        value = source.get("strike_rise_db") if isinstance(source, dict) else None
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         return float(value) if ok and 0.0 < value < 400.0 else None
 
-    def background(self, path, crops_db: np.ndarray) -> tuple[str, ...]:
-        """A warning when the clip stands far less above its background than the training
-        takes did: the verdict is then less sure (healthy boards score higher)."""
-        ref = self.training_headroom_db
+    def background(self, path, y: np.ndarray | None = None) -> tuple[str, ...]:
+        """A warning when the tap stands far less above the room's noise than the training
+        takes did: healthy boards then score higher (a louder room, a softer or farther tap).
+
+        Parameters
+        ----------
+        path : the clip, named in the warning (and read, without ``y``).
+        y : np.ndarray, shape (n_samples,), optional
+            The clip at the model's sample rate.
+        """
+        ref = self.training_rise_db
         if ref is None:
             return ()
-        here = headroom_db(crops_db)
-        if ref - here <= HEADROOM_MARGIN_DB:
+        if y is None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # said as its crops were made
+                    y = load_clip(path, audio=self.config.audio, features=self.config.features)
+            except TapcheckError:
+                return ()
+        here = clip_rise_db(y, features=self.config.features)
+        if ref - here <= RISE_MARGIN_DB:
             return ()
-        return (f"{path}: the tap stands {here:.0f} dB above its background, {ref - here:.0f} "
+        return (f"{path}: the tap stands {here:.0f} dB above the room's noise, {ref - here:.0f} "
                 f"dB less than the model's training takes ({ref:.0f} dB): a louder room, or a "
                 "softer or farther tap, makes healthy boards score higher — strike firmly "
                 "near the microphone, judge where it is quieter, or train on takes recorded "

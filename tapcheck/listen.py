@@ -36,7 +36,7 @@ from .boards import BOARD_RULES, BoardVerdict, board_verdicts
 from .config import StreamConfig
 from .console import percent, score_pair
 from .errors import AudioError, NoStrikeError, ParameterError, TapcheckError
-from .features import standardize, strike_crops
+from .features import strike_crops
 from .inspections import Inspection, InspectionLog
 from .interrupts import deferred
 from .judge import Judge, Verdict
@@ -156,10 +156,8 @@ class Listener:
                 with warnings.catch_warnings(record=True) as said:
                     warnings.simplefilter("always")  # given below, once the clip is final
                     try:
-                        db, onset = strike_crops(y, sr=self.sr, features=self.features,
-                                                 return_onset=True, path=f"tap at {label}",
-                                                 standardized=False)
-                        crops = standardize(db)
+                        crops, onset = strike_crops(y, sr=self.sr, features=self.features,
+                                                    return_onset=True, path=f"tap at {label}")
                     except NoStrikeError as e:
                         self.warn(f"{label}: a sound rose {strike.rise_db:.0f} dB above the "
                                   f"noise floor, but {e.problem} — not judged")
@@ -198,7 +196,7 @@ class Listener:
                     self._warn_judged(label, strike.onset - judged_onset)
                     continue
                 judged_until, judged_at, judged_onset = strike.start + end, at, strike.onset
-                for line in self.judge.background(label, db):  # as judge warns of a file
+                for line in self.judge.background(label, y):  # as judge warns of a file
                     self.warn(line)
                 verdict = self.judge.judge_crops(crops, path=label)
                 if verdict.error:  # no score (NaN): never logged, never a NORMAL verdict

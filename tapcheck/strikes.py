@@ -52,12 +52,28 @@ def find_strike(S: np.ndarray, *, min_strike_db: float = 15.0, max_back: int | N
                         min_strike_db=min_strike_db, max_back=max_back, path=path)
 
 
+def strike_rise_db(level: np.ndarray) -> float:
+    """How far a clip's loudest frame stands above its noise floor, dB.
+
+    Parameters
+    ----------
+    level : np.ndarray, shape (n_frames,)
+        Frame levels in dB (:func:`frame_levels`).
+
+    Returns
+    -------
+    float
+        The loudest frame's level less the 20th-percentile frame level (the noise floor: a take
+        is mostly the room before and after its tap, however long the board rings).
+    """
+    return float(np.max(level) - np.percentile(level, 20))
+
+
 def strike_onset(level: np.ndarray, *, min_strike_db: float = 15.0, max_back: int | None = None,
                  path: str | os.PathLike | None = None) -> int:
     """:func:`find_strike` on frame levels in dB (:func:`frame_levels`), shape (n_frames,)."""
     peak = int(np.argmax(level))
-    floor = float(np.percentile(level, 20))
-    rise = float(level[peak] - floor)
+    rise = strike_rise_db(level)
     if not rise >= min_strike_db:
         raise NoStrikeError(
             f"no strike found (loudest moment only {rise:.1f} dB above the noise floor; "

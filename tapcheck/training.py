@@ -406,6 +406,7 @@ def _provenance(dataset: Dataset, data: TrainingData) -> dict:
             # the same samples in another format (a FLAC of a training WAV) have other bytes
             # but the same crops: enroll refused the WAV and took the FLAC (trial 34)
             "crop_digests": data.crop_digests,
-            # judge warns of a clip standing far less above its background (a louder room)
-            **({"headroom_db": data.headroom_db} if data.headroom_db is not None else {}),
+            # judge warns of a tap standing far less above the room's noise (a louder room)
+            **({"strike_rise_db": data.strike_rise_db} if data.strike_rise_db is not None
+               else {}),
             **({"digests": [content_digest(f) for f in files]} if here else {})}

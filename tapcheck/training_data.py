@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,9 +42,9 @@ class TrainingData:
     class_labels: list[str]  # "normal" or "defect" per class
     fit_takes: list[Take]
     calib_takes: list[Take]
-    # median headroom (features.headroom_db) of the normal takes; None where the crops came
-    # without their levels (a compare cell's shipped crops)
-    headroom_db: float | None = None
+    # median strike rise (features.clip_rise_db) of the normal takes; None where their files
+    # are not at hand
+    strike_rise_db: float | None = None
 
     @functools.cached_property
     def crop_digests(self) -> list[str]:
@@ -113,26 +114,28 @@ def prepare_data(dataset: Dataset, *, config: Config, cache: FeatureCache | None
     index = {name: i for i, name in enumerate(classes)}
     clips = dataset_crops(dataset, fit + calib, cache=cache, progress=progress)
     fit_clips, calib_clips = clips[:len(fit)], clips[len(fit):]
-    headroom = training_headroom(dataset, [t for t in fit + calib if t.label == "normal"],
-                                 cache=cache)
+    rise = training_rise(dataset, [t for t in fit + calib if t.label == "normal"],
+                         config=config)
     return TrainingData(
         fit_clips=fit_clips, fit_labels=np.array([index[t.class_name] for t in fit]),
         fit_normal=np.array([t.label == "normal" for t in fit]), calib_clips=calib_clips,
         classes=classes, class_labels=[label_of[c] for c in classes], fit_takes=fit,
-        calib_takes=calib, headroom_db=headroom)
+        calib_takes=calib, strike_rise_db=rise)
 
 
-def training_headroom(dataset: Dataset, takes: list[Take], *, cache) -> float | None:
-    """The median :func:`tapcheck.features.headroom_db` of ``takes``, from the feature cache
-    (each crop's dB level is stored beside it; the crops were read a moment ago). None without
-    takes, or from a cache that holds no levels (a compare cell's shipped crops)."""
-    from .featurecache import in_db
-    from .features import headroom_db
+def training_rise(dataset: Dataset, takes: list[Take], *, config: Config) -> float | None:
+    """The median :func:`tapcheck.features.clip_rise_db` of ``takes`` (about 5 ms a take).
+    None without takes, or where their files are not at hand (a compare cell gets crops)."""
+    from .features import clip_rise_db, load_clip
 
-    if not takes or not hasattr(cache, "get_with_levels"):
+    paths = [dataset.path_of(t) for t in takes]
+    if not paths or not all(os.path.isfile(p) for p in paths):
         return None
-    heads = [headroom_db(in_db(*cache.get_with_levels(dataset.path_of(t)))) for t in takes]
-    return float(np.median(heads))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # each take's warnings were given as its crops were made
+        rises = [clip_rise_db(load_clip(p, audio=config.audio, features=config.features),
+                              features=config.features) for p in paths]
+    return float(np.median(rises))
 
 
 #: the fix for a training board side with both labels (train refuses it, doctor names it)

@@ -21,16 +21,16 @@ def test_the_noise_added_has_the_stated_level_and_none_adds_nothing(noise):
                               noise.noisy(silence, -40.0, seed=2))
 
 
-def test_the_summary_counts_taps_by_how_far_below_the_training_headroom_they_stood(noise):
-    clips = [{"headroom_db": 55.0, "flagged": False, "defect": False},   # 0 dB less
-             {"headroom_db": 40.0, "flagged": True, "defect": False},    # 15 dB less
-             {"headroom_db": 39.5, "flagged": False, "defect": False},   # 15.5 dB less
-             {"headroom_db": 40.0, "flagged": True, "defect": True}]
-    row = {"noise_dbfs": -45.0, "refused_no_strike": 0.0, "median_headroom_db": 40.0,
+def test_the_summary_counts_taps_by_how_far_below_the_training_strike_rise_they_stood(noise):
+    clips = [{"rise_db": 55.0, "flagged": False, "defect": False},   # 0 dB less
+             {"rise_db": 40.0, "flagged": True, "defect": False},    # 15 dB less
+             {"rise_db": 39.5, "flagged": False, "defect": False},   # 15.5 dB less
+             {"rise_db": 40.0, "flagged": True, "defect": True}]
+    row = {"noise_dbfs": -45.0, "refused_no_strike": 0.0, "median_rise_db": 40.0,
            "auc": 0.9, "healthy_known_flagged": 0.5, "healthy_unseen_flagged": None,
            "defective_found": 1.0, "clips": clips}
     out, page = noise.summary({"model": "m.pt", "dataset": "d", "threshold": 0.1, "takes": 4,
-                               "seed": 0, "training_headroom_db": 55.0, "rows": [row]})
+                               "seed": 0, "training_rise_db": 55.0, "rows": [row]})
     assert "clips" not in out["rows"][0]
     bins = {tuple(b["deficit_db"]): b for b in out["by_deficit"]}
     assert bins[(-10, 4)]["healthy"] == 1 and bins[(-10, 4)]["healthy_flagged"] == 0.0
