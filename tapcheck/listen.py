@@ -35,7 +35,7 @@ from .clipping import check_clipping
 from .boards import BOARD_RULES, BoardVerdict, board_verdicts
 from .config import StreamConfig
 from .console import percent, score_pair
-from .errors import AudioError, NoStrikeError, ParameterError, TapcheckError
+from .errors import AudioError, NoStrikeError, ParameterError, TapcheckError, TapcheckWarning
 from .features import strike_crops
 from .inspections import Inspection, InspectionLog
 from .interrupts import deferred
@@ -196,9 +196,14 @@ class Listener:
                     self._warn_judged(label, strike.onset - judged_onset)
                     continue
                 judged_until, judged_at, judged_onset = strike.start + end, at, strike.onset
-                for line in self.judge.background(label, y):  # as judge warns of a file
+                room = self.judge.background(label, y)  # as judge warns of a file
+                for line in room:
                     self.warn(line)
                 verdict = self.judge.judge_crops(crops, path=label)
+                # the tap's own warnings go with its verdict: the station's page shows them
+                # beside it, where the operator looks (they were on the terminal only)
+                verdict.warnings = tuple(str(w.message) for w in said
+                                         if issubclass(w.category, TapcheckWarning)) + room
                 if verdict.error:  # no score (NaN): never logged, never a NORMAL verdict
                     self.show(f"{label}  error: {verdict.error}")
                     continue

@@ -130,7 +130,10 @@ class Station:
         item = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                 "verdict": verdict.verdict, "score": verdict.score,
                 "threshold": verdict.threshold, "board": self.board, "id": None,
-                "sent": time.time()}
+                "sent": time.time(),
+                # what the verdict may be off by (a louder room, clipping, a second knock),
+                # where the operator looks
+                "warnings": list(verdict.warnings)}
         with self._lock:
             self.history.append(item)
             self.counts["taps"] += 1

@@ -427,3 +427,26 @@ def test_a_clipped_tap_is_not_judged_live(pulse, bench_model, tmp_path):
     live.proc.send_signal(signal.SIGINT)
     assert live.wait(timeout=30) == 0, live.err
     assert live.out == [] and _rows() == []
+
+
+def test_a_softer_tap_in_a_louder_room_is_warned_of_live(pulse, bench_model, tmp_path):
+    """As judge warns of a file: a healthy tap 10 dB softer over pink noise at -45 dBFS stands
+    some 18 dB less above the room's noise than the model's training takes (23 dB against
+    41), where healthy taps are flagged several times as often (scripts/noise_robustness.py)."""
+    from tapcheck.synth import _pink_noise
+
+    model, _ = bench_model
+    track = tmp_path / "loud-room.wav"
+    tap_track(track, [NORMAL_TAPS[0]], lead_s=1.0, tail_s=2.0, seed=SEED, gain=0.3)
+    y, sr = sf.read(track, dtype="float32")
+    noise = _pink_noise(len(y), np.random.default_rng(0))
+    sf.write(track, y + (noise - noise.mean()) * 10 ** (-45 / 20), sr, subtype="FLOAT")
+    live = LiveCommand("listen", "--model", model, "--device", "pulse")
+    live.expect("^listening on 'pulse'", stream="err", timeout=60)
+    pulse.play(track)
+    line = live.expect(r"the tap stands \d+ dB above the room's noise", stream="err", timeout=30)
+    assert re.search(r"\d\d:\d\d:\d\d: the tap stands \d+ dB above the room's noise, \d+ dB less "
+                     r"than the model's training takes \(\d+ dB\): a louder room", line), line
+    live.expect(r"(NORMAL|ANOMALOUS)", timeout=30)  # judged all the same, with the warning
+    live.proc.send_signal(signal.SIGINT)
+    assert live.wait(timeout=30) == 0, live.err

@@ -605,3 +605,39 @@ def test_the_live_page_reloads_the_state_when_its_stream_comes_back(separating_m
             page.wait_for_function("document.getElementById('status').textContent === 'live'")
         finally:
             page.close()
+
+
+def test_a_taps_warnings_are_shown_beside_its_verdict_on_the_live_page(separating_model,
+                                                                       browser, tmp_path):
+    """A tap judged in a louder room (or clipped, or with a second knock) was warned of on the
+    station's terminal only; the operator looks at the page."""
+    from tapcheck.judge import Judge, Verdict
+
+    from .conftest import served_station
+
+    judge = Judge(separating_model)
+    t = judge.threshold
+    root = tmp_path / "inspections"
+    InspectionLog(root, create=True).close()
+    station = Station(judge, root, explain=False)
+    room = ("14:02:07: the tap stands 27 dB above the room's noise, 16 dB less than the model's "
+            "training takes (43 dB): …")
+    with served_station(station, root) as url:
+        page = browser.new_page()
+        try:
+            page.goto(url)
+            page.wait_for_function("document.getElementById('status').textContent === 'live'")
+            assert page.is_hidden("#warnings")
+            station.on_verdict(Verdict("tap.wav", "ANOMALOUS", 3 * t, t, judge.name,
+                                       warnings=(room,)))
+            page.wait_for_function("document.getElementById('n-taps').textContent === '1'")
+            assert page.is_visible("#warnings") and page.text_content("#warnings") == f"⚠ {room}"
+            page.reload()  # from the state: the last verdict's warnings with it
+            page.wait_for_function("document.getElementById('n-taps').textContent === '1'")
+            assert page.text_content("#warnings") == f"⚠ {room}"
+            station.on_verdict(Verdict("tap.wav", "NORMAL", 0.5 * t, t, judge.name))
+            page.wait_for_function("document.getElementById('n-taps').textContent === '2'")
+            assert page.is_hidden("#warnings")  # the next tap's own: none
+        finally:
+            page.close()
+    station.close()

@@ -23,6 +23,10 @@ function showVerdict(item) {
   const when = new Date(item.time).toLocaleTimeString();
   const [score, threshold] = scorePair(item.score, item.threshold);
   $("detail").textContent = `${when} · score ${score} · threshold ${threshold}`;
+  // why this verdict may be off (a louder room, clipping, a second knock): beside it
+  const warned = item.warnings || [];
+  $("warnings").textContent = warned.map((w) => `⚠ ${w}`).join("\n");
+  $("warnings").hidden = warned.length === 0;
 }
 
 function showCounts() {
