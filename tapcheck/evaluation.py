@@ -8,6 +8,8 @@ board check (:func:`study_board_check`), written here once.
 
 from __future__ import annotations
 
+import warnings
+
 from typing import Any, Sequence
 
 import numpy as np
@@ -352,6 +354,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
                            "nothing left to evaluate", path=dataset.root / "manifest.csv",
                            fix="evaluate on takes the model has not been given")
     scores = judge.scores(crops[keep])
+    quiet = _short_of_training_rise(judge, dataset, test)
     info = judge.model.detector.calibration_
     known_boards = sorted(set(known) | {t.board for t in held})
     known_defect = defect_boards(dataset, known_boards)
@@ -369,7 +372,29 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
                       "training_left_out": int(trained.sum()), "known_boards": known_boards,
                       "known_defect_boards": known_defect,
                       "enrolled_defect_boards": defective,
-                      "trained_on": None if known else trained_on(checkpoint)})
+                      "trained_on": None if known else trained_on(checkpoint),
+                      "short_of_training_rise": quiet})
+
+
+def _short_of_training_rise(judge, dataset, test) -> list[str] | None:
+    """The test takes whose strike stands more than ``RISE_MARGIN_DB`` less above the room's
+    noise than the model's training takes (judge warns of each; healthy ones are flagged
+    more often): a test split recorded in a louder room measures that room, not the model.
+    None for a model file that states no training rise."""
+    from .features import RISE_MARGIN_DB, clip_rise_db, load_clip
+
+    ref = judge.training_rise_db
+    if ref is None:
+        return None
+    short = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # each take's warnings were said as its crops were made
+        for t in test:
+            y = load_clip(dataset.path_of(t), audio=judge.config.audio,
+                          features=judge.config.features)
+            if ref - clip_rise_db(y, features=judge.config.features) > RISE_MARGIN_DB:
+                short.append(t.path)
+    return short
 
 
 def json_safe(value: Any) -> Any:

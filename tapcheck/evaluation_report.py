@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .console import percent
+from .features import RISE_MARGIN_DB
 from .falsealarms import FAR_ABOVE, MIN_BOARDS
 from .paths import model_command
 
@@ -183,6 +184,13 @@ def format_evaluation(result: dict[str, Any]) -> str:
                          "boards fare — measure on more boards")
         lines.append("against the stated rate: " + "; ".join(parts))
     lines.extend(_far_above(result))
+    short = result.get("short_of_training_rise")
+    if short:  # the rates above measure a louder room (or softer taps) as much as the model
+        lines.append(f"{len(short)} of {len(result['scores'])} test takes stand more than "
+                     f"{RISE_MARGIN_DB:g} dB less above the room's noise than the model's "
+                     f"training takes (e.g. {short[0]}): healthy ones are flagged more often "
+                     "there, so the rates above are partly the room's — see `tapcheck judge` "
+                     "on them")
     recall = ", ".join(f"board {b} {r:.0%}" for b, r in result["recall_per_board"].items())
     lines.append(f"recall per defect board: {recall or '-'}")
     lines.append(_separation(result))
