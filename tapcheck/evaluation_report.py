@@ -98,7 +98,7 @@ def _separation(result: dict[str, Any]) -> str:
         return line
     rests = f"{n['normal']} healthy, {n['defect']} defective"
     if result.get("auc_boards_ci_low") is None or np.isnan(result["auc_boards_ci_low"]):
-        return f"{line} (boards: {rests}; two of each needed)"
+        return f"{line} (boards: {rests}; {MIN_BOARDS} of each needed)"
     return f"{line} (boards: {rests})"
 
 

@@ -19,8 +19,8 @@ import numpy as np
 from .config import Config
 from .errors import FormatWarning, ModelFileError, ParameterError, TapcheckError
 from .featurecache import FeatureCache
-from .features import (RISE_MARGIN_DB, clip_features, clip_rise_db, crop_digest, load_clip,
-                       strike_crops)
+from .features import (MAX_RISE_DB, RISE_MARGIN_DB, clip_features, clip_rise_db, crop_digest,
+                       load_clip, strike_crops)
 from .modelfile import LoadedModel, load_model
 from .models.base import represent_clips
 from .runtime import bf16_inference
@@ -162,21 +162,31 @@ class Judge:
     def training_rise_db(self) -> float | None:
         """How far the model's normal training takes' strikes stood above the room's noise
         (their median :func:`~tapcheck.features.clip_rise_db`); None in a model file from before
-        it was stored, or one whose value is no plausible number."""
+        it was stored, or one whose value no training take could give (a take under
+        ``min_strike_db`` holds no strike; a hand-edited 399 told every tap it stood 381 dB
+        short)."""
         source = self.model.checkpoint.get("dataset")
         value = source.get("strike_rise_db") if isinstance(source, dict) else None
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return float(value) if ok and 0.0 < value < 400.0 else None
+        low = self.config.features.min_strike_db
+        return float(value) if ok and low <= value <= MAX_RISE_DB else None
 
-    def background(self, path, y: np.ndarray | None = None) -> tuple[str, ...]:
+    def background(self, path: str | os.PathLike, *, y: np.ndarray | None = None
+                   ) -> tuple[str, ...]:
         """A warning when the tap stands far less above the room's noise than the training
         takes did: healthy boards then score higher (a louder room, a softer or farther tap).
 
         Parameters
         ----------
-        path : the clip, named in the warning (and read, without ``y``).
+        path : str or PathLike
+            The clip, named in the warning (and read, without ``y``).
         y : np.ndarray, shape (n_samples,), optional
             The clip at the model's sample rate.
+
+        Returns
+        -------
+        tuple of str
+            The warning, or nothing (no figure stored, the clip unreadable or silent).
         """
         ref = self.training_rise_db
         if ref is None:
@@ -189,10 +199,10 @@ class Judge:
             except TapcheckError:
                 return ()
         here = clip_rise_db(y, features=self.config.features)
-        if ref - here <= RISE_MARGIN_DB:
+        if not ref - here > RISE_MARGIN_DB:  # NaN (silence only) too
             return ()
-        return (f"{path}: the tap stands {here:.0f} dB above the room's noise, {ref - here:.0f} "
-                f"dB less than the model's training takes ({ref:.0f} dB): a louder room, or a "
+        return (f"{path}: the tap stands {here:.1f} dB above the room's noise, {ref - here:.1f} "
+                f"dB less than the model's training takes ({ref:.1f} dB): a louder room, or a "
                 "softer or farther tap, makes healthy boards score higher — strike firmly "
                 "near the microphone, judge where it is quieter, or train on takes recorded "
                 "here",)

@@ -196,7 +196,7 @@ class Listener:
                     self._warn_judged(label, strike.onset - judged_onset)
                     continue
                 judged_until, judged_at, judged_onset = strike.start + end, at, strike.onset
-                room = self.judge.background(label, y)  # as judge warns of a file
+                room = self.judge.background(label, y=y)  # as judge warns of a file
                 for line in room:
                     self.warn(line)
                 verdict = self.judge.judge_crops(crops, path=label)

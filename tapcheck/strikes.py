@@ -12,7 +12,10 @@ import os
 import numpy as np
 
 from .errors import NoStrikeError
-from .spectrogram import frame_levels
+from .spectrogram import AMIN, frame_levels
+
+# A frame at most this loud holds no sound: digital silence sits at AMIN's -100 dB floor
+SILENT_FRAME_DB = 10.0 * np.log10(AMIN) + 1.0
 
 # Another knock within this many dB of the strongest, inside its crops, makes the verdict doubtful.
 OTHER_STRIKE_DB = 20.0
@@ -63,17 +66,24 @@ def strike_rise_db(level: np.ndarray) -> float:
     Returns
     -------
     float
-        The loudest frame's level less the 20th-percentile frame level (the noise floor: a take
-        is mostly the room before and after its tap, however long the board rings).
+        The loudest frame's level less the 20th-percentile level of the frames that hold sound
+        (the noise floor: a take is mostly the room before and after its tap, however long the
+        board rings); NaN when no frame does. Frames of digital silence, as an editor pads a
+        clip with, are no room: at the dB floor they made a padded clip's rise 60-130 dB.
     """
-    return float(np.max(level) - np.percentile(level, 20))
+    level = np.asarray(level, dtype=np.float64)
+    heard = level[level > SILENT_FRAME_DB]
+    if not len(heard):
+        return float("nan")
+    return float(np.max(heard) - np.percentile(heard, 20))
 
 
 def strike_onset(level: np.ndarray, *, min_strike_db: float = 15.0, max_back: int | None = None,
                  path: str | os.PathLike | None = None) -> int:
     """:func:`find_strike` on frame levels in dB (:func:`frame_levels`), shape (n_frames,)."""
     peak = int(np.argmax(level))
-    rise = strike_rise_db(level)
+    floor = float(np.percentile(level, 20))
+    rise = float(level[peak] - floor)
     if not rise >= min_strike_db:
         raise NoStrikeError(
             f"no strike found (loudest moment only {rise:.1f} dB above the noise floor; "

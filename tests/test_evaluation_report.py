@@ -123,24 +123,26 @@ def test_a_far_rate_is_told_when_the_other_rate_holds():
 
 def test_the_auc_line_gives_its_interval_over_boards_and_what_it_rests_on():
     """The interval over clips alone was narrower than a new set of boards spreads: a board's
-    takes score alike."""
-    takes = [take(b, k) for b in (1, 2, 3) for k in range(10)]
-    takes += [take(b, k, "defect") for b in (7, 8) for k in range(10)]
-    scores = np.r_[np.linspace(0, 0.5, 30), np.linspace(0.3, 0.8, 10), np.linspace(0.6, 1, 10)]
+    takes score alike. Under 5 boards of a label the interval over boards held the true AUC
+    too seldom (68 % with 2 defective boards, simulated), so there is none."""
+    rng = np.random.default_rng(0)
+    takes = [take(b, k) for b in range(1, 6) for k in range(10)]
+    takes += [take(b, k, "defect") for b in range(21, 26) for k in range(10)]
+    scores = np.r_[rng.normal(0.3, 0.1, 50), rng.normal(0.6, 0.1, 50)]
     result = evaluate_scores(takes, scores, threshold=0.5, known_boards=[1], stated_far=0.05,
                              n_boot=100)
-    assert result["ci_boards"] == {"normal": 3, "defect": 2}
+    assert result["ci_boards"] == {"normal": 5, "defect": 5}
     lo, hi = result["auc_boards_ci_low"], result["auc_boards_ci_high"]
     assert lo <= result["auc"] <= hi
     line = next(x for x in _text(result).splitlines() if x.startswith("AUC "))
     assert (f"AUC {result['auc']:.3f} [{result['auc_ci_low']:.3f}, "
             f"{result['auc_ci_high']:.3f}] over clips, [{lo:.3f}, {hi:.3f}] over boards   "
             "pAUC(FPR<=0.1) ") in line
-    assert line.endswith("over boards (boards: 3 healthy, 2 defective)")
-    # one defective board: its spread over boards cannot be drawn, and the line says why
-    one = evaluate_scores(takes[:40], scores[:40], threshold=0.5, known_boards=[1],
-                          stated_far=0.05, n_boot=50)
-    assert one["auc_boards_ci_low"] is None or np.isnan(one["auc_boards_ci_low"])
-    line = next(x for x in _text(one).splitlines() if x.startswith("AUC "))
+    assert line.endswith("over boards (boards: 5 healthy, 5 defective)")
+    # 3 healthy and 2 defective boards (the demo's 2): none over boards, and the line says why
+    few = evaluate_scores(takes[:30] + takes[50:70], np.r_[scores[:30], scores[50:70]],
+                          threshold=0.5, known_boards=[1], stated_far=0.05, n_boot=50)
+    assert few["auc_boards_ci_low"] is None or np.isnan(few["auc_boards_ci_low"])
+    line = next(x for x in _text(few).splitlines() if x.startswith("AUC "))
     assert "over clips, none over boards   pAUC" in line
-    assert line.endswith("none over boards (boards: 3 healthy, 1 defective; two of each needed)")
+    assert line.endswith("none over boards (boards: 3 healthy, 2 defective; 5 of each needed)")

@@ -324,9 +324,9 @@ def test_a_tap_far_less_above_the_rooms_noise_than_the_training_takes_is_warned_
     code, out, err = run_cli("judge", take, loud, "--model", tiny_model)
     assert code in (0, 1)
     assert f"{take}: the tap stands" not in err
-    line = (f"{loud}: the tap stands {here:.0f} dB above the room's noise, {stored - here:.0f} dB "
-            f"less than the model's training takes ({stored:.0f} dB): a louder room, or a softer "
-            "or farther tap, makes healthy boards score higher — strike firmly near the "
+    line = (f"{loud}: the tap stands {here:.1f} dB above the room's noise, {stored - here:.1f} "
+            f"dB less than the model's training takes ({stored:.1f} dB): a louder room, or a "
+            "softer or farther tap, makes healthy boards score higher — strike firmly near the "
             "microphone, judge where it is quieter, or train on takes recorded here")
     assert f"tapcheck: warning: {line}" in err
     # the crops from a feature cache: the clip is read for its noise all the same
@@ -335,9 +335,33 @@ def test_a_tap_far_less_above_the_rooms_noise_than_the_training_takes_is_warned_
     cached = Judge(tiny_model, cache=FeatureCache(tmp_path / "cache"))
     for _ in range(2):  # computed, then from the cache
         assert line in cached.judge_files([loud])[0].warnings
-    # a model file from before the figure was stored says nothing of it
+    # a model file from before the figure was stored says nothing of it, nor one whose figure
+    # no take could give (edited by hand: 399 told every tap it stood 381 dB short)
     ck = torch.load(tiny_model, weights_only=True)
-    del ck["dataset"]["strike_rise_db"]
-    old = save_checkpoint(tmp_path / "old.pt", ck)
-    code, out, err = run_cli("judge", loud, "--model", old)
-    assert code in (0, 1) and "the tap stands" not in err
+    for value in (None, "40", float("nan"), -3.0, 5.0, 399.0, True):
+        if value is None:
+            del ck["dataset"]["strike_rise_db"]
+        else:
+            ck["dataset"]["strike_rise_db"] = value
+        old = save_checkpoint(tmp_path / "old.pt", ck)
+        code, out, err = run_cli("judge", loud, "--model", old)
+        assert code in (0, 1) and "the tap stands" not in err, value
+
+
+@pytest.mark.parametrize("edit", ["dc", "padded"])
+def test_the_rooms_noise_is_measured_as_the_crops_see_it(edit):
+    """A DC offset (removed before the crops are made) read as a room 29 dB louder, and an
+    editor's digital silence as a room far quieter (review)."""
+    import numpy as np
+
+    from tapcheck.features import clip_rise_db
+
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * 44100) / 44100
+    tap = np.where(t > 0.5, np.exp(-(t - 0.5) * 8) * np.sin(2 * np.pi * 700 * t), 0.0) * 0.5
+    y = (tap + rng.normal(0, 10 ** (-60 / 20), len(t))).astype(np.float32)
+    clean = clip_rise_db(y)
+    changed = y + np.float32(0.01) if edit == "dc" else np.r_[np.zeros(44100, np.float32), y,
+                                                               np.zeros(44100, np.float32)]
+    assert abs(clip_rise_db(changed) - clean) < 1.0, (clip_rise_db(changed), clean)
+    assert np.isnan(clip_rise_db(np.zeros(44100, np.float32)))  # no sound, no room

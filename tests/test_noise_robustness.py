@@ -33,7 +33,7 @@ def test_the_summary_counts_taps_by_how_far_below_the_training_strike_rise_they_
                                "seed": 0, "training_rise_db": 55.0, "rows": [row]})
     assert "clips" not in out["rows"][0]
     bins = {tuple(b["deficit_db"]): b for b in out["by_deficit"]}
-    assert bins[(-10, 4)]["healthy"] == 1 and bins[(-10, 4)]["healthy_flagged"] == 0.0
+    assert bins[(-100, 4)]["healthy"] == 1 and bins[(-100, 4)]["healthy_flagged"] == 0.0
     assert bins[(14, 16)]["healthy"] == 2 and bins[(14, 16)]["healthy_flagged"] == 0.5
     assert bins[(14, 16)]["defective_found"] == 1.0 and bins[(4, 8)]["defective_found"] is None
     assert "| -45 | 0.0 % | 40.0 | 0.900 | 50.0 % | – | 100.0 % |" in page
