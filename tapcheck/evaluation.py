@@ -9,7 +9,6 @@ board check (:func:`study_board_check`), written here once.
 from __future__ import annotations
 
 import warnings
-
 from typing import Any, Sequence
 
 import numpy as np
@@ -187,10 +186,9 @@ def evaluate_scores(takes: Sequence[Take], scores: np.ndarray, *, threshold: flo
     dict
         ``auc``, ``auc_ci_low``, ``auc_ci_high`` (over clips), ``auc_boards_ci_low``,
         ``auc_boards_ci_high`` (over boards, :func:`tapcheck.metrics.bootstrap_ci`; None with
-        fewer than :data:`~tapcheck.falsealarms.MIN_BOARDS` boards of a label), ``pauc`` and
-        its four, ``ci_boards`` ({"normal": boards, "defect": boards}: what the interval over
-        boards rests on),
-        ``tpr_at_5fpr``, ``threshold``,
+        fewer than :data:`~tapcheck.falsealarms.MIN_BOARDS` boards of a label), ``pauc`` with
+        the same four, ``ci_boards`` ({"normal": boards, "defect": boards}: what the interval
+        over boards rests on), ``tpr_at_5fpr``, ``threshold``,
         ``f1``, ``false_alarms`` (share of normal takes flagged), ``best_f1``,
         ``best_f1_threshold``, ``board8_over_board7``, ``board_means`` ({"board": mean}; a
         board with takes of both labels as "11 normal" and "11 defect") and ``boards``

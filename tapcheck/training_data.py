@@ -133,9 +133,11 @@ def training_rise(dataset: Dataset, takes: list[Take], *, config: Config) -> flo
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # each take's warnings were given as its crops were made
-        rises = [clip_rise_db(load_clip(p, audio=config.audio, features=config.features),
-                              features=config.features) for p in paths]
-    return float(np.median(rises))
+        rises = np.array([clip_rise_db(load_clip(p, audio=config.audio,
+                                                 features=config.features),
+                                       features=config.features) for p in paths])
+    heard = rises[np.isfinite(rises)]  # a take of digital silence only has no rise
+    return float(np.median(heard)) if len(heard) else None
 
 
 #: the fix for a training board side with both labels (train refuses it, doctor names it)
