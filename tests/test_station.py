@@ -633,7 +633,8 @@ def test_a_taps_warnings_are_shown_beside_its_verdict_on_the_live_page(separatin
             page.wait_for_function("document.getElementById('n-taps').textContent === '1'")
             assert page.is_visible("#warnings") and page.text_content("#warnings") == f"⚠ {room}"
             page.reload()  # from the state: the last verdict's warnings with it
-            page.wait_for_function("document.getElementById('n-taps').textContent === '1'")
+            # the counters are made by the page's script: none until the state is read
+            page.wait_for_function("document.getElementById('n-taps')?.textContent === '1'")
             assert page.text_content("#warnings") == f"⚠ {room}"
             station.on_verdict(Verdict("tap.wav", "NORMAL", 0.5 * t, t, judge.name))
             page.wait_for_function("document.getElementById('n-taps').textContent === '2'")
