@@ -19,7 +19,7 @@ import numpy as np
 from .config import Config
 from .errors import FormatWarning, ModelFileError, ParameterError, TapcheckError
 from .featurecache import FeatureCache
-from .features import (MAX_RISE_DB, RISE_MARGIN_DB, clip_features, clip_rise_db, crop_digest,
+from .features import (MAX_RISE_DB, RISE_MARGIN_DB, clip_rise_db, crop_digest,
                        load_clip, strike_crops)
 from .modelfile import LoadedModel, load_model
 from .models.base import represent_clips
@@ -129,17 +129,19 @@ class Judge:
         for i, p in enumerate(paths):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
+                y = None  # the clip, where it is read here: background() reads it otherwise
                 try:
                     if self.cache is not None:
                         crops = self.cache.get(p)
                     else:
-                        crops = clip_features(p, audio=self.config.audio,
-                                              features=self.config.features)
+                        y = load_clip(p, audio=self.config.audio, features=self.config.features)
+                        crops = strike_crops(y, sr=self.config.audio.sr,
+                                             features=self.config.features, path=p)
                 except TapcheckError as e:
                     results[i] = Verdict(os.fspath(p), None, None, None, self.name, error=str(e),
                                          trace=traceback.format_exc())
                     continue
-            warned = tuple(str(w.message) for w in caught) + self.background(p)
+            warned = tuple(str(w.message) for w in caught) + self.background(p, y=y)
             formats = frozenset(str(w.message) for w in caught
                                 if issubclass(w.category, FormatWarning))
             if self.heard and crop_digest(crops) in self.heard:

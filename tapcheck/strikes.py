@@ -82,6 +82,8 @@ def strike_onset(level: np.ndarray, *, min_strike_db: float = 15.0, max_back: in
                  path: str | os.PathLike | None = None) -> int:
     """:func:`find_strike` on frame levels in dB (:func:`frame_levels`), shape (n_frames,)."""
     peak = int(np.argmax(level))
+    # not strike_rise_db, which leaves digital silence out of the floor: padded clips would
+    # start to be refused as strikeless, and cached crops' checks would change with them
     floor = float(np.percentile(level, 20))
     rise = float(level[peak] - floor)
     if not rise >= min_strike_db:
