@@ -438,3 +438,30 @@ def test_a_side_spelt_in_other_case_is_refused(tmp_path, run_cli):
     code, _, err = run_cli("import", clips[1], "--dataset", "cased", "--board", "23", "--side",
                            "Left", "--label", "normal")
     assert code == 0, err
+
+
+def test_a_new_dataset_among_other_files_is_said_and_leaves_them(tmp_path, run_cli):
+    """`import ~/clips/*.wav --dataset ~/clips` made the clips' own folder a dataset without a
+    word: it is said once, when the dataset is made, and the files there are left as they were.
+    An empty folder, or the dataset once made, is not warned of."""
+    from .conftest import write_tone
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    first, second = (write_tone(clips / f"{k}.wav", duration_s=3.0, seed=k) for k in (1, 2))
+    before = {p.name: p.read_bytes() for p in clips.iterdir()}
+    args = ("--board", "1", "--side", "left", "--label", "normal")
+    code, out, err = run_cli("import", first, "--dataset", clips, *args)
+    assert code == 0, err
+    assert err == (f"tapcheck: warning: {clips}: holds 2 other file(s) or folder(s) (e.g. 1.wav) "
+                   "and no manifest.csv: the dataset's takes and manifest.csv go in beside "
+                   "them; to keep them apart, give a new folder instead, e.g. --dataset bench\n")
+    assert {p.name: p.read_bytes() for p in clips.glob("*.wav")} == before
+    code, out, err = run_cli("import", second, "--dataset", clips, *args)
+    assert code == 0 and err == "", err
+    assert [t.path for t in Dataset.open(clips).takes] == ["board01/left/take001.wav",
+                                                            "board01/left/take002.wav"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out, err = run_cli("import", first, "--dataset", empty, *args)
+    assert code == 0 and err == "", err
