@@ -336,3 +336,36 @@ def test_a_threshold_is_checked_against_a_refit_of_its_scores_only_when_far_off(
     # a lowest score just under 0 (rounding) bounds nothing below
     _check_threshold_against_scores(-5.96e-8, torch.tensor([-5.96e-8] * 9 + [0.2]),
                                     params={"far": 0.05, "threshold_fit": "lognormal"}, path="m")
+
+
+def test_a_model_file_damaged_on_disk_is_refused_by_its_checksums(tiny_model, tiny_dataset,
+                                                                  tmp_path, run_cli):
+    """4 kB of zeros inside the weights (a bad sector, a damaged copy) loaded without a word and
+    judged with wrong scores, and enroll then rewrote the file with fresh checksums (QA): the
+    zip members' CRC-32 are checked on load."""
+    import shutil
+    import struct
+    import zipfile
+
+    path = tmp_path / "m.pt"
+    shutil.copy(tiny_model, path)
+    with zipfile.ZipFile(path) as archive:
+        member = max(archive.infolist(), key=lambda info: info.file_size)
+    data = bytearray(path.read_bytes())
+    offset = member.header_offset
+    name_length, extra_length = struct.unpack("<HH", data[offset + 26:offset + 30])
+    start = offset + 30 + name_length + extra_length + 64
+    data[start:start + 4096] = bytes(4096)
+    path.write_bytes(data)
+    before = path.read_bytes()
+    take = tiny_dataset.path_of(tiny_dataset.takes[0])
+    expected = (f"tapcheck: error: {path}: is damaged: its part {member.filename} fails its "
+                "checksum (the file changed on disk or in a copy after it was written), so this "
+                "model file cannot be trusted — copy it again from where it came from, or "
+                "retrain it with `tapcheck train`\n")
+    for args in (("judge", "--model", path, take), ("enroll", "--model", path, take),
+                 ("evaluate", "--model", path, "--dataset", tiny_dataset.root)):
+        code, out, err = run_cli(*args)
+        assert (code, out, err) == (2, "", expected), args
+    assert path.read_bytes() == before
+    load_model(tiny_model)  # an undamaged copy loads
