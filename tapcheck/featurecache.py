@@ -104,8 +104,7 @@ class FeatureCache:
             entry = None  # unreadable: let load() raise its precise AudioError
         if entry is not None and entry.exists():
             got = self._load(entry)
-            if got is not None:
-                self._replay_warnings(entry, path)
+            if got is not None and self._replay_warnings(entry, path):
                 return got
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -160,22 +159,38 @@ class FeatureCache:
             with atomic_write(entry.with_suffix(".warn"), "w", encoding="utf-8",
                               errors="surrogateescape") as f:
                 json.dump(said, f)
+        else:  # a damaged note left from before would be found damaged again on every read
+            note = entry.with_suffix(".warn")
+            try:
+                note.unlink(missing_ok=True)
+            except OSError as e:
+                raise StorageError(f"cannot be removed ({e.strerror})", path=note,
+                                   fix="check the cache folder's permissions") from None
         with atomic_write(_level_file(entry)) as f:  # first: the crops' file says "complete"
             np.save(f, level)
         with atomic_write(entry) as f:
             np.save(f, crops)
 
     @staticmethod
-    def _replay_warnings(entry: Path, path: Path) -> None:
+    def _replay_warnings(entry: Path, path: Path) -> bool:
+        """Say again what computing the entry said of its file; False when its note is damaged
+        (then the entry is computed and stored again: its warnings belong to the verdict)."""
         note = entry.with_suffix(".warn")
-        if note.exists():
-            try:
-                said = json.loads(note.read_text(encoding="utf-8", errors="surrogateescape"))
-            except ValueError:  # cut short: the crops stand; their warnings are lost
-                return
-            for kind, line in said:
-                category = FormatWarning if kind == FormatWarning.__name__ else TapcheckWarning
-                warnings.warn(f"{path}: {line}", category, stacklevel=4)
+        if not note.exists():
+            return True
+        try:
+            said = json.loads(note.read_text(encoding="utf-8", errors="surrogateescape"))
+        except (OSError, ValueError):  # cut short or unreadable
+            return False
+        # JSON of another shape (`[1]`, `null`) gave evaluate a traceback (QA)
+        if not isinstance(said, list) or not all(
+                isinstance(item, list) and len(item) == 2
+                and all(isinstance(part, str) for part in item) for item in said):
+            return False
+        for kind, line in said:
+            category = FormatWarning if kind == FormatWarning.__name__ else TapcheckWarning
+            warnings.warn(f"{path}: {line}", category, stacklevel=4)
+        return True
 
     def get_many(self, paths: Sequence[str | os.PathLike], *, progress: bool = False,
                  levels: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:

@@ -109,3 +109,39 @@ def test_a_format_warning_stays_one_from_the_cache(tmp_path):
             cache.get(stereo)
         kinds = {str(w.message).split(": ", 1)[1].split(" ")[0]: w.category for w in caught}
         assert kinds == {"2": FormatWarning, "resampled": FormatWarning}, kinds
+
+
+@pytest.mark.parametrize("note", ["[1]", "null", '{"a": 1}', '[["TapcheckWarning"]]', "[[", ""])
+def test_a_damaged_warnings_note_is_computed_again(tmp_path, note):
+    """An entry's note of its file's warnings holding JSON of another shape ended `evaluate` in
+    a traceback (QA); one cut short lost the warnings. Either way the entry is computed again,
+    its warnings said, and the note stored again; a note left from before is removed once the
+    file has nothing to say."""
+    import warnings
+
+    import soundfile as sf
+
+    y = sf.read(write_tone(tmp_path / "a.wav"))[0]
+    stereo = tmp_path / "b.wav"
+    sf.write(stereo, np.stack([y, y], axis=1), 22050)
+    cache = FeatureCache(tmp_path / "cache")
+
+    def said(path):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cache.get(path)
+        return sorted(str(w.message) for w in caught)
+
+    fresh = said(stereo)
+    assert len(fresh) == 2
+    (entry,) = entries(tmp_path / "cache")
+    stored = entry.with_suffix(".warn").read_text()
+    entry.with_suffix(".warn").write_text(note)
+    assert said(stereo) == fresh
+    assert entry.with_suffix(".warn").read_text() == stored
+
+    clean = write_tone(tmp_path / "c.wav")
+    assert said(clean) == []
+    (entry,) = [e for e in entries(tmp_path / "cache") if not e.with_suffix(".warn").exists()]
+    entry.with_suffix(".warn").write_text(note)
+    assert said(clean) == [] and not entry.with_suffix(".warn").exists()
