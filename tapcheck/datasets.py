@@ -389,10 +389,12 @@ class Dataset:
                 "train": len(self.select(split="train")), "test": len(self.select(split="test"))}
 
     def summary(self) -> list[dict]:
-        """One row per (board, side): label, group, split counts."""
-        rows: dict[tuple[int, str], dict] = {}
+        """One row per (board, side, label, group), with its split counts: a side's takes of
+        two labels (its test takes defective, a normal training take imported later) were one
+        row under the first take's label, counting the normal take as a defective one (QA)."""
+        rows: dict[tuple[int, str, str, str], dict] = {}
         for t in self.takes:
-            row = rows.setdefault((t.board, t.side), {
+            row = rows.setdefault((t.board, t.side, t.label, t.group), {
                 "board": t.board, "side": t.side, "label": t.label, "group": t.group,
                 "train": 0, "test": 0})
             row[t.split] += 1

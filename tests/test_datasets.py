@@ -487,3 +487,19 @@ def test_a_hard_linked_backup_keeps_its_manifest(tmp_path):
     assert (tmp_path / "backup" / "manifest.csv").read_bytes() == saved
     assert [t.take for t in Dataset.open(tmp_path / "backup").takes] == [1]
     assert [t.take for t in Dataset.open(tmp_path / "bench").takes] == [1, 2, 3]
+
+
+def test_info_gives_a_side_of_two_labels_a_row_each(tmp_path, run_cli):
+    """A side whose test takes are defective and whose training take, imported later, is normal
+    was one row under the first take's label: `info` counted the normal take as a defective
+    one (QA)."""
+    ds = Dataset.create(tmp_path / "bench")
+    for k in range(2):
+        ds.add_take(_tap() * (1 - k / 4), sr=44100, board=7, side="left", label="defect",
+                    group="defect-held-out", split="test")
+    ds.add_take(_tap() * 0.3, sr=44100, board=7, side="left", label="normal")
+    code, out, err = run_cli("info", tmp_path / "bench")
+    assert code == 0, err
+    rows = [line.split() for line in out.splitlines() if line.startswith("7 ")]
+    assert rows == [["7", "left", "defect", "defect-held-out", "0", "2"],
+                    ["7", "left", "normal", "1", "0"]]

@@ -28,7 +28,8 @@ def synth(dataset: str, takes: int, test_takes: int | None, seed: int, preset: s
 
     ds = make_study_dataset(dataset, takes=takes, test_takes=test_takes, seed=seed,
                             progress=sys.stderr.isatty(), preset=preset)
-    say(f"wrote {len(ds)} takes of {len(ds.summary())} board sides to {ds.root}")
+    sides = {(t.board, t.side) for t in ds.takes}
+    say(f"wrote {len(ds)} takes of {len(sides)} board sides to {ds.root}")
 
 
 @cli.command("import")
