@@ -135,6 +135,10 @@ def dataset_path(name: str | os.PathLike) -> Path:
     # callers then say it is a file, not a dataset's folder
     if os.sep in text or "/" in text or (Path(text).is_dir() and (Path(text) / MANIFEST).exists()) \
             or (not SLUG.match(text) and os.path.lexists(text) and not Path(text).is_dir()):
+        if ".." in given.parts and not os.path.lexists(given):
+            # `--dataset a/../b` made an empty folder a beside the new dataset b, and named it
+            # "a/../b", a path the shell cannot follow once a is gone (QA): the folder meant
+            return Path(os.path.realpath(given))
         return Path(text)
     if not SLUG.match(text):
         # the example without an option's name: `judge --references ""` was told to give

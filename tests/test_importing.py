@@ -465,3 +465,19 @@ def test_a_new_dataset_among_other_files_is_said_and_leaves_them(tmp_path, run_c
     empty.mkdir()
     code, out, err = run_cli("import", first, "--dataset", empty, *args)
     assert code == 0 and err == "", err
+
+
+def test_a_dataset_path_through_a_missing_folder_makes_no_such_folder(tmp_path, run_cli,
+                                                                      monkeypatch):
+    """`--dataset a/../b` made an empty folder a beside the dataset b and named the takes
+    a/../b/…, a path no shell follows once a is removed (QA): the folder meant is used."""
+    from .conftest import write_tone
+
+    monkeypatch.chdir(tmp_path)
+    clip = write_tone(tmp_path / "c.wav", duration_s=3.0)
+    code, out, err = run_cli("import", clip, "--dataset", "a/../b", "--board", "1", "--side",
+                             "left", "--label", "normal")
+    assert code == 0, err
+    assert out.splitlines()[-1] == f"imported 1 of 1 file(s) into {tmp_path.resolve() / 'b'}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "c.wav"]
+    assert len(Dataset.open("a/../b")) == 1
