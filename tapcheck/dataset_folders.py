@@ -143,8 +143,8 @@ def dataset_path(name: str | os.PathLike) -> Path:
     if not SLUG.match(text):
         # the example without an option's name: `judge --references ""` was told to give
         # "--dataset bench-1", an option judge does not have (QA)
-        raise ParameterError(f"'{text}' is not a usable dataset name"
-                             + (" (it is empty)" if not text.strip() else ""),
+        why = "" if text.strip() else " (it is empty)" if not text else " (it is blank)"
+        raise ParameterError(f"'{text}' is not a usable dataset name{why}",
                              fix="use ASCII letters, digits, '-' and '_', e.g. bench-1")
     # a file there: "afile/small: no such dataset … make one with `tapcheck synth`", advice
     # that failed, where `datasets` said what was wrong

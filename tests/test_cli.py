@@ -246,6 +246,8 @@ def test_debug_after_a_double_dash_is_an_argument(run_cli, monkeypatch, tmp_path
     assert code == 2 and err == ("tapcheck: error: '' is not a usable dataset name (it is "
                                  "empty) — use ASCII letters, digits, '-' and '_', e.g. "
                                  "bench-1\n")
+    code, _, err = run_cli("info", " ")  # spaces only were "empty" too (QA)
+    assert code == 2 and "' ' is not a usable dataset name (it is blank)" in err, err
     # a last line break passed "$": import made recordings/newds<LF>, which no name reached (QA)
     code, _, err = run_cli("import", "x.wav", "--dataset", "newds\n", "--board", "1",
                            "--side", "left", "--label", "normal")
