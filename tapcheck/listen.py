@@ -78,6 +78,9 @@ class Listener:
         outside the measured latency.
     on_judgment : callable, optional
         Called with each LiveJudgment once it is logged.
+    on_refused : callable, optional
+        Called with the line said of a tap that was heard and not judged (clipped), for the
+        operator to tap again.
     taps_per_board : int, optional
         Every this many judged taps make one board verdict (None: taps only).
     """
@@ -87,12 +90,13 @@ class Listener:
                  show: Callable[[str], None] = print, warn: Callable[[str], None] = print,
                  on_verdict: Callable[[Verdict], None] | None = None,
                  on_judgment: Callable[["LiveJudgment"], None] | None = None,
+                 on_refused: Callable[[str], None] | None = None,
                  taps_per_board: int | None = None):
         if taps_per_board is not None and taps_per_board < 1:
             raise ParameterError(f"taps per board must be 1 or more, not {taps_per_board}")
         self.judge, self.mic, self.log, self.stream = judge, mic, log, stream
         self.board, self.show, self.warn = board, show, warn
-        self.on_verdict, self.on_judgment = on_verdict, on_judgment
+        self.on_verdict, self.on_judgment, self.on_refused = on_verdict, on_judgment, on_refused
         self.features = judge.config.features
         self.sr = judge.config.audio.sr
         self.judgments: list[LiveJudgment] = []
@@ -180,11 +184,17 @@ class Listener:
                 try:
                     # as judge refuses and warns of a clipped file; a tap judge refused was
                     # logged with a verdict, under warnings that blamed the cable (QA)
-                    check_clipping(strike.clip, sr=self.mic.sr, path=f"tap at {label}")
+                    with warnings.catch_warnings(record=True) as clipped:
+                        warnings.simplefilter("always")  # brief clipping: the verdict's too
+                        check_clipping(strike.clip, sr=self.mic.sr, path=f"tap at {label}")
                 except AudioError as e:
-                    self.warn(f"{label}: {e.problem} — not judged: lower the input gain (or "
-                              "strike softer) and tap again")
+                    refused = (f"{label}: {e.problem} — not judged: lower the input gain (or "
+                               "strike softer) and tap again")
+                    self.warn(refused)
+                    if self.on_refused is not None:  # the station's page kept showing the
+                        self.on_refused(refused)     # tap before, and said nothing (QA)
                     continue
+                said = [*said, *clipped]  # brief clipping reached the terminal only (QA)
                 for w in said:
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
                 # the strike judged, in stream samples: the loudest in the clip, which an
@@ -204,6 +214,10 @@ class Listener:
                 # beside it, where the operator looks (they were on the terminal only)
                 verdict.warnings = tuple(str(w.message) for w in said
                                          if issubclass(w.category, TapcheckWarning)) + room
+                if strike.others:  # on the verdict's line at the terminal; the page had none
+                    verdict.warnings += (f"tap at {label}: {strike.others + 1} strikes in the "
+                                         "clip; the loudest was judged — leave a second between "
+                                         "taps",)
                 if verdict.error:  # no score (NaN): never logged, never a NORMAL verdict
                     self.show(f"{label}  error: {verdict.error}")
                     continue

@@ -109,6 +109,7 @@ class Station:
         self._scores: list[float] = []  # every tap of the session: the board's verdict so far
         self.board_verdict: dict | None = None  # its verdict, set with each tap
         self.last_explained: dict | None = None
+        self.refused: dict | None = None  # a tap heard and not judged since the last verdict
         self.explain_note: str | None = None
         self.explainer = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain",
@@ -136,12 +137,22 @@ class Station:
                 "warnings": list(verdict.warnings)}
         with self._lock:
             self.history.append(item)
+            self.refused = None
             self.counts["taps"] += 1
             self.counts[verdict.verdict] += 1
             self._scores.append(float(verdict.score))
             self.board_verdict = board = self._board_so_far()
         self.events.publish("verdict", {**item, "counts": dict(self.counts),
                                         "board_verdict": board})
+
+    def on_refused(self, text: str) -> None:
+        """A tap heard and not judged (clipped): the page said nothing and kept showing the tap
+        before, so the operator was not told to tap again (QA)."""
+        item = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                "text": text}
+        with self._lock:
+            self.refused = item
+        self.events.publish("refused", item)
 
     def _board_so_far(self) -> dict | None:
         """The board under test's verdict over the session's taps, by the model's board rule,
@@ -196,7 +207,7 @@ class Station:
             return {"started": self.started, "board": self.board, "model": self.judge.name,
                     "threshold": self.judge.threshold, "history": list(self.history),
                     "counts": dict(self.counts), "board_verdict": self.board_verdict,
-                    "explained": self.last_explained,
+                    "explained": self.last_explained, "refused": self.refused,
                     "note": self.explain_note}
 
     def picture_path(self, clip: str) -> Path | None:

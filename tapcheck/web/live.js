@@ -29,6 +29,16 @@ function showVerdict(item) {
   $("warnings").hidden = warned.length === 0;
 }
 
+// a tap heard and not judged (clipped): in the verdict's place, for the operator to tap again
+function showRefused(r) {
+  const v = $("verdict");
+  v.textContent = "TAP AGAIN";
+  v.className = "REFUSED";
+  $("detail").textContent = `${new Date(r.time).toLocaleTimeString()} · not judged`;
+  $("warnings").textContent = `⚠ ${r.text}`;
+  $("warnings").hidden = false;
+}
+
 function showCounts() {
   const c = state.counts;
   $("counts").innerHTML =
@@ -82,6 +92,7 @@ async function loadState() {
   if (state.note) $("sentence").textContent = state.note;
   const last = state.history[state.history.length - 1];
   if (last) showVerdict(last);
+  if (state.refused) showRefused(state.refused);  // after the verdict: it came later
   showCounts();
   drawChart();
   showExplained(state.explained);
@@ -113,6 +124,7 @@ async function start() {
     // when the new verdict was painted, for tests/station_latency.py (same clock as the server)
     requestAnimationFrame(() => window.verdictTimes.push({ sent: item.sent, shown: Date.now() / 1000 }));
   });
+  events.addEventListener("refused", (ev) => showRefused(JSON.parse(ev.data)));
   events.addEventListener("explained", (ev) => showExplained(JSON.parse(ev.data)));
   events.addEventListener("note", (ev) => { $("status").textContent = JSON.parse(ev.data).text; });
 }
