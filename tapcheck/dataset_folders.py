@@ -10,10 +10,12 @@ any work.
 from __future__ import annotations
 
 import os
+import re
 import stat
+import warnings
 from pathlib import Path
 
-from .errors import DatasetError, ParameterError, StorageError
+from .errors import DatasetError, ParameterError, StorageError, TapcheckWarning
 from .manifest import MANIFEST, SLUG, missing_columns
 from .paths import check_folder, recordings_home
 
@@ -231,6 +233,26 @@ def creatable_path(name: str | os.PathLike) -> Path:
             fix=f"add the takes to {as_given(holder)} itself, or give a folder outside it, "
                 "e.g. --dataset bench (under the recordings folder)")
     return root
+
+
+def warn_of_strangers(root: Path) -> None:
+    """Say so when a new dataset goes into a folder that holds other things: ``import
+    ~/clips/*.wav --dataset ~/clips`` made the folder of the clips a dataset without a word, its
+    board folders and manifest among files no command of tapcheck's reads or lists."""
+    if os.path.lexists(root / MANIFEST) or not root.is_dir():
+        return
+    try:
+        # board folders are a dataset's own (its manifest lost, or a link synth refuses)
+        others = [p.name for p in root.iterdir()
+                  if p.name != ".lock" and not re.fullmatch(r"board\d+", p.name)]
+    except OSError:  # cannot be listed: making the dataset says what is wrong
+        return
+    if others:
+        first = sorted(others)[0]
+        warnings.warn(TapcheckWarning(
+            f"{root}: holds {len(others)} other file(s) or folder(s) (e.g. {first}) and no "
+            f"{MANIFEST}: the dataset's takes and {MANIFEST} go in beside them; to keep them "
+            "apart, give a new folder instead, e.g. --dataset bench"), stacklevel=3)
 
 
 def _refuse_tool_folder(root: Path) -> None:

@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import os
 import re
-import warnings
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,8 +23,8 @@ import numpy as np
 
 from . import manifest
 from .audio import peak_dbfs, write_wav
-from .dataset_folders import creatable_path, dataset_path, missing_dataset
-from .errors import DatasetError, StorageError, TapcheckWarning
+from .dataset_folders import creatable_path, dataset_path, missing_dataset, warn_of_strangers
+from .errors import DatasetError, StorageError
 from .files import check_path, remove_stopped_writes, storage_error
 from .locks import exclusive, holding
 from .manifest import LABELS, MANIFEST, MANIFEST_FIELDS, SPLITS  # noqa: F401 - re-exported
@@ -54,26 +53,6 @@ class Take:
     def class_name(self) -> str:
         """The identity metric-learning models separate: ``board03/left``."""
         return f"board{self.board:02d}/{self.side}"
-
-
-def _warn_of_strangers(root: Path) -> None:
-    """Say so when a new dataset goes into a folder that holds other things: ``import
-    ~/clips/*.wav --dataset ~/clips`` made the folder of the clips a dataset without a word, its
-    board folders and manifest among files no command of tapcheck's reads or lists."""
-    if os.path.lexists(root / MANIFEST) or not root.is_dir():
-        return
-    try:
-        # board folders are a dataset's own (its manifest lost, or a link synth refuses)
-        others = [p.name for p in root.iterdir()
-                  if p.name != ".lock" and not re.fullmatch(r"board\d+", p.name)]
-    except OSError:  # cannot be listed: making the dataset says what is wrong
-        return
-    if others:
-        first = sorted(others)[0]
-        warnings.warn(TapcheckWarning(
-            f"{root}: holds {len(others)} other file(s) or folder(s) (e.g. {first}) and no "
-            f"{MANIFEST}: the dataset's takes and {MANIFEST} go in beside them; to keep them "
-            "apart, give a new folder instead, e.g. --dataset bench"), stacklevel=3)
 
 
 class Dataset:
@@ -148,7 +127,7 @@ class Dataset:
             The folder cannot be made.
         """
         root = creatable_path(name)
-        _warn_of_strangers(root)
+        warn_of_strangers(root)
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
