@@ -123,24 +123,28 @@ def refuse_dataset_folder(folder: str | os.PathLike, *, why: str, fix: str,
 
 
 def dataset_path(name: str | os.PathLike) -> Path:
-    """``NAME`` → ``recordings/NAME``; a path with a slash (or an existing folder) is used as is;
+    """``NAME`` → ``recordings/NAME``; a path with a slash (or an existing folder) is used as is
+    (``a/../b`` as ``b`` where ``a`` does not exist);
     the path of a dataset's ``manifest.csv`` means its dataset's folder, for reading and writing
     alike (``info``, ``import``, ``record``: a manifest given was "no such dataset", or, to
     ``import``, "cannot be written (File exists)")."""
     text = os.fspath(name)
     given = Path(text)
+    as_path = os.sep in text or "/" in text  # `a/../b` stays a path when it reads `b`
+    if _missing_before_up(given):
+        # `--dataset a/../b` made an empty folder a beside the new dataset b, and named it
+        # "a/../b", a path the shell cannot follow once a is gone (QA): the folder meant. Only
+        # then: where a exists (a link, perhaps), a/.. is where the file system leads
+        given = Path(os.path.normpath(given))
+        text = os.fspath(given)
     if given.name == MANIFEST and given.is_file():
         # a bare "manifest.csv" or "../manifest.csv": a folder with a name, for messages and
         # the dataset's name
         return given.parent if given.parent.name else Path(os.path.abspath(given.parent))
     # a file here is a path too ("info stereo.wav" was "not a usable dataset name"): the
     # callers then say it is a file, not a dataset's folder
-    if os.sep in text or "/" in text or (Path(text).is_dir() and (Path(text) / MANIFEST).exists()) \
+    if as_path or (Path(text).is_dir() and (Path(text) / MANIFEST).exists()) \
             or (not SLUG.match(text) and os.path.lexists(text) and not Path(text).is_dir()):
-        if ".." in given.parts and not os.path.lexists(given):
-            # `--dataset a/../b` made an empty folder a beside the new dataset b, and named it
-            # "a/../b", a path the shell cannot follow once a is gone (QA): the folder meant
-            return Path(os.path.realpath(given))
         return Path(text)
     if not SLUG.match(text):
         # the example without an option's name: `judge --references ""` was told to give
@@ -151,6 +155,13 @@ def dataset_path(name: str | os.PathLike) -> Path:
     # a file there: "afile/small: no such dataset … make one with `tapcheck synth`", advice
     # that failed, where `datasets` said what was wrong
     return check_folder(recordings_home(), "datasets", "TAPCHECK_RECORDINGS") / text
+
+
+def _missing_before_up(path: Path) -> bool:
+    """Whether a folder ``path`` goes up from (``x`` in ``x/..``) does not exist."""
+    parts = path.parts
+    return any(part == ".." and k and parts[k - 1] != ".." and not os.path.lexists(Path(*parts[:k]))
+               for k, part in enumerate(parts))
 
 
 def recordings_folder() -> Path:
@@ -242,9 +253,10 @@ def warn_of_strangers(root: Path) -> None:
     if os.path.lexists(root / MANIFEST) or not root.is_dir():
         return
     try:
-        # board folders are a dataset's own (its manifest lost, or a link synth refuses)
+        # board folders are a dataset's own (its manifest lost, or a link synth refuses);
+        # hidden files are no one's reading (.DS_Store, a write stopped part-way, the lock)
         others = [p.name for p in root.iterdir()
-                  if p.name != ".lock" and not re.fullmatch(r"board\d+", p.name)]
+                  if not p.name.startswith(".") and not re.fullmatch(r"board\d+", p.name)]
     except OSError:  # cannot be listed: making the dataset says what is wrong
         return
     if others:

@@ -153,19 +153,19 @@ class FeatureCache:
                ours: list) -> None:
         from .files import atomic_write
 
-        if ours:  # the same file must say the same thing from the cache, of the same kind
-            prefix = f"{path}: "
-            said = [[w.category.__name__, str(w.message).removeprefix(prefix)] for w in ours]
-            with atomic_write(entry.with_suffix(".warn"), "w", encoding="utf-8",
-                              errors="surrogateescape") as f:
-                json.dump(said, f)
-        else:  # a damaged note left from before would be found damaged again on every read
-            note = entry.with_suffix(".warn")
-            try:
+        note = entry.with_suffix(".warn")
+        try:
+            if ours:  # the same file must say the same thing from the cache, of the same kind
+                prefix = f"{path}: "
+                said = [[w.category.__name__, str(w.message).removeprefix(prefix)]
+                        for w in ours]
+                with atomic_write(note, "w", encoding="utf-8", errors="surrogateescape") as f:
+                    json.dump(said, f)
+            else:  # a damaged note left from before would be found damaged on every read
                 note.unlink(missing_ok=True)
-            except OSError as e:
-                raise StorageError(f"cannot be removed ({e.strerror})", path=note,
-                                   fix="check the cache folder's permissions") from None
+        except OSError as e:  # a folder in its place (review): not a traceback
+            raise StorageError(f"cannot be written ({e.strerror})", path=note,
+                               fix="check the cache folder") from None
         with atomic_write(_level_file(entry)) as f:  # first: the crops' file says "complete"
             np.save(f, level)
         with atomic_write(entry) as f:

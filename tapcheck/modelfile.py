@@ -28,7 +28,7 @@ from .detectors import ThresholdDetector, detector_from_state
 from .errors import ConfigError, ModelFileError, ParameterError
 from .features import FEATURES_VERSION
 from .files import atomic_write, check_path, stopped_writes
-from .file_kinds import refuse_special, sniff
+from .file_kinds import check_stored_crcs, refuse_special, sniff
 from .locks import holding, lock_path
 from .modelcheck import check_contents, check_trained
 
@@ -233,7 +233,9 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
     refuse_special(path, ModelFileError, fix=fix if partial
                    else "pass a model file written by `tapcheck train`")
     try:
-        _check_crcs(path, what=what, fix=fix if partial else RETRAIN)
+        # a bad sector or a damaged copy was judged without a word, with wrong scores (QA)
+        check_stored_crcs(path, ModelFileError, what=what, fix=fix if partial else
+                          f"copy it again from where it came from, or {RETRAIN}")
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except ModelFileError:
         raise
@@ -270,26 +272,6 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
             f"{made_by}); this tapcheck computes version {FEATURES_VERSION}", path=path,
             fix=fix if partial else RETRAIN)
     return checkpoint
-
-
-def _check_crcs(path: Path, *, what: str, fix: str) -> None:
-    """Refuse a model file whose archive members fail their CRC-32: a bad sector or a copy
-    damaged on the way (4 KB of zeros inside the weights) loaded without a word and judged
-    with wrong scores, and ``enroll`` then rewrote it with fresh checksums (QA). A file that is
-    no zip archive is left to ``torch.load`` to refuse. It costs a second read of the file, from
-    the page cache: 33 ms for a 100 MB arcface-resnet18 file, beside torch.load's 50 ms."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError):
-        return  # cut short, or not a zip: torch.load says what it is
-    if bad is not None:
-        raise ModelFileError(f"is damaged: its part {bad} fails its checksum (the file changed "
-                             f"on disk or in a copy after it was written), so this {what} "
-                             "cannot be trusted", path=path,
-                             fix=f"copy it again from where it came from, or {fix}")
 
 
 def _kind(value: Any) -> str:

@@ -145,3 +145,22 @@ def test_a_damaged_warnings_note_is_computed_again(tmp_path, note):
     (entry,) = [e for e in entries(tmp_path / "cache") if not e.with_suffix(".warn").exists()]
     entry.with_suffix(".warn").write_text(note)
     assert said(clean) == [] and not entry.with_suffix(".warn").exists()
+
+
+def test_a_warnings_note_that_is_a_folder_turns_the_cache_off_with_a_warning(tmp_path):
+    """A folder in the place of an entry's note gave a traceback once the entry was computed
+    again (review): the cache is turned off for the run, said once, and the crops computed."""
+    import soundfile as sf
+
+    from tapcheck.errors import TapcheckWarning
+
+    y = sf.read(write_tone(tmp_path / "a.wav"))[0]
+    stereo = tmp_path / "b.wav"
+    sf.write(stereo, np.stack([y, y], axis=1), 22050)
+    fresh = FeatureCache(tmp_path / "cache").get(stereo)
+    (entry,) = entries(tmp_path / "cache")
+    entry.with_suffix(".warn").unlink()
+    entry.with_suffix(".warn").mkdir()
+    cache = FeatureCache(tmp_path / "cache")
+    with pytest.warns(TapcheckWarning, match="feature cache not used"):
+        assert np.array_equal(cache.get(stereo), fresh)

@@ -463,6 +463,7 @@ def test_a_new_dataset_among_other_files_is_said_and_leaves_them(tmp_path, run_c
                                                             "board01/left/take002.wav"]
     empty = tmp_path / "empty"
     empty.mkdir()
+    (empty / ".DS_Store").write_bytes(b"\0")  # hidden files are no one's reading
     code, out, err = run_cli("import", first, "--dataset", empty, *args)
     assert code == 0 and err == "", err
 
@@ -478,6 +479,12 @@ def test_a_dataset_path_through_a_missing_folder_makes_no_such_folder(tmp_path, 
     code, out, err = run_cli("import", clip, "--dataset", "a/../b", "--board", "1", "--side",
                              "left", "--label", "normal")
     assert code == 0, err
-    assert out.splitlines()[-1] == f"imported 1 of 1 file(s) into {tmp_path.resolve() / 'b'}"
+    assert out.splitlines()[-1] == "imported 1 of 1 file(s) into b"  # ./b, not recordings/b
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "c.wav"]
     assert len(Dataset.open("a/../b")) == 1
+    code, out, err = run_cli("info", "x/../b/manifest.csv")  # a manifest's path alike
+    assert code == 0 and out.startswith("b: 1 takes"), err
+    # where the folder gone up from exists, the path is the file system's to follow
+    (tmp_path / "c").mkdir()
+    code, out, err = run_cli("info", "c/../b")
+    assert code == 0 and out.startswith("c/../b: 1 takes"), err

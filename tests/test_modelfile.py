@@ -344,19 +344,10 @@ def test_a_model_file_damaged_on_disk_is_refused_by_its_checksums(tiny_model, ti
     judged with wrong scores, and enroll then rewrote the file with fresh checksums (QA): the
     zip members' CRC-32 are checked on load."""
     import shutil
-    import struct
-    import zipfile
 
     path = tmp_path / "m.pt"
     shutil.copy(tiny_model, path)
-    with zipfile.ZipFile(path) as archive:
-        member = max(archive.infolist(), key=lambda info: info.file_size)
-    data = bytearray(path.read_bytes())
-    offset = member.header_offset
-    name_length, extra_length = struct.unpack("<HH", data[offset + 26:offset + 30])
-    start = offset + 30 + name_length + extra_length + 64
-    data[start:start + 4096] = bytes(4096)
-    path.write_bytes(data)
+    member = _zero_inside_largest_part(path)
     before = path.read_bytes()
     take = tiny_dataset.path_of(tiny_dataset.takes[0])
     expected = (f"tapcheck: error: {path}: is damaged: its part {member.filename} fails its "
@@ -369,3 +360,43 @@ def test_a_model_file_damaged_on_disk_is_refused_by_its_checksums(tiny_model, ti
         assert (code, out, err) == (2, "", expected), args
     assert path.read_bytes() == before
     load_model(tiny_model)  # an undamaged copy loads
+
+    # a run's progress alike, with the fixes a .partial gets (it is no copy of anything)
+    from tapcheck.modelfile import PARTIAL_FORMAT, RESUME_FIX, check_partial
+
+    checkpoint = torch.load(tiny_model, map_location="cpu", weights_only=True)
+    partial = tmp_path / "r.pt.partial"
+    torch.save({**checkpoint, "format": PARTIAL_FORMAT}, partial)
+    read_partial(partial)
+    _zero_inside_largest_part(partial)
+    with pytest.raises(ModelFileError) as e:
+        read_partial(partial)
+    assert "fails its checksum" in e.value.problem and e.value.fix == RESUME_FIX
+    with pytest.raises(ModelFileError) as e:  # train without --resume: not told to resume
+        check_partial(partial, resume=False)
+    assert "fails its checksum" in e.value.problem and "--resume" not in e.value.fix
+
+    # torch may write no CRCs (all 0): loaded as torch loads it
+    torch.serialization.set_crc32_options(False)
+    try:
+        save_checkpoint(tmp_path / "no-crc.pt", checkpoint)
+    finally:
+        torch.serialization.set_crc32_options(True)
+    load_model(tmp_path / "no-crc.pt")
+
+
+def _zero_inside_largest_part(path):
+    """4 kB of zeros inside the largest member of a zip as torch.save writes it (stored): a bad
+    sector. Returns the member."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        member = max(archive.infolist(), key=lambda info: info.file_size)
+    data = bytearray(path.read_bytes())
+    offset = member.header_offset
+    name_length, extra_length = struct.unpack("<HH", data[offset + 26:offset + 30])
+    start = offset + 30 + name_length + extra_length + 64
+    data[start:start + 4096] = bytes(4096)
+    path.write_bytes(data)
+    return member

@@ -699,3 +699,24 @@ def test_the_page_shows_a_taps_clipping_a_second_strike_and_a_tap_not_judged(
     finally:
         page.close()
         stop(live)
+
+
+def test_a_tap_not_judged_stays_in_the_state_until_the_next_verdict(separating_model, tmp_path):
+    """A page loaded after a refused tap shows TAP AGAIN; one loaded after the next verdict
+    must not (the state the page reloads from)."""
+    from tapcheck.judge import Judge, Verdict
+
+    judge = Judge(separating_model)
+    root = tmp_path / "inspections"
+    InspectionLog(root, create=True).close()
+    station = Station(judge, root, explain=False)
+    try:
+        assert station.snapshot()["refused"] is None
+        station.on_refused("10:00:00: is heavily clipped — not judged: … tap again")
+        refused = station.snapshot()["refused"]
+        assert refused["text"].endswith("tap again") and station.snapshot()["counts"]["taps"] == 0
+        station.on_verdict(Verdict("tap.wav", "NORMAL", 0.5 * judge.threshold, judge.threshold,
+                                   judge.name))
+        assert station.snapshot()["refused"] is None
+    finally:
+        station.close()
