@@ -9,7 +9,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .files import atomic_write
 from .validate import is_real
@@ -86,3 +86,31 @@ def _is_cell(stored: Any) -> bool:
 
 def _sha1(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()
+
+
+def _stored_cells(out: Path, model: str = "*") -> Iterator[dict]:
+    """The cell records under ``out/cells/<model>/`` that read as cells."""
+    for path in sorted((Path(out) / "cells").glob(f"{model}/*.json")):
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if _is_cell(stored):
+            yield stored
+
+
+def holds_cells(out: Path) -> bool:
+    """Whether the report folder ``out`` holds a finished cell: an empty ``cells/`` made by
+    hand let ``compare`` replace a user's index.html and metrics.csv (QA)."""
+    return next(_stored_cells(out), None) is not None
+
+
+def wrote_model(out: Path, model: str, path: Path) -> bool:
+    """Whether a cell of ``model`` in ``out`` recorded the model file at ``path`` (its SHA-1):
+    ``compare --out .`` replaced the model ``train`` had written at ``models/<model>.pt`` since,
+    because the folder held an earlier comparison (QA)."""
+    wanted = {stored.get("model_sha1") for stored in _stored_cells(out, model)} - {None}
+    try:
+        return bool(wanted) and _sha1(Path(path).read_bytes()) in wanted
+    except OSError:
+        return False

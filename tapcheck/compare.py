@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import __version__
-from .cellstore import CellStore
+from .cellstore import CellStore, holds_cells, wrote_model
 from .config import Config
 from .dataset_folders import refuse_dataset_folder
 from .datasets import Dataset, Take
@@ -183,7 +183,8 @@ def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
     ------
     StorageError
         ``out`` holds a dataset (``manifest.csv``), a file the report would replace that no
-        comparison wrote, a model file under ``models/`` without an earlier comparison there,
+        comparison wrote, a model file under ``models/`` that no cell of a comparison there
+        recorded (``train`` wrote it, or wrote it again since),
         or ``models``/``cells`` that is not a plain folder.
     """
     out = Path(out)
@@ -198,8 +199,7 @@ def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
                                "one", path=path, fix=fix)
     # a run stopped after its first figures but before metrics.json leaves its cells/: a rerun
     # finishes it (compare --help), replacing those figures
-    cells = out / "cells"
-    earlier = _is_comparison(out / "metrics.json") or (cells.is_dir() and not cells.is_symlink())
+    earlier = _is_comparison(out / "metrics.json") or holds_cells(out)
     files = ["index.html", "metrics.csv", "metrics.json", "roc.png", "training.png"]
     files += [f"{kind}-{name}.png" for name in names for kind in ("tsne", "scores")]
     for name in files:
@@ -209,8 +209,8 @@ def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
         # (`--out .`, or an empty `--out ''`): a plainly trained model was replaced there
         model = out / "models" / f"{name}.pt"
         check_model_target(model)  # only over tapcheck's own model files
-        if os.path.lexists(model) and not earlier:
-            raise StorageError("exists, and its folder holds no earlier comparison: the report's "
+        if os.path.lexists(model) and not wrote_model(out, name, model):
+            raise StorageError("exists, and no comparison here wrote it: the report's "
                                f"{name} model would replace a model tapcheck train wrote",
                                path=model, fix=fix)
 

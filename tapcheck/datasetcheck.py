@@ -129,6 +129,14 @@ def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Find
                      f"{take.board} in the row, board {folder} by its folder",
             fix="correct the board in those rows (or move the files to their board's folder): "
                 "training, calibration and evaluate count each take as its row says"))
+    if dataset.own_columns:  # import and record refuse the dataset: doctor said "nothing to
+        # fix" (QA)
+        own = ", ".join(f"'{c}'" for c in dataset.own_columns)
+        findings.append(Finding(
+            NOTE, f"{dataset.root / MANIFEST}: has column(s) {own} that tapcheck does not keep: "
+                  "import and record add no take to it (a row added would rewrite the manifest "
+                  "without them); every other command reads it",
+            fix="move those columns to a file of their own (keyed by path) before adding takes"))
     # atomic_write's temporary files: left only by a run killed (or a disk filled) mid-write
     strays = sorted(p.relative_to(dataset.root) for p in dataset.root.rglob(".*.tmp"))
     if strays:

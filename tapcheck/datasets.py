@@ -273,6 +273,11 @@ class Dataset:
                 remove_stopped_writes(self.root)
             yield self
 
+    @property
+    def own_columns(self) -> list[str]:
+        """The manifest's columns tapcheck does not keep (a row added would drop them)."""
+        return list(self._own_columns)
+
     def _check_manifest_writable(self) -> None:
         """A manifest that cannot take a row (read-only, immutable) fails the session now: found
         only after a tap, it left that take's WAV without its row. So does one with columns of

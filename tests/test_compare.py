@@ -120,14 +120,30 @@ def test_out_over_the_working_folder_keeps_a_model_train_wrote(run_cli, small_co
     code, out, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
                              "--epochs", "1", "--out", ".")
     assert (code, out) == (2, "")
-    assert err == ("tapcheck: error: models/ae.pt: exists, and its folder holds no earlier "
-                   "comparison: the report's ae model would replace a model tapcheck train "
-                   "wrote — choose another --out, e.g. reports/<dataset>\n")
+    refusal = ("tapcheck: error: models/ae.pt: exists, and no comparison here wrote it: the "
+               "report's ae model would replace a model tapcheck train wrote — choose another "
+               "--out, e.g. reports/<dataset>\n")
+    assert err == refusal
     code, out, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
                              "--epochs", "1", "--out", "")
     assert (code, out) == (2, "")
     assert err == ("tapcheck: error: --out is empty — name the report folder, e.g. --out "
                    "reports/<dataset>, or leave it out\n")
+    assert _md5s(tmp_path) == before
+
+    # a comparison ran here, and train wrote its model since: it was replaced (QA)
+    (tmp_path / "models" / "ae.pt").unlink()
+    code, out, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                             "--epochs", "1", "--out", ".")
+    assert code == 0, err
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                           "--epochs", "1", "--seed", "1", "--out", ".")
+    assert code == 0, err  # the report's own model file: replaced by its rerun
+    shutil.copy(tiny_model, tmp_path / "models" / "ae.pt")
+    before = _md5s(tmp_path)
+    code, out, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                             "--epochs", "1", "--out", ".")
+    assert (code, out, err) == (2, "", refusal)
     assert _md5s(tmp_path) == before
 
 
@@ -145,12 +161,15 @@ def test_report_folder_check_reads_no_fifo_and_lets_a_stopped_run_finish(tmp_pat
     with pytest.raises(StorageError, match="metrics.json"):
         check_report_folder(fifo, ["ae"])
     stopped = tmp_path / "stopped"
-    (stopped / "cells").mkdir(parents=True)
+    (stopped / "cells" / "ae").mkdir(parents=True)
     (stopped / "tsne-ae.png").write_bytes(b"\x89PNG")
-    check_report_folder(stopped, ["ae"])  # no error: the rerun replaces its own figure
-    (stopped / "cells").rmdir()
+    # an empty cells/ (made by hand) is no run's: the report replaced index.html and
+    # metrics.csv beside it (QA)
     with pytest.raises(StorageError, match="tsne-ae.png: exists and is not a file"):
         check_report_folder(stopped, ["ae"])
+    cell = {"row": {"scorer": "recon", "train_seconds": 1.0, "auc": 0.5, "pauc": 0.5}}
+    (stopped / "cells" / "ae" / "s0-k.json").write_text(json.dumps(cell))
+    check_report_folder(stopped, ["ae"])  # no error: the rerun replaces its own figure
 
 
 def test_out_in_a_dataset_folder_is_refused(run_cli, small_compare_set, tmp_path):

@@ -279,6 +279,12 @@ def test_a_manifest_with_columns_of_its_own_is_read_and_never_rewritten_without_
         "rewrite it without them; nothing was written — move those columns to a file of their "
         "own (keyed by path), then run again")
     assert files() == before
+    # doctor names them: it said "nothing to fix" of a dataset import then refused (QA)
+    from tapcheck.datasetcheck import check_dataset
+
+    _, findings = check_dataset(tmp_path / "bench")
+    assert any(f.level == "note" and "has column(s) 'notes' that tapcheck does not keep: "
+               "import and record add no take to it" in f.message for f in findings), findings
     # a spreadsheet's empty trailing column holds nothing to lose: written as ever
     path.write_text("\n".join([lines[0] + ",,", lines[1] + ",,", lines[2] + ",,"]) + "\n",
                     encoding="utf-8")
