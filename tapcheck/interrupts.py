@@ -75,6 +75,10 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 
 def _interrupt(signum: int, frame) -> None:
+    if _IN_HOOK:  # the re-send came while _resend_if_dropped still ran (a loaded machine):
+        # raised here it would be the hook's own exception, dropped for good (CI); sent again
+        _LATE.append(signum)
+        return
     stop = KeyboardInterrupt()
     stop.tapcheck_signal = signum  # told apart from others by _resend_if_dropped
     raise stop
@@ -92,14 +96,30 @@ def _resend_if_dropped(hook: Callable, unraisable) -> None:
         hook(unraisable)
         return
     # in a moment, from another thread: the handler then runs in the main thread at its next
-    # bytecode, past the finalizer (raised here, it would be this hook's exception)
-    timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
-    timer.daemon = True
-    _RESENDS.append(timer)
-    timer.start()
+    # bytecode, past the finalizer (raised here, it would be this hook's exception). On a
+    # loaded machine the moment can pass before start() returns: the handler then leaves the
+    # signal in _LATE, and it is sent again
+    global _IN_HOOK
+    _IN_HOOK = True
+    delay_s = 0.01
+    try:
+        while True:
+            timer = threading.Timer(delay_s, os.kill, (os.getpid(), signum))
+            timer.daemon = True
+            _RESENDS.append(timer)
+            timer.start()
+            if not _LATE:  # no handler runs from here to the hook's return: no call is left
+                break
+            signum = _LATE.pop()
+            _LATE.clear()
+            delay_s = min(10 * delay_s, 1.0)  # the machine is slow: give start() longer
+    finally:
+        _IN_HOOK = False
 
 
 _RESENDS: list[threading.Timer] = []  # signals to send again, from _resend_if_dropped
+_IN_HOOK = False  # _resend_if_dropped is running (in the main thread)
+_LATE: list[int] = []  # signals the handler met while it ran
 
 
 def _cancel_resends() -> bool:
