@@ -24,12 +24,12 @@ from .params import BOARD, FILE, Whole, config_option, dataset_option
               "two woods, 12 unseen healthy boards of three, graded defects.")
 def synth(dataset: str, takes: int, test_takes: int | None, seed: int, preset: str) -> None:
     """Synthesise boards (physics-based) into a new dataset: the study's, or a plant-like set."""
+    from ..datasets import class_counts
     from ..synth_dataset import make_study_dataset
 
     ds = make_study_dataset(dataset, takes=takes, test_takes=test_takes, seed=seed,
                             progress=sys.stderr.isatty(), preset=preset)
-    sides = {(t.board, t.side) for t in ds.takes}
-    say(f"wrote {len(ds)} takes of {len(sides)} board sides to {ds.root}")
+    say(f"wrote {len(ds)} takes of {len(class_counts(ds.takes))} board sides to {ds.root}")
 
 
 @cli.command("import")
