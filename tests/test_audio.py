@@ -555,3 +555,12 @@ def test_the_rate_advised_is_the_settings_own(tmp_path):
     with pytest.raises(AudioError) as e:
         load(path, sr=96000, min_sr=75000)
     assert e.value.fix == "record at 96000 Hz (at least 75000 Hz)"
+
+
+def test_a_proc_file_is_not_called_empty():
+    # /proc files report a size of 0 and hold text: "is empty (0 bytes) — the recording or
+    # copy failed" sent the user looking for a failed copy (QA: judge /proc/self/status)
+    with pytest.raises(AudioError, match=r"says it is 0 bytes long yet holds data .* not a "
+                                         r"recording — use a WAV") as e:
+        load("/proc/self/status")
+    assert "is empty" not in str(e.value)
