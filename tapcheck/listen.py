@@ -81,6 +81,9 @@ class Listener:
     on_refused : callable, optional
         Called with the line said of a tap that was heard and not judged (clipped), for the
         operator to tap again.
+    on_joined : callable, optional
+        Called with the line said of a strike judged together with the tap judged before (it
+        fell inside that tap's crops), after that tap's ``on_verdict``.
     taps_per_board : int, optional
         Every this many judged taps make one board verdict (None: taps only).
     """
@@ -91,12 +94,14 @@ class Listener:
                  on_verdict: Callable[[Verdict], None] | None = None,
                  on_judgment: Callable[["LiveJudgment"], None] | None = None,
                  on_refused: Callable[[str], None] | None = None,
+                 on_joined: Callable[[str], None] | None = None,
                  taps_per_board: int | None = None):
         if taps_per_board is not None and taps_per_board < 1:
             raise ParameterError(f"taps per board must be 1 or more, not {taps_per_board}")
         self.judge, self.mic, self.log, self.stream = judge, mic, log, stream
         self.board, self.show, self.warn = board, show, warn
         self.on_verdict, self.on_judgment, self.on_refused = on_verdict, on_judgment, on_refused
+        self.on_joined = on_joined
         self.features = judge.config.features
         self.sr = judge.config.audio.sr
         self.judgments: list[LiveJudgment] = []
@@ -252,9 +257,12 @@ class Listener:
     def _warn_judged(self, label: str, after: int) -> None:
         """A strike ``after`` stream samples from the tap just judged, judged with it (the
         clips of two taps come in either order when the first waits for more audio)."""
-        self.warn(f"{label}: a strike {abs(after) / self.mic.sr:.2f} s from the tap judged "
-                  "before, inside its crops: the two were judged as one tap (the louder), not "
-                  "again — leave a second between taps")
+        line = (f"{label}: a strike {abs(after) / self.mic.sr:.2f} s from the tap judged "
+                "before, inside its crops: the two were judged as one tap (the louder), not "
+                "again — leave a second between taps")
+        self.warn(line)
+        if self.on_joined is not None:  # the station's page showed the verdict without it
+            self.on_joined(line)
 
     def _save(self, judgment: LiveJudgment, y: np.ndarray,
               board_done: tuple[list[LiveJudgment], BoardVerdict] | None) -> None:

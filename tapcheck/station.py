@@ -154,6 +154,15 @@ class Station:
             self.refused = item
         self.events.publish("refused", item)
 
+    def on_joined(self, text: str) -> None:
+        """A strike judged together with the last verdict's tap (inside its crops): said under
+        that verdict, as its other warnings are (it was on the terminal only)."""
+        with self._lock:
+            if self.history:  # a reload shows it too; a new list, as a snapshot being
+                last = self.history[-1]  # sent outside the lock may hold the old one
+                last["warnings"] = [*last["warnings"], text]
+        self.events.publish("joined", {"text": text})
+
     def _board_so_far(self) -> dict | None:
         """The board under test's verdict over the session's taps, by the model's board rule,
         as ``judge --board`` gives it for the same taps: the page called a board ANOMALOUS on

@@ -684,6 +684,18 @@ def test_the_page_shows_a_taps_clipping_a_second_strike_and_a_tap_not_judged(
         assert re.search(r"^⚠ tap at \d\d:\d\d:\d\d: 2 strikes in the clip; the loudest was "
                          r"judged — leave a second between taps$", page.text_content("#warnings"),
                          re.M), page.text_content("#warnings")
+        # the quieter strike, judged with the louder one, is said under the verdict too (it
+        # was on the terminal only), and from the state after a reload
+        joined = (r"^⚠ \d\d:\d\d:\d\d: a strike 0\.\d\d s from the tap judged before, inside "
+                  r"its crops: the two were judged as one tap \(the louder\), not again — leave "
+                  r"a second between taps$")
+        page.wait_for_function("document.getElementById('warnings').textContent"
+                               ".includes('judged as one tap')", timeout=30_000)
+        assert re.search(joined, page.text_content("#warnings"), re.M), \
+            page.text_content("#warnings")
+        page.reload()
+        page.wait_for_function("document.getElementById('n-taps')?.textContent === '2'")
+        assert re.search(joined, page.text_content("#warnings"), re.M)
 
         clipped = tmp_path / "clipped.wav"
         tap_track(clipped, [DEFECT], lead_s=1.0, tail_s=2.0, gain=5000.0, seed=SEED)
@@ -719,5 +731,8 @@ def test_a_tap_not_judged_stays_in_the_state_until_the_next_verdict(separating_m
         station.on_verdict(Verdict("tap.wav", "NORMAL", 0.5 * judge.threshold, judge.threshold,
                                    judge.name))
         assert station.snapshot()["refused"] is None
+        station.on_joined("10:00:01: a strike 0.30 s from the tap judged before, …")
+        last = station.snapshot()["history"][-1]
+        assert last["warnings"] == ["10:00:01: a strike 0.30 s from the tap judged before, …"]
     finally:
         station.close()

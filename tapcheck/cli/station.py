@@ -351,7 +351,8 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
         url = station_address(host, sock.getsockname()[1], token=token)
         listener = Listener(judge_, mic=StoppableMic(mic), stream=config.stream, board=board,
                             show=click.echo, warn=warn, on_verdict=station_.on_verdict,
-                            on_judgment=station_.on_judgment, on_refused=station_.on_refused)
+                            on_judgment=station_.on_judgment, on_refused=station_.on_refused,
+                            on_joined=station_.on_joined)
         try:
             with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a shift ends
                 serve(station_, sock=sock, token=token, mic=mic, listener=listener,

@@ -125,6 +125,13 @@ async function start() {
     requestAnimationFrame(() => window.verdictTimes.push({ sent: item.sent, shown: Date.now() / 1000 }));
   });
   events.addEventListener("refused", (ev) => showRefused(JSON.parse(ev.data)));
+  // a later strike judged with the last verdict's tap: said under that verdict
+  events.addEventListener("joined", (ev) => {
+    const last = state.history[state.history.length - 1];
+    if (!last) return;
+    last.warnings = [...(last.warnings || []), JSON.parse(ev.data).text];
+    if ($("verdict").className !== "REFUSED") showVerdict(last);
+  });
   events.addEventListener("explained", (ev) => showExplained(JSON.parse(ev.data)));
   events.addEventListener("note", (ev) => { $("status").textContent = JSON.parse(ev.data).text; });
 }
