@@ -306,6 +306,21 @@ def check_contents(checkpoint: dict[str, Any], path: str | os.PathLike | None) -
         raise _fail(f"its detector is a {checkpoint['detector']['kind']} scorer but its "
                     f"settings name {scorer!r}", path)
     check_enrolled(checkpoint, path)
+    _check_fingerprint(checkpoint.get("fingerprint"), path)
+
+
+def _check_fingerprint(stored: Any, path) -> None:
+    """The network's fingerprint (:mod:`tapcheck.fingerprint`), when the file has one (files
+    from before 2026-12-06 have none): a representation's name and a finite (1, D) tensor."""
+    if stored is None:
+        return
+    if not isinstance(stored, dict) or not _one_of(stored.get("representation"),
+                                                   ("knn", "prob", "recon")):
+        raise _fail("its network's fingerprint is not a record of a representation and an "
+                    "output", path)
+    output = _finite_tensor(stored.get("output"), "its network's fingerprint", path, ndim=2)
+    if output.shape[0] != 1 or output.shape[1] > MAX_UNITS:
+        raise _fail(f"its network's fingerprint has the shape {tuple(output.shape)}", path)
 
 
 def check_trained(checkpoint: dict[str, Any], out: str | os.PathLike) -> None:

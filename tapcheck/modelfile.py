@@ -29,6 +29,8 @@ from .errors import ConfigError, ModelFileError, ParameterError
 from .features import FEATURES_VERSION
 from .files import atomic_write, check_path, stopped_writes
 from .file_kinds import check_stored_crcs, refuse_special, sniff
+from .fingerprint import TOLERANCE as FINGERPRINT_TOLERANCE
+from .fingerprint import difference
 from .locks import holding, lock_path
 from .modelcheck import check_contents, check_trained
 
@@ -136,6 +138,14 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         raise ModelFileError(f"is damaged or inconsistent ({type(e).__name__}: {e})", path=path,
                              fix=RETRAIN) from None
     module.eval()
+    stored = checkpoint.get("fingerprint")  # model files from before 2026-12-06 have none
+    if stored is not None and not difference(module, stored,
+                                             input_shape=network) <= FINGERPRINT_TOLERANCE:
+        # weights rewritten whole keep valid checksums: a file scaled up by hand judged every
+        # clip ANOMALOUS without a word (QA)
+        raise ModelFileError("is damaged: its network no longer gives the output it gave when "
+                             "it was trained (its weights were changed after training)",
+                             path=path, fix=f"copy it again from where it came from, or {RETRAIN}")
     return LoadedModel(path=path, name=checkpoint["name"], module=module, detector=detector,
                        config=config, classes=list(checkpoint["classes"]), checkpoint=checkpoint)
 

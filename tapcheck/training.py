@@ -43,6 +43,7 @@ from .datasets import Dataset
 from .detectors import SCORERS, KNNDetector, ThresholdDetector, representation_of
 from .errors import ConfigError, DatasetError, TapcheckWarning
 from .featurecache import FeatureCache
+from .fingerprint import fingerprint
 from .fitting import fit_members
 from .modelfile import check_partial, new_checkpoint
 from .models import get_spec
@@ -171,6 +172,9 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
         name=spec.name, model_args=model.model_args, config=config.to_dict(),
         classes=data.classes, class_labels=data.class_labels,
         state_dict=model.state_dict(), detector=detector.get_state(), history=history,
+        # checked at every load: weights changed after training are refused
+        fingerprint=fingerprint(model, input_shape=(f.n_bins, f.n_frames),
+                                representation=representation_of(config.train.scorer)),
         dataset=_provenance(dataset, data),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         train_seconds=seconds)

@@ -241,6 +241,12 @@ MUTATIONS = {
     "threshold of the wrong sign": _set(("detector", "offset"), 3.0),
     "NaN weights": lambda c: [v.fill_(math.nan) for v in c["state_dict"].values()
                               if v.is_floating_point()],
+    "weights scaled after training": lambda c: [
+        v.mul_(1000) for v in c["state_dict"].values() if v.is_floating_point()],
+    "fingerprint not a record": _set(("fingerprint",), 5),
+    "fingerprint of no representation": _set(("fingerprint", "representation"), "x"),
+    "fingerprint NaN": _set(("fingerprint", "output"), lambda t: t.fill_(math.nan)),
+    "fingerprint of three rows": _set(("fingerprint", "output"), lambda t: t.repeat(3, 1)),
     "no classes": _set(("classes",), _DELETE),
     "classes = 5": _set(("classes",), 5),
     "classes of numbers": _set(("classes",), lambda cs: list(range(len(cs)))),

@@ -132,6 +132,38 @@ def test_feature_settings_changed_after_training_are_refused(tiny_model, tmp_pat
     load_model(save_checkpoint(tmp_path / "old.pt", ck))
 
 
+def test_weights_changed_after_training_are_refused(tiny_model, tiny_dataset, tmp_path,
+                                                     run_cli):
+    """Weights rewritten whole keep valid checksums: one layer scaled by 1000 loaded and judged
+    every clip ANOMALOUS without a word (QA). The network's output for a fixed noise crop,
+    stored at training, is computed again at every load."""
+    ck = torch.load(tiny_model, weights_only=True)
+    assert ck["fingerprint"]["representation"] == "knn"
+    assert ck["fingerprint"]["output"].shape == (1, ck["model_args"]["embedding_dim"])
+    layer = next(k for k, v in ck["state_dict"].items() if v.is_floating_point() and v.ndim == 4)
+    clip = tiny_dataset.path_of(tiny_dataset.takes[0])
+    for name, change in [("scaled", lambda w: w * 1000), ("1 % larger", lambda w: w * 1.01)]:
+        edited = dict(ck, state_dict={**ck["state_dict"], layer: change(ck["state_dict"][layer])})
+        path = save_checkpoint(tmp_path / f"{name}.pt", edited)
+        before = path.read_bytes()
+        code, out, err = run_cli("judge", "--model", path, clip)
+        assert (code, out) == (2, ""), name
+        assert err == (f"tapcheck: error: {path}: is damaged: its network no longer gives the "
+                       "output it gave when it was trained (its weights were changed after "
+                       "training) — copy it again from where it came from, or retrain it with "
+                       "`tapcheck train`\n"), name
+        assert path.read_bytes() == before
+    # the weights of another training of the same shapes, under this file's settings
+    other = {k: torch.randn_like(v) if v.is_floating_point() else v
+             for k, v in ck["state_dict"].items()}
+    with pytest.raises(ModelFileError, match="no longer gives the output"):
+        load_model(save_checkpoint(tmp_path / "other.pt", dict(ck, state_dict=other)))
+    old = dict(ck)  # a model file from before the fingerprint: loads as it always did
+    del old["fingerprint"]
+    assert Judge(save_checkpoint(tmp_path / "old.pt", old)).judge_files([clip])[0].score == \
+        Judge(tiny_model).judge_files([clip])[0].score
+
+
 def test_pickle_module_is_what_torch_raises():
     # the malicious-file test above relies on torch raising UnpicklingError for foreign globals
     assert issubclass(pickle.UnpicklingError, Exception)
