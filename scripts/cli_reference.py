@@ -57,7 +57,8 @@ def render() -> str:
     """The whole of docs/cli.md."""
     from tapcheck.cli import cli
 
-    top = click.Context(cli, info_name="tapcheck")
+    # the commands' own settings: -h beside --help
+    top = click.Context(cli, info_name="tapcheck", **cli.context_settings)
     lines = [HEADER, "```", "tapcheck [--version] [--debug] COMMAND [OPTIONS] [ARGS]...", "```", ""]
     lines += ["| global option | what it does |", "| --- | --- |"]
     lines += [f"| `{_cell(o)}` | {_cell(w)} |" for p in cli.get_params(top)
