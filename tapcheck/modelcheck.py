@@ -44,6 +44,22 @@ def all_finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
 
 
+def inflated_tensor(value: Any, name: str = "") -> str | None:
+    """The name of the first tensor in ``value`` (nested dicts and lists) that presents more
+    values than its storage holds (an expanded view: a stride of 0), or None. A model file's
+    tensors are then never larger than the file itself."""
+    if isinstance(value, torch.Tensor):
+        stored = value.untyped_storage().nbytes()
+        return name or "tensor" if value.numel() * value.element_size() > stored else None
+    items = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, (list, tuple)) else ())
+    for key, item in items:
+        found = inflated_tensor(item, f"{name}.{key}" if name else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 def _finite_tensor(value: Any, what: str, path, *, ndim: int | None = None) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise _fail(f"{what} is not a tensor", path)

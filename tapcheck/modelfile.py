@@ -32,7 +32,7 @@ from .file_kinds import check_stored_crcs, refuse_special, sniff
 from .fingerprint import TOLERANCE as FINGERPRINT_TOLERANCE
 from .fingerprint import difference
 from .locks import holding, lock_path
-from .modelcheck import check_contents, check_trained
+from .modelcheck import check_contents, check_trained, inflated_tensor
 
 FORMAT = "tapcheck-model"
 FORMAT_VERSION = 2  # 2: cosine heads keep their class centres as the model's W
@@ -265,6 +265,12 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
                              "short or damaged)", path=path, fix=fix) from None
     if not isinstance(checkpoint, dict) or not _same(checkpoint.get("format"), expect):
         raise ModelFileError(f"is not a tapcheck {what}", path=path, fix=fix)
+    inflated = inflated_tensor(checkpoint)
+    if inflated is not None:
+        # a tensor repeating one stored row (a stride of 0) 10**8 times: a 5 MB file asked
+        # judge for 51 GB and ended in a traceback, exit status 1 — "anomalous" (QA)
+        raise ModelFileError(f"is damaged: its {inflated} claims more values than the file "
+                             "stores", path=path, fix=fix if partial else RETRAIN)
     made_by = checkpoint.get("tapcheck_version", "an unknown version")
     if not _same(checkpoint.get("format_version"), FORMAT_VERSION):
         stored = checkpoint.get("format_version")

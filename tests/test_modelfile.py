@@ -164,6 +164,25 @@ def test_weights_changed_after_training_are_refused(tiny_model, tiny_dataset, tm
         Judge(tiny_model).judge_files([clip])[0].score
 
 
+def test_a_tensor_claiming_more_values_than_the_file_stores_is_refused(tiny_model, tmp_path,
+                                                                       run_cli):
+    """One reference row expanded (a stride of 0) to 10**8 rows: a 5 MB file asked judge for
+    51 GB, and the allocation's traceback ended with exit status 1, judge's "anomalous" (QA).
+    Three million rows asked for 1.8 GB and judged."""
+    ck = torch.load(tiny_model, weights_only=True)
+    reference = ck["detector"]["reference"]
+    ck["detector"] = dict(ck["detector"], reference=reference[:1].clone().expand(3_000_000, -1),
+                          reference_groups=ck["detector"]["reference_groups"][:1].clone()
+                          .expand(3_000_000))
+    path = tmp_path / "inflated.pt"
+    torch.save(ck, path)
+    assert path.stat().st_size < tiny_model.stat().st_size
+    code, out, err = run_cli("judge", "--model", path, tmp_path / "any.wav")
+    assert (code, out) == (2, "")
+    assert err == (f"tapcheck: error: {path}: is damaged: its detector.reference claims more "
+                   "values than the file stores — retrain it with `tapcheck train`\n")
+
+
 def test_pickle_module_is_what_torch_raises():
     # the malicious-file test above relies on torch raising UnpicklingError for foreign globals
     assert issubclass(pickle.UnpicklingError, Exception)
