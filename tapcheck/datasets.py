@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import posixpath
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -232,8 +233,16 @@ class Dataset:
         return [t for t in self.takes if not self.path_of(t).is_file()]
 
     def next_take(self, board: int, side: str) -> int:
-        """Number for a new take: after the highest in the manifest **or** on disk."""
+        """Number for a new take: after the highest in the manifest **or** on disk, and after
+        every file name a row gives in the take's folder, whatever its board, side or take
+        columns say (a row edited by hand to name board01/left/take004.wav for board 2: the
+        take was written there, and the manifest then held that path twice and could not be
+        read; QA)."""
         numbers = [t.take for t in self.takes if t.board == board and t.side == side]
+        here = f"board{board:02d}/{side}"
+        numbers += [int(m.group(1)) for t in self.takes
+                    if posixpath.dirname(t.path) == here
+                    and (m := re.fullmatch(r"take(\d+)\.wav", posixpath.basename(t.path)))]
         folder = self.root / f"board{board:02d}" / side
         on_disk = {}
         if folder.is_dir():

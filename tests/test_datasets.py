@@ -38,6 +38,26 @@ def test_takes_are_numbered_after_files_on_disk(tmp_path):
     assert take.take == 8 and orphan.read_bytes() == b"precious"
 
 
+def test_takes_are_numbered_after_every_file_name_a_row_gives(tmp_path):
+    """A row edited by hand to name board01/left/take004.wav for board 2 (its file absent): the
+    next board-1 take was written there, and the manifest then named that path twice and no
+    command could read the dataset (QA)."""
+    ds = Dataset.create(tmp_path / "bench")
+    ds.add_take(_tap(), sr=44100, board=1, side="left", label="normal")
+    ds.add_take(_tap(), sr=44100, board=2, side="left", label="normal")
+    rows = list(csv.DictReader(open(tmp_path / "bench" / "manifest.csv")))
+    rows[1].update(path="board01/left/take004.wav", take="9")  # board 2's row, edited
+    (tmp_path / "bench" / "board02" / "left" / "take001.wav").unlink()
+    with open(tmp_path / "bench" / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    take = Dataset.open(tmp_path / "bench").add_take(_tap(), sr=44100, board=1, side="left",
+                                                     label="normal")
+    assert take.path == "board01/left/take005.wav"
+    assert len(Dataset.open(tmp_path / "bench").takes) == 3  # still readable
+
+
 def test_no_take_is_numbered_past_what_a_manifest_holds(tmp_path):
     """A stray take99999999999.wav made the next take 100000000000, whose row no reader takes:
     the dataset was locked out. Refused before anything is written."""
