@@ -433,3 +433,16 @@ def test_datasets_says_when_the_recordings_folder_is_a_dataset(tiny_dataset, run
     assert err == (f"tapcheck: error: {tiny_dataset.root}: is a dataset (it holds "
                    "manifest.csv), not the folder of datasets — set $TAPCHECK_RECORDINGS to the "
                    f"folder that holds it, {tiny_dataset.root.parent}\n")
+
+
+def test_a_reader_gone_away_is_status_141_not_1(tmp_path):
+    """`tapcheck doctor | head -1` exited 1, doctor's "problems found" (judge's "anomalous"),
+    silently: click answers a broken pipe with exit 1 (QA)."""
+    import subprocess
+    import sys
+
+    command = subprocess.Popen([sys.executable, "-m", "tapcheck", "models"], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    command.stdout.close()  # before the command writes: torch takes a second to import
+    err = command.stderr.read()
+    assert command.wait(timeout=60) == 141 and err == b""

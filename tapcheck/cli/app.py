@@ -159,7 +159,15 @@ def _main(argv: list[str] | None) -> int:
         # outside them (loading torch, reading clips) SIGTERM ended a command silently, 143
         with terminate_as_interrupt():
             try:
-                code = cli.main(args=args, prog_name="tapcheck", standalone_mode=False)
+                try:
+                    code = cli.main(args=args, prog_name="tapcheck", standalone_mode=False)
+                    sys.stdout.flush()  # here, where a reader gone away is told apart (below)
+                except SystemExit:
+                    from click.utils import PacifyFlushWrapper
+
+                    if isinstance(sys.stdout, PacifyFlushWrapper):  # click's exit 1 on EPIPE
+                        raise BrokenPipeError from None
+                    raise
             finally:  # before an error's line, which stays the last
                 for text in _REPEATED.summary():
                     warn(text)
@@ -170,6 +178,12 @@ def _main(argv: list[str] | None) -> int:
             echo_err(f"tapcheck: error: {one_line(line)}")
         echo_err(f"tapcheck: error: {one_line(str(e))}")
         return e.exit_code
+    except BrokenPipeError:
+        # the reader went away (`tapcheck doctor | head -1`): nothing is wrong with the input,
+        # and exit status 1 is doctor's "problems found" and judge's "anomalous" (QA). 141 is
+        # what a shell reports of a command SIGPIPE ended; nothing more is written
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as e:
         # a path no file can have (a 300-character name, a loop of links) fails wherever a
         # command first touches it, often inside Path.exists(): caught once here, as the one
