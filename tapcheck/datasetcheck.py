@@ -9,10 +9,11 @@ calibration takes. Each check is a function in :data:`DATASET_CHECKS` returning
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from .config import Config
@@ -129,6 +130,17 @@ def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Find
                      f"{take.board} in the row, board {folder} by its folder",
             fix="correct the board in those rows (or move the files to their board's folder): "
                 "training, calibration and evaluate count each take as its row says"))
+    other_side = _other_side(dataset.takes)
+    if other_side:  # a side is a class the metric networks train on: a take in the left
+        # end's folder filed as right trained the right end's class, and doctor said nothing
+        # of it while it named a board's (QA)
+        take, folder = other_side[0]
+        findings.append(Finding(
+            PROBLEM, f"{dataset.root / MANIFEST}: {len(other_side)} take(s) lie in another "
+                     f"side's folder than their row says, e.g. {take.path}: side {take.side} "
+                     f"in the row, {folder} by its folder",
+            fix="correct the side in those rows (or move the files to their side's folder): "
+                "training, calibration and evaluate count each take as its row says"))
     if dataset.own_columns:  # import and record refuse the dataset: doctor said "nothing to
         # fix" (QA)
         own = ", ".join(f"'{c}'" for c in dataset.own_columns)
@@ -156,6 +168,18 @@ def _misplaced(takes) -> list:
     return [(t, folder) for t in takes
             if (folder := board_of_path(t.path, as_written=True)) is not None
             and int(folder) != t.board]
+
+
+def _other_side(takes) -> list:
+    """(take, its folder's side) of each take laid out as ``boardNN/<side>/<file>`` whose side
+    folder names another side than its manifest row."""
+    out = []
+    for t in takes:
+        parts = PurePosixPath(t.path).parts
+        if (len(parts) == 3 and re.fullmatch(r"board\d+", parts[0], re.IGNORECASE)
+                and parts[1] != t.side):
+            out.append((t, parts[1]))
+    return out
 
 
 def check_takes(dataset, reports: list[TakeReport], config: Config) -> list[Finding]:

@@ -155,6 +155,12 @@ def test_a_bad_take_is_one_problem_and_the_checks_go_on(small_train_set, tmp_pat
         assert secret.stat().st_atime == 0, "a file outside the dataset was read"
 
 
+def _other_side(row: str) -> str:
+    """A manifest row whose side column names the board's other end."""
+    path, board, side, rest = row.split(",", 3)
+    return ",".join([path, board, "right" if side == "left" else "left", rest])
+
+
 @pytest.mark.parametrize("edit, problem", [
     (lambda rows: rows + rows[:1], "duplicate row for"),
     (lambda rows: [r.replace(",normal,", ",cracked,") for r in rows], "unknown label 'cracked'"),
@@ -163,6 +169,9 @@ def test_a_bad_take_is_one_problem_and_the_checks_go_on(small_train_set, tmp_pat
     # a row whose board its folder contradicts: trained as the row says, "nothing to fix" (QA)
     (lambda rows: [rows[0].replace(f",{rows[0].split(',')[1]},", ",77,", 1), *rows[1:]],
      "1 take(s) lie in another board's folder than their row says, e.g. "),
+    # and its side: a side is a class the networks train on; doctor said nothing (QA)
+    (lambda rows: [_other_side(rows[0]), *rows[1:]],
+     "1 take(s) lie in another side's folder than their row says, e.g. "),
 ])
 def test_manifest_problems(small_train_set, tmp_path, run_cli, edit, problem):
     root = shutil.copytree(small_train_set, tmp_path / "bench")
