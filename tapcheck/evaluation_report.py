@@ -153,6 +153,9 @@ def format_evaluation(result: dict[str, Any]) -> str:
                           "flagged"]), ""]
     scorer = f"{result['scorer']} scorer, " if result.get("scorer") else ""
     lines.append(f"model states: {scorer}{describe(result['calibration'])}")
+    if result["calibration"].get("warning"):  # train and enroll say it; the report checking
+        # that rate said nothing of it (QA)
+        lines.append(f"  and warns: {result['calibration']['warning']}")
     # no healthy taps: no rate at all ("known boards - of 0 taps" read like one); the line
     # below the rates says why
     rates = [f"{name} boards {_pct(result[f'false_alarms_{name}'])} of "

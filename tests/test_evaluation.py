@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -124,6 +125,10 @@ def test_evaluate_command_judges_the_test_split(tiny_model, tiny_dataset, run_cl
     assert "taps on 3 boards (95 %: " in out  # the unseen rate's interval: boards 11-13
     assert len(result["false_alarms_unseen_ci"]) == 2 and result["boards_unseen"] == 3
     assert "model states: knn scorer, threshold " in out
+    # the stated rate rests on a few clips: train said so, and so does the report checking it
+    assert re.search(r"^  and warns: the threshold rests on \d+ normal clips; a 5% false-alarm "
+                     r"rate needs at least 60 to be checked — the stated rate is a guess", out,
+                     re.M), out
 
 
 def test_a_dataset_without_test_takes_is_told_how_to_get_some(tiny_model, small_train_set,
