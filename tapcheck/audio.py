@@ -234,6 +234,22 @@ def _folder_fix(folder: Path) -> str:
             "pass the clips themselves")
 
 
+def _not_found_fix(path: Path) -> str:
+    """The fix for a clip not found: a pattern the shell did not expand (it was quoted) is said
+    to be one — "check the path" of 'board12/left/take00*.wav' sent the user to a path that was
+    right (QA)."""
+    spelt = os.fspath(path)
+    if not any(c in spelt for c in "*?["):
+        return "check the path"
+    import glob
+
+    matches = glob.glob(spelt)
+    if not matches:
+        return "check the path (a pattern, which matches no file either)"
+    return (f"it is a pattern the shell did not expand (it was quoted?), matching "
+            f"{len(matches)} file(s): write it without quotes")
+
+
 @contextlib.contextmanager
 def _open(path: Path) -> Iterator[sf.SoundFile]:
     """The file opened for reading, after the checks that need no decoding."""
@@ -243,7 +259,7 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
         if os.fspath(path) == "-":  # a Unix habit: "-" for standard input, read as a file name
             raise AudioError("names standard input, which tapcheck does not read clips from",
                              path=path, fix="save the clip to a file and pass its path")
-        raise AudioError("file not found", path=path, fix="check the path")
+        raise AudioError("file not found", path=path, fix=_not_found_fix(path))
     if path.is_dir():
         raise AudioError("is a folder, not an audio file", path=path, fix=_folder_fix(path))
     refuse_special(path, AudioError, fix=FORMATS_HINT)

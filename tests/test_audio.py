@@ -564,3 +564,17 @@ def test_a_proc_file_is_not_called_empty():
                                          r"recording — use a WAV") as e:
         load("/proc/self/status")
     assert "is empty" not in str(e.value)
+
+
+def test_a_quoted_pattern_is_named_as_one(tmp_path, monkeypatch):
+    # `judge 'board12/left/take00*.wav'`: "file not found — check the path" of a right path
+    monkeypatch.chdir(tmp_path)
+    for n in (1, 2):
+        write_tone(tmp_path / f"take00{n}.wav")
+    with pytest.raises(AudioError) as e:
+        load("take00*.wav")
+    assert (e.value.problem, e.value.fix) == (
+        "file not found", "it is a pattern the shell did not expand (it was quoted?), matching "
+                          "2 file(s): write it without quotes")
+    with pytest.raises(AudioError, match=r"check the path \(a pattern, which matches no file"):
+        load("nothing*.wav")
