@@ -374,3 +374,36 @@ def missing_dataset(root: Path, *, given: str | os.PathLike) -> DatasetError:
     return DatasetError(
         "no such dataset (no manifest.csv)", path=root,
         fix=f"datasets here: {known}; make one with `tapcheck synth`, `record` or `import`")
+
+
+def missing_folders(root: Path) -> list[Path]:
+    """``root`` and each folder above it that does not exist yet, deepest first."""
+    missing = []
+    while not os.path.lexists(root) and root != root.parent:
+        missing.append(root)
+        root = root.parent
+    return missing
+
+
+def remove_made_folders(dataset, made: list[Path], *, board: int, side: str) -> Path | None:
+    """Take back a dataset's folder an import (or a recording session) made and added nothing
+    to: ``datasets`` and ``info`` did not know the empty folder it left, while ``import`` said
+    it had imported "into" it. Called holding the lock, whose file goes first (unlinked while
+    held, as :func:`tapcheck.locks.exclusive` does); only empty folders are removed (a take
+    written before a failure keeps its folders), and nothing that was there before.
+
+    Returns
+    -------
+    Path or None
+        The dataset's folder, if it was removed.
+    """
+    (dataset.root / ".lock").unlink(missing_ok=True)
+    board_folder = dataset.root / f"board{board:02d}"
+    for folder in (board_folder / side, board_folder, *made):
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            break  # not empty: it holds what someone else may need, and so do the folders above
+    return None if os.path.lexists(dataset.root) else dataset.root

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .config import Config
-from .dataset_folders import creatable_path
+from .dataset_folders import creatable_path, missing_folders, remove_made_folders
 from .datasets import Dataset, Take
 from .manifest import check_slug
 from .errors import ParameterError, StorageError, TapcheckError
@@ -70,7 +70,7 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike 
     _refuse_repeats(files)
     made: list[Path] = []  # the folders Dataset.create makes: the dataset's, and any above it
     if not isinstance(dataset, Dataset):
-        made = _missing_folders(creatable_path(dataset))
+        made = missing_folders(creatable_path(dataset))
         dataset = Dataset.create(dataset)
     result = ImportResult()
     with dataset.locked():  # one importer (or recorder) at a time; a second is told who
@@ -81,7 +81,7 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike 
             raise Interrupted(_kept_after_stop(dataset, result, len(files))) from None
         finally:  # Ctrl-C too
             if made and not result.imported:
-                result.removed = _remove_made(dataset, made, board=board, side=side)
+                result.removed = remove_made_folders(dataset, made, board=board, side=side)
     return result
 
 
@@ -92,39 +92,6 @@ def _kept_after_stop(dataset: Dataset, result: "ImportResult", given: int) -> st
     return (f"{len(takes)} of {given} clip(s) were imported into {dataset.root} (take "
             f"{min(takes)}-{max(takes)}) and are kept; to import the rest, pass the clips not yet "
             "imported (the same command refuses each clip the dataset holds, by name)")
-
-
-def _missing_folders(root: Path) -> list[Path]:
-    """``root`` and each folder above it that does not exist yet, deepest first."""
-    missing = []
-    while not os.path.lexists(root) and root != root.parent:
-        missing.append(root)
-        root = root.parent
-    return missing
-
-
-def _remove_made(dataset: Dataset, made: list[Path], *, board: int, side: str) -> Path | None:
-    """Take back a dataset's folder an import made and imported nothing into: ``datasets`` and
-    ``info`` did not know the empty folder it left, while ``import`` said it had imported
-    "into" it. Called holding the lock, whose file goes first (unlinked while held, as
-    :func:`tapcheck.locks.exclusive` does); only empty folders are removed (a take written
-    before a failure keeps its folders), and nothing that was there before.
-
-    Returns
-    -------
-    Path or None
-        The dataset's folder, if it was removed.
-    """
-    (dataset.root / ".lock").unlink(missing_ok=True)
-    board_folder = dataset.root / f"board{board:02d}"
-    for folder in (board_folder / side, board_folder, *made):
-        try:
-            folder.rmdir()
-        except FileNotFoundError:
-            continue
-        except OSError:
-            break  # not empty: it holds what someone else may need, and so do the folders above
-    return None if os.path.lexists(dataset.root) else dataset.root
 
 
 def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, side: str,

@@ -184,6 +184,13 @@ class Recorder:
             k = len(session.saved) + 1
             if self.ask is not None and streak == 0:
                 answer = self.ask(f"take {k}/{n_takes}: press Enter to record, q Enter to stop")
+                if answer is None and not session.saved and not session.bad:
+                    # nobody to answer (cron, `< /dev/null`): 0 takes saved and exit status 0,
+                    # read by a script as a session done (QA)
+                    raise ParameterError(
+                        "standard input ended before the first take: nobody answered the "
+                        "prompt", fix="run it at a terminal, or pass --yes (or --trigger) to "
+                                      "record without questions")
                 if answer is None or answer.strip().lower().startswith("q"):
                     session.stopped = True
                     break

@@ -228,6 +228,19 @@ def test_interactive_session_on_stdin(pulse, tmp_path, recordings):
     assert len(_rows(recordings / "asked")) == 1
 
 
+def test_a_session_nobody_can_answer_is_refused(pulse, recordings):
+    """Without --yes and with standard input at its end (cron, `< /dev/null`), record saved 0
+    takes and exited 0, which a script reads as a session done (QA)."""
+    rec = _record("--board", "3", "--side", "left", "--takes", "2", "--dataset", "unasked")
+    assert rec.wait() == 2
+    assert rec.err[-1] == ("tapcheck: error: standard input ended before the first take: nobody "
+                           "answered the prompt — run it at a terminal, or pass --yes (or "
+                           "--trigger) to record without questions")
+    # the new dataset's folder, which got no take, is taken back (it held a lock file alone,
+    # which `datasets` and `info` did not know)
+    assert not (recordings / "unasked").exists()
+
+
 def test_trigger_saves_one_take_per_tap_and_none_for_silence(pulse, tmp_path, recordings):
     track = tmp_path / "three.wav"
     taps = [(1, "left", 3), (2, "left", 4), (5, "left", 5)]

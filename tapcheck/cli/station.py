@@ -75,7 +75,7 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
     or in the manifest and never overwritten; Ctrl-C keeps every finished take.
     """
     from ..console import BenchConsole
-    from ..dataset_folders import creatable_path
+    from ..dataset_folders import creatable_path, missing_folders, remove_made_folders
     from ..datasets import Dataset
     from ..manifest import check_slug
     from ..devices import Microphone
@@ -88,7 +88,8 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
     config = parse_config(config_path)
     take_duration(duration, config=config, trigger=trigger)  # before the microphone and the
     # dataset's folder
-    creatable_path(dataset)  # a file given for the dataset: before the microphone opens
+    made = missing_folders(creatable_path(dataset))  # a file given for the dataset: before
+    # the microphone opens
     device_, rate = _open_input(device, config)  # no microphone: fail before touching the data
     ds = Dataset.create(dataset)
     console = BenchConsole()
@@ -103,12 +104,17 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
         # the dataset's writer lock for the whole session: a second recorder is told at once
         with ds.locked(), terminate_as_interrupt(), mic:
             started = True
-            say(f"recording board {board} {side} ({label}, {split}) into {ds.root} "
-                f"from '{device_.name}' at {rate} Hz{converted}")
-            if trigger:
-                recorder.record_triggered(takes, duration_s=duration)
-            else:
-                recorder.record(takes, duration_s=duration)
+            try:
+                say(f"recording board {board} {side} ({label}, {split}) into {ds.root} "
+                    f"from '{device_.name}' at {rate} Hz{converted}")
+                if trigger:
+                    recorder.record_triggered(takes, duration_s=duration)
+                else:
+                    recorder.record(takes, duration_s=duration)
+            finally:  # a new dataset that got no take: its folder held a lock file alone,
+                # which `datasets` and `info` did not know (QA); import takes it back too
+                if made and not recorder.session.saved:
+                    remove_made_folders(ds, made, board=board, side=side)
     except KeyboardInterrupt:
         interrupted = True
     finally:  # also when the device fails: say what was saved before the error
