@@ -90,6 +90,7 @@ def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str], taps:
         raise ParameterError(
             f"{repeat_problem(*repeat)}; enrolled twice it would count twice "
             "in the calibration; nothing enrolled", path=repeat[0], fix="name each clip once")
+    found = []  # (clip, enrolment index, its name there) of each clip enrolled before
     for index, entry in enumerate(enrolled):
         before = dict(zip(entry.get("digests", []), entry["clips"], strict=False))
         same_tap = dict(zip(entry.get("crop_digests", []), entry["clips"], strict=False))
@@ -98,12 +99,20 @@ def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str], taps:
         paths = {os.path.abspath(c) for c in entry["clips"]} if "digests" not in entry else set()
         for clip, digest, tap in zip(clips, prints, taps, strict=True):
             if digest in before or tap in same_tap or os.path.abspath(clip) in paths:
-                was = before.get(digest) or same_tap.get(tap) or os.fspath(clip)
-                raise ParameterError(
-                    f"was enrolled into this model on {entry['at']} (as "
-                    f"{was}); nothing enrolled", path=clip,
-                    fix="leave it out, or take that enrolment back first: "
-                        + undo_advice(model, index=index, count=len(enrolled)))
+                found.append((clip, index, before.get(digest) or same_tap.get(tap)
+                              or os.fspath(clip)))
+    if found:
+        clip, index, was = found[0]
+        # every clip given again is counted: five re-enrolled taps named the first alone, and
+        # the user left it out to be refused for the next (QA)
+        more = sorted({os.fspath(c) for c, _, _ in found[1:]} - {os.fspath(clip)})
+        also = (f"; so were {len(more)} more of the clips given ({', '.join(more[:3])}"
+                f"{', …' if len(more) > 3 else ''})" if more else "")
+        raise ParameterError(
+            f"was enrolled into this model on {enrolled[index]['at']} (as {was}){also}; "
+            "nothing enrolled", path=clip,
+            fix=("leave them out" if more else "leave it out") + ", or take that enrolment "
+                "back first: " + undo_advice(model, index=index, count=len(enrolled)))
 
 
 def _refuse_own(clips: Sequence[str | os.PathLike], prints: list[str], taps: list[str],

@@ -234,6 +234,11 @@ def test_a_recording_is_enrolled_once(model, tiny_dataset, run_cli, tmp_path):
         assert code == 2 and len(lines) == 1 and "was enrolled into this model on" in lines[0]
         assert f"`tapcheck enroll --model {model} --undo`" in lines[0]
     assert md5(model) == digest  # a repeat would have lowered the threshold for no new tap
+    # every clip given again is counted, not the first alone (QA)
+    code, _, err = run_cli("enroll", "--model", model, "--board", 13, *clips)
+    assert code == 2 and (f"{clips[0]}: was enrolled into this model on " in err
+                          and f"; so were 2 more of the clips given ({clips[1]}, {clips[2]}); "
+                          "nothing enrolled — leave them out, or take" in err), err
     # with a later enrolment, one --undo would take back that one: the line says how many
     code, _, err = run_cli("enroll", "--model", model, "--board", 12,
                            *unseen_clips(tiny_dataset, board=12, n=2))
