@@ -349,9 +349,9 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     known, trained = own_takes(checkpoint, dataset, test, prints, taps=taps)
     known = sorted(set(known) | {t.board for t, m in zip(test, by_crops, strict=True) if m})
     warn_refiled_copies(checkpoint, dataset, test, prints, taps, trained)
-    warn_relabelled_defects(checkpoint, dataset, known)
     keep = ~(enrolled | trained)
     test = [t for t, k in zip(test, keep, strict=True) if k]
+    warn_relabelled_defects(checkpoint, dataset, known, test)
     if not test:
         raise DatasetError("has only test takes the model was trained on or given (enrolled): "
                            "nothing left to evaluate", path=dataset.root / "manifest.csv",

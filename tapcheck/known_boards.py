@@ -177,17 +177,18 @@ def refiled_copies(checkpoint: dict[str, Any], takes: Sequence[Take],
     return out
 
 
-def warn_relabelled_defects(checkpoint: dict[str, Any], dataset,
-                            known: Sequence[int]) -> None:
-    """Warn of boards of this dataset the model was trained on as defective whose takes the
-    manifest labels ``normal``: counted as healthy boards the model knows, silently (a label
-    swapped by hand). The other way round, a healthy board labelled defect since, is a board
-    cracked since, and not warned of."""
+def warn_relabelled_defects(checkpoint: dict[str, Any], dataset, known: Sequence[int],
+                            takes: Sequence[Any]) -> None:
+    """Warn of boards of this dataset the model was trained on as defective whose ``takes``
+    (the test takes evaluated) the manifest labels ``normal``: counted as healthy boards the
+    model knows, silently (a label swapped by hand). Takes left out (trained on, enrolled) are
+    counted as nothing, and the warning said they counted (QA). The other way round, a healthy
+    board labelled defect since, is a board cracked since, and not warned of."""
     import warnings
 
     from .errors import TapcheckWarning
 
-    healthy = {t.board for t in dataset.takes if t.label == "normal"}
+    healthy = {t.board for t in takes if t.label == "normal"}
     for board in sorted(healthy & set(trained_defect_boards(checkpoint)) & set(known)):
         warnings.warn(
             f"{dataset.root / 'manifest.csv'}: board {board}'s takes are labelled normal, "

@@ -482,22 +482,42 @@ def test_a_flac_of_a_test_take_among_the_test_takes_is_refused_by_evaluate(tiny_
 
 def test_evaluate_warns_of_a_board_trained_as_defective_now_labelled_normal(
         tiny_dataset, tiny_model, run_cli, tmp_path):
-    """Board 5 (a cracked board of the training split) relabelled normal by hand counted as a
-    healthy board the model knows, without a word."""
+    """A new take of board 5 (a cracked board of the training split) labelled normal by hand
+    counted as a healthy board the model knows, without a word. Takes of it the evaluation
+    leaves out (the model's own) count as nothing, and the warning said they counted (QA)."""
+    import shutil
+
+    from tapcheck.synth_dataset import make_study_dataset
+
     from .conftest import copy_with_manifest
 
-    def edit(rows):
-        for r in rows:
-            if r["board"] == "5":
-                r["label"] = "normal"
+    other = make_study_dataset(tmp_path / "other", takes=1, test_takes=0, seed=4)
+    new = other.select(board=[5])[0]
 
-    root = copy_with_manifest(tiny_dataset.root, tmp_path / "d", edit)
+    def new_take_as_healthy(rows):
+        row = next(r for r in rows if r["board"] == "5")
+        return [*rows, {**row, "path": "board05/left/take099.wav", "take": "99",
+                        "label": "normal", "split": "test"}]
+
+    root = copy_with_manifest(tiny_dataset.root, tmp_path / "d", new_take_as_healthy)
+    shutil.copyfile(other.path_of(new), root / "board05" / "left" / "take099.wav")
     code, _, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
     assert code == 0, err
     assert (f"tapcheck: warning: {root / 'manifest.csv'}: board 5's takes are labelled normal, "
             "but the model was trained on board 5 as defective: they count as a healthy board "
             "it knows — if the label is wrong, set it to defect") in err.splitlines()
     assert "board 6's" not in err and "board 1's" not in err
+
+    def training_takes_as_healthy_tests(rows):  # left out as takes the model trained on
+        for r in rows:
+            if r["board"] == "5":
+                r.update(label="normal", split="test")
+
+    root = copy_with_manifest(tiny_dataset.root, tmp_path / "t", training_takes_as_healthy_tests)
+    code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
+    assert code == 0, err
+    assert "5 test takes the model was trained or calibrated on, left out" in out, out
+    assert "board 5's takes are labelled normal" not in err  # none of them counted
 
 
 def test_evaluate_counts_test_takes_recorded_far_below_the_training_takes_rise(
