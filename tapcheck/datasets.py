@@ -219,6 +219,15 @@ class Dataset:
                     f"{side}-{'crack' if label == 'defect' else 'healthy'}), or --split test")
         board_rel = f"board{board:02d}"
         side_rel = f"{board_rel}/{side}"
+        for rel in (board_rel, side_rel):  # "board09/left: cannot be written (Not a
+            # directory)" named a path under the file, and no fix (QA)
+            where = self.root / rel
+            if (os.path.lexists(where) and not where.is_dir()
+                    and not os.path.islink(where)):
+                raise DatasetError(
+                    f"is a file where the folder of board {board}"
+                    f"{'' if rel == board_rel else ' ' + side}'s takes belongs", path=where,
+                    fix="move it out of the dataset (tapcheck makes the folder)")
         if not self._leaves(side_rel):
             return
         linked = board_rel if self._leaves(board_rel) else side_rel  # name the link itself

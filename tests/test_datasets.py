@@ -529,3 +529,19 @@ def test_info_gives_a_side_of_two_labels_a_row_each(tmp_path, run_cli):
     rows = [line.split() for line in out.splitlines() if line.startswith("7 ")]
     assert rows == [["7", "left", "defect", "defect-held-out", "0", "2"],
                     ["7", "left", "normal", "1", "0"]]
+
+
+@pytest.mark.parametrize("where", ["board09", "board09/left"])
+def test_a_file_where_a_takes_folder_belongs_is_named(tmp_path, where):
+    """`recordings/bf/board09` a file: "board09/left: cannot be written (Not a directory) —
+    choose another path" named a path under it (QA)."""
+    ds = Dataset.create(tmp_path / "bench")
+    ds.add_take(_tap(), sr=44100, board=1, side="left", label="normal")
+    (tmp_path / "bench" / where).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "bench" / where).write_text("notes")
+    with pytest.raises(DatasetError) as e:
+        ds.add_take(_tap(), sr=44100, board=9, side="left", label="normal")
+    assert e.value.path == str(tmp_path / "bench" / where)
+    assert e.value.problem == ("is a file where the folder of board 9"
+                               f"{' left' if '/' in where else ''}'s takes belongs")
+    assert (tmp_path / "bench" / where).read_text() == "notes"
