@@ -1,5 +1,7 @@
 """import with the settings the clips will be trained with (tapcheck/importing.py)."""
 
+import re
+
 import numpy as np
 import soundfile as sf
 
@@ -488,3 +490,26 @@ def test_a_dataset_path_through_a_missing_folder_makes_no_such_folder(tmp_path, 
     (tmp_path / "c").mkdir()
     code, out, err = run_cli("info", "c/../b")
     assert code == 0 and out.startswith("c/../b: 1 takes"), err
+
+
+def test_a_file_of_several_taps_is_warned_of_and_a_strikes_bounces_are_not(tmp_path, run_cli,
+                                                                          tiny_dataset):
+    """A 120 s file of 40 taps was imported as one take without a word (QA); the real knocks'
+    bounces (up to 6 knocks within 0.81 s) are one tap."""
+    from .conftest import knock_files
+
+    y, sr = sf.read(tiny_dataset.path_of(tiny_dataset.takes[0]), dtype="float32")
+    sf.write(tmp_path / "three.wav", np.concatenate([y, 0.8 * y, 0.9 * y]), sr)
+    code, out, err = run_cli("import", tmp_path / "three.wav", *knock_files("wood")[:10],
+                             "--dataset", "taps", "--board", "1", "--side", "left",
+                             "--label", "normal")
+    assert code == 0 and "imported 11 of 11" in out, err
+    said = [line for line in err.splitlines() if "taps (at " in line]
+    assert len(said) == 1, err
+    found = re.fullmatch(
+        rf"tapcheck: warning: {re.escape(str(tmp_path / 'three.wav'))}: holds at least 3 taps "
+        r"\(at (\d+\.\d), (\d+\.\d), (\d+\.\d) s\); a take is one tap and only the loudest "
+        r"is used — cut the file into one clip per tap \(or record with `tapcheck record "
+        r"--trigger`, one take per tap\)", said[0])
+    at = [float(t) for t in found.groups()]
+    assert np.allclose(np.diff(at), 3.0, atol=0.1)  # the takes are 3 s long
