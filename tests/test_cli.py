@@ -446,3 +446,15 @@ def test_a_reader_gone_away_is_status_141_not_1(tmp_path):
     command.stdout.close()  # before the command writes: torch takes a second to import
     err = command.stderr.read()
     assert command.wait(timeout=60) == 141 and err == b""
+
+
+def test_a_command_started_with_standard_output_closed_runs(tmp_path):
+    """`tapcheck models >&-` (a daemon, some cron set-ups): Python's sys.stdout is None, and
+    flushing it to tell a broken pipe apart ended in a traceback, exit 1 (review)."""
+    import shlex
+    import subprocess
+    import sys
+
+    result = subprocess.run(["sh", "-c", f"{shlex.quote(sys.executable)} -m tapcheck models >&-"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr) == (0, "")

@@ -161,7 +161,8 @@ def _main(argv: list[str] | None) -> int:
             try:
                 try:
                     code = cli.main(args=args, prog_name="tapcheck", standalone_mode=False)
-                    sys.stdout.flush()  # here, where a reader gone away is told apart (below)
+                    if sys.stdout is not None:  # None: started with standard output closed
+                        sys.stdout.flush()  # here, where a reader gone away is told apart
                 except SystemExit:
                     from click.utils import PacifyFlushWrapper
 
@@ -182,7 +183,15 @@ def _main(argv: list[str] | None) -> int:
         # the reader went away (`tapcheck doctor | head -1`): nothing is wrong with the input,
         # and exit status 1 is doctor's "problems found" and judge's "anomalous" (QA). 141 is
         # what a shell reports of a command SIGPIPE ended; nothing more is written
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        from click.utils import PacifyFlushWrapper
+
+        for name in ("stdout", "stderr"):  # click's wrappers: a later exit in this process
+            stream = getattr(sys, name)    # would be read as another broken pipe
+            if isinstance(stream, PacifyFlushWrapper):
+                setattr(sys, name, stream.wrapped)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
         return 141
     except OSError as e:
         # a path no file can have (a 300-character name, a loop of links) fails wherever a
