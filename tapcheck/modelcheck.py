@@ -44,19 +44,43 @@ def all_finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
 
 
-def inflated_tensor(value: Any, name: str = "") -> str | None:
-    """The name of the first tensor in ``value`` (nested dicts and lists) that presents more
-    values than its storage holds (an expanded view: a stride of 0), or None. A model file's
-    tensors are then never larger than the file itself."""
-    if isinstance(value, torch.Tensor):
-        stored = value.untyped_storage().nbytes()
-        return name or "tensor" if value.numel() * value.element_size() > stored else None
-    items = value.items() if isinstance(value, dict) else (
-        enumerate(value) if isinstance(value, (list, tuple)) else ())
-    for key, item in items:
-        found = inflated_tensor(item, f"{name}.{key}" if name else str(key))
-        if found is not None:
-            return found
+def inflated_tensor(value: Any) -> str | None:
+    """What is wrong with the tensors of a loaded checkpoint, if anything: one presenting more
+    values than its storage holds (an expanded view, a stride of 0: a 5 MB file asked for
+    51 GB), one that is not a plain strided tensor (sparse: its storage cannot be measured),
+    A model file's tensors are then never larger than the file itself. The walk is iterative
+    and visits each container once: a list holding itself, or 3000 levels of lists, gave a
+    RecursionError (review); extra contents a command does not read are otherwise let be.
+
+    Parameters
+    ----------
+    value : object
+        The checkpoint as ``torch.load(weights_only=True)`` gives it: dicts, lists, tuples,
+        tensors and plain values.
+
+    Returns
+    -------
+    str or None
+        The problem, naming the tensor by its keys (``detector.reference claims more values
+        than the file stores``), or None.
+    """
+    stack: list[tuple[Any, str]] = [(value, "")]
+    seen: set[int] = set()
+    while stack:
+        item, name = stack.pop()
+        if isinstance(item, torch.Tensor):
+            if item.layout != torch.strided:
+                return f"{name or 'tensor'} is a {item.layout} tensor, which model files never hold"
+            if item.numel() * item.element_size() > item.untyped_storage().nbytes():
+                return f"{name or 'tensor'} claims more values than the file stores"
+            continue
+        if not isinstance(item, (dict, list, tuple)):
+            continue
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        stack.extend((v, f"{name}.{k}" if name else str(k)) for k, v in reversed(list(pairs)))
     return None
 
 
@@ -337,6 +361,11 @@ def _check_fingerprint(stored: Any, path) -> None:
     output = _finite_tensor(stored.get("output"), "its network's fingerprint", path, ndim=2)
     if output.shape[0] != 1 or output.shape[1] > MAX_UNITS:
         raise _fail(f"its network's fingerprint has the shape {tuple(output.shape)}", path)
+    if stored.get("input") is not None:  # the crop it was taken of: a crop's shape
+        crop = _finite_tensor(stored["input"], "its network's fingerprint crop", path, ndim=4)
+        if tuple(crop.shape[:2]) != (1, 1) or max(crop.shape) > MAX_UNITS:
+            raise _fail(f"its network's fingerprint crop has the shape {tuple(crop.shape)}",
+                        path)
 
 
 def check_trained(checkpoint: dict[str, Any], out: str | os.PathLike) -> None:

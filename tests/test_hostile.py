@@ -247,6 +247,9 @@ MUTATIONS = {
     "fingerprint of no representation": _set(("fingerprint", "representation"), "x"),
     "fingerprint NaN": _set(("fingerprint", "output"), lambda t: t.fill_(math.nan)),
     "fingerprint of three rows": _set(("fingerprint", "output"), lambda t: t.repeat(3, 1)),
+    # a representation the autoencoder cannot give: a ValueError, traceback, exit 1 (review)
+    "fingerprint of class probabilities": _set(("fingerprint", "representation"), "prob"),
+    "fingerprint crop of another shape": _set(("fingerprint", "input"), lambda t: t[0]),
     "no classes": _set(("classes",), _DELETE),
     "classes = 5": _set(("classes",), 5),
     "classes of numbers": _set(("classes",), lambda cs: list(range(len(cs)))),

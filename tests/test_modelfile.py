@@ -3,6 +3,7 @@
 import os
 import pickle
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -140,9 +141,11 @@ def test_weights_changed_after_training_are_refused(tiny_model, tiny_dataset, tm
     ck = torch.load(tiny_model, weights_only=True)
     assert ck["fingerprint"]["representation"] == "knn"
     assert ck["fingerprint"]["output"].shape == (1, ck["model_args"]["embedding_dim"])
+    assert ck["fingerprint"]["input"].shape == (1, 1, 100, 120)  # stored: torch's random
+    # numbers may change from one release to the next
     layer = next(k for k, v in ck["state_dict"].items() if v.is_floating_point() and v.ndim == 4)
     clip = tiny_dataset.path_of(tiny_dataset.takes[0])
-    for name, change in [("scaled", lambda w: w * 1000), ("1 % larger", lambda w: w * 1.01)]:
+    for name, change in [("scaled", lambda w: w * 1000), ("10 % larger", lambda w: w * 1.1)]:
         edited = dict(ck, state_dict={**ck["state_dict"], layer: change(ck["state_dict"][layer])})
         path = save_checkpoint(tmp_path / f"{name}.pt", edited)
         before = path.read_bytes()
@@ -153,6 +156,13 @@ def test_weights_changed_after_training_are_refused(tiny_model, tiny_dataset, tm
                        "training) — copy it again from where it came from, or retrain it with "
                        "`tapcheck train`\n"), name
         assert path.read_bytes() == before
+    # computed in bfloat16 (oneDNN's ONEDNN_DEFAULT_FPMATH_MODE=BF16 on some machines), the
+    # network is still the one trained
+    from tapcheck.fingerprint import TOLERANCE, difference
+
+    module = load_model(tiny_model).module.to(torch.bfloat16)
+    bf16 = dict(ck["fingerprint"], input=ck["fingerprint"]["input"].to(torch.bfloat16))
+    assert difference(module, bf16, input_shape=(100, 120)) < TOLERANCE / 2
     # the weights of another training of the same shapes, under this file's settings
     other = {k: torch.randn_like(v) if v.is_floating_point() else v
              for k, v in ck["state_dict"].items()}
@@ -181,6 +191,33 @@ def test_a_tensor_claiming_more_values_than_the_file_stores_is_refused(tiny_mode
     assert (code, out) == (2, "")
     assert err == (f"tapcheck: error: {path}: is damaged: its detector.reference claims more "
                    "values than the file stores — retrain it with `tapcheck train`\n")
+
+
+def test_extra_contents_load_unless_a_tensor_cannot_be_measured(tiny_model, tmp_path, run_cli):
+    """Extra contents no command reads load as before: a list holding itself, or 3000 levels of
+    lists, gave the new check a RecursionError (traceback, exit status 1; review). A sparse
+    tensor, whose storage cannot be measured, is refused with one line."""
+    ck = torch.load(tiny_model, weights_only=True)
+    loop: list = []
+    loop.append(loop)
+    deep: list = []
+    for _ in range(3000):
+        deep = [deep]
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)  # pickle writes nested lists by recursion
+    try:
+        for name, extra in [("loop", loop), ("deep", deep)]:
+            torch.save(dict(ck, extra=extra), tmp_path / f"{name}.pt")
+    finally:
+        sys.setrecursionlimit(limit)
+    for name in ("loop", "deep"):
+        load_model(tmp_path / f"{name}.pt")
+    path = tmp_path / "sparse.pt"
+    torch.save(dict(ck, extra=torch.eye(3).to_sparse()), path)
+    code, out, err = run_cli("judge", "--model", path, tmp_path / "any.wav")
+    assert (code, out) == (2, "")
+    assert err == (f"tapcheck: error: {path}: is damaged: its extra is a torch.sparse_coo "
+                   "tensor, which model files never hold — retrain it with `tapcheck train`\n")
 
 
 def test_pickle_module_is_what_torch_raises():
