@@ -172,12 +172,17 @@ def _misplaced(takes) -> list:
 
 def _other_side(takes) -> list:
     """(take, its folder's side) of each take laid out as ``boardNN/<side>/<file>`` whose side
-    folder names another side than its manifest row."""
+    folder names another side of its board than its manifest row. A folder named after no side
+    of the board (``board01/day2/``, a layout train accepts) is no side, and was called one
+    (review)."""
+    sides: dict[int, set[str]] = defaultdict(set)
+    for t in takes:
+        sides[t.board].add(t.side)
     out = []
     for t in takes:
         parts = PurePosixPath(t.path).parts
         if (len(parts) == 3 and re.fullmatch(r"board\d+", parts[0], re.IGNORECASE)
-                and parts[1] != t.side):
+                and parts[1] != t.side and parts[1] in sides[t.board]):
             out.append((t, parts[1]))
     return out
 

@@ -183,6 +183,21 @@ def test_manifest_problems(small_train_set, tmp_path, run_cli, edit, problem):
     assert any(problem in ln for ln in _lines(out, "PROBLEM")), out
 
 
+def test_a_folder_named_after_no_side_is_no_side(small_train_set, tmp_path, run_cli):
+    """`board01/day2/take004.wav`, a layout train accepts, was called a take in another side's
+    folder, a problem, exit 1 (review)."""
+    root = shutil.copytree(small_train_set, tmp_path / "bench")
+    manifest = root / "manifest.csv"
+    header, first, *rest = manifest.read_text().splitlines()
+    path = first.split(",", 1)[0]
+    moved = path.replace("/left/", "/day2/").replace("/right/", "/day2/")
+    (root / moved).parent.mkdir()
+    (root / path).rename(root / moved)
+    manifest.write_text("\n".join([header, first.replace(path, moved, 1), *rest]) + "\n")
+    code, out, _ = run_cli("doctor", "--dataset", root)
+    assert code == 0 and not _lines(out, "PROBLEM"), out
+
+
 def test_unknown_dataset(run_cli):
     code, out, _ = run_cli("doctor", "--dataset", "nope")
     assert code == 1
