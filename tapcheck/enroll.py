@@ -169,12 +169,13 @@ def add_references(detector, emb: np.ndarray, *, group: int) -> None:
 def one_board_share(scores: np.ndarray, groups: np.ndarray, *, group: int
                     ) -> tuple[np.ndarray, np.ndarray]:
     """The calibration scores with ``group``'s thinned to as many as the best-calibrated other
-    board has, keeping their spread: evenly spaced order statistics, lowest and highest
-    included. The threshold is one number for every board; a board's share of the scores is
-    its weight in it. 29 taps of one board side enrolled among 4 training boards' 8 held-out
-    takes each made it half the calibration, and its taps, scored against their siblings,
-    score low: the threshold fell from 0.090 to 0.062 and the training boards' false alarms
-    went from 12.5 to 20.8 % (QA).
+    board has, keeping their spread: one order statistic from each of that many equal shares
+    (with one kept, the median; the lowest and highest were kept, and repeated enrolments into
+    one board kept only those two; review). The threshold is one number for every board; a
+    board's share of the scores is its weight in it. 29 taps of one board side enrolled among
+    4 training boards' 8 held-out takes each made it half the calibration, and its taps,
+    scored against their siblings, score low: the threshold fell from 0.090 to 0.062 and the
+    training boards' false alarms went from 12.5 to 20.8 % (QA).
 
     Parameters
     ----------
@@ -196,7 +197,7 @@ def one_board_share(scores: np.ndarray, groups: np.ndarray, *, group: int
     if mine.sum() <= most:
         return scores, groups
     ranked = np.sort(scores[mine])
-    kept = ranked[np.round(np.linspace(0, len(ranked) - 1, most)).astype(int)]
+    kept = ranked[((np.arange(most) + 0.5) * len(ranked) / most).astype(int)]
     return (np.concatenate([scores[~mine], kept]),
             np.concatenate([others, np.full(most, group, dtype=groups.dtype)]))
 
