@@ -245,7 +245,7 @@ def run_bench(*, model: Path | None = None, out: Path | None = None,
         results["training"] = training_speed()
         with warnings.catch_warnings():
             # the throwaway models' own warnings ("the threshold rests on 24 normal clips …
-            # record or enrol more normal takes") read as about the user's data (QA)
+            # record more normal takes …") read as about the user's data (QA)
             warnings.simplefilter("ignore", TapcheckWarning)
             if model is None:
                 log("training a small arcface-resnet18 to judge with ...")

@@ -305,18 +305,24 @@ def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = Non
     worth = effective_clips(scores, groups) if unseen else float(len(scores))
     # an enrolment keeps a cross-fit threshold (tapcheck.enroll.add_references): "enrol more"
     # was advice that left this warning standing however many boards were enrolled (QA)
-    more = ("record more normal {what} and train again (an enrolment keeps a cross-fit "
-            "threshold)" if method == "cross-fit" else "record or enrol more normal {what}")
+    # and an enrolled board counts as one board (tapcheck.enroll.one_board_share): "enrol more
+    # normal takes" of one board no longer adds clips past its share (review)
+    if method == "cross-fit":
+        more = {what: f"record more normal {what} and train again (an enrolment keeps a "
+                      "cross-fit threshold)" for what in ("takes", "boards")}
+    else:
+        more = {"takes": "record more normal takes and train again, or enrol more normal "
+                         "boards", "boards": "record or enrol more normal boards"}
     if len(scores) < needed:
         warning = (f"{source + ': ' if source else ''}the threshold rests on {len(scores)} normal "
                    f"clips; a {percent(far)} false-alarm rate needs at least {needed} to be "
-                   "checked — the stated rate is a guess; " + more.format(what="takes"))
+                   "checked — the stated rate is a guess; " + more["takes"])
     elif worth < needed:  # many clips of few boards: as many boards as clips they are not
         warning = (f"{source + ': ' if source else ''}the threshold rests on {len(scores)} normal "
                    f"clips of {n_groups} boards; their scores cluster by board, so they are "
                    f"worth about {worth:.0f} independent clips, and a {percent(far)} false-alarm "
                    f"rate on unseen boards needs at least {needed} — the stated rate is a guess; "
-                   + more.format(what="boards"))
+                   + more["boards"])
     threshold = robust_threshold(scores, far=far, fit=fit)
     board_fit = robust_threshold(medians, far=board_far, fit=fit)
     return {"threshold": threshold, "threshold_ci": [lo, hi], "board_rule": board_rule,

@@ -336,6 +336,10 @@ def test_a_rate_for_unseen_boards_has_its_interval_and_support_counted_in_boards
     # held-out takes of known boards: a statement about those boards' new taps, over clips
     held = calibrate(scores, far=0.05, groups=groups, method="hold-out")
     assert held["threshold_ci"] == [lo, hi] and held["warning"] == ""
+    # too few of them: more taps of one board enrolled count as one board's (review)
+    few = calibrate(scores[:32], far=0.05, groups=groups[:32], method="hold-out")
+    assert few["warning"].endswith("the stated rate is a guess; record more normal takes and "
+                                   "train again, or enrol more normal boards")
 
 
 @pytest.mark.parametrize("low", [0.0, 1e-6, -1e-7])
