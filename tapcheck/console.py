@@ -96,8 +96,10 @@ class BenchConsole:
         self.clear()
         click.echo(f"{prompt} ", nl=False)
         line = sys.stdin.readline()
-        if not sys.stdin.isatty():
-            click.echo("")  # a terminal echoes the Enter; a pipe does not
+        if not sys.stdin.isatty() or line == "":
+            # a terminal echoes the Enter; a pipe does not, nor a terminal Ctrl-D (the next
+            # line followed the prompt on its line)
+            click.echo("")
         return None if line == "" else line  # "" is end of input
 
     def meter(self, samples) -> None:

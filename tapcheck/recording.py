@@ -23,6 +23,7 @@ callables, so the same loop serves the CLI and tests.
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable
@@ -184,9 +185,11 @@ class Recorder:
             k = len(session.saved) + 1
             if self.ask is not None and streak == 0:
                 answer = self.ask(f"take {k}/{n_takes}: press Enter to record, q Enter to stop")
-                if answer is None and not session.saved and not session.bad:
+                if (answer is None and not session.saved and not session.bad
+                        and not sys.stdin.isatty()):
                     # nobody to answer (cron, `< /dev/null`): 0 takes saved and exit status 0,
-                    # read by a script as a session done (QA)
+                    # read by a script as a session done (QA). Ctrl-D at a terminal is someone
+                    # stopping, as q is
                     raise ParameterError(
                         "standard input ended before the first take: nobody answered the "
                         "prompt", fix="run it at a terminal, or pass --yes (or --trigger) to "

@@ -160,14 +160,17 @@ class LiveCommand:
     is how a test plays its tap when tapcheck says "tap now".
     """
 
-    def __init__(self, *args: str, env: dict | None = None, stdin: bool = False):
+    def __init__(self, *args: str, env: dict | None = None, stdin: bool | int = False):
+        """``stdin``: True for a pipe (:meth:`send`), a file descriptor (a terminal's) to read
+        from it, False for none (at its end at once)."""
         import sys
         import threading
 
         root = Path(__file__).resolve().parents[1]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tapcheck", *map(str, args)], text=True, bufsize=1,
-            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stdin=stdin if type(stdin) is int else subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root), **(env or {})})
         self.lines: dict[str, list[str]] = {"out": [], "err": []}
         self._seen = {"out": 0, "err": 0}

@@ -236,9 +236,29 @@ def test_a_session_nobody_can_answer_is_refused(pulse, recordings):
     assert rec.err[-1] == ("tapcheck: error: standard input ended before the first take: nobody "
                            "answered the prompt — run it at a terminal, or pass --yes (or "
                            "--trigger) to record without questions")
+    assert not [line for line in rec.out if line.startswith("saved")]  # of a folder now gone
     # the new dataset's folder, which got no take, is taken back (it held a lock file alone,
     # which `datasets` and `info` did not know)
     assert not (recordings / "unasked").exists()
+
+
+def test_ctrl_d_at_a_terminal_stops_the_session(pulse, recordings):
+    """End of input typed at a terminal is someone stopping, as q is: not "nobody answered"."""
+    import pty
+
+    terminal, side = pty.openpty()
+    try:
+        rec = _record("--board", "3", "--side", "left", "--takes", "2", "--dataset", "typed",
+                      stdin=side)
+        rec.expect("^recording board 3 left")
+        time.sleep(1.0)  # at the prompt, which ends without a line break
+        os.write(terminal, b"\x04")  # Ctrl-D at the start of a line: end of input
+        assert rec.wait() == 0, rec.err
+    finally:
+        os.close(terminal)
+        os.close(side)
+    assert rec.out[-1].startswith("saved 0 take(s) of board 3 left")
+    assert not [line for line in rec.err if "nobody answered" in line]
 
 
 def test_trigger_saves_one_take_per_tap_and_none_for_silence(pulse, tmp_path, recordings):

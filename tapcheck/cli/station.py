@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -124,8 +125,9 @@ def record(board: int, side: str, label: str, group: str, split: str, takes: int
         numbers = f" (take {saved[0].take}-{saved[-1].take})" if saved else ""
         refused = session.bad - session.kept_bad
         bad = f"; {refused} bad take(s) not kept" if refused else ""
-        if started:  # not before a session refused (the dataset in use, its manifest
-            # unwritable): "saved 0 take(s)" came before the error that said why (mic QA)
+        if started and (saved or sys.exc_info()[0] in (None, KeyboardInterrupt)):
+            # not before a session refused (the dataset in use, its manifest unwritable, no
+            # one to answer): "saved 0 take(s)" came before the error that said why (mic QA)
             say(f"saved {len(saved)} take(s) of board {board} {side} in {ds.root}"
                 f"{numbers}{bad}")
         if mic.overflows:
