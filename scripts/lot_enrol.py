@@ -3,11 +3,12 @@
 
 The plant preset's third wood (boards 29-32, healthy; board 62, cracked) is in no training
 split: a new delivery. For each of its healthy boards in turn, the first 5 taps of each side are
-enrolled (``tapcheck enroll``'s own recalibration, :func:`tapcheck.enroll.add_references`) and
-the test split is judged again: the other new-wood boards' taps flagged (per tap, and as 3-tap
-board verdicts), the new-wood crack's taps found, every defective tap found, and the AUC of every
-test tap not enrolled. "two boards" enrols the next board of the batch too; "threshold kept"
-adds the references but keeps the thresholds as they were, to tell the two effects apart.
+enrolled (``tapcheck enroll``'s own recalibration,
+:func:`tapcheck.recalibration.add_references`) and the test split is judged again: the other
+new-wood boards' taps flagged (per tap, and as 3-tap board verdicts), the new-wood crack's taps
+found, every defective tap found, and the AUC of every test tap not enrolled. "two boards"
+enrols the next board of the batch too; "threshold kept" adds the references but keeps the
+thresholds as they were, to tell the two effects apart.
 
 Usage (from the checkout, model files as docs/new-boards.md trains them):
 
@@ -34,7 +35,7 @@ from decay_fusion import FUSION_ROWS, SCORER_ROWS, model_files_main, refitted  #
 
 from tapcheck.calibration import median_fit  # noqa: E402
 from tapcheck.datasets import Dataset  # noqa: E402
-from tapcheck.enroll import add_references  # noqa: E402
+from tapcheck.recalibration import add_references  # noqa: E402
 from tapcheck.evaluation import board_verdicts  # noqa: E402
 from tapcheck.metrics import auc  # noqa: E402
 

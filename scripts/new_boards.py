@@ -156,7 +156,7 @@ def enrol_experiment(det: KNNDetector, test: np.ndarray, takes, *, known, n: int
                      ) -> list[dict]:
     """Enrol the first n taps of each side of each unseen board (tapcheck.enroll's own
     recalibration); that board's false alarms on its other taps, AUC of the rest."""
-    from tapcheck.enroll import add_references
+    from tapcheck.recalibration import add_references
     from tapcheck.metrics import auc
 
     rows = []

@@ -303,10 +303,11 @@ def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = Non
     needed = math.ceil(CLIPS_PER_RATE / far)
     warning = ""
     worth = effective_clips(scores, groups) if unseen else float(len(scores))
-    # an enrolment keeps a cross-fit threshold (tapcheck.enroll.add_references): "enrol more"
-    # was advice that left this warning standing however many boards were enrolled (QA)
-    # and an enrolled board counts as one board (tapcheck.enroll.one_board_share): "enrol more
-    # normal takes" of one board no longer adds clips past its share (review)
+    # an enrolment keeps a cross-fit threshold (tapcheck.recalibration.add_references):
+    # "enrol more" was advice that left this warning standing however many boards were
+    # enrolled (QA); and an enrolled board counts as one board
+    # (tapcheck.recalibration.one_board_share): "enrol more normal takes" of one board no
+    # longer adds clips past its share (review)
     if method == "cross-fit":
         more = {what: f"record more normal {what} and train again (an enrolment keeps a "
                       "cross-fit threshold)" for what in ("takes", "boards")}

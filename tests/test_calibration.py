@@ -245,7 +245,7 @@ def test_a_higher_score_does_not_lower_the_threshold():
 def test_a_board_enrolled_into_a_leave_one_board_out_model_is_not_called_a_training_board():
     """Enrolled into a leave-one-board-out model, a board is one of those left out in turn;
     the statement said "each of 4 training boards" of a model trained on 3 (trial 34)."""
-    from tapcheck.enroll import add_references
+    from tapcheck.recalibration import add_references
 
     rng = np.random.default_rng(2)
     X, groups = boards(3, 20, rng=rng)

@@ -269,7 +269,7 @@ def test_decay_knn_reads_the_decay_against_the_boards_that_sound_alike():
     import torch
 
     from tapcheck.detectors import SCORERS, detector_from_state
-    from tapcheck.enroll import add_references
+    from tapcheck.recalibration import add_references
 
     rng = np.random.default_rng(4)
     centre = rng.normal(size=(3, 8))  # three lots that sound alike within each
