@@ -276,8 +276,9 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
                          fix="check the file") from None
     with f:
         if size == 0 and head:  # /proc and /sys files say 0 bytes and hold text (QA)
-            raise AudioError("says it is 0 bytes long yet holds data (a /proc or /sys file), "
-                             "not a recording", path=path, fix=FORMATS_HINT)
+            raise AudioError("says it is 0 bytes long yet holds data (a /proc or /sys file, "
+                             "or one still being written), not a recording", path=path,
+                             fix=FORMATS_HINT)
         if size == 0:
             raise AudioError("is empty (0 bytes)", path=path,
                              fix="the recording or copy failed; record or copy it again")

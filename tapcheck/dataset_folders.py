@@ -377,7 +377,18 @@ def missing_dataset(root: Path, *, given: str | os.PathLike) -> DatasetError:
 
 
 def missing_folders(root: Path) -> list[Path]:
-    """``root`` and each folder above it that does not exist yet, deepest first."""
+    """The folders a dataset's creation would make, for :func:`remove_made_folders`.
+
+    Parameters
+    ----------
+    root : Path
+        The dataset's folder.
+
+    Returns
+    -------
+    list of Path
+        ``root`` and each folder above it that does not exist yet, deepest first.
+    """
     missing = []
     while not os.path.lexists(root) and root != root.parent:
         missing.append(root)
@@ -391,6 +402,15 @@ def remove_made_folders(dataset, made: list[Path], *, board: int, side: str) -> 
     it had imported "into" it. Called holding the lock, whose file goes first (unlinked while
     held, as :func:`tapcheck.locks.exclusive` does); only empty folders are removed (a take
     written before a failure keeps its folders), and nothing that was there before.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Held locked by the caller.
+    made : list of Path
+        :func:`missing_folders` of its folder, taken before it was created.
+    board, side
+        The board side the session wrote to: its folders go first.
 
     Returns
     -------
