@@ -350,6 +350,10 @@ def test_out_of_range_options_are_one_line(run_cli, tmp_path, monkeypatch):
     assert code == 0 and err == ""
     code, _, err = run_cli("train", "--seed", "-1")
     assert code == 2 and "tapcheck: error: --seed (train.seed) must be between 0 and " in err
+    # a session no manifest could hold ("take 1/99999999999999999999999"), before the device
+    code, _, err = run_cli("record", "--board", "1", "--side", "left", "--takes", "9" * 23)
+    assert code == 2 and err.startswith("tapcheck: error: tapcheck record: Invalid value for "
+                                        f"'--takes': {'9' * 23} is not in the range 1<=x<=")
     (tmp_path / "notes.txt").write_text("mine")
     code, _, err = run_cli("bench", "--out", tmp_path / "notes.txt")
     assert code == 2 and "is not a benchmark report tapcheck wrote" in err

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from ..console import one_line, score_pair
+from ..manifest import MAX_TAKE
 from .app import cli, echo_err, parse_config, say, table, warn
 from .params import BOARD, MODEL_FILE, Count, Whole, config_option, dataset_option
 
@@ -53,7 +54,7 @@ def devices() -> None:
 @click.option("--group", default="", help="Free text, e.g. similar-material.")
 @click.option("--split", default="train", show_default=True, type=click.Choice(["train", "test"]),
               help="train: learned from (and calibrated on); test: judged by evaluate only.")
-@click.option("--takes", default=30, show_default=True, type=Whole(min=1),
+@click.option("--takes", default=30, show_default=True, type=Whole(min=1, max=MAX_TAKE),
               help="Good takes to record.")
 @click.option("--duration", type=float, help="Seconds per take [audio.duration_s: 3].")
 @dataset_option("Dataset to record into, created if needed", default="bench",
