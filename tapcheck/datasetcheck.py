@@ -120,27 +120,23 @@ def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Find
                      f"an earlier take, e.g. {copy.path} (a copy of {original.path})",
             fix="delete the copies' rows: " + ", ".join(c.path for c, _ in copies[:5])
                 + (", …" if len(copies) > 5 else "")))
-    misplaced = _misplaced(dataset.takes)
-    if misplaced:  # every command counts a take as its row says: a board left out by
-        # leave-one-board-out calibration kept it, and doctor said "nothing to fix" (QA)
-        take, folder = misplaced[0]
+    # every command counts a take as its row says: a board left out by leave-one-board-out
+    # calibration kept it, and doctor said "nothing to fix" (QA); a side is a class the metric
+    # networks train on: a left-end take filed as right trained the right end's class (QA)
+    for what, found, said in (
+            ("board", _misplaced(dataset.takes),
+             lambda t, folder: (f"board {t.board}", f"board {folder}")),
+            ("side", _other_side(dataset.takes), lambda t, folder: (f"side {t.side}", folder))):
+        if not found:
+            continue
+        take, folder = found[0]
+        row, by_folder = said(take, folder)
         findings.append(Finding(
-            PROBLEM, f"{dataset.root / MANIFEST}: {len(misplaced)} take(s) lie in another "
-                     f"board's folder than their row says, e.g. {take.path}: board "
-                     f"{take.board} in the row, board {folder} by its folder",
-            fix="correct the board in those rows (or move the files to their board's folder): "
-                "training, calibration and evaluate count each take as its row says"))
-    other_side = _other_side(dataset.takes)
-    if other_side:  # a side is a class the metric networks train on: a take in the left
-        # end's folder filed as right trained the right end's class, and doctor said nothing
-        # of it while it named a board's (QA)
-        take, folder = other_side[0]
-        findings.append(Finding(
-            PROBLEM, f"{dataset.root / MANIFEST}: {len(other_side)} take(s) lie in another "
-                     f"side's folder than their row says, e.g. {take.path}: side {take.side} "
-                     f"in the row, {folder} by its folder",
-            fix="correct the side in those rows (or move the files to their side's folder): "
-                "training, calibration and evaluate count each take as its row says"))
+            PROBLEM, f"{dataset.root / MANIFEST}: {len(found)} take(s) lie in another {what}'s "
+                     f"folder than their row says, e.g. {take.path}: {row} in the row, "
+                     f"{by_folder} by its folder",
+            fix=f"correct the {what} in those rows (or move the files to their {what}'s "
+                "folder): training, calibration and evaluate count each take as its row says"))
     if dataset.own_columns:  # import and record refuse the dataset: doctor said "nothing to
         # fix" (QA)
         own = ", ".join(f"'{c}'" for c in dataset.own_columns)

@@ -144,12 +144,13 @@ def _warn_of_taps(y, *, sr: int, features, path) -> None:
     import warnings
 
     from .errors import TapcheckWarning
-    from .spectrogram import power_spectrogram
-    from .strikes import find_strikes
+    from .spectrogram import frame_levels, frame_power
+    from .strikes import strike_onsets
 
     f = features
-    onsets_s = find_strikes(power_spectrogram(y, n_fft=f.n_fft, hop_length=f.hop_length),
-                            min_strike_db=f.min_strike_db) * f.hop_length / sr
+    # the frames' power without an FFT, as strike_crops finds the strike: no second STFT
+    level = frame_levels(frame_power(y, n_fft=f.n_fft, hop_length=f.hop_length))
+    onsets_s = strike_onsets(level, min_strike_db=f.min_strike_db) * f.hop_length / sr
     taps = onsets_s[np.concatenate([[True], np.diff(onsets_s) >= TAP_GAP_S])] if len(
         onsets_s) else onsets_s
     if len(taps) > 1:
