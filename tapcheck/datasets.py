@@ -94,6 +94,14 @@ class Dataset:
         stamp = self._stamp()
         if stamp is not None and stamp == self._seen:
             return
+        if stamp is not None and self._leaves(MANIFEST):
+            # as a take linked out of the dataset is refused: nothing is read outside the
+            # folder given (a manifest linked to another dataset's was read as this one's, QA)
+            raise DatasetError(
+                f"is a link to {(self.root / MANIFEST).resolve()}, outside the dataset; "
+                "nothing was read", path=self.root / MANIFEST,
+                fix="replace the link by the file it leads to (cp --remove-destination "
+                    "\"$(readlink -f manifest.csv)\" manifest.csv, in the dataset's folder)")
         self.takes, self._appendable, self._own_columns = (
             manifest.read_manifest(self.root / MANIFEST, Take) if stamp is not None
             else ([], False, []))

@@ -128,6 +128,27 @@ def test_a_take_linked_out_of_the_dataset_is_refused(dataset_copy, tmp_path, run
     _one_line_error(err, "board01/left/take001.wav is a link to a file outside the dataset")
 
 
+def test_a_manifest_linked_out_of_the_dataset_is_refused_unread(dataset_copy, tmp_path,
+                                                                run_cli):
+    """It was read as the dataset's own (another dataset's manifest, a file anywhere), as a
+    take linked out of the dataset is not: nothing is read outside the folder given."""
+    secret = tmp_path / "elsewhere.csv"
+    shutil.move(dataset_copy / "manifest.csv", secret)
+    (dataset_copy / "manifest.csv").symlink_to(secret)
+    before = secret.read_bytes()
+    os.utime(secret, (0, secret.stat().st_mtime))
+    for args in (["info", dataset_copy],
+                 ["import", next(dataset_copy.rglob("take*.wav")), "--dataset", dataset_copy,
+                  "--board", "9", "--side", "left", "--label", "normal"]):
+        code, _, err = run_cli(*args)
+        assert code == 2, (args, err)
+        _one_line_error(err, f"{dataset_copy / 'manifest.csv'}: is a link to {secret}, outside "
+                             "the dataset; nothing was read")
+    assert secret.stat().st_atime == 0, "the file outside the dataset was read"
+    assert secret.read_bytes() == before and (dataset_copy / "manifest.csv").is_symlink()
+    assert not (dataset_copy / "board09").exists()
+
+
 def test_importing_appends_one_row_instead_of_rewriting(dataset_copy, run_cli, tmp_path):
     """A huge manifest is not rewritten per take: same file (inode), old bytes a prefix."""
     manifest = dataset_copy / "manifest.csv"
@@ -332,16 +353,21 @@ def test_a_lock_file_that_is_not_a_file_is_one_line(dataset_copy, tmp_path, run_
     _one_line_error(err, f"{dataset_copy}: cannot be locked: .lock beside it is not a lock file")
 
 
-def test_a_manifest_linked_elsewhere_is_never_written_through(dataset_copy, tmp_path, run_cli):
-    elsewhere = tmp_path / "elsewhere.csv"
+def test_a_manifest_linked_within_the_dataset_is_never_written_through(dataset_copy, tmp_path,
+                                                                       run_cli):
+    """A link out of the dataset is refused unread (above); one within it is read, and a take
+    added replaces the link by a file instead of writing through it."""
+    elsewhere = dataset_copy / "kept" / "manifest-v1.csv"
+    elsewhere.parent.mkdir()
     shutil.move(dataset_copy / "manifest.csv", elsewhere)
-    (dataset_copy / "manifest.csv").symlink_to(elsewhere)
+    (dataset_copy / "manifest.csv").symlink_to("kept/manifest-v1.csv")
     before = elsewhere.read_bytes()
     code, _, err = run_cli("import", write_tone(tmp_path / "c.wav"), "--dataset", dataset_copy,
                            "--board", "1", "--side", "left", "--label", "normal")
     assert code == 0, err
     assert elsewhere.read_bytes() == before  # the link was replaced by a file, not followed
     assert not (dataset_copy / "manifest.csv").is_symlink()
+    assert (dataset_copy / "manifest.csv").read_bytes().startswith(before)
 
 
 def test_out_of_range_options_are_one_line(run_cli, tmp_path, monkeypatch):
