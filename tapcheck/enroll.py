@@ -30,6 +30,7 @@ from .features import clip_features, crop_digest
 from .judge import Judge, check_same_features, unused_train_settings
 from .known_boards import free_board, other_dataset_of_board, trained_defect_boards
 from .locks import exclusive, lock_path
+from .manifest import MAX_BOARD
 from .interrupts import file_identity
 from .model_rewrite import check_rewritable, write_if_loadable
 from .modelfile import load_model
@@ -206,7 +207,9 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         before = detector.threshold_
         _refuse_defective(detector, scores, clips, force=force)
         groups = reference_groups(detector)
-        group = int(board) if board is not None else int(max(groups.max(), 0)) + 1000
+        # taps of no board named: a group of their own beyond every board number (max + 1000
+        # was shared by a later --board of that number, and the two boards weighed as one)
+        group = int(board) if board is not None else int(max(groups.max(), MAX_BOARD)) + 1
         # the state before, without its largest part: undo takes the reference's first rows
         # back (in its place: the restored file holds the same keys in the same order)
         previous = {k: None if k == "reference" else v for k, v in detector.get_state().items()}

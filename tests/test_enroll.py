@@ -46,6 +46,21 @@ def unseen_clips(dataset, board: int = 13, n: int = 3) -> list:
     return [dataset.path_of(t) for t in dataset.select(board=[board], split="test")[:n]]
 
 
+def test_taps_of_no_board_named_never_share_a_board_numbers_group(model, tiny_dataset, run_cli):
+    """Each enrolment without --board is a board of its own, apart from any --board number
+    (the first one's group, max + 1000, was board 1013's too, and the two weighed as one)."""
+    groups = load_model(model).detector.reference_groups_
+    clips = unseen_clips(tiny_dataset, n=4)
+    assert run_cli("enroll", "--model", model, *clips[:1])[0] == 0
+    assert run_cli("enroll", "--model", model, *clips[1:2])[0] == 0
+    code, _, err = run_cli("enroll", "--model", model, "--board",
+                           int(max(groups)) + 1000, *clips[2:3])
+    assert code == 0, err
+    new = list(load_model(model).detector.reference_groups_[len(groups):])
+    assert len(set(new)) == 3 and new[2] == int(max(groups)) + 1000, new
+    assert min(new[:2]) > 999_999, new
+
+
 def test_enrol_round_trip_appends_references_and_undo_restores(model, tiny_dataset, run_cli):
     before = load_model(model)
     n_before, threshold_before = len(before.detector.reference_), before.detector.threshold_
