@@ -24,6 +24,7 @@ from .datasets import Dataset, Take
 from .manifest import check_slug
 from .errors import ParameterError, StorageError, TapcheckError
 from .interrupts import Interrupted, deferred
+from .new_takes import inherited_group, warn_of_other_rate
 
 
 @dataclass
@@ -46,7 +47,8 @@ class ImportResult:
 
 def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike | Dataset, *,
                  board: int, side: str,
-                 label: str, group: str = "", split: str = "train", config: Config | None = None,
+                 label: str, group: str | None = None, split: str = "train",
+                 config: Config | None = None,
                  on_take: Callable[[Path, Take], None] | None = None) -> ImportResult:
     """Convert each file to mono at ``config.audio.sr`` and add it as the next take of a board.
 
@@ -59,7 +61,8 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike 
     dataset : str, PathLike or Dataset
         A dataset, or its name or folder: created (only once the labels are checked) if new,
         and removed again if nothing could be imported into it (``ImportResult.removed``).
-    board, side, label, group, split : the manifest columns of every imported take.
+    board, side, label, group, split : the manifest columns of every imported take; ``group``
+        None: the group the board's takes of that label share (:func:`inherited_group`).
     config : Config, optional
         The audio and feature settings the takes must suit (default: the defaults).
     on_take : callable, optional
@@ -76,6 +79,9 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike 
         dataset = Dataset.create(dataset)
     result = ImportResult()
     with dataset.locked():  # one importer (or recorder) at a time; a second is told who
+        if group is None:  # the board's other takes' group, read under the lock
+            group = inherited_group(dataset, board=board, label=label)
+        warn_of_other_rate(dataset, sr=config.audio.sr)
         try:
             _import_into(dataset, files, result, board=board, side=side, label=label,
                          group=group, split=split, config=config, on_take=on_take)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import sys
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -37,6 +37,7 @@ from .manifest import check_row_values
 from .errors import DeviceError, NoStrikeError, ParameterError, TapcheckWarning
 from .features import strike_crops
 from .interrupts import deferred
+from .new_takes import inherited_group, warn_of_other_rate
 from .stream import StrikeClipper
 
 
@@ -119,7 +120,7 @@ class TakeLabels:
     board: int
     side: str
     label: str = "normal"
-    group: str = ""
+    group: str | None = None  # None: the group the board's takes of this label share
     split: str = "train"
 
 
@@ -162,8 +163,12 @@ class Recorder:
                  ask: Callable[[str], str | None] | None = None,
                  meter: Callable[[np.ndarray], None] | None = None, keep_bad: bool = False,
                  source: str = ""):
+        if labels.group is None:  # the board's other takes' group (the CLI's default)
+            labels = replace(labels, group=inherited_group(dataset, board=labels.board,
+                                                           label=labels.label))
         check_row_values(board=labels.board, side=labels.side, label=labels.label,
                           split=labels.split, group=labels.group)
+        warn_of_other_rate(dataset, sr=config.audio.sr)
         self.ds, self.labels, self.mic, self.config = dataset, labels, mic, config
         self.say, self.ask, self.meter, self.keep_bad = say, ask, meter, keep_bad
         self.source = source or mic.device.name

@@ -164,6 +164,7 @@ def test_record_saves_each_tap_in_its_take(pulse, tmp_path, recordings):
     assert rec.wait() == 0, rec.err
     rows = _rows(root)
     assert [r["take"] for r in rows] == ["1", "2", "3"] and rows[2]["sample_rate"] == "44100"
+    assert rows[2]["group"] == "oak"  # no --group: the board's takes' group, not none
     assert sf.info(root / rows[2]["path"]).frames == 3 * SR
     assert abs(_onset_s(root / rows[2]["path"]) - tap_at) < 0.25
     assert all((root / p).read_bytes() == b for p, b in before.items())

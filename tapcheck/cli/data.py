@@ -39,12 +39,13 @@ def synth(dataset: str, takes: int, test_takes: int | None, seed: int, preset: s
 @click.option("--side", required=True, help="Side or end struck, e.g. left.")
 @click.option("--label", required=True, type=click.Choice(["normal", "defect"]),
               help="Whether the board side is healthy or cracked.")
-@click.option("--group", default="", help="Free text, e.g. similar-material.")
+@click.option("--group", help="Free text, e.g. similar-material [the group of the board's other "
+              "takes of this label, if they share one].")
 @click.option("--split", default="train", show_default=True, type=click.Choice(["train", "test"]),
               help="train: learned from (and calibrated on); test: judged by evaluate only.")
 @config_option("TOML config whose [audio] and [features] the clips must suit (e.g. short crops).")
-def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label: str, group: str,
-            split: str, config_path: Path | None) -> int:
+def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label: str,
+            group: str | None, split: str, config_path: Path | None) -> int:
     """Bring existing audio files (WAV/FLAC/OGG, any rate, mono or stereo) into a dataset.
 
     Each file is converted to mono at the config's rate (44.1 kHz) and stored as the next take of

@@ -51,7 +51,8 @@ def devices() -> None:
 @click.option("--label", default="normal", show_default=True,
               type=click.Choice(["normal", "defect"]),
               help="Whether the board side is healthy or cracked.")
-@click.option("--group", default="", help="Free text, e.g. similar-material.")
+@click.option("--group", help="Free text, e.g. similar-material [the group of the board's other "
+              "takes of this label, if they share one].")
 @click.option("--split", default="train", show_default=True, type=click.Choice(["train", "test"]),
               help="train: learned from (and calibrated on); test: judged by evaluate only.")
 @click.option("--takes", default=30, show_default=True, type=Whole(min=1, max=MAX_TAKE),
@@ -67,7 +68,7 @@ def devices() -> None:
 @click.option("--yes", "-y", is_flag=True,
               help="Ask nothing: take after take, bad takes retaken at once (for scripts).")
 @config_option("TOML config (see configs/default.toml): [record] checks, [stream] input.")
-def record(board: int, side: str, label: str, group: str, split: str, takes: int,
+def record(board: int, side: str, label: str, group: str | None, split: str, takes: int,
            duration: float | None, dataset: str, device: str | None, trigger: bool,
            keep_bad: bool, yes: bool, config_path: Path | None) -> int:
     """Record takes of one board side from a microphone into a dataset.
