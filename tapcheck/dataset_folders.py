@@ -1,5 +1,5 @@
-"""Which folders belong to a dataset: where a dataset of a name lies, where a new one may be
-made, and that nothing but takes is written into one.
+"""Which folders belong to a dataset: where a dataset of a name lies, and that nothing but takes
+is written into one (where a new one may be made: :mod:`tapcheck.new_datasets`).
 
 ``compare --out`` once put a report and ``judge --explain-dir`` pictures among a dataset's
 takes, where ``tapcheck datasets`` and training then met them. :func:`dataset_holding` finds
@@ -10,12 +10,10 @@ any work.
 from __future__ import annotations
 
 import os
-import re
 import stat
-import warnings
 from pathlib import Path
 
-from .errors import DatasetError, ParameterError, StorageError, TapcheckWarning
+from .errors import DatasetError, ParameterError, StorageError
 from .manifest import MANIFEST, SLUG, missing_columns
 from .paths import check_folder, recordings_home
 
@@ -198,111 +196,6 @@ def as_given(root: Path) -> str:
     return shlex.quote(shown if os.sep in shown or os.path.isabs(shown) else f"./{shown}")
 
 
-def creatable_path(name: str | os.PathLike) -> Path:
-    """:func:`dataset_path` of a dataset a command may create, checked before any work (``record``
-    checks it before the microphone opens): a file there, or a ``manifest.csv`` that is no
-    file, is refused with what it is. ``--dataset clips/good.wav`` said "cannot be written
-    (File exists) — a file stands where a folder should be".
-
-    Raises
-    ------
-    DatasetError
-    """
-    from .file_kinds import non_folder_kind
-
-    root = dataset_path(name)
-    fix = "give the dataset's folder or name, e.g. --dataset bench"
-    if root.name == MANIFEST:  # not a file (dataset_path takes a manifest file as its folder)
-        raise DatasetError(f"is no {MANIFEST} file; a dataset is the folder holding its "
-                           f"{MANIFEST}", path=root, fix=fix)
-    kind = non_folder_kind(root)
-    if kind:
-        raise DatasetError(f"is {kind}, not a dataset's folder; the dataset's takes and "
-                           f"{MANIFEST} go in a folder", path=root, fix=fix)
-    if os.path.lexists(root / MANIFEST):
-        return root
-    if (root / "cells").is_dir() and (root / "metrics.json").is_file():
-        # synth wrote 36 takes into a report folder, and compare then refused to update it
-        raise DatasetError("holds a compare report (metrics.json, cells/): takes there would "
-                           "make it a dataset, which compare no longer writes to", path=root,
-                           fix="choose another folder for the dataset, e.g. --dataset bench")
-    _refuse_tool_folder(root)
-    holder = dataset_holding(root.parent)
-    home = recordings_home()
-    around = recordings_in_dataset() if root.parent.resolve() == home.resolve() else None
-    if around is not None and (holder is None or holder == around):
-        # `cd recordings/bench; tapcheck synth --dataset x` made recordings/bench/recordings/x
-        raise DatasetError(
-            f"lies inside dataset {as_given(around)}, as the recordings folder {home} does: a "
-            "new dataset there would mix its takes with that one's", path=root,
-            fix="run tapcheck from a folder outside that dataset, or set TAPCHECK_RECORDINGS "
-                "to a folder outside it")
-    if holder is not None:  # a new dataset among another's takes: doctor and train saw neither
-        raise DatasetError(
-            f"lies inside dataset {as_given(holder)}: a new dataset there would mix its takes "
-            "with that one's", path=root,
-            fix=f"add the takes to {as_given(holder)} itself, or give a folder outside it, "
-                "e.g. --dataset bench (under the recordings folder)")
-    return root
-
-
-def warn_of_strangers(root: Path) -> None:
-    """Say so when a new dataset goes into a folder that holds other things: ``import
-    ~/clips/*.wav --dataset ~/clips`` made the folder of the clips a dataset without a word, its
-    board folders and manifest among files no command of tapcheck's reads or lists."""
-    if os.path.lexists(root / MANIFEST) or not root.is_dir():
-        return
-    try:
-        # board folders are a dataset's own (its manifest lost, or a link synth refuses);
-        # hidden files are no one's reading (.DS_Store, a write stopped part-way, the lock)
-        others = [p.name for p in root.iterdir()
-                  if not p.name.startswith(".") and not re.fullmatch(r"board\d+", p.name)]
-    except OSError:  # cannot be listed: making the dataset says what is wrong
-        return
-    if others:
-        first = sorted(others)[0]
-        warnings.warn(TapcheckWarning(
-            f"{root}: holds {len(others)} other file(s) or folder(s) (e.g. {first}) and no "
-            f"{MANIFEST}: the dataset's takes and {MANIFEST} go in beside them; to keep them "
-            "apart, give a new folder instead, e.g. --dataset bench"), stacklevel=3)
-
-
-def _refuse_tool_folder(root: Path) -> None:
-    """A new dataset may not be made at one of tapcheck's own folders, or around one: ``synth
-    --dataset $TAPCHECK_RECORDINGS`` made the recordings folder a dataset (``datasets`` then
-    listed none), one made at the inspections folder stopped ``listen``, and ``synth --dataset
-    /`` wrote board folders into / (QA).
-
-    Raises
-    ------
-    DatasetError
-    """
-    from .paths import UNKNOWN_HOME_CACHE, cache_home, home_folder, inspections_home, models_home
-
-    here = root.resolve()
-    folders = {"the recordings folder": recordings_home(), "the models folder": models_home(),
-               "the inspection log's folder": inspections_home()}
-    if cache_home() != UNKNOWN_HOME_CACHE:  # no home known: the cache is nowhere (not written)
-        folders["the feature cache"] = cache_home()
-    if home_folder() is not None:
-        folders["your home folder"] = home_folder()
-    fix = "give a folder of its own, e.g. --dataset bench (under the recordings folder)"
-    for what, folder in folders.items():
-        if here == folder.resolve():
-            mix = "everything else there" if what == "your home folder" else \
-                "tapcheck's own files"
-            raise DatasetError(f"is {what}; a dataset there would mix its takes with {mix}",
-                               path=root, fix=fix)
-    for what, folder in folders.items():  # only folders there are: `--dataset .` in a new one
-        if what != "your home folder" and folder.is_dir() and folder.resolve().is_relative_to(
-                here):
-            raise DatasetError(f"holds {what} ({folder}); a dataset there would mix its takes "
-                               "with tapcheck's own files", path=root, fix=fix)
-    if here == Path(here.anchor):
-        raise DatasetError("is the file system's root; a dataset's takes go in a folder of "
-                           "their own", path=root, fix=fix)
-
-
 def list_datasets() -> list[str]:
     """Names of the datasets under :func:`recordings_home`: folders holding a ``manifest.csv``,
     whatever it is (a folder, or a link that leads nowhere or in a loop, is a broken dataset to
@@ -374,56 +267,3 @@ def missing_dataset(root: Path, *, given: str | os.PathLike) -> DatasetError:
     return DatasetError(
         "no such dataset (no manifest.csv)", path=root,
         fix=f"datasets here: {known}; make one with `tapcheck synth`, `record` or `import`")
-
-
-def missing_folders(root: Path) -> list[Path]:
-    """The folders a dataset's creation would make, for :func:`remove_made_folders`.
-
-    Parameters
-    ----------
-    root : Path
-        The dataset's folder.
-
-    Returns
-    -------
-    list of Path
-        ``root`` and each folder above it that does not exist yet, deepest first.
-    """
-    missing = []
-    while not os.path.lexists(root) and root != root.parent:
-        missing.append(root)
-        root = root.parent
-    return missing
-
-
-def remove_made_folders(dataset, made: list[Path], *, board: int, side: str) -> Path | None:
-    """Take back a dataset's folder an import (or a recording session) made and added nothing
-    to: ``datasets`` and ``info`` did not know the empty folder it left, while ``import`` said
-    it had imported "into" it. Called holding the lock, whose file goes first (unlinked while
-    held, as :func:`tapcheck.locks.exclusive` does); only empty folders are removed (a take
-    written before a failure keeps its folders), and nothing that was there before.
-
-    Parameters
-    ----------
-    dataset : Dataset
-        Held locked by the caller.
-    made : list of Path
-        :func:`missing_folders` of its folder, taken before it was created.
-    board, side
-        The board side the session wrote to: its folders go first.
-
-    Returns
-    -------
-    Path or None
-        The dataset's folder, if it was removed.
-    """
-    (dataset.root / ".lock").unlink(missing_ok=True)
-    board_folder = dataset.root / f"board{board:02d}"
-    for folder in (board_folder / side, board_folder, *made):
-        try:
-            folder.rmdir()
-        except FileNotFoundError:
-            continue
-        except OSError:
-            break  # not empty: it holds what someone else may need, and so do the folders above
-    return None if os.path.lexists(dataset.root) else dataset.root

@@ -24,7 +24,8 @@ import numpy as np
 
 from . import manifest
 from .audio import peak_dbfs, write_wav
-from .dataset_folders import creatable_path, dataset_path, missing_dataset, warn_of_strangers
+from .dataset_folders import dataset_path, missing_dataset
+from .new_datasets import creatable_path, warn_of_strangers
 from .errors import DatasetError, StorageError
 from .files import check_path, remove_stopped_writes, storage_error
 from .locks import exclusive, holding

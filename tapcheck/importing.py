@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .config import Config
-from .dataset_folders import creatable_path, missing_folders, remove_made_folders
+from .new_datasets import creatable_path, missing_folders, remove_made_folders
 from .datasets import Dataset, Take
 from .manifest import check_slug
 from .errors import ParameterError, StorageError, TapcheckError

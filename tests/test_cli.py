@@ -279,7 +279,7 @@ def test_no_dataset_is_made_at_or_around_tapchecks_own_folders(run_cli, monkeypa
     import os
     from pathlib import Path
 
-    from tapcheck.dataset_folders import creatable_path
+    from tapcheck.new_datasets import creatable_path
     from tapcheck.errors import DatasetError
 
     recordings = Path(os.environ["TAPCHECK_RECORDINGS"])

@@ -78,7 +78,7 @@ def record(board: int, side: str, label: str, group: str | None, split: str, tak
     or in the manifest and never overwritten; Ctrl-C keeps every finished take.
     """
     from ..console import BenchConsole
-    from ..dataset_folders import creatable_path, missing_folders, remove_made_folders
+    from ..new_datasets import creatable_path, missing_folders, remove_made_folders
     from ..datasets import Dataset
     from ..manifest import check_slug
     from ..devices import Microphone
