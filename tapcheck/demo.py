@@ -55,17 +55,16 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
     from .files import check_writable
     from .locks import exclusive, lock_path
     from .model_target import DEMO_MADE, check_model_target
-    from .modelcheck import check_trained
+    from .modelcheck import check_buildable, check_trained
     from .modelfile import load_model, save_checkpoint
-    from .models import get_spec
     from .synth_dataset import make_study_dataset
 
     started = time.perf_counter()
     config = (config or Config()).replace("train", model=model, epochs=epochs, seed=seed)
     model = config.train.model
-    # a misspelt model, or a models/<model>.pt tapcheck did not write, fails here, before
-    # minutes of synthesis
-    get_spec(model)
+    # a misspelt model, a scorer it cannot use, crops it cannot take, or a models/<model>.pt
+    # tapcheck did not write, fail here, before minutes of synthesis
+    check_buildable(config)
     out = model_path(model)
     # demo has no --out: it writes models/<model>.pt of the folder it runs in
     elsewhere = (f"demo writes {out} and has no --out: run it in another folder (or with "

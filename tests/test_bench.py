@@ -131,3 +131,16 @@ def test_bench_out_in_a_dataset_or_the_recordings_folder_is_refused_before_work(
     assert "mix its files with the" in err and err.strip().endswith(
         "— choose another --out, e.g. reports/bench.json")
     assert not (tmp_path / where).exists()
+
+
+def test_bench_model_is_read_as_judge_reads_it_before_any_run(tmp_path, run_cli):
+    """It said "model file not found — pass a .pt file" of a folder and of a dangling link."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "dangling.pt").symlink_to(tmp_path / "nowhere.pt")
+    for given, said in ((tmp_path / "models", "is a folder, not a model file"),
+                        (tmp_path / "dangling.pt", f"is a link to {tmp_path / 'nowhere.pt'}, "
+                                                   "which does not exist")):
+        code, out, err = run_cli("bench", "--model", given, "--out", tmp_path / "b.json")
+        assert (code, out) == (2, ""), err
+        assert err.startswith(f"tapcheck: error: {given}: {said} — ") and err.count("\n") == 1
+    assert not (tmp_path / "b.json").exists()

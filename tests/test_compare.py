@@ -109,6 +109,22 @@ def test_out_holding_files_compare_did_not_write_is_refused(run_cli, small_compa
 
 
 
+def test_scorer_option_is_every_models_and_refused_before_work_where_unusable(
+        run_cli, small_compare_set, tmp_path):
+    """--scorer was listed and always refused, while train.scorer of a config was taken (QA)."""
+    code, out, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                             "--scorer", "prob", "--epochs", "1", "--out", tmp_path / "no")
+    assert (code, out) == (2, "") and err.startswith(
+        "tapcheck: error: model ae cannot use the 'prob' scorer (--scorer, or train.scorer")
+    assert not (tmp_path / "no").exists()
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models",
+                           "arcface-shallow", "--scorer", "mahalanobis", "--epochs", "1",
+                           "--out", tmp_path / "maha")
+    assert code == 0, err
+    [row] = json.loads((tmp_path / "maha" / "metrics.json").read_text())["models"]
+    assert row["scorer"] == "mahalanobis"
+
+
 def test_out_over_the_working_folder_keeps_a_model_train_wrote(run_cli, small_compare_set,
                                                               tiny_model, tmp_path, monkeypatch):
     """`compare --out .` (or an empty --out) writes <out>/models/<name>.pt, which is where

@@ -44,6 +44,15 @@ def test_demo_trains_the_model_asked_for_and_refuses_an_unknown_one_before_synth
     assert code == 2 and err.startswith("tapcheck: error: --model (train.model) must be one of")
     assert "not 'arcface-tiny'" in err
     assert not missing.exists() and not out  # refused before any synthesis
+    # a scorer the model cannot use: it failed after the synthesis, and named no option (QA)
+    config = tmp_path / "recon.toml"
+    config.write_text('[train]\nscorer = "recon"\n')
+    code, out, err = run_cli("demo", "--dataset", missing, "--model", FAST_MODEL,
+                             "--config", config)
+    assert (code, out) == (2, "") and err == (
+        f"tapcheck: error: model {FAST_MODEL} cannot use the 'recon' scorer (--scorer, or "
+        "train.scorer of the config) — use one of: knn, prob, mahalanobis, knn-ldn, knn-decay\n")
+    assert not missing.exists()
 
     # models/<model>.pt that tapcheck did not write is neither overwritten nor synthesised for
     foreign = Path(os.environ["TAPCHECK_MODELS"]) / "ae.pt"

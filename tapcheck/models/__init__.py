@@ -50,8 +50,8 @@ class ModelSpec:
         if representation_of(resolved.scorer) not in self.family.scorers:
             usable = [s for s in SCORERS if representation_of(s) in self.family.scorers]
             raise ParameterError(
-                f"model {self.name} cannot use the '{resolved.scorer}' scorer",
-                fix=f"use one of: {', '.join(usable)}")
+                f"model {self.name} cannot use the '{resolved.scorer}' scorer (--scorer, or "
+                "train.scorer of the config)", fix=f"use one of: {', '.join(usable)}")
         if resolved.members > 1 and representation_of(resolved.scorer) != "knn":
             raise ParameterError(
                 f"{self.name}: train.members = {resolved.members} needs a scorer on embeddings, "
