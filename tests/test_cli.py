@@ -458,3 +458,17 @@ def test_a_command_started_with_standard_output_closed_runs(tmp_path):
     result = subprocess.run(["sh", "-c", f"{shlex.quote(sys.executable)} -m tapcheck models >&-"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_train_states_no_rate_for_a_threshold_from_too_few_clips(tmp_path, run_cli):
+    """From 1-2 calibration clips the threshold is their highest; the saved line said "at 5%
+    false alarms" of it while judge said the truth (QA)."""
+    code, _, err = run_cli("import", *knock_files("wood")[:6], "--dataset", "few", "--board", "1",
+                           "--side", "left", "--label", "normal")
+    assert code == 0, err
+    code, out, err = run_cli("train", "--dataset", "few", "--model", "arcface-shallow",
+                             "--epochs", "1", "--out", tmp_path / "few.pt")
+    assert code == 0, err
+    [saved] = [ln for ln in out.splitlines() if ln.startswith("saved ")]
+    assert "calibration clip(s), too few for a rate)" in saved and "false alarms" not in saved
+    assert "the stated rate is a guess" in err

@@ -85,6 +85,7 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     from ..datasets import Dataset
     from ..files import check_writable
     from ..errors import ModelFileError, StorageError
+    from ..calibration import unfitted
     from ..interrupts import training_stops
     from ..locks import exclusive, lock_path
     from ..model_target import check_model_target, refuse_folder_name
@@ -135,10 +136,15 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
                     f"{e.fix}; the training is kept in {partial}: then `{again}` saves it "
                     f"{again_too}")) from None
         det = checkpoint["detector"]
-        method = det.get("calibration", {}).get("method", "")
+        info = det.get("calibration", {})
+        method = info.get("method", "")
+        # from too few clips to fit, the threshold is their highest, not a stated rate: judge
+        # says so, and this line had said "at 5% false alarms" of it (QA)
+        rate = (f"the highest of {info['clips']} calibration clip(s), too few for a rate"
+                if info and unfitted(info) else
+                f"at {percent(checkpoint['config']['train']['far'])} false alarms")
         say(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, {scorer_label(det)}, "
-            f"{method + ' ' if method else ''}threshold {-det['offset']:.4g} at "
-            f"{percent(checkpoint['config']['train']['far'])} false alarms)")
+            f"{method + ' ' if method else ''}threshold {-det['offset']:.4g} {rate})")
     return 0
 
 
