@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -51,10 +52,39 @@ class CellStore:
             return None
         if need_model:
             path = self.model_path(cell, key)
+            if stored.get("model_sha1") is not None and not os.path.lexists(path) and \
+                    self._adopt(cell, key, stored["model_sha1"]):
+                stored["row"]["model_file"] = path.relative_to(self.out).as_posix()
+                self._write(cell, key, stored)
             if stored.get("model_sha1") is None or not path.is_file() or (
                     _sha1(path.read_bytes()) != stored["model_sha1"]):
                 return None
         return stored
+
+    def _adopt(self, cell: Cell, key: str, sha1: str) -> bool:
+        """Move the cell's model file from where a run of the other kind keeps it (a plain
+        comparison: ``models/<name>.pt``; a grid: beside the cell's record), if it is the one
+        the record names. A grid after a plain comparison trained its first cell again and left
+        ``models/<name>.pt`` unrecorded, and every later run into the folder was refused as
+        over a model `train` wrote (QA)."""
+        kind = self.models_beside
+        self.models_beside = not kind
+        other = self.model_path(cell, key)
+        self.models_beside = kind
+        try:
+            if other.is_symlink() or not other.is_file() or _sha1(other.read_bytes()) != sha1:
+                return False
+            here = self.model_path(cell, key)
+            here.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(other, here)
+        except OSError:  # left where it is: the cell is trained again, as before
+            return False
+        if other.parent.name == "models":  # a grid's report has no models/ folder
+            try:
+                other.parent.rmdir()
+            except OSError:  # other models there still
+                pass
+        return True
 
     def save(self, cell: Cell, key: str, result: dict) -> dict:
         """Write the model file (if any), then the cell file: a cell file means a whole cell."""
@@ -66,9 +96,12 @@ class CellStore:
                 f.write(result["model_bytes"])
             stored["model_sha1"] = _sha1(result["model_bytes"])
             stored["row"]["model_file"] = path.relative_to(self.out).as_posix()
+        self._write(cell, key, stored)
+        return stored
+
+    def _write(self, cell: Cell, key: str, stored: dict) -> None:
         with atomic_write(self.json_path(cell, key), "w", encoding="utf-8") as f:
             json.dump(stored, f, indent=1, default=float)
-        return stored
 
 
 def _is_cell(stored: Any) -> bool:

@@ -211,6 +211,31 @@ def test_one_seed_without_folds_writes_no_grid_report(run_cli, small_compare_set
     assert (tmp_path / "two" / "models" / "arcface-shallow.pt").is_file()
 
 
+def test_a_grid_after_a_plain_comparison_takes_over_its_model_and_back(run_cli,
+                                                                        small_compare_set,
+                                                                        tmp_path):
+    """A grid into a plain comparison's folder trained its first cell again and left
+    models/<name>.pt unrecorded; every later run there was refused as over a model `train`
+    wrote (QA). The cell's model file now moves to where the run of each kind keeps it."""
+    args = ("compare", "--dataset", small_compare_set, "--models", "ae", "--epochs", "1",
+            "--out", tmp_path)
+    assert run_cli(*args)[0] == 0
+    plain = (tmp_path / "models" / "ae.pt").read_bytes()
+    for more, reused, where in ((("--seeds", "0-1"), "1 of 2", "cells"),
+                                (("--seeds", "0-1"), "2 of 2", "cells"),
+                                ((), "1 of 1", "models"), ((), "1 of 1", "models"),
+                                (("--seeds", "0-1"), "2 of 2", "cells")):
+        code, _, err = run_cli(*args, *more)
+        assert code == 0 and f"{reused} cells reused" in err, (more, err)
+        [model] = [p for p in tmp_path.rglob("*.pt")]
+        assert model.read_bytes() == plain and model.relative_to(tmp_path).parts[0] == where
+        assert (tmp_path / "models").is_dir() == (where == "models")
+        doc = json.loads((tmp_path / "metrics.json").read_text())
+        rows = doc["models"] if where == "models" else [c for c in doc["cells"]
+                                                        if c.get("model_file")]
+        assert [r["model_file"] for r in rows] == [model.relative_to(tmp_path).as_posix()]
+
+
 def test_bad_grid_options_are_one_line_errors(run_cli, small_compare_set, tmp_path):
     code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
                            "--seeds", "4-1", "--out", tmp_path)
