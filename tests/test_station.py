@@ -607,6 +607,39 @@ def test_the_live_page_reloads_the_state_when_its_stream_comes_back(separating_m
             page.close()
 
 
+def test_the_live_page_says_it_is_not_live_when_the_station_stops(separating_model, browser,
+                                                                  tmp_path):
+    """Stopped (or crashed, or its microphone lost), the station left its last NORMAL large and
+    green on the page, "reconnecting…" small in a corner, for an operator tapping the next
+    board (QA)."""
+    from tapcheck.judge import Judge, Verdict
+
+    from .conftest import served_station
+
+    judge = Judge(separating_model)
+    t = judge.threshold
+    root = tmp_path / "inspections"
+    InspectionLog(root, create=True).close()
+    station = Station(judge, root, board=9, explain=False)
+    page = browser.new_page()
+    try:
+        with served_station(station, root) as url:
+            page.goto(url)
+            page.wait_for_function("document.getElementById('status').textContent === 'live'")
+            station.on_verdict(Verdict("tap.wav", "NORMAL", 0.5 * t, t, judge.name))
+            page.wait_for_function("document.getElementById('verdict').textContent === 'NORMAL'")
+            assert page.get_attribute("#board", "class") == "NORMAL"
+            station.events.close()  # as `tapcheck station` stops: the streams end, then all
+        page.wait_for_function(
+            "document.getElementById('verdict').textContent === 'NOT LIVE'", timeout=15_000)
+        assert page.get_attribute("#verdict", "class") == "LOST"
+        assert page.text_content("#detail").startswith("no answer from the station since ")
+        assert page.get_attribute("#board", "class") == ""  # no green board verdict either
+        assert "failed" in page.get_attribute("#status", "class")
+    finally:
+        page.close()
+
+
 def test_a_taps_warnings_are_shown_beside_its_verdict_on_the_live_page(separating_model,
                                                                        browser, tmp_path):
     """A tap judged in a louder room (or clipped, or with a second knock) was warned of on the

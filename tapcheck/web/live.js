@@ -39,6 +39,31 @@ function showRefused(r) {
   $("warnings").hidden = false;
 }
 
+// The event stream lost: the station stopped, crashed or lost its microphone. The last verdict
+// stayed on screen in its colours, "reconnecting…" small in a corner, and an operator tapping
+// the next board read it as that board's (QA): the page says it is not live until the station's
+// state is loaded again.
+function showLost() {
+  const v = $("verdict");
+  if (v.className === "LOST") return;  // since the first error: keep when it stopped
+  v.textContent = "NOT LIVE";
+  v.className = "LOST";
+  $("detail").textContent = `no answer from the station since ${new Date().toLocaleTimeString()}` +
+    " — the verdicts before are not of the board in hand; check the station's terminal";
+  $("warnings").hidden = true;
+  $("board").className = "";
+  $("status").textContent = "station not answering: reconnecting…";
+  $("status").classList.add("failed");
+}
+
+function showWaiting() {
+  const v = $("verdict");
+  v.textContent = "WAITING";
+  v.className = "";
+  $("detail").textContent = "tap the board";
+  $("warnings").hidden = true;
+}
+
 function showCounts() {
   const c = state.counts;
   $("counts").innerHTML =
@@ -92,6 +117,7 @@ async function loadState() {
   if (state.note) $("sentence").textContent = state.note;
   const last = state.history[state.history.length - 1];
   if (last) showVerdict(last);
+  else showWaiting();  // not "NOT LIVE" of a stream lost before the first tap
   if (state.refused) showRefused(state.refused);  // after the verdict: it came later
   showCounts();
   drawChart();
@@ -111,7 +137,7 @@ async function start() {
     lost = false;
     $("status").textContent = "live";
   };
-  events.onerror = () => { lost = true; $("status").textContent = "reconnecting…"; };
+  events.onerror = () => { lost = true; showLost(); };
   events.addEventListener("verdict", (ev) => {
     const item = JSON.parse(ev.data);
     state.counts = item.counts;
