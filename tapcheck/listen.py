@@ -152,106 +152,111 @@ class Listener:
                 on_ready()
                 on_ready = None
             for strike in strikes:
-                when = datetime.now(timezone.utc) - timedelta(
-                    seconds=time.monotonic() - clipper.arrival_of(strike.onset))
-                label = when.astimezone().strftime("%H:%M:%S")
-                if strike.onset < judged_until:
-                    # inside the crops of the tap just judged (which judged the louder of the
-                    # two): two taps 0.3 s apart gave two verdicts on the second strike, the
-                    # first never judged, and a board verdict counted one strike twice (QA)
-                    self._warn_judged(label, strike.onset - judged_onset)
-                    continue
-                y = resample(strike.clip, orig_sr=self.mic.sr, target_sr=self.sr)
-                with warnings.catch_warnings(record=True) as said:
-                    warnings.simplefilter("always")  # given below, once the clip is final
-                    try:
-                        crops, onset = strike_crops(y, sr=self.sr, features=self.features,
-                                                    return_onset=True, path=f"tap at {label}")
-                    except NoStrikeError as e:
-                        self.warn(f"{label}: a sound rose {strike.rise_db:.0f} dB above the "
-                                  f"noise floor, but {e.problem} — not judged")
+                # a strike whose audio is all in is judged, shown and logged before Ctrl-C or
+                # kill act: one stopped in between lost the tap without a word, or showed a
+                # verdict the log never got (QA); a strike still waiting for audio is counted
+                # in the summary instead
+                with deferred():
+                    when = datetime.now(timezone.utc) - timedelta(
+                        seconds=time.monotonic() - clipper.arrival_of(strike.onset))
+                    label = when.astimezone().strftime("%H:%M:%S")
+                    if strike.onset < judged_until:
+                        # inside the crops of the tap just judged (which judged the louder of the
+                        # two): two taps 0.3 s apart gave two verdicts on the second strike, the
+                        # first never judged, and a board verdict counted one strike twice (QA)
+                        self._warn_judged(label, strike.onset - judged_onset)
                         continue
-                # a tap, judged or not (a clipped one is retaken): workshop noise is none, and
-                # counted, it kept a short board open for good (review)
-                self._end_board_after_pause(clipper.arrival_of(strike.onset), label)
-                # the device samples the crops need: the features may place the onset a little
-                # later than the detector did (the loudest moment comes after the first rise)
-                end = int(np.ceil(crop_end(onset, self.features) * self.mic.sr / self.sr))
-                if end > len(strike.clip) and not extended.get(strike.onset):
-                    extended[strike.onset] = True
-                    more = min(end - (strike.onset - strike.start), clipper.post + self.mic.sr)
-                    clipper.extend(strike, more / self.mic.sr)
-                    # judged when that audio is in: crops never run off the clip. The short
-                    # clip's warnings are not given: "record the tap earlier in the clip" was
-                    # said of a clip listen lengthens itself (QA)
-                    continue
-                extended.pop(strike.onset, None)
-                try:
-                    # as judge refuses and warns of a clipped file; a tap judge refused was
-                    # logged with a verdict, under warnings that blamed the cable (QA)
-                    with warnings.catch_warnings(record=True) as clipped:
-                        warnings.simplefilter("always")  # brief clipping: the verdict's too
-                        check_clipping(strike.clip, sr=self.mic.sr, path=f"tap at {label}")
-                except AudioError as e:
-                    refused = (f"{label}: {e.problem} — not judged: lower the input gain (or "
-                               "strike softer) and tap again")
-                    self.warn(refused)
-                    if self.on_refused is not None:  # the station's page kept showing the
-                        self.on_refused(refused)     # tap before, and said nothing (QA)
-                    continue
-                said = [*said, *clipped]  # brief clipping reached the terminal only (QA)
-                for w in said:
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-                # the strike judged, in stream samples: the loudest in the clip, which an
-                # earlier tap's clip may have judged already
-                at = strike.start + int(round(onset * self.features.hop_length * self.mic.sr
-                                              / self.sr))
-                if judged_at is not None and abs(at - judged_at) < self.features.n_fft * \
-                        self.mic.sr / self.sr:
-                    self._warn_judged(label, strike.onset - judged_onset)
-                    continue
-                judged_until, judged_at, judged_onset = strike.start + end, at, strike.onset
-                room = self.judge.background(label, y=y)  # as judge warns of a file
-                for line in room:
-                    self.warn(line)
-                verdict = self.judge.judge_crops(crops, path=label)
-                # the tap's own warnings go with its verdict: the station's page shows them
-                # beside it, where the operator looks (they were on the terminal only)
-                verdict.warnings = tuple(str(w.message) for w in said
-                                         if issubclass(w.category, TapcheckWarning)) + room
-                if strike.others:  # on the verdict's line at the terminal; the page had none
-                    verdict.warnings += (f"tap at {label}: {strike.others + 1} strikes in the "
-                                         "clip; the loudest was judged — leave a second between "
-                                         "taps",)
-                if verdict.error:  # no score (NaN): never logged, never a NORMAL verdict
-                    self.show(f"{label}  error: {verdict.error}")
-                    continue
-                last = strike.start + min(len(strike.clip), end) - 1
-                window_done = clipper.arrival_of(last)  # when the crop window's end came in
-                self.show(self._line(verdict, label, strike.others))
-                latency_ms = (time.monotonic() - window_done) * 1000.0
-                if self.on_verdict is not None:
-                    self.on_verdict(verdict)
-                judgment = LiveJudgment(verdict, when, latency_ms, None, strike.others)
-                board_done = self._board_verdict(judgment)  # shown before the disk, too
-                if self.log is not None:
+                    y = resample(strike.clip, orig_sr=self.mic.sr, target_sr=self.sr)
+                    with warnings.catch_warnings(record=True) as said:
+                        warnings.simplefilter("always")  # given below, once the clip is final
+                        try:
+                            crops, onset = strike_crops(y, sr=self.sr, features=self.features,
+                                                        return_onset=True, path=f"tap at {label}")
+                        except NoStrikeError as e:
+                            self.warn(f"{label}: a sound rose {strike.rise_db:.0f} dB above the "
+                                      f"noise floor, but {e.problem} — not judged")
+                            continue
+                    # a tap, judged or not (a clipped one is retaken): workshop noise is none, and
+                    # counted, it kept a short board open for good (review)
+                    self._end_board_after_pause(clipper.arrival_of(strike.onset), label)
+                    # the device samples the crops need: the features may place the onset a little
+                    # later than the detector did (the loudest moment comes after the first rise)
+                    end = int(np.ceil(crop_end(onset, self.features) * self.mic.sr / self.sr))
+                    if end > len(strike.clip) and not extended.get(strike.onset):
+                        extended[strike.onset] = True
+                        more = min(end - (strike.onset - strike.start), clipper.post + self.mic.sr)
+                        clipper.extend(strike, more / self.mic.sr)
+                        # judged when that audio is in: crops never run off the clip. The short
+                        # clip's warnings are not given: "record the tap earlier in the clip" was
+                        # said of a clip listen lengthens itself (QA)
+                        continue
+                    extended.pop(strike.onset, None)
                     try:
-                        self._save(judgment, y, board_done)
-                    except TapcheckError:
-                        # shown, not logged: the summary counted logged taps only and said
-                        # "judged 1 tap(s)" under two verdict lines (a full disk; QA). A tap
-                        # whose row is in and whose board verdict's is not is logged
-                        self.judgments.append(judgment)
-                        if judgment.inspection is None:
-                            self.unlogged += 1
-                        elif board_done is not None:
-                            self.board_unlogged = True
-                        raise
-                self.judgments.append(judgment)
-                if self.on_judgment is not None:
-                    self.on_judgment(self.judgments[-1])
-                if max_taps is not None and len(self.judgments) >= max_taps:
-                    return self.judgments
+                        # as judge refuses and warns of a clipped file; a tap judge refused was
+                        # logged with a verdict, under warnings that blamed the cable (QA)
+                        with warnings.catch_warnings(record=True) as clipped:
+                            warnings.simplefilter("always")  # brief clipping: the verdict's too
+                            check_clipping(strike.clip, sr=self.mic.sr, path=f"tap at {label}")
+                    except AudioError as e:
+                        refused = (f"{label}: {e.problem} — not judged: lower the input gain (or "
+                                   "strike softer) and tap again")
+                        self.warn(refused)
+                        if self.on_refused is not None:  # the station's page kept showing the
+                            self.on_refused(refused)     # tap before, and said nothing (QA)
+                        continue
+                    said = [*said, *clipped]  # brief clipping reached the terminal only (QA)
+                    for w in said:
+                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                    # the strike judged, in stream samples: the loudest in the clip, which an
+                    # earlier tap's clip may have judged already
+                    at = strike.start + int(round(onset * self.features.hop_length * self.mic.sr
+                                                  / self.sr))
+                    if judged_at is not None and abs(at - judged_at) < self.features.n_fft * \
+                            self.mic.sr / self.sr:
+                        self._warn_judged(label, strike.onset - judged_onset)
+                        continue
+                    judged_until, judged_at, judged_onset = strike.start + end, at, strike.onset
+                    room = self.judge.background(label, y=y)  # as judge warns of a file
+                    for line in room:
+                        self.warn(line)
+                    verdict = self.judge.judge_crops(crops, path=label)
+                    # the tap's own warnings go with its verdict: the station's page shows them
+                    # beside it, where the operator looks (they were on the terminal only)
+                    verdict.warnings = tuple(str(w.message) for w in said
+                                             if issubclass(w.category, TapcheckWarning)) + room
+                    if strike.others:  # on the verdict's line at the terminal; the page had none
+                        verdict.warnings += (f"tap at {label}: {strike.others + 1} strikes in "
+                                             "the clip; the loudest was judged — leave a second "
+                                             "between taps",)
+                    if verdict.error:  # no score (NaN): never logged, never a NORMAL verdict
+                        self.show(f"{label}  error: {verdict.error}")
+                        continue
+                    last = strike.start + min(len(strike.clip), end) - 1
+                    window_done = clipper.arrival_of(last)  # when the crop window's end came in
+                    self.show(self._line(verdict, label, strike.others))
+                    latency_ms = (time.monotonic() - window_done) * 1000.0
+                    if self.on_verdict is not None:
+                        self.on_verdict(verdict)
+                    judgment = LiveJudgment(verdict, when, latency_ms, None, strike.others)
+                    board_done = self._board_verdict(judgment)  # shown before the disk, too
+                    if self.log is not None:
+                        try:
+                            self._save(judgment, y, board_done)
+                        except TapcheckError:
+                            # shown, not logged: the summary counted logged taps only and said
+                            # "judged 1 tap(s)" under two verdict lines (a full disk; QA). A tap
+                            # whose row is in and whose board verdict's is not is logged
+                            self.judgments.append(judgment)
+                            if judgment.inspection is None:
+                                self.unlogged += 1
+                            elif board_done is not None:
+                                self.board_unlogged = True
+                            raise
+                    self.judgments.append(judgment)
+                    if self.on_judgment is not None:
+                        self.on_judgment(self.judgments[-1])
+                    if max_taps is not None and len(self.judgments) >= max_taps:
+                        return self.judgments
         return self.judgments  # pragma: no cover - blocks() only ends by an exception
 
     def _warn_judged(self, label: str, after: int) -> None:

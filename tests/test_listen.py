@@ -140,6 +140,38 @@ def test_a_tap_shown_but_not_logged_is_counted_and_leaves_no_clip(pulse, bench_m
         rows[0].clip]
 
 
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_while_a_tap_is_judged_acts_once_it_is_logged(pulse, bench_model, tmp_path,
+                                                             stop):
+    """Ctrl-C or kill while a tap whose audio was all in was judged lost it without a word, and
+    one between its verdict line and its log row showed a verdict the log never got (QA). The
+    stop comes here between the two, as the station's page is told of the verdict."""
+    import os
+
+    from tapcheck.devices import Microphone, find_input_device
+    from tapcheck.interrupts import terminate_as_interrupt
+    from tapcheck.judge import Judge
+    from tapcheck.listen import Listener
+
+    model, _ = bench_model
+    track = tmp_path / "one.wav"
+    tap_track(track, NORMAL_TAPS[:1], lead_s=1.0, tail_s=1.5, seed=SEED)
+    shown, players = [], []
+    with InspectionLog(create=True) as log, \
+            Microphone(find_input_device("pulse"), sr=44100) as mic:
+        listener = Listener(Judge(model), mic=mic, log=log, show=shown.append,
+                            warn=shown.append,
+                            on_verdict=lambda verdict: os.kill(os.getpid(), stop))
+        mic.wait_ready()
+        with terminate_as_interrupt(), pytest.raises(KeyboardInterrupt):
+            listener.run(on_ready=lambda: players.append(pulse.play(track)))
+    players[0].wait(timeout=10)
+    lines = [line for line in shown if re.match(r"^\d\d:\d\d:\d\d  NORMAL ", line)]
+    rows = _rows()
+    assert len(lines) == 1 and [r.verdict for r in rows] == ["NORMAL"], (shown, rows)
+    assert listener.summary().startswith("judged 1 tap(s), 0 anomalous")
+
+
 def test_a_tap_cut_off_by_the_stop_is_told(separating_model):
     """Ctrl-C 0.1-0.2 s after a strike: "no taps judged", exit 0, and the tap heard was never
     mentioned (QA). The summary says a tap was heard and not judged."""
