@@ -40,7 +40,9 @@ from .features import strike_crops
 from .inspections import Inspection, InspectionLog
 from .interrupts import deferred
 from .judge import Judge, Verdict
+from .spectrogram import frame_levels, frame_power
 from .stream import StrikeClipper, crop_end, crop_span_s
+from .strikes import MIN_RING_DOWN_DB, ring_down_db
 
 
 @dataclass
@@ -203,6 +205,19 @@ class Listener:
                         self.warn(refused)
                         if self.on_refused is not None:  # the station's page kept showing the
                             self.on_refused(refused)     # tap before, and said nothing (QA)
+                        continue
+                    level = frame_levels(frame_power(y, n_fft=self.features.n_fft,
+                                                     hop_length=self.features.hop_length))
+                    fell = ring_down_db(level, onset, end=crop_end(
+                        onset, self.features) // self.features.hop_length)
+                    if fell < MIN_RING_DOWN_DB:  # a machine switched on was an ANOMALOUS tap
+                        refused = (f"{label}: a sound that did not die away ({fell:.0f} dB down "
+                                   "at the end of its crops; a tap rings down by "
+                                   f"{MIN_RING_DOWN_DB:.0f} dB or more) — not judged: noise, not "
+                                   "a tap; tap again when it is quiet")
+                        self.warn(refused)
+                        if self.on_refused is not None:
+                            self.on_refused(refused)
                         continue
                     said = [*said, *clipped]  # brief clipping reached the terminal only (QA)
                     for w in said:
