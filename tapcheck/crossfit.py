@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from .config import Config
-from .errors import ParameterError
+from .errors import ModelFileError, ParameterError
 from .fitting import fit_members
 from .models import ModelSpec
 from .models.base import represent_clips
@@ -101,7 +101,9 @@ def crossfit_folds(units: np.ndarray, folds: int, *, seed: int) -> list[np.ndarr
 
 def crossfit_scores(data, *, config: Config, spec: ModelSpec, with_classes: Callable,
                     make_detector: Callable, log: Callable[[str], None] | None = None,
-                    progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    progress: bool | None = None, done: list[dict] | None = None,
+                    on_fold: Callable[[list[dict]], None] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold anomaly scores of every normal training take (fit and held-out).
 
     Folds hold whole boards; with a single normal board (one-class data) they hold its takes,
@@ -121,6 +123,11 @@ def crossfit_scores(data, *, config: Config, spec: ModelSpec, with_classes: Call
         ``(Config, TrainingData) -> ThresholdDetector``, unfitted.
     log : callable, optional
         Receives a line per fold and per epoch.
+    done : list of dict, optional
+        The folds an interrupted run finished, in order: ``{"scores": [...], "groups": [...]}``
+        each; they are not trained again.
+    on_fold : callable, optional
+        Called with the list of finished folds (as ``done``) after each fold, to save them.
 
     Returns
     -------
@@ -140,14 +147,28 @@ def crossfit_scores(data, *, config: Config, spec: ModelSpec, with_classes: Call
     fit_units[fit_normal] = units[:int(fit_normal.sum())]
     calib_units = units[int(fit_normal.sum()):]
     folds = crossfit_folds(units, config.train.crossfit_folds, seed=config.train.seed)
-    scores, groups = [], []
+    scores, groups, finished = [], [], list(done or [])
     for i, held in enumerate(folds, start=1):
-        if log:
-            what = (f"board(s) {', '.join(str(int(b)) for b in held)}" if by_board else
-                    f"{len(held)} of its takes")
-            log(f"cross-fit {i}/{len(folds)}: a network without {what}")
+        what = (f"board(s) {', '.join(str(int(b)) for b in held)}" if by_board else
+                f"{len(held)} of its takes")
         mine_fit = np.isin(fit_units, held) & fit_normal
         mine_calib = np.isin(calib_units, held)
+        if i <= len(finished):  # a Ctrl-C after it threw every fold away, hours of them (QA)
+            kept = finished[i - 1]
+            if len(kept["scores"]) != int(mine_fit.sum() + mine_calib.sum()):
+                raise ModelFileError(
+                    f"the interrupted run's cross-fit network {i} (.partial) scored "
+                    f"{len(kept['scores'])} takes, where this run's fold {i} holds "
+                    f"{int(mine_fit.sum() + mine_calib.sum())}",
+                    fix="delete the .partial file beside the model to start over")
+            if log:
+                log(f"cross-fit {i}/{len(folds)}: the network without {what}, kept from the "
+                    "interrupted run")
+            scores.append(np.asarray(kept["scores"], dtype=np.float64))
+            groups.append(np.asarray(kept["groups"], dtype=np.int64))
+            continue
+        if log:
+            log(f"cross-fit {i}/{len(folds)}: a network without {what}")
         fold_data, transform = with_classes(_without(data, mine_fit, mine_calib))
         net = _train_fold(fold_data, config=config, spec=spec, transform=transform, log=log,
                           progress=progress)
@@ -159,6 +180,10 @@ def crossfit_scores(data, *, config: Config, spec: ModelSpec, with_classes: Call
         query = np.concatenate([data.fit_clips[:n][mine_fit], data.calib_clips[mine_calib]])
         scores.append(detector.anomaly_score(represent_clips(net, query, scorer).numpy()))
         groups.append(np.concatenate([fit_boards[mine_fit], calib_boards[mine_calib]]))
+        finished.append({"scores": [float(x) for x in scores[-1]],
+                         "groups": [int(b) for b in groups[-1]]})
+        if on_fold is not None:
+            on_fold(finished)
     return np.concatenate(scores), np.concatenate(groups)
 
 

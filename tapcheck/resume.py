@@ -8,6 +8,7 @@ back, insisting on the settings and takes the run started with.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -170,6 +171,13 @@ def check_progress(state: dict[str, Any], path: str | os.PathLike) -> None:
         for key, value in member["state_dict"].items():
             if not isinstance(value, torch.Tensor) or not all_finite(value):
                 raise damaged(f"a finished member's weight {key!r} is not a finite tensor")
+    folds = state.get("crossfit_done", [])  # cross-fit networks' scores, once trained
+    if not isinstance(folds, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("scores"), list)
+            and isinstance(f.get("groups"), list) and len(f["scores"]) == len(f["groups"])
+            and all(is_real(x) and math.isfinite(x) for x in f["scores"])
+            and all(is_int(b) for b in f["groups"]) for f in folds):
+        raise damaged("its finished cross-fit folds are not (finite scores, boards)")
     average = state.get("average")  # train.ema_decay's moving average of the weights
     if average is not None and not (isinstance(average, dict) and all(
             isinstance(v, torch.Tensor) and all_finite(v) for v in average.values())):

@@ -153,18 +153,27 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
     X, y = data.samples()
     state, on_epoch = progress_saver(partial, resume=resume, config=config, data=data,
                                      dataset=dataset)
+    last = [state]  # the latest progress saved: the cross-fit folds are saved with it
+
+    def save_epoch(progress: dict) -> None:
+        last[0] = progress
+        on_epoch(progress)
+
     model, history = fit_members(
         lambda: spec.build(n_classes=len(data.classes), train=config.train,
                            input_shape=(f.n_bins, f.n_frames)),
         X, y, config=config, validation=data.validation_samples(), progress=progress, log=log,
-        resume=state, on_epoch=on_epoch, transform=transform)
+        resume=state, on_epoch=None if on_epoch is None else save_epoch, transform=transform)
 
     detector = make_detector(config, data)
     net = model.for_inference(bf16=bf16_inference(bf16=config.train.bf16))  # as judge does
     _fit_detector(detector, net, data, config=config, name=spec.name)
     if config.train.calibration == "cross-fit":
+        # each finished fold is saved with the run's progress, and a resumed run keeps them
+        on_fold = None if on_epoch is None or last[0] is None else (
+            lambda folds: on_epoch({**last[0], "crossfit_done": folds}))
         _cross_fit(detector, base, config=config, spec=spec, root=dataset.root, log=log,
-                   progress=progress)
+                   progress=progress, done=(state or {}).get("crossfit_done"), on_fold=on_fold)
     resumed = [] if not state else state["history"] + [  # epochs an interrupted run had done
         h for member in state.get("members_done", []) for h in member["history"]]
     seconds = time.perf_counter() - started + sum(h["seconds"] for h in resumed)
@@ -213,10 +222,13 @@ def _prepared(dataset: Dataset, *, config: Config, cache: FeatureCache | None, p
 
 
 def _cross_fit(detector: ThresholdDetector, base: TrainingData, *, config: Config, spec,
-               root: Path, log, progress) -> None:
-    """Replace the detector's calibration by out-of-fold scores (:mod:`tapcheck.crossfit`)."""
+               root: Path, log, progress, done: list[dict] | None = None,
+               on_fold: Callable[[list[dict]], None] | None = None) -> None:
+    """Replace the detector's calibration by out-of-fold scores (:mod:`tapcheck.crossfit`);
+    ``done``/``on_fold``: the folds an interrupted run finished, and the saver of each fold."""
     scores, boards = crossfit_scores(
         base, config=config, spec=spec, make_detector=make_detector, log=log, progress=progress,
+        done=done, on_fold=on_fold,
         with_classes=lambda d: _with_classes(d, spec=spec, root=root,
                                              per_batch=config.train.pseudo_per_batch))
     detector.calibration_scores_, detector.calibration_groups_ = scores, boards

@@ -158,3 +158,31 @@ def test_cross_fitting_at_a_wide_stretch_is_warned_of(tiny_dataset, fast, tmp_pa
     with warnings.catch_warnings():
         warnings.simplefilter("error", TapcheckWarning)
         _with_calibration(config, data, root=tmp_path, log=None)  # ±6 %: no warning
+
+
+def test_a_stop_during_cross_fitting_keeps_the_finished_folds(small_train_set, fast, tmp_path):
+    """Ctrl-C after the cross-fit networks were trained threw them all away, "the finished
+    epochs are saved" notwithstanding, and --resume trained each again (QA). Each fold is saved
+    with the run's progress; the resumed run trains only those left, to the same threshold."""
+    ds = Dataset.open(small_train_set)
+    config = load_config(fast)
+    whole = train_model(ds, config=config, progress=False)
+    partial = tmp_path / "m.pt.partial"
+
+    def stop_at_the_second_fold(line: str) -> None:
+        if line.startswith("cross-fit 2/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_model(ds, config=config, progress=False, partial=partial,
+                    log=stop_at_the_second_fold)
+    lines = []
+    resumed = train_model(ds, config=config, progress=False, partial=partial, resume=True,
+                          log=lines.append)
+    folds = [line for line in lines if line.startswith("cross-fit ")]
+    assert folds[0].endswith(", kept from the interrupted run") and len(folds) == 2, lines
+    assert not folds[1].endswith("kept from the interrupted run")
+    assert not any(line.startswith("epoch ") for line in lines[:lines.index(folds[0])])
+    assert resumed["detector"]["offset"] == whole["detector"]["offset"]
+    assert torch.equal(resumed["detector"]["calibration_scores"],
+                       whole["detector"]["calibration_scores"])

@@ -489,7 +489,8 @@ def test_a_users_file_named_as_the_lock_is_neither_emptied_nor_deleted(dataset_c
         assert code == 0 and out.is_file(), err
 
 
-@pytest.mark.parametrize("damage", ["no optimizer", "NaN weights", "weights of another shape"])
+@pytest.mark.parametrize("damage", ["no optimizer", "NaN weights", "weights of another shape",
+                                    "NaN cross-fit score", "cross-fit fold of other takes"])
 def test_damaged_progress_is_one_line_on_resume(small_train_set, tmp_path, run_cli, damage):
     from tapcheck.datasets import Dataset
     from tapcheck.modelfile import partial_path, read_partial, save_partial
@@ -497,7 +498,9 @@ def test_damaged_progress_is_one_line_on_resume(small_train_set, tmp_path, run_c
 
     (tmp_path / "fast.toml").write_text(FAST_CONFIG)
     out = tmp_path / "ae.pt"
-    config = load_config(tmp_path / "fast.toml").replace("train", model="ae", epochs=1)
+    fitted = "cross-fit" if "cross-fit" in damage else None
+    config = load_config(tmp_path / "fast.toml").replace("train", model="ae", epochs=1,
+                                                         calibration=fitted)
     train_model(Dataset.open(small_train_set), config=config, partial=partial_path(out))
     state = read_partial(partial_path(out))
     key = next(iter(state["state_dict"]))
@@ -505,15 +508,22 @@ def test_damaged_progress_is_one_line_on_resume(small_train_set, tmp_path, run_c
         del state["optimizer"]
     elif damage == "NaN weights":
         state["state_dict"][key] = state["state_dict"][key].float().fill_(math.nan)
+    elif damage == "NaN cross-fit score":
+        state["crossfit_done"] = [{"scores": [math.nan], "groups": [1]}]
+    elif damage == "cross-fit fold of other takes":  # well-formed: found when the fold is
+        state["crossfit_done"] = [{"scores": [0.1], "groups": [1]}]
     else:
         state["state_dict"][key] = torch.zeros(3, 3)
     for name in ("format", "format_version", "tapcheck_version", "features_version"):
         state.pop(name)
     save_partial(partial_path(out), state)
     code, _, err = run_cli("train", "--model", "ae", "--dataset", small_train_set, "--epochs",
-                           "1", "--config", tmp_path / "fast.toml", "--resume", "--out", out)
+                           "1", "--config", tmp_path / "fast.toml", "--resume", "--out", out,
+                           *(["--calibration", "cross-fit"] if "cross-fit" in damage else []))
     assert code == 2 and not out.exists()
     _one_line_error(err, "delete", ".partial")
+    if fitted:  # not refused for other settings
+        assert ("cross-fit folds are not" if "NaN" in damage else "cross-fit network 1") in err
 
 
 def test_compare_refuses_to_overwrite_a_file_it_did_not_make(dataset_copy, tmp_path, run_cli):

@@ -128,13 +128,10 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
                     raise
                 # "free some space and try again": the rerun was refused over the .partial,
                 # the training that needs no repeating (QA)
-                # a resumed run trains the cross-fit networks again, not the model's (review)
-                again_too = ("training only its cross-fit networks again" if
-                             checkpoint["config"]["train"]["calibration"] == "cross-fit" else
-                             "without training again")
+                # the cross-fit networks' scores are kept with it, fold by fold
                 raise StorageError(e.problem, path=e.path, fix=(
                     f"{e.fix}; the training is kept in {partial}: then `{again}` saves it "
-                    f"{again_too}")) from None
+                    "without training again")) from None
         det = checkpoint["detector"]
         info = det.get("calibration", {})
         method = info.get("method", "")
