@@ -76,7 +76,8 @@ class Listener:
     warn : callable
         Shows a problem with one tap (not judged).
     on_verdict : callable, optional
-        Called with each Verdict right after ``show`` and before the disk (a page's push),
+        Called with each Verdict and ``when=`` its strike's time right after ``show`` and
+        before the disk (a page's push),
         outside the measured latency.
     on_judgment : callable, optional
         Called with each LiveJudgment once it is logged.
@@ -93,7 +94,7 @@ class Listener:
     def __init__(self, judge: Judge, *, mic, log: InspectionLog | None = None,
                  stream: StreamConfig = StreamConfig(), board: int | None = None,
                  show: Callable[[str], None] = print, warn: Callable[[str], None] = print,
-                 on_verdict: Callable[[Verdict], None] | None = None,
+                 on_verdict: Callable[..., None] | None = None,
                  on_judgment: Callable[["LiveJudgment"], None] | None = None,
                  on_refused: Callable[[str], None] | None = None,
                  on_joined: Callable[[str], None] | None = None,
@@ -250,8 +251,8 @@ class Listener:
                     window_done = clipper.arrival_of(last)  # when the crop window's end came in
                     self.show(self._line(verdict, label, strike.others))
                     latency_ms = (time.monotonic() - window_done) * 1000.0
-                    if self.on_verdict is not None:
-                        self.on_verdict(verdict)
+                    if self.on_verdict is not None:  # with the strike's time, as logged
+                        self.on_verdict(verdict, when=when)
                     judgment = LiveJudgment(verdict, when, latency_ms, None, strike.others)
                     board_done = self._board_verdict(judgment)  # shown before the disk, too
                     if self.log is not None:

@@ -127,8 +127,11 @@ class Station:
         self.pictures = self.root / "explanations"
 
     # -- called from the listener thread -----------------------------------------------------
-    def on_verdict(self, verdict) -> None:
-        item = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+    def on_verdict(self, verdict, *, when: datetime | None = None) -> None:
+        """A tap judged; ``when``: its strike's time, as the log and the terminal give it (the
+        page showed the verdict's, a second later at times: QA)."""
+        when = when or datetime.now(timezone.utc)
+        item = {"time": when.astimezone(timezone.utc).isoformat(timespec="milliseconds"),
                 "verdict": verdict.verdict, "score": verdict.score,
                 "threshold": verdict.threshold, "board": self.board, "id": None,
                 "sent": time.time(),

@@ -161,7 +161,7 @@ def test_a_stop_while_a_tap_is_judged_acts_once_it_is_logged(pulse, bench_model,
             Microphone(find_input_device("pulse"), sr=44100) as mic:
         listener = Listener(Judge(model), mic=mic, log=log, show=shown.append,
                             warn=shown.append,
-                            on_verdict=lambda verdict: os.kill(os.getpid(), stop))
+                            on_verdict=lambda verdict, when: os.kill(os.getpid(), stop))
         mic.wait_ready()
         with terminate_as_interrupt(), pytest.raises(KeyboardInterrupt):
             listener.run(on_ready=lambda: players.append(pulse.play(track)))

@@ -555,8 +555,11 @@ def test_the_board_under_test_is_judged_by_the_models_rule(separating_model, tmp
         assert board["verdict"] == "NORMAL" and board["line"].startswith(
             "BOARD 9: NORMAL  1 of 3 taps over the threshold"), board
         station.on_verdict(Verdict("tap.wav", "ANOMALOUS", 2 * t, t, judge.name))
-        station.on_verdict(Verdict("tap.wav", "ANOMALOUS", 2 * t, t, judge.name))
+        struck = datetime(2026, 12, 6, 16, 56, 52, 250000, tzinfo=timezone.utc)
+        station.on_verdict(Verdict("tap.wav", "ANOMALOUS", 2 * t, t, judge.name), when=struck)
         assert station.snapshot()["board_verdict"]["verdict"] == "ANOMALOUS"  # 3 of 5
+        # the strike's time, as the log and the terminal give it, not the verdict's (QA)
+        assert station.snapshot()["history"][-1]["time"] == "2026-12-06T16:56:52.250+00:00"
     finally:
         station.close()
 
