@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import InspectionLogError
 from .file_kinds import refuse_special
+from .manifest import MAX_BOARD
 
 COLUMNS = ("id", "time", "board", "model", "model_path", "score", "threshold", "verdict", "clip",
            "latency_ms", "device")
@@ -142,8 +143,9 @@ def _common(row: tuple, columns, path: Path, table: str) -> dict:
         raise _bad(row, f"time {values['time']!r} is not written as tapcheck writes it (UTC: "
                         "2025-05-01T06:00:00.000+00:00)", path, table)
     if values["board"] is not None and (not isinstance(values["board"], int)
-                                        or values["board"] < 0):
-        raise _bad(row, f"board {values['board']!r} is not a board number", path, table)
+                                        or not 0 <= values["board"] <= MAX_BOARD):
+        raise _bad(row, f"board {values['board']!r} is not a board number (0 to {MAX_BOARD})",
+                   path, table)
     return values
 
 
@@ -165,6 +167,10 @@ def checked_row(row: tuple, path: Path):
     for key in ("model", "model_path", "clip"):
         if not isinstance(values[key], str):
             raise _bad(row, f"{key} {values[key]!r} is not text", path, table)
+    clip = values["clip"]  # as listen writes it: relative, inside the log's folder; the
+    # station serves no other, and `log` listed /etc/passwd as a tap's clip (QA)
+    if not clip or clip.startswith("/") or ".." in clip.split("/") or "\0" in clip:
+        raise _bad(row, f"clip {clip!r} is not a path inside the log's folder", path, table)
     if values["device"] is not None and not isinstance(values["device"], str):
         raise _bad(row, f"device {values['device']!r} is not text", path, table)
     return Inspection(**values)

@@ -368,4 +368,17 @@ def test_hand_edited_rows_cannot_forge_or_reorder_the_log(tmp_path, monkeypatch,
         assert code == 2 and (f": inspections row 3: time '{time}' is not written as tapcheck "
                               "writes it (UTC: 2025-05-01T06:00:00.000+00:00) — delete or fix "
                               "the row") in err, err
+    db.execute("UPDATE inspections SET time = '2025-05-01T06:00:00.000+00:00' WHERE id = 3")
+    # a board no manifest holds, and a clip outside the log's folder, were listed as logged
+    for column, value, said in (("board", 99999999999, "board 99999999999 is not a board "
+                                                       "number (0 to 999999)"),
+                                ("clip", "/etc/passwd", "clip '/etc/passwd' is not a path inside "
+                                                        "the log's folder"),
+                                ("clip", "clips/../../../etc/passwd", "clip 'clips/../../../etc/"
+                                                                      "passwd' is not a path")):
+        db.execute(f"UPDATE inspections SET {column} = ? WHERE id = 4", (value,))
+        db.commit()
+        code, _, err = run_cli("log")
+        assert code == 2 and f": inspections row 4: {said}" in err, err
+        db.execute("UPDATE inspections SET board = 3, clip = 'clips/x.wav' WHERE id = 4")
     db.close()
