@@ -22,10 +22,11 @@ from .errors import ModelFileError
 DEMO_MADE = "tapcheck demo"
 
 
-def refuse_folder_name(out: str | os.PathLike) -> None:
-    """``out`` must name a file: ``.``, ``..``, ``x/..`` or ``x/`` name a folder whether it
-    exists or not (``--out .`` gave a traceback, and ``--out new/..`` trained for the whole run
-    and then failed to save; QA).
+def check_out_name(out: str | os.PathLike) -> None:
+    """``out`` must name a model file: ``.``, ``..``, ``x/..`` or ``x/`` name a folder whether
+    it exists or not (``--out .`` gave a traceback, and ``--out new/..`` trained for the whole
+    run and then failed to save; QA), and ``p.pt.lock`` or ``p.pt.partial`` the files tapcheck
+    keeps beside model file ``p.pt``.
 
     Raises
     ------
@@ -35,6 +36,13 @@ def refuse_folder_name(out: str | os.PathLike) -> None:
     if os.path.basename(path) in ("", ".", ".."):
         raise ModelFileError("names a folder; --out names the model file to write", path=path,
                              fix="e.g. --out " + os.path.join(path, "model.pt"))
+    for side in (".lock", ".partial"):  # a model saved as p.pt.lock then blocked p.pt's runs
+        if path.endswith(side) and len(os.path.basename(path)) > len(side):
+            model = path[:-len(side)]
+            raise ModelFileError(
+                f"is the name of the {side} file tapcheck keeps beside model file "
+                f"{os.path.basename(model)}; a model saved there would block that one's runs",
+                path=path, fix=f"name the model file itself, e.g. --out {model}")
 
 
 def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
@@ -74,7 +82,7 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
 
     path = os.fspath(out)
     fix = elsewhere or "choose another --out, e.g. models/<name>.pt"
-    refuse_folder_name(path)
+    check_out_name(path)
     if os.path.isdir(path) and elsewhere:
         raise ModelFileError("is a folder, where the model file is to be written", path=path,
                              fix=elsewhere)

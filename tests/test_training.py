@@ -456,6 +456,21 @@ def test_an_out_that_names_a_folder_is_refused_before_training(tiny_dataset, run
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("side", [".lock", ".partial"])
+def test_out_named_as_a_model_files_side_file_is_refused_before_training(tiny_dataset, tmp_path,
+                                                                         run_cli, side):
+    """A model saved as p.pt.lock then blocked p.pt's runs ("p.pt.lock beside it is not a lock
+    file"); one saved as p.pt.partial was taken for p.pt's interrupted run (QA)."""
+    out = tmp_path / f"p.pt{side}"
+    code, stdout, err = run_cli("train", "--dataset", tiny_dataset.root, "--model", "ae",
+                                "--epochs", "1", "--out", out)
+    assert (code, stdout) == (2, "") and err == (
+        f"tapcheck: error: {out}: is the name of the {side} file tapcheck keeps beside model "
+        f"file p.pt; a model saved there would block that one's runs — name the model file "
+        f"itself, e.g. --out {tmp_path / 'p.pt'}\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_model_file_that_may_not_be_read_is_not_called_foreign(tiny_model, tmp_path):
     """`train --out` onto a model file of mode 000 said "exists and is not a tapcheck model
     file" (review); as a subprocess in which the kernel enforces the mode, also for root."""

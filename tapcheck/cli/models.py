@@ -88,7 +88,7 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     from ..calibration import unfitted
     from ..interrupts import training_stops
     from ..locks import exclusive, lock_path
-    from ..model_target import check_model_target, refuse_folder_name
+    from ..model_target import check_model_target, check_out_name
     from ..modelcheck import check_buildable
     from ..modelfile import check_partial, partial_path, save_trained
     from ..paths import model_path
@@ -102,7 +102,7 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
         check_buildable(config)  # an unknown name, or crops the network cannot take: now
         ds = Dataset.open(dataset)
         out = out or model_path(config.train.model)
-        refuse_folder_name(out)  # before its .partial is named
+        check_out_name(out)  # before its .partial is named
         partial = partial_path(out)
         # this run's own options: "the same options" sent a user to the default model's run
         again = _command("train", dataset=dataset, config=config_path, model=model_name,
