@@ -310,6 +310,14 @@ def test_bad_input_is_one_line(separating_model, tmp_path, run_cli, monkeypatch)
                                  "(another station?) — stop the other program, or pass --port "
                                  "N (or set [station] port in the config)\n")
 
+    # references for explanations turned off: a misspelt dataset started without a word (QA)
+    code, out, err = run_cli("station", "--model", separating_model, "--port", free_port(),
+                             "--no-explain", "--references", "nosuch")
+    assert (code, out) == (2, "") and err == (
+        "tapcheck: error: tapcheck station: --references are what anomalous taps are explained "
+        "against, and --no-explain turns explanations off: give one or the other — `tapcheck "
+        "station --help` lists what it takes\n")
+
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a model")
     code, _, err = run_cli("station", "--model", junk, "--port", free_port())
