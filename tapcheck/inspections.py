@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import write_wav
-from .errors import InspectionLogError
+from .errors import InspectionLogError, StorageError
 from .dataset_folders import refuse_dataset_folder
 from .files import storage_error
 from .file_kinds import refuse_outside, refuse_special
@@ -158,6 +158,13 @@ def check_log_folder(root: str | os.PathLike | None = None) -> Path:
         home_why="the log's folders would read as datasets there", fix=fix)
     # a new folder in the recordings folder is no dataset (it holds no manifest.csv), and
     # /data/inspections beside datasets in /data is a layout of its own: both are kept
+    from .paths import models_home
+
+    if root.resolve() == models_home().resolve():  # the log and its clips among model files (QA)
+        raise StorageError("is the models folder; the inspection log and its clips would mix "
+                           "with the model files", path=root,
+                           fix="set $TAPCHECK_INSPECTIONS to a folder of its own, e.g. "
+                               "inspections")
     return root
 
 

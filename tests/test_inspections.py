@@ -308,6 +308,13 @@ def test_no_log_is_kept_in_a_dataset(tmp_path, monkeypatch, run_cli, inside):
         "tapcheck: error: recordings: is the recordings folder, which holds the datasets; the "
         "log's folders would read as datasets there — set $TAPCHECK_INSPECTIONS to a folder of "
         "its own, e.g. inspections\n")
+    # the models folder: the log and its clips among the model files (QA)
+    monkeypatch.setenv("TAPCHECK_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", "models")
+    assert run_cli("station", "--model", "nosuch.pt")[2] == (
+        "tapcheck: error: models: is the models folder; the inspection log and its clips would "
+        "mix with the model files — set $TAPCHECK_INSPECTIONS to a folder of its own, e.g. "
+        "inspections\n")
     # a folder of its own beside the datasets is kept (/data/inspections by /data/<dataset>)
     from tapcheck.inspections import check_log_folder
 
