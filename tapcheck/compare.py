@@ -383,7 +383,9 @@ def tsne_map(train: np.ndarray, test: np.ndarray, *, seed: int = 0
     """
     from openTSNE import TSNE
 
-    perplexity = float(max(2.0, min(30.0, (len(train) - 1) / 3.0)))
+    # openTSNE lowers a perplexity over (n - 1) / 3 itself, saying so on stderr: 2 was too high
+    # for a tiny set's 5 training crops (QA)
+    perplexity = float(min(30.0, (len(train) - 1) / 3.0))
     embedding = TSNE(n_components=2, perplexity=perplexity, metric="cosine", random_state=seed,
                      n_jobs=1, verbose=False).fit(np.ascontiguousarray(train, dtype=np.float64))
     # transform's own perplexity (5) is too high for a map of a few clips: openTSNE printed

@@ -258,10 +258,12 @@ def test_a_map_of_a_few_clips_leaves_no_warning_of_opentsnes(caplog):
     """A one-board comparison's map of 10 training crops: openTSNE's transform logged
     "Perplexity value 5 is too high. Using perplexity 3.00 instead" into compare's output."""
     rng = np.random.default_rng(0)
-    with caplog.at_level("WARNING"):
-        xy_train, xy_test = tsne_map(rng.normal(size=(10, 8)), rng.normal(size=(4, 8)), seed=0)
-    assert xy_train.shape == (10, 2) and xy_test.shape == (4, 2)
-    assert not [r.getMessage() for r in caplog.records if r.name.startswith("openTSNE")]
+    for n in (10, 5):  # 5: "Perplexity value 2 is too high. Using perplexity 1.33 instead" (QA)
+        with caplog.at_level("WARNING"):
+            xy_train, xy_test = tsne_map(rng.normal(size=(n, 8)), rng.normal(size=(4, 8)),
+                                         seed=0)
+        assert xy_train.shape == (n, 2) and xy_test.shape == (4, 2)
+        assert not [r.getMessage() for r in caplog.records if r.name.startswith("openTSNE")]
 
 
 def test_tsne_places_test_points_into_the_training_map():
