@@ -456,6 +456,19 @@ def test_an_out_that_names_a_folder_is_refused_before_training(tiny_dataset, run
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_interrupted_run_not_resumed_is_said_before_replacing_is(tiny_model, tiny_dataset,
+                                                                     tmp_path, run_cli):
+    """"replacing m.pt … when this run ends" came before the refusal over m.pt's .partial, as
+    if the run had started (QA)."""
+    from tapcheck.modelfile import save_partial
+
+    out = shutil.copyfile(tiny_model, tmp_path / "m.pt")
+    save_partial(partial_path(out), {"epoch": 1})  # any progress: the refusal comes first
+    code, stdout, err = run_cli("train", "--dataset", tiny_dataset.root, "--model", "ae",
+                                "--epochs", "1", "--out", out)
+    assert (code, stdout) == (2, "") and "left its progress here" in err, (stdout, err)
+
+
 @pytest.mark.parametrize("side", [".lock", ".partial"])
 def test_out_named_as_a_model_files_side_file_is_refused_before_training(tiny_dataset, tmp_path,
                                                                          run_cli, side):

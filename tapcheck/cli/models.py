@@ -108,8 +108,9 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
         again = _command("train", dataset=dataset, config=config_path, model=model_name,
                          epochs=epochs, seed=seed, scorer=scorer, members=members,
                          calibration=calibration, out=out) + " --resume"
-        if resume:  # no run to resume says so first, naming the runs there are
-            check_partial(partial, resume=True, resume_with=again)
+        # no run to resume, or an interrupted one not resumed, says so first: "replacing
+        # models/lite.pt … when this run ends" came before the refusal over its .partial (QA)
+        check_partial(partial, resume=resume, resume_with=again)
         # never overwrite what tapcheck did not make, nor another dataset's model
         replacing = check_model_target(out, dataset=ds)
         check_writable(out.parent)  # now, not after an hour of training
