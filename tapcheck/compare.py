@@ -10,7 +10,6 @@ Training is deterministic per seed, so a re-run gives the same numbers (timings 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
 import resource
@@ -23,18 +22,16 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import __version__
-from .cellstore import CellStore, holds_cells, wrote_model
+from .cellstore import CellStore
 from .config import Config
-from .dataset_folders import refuse_dataset_folder
 from .datasets import Dataset, Take
 from .errors import DatasetError, ParameterError, StorageError
 from .featurecache import FeatureCache
-from .file_kinds import check_replaceable, sniff
 from .grid import Cell, GridConfig, plan_cells, representative, run_grid, run_serially
 from .judge import Judge
-from .model_target import check_model_target
 from .models import MODELS, STUDY_MODELS, get_spec
 from .models.base import represent_clips
+from .report_folder import check_report_folder, compared_models
 from .runtime import cpu_has_bf16
 from .training_data import dataset_crops
 
@@ -117,7 +114,7 @@ def _rmdir_if_empty(folder: Path) -> None:
 def _compare(dataset: Dataset, names: list[str], *, config: Config, out: Path, grid: GridConfig,
              log: Callable[[str], None], progress: bool | None, started: float) -> list[dict]:
     """:func:`compare_models` with the report folder held."""
-    dropped = [name for name in _compared_models(out / "metrics.json") if name not in names]
+    dropped = [name for name in compared_models(out / "metrics.json") if name not in names]
     crops = _all_crops(dataset, config=config, progress=bool(progress), log=log)
     tasks, keys, folds = plan_cells(dataset, names, config, grid)
     store = CellStore(out, models_beside=grid.single)
@@ -167,78 +164,6 @@ def _compare(dataset: Dataset, names: list[str], *, config: Config, out: Path, g
         for kind in ("tsne", "scores"):
             (out / f"{kind}-{name}.png").unlink(missing_ok=True)
     return rows
-
-
-def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
-    """Before any work: ``out`` may take the report of comparing ``names``.
-
-    ``compare --out`` once replaced a user's ``index.html`` or ``metrics.csv`` and put a report
-    beside a dataset's takes. Each file the report writes must be nothing yet, or part of an
-    earlier comparison here — told, as ``bench`` tells its JSON, by the folder's ``metrics.json``
-    holding a comparison's ``meta`` and ``models``: its PNGs and CSV carry no mark of their own.
-    Model files under ``models/`` are then checked by
-    :func:`~tapcheck.model_target.check_model_target`.
-
-    Raises
-    ------
-    StorageError
-        ``out`` holds a dataset (``manifest.csv``), a file the report would replace that no
-        comparison wrote, a model file under ``models/`` that no cell of a comparison there
-        recorded (``train`` wrote it, or wrote it again since),
-        or ``models``/``cells`` that is not a plain folder.
-    """
-    out = Path(out)
-    fix = "choose another --out, e.g. reports/<dataset>"
-    refuse_dataset_folder(out, why="a report would mix its files with the takes",
-                          home_why="a report would mix its files with the datasets' folders",
-                          fix=fix)
-    for sub in ("models", "cells"):
-        path = out / sub
-        if os.path.lexists(path) and (path.is_symlink() or not path.is_dir()):
-            raise StorageError("is not a folder, and the report keeps its models and cells in "
-                               "one", path=path, fix=fix)
-    # a run stopped after its first figures but before metrics.json leaves its cells/: a rerun
-    # finishes it (compare --help), replacing those figures
-    earlier = _is_comparison(out / "metrics.json") or holds_cells(out)
-    files = ["index.html", "metrics.csv", "metrics.json", "roc.png", "training.png"]
-    files += [f"{kind}-{name}.png" for name in names for kind in ("tsne", "scores")]
-    for name in files:
-        check_replaceable(out / name, ours=lambda _: earlier, what="file of a comparison report")
-    for name in names:
-        # <out>/models/<name>.pt is where `train` writes when <out> is the working folder
-        # (`--out .`, or an empty `--out ''`): a plainly trained model was replaced there
-        model = out / "models" / f"{name}.pt"
-        check_model_target(model)  # only over tapcheck's own model files
-        if os.path.lexists(model) and not wrote_model(out, name, model):
-            raise StorageError("exists, and no comparison here wrote it: the report's "
-                               f"{name} model would replace a model tapcheck train wrote",
-                               path=model, fix=fix)
-
-
-def _is_comparison(path: Path) -> bool:
-    """Whether ``path`` is the ``metrics.json`` of a comparison (plain or grid)."""
-    return _comparison(path) is not None
-
-
-def _comparison(path: Path) -> dict | None:
-    """The ``metrics.json`` of a comparison (plain or grid) at ``path``, or None."""
-    text = None if os.path.islink(path) else sniff(path)
-    try:
-        document = json.loads(text) if text is not None else None
-    except ValueError:  # not JSON, or not UTF-8
-        return None
-    if (isinstance(document, dict) and isinstance(document.get("meta"), dict)
-            and "tapcheck" in document["meta"] and isinstance(document.get("models"), list)):
-        return document
-    return None
-
-
-def _compared_models(path: Path) -> list[str]:
-    """The registered models the comparison at ``path`` (its ``metrics.json``) reports on."""
-    document = _comparison(path) or {"models": []}
-    names = [row.get("model") for row in document["models"] if isinstance(row, dict)]
-    # a name from the file becomes a file name: only registered ones, never "../x"
-    return [name for name in names if isinstance(name, str) and name in MODELS]
 
 
 def _all_crops(dataset: Dataset, *, config: Config, progress: bool,

@@ -168,7 +168,7 @@ def test_report_folder_check_reads_no_fifo_and_lets_a_stopped_run_finish(tmp_pat
     metrics.json but beside cells/ are a stopped run's, which a rerun finishes."""
     import os
 
-    from tapcheck.compare import check_report_folder
+    from tapcheck.report_folder import check_report_folder
     from tapcheck.errors import StorageError
 
     fifo = tmp_path / "fifo"

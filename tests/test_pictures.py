@@ -58,7 +58,7 @@ def test_a_folder_inside_a_dataset_or_the_recordings_folder_is_refused(tmp_path,
     too, which refuses the same folders."""
     import pytest
 
-    from tapcheck.compare import check_report_folder
+    from tapcheck.report_folder import check_report_folder
     from tapcheck.datasets import Dataset
     from tapcheck.errors import StorageError
     from tapcheck.paths import recordings_home

@@ -224,7 +224,8 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     (the plotted cell's model file there too, every cell's with --keep-models; no
     <out>/models/): a rerun (after a crash, or with more seeds) computes only the missing ones.
     """
-    from ..compare import check_report_folder, compare_models, default_out, resolve_models
+    from ..compare import compare_models, default_out, resolve_models
+    from ..report_folder import check_report_folder
     from ..grid import GridConfig
     from ..datasets import Dataset
     from ..errors import ParameterError
