@@ -167,10 +167,6 @@ def checked_row(row: tuple, path: Path):
     for key in ("model", "model_path", "clip"):
         if not isinstance(values[key], str):
             raise _bad(row, f"{key} {values[key]!r} is not text", path, table)
-    clip = values["clip"]  # as listen writes it: relative, inside the log's folder; the
-    # station serves no other, and `log` listed /etc/passwd as a tap's clip (QA)
-    if not clip or clip.startswith("/") or ".." in clip.split("/") or "\0" in clip:
-        raise _bad(row, f"clip {clip!r} is not a path inside the log's folder", path, table)
     if values["device"] is not None and not isinstance(values["device"], str):
         raise _bad(row, f"device {values['device']!r} is not text", path, table)
     return Inspection(**values)
@@ -194,3 +190,11 @@ def checked_board_row(row: tuple, path: Path):
     if values["verdict"] not in ("NORMAL", "ANOMALOUS"):
         raise _bad(row, f"verdict {values['verdict']!r} is not NORMAL or ANOMALOUS", path, table)
     return BoardInspection(**values)
+
+
+def clip_inside(clip: str) -> bool:
+    """Whether a row's clip path lies inside the log's folder, as listen writes it (relative,
+    no ``..``): the station serves and exports no other, and `log` listed ``/etc/passwd`` as a
+    tap's clip (QA)."""
+    return bool(clip) and not clip.startswith("/") and ".." not in clip.split("/") \
+        and "\0" not in clip

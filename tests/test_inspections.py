@@ -376,16 +376,23 @@ def test_hand_edited_rows_cannot_forge_or_reorder_the_log(tmp_path, monkeypatch,
                               "writes it (UTC: 2025-05-01T06:00:00.000+00:00) — delete or fix "
                               "the row") in err, err
     db.execute("UPDATE inspections SET time = '2025-05-01T06:00:00.000+00:00' WHERE id = 3")
-    # a board no manifest holds, and a clip outside the log's folder, were listed as logged
-    for column, value, said in (("board", 99999999999, "board 99999999999 is not a board "
-                                                       "number (0 to 999999)"),
-                                ("clip", "/etc/passwd", "clip '/etc/passwd' is not a path inside "
-                                                        "the log's folder"),
-                                ("clip", "clips/../../../etc/passwd", "clip 'clips/../../../etc/"
-                                                                      "passwd' is not a path")):
-        db.execute(f"UPDATE inspections SET {column} = ? WHERE id = 4", (value,))
+    # a board no manifest holds was listed as logged
+    db.execute("UPDATE inspections SET board = 99999999999 WHERE id = 4")
+    db.commit()
+    code, _, err = run_cli("log")
+    assert code == 2 and (": inspections row 4: board 99999999999 is not a board number (0 to "
+                          "999999)") in err, err
+    db.execute("UPDATE inspections SET board = 3 WHERE id = 4")
+    # a clip led out of the log's folder was listed as the tap's: the row is, its clip is not
+    # (the station serves and exports it neither)
+    for clip in ("/etc/passwd", "clips/../../../etc/passwd"):
+        db.execute("UPDATE inspections SET clip = ? WHERE id = 4", (clip,))
         db.commit()
-        code, _, err = run_cli("log")
-        assert code == 2 and f": inspections row 4: {said}" in err, err
-        db.execute("UPDATE inspections SET board = 3, clip = 'clips/x.wav' WHERE id = 4")
+        code, out, err = run_cli("log")
+        assert code == 0 and "etc/passwd" not in out and "(outside the log's folder)" in out
+        assert err == (f"tapcheck: warning: {tmp_path / 'inspections.sqlite'}: the clip of "
+                       "inspection(s) 4 leads out of the log's folder (edited by hand?); it is "
+                       "not listed\n")
+        code, out, _ = run_cli("log", "--json")
+        assert code == 0 and json.loads(out.splitlines()[3])["clip"] is None
     db.close()

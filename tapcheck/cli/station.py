@@ -241,15 +241,24 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
     --json, as {"board_verdict": {...}} lines).
     """
     from ..inspections import InspectionLog
+    from ..logcheck import clip_inside
     from ..since import parse_since
 
     start = None if since is None else parse_since(since)
     with InspectionLog() as log:
         rows = log.query(since=start, board=board)
         boards = log.query_boards(since=start, board=board)
+        # the clip's path as the table gives it, one `judge` opens; one edited to lead out of
+        # the log's folder is not the tap's (the station serves and exports it neither)
+        clips = [(log.root / r.clip).as_posix() if clip_inside(r.clip) else None for r in rows]
+        outside = [r.id for r, c in zip(rows, clips, strict=True) if c is None]
+        if outside:
+            warn(f"{log.path}: the clip of inspection(s) {', '.join(map(str, outside[:5]))}"
+                 f"{' …' if len(outside) > 5 else ''} leads out of the log's folder (edited by "
+                 "hand?); it is not listed")
         if as_json:
-            for r in rows:  # the clip's path as the table gives it: one `judge` opens
-                click.echo(json.dumps({**r.to_dict(), "clip": (log.root / r.clip).as_posix()}))
+            for r, clip in zip(rows, clips, strict=True):
+                click.echo(json.dumps({**r.to_dict(), "clip": clip}))
             for b in boards:  # tap_rows: how many of its taps' rows are left
                 click.echo(json.dumps({"board_verdict": {**b.to_dict(),
                                                          "tap_rows": log.tap_rows(b)}}))
@@ -265,7 +274,8 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
                                  strict=True)),
                       # a line break in a hand-edited row forged a line of the table (QA)
                       "model": one_line(r.model),
-                      "clip": one_line((log.root / r.clip).as_posix())} for r in rows]
+                      "clip": one_line(clip or "(outside the log's folder)")}
+                     for r, clip in zip(rows, clips, strict=True)]
             click.echo(table(lines, ["time", "board", "verdict", "score", "threshold", "model",
                                       "clip"]))
             bad = sum(r.verdict == "ANOMALOUS" for r in rows)
