@@ -21,22 +21,19 @@ import numpy as np
 from tapcheck.audio import load
 from tapcheck.config import FeatureConfig
 from tapcheck.datasets import Dataset
-from tapcheck.features import strike_crops
+from tapcheck.features import crop_span_frames, strike_crops
 from tapcheck.spectrogram import frame_levels, frame_power
-from tapcheck.stream import crop_end
+from tapcheck.strikes import ring_down_db
 
 SR = 44100
 
 
 def ring_down(y: np.ndarray, features: FeatureConfig) -> float:
-    from tapcheck.strikes import ring_down_db
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # padded or doubled clips: measured all the same
         _, onset = strike_crops(y, sr=SR, features=features, return_onset=True)
     level = frame_levels(frame_power(y, n_fft=features.n_fft, hop_length=features.hop_length))
-    end = crop_end(onset, features) // features.hop_length
-    return ring_down_db(level, onset, end=end)
+    return ring_down_db(level, onset, end=onset - features.pre_frames + crop_span_frames(features))
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ from .boards import BOARD_RULES, BoardVerdict, board_verdicts
 from .config import StreamConfig
 from .console import percent, score_pair
 from .errors import AudioError, NoStrikeError, ParameterError, TapcheckError, TapcheckWarning
-from .features import strike_crops
+from .features import crop_span_frames, strike_crops
 from .inspections import Inspection, InspectionLog
 from .interrupts import deferred
 from .judge import Judge, Verdict
@@ -76,14 +76,13 @@ class Listener:
     warn : callable
         Shows a problem with one tap (not judged).
     on_verdict : callable, optional
-        Called with each Verdict and ``when=`` its strike's time right after ``show`` and
-        before the disk (a page's push),
-        outside the measured latency.
+        Called with each Verdict and ``when=`` its strike's time right after ``show`` and before
+        the disk (a page's push), outside the measured latency.
     on_judgment : callable, optional
         Called with each LiveJudgment once it is logged.
     on_refused : callable, optional
-        Called with the line said of a tap that was heard and not judged (clipped), for the
-        operator to tap again.
+        Called with the line said of a sound heard and not judged (clipped, or no tap: it did
+        not die away) and ``when=`` its time, for the operator to tap again.
     on_joined : callable, optional
         Called with the line said of a strike judged together with the tap judged before (it
         fell inside that tap's crops), after that tap's ``on_verdict``.
@@ -96,7 +95,7 @@ class Listener:
                  show: Callable[[str], None] = print, warn: Callable[[str], None] = print,
                  on_verdict: Callable[..., None] | None = None,
                  on_judgment: Callable[["LiveJudgment"], None] | None = None,
-                 on_refused: Callable[[str], None] | None = None,
+                 on_refused: Callable[..., None] | None = None,
                  on_joined: Callable[[str], None] | None = None,
                  taps_per_board: int | None = None):
         if taps_per_board is not None and taps_per_board < 1:
@@ -150,16 +149,16 @@ class Listener:
         judged_until, judged_at, judged_onset = -1, None, 0
         self.mic.drain()
         for block in self.mic.blocks():
-            strikes = clipper.feed(block.samples, arrived=block.arrived)
-            if on_ready is not None and clipper.ready:
-                on_ready()
-                on_ready = None
-            for strike in strikes:
-                # a strike whose audio is all in is judged, shown and logged before Ctrl-C or
-                # kill act: one stopped in between lost the tap without a word, or showed a
-                # verdict the log never got (QA); a strike still waiting for audio is counted
-                # in the summary instead
-                with deferred():
+            # the strikes whose audio is all in are judged, shown and logged before Ctrl-C or
+            # kill act: one stopped in between lost the tap without a word, or showed a verdict
+            # the log never got (QA); a strike still waiting for audio is counted in the
+            # summary instead (feed hands over every strike it completes: inside, too)
+            with deferred():
+                strikes = clipper.feed(block.samples, arrived=block.arrived)
+                if on_ready is not None and clipper.ready:
+                    on_ready()
+                    on_ready = None
+                for strike in strikes:
                     when = datetime.now(timezone.utc) - timedelta(
                         seconds=time.monotonic() - clipper.arrival_of(strike.onset))
                     label = when.astimezone().strftime("%H:%M:%S")
@@ -205,12 +204,12 @@ class Listener:
                                    "strike softer) and tap again")
                         self.warn(refused)
                         if self.on_refused is not None:  # the station's page kept showing the
-                            self.on_refused(refused)     # tap before, and said nothing (QA)
+                            self.on_refused(refused, when=when)  # tap before, said nothing (QA)
                         continue
                     level = frame_levels(frame_power(y, n_fft=self.features.n_fft,
                                                      hop_length=self.features.hop_length))
-                    fell = ring_down_db(level, onset, end=crop_end(
-                        onset, self.features) // self.features.hop_length)
+                    fell = ring_down_db(level, onset, end=onset - self.features.pre_frames
+                                        + crop_span_frames(self.features))
                     if fell < MIN_RING_DOWN_DB:  # a machine switched on was an ANOMALOUS tap
                         refused = (f"{label}: a sound that did not die away ({fell:.0f} dB down "
                                    "at the end of its crops; a tap rings down by "
@@ -218,7 +217,7 @@ class Listener:
                                    "a tap; tap again when it is quiet")
                         self.warn(refused)
                         if self.on_refused is not None:
-                            self.on_refused(refused)
+                            self.on_refused(refused, when=when)
                         continue
                     said = [*said, *clipped]  # brief clipping reached the terminal only (QA)
                     for w in said:

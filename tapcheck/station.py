@@ -148,10 +148,11 @@ class Station:
         self.events.publish("verdict", {**item, "counts": dict(self.counts),
                                         "board_verdict": board})
 
-    def on_refused(self, text: str) -> None:
-        """A tap heard and not judged (clipped): the page said nothing and kept showing the tap
-        before, so the operator was not told to tap again (QA)."""
-        item = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+    def on_refused(self, text: str, *, when: datetime | None = None) -> None:
+        """A sound heard and not judged (clipped, or no tap), at ``when``: the page said nothing
+        and kept showing the tap before, so the operator was not told to tap again (QA)."""
+        when = when or datetime.now(timezone.utc)
+        item = {"time": when.astimezone(timezone.utc).isoformat(timespec="milliseconds"),
                 "text": text}
         with self._lock:
             self.refused = item

@@ -21,8 +21,8 @@ SILENT_FRAME_DB = 10.0 * np.log10(AMIN) + 1.0
 OTHER_STRIKE_DB = 20.0
 
 # A tap rings down: from its first 8 frames to the last 16 of its crops (:func:`ring_down_db`)
-# the real knocks of ../shared/data/knocks fell 12-41 dB (5 % under 20), the demo's takes 23-41
-# dB; loud steady noise that began like a tap (a machine switched on) 0.7-0.8 dB
+# the real knocks of ../shared/data/knocks fell 12 dB or more (5 % under 20), the demo's takes
+# 23 or more; loud steady noise that began like a tap (a machine switched on) 0.7-0.8 dB
 # (scripts/ring_down.py). Under 6 dB the sound is no tap: `listen` logged one as an ANOMALOUS
 # inspection of the board in hand (QA).
 MIN_RING_DOWN_DB = 6.0

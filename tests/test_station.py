@@ -769,9 +769,11 @@ def test_a_tap_not_judged_stays_in_the_state_until_the_next_verdict(separating_m
     station = Station(judge, root, explain=False)
     try:
         assert station.snapshot()["refused"] is None
-        station.on_refused("10:00:00: is heavily clipped — not judged: … tap again")
+        struck = datetime(2026, 12, 6, 10, 0, 0, tzinfo=timezone.utc)
+        station.on_refused("10:00:00: is heavily clipped — not judged: … tap again", when=struck)
         refused = station.snapshot()["refused"]
         assert refused["text"].endswith("tap again") and station.snapshot()["counts"]["taps"] == 0
+        assert refused["time"] == "2026-12-06T10:00:00.000+00:00"  # the sound's, as said (review)
         station.on_verdict(Verdict("tap.wav", "NORMAL", 0.5 * judge.threshold, judge.threshold,
                                    judge.name))
         assert station.snapshot()["refused"] is None
