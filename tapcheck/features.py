@@ -242,6 +242,12 @@ def strike_crops(y: np.ndarray, *, sr: int = 44100, features: FeatureConfig = Fe
     return (crops, onset) if return_onset else crops
 
 
+def crop_lead_s(features: FeatureConfig, *, sr: int) -> float:
+    """Audio the crops reach back before a strike's onset: ``pre_frames`` hops and half a
+    window (23 ms at the study's settings)."""
+    return (features.pre_frames * features.hop_length + features.n_fft // 2) / sr
+
+
 def crop_span_frames(features: FeatureConfig) -> int:
     """Frames the crops cover together, from the first one's start to the last one's end."""
     return features.n_frames + (features.n_crops - 1) * features.shift_frames
@@ -339,13 +345,14 @@ def _warn_padded(n_samples: int, onset: int, *, sr: int,
     # up and cracked ones' down by 2-22 % without a word (QA). No real knock of the tests' 60
     # nor any demo take starts within 130 ms of its strike
     lead_ms = onset * f.hop_length / sr * 1000
-    before_ms = (f.pre_frames * f.hop_length + f.n_fft // 2) / sr * 1000
+    before_ms = crop_lead_s(f, sr=sr) * 1000
     if lead_ms < before_ms:
         warnings.warn(
             f"{path or 'clip'}: the strike is {lead_ms:.0f} ms after the clip's start and its "
             f"crops begin {before_ms:.0f} ms before it, so their first frames are padding, "
-            "which moves the score; the verdict may be off — keep at least 50 ms before the "
-            "tap (do not trim the quiet before it)", TapcheckWarning, stacklevel=3)
+            "which moves the score; the verdict may be off — keep at least "
+            f"{2 * before_ms:.0f} ms before the tap (do not trim the quiet before it)",
+            TapcheckWarning, stacklevel=3)
     left_ms = max(n_samples - onset * f.hop_length, 0) / sr * 1000
     need_ms = (crop_span_frames(f) - f.pre_frames) * f.hop_length / sr * 1000
     if need_ms - left_ms <= MAX_PADDED_MS:

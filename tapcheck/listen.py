@@ -31,18 +31,17 @@ from typing import Callable
 import numpy as np
 
 from .audio import resample
-from .clipping import check_clipping
 from .boards import BOARD_RULES, BoardVerdict, board_verdicts
 from .config import StreamConfig
 from .console import percent, score_pair
-from .errors import AudioError, NoStrikeError, ParameterError, TapcheckError, TapcheckWarning
-from .features import crop_span_frames, strike_crops
+from .errors import (ConfigError, NoStrikeError, ParameterError, TapcheckError,
+                     TapcheckWarning)
+from .features import crop_lead_s, strike_crops
 from .inspections import Inspection, InspectionLog
 from .interrupts import deferred
 from .judge import Judge, Verdict
-from .spectrogram import frame_levels, frame_power
+from .live_refusals import not_a_tap
 from .stream import StrikeClipper, crop_end, crop_span_s
-from .strikes import MIN_RING_DOWN_DB, ring_down_db
 
 
 @dataclass
@@ -100,6 +99,11 @@ class Listener:
                  taps_per_board: int | None = None):
         if taps_per_board is not None and taps_per_board < 1:
             raise ParameterError(f"taps per board must be 1 or more, not {taps_per_board}")
+        lead_s = crop_lead_s(judge.config.features, sr=judge.config.audio.sr)
+        if stream.pre_roll_s < lead_s:  # every tap was "trimmed" then, its crops half padding
+            raise ConfigError(f"stream.pre_roll_s {stream.pre_roll_s:g} s is shorter than the "
+                              f"{lead_s * 1000:.0f} ms the model's crops reach back before a "
+                              "strike", fix=f"set it to {2 * lead_s:.2f} s or more (default 0.5)")
         self.judge, self.mic, self.log, self.stream = judge, mic, log, stream
         self.board, self.show, self.warn = board, show, warn
         self.on_verdict, self.on_judgment, self.on_refused = on_verdict, on_judgment, on_refused
@@ -193,31 +197,12 @@ class Listener:
                         # said of a clip listen lengthens itself (QA)
                         continue
                     extended.pop(strike.onset, None)
-                    try:
-                        # as judge refuses and warns of a clipped file; a tap judge refused was
-                        # logged with a verdict, under warnings that blamed the cable (QA)
-                        with warnings.catch_warnings(record=True) as clipped:
-                            warnings.simplefilter("always")  # brief clipping: the verdict's too
-                            check_clipping(strike.clip, sr=self.mic.sr, path=f"tap at {label}")
-                    except AudioError as e:
-                        refused = (f"{label}: {e.problem} — not judged: lower the input gain (or "
-                                   "strike softer) and tap again")
+                    refused, clipped = not_a_tap(strike.clip, y, onset, label=label,
+                                                 device_sr=self.mic.sr, features=self.features)
+                    if refused is not None:
                         self.warn(refused)
                         if self.on_refused is not None:  # the station's page kept showing the
                             self.on_refused(refused, when=when)  # tap before, said nothing (QA)
-                        continue
-                    level = frame_levels(frame_power(y, n_fft=self.features.n_fft,
-                                                     hop_length=self.features.hop_length))
-                    fell = ring_down_db(level, onset, end=onset - self.features.pre_frames
-                                        + crop_span_frames(self.features))
-                    if fell < MIN_RING_DOWN_DB:  # a machine switched on was an ANOMALOUS tap
-                        refused = (f"{label}: a sound that did not die away ({fell:.0f} dB down "
-                                   "at the end of its crops; a tap rings down by "
-                                   f"{MIN_RING_DOWN_DB:.0f} dB or more) — not judged: noise, not "
-                                   "a tap; tap again when it is quiet")
-                        self.warn(refused)
-                        if self.on_refused is not None:
-                            self.on_refused(refused, when=when)
                         continue
                     said = [*said, *clipped]  # brief clipping reached the terminal only (QA)
                     for w in said:

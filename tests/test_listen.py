@@ -172,6 +172,19 @@ def test_a_stop_while_a_tap_is_judged_acts_once_it_is_logged(pulse, bench_model,
     assert listener.summary().startswith("judged 1 tap(s), 0 anomalous")
 
 
+def test_a_pre_roll_shorter_than_the_crops_reach_back_is_refused(separating_model):
+    """stream.pre_roll_s 0.01: every tap's crops began with padding, and each was warned of as
+    a clip someone had trimmed (review)."""
+    from tapcheck.config import StreamConfig
+    from tapcheck.errors import ConfigError
+    from tapcheck.judge import Judge
+    from tapcheck.listen import Listener
+
+    with pytest.raises(ConfigError, match=r"stream.pre_roll_s 0.01 s is shorter than the 23 ms "
+                                          r"the model's crops reach back before a strike"):
+        Listener(Judge(separating_model), mic=None, stream=StreamConfig(pre_roll_s=0.01))
+
+
 def test_a_tap_cut_off_by_the_stop_is_told(separating_model):
     """Ctrl-C 0.1-0.2 s after a strike: "no taps judged", exit 0, and the tap heard was never
     mentioned (QA). The summary says a tap was heard and not judged."""
