@@ -30,8 +30,10 @@ class CellStore:
     def json_path(self, cell: Cell, key: str) -> Path:
         return self.out / "cells" / cell.model / f"{cell.stem}-{key}.json"
 
-    def model_path(self, cell: Cell, key: str) -> Path:
-        if self.models_beside:
+    def model_path(self, cell: Cell, key: str, *, beside: bool | None = None) -> Path:
+        """Where the cell's model file is kept: ``models/<name>.pt`` for a plain comparison
+        (``beside``, default this store's kind), else beside the cell's record."""
+        if self.models_beside if beside is None else beside:
             return self.out / "models" / f"{cell.model}.pt"
         return self.json_path(cell, key).with_suffix(".pt")
 
@@ -67,16 +69,19 @@ class CellStore:
         the record names. A grid after a plain comparison trained its first cell again and left
         ``models/<name>.pt`` unrecorded, and every later run into the folder was refused as
         over a model `train` wrote (QA)."""
-        kind = self.models_beside
-        self.models_beside = not kind
-        other = self.model_path(cell, key)
-        self.models_beside = kind
+        from .errors import ModelFileError
+        from .locks import exclusive, lock_path
+
+        other = self.model_path(cell, key, beside=not self.models_beside)
         try:
-            if other.is_symlink() or not other.is_file() or _sha1(other.read_bytes()) != sha1:
-                return False
-            here = self.model_path(cell, key)
-            here.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(other, here)
+            # held as train and enroll hold it: a grid takes no lock on models/<name>.pt
+            with exclusive(lock_path(other), what=other, error=ModelFileError, remove=True):
+                if other.is_symlink() or not other.is_file() or \
+                        _sha1(other.read_bytes()) != sha1:
+                    return False
+                here = self.model_path(cell, key)
+                here.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(other, here)
         except OSError:  # left where it is: the cell is trained again, as before
             return False
         if other.parent.name == "models":  # a grid's report has no models/ folder
