@@ -25,7 +25,7 @@ import numpy as np
 from . import manifest
 from .audio import peak_dbfs, write_wav
 from .dataset_folders import dataset_path, missing_dataset
-from .new_datasets import creatable_path, warn_of_strangers
+from .new_datasets import creatable_path, dangling_manifest, warn_of_strangers
 from .errors import DatasetError, StorageError
 from .files import check_path, remove_stopped_writes, storage_error
 from .locks import exclusive, holding
@@ -84,6 +84,8 @@ class Dataset:
         try:
             st = (self.root / MANIFEST).stat()
         except FileNotFoundError:
+            if (self.root / MANIFEST).is_symlink():  # read as none, a writer wrote over it
+                raise dangling_manifest(self.root) from None
             return None
         except OSError as e:
             raise DatasetError(f"cannot be read ({e.strerror})", path=self.root / MANIFEST,
@@ -117,10 +119,7 @@ class Dataset:
         if (root / MANIFEST).is_symlink() and not (root / MANIFEST).exists():
             # it read "is a folder inside dataset X, not a dataset — give the dataset, X": the
             # dataset itself, sent back to itself
-            raise DatasetError(f"is a link to {os.readlink(root / MANIFEST)}, which does not "
-                               "exist", path=root / MANIFEST,
-                               fix="restore the manifest it points to, or replace the link with "
-                                   "the manifest")
+            raise dangling_manifest(root)
         if not (root / MANIFEST).exists():
             raise missing_dataset(root, given=name)
         return cls(root)

@@ -40,7 +40,23 @@ def creatable_path(name: str | os.PathLike) -> Path:
         raise DatasetError(f"is {kind}, not a dataset's folder; the dataset's takes and "
                            f"{MANIFEST} go in a folder", path=root, fix=fix)
     if os.path.lexists(root / MANIFEST):
+        if (root / MANIFEST).is_symlink() and not (root / MANIFEST).exists():
+            # import and record wrote a new one-row manifest over the link, and every take the
+            # manifest it led to listed dropped out of the dataset (QA)
+            raise dangling_manifest(root)
         return root
+    try:  # the dataset's own take files: not through a linked folder, which is named later
+        lost = sum(1 for board in root.glob("board*") if _own_folder(board)
+                   for side in board.iterdir() if _own_folder(side)
+                   for _ in side.glob("take*.wav")) if root.is_dir() else 0
+    except OSError:  # cannot be listed: making the dataset says what is wrong
+        lost = 0
+    if lost:  # a new manifest would have listed the new take alone, without a word (QA)
+        raise DatasetError(
+            f"holds {lost} take file(s) and no {MANIFEST}: a dataset whose manifest was moved "
+            "or deleted?", path=root,
+            fix=f"restore its {MANIFEST} (from a backup), or give a new folder for the dataset; "
+                "a new manifest would leave those takes out of every command")
     if (root / "cells").is_dir() and (root / "metrics.json").is_file():
         # synth wrote 36 takes into a report folder, and compare then refused to update it
         raise DatasetError("holds a compare report (metrics.json, cells/): takes there would "
@@ -174,3 +190,15 @@ def remove_made_folders(dataset, made: list[Path], *, board: int, side: str) -> 
         except OSError:
             break  # not empty: it holds what someone else may need, and so do the folders above
     return None if os.path.lexists(dataset.root) else dataset.root
+
+
+def dangling_manifest(root: Path) -> DatasetError:
+    """A dataset whose ``manifest.csv`` is a link to nothing: as every command says it."""
+    return DatasetError(f"is a link to {os.readlink(root / MANIFEST)}, which does not exist",
+                        path=root / MANIFEST,
+                        fix="restore the manifest it points to, or replace the link with the "
+                            "manifest")
+
+
+def _own_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()

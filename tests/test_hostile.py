@@ -353,6 +353,33 @@ def test_a_lock_file_that_is_not_a_file_is_one_line(dataset_copy, tmp_path, run_
     _one_line_error(err, f"{dataset_copy}: cannot be locked: .lock beside it is not a lock file")
 
 
+def test_a_dataset_whose_manifest_is_a_dangling_link_or_gone_is_not_restarted(dataset_copy,
+                                                                              tmp_path, run_cli):
+    """import and record wrote a new one-row manifest over a manifest.csv linked to nothing (a
+    share not mounted), and into a dataset folder whose manifest was deleted: every take before
+    dropped out of the dataset without a word (QA)."""
+    clip = write_tone(tmp_path / "c.wav")
+    args = ("--board", "1", "--side", "left", "--label", "normal")
+    manifest = dataset_copy / "manifest.csv"
+    manifest.unlink()
+    manifest.symlink_to(tmp_path / "unmounted" / "manifest.csv")
+    before = _snapshot(dataset_copy)
+    code, out, err = run_cli("import", clip, "--dataset", dataset_copy, *args)
+    assert code == 2 and "imported" not in out
+    _one_line_error(err, f"{manifest}: is a link to {tmp_path / 'unmounted' / 'manifest.csv'}, "
+                         "which does not exist — restore the manifest it points to")
+    assert manifest.is_symlink() and _snapshot(dataset_copy) == before
+    manifest.unlink()
+    takes = len(list(dataset_copy.rglob("take*.wav")))
+    before = _snapshot(dataset_copy)
+    code, _, err = run_cli("import", clip, "--dataset", dataset_copy, *args)
+    assert code == 2
+    _one_line_error(err, f"{dataset_copy}: holds {takes} take file(s) and no manifest.csv: a "
+                         "dataset whose manifest was moved or deleted? — restore its "
+                         "manifest.csv (from a backup), or give a new folder for the dataset")
+    assert _snapshot(dataset_copy) == before and not manifest.exists()
+
+
 def test_a_manifest_linked_within_the_dataset_is_never_written_through(dataset_copy, tmp_path,
                                                                        run_cli):
     """A link out of the dataset is refused unread (above); one within it is read, and a take
