@@ -316,7 +316,7 @@ def tsne_map(train: np.ndarray, test: np.ndarray, *, seed: int = 0
     # transform's own perplexity (5) is too high for a map of a few clips: openTSNE printed
     # "Perplexity value 5 is too high" into compare's output
     placed = embedding.transform(np.ascontiguousarray(test, dtype=np.float64),
-                                 perplexity=float(max(1.0, min(5.0, (len(train) - 1) / 3.0))))
+                                 perplexity=float(min(5.0, (len(train) - 1) / 3.0)))
     return np.asarray(embedding), np.asarray(placed)
 
 

@@ -41,7 +41,7 @@ from .crossfit import (AUTO_MAX_STRETCH, AUTO_MIN_BOARDS, crossfit_folds, crossf
                        fold_units, resolve_calibration)
 from .datasets import Dataset
 from .detectors import SCORERS, KNNDetector, ThresholdDetector, representation_of
-from .errors import ConfigError, DatasetError, TapcheckWarning
+from .errors import ConfigError, DatasetError, ModelFileError, TapcheckWarning
 from .featurecache import FeatureCache
 from .fingerprint import fingerprint
 from .fitting import fit_members
@@ -172,8 +172,14 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
         # each finished fold is saved with the run's progress, and a resumed run keeps them
         on_fold = None if on_epoch is None or last[0] is None else (
             lambda folds: on_epoch({**last[0], "crossfit_done": folds}))
-        _cross_fit(detector, base, config=config, spec=spec, root=dataset.root, log=log,
-                   progress=progress, done=(state or {}).get("crossfit_done"), on_fold=on_fold)
+        try:
+            _cross_fit(detector, base, config=config, spec=spec, root=dataset.root, log=log,
+                       progress=progress, done=(state or {}).get("crossfit_done"),
+                       on_fold=on_fold)
+        except ModelFileError as e:  # a kept fold that does not fit: name the file (review)
+            if e.path is not None or partial is None:
+                raise
+            raise ModelFileError(e.problem, path=partial, fix=e.fix) from None
     resumed = [] if not state else state["history"] + [  # epochs an interrupted run had done
         h for member in state.get("members_done", []) for h in member["history"]]
     seconds = time.perf_counter() - started + sum(h["seconds"] for h in resumed)

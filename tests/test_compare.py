@@ -258,7 +258,7 @@ def test_a_map_of_a_few_clips_leaves_no_warning_of_opentsnes(caplog):
     """A one-board comparison's map of 10 training crops: openTSNE's transform logged
     "Perplexity value 5 is too high. Using perplexity 3.00 instead" into compare's output."""
     rng = np.random.default_rng(0)
-    for n in (10, 5):  # 5: "Perplexity value 2 is too high. Using perplexity 1.33 instead" (QA)
+    for n in (10, 5, 3, 2):  # 5: "Perplexity value 2 is too high. Using perplexity 1.33" (QA)
         with caplog.at_level("WARNING"):
             xy_train, xy_test = tsne_map(rng.normal(size=(n, 8)), rng.normal(size=(4, 8)),
                                          seed=0)

@@ -551,6 +551,7 @@ def test_damaged_progress_is_one_line_on_resume(small_train_set, tmp_path, run_c
     _one_line_error(err, "delete", ".partial")
     if fitted:  # not refused for other settings
         assert ("cross-fit folds are not" if "NaN" in damage else "cross-fit network 1") in err
+        assert f"tapcheck: error: {partial_path(out)}: " in err, err
 
 
 def test_compare_refuses_to_overwrite_a_file_it_did_not_make(dataset_copy, tmp_path, run_cli):

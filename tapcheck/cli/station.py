@@ -332,6 +332,11 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
             "give the address to serve on, e.g. --host 0.0.0.0 for every network, or leave it "
             "out for station.host"))
     config = parse_config(config_path)
+    if references is not None and not (config.station.explain and not no_explain):
+        # a misspelt reference dataset started the station without a word (QA)
+        why = "--no-explain" if no_explain else "station.explain = false in the config"
+        raise click.UsageError(f"--references are what anomalous taps are explained against, and "
+                               f"{why} turns explanations off: give one or the other")
     check_log_folder()  # before the port, the model and the microphone
     host = config.station.host if host is None else host
     port = config.station.port if port is None else port
@@ -347,10 +352,6 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     with InspectionLog():  # read only: a log of another program is refused, and none is made
         pass
     explain = config.station.explain and not no_explain
-    if references is not None and not explain:  # a misspelt dataset started without a word (QA)
-        why = "--no-explain" if no_explain else "station.explain = false in the config"
-        raise click.UsageError(f"--references are what anomalous taps are explained against, and "
-                               f"{why} turns explanations off: give one or the other")
     reference_takes = None
     if explain and references is not None:  # as judge --references; a bad one fails here,
         from ..explain_references import dataset_references  # before the microphone and the log
