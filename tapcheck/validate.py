@@ -169,8 +169,8 @@ RULES: dict[str, dict[str, Rule]] = {
         "knn_k": whole(1, BIG),
         "knn_metric": one_of("cosine", "euclidean"),
         "knn_exp": flag,
-        # a new training asks for MIN_FAR at least (training.py); a model file trained before
-        # that bound, with a rarer rate, still loads
+        # a new training asks for MIN_FAR at least (calibration_choice.py); a model file
+        # trained before that bound, with a rarer rate, still loads
         "far": number(0.0, 1.0, lo_open=True, hi_open=True),
         "calib_fraction": number(0.0, 1.0, hi_open=True),
         "arcface_scale": optional(number(0.0, 1000.0, lo_open=True)),

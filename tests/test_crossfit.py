@@ -122,19 +122,19 @@ def test_auto_cross_fits_from_enough_boards_and_the_model_file_says_what_was_don
 
 def test_more_folds_than_boards_are_said_to_be_one_per_board(tiny_dataset, fast, tmp_path):
     """``crossfit_folds`` 10 over 2 boards trains 2 folds; it showed only in "cross-fit 1/2"."""
-    from tapcheck.training import _with_calibration
+    from tapcheck.calibration_choice import with_calibration
 
     config = load_config(fast).replace("train", scorer="knn")  # as train_model resolves it
     data = prepare_data(tiny_dataset, config=config)
     boards = len({t.board for t in data.fit_takes + data.calib_takes if t.label == "normal"})
     assert boards >= 2
     lines = []
-    _with_calibration(config.replace("train", crossfit_folds=10), data, root=tmp_path,
+    with_calibration(config.replace("train", crossfit_folds=10), data, root=tmp_path,
                       log=lines.append)
     assert lines == [f"cross-fit: {boards} folds, one per normal training board "
                      "(train.crossfit_folds is 10; a fold cannot split a board)"]
     lines.clear()
-    _with_calibration(config.replace("train", crossfit_folds=boards), data, root=tmp_path,
+    with_calibration(config.replace("train", crossfit_folds=boards), data, root=tmp_path,
                       log=lines.append)
     assert lines == []
 
@@ -146,18 +146,18 @@ def test_cross_fitting_at_a_wide_stretch_is_warned_of(tiny_dataset, fast, tmp_pa
     import warnings
 
     from tapcheck.errors import TapcheckWarning
-    from tapcheck.training import _with_calibration
+    from tapcheck.calibration_choice import with_calibration
 
     config = load_config(fast).replace("train", scorer="knn")  # as train_model resolves it
     data = prepare_data(tiny_dataset, config=config)
     wide = config.replace("train", freq_stretch=0.2)
     with pytest.warns(TapcheckWarning, match=r"cross-fitting with a ±20 % frequency stretch: "
                                              r"with ±20 % it set the threshold far too low"):
-        assert _with_calibration(wide, data, root=tmp_path, log=None).train.calibration == \
+        assert with_calibration(wide, data, root=tmp_path, log=None).train.calibration == \
             "cross-fit"
     with warnings.catch_warnings():
         warnings.simplefilter("error", TapcheckWarning)
-        _with_calibration(config, data, root=tmp_path, log=None)  # ±6 %: no warning
+        with_calibration(config, data, root=tmp_path, log=None)  # ±6 %: no warning
 
 
 def test_a_stop_during_cross_fitting_keeps_the_finished_folds(small_train_set, fast, tmp_path):
