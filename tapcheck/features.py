@@ -36,8 +36,8 @@ from .errors import AudioError, NoStrikeError, ParameterError, TapcheckWarning
 # the spectrogram and the strike are their own modules; their names stay importable from here
 from .spectrogram import (AMIN, frame_levels, frame_power, power_spectrogram,  # noqa: F401
                           power_spectrogram_frames, power_to_db)
-from .strikes import (OTHER_STRIKE_DB, find_strike, find_strikes, strike_onset,  # noqa: F401
-                      strike_onsets)
+from .strikes import (MAX_RISE_DB, OTHER_STRIKE_DB, RISE_MARGIN_DB, clip_rise_db,  # noqa: F401
+                      find_strike, find_strikes, strike_onset, strike_onsets)
 
 # Bump when the computation changes, so cached features of the old code are never reused and
 # models trained on them are refused.
@@ -46,8 +46,9 @@ FEATURES_VERSION = 1
 # feature cache must not hand out crops of a clip the new checks refuse. Models stay valid.
 # 3: clips past 16x full scale refused (tapcheck.audio.MAX_AMPLITUDE); 4: crops past the clip's
 # end warned of from MAX_PADDED_MS (cached entries replay the warnings of their day); 5: knocks
-# in the first one's ring-down warned of (OTHER_KNOCK_RISE_DB)
-CHECKS_VERSION = 5
+# in the first one's ring-down warned of (OTHER_KNOCK_RISE_DB); 6: a strike within the crops'
+# reach of the clip's start warned of, a DC offset within a loud sound's own wander not
+CHECKS_VERSION = 6
 # A DC offset above -60 dBFS is removed: bin 0 of the crop follows the offset (0.01 moves it by
 # ~5 standard deviations, 0.05 hides the strike altogether), while real and synthetic clips sit
 # below 2e-4, which this leaves bit for bit as the study computed them.
@@ -115,53 +116,6 @@ def crop_strike(S: np.ndarray, onset: int, *, n_bins: int = 100, fmin_bin: int =
     starts = [first + pad_left + i * shift_frames for i in range(n_crops)]
     crops = np.stack([band[:, s:s + n_frames] for s in starts]).astype(np.float32)
     return standardize(crops) if standardized else crops
-
-
-#: a tap whose strike stands more than this less above the room's noise than the model's normal
-#: training takes' (their median, :func:`clip_rise_db`) is warned of: healthy demo taps with pink
-#: noise added were flagged 2.9-6.4 % of the time up to 10 dB less, 9.4 % at 10-12 dB less, then
-#: 12.4 % (12-14), 17 % (14-16), 36 % (16-19) and 71 % (19-25), where the model states 5 %; no
-#: clean test take of the demo stood 12 dB less (the most, 11.8 dB); of the real knocks, 1 of 20
-#: wood and 2 of 20 ceramic ones stood so far below their folder's median
-#: (scripts/noise_robustness.py, docs/results/noise-demo.md)
-RISE_MARGIN_DB = 12.0
-#: no recorded take's strike rise comes near this (24-bit audio spans 144 dB; the real knocks of
-#: ../shared/data/knocks rise 17-54 dB): a model file stating more was edited by hand
-MAX_RISE_DB = 200.0
-
-
-def clip_rise_db(y: np.ndarray, *, features: FeatureConfig = FeatureConfig()) -> float:
-    """How far a clip's strike stands above the room's noise, in dB.
-
-    The crops are standardised, so a louder room (or a softer, farther tap) reaches the network
-    as a ringing that sinks into the background sooner, as a cracked board's does, and healthy
-    boards score higher. This is measured over the whole clip, not the crops, so that a board
-    that rings briefly does not read as a loud room.
-
-    Parameters
-    ----------
-    y : np.ndarray, shape (n_samples,)
-        The clip, mono.
-    features : FeatureConfig
-        Its ``n_fft`` and ``hop_length`` set the frames.
-
-    Returns
-    -------
-    float
-        :func:`tapcheck.strikes.strike_rise_db` of the clip's frame levels, its mean taken out
-        first; NaN for a clip of digital silence only.
-    """
-    from .strikes import strike_rise_db
-
-    y = np.asarray(y, dtype=np.float64)
-    # as the crops are made: a DC offset (a faulty microphone) would stand as the room's noise,
-    # and a 0.01 offset read as a room 29 dB louder (review). Digital silence (an editor's
-    # padding) stays silence, which strike_rise_db leaves out
-    sound = y != 0.0
-    if sound.any():
-        y = np.where(sound, y - y[sound].mean(), 0.0)
-    power = frame_power(y, n_fft=features.n_fft, hop_length=features.hop_length)
-    return strike_rise_db(frame_levels(power))
 
 
 def standardize(crops: np.ndarray) -> np.ndarray:
