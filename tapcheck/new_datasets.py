@@ -12,7 +12,8 @@ import re
 import warnings
 from pathlib import Path
 
-from .dataset_folders import as_given, dataset_holding, dataset_path, recordings_in_dataset
+from .dataset_folders import (DATASET_DEPTH, as_given, dataset_holding, dataset_path,
+                              recordings_in_dataset)
 from .errors import DatasetError, TapcheckWarning
 from .manifest import MANIFEST
 from .paths import recordings_home
@@ -51,7 +52,10 @@ def creatable_path(name: str | os.PathLike) -> Path:
                    for _ in side.glob("take*.wav")) if root.is_dir() else 0
     except OSError:  # cannot be listed: making the dataset says what is wrong
         lost = 0
-    if lost:  # a new manifest would have listed the new take alone, without a word (QA)
+    # a new manifest would have listed the new take alone, without a word (QA); one take file
+    # is what a writer killed between a new dataset's first take and its row leaves, which the
+    # next writer numbers after and says so
+    if lost > 1:
         raise DatasetError(
             f"holds {lost} take file(s) and no {MANIFEST}: a dataset whose manifest was moved "
             "or deleted?", path=root,
@@ -63,6 +67,13 @@ def creatable_path(name: str | os.PathLike) -> Path:
                            "make it a dataset, which compare no longer writes to", path=root,
                            fix="choose another folder for the dataset, e.g. --dataset bench")
     _refuse_tool_folder(root)
+    inner = _dataset_below(root)
+    if inner is not None:  # doctor then called the inner dataset's takes strays to delete (QA)
+        raise DatasetError(
+            f"holds dataset {inner} (its {MANIFEST}); a new dataset around it would take its "
+            "takes for strays", path=root,
+            fix=f"add the takes to {inner} itself, or give a folder of its own, e.g. --dataset "
+                "bench (under the recordings folder)")
     holder = dataset_holding(root.parent)
     home = recordings_home()
     around = recordings_in_dataset() if root.parent.resolve() == home.resolve() else None
@@ -134,6 +145,15 @@ def _refuse_tool_folder(root: Path) -> None:
                 here):
             raise DatasetError(f"holds {what} ({folder}); a dataset there would mix its takes "
                                "with tapcheck's own files", path=root, fix=fix)
+    # inside the folders tapcheck fills and prunes itself: `--dataset ./inspections/clips`,
+    # where listen writes its clips (QA); the log's folder itself may well be the working one
+    inside = {"the feature cache": folders.get("the feature cache"),
+              "the inspection log's clips": inspections_home() / "clips",
+              "the station's explanation pictures": inspections_home() / "explanations"}
+    for what, folder in inside.items():
+        if folder is not None and here.is_relative_to(folder.resolve()):
+            raise DatasetError(f"lies inside {what} ({folder}); a dataset there would mix its "
+                               "takes with tapcheck's own files", path=root, fix=fix)
     if here == Path(here.anchor):
         raise DatasetError("is the file system's root; a dataset's takes go in a folder of "
                            "their own", path=root, fix=fix)
@@ -202,3 +222,21 @@ def dangling_manifest(root: Path) -> DatasetError:
 
 def _own_folder(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink()
+
+
+def _dataset_below(root: Path) -> Path | None:
+    """A dataset folder (its ``manifest.csv``) at most ``DATASET_DEPTH`` levels below ``root``,
+    not through links; None when there is none, or ``root`` cannot be listed."""
+    level = [root]
+    for _ in range(DATASET_DEPTH):
+        below = []
+        for folder in level:
+            try:
+                below += [p for p in folder.iterdir() if _own_folder(p)]
+            except OSError:
+                continue
+        for folder in below:
+            if os.path.lexists(folder / MANIFEST):
+                return folder
+        level = below[:10_000]  # a huge tree is not searched to its end
+    return None
