@@ -472,3 +472,16 @@ def test_train_states_no_rate_for_a_threshold_from_too_few_clips(tmp_path, run_c
     [saved] = [ln for ln in out.splitlines() if ln.startswith("saved ")]
     assert "calibration clip(s), too few for a rate)" in saved and "false alarms" not in saved
     assert "the stated rate is a guess" in err
+
+
+def test_a_dataset_named_with_a_line_break_cannot_forge_a_row_of_datasets(tmp_path, run_cli,
+                                                                          monkeypatch):
+    home = tmp_path / "recordings"
+    (home / "evil\ndemo  999").mkdir(parents=True)
+    (home / "evil\ndemo  999" / "manifest.csv").write_text(
+        "path,board,side,label,group,split,take,recorded_at,sample_rate,duration_s,source,"
+        "peak_dbfs\n")
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(home))
+    code, out, err = run_cli("datasets")
+    assert code == 0, err
+    assert "evil\\ndemo  999" in out and not any(ln.startswith("demo") for ln in out.splitlines())
