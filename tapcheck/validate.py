@@ -82,7 +82,9 @@ def number(lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = False
 def one_of(*allowed: str) -> Rule:
     def rule(value: Any) -> str | None:
         if value not in allowed:
-            return f"must be one of: {', '.join(repr(a) for a in allowed)}"
+            near = nearest(value, allowed)
+            return (f"must be one of: {', '.join(repr(a) for a in allowed)}"
+                    + (f" (did you mean {near!r}?)" if near else ""))
         return None
     return rule
 
@@ -105,7 +107,12 @@ def nearest(value: Any, choices) -> str | None:
     None: a misspelt key, model or setting names what was meant."""
     import difflib
 
-    found = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.8)
+    choices = list(choices)
+    # in another case first: `--model ARCFACE-LITE` and optimizer = "Adam" got no word (QA)
+    same = [c for c in choices if isinstance(c, str) and c.lower() == str(value).lower()]
+    if same:
+        return same[0]
+    found = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.8)
     return found[0] if found else None
 
 

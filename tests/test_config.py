@@ -35,7 +35,10 @@ def test_new_boards_toml_is_wide_stretch_with_the_decay_scorer_on_arcface_lite()
 
 @pytest.mark.parametrize("key, value, problem", [
     ("board_rule", '"mean"', "must be one of: 'vote', 'median'"),
-    ("threshold_fit", '"weibull"', "must be one of: 'gamma', 'lognormal'")])
+    ("threshold_fit", '"weibull"', "must be one of: 'gamma', 'lognormal'"),
+    # in another case: no word on what was meant (QA)
+    ("optimizer", '"Adam"', r"must be one of: 'sgd', 'adam' \(did you mean 'adam'\?\)"),
+    ("model", '"ARCFACE-LITE"', r"did you mean 'arcface-lite'\?")])
 def test_board_rule_and_threshold_fit_take_registered_names_only(tmp_path, key, value, problem):
     path = tmp_path / "c.toml"
     path.write_text(f"[train]\n{key} = {value}\n")
