@@ -163,8 +163,8 @@ def check_log_folder(root: str | os.PathLike | None = None) -> Path:
     if root.resolve() == models_home().resolve():  # the log and its clips among model files (QA)
         raise StorageError("is the models folder; the inspection log and its clips would mix "
                            "with the model files", path=root,
-                           fix="set $TAPCHECK_INSPECTIONS to a folder of its own, e.g. "
-                               "inspections")
+                           fix="set $TAPCHECK_INSPECTIONS (or $TAPCHECK_MODELS) to a folder "
+                               "of its own, e.g. inspections")
     return root
 
 

@@ -313,8 +313,8 @@ def test_no_log_is_kept_in_a_dataset(tmp_path, monkeypatch, run_cli, inside):
     monkeypatch.setenv("TAPCHECK_INSPECTIONS", "models")
     assert run_cli("station", "--model", "nosuch.pt")[2] == (
         "tapcheck: error: models: is the models folder; the inspection log and its clips would "
-        "mix with the model files — set $TAPCHECK_INSPECTIONS to a folder of its own, e.g. "
-        "inspections\n")
+        "mix with the model files — set $TAPCHECK_INSPECTIONS (or $TAPCHECK_MODELS) to a folder "
+        "of its own, e.g. inspections\n")
     # a folder of its own beside the datasets is kept (/data/inspections by /data/<dataset>)
     from tapcheck.inspections import check_log_folder
 
