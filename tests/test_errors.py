@@ -566,9 +566,11 @@ DATASETS = [
              "board 1 left holds defect training takes, and a board side is one class", None)}),
     Case("no training split", _rows(_set("split", "test")), "has no takes in the training split",
          otherwise=FINE),
-    # import starts a manifest; the takes already on disk are kept and numbered around
+    # import refuses to start a manifest beside them: it listed the new take alone, and every
+    # take already on disk dropped out of the dataset without a word (QA)
     Case("no manifest", _replace_manifest(None), "no such dataset",
-         otherwise={"import": (None, None)}),
+         otherwise={"import": ("take file(s) and no manifest.csv: a dataset whose manifest was "
+                               "moved or deleted?", None)}),
     Case("empty manifest", _replace_manifest(b""), "is empty, not a tapcheck manifest"),
     Case("not a manifest", _replace_manifest(b"name,size\nx,1\n"), "is not a tapcheck manifest"),
     Case("saved by Excel (byte-order mark)", _excel_bom, None),
