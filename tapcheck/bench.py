@@ -225,7 +225,8 @@ def run_bench(*, model: Path | None = None, out: Path | None = None,
 
     if model is not None:
         # read as judge reads it, now: a file that is no tapcheck model was refused only when
-        # the judging began, after seven minutes of the other measurements
+        # the judging began, after seven minutes of the other measurements; a folder, a
+        # dangling link or a fifo each said as what it is, not "not found"
         load_model(model)
     threads = configure_threads()
     results: dict = {"machine": {

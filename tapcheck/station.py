@@ -80,6 +80,12 @@ class Events:
                 q.put_nowait(None)
 
 
+def _stamp(when: datetime | None) -> str:
+    """The page's time of a tap or a refusal: the strike's when given, in UTC to the ms."""
+    when = when or datetime.now(timezone.utc)
+    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
 class Station:
     """The live state of one station, fed by a listener thread.
 
@@ -130,9 +136,7 @@ class Station:
     def on_verdict(self, verdict, *, when: datetime | None = None) -> None:
         """A tap judged; ``when``: its strike's time, as the log and the terminal give it (the
         page showed the verdict's, a second later at times: QA)."""
-        when = when or datetime.now(timezone.utc)
-        item = {"time": when.astimezone(timezone.utc).isoformat(timespec="milliseconds"),
-                "verdict": verdict.verdict, "score": verdict.score,
+        item = {"time": _stamp(when), "verdict": verdict.verdict, "score": verdict.score,
                 "threshold": verdict.threshold, "board": self.board, "id": None,
                 "sent": time.time(),
                 # what the verdict may be off by (a louder room, clipping, a second knock),
@@ -151,9 +155,7 @@ class Station:
     def on_refused(self, text: str, *, when: datetime | None = None) -> None:
         """A sound heard and not judged (clipped, or no tap), at ``when``: the page said nothing
         and kept showing the tap before, so the operator was not told to tap again (QA)."""
-        when = when or datetime.now(timezone.utc)
-        item = {"time": when.astimezone(timezone.utc).isoformat(timespec="milliseconds"),
-                "text": text}
+        item = {"time": _stamp(when), "text": text}
         with self._lock:
             self.refused = item
         self.events.publish("refused", item)

@@ -295,10 +295,7 @@ def bench(model_path: Path | None, out: Path) -> None:
                           fix="choose another --out, e.g. reports/bench.json")
     check_replaceable(out, ours=_is_bench_json, what="benchmark report")  # before the runs
     check_writable(out.parent, create=False)  # and its folder: not after minutes of runs
-    if model_path is not None:  # read as judge reads it: a folder, a dangling link, a fifo
-        from ..modelfile import load_model  # each said as what it is, not "not found"
-
-        load_model(model_path)
+    # run_bench reads --model as judge reads it before any measurement
     results = run_bench(model=model_path, out=out, log=echo_err)
     click.echo(format_results(results))
     say(f"written to {out}")
