@@ -162,10 +162,12 @@ class Listener:
                 if on_ready is not None and clipper.ready:
                     on_ready()
                     on_ready = None
+                for faint in clipper.faint_sounds():  # nothing at all happened (QA)
+                    self.warn(f"{_label(_when(clipper, faint.start))}: "
+                              f"{faint.problem(self.stream)}")
                 for strike in strikes:
-                    when = datetime.now(timezone.utc) - timedelta(
-                        seconds=time.monotonic() - clipper.arrival_of(strike.onset))
-                    label = when.astimezone().strftime("%H:%M:%S")
+                    when = _when(clipper, strike.onset)
+                    label = _label(when)
                     if strike.onset < judged_until:
                         # inside the crops of the tap just judged (which judged the louder of the
                         # two): two taps 0.3 s apart gave two verdicts on the second strike, the
@@ -383,3 +385,14 @@ def board_taps_warning(calibration: dict, taps_per_board: int) -> str | None:
             f"taps, so its {percent(calibration['board_far'])} false-alarm rate per board holds "
             f"only approximately — tap each board {expected} times, or retrain with "
             f"train.board_taps = {taps_per_board}")
+
+
+def _when(clipper: StrikeClipper, index: int) -> datetime:
+    """When stream sample ``index`` was heard, by the clock (its block's arrival)."""
+    return datetime.now(timezone.utc) - timedelta(
+        seconds=time.monotonic() - clipper.arrival_of(index))
+
+
+def _label(when: datetime) -> str:
+    """A time as the terminal's lines give it."""
+    return when.astimezone().strftime("%H:%M:%S")

@@ -257,6 +257,9 @@ class Recorder:
                 self.say(f"tap board {self.labels.board} {self.labels.side} {n_takes} times, "
                          f"{duration_s:g} s apart — take 1/{n_takes}, tap now")
                 prompted = True
+            for faint in clipper.faint_sounds():  # taps too soft: nothing happened at all (QA)
+                self.say(f"take {len(session.saved) + 1}/{n_takes}: "
+                         f"{faint.problem(self.config.stream)}")
             for strike in strikes:
                 k = len(session.saved) + 1
                 y = self._to_take(strike.clip, duration_s)

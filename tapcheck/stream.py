@@ -28,6 +28,18 @@ from .config import FeatureConfig, StreamConfig
 from .errors import ParameterError
 from .live_settings import stream_problem
 
+# A faint sound: it rose to within FAINT_BELOW_DB of the trigger (or half the margin, if that is
+# less) and fell back half as far again below that within FAINT_MAX_S, as a tap does; a rise
+# that stays is the room changing.
+# An operator tapping too softly saw nothing at all happen (QA): such a sound is told, at most
+# once in FAINT_REPEAT_S and not within FAINT_QUIET_S of a strike (a ring-down's tail, or a
+# room's voices while taps are being judged, are no hint)
+FAINT_BELOW_DB = 10.0
+FAINT_MAX_S = 0.5
+FAINT_QUIET_S = 10.0
+FAINT_REPEAT_S = 30.0
+
+
 class StrikeDetector:
     """Onsets of strikes in audio fed block by block.
 
@@ -79,11 +91,19 @@ class StrikeDetector:
         self.level_db = float("-inf")
         self.onset_rise_db = float("nan")  # how far the last onset rose above the floor
         self.active = False
+        self._max_faint = int(round(FAINT_MAX_S * sr))
+        self._faint: tuple[int, float, float] | None = None  # a faint sound in progress
+        self.faint: list[Faint] = []  # faint sounds over, for the caller to take
 
     @property
     def ready(self) -> bool:
         """The warm-up is over: strikes from now on are reported."""
         return self._frames > self._warmup_frames
+
+    @property
+    def last_onset(self) -> int | None:
+        """Stream index of the last strike's onset; None before the first."""
+        return self._onset
 
     @property
     def trigger_db(self) -> float:
@@ -137,6 +157,7 @@ class StrikeDetector:
                     self.active, self._onset = True, start
             return False
         if self.active:
+            self._faint = None
             if level < self.trigger_db - c.hysteresis_db:
                 self.active = False  # the ring-down has died away: the strike is over
             elif start - self._onset > self._max_strike:
@@ -146,12 +167,51 @@ class StrikeDetector:
         if self._onset is not None and start - self._onset < self._refractory:
             return False
         if level >= self.trigger_db:
-            self.active, self._onset = True, start
+            self.active, self._onset, self._faint = True, start, None
             self.onset_rise_db = level - self.floor_db
             return True
+        self._follow_faint(level, start)
         rate = self._rise if level > self.floor_db else self._fall
         self.floor_db += rate * (level - self.floor_db)
         return False
+
+    def _follow_faint(self, level: float, start: int) -> None:
+        """Follow a sound that rises near the trigger without reaching it (see FAINT_BELOW_DB)."""
+        below = min(FAINT_BELOW_DB, self.config.margin_db / 2)
+        if level >= self.trigger_db - below:
+            rise = level - self.floor_db
+            if self._faint is None:
+                self._faint = (start, rise, level)
+            elif rise > self._faint[1]:
+                self._faint = (self._faint[0], rise, level)
+        # over once well below where it began: a frame of noise dipping just under that chopped
+        # a step in the room's noise into short "faint sounds"
+        elif self._faint is not None and level < self.trigger_db - 1.5 * below:
+            begun, rise, peak = self._faint
+            self._faint = None
+            if start - begun <= self._max_faint:
+                self.faint.append(Faint(start=begun, rise_db=rise, level_db=peak,
+                                        trigger_db=self.trigger_db))
+
+
+@dataclass(frozen=True)
+class Faint:
+    """A sound that rose near a strike's trigger and died away again without reaching it."""
+
+    start: int  # stream index of its first frame near the trigger
+    rise_db: float  # how far its loudest frame stood above the noise floor
+    level_db: float  # that frame's level, dBFS
+    trigger_db: float  # the level a strike had to reach then, dBFS
+
+    def problem(self, config: StreamConfig) -> str:
+        """What was short, as a line says it (the margin, or the level a strike must reach)."""
+        if self.trigger_db > config.min_level_dbfs:
+            heard = (f"a sound rose {self.rise_db:.0f} dB above the noise floor, short of the "
+                     f"{config.margin_db:g} dB a tap must rise (stream.margin_db)")
+        else:  # a silent room (a floor at digital silence): its rise says nothing
+            heard = (f"a sound reached {self.level_db:.0f} dBFS, short of the "
+                     f"{config.min_level_dbfs:g} dBFS a tap must reach (stream.min_level_dbfs)")
+        return f"{heard} — not a tap: strike harder, or bring the microphone closer"
 
 
 @dataclass
@@ -206,6 +266,8 @@ class StrikeClipper:
         self._pending: list[tuple[int, int, float]] = []  # (onset, post, rise_db) awaiting audio
         self._onsets: deque[int] = deque()  # recent onsets, to count strikes inside a clip
         self._arrivals: deque[tuple[int, float]] = deque()  # (block end index, arrival time)
+        self._faint_told: int | None = None  # when a faint sound was last handed out
+        self._hints: list[Faint] = []
 
     def feed(self, samples: np.ndarray, *, arrived: float = 0.0) -> list[Strike]:
         """Add the next block; returns the strikes whose clips are now complete, oldest first."""
@@ -215,6 +277,7 @@ class StrikeClipper:
         for onset in self.detector.process(samples):
             self._pending.append((onset, self.post, self.detector.onset_rise_db))
             self._onsets.append(onset)
+        self._sort_faint()
         done = []
         for onset, post, rise in sorted(p for p in self._pending if p[0] + p[1] <= self._end):
             self._pending.remove((onset, post, rise))
@@ -228,6 +291,23 @@ class StrikeClipper:
         while len(self._arrivals) > 1 and self._arrivals[0][0] <= oldest:
             self._arrivals.popleft()
         return done
+
+    def faint_sounds(self) -> list[Faint]:
+        """Faint sounds worth telling the operator of since the last call (see FAINT_QUIET_S)."""
+        hints, self._hints = self._hints, []
+        return hints
+
+    def _sort_faint(self) -> None:
+        quiet, repeat = int(FAINT_QUIET_S * self.sr), int(FAINT_REPEAT_S * self.sr)
+        for faint in self.detector.faint:
+            last = self.detector.last_onset
+            if last is not None and 0 <= faint.start - last < quiet:
+                continue
+            if self._faint_told is not None and faint.start - self._faint_told < repeat:
+                continue
+            self._faint_told = faint.start
+            self._hints.append(faint)
+        self.detector.faint.clear()
 
     @property
     def ready(self) -> bool:

@@ -518,3 +518,26 @@ def test_a_softer_tap_in_a_louder_room_is_warned_of_live(pulse, bench_model, tmp
     live.expect(r"(NORMAL|ANOMALOUS)", timeout=30)  # judged all the same, with the warning
     live.proc.send_signal(signal.SIGINT)
     assert live.wait(timeout=30) == 0, live.err
+
+
+def test_a_tap_too_soft_to_trigger_is_told_live(pulse, bench_model, tmp_path):
+    """QA: an operator tapping too softly saw nothing happen at all. The soft tap is told once,
+    with what it fell short of; a tap struck properly after it is judged."""
+    model, _ = bench_model
+    track = tmp_path / "soft.wav"
+    tap_track(track, NORMAL_TAPS, lead_s=1.0, spacing_s=3.0, tail_s=2.0, seed=SEED)
+    y, sr = sf.read(track, dtype="float32")
+    y[: int(3.5 * sr)] *= 0.02  # the first tap 34 dB softer: some 14 dB above the room's noise
+    sf.write(track, y, sr, subtype="FLOAT")
+    live = LiveCommand("listen", "--model", model, "--device", "pulse", "--taps", "1")
+    live.expect("^listening on 'pulse'", stream="err", timeout=60)
+    pulse.play(track)
+    line = live.expect(r"a sound rose", stream="err", timeout=30)
+    assert re.fullmatch(r"tapcheck: warning: \d\d:\d\d:\d\d: a sound rose 1\d dB above the "
+                        r"noise floor, short of the 20 dB a tap must rise "
+                        r"\(stream\.margin_db\) — not a tap: strike harder, or bring the "
+                        r"microphone closer", line), line
+    assert live.expect(r"^\d\d:\d\d:\d\d  (NORMAL|ANOMALOUS) ", timeout=30).split()[1] == "NORMAL"
+    assert live.wait(timeout=30) == 0, live.err
+    assert sum("a sound rose" in line for line in live.err) == 1, live.err
+    assert [r.verdict for r in _rows()] == ["NORMAL"]

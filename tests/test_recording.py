@@ -264,14 +264,20 @@ def test_ctrl_d_at_a_terminal_stops_the_session(pulse, recordings):
 
 def test_trigger_saves_one_take_per_tap_and_none_for_silence(pulse, tmp_path, recordings):
     track = tmp_path / "three.wav"
-    taps = [(1, "left", 3), (2, "left", 4), (5, "left", 5)]
+    taps = [(1, "left", 2), (1, "left", 3), (2, "left", 4), (5, "left", 5)]
     tap_track(track, taps, lead_s=1.0, spacing_s=3.5, tail_s=2.8)
+    y, sr = sf.read(track, dtype="float32")
+    y[: int(2.5 * sr)] *= 0.05  # a tap too soft to trigger first (QA: nothing happened at all)
+    sf.write(track, y, sr, subtype="FLOAT")
     rec = _record("--board", "9", "--side", "left", "--takes", "3", "--dataset", "trig",
                   "--trigger")
     rec.expect("^tap board 9 left 3 times")
     time.sleep(1.5)  # silence (room noise) first: no take
     assert not [line for line in rec.out if "saved" in line]
     pulse.play(track)
+    assert rec.expect("^take 1/3: a sound rose", timeout=30).endswith(
+        "short of the 20 dB a tap must rise (stream.margin_db) — not a tap: strike harder, or "
+        "bring the microphone closer")
     for k in (1, 2, 3):
         assert rec.expect(f"^take {k}/3: ", timeout=30).endswith(
             f"saved board09/left/take00{k}.wav")

@@ -2,6 +2,7 @@
 bounces; clips cut around each strike hold what the model's crops need."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -220,3 +221,51 @@ def test_ready_after_the_warm_up_and_the_pre_roll():
     assert not clipper.ready
     clipper.feed(_noise(0.1, -60))
     assert clipper.ready
+
+
+def _faint_of(y, config=StreamConfig()):
+    clipper = StrikeClipper(sr=SR, config=config, post_s=0.4)
+    strikes, faint = [], []
+    for i in range(0, len(y), 441):
+        strikes += clipper.feed(y[i:i + 441], arrived=float(i))
+        faint += clipper.faint_sounds()
+    return strikes, faint
+
+
+def test_a_tap_too_soft_to_trigger_is_told_once_in_a_while():
+    """QA: an operator tapping too softly saw nothing happen at all. A tap 15 dB above the
+    room is told (how far it rose, and what it fell short of); taps again within 30 s are
+    not told again; neither are the room's noise, a step in it, nor a strike's own tail."""
+    y = _noise(75, -60)
+    soft = _ring(seconds=0.4, amplitude=10 ** (-60 / 20) * 5 * 10 ** (8 / 20), decay=25.0)
+    for at_s in (2, 5, 40):
+        y[at_s * SR:at_s * SR + len(soft)] += soft
+    strikes, faint = _faint_of(y)
+    assert strikes == []
+    assert [round(f.start / SR) for f in faint] == [2, 40]
+    assert all(10 <= f.rise_db < 20 for f in faint), faint
+    line = faint[0].problem(StreamConfig())
+    assert re.fullmatch(r"a sound rose 1\d dB above the noise floor, short of the 20 dB a tap "
+                        r"must rise \(stream\.margin_db\) — not a tap: strike harder, or bring "
+                        r"the microphone closer", line), line
+    # the same soft tap in a silent room is short of the level, not of the margin
+    quiet = _noise(5, -100)
+    quiet[2 * SR:2 * SR + len(soft)] += soft * 10 ** (-25 / 20)  # ≈ -75 dBFS at its loudest
+    _, faint = _faint_of(quiet)
+    assert len(faint) == 1 and re.match(r"a sound reached -7\d dBFS, short of the -70 dBFS a tap "
+                                        r"must reach \(stream\.min_level_dbfs\) — not a tap",
+                                        faint[0].problem(StreamConfig())), faint
+
+
+@pytest.mark.parametrize("what", ["steady noise", "noise step", "after a strike"])
+def test_no_faint_sound_is_told_of_noise_or_a_strikes_tail(what):
+    y = _noise(20, -60)
+    if what == "noise step":  # the room gets 15 dB louder and stays so
+        y[5 * SR:] *= 10 ** (15 / 20)
+    if what == "after a strike":  # a tap, then a soft one 3 s later (15 dB): tapping is going on
+        loud = _ring(seconds=0.6, amplitude=0.3, decay=12.0)
+        y[2 * SR:2 * SR + len(loud)] += loud
+        soft = _ring(seconds=0.4, amplitude=10 ** (-60 / 20) * 5 * 10 ** (8 / 20), decay=25.0)
+        y[5 * SR:5 * SR + len(soft)] += soft
+    strikes, faint = _faint_of(y)
+    assert faint == [] and len(strikes) == (what == "after a strike")
