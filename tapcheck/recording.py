@@ -163,7 +163,8 @@ class Recorder:
                  ask: Callable[[str], str | None] | None = None,
                  meter: Callable[[np.ndarray], None] | None = None, keep_bad: bool = False,
                  source: str = ""):
-        if labels.group is None:  # the board's other takes' group (the CLI's default)
+        self._inherit = labels.group is None  # the board's other takes' group (the CLI's
+        if self._inherit:  # default), read again under the dataset's lock as the session starts
             labels = replace(labels, group=inherited_group(dataset, board=labels.board,
                                                            label=labels.label))
         check_row_values(board=labels.board, side=labels.side, label=labels.label,
@@ -183,6 +184,7 @@ class Recorder:
     def record(self, n_takes: int, *, duration_s: float | None = None) -> Session:
         """Record ``n_takes`` good takes, one prompted window of ``duration_s`` each."""
         duration_s = self._duration(duration_s)
+        self._begin()
         session = self.session = Session()
         streak = 0
         self.mic.wait_ready()
@@ -242,6 +244,7 @@ class Recorder:
     def record_triggered(self, n_takes: int, *, duration_s: float | None = None) -> Session:
         """Listen continuously; keep one take per strike heard until ``n_takes`` are saved."""
         duration_s = take_duration(duration_s, config=self.config, trigger=True)
+        self._begin()
         pre = self.config.stream.pre_roll_s
         session = self.session = Session()
         self.mic.wait_ready()
@@ -282,6 +285,15 @@ class Recorder:
         return session  # pragma: no cover - blocks() only ends by an exception
 
     # -- helpers ---------------------------------------------------------------------------------
+    def _begin(self) -> None:
+        """Read the inherited group again under the dataset's lock: an import into the same
+        board between the recorder's making and its session gave the board a group the new takes
+        then lacked (import reads it under the lock)."""
+        if self._inherit:
+            with self.ds.locked():
+                self.labels = replace(self.labels, group=inherited_group(
+                    self.ds, board=self.labels.board, label=self.labels.label))
+
     def _duration(self, duration_s: float | None) -> float:
         return take_duration(duration_s, config=self.config)
 

@@ -479,3 +479,26 @@ def test_a_session_refused_at_its_start_says_only_why(pulse, recordings):
     assert len(rec.err) == 1 and rec.err[0].startswith(
         f"tapcheck: error: {root / 'manifest.csv'}: has column(s) 'notes' that tapcheck does "
         "not keep"), rec.err
+
+
+def test_the_inherited_group_is_read_again_as_the_session_starts(pulse, tmp_path):
+    """record read the board's group before taking the dataset's lock: takes imported into the
+    board in between gave it a group the recorded takes then lacked (import reads it under the
+    lock)."""
+    from tapcheck.datasets import Dataset
+    from tapcheck.devices import Microphone, find_input_device
+    from tapcheck.recording import Recorder, TakeLabels
+
+    ds = Dataset.create(tmp_path / "d")
+    lines = []
+    mic = Microphone(find_input_device("pulse"), sr=SR)
+    recorder = Recorder(ds, TakeLabels(3, "left", "normal", None, "train"), mic=mic,
+                        say=lines.append, keep_bad=True)
+    # another session (an import) files the board's first takes, of lot "oak", meanwhile
+    other = Dataset(ds.root)
+    other.add_take(np.zeros(SR, np.float32), sr=SR, board=3, side="right", label="normal",
+                   group="oak", split="train")
+    with ds.locked(), mic:
+        recorder.record(1, duration_s=1.0)  # room noise only: kept (keep_bad), a take all the same
+    rows = _rows(ds.root)
+    assert [(r["side"], r["group"]) for r in rows] == [("right", "oak"), ("left", "oak")], lines
