@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,8 +26,8 @@ import numpy as np
 from .config import Config
 from .detectors import KNNDetector
 from .enrolled import fingerprint, undo_advice
-from .errors import ModelFileError, ParameterError, TapcheckError
-from .features import clip_features, crop_digest
+from .errors import ModelFileError, ParameterError, TapcheckError, TapcheckWarning
+from .features import crop_digest, load_clip, strike_crops, tap_onsets_s, taps_warning
 from .judge import Judge, check_same_features, unused_train_settings
 from .known_boards import free_board, other_dataset_of_board, trained_defect_boards
 from .locks import exclusive, lock_path
@@ -65,10 +66,15 @@ def _embed(judge: Judge, clips: Sequence[str | os.PathLike]) -> tuple[np.ndarray
     crops, problems = [], []
     for p in clips:  # every clip's problem, not the first: one rerun per bad clip (QA)
         try:
-            crops.append(clip_features(p, audio=judge.config.audio,
-                                       features=judge.config.features))
+            y = load_clip(p, audio=judge.config.audio, features=judge.config.features)
+            crops.append(strike_crops(y, sr=judge.config.audio.sr,
+                                      features=judge.config.features, path=p))
         except TapcheckError as e:
             problems.append(e)
+            continue
+        taps = tap_onsets_s(y, sr=judge.config.audio.sr, features=judge.config.features)
+        if len(taps) > 1:  # its loudest alone is enrolled
+            warnings.warn(taps_warning(p, taps, done="enrolled"), TapcheckWarning, stacklevel=2)
     if len(problems) == 1:
         raise problems[0]
     if problems:

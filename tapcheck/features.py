@@ -36,8 +36,9 @@ from .errors import AudioError, NoStrikeError, ParameterError, TapcheckWarning
 # the spectrogram and the strike are their own modules; their names stay importable from here
 from .spectrogram import (AMIN, frame_levels, frame_power, power_spectrogram,  # noqa: F401
                           power_spectrogram_frames, power_to_db)
-from .strikes import (MAX_RISE_DB, OTHER_STRIKE_DB, RISE_MARGIN_DB, clip_rise_db,  # noqa: F401
-                      find_strike, find_strikes, strike_onset, strike_onsets)
+from .strikes import (MAX_RISE_DB, OTHER_KNOCK_RISE_DB, OTHER_STRIKE_DB,  # noqa: F401
+                      RISE_MARGIN_DB, clip_rise_db, crop_span_frames, find_strike, find_strikes,
+                      other_knocks, strike_onset, strike_onsets, tap_onsets_s, taps_warning)
 
 # Bump when the computation changes, so cached features of the old code are never reused and
 # models trained on them are refused.
@@ -59,13 +60,6 @@ MAX_LOOK_FRAMES = 64
 # Padding the crops may end in without a warning: 4 ms (a clip cut 350 ms after the strike)
 # moved no healthy demo tap's verdict, 14 ms one in 48 and 24 ms three (scripts/cut_short.py).
 MAX_PADDED_MS = 10.0
-# How far another knock inside the crops must rise over the 4 frames (12 ms) before it to be
-# warned of. A knock during the first one's ring-down rises less: at 10 dB (find_strikes') a
-# copy of a healthy take added 50 ms later at half its level was warned of in 3 of 60 takes, at
-# 6 dB in 43; 0 of 60 single-knock takes either way, and of the 60 real knocks 14 and 16 (the two
-# more hold a second knock 8.5-9 dB up). 5 dB found 54 of 60 and no more real ones, with less
-# margin for a ring's beating (scripts/close_knocks.py).
-OTHER_KNOCK_RISE_DB = 6.0
 
 
 def crop_strike(S: np.ndarray, onset: int, *, n_bins: int = 100, fmin_bin: int = 0,
@@ -202,11 +196,6 @@ def crop_lead_s(features: FeatureConfig, *, sr: int) -> float:
     return (features.pre_frames * features.hop_length + features.n_fft // 2) / sr
 
 
-def crop_span_frames(features: FeatureConfig) -> int:
-    """Frames the crops cover together, from the first one's start to the last one's end."""
-    return features.n_frames + (features.n_crops - 1) * features.shift_frames
-
-
 def _crop_frames(y: np.ndarray, power: np.ndarray, onset: int, *, features: FeatureConfig
                  ) -> tuple[np.ndarray, float] | tuple[None, None]:
     """The power spectrogram of the crops' frames only, shape (n_freq, span), and the clip's
@@ -316,33 +305,6 @@ def _warn_padded(n_samples: int, onset: int, *, sr: int,
         f"reach {need_ms:.0f} ms after it, so their last {need_ms - left_ms:.0f} ms are padding, "
         "which raises a healthy tap's score; the verdict may be off — record the tap earlier "
         "in the clip", TapcheckWarning, stacklevel=3)
-
-
-def other_knocks(level: np.ndarray, onset: int, *, features: FeatureConfig = FeatureConfig(),
-                 min_rise_db: float = OTHER_KNOCK_RISE_DB) -> list[int]:
-    """Onset frames of the knocks other than the one at ``onset`` inside its crops.
-
-    Parameters
-    ----------
-    level : np.ndarray, shape (n_frames,)
-        Frame levels in dB (:func:`tapcheck.strikes.frame_levels`).
-    onset : int
-        The judged (strongest) knock's onset frame.
-    min_rise_db : float
-        How far a knock rises over the 4 frames before it (:func:`find_strikes`).
-
-    Returns
-    -------
-    list of int
-        Onsets more than ``n_fft // hop_length`` frames (one window, 23 ms) from ``onset``:
-        nearer, the spectrogram's window holds both as one knock.
-    """
-    f = features
-    first = onset - f.pre_frames
-    return [int(t) for t in strike_onsets(level, min_strike_db=f.min_strike_db,
-                                          min_rise_db=min_rise_db)
-            if first <= t < first + crop_span_frames(f)
-            and abs(int(t) - onset) > f.n_fft // f.hop_length]
 
 
 def _warn_other_strikes(level: np.ndarray, onset: int, *, features: FeatureConfig,

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
-
 from .config import Config
 from .new_datasets import creatable_path, missing_folders, remove_made_folders
 from .datasets import Dataset, Take
@@ -138,33 +136,16 @@ def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, s
                 on_take(path, take)  # "->" line fewer than the summary counted
 
 
-#: knocks this far apart are separate taps, not one strike's bounces: the real knocks of
-#: ../shared/data/knocks hold up to 6 knocks within 0.81 s
-TAP_GAP_S = 1.0
-
-
 def _warn_of_taps(y, *, sr: int, features, path) -> None:
-    """Warn when a clip holds several taps (knocks ``TAP_GAP_S`` or more apart): a take is one
-    tap, and only the loudest is used. A 120 s file of 40 taps was imported as one take without
-    a word (QA). Knocks more than 20 dB under the loudest are not counted: "at least"."""
+    """Warn when a clip holds several taps (:func:`tapcheck.strikes.tap_onsets_s`)."""
     import warnings
 
     from .errors import TapcheckWarning
-    from .spectrogram import frame_levels, frame_power
-    from .strikes import strike_onsets
+    from .strikes import tap_onsets_s, taps_warning
 
-    f = features
-    # the frames' power without an FFT, as strike_crops finds the strike: no second STFT
-    level = frame_levels(frame_power(y, n_fft=f.n_fft, hop_length=f.hop_length))
-    onsets_s = strike_onsets(level, min_strike_db=f.min_strike_db) * f.hop_length / sr
-    taps = onsets_s[np.concatenate([[True], np.diff(onsets_s) >= TAP_GAP_S])] if len(
-        onsets_s) else onsets_s
+    taps = tap_onsets_s(y, sr=sr, features=features)
     if len(taps) > 1:
-        at = ", ".join(f"{t:.1f}" for t in taps[:4]) + (", …" if len(taps) > 4 else "")
-        warnings.warn(f"{path}: holds at least {len(taps)} taps (at {at} s); a take is one tap "
-                      "and only the loudest is used — cut the file into one clip per tap (or "
-                      "record with `tapcheck record --trigger`, one take per tap)",
-                      TapcheckWarning, stacklevel=2)
+        warnings.warn(taps_warning(path, taps, done="used"), TapcheckWarning, stacklevel=2)
 
 
 def _refuse_repeats(files: Sequence[str | os.PathLike]) -> None:

@@ -20,7 +20,7 @@ from .config import Config
 from .errors import FormatWarning, ModelFileError, ParameterError, TapcheckError
 from .featurecache import FeatureCache
 from .features import (MAX_RISE_DB, RISE_MARGIN_DB, clip_rise_db, crop_digest,
-                       load_clip, strike_crops)
+                       load_clip, strike_crops, tap_onsets_s, taps_warning)
 from .modelfile import LoadedModel, load_model
 from .models.base import represent_clips
 from .runtime import bf16_inference
@@ -141,7 +141,13 @@ class Judge:
                     results[i] = Verdict(os.fspath(p), None, None, None, self.name, error=str(e),
                                          trace=traceback.format_exc())
                     continue
+            if y is None:  # from the cache: read for the checks of the whole clip below
+                y = self._clip(p)
             warned = tuple(str(w.message) for w in caught) + self.background(p, y=y)
+            taps = () if y is None else tap_onsets_s(y, sr=self.config.audio.sr,
+                                                      features=self.config.features)
+            if len(taps) > 1:  # a board's taps in one file: the loudest alone decided (QA)
+                warned += (taps_warning(p, taps, done="judged"),)
             formats = frozenset(str(w.message) for w in caught
                                 if issubclass(w.category, FormatWarning))
             if self.heard and crop_digest(crops) in self.heard:
@@ -194,11 +200,8 @@ class Judge:
         if ref is None:
             return ()
         if y is None:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # said as its crops were made
-                    y = load_clip(path, audio=self.config.audio, features=self.config.features)
-            except TapcheckError:
+            y = self._clip(path)
+            if y is None:
                 return ()
         here = clip_rise_db(y, features=self.config.features)
         if not ref - here > RISE_MARGIN_DB:  # NaN (silence only) too
@@ -208,6 +211,16 @@ class Judge:
                 "softer or farther tap, makes healthy boards score higher — strike firmly "
                 "near the microphone, judge where it is quieter, or train on takes recorded "
                 "here",)
+
+    def _clip(self, path: str | os.PathLike) -> np.ndarray | None:
+        """The clip at the model's rate, its warnings not given again (they were, as its crops
+        were made); None if it cannot be read."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return load_clip(path, audio=self.config.audio, features=self.config.features)
+        except TapcheckError:
+            return None
 
     def _verdicts(self, paths: Sequence[str], scores: np.ndarray) -> list[Verdict]:
         return [Verdict(str(p), ANOMALOUS if s > self.threshold else NORMAL, float(s),

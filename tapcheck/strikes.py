@@ -23,6 +23,14 @@ SILENT_FRAME_DB = 10.0 * np.log10(AMIN) + 1.0
 # Another knock within this many dB of the strongest, inside its crops, makes the verdict doubtful.
 OTHER_STRIKE_DB = 20.0
 
+# How far another knock inside the crops must rise over the 4 frames (12 ms) before it to be
+# warned of. A knock during the first one's ring-down rises less: at 10 dB (find_strikes') a
+# copy of a healthy take added 50 ms later at half its level was warned of in 3 of 60 takes, at
+# 6 dB in 43; 0 of 60 single-knock takes either way, and of the 60 real knocks 14 and 16 (the two
+# more hold a second knock 8.5-9 dB up). 5 dB found 54 of 60 and no more real ones, with less
+# margin for a ring's beating (scripts/close_knocks.py).
+OTHER_KNOCK_RISE_DB = 6.0
+
 # A tap rings down: from its first 8 frames to the last 16 of its crops (:func:`ring_down_db`)
 # the real knocks of ../shared/data/knocks fell 12 dB or more (5 % under 20), the demo's takes
 # 23 or more; loud steady noise that began like a tap (a machine switched on) 0.7-0.8 dB
@@ -217,3 +225,82 @@ def clip_rise_db(y: np.ndarray, *, features: FeatureConfig = FeatureConfig()) ->
         y = np.where(sound, y - y[sound].mean(), 0.0)
     power = frame_power(y, n_fft=features.n_fft, hop_length=features.hop_length)
     return strike_rise_db(frame_levels(power))
+
+
+def crop_span_frames(features: FeatureConfig) -> int:
+    """Frames the crops cover together, from the first one's start to the last one's end."""
+    return features.n_frames + (features.n_crops - 1) * features.shift_frames
+
+
+def other_knocks(level: np.ndarray, onset: int, *, features: FeatureConfig = FeatureConfig(),
+                 min_rise_db: float = OTHER_KNOCK_RISE_DB) -> list[int]:
+    """Onset frames of the knocks other than the one at ``onset`` inside its crops.
+
+    Parameters
+    ----------
+    level : np.ndarray, shape (n_frames,)
+        Frame levels in dB (:func:`tapcheck.strikes.frame_levels`).
+    onset : int
+        The judged (strongest) knock's onset frame.
+    min_rise_db : float
+        How far a knock rises over the 4 frames before it (:func:`find_strikes`).
+
+    Returns
+    -------
+    list of int
+        Onsets more than ``n_fft // hop_length`` frames (one window, 23 ms) from ``onset``:
+        nearer, the spectrogram's window holds both as one knock.
+    """
+    f = features
+    first = onset - f.pre_frames
+    return [int(t) for t in strike_onsets(level, min_strike_db=f.min_strike_db,
+                                          min_rise_db=min_rise_db)
+            if first <= t < first + crop_span_frames(f)
+            and abs(int(t) - onset) > f.n_fft // f.hop_length]
+
+
+#: knocks this far apart are separate taps, not one strike's bounces: the real knocks of
+#: ../shared/data/knocks hold up to 6 knocks within 0.81 s
+TAP_GAP_S = 1.0
+
+
+def tap_onsets_s(y: np.ndarray, *, sr: int, features: FeatureConfig = FeatureConfig()
+                 ) -> np.ndarray:
+    """Where the taps of a clip begin: its knocks ``TAP_GAP_S`` or more apart.
+
+    A take is one tap, and only its loudest knock is used (:func:`tapcheck.features.strike_crops`,
+    as in the study). A 120 s file of 40 taps was imported as one take, and a file of a board's
+    three taps judged NORMAL by its loudest where a softer one alone scored ANOMALOUS, each
+    without a word (QA): ``import``, ``judge`` and ``enroll`` warn of more than one.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        The clip.
+    sr : int
+        Its sample rate, Hz.
+    features : FeatureConfig
+
+    Returns
+    -------
+    np.ndarray, shape (n_taps,)
+        Onsets in seconds; knocks more than ``OTHER_STRIKE_DB`` under the loudest are not
+        counted (so "at least").
+    """
+    f = features
+    # the frames' power without an FFT, as strike_crops finds the strike: no second STFT
+    level = frame_levels(frame_power(np.asarray(y, np.float32), n_fft=f.n_fft,
+                                     hop_length=f.hop_length))
+    onsets_s = strike_onsets(level, min_strike_db=f.min_strike_db) * f.hop_length / sr
+    if not len(onsets_s):
+        return onsets_s
+    return onsets_s[np.concatenate([[True], np.diff(onsets_s) >= TAP_GAP_S])]
+
+
+def taps_warning(path: str | os.PathLike, taps_s: np.ndarray, *, done: str) -> str:
+    """The warning for a clip of several taps (:func:`tap_onsets_s`), of which only the loudest
+    was ``done`` ("used", "judged", "enrolled")."""
+    at = ", ".join(f"{t:.1f}" for t in taps_s[:4]) + (", …" if len(taps_s) > 4 else "")
+    return (f"{path}: holds at least {len(taps_s)} taps (at {at} s); a take is one tap and only "
+            f"the loudest is {done} — cut the file into one clip per tap (or record with "
+            "`tapcheck record --trigger`, one take per tap)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import signal
 import subprocess
@@ -710,3 +711,20 @@ def test_many_taps_of_one_board_weigh_as_one_training_board(model, tiny_dataset,
     assert code == 0, err
     assert np.array_equal(load_model(model).detector.calibration_scores_,
                           before.calibration_scores_)
+
+
+def test_a_clip_of_several_taps_is_enrolled_by_its_strongest_with_a_warning(
+        model, tiny_dataset, run_cli, tmp_path):
+    """QA: a clip of three taps was enrolled without a word that only its loudest counted."""
+    import soundfile as sf
+
+    from tapcheck.audio import load
+
+    first, second = (load(c, sr=44100) for c in unseen_clips(tiny_dataset, n=2))
+    clip = tmp_path / "three.wav"
+    sf.write(clip, np.concatenate([first, 0.5 * second, 0.5 * second]), 44100, subtype="FLOAT")
+    code, _, err = run_cli("enroll", "--model", model, "--board", 13, clip)
+    assert code == 0, err
+    assert re.search(rf"tapcheck: warning: {re.escape(str(clip))}: holds at least 3 taps \(at "
+                     r"\d\.\d, \d\.\d, \d\.\d s\); a take is one tap and only the loudest is "
+                     r"enrolled — cut the file into one clip per tap", err), err

@@ -1,6 +1,7 @@
 """Judging: verdicts, exit statuses, bad files reported while the others are judged."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -365,3 +366,30 @@ def test_the_rooms_noise_is_measured_as_the_crops_see_it(edit):
                                                                np.zeros(44100, np.float32)]
     assert abs(clip_rise_db(changed) - clean) < 1.0, (clip_rise_db(changed), clean)
     assert np.isnan(clip_rise_db(np.zeros(44100, np.float32)))  # no sound, no room
+
+
+def test_a_clip_of_several_taps_is_judged_by_its_strongest_with_a_warning(
+        tiny_model, tiny_dataset, tmp_path, run_cli):
+    """QA: a file of a board's three taps (a healthy one, then two softer taps of a cracked
+    board) was judged NORMAL by its loudest and counted as one tap, with no word of the others."""
+    import numpy as np
+    import soundfile as sf
+
+    from tapcheck.audio import load
+
+    healthy = load(tiny_dataset.path_of(tiny_dataset.select(board=[12], split="test")[0]),
+                   sr=44100)
+    cracked = load(tiny_dataset.path_of(tiny_dataset.select(label="defect")[0]), sr=44100)
+    clip = tmp_path / "board30" / "three.wav"
+    clip.parent.mkdir()
+    sf.write(clip, np.concatenate([healthy, 0.3 * cracked, 0.3 * cracked]), 44100,
+             subtype="FLOAT")
+    code, out, err = run_cli("judge", "--model", tiny_model, clip)
+    assert code in (0, 1) and out.split()[0] in ("NORMAL", "ANOMALOUS")
+    assert re.search(rf"tapcheck: warning: {re.escape(str(clip))}: holds at least 3 taps \(at "
+                     r"\d\.\d, \d\.\d, \d\.\d s\); a take is one tap and only the loudest is "
+                     r"judged — cut the file into one clip per tap", err), err
+    # one tap per clip: no such word
+    code, _, err = run_cli("judge", "--model", tiny_model,
+                           tiny_dataset.path_of(tiny_dataset.select(board=[12], split="test")[0]))
+    assert code in (0, 1) and "taps (at" not in err

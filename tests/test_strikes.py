@@ -27,3 +27,43 @@ def test_ring_down_is_the_first_frames_peak_less_the_crops_last_frames_mean():
     # crops past the clip's end: the clip's last frames; shorter than 24 frames: after the peak
     assert ring_down_db(level, 50, end=500) == pytest.approx(-5.0 - np.mean(level[184:200]))
     assert ring_down_db(level, 50, end=60) == pytest.approx(-5.0 - np.mean(level[58:60]))
+
+
+def _taps(*gains, seed=0):
+    """A healthy demo-board take again and again, each time scaled by a gain (3 s each)."""
+    from tapcheck.synth import study_boards, synthesize_tap, take_rng
+
+    board = {b.number: b for b in study_boards(seed=seed)}[1].board
+    take = synthesize_tap(board, "left", rng=take_rng(seed, 1, "left", 0))
+    return np.concatenate([g * take for g in gains]).astype(np.float32)
+
+
+@pytest.mark.parametrize("gains, expected", [
+    ((1.0,), [0.0]),  # one tap
+    ((1.0, 0.3, 0.3), [0.0, 3.0, 6.0]),  # a board's three taps in one file, two 10 dB softer
+    ((0.3, 1.0), [0.0, 3.0]),  # the loudest comes second
+    ((1.0, 0.03), [0.0]),  # 30 dB softer: beyond OTHER_STRIKE_DB, not counted ("at least")
+])
+def test_the_taps_of_a_clip_are_its_knocks_a_second_or_more_apart(gains, expected):
+    """QA: a file of a board's three taps was judged NORMAL by its loudest, where a softer tap
+    alone scored ANOMALOUS, and nothing said the clip held more."""
+    from tapcheck.strikes import tap_onsets_s
+
+    y = _taps(*gains)
+    taps = tap_onsets_s(y, sr=44100)
+    assert len(taps) == len(expected)
+    assert np.allclose(taps - taps[0], expected, atol=0.01), taps
+    assert 0.0 < taps[0] < 3.0
+
+
+def test_a_knock_inside_the_crops_is_no_second_tap_and_silence_holds_none():
+    from tapcheck.strikes import other_knocks, strike_onset, tap_onsets_s
+    from tapcheck.spectrogram import frame_levels, frame_power
+
+    y = _taps(1.0)
+    onset = int(np.argmax(np.abs(y)))
+    y[onset + 4410:] += 0.5 * y[onset - 100:len(y) - 4410 - 100]  # itself again 0.1 s later
+    level = frame_levels(frame_power(y, n_fft=1024, hop_length=128))
+    assert other_knocks(level, strike_onset(level, max_back=8))  # warned of as the crops are made
+    assert len(tap_onsets_s(y, sr=44100)) == 1
+    assert len(tap_onsets_s(np.zeros(3 * 44100, np.float32), sr=44100)) == 0
