@@ -415,6 +415,16 @@ def test_a_folder_with_a_line_break_prints_on_one_line(run_cli, tmp_path, monkey
     assert "nl\\ndir" in out and not any(line.startswith("dir") for line in out.splitlines())
 
 
+def test_datasets_says_when_tapcheck_recordings_names_no_folder(run_cli, tmp_path, monkeypatch):
+    """QA: a mistyped $TAPCHECK_RECORDINGS read "no datasets in /nonexistent/" as if empty."""
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(tmp_path / "recordnigs"))
+    code, out, _ = run_cli("datasets")
+    assert code == 0 and out == (f"no datasets in {tmp_path}/recordnigs/ (no such folder: "
+                                 "$TAPCHECK_RECORDINGS names it; check its spelling) — try "
+                                 "`tapcheck synth --dataset demo`\n")
+    assert not (tmp_path / "recordnigs").exists()
+
+
 def test_tapcheck_alone_prints_its_help(run_cli):
     """It printed the whole help as one 1,777-character error line (QA)."""
     code, out, err = run_cli()

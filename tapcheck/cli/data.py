@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -101,7 +102,11 @@ def datasets() -> int:
         click.echo(table(rows, ["dataset", "takes", "boards", "normal", "defect", "train",
                                 "test"]))
     elif not broken:
-        say(f"no datasets in {recordings_home()}/ — try `tapcheck synth --dataset demo`")
+        # a mistyped $TAPCHECK_RECORDINGS read as an empty folder of datasets (QA)
+        home, set_ = recordings_home(), os.environ.get("TAPCHECK_RECORDINGS")
+        where = (f"{home}/ (no such folder: $TAPCHECK_RECORDINGS names it; check its "
+                 "spelling)" if set_ and not home.exists() else f"{home}/")
+        say(f"no datasets in {where} — try `tapcheck synth --dataset demo`")
     for folder in unenterable_folders():  # a dataset or not: said, not passed over
         warn(f"{folder}: cannot be entered (permission denied), so whether it holds a dataset "
              "is not known — give your account access to it (chmod u+rx, or ask its owner)")
