@@ -135,8 +135,10 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         module.load_state_dict(checkpoint["state_dict"])
         detector = detector_from_state(checkpoint["detector"])
     except (KeyError, TypeError, RuntimeError, ValueError, ParameterError) as e:
-        raise ModelFileError(f"is damaged or inconsistent ({type(e).__name__}: {e})", path=path,
-                             fix=RETRAIN) from None
+        # torch's text spans lines and tabs, printed as "\n\t" in the one line (QA)
+        said = " ".join(str(e).split())
+        raise ModelFileError(f"is damaged or inconsistent ({type(e).__name__}: {said})",
+                             path=path, fix=RETRAIN) from None
     module.eval()
     stored = checkpoint.get("fingerprint")  # model files from before 2026-12-06 have none
     if stored is not None and not difference(module, stored,
