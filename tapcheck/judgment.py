@@ -39,6 +39,9 @@ class Judgment:
     # why explanations were asked for and none could be made (the model's dataset gone):
     # --json names it in each anomalous row, whose reader never sees the stderr warning
     unexplained: str | None = None
+    # each board's own warnings, for --json's board lines (stderr gives them, grouped: a
+    # script reading the board lines never saw them; QA), by BoardVerdict.board
+    board_warnings: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Verdict]:
@@ -94,11 +97,14 @@ class Judgment:
                        "their scores are not new taps'")
         err += [f"tapcheck: warning: {w}" for w in repeated.summary() + self.warnings]
         for b in self.boards or []:
-            out.append(json.dumps({"board_verdict": b.to_dict()}) if as_json else b.line())
+            said = []
             if b.taps != b.expected_taps and BOARD_RULES[b.rule].per_count:
-                err.append(f"tapcheck: warning: board {b.board}: {b.taps} taps; the board "
-                           f"threshold is calibrated for {b.expected_taps}, so its stated rate "
-                           "holds only approximately")
+                said = [f"board {b.board}: {b.taps} taps; the board threshold is calibrated "
+                        f"for {b.expected_taps}, so its stated rate holds only approximately"]
+            out.append(json.dumps({"board_verdict": {
+                **b.to_dict(), "warnings": self.board_warnings.get(b.board, []) + said}})
+                if as_json else b.line())
+            err += [f"tapcheck: warning: {w}" for w in said]
         for v in self.errors:  # --debug: the traceback a bad clip's one line stands for
             err += v.trace.rstrip("\n").splitlines() if debug and v.trace else []
             err.append(f"tapcheck: error: {v.error}")
@@ -175,13 +181,22 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
                 f"{clips[0]}: {reason}, so judged as a board of its own"
                 f"{_and_more(len(clips) - 1, 'clip(s) alike')}; give --board NAME to judge "
                 "clips as one board" for reason, clips in loose.items()]
+            for reason, clips in loose.items():
+                for clip in clips:
+                    _board_warning(result, os.fspath(clip), f"{clip}: {reason}, so judged as a "
+                                   "board of its own; give --board NAME to judge clips as one "
+                                   "board")
             # one board number, several folders (Monday's and Tuesday's board07/): still one
             # board, but a user who mixed two boards of that number should hear of it
-            result.warnings += [
+            mixed = [
                 f"board {b}: its taps come from {len(folders)} folders ({folders[0]}, "
                 f"{folders[1]}{', …' if len(folders) > 2 else ''}), judged as one board — if "
                 "they are not the same board, judge each folder on its own"
                 for b, folders in mixed_board_folders([v.path for v in good])]
+            result.warnings += mixed
+            for (b, _), line in zip(mixed_board_folders([v.path for v in good]), mixed,
+                                    strict=True):
+                _board_warning(result, str(b), line)
         result.boards = board_verdicts(
             [v.path for v in good], [v.score for v in good], threshold=info["board_threshold"],
             expected_taps=info["board_taps"], board=board, rule=info["board_rule"])
@@ -191,25 +206,39 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
         for b in result.boards:  # grouped as board_verdicts groups the judged clips
             b.unjudged = failed.get(b.board, 0)
         short = [b for b in result.boards if b.taps < b.expected_taps]
-        result.warnings += [  # the per-board rate is the model's for its count of taps
-            f"board {b.board}: {b.taps} tap(s), where the board verdict is calibrated for "
-            f"{b.expected_taps}; tap it {b.expected_taps - b.taps} more time(s) for the "
-            f"stated rate"
-            f"{_and_more(len(short) - 1, f'board(s) with fewer than {b.expected_taps} taps')}"
+
+        def short_line(b, more: str = "") -> str:  # the per-board rate is for its tap count
+            return (f"board {b.board}: {b.taps} tap(s), where the board verdict is calibrated "
+                    f"for {b.expected_taps}; tap it {b.expected_taps - b.taps} more time(s) for "
+                    f"the stated rate{more}")
+
+        result.warnings += [short_line(b, _and_more(
+            len(short) - 1, f"board(s) with fewer than {b.expected_taps} taps"))
             for b in short[:1]]
+        for b in short:
+            _board_warning(result, b.board, short_line(b))
         # many more taps than the vote was calibrated for: a board with 26 of 60 taps over the
         # tap threshold (healthy boards' taps are over it 5 % of the time) read NORMAL, silently
         # (the median rule says so of any other count on its board line)
         long = [b for b in result.boards if b.taps > b.expected_taps
                 and not BOARD_RULES[b.rule].per_count]
-        result.warnings += [
-            f"board {b.board}: {b.taps} taps, where the board verdict is calibrated for "
-            f"{b.expected_taps}: its stated rate holds for groups of {b.expected_taps} — "
-            f"{b.over} of the {b.taps} taps are over the tap threshold, against "
-            f"{percent(info['far'])} of a healthy board's"
-            f"{_and_more(len(long) - 1, f'board(s) with more than {b.expected_taps} taps')}"
+
+        def long_line(b, more: str = "") -> str:
+            return (f"board {b.board}: {b.taps} taps, where the board verdict is calibrated for "
+                    f"{b.expected_taps}: its stated rate holds for groups of {b.expected_taps} — "
+                    f"{b.over} of the {b.taps} taps are over the tap threshold, against "
+                    f"{percent(info['far'])} of a healthy board's{more}")
+
+        result.warnings += [long_line(b, _and_more(
+            len(long) - 1, f"board(s) with more than {b.expected_taps} taps"))
             for b in long[:1]]
+        for b in long:
+            _board_warning(result, b.board, long_line(b))
     return result
+
+
+def _board_warning(result: Judgment, board: str, line: str) -> None:
+    result.board_warnings.setdefault(board, []).append(line)
 
 
 def _and_more(count: int, what: str) -> str:

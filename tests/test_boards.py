@@ -127,6 +127,33 @@ def test_judge_per_board_prints_one_verdict_per_board(tiny_model, tiny_dataset, 
         assert (b["rule"], b["over"]) == ("vote", flagged)
         assert b["verdict"] == ("ANOMALOUS" if flagged >= 2 else "NORMAL")
     assert code == (1 if any(b["verdict"] == "ANOMALOUS" for b in boards) else 0)
+    assert [b["warnings"] for b in boards] == [[], []]  # three taps each: nothing to say
+
+
+def test_json_board_lines_carry_their_boards_warnings(tiny_model, tiny_dataset, run_cli,
+                                                      tmp_path):
+    """QA: a board's warnings (one tap where three were calibrated, a loose clip judged as a
+    board of its own) reached stderr only, grouped; a script reading the board lines never
+    saw them."""
+    import shutil
+
+    takes = [tiny_dataset.path_of(t) for t in tiny_dataset.select(board=[12], split="test")]
+    (tmp_path / "board41").mkdir()
+    one = shutil.copy(takes[0], tmp_path / "board41" / "a.wav")
+    loose = shutil.copy(takes[1], tmp_path / "loose.wav")
+    code, out, err = run_cli("judge", one, loose, "--model", tiny_model, "--per-board", "--json")
+    assert code in (0, 1), err
+    boards = {r["board_verdict"]["board"]: r["board_verdict"]["warnings"]
+              for r in map(json.loads, out.splitlines()) if "board_verdict" in r}
+    assert boards == {
+        "41": ["board 41: 1 tap(s), where the board verdict is calibrated for 3; tap it 2 more "
+               "time(s) for the stated rate"],
+        str(loose): [f"{loose}: not in a boardNN/ folder, so judged as a board of its own; give "
+                     "--board NAME to judge clips as one board",
+                     f"board {loose}: 1 tap(s), where the board verdict is calibrated for 3; tap "
+                     "it 2 more time(s) for the stated rate"]}
+    # stderr as before: one line for the boards short of taps
+    assert err.count("tap(s), where the board verdict is calibrated for 3") == 1, err
 
 
 def test_a_board_verdict_says_how_many_of_its_taps_could_not_be_judged(tiny_model, tiny_dataset,
