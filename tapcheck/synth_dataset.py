@@ -66,6 +66,7 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
     """
     from .dataset_folders import dataset_path
     from .datasets import Dataset
+    from .new_datasets import missing_folders
     from .errors import ParameterError
     from .interrupts import Interrupted, terminate_as_interrupt
 
@@ -86,7 +87,7 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
         from .plant import plant_boards as boards
     else:
         boards = study_boards
-    fresh = not dataset_path(name).exists()
+    made = missing_folders(dataset_path(name))  # its folder and any above it it makes
     ds = Dataset.create(name)
     jobs = [(spec, side, k) for spec in boards(seed=seed) for side in spec.sides
             for k in range(1, takes + 1)]
@@ -128,7 +129,7 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
             # to its end: a second Ctrl-C stopped the taking back, leaving rows whose files
             # were gone and a dataset the rerun refused (QA); the first stop is the one told
             with contextlib.suppress(KeyboardInterrupt), deferred():
-                _remove_written(ds, written, before=before, fresh=fresh)
+                _remove_written(ds, written, before=before, made=made)
             if isinstance(e, KeyboardInterrupt):  # "interrupted" alone: was anything kept?
                 raise Interrupted(f"the {done} take(s) written to {ds.root} were removed (synth "
                                   "writes a whole dataset or none); run it again") from None
@@ -159,10 +160,11 @@ def _refuse_to_add(ds, specs) -> None:
                 "need; synth never adds to or overwrites recordings")
 
 
-def _remove_written(ds, written: list[Path], *, before: set[str], fresh: bool) -> None:
+def _remove_written(ds, written: list[Path], *, before: set[str], made: list[Path]) -> None:
     """Undo a synth run into ``ds``, which held no takes before it: its take files and the
     folders they made, the manifest (emptied again if it was there) and lock if they are new;
-    the folder if the run made it. Anything else in the folder stays."""
+    the folder and those above it that the run made (``made``, deepest first: ``--dataset
+    runs/a/demo`` stopped left runs/a behind). Anything else in the folders stays."""
     from .files import stopped_writes
     from .manifest import MANIFEST
 
@@ -180,9 +182,11 @@ def _remove_written(ds, written: list[Path], *, before: set[str], fresh: bool) -
     for name in (MANIFEST, ".lock"):
         if name not in before:
             (root / name).unlink(missing_ok=True)
-    if fresh:
-        with contextlib.suppress(OSError):
-            root.rmdir()
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:  # something else is in it now: it and those above stay
+            break
 
 
 def take_path(board: int, side: str, take: int) -> str:

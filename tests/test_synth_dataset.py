@@ -42,8 +42,9 @@ def test_bad_synth_options_are_one_line_and_leave_no_folder(run_cli, tmp_path, a
     assert not (tmp_path / "new").exists()
 
 
-@pytest.mark.parametrize("signals", [1, 3])
-def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, run_cli, signals):
+@pytest.mark.parametrize("signals, new", [(1, False), (3, False), (1, True)])
+def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, run_cli, signals,
+                                                                    new):
     """`kill` (as Ctrl-C) mid-synthesis: the half-written dataset is gone, files that were in
     the folder before stay, and the same command then succeeds. Ctrl-C pressed again and again
     stopped the taking back, leaving rows whose files were gone, which the rerun refused (QA):
@@ -54,8 +55,11 @@ def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, ru
     import time
 
     root = tmp_path / "half"
-    root.mkdir()
-    (root / "notes.txt").write_text("mine")
+    if new:  # a dataset in folders synth makes: they go too (runs/a was left behind: QA)
+        root = tmp_path / "runs" / "a" / "half"
+    else:
+        root.mkdir()
+        (root / "notes.txt").write_text("mine")
     proc = subprocess.Popen([sys.executable, "-m", "tapcheck", "synth", "--dataset", root],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -70,7 +74,10 @@ def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, ru
     assert err.splitlines()[-1].startswith("tapcheck: interrupted; the ")
     assert err.splitlines()[-1].endswith(f" take(s) written to {root} were removed (synth "
                                          "writes a whole dataset or none); run it again")
-    assert sorted(p.name for p in root.iterdir()) == ["notes.txt"]
+    if new:
+        assert not (tmp_path / "runs").exists()
+    else:
+        assert sorted(p.name for p in root.iterdir()) == ["notes.txt"]
     code, out, err = run_cli("synth", "--dataset", root, "--takes", "1")
     assert code == 0, err
     assert "wrote 18 takes" in out
