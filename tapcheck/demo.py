@@ -55,7 +55,8 @@ def run_demo(dataset: str = "demo", *, model: str | None = None, config: Config 
     from .files import check_writable
     from .locks import exclusive, lock_path
     from .model_target import DEMO_MADE, check_model_target
-    from .modelcheck import check_buildable, check_trained
+    from .buildable import check_buildable
+    from .modelcheck import check_trained
     from .modelfile import load_model, save_checkpoint
     from .synth_dataset import make_study_dataset
 

@@ -89,7 +89,7 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     from ..interrupts import training_stops
     from ..locks import exclusive, lock_path
     from ..model_target import check_model_target, check_out_name
-    from ..modelcheck import check_buildable
+    from ..buildable import check_buildable
     from ..modelfile import check_partial, partial_path, save_trained
     from ..paths import model_path
     from ..scorers import scorer_label
@@ -232,7 +232,7 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     from ..files import check_writable
     from ..grid import parse_seeds
     from ..gridreport import grid_text
-    from ..modelcheck import check_buildable
+    from ..buildable import check_buildable
     from ..report import summary_table
 
     names = resolve_models(selection)
