@@ -19,8 +19,9 @@ import numpy as np
 from .config import Config
 from .errors import FormatWarning, ModelFileError, ParameterError, TapcheckError
 from .featurecache import FeatureCache
-from .features import (MAX_RISE_DB, RISE_MARGIN_DB, clip_rise_db, crop_digest,
-                       load_clip, strike_crops, tap_onsets_s, taps_warning)
+from .features import (MAX_RISE_DB, RISE_MARGIN_DB, crop_digest, load_clip, strike_crops,
+                       tap_onsets_s, taps_warning)
+from .strikes import clip_levels, strike_rise_db
 from .modelfile import LoadedModel, load_model
 from .models.base import represent_clips
 from .runtime import bf16_inference
@@ -129,7 +130,7 @@ class Judge:
         for i, p in enumerate(paths):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                y = None  # the clip, where it is read here: background() reads it otherwise
+                y = None  # the clip, where it is read here: read below otherwise (a cache hit)
                 try:
                     if self.cache is not None:
                         crops = self.cache.get(p)
@@ -143,9 +144,11 @@ class Judge:
                     continue
             if y is None:  # from the cache: read for the checks of the whole clip below
                 y = self._clip(p)
-            warned = tuple(str(w.message) for w in caught) + self.background(p, y=y)
-            taps = () if y is None else tap_onsets_s(y, sr=self.config.audio.sr,
-                                                      features=self.config.features)
+            # the whole clip's levels, once for both checks (13 ms of a 3 s clip)
+            level = None if y is None else clip_levels(y, features=self.config.features)
+            warned = tuple(str(w.message) for w in caught) + self.background(p, level=level)
+            taps = () if level is None else tap_onsets_s(
+                None, sr=self.config.audio.sr, features=self.config.features, level=level)
             if len(taps) > 1:  # a board's taps in one file: the loudest alone decided (QA)
                 warned += (taps_warning(p, taps, done="judged"),)
             formats = frozenset(str(w.message) for w in caught
@@ -179,8 +182,8 @@ class Judge:
         low = self.config.features.min_strike_db
         return float(value) if ok and low <= value <= MAX_RISE_DB else None
 
-    def background(self, path: str | os.PathLike, *, y: np.ndarray | None = None
-                   ) -> tuple[str, ...]:
+    def background(self, path: str | os.PathLike, *, y: np.ndarray | None = None,
+                   level: np.ndarray | None = None) -> tuple[str, ...]:
         """A warning when the tap stands far less above the room's noise than the training
         takes did: healthy boards then score higher (a louder room, a softer or farther tap).
 
@@ -190,6 +193,9 @@ class Judge:
             The clip, named in the warning (and read, without ``y``).
         y : np.ndarray, shape (n_samples,), optional
             The clip at the model's sample rate.
+        level : np.ndarray, shape (n_frames,), optional
+            Its :func:`~tapcheck.strikes.clip_levels`, if computed already (then ``y`` is not
+            needed).
 
         Returns
         -------
@@ -199,11 +205,12 @@ class Judge:
         ref = self.training_rise_db
         if ref is None:
             return ()
-        if y is None:
-            y = self._clip(path)
+        if level is None:
+            y = self._clip(path) if y is None else y
             if y is None:
                 return ()
-        here = clip_rise_db(y, features=self.config.features)
+            level = clip_levels(y, features=self.config.features)
+        here = strike_rise_db(level)
         if not ref - here > RISE_MARGIN_DB:  # NaN (silence only) too
             return ()
         return (f"{path}: the tap stands {here:.1f} dB above the room's noise, {ref - here:.1f} "

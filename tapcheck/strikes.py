@@ -216,6 +216,12 @@ def clip_rise_db(y: np.ndarray, *, features: FeatureConfig = FeatureConfig()) ->
         :func:`tapcheck.strikes.strike_rise_db` of the clip's frame levels, its mean taken out
         first; NaN for a clip of digital silence only.
     """
+    return strike_rise_db(clip_levels(y, features=features))
+
+
+def clip_levels(y: np.ndarray, *, features: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """A clip's frame levels in dB, its mean taken out first, shape (n_frames,): what
+    :func:`clip_rise_db` and :func:`tap_onsets_s` read (computed once for both)."""
     y = np.asarray(y, dtype=np.float64)
     # as the crops are made: a DC offset (a faulty microphone) would stand as the room's noise,
     # and a 0.01 offset read as a room 29 dB louder (review). Digital silence (an editor's
@@ -223,8 +229,7 @@ def clip_rise_db(y: np.ndarray, *, features: FeatureConfig = FeatureConfig()) ->
     sound = y != 0.0
     if sound.any():
         y = np.where(sound, y - y[sound].mean(), 0.0)
-    power = frame_power(y, n_fft=features.n_fft, hop_length=features.hop_length)
-    return strike_rise_db(frame_levels(power))
+    return frame_levels(frame_power(y, n_fft=features.n_fft, hop_length=features.hop_length))
 
 
 def crop_span_frames(features: FeatureConfig) -> int:
@@ -264,22 +269,27 @@ def other_knocks(level: np.ndarray, onset: int, *, features: FeatureConfig = Fea
 TAP_GAP_S = 1.0
 
 
-def tap_onsets_s(y: np.ndarray, *, sr: int, features: FeatureConfig = FeatureConfig()
-                 ) -> np.ndarray:
-    """Where the taps of a clip begin: its knocks ``TAP_GAP_S`` or more apart.
+def tap_onsets_s(y: np.ndarray | None, *, sr: int, features: FeatureConfig = FeatureConfig(),
+                 level: np.ndarray | None = None) -> np.ndarray:
+    """Where the taps of a clip begin: each the first knock ``TAP_GAP_S`` or more after the
+    last tap's first knock.
 
     A take is one tap, and only its loudest knock is used (:func:`tapcheck.features.strike_crops`,
     as in the study). A 120 s file of 40 taps was imported as one take, and a file of a board's
     three taps judged NORMAL by its loudest where a softer one alone scored ANOMALOUS, each
-    without a word (QA): ``import``, ``judge`` and ``enroll`` warn of more than one.
+    without a word (QA): ``import``, ``judge`` and ``enroll`` warn of more than one. A hand's
+    knock is several knocks within 0.8 s: measured from the knock before instead of the tap's
+    first, three such taps in one file chained into one (review).
 
     Parameters
     ----------
-    y : np.ndarray, shape (n_samples,)
-        The clip.
+    y : np.ndarray, shape (n_samples,), or None
+        The clip (None with ``level``).
     sr : int
         Its sample rate, Hz.
     features : FeatureConfig
+    level : np.ndarray, shape (n_frames,), optional
+        Its frame levels (:func:`clip_levels`), if computed already.
 
     Returns
     -------
@@ -288,13 +298,14 @@ def tap_onsets_s(y: np.ndarray, *, sr: int, features: FeatureConfig = FeatureCon
         counted (so "at least").
     """
     f = features
-    # the frames' power without an FFT, as strike_crops finds the strike: no second STFT
-    level = frame_levels(frame_power(np.asarray(y, np.float32), n_fft=f.n_fft,
-                                     hop_length=f.hop_length))
+    if level is None:
+        level = clip_levels(y, features=f)
     onsets_s = strike_onsets(level, min_strike_db=f.min_strike_db) * f.hop_length / sr
-    if not len(onsets_s):
-        return onsets_s
-    return onsets_s[np.concatenate([[True], np.diff(onsets_s) >= TAP_GAP_S])]
+    taps: list[float] = []
+    for t in onsets_s:
+        if not taps or t - taps[-1] >= TAP_GAP_S:
+            taps.append(float(t))
+    return np.array(taps)
 
 
 def taps_warning(path: str | os.PathLike, taps_s: np.ndarray, *, done: str) -> str:

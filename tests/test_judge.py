@@ -393,3 +393,11 @@ def test_a_clip_of_several_taps_is_judged_by_its_strongest_with_a_warning(
     code, _, err = run_cli("judge", "--model", tiny_model,
                            tiny_dataset.path_of(tiny_dataset.select(board=[12], split="test")[0]))
     assert code in (0, 1) and "taps (at" not in err
+    # judged through a feature cache (the API's): its crops from the cache, the same warning,
+    # and again on a cache hit
+    from tapcheck.featurecache import FeatureCache
+
+    judge = Judge(tiny_model, cache=FeatureCache(tmp_path / "cache"))
+    for _ in range(2):
+        (v,) = judge.judge_files([clip])
+        assert [w for w in v.warnings if "holds at least 3 taps" in w], v.warnings
