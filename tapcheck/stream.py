@@ -28,13 +28,21 @@ from .config import FeatureConfig, StreamConfig
 from .errors import ParameterError
 from .live_settings import stream_problem
 
-# A faint sound: it rose to within FAINT_BELOW_DB of the trigger (or half the margin, if that is
-# less) and fell back half as far again below that within FAINT_MAX_S, as a tap does; a rise
-# that stays is the room changing.
-# An operator tapping too softly saw nothing at all happen (QA): such a sound is told, at most
-# once in FAINT_REPEAT_S and not within FAINT_QUIET_S of a strike (a ring-down's tail, or a
-# room's voices while taps are being judged, are no hint)
+# A faint sound, as a tap too soft to start a strike: it rises at least FAINT_MIN_RISE_DB above
+# the noise floor and to within FAINT_BELOW_DB of the trigger, sharply (from under
+# FAINT_FROM_DB above the floor within FAINT_RISE_S, as a strike does and a voice or a room's
+# wander does not), and falls FAINT_FALL_DB under where it began within FAINT_MAX_S (a rise that
+# stays is the room changing; the margin keeps a frame of noise dipping from chopping one into
+# short "faint sounds"). An operator tapping too softly saw nothing at all happen (QA): such a
+# sound is told, at most once in FAINT_REPEAT_S and not within FAINT_QUIET_S of a strike (a
+# ring-down's tail, or a room's voices while taps are being judged, are no hint). Without the
+# minimum rise and the sharp onset, a margin_db of 12 told of plain room noise every 30 s, and
+# voices by an idle station were told as taps (review)
+FAINT_MIN_RISE_DB = 10.0
 FAINT_BELOW_DB = 10.0
+FAINT_FROM_DB = 3.0
+FAINT_RISE_S = 0.015
+FAINT_FALL_DB = 5.0
 FAINT_MAX_S = 0.5
 FAINT_QUIET_S = 10.0
 FAINT_REPEAT_S = 30.0
@@ -92,7 +100,10 @@ class StrikeDetector:
         self.onset_rise_db = float("nan")  # how far the last onset rose above the floor
         self.active = False
         self._max_faint = int(round(FAINT_MAX_S * sr))
-        self._faint: tuple[int, float, float] | None = None  # a faint sound in progress
+        self._faint_rise = int(round(FAINT_RISE_S * sr))
+        # a faint sound in progress: (start, rise, peak level, where it began, sharp)
+        self._faint: tuple[int, float, float, float, bool] | None = None
+        self._calm_at = 0  # the last frame near the noise floor (FAINT_FROM_DB)
         self.faint: list[Faint] = []  # faint sounds over, for the caller to take
 
     @property
@@ -176,22 +187,26 @@ class StrikeDetector:
         return False
 
     def _follow_faint(self, level: float, start: int) -> None:
-        """Follow a sound that rises near the trigger without reaching it (see FAINT_BELOW_DB)."""
-        below = min(FAINT_BELOW_DB, self.config.margin_db / 2)
-        if level >= self.trigger_db - below:
-            rise = level - self.floor_db
-            if self._faint is None:
-                self._faint = (start, rise, level)
-            elif rise > self._faint[1]:
-                self._faint = (self._faint[0], rise, level)
-        # over once well below where it began: a frame of noise dipping just under that chopped
-        # a step in the room's noise into short "faint sounds"
-        elif self._faint is not None and level < self.trigger_db - 1.5 * below:
-            begun, rise, peak = self._faint
-            self._faint = None
-            if start - begun <= self._max_faint:
-                self.faint.append(Faint(start=begun, rise_db=rise, level_db=peak,
-                                        trigger_db=self.trigger_db))
+        """Follow a sound that rises near the trigger without reaching it (see FAINT_MIN_RISE_DB).
+        """
+        rise = level - self.floor_db
+        if rise < FAINT_FROM_DB:
+            self._calm_at = start
+        zone = max(self.trigger_db - FAINT_BELOW_DB, self.floor_db + FAINT_MIN_RISE_DB)
+        if self._faint is None:
+            if zone <= level < self.trigger_db:
+                sharp = start - self._calm_at <= self._faint_rise
+                self._faint = (start, rise, level, zone, sharp)
+            return
+        begun, top, peak, began_at, sharp = self._faint
+        if level >= began_at - FAINT_FALL_DB:  # still sounding
+            if rise > top:
+                self._faint = (begun, rise, level, began_at, sharp)
+            return
+        self._faint = None
+        if sharp and start - begun <= self._max_faint:
+            self.faint.append(Faint(start=begun, rise_db=top, level_db=peak,
+                                    trigger_db=self.trigger_db))
 
 
 @dataclass(frozen=True)
@@ -205,11 +220,12 @@ class Faint:
 
     def problem(self, config: StreamConfig) -> str:
         """What was short, as a line says it (the margin, or the level a strike must reach)."""
+        # to a tenth: rounded whole, 19.6 dB read "rose 20 dB …, short of the 20 dB" (review)
         if self.trigger_db > config.min_level_dbfs:
-            heard = (f"a sound rose {self.rise_db:.0f} dB above the noise floor, short of the "
+            heard = (f"a sound rose {self.rise_db:.1f} dB above the noise floor, short of the "
                      f"{config.margin_db:g} dB a tap must rise (stream.margin_db)")
         else:  # a silent room (a floor at digital silence): its rise says nothing
-            heard = (f"a sound reached {self.level_db:.0f} dBFS, short of the "
+            heard = (f"a sound reached {self.level_db:.1f} dBFS, short of the "
                      f"{config.min_level_dbfs:g} dBFS a tap must reach (stream.min_level_dbfs)")
         return f"{heard} — not a tap: strike harder, or bring the microphone closer"
 

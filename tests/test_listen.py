@@ -533,8 +533,8 @@ def test_a_tap_too_soft_to_trigger_is_told_live(pulse, bench_model, tmp_path):
     live.expect("^listening on 'pulse'", stream="err", timeout=60)
     pulse.play(track)
     line = live.expect(r"a sound rose", stream="err", timeout=30)
-    assert re.fullmatch(r"tapcheck: warning: \d\d:\d\d:\d\d: a sound rose 1\d dB above the "
-                        r"noise floor, short of the 20 dB a tap must rise "
+    assert re.fullmatch(r"tapcheck: warning: \d\d:\d\d:\d\d: a sound rose 1\d\.\d dB above "
+                        r"the noise floor, short of the 20 dB a tap must rise "
                         r"\(stream\.margin_db\) — not a tap: strike harder, or bring the "
                         r"microphone closer", line), line
     assert live.expect(r"^\d\d:\d\d:\d\d  (NORMAL|ANOMALOUS) ", timeout=30).split()[1] == "NORMAL"
