@@ -1,7 +1,8 @@
 """Reading and writing clips.
 
-:func:`load` is the one door audio comes in by: any rate, mono or multichannel, WAV/FLAC/OGG (and
-whatever else libsndfile reads). It returns mono float32 at the requested rate or raises an
+:func:`load` is the one door audio comes in by: any rate, mono or multichannel, WAV or FLAC, and
+whatever else libsndfile reads (OGG and MP3 with a warning of their lossy coding:
+:mod:`tapcheck.codings`). It returns mono float32 at the requested rate or raises an
 :class:`~tapcheck.errors.AudioError` that names the file, the problem and the fix.
 :func:`write_wav` writes atomically, so a crash never leaves half a take behind.
 """
@@ -25,13 +26,14 @@ import soundfile as sf
 from .clipping import check_clipping
 from .containers import (SizedHeader, check_wav_rates, truncation, unfinished, unread_tail,
                          unsized_wav_data)
+from .codings import LOSSY_CODINGS, lossy_warning
 from .errors import AudioError, FormatWarning, TapcheckWarning
 from .files import atomic_write, check_path
 from .file_kinds import refuse_special
 from .interrupts import deferred
 
-FORMATS_HINT = "use a WAV, FLAC or OGG recording"
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")  # the formats of FORMATS_HINT, by file name
+FORMATS_HINT = "use a WAV or FLAC recording"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")  # the usual recordings' formats, by file name
 MAX_DURATION_S = 120.0  # longer than any tap clip; guards against importing a whole session
 # The fastest rate audio interfaces record at (384 kHz, the top of the common 44.1/48 kHz x 8
 # family). A header past it is damaged, not a recording: 10 MHz turned 3 s of samples into 13 ms,
@@ -165,7 +167,8 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
         raise AudioError(f"reaches {peak:.3g} times full scale, which no recording does",
                          path=path, fix="the file is corrupt or mis-scaled; re-export it")
     if info.subtype in LOSSY_CODINGS:
-        warnings.warn(lossy_warning(path, info), FormatWarning, stacklevel=3)
+        warnings.warn(lossy_warning(path, subtype=info.subtype, container=info.format),
+                      FormatWarning, stacklevel=3)
     if info.subtype in ("PCM_U8", "PCM_S8"):
         warnings.warn(f"{path}: is 8-bit audio: its steps of 1/128 of full scale add noise (and "
                       "a small DC offset) that 16-bit takes do not have; the verdict may be off "
@@ -193,33 +196,6 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
                       stacklevel=3)
         y = resample(y, orig_sr=file_sr, target_sr=sr)
     return np.ascontiguousarray(y, dtype=np.float32)
-
-
-# Codings that drop what the ear misses; the model reads it. MP3 and Ogg Vorbis copies of 8 of
-# the demo's healthy test taps scored 0.87-1.39 and 0.96-1.35 times the WAV's (the demo model,
-# libsndfile's default quality), where 8-bit, which judge warns of too, moved one 0.037/0.026;
-# MP3 was judged without a word, even named .wav (QA)
-LOSSY_CODINGS = {"MPEG_LAYER_I": "MPEG layer I", "MPEG_LAYER_II": "MP2",
-                 "MPEG_LAYER_III": "MP3", "VORBIS": "Ogg Vorbis", "OPUS": "Opus",
-                 "GSM610": "GSM 6.10", "ULAW": "µ-law", "ALAW": "A-law",
-                 "IMA_ADPCM": "IMA ADPCM", "MS_ADPCM": "Microsoft ADPCM",
-                 "VOX_ADPCM": "VOX ADPCM", "G721_32": "G.721", "G723_24": "G.723",
-                 "G723_40": "G.723", "NMS_ADPCM_16": "NMS ADPCM", "NMS_ADPCM_24": "NMS ADPCM",
-                 "NMS_ADPCM_32": "NMS ADPCM"}
-# the file-name endings each container is known by: a lossy file named otherwise is said to be
-_CONTAINER_SUFFIXES = {"MP3": (".mp3",), "OGG": (".ogg", ".oga", ".opus"),
-                       "WAV": (".wav", ".wave"), "WAVEX": (".wav", ".wave")}
-
-
-def lossy_warning(path: Path, info: sf.SoundFile) -> str:
-    """The warning for a recording in a lossy coding (:data:`LOSSY_CODINGS`)."""
-    name = LOSSY_CODINGS[info.subtype]
-    known = _CONTAINER_SUFFIXES.get(info.format)
-    suffix = Path(path).suffix
-    named = f" (though named {suffix})" if known and suffix and suffix.lower() not in known else ""
-    return (f"{path}: is {name}{named}, a lossy coding, which changes the spectrum the model "
-            "reads (MP3 and Ogg Vorbis copies of healthy taps scored up to 1.4 times the "
-            "original's); the verdict may be off — record or export WAV or FLAC")
 
 
 def _too_many(info: sf.SoundFile, frames: int, path: Path, *, more: bool = False) -> None:

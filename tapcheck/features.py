@@ -48,8 +48,9 @@ FEATURES_VERSION = 1
 # 3: clips past 16x full scale refused (tapcheck.audio.MAX_AMPLITUDE); 4: crops past the clip's
 # end warned of from MAX_PADDED_MS (cached entries replay the warnings of their day); 5: knocks
 # in the first one's ring-down warned of (OTHER_KNOCK_RISE_DB); 6: a strike within the crops'
-# reach of the clip's start warned of, a DC offset within a loud sound's own wander not
-CHECKS_VERSION = 6
+# reach of the clip's start warned of, a DC offset within a loud sound's own wander not;
+# 7: lossy codings warned of as the clip is read (tapcheck.audio.LOSSY_CODINGS)
+CHECKS_VERSION = 7
 # A DC offset above -60 dBFS is removed: bin 0 of the crop follows the offset (0.01 moves it by
 # ~5 standard deviations, 0.05 hides the strike altogether), while real and synthetic clips sit
 # below 2e-4, which this leaves bit for bit as the study computed them.

@@ -47,7 +47,7 @@ def synth(dataset: str, takes: int, test_takes: int | None, seed: int, preset: s
 @config_option("TOML config whose [audio] and [features] the clips must suit (e.g. short crops).")
 def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label: str,
             group: str | None, split: str, config_path: Path | None) -> int:
-    """Bring existing audio files (WAV/FLAC/OGG, any rate, mono or stereo) into a dataset.
+    """Bring existing audio files (WAV or FLAC, any rate, mono or stereo) into a dataset.
 
     Each file is converted to mono at the config's rate (44.1 kHz) and stored as the next take of
     the board side; a file that cannot be read, holds no strike, or holds the samples of a take
