@@ -16,6 +16,7 @@ from .config import Config
 from .console import RepeatedWarnings, percent, score_pair
 from .errors import FormatWarning, ParameterError, TapcheckWarning
 from .judge import ANOMALOUS, HEARD, Judge, Verdict, unused_train_settings
+from .strikes import TAPS_WARNED
 
 if TYPE_CHECKING:
     from .explanation import Explanation
@@ -188,21 +189,24 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
                                    "board")
             # one board number, several folders (Monday's and Tuesday's board07/): still one
             # board, but a user who mixed two boards of that number should hear of it
-            mixed = [
-                f"board {b}: its taps come from {len(folders)} folders ({folders[0]}, "
-                f"{folders[1]}{', …' if len(folders) > 2 else ''}), judged as one board — if "
-                "they are not the same board, judge each folder on its own"
-                for b, folders in mixed_board_folders([v.path for v in good])]
-            result.warnings += mixed
-            for (b, _), line in zip(mixed_board_folders([v.path for v in good]), mixed,
-                                    strict=True):
+            for b, folders in mixed_board_folders([v.path for v in good]):
+                line = (f"board {b}: its taps come from {len(folders)} folders ({folders[0]}, "
+                        f"{folders[1]}{', …' if len(folders) > 2 else ''}), judged as one "
+                        "board — if they are not the same board, judge each folder on its own")
+                result.warnings.append(line)
                 _board_warning(result, str(b), line)
         result.boards = board_verdicts(
             [v.path for v in good], [v.score for v in good], threshold=info["board_threshold"],
             expected_taps=info["board_taps"], board=board, rule=info["board_rule"])
-        failed = Counter(board if board is not None else
-                         (board_of_path(v.path) or os.fspath(v.path))
-                         for v in verdicts if v.error)
+
+        def board_of(v) -> str:  # as board_verdicts groups the clips
+            return board if board is not None else (board_of_path(v.path) or os.fspath(v.path))
+
+        failed = Counter(board_of(v) for v in verdicts if v.error)
+        for v in good:  # a file of several taps counts as one: its board line says so too
+            for w in v.warnings:
+                if TAPS_WARNED in w:
+                    _board_warning(result, board_of(v), w)
         for b in result.boards:  # grouped as board_verdicts groups the judged clips
             b.unjudged = failed.get(b.board, 0)
         short = [b for b in result.boards if b.taps < b.expected_taps]

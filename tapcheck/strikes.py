@@ -308,10 +308,14 @@ def tap_onsets_s(y: np.ndarray | None, *, sr: int, features: FeatureConfig = Fea
     return np.array(taps)
 
 
+#: what :func:`taps_warning` says, for finding it among a clip's warnings
+TAPS_WARNED = ": holds at least "
+
+
 def taps_warning(path: str | os.PathLike, taps_s: np.ndarray, *, done: str) -> str:
     """The warning for a clip of several taps (:func:`tap_onsets_s`), of which only the loudest
     was ``done`` ("used", "judged", "enrolled")."""
     at = ", ".join(f"{t:.1f}" for t in taps_s[:4]) + (", …" if len(taps_s) > 4 else "")
-    return (f"{path}: holds at least {len(taps_s)} taps (at {at} s); a take is one tap and only "
+    return (f"{path}{TAPS_WARNED}{len(taps_s)} taps (at {at} s); a take is one tap and only "
             f"the loudest is {done} — cut the file into one clip per tap (or record with "
             "`tapcheck record --trigger`, one take per tap)")

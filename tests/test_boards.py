@@ -154,6 +154,20 @@ def test_json_board_lines_carry_their_boards_warnings(tiny_model, tiny_dataset, 
                      "it 2 more time(s) for the stated rate"]}
     # stderr as before: one line for the boards short of taps
     assert err.count("tap(s), where the board verdict is calibrated for 3") == 1, err
+    # a file of several taps counts as one tap: its board line says so (review)
+    import numpy as np
+    import soundfile as sf
+
+    from tapcheck.audio import load
+
+    y = np.concatenate([load(takes[2], sr=44100), 0.5 * load(takes[3], sr=44100)])
+    sf.write(tmp_path / "board41" / "two.wav", y, 44100, subtype="FLOAT")
+    code, out, err = run_cli("judge", one, tmp_path / "board41" / "two.wav", "--model",
+                             tiny_model, "--per-board", "--json")
+    (board,) = [r["board_verdict"] for r in map(json.loads, out.splitlines())
+                if "board_verdict" in r]
+    assert board["taps"] == 2 and any(w.startswith(f"{tmp_path / 'board41' / 'two.wav'}: holds "
+                                                   "at least 2 taps") for w in board["warnings"])
 
 
 def test_a_board_verdict_says_how_many_of_its_taps_could_not_be_judged(tiny_model, tiny_dataset,
