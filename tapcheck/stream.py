@@ -34,17 +34,17 @@ from .live_settings import stream_problem
 # wander does not), and falls FAINT_FALL_DB under where it began within FAINT_MAX_S (a rise that
 # stays is the room changing; the margin keeps a frame of noise dipping from chopping one into
 # short "faint sounds"). An operator tapping too softly saw nothing at all happen (QA): such a
-# sound is told, at most once in FAINT_REPEAT_S and not within FAINT_QUIET_S of a strike (a
-# ring-down's tail, or a room's voices while taps are being judged, are no hint). Without the
-# minimum rise and the sharp onset, a margin_db of 12 told of plain room noise every 30 s, and
-# voices by an idle station were told as taps (review)
+# sound is told, at most once in FAINT_REPEAT_S and not within FAINT_QUIET_S of a strike's onset
+# (its own ring-down). Without the minimum rise and the sharp onset, a margin_db of 12 told of
+# plain room noise every 30 s, and voices by an idle station were told as taps (review); with
+# them, FAINT_QUIET_S need not be 10 s, which hid a soft tap between taps 3 s apart (QA)
 FAINT_MIN_RISE_DB = 10.0
 FAINT_BELOW_DB = 10.0
 FAINT_FROM_DB = 3.0
 FAINT_RISE_S = 0.015
 FAINT_FALL_DB = 5.0
 FAINT_MAX_S = 0.5
-FAINT_QUIET_S = 10.0
+FAINT_QUIET_S = 1.0
 FAINT_REPEAT_S = 30.0
 
 
@@ -227,7 +227,9 @@ class Faint:
         else:  # a silent room (a floor at digital silence): its rise says nothing
             heard = (f"a sound reached {self.level_db:.1f} dBFS, short of the "
                      f"{config.min_level_dbfs:g} dBFS a tap must reach (stream.min_level_dbfs)")
-        return f"{heard} — not a tap: strike harder, or bring the microphone closer"
+        # "not a tap" read as the tool deciding a real tap was none (QA)
+        return (f"{heard} — too soft to count as a tap: strike harder, or bring the microphone "
+                "closer")
 
 
 @dataclass

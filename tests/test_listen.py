@@ -535,8 +535,8 @@ def test_a_tap_too_soft_to_trigger_is_told_live(pulse, bench_model, tmp_path):
     line = live.expect(r"a sound rose", stream="err", timeout=30)
     assert re.fullmatch(r"tapcheck: warning: \d\d:\d\d:\d\d: a sound rose 1\d\.\d dB above "
                         r"the noise floor, short of the 20 dB a tap must rise "
-                        r"\(stream\.margin_db\) — not a tap: strike harder, or bring the "
-                        r"microphone closer", line), line
+                        r"\(stream\.margin_db\) — too soft to count as a tap: strike "
+                        r"harder, or bring the microphone closer", line), line
     assert live.expect(r"^\d\d:\d\d:\d\d  (NORMAL|ANOMALOUS) ", timeout=30).split()[1] == "NORMAL"
     assert live.wait(timeout=30) == 0, live.err
     assert sum("a sound rose" in line for line in live.err) == 1, live.err

@@ -276,7 +276,8 @@ def test_trigger_saves_one_take_per_tap_and_none_for_silence(pulse, tmp_path, re
     assert not [line for line in rec.out if "saved" in line]
     pulse.play(track)
     assert rec.expect("^take 1/3: a sound rose", timeout=30).endswith(
-        "short of the 20 dB a tap must rise (stream.margin_db) — not a tap: strike harder, or "
+        "short of the 20 dB a tap must rise (stream.margin_db) — too soft to count as a tap: "
+        "strike harder, or "
         "bring the microphone closer")
     for k in (1, 2, 3):
         assert rec.expect(f"^take {k}/3: ", timeout=30).endswith(
