@@ -267,6 +267,9 @@ def other_knocks(level: np.ndarray, onset: int, *, features: FeatureConfig = Fea
 #: knocks this far apart are separate taps, not one strike's bounces: the real knocks of
 #: ../shared/data/knocks hold up to 6 knocks within 0.81 s
 TAP_GAP_S = 1.0
+#: a knock this close to a clip's end is no tap: a click in the last frames (an editor's cut, a
+#: GSM encoder's burst) was counted as a second tap (QA); a tap rings for longer
+TAP_MIN_RING_S = 0.1
 
 
 def tap_onsets_s(y: np.ndarray | None, *, sr: int, features: FeatureConfig = FeatureConfig(),
@@ -301,8 +304,11 @@ def tap_onsets_s(y: np.ndarray | None, *, sr: int, features: FeatureConfig = Fea
     if level is None:
         level = clip_levels(y, features=f)
     onsets_s = strike_onsets(level, min_strike_db=f.min_strike_db) * f.hop_length / sr
+    end_s = (len(level) - 1) * f.hop_length / sr
     taps: list[float] = []
     for t in onsets_s:
+        if taps and end_s - t < TAP_MIN_RING_S:
+            break
         if not taps or t - taps[-1] >= TAP_GAP_S:
             taps.append(float(t))
     return np.array(taps)
