@@ -416,12 +416,14 @@ def test_a_folder_with_a_line_break_prints_on_one_line(run_cli, tmp_path, monkey
 
 
 def test_datasets_says_when_tapcheck_recordings_names_no_folder(run_cli, tmp_path, monkeypatch):
-    """QA: a mistyped $TAPCHECK_RECORDINGS read "no datasets in /nonexistent/" as if empty."""
+    """QA: a mistyped $TAPCHECK_RECORDINGS read "no datasets in /nonexistent/" as if empty,
+    and advised only a synth into the misspelled folder."""
     monkeypatch.setenv("TAPCHECK_RECORDINGS", str(tmp_path / "recordnigs"))
-    code, out, _ = run_cli("datasets")
-    assert code == 0 and out == (f"no datasets in {tmp_path}/recordnigs/ (no such folder: "
-                                 "$TAPCHECK_RECORDINGS names it; check its spelling) — try "
-                                 "`tapcheck synth --dataset demo`\n")
+    code, out, err = run_cli("datasets")
+    assert (code, err) == (0, "")
+    assert out == (f"no datasets: $TAPCHECK_RECORDINGS names {tmp_path}/recordnigs, which does "
+                   "not exist — check its spelling, or make the first dataset there (tapcheck "
+                   "synth --dataset demo)\n")
     assert not (tmp_path / "recordnigs").exists()
 
 

@@ -102,11 +102,15 @@ def datasets() -> int:
         click.echo(table(rows, ["dataset", "takes", "boards", "normal", "defect", "train",
                                 "test"]))
     elif not broken:
-        # a mistyped $TAPCHECK_RECORDINGS read as an empty folder of datasets (QA)
-        home, set_ = recordings_home(), os.environ.get("TAPCHECK_RECORDINGS")
-        where = (f"{home}/ (no such folder: $TAPCHECK_RECORDINGS names it; check its "
-                 "spelling)" if set_ and not home.exists() else f"{home}/")
-        say(f"no datasets in {where} — try `tapcheck synth --dataset demo`")
+        home = recordings_home()
+        if os.environ.get("TAPCHECK_RECORDINGS") and not os.path.lexists(home):
+            # a typo read as an empty folder of datasets (QA); not an error: the folder is
+            # made with the first dataset, as ./recordings is
+            say(f"no datasets: $TAPCHECK_RECORDINGS names {home}, which does not exist — "
+                "check its spelling, or make the first dataset there (tapcheck synth --dataset "
+                "demo)")
+        else:
+            say(f"no datasets in {home}/ — try `tapcheck synth --dataset demo`")
     for folder in unenterable_folders():  # a dataset or not: said, not passed over
         warn(f"{folder}: cannot be entered (permission denied), so whether it holds a dataset "
              "is not known — give your account access to it (chmod u+rx, or ask its owner)")
