@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,8 +25,9 @@ import numpy as np
 from .config import Config
 from .detectors import KNNDetector
 from .enrolled import fingerprint, undo_advice
-from .errors import ModelFileError, ParameterError, TapcheckError, TapcheckWarning
-from .features import crop_digest, load_clip, strike_crops, tap_onsets_s, taps_warning
+from .errors import ModelFileError, ParameterError, TapcheckError
+from .features import crop_digest, load_clip, strike_crops
+from .strikes import warn_of_taps
 from .judge import Judge, check_same_features, unused_train_settings
 from .known_boards import free_board, other_dataset_of_board, trained_defect_boards
 from .locks import exclusive, lock_path
@@ -72,9 +72,8 @@ def _embed(judge: Judge, clips: Sequence[str | os.PathLike]) -> tuple[np.ndarray
         except TapcheckError as e:
             problems.append(e)
             continue
-        taps = tap_onsets_s(y, sr=judge.config.audio.sr, features=judge.config.features)
-        if len(taps) > 1:  # its loudest alone is enrolled
-            warnings.warn(taps_warning(p, taps, done="enrolled"), TapcheckWarning, stacklevel=2)
+        warn_of_taps(y, sr=judge.config.audio.sr, features=judge.config.features, path=p,
+                     done="enrolled")  # its loudest alone is enrolled
     if len(problems) == 1:
         raise problems[0]
     if problems:

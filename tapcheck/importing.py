@@ -105,6 +105,7 @@ def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, s
                  on_take: Callable[[Path, Take], None] | None) -> None:
     """The body of :func:`import_clips`, holding the dataset's lock: each file into ``result``."""
     from .features import load_clip, strike_crops
+    from .strikes import warn_of_taps
 
     # a linked board folder, or a label the side's training takes lack: before any take
     dataset.check_take_folder(board, side, label=label, split=split)
@@ -117,7 +118,8 @@ def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, s
                 y = load_clip(path, audio=config.audio, features=config.features)
                 # crops only to refuse a clip without a usable tap
                 strike_crops(y, sr=config.audio.sr, features=config.features, path=path)
-                _warn_of_taps(y, sr=config.audio.sr, features=config.features, path=path)
+                warn_of_taps(y, sr=config.audio.sr, features=config.features, path=path,
+                             done="used")
                 _refuse_stored(path, y, sr=config.audio.sr, dataset=dataset, stored=stored)
             except TapcheckError as e:
                 result.refused(e)
@@ -134,18 +136,6 @@ def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, s
             stored[_level(take)].append(take)
             if on_take is not None:  # inside too: a stop as the block ended printed one
                 on_take(path, take)  # "->" line fewer than the summary counted
-
-
-def _warn_of_taps(y, *, sr: int, features, path) -> None:
-    """Warn when a clip holds several taps (:func:`tapcheck.strikes.tap_onsets_s`)."""
-    import warnings
-
-    from .errors import TapcheckWarning
-    from .strikes import tap_onsets_s, taps_warning
-
-    taps = tap_onsets_s(y, sr=sr, features=features)
-    if len(taps) > 1:
-        warnings.warn(taps_warning(path, taps, done="used"), TapcheckWarning, stacklevel=2)
 
 
 def _refuse_repeats(files: Sequence[str | os.PathLike]) -> None:

@@ -178,15 +178,16 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
             for v in good:
                 if board_of_path(v.path) is None:
                     loose.setdefault(unplaced_reason(v.path), []).append(v.path)
-            result.warnings += [
-                f"{clips[0]}: {reason}, so judged as a board of its own"
-                f"{_and_more(len(clips) - 1, 'clip(s) alike')}; give --board NAME to judge "
-                "clips as one board" for reason, clips in loose.items()]
+
+            def loose_line(clip, reason: str, more: str = "") -> str:
+                return (f"{clip}: {reason}, so judged as a board of its own{more}; give "
+                        "--board NAME to judge clips as one board")
+
             for reason, clips in loose.items():
+                result.warnings.append(loose_line(clips[0], reason, _and_more(
+                    len(clips) - 1, "clip(s) alike")))
                 for clip in clips:
-                    _board_warning(result, os.fspath(clip), f"{clip}: {reason}, so judged as a "
-                                   "board of its own; give --board NAME to judge clips as one "
-                                   "board")
+                    _board_warning(result, os.fspath(clip), loose_line(clip, reason))
             # one board number, several folders (Monday's and Tuesday's board07/): still one
             # board, but a user who mixed two boards of that number should hear of it
             for b, folders in mixed_board_folders([v.path for v in good]):

@@ -325,3 +325,16 @@ def taps_warning(path: str | os.PathLike, taps_s: np.ndarray, *, done: str) -> s
     return (f"{path}{TAPS_WARNED}{len(taps_s)} taps (at {at} s); a take is one tap and only "
             f"the loudest is {done} — cut the file into one clip per tap (or record with "
             "`tapcheck record --trigger`, one take per tap)")
+
+
+def warn_of_taps(y: np.ndarray, *, sr: int, features: FeatureConfig = FeatureConfig(),
+                 path: str | os.PathLike, done: str) -> None:
+    """Warn (:class:`~tapcheck.errors.TapcheckWarning`) when a clip holds several taps
+    (:func:`tap_onsets_s`), of which only the loudest is ``done``: ``import`` and ``enroll``."""
+    import warnings
+
+    from .errors import TapcheckWarning
+
+    taps = tap_onsets_s(y, sr=sr, features=features)
+    if len(taps) > 1:
+        warnings.warn(taps_warning(path, taps, done=done), TapcheckWarning, stacklevel=3)
