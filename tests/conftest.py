@@ -33,9 +33,24 @@ def knock_files(material: str | None = None) -> list[Path]:
     return files
 
 
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed:
+        item.stash[_FAILED] = True
+    return report
+
+
 @pytest.fixture(autouse=True)
 def _isolated(request, tmp_path_factory, monkeypatch):
-    """Each test gets empty recordings/models folders; the feature cache is shared per session."""
+    """Each test gets empty recordings/models folders; the feature cache is shared per session.
+
+    A passing test's folders are removed after it, as ``tmp_path_retention_policy = "failed"``
+    removes its ``tmp_path``: kept, the suite's datasets and models filled 17 GB of /tmp a run,
+    and a CI run on a fuller disk failed when it ran out (stop 53's)."""
     base = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("TAPCHECK_RECORDINGS", str(base / "recordings"))
     monkeypatch.setenv("TAPCHECK_MODELS", str(base / "models"))
@@ -49,6 +64,9 @@ def _isolated(request, tmp_path_factory, monkeypatch):
         warnings.warn(f"SIGINT was {restored} after {_PREVIOUS[-1]}; restored",
                       pytest.PytestWarning, stacklevel=1)
     _PREVIOUS[:] = [request.node.nodeid]
+    yield
+    if not request.node.stash.get(_FAILED, False):
+        shutil.rmtree(base, ignore_errors=True)
 
 
 _PREVIOUS: list[str] = []
