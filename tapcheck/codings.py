@@ -4,6 +4,9 @@ a warning, as :func:`tapcheck.audio.load` reads every clip."""
 from __future__ import annotations
 
 import os
+import re
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 # Codings that drop what the ear misses; the model reads it. MP3 and Ogg Vorbis copies of 8 of
@@ -43,3 +46,41 @@ def lossy_warning(path: str | os.PathLike, *, subtype: str, container: str) -> s
     return (f"{path}: is {name}{named}, a lossy coding, which changes the spectrum the model "
             "reads (healthy taps scored up to 1.4 times as much as MP3 or Ogg Vorbis, 3.4-3.7 "
             "times as Opus or GSM); its score may be off — record or export WAV or FLAC")
+
+
+#: a take's manifest ``source`` when ``import`` read it from a lossy coding: "import (MP3)".
+#: Stored as a 16-bit WAV, the take no longer showed what it was read from (QA)
+_IMPORTED_LOSSY = re.compile(r"\Aimport \((.+)\)\Z")
+
+
+def import_source(path: str | os.PathLike) -> str:
+    """The manifest ``source`` of a take imported from ``path``: ``"import"``, or
+    ``"import (MP3)"`` (the coding's name) when the file is in a lossy coding."""
+    import soundfile as sf
+
+    try:
+        subtype = sf.info(str(path)).subtype
+    except (sf.LibsndfileError, RuntimeError, OSError):  # read already: only the name is lost
+        return "import"
+    return f"import ({LOSSY_CODINGS[subtype]})" if subtype in LOSSY_CODINGS else "import"
+
+
+def lossy_takes_warning(root: str | os.PathLike, sources: Iterable[str]) -> str | None:
+    """The warning for a dataset some of whose takes were imported from lossy codings, or None.
+
+    Parameters
+    ----------
+    root : str or PathLike
+        The dataset's folder, named in the warning.
+    sources : iterable of str
+        The manifest ``source`` of each of its takes (:func:`import_source`).
+    """
+    sources = list(sources)
+    codings = Counter(m[1] for m in map(_IMPORTED_LOSSY.match, sources) if m)
+    if not codings:
+        return None
+    n = sum(codings.values())
+    names = ", ".join(f"{name} x{count}" for name, count in sorted(codings.items()))
+    return (f"{root}: {n} of its {len(sources)} takes were imported from lossy codings "
+            f"({names}), whose spectra differ from what the microphone heard — re-import "
+            "WAV or FLAC recordings of those boards")

@@ -293,7 +293,16 @@ def check_splits(dataset, reports: list[TakeReport], config: Config) -> list[Fin
     return findings
 
 
-DATASET_CHECKS: list[Callable[..., list[Finding]]] = [check_files, check_takes, check_splits]
+def check_sources(dataset, reports: list[TakeReport], config: Config) -> list[Finding]:
+    """Takes imported from lossy codings (MP3, …): stored as WAV, read as any take."""
+    from .codings import lossy_takes_warning
+
+    warning = lossy_takes_warning(dataset.root, (t.source for t in dataset.takes))
+    return [Finding(NOTE, warning)] if warning else []
+
+
+DATASET_CHECKS: list[Callable[..., list[Finding]]] = [check_files, check_takes, check_sources,
+                                                      check_splits]
 
 
 def check_dataset(name: str | os.PathLike, *, config: Config = Config(),

@@ -104,6 +104,7 @@ def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, s
                  label: str, group: str, split: str, config: Config,
                  on_take: Callable[[Path, Take], None] | None) -> None:
     """The body of :func:`import_clips`, holding the dataset's lock: each file into ``result``."""
+    from .codings import import_source
     from .features import load_clip, strike_crops
     from .strikes import warn_of_taps
 
@@ -127,7 +128,7 @@ def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, s
             try:
                 take = dataset.add_take(y, sr=config.audio.sr, board=board, side=side,
                                         label=label, group=group, split=split,
-                                        source="import")
+                                        source=import_source(path))
             except StorageError as e:  # a full or read-only disk: the next file fares no better
                 result.refused(e)
                 result.stopped = len(files) - len(result.imported) - len(result.errors)

@@ -21,8 +21,9 @@ import torch
 from .augment import PSEUDO_ANOMALIES, PseudoAnomalyBatches
 from .config import Config, default_toml
 from .datasets import Dataset, Take, folder_take_error
-from .errors import AudioError, DatasetError
+from .errors import AudioError, DatasetError, TapcheckWarning
 from .featurecache import FeatureCache
+from .codings import lossy_takes_warning
 from .copies import refuse_copies
 
 #: takes a normal class needs before :func:`split_calibration` holds any out: with fewer, its
@@ -104,6 +105,9 @@ def prepare_data(dataset: Dataset, *, config: Config, cache: FeatureCache | None
             "boards only", path=dataset.root / "manifest.csv",
             fix="record or import normal boards with --split train")
     _refuse_mixed_sides(takes, manifest=dataset.root / "manifest.csv")
+    lossy = lossy_takes_warning(dataset.root, (t.source for t in takes))
+    if lossy:  # the network learns the coding's spectrum as healthy
+        warnings.warn(lossy, TapcheckWarning, stacklevel=2)
     # a copy could sit in the reference while its twin calibrates the threshold
     refuse_copies(dataset, takes, split="training")
     cache = cache or FeatureCache(audio=config.audio, features=config.features)

@@ -513,3 +513,31 @@ def test_a_file_of_several_taps_is_warned_of_and_a_strikes_bounces_are_not(tmp_p
         r"--trigger`, one take per tap\)", said[0])
     at = [float(t) for t in found.groups()]
     assert np.allclose(np.diff(at), 3.0, atol=0.1)  # the takes are 3 s long
+
+
+def test_a_take_imported_from_a_lossy_coding_says_so_in_doctor_and_train(tmp_path, run_cli):
+    """QA: an MP3, once imported, was a 16-bit WAV like any other, its manifest row said
+    "import", and doctor and train said nothing of it; its source now names the coding."""
+    import warnings
+
+    from tapcheck.config import Config
+    from tapcheck.training_data import prepare_data
+
+    from .conftest import write_tone
+
+    clips = [write_tone(tmp_path / "a.mp3", duration_s=3, subtype="MPEG_LAYER_III"),
+             write_tone(tmp_path / "b.wav", duration_s=3, seed=1)]
+    code, out, err = run_cli("import", *clips, "--dataset", "lossy", "--board", "1", "--side",
+                             "left", "--label", "normal")
+    assert code == 0 and "imported 2 of 2" in out, err
+    dataset = Dataset.open("lossy")
+    assert [t.source for t in dataset.takes] == ["import (MP3)", "import"]
+    said = (f"{dataset.root}: 1 of its 2 takes were imported from lossy codings (MP3 x1), whose "
+            "spectra differ from what the microphone heard — re-import WAV or FLAC recordings "
+            "of those boards")
+    _, out, _ = run_cli("doctor", "--dataset", "lossy")
+    assert f"note     {said}\n" in out
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepare_data(dataset, config=Config())
+    assert said in [str(w.message) for w in caught]
