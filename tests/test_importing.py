@@ -541,3 +541,30 @@ def test_a_take_imported_from_a_lossy_coding_says_so_in_doctor_and_train(tmp_pat
         warnings.simplefilter("always")
         prepare_data(dataset, config=Config())
     assert said in [str(w.message) for w in caught]
+
+
+def test_a_copy_is_refused_when_its_takes_peak_was_rounded_apart(tmp_path, run_cli):
+    """A take's manifest peak is that of its samples before they were rounded to 16 bits; a
+    copy of its file has the rounded ones. Where the two peaks round to other hundredths of a dB
+    (-13.23 and -13.24: about 5 % of synth's takes), the copy was imported (QA)."""
+    from tapcheck.audio import encode_wav, peak_dbfs
+
+    from .conftest import write_tone
+
+    y, sr = sf.read(write_tone(tmp_path / "t.wav", duration_s=3.0, subtype="FLOAT"))
+    # a gain at which the rounded samples' peak rounds to another hundredth than the float's
+    for gain in np.linspace(0.2, 0.3, 2001):
+        z = (y / np.abs(y).max() * gain).astype(np.float32)
+        stored = sf.read(encode_wav(z, sr=44100), dtype="float32")[0]
+        if round(peak_dbfs(z), 2) != round(peak_dbfs(stored), 2):
+            break
+    else:
+        raise AssertionError("no gain rounds the two peaks apart")
+    dataset = Dataset.create("copies")
+    take = dataset.add_take(z, sr=44100, board=1, side="left", label="normal")
+    copy = tmp_path / "copy.wav"
+    copy.write_bytes(dataset.path_of(take).read_bytes())
+    code, _, err = run_cli("import", copy, "--dataset", "copies", "--board", "2",
+                           "--side", "left", "--label", "normal")
+    assert code == 2 and "is already take board01/left/take001.wav of this dataset" in err
+    assert len(Dataset.open("copies").takes) == 1
