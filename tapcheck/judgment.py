@@ -199,6 +199,9 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
         result.boards = board_verdicts(
             [v.path for v in good], [v.score for v in good], threshold=info["board_threshold"],
             expected_taps=info["board_taps"], board=board, rule=info["board_rule"])
+        if board is not None and line:  # its JSON line too: a cracked board's tap outvoted
+            for b in result.boards:  # there, without a word (QA); one board, as named there
+                _board_warning(result, b.board, line)
 
         def board_of(v) -> str:  # as board_verdicts groups the clips
             return board if board is not None else (board_of_path(v.path) or os.fspath(v.path))

@@ -205,6 +205,12 @@ def test_judge_board_warns_when_the_clips_folders_name_another_board(tiny_model,
     warned = [line for line in err.splitlines() if line.startswith("tapcheck: warning: ")]
     assert warned == [f"tapcheck: warning: {clips[0]} and 2 more clip(s): their folders name "
                       "board 11, judged as board 7"]  # one line, however many clips
+    # and on the board's JSON line, where the board's other warnings are (it was missing: QA)
+    code, out, err = run_cli("judge", *clips, "--model", tiny_model, "--board", "07", "--json")
+    board_line, = [json.loads(line)["board_verdict"] for line in out.splitlines()
+                   if "board_verdict" in line]
+    assert board_line["board"] == "7" and board_line["warnings"] == [
+        f"{clips[0]} and 2 more clip(s): their folders name board 11, judged as board 7"]
     # the same board, written with a leading zero or a space: nothing to warn of, and named
     # as its folder names it (it was "BOARD 011", a board apart from per-board's "BOARD 11")
     for written in ("011", " 11", "+11"):
