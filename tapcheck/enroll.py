@@ -133,10 +133,30 @@ def _refuse_own(clips: Sequence[str | os.PathLike], prints: list[str], taps: lis
     own = set(provenance(checkpoint, "digests")) | set(provenance(checkpoint, "crop_digests"))
     for clip, digest, tap in zip(clips, prints, taps, strict=True):
         if digest in own or tap in own:
+            if _own_label(checkpoint, digest, tap) == "defect":  # in no reference (QA)
+                raise ParameterError(
+                    "is one of the defect takes the model was trained on: enrolled as a normal "
+                    "tap, it would teach the model that a cracked board sounds healthy; nothing "
+                    "enrolled", path=clip, fix="enrol taps of sound boards")
             raise ParameterError(
                 "is one of the recordings the model was trained or calibrated on: its reference "
                 "or threshold holds it already, and enrolled it would count twice; nothing "
                 "enrolled", path=clip, fix="enrol taps the model has not been given")
+
+
+def _own_label(checkpoint: dict[str, Any], digest: str, tap: str) -> str | None:
+    """The label of the training take whose bytes are ``digest`` or crops ``tap``, or None where
+    the model file cannot tell (lists of another length: a file edited by hand)."""
+    from .modelfile import provenance
+
+    paths = provenance(checkpoint, "takes") + provenance(checkpoint, "calibration_takes")
+    labels = dict(zip(checkpoint.get("classes", []), checkpoint.get("class_labels", []),
+                      strict=False))  # checked on load
+    for key, value in (("digests", digest), ("crop_digests", tap)):
+        digests = provenance(checkpoint, key)
+        if len(digests) == len(paths) and value in digests:
+            return labels.get("/".join(paths[digests.index(value)].split("/")[:2]))
+    return None
 
 
 #: enroll's refusal of an enrolment whose model no command could load ({problem}: why)

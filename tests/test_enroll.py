@@ -123,7 +123,8 @@ def test_clearly_defective_clips_are_refused_unless_forced(model):
 
 @pytest.mark.parametrize("case", ["missing", "no-folder", "foreign", "empty", "not-audio",
                                   "features", "link", "link-loop", "link-nowhere",
-                                  "read-only", "undo-read-only", "own-take", "own-take-flac"])
+                                  "read-only", "undo-read-only", "own-take", "own-take-flac",
+                                  "own-defect"])
 def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny_dataset,
                                                                run_cli, tmp_path):
     clips = [str(c) for c in unseen_clips(tiny_dataset)]
@@ -145,6 +146,9 @@ def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny
         target.symlink_to(tmp_path / "gone" / "m.pt")
     elif case == "own-take":  # a take the model trained on would count twice
         clips = clips + [str(tiny_dataset.path_of(tiny_dataset.select(split="train")[0]))]
+    elif case == "own-defect":  # "its reference or threshold holds it": neither does (QA)
+        clips = clips + [str(tiny_dataset.path_of(tiny_dataset.select(split="train",
+                                                                      label="defect")[0]))]
     elif case == "own-take-flac":  # the same samples as FLAC: other bytes, the same crops
         import soundfile as sf
 
@@ -183,7 +187,11 @@ def test_bad_input_is_one_line_and_leaves_the_model_file_alone(case, model, tiny
             "own-take": "take001.wav: is one of the recordings the model was trained or "
                         "calibrated on",
             "own-take-flac": "take001.flac: is one of the recordings the model was trained "
-                             "or calibrated on"}[case] in lines[0]
+                             "or calibrated on",
+            "own-defect": "take001.wav: is one of the defect takes the model was trained on: "
+                          "enrolled as a normal tap, it would teach the model that a cracked "
+                          "board sounds healthy; nothing enrolled — enrol taps of sound "
+                          "boards"}[case] in lines[0]
     assert (md5(target) if target.exists() else None) == digest
     assert target.is_symlink() == case.startswith("link") and not (tmp_path / "nodir").exists()
     if case == "link":
