@@ -99,14 +99,16 @@ def _lognormal_quantile(scores: np.ndarray, q: float) -> float:
     plain fitted quantile is exceeded more often the fewer the clips. (On resampled medians, as
     the ``median`` board rule fits, n overstates the independent values: the correction is
     then too small to matter.)"""
-    import scipy.stats
+    # Student's t quantile from scipy.special, not scipy.stats: importing scipy.stats took 1.1 s
+    # of enroll's 2.3 s with arcface-resnet18 (measured, cProfile), for this one number
+    from scipy.special import stdtrit
 
     if scores.size < MIN_FIT_CLIPS["lognormal"] or np.ptp(scores) < 1e-12:
         return float(scores.max()) if scores.size else 0.0
     shift = _shift(scores)
     logs = np.log(scores - shift)
     n = logs.size
-    spread = float(scipy.stats.t.ppf(q, n - 1)) * logs.std(ddof=1) * np.sqrt(1.0 + 1.0 / n)
+    spread = float(stdtrit(n - 1, q)) * logs.std(ddof=1) * np.sqrt(1.0 + 1.0 / n)
     return float(np.exp(logs.mean() + spread)) + shift
 
 
