@@ -316,11 +316,16 @@ def _refuse_defective(detector, scores: np.ndarray, clips, *, force: bool) -> No
     """A clip scoring far above the threshold is a defect, not a new normal board."""
     worst, limit = int(np.argmax(scores)), refuse_limit(detector)
     if not force and scores[worst] > limit:
+        # how many, and leaving them out: only --force was offered, for one clip of four (QA)
+        over = int((scores > limit).sum())
+        which = (f"the highest of {over} of the {len(scores)} clips over the limit"
+                 if over > 1 else f"1 of the {len(scores)} clips" if len(scores) > 1 else "")
         raise ParameterError(
             f"scores {scores[worst]:.4g}, far above the threshold {detector.threshold_:.4g} "
-            f"(limit {limit:.4g}): it sounds defective, not like a new normal board; nothing "
-            "enrolled", path=clips[worst],
-            fix="check the board, or pass --force to enrol it all the same")
+            f"(limit {limit:.4g}){f', {which}' if which else ''}: it sounds defective, not like "
+            "a new normal board; nothing enrolled", path=clips[worst],
+            fix=f"check the board: leave {'them' if over > 1 else 'it'} out, or pass --force "
+                f"to enrol {'them' if over > 1 else 'it'} all the same")
 
 
 def undo_enrollment(model: str | os.PathLike) -> dict[str, Any]:

@@ -108,13 +108,19 @@ def test_a_killed_rewrites_temporary_file_is_swept_by_the_next(model, tiny_datas
     assert not stale.exists() and other.exists()
 
 
-def test_clearly_defective_clips_are_refused_unless_forced(model):
+def test_clearly_defective_clips_are_refused_unless_forced(model, tiny_dataset):
     ceramic = [KNOCKS / "ceramic" / "10.wav", KNOCKS / "ceramic" / "15.wav"]
     digest, detector = md5(model), load_model(model).detector
     # the line names the clip scoring highest: 10.wav here, 15.wav within 1 % of it where the
     # CPU has no native bfloat16 (helper-50 measured both)
     with pytest.raises(ParameterError, match=r"(10|15)\.wav.*sounds defective.*--force"):
         enroll(model, ceramic)
+    # among good clips: how many of them, and leaving it out is offered, not --force alone (QA)
+    with pytest.raises(ParameterError) as e:
+        enroll(model, [*unseen_clips(tiny_dataset, n=3), ceramic[0]])
+    assert str(e.value.path) == str(ceramic[0])
+    assert ", 1 of the 4 clips: it sounds defective" in str(e.value)
+    assert e.value.fix == "check the board: leave it out, or pass --force to enrol it all the same"
     assert md5(model) == digest
     done = enroll(model, ceramic, force=True)
     assert max(done["scores"]) > refuse_limit(detector)
