@@ -75,7 +75,8 @@ def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: s
     check_report_folder(out, names)  # before the features and the training, not after
     grid = grid or GridConfig(seeds=(config.train.seed,))
     with _held(out, names, models=grid.single):
-        check_report_folder(out, names)  # again, held: an enrolment made since is not lost
+        # again, held: an enrolment made since is not lost (its warning was given above)
+        check_report_folder(out, names, warn=False)
         return _compare(dataset, names, config=config, out=out, grid=grid, log=log,
                         progress=progress, started=started)
 

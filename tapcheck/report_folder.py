@@ -19,9 +19,10 @@ from .errors import StorageError, TapcheckWarning
 from .file_kinds import check_replaceable, sniff
 from .model_target import check_model_target
 from .models import MODELS
+from .paths import models_home
 
 
-def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
+def check_report_folder(out: str | os.PathLike, names: list[str], *, warn: bool = True) -> None:
     """Before any work: ``out`` may take the report of comparing ``names``.
 
     ``compare --out`` once replaced a user's ``index.html`` or ``metrics.csv`` and put a report
@@ -34,16 +35,24 @@ def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
     Raises
     ------
     StorageError
-        ``out`` holds a dataset (``manifest.csv``), a file the report would replace that no
+        ``out`` is the models folder or holds a dataset (``manifest.csv``), a file the report
+        would replace that no
         comparison wrote, a model file under ``models/`` that no cell of a comparison there
         recorded (``train`` wrote it, or wrote it again since),
         or ``models``/``cells`` that is not a plain folder.
-    """
+
+    ``warn``: say so of other files in ``out`` (the first check; compare checks again once it
+    holds the folder's lock, and said it twice, then of its own lock file)."""
     out = Path(out)
     fix = "choose another --out, e.g. reports/<dataset>"
     refuse_dataset_folder(out, why="a report would mix its files with the takes",
                           home_why="a report would mix its files with the datasets' folders",
                           fix=fix)
+    # as the recordings folder: index.html, figures and cells/ went in among the user's model
+    # files, and the report's own models into models/models/ (QA)
+    if out.resolve() == models_home().resolve():
+        raise StorageError("is the models folder, which holds the model files train writes; a "
+                           "report would mix its files with them", path=out, fix=fix)
     for sub in ("models", "cells"):
         path = out / sub
         if os.path.lexists(path) and (path.is_symlink() or not path.is_dir()):
@@ -54,7 +63,7 @@ def check_report_folder(out: str | os.PathLike, names: list[str]) -> None:
     earlier = _is_comparison(out / "metrics.json") or holds_cells(out)
     files = ["index.html", "metrics.csv", "metrics.json", "roc.png", "training.png"]
     files += [f"{kind}-{name}.png" for name in names for kind in ("tsne", "scores")]
-    if not earlier:
+    if not earlier and warn:
         _warn_of_strangers(out, files)
     for name in files:
         check_replaceable(out / name, ours=lambda _: earlier, what="file of a comparison report")
@@ -74,8 +83,11 @@ def _warn_of_strangers(out: Path, files: list[str]) -> None:
     a new dataset: ``compare --out cfg`` wrote index.html, figures, models/ and cells/ among a
     user's config files without a word (QA)."""
     try:
+        # a report's own lock (metrics.json.lock) is none: every compare into a new folder
+        # warned of it (QA)
+        ours = {*files, *(f"{name}.lock" for name in files), "models", "cells"}
         others = sorted(p.name for p in out.iterdir() if not p.name.startswith(".")
-                        and p.name not in {*files, "models", "cells"})
+                        and p.name not in ours)
     except OSError:  # missing, or not to be listed: writing says what is wrong
         return
     if others:

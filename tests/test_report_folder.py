@@ -1,6 +1,7 @@
 """A comparison's report folder, checked before any work (tapcheck/report_folder.py)."""
 
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -26,3 +27,23 @@ def test_a_new_report_among_other_files_is_warned_of(tmp_path):
         warnings.simplefilter("error", TapcheckWarning)
         check_report_folder(mine, ["ae"])
         check_report_folder(tmp_path / "new", ["ae"])
+        # a report's own lock file, as compare holds it: every compare into a new folder
+        # warned of metrics.json.lock (QA)
+        (mine / "metrics.json.lock").write_text("")
+        check_report_folder(mine, ["ae"])
+
+
+def test_the_models_folder_takes_no_report(tmp_path, monkeypatch):
+    """compare --out models wrote index.html, figures and cells/ among the user's model files,
+    with a warning (three times), as it refuses the recordings folder (QA)."""
+    from tapcheck.errors import StorageError
+
+    monkeypatch.setenv("TAPCHECK_MODELS", str(tmp_path / "models"))
+    (tmp_path / "models").mkdir()
+    monkeypatch.chdir(tmp_path)
+    for given in ("models", "./models/", tmp_path / "models"):
+        with pytest.raises(StorageError) as e:
+            check_report_folder(given, ["ae"])
+        assert str(e.value) == (f"{Path(given)}: is the models folder, which holds the model files "
+                                "train writes; a report would mix its files with them — choose "
+                                "another --out, e.g. reports/<dataset>")
