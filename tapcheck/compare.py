@@ -72,11 +72,12 @@ def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: s
     """
     started = time.perf_counter()
     out = Path(out)
-    check_report_folder(out, names)  # before the features and the training, not after
+    # before the features and the training, not after
+    check_report_folder(out, names, dataset=dataset)
     grid = grid or GridConfig(seeds=(config.train.seed,))
     with _held(out, names, models=grid.single):
         # again, held: an enrolment made since is not lost (its warning was given above)
-        check_report_folder(out, names, warn=False)
+        check_report_folder(out, names, warn=False, dataset=dataset)
         return _compare(dataset, names, config=config, out=out, grid=grid, log=log,
                         progress=progress, started=started)
 
@@ -178,8 +179,12 @@ def _all_crops(dataset: Dataset, *, config: Config, progress: bool,
                                "test, or tapcheck import --split test), or set the split column of "
                                "a few takes per board to test in the manifest")
     labels = np.array([t.label == "defect" for t in test_takes])
-    if labels.all() or not labels.any():
-        log("tapcheck: warning: the test split holds only one label; AUC is undefined")
+    if labels.all() or not labels.any():  # said so that the report's dashes are understood
+        has, lacks, fix = (("defect", "normal", "healthy boards") if labels.all() else
+                           ("normal", "defect", "a cracked board"))
+        log(f"tapcheck: warning: {dataset.root}: the test split holds {has} takes only, no "
+            f"{lacks} ones, so no AUC or pAUC can be computed (the report shows – for them) — "
+            f"add takes of {fix} with --split test")
     cache = FeatureCache(audio=config.audio, features=config.features)
     train = dataset_crops(dataset, train_takes, cache=cache, progress=progress)
     test = dataset_crops(dataset, test_takes, cache=cache, progress=progress, split="test")

@@ -158,8 +158,8 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
     raise ModelFileError(
         f"holds a model trained on another dataset ({trained_on}), which training on "
         f"{dataset.root} would replace", path=path,
-        fix=f"choose another --out, e.g. --out {other}, or delete {path} first if that model "
-            "is no longer needed")
+        fix=f"{elsewhere or f'choose another --out, e.g. --out {other}'}, or delete {path} "
+            "first if that model is no longer needed")
 
 
 def same_dataset(head: dict[str, Any], dataset: Any) -> bool:

@@ -12,6 +12,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 from .cellstore import holds_cells, wrote_model
 from .dataset_folders import refuse_dataset_folder
@@ -22,7 +23,8 @@ from .models import MODELS
 from .paths import models_home
 
 
-def check_report_folder(out: str | os.PathLike, names: list[str], *, warn: bool = True) -> None:
+def check_report_folder(out: str | os.PathLike, names: list[str], *, warn: bool = True,
+                        dataset: Any = None) -> None:
     """Before any work: ``out`` may take the report of comparing ``names``.
 
     ``compare --out`` once replaced a user's ``index.html`` or ``metrics.csv`` and put a report
@@ -40,6 +42,10 @@ def check_report_folder(out: str | os.PathLike, names: list[str], *, warn: bool 
         comparison wrote, a model file under ``models/`` that no cell of a comparison there
         recorded (``train`` wrote it, or wrote it again since),
         or ``models``/``cells`` that is not a plain folder.
+
+    ``dataset``: the :class:`~tapcheck.datasets.Dataset` compared; a model file of an earlier
+    comparison of another dataset is not replaced, as ``train`` replaces none (it was, and the
+    two comparisons' cells were mixed in one folder: QA).
 
     ``warn``: say so of other files in ``out`` (the first check; compare checks again once it
     holds the folder's lock, and said it twice, then of its own lock file)."""
@@ -71,7 +77,8 @@ def check_report_folder(out: str | os.PathLike, names: list[str], *, warn: bool 
         # <out>/models/<name>.pt is where `train` writes when <out> is the working folder
         # (`--out .`, or an empty `--out ''`): a plainly trained model was replaced there
         model = out / "models" / f"{name}.pt"
-        check_model_target(model)  # only over tapcheck's own model files
+        # only over tapcheck's own model files, and a comparison's of this dataset
+        check_model_target(model, dataset=dataset, elsewhere=fix)
         if os.path.lexists(model) and not wrote_model(out, name, model):
             raise StorageError("exists, and no comparison here wrote it: the report's "
                                f"{name} model would replace a model tapcheck train wrote",

@@ -358,6 +358,34 @@ def test_a_one_board_comparison_writes_strict_json_and_only_its_own_lines(tiny_d
     code, out, err = run_cli("compare", "--dataset", one, "--models", "ae", "--epochs", "1",
                              "--out", tmp_path / "report")
     assert code == 0, err
+    # the report's dashes explained, before any training (the line said "only one label")
+    assert err.startswith(f"tapcheck: warning: {one}: the test split holds normal takes only, "
+                          "no defect ones, so no AUC or pAUC can be computed (the report shows "
+                          "– for them) — add takes of a cracked board with --split test\n"), err
     strict = json.loads((tmp_path / "report" / "metrics.json").read_text(),
                         parse_constant=lambda c: pytest.fail(f"metrics.json holds {c}"))
     assert strict["models"][0]["auc"] is None  # no defective take: no AUC, said as null
+
+
+def test_a_report_of_another_dataset_keeps_its_model_files(run_cli, small_compare_set,
+                                                           tiny_dataset, tmp_path):
+    """`compare --out` into an earlier report of another dataset replaced its model files
+    without a word, and mixed the two comparisons' cells in one folder, where `train` refuses
+    to replace a model of another dataset (QA)."""
+    from .conftest import copy_with_manifest
+
+    report = tmp_path / "report"
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
+                           "--epochs", "1", "--out", report)
+    assert code == 0, err
+    other = copy_with_manifest(tiny_dataset.root, tmp_path / "other",
+                               lambda rows: [r for r in rows if r["board"] in ("3", "4", "8")])
+    before = _md5s(report)
+    code, out, err = run_cli("compare", "--dataset", other, "--models", "ae", "--epochs", "1",
+                             "--out", report)
+    assert (code, out) == (2, "")
+    assert err == (f"tapcheck: error: {report}/models/ae.pt: holds a model trained on another "
+                   f"dataset ({small_compare_set}), which training on {other} would replace — "
+                   "choose another --out, e.g. reports/<dataset>, or delete "
+                   f"{report}/models/ae.pt first if that model is no longer needed\n")
+    assert _md5s(report) == before
