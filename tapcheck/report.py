@@ -62,6 +62,13 @@ def write_metrics(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -
                   allow_nan=False)
 
 
+#: said of a comparison of several models at one seed each, on the terminal and its page: the
+#: table ranks them, and a reseed can reorder it (docs/compare-grids.md); it was not said (QA)
+ONE_SEED = ("one seed per model: another seed can reorder them (arcface-resnet18's AUC spanned "
+            "0.919-0.974 over eight seeds on the demo) — rank them with --seeds 0-4 "
+            "(docs/compare-grids.md)")
+
+
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """The metrics table as aligned text, for the terminal."""
     headers = [h for _, h, _ in COLUMNS]
@@ -93,6 +100,8 @@ up to 0.1 (DCASE definition); F1 and false alarms at each model's own threshold,
 normal clips only; "best F1 (oracle)" uses the test labels to place the threshold and only says
 how good a threshold could be.</p>
 <table><tr>{head}</tr>{body}</table>""")
+    if len(rows) > 1:  # the page is only written for a single seed (a grid has its own)
+        tables += f"<p><b>{e(ONE_SEED[0].upper() + ONE_SEED[1:])}.</b></p>"
     return page(out, title="tapcheck comparison", meta=meta, tables=tables, figures=figures,
                 rows=rows)
 

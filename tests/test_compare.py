@@ -1,6 +1,8 @@
 """tapcheck compare: metrics, figures, an offline report whose images all load in Chromium."""
 
+import contextlib
 import hashlib
+import io
 import json
 import shutil
 import subprocess
@@ -20,10 +22,26 @@ def report(tiny_dataset, tmp_path_factory):
     from tapcheck.cli import main
 
     out = tmp_path_factory.mktemp("report")
-    code = main(["compare", "--dataset", str(tiny_dataset.root), "--models",
-                 "ae,triplet-shallow,arcface-shallow", "--epochs", "1", "--out", str(out)])
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["compare", "--dataset", str(tiny_dataset.root), "--models",
+                     "ae,triplet-shallow,arcface-shallow", "--epochs", "1", "--out", str(out)])
     assert code == 0
+    _SAID[out] = err.getvalue()
     return out
+
+
+_SAID: dict = {}  # what the report's compare said on stderr
+
+
+def test_one_seed_is_said_not_to_rank_models(report):
+    """The table ranks three models trained at one seed each; that a reseed can reorder them
+    was said nowhere, on the terminal or the page (QA)."""
+    from tapcheck.report import ONE_SEED
+
+    assert f"tapcheck: warning: {ONE_SEED}\n" in _SAID[report]
+    assert "<b>One seed per model: another seed can reorder them" in \
+        (report / "index.html").read_text()
 
 
 def test_report_files_and_metrics(report):

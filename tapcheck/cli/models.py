@@ -11,7 +11,8 @@ import click
 
 from ..console import percent
 
-from .app import cli, debugging, echo_err, parse_config, say, table, train_with_progress
+from .app import (cli, debugging, echo_err, parse_config, say, table, train_with_progress,
+                  warn)
 from .params import FILE, MODEL_FILE, BoardName, Whole, config_option, dataset_option
 
 
@@ -275,6 +276,10 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     rows = compare_models(ds, names, config=config, out=out, grid=grid, log=echo_err,
                           progress=sys.stderr.isatty())
     click.echo(summary_table(rows) if grid.single else grid_text(rows))
+    if grid.single and len(rows) > 1:
+        from ..report import ONE_SEED
+
+        warn(ONE_SEED)
     say(f"report: {out / 'index.html'}")
 
 
