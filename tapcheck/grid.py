@@ -27,6 +27,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -344,11 +345,16 @@ def run_grid(tasks: list[CellTask], keys: dict[Cell, str], crops: dict, *, store
     torch threads, when given), the others run and saved; and how many were read back."""
     done: dict[Cell, dict] = {}
     todo = []
+    other_threads = Counter()  # cells stored here, trained on another number of threads
     for task in tasks:
         stored = store.load(task.cell, keys[task.cell], need_model=task.keep_model,
                             threads=threads)
         if stored is None:
             todo.append(task)
+            found = None if threads is None else store.load(
+                task.cell, keys[task.cell], need_model=task.keep_model)
+            if found is not None:
+                other_threads[found.get("threads")] += 1
         else:
             done[task.cell] = stored
             name = store.json_path(task.cell, keys[task.cell]).relative_to(store.out)
@@ -356,6 +362,13 @@ def run_grid(tasks: list[CellTask], keys: dict[Cell, str], crops: dict, *, store
     if done:
         log(f"{len(done)} of {len(tasks)} cells reused from {store.out / 'cells'}; "
             f"{len(todo)} to run")
+    if other_threads:  # switching between --ray and not retrained every cell without a word
+        n, shown = sum(other_threads.values()), ", ".join(map(str, sorted(other_threads)))
+        log(f"tapcheck: warning: {n} cell(s) stored in {store.out / 'cells'} were trained on "
+            f"{shown} torch thread(s) and this run trains on {threads}, which moves their "
+            "numbers in the last bits: they are trained again and replaced — to reuse them, "
+            "run as they ran (--ray trains each cell on --cpus-per-cell threads, 1 unless "
+            "given; without --ray, on this process's, OMP_NUM_THREADS)")
     for task in todo:  # a fold too thin to train on is refused before any cell trains
         check_cell(task, crops)
     started = time.perf_counter()
