@@ -407,3 +407,20 @@ def test_a_report_of_another_dataset_keeps_its_model_files(run_cli, small_compar
                    "choose another --out, e.g. reports/<dataset>, or delete "
                    f"{report}/models/ae.pt first if that model is no longer needed\n")
     assert _md5s(report) == before
+
+
+def test_a_configs_model_that_compare_does_not_train_is_said(run_cli, small_compare_set,
+                                                             tmp_path):
+    """`compare --config` of a config naming `[train] model = "ae"` trained the study's eight
+    without a word, where train and demo take it (QA)."""
+    config = tmp_path / "ae.toml"
+    config.write_text('[train]\nmodel = "ae"\n')
+    (tmp_path / "a-file").write_text("")  # an --out refused before any training
+    code, out, err = run_cli("compare", "--dataset", small_compare_set, "--config", config,
+                             "--models", "vae", "--out", tmp_path / "a-file")
+    assert code == 2 and err.startswith(
+        f"tapcheck: warning: {config}: its [train] model = 'ae' is not used: compare trains the "
+        "models --models names (vae) — give --models ae to compare it\n"), err
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, "--config", config,
+                           "--models", "ae,vae", "--out", tmp_path / "a-file")
+    assert code == 2 and "warning" not in err

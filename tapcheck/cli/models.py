@@ -243,6 +243,11 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     # --scorer is every model's, as train.scorer of a config is (it was refused, the key taken)
     config = parse_config(config_path).replace("train", epochs=epochs, seed=seed,
                                                 members=members, scorer=scorer)
+    given = config.train.model
+    if config_path and given != type(config.train)().model and given not in names:
+        # train and demo take it; compare trained the study's eight without a word (QA)
+        warn(f"{config_path}: its [train] model = {given!r} is not used: compare trains the "
+             f"models --models names ({selection}) — give --models {given} to compare it")
     if config.train.members > 1:  # ae/vae's errors cannot be averaged over networks
         from ..detectors import representation_of
         from ..models import get_spec
