@@ -237,8 +237,10 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
                     f"{b.over} of the {b.taps} taps are over the tap threshold, against "
                     f"{percent(info['far'])} of a healthy board's{more}")
 
+        # the others named: "(and 4 more board(s) …)" left a user to guess which (QA)
+        others = ", ".join(str(o.board) for o in long[1:5]) + (", …" if len(long) > 5 else "")
         result.warnings += [long_line(b, _and_more(
-            len(long) - 1, f"board(s) with more than {b.expected_taps} taps"))
+            len(long) - 1, f"board(s) with more than {b.expected_taps} taps: {others}"))
             for b in long[:1]]
         for b in long:
             _board_warning(result, b.board, long_line(b))
