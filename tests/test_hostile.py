@@ -572,7 +572,12 @@ def test_crops_a_network_cannot_take_are_refused_before_any_work(dataset_copy, t
     code, _, err = run_cli("train", "--model", model, "--dataset", dataset_copy, "--epochs", "1",
                            "--config", tmp_path / "small.toml", "--out", tmp_path / "m.pt")
     assert code == 2 and "epoch" not in err
-    _one_line_error(err, "crops do not fit model", model)
+    _one_line_error(err, f"{tmp_path / 'small.toml'}: 'features.n_bins' x 'features.n_frames'",
+                    "crops do not fit model", model)  # the file named (compare named none: QA)
+    code, _, err = run_cli("compare", "--models", model, "--dataset", dataset_copy,
+                           "--config", tmp_path / "small.toml", "--out", tmp_path / "report")
+    assert code == 2 and "epoch" not in err
+    _one_line_error(err, f"{tmp_path / 'small.toml'}: 'features.n_bins'", model)
 
 
 def test_a_network_too_large_to_train_is_refused_before_any_work(dataset_copy, tmp_path,

@@ -101,7 +101,8 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
         config = parse_config(config_path).replace(
             "train", model=model_name, epochs=epochs, seed=seed, scorer=scorer,
             members=members, calibration=calibration)
-        check_buildable(config)  # an unknown name, or crops the network cannot take: now
+        # an unknown name, or crops the network cannot take: now
+        check_buildable(config, path=config_path)
         ds = Dataset.open(dataset)
         out = out or model_path(config.train.model)
         check_out_name(out)  # before its .partial is named
@@ -275,7 +276,7 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     ds = Dataset.open(dataset)
     out = Path(out) if out is not None else default_out(ds)
     for name in names:  # settings no network takes: now
-        check_buildable(config.replace("train", model=name))
+        check_buildable(config.replace("train", model=name), path=config_path)
     check_report_folder(out, names)  # and its model files: only over tapcheck's own
     check_writable(out, create=False)  # the folder itself appears only with the results
     rows = compare_models(ds, names, config=config, out=out, grid=grid, log=echo_err,
