@@ -243,7 +243,8 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         checkpoint = dict(loaded.checkpoint)
         checkpoint["detector"] = detector.get_state()
         checkpoint["enrolled"] = list(checkpoint.get("enrolled", [])) + [{
-            "clips": [os.fspath(c) for c in clips], "digests": prints, "crop_digests": taps,
+            # absolute: `enroll --list` showed `tap one.wav`, relative to wherever enroll ran
+            "clips": [os.path.abspath(c) for c in clips], "digests": prints, "crop_digests": taps,
             "board": -1 if board is None else int(board),
             "group": group, "first_row": first_row, "rows": len(emb), "forced": bool(force),
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

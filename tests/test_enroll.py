@@ -742,3 +742,15 @@ def test_a_clip_of_several_taps_is_enrolled_by_its_strongest_with_a_warning(
     assert re.search(rf"tapcheck: warning: {re.escape(str(clip))}: holds at least 3 taps \(at "
                      r"\d\.\d, \d\.\d, \d\.\d s\); a take is one tap and only the loudest is "
                      r"enrolled — cut the file into one clip per tap", err), err
+
+
+def test_enrolled_clips_are_listed_by_their_whole_path(model, tiny_dataset, run_cli,
+                                                       monkeypatch):
+    """`enroll --list` showed a clip as it was given (`take001.wav`), relative to a folder the
+    list does not say (QA)."""
+    clip = unseen_clips(tiny_dataset, n=1)[0]
+    monkeypatch.chdir(clip.parent)
+    code, _, err = run_cli("enroll", "--model", model, "--board", 13, clip.name)
+    assert code == 0, err
+    code, out, _ = run_cli("enroll", "--model", model, "--list")
+    assert code == 0 and f"board 13  1 clip(s)  {clip}\n" in out
