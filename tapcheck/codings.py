@@ -58,10 +58,11 @@ def import_source(path: str | os.PathLike) -> str:
     ``"import (MP3)"`` (the coding's name) when the file is in a lossy coding."""
     import soundfile as sf
 
-    try:
-        subtype = sf.info(str(path)).subtype
-    except (sf.LibsndfileError, RuntimeError, OSError):  # read already: only the name is lost
-        return "import"
+    try:  # a file object: soundfile encodes a name as UTF-8, and some names are not (QA)
+        with open(path, "rb") as f:
+            subtype = sf.info(f).subtype
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError):  # read already: only the
+        return "import"  # coding's name is lost
     return f"import ({LOSSY_CODINGS[subtype]})" if subtype in LOSSY_CODINGS else "import"
 
 
