@@ -351,8 +351,9 @@ def run_grid(tasks: list[CellTask], keys: dict[Cell, str], crops: dict, *, store
                             threads=threads)
         if stored is None:
             todo.append(task)
+            # read only (need_model=False moves no model file): to be counted, not reused
             found = None if threads is None else store.load(
-                task.cell, keys[task.cell], need_model=task.keep_model)
+                task.cell, keys[task.cell], need_model=False)
             if found is not None:
                 other_threads[found.get("threads")] += 1
         else:

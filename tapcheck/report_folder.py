@@ -38,10 +38,9 @@ def check_report_folder(out: str | os.PathLike, names: list[str], *, warn: bool 
     ------
     StorageError
         ``out`` is the models folder or holds a dataset (``manifest.csv``), a file the report
-        would replace that no
-        comparison wrote, a model file under ``models/`` that no cell of a comparison there
-        recorded (``train`` wrote it, or wrote it again since),
-        or ``models``/``cells`` that is not a plain folder.
+        would replace that no comparison wrote, a model file under ``models/`` that no cell of
+        a comparison there recorded (``train`` wrote it, or wrote it again since), or
+        ``models``/``cells`` that is not a plain folder.
 
     ``dataset``: the :class:`~tapcheck.datasets.Dataset` compared; a model file of an earlier
     comparison of another dataset is not replaced, as ``train`` replaces none (it was, and the
