@@ -66,7 +66,8 @@ def import_source(path: str | os.PathLike) -> str:
     return f"import ({LOSSY_CODINGS[subtype]})" if subtype in LOSSY_CODINGS else "import"
 
 
-def lossy_takes_warning(root: str | os.PathLike, sources: Iterable[str]) -> str | None:
+def lossy_takes_warning(root: str | os.PathLike, sources: Iterable[str], *,
+                        what: str = "takes") -> str | None:
     """The warning for a dataset some of whose takes were imported from lossy codings, or None.
 
     Parameters
@@ -75,6 +76,8 @@ def lossy_takes_warning(root: str | os.PathLike, sources: Iterable[str]) -> str 
         The dataset's folder, named in the warning.
     sources : iterable of str
         The manifest ``source`` of each of its takes (:func:`import_source`).
+    what : str
+        What those takes are, as the warning counts them: "takes", "training takes".
     """
     sources = list(sources)
     codings = Counter(m[1] for m in map(_IMPORTED_LOSSY.match, sources) if m)
@@ -82,6 +85,6 @@ def lossy_takes_warning(root: str | os.PathLike, sources: Iterable[str]) -> str 
         return None
     n = sum(codings.values())
     names = ", ".join(f"{name} x{count}" for name, count in sorted(codings.items()))
-    return (f"{root}: {n} of its {len(sources)} takes were imported from lossy codings "
+    return (f"{root}: {n} of its {len(sources)} {what} were imported from lossy codings "
             f"({names}), whose spectra differ from what the microphone heard — re-import "
             "WAV or FLAC recordings of those boards")

@@ -105,7 +105,7 @@ def prepare_data(dataset: Dataset, *, config: Config, cache: FeatureCache | None
             "boards only", path=dataset.root / "manifest.csv",
             fix="record or import normal boards with --split train")
     _refuse_mixed_sides(takes, manifest=dataset.root / "manifest.csv")
-    lossy = lossy_takes_warning(dataset.root, (t.source for t in takes))
+    lossy = lossy_takes_warning(dataset.root, (t.source for t in takes), what="training takes")
     if lossy:  # the network learns the coding's spectrum as healthy
         warnings.warn(lossy, TapcheckWarning, stacklevel=2)
     # a copy could sit in the reference while its twin calibrates the threshold
