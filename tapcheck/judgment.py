@@ -170,9 +170,9 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
 
         good = [v for v in verdicts if not v.error]
         if board is not None:  # as enroll warns: the folders may know better than the option
-            line = other_board_warning(other_board_folders([v.path for v in good], board),
-                                       board, done="judged")
-            result.warnings += [line] if line else []
+            folders_line = other_board_warning(
+                other_board_folders([v.path for v in good], board), board, done="judged")
+            result.warnings += [folders_line] if folders_line else []
         else:  # a clip no folder places on a board is a board of its own: say how to group
             loose: dict[str, list[str]] = {}  # one line per reason, not per clip (trial 39)
             for v in good:
@@ -199,9 +199,9 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
         result.boards = board_verdicts(
             [v.path for v in good], [v.score for v in good], threshold=info["board_threshold"],
             expected_taps=info["board_taps"], board=board, rule=info["board_rule"])
-        if board is not None and line:  # its JSON line too: a cracked board's tap outvoted
+        if board is not None and folders_line:  # its JSON line too: a cracked board's tap outvoted
             for b in result.boards:  # there, without a word (QA); one board, as named there
-                _board_warning(result, b.board, line)
+                _board_warning(result, b.board, folders_line)
 
         def board_of(v) -> str:  # as board_verdicts groups the clips
             return board if board is not None else (board_of_path(v.path) or os.fspath(v.path))

@@ -236,6 +236,7 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     from ..grid import parse_seeds
     from ..gridreport import grid_text
     from ..buildable import check_buildable
+    from ..config import TrainConfig
     from ..report import summary_table
 
     names = resolve_models(selection)
@@ -245,7 +246,7 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     config = parse_config(config_path).replace("train", epochs=epochs, seed=seed,
                                                 members=members, scorer=scorer)
     given = config.train.model
-    if config_path and given != type(config.train)().model and given not in names:
+    if config_path and given != TrainConfig().model and given not in names:
         # train and demo take it; compare trained the study's eight without a word (QA)
         warn(f"{config_path}: its [train] model = {given!r} is not used: compare trains the "
              f"models --models names ({selection}) — give --models {given} to compare it")
