@@ -272,14 +272,16 @@ def run_cell(task: CellTask, crops: dict[str, np.ndarray], *, threads: int | Non
             "threads": torch.get_num_threads()}
 
 
-def check_cell(task: CellTask, crops: dict[str, np.ndarray]) -> None:
+def check_cell(task: CellTask, crops: dict[str, np.ndarray], *,
+               log: Callable[[str], None] | None = None) -> None:
     """Raise what training the cell would refuse before its first epoch, training nothing
-    (:func:`tapcheck.training.check_trainable`)."""
+    (:func:`tapcheck.training.check_trainable`); ``log`` hears what training would say of
+    its calibration, which the cells, trained without a log, keep to themselves."""
     from .training import check_trainable
 
     dataset = task_dataset(task)
     check_trainable(dataset, config=Config.from_dict(task.config),
-                    cache=ShippedCrops(dataset.root, crops))
+                    cache=ShippedCrops(dataset.root, crops), log=log)
 
 
 def sweep_dead_cell_folders(root: str | os.PathLike | None = None) -> list[Path]:
@@ -370,8 +372,11 @@ def run_grid(tasks: list[CellTask], keys: dict[Cell, str], crops: dict, *, store
             "numbers in the last bits: they are trained again and replaced — to reuse them, "
             "run as they ran (--ray trains each cell on --cpus-per-cell threads, 1 unless "
             "given; without --ray, on this process's, OMP_NUM_THREADS)")
+    said: list[str] = []  # e.g. "cross-fit: 4 folds, one per …": said once, not per cell
     for task in todo:  # a fold too thin to train on is refused before any cell trains
-        check_cell(task, crops)
+        check_cell(task, crops, log=lambda line: said.append(line) if line not in said else None)
+    for line in said:
+        log(line)
     started = time.perf_counter()
     for i, (task, result) in enumerate(runner(todo, crops, log=log), start=1):
         done[task.cell] = store.save(task.cell, keys[task.cell], result)

@@ -189,12 +189,13 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
         train_seconds=seconds)
 
 
-def check_trainable(dataset: Dataset, *, config: Config, cache: FeatureCache | None = None
-                    ) -> None:
+def check_trainable(dataset: Dataset, *, config: Config, cache: FeatureCache | None = None,
+                    log: Callable[[str], None] | None = None) -> None:
     """Raise what :func:`train_model` would refuse before its first epoch, training nothing.
 
     ``compare`` checks every cell of a grid so: a fold too thin for its kNN threshold was
-    refused after the cells before it had trained (QA). Warnings are left to the training.
+    refused after the cells before it had trained (QA). Warnings are left to the training;
+    ``log`` hears what it would say of its calibration (a fold count cut to the boards).
 
     Raises
     ------
@@ -203,7 +204,7 @@ def check_trainable(dataset: Dataset, *, config: Config, cache: FeatureCache | N
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TapcheckWarning)
-        _prepared(dataset, config=config, cache=cache, progress=False, log=None)
+        _prepared(dataset, config=config, cache=cache, progress=False, log=log)
 
 
 def _prepared(dataset: Dataset, *, config: Config, cache: FeatureCache | None, progress: bool,

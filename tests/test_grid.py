@@ -284,6 +284,23 @@ def test_a_fold_too_thin_to_train_is_refused_before_any_cell_trains(tmp_path):
     assert "(train.knn_k)" in result.stderr
 
 
+def test_a_fold_count_cut_to_the_boards_is_said_once(tiny_dataset, tmp_path):
+    """``train`` says that ``crossfit_folds = 1000`` over 4 boards cross-fits 4 folds; compare's
+    cells train without a log, so it ran 4 folds without a word (QA). Said once for the grid,
+    not per cell."""
+    config = tmp_path / "cf.toml"
+    config.write_text('[train]\ncalibration = "cross-fit"\ncrossfit_folds = 1000\n')
+    out = tmp_path / "report"
+    result = subprocess.run([sys.executable, "-m", "tapcheck", "compare", "--dataset",
+                             str(tiny_dataset.root), "--models", "ae", "--seeds", "0-1",
+                             "--epochs", "1", "--config", str(config), "--out", str(out)],
+                            env=single_thread_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    said = result.stdout + result.stderr
+    assert said.count("cross-fit: 4 folds, one per normal training board (train.crossfit_folds "
+                      "is 1000; a fold cannot split a board)") == 1, said
+
+
 def test_parse_seeds():
     assert parse_seeds("0-4") == (0, 1, 2, 3, 4)
     assert parse_seeds("0,2,5") == (0, 2, 5)
