@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -78,7 +79,7 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
     from .dataset_folders import dataset_holding
     from .file_kinds import refuse_read_only, refuse_special
     from .modelfile import FORMAT
-    from .paths import model_command, recordings_home
+    from .paths import cache_home, model_command, recordings_home
 
     path = os.fspath(out)
     fix = elsewhere or "choose another --out, e.g. models/<name>.pt"
@@ -107,6 +108,18 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
         raise ModelFileError(f"lies in dataset {shown}, where a model file would mix with its "
                              "takes", path=path, fix=elsewhere or "choose another --out, "
                              f"outside the dataset, e.g. {beside}")
+    cache = os.path.realpath(cache_home())
+    if Path(os.path.realpath(os.path.dirname(os.path.abspath(path)))).is_relative_to(cache):
+        # a cache is there to be emptied (by the user, a disk cleaner): the model would go
+        # with the crops, where nothing says a trained model lies (QA)
+        name = os.path.splitext(os.path.basename(path))[0] + ".pt"
+        beside = os.path.join("models", name)
+        if Path(os.path.realpath(beside)).is_relative_to(cache):  # run from inside the cache
+            beside = os.path.join(os.path.dirname(cache), "models", name)
+        raise ModelFileError(
+            f"lies in the feature cache folder {cache}, which may be emptied at any time "
+            "(a cache holds only what can be computed again)", path=path,
+            fix=elsewhere or f"choose another --out outside it, e.g. {beside}")
     if not os.path.lexists(path):
         return
     if os.path.islink(path):

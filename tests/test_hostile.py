@@ -23,6 +23,7 @@ import torch
 from tapcheck.config import Config
 from tapcheck.configfile import load_config
 from tapcheck.errors import ConfigError
+from tapcheck.paths import cache_home
 from tapcheck.validate import RULES
 
 from .conftest import FAST_CONFIG, write_tone
@@ -177,7 +178,9 @@ def _out_cases(root: Path, dataset: Path) -> dict[str, Path]:
             "device": device,
             # a new file among the takes: judge board01/left/*.wav met it, doctor listed it
             "new file in the dataset": dataset / "board01" / "left" / "take999.wav",
-            "models folder in the dataset": dataset / "models" / "m.pt"}
+            "models folder in the dataset": dataset / "models" / "m.pt",
+            # a cache is there to be emptied, and the model would go with it (QA)
+            "feature cache": cache_home() / "models" / "m.pt"}
 
 
 def test_train_out_refuses_what_tapcheck_did_not_make(dataset_copy, tmp_path, run_cli):
@@ -191,6 +194,11 @@ def test_train_out_refuses_what_tapcheck_did_not_make(dataset_copy, tmp_path, ru
             _one_line_error(err, f"{out}: lies in dataset {dataset_copy}, where a model file "
                                  "would mix with its takes — choose another --out, outside "
                                  "the dataset")
+        if name == "feature cache":
+            _one_line_error(err, f"{out}: lies in the feature cache folder {cache_home()}, "
+                                 "which may be emptied at any time (a cache holds only what "
+                                 "can be computed again) — choose another --out outside it, "
+                                 "e.g. models/m.pt")
         assert "epoch" not in err  # refused before training
         assert not Path(f"{out}.partial").exists()
     assert _snapshot(dataset_copy) == before
