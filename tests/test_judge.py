@@ -336,8 +336,10 @@ def test_a_tap_far_less_above_the_rooms_noise_than_the_training_takes_is_warned_
     cached = Judge(tiny_model, cache=FeatureCache(tmp_path / "cache"))
     for _ in range(2):  # computed, then from the cache
         assert line in cached.judge_files([loud])[0].warnings
-    # a model file from before the figure was stored says nothing of it, nor one whose figure
-    # no take could give (edited by hand: 399 told every tap it stood 381 dB short)
+    assert "states no level" not in err
+    # a model file from before the figure was stored warns of no tap, nor one whose figure no
+    # take could give (edited by hand: 399 told every tap it stood 381 dB short); each says
+    # once that the check is off (it was off without a word, QA)
     ck = torch.load(tiny_model, weights_only=True)
     for value in (None, "40", float("nan"), -3.0, 5.0, 399.0, True):
         if value is None:
@@ -345,8 +347,13 @@ def test_a_tap_far_less_above_the_rooms_noise_than_the_training_takes_is_warned_
         else:
             ck["dataset"]["strike_rise_db"] = value
         old = save_checkpoint(tmp_path / "old.pt", ck)
-        code, out, err = run_cli("judge", loud, "--model", old)
+        code, out, err = run_cli("judge", loud, take, "--model", old)
         assert code in (0, 1) and "the tap stands" not in err, value
+        assert err.count(f"tapcheck: warning: {old}: states no level of its training takes' "
+                         "strikes above the room's noise (files trained before 2026-12-06 do "
+                         "not), so a tap judged in a louder room, which moves the scores, is "
+                         "not warned of — retrain it with `tapcheck train` to have that "
+                         "check\n") == 1, (value, err)
 
 
 @pytest.mark.parametrize("edit", ["dc", "padded"])
