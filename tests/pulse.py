@@ -87,8 +87,29 @@ class PulseServer:
                               capture_output=True, text=True, check=check, timeout=10)
 
     def play(self, path: str | os.PathLike) -> subprocess.Popen:
-        """Start playing an audio file into the null sink; returns the ``paplay`` process."""
-        return subprocess.Popen(["paplay", f"--device={SINK}", str(path)],
+        """Start playing an audio file into the null sink; returns the ``paplay`` process.
+
+        A file past full scale (a float file meant to clip) is played scaled down to full scale,
+        with the stream's volume raised to match. PulseAudio clamps a stream to the sink's 16 bits
+        *before* mixing it with the room's noise, so played as it is, its clipped top arrived
+        with the noise on it, not flat: a 40-sample flat top at 1.5 was heard as 0-18 clipped
+        samples over 8 plays (and once as none, failing a test in CI). A microphone's converter
+        clips after the noise; mixed at a raised volume, the sum is clamped, as there.
+        """
+        import numpy as np
+        import soundfile as sf
+
+        path = Path(path)
+        volume = []
+        y, sr = sf.read(path, dtype="float32", always_2d=True)
+        peak = float(np.max(np.abs(y))) if y.size else 0.0
+        if peak > 1.0:
+            scaled = Path(tempfile.mkstemp(prefix="played-", suffix=".wav", dir=self.root)[1])
+            sf.write(scaled, y / peak, sr, subtype="FLOAT")
+            # PulseAudio's volume is cubic: 65536 * gain ** (1/3) is a linear gain of `gain`
+            volume = [f"--volume={int(round(65536 * peak ** (1.0 / 3.0)))}"]
+            path = scaled
+        return subprocess.Popen(["paplay", f"--device={SINK}", *volume, str(path)],
                                 env={**os.environ, **self.env})
 
     def log(self) -> str:
