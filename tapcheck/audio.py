@@ -17,6 +17,7 @@ import shlex
 import sys
 import threading
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
@@ -230,11 +231,14 @@ def _folder_fix(folder: Path) -> str:
     nothing), in the folder's own spelling ("folder/*.wav" was copied as written)."""
     quoted = shlex.quote(os.fspath(folder))
     for pattern in ("*", "*/*", "*/*/*"):  # a dataset's takes lie at board*/side/
-        # as spelled: "*.wav" matches no TAKE001.WAV
-        suffixes = sorted({p.suffix for p in folder.glob(pattern)
-                           if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()})
-        if suffixes:
-            return f"pass the audio files inside it, e.g. {quoted}/{pattern}{suffixes[0]}"
+        # as spelled: "*.wav" matches no TAKE001.WAV; the commonest first, each of them named
+        # (12 .wav and a .flac were told "folder/*.flac", QA)
+        counts = Counter(p.suffix for p in folder.glob(pattern)
+                         if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        if counts:
+            shown = sorted(counts, key=lambda suffix: (-counts[suffix], suffix))
+            return ("pass the audio files inside it, e.g. "
+                    + " ".join(f"{quoted}/{pattern}{suffix}" for suffix in shown))
     return (f"no audio files ({', '.join(AUDIO_SUFFIXES)}) lie in it or two folders down; "
             "pass the clips themselves")
 

@@ -523,6 +523,11 @@ def test_a_folder_given_as_a_clip_is_told_to_give_its_files(tmp_path):
     assert fix() == f"pass the audio files inside it, e.g. '{folder}'/*/*.flac"
     (folder / "take001.wav").write_bytes(b"")
     assert fix() == f"pass the audio files inside it, e.g. '{folder}'/*.wav"
+    # several kinds: the commonest first, each named (12 .wav and a .flac: "*.flac", QA)
+    for name in ("take002.wav", "take003.wav", "take004.flac", "a.ogg"):
+        (folder / name).write_bytes(b"")
+    assert fix() == (f"pass the audio files inside it, e.g. '{folder}'/*.wav '{folder}'/*.flac "
+                     f"'{folder}'/*.ogg")
 
 
 def test_a_dash_is_told_apart_from_a_missing_file(tmp_path, monkeypatch):
