@@ -197,7 +197,8 @@ def check_takes(dataset, reports: list[TakeReport], config: Config) -> list[Find
     rates = Counter(r.sample_rate for r in present if r.sample_rate)
     durations = [r.duration_s for r in present if r.duration_s]
     if durations:
-        summary = (f"{len(present) - len(bad)} of {len(present)} takes usable: strike found; "
+        # "strike found" read as said of every take, also in "0 of 1 takes usable" (QA)
+        summary = (f"{len(present) - len(bad)} of {len(present)} takes usable; "
                    f"rates {', '.join(f'{sr} Hz x{n}' for sr, n in sorted(rates.items()))}; "
                    f"{min(durations):.2f}-{max(durations):.2f} s")
         findings.insert(0, Finding(OK if not bad else NOTE, summary))
@@ -221,15 +222,22 @@ def check_splits(dataset, reports: list[TakeReport], config: Config) -> list[Fin
 
     manifest = dataset.root / MANIFEST
     findings = []
+    # the takes training would refuse are counted apart: "ok train: 1 normal board(s) (1
+    # sides, 1 takes)" of a dataset whose one take train refused (QA)
+    unusable = {r.path for r in reports if r.error or not (r.file.exists() or r.outside)}
     for split in ("train", "test"):
         takes = dataset.select(split=split)
-        parts = []
+        parts, level = [], OK
         for label in ("normal", "defect"):
             mine = [t for t in takes if t.label == label]
             if mine:
+                usable = sum(t.path not in unusable for t in mine)
+                shown = f", {usable} usable" if usable < len(mine) else ""
                 parts.append(f"{len({t.board for t in mine})} {label} board(s) "
-                             f"({len({t.class_name for t in mine})} sides, {len(mine)} takes)")
-        findings.append(Finding(OK, f"{split}: {', '.join(parts) or 'no takes'}"))
+                             f"({len({t.class_name for t in mine})} sides, {len(mine)} "
+                             f"takes{shown})")
+                level = NOTE if usable < len(mine) else level
+        findings.append(Finding(level, f"{split}: {', '.join(parts) or 'no takes'}"))
     labels = defaultdict(set)
     for t in dataset.takes:
         labels[t.class_name].add((t.split, t.label))
