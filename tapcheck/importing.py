@@ -95,9 +95,14 @@ def _kept_after_stop(dataset: Dataset, result: "ImportResult", given: int) -> st
     if not result.imported:
         return f"nothing was imported into {dataset.root}"
     takes = [take.take for _, take in result.imported]
+    numbers = f"{min(takes)}-{max(takes)}" if len(takes) > 1 else f"{takes[0]}"
+    if len(takes) + len(result.errors) >= given:  # stopped after the last clip (QA)
+        return (f"{len(takes)} of {given} clip(s) were imported into {dataset.root} (take "
+                f"{numbers}) and are kept; no clip was left to import")
+    # the same recording is refused by its samples, not its name (it said "by name", QA)
     return (f"{len(takes)} of {given} clip(s) were imported into {dataset.root} (take "
-            f"{min(takes)}-{max(takes)}) and are kept; to import the rest, pass the clips not yet "
-            "imported (the same command refuses each clip the dataset holds, by name)")
+            f"{numbers}) and are kept; to import the rest, pass the clips not yet imported (the "
+            "same command refuses each clip the dataset holds already)")
 
 
 def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, side: str,
@@ -111,6 +116,9 @@ def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, s
     # a linked board folder, or a label the side's training takes lack: before any take
     dataset.check_take_folder(board, side, label=label, split=split)
     stored = _takes_by_level(dataset.takes)
+    # a clip imported at another rate (`--config` with another [audio] sr) was let in again:
+    # its samples at this rate are no take's (QA). Read again at each rate the takes have.
+    other_rates = sorted({t.sample_rate for t in dataset.takes} - {config.audio.sr})
     for path in map(Path, files):
         # Ctrl-C or kill wait until the take is read, and its WAV and manifest row are both
         # written: every object of a take (soundfile's among them) is released inside
@@ -122,6 +130,8 @@ def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, s
                 warn_of_taps(y, sr=config.audio.sr, features=config.features, path=path,
                              done="used")
                 _refuse_stored(path, y, sr=config.audio.sr, dataset=dataset, stored=stored)
+                for rate in other_rates:
+                    _refuse_stored_at(path, rate, config=config, dataset=dataset, stored=stored)
             except TapcheckError as e:
                 result.refused(e)
                 continue
@@ -173,6 +183,25 @@ def _takes_by_level(takes: Sequence[Take]) -> defaultdict[tuple, list[Take]]:
     for take in takes:
         found[_level(take)].append(take)
     return found
+
+
+def _refuse_stored_at(path: Path, rate: int, *, config: Config, dataset: Dataset,
+                      stored: defaultdict[tuple, list[Take]]) -> None:
+    """:func:`_refuse_stored` for ``path`` read at ``rate``, another rate than the config's:
+    a take stored at that rate holds the samples this read gives."""
+    import dataclasses
+    import warnings
+
+    from .features import load_clip
+
+    try:
+        with warnings.catch_warnings():  # said as it was read at the config's rate
+            warnings.simplefilter("ignore")
+            y = load_clip(path, audio=dataclasses.replace(config.audio, sr=rate),
+                          features=config.features)
+    except TapcheckError:  # unreadable at that rate (too low for the crops): no take there
+        return
+    _refuse_stored(path, y, sr=rate, dataset=dataset, stored=stored)
 
 
 def _refuse_stored(path: Path, y, *, sr: int, dataset: Dataset,

@@ -205,8 +205,27 @@ def test_kill_during_an_import_stops_it_as_ctrl_c_does(tiny_dataset, tmp_path):
     assert run.err[-1] == (
         f"tapcheck: interrupted; {len(written)} of {len(clips)} clip(s) were imported into "
         f"{tmp_path / 'ds'} (take 1-{len(written)}) and are kept; to import the rest, pass the "
-        "clips not yet imported (the same command refuses each clip the dataset holds, by name)")
+        "clips not yet imported (the same command refuses each clip the dataset holds "
+        "already)")
     assert "Traceback" not in "\n".join(run.err)
+
+
+def test_a_stop_after_the_last_clip_leaves_no_rest_to_import(tmp_path):
+    """Stopped after the last clip was imported, it told the user to "import the rest" (of none),
+    "by name" where a clip is refused by its samples (QA)."""
+    from tapcheck.importing import ImportResult, _kept_after_stop
+
+    dataset = Dataset.create(tmp_path / "ds")
+    take = dataset.add_take(np.zeros(441, np.float32), sr=44100, board=1, side="left",
+                            label="normal")
+    result = ImportResult()
+    result.imported.append((tmp_path / "a.wav", take))
+    assert _kept_after_stop(dataset, result, 1) == (
+        f"1 of 1 clip(s) were imported into {dataset.root} (take 1) and are kept; no clip was "
+        "left to import")
+    assert _kept_after_stop(dataset, result, 2).endswith(
+        "(take 1) and are kept; to import the rest, pass the clips not yet imported (the same "
+        "command refuses each clip the dataset holds already)")
 
 
 def test_import_says_what_a_file_given_as_the_dataset_is(tmp_path, run_cli):
@@ -541,6 +560,31 @@ def test_a_take_imported_from_a_lossy_coding_says_so_in_doctor_and_train(tmp_pat
         warnings.simplefilter("always")
         prepare_data(dataset, config=Config())
     assert said.replace("2 takes", "2 training takes") in [str(w.message) for w in caught]
+
+
+def test_a_clip_imported_again_at_another_rate_is_refused(tmp_path, run_cli):
+    """A clip imported again with `--config` of another [audio] sr was stored as a second take
+    of the same tap (at 48000 Hz beside its 44100 Hz one): its samples at the new rate are no
+    take's (QA)."""
+    from .conftest import write_tone
+
+    clip = write_tone(tmp_path / "a.wav", duration_s=3.0)
+    (tmp_path / "sr48.toml").write_text("[audio]\nsr = 48000\n")
+    args = ("--dataset", "rates", "--board", "1", "--side", "left", "--label", "normal")
+    assert run_cli("import", clip, *args)[0] == 0
+    manifest = Dataset.open("rates").root / "manifest.csv"
+    before = manifest.read_bytes()
+    code, out, err = run_cli("import", clip, *args, "--config", tmp_path / "sr48.toml")
+    assert code == 2, err
+    assert err.splitlines()[-1] == (
+        f"tapcheck: error: {clip}: is already take board01/left/take001.wav of this dataset (the "
+        "same samples); imported again it would count twice in training; not imported — leave "
+        "it out")
+    assert manifest.read_bytes() == before
+    # another clip is imported at that rate all the same (with the dataset's warning of rates)
+    other = write_tone(tmp_path / "b.wav", duration_s=3.0, seed=1)
+    assert run_cli("import", other, *args, "--config", tmp_path / "sr48.toml")[0] == 0
+    assert len(Dataset.open("rates").takes) == 2
 
 
 def test_a_copy_is_refused_when_its_takes_peak_was_rounded_apart(tmp_path, run_cli):
