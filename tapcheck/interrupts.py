@@ -132,15 +132,17 @@ def _cancel_resends() -> bool:
     return pending
 
 
-def quiet_exit() -> None:
+def quiet_exit(status: int | None = None) -> None:
     """From here to the process's end, a first Ctrl-C or ``kill`` is let go and a second one
-    ends the process at once (status 130 or 143).
+    ends the process at once, with the command's ``status`` (without one, 130 or 143).
 
     Called once a command has finished, before Python's exit runs its ``atexit`` callbacks
     (torch's among them): a Ctrl-C just after a save printed "Exception ignored in atexit
     callback … KeyboardInterrupt" under a command's last line (QA). Its files were whole and
     its exit status stood; the first signal then changes nothing, and a second still stops an
-    exit that hangs.
+    exit that hangs — with the status of the command, which finished: 130 read as "stopped",
+    and ``timeout -s INT``, which signals the command and then its process group (twice, at
+    once), turned an import that had printed its summary into exit 130 without a word (QA).
     """
     if threading.current_thread() is not threading.main_thread():
         return
@@ -151,7 +153,7 @@ def quiet_exit() -> None:
 
     def on_signal(signum, frame):
         if seen:
-            os._exit(128 + signum)
+            os._exit(128 + signum if status is None else status)
         seen.append(signum)
 
     for sig in _HELD:

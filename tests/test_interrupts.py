@@ -271,7 +271,8 @@ sys.exit(main())
 def test_a_ctrl_c_after_the_command_is_kept_from_pythons_exit(tmp_path, signals):
     """A Ctrl-C just after a command's last line printed "Exception ignored in atexit callback
     … KeyboardInterrupt" (QA). A first one now changes nothing, the command's status stands;
-    a second ends an exit that hangs at once, with 130."""
+    a second ends an exit that hangs at once, with the command's status: 130 read as "stopped"
+    after an import that had printed its summary (`timeout -s INT` signals twice, QA)."""
     import subprocess
     import sys
     import time
@@ -290,7 +291,7 @@ def test_a_ctrl_c_after_the_command_is_kept_from_pythons_exit(tmp_path, signals)
     err = process.stderr.read()
     assert time.monotonic() - started < 5
     assert "KeyboardInterrupt" not in err and "Exception ignored" not in err, err
-    assert code == (128 + signal.SIGTERM if signals == 1 else 130)
+    assert code == 0  # `datasets` finished
 
 
 def test_a_signal_dropped_at_the_blocks_very_end_still_stops_it(monkeypatch):

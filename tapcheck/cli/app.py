@@ -126,11 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the command line, turn input errors into one clean line. Without
     ``argv`` (the process's own command line: the ``tapcheck`` script, ``python -m tapcheck``)
     a stray Ctrl-C after the command is kept from Python's exit (:func:`quiet_exit`)."""
+    code = None  # an exception escaping _main has no status of the command's
     try:
-        return _main(argv)
+        code = _main(argv)
+        return code
     finally:
         if argv is None:
-            quiet_exit()
+            quiet_exit(code)
 
 
 def _main(argv: list[str] | None) -> int:
