@@ -26,6 +26,18 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert os.listdir(tmp_path) == ["manifest.csv"]
 
 
+@pytest.mark.parametrize("name", ["板" * 80 + ".png", "x" * 251 + ".png"], ids=["cjk", "ascii"])
+def test_a_long_name_that_fits_is_written(tmp_path, name):
+    """A picture named after a clip of 244 bytes (80 CJK characters) fits the file system's 255,
+    but its temporary file, 18 bytes longer, did not: the picture was lost to "File name too
+    long", said of the hidden temporary file (QA)."""
+    path = tmp_path / name
+    assert len(os.fsencode(name)) <= 255
+    with atomic_write(path, "w") as f:
+        f.write("picture")
+    assert path.read_text() == "picture" and os.listdir(tmp_path) == [name]
+
+
 def test_stopped_writes_are_this_files_own_only(tmp_path):
     """`.m.pt.*.tmp` also matched a temporary file of m.pt.v2.pt, whose writer holds another
     lock, so a sweep could remove it mid-write; and a name holding `[` globbed nothing (review)."""
