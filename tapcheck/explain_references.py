@@ -151,7 +151,7 @@ def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[Reference
     DatasetError
         No such dataset, no normal training takes, or none of them can be used.
     """
-    from .datasets import MANIFEST, Dataset
+    from .datasets import MANIFEST, Dataset, folder_take_error
     from .featurecache import FeatureCache
 
     ds = Dataset.open(name)
@@ -168,6 +168,8 @@ def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[Reference
             if not path.exists():  # a row's file, not a path the user typed: as training says
                 raise DatasetError(f"file not found (a reference take that {manifest} lists)",
                                    path=path, fix="restore it or delete its row")
+            if path.is_dir():  # told "pass the clips themselves", a command line's fix (QA)
+                raise folder_take_error(path)
             with _unsaid():
                 got.append(cache.get_with_levels(path))
             paths.append(path)

@@ -157,6 +157,10 @@ def test_bad_reference_takes_are_left_out_and_the_verdict_stands(separating_mode
     assert warned[0] == (f"tapcheck: warning: {missing}: file not found (a reference take that "
                          f"{refs / 'manifest.csv'} lists) — restore it or delete its row")
     assert [w.split(": ")[2] for w in warned[1:5]] == [str(p) for p in others]
+    # a row's folder, in the words train and doctor use: "pass the clips themselves" was the
+    # fix for a folder given on the command line (QA)
+    assert warned[2] == (f"tapcheck: warning: {others[1]}: is a folder, not a take's audio file "
+                         "— fix its row's path or delete the row")
     assert warned[5] == (
         f"tapcheck: warning: {refs / 'manifest.csv'}: 5 of 16 reference takes cannot be used "
         "(listed above); explanations compare with the other 11 — restore or replace those "
