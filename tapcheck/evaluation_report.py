@@ -198,6 +198,12 @@ def format_evaluation(result: dict[str, Any]) -> str:
     lines.append(f"recall per defect board: {recall or '-'}")
     lines.append(_separation(result))
     b = result["board_verdicts"]
+    if not b["healthy"] and not b["defective"]:  # "healthy flagged - of 0" twice, no why (QA)
+        lines.append(f"board verdicts of {b['taps']} taps: none — no board side holds "
+                     f"{b['taps']} test takes of one label (a verdict combines {b['taps']} taps "
+                     f"of one side); import or record {b['taps']} or more test takes per board "
+                     "side to measure them")
+        return "\n".join(lines)
     for rule, what in (("vote", "majority of taps over the tap threshold"),
                        ("median", "median over the medians' own threshold")):
         mine = "; the model's rule" if b.get("rule") == rule else ""

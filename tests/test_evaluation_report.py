@@ -146,3 +146,22 @@ def test_the_auc_line_gives_its_interval_over_boards_and_what_it_rests_on():
     line = next(x for x in _text(few).splitlines() if x.startswith("AUC "))
     assert "over clips, none over boards   pAUC" in line
     assert line.endswith("none over boards (boards: 3 healthy, 2 defective; 5 of each needed)")
+
+
+def test_no_board_verdicts_say_why():
+    """Two test takes per board side give no 3-tap verdict: evaluate printed "healthy flagged -
+    of 0, defective found - of 0" for each rule, and no reason (QA)."""
+    takes = [take(b, k) for b in (1, 11) for k in range(2)] + [take(7, k, "defect")
+                                                             for k in range(2)]
+    scores = np.array([0.1, 0.2, 0.1, 0.3, 0.9, 0.8])
+    result = evaluate_scores(takes, scores, threshold=0.5, known_boards=[1], stated_far=0.05,
+                             n_boot=50)
+    assert result["board_verdicts"]["healthy"] == result["board_verdicts"]["defective"] == 0
+    text = format_evaluation({**result, "calibration": {
+        "threshold": 0.5, "threshold_ci": [0.4, 0.6], "far": 0.05, "holds_for": "boards",
+        "clips": 32, "method": "hold-out", "board_taps": 3, "board_rule": "vote"}})
+    assert text.splitlines()[-1] == (
+        "board verdicts of 3 taps: none — no board side holds 3 test takes of one label (a "
+        "verdict combines 3 taps of one side); import or record 3 or more test takes per board "
+        "side to measure them")
+    assert "- of 0" not in text
