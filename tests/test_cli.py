@@ -415,6 +415,32 @@ def test_a_folder_with_a_line_break_prints_on_one_line(run_cli, tmp_path, monkey
     assert "nl\\ndir" in out and not any(line.startswith("dir") for line in out.splitlines())
 
 
+def test_a_missing_default_dataset_is_said_to_be_the_default(run_cli, tmp_path, monkeypatch):
+    """`train` without --dataset, where only `bench` was recorded, said "recordings/demo: no
+    such dataset … make one with `tapcheck synth`", of a dataset the user never named
+    (new-user trial); so did evaluate and compare."""
+    from tapcheck.datasets import Dataset
+
+    recordings = tmp_path / "recordings"
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(recordings))
+    for command in (["train"], ["evaluate", "--model", tmp_path / "m.pt"],
+                    ["compare", "--models", "ae"]):
+        code, out, err = run_cli(*command)
+        assert (code, out) == (2, "")
+        assert err == (f"tapcheck: error: {recordings / 'demo'}: no --dataset given, and the "
+                       "default dataset, demo, is not there — make it with `tapcheck synth "
+                       "--dataset demo`, or record or import takes of your own and pass "
+                       "--dataset NAME\n"), command
+    Dataset.create(recordings / "bench").write_manifest()
+    code, _, err = run_cli("train")
+    assert code == 2 and err.endswith("is not there — pass --dataset NAME (datasets here: "
+                                      "bench), or make the demo dataset with `tapcheck synth "
+                                      "--dataset demo`\n"), err
+    # named, it is no default: said as any missing dataset
+    code, _, err = run_cli("train", "--dataset", "demo")
+    assert code == 2 and ": no such dataset (no manifest.csv) — datasets here: bench" in err
+
+
 def test_datasets_says_when_tapcheck_recordings_names_no_folder(run_cli, tmp_path, monkeypatch):
     """QA: a mistyped $TAPCHECK_RECORDINGS read "no datasets in /nonexistent/" as if empty,
     and advised only a synth into the misspelled folder."""

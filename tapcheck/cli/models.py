@@ -13,7 +13,8 @@ from ..console import percent
 
 from .app import (cli, debugging, echo_err, parse_config, say, table, train_with_progress,
                   warn)
-from .params import FILE, MODEL_FILE, BoardName, Whole, config_option, dataset_option
+from .params import (FILE, MODEL_FILE, BoardName, Whole, check_default_dataset, config_option,
+                     dataset_option)
 
 
 @cli.command()
@@ -103,6 +104,7 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
             members=members, calibration=calibration)
         # an unknown name, or crops the network cannot take: now
         check_buildable(config, path=config_path)
+        check_default_dataset(dataset)
         ds = Dataset.open(dataset)
         out = out or model_path(config.train.model)
         check_out_name(out)  # before its .partial is named
@@ -274,6 +276,7 @@ def compare(selection: str, dataset: str, config_path: Path | None, epochs: int 
     if out == "":  # an unset shell variable: Path("") is the working folder
         raise ParameterError("--out is empty", fix="name the report folder, e.g. "
                                                    "--out reports/<dataset>, or leave it out")
+    check_default_dataset(dataset)
     ds = Dataset.open(dataset)
     out = Path(out) if out is not None else default_out(ds)
     for name in names:  # settings no network takes: now

@@ -192,3 +192,29 @@ DATASET_FORMS = ("a name under ./recordings (or $TAPCHECK_RECORDINGS), or a path
 def dataset_option(what: str, *, name: str = "--dataset", **kwargs):
     """A ``--dataset`` option (or ``name``) whose help is ``what``, then :data:`DATASET_FORMS`."""
     return click.option(name, metavar="NAME|PATH", help=f"{what}: {DATASET_FORMS}.", **kwargs)
+
+
+def check_default_dataset(value: str, *, param: str = "dataset") -> None:
+    """Refuse the default dataset ``value`` when the user gave none and it is not there, saying
+    it is the default: `train` without --dataset, in a folder holding only `bench`, said
+    "recordings/demo: no such dataset … make one with `tapcheck synth`", of a dataset the user
+    never named (new-user trial). Called in a command's body, where click knows the option's
+    source (not yet in its callback)."""
+    from click.core import ParameterSource
+
+    if click.get_current_context().get_parameter_source(param) is not ParameterSource.DEFAULT:
+        return
+    from ..dataset_folders import dataset_path, list_datasets
+    from ..datasets import MANIFEST
+    from ..errors import DatasetError
+
+    root = dataset_path(value)
+    if (root / MANIFEST).exists():
+        return
+    known = sorted(list_datasets())
+    raise DatasetError(
+        f"no --dataset given, and the default dataset, {value}, is not there", path=root,
+        fix=f"pass --dataset NAME (datasets here: {', '.join(known)}), or make the {value} "
+            f"dataset with `tapcheck synth --dataset {value}`" if known else
+            f"make it with `tapcheck synth --dataset {value}`, or record or import takes of "
+            "your own and pass --dataset NAME")

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from .app import cli, parse_config, say, warn
-from .params import BOARD, FILE, MODEL_FILE, config_option, dataset_option
+from .params import BOARD, FILE, MODEL_FILE, check_default_dataset, config_option, dataset_option
 
 
 @cli.command()
@@ -26,6 +26,7 @@ def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
     from ..evaluation import evaluate_model
     from ..evaluation_report import format_evaluation
 
+    check_default_dataset(dataset)
     result = evaluate_model(model_path or paths.model_path(), Dataset.open(dataset),
                             progress=sys.stderr.isatty())
     click.echo(json.dumps(result, allow_nan=False) if as_json else format_evaluation(result))
