@@ -318,8 +318,9 @@ def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = Non
                          "boards", "boards": "record or enrol more normal boards"}
     if len(scores) < needed:
         warning = (f"{source + ': ' if source else ''}the threshold rests on {len(scores)} normal "
-                   f"clips; a {percent(far)} false-alarm rate needs at least {needed} to be "
-                   "checked — the stated rate is a guess; " + more["takes"])
+                   f"clip{'s' * (len(scores) != 1)}; a {percent(far)} false-alarm rate needs "
+                   f"at least {needed} to be checked — the stated rate is a guess; "
+                   + more["takes"])
     elif worth < needed:  # many clips of few boards: as many boards as clips they are not
         warning = (f"{source + ': ' if source else ''}the threshold rests on {len(scores)} normal "
                    f"clips of {n_groups} boards; their scores cluster by board, so they are "

@@ -235,8 +235,9 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
         def long_line(b, more: str = "") -> str:
             return (f"board {b.board}: {b.taps} taps, where the board verdict is calibrated for "
                     f"{b.expected_taps}: its stated rate holds for groups of {b.expected_taps} — "
-                    f"{b.over} of the {b.taps} taps are over the tap threshold, against "
-                    f"{percent(info['far'])} of a healthy board's{more}")
+                    f"{b.over} of the {b.taps} taps {'is' if b.over == 1 else 'are'} over the "
+                    f"tap threshold, where a healthy board's are {percent(info['far'])} of the "
+                    f"time{more}")  # "against 5% of a healthy board's" was hard to parse
 
         # the others named: "(and 4 more board(s) …)" left a user to guess which (QA)
         others = ", ".join(str(o.board) for o in long[1:5]) + (", …" if len(long) > 5 else "")

@@ -331,7 +331,8 @@ def test_a_board_of_many_more_taps_than_the_vote_is_calibrated_for_is_warned(
     assert [line for line in err.splitlines() if "warning" in line] == [
         f"tapcheck: warning: board 11: {len(clips)} taps, where the board verdict is calibrated "
         f"for 3: its stated rate holds for groups of 3 — {board['over']} of the {len(clips)} "
-        "taps are over the tap threshold, against 5% of a healthy board's"]
+        f"taps {'is' if board['over'] == 1 else 'are'} over the tap threshold, where a healthy "
+        "board's are 5% of the time"]
     # several such boards: one line, naming the others ("and 2 more board(s)" named none: QA)
     clips = [tiny_dataset.path_of(t) for t in tiny_dataset.select(board=[11, 12, 13])]
     code, out, err = run_cli("judge", *clips, "--model", tiny_model, "--per-board")

@@ -57,6 +57,9 @@ def test_calibration_warns_when_too_few_clips_support_the_rate():
     assert "rests on 9 normal clips" in calibrate(rng.gamma(4, 0.01, 9), far=0.05,
                                                   method="hold-out", source="m.pt")["warning"]
     assert calibrate(rng.gamma(4, 0.01, 100), far=0.05, method="hold-out")["warning"] == ""
+    # one clip is one clip ("rests on 1 normal clips", new-user trial)
+    assert "rests on 1 normal clip; " in calibrate(np.array([0.01]), far=0.05,
+                                                   method="hold-out")["warning"]
 
 
 def test_board_medians_are_drawn_within_one_board():
