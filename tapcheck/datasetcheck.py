@@ -288,6 +288,8 @@ def check_splits(dataset, reports: list[TakeReport], config: Config) -> list[Fin
             NOTE, "no normal board side has 4 training takes, so none are held out to calibrate "
                   "the threshold (it is estimated leaving one board out instead)",
             fix="record at least 4 takes per normal board side"))
+    elif normal:
+        findings += _calibration_clips(train, unusable, config)
     test = dataset.select(split="test")
     if train and not test:
         findings.append(Finding(NOTE, "the test split has no takes: `evaluate` and `compare` "
@@ -299,6 +301,36 @@ def check_splits(dataset, reports: list[TakeReport], config: Config) -> list[Fin
                                       "are found cannot be measured",
                                 fix="add takes of a cracked board with --split test"))
     return findings
+
+
+def _calibration_clips(train, unusable: set[str], config: Config) -> list[Finding]:
+    """A note when the threshold `train` would fit rests on fewer clips than its rate needs:
+    doctor said "nothing to fix" of 5 takes of one board side, and train then warned that the
+    threshold rested on 1 clip (new-user trial). Counted as training splits them, with the
+    config's calibration (``auto`` resolved by the normal boards)."""
+    import math
+
+    from .calibration import CLIPS_PER_RATE
+    from .crossfit import resolve_calibration
+    from .training_data import split_calibration
+
+    usable = [t for t in train if t.path not in unusable]
+    normal = [t for t in usable if t.label == "normal"]
+    method = resolve_calibration(config.train.calibration, len({t.board for t in normal}),
+                                 freq_stretch=config.train.freq_stretch)
+    clips = (len(split_calibration(usable, fraction=config.train.calib_fraction,
+                                   seed=config.train.seed)[1]) if method == "hold-out"
+             else len(normal))
+    needed = math.ceil(CLIPS_PER_RATE / config.train.far)
+    if not clips or clips >= needed:  # none held out: the note above, or leave-one-board-out
+        return []
+    how = (f"{config.train.calib_fraction:.0%} of each normal board side's takes, held out"
+           if method == "hold-out" else f"every normal take, {method}")
+    return [Finding(NOTE, f"the threshold `train` fits would rest on {clips} normal clip"
+                          f"{'s' * (clips != 1)} ({how}); a {config.train.far:.0%} false-alarm "
+                          f"rate needs at least {needed} to be checked, so train will call the "
+                          "stated rate a guess",
+                    fix="record or import more normal takes, or more normal boards")]
 
 
 def check_sources(dataset, reports: list[TakeReport], config: Config) -> list[Finding]:
