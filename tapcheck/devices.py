@@ -99,7 +99,7 @@ def find_input_device(spec: str | int | None = None) -> InputDevice:
         raise DeviceError("--device is empty: it names no input device",
                           fix=f"give an index or part of a name (input devices: {listing}), "
                               "or leave --device out for the default")
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²" is a digit to str.isdigit, not to int (QA)
         for d in devices:
             if d.index == int(text):
                 return d

@@ -86,6 +86,9 @@ def test_find_input_device_by_index_and_name(pulse):
     assert "pulse" in str(e.value) and "tapcheck devices" in str(e.value)
     with pytest.raises(DeviceError, match="no input device with index 999"):
         find_input_device("999")
+    for digit in ("²", "٣"):  # digits to str.isdigit that int() refuses: a traceback (QA)
+        with pytest.raises(DeviceError, match=f"no input device named like '{digit}'"):
+            find_input_device(digit)
     shared = "e"  # in "pulse" and "default"
     with pytest.raises(DeviceError, match=f"'{shared}' matches [0-9]+ input devices") as e:
         find_input_device(shared)
