@@ -212,6 +212,19 @@ def test_yes_gives_up_after_too_many_bad_takes(pulse, tmp_path, recordings):
     assert not (recordings / "nobody" / "manifest.csv").exists()
 
 
+@pytest.mark.parametrize("trigger", [False, True], ids=["prompted", "trigger"])
+def test_a_microphone_that_cannot_be_opened_leaves_no_dataset_folder(pulse, recordings, trigger):
+    """A microphone PortAudio lists but cannot open (its PulseAudio source gone) left the new
+    dataset's folder behind, holding its lock file alone (QA): the folder was made before the
+    microphone was opened, outside the block that takes it back."""
+    rec = _record("--board", "1", "--side", "left", "--dataset", "newds", "--yes",
+                  *(["--trigger"] if trigger else []), env={"PULSE_SOURCE": "no-such-source"})
+    assert rec.wait() == 2
+    assert rec.err[-1].startswith("tapcheck: error: cannot open 'pulse' at "), rec.err
+    # nothing made: not the dataset's folder, nor the recordings folder made for it
+    assert not recordings.exists() or not any(recordings.iterdir())
+
+
 def test_interactive_session_on_stdin(pulse, tmp_path, recordings):
     track = tmp_path / "tap.wav"
     tap_track(track, [(3, "left", 2)], lead_s=0.6, tail_s=1.2)

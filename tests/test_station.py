@@ -286,6 +286,32 @@ def test_microphone_that_cannot_be_opened_leaves_the_log_as_it_was(pulse, tiny_m
 
 
 @pytest.mark.parametrize("command", ["station", "listen"])
+def test_ctrl_c_while_the_microphone_is_awaited_says_interrupted(pulse, tiny_model, tmp_path,
+                                                                 command):
+    """Ctrl-C while listen waited for the microphone's first audio ended it with exit 0 and no
+    word, which a script running `listen --taps 3` read as three taps judged (QA); station
+    said "interrupted", exit 130."""
+    import signal
+    import time
+
+    pulse.pactl("suspend-sink", "bench", "1")  # the stream opens, no audio comes
+    try:
+        live = LiveCommand(command, "--model", tiny_model, "--device", "pulse",
+                           *(["--port", str(free_port())] if command == "station" else []),
+                           env={"TAPCHECK_INSPECTIONS": str(tmp_path / "inspections")})
+        deadline = time.monotonic() + 60
+        while not pulse.pactl("list", "source-outputs", "short").stdout.strip():
+            assert time.monotonic() < deadline and live.proc.poll() is None, live.err
+            time.sleep(0.1)
+        live.proc.send_signal(signal.SIGINT)
+        assert live.wait(timeout=30) == 130, live.err
+    finally:
+        pulse.pactl("suspend-sink", "bench", "0")
+    assert live.err[-1] == "tapcheck: interrupted", live.err
+    assert not (tmp_path / "inspections").exists()
+
+
+@pytest.mark.parametrize("command", ["station", "listen"])
 def test_microphone_that_delivers_no_audio_leaves_no_log(pulse, tiny_model, tmp_path, command):
     """A microphone that opens but never delivers a block (its PulseAudio sink suspended) is a
     station that never started: no log is made."""

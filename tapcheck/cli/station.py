@@ -105,15 +105,16 @@ def record(board: int, side: str, label: str, group: str | None, split: str, tak
     interrupted = started = False
     try:
         # the dataset's writer lock for the whole session: a second recorder is told at once
-        with ds.locked(), terminate_as_interrupt(), mic:
-            started = True
+        with ds.locked(), terminate_as_interrupt():
             try:
-                say(f"recording board {board} {side} ({label}, {split}) into {ds.root} "
-                    f"from '{device_.name}' at {rate} Hz{converted}")
-                if trigger:
-                    recorder.record_triggered(takes, duration_s=duration)
-                else:
-                    recorder.record(takes, duration_s=duration)
+                with mic:  # inside: a microphone that cannot be opened made a folder too (QA)
+                    started = True
+                    say(f"recording board {board} {side} ({label}, {split}) into {ds.root} "
+                        f"from '{device_.name}' at {rate} Hz{converted}")
+                    if trigger:
+                        recorder.record_triggered(takes, duration_s=duration)
+                    else:
+                        recorder.record(takes, duration_s=duration)
             finally:  # a new dataset that got no take: its folder held a lock file alone,
                 # which `datasets` and `info` did not know (QA); import takes it back too
                 if made and not recorder.session.saved:
@@ -197,12 +198,14 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
                                  features=judge_.config.features)
     device_, rate = _open_input(device, config)
     mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
+    listening = False
     try:
         # a microphone listed but not openable (busy, its source gone) or that never delivers
         # audio fails before the log is made or opened: a session that never ran leaves none
         with terminate_as_interrupt(), mic:
             mic.wait_ready()
             with InspectionLog(create=True) as log:
+                listening = True
                 listener = Listener(judge_, mic=mic, log=log, stream=config.stream, board=board,
                                     show=click.echo, warn=warn, taps_per_board=taps_per_board)
                 try:
@@ -217,8 +220,9 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
                     if mic.overflows:
                         warn(f"{mic.overflows} audio block(s) were lost (the computer fell "
                              "behind)")
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how a shift ends
+    except KeyboardInterrupt:  # Ctrl-C is how a shift ends, and its summary says so; while
+        if not listening:  # the microphone was awaited it ended with exit 0 and no word (QA)
+            raise
 
 
 def _gone(left: int, taps: int) -> str:
