@@ -185,6 +185,7 @@ class InspectionLog:
                                  "the inspection log and its clips", "TAPCHECK_INSPECTIONS")
         self.path = self.root / LOG_FILE
         self._db: sqlite3.Connection | None = None
+        self._inode: tuple[int, int] | None = None  # the writer's file, as it was opened
         self._lock = contextlib.ExitStack()
         self.writer = create
         if create:
@@ -221,7 +222,26 @@ class InspectionLog:
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as e:
             raise log_error(e, self.path) from None
+        st = os.stat(self.path)
+        self._inode = (st.st_dev, st.st_ino)
         return db
+
+    def _check_still_there(self) -> None:
+        """Refuse to write when the log file was deleted or replaced since it was opened:
+        SQLite wrote on into the deleted file, and a listen whose inspections folder was
+        removed mid-shift logged its later taps nowhere, their clips in a new folder with no
+        rows, and `log` found none of them (QA)."""
+        try:
+            st = os.stat(self.path)
+            now = (st.st_dev, st.st_ino)
+        except OSError:
+            now = None
+        if now != self._inode:
+            raise InspectionLogError(
+                f"was {'deleted' if now is None else 'replaced'} while this session wrote to "
+                "it, so the taps judged from now on could not be logged", path=self.path,
+                fix="keep the inspections folder while a session runs, and start it again "
+                    "(what was logged before the folder went is lost with it)")
 
     def close(self) -> None:
         if self._db is not None:
@@ -256,6 +276,7 @@ class InspectionLog:
                                      fix="open it with create=True to append")
         if self._db is None:
             self._db = self._connect()
+        self._check_still_there()  # before the clip: no clip in a new folder without its row
         rel = self.clip_path(when, board)
         refuse_outside(self.root / rel, self.root, InspectionLogError, what="the taps' clips")
         write_wav(self.root / rel, clip, sr=sr, subtype="FLOAT")
@@ -284,6 +305,7 @@ class InspectionLog:
                                      fix="open it with create=True to append")
         if self._db is None:
             self._db = self._connect()
+        self._check_still_there()
         row = dict(time=when.astimezone(timezone.utc).isoformat(timespec="milliseconds"),
                    board=board, number=int(number), first_inspection=int(first),
                    last_inspection=int(last), taps=int(verdict.taps),

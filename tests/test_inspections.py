@@ -116,6 +116,31 @@ def test_a_clip_is_not_left_without_its_row(tmp_path):
         assert len(list((root / "clips").rglob("*.wav"))) == 1 and len(log.query()) == 1
 
 
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_log_removed_mid_session_stops_the_writer(tmp_path, how):
+    """The inspections folder removed while listen ran: SQLite wrote on into the deleted file,
+    the later taps' clips went into a new folder with no rows, and `log` found none (QA)."""
+    import shutil
+
+    root = tmp_path / "log"
+    tap = dict(sr=44100, when=T0, board=1, model="m", model_path="m.pt", score=0, threshold=1,
+               verdict="NORMAL")
+    with InspectionLog(root, create=True) as log:
+        log.append(np.zeros(10, np.float32), **tap)
+        shutil.rmtree(root)
+        if how == "replaced":  # another log in its place
+            with InspectionLog(root, create=True):
+                pass
+        with pytest.raises(InspectionLogError) as e:
+            log.append(np.zeros(10, np.float32), **tap)
+        assert str(e.value) == (
+            f"{root / 'inspections.sqlite'}: was {how} while this session wrote to it, so the "
+            "taps judged from now on could not be logged — keep the inspections folder while a "
+            "session runs, and start it again (what was logged before the folder went is lost "
+            "with it)")
+    assert not (root / "clips").exists()  # no clip without its row
+
+
 def test_a_damaged_log_is_one_clear_error(tmp_path):
     (tmp_path / "inspections.sqlite").write_bytes(b"this is not a database" * 100)
     with pytest.raises(InspectionLogError, match="is not a usable inspection log") as e:
