@@ -28,7 +28,7 @@ from .dataset_folders import dataset_path, missing_dataset
 from .new_datasets import creatable_path, dangling_manifest, warn_of_strangers
 from .errors import DatasetError, StorageError
 from .files import check_path, remove_stopped_writes, storage_error
-from .locks import exclusive, holding
+from .locks import exclusive, holding, moved_away
 from .manifest import LABELS, MANIFEST, MANIFEST_FIELDS, SPLITS  # noqa: F401 - re-exported
 from .manifest import check_row_values
 
@@ -287,6 +287,12 @@ class Dataset:
         ``remove`` the lock file is deleted afterwards, while still held (a session that made
         it and may leave the folder as it found it).
         """
+        if moved_away(self.root / ".lock"):
+            # the folder deleted mid-session was made again here, and record numbered its
+            # next take 1 in an empty manifest, saying all was saved (QA)
+            raise DatasetError("was deleted, moved or replaced while this session wrote to it",
+                               path=self.root, fix="keep a dataset's folder while a session "
+                                                   "writes to it, and start the session again")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:

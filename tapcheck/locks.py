@@ -39,6 +39,20 @@ def holding(lock_path: str | os.PathLike) -> bool:
     return os.path.abspath(lock_path) in _HELD
 
 
+def moved_away(lock_path: str | os.PathLike) -> bool:
+    """Whether this process holds ``lock_path`` but the path no longer names the file it
+    holds (deleted with its folder, or replaced): what the lock guarded went with it."""
+    held = _HELD.get(os.path.abspath(lock_path))
+    if held is None:
+        return False
+    mine = os.fstat(held[0])
+    try:
+        now = os.stat(lock_path)
+    except OSError:
+        return True
+    return (now.st_dev, now.st_ino) != (mine.st_dev, mine.st_ino)
+
+
 def holder(lock_path: str | os.PathLike) -> int | None:
     """The PID written in a lock file, if any (the holder, when the lock is held)."""
     try:

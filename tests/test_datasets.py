@@ -545,3 +545,25 @@ def test_a_file_where_a_takes_folder_belongs_is_named(tmp_path, where):
     assert e.value.problem == ("is a file where the folder of board 9"
                                f"{' left' if '/' in where else ''}'s takes belongs")
     assert (tmp_path / "bench" / where).read_text() == "notes"
+
+
+def test_a_folder_removed_mid_session_is_not_made_again(tmp_path):
+    """The dataset's folder deleted while `record --trigger` held it: the next take made the
+    folder again, was numbered take001 in an empty manifest, and the summary said every take
+    was saved (QA). The session stops instead, and makes nothing."""
+    import shutil
+
+    ds = Dataset.create(tmp_path / "rec")
+    tap = np.zeros(4410, np.float32)
+    with ds.locked():
+        ds.add_take(tap, sr=44100, board=2, side="left", label="normal")
+        shutil.rmtree(ds.root)
+        with pytest.raises(DatasetError) as e:
+            ds.add_take(tap, sr=44100, board=2, side="left", label="normal")
+        assert str(e.value) == (f"{ds.root}: was deleted, moved or replaced while this session "
+                                "wrote to it — keep a dataset's folder while a session writes "
+                                "to it, and start the session again")
+        assert not ds.root.exists()
+    # a new session may make it again
+    ds.add_take(tap, sr=44100, board=2, side="left", label="normal")
+    assert [t.take for t in Dataset.open(ds.root).takes] == [1]

@@ -128,7 +128,9 @@ def record(board: int, side: str, label: str, group: str | None, split: str, tak
         numbers = f" (take {saved[0].take}-{saved[-1].take})" if saved else ""
         refused = session.bad - session.kept_bad
         bad = f"; {refused} bad take(s) not kept" if refused else ""
-        if started and (saved or sys.exc_info()[0] in (None, KeyboardInterrupt)):
+        # not of a folder removed mid-session: its takes went with it (the error says so)
+        if started and (ds.root.is_dir() or not saved) and (
+                saved or sys.exc_info()[0] in (None, KeyboardInterrupt)):
             # not before a session refused (the dataset in use, its manifest unwritable, no
             # one to answer): "saved 0 take(s)" came before the error that said why (mic QA)
             say(f"saved {len(saved)} take(s) of board {board} {side} in {ds.root}"
