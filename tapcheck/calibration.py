@@ -39,6 +39,13 @@ CLIPS_PER_RATE = 3.0
 FENCE_IQR = 3.0  # Tukey's "far out" fence, on log scores
 
 
+def clips_needed(far: float) -> int:
+    """Normal clips a threshold for the false-alarm rate ``far`` needs to be checked
+    (:data:`CLIPS_PER_RATE` of them expected above it): ``calibrate`` warns below it, and
+    ``doctor`` counts a dataset's calibration clips against it."""
+    return math.ceil(CLIPS_PER_RATE / far)
+
+
 def _shift(scores: np.ndarray) -> float:
     return min(0.0, float(scores.min())) - 1e-9  # gamma and log live on (0, inf)
 
@@ -302,7 +309,7 @@ def calibrate(scores: np.ndarray, *, far: float, groups: np.ndarray | None = Non
              "hold-out": "boards in the training split (held-out takes of known boards)",
              "in-sample": "boards in the training split (scored by a model trained on them)",
              "leave-one-clip-out": "boards in the training split (each clip against the others)"}
-    needed = math.ceil(CLIPS_PER_RATE / far)
+    needed = clips_needed(far)
     warning = ""
     worth = effective_clips(scores, groups) if unseen else float(len(scores))
     # an enrolment keeps a cross-fit threshold (tapcheck.recalibration.add_references):

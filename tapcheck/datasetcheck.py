@@ -308,9 +308,7 @@ def _calibration_clips(train, unusable: set[str], config: Config) -> list[Findin
     doctor said "nothing to fix" of 5 takes of one board side, and train then warned that the
     threshold rested on 1 clip (new-user trial). Counted as training splits them, with the
     config's calibration (``auto`` resolved by the normal boards)."""
-    import math
-
-    from .calibration import CLIPS_PER_RATE
+    from .calibration import clips_needed
     from .crossfit import resolve_calibration
     from .training_data import split_calibration
 
@@ -321,7 +319,7 @@ def _calibration_clips(train, unusable: set[str], config: Config) -> list[Findin
     clips = (len(split_calibration(usable, fraction=config.train.calib_fraction,
                                    seed=config.train.seed)[1]) if method == "hold-out"
              else len(normal))
-    needed = math.ceil(CLIPS_PER_RATE / config.train.far)
+    needed = clips_needed(config.train.far)
     if not clips or clips >= needed:  # none held out: the note above, or leave-one-board-out
         return []
     how = (f"{config.train.calib_fraction:.0%} of each normal board side's takes, held out"

@@ -111,7 +111,7 @@ def _tmp_prefix(name: str) -> str:
     raw = os.fsencode(name)
     if len(raw) <= room:
         return f".{name}."
-    return f".{os.fsdecode(raw[:room]).encode('utf-8', 'ignore').decode('utf-8', 'ignore')}."
+    return f".{raw[:room].decode('utf-8', 'ignore')}."  # a character cut in two is dropped
 
 
 @contextlib.contextmanager

@@ -374,8 +374,8 @@ def run_grid(tasks: list[CellTask], keys: dict[Cell, str], crops: dict, *, store
             "given; without --ray, on this process's, OMP_NUM_THREADS)")
     said: list[str] = []  # e.g. "cross-fit: 4 folds, one per …": said once, not per cell
     for task in todo:  # a fold too thin to train on is refused before any cell trains
-        check_cell(task, crops, log=lambda line: said.append(line) if line not in said else None)
-    for line in said:
+        check_cell(task, crops, log=said.append)
+    for line in dict.fromkeys(said):
         log(line)
     started = time.perf_counter()
     for i, (task, result) in enumerate(runner(todo, crops, log=log), start=1):
