@@ -58,7 +58,8 @@ def snapshot(partial: Path, ds: Dataset) -> Path:
     current calibration, for measuring while a run still trains: ``<model>.pt.partial`` ->
     ``<model>-eN.pt``."""
     from tapcheck.config import Config
-    from tapcheck.modelfile import new_checkpoint, read_partial, save_checkpoint
+    from tapcheck.modelfile import new_checkpoint, save_checkpoint
+    from tapcheck.resume import read_partial
     from tapcheck.models import get_spec
     from tapcheck.training import make_detector
 

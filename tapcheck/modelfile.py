@@ -7,7 +7,7 @@ tapcheck and format versions. It contains only tensors and plain data, so it loa
 ``torch.load(weights_only=True)``: a model file can never run code.
 
 While a run trains, its progress lives beside the model file in ``<model>.pt.partial`` (same
-rules: atomic, tensors and plain data only); see :mod:`tapcheck.training`.
+rules: atomic, tensors and plain data only); see :mod:`tapcheck.resume`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -353,56 +352,3 @@ def partial_path(model_path: str | os.PathLike) -> Path:
     """Where a run training ``model_path`` keeps its progress: ``<model_path>.partial``."""
     model_path = Path(model_path)
     return model_path.with_name(model_path.name + PARTIAL_SUFFIX)
-
-
-def save_partial(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Write a training run's progress atomically (a kill mid-write keeps the previous one)."""
-    return save_checkpoint(path, {"format": PARTIAL_FORMAT, "format_version": FORMAT_VERSION,
-                                  "tapcheck_version": __version__,
-                                  "features_version": FEATURES_VERSION, **state})
-
-
-def read_partial(path: str | os.PathLike) -> dict[str, Any]:
-    """A training run's progress, checked like a model file (data only, same versions)."""
-    return read_checkpoint(Path(path), expect=PARTIAL_FORMAT)
-
-
-def check_partial(partial: Path | None, *, resume: bool, resume_with: str | None = None) -> None:
-    """Before any work: resuming needs a partial checkpoint; a fresh run must not discard one.
-
-    ``resume_with``: the command that would continue a run found (this one with ``--resume``).
-    """
-    if partial is None:
-        if resume:
-            raise ParameterError("resuming needs the path of the model file being trained")
-        return
-    if resume and not partial.exists():
-        # `train --resume` as told, without the run's --out, looked for the default model's
-        # run: name the runs that are there
-        others = sorted(p for p in partial.parent.glob(f"*{PARTIAL_SUFFIX}") if p.is_file())
-        outs = [os.fspath(p)[:-len(PARTIAL_SUFFIX)] for p in others[:3]]
-        fix = ("train without --resume" if not outs else
-               f"give the interrupted run's --out (and its other options): "
-               f"{', '.join('--out ' + shlex.quote(o) for o in outs)}"
-               f"{' …' if len(others) > 3 else ''}; or train without --resume")
-        raise ModelFileError("no interrupted training run to resume (no such file)",
-                             path=partial, fix=fix)
-    if not resume and partial.exists():
-        # only a run's progress can be continued: a junk .partial was told "continue it with
-        # `tapcheck train --resume`", and --resume then said "delete it and train without
-        # --resume", a circle; it is told to go now (tapcheck deletes nothing it did not write)
-        try:
-            read_partial(partial)
-        except ModelFileError as e:
-            if e.fix != RESUME_FIX:  # e.g. permission denied: that fix holds as it is
-                raise
-            raise ModelFileError(e.problem, path=partial, fix=(
-                "delete it and train again (no run can continue from it; the run starts "
-                "over)")) from None
-        raise ModelFileError(
-            "an interrupted training run left its progress here", path=partial,
-            # this command's options: the run's own are in the file, its --config's path not
-            fix=(f"continue it with `{resume_with}` if it ran with these options"
-                 if resume_with else
-                 "continue it with `tapcheck train --resume` and the same options")
-                + ", or delete the file to start over")

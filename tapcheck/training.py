@@ -45,10 +45,10 @@ from .errors import ModelFileError, TapcheckWarning
 from .featurecache import FeatureCache
 from .fingerprint import fingerprint
 from .fitting import fit_members
-from .modelfile import check_partial, new_checkpoint
+from .modelfile import new_checkpoint
 from .models import get_spec
 from .models.base import TapModel, represent_clips
-from .resume import progress_saver
+from .resume import check_partial, progress_saver
 from .runtime import bf16_inference
 from .training_data import (TrainingData, add_pseudo_anomalies,
                             prepare_data)

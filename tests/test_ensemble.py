@@ -10,7 +10,8 @@ from tapcheck.configfile import load_config
 from tapcheck.datasets import Dataset
 from tapcheck.errors import ParameterError
 from tapcheck.judge import Judge
-from tapcheck.modelfile import load_model, read_partial, save_checkpoint
+from tapcheck.modelfile import load_model, save_checkpoint
+from tapcheck.resume import read_partial
 from tapcheck.models import get_spec
 from tapcheck.models.base import represent_clips
 from tapcheck.models.ensemble import Ensemble, member_seed
@@ -167,7 +168,7 @@ def test_compare_refuses_members_for_models_without_embeddings(small_compare_set
 def test_a_run_saved_before_train_members_existed_still_resumes(small_train_set, fast,
                                                                 tmp_path, monkeypatch):
     """A .partial written before the field was added has no train.members: it reads as 1."""
-    from tapcheck.modelfile import save_partial
+    from tapcheck.resume import save_partial
 
     ds = Dataset.open(small_train_set)
     partial = tmp_path / "m.pt.partial"

@@ -528,7 +528,8 @@ def test_a_users_file_named_as_the_lock_is_neither_emptied_nor_deleted(dataset_c
                                     "NaN cross-fit score", "cross-fit fold of other takes"])
 def test_damaged_progress_is_one_line_on_resume(small_train_set, tmp_path, run_cli, damage):
     from tapcheck.datasets import Dataset
-    from tapcheck.modelfile import partial_path, read_partial, save_partial
+    from tapcheck.modelfile import partial_path
+    from tapcheck.resume import read_partial, save_partial
     from tapcheck.training import train_model
 
     (tmp_path / "fast.toml").write_text(FAST_CONFIG)

@@ -12,9 +12,9 @@ import torch
 from tapcheck import __version__
 from tapcheck.errors import ModelFileError
 from tapcheck.judge import Judge
-from tapcheck.modelfile import (load_model, partial_path, read_partial, save_checkpoint,
-                                save_trained)
+from tapcheck.modelfile import load_model, partial_path, save_checkpoint, save_trained
 from tapcheck.models import rebuild
+from tapcheck.resume import read_partial
 from tapcheck.models.base import represent_clips
 
 
@@ -346,7 +346,7 @@ def test_the_catalogue_quotes_what_a_bad_model_file_gets(tiny_model, tmp_path):
     file — use …`, and a bad `.partial` `(not a PyTorch file) — …`: the program says `(not a
     PyTorch file, or one cut short or damaged)` of both. Each message, its path written as the
     catalogue writes it, is quoted there whole."""
-    from tapcheck.modelfile import check_partial
+    from tapcheck.resume import check_partial
 
     from .conftest import ROOT
 
@@ -453,7 +453,8 @@ def test_a_model_file_damaged_on_disk_is_refused_by_its_checksums(tiny_model, ti
     load_model(tiny_model)  # an undamaged copy loads
 
     # a run's progress alike, with the fixes a .partial gets (it is no copy of anything)
-    from tapcheck.modelfile import PARTIAL_FORMAT, RESUME_FIX, check_partial
+    from tapcheck.modelfile import PARTIAL_FORMAT, RESUME_FIX
+    from tapcheck.resume import check_partial
 
     checkpoint = torch.load(tiny_model, map_location="cpu", weights_only=True)
     partial = tmp_path / "r.pt.partial"

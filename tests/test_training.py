@@ -20,7 +20,8 @@ import torch
 from tapcheck.configfile import load_config
 from tapcheck.datasets import Dataset
 from tapcheck.errors import ModelFileError, TapcheckWarning
-from tapcheck.modelfile import load_model, partial_path, read_partial
+from tapcheck.modelfile import load_model, partial_path
+from tapcheck.resume import read_partial
 from tapcheck.training import _warn_if_collapsed, train_model
 
 from .conftest import FAST_CONFIG
@@ -460,7 +461,7 @@ def test_an_interrupted_run_not_resumed_is_said_before_replacing_is(tiny_model, 
                                                                      tmp_path, run_cli):
     """"replacing m.pt … when this run ends" came before the refusal over m.pt's .partial, as
     if the run had started (QA)."""
-    from tapcheck.modelfile import save_partial
+    from tapcheck.resume import save_partial
 
     out = shutil.copyfile(tiny_model, tmp_path / "m.pt")
     save_partial(partial_path(out), {"epoch": 1})  # any progress: the refusal comes first

@@ -93,7 +93,8 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
     from ..locks import exclusive, lock_path
     from ..model_target import check_model_target, check_out_name
     from ..buildable import check_buildable
-    from ..modelfile import check_partial, partial_path, save_trained
+    from ..modelfile import partial_path, save_trained
+    from ..resume import check_partial
     from ..paths import model_path
     from ..scorers import scorer_label
 
