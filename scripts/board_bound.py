@@ -36,7 +36,7 @@ from decay_fusion import LognormalDecayKNN, model_files_main, refitted  # noqa: 
 
 from tapcheck.calibration import robust_threshold  # noqa: E402
 from tapcheck.datasets import Dataset  # noqa: E402
-from tapcheck.evaluation import board_verdicts  # noqa: E402
+from tapcheck.board_figures import board_verdicts  # noqa: E402
 
 TAPS = 3
 ROWS = ("calibrated", "board rate", "best possible")

@@ -36,7 +36,7 @@ from decay_fusion import FUSION_ROWS, SCORER_ROWS, model_files_main, refitted  #
 from tapcheck.calibration import median_fit  # noqa: E402
 from tapcheck.datasets import Dataset  # noqa: E402
 from tapcheck.recalibration import add_references  # noqa: E402
-from tapcheck.evaluation import board_verdicts  # noqa: E402
+from tapcheck.board_figures import board_verdicts  # noqa: E402
 from tapcheck.metrics import auc  # noqa: E402
 
 NEW_WOOD = "new-wood"  # the plant preset's group of the wood no training split holds

@@ -112,7 +112,7 @@ def demo_lines(evaluation: dict, *, seconds: float, model: str | os.PathLike | N
     ``model`` is the file it wrote (None: the default one) and ``dataset`` the dataset it used,
     for the ``tapcheck evaluate`` it points at."""
     from .console import table
-    from .evaluation import study_board_check
+    from .board_figures import study_board_check
 
     boards = evaluation["boards"]
     lines = [table(boards, ["board", "label", "group", "clips", "mean score", "flagged"]),
