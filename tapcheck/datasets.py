@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import posixpath
-import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,6 +24,7 @@ from . import manifest
 from .audio import peak_dbfs, write_wav
 from .dataset_folders import dataset_path, missing_dataset
 from .new_datasets import creatable_path, dangling_manifest, warn_of_strangers
+from .new_takes import check_take_folder, next_take
 from .errors import DatasetError, StorageError
 from .files import check_path, remove_stopped_writes, storage_error
 from .locks import exclusive, holding, moved_away
@@ -97,7 +96,7 @@ class Dataset:
         stamp = self._stamp()
         if stamp is not None and stamp == self._seen:
             return
-        if stamp is not None and self._leaves(MANIFEST):
+        if stamp is not None and self.leads_out(MANIFEST):
             # as a take linked out of the dataset is refused: nothing is read outside the
             # folder given (a manifest linked to another dataset's was read as this one's, QA)
             raise DatasetError(
@@ -172,16 +171,16 @@ class Dataset:
         refuses a take reached through a symlink that leads out of the folder.
         """
         path = self.root / take.path
-        if self._leaves(take.path):
+        if self.leads_out(take.path):
             raise DatasetError(f"take {take.path} is a link to a file outside the dataset",
                                path=self.root / MANIFEST,
                                fix="copy the file into the dataset folder, or delete the row")
         return path
 
-    def _leaves(self, rel: str) -> bool:
+    def leads_out(self, rel: str) -> bool:
         """Whether ``rel`` (which need not exist yet) leads out of the dataset folder through
         a symbolic link: the one test of reading a take (:meth:`path_of`) and of writing one
-        (:meth:`check_take_folder`)."""
+        (:func:`tapcheck.new_takes.check_take_folder`)."""
         try:
             return not (self.root / rel).resolve().is_relative_to(self.root.resolve())
         except (RuntimeError, OSError):  # a loop: RuntimeError before Python 3.13
@@ -191,92 +190,9 @@ class Dataset:
                                fix="fix the links (ls -l shows where each points), or delete "
                                    "the row") from None
 
-    def check_take_folder(self, board: int, side: str, *, label: str | None = None,
-                          split: str = "train") -> None:
-        """Refuse to add takes of a board side whose folder is a link leading out of the dataset,
-        whose name differs from one of the board's sides only in case, or (given their
-        ``label``) training takes of a label the side's training takes lack.
-
-        A take written there would land outside the dataset, and :meth:`path_of` would then
-        refuse the dataset (``info``, ``train``, ``doctor``): ``import`` and ``record`` call
-        this before their first take, :meth:`add_take` before every one. A training side is one
-        class, healthy or cracked: ``import --label defect`` into a healthy side was written,
-        and ``train`` then refused the dataset until its manifest was edited by hand.
-
-        Raises
-        ------
-        DatasetError
-            Naming the linked folder (the board's or the side's), or the side and its label.
-        """
-        spelt = {t.side for t in self.takes if t.board == board and t.side != side
-                 and t.side.lower() == side.lower()}
-        if spelt:  # two classes of one end, one folder on a case-blind disk (QA)
-            raise DatasetError(
-                f"board {board} has a side {min(spelt)} already; {side} differs from it only in "
-                "case, and would be a board side of its own", path=self.root / MANIFEST,
-                fix=f"use --side {min(spelt)}")
-        other = {"normal": "defect", "defect": "normal"}.get(label or "")
-        if split == "train" and other and any(
-                t.board == board and t.side == side and t.split == "train" and t.label == other
-                for t in self.takes):
-            raise DatasetError(
-                f"board {board} {side} holds {other} training takes, and a board side is one "
-                f"class, healthy or cracked: {label} takes there would stop `train`",
-                path=self.root / MANIFEST,
-                fix=f"give the {label} takes a side name of their own (e.g. --side "
-                    f"{side}-{'crack' if label == 'defect' else 'healthy'}), or --split test")
-        board_rel = f"board{board:02d}"
-        side_rel = f"{board_rel}/{side}"
-        for rel in (board_rel, side_rel):  # "board09/left: cannot be written (Not a
-            # directory)" named a path under the file, and no fix (QA)
-            where = self.root / rel
-            if (os.path.lexists(where) and not where.is_dir()
-                    and not os.path.islink(where)):
-                raise DatasetError(
-                    f"is a file where the folder of board {board}"
-                    f"{'' if rel == board_rel else ' ' + side}'s takes belongs", path=where,
-                    fix="move it out of the dataset (tapcheck makes the folder)")
-        if not self._leaves(side_rel):
-            return
-        linked = board_rel if self._leaves(board_rel) else side_rel  # name the link itself
-        raise DatasetError(
-            f"is a link to {(self.root / linked).resolve()}, outside the dataset; takes of board "
-            f"{board} {side} would be written there and the dataset could no longer be read",
-            path=self.root / linked,
-            fix="replace the link by a folder (move what it holds into the dataset)")
-
     def missing_files(self) -> list[Take]:
         """Takes whose audio file is not on disk."""
         return [t for t in self.takes if not self.path_of(t).is_file()]
-
-    def next_take(self, board: int, side: str) -> int:
-        """Number for a new take: after the highest in the manifest **or** on disk, and after
-        every file name a row gives in the take's folder, whatever its board, side or take
-        columns say (a row edited by hand to name board01/left/take004.wav for board 2: the
-        take was written there, and the manifest then held that path twice and could not be
-        read; QA)."""
-        numbers = [t.take for t in self.takes if t.board == board and t.side == side]
-        here = f"board{board:02d}/{side}"
-        numbers += [int(m.group(1)) for t in self.takes
-                    if posixpath.dirname(t.path) == here
-                    and (m := re.fullmatch(r"take(\d+)\.wav", posixpath.basename(t.path)))]
-        folder = self.root / f"board{board:02d}" / side
-        on_disk = {}
-        if folder.is_dir():
-            for f in folder.glob("take*.wav"):
-                m = re.fullmatch(r"take(\d+)\.wav", f.name)
-                if m:
-                    numbers.append(int(m.group(1)))
-                    on_disk[int(m.group(1))] = f
-        number = max(numbers, default=0) + 1
-        if number > manifest.MAX_TAKE:  # its row would lock the dataset: no reader takes it
-            highest = on_disk.get(number - 1)
-            raise DatasetError(
-                f"has a take numbered {number - 1}, the largest a manifest holds is "
-                f"{manifest.MAX_TAKE}: no take can be numbered after it; nothing was written",
-                path=highest or self.root / MANIFEST,
-                fix="rename that file to a smaller number (or move it out), or fix its row")
-        return number
 
     @contextlib.contextmanager
     def locked(self, *, remove: bool = False) -> Iterator["Dataset"]:
@@ -354,8 +270,8 @@ class Dataset:
         """
         check_row_values(board=board, side=side, label=label, split=split, group=group)
         with self.locked():
-            self.check_take_folder(board, side)  # before a byte is written through a link
-            number = self.next_take(board, side)
+            check_take_folder(self, board, side)  # before a byte is written through a link
+            number = next_take(self, board, side)
             rel = f"board{board:02d}/{side}/take{number:03d}.wav"
             write_wav(self.root / rel, y, sr=sr)
             take = Take(

@@ -22,7 +22,7 @@ from .datasets import Dataset, Take
 from .manifest import check_slug
 from .errors import ParameterError, StorageError, TapcheckError
 from .interrupts import Interrupted, deferred
-from .new_takes import inherited_group, warn_of_other_rate
+from .new_takes import check_take_folder, inherited_group, warn_of_other_rate
 
 
 @dataclass
@@ -114,7 +114,7 @@ def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, s
     from .strikes import warn_of_taps
 
     # a linked board folder, or a label the side's training takes lack: before any take
-    dataset.check_take_folder(board, side, label=label, split=split)
+    check_take_folder(dataset, board, side, label=label, split=split)
     stored = _takes_by_level(dataset.takes)
     # a clip imported at another rate (`--config` with another [audio] sr) was let in again:
     # its samples at this rate are no take's (QA). Read again at each rate the takes have.

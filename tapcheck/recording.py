@@ -37,7 +37,7 @@ from .manifest import check_row_values
 from .errors import DeviceError, NoStrikeError, ParameterError, TapcheckWarning
 from .features import strike_crops
 from .interrupts import deferred
-from .new_takes import inherited_group, warn_of_other_rate
+from .new_takes import check_take_folder, inherited_group, warn_of_other_rate
 from .stream import StrikeClipper
 
 
@@ -176,8 +176,8 @@ class Recorder:
         self.sr = config.audio.sr
         self.session = Session()  # the current (or last) session, also after Ctrl-C
         # a board folder linking out of the dataset: refused before the first tap, not after it
-        dataset.check_take_folder(labels.board, labels.side, label=labels.label,
-                                  split=labels.split)
+        check_take_folder(dataset, labels.board, labels.side, label=labels.label,
+                          split=labels.split)
         self._warn_orphans()
 
     # -- one take at a time ----------------------------------------------------------------------

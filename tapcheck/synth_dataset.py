@@ -141,6 +141,7 @@ def _refuse_to_add(ds, specs) -> None:
     """Refuse a dataset that holds takes, or take files its manifest does not list, or whose
     board or side folders are links; synth only ever writes a new dataset."""
     from .errors import DatasetError
+    from .new_takes import check_take_folder
 
     if not ds.takes:
         # a board or side folder linked out of the dataset: its takes would be written there,
@@ -148,7 +149,7 @@ def _refuse_to_add(ds, specs) -> None:
         # stray takes, which would count the files the link leads to as the dataset's own
         for spec in specs:
             for side in spec.sides:
-                ds.check_take_folder(spec.number, side)
+                check_take_folder(ds, spec.number, side)
                 _refuse_linked_folder(ds.root, spec.number, side)
     stray = sum(1 for _ in ds.root.glob("board*/*/take*.wav"))
     if ds.takes or stray:
