@@ -14,8 +14,6 @@ import io
 import math
 import os
 import shlex
-import sys
-import threading
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
+from .c_stderr import quiet_c_stderr
 from .clipping import check_clipping
 from .containers import (SizedHeader, check_wav_rates, truncation, unfinished, unread_tail,
                          unsized_wav_data)
@@ -135,7 +134,7 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
     limit = min(limit, by_channels)  # a length not given: read up to it
     try:
         file_sr = info.samplerate
-        with _quiet_c_library(info.format == "MP3"):
+        with quiet_c_stderr(info.format == "MP3"):
             # a count, not -1, where libsndfile cannot seek (GSM 6.10 in WAV: soundfile's
             # "frames must be specified" read as a damaged file)
             whole = known and info.seekable()
@@ -311,7 +310,7 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
                                      start - 4: min(size - start, 0xFFFFFFFF)})
         try:
             # a file object: soundfile cannot encode file names that are not UTF-8
-            with _quiet_c_library(_looks_mpeg(head)):
+            with quiet_c_stderr(_looks_mpeg(head)):
                 info = sf.SoundFile(source)
         except (sf.LibsndfileError, RuntimeError) as e:
             detail = str(e).split(":", 1)[-1].strip() or "unknown format"
@@ -328,43 +327,6 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
 def _looks_mpeg(head: bytes) -> bool:
     """Whether a file beginning with ``head`` may be MPEG audio (an ID3 tag, a frame sync)."""
     return head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
-
-
-_QUIET = threading.RLock()
-_QUIET_DEPTH = [0]
-
-
-@contextlib.contextmanager
-def _quiet_c_library(quiet: bool) -> Iterator[None]:
-    """Standard error (the file descriptor) sent to /dev/null while libsndfile decodes MPEG:
-    libmpg123 prints its own lines there (``Note: Illegal Audio-MPEG-Header …``, ``Warning:
-    Xing stream size off …``) above tapcheck's one-line error (QA). Only around the C calls:
-    Python's warnings go to the same descriptor."""
-    # one thread at a time: descriptor 2 is the process's, and two overlapping swaps left it on
-    # /dev/null for good (review); only the first of nested ones swaps
-    if not quiet:
-        yield
-        return
-    with _QUIET:
-        if _QUIET_DEPTH[0]:
-            yield
-            return
-        try:
-            if sys.stderr is not None:  # a daemon's is None
-                sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError):  # no descriptor 2: nothing to quiet
-            yield
-            return
-        _QUIET_DEPTH[0] += 1
-        try:
-            with open(os.devnull, "wb") as null:
-                os.dup2(null.fileno(), 2)
-            yield
-        finally:
-            _QUIET_DEPTH[0] -= 1
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def write_wav(path: str | os.PathLike, y: np.ndarray, *, sr: int,
