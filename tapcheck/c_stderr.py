@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import threading
 from typing import Iterator
@@ -47,3 +48,72 @@ def quiet_c_stderr(quiet: bool = True) -> Iterator[None]:
             _QUIET_DEPTH[0] -= 1
             os.dup2(saved, 2)
             os.close(saved)
+
+
+#: PortAudio's ALSA host API reports each failed call of a device that went away on standard
+#: error, from its own thread ("Expression '…' failed in 'src/hostapi/alsa/pa_linux_alsa.c',
+#: line: 3665", three lines when a PulseAudio source vanishes), above tapcheck's one line
+#: saying the same ("no audio from 'pulse' for 2 s"); its library exports no way to divert them
+PORTAUDIO_LINE = re.compile(rb"^Expression '.*' failed in '[^']*', line: \d+\s*$")
+
+
+@contextlib.contextmanager
+def portaudio_lines_dropped(*, drop: bool = True) -> Iterator[None]:
+    """Standard error (the file descriptor) read through a pipe while the block runs:
+    PortAudio's lines (:data:`PORTAUDIO_LINE`) are dropped, every other line is passed on as it
+    comes.
+
+    For C libraries that write from their own threads, which :func:`quiet_c_stderr` around a
+    call cannot reach. Python's own lines pass unchanged, in order; the pipe is drained before
+    the block's end returns. ``drop=False`` (``--debug``) changes nothing.
+    """
+    if not drop:
+        yield
+        return
+    with _QUIET:  # one swap of descriptor 2 at a time (see quiet_c_stderr)
+        try:
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no descriptor 2: nothing to filter
+            yield
+            return
+        read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+    forward = threading.Thread(target=_forward, args=(read, saved), daemon=True,
+                               name="tapcheck-stderr")
+    forward.start()
+    try:
+        yield
+    finally:
+        with _QUIET:
+            with contextlib.suppress(ValueError, OSError):
+                if sys.stderr is not None:
+                    sys.stderr.flush()
+            os.dup2(saved, 2)  # the pipe's last writer gone: the thread reads to its end
+        forward.join(timeout=2.0)  # a child process that kept descriptor 2 keeps it open
+        if not forward.is_alive():
+            os.close(saved)
+
+
+_LEAD = b"Expression '"  # how a PortAudio line begins: text that cannot be one is not held
+
+
+def _forward(read: int, to: int) -> None:
+    """Copy lines from ``read`` to ``to`` until the pipe ends, leaving out PortAudio's."""
+    pending = b""
+    try:
+        while chunk := os.read(read, 65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            kept = b"".join(line + b"\n" for line in lines if not PORTAUDIO_LINE.match(line))
+            if pending and not (pending.startswith(_LEAD) or _LEAD.startswith(pending)):
+                kept, pending = kept + pending, b""  # a prompt or a progress bar: now
+            if kept:
+                os.write(to, kept)
+        if pending and not PORTAUDIO_LINE.match(pending):
+            os.write(to, pending)
+    except OSError:  # the real standard error closed: nothing more can be said there
+        pass
+    finally:
+        os.close(read)

@@ -12,6 +12,7 @@ PortAudio (or ALSA's plug layer) to convert on the fly.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import time
@@ -20,7 +21,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .errors import DeviceError
+from .c_stderr import portaudio_lines_dropped
+from .errors import DeviceError, debug_asked
 
 # How long to wait for audio before calling a device dead. The first block may take a while:
 # PulseAudio's null sink renders in blocks of up to 2 s until a client asks for less latency.
@@ -207,6 +209,7 @@ class Microphone:
         self.overflows = 0  # blocks PortAudio dropped because tapcheck fell behind
         self._queue: queue.Queue = queue.Queue()
         self._stream = None
+        self._quiet: contextlib.ExitStack | None = None  # PortAudio's lines, while open
         self._next_start = 0  # stream index of the next sample handed out
         self._got_audio = False
 
@@ -220,6 +223,8 @@ class Microphone:
             mono = indata[:, 0] if channels == 1 else indata.mean(axis=1)
             self._queue.put((mono.astype(np.float32, copy=True), time.monotonic()))
 
+        self._quiet = contextlib.ExitStack()  # --debug shows them, as it shows tracebacks
+        self._quiet.enter_context(portaudio_lines_dropped(drop=not debug_asked()))
         try:
             self._stream = sd.InputStream(device=self.device.index, channels=channels,
                                           samplerate=self.sr, blocksize=self.blocksize,
@@ -243,6 +248,9 @@ class Microphone:
             except Exception:  # closing a dead device must not hide the error that got us here
                 pass
             self._stream = None
+        if self._quiet is not None:
+            self._quiet.close()
+            self._quiet = None
 
     @property
     def latency_s(self) -> float:

@@ -97,3 +97,11 @@ class FormatWarning(TapcheckWarning):
 class CacheWarning(TapcheckWarning):
     """The feature cache cannot be used (computing goes on): about the run, not a file, so said
     even where files' warnings are not (reading an explanation's references)."""
+
+
+def debug_asked() -> bool:
+    """``$TAPCHECK_DEBUG`` set to anything but empty, 0, false, no or off (``=0`` turned
+    tracebacks on); ``--debug`` sets it, so that what a command does below the command line
+    (PortAudio's own lines, :mod:`tapcheck.devices`) is shown as its tracebacks are."""
+    return os.environ.get("TAPCHECK_DEBUG", "").strip().lower() not in ("", "0", "false", "no",
+                                                                         "off")

@@ -225,6 +225,30 @@ def test_a_microphone_that_cannot_be_opened_leaves_no_dataset_folder(pulse, reco
     assert not recordings.exists() or not any(recordings.iterdir())
 
 
+def test_a_microphone_that_goes_away_mid_session_is_one_line(recordings):
+    """A microphone unplugged while record listened: PortAudio's ALSA thread printed three
+    lines of its own ("Expression 'alsa_snd_pcm_poll_descriptors_revents( … )' failed in
+    'src/hostapi/alsa/pa_linux_alsa.c', line: 3665") above tapcheck's one line. A server of its
+    own loses its only source (PulseAudio moves a stream to another source when there is one),
+    and the session's server goes on for the other tests."""
+    from .pulse import PulseServer
+
+    own = PulseServer().start()
+    try:
+        rec = _record("--board", "1", "--side", "left", "--dataset", "gone", "--trigger",
+                      env=own.env)
+        rec.expect("tap now")
+        time.sleep(1.0)  # listening, not opening
+        [sink] = [line.split()[0] for line in own.pactl("list", "short", "modules").stdout
+                  .splitlines() if "module-null-sink" in line]
+        own.pactl("unload-module", sink)
+        assert rec.wait() == 2
+    finally:
+        own.stop()
+    assert rec.err == ["tapcheck: error: no audio from 'pulse' for 2 s — check the microphone "
+                       "is still plugged in, then start again"]
+
+
 def test_interactive_session_on_stdin(pulse, tmp_path, recordings):
     track = tmp_path / "tap.wav"
     tap_track(track, [(3, "left", 2)], lead_s=0.6, tail_s=1.2)

@@ -24,6 +24,7 @@ import click
 from .. import __version__
 from ..console import RepeatedWarnings, one_line, table  # noqa: F401 - table: commands use it
 from ..errors import TapcheckError, TapcheckWarning
+from ..errors import debug_asked as _debug_env
 from ..interrupts import Interrupted, quiet_exit, terminate_as_interrupt
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -40,13 +41,6 @@ def debugging() -> bool:
     """Whether ``--debug`` (or ``$TAPCHECK_DEBUG``) asked for tracebacks: :func:`main` takes the
     flag out of the arguments wherever it was typed and says it here."""
     return _debug_env()
-
-
-def _debug_env() -> bool:
-    """``$TAPCHECK_DEBUG`` set to anything but empty, 0, false, no or off (``=0`` turned
-    tracebacks on)."""
-    return os.environ.get("TAPCHECK_DEBUG", "").strip().lower() not in ("", "0", "false", "no",
-                                                                         "off")
 
 
 def echo_err(text: str) -> None:
