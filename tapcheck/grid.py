@@ -1,8 +1,9 @@
 """Grids of cells for ``compare``: every (model, seed, fold), each trained and scored on its own.
 
-One seed says little about a model: ``arcface-resnet18`` alone spans AUC 0.919-0.974 over eight
-training seeds. A grid repeats each model over seeds and, with folds, over which normal boards it
-never saw, so a ranking can be tested rather than read off one run.
+One seed says little about a model: ``arcface-resnet18`` alone spanned AUC 0.854-0.960 over five
+training seeds on the demo (docs/new-boards.md). A grid repeats each model over seeds and, with
+folds, over which normal boards it never saw, so a ranking can be tested rather than read off
+one run.
 
 - **Folds** (``--folds K``): the normal boards of the training split are dealt into K folds by
   board (both sides of a board together, the same deal for every seed and model, so cells pair

@@ -63,9 +63,10 @@ def write_metrics(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -
 
 
 #: said of a comparison of several models at one seed each, on the terminal and its page: the
-#: table ranks them, and a reseed can reorder it (docs/compare-grids.md); it was not said (QA)
+#: table ranks them, and a reseed can reorder it (docs/compare-grids.md); it was not said (QA).
+#: The span is the README's: five seeds of `compare` on the demo (docs/new-boards.md, Measured)
 ONE_SEED = ("one seed per model: another seed can reorder them (arcface-resnet18's AUC spanned "
-            "0.919-0.974 over eight seeds on the demo) — rank them with --seeds 0-4 "
+            "0.854-0.960 over five seeds on the demo) — rank them with --seeds 0-4 "
             "(docs/compare-grids.md)")
 
 

@@ -52,8 +52,8 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
     takes : int
         Takes per board and side (study: one set = 30).
     test_takes : int, optional
-        Of each normal training board's takes, how many (the last ones) go to the test split.
-        Default: a fifth.
+        Of each normal training board side's takes, how many (the last ones) go to the test
+        split. Default: a fifth of ``takes``, rounded down.
     seed : int
         Same seed, same dataset, bit for bit.
     preset : {"study", "plant"}

@@ -18,7 +18,8 @@ from .params import BOARD, FILE, Whole, config_option, dataset_option
 @click.option("--takes", default=30, show_default=True, type=Whole(),
               help="Takes per board and side.")
 @click.option("--test-takes", type=Whole(), default=None,
-              help="Held-out test takes of each normal training board (default: a fifth).")
+              help="Held-out test takes of each normal training board side (default: a fifth of "
+                   "--takes, rounded down).")
 @click.option("--seed", default=0, show_default=True, type=Whole(), help="Same seed, same dataset.")
 @click.option("--preset", type=click.Choice(["study", "plant"]), default="study",
               show_default=True, help="study: the study's boards; plant: 8 training boards of "

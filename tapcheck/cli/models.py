@@ -70,8 +70,9 @@ def _command(name: str, **options) -> str:
     ["auto", "cross-fit", "hold-out", "leave-one-board-out"]),
               help="Where the threshold comes from [the config's train.calibration: auto, "
                    "i.e. cross-fit from 8 normal boards at a frequency stretch up to ±6 %, "
-                   "else hold-out]; cross-fit trains train.crossfit_folds more networks "
-                   "(docs/new-boards.md).")
+                   "else hold-out, or leave-one-board-out where no normal board side has 4 "
+                   "training takes to hold one out]; cross-fit trains train.crossfit_folds "
+                   "more networks (docs/new-boards.md).")
 @click.option("--out", type=MODEL_FILE, help="Model file [models/<model>.pt].")
 @click.option("--resume", is_flag=True,
               help="Continue the run that was interrupted (same options): its progress is in "
