@@ -115,11 +115,14 @@ def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str], taps:
         more = sorted({os.fspath(c) for c, _, _ in found[1:]} - {os.fspath(clip)})
         also = (f"; so were {len(more)} more of the clips given ({', '.join(more[:3])}"
                 f"{', …' if len(more) > 3 else ''})" if more else "")
+        holding = {i for _, i, _ in found}
         raise ParameterError(
             f"was enrolled into this model on {enrolled[index]['at']} (as {was}){also}; "
             "nothing enrolled", path=clip,
-            fix=("leave them out" if more else "leave it out") + ", or take that enrolment "
-                "back first: " + undo_advice(model, index=index, count=len(enrolled)))
+            fix=("leave them out" if more else "leave it out") + ", or take "
+                + ("those enrolments" if len(holding) > 1 else "that enrolment")
+                + " back first: "
+                + undo_advice(model, index=min(holding), count=len(enrolled), holding=holding))
 
 
 def _refuse_own(clips: Sequence[str | os.PathLike], prints: list[str], taps: list[str],

@@ -9,7 +9,7 @@ enrolled before. Enrolments from before digests (2026-12-02) are matched by path
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import numpy as np
 
@@ -27,18 +27,32 @@ def fingerprint(path: str | os.PathLike) -> str:
     return content_digest(path)
 
 
-def undo_advice(model: str | os.PathLike, *, index: int, count: int) -> str:
-    """How to take back enrolment ``index`` (0-based) of the ``count`` in a model file:
-    ``--undo`` removes the last one only, and advice to run it once took back another
-    enrolment (a good board's) than the one it named."""
+def undo_advice(model: str | os.PathLike, *, index: int, count: int,
+                holding: Collection[int] = ()) -> str:
+    """How to take back enrolment ``index`` (0-based) of the ``count`` in a model file, and the
+    later enrolments in ``holding`` (0-based; they hold the same clips or boards): ``--undo``
+    removes the last one only, and advice to run it once took back another enrolment (a good
+    board's) than the one it named. Only later enrolments outside ``holding`` are to be enrolled
+    again: advice to enrol again "the 1 later enrolment" enrolled a defect take again when that
+    one held some too (QA)."""
     undo = f"`{model_command(model, 'enroll', '--undo')}`"
     later = count - 1 - index
     if later == 0:
         return undo
-    return (f"it is enrolment {index + 1} of {count} "
-            f"(`{model_command(model, 'enroll', '--list')}`), and {undo} takes back the last "
-            f"one only: run it {later + 1} times, then enrol the clips of the {later} later "
-            f"enrolment{'s' if later > 1 else ''} again, each with its own --board")
+    held = sorted({index, *holding})
+    again = [i for i in range(index + 1, count) if i not in held]
+    where = (f"it is enrolment {index + 1} of {count}" if len(held) == 1 else
+             f"they are in enrolments {', '.join(str(i + 1) for i in held[:-1])} and "
+             f"{held[-1] + 1} of {count}")
+    advice = (f"{where} (`{model_command(model, 'enroll', '--list')}`), and {undo} takes back "
+              f"the last one only: run it {later + 1} times")
+    if not again:
+        return advice
+    which = ("" if len(held) == 1 else
+             f" that hold{'s' if len(again) == 1 else ''} none of them "
+             f"({', '.join(str(i + 1) for i in again)})")
+    return (f"{advice}, then enrol the clips of the {len(again)} later "
+            f"enrolment{'s' if len(again) > 1 else ''}{which} again, each with its own --board")
 
 
 def enrolment_of(entries: Sequence[dict[str, Any]], path: str | os.PathLike,

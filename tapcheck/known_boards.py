@@ -138,12 +138,15 @@ def warn_enrolled_defects(held: Sequence[Take], dataset, model, checkpoint: dict
         found = [enrolment_of(entries, dataset.path_of(t),
                               prints.get(t.path) or content_digest(dataset.path_of(t)))
                  for t in takes]
-        index = min((i for i in found if i is not None), default=len(entries) - 1)
+        holding = {i for i in found if i is not None}
+        index = min(holding, default=len(entries) - 1)
+        those = "those enrolments" if len(holding) > 1 else "that enrolment"
         warnings.warn(
             f"{dataset.root / 'manifest.csv'}: {len(takes)} take(s) of board {board}, labelled "
             f"defect, are enrolled into {model} as normal references: it takes taps like them "
-            "for sound boards — take that enrolment back unless the label is wrong: "
-            + undo_advice(model, index=index, count=len(entries)), TapcheckWarning, stacklevel=3)
+            f"for sound boards — take {those} back unless the label is wrong: "
+            + undo_advice(model, index=index, count=len(entries), holding=holding),
+            TapcheckWarning, stacklevel=3)
     return boards
 
 

@@ -435,6 +435,19 @@ def test_evaluate_warns_of_enrolled_takes_the_manifest_labels_defect(model, tiny
         f"`tapcheck enroll --model {model} --undo` takes back the last one only: run it 2 "
         "times, then enrol the clips of the 1 later enrolment again, each with its own "
         "--board"]
+    # a later enrolment holding another of board 8's defect takes is not to be enrolled again:
+    # the advice said to enrol "the 1 later enrolment" again, defect take and all (QA)
+    code, _, err = run_cli("enroll", "--model", model, "--board", 22, "--force",
+                           tiny_dataset.path_of(tiny_dataset.select(board=[8])[3]))
+    assert code == 0, err
+    code, out, err = run_cli("evaluate", "--model", model, "--dataset", tiny_dataset.root)
+    assert code == 0, err
+    assert [x for x in err.splitlines() if "labelled defect" in x] == [
+        said.replace("3 take(s)", "4 take(s)").replace("that enrolment", "those enrolments")
+        + f"they are in enrolments 1 and 3 of 3 (`tapcheck enroll --model {model} --list`), "
+        f"and `tapcheck enroll --model {model} --undo` takes back the last one only: run it 3 "
+        "times, then enrol the clips of the 1 later enrolment that holds none of them (2) "
+        "again, each with its own --board"]
 
 
 def test_evaluate_after_enrolment_still_names_a_missing_test_take(model, tiny_dataset,
