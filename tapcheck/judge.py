@@ -255,17 +255,26 @@ def unused_train_settings(model: LoadedModel, config: Config) -> list[str]:
             "that config to change them"]
 
 
-def room_check_off(judge: Judge) -> list[str]:
+def checks_off(judge: Judge) -> list[str]:
     """A warning when the model file states no level of its training takes' strikes
-    (:attr:`Judge.training_rise_db`): no tap is then warned of for a louder room, and nothing
-    said so (QA: noise at 1 % of the peak turned 7 of 12 ANOMALOUS taps of a sawn board
-    NORMAL, with no word)."""
-    if judge.training_rise_db is not None:
+    (:attr:`Judge.training_rise_db`), or no fingerprint of its network (both from 2026-12-06):
+    no tap is then warned of for a louder room, and weights changed after training are not
+    noticed, and nothing said so (QA: noise at 1 % of the peak turned 7 of 12 ANOMALOUS taps of
+    a sawn board NORMAL, with no word; a file stripped of its fingerprint and with a layer
+    changed judged a healthy tap ANOMALOUS, with no word)."""
+    off = []
+    if judge.training_rise_db is None:
+        off.append(("no level of its training takes' strikes above the room's noise",
+                    "a tap judged in a louder room, which moves the scores, is not warned of"))
+    if judge.model.checkpoint.get("fingerprint") is None:
+        off.append(("no fingerprint of its network", "weights changed after training are not "
+                                                     "noticed"))
+    if not off:
         return []
-    return [f"{judge.model.path}: states no level of its training takes' strikes above the "
-            "room's noise (files trained before 2026-12-06 do not), so a tap judged in a louder "
-            "room, which moves the scores, is not warned of — retrain it with `tapcheck train` "
-            "to have that check"]
+    what, effect = zip(*off, strict=True)
+    return [f"{judge.model.path}: states {' and '.join(what)} (files trained before 2026-12-06 "
+            f"do not), so {', and '.join(effect)} — retrain it with `tapcheck train` to have "
+            f"{'that check' if len(off) == 1 else 'those checks'}"]
 
 
 def check_same_features(model: LoadedModel, config: Config) -> None:

@@ -15,7 +15,7 @@ from .boards import BOARD_RULES
 from .config import Config
 from .console import RepeatedWarnings, percent, score_pair
 from .errors import FormatWarning, ParameterError, TapcheckWarning
-from .judge import ANOMALOUS, HEARD, Judge, Verdict, room_check_off, unused_train_settings
+from .judge import ANOMALOUS, HEARD, Judge, Verdict, checks_off, unused_train_settings
 from .strikes import TAPS_WARNED
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
     info = judge.model.detector.calibration_
     verdicts = judge.judge_files(list(paths), refuse_repeats=per_board or board is not None)
     result = Judgment(verdicts, info)
-    result.warnings += room_check_off(judge)
+    result.warnings += checks_off(judge)
     if config is not None:
         result.warnings += unused_train_settings(judge.model, config)
     if explain or picture_dir or references:

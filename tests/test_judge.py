@@ -354,6 +354,25 @@ def test_a_tap_far_less_above_the_rooms_noise_than_the_training_takes_is_warned_
                          "not), so a tap judged in a louder room, which moves the scores, is "
                          "not warned of — retrain it with `tapcheck train` to have that "
                          "check\n") == 1, (value, err)
+    # nor one without its network's fingerprint: weights changed after training are not
+    # noticed (a file stripped of it loaded a changed layer without a word, QA); an old file
+    # says both in one line
+    del ck["fingerprint"]
+    old = save_checkpoint(tmp_path / "old.pt", ck)
+    code, out, err = run_cli("judge", loud, take, "--model", old)
+    assert code in (0, 1)
+    assert err.count(f"tapcheck: warning: {old}: states no level of its training takes' strikes "
+                     "above the room's noise and no fingerprint of its network (files trained "
+                     "before 2026-12-06 do not), so a tap judged in a louder room, which moves "
+                     "the scores, is not warned of, and weights changed after training are not "
+                     "noticed — retrain it with `tapcheck train` to have those checks\n") == 1, err
+    ck = torch.load(tiny_model, weights_only=True)
+    del ck["fingerprint"]
+    code, out, err = run_cli("judge", take, "--model", save_checkpoint(tmp_path / "nofp.pt", ck))
+    assert code in (0, 1) and err.count(
+        f"tapcheck: warning: {tmp_path / 'nofp.pt'}: states no fingerprint of its network (files "
+        "trained before 2026-12-06 do not), so weights changed after training are not noticed "
+        "— retrain it with `tapcheck train` to have that check\n") == 1, err
 
 
 @pytest.mark.parametrize("edit", ["dc", "padded"])

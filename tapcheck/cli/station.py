@@ -175,7 +175,7 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
     from .. import paths
     from ..inspections import InspectionLog, check_log_folder
     from ..interrupts import terminate_as_interrupt
-    from ..judge import Judge, room_check_off, unused_train_settings
+    from ..judge import Judge, checks_off, unused_train_settings
     from ..listen import Listener, board_taps_warning
     from ..runtime import set_judge_threads
 
@@ -189,7 +189,7 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
     check_log_folder()  # before the model loads and the microphone opens
     set_judge_threads(config.stream.judge_threads)
     judge_ = Judge(model_path or paths.model_path())
-    for line in unused_train_settings(judge_.model, config) + room_check_off(judge_):
+    for line in unused_train_settings(judge_.model, config) + checks_off(judge_):
         warn(line)  # [stream] is what --config sets
     if taps_per_board is not None:
         note = board_taps_warning(judge_.model.detector.calibration_, taps_per_board)
@@ -323,7 +323,7 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     from .. import paths
     from ..devices import Microphone
     from ..inspections import InspectionLog, check_log_folder
-    from ..judge import Judge, room_check_off, unused_train_settings
+    from ..judge import Judge, checks_off, unused_train_settings
     from ..listen import Listener
     from ..marks import MarkBook
     from ..runtime import set_judge_threads
@@ -350,7 +350,7 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     sock = bind(host, port)  # a port in use fails before the model loads
     set_judge_threads(config.stream.judge_threads)
     judge_ = Judge(model_path or paths.model_path())
-    for line in unused_train_settings(judge_.model, config) + room_check_off(judge_):
+    for line in unused_train_settings(judge_.model, config) + checks_off(judge_):
         warn(line)  # [stream] is what --config sets
     # record at the model's rate, at least as fast as the model's crops need
     config = dataclasses.replace(config, audio=judge_.config.audio,
