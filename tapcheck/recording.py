@@ -286,9 +286,17 @@ class Recorder:
 
     # -- helpers ---------------------------------------------------------------------------------
     def _begin(self) -> None:
-        """Read the inherited group again under the dataset's lock: an import into the same
-        board between the recorder's making and its session gave the board a group the new takes
-        then lacked (import reads it under the lock)."""
+        """Load what checking a take needs, and read the inherited group again under the
+        dataset's lock: an import into the same board between the recorder's making and its
+        session gave the board a group the new takes then lacked (import reads it under the
+        lock)."""
+        # the first take's check loaded torch (its STFT) after "tap now": 3 s in which a
+        # Ctrl-C lost a take whose audio was all in (QA); loaded here, before any prompt
+        from .spectrogram import power_spectrogram
+
+        n_fft = self.config.features.n_fft
+        power_spectrogram(np.zeros(2 * n_fft, np.float32), n_fft=n_fft,
+                          hop_length=self.config.features.hop_length)
         if self._inherit:
             with self.ds.locked():
                 self.labels = replace(self.labels, group=inherited_group(

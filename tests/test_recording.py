@@ -249,6 +249,24 @@ def test_a_microphone_that_goes_away_mid_session_is_one_line(recordings):
                        "is still plugged in, then start again"]
 
 
+def test_ctrl_c_after_the_first_takes_audio_is_in_keeps_it(pulse, tmp_path, recordings):
+    """The first take's check loaded torch after "tap now" (1.4-3 s): a Ctrl-C a second after the
+    take's audio was all in lost it, 3 of 3 times, where a later take's was kept (QA)."""
+    track = tmp_path / "one.wav"
+    [at_s] = tap_track(track, [(1, "left", 2)], lead_s=1.0, tail_s=3.0)
+    rec = _record("--board", "2", "--side", "left", "--takes", "5", "--dataset", "first",
+                  "--trigger")
+    rec.expect("^tap board 2 left 5 times")
+    started = time.monotonic()
+    pulse.play(track)
+    # the take ends 2.5 s after its strike (3 s, 0.5 s of them before it)
+    time.sleep(max(0.0, started + at_s + 2.5 + 0.8 - time.monotonic()))
+    rec.proc.send_signal(signal.SIGINT)
+    assert rec.wait() == 130
+    assert rec.out[-1].startswith("saved 1 take(s) of board 2 left"), rec.out
+    assert len(_rows(recordings / "first")) == 1
+
+
 def test_interactive_session_on_stdin(pulse, tmp_path, recordings):
     track = tmp_path / "tap.wav"
     tap_track(track, [(3, "left", 2)], lead_s=0.6, tail_s=1.2)
