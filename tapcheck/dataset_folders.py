@@ -149,7 +149,8 @@ def dataset_path(name: str | os.PathLike) -> Path:
         # "--dataset bench-1", an option judge does not have (QA)
         why = "" if text.strip() else " (it is empty)" if not text else " (it is blank)"
         raise ParameterError(f"'{text}' is not a usable dataset name{why}",
-                             fix="use ASCII letters, digits, '-' and '_', e.g. bench-1")
+                             fix="use ASCII letters, digits, '-' and '_', beginning with a "
+                                 "letter or digit, e.g. bench-1")
     # a file there: "afile/small: no such dataset … make one with `tapcheck synth`", advice
     # that failed, where `datasets` said what was wrong
     return check_folder(recordings_home(), "datasets", "TAPCHECK_RECORDINGS") / text
