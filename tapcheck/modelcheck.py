@@ -24,6 +24,11 @@ RETRAIN = "retrain it with `tapcheck train`"
 MAX_UNITS = 65536  # no stored size (classes, embedding width, crop side) may exceed this
 # anomaly scores are never negative (1 - cos, a distance, 1 - P, an error); a little rounding
 SCORE_FLOOR = -1e-3
+#: a model file's plain data nests a few levels (config, its sections, a value; enrolments, their
+#: clips); deeper, a value cannot be printed in an error line (repr recurses)
+MAX_NESTING = 32
+#: how far a cosine reference's length may stray from 1 (float32 normalisation: 1e-6)
+UNIT_TOLERANCE = 1e-3
 
 
 def _fail(problem: str, path: str | os.PathLike | None) -> ModelFileError:
@@ -48,6 +53,7 @@ def inflated_tensor(value: Any) -> str | None:
     """What is wrong with the tensors of a loaded checkpoint, if anything: one presenting more
     values than its storage holds (an expanded view, a stride of 0: a 5 MB file asked for
     51 GB), one that is not a plain strided tensor (sparse: its storage cannot be measured),
+    or values nested deeper than :data:`MAX_NESTING` (no error line can print them).
     A model file's tensors are then never larger than the file itself. The walk is iterative
     and visits each container once: a list holding itself, or 3000 levels of lists, gave a
     RecursionError (review); extra contents a command does not read are otherwise let be.
@@ -64,10 +70,17 @@ def inflated_tensor(value: Any) -> str | None:
         The problem, naming the tensor by its keys (``detector.reference claims more values
         than the file stores``), or None.
     """
-    stack: list[tuple[Any, str]] = [(value, "")]
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
     seen: set[int] = set()
     while stack:
-        item, name = stack.pop()
+        item, name, depth = stack.pop()
+        if depth > MAX_NESTING:
+            # printing such a value in an error line recursed past Python's limit: a
+            # traceback, exit status 1 (QA)
+            parts = name.split(".")  # named by its keys, up to the first list's index
+            head = ".".join(parts[:next((i for i, k in enumerate(parts) if k.isdigit()),
+                                        len(parts))]) or "checkpoint"
+            return f"{head} nests lists or dicts over {MAX_NESTING} levels deep"
         if isinstance(item, torch.Tensor):
             if item.layout != torch.strided:
                 return f"{name or 'tensor'} is a {item.layout} tensor, which model files never hold"
@@ -80,7 +93,8 @@ def inflated_tensor(value: Any) -> str | None:
             continue
         seen.add(id(item))
         pairs = item.items() if isinstance(item, dict) else enumerate(item)
-        stack.extend((v, f"{name}.{k}" if name else str(k)) for k, v in reversed(list(pairs)))
+        stack.extend((v, f"{name}.{k}" if name else str(k), depth + 1)
+                     for k, v in reversed(list(pairs)))
     return None
 
 
@@ -156,6 +170,12 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
         raise _fail(f"threshold {-offset:.4g} is negative; anomaly scores never are", path)
     calibration = _finite_tensor(state.get("calibration_scores"), "calibration scores", path,
                                  ndim=1)
+    if not len(calibration):  # every fit keeps its scores: without them no threshold is
+        # checked, and a threshold of 1e6 passed every tap, exit 0 (QA)
+        raise _fail("it holds no calibration scores, so its threshold cannot be checked", path)
+    if not calibration.is_floating_point():
+        raise _fail(f"its calibration scores are {str(calibration.dtype).removeprefix('torch.')}"
+                    ", not real numbers", path)
     if len(calibration) and float(calibration.min()) < SCORE_FLOOR:
         # a recalibration (enroll) on them set a threshold that flagged nothing
         raise _fail(f"calibration score {float(calibration.min()):.4g} is negative; anomaly "
@@ -183,6 +203,17 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
         reference = _finite_tensor(state.get("reference"), "knn reference", path, ndim=2)
         if len(reference) == 0:
             raise _fail("knn reference holds no embeddings", path)
+        if not reference.is_floating_point():
+            raise _fail(f"knn reference embeddings are "
+                        f"{str(reference.dtype).removeprefix('torch.')}, not real numbers", path)
+        if params.get("metric") == "cosine":
+            # stored unit length (KNNDetector._prepare): scaled by 1000 they scored -991 and
+            # judged every tap NORMAL, exit 0; zeros flagged every tap (QA)
+            norms = reference.double().norm(dim=1)
+            if float((norms - 1.0).abs().max()) > UNIT_TOLERANCE:
+                raise _fail(f"knn reference embeddings are not of unit length (lengths "
+                            f"{float(norms.min()):.4g}-{float(norms.max()):.4g}), as cosine "
+                            "scoring stores them", path)
         if is_int(embedding_dim) and reference.shape[1] != embedding_dim:
             raise _fail(f"knn reference embeddings have {reference.shape[1]} dimensions, the "
                         f"network gives {embedding_dim}", path)
@@ -283,6 +314,12 @@ def check_calibration(state: dict[str, Any], path) -> None:
             raise _fail(f"its calibration has no '{key}'", path)
         if not ok(info[key]):
             raise _fail(f"its calibration's {key} {info[key]!r} is not {what}", path)
+    scores = state.get("calibration_scores")
+    if isinstance(scores, torch.Tensor) and info["clips"] != len(scores):
+        # every fit states the clips it fitted on (calibration.calibrate): scores taken away
+        # left "from 8 clips" said of none (QA)
+        raise _fail(f"its calibration states {info['clips']} clips but holds {len(scores)} "
+                    "calibration scores", path)
     if not math.isclose(info["threshold"], -state["offset"], rel_tol=1e-9, abs_tol=1e-12):
         # judge compares against the offset and prints the statement: they must agree
         raise _fail(f"its calibration states threshold {info['threshold']:.6g} but the detector "

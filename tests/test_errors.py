@@ -438,6 +438,23 @@ MODELS = [
               "threshold 0 is not fitted to its calibration scores"),
     ModelCase("a threshold of a million", _edited("t6.pt", detector=lambda d: d.update(
         offset=-1e6)), "threshold 1e+06 is not fitted to its calibration scores"),
+    # edits the threshold check could not see (QA): references scaled up scored -991 and
+    # judged every tap NORMAL, exit 0; no calibration scores let a threshold of 1e6 pass
+    ModelCase("references scaled by 1000", _edited("ref1000.pt", detector=lambda d: d.update(
+        reference=d["reference"] * 1000)), "knn reference embeddings are not of unit length "
+                                            "(lengths 1000-1000)"),
+    ModelCase("integer references", _edited("refint.pt", detector=lambda d: d.update(
+        reference=d["reference"].long())), "knn reference embeddings are int64, not real numbers"),
+    ModelCase("no calibration scores and a threshold of a million",
+              _edited("noscores.pt", detector=lambda d: d.update(
+                  calibration_scores=d["calibration_scores"][:0],
+                  calibration_groups=d["calibration_groups"][:0], offset=-1e6)),
+              "it holds no calibration scores, so its threshold cannot be checked"),
+    ModelCase("fewer calibration scores than its clips",
+              _edited("fewscores.pt", detector=lambda d: d.update(
+                  calibration_scores=d["calibration_scores"][:3],
+                  calibration_groups=d["calibration_groups"][:3])),
+              "its calibration states 8 clips but holds 3 calibration scores"),
     ModelCase("another tapcheck version, same format", _edited("old.pt", tapcheck_version="0.0.1"),
               None),
     ModelCase("judged with its own settings", lambda m, d: (m, [

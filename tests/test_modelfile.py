@@ -197,9 +197,10 @@ def test_a_tensor_claiming_more_values_than_the_file_stores_is_refused(tiny_mode
 
 
 def test_extra_contents_load_unless_a_tensor_cannot_be_measured(tiny_model, tmp_path, run_cli):
-    """Extra contents no command reads load as before: a list holding itself, or 3000 levels of
-    lists, gave the new check a RecursionError (traceback, exit status 1; review). A sparse
-    tensor, whose storage cannot be measured, is refused with one line."""
+    """Extra contents no command reads load as before: a list holding itself gave the new check
+    a RecursionError (traceback, exit status 1; review). A sparse tensor, whose storage cannot
+    be measured, is refused with one line, and so are 3000 levels of lists: in a value a
+    command reads, its error line recursed past Python's limit printing it (QA)."""
     ck = torch.load(tiny_model, weights_only=True)
     loop: list = []
     loop.append(loop)
@@ -213,8 +214,22 @@ def test_extra_contents_load_unless_a_tensor_cannot_be_measured(tiny_model, tmp_
             torch.save(dict(ck, extra=extra), tmp_path / f"{name}.pt")
     finally:
         sys.setrecursionlimit(limit)
-    for name in ("loop", "deep"):
-        load_model(tmp_path / f"{name}.pt")
+    load_model(tmp_path / "loop.pt")
+    with pytest.raises(ModelFileError, match=r"is damaged: its extra nests lists or dicts over "
+                                             r"32 levels deep"):
+        load_model(tmp_path / "deep.pt")
+    deep_sr = dict(ck, config={**ck["config"], "audio": {**ck["config"]["audio"], "sr": deep}})
+    sys.setrecursionlimit(20_000)
+    try:
+        torch.save(deep_sr, tmp_path / "deep-sr.pt")
+    finally:
+        sys.setrecursionlimit(limit)
+    for command in (["judge", tmp_path / "any.wav"], ["enroll", "--list"]):
+        code, out, err = run_cli(*command, "--model", tmp_path / "deep-sr.pt")
+        assert (code, out) == (2, ""), err
+        assert err == (f"tapcheck: error: {tmp_path / 'deep-sr.pt'}: is damaged: its "
+                       "config.audio.sr nests lists or dicts over 32 levels deep — retrain it "
+                       "with `tapcheck train`\n")
     path = tmp_path / "sparse.pt"
     torch.save(dict(ck, extra=torch.eye(3).to_sparse()), path)
     code, out, err = run_cli("judge", "--model", path, tmp_path / "any.wav")
