@@ -50,18 +50,21 @@ def quiet_c_stderr(quiet: bool = True) -> Iterator[None]:
             os.close(saved)
 
 
-#: PortAudio's ALSA host API reports each failed call of a device that went away on standard
-#: error, from its own thread ("Expression '…' failed in 'src/hostapi/alsa/pa_linux_alsa.c',
-#: line: 3665", three lines when a PulseAudio source vanishes), above tapcheck's one line
-#: saying the same ("no audio from 'pulse' for 2 s"); its library exports no way to divert them
-PORTAUDIO_LINE = re.compile(rb"^Expression '.*' failed in '[^']*', line: \d+\s*$")
+#: PortAudio's ALSA host API reports each failed call on standard error ("Expression '…' failed
+#: in 'src/hostapi/alsa/pa_linux_alsa.c', line: 3665", three lines from its own thread when a
+#: PulseAudio source vanishes), and so does ALSA's library below it ("ALSA lib
+#: pcm_pulse.c:758:(pulse_prepare) PulseAudio: Unable to create stream: No such entity", and
+#: a blank line, for each device probed), above tapcheck's one line saying the same ("no audio
+#: from 'pulse' for 2 s", "cannot open 'pulse'"); neither library exports a way to divert them
+PORTAUDIO_LINE = re.compile(rb"^(Expression '.*' failed in '[^']*', line: \d+"
+                            rb"|ALSA lib [^:\s]+:\d+:\([^)]*\) .*)\s*$")
 
 
 @contextlib.contextmanager
 def portaudio_lines_dropped(*, drop: bool = True) -> Iterator[None]:
     """Standard error (the file descriptor) read through a pipe while the block runs:
-    PortAudio's lines (:data:`PORTAUDIO_LINE`) are dropped, every other line is passed on as it
-    comes.
+    PortAudio's and ALSA's lines (:data:`PORTAUDIO_LINE`) are dropped, every other line is
+    passed on as it comes.
 
     For C libraries that write from their own threads, which :func:`quiet_c_stderr` around a
     call cannot reach. Python's own lines pass unchanged, in order; the pipe is drained before
@@ -97,17 +100,25 @@ def portaudio_lines_dropped(*, drop: bool = True) -> Iterator[None]:
             os.close(saved)
 
 
-_LEAD = b"Expression '"  # how a PortAudio line begins: text that cannot be one is not held
+#: how their lines begin: text that cannot begin one is passed on before its line ends
+_LEADS = (b"Expression '", b"ALSA lib ")
 
 
 def _forward(read: int, to: int) -> None:
-    """Copy lines from ``read`` to ``to`` until the pipe ends, leaving out PortAudio's."""
-    pending = b""
+    """Copy lines from ``read`` to ``to`` until the pipe ends, leaving out PortAudio's and
+    ALSA's."""
+    pending, dropped = b"", False
     try:
         while chunk := os.read(read, 65536):
             *lines, pending = (pending + chunk).split(b"\n")
-            kept = b"".join(line + b"\n" for line in lines if not PORTAUDIO_LINE.match(line))
-            if pending and not (pending.startswith(_LEAD) or _LEAD.startswith(pending)):
+            kept = b""
+            for line in lines:
+                # the blank line ALSA's library ends its line with goes with it
+                if not (PORTAUDIO_LINE.match(line) or (dropped and not line.strip())):
+                    kept += line + b"\n"
+                dropped = bool(PORTAUDIO_LINE.match(line))
+            if pending and not any(pending.startswith(lead) or lead.startswith(pending)
+                                   for lead in _LEADS):
                 kept, pending = kept + pending, b""  # a prompt or a progress bar: now
             if kept:
                 os.write(to, kept)

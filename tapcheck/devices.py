@@ -32,13 +32,23 @@ BLOCK_TIMEOUT_S = 2.0
 PORTAUDIO_FIX = ("install PortAudio: `sudo apt-get install libportaudio2` on Debian/Ubuntu "
                  "(`brew install portaudio` on macOS)")
 NO_INPUT_FIX = ("plug in a microphone (USB microphones need no driver); with PulseAudio or "
-                "PipeWire, Debian's libasound2-plugins lets PortAudio (libportaudio2) reach it")
+                "PipeWire, check it is running, and Debian's libasound2-plugins lets PortAudio "
+                "(libportaudio2) reach it")
+
+
+def _quiet():
+    """ALSA's and PortAudio's own lines kept off standard error while PortAudio opens, probes
+    or reads a device (:func:`tapcheck.c_stderr.portaudio_lines_dropped`): a source that could
+    not be opened printed ten lines above tapcheck's one (QA). ``--debug`` shows them, as it
+    shows tracebacks."""
+    return portaudio_lines_dropped(drop=not debug_asked())
 
 
 def sounddevice():
     """The ``sounddevice`` module, or a :class:`DeviceError` saying how to get PortAudio."""
     try:
-        import sounddevice as sd
+        with _quiet():  # importing it probes every device
+            import sounddevice as sd
     except OSError as e:  # sounddevice raises OSError when libportaudio cannot be found or loaded
         raise DeviceError(f"PortAudio is not available ({e})", fix=PORTAUDIO_FIX) from None
     except ImportError:
@@ -144,8 +154,9 @@ def choose_samplerate(device: InputDevice, *, sr: int = 44100, device_sr: int = 
                           fix=f"set stream.device_sr to 0, or to a rate of at least "
                               f"{math.ceil(min_sr)} Hz that '{device.name}' has")
     try:
-        sd.check_input_settings(device=device.index, channels=_channels(device),
-                                samplerate=wanted, dtype="float32")
+        with _quiet():  # a trial opening of the device
+            sd.check_input_settings(device=device.index, channels=_channels(device),
+                                    samplerate=wanted, dtype="float32")
         return int(wanted)
     except (sd.PortAudioError, ValueError) as e:
         if device_sr:
@@ -171,7 +182,8 @@ def _channels(device: InputDevice) -> int:
     """Mono when the device offers it (nearly all do through ALSA's plug layer), else two."""
     sd = sounddevice()
     try:
-        sd.check_input_settings(device=device.index, channels=1, dtype="float32")
+        with _quiet():
+            sd.check_input_settings(device=device.index, channels=1, dtype="float32")
         return 1
     except (sd.PortAudioError, ValueError):
         return min(2, device.channels)
@@ -223,8 +235,8 @@ class Microphone:
             mono = indata[:, 0] if channels == 1 else indata.mean(axis=1)
             self._queue.put((mono.astype(np.float32, copy=True), time.monotonic()))
 
-        self._quiet = contextlib.ExitStack()  # --debug shows them, as it shows tracebacks
-        self._quiet.enter_context(portaudio_lines_dropped(drop=not debug_asked()))
+        self._quiet = contextlib.ExitStack()  # PortAudio's thread writes while it is open
+        self._quiet.enter_context(_quiet())
         try:
             self._stream = sd.InputStream(device=self.device.index, channels=channels,
                                           samplerate=self.sr, blocksize=self.blocksize,

@@ -13,6 +13,8 @@ def test_portaudio_lines_are_dropped_from_any_thread_and_the_rest_pass_in_order(
     capfd.readouterr()
     with portaudio_lines_dropped():
         os.write(2, PORTAUDIO)
+        os.write(2, b"ALSA lib pcm_pulse.c:758:(pulse_prepare) PulseAudio: Unable to create "
+                    b"stream: No such entity\n\n")  # ALSA's line and its blank line
         os.write(2, b"ALSA lib pcm.c: something else\n")
         thread = threading.Thread(target=os.write, args=(2, PORTAUDIO))  # PortAudio's thread
         thread.start()

@@ -57,8 +57,8 @@ def test_no_input_device_is_one_line():
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "tapcheck: error: no audio input device found — plug in a microphone (USB microphones "
-        "need no driver); with PulseAudio or PipeWire, Debian's libasound2-plugins lets "
-        "PortAudio (libportaudio2) reach it")
+        "need no driver); with PulseAudio or PipeWire, check it is running, and Debian's "
+        "libasound2-plugins lets PortAudio (libportaudio2) reach it")
 
 
 def test_devices_lists_the_pulse_input(pulse):
