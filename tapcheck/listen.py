@@ -207,16 +207,19 @@ class Listener:
                             self.on_refused(refused, when=when)  # tap before, said nothing (QA)
                         continue
                     said = [*said, *clipped]  # brief clipping reached the terminal only (QA)
-                    for w in said:
-                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
                     # the strike judged, in stream samples: the loudest in the clip, which an
                     # earlier tap's clip may have judged already
                     at = strike.start + int(round(onset * self.features.hop_length * self.mic.sr
                                                   / self.sr))
                     if judged_at is not None and abs(at - judged_at) < self.features.n_fft * \
                             self.mic.sr / self.sr:
+                        # its clip's warnings are not said: "the strike is 0 ms after the
+                        # clip's start … do not trim the quiet before it" of a strike judged
+                        # with the tap before it, no verdict of its own (QA)
                         self._warn_judged(label, strike.onset - judged_onset)
                         continue
+                    for w in said:
+                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
                     judged_until, judged_at, judged_onset = strike.start + end, at, strike.onset
                     room = self.judge.background(label, y=y)  # as judge warns of a file
                     for line in room:

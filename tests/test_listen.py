@@ -457,6 +457,30 @@ def test_two_taps_inside_one_crop_window_are_judged_once(pulse, bench_model, tmp
     assert len(_rows()) == 1
 
 
+def test_a_strike_judged_with_the_tap_before_says_nothing_of_its_own_clip(pulse, bench_model,
+                                                                         tmp_path):
+    """Taps at 1.0, 1.9 and 2.4 s: the third lies inside the second's crops and is judged with
+    it, yet its own clip's warning came first — "the strike is 0 ms after the clip's start …
+    do not trim the quiet before it", of a tap with no verdict, advice for files (QA)."""
+    model, _ = bench_model
+    parts = []
+    for k, (lead_s, tap) in enumerate([(1.0, (1, "left", 40)), (1.9, (1, "left", 43)),
+                                       (2.4, (1, "left", 44))]):
+        tap_track(tmp_path / f"{k}.wav", [tap], lead_s=lead_s, tail_s=5.0 - lead_s, seed=SEED)
+        parts.append(sf.read(tmp_path / f"{k}.wav", dtype="float32")[0])
+    n = min(map(len, parts))
+    sf.write(tmp_path / "three.wav", sum(p[:n] for p in parts), 44100, subtype="FLOAT")
+    live = LiveCommand("listen", "--model", model, "--device", "pulse", "--board", "2")
+    live.expect("^listening on 'pulse'", stream="err", timeout=60)
+    pulse.play(tmp_path / "three.wav")
+    live.expect(r"the two were judged as one tap \(the louder\), not again", stream="err",
+                timeout=30)
+    time.sleep(2.0)
+    live.proc.send_signal(signal.SIGINT)
+    assert live.wait(timeout=30) == 0, live.err
+    assert not [line for line in live.err if "after the clip's start" in line], live.err
+
+
 def test_a_clipped_tap_is_not_judged_live(pulse, bench_model, tmp_path):
     """judge refuses a heavily clipped clip; listen logged a verdict on it, under warnings
     that blamed the cable (a DC offset) or the timing (QA)."""
