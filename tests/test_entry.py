@@ -1,0 +1,38 @@
+"""The command's entry point (tapcheck/entry.py)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tapcheck import __version__
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# a Ctrl-C while the command line loads: sent to itself as its first import begins
+INTERRUPTED_LOADING = """
+import builtins, os, signal, sys
+import tapcheck.entry
+real = builtins.__import__
+def interrupting(name, *args, **kwargs):
+    if name in ("cli", "click"):
+        builtins.__import__ = real
+        os.kill(os.getpid(), signal.SIGINT)
+    return real(name, *args, **kwargs)
+builtins.__import__ = interrupting
+sys.exit(tapcheck.entry.main())
+"""
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line_and_130():
+    """It ended in a KeyboardInterrupt traceback (QA): a Ctrl-C a second later says
+    `tapcheck: interrupted`, exit 130, and so does one while loading."""
+    result = subprocess.run([sys.executable, "-c", INTERRUPTED_LOADING, "info"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        130, "", "tapcheck: interrupted\n")
+
+
+def test_the_entry_point_runs_the_command_line():
+    result = subprocess.run([sys.executable, "-m", "tapcheck", "--version"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, f"tapcheck, version {__version__}\n"), result
