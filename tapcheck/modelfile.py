@@ -15,6 +15,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import sys
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,7 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Path
     # disk into "RuntimeError: [enforce fail at inline_container.cc]"; a plain write gives the
     # OSError that atomic_write turns into a one-line StorageError (the old file kept)
     buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
+    torch.save(_canonical(checkpoint), buffer)
     if holding(lock_path(path)):
         # no other tapcheck writes this file now: a temporary file beside it is a killed
         # writer's, and stayed for good (100 MB for arcface-resnet18, after each SIGKILL; QA)
@@ -75,6 +77,25 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Path
     with atomic_write(path) as f:
         f.write(buffer.getbuffer())
     return path
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` with every string interned, in new dicts, lists and tuples: pickle writes a
+    string seen before as a reference to it, so the same values gave other bytes when their
+    strings came from other places (a file trained, then enrolled into and taken back by
+    ``enroll --undo``, held the same values and another md5; QA)."""
+    if isinstance(value, str):
+        return sys.intern(value)
+    if type(value) in (dict, OrderedDict):
+        new = type(value)((_canonical(k), _canonical(v)) for k, v in value.items())
+        for name, attribute in getattr(value, "__dict__", {}).items():
+            setattr(new, name, _canonical(attribute))  # a state dict's _metadata
+        return new
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_canonical(v) for v in value)
+    return value
 
 
 def save_trained(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Path:
