@@ -8,6 +8,7 @@ libsndfile decoding MPEG prints libmpg123's lines (``Note: Illegal Audio-MPEG-He
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import sys
@@ -24,30 +25,32 @@ def quiet_c_stderr(quiet: bool = True) -> Iterator[None]:
 
     Only around the C calls: Python's warnings go to the same descriptor."""
     # one thread at a time: descriptor 2 is the process's, and two overlapping swaps left it on
-    # /dev/null for good (review); only the first of nested ones swaps
-    if not quiet:
-        yield
-        return
+    # /dev/null for good (review); only the first of nested ones swaps. Without a swap the lock
+    # is not held while the block runs
+    saved = None
     with _QUIET:
-        if _QUIET_DEPTH[0]:
-            yield
-            return
-        try:
-            if sys.stderr is not None:  # a daemon's is None
-                sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError):  # no descriptor 2: nothing to quiet
-            yield
-            return
-        _QUIET_DEPTH[0] += 1
-        try:
-            with open(os.devnull, "wb") as null:
-                os.dup2(null.fileno(), 2)
-            yield
-        finally:
-            _QUIET_DEPTH[0] -= 1
-            os.dup2(saved, 2)
-            os.close(saved)
+        if quiet and not _QUIET_DEPTH[0]:
+            try:
+                if sys.stderr is not None:  # a daemon's is None
+                    sys.stderr.flush()
+                saved = os.dup(2)
+            except (OSError, ValueError):  # no descriptor 2: nothing to quiet
+                saved = None
+        if saved is None:
+            swapped = False
+        else:
+            swapped = True
+            _QUIET_DEPTH[0] += 1
+            try:
+                with open(os.devnull, "wb") as null:
+                    os.dup2(null.fileno(), 2)
+                yield
+            finally:
+                _QUIET_DEPTH[0] -= 1
+                os.dup2(saved, 2)
+                os.close(saved)
+    if not swapped:
+        yield
 
 
 #: PortAudio's ALSA host API reports each failed call on standard error ("Expression '…' failed
@@ -67,37 +70,61 @@ def portaudio_lines_dropped(*, drop: bool = True) -> Iterator[None]:
     passed on as it comes.
 
     For C libraries that write from their own threads, which :func:`quiet_c_stderr` around a
-    call cannot reach. Python's own lines pass unchanged, in order; the pipe is drained before
-    the block's end returns. ``drop=False`` (``--debug``) changes nothing.
+    call cannot reach. Python's own ``sys.stderr`` writes to the real standard error meanwhile,
+    so its lines keep their order with standard output's; the pipe is drained before the
+    block's end returns, and descriptor 2 is given back however the block ends. ``drop=False``
+    (``--debug``) changes nothing.
     """
-    if not drop:
-        yield
-        return
-    with _QUIET:  # one swap of descriptor 2 at a time (see quiet_c_stderr)
-        try:
-            if sys.stderr is not None:
-                sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError):  # no descriptor 2: nothing to filter
-            yield
-            return
-        read, write = os.pipe()
-        os.dup2(write, 2)
-        os.close(write)
-    forward = threading.Thread(target=_forward, args=(read, saved), daemon=True,
-                               name="tapcheck-stderr")
-    forward.start()
+    saved = read = forward = python = None
     try:
+        if drop:
+            with _QUIET:  # one swap of descriptor 2 at a time (see quiet_c_stderr)
+                with contextlib.suppress(OSError, ValueError):
+                    if sys.stderr is not None:
+                        sys.stderr.flush()
+                    saved = os.dup(2)  # no descriptor 2: nothing to filter
+                if saved is not None:
+                    read, write = os.pipe()
+                    try:
+                        os.dup2(write, 2)
+                    finally:
+                        os.close(write)
+        if saved is not None:
+            python = _python_stderr_to(saved)
+            forward = threading.Thread(target=_forward, args=(read, saved), daemon=True,
+                                       name="tapcheck-stderr")
+            forward.start()
         yield
     finally:
-        with _QUIET:
-            with contextlib.suppress(ValueError, OSError):
-                if sys.stderr is not None:
-                    sys.stderr.flush()
-            os.dup2(saved, 2)  # the pipe's last writer gone: the thread reads to its end
-        forward.join(timeout=2.0)  # a child process that kept descriptor 2 keeps it open
-        if not forward.is_alive():
-            os.close(saved)
+        if python is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            sys.stderr = python
+        if saved is not None:
+            with _QUIET:
+                os.dup2(saved, 2)  # the pipe's last writer gone: the thread reads to its end
+            if forward is not None and forward.ident is not None:
+                forward.join(timeout=2.0)  # a child process that kept descriptor 2 keeps it
+            elif read is not None:
+                os.close(read)  # no thread to read it
+            if forward is None or not forward.is_alive():
+                os.close(saved)
+
+
+def _python_stderr_to(fd: int):
+    """Point ``sys.stderr`` at ``fd`` when it writes to descriptor 2; return the stream it was
+    (None when it writes elsewhere: a test's capture, a daemon's None). Through the pipe,
+    tapcheck's warnings came out of order with its verdicts on standard output (review)."""
+    stream = sys.stderr
+    try:
+        if stream is None or stream.fileno() != 2:
+            return None
+        stream.flush()
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        return None
+    sys.stderr = io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding=stream.encoding,
+                                  errors=stream.errors, line_buffering=True, write_through=True)
+    return stream
 
 
 #: how their lines begin: text that cannot begin one is passed on before its line ends

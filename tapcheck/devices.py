@@ -247,6 +247,9 @@ class Microphone:
             raise DeviceError(f"cannot open '{self.device.name}' at {self.sr} Hz ({e})",
                               fix="check it is plugged in and not used by another program; "
                                   "`tapcheck devices` lists the inputs") from None
+        except BaseException:  # Ctrl-C while it opens: no __exit__ runs after a failed
+            self._close()      # __enter__, and the stream and standard error stayed (review)
+            raise
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,8 +1,11 @@
 """C libraries' lines on standard error (tapcheck/c_stderr.py)."""
 
 import os
+import subprocess
 import sys
 import threading
+
+import pytest
 
 from tapcheck.c_stderr import portaudio_lines_dropped
 
@@ -31,3 +34,33 @@ def test_debug_shows_them(capfd):
     with portaudio_lines_dropped(drop=False):
         os.write(2, PORTAUDIO)
     assert capfd.readouterr().err == PORTAUDIO.decode()
+
+
+ORDER = """
+import os, sys
+from tapcheck.c_stderr import portaudio_lines_dropped
+with portaudio_lines_dropped():
+    for k in range(50):
+        print(f"out {k}", flush=True)
+        print(f"err {k}", file=sys.stderr)
+        os.write(2, b"Expression 'x' failed in 'src/hostapi/alsa/pa_linux_alsa.c', line: 1\\n")
+print("after", file=sys.stderr)
+"""
+
+
+def test_pythons_own_lines_keep_their_order_with_standard_output():
+    """Through the pipe, Python's warnings came out of order with standard output's verdicts
+    (200 of 400 lines, 2>&1), and two lines could merge into one (review)."""
+    result = subprocess.run([sys.executable, "-c", ORDER], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, timeout=60)
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        line for k in range(50) for line in (f"out {k}", f"err {k}")] + ["after"]
+
+
+def test_descriptor_2_comes_back_when_the_block_is_interrupted(capfd):
+    capfd.readouterr()
+    with pytest.raises(KeyboardInterrupt), portaudio_lines_dropped():
+        raise KeyboardInterrupt
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
