@@ -19,7 +19,11 @@ def _interrupted_while_loading(signum, frame) -> None:
 def main() -> int:
     """Load the command line under a Ctrl-C that exits quietly, then run it
     (:func:`tapcheck.cli.main`, which handles Ctrl-C itself)."""
-    previous = signal.signal(signal.SIGINT, _interrupted_while_loading)
+    # only over Python's own handler: a background job's ignored Ctrl-C (`tapcheck train &`
+    # in a script) stays ignored (review)
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupted_while_loading)
     try:
         from .cli import main as run
     finally:

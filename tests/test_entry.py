@@ -36,3 +36,14 @@ def test_the_entry_point_runs_the_command_line():
     result = subprocess.run([sys.executable, "-m", "tapcheck", "--version"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout) == (0, f"tapcheck, version {__version__}\n"), result
+
+
+def test_an_ignored_ctrl_c_stays_ignored_while_loading():
+    """A background job of a script (`tapcheck train … &`) ignores Ctrl-C; the loading handler
+    replaced that, and the foreground's Ctrl-C stopped the job (review)."""
+    script = INTERRUPTED_LOADING.replace("import tapcheck.entry",
+                                         "import tapcheck.entry\nsignal.signal(signal.SIGINT, "
+                                         "signal.SIG_IGN)")
+    result = subprocess.run([sys.executable, "-c", script, "--version"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, f"tapcheck, version {__version__}\n"), result
