@@ -79,22 +79,31 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> Path
     return path
 
 
-def _canonical(value: Any) -> Any:
+def _canonical(value: Any, memo: dict[int, Any] | None = None) -> Any:
     """``value`` with every string interned, in new dicts, lists and tuples: pickle writes a
     string seen before as a reference to it, so the same values gave other bytes when their
     strings came from other places (a file trained, then enrolled into and taken back by
-    ``enroll --undo``, held the same values and another md5; QA)."""
-    if isinstance(value, str):
+    ``enroll --undo``, held the same values and another md5; QA). A container met twice (a
+    list holding itself) is made once, as pickle keeps it (review)."""
+    memo = {} if memo is None else memo
+    if type(value) is str:  # not a subclass: sys.intern takes str itself only
         return sys.intern(value)
+    if id(value) in memo:
+        return memo[id(value)]
     if type(value) in (dict, OrderedDict):
-        new = type(value)((_canonical(k), _canonical(v)) for k, v in value.items())
+        new = memo[id(value)] = type(value)()
+        for k, v in value.items():
+            new[_canonical(k, memo)] = _canonical(v, memo)
         for name, attribute in getattr(value, "__dict__", {}).items():
-            setattr(new, name, _canonical(attribute))  # a state dict's _metadata
+            setattr(new, name, _canonical(attribute, memo))  # a state dict's _metadata
         return new
-    if isinstance(value, list):
-        return [_canonical(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_canonical(v) for v in value)
+    if type(value) is list:
+        new = memo[id(value)] = []
+        new.extend(_canonical(v, memo) for v in value)
+        return new
+    if type(value) is tuple:
+        new = memo[id(value)] = tuple(_canonical(v, memo) for v in value)
+        return new
     return value
 
 
