@@ -55,8 +55,8 @@ def inflated_tensor(value: Any) -> str | None:
     51 GB), one that is not a plain strided tensor (sparse: its storage cannot be measured),
     or values nested deeper than :data:`MAX_NESTING` (no error line can print them).
     A model file's tensors are then never larger than the file itself. The walk is iterative
-    and visits each container once: a list holding itself, or 3000 levels of lists, gave a
-    RecursionError (review); extra contents a command does not read are otherwise let be.
+    and visits each container once: a list holding itself gave a RecursionError (review); extra
+    contents a command does not read are otherwise let be.
 
     Parameters
     ----------
@@ -199,7 +199,7 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
                     or math.isnan(scale[1]) or not scale[1] > 0):
                 raise _fail(f"knn-decay {name.replace('_', ' ')} {scale!r} is not a location "
                             "and a positive scale", path)  # an infinite one: decay unused
-    if kind in ("knn", "knn-decay"):
+    if kind in ("knn", "knn-decay", "knn-ldn"):  # a kNN reference, each scored its own way
         reference = _finite_tensor(state.get("reference"), "knn reference", path, ndim=2)
         if len(reference) == 0:
             raise _fail("knn reference holds no embeddings", path)

@@ -180,6 +180,8 @@ def test_embedding_scorers_leave_boards_out_and_survive_the_model_file(kind):
     import torch
 
     from tapcheck.detectors import SCORERS, detector_from_state
+    from tapcheck.errors import ModelFileError
+    from tapcheck.modelcheck import check_detector
 
     X, Q, groups = _small(2)
     det = SCORERS[kind]().fit(X, groups=groups)
@@ -193,8 +195,14 @@ def test_embedding_scorers_leave_boards_out_and_survive_the_model_file(kind):
     buffer = io.BytesIO()
     torch.save(det.get_state(), buffer)
     buffer.seek(0)
-    back = detector_from_state(torch.load(buffer, weights_only=True))
+    state = torch.load(buffer, weights_only=True)
+    check_detector(state, n_classes=2, path=None)  # what a model file's load checks
+    back = detector_from_state(state)
     np.testing.assert_allclose(back.anomaly_score(Q), det.anomaly_score(Q), rtol=1e-6)
+    if kind == "knn-ldn":  # its reference is checked as knn's (review): of unit length
+        with pytest.raises(ModelFileError, match="not of unit length"):
+            check_detector(dict(state, reference=state["reference"] * 2), n_classes=2,
+                           path=None)
 
 
 def test_the_cli_offers_every_registered_scorer():
