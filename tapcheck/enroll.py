@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import Config
 from .detectors import KNNDetector
-from .enrolled import fingerprint, undo_advice
+from .enrolled import fingerprint, those, undo_advice
 from .errors import ModelFileError, ParameterError, TapcheckError
 from .features import crop_digest, load_clip, strike_crops
 from .strikes import warn_of_taps
@@ -119,9 +119,8 @@ def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str], taps:
         raise ParameterError(
             f"was enrolled into this model on {enrolled[index]['at']} (as {was}){also}; "
             "nothing enrolled", path=clip,
-            fix=("leave them out" if more else "leave it out") + ", or take "
-                + ("those enrolments" if len(holding) > 1 else "that enrolment")
-                + " back first: "
+            fix=("leave them out" if more else "leave it out") + f", or take {those(holding)}"
+                " back first: "
                 + undo_advice(model, index=min(holding), count=len(enrolled), holding=holding))
 
 

@@ -55,6 +55,11 @@ def undo_advice(model: str | os.PathLike, *, index: int, count: int,
             f"enrolment{'s' if len(again) > 1 else ''}{which} again, each with its own --board")
 
 
+def those(holding: Collection[int]) -> str:
+    """The enrolments :func:`undo_advice` takes back, named as a sentence names them."""
+    return "those enrolments" if len(set(holding)) > 1 else "that enrolment"
+
+
 def enrolment_of(entries: Sequence[dict[str, Any]], path: str | os.PathLike,
                  digest: str | None) -> int | None:
     """The index of the first enrolment that holds the recording at ``path`` (by its content

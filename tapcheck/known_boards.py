@@ -125,7 +125,7 @@ def warn_enrolled_defects(held: Sequence[Take], dataset, model, checkpoint: dict
     defects that sound alike go unflagged, and no figure of the evaluation shows why."""
     import warnings
 
-    from .enrolled import enrolment_of, undo_advice
+    from .enrolled import enrolment_of, those, undo_advice
     from .errors import TapcheckWarning
     from .copies import content_digest
 
@@ -140,11 +140,10 @@ def warn_enrolled_defects(held: Sequence[Take], dataset, model, checkpoint: dict
                  for t in takes]
         holding = {i for i in found if i is not None}
         index = min(holding, default=len(entries) - 1)
-        those = "those enrolments" if len(holding) > 1 else "that enrolment"
         warnings.warn(
             f"{dataset.root / 'manifest.csv'}: {len(takes)} take(s) of board {board}, labelled "
             f"defect, are enrolled into {model} as normal references: it takes taps like them "
-            f"for sound boards — take {those} back unless the label is wrong: "
+            f"for sound boards — take {those(holding)} back unless the label is wrong: "
             + undo_advice(model, index=index, count=len(entries), holding=holding),
             TapcheckWarning, stacklevel=3)
     return boards
