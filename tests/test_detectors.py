@@ -181,7 +181,7 @@ def test_embedding_scorers_leave_boards_out_and_survive_the_model_file(kind):
 
     from tapcheck.detectors import SCORERS, detector_from_state
     from tapcheck.errors import ModelFileError
-    from tapcheck.modelcheck import check_detector
+    from tapcheck.detectorcheck import check_detector
 
     X, Q, groups = _small(2)
     det = SCORERS[kind]().fit(X, groups=groups)

@@ -430,7 +430,7 @@ def test_a_threshold_is_checked_against_a_refit_of_its_scores_only_when_far_off(
     """A fixed span refused real models: 3 clips at far 1e-4 fit a log-normal threshold some
     10**8 times above them. Far outside the span, the threshold is fitted again and compared."""
     from tapcheck.calibration import robust_threshold
-    from tapcheck.modelcheck import _check_threshold_against_scores
+    from tapcheck.detectorcheck import _check_threshold_against_scores
 
     scores = torch.tensor([0.004351, 0.005, 0.006817], dtype=torch.float64)
     for far, fit in ((1e-4, "lognormal"), (1e-3, "lognormal"), (0.05, "gamma")):
