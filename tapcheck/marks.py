@@ -190,8 +190,11 @@ class MarkBook:
             path = (root / clip).resolve()
             # a row pointing elsewhere (edited by hand, ../ or absolute) is never served or
             # exported; nor one no file can have (a NUL byte, past the system's length), which
-            # was a 500 that took the whole log page down (QA)
-            return path if path.is_relative_to(root) and path.is_file() else None
+            # was a 500 that took the whole log page down (QA); nor one that is no clip: a row
+            # naming the log itself served the database, and the reader's connection took its
+            # -wal file from under the station's (QA)
+            return (path if path.is_relative_to(root) and path.suffix.lower() == ".wav"
+                    and path.is_file() else None)
         except (OSError, ValueError):
             return None
 

@@ -136,6 +136,19 @@ def test_export_lists_absolute_clips_from_inside_the_folder(station_url, tmp_pat
     assert call(station_url + "clips/2.wav")[0] == 404  # served no more than exported
 
 
+def test_a_row_naming_the_log_itself_serves_no_file(station_url, tmp_path):
+    """A row edited to name inspections.sqlite served the database as its clip, and the reader's
+    connection then took the -wal file from under the station's (QA): only .wav is served."""
+    db = sqlite3.connect(tmp_path / "inspections.sqlite")
+    db.execute("UPDATE inspections SET clip = 'inspections.sqlite' WHERE id = 2")
+    db.commit()
+    db.close()
+    with urllib.request.urlopen(station_url + "clips/1.wav", timeout=10) as r:
+        assert r.status == 200 and r.read(4) == b"RIFF"
+    status, text = call(station_url + "clips/2.wav")
+    assert status == 404 and json.loads(text)["error"] == "no clip for inspection 2"
+
+
 @pytest.mark.parametrize("station_url", ["a-token-of-twenty-four-c"], indirect=True)
 def test_the_bearer_scheme_is_read_in_any_case(station_url):
     """RFC 9110 (11.1): an authentication scheme is case-insensitive; `bearer TOKEN` got 401."""
@@ -146,6 +159,14 @@ def test_the_bearer_scheme_is_read_in_any_case(station_url):
                     headers={"Authorization": f"{scheme} {token}"})[0] == 200, scheme
     basic = {"Authorization": f"Basic {token}"}
     assert call(station_url + "api/inspections", headers=basic)[0] == 401
+    # every credential given is tried: a stale cookie or a wrong ?token= beside the right one
+    # got 401, and which of two ?token= counted depended on their order (QA)
+    stale = {"Cookie": f"tapcheck_token_{station_url.rsplit(':', 1)[1].strip('/')}=stale-one"}
+    assert call(station_url + "api/inspections",
+                headers={**stale, "Authorization": f"Bearer {token}"})[0] == 200
+    for query in (f"?token={token}&token=wrong", f"?token=wrong&token={token}"):
+        assert call(station_url + "api/inspections" + query)[0] == 200, query
+    assert call(station_url + "api/inspections?token=wrong", headers=stale)[0] == 401
 
 
 def test_another_sites_page_cannot_fetch_from_the_station(station_url):
