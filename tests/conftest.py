@@ -417,9 +417,10 @@ def station_url(tmp_path, monkeypatch, request):
 
 
 @contextlib.contextmanager
-def served_station(station, root, *, token=None):
-    """``station``'s app (its marks over the log in ``root``) served by uvicorn on a free
-    loopback port, in a thread, as `tapcheck station` serves it: yields its address."""
+def served_station(station, root, *, token=None, port=0):
+    """``station``'s app (its marks over the log in ``root``) served by uvicorn on a loopback
+    port (a free one by default), in a thread, as `tapcheck station` serves it: yields its
+    address."""
     import threading
     import time
 
@@ -431,7 +432,7 @@ def served_station(station, root, *, token=None):
     from tapcheck.webapp import make_app
 
     marks = MarkBook(root)
-    sock = bind("127.0.0.1", 0)
+    sock = bind("127.0.0.1", port)
     app = make_app(station, marks, token=token, address=sock.getsockname()[:2])
     # served as `tapcheck station` serves it: with its deadline for slow requests
     server = uvicorn.Server(uvicorn_config(app, log_level="warning", lifespan="off"))

@@ -677,6 +677,42 @@ def test_the_live_page_says_it_is_not_live_when_the_station_stops(separating_mod
         page.close()
 
 
+def test_the_live_page_comes_back_after_a_refused_stream(separating_model, browser, tmp_path):
+    """A station restarted with another token answered the page's stream with a 401, and a
+    browser never reconnects such a stream: the page read "reconnecting…" for good, and stayed
+    NOT LIVE when the station came back with its own token (QA). It now says why it cannot
+    reconnect, and comes back."""
+    from tapcheck.judge import Judge
+
+    from .conftest import served_station
+
+    judge = Judge(separating_model)
+    root = tmp_path / "inspections"
+    InspectionLog(root, create=True).close()
+    mine, other = "page-token-aaaaaaaaaa", "other-token-bbbbbbbbb"
+    page = browser.new_page()
+    try:
+        station = Station(judge, root, explain=False)
+        with served_station(station, root, token=mine) as url:
+            port = int(url.rsplit(":", 1)[1].strip("/"))
+            page.goto(url + f"?token={mine}")
+            page.wait_for_function("document.getElementById('status').textContent === 'live'")
+            station.events.close()  # as `tapcheck station` stops: the streams end, then all
+        station = Station(judge, root, explain=False)
+        with served_station(station, root, token=other, port=port):
+            page.wait_for_function("document.getElementById('status').textContent"
+                                   ".startsWith('401: this station needs its token')",
+                                   timeout=20_000)
+            assert page.text_content("#verdict") == "NOT LIVE"
+            station.events.close()
+        with served_station(Station(judge, root, explain=False), root, token=mine, port=port):
+            page.wait_for_function("document.getElementById('status').textContent === 'live'",
+                                   timeout=20_000)
+            assert page.text_content("#verdict") == "WAITING"
+    finally:
+        page.close()
+
+
 def test_a_taps_warnings_are_shown_beside_its_verdict_on_the_live_page(separating_model,
                                                                        browser, tmp_path):
     """A tap judged in a louder room (or clipped, or with a second knock) was warned of on the

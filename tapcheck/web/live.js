@@ -130,6 +130,14 @@ async function start() {
     setTimeout(start, 5000);
     return;
   }
+  listen();
+}
+
+// The event stream. A browser reconnects it by itself after a dropped connection, but never
+// after an answer that is no stream (a 401 from a station restarted with another token): the
+// page then read "reconnecting…" for good, and stayed NOT LIVE when the station came back
+// (QA). Such a stream is closed here and the page starts again, saying why it cannot.
+function listen() {
   const events = new EventSource("/events");
   let lost = false;
   events.onopen = async () => {
@@ -137,7 +145,13 @@ async function start() {
     lost = false;
     $("status").textContent = "live";
   };
-  events.onerror = () => { lost = true; showLost(); };
+  events.onerror = () => {
+    lost = true;
+    showLost();
+    if (events.readyState !== EventSource.CLOSED) return;
+    events.close();
+    setTimeout(start, 5000);
+  };
   events.addEventListener("verdict", (ev) => {
     const item = JSON.parse(ev.data);
     state.counts = item.counts;
