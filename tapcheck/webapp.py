@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from .errors import TapcheckError
 from .marks import VERDICTS, Filter
+from .station_access import address as station_address
 
 WEB = Path(__file__).with_name("web")
 ASSETS = {"ask.js": "text/javascript", "live.js": "text/javascript", "log.js": "text/javascript",
@@ -58,8 +59,10 @@ def make_app(station, marks, *, token: str | None, address: tuple[str, int]) -> 
     if token:
         app.add_middleware(TokenGate, token=token, cookie=f"{COOKIE}_{address[1]}")
     # added last, so outermost: a foreign host is refused before the token is even looked at
+    # named as at start: on 0.0.0.0 by the machine's name, an address another machine can open
+    # (a 403 told "open http://0.0.0.0:8321/", web QA)
     app.add_middleware(RequestGuard, hosts=served_hosts(*address),
-                       home=f"http://{_url_host(address[0])}:{address[1]}/")
+                       home=station_address(*address))
     return app
 
 

@@ -343,3 +343,40 @@ def test_the_token_cookie_is_the_stations_own(station_url):
     assert call(station_url + "api/inspections", headers=own)[0] == 200
     other = {"Cookie": "tapcheck_token_1=a-token-of-twenty-four-c"}  # another station's
     assert call(station_url + "api/inspections", headers=other)[0] == 401
+
+
+def test_a_refusal_on_every_interface_names_an_address_another_machine_can_open(tmp_path):
+    """On 0.0.0.0 the 403 said "open the station's own pages (http://0.0.0.0:8321/)", an
+    address no machine can open; the start line names the machine (web QA)."""
+    import asyncio
+    import socket
+
+    from tapcheck.inspections import InspectionLog
+    from tapcheck.marks import MarkBook
+    from tapcheck.station import Station
+    from tapcheck.webapp import make_app
+
+    InspectionLog(tmp_path, create=True).close()
+    station, marks = Station(None, tmp_path, explain=False), MarkBook(tmp_path)
+    app = make_app(station, marks, token="a-token-of-twenty-four-c", address=("0.0.0.0", 8321))
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/api/inspections", "query_string": b"",
+             "raw_path": b"/api/inspections", "root_path": "", "scheme": "http",
+             "http_version": "1.1", "server": ("10.0.0.1", 8321), "client": ("10.0.0.2", 50000),
+             "headers": [(b"host", b"10.0.0.1:8321"), (b"sec-fetch-site", b"cross-site"),
+                         (b"sec-fetch-mode", b"cors")]}
+    try:
+        asyncio.run(app(scope, receive, send))
+    finally:
+        station.close()
+        marks.close()
+    assert sent[0]["status"] == 403
+    assert json.loads(b"".join(m.get("body", b"") for m in sent[1:]))["error"].endswith(
+        f"open the station's own pages (http://{socket.gethostname()}:8321/)")
