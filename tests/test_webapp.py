@@ -350,6 +350,7 @@ def test_a_refusal_on_every_interface_names_an_address_another_machine_can_open(
     address no machine can open; the start line names the machine (web QA)."""
     import asyncio
     import socket
+    import threading
 
     from tapcheck.inspections import InspectionLog
     from tapcheck.marks import MarkBook
@@ -372,8 +373,11 @@ def test_a_refusal_on_every_interface_names_an_address_another_machine_can_open(
              "http_version": "1.1", "server": ("10.0.0.1", 8321), "client": ("10.0.0.2", 50000),
              "headers": [(b"host", b"10.0.0.1:8321"), (b"sec-fetch-site", b"cross-site"),
                          (b"sec-fetch-mode", b"cors")]}
+    # on a thread of its own: an event loop another test left in this one refuses asyncio.run
+    thread = threading.Thread(target=lambda: asyncio.run(app(scope, receive, send)))
     try:
-        asyncio.run(app(scope, receive, send))
+        thread.start()
+        thread.join(timeout=30)
     finally:
         station.close()
         marks.close()
