@@ -112,3 +112,15 @@ def test_a_whole_request_is_not_cut_however_long_its_answer(short_deadline, stat
         for _ in range(2):
             conn.sendall(f"GET /api/inspections HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
             assert _read_until(conn, b"}]").startswith(b"HTTP/1.1 200")
+
+
+def test_a_request_the_parser_refuses_gets_its_400_and_prints_nothing(capfd, station_url):
+    """A page of any website (an <img> of a 1 MB address) printed uvicorn's "Invalid HTTP
+    request received." in the station's terminal once per request (web QA). (capfd first:
+    uvicorn's log handler takes the stderr of the moment its config is built.)"""
+    for _ in range(3):
+        with _connect(station_url) as conn:
+            conn.sendall(b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _read_until(conn, b"\r\n").startswith(b"HTTP/1.1 400")
+    time.sleep(0.2)
+    assert "Invalid HTTP request" not in capfd.readouterr().err
