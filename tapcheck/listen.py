@@ -213,10 +213,8 @@ class Listener:
                                                   / self.sr))
                     if judged_at is not None and abs(at - judged_at) < self.features.n_fft * \
                             self.mic.sr / self.sr:
-                        # its clip's warnings are not said: "the strike is 0 ms after the
-                        # clip's start … do not trim the quiet before it" of a strike judged
-                        # with the tap before it, no verdict of its own (QA)
-                        self._warn_judged(label, strike.onset - judged_onset)
+                        # its clip's warnings unsaid: "0 ms after the clip's start" of no
+                        self._warn_judged(label, strike.onset - judged_onset)  # verdict (QA)
                         continue
                     for w in said:
                         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
