@@ -21,11 +21,12 @@ def main() -> int:
     (:func:`tapcheck.cli.main`, which handles Ctrl-C itself)."""
     # only over Python's own handler: a background job's ignored Ctrl-C (`tapcheck train &`
     # in a script) stays ignored (review)
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is signal.default_int_handler:
+    ours = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if ours:
         signal.signal(signal.SIGINT, _interrupted_while_loading)
     try:
         from .cli import main as run
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if ours:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
     return run()
