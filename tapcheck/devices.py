@@ -153,9 +153,10 @@ def choose_samplerate(device: InputDevice, *, sr: int = 44100, device_sr: int = 
         raise DeviceError(_too_slow(device_sr, min_sr, f"stream.device_sr {device_sr} Hz"),
                           fix=f"set stream.device_sr to 0, or to a rate of at least "
                               f"{math.ceil(min_sr)} Hz that '{device.name}' has")
+    channels = _channels(device)  # a trial opening of its own, filtered there
     try:
         with _quiet():  # a trial opening of the device
-            sd.check_input_settings(device=device.index, channels=_channels(device),
+            sd.check_input_settings(device=device.index, channels=channels,
                                     samplerate=wanted, dtype="float32")
         return int(wanted)
     except (sd.PortAudioError, ValueError) as e:

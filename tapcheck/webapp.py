@@ -254,6 +254,9 @@ class TokenGate:
     def __init__(self, app, *, token: str, cookie: str = COOKIE):
         self.app, self.token, self.cookie = app, token.encode(), cookie
 
+    def _right(self, given: str) -> bool:
+        return hmac.compare_digest(given.encode(errors="replace"), self.token)
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
@@ -262,17 +265,14 @@ class TokenGate:
         scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
         # every credential given is tried: a stale cookie (a script's session from before a
         # restart) or a wrong ?token= beside the right Bearer header got 401 (QA)
-        queried = request.query_params.getlist("token")
-        given = [*queried, request.cookies.get(self.cookie, ""),
-                 credentials.strip() if scheme.lower() == "bearer" else ""]
-        if not any([hmac.compare_digest(g.encode(errors="replace"), self.token)
-                    for g in given]):
+        queried = any([self._right(g) for g in request.query_params.getlist("token")])
+        if not (queried or self._right(request.cookies.get(self.cookie, ""))
+                or self._right(credentials.strip() if scheme.lower() == "bearer" else "")):
             response = PlainTextResponse(
                 "401: this station needs its token: open the address tapcheck station printed "
                 "(…?token=…)", status_code=401)
             return await response(scope, receive, send)
-        if not any([hmac.compare_digest(g.encode(errors="replace"), self.token)
-                    for g in queried]):
+        if not queried:
             return await self.app(scope, receive, send)
 
         async def send_with_cookie(message):

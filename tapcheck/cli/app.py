@@ -23,8 +23,7 @@ import click
 
 from .. import __version__
 from ..console import RepeatedWarnings, one_line, table  # noqa: F401 - table: commands use it
-from ..errors import TapcheckError, TapcheckWarning
-from ..errors import debug_asked as _debug_env
+from ..errors import TapcheckError, TapcheckWarning, debug_asked
 from ..interrupts import Interrupted, quiet_exit, terminate_as_interrupt
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -40,7 +39,7 @@ def _joined(message: str) -> str:
 def debugging() -> bool:
     """Whether ``--debug`` (or ``$TAPCHECK_DEBUG``) asked for tracebacks: :func:`main` takes the
     flag out of the arguments wherever it was typed and says it here."""
-    return _debug_env()
+    return debug_asked()
 
 
 def echo_err(text: str) -> None:
@@ -77,7 +76,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, TapcheckWarning):
         if _REPEATED.admit(str(message), category):
             warn(str(message))
-    elif _debug_env():
+    elif debug_asked():
         echo_err(warnings.formatwarning(message, category, filename, lineno, line).rstrip())
 
 
@@ -135,7 +134,7 @@ def _main(argv: list[str] | None) -> int:
     # taken out here: after a command, click knew no such option and debug mode turned its
     # usage error into a traceback
     end = args.index("--") if "--" in args else len(args)
-    debug = "--debug" in args[:end] or _debug_env()
+    debug = "--debug" in args[:end] or debug_asked()
     args = [a for a in args[:end] if a != "--debug"] + args[end:]
     if debug:
         os.environ["TAPCHECK_DEBUG"] = "1"
