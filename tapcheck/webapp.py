@@ -35,7 +35,7 @@ from .station_access import address as station_address
 
 WEB = Path(__file__).with_name("web")
 ASSETS = {"ask.js": "text/javascript", "live.js": "text/javascript", "log.js": "text/javascript",
-          "station.css": "text/css"}
+          "station.css": "text/css", "icon.svg": "image/svg+xml"}
 COOKIE = "tapcheck_token"  # and the port: cookies are not kept apart by port, and two
 # stations on one machine took each other's, every request of the first then 401 (QA)
 

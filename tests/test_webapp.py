@@ -384,3 +384,21 @@ def test_a_refusal_on_every_interface_names_an_address_another_machine_can_open(
     assert sent[0]["status"] == 403
     assert json.loads(b"".join(m.get("body", b"") for m in sent[1:]))["error"].endswith(
         f"open the station's own pages (http://{socket.gethostname()}:8321/)")
+
+
+def test_every_file_a_page_names_is_served(station_url):
+    """Each page's stylesheet, scripts and icon: a page without an icon had the browser ask for
+    /favicon.ico, a 404, on every page load."""
+    import re
+
+    kinds = {"css": "text/css", "js": "text/javascript", "svg": "image/svg+xml"}
+    for page in ("", "log"):
+        status, html = call(station_url + page)
+        assert status == 200
+        names = re.findall(r'(?:href|src)="/(static/[^"]+)"', html)
+        assert any(n.endswith(".css") for n in names) and any(n.endswith(".js") for n in names)
+        assert re.search(r'<link rel="icon" href="/static/[^"]+"', html), page
+        for name in names:
+            with urllib.request.urlopen(station_url + name, timeout=10) as r:
+                assert r.status == 200 and r.read(), name
+                assert r.headers["Content-Type"].split(";")[0] == kinds[name.rsplit(".")[-1]]
