@@ -223,7 +223,9 @@ class Station:
                     "threshold": self.judge.threshold, "history": list(self.history),
                     "counts": dict(self.counts), "board_verdict": self.board_verdict,
                     "explained": self.last_explained, "refused": self.refused,
-                    "note": self.explain_note}
+                    "note": self.explain_note,
+                    # the page's clock may be off the station's: it times its own notes by this
+                    "now": time.time()}
 
     def picture_path(self, clip: str) -> Path | None:
         """Where the explanation picture of a logged clip goes: named after the clip (its date

@@ -648,7 +648,11 @@ def test_the_live_page_says_it_is_not_live_when_the_station_stops(separating_mod
                                                                   tmp_path):
     """Stopped (or crashed, or its microphone lost), the station left its last NORMAL large and
     green on the page, "reconnecting…" small in a corner, for an operator tapping the next
-    board (QA)."""
+    board (QA). The time it stopped is the station's: a tablet whose clock was off said another
+    time than the station's verdicts and log did."""
+    import time
+    from datetime import datetime
+
     from tapcheck.judge import Judge, Verdict
 
     from .conftest import served_station
@@ -659,6 +663,7 @@ def test_the_live_page_says_it_is_not_live_when_the_station_stops(separating_mod
     InspectionLog(root, create=True).close()
     station = Station(judge, root, board=9, explain=False)
     page = browser.new_page()
+    page.clock.set_fixed_time(datetime(2001, 1, 1, 3, 33, 33))  # the tablet's clock, way off
     try:
         with served_station(station, root) as url:
             page.goto(url)
@@ -670,7 +675,14 @@ def test_the_live_page_says_it_is_not_live_when_the_station_stops(separating_mod
         page.wait_for_function(
             "document.getElementById('verdict').textContent === 'NOT LIVE'", timeout=15_000)
         assert page.get_attribute("#verdict", "class") == "LOST"
-        assert page.text_content("#detail").startswith("no answer from the station since ")
+        stopped = time.time()
+        detail = page.text_content("#detail")
+        # in the station's clock, as the page tells the times of its verdicts
+        told = {page.evaluate(f"new Date({(stopped - s) * 1000}).toLocaleTimeString()")
+                for s in range(16)}  # the page noticed within seconds
+        assert any(detail.startswith(f"no answer from the station since {shown} ")
+                   for shown in told), \
+            (detail, told)
         assert page.get_attribute("#board", "class") == ""  # no green board verdict either
         assert "failed" in page.get_attribute("#status", "class")
     finally:

@@ -3,6 +3,10 @@
 const $ = (id) => document.getElementById(id);
 window.verdictTimes = [];
 let state = { history: [], counts: { taps: 0, NORMAL: 0, ANOMALOUS: 0 }, threshold: null };
+// the station's clock less this browser's (ms): verdicts carry the station's times, and a note
+// the page times itself (NOT LIVE since …) is told in the same clock, not a tablet's wrong one
+let clockOffset = 0;
+const stationNow = () => new Date(Date.now() + clockOffset);
 
 // Score and threshold with four decimals, or more until two different values read different
 // (as the command line prints them: with a small threshold, 0.0013 and 0.0013 hid the verdict).
@@ -48,7 +52,7 @@ function showLost() {
   if (v.className === "LOST") return;  // since the first error: keep when it stopped
   v.textContent = "NOT LIVE";
   v.className = "LOST";
-  $("detail").textContent = `no answer from the station since ${new Date().toLocaleTimeString()}` +
+  $("detail").textContent = `no answer from the station since ${stationNow().toLocaleTimeString()}` +
     " — the verdicts before are not of the board in hand; check the station's terminal";
   $("warnings").hidden = true;
   $("board").className = "";
@@ -113,6 +117,7 @@ async function loadState() {
   }
   $("status").classList.remove("failed");
   state = answer.body;
+  clockOffset = state.now * 1000 - Date.now();  // a fresh answer (a verdict may come late)
   $("model").textContent = `${state.model} · threshold ${state.threshold.toFixed(4)}`;
   if (state.note) $("sentence").textContent = state.note;
   const last = state.history[state.history.length - 1];
