@@ -28,27 +28,35 @@ def fingerprint(path: str | os.PathLike) -> str:
 
 
 def undo_advice(model: str | os.PathLike, *, index: int, count: int,
-                holding: Collection[int] = ()) -> str:
+                holding: Collection[int] = (), flagged: Collection[int] = ()) -> str:
     """How to take back enrolment ``index`` (0-based) of the ``count`` in a model file, and the
     later enrolments in ``holding`` (0-based; they hold the same clips or boards): ``--undo``
     removes the last one only, and advice to run it once took back another enrolment (a good
     board's) than the one it named. Only later enrolments outside ``holding`` are to be enrolled
     again: advice to enrol again "the 1 later enrolment" enrolled a defect take again when that
-    one held some too (QA)."""
+    one held some too (QA). Nor are those in ``flagged`` (0-based; taken back for another
+    reason, e.g. another defective board's taps: evaluate's line for board 56 said to enrol
+    board 52's again, the line above it a defective board too; QA)."""
     undo = f"`{model_command(model, 'enroll', '--undo')}`"
     later = count - 1 - index
     if later == 0:
         return undo
     held = sorted({index, *holding})
     again = [i for i in range(index + 1, count) if i not in held]
+    left_out = [i for i in again if i in flagged]
+    again = [i for i in again if i not in flagged]
     where = (f"it is enrolment {index + 1} of {count}" if len(held) == 1 else
              f"they are in enrolments {', '.join(str(i + 1) for i in held[:-1])} and "
              f"{held[-1] + 1} of {count}")
     advice = (f"{where} (`{model_command(model, 'enroll', '--list')}`), and {undo} takes back "
               f"the last one only: run it {later + 1} times")
+    if left_out:
+        advice += (f" (enrolment{'s' if len(left_out) > 1 else ''} "
+                   f"{', '.join(str(i + 1) for i in left_out)} too: "
+                   f"{'they are' if len(left_out) > 1 else 'it is'} taken back as well)")
     if not again:
         return advice
-    which = ("" if len(held) == 1 else
+    which = ("" if len(held) == 1 and not left_out else
              f" that hold{'s' if len(again) == 1 else ''} none of them "
              f"({', '.join(str(i + 1) for i in again)})")
     return (f"{advice}, then enrol the clips of the {len(again)} later "

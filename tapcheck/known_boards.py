@@ -131,20 +131,23 @@ def warn_enrolled_defects(held: Sequence[Take], dataset, model, checkpoint: dict
 
     entries = checkpoint.get("enrolled", [])
     boards = sorted({t.board for t in held if t.label == "defect"})
+    found = {}  # board: its defect takes, and the enrolments holding them
     for board in boards:
         takes = [t for t in held if t.board == board and t.label == "defect"]
-        # the first enrolment holding one of them: --undo takes back only the last one
         # the test takes' digests are read already; a training take's is read here
-        found = [enrolment_of(entries, dataset.path_of(t),
-                              prints.get(t.path) or content_digest(dataset.path_of(t)))
-                 for t in takes]
-        holding = {i for i in found if i is not None}
+        found[board] = takes, {i for t in takes if (i := enrolment_of(
+            entries, dataset.path_of(t),
+            prints.get(t.path) or content_digest(dataset.path_of(t)))) is not None}
+    flagged = set().union(*(h for _, h in found.values()))  # each board's line takes it back
+    for board, (takes, holding) in found.items():
+        # the first enrolment holding one of them: --undo takes back only the last one
         index = min(holding, default=len(entries) - 1)
         warnings.warn(
             f"{dataset.root / 'manifest.csv'}: {len(takes)} take(s) of board {board}, labelled "
             f"defect, are enrolled into {model} as normal references: it takes taps like them "
             f"for sound boards — take {those(holding)} back unless the label is wrong: "
-            + undo_advice(model, index=index, count=len(entries), holding=holding),
+            + undo_advice(model, index=index, count=len(entries), holding=holding,
+                          flagged=flagged),
             TapcheckWarning, stacklevel=3)
     return boards
 

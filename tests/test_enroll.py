@@ -450,6 +450,21 @@ def test_evaluate_warns_of_enrolled_takes_the_manifest_labels_defect(model, tiny
         f"and `tapcheck enroll --model {model} --undo` takes back the last one only: run it 3 "
         "times, then enrol the clips of the 1 later enrolment that holds none of them (2) "
         "again, each with its own --board"]
+    # nor one that holds another defective board's takes: board 8's line said to enrol it
+    # again, the line for that board a defective board too (QA)
+    other = tiny_dataset.select(board=[7])[0]
+    assert other.label == "defect"
+    code, _, err = run_cli("enroll", "--model", model, "--board", 23, "--force",
+                           tiny_dataset.path_of(other))
+    assert code == 0, err
+    code, out, err = run_cli("evaluate", "--model", model, "--dataset", tiny_dataset.root)
+    assert code == 0, err
+    lines = [x for x in err.splitlines() if "labelled defect" in x]
+    assert len(lines) == 2 and "board 7, labelled defect" in lines[0]  # in board order
+    assert lines[0].endswith(f"`tapcheck enroll --model {model} --undo`")
+    assert lines[1].endswith(
+        "run it 4 times (enrolment 4 too: it is taken back as well), then enrol the clips of "
+        "the 1 later enrolment that holds none of them (2) again, each with its own --board")
 
 
 def test_evaluate_after_enrolment_still_names_a_missing_test_take(model, tiny_dataset,
