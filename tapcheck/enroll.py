@@ -24,12 +24,14 @@ import numpy as np
 
 from .config import Config
 from .detectors import KNNDetector
-from .enrolled import fingerprint, those, undo_advice
+from .enroll_checks import (refuse_anomalous_board, refuse_defect_board, refuse_defective,
+                            refuse_labelled_defects, refuse_own, refuse_repeats)
+from .enrolled import fingerprint
 from .errors import ModelFileError, ParameterError, TapcheckError
 from .features import crop_digest, load_clip, strike_crops
 from .strikes import warn_of_taps
 from .judge import Judge, check_same_features, unused_train_settings
-from .known_boards import free_board, other_dataset_of_board, trained_defect_boards
+from .known_boards import free_board, other_dataset_of_board
 from .locks import exclusive, lock_path
 from .manifest import MAX_BOARD
 from .interrupts import file_identity
@@ -37,26 +39,6 @@ from .model_rewrite import check_rewritable, write_if_loadable
 from .modelfile import load_model
 from .paths import model_command
 from .recalibration import add_references, reference_groups
-
-#: a clip beyond the threshold by this many times the gap between the typical normal clip and
-#: the threshold is clearly not a normal board: refused unless forced. A false alarm on a new
-#: wood batch lands near the threshold, another material or a crack far beyond it; the gap, not
-#: the threshold itself, is the unit because cosine distances of normal clips sit on an offset
-REFUSE_GAPS = 2.0
-
-
-def refuse_limit(detector) -> float:
-    """Score above which :func:`enroll` refuses a clip without ``force``."""
-    from .calibration import unfitted
-
-    threshold = detector.threshold_
-    typical = float(np.median(detector.calibration_scores_))
-    # too few clips to fit, the threshold is the highest of them and its gap to their median
-    # shows nothing (1 clip: none, and every tap over the threshold was refused as defective,
-    # the very false alarms enrolment is for; QA): then the threshold itself is the unit, three
-    # times it the limit (a threshold of cosine distances is far below 1/3 in practice: 0.02-0.3)
-    gap = threshold if unfitted(detector.calibration_) else max(threshold - typical, 0.0)
-    return threshold + REFUSE_GAPS * gap
 
 
 def _embed(judge: Judge, clips: Sequence[str | os.PathLike]) -> tuple[np.ndarray, list[str]]:
@@ -84,83 +66,6 @@ def _embed(judge: Judge, clips: Sequence[str | os.PathLike]) -> tuple[np.ndarray
             [crop_digest(c) for c in crops])
 
 
-def _refuse_repeats(clips: Sequence[str | os.PathLike], prints: list[str], taps: list[str],
-                    enrolled: list[dict[str, Any]], *, model: Path) -> None:
-    """A recording given twice, or enrolled before, would count twice in the calibration: told
-    by its bytes (``prints``) or by its crops (``taps``, :func:`crop_digest`: the same tap as
-    WAV and as FLAC); enrolments from before crop digests by bytes, from before fingerprints
-    by path."""
-    from .copies import first_repeat, repeat_problem
-
-    repeat = first_repeat(clips, prints) or first_repeat(clips, taps)
-    if repeat:
-        raise ParameterError(
-            f"{repeat_problem(*repeat)}; enrolled twice it would count twice "
-            "in the calibration; nothing enrolled", path=repeat[0], fix="name each clip once")
-    found = []  # (clip, enrolment index, its name there) of each clip enrolled before
-    for index, entry in enumerate(enrolled):
-        before = dict(zip(entry.get("digests", []), entry["clips"], strict=False))
-        same_tap = dict(zip(entry.get("crop_digests", []), entry["clips"], strict=False))
-        # enrolments from before fingerprints: only their paths, as given from the folder the
-        # command ran in, which a relative path names only from that folder
-        paths = {os.path.abspath(c) for c in entry["clips"]} if "digests" not in entry else set()
-        for clip, digest, tap in zip(clips, prints, taps, strict=True):
-            if digest in before or tap in same_tap or os.path.abspath(clip) in paths:
-                found.append((clip, index, before.get(digest) or same_tap.get(tap)
-                              or os.fspath(clip)))
-    if found:
-        clip, index, was = found[0]
-        # every clip given again is counted: five re-enrolled taps named the first alone, and
-        # the user left it out to be refused for the next (QA)
-        more = sorted({os.fspath(c) for c, _, _ in found[1:]} - {os.fspath(clip)})
-        also = (f"; so were {len(more)} more of the clips given ({', '.join(more[:3])}"
-                f"{', …' if len(more) > 3 else ''})" if more else "")
-        holding = {i for _, i, _ in found}
-        raise ParameterError(
-            f"was enrolled into this model on {enrolled[index]['at']} (as {was}){also}; "
-            "nothing enrolled", path=clip,
-            fix=("leave them out" if more else "leave it out") + f", or take {those(holding)}"
-                " back first: "
-                + undo_advice(model, index=min(holding), count=len(enrolled), holding=holding))
-
-
-def _refuse_own(clips: Sequence[str | os.PathLike], prints: list[str], taps: list[str],
-                checkpoint: dict[str, Any]) -> None:
-    """A recording the model was trained or calibrated on is in its reference or its
-    threshold's fit already: enrolled, it would count twice. Told by its bytes (``prints``) or
-    by its crops (``taps``: the same samples as FLAC; model files from before 2026-12-04 keep
-    the bytes' digests only, and from before 2026-12-03 none, and are checked as far as that)."""
-    from .modelfile import provenance
-
-    own = set(provenance(checkpoint, "digests")) | set(provenance(checkpoint, "crop_digests"))
-    for clip, digest, tap in zip(clips, prints, taps, strict=True):
-        if digest in own or tap in own:
-            if _own_label(checkpoint, digest, tap) == "defect":  # in no reference (QA)
-                raise ParameterError(
-                    "is one of the defect takes the model was trained on: enrolled as a normal "
-                    "tap, it would teach the model that a cracked board sounds healthy; nothing "
-                    "enrolled", path=clip, fix="enrol taps of sound boards")
-            raise ParameterError(
-                "is one of the recordings the model was trained or calibrated on: its reference "
-                "or threshold holds it already, and enrolled it would count twice; nothing "
-                "enrolled", path=clip, fix="enrol taps the model has not been given")
-
-
-def _own_label(checkpoint: dict[str, Any], digest: str, tap: str) -> str | None:
-    """The label of the training take whose bytes are ``digest`` or crops ``tap``, or None where
-    the model file cannot tell (lists of another length: a file edited by hand)."""
-    from .modelfile import provenance
-
-    paths = provenance(checkpoint, "takes") + provenance(checkpoint, "calibration_takes")
-    labels = dict(zip(checkpoint.get("classes", []), checkpoint.get("class_labels", []),
-                      strict=False))  # checked on load
-    for key, value in (("digests", digest), ("crop_digests", tap)):
-        digests = provenance(checkpoint, key)
-        if len(digests) == len(paths) and value in digests:
-            return labels.get("/".join(paths[digests.index(value)].split("/")[:2]))
-    return None
-
-
 #: enroll's refusal of an enrolment whose model no command could load ({problem}: why)
 REFUSED_UNLOADABLE = ("cannot take these clips: enrolled, the model would be one that {problem}; "
                       "nothing enrolled, the file is unchanged")
@@ -180,7 +85,9 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     board : int, optional
         Their board number (a group of its own for leave-one-board-out); default: a new group.
     force : bool
-        Enrol clips even if the model scores them as clearly defective, or under a ``board``
+        Enrol clips even if the model scores them as clearly defective, or most of them over
+        the threshold (it judges the board ANOMALOUS), or their dataset labels them defect, or
+        under a ``board``
         the model was trained on as defective (:func:`tapcheck.known_boards.trained_defect_boards`).
     config : Config, optional
         Settings the caller intends; other feature settings than the model's are an error.
@@ -205,7 +112,8 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     ------
     ModelFileError, AudioError, ParameterError
         Missing or foreign model file, a scorer without references, clips that cannot be
-        read or computed with the model's settings, an empty list, clearly defective clips, a
+        read or computed with the model's settings, an empty list, clearly defective clips or
+        most of them over the threshold, a
         recording given twice or already enrolled, a ``board`` the model was trained on as
         defective.
     """
@@ -223,16 +131,18 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         # [train] far = 0.01 was silently ignored: the recalibration keeps the model's rate
         unused = unused_train_settings(loaded, config) if config is not None else []
         if board is not None and not force:  # before any clip is read: nothing to weigh
-            _refuse_defect_board(loaded.checkpoint, int(board), clips, model=path)
+            refuse_defect_board(loaded.checkpoint, int(board), clips, model=path)
+        refuse_labelled_defects(clips, force=force)
         detector = loaded.detector
         emb, taps = _embed(Judge(loaded), clips)  # every clip read and checked as audio first
         prints = [fingerprint(c) for c in clips]
-        _refuse_repeats(clips, prints, taps, list(loaded.checkpoint.get("enrolled", [])),
+        refuse_repeats(clips, prints, taps, list(loaded.checkpoint.get("enrolled", [])),
                         model=path)
-        _refuse_own(clips, prints, taps, loaded.checkpoint)
+        refuse_own(clips, prints, taps, loaded.checkpoint)
         scores = detector.anomaly_score(emb)
         before = detector.threshold_
-        _refuse_defective(detector, scores, clips, force=force)
+        refuse_defective(detector, scores, clips, force=force)
+        refuse_anomalous_board(detector, scores, clips, force=force)
         groups = reference_groups(detector)
         # taps of no board named: a group of their own beyond every board number (max + 1000
         # was shared by a later --board of that number, and the two boards weighed as one)
@@ -272,37 +182,6 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
             "seconds": time.perf_counter() - started}
 
 
-def folder_board_warning(boards: Sequence[int], *, model: str | os.PathLike | None) -> str:
-    """The one warning for clips enrolled without ``--board`` from ``boardNN`` folders into the
-    model file ``model``."""
-    undo = model_command(model, "enroll", "--undo")
-    if len(boards) == 1:
-        return (f"the clips sit in a board{boards[0]:02d} folder, but without --board the "
-                "enrolment stores no board number (the folder name is not taken as one) — "
-                f"`{undo}`, then enrol them with --board {boards[0]}")
-    return (f"the clips sit in folders of boards {', '.join(map(str, boards))}, but without "
-            "--board the enrolment stores no board number (folder names are not taken as one) "
-            f"— `{undo}`, then enrol each board's clips with its own --board")
-
-
-def _refuse_defect_board(checkpoint: dict[str, Any], board: int,
-                         clips: Sequence[str | os.PathLike], *, model: Path) -> None:
-    """``--board N`` of a board the model was trained on as defective: its taps would stand in
-    the reference as a cracked board's healthy ones (and evaluate would count a cracked board
-    known), most likely a mistyped number; refused unless forced."""
-    if board not in trained_defect_boards(checkpoint):
-        return
-    from .boards import board_of_path
-
-    folders = sorted({int(b) for c in clips if (b := board_of_path(c)) is not None} - {board})
-    own = f"--board {folders[0]}" if len(folders) == 1 else "the clips' own --board"
-    raise ParameterError(
-        f"board {board} is a board the model was trained on as defective; enrolled under its "
-        "number, these taps would be a cracked board's healthy references; nothing enrolled",
-        path=model, fix=f"give the board the taps are of ({own}), or pass --force if board "
-                        f"{board} is sound now")
-
-
 def _load_knn(path: Path, *, config: Config | None):
     """The model file, refused unless it scores by references (kNN) and matches ``config``."""
     loaded = load_model(path)
@@ -313,22 +192,6 @@ def _load_knn(path: Path, *, config: Config | None):
                              "enrol into", path=path,
                              fix="train a model with --scorer knn (or knn-decay, knn-ldn)")
     return loaded
-
-
-def _refuse_defective(detector, scores: np.ndarray, clips, *, force: bool) -> None:
-    """A clip scoring far above the threshold is a defect, not a new normal board."""
-    worst, limit = int(np.argmax(scores)), refuse_limit(detector)
-    if not force and scores[worst] > limit:
-        # how many, and leaving them out: only --force was offered, for one clip of four (QA)
-        over = int((scores > limit).sum())
-        which = (f"the highest of {over} of the {len(scores)} clips over the limit"
-                 if over > 1 else f"1 of the {len(scores)} clips" if len(scores) > 1 else "")
-        raise ParameterError(
-            f"scores {scores[worst]:.4g}, far above the threshold {detector.threshold_:.4g} "
-            f"(limit {limit:.4g}){f', {which}' if which else ''}: it sounds defective, not like "
-            "a new normal board; nothing enrolled", path=clips[worst],
-            fix=f"check the board: leave {'them' if over > 1 else 'it'} out, or pass --force "
-                f"to enrol {'them' if over > 1 else 'it'} all the same")
 
 
 def undo_enrollment(model: str | os.PathLike) -> dict[str, Any]:

@@ -275,7 +275,7 @@ def test_a_threshold_of_too_few_clips_for_its_fit_shows_no_interval():
     assert "(the highest of 1 clip: " in describe(one) and "from 1 clip (hold-out)" in describe(one)
     # and enroll's "clearly defective" limit keeps a gap: it was the threshold itself, so every
     # tap over it, the false alarms enrolment is for, was refused
-    from tapcheck.enroll import refuse_limit
+    from tapcheck.enroll_checks import refuse_limit
 
     for calib in ([[1.0, 0.2, 0.0, 0.0]], [[1.0, 0.2, 0.0, 0.0], [1.0, 0.5, 0.0, 0.0]]):
         # 1 clip: no gap to its median; 2: a gap that says nothing of the tail

@@ -38,8 +38,10 @@ def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
               help="Model file [models/arcface-resnet18.pt].")
 @click.option("--board", type=BOARD, help="Board number of the clips (default: none is "
               "stored, and the clips count as a board of their own).")
-@click.option("--force", is_flag=True, help="Enrol clips the model scores as clearly defective, "
-              "or under a --board it was trained on as defective.")
+@click.option("--force", is_flag=True, help="Enrol a board you checked is sound all the same: "
+              "clips the model scores as clearly defective, or most of them over the threshold "
+              "(it judges the board ANOMALOUS: a false alarm's taps), or that their dataset "
+              "labels defect, or under a --board it was trained on as defective.")
 @click.option("--undo", is_flag=True, help="Remove the last enrolment instead.")
 @click.option("--list", "list_them", is_flag=True, help="List the model's enrolments instead.")
 @config_option("TOML config whose feature settings the model must have been trained with.")
@@ -55,7 +57,8 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
     from .. import paths
     from ..calibration import describe
     from ..enroll import enroll as enroll_clips
-    from ..enroll import folder_board_warning, undo_enrollment
+    from ..enroll import undo_enrollment
+    from ..enroll_checks import folder_board_warning, over_threshold_warning
     from ..interrupts import enrolment_stops
     from ..paths import model_command
 
@@ -91,11 +94,8 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
                             config=config)
         for line in done["unused_settings"]:  # as judge warns of them
             warn(line)
-        for clip, score in done["over_threshold"]:
-            warn(f"{clip}: scores {score:.4g}, over the threshold "
-                 f"{done['threshold_before']:.4g} (judged ANOMALOUS), enrolled as a normal "
-                 "tap all the same — if that board is not sound, "
-                 f"`{model_command(model_path, 'enroll', '--undo')}` takes the enrolment back")
+        if done["over_threshold"]:
+            warn(over_threshold_warning(done, model=model_path))
         if done["other_board_folders"]:  # judge --board's warning, one line
             from ..boards import other_board_warning
 
