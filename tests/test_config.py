@@ -85,6 +85,9 @@ def test_toml_overrides_and_types(tmp_path):
     ("[train\n", "not valid TOML"),
     ("[features]\npre_frames = 500\n", "more than half of a crop's n_frames"),
     ("train = 3\n", "'train' must be a table, not int 3 — write its settings under a \\[train\\]"),
+    # past what any clip is read at, or what a model can embed in (QA)
+    ("[audio]\nsr = 705600\n", "'audio.sr' must be between 1000 and 384000"),
+    ("[train]\nembedding_dim = 1\n", "'train.embedding_dim' must be between 2 and 65536"),
 ])
 def test_bad_config_files(tmp_path, text, match):
     path = tmp_path / "c.toml"
