@@ -17,7 +17,7 @@ import shlex
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NoReturn
 
 import numpy as np
 import soundfile as sf
@@ -116,11 +116,12 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
             # the settings' own rate: "record at 44100 Hz (at least 150000 Hz)" for sr 768000
             path=path, fix=f"record at {sr} Hz (at least {math.ceil(min_sr)} Hz)")
     if info.samplerate > MAX_SAMPLE_RATE:
+        # "faster than any audio interface records" was untrue of ultrasonic recorders, and
+        # its fix's 44100 Hz was refused under settings of another rate (QA)
         raise AudioError(
-            f"is sampled at {info.samplerate} Hz, faster than any audio interface records "
-            "(a damaged header?)", path=path,
-            fix=f"re-export the recording at 44100 Hz (tapcheck reads rates up to "
-                f"{MAX_SAMPLE_RATE} Hz)")
+            f"is sampled at {info.samplerate} Hz, faster than the {MAX_SAMPLE_RATE} Hz "
+            "tapcheck reads (a damaged header?)", path=path,
+            fix=f"re-export the recording at {sr} Hz")
     # libsndfile's SF_COUNT_MAX: a length the header leaves open (a streamed FLAC's sample
     # count of 0, legal) was "209146758205324 s long"; such a file is read up to the limit
     known = info.frames < _UNKNOWN_FRAMES
@@ -258,6 +259,17 @@ def _not_found_fix(path: Path) -> str:
             f"{len(matches)} file(s): write it without quotes")
 
 
+def _dangling(path: Path) -> NoReturn:
+    """Refuse a link to nothing (its target moved or deleted), naming the target; a loop of
+    links is :func:`tapcheck.files.check_path`'s."""
+    try:
+        target = os.readlink(path)
+    except OSError:  # gone meanwhile
+        raise AudioError("file not found", path=path, fix=_not_found_fix(path)) from None
+    raise AudioError(f"is a link to {target}, which does not exist", path=path,
+                     fix="point the link at the recording, or name the recording")
+
+
 @contextlib.contextmanager
 def _open(path: Path) -> Iterator[sf.SoundFile]:
     """The file opened for reading, after the checks that need no decoding."""
@@ -267,6 +279,8 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
         if os.fspath(path) == "-":  # a Unix habit: "-" for standard input, read as a file name
             raise AudioError("names standard input, which tapcheck does not read clips from",
                              path=path, fix="save the clip to a file and pass its path")
+        if path.is_symlink():  # the name is there: "file not found" sent the user to check it
+            _dangling(path)
         raise AudioError("file not found", path=path, fix=_not_found_fix(path))
     if path.is_dir():
         raise AudioError("is a folder, not an audio file", path=path, fix=_folder_fix(path))

@@ -53,6 +53,9 @@ def test_write_wav_failure_keeps_the_old_file(tmp_path):
     (lambda p: p.mkdir(), "is a folder"),
     (lambda p: p.write_bytes(b""), "is empty"),
     (lambda p: p.write_bytes(np.random.default_rng(0).bytes(4000)), "not a readable audio file"),
+    # the name is there: "file not found — check the path" sent the user to check it (QA)
+    (lambda p: p.symlink_to(p.parent / "moved.wav"),
+     "bad.wav: is a link to .*moved.wav, which does not exist — point the link at the "),
 ])
 def test_unreadable_files(tmp_path, make, match):
     path = tmp_path / "bad.wav"
@@ -412,14 +415,18 @@ def test_a_rate_no_audio_interface_records_is_refused_for_its_rate(tmp_path, rat
     """A header claiming 10 MHz (a damaged one) was resampled to a few hundred samples and then
     called "too short — record longer clips", a fix for another problem; the largest rate
     libsndfile takes is not "invalid" to it, but no recording is made at it either."""
+    from tapcheck.config import AudioConfig
     from tapcheck.features import load_clip  # as judge, import and train read clips
 
     path = _claiming_rate(write_tone(tmp_path / "fast.wav", duration_s=3.0), rate)
     with pytest.raises(AudioError) as e:
         load_clip(path)
-    assert str(e.value) == (f"{path}: is sampled at {rate} Hz, faster than any audio interface "
-                            "records (a damaged header?) — re-export the recording at 44100 Hz "
-                            "(tapcheck reads rates up to 384000 Hz)")
+    assert str(e.value) == (f"{path}: is sampled at {rate} Hz, faster than the 384000 Hz "
+                            "tapcheck reads (a damaged header?) — re-export the recording at "
+                            "44100 Hz")
+    with pytest.raises(AudioError) as e:  # the fix names the settings' rate
+        load_clip(path, audio=AudioConfig(sr=96000))
+    assert str(e.value).endswith("— re-export the recording at 96000 Hz")
 
 
 def test_the_fastest_audio_interface_rate_is_read(tmp_path):

@@ -155,7 +155,7 @@ CLIPS = [
     Case("8 kHz", lambda d: _tap(d / "8k.wav", sr=8000), "is sampled at 8000 Hz"),
     Case("96 kHz", lambda d: _tap(d / "96k.wav", sr=96000), None, "resampled from 96000 Hz"),
     Case("10 MHz header", lambda d: _write(d / "10mhz.wav", _tap_samples(), sr=10_000_000),
-         "is sampled at 10000000 Hz, faster than any audio interface records"),
+         "is sampled at 10000000 Hz, faster than the 384000 Hz tapcheck reads"),
     Case("0.05 s", lambda d: write_tone(d / "short.wav", duration_s=0.05, tap_at_s=0.01),
          "is too short"),
     Case("10 minutes", _ten_minutes, "is 600 s long"),
