@@ -121,7 +121,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     path = Path(model)
     if not clips:
         raise ParameterError("no clips to enrol; name the WAV files of known-good taps, e.g. "
-                             f"`{model_command(path, 'enroll', 'board21/*.wav')}`")
+                             f"`{model_command(path, 'enroll', '--board 21 board21/*/*.wav')}`")
     check_rewritable(path)
     # one writer of a model file at a time: a second enroll (or a train to the same file) would
     # otherwise rewrite it from the same old copy and lose the first one's clips

@@ -18,7 +18,7 @@ import numpy as np
 
 from .enrolled import those, undo_advice
 from .errors import ParameterError
-from .known_boards import trained_defect_boards
+from .known_boards import free_board, trained_defect_boards
 from .paths import model_command
 
 
@@ -143,7 +143,9 @@ def refuse_defect_board(checkpoint: dict[str, Any], board: int,
     from .boards import board_of_path
 
     folders = sorted({int(b) for c in clips if (b := board_of_path(c)) is not None} - {board})
-    own = f"--board {folders[0]}" if len(folders) == 1 else "the clips' own --board"
+    # a number to give, not "the clips' own --board" (QA): one the model does not know
+    own = f"--board {folders[0]}" if len(folders) == 1 else \
+        f"e.g. --board {free_board(checkpoint, clips)}, a number the model does not know"
     raise ParameterError(
         f"board {board} is a board the model was trained on as defective; enrolled under its "
         "number, these taps would be a cracked board's healthy references; nothing enrolled",

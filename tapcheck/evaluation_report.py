@@ -5,6 +5,7 @@ board and severity, AUC and pAUC with their intervals, and the board verdicts.""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -191,7 +192,10 @@ def format_evaluation(result: dict[str, Any]) -> str:
     if short:  # the rates above measure a louder room (or softer taps) as much as the model
         lines.append(f"{len(short)} of {len(result['scores'])} test takes stand more than "
                      f"{RISE_MARGIN_DB:g} dB less above the room's noise than the model's "
-                     f"training takes (e.g. {short[0]}): healthy ones are flagged more often "
+                     # the dataset's path too: the take's own, pasted into judge, was not
+                     # found from the folder evaluate ran in (QA)
+                     f"training takes (e.g. {Path(result['dataset']) / short[0]}): healthy "
+                     "ones are flagged more often "
                      "there, so the rates above are partly the room's — see `tapcheck judge` "
                      "on them")
     recall = ", ".join(f"board {b} {r:.0%}" for b, r in result["recall_per_board"].items())

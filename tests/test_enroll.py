@@ -394,6 +394,12 @@ def test_enrol_under_a_board_trained_on_as_defective_is_refused_unless_forced(
                    "board's healthy references; nothing enrolled — give the board the taps are "
                    "of (--board 12), or pass --force if board 5 is sound now\n")
     assert not list(model.parent.glob("*.lock"))
+    # clips of no board folder: a number to give, not "the clips' own --board" (QA)
+    loose = [shutil.copyfile(c, model.parent / f"tap{i}.wav") for i, c in enumerate(clips)]
+    code, out, err = run_cli("enroll", "--model", model, "--board", 5, *loose)
+    assert code == 2 and md5(model) == digest
+    assert err.endswith("give the board the taps are of (e.g. --board 7, a number the model "
+                        "does not know), or pass --force if board 5 is sound now\n"), err
     code, _, err = run_cli("enroll", "--model", model, "--board", 5, "--force", *clips)
     assert code == 0, err
     assert err.count(": their folders name board 12, enrolled as board 5") == 1, err

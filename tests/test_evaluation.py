@@ -519,6 +519,6 @@ def test_evaluate_counts_test_takes_recorded_far_below_the_training_takes_rise(
     assert result["short_of_training_rise"] == [take.path]
     code, out, _ = run_cli("evaluate", "--model", tiny_model, "--dataset", loud)
     assert (f"1 of {len(result['scores'])} test takes stand more than 12 dB less above the "
-            f"room's noise than the model's training takes (e.g. {take.path}): healthy ones are "
-            "flagged more often there, so the rates above are partly the room's — see `tapcheck "
-            "judge` on them") in out
+            f"room's noise than the model's training takes (e.g. {loud / take.path}): healthy "
+            "ones are flagged more often there, so the rates above are partly the room's — see "
+            "`tapcheck judge` on them") in out
