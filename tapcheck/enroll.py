@@ -132,13 +132,13 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         unused = unused_train_settings(loaded, config) if config is not None else []
         if board is not None and not force:  # before any clip is read: nothing to weigh
             refuse_defect_board(loaded.checkpoint, int(board), clips, model=path)
-        refuse_labelled_defects(clips, force=force)
         detector = loaded.detector
         emb, taps = _embed(Judge(loaded), clips)  # every clip read and checked as audio first
         prints = [fingerprint(c) for c in clips]
         refuse_repeats(clips, prints, taps, list(loaded.checkpoint.get("enrolled", [])),
                         model=path)
-        refuse_own(clips, prints, taps, loaded.checkpoint)
+        refuse_own(clips, prints, taps, loaded.checkpoint)  # its defect takes said as such
+        refuse_labelled_defects(clips, force=force)
         scores = detector.anomaly_score(emb)
         before = detector.threshold_
         refuse_defective(detector, scores, clips, force=force)

@@ -155,9 +155,9 @@ def refuse_defect_board(checkpoint: dict[str, Any], board: int,
 
 def refuse_labelled_defects(clips: Sequence[str | os.PathLike], *, force: bool) -> None:
     """A clip that is a take its dataset's manifest labels ``defect``: enrolled as a normal tap,
-    it teaches the model that a cracked board sounds healthy. Told before any clip is read;
-    only ``evaluate`` said it, after the model had taken board 62's taps (QA). Clips outside a
-    dataset, or in one whose manifest cannot be read, tell nothing."""
+    it teaches the model that a cracked board sounds healthy. Only ``evaluate`` said it, after
+    the model had taken board 62's taps (QA). Clips outside a dataset, or in one whose manifest
+    cannot be read, tell nothing."""
     if force:
         return
     from .dataset_folders import dataset_holding

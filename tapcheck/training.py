@@ -97,6 +97,30 @@ def _fit_detector(detector: ThresholdDetector, net: TapModel, data: TrainingData
                       "as knn; see docs/new-boards.md, \"Decay\"", TapcheckWarning, stacklevel=3)
 
 
+#: a training accuracy under this many times chance (1 / classes) at its best epoch: the network
+#: learned little of the boards. One epoch of arcface-lite on the plant set ended at 3.6 %, about
+#: chance, and was saved with a threshold "at 5% false alarms" without a word; evaluate then gave
+#: AUC 0.556 (QA). Trained as the docs say, the same model passes 15 % by its fourth epoch.
+UNLEARNED_CHANCES = 2.0
+
+
+def _warn_if_unlearned(history: list[dict], *, n_classes: int, name: str) -> None:
+    """Warn when the network's training accuracy never rose well above chance (models that
+    classify the training classes; an autoencoder's history has no accuracy)."""
+    accuracies = [h["accuracy"] for h in history if "accuracy" in h]
+    if not accuracies or n_classes < 2:
+        return
+    best, chance = max(accuracies), 1.0 / n_classes
+    if best < UNLEARNED_CHANCES * chance:
+        epochs = len({h["epoch"] for h in history})
+        warnings.warn(
+            f"{name}: its training accuracy reached {best:.1%} at best in {epochs} epoch(s), "
+            f"about chance for {n_classes} classes ({chance:.1%}): the network has learned "
+            "little of the boards, and its verdicts are not to be trusted — train more epochs "
+            "(leave out --epochs for the model's own), then check it with `tapcheck evaluate`",
+            TapcheckWarning, stacklevel=3)
+
+
 def _warn_if_collapsed(reference: np.ndarray, *, name: str) -> None:
     """Warn when every normal clip got the same representation: the scores would be constant.
 
@@ -159,6 +183,7 @@ def train_model(dataset: Dataset, *, config: Config, cache: FeatureCache | None 
         X, y, config=config, validation=data.validation_samples(), progress=progress, log=log,
         resume=state, on_epoch=None if on_epoch is None else save_epoch, transform=transform)
 
+    _warn_if_unlearned(history, n_classes=len(data.classes), name=spec.name)
     detector = make_detector(config, data)
     net = model.for_inference(bf16=bf16_inference(bf16=config.train.bf16))  # as judge does
     _fit_detector(detector, net, data, config=config, name=spec.name)

@@ -168,7 +168,7 @@ def test_a_board_the_model_judges_anomalous_is_refused_unless_forced(model, tiny
 def test_a_take_its_dataset_labels_defect_is_refused_unless_forced(model, tiny_dataset,
                                                                    run_cli):
     """Board 62's takes, from the plant set's own folder, went in as normal taps: only
-    evaluate said so afterwards (QA). Told before any clip is read."""
+    evaluate said so afterwards (QA)."""
     defect = tiny_dataset.select(board=[7], split="test")[0]  # a test take: not the model's own
     clips = [*unseen_clips(tiny_dataset, n=2), tiny_dataset.path_of(defect)]
     digest = md5(model)

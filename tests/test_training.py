@@ -22,7 +22,7 @@ from tapcheck.datasets import Dataset
 from tapcheck.errors import ModelFileError, TapcheckWarning
 from tapcheck.modelfile import load_model, partial_path
 from tapcheck.resume import read_partial
-from tapcheck.training import _warn_if_collapsed, train_model
+from tapcheck.training import _warn_if_collapsed, _warn_if_unlearned, train_model
 
 from .conftest import FAST_CONFIG
 
@@ -300,6 +300,24 @@ def test_a_collapsed_model_is_reported_not_passed_silently():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _warn_if_collapsed(healthy, name="triplet-shallow")
+
+
+def test_a_network_that_learned_little_is_warned_of():
+    """One epoch of arcface-lite on the plant set ended at 3.6 % accuracy, chance for its
+    classes, and was saved with a threshold "at 5% false alarms" without a word (QA)."""
+    barely = [{"epoch": 1, "accuracy": 0.036}]
+    with pytest.warns(TapcheckWarning, match=r"^arcface-lite: its training accuracy reached "
+                      r"3\.6% at best in 1 epoch\(s\), about chance for 24 classes \(4\.2%\): "
+                      r"the network has learned little of the boards"):
+        _warn_if_unlearned(barely, n_classes=24, name="arcface-lite")  # the plant set's
+    learned = barely + [{"epoch": 2, "accuracy": 0.12}]  # the best epoch counts
+    ensemble = [{"epoch": 1, "accuracy": 0.9, "member": 0}, {"epoch": 1, "accuracy": 0.5,
+                                                             "member": 1}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_if_unlearned(learned, n_classes=24, name="arcface-lite")
+        _warn_if_unlearned(ensemble, n_classes=24, name="arcface-lite")
+        _warn_if_unlearned([{"epoch": 1, "loss": 3.0}], n_classes=24, name="ae-shallow")
 
 
 def test_settings_that_fail_every_take_are_one_error_about_the_settings(small_train_set,
