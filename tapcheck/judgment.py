@@ -71,8 +71,11 @@ class Judgment:
         for i, v in enumerate(self.verdicts):
             why = self.explanations.get(i)
             if as_json:
+                # the rate itself, and whether it is a guess: the text's statement line says
+                # both, and the JSON had only which boards it holds for (QA)
                 row = {**v.to_dict(), "threshold_ci": threshold_interval(info),
-                       "rate_holds_for": info["holds_for"]}
+                       "false_alarm_rate": info["far"], "rate_holds_for": info["holds_for"],
+                       "rate_is_a_guess": bool(info.get("warning"))}
                 if why is not None:
                     row["explanation"] = why.to_dict()
                 elif self.unexplained is not None and v.anomalous:

@@ -121,6 +121,11 @@ def test_judge_per_board_prints_one_verdict_per_board(tiny_model, tiny_dataset, 
     assert [b["board"] for b in boards] == ["11", "12"] and [b["taps"] for b in boards] == [3, 3]
     taps = [r for r in rows if "board_verdict" not in r]
     assert all("rate_holds_for" in r for r in taps)
+    # the rate and whether it is a guess, as the text's statement line says them (QA): the tiny
+    # model's threshold rests on far fewer than 60 clips
+    assert {(r["false_alarm_rate"], r["rate_is_a_guess"]) for r in taps} == {(0.05, True)}
+    code, _, err = run_cli("judge", *clips, "--model", tiny_model, "--per-board")
+    assert "too few to check that rate: it is a guess; board verdict of 3 taps" in err, err
     # the vote: a board line never contradicts most of its tap lines
     for b, mine in zip(boards, (taps[:3], taps[3:]), strict=True):
         flagged = sum(t["verdict"] == "ANOMALOUS" for t in mine)

@@ -269,7 +269,8 @@ def test_a_threshold_of_too_few_clips_for_its_fit_shows_no_interval():
                                     "the lognormal fit or an interval) for 5% false alarms")
     # no fit named after it ("… (hold-out, lognormal fit)" contradicted it), and --json's
     # interval is null, not [t, t] read as exact (QA)
-    assert "from 2 clips (hold-out); board verdict" in describe(two)
+    assert ("from 2 clips (hold-out), too few to check that rate: it is a guess; board "
+            "verdict") in describe(two)
     assert threshold_interval(two) is None
     one = calibrate(np.array([0.008629]), far=0.05, method="hold-out")
     assert "(the highest of 1 clip: " in describe(one) and "from 1 clip (hold-out)" in describe(one)

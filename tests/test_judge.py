@@ -79,7 +79,8 @@ def test_debug_shows_each_bad_clips_traceback_and_judges_the_others(tiny_model, 
     code, out, err = run_cli("judge", "--json", "--debug", bad, good, "--model", tiny_model)
     assert [set(json.loads(line)) for line in out.splitlines()] == [
         {"path", "verdict", "score", "threshold", "model", "error", "warnings", "threshold_ci",
-         "rate_holds_for"}] * 2  # the traceback goes to stderr, not into the JSON rows
+         "false_alarm_rate", "rate_holds_for", "rate_is_a_guess"}] * 2  # the traceback goes
+    # to stderr, not into the JSON rows
     assert err.count("Traceback (most recent call last):") == 1
 
 
