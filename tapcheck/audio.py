@@ -332,6 +332,12 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
                 # bytes that begin like an MP3 frame and are none ("File does not exist or is
                 # not a regular file (possibly a pipe?)." of 100 random bytes; QA)
                 detail = "its bytes are no audio format libsndfile knows"
+            if wav:  # "use a WAV or FLAC recording" of a WAV file, with libsndfile's own words
+                # only ("No 'data' chunk marker" of one that has a data chunk, after its data; QA)
+                raise AudioError(f"is a WAV file whose header cannot be read, damaged or laid "
+                                 f"out unusually (libsndfile: {detail})", path=path,
+                                 fix="export it again from the recorder or editor as a "
+                                     "plain WAV") from None
             raise AudioError(f"is not a readable audio file ({detail})", path=path,
                              fix=FORMATS_HINT) from None
         with info:

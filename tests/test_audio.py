@@ -53,6 +53,13 @@ def test_write_wav_failure_keeps_the_old_file(tmp_path):
     (lambda p: p.mkdir(), "is a folder"),
     (lambda p: p.write_bytes(b""), "is empty"),
     (lambda p: p.write_bytes(np.random.default_rng(0).bytes(4000)), "not a readable audio file"),
+    # a WAV libsndfile cannot lay out (its data chunk before its fmt chunk): said to be a WAV
+    # whose header is the problem, not "use a WAV or FLAC recording" (QA)
+    (lambda p: p.write_bytes(b"RIFF\x2c\x00\x00\x00WAVEdata\x04\x00\x00\x00\x01\x00\x02\x00"
+                             b"fmt \x10\x00\x00\x00\x01\x00\x01\x00\x44\xac\x00\x00"
+                             b"\x88\x58\x01\x00\x02\x00\x10\x00"),
+     r"bad.wav: is a WAV file whose header cannot be read, damaged or laid out unusually "
+     r"\(libsndfile: .+\) — export it again from the recorder or editor as a plain WAV"),
     # the name is there: "file not found — check the path" sent the user to check it (QA)
     (lambda p: p.symlink_to(p.parent / "moved.wav"),
      "bad.wav: is a link to .*moved.wav, which does not exist — point the link at the "),
