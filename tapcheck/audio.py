@@ -17,7 +17,7 @@ import shlex
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Iterator, NoReturn
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -113,7 +113,7 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
         raise AudioError(
             f"is sampled at {info.samplerate} Hz, so it holds sound up to "
             f"{info.samplerate / 2:g} Hz only; tapcheck listens up to {min_sr / 2:.0f} Hz",
-            # the settings' own rate: "record at 44100 Hz (at least 150000 Hz)" for sr 768000
+            # the settings' own rate: "record at 44100 Hz (at least 58594 Hz)" under sr 300000
             path=path, fix=f"record at {sr} Hz (at least {math.ceil(min_sr)} Hz)")
     if info.samplerate > MAX_SAMPLE_RATE:
         # "faster than any audio interface records" was untrue of ultrasonic recorders, and
@@ -259,14 +259,22 @@ def _not_found_fix(path: Path) -> str:
             f"{len(matches)} file(s): write it without quotes")
 
 
-def _dangling(path: Path) -> NoReturn:
-    """Refuse a link to nothing (its target moved or deleted), naming the target; a loop of
-    links is :func:`tapcheck.files.check_path`'s."""
-    try:
-        target = os.readlink(path)
-    except OSError:  # gone meanwhile
-        raise AudioError("file not found", path=path, fix=_not_found_fix(path)) from None
-    raise AudioError(f"is a link to {target}, which does not exist", path=path,
+def _dangling(path: Path) -> None:
+    """Refuse a clip that is, or lies in a folder that is, a link to nothing (its target moved
+    or deleted), naming where the links end; a loop of links is
+    :func:`tapcheck.files.check_path`'s. Returns when there is no such link."""
+    from .files import dangling_link
+
+    link = dangling_link(path)
+    if link is None:
+        return
+    end = link
+    for _ in range(40):  # through a chain of links, to the name that is not there
+        if not end.is_symlink():
+            break
+        end = Path(os.path.normpath(os.path.join(end.parent, os.readlink(end))))
+    where = "is a link" if link == path else f"lies in {link}, a link"
+    raise AudioError(f"{where} to {end}, which does not exist", path=path,
                      fix="point the link at the recording, or name the recording")
 
 
@@ -279,8 +287,7 @@ def _open(path: Path) -> Iterator[sf.SoundFile]:
         if os.fspath(path) == "-":  # a Unix habit: "-" for standard input, read as a file name
             raise AudioError("names standard input, which tapcheck does not read clips from",
                              path=path, fix="save the clip to a file and pass its path")
-        if path.is_symlink():  # the name is there: "file not found" sent the user to check it
-            _dangling(path)
+        _dangling(path)  # the name is there: "file not found" sent the user to check it (QA)
         raise AudioError("file not found", path=path, fix=_not_found_fix(path))
     if path.is_dir():
         raise AudioError("is a folder, not an audio file", path=path, fix=_folder_fix(path))

@@ -63,6 +63,9 @@ def test_write_wav_failure_keeps_the_old_file(tmp_path):
     # the name is there: "file not found — check the path" sent the user to check it (QA)
     (lambda p: p.symlink_to(p.parent / "moved.wav"),
      "bad.wav: is a link to .*moved.wav, which does not exist — point the link at the "),
+    # through a second link, to where the chain ends; a relative target from the link's folder
+    (lambda p: (p.symlink_to("second.wav"), (p.parent / "second.wav").symlink_to("gone.wav")),
+     "bad.wav: is a link to .*/gone.wav, which does not exist"),
 ])
 def test_unreadable_files(tmp_path, make, match):
     path = tmp_path / "bad.wav"
@@ -70,6 +73,14 @@ def test_unreadable_files(tmp_path, make, match):
     with pytest.raises(AudioError, match=match) as e:
         load(path)
     assert str(path) in str(e.value) and "—" in str(e.value)  # names the file and a fix
+
+
+def test_a_clip_in_a_folder_linked_to_nothing_says_so(tmp_path):
+    """A board folder moved to another disk: "file not found — check the path" of every take."""
+    (tmp_path / "board21").symlink_to(tmp_path / "old-disk" / "board21")
+    with pytest.raises(AudioError, match=r"board21/left/take001\.wav: lies in .*board21, a link "
+                       r"to .*old-disk/board21, which does not exist"):
+        load(tmp_path / "board21" / "left" / "take001.wav")
 
 
 def test_truncated_wav(tmp_path):
