@@ -142,7 +142,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         scores = detector.anomaly_score(emb)
         before = detector.threshold_
         refuse_defective(detector, scores, clips, force=force)
-        refuse_anomalous_board(detector, scores, clips, force=force)
+        refuse_anomalous_board(detector, scores, clips, board=board, force=force)
         groups = reference_groups(detector)
         # taps of no board named: a group of their own beyond every board number (max + 1000
         # was shared by a later --board of that number, and the two boards weighed as one)

@@ -202,28 +202,53 @@ def refuse_defective(detector, scores: np.ndarray, clips, *, force: bool) -> Non
                 f"to enrol {'them' if over > 1 else 'it'} all the same")
 
 
-def refuse_anomalous_board(detector, scores: np.ndarray, clips, *, force: bool) -> None:
-    """Most of the clips over the threshold: the model hears a defective board in them (its
-    vote says ANOMALOUS), if not clearly enough for :func:`refuse_defective`. A cracked board's
-    taps, each barely over the threshold, were enrolled with one warning per tap, and the
-    model then found 11 % of the defective boards instead of 67 % (QA). A sound board that
-    raised a false alarm is enrolled all the same, once someone has checked it: ``force``."""
+def refuse_anomalous_board(detector, scores: np.ndarray, clips: Sequence[str | os.PathLike], *,
+                           board: int | None, force: bool) -> None:
+    """Refuse clips of a board the model judges ANOMALOUS by its own board rule, as ``judge
+    --per-board`` would (the vote: most taps over the threshold, a tie decided by the median),
+    unless ``force``: a cracked board's taps, each over the threshold but not clearly enough
+    for :func:`refuse_defective`, were enrolled with one warning per tap, and the model then
+    found 11 % of the defective boards instead of 67 % (QA). A sound board that raised a false
+    alarm is enrolled all the same, once someone has checked it.
+
+    The clips are one board under ``board``; without it, the clips of each ``boardNN`` folder
+    are one board, and the clips in none another (enrolment's group, not ``judge``'s board per
+    loose clip).
+    """
+    from .boards import board_of_path, board_verdicts
     from .console import score_pair
 
-    over = scores > detector.threshold_
-    if force or 2 * int(over.sum()) <= len(scores):
+    if force:
         return
-    worst = int(np.argmax(scores))
-    score, threshold = score_pair(float(scores[worst]), float(detector.threshold_))
-    heard = (f"scores {score}, over the threshold {threshold}" if len(scores) == 1 else
-             f"{int(over.sum())} of the {len(scores)} clips score over the threshold "
-             f"{threshold} (this one highest, {score})")
-    raise ParameterError(
-        f"{heard}: the model judges {'it' if len(scores) == 1 else 'the board'} ANOMALOUS, "
-        "and enrolled, boards that sound like it would pass as sound; nothing enrolled",
-        path=clips[worst],
-        fix="check the board: pass --force if it is sound (a new wood batch, a false alarm), "
-            f"or leave {'it' if len(scores) == 1 else 'them'} out")
+    info = detector.calibration_
+    groups: dict[str, list[int]] = {}
+    for i, clip in enumerate(clips):
+        key = str(board) if board is not None else (board_of_path(clip) or "")
+        groups.setdefault(key, []).append(i)
+    for key, rows in groups.items():
+        mine = np.asarray(scores)[rows]
+        verdict, = board_verdicts([clips[i] for i in rows], mine, board=key,
+                                  threshold=info["board_threshold"],
+                                  expected_taps=info["board_taps"], rule=info["board_rule"])
+        if verdict.verdict != "ANOMALOUS":
+            continue
+        worst = rows[int(np.argmax(mine))]
+        score, tap = score_pair(float(scores[worst]), float(detector.threshold_))
+        if len(rows) == 1:
+            heard = f"scores {score}, over the threshold {tap}: the model judges it ANOMALOUS"
+        else:
+            median, threshold = score_pair(verdict.median, verdict.threshold)
+            rule = (f"{verdict.over} of its {len(rows)} clips over the threshold {threshold}, "
+                    f"median {median}" if info["board_rule"] == "vote" else
+                    f"the median of its {len(rows)} clips, {median}, over the board threshold "
+                    f"{threshold}")
+            heard = (f"the model judges {f'board {key}' if key else 'the board of these clips'}"
+                     f" ANOMALOUS ({rule}; this clip highest, {score})")
+        raise ParameterError(
+            f"{heard}, and enrolled, boards that sound like it would pass as sound; nothing "
+            "enrolled", path=clips[worst],
+            fix="check the board: pass --force if it is sound (a new wood batch, a false "
+                f"alarm), or leave {'it' if len(rows) == 1 else 'its clips'} out")
 
 
 def over_threshold_warning(done: dict[str, Any], *, model: str | os.PathLike) -> str:

@@ -147,11 +147,19 @@ def test_a_board_the_model_judges_anomalous_is_refused_unless_forced(model, tiny
     code, _, err = run_cli("enroll", "--model", model, "--board", 21, *clips)
     assert code == 2 and md5(model) == digest, err
     assert re.fullmatch(
-        r"tapcheck: error: \S+/(15|20)\.wav: 2 of the 3 clips score over the threshold "
-        r"0\.\d+ \(this one highest, 0\.\d+\): the model judges the board ANOMALOUS, and "
+        r"tapcheck: error: \S+/(15|20)\.wav: the model judges board 21 ANOMALOUS \(2 of its 3 "
+        r"clips over the threshold 0\.\d+, median 0\.\d+; this clip highest, 0\.\d+\), and "
         r"enrolled, boards that sound like it would pass as sound; nothing enrolled — check "
         r"the board: pass --force if it is sound \(a new wood batch, a false alarm\), or leave "
-        r"them out\n", err), err
+        r"its clips out\n", err), err
+    # without --board, each board folder's clips are a board, and the clips in none another:
+    # board 13's two good taps do not outvote the two others
+    code, _, err = run_cli("enroll", "--model", model, *near, *good)
+    assert code == 2 and md5(model) == digest, err
+    assert "the model judges the board of these clips ANOMALOUS (2 of its 2 clips over" in err
+    code, _, err = run_cli("enroll", "--model", model, *near[:1], *good)  # a board of 1 clip
+    assert code == 2 and md5(model) == digest, err
+    assert "wood/15.wav: scores 0.00" in err and ": the model judges it ANOMALOUS, and" in err
     # one tap over it among good ones is the false alarm enrolment is for: one line, enrolled
     code, _, err = run_cli("enroll", "--model", model, "--board", 21, near[0], *good)
     assert code == 0, err
