@@ -164,9 +164,13 @@ def refuse_labelled_defects(clips: Sequence[str | os.PathLike], *, force: bool) 
     from .datasets import Dataset
     from .errors import TapcheckError
 
+    holders: dict[str, Path | None] = {}  # folder: the dataset holding it (once per folder)
     defects: dict[Path, dict[str, Any]] = {}  # dataset: its defect takes by real path
     for clip in clips:
-        root = dataset_holding(os.path.dirname(os.path.realpath(clip)))
+        folder = os.path.dirname(os.path.realpath(clip))
+        if folder not in holders:
+            holders[folder] = dataset_holding(folder)
+        root = holders[folder]
         if root is None:
             continue
         if root not in defects:
@@ -175,7 +179,9 @@ def refuse_labelled_defects(clips: Sequence[str | os.PathLike], *, force: bool) 
             except (TapcheckError, OSError):
                 defects[root] = {}
                 continue
-            defects[root] = {os.path.realpath(dataset.path_of(t)): t for t in dataset.takes
+            # the rows' own paths, unchecked: path_of refuses a row linked out of the dataset,
+            # and one such defect row refused every enrolment from it (review)
+            defects[root] = {os.path.realpath(root / t.path): t for t in dataset.takes
                              if t.label == "defect"}
         take = defects[root].get(os.path.realpath(clip))
         if take is not None:
