@@ -50,10 +50,12 @@ def undo_advice(model: str | os.PathLike, *, index: int, count: int,
              f"{held[-1] + 1} of {count}")
     advice = (f"{where} (`{model_command(model, 'enroll', '--list')}`), and {undo} takes back "
               f"the last one only: run it {later + 1} times")
-    if left_out:
-        advice += (f" (enrolment{'s' if len(left_out) > 1 else ''} "
-                   f"{', '.join(str(i + 1) for i in left_out)} too: "
-                   f"{'they are' if len(left_out) > 1 else 'it is'} taken back as well)")
+    if left_out:  # why these are not to be enrolled again (review)
+        several = len(left_out) > 1
+        advice += (f" (enrolment{'s' if several else ''} "
+                   f"{', '.join(str(i + 1) for i in left_out)} hold{'' if several else 's'} "
+                   f"another defective board's takes: do not enrol {'them' if several else 'it'} "
+                   "again)")
     if not again:
         return advice
     which = ("" if len(held) == 1 and not left_out else

@@ -548,8 +548,10 @@ def test_evaluate_warns_of_enrolled_takes_the_manifest_labels_defect(model, tiny
     assert len(lines) == 2 and "board 7, labelled defect" in lines[0]  # in board order
     assert lines[0].endswith(f"`tapcheck enroll --model {model} --undo`")
     assert lines[1].endswith(
-        "run it 4 times (enrolment 4 too: it is taken back as well), then enrol the clips of "
-        "the 1 later enrolment that holds none of them (2) again, each with its own --board")
+        "run it 4 times (enrolment 4 holds another defective board's takes: do not enrol it "
+        "again), then "
+        "enrol the clips of the 1 later enrolment that holds none of them (2) again, each with "
+        "its own --board")
 
 
 def test_evaluate_after_enrolment_still_names_a_missing_test_take(model, tiny_dataset,
