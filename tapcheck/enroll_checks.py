@@ -272,6 +272,7 @@ def over_threshold_warning(done: dict[str, Any], *, model: str | os.PathLike) ->
                 f"enrolled as a normal tap all the same — if that board is not sound, {undo}")
     clip, score = max(over, key=lambda o: o[1])
     shown, threshold = score_pair(score, before)
-    return (f"{len(over)} of the {done['clips']} clips score over the threshold {threshold} "
-            f"(judged ANOMALOUS; highest {shown}, {clip}), enrolled as normal taps all the same "
-            f"— if that board is not sound, {undo}")
+    # led by a file, as every warning of clips is (review)
+    return (f"{clip} and {len(over) - 1} more of the {done['clips']} clips: score over the "
+            f"threshold {threshold} (judged ANOMALOUS; this one highest, {shown}), enrolled as "
+            f"normal taps all the same — if that board is not sound, {undo}")
