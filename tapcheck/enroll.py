@@ -85,9 +85,8 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     board : int, optional
         Their board number (a group of its own for leave-one-board-out); default: a new group.
     force : bool
-        Enrol clips even if the model scores them as clearly defective, or most of them over
-        the threshold (it judges the board ANOMALOUS), or their dataset labels them defect, or
-        under a ``board``
+        Enrol clips even if the model scores them as clearly defective, or judges their board
+        ANOMALOUS by its board rule, or their dataset labels them defect, or under a ``board``
         the model was trained on as defective (:func:`tapcheck.known_boards.trained_defect_boards`).
     config : Config, optional
         Settings the caller intends; other feature settings than the model's are an error.
@@ -113,7 +112,7 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
     ModelFileError, AudioError, ParameterError
         Missing or foreign model file, a scorer without references, clips that cannot be
         read or computed with the model's settings, an empty list, clearly defective clips or
-        most of them over the threshold, a
+        a board the model judges ANOMALOUS, takes their dataset labels defect, a
         recording given twice or already enrolled, a ``board`` the model was trained on as
         defective.
     """

@@ -2,10 +2,10 @@
 
 Every refusal is made before the model file is touched: a clip given twice or enrolled before
 (it would count twice in the calibration), a recording the model was trained or calibrated on,
-a ``--board`` the model was trained on as defective, a clip far over the threshold (a defect or
-another material, not a new wood), and clips most of which are over the threshold (the model
-judges the board ANOMALOUS). ``force`` overrides those that a person who checked the board may
-know better than the model.
+a ``--board`` the model was trained on as defective, a take its dataset labels ``defect``, a
+clip far over the threshold (a defect or another material, not a new wood), and the clips of a
+board the model judges ANOMALOUS by its board rule (as ``judge --per-board`` would). ``force``
+overrides those that a person who checked the board may know better than the model.
 """
 
 from __future__ import annotations

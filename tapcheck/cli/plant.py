@@ -39,9 +39,9 @@ def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
 @click.option("--board", type=BOARD, help="Board number of the clips (default: none is "
               "stored, and the clips count as a board of their own).")
 @click.option("--force", is_flag=True, help="Enrol a board you checked is sound all the same: "
-              "clips the model scores as clearly defective, or most of them over the threshold "
-              "(it judges the board ANOMALOUS: a false alarm's taps), or that their dataset "
-              "labels defect, or under a --board it was trained on as defective.")
+              "clips the model scores as clearly defective, or of a board it judges ANOMALOUS "
+              "(a false alarm's taps), or that their dataset labels defect, or under a --board "
+              "it was trained on as defective.")
 @click.option("--undo", is_flag=True, help="Remove the last enrolment instead.")
 @click.option("--list", "list_them", is_flag=True, help="List the model's enrolments instead.")
 @config_option("TOML config whose feature settings the model must have been trained with.")
