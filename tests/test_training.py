@@ -439,8 +439,9 @@ def test_the_calibration_announced_is_the_one_saved(three_take_set, small_train_
     if not options:
         assert f"calibration: {done} (2 normal training boards; auto cross-fits from 8; no " \
                "normal board side has the 4 training takes" in err
+    # the calibration's own warnings (one epoch on 4 classes is also warned of as unlearned)
     warnings_ = [line for line in err.splitlines() if line.startswith("tapcheck: warning: ")
-                 and "the threshold rests on" not in line]
+                 and "the threshold rests on" not in line and "has learned little" not in line]
     if warned is None:
         assert not warnings_
     else:
