@@ -208,12 +208,15 @@ class FeatureCache:
             from tqdm.auto import tqdm
 
             items = tqdm(paths, desc="features", unit="clip", leave=False)
+        from .runtime import torch_threads
+
         got, bad = [], []
-        for p in items:
-            try:
-                got.append(self._get(Path(p)))
-            except TapcheckError as e:
-                bad.append(str(e))
+        with torch_threads(1):  # small torch operations between numpy work: see torch_threads
+            for p in items:
+                try:
+                    got.append(self._get(Path(p)))
+                except TapcheckError as e:
+                    bad.append(str(e))
         if bad:
             raise AudioError(f"{len(bad)} of {len(paths)} clips cannot be used",
                              fix="fix or replace them", details=bad)

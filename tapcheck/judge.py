@@ -24,7 +24,7 @@ from .features import (MAX_RISE_DB, RISE_MARGIN_DB, crop_digest, load_clip, stri
 from .strikes import clip_levels, strike_rise_db
 from .modelfile import LoadedModel, load_model
 from .models.base import represent_clips
-from .runtime import bf16_inference
+from .runtime import bf16_inference, torch_threads
 
 NORMAL, ANOMALOUS = "NORMAL", "ANOMALOUS"
 
@@ -127,6 +127,23 @@ class Judge:
         is scored (:func:`refuse_repeated_taps`)."""
         results: list[Verdict | None] = [None] * len(paths)
         good: list[tuple[int, np.ndarray, tuple[str, ...], frozenset[str]]] = []
+        with torch_threads(1):  # the features on one thread, the batches below on all
+            self._features(paths, results, good)
+        if refuse_repeats:
+            refuse_repeated_taps(paths, {i: crops for i, crops, *_ in good})
+        for start in range(0, len(good), batch_size):
+            chunk = good[start:start + batch_size]
+            scores = self.scores(np.stack([c for _, c, *_ in chunk]))
+            verdicts = self._verdicts([os.fspath(paths[i]) for i, *_ in chunk], scores)
+            for (i, _, warned, formats), v in zip(chunk, verdicts, strict=True):
+                v.warnings, v.format_warnings = warned, formats
+                results[i] = v
+        return results  # type: ignore[return-value]
+
+    def _features(self, paths: Sequence[str | os.PathLike], results: list,
+                  good: list) -> None:
+        """Each file's crops and warnings into ``good`` ((index, crops, warnings, format
+        warnings)), or its error into ``results``."""
         for i, p in enumerate(paths):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -158,16 +175,6 @@ class Judge:
                 # otherwise, and a user checking the model on its own takes should know
                 warned += (f"{p}: {HEARD}",)
             good.append((i, crops, warned, formats))
-        if refuse_repeats:
-            refuse_repeated_taps(paths, {i: crops for i, crops, *_ in good})
-        for start in range(0, len(good), batch_size):
-            chunk = good[start:start + batch_size]
-            scores = self.scores(np.stack([c for _, c, *_ in chunk]))
-            verdicts = self._verdicts([os.fspath(paths[i]) for i, *_ in chunk], scores)
-            for (i, _, warned, formats), v in zip(chunk, verdicts, strict=True):
-                v.warnings, v.format_warnings = warned, formats
-                results[i] = v
-        return results  # type: ignore[return-value]
 
     @functools.cached_property
     def training_rise_db(self) -> float | None:
