@@ -185,8 +185,12 @@ def refuse_labelled_defects(clips: Sequence[str | os.PathLike], *, force: bool) 
                              if t.label == "defect"}
         take = defects[root].get(os.path.realpath(clip))
         if take is not None:
+            here = os.path.realpath(os.getcwd())
+            # named as the clip is: a relative clip's dataset relative to here, not resolved
+            shown = Path(os.path.relpath(root, here)) if not os.path.isabs(clip) and \
+                os.path.commonpath([here, root]) == here else root
             raise ParameterError(
-                f"is a take of board {take.board} that {root / 'manifest.csv'} labels defect: "
+                f"is a take of board {take.board} that {shown / 'manifest.csv'} labels defect: "
                 "enrolled as a normal tap, it would teach the model that a cracked board sounds "
                 "healthy; nothing enrolled", path=clip,
                 fix="enrol taps of sound boards, or pass --force if the label is wrong")

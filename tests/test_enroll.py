@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import signal
@@ -175,7 +176,8 @@ def test_a_board_the_model_judges_anomalous_is_refused_unless_forced(model, tiny
 
 
 def test_a_take_its_dataset_labels_defect_is_refused_unless_forced(model, tiny_dataset,
-                                                                   run_cli, tmp_path):
+                                                                   run_cli, tmp_path,
+                                                                   monkeypatch):
     """Board 62's takes, from the plant set's own folder, went in as normal taps: only
     evaluate said so afterwards (QA)."""
     defect = tiny_dataset.select(board=[7], split="test")[0]  # a test take: not the model's own
@@ -188,6 +190,11 @@ def test_a_take_its_dataset_labels_defect_is_refused_unless_forced(model, tiny_d
                    "tap, it would teach the model that a cracked board sounds healthy; nothing "
                    "enrolled — enrol taps of sound boards, or pass --force if the label is "
                    "wrong\n")
+    # a relative clip's dataset is named relative to the working folder, as the clip is
+    monkeypatch.chdir(tiny_dataset.root.parent)
+    relative = os.path.relpath(clips[2])
+    code, _, err = run_cli("enroll", "--model", model, "--board", 21, relative)
+    assert code == 2 and f"that {tiny_dataset.root.name}/manifest.csv labels defect" in err, err
     code, _, err = run_cli("enroll", "--model", model, "--board", 21, "--force", *clips)
     assert code == 0, err
     # a defect row linked out of its dataset (which path_of refuses) refused every enrolment
