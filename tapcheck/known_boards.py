@@ -134,10 +134,14 @@ def warn_enrolled_defects(held: Sequence[Take], dataset, model, checkpoint: dict
     found = {}  # board: its defect takes, and the enrolments holding them
     for board in boards:
         takes = [t for t in held if t.board == board and t.label == "defect"]
-        # the test takes' digests are read already; a training take's is read here
-        found[board] = takes, {i for t in takes if (i := enrolment_of(
-            entries, dataset.path_of(t),
-            prints.get(t.path) or content_digest(dataset.path_of(t)))) is not None}
+        holding = set()
+        for t in takes:
+            # the test takes' digests are read already; a training take's is read here
+            path = dataset.path_of(t)
+            index = enrolment_of(entries, path, prints.get(t.path) or content_digest(path))
+            if index is not None:
+                holding.add(index)
+        found[board] = takes, holding
     flagged = set().union(*(h for _, h in found.values()))  # each board's line takes it back
     for board, (takes, holding) in found.items():
         # the first enrolment holding one of them: --undo takes back only the last one
