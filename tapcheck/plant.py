@@ -8,9 +8,9 @@ unseen healthy ones, a plant judges every board new, in lots of more than one wo
 - boards 21-32: normal, unseen: four boards each of the two training woods' next lots and four
   of a third wood not in training (*unseen* boards);
 - boards 41-44: defective training boards (two cracks), struck at both ends;
-- boards 51-62: defective, unseen, graded: cracks short/medium/long and shallow/deep, a saw cut,
-  each struck near the defect (``right`` end) and far from it (``left``), so recall can be read
-  per severity.
+- boards 51-56, 61 and 62: defective, unseen, graded: cracks short/medium/long and
+  shallow/deep (51-56), a saw cut (61), a crack in the third wood (62), each struck near the
+  defect (``right`` end) and far from it (``left``), so recall can be read per severity.
 
 Board-to-board scatter is drawn as for the study (:func:`tapcheck.synth.study_boards`); the
 same seed gives the same set.
