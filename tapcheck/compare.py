@@ -29,6 +29,7 @@ from .errors import DatasetError, ParameterError, StorageError
 from .featurecache import FeatureCache
 from .grid import Cell, GridConfig, plan_cells, representative, run_grid, run_serially
 from .judge import Judge
+from .misfiled import refuse_misfiled
 from .models import MODELS, STUDY_MODELS, get_spec
 from .models.base import represent_clips
 from .report_folder import check_report_folder, compared_models
@@ -178,6 +179,8 @@ def _all_crops(dataset: Dataset, *, config: Config, progress: bool,
                            fix="record or import takes with --split test (tapcheck record --split "
                                "test, or tapcheck import --split test), or set the split column of "
                                "a few takes per board to test in the manifest")
+    for takes, split in ((train_takes, "training"), (test_takes, "test")):  # before any cell
+        refuse_misfiled(takes, manifest=dataset.root / "manifest.csv", split=split)
     labels = np.array([t.label == "defect" for t in test_takes])
     if labels.all() or not labels.any():  # said so that the report's dashes are understood
         has, lacks, fix = (("defect", "normal", "healthy boards") if labels.all() else

@@ -9,17 +9,17 @@ calibration takes. Each check is a function in :data:`DATASET_CHECKS` returning
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Callable
 
 from .config import Config
 from .doctor import NOTE, OK, PROBLEM, Finding
 from .errors import DatasetError, TapcheckError
 from .file_kinds import special_kind
+from .misfiled import misfiled
 from .training_data import MIXED_SIDE_FIX, mixed_side_problem, mixed_sides
 
 MAX_LISTED = 20  # per kind of finding about single takes; the rest are counted
@@ -123,20 +123,8 @@ def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Find
     # every command counts a take as its row says: a board left out by leave-one-board-out
     # calibration kept it, and doctor said "nothing to fix" (QA); a side is a class the metric
     # networks train on: a left-end take filed as right trained the right end's class (QA)
-    for what, found, said in (
-            ("board", _misplaced(dataset.takes),
-             lambda t, folder: (f"board {t.board}", f"board {folder}")),
-            ("side", _other_side(dataset.takes), lambda t, folder: (f"side {t.side}", folder))):
-        if not found:
-            continue
-        take, folder = found[0]
-        row, by_folder = said(take, folder)
-        findings.append(Finding(
-            PROBLEM, f"{dataset.root / MANIFEST}: {len(found)} take(s) lie in another {what}'s "
-                     f"folder than their row says, e.g. {take.path}: {row} in the row, "
-                     f"{by_folder} by its folder",
-            fix=f"correct the {what} in those rows (or move the files to their {what}'s "
-                "folder): training, calibration and evaluate count each take as its row says"))
+    for problem, fix, _ in misfiled(dataset.takes):
+        findings.append(Finding(PROBLEM, f"{dataset.root / MANIFEST}: {problem}", fix=fix))
     if dataset.own_columns:  # import and record refuse the dataset: doctor said "nothing to
         # fix" (QA)
         own = ", ".join(f"'{c}'" for c in dataset.own_columns)
@@ -154,33 +142,6 @@ def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Find
     if not findings:
         findings.append(Finding(OK, f"manifest: {len(reports)} takes, every file present"))
     return findings
-
-
-def _misplaced(takes) -> list:
-    """(take, its folder's board) of each take whose ``boardNN/`` folder names another board
-    than its manifest row."""
-    from .boards import board_of_path
-
-    return [(t, folder) for t in takes
-            if (folder := board_of_path(t.path, as_written=True)) is not None
-            and int(folder) != t.board]
-
-
-def _other_side(takes) -> list:
-    """(take, its folder's side) of each take laid out as ``boardNN/<side>/<file>`` whose side
-    folder names another side of its board than its manifest row. A folder named after no side
-    of the board (``board01/day2/``, a layout train accepts) is no side, and was called one
-    (review)."""
-    sides: dict[int, set[str]] = defaultdict(set)
-    for t in takes:
-        sides[t.board].add(t.side)
-    out = []
-    for t in takes:
-        parts = PurePosixPath(t.path).parts
-        if (len(parts) == 3 and re.fullmatch(r"board\d+", parts[0], re.IGNORECASE)
-                and parts[1] != t.side and parts[1] in sides[t.board]):
-            out.append((t, parts[1]))
-    return out
 
 
 def check_takes(dataset, reports: list[TakeReport], config: Config) -> list[Finding]:

@@ -192,6 +192,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     from .featurecache import FeatureCache
     from .features import crop_digest
     from .judge import Judge
+    from .misfiled import refuse_misfiled
     from .modelfile import enrolled_digests
     from .training_data import dataset_crops
 
@@ -203,6 +204,8 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
                            fix="record or import new takes of each board into it with --split test "
                                "(tapcheck record --split test, or tapcheck import --split test); "
                                "takes the model was trained on tell nothing of new ones")
+    # per-board rates group the takes as their rows say, judge --per-board as their folders do
+    refuse_misfiled(test, manifest=dataset.root / "manifest.csv", split="test")
     checkpoint = judge.model.checkpoint
     files = [dataset.path_of(t) for t in test]
     # read once: for copies among the test takes and for the model's own or enrolled ones

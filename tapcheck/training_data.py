@@ -25,6 +25,7 @@ from .errors import AudioError, DatasetError, TapcheckWarning
 from .featurecache import FeatureCache
 from .codings import lossy_takes_warning
 from .copies import refuse_copies
+from .misfiled import refuse_misfiled
 
 #: takes a normal class needs before :func:`split_calibration` holds any out: with fewer, its
 #: reference would be one or two takes
@@ -105,6 +106,7 @@ def prepare_data(dataset: Dataset, *, config: Config, cache: FeatureCache | None
             "boards only", path=dataset.root / "manifest.csv",
             fix="record or import normal boards with --split train")
     _refuse_mixed_sides(takes, manifest=dataset.root / "manifest.csv")
+    refuse_misfiled(takes, manifest=dataset.root / "manifest.csv", split="training")
     lossy = lossy_takes_warning(dataset.root, (t.source for t in takes), what="training takes")
     if lossy:  # the network learns the coding's spectrum as healthy
         warnings.warn(lossy, TapcheckWarning, stacklevel=2)

@@ -103,6 +103,40 @@ def test_a_recording_listed_twice_is_refused_by_train_and_evaluate_and_named_by_
     assert not (tmp_path / "m.pt").exists()
 
 
+def test_a_row_its_folder_contradicts_is_refused_by_train_compare_and_evaluate(
+        tiny_dataset, tiny_model, tmp_path, run_cli):
+    """A row edited to side ``Left`` (its folder ``left``) trained a class of its own and
+    calibrated on it, a row of board 2 in board01/ counted in board 2's rates: train, info and
+    evaluate said nothing, only doctor called it a problem (QA)."""
+    from .conftest import copy_with_manifest
+
+    def misfile(split, column, value):
+        def edit(rows):
+            next(r for r in rows if (r["board"], r["side"], r["split"]) == (
+                "1" if split == "train" else "12", "left", split))[column] = value
+        return edit
+
+    cases = [("train", "side", "Left", ["train", "--model", "arcface-lite", "--epochs", "1",
+                                        "--out", tmp_path / "m.pt"]),
+             ("train", "board", "2", ["compare", "--models", "arcface-lite", "--epochs", "1",
+                                      "--out", tmp_path / "report"]),
+             ("test", "side", "right", ["evaluate", "--model", tiny_model])]
+    for i, (split, column, value, command) in enumerate(cases):
+        root = copy_with_manifest(tiny_dataset.root, tmp_path / f"d{i}",
+                                  misfile(split, column, value))
+        code, out, err = run_cli(*command, "--dataset", root)
+        what = {"side": "side", "board": "board"}[column]
+        assert (code, out) == (2, ""), err
+        assert err.startswith(
+            f"tapcheck: error: {root / 'manifest.csv'}: among the "
+            f"{'training' if split == 'train' else 'test'} takes, 1 take(s) lie in another "
+            f"{what}'s folder than their row says, e.g. board"), err
+        assert f"correct the {what} in those rows" in err and err.count("\n") == 1, err
+        code, out, err = run_cli("info", str(root))
+        assert code == 0 and f"1 take(s) lie in another {what}'s folder" in err, err
+    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "report").exists()
+
+
 def test_a_row_naming_a_folder_is_told_to_fix_the_row(tiny_dataset, tmp_path, run_cli):
     """A row whose path names a folder (board02/left) was told "pass the audio files inside
     it, e.g. …/*.wav", the advice for a folder given on judge's command line; a row naming the

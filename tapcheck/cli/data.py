@@ -129,6 +129,7 @@ def info(name: str) -> None:
     dataset folder (./bench, ../data/bench).
     """
     from ..datasets import Dataset
+    from ..misfiled import misfiled
 
     ds = Dataset.open(name)
     say(f"{ds.root}: {len(ds)} takes")
@@ -136,6 +137,9 @@ def info(name: str) -> None:
     missing = ds.missing_files()
     if missing:
         warn(f"{len(missing)} take(s) in the manifest have no file, e.g. {missing[0].path}")
+    for problem, _, _ in misfiled(ds.takes):  # the table counts them as their rows say
+        warn(f"{ds.root / 'manifest.csv'}: {problem} — the table counts them as their rows say; "
+             "train and evaluate refuse them (tapcheck doctor --dataset says how to fix)")
 
 
 @cli.command()
