@@ -133,7 +133,8 @@ def _compare(dataset: Dataset, names: list[str], *, config: Config, out: Path, g
     threads = grid.cpus_per_cell if grid.ray else torch.get_num_threads()
     cells, reused = run_grid(tasks, keys, crops, store=store, runner=runner, log=log,
                              threads=threads)
-    meta = {"dataset": str(dataset.root), "models": ", ".join(names),
+    meta = {"dataset": str(dataset.root), "dataset folder": os.path.abspath(dataset.root),
+            "models": ", ".join(names),
             # the grid's seeds: `--seeds 7` trained seed 7 and reported config.train.seed, 0
             "seed": grid.seeds[0] if grid.single else ", ".join(map(str, grid.seeds)),
             "train clips": len(dataset.select(split="train")),

@@ -65,7 +65,15 @@ def check_report_folder(out: str | os.PathLike, names: list[str], *, warn: bool 
                                "one", path=path, fix=fix)
     # a run stopped after its first figures but before metrics.json leaves its cells/: a rerun
     # finishes it (compare --help), replacing those figures
-    earlier = _is_comparison(out / "metrics.json") or holds_cells(out)
+    before = _comparison(out / "metrics.json")
+    earlier = before is not None or holds_cells(out)
+    # a comparison over seeds keeps no model file to refuse it by: its report of another
+    # dataset was replaced without a word, where a plain comparison's is refused (QA)
+    folder = (before or {}).get("meta", {}).get("dataset folder")
+    if (dataset is not None and isinstance(folder, str)
+            and os.path.realpath(folder) != os.path.realpath(dataset.root)):
+        raise StorageError(f"holds the report of comparing another dataset ({folder}), which "
+                           "this comparison would replace", path=out, fix=fix)
     files = ["index.html", "metrics.csv", "metrics.json", "roc.png", "training.png"]
     files += [f"{kind}-{name}.png" for name in names for kind in ("tsne", "scores")]
     if not earlier and warn:

@@ -402,6 +402,21 @@ def test_a_report_of_another_dataset_keeps_its_model_files(run_cli, small_compar
     code, out, err = run_cli("compare", "--dataset", other, "--models", "ae", "--epochs", "1",
                              "--out", report)
     assert (code, out) == (2, "")
+    # the report itself is refused first (its model file was, before the report said which
+    # dataset it compared)
+    assert err == (f"tapcheck: error: {report}: holds the report of comparing another dataset "
+                   f"({small_compare_set}), which this comparison would replace — choose "
+                   "another --out, e.g. reports/<dataset>\n")
+    assert _md5s(report) == before
+    # a report that does not say (an earlier tapcheck's): its model files refuse it
+    metrics = report / "metrics.json"
+    doc = json.loads(metrics.read_text())
+    del doc["meta"]["dataset folder"]
+    metrics.write_text(json.dumps(doc))
+    before = _md5s(report)
+    code, out, err = run_cli("compare", "--dataset", other, "--models", "ae", "--epochs", "1",
+                             "--out", report)
+    assert (code, out) == (2, "")
     assert err == (f"tapcheck: error: {report}/models/ae.pt: holds a model trained on another "
                    f"dataset ({small_compare_set}), which training on {other} would replace — "
                    "choose another --out, e.g. reports/<dataset>, or delete "

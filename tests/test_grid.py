@@ -242,6 +242,29 @@ def test_a_grid_after_a_plain_comparison_takes_over_its_model_and_back(run_cli,
         assert [r["model_file"] for r in rows] == [model.relative_to(tmp_path).as_posix()]
 
 
+def test_a_grid_into_another_datasets_report_is_refused(run_cli, small_compare_set, tmp_path):
+    """A comparison over seeds keeps no model file to refuse it by: `compare --seeds` of a
+    second dataset replaced the first one's report without a word, where a plain comparison
+    is refused (QA). The same dataset named another way is the same report's."""
+    out = tmp_path / "report"
+    args = ("--models", "ae", "--epochs", "1", "--seeds", "0-1", "--out", out)
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, *args)
+    assert code == 0, err
+    before = (out / "metrics.json").read_bytes()
+    assert json.loads(before)["meta"]["dataset folder"] == os.path.abspath(small_compare_set)
+    other = shutil.copytree(small_compare_set, tmp_path / "other")
+    code, stdout, err = run_cli("compare", "--dataset", other, *args)
+    assert (code, stdout) == (2, ""), err
+    assert err == (f"tapcheck: error: {out}: holds the report of comparing another dataset "
+                   f"({os.path.abspath(small_compare_set)}), which this comparison would "
+                   "replace — choose another --out, e.g. reports/<dataset>\n")
+    assert (out / "metrics.json").read_bytes() == before
+    # the same dataset through a link to it: the same report, its cells reused
+    (tmp_path / "link").symlink_to(Path(small_compare_set).resolve(), target_is_directory=True)
+    code, _, err = run_cli("compare", "--dataset", tmp_path / "link", *args)
+    assert code == 0 and "2 of 2 cells reused" in err, err
+
+
 def test_bad_grid_options_are_one_line_errors(run_cli, small_compare_set, tmp_path):
     code, _, err = run_cli("compare", "--dataset", small_compare_set, "--models", "ae",
                            "--seeds", "4-1", "--out", tmp_path)
