@@ -84,6 +84,12 @@ def test_bench_measures_everything_and_formats_the_table(tiny_dataset, tiny_mode
     other = {**results, "judge": {**results["judge"], "name": "ae"}}
     assert (f"| {FAST_MODEL} against arcface-resnet18 (training), ae (judging) (same run) |"
             in bench.format_results(other))
+    # bench --model of a fast model: no judging ratio of one network against itself (it
+    # printed 0.3x for two runs of arcface-lite; QA)
+    itself = bench.format_results({**results, "judge": {**results["judge"], "name": FAST_MODEL}})
+    rows = itself.split(f"| {FAST_MODEL} against arcface-resnet18 (same run; judging: ")[1]
+    assert "| training, samples/s (tapcheck's loop) | " in rows and "judge" not in rows.split(
+        "\n", 1)[1], rows
     # a share over the matrix-product peak says the peak was measured low
     low = {**results, "matmul_gflops": {"bfloat16": 1e-6, "float32": 1e-6}}
     assert "(over the peak measured: the load varied)" in bench.format_results(low)
