@@ -22,7 +22,8 @@ from .datasets import Dataset, Take
 from .manifest import check_slug
 from .errors import ParameterError, StorageError, TapcheckError
 from .interrupts import Interrupted, deferred
-from .new_takes import check_take_folder, inherited_group, warn_of_other_rate
+from .new_takes import (check_take_folder, inherited_group, warn_of_other_group,
+                        warn_of_other_rate)
 
 
 @dataclass
@@ -79,6 +80,7 @@ def import_clips(files: Sequence[str | os.PathLike], dataset: str | os.PathLike 
     with dataset.locked():  # one importer (or recorder) at a time; a second is told who
         if group is None:  # the board's other takes' group, read under the lock
             group = inherited_group(dataset, board=board, label=label)
+        warn_of_other_group(dataset, board=board, label=label, group=group)
         warn_of_other_rate(dataset, sr=config.audio.sr)
         try:
             _import_into(dataset, files, result, board=board, side=side, label=label,

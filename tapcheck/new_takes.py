@@ -30,6 +30,18 @@ def inherited_group(dataset: Dataset, *, board: int, label: str) -> str:
     return groups.pop() if len(groups) == 1 else ""
 
 
+def warn_of_other_group(dataset: Dataset, *, board: int, label: str, group: str) -> None:
+    """Warn when ``--group`` puts new takes of a board in another group than the one its other
+    takes of ``label`` share: the board side was split across two groups without a word, two
+    rows in ``info`` and in ``evaluate``'s groups (QA). A new lot may be meant: a warning."""
+    shared = inherited_group(dataset, board=board, label=label)
+    if group and shared and group != shared:
+        warnings.warn(
+            f"{dataset.root}: board {board}'s other {label} takes are in group '{shared}', these "
+            f"go in '{group}', so the board is counted under both in `info` and `evaluate` — "
+            f"leave out --group to join '{shared}'", TapcheckWarning, stacklevel=2)
+
+
 def warn_of_other_rate(dataset: Dataset, *, sr: int, setting: str = "[audio] sr") -> None:
     """Warn when new takes are stored at another sample rate than most of the dataset's takes:
     ``--config`` of another ``[audio] sr`` wrote them without a word (QA). The takes stay usable

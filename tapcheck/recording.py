@@ -37,7 +37,8 @@ from .manifest import check_row_values
 from .errors import DeviceError, NoStrikeError, ParameterError, TapcheckWarning
 from .features import strike_crops
 from .interrupts import deferred
-from .new_takes import check_take_folder, inherited_group, warn_of_other_rate
+from .new_takes import (check_take_folder, inherited_group, warn_of_other_group,
+                        warn_of_other_rate)
 from .stream import StrikeClipper
 
 
@@ -169,6 +170,8 @@ class Recorder:
                                                            label=labels.label))
         check_row_values(board=labels.board, side=labels.side, label=labels.label,
                           split=labels.split, group=labels.group)
+        warn_of_other_group(dataset, board=labels.board, label=labels.label,
+                            group=labels.group)
         warn_of_other_rate(dataset, sr=config.audio.sr)
         self.ds, self.labels, self.mic, self.config = dataset, labels, mic, config
         self.say, self.ask, self.meter, self.keep_bad = say, ask, meter, keep_bad

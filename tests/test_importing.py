@@ -112,6 +112,26 @@ def test_import_refuses_a_clip_given_twice_and_imports_nothing(tmp_path, run_cli
     assert "twice" not in list_datasets()
 
 
+def test_a_group_other_than_the_boards_own_is_warned_of(tmp_path, run_cli):
+    """`import --group other` split a board side across two groups without a word: two rows
+    in `info` and in evaluate's groups (QA). Its own group, or none given, says nothing."""
+    from .conftest import write_tone
+
+    clips = [write_tone(tmp_path / f"{i}.wav", duration_s=3.0, seed=i) for i in range(4)]
+    args = ("--dataset", "groups", "--board", "1", "--side", "left", "--label", "normal")
+    assert run_cli("import", clips[0], *args, "--group", "lot-a")[0] == 0
+    for clip, more in ((clips[1], ()), (clips[2], ("--group", "lot-a"))):
+        code, _, err = run_cli("import", clip, *args, *more)
+        assert code == 0 and "warning" not in err, err
+    code, _, err = run_cli("import", clips[3], *args, "--group", "lot-b")
+    root = Dataset.open("groups").root
+    assert code == 0 and err == (
+        f"tapcheck: warning: {root}: board 1's other normal takes are in group 'lot-a', these go "
+        "in 'lot-b', so the board is counted under both in `info` and `evaluate` — leave out "
+        "--group to join 'lot-a'\n")
+    assert [t.group for t in Dataset.open("groups").takes] == ["lot-a"] * 3 + ["lot-b"]
+
+
 def test_import_refuses_a_clip_the_dataset_holds_already(tmp_path, run_cli):
     """The same clip imported again (or its FLAC: the same samples), or a take of the dataset
     itself, is refused with its own line; the other files are imported."""
