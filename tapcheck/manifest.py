@@ -338,7 +338,8 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
 
     One ``write`` of one short line in append mode: a crash leaves the manifest as it was or with
     the row. A file that does not end in a newline (saved by a spreadsheet) gets one first, so the
-    new row never joins the last one.
+    new row never joins the last one. The row ends as the file's first line does (CRLF from a
+    Windows editor, a bare CR): an LF row at the end of a CRLF file mixed the two (QA).
     """
     data = format_rows([row], header=False).encode("utf-8")
     try:
@@ -348,8 +349,10 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
         raise storage_error(e, path) from None
     try:
         size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            data = b"\n" + data
+        ending = _line_ending(os.pread(fd, 1 << 16, 0))
+        data = data[:-1] + ending  # format_rows ends the row with "\n"
+        if size and os.pread(fd, len(ending), max(0, size - len(ending))) != ending:
+            data = ending + data
         written = os.write(fd, data)
         if written != len(data):  # a short write: the disk filled up mid-row; take it back
             os.ftruncate(fd, size)
@@ -359,6 +362,12 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
         raise storage_error(e, path) from None
     finally:
         os.close(fd)
+
+
+def _line_ending(head: bytes) -> bytes:
+    """The line break of the first line of ``head``: CRLF, a bare CR or (none found) LF."""
+    found = re.search(rb"\r\n|\r|\n", head)
+    return found.group() if found else b"\n"
 
 
 #: characters in a side or group name: a side is a folder's name, and both are printed on one

@@ -201,6 +201,17 @@ def test_a_manifest_of_other_line_breaks_is_read_and_takes_a_new_row(tmp_path, n
     assert [t.take for t in ds.takes] == [1, 2]
     ds.add_take(_tap(), sr=44100, board=1, side="left", label="normal")
     assert [t.take for t in Dataset.open(tmp_path / "bench").takes] == [1, 2, 3]
+    # the new row ends as the others do: an LF row after CRLF ones mixed the two (QA)
+    text = path.read_bytes()
+    assert text.endswith(newline.encode()) and text.count(newline.encode()) == 4
+    assert b"\n" not in text.replace(b"\r\n", b"")
+    # and the file's last row without its line break gets the file's own
+    path.write_bytes(text.removesuffix(newline.encode()))
+    ds.add_take(_tap(), sr=44100, board=1, side="left", label="normal")
+    text = path.read_bytes()
+    assert text.count(newline.encode()) == 5 and text.endswith(newline.encode())
+    assert b"\n" not in text.replace(b"\r\n", b"")
+    assert [t.take for t in Dataset.open(tmp_path / "bench").takes] == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("where", ["source", "peak_dbfs", "own-column", "u2028",
