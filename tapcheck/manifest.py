@@ -60,6 +60,12 @@ def check_take_path(text: str) -> str | None:
     if text.startswith("/"):
         return f"has an absolute path {text!r}; takes must lie inside the dataset folder"
     if ".." in text.split("/"):
+        # refused even where it comes back: through a folder that is a link, '..' is the
+        # link target's parent, which normpath's reading of the string is not
+        norm = posixpath.normpath(text)
+        if norm != ".." and not norm.startswith("../"):
+            return (f"has a path {text!r} with '..' in it, which a take's path never has "
+                    f"(write it {norm!r})")
         return f"has a path {text!r} that leaves the dataset folder ('..')"
     if not text.strip("./"):  # ".", "./": the dataset's folder, read as a take gone missing
         return f"has a path {text!r} that names the dataset's folder, not a take's file"
@@ -73,14 +79,20 @@ MAX_TAKE = 2**31 - 1  # a take number a manifest holds (a 32-bit int for other t
 def _whole(text: str, lo: int, what: str, hi: int = MAX_TAKE) -> int:
     if isinstance(text, str) and not text.isascii():  # int() reads "١" (Arabic-Indic) as 1
         raise ValueError(f"{what} must be written in the digits 0-9, not {text!r}")
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:  # "invalid literal for int() with base 10: 'abc'" was Python's (QA)
+        raise ValueError(f"{what} must be a whole number, not {text!r}") from None
     if not lo <= value <= hi:
         raise ValueError(f"{what} must be between {lo} and {hi}, not {value}")
     return value
 
 
 def _real(text: str, what: str, *, lo: float = -math.inf, allow_minus_inf: bool = False) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:  # "could not convert string to float: 'x'" was Python's
+        raise ValueError(f"{what} must be a number, not {text!r}") from None
     if math.isnan(value) or value == math.inf or (value == -math.inf and not allow_minus_inf):
         raise ValueError(f"{what} must be a finite number, not {text}")
     if value < lo:

@@ -95,7 +95,17 @@ def test_select_filters(tiny_dataset):
      "duplicate row for board01/left/take001.wav"),
     # a spreadsheet's padding is named as such, not reported as a missing file
     (lambda rows: rows[1].__setitem__("path", rows[1]["path"] + " "), "spaces around its path"),
-    (lambda rows: rows[1].__setitem__("board", "three"), "malformed row"),
+    # in tapcheck's words, not Python's ("invalid literal for int() with base 10"; QA)
+    (lambda rows: rows[1].__setitem__("board", "three"),
+     r"malformed row \(board must be a whole number, not 'three'\)"),
+    (lambda rows: rows[1].__setitem__("duration_s", "3 s"),
+     r"malformed row \(duration_s must be a number, not '3 s'\)"),
+    # a '..' that comes back into the dataset is not said to leave it (QA)
+    (lambda rows: rows[1].__setitem__("path", "board01/left/../left/take002.wav"),
+     "has a path 'board01/left/../left/take002.wav' with '..' in it, which a take's path "
+     "never has \\(write it 'board01/left/take002.wav'\\)"),
+    (lambda rows: rows[1].__setitem__("path", "board01/../../take002.wav"),
+     "that leaves the dataset folder"),
     # int() reads other scripts' digits: an Arabic-Indic one was board 1
     (lambda rows: rows[1].__setitem__("board", "\u0661"),
      "board must be written in the digits 0-9"),
