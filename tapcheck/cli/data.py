@@ -111,7 +111,9 @@ def datasets() -> int:
                 "check its spelling, or make the first dataset there (tapcheck synth --dataset "
                 "demo)")
         else:
-            say(f"no datasets in {home}/ — try `tapcheck synth --dataset demo`")
+            # "no datasets in //" for the root folder (QA)
+            say(f"no datasets in {os.path.join(home, '')} — try `tapcheck synth --dataset "
+                "demo`")
     for folder in unenterable_folders():  # a dataset or not: said, not passed over
         warn(f"{folder}: cannot be entered (permission denied), so whether it holds a dataset "
              "is not known — give your account access to it (chmod u+rx, or ask its owner)")
