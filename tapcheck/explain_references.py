@@ -185,6 +185,16 @@ def dataset_references(name: str | os.PathLike, judge: Judge) -> tuple[Reference
     if bad:
         bad.append(f"{manifest}: {len(bad)} of {len(takes)} reference takes cannot be used "
                    f"(listed above); explanations compare with the other {len(got)} — {fix}")
+    # one take was "the healthy boards nearest it", without a word (QA): an explanation
+    # weighs the clip's difference from its k nearest healthy taps against theirs from other
+    # boards' nearest, which takes more than k takes (Explainer._normal_limits) of two boards
+    k = getattr(judge.model.detector, "k", 5)
+    if len(got) <= k or len(set(boards)) < 2:
+        bad.append(f"{manifest}: {len(got)} normal training take(s) of {len(set(boards))} "
+                   f"board(s) to explain with: too few to measure how healthy boards differ "
+                   f"among themselves (that takes more than {k} takes of two boards or more), so "
+                   "a difference may be claimed that healthy boards show too — pass a "
+                   "--references dataset with more normal boards")
     return References(np.stack([c for c, _ in got]), np.stack([lv for _, lv in got]),
                       paths, boards=boards), bad
 

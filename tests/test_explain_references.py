@@ -169,6 +169,40 @@ def test_bad_reference_takes_are_left_out_and_the_verdict_stands(separating_mode
     assert {p: p.read_bytes() for p in refs.rglob("*") if p.is_file()} == before
 
 
+def test_references_too_few_to_weigh_a_difference_are_warned_of(separating_model,
+                                                                small_train_set, tmp_path,
+                                                                run_cli):
+    """One normal take explained a clip against "the healthy boards nearest it" without a word
+    (QA): with no more takes than the detector's k, or of one board, the healthy boards' own
+    scatter cannot be measured. Enough takes of two boards say nothing (the test above)."""
+    from .conftest import copy_with_manifest
+
+    clip = separating_taps(tmp_path, [(5, "left", 51)])[0]
+    for name, keep in (("one-take", lambda r, seen: not seen),
+                       ("one-board", lambda r, seen: r["board"] == "1")):
+        def edit(rows, keep=keep):
+            kept = []
+            for r in rows:
+                normal = (r["label"], r["split"]) == ("normal", "train")
+                if not normal or keep(r, [k for k in kept if k["label"] == "normal"
+                                          and k["split"] == "train"]):
+                    kept.append(r)
+            rows[:] = kept
+
+        refs = copy_with_manifest(small_train_set, tmp_path / name, edit)
+        code, out, err = run_cli("judge", "--model", separating_model, clip, "--references",
+                                 refs)
+        assert code == 1 and "why: " in out, err
+        warned = [ln for ln in err.splitlines() if ln.startswith("tapcheck: warning: ")]
+        count = "1 normal training take(s) of 1 board(s)" if name == "one-take" else \
+            "8 normal training take(s) of 1 board(s)"
+        assert warned == [
+            f"tapcheck: warning: {refs / 'manifest.csv'}: {count} to explain with: too few to "
+            "measure how healthy boards differ among themselves (that takes more than 5 takes "
+            "of two boards or more), so a difference may be claimed that healthy boards show too "
+            "— pass a --references dataset with more normal boards"], err
+
+
 def test_references_with_no_usable_take_is_one_error(separating_model, small_train_set,
                                                      tmp_path, run_cli):
     """With none of its takes usable, --references cannot explain at all: an error naming the
