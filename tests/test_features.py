@@ -332,6 +332,30 @@ def test_a_dc_offset_is_removed_with_a_warning():
     assert not [w for w in said if "DC offset" in str(w.message)], [str(w.message) for w in said]
 
 
+def test_a_clipped_tap_is_not_blamed_on_the_cable(tmp_path):
+    """A tap clipped at full scale (an input gain too high) has flat tops on one side, and its
+    mean moves: listen printed "DC offset of +0.002 removed (a faulty microphone or cable?)"
+    beside the clipping's own warning (QA). The same tap unclipped still gets it."""
+    import warnings
+
+    import soundfile as sf
+
+    from tapcheck.clipping import clipped_samples
+
+    from .pulse import tap_track
+
+    tap_track(tmp_path / "loud.wav", [(1, "left", 40)], lead_s=1.0, tail_s=2.0, gain=20, seed=0)
+    loud, _ = sf.read(tmp_path / "loud.wav", dtype="float32")
+    clipped = np.clip(loud, -1.0, 32767 / 32768).astype(np.float32)  # as 16-bit audio holds it
+    assert clipped_samples(clipped) > 100 and abs(clipped.mean()) > 1e-3
+    for y, blamed in ((clipped, False), (loud, True)):
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            strike_crops(y)
+        assert any("DC offset" in str(w.message) for w in said) == blamed, [
+            str(w.message) for w in said]
+
+
 def test_a_clip_trimmed_to_start_at_its_strike_is_warned_of():
     """A clip cut to begin at the strike (sox silence trimming) moved healthy taps' scores up and
     cracked ones' down by 2-22 % without a word (QA): its crops begin with padding."""
