@@ -6,12 +6,17 @@ judged tap: time (UTC, ISO 8601), board, model, score, threshold, verdict, the c
 it (``clips/<date>/<time>[-boardNN].wav``, 32-bit float), so ``tapcheck judge`` on it gives the
 logged score again, and a shift's results can be audited later.
 
+A tap's warnings (clipped, two strikes in the clip, a louder room than training's: "the
+verdict may be off") are rows of a table of their own, ``tap_warnings``, one per warning,
+written in the tap's transaction: the terminal and the live page said them, and the log, read
+later, gave the verdict as sound (QA).
+
 ``listen --taps-per-board`` adds one row per board to a table of its own, ``boards``: the board
 counter of the session, the median of its taps' scores, the board threshold (for the default
 ``vote`` rule the tap threshold) and verdict, and the
 ids of its first and last tap. The ``inspections`` table is unchanged, so the log format stays 1:
 an older log gets the (empty) table when ``listen`` next opens it, reads without it as having no
-board verdicts, and an older tapcheck reads a log that has it.
+board verdicts, and an older tapcheck reads a log that has it (``tap_warnings`` likewise).
 
 Each row is committed on its own (write-ahead log, fsync'd), after its clip has been written
 atomically: a killed ``listen`` loses at most the tap it was saving, and a row never points at a
@@ -21,8 +26,10 @@ missing clip.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,7 +43,7 @@ from .files import storage_error
 from .file_kinds import refuse_outside, refuse_special
 from .locks import exclusive, lock_path
 from .logcheck import (NEW_LOG, check_schema, checked_board_row, checked_row, connect_reader,
-                       log_error)
+                       log_error, tap_warnings)
 from .paths import check_folder, inspections_home
 
 LOG_FILE = "inspections.sqlite"
@@ -70,6 +77,12 @@ CREATE TABLE IF NOT EXISTS boards (
     board_taps INTEGER NOT NULL,    -- taps that threshold is calibrated for
     verdict TEXT NOT NULL CHECK (verdict IN ('NORMAL', 'ANOMALOUS'))
 );
+CREATE TABLE IF NOT EXISTS tap_warnings (
+    id INTEGER PRIMARY KEY,
+    inspection INTEGER NOT NULL REFERENCES inspections (id),
+    warning TEXT NOT NULL           -- as said beside the verdict
+);
+CREATE INDEX IF NOT EXISTS tap_warnings_inspection ON tap_warnings (inspection, id);
 """
 
 
@@ -88,9 +101,11 @@ class Inspection:
     clip: str
     latency_ms: float | None
     device: str | None
+    #: what was said beside the verdict (clipped, two strikes, a louder room): may be off
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "warnings": list(self.warnings)}
 
     @property
     def local_time(self) -> str:
@@ -269,8 +284,10 @@ class InspectionLog:
 
     def append(self, clip: np.ndarray, *, sr: int, when: datetime, board: int | None, model: str,
                model_path: str, score: float, threshold: float, verdict: str,
-               latency_ms: float | None = None, device: str | None = None) -> Inspection:
-        """Save a judged clip (atomically, float WAV) and then its row (one transaction)."""
+               latency_ms: float | None = None, device: str | None = None,
+               warnings: Sequence[str] = ()) -> Inspection:
+        """Save a judged clip (atomically, float WAV) and then its row and ``warnings`` (one
+        transaction)."""
         if not self.writer:
             raise InspectionLogError("was opened for reading", path=self.path,
                                      fix="open it with create=True to append")
@@ -284,17 +301,33 @@ class InspectionLog:
                    board=board, model=model, model_path=model_path, score=float(score),
                    threshold=float(threshold), verdict=verdict, clip=rel.as_posix(),
                    latency_ms=None if latency_ms is None else float(latency_ms), device=device)
+        said = tuple(str(w) for w in warnings)
         try:
-            cursor = self._db.execute(
-                f"INSERT INTO inspections ({', '.join(row)}) VALUES "
-                f"({', '.join('?' * len(row))})", list(row.values()))
+            with self._transaction():
+                cursor = self._db.execute(
+                    f"INSERT INTO inspections ({', '.join(row)}) VALUES "
+                    f"({', '.join('?' * len(row))})", list(row.values()))
+                self._db.executemany(
+                    "INSERT INTO tap_warnings (inspection, warning) VALUES (?, ?)",
+                    [(cursor.lastrowid, w) for w in said])
         except sqlite3.DatabaseError as e:  # a full disk, a log locked by another program
             # no clip without its row: it stayed, named by nothing (QA); a disk that fails
             # that too must not hide the log's error
             with contextlib.suppress(OSError):
                 (self.root / rel).unlink(missing_ok=True)
             raise log_error(e, self.path) from None
-        return Inspection(id=cursor.lastrowid, **row)
+        return Inspection(id=cursor.lastrowid, **row, warnings=said)
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """One transaction on the writer's autocommit connection: all of it, or none."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def append_board(self, verdict, *, when: datetime, board: int | None, number: int,
                      first: int, last: int) -> BoardInspection:
@@ -375,9 +408,11 @@ class InspectionLog:
         sql = "SELECT * FROM inspections" + where
         try:
             rows = self._db.execute(sql + " ORDER BY time, id", args).fetchall()
+            said = tap_warnings(self._db, "SELECT id FROM inspections" + where, args, self.path)
         except sqlite3.DatabaseError as e:
             raise log_error(e, self.path) from None
-        return [checked_row(row, self.path) for row in rows]
+        return [dataclasses.replace(r, warnings=tuple(said.get(r.id, ())))
+                for r in (checked_row(row, self.path) for row in rows)]
 
 
 def _where(since: datetime | None, board: int | None) -> tuple[str, list]:

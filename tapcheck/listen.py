@@ -281,7 +281,7 @@ class Listener:
                 y, sr=self.sr, when=judgment.when, board=self.board, model=self.judge.name,
                 model_path=str(self.judge.model.path), score=v.score, threshold=v.threshold,
                 verdict=v.verdict, latency_ms=judgment.latency_ms,
-                device=self.mic.device.name)
+                device=self.mic.device.name, warnings=v.warnings)
             if board_done is not None:
                 taps, bv = board_done
                 self.log.append_board(bv, when=judgment.when, board=self.board,

@@ -28,6 +28,8 @@ COLUMNS = ("id", "time", "board", "model", "model_path", "score", "threshold", "
 #: the ``boards`` table (``listen --taps-per-board``); a log may lack it (written before it)
 BOARD_COLUMNS = ("id", "time", "board", "number", "first_inspection", "last_inspection", "taps",
                  "median", "threshold", "board_taps", "verdict")
+#: the ``tap_warnings`` table (a tap's warnings); a log may lack it (written before it)
+WARNING_COLUMNS = ("id", "inspection", "warning")
 NEW_LOG = "`tapcheck listen` then starts a new one (or set $TAPCHECK_INSPECTIONS)"
 WAIT_S = 2.0  # how long a locked log is waited for before saying so
 
@@ -57,7 +59,9 @@ def check_schema(db: sqlite3.Connection, path: Path) -> bool:
             fix="upgrade tapcheck, or start a new log with $TAPCHECK_INSPECTIONS")
     columns = tuple(r[1] for r in db.execute("PRAGMA table_info(inspections)"))
     boards = tuple(r[1] for r in db.execute("PRAGMA table_info(boards)"))
-    if version != ours or columns != COLUMNS or boards not in ((), BOARD_COLUMNS):
+    said = tuple(r[1] for r in db.execute("PRAGMA table_info(tap_warnings)"))
+    if (version != ours or columns != COLUMNS or boards not in ((), BOARD_COLUMNS)
+            or said not in ((), WARNING_COLUMNS)):
         raise InspectionLogError(
             f"is not a tapcheck inspection log of format {ours} (format {version}, tables "
             f"{', '.join(sorted(tables)) or 'none'})", path=path,
@@ -170,6 +174,25 @@ def checked_row(row: tuple, path: Path):
     if values["device"] is not None and not isinstance(values["device"], str):
         raise _bad(row, f"device {values['device']!r} is not text", path, table)
     return Inspection(**values)
+
+
+def tap_warnings(db: sqlite3.Connection, ids_sql: str, args: list, path: Path
+                 ) -> dict[int, list[str]]:
+    """The warnings of the inspections whose ids ``ids_sql`` (with ``args``) selects, by id, in
+    the order said; none in a log older than the ``tap_warnings`` table. A row that is not an
+    id and a text (anything can write an SQLite file) is an :class:`InspectionLogError`."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                      "name = 'tap_warnings'").fetchone():
+        return {}
+    found: dict[int, list[str]] = {}
+    for row in db.execute(f"SELECT id, inspection, warning FROM tap_warnings WHERE inspection "
+                          f"IN ({ids_sql}) ORDER BY id", args):
+        _, inspection, warning = row
+        if not isinstance(inspection, int) or not isinstance(warning, str):
+            raise _bad(row, "is not an inspection's id and a warning's text", path,
+                       "tap_warnings")
+        found.setdefault(inspection, []).append(warning)
+    return found
 
 
 def checked_board_row(row: tuple, path: Path):

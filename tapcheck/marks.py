@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import InspectionLogError, ParameterError
 from .inspections import LOG_FILE, SCHEMA_VERSION
-from .logcheck import checked_row
+from .logcheck import checked_row, tap_warnings
 
 FALSE_ALARM, CONFIRMED, CLEARED = "false alarm", "confirmed defect", "cleared"
 MARKS = (FALSE_ALARM, CONFIRMED, CLEARED)
@@ -161,12 +161,16 @@ class MarkBook:
         if ids is not None:
             where = " WHERE i.id IN (%s)" % ",".join("?" * len(ids))
             args = list(ids)
+        order = f"{where} ORDER BY i.time DESC, i.id DESC LIMIT ?"
         sql = (f"SELECT {', '.join('i.' + c for c in COLUMNS)}, m.mark, m.time FROM inspections i "
                "LEFT JOIN marks m ON m.id = (SELECT max(id) FROM marks WHERE inspection = i.id)"
-               f"{where} ORDER BY i.time DESC, i.id DESC LIMIT ?")
+               + order)
         out = []
         with self._lock:
             found = self.db.execute(sql, [*args, flt.limit]).fetchall()
+            # what was said beside each verdict: the page gave a clipped tap's as sound (QA)
+            said = tap_warnings(self.db, "SELECT i.id FROM inspections i" + order,
+                                [*args, flt.limit], self.path)
         for row in found:
             # as `tapcheck log` checks them: a row with score 'abc' (anything can write an
             # SQLite file) was served as it was, and the log page's toFixed on it blanked the page
@@ -174,6 +178,7 @@ class MarkBook:
             d = dict(zip((*COLUMNS, "mark", "marked_at"), row, strict=True))
             if d["mark"] == CLEARED:
                 d["mark"] = d["marked_at"] = None
+            d["warnings"] = said.get(d["id"], [])
             out.append(d)
         return out
 

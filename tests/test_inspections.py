@@ -209,6 +209,56 @@ def test_log_command(run_cli):
     assert code == 2 and err.startswith("tapcheck: error: --since 'soon' is not a time")
 
 
+def test_a_taps_warnings_are_logged_with_it(tmp_path, run_cli):
+    """A clipped or doubled tap's warnings ("the verdict may be off") were said at the terminal
+    and on the live page only: `log`, its --json and the log page gave the verdict as sound
+    (QA). They are rows of their own, written in the tap's transaction; a log written before
+    them reads as having none."""
+    said = ("tap at 11:50:28: clipped for 1.9 ms (82 samples at full scale); the verdict may "
+            "be off", "tap at 11:50:28: 2 strikes in the clip; the loudest was judged")
+    with InspectionLog(create=True) as log:
+        _fill(log)
+        warned = log.append(np.zeros(4410, np.float32), sr=44100, when=T0 + timedelta(hours=5),
+                            board=9, model="arcface-lite", model_path="m.pt", score=0.001,
+                            threshold=0.07, verdict="NORMAL", warnings=said)
+    assert warned.warnings == said and InspectionLog().query()[-1] == warned
+    assert [r.warnings for r in InspectionLog().query()[:4]] == [()] * 4
+    code, out, _ = run_cli("log")
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[0].split()[:5] == ["time", "board", "verdict", "!", "score"]
+    assert lines[5].split()[3:5] == ["NORMAL", "*"] and lines[1].split()[3:5] == ["NORMAL",
+                                                                                 "0.0100"]
+    local = (T0 + timedelta(hours=5)).astimezone()
+    assert lines[6:] == [
+        "5 inspection(s), 1 anomalous, 1 with a warning (*): their verdict may be off",
+        *(f"* {local:%Y-%m-%d %H:%M:%S}  board 9: {w}" for w in said)]
+    code, out, _ = run_cli("log", "--json", "--board", "9")
+    assert code == 0 and json.loads(out)["warnings"] == list(said)
+    code, out, _ = run_cli("log", "--json", "--board", "3")
+    assert [json.loads(ln)["warnings"] for ln in out.splitlines()] == [[], []]
+    # a log of before the table: read, its taps with no warnings; the next listen adds it
+    db = sqlite3.connect(inspections_home() / "inspections.sqlite")
+    db.execute("DROP TABLE tap_warnings")
+    db.commit()
+    db.close()
+    assert [r.warnings for r in InspectionLog().query()] == [()] * 5
+    code, out, _ = run_cli("log")
+    assert code == 0 and "*" not in out and out.strip().splitlines()[-1].endswith("1 anomalous")
+    with InspectionLog(create=True) as log:
+        log.append(np.zeros(4410, np.float32), sr=44100, when=T0 + timedelta(hours=6), board=9,
+                   model="arcface-lite", model_path="m.pt", score=0.5, threshold=0.07,
+                   verdict="ANOMALOUS", warnings=said[:1])
+    assert [r.warnings for r in InspectionLog().query(board=9)] == [(), said[:1]]
+    # a row no tapcheck wrote (anything can write an SQLite file): one line naming it
+    db = sqlite3.connect(inspections_home() / "inspections.sqlite")
+    db.execute("INSERT INTO tap_warnings (inspection, warning) VALUES (1, x'00ff')")
+    db.commit()
+    db.close()
+    code, _, err = run_cli("log")
+    assert code == 2 and err.startswith("tapcheck: error: ") and "tap_warnings row 2: " in err
+    assert len(err.splitlines()) == 1
+
+
 def test_board_verdicts_are_logged_beside_the_taps(tmp_path, run_cli, monkeypatch):
     """`listen --taps-per-board` writes a `boards` row per board; `log` shows them after the taps,
     and a log from before the `boards` table still reads (and gets the table when written)."""

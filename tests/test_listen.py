@@ -455,6 +455,9 @@ def test_two_taps_inside_one_crop_window_are_judged_once(pulse, bench_model, tmp
     assert len(verdicts) == 1 and "(2 strikes in the clip; judged the loudest)" in verdicts[0]
     assert not any(line.startswith("BOARD") for line in live.out)  # one tap of two
     assert len(_rows()) == 1
+    # and the log keeps it with the tap: `log` gave the verdict as sound (QA)
+    [row] = InspectionLog().query()
+    assert any("2 strikes in the clip; the loudest was judged" in w for w in row.warnings), row
 
 
 def test_a_strike_judged_with_the_tap_before_says_nothing_of_its_own_clip(pulse, bench_model,

@@ -304,6 +304,36 @@ def test_a_mark_that_fails_says_so_on_the_log_page(station_url, browser, tmp_pat
     db.close()
 
 
+def test_a_taps_warnings_are_on_the_log_page(station_url, browser, tmp_path):
+    """A clipped tap's "the verdict may be off" was on the live page only: the log page, read
+    later, gave its verdict as sound (QA). Its warnings come with its row, and show beside it
+    as text (a warning holds a file name: never markup)."""
+    from datetime import datetime
+
+    import numpy as np
+
+    from tapcheck.inspections import InspectionLog
+
+    said = "tap at 10:05:00: clipped for 1.9 ms; the verdict may be off <b>x</b>"
+    with InspectionLog(tmp_path, create=True) as log:
+        log.append(np.zeros(4410, np.float32), sr=44100,
+                   when=datetime(2025, 5, 2, 10, 5).astimezone(), board=3, model="m",
+                   model_path="m.pt", score=0.1, threshold=0.2, verdict="NORMAL",
+                   warnings=[said])
+    status, body = call(station_url + "api/inspections")
+    assert status == 200
+    assert {r["id"]: r["warnings"] for r in json.loads(body)} == {1: [], 2: [], 3: [said]}
+    page = browser.new_page()
+    try:
+        page.goto(station_url + "log")
+        page.wait_for_selector("tr[data-id='3'] .warned")
+        assert page.text_content("tr[data-id='3'] .warned") == "\u26a0 " + said
+        assert page.query_selector("tr[data-id='3'] b") is None
+        assert page.query_selector_all("tr[data-id='1'] .warned") == []
+    finally:
+        page.close()
+
+
 def test_a_page_too_slow_to_read_has_its_stream_ended_to_reconnect():
     """A page whose 200 queued events were not read was dropped without its stream ending: it
     got keep-alives only, for good, still reading "live" (QA). Its stream now ends, so the

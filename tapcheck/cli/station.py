@@ -227,6 +227,10 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
             raise
 
 
+#: taps whose warnings `tapcheck log` lists under its table; --json gives every one
+WARNED_SHOWN = 20
+
+
 def _gone(left: int, taps: int) -> str:
     """`` (rows gone)`` after a board verdict's tap ids whose rows were deleted: shown alone,
     the verdict read as if its taps could be looked up."""
@@ -276,16 +280,28 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
                 return
         else:
             lines = [{"time": r.local_time, "board": r.board, "verdict": r.verdict,
+                      # a tap said to be clipped or doubled read later as a sound verdict (QA)
+                      "!": "*" if r.warnings else "",
                       **dict(zip(("score", "threshold"), score_pair(r.score, r.threshold),
                                  strict=True)),
                       # a line break in a hand-edited row forged a line of the table (QA)
                       "model": one_line(r.model),
                       "clip": one_line(clip or "(outside the log's folder)")}
                      for r, clip in zip(rows, clips, strict=True)]
-            click.echo(table(lines, ["time", "board", "verdict", "score", "threshold", "model",
-                                      "clip"]))
+            warned = [r for r in rows if r.warnings]
+            click.echo(table(lines, ["time", "board", "verdict"] + (["!"] if warned else [])
+                             + ["score", "threshold", "model", "clip"]))
             bad = sum(r.verdict == "ANOMALOUS" for r in rows)
-            click.echo(f"{len(rows)} inspection(s), {bad} anomalous")
+            click.echo(f"{len(rows)} inspection(s), {bad} anomalous"
+                       + (f", {len(warned)} with a warning (*): their verdict may be off"
+                          if warned else ""))
+            for r in warned[:WARNED_SHOWN]:
+                for w in r.warnings:
+                    click.echo(f"* {r.local_time}  board {r.board if r.board is not None else '-'}"
+                               f": {one_line(w)}")
+            if len(warned) > WARNED_SHOWN:
+                click.echo(f"* … and {len(warned) - WARNED_SHOWN} more tap(s) with warnings "
+                           "(tapcheck log --json gives each tap's)")
         if boards:  # a board verdict whose taps' rows were deleted is still shown (--json has it)
             lines = [{"time": b.local_time, "board": b.board, "#": b.number,
                       "verdict": b.verdict,

@@ -59,6 +59,13 @@ async function load() {
       a.textContent = "picture";
       why.append(a);
     }
+    // what was said beside the verdict (clipped, two strikes, a louder room): it may be off
+    for (const w of r.warnings || []) {
+      const note = document.createElement("div");
+      note.className = "warned";
+      note.textContent = "\u26a0 " + w;
+      why.append(note);
+    }
     tr.append(cell(new Date(r.time).toLocaleString()), cell(r.board ?? ""),
       cell(r.verdict, r.verdict), cell(r.score.toFixed(4)), clip, why, markCell(r));
     return tr;
