@@ -371,16 +371,24 @@ class Listener:
 
 def board_taps_warning(calibration: dict, taps_per_board: int) -> str | None:
     """What to tell the inspector when boards get another number of taps than the model's board
-    threshold was calibrated for (``calibration`` is the detector's), or None — always None for
-    the ``vote`` rule, whose threshold is the tap threshold.
+    verdict was calibrated for (``calibration`` is the detector's), or None.
 
     Such boards are still judged, as ``judge --per-board`` judges them: with the ``median`` rule
     the median of more taps varies less than the threshold allows for (fewer false alarms than
-    stated, defects missed more often), of fewer taps more (more false alarms).
+    stated, defects missed more often), of fewer taps more (more false alarms). The ``vote``
+    needs no threshold of its own, but its stated rate per board is for its count too: a
+    majority of 2 taps is not one of 3 (listen said nothing, and its log gave each board
+    "2 (for 3)" taps; judge warns of it; QA).
     """
     expected = calibration["board_taps"]
-    if taps_per_board == expected or not BOARD_RULES[calibration["board_rule"]].per_count:
-        return None  # the vote needs no threshold of its own: any count is a majority vote
+    if taps_per_board == expected:
+        return None
+    if not BOARD_RULES[calibration["board_rule"]].per_count:
+        return (f"--taps-per-board {taps_per_board}: the model's board verdict (most taps over "
+                f"the tap threshold) states {percent(calibration['board_far'])} false alarms "
+                f"per board for boards of {expected} taps; of {taps_per_board} taps the rate "
+                f"is another — tap each board {expected} times, or retrain with "
+                f"train.board_taps = {taps_per_board}")
     return (f"--taps-per-board {taps_per_board}: the model's board threshold "
             f"{calibration['board_threshold']:.4f} is calibrated for the median of {expected} "
             f"taps, so its {percent(calibration['board_far'])} false-alarm rate per board holds "

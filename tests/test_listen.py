@@ -379,11 +379,22 @@ def test_listen_warns_once_when_boards_get_other_taps_than_calibrated(separating
                                                                       tmp_path):
     """The median rule's board threshold is for the median of train.board_taps (3) taps:
     another count is still judged (as judge --per-board does), after one warning at the start.
-    The vote, on the tap threshold, takes any count without a warning."""
+    The vote's stated rate per board is for its count too: one warning (it said nothing, and
+    the log gave each board "2 (for 3)" taps; QA)."""
     from tapcheck.detectors import detector_from_state
     from tapcheck.modelfile import read_checkpoint, save_checkpoint
 
     code, _, err = run_cli("listen", "--model", separating_model, "--taps-per-board", "5",
+                           "--device", "no-such-device")
+    lines = err.splitlines()
+    assert code == 2 and lines[0].startswith(
+        "tapcheck: warning: --taps-per-board 5: the model's board verdict (most taps over the "
+        "tap threshold) states "), err
+    assert lines[0].endswith(" false alarms per board for boards of 3 taps; of 5 taps the rate "
+                             "is another — tap each board 3 times, or retrain with "
+                             "train.board_taps = 5"), err
+    assert sum("taps-per-board" in line for line in lines) == 1
+    code, _, err = run_cli("listen", "--model", separating_model, "--taps-per-board", "3",
                            "--device", "no-such-device")
     assert code == 2 and not any("warning" in line for line in err.splitlines()), err
     checkpoint = read_checkpoint(Path(separating_model))
