@@ -181,7 +181,8 @@ def _all_crops(dataset: Dataset, *, config: Config, progress: bool,
                                "test, or tapcheck import --split test), or set the split column of "
                                "a few takes per board to test in the manifest")
     for takes, split in ((train_takes, "training"), (test_takes, "test")):  # before any cell
-        refuse_misfiled(takes, manifest=dataset.root / "manifest.csv", split=split)
+        refuse_misfiled(takes, every=dataset.takes, manifest=dataset.root / "manifest.csv",
+                        split=split)
     labels = np.array([t.label == "defect" for t in test_takes])
     if labels.all() or not labels.any():  # said so that the report's dashes are understood
         has, lacks, fix = (("defect", "normal", "healthy boards") if labels.all() else

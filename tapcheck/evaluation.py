@@ -205,7 +205,8 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
                                "(tapcheck record --split test, or tapcheck import --split test); "
                                "takes the model was trained on tell nothing of new ones")
     # per-board rates group the takes as their rows say, judge --per-board as their folders do
-    refuse_misfiled(test, manifest=dataset.root / "manifest.csv", split="test")
+    refuse_misfiled(test, every=dataset.takes, manifest=dataset.root / "manifest.csv",
+                    split="test")
     checkpoint = judge.model.checkpoint
     files = [dataset.path_of(t) for t in test]
     # read once: for copies among the test takes and for the model's own or enrolled ones

@@ -26,13 +26,15 @@ def misplaced_boards(takes) -> list:
             and int(folder) != t.board]
 
 
-def other_sides(takes) -> list:
+def other_sides(takes, *, every=None) -> list:
     """(take, its folder's side) of each take laid out as ``boardNN/<side>/<file>`` whose side
     folder names another side of its board than its manifest row. A folder named after no side
     of the board (``board01/day2/``, a layout train accepts) is no side, and was called one
+    (review). A board's sides are those of ``every`` take of the dataset (default ``takes``):
+    a test split of one take per side knew no other side of the board to call its folder
     (review)."""
     sides: dict[int, set[str]] = defaultdict(set)
-    for t in takes:
+    for t in (takes if every is None else every):
         sides[t.board].add(t.side)
     out = []
     for t in takes:
@@ -43,14 +45,16 @@ def other_sides(takes) -> list:
     return out
 
 
-def misfiled(takes) -> list[tuple[str, str, str]]:
+def misfiled(takes, *, every=None) -> list[tuple[str, str, str]]:
     """What is wrong with ``takes``' rows against their folders: (problem, fix, first take's
-    path) per kind (board, side), empty when every row agrees with its folder."""
+    path) per kind (board, side), empty when every row agrees with its folder; ``every``: all
+    of the dataset's takes, of which ``takes`` are some (:func:`other_sides`)."""
     found = []
     for what, wrong, said in (
             ("board", misplaced_boards(takes),
              lambda t, folder: (f"board {t.board}", f"board {folder}")),
-            ("side", other_sides(takes), lambda t, folder: (f"side {t.side}", folder))):
+            ("side", other_sides(takes, every=every),
+             lambda t, folder: (f"side {t.side}", folder))):
         if not wrong:
             continue
         take, folder = wrong[0]
@@ -64,10 +68,10 @@ def misfiled(takes) -> list[tuple[str, str, str]]:
     return found
 
 
-def refuse_misfiled(takes, *, manifest: Path, split: str) -> None:
+def refuse_misfiled(takes, *, every, manifest: Path, split: str) -> None:
     """Raise a :class:`DatasetError` for the first kind :func:`misfiled` finds among the
-    ``split`` takes."""
-    found = misfiled(takes)
+    ``split`` takes of a dataset whose takes are ``every``."""
+    found = misfiled(takes, every=every)
     if found:
         problem, fix, _ = found[0]
         raise DatasetError(f"among the {split} takes, {problem}", path=manifest,

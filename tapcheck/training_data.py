@@ -106,7 +106,8 @@ def prepare_data(dataset: Dataset, *, config: Config, cache: FeatureCache | None
             "boards only", path=dataset.root / "manifest.csv",
             fix="record or import normal boards with --split train")
     _refuse_mixed_sides(takes, manifest=dataset.root / "manifest.csv")
-    refuse_misfiled(takes, manifest=dataset.root / "manifest.csv", split="training")
+    refuse_misfiled(takes, every=dataset.takes, manifest=dataset.root / "manifest.csv",
+                    split="training")
     lossy = lossy_takes_warning(dataset.root, (t.source for t in takes), what="training takes")
     if lossy:  # the network learns the coding's spectrum as healthy
         warnings.warn(lossy, TapcheckWarning, stacklevel=2)

@@ -110,20 +110,23 @@ def test_a_row_its_folder_contradicts_is_refused_by_train_compare_and_evaluate(
     evaluate said nothing, only doctor called it a problem (QA)."""
     from .conftest import copy_with_manifest
 
-    def misfile(split, column, value):
+    def misfile(split, column, value, board):
         def edit(rows):
             next(r for r in rows if (r["board"], r["side"], r["split"]) == (
-                "1" if split == "train" else "12", "left", split))[column] = value
+                board, "left", split))[column] = value
         return edit
 
-    cases = [("train", "side", "Left", ["train", "--model", "arcface-lite", "--epochs", "1",
-                                        "--out", tmp_path / "m.pt"]),
-             ("train", "board", "2", ["compare", "--models", "arcface-lite", "--epochs", "1",
-                                      "--out", tmp_path / "report"]),
-             ("test", "side", "right", ["evaluate", "--model", tiny_model])]
-    for i, (split, column, value, command) in enumerate(cases):
+    cases = [("train", "side", "Left", "1", ["train", "--model", "arcface-lite", "--epochs",
+                                             "1", "--out", tmp_path / "m.pt"]),
+             ("train", "board", "2", "1", ["compare", "--models", "arcface-lite", "--epochs",
+                                           "1", "--out", tmp_path / "report"]),
+             ("test", "side", "right", "12", ["evaluate", "--model", tiny_model]),
+             # a known board's one test take per side: its other sides are the training
+             # split's (the test split alone knew none, and evaluate took it; review)
+             ("test", "side", "Left", "1", ["evaluate", "--model", tiny_model])]
+    for i, (split, column, value, board, command) in enumerate(cases):
         root = copy_with_manifest(tiny_dataset.root, tmp_path / f"d{i}",
-                                  misfile(split, column, value))
+                                  misfile(split, column, value, board))
         code, out, err = run_cli(*command, "--dataset", root)
         what = {"side": "side", "board": "board"}[column]
         assert (code, out) == (2, ""), err
@@ -151,11 +154,12 @@ def test_a_row_naming_a_folder_is_told_to_fix_the_row(tiny_dataset, tmp_path, ru
             next(r for r in rows if r["split"] == "train" and r["board"] == "1")["path"] = path
         return edit
 
-    root = copy_with_manifest(tiny_dataset.root, tmp_path / "folder", row_path("board02/left"))
+    # its own board's folder (another board's is refused first, as a take misfiled there)
+    root = copy_with_manifest(tiny_dataset.root, tmp_path / "folder", row_path("board01/left"))
     code, out, err = run_cli("train", "--dataset", root, "--model", "arcface-lite", "--epochs",
                              "1", "--out", tmp_path / "m.pt")
     assert (code, out) == (2, "") and not (tmp_path / "m.pt").exists()
-    assert err.splitlines()[0] == (f"tapcheck: error: {root / 'board02/left'}: is a folder, "
+    assert err.splitlines()[0] == (f"tapcheck: error: {root / 'board01/left'}: is a folder, "
                                    "not a take's audio "
                                    "file — fix its row's path or delete the row")
     assert "pass the audio files" not in err
