@@ -320,14 +320,19 @@ class InspectionLog:
 
     @contextlib.contextmanager
     def _transaction(self):
-        """One transaction on the writer's autocommit connection: all of it, or none."""
+        """One transaction on the writer's autocommit connection: all of it, or none. The
+        error that ended it is the one raised: SQLite rolls a transaction back itself on a full
+        disk, and a ROLLBACK then said "no transaction is active" in place of the disk's error
+        (review)."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     def append_board(self, verdict, *, when: datetime, board: int | None, number: int,
                      first: int, last: int) -> BoardInspection:

@@ -116,6 +116,28 @@ def test_a_clip_is_not_left_without_its_row(tmp_path):
         assert len(list((root / "clips").rglob("*.wav"))) == 1 and len(log.query()) == 1
 
 
+def test_a_full_disk_mid_tap_says_so_and_the_next_tap_is_logged(tmp_path):
+    """A tap's row and warnings are one transaction, which SQLite rolls back itself when the
+    disk fills: the ROLLBACK after it said "no transaction is active", and the log was called
+    unusable instead of full (review). Nothing of the tap stays; the next one is logged."""
+    root = tmp_path / "log"
+    tap = dict(sr=44100, when=T0, board=1, model="m", model_path="m.pt", score=0, threshold=1,
+               verdict="NORMAL")
+    with InspectionLog(root, create=True) as log:
+        log.append(np.zeros(10, np.float32), **tap)
+        pages = log._db.execute("PRAGMA page_count").fetchone()[0]
+        log._db.execute(f"PRAGMA max_page_count = {pages}")  # a disk with no page left
+        with pytest.raises(InspectionLogError) as e:
+            log.append(np.zeros(10, np.float32), **tap, warnings=["x" * 20000] * 3)
+        assert e.value.problem.startswith("cannot be written (database or disk is full)")
+        assert e.value.fix == "the disk is full; free some space and try again"
+        assert len(list((root / "clips").rglob("*.wav"))) == 1 and len(log.query()) == 1
+        log._db.execute("PRAGMA max_page_count = 1073741823")  # space freed
+        again = log.append(np.zeros(10, np.float32), **tap, warnings=["clipped"])
+    assert [r.warnings for r in InspectionLog(root).query()] == [(), ("clipped",)]
+    assert again.id == 2
+
+
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
 def test_a_log_removed_mid_session_stops_the_writer(tmp_path, how):
     """The inspections folder removed while listen ran: SQLite wrote on into the deleted file,
