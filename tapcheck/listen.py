@@ -384,11 +384,12 @@ def board_taps_warning(calibration: dict, taps_per_board: int) -> str | None:
     if taps_per_board == expected:
         return None
     if not BOARD_RULES[calibration["board_rule"]].per_count:
+        # no rate of its own to name (judge states none for the vote), and no threshold a
+        # retraining would refit: only the count to keep (review)
         return (f"--taps-per-board {taps_per_board}: the model's board verdict (most taps over "
-                f"the tap threshold) states {percent(calibration['board_far'])} false alarms "
-                f"per board for boards of {expected} taps; of {taps_per_board} taps the rate "
-                f"is another — tap each board {expected} times, or retrain with "
-                f"train.board_taps = {taps_per_board}")
+                f"the tap threshold) is calibrated for boards of {expected} taps; boards of "
+                f"{taps_per_board} are judged by the same rule, and a healthy one is flagged at "
+                f"another rate — tap each board {expected} times")
     return (f"--taps-per-board {taps_per_board}: the model's board threshold "
             f"{calibration['board_threshold']:.4f} is calibrated for the median of {expected} "
             f"taps, so its {percent(calibration['board_far'])} false-alarm rate per board holds "
