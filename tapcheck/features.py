@@ -268,9 +268,15 @@ def _usable_signal(y: np.ndarray, *, sr: int, features: FeatureConfig,
         # a loud sound's own mean wanders by its rms / sqrt(n): steady noise at -10 dBFS "had a
         # DC offset of +0.002 (a faulty microphone or cable?)" (QA); removed all the same
         # a clipped tap's flat tops lie on one side: its mean moves, and the clipping is
-        # warned of on its own (listen blamed the cable for a tap clipped for 1.9 ms; QA)
-        if (abs(offset) > 4.0 * float(np.std(y)) / np.sqrt(y.size)
-                and not clipped_samples(y + np.float32(offset))):
+        # warned of on its own (listen blamed the cable for a tap clipped for 1.9 ms; QA).
+        # Then the median, which a few hundred flat samples do not move, tells a real offset
+        # (a cable's +0.3 under a briefly clipped tap went unsaid; review)
+        if clipped_samples(y + np.float32(offset)):
+            level = float(np.median(y)) + offset
+            blamed = abs(level) > MAX_DC_OFFSET
+        else:
+            blamed = abs(offset) > 4.0 * float(np.std(y)) / np.sqrt(y.size)
+        if blamed:
             warnings.warn(f"{path or 'clip'}: DC offset of {offset:+.3f} removed (a faulty "
                           "microphone or cable?)", TapcheckWarning, stacklevel=3)
     return y
