@@ -363,7 +363,9 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
         size = os.fstat(fd).st_size
         ending = _line_ending(os.pread(fd, 1 << 16, 0))
         data = data[:-1] + ending  # format_rows ends the row with "\n"
-        if size and os.pread(fd, len(ending), max(0, size - len(ending))) != ending:
+        # any break ends the last row: a CRLF file whose last row a tool ended in LF got a
+        # blank line between (review)
+        if size and os.pread(fd, 1, size - 1) not in (b"\n", b"\r"):
             data = ending + data
         written = os.write(fd, data)
         if written != len(data):  # a short write: the disk filled up mid-row; take it back

@@ -222,6 +222,11 @@ def test_a_manifest_of_other_line_breaks_is_read_and_takes_a_new_row(tmp_path, n
     assert text.count(newline.encode()) == 5 and text.endswith(newline.encode())
     assert b"\n" not in text.replace(b"\r\n", b"")
     assert [t.take for t in Dataset.open(tmp_path / "bench").takes] == [1, 2, 3, 4]
+    # a last row another tool ended with LF: the new row follows it, no blank line between
+    path.write_bytes(text.removesuffix(newline.encode()) + b"\n")
+    ds.add_take(_tap(), sr=44100, board=1, side="left", label="normal")
+    assert b"\n\r" not in path.read_bytes() and b"\n\n" not in path.read_bytes()
+    assert [t.take for t in Dataset.open(tmp_path / "bench").takes] == [1, 2, 3, 4, 5]
 
 
 @pytest.mark.parametrize("where", ["source", "peak_dbfs", "own-column", "u2028",
