@@ -64,8 +64,11 @@ def check_take_path(text: str) -> str | None:
         # link target's parent, which normpath's reading of the string is not
         norm = posixpath.normpath(text)
         if norm != ".." and not norm.startswith("../"):
-            return (f"has a path {text!r} with '..' in it, which a take's path never has "
-                    f"(write it {norm!r})")
+            # a file's path written the long way round: its short form is the fix ('board01/..'
+            # or 'x.wav/..' name no file, and "write it '.'" was refused in turn; review)
+            fix = (f" (write it {norm!r})" if text.rsplit("/", 1)[-1] not in ("..", ".", "")
+                   else "")
+            return f"has a path {text!r} with '..' in it, which a take's path never has{fix}"
         return f"has a path {text!r} that leaves the dataset folder ('..')"
     if not text.strip("./"):  # ".", "./": the dataset's folder, read as a take gone missing
         return f"has a path {text!r} that names the dataset's folder, not a take's file"

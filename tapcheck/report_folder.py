@@ -16,6 +16,7 @@ from typing import Any
 
 from .cellstore import holds_cells, wrote_model
 from .dataset_folders import refuse_dataset_folder
+from .console import one_line
 from .errors import StorageError, TapcheckWarning
 from .file_kinds import check_replaceable, sniff
 from .model_target import check_model_target
@@ -70,10 +71,12 @@ def check_report_folder(out: str | os.PathLike, names: list[str], *, warn: bool 
     # a comparison over seeds keeps no model file to refuse it by: its report of another
     # dataset was replaced without a word, where a plain comparison's is refused (QA)
     folder = (before or {}).get("meta", {}).get("dataset folder")
-    if (dataset is not None and isinstance(folder, str)
-            and os.path.realpath(folder) != os.path.realpath(dataset.root)):
-        raise StorageError(f"holds the report of comparing another dataset ({folder}), which "
-                           "this comparison would replace", path=out, fix=fix)
+    if dataset is not None and isinstance(folder, str) and not _same_folder(folder,
+                                                                            dataset.root):
+        raise StorageError(f"holds the report of comparing another dataset "
+                           f"({one_line(folder)}), which this comparison would replace", path=out,
+                           fix=f"{fix} (a dataset moved since: delete {out / 'metrics.json'} to "
+                               "compare it here again)")
     files = ["index.html", "metrics.csv", "metrics.json", "roc.png", "training.png"]
     files += [f"{kind}-{name}.png" for name in names for kind in ("tsne", "scores")]
     if not earlier and warn:
@@ -90,6 +93,15 @@ def check_report_folder(out: str | os.PathLike, names: list[str], *, warn: bool 
             raise StorageError("exists, and no comparison here wrote it: the report's "
                                f"{name} model would replace a model tapcheck train wrote",
                                path=model, fix=fix)
+
+
+def _same_folder(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one folder; a name no folder can have (a NUL edited into a
+    report's metrics.json) names none (it was a traceback; review)."""
+    try:
+        return os.path.realpath(a) == os.path.realpath(b)
+    except (OSError, ValueError):
+        return False
 
 
 def _warn_of_strangers(out: Path, files: list[str]) -> None:

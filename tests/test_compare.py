@@ -406,7 +406,8 @@ def test_a_report_of_another_dataset_keeps_its_model_files(run_cli, small_compar
     # dataset it compared)
     assert err == (f"tapcheck: error: {report}: holds the report of comparing another dataset "
                    f"({small_compare_set}), which this comparison would replace — choose "
-                   "another --out, e.g. reports/<dataset>\n")
+                   "another --out, e.g. reports/<dataset> (a dataset moved since: delete "
+                   f"{report / 'metrics.json'} to compare it here again)\n")
     assert _md5s(report) == before
     # a report that does not say (an earlier tapcheck's): its model files refuse it
     metrics = report / "metrics.json"

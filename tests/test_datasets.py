@@ -106,6 +106,8 @@ def test_select_filters(tiny_dataset):
      "never has \\(write it 'board01/left/take002.wav'\\)"),
     (lambda rows: rows[1].__setitem__("path", "board01/../../take002.wav"),
      "that leaves the dataset folder"),
+    (lambda rows: rows[1].__setitem__("path", "board01/left/take002.wav/.."),
+     "with '..' in it, which a take's path never has — fix"),
     # int() reads other scripts' digits: an Arabic-Indic one was board 1
     (lambda rows: rows[1].__setitem__("board", "\u0661"),
      "board must be written in the digits 0-9"),

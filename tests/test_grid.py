@@ -257,8 +257,16 @@ def test_a_grid_into_another_datasets_report_is_refused(run_cli, small_compare_s
     assert (code, stdout) == (2, ""), err
     assert err == (f"tapcheck: error: {out}: holds the report of comparing another dataset "
                    f"({os.path.abspath(small_compare_set)}), which this comparison would "
-                   "replace — choose another --out, e.g. reports/<dataset>\n")
+                   "replace — choose another --out, e.g. reports/<dataset> (a dataset moved "
+                   f"since: delete {out / 'metrics.json'} to compare it here again)\n")
     assert (out / "metrics.json").read_bytes() == before
+    # a folder no dataset can have, edited in by hand: refused in one line (a traceback)
+    doc = json.loads(before)
+    doc["meta"]["dataset folder"] = "x\u0000\ny"
+    (out / "metrics.json").write_text(json.dumps(doc))
+    code, _, err = run_cli("compare", "--dataset", small_compare_set, *args)
+    assert code == 2 and len(err.splitlines()) == 1 and "another dataset (x\\x00\\ny)" in err, err
+    (out / "metrics.json").write_bytes(before)
     # the same dataset through a link to it: the same report, its cells reused
     (tmp_path / "link").symlink_to(Path(small_compare_set).resolve(), target_is_directory=True)
     code, _, err = run_cli("compare", "--dataset", tmp_path / "link", *args)
