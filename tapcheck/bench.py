@@ -351,8 +351,8 @@ def _fast_rows(r: dict) -> list[str]:
         f"{study['gflop_per_sample']:.2f} | "
         f"{study['gflop_per_sample'] / fast['gflop_per_sample']:.1f}x less |"]
     if judged == name:  # `bench --model lite.pt`: one network judged twice, its noise a "0.3x"
-        return ["", f"| {name} against arcface-resnet18 (same run; judging: the table above, "
-                    f"--model being a {name}) | {name} | arcface-resnet18 | ratio |",
+        return ["", f"| {name} against arcface-resnet18 (same run; --model is {name} itself: "
+                    f"its judging is in the table above) | {name} | arcface-resnet18 | ratio |",
                 "| --- | --- | --- | --- |", *training]
     return [
         "",

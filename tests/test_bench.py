@@ -87,7 +87,8 @@ def test_bench_measures_everything_and_formats_the_table(tiny_dataset, tiny_mode
     # bench --model of a fast model: no judging ratio of one network against itself (it
     # printed 0.3x for two runs of arcface-lite; QA)
     itself = bench.format_results({**results, "judge": {**results["judge"], "name": FAST_MODEL}})
-    rows = itself.split(f"| {FAST_MODEL} against arcface-resnet18 (same run; judging: ")[1]
+    rows = itself.split(f"| {FAST_MODEL} against arcface-resnet18 (same run; --model is "
+                        f"{FAST_MODEL} itself: its judging is in the table above) |")[1]
     assert "| training, samples/s (tapcheck's loop) | " in rows and "judge" not in rows.split(
         "\n", 1)[1], rows
     # a share over the matrix-product peak says the peak was measured low

@@ -281,6 +281,23 @@ def test_a_taps_warnings_are_logged_with_it(tmp_path, run_cli):
     assert len(err.splitlines()) == 1
 
 
+def test_log_lists_the_newest_taps_warnings(run_cli):
+    """Past 20 warned taps the newest are listed (the oldest were; review), the rest counted."""
+    from tapcheck.cli.station import WARNED_SHOWN
+
+    with InspectionLog(create=True) as log:
+        for i in range(WARNED_SHOWN + 2):
+            log.append(np.zeros(441, np.float32), sr=44100, when=T0 + timedelta(minutes=i),
+                       board=1, model="m", model_path="m.pt", score=0.01, threshold=0.07,
+                       verdict="NORMAL", warnings=[f"warning {i}"])
+    code, out, _ = run_cli("log")
+    listed = [ln for ln in out.splitlines() if ln.startswith("* ")]
+    assert code == 0 and listed[0] == ("* … 2 earlier tap(s) with warnings (tapcheck log --json "
+                                       "gives each tap's)")
+    assert [ln.rsplit(": ", 1)[1] for ln in listed[1:]] == [
+        f"warning {i}" for i in range(2, WARNED_SHOWN + 2)]
+
+
 def test_board_verdicts_are_logged_beside_the_taps(tmp_path, run_cli, monkeypatch):
     """`listen --taps-per-board` writes a `boards` row per board; `log` shows them after the taps,
     and a log from before the `boards` table still reads (and gets the table when written)."""

@@ -295,13 +295,13 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
             click.echo(f"{len(rows)} inspection(s), {bad} anomalous"
                        + (f", {len(warned)} with a warning (*): their verdict may be off"
                           if warned else ""))
-            for r in warned[:WARNED_SHOWN]:
+            if len(warned) > WARNED_SHOWN:  # the newest are listed: the oldest were (review)
+                click.echo(f"* … {len(warned) - WARNED_SHOWN} earlier tap(s) with warnings "
+                           "(tapcheck log --json gives each tap's)")
+            for r in warned[-WARNED_SHOWN:]:
                 for w in r.warnings:
                     click.echo(f"* {r.local_time}  board {r.board if r.board is not None else '-'}"
                                f": {one_line(w)}")
-            if len(warned) > WARNED_SHOWN:
-                click.echo(f"* … and {len(warned) - WARNED_SHOWN} more tap(s) with warnings "
-                           "(tapcheck log --json gives each tap's)")
         if boards:  # a board verdict whose taps' rows were deleted is still shown (--json has it)
             lines = [{"time": b.local_time, "board": b.board, "#": b.number,
                       "verdict": b.verdict,
