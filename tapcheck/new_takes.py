@@ -34,12 +34,19 @@ def warn_of_other_group(dataset: Dataset, *, board: int, label: str, group: str)
     """Warn when ``--group`` puts new takes of a board in another group than the one its other
     takes of ``label`` share: the board side was split across two groups without a word, two
     rows in ``info`` and in ``evaluate``'s groups (QA). A new lot may be meant: a warning."""
-    shared = inherited_group(dataset, board=board, label=label)
-    if group and shared and group != shared:
-        warnings.warn(
-            f"{dataset.root}: board {board}'s other {label} takes are in group '{shared}', these "
-            f"go in '{group}', so the board is counted under both in `info` and `evaluate` — "
-            f"leave out --group to join '{shared}'", TapcheckWarning, stacklevel=2)
+    groups = sorted({t.group for t in dataset.takes if t.board == board and t.label == label})
+    if not group or not groups or group in groups:
+        return
+    # takes of no group, or of several, split as much (review)
+    said = ("have no group" if groups == [""] else f"are in group '{groups[0]}'"
+            if len(groups) == 1 else
+            "are in groups " + ", ".join(f"'{g}'" if g else "(none)" for g in groups))
+    join = ("leave out --group to join them" if len(groups) == 1 else
+            "give one of those with --group")
+    warnings.warn(
+        f"{dataset.root}: board {board}'s other {label} takes {said}, these go in '{group}', so "
+        f"the board is counted under both in `info` and `evaluate` — {join}", TapcheckWarning,
+        stacklevel=2)
 
 
 def warn_of_other_rate(dataset: Dataset, *, sr: int, setting: str = "[audio] sr") -> None:

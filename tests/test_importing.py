@@ -128,8 +128,17 @@ def test_a_group_other_than_the_boards_own_is_warned_of(tmp_path, run_cli):
     assert code == 0 and err == (
         f"tapcheck: warning: {root}: board 1's other normal takes are in group 'lot-a', these go "
         "in 'lot-b', so the board is counted under both in `info` and `evaluate` — leave out "
-        "--group to join 'lot-a'\n")
+        "--group to join them\n")
     assert [t.group for t in Dataset.open("groups").takes] == ["lot-a"] * 3 + ["lot-b"]
+    # takes of no group split as much (review)
+    more = [write_tone(tmp_path / f"{i}.wav", duration_s=3.0, seed=i) for i in range(4, 6)]
+    args = ("--dataset", "groups", "--board", "2", "--side", "left", "--label", "normal")
+    assert run_cli("import", more[0], *args, "--group", "")[0] == 0
+    code, _, err = run_cli("import", more[1], *args, "--group", "lot-b")
+    assert code == 0 and err == (
+        f"tapcheck: warning: {root}: board 2's other normal takes have no group, these go in "
+        "'lot-b', so the board is counted under both in `info` and `evaluate` — leave out "
+        "--group to join them\n")
 
 
 def test_import_refuses_a_clip_the_dataset_holds_already(tmp_path, run_cli):
