@@ -255,6 +255,10 @@ class Recorder:
         clipper = StrikeClipper(sr=self.mic.sr, config=self.config.stream,
                                 post_s=duration_s - pre)
         prompted = False
+        # the end (stream index) of a take refused for holding several strikes: the strikes
+        # inside it are that burst's, already counted in its line (4 taps 0.6 s apart gave "4
+        # strikes", "3 strikes", "2 strikes", then saved the last; QA)
+        burst_end = -1
         for block in self.mic.blocks():
             if self.meter is not None:
                 self.meter(block.samples)
@@ -267,6 +271,8 @@ class Recorder:
                 self.say(f"take {len(session.saved) + 1}/{n_takes}: "
                          f"{faint.problem(self.config.stream)}")
             for strike in strikes:
+                if strike.onset < burst_end:
+                    continue
                 k = len(session.saved) + 1
                 y = self._to_take(strike.clip, duration_s)
                 check = check_take(y, sr=self.sr, features=self.config.features,
@@ -283,6 +289,8 @@ class Recorder:
                     session.bad += 1
                     self.say(f"take {k}/{n_takes}: {'; '.join(check.problems)} — not saved, "
                              "tap again")
+                    if strike.others:
+                        burst_end = strike.start + len(strike.clip)
                 if len(session.saved) >= n_takes:
                     return session
         return session  # pragma: no cover - blocks() only ends by an exception

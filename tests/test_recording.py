@@ -361,6 +361,35 @@ def test_trigger_saves_one_take_per_tap_and_none_for_silence(pulse, tmp_path, re
     assert len(_rows(recordings / "trig")) == 3
 
 
+def test_a_burst_of_taps_is_refused_once(pulse, tmp_path, recordings):
+    """Four taps 0.6 s apart: each strike's take held the rest, so record said "4 strikes in
+    one take", then "3", then "2", and saved the last (QA). Now one line for the burst, no take
+    of it; the next lone tap is saved."""
+    parts = []
+    for k in range(4):
+        tap_track(tmp_path / f"{k}.wav", [(1, "left", 10 + k)], lead_s=1.0 + 0.6 * k,
+                  tail_s=7.0 - 0.6 * k)
+        parts.append(sf.read(tmp_path / f"{k}.wav", dtype="float32")[0])
+    length = min(len(p) for p in parts)
+    lone = tmp_path / "lone.wav"
+    tap_track(lone, [(1, "left", 20)], lead_s=0.5, tail_s=3.0)
+    burst = tmp_path / "burst.wav"
+    sf.write(burst, sum(p[:length] for p in parts), SR, subtype="FLOAT")
+    rec = _record("--board", "9", "--side", "left", "--takes", "1", "--dataset", "burst",
+                  "--trigger")
+    rec.expect("^tap board 9 left 1 times")
+    pulse.play(burst).wait()
+    line = rec.expect("^take 1/1: ", timeout=30)
+    assert line.endswith("4 strikes in one take — leave 3 s between taps — not saved, tap "
+                         "again"), line
+    time.sleep(3.0)  # the burst's other strikes have come and gone
+    pulse.play(lone)
+    assert rec.expect("^take 1/1: ", timeout=30).endswith("saved board09/left/take001.wav")
+    assert rec.wait() == 0
+    assert sum(line.startswith("take 1/1: ") for line in rec.out) == 2, rec.out
+    assert len(_rows(recordings / "burst")) == 1
+
+
 def test_killing_record_mid_take_leaves_the_dataset_consistent(pulse, tmp_path, recordings):
     track = tmp_path / "tap.wav"
     tap_track(track, [(4, "right", 0)], lead_s=0.5, tail_s=1.2)
