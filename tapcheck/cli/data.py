@@ -141,8 +141,8 @@ def info(name: str) -> None:
         warn(f"{len(missing)} take(s) in the manifest have no file, e.g. {missing[0].path}")
     for problem, _, _ in misfiled(ds.takes):  # the table counts them as their rows say
         warn(f"{ds.root / 'manifest.csv'}: {problem} — the table counts them as their rows say; "
-             "train, compare and evaluate refuse them (tapcheck doctor --dataset says how to "
-             "fix)")
+             "train and compare refuse them, and evaluate refuses test takes so (tapcheck doctor "
+             "--dataset says how to fix)")
 
 
 @cli.command()
