@@ -123,11 +123,6 @@ def _warn_of_strangers(out: Path, files: list[str]) -> None:
             "new folder instead, e.g. --out reports/<dataset>"), stacklevel=3)
 
 
-def _is_comparison(path: Path) -> bool:
-    """Whether ``path`` is the ``metrics.json`` of a comparison (plain or grid)."""
-    return _comparison(path) is not None
-
-
 def _comparison(path: Path) -> dict | None:
     """The ``metrics.json`` of a comparison (plain or grid) at ``path``, or None."""
     text = None if os.path.islink(path) else sniff(path)
