@@ -260,7 +260,7 @@ def _usable_signal(y: np.ndarray, *, sr: int, features: FeatureConfig,
                             fix="check that the microphone is plugged in and not muted")
     offset = float(np.mean(y, dtype=np.float64))
     if abs(offset) > MAX_DC_OFFSET:
-        y = (y - np.float32(offset)).astype(np.float32)
+        raw, y = y, (y - np.float32(offset)).astype(np.float32)
         if float(np.max(np.abs(y))) <= 1e-3 * abs(offset):
             raise NoStrikeError(
                 f"holds only a constant offset ({offset:+.3f} of full scale), no sound",
@@ -271,9 +271,8 @@ def _usable_signal(y: np.ndarray, *, sr: int, features: FeatureConfig,
         # warned of on its own (listen blamed the cable for a tap clipped for 1.9 ms; QA).
         # Then the median, which a few hundred flat samples do not move, tells a real offset
         # (a cable's +0.3 under a briefly clipped tap went unsaid; review)
-        if clipped_samples(y + np.float32(offset)):
-            level = float(np.median(y)) + offset
-            blamed = abs(level) > MAX_DC_OFFSET
+        if clipped_samples(raw):
+            blamed = abs(float(np.median(raw))) > MAX_DC_OFFSET
         else:
             blamed = abs(offset) > 4.0 * float(np.std(y)) / np.sqrt(y.size)
         if blamed:

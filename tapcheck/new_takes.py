@@ -26,15 +26,20 @@ def inherited_group(dataset: Dataset, *, board: int, label: str) -> str:
     ``reference`` with an empty group, and its row read ``reference/`` in ``evaluate`` (QA).
     """
     # takes imported with no group before this (""), beside `reference` ones, leave it
-    groups = {t.group for t in dataset.takes if t.board == board and t.label == label} - {""}
+    groups = board_groups(dataset, board=board, label=label) - {""}
     return groups.pop() if len(groups) == 1 else ""
+
+
+def board_groups(dataset: Dataset, *, board: int, label: str) -> set[str]:
+    """The groups of the board's takes of ``label`` ("" for takes of none)."""
+    return {t.group for t in dataset.takes if t.board == board and t.label == label}
 
 
 def warn_of_other_group(dataset: Dataset, *, board: int, label: str, group: str) -> None:
     """Warn when ``--group`` puts new takes of a board in another group than the one its other
     takes of ``label`` share: the board side was split across two groups without a word, two
     rows in ``info`` and in ``evaluate``'s groups (QA). A new lot may be meant: a warning."""
-    groups = sorted({t.group for t in dataset.takes if t.board == board and t.label == label})
+    groups = sorted(board_groups(dataset, board=board, label=label))
     if not group or not groups or group in groups:
         return
     # takes of no group, or of several, split as much (review)
