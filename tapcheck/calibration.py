@@ -82,6 +82,12 @@ def outlier_mask(scores: np.ndarray) -> np.ndarray:
 #: fewer the threshold is the highest clip
 MIN_FIT_CLIPS = {"gamma": 2, "lognormal": 3}
 
+#: the fewest clips whose bootstrap interval is shown. A resample of n clips is one clip n times
+#: with probability n^(1-n): 11 % at 3 clips and 1.6 % at 4, near the interval's 2.5 % end, and
+#: such a resample's "threshold" is that clip, not a fit (from 3 clips the interval's low end
+#: was the lowest of them, a threshold that flags 2 of the 3; QA); 0.16 % at 5
+MIN_INTERVAL_CLIPS = 5
+
 
 def _gamma_quantile(scores: np.ndarray, q: float) -> float:
     import scipy.stats  # only calibration needs it; keep `judge` start-up light
@@ -352,10 +358,11 @@ def unfitted(info: dict[str, Any]) -> bool:
 
 def threshold_interval(info: dict[str, Any]) -> list[float] | None:
     """The threshold's 95 % interval, or None when there is none: too few clips
-    (:func:`unfitted`; the bootstrap's "interval" of 1 clip was [t, t], which ``--json`` gave as
-    exact), or one of no width (a model file from before intervals states [t, t])."""
+    (:data:`MIN_INTERVAL_CLIPS`; the bootstrap's "interval" of 1 clip was [t, t], which
+    ``--json`` gave as exact), or one of no width (a model file from before intervals states
+    [t, t])."""
     lo, hi = (float(x) for x in info["threshold_ci"])
-    return None if unfitted(info) or lo >= hi else [lo, hi]
+    return None if info["clips"] < MIN_INTERVAL_CLIPS or lo >= hi else [lo, hi]
 
 
 def describe(info: dict[str, Any]) -> str:
@@ -372,6 +379,8 @@ def describe(info: dict[str, Any]) -> str:
     interval = threshold_interval(info)
     if unfitted(info):
         spread, how = f"the highest of {clips}: too few for the {fit} fit or an interval", ""
+    elif n < MIN_INTERVAL_CLIPS:
+        spread, how = "too few clips for an interval", f", {fit} fit"
     elif interval is None:  # a model file from before intervals: it read "0.3-0.3"
         spread, how = "no interval stored", f", {fit} fit"
     else:

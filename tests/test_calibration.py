@@ -288,9 +288,28 @@ def test_a_threshold_of_too_few_clips_for_its_fit_shows_no_interval():
     t, median = fitted.threshold_, float(np.median(fitted.calibration_scores_))
     assert refuse_limit(fitted) == pytest.approx(t + 2 * (t - median))  # fitted: the gap
     three = calibrate(np.array([0.004, 0.006, 0.009243]), far=0.05, method="hold-out")
-    assert "(95 % interval " in describe(three) and three["threshold"] > 0.009243
+    assert three["threshold"] > 0.009243  # fitted, but too few clips for an interval (below)
     assert "from 3 clips (hold-out, lognormal fit)" in describe(three)
-    assert threshold_interval(three) == three["threshold_ci"]
+    five = calibrate(np.array([0.004, 0.005, 0.006, 0.007, 0.009243]), far=0.05,
+                     method="hold-out")
+    assert "(95 % interval " in describe(five)
+    assert threshold_interval(five) == five["threshold_ci"]
+
+
+def test_a_threshold_of_few_clips_shows_no_interval_whose_end_is_a_clip():
+    """From 3 clips a bootstrap resample is one clip three times 11 % of the time, and its
+    "threshold" is that clip: the interval's low end was the lowest of the 3, a threshold
+    flagging 2 of them (QA, real knocks: 0.006675-0.009529 for 0.009014 from 0.00667, 0.0068,
+    0.00765)."""
+    scores = np.array([0.006675, 0.0068, 0.00765])
+    three = calibrate(scores, far=0.05, method="hold-out")
+    assert three["threshold"] > scores.max()
+    assert threshold_interval(three) is None
+    assert describe(three).startswith(
+        f"threshold {three['threshold']:.4g} (too few clips for an interval) for 5% false alarms")
+    assert "from 3 clips (hold-out, lognormal fit)" in describe(three)
+    four = calibrate(np.append(scores, 0.0071), far=0.05, method="hold-out")
+    assert threshold_interval(four) is None
 
 
 def test_clips_of_few_boards_are_worth_as_many_independent_clips_as_their_spread_says():
