@@ -199,7 +199,7 @@ class Listener:
                         # said of a clip listen lengthens itself (QA)
                         continue
                     extended.pop(strike.onset, None)
-                    refused, clipped = not_a_tap(strike.clip, y, onset, label=label,
+                    refused, clipped = not_a_tap(strike.clip, y, onset, label=label, sr=self.sr,
                                                  device_sr=self.mic.sr, features=self.features)
                     if refused is not None:
                         self.warn(refused)

@@ -1,6 +1,6 @@
-"""Sounds ``listen`` hears and does not judge: a tap clipped at the microphone, and a sound that
-does not die away (noise, not a tap). Each is said, for the operator to tap again, and neither
-is logged as an inspection of the board in hand."""
+"""Sounds ``listen`` hears and does not judge: a tap clipped at the microphone, a sound that
+does not die away, and a hiss (noise, not a tap). Each is said, for the operator to tap again,
+and none is logged as an inspection of the board in hand."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from .config import FeatureConfig
 from .errors import AudioError
 from .features import crop_span_frames
 from .spectrogram import frame_levels, frame_power
-from .strikes import MIN_RING_DOWN_DB, ring_down_db
+from .strikes import MAX_TAP_FLATNESS, MIN_RING_DOWN_DB, ring_down_db, strike_flatness
 
 
-def not_a_tap(device_clip: np.ndarray, y: np.ndarray, onset: int, *, label: str,
+def not_a_tap(device_clip: np.ndarray, y: np.ndarray, onset: int, *, label: str, sr: int,
               device_sr: int, features: FeatureConfig
               ) -> tuple[str | None, list[warnings.WarningMessage]]:
     """Why a strike heard live is not judged, or None; and the warnings of brief clipping.
@@ -31,6 +31,8 @@ def not_a_tap(device_clip: np.ndarray, y: np.ndarray, onset: int, *, label: str,
         The strike's onset frame in ``y`` (:func:`tapcheck.features.strike_crops`).
     label : str
         The tap's time, as the lines say it.
+    sr : int
+        The model's rate, ``y``'s.
     device_sr : int
     features : FeatureConfig
         The model's.
@@ -40,7 +42,8 @@ def not_a_tap(device_clip: np.ndarray, y: np.ndarray, onset: int, *, label: str,
     refused : str or None
         The line to say: heavily clipped (as ``judge`` refuses a clipped file; a tap it refused
         was logged with a verdict, under warnings that blamed the cable: QA), or not dying away
-        (a machine switched on was logged as an ANOMALOUS tap: QA).
+        (a machine switched on was logged as an ANOMALOUS tap: QA), or a hiss: a spectrum as
+        flat as white noise's, which a tap's modes never are (a 0.3 s burst was logged so: QA).
     clipped : list of warnings.WarningMessage
         Brief clipping's warnings, for the verdict.
     """
@@ -57,4 +60,9 @@ def not_a_tap(device_clip: np.ndarray, y: np.ndarray, onset: int, *, label: str,
         return (f"{label}: a sound that did not die away ({fell:.0f} dB down at the end of its "
                 f"crops; a tap rings down by {MIN_RING_DOWN_DB:.0f} dB or more) — not judged: "
                 "noise, not a tap; tap again when it is quiet"), []
+    flatness = strike_flatness(y, onset, sr=sr, features=features)
+    if flatness > MAX_TAP_FLATNESS:
+        return (f"{label}: a hiss, not a tap (its spectrum is as flat as noise's: flatness "
+                f"{flatness:.2f}, where a tap's ringing is under {MAX_TAP_FLATNESS:g}) — not "
+                "judged: tap again when it is quiet"), []
     return None, list(clipped)

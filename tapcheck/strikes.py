@@ -182,6 +182,54 @@ def ring_down_db(level: np.ndarray, onset: int, *, end: int) -> float:
     return peak - float(np.mean(tail)) if tail.size else 0.0
 
 
+#: a tap rings at its board's modes; hiss does not. The spectral flatness of a strike's first
+#: :data:`FLATNESS_FRAMES` (:func:`strike_flatness`) was at most 0.26 for the real wood and
+#: ceramic knocks of ../shared/data/knocks, 0.56 for the marble ones, 0.04 for the demo's takes
+#: and 0.19 with white room noise 16 dB under their strike; 0.83-0.95 for bursts of white noise
+#: (a blast of compressed air) of 30-300 ms, which pass the ring-down check as they stop
+#: (scripts/tap_flatness.py). Over this, ``listen`` judges no sound: it logged a 0.3 s noise
+#: burst as an ANOMALOUS tap of the board in hand (QA). Pink noise (0.22-0.42) is not told.
+MAX_TAP_FLATNESS = 0.7
+#: frames of a strike whose spectrum :func:`strike_flatness` reads: 93 ms at the study's hop
+FLATNESS_FRAMES = 32
+#: the top of that spectrum: microphones and converters roll off above it
+FLATNESS_FMAX_HZ = 16000.0
+
+
+def strike_flatness(y: np.ndarray, onset: int, *, sr: int, features: FeatureConfig,
+                    n_frames: int = FLATNESS_FRAMES, fmax_hz: float = FLATNESS_FMAX_HZ
+                    ) -> float:
+    """Spectral flatness (Wiener entropy) of a strike: the geometric over the arithmetic mean of
+    its first frames' mean power spectrum, from the first bin above 0 Hz to ``fmax_hz``.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        The clip.
+    onset : int
+        The strike's onset frame (:func:`tapcheck.features.strike_crops`).
+    sr : int
+    features : FeatureConfig
+        ``n_fft`` and ``hop_length`` of the frames.
+    n_frames : int
+    fmax_hz : float
+
+    Returns
+    -------
+    float
+        Between 0 (one tone) and 1 (white noise).
+    """
+    from .spectrogram import power_spectrogram_frames
+
+    last = 1 + len(y) // features.hop_length
+    start = min(max(int(onset), 0), last - 1)
+    S = power_spectrogram_frames(y, start, min(start + n_frames, last), n_fft=features.n_fft,
+                                 hop_length=features.hop_length)
+    top = max(2, min(S.shape[0], int(fmax_hz * features.n_fft / sr) + 1))
+    spectrum = S[1:top].astype(np.float64).mean(axis=1) + AMIN
+    return float(np.exp(np.mean(np.log(spectrum))) / np.mean(spectrum))
+
+
 #: a tap whose strike stands more than this less above the room's noise than the model's normal
 #: training takes' (their median, :func:`clip_rise_db`) is warned of: healthy demo taps with pink
 #: noise added were flagged 2.9-6.4 % of the time up to 10 dB less, 9.4 % at 10-12 dB less, then

@@ -531,6 +531,26 @@ def test_a_sound_that_does_not_die_away_is_not_judged_live(pulse, bench_model, t
     assert [r.verdict for r in _rows()] == ["NORMAL"]
 
 
+def test_a_burst_of_hiss_is_not_judged_live(pulse, bench_model, tmp_path):
+    """A 0.3 s burst of white noise (a blast of compressed air) dies away when it stops, and was
+    logged as an ANOMALOUS tap of the board in hand, with no warning (QA). It is said and not
+    judged; a tap after it is."""
+    model, _ = bench_model
+    track = tmp_path / "air.wav"
+    tap_track(track, [NORMAL_TAPS[0]], lead_s=4.0, tail_s=2.0, seed=SEED)
+    y, sr = sf.read(track, dtype="float32")
+    y[sr:sr + 3 * sr // 10] += np.random.default_rng(0).normal(0, 0.25, 3 * sr // 10)
+    sf.write(track, y, sr, subtype="FLOAT")
+    live = LiveCommand("listen", "--model", model, "--device", "pulse", "--taps", "1")
+    live.expect("^listening on 'pulse'", stream="err", timeout=60)
+    pulse.play(track)
+    line = live.expect(r"a hiss, not a tap", stream="err", timeout=30)
+    assert line.endswith("— not judged: tap again when it is quiet"), line
+    assert live.expect(r"^\d\d:\d\d:\d\d  (NORMAL|ANOMALOUS) ", timeout=30).split()[1] == "NORMAL"
+    assert live.wait(timeout=30) == 0, live.err
+    assert [r.verdict for r in _rows()] == ["NORMAL"]
+
+
 def test_a_softer_tap_in_a_louder_room_is_warned_of_live(pulse, bench_model, tmp_path):
     """As judge warns of a file: a healthy tap 10 dB softer over pink noise at -45 dBFS stands
     some 18 dB less above the room's noise than the model's training takes (23 dB against
