@@ -489,6 +489,25 @@ def test_a_reader_gone_away_is_status_141_not_1(tmp_path):
     assert command.wait(timeout=60) == 141 and err == b""
 
 
+def test_standard_output_on_a_full_disk_is_one_line_and_status_2(tiny_model, tiny_dataset,
+                                                                 tmp_path):
+    """`judge … > /dev/full` (a file on a full disk) ended in a traceback and status 1, judge's
+    "anomalous": a script read a full disk as a verdict (QA). Both ways a write fails: the
+    flush after a short report, and click.echo in the middle of a long one."""
+    import subprocess
+    import sys
+
+    clips = [str(tiny_dataset.path_of(t)) for t in tiny_dataset.takes[:40]]
+    line = ("tapcheck: error: standard output: cannot be written (No space left on device) — "
+            "the disk is full; free some space and try again (or send the output elsewhere)\n")
+    for args in (["models"], ["judge", "--json", "--model", str(tiny_model), *clips]):
+        with open("/dev/full", "w") as full:
+            result = subprocess.run([sys.executable, "-m", "tapcheck", *args], cwd=tmp_path,
+                                    stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.endswith(line) and "Traceback" not in result.stderr, result.stderr
+
+
 def test_a_command_started_with_standard_output_closed_runs(tmp_path):
     """`tapcheck models >&-` (a daemon, some cron set-ups): Python's sys.stdout is None, and
     flushing it to tell a broken pipe apart ended in a traceback, exit 1 (review)."""

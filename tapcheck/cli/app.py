@@ -80,6 +80,21 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
         echo_err(warnings.formatwarning(message, category, filename, lineno, line).rstrip())
 
 
+def _writing_stdout(e: OSError) -> bool:
+    """Whether ``e`` was raised writing standard output: in ``click.echo`` to it, or in the
+    flush after the command (a write names no file, so the traceback is what tells)."""
+    tb = e.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if (frame.f_code.co_name == "echo" and frame.f_globals.get("__name__") == "click.utils"
+                and not frame.f_locals.get("err")):
+            return True
+        if frame.f_code is _main.__code__ and tb.tb_next is None:  # _main's flush itself
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def _dashed_file(args: list[str], error: click.UsageError) -> str | None:
     """The argument click took for an unknown option that names an existing file (``-x.wav``),
     else None."""
@@ -202,6 +217,14 @@ def _main(argv: list[str] | None) -> int:
             found = TapcheckError(said[:1].lower() + said[1:], path=e.filename,
                                   fix="check its permissions (ls -l), or choose a file or "
                                       "folder of your own")
+        if found is None and _writing_stdout(e):
+            # `judge … > /dev/full`, or a file on a full disk: a traceback and status 1, which
+            # judge means "anomalous" — a script read a full disk as a verdict (QA)
+            from ..files import _FIXES
+
+            found = TapcheckError(f"cannot be written ({e.strerror})", path="standard output",
+                                  fix=_FIXES.get(e.errno, "check where the output goes")
+                                  + " (or send the output elsewhere)")
         if found is None:
             raise
         if debug:
