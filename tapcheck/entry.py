@@ -7,8 +7,11 @@ later says ``tapcheck: interrupted``, exit 130. It says so while loading too.
 
 from __future__ import annotations
 
+import atexit
 import signal
 import sys
+
+from .interrupts import exit_now
 
 
 def _interrupted_while_loading(signum, frame) -> None:
@@ -22,6 +25,7 @@ def main() -> int:
     # only over Python's own handler: a background job's ignored Ctrl-C (`tapcheck train &`
     # in a script) stays ignored (review)
     ours = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    atexit.register(exit_now)  # first, so it runs last: after torch's and the others'
     if ours:
         signal.signal(signal.SIGINT, _interrupted_while_loading)
     try:

@@ -322,3 +322,31 @@ def test_a_signal_dropped_at_the_blocks_very_end_still_stops_it(monkeypatch):
         time.sleep(0.1)  # a re-send still under way lands on the no-op, not on pytest
         signal.signal(signal.SIGTERM, previous)
     assert dropped == []
+
+
+IN_TEARDOWN = """
+import os, signal, sys, time
+import tapcheck.entry
+
+class Late:
+    def __del__(self):  # freed in Python's teardown of the modules, after the atexit callbacks
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+
+tapcheck.entry.late = Late()
+sys.argv = ["tapcheck", "datasets"]
+sys.exit(tapcheck.entry.main())
+"""
+
+
+def test_a_ctrl_c_in_pythons_teardown_leaves_the_commands_status(tmp_path):
+    """After the atexit callbacks Python puts the default handlers back and frees the modules,
+    which takes a moment with torch loaded: a Ctrl-C there ended `enroll`, which had printed
+    that it enrolled, with status 130 and no word (QA). The process now ends before that."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", IN_TEARDOWN], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.startswith("no datasets"), result.stderr
+    assert result.returncode == 0, result.stderr
