@@ -106,6 +106,9 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
             # takes are not overwritten
             _refuse_to_add(ds, boards(seed=seed))
             checked = True
+            # an empty manifest first: a run killed before the end leaves take files no row
+            # lists, which a rerun names as such (not as a dataset whose manifest was lost)
+            ds.write_manifest()
             for spec, side, k in jobs:
                 y = synthesize_tap(spec.board, side, rng=take_rng(seed, spec.number, side, k),
                                    sr=sr, duration_s=duration_s)
@@ -118,8 +121,9 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
                 written.append(ds.root / take_path(spec.number, side, k))
                 take = write_take(ds, y16, spec, side, k, split=split, sr=sr)
                 ds.takes.append(take)
-                if k == takes:  # a board-side is done: keep the manifest current
-                    ds.write_manifest()
+            # once, at the end: a run killed (-9, a power cut) where nothing can clean up left
+            # the manifest of the board sides done so far, a dataset that looked whole to
+            # info, train and doctor (QA); its take files without rows are refused by the rerun
             ds.write_manifest()
     except BaseException as e:
         # Ctrl-C, a full disk: a half-written dataset would be refused by the rerun (or

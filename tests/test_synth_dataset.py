@@ -63,8 +63,8 @@ def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, ru
     proc = subprocess.Popen([sys.executable, "-m", "tapcheck", "synth", "--dataset", root],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not (root / "manifest.csv").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)  # a board side done: takes and manifest rows are on disk
+    while len(list(root.glob("board*/*/take*.wav"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # takes are on disk
     for _ in range(signals):
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.02)
@@ -81,6 +81,35 @@ def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, ru
     code, out, err = run_cli("synth", "--dataset", root, "--takes", "1")
     assert code == 0, err
     assert "wrote 18 takes" in out
+
+
+def test_a_synth_killed_where_nothing_cleans_up_leaves_no_dataset_that_looks_whole(tmp_path,
+                                                                                 run_cli):
+    """`kill -9` mid-run left the manifest of the board sides done so far: info, train and
+    doctor took it for a whole dataset (QA). The manifest is written once, at the end; the
+    take files of a killed run are no row's, and the rerun says what they likely are."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "half"
+    proc = subprocess.Popen([sys.executable, "-m", "tapcheck", "synth", "--dataset", root,
+                             "--takes", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(list(root.glob("board*/*/take*.wav"))) < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)  # past the first board sides (3 takes each)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    found = len(list(root.glob("board*/*/take*.wav")))
+    assert found >= 8
+    code, out, err = run_cli("info", root)
+    assert code == 0 and out.startswith(f"{root}: 0 takes"), (out, err)
+    code, out, err = run_cli("synth", "--dataset", root, "--takes", "3")
+    assert code == 2 and err.endswith(
+        f"{root}: holds {found} take file(s) its manifest does not list (an interrupted run "
+        "killed before it could clean up?) — choose another --dataset name, or delete the "
+        "folder if it holds nothing you need; synth never adds to or overwrites recordings\n")
 
 
 def test_synth_into_a_link_to_nothing_names_the_link(tmp_path, run_cli, monkeypatch):
