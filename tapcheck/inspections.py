@@ -43,7 +43,7 @@ from .files import storage_error
 from .file_kinds import refuse_outside, refuse_special
 from .locks import exclusive, lock_path
 from .logcheck import (NEW_LOG, check_schema, checked_board_row, checked_row, connect_reader,
-                       log_error, tap_warnings)
+                       log_error, tap_marks, tap_warnings)
 from .paths import check_folder, inspections_home
 
 LOG_FILE = "inspections.sqlite"
@@ -103,6 +103,9 @@ class Inspection:
     device: str | None
     #: what was said beside the verdict (clipped, two strikes, a louder room): may be off
     warnings: tuple[str, ...] = ()
+    #: the operator's mark at the station ("false alarm", "confirmed defect"), and when (UTC)
+    mark: str | None = None
+    marked_at: str | None = None
 
     def to_dict(self) -> dict:
         return {**asdict(self), "warnings": list(self.warnings)}
@@ -414,10 +417,14 @@ class InspectionLog:
         try:
             rows = self._db.execute(sql + " ORDER BY time, id", args).fetchall()
             said = tap_warnings(self._db, "SELECT id FROM inspections" + where, args, self.path)
+            # the station's marks: `log` gave none, the page all (QA)
+            marked = tap_marks(self._db, "SELECT id FROM inspections" + where, args, self.path)
         except sqlite3.DatabaseError as e:
             raise log_error(e, self.path) from None
-        return [dataclasses.replace(r, warnings=tuple(said.get(r.id, ())))
-                for r in (checked_row(row, self.path) for row in rows)]
+        rows = [checked_row(row, self.path) for row in rows]
+        return [dataclasses.replace(r, warnings=tuple(said.get(r.id, ())),
+                                    mark=marked.get(r.id, (None, None))[0],
+                                    marked_at=marked.get(r.id, (None, None))[1]) for r in rows]
 
 
 def _where(since: datetime | None, board: int | None) -> tuple[str, list]:

@@ -195,6 +195,27 @@ def tap_warnings(db: sqlite3.Connection, ids_sql: str, args: list, path: Path
     return found
 
 
+def tap_marks(db: sqlite3.Connection, ids_sql: str, args: list, path: Path
+              ) -> dict[int, tuple[str, str]]:
+    """The operator's current mark and its time (:mod:`tapcheck.marks`: the latest of an
+    inspection, none when it is "cleared") of the inspections ``ids_sql`` selects, by id; none
+    in a log the station never marked. A row that is not an id, a known mark and a text is an
+    :class:`InspectionLogError`."""
+    from .marks import CLEARED, MARKS
+
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                      "name = 'marks'").fetchone():
+        return {}
+    found: dict[int, tuple[str, str]] = {}
+    for row in db.execute(f"SELECT id, inspection, mark, time FROM marks WHERE inspection "
+                          f"IN ({ids_sql}) ORDER BY id", args):
+        _, inspection, mark, time = row
+        if not isinstance(inspection, int) or mark not in MARKS or not isinstance(time, str):
+            raise _bad(row, "is not an inspection's id, a mark and its time", path, "marks")
+        found[inspection] = (mark, time)  # the latest stands
+    return {i: m for i, m in found.items() if m[0] != CLEARED}
+
+
 def checked_board_row(row: tuple, path: Path):
     """A :class:`~tapcheck.inspections.BoardInspection` from a ``boards`` row, its types
     checked."""

@@ -510,3 +510,33 @@ def test_hand_edited_rows_cannot_forge_or_reorder_the_log(tmp_path, monkeypatch,
         code, out, _ = run_cli("log", "--json")
         assert code == 0 and json.loads(out.splitlines()[3])["clip"] is None
     db.close()
+
+
+def test_log_shows_the_stations_marks(run_cli):
+    """An operator's "false alarm" at the station reached its log page and export, but
+    `tapcheck log` and its --json showed none (QA). The latest mark stands; "cleared" withdraws
+    it; a log the station never marked has no column."""
+    from tapcheck.marks import MarkBook
+
+    with InspectionLog(create=True) as log:
+        _fill(log)
+    code, out, _ = run_cli("log")
+    assert code == 0 and "mark" not in out.splitlines()[0].split()
+    book = MarkBook(inspections_home())
+    try:
+        book.mark(2, "confirmed defect")
+        book.mark(2, "false alarm")
+        book.mark(3, "confirmed defect")
+        book.mark(3, "cleared")
+    finally:
+        book.close()
+    code, out, _ = run_cli("log")
+    lines = out.strip().splitlines()
+    assert lines[0].split() == ["time", "board", "verdict", "score", "threshold", "mark",
+                                "model", "clip"]
+    assert "false alarm" in lines[2] and [ln for ln in lines if "confirmed" in ln] == []
+    code, out, _ = run_cli("log", "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["id"], r["mark"]) for r in rows] == [(1, None), (2, "false alarm"), (3, None),
+                                                     (4, None)]
+    assert rows[1]["marked_at"].endswith("+00:00") and rows[0]["marked_at"] is None

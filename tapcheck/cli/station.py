@@ -285,12 +285,15 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
                       **dict(zip(("score", "threshold"), score_pair(r.score, r.threshold),
                                  strict=True)),
                       # a line break in a hand-edited row forged a line of the table (QA)
+                      "mark": r.mark or "",
                       "model": one_line(r.model),
                       "clip": one_line(clip or "(outside the log's folder)")}
                      for r, clip in zip(rows, clips, strict=True)]
             warned = [r for r in rows if r.warnings]
+            marked = any(r.mark for r in rows)  # the station's marks, as its log page has them
             click.echo(table(lines, ["time", "board", "verdict"] + (["!"] if warned else [])
-                             + ["score", "threshold", "model", "clip"]))
+                             + ["score", "threshold"] + (["mark"] if marked else [])
+                             + ["model", "clip"]))
             bad = sum(r.verdict == "ANOMALOUS" for r in rows)
             click.echo(f"{len(rows)} inspection(s), {bad} anomalous"
                        + (f", {len(warned)} with a warning (*): their verdict may be off"
