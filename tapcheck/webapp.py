@@ -326,6 +326,13 @@ class RequestGuard:
             response = _error(403, "requests from another site's pages are refused: open the "
                                    f"station's own pages ({self.home})")
             return await response(scope, receive, send)
+        if scope["method"] not in SAFE_METHODS | {"POST"}:
+            # a mark is the only change the station takes: DELETE or PATCH anywhere got "the
+            # body must be sent as Content-Type: application/json", as if it could be (QA)
+            response = _error(405, f"{scope['method']} is not a method this station answers: "
+                                   "it serves pages with GET and takes a mark with POST")
+            response.headers["Allow"] = "GET, HEAD, POST"
+            return await response(scope, receive, send)
         if scope["method"] not in SAFE_METHODS:
             origin = headers.get("origin")
             if origin is not None and origin.lower() != f"{scope['scheme']}://{host}".lower():

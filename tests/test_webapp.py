@@ -58,6 +58,23 @@ def test_another_site_cannot_mark(station_url):
     assert marks_in(url) == [(1, "false alarm"), (2, "confirmed defect")]
 
 
+@pytest.mark.parametrize("method", ["DELETE", "PATCH", "PUT", "TRACE", "FOO"])
+def test_a_method_the_station_never_takes_is_405(station_url, method):
+    """DELETE or PATCH on any path answered 415, "the body must be sent as Content-Type:
+    application/json", as if it could be taken with another body (QA)."""
+    request = urllib.request.Request(station_url + "api/inspections/2/mark", method=method,
+                                     data=b'{"mark": "false alarm"}', headers=JSON)
+    try:
+        urllib.request.urlopen(request, timeout=10)
+        raise AssertionError("answered")
+    except urllib.error.HTTPError as e:
+        assert e.code == 405 and e.headers["Allow"] == "GET, HEAD, POST"
+        assert json.loads(e.read())["error"] == (
+            f"{method} is not a method this station answers: it serves pages with GET and "
+            "takes a mark with POST")
+    assert marks_in(station_url) == [(1, None), (2, None)]
+
+
 def test_a_body_too_large_or_of_unknown_length_is_refused_unread(station_url):
     """A 3 GB mark body grew the station by 6 GB before its 400: the length is checked first."""
     import http.client
