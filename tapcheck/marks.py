@@ -49,6 +49,12 @@ class Filter:
     limit: int = 500
 
     def where(self) -> tuple[str, list]:
+        if self.since is not None and self.until is not None and self.since > self.until:
+            # an empty page read as "no inspections in that time" (QA); the dates are checked
+            # as dates below, and YYYY-MM-DD strings sort as the days do
+            _utc_bound(self.since, "since"), _utc_bound(self.until, "until")
+            raise ParameterError(f"since {self.since} is after until {self.until}",
+                                 fix="swap the two dates")
         sql, args = [], []
         if self.board is not None:
             sql.append("i.board = ?")

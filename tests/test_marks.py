@@ -36,6 +36,11 @@ def test_filters(book):
     assert [r["id"] for r in book.rows(Filter(since="2025-05-02", board=4))] == [3]
     with pytest.raises(ParameterError, match="is not a date"):
         book.rows(Filter(since="May 2"))
+    # a reversed range read as "no inspections then" (QA)
+    with pytest.raises(ParameterError, match="since 2025-05-02 is after until 2025-05-01"):
+        book.rows(Filter(since="2025-05-02", until="2025-05-01"))
+    with pytest.raises(ParameterError, match="until 'May 1' is not a date"):
+        book.rows(Filter(since="2025-05-02", until="May 1"))
 
 
 @pytest.mark.parametrize("tz", ["UTC", "Asia/Tokyo", "America/New_York"])

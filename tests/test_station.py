@@ -148,6 +148,19 @@ def test_live_page_log_page_and_marks(pulse, separating_model, browser, tmp_path
     page = pages[2]
     page.goto(url + "log?")
     page.wait_for_selector(f"tr[data-id='{row_id}'][data-mark='false alarm']")
+    # a filtered view by its address: /log?board=10 showed every board, its form empty (QA)
+    page.goto(url + "log?verdict=NORMAL")
+    page.wait_for_function("document.getElementById('status').textContent === "
+                           "'1 inspection(s)'")
+    assert page.locator("select[name=verdict]").input_value() == "NORMAL"
+    assert page.locator("tbody td.ANOMALOUS").count() == 0
+    page.select_option("select[name=verdict]", "ANOMALOUS")
+    page.click("button[type=submit]")
+    page.wait_for_selector(f"tr[data-id='{row_id}']")
+    assert page.url.endswith("/log?verdict=ANOMALOUS")
+    bad = page.request.get(url + "api/inspections?since=2026-12-08&until=2026-12-01")
+    assert bad.status == 400 and bad.json()["error"].startswith(
+        "since 2026-12-08 is after until 2026-12-01")
     marked = page.request.get(url + "api/inspections?verdict=ANOMALOUS").json()
     assert [(r["id"], r["mark"]) for r in marked] == [(int(row_id), "false alarm")]
     csv = page.request.get(url + "api/export.csv").text().splitlines()

@@ -79,5 +79,15 @@ function showStatus(text, failed) {
   status.classList.toggle("failed", failed);
 }
 
-document.getElementById("filter").onsubmit = (ev) => { ev.preventDefault(); load(); };
+// a filtered view has an address of its own: /log?board=10 showed every board (QA)
+const filter = document.getElementById("filter");
+for (const [k, v] of new URLSearchParams(location.search)) {
+  if (filter.elements[k]) filter.elements[k].value = v;
+}
+filter.onsubmit = (ev) => {
+  ev.preventDefault();
+  const q = query();
+  history.replaceState(null, "", location.pathname + (q ? "?" + q : ""));
+  load();
+};
 load();
