@@ -194,9 +194,10 @@ def check_splits(dataset, reports: list[TakeReport], config: Config) -> list[Fin
             if mine:
                 usable = sum(t.path not in unusable for t in mine)
                 shown = f", {usable} usable" if usable < len(mine) else ""
+                sides = len({t.class_name for t in mine})  # "(1 sides, 1 takes)" (QA)
                 parts.append(f"{len({t.board for t in mine})} {label} board(s) "
-                             f"({len({t.class_name for t in mine})} sides, {len(mine)} "
-                             f"takes{shown})")
+                             f"({sides} side{'s' * (sides != 1)}, {len(mine)} "
+                             f"take{'s' * (len(mine) != 1)}{shown})")
                 level = NOTE if usable < len(mine) else level
         findings.append(Finding(level, f"{split}: {', '.join(parts) or 'no takes'}"))
     labels = defaultdict(set)

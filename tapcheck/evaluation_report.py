@@ -137,8 +137,9 @@ def _no_known_taps(result: dict[str, Any]) -> str:
     given = (f"apart from the {left} test takes the model was trained, calibrated or enrolled "
              "on (left out: their scores are in-sample), ") if left else ""
     return (f"known boards: no taps to measure — {given}the test split holds no healthy take of "
-            f"the healthy boards the model knows ({', '.join(map(str, boards))}){also}; mark "
-            "held-out takes of those boards split=test to check the stated rate")
+            f"the healthy boards the model knows ({', '.join(map(str, boards))}){also}; to "
+            "check the stated rate, record or import new takes of those boards with --split "
+            "test")
 
 
 def format_evaluation(result: dict[str, Any]) -> str:

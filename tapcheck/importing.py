@@ -167,8 +167,8 @@ def _refuse_repeats(files: Sequence[str | os.PathLike]) -> None:
     repeat = first_repeat(files, [digest(f) for f in files])
     if repeat:
         raise ParameterError(f"{repeat_problem(*repeat)}; imported twice it would be two takes of "
-                             "one tap and count twice in training; nothing imported",
-                             path=repeat[0], fix="name each clip once")
+                             "one tap and count twice (in training, or in evaluate's rates); "
+                             "nothing imported", path=repeat[0], fix="name each clip once")
 
 
 PEAK_SLACK = 2  # hundredths of a dB a copy's peak may lie from its take's manifest row
@@ -239,5 +239,6 @@ def _refuse_stored(path: Path, y, *, sr: int, dataset: Dataset,
             continue
         if np.array_equal(ours, theirs):
             raise ParameterError(f"is already take {take.path} of this dataset (the same "
-                                 "samples); imported again it would count twice in training; "
-                                 "not imported", path=path, fix="leave it out")
+                                 "samples); imported again it would count twice (in training, "
+                                 "or in evaluate's rates); not imported", path=path,
+                                 fix="leave it out")

@@ -117,16 +117,20 @@ def _warn_if_unlearned(history: list[dict], *, n_classes: int, name: str) -> Non
     chance = 1.0 / n_classes
     # twice chance is all of it for 2 classes: halfway to 100 % there (95 % of 2 warned; review)
     cutoff = min(UNLEARNED_CHANCES * chance, (1.0 + chance) / 2)
+    # "under twice chance for 3 classes (33.3%)" read as if 33.3 % were twice chance (QA): the
+    # bar, then what chance is
+    bar = (f"twice chance ({chance:.1%} for {n_classes} classes)"
+           if cutoff == UNLEARNED_CHANCES * chance else
+           f"{cutoff:.1%}, halfway from chance ({chance:.1%} for {n_classes} classes) to 100%")
     for member, accuracies in members.items():
         if max(accuracies) < cutoff:
             who = name if len(members) == 1 else f"{name} (member {member + 1} of {len(members)})"
             warnings.warn(
                 f"{who}: its training accuracy reached {max(accuracies):.1%} at best in "
-                f"{len(accuracies)} epoch(s), under twice chance for {n_classes} classes "
-                f"({chance:.1%}): the network has learned little of the boards, and its "
-                "verdicts are not to be trusted — train more epochs (leave out --epochs for the "
-                "model's own), then check it with `tapcheck evaluate`", TapcheckWarning,
-                stacklevel=3)
+                f"{len(accuracies)} epoch(s), under {bar}: the network has learned little of "
+                "the boards, and its verdicts are not to be trusted — train more epochs "
+                "(leave out --epochs for the model's own), then check it with `tapcheck "
+                "evaluate`", TapcheckWarning, stacklevel=3)
             return
 
 

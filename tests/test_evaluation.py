@@ -307,7 +307,8 @@ def test_evaluate_says_why_there_is_no_known_board_rate(tiny_model, tiny_dataset
     assert "apart from the 8 test takes the model was trained, calibrated or enrolled on" in line
     # 5, 6: trained on as classes, but defective: not among the healthy boards it knows
     assert "the healthy boards the model knows (1, 2, 3, 4) (it also knows defective boards " \
-           "5, 6, which have no healthy taps)" in line and "split=test" in line
+           "5, 6, which have no healthy taps); to check the stated rate, record or import new " \
+           "takes of those boards with --split test" in line
     code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root, "--json")
     result = json.loads(out)
     assert result["known_boards"] == [1, 2, 3, 4, 5, 6]  # every board it heard, as before

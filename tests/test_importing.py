@@ -107,7 +107,8 @@ def test_import_refuses_a_clip_given_twice_and_imports_nothing(tmp_path, run_cli
         code, out, err = run_cli("import", *given, *args)
         assert (code, out) == (2, "")
         assert err == (f"tapcheck: error: {given[2]}: {problem}; imported twice it would be two "
-                       "takes of one tap and count twice in training; nothing imported — name "
+                       "takes of one tap and count twice (in training, or in evaluate's rates); "
+                       "nothing imported — name "
                        "each clip once\n")
     assert "twice" not in list_datasets()
 
@@ -158,7 +159,8 @@ def test_import_refuses_a_clip_the_dataset_holds_already(tmp_path, run_cli):
     assert code == 2 and out.splitlines()[-1] == f"imported 1 of 3 file(s) into {root}"
     assert err.splitlines() == [
         f"tapcheck: error: {path}: is already take board01/left/take001.wav of this dataset (the "
-        "same samples); imported again it would count twice in training; not imported — leave "
+        "same samples); imported again it would count twice (in training, or in evaluate's "
+        "rates); not imported — leave "
         "it out" for path in (flac, take)]
     assert [t.path for t in Dataset.open("again").takes] == ["board01/left/take001.wav",
                                                              "board02/left/take001.wav"]
@@ -607,7 +609,8 @@ def test_a_clip_imported_again_at_another_rate_is_refused(tmp_path, run_cli):
     assert code == 2, err
     assert err.splitlines()[-1] == (
         f"tapcheck: error: {clip}: is already take board01/left/take001.wav of this dataset (the "
-        "same samples); imported again it would count twice in training; not imported — leave "
+        "same samples); imported again it would count twice (in training, or in evaluate's "
+        "rates); not imported — leave "
         "it out")
     assert manifest.read_bytes() == before
     # another clip is imported at that rate all the same (with the dataset's warning of rates)
