@@ -82,10 +82,12 @@ def refuse_special(path: str | os.PathLike, error: type[TapcheckError], *, fix: 
 
 
 def refuse_read_only(path: str | os.PathLike, error: type[TapcheckError], *, what: str,
-                     fix: str) -> None:
+                     fix: str, disk_fix: str) -> None:
     """Raise ``error`` if ``path`` is a file protected against writing (no owner write bit, or
     not writable by this user). An atomic rewrite renames a new file over the old one, which
-    the old file's permissions do not stop: the protection is honoured here, by asking."""
+    the old file's permissions do not stop: the protection is honoured here, by asking.
+    ``disk_fix`` is the fix when the file lies on a read-only file system, where no chmod
+    helps (``train --out`` was told to "copy it … and name the copy"; QA)."""
     if os.path.isfile(path) and (not os.stat(path).st_mode & stat.S_IWUSR
                                  or not os.access(path, os.W_OK)):
         if not os.access(path, os.R_OK):  # a file of mode 000 was called "read-only" (QA)
@@ -94,7 +96,7 @@ def refuse_read_only(path: str | os.PathLike, error: type[TapcheckError], *, wha
                             "its owner")
         if os.statvfs(path).f_flag & os.ST_RDONLY:  # no chmod helps on a read-only mount
             raise error(f"lies on a read-only file system, so {what} cannot replace it",
-                        path=path, fix="copy it to a folder you may write to and name the copy")
+                        path=path, fix=disk_fix)
         raise error(f"is read-only, and {what} would replace it", path=path, fix=fix)
 
 

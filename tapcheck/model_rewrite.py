@@ -37,7 +37,9 @@ def check_rewritable(path: Path) -> None:
     if not path.exists():
         load_model(path)  # its one line: not found, with the model files beside it
     refuse_read_only(path, ModelFileError, what="enroll", fix="make it writable (chmod u+w) "
-                     "if it is meant to change, or enrol into a copy")
+                     "if it is meant to change, or enrol into a copy",
+                     disk_fix="copy it to a folder you may write to and enrol into the copy "
+                              "(--model)")
 
 
 def refuse_changed(path: Path, seen: tuple[int, ...] | None) -> None:

@@ -137,7 +137,7 @@ def check_model_target(out: str | os.PathLike, *, elsewhere: str | None = None,
         raise ModelFileError("exists and is not a tapcheck model file; tapcheck overwrites only "
                              "its own model files", path=path, fix=fix)
     refuse_read_only(path, ModelFileError, what="training", fix="make it writable (chmod u+w) "
-                     "if it is meant to be replaced, or " + fix)
+                     "if it is meant to be replaced, or " + fix, disk_fix=fix)
     enrolled = head.get("enrolled")
     if isinstance(enrolled, list) and enrolled:  # taps a user added: no retraining brings them
         raise ModelFileError(

@@ -705,7 +705,14 @@ def test_enrol_into_a_model_on_a_read_only_mount_is_not_told_to_chmod(model, tin
                                               f"mount -o remount,ro,bind {folder}"))
     assert result.returncode == 2 and result.stderr == (
         f"tapcheck: error: {model}: lies on a read-only file system, so enroll cannot replace "
-        "it — copy it to a folder you may write to and name the copy\n")
+        "it — copy it to a folder you may write to and enrol into the copy (--model)\n")
+    # train --out there: "name the copy" was no advice for a file about to be trained (QA)
+    result = _tapcheck("train", "--dataset", tiny_dataset.root, "--epochs", "1", "--out", model,
+                       prefix=_private_mounts(f"mount --bind {folder} {folder}; "
+                                              f"mount -o remount,ro,bind {folder}"))
+    assert result.returncode == 2 and result.stderr.endswith(
+        f"tapcheck: error: {model}: lies on a read-only file system, so training cannot replace "
+        "it — choose another --out, e.g. models/<name>.pt\n"), result.stderr
 
 
 def test_evaluate_knows_enrolled_taps_by_their_crops(model, tiny_dataset, run_cli, tmp_path):
