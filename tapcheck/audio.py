@@ -27,7 +27,7 @@ from .clipping import check_clipping
 from .containers import (SizedHeader, check_wav_rates, truncation, unfinished, unread_tail,
                          unsized_wav_data)
 from .codings import LOSSY_CODINGS, lossy_warning
-from .errors import AudioError, FormatWarning, TapcheckWarning
+from .errors import VERDICT_OFF, AudioError, FormatWarning, TapcheckWarning
 from .files import atomic_write, check_path
 from .file_kinds import refuse_special
 from .interrupts import deferred
@@ -172,8 +172,8 @@ def _read(info: sf.SoundFile, *, path: Path, sr: int, max_duration_s: float,
                       FormatWarning, stacklevel=3)
     if info.subtype in ("PCM_U8", "PCM_S8"):
         warnings.warn(f"{path}: is 8-bit audio: its steps of 1/128 of full scale add noise (and "
-                      "a small DC offset) that 16-bit takes do not have; the verdict may be off "
-                      "— record or export at 16 bits", FormatWarning, stacklevel=3)
+                      f"a small DC offset) that 16-bit takes do not have; {VERDICT_OFF} — record "
+                      "or export at 16 bits", FormatWarning, stacklevel=3)
         # the offset of up to one step is the rounding's, said above: the features' "DC offset
         # removed (a faulty microphone or cable?)" then followed every 8-bit file (QA)
         offset = y.mean(axis=0, dtype=np.float64)

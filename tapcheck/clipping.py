@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioError, TapcheckWarning
+from .errors import VERDICT_OFF, AudioError, TapcheckWarning
 
 __all__ = ["CLIP_CEILING", "CLIP_MIN_RUN", "HEAVY_CLIPPING_MS", "check_clipping",
            "clipped_samples"]
@@ -73,5 +73,5 @@ def check_clipping(y: np.ndarray, *, sr: int, path: Path) -> None:
             f"is heavily clipped: {ms:.0f} ms of it sits at full scale, which bends the spectrum "
             "the verdict rests on", path=path,
             fix="lower the input gain (or strike softer) and record again")
-    warnings.warn(f"{path}: clipped for {ms:.1f} ms ({clipped} samples at full scale); the "
-                  "verdict may be off — lower the input gain", TapcheckWarning, stacklevel=3)
+    warnings.warn(f"{path}: clipped for {ms:.1f} ms ({clipped} samples at full scale); "
+                  f"{VERDICT_OFF} — lower the input gain", TapcheckWarning, stacklevel=3)

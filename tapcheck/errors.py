@@ -83,6 +83,11 @@ class ClusterError(TapcheckError):
     """``compare --ray``: Ray is not installed, or the cluster cannot be reached."""
 
 
+#: what a warning about a clip's sound (clipped, padded, a second knock, 8-bit) says of its
+#: verdict; import says it otherwise of a take (:func:`tapcheck.importing._as_take`)
+VERDICT_OFF = "the verdict may be off"
+
+
 class TapcheckWarning(UserWarning):
     """Something was fixed on the way in (stereo downmixed, resampled); worth telling the user."""
 

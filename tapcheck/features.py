@@ -32,7 +32,7 @@ import numpy as np
 
 from .audio import MAX_AMPLITUDE, load
 from .config import AudioConfig, FeatureConfig
-from .errors import AudioError, NoStrikeError, ParameterError, TapcheckWarning
+from .errors import VERDICT_OFF, AudioError, NoStrikeError, ParameterError, TapcheckWarning
 from .clipping import clipped_samples
 # the spectrogram and the strike are their own modules; their names stay importable from here
 from .spectrogram import (AMIN, frame_levels, frame_power, power_spectrogram,  # noqa: F401
@@ -303,7 +303,7 @@ def _warn_padded(n_samples: int, onset: int, *, sr: int,
         warnings.warn(
             f"{path or 'clip'}: the strike is {lead_ms:.0f} ms after the clip's start and its "
             f"crops begin {before_ms:.0f} ms before it, so their first frames are padding, "
-            "which moves the score; the verdict may be off — keep at least "
+            f"which moves the score; {VERDICT_OFF} — keep at least "
             f"{2 * before_ms:.0f} ms before the tap (do not trim the quiet before it)",
             TapcheckWarning, stacklevel=3)
     left_ms = max(n_samples - onset * f.hop_length, 0) / sr * 1000
@@ -313,8 +313,8 @@ def _warn_padded(n_samples: int, onset: int, *, sr: int,
     warnings.warn(
         f"{path or 'clip'}: the strike is {left_ms:.0f} ms before the clip's end and its crops "
         f"reach {need_ms:.0f} ms after it, so their last {need_ms - left_ms:.0f} ms are padding, "
-        "which raises a healthy tap's score; the verdict may be off — record the tap earlier "
-        "in the clip", TapcheckWarning, stacklevel=3)
+        f"which raises a healthy tap's score; {VERDICT_OFF} — record the tap earlier in "
+        "the clip", TapcheckWarning, stacklevel=3)
 
 
 def _warn_other_strikes(level: np.ndarray, onset: int, *, features: FeatureConfig,
@@ -327,7 +327,7 @@ def _warn_other_strikes(level: np.ndarray, onset: int, *, features: FeatureConfi
     if others:
         warnings.warn(
             f"{path or 'clip'}: {len(others)} more knock(s) inside the crops of the strongest "
-            "one; the verdict may be off — record one tap per clip", TapcheckWarning,
+            f"one; {VERDICT_OFF} — record one tap per clip", TapcheckWarning,
             stacklevel=3)
 
 

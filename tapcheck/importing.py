@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import traceback
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from .config import Config
 from .new_datasets import creatable_path, missing_folders, remove_made_folders
 from .datasets import Dataset, Take
 from .manifest import check_slug
-from .errors import ParameterError, StorageError, TapcheckError
+from .errors import VERDICT_OFF, ParameterError, StorageError, TapcheckError
 from .interrupts import Interrupted, deferred
 from .new_takes import (check_take_folder, inherited_group, warn_of_other_group,
                         warn_of_other_rate)
@@ -107,6 +108,13 @@ def _kept_after_stop(dataset: Dataset, result: "ImportResult", given: int) -> st
             "same command refuses each clip the dataset holds already)")
 
 
+def _as_take(text: str) -> str:
+    """A clip's warning as said of a take being imported: no verdict is given now, and the
+    take is kept ("the verdict may be off" of an import read as if it had been judged; QA)."""
+    return text.replace(VERDICT_OFF, "imported all the same, though its score may be off (in "
+                                     "training, calibration or evaluate)")
+
+
 def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, side: str,
                  label: str, group: str, split: str, config: Config,
                  on_take: Callable[[Path, Take], None] | None) -> None:
@@ -126,17 +134,22 @@ def _import_into(dataset: Dataset, files, result: ImportResult, *, board: int, s
         # written: every object of a take (soundfile's among them) is released inside
         with deferred():
             try:
-                y = load_clip(path, audio=config.audio, features=config.features)
-                # crops only to refuse a clip without a usable tap
-                strike_crops(y, sr=config.audio.sr, features=config.features, path=path)
-                warn_of_taps(y, sr=config.audio.sr, features=config.features, path=path,
-                             done="used")
+                with warnings.catch_warnings(record=True) as said:
+                    warnings.simplefilter("always")  # given below, once the clip is taken
+                    y = load_clip(path, audio=config.audio, features=config.features)
+                    # crops only to refuse a clip without a usable tap
+                    strike_crops(y, sr=config.audio.sr, features=config.features, path=path)
+                    warn_of_taps(y, sr=config.audio.sr, features=config.features, path=path,
+                                 done="used")
                 _refuse_stored(path, y, sr=config.audio.sr, dataset=dataset, stored=stored)
                 for rate in other_rates:
                     _refuse_stored_at(path, rate, config=config, dataset=dataset, stored=stored)
-            except TapcheckError as e:
-                result.refused(e)
+            except TapcheckError as e:  # its warnings unsaid: a padded clip's came before
+                result.refused(e)       # "is already take …" (QA)
                 continue
+            for w in said:
+                warnings.warn_explicit(_as_take(str(w.message)), w.category, w.filename,
+                                       w.lineno)
             try:
                 take = dataset.add_take(y, sr=config.audio.sr, board=board, side=side,
                                         label=label, group=group, split=split,

@@ -644,3 +644,24 @@ def test_a_copy_is_refused_when_its_takes_peak_was_rounded_apart(tmp_path, run_c
                            "--side", "left", "--label", "normal")
     assert code == 2 and "is already take board01/left/take001.wav of this dataset" in err
     assert len(Dataset.open("copies").takes) == 1
+
+
+def test_a_clips_warning_says_the_take_was_imported_and_none_before_a_refusal(tmp_path,
+                                                                            run_cli):
+    """A knock cut short got "the verdict may be off" at import, where no verdict is given and
+    the take is kept; imported again, that warning came before "is already take …" (real
+    knocks, QA)."""
+    from .conftest import write_tone
+
+    clip = write_tone(tmp_path / "a.wav", duration_s=3.0)
+    y, sr = sf.read(clip, dtype="float32")
+    onset = int(np.argmax(np.abs(y)))
+    sf.write(tmp_path / "cut.wav", y[:onset + sr // 10], sr)  # 100 ms after the strike
+    args = ("--dataset", "cut", "--board", "1", "--side", "left", "--label", "normal")
+    code, _, err = run_cli("import", tmp_path / "cut.wav", *args)
+    assert code == 0 and re.search(
+        r"cut\.wav: the strike is \d+ ms before the clip's end .* are padding, which raises a "
+        r"healthy tap's score; imported all the same, though its score may be off \(in "
+        r"training, calibration or evaluate\) — record the tap earlier in the clip\n$", err), err
+    code, _, err = run_cli("import", tmp_path / "cut.wav", *args)
+    assert code == 2 and len(err.splitlines()) == 1 and "is already take" in err, err
