@@ -88,18 +88,11 @@ def inspect_takes(dataset, *, config: Config = Config(), progress: bool = False
 
 def check_files(dataset, reports: list[TakeReport], config: Config) -> list[Finding]:
     """The manifest against the files: missing takes, audio files no row speaks of."""
-    from .audio import AUDIO_SUFFIXES
     from .datasets import MANIFEST
     from .copies import copied_takes, take_digests
 
     missing = [r for r in reports if not r.file.exists() and not r.outside]
-    listed = {Path(r.path) for r in reports}
-    # any audio file, not only takeNNN.wav: a clip copied in by hand is ignored by every command,
-    # which its owner should hear of (hidden folders hold no takes: temporary files, caches)
-    audio = (p.relative_to(dataset.root) for p in dataset.root.rglob("*")
-             if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-    orphans = sorted(rel for rel in audio if rel not in listed
-                     and not any(part.startswith(".") for part in rel.parts))
+    orphans = unlisted_audio(dataset)
     findings = []
     if missing:
         findings.append(Finding(
@@ -175,6 +168,21 @@ def check_takes(dataset, reports: list[TakeReport], config: Config) -> list[Find
                   f"{r.sample_rate} Hz {r.duration_s:.2f} s, manifest {t.sample_rate} Hz "
                   f"{t.duration_s:.2f} s", fix="were the files replaced? re-import them"))
     return findings
+
+
+def unlisted_audio(dataset) -> list[Path]:
+    """The audio files in ``dataset``'s folder that no manifest row lists, relative to it.
+
+    Any audio file, not only takeNNN.wav: a clip copied in by hand is ignored by every command,
+    which its owner should hear of (hidden folders hold no takes: temporary files, caches).
+    """
+    from .audio import AUDIO_SUFFIXES
+
+    listed = {Path(t.path) for t in dataset.takes}
+    audio = (p.relative_to(dataset.root) for p in dataset.root.rglob("*")
+             if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    return sorted(rel for rel in audio if rel not in listed
+                  and not any(part.startswith(".") for part in rel.parts))
 
 
 def check_splits(dataset, reports: list[TakeReport], config: Config) -> list[Finding]:

@@ -105,6 +105,9 @@ def test_a_synth_killed_where_nothing_cleans_up_leaves_no_dataset_that_looks_who
     assert found >= 8
     code, out, err = run_cli("info", root)
     assert code == 0 and out.startswith(f"{root}: 0 takes"), (out, err)
+    assert err.startswith(f"tapcheck: warning: {found} audio file(s) in {root} no manifest row "
+                          "lists, e.g. board01/left/take001.wav (copied in by hand, or a run "
+                          "killed before it could clean up?)"), err
     code, out, err = run_cli("synth", "--dataset", root, "--takes", "3")
     assert code == 2 and err.endswith(
         f"{root}: holds {found} take file(s) its manifest does not list (an interrupted run "

@@ -131,6 +131,7 @@ def info(name: str) -> None:
     dataset folder (./bench, ../data/bench).
     """
     from ..datasets import Dataset
+    from ..datasetcheck import unlisted_audio
     from ..misfiled import misfiled
 
     ds = Dataset.open(name)
@@ -139,6 +140,11 @@ def info(name: str) -> None:
     missing = ds.missing_files()
     if missing:
         warn(f"{len(missing)} take(s) in the manifest have no file, e.g. {missing[0].path}")
+    unlisted = unlisted_audio(ds)
+    if unlisted:  # a synth killed with -9 read "0 takes" and nothing more (QA)
+        warn(f"{len(unlisted)} audio file(s) in {ds.root} no manifest row lists, e.g. "
+             f"{unlisted[0]} (copied in by hand, or a run killed before it could clean up?): no "
+             "command uses them — bring them in with `tapcheck import`, or delete them")
     for problem, _, _ in misfiled(ds.takes):  # the table counts them as their rows say
         warn(f"{ds.root / 'manifest.csv'}: {problem} — the table counts them as their rows say; "
              "train and compare refuse them, and evaluate refuses test takes so (tapcheck doctor "
