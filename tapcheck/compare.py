@@ -14,6 +14,7 @@ import os
 import platform
 import resource
 import time
+import warnings
 from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +26,7 @@ from . import __version__
 from .cellstore import CellStore
 from .config import Config
 from .datasets import Dataset, Take
-from .errors import DatasetError, ParameterError, StorageError
+from .errors import DatasetError, ParameterError, StorageError, TapcheckWarning
 from .featurecache import FeatureCache
 from .grid import Cell, GridConfig, plan_cells, representative, run_grid, run_serially
 from .judge import Judge
@@ -51,7 +52,12 @@ def resolve_models(selection: str) -> list[str]:
             raise ParameterError(f"--models '{selection}': {name} stands alone, not in a list",
                                  fix=f"use --models {name}, or list every model by name")
         get_spec(name)  # an unknown name lists the valid ones
-    return list(OrderedDict.fromkeys(names))
+    once = list(OrderedDict.fromkeys(names))
+    if len(once) < len(names):  # "ae,ae" compared one model without a word (QA)
+        twice = [n for n in once if names.count(n) > 1]
+        warnings.warn(f"--models '{selection}' names {', '.join(twice)} more than once; each "
+                      "model is trained once per seed", TapcheckWarning, stacklevel=2)
+    return once
 
 
 def compare_models(dataset: Dataset, names: list[str], *, config: Config, out: str | os.PathLike,

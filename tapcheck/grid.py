@@ -28,6 +28,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from .cellstore import CellStore
 from .config import Config
 from .copies import content_digest
 from .datasets import Dataset, Take
-from .errors import ParameterError
+from .errors import ParameterError, TapcheckWarning
 
 # A cell's model file passes through a folder of this name (and the pid of its process) in the
 # temporary folder; see sweep_dead_cell_folders.
@@ -95,7 +96,14 @@ def parse_seeds(text: str) -> tuple[int, ...]:
                 fix=f"give at most {MAX_SEEDS} seeds from 0 to {MAX_SEED}, e.g. --seeds 0-4 (each "
                     "seed trains every model once per fold)")
         seeds.extend(range(lo, hi + 1))
-    return tuple(dict.fromkeys(seeds))
+    once = tuple(dict.fromkeys(seeds))
+    if len(once) < len(seeds):  # "0,0" made a one-seed comparison without a word (QA)
+        twice = sorted(s for s, n in Counter(seeds).items() if n > 1)
+        warnings.warn(f"--seeds '{text}' names seed{'s' * (len(twice) > 1)} "
+                      f"{', '.join(map(str, twice))} more than once; each seed is trained once, "
+                      f"so the comparison has {len(once)} seed{'s' * (len(once) > 1)}",
+                      TapcheckWarning, stacklevel=2)
+    return once
 
 
 @dataclass(frozen=True)

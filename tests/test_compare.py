@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tapcheck.compare import resolve_models, tsne_map
-from tapcheck.errors import ParameterError
+from tapcheck.errors import ParameterError, TapcheckWarning
 from tapcheck.metrics import auc, best_f1_threshold, bootstrap_ci, f1_at, pauc, tpr_at_fpr
 from tapcheck.models import MODELS, STUDY_MODELS
 
@@ -260,7 +260,9 @@ def test_a_report_and_its_model_files_are_held_while_compare_runs(small_compare_
 def test_resolve_models():
     assert resolve_models("all") == list(MODELS)
     assert resolve_models("study") == list(STUDY_MODELS) and len(STUDY_MODELS) == 8
-    assert resolve_models("vae, ae,vae") == ["vae", "ae"]
+    with pytest.warns(TapcheckWarning, match="--models 'vae, ae,vae' names vae more than "
+                                             "once; each model is trained once per seed"):
+        assert resolve_models("vae, ae,vae") == ["vae", "ae"]  # "ae,ae" was said nothing of
     with pytest.raises(ParameterError, match="unknown model 'resnet'"):
         resolve_models("ae,resnet")
     # a typo away: the nearest name; "study" in a list: said so, not "unknown model" (QA)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tapcheck.errors import ParameterError
+from tapcheck.errors import ParameterError, TapcheckWarning
 from tapcheck.grid import (CELL_FOLDER_PREFIX, fold_boards, parse_seeds,
                            sweep_dead_cell_folders, takes_for_fold)
 from tapcheck.gridreport import paired_tests, summarize
@@ -335,7 +335,13 @@ def test_a_fold_count_cut_to_the_boards_is_said_once(tiny_dataset, tmp_path):
 def test_parse_seeds():
     assert parse_seeds("0-4") == (0, 1, 2, 3, 4)
     assert parse_seeds("0,2,5") == (0, 2, 5)
-    assert parse_seeds("3, 0-1, 3") == (3, 0, 1)
+    with pytest.warns(TapcheckWarning, match=r"--seeds '3, 0-1, 3' names seed 3 more than "
+                                             r"once; each seed is trained once, so the "
+                                             r"comparison has 3 seeds"):
+        assert parse_seeds("3, 0-1, 3") == (3, 0, 1)
+    # "0,0" made a one-seed comparison without a word (QA)
+    with pytest.warns(TapcheckWarning, match="comparison has 1 seed$"):
+        assert parse_seeds("0,0") == (0,)
     for bad in ("", "a", "2-", "-1", "1.5", "\u0660-\u0661"):  # Arabic-Indic 0-1 too (QA)
         with pytest.raises(ParameterError, match="not a list of seeds"):
             parse_seeds(bad)
