@@ -187,22 +187,13 @@ def _grid_models(r: dict) -> str:
 
 def _grid_supported(r: dict) -> str:
     """Which AUC rankings the paired tests support, in words."""
-    held = [(p["a"], p["b"]) if p["auc"]["mean_diff"] > 0 else (p["b"], p["a"])
-            for p in r["pairs"] if (p["auc"].get("p_t_holm") or 1) < 0.05]
-    cells = r["pairs"][0]["cells"] if r["pairs"] else 0
-    wil = [p for p in r["pairs"] if p["auc"]["p"] < 0.05]
-    n = len(r["pairs"])
+    from tapcheck.gridreport import supported_rankings
+
     if not any("p_t_holm" in p["auc"] for p in r["pairs"]):
         wil = sum(p["auc"]["p"] < 0.05 for p in r["pairs"])
         return ("This grid was measured before the report had the paired t-test; the Wilcoxon "
                 f"test supports {wil} ordering{'s' if wil != 1 else ''}.")
-    text = (f"Rankings the paired t-test supports (AUC, Holm-adjusted p < 0.05 over "
-            f"{n} pair{'s' if n != 1 else ''}): "
-            + ("; ".join(f"{a} > {b}" for a, b in held) if held else "none") + ". ")
-    text += (f"The Wilcoxon test supports {len(wil)}" + (
-        f" (with {cells} cells its smallest possible p is {2 / 2 ** cells:.3g})"
-        if cells < 6 else "") + "; no other ordering is established by these cells.")
-    return text
+    return supported_rankings(r["pairs"])  # the report's own sentence
 
 
 def render_grid_table(_: dict) -> str:

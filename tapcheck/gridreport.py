@@ -79,7 +79,8 @@ def paired_tests(names: list[str], cells: dict) -> list[dict]:
     pairs = []
     for a, b in itertools.combinations(names, 2):
         common = sorted(set(by_model[a]) & set(by_model[b]), key=str)
-        entry: dict[str, Any] = {"a": a, "b": b, "cells": len(common), "test": TEST_NAME}
+        entry: dict[str, Any] = {"a": a, "b": b, "cells": len(common), "test": TEST_NAME,
+                                 "folds": len({fold for _, fold in common} - {None})}
         for key in TESTED:
             d = np.array([by_model[a][k][key] - by_model[b][k][key] for k in common], float)
             d = d[~np.isnan(d)]
@@ -98,6 +99,31 @@ def paired_tests(names: list[str], cells: dict) -> list[dict]:
         for entry, adjusted in zip(pairs, holm([e[key]["p_t"] for e in pairs]), strict=True):
             entry[key]["p_t_holm"] = adjusted
     return pairs
+
+
+def supported_rankings(pairs: list[dict]) -> str:
+    """Which AUC rankings the paired tests support, in words: the report listed every p and
+    left the reader to find the orderings that hold (compare QA).
+
+    With folds, the cells of one seed share most of their training boards, so they are not
+    independent and every p is optimistic (a corrected resampled t-test, Nadeau and Bengio
+    2003, would be wider): the sentence says so.
+    """
+    held = [(p["a"], p["b"]) if p["auc"]["mean_diff"] > 0 else (p["b"], p["a"])
+            for p in pairs if (p["auc"].get("p_t_holm") or 1) < 0.05]
+    cells = pairs[0]["cells"] if pairs else 0
+    wil = [p for p in pairs if (p["auc"]["p"] or 1) < 0.05]
+    n = len(pairs)
+    text = (f"Rankings the paired t-test supports (AUC, Holm-adjusted p < 0.05 over "
+            f"{n} pair{'s' if n != 1 else ''}): "
+            + ("; ".join(f"{a} > {b}" for a, b in held) if held else "none") + ". ")
+    text += (f"The Wilcoxon test supports {len(wil)}" + (
+        f" (with {cells} cells its smallest possible p is {2 / 2 ** cells:.3g})"
+        if cells < 6 else "") + "; no other ordering is established by these cells.")
+    if any(p.get("folds") for p in pairs):
+        text += (" The folds of one seed share most of their training boards, so these cells "
+                 "are not independent and both tests' p are optimistic.")
+    return text
 
 
 def _paired_t(d: np.ndarray) -> float | None:
@@ -185,6 +211,7 @@ def grid_text(rows: list[dict]) -> str:
             text += (f"\nwith {pairs[0]['cells']} cells no difference can reach Wilcoxon's "
                      "p < 0.05 (smallest possible p above); the t-test can, assuming roughly "
                      "normal differences; more seeds or folds test rankings without it")
+        text += "\n" + supported_rankings(pairs)
     return text
 
 
@@ -210,7 +237,8 @@ def write_grid_index(out: Path, *, rows: list[dict], pairs: list[dict], meta: di
                  + ("With fewer than 6 cells no difference can reach Wilcoxon's p &lt; 0.05 "
                     "(the smallest p these cells allow is shown); the paired t-test can, "
                     "assuming roughly normal differences. " if few else "")
-                 + "</p>" + _html_table(*pair_rows(pairs)))
+                 + "</p>" + _html_table(*pair_rows(pairs))
+                 + f"<p>{e(supported_rankings(pairs))}</p>")
     body += f"<h2>Plots of one cell: {e(shown)}</h2>"
     return page(out, title="tapcheck comparison over seeds and folds", meta=meta,
                 tables=body, figures=figures, rows=cell_rows)

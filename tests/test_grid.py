@@ -79,7 +79,10 @@ def test_grid_report(serial_grid):
     # the terminal shows both tables and says what 4 cells cannot show
     assert "per model over cells" in result.stdout and "paired comparison" in result.stdout
     assert "no difference can reach Wilcoxon's p < 0.05" in result.stdout
+    assert "Rankings the paired t-test supports (AUC, Holm-adjusted p < 0.05 over 1 pair): " \
+        in result.stdout and "both tests' p are optimistic" in result.stdout
     page = (out / "index.html").read_text()
+    assert "Rankings the paired t-test supports" in page
     assert "Wilcoxon signed-rank" in page and "Plots of one cell: seed 0, fold 0" in page
     for name in ("roc.png", "training.png", "tsne-ae.png", "scores-arcface-shallow.png"):
         assert (out / name).stat().st_size > 5000
@@ -390,6 +393,17 @@ def test_summary_and_paired_test_on_known_numbers():
     assert pair["auc"]["mean_diff"] == pytest.approx(d.mean())
     assert pair["auc"]["p_t"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
     assert pair["auc"]["p_t_holm"] == pytest.approx(pair["auc"]["p_t"])  # a family of one
+    # the report says which ordering holds; it listed every p and left the reader to find it
+    from tapcheck.gridreport import supported_rankings
+
+    assert pair["auc"]["p_t_holm"] < 0.05 and pair["folds"] == 0
+    assert supported_rankings([pair]) == (
+        "Rankings the paired t-test supports (AUC, Holm-adjusted p < 0.05 over 1 pair): a > b. "
+        "The Wilcoxon test supports 1; no other ordering is established by these cells.")
+    folded = {Cell(c.model, c.seed % 2, c.seed // 2): r for c, r in cells.items() if c.seed < 6}
+    (pair,) = paired_tests(["a", "b"], folded)
+    assert pair["folds"] == 3 and supported_rankings([pair]).endswith(
+        "these cells are not independent and both tests' p are optimistic.")
 
 
 def test_holm_adjusts_a_family_step_down():
