@@ -140,7 +140,9 @@ def fold_boards(takes: Iterable[Take], folds: int, *, seed: int = 0) -> list[lis
     boards = sorted({t.board for t in takes if t.split == "train" and t.label == "normal"})
     if folds < 2 or folds > len(boards):
         raise ParameterError(
-            f"--folds {folds} cannot split the {len(boards)} normal training boards",
+            f"--folds {folds} cannot split " + (f"the {len(boards)} normal training boards"
+                                                 if len(boards) != 1 else
+                                                 "the one normal training board"),
             fix=f"use --folds between 2 and {len(boards)}, or leave it out" if len(boards) >= 2
             else "record more normal boards (a fold holds whole boards), or leave --folds out")
     order = np.random.default_rng([seed, 2027]).permutation(boards)

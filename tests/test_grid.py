@@ -368,6 +368,10 @@ def test_fold_boards_deal_whole_normal_boards(tiny_dataset):
         assert new.split == expect and new.path == old.path
     with pytest.raises(ParameterError, match="--folds 5 cannot split the 4"):
         fold_boards(tiny_dataset.takes, 5)
+    one = [t for t in tiny_dataset.takes if t.board == 1 or t.label == "defect"]
+    with pytest.raises(ParameterError, match="--folds 2 cannot split the one normal training "
+                                             "board — record more normal boards"):
+        fold_boards(one, 2)  # "the 1 normal training boards" (QA)
 
 
 def test_summary_and_paired_test_on_known_numbers():
