@@ -41,6 +41,12 @@ _FIXES = {
     errno.ENFILE: "the system has too many files open; close some programs, then try again",
 }
 
+
+def write_fix(errno_value: int | None) -> str:
+    """What to do when a write failed with ``errno_value`` (a full or read-only disk, …)."""
+    return _FIXES.get(errno_value, "check where it is written")
+
+
 NAME_MAX = 255  # bytes in one folder or file name: Linux's ext4, XFS, Btrfs, tmpfs alike
 # errno values that mean no file can have this path at all, whether read or written: what is
 # wrong, and the fix. Path.exists() raises the first (a 300-character name gave a traceback).

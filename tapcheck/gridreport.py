@@ -108,11 +108,24 @@ def supported_rankings(pairs: list[dict]) -> str:
     With folds, the cells of one seed share most of their training boards, so they are not
     independent and every p is optimistic (a corrected resampled t-test, Nadeau and Bengio
     2003, would be wider): the sentence says so.
+
+    Parameters
+    ----------
+    pairs : list of dict
+        :func:`paired_tests`' entries (or a results file's ``pairs``).
+
+    Returns
+    -------
+    str
+        One paragraph, for the report, the terminal and the docs' tables.
     """
+    def below(p: float | None) -> bool:  # not `p or 1`: a t-test's p is 0.0 when every cell
+        return p is not None and p < 0.05  # shows the same difference, the clearest ranking
+
     held = [(p["a"], p["b"]) if p["auc"]["mean_diff"] > 0 else (p["b"], p["a"])
-            for p in pairs if (p["auc"].get("p_t_holm") or 1) < 0.05]
+            for p in pairs if below(p["auc"].get("p_t_holm"))]
     cells = pairs[0]["cells"] if pairs else 0
-    wil = [p for p in pairs if (p["auc"]["p"] or 1) < 0.05]
+    wil = [p for p in pairs if below(p["auc"]["p"])]
     n = len(pairs)
     text = (f"Rankings the paired t-test supports (AUC, Holm-adjusted p < 0.05 over "
             f"{n} pair{'s' if n != 1 else ''}): "

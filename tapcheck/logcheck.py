@@ -199,8 +199,27 @@ def tap_marks(db: sqlite3.Connection, ids_sql: str, args: list, path: Path
               ) -> dict[int, tuple[str, str]]:
     """The operator's current mark and its time (:mod:`tapcheck.marks`: the latest of an
     inspection, none when it is "cleared") of the inspections ``ids_sql`` selects, by id; none
-    in a log the station never marked. A row that is not an id, a known mark and a text is an
-    :class:`InspectionLogError`."""
+    in a log the station never marked.
+
+    Parameters
+    ----------
+    db : sqlite3.Connection
+    ids_sql : str
+        A SELECT of inspection ids, with ``?`` for ``args``.
+    args : list
+    path : Path
+        The log, named in an error.
+
+    Returns
+    -------
+    dict
+        Inspection id to (mark, UTC time of the mark).
+
+    Raises
+    ------
+    InspectionLogError
+        A row that is not an id, a known mark and a text.
+    """
     from .marks import CLEARED, MARKS
 
     if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "

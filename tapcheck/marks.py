@@ -49,10 +49,10 @@ class Filter:
     limit: int = 500
 
     def where(self) -> tuple[str, list]:
-        if self.since is not None and self.until is not None and self.since > self.until:
-            # an empty page read as "no inspections in that time" (QA); the dates are checked
-            # as dates below, and YYYY-MM-DD strings sort as the days do
-            _utc_bound(self.since, "since"), _utc_bound(self.until, "until")
+        if (self.since is not None and self.until is not None
+                and _day(self.since, "since") > _day(self.until, "until")):
+            # an empty page read as "no inspections in that time" (QA); as days, not strings:
+            # 2024-1-5 is a date strptime reads, and sorts after 2024-01-10
             raise ParameterError(f"since {self.since} is after until {self.until}",
                                  fix="swap the two dates")
         sql, args = [], []
@@ -71,6 +71,15 @@ class Filter:
         return (" WHERE " + " AND ".join(sql)) if sql else "", args
 
 
+def _day(text: str, what: str) -> datetime:
+    """``text`` (YYYY-MM-DD) as a date, or a ParameterError naming ``what``."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        shown = text if len(text) <= 20 else text[:20] + "..."  # a 60 kB value came back whole
+        raise ParameterError(f"{what} '{shown}' is not a date", fix="use YYYY-MM-DD") from None
+
+
 def _utc_bound(text: str, what: str) -> str | None:
     """The UTC time (ISO 8601) where a local day ``since`` starts or ``until`` ends; None: no
     bound.
@@ -85,11 +94,7 @@ def _utc_bound(text: str, what: str) -> str | None:
     ParameterError
         ``text`` is not a YYYY-MM-DD date.
     """
-    try:
-        day = datetime.strptime(text, "%Y-%m-%d")
-    except ValueError:
-        shown = text if len(text) <= 20 else text[:20] + "..."  # a 60 kB value came back whole
-        raise ParameterError(f"{what} '{shown}' is not a date", fix="use YYYY-MM-DD") from None
+    day = _day(text, what)
     try:
         start = day.astimezone()  # midnight, the station's local time
         if what == "until":  # inclusive: up to the start of the next day

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import NoStrikeError
 from .config import FeatureConfig
-from .spectrogram import AMIN, frame_levels, frame_power
+from .spectrogram import AMIN, frame_levels, frame_power, power_spectrogram_frames
 
 # A frame at most this loud holds no sound: digital silence sits at AMIN's -100 dB floor
 SILENT_FRAME_DB = 10.0 * np.log10(AMIN) + 1.0
@@ -184,11 +184,12 @@ def ring_down_db(level: np.ndarray, onset: int, *, end: int) -> float:
 
 #: a tap rings at its board's modes; hiss does not. The spectral flatness of a strike's first
 #: :data:`FLATNESS_FRAMES` (:func:`strike_flatness`) was at most 0.26 for the real wood and
-#: ceramic knocks of ../shared/data/knocks, 0.56 for the marble ones, 0.04 for the demo's takes
-#: and 0.19 with white room noise 16 dB under their strike; 0.83-0.95 for bursts of white noise
-#: (a blast of compressed air) of 30-300 ms, which pass the ring-down check as they stop
-#: (scripts/tap_flatness.py). Over this, ``listen`` judges no sound: it logged a 0.3 s noise
-#: burst as an ANOMALOUS tap of the board in hand (QA). Pink noise (0.22-0.42) is not told.
+#: ceramic knocks of ../shared/data/knocks, 0.56 for the marble ones, 0.04 for the demo's takes,
+#: 0.19 with white room noise 16 dB under their strike, 0.06 clipped at half their peak;
+#: 0.83-0.95 for bursts of white noise (a blast of compressed air) of 30-300 ms, which pass the
+#: ring-down check as they stop (scripts/tap_flatness.py). Over this, ``listen`` judges no
+#: sound: it logged a 0.3 s noise burst as an ANOMALOUS tap of the board in hand (QA). Pink
+#: noise (0.22-0.42) is not told.
 MAX_TAP_FLATNESS = 0.7
 #: frames of a strike whose spectrum :func:`strike_flatness` reads: 93 ms at the study's hop
 FLATNESS_FRAMES = 32
@@ -209,18 +210,19 @@ def strike_flatness(y: np.ndarray, onset: int, *, sr: int, features: FeatureConf
     onset : int
         The strike's onset frame (:func:`tapcheck.features.strike_crops`).
     sr : int
+        ``y``'s sample rate, Hz.
     features : FeatureConfig
         ``n_fft`` and ``hop_length`` of the frames.
     n_frames : int
+        Frames read from the onset on (fewer where the clip ends first).
     fmax_hz : float
+        The top of the spectrum read.
 
     Returns
     -------
     float
         Between 0 (one tone) and 1 (white noise).
     """
-    from .spectrogram import power_spectrogram_frames
-
     last = 1 + len(y) // features.hop_length
     start = min(max(int(onset), 0), last - 1)
     S = power_spectrogram_frames(y, start, min(start + n_frames, last), n_fft=features.n_fft,

@@ -119,9 +119,9 @@ def _warn_if_unlearned(history: list[dict], *, n_classes: int, name: str) -> Non
     cutoff = min(UNLEARNED_CHANCES * chance, (1.0 + chance) / 2)
     # "under twice chance for 3 classes (33.3%)" read as if 33.3 % were twice chance (QA): the
     # bar, then what chance is
-    bar = (f"twice chance ({chance:.1%} for {n_classes} classes)"
-           if cutoff == UNLEARNED_CHANCES * chance else
-           f"{cutoff:.1%}, halfway from chance ({chance:.1%} for {n_classes} classes) to 100%")
+    bar = f"{cutoff:.1%}, " + ("twice chance" if cutoff == UNLEARNED_CHANCES * chance else
+                               "halfway from chance to 100%")
+    bar += f" (chance is {chance:.1%} for {n_classes} classes)"
     for member, accuracies in members.items():
         if max(accuracies) < cutoff:
             who = name if len(members) == 1 else f"{name} (member {member + 1} of {len(members)})"

@@ -492,8 +492,8 @@ def test_a_reader_gone_away_is_status_141_not_1(tmp_path):
 def test_standard_output_on_a_full_disk_is_one_line_and_status_2(tiny_model, tiny_dataset,
                                                                  tmp_path):
     """`judge … > /dev/full` (a file on a full disk) ended in a traceback and status 1, judge's
-    "anomalous": a script read a full disk as a verdict (QA). Both ways a write fails: the
-    flush after a short report, and click.echo in the middle of a long one."""
+    "anomalous": a script read a full disk as a verdict (QA). A short report and a long one
+    (click.echo flushes each line, so both fail in it)."""
     import subprocess
     import sys
 

@@ -404,6 +404,13 @@ def test_summary_and_paired_test_on_known_numbers():
     assert supported_rankings([pair]) == (
         "Rankings the paired t-test supports (AUC, Holm-adjusted p < 0.05 over 1 pair): a > b. "
         "The Wilcoxon test supports 1; no other ordering is established by these cells.")
+    # a t-test's p is 0.0 when every cell shows the same difference: the clearest ranking, read
+    # as "none" by `p or 1` (review)
+    same = {Cell(c.model, c.seed, None): {"row": {"auc": 0.9 if c.model == "a" else 0.8,
+                                                  "pauc": 0.4}} for c in cells}
+    (pair,) = paired_tests(["a", "b"], same)
+    assert pair["auc"]["p_t_holm"] == 0.0
+    assert "(AUC, Holm-adjusted p < 0.05 over 1 pair): a > b." in supported_rankings([pair])
     folded = {Cell(c.model, c.seed % 2, c.seed // 2): r for c, r in cells.items() if c.seed < 6}
     (pair,) = paired_tests(["a", "b"], folded)
     assert pair["folds"] == 3 and supported_rankings([pair]).endswith(

@@ -41,6 +41,10 @@ def test_filters(book):
         book.rows(Filter(since="2025-05-02", until="2025-05-01"))
     with pytest.raises(ParameterError, match="until 'May 1' is not a date"):
         book.rows(Filter(since="2025-05-02", until="May 1"))
+    # as days, not strings: "2025-5-2" sorts after "2025-05-10" (review)
+    assert [r["id"] for r in book.rows(Filter(since="2025-5-2", until="2025-05-10"))] == [3, 2]
+    with pytest.raises(ParameterError, match="is after until"):
+        book.rows(Filter(since="2025-5-2", until="2025-5-1"))
 
 
 @pytest.mark.parametrize("tz", ["UTC", "Asia/Tokyo", "America/New_York"])

@@ -307,8 +307,8 @@ def test_a_network_that_learned_little_is_warned_of():
     classes, and was saved with a threshold "at 5% false alarms" without a word (QA)."""
     barely = [{"epoch": 1, "accuracy": 0.036}]
     with pytest.warns(TapcheckWarning, match=r"^arcface-lite: its training accuracy reached "
-                      r"3\.6% at best in 1 epoch\(s\), under twice chance \(4\.2% for 24 "
-                      r"classes\): the network has learned little of the boards"):
+                      r"3\.6% at best in 1 epoch\(s\), under 8\.3%, twice chance \(chance is "
+                      r"4\.2% for 24 classes\): the network has learned little of the boards"):
         _warn_if_unlearned(barely, n_classes=24, name="arcface-lite")  # the plant set's
     learned = barely + [{"epoch": 2, "accuracy": 0.12}]  # the best epoch counts
     ensemble = [{"epoch": 1, "accuracy": 0.9, "member": 0}, {"epoch": 1, "accuracy": 0.5,
@@ -326,7 +326,8 @@ def test_a_network_that_learned_little_is_warned_of():
         _warn_if_unlearned([{**ensemble[0]}, {**ensemble[1], "accuracy": 0.03}], n_classes=24,
                            name="arcface-lite")
     with pytest.warns(TapcheckWarning, match=r"reached 60\.0% at best in 1 epoch\(s\), under "
-                      r"75\.0%, halfway from chance \(50\.0% for 2 classes\) to 100%: "):
+                      r"75\.0%, halfway from chance to 100% \(chance is 50\.0% for 2 "
+                      r"classes\): "):
         _warn_if_unlearned([{"epoch": 1, "accuracy": 0.6}], n_classes=2, name="arcface-lite")
 
 

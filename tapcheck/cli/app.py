@@ -81,15 +81,14 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def _writing_stdout(e: OSError) -> bool:
-    """Whether ``e`` was raised writing standard output: in ``click.echo`` to it, or in the
-    flush after the command (a write names no file, so the traceback is what tells)."""
+    """Whether ``e`` was raised writing standard output: in ``click.echo`` to it, which every
+    command's lines go through and which flushes each (a write names no file, so the traceback
+    is what tells)."""
     tb = e.__traceback__
     while tb is not None:
         frame = tb.tb_frame
         if (frame.f_code.co_name == "echo" and frame.f_globals.get("__name__") == "click.utils"
                 and not frame.f_locals.get("err")):
-            return True
-        if frame.f_code is _main.__code__ and tb.tb_next is None:  # _main's flush itself
             return True
         tb = tb.tb_next
     return False
@@ -220,11 +219,10 @@ def _main(argv: list[str] | None) -> int:
         if found is None and _writing_stdout(e):
             # `judge … > /dev/full`, or a file on a full disk: a traceback and status 1, which
             # judge means "anomalous" — a script read a full disk as a verdict (QA)
-            from ..files import _FIXES
+            from ..files import write_fix
 
             found = TapcheckError(f"cannot be written ({e.strerror})", path="standard output",
-                                  fix=_FIXES.get(e.errno, "check where the output goes")
-                                  + " (or send the output elsewhere)")
+                                  fix=write_fix(e.errno) + " (or send the output elsewhere)")
         if found is None:
             raise
         if debug:

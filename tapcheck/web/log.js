@@ -82,7 +82,9 @@ function showStatus(text, failed) {
 // a filtered view has an address of its own: /log?board=10 showed every board (QA)
 const filter = document.getElementById("filter");
 for (const [k, v] of new URLSearchParams(location.search)) {
-  if (filter.elements[k]) filter.elements[k].value = v;
+  // namedItem: elements[k] is also the collection's own length or item (?length=1 threw)
+  const field = filter.elements.namedItem(k);
+  if (field && field.name === k) field.value = v;
 }
 filter.onsubmit = (ev) => {
   ev.preventDefault();
