@@ -173,7 +173,9 @@ def exit_now() -> None:
     which takes a moment with torch loaded; a Ctrl-C or ``kill`` there ended the process by the
     signal, status 130 without a word, after ``enroll`` had printed that it enrolled (QA: 2 of
     12 signals sent 2.4-3 s into the run). Nothing is left for that teardown to write: the
-    commands close their files, and the standard streams are flushed here."""
+    commands close their files, and the standard streams are flushed here. A callback
+    registered before ``tapcheck.entry`` ran (none is; a coverage tool's subprocess hook
+    would be) would be skipped."""
     if not _EXIT_STATUS:  # no command finished (an error escaped): Python's own exit
         return
     for stream in (sys.stdout, sys.stderr):
