@@ -155,7 +155,8 @@ def test_a_file_that_may_not_be_read_is_not_called_read_only(tmp_path):
     model.chmod(0)
     said = error_under_file_modes(f"""
 from tapcheck.file_kinds import refuse_read_only
-refuse_read_only({str(model)!r}, ModelFileError, what='enroll', fix='f')""",
+refuse_read_only({str(model)!r}, ModelFileError, what='enroll', fix='f',
+                 disk_fix='d')""",
                                   error="ModelFileError")
     assert said == (f"{model}: may not be read (permission denied) — check its permissions "
                     "(ls -l): chmod u+rw if it is yours, or ask its owner")
