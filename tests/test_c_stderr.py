@@ -24,7 +24,12 @@ def test_portaudio_lines_are_dropped_from_any_thread_and_the_rest_pass_in_order(
         thread.join()
         print("a warning", file=sys.stderr)
         os.write(2, b"progress 50%\r")  # no newline: not held back
-    assert capfd.readouterr().err == "ALSA lib pcm.c: something else\na warning\nprogress 50%\r"
+    err = capfd.readouterr().err
+    # Python's own line goes straight to the real standard error (its order with standard
+    # output's lines is what is kept), the C library's through the pipe and its thread: where
+    # it falls among them is not fixed (a fresh-clone CI run got it first)
+    assert err.count("a warning\n") == 1
+    assert err.replace("a warning\n", "", 1) == "ALSA lib pcm.c: something else\nprogress 50%\r"
     print("after", file=sys.stderr)  # and the descriptor is back
     assert capfd.readouterr().err == "after\n"
 
