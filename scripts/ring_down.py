@@ -28,10 +28,21 @@ from tapcheck.strikes import ring_down_db
 SR = 44100
 
 
-def ring_down(y: np.ndarray, features: FeatureConfig) -> float:
+def onset_of(y: np.ndarray, features: FeatureConfig) -> int:
+    """The strike's onset frame, as the crops find it (also scripts/tap_flatness.py's)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # padded or doubled clips: measured all the same
-        _, onset = strike_crops(y, sr=SR, features=features, return_onset=True)
+        return strike_crops(y, sr=SR, features=features, return_onset=True)[1]
+
+
+def real_knocks(knocks: Path) -> dict[str, list[np.ndarray]]:
+    """The real knocks of each material folder under ``knocks``, at :data:`SR`."""
+    return {f"real {m.name}": [load(p, sr=SR) for p in sorted(m.glob("*.wav"))]
+            for m in sorted(p for p in knocks.iterdir() if p.is_dir())}
+
+
+def ring_down(y: np.ndarray, features: FeatureConfig) -> float:
+    onset = onset_of(y, features)
     level = frame_levels(frame_power(y, n_fft=features.n_fft, hop_length=features.hop_length))
     return ring_down_db(level, onset, end=onset - features.pre_frames + crop_span_frames(features))
 
@@ -42,10 +53,8 @@ def main() -> None:
     ap.add_argument("--knocks", type=Path, required=True)
     args = ap.parse_args()
     f = FeatureConfig()
-    groups = {}
-    for material in sorted(p.name for p in args.knocks.iterdir() if p.is_dir()):
-        groups[f"real {material}"] = [ring_down(load(p, sr=SR), f)
-                                      for p in sorted((args.knocks / material).glob("*.wav"))]
+    groups = {name: [ring_down(y, f) for y in clips]
+              for name, clips in real_knocks(args.knocks).items()}
     ds = Dataset(args.dataset)
     groups["dataset takes"] = [ring_down(load(ds.path_of(t), sr=SR), f) for t in ds.takes[::5]]
     noise = []

@@ -14,25 +14,19 @@ in a quiet clip, which die away when they stop and so pass the ring-down check.
 from __future__ import annotations
 
 import argparse
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ring_down import SR, onset_of, real_knocks  # this folder's: run as scripts/tap_flatness.py
 from tapcheck.audio import load
 from tapcheck.config import FeatureConfig
 from tapcheck.datasets import Dataset
-from tapcheck.features import strike_crops
 from tapcheck.strikes import strike_flatness
-
-SR = 44100
 
 
 def flatness(y: np.ndarray, features: FeatureConfig) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # padded or doubled clips: measured all the same
-        _, onset = strike_crops(y, sr=SR, features=features, return_onset=True)
-    return strike_flatness(y, onset, sr=SR, features=features)
+    return strike_flatness(y, onset_of(y, features), sr=SR, features=features)
 
 
 def pink(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -48,10 +42,8 @@ def main() -> None:
     ap.add_argument("--knocks", type=Path, required=True)
     args = ap.parse_args()
     f = FeatureConfig()
-    groups = {}
-    for material in sorted(p.name for p in args.knocks.iterdir() if p.is_dir()):
-        groups[f"real {material}"] = [flatness(load(p, sr=SR), f)
-                                      for p in sorted((args.knocks / material).glob("*.wav"))]
+    groups = {name: [flatness(y, f) for y in clips]
+              for name, clips in real_knocks(args.knocks).items()}
     ds = Dataset(args.dataset)
     takes = [load(ds.path_of(t), sr=SR) for t in ds.takes]
     groups["dataset takes"] = [flatness(y, f) for y in takes]
