@@ -237,6 +237,9 @@ def _write_single(out: Path, rows: list[dict], meta: dict, figures: dict, *,
     from .report import write_index, write_metrics
 
     meta["wall time (s)"] = round(time.perf_counter() - started, 1)
+    from .gridreport import best_first
+
+    rows = best_first(rows)
     write_metrics(out, rows, meta)
     write_index(out, rows=rows, meta=meta, figures=figures)
     return rows
@@ -244,10 +247,10 @@ def _write_single(out: Path, rows: list[dict], meta: dict, figures: dict, *,
 
 def _write_grid(out: Path, names: list[str], cells: dict, meta: dict, figures: dict,
                 cell_rows: list[dict], *, shown: Cell, started: float) -> list[dict]:
-    from .gridreport import (model_summaries, paired_tests, write_grid_index,
+    from .gridreport import (best_first, model_summaries, paired_tests, write_grid_index,
                              write_grid_metrics)
 
-    rows, pairs = model_summaries(names, cells), paired_tests(names, cells)
+    rows, pairs = best_first(model_summaries(names, cells)), paired_tests(names, cells)
     meta["wall time (s)"] = round(time.perf_counter() - started, 1)
     # what the driver itself needed: with --ray the cells' memory is the workers'
     meta["driver peak memory (MB)"] = round(

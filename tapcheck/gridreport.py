@@ -70,6 +70,18 @@ def model_summaries(names: list[str], cells: dict) -> list[dict]:
     return rows
 
 
+def best_first(rows: list[dict]) -> list[dict]:
+    """Model rows by mean AUC, best first (a row without one last), as the docs' tables are:
+    the report listed them in --models order, so the first row read as the winner (QA). A
+    grid's row holds a summary (``auc["mean"]``), a one-seed row the AUC itself."""
+    def auc(row: dict) -> float:
+        value = row.get("auc")
+        value = value.get("mean") if isinstance(value, dict) else value
+        return -math.inf if value is None or math.isnan(value) else value
+
+    return sorted(rows, key=auc, reverse=True)  # stable: ties keep the --models order
+
+
 def paired_tests(names: list[str], cells: dict) -> list[dict]:
     """For each pair of models: mean difference, how often A beats B, and the test's p."""
     from scipy import stats

@@ -73,6 +73,8 @@ def test_grid_report(serial_grid):
                   if c["model"] == row["model"] and c["false_alarms_unseen"] is not None]
         assert unseen and row["false_alarms_unseen"]["n"] == len(unseen)  # boards 11-13
         assert row["false_alarms_unseen"]["mean"] == pytest.approx(np.mean(unseen))
+    means = [row["auc"]["mean"] for row in doc["models"]]
+    assert means == sorted(means, reverse=True)  # best first, not --models order (QA)
     (pair,) = doc["pairs"]
     assert (pair["a"], pair["b"], pair["cells"]) == ("ae", "arcface-shallow", 4)
     assert 0 < pair["auc"]["p"] <= 1 and pair["auc"]["a_better"] + pair["auc"]["b_better"] <= 4
@@ -415,6 +417,19 @@ def test_summary_and_paired_test_on_known_numbers():
     (pair,) = paired_tests(["a", "b"], folded)
     assert pair["folds"] == 3 and supported_rankings([pair]).endswith(
         "these cells are not independent and both tests' p are optimistic.")
+
+
+def test_model_rows_are_best_mean_auc_first():
+    """The report's per-model table followed --models order, so its first row read as the
+    winner whatever it scored (QA); a row with no AUC goes last, ties keep their order."""
+    from tapcheck.gridreport import best_first
+
+    grid = [{"model": m, "auc": {"mean": a}} for m, a in
+            (("ae", 0.71), ("none", None), ("arc", 0.93), ("nan", float("nan")), ("tri", 0.93),
+             ("cnn", 0.88))]
+    assert [r["model"] for r in best_first(grid)] == ["arc", "tri", "cnn", "ae", "none", "nan"]
+    single = [{"model": "ae", "auc": 0.6}, {"model": "arc", "auc": 0.9}]
+    assert [r["model"] for r in best_first(single)] == ["arc", "ae"]
 
 
 def test_holm_adjusts_a_family_step_down():
