@@ -25,7 +25,8 @@ import numpy as np
 from .config import Config
 from .detectors import KNNDetector
 from .enroll_checks import (refuse_anomalous_board, refuse_defect_board, refuse_defective,
-                            refuse_labelled_defects, refuse_own, refuse_repeats)
+                            refuse_labelled_defects, refuse_near_copies, refuse_own,
+                            refuse_repeats)
 from .enrolled import fingerprint
 from .errors import ModelFileError, ParameterError, TapcheckError
 from .features import crop_digest, load_clip, strike_crops
@@ -137,6 +138,8 @@ def enroll(model: str | os.PathLike, clips: Sequence[str | os.PathLike], *,
         refuse_repeats(clips, prints, taps, list(loaded.checkpoint.get("enrolled", [])),
                         model=path)
         refuse_own(clips, prints, taps, loaded.checkpoint)  # its defect takes said as such
+        refuse_near_copies(loaded.detector, emb, clips, list(loaded.checkpoint.get(
+            "enrolled", [])), model=path)  # the same taps resampled: other bytes and crops
         refuse_labelled_defects(clips, force=force)
         scores = detector.anomaly_score(emb)
         before = detector.threshold_

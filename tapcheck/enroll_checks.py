@@ -105,6 +105,46 @@ def refuse_own(clips: Sequence[str | os.PathLike], prints: list[str], taps: list
                 "enrolled", path=clip, fix="enrol taps the model has not been given")
 
 
+def refuse_near_copies(detector, emb: np.ndarray, clips: Sequence[str | os.PathLike],
+                       enrolled: list[dict[str, Any]], *, model: Path) -> None:
+    """A tap already in the reference, or given twice, as a resampled or re-encoded copy (other
+    bytes, other crops: :func:`refuse_repeats` and :func:`refuse_own` miss it) would count
+    twice in the calibration as surely as the file itself: told by its embedding lying nearer
+    the other than any distinct tap does (:func:`tapcheck.copies.embedding_copies`). QA
+    enrolled a 48 kHz copy of a take, and evaluate then scored the take against its own copy."""
+    from .copies import embedding_copies
+    from .recalibration import reference_groups
+
+    found = embedding_copies(detector, emb)
+    if not found:
+        return
+    clip, where, other, distance, spacing = found[0]
+    near = (f"its embedding lies {distance:.2g} from that tap's, where distinct taps lie "
+            f"{spacing:.2g} apart typically: a resampled or re-encoded copy")
+    more = f" ({len(found) - 1} more of the clips are copies too)" if len(found) > 1 else ""
+    if where == "clip":
+        raise ParameterError(
+            f"is the same tap as {os.fspath(clips[other])} ({near}); enrolled twice it would "
+            f"count twice in the calibration{more}; nothing enrolled", path=clips[clip],
+            fix="name each tap once")
+    entry = next(((i, e) for i, e in enumerate(enrolled)
+                  if e["first_row"] <= other < e["first_row"] + e["rows"]), None)
+    if entry is not None:
+        index, e = entry
+        raise ParameterError(
+            f"is the same tap as {e['clips'][other - e['first_row']]}, enrolled into this model "
+            f"on {e['at']} ({near}){more}; nothing enrolled", path=clips[clip],
+            fix="leave it out, or take that enrolment back first: "
+                + undo_advice(model, index=index, count=len(enrolled), holding={index}))
+    group = int(reference_groups(detector)[other])
+    board = f" board {group}'s" if group >= 0 else ""
+    raise ParameterError(
+        f"is the same tap as one of{board} recordings the model was trained or calibrated on"
+        f" ({near}): its reference or threshold holds it already, and enrolled it would "
+        f"count twice{more}; nothing enrolled", path=clips[clip],
+        fix="enrol taps the model has not been given")
+
+
 def _own_label(checkpoint: dict[str, Any], digest: str, tap: str) -> str | None:
     """The label of the training take whose bytes are ``digest`` or crops ``tap``, or None where
     the model file cannot tell (lists of another length: a file edited by hand)."""

@@ -16,6 +16,7 @@ import numpy as np
 from .board_figures import board_rows, board_verdicts, ratio, row_name, study_board_check
 from .datasets import Take
 from .errors import ModelFileError
+from .manifest import MANIFEST
 from .falsealarms import MIN_BOARDS, false_alarm_rates
 from .known_boards import (boards_trained_on_defects, defect_boards, own_takes, trained_on,
                            warn_enrolled_defects, warn_refiled_copies,
@@ -177,7 +178,9 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         out; the boards of every take of ``dataset`` enrolled — by its
         bytes, :func:`tapcheck.enrolled.enrolled_takes` — count as known, and no board by the
         number ``--board`` gave alone), ``training_left_out`` (test takes the model
-        was trained or calibrated on, left out), ``known_boards`` (the boards of ``dataset``
+        was trained or calibrated on, left out), ``copies_left_out`` (test takes that are a
+        reference's tap resampled or re-encoded, left out:
+        :func:`tapcheck.copies.left_out_copies`), ``known_boards`` (the boards of ``dataset``
         counted as known), ``known_defect_boards`` (those of them the manifest labels
         ``defect`` and never ``normal``: the model heard them, but they have no healthy taps to
         count as a known board's), ``enrolled_defect_boards`` (boards whose takes the manifest
@@ -186,7 +189,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         dataset when no board of ``dataset`` holds its recordings (:func:`own_takes`): then no
         board counts as known by its number, else None).
     """
-    from .copies import refuse_copies, take_digests
+    from .copies import left_out_copies, refuse_copies, take_digests
     from .enrolled import enrolled_mask, enrolled_takes
     from .errors import DatasetError
     from .featurecache import FeatureCache
@@ -235,12 +238,17 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     warn_refiled_copies(checkpoint, dataset, test, prints, taps, trained)
     keep = ~(enrolled | trained)
     test = [t for t, k in zip(test, keep, strict=True) if k]
+    rows = judge.represent(crops[keep]) if keep.any() else np.zeros((0, 0))
+    # the same taps resampled or re-encoded: other bytes, other crops (QA: a 48 kHz copy of a
+    # test take, enrolled, and the take scored against it)
+    copied = left_out_copies(judge.model.detector, rows, test, manifest=dataset.root / MANIFEST)
+    test, rows = [t for t, c in zip(test, copied, strict=True) if not c], rows[~copied]
     warn_relabelled_defects(checkpoint, dataset, known, test)
     if not test:
         raise DatasetError("has only test takes the model was trained on or given (enrolled): "
                            "nothing left to evaluate", path=dataset.root / "manifest.csv",
                            fix="evaluate on takes the model has not been given")
-    scores = judge.scores(crops[keep])
+    scores = judge.model.detector.anomaly_score(rows)
     quiet = _short_of_training_rise(judge, dataset, test)
     info = judge.model.detector.calibration_
     known_boards = sorted(set(known) | {t.board for t in held})
@@ -256,6 +264,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
                       "scores": [float(x) for x in scores],
                       "paths": [t.path for t in test],
                       "enrolled_left_out": int(enrolled.sum()),
+                      "copies_left_out": int(copied.sum()),
                       "training_left_out": int(trained.sum()), "known_boards": known_boards,
                       "known_defect_boards": known_defect,
                       "enrolled_defect_boards": defective,

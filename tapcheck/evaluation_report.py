@@ -133,7 +133,8 @@ def _no_known_taps(result: dict[str, Any]) -> str:
         return (f"known boards: none healthy in this dataset (the model knows only defective "
                 f"board{'s' if len(defect) > 1 else ''} {', '.join(map(str, defect))}), so the "
                 "rate the model states cannot be checked here")
-    left = (result.get("training_left_out") or 0) + (result.get("enrolled_left_out") or 0)
+    left = sum(result.get(key) or 0 for key in ("training_left_out", "enrolled_left_out",
+                                               "copies_left_out"))
     given = (f"apart from the {left} test takes the model was trained, calibrated or enrolled "
              "on (left out: their scores are in-sample), ") if left else ""
     return (f"known boards: no taps to measure — {given}the test split holds no healthy take of "
@@ -165,7 +166,9 @@ def format_evaluation(result: dict[str, Any]) -> str:
              else f"{name} boards: no healthy taps" for name in ("known", "unseen")]
     left_out = [f"{result[key]} test take{'s' if result[key] != 1 else ''} {what}, left out"
                 for key, what in (("enrolled_left_out", "enrolled into the model"),
-                                  ("training_left_out", "the model was trained or calibrated on"))
+                                  ("training_left_out", "the model was trained or calibrated on"),
+                                  ("copies_left_out",
+                                   "copying the model's own taps (resampled or re-encoded)"))
                 if result.get(key)]
     stated = _stated(result["stated_far"])
     lines.append(f"false alarms per tap: {', '.join(rates)} (stated {stated})"

@@ -105,8 +105,12 @@ class Judge:
         """Anomaly scores of crops (n_clips, n_crops, bins, frames), shape (n_clips,)."""
         if len(clips) == 0:
             return np.zeros(0)
-        rep = represent_clips(self.net, clips, self.model.scorer)
-        return self.model.detector.anomaly_score(rep.numpy())
+        return self.model.detector.anomaly_score(self.represent(clips))
+
+    def represent(self, clips: np.ndarray) -> np.ndarray:
+        """The rows the detector scores, of crops (n_clips, n_crops, bins, frames): shape
+        (n_clips, D)."""
+        return represent_clips(self.net, clips, self.model.scorer).numpy()
 
     def judge_array(self, y: np.ndarray, *, path: str = "<array>") -> Verdict:
         """Judge one mono clip at the model's sample rate."""

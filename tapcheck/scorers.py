@@ -251,6 +251,9 @@ class DecayKNNDetector(KNNDetector):
         z_decay = np.minimum((residual - m_res) / s_res, 50.0)  # exp stays finite
         return np.maximum(distance, np.exp(m_net + s_net * z_decay))
 
+    def _embedding_part(self, X: np.ndarray) -> np.ndarray:
+        return self._split(X)[0]
+
     def anomaly_score(self, X: np.ndarray) -> np.ndarray:
         emb, decay = self._split(X)
         with torch.inference_mode():

@@ -329,3 +329,61 @@ def test_decay_knn_with_few_references_and_rows_of_the_wrong_width():
     assert flat.decay_reads_nothing and not few.decay_reads_nothing
     plain = SCORERS["knn"](k=3).fit(X)
     np.testing.assert_allclose(flat.anomaly_score(rows), plain.anomaly_score(Q), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["knn", "knn-ldn", "knn-decay"])
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_nearest_reference_and_spacing_match_brute_force(kind, metric):
+    """What enroll and evaluate tell a resampled copy by: the nearest reference, distances
+    among the queries, and the reference's median spacing (of every row, and of a subsample)."""
+    from scipy.spatial.distance import cdist
+
+    X, Q, _ = _small(5)
+    decay = np.linspace(0.001, 0.003, len(X))
+    rows, queries = (_with_decay(X, decay), _with_decay(Q, np.full(len(Q), 0.002))) \
+        if kind == "knn-decay" else (X, Q)
+    det = SCORERS[kind](k=3, metric=metric).fit(rows)
+    unit = (lambda A: A / np.linalg.norm(A, axis=1, keepdims=True)) if metric == "cosine" \
+        else (lambda A: A)
+    R, U = unit(X.astype(np.float64)), unit(Q.astype(np.float64))
+    D = cdist(U, R, "cosine" if metric == "cosine" else "euclidean")
+    distance, row = det.nearest_reference(queries)
+    np.testing.assert_allclose(distance, D.min(axis=1), atol=1e-5)
+    np.testing.assert_array_equal(row, D.argmin(axis=1))
+    np.testing.assert_allclose(det.mutual_distances(queries),
+                               cdist(U, U, "cosine" if metric == "cosine" else "euclidean"),
+                               atol=1e-5)
+    own = cdist(R, R, "cosine" if metric == "cosine" else "euclidean")
+    np.fill_diagonal(own, np.inf)
+    assert det.reference_spacing() == pytest.approx(np.median(own.min(axis=1)), abs=1e-5)
+    every_third = np.unique(np.linspace(0, len(X) - 1, 8).round().astype(int))
+    assert det.reference_spacing(max_rows=8) == pytest.approx(
+        np.median(own[every_third].min(axis=1)), abs=1e-5)
+
+
+def test_embedding_copies_tell_a_copy_from_a_sibling():
+    """A copy lies far nearer its tap than the reference's taps lie to each other: a tap given
+    twice in one call, or a reference's tap again, is found; a distinct tap is not, nor is
+    anything when every reference embeds alike (no spacing to tell by)."""
+    from tapcheck.copies import COPY_SPACING, embedding_copies
+
+    X, Q, _ = _small(7)
+    det = KNNDetector(k=3).fit(X)
+    spacing = det.reference_spacing()
+    rng = np.random.default_rng(0)
+
+    def near(v, fraction):  # v moved by fraction x spacing in cosine distance, roughly
+        u = v / np.linalg.norm(v)
+        w = rng.normal(size=v.shape)
+        w -= (w @ u) * u
+        return u + np.sqrt(2 * fraction * spacing) * w / np.linalg.norm(w)
+
+    clips = np.vstack([Q[0], near(X[4], 0.2 * COPY_SPACING), Q[1], near(Q[0], 0.2 * COPY_SPACING),
+                       near(X[9], 5 * COPY_SPACING)]).astype(np.float32)
+    found = embedding_copies(det, clips)
+    assert [(i, where, other) for i, where, other, _, _ in found] == [
+        (1, "reference", 4), (3, "clip", 0)]
+    for _, _, _, distance, shown in found:
+        assert distance < COPY_SPACING * spacing and shown == pytest.approx(spacing)
+    alike = KNNDetector(k=3).fit(np.tile(X[:1], (6, 1)))
+    assert embedding_copies(alike, np.vstack([X[0], X[0]])) == []

@@ -481,8 +481,9 @@ def test_a_board_number_alone_makes_no_board_of_a_dataset_known(model, tiny_data
     after = json.loads(out)
     assert {r["board"]: r["board is"] for r in after["boards"]}[13] == "unseen"
     assert {r["board"]: r["board is"] for r in after["boards"]}[12] == "unseen"
-    assert (after["normal_known"], after["normal_unseen"]) == (before["normal_known"],
-                                                               before["normal_unseen"])
+    # the one take of board 12 whose copy the model now holds is left out of the rates
+    assert (after["normal_known"], after["normal_unseen"], after["copies_left_out"]) == (
+        before["normal_known"], before["normal_unseen"] - 1, 1)
 
 
 def test_enrol_without_board_from_a_board_folder_warns_once(model, tiny_dataset, run_cli):
@@ -886,3 +887,58 @@ def test_enrolled_clips_are_listed_by_their_whole_path(model, tiny_dataset, run_
     assert code == 0, err
     code, out, _ = run_cli("enroll", "--model", model, "--list")
     assert code == 0 and f"board 13  1 clip(s)  {clip}\n" in out
+
+
+def resampled_copy(clip, out, *, sr_out: int = 48000):
+    """The same tap at another sample rate, as float samples: other bytes and other crops."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    y, sr = sf.read(clip)
+    sf.write(out, resample_poly(y, sr_out // 300, sr // 300), sr_out, subtype="FLOAT")
+    return out
+
+
+def test_the_same_tap_resampled_is_enrolled_once(model, tiny_dataset, run_cli, tmp_path):
+    """A 48 kHz copy of a tap has other bytes and other crops, so neither digest told it: it
+    was enrolled beside its tap, or after it, or as a training take, counted twice in the
+    calibration (QA). Its embedding lies nearer the tap than any other tap's does."""
+    clips = [str(c) for c in unseen_clips(tiny_dataset)]
+    copy = resampled_copy(clips[0], tmp_path / "copy48k.wav")
+    digest = md5(model)
+    code, _, err = run_cli("enroll", "--model", model, "--board", 13, clips[0], copy)
+    assert code == 2 and f"{copy}: is the same tap as {clips[0]} (its embedding lies " in err, err
+    assert "a resampled or re-encoded copy); enrolled twice it would count twice" in err
+    trained = tiny_dataset.select(split="train", label="normal")[0]
+    own = resampled_copy(tiny_dataset.path_of(trained), tmp_path / "own48k.wav")
+    code, _, err = run_cli("enroll", "--model", model, own)
+    assert code == 2 and (f"{own}: is the same tap as one of board {trained.board}'s "
+                          "recordings the model was trained or calibrated on") in err, err
+    assert md5(model) == digest
+    # distinct taps of one board are not copies of each other
+    code, _, err = run_cli("enroll", "--model", model, "--board", 13, *clips)
+    assert code == 0, err
+    digest = md5(model)
+    code, _, err = run_cli("enroll", "--model", model, "--board", 13, copy)
+    assert code == 2 and f"{copy}: is the same tap as {clips[0]}, enrolled into this model" in err
+    assert md5(model) == digest
+
+
+def test_evaluate_leaves_out_a_test_take_whose_resampled_copy_is_enrolled(model, tiny_dataset,
+                                                                          run_cli, tmp_path):
+    """Board 13's test take enrolled as a 48 kHz copy: evaluate scored the take against its
+    own copy, near 0, among the healthy taps (QA)."""
+    import json
+
+    take = unseen_clips(tiny_dataset, n=1)[0]
+    assert run_cli("enroll", "--model", model, "--board", 13,
+                   resampled_copy(take, tmp_path / "copy.wav"))[0] == 0
+    code, out, err = run_cli("evaluate", "--model", model, "--dataset", tiny_dataset.root,
+                             "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["copies_left_out"] == 1 and result["enrolled_left_out"] == 0
+    relative = str(take.relative_to(tiny_dataset.root))
+    assert relative not in result["paths"]
+    assert (f"test take {relative} is the same tap as one the model holds (trained, "
+            "calibrated or enrolled on), resampled or re-encoded") in err, err

@@ -452,6 +452,34 @@ def test_a_flac_of_a_test_take_among_the_test_takes_is_refused_by_evaluate(tiny_
                    "twice — delete the copy's row\n")
 
 
+def test_a_resampled_copy_of_a_test_take_among_the_test_takes_is_refused(tiny_dataset,
+                                                                          tiny_model, run_cli,
+                                                                          tmp_path):
+    """Other bytes and other samples (48 kHz), the same tap: it counted twice in the rates; its
+    embedding lies nearer the take than any other take's does."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    from .conftest import copy_with_manifest
+
+    def edit(rows):
+        first = next(r for r in rows if (r["board"], r["split"]) == ("12", "test"))
+        y, sr = sf.read(tmp_path / "d" / first["path"])
+        twin = dict(first, path=first["path"].replace("take", "copy"), take="99")
+        sf.write(tmp_path / "d" / twin["path"], resample_poly(y, 160, 147), 48000,
+                 subtype="FLOAT")
+        rows.append(twin)
+
+    root = copy_with_manifest(tiny_dataset.root, tmp_path / "d", edit)
+    twin = next(root.rglob("copy*.wav")).relative_to(root).as_posix()
+    code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
+    assert (code, out) == (2, ""), err
+    assert (f"tapcheck: error: {root / 'manifest.csv'}: lists one tap twice among the test "
+            f"takes: {twin} is {twin.replace('copy', 'take')} resampled or re-encoded (their "
+            "embeddings lie ") in err, err
+    assert err.endswith("; it would count twice — delete the copy's row\n")
+
+
 def test_evaluate_warns_of_a_board_trained_as_defective_now_labelled_normal(
         tiny_dataset, tiny_model, run_cli, tmp_path):
     """A new take of board 5 (a cracked board of the training split) labelled normal by hand
