@@ -268,11 +268,12 @@ def unused_train_settings(model: LoadedModel, config: Config) -> list[str]:
 
 def checks_off(judge: Judge) -> list[str]:
     """A warning when the model file states no level of its training takes' strikes
-    (:attr:`Judge.training_rise_db`), or no fingerprint of its network (both from 2026-12-06):
-    no tap is then warned of for a louder room, and weights changed after training are not
-    noticed, and nothing said so (QA: noise at 1 % of the peak turned 7 of 12 ANOMALOUS taps of
-    a sawn board NORMAL, with no word; a file stripped of its fingerprint and with a layer
-    changed judged a healthy tap ANOMALOUS, with no word)."""
+    (:attr:`Judge.training_rise_db`), no fingerprint of its network (both from 2026-12-06) or
+    no digest of its feature settings (from 2026-12-05): no tap is then warned of for a louder
+    room, and weights or settings changed after training are not noticed, and nothing said so
+    (QA: noise at 1 % of the peak turned 7 of 12 ANOMALOUS taps of a sawn board NORMAL, with no
+    word; a file stripped of its fingerprint and with a layer changed judged a healthy tap
+    ANOMALOUS, with no word)."""
     off = []
     if judge.training_rise_db is None:
         off.append(("no level of its training takes' strikes above the room's noise",
@@ -280,6 +281,10 @@ def checks_off(judge: Judge) -> list[str]:
     if judge.model.checkpoint.get("fingerprint") is None:
         off.append(("no fingerprint of its network", "weights changed after training are not "
                                                      "noticed"))
+    # from 2026-12-05; stripped, an edit of n_fft loaded without a word (QA)
+    if judge.model.checkpoint.get("settings_digest") is None:
+        off.append(("no digest of its feature settings", "settings changed after training "
+                                                         "are not noticed"))
     if not off:
         return []
     what, effect = zip(*off, strict=True)

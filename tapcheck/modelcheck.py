@@ -205,8 +205,27 @@ def check_contents(checkpoint: dict[str, Any], path: str | os.PathLike | None) -
     if not isinstance(scorer, str) or scorer != checkpoint["detector"]["kind"]:
         raise damaged(f"its detector is a {checkpoint['detector']['kind']} scorer but its "
                     f"settings name {scorer!r}", path)
+    _check_knn_settings(checkpoint, path)
     check_enrolled(checkpoint, path)
     _check_fingerprint(checkpoint.get("fingerprint"), path)
+
+
+#: a kNN detector's parameter and the [train] setting training built it from
+KNN_SETTINGS = (("k", "knn_k"), ("metric", "knn_metric"), ("exp", "knn_exp"))
+
+
+def _check_knn_settings(checkpoint: dict[str, Any], path) -> None:
+    """A kNN detector's k, metric and exp are the settings' ``knn_*`` (where the file states
+    them): a metric of 'euclidean' under settings of 'cosine' loaded, and every tap scored 13
+    times the threshold (QA, a file edited by hand)."""
+    params = checkpoint["detector"]["params"]
+    train = checkpoint["config"].get("train", {})
+    for param, setting in KNN_SETTINGS:
+        if param in params and isinstance(train, dict) and setting in train and \
+                (params[param] != train[setting] or type(params[param]) is not
+                 type(train[setting])):
+            raise damaged(f"its detector's {param} is {params[param]!r} but its settings' "
+                          f"train.{setting} is {train[setting]!r}", path)
 
 
 def _check_fingerprint(stored: Any, path) -> None:

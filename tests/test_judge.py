@@ -374,6 +374,16 @@ def test_a_tap_far_less_above_the_rooms_noise_than_the_training_takes_is_warned_
         f"tapcheck: warning: {tmp_path / 'nofp.pt'}: states no fingerprint of its network (files "
         "trained before 2026-12-06 do not), so weights changed after training are not noticed "
         "— retrain it with `tapcheck train` to have that check\n") == 1, err
+    # nor one without its settings' digest: stripped, an edit of n_fft loaded without a word
+    # and moved every score (QA)
+    ck = torch.load(tiny_model, weights_only=True)
+    del ck["settings_digest"]
+    ck["config"]["features"]["n_fft"] = 2048
+    code, out, err = run_cli("judge", take, "--model", save_checkpoint(tmp_path / "nod.pt", ck))
+    assert code in (0, 1) and err.count(
+        f"tapcheck: warning: {tmp_path / 'nod.pt'}: states no digest of its feature settings "
+        "(files trained before 2026-12-06 do not), so settings changed after training are not "
+        "noticed — retrain it with `tapcheck train` to have that check\n") == 1, err
 
 
 @pytest.mark.parametrize("edit", ["dc", "padded"])

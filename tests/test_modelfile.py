@@ -70,6 +70,23 @@ def test_other_versions_are_refused(tiny_model, tmp_path, change, match):
         load_model(path)
 
 
+@pytest.mark.parametrize("param, value, setting", [
+    ("metric", "euclidean", "knn_metric"), ("exp", True, "knn_exp"), ("k", 1000000, "knn_k")])
+def test_a_knn_detector_other_than_its_settings_is_damaged(tiny_model, tmp_path, param, value,
+                                                           setting):
+    """A metric of 'euclidean' under settings of 'cosine' loaded, and every tap of a healthy
+    board scored 13 times the threshold (QA, a file edited by hand); so did an exp score or a
+    k past the reference."""
+    ck = torch.load(tiny_model, weights_only=True)
+    assert ck["detector"]["params"][param] == ck["config"]["train"][setting]
+    ck["detector"]["params"][param] = value
+    path = save_checkpoint(tmp_path / "edited.pt", ck)
+    with pytest.raises(ModelFileError) as e:
+        load_model(path)
+    assert f"edited.pt: is damaged: its detector's {param} is {value!r} but its settings' " \
+        f"train.{setting} is {ck['config']['train'][setting]!r}" in str(e.value)
+
+
 def test_not_a_model(tmp_path):
     (tmp_path / "a.pt").write_bytes(b"hello")
     with pytest.raises(ModelFileError, match="not a tapcheck model"):
