@@ -29,7 +29,7 @@ class Explanation:
     # "quieter-at", "louder-at", "different"
     ratio: float | None  # decay rate of the clip over the references' (decay kinds)
     score: float
-    relief: float  # share of the score removed by making the region look normal
+    relief: float  # the region's share of the score: sqrt(band drop x window drop) / score
     deviation: np.ndarray = field(repr=False)
     crop: np.ndarray = field(repr=False)
     reference: np.ndarray = field(repr=False)
