@@ -86,6 +86,15 @@ def _stamp(when: datetime | None) -> str:
     return when.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def _clock(stamp: str) -> str:
+    """A logged time (ISO) as the station's clock reads it, to the second: how a note names a
+    tap, as the page names it by its verdict's time, not by an id it never shows."""
+    try:
+        return datetime.fromisoformat(stamp).astimezone().strftime("%H:%M:%S")
+    except (TypeError, ValueError):
+        return str(stamp)
+
+
 class Station:
     """The live state of one station, fed by a listener thread.
 
@@ -200,19 +209,22 @@ class Station:
 
         try:
             (e,) = self.explainer.explain_files([self.root / row.clip])
-            if e is None:
-                return
             path = self.picture_path(row.clip)
+            # said, not dropped: the page says "explaining" until it hears
+            if e is None:
+                raise StorageError(f"{row.clip}: its crops cannot be computed again")
             if path is None:
-                return
+                raise StorageError(f"{row.clip}: points out of the log's folder")
             refuse_outside(path, self.root, StorageError, what="explanation pictures")
             path.parent.mkdir(parents=True, exist_ok=True)
             save_picture(e, path)
         except Exception as err:  # noqa: BLE001 - the verdict stands; say the picture is lost
-            self.explain_note = f"tap {row.id} not explained: {err}"
+            self.explain_note = f"the tap of {_clock(row.time)} not explained: {err}"
             self.events.publish("note", {"text": self.explain_note})
             return
-        self.last_explained = {"id": row.id, "sentence": e.sentence,
+        # the tap's time, as its verdict shows it: the card kept a tap's sentence beside a
+        # later verdict, told by an id the verdict never showed (QA)
+        self.last_explained = {"id": row.id, "time": row.time, "sentence": e.sentence,
                                "picture": f"/explanations/{row.id}.png"}
         self.events.publish("explained", self.last_explained)
 
@@ -223,6 +235,7 @@ class Station:
                     "threshold": self.judge.threshold, "history": list(self.history),
                     "counts": dict(self.counts), "board_verdict": self.board_verdict,
                     "explained": self.last_explained, "refused": self.refused,
+                    "explains": self.explainer is not None,
                     "note": self.explain_note,
                     # the page's clock may be off the station's: it times its own notes by this
                     "now": time.time()}

@@ -522,7 +522,9 @@ def test_an_explanations_folder_linked_out_gives_a_note_and_serves_nothing(separ
     station = Station(judge, root)
     try:
         station._pool.submit(station._explain, row).result()  # as the station does it
-        assert station.explain_note.startswith(f"tap {row.id} not explained: ")
+        # named by its time, as the page names a tap (it never shows an id)
+        shown = datetime.fromisoformat(row.time).astimezone().strftime("%H:%M:%S")
+        assert station.explain_note.startswith(f"the tap of {shown} not explained: ")
         assert "is a link to" in station.explain_note
         assert list(outside.rglob("*")) == []  # nothing written through the link
         planted = station.picture_path(row.clip)
@@ -867,4 +869,59 @@ def test_a_tap_not_judged_stays_in_the_state_until_the_next_verdict(separating_m
         last = station.snapshot()["history"][-1]
         assert last["warnings"] == ["10:00:01: a strike 0.30 s from the tap judged before, …"]
     finally:
+        station.close()
+
+
+def test_the_why_card_names_its_tap_and_never_shows_the_last_ones_for_a_new_one(
+        separating_model, browser, tmp_path, monkeypatch):
+    """The card headed "last anomalous tap: why" kept the last tap's sentence and picture while
+    a newer anomalous tap was explained (or failed to be), named by an id the verdict never
+    showed (QA): now it says it is explaining the new tap, by the time its verdict shows, and
+    then gives that tap's sentence under that time."""
+    from tapcheck.judge import Judge, Verdict
+    from tapcheck.listen import LiveJudgment
+    from tapcheck.synth import study_boards, synthesize_tap, take_rng
+
+    from .conftest import served_station
+
+    monkeypatch.setenv("TAPCHECK_RECORDINGS", str(training_recordings(separating_model)))
+    boards = {b.number: b for b in study_boards(seed=SEED)}
+    judge, root = Judge(separating_model), tmp_path / "inspections"
+    number, side, take = DEFECT
+    y = synthesize_tap(boards[number].board, side, rng=take_rng(SEED, number, side, take))
+    struck = datetime(2026, 12, 7, 9, 30, 15, 120000, tzinfo=timezone.utc)
+    t = judge.threshold
+    verdict = Verdict("tap.wav", "ANOMALOUS", 3 * t, t, judge.name)
+    with InspectionLog(root, create=True) as log:
+        row = log.append(y, sr=44100, when=struck, board=7, model=judge.name,
+                         model_path=str(separating_model), score=3 * t, threshold=t,
+                         verdict="ANOMALOUS")
+    station = Station(judge, root)
+    assert station.explainer is not None
+    station.last_explained = {"id": 99, "time": "2026-12-07T09:20:00.000+00:00",
+                              "sentence": "an older tap's why", "picture": "/x.png"}
+    page = browser.new_page()
+    try:
+        with served_station(station, root) as url:
+            page.goto(url)
+            page.wait_for_function("document.getElementById('status').textContent === 'live'")
+            older = page.evaluate("new Date('2026-12-07T09:20:00.000+00:00')"
+                                  ".toLocaleTimeString()")
+            assert page.text_content("#sentence") == f"tap of {older}: an older tap's why"
+            station.on_verdict(verdict, when=struck)
+            page.wait_for_function("document.getElementById('verdict').textContent === "
+                                   "'ANOMALOUS'")
+            when = page.evaluate(f"new Date('{row.time}').toLocaleTimeString()")
+            assert page.text_content("#sentence") == f"explaining the tap of {when}…"
+            assert page.is_hidden("#picture")
+            assert when in page.text_content("#detail")  # as the verdict shows it
+            station.on_judgment(LiveJudgment(verdict, struck, 1.0, row, 0))
+            page.wait_for_function(
+                "document.getElementById('sentence').textContent.startsWith('tap of ')",
+                timeout=60_000)
+            said = page.text_content("#sentence")
+            assert said.startswith(f"tap of {when}: ") and re.search(SENTENCE_END, said), said
+            assert page.is_visible("#picture")
+    finally:
+        page.close()
         station.close()

@@ -99,11 +99,20 @@ function drawChart() {
 
 function showExplained(e) {
   if (!e) return;
-  $("sentence").textContent = `tap ${e.id}: ${e.sentence}`;
+  // by the tap's time, as its verdict shows it (an id the verdict never showed, beside a later
+  // verdict, read as that one's why: QA)
+  $("sentence").textContent = `tap of ${new Date(e.time).toLocaleTimeString()}: ${e.sentence}`;
   const img = $("picture");
   img.src = e.picture;
   img.alt = e.sentence;
   img.hidden = false;
+}
+
+// a new anomalous tap: the last one's why is not this one's, and its own takes a moment
+function showExplaining(item) {
+  $("sentence").textContent =
+    `explaining the tap of ${new Date(item.time).toLocaleTimeString()}…`;
+  $("picture").hidden = true;
 }
 
 // The whole state: at the start, and again after the event stream was lost (the station
@@ -127,6 +136,9 @@ async function loadState() {
   showCounts();
   drawChart();
   showExplained(state.explained);
+  // its explanation still to come (or lost: then the note says so, above)
+  if (state.explains && !state.note && last && last.verdict === "ANOMALOUS" &&
+      (!state.explained || state.explained.time !== last.time)) showExplaining(last);
   return true;
 }
 
@@ -164,6 +176,7 @@ function listen() {
     state.history.push(item);
     if (state.history.length > 50) state.history.shift();
     showVerdict(item);
+    if (state.explains && item.verdict === "ANOMALOUS") showExplaining(item);
     showCounts();
     drawChart();
     // when the new verdict was painted, for tests/station_latency.py (same clock as the server)
@@ -178,6 +191,11 @@ function listen() {
     if ($("verdict").className !== "REFUSED") showVerdict(last);
   });
   events.addEventListener("explained", (ev) => showExplained(JSON.parse(ev.data)));
-  events.addEventListener("note", (ev) => { $("status").textContent = JSON.parse(ev.data).text; });
+  // a tap not explained: said in the card that said "explaining", and in the status line
+  events.addEventListener("note", (ev) => {
+    const text = JSON.parse(ev.data).text;
+    $("status").textContent = text;
+    $("sentence").textContent = text;
+  });
 }
 start();
