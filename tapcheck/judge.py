@@ -137,12 +137,36 @@ class Judge:
             refuse_repeated_taps(paths, {i: crops for i, crops, *_ in good})
         for start in range(0, len(good), batch_size):
             chunk = good[start:start + batch_size]
-            scores = self.scores(np.stack([c for _, c, *_ in chunk]))
+            rows = self.represent(np.stack([c for _, c, *_ in chunk]))
+            scores = self.model.detector.anomaly_score(rows)
             verdicts = self._verdicts([os.fspath(paths[i]) for i, *_ in chunk], scores)
-            for (i, _, warned, formats), v in zip(chunk, verdicts, strict=True):
+            copied = self._copies_of_references(rows)
+            for (i, _, warned, formats), v, copy in zip(chunk, verdicts, copied, strict=True):
+                # the same tap at another rate or bit depth: other crops, in-sample all the same
+                if copy and not any(w.endswith(HEARD) for w in warned):
+                    warned += (f"{os.fspath(paths[i])}: {HEARD}",)
                 v.warnings, v.format_warnings = warned, formats
                 results[i] = v
         return results  # type: ignore[return-value]
+
+    def _copies_of_references(self, rows: np.ndarray) -> np.ndarray:
+        """Which rows lie nearer a reference than a copy's limit
+        (:data:`tapcheck.copies.COPY_SPACING` x the reference's spacing), shape (n,): all False
+        for a scorer without references."""
+        from .copies import COPY_SPACING
+        from .detectors import KNNDetector
+
+        detector = self.model.detector
+        if not isinstance(detector, KNNDetector) or not self._reference_spacing > 0:
+            return np.zeros(len(rows), dtype=bool)
+        return detector.nearest_reference(rows)[0] < COPY_SPACING * self._reference_spacing
+
+    @functools.cached_property
+    def _reference_spacing(self) -> float:
+        from .detectors import KNNDetector
+
+        detector = self.model.detector
+        return detector.reference_spacing() if isinstance(detector, KNNDetector) else 0.0
 
     def _features(self, paths: Sequence[str | os.PathLike], results: list,
                   good: list) -> None:

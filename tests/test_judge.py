@@ -258,7 +258,7 @@ def test_train_settings_of_a_judge_config_are_named_as_unused(tiny_model, tiny_d
 
 
 def test_judging_a_take_the_model_was_trained_on_says_its_score_is_not_a_new_taps(
-        tiny_model, tiny_dataset, run_cli):
+        tiny_model, tiny_dataset, run_cli, tmp_path):
     """A new user judged a take of the one board trained on and read `score 0.0375371
     threshold 0.0375372` with no note: its score is in-sample. One warning per such clip, in
     the text and in --json's warnings; a test take (never heard) gets none."""
@@ -283,6 +283,18 @@ def test_judging_a_take_the_model_was_trained_on_says_its_score_is_not_a_new_tap
     assert warned == [f"tapcheck: warning: {more[0]} and 3 more clip(s): are recordings the "
                       "model was trained or calibrated on, or given by enroll: their scores are "
                       "not new taps'"]
+    # the same take at 48 kHz: other crops, the same tap (its embedding on the reference's)
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    y, sr = sf.read(trained)
+    copy = tmp_path / "copy48k.wav"
+    sf.write(copy, resample_poly(y, 160, 147), 48000, subtype="FLOAT")
+    code, out, err = run_cli("judge", copy, new, "--model", tiny_model, "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    heard = (f"{copy}: is a recording the model was trained or calibrated on, or given by "
+             "enroll: its score is not a new tap's")
+    assert code in (0, 1) and heard in rows[0]["warnings"] and rows[1]["warnings"] == [], err
 
 
 def test_a_clip_named_like_an_option_is_told_how_to_pass(tiny_model, tiny_dataset, tmp_path,
