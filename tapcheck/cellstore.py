@@ -102,6 +102,13 @@ class CellStore:
             stored["model_sha1"] = _sha1(result["model_bytes"])
             stored["row"]["model_file"] = path.relative_to(self.out).as_posix()
         self._write(cell, key, stored)
+        if self.models_beside:
+            # a grid's model file of this cell, trained again here (on other threads): named
+            # after the cell, it disagreed with the cell's record (QA). A grid's own run into
+            # the folder leaves models/<name>.pt alone: `tapcheck train` may have written it
+            stale = self.model_path(cell, key, beside=False)
+            if stale.is_file() and not stale.is_symlink():
+                stale.unlink()
         return stored
 
     def _write(self, cell: Cell, key: str, stored: dict) -> None:

@@ -247,6 +247,27 @@ def test_a_grid_after_a_plain_comparison_takes_over_its_model_and_back(run_cli,
         assert [r["model_file"] for r in rows] == [model.relative_to(tmp_path).as_posix()]
 
 
+def test_a_plain_comparison_training_a_grids_cell_again_leaves_no_stale_model_beside_it(
+        run_cli, small_compare_set, tmp_path):
+    """A cell of a grid trained on other threads is trained again by a plain comparison into
+    its folder, which keeps its model at models/<name>.pt: the grid's model file stayed beside
+    the cell's record, named after the cell and disagreeing with it (QA)."""
+    args = ("compare", "--dataset", small_compare_set, "--models", "ae", "--epochs", "1",
+            "--out", tmp_path)
+    assert run_cli(*args, "--seeds", "0-1")[0] == 0
+    [record] = [p for p in (tmp_path / "cells" / "ae").glob("s0-*.json")]
+    stored = json.loads(record.read_text())
+    stored["threads"] = stored.get("threads", 1) + 7  # as if trained on other threads
+    record.write_text(json.dumps(stored))
+    code, _, err = run_cli(*args)
+    assert code == 0 and "[1/1] ae seed 0: training" in err, err
+    assert not record.with_suffix(".pt").exists()
+    stored = json.loads(record.read_text())
+    assert stored["row"]["model_file"] == "models/ae.pt"
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.pt")] == [
+        "models/ae.pt"]
+
+
 def test_a_grid_into_another_datasets_report_is_refused(run_cli, small_compare_set, tmp_path):
     """A comparison over seeds keeps no model file to refuse it by: `compare --seeds` of a
     second dataset replaced the first one's report without a word, where a plain comparison
