@@ -264,6 +264,7 @@ def test_train_from_the_cli_writes_one_model_file(tiny_dataset, run_cli, tmp_pat
                                 "--out", out, "--seed", "1")
     assert code == 0, err
     assert out.is_file() and f"saved {out}" in stdout
+    assert ", seed 1, " in stdout  # kept in the file, and shown nowhere (QA)
     assert "epoch 1/1" in err  # one line per epoch when not on a terminal
     assert not list(out.parent.glob("*.tmp"))
 

@@ -148,7 +148,10 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
         rate = (f"the highest of {info['clips']} calibration clip(s), too few for a rate"
                 if info and unfitted(info) else
                 f"at {percent(checkpoint['config']['train']['far'])} false alarms")
-        say(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, {scorer_label(det)}, "
+        # its seed: another seed trains another model (an AUC moves by 0.03), and the file kept
+        # it where nothing showed it (QA)
+        say(f"saved {out}  ({checkpoint['train_seconds']:.0f} s, seed "
+            f"{checkpoint['config']['train']['seed']}, {scorer_label(det)}, "
             f"{method + ' ' if method else ''}threshold {-det['offset']:.4g} {rate})")
     return 0
 
