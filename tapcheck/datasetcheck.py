@@ -20,7 +20,6 @@ from .doctor import NOTE, OK, PROBLEM, Finding
 from .errors import DatasetError, TapcheckError
 from .file_kinds import special_kind
 from .misfiled import misfiled
-from .training_data import MIXED_SIDE_FIX, mixed_side_problem, mixed_sides
 
 MAX_LISTED = 20  # per kind of finding about single takes; the rest are counted
 
@@ -211,6 +210,9 @@ def check_splits(dataset, reports: list[TakeReport], config: Config) -> list[Fin
     labels = defaultdict(set)
     for t in dataset.takes:
         labels[t.class_name].add((t.split, t.label))
+    # here, not at the top: training_data imports torch, 1.4 s of `tapcheck info`'s 1.6 s
+    from .training_data import MIXED_SIDE_FIX, mixed_side_problem, mixed_sides
+
     refused = mixed_sides(dataset.select(split="train"))  # in train's own words
     findings += [Finding(PROBLEM, f"{manifest}: {mixed_side_problem(name)}", fix=MIXED_SIDE_FIX)
                  for name in refused]

@@ -90,6 +90,24 @@ def test_datasets_lists_the_readable_ones_and_names_a_broken_one(tiny_dataset, r
         f"read: is a link to {tmp_path / 'gone.csv'}, which does not exist — restore the "
         "manifest it points to, or replace the link with the manifest")
 
+def test_info_datasets_and_log_do_not_load_torch(tiny_dataset, tmp_path):
+    """`tapcheck info` took 1.6 s, 1.4 of them importing torch it never used (speed QA): the
+    dataset checks imported the training module for two names."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom tapcheck.cli import main\n"
+            f"assert main(['info', {str(tiny_dataset.root)!r}]) == 0\n"
+            "assert main(['datasets']) == 0\nassert main(['log']) in (0, 2)\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120,
+                            env={**os.environ, "TAPCHECK_RECORDINGS": str(tmp_path),
+                                 "TAPCHECK_INSPECTIONS": str(tmp_path / "inspections")})
+    assert result.returncode == 0, result.stderr
+
+
 def test_models_lists_the_registry(run_cli):
     from tapcheck.models import MODELS
 
