@@ -1,12 +1,12 @@
 """How near a copy of a tap lies to its tap in a model's space, against how near distinct taps
 lie: the margin of ``tapcheck.copies.COPY_SPACING``, by which ``enroll`` refuses and
-``evaluate`` leaves out the same tap resampled or re-encoded.
+``evaluate`` leaves out the same tap resampled or requantised.
 
-For ``--takes`` takes of ``--dataset`` (spread over its boards): copies at 48 kHz and at
-22.05 kHz (float samples), as 16-bit WAV and as OGG Vorbis; each copy's distance to its own
-take's embedding, the distinct takes' distances to one another, and the model's reference
-spacing (the median distance from a reference to its nearest other), with the limit the rule
-draws (``COPY_SPACING`` x the spacing) and how many of each kind fall under it.
+Every take of ``--dataset``: the nearest two distinct takes, and each take's nearest reference
+(the takes the reference holds: their nearest *other*). ``--takes`` of them (spread over the
+boards): copies at 48 kHz and at 22.05 kHz (float samples), as 16-bit WAV and as OGG Vorbis,
+each copy's distance to its take. With the model's reference spacing and the limit the rule
+draws (:func:`tapcheck.copies.copy_limit`). Cosine distances on unit embeddings.
 
     PYTHONPATH=/path/to/tapcheck python3 scripts/near_copies.py \\
         --model models/arcface-resnet18.pt --dataset recordings/demo
@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from tapcheck.copies import COPY_SPACING
+from tapcheck.copies import COPY_COSINE, COPY_SPACING, copy_limit, reference_spacing
 from tapcheck.datasets import Dataset
 from tapcheck.features import load_clip, strike_crops
 from tapcheck.judge import Judge
@@ -62,30 +62,39 @@ def main() -> None:
     judge = Judge(args.model)
     det = judge.model.detector
     ds = Dataset(args.dataset)
-    takes = ds.takes[::max(1, len(ds.takes) // args.takes)][:args.takes]
-    paths = [ds.path_of(t) for t in takes]
-    spacing = det.reference_spacing()
-    limit = COPY_SPACING * spacing
-    own = rows(judge, paths)
-    mutual = det.mutual_distances(own)
-    distinct = mutual[~np.eye(len(own), dtype=bool)]
-    distance, _ = det.nearest_reference(own)
-    print(f"{args.model} ({judge.model.name}, {len(det.reference_)} references) on "
-          f"{len(takes)} takes of {args.dataset}")
-    print(f"reference spacing (median nearest other reference): {spacing:.3g}; "
-          f"limit {COPY_SPACING} x that = {limit:.3g}")
-    print(f"distinct takes: nearest pair {distinct.min():.3g}, median {np.median(distinct):.3g}"
-          f"; under the limit {int((distinct < limit).sum()) // 2} pairs")
-    print(f"the takes' nearest reference: least {distance.min():.3g} (0 is a take of the "
-          "reference itself)")
+    every = [ds.path_of(t) for t in ds.takes]
+    unit = det.unit_embeddings(rows(judge, every))
+    reference = det.unit_embeddings()
+    spacing = reference_spacing(det)
+    limit = copy_limit(det, spacing=spacing)
+    mutual = 1.0 - unit @ unit.T
+    np.fill_diagonal(mutual, np.inf)
+    near = (1.0 - unit @ reference.T).min(axis=1)
+    print(f"{args.model} ({judge.model.name}, {len(reference)} references) on the "
+          f"{len(every)} takes of {args.dataset}; cosine distances on unit embeddings")
+    print(f"reference spacing (median nearest other reference): {spacing:.3g}; limit "
+          f"min({COPY_COSINE}, {COPY_SPACING} x spacing) = {limit:.3g}")
+    print(f"distinct takes: nearest pair {mutual.min():.3g} ({limit and mutual.min() / limit:.0f}"
+          f"x the limit), median nearest other {np.median(mutual.min(axis=1)):.3g}; pairs under "
+          f"the limit {int((mutual < limit).sum()) // 2}")
+    # a take of the reference lies ~0 from its own row: the nearest other is the second nearest
+    second = np.sort(1.0 - unit @ reference.T, axis=1)[:, 1]
+    own = near < limit
+    print(f"takes in the reference ({int(own.sum())}): their nearest other reference "
+          f"{second[own].min():.3g} at the least; takes not in it ({int((~own).sum())}): "
+          f"nearest reference {near[~own].min() if (~own).any() else float('nan'):.3g} at the "
+          "least")
+    picked = ds.takes[::max(1, len(ds.takes) // args.takes)][:args.takes]
+    paths = [ds.path_of(t) for t in picked]
+    originals = det.unit_embeddings(rows(judge, paths))
     with tempfile.TemporaryDirectory() as tmp:
         made = [copies(p, Path(tmp) / str(i)) for i, p in enumerate(paths)]
         for kind in made[0]:
-            theirs = rows(judge, [m[kind] for m in made])
-            d = np.array([det.mutual_distances(np.vstack([a, b]))[0, 1]
-                          for a, b in zip(own, theirs, strict=True)])
-            print(f"{kind:>10} copies: to their take {np.median(d):.2g} median, "
-                  f"{d.max():.2g} at most; under the limit {int((d < limit).sum())} of {len(d)}")
+            theirs = det.unit_embeddings(rows(judge, [m[kind] for m in made]))
+            d = 1.0 - (originals * theirs).sum(axis=1)
+            print(f"{kind:>10} copies of {len(d)} takes: to their take {np.median(d):.2g} "
+                  f"median, {d.max():.2g} at most ({limit / max(d.max(), 1e-12):.0f}x under the "
+                  f"limit); under the limit {int((d < limit).sum())} of {len(d)}")
 
 
 if __name__ == "__main__":

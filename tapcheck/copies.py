@@ -97,55 +97,85 @@ def refuse_copies(dataset: Dataset, takes: list[Take], *, split: str,
 
 
 #: the same tap resampled or requantised lies far nearer its original in the model's space than
-#: any other tap does (scripts/near_copies.py, copies of 24 takes at 48 and 22.05 kHz and as
-#: 16-bit WAV): the demo's arcface-resnet18 put them 0-8e-6 (cosine) from their takes, the
-#: nearest two distinct takes 0.0104 apart, and its reference's spacing (median distance to the
-#: nearest other reference) was 0.012; an arcface-lite of 4 epochs on a small set, 0-2e-6,
-#: 3.7e-4 and 4.9e-4. A twentieth of the spacing keeps over ten times from either. Lossy copies
-#: (OGG Vorbis: 0.0027 and 1.2e-4, as far as taps of a board lie) are not told
+#: any other tap does. A copy is told by its cosine distance (on unit embeddings, whatever the
+#: scorer's metric) to a reference or an earlier clip, under the lesser of COPY_COSINE and
+#: COPY_SPACING x the reference's spacing (the median distance from a reference to its nearest
+#: other): the first keeps a reference of few, spread taps (4 rows, spacing 0.74) from calling
+#: distinct taps copies (review: 60 of 80), the second a network that embeds every tap alike
+#: from doing so. scripts/near_copies.py on the demo's 540 takes: the nearest distinct two 1.4e-3
+#: apart (29x the limit), copies at 48 and 22.05 kHz and as 16-bit WAV 0-8e-6 (6x under it)
+COPY_COSINE = 5e-5
 COPY_SPACING = 0.05
 
 
-def embedding_copies(detector, emb) -> list[tuple[int, str, int, float, float]]:
+def reference_spacing(detector, *, max_rows: int = 500) -> float:
+    """The median cosine distance from a reference row to its nearest other: how far apart
+    distinct taps lie in the model's space (of up to ``max_rows`` rows, evenly spaced, against
+    every row, so a reference of thousands costs 500 rows' distances); nan under 2 rows."""
+    import numpy as np
+
+    unit = detector.unit_embeddings()
+    n = len(unit)
+    if n < 2:
+        return float("nan")
+    rows = np.unique(np.linspace(0, n - 1, min(n, max_rows)).round().astype(int))
+    D = 1.0 - unit[rows] @ unit.T
+    D[np.arange(len(rows)), rows] = np.inf  # not itself
+    return float(np.median(D.min(axis=1)))
+
+
+def copy_limit(detector, *, spacing: float | None = None) -> float:
+    """The cosine distance under which a clip is a copy of another tap (:data:`COPY_COSINE`,
+    :data:`COPY_SPACING`); 0 (nothing a copy) when the spacing is 0 or unknown."""
+    spacing = reference_spacing(detector) if spacing is None else spacing
+    return min(COPY_COSINE, COPY_SPACING * spacing) if spacing > 0 else 0.0
+
+
+def embedding_copies(detector, emb, *, block: int = 1024
+                     ) -> list[tuple[int, str, int, float, float]]:
     """Clips that are a reference's tap, or an earlier clip's, again: the same tap resampled or
-    re-encoded has other bytes and other crops, so neither digest tells it (:data:`COPY_SPACING`).
+    requantised has other bytes and other crops, so neither digest tells it (:func:`copy_limit`).
 
     Parameters
     ----------
     detector : KNNDetector
-        Fitted; its reference and metric.
+        Fitted; its reference.
     emb : np.ndarray, shape (n, D)
         The clips' rows as the detector scores them.
+    block : int
+        Clips compared with the earlier ones at a time: memory of ``block`` x n, not n x n.
 
     Returns
     -------
     list of (clip, "reference" or "clip", row or earlier clip, distance, spacing)
-        One per clip found, in the clips' order, with the reference's median spacing
-        (:meth:`~tapcheck.detectors.KNNDetector.reference_spacing`); nothing when that is 0 or
-        unknown (a model whose taps all embed alike tells no copy from a sibling).
+        One per clip found, in the clips' order, with the reference's spacing
+        (:func:`reference_spacing`); nothing when that is 0 or unknown.
     """
     import numpy as np
 
-    spacing = detector.reference_spacing()
-    if not spacing > 0:
+    spacing = reference_spacing(detector)
+    limit = copy_limit(detector, spacing=spacing)
+    if not limit > 0 or not len(emb):
         return []
-    limit = COPY_SPACING * spacing
-    distance, row = detector.nearest_reference(emb)
-    mutual = detector.mutual_distances(emb)
+    unit, reference = detector.unit_embeddings(emb), detector.unit_embeddings()
     found = []
-    for i in range(len(emb)):
-        earlier = mutual[i, :i]
-        if len(earlier) and earlier.min() < limit:
-            j = int(np.argmin(earlier))
-            found.append((i, "clip", j, float(earlier[j]), spacing))
-        elif distance[i] < limit:
-            found.append((i, "reference", int(row[i]), float(distance[i]), spacing))
+    for a in range(0, len(unit), block):
+        near = 1.0 - unit[a:a + block] @ reference.T
+        earlier = 1.0 - unit[a:a + block] @ unit[:a + block].T
+        # only clips before each one: the first of two is the original
+        earlier[np.arange(earlier.shape[0])[:, None] + a <= np.arange(earlier.shape[1])] = np.inf
+        for i in range(earlier.shape[0]):
+            j, r = int(np.argmin(earlier[i])), int(np.argmin(near[i]))
+            if earlier[i, j] < limit:
+                found.append((a + i, "clip", j, float(earlier[i, j]), spacing))
+            elif near[i, r] < limit:
+                found.append((a + i, "reference", r, float(near[i, r]), spacing))
     return found
 
 
 def left_out_copies(detector, emb, takes: list[Take], *, manifest: str | os.PathLike):
     """Which test ``takes`` (rows ``emb``, as the detector scores them) are a reference's tap
-    again, resampled or re-encoded (:func:`embedding_copies`): scored against itself, such a
+    again, resampled or requantised (:func:`embedding_copies`): scored against itself, such a
     take reads near 0 and lowers the rates. Warns of them once; refuses two test takes of one
     tap (they would count twice, as :func:`refuse_copies` refuses the same bytes or samples).
 
@@ -171,18 +201,21 @@ def left_out_copies(detector, emb, takes: list[Take], *, manifest: str | os.Path
         more = f" (and {len(twice) - 1} more)" if len(twice) > 1 else ""
         raise DatasetError(
             f"lists one tap twice among the test takes: {takes[i].path} is {takes[j].path} "
-            f"resampled or re-encoded (their embeddings lie {distance:.2g} apart, where distinct "
+            f"resampled or requantised (their embeddings lie {distance:.2g} apart, where distinct "
             f"taps lie {spacing:.2g} apart typically){more}; it would count twice",
             path=manifest, fix="delete the copy's row")
     for i, *_ in found:
         out[i] = True
     if found:
         i, _, _, distance, spacing = found[0]
-        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+        many = len(found) > 1
+        more = f" and {len(found) - 1} more" if many else ""
         warnings.warn(
-            f"{os.fspath(manifest)}: test take {takes[i].path}{more} is the same tap as one "
-            "the model holds (trained, calibrated or enrolled on), resampled or re-encoded: "
-            f"its embedding lies {distance:.2g} from that tap's, where distinct taps lie "
-            f"{spacing:.2g} apart typically; left out, as its score would be against itself",
-            TapcheckWarning, stacklevel=3)
+            f"{os.fspath(manifest)}: test take {takes[i].path}{more} "
+            f"{'are the same taps as ones' if many else 'is the same tap as one'} the model "
+            "holds as references (trained on or enrolled), resampled or requantised: "
+            f"{'the first one' if many else 'its'} embedding lies {distance:.2g} from that "
+            f"tap's, where distinct taps lie {spacing:.2g} apart typically; left out, as "
+            f"{'their scores' if many else 'its score'} would be against "
+            f"{'themselves' if many else 'itself'}", TapcheckWarning, stacklevel=3)
     return out

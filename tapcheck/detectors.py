@@ -247,55 +247,28 @@ class KNNDetector(ThresholdDetector):
         """The score of embeddings alone, shape (n,): what occlusion explanations compare."""
         return self.anomaly_score(X)
 
-    def nearest_reference(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each row's distance to its nearest reference and that reference's row.
-
-        Parameters
-        ----------
-        X : np.ndarray, shape (n, D)
-            Rows as :meth:`anomaly_score` takes them.
+    def unit_embeddings(self, X: np.ndarray | None = None) -> np.ndarray:
+        """The embedding columns of rows ``X`` as :meth:`anomaly_score` takes them (knn-decay's
+        less its decay column), or of the reference without ``X``, at unit length: what a copy
+        of a tap is told by in any metric (:func:`tapcheck.copies.embedding_copies`).
 
         Returns
         -------
-        distance : np.ndarray of float, shape (n,)
-        row : np.ndarray of int, shape (n,)
+        np.ndarray of float32, shape (n, D)
         """
-        with torch.inference_mode():
-            values, rows = self._distances(self._prepare(self._embedding_part(X))).min(dim=1)
-        return values.numpy().astype(np.float64), rows.numpy()
-
-    def mutual_distances(self, X: np.ndarray) -> np.ndarray:
-        """Distances between the rows of ``X`` (as :meth:`anomaly_score` takes them) in the
-        reference's metric, shape (n, n)."""
-        with torch.inference_mode():
-            Q = self._prepare(self._embedding_part(X))
-            return self._distances(Q, Q).numpy().astype(np.float64)
-
-    def reference_spacing(self, *, max_rows: int = 500) -> float:
-        """The median distance from a reference row to its nearest other row: how far apart
-        distinct taps lie in this model's space (of up to ``max_rows`` rows, evenly spaced, so
-        a reference of thousands costs no more than 500 rows' distances); nan under 2 rows."""
-        n = len(self.reference_)
-        if n < 2:
-            return float("nan")
-        rows = np.unique(np.linspace(0, n - 1, min(n, max_rows)).round().astype(int))
-        with torch.inference_mode():
-            D = self._distances(self.reference_[rows]).clone()
-            D[torch.arange(len(rows)), torch.as_tensor(rows)] = float("inf")  # not itself
-            # numpy's median: torch's is the lower middle value of an even count
-            return float(np.median(D.min(dim=1).values.numpy()))
+        rows = self.reference_ if X is None else torch.as_tensor(
+            np.asarray(self._embedding_part(X), dtype=np.float32))
+        return torch.nn.functional.normalize(rows.float(), dim=1).numpy()
 
     def _embedding_part(self, X: np.ndarray) -> np.ndarray:
         """The columns of ``X`` the reference is made of (all of them; knn-decay's less one)."""
         return X
 
-    def _distances(self, Q: torch.Tensor, R: torch.Tensor | None = None) -> torch.Tensor:
-        """Query-by-reference distances (n, m) of prepared rows; ``R`` in place of the
-        reference. One matrix product for all queries against all references."""
-        R = self.reference_ if R is None else R
+    def _distances(self, Q: torch.Tensor) -> torch.Tensor:
+        # One matrix product for all queries against all references.
         if self.metric == "cosine":
-            return 1.0 - Q @ R.T
-        return torch.cdist(Q, R)
+            return 1.0 - Q @ self.reference_.T
+        return torch.cdist(Q, self.reference_)
 
     def _kth(self, D: torch.Tensor) -> np.ndarray:
         k = min(self.k, D.shape[1])

@@ -107,7 +107,7 @@ def refuse_own(clips: Sequence[str | os.PathLike], prints: list[str], taps: list
 
 def refuse_near_copies(detector, emb: np.ndarray, clips: Sequence[str | os.PathLike],
                        enrolled: list[dict[str, Any]], *, model: Path) -> None:
-    """A tap already in the reference, or given twice, as a resampled or re-encoded copy (other
+    """A tap already in the reference, or given twice, as a resampled or requantised copy (other
     bytes, other crops: :func:`refuse_repeats` and :func:`refuse_own` miss it) would count
     twice in the calibration as surely as the file itself: told by its embedding lying nearer
     the other than any distinct tap does (:func:`tapcheck.copies.embedding_copies`). QA
@@ -120,7 +120,7 @@ def refuse_near_copies(detector, emb: np.ndarray, clips: Sequence[str | os.PathL
         return
     clip, where, other, distance, spacing = found[0]
     near = (f"its embedding lies {distance:.2g} from that tap's, where distinct taps lie "
-            f"{spacing:.2g} apart typically: a resampled or re-encoded copy")
+            f"{spacing:.2g} apart typically: a resampled or requantised copy")
     more = f" ({len(found) - 1} more of the clips are copies too)" if len(found) > 1 else ""
     if where == "clip":
         raise ParameterError(
@@ -138,11 +138,12 @@ def refuse_near_copies(detector, emb: np.ndarray, clips: Sequence[str | os.PathL
                 + undo_advice(model, index=index, count=len(enrolled), holding={index}))
     group = int(reference_groups(detector)[other])
     board = f" board {group}'s" if group >= 0 else ""
+    # "or calibrated on" only where the calibration takes are references too: a hold-out
+    # threshold's are not, and their copies are not told (review)
     raise ParameterError(
-        f"is the same tap as one of{board} recordings the model was trained or calibrated on"
-        f" ({near}): its reference or threshold holds it already, and enrolled it would "
-        f"count twice{more}; nothing enrolled", path=clips[clip],
-        fix="enrol taps the model has not been given")
+        f"is the same tap as one of{board} recordings the model holds as references (trained "
+        f"on) ({near}): enrolled it would count twice{more}; nothing enrolled",
+        path=clips[clip], fix="enrol taps the model has not been given")
 
 
 def _own_label(checkpoint: dict[str, Any], digest: str, tap: str) -> str | None:

@@ -179,7 +179,7 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
         bytes, :func:`tapcheck.enrolled.enrolled_takes` — count as known, and no board by the
         number ``--board`` gave alone), ``training_left_out`` (test takes the model
         was trained or calibrated on, left out), ``copies_left_out`` (test takes that are a
-        reference's tap resampled or re-encoded, left out:
+        reference's tap resampled or requantised, left out:
         :func:`tapcheck.copies.left_out_copies`), ``known_boards`` (the boards of ``dataset``
         counted as known), ``known_defect_boards`` (those of them the manifest labels
         ``defect`` and never ``normal``: the model heard them, but they have no healthy taps to
@@ -239,14 +239,16 @@ def evaluate_model(model, dataset, *, cache=None, n_boot: int = 1000,
     keep = ~(enrolled | trained)
     test = [t for t, k in zip(test, keep, strict=True) if k]
     rows = judge.represent(crops[keep]) if keep.any() else np.zeros((0, 0))
-    # the same taps resampled or re-encoded: other bytes, other crops (QA: a 48 kHz copy of a
+    # the same taps resampled or requantised: other bytes, other crops (QA: a 48 kHz copy of a
     # test take, enrolled, and the take scored against it)
     copied = left_out_copies(judge.model.detector, rows, test, manifest=dataset.root / MANIFEST)
     test, rows = [t for t, c in zip(test, copied, strict=True) if not c], rows[~copied]
     warn_relabelled_defects(checkpoint, dataset, known, test)
     if not test:
-        raise DatasetError("has only test takes the model was trained on or given (enrolled): "
-                           "nothing left to evaluate", path=dataset.root / "manifest.csv",
+        copies = " or copies of those (resampled or requantised)" if copied.any() else ""
+        raise DatasetError("has only test takes the model was trained on or given (enrolled)"
+                           f"{copies}: nothing left to evaluate",
+                           path=dataset.root / "manifest.csv",
                            fix="evaluate on takes the model has not been given")
     scores = judge.model.detector.anomaly_score(rows)
     quiet = _short_of_training_rise(judge, dataset, test)

@@ -168,7 +168,7 @@ def format_evaluation(result: dict[str, Any]) -> str:
                 for key, what in (("enrolled_left_out", "enrolled into the model"),
                                   ("training_left_out", "the model was trained or calibrated on"),
                                   ("copies_left_out",
-                                   "copying the model's own taps (resampled or re-encoded)"))
+                                   "copying the model's own taps (resampled or requantised)"))
                 if result.get(key)]
     stated = _stated(result["stated_far"])
     lines.append(f"false alarms per tap: {', '.join(rates)} (stated {stated})"

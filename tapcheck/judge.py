@@ -151,22 +151,25 @@ class Judge:
 
     def _copies_of_references(self, rows: np.ndarray) -> np.ndarray:
         """Which rows lie nearer a reference than a copy's limit
-        (:data:`tapcheck.copies.COPY_SPACING` x the reference's spacing), shape (n,): all False
-        for a scorer without references."""
-        from .copies import COPY_SPACING
-        from .detectors import KNNDetector
-
-        detector = self.model.detector
-        if not isinstance(detector, KNNDetector) or not self._reference_spacing > 0:
+        (:func:`tapcheck.copies.copy_limit`), shape (n,): all False for a scorer without
+        references."""
+        if self._copy_reference is None:
             return np.zeros(len(rows), dtype=bool)
-        return detector.nearest_reference(rows)[0] < COPY_SPACING * self._reference_spacing
+        limit, reference = self._copy_reference
+        unit = self.model.detector.unit_embeddings(rows)
+        return (1.0 - unit @ reference.T).min(axis=1) < limit
 
     @functools.cached_property
-    def _reference_spacing(self) -> float:
+    def _copy_reference(self) -> tuple[float, np.ndarray] | None:
+        """The copy limit and the unit reference, once per model; None where nothing can be
+        told a copy (no references, or a spacing of 0)."""
+        from .copies import copy_limit
         from .detectors import KNNDetector
 
         detector = self.model.detector
-        return detector.reference_spacing() if isinstance(detector, KNNDetector) else 0.0
+        if not isinstance(detector, KNNDetector) or not (limit := copy_limit(detector)) > 0:
+            return None
+        return limit, detector.unit_embeddings()
 
     def _features(self, paths: Sequence[str | os.PathLike], results: list,
                   good: list) -> None:
@@ -298,23 +301,24 @@ def checks_off(judge: Judge) -> list[str]:
     (QA: noise at 1 % of the peak turned 7 of 12 ANOMALOUS taps of a sawn board NORMAL, with no
     word; a file stripped of its fingerprint and with a layer changed judged a healthy tap
     ANOMALOUS, with no word)."""
-    off = []
+    off = []  # (what is missing, what goes unnoticed, the day tapcheck began to store it)
     if judge.training_rise_db is None:
         off.append(("no level of its training takes' strikes above the room's noise",
-                    "a tap judged in a louder room, which moves the scores, is not warned of"))
+                    "a tap judged in a louder room, which moves the scores, is not warned of",
+                    "2026-12-06"))
     if judge.model.checkpoint.get("fingerprint") is None:
         off.append(("no fingerprint of its network", "weights changed after training are not "
-                                                     "noticed"))
-    # from 2026-12-05; stripped, an edit of n_fft loaded without a word (QA)
+                                                     "noticed", "2026-12-06"))
+    # stripped, an edit of n_fft loaded without a word (QA)
     if judge.model.checkpoint.get("settings_digest") is None:
         off.append(("no digest of its feature settings", "settings changed after training "
-                                                         "are not noticed"))
+                                                         "are not noticed", "2026-12-05"))
     if not off:
         return []
-    what, effect = zip(*off, strict=True)
-    return [f"{judge.model.path}: states {' and '.join(what)} (files trained before 2026-12-06 "
-            f"do not), so {', and '.join(effect)} — retrain it with `tapcheck train` to have "
-            f"{'that check' if len(off) == 1 else 'those checks'}"]
+    what, effect, since = zip(*off, strict=True)
+    return [f"{judge.model.path}: states {' and '.join(what)} (files trained before "
+            f"{max(since)} do not), so {', and '.join(effect)} — retrain it with `tapcheck "
+            f"train` to have {'that check' if len(off) == 1 else 'those checks'}"]
 
 
 def check_same_features(model: LoadedModel, config: Config) -> None:

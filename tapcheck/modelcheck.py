@@ -169,6 +169,8 @@ def check_enrolled(checkpoint: dict[str, Any], path) -> None:
         if not (is_int(rows) and rows >= 1 and is_int(first) and first >= 1):
             raise damaged(f"{what} has no valid reference rows (first_row {first!r}, rows "
                         f"{rows!r})", path)
+        if rows != len(clips):  # a row each: a copy of one is named by its clip (review)
+            raise damaged(f"{what} has {rows} reference rows for {len(clips)} clips", path)
         following = enrolled[i]["first_row"] if i < len(enrolled) and isinstance(
             enrolled[i], dict) else end
         if following is not None and first + rows != following:

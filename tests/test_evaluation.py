@@ -475,7 +475,7 @@ def test_a_resampled_copy_of_a_test_take_among_the_test_takes_is_refused(tiny_da
     code, out, err = run_cli("evaluate", "--model", tiny_model, "--dataset", root)
     assert (code, out) == (2, ""), err
     assert (f"tapcheck: error: {root / 'manifest.csv'}: lists one tap twice among the test "
-            f"takes: {twin} is {twin.replace('copy', 'take')} resampled or re-encoded (their "
+            f"takes: {twin} is {twin.replace('copy', 'take')} resampled or requantised (their "
             "embeddings lie ") in err, err
     assert err.endswith("; it would count twice — delete the copy's row\n")
 

@@ -394,7 +394,7 @@ def test_a_tap_far_less_above_the_rooms_noise_than_the_training_takes_is_warned_
     code, out, err = run_cli("judge", take, "--model", save_checkpoint(tmp_path / "nod.pt", ck))
     assert code in (0, 1) and err.count(
         f"tapcheck: warning: {tmp_path / 'nod.pt'}: states no digest of its feature settings "
-        "(files trained before 2026-12-06 do not), so settings changed after training are not "
+        "(files trained before 2026-12-05 do not), so settings changed after training are not "
         "noticed — retrain it with `tapcheck train` to have that check\n") == 1, err
 
 
