@@ -86,15 +86,6 @@ def _stamp(when: datetime | None) -> str:
     return when.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _clock(stamp: str) -> str:
-    """A logged time (ISO) as the station's clock reads it, to the second: how a note names a
-    tap, as the page names it by its verdict's time, not by an id it never shows."""
-    try:
-        return datetime.fromisoformat(stamp).astimezone().strftime("%H:%M:%S")
-    except (TypeError, ValueError):
-        return str(stamp)
-
-
 class Station:
     """The live state of one station, fed by a listener thread.
 
@@ -125,7 +116,8 @@ class Station:
         self.board_verdict: dict | None = None  # its verdict, set with each tap
         self.last_explained: dict | None = None
         self.refused: dict | None = None  # a tap heard and not judged since the last verdict
-        self.explain_note: str | None = None
+        self.explain_note: str | None = None  # why the station explains nothing
+        self.unexplained: dict | None = None  # the last anomalous tap, if it was not explained
         self.explainer = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain",
                                         initializer=_lower_priority)
@@ -219,9 +211,12 @@ class Station:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_picture(e, path)
         except Exception as err:  # noqa: BLE001 - the verdict stands; say the picture is lost
-            self.explain_note = f"the tap of {_clock(row.time)} not explained: {err}"
-            self.events.publish("note", {"text": self.explain_note})
+            # by its time, which the page gives in its own clock as it gives the verdict's;
+            # kept until a later tap is explained, so a reload says it too (review)
+            self.unexplained = {"time": row.time, "text": str(err)}
+            self.events.publish("unexplained", self.unexplained)
             return
+        self.unexplained = None
         # the tap's time, as its verdict shows it: the card kept a tap's sentence beside a
         # later verdict, told by an id the verdict never showed (QA)
         self.last_explained = {"id": row.id, "time": row.time, "sentence": e.sentence,
@@ -236,7 +231,7 @@ class Station:
                     "counts": dict(self.counts), "board_verdict": self.board_verdict,
                     "explained": self.last_explained, "refused": self.refused,
                     "explains": self.explainer is not None,
-                    "note": self.explain_note,
+                    "note": self.explain_note, "unexplained": self.unexplained,
                     # the page's clock may be off the station's: it times its own notes by this
                     "now": time.time()}
 

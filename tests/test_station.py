@@ -522,10 +522,10 @@ def test_an_explanations_folder_linked_out_gives_a_note_and_serves_nothing(separ
     station = Station(judge, root)
     try:
         station._pool.submit(station._explain, row).result()  # as the station does it
-        # named by its time, as the page names a tap (it never shows an id)
-        shown = datetime.fromisoformat(row.time).astimezone().strftime("%H:%M:%S")
-        assert station.explain_note.startswith(f"the tap of {shown} not explained: ")
-        assert "is a link to" in station.explain_note
+        # named by its time, which the page gives in its own clock (it never shows an id)
+        assert station.unexplained["time"] == row.time
+        assert "is a link to" in station.unexplained["text"]
+        assert station.snapshot()["unexplained"] == station.unexplained
         assert list(outside.rglob("*")) == []  # nothing written through the link
         planted = station.picture_path(row.clip)
         planted.parent.mkdir(parents=True)
@@ -921,7 +921,31 @@ def test_the_why_card_names_its_tap_and_never_shows_the_last_ones_for_a_new_one(
                 timeout=60_000)
             said = page.text_content("#sentence")
             assert said.startswith(f"tap of {when}: ") and re.search(SENTENCE_END, said), said
-            assert page.is_visible("#picture")
+            # shown (not "visible": an image still loading has no size yet)
+            assert page.eval_on_selector("#picture", "e => e.hidden") is False
+            # a later tap that cannot be explained (its pictures' folder linked out of the
+            # log's): said in the card, by its time, without the tap before's picture
+            later = datetime(2026, 12, 7, 9, 31, 2, 500000, tzinfo=timezone.utc)
+            with InspectionLog(root, create=True) as log:
+                row2 = log.append(y, sr=44100, when=later, board=7, model=judge.name,
+                                  model_path=str(separating_model), score=3 * t, threshold=t,
+                                  verdict="ANOMALOUS")
+            (root / "explanations").rename(tmp_path / "kept")
+            (tmp_path / "outside").mkdir()
+            (root / "explanations").symlink_to(tmp_path / "outside")
+            station.on_verdict(verdict, when=later)
+            station.on_judgment(LiveJudgment(verdict, later, 1.0, row2, 0))
+            when2 = page.evaluate(f"new Date('{row2.time}').toLocaleTimeString()")
+            page.wait_for_function(
+                "document.getElementById('sentence').textContent.includes('not explained')",
+                timeout=60_000)
+            said = page.text_content("#sentence")
+            assert said.startswith(f"the tap of {when2} not explained: ") and \
+                "is a link to" in said, said
+            assert page.is_hidden("#picture")
+            page.reload()  # and after a reload: the later of the two, not the explained one
+            page.wait_for_function("document.getElementById('status').textContent === 'live'")
+            assert page.text_content("#sentence") == said and page.is_hidden("#picture")
     finally:
         page.close()
         station.close()

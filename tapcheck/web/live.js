@@ -115,6 +115,13 @@ function showExplaining(item) {
   $("picture").hidden = true;
 }
 
+// an anomalous tap that could not be explained: said in the card, without another tap's picture
+function showUnexplained(u) {
+  $("sentence").textContent =
+    `the tap of ${new Date(u.time).toLocaleTimeString()} not explained: ${u.text}`;
+  $("picture").hidden = true;
+}
+
 // The whole state: at the start, and again after the event stream was lost (the station
 // restarted, or ended the stream of a page too slow to read): events sent meanwhile are missed.
 async function loadState() {
@@ -135,10 +142,14 @@ async function loadState() {
   if (state.refused) showRefused(state.refused);  // after the verdict: it came later
   showCounts();
   drawChart();
-  showExplained(state.explained);
-  // its explanation still to come (or lost: then the note says so, above)
-  if (state.explains && !state.note && last && last.verdict === "ANOMALOUS" &&
-      (!state.explained || state.explained.time !== last.time)) showExplaining(last);
+  // the later of the last explanation and the last tap not explained (ISO times, both UTC)
+  const told = [state.explained, state.unexplained].filter(Boolean)
+    .sort((a, b) => (a.time < b.time ? -1 : 1)).pop();
+  if (told === state.unexplained) showUnexplained(told);
+  else showExplained(told);
+  // the last tap's explanation still to come
+  if (state.explains && last && last.verdict === "ANOMALOUS" && (!told || told.time !== last.time))
+    showExplaining(last);
   return true;
 }
 
@@ -191,11 +202,6 @@ function listen() {
     if ($("verdict").className !== "REFUSED") showVerdict(last);
   });
   events.addEventListener("explained", (ev) => showExplained(JSON.parse(ev.data)));
-  // a tap not explained: said in the card that said "explaining", and in the status line
-  events.addEventListener("note", (ev) => {
-    const text = JSON.parse(ev.data).text;
-    $("status").textContent = text;
-    $("sentence").textContent = text;
-  });
+  events.addEventListener("unexplained", (ev) => showUnexplained(JSON.parse(ev.data)));
 }
 start();
