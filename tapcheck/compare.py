@@ -234,11 +234,10 @@ def _representative_runs(out: Path, dataset: Dataset, shown: list, cells: dict, 
 
 def _write_single(out: Path, rows: list[dict], meta: dict, figures: dict, *,
                   started: float) -> list[dict]:
+    from .gridreport import best_first
     from .report import write_index, write_metrics
 
     meta["wall time (s)"] = round(time.perf_counter() - started, 1)
-    from .gridreport import best_first
-
     rows = best_first(rows)
     write_metrics(out, rows, meta)
     write_index(out, rows=rows, meta=meta, figures=figures)
