@@ -130,7 +130,10 @@ def measure_difference(clip: np.ndarray, references: np.ndarray, *, bins_hz: np.
     region &= after
     if not region.any():  # a region wholly before the strike (custom settings): no ringing
         return Difference(None, False, None, 0.0, 0.0, None)
-    whole_clip, whole_refs = clip[:, after], refs[:, :, after]
+    # the decay from the region's start on, to the crop's end: a region's window held too few
+    # frames to fall 20 dB, and "at least" bounds where the crop had room
+    decay, least = _decay_ratio(clip[:, after], refs[:, :, after], t[after],
+                                start=int(np.flatnonzero(region[after])[0]))
     clip, refs = clip[:, region], refs[:, :, region]
     # each frequency's energy after the strike, against the tap's (dB)
     spec_c = _power_db(clip, axis=1)[:, 0]
@@ -138,16 +141,6 @@ def measure_difference(clip: np.ndarray, references: np.ndarray, *, bins_hz: np.
     spec_r = specs_r.mean(axis=0)
     peak_c, peak_r = int(np.argmax(spec_c)), int(np.argmax(spec_r))
     last = len(bins_hz) - 1
-    # the decay from the region's start on, to the crop's end: a region's window held too few
-    # frames to fall 20 dB, and "at least" bounds where the crop had room. Not where the band's
-    # loudest mode is another than the references' (their peaks changed places): its ring-down
-    # is another mode's, and a tap high-passed at 1.5 kHz read "0.5-1.6 kHz decays 2.0x faster",
-    # its 1550 Hz mode against their 603 Hz one, 61 dB louder in them (QA)
-    other_mode = abs(peak_c - peak_r) >= 2 and \
-        spec_c[peak_c] - spec_c[peak_r] >= RESONANCE_MIN_DB and \
-        spec_r[peak_r] - spec_r[peak_c] >= RESONANCE_MIN_DB
-    decay, least = (None, False) if other_mode else _decay_ratio(
-        whole_clip, whole_refs, t[after], start=int(np.flatnonzero(region[after])[0]))
     resonance = None
     # a maximum at the region's edge is no resonance: the strike's thump at 0 Hz, or the
     # crop's top bin, were named as one ("its resonance at 0 Hz instead of 689 Hz")

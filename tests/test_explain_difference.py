@@ -4,7 +4,7 @@ energy and single frequencies, on small arrays whose answer is known."""
 import numpy as np
 import pytest
 
-from tapcheck.explain_difference import Limits, describe_difference, tap_relative
+from tapcheck.explain_difference import describe_difference, tap_relative
 
 
 FRAME_MS = 128 / 44.1  # the crop's hop
@@ -197,26 +197,3 @@ def test_a_band_of_noise_alone_never_rings_longer():
     clip, _ = ringing(20.0 / 150.0)
     refs = np.stack([ringing(0.4)[0]] * 4 + [ringing(0.02)[0]])
     assert describe_difference(clip, refs, bins_hz=bins_hz, frames_ms=t)[0] != "slower-decay"
-
-
-def test_a_decay_is_not_compared_between_two_modes():
-    """A tap high-passed at 1.5 kHz: its band's loudest mode was another than the references',
-    and "0.5-1.6 kHz decays 2.0x faster" compared the 1550 Hz mode's ring-down with their
-    603 Hz one's (QA). Where the peaks changed places no decay is read; the band's energy is."""
-    bins_hz = np.arange(10) * 43.0
-    t = np.arange(116) * FRAME_MS
-
-    def mode(at_bin, rate, level_db):  # one mode ringing at a bin, the rest 40 dB down
-        band = np.full((10, len(t)), -60.0)
-        band[at_bin] = level_db - rate * t
-        return np.maximum(band, -60.0)
-
-    healthy = mode(3, 0.2, 0.0)
-    assert describe_difference(mode(3, 0.6, 0.0), healthy, bins_hz=bins_hz,
-                               frames_ms=t)[0] == "faster-decay"  # the same mode, faster
-    other = mode(8, 0.6, -10.0)
-    assert describe_difference(other, healthy, bins_hz=bins_hz, frames_ms=t)[:2] == (
-        "shifted-resonance", None)
-    # where healthy taps shift their resonance there as well (the QA's case), its energy
-    assert describe_difference(other, healthy, bins_hz=bins_hz, frames_ms=t,
-                               limits=Limits(resonance=False))[:2] == ("weaker", None)
