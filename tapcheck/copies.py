@@ -15,6 +15,8 @@ from .errors import DatasetError
 from .manifest import MANIFEST
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .datasets import Dataset, Take
 
 T = TypeVar("T")
@@ -131,6 +133,29 @@ def copy_limit(detector, *, spacing: float | None = None) -> float:
     return min(COPY_COSINE, COPY_SPACING * spacing) if spacing > 0 else 0.0
 
 
+def copy_reference(detector) -> tuple[float, float, np.ndarray] | None:
+    """What a clip is told a copy against, once per model: (:func:`copy_limit`, the
+    reference's spacing, its unit rows of shape (n_ref, D)); None where nothing can be told a
+    copy (a scorer without references, or a spacing of 0 or unknown)."""
+    from .detectors import KNNDetector
+
+    if not isinstance(detector, KNNDetector):
+        return None
+    spacing = reference_spacing(detector)
+    limit = copy_limit(detector, spacing=spacing)
+    return (limit, spacing, detector.unit_embeddings()) if limit > 0 else None
+
+
+def nearest_reference(unit: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit row's nearest reference row and its cosine distance: shapes (n,) and (n,),
+    of ``unit`` (n, D) and ``reference`` (n_ref, D), both of unit length."""
+    import numpy as np
+
+    near = 1.0 - unit @ reference.T
+    rows = np.argmin(near, axis=1)
+    return rows, near[np.arange(len(unit)), rows]
+
+
 def embedding_copies(detector, emb, *, block: int = 1024
                      ) -> list[tuple[int, str, int, float, float]]:
     """Clips that are a reference's tap, or an earlier clip's, again: the same tap resampled or
@@ -153,23 +178,23 @@ def embedding_copies(detector, emb, *, block: int = 1024
     """
     import numpy as np
 
-    spacing = reference_spacing(detector)
-    limit = copy_limit(detector, spacing=spacing)
-    if not limit > 0 or not len(emb):
+    told = copy_reference(detector) if len(emb) else None
+    if told is None:
         return []
-    unit, reference = detector.unit_embeddings(emb), detector.unit_embeddings()
+    limit, spacing, reference = told
+    unit = detector.unit_embeddings(emb)
     found = []
     for a in range(0, len(unit), block):
-        near = 1.0 - unit[a:a + block] @ reference.T
+        rows, near = nearest_reference(unit[a:a + block], reference)
         earlier = 1.0 - unit[a:a + block] @ unit[:a + block].T
         # only clips before each one: the first of two is the original
         earlier[np.arange(earlier.shape[0])[:, None] + a <= np.arange(earlier.shape[1])] = np.inf
         for i in range(earlier.shape[0]):
-            j, r = int(np.argmin(earlier[i])), int(np.argmin(near[i]))
+            j = int(np.argmin(earlier[i]))
             if earlier[i, j] < limit:
                 found.append((a + i, "clip", j, float(earlier[i, j]), spacing))
-            elif near[i, r] < limit:
-                found.append((a + i, "reference", r, float(near[i, r]), spacing))
+            elif near[i] < limit:
+                found.append((a + i, "reference", int(rows[i]), float(near[i]), spacing))
     return found
 
 

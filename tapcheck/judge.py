@@ -151,25 +151,22 @@ class Judge:
 
     def _copies_of_references(self, rows: np.ndarray) -> np.ndarray:
         """Which rows lie nearer a reference than a copy's limit
-        (:func:`tapcheck.copies.copy_limit`), shape (n,): all False for a scorer without
+        (:func:`tapcheck.copies.copy_reference`), shape (n,): all False for a scorer without
         references."""
+        from .copies import nearest_reference
+
         if self._copy_reference is None:
             return np.zeros(len(rows), dtype=bool)
-        limit, reference = self._copy_reference
-        unit = self.model.detector.unit_embeddings(rows)
-        return (1.0 - unit @ reference.T).min(axis=1) < limit
+        limit, _, reference = self._copy_reference
+        _, distances = nearest_reference(self.model.detector.unit_embeddings(rows), reference)
+        return distances < limit
 
     @functools.cached_property
-    def _copy_reference(self) -> tuple[float, np.ndarray] | None:
-        """The copy limit and the unit reference, once per model; None where nothing can be
-        told a copy (no references, or a spacing of 0)."""
-        from .copies import copy_limit
-        from .detectors import KNNDetector
+    def _copy_reference(self) -> tuple[float, float, np.ndarray] | None:
+        """:func:`tapcheck.copies.copy_reference`, once per model."""
+        from .copies import copy_reference
 
-        detector = self.model.detector
-        if not isinstance(detector, KNNDetector) or not (limit := copy_limit(detector)) > 0:
-            return None
-        return limit, detector.unit_embeddings()
+        return copy_reference(self.model.detector)
 
     def _features(self, paths: Sequence[str | os.PathLike], results: list,
                   good: list) -> None:
