@@ -208,10 +208,10 @@ class FeatureCache:
             from tqdm.auto import tqdm
 
             items = tqdm(paths, desc="features", unit="clip", leave=False)
-        from .runtime import torch_threads
+        from .runtime import limit_threads
 
         got, bad = [], []
-        with torch_threads(1):  # small torch operations between numpy work: see torch_threads
+        with limit_threads(1):  # small torch operations between numpy work: see limit_threads
             for p in items:
                 try:
                     got.append(self._get(Path(p)))

@@ -24,7 +24,7 @@ from .features import (MAX_RISE_DB, RISE_MARGIN_DB, crop_digest, load_clip, stri
 from .strikes import clip_levels, strike_rise_db
 from .modelfile import LoadedModel, load_model
 from .models.base import represent_clips
-from .runtime import bf16_inference, torch_threads
+from .runtime import bf16_inference, limit_threads
 
 NORMAL, ANOMALOUS = "NORMAL", "ANOMALOUS"
 
@@ -131,7 +131,7 @@ class Judge:
         is scored (:func:`refuse_repeated_taps`)."""
         results: list[Verdict | None] = [None] * len(paths)
         good: list[tuple[int, np.ndarray, tuple[str, ...], frozenset[str]]] = []
-        with torch_threads(1):  # the features on one thread, the batches below on all
+        with limit_threads(1):  # the features on one thread, the batches below on all
             self._features(paths, results, good)
         if refuse_repeats:
             refuse_repeated_taps(paths, {i: crops for i, crops, *_ in good})

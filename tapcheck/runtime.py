@@ -80,27 +80,36 @@ def set_judge_threads(n: int) -> None:
             "threads that wait for each other make verdicts seconds late",
             fix="lower it in the config (default 1; 0 uses every core)")
     if n > 0:
+        from threadpoolctl import threadpool_limits
+
         torch.set_num_threads(n)
+        threadpool_limits(n, user_api="blas")  # the scorer's products too: see limit_threads
 
 
 @contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """At most ``n`` torch intra-op threads inside the block, the number before it after.
+def limit_threads(n: int) -> Iterator[None]:
+    """At most ``n`` torch intra-op threads and ``n`` BLAS threads (numpy's, through
+    threadpoolctl) inside the block, the numbers before it after.
 
-    A clip's features are a few small torch operations between Python and numpy work; after
-    each, torch's idle workers spin on the cores that work needs. ``judge`` of 400 clips took
-    9.5-10 s on both cores of this 2-core machine and 5.4-6.0 s on one (arcface-lite; idle
-    machine, 2026-12-07); the network's batches keep every thread (resnet18: 14 s on two
-    against 16.8 s on one)."""
+    A clip's features are a few small torch operations and small matrix products between
+    Python and numpy work; after each, the idle workers spin on the cores that work needs.
+    ``judge`` of 400 clips took 9.5-10 s on both cores of this 2-core machine and 5.4-6.0 s
+    with one torch thread (arcface-lite; idle machine, 2026-12-07); the network's batches keep
+    every thread (resnet18: 14 s on two against 16.8 s on one). ``frame_power``'s products
+    (1034 x 128 by 128 x 8) took 25-71 ms a 3 s clip on OpenBLAS's two threads and 3.4-5.2 ms
+    on one (load 7, 2026-12-07)."""
+    from threadpoolctl import threadpool_limits
+
     before = torch.get_num_threads()
-    if n >= before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    with threadpool_limits(n, user_api="blas"):
+        if n >= before:
+            yield
+            return
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 def usable_cpus() -> int:
