@@ -40,6 +40,7 @@ from .audio import write_wav
 from .errors import InspectionLogError, StorageError
 from .dataset_folders import refuse_dataset_folder
 from .files import storage_error
+from .json_output import utf8_text
 from .file_kinds import refuse_outside, refuse_special
 from .locks import exclusive, lock_path
 from .logcheck import (NEW_LOG, check_schema, checked_board_row, checked_row, connect_reader,
@@ -300,11 +301,14 @@ class InspectionLog:
         rel = self.clip_path(when, board)
         refuse_outside(self.root / rel, self.root, InspectionLogError, what="the taps' clips")
         write_wav(self.root / rel, clip, sr=sr, subtype="FLOAT")
+        # SQLite's text is UTF-8: a model file's name that is not (surrogate escapes) raised
+        # an encoding error after the clip was written, leaving it without its row (QA)
         row = dict(time=when.astimezone(timezone.utc).isoformat(timespec="milliseconds"),
-                   board=board, model=model, model_path=model_path, score=float(score),
-                   threshold=float(threshold), verdict=verdict, clip=rel.as_posix(),
-                   latency_ms=None if latency_ms is None else float(latency_ms), device=device)
-        said = tuple(str(w) for w in warnings)
+                   board=board, model=utf8_text(model), model_path=utf8_text(model_path),
+                   score=float(score), threshold=float(threshold), verdict=verdict,
+                   clip=rel.as_posix(), latency_ms=None if latency_ms is None
+                   else float(latency_ms), device=None if device is None else utf8_text(device))
+        said = tuple(utf8_text(str(w)) for w in warnings)
         try:
             with self._transaction():
                 cursor = self._db.execute(

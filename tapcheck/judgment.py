@@ -5,7 +5,6 @@ prints of them (:class:`Judgment`). :mod:`tapcheck.judge` judges the clips.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 from .boards import BOARD_RULES
 from .config import Config
 from .console import RepeatedWarnings, percent, score_pair
+from .json_output import json_line
 from .errors import FormatWarning, ParameterError, TapcheckWarning
 from .judge import ANOMALOUS, HEARD, Judge, Verdict, checks_off, unused_train_settings
 from .strikes import TAPS_WARNED
@@ -80,7 +80,7 @@ class Judgment:
                     row["explanation"] = why.to_dict()
                 elif self.unexplained is not None and v.anomalous:
                     row["explanation"], row["not_explained"] = None, self.unexplained
-                out.append(json.dumps(row, allow_nan=False))
+                out.append(json_line(row))
             elif not v.error:
                 heard += [v.path for w in v.warnings if w.endswith(HEARD)]
                 err += [f"tapcheck: warning: {w}" for w in v.warnings if not w.endswith(HEARD)
@@ -105,7 +105,7 @@ class Judgment:
             if b.taps != b.expected_taps and BOARD_RULES[b.rule].per_count:
                 said = [f"board {b.board}: {b.taps} taps; the board threshold is calibrated "
                         f"for {b.expected_taps}, so its stated rate holds only approximately"]
-            out.append(json.dumps({"board_verdict": {
+            out.append(json_line({"board_verdict": {
                 **b.to_dict(), "warnings": self.board_warnings.get(b.board, []) + said}})
                 if as_json else b.line())
             err += [f"tapcheck: warning: {w}" for w in said]

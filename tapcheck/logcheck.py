@@ -13,6 +13,7 @@ the log's readers rely on, and a bad one is an :class:`InspectionLogError` namin
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 import urllib.parse
 from datetime import datetime, timezone
@@ -75,7 +76,8 @@ def connect_reader(path: Path) -> sqlite3.Connection | None:
     if path.is_dir():  # it read "is not a usable inspection log (disk I/O error)" (QA)
         raise InspectionLogError("is a folder, not the log file", path=path,
                                  fix=f"move the folder aside; {NEW_LOG}")
-    uri = "file:" + urllib.parse.quote(str(path.absolute()))
+    # the path's bytes: a folder name that is not UTF-8 raised an encoding error (QA)
+    uri = "file:" + urllib.parse.quote(os.fsencode(path.absolute()))
     last: sqlite3.DatabaseError | None = None
     # With no write-ahead log beside it, everything is in the file itself: immutable=1 reads
     # it without creating the -shm/-wal files a plain read-only connection leaves behind (and

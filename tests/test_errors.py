@@ -17,6 +17,7 @@ command's success status and the warning line.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
 import re
@@ -314,6 +315,22 @@ def test_file_name_that_is_not_utf8(command, ctx):
     assert "Traceback" not in err
     if command not in ("train", "compare"):  # these two do not print take names
         assert "Brett-\udce4.wav" in out  # the original bytes, written back unchanged
+
+
+def test_judge_json_writes_a_name_that_is_not_utf8_as_text_strict_parsers_read(ctx):
+    """json.dumps wrote the name's byte as the lone surrogate "\\udce4", which RFC 8259 leaves
+    to the parser and jq turned into U+FFFD (QA); now the JSON is UTF-8 every parser reads,
+    with the byte as the text \\xe4, as a terminal shows it escaped."""
+    good = _tap(ctx.folder / "tmp.wav")
+    bad = Path(os.fsdecode(os.fsencode(ctx.folder / "inputs") + b"/Brett-\xe4.wav"))
+    os.rename(good, bad)
+    code, out, err = _run(["judge", "--json", "--model", ctx.model, bad])
+    assert code in SUCCESS["judge"], err
+    (line,) = out.splitlines()
+    line.encode("utf-8")  # no surrogate left: strict UTF-8
+    row = json.loads(line)
+    assert row["path"].endswith("/Brett-\\xe4.wav"), row["path"]
+    assert "\\udc" not in line and "\udce4" not in json.dumps(row, ensure_ascii=False)
 
 
 def test_an_error_line_prints_a_name_that_is_not_utf8_as_its_bytes(tmp_path):

@@ -1,7 +1,10 @@
 """The inspection log: real SQLite, real clips, `tapcheck log`."""
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -178,6 +181,30 @@ def test_a_log_file_that_is_a_folder_is_named_so(tmp_path, run_cli, monkeypatch)
     assert code == 2 and err.startswith(
         f"tapcheck: error: {tmp_path / 'inspections.sqlite'}: is a folder, not the log file — "
         "move the folder aside"), err
+
+
+def test_a_log_in_a_folder_whose_name_is_not_utf8_is_read_and_written(tmp_path, run_cli,
+                                                                      monkeypatch):
+    """A folder or model file named in bytes that are not UTF-8 (an old share): `log` raised
+    UnicodeEncodeError quoting the folder as a URI, a traceback with exit 1, and a tap judged
+    by such a model file lost its row after its clip was written (QA)."""
+    folder = Path(os.fsdecode(os.fsencode(tmp_path) + b"/Pr\xfcfung"))
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", str(folder))
+    model_path = os.fsdecode(b"models/Brett-\xe4.pt")
+    with InspectionLog(create=True) as log:
+        tap = log.append(np.zeros(441, np.float32), sr=44100, when=T0, board=3, model="m",
+                         model_path=model_path, score=0.5, threshold=0.1,
+                         verdict="ANOMALOUS", warnings=[f"{model_path}: odd"])
+    assert tap.model_path == "models/Brett-\\xe4.pt" and tap.warnings == (
+        "models/Brett-\\xe4.pt: odd",)
+    code, out, err = run_cli("log", "--json")
+    assert (code, err) == (0, ""), err
+    row = json.loads(out)
+    assert row["model_path"] == "models/Brett-\\xe4.pt" and row["verdict"] == "ANOMALOUS"
+    assert row["clip"].encode("utf-8") and "Pr\\xfcfung" in row["clip"]
+    # the table prints the folder's own bytes (which capsys cannot decode): a real process
+    table = subprocess.run([sys.executable, "-m", "tapcheck", "log"], capture_output=True)
+    assert table.returncode == 0 and b"/Pr\xfcfung/clips/" in table.stdout, table.stderr
 
 
 @pytest.mark.parametrize("since", ["0001-01-01", "0001-01-01T00:00+09:00", "99999999999d"])

@@ -3,12 +3,12 @@ true on them?) and ``enroll`` (a new wood batch taught without retraining)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
+from ..json_output import json_line
 from .app import cli, parse_config, say, warn
 from .params import BOARD, FILE, MODEL_FILE, check_default_dataset, config_option, dataset_option
 
@@ -29,7 +29,7 @@ def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
     check_default_dataset(dataset)
     result = evaluate_model(model_path or paths.model_path(), Dataset.open(dataset),
                             progress=sys.stderr.isatty())
-    click.echo(json.dumps(result, allow_nan=False) if as_json else format_evaluation(result))
+    click.echo(json_line(result) if as_json else format_evaluation(result))
 
 
 @cli.command()

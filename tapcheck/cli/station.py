@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
 import click
 
 from ..console import one_line, score_pair
+from ..json_output import json_line
 from ..manifest import MAX_TAKE
 from .app import cli, echo_err, parse_config, say, table, warn
 from .params import BOARD, MODEL_FILE, Count, Whole, config_option, dataset_option
@@ -268,9 +268,9 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
                  "hand?); it is not listed")
         if as_json:
             for r, clip in zip(rows, clips, strict=True):
-                click.echo(json.dumps({**r.to_dict(), "clip": clip}))
+                click.echo(json_line({**r.to_dict(), "clip": clip}))
             for b in boards:  # tap_rows: how many of its taps' rows are left
-                click.echo(json.dumps({"board_verdict": {**b.to_dict(),
+                click.echo(json_line({"board_verdict": {**b.to_dict(),
                                                          "tap_rows": log.tap_rows(b)}}))
             return
         if not rows:
