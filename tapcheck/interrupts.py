@@ -1,9 +1,11 @@
 """Stopping cleanly: Ctrl-C and ``kill`` end a bench session between saves, never inside one.
 
 A take or an inspection is saved in two steps (the audio file, then its manifest row or log row),
-each atomic. :func:`deferred` holds Ctrl-C (SIGINT) and ``kill`` (SIGTERM) back until both steps
-are done, so a stopped session never leaves a file without its row. :func:`terminate_as_interrupt`
-makes SIGTERM stop a session the way Ctrl-C does. SIGKILL cannot be caught; the atomic writes
+each atomic. :func:`deferred` holds Ctrl-C (SIGINT), ``kill`` (SIGTERM) and a closed terminal
+(SIGHUP) back until both steps are done, so a stopped session never leaves a file without its
+row. :func:`terminate_as_interrupt` makes SIGTERM and SIGHUP stop a session the way Ctrl-C does.
+A signal the process ignores (a script's background job ignores Ctrl-C, ``nohup`` the hang-up)
+stays ignored: :func:`held`. SIGKILL cannot be caught; the atomic writes
 bound what it can do to a stray temporary file or an audio file without a row, which readers
 ignore and numbering skips.
 
@@ -24,18 +26,26 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
-_HELD = (signal.SIGINT, signal.SIGTERM)
+_HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def held() -> tuple[int, ...]:
+    """The signals that stop a command here: Ctrl-C, ``kill`` and a closed terminal (SIGHUP:
+    an SSH session dropped mid-``synth`` left 40 take files and its lock, QA), less those this
+    process ignores. A script's ``tapcheck train … &`` inherits an ignored Ctrl-C, and was
+    stopped by the Ctrl-C meant for the script's foreground job; ``nohup`` ignores SIGHUP (QA)."""
+    return tuple(sig for sig in _HELD if signal.getsignal(sig) is not signal.SIG_IGN)
 
 
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
-    """Run a block to its end even if SIGINT or SIGTERM arrives; act on the signal afterwards."""
+    """Run a block to its end even if a :func:`held` signal arrives; act on it afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers live in the main thread only
         return
     caught: list[int] = []
     previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
-                for sig in _HELD}
+                for sig in held()}
     try:
         yield
     finally:
@@ -53,12 +63,13 @@ def deferred() -> Iterator[None]:
 
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises KeyboardInterrupt, so ``kill`` stops like Ctrl-C; and
-    neither is lost when it arrives in a finalizer (:func:`_resend_if_dropped`)."""
+    """Within the block, SIGTERM and SIGHUP raise KeyboardInterrupt, so ``kill`` and a closed
+    terminal stop like Ctrl-C (signals the process ignores stay ignored: :func:`held`); and
+    none is lost when it arrives in a finalizer (:func:`_resend_if_dropped`)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, _interrupt) for sig in _HELD}
+    previous = {sig: signal.signal(sig, _interrupt) for sig in held()}
     hook = sys.unraisablehook
     sys.unraisablehook = functools.partial(_resend_if_dropped, hook)
     try:
@@ -156,7 +167,7 @@ def quiet_exit(status: int | None = None) -> None:
             os._exit(128 + signum if status is None else status)
         seen.append(signum)
 
-    for sig in _HELD:
+    for sig in held():
         signal.signal(sig, on_signal)
     if status is not None:
         _EXIT_STATUS[:] = [status]

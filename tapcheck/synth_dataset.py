@@ -97,46 +97,61 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
         jobs = tqdm(jobs, desc=f"synth {ds.name}", unit="take")
     before = {p.name for p in ds.root.iterdir()}
     written: list[Path] = []
-    checked = False
+    checked, removed = False, None
     try:
         # a lock file this run makes goes with it: a refused folder is left as it was found
         with ds.locked(remove=".lock" not in before), terminate_as_interrupt():
-            # `kill` cleans up as Ctrl-C does. Checked under the lock, on the manifest as it is
-            # now: a run that finished between this one's start and its lock is seen, and its
-            # takes are not overwritten
-            _refuse_to_add(ds, boards(seed=seed))
-            checked = True
-            # an empty manifest first: a run killed before the end leaves take files no row
-            # lists, which a rerun names as such (not as a dataset whose manifest was lost)
-            ds.write_manifest()
-            for spec, side, k in jobs:
-                y = synthesize_tap(spec.board, side, rng=take_rng(seed, spec.number, side, k),
-                                   sr=sr, duration_s=duration_s)
-                split = spec.split
-                if spec.split == "train" and spec.label == "normal" and k > takes - test_takes:
-                    split = "test"
-                y16 = np.round(np.clip(y, -1, 1) * 32767) / 32767  # what the WAV will hold
-                # named before it is written: a stop inside the write (its folder made, the
-                # file renamed into place) left the board's folder behind
-                written.append(ds.root / take_path(spec.number, side, k))
-                take = write_take(ds, y16, spec, side, k, split=split, sr=sr)
-                ds.takes.append(take)
-            # once, at the end: a run killed (-9, a power cut) where nothing can clean up left
-            # the manifest of the board sides done so far, a dataset that looked whole to
-            # info, train and doctor (QA); its take files without rows are refused by the rerun
-            ds.write_manifest()
+            try:
+                # `kill` cleans up as Ctrl-C does. Checked under the lock, on the manifest as
+                # it is now: a run that finished between this one's start and its lock is
+                # seen, and its takes are not overwritten
+                _refuse_to_add(ds, boards(seed=seed))
+                checked = True
+                # an empty manifest first: a run killed before the end leaves take files no
+                # row lists, which a rerun names as such (not as a dataset whose manifest was
+                # lost)
+                ds.write_manifest()
+                for spec, side, k in jobs:
+                    y = synthesize_tap(spec.board, side,
+                                       rng=take_rng(seed, spec.number, side, k), sr=sr,
+                                       duration_s=duration_s)
+                    split = spec.split
+                    if (spec.split == "train" and spec.label == "normal"
+                            and k > takes - test_takes):
+                        split = "test"
+                    y16 = np.round(np.clip(y, -1, 1) * 32767) / 32767  # what the WAV will hold
+                    # named before it is written: a stop inside the write (its folder made,
+                    # the file renamed into place) left the board's folder behind
+                    written.append(ds.root / take_path(spec.number, side, k))
+                    take = write_take(ds, y16, spec, side, k, split=split, sr=sr)
+                    ds.takes.append(take)
+                # once, at the end: a run killed (-9, a power cut) where nothing can clean up
+                # left the manifest of the board sides done so far, a dataset that looked whole
+                # to info, train and doctor (QA); its take files without rows are refused by
+                # the rerun
+                ds.write_manifest()
+            except BaseException:
+                # Ctrl-C, a full disk: a half-written dataset would be refused by the rerun
+                # (or trained on by a user who did not notice), so take back what this run
+                # wrote — under the lock: taken back after it, an import that took the lock in
+                # between lost its manifest (QA)
+                if checked:  # a refused dataset is another run's: nothing of it is ours
+                    removed = sum(path.exists() for path in written)  # the last may be unwritten
+                    # to its end: a second Ctrl-C stopped the taking back, leaving rows whose
+                    # files were gone and a dataset the rerun refused (QA); the first stop is
+                    # the one told
+                    with contextlib.suppress(KeyboardInterrupt), deferred():
+                        _remove_written(ds, written, before=before)
+                raise
     except BaseException as e:
-        # Ctrl-C, a full disk: a half-written dataset would be refused by the rerun (or
-        # trained on by a user who did not notice), so take back what this run wrote
-        if checked:  # a refused dataset is another run's: nothing of it is this run's to undo
-            done = sum(path.exists() for path in written)  # the last may not be written yet
-            # to its end: a second Ctrl-C stopped the taking back, leaving rows whose files
-            # were gone and a dataset the rerun refused (QA); the first stop is the one told
+        if checked and removed is None and isinstance(e, KeyboardInterrupt):  # as the lock went
+            raise Interrupted(f"{ds.root} was written whole ({len(ds.takes)} takes)") from None
+        if checked:
             with contextlib.suppress(KeyboardInterrupt), deferred():
-                _remove_written(ds, written, before=before, made=made)
+                _remove_made(made)  # once the lock file is gone from them
             if isinstance(e, KeyboardInterrupt):  # "interrupted" alone: was anything kept?
-                raise Interrupted(f"the {done} take(s) written to {ds.root} were removed (synth "
-                                  "writes a whole dataset or none); run it again") from None
+                raise Interrupted(f"the {removed} take(s) written to {ds.root} were removed "
+                                  "(synth writes a whole dataset or none); run it again") from None
         raise
     return ds
 
@@ -165,15 +180,13 @@ def _refuse_to_add(ds, specs) -> None:
                 "need; synth never adds to or overwrites recordings")
 
 
-def _remove_written(ds, written: list[Path], *, before: set[str], made: list[Path]) -> None:
-    """Undo a synth run into ``ds``, which held no takes before it: its take files and the
-    folders they made, the manifest (emptied again if it was there) and lock if they are new;
-    the folder and those above it that the run made (``made``, deepest first: ``--dataset
-    runs/a/demo`` stopped left runs/a behind). Anything else in the folders stays."""
+def _remove_written(ds, written: list[Path], *, before: set[str]) -> None:
+    """Undo a synth run into ``ds``, which held no takes before it, under its lock: its take
+    files and the folders they made, and the manifest (emptied again if it was there). Anything
+    else in the folders stays."""
     from .files import stopped_writes
     from .manifest import MANIFEST
 
-    root = ds.root
     if MANIFEST in before:
         ds.takes.clear()
         ds.write_manifest()
@@ -184,9 +197,14 @@ def _remove_written(ds, written: list[Path], *, before: set[str], made: list[Pat
         for folder in (path.parent, path.parent.parent):  # side, then board
             with contextlib.suppress(OSError):  # not empty: keep it
                 folder.rmdir()
-    for name in (MANIFEST, ".lock"):
-        if name not in before:
-            (root / name).unlink(missing_ok=True)
+    if MANIFEST not in before:
+        (ds.root / MANIFEST).unlink(missing_ok=True)
+
+
+def _remove_made(made: list[Path]) -> None:
+    """The dataset's folder and those above it that a synth run made (``made``, deepest
+    first: ``--dataset runs/a/demo`` stopped left runs/a behind), once its lock is gone; a
+    folder with anything in it stays, and those above it."""
     for folder in made:
         try:
             folder.rmdir()

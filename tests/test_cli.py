@@ -564,3 +564,40 @@ def test_a_dataset_named_with_a_line_break_cannot_forge_a_row_of_datasets(tmp_pa
     code, out, err = run_cli("datasets")
     assert code == 0, err
     assert "evil\\ndemo  999" in out and not any(ln.startswith("demo") for ln in out.splitlines())
+
+
+def test_a_command_stopped_by_ctrl_c_says_so_in_one_line(tiny_model, tiny_dataset, run_cli,
+                                                         monkeypatch):
+    """Ctrl-C (or `kill`) inside a command without a sentence of its own: click answered the
+    KeyboardInterrupt with an empty line before the command's last word (QA), which read
+    "\\ntapcheck: interrupted"."""
+    from tapcheck import judgment
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt  # where a Ctrl-C meets judge: amid its clips
+
+    monkeypatch.setattr(judgment, "judge_clips", stopped)
+    clip = tiny_dataset.path_of(tiny_dataset.takes[0])
+    code, out, err = run_cli("judge", "--model", tiny_model, clip)
+    assert (code, out, err) == (130, "", "tapcheck: interrupted\n")
+
+
+def test_a_ctrl_c_a_background_job_ignores_stays_ignored(tmp_path):
+    """A script's `tapcheck synth … &` inherits an ignored Ctrl-C: the Ctrl-C meant for the
+    script's foreground job stopped it, and took back what it had written (QA). It runs on."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "background"
+    proc = subprocess.Popen([sys.executable, "-m", "tapcheck", "synth", "--dataset", root,
+                             "--takes", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    deadline = time.monotonic() + 60
+    while len(list(root.glob("board*/*/take*.wav"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # amid its takes
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "wrote 36 takes" in out, err

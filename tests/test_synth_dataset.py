@@ -42,13 +42,15 @@ def test_bad_synth_options_are_one_line_and_leave_no_folder(run_cli, tmp_path, a
     assert not (tmp_path / "new").exists()
 
 
-@pytest.mark.parametrize("signals, new", [(1, False), (3, False), (1, True)])
+@pytest.mark.parametrize("signals, new, sig", [(1, False, "SIGTERM"), (3, False, "SIGTERM"),
+                                              (1, True, "SIGTERM"), (1, False, "SIGHUP")])
 def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, run_cli, signals,
-                                                                    new):
+                                                                    new, sig):
     """`kill` (as Ctrl-C) mid-synthesis: the half-written dataset is gone, files that were in
     the folder before stay, and the same command then succeeds. Ctrl-C pressed again and again
     stopped the taking back, leaving rows whose files were gone, which the rerun refused (QA):
-    the later signals may end the process as signals do, after the line."""
+    the later signals may end the process as signals do, after the line. A closed terminal
+    (SIGHUP) left 40 take files and the lock, and the rerun refused them (QA)."""
     import signal
     import subprocess
     import sys
@@ -66,10 +68,10 @@ def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, ru
     while len(list(root.glob("board*/*/take*.wav"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)  # takes are on disk
     for _ in range(signals):
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(getattr(signal, sig))
         time.sleep(0.02)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode in ((130,) if signals == 1 else (130, -signal.SIGTERM))
+    assert proc.returncode in ((130,) if signals == 1 else (130, -signal.SIGTERM)), err
     assert "Traceback" not in err, err
     assert err.splitlines()[-1].startswith("tapcheck: interrupted; the ")
     assert err.splitlines()[-1].endswith(f" take(s) written to {root} were removed (synth "
@@ -81,6 +83,38 @@ def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, ru
     code, out, err = run_cli("synth", "--dataset", root, "--takes", "1")
     assert code == 0, err
     assert "wrote 18 takes" in out
+
+
+def test_a_stopped_synth_takes_back_its_takes_before_it_lets_go_of_the_dataset(tmp_path,
+                                                                               monkeypatch):
+    """Taken back once the lock was gone, an `import` that took the lock in that moment lost
+    its manifest, and its lock file (QA: 8 takes imported, no row left). Stopped at its third
+    take here; its lock must still be held when it takes back what it wrote."""
+    from tapcheck import synth_dataset
+    from tapcheck.locks import holding
+
+    root = tmp_path / "half"
+    made, seen = [], []
+    write = synth_dataset.write_take
+
+    def write_then_stop(ds, *args, **kwargs):
+        if len(made) == 2:
+            raise KeyboardInterrupt  # Ctrl-C, as it arrives between two takes
+        made.append(write(ds, *args, **kwargs))
+        return made[-1]
+
+    remove = synth_dataset._remove_written
+
+    def remove_and_look(ds, *args, **kwargs):
+        seen.append(holding(ds.root / ".lock"))
+        remove(ds, *args, **kwargs)
+
+    monkeypatch.setattr(synth_dataset, "write_take", write_then_stop)
+    monkeypatch.setattr(synth_dataset, "_remove_written", remove_and_look)
+    with pytest.raises(BaseException, match="the 2 take.s. written to .* were removed"):
+        make_study_dataset(root, takes=2)
+    assert seen == [True]
+    assert not root.exists()  # the folder it made goes too, once its lock file has
 
 
 def test_a_synth_killed_where_nothing_cleans_up_leaves_no_dataset_that_looks_whole(tmp_path,

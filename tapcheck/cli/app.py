@@ -273,7 +273,7 @@ def _main(argv: list[str] | None) -> int:
     except Interrupted as e:  # stopped by Ctrl-C or kill, and it says what it kept
         echo_err(f"tapcheck: interrupted; {e.kept}")
         return e.exit_code
-    except (click.Abort, KeyboardInterrupt):
+    except (click.Abort, KeyboardInterrupt, _Stopped):
         echo_err("tapcheck: interrupted")
         return 130
     return code if isinstance(code, int) else 0
@@ -313,7 +313,21 @@ def train_with_progress(ds, *, config, config_path: str | os.PathLike | None = N
         raise ConfigError(e.problem, path=config_path, fix=e.fix) from None
 
 
-@click.group(context_settings=CONTEXT)
+class _Stopped(BaseException):
+    """Ctrl-C or ``kill`` inside a command, past click: click answers a KeyboardInterrupt
+    with an empty line on stderr before its Abort, and the command's last word read
+    "\ntapcheck: interrupted" (QA)."""
+
+
+class _Commands(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Stopped from None
+
+
+@click.group(cls=_Commands, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="tapcheck")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 def cli(debug: bool) -> None:
