@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tapcheck import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,10 +25,13 @@ sys.exit(tapcheck.entry.main())
 """
 
 
-def test_ctrl_c_while_the_command_line_loads_is_one_line_and_130():
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_ctrl_c_while_the_command_line_loads_is_one_line_and_130(sig):
     """It ended in a KeyboardInterrupt traceback (QA): a Ctrl-C a second later says
-    `tapcheck: interrupted`, exit 130, and so does one while loading."""
-    result = subprocess.run([sys.executable, "-c", INTERRUPTED_LOADING, "info"], cwd=ROOT,
+    `tapcheck: interrupted`, exit 130, and so does one while loading; `kill` and a closed
+    terminal ended it silently (143, 129: QA)."""
+    script = INTERRUPTED_LOADING.replace("signal.SIGINT", f"signal.{sig}")
+    result = subprocess.run([sys.executable, "-c", script, "info"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout, result.stderr) == (
         130, "", "tapcheck: interrupted\n")
