@@ -166,6 +166,38 @@ def test_import_refuses_a_clip_the_dataset_holds_already(tmp_path, run_cli):
                                                              "board02/left/take001.wav"]
 
 
+def test_import_reads_each_take_it_compares_with_once(tmp_path, run_cli, monkeypatch):
+    """Level-normalised takes of one length all share the manifest's rate, length and peak:
+    each clip was compared with every such take, read anew, and an import into 750 of them took
+    0.39 s a file against 0.10 s into none (QA). Each take is read once a run; a copy among
+    them is still refused."""
+    from .conftest import write_tone
+
+    def normalised(name, seed):
+        path = write_tone(tmp_path / name, duration_s=3.0, seed=seed)
+        y, sr = sf.read(path)
+        sf.write(path, y / np.abs(y).max() * 0.5, sr, subtype="PCM_16")  # the same peak
+        return path
+
+    args = ("--dataset", "level", "--board", "1", "--side", "left", "--label", "normal")
+    first = [normalised(f"a{i}.wav", seed=i) for i in range(4)]
+    assert run_cli("import", *first, *args)[0] == 0
+    root = Dataset.open("level").root
+    reads = []
+    real_read = sf.read
+
+    def counted(file, *a, **kw):
+        reads.append(getattr(file, "name", file))
+        return real_read(file, *a, **kw)
+
+    monkeypatch.setattr(sf, "read", counted)
+    later = [normalised(f"b{i}.wav", seed=10 + i) for i in range(4)]
+    code, out, err = run_cli("import", *later, first[2], *args)
+    assert code == 2 and "is already take board01/left/take003.wav" in err, err
+    takes = [r for r in reads if isinstance(r, str) and r.startswith(str(root))]
+    assert sorted(takes) == sorted(set(takes)) and len(takes) >= 4, takes  # once each
+
+
 def test_debug_shows_each_refused_files_traceback_and_imports_the_others(tmp_path, run_cli,
                                                                           monkeypatch):
     """--debug asks for tracebacks: each refused file's came before its one line (it printed
