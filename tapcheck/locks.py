@@ -106,6 +106,28 @@ def exclusive(lock_path: str | os.PathLike, *, what: Path | str, error: type[Tap
             os.close(fd)  # releases the flock
 
 
+def writer(lock_path: str | os.PathLike) -> int | None:
+    """The PID of another process writing under ``lock_path`` now (holding its flock), else
+    None; None too where the kernel does not list its locks (/proc/locks: Linux). Read, not
+    taken: a reader that took the lock even for a moment could refuse a writer starting then.
+    """
+    try:
+        st = os.stat(lock_path, follow_symlinks=False)
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            table = f.read()
+    except OSError:
+        return None
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()  # 1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == where:
+            with contextlib.suppress(ValueError):
+                pid = int(fields[4])
+                if pid != os.getpid():
+                    return pid
+    return None
+
+
 def _acquire(path: Path, *, what: Path | str, error: type[TapcheckError]) -> int:
     while True:
         try:

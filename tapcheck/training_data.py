@@ -25,6 +25,7 @@ from .errors import AudioError, DatasetError, TapcheckWarning
 from .featurecache import FeatureCache
 from .codings import lossy_takes_warning
 from .copies import refuse_copies
+from .locks import writer
 from .misfiled import refuse_misfiled
 
 #: takes a normal class needs before :func:`split_calibration` holds any out: with fewer, its
@@ -97,6 +98,16 @@ def prepare_data(dataset: Dataset, *, config: Config, cache: FeatureCache | None
                  progress: bool = False) -> TrainingData:
     """Load the training split's crops and split off the calibration takes."""
     takes = dataset.select(split="train")
+    busy = writer(dataset.root / ".lock")
+    if busy is not None and not takes:
+        # "mark some takes split=train" of a dataset synth was still writing (QA)
+        raise DatasetError(f"has no takes in the training split yet: PID {busy} is writing it "
+                           "(import, record or synth)", path=dataset.root / "manifest.csv",
+                           fix="wait for it to finish, then train")
+    if busy is not None:
+        warnings.warn(f"{dataset.root}: PID {busy} is writing it (import, record or synth): "
+                      f"training uses the {len(takes)} training takes saved so far",
+                      TapcheckWarning, stacklevel=2)
     if not takes:
         raise DatasetError("has no takes in the training split", path=dataset.root / "manifest.csv",
                            fix="mark some takes split=train (tapcheck import/record --split train)")

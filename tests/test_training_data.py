@@ -171,3 +171,43 @@ def test_a_row_naming_a_folder_is_told_to_fix_the_row(tiny_dataset, tmp_path, ru
     else:
         raise AssertionError("a row naming the dataset's folder was read")
 
+
+
+def test_a_dataset_another_process_is_writing_is_said_so(tmp_path):
+    """`demo` on a dataset synth was still writing said "has no takes in the training split —
+    mark some takes split=train" (QA): its writer is named, and training on the takes saved so
+    far is said to be that."""
+    import subprocess
+    import sys
+    import warnings
+
+    import pytest
+
+    from tapcheck.config import Config
+    from tapcheck.datasets import Dataset
+    from tapcheck.errors import DatasetError, TapcheckWarning
+    from tapcheck.synth_dataset import make_study_dataset
+    from tapcheck.training_data import prepare_data
+
+    empty = Dataset.create(tmp_path / "being-written")
+    empty.write_manifest()
+    full = make_study_dataset(tmp_path / "growing", takes=1)
+    hold = ("import fcntl, sys, time\n"
+            "files = [open(p, 'a') for p in sys.argv[1:]]\n"
+            "[fcntl.flock(f, fcntl.LOCK_EX) for f in files]\n"
+            "print('held', flush=True)\ntime.sleep(60)\n")
+    writer = subprocess.Popen([sys.executable, "-c", hold, empty.root / ".lock",
+                               full.root / ".lock"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "held\n"
+        with pytest.raises(DatasetError, match=f"has no takes in the training split yet: PID "
+                                               f"{writer.pid} is writing it"):
+            prepare_data(Dataset.open(empty.root), config=Config())
+        with pytest.raises(TapcheckWarning, match=f"PID {writer.pid} is writing it .* the 10 "
+                                                  "training takes saved so far"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", TapcheckWarning)
+                prepare_data(Dataset.open(full.root), config=Config())
+    finally:
+        writer.kill()
+        writer.wait()
