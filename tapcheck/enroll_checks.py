@@ -141,8 +141,8 @@ def refuse_near_copies(detector, emb: np.ndarray, clips: Sequence[str | os.PathL
     # "or calibrated on" only where the calibration takes are references too: a hold-out
     # threshold's are not, and their copies are not told (review)
     raise ParameterError(
-        f"is the same tap as one of{board} recordings the model holds as references (trained "
-        f"on) ({near}): enrolled it would count twice{more}; nothing enrolled",
+        f"is the same tap as one of{board} recordings the model was trained on and holds as "
+        f"references ({near}): enrolled it would count twice{more}; nothing enrolled",
         path=clips[clip], fix="enrol taps the model has not been given")
 
 

@@ -916,7 +916,7 @@ def test_the_same_tap_resampled_is_enrolled_once(model, tiny_dataset, run_cli, t
     own = resampled_copy(tiny_dataset.path_of(trained), tmp_path / "own48k.wav")
     code, _, err = run_cli("enroll", "--model", model, own)
     assert code == 2 and (f"{own}: is the same tap as one of board {trained.board}'s "
-                          "recordings the model holds as references (trained on)") in err, err
+                          "recordings the model was trained on and holds as references") in err, err
     assert md5(model) == digest
     # distinct taps of one board are not copies of each other
     code, _, err = run_cli("enroll", "--model", model, "--board", 13, *clips)
