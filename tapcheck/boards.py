@@ -231,11 +231,14 @@ def other_board_warning(found: Sequence[tuple[str, str]], board: str | int, *,
             f"{done} as board {board}")
 
 
+NOT_JUDGED = "NOT JUDGED"  # a board none of whose taps could be judged (``judge``)
+
+
 @dataclass
 class BoardVerdict:
     board: str
     verdict: str
-    median: float
+    median: float | None  # None: no tap judged (NOT_JUDGED)
     taps: int
     threshold: float
     expected_taps: int
@@ -248,6 +251,9 @@ class BoardVerdict:
 
     def line(self) -> str:
         """The board line ``judge --per-board`` and ``listen --taps-per-board`` print."""
+        if not self.taps:  # every tap an error: said, where the board was left out (QA)
+            return (f"BOARD {self.board}: {NOT_JUDGED}  none of its {self.unjudged} tap(s) "
+                    "could be judged: errors below")
         # the verdict of 1 tap of 3 read as the board's, the other two's errors aside (QA)
         missing = f"  ({self.unjudged} more tap(s) not judged: errors below)" \
             if self.unjudged else ""

@@ -169,8 +169,9 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
             judge, verdicts, references=named, picture_dir=picture_dir)
         result.warnings += unusable + warned
     if per_board or board is not None:
-        from .boards import (board_of_path, board_verdicts, mixed_board_folders,
-                             other_board_folders, other_board_warning, unplaced_reason)
+        from .boards import (NOT_JUDGED, BoardVerdict, board_of_path, board_verdicts,
+                             mixed_board_folders, other_board_folders, other_board_warning,
+                             unplaced_reason)
 
         good = [v for v in verdicts if not v.error]
         if board is not None:  # as enroll warns: the folders may know better than the option
@@ -217,7 +218,13 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
                     _board_warning(result, board_of(v), w)
         for b in result.boards:  # grouped as board_verdicts groups the judged clips
             b.unjudged = failed.get(b.board, 0)
-        short = [b for b in result.boards if b.taps < b.expected_taps]
+        judged = {b.board for b in result.boards}
+        # a board none of whose taps could be judged had no line at all, nor a JSON object: a
+        # script reading the board lines saw nothing of it (QA)
+        result.boards += [BoardVerdict(name, NOT_JUDGED, None, 0, float(info["board_threshold"]),
+                                       int(info["board_taps"]), info["board_rule"], 0, unjudged=n)
+                          for name, n in failed.items() if name not in judged]
+        short = [b for b in result.boards if 0 < b.taps < b.expected_taps]
 
         def short_line(b, more: str = "") -> str:  # the per-board rate is for its tap count
             return (f"board {b.board}: {b.taps} tap(s), where the board verdict is calibrated "

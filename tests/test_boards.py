@@ -175,6 +175,24 @@ def test_json_board_lines_carry_their_boards_warnings(tiny_model, tiny_dataset, 
                                                    "at least 2 taps") for w in board["warnings"])
 
 
+def test_a_board_none_of_whose_taps_could_be_judged_has_its_line(tiny_model, tmp_path, run_cli):
+    """`judge --board 9 bad.wav empty.wav` printed the two errors and no board line, nor a
+    board object in --json: a script reading board verdicts saw nothing of board 9 (QA)."""
+    bad, empty = tmp_path / "bad.wav", tmp_path / "empty.wav"
+    bad.write_bytes(b"not audio")
+    empty.write_bytes(b"")
+    code, out, err = run_cli("judge", bad, empty, "--model", tiny_model, "--board", "9")
+    assert code == 2 and err.count("tapcheck: error: ") == 2, err
+    assert out.splitlines() == [
+        "BOARD 9: NOT JUDGED  none of its 2 tap(s) could be judged: errors below"]
+    assert "tap it" not in err  # not "0 tap(s) … tap it 3 more time(s)"
+    code, out, _ = run_cli("judge", bad, empty, "--model", tiny_model, "--board", "9", "--json")
+    (board,) = [r["board_verdict"] for r in map(json.loads, out.splitlines())
+                if "board_verdict" in r]
+    assert (board["board"], board["verdict"], board["median"], board["taps"],
+            board["unjudged"]) == ("9", "NOT JUDGED", None, 0, 2) and code == 2
+
+
 def test_a_board_verdict_says_how_many_of_its_taps_could_not_be_judged(tiny_model, tiny_dataset,
                                                                       run_cli, tmp_path):
     """One readable tap of three gave `BOARD 41: NORMAL  0 of 1 taps ...` with no word on the
@@ -289,7 +307,8 @@ def test_a_file_name_cannot_forge_an_output_line(tiny_model, tiny_dataset, run_c
     broken = tmp_path / "bad.wav\ntapcheck: error: forged"
     broken.write_bytes(b"not audio")
     code, out, err = run_cli("judge", forged, broken, "--model", tiny_model, "--per-board")
-    assert code == 2 and len(out.splitlines()) == 2  # one verdict, one board
+    # one verdict, two boards (the unreadable clip's NOT JUDGED, its name escaped)
+    assert code == 2 and len(out.splitlines()) == 3
     assert not any(line.startswith("BOARD 3") for line in out.splitlines())
     assert "x.wav\\nBOARD 3 NORMAL" in out
     assert [line for line in err.splitlines() if "forged" in line] == [
