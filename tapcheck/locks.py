@@ -107,24 +107,35 @@ def exclusive(lock_path: str | os.PathLike, *, what: Path | str, error: type[Tap
 
 
 def writer(lock_path: str | os.PathLike) -> int | None:
-    """The PID of another process writing under ``lock_path`` now (holding its flock), else
-    None; None too where the kernel does not list its locks (/proc/locks: Linux). Read, not
-    taken: a reader that took the lock even for a moment could refuse a writer starting then.
-    """
+    """The PID of another process writing under ``lock_path`` now (holding its flock; 0 when
+    the kernel cannot name it: a process of another PID namespace), else None; None too where
+    the kernel does not list its locks (/proc/locks: Linux). Read, not taken: a reader that took
+    the lock even for a moment could refuse a writer starting then.
+
+    A lock is matched by its file's inode and either its device or the PID the holder wrote in
+    the file: /proc/locks gives the superblock's device, which ``stat`` does not on btrfs
+    subvolumes or overlayfs (review)."""
     try:
         st = os.stat(lock_path, follow_symlinks=False)
         with open("/proc/locks", encoding="ascii", errors="replace") as f:
             table = f.read()
     except OSError:
         return None
-    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
+    named = holder(lock_path)
     for line in table.splitlines():
-        fields = line.split()  # 1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF
-        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == where:
-            with contextlib.suppress(ValueError):
-                pid = int(fields[4])
-                if pid != os.getpid():
-                    return pid
+        fields = line.split()  # 1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF ("->" waits)
+        if len(fields) < 6 or fields[1] != "FLOCK":
+            continue
+        dev, _, inode = fields[5].rpartition(":")
+        try:
+            pid = max(int(fields[4]), 0)
+        except ValueError:
+            continue
+        if inode != str(st.st_ino) or pid == os.getpid():
+            continue
+        if dev == device or (pid and pid == named):
+            return pid
     return None
 
 

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from .errors import DeviceError, StorageError, TapcheckError
 from .interrupts import terminate_as_interrupt
+from .json_output import json_ready
 
 HISTORY = 50  # taps shown in the score chart
 
@@ -50,7 +51,7 @@ class Events:
         state)."""
         if self.loop is None:
             return
-        message = f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+        message = f"event: {kind}\ndata: {json.dumps(json_ready(data))}\n\n"  # UTF-8 names
         try:
             self.loop.call_soon_threadsafe(self._put, message)
         except RuntimeError:  # the server has stopped: nobody is left to tell

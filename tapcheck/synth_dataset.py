@@ -97,7 +97,7 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
         jobs = tqdm(jobs, desc=f"synth {ds.name}", unit="take")
     before = {p.name for p in ds.root.iterdir()}
     written: list[Path] = []
-    checked, removed = False, None
+    checked, finished, removed = False, False, None  # removed: how many, once taken back
     try:
         # a lock file this run makes goes with it: a refused folder is left as it was found
         with ds.locked(remove=".lock" not in before), terminate_as_interrupt():
@@ -130,22 +130,29 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
                 # to info, train and doctor (QA); its take files without rows are refused by
                 # the rerun
                 ds.write_manifest()
+                finished = True
             except BaseException:
                 # Ctrl-C, a full disk: a half-written dataset would be refused by the rerun
                 # (or trained on by a user who did not notice), so take back what this run
                 # wrote — under the lock: taken back after it, an import that took the lock in
                 # between lost its manifest (QA)
                 if checked:  # a refused dataset is another run's: nothing of it is ours
-                    removed = sum(path.exists() for path in written)  # the last may be unwritten
                     # to its end: a second Ctrl-C stopped the taking back, leaving rows whose
                     # files were gone and a dataset the rerun refused (QA); the first stop is
                     # the one told
                     with contextlib.suppress(KeyboardInterrupt), deferred():
+                        there = sum(path.exists() for path in written)  # the last may be unwritten
                         _remove_written(ds, written, before=before)
+                        removed = there
                 raise
     except BaseException as e:
-        if checked and removed is None and isinstance(e, KeyboardInterrupt):  # as the lock went
+        if finished and isinstance(e, KeyboardInterrupt):  # as the lock went: nothing undone
             raise Interrupted(f"{ds.root} was written whole ({len(ds.takes)} takes)") from None
+        if checked and removed is None and isinstance(e, KeyboardInterrupt):
+            # a second signal before the taking back was held off: said, not "removed"
+            raise Interrupted(f"stopped again while taking back what it wrote to {ds.root}; "
+                              "delete that folder if it holds nothing you need, and run it "
+                              "again") from None
         if checked:
             with contextlib.suppress(KeyboardInterrupt), deferred():
                 _remove_made(made)  # once the lock file is gone from them

@@ -99,13 +99,14 @@ def prepare_data(dataset: Dataset, *, config: Config, cache: FeatureCache | None
     """Load the training split's crops and split off the calibration takes."""
     takes = dataset.select(split="train")
     busy = writer(dataset.root / ".lock")
+    by = f"PID {busy}" if busy else "another process"
     if busy is not None and not takes:
         # "mark some takes split=train" of a dataset synth was still writing (QA)
-        raise DatasetError(f"has no takes in the training split yet: PID {busy} is writing it "
+        raise DatasetError(f"has no takes in the training split yet: {by} is writing it "
                            "(import, record or synth)", path=dataset.root / "manifest.csv",
                            fix="wait for it to finish, then train")
     if busy is not None:
-        warnings.warn(f"{dataset.root}: PID {busy} is writing it (import, record or synth): "
+        warnings.warn(f"{dataset.root}: {by} is writing it (import, record or synth): "
                       f"training uses the {len(takes)} training takes saved so far",
                       TapcheckWarning, stacklevel=2)
     if not takes:

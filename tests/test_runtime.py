@@ -25,8 +25,9 @@ def test_limit_threads_holds_a_block_to_fewer_threads_and_gives_them_back():
             assert blas_threads() == [1] * len(blas_before)
         assert torch.get_num_threads() == 2
         assert blas_threads() == blas_before
-        with limit_threads(4):  # never more than there were
+        with limit_threads(64):  # never more than there were
             assert torch.get_num_threads() == 2
+            assert blas_threads() == blas_before
         with pytest.raises(ValueError), limit_threads(1):
             raise ValueError("a bad clip")
         assert torch.get_num_threads() == 2  # given back however the block ends

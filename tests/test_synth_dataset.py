@@ -117,6 +117,31 @@ def test_a_stopped_synth_takes_back_its_takes_before_it_lets_go_of_the_dataset(t
     assert not root.exists()  # the folder it made goes too, once its lock file has
 
 
+def test_a_synth_stopped_again_while_taking_back_does_not_say_it_was_written_whole(
+        tmp_path, monkeypatch):
+    """A second Ctrl-C amid the taking back left its count unset, which read as "the run had
+    finished": `… was written whole`, of takes left with an empty manifest (review)."""
+    from tapcheck import synth_dataset
+
+    made = []
+    write = synth_dataset.write_take
+
+    def write_then_stop(ds, *args, **kwargs):
+        if len(made) == 2:
+            raise KeyboardInterrupt
+        made.append(write(ds, *args, **kwargs))
+        return made[-1]
+
+    def stopped_again(*args, **kwargs):
+        raise KeyboardInterrupt  # the second Ctrl-C, before anything was taken back
+
+    monkeypatch.setattr(synth_dataset, "write_take", write_then_stop)
+    monkeypatch.setattr(synth_dataset, "_remove_written", stopped_again)
+    with pytest.raises(BaseException, match="stopped again while taking back what it wrote "
+                                            "to .*; delete that folder"):
+        make_study_dataset(tmp_path / "half", takes=2)
+
+
 def test_a_synth_killed_where_nothing_cleans_up_leaves_no_dataset_that_looks_whole(tmp_path,
                                                                                  run_cli):
     """`kill -9` mid-run left the manifest of the board sides done so far: info, train and
