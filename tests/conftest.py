@@ -93,6 +93,17 @@ def _interruptible() -> str:
     return " and ".join(restored)
 
 
+def default_signals() -> None:
+    """A child's ``preexec_fn``: Ctrl-C, ``kill`` and a hang-up as a user's terminal gives
+    them. A suite run under ``nohup`` (or as a script's background job) hands its children an
+    ignored SIGHUP (SIGINT), which tapcheck leaves ignored, as it should: the fresh-clone run
+    under nohup failed the two tests that send SIGHUP."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 _CACHE: list[Path] = []
 
 

@@ -8,6 +8,8 @@ import pytest
 
 from tapcheck import __version__
 
+from .conftest import default_signals
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # a Ctrl-C while the command line loads: sent to itself as its first import begins
@@ -32,7 +34,8 @@ def test_ctrl_c_while_the_command_line_loads_is_one_line_and_130(sig):
     terminal ended it silently (143, 129: QA)."""
     script = INTERRUPTED_LOADING.replace("signal.SIGINT", f"signal.{sig}")
     result = subprocess.run([sys.executable, "-c", script, "info"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60,
+                            preexec_fn=default_signals)
     assert (result.returncode, result.stdout, result.stderr) == (
         130, "", "tapcheck: interrupted\n")
 

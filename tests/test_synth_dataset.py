@@ -8,6 +8,8 @@ import pytest
 
 from tapcheck.synth_dataset import make_study_dataset
 
+from .conftest import default_signals
+
 
 def test_dataset_is_deterministic_per_seed(tmp_path):
     a = make_study_dataset(tmp_path / "a", takes=1, seed=5)
@@ -63,7 +65,8 @@ def test_a_stopped_synth_takes_back_what_it_wrote_and_a_rerun_works(tmp_path, ru
         root.mkdir()
         (root / "notes.txt").write_text("mine")
     proc = subprocess.Popen([sys.executable, "-m", "tapcheck", "synth", "--dataset", root],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)
     deadline = time.monotonic() + 60
     while len(list(root.glob("board*/*/take*.wav"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)  # takes are on disk
