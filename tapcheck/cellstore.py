@@ -37,6 +37,12 @@ class CellStore:
             return self.out / "models" / f"{cell.model}.pt"
         return self.json_path(cell, key).with_suffix(".pt")
 
+    def other_keys(self, cell: Cell, key: str) -> list[Path]:
+        """The records of ``cell`` stored under another key than ``key``."""
+        mine = self.json_path(cell, key)
+        return [p for p in sorted(mine.parent.glob(f"{cell.stem}-*.json"))
+                if p != mine and p.stem.rpartition("-")[0] == cell.stem]
+
     def load(self, cell: Cell, key: str, *, need_model: bool,
              threads: int | None = None) -> dict | None:
         """The stored cell, or None (to run again) when it is missing, unreadable, not a cell's

@@ -383,6 +383,14 @@ def run_grid(tasks: list[CellTask], keys: dict[Cell, str], crops: dict, *, store
             "numbers in the last bits: they are trained again and replaced — to reuse them, "
             "run as they ran (--ray trains each cell on --cpus-per-cell threads, 1 unless "
             "given; without --ray, on this process's, OMP_NUM_THREADS)")
+    # a cell stored under another key (another tapcheck, or options changed since): trained
+    # again under this run's key without a word, its old files left beside (upgrade QA)
+    elsewhere = sum(1 for task in todo if store.other_keys(task.cell, keys[task.cell]))
+    if elsewhere:
+        log(f"tapcheck: warning: {elsewhere} cell(s) to run have records in "
+            f"{store.out / 'cells'} made with other settings (options changed since, or "
+            "another tapcheck version): those are not reused, and the cells are trained "
+            "again; the old records stay beside them")
     said: list[str] = []  # e.g. "cross-fit: 4 folds, one per …": said once, not per cell
     for task in todo:  # a fold too thin to train on is refused before any cell trains
         check_cell(task, crops, log=said.append)

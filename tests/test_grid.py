@@ -180,9 +180,16 @@ def test_a_damaged_cell_or_one_of_other_threads_is_run_again(serial_grid, tiny_d
     assert third["threads"] == 1  # run_grid_cli's one thread
     third["threads"] = 99
     cells[2].write_text(json.dumps(third))
+    # a cell stored under another key (another tapcheck's, or other options'): trained again
+    # with no word of the record it left unused (upgrade QA)
+    stem, _, _ = cells[3].stem.rpartition("-")
+    cells[3].rename(cells[3].with_name(f"{stem}-0123456789ab.json"))
     result = run_grid_cli(tiny_dataset, out)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "5 of 8 cells reused" in result.stderr, result.stderr[-3000:]
+    assert "4 of 8 cells reused" in result.stderr, result.stderr[-3000:]
+    assert (f"tapcheck: warning: 1 cell(s) to run have records in {out / 'cells'} made with "
+            "other settings (options changed since, or another tapcheck version): those are "
+            "not reused") in result.stderr
     # and the one of other threads is said: switching --ray on or off retrained every cell of
     # a grid without a word (QA); the damaged ones are no cells, and not counted
     assert (f"tapcheck: warning: 1 cell(s) stored in {out / 'cells'} were trained on 99 torch "
