@@ -4,4 +4,4 @@ Importing the package is cheap; each command imports what it needs (torch, matpl
 it runs, so ``tapcheck judge`` starts fast.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # 0.2.0: model format 3 (tapcheck.modelfile.FORMAT_VERSION)

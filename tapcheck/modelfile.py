@@ -36,7 +36,11 @@ from .locks import holding, lock_path
 from .modelcheck import check_contents, check_trained, inflated_tensor
 
 FORMAT = "tapcheck-model"
-FORMAT_VERSION = 2  # 2: cosine heads keep their class centres as the model's W
+# 2: cosine heads keep their class centres as the model's W; 3: the same, written by a tapcheck
+# whose settings an older one does not know (train.board_rule, stream.board_gap_s, …): tapcheck
+# 0.1.0 called such a file "damaged — retrain it" (upgrade QA), and now names the newer format
+FORMAT_VERSION = 3
+READ_FORMATS = (2, 3)  # format 2 files load as they are: nothing in them changed meaning
 PARTIAL_FORMAT = "tapcheck-partial"
 PARTIAL_SUFFIX = ".partial"  # a run's progress: <model file>.partial
 RETRAIN = "retrain it with `tapcheck train`"
@@ -303,16 +307,19 @@ def read_checkpoint(path: Path, *, expect: str = FORMAT) -> dict[str, Any]:
         raise ModelFileError(f"is damaged: its {inflated}", path=path,
                              fix=fix if partial else RETRAIN)
     made_by = checkpoint.get("tapcheck_version", "an unknown version")
-    if not _same(checkpoint.get("format_version"), FORMAT_VERSION):
-        stored = checkpoint.get("format_version")
+    stored = checkpoint.get("format_version")
+    if not any(_same(stored, version) for version in READ_FORMATS):
         if not isinstance(stored, int) or isinstance(stored, bool):  # a tensor(2) printed as
             # "format 2; this tapcheck reads format 2"
             raise ModelFileError(f"is damaged: its format version is {_kind(stored)}, not a "
                                  "number", path=path, fix=fix if partial else RETRAIN)
+        newer = stored > FORMAT_VERSION
         raise ModelFileError(
-            f"was written by tapcheck {made_by} in model format {stored}"
-            f"; this tapcheck ({__version__}) reads format {FORMAT_VERSION}", path=path,
-            fix=fix if partial else RETRAIN)
+            f"was written by tapcheck {made_by} in model format {stored}; this tapcheck "
+            f"({__version__}) reads formats {READ_FORMATS[0]}-{READ_FORMATS[-1]}", path=path,
+            fix=("upgrade tapcheck to read it (pip install -U the tapcheck it was written by), "
+                 "or retrain it with this one" if newer and not partial else
+                 fix if partial else RETRAIN))
     if not _same(checkpoint.get("features_version"), FEATURES_VERSION):
         raise ModelFileError(
             f"was trained on features of version {checkpoint.get('features_version')} (tapcheck "

@@ -57,6 +57,22 @@ def test_pickled_code_is_refused(tmp_path, capsys):
     assert "pwned" not in capsys.readouterr().out
 
 
+def test_format_2_files_load_and_a_newer_format_asks_for_an_upgrade(tiny_model, tmp_path):
+    """A plant's model files of tapcheck 0.1.0 (format 2) load as they are; a file of a newer
+    format says to upgrade, where tapcheck 0.1.0 called a newer tapcheck's file "damaged —
+    retrain it" over a setting it did not know (upgrade QA)."""
+    ck = torch.load(tiny_model, weights_only=True)
+    assert ck["format_version"] == 3
+    old = save_checkpoint(tmp_path / "old.pt", {**ck, "format_version": 2})
+    assert load_model(old).detector.offset_ == load_model(tiny_model).detector.offset_
+    newer = save_checkpoint(tmp_path / "newer.pt", {**ck, "format_version": 4,
+                                                    "tapcheck_version": "0.3.0"})
+    said = r"was written by tapcheck 0\.3\.0 in model format 4; this tapcheck \(0\.2\.0\) reads "
+    with pytest.raises(ModelFileError, match=said + "formats 2-3") as e:
+        load_model(newer)
+    assert e.value.fix.startswith("upgrade tapcheck to read it")
+
+
 @pytest.mark.parametrize("change, match", [
     (dict(format_version=99), "model format 99"),
     (dict(features_version=0), "features of version 0"),
