@@ -184,7 +184,7 @@ class Judge:
 
     def _features(self, paths: Sequence[str | os.PathLike], indices: range, results: list,
                   good: list) -> None:
-        """Each file's of ``indices`` crops and warnings into ``good`` ((index, crops,
+        """The crops and warnings of each file of ``indices`` into ``good`` ((index, crops,
         warnings, format warnings)), or its error into ``results``."""
         for i in indices:
             p = paths[i]

@@ -80,7 +80,6 @@ def set_judge_threads(n: int) -> None:
             "threads that wait for each other make verdicts seconds late",
             fix="lower it in the config (default 1; 0 uses every core)")
     if n > 0:
-
         torch.set_num_threads(n)
         _blas().limit(limits=n)  # the scorer's products too: see limit_threads
 
