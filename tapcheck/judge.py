@@ -12,7 +12,7 @@ import os
 import traceback
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -124,13 +124,15 @@ class Judge:
         return self._verdicts([path], self.scores(crops[None]))[0]
 
     def judge_files(self, paths: Sequence[str | os.PathLike], *, batch_size: int = 32,
-                    refuse_repeats: bool = False) -> list[Verdict]:
+                    refuse_repeats: bool = False,
+                    on_batch: Callable[[list[Verdict]], None] | None = None) -> list[Verdict]:
         """Judge files; each bad file becomes a Verdict with ``error`` set.
 
         With ``refuse_repeats`` (board verdicts), a tap given twice is refused before any clip
         is scored (:func:`refuse_repeated_taps`): every clip's crops are held first. Without it,
         ``batch_size`` clips' at a time: judge held every clip's crops before scoring any, 937 MB
-        for 5,000 clips and about 6.5 GB for a year's station folder (QA)."""
+        for 5,000 clips and about 6.5 GB for a year's station folder (QA); and ``on_batch`` is
+        called with each batch's verdicts, in order, as they are judged."""
         results: list[Verdict | None] = [None] * len(paths)
         if refuse_repeats:  # a board's few taps: all of them before any is scored
             good: list[tuple[int, np.ndarray, tuple[str, ...], frozenset[str]]] = []
@@ -139,14 +141,18 @@ class Judge:
             refuse_repeated_taps(paths, {i: crops for i, crops, *_ in good})
             for start in range(0, len(good), batch_size):
                 self._score(paths, good[start:start + batch_size], results)
+            if on_batch is not None:
+                on_batch(results)  # type: ignore[arg-type]
             return results  # type: ignore[return-value]
         for start in range(0, len(paths), batch_size):
             good = []
+            batch = range(start, min(start + batch_size, len(paths)))
             with limit_threads(1):
-                self._features(paths, range(start, min(start + batch_size, len(paths))),
-                               results, good)
+                self._features(paths, batch, results, good)
             if good:
                 self._score(paths, good, results)
+            if on_batch is not None:
+                on_batch(results[batch.start:batch.stop])  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
 
     def _score(self, paths: Sequence[str | os.PathLike], chunk: list,

@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .boards import BOARD_RULES
 from .config import Config
-from .console import RepeatedWarnings, percent, score_pair
+from .console import RepeatedWarnings, one_line, percent, score_pair
 from .json_output import json_line
 from .errors import FormatWarning, ParameterError, TapcheckWarning
 from .judge import ANOMALOUS, HEARD, Judge, Verdict, checks_off, unused_train_settings
@@ -57,49 +57,22 @@ class Judgment:
             return 1 if any(b.verdict == ANOMALOUS for b in self.boards) else 0
         return 1 if any(v.anomalous for v in self.verdicts) else 0
 
-    def lines(self, *, as_json: bool = False,
-              debug: bool = False) -> tuple[list[str], list[str]]:
+    def lines(self, *, as_json: bool = False, debug: bool = False,
+              shown: VerdictLines | None = None) -> tuple[list[str], list[str]]:
         """What the command prints: (standard output lines, standard error lines); with
-        ``debug``, each clip's error line follows its traceback."""
-        from .calibration import describe, threshold_interval
-
-        info, out, err = self.calibration, [], []
-        if not as_json and len(self.errors) < len(self.verdicts):  # the statement goes with
-            err.append(f"tapcheck: {describe(info)}")                # verdicts only
-        heard = []  # one line for them all: judging a training folder warned once per take
-        repeated = RepeatedWarnings()  # a format's warnings over many clips: a few, then a count
-        for i, v in enumerate(self.verdicts):
-            why = self.explanations.get(i)
-            if as_json:
-                # the rate itself, and whether it is a guess: the text's statement line says
-                # both, and the JSON had only which boards it holds for (QA)
-                row = {**v.to_dict(), "threshold_ci": threshold_interval(info),
-                       "false_alarm_rate": info["far"], "rate_holds_for": info["holds_for"],
-                       "rate_is_a_guess": bool(info.get("warning"))}
-                if why is not None:
-                    row["explanation"] = why.to_dict()
-                elif self.unexplained is not None and v.anomalous:
-                    row["explanation"], row["not_explained"] = None, self.unexplained
-                out.append(json_line(row))
-            elif not v.error:
-                heard += [v.path for w in v.warnings if w.endswith(HEARD)]
-                err += [f"tapcheck: warning: {w}" for w in v.warnings if not w.endswith(HEARD)
-                        and repeated.admit(w, FormatWarning if w in v.format_warnings
-                                           else TapcheckWarning)]
-                score, threshold = score_pair(v.score, v.threshold)
-                out.append(f"{v.verdict:<9}  score {score}  threshold {threshold}  "
-                           f"{v.model}  {v.path}")
-                if why is not None:
-                    out.append(f"           why: {why.sentence}")
-                    if why.picture:  # take001.png, take001-2.png: which clip's is which
-                        out.append(f"           picture: {why.picture}")
-        if len(heard) == 1:
-            err.append(f"tapcheck: warning: {heard[0]}: {HEARD}")
-        elif heard:
-            err.append(f"tapcheck: warning: {heard[0]} and {len(heard) - 1} more clip(s): are "
-                       "recordings the model was trained or calibrated on, or given by enroll: "
-                       "their scores are not new taps'")
-        err += [f"tapcheck: warning: {w}" for w in repeated.summary() + self.warnings]
+        ``debug``, each clip's error line follows its traceback. ``shown``: the
+        :class:`VerdictLines` that printed the verdicts already, as they were judged; then only
+        what follows them."""
+        out: list[str] = []
+        err: list[str] = []
+        if shown is None:
+            shown = VerdictLines(self.calibration, as_json=as_json)
+            for i, v in enumerate(self.verdicts):
+                o, e = shown.verdict(v, why=self.explanations.get(i),
+                                     unexplained=self.unexplained)
+                out += o
+                err += e
+        err += shown.summary() + [f"tapcheck: warning: {w}" for w in self.warnings]
         for b in self.boards or []:
             said = []
             if b.taps != b.expected_taps and BOARD_RULES[b.rule].per_count:
@@ -115,15 +88,114 @@ class Judgment:
         if self.errors and len(self.verdicts) > 1:
             err.append(f"tapcheck: {len(self.errors)} of {len(self.verdicts)} clip(s) could not "
                        "be judged")
-        from .console import one_line  # paths are any text: one line each, as read
-
         return [one_line(x) for x in out], [one_line(x) for x in err]
+
+
+class VerdictLines:
+    """What ``judge`` prints of each verdict, verdict by verdict: :func:`show_judgment` prints
+    a long batch's lines as its clips are judged, :meth:`Judgment.lines` all of them at the end,
+    the same lines either way.
+
+    It keeps what is said once for many clips: the model's statement (before the first
+    verdict), the clips the model was trained on, and a format's warnings repeated over many
+    clips (:meth:`summary`).
+    """
+
+    def __init__(self, calibration: dict, *, as_json: bool = False):
+        self.calibration, self.as_json = calibration, as_json
+        self.stated = False
+        self.heard: list[str] = []  # one line for them all: a training folder warned per take
+        self.repeated = RepeatedWarnings()  # a format's warnings over many clips: a few, a count
+
+    def verdict(self, v: Verdict, *, why: Explanation | None = None,
+                unexplained: str | None = None) -> tuple[list[str], list[str]]:
+        """One verdict's (standard output lines, standard error lines); a clip that could not
+        be judged has none (:meth:`Judgment.lines` lists them last)."""
+        from .calibration import describe, threshold_interval
+
+        info, out, err = self.calibration, [], []
+        if self.as_json:
+            # the rate itself, and whether it is a guess: the text's statement line says
+            # both, and the JSON had only which boards it holds for (QA)
+            row = {**v.to_dict(), "threshold_ci": threshold_interval(info),
+                   "false_alarm_rate": info["far"], "rate_holds_for": info["holds_for"],
+                   "rate_is_a_guess": bool(info.get("warning"))}
+            if why is not None:
+                row["explanation"] = why.to_dict()
+            elif unexplained is not None and v.anomalous:
+                row["explanation"], row["not_explained"] = None, unexplained
+            out.append(json_line(row))
+        elif not v.error:
+            if not self.stated:  # the statement goes with verdicts only
+                err.append(f"tapcheck: {describe(info)}")
+                self.stated = True
+            self.heard += [v.path for w in v.warnings if w.endswith(HEARD)]
+            err += [f"tapcheck: warning: {w}" for w in v.warnings if not w.endswith(HEARD)
+                    and self.repeated.admit(w, FormatWarning if w in v.format_warnings
+                                            else TapcheckWarning)]
+            score, threshold = score_pair(v.score, v.threshold)
+            out.append(f"{v.verdict:<9}  score {score}  threshold {threshold}  "
+                       f"{v.model}  {v.path}")
+            if why is not None:
+                out.append(f"           why: {why.sentence}")
+                if why.picture:  # take001.png, take001-2.png: which clip's is which
+                    out.append(f"           picture: {why.picture}")
+        return [one_line(x) for x in out], [one_line(x) for x in err]
+
+    def summary(self) -> list[str]:
+        """The warnings said once for the verdicts so far (standard error lines)."""
+        heard = self.heard
+        if len(heard) == 1:
+            lines = [f"tapcheck: warning: {heard[0]}: {HEARD}"]
+        elif heard:
+            lines = [f"tapcheck: warning: {heard[0]} and {len(heard) - 1} more clip(s): are "
+                     "recordings the model was trained or calibrated on, or given by enroll: "
+                     "their scores are not new taps'"]
+        else:
+            lines = []
+        lines += [f"tapcheck: warning: {w}" for w in self.repeated.summary()]
+        return [one_line(x) for x in lines]
+
+
+def show_judgment(paths: Sequence[str | os.PathLike], *, echo: Callable[[str], None],
+                  echo_err: Callable[[str], None], as_json: bool = False, debug: bool = False,
+                  **options) -> int:
+    """``tapcheck judge``: :func:`judge_clips` with ``options``, its lines printed with
+    ``echo`` (standard output) and ``echo_err`` (standard error); returns the exit status.
+
+    Each batch's verdicts are printed as it is judged, unless board verdicts or explanations
+    are asked for (they need every clip first): judge printed nothing until the last clip
+    (about 45 minutes for a year's station folder of 50,000 clips: QA), and a Ctrl-C lost every
+    verdict found so far.
+    """
+    shown = None
+    if not any(options.get(k) for k in ("explain", "picture_dir", "references", "per_board",
+                                         "board")):
+        def on_batch(verdicts: list[Verdict], calibration: dict) -> None:
+            nonlocal shown
+            shown = shown or VerdictLines(calibration, as_json=as_json)
+            for v in verdicts:
+                out, err = shown.verdict(v)
+                for line in err:
+                    echo_err(line)
+                for line in out:
+                    echo(line)
+
+        options["on_batch"] = on_batch
+    result = judge_clips(paths, **options)
+    out, err = result.lines(as_json=as_json, debug=debug, shown=shown)
+    for line in out:
+        echo(line)
+    for line in err:
+        echo_err(line)
+    return result.exit_code
 
 
 def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | None = None,
                 explain: bool = False, picture_dir: str | os.PathLike | None = None,
                 references: str | os.PathLike | None = None, per_board: bool = False,
-                board: str | None = None) -> Judgment:
+                board: str | None = None,
+                on_batch: Callable[[list[Verdict], dict], None] | None = None) -> Judgment:
     """Everything ``tapcheck judge`` does: judge clips, explain the anomalous ones, and combine
     a board's taps into one verdict.
 
@@ -138,6 +210,10 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
         or ``references`` implies ``explain``.
     per_board, board
         Board verdicts: clips grouped by their ``boardNN/`` folder, or all of them ``board``.
+    on_batch : callable, optional
+        Called with each batch's verdicts, in order, as they are judged, and the model's
+        calibration (:attr:`Judgment.calibration`); once, with them all, when board verdicts
+        are asked for. Explanations come after it.
     """
     from .boards import board_name, board_name_problem
 
@@ -159,7 +235,9 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
 
         named, unusable = dataset_references(references, judge)
     info = judge.model.detector.calibration_
-    verdicts = judge.judge_files(list(paths), refuse_repeats=per_board or board is not None)
+    verdicts = judge.judge_files(
+        list(paths), refuse_repeats=per_board or board is not None,
+        on_batch=None if on_batch is None else lambda batch: on_batch(batch, info))
     result = Judgment(verdicts, info)
     result.warnings += checks_off(judge)
     if config is not None:

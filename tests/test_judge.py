@@ -477,3 +477,54 @@ def test_judge_holds_one_batch_of_crops_at_a_time(tiny_model, tiny_dataset):
     assert [v.score for v in verdicts[:10]] == pytest.approx(
         [v.score for v in judge.judge_files(clips[:10], batch_size=10)], rel=1e-4)
     assert verdicts[0].score == pytest.approx(one[0].score, rel=1e-4)
+
+
+def test_each_batch_of_verdicts_is_handed_on_as_it_is_judged(tiny_model, tiny_dataset,
+                                                             tmp_path):
+    """``on_batch`` gets each batch's verdicts in order, a bad file's among them; with board
+    verdicts (every clip's crops first) all of them at once."""
+    from tapcheck.judgment import judge_clips
+
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....nonsense")
+    clips = [tiny_dataset.path_of(t) for t in tiny_dataset.takes[:4]] + [bad]
+    batches = []
+    verdicts = Judge(tiny_model).judge_files(clips, batch_size=2, on_batch=batches.append)
+    assert [[v.path for v in b] for b in batches] == [
+        [str(c) for c in clips[:2]], [str(c) for c in clips[2:4]], [str(bad)]]
+    assert [v for b in batches for v in b] == verdicts and batches[2][0].error
+    calls = []
+    result = judge_clips(clips[:4], model=tiny_model, per_board=True,
+                         on_batch=lambda b, info: calls.append((b, info)))
+    assert len(calls) == 1 and calls[0][0] == result.verdicts
+    assert calls[0][1] is result.calibration
+
+
+def test_judge_prints_each_batch_as_it_is_judged(tiny_model, tiny_dataset, run_cli,
+                                                  monkeypatch):
+    """judge printed nothing until its last clip was judged: silence for about 45 minutes for
+    a year's station folder of 50,000 clips (QA), and a Ctrl-C lost every verdict found so far.
+    A Ctrl-C in the second batch leaves the first batch's verdicts printed, and a whole run
+    prints what it printed before."""
+    clip = tiny_dataset.path_of(tiny_dataset.takes[0])
+    clips = [clip] * 40  # two batches of judge_files' 32
+    code, whole, whole_err = run_cli("judge", "--model", tiny_model, *clips)
+    assert code in (0, 1) and len(whole.splitlines()) == 40
+    scored = Judge._score
+    calls = []
+
+    def stopped_in_the_second_batch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # a Ctrl-C amid the second batch
+        return scored(self, *args, **kwargs)
+
+    monkeypatch.setattr(Judge, "_score", stopped_in_the_second_batch)
+    code, out, err = run_cli("judge", "--model", tiny_model, *clips)
+    assert code == 130 and err.endswith("tapcheck: interrupted\n")
+    assert out.splitlines() == whole.splitlines()[:32]
+    assert err.splitlines()[0] == whole_err.splitlines()[0]  # the model's statement first
+    calls.clear()
+    code, out, _ = run_cli("judge", "--json", "--model", tiny_model, *clips)
+    assert code == 130 and len(out.splitlines()) == 32
+    assert all(json.loads(line)["path"] == str(clip) for line in out.splitlines())

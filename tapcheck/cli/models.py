@@ -189,18 +189,13 @@ def judge(clips: tuple[Path, ...], model_path: Path | None, config_path: Path | 
     judged all the same and the bad ones listed at the end).
     """
     from .. import paths
-    from ..judgment import judge_clips
+    from ..judgment import show_judgment
 
     config = parse_config(config_path) if config_path else None
-    result = judge_clips(clips, model=model_path or paths.model_path(), config=config,
-                         explain=explain, picture_dir=explain_dir, references=references,
-                         per_board=per_board, board=board)
-    out, err = result.lines(as_json=as_json, debug=debugging())
-    for line in out:
-        click.echo(line)
-    for line in err:
-        echo_err(line)
-    return result.exit_code
+    return show_judgment(clips, echo=click.echo, echo_err=echo_err, as_json=as_json,
+                         debug=debugging(), model=model_path or paths.model_path(),
+                         config=config, explain=explain, picture_dir=explain_dir,
+                         references=references, per_board=per_board, board=board)
 
 
 @cli.command()
