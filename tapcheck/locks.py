@@ -19,7 +19,7 @@ import fcntl
 import os
 import stat
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NoReturn
 
 from .errors import TapcheckError
 from .files import storage_error
@@ -143,16 +143,16 @@ def _acquire(path: Path, *, what: Path | str, error: type[TapcheckError]) -> int
     while True:
         try:
             # O_NOFOLLOW: a symlink planted as the lock file must not make us truncate its target
+            # 0666 less the umask, as any file: a lock made 0644 in a team's folder (umask 002)
+            # refused every other member's import or enroll as "cannot be written" (QA)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-                         | os.O_NONBLOCK, 0o644)  # O_NONBLOCK: a fifo planted here cannot hang us
+                         | os.O_NONBLOCK, 0o666)  # O_NONBLOCK: a fifo planted here cannot hang us
         except OSError as e:
-            found = storage_error(e, Path(what))  # the folder or file the user named
-            if isinstance(found, TapcheckError):
-                raise found from None
-            # a folder, a link or a fifo where the lock file goes: nothing to take a lock on
-            raise error(f"cannot be locked: {path.name} beside it is not a lock file "
-                        f"({e.strerror})", path=what,
-                        fix=f"remove {path} (tapcheck makes it anew)") from None
+            # a lock file another user left that this one may not write (an older tapcheck's
+            # 0644): flock needs only a descriptor, and only its PID goes unwritten
+            fd = _read_only(path) if isinstance(e, PermissionError) else None
+            if fd is None:
+                _refuse_lock_file(e, path, what=what, error=error)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise error(f"cannot be locked: {path.name} beside it is not a lock file", path=what,
@@ -163,7 +163,9 @@ def _acquire(path: Path, *, what: Path | str, error: type[TapcheckError]) -> int
             os.close(fd)
             if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise storage_error(e, path) from None
-            pid = holder(path)
+            # the kernel's word first: a holder that took a lock file it may not write (see
+            # above) left the PID of the last one that could in it
+            pid = writer(path) or holder(path)
             by = f"PID {pid}" if pid else "another process"
             raise error(f"in use by {by} (another tapcheck is writing it)", path=what,
                         fix="wait for it to finish, or stop it, then try again") from None
@@ -184,6 +186,26 @@ def _acquire(path: Path, *, what: Path | str, error: type[TapcheckError]) -> int
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
         return fd
+
+
+def _refuse_lock_file(e: OSError, path: Path, *, what: Path | str,
+                      error: type[TapcheckError]) -> NoReturn:
+    """The one-line error for a lock file that could not be opened."""
+    found = storage_error(e, Path(what))  # the folder or file the user named
+    if isinstance(found, TapcheckError):
+        raise found from None
+    # a folder, a link or a fifo where the lock file goes: nothing to take a lock on
+    raise error(f"cannot be locked: {path.name} beside it is not a lock file "
+                f"({e.strerror})", path=what,
+                fix=f"remove {path} (tapcheck makes it anew)") from None
+
+
+def _read_only(path: Path) -> int | None:
+    """A read-only descriptor of an existing lock file, or None where there is none to read."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
 
 
 def _not_a_lock(fd: int) -> str | None:
