@@ -127,7 +127,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *,
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
 
     If the block raises, the temporary file is removed and ``path`` is untouched. The new file
-    gets the old file's permissions, or the usual ones (0666 minus the umask) if it is new.
+    gets the old file's permissions, or the usual ones (0666 minus the umask) if it is new, and
+    the old file's group (and owner, for root) where this user may give it (a warning where not).
 
     Raises
     ------
@@ -141,6 +142,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *,
     except OSError as e:
         raise storage_error(e, path.parent) from None
     try:
+        _keep_group(fd, path)  # before the mode: a chown clears a set-group-ID bit
         # mkstemp makes the file private (0600); a take or model should read like any other file
         os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, mode, encoding=encoding, newline=newline, errors=errors) as f:
@@ -331,6 +333,43 @@ def check_path(path: str | os.PathLike, error: type[TapcheckError] = TapcheckErr
         found = path_error(e, path, error=error)
         if found is not None:
             raise found from None
+
+
+def _keep_group(fd: int, path: Path) -> None:
+    """Give the file open at ``fd`` the owner and group of the ``path`` it will replace: as
+    root both, else the group where the user is one of its members. A model file shared by a
+    team (``root:plant``, 0660) that one member enrolled into became ``op1:op1``, and no other
+    station could read it (QA). Warns when the group cannot be kept and gave access."""
+    try:
+        old = path.stat()
+    except OSError:
+        return  # a new file: the folder's group, as for any new file
+    for uid, gid in ((old.st_uid, old.st_gid), (-1, old.st_gid)):
+        try:
+            os.fchown(fd, uid, gid)
+            return
+        except OSError:
+            continue
+    now = os.fstat(fd).st_gid
+    if now != old.st_gid and old.st_mode & 0o070:
+        import warnings
+
+        from .errors import TapcheckWarning
+
+        warnings.warn(f"{path}: written with group {_group_name(now)}, where it was "
+                      f"{_group_name(old.st_gid)} (this user is not one of its members), so "
+                      f"{_group_name(old.st_gid)}'s other users may no longer use it — ask its "
+                      f"owner or an administrator to run chgrp {_group_name(old.st_gid)} {path}",
+                      TapcheckWarning, stacklevel=2)
+
+
+def _group_name(gid: int) -> str:
+    import grp
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 def _mode_for(path: Path) -> int:

@@ -258,6 +258,19 @@ def obeying_file_modes() -> list[str]:
     return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
 
 
+def as_another_user(uid: int, *, groups: tuple[int, ...] = ()) -> list[str]:
+    """Command prefix that runs a child as user ``uid`` (its own group ``uid``), a member of
+    ``groups``: a second account of a team. It may read and traverse any folder (this Python
+    lies under /root), and writes as that user. Needs root: the suite runs as root in CI."""
+    if os.geteuid() != 0:
+        pytest.skip("acting as another user needs root (CI runs as root)")
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to act as another user"
+    return [setpriv, f"--reuid={uid}", f"--regid={uid}",
+            f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups",
+            "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", "--"]
+
+
 @pytest.fixture(scope="session")
 def pulse():
     """A real PulseAudio server with a null sink and room noise (tests/pulse.py).

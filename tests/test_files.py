@@ -2,13 +2,15 @@
 
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
 from tapcheck.errors import StorageError
 from tapcheck.files import atomic_write, check_writable
 
-from .conftest import ROOT, error_under_file_modes, obeying_file_modes
+from .conftest import ROOT, as_another_user, error_under_file_modes, obeying_file_modes
 
 
 def _mode(path) -> int:
@@ -64,6 +66,42 @@ def test_new_files_get_the_usual_mode_and_replaced_ones_keep_theirs(tmp_path):
         assert _mode(tmp_path / "take.wav") == 0o640
     finally:
         os.umask(umask)
+
+
+def _replace_as(user: list[str], path) -> subprocess.CompletedProcess:
+    code = (f"import warnings; warnings.simplefilter('always')\n"
+            f"from tapcheck.files import atomic_write\n"
+            f"with atomic_write({str(path)!r}) as f:\n    f.write(b'new')")
+    return subprocess.run([*user, sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_a_replaced_file_keeps_its_group_for_the_next_user(tmp_path):
+    """A model file a team shares (root:plant, 0660) that one member enrolled into became
+    op1:op1, and no other station could read it (QA). A member keeps its group (its owner is
+    the writer: only root may give a file away); root keeps both; one who is not a member is
+    told the group changed."""
+    plant, op1 = 12345, 54321
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o777)
+    model = folder / "m.pt"
+    model.write_bytes(b"old")
+    os.chown(model, 0, plant)
+    model.chmod(0o660)
+    done = _replace_as(as_another_user(op1, groups=(plant,)), model)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    st = model.stat()
+    assert (st.st_uid, st.st_gid, _mode(model), model.read_bytes()) == (op1, plant, 0o660,
+                                                                         b"new")
+    os.chown(model, 4242, plant)
+    with atomic_write(model) as f:  # root
+        f.write(b"root's")
+    assert (model.stat().st_uid, model.stat().st_gid) == (4242, plant)
+    os.chown(model, 0, plant)
+    done = _replace_as(as_another_user(op1), model)  # not a member of plant
+    assert done.returncode == 0 and model.stat().st_gid == op1
+    assert (f"{model}: written with group {op1}, where it was {plant} (this user is not one "
+            f"of its members), so {plant}'s other users may no longer use it") in done.stderr
 
 
 @pytest.mark.parametrize("create", [False, True])
