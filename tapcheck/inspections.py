@@ -233,6 +233,15 @@ class InspectionLog:
         """The writer's connection: the schema checked first, created only in a new log."""
         refuse_special(self.path, InspectionLogError, fix=f"move it aside; {NEW_LOG}")
         try:
+            # made here, 0666 less the umask as any file: SQLite makes a log 0644 whatever the
+            # umask, and its -wal and -shm files as the log, so in a team's folder (umask 002)
+            # no other operator's listen could write to it (QA). An empty file is a new log
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, 0o666))
+        except OSError as e:
+            raise storage_error(e, self.path) from None
+        try:
             db = sqlite3.connect(self.path, isolation_level=None, timeout=2.0)
             check_schema(db, self.path)  # before anything is written: another schema is refused
             db.execute("PRAGMA journal_mode=WAL")  # readers never block the listener

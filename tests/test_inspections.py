@@ -567,3 +567,34 @@ def test_log_shows_the_stations_marks(run_cli):
     assert [(r["id"], r["mark"]) for r in rows] == [(1, None), (2, "false alarm"), (3, None),
                                                      (4, None)]
     assert rows[1]["marked_at"].endswith("+00:00") and rows[0]["marked_at"] is None
+
+
+def test_a_teams_log_is_written_by_each_of_its_members(tmp_path):
+    """SQLite made the log 0644 whatever the umask (its -wal and -shm files as the log), so in
+    a team's folder (group plant, umask 002) the second operator's listen was refused with
+    "attempt to write a readonly database" (QA). Made as any file, each member logs."""
+    from .conftest import as_another_user
+
+    plant, op1, qa1 = 12345, 54321, 54322
+    folder = tmp_path / "line1"
+    folder.mkdir()
+    os.chown(folder, 0, plant)
+    folder.chmod(0o2775)  # set-group-ID: what is made in it is the team's
+    code = f"""
+import os
+import numpy as np
+from datetime import datetime, timezone
+from tapcheck.inspections import InspectionLog
+os.umask(0o002)
+with InspectionLog({str(folder)!r}, create=True) as log:
+    log.append(np.linspace(-0.5, 0.5, 4410, dtype=np.float32), sr=44100,
+               when=datetime.now(timezone.utc), board=3, model="m", model_path="m.pt",
+               score=0.01, threshold=0.07, verdict="NORMAL", latency_ms=40.0, device="pulse")
+"""
+    for user in (op1, qa1):
+        done = subprocess.run([*as_another_user(user, groups=(plant,)), sys.executable, "-c",
+                               code], capture_output=True, text=True)
+        assert done.returncode == 0, (user, done.stderr)
+    assert oct(os.stat(folder / "inspections.sqlite").st_mode & 0o777) == oct(0o664)
+    with InspectionLog(folder) as log:
+        assert len(log.query()) == 2
