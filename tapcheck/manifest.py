@@ -160,8 +160,12 @@ def read_manifest(path: Path, make: Callable[..., Any]) -> tuple[list, bool, lis
     except OSError as e:
         # the reason alone: "[Errno 13] Permission denied: 'recordings/x/manifest.csv'" named
         # the path a second time
+        # a manifest this user may not read is whole: "restore it from a backup" sent a user
+        # to replace it (QA)
+        denied = isinstance(e, PermissionError)
         raise DatasetError(f"cannot be read ({e.strerror or e})", path=path,
-                           fix="restore it from a backup or rebuild it") from None
+                           fix="check its permissions (chmod a+r, or ask its owner)" if denied
+                           else "restore it from a backup or rebuild it") from None
     text = _utf8(raw, path)
     # a row is a few hundred characters: a line of 30 million commas took 900 MB and 9 s to
     # split into fields before its error (QA)

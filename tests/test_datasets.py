@@ -595,3 +595,17 @@ def test_a_folder_removed_mid_session_is_not_made_again(tmp_path):
     # a new session may make it again
     ds.add_take(tap, sr=44100, board=2, side="left", label="normal")
     assert [t.take for t in Dataset.open(ds.root).takes] == [1]
+
+
+def test_a_manifest_this_user_may_not_read_is_not_sent_to_a_backup(tmp_path):
+    """A manifest of mode 000 is whole: "restore it from a backup or rebuild it" sent a user to
+    replace it (QA). As a subprocess in which the kernel enforces the mode, also for root."""
+    from .conftest import error_under_file_modes
+
+    path = _two_takes(tmp_path)
+    path.chmod(0)
+    said = error_under_file_modes(f"""
+from tapcheck.datasets import Dataset
+Dataset.open({str(tmp_path / 'bench')!r})""")
+    assert said == (f"{path}: cannot be read (Permission denied) — check its permissions "
+                    "(chmod a+r, or ask its owner)")
