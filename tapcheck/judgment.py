@@ -6,17 +6,15 @@ prints of them (:class:`Judgment`). :mod:`tapcheck.judge` judges the clips.
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from .boards import BOARD_RULES
 from .config import Config
-from .console import RepeatedWarnings, one_line, percent, score_pair
+from .console import RepeatedWarnings, one_line, score_pair
 from .json_output import json_line
 from .errors import FormatWarning, ParameterError, TapcheckWarning
 from .judge import ANOMALOUS, HEARD, Judge, Verdict, checks_off, unused_train_settings
-from .strikes import TAPS_WARNED
 
 if TYPE_CHECKING:
     from .explanation import Explanation
@@ -247,103 +245,12 @@ def judge_clips(paths: Sequence[str | os.PathLike], *, model, config: Config | N
             judge, verdicts, references=named, picture_dir=picture_dir)
         result.warnings += unusable + warned
     if per_board or board is not None:
-        from .boards import (NOT_JUDGED, BoardVerdict, board_of_path, board_verdicts,
-                             mixed_board_folders, other_board_folders, other_board_warning,
-                             unplaced_reason)
+        from .board_judgment import judge_boards
 
-        good = [v for v in verdicts if not v.error]
-        if board is not None:  # as enroll warns: the folders may know better than the option
-            folders_line = other_board_warning(
-                other_board_folders([v.path for v in good], board), board, done="judged")
-            result.warnings += [folders_line] if folders_line else []
-        else:  # a clip no folder places on a board is a board of its own: say how to group
-            loose: dict[str, list[str]] = {}  # one line per reason, not per clip (trial 39)
-            for v in good:
-                if board_of_path(v.path) is None:
-                    loose.setdefault(unplaced_reason(v.path), []).append(v.path)
-
-            def loose_line(clip, reason: str, more: str = "") -> str:
-                return (f"{clip}: {reason}, so judged as a board of its own{more}; give "
-                        "--board NAME to judge clips as one board")
-
-            for reason, clips in loose.items():
-                result.warnings.append(loose_line(clips[0], reason, _and_more(
-                    len(clips) - 1, "clip(s) alike")))
-                for clip in clips:
-                    _board_warning(result, os.fspath(clip), loose_line(clip, reason))
-            # one board number, several folders (Monday's and Tuesday's board07/): still one
-            # board, but a user who mixed two boards of that number should hear of it
-            for b, folders in mixed_board_folders([v.path for v in good]):
-                line = (f"board {b}: its taps come from {len(folders)} folders ({folders[0]}, "
-                        f"{folders[1]}{', …' if len(folders) > 2 else ''}), judged as one "
-                        "board — if they are not the same board, judge each folder on its own")
-                result.warnings.append(line)
-                _board_warning(result, str(b), line)
-        result.boards = board_verdicts(
-            [v.path for v in good], [v.score for v in good], threshold=info["board_threshold"],
-            expected_taps=info["board_taps"], board=board, rule=info["board_rule"])
-        if board is not None and folders_line:  # its JSON line too: a cracked board's tap outvoted
-            for b in result.boards:  # there, without a word (QA); one board, as named there
-                _board_warning(result, b.board, folders_line)
-
-        def board_of(v) -> str:  # as board_verdicts groups the clips
-            return board if board is not None else (board_of_path(v.path) or os.fspath(v.path))
-
-        failed = Counter(board_of(v) for v in verdicts if v.error)
-        for v in good:  # a file of several taps counts as one: its board line says so too
-            for w in v.warnings:
-                if TAPS_WARNED in w:
-                    _board_warning(result, board_of(v), w)
-        for b in result.boards:  # grouped as board_verdicts groups the judged clips
-            b.unjudged = failed.get(b.board, 0)
-        judged = {b.board for b in result.boards}
-        # a board none of whose taps could be judged had no line at all, nor a JSON object: a
-        # script reading the board lines saw nothing of it (QA)
-        result.boards += [BoardVerdict(name, NOT_JUDGED, None, 0, float(info["board_threshold"]),
-                                       int(info["board_taps"]), info["board_rule"], 0, unjudged=n)
-                          for name, n in failed.items() if name not in judged]
-        short = [b for b in result.boards if 0 < b.taps < b.expected_taps]
-
-        def short_line(b, more: str = "") -> str:  # the per-board rate is for its tap count
-            return (f"board {b.board}: {b.taps} tap(s), where the board verdict is calibrated "
-                    f"for {b.expected_taps}; tap it {b.expected_taps - b.taps} more time(s) for "
-                    f"the stated rate{more}")
-
-        result.warnings += [short_line(b, _and_more(
-            len(short) - 1, f"board(s) with fewer than {b.expected_taps} taps"))
-            for b in short[:1]]
-        for b in short:
-            _board_warning(result, b.board, short_line(b))
-        # many more taps than the vote was calibrated for: a board with 26 of 60 taps over the
-        # tap threshold (healthy boards' taps are over it 5 % of the time) read NORMAL, silently
-        # (the median rule says so of any other count on its board line)
-        long = [b for b in result.boards if b.taps > b.expected_taps
-                and not BOARD_RULES[b.rule].per_count]
-
-        def long_line(b, more: str = "") -> str:
-            return (f"board {b.board}: {b.taps} taps, where the board verdict is calibrated for "
-                    f"{b.expected_taps}: its stated rate holds for groups of {b.expected_taps} — "
-                    f"{b.over} of the {b.taps} taps {'is' if b.over == 1 else 'are'} over the "
-                    f"tap threshold, where a healthy board's are {percent(info['far'])} of the "
-                    f"time{more}")  # "against 5% of a healthy board's" was hard to parse
-
-        # the others named: "(and 4 more board(s) …)" left a user to guess which (QA)
-        others = ", ".join(str(o.board) for o in long[1:5]) + (", …" if len(long) > 5 else "")
-        result.warnings += [long_line(b, _and_more(
-            len(long) - 1, f"board(s) with more than {b.expected_taps} taps: {others}"))
-            for b in long[:1]]
-        for b in long:
-            _board_warning(result, b.board, long_line(b))
+        found = judge_boards(verdicts, calibration=info, board=board)
+        result.boards, result.board_warnings = found.boards, found.board_warnings
+        result.warnings += found.warnings
     return result
-
-
-def _board_warning(result: Judgment, board: str, line: str) -> None:
-    result.board_warnings.setdefault(board, []).append(line)
-
-
-def _and_more(count: int, what: str) -> str:
-    """`` (and 3 more clip(s) alike)``, or nothing for 0: one warning for many alike."""
-    return f" (and {count} more {what})" if count else ""
 
 
 def explain_verdicts(judge: Judge, verdicts, *,
