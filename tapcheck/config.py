@@ -234,11 +234,15 @@ class Config:
         return dataclasses.replace(self, **{section: new})
 
 
+#: tapcheck's own configs, installed with it (the repository's ``configs/`` links to them)
+CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
 def default_toml() -> str:
     """tapcheck's ``configs/default.toml`` as a fix can name it from the working folder: by
     that name in the checkout, by its full path elsewhere (a user outside the checkout was sent
     to a ``configs/default.toml`` that is not there)."""
-    shipped = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
+    shipped = CONFIGS / "default.toml"
     if not shipped.is_file():
         return "configs/default.toml of tapcheck's source"
     try:

@@ -9,26 +9,44 @@ settings are not held to (the microphone's rate, the strike detector's).
 from __future__ import annotations
 
 import codecs
+import os
 import tomllib
 from pathlib import Path
 
-from .config import Config, default_toml
+from .config import CONFIGS, Config, default_toml
 from .errors import ConfigError
 from .file_kinds import refuse_special
 from .live_settings import check_device_rate, check_stream
 
 
+def own_configs() -> list[str]:
+    """The names of tapcheck's own configs (``new-boards`` for ``configs/new-boards.toml``)."""
+    return sorted(p.stem for p in CONFIGS.glob("*.toml"))
+
+
+def config_file(path: str | os.PathLike) -> Path:
+    """The file a ``--config`` names: ``path`` itself, or, where no such file is, tapcheck's own
+    config of that name (``new-boards`` or ``new-boards.toml``: :data:`CONFIGS`). A user of an
+    installed tapcheck has no checkout whose ``configs/new-boards.toml`` to give (QA)."""
+    path = Path(path)
+    if os.path.lexists(path) or len(path.parts) != 1 or path.suffix not in ("", ".toml"):
+        return path
+    own = CONFIGS / f"{path.stem}.toml"
+    return own if own.is_file() else path
+
+
 def _missing_config_fix(path: Path) -> str:
-    """Where the config a user named is, when it is one of the checkout's: ``configs/`` ships
-    beside the package, not in it, so ``--config configs/new-boards.toml`` outside the checkout
-    was told to "start from configs/default.toml", a file as missing as the first."""
-    shipped = Path(__file__).resolve().parents[1] / "configs"
-    own = shipped.parent / path
+    """Where the config a user named is, when it is one of tapcheck's own: ``--config
+    configs/new-boards.toml`` outside the checkout was told to "start from
+    configs/default.toml", a file as missing as the first."""
+    own = CONFIGS.parent / path
+    names = ", ".join(own_configs())
     if (not path.is_absolute() and own.suffix == ".toml" and own.is_file()
-            and own.resolve().parent == shipped):  # configs/*.toml only, not any file there
-        return f"check the path; tapcheck's own is {own}"
-    if (shipped / "default.toml").is_file():
-        return f"check the path, or start from {shipped / 'default.toml'}"
+            and own.resolve().parent == CONFIGS):  # configs/*.toml only, not any file there
+        return f"check the path; tapcheck's own is --config {own.stem} ({own})"
+    if names:
+        return (f"check the path, or give one of tapcheck's own by name ({names}: e.g. "
+                "--config new-boards)")
     return "check the path"
 
 
@@ -43,7 +61,8 @@ def load_config(path: str | Path | None = None) -> Config:
     ----------
     path : str or Path, optional
         A TOML file with any of the ``[audio]``, ``[features]``, ``[train]``, ``[record]`` and
-        ``[stream]`` tables. ``None`` gives the defaults.
+        ``[stream]`` tables, or the name of one of tapcheck's own (:func:`config_file`).
+        ``None`` gives the defaults.
 
     Raises
     ------
@@ -52,7 +71,7 @@ def load_config(path: str | Path | None = None) -> Config:
     """
     if path is None:
         return Config()
-    path = Path(path)
+    path = config_file(path)
     refuse_special(path, ConfigError, fix=f"pass a .toml file such as {default_toml()}")
     try:
         size = path.stat().st_size

@@ -114,7 +114,8 @@ def test_an_empty_config_option_names_itself(run_cli):
         code, out, err = run_cli(command, "--config", "")
         assert (code, out) == (2, "") and err == (
             "tapcheck: error: --config is empty: it names no config file — give a TOML file, "
-            "e.g. --config configs/new-boards.toml, or leave the option out for the defaults\n")
+            "or one of tapcheck's own by name (e.g. --config new-boards), or leave the option "
+            "out for the defaults\n")
 
 
 def test_a_very_long_name_or_key_is_cut_in_its_error(tmp_path):
@@ -164,15 +165,60 @@ def test_a_missing_config_named_as_in_the_docs_points_at_the_checkouts_copy(tmp_
                                                                             monkeypatch):
     """`--config configs/new-boards.toml` outside the checkout was told to "start from
     configs/default.toml", a file as missing there as the first; the fix names the one
-    tapcheck ships, by its full path."""
+    tapcheck ships, by its name and its full path."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as e:
         load_config("configs/new-boards.toml")
-    assert e.value.fix == f"check the path; tapcheck's own is {ROOT / 'configs/new-boards.toml'}"
-    for other in ("mine.toml", "pyproject.toml"):  # the checkout's other files are no config
+    assert e.value.fix == ("check the path; tapcheck's own is --config new-boards "
+                           f"({ROOT / 'tapcheck/configs/new-boards.toml'})")
+    for other in ("mine.toml", "pyproject.toml", "sub/new-boards"):  # no config of tapcheck's
         with pytest.raises(ConfigError) as e:
             load_config(other)
-        assert e.value.fix == f"check the path, or start from {ROOT / 'configs/default.toml'}"
+        assert e.value.fix == ("check the path, or give one of tapcheck's own by name "
+                               "(default, fp32, new-boards, wide-stretch: e.g. --config "
+                               "new-boards)")
+
+
+def test_tapcheck_s_own_configs_are_given_by_name_from_any_folder(tmp_path, monkeypatch,
+                                                                  run_cli):
+    """An installed tapcheck (a wheel) has no checkout whose configs/new-boards.toml a user
+    could give, and the wheel held no configs at all (QA): they are installed with it, and a
+    name gives one from any folder. A file of that name here is the user's, and wins."""
+    from tapcheck.configfile import config_file
+
+    monkeypatch.chdir(tmp_path)
+    recipe = load_config(ROOT / "configs" / "new-boards.toml")
+    assert recipe != Config()
+    assert load_config("new-boards") == load_config("new-boards.toml") == recipe
+    assert config_file("new-boards") == ROOT / "tapcheck" / "configs" / "new-boards.toml"
+    (tmp_path / "new-boards").write_text("[train]\nepochs = 7\n")  # the user's own
+    assert load_config("new-boards").train.epochs == 7
+    code, out, err = run_cli("doctor", "--config", "fp32")
+    assert code == 0, err
+
+
+def test_a_wheel_holds_tapcheck_s_own_configs_and_pages(tmp_path):
+    """Built as a plant's IT would install it: the wheel held no configs, so the README's
+    --config new-boards could not be followed (QA). Built from a copy: a build writes build/
+    and *.egg-info beside its sources."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "tapcheck", src / "tapcheck",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                           "--no-build-isolation", str(src), "-w", str(tmp_path / "dist")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (wheel,) = (tmp_path / "dist").glob("tapcheck-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"tapcheck/configs/{p.name}" for p in (ROOT / "configs").glob("*.toml")} <= names
+    assert {f"tapcheck/web/{p.name}" for p in (ROOT / "tapcheck" / "web").iterdir()} <= names
 
 
 def test_a_bad_value_points_at_the_default_config_from_any_folder(tmp_path, monkeypatch):
@@ -181,7 +227,7 @@ def test_a_bad_value_points_at_the_default_config_from_any_folder(tmp_path, monk
     bad = tmp_path / "bad.toml"
     bad.write_text('[train]\nepochs = "x"\n')
     for folder, shown in ((ROOT, "configs/default.toml"),
-                          (tmp_path, str(ROOT / "configs/default.toml"))):
+                          (tmp_path, str(ROOT / "tapcheck/configs/default.toml"))):
         monkeypatch.chdir(folder)
         with pytest.raises(ConfigError) as e:
             load_config(bad)

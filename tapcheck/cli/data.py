@@ -45,7 +45,7 @@ def synth(dataset: str, takes: int, test_takes: int | None, seed: int, preset: s
               "takes of this label, if they share one].")
 @click.option("--split", default="train", show_default=True, type=click.Choice(["train", "test"]),
               help="train: learned from (and calibrated on); test: judged by evaluate only.")
-@config_option("TOML config whose [audio] and [features] the clips must suit (e.g. short crops).")
+@config_option("Settings whose [audio] and [features] the clips must suit (e.g. short crops).")
 def import_(files: tuple[Path, ...], dataset: str, board: int, side: str, label: str,
             group: str | None, split: str, config_path: Path | None) -> int:
     """Bring existing audio files (WAV or FLAC, any rate, mono or stereo) into a dataset.
@@ -153,7 +153,7 @@ def info(name: str) -> None:
 
 @cli.command()
 @dataset_option("Also check this dataset, loading every take")
-@config_option("TOML config whose [audio] and [features] the dataset's takes must suit.")
+@config_option("Settings whose [audio] and [features] the dataset's takes must suit.")
 def doctor(dataset: str | None, config_path: Path | None) -> int:
     """Check the installation (and a dataset) and say what to fix.
 

@@ -16,8 +16,8 @@ from .params import Whole, config_option, dataset_option
 @click.option("--model", "model_name",
               help="Model to train [the config's train.model: arcface-resnet18]; `tapcheck "
                    "models` lists them.")
-@config_option("TOML settings to train with; configs/new-boards.toml is the recipe measured "
-               "for boards the model never heard (docs/new-boards.md).")
+@config_option("Settings to train with; new-boards is the recipe measured for boards the "
+               "model never heard (docs/new-boards.md).")
 @click.option("--epochs", type=Whole(min=1), help="Epochs (default: the model's).")
 @click.option("--seed", default=0, show_default=True, type=Whole(),
               help="Random seed of the synthesised boards (when made) and of the training.")

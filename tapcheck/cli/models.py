@@ -160,7 +160,7 @@ def train(model_name: str | None, dataset: str, config_path: Path | None, epochs
 @click.argument("clips", nargs=-1, required=True, type=FILE)
 @click.option("--model", "model_path", type=MODEL_FILE,
               help="Model file [models/arcface-resnet18.pt].")
-@config_option("TOML config whose feature settings the model must have been trained with "
+@config_option("Settings whose features the model must have been trained with "
                "(its [train] settings are the model's own; others are warned of, not used).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per clip.")
 @click.option("--per-board", is_flag=True,

@@ -61,9 +61,13 @@ class ConfigFile(click.Path):
 
         if isinstance(value, str) and value == "":
             raise ParameterError("--config is empty: it names no config file",
-                                 fix="give a TOML file, e.g. --config configs/new-boards.toml, "
-                                     "or leave the option out for the defaults")
-        return super().convert(value, param, ctx)
+                                 fix="give a TOML file, or one of tapcheck's own by name (e.g. "
+                                     "--config new-boards), or leave the option out for the "
+                                     "defaults")
+        from ..configfile import config_file
+
+        # tapcheck's own by name: every message that names the file names the file read
+        return config_file(super().convert(value, param, ctx))
 
 
 class Whole(click.IntRange):
@@ -163,8 +167,13 @@ class Count(click.ParamType):
         return int(text)
 
 
-def config_option(help_text: str = "TOML config (see configs/default.toml); options override it."):
-    return click.option("--config", "config_path", type=ConfigFile(), help=help_text,
+# what --config takes, said once for every command's --help
+CONFIG_HELP = "a TOML file, or tapcheck's own by name: default, fp32, new-boards, wide-stretch"
+
+
+def config_option(help_text: str = "Settings; options override them."):
+    return click.option("--config", "config_path", type=ConfigFile(), metavar="FILE|NAME",
+                        help=f"{help_text} [{CONFIG_HELP}]",
                         multiple=True, callback=_one_config)
 
 

@@ -44,7 +44,7 @@ def evaluate(model_path: Path | None, dataset: str, as_json: bool) -> None:
               "it was trained on as defective.")
 @click.option("--undo", is_flag=True, help="Remove the last enrolment instead.")
 @click.option("--list", "list_them", is_flag=True, help="List the model's enrolments instead.")
-@config_option("TOML config whose feature settings the model must have been trained with.")
+@config_option("Settings whose features the model must have been trained with.")
 def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, force: bool,
            undo: bool, list_them: bool, config_path: Path | None) -> int:
     """Add known-good taps (a new wood batch, a board that raised a false alarm) to the model's

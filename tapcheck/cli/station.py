@@ -67,7 +67,7 @@ def devices() -> None:
               help="Save takes that fail a check (no strike, clipped, too quiet) too.")
 @click.option("--yes", "-y", is_flag=True,
               help="Ask nothing: take after take, bad takes retaken at once (for scripts).")
-@config_option("TOML config (see configs/default.toml): [record] checks, [stream] input.")
+@config_option("Settings: [record] checks, [stream] input.")
 def record(board: int, side: str, label: str, group: str | None, split: str, takes: int,
            duration: float | None, dataset: str, device: str | None, trigger: bool,
            keep_bad: bool, yes: bool, config_path: Path | None) -> int:
@@ -161,7 +161,7 @@ def record(board: int, side: str, label: str, group: str | None, split: str, tak
               help="With --taps-per-board: a longer pause between two taps ends the board in "
               "progress without a verdict, so a missed tap shifts no later board; 0: never "
               "[stream.board_gap_s: 5].")
-@config_option("TOML config (see configs/default.toml): [stream] strike detection.")
+@config_option("Settings: [stream] strike detection.")
 def listen(model_path: Path | None, device: str | None, board: int | None, taps: int | None,
            taps_per_board: int | None, board_gap_s: float | None,
            config_path: Path | None) -> None:
@@ -331,7 +331,7 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
 @click.option("--no-explain", is_flag=True, help="Do not explain anomalous taps.")
 @dataset_option("Dataset whose normal takes explanations compare with [the model's own]",
                 name="--references")
-@config_option("TOML config (see configs/default.toml): [station] and [stream].")
+@config_option("Settings: [station] and [stream].")
 def station(model_path: Path | None, device: str | None, board: int | None, host: str | None,
             port: int | None, no_explain: bool, references: str | None,
             config_path: Path | None) -> None:
