@@ -1,6 +1,6 @@
 """``compare --ray``: a grid's cells as Ray tasks, on a local Ray instance or a cluster.
 
-Ray is an optional extra (``pip install -e ".[cluster]"``). The driver — the process running
+Ray is an optional extra (``pip install "tapcheck[cluster]"``). The driver — the process running
 ``tapcheck compare`` — computes every take's crops once, puts them into Ray's object store once
 (``ray.put``), and submits one task per cell that still has to run. A task is
 :func:`tapcheck.grid.run_cell`: it gets the crops from the object store (one copy per machine,
@@ -28,7 +28,9 @@ from typing import Callable, Iterator
 
 from .errors import ClusterError
 
-FIX = 'install the cluster extra: pip install -e ".[cluster]"'
+# a wheel's user has no checkout to give -e "." (QA)
+FIX = ('install the cluster extra: pip install "tapcheck[cluster]" (in a checkout: pip install '
+       '-e ".[cluster]")')
 START = ("start it with `ray start --head` and pass the address it prints, or leave the address "
          "out for a local Ray instance")
 TOKEN = ("run tapcheck with RAY_AUTH_MODE=token and the cluster's token: in RAY_AUTH_TOKEN, or in "

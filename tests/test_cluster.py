@@ -99,7 +99,9 @@ def test_ray_missing_is_one_line_with_the_fix(tiny_dataset, tmp_path):
                             capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 2
     assert result.stderr.strip() == ('tapcheck: error: --ray needs Ray, which is not installed — '
-                                     'install the cluster extra: pip install -e ".[cluster]"')
+                                     'install the cluster extra: pip install '
+                                     '"tapcheck[cluster]" (in a checkout: pip install -e '
+                                     '".[cluster]")')
     assert not (tmp_path / "cells").exists()
 
 
