@@ -67,26 +67,10 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
     from .dataset_folders import dataset_path
     from .datasets import Dataset
     from .new_datasets import missing_folders
-    from .errors import ParameterError
     from .interrupts import Interrupted, terminate_as_interrupt
 
-    if not 1 <= takes <= MAX_TAKES:
-        raise ParameterError(f"--takes must be between 1 and {MAX_TAKES}, not {takes}",
-                             fix="about 30 per board side is what the study recorded (the default)")
-    if not 0 <= seed <= 2**32 - 1:  # numpy's generators take no negative seed
-        raise ParameterError(f"--seed must be between 0 and {2**32 - 1}, not {seed}",
-                             fix="any seed in that range gives its own dataset, e.g. --seed 1")
-    test_takes = takes // 5 if test_takes is None else test_takes
-    if not 0 <= test_takes < takes:  # a training board needs a training take
-        raise ParameterError(f"--test-takes must be between 0 and {takes - 1} (--takes {takes} "
-                             f"less one), not {test_takes}",
-                             fix=f"leave it out for a fifth ({takes // 5}), or raise --takes")
-    if preset not in ("study", "plant"):
-        raise ParameterError(f"--preset must be 'study' or 'plant', not '{preset}'")
-    if preset == "plant":
-        from .plant import plant_boards as boards
-    else:
-        boards = study_boards
+    test_takes = _checked_options(takes=takes, test_takes=test_takes, seed=seed, preset=preset)
+    boards = PRESETS[preset]
     made = missing_folders(dataset_path(name))  # its folder and any above it it makes
     ds = Dataset.create(name)
     jobs = [(spec, side, k) for spec in boards(seed=seed) for side in spec.sides
@@ -111,20 +95,8 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
                 # row lists, which a rerun names as such (not as a dataset whose manifest was
                 # lost)
                 ds.write_manifest()
-                for spec, side, k in jobs:
-                    y = synthesize_tap(spec.board, side,
-                                       rng=take_rng(seed, spec.number, side, k), sr=sr,
-                                       duration_s=duration_s)
-                    split = spec.split
-                    if (spec.split == "train" and spec.label == "normal"
-                            and k > takes - test_takes):
-                        split = "test"
-                    y16 = np.round(np.clip(y, -1, 1) * 32767) / 32767  # what the WAV will hold
-                    # named before it is written: a stop inside the write (its folder made,
-                    # the file renamed into place) left the board's folder behind
-                    written.append(ds.root / take_path(spec.number, side, k))
-                    take = write_take(ds, y16, spec, side, k, split=split, sr=sr)
-                    ds.takes.append(take)
+                _write_takes(ds, jobs, seed=seed, sr=sr, duration_s=duration_s, takes=takes,
+                             test_takes=test_takes, written=written)
                 # once, at the end: a run killed (-9, a power cut) where nothing can clean up
                 # left the manifest of the board sides done so far, a dataset that looked whole
                 # to info, train and doctor (QA); its take files without rows are refused by
@@ -137,18 +109,13 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
                 # wrote — under the lock: taken back after it, an import that took the lock in
                 # between lost its manifest (QA)
                 if checked:  # a refused dataset is another run's: nothing of it is ours
-                    # to its end: a second Ctrl-C stopped the taking back, leaving rows whose
-                    # files were gone and a dataset the rerun refused (QA); the first stop is
-                    # the one told
-                    with contextlib.suppress(KeyboardInterrupt), deferred():
-                        there = sum(path.exists() for path in written)  # the last may be unwritten
-                        _remove_written(ds, written, before=before)
-                        removed = there
+                    removed = _take_back(ds, written, before=before)
                 raise
     except BaseException as e:
-        if finished and isinstance(e, KeyboardInterrupt):  # as the lock went: nothing undone
+        stopped = isinstance(e, KeyboardInterrupt)
+        if finished and stopped:  # as the lock went: nothing undone
             raise Interrupted(f"{ds.root} was written whole ({len(ds.takes)} takes)") from None
-        if checked and removed is None and isinstance(e, KeyboardInterrupt):
+        if checked and removed is None and stopped:
             # a second signal before the taking back was held off: said, not "removed"
             raise Interrupted(f"stopped again while taking back what it wrote to {ds.root}; "
                               "delete that folder if it holds nothing you need, and run it "
@@ -156,11 +123,73 @@ def make_study_dataset(name: str | os.PathLike, *, takes: int = 30, test_takes: 
         if checked:
             with contextlib.suppress(KeyboardInterrupt), deferred():
                 _remove_made(made)  # once the lock file is gone from them
-            if isinstance(e, KeyboardInterrupt):  # "interrupted" alone: was anything kept?
+            if stopped:  # "interrupted" alone: was anything kept?
                 raise Interrupted(f"the {removed} take(s) written to {ds.root} were removed "
                                   "(synth writes a whole dataset or none); run it again") from None
         raise
     return ds
+
+
+def _plant_boards(*, seed: int):
+    from .plant import plant_boards  # the plant's woods and defects: only when asked for
+
+    return plant_boards(seed=seed)
+
+
+#: ``--preset``: the boards each writes (a list of :class:`BoardSpec`, by seed)
+PRESETS = {"study": study_boards, "plant": _plant_boards}
+
+
+def _checked_options(*, takes: int, test_takes: int | None, seed: int, preset: str) -> int:
+    """The number of test takes a board side gets (``test_takes``, or a fifth of ``takes``),
+    once every option is checked."""
+    from .errors import ParameterError
+
+    if not 1 <= takes <= MAX_TAKES:
+        raise ParameterError(f"--takes must be between 1 and {MAX_TAKES}, not {takes}",
+                             fix="about 30 per board side is what the study recorded (the default)")
+    if not 0 <= seed <= 2**32 - 1:  # numpy's generators take no negative seed
+        raise ParameterError(f"--seed must be between 0 and {2**32 - 1}, not {seed}",
+                             fix="any seed in that range gives its own dataset, e.g. --seed 1")
+    test_takes = takes // 5 if test_takes is None else test_takes
+    if not 0 <= test_takes < takes:  # a training board needs a training take
+        raise ParameterError(f"--test-takes must be between 0 and {takes - 1} (--takes {takes} "
+                             f"less one), not {test_takes}",
+                             fix=f"leave it out for a fifth ({takes // 5}), or raise --takes")
+    if preset not in PRESETS:
+        raise ParameterError(f"--preset must be {' or '.join(map(repr, PRESETS))}, not "
+                             f"'{preset}'")
+    return test_takes
+
+
+def _write_takes(ds, jobs, *, seed: int, sr: int, duration_s: float, takes: int,
+                 test_takes: int, written: list[Path]) -> None:
+    """Synthesise and write each (board, side, take number) of ``jobs`` into ``ds``, its row
+    into ``ds.takes``, each file named in ``written`` before it is written: a stop inside the
+    write (its folder made, the file renamed into place) left the board's folder behind."""
+    for spec, side, k in jobs:
+        y = synthesize_tap(spec.board, side, rng=take_rng(seed, spec.number, side, k), sr=sr,
+                           duration_s=duration_s)
+        split = spec.split
+        # the last test_takes of each normal training board side: its known-board test takes
+        if spec.split == "train" and spec.label == "normal" and k > takes - test_takes:
+            split = "test"
+        y16 = np.round(np.clip(y, -1, 1) * 32767) / 32767  # what the WAV will hold
+        written.append(ds.root / take_path(spec.number, side, k))
+        ds.takes.append(write_take(ds, y16, spec, side, k, split=split, sr=sr))
+
+
+def _take_back(ds, written: list[Path], *, before: set[str]) -> int | None:
+    """Take back what a stopped run wrote (:func:`_remove_written`) to its end: a second Ctrl-C
+    stopped the taking back, leaving rows whose files were gone and a dataset the rerun refused
+    (QA). How many take files it removed; None if a second stop came first (the first stop is
+    the one told)."""
+    removed = None
+    with contextlib.suppress(KeyboardInterrupt), deferred():
+        there = sum(path.exists() for path in written)  # the last may be unwritten
+        _remove_written(ds, written, before=before)
+        removed = there
+    return removed
 
 
 def _refuse_to_add(ds, specs) -> None:
