@@ -46,6 +46,7 @@ from .locks import exclusive, lock_path
 from .logcheck import (NEW_LOG, check_schema, checked_board_row, checked_row, connect_reader,
                        log_error, tap_marks, tap_warnings)
 from .paths import check_folder, inspections_home
+from .since import local_time, unknown_time_zone
 
 LOG_FILE = "inspections.sqlite"
 SCHEMA_VERSION = 1
@@ -113,20 +114,25 @@ class Inspection:
 
     @property
     def local_time(self) -> str:
-        """The time in the machine's time zone, to the second."""
-        return _local(self.time)
+        """The time in the machine's time zone, to the second, with the zone's name."""
+        return local_time(self.time)
 
 
-def _local(time: str) -> str:
-    """A logged UTC time in the machine's time zone, to the second; at the calendar's edge
-    (year 1 west of UTC, year 9999 east of it), where the local time does not exist, in UTC
-    (`tapcheck log` stopped on an OverflowError)."""
-    when = datetime.fromisoformat(time)
-    try:
-        return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    except (OverflowError, ValueError):
-        # isoformat, not strftime: glibc writes year 1 as "1"
-        return when.astimezone(timezone.utc).isoformat(sep=" ", timespec="seconds")[:19] + " UTC"
+def _warn_of_time_zone() -> None:
+    """A warning, once a run, when ``$TZ`` names no zone (:func:`unknown_time_zone`): the log
+    shows its times, and names its clips, in local time."""
+    global _TIME_ZONE_TOLD
+    problem = unknown_time_zone()
+    if problem and not _TIME_ZONE_TOLD:
+        import warnings
+
+        from .errors import TapcheckWarning
+
+        _TIME_ZONE_TOLD = True
+        warnings.warn(problem, TapcheckWarning, stacklevel=3)
+
+
+_TIME_ZONE_TOLD = False
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,7 @@ class BoardInspection:
 
     @property
     def local_time(self) -> str:
-        return _local(self.time)
+        return local_time(self.time)
 
 
 def check_log_folder(root: str | os.PathLike | None = None) -> Path:
@@ -200,6 +206,7 @@ class InspectionLog:
     """
 
     def __init__(self, root: str | os.PathLike | None = None, *, create: bool = False):
+        _warn_of_time_zone()
         self.root = check_folder(Path(root) if root is not None else inspections_home(),
                                  "the inspection log and its clips", "TAPCHECK_INSPECTIONS")
         self.path = self.root / LOG_FILE

@@ -94,12 +94,14 @@ def _utc_bound(text: str, what: str) -> str | None:
     ParameterError
         ``text`` is not a YYYY-MM-DD date.
     """
+    from .since import local_moment
+
     day = _day(text, what)
     try:
-        start = day.astimezone()  # midnight, the station's local time
-        if what == "until":  # inclusive: up to the start of the next day
-            start = (start + timedelta(days=1)).replace(hour=0)
-        start = start.astimezone(timezone.utc)
+        # midnight, the station's local time; "until" is inclusive: up to the next day's. The
+        # next day's own midnight: the first day's offset plus a day was an hour off on the
+        # days the clocks change (QA)
+        start = local_moment(day + timedelta(days=what == "until")).astimezone(timezone.utc)
     except (OverflowError, ValueError):  # "date value out of range", "year 0 is out of range"
         try:
             start = day.replace(tzinfo=timezone.utc) + timedelta(days=what == "until")

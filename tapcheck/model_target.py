@@ -281,10 +281,10 @@ def _held(head: dict) -> str:
     threshold, method = calibration.get("threshold"), calibration.get("method")
     if isinstance(threshold, float) and isinstance(method, str):
         parts.append(f"{method} threshold {threshold:.4g}")
-    try:  # local time, as the inspection log shows it: UTC read as an hour off (review)
+    try:  # local time with its zone, as the inspection log shows it: UTC read hours off (review)
         when = datetime.fromisoformat(head["created_at"]).astimezone()
     except (KeyError, TypeError, ValueError, OverflowError):  # hand-edited: year 1 shifted
         when = None
     if when is not None:
-        parts.append(f"trained {when:%Y-%m-%d %H:%M}")
+        parts.append(f"trained {when:%Y-%m-%d %H:%M %Z}")
     return ", ".join(parts) or "a tapcheck model"

@@ -186,7 +186,7 @@ def test_the_inspection_log_is_checked_as_its_readers_read_it(tmp_path, monkeypa
     [finding] = check_inspections()
     assert (finding.level, finding.message) == (
         "ok", f"inspection log {folder / 'inspections.sqlite'}: 2 judgment(s), the last "
-              "2025-05-02 10:00:00")
+              f"{datetime(2025, 5, 2, 10, 0).astimezone():%Y-%m-%d %H:%M:%S %Z}")
     db = sqlite3.connect(folder / "inspections.sqlite")
     db.execute("UPDATE inspections SET score = 'abc' WHERE id = 2")
     db.commit()
@@ -204,3 +204,4 @@ def test_the_inspection_log_is_checked_as_its_readers_read_it(tmp_path, monkeypa
         "log (file is not a database) — move it aside; `tapcheck listen` then starts a new one "
         "(or set $TAPCHECK_INSPECTIONS)")
     assert {p for p in folder.rglob("*") if p.is_file()} == set(before)
+

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -85,6 +86,9 @@ def test_enrol_round_trip_appends_references_and_undo_restores(model, tiny_datas
     code, out, err = run_cli("enroll", "--model", model, "--list")
     assert code == 0, err
     assert f"board 13  3 clip(s)  {clips[0]}" in out and "1 enrolment(s) in" in out
+    # when, as `log` gives times: local, with the zone's name (it was UTC in ISO form: QA)
+    at = datetime.fromisoformat(entry["at"]).astimezone()
+    assert out.startswith(f"{at:%Y-%m-%d %H:%M:%S %Z}  board 13"), out
     code, out, err = run_cli("enroll", "--model", model, "--undo")
     assert code == 0 and "removed the enrolment of 3" in out, err
     undone = load_model(model)

@@ -242,11 +242,11 @@ def test_log_command(run_cli):
     assert len(lines) == 1 + 4 + 1 and lines[-1] == "4 inspection(s), 1 anomalous"
     first = lines[1].split()
     local = T0.astimezone()
-    assert first[:7] == [f"{local:%Y-%m-%d}", f"{local:%H:%M:%S}", "3", "NORMAL", "0.0100",
-                         "0.0700", "arcface-resnet18"]
-    assert first[7] == str(inspections_home() / rows[0].clip)
+    assert first[:8] == [f"{local:%Y-%m-%d}", f"{local:%H:%M:%S}", f"{local:%Z}", "3",
+                         "NORMAL", "0.0100", "0.0700", "arcface-resnet18"]
+    assert first[8] == str(inspections_home() / rows[0].clip)
     code, out, _ = run_cli("log", "--board", "3", "--since", "2025-05-01T06:30+00:00")
-    assert [ln.split()[3] for ln in out.strip().splitlines()[1:-1]] == ["ANOMALOUS"]
+    assert [ln.split()[4] for ln in out.strip().splitlines()[1:-1]] == ["ANOMALOUS"]
     code, out, _ = run_cli("log", "--json", "--board", "4")
     row = json.loads(out)
     assert row["board"] == 4 and row["score"] == 0.02 and row["latency_ms"] == 42.0
@@ -275,12 +275,12 @@ def test_a_taps_warnings_are_logged_with_it(tmp_path, run_cli):
     code, out, _ = run_cli("log")
     lines = out.strip().splitlines()
     assert code == 0 and lines[0].split()[:5] == ["time", "board", "verdict", "!", "score"]
-    assert lines[5].split()[3:5] == ["NORMAL", "*"] and lines[1].split()[3:5] == ["NORMAL",
+    assert lines[5].split()[4:6] == ["NORMAL", "*"] and lines[1].split()[4:6] == ["NORMAL",
                                                                                  "0.0100"]
     local = (T0 + timedelta(hours=5)).astimezone()
     assert lines[6:] == [
         "5 inspection(s), 1 anomalous, 1 with a warning (*): their verdict may be off",
-        *(f"* {local:%Y-%m-%d %H:%M:%S}  board 9: {w}" for w in said)]
+        *(f"* {local:%Y-%m-%d %H:%M:%S %Z}  board 9: {w}" for w in said)]
     code, out, _ = run_cli("log", "--json", "--board", "9")
     assert code == 0 and json.loads(out)["warnings"] == list(said)
     code, out, _ = run_cli("log", "--json", "--board", "3")
@@ -310,7 +310,7 @@ def test_a_taps_warnings_are_logged_with_it(tmp_path, run_cli):
 
 def test_log_lists_the_newest_taps_warnings(run_cli):
     """Past 20 warned taps the newest are listed (the oldest were; review), the rest counted."""
-    from tapcheck.cli.station import WARNED_SHOWN
+    from tapcheck.log_report import WARNED_SHOWN
 
     with InspectionLog(create=True) as log:
         for i in range(WARNED_SHOWN + 2):
@@ -368,7 +368,7 @@ def test_board_verdicts_are_logged_beside_the_taps(tmp_path, run_cli, monkeypatc
     assert lines[-1] == "1 board verdict(s), 1 anomalous"
     assert lines[-3].split() == ["time", "board", "#", "verdict", "median", "threshold",
                                  "taps", "tap", "ids"]
-    assert lines[-2].split()[2:] == ["3", "1", "ANOMALOUS", "0.0200", "0.0150", "3", "(for",
+    assert lines[-2].split()[3:] == ["3", "1", "ANOMALOUS", "0.0200", "0.0150", "3", "(for",
                                      "3)", "1-3"]
     code, out, _ = run_cli("log", "--json")
     assert json.loads(out.splitlines()[-1]) == {"board_verdict": {**logged.to_dict(),
@@ -598,3 +598,40 @@ with InspectionLog({str(folder)!r}, create=True) as log:
     assert oct(os.stat(folder / "inspections.sqlite").st_mode & 0o777) == oct(0o664)
     with InspectionLog(folder) as log:
         assert len(log.query()) == 2
+
+
+def test_the_log_names_each_times_zone_so_a_repeated_hour_reads_twice(tmp_path, run_cli,
+                                                                     monkeypatch):
+    """In the hour the clocks repeat (Berlin, 2026-10-25) two taps an hour apart showed one
+    time, and the table never said its zone (QA). A TZ that names no zone made every time UTC
+    without a word; it is said once."""
+    import time as clock
+
+    from tapcheck import inspections
+
+    monkeypatch.setenv("TAPCHECK_INSPECTIONS", str(tmp_path / "insp"))
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    clock.tzset()
+    try:
+        with InspectionLog(create=True) as log:
+            for hour, verdict in ((0, "ANOMALOUS"), (1, "NORMAL")):
+                log.append(np.zeros(4410, np.float32), sr=44100,
+                           when=datetime(2026, 10, 25, hour, 30, tzinfo=timezone.utc), board=2,
+                           model="m", model_path="m.pt", score=0.1, threshold=0.2,
+                           verdict=verdict)
+        code, out, err = run_cli("log")
+        assert code == 0 and err == ""
+        assert [ln.split()[:3] for ln in out.splitlines()[1:3]] == [
+            ["2026-10-25", "02:30:00", "CEST"], ["2026-10-25", "02:30:00", "CET"]]
+        monkeypatch.setenv("TZ", "Nowhere/Bogus")
+        clock.tzset()
+        inspections.unknown_time_zone.cache_clear()
+        monkeypatch.setattr(inspections, "_TIME_ZONE_TOLD", False)
+        code, out, err = run_cli("log")
+        assert code == 0 and err.startswith(
+            "tapcheck: warning: TZ='Nowhere/Bogus' names no time zone this system knows, so "
+            "tapcheck's local times (the log's, its clips' names, --since) are UTC")
+    finally:
+        monkeypatch.delenv("TZ")
+        clock.tzset()
+        inspections.unknown_time_zone.cache_clear()

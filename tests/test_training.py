@@ -541,8 +541,8 @@ def test_the_replaced_models_training_time_is_local():
                                 env={**os.environ, "TZ": zone})
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
-        assert lines[0] == ("ae, trained 2026-12-06 10:35" if zone == "Asia/Kolkata" else
-                            "ae, trained 2026-12-06 00:05") and lines[1].startswith("ae")
+        assert lines[0] == ("ae, trained 2026-12-06 10:35 IST" if zone == "Asia/Kolkata" else
+                            "ae, trained 2026-12-06 00:05 EST") and lines[1].startswith("ae")
 
 
 def test_train_does_not_replace_another_datasets_model(tiny_model, tiny_dataset, run_cli,

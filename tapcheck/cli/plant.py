@@ -71,11 +71,13 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
     if list_them:
         from ..enrolled import enrolled_summary
         from ..modelfile import load_model
+        from ..since import local_time
 
         rows = enrolled_summary(load_model(model_path).checkpoint)
         for e in rows:
             board_name = f"board {e['board']}" if e["board"] >= 0 else "no board number"
-            say(f"{e['at']}  {board_name}  {len(e['clips'])} clip(s)"
+            # local, with its zone, as `log` shows times: UTC read as hours off (QA)
+            say(f"{_when(e['at'], local_time)}  {board_name}  {len(e['clips'])} clip(s)"
                 f"{'  forced' if e['forced'] else ''}  {', '.join(e['clips'])}")
         say(f"{len(rows)} enrolment(s) in {model_path}"
             + (f"; `{model_command(model_path, 'enroll', '--undo')}` takes the last back"
@@ -117,3 +119,11 @@ def enroll(clips: tuple[Path, ...], model_path: Path | None, board: int | None, 
             f"{done['threshold_before']:.4g} -> {done['threshold']:.4g}")
         click.echo(describe(done["calibration"]))
     return 0
+
+
+def _when(at, local_time) -> str:
+    """An enrolment's time as a reader's clock has it; as stored where it is no time (edited)."""
+    try:
+        return local_time(at)
+    except (TypeError, ValueError):
+        return str(at)
