@@ -165,11 +165,32 @@ def check_inspections() -> list[Finding]:
             rows = log.query()
     except TapcheckError as e:
         return [Finding(PROBLEM, f"inspection log {e.path}: {e.problem}", fix=e.fix)]
+    # the folder may be written, and the log itself not: another operator's log, made 0644
+    # by an older tapcheck (SQLite's mode), refused this account's listen (QA)
+    theirs = [f for f in (log.path, log.path.with_name(log.path.name + "-wal"),
+                          log.path.with_name(log.path.name + "-shm"))
+              if f.exists() and not os.access(f, os.R_OK | os.W_OK)]
+    if theirs:
+        st = theirs[0].stat()
+        return [Finding(PROBLEM, f"inspection log {theirs[0].absolute()}: this account may not "
+                                 f"write it (user {_owner(st.st_uid)}, mode "
+                                 f"{st.st_mode & 0o777:o}), so listen and station would be "
+                                 "refused", fix="its owner can make it the group's: chmod g+rw "
+                                                "(and chgrp to a group you share)")]
     if not rows:
         return [Finding(OK, f"inspection log {log.path.absolute()}: none yet (`tapcheck "
                             "listen` and `station` start it)")]
     return [Finding(OK, f"inspection log {log.path.absolute()}: {len(rows)} judgment(s), the "
                         f"last {rows[-1].local_time}")]
+
+
+def _owner(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 INSTALLATION_CHECKS: list[Callable[[], list[Finding]]] = [

@@ -205,3 +205,26 @@ def test_the_inspection_log_is_checked_as_its_readers_read_it(tmp_path, monkeypa
         "(or set $TAPCHECK_INSPECTIONS)")
     assert {p for p in folder.rglob("*") if p.is_file()} == set(before)
 
+
+def test_an_inspection_log_this_account_may_not_write_is_a_problem(tmp_path):
+    """The folder may be written and the log not: another operator's log, made 0644 (SQLite's
+    mode, before tapcheck made it itself), refused this account's listen while doctor said
+    "ok writable: inspections" (QA)."""
+    import sqlite3
+
+    from .conftest import as_another_user
+
+    folder = tmp_path / "inspections"
+    folder.mkdir()
+    folder.chmod(0o777)
+    sqlite3.connect(folder / "inspections.sqlite").close()  # as an older tapcheck made it
+    (folder / "inspections.sqlite").chmod(0o644)
+    code = "from tapcheck.doctor import check_inspections\nprint(*check_inspections())"
+    done = subprocess.run([*as_another_user(54321), sys.executable, "-c", code],
+                          env={**os.environ, "TAPCHECK_INSPECTIONS": str(folder)},
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        f"PROBLEM  inspection log {folder / 'inspections.sqlite'}: this account may not write "
+        "it (user root, mode 644), so listen and station would be refused — its owner can "
+        "make it the group's: chmod g+rw (and chgrp to a group you share)")
