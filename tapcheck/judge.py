@@ -7,6 +7,7 @@ cannot be judged yields a :class:`Verdict` carrying its error; the others are st
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import traceback
@@ -293,6 +294,22 @@ class Judge:
                     f"{p}: the model gives no usable score for it (NaN) — check the clip; if "
                     "every clip gets this, retrain the model"))
                 for p, s in zip(paths, scores, strict=True)]
+
+
+def live_judge(model: str | os.PathLike, config: Config) -> tuple[Judge, Config, list[str]]:
+    """The judge of a live session (``listen``, ``station``): the model loaded to judge on
+    ``config.stream.judge_threads`` threads; ``config`` with the model's audio and feature
+    settings (the microphone records at the model's rate, at least as fast as its crops need);
+    and warning lines: the config's ``[train]`` settings the model does not use, and the
+    checks it has off.
+    """
+    from .runtime import set_judge_threads
+
+    set_judge_threads(config.stream.judge_threads)
+    judge = Judge(model)
+    warned = unused_train_settings(judge.model, config) + checks_off(judge)
+    return judge, dataclasses.replace(config, audio=judge.config.audio,
+                                      features=judge.config.features), warned
 
 
 def unused_train_settings(model: LoadedModel, config: Config) -> list[str]:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sys
 from pathlib import Path
 
 import click
 
-from ..console import one_line, score_pair
-from ..json_output import json_line
 from ..manifest import MAX_TAKE
 from .app import cli, echo_err, parse_config, say, table, warn
 from .params import BOARD, MODEL_FILE, Count, Whole, config_option, dataset_option
@@ -175,9 +172,8 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
     from .. import paths
     from ..inspections import InspectionLog, check_log_folder
     from ..interrupts import terminate_as_interrupt
-    from ..judge import Judge, checks_off, unused_train_settings
+    from ..judge import live_judge
     from ..listen import Listener, board_taps_warning
-    from ..runtime import set_judge_threads
 
     if board_gap_s is not None and taps_per_board is None:  # ignored without a word (review)
         from ..errors import ParameterError
@@ -187,17 +183,13 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
                                                      "--board-gap-s out")
     config = parse_config(config_path).replace("stream", board_gap_s=board_gap_s)
     check_log_folder()  # before the model loads and the microphone opens
-    set_judge_threads(config.stream.judge_threads)
-    judge_ = Judge(model_path or paths.model_path())
-    for line in unused_train_settings(judge_.model, config) + checks_off(judge_):
+    judge_, config, warned = live_judge(model_path or paths.model_path(), config)
+    for line in warned:
         warn(line)  # [stream] is what --config sets
     if taps_per_board is not None:
         note = board_taps_warning(judge_.model.detector.calibration_, taps_per_board)
         if note:
             warn(note)
-    # record at the model's rate, at least as fast as the model's crops need
-    config = dataclasses.replace(config, audio=judge_.config.audio,
-                                 features=judge_.config.features)
     device_, rate = _open_input(device, config)
     mic = Microphone(device_, sr=rate, block_s=config.stream.block_s)
     listening = False
@@ -227,18 +219,6 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
             raise
 
 
-#: taps whose warnings `tapcheck log` lists under its table; --json gives every one
-WARNED_SHOWN = 20
-
-
-def _gone(left: int, taps: int) -> str:
-    """`` (rows gone)`` after a board verdict's tap ids whose rows were deleted: shown alone,
-    the verdict read as if its taps could be looked up."""
-    if left >= taps:
-        return ""
-    return " (rows gone)" if left == 0 else f" ({taps - left} of {taps} rows gone)"
-
-
 @cli.command("log")
 @click.option("--since", help="From when: 30m, 8h, 2d, today, yesterday, 2025-05-01 or "
                               "'2025-05-01 06:00'.")
@@ -251,73 +231,17 @@ def log_(since: str | None, board: int | None, as_json: bool) -> None:
     --json, as {"board_verdict": {...}} lines).
     """
     from ..inspections import InspectionLog
-    from ..logcheck import clip_inside
+    from ..log_report import log_lines
     from ..since import parse_since
 
     start = None if since is None else parse_since(since)
     with InspectionLog() as log:
-        rows = log.query(since=start, board=board)
-        boards = log.query_boards(since=start, board=board)
-        # the clip's path as the table gives it, one `judge` opens; one edited to lead out of
-        # the log's folder is not the tap's (the station serves and exports it neither)
-        clips = [(log.root / r.clip).as_posix() if clip_inside(r.clip) else None for r in rows]
-        outside = [r.id for r, c in zip(rows, clips, strict=True) if c is None]
-        if outside:
-            warn(f"{log.path}: the clip of inspection(s) {', '.join(map(str, outside[:5]))}"
-                 f"{' …' if len(outside) > 5 else ''} leads out of the log's folder (edited by "
-                 "hand?); it is not listed")
-        if as_json:
-            for r, clip in zip(rows, clips, strict=True):
-                click.echo(json_line({**r.to_dict(), "clip": clip}))
-            for b in boards:  # tap_rows: how many of its taps' rows are left
-                click.echo(json_line({"board_verdict": {**b.to_dict(),
-                                                         "tap_rows": log.tap_rows(b)}}))
-            return
-        if not rows:
-            say(f"no inspections in {log.path}" + (" for that selection" if (
-                since or board is not None) and log.path.exists() else ""))
-            if not boards:
-                return
-        else:
-            lines = [{"time": r.local_time, "board": r.board, "verdict": r.verdict,
-                      # a tap said to be clipped or doubled read later as a sound verdict (QA)
-                      "!": "*" if r.warnings else "",
-                      **dict(zip(("score", "threshold"), score_pair(r.score, r.threshold),
-                                 strict=True)),
-                      # a line break in a hand-edited row forged a line of the table (QA)
-                      "mark": r.mark or "",
-                      "model": one_line(r.model),
-                      "clip": one_line(clip or "(outside the log's folder)")}
-                     for r, clip in zip(rows, clips, strict=True)]
-            warned = [r for r in rows if r.warnings]
-            marked = any(r.mark for r in rows)  # the station's marks, as its log page has them
-            click.echo(table(lines, ["time", "board", "verdict"] + (["!"] if warned else [])
-                             + ["score", "threshold"] + (["mark"] if marked else [])
-                             + ["model", "clip"]))
-            bad = sum(r.verdict == "ANOMALOUS" for r in rows)
-            click.echo(f"{len(rows)} inspection(s), {bad} anomalous"
-                       + (f", {len(warned)} with a warning (*): their verdict may be off"
-                          if warned else ""))
-            if len(warned) > WARNED_SHOWN:  # the newest are listed: the oldest were (review)
-                click.echo(f"* … {len(warned) - WARNED_SHOWN} earlier tap(s) with warnings "
-                           "(tapcheck log --json gives each tap's)")
-            for r in warned[-WARNED_SHOWN:]:
-                for w in r.warnings:
-                    click.echo(f"* {r.local_time}  board {r.board if r.board is not None else '-'}"
-                               f": {one_line(w)}")
-        if boards:  # a board verdict whose taps' rows were deleted is still shown (--json has it)
-            lines = [{"time": b.local_time, "board": b.board, "#": b.number,
-                      "verdict": b.verdict,
-                      **dict(zip(("median", "threshold"), score_pair(b.median, b.threshold),
-                                 strict=True)),
-                      "taps": f"{b.taps} (for {b.board_taps})",
-                      "tap ids": f"{b.first_inspection}-{b.last_inspection}"
-                                 + _gone(log.tap_rows(b), b.taps)} for b in boards]
-            click.echo("")
-            click.echo(table(lines, ["time", "board", "#", "verdict", "median", "threshold",
-                                      "taps", "tap ids"]))
-            bad = sum(b.verdict == "ANOMALOUS" for b in boards)
-            click.echo(f"{len(boards)} board verdict(s), {bad} anomalous")
+        out, warned = log_lines(log, since=start, board=board, as_json=as_json,
+                                selected=since is not None or board is not None)
+    for line in warned:
+        warn(line)
+    for line in out:
+        click.echo(line)
 
 
 @cli.command()
@@ -342,10 +266,9 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     from .. import paths
     from ..devices import Microphone
     from ..inspections import InspectionLog, check_log_folder
-    from ..judge import Judge, checks_off, unused_train_settings
+    from ..judge import live_judge
     from ..listen import Listener
     from ..marks import MarkBook
-    from ..runtime import set_judge_threads
     from ..station import Station, StoppableMic, serve
     from ..station_access import address as station_address
     from ..station_access import bind, check_host, default_token
@@ -367,13 +290,9 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
     port = config.station.port if port is None else port
     token = check_host(host, default_token(config.station.token, config_path=config_path))
     sock = bind(host, port)  # a port in use fails before the model loads
-    set_judge_threads(config.stream.judge_threads)
-    judge_ = Judge(model_path or paths.model_path())
-    for line in unused_train_settings(judge_.model, config) + checks_off(judge_):
+    judge_, config, warned = live_judge(model_path or paths.model_path(), config)
+    for line in warned:
         warn(line)  # [stream] is what --config sets
-    # record at the model's rate, at least as fast as the model's crops need
-    config = dataclasses.replace(config, audio=judge_.config.audio,
-                                 features=judge_.config.features)
     with InspectionLog():  # read only: a log of another program is refused, and none is made
         pass
     explain = config.station.explain and not no_explain
