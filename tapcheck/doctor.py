@@ -177,11 +177,15 @@ def check_inspections() -> list[Finding]:
                                  f"{st.st_mode & 0o777:o}), so listen and station would be "
                                  "refused", fix="its owner can make it the group's: chmod g+rw "
                                                 "(and chgrp to a group you share)")]
+    from .log_room import room_warning
+
+    room = room_warning(log.root)  # a full disk stops a session mid-shift
+    notes = [Finding(NOTE, room)] if room else []
     if not rows:
         return [Finding(OK, f"inspection log {log.path.absolute()}: none yet (`tapcheck "
-                            "listen` and `station` start it)")]
+                            "listen` and `station` start it)"), *notes]
     return [Finding(OK, f"inspection log {log.path.absolute()}: {len(rows)} judgment(s), the "
-                        f"last {rows[-1].local_time}")]
+                        f"last {rows[-1].local_time}"), *notes]
 
 
 def _owner(uid: int) -> str:

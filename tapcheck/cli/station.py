@@ -182,7 +182,7 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
                              "judges taps only", fix="add --taps-per-board N (e.g. 3), or leave "
                                                      "--board-gap-s out")
     config = parse_config(config_path).replace("stream", board_gap_s=board_gap_s)
-    check_log_folder()  # before the model loads and the microphone opens
+    _warn_of_room(check_log_folder())  # before the model loads and the microphone opens
     judge_, config, warned = live_judge(model_path or paths.model_path(), config)
     for line in warned:
         warn(line)  # [stream] is what --config sets
@@ -217,6 +217,16 @@ def listen(model_path: Path | None, device: str | None, board: int | None, taps:
     except KeyboardInterrupt:  # Ctrl-C is how a shift ends, and its summary says so; while
         if not listening:  # the microphone was awaited it ended with exit 0 and no word (QA)
             raise
+
+
+def _warn_of_room(log_folder: Path) -> None:
+    """A warning when the log's disk cannot hold a shift's clips: a full disk stops a session
+    mid-shift, and nothing deletes old clips (QA)."""
+    from ..log_room import room_warning
+
+    line = room_warning(log_folder)
+    if line:
+        warn(line)
 
 
 @cli.command("log")
@@ -285,7 +295,7 @@ def station(model_path: Path | None, device: str | None, board: int | None, host
         why = "--no-explain" if no_explain else "station.explain = false in the config"
         raise click.UsageError(f"--references are what anomalous taps are explained against, and "
                                f"{why} turns explanations off: give one or the other")
-    check_log_folder()  # before the port, the model and the microphone
+    _warn_of_room(check_log_folder())  # before the port, the model and the microphone
     host = config.station.host if host is None else host
     port = config.station.port if port is None else port
     token = check_host(host, default_token(config.station.token, config_path=config_path))
