@@ -43,6 +43,10 @@ from .judge import Judge, Verdict
 from .live_refusals import not_a_tap
 from .stream import StrikeClipper, crop_end, crop_span_s
 
+# the room's-noise warning (Judge.background) at the terminal: once in this much audio, as a
+# faint sound is told (stream.FAINT_REPEAT_S); every tap's verdict and log row keep it
+ROOM_REPEAT_S = 60.0
+
 
 @dataclass
 class LiveJudgment:
@@ -119,6 +123,8 @@ class Listener:
         self._board_taps: list[LiveJudgment] = []  # the taps of the board in progress
         self.short_boards = 0  # boards in progress ended by a pause, without a verdict
         self._heard_s: float | None = None  # when the last strike came in (monotonic clock)
+        self._room_told: float | None = None  # when the room's noise was last told (stream s)
+        self._room_unsaid = 0  # taps of that warning since, not told at the terminal
 
     @property
     def post_s(self) -> float:
@@ -220,8 +226,7 @@ class Listener:
                         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
                     judged_until, judged_at, judged_onset = strike.start + end, at, strike.onset
                     room = self.judge.background(label, y=y)  # as judge warns of a file
-                    for line in room:
-                        self.warn(line)
+                    self._tell_room(room, at / self.mic.sr)
                     verdict = self.judge.judge_crops(crops, path=label)
                     # the tap's own warnings go with its verdict: the station's page shows them
                     # beside it, where the operator looks (they were on the terminal only)
@@ -327,6 +332,21 @@ class Listener:
         self.warn(f"{label}: {n} of {self.taps_per_board} taps, then a pause of {pause_s:.1f} s "
                   f"(over stream.board_gap_s, {gap_s:g} s): that board gets no verdict — tap it "
                   "again; the taps from here on are the next board")
+
+    def _tell_room(self, room: tuple[str, ...], at_s: float) -> None:
+        """The room's-noise warning at the terminal, at most once in :data:`ROOM_REPEAT_S` of
+        audio: in a room louder than training's its 330 characters came with every tap (QA).
+        Each tap's verdict keeps it all the same (the log, the station's page)."""
+        if not room:
+            return
+        if self._room_told is not None and 0 <= at_s - self._room_told < ROOM_REPEAT_S:
+            self._room_unsaid += 1
+            return
+        alike = (f" (and {self._room_unsaid} tap(s) alike since it was last said)"
+                 if self._room_unsaid else "")
+        self._room_told, self._room_unsaid = at_s, 0
+        for line in room:
+            self.warn(line + alike)
 
     def _line(self, v: Verdict, label: str, others: int) -> str:
         board = "" if self.board is None else f"  board {self.board}"
