@@ -150,9 +150,12 @@ def _acquire(path: Path, *, what: Path | str, error: type[TapcheckError]) -> int
         except OSError as e:
             # a lock file another user left that this one may not write (an older tapcheck's
             # 0644): flock needs only a descriptor, and only its PID goes unwritten
-            fd = _read_only(path) if isinstance(e, PermissionError) else None
+            denied = e if isinstance(e, PermissionError) else None
+            fd = _read_only(path) if denied else None
             if fd is None:
                 _refuse_lock_file(e, path, what=what, error=error)
+        else:
+            denied = None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise error(f"cannot be locked: {path.name} beside it is not a lock file", path=what,
@@ -162,10 +165,12 @@ def _acquire(path: Path, *, what: Path | str, error: type[TapcheckError]) -> int
         except OSError as e:
             os.close(fd)
             if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                if denied is not None:  # NFS locks only what is open for writing (EBADF):
+                    _refuse_lock_file(denied, path, what=what, error=error)  # as it was
                 raise storage_error(e, path) from None
-            # the kernel's word first: a holder that took a lock file it may not write (see
-            # above) left the PID of the last one that could in it
-            pid = writer(path) or holder(path)
+            # the kernel's word where it has one: a holder that took a lock file it may not
+            # write (see above) left the PID of the last one that could in it
+            pid = writer(path) if os.path.exists("/proc/locks") else holder(path)
             by = f"PID {pid}" if pid else "another process"
             raise error(f"in use by {by} (another tapcheck is writing it)", path=what,
                         fix="wait for it to finish, or stop it, then try again") from None
@@ -191,6 +196,13 @@ def _acquire(path: Path, *, what: Path | str, error: type[TapcheckError]) -> int
 def _refuse_lock_file(e: OSError, path: Path, *, what: Path | str,
                       error: type[TapcheckError]) -> NoReturn:
     """The one-line error for a lock file that could not be opened."""
+    if isinstance(e, PermissionError) and path.is_file():
+        # the lock file another account left, not the folder: "cannot be written" of a folder
+        # the user may write sent them to the wrong one (QA)
+        raise error(f"cannot be locked: {path.name} beside it may not be written by this "
+                    f"account ({e.strerror})", path=what,
+                    fix=f"its owner can let the group write it (chmod g+w {path}); or, if no "
+                        "tapcheck is writing, remove it (tapcheck makes it anew)") from None
     found = storage_error(e, Path(what))  # the folder or file the user named
     if isinstance(found, TapcheckError):
         raise found from None

@@ -42,3 +42,32 @@ with exclusive(folder / '.lock', what=folder, error=TapcheckError):
         print('held against others')
 print('taken')""")
     assert said.splitlines() == ["held against others", "taken"], said
+
+
+def test_a_lock_file_this_user_may_not_write_on_nfs_is_refused_as_before(tmp_path):
+    """NFS locks only a file open for writing: flock of the read-only descriptor fails with
+    EBADF (flock(2)), which came out as a bare "[Errno 9] Bad file descriptor" (review). NFS
+    is not here to mount: its answer is given by the flock it would make."""
+    lock = tmp_path / ".lock"
+    lock.write_text("4242\n")
+    lock.chmod(0o444)
+    said = error_under_file_modes(f"""
+import errno, fcntl, os
+from pathlib import Path
+from tapcheck.locks import exclusive
+real = fcntl.flock
+def nfs_flock(fd, how):
+    if os.fstat(fd) and (fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE) == os.O_RDONLY:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+    return real(fd, how)
+fcntl.flock = nfs_flock
+folder = Path({str(tmp_path)!r})
+try:
+    with exclusive(folder / '.lock', what=folder, error=TapcheckError):
+        print('taken')
+except TapcheckError as e:
+    print(e)""")
+    assert said == (f"{tmp_path}: cannot be locked: .lock beside it may not be written by this "
+                    f"account (Permission denied) — its owner can let the group write it (chmod "
+                    f"g+w {lock}); or, if no tapcheck is writing, remove it (tapcheck makes it "
+                    "anew)")
