@@ -44,14 +44,21 @@ def unknown_time_zone() -> str | None:
     import zoneinfo
 
     folders = [os.environ.get("TZDIR") or "/usr/share/zoneinfo", *zoneinfo.TZPATH]
-    if os.path.isabs(name) and os.path.isfile(name):
-        return None
-    if ".." not in name.split("/") and any(os.path.isfile(os.path.join(f, name))
-                                            for f in folders):
+    # a file of the time zone database (its magic), as the C library reads it: any file passed
+    # (TZ=/etc/passwd ran on UTC with no zone's name), and a path with ".." was refused
+    if any(_is_tzif(os.path.join(f, name)) for f in folders):  # an absolute name: itself
         return None
     return (f"TZ={tz!r} names no time zone this system knows, so tapcheck's local times (the "
             "log's, its clips' names, --since) are UTC — set TZ to a zone such as "
             "Europe/Berlin (ls /usr/share/zoneinfo), or leave it unset for the machine's own")
+
+
+def _is_tzif(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"TZif"
+    except OSError:
+        return False
 
 
 def local_time(time: str) -> str:

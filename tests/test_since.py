@@ -105,8 +105,10 @@ def test_the_station_s_days_end_at_the_next_days_own_midnight(monkeypatch):
 @pytest.mark.parametrize("tz, known", [("Europe/Berlin", True), (":UTC", True),
                                        ("EST5EDT", True), ("CET-1CEST,M3.5.0,M10.5.0/3", True),
                                        ("<+0545>-5:45", True), ("", True),
+                                       ("../zoneinfo/Europe/Berlin", True),
+                                       ("/usr/share/zoneinfo/Asia/Kolkata", True),
                                        ("Nowhere/Bogus", False), ("Europe/Berlni", False),
-                                       ("../../etc/passwd", False)])
+                                       ("../../etc/passwd", False), ("/etc/passwd", False)])
 def test_a_tz_that_names_no_zone_is_told(tz, known, monkeypatch):
     from tapcheck.since import unknown_time_zone
 
