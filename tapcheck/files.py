@@ -18,6 +18,7 @@ import errno
 import glob
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
@@ -341,9 +342,11 @@ def _keep_group(fd: int, path: Path) -> None:
     team (``root:plant``, 0660) that one member enrolled into became ``op1:op1``, and no other
     station could read it (QA). Warns when the group cannot be kept and gave access."""
     try:
-        old = path.stat()
+        old = path.lstat()
     except OSError:
         return  # a new file: the folder's group, as for any new file
+    if stat.S_ISLNK(old.st_mode):  # the link is replaced, not its target: whose it was is
+        return  # not the new file's to take (root would give it away)
     for uid, gid in ((old.st_uid, old.st_gid), (-1, old.st_gid)):
         try:
             os.fchown(fd, uid, gid)
@@ -357,7 +360,8 @@ def _keep_group(fd: int, path: Path) -> None:
         from .errors import TapcheckWarning
 
         warnings.warn(f"{path}: written with group {_group_name(now)}, where it was "
-                      f"{_group_name(old.st_gid)} (this user is not one of its members), so "
+                      f"{_group_name(old.st_gid)} (this account may not give a file that "
+                      "group: not one of its members, or root on a network share), so "
                       f"{_group_name(old.st_gid)}'s other users may no longer use it — ask its "
                       f"owner or an administrator to run chgrp {_group_name(old.st_gid)} {path}",
                       TapcheckWarning, stacklevel=2)

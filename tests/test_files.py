@@ -100,8 +100,18 @@ def test_a_replaced_file_keeps_its_group_for_the_next_user(tmp_path):
     os.chown(model, 0, plant)
     done = _replace_as(as_another_user(op1), model)  # not a member of plant
     assert done.returncode == 0 and model.stat().st_gid == op1
-    assert (f"{model}: written with group {op1}, where it was {plant} (this user is not one "
-            f"of its members), so {plant}'s other users may no longer use it") in done.stderr
+    assert (f"{model}: written with group {op1}, where it was {plant} (this account may not "
+            "give a file that group: not one of its members, or root on a network share), so "
+            f"{plant}'s other users may no longer use it") in done.stderr
+    # a link is replaced by the file, not given its target's owner: root gave files away so
+    target = tmp_path / "theirs.pt"
+    target.write_bytes(b"x")
+    os.chown(target, 4242, plant)
+    link = folder / "link.pt"
+    link.symlink_to(target)
+    with atomic_write(link) as f:
+        f.write(b"y")
+    assert (link.lstat().st_uid, link.lstat().st_gid) == (0, 0) and not link.is_symlink()
 
 
 @pytest.mark.parametrize("create", [False, True])
