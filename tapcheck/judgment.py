@@ -167,8 +167,9 @@ def show_judgment(paths: Sequence[str | os.PathLike], *, echo: Callable[[str], N
     verdict found so far.
     """
     shown = None
-    if not any(options.get(k) for k in ("explain", "picture_dir", "references", "per_board",
-                                         "board")):
+    # as judge_clips reads them: a picture folder or references explain, a board is any name
+    if (not any(options.get(k) for k in ("explain", "picture_dir", "references", "per_board"))
+            and options.get("board") is None):
         def on_batch(verdicts: list[Verdict], calibration: dict) -> None:
             nonlocal shown
             shown = shown or VerdictLines(calibration, as_json=as_json)
