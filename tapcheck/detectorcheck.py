@@ -54,50 +54,76 @@ def check_detector(state: Any, *, n_classes: int, path, embedding_dim: Any = Non
     _check_threshold_against_scores(-offset, calibration, params=params, path=path)
     check_calibration(state, path)
     _check_groups(state.get("calibration_groups"), len(calibration), "calibration score", path)
-    kind = state["kind"]
-    if kind == "knn-decay":  # a knn reference, and a decay and two scales beside it
-        reference = state.get("reference")
-        decay = finite_tensor(state.get("reference_decay"), "knn-decay reference decays", path,
-                               ndim=1)
-        if isinstance(reference, torch.Tensor) and reference.ndim == 2 and len(decay) != len(
-                reference):
-            raise damaged(f"knn-decay holds {len(decay)} reference decays for {len(reference)} "
-                        "references", path)
-        for name in ("network_scale", "decay_scale"):
-            scale = state.get(name)
-            if (not isinstance(scale, (list, tuple)) or len(scale) != 2
-                    or not all(is_real(v) for v in scale) or not math.isfinite(scale[0])
-                    or math.isnan(scale[1]) or not scale[1] > 0):
-                raise damaged(f"knn-decay {name.replace('_', ' ')} {scale!r} is not a location "
-                            "and a positive scale", path)  # an infinite one: decay unused
-    if kind in ("knn", "knn-decay", "knn-ldn"):  # a kNN reference, each scored its own way
-        reference = finite_tensor(state.get("reference"), "knn reference", path, ndim=2)
-        if len(reference) == 0:
-            raise damaged("knn reference holds no embeddings", path)
-        if not reference.is_floating_point():
-            raise damaged(f"knn reference embeddings are "
-                        f"{str(reference.dtype).removeprefix('torch.')}, not real numbers", path)
-        if params.get("metric") == "cosine":
-            # stored unit length (KNNDetector._prepare): scaled by 1000 they scored -991 and
-            # judged every tap NORMAL, exit 0; zeros flagged every tap (QA)
-            norms = reference.double().norm(dim=1)
-            if float((norms - 1.0).abs().max()) > UNIT_TOLERANCE:
-                raise damaged(f"knn reference embeddings are not of unit length (lengths "
-                            f"{float(norms.min()):.4g}-{float(norms.max()):.4g}), as cosine "
-                            "scoring stores them", path)
-        if is_int(embedding_dim) and reference.shape[1] != embedding_dim:
-            raise damaged(f"knn reference embeddings have {reference.shape[1]} dimensions, the "
-                        f"network gives {embedding_dim}", path)
-        _check_groups(state.get("reference_groups"), len(reference), "reference", path)
-        k = params.get("k")
-        if not is_int(k) or k < 1 or not one_of(params.get("metric"), ("cosine", "euclidean")) \
-                or not isinstance(params.get("exp", False), bool):
-            raise damaged(f"knn parameters {params!r} are not valid", path)
-    if kind == "prob":
-        normal = params.get("normal_classes")
-        if (not isinstance(normal, list) or not normal
-                or not all(is_int(i) and 0 <= i < n_classes for i in normal)):
-            raise damaged("prob detector's normal classes are not class indices", path)
+    for check in KIND_CHECKS[state["kind"]]:
+        check(state, params, n_classes=n_classes, embedding_dim=embedding_dim, path=path)
+
+
+def _check_decays(state: dict, params: dict, *, n_classes: int, embedding_dim: Any,
+                  path) -> None:
+    """knn-decay: a decay per reference, and two scales (the network's, the decay's)."""
+    reference = state.get("reference")
+    decay = finite_tensor(state.get("reference_decay"), "knn-decay reference decays", path,
+                          ndim=1)
+    if isinstance(reference, torch.Tensor) and reference.ndim == 2 and len(decay) != len(
+            reference):
+        raise damaged(f"knn-decay holds {len(decay)} reference decays for {len(reference)} "
+                      "references", path)
+    for name in ("network_scale", "decay_scale"):
+        scale = state.get(name)
+        if (not isinstance(scale, (list, tuple)) or len(scale) != 2
+                or not all(is_real(v) for v in scale) or not math.isfinite(scale[0])
+                or math.isnan(scale[1]) or not scale[1] > 0):
+            raise damaged(f"knn-decay {name.replace('_', ' ')} {scale!r} is not a location "
+                          "and a positive scale", path)  # an infinite one: decay unused
+
+
+def _check_knn_reference(state: dict, params: dict, *, n_classes: int, embedding_dim: Any,
+                         path) -> None:
+    """A kNN reference, each kind scoring it its own way: embeddings of the network's size,
+    of unit length for cosine, groups, and k and the metric."""
+    reference = finite_tensor(state.get("reference"), "knn reference", path, ndim=2)
+    if len(reference) == 0:
+        raise damaged("knn reference holds no embeddings", path)
+    if not reference.is_floating_point():
+        raise damaged(f"knn reference embeddings are "
+                      f"{str(reference.dtype).removeprefix('torch.')}, not real numbers", path)
+    if params.get("metric") == "cosine":
+        # stored unit length (KNNDetector._prepare): scaled by 1000 they scored -991 and
+        # judged every tap NORMAL, exit 0; zeros flagged every tap (QA)
+        norms = reference.double().norm(dim=1)
+        if float((norms - 1.0).abs().max()) > UNIT_TOLERANCE:
+            raise damaged(f"knn reference embeddings are not of unit length (lengths "
+                          f"{float(norms.min()):.4g}-{float(norms.max()):.4g}), as cosine "
+                          "scoring stores them", path)
+    if is_int(embedding_dim) and reference.shape[1] != embedding_dim:
+        raise damaged(f"knn reference embeddings have {reference.shape[1]} dimensions, the "
+                      f"network gives {embedding_dim}", path)
+    _check_groups(state.get("reference_groups"), len(reference), "reference", path)
+    k = params.get("k")
+    if not is_int(k) or k < 1 or not one_of(params.get("metric"), ("cosine", "euclidean")) \
+            or not isinstance(params.get("exp", False), bool):
+        raise damaged(f"knn parameters {params!r} are not valid", path)
+
+
+def _check_prob(state: dict, params: dict, *, n_classes: int, embedding_dim: Any,
+                path) -> None:
+    """prob: its normal classes are the network's class indices."""
+    normal = params.get("normal_classes")
+    if (not isinstance(normal, list) or not normal
+            or not all(is_int(i) and 0 <= i < n_classes for i in normal)):
+        raise damaged("prob detector's normal classes are not class indices", path)
+
+
+#: each detector kind's own checks, in order (a knn-decay's decays before its reference, as
+#: their count names the reference's); one per kind of detectors.SCORERS
+KIND_CHECKS = {
+    "knn": (_check_knn_reference,),
+    "knn-ldn": (_check_knn_reference,),
+    "knn-decay": (_check_decays, _check_knn_reference),
+    "prob": (_check_prob,),
+    "recon": (),  # a reconstruction error: no reference, nothing of its own
+    "mahalanobis": (),  # its mean and precision: not checked (a scorer to measure, no default)
+}
 
 
 #: the span around its calibration scores within which a threshold is taken as fitted to them

@@ -329,3 +329,12 @@ def test_decay_knn_with_few_references_and_rows_of_the_wrong_width():
     assert flat.decay_reads_nothing and not few.decay_reads_nothing
     plain = SCORERS["knn"](k=3).fit(X)
     np.testing.assert_allclose(flat.anomaly_score(rows), plain.anomaly_score(Q), rtol=1e-6)
+
+
+def test_every_scorer_has_its_model_file_checks():
+    """detectorcheck.KIND_CHECKS is the registry of each kind's own checks of a model file's
+    detector: a scorer added without an entry would load unchecked, or fail with a KeyError."""
+    from tapcheck.detectorcheck import KIND_CHECKS
+    from tapcheck.detectors import SCORERS
+
+    assert set(KIND_CHECKS) == set(SCORERS)
