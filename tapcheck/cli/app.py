@@ -189,40 +189,9 @@ def _main(argv: list[str] | None) -> int:
         echo_err(f"tapcheck: error: {one_line(str(e))}")
         return e.exit_code
     except BrokenPipeError:
-        # the reader went away (`tapcheck doctor | head -1`): nothing is wrong with the input,
-        # and exit status 1 is doctor's "problems found" and judge's "anomalous" (QA). 141 is
-        # what a shell reports of a command SIGPIPE ended; nothing more is written
-        from click.utils import PacifyFlushWrapper
-
-        for name in ("stdout", "stderr"):  # click's wrappers: a later exit in this process
-            stream = getattr(sys, name)    # would be read as another broken pipe
-            if isinstance(stream, PacifyFlushWrapper):
-                setattr(sys, name, stream.wrapped)
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, sys.stdout.fileno())
-        os.close(null)
-        return 141
+        return _reader_gone()
     except OSError as e:
-        # a path no file can have (a 300-character name, a loop of links) fails wherever a
-        # command first touches it, often inside Path.exists(): caught once here, as the one
-        # line every input error is, not a traceback whose exit status 1 `judge` means otherwise
-        from ..files import path_error
-
-        found = path_error(e)
-        if found is None and isinstance(e, PermissionError) and e.filename is not None:
-            # a file read or written where no command looked for the problem first: one
-            # line still, not a traceback (data QA)
-            said = (e.strerror or "permission denied")  # EPERM: an immutable file
-            found = TapcheckError(said[:1].lower() + said[1:], path=e.filename,
-                                  fix="check its permissions (ls -l), or choose a file or "
-                                      "folder of your own")
-        if found is None and _writing_stdout(e):
-            # `judge … > /dev/full`, or a file on a full disk: a traceback and status 1, which
-            # judge means "anomalous" — a script read a full disk as a verdict (QA)
-            from ..files import write_fix
-
-            found = TapcheckError(f"cannot be written ({e.strerror})", path="standard output",
-                                  fix=write_fix(e.errno) + " (or send the output elsewhere)")
+        found = _os_error(e)
         if found is None:
             raise
         if debug:
@@ -232,39 +201,9 @@ def _main(argv: list[str] | None) -> int:
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.UsageError as e:  # a wrong option or argument: one line, as every input error
-        if isinstance(e, _NO_ARGS):
-            # `tapcheck` alone: the help as --help prints it (it came as one 1,777-character
-            # error line, the first thing a new user sees)
-            click.echo(e.ctx.get_help() if e.ctx is not None else e.format_message())
-            return 2
-        if debug:
+        if debug and not isinstance(e, _NO_ARGS):
             _print_traceback()
-        where = e.ctx.command_path if e.ctx is not None else "tapcheck"
-        dashed = _dashed_file(args, e)
-        if dashed is not None:  # `judge -dash.wav`: "No such option '-d'" named no file
-            echo_err(f"tapcheck: error: {one_line(dashed)}: is a file whose name starts with "
-                     f"'-', read as an option — pass it as ./{one_line(dashed)}, or after --")
-            return 2
-        # click lists a choice's values one per line ("Choose from:\n\tnormal,\n\tdefect")
-        message = _joined(e.format_message()).rstrip(".")
-        at = next((i for i, a in enumerate(args) if a in cli.commands), None)
-        option = getattr(e, "option_name", None)
-        if where == "tapcheck" and at is not None and option is not None:
-            command = args[at]
-            before = [a.split("=", 1)[0] for a in args[:at]]  # `--model=m.pt` too
-            own = {o for param in cli.commands[command].params for o in param.opts}
-            if isinstance(e, click.NoSuchOption) and option in before:
-                if option in own:  # `tapcheck --model m.pt judge clip.wav`: click offered --help
-                    echo_err(f"tapcheck: error: tapcheck: No such option '{option}' before the "
-                             f"command — options go after the command's name: `tapcheck "
-                             f"{command} {option} …`; `tapcheck {command} --help` lists what "
-                             "it takes")
-                    return 2
-            else:
-                where = f"tapcheck {command}"  # `judge x.wav --model`: the command's own help
-        echo_err(f"tapcheck: error: {where}: {one_line(message)} — `{where} --help` lists what "
-                 "it takes")
-        return 2
+        return _usage_error(e, args)
     except click.ClickException as e:
         if debug:
             _print_traceback()
@@ -277,6 +216,83 @@ def _main(argv: list[str] | None) -> int:
         echo_err("tapcheck: interrupted")
         return 130
     return code if isinstance(code, int) else 0
+
+
+def _reader_gone() -> int:
+    """The reader went away (`tapcheck doctor | head -1`): nothing is wrong with the input,
+    and exit status 1 is doctor's "problems found" and judge's "anomalous" (QA). 141 is what a
+    shell reports of a command SIGPIPE ended; nothing more is written."""
+    from click.utils import PacifyFlushWrapper
+
+    for name in ("stdout", "stderr"):  # click's wrappers: a later exit in this process
+        stream = getattr(sys, name)    # would be read as another broken pipe
+        if isinstance(stream, PacifyFlushWrapper):
+            setattr(sys, name, stream.wrapped)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
+    return 141
+
+
+def _os_error(e: OSError) -> TapcheckError | None:
+    """The one line for an OSError no command caught, or None (then it is a bug: raised).
+
+    A path no file can have (a 300-character name, a loop of links) fails wherever a command
+    first touches it, often inside Path.exists(): caught once here, as the one line every input
+    error is, not a traceback whose exit status 1 `judge` means otherwise."""
+    from ..files import path_error
+
+    found = path_error(e)
+    if found is None and isinstance(e, PermissionError) and e.filename is not None:
+        # a file read or written where no command looked for the problem first: one
+        # line still, not a traceback (data QA)
+        said = (e.strerror or "permission denied")  # EPERM: an immutable file
+        found = TapcheckError(said[:1].lower() + said[1:], path=e.filename,
+                              fix="check its permissions (ls -l), or choose a file or "
+                                  "folder of your own")
+    if found is None and _writing_stdout(e):
+        # `judge … > /dev/full`, or a file on a full disk: a traceback and status 1, which
+        # judge means "anomalous" — a script read a full disk as a verdict (QA)
+        from ..files import write_fix
+
+        found = TapcheckError(f"cannot be written ({e.strerror})", path="standard output",
+                              fix=write_fix(e.errno) + " (or send the output elsewhere)")
+    return found
+
+
+def _usage_error(e: click.UsageError, args: list[str]) -> int:
+    """A wrong option or argument: one line naming where its help is, status 2; `tapcheck`
+    alone, the help as --help prints it (it came as one 1,777-character error line, the first
+    thing a new user sees)."""
+    if isinstance(e, _NO_ARGS):
+        click.echo(e.ctx.get_help() if e.ctx is not None else e.format_message())
+        return 2
+    where = e.ctx.command_path if e.ctx is not None else "tapcheck"
+    dashed = _dashed_file(args, e)
+    if dashed is not None:  # `judge -dash.wav`: "No such option '-d'" named no file
+        echo_err(f"tapcheck: error: {one_line(dashed)}: is a file whose name starts with "
+                 f"'-', read as an option — pass it as ./{one_line(dashed)}, or after --")
+        return 2
+    # click lists a choice's values one per line ("Choose from:\n\tnormal,\n\tdefect")
+    message = _joined(e.format_message()).rstrip(".")
+    at = next((i for i, a in enumerate(args) if a in cli.commands), None)
+    option = getattr(e, "option_name", None)
+    if where == "tapcheck" and at is not None and option is not None:
+        command = args[at]
+        before = [a.split("=", 1)[0] for a in args[:at]]  # `--model=m.pt` too
+        own = {o for param in cli.commands[command].params for o in param.opts}
+        if isinstance(e, click.NoSuchOption) and option in before:
+            if option in own:  # `tapcheck --model m.pt judge clip.wav`: click offered --help
+                echo_err(f"tapcheck: error: tapcheck: No such option '{option}' before the "
+                         f"command — options go after the command's name: `tapcheck "
+                         f"{command} {option} …`; `tapcheck {command} --help` lists what "
+                         "it takes")
+                return 2
+        else:
+            where = f"tapcheck {command}"  # `judge x.wav --model`: the command's own help
+    echo_err(f"tapcheck: error: {where}: {one_line(message)} — `{where} --help` lists what "
+             "it takes")
+    return 2
 
 
 def _print_traceback() -> None:
