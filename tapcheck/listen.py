@@ -48,6 +48,18 @@ from .stream import StrikeClipper, crop_end, crop_span_s
 ROOM_REPEAT_S = 60.0
 
 
+def _file_stamp(path) -> tuple[int, int, int, int] | None:
+    """What changes when a file is replaced or written (device, inode, size, mtime); None if
+    it is gone."""
+    import os
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 @dataclass
 class LiveJudgment:
     """One tap judged live (:class:`tapcheck.judgment.Judgment` is what `judge` makes of files)."""
@@ -124,6 +136,8 @@ class Listener:
         self.short_boards = 0  # boards in progress ended by a pause, without a verdict
         self._heard_s: float | None = None  # when the last strike came in (monotonic clock)
         self._room_told: float | None = None  # when the room's noise was last told (stream s)
+        self._model_stamp = _file_stamp(judge.model.path)  # the file as the judge loaded it
+        self._model_told = False
         self._room_unsaid = 0  # taps of that warning since, not told at the terminal
 
     @property
@@ -236,6 +250,7 @@ class Listener:
                         verdict.warnings += (f"tap at {label}: {strike.others + 1} strikes in "
                                              "the clip; the loudest was judged — leave a second "
                                              "between taps",)
+                    verdict.warnings += self._model_changed()
                     if verdict.error:  # no score (NaN): never logged, never a NORMAL verdict
                         self.show(f"{label}  error: {verdict.error}")
                         continue
@@ -332,6 +347,23 @@ class Listener:
         self.warn(f"{label}: {n} of {self.taps_per_board} taps, then a pause of {pause_s:.1f} s "
                   f"(over stream.board_gap_s, {gap_s:g} s): that board gets no verdict — tap it "
                   "again; the taps from here on are the next board")
+
+    def _model_changed(self) -> tuple[str, ...]:
+        """A warning for each verdict once the model file changed after this session loaded it
+        (enrolled into, trained again, moved or deleted): the session went on judging with the
+        model it loaded, and its rows named a file that now judges otherwise, without a word
+        (QA). Told at the terminal once; each verdict (the station's page, the log's row) keeps
+        it. A stat of the file a tap: a few microseconds."""
+        now = _file_stamp(self.judge.model.path)
+        if now == self._model_stamp:
+            return ()
+        line = (f"{self.judge.model.path} has {'gone' if now is None else 'changed'} since this "
+                "session loaded it (enrolled, trained again or moved?): its verdicts are still "
+                "the loaded model's — stop and start the session again to judge with the file")
+        if not self._model_told:
+            self._model_told = True
+            self.warn(line)
+        return (line,)
 
     def _tell_room(self, room: tuple[str, ...], at_s: float) -> None:
         """The room's-noise warning at the terminal, at most once in :data:`ROOM_REPEAT_S` of

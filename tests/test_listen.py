@@ -596,3 +596,32 @@ def test_a_tap_too_soft_to_trigger_is_told_live(pulse, bench_model, tmp_path):
     assert live.wait(timeout=30) == 0, live.err
     assert sum("a sound rose" in line for line in live.err) == 1, live.err
     assert [r.verdict for r in _rows()] == ["NORMAL"]
+
+
+def test_a_model_file_changed_mid_session_is_said_and_kept_with_each_verdict(pulse, bench_model,
+                                                                               tmp_path):
+    """A QA engineer enrolled into the model mid-shift: the session went on judging with the
+    model it had loaded, and its rows named a file that now judges otherwise, without a word
+    (QA). Said at the terminal once; every later verdict's row keeps it."""
+    import os
+    import shutil
+
+    model, _ = bench_model
+    mine = tmp_path / "station.pt"
+    shutil.copy(model, mine)
+    track = tmp_path / "two.wav"
+    tap_track(track, [NORMAL_TAPS[0]] * 3, lead_s=1.0, spacing_s=3.0, tail_s=2.0, seed=SEED)
+    live = LiveCommand("listen", "--model", mine, "--device", "pulse", "--taps", "3")
+    live.expect("^listening on 'pulse'", stream="err", timeout=60)
+    pulse.play(track)
+    live.expect(r"^\d\d:\d\d:\d\d  (NORMAL|ANOMALOUS) ", timeout=30)
+    shutil.copy(model, tmp_path / "new.pt")  # as enroll writes it: a new file renamed over it
+    os.replace(tmp_path / "new.pt", mine)
+    assert live.wait(timeout=60) == 0, live.err
+    said = [line for line in live.err if "since this session loaded it" in line]
+    assert said == [f"tapcheck: warning: {mine} has changed since this session loaded it "
+                    "(enrolled, trained again or moved?): its verdicts are still the loaded "
+                    "model's — stop and start the session again to judge with the file"], live.err
+    rows = _rows()
+    assert len(rows) == 3 and not any("since this session" in w for w in rows[0].warnings)
+    assert all(any("since this session" in w for w in r.warnings) for r in rows[1:])
