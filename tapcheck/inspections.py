@@ -273,10 +273,13 @@ class InspectionLog:
             now = None
         if now != self._inode:
             raise InspectionLogError(
-                f"was {'deleted' if now is None else 'replaced'} while this session wrote to "
-                "it, so the taps judged from now on could not be logged", path=self.path,
-                fix="keep the inspections folder while a session runs, and start it again "
-                    "(what was logged before the folder went is lost with it)")
+                # "deleted" of a folder renamed mid-shift, "lost with it" of a log intact
+                # under its new name (QA): the path alone cannot tell which it was
+                f"was {'moved or deleted' if now is None else 'replaced'} while this session "
+                "wrote to it, so the taps judged from now on could not be logged", path=self.path,
+                fix="keep the inspections folder where it is while a session runs, and start it "
+                    "again (a moved log keeps what was logged where it went; a deleted one lost "
+                    "it)")
 
     def close(self) -> None:
         if self._db is not None:

@@ -158,11 +158,12 @@ def test_a_log_removed_mid_session_stops_the_writer(tmp_path, how):
                 pass
         with pytest.raises(InspectionLogError) as e:
             log.append(np.zeros(10, np.float32), **tap)
+        said = "moved or deleted" if how == "deleted" else how  # a path cannot tell which
         assert str(e.value) == (
-            f"{root / 'inspections.sqlite'}: was {how} while this session wrote to it, so the "
-            "taps judged from now on could not be logged — keep the inspections folder while a "
-            "session runs, and start it again (what was logged before the folder went is lost "
-            "with it)")
+            f"{root / 'inspections.sqlite'}: was {said} while this session wrote to it, so the "
+            "taps judged from now on could not be logged — keep the inspections folder where it "
+            "is while a session runs, and start it again (a moved log keeps what was logged "
+            "where it went; a deleted one lost it)")
     assert not (root / "clips").exists()  # no clip without its row
 
 
